@@ -1,0 +1,146 @@
+/**
+ * Every setting comes from the environment, is parsed into a typed object once at
+ * start-up, and a bad value stops start-up with a message that names the variable and
+ * what it accepts. Nothing else in the code reads process.env.
+ */
+
+export class ConfigError extends Error {
+	override name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const ALL_SERVICES = ["api", "ledger"] as const;
+export type ServiceName = (typeof ALL_SERVICES)[number];
+
+export interface Config {
+	port: number;
+	host: string;
+	dataDir: string;
+	databaseUrl: string | null;
+	dbPoolMax: number;
+	transporter: string | null;
+	namespace: string;
+	redisUrl: string | null;
+	services: ServiceName[];
+	nodeId: string | null;
+	logLevel: LogLevel;
+	logFormat: "short" | "json" | "full";
+	metricsEnabled: boolean;
+	requestTimeoutMs: number;
+	maxCallLevel: number;
+	heartbeatIntervalS: number;
+	heartbeatTimeoutS: number;
+	bulkheadConcurrency: number;
+	bulkheadQueueSizeMax: number;
+	ledger: {
+		batchSizeMax: number;
+		batchWaitMs: number;
+		queueLengthMax: number;
+		holdSweepIntervalMs: number;
+		holdTimeoutMsMax: number;
+	};
+	outbox: {
+		pollIntervalMs: number;
+		batchSizeMax: number;
+	};
+}
+
+function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
+	const raw = env[name];
+	if (raw === undefined || raw === "") return fallback;
+	const value = Number(raw);
+	if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+		throw new ConfigError(`${name}=${JSON.stringify(raw)} is invalid: expected an integer from ${min} to ${max}`);
+	}
+	return value;
+}
+
+function boolVar(env: Env, name: string, fallback: boolean): boolean {
+	const raw = env[name];
+	if (raw === undefined || raw === "") return fallback;
+	if (["1", "true", "yes", "on"].includes(raw.toLowerCase())) return true;
+	if (["0", "false", "no", "off"].includes(raw.toLowerCase())) return false;
+	throw new ConfigError(`${name}=${JSON.stringify(raw)} is invalid: expected true or false`);
+}
+
+function urlVar(env: Env, name: string, protocols: string[]): string | null {
+	const raw = env[name];
+	if (raw === undefined || raw === "") return null;
+	let url: URL;
+	try {
+		url = new URL(raw);
+	} catch {
+		throw new ConfigError(`${name} is not a valid URL: expected ${protocols.map(p => `${p}//...`).join(" or ")}`);
+	}
+	if (!protocols.includes(url.protocol)) {
+		throw new ConfigError(`${name} has protocol ${url.protocol}: expected ${protocols.join(" or ")}`);
+	}
+	return raw;
+}
+
+function enumVar<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
+	const raw = env[name];
+	if (raw === undefined || raw === "") return fallback;
+	if (!(values as readonly string[]).includes(raw)) {
+		throw new ConfigError(`${name}=${JSON.stringify(raw)} is invalid: expected one of ${values.join(", ")}`);
+	}
+	return raw as T;
+}
+
+function servicesVar(env: Env): ServiceName[] {
+	const raw = env["SERVICES"];
+	if (raw === undefined || raw === "" || raw === "all") return [...ALL_SERVICES];
+	const names = raw.split(",").map(s => s.trim()).filter(Boolean);
+	for (const name of names) {
+		if (!(ALL_SERVICES as readonly string[]).includes(name)) {
+			throw new ConfigError(`SERVICES contains ${JSON.stringify(name)}: expected "all" or a comma list of ${ALL_SERVICES.join(", ")}`);
+		}
+	}
+	return names as ServiceName[];
+}
+
+function stringVar(env: Env, name: string, fallback: string, pattern: RegExp, what: string): string {
+	const raw = env[name];
+	if (raw === undefined || raw === "") return fallback;
+	if (!pattern.test(raw)) throw new ConfigError(`${name}=${JSON.stringify(raw)} is invalid: expected ${what}`);
+	return raw;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+	return {
+		port: intVar(env, "PORT", 3000, 0, 65535),
+		host: stringVar(env, "HOST", "0.0.0.0", /^[\w.:-]{1,255}$/, "a host name or IP address"),
+		dataDir: env["DATA_DIR"] || "./data",
+		databaseUrl: urlVar(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
+		dbPoolMax: intVar(env, "DB_POOL_MAX", 10, 1, 200),
+		transporter: urlVar(env, "TRANSPORTER", ["nats:"]),
+		namespace: stringVar(env, "NAMESPACE", "paymesh", /^[\w-]{1,64}$/, "letters, digits, _ or -, at most 64"),
+		redisUrl: urlVar(env, "REDIS_URL", ["redis:", "rediss:"]),
+		services: servicesVar(env),
+		nodeId: env["NODE_ID"] ? stringVar(env, "NODE_ID", "", /^[\w.-]{1,128}$/, "letters, digits, _, . or -") : null,
+		logLevel: enumVar(env, "LOG_LEVEL", LOG_LEVELS, "info"),
+		logFormat: enumVar(env, "LOG_FORMAT", ["short", "json", "full"] as const, "short"),
+		metricsEnabled: boolVar(env, "METRICS_ENABLED", true),
+		requestTimeoutMs: intVar(env, "REQUEST_TIMEOUT_MS", 10_000, 100, 300_000),
+		maxCallLevel: intVar(env, "MAX_CALL_LEVEL", 10, 1, 100),
+		heartbeatIntervalS: intVar(env, "HEARTBEAT_INTERVAL_S", 5, 1, 60),
+		heartbeatTimeoutS: intVar(env, "HEARTBEAT_TIMEOUT_S", 30, 2, 600),
+		bulkheadConcurrency: intVar(env, "BULKHEAD_CONCURRENCY", 2_000, 1, 100_000),
+		bulkheadQueueSizeMax: intVar(env, "BULKHEAD_QUEUE_SIZE_MAX", 20_000, 0, 1_000_000),
+		ledger: {
+			batchSizeMax: intVar(env, "LEDGER_BATCH_SIZE_MAX", 1_000, 1, 10_000),
+			batchWaitMs: intVar(env, "LEDGER_BATCH_WAIT_MS", 1, 0, 1_000),
+			queueLengthMax: intVar(env, "LEDGER_QUEUE_LENGTH_MAX", 50_000, 1, 1_000_000),
+			holdSweepIntervalMs: intVar(env, "LEDGER_HOLD_SWEEP_INTERVAL_MS", 1_000, 10, 3_600_000),
+			holdTimeoutMsMax: intVar(env, "LEDGER_HOLD_TIMEOUT_MS_MAX", 30 * 24 * 3600 * 1000, 1_000, 365 * 24 * 3600 * 1000),
+		},
+		outbox: {
+			pollIntervalMs: intVar(env, "OUTBOX_POLL_INTERVAL_MS", 200, 5, 60_000),
+			batchSizeMax: intVar(env, "OUTBOX_BATCH_SIZE_MAX", 1_000, 1, 10_000),
+		},
+	};
+}

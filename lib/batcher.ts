@@ -1,0 +1,97 @@
+/**
+ * Collects concurrent requests and runs them in batches: while one batch is in flight
+ * the next one fills, so under load each database transaction carries many requests
+ * and when idle a request waits at most `waitMs`. The queue is bounded: past
+ * `queueLengthMax` waiting items, submit refuses at once instead of growing memory.
+ */
+export interface BatcherOptions<I, O> {
+	batchSizeMax: number;
+	waitMs: number;
+	queueLengthMax: number;
+	/** Weight of one item against batchSizeMax (a linked chain counts its ops). */
+	sizeOf: (item: I) => number;
+	run: (items: I[]) => Promise<O[]>;
+	overloaded: () => Error;
+}
+
+interface Waiting<I, O> {
+	item: I;
+	resolve: (o: O) => void;
+	reject: (e: unknown) => void;
+}
+
+export class MicroBatcher<I, O> {
+	private queue: Waiting<I, O>[] = [];
+	private running = false;
+	private timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
+	private idleWaiters: (() => void)[] = [];
+	batchesRun = 0;
+	itemsRun = 0;
+
+	private readonly opts: BatcherOptions<I, O>;
+
+	constructor(opts: BatcherOptions<I, O>) {
+		this.opts = opts;
+	}
+
+	get queueLength(): number {
+		return this.queue.length;
+	}
+
+	submit(item: I): Promise<O> {
+		if (this.queue.length >= this.opts.queueLengthMax) return Promise.reject(this.opts.overloaded());
+		return new Promise<O>((resolve, reject) => {
+			this.queue.push({ item, resolve, reject });
+			this.schedule(this.opts.waitMs);
+		});
+	}
+
+	/** Resolves once nothing is queued or running; used on shutdown. */
+	idle(): Promise<void> {
+		if (!this.running && this.queue.length === 0) return Promise.resolve();
+		return new Promise(resolve => this.idleWaiters.push(resolve));
+	}
+
+	private schedule(waitMs: number): void {
+		if (this.running || this.timer) return;
+		this.timer = waitMs > 0 ? setTimeout(() => void this.flush(), waitMs) : setImmediate(() => void this.flush());
+	}
+
+	private take(): Waiting<I, O>[] {
+		let size = 0;
+		let count = 0;
+		for (const w of this.queue) {
+			const s = this.opts.sizeOf(w.item);
+			if (count > 0 && size + s > this.opts.batchSizeMax) break;
+			size += s;
+			count += 1;
+		}
+		return this.queue.splice(0, count);
+	}
+
+	private async flush(): Promise<void> {
+		this.timer = null;
+		const batch = this.take();
+		if (batch.length === 0) return this.notifyIdle();
+		this.running = true;
+		try {
+			const out = await this.opts.run(batch.map(w => w.item));
+			batch.forEach((w, i) => w.resolve(out[i] as O));
+			this.batchesRun += 1;
+			this.itemsRun += batch.length;
+		} catch (err) {
+			for (const w of batch) w.reject(err);
+		} finally {
+			this.running = false;
+			// Items that queued during the run have waited already: flush them at once.
+			if (this.queue.length > 0) this.schedule(0);
+			else this.notifyIdle();
+		}
+	}
+
+	private notifyIdle(): void {
+		const waiters = this.idleWaiters;
+		this.idleWaiters = [];
+		for (const w of waiters) w();
+	}
+}

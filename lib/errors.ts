@@ -1,0 +1,55 @@
+import { Errors } from "moleculer";
+
+/**
+ * Expected refusals: client errors with an UPPER_SNAKE type and the HTTP status the
+ * gateway answers with. Anything else that is thrown is a programmer or infrastructure
+ * error and surfaces as such.
+ */
+export const REFUSALS = {
+	VALIDATION_ERROR: 400,
+	SAME_ACCOUNT: 422,
+	ACCOUNT_NOT_FOUND: 404,
+	TRANSFER_NOT_FOUND: 404,
+	HOLD_NOT_FOUND: 404,
+	INSUFFICIENT_FUNDS: 422,
+	ACCOUNT_FROZEN: 422,
+	CURRENCY_MISMATCH: 422,
+	HOLD_NOT_PENDING: 409,
+	HOLD_EXPIRED: 409,
+	HOLD_AMOUNT_EXCEEDED: 422,
+	ALREADY_REVERSED: 409,
+	NOT_REVERSIBLE: 422,
+	LINKED_TRANSFER_FAILED: 422,
+	IDEMPOTENCY_MISMATCH: 409,
+	ACCOUNT_CODE_CONFLICT: 409,
+} as const;
+
+export type RefusalCode = keyof typeof REFUSALS;
+
+export interface Refusal {
+	code: RefusalCode;
+	message: string;
+	details?: Record<string, unknown>;
+}
+
+export function refusal(code: RefusalCode, message: string, details?: Record<string, unknown>): Refusal {
+	return details ? { code, message, details } : { code, message };
+}
+
+export function toClientError(r: Refusal): Errors.MoleculerClientError {
+	return new Errors.MoleculerClientError(r.message, REFUSALS[r.code], r.code, r.details);
+}
+
+/** A dependency (database, queue) cannot take the request now; the caller may retry. */
+export function unavailable(code: string, message: string): Errors.MoleculerRetryableError {
+	return new Errors.MoleculerRetryableError(message, 503, code);
+}
+
+/** A broken invariant is a bug: it must never be swallowed or mapped to a client error. */
+export class InvariantViolation extends Error {
+	override name = "InvariantViolation";
+}
+
+export function invariant(condition: unknown, message: string): asserts condition {
+	if (!condition) throw new InvariantViolation(message);
+}

@@ -1,0 +1,117 @@
+import type { Knex } from "knex";
+
+/**
+ * The ledger's tables. Entries and transfers are append-only (a trigger refuses UPDATE,
+ * DELETE and TRUNCATE), balances live on the account row and change only inside a
+ * batch transaction that holds the row lock, and the CHECKs are the last line of
+ * defence behind the rules in services/ledger.
+ */
+/** PGlite runs one statement per query, so each statement is its own string. */
+const UP = [
+	`CREATE TABLE ledger.accounts (
+			id uuid PRIMARY KEY,
+			code text UNIQUE CHECK (length(code) <= 200),
+			owner_id text CHECK (length(owner_id) <= 200),
+			currency text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+			label text NOT NULL DEFAULT '' CHECK (length(label) <= 200),
+			kind text NOT NULL CHECK (kind IN ('user', 'system')),
+			status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'frozen')),
+			posted bigint NOT NULL DEFAULT 0,
+			pending_debits bigint NOT NULL DEFAULT 0 CHECK (pending_debits >= 0),
+			pending_credits bigint NOT NULL DEFAULT 0 CHECK (pending_credits >= 0),
+			version bigint NOT NULL DEFAULT 0 CHECK (version >= 0),
+			created_at timestamptz NOT NULL DEFAULT now(),
+			updated_at timestamptz NOT NULL DEFAULT now(),
+			CONSTRAINT accounts_floor CHECK (kind = 'system' OR posted - pending_debits >= 0),
+			CONSTRAINT accounts_system_code CHECK ((kind = 'system') = (code IS NOT NULL))
+		)`,
+	`CREATE INDEX accounts_owner_idx ON ledger.accounts (owner_id, created_at)`,
+	`CREATE TABLE ledger.transfers (
+			id uuid PRIMARY KEY,
+			idempotency_key text NOT NULL UNIQUE,
+			kind text NOT NULL CHECK (kind IN ('transfer', 'hold_post', 'reversal')),
+			from_account_id uuid NOT NULL REFERENCES ledger.accounts (id),
+			to_account_id uuid NOT NULL REFERENCES ledger.accounts (id),
+			amount bigint NOT NULL CHECK (amount > 0),
+			currency text NOT NULL,
+			description text NOT NULL DEFAULT '',
+			hold_id uuid,
+			reverses_transfer_id uuid UNIQUE REFERENCES ledger.transfers (id),
+			created_at timestamptz NOT NULL,
+			CHECK (from_account_id <> to_account_id)
+		)`,
+	`CREATE TABLE ledger.entries (
+			id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+			transfer_id uuid NOT NULL REFERENCES ledger.transfers (id),
+			account_id uuid NOT NULL REFERENCES ledger.accounts (id),
+			counterparty_account_id uuid NOT NULL,
+			amount bigint NOT NULL CHECK (amount <> 0),
+			balance_after bigint NOT NULL,
+			account_version bigint NOT NULL,
+			created_at timestamptz NOT NULL,
+			UNIQUE (account_id, account_version)
+		)`,
+	`CREATE INDEX entries_transfer_idx ON ledger.entries (transfer_id)`,
+	`CREATE TABLE ledger.holds (
+			id uuid PRIMARY KEY,
+			idempotency_key text NOT NULL UNIQUE,
+			from_account_id uuid NOT NULL REFERENCES ledger.accounts (id),
+			to_account_id uuid NOT NULL REFERENCES ledger.accounts (id),
+			amount bigint NOT NULL CHECK (amount > 0),
+			posted_amount bigint NOT NULL DEFAULT 0 CHECK (posted_amount >= 0 AND posted_amount <= amount),
+			currency text NOT NULL,
+			description text NOT NULL DEFAULT '',
+			status text NOT NULL CHECK (status IN ('pending', 'posted', 'voided', 'expired')),
+			expires_at timestamptz NOT NULL,
+			created_at timestamptz NOT NULL,
+			closed_at timestamptz,
+			CHECK (from_account_id <> to_account_id),
+			CHECK ((status = 'pending') = (closed_at IS NULL))
+		)`,
+	`CREATE INDEX holds_pending_expiry_idx ON ledger.holds (expires_at) WHERE status = 'pending'`,
+	`CREATE TABLE ledger.idempotency (
+			key text PRIMARY KEY,
+			request_hash text NOT NULL,
+			result jsonb,
+			created_at timestamptz NOT NULL DEFAULT now()
+		)`,
+	`CREATE TABLE ledger.outbox (
+			id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+			event text NOT NULL,
+			partition_key text NOT NULL,
+			payload jsonb NOT NULL,
+			created_at timestamptz NOT NULL DEFAULT now(),
+			published_at timestamptz
+		)`,
+	`CREATE INDEX outbox_unpublished_idx ON ledger.outbox (id) WHERE published_at IS NULL`,
+	`CREATE FUNCTION ledger.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			RAISE EXCEPTION 'ledger.% is append-only: % refused', TG_TABLE_NAME, TG_OP;
+		END $$`,
+	`CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON ledger.entries
+			FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change()`,
+	`CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON ledger.entries
+			FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change()`,
+	`CREATE TRIGGER transfers_append_only BEFORE UPDATE OR DELETE ON ledger.transfers
+			FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change()`,
+	`CREATE TRIGGER transfers_no_truncate BEFORE TRUNCATE ON ledger.transfers
+			FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change()`,
+];
+
+const DOWN = [
+	`DROP TABLE ledger.outbox`,
+	`DROP TABLE ledger.idempotency`,
+	`DROP TABLE ledger.holds`,
+	`DROP TABLE ledger.entries`,
+	`DROP TABLE ledger.transfers`,
+	`DROP TABLE ledger.accounts`,
+	`DROP FUNCTION ledger.refuse_change()`,
+];
+
+export async function up(knex: Knex): Promise<void> {
+	for (const sql of UP) await knex.raw(sql);
+}
+
+export async function down(knex: Knex): Promise<void> {
+	for (const sql of DOWN) await knex.raw(sql);
+}

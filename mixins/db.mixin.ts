@@ -1,0 +1,42 @@
+/**
+ * Gives a service its database: the process-wide knex for the configured database
+ * (PostgreSQL when DATABASE_URL is set, else PGlite under DATA_DIR), the service's own
+ * schema migrated to the latest version at start-up, and a `health` action.
+ */
+import type { Knex } from "knex";
+import type { Logger, ServiceSchema } from "moleculer";
+import type { Config } from "../config/index.ts";
+import { migrateLatest } from "../migrations/index.ts";
+import { acquireDb, releaseDb } from "./db.ts";
+
+export interface DbService {
+	knex: Knex;
+	dbKind: "postgres" | "pglite";
+	logger: Logger;
+}
+
+export function dbMixin(config: Config, schema: string): Partial<ServiceSchema> {
+	const mixin = {
+		actions: {
+			health: {
+				params: { $$strict: true },
+				async handler(this: DbService) {
+					const started = Date.now();
+					await this.knex.raw("SELECT 1");
+					return { status: "ok", database: this.dbKind, latencyMs: Date.now() - started };
+				},
+			},
+		},
+		async started(this: DbService) {
+			const db = acquireDb(config);
+			this.knex = db.knex;
+			this.dbKind = db.kind;
+			await migrateLatest(this.knex, schema);
+		},
+		async stopped(this: DbService) {
+			await releaseDb(config);
+		},
+	};
+	// Moleculer types `this` as a bare Service; the handlers above declare what they use.
+	return mixin as unknown as Partial<ServiceSchema>;
+}

@@ -1,0 +1,74 @@
+/**
+ * Broker settings, all derived from the validated config. Every limit is set explicitly:
+ * Moleculer's defaults of 0 mean "unlimited" for several of them.
+ */
+import { Errors, MetricReporters, type BrokerOptions, type MetricRegistry } from "moleculer";
+import type { Config } from "./config/index.ts";
+
+/**
+ * Prometheus reporter that opens no port of its own: the gateway serves its text at
+ * /metrics, so a node exposes one HTTP port whatever it runs.
+ */
+export class GatewayPrometheusReporter extends MetricReporters.Prometheus {
+	override init(registry: MetricRegistry): void {
+		MetricReporters.Base.prototype.init.call(this, registry);
+		const labels = (this.opts as { defaultLabels?: unknown }).defaultLabels;
+		(this as unknown as { defaultLabels: unknown }).defaultLabels = typeof labels === "function" ? labels.call(this, registry) : labels;
+	}
+
+	override stop(): Promise<void> {
+		return Promise.resolve();
+	}
+}
+
+/** Structured log objects print as one JSON line; errors keep their stack. */
+function printLogObject(o: unknown): string {
+	if (o instanceof Error) return o.stack ?? `${o.name}: ${o.message}`;
+	return JSON.stringify(o, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+}
+
+/** Retrying a timed-out call could run a slow debit twice: timeouts are never retried. */
+export function isRetryable(err: Error): boolean {
+	if (err instanceof Errors.RequestTimeoutError) return false;
+	return Boolean((err as Errors.MoleculerError).retryable);
+}
+
+export function brokerOptions(config: Config): BrokerOptions {
+	return {
+		namespace: config.namespace,
+		nodeID: config.nodeId ?? undefined,
+		transporter: config.transporter ? { type: "NATS", options: { url: config.transporter, maxReconnectAttempts: -1 } } : undefined,
+		serializer: "JSONExt",
+		logger: {
+			type: "Console",
+			options: { level: config.logLevel, formatter: config.logFormat, objectPrinter: printLogObject },
+		},
+		cacher: config.redisUrl
+			? { type: "Redis", options: { prefix: `${config.namespace}-cache`, ttl: 30, redis: config.redisUrl as never } }
+			: { type: "MemoryLRU", options: { max: 10_000, ttl: 30 } },
+		requestTimeout: config.requestTimeoutMs,
+		maxCallLevel: config.maxCallLevel,
+		heartbeatInterval: config.heartbeatIntervalS,
+		heartbeatTimeout: config.heartbeatTimeoutS,
+		tracking: { enabled: true, shutdownTimeout: 10_000 },
+		disableBalancer: false,
+		registry: { strategy: "RoundRobin", preferLocal: true },
+		retryPolicy: { enabled: true, retries: 3, delay: 100, maxDelay: 2_000, factor: 2, check: isRetryable },
+		circuitBreaker: {
+			enabled: true,
+			threshold: 0.5,
+			minRequestCount: 20,
+			windowTime: 60,
+			halfOpenTime: 10_000,
+			check: (err: Error) => (err as Errors.MoleculerError).code >= 500,
+		},
+		bulkhead: { enabled: true, concurrency: config.bulkheadConcurrency, maxQueueSize: config.bulkheadQueueSizeMax },
+		validator: true,
+		metrics: {
+			enabled: config.metricsEnabled,
+			// An instance is accepted at run time; the typings only list reporter names.
+			reporter: [new GatewayPrometheusReporter({ defaultLabels: () => ({ namespace: config.namespace }) }) as never],
+		},
+		tracing: { enabled: false },
+	};
+}

@@ -1,0 +1,113 @@
+/**
+ * One micro-batch: many units (single ops or linked chains) applied in one database
+ * transaction. Idempotency keys are claimed first, so a key already used (in an earlier
+ * batch, or by a concurrent batch on another node that commits first) is answered from
+ * the stored result instead of moving money again.
+ */
+import type { Knex } from "knex";
+import { createHash } from "node:crypto";
+import { refusal, invariant } from "../../lib/errors.ts";
+import { applyBatch, referencedIds, type BatchState, type Op, type OpResult } from "./rules.ts";
+import * as store from "./store.ts";
+
+export interface Unit {
+	ops: Op[];
+}
+
+/** The hash kept with an idempotency key: every field of the request but the key. */
+export function requestHash(op: Op): string {
+	const { key: _key, ...fields } = op;
+	const canonical = JSON.stringify(fields, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+	return createHash("sha256").update(canonical).digest("hex");
+}
+
+interface Slot {
+	unit: number;
+	index: number;
+	op: Op;
+	hash: string;
+}
+
+function isOpResult(v: unknown): v is OpResult {
+	return typeof v === "object" && v !== null && "ok" in v;
+}
+
+/** Answers an op whose key was used before: the first result, or a mismatch. */
+function replay(slot: Slot, stored: store.StoredKey | undefined): OpResult {
+	invariant(stored && isOpResult(stored.result), `idempotency key ${slot.op.key} has no stored result`);
+	if (stored.hash !== slot.hash) {
+		return { ok: false, error: refusal("IDEMPOTENCY_MISMATCH", "idempotency key was used with a different request") };
+	}
+	return stored.result;
+}
+
+async function loadState(trx: Knex.Transaction, units: Op[][]): Promise<BatchState> {
+	const refs = referencedIds(units);
+	const holds = await store.lockHolds(trx, [...refs.holdIds]);
+	const { transfers, reversed } = await store.lockTransfers(trx, [...refs.transferIds]);
+	for (const h of holds) refs.accountIds.add(h.fromAccountId).add(h.toAccountId);
+	for (const t of transfers) refs.accountIds.add(t.fromAccountId).add(t.toAccountId);
+	const accounts = await store.lockAccounts(trx, [...refs.accountIds]);
+	return {
+		accounts: new Map(accounts.map(a => [a.id, a])),
+		holds: new Map(holds.map(h => [h.id, h])),
+		transfers: new Map(transfers.map(t => [t.id, t])),
+		reversed,
+	};
+}
+
+export interface BatchOutcome {
+	results: OpResult[][];
+	eventCount: number;
+}
+
+export async function runBatch(knex: Knex, units: Unit[], newId: () => string): Promise<BatchOutcome> {
+	const slots: Slot[] = units.flatMap((u, unit) => u.ops.map((op, index) => ({ unit, index, op, hash: requestHash(op) })));
+	const results: OpResult[][] = units.map(u => new Array<OpResult>(u.ops.length));
+	// Within the batch the first op with a key is the one that may run; later ones replay it.
+	const first = new Map<string, Slot>();
+	for (const s of slots) if (!first.has(s.op.key)) first.set(s.op.key, s);
+
+	return knex.transaction(async trx => {
+		const now = new Date();
+		const claimed = await store.claimKeys(trx, [...first.values()].map(s => ({ key: s.op.key, hash: s.hash })));
+		const used = await store.loadKeys(trx, [...first.keys()].filter(k => !claimed.has(k)));
+		const fresh: Slot[][] = units.map(() => []);
+		for (const s of slots) {
+			const owner = first.get(s.op.key);
+			if (owner === s && claimed.has(s.op.key)) fresh[s.unit]?.push(s);
+			else if (!claimed.has(s.op.key)) setResult(results, s, replay(s, used.get(s.op.key)));
+		}
+		const runnable = fresh.filter(f => f.length > 0);
+		const state = await loadState(trx, runnable.map(f => f.map(s => s.op)));
+		const applied = applyBatch(state, runnable.map(f => f.map(s => s.op)), { now, newId });
+		runnable.forEach((f, u) => f.forEach((s, i) => setResult(results, s, mustGet(applied.results[u]?.[i]))));
+		// Batch duplicates of a claimed key get the result of the op that ran.
+		for (const s of slots) {
+			const owner = first.get(s.op.key);
+			if (owner && owner !== s && claimed.has(s.op.key)) setResult(results, s, sameRequest(s, owner, results));
+		}
+		const touched = [...applied.changes.touched.keys()].map(id => mustGet(state.accounts.get(id)));
+		await store.writeChanges(trx, applied.changes, touched, now);
+		await store.saveResults(trx, runnable.flat().map(s => ({ key: s.op.key, result: results[s.unit]?.[s.index] })));
+		return { results, eventCount: applied.changes.events.length };
+	});
+}
+
+function sameRequest(dup: Slot, owner: Slot, results: OpResult[][]): OpResult {
+	if (dup.hash !== owner.hash) {
+		return { ok: false, error: refusal("IDEMPOTENCY_MISMATCH", "idempotency key was used with a different request") };
+	}
+	return mustGet(results[owner.unit]?.[owner.index]);
+}
+
+function setResult(results: OpResult[][], s: Slot, r: OpResult): void {
+	const row = results[s.unit];
+	invariant(row, "result row missing");
+	row[s.index] = r;
+}
+
+function mustGet<T>(v: T | undefined): T {
+	invariant(v !== undefined, "expected value is missing");
+	return v;
+}

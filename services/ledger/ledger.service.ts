@@ -1,0 +1,345 @@
+/**
+ * The ledger service: the only writer of balances. Actions validate, hand money moves
+ * to the micro-batcher and map refusals to client errors; the rules live in rules.ts,
+ * the SQL in store.ts and the transaction in batch.ts.
+ */
+import type { Context, ServiceSchema, ServiceBroker } from "moleculer";
+import type { Knex } from "knex";
+import type { Config } from "../../config/index.ts";
+import { MicroBatcher } from "../../lib/batcher.ts";
+import { InvariantViolation, toClientError, unavailable, type Refusal } from "../../lib/errors.ts";
+import { uuidv7 } from "../../lib/ids.ts";
+import { toSafeNumber } from "../../lib/money.ts";
+import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
+import { accountView, openAccount, setStatus } from "./accounts.ts";
+import { runBatch, type Unit } from "./batch.ts";
+import { checkInvariants } from "./invariants.ts";
+import { outboxLag, relayOnce } from "./outbox.ts";
+import * as P from "./params.ts";
+import { holdView, transferView, type Op, type OpResult } from "./rules.ts";
+import * as store from "./store.ts";
+
+const HOLD_SWEEP_BATCH_MAX = 1_000;
+const BATCH_ATTEMPTS_MAX = 3;
+
+interface LedgerRuntime {
+	batcher: MicroBatcher<Unit, OpResult[]>;
+	timers: NodeJS.Timeout[];
+	relayRunning: boolean;
+	relayAgain: boolean;
+	stopping: boolean;
+}
+
+type LedgerThis = DbService & {
+	rt: LedgerRuntime;
+	broker: ServiceBroker;
+	kickRelay(): void;
+	relayLoop(): Promise<void>;
+	submit(ops: Op[]): Promise<OpResult[]>;
+	sweepHolds(): Promise<number>;
+	setAccountStatus(id: string, status: "active" | "frozen"): Promise<Record<string, unknown>>;
+	runUnits(units: Unit[]): Promise<OpResult[][]>;
+	runBatchSafely(units: Unit[]): Promise<OpResult[][]>;
+};
+
+function unwrap(r: OpResult): Record<string, unknown> {
+	if (r.ok) return r.value;
+	throw toClientError(r.error);
+}
+
+function isRefusal(v: unknown): v is Refusal {
+	return typeof v === "object" && v !== null && "code" in v && "message" in v && !("id" in v);
+}
+
+function transferOp(p: P.TransferParams): Op {
+	return {
+		type: "transfer", key: p.idempotencyKey, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId,
+		amount: BigInt(p.amount), currency: p.currency, description: p.description ?? "",
+	};
+}
+
+export function ledgerService(config: Config): ServiceSchema {
+	return {
+		name: "ledger",
+		mixins: [dbMixin(config, "ledger")],
+		settings: { $noVersionPrefix: true },
+
+		actions: {
+			"accounts.open": {
+				params: P.openAccountParams,
+				async handler(this: LedgerThis, ctx: Context<P.OpenAccountParams>) {
+					const p = ctx.params;
+					const kind = p.kind ?? "user";
+					if ((kind === "system") !== (p.code !== undefined)) {
+						throw toClientError({ code: "VALIDATION_ERROR", message: "a system account needs a code, a user account must not have one" });
+					}
+					const opened = await openAccount(this.knex, {
+						id: uuidv7(), ownerId: p.ownerId ?? null, currency: p.currency, label: p.label ?? "", kind, code: p.code ?? null,
+					});
+					if (isRefusal(opened)) throw toClientError(opened);
+					this.kickRelay();
+					return accountView(opened);
+				},
+			},
+			"accounts.get": {
+				params: P.getAccountParams,
+				async handler(this: LedgerThis, ctx: Context<{ id: string; ownerId?: string }>) {
+					const a = await store.getAccount(this.knex, ctx.params.id);
+					// A foreign account is answered exactly like a missing one.
+					if (!a || (ctx.params.ownerId !== undefined && a.ownerId !== ctx.params.ownerId)) {
+						throw toClientError({ code: "ACCOUNT_NOT_FOUND", message: "account not found" });
+					}
+					return accountView(a);
+				},
+			},
+			"accounts.list": {
+				params: P.listAccountsParams,
+				async handler(this: LedgerThis, ctx: Context<{ ownerId: string; limit?: number }>) {
+					const list = await store.listAccounts(this.knex, ctx.params.ownerId, ctx.params.limit ?? 200);
+					return { items: list.map(accountView) };
+				},
+			},
+			"accounts.freeze": {
+				params: P.accountIdParams,
+				async handler(this: LedgerThis, ctx: Context<{ id: string }>) {
+					return this.setAccountStatus(ctx.params.id, "frozen");
+				},
+			},
+			"accounts.unfreeze": {
+				params: P.accountIdParams,
+				async handler(this: LedgerThis, ctx: Context<{ id: string }>) {
+					return this.setAccountStatus(ctx.params.id, "active");
+				},
+			},
+			"accounts.history": {
+				params: P.historyParams,
+				async handler(this: LedgerThis, ctx: Context<P.HistoryParams>) {
+					const p = ctx.params;
+					const a = await store.getAccount(this.knex, p.accountId);
+					if (!a || (p.ownerId !== undefined && a.ownerId !== p.ownerId)) {
+						throw toClientError({ code: "ACCOUNT_NOT_FOUND", message: "account not found" });
+					}
+					const limit = p.limit ?? 50;
+					const page = await store.entriesPage(this.knex, a.id, p.cursor ? BigInt(p.cursor) : null, limit + 1);
+					const items = page.slice(0, limit);
+					const last = items[items.length - 1];
+					return {
+						items: items.map(e => ({
+							id: e.id, transferId: e.transferId, kind: e.kind, amount: toSafeNumber(e.amount), balanceAfter: toSafeNumber(e.balanceAfter),
+							version: toSafeNumber(e.version), counterparty: e.counterparty, description: e.description, createdAt: e.createdAt.toISOString(),
+						})),
+						nextCursor: page.length > limit && last ? last.version.toString() : null,
+					};
+				},
+			},
+
+			"transfers.create": {
+				params: P.transferParams,
+				async handler(this: LedgerThis, ctx: Context<P.TransferParams>) {
+					const [r] = await this.submit([transferOp(ctx.params)]);
+					return unwrap(r as OpResult);
+				},
+			},
+			"transfers.createMany": {
+				params: P.transferManyParams,
+				async handler(this: LedgerThis, ctx: Context<P.TransferManyParams>) {
+					const ops = ctx.params.items.map(transferOp);
+					// Independent items still share one batch; a linked call is one all-or-nothing unit.
+					const results = ctx.params.linked ? await this.submit(ops) : (await Promise.all(ops.map(op => this.submit([op])))).flat();
+					return { items: results.map(r => (r.ok ? { ok: true, transfer: r.value } : { ok: false, error: r.error })) };
+				},
+			},
+			"transfers.get": {
+				params: P.transferGetParams,
+				async handler(this: LedgerThis, ctx: Context<{ id: string }>) {
+					const t = await store.getTransfer(this.knex, ctx.params.id);
+					if (!t) throw toClientError({ code: "TRANSFER_NOT_FOUND", message: "transfer not found" });
+					return transferView(t);
+				},
+			},
+			"transfers.reverse": {
+				params: P.reverseParams,
+				async handler(this: LedgerThis, ctx: Context<P.ReverseParams>) {
+					const p = ctx.params;
+					const [r] = await this.submit([{ type: "reverse", key: p.idempotencyKey, transferId: p.transferId, description: p.description ?? "" }]);
+					return unwrap(r as OpResult);
+				},
+			},
+
+			"holds.create": {
+				params: P.holdCreateParams,
+				async handler(this: LedgerThis, ctx: Context<P.HoldCreateParams>) {
+					const p = ctx.params;
+					const [r] = await this.submit([{
+						type: "hold", key: p.idempotencyKey, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId,
+						amount: BigInt(p.amount), currency: p.currency, description: p.description ?? "",
+						timeoutMs: Math.min(p.timeoutMs, config.ledger.holdTimeoutMsMax),
+					}]);
+					return unwrap(r as OpResult);
+				},
+			},
+			"holds.post": {
+				params: P.holdPostParams,
+				async handler(this: LedgerThis, ctx: Context<P.HoldPostParams>) {
+					const p = ctx.params;
+					const [r] = await this.submit([{ type: "post", key: p.idempotencyKey, holdId: p.holdId, amount: p.amount === undefined ? null : BigInt(p.amount) }]);
+					return unwrap(r as OpResult);
+				},
+			},
+			"holds.void": {
+				params: P.holdVoidParams,
+				async handler(this: LedgerThis, ctx: Context<P.HoldVoidParams>) {
+					const [r] = await this.submit([{ type: "void", key: ctx.params.idempotencyKey, holdId: ctx.params.holdId }]);
+					return unwrap(r as OpResult);
+				},
+			},
+			"holds.get": {
+				params: P.holdGetParams,
+				async handler(this: LedgerThis, ctx: Context<{ id: string }>) {
+					const h = await store.getHold(this.knex, ctx.params.id);
+					if (!h) throw toClientError({ code: "HOLD_NOT_FOUND", message: "hold not found" });
+					return holdView(h);
+				},
+			},
+			expireHolds: {
+				params: P.emptyParams,
+				async handler(this: LedgerThis) {
+					return { expired: await this.sweepHolds() };
+				},
+			},
+
+			checkInvariants: {
+				params: P.emptyParams,
+				async handler(this: LedgerThis) {
+					return checkInvariants(this.knex);
+				},
+			},
+			outboxLag: {
+				params: P.emptyParams,
+				async handler(this: LedgerThis) {
+					return outboxLag(this.knex);
+				},
+			},
+			stats: {
+				params: P.emptyParams,
+				handler(this: LedgerThis) {
+					const b = this.rt.batcher;
+					return { queueLength: b.queueLength, batchesRun: b.batchesRun, itemsRun: b.itemsRun };
+				},
+			},
+		},
+
+		methods: {
+			submit(this: LedgerThis, ops: Op[]): Promise<OpResult[]> {
+				if (this.rt.stopping) return Promise.reject(unavailable("LEDGER_STOPPING", "the ledger node is shutting down"));
+				return this.rt.batcher.submit({ ops });
+			},
+
+			async setAccountStatus(this: LedgerThis, id: string, status: "active" | "frozen") {
+				const a = await setStatus(this.knex, id, status);
+				if (!a) throw toClientError({ code: "ACCOUNT_NOT_FOUND", message: "account not found" });
+				this.kickRelay();
+				return accountView(a);
+			},
+
+			async runBatchSafely(this: LedgerThis, units: Unit[]): Promise<OpResult[][]> {
+				for (let attempt = 1; ; attempt++) {
+					try {
+						return await this.runUnits(units);
+					} catch (err) {
+						const code = (err as { code?: string }).code;
+						// A deadlock or serialization failure rolled everything back: the batch is safe to run again.
+						if ((code === "40P01" || code === "40001") && attempt < BATCH_ATTEMPTS_MAX) continue;
+						if (err instanceof InvariantViolation) this.logger.fatal("ledger invariant violated; batch rolled back", { error: err.message });
+						else this.logger.error("ledger batch failed", { error: (err as Error).message, units: units.length });
+						throw classifyBatchError(err);
+					}
+				}
+			},
+
+			async runUnits(this: LedgerThis, units: Unit[]): Promise<OpResult[][]> {
+				const outcome = await runBatch(this.knex, units, () => uuidv7());
+				if (outcome.eventCount > 0) this.kickRelay();
+				return outcome.results;
+			},
+
+			/** Releases holds past their timeout. The key makes each expiry happen once, on any node. */
+			async sweepHolds(this: LedgerThis): Promise<number> {
+				const ids = await store.dueHoldIds(this.knex, new Date(), HOLD_SWEEP_BATCH_MAX);
+				const results = await Promise.all(ids.map(id => this.submit([{ type: "expire", key: `hold-expire:${id}`, holdId: id }])));
+				return results.filter(r => r[0]?.ok).length;
+			},
+
+			/** Runs the relay now; calls during a run make it go round once more. */
+			kickRelay(this: LedgerThis): void {
+				if (this.rt.relayRunning) {
+					this.rt.relayAgain = true;
+					return;
+				}
+				this.rt.relayRunning = true;
+				void this.relayLoop();
+			},
+
+			async relayLoop(this: LedgerThis): Promise<void> {
+				try {
+					do {
+						this.rt.relayAgain = false;
+						while ((await relayOnce(this.knex, (event, payload) => this.broker.emit(event, payload), config.outbox.batchSizeMax)) > 0) {
+							if (this.rt.stopping) break;
+						}
+					} while (this.rt.relayAgain && !this.rt.stopping);
+				} catch (err) {
+					this.logger.warn("outbox relay cycle failed; the next poll retries", { error: (err as Error).message });
+				} finally {
+					this.rt.relayRunning = false;
+				}
+			},
+		},
+
+		created(this: LedgerThis) {
+			this.rt = {
+				batcher: new MicroBatcher<Unit, OpResult[]>({
+					batchSizeMax: config.ledger.batchSizeMax,
+					waitMs: config.ledger.batchWaitMs,
+					queueLengthMax: config.ledger.queueLengthMax,
+					sizeOf: u => u.ops.length,
+					run: async units => this.runBatchSafely(units),
+					overloaded: () => unavailable("LEDGER_OVERLOADED", "the ledger queue is full, retry later"),
+				}),
+				timers: [],
+				relayRunning: false,
+				relayAgain: false,
+				stopping: false,
+			};
+		},
+
+		async started(this: LedgerThis) {
+			const every = (ms: number, fn: () => Promise<unknown>) => {
+				const t = setInterval(() => {
+					fn().catch((err: Error) => this.logger.warn("ledger background task failed", { error: err.message }));
+				}, ms);
+				t.unref();
+				this.rt.timers.push(t);
+			};
+			every(config.outbox.pollIntervalMs, async () => this.kickRelay());
+			every(config.ledger.holdSweepIntervalMs, async () => this.sweepHolds());
+			this.kickRelay();
+		},
+
+		async stopped(this: LedgerThis) {
+			this.rt.stopping = true;
+			for (const t of this.rt.timers) clearInterval(t);
+			await this.rt.batcher.idle();
+			while (this.rt.relayRunning) await new Promise(r => setTimeout(r, 10));
+		},
+	} as unknown as ServiceSchema;
+}
+
+/** Batch errors that are not refusals: database trouble is retryable, anything else is a bug. */
+export function classifyBatchError(err: unknown): Error {
+	const code = (err as { code?: string }).code ?? "";
+	if (code === "40001" || code === "40P01" || code.startsWith("08") || code === "57P01" || /ECONNREFUSED|ECONNRESET|timeout/i.test(String((err as Error).message))) {
+		return unavailable("DATABASE_UNAVAILABLE", "the ledger database is unavailable, retry later");
+	}
+	return err as Error;
+}

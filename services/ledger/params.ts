@@ -1,0 +1,72 @@
+/**
+ * One strict params schema per ledger action. The handler's params type is derived
+ * from the schema (lib/schema.ts), so the two cannot drift apart.
+ */
+import { CURRENCY_CODES } from "../../config/currencies.ts";
+import { paramsSchema, type Infer } from "../../lib/schema.ts";
+
+export const amountRule = { type: "number", integer: true, positive: true, finite: true, max: Number.MAX_SAFE_INTEGER, convert: false } as const;
+export const currencyRule = { type: "enum", values: CURRENCY_CODES } as const;
+export const idRule = { type: "uuid" } as const;
+/** Keys are opaque to the ledger; the gateway namespaces them per user. */
+export const keyRule = { type: "string", min: 1, max: 200, pattern: /^[\x21-\x7e]+$/ } as const;
+const descriptionRule = { type: "string", max: 500, optional: true } as const;
+const ownerRule = { type: "string", min: 1, max: 200 } as const;
+const limitRule = { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true } as const;
+
+export const openAccountParams = paramsSchema({
+	$$strict: true,
+	ownerId: { ...ownerRule, optional: true },
+	currency: currencyRule,
+	label: { type: "string", max: 200, optional: true },
+	kind: { type: "enum", values: ["user", "system"] as const, optional: true },
+	code: { type: "string", min: 3, max: 200, pattern: /^[a-z0-9_]+(:[A-Za-z0-9_]+)+$/, optional: true },
+});
+
+export const getAccountParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });
+export const listAccountsParams = paramsSchema({ $$strict: true, ownerId: ownerRule, limit: limitRule });
+export const accountIdParams = paramsSchema({ $$strict: true, id: idRule });
+export const historyParams = paramsSchema({
+	$$strict: true,
+	accountId: idRule,
+	ownerId: { ...ownerRule, optional: true },
+	limit: limitRule,
+	cursor: { type: "string", max: 64, pattern: /^[0-9]+$/, optional: true },
+});
+
+const transferProps = {
+	idempotencyKey: keyRule,
+	fromAccountId: idRule,
+	toAccountId: idRule,
+	amount: amountRule,
+	currency: currencyRule,
+	description: descriptionRule,
+} as const;
+
+export const transferParams = paramsSchema({ $$strict: true, ...transferProps });
+export const transferManyParams = paramsSchema({
+	$$strict: true,
+	items: { type: "array", min: 1, max: 100, items: { type: "object", strict: true, props: transferProps } },
+	linked: { type: "boolean", optional: true },
+});
+export const transferGetParams = paramsSchema({ $$strict: true, id: idRule });
+export const reverseParams = paramsSchema({ $$strict: true, idempotencyKey: keyRule, transferId: idRule, description: descriptionRule });
+
+export const holdCreateParams = paramsSchema({
+	$$strict: true,
+	...transferProps,
+	timeoutMs: { type: "number", integer: true, min: 1, max: 365 * 24 * 3600 * 1000, convert: false },
+});
+export const holdPostParams = paramsSchema({ $$strict: true, idempotencyKey: keyRule, holdId: idRule, amount: { ...amountRule, optional: true } });
+export const holdVoidParams = paramsSchema({ $$strict: true, idempotencyKey: keyRule, holdId: idRule });
+export const holdGetParams = paramsSchema({ $$strict: true, id: idRule });
+export const emptyParams = paramsSchema({ $$strict: true });
+
+export type OpenAccountParams = Infer<typeof openAccountParams>;
+export type TransferParams = Infer<typeof transferParams>;
+export type TransferManyParams = Infer<typeof transferManyParams>;
+export type HoldCreateParams = Infer<typeof holdCreateParams>;
+export type HoldPostParams = Infer<typeof holdPostParams>;
+export type HoldVoidParams = Infer<typeof holdVoidParams>;
+export type ReverseParams = Infer<typeof reverseParams>;
+export type HistoryParams = Infer<typeof historyParams>;

@@ -1,0 +1,495 @@
+/**
+ * The ledger's rules as pure functions: given the locked state of the accounts, holds
+ * and transfers a batch touches, and the operations of that batch, they return the
+ * result of every operation and the rows to write. Nothing here touches the database,
+ * so the same code is exercised by unit tests with hand-made state and by the batch
+ * transaction with rows read under lock.
+ */
+import { refusal, invariant, type Refusal } from "../../lib/errors.ts";
+import { toSafeNumber } from "../../lib/money.ts";
+
+export type AccountKind = "user" | "system";
+export type AccountStatus = "active" | "frozen";
+export type HoldStatus = "pending" | "posted" | "voided" | "expired";
+export type TransferKind = "transfer" | "hold_post" | "reversal";
+
+export interface AccountState {
+	id: string;
+	ownerId: string | null;
+	currency: string;
+	kind: AccountKind;
+	status: AccountStatus;
+	posted: bigint;
+	pendingDebits: bigint;
+	pendingCredits: bigint;
+	version: bigint;
+}
+
+export interface HoldState {
+	id: string;
+	idempotencyKey: string;
+	fromAccountId: string;
+	toAccountId: string;
+	amount: bigint;
+	postedAmount: bigint;
+	currency: string;
+	description: string;
+	status: HoldStatus;
+	expiresAt: Date;
+	createdAt: Date;
+	closedAt: Date | null;
+}
+
+export interface TransferRecord {
+	id: string;
+	idempotencyKey: string;
+	kind: TransferKind;
+	fromAccountId: string;
+	toAccountId: string;
+	amount: bigint;
+	currency: string;
+	description: string;
+	holdId: string | null;
+	reversesTransferId: string | null;
+	createdAt: Date;
+}
+
+export interface EntryRecord {
+	transferId: string;
+	accountId: string;
+	counterpartyAccountId: string;
+	amount: bigint;
+	balanceAfter: bigint;
+	accountVersion: bigint;
+	createdAt: Date;
+}
+
+export interface OutboxEvent {
+	event: string;
+	partitionKey: string;
+	payload: Record<string, unknown>;
+}
+
+interface OpBase {
+	key: string;
+}
+export interface TransferOp extends OpBase {
+	type: "transfer";
+	fromAccountId: string;
+	toAccountId: string;
+	amount: bigint;
+	currency: string;
+	description: string;
+}
+export interface HoldOp extends OpBase {
+	type: "hold";
+	fromAccountId: string;
+	toAccountId: string;
+	amount: bigint;
+	currency: string;
+	description: string;
+	timeoutMs: number;
+}
+export interface PostOp extends OpBase {
+	type: "post";
+	holdId: string;
+	amount: bigint | null;
+}
+export interface VoidOp extends OpBase {
+	type: "void";
+	holdId: string;
+}
+export interface ExpireOp extends OpBase {
+	type: "expire";
+	holdId: string;
+}
+export interface ReverseOp extends OpBase {
+	type: "reverse";
+	transferId: string;
+	description: string;
+}
+export type Op = TransferOp | HoldOp | PostOp | VoidOp | ExpireOp | ReverseOp;
+
+export type OpResult = { ok: true; value: Record<string, unknown> } | { ok: false; error: Refusal };
+
+/** The rows a batch read under lock. Maps are keyed by id. */
+export interface BatchState {
+	accounts: Map<string, AccountState>;
+	holds: Map<string, HoldState>;
+	transfers: Map<string, TransferRecord>;
+	/** Ids of transfers that already have a reversal. */
+	reversed: Set<string>;
+}
+
+export interface BatchChanges {
+	transfers: TransferRecord[];
+	entries: EntryRecord[];
+	holdsCreated: HoldState[];
+	holdsClosed: HoldState[];
+	events: OutboxEvent[];
+	/** Account id to its version before the batch, for every account the batch changed. */
+	touched: Map<string, bigint>;
+}
+
+export interface BatchContext {
+	now: Date;
+	newId: () => string;
+}
+
+/** Everything one unit (one op, or one linked chain) changes, kept apart until it succeeds. */
+class Scratch {
+	readonly accounts = new Map<string, AccountState>();
+	readonly holds = new Map<string, HoldState>();
+	readonly reversed = new Set<string>();
+	readonly transfers: TransferRecord[] = [];
+	readonly entries: EntryRecord[] = [];
+	readonly holdsCreated: HoldState[] = [];
+	readonly holdsClosed: HoldState[] = [];
+	readonly events: OutboxEvent[] = [];
+
+	readonly base: BatchState;
+	readonly ctx: BatchContext;
+
+	constructor(base: BatchState, ctx: BatchContext) {
+		this.base = base;
+		this.ctx = ctx;
+	}
+
+	account(id: string): AccountState | undefined {
+		const own = this.accounts.get(id);
+		if (own) return own;
+		const base = this.base.accounts.get(id);
+		if (!base) return undefined;
+		const copy = { ...base };
+		this.accounts.set(id, copy);
+		return copy;
+	}
+
+	hold(id: string): HoldState | undefined {
+		const own = this.holds.get(id);
+		if (own) return own;
+		const base = this.base.holds.get(id);
+		if (!base) return undefined;
+		const copy = { ...base };
+		this.holds.set(id, copy);
+		return copy;
+	}
+
+	isReversed(transferId: string): boolean {
+		return this.reversed.has(transferId) || this.base.reversed.has(transferId);
+	}
+}
+
+export function availableOf(a: AccountState): bigint {
+	return a.posted - a.pendingDebits;
+}
+
+function bumpVersion(a: AccountState): void {
+	a.version += 1n;
+}
+
+/** Checks shared by transfers and holds: both accounts exist, differ, match and are open. */
+function checkPair(s: Scratch, fromId: string, toId: string, currency: string): Refusal | [AccountState, AccountState] {
+	if (fromId === toId) return refusal("SAME_ACCOUNT", "source and destination accounts are the same");
+	const from = s.account(fromId);
+	if (!from) return refusal("ACCOUNT_NOT_FOUND", "source account not found", { accountId: fromId });
+	const to = s.account(toId);
+	if (!to) return refusal("ACCOUNT_NOT_FOUND", "destination account not found", { accountId: toId });
+	if (from.currency !== currency || to.currency !== currency) {
+		return refusal("CURRENCY_MISMATCH", `transfer currency ${currency} does not match the accounts (${from.currency}, ${to.currency})`);
+	}
+	if (from.status === "frozen") return refusal("ACCOUNT_FROZEN", "source account is frozen", { accountId: fromId });
+	if (to.status === "frozen") return refusal("ACCOUNT_FROZEN", "destination account is frozen", { accountId: toId });
+	return [from, to];
+}
+
+function checkFunds(from: AccountState, amount: bigint): Refusal | null {
+	if (from.kind === "system") return null;
+	if (availableOf(from) >= amount) return null;
+	return refusal("INSUFFICIENT_FUNDS", "insufficient available balance", { accountId: from.id });
+}
+
+/** Moves posted money and writes the two entries; the caller has checked every rule. */
+function move(s: Scratch, t: TransferRecord, from: AccountState, to: AccountState): void {
+	from.posted -= t.amount;
+	to.posted += t.amount;
+	bumpVersion(from);
+	bumpVersion(to);
+	invariant(from.kind === "system" || availableOf(from) >= 0n, `account ${from.id} would go below its floor`);
+	const at = s.ctx.now;
+	s.entries.push(
+		{ transferId: t.id, accountId: from.id, counterpartyAccountId: to.id, amount: -t.amount, balanceAfter: from.posted, accountVersion: from.version, createdAt: at },
+		{ transferId: t.id, accountId: to.id, counterpartyAccountId: from.id, amount: t.amount, balanceAfter: to.posted, accountVersion: to.version, createdAt: at },
+	);
+	s.transfers.push(t);
+	s.events.push({ event: "transfer.completed", partitionKey: from.id, payload: transferView(t) });
+}
+
+function newTransfer(s: Scratch, fields: Omit<TransferRecord, "id" | "createdAt">): TransferRecord {
+	return { id: s.ctx.newId(), createdAt: s.ctx.now, ...fields };
+}
+
+function applyTransfer(s: Scratch, op: TransferOp): OpResult {
+	const pair = checkPair(s, op.fromAccountId, op.toAccountId, op.currency);
+	if (!Array.isArray(pair)) return fail(pair);
+	const [from, to] = pair;
+	const short = checkFunds(from, op.amount);
+	if (short) return fail(short);
+	const t = newTransfer(s, {
+		idempotencyKey: op.key, kind: "transfer", fromAccountId: from.id, toAccountId: to.id,
+		amount: op.amount, currency: op.currency, description: op.description, holdId: null, reversesTransferId: null,
+	});
+	move(s, t, from, to);
+	return { ok: true, value: transferView(t) };
+}
+
+function applyHold(s: Scratch, op: HoldOp): OpResult {
+	const pair = checkPair(s, op.fromAccountId, op.toAccountId, op.currency);
+	if (!Array.isArray(pair)) return fail(pair);
+	const [from, to] = pair;
+	const short = checkFunds(from, op.amount);
+	if (short) return fail(short);
+	from.pendingDebits += op.amount;
+	to.pendingCredits += op.amount;
+	bumpVersion(from);
+	bumpVersion(to);
+	const hold: HoldState = {
+		id: s.ctx.newId(), idempotencyKey: op.key, fromAccountId: from.id, toAccountId: to.id, amount: op.amount,
+		postedAmount: 0n, currency: op.currency, description: op.description, status: "pending",
+		expiresAt: new Date(s.ctx.now.getTime() + op.timeoutMs), createdAt: s.ctx.now, closedAt: null,
+	};
+	s.holdsCreated.push(hold);
+	s.holds.set(hold.id, hold);
+	s.events.push({ event: "hold.created", partitionKey: from.id, payload: holdView(hold) });
+	return { ok: true, value: holdView(hold) };
+}
+
+/** Finds a hold that is still pending; posting also requires it not to have expired. */
+function pendingHold(s: Scratch, holdId: string, refuseExpired: boolean): Refusal | HoldState {
+	const hold = s.hold(holdId);
+	if (!hold) return refusal("HOLD_NOT_FOUND", "hold not found", { holdId });
+	if (hold.status !== "pending") return refusal("HOLD_NOT_PENDING", `hold is already ${hold.status}`, { holdId, status: hold.status });
+	if (refuseExpired && s.ctx.now.getTime() >= hold.expiresAt.getTime()) {
+		return refusal("HOLD_EXPIRED", "hold has expired", { holdId });
+	}
+	return hold;
+}
+
+function holdAccounts(s: Scratch, hold: HoldState): [AccountState, AccountState] {
+	const from = s.account(hold.fromAccountId);
+	const to = s.account(hold.toAccountId);
+	invariant(from && to, `accounts of hold ${hold.id} were not loaded`);
+	return [from, to];
+}
+
+function release(hold: HoldState, from: AccountState, to: AccountState): void {
+	from.pendingDebits -= hold.amount;
+	to.pendingCredits -= hold.amount;
+	invariant(from.pendingDebits >= 0n && to.pendingCredits >= 0n, `releasing hold ${hold.id} made a pending balance negative`);
+}
+
+function close(s: Scratch, hold: HoldState, status: HoldStatus, postedAmount: bigint): void {
+	hold.status = status;
+	hold.postedAmount = postedAmount;
+	hold.closedAt = s.ctx.now;
+	s.holdsClosed.push(hold);
+}
+
+function applyPost(s: Scratch, op: PostOp): OpResult {
+	const hold = pendingHold(s, op.holdId, true);
+	if (!("status" in hold)) return fail(hold);
+	const amount = op.amount ?? hold.amount;
+	if (amount > hold.amount) {
+		return fail(refusal("HOLD_AMOUNT_EXCEEDED", "post amount exceeds the held amount", { holdId: hold.id, held: toSafeNumber(hold.amount) }));
+	}
+	const [from, to] = holdAccounts(s, hold);
+	if (from.status === "frozen" || to.status === "frozen") {
+		return fail(refusal("ACCOUNT_FROZEN", "an account of the hold is frozen", { holdId: hold.id }));
+	}
+	release(hold, from, to);
+	const t = newTransfer(s, {
+		idempotencyKey: op.key, kind: "hold_post", fromAccountId: from.id, toAccountId: to.id, amount,
+		currency: hold.currency, description: hold.description, holdId: hold.id, reversesTransferId: null,
+	});
+	// Releasing the hold does not bump the versions: with the move below, posting is one change per account.
+	close(s, hold, "posted", amount);
+	move(s, t, from, to);
+	s.events.push({ event: "hold.posted", partitionKey: from.id, payload: holdView(hold) });
+	return { ok: true, value: { hold: holdView(hold), transfer: transferView(t) } };
+}
+
+function applyRelease(s: Scratch, op: VoidOp | ExpireOp): OpResult {
+	const hold = pendingHold(s, op.holdId, false);
+	if (!("status" in hold)) return fail(hold);
+	if (op.type === "expire" && s.ctx.now.getTime() < hold.expiresAt.getTime()) {
+		return fail(refusal("HOLD_NOT_PENDING", "hold has not reached its expiry", { holdId: hold.id }));
+	}
+	const [from, to] = holdAccounts(s, hold);
+	release(hold, from, to);
+	bumpVersion(from);
+	bumpVersion(to);
+	const status = op.type === "void" ? "voided" : "expired";
+	close(s, hold, status, 0n);
+	s.events.push({ event: `hold.${status}`, partitionKey: from.id, payload: holdView(hold) });
+	return { ok: true, value: holdView(hold) };
+}
+
+function applyReverse(s: Scratch, op: ReverseOp): OpResult {
+	const original = s.base.transfers.get(op.transferId);
+	if (!original) return fail(refusal("TRANSFER_NOT_FOUND", "transfer not found", { transferId: op.transferId }));
+	if (original.kind === "reversal") return fail(refusal("NOT_REVERSIBLE", "a reversal cannot be reversed", { transferId: original.id }));
+	if (s.isReversed(original.id)) return fail(refusal("ALREADY_REVERSED", "transfer is already reversed", { transferId: original.id }));
+	const pair = checkPair(s, original.toAccountId, original.fromAccountId, original.currency);
+	if (!Array.isArray(pair)) return fail(pair);
+	const [from, to] = pair;
+	const short = checkFunds(from, original.amount);
+	if (short) return fail(short);
+	const t = newTransfer(s, {
+		idempotencyKey: op.key, kind: "reversal", fromAccountId: from.id, toAccountId: to.id, amount: original.amount,
+		currency: original.currency, description: op.description || `reversal of ${original.id}`, holdId: null, reversesTransferId: original.id,
+	});
+	s.reversed.add(original.id);
+	move(s, t, from, to);
+	return { ok: true, value: transferView(t) };
+}
+
+function fail(error: Refusal): OpResult {
+	return { ok: false, error };
+}
+
+function applyOp(s: Scratch, op: Op): OpResult {
+	switch (op.type) {
+		case "transfer":
+			return applyTransfer(s, op);
+		case "hold":
+			return applyHold(s, op);
+		case "post":
+			return applyPost(s, op);
+		case "void":
+		case "expire":
+			return applyRelease(s, op);
+		case "reverse":
+			return applyReverse(s, op);
+	}
+}
+
+function failureEvent(op: Op, error: Refusal): OutboxEvent | null {
+	if (op.type !== "transfer") return null;
+	return {
+		event: "transfer.failed",
+		partitionKey: op.fromAccountId,
+		payload: {
+			idempotencyKey: op.key, fromAccountId: op.fromAccountId, toAccountId: op.toAccountId,
+			amount: toSafeNumber(op.amount), currency: op.currency, code: error.code, message: error.message,
+		},
+	};
+}
+
+/**
+ * Applies one unit: a single op, or a linked chain that succeeds or fails as a whole.
+ * A failed unit changes nothing but its transfer.failed events.
+ */
+function applyUnit(state: BatchState, ctx: BatchContext, ops: Op[], out: BatchChanges): OpResult[] {
+	const s = new Scratch(state, ctx);
+	const results: OpResult[] = [];
+	for (const [index, op] of ops.entries()) {
+		const r = applyOp(s, op);
+		if (!r.ok) return failUnit(ops, index, r.error, out);
+		results.push(r);
+	}
+	for (const [id, account] of s.accounts) {
+		const before = state.accounts.get(id);
+		invariant(before, `scratch account ${id} has no base row`);
+		if (account.version !== before.version && !out.touched.has(id)) out.touched.set(id, before.version);
+		state.accounts.set(id, account);
+	}
+	for (const [id, hold] of s.holds) state.holds.set(id, hold);
+	for (const id of s.reversed) state.reversed.add(id);
+	out.transfers.push(...s.transfers);
+	out.entries.push(...s.entries);
+	out.holdsCreated.push(...s.holdsCreated);
+	out.holdsClosed.push(...s.holdsClosed);
+	out.events.push(...s.events);
+	return results;
+}
+
+function failUnit(ops: Op[], failedIndex: number, error: Refusal, out: BatchChanges): OpResult[] {
+	return ops.map((op, index) => {
+		const own = index === failedIndex ? error : refusal("LINKED_TRANSFER_FAILED", "another transfer of the linked chain was refused", { failedIndex, code: error.code });
+		const ev = failureEvent(op, own);
+		if (ev) out.events.push(ev);
+		return { ok: false, error: own };
+	});
+}
+
+/** Applies every unit in order against the locked state and collects the rows to write. */
+export function applyBatch(state: BatchState, units: Op[][], ctx: BatchContext): { results: OpResult[][]; changes: BatchChanges } {
+	const changes: BatchChanges = { transfers: [], entries: [], holdsCreated: [], holdsClosed: [], events: [], touched: new Map() };
+	const results = units.map(ops => applyUnit(state, ctx, ops, changes));
+	// Closing a hold more than once in a batch would double-release it; merge repeated rows.
+	const closed = new Map(changes.holdsClosed.map(h => [h.id, h]));
+	invariant(closed.size === changes.holdsClosed.length, "a hold was closed twice in one batch");
+	for (const [id, before] of changes.touched) {
+		const a = state.accounts.get(id);
+		invariant(a, `touched account ${id} missing`);
+		changes.events.push({ event: "balance.updated", partitionKey: id, payload: balanceEvent(a, before) });
+	}
+	assertBalanced(changes);
+	return { results, changes };
+}
+
+/** Debits equal credits: every transfer's entries sum to zero and match its amount. */
+export function assertBalanced(changes: Pick<BatchChanges, "transfers" | "entries">): void {
+	const sums = new Map<string, bigint>();
+	const counts = new Map<string, number>();
+	for (const e of changes.entries) {
+		sums.set(e.transferId, (sums.get(e.transferId) ?? 0n) + e.amount);
+		counts.set(e.transferId, (counts.get(e.transferId) ?? 0) + 1);
+	}
+	invariant(sums.size === changes.transfers.length, "entries reference transfers outside the batch");
+	for (const t of changes.transfers) {
+		invariant(sums.get(t.id) === 0n && counts.get(t.id) === 2, `transfer ${t.id} is not balanced`);
+	}
+}
+
+export function balanceView(a: AccountState): { posted: number; pending: number; available: number } {
+	return { posted: toSafeNumber(a.posted), pending: toSafeNumber(a.pendingDebits), available: toSafeNumber(availableOf(a)) };
+}
+
+function balanceEvent(a: AccountState, previousVersion: bigint): Record<string, unknown> {
+	return {
+		accountId: a.id, ownerId: a.ownerId, currency: a.currency, ...balanceView(a),
+		version: toSafeNumber(a.version), previousVersion: toSafeNumber(previousVersion),
+	};
+}
+
+export function transferView(t: TransferRecord): Record<string, unknown> {
+	return {
+		id: t.id, kind: t.kind, status: "completed", amount: toSafeNumber(t.amount), currency: t.currency,
+		fromAccountId: t.fromAccountId, toAccountId: t.toAccountId, description: t.description,
+		holdId: t.holdId, reversesTransferId: t.reversesTransferId, createdAt: t.createdAt.toISOString(),
+	};
+}
+
+export function holdView(h: HoldState): Record<string, unknown> {
+	return {
+		id: h.id, status: h.status, amount: toSafeNumber(h.amount), postedAmount: toSafeNumber(h.postedAmount),
+		currency: h.currency, fromAccountId: h.fromAccountId, toAccountId: h.toAccountId, description: h.description,
+		expiresAt: h.expiresAt.toISOString(), createdAt: h.createdAt.toISOString(), closedAt: h.closedAt ? h.closedAt.toISOString() : null,
+	};
+}
+
+/** The accounts, holds and transfers a list of ops needs loaded (before holds are read). */
+export function referencedIds(units: Op[][]): { accountIds: Set<string>; holdIds: Set<string>; transferIds: Set<string> } {
+	const accountIds = new Set<string>();
+	const holdIds = new Set<string>();
+	const transferIds = new Set<string>();
+	for (const op of units.flat()) {
+		if (op.type === "transfer" || op.type === "hold") {
+			accountIds.add(op.fromAccountId);
+			accountIds.add(op.toAccountId);
+		} else if (op.type === "reverse") transferIds.add(op.transferId);
+		else holdIds.add(op.holdId);
+	}
+	return { accountIds, holdIds, transferIds };
+}

@@ -1,0 +1,326 @@
+/**
+ * The ledger's SQL. Batch writes pass one array per column through unnest(), so a batch
+ * of a thousand transfers is a handful of statements whatever its size. Rows are locked
+ * in one global order (idempotency keys, holds, transfers, accounts; each sorted) so
+ * concurrent batches on several nodes can wait on each other but never deadlock.
+ */
+import type { Knex } from "knex";
+import type { AccountState, BatchChanges, HoldState, OutboxEvent, TransferRecord } from "./rules.ts";
+import { invariant } from "../../lib/errors.ts";
+
+type Db = Knex | Knex.Transaction;
+
+interface AccountRow {
+	id: string;
+	code: string | null;
+	owner_id: string | null;
+	currency: string;
+	label: string;
+	kind: "user" | "system";
+	status: "active" | "frozen";
+	posted: bigint;
+	pending_debits: bigint;
+	pending_credits: bigint;
+	version: bigint;
+	created_at: Date;
+}
+
+export interface AccountRecord extends AccountState {
+	code: string | null;
+	label: string;
+	createdAt: Date;
+}
+
+export function toAccount(r: AccountRow): AccountRecord {
+	return {
+		id: r.id, code: r.code, ownerId: r.owner_id, currency: r.currency, label: r.label, kind: r.kind, status: r.status,
+		posted: r.posted, pendingDebits: r.pending_debits, pendingCredits: r.pending_credits, version: r.version, createdAt: r.created_at,
+	};
+}
+
+interface HoldRow {
+	id: string;
+	idempotency_key: string;
+	from_account_id: string;
+	to_account_id: string;
+	amount: bigint;
+	posted_amount: bigint;
+	currency: string;
+	description: string;
+	status: HoldState["status"];
+	expires_at: Date;
+	created_at: Date;
+	closed_at: Date | null;
+}
+
+export function toHold(r: HoldRow): HoldState {
+	return {
+		id: r.id, idempotencyKey: r.idempotency_key, fromAccountId: r.from_account_id, toAccountId: r.to_account_id,
+		amount: r.amount, postedAmount: r.posted_amount, currency: r.currency, description: r.description, status: r.status,
+		expiresAt: r.expires_at, createdAt: r.created_at, closedAt: r.closed_at,
+	};
+}
+
+interface TransferRow {
+	id: string;
+	idempotency_key: string;
+	kind: TransferRecord["kind"];
+	from_account_id: string;
+	to_account_id: string;
+	amount: bigint;
+	currency: string;
+	description: string;
+	hold_id: string | null;
+	reverses_transfer_id: string | null;
+	created_at: Date;
+}
+
+export function toTransfer(r: TransferRow): TransferRecord {
+	return {
+		id: r.id, idempotencyKey: r.idempotency_key, kind: r.kind, fromAccountId: r.from_account_id, toAccountId: r.to_account_id,
+		amount: r.amount, currency: r.currency, description: r.description, holdId: r.hold_id,
+		reversesTransferId: r.reverses_transfer_id, createdAt: r.created_at,
+	};
+}
+
+/** Runs one statement; arrays bind as PostgreSQL arrays (cast in the SQL), which knex's types do not describe. */
+async function rows<T>(db: Db, sql: string, bindings: readonly unknown[] = []): Promise<T[]> {
+	const res = (await db.raw(sql, bindings as unknown as Knex.RawBinding[])) as { rows: T[] };
+	return res.rows;
+}
+
+const str = (v: bigint): string => v.toString();
+
+// ---- idempotency ----------------------------------------------------------------
+
+/** Claims keys for this transaction; returns the ones that were new. Sorted to avoid deadlocks. */
+export async function claimKeys(trx: Db, keys: { key: string; hash: string }[]): Promise<Set<string>> {
+	if (keys.length === 0) return new Set();
+	const sorted = [...keys].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+	const claimed = await rows<{ key: string }>(
+		trx,
+		`INSERT INTO ledger.idempotency (key, request_hash)
+		 SELECT k, h FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS t(k, h, n) ORDER BY n
+		 ON CONFLICT (key) DO NOTHING RETURNING key`,
+		[sorted.map(k => k.key), sorted.map(k => k.hash)],
+	);
+	return new Set(claimed.map(r => r.key));
+}
+
+export interface StoredKey {
+	hash: string;
+	result: unknown;
+}
+
+export async function loadKeys(db: Db, keys: string[]): Promise<Map<string, StoredKey>> {
+	if (keys.length === 0) return new Map();
+	const found = await rows<{ key: string; request_hash: string; result: unknown }>(
+		db,
+		"SELECT key, request_hash, result FROM ledger.idempotency WHERE key = ANY(?::text[])",
+		[keys],
+	);
+	return new Map(found.map(r => [r.key, { hash: r.request_hash, result: r.result }]));
+}
+
+export async function saveResults(trx: Db, results: { key: string; result: unknown }[]): Promise<void> {
+	if (results.length === 0) return;
+	const updated = await rows<{ key: string }>(
+		trx,
+		`UPDATE ledger.idempotency i SET result = v.r::jsonb
+		 FROM unnest(?::text[], ?::text[]) AS v(k, r) WHERE i.key = v.k AND i.result IS NULL RETURNING i.key`,
+		[results.map(r => r.key), results.map(r => JSON.stringify(r.result))],
+	);
+	invariant(updated.length === results.length, `saved ${updated.length} of ${results.length} idempotency results`);
+}
+
+// ---- locking reads -------------------------------------------------------------------
+
+export async function lockHolds(trx: Db, ids: string[]): Promise<HoldState[]> {
+	if (ids.length === 0) return [];
+	const found = await rows<HoldRow>(trx, "SELECT * FROM ledger.holds WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE", [ids]);
+	return found.map(toHold);
+}
+
+/**
+ * Locks the transfers named by reversals, so two batches reversing one transfer queue
+ * up instead of racing to the unique index, and reports which already have a reversal.
+ */
+export async function lockTransfers(trx: Db, ids: string[]): Promise<{ transfers: TransferRecord[]; reversed: Set<string> }> {
+	if (ids.length === 0) return { transfers: [], reversed: new Set() };
+	const found = await rows<TransferRow>(trx, "SELECT * FROM ledger.transfers WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE", [ids]);
+	const rev = await rows<{ reverses_transfer_id: string }>(
+		trx,
+		"SELECT reverses_transfer_id FROM ledger.transfers WHERE reverses_transfer_id = ANY(?::uuid[])",
+		[ids],
+	);
+	return { transfers: found.map(toTransfer), reversed: new Set(rev.map(r => r.reverses_transfer_id)) };
+}
+
+export async function lockAccounts(trx: Db, ids: string[]): Promise<AccountState[]> {
+	if (ids.length === 0) return [];
+	const found = await rows<AccountRow>(
+		trx,
+		`SELECT id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version, code, label, created_at
+		 FROM ledger.accounts WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE`,
+		[ids],
+	);
+	return found.map(toAccount);
+}
+
+// ---- batch writes ---------------------------------------------------------------------
+
+async function insertTransfers(trx: Db, ts: TransferRecord[], now: Date): Promise<void> {
+	if (ts.length === 0) return;
+	await rows(
+		trx,
+		`INSERT INTO ledger.transfers (id, idempotency_key, kind, from_account_id, to_account_id, amount, currency, description, hold_id, reverses_transfer_id, created_at)
+		 SELECT id, k, kind, f, t, a, c, d, h, r, ? FROM unnest(?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::uuid[], ?::uuid[])
+		   AS v(id, k, kind, f, t, a, c, d, h, r)`,
+		[
+			now, ts.map(t => t.id), ts.map(t => t.idempotencyKey), ts.map(t => t.kind), ts.map(t => t.fromAccountId), ts.map(t => t.toAccountId),
+			ts.map(t => str(t.amount)), ts.map(t => t.currency), ts.map(t => t.description), ts.map(t => t.holdId), ts.map(t => t.reversesTransferId),
+		],
+	);
+}
+
+async function insertEntries(trx: Db, es: BatchChanges["entries"], now: Date): Promise<void> {
+	if (es.length === 0) return;
+	await rows(
+		trx,
+		`INSERT INTO ledger.entries (transfer_id, account_id, counterparty_account_id, amount, balance_after, account_version, created_at)
+		 SELECT t, a, c, amt, b, v, ? FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::int8[], ?::int8[], ?::int8[]) WITH ORDINALITY AS x(t, a, c, amt, b, v, n) ORDER BY n`,
+		[
+			now, es.map(e => e.transferId), es.map(e => e.accountId), es.map(e => e.counterpartyAccountId),
+			es.map(e => str(e.amount)), es.map(e => str(e.balanceAfter)), es.map(e => str(e.accountVersion)),
+		],
+	);
+}
+
+async function insertHolds(trx: Db, hs: HoldState[], now: Date): Promise<void> {
+	if (hs.length === 0) return;
+	await rows(
+		trx,
+		`INSERT INTO ledger.holds (id, idempotency_key, from_account_id, to_account_id, amount, currency, description, status, expires_at, created_at)
+		 SELECT id, k, f, t, a, c, d, 'pending', e, ? FROM unnest(?::uuid[], ?::text[], ?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::timestamptz[]) AS v(id, k, f, t, a, c, d, e)`,
+		[
+			now, hs.map(h => h.id), hs.map(h => h.idempotencyKey), hs.map(h => h.fromAccountId), hs.map(h => h.toAccountId),
+			hs.map(h => str(h.amount)), hs.map(h => h.currency), hs.map(h => h.description), hs.map(h => h.expiresAt.toISOString()),
+		],
+	);
+}
+
+/** Closes holds that were pending; the status condition makes a double close visible. */
+async function closeHolds(trx: Db, hs: HoldState[], now: Date): Promise<void> {
+	if (hs.length === 0) return;
+	const updated = await rows<{ id: string }>(
+		trx,
+		`UPDATE ledger.holds h SET status = v.s, posted_amount = v.p, closed_at = ?
+		 FROM unnest(?::uuid[], ?::text[], ?::int8[]) AS v(id, s, p) WHERE h.id = v.id AND h.status = 'pending' RETURNING h.id`,
+		[now, hs.map(h => h.id), hs.map(h => h.status), hs.map(h => str(h.postedAmount))],
+	);
+	invariant(updated.length === hs.length, `closed ${updated.length} of ${hs.length} holds`);
+}
+
+/**
+ * Writes the new balances of the locked accounts and reads them back; a mismatch
+ * means the rows changed under the lock, which must never happen.
+ */
+async function updateAccounts(trx: Db, accounts: AccountState[]): Promise<void> {
+	if (accounts.length === 0) return;
+	const back = await rows<{ id: string; posted: bigint; pending_debits: bigint; pending_credits: bigint; version: bigint }>(
+		trx,
+		`UPDATE ledger.accounts a SET posted = v.p, pending_debits = v.pd, pending_credits = v.pc, version = v.ver, updated_at = now()
+		 FROM unnest(?::uuid[], ?::int8[], ?::int8[], ?::int8[], ?::int8[]) AS v(id, p, pd, pc, ver)
+		 WHERE a.id = v.id RETURNING a.id, a.posted, a.pending_debits, a.pending_credits, a.version`,
+		[accounts.map(a => a.id), accounts.map(a => str(a.posted)), accounts.map(a => str(a.pendingDebits)), accounts.map(a => str(a.pendingCredits)), accounts.map(a => str(a.version))],
+	);
+	invariant(back.length === accounts.length, `updated ${back.length} of ${accounts.length} accounts`);
+	const byId = new Map(accounts.map(a => [a.id, a]));
+	for (const r of back) {
+		const a = byId.get(r.id);
+		invariant(
+			a && a.posted === r.posted && a.pendingDebits === r.pending_debits && a.pendingCredits === r.pending_credits && a.version === r.version,
+			`account ${r.id} read back differs from what the batch wrote`,
+		);
+	}
+}
+
+export async function insertOutbox(trx: Db, events: OutboxEvent[]): Promise<void> {
+	if (events.length === 0) return;
+	await rows(
+		trx,
+		`INSERT INTO ledger.outbox (event, partition_key, payload)
+		 SELECT e, k, p::jsonb FROM unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS v(e, k, p, n) ORDER BY n`,
+		[events.map(e => e.event), events.map(e => e.partitionKey), events.map(e => JSON.stringify(e.payload))],
+	);
+}
+
+export async function writeChanges(trx: Db, changes: BatchChanges, accounts: AccountState[], now: Date): Promise<void> {
+	await insertTransfers(trx, changes.transfers, now);
+	await insertEntries(trx, changes.entries, now);
+	await insertHolds(trx, changes.holdsCreated, now);
+	await closeHolds(trx, changes.holdsClosed, now);
+	await updateAccounts(trx, accounts);
+	await insertOutbox(trx, changes.events);
+}
+
+// ---- plain reads ---------------------------------------------------------------------
+
+export async function getAccount(db: Db, id: string): Promise<AccountRecord | null> {
+	const found = await rows<AccountRow>(db, "SELECT * FROM ledger.accounts WHERE id = ?", [id]);
+	return found[0] ? toAccount(found[0]) : null;
+}
+
+export async function listAccounts(db: Db, ownerId: string, limit: number): Promise<AccountRecord[]> {
+	const found = await rows<AccountRow>(db, "SELECT * FROM ledger.accounts WHERE owner_id = ? ORDER BY created_at, id LIMIT ?", [ownerId, limit]);
+	return found.map(toAccount);
+}
+
+export async function getTransfer(db: Db, id: string): Promise<TransferRecord | null> {
+	const found = await rows<TransferRow>(db, "SELECT * FROM ledger.transfers WHERE id = ?", [id]);
+	return found[0] ? toTransfer(found[0]) : null;
+}
+
+export async function getHold(db: Db, id: string): Promise<HoldState | null> {
+	const found = await rows<HoldRow>(db, "SELECT * FROM ledger.holds WHERE id = ?", [id]);
+	return found[0] ? toHold(found[0]) : null;
+}
+
+export interface EntryView {
+	id: string;
+	transferId: string;
+	amount: bigint;
+	balanceAfter: bigint;
+	version: bigint;
+	counterparty: string;
+	kind: string;
+	description: string;
+	createdAt: Date;
+}
+
+/** One page of an account's entries, newest first, keyed by the account version. */
+export async function entriesPage(db: Db, accountId: string, beforeVersion: bigint | null, limit: number): Promise<EntryView[]> {
+	const found = await rows<{
+		id: bigint; transfer_id: string; amount: bigint; balance_after: bigint; account_version: bigint;
+		counterparty_account_id: string; kind: string; description: string; created_at: Date;
+	}>(
+		db,
+		`SELECT e.id, e.transfer_id, e.amount, e.balance_after, e.account_version, e.counterparty_account_id, t.kind, t.description, e.created_at
+		 FROM ledger.entries e JOIN ledger.transfers t ON t.id = e.transfer_id
+		 WHERE e.account_id = ? AND e.account_version < ? ORDER BY e.account_version DESC LIMIT ?`,
+		[accountId, str(beforeVersion ?? BigInt(Number.MAX_SAFE_INTEGER) * 1024n), limit],
+	);
+	return found.map(r => ({
+		id: r.id.toString(), transferId: r.transfer_id, amount: r.amount, balanceAfter: r.balance_after, version: r.account_version,
+		counterparty: r.counterparty_account_id, kind: r.kind, description: r.description, createdAt: r.created_at,
+	}));
+}
+
+export async function dueHoldIds(db: Db, now: Date, limit: number): Promise<string[]> {
+	const found = await rows<{ id: string }>(
+		db,
+		"SELECT id FROM ledger.holds WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+		[now, limit],
+	);
+	return found.map(r => r.id);
+}
