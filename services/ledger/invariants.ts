@@ -47,10 +47,10 @@ const CHECKS: { check: string; sql: string }[] = [
 		check: "transfer_balanced",
 		sql: `SELECT t.id::text AS id, coalesce(e.n, 0)::text || ' entries, sum ' || coalesce(e.s, 0)::text AS detail
 		      FROM ledger.transfers t LEFT JOIN (
-		        SELECT transfer_id, count(*) AS n, sum(amount) AS s,
-		               sum(CASE WHEN amount < 0 THEN -amount ELSE 0 END) AS d,
-		               bool_and((amount < 0) = (account_id = tr.from_account_id)) AS sides
-		        FROM ledger.entries JOIN ledger.transfers tr ON tr.id = transfer_id GROUP BY transfer_id
+		        SELECT en.transfer_id, count(*) AS n, sum(en.amount) AS s,
+		               sum(CASE WHEN en.amount < 0 THEN -en.amount ELSE 0 END) AS d,
+		               bool_and((en.amount < 0) = (en.account_id = tr.from_account_id)) AS sides
+		        FROM ledger.entries en JOIN ledger.transfers tr ON tr.id = en.transfer_id GROUP BY en.transfer_id
 		      ) e ON e.transfer_id = t.id
 		      WHERE coalesce(e.n, 0) <> 2 OR e.s <> 0 OR e.d <> t.amount OR NOT e.sides`,
 	},

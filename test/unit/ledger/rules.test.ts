@@ -1,0 +1,202 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { applyBatch, assertBalanced, type AccountState, type BatchState, type HoldState, type Op, type TransferRecord } from "../../../services/ledger/rules.ts";
+import { InvariantViolation } from "../../../lib/errors.ts";
+
+const NOW = new Date("2026-01-01T00:00:00Z");
+
+function account(id: string, posted: bigint, over: Partial<AccountState> = {}): AccountState {
+	return { id, ownerId: `owner-${id}`, currency: "USD", kind: "user", status: "active", posted, pendingDebits: 0n, pendingCredits: 0n, version: 0n, ...over };
+}
+
+function state(accounts: AccountState[], holds: HoldState[] = [], transfers: TransferRecord[] = []): BatchState {
+	return {
+		accounts: new Map(accounts.map(a => [a.id, { ...a }])),
+		holds: new Map(holds.map(h => [h.id, { ...h }])),
+		transfers: new Map(transfers.map(t => [t.id, t])),
+		reversed: new Set(),
+	};
+}
+
+let seq = 0;
+const ctx = () => ({ now: NOW, newId: () => `id-${++seq}` });
+
+const transfer = (key: string, from: string, to: string, amount: bigint, currency = "USD"): Op => ({
+	type: "transfer", key, fromAccountId: from, toAccountId: to, amount, currency, description: "",
+});
+
+function hold(id: string, from: string, to: string, amount: bigint, over: Partial<HoldState> = {}): HoldState {
+	return {
+		id, idempotencyKey: `k-${id}`, fromAccountId: from, toAccountId: to, amount, postedAmount: 0n, currency: "USD", description: "",
+		status: "pending", expiresAt: new Date(NOW.getTime() + 60_000), createdAt: NOW, closedAt: null, ...over,
+	};
+}
+
+function codeOf(r: { ok: boolean; error?: { code: string } } | undefined): string {
+	assert.ok(r);
+	return r.ok ? "OK" : (r.error?.code ?? "?");
+}
+
+describe("ledger rules: transfers", () => {
+	it("moves posted money and writes two balanced entries", () => {
+		const s = state([account("a", 100n), account("b", 0n)]);
+		const { results, changes } = applyBatch(s, [[transfer("k1", "a", "b", 40n)]], ctx());
+		assert.equal(codeOf(results[0]?.[0]), "OK");
+		assert.equal(s.accounts.get("a")?.posted, 60n);
+		assert.equal(s.accounts.get("b")?.posted, 40n);
+		assert.deepEqual(changes.entries.map(e => e.amount), [-40n, 40n]);
+		assert.deepEqual(changes.entries.map(e => e.balanceAfter), [60n, 40n]);
+		assert.deepEqual(changes.entries.map(e => e.accountVersion), [1n, 1n]);
+	});
+
+	it("allows spending the whole balance and refuses one minor unit more", () => {
+		const s = state([account("a", 100n), account("b", 0n)]);
+		const { results } = applyBatch(s, [[transfer("k1", "a", "b", 101n)], [transfer("k2", "a", "b", 100n)], [transfer("k3", "a", "b", 1n)]], ctx());
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["INSUFFICIENT_FUNDS", "OK", "INSUFFICIENT_FUNDS"]);
+		assert.equal(s.accounts.get("a")?.posted, 0n);
+	});
+
+	it("lets system accounts go below zero", () => {
+		const s = state([account("sys", 0n, { kind: "system" }), account("b", 0n)]);
+		const { results } = applyBatch(s, [[transfer("k1", "sys", "b", 5_000n)]], ctx());
+		assert.equal(codeOf(results[0]?.[0]), "OK");
+		assert.equal(s.accounts.get("sys")?.posted, -5_000n);
+	});
+
+	it("refuses each invalid transfer with its code and leaves neighbours alone", () => {
+		const s = state([account("a", 100n), account("b", 0n), account("f", 100n, { status: "frozen" }), account("e", 100n, { currency: "EUR" })]);
+		const { results, changes } = applyBatch(s, [
+			[transfer("k1", "a", "a", 1n)],
+			[transfer("k2", "a", "missing", 1n)],
+			[transfer("k3", "missing", "a", 1n)],
+			[transfer("k4", "a", "e", 1n)],
+			[transfer("k5", "a", "b", 1n, "EUR")],
+			[transfer("k6", "f", "b", 1n)],
+			[transfer("k7", "a", "f", 1n)],
+			[transfer("k8", "a", "b", 10n)],
+		], ctx());
+		assert.deepEqual(results.map(r => codeOf(r[0])), [
+			"SAME_ACCOUNT", "ACCOUNT_NOT_FOUND", "ACCOUNT_NOT_FOUND", "CURRENCY_MISMATCH", "CURRENCY_MISMATCH", "ACCOUNT_FROZEN", "ACCOUNT_FROZEN", "OK",
+		]);
+		assert.equal(changes.transfers.length, 1);
+		assert.equal(s.accounts.get("a")?.posted, 90n);
+		assert.equal(changes.events.filter(e => e.event === "transfer.failed").length, 7);
+	});
+
+	it("applies a linked chain all or nothing", () => {
+		const s = state([account("a", 100n), account("b", 0n), account("c", 0n)]);
+		const bad = applyBatch(s, [[transfer("k1", "a", "b", 60n), transfer("k2", "b", "c", 70n)]], ctx());
+		assert.deepEqual(bad.results[0]?.map(codeOf), ["LINKED_TRANSFER_FAILED", "INSUFFICIENT_FUNDS"]);
+		assert.equal(s.accounts.get("a")?.posted, 100n);
+		assert.equal(s.accounts.get("b")?.posted, 0n);
+		assert.equal(bad.changes.entries.length, 0);
+		const good = applyBatch(s, [[transfer("k3", "a", "b", 60n), transfer("k4", "b", "c", 50n)]], ctx());
+		assert.deepEqual(good.results[0]?.map(codeOf), ["OK", "OK"]);
+		assert.deepEqual(["a", "b", "c"].map(id => s.accounts.get(id)?.posted), [40n, 10n, 50n]);
+	});
+
+	it("emits one balance.updated per changed account with the version before and after", () => {
+		const s = state([account("a", 100n, { version: 7n }), account("b", 0n)]);
+		const { changes } = applyBatch(s, [[transfer("k1", "a", "b", 1n)], [transfer("k2", "a", "b", 2n)]], ctx());
+		const updates = changes.events.filter(e => e.event === "balance.updated").map(e => e.payload);
+		assert.equal(updates.length, 2);
+		const a = updates.find(u => u["accountId"] === "a");
+		assert.deepEqual([a?.["previousVersion"], a?.["version"], a?.["posted"], a?.["available"]], [7, 9, 97, 97]);
+	});
+});
+
+describe("ledger rules: holds", () => {
+	it("reserves funds so available drops and a second hold cannot overspend", () => {
+		const s = state([account("a", 100n), account("b", 0n)]);
+		const op = (key: string, amount: bigint): Op => ({ type: "hold", key, fromAccountId: "a", toAccountId: "b", amount, currency: "USD", description: "", timeoutMs: 1000 });
+		const { results, changes } = applyBatch(s, [[op("h1", 70n)], [op("h2", 31n)], [transfer("t1", "a", "b", 31n)], [op("h3", 30n)]], ctx());
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["OK", "INSUFFICIENT_FUNDS", "INSUFFICIENT_FUNDS", "OK"]);
+		const a = s.accounts.get("a");
+		assert.deepEqual([a?.posted, a?.pendingDebits], [100n, 100n]);
+		assert.equal(s.accounts.get("b")?.pendingCredits, 100n);
+		assert.equal(changes.holdsCreated.length, 2);
+		assert.equal(changes.holdsCreated[0]?.expiresAt.getTime(), NOW.getTime() + 1000);
+	});
+
+	it("posts in part, releasing the whole hold", () => {
+		const s = state([account("a", 100n, { pendingDebits: 50n }), account("b", 0n, { pendingCredits: 50n })], [hold("h", "a", "b", 50n)]);
+		const { results, changes } = applyBatch(s, [[{ type: "post", key: "p1", holdId: "h", amount: 20n }]], ctx());
+		assert.equal(codeOf(results[0]?.[0]), "OK");
+		const a = s.accounts.get("a");
+		assert.deepEqual([a?.posted, a?.pendingDebits, a?.version], [80n, 0n, 1n]);
+		assert.deepEqual([s.accounts.get("b")?.posted, s.accounts.get("b")?.pendingCredits], [20n, 0n]);
+		assert.deepEqual([changes.holdsClosed[0]?.status, changes.holdsClosed[0]?.postedAmount], ["posted", 20n]);
+		assert.equal(changes.transfers[0]?.kind, "hold_post");
+	});
+
+	it("refuses posting more than held, posting twice, and posting after expiry", () => {
+		const s = state(
+			[account("a", 100n, { pendingDebits: 80n }), account("b", 0n, { pendingCredits: 80n })],
+			[hold("h", "a", "b", 50n), hold("old", "a", "b", 30n, { expiresAt: new Date(NOW.getTime() - 1) })],
+		);
+		const { results } = applyBatch(s, [
+			[{ type: "post", key: "p1", holdId: "h", amount: 51n }],
+			[{ type: "post", key: "p2", holdId: "h", amount: null }],
+			[{ type: "post", key: "p3", holdId: "h", amount: null }],
+			[{ type: "post", key: "p4", holdId: "old", amount: null }],
+			[{ type: "void", key: "v1", holdId: "nope" }],
+		], ctx());
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["HOLD_AMOUNT_EXCEEDED", "OK", "HOLD_NOT_PENDING", "HOLD_EXPIRED", "HOLD_NOT_FOUND"]);
+	});
+
+	it("voids and expires exactly once; expiry waits for the timeout", () => {
+		const past = new Date(NOW.getTime() - 1);
+		const s = state(
+			[account("a", 100n, { pendingDebits: 60n }), account("b", 0n, { pendingCredits: 60n })],
+			[hold("v", "a", "b", 10n), hold("x", "a", "b", 20n, { expiresAt: past }), hold("y", "a", "b", 30n)],
+		);
+		const { results } = applyBatch(s, [
+			[{ type: "void", key: "v1", holdId: "v" }],
+			[{ type: "void", key: "v2", holdId: "v" }],
+			[{ type: "expire", key: "e1", holdId: "x" }],
+			[{ type: "expire", key: "e2", holdId: "x" }],
+			[{ type: "expire", key: "e3", holdId: "y" }],
+		], ctx());
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["OK", "HOLD_NOT_PENDING", "OK", "HOLD_NOT_PENDING", "HOLD_NOT_PENDING"]);
+		const a = s.accounts.get("a");
+		assert.deepEqual([a?.posted, a?.pendingDebits], [100n, 30n]);
+	});
+});
+
+describe("ledger rules: reversals", () => {
+	const original: TransferRecord = {
+		id: "t1", idempotencyKey: "k", kind: "transfer", fromAccountId: "a", toAccountId: "b", amount: 30n, currency: "USD",
+		description: "", holdId: null, reversesTransferId: null, createdAt: NOW,
+	};
+
+	it("moves the money back once, linked to the original", () => {
+		const s = state([account("a", 70n), account("b", 30n)], [], [original]);
+		const { results, changes } = applyBatch(s, [
+			[{ type: "reverse", key: "r1", transferId: "t1", description: "" }],
+			[{ type: "reverse", key: "r2", transferId: "t1", description: "" }],
+			[{ type: "reverse", key: "r3", transferId: "nope", description: "" }],
+		], ctx());
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["OK", "ALREADY_REVERSED", "TRANSFER_NOT_FOUND"]);
+		assert.deepEqual([s.accounts.get("a")?.posted, s.accounts.get("b")?.posted], [100n, 0n]);
+		assert.equal(changes.transfers[0]?.reversesTransferId, "t1");
+	});
+
+	it("refuses a reversal the receiver can no longer fund, and a reversal of a reversal", () => {
+		const reversal: TransferRecord = { ...original, id: "t2", kind: "reversal", reversesTransferId: "t0" };
+		const s = state([account("a", 70n), account("b", 10n)], [], [original, reversal]);
+		const { results } = applyBatch(s, [
+			[{ type: "reverse", key: "r1", transferId: "t1", description: "" }],
+			[{ type: "reverse", key: "r2", transferId: "t2", description: "" }],
+		], ctx());
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["INSUFFICIENT_FUNDS", "NOT_REVERSIBLE"]);
+	});
+});
+
+describe("ledger rules: balance assertion", () => {
+	it("throws on an unbalanced set of entries", () => {
+		const t: TransferRecord = { id: "t", idempotencyKey: "k", kind: "transfer", fromAccountId: "a", toAccountId: "b", amount: 5n, currency: "USD", description: "", holdId: null, reversesTransferId: null, createdAt: NOW };
+		const entry = (amount: bigint) => ({ transferId: "t", accountId: "a", counterpartyAccountId: "b", amount, balanceAfter: 0n, accountVersion: 1n, createdAt: NOW });
+		assert.throws(() => assertBalanced({ transfers: [t], entries: [entry(-5n), entry(4n)] }), InvariantViolation);
+		assert.doesNotThrow(() => assertBalanced({ transfers: [t], entries: [entry(-5n), entry(5n)] }));
+	});
+});
