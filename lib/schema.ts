@@ -24,7 +24,8 @@ type Visible<K> = K extends `$$${string}` ? never : K;
 type OptionalKeys<S> = { [K in keyof S]: S[K] extends { optional: true } ? Visible<K> : never }[keyof S];
 type RequiredKeys<S> = { [K in keyof S]: S[K] extends { optional: true } ? never : Visible<K> }[keyof S];
 
-export type Infer<S> = { [K in RequiredKeys<S>]: RuleValue<S[K]> } & { [K in OptionalKeys<S>]?: RuleValue<S[K]> };
+/** Optional fields may also arrive as null, which fastest-validator lets through as "not given". */
+export type Infer<S> = { [K in RequiredKeys<S>]: RuleValue<S[K]> } & { [K in OptionalKeys<S>]?: RuleValue<S[K]> | null };
 
 /** Keeps literal types of a params schema while checking it has the rule shape. */
 export function paramsSchema<const S extends { $$strict: true } & Record<string, Rule | true>>(schema: S): S {

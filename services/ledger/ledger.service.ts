@@ -70,7 +70,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				async handler(this: LedgerThis, ctx: Context<P.OpenAccountParams>) {
 					const p = ctx.params;
 					const kind = p.kind ?? "user";
-					if ((kind === "system") !== (p.code !== undefined)) {
+					if ((kind === "system") !== (p.code != null)) {
 						throw toClientError({ code: "VALIDATION_ERROR", message: "a system account needs a code, a user account must not have one" });
 					}
 					const opened = await openAccount(this.knex, {
@@ -83,10 +83,10 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 			"accounts.get": {
 				params: P.getAccountParams,
-				async handler(this: LedgerThis, ctx: Context<{ id: string; ownerId?: string }>) {
+				async handler(this: LedgerThis, ctx: Context<P.GetAccountParams>) {
 					const a = await store.getAccount(this.knex, ctx.params.id);
 					// A foreign account is answered exactly like a missing one.
-					if (!a || (ctx.params.ownerId !== undefined && a.ownerId !== ctx.params.ownerId)) {
+					if (!a || (ctx.params.ownerId != null && a.ownerId !== ctx.params.ownerId)) {
 						throw toClientError({ code: "ACCOUNT_NOT_FOUND", message: "account not found" });
 					}
 					return accountView(a);
@@ -94,7 +94,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 			"accounts.list": {
 				params: P.listAccountsParams,
-				async handler(this: LedgerThis, ctx: Context<{ ownerId: string; limit?: number }>) {
+				async handler(this: LedgerThis, ctx: Context<P.ListAccountsParams>) {
 					const list = await store.listAccounts(this.knex, ctx.params.ownerId, ctx.params.limit ?? 200);
 					return { items: list.map(accountView) };
 				},
@@ -116,7 +116,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				async handler(this: LedgerThis, ctx: Context<P.HistoryParams>) {
 					const p = ctx.params;
 					const a = await store.getAccount(this.knex, p.accountId);
-					if (!a || (p.ownerId !== undefined && a.ownerId !== p.ownerId)) {
+					if (!a || (p.ownerId != null && a.ownerId !== p.ownerId)) {
 						throw toClientError({ code: "ACCOUNT_NOT_FOUND", message: "account not found" });
 					}
 					const limit = p.limit ?? 50;
@@ -182,7 +182,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				params: P.holdPostParams,
 				async handler(this: LedgerThis, ctx: Context<P.HoldPostParams>) {
 					const p = ctx.params;
-					const [r] = await this.submit([{ type: "post", key: p.idempotencyKey, holdId: p.holdId, amount: p.amount === undefined ? null : BigInt(p.amount) }]);
+					const [r] = await this.submit([{ type: "post", key: p.idempotencyKey, holdId: p.holdId, amount: p.amount == null ? null : BigInt(p.amount) }]);
 					return unwrap(r as OpResult);
 				},
 			},

@@ -12,7 +12,7 @@ export const idRule = { type: "uuid" } as const;
 export const keyRule = { type: "string", min: 1, max: 200, pattern: /^[\x21-\x7e]+$/ } as const;
 const descriptionRule = { type: "string", max: 500, optional: true } as const;
 const ownerRule = { type: "string", min: 1, max: 200 } as const;
-const limitRule = { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true } as const;
+const limitRule = { type: "number", integer: true, min: 1, max: 200, optional: true, convert: false } as const;
 
 export const openAccountParams = paramsSchema({
 	$$strict: true,
@@ -69,4 +69,6 @@ export type HoldCreateParams = Infer<typeof holdCreateParams>;
 export type HoldPostParams = Infer<typeof holdPostParams>;
 export type HoldVoidParams = Infer<typeof holdVoidParams>;
 export type ReverseParams = Infer<typeof reverseParams>;
+export type GetAccountParams = Infer<typeof getAccountParams>;
+export type ListAccountsParams = Infer<typeof listAccountsParams>;
 export type HistoryParams = Infer<typeof historyParams>;

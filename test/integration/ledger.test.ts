@@ -68,7 +68,8 @@ before(async () => {
 		name: "spy",
 		events: {
 			"**"(ctx: Context<Record<string, unknown>>) {
-				if (!ctx.eventName.startsWith("$")) events.push({ name: ctx.eventName, payload: ctx.params });
+				const name = ctx.eventName ?? "";
+				if (!name.startsWith("$")) events.push({ name, payload: ctx.params });
 			},
 		},
 	});
@@ -252,7 +253,7 @@ describe("holds", () => {
 		await new Promise(r => setTimeout(r, 80));
 		await refusedWith(broker.call("ledger.holds.post", { idempotencyKey: key(), holdId: h.id }), "HOLD_EXPIRED", 409);
 		// Three sweeps race on one hold: all report it expired (one ran, two replayed its key)...
-		const sweeps: { expired: number }[] = await Promise.all([1, 2, 3].map(() => broker.call("ledger.expireHolds", {})));
+		const sweeps = await Promise.all([1, 2, 3].map(() => broker.call<{ expired: number }, object>("ledger.expireHolds", {})));
 		assert.deepEqual(sweeps.map(s => s.expired), [1, 1, 1]);
 		// ...and the money was released once: pending is back to zero, not below, and one event left.
 		const stored: Hold = await broker.call("ledger.holds.get", { id: h.id });
