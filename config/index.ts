@@ -94,10 +94,12 @@ function enumVar<T extends string>(env: Env, name: string, values: readonly T[],
 function servicesVar(env: Env): ServiceName[] {
 	const raw = env["SERVICES"];
 	if (raw === undefined || raw === "" || raw === "all") return [...ALL_SERVICES];
+	// A node with no services of its own: a REPL, a load generator or a test client.
+	if (raw === "none") return [];
 	const names = raw.split(",").map(s => s.trim()).filter(Boolean);
 	for (const name of names) {
 		if (!(ALL_SERVICES as readonly string[]).includes(name)) {
-			throw new ConfigError(`SERVICES contains ${JSON.stringify(name)}: expected "all" or a comma list of ${ALL_SERVICES.join(", ")}`);
+			throw new ConfigError(`SERVICES contains ${JSON.stringify(name)}: expected "all", "none" or a comma list of ${ALL_SERVICES.join(", ")}`);
 		}
 	}
 	return names as ServiceName[];
