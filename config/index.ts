@@ -77,7 +77,7 @@ function urlVar(env: Env, name: string, protocols: string[]): string | null {
 		throw new ConfigError(`${name} is not a valid URL: expected ${protocols.map(p => `${p}//...`).join(" or ")}`);
 	}
 	if (!protocols.includes(url.protocol)) {
-		throw new ConfigError(`${name} has protocol ${url.protocol}: expected ${protocols.join(" or ")}`);
+		throw new ConfigError(`${name} has protocol ${url.protocol} but expected ${protocols.join(" or ")}`);
 	}
 	return raw;
 }

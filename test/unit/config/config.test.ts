@@ -1,0 +1,44 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { ConfigError, loadConfig } from "../../../config/index.ts";
+
+describe("config", () => {
+	it("defaults to the embedded single node", () => {
+		const c = loadConfig({});
+		assert.equal(c.databaseUrl, null);
+		assert.equal(c.transporter, null);
+		assert.equal(c.redisUrl, null);
+		assert.equal(c.dataDir, "./data");
+		assert.deepEqual(c.services, ["api", "ledger"]);
+		assert.equal(c.port, 3000);
+	});
+
+	it("reads cluster settings", () => {
+		const c = loadConfig({
+			DATABASE_URL: "postgres://u@db:5432/pay", TRANSPORTER: "nats://nats:4222", REDIS_URL: "redis://r:6379",
+			SERVICES: "ledger", NODE_ID: "ledger-1", LEDGER_BATCH_SIZE_MAX: "250",
+		});
+		assert.equal(c.databaseUrl, "postgres://u@db:5432/pay");
+		assert.deepEqual(c.services, ["ledger"]);
+		assert.equal(c.ledger.batchSizeMax, 250);
+		assert.deepEqual(loadConfig({ SERVICES: "none" }).services, []);
+	});
+
+	const bad: [Record<string, string>, RegExp][] = [
+		[{ PORT: "70000" }, /PORT="70000" is invalid: expected an integer from 0 to 65535/],
+		[{ PORT: "12.5" }, /PORT/],
+		[{ LEDGER_BATCH_SIZE_MAX: "0" }, /LEDGER_BATCH_SIZE_MAX="0" is invalid: expected an integer from 1 to 10000/],
+		[{ DATABASE_URL: "mysql://x" }, /DATABASE_URL has protocol mysql: but expected postgres: or postgresql:/],
+		[{ DATABASE_URL: "not a url" }, /DATABASE_URL is not a valid URL/],
+		[{ TRANSPORTER: "amqp://x" }, /TRANSPORTER has protocol amqp:/],
+		[{ SERVICES: "ledger,bogus" }, /SERVICES contains "bogus"/],
+		[{ LOG_LEVEL: "loud" }, /LOG_LEVEL="loud" is invalid: expected one of fatal, error, warn, info, debug, trace/],
+		[{ METRICS_ENABLED: "maybe" }, /METRICS_ENABLED="maybe" is invalid: expected true or false/],
+		[{ NODE_ID: "has space" }, /NODE_ID/],
+	];
+	for (const [env, message] of bad) {
+		it(`refuses ${JSON.stringify(env)} naming the variable`, () => {
+			assert.throws(() => loadConfig(env), (err: Error) => err instanceof ConfigError && message.test(err.message));
+		});
+	}
+});

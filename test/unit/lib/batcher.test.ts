@@ -1,0 +1,50 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { MicroBatcher } from "../../../lib/batcher.ts";
+
+function batcher(opts: { batchSizeMax?: number; queueLengthMax?: number; fail?: boolean } = {}) {
+	const batches: number[][] = [];
+	const b = new MicroBatcher<number, number>({
+		batchSizeMax: opts.batchSizeMax ?? 100,
+		waitMs: 0,
+		queueLengthMax: opts.queueLengthMax ?? 1_000,
+		sizeOf: () => 1,
+		run: async items => {
+			batches.push(items);
+			await new Promise(r => setTimeout(r, 5));
+			if (opts.fail) throw new Error("boom");
+			return items.map(i => i * 2);
+		},
+		overloaded: () => new Error("overloaded"),
+	});
+	return { b, batches };
+}
+
+describe("MicroBatcher", () => {
+	it("answers each item with its own result and batches concurrent submits", async () => {
+		const { b, batches } = batcher();
+		const out = await Promise.all([1, 2, 3, 4, 5].map(i => b.submit(i)));
+		assert.deepEqual(out, [2, 4, 6, 8, 10]);
+		assert.deepEqual(batches, [[1, 2, 3, 4, 5]]);
+	});
+
+	it("never exceeds batchSizeMax and fills the next batch while one runs", async () => {
+		const { b, batches } = batcher({ batchSizeMax: 2 });
+		await Promise.all([1, 2, 3, 4, 5].map(i => b.submit(i)));
+		assert.deepEqual(batches, [[1, 2], [3, 4], [5]]);
+	});
+
+	it("refuses at once past queueLengthMax", async () => {
+		const { b } = batcher({ queueLengthMax: 2 });
+		const accepted = [b.submit(1), b.submit(2)];
+		await assert.rejects(b.submit(3), /overloaded/);
+		assert.deepEqual(await Promise.all(accepted), [2, 4]);
+	});
+
+	it("rejects every item of a failed batch and keeps serving", async () => {
+		const { b } = batcher({ fail: true });
+		const results = await Promise.allSettled([b.submit(1), b.submit(2)]);
+		assert.deepEqual(results.map(r => r.status), ["rejected", "rejected"]);
+		await b.idle();
+	});
+});
