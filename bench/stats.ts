@@ -1,0 +1,51 @@
+export interface BenchResult {
+	name: string;
+	opsPerSec: number;
+	p50Ms: number;
+	p99Ms: number;
+	baselineOpsPerSec: number;
+	baselineP50Ms?: number;
+	baselineP99Ms?: number;
+	[extra: string]: unknown;
+}
+
+export interface RunFigures {
+	opsPerSec: number;
+	p50Ms: number;
+	p99Ms: number;
+	count: number;
+	errors: number;
+}
+
+export function percentile(sorted: number[], p: number): number {
+	if (sorted.length === 0) return 0;
+	const idx = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+	return sorted[Math.max(0, idx)] ?? 0;
+}
+
+/**
+ * Runs `total` operations with `concurrency` callers in flight and times each call.
+ * Errors are counted, not hidden: a run with errors is reported as such.
+ */
+export async function measure(total: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<RunFigures> {
+	const latencies: number[] = [];
+	let next = 0;
+	let errors = 0;
+	const started = performance.now();
+	async function worker(): Promise<void> {
+		while (next < total) {
+			const i = next++;
+			const t0 = performance.now();
+			try {
+				await op(i);
+				latencies.push(performance.now() - t0);
+			} catch {
+				errors += 1;
+			}
+		}
+	}
+	await Promise.all(Array.from({ length: concurrency }, () => worker()));
+	const elapsedS = (performance.now() - started) / 1000;
+	latencies.sort((a, b) => a - b);
+	return { opsPerSec: latencies.length / elapsedS, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), count: latencies.length, errors };
+}
