@@ -17,7 +17,7 @@ import { measure, type BenchResult, type RunFigures } from "./stats.ts";
 
 const ACCOUNTS = Number(process.env["BENCH_ACCOUNTS"] ?? 10_000);
 const TRANSFERS = Number(process.env["BENCH_TRANSFERS"] ?? 20_000);
-const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 256);
+const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 128);
 const POOL_MAX = Number(process.env["DB_POOL_MAX"] ?? 10);
 const FUNDING = 1_000_000_000;
 
@@ -63,7 +63,9 @@ async function naiveTransfer(pool: pg.Pool, p: Pair, key: string): Promise<void>
 				[transferId, account, counterparty, delta, row.posted, row.version],
 			);
 		}
-		await client.query("INSERT INTO ledger.outbox (event, partition_key, payload) VALUES ('transfer.completed', $1, $2)", [p.from, JSON.stringify({ transferId })]);
+		await client.query("INSERT INTO ledger.outbox (events, event_count) VALUES ($1::json, 1)", [
+			JSON.stringify([{ event: "transfer.completed", partitionKey: p.from, payload: { transferId } }]),
+		]);
 		await client.query("COMMIT");
 	} catch (err) {
 		await client.query("ROLLBACK");
@@ -97,7 +99,9 @@ function describeRun(label: string, f: RunFigures): void {
 
 export async function runLedgerBench(): Promise<BenchResult[]> {
 	const db = await createTestDatabase("paymesh_bench");
-	const { broker } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger", DB_POOL_MAX: String(POOL_MAX), METRICS_ENABLED: "true" });
+	// LEDGER_* settings from the environment reach the node, to compare batch settings.
+	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith("LEDGER_") && e[1] !== undefined));
+	const { broker } = await startNode({ ...ledgerEnv, DATABASE_URL: db.url, SERVICES: "ledger", DB_POOL_MAX: String(POOL_MAX), METRICS_ENABLED: "true" });
 	const pool = new pg.Pool({ connectionString: db.url, max: POOL_MAX });
 	try {
 		log(`ledger bench: ${ACCOUNTS} accounts, ${TRANSFERS} transfers per run, ${CONCURRENCY} callers in flight, pool ${POOL_MAX}`);

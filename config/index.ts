@@ -38,6 +38,7 @@ export interface Config {
 	bulkheadQueueSizeMax: number;
 	ledger: {
 		batchSizeMax: number;
+		batchConcurrencyMax: number;
 		batchWaitMs: number;
 		queueLengthMax: number;
 		holdSweepIntervalMs: number;
@@ -135,6 +136,7 @@ export function loadConfig(env: Env = process.env): Config {
 		bulkheadQueueSizeMax: intVar(env, "BULKHEAD_QUEUE_SIZE_MAX", 20_000, 0, 1_000_000),
 		ledger: {
 			batchSizeMax: intVar(env, "LEDGER_BATCH_SIZE_MAX", 1_000, 1, 10_000),
+			batchConcurrencyMax: intVar(env, "LEDGER_BATCH_CONCURRENCY_MAX", 2, 1, 16),
 			batchWaitMs: intVar(env, "LEDGER_BATCH_WAIT_MS", 1, 0, 1_000),
 			queueLengthMax: intVar(env, "LEDGER_QUEUE_LENGTH_MAX", 50_000, 1, 1_000_000),
 			holdSweepIntervalMs: intVar(env, "LEDGER_HOLD_SWEEP_INTERVAL_MS", 1_000, 10, 3_600_000),

@@ -1,11 +1,13 @@
 /**
- * Collects concurrent requests and runs them in batches: while one batch is in flight
- * the next one fills, so under load each database transaction carries many requests
- * and when idle a request waits at most `waitMs`. The queue is bounded: past
+ * Collects concurrent requests and runs them in batches: while `concurrencyMax` batches
+ * are in flight the next one fills, so under load each database transaction carries many
+ * requests and when idle a request waits at most `waitMs`. Two batches in flight let the
+ * database write one while this process computes the other. The queue is bounded: past
  * `queueLengthMax` waiting items, submit refuses at once instead of growing memory.
  */
 export interface BatcherOptions<I, O> {
 	batchSizeMax: number;
+	concurrencyMax: number;
 	waitMs: number;
 	queueLengthMax: number;
 	/** Weight of one item against batchSizeMax (a linked chain counts its ops). */
@@ -22,7 +24,7 @@ interface Waiting<I, O> {
 
 export class MicroBatcher<I, O> {
 	private queue: Waiting<I, O>[] = [];
-	private running = false;
+	private inFlight = 0;
 	private timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
 	private idleWaiters: (() => void)[] = [];
 	batchesRun = 0;
@@ -48,12 +50,12 @@ export class MicroBatcher<I, O> {
 
 	/** Resolves once nothing is queued or running; used on shutdown. */
 	idle(): Promise<void> {
-		if (!this.running && this.queue.length === 0) return Promise.resolve();
+		if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
 		return new Promise(resolve => this.idleWaiters.push(resolve));
 	}
 
 	private schedule(waitMs: number): void {
-		if (this.running || this.timer) return;
+		if (this.inFlight >= this.opts.concurrencyMax || this.timer) return;
 		this.timer = waitMs > 0 ? setTimeout(() => void this.flush(), waitMs) : setImmediate(() => void this.flush());
 	}
 
@@ -73,7 +75,9 @@ export class MicroBatcher<I, O> {
 		this.timer = null;
 		const batch = this.take();
 		if (batch.length === 0) return this.notifyIdle();
-		this.running = true;
+		this.inFlight += 1;
+		// Another batch may start filling now if the limit allows.
+		if (this.queue.length > 0) this.schedule(0);
 		try {
 			const out = await this.opts.run(batch.map(w => w.item));
 			batch.forEach((w, i) => w.resolve(out[i] as O));
@@ -82,10 +86,10 @@ export class MicroBatcher<I, O> {
 		} catch (err) {
 			for (const w of batch) w.reject(err);
 		} finally {
-			this.running = false;
+			this.inFlight -= 1;
 			// Items that queued during the run have waited already: flush them at once.
 			if (this.queue.length > 0) this.schedule(0);
-			else this.notifyIdle();
+			else if (this.inFlight === 0) this.notifyIdle();
 		}
 	}
 

@@ -24,34 +24,38 @@ const UP = [
 			updated_at timestamptz NOT NULL DEFAULT now(),
 			CONSTRAINT accounts_floor CHECK (kind = 'system' OR posted - pending_debits >= 0),
 			CONSTRAINT accounts_system_code CHECK ((kind = 'system') = (code IS NOT NULL))
-		)`,
+		) WITH (fillfactor = 80)`,
 	`CREATE INDEX accounts_owner_idx ON ledger.accounts (owner_id, created_at)`,
 	`CREATE TABLE ledger.transfers (
 			id uuid PRIMARY KEY,
 			idempotency_key text NOT NULL UNIQUE,
 			kind text NOT NULL CHECK (kind IN ('transfer', 'hold_post', 'reversal')),
-			from_account_id uuid NOT NULL REFERENCES ledger.accounts (id),
-			to_account_id uuid NOT NULL REFERENCES ledger.accounts (id),
+			from_account_id uuid NOT NULL,
+			to_account_id uuid NOT NULL,
 			amount bigint NOT NULL CHECK (amount > 0),
 			currency text NOT NULL,
 			description text NOT NULL DEFAULT '',
 			hold_id uuid,
-			reverses_transfer_id uuid UNIQUE REFERENCES ledger.transfers (id),
+			reverses_transfer_id uuid REFERENCES ledger.transfers (id),
 			created_at timestamptz NOT NULL,
 			CHECK (from_account_id <> to_account_id)
 		)`,
+	// Entries and transfers carry no foreign keys to accounts: the batch writes them only for
+	// accounts it holds locked, and checkInvariants proves every reference resolves. The
+	// per-row FK triggers cost about a fifth of a batch's time.
+	`CREATE UNIQUE INDEX transfers_reversal_once ON ledger.transfers (reverses_transfer_id) WHERE reverses_transfer_id IS NOT NULL`,
+	// An entry is identified by its account and the account version it produced; that key
+	// also orders an account's history, so no other index is needed.
 	`CREATE TABLE ledger.entries (
-			id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-			transfer_id uuid NOT NULL REFERENCES ledger.transfers (id),
-			account_id uuid NOT NULL REFERENCES ledger.accounts (id),
+			transfer_id uuid NOT NULL,
+			account_id uuid NOT NULL,
 			counterparty_account_id uuid NOT NULL,
 			amount bigint NOT NULL CHECK (amount <> 0),
 			balance_after bigint NOT NULL,
 			account_version bigint NOT NULL,
 			created_at timestamptz NOT NULL,
-			UNIQUE (account_id, account_version)
+			PRIMARY KEY (account_id, account_version)
 		)`,
-	`CREATE INDEX entries_transfer_idx ON ledger.entries (transfer_id)`,
 	`CREATE TABLE ledger.holds (
 			id uuid PRIMARY KEY,
 			idempotency_key text NOT NULL UNIQUE,
@@ -72,14 +76,16 @@ const UP = [
 	`CREATE TABLE ledger.idempotency (
 			key text PRIMARY KEY,
 			request_hash text NOT NULL,
-			result jsonb,
+			result json NOT NULL,
 			created_at timestamptz NOT NULL DEFAULT now()
 		)`,
+	// One outbox row per committed batch, holding that batch's events in order: a batch of a
+	// thousand transfers writes one row instead of three thousand. Event ids are
+	// "<row id>:<index>". json (not jsonb) because nothing queries inside it.
 	`CREATE TABLE ledger.outbox (
 			id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-			event text NOT NULL,
-			partition_key text NOT NULL,
-			payload jsonb NOT NULL,
+			events json NOT NULL,
+			event_count int NOT NULL CHECK (event_count > 0),
 			created_at timestamptz NOT NULL DEFAULT now(),
 			published_at timestamptz
 		)`,

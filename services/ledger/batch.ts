@@ -1,8 +1,9 @@
 /**
  * One micro-batch: many units (single ops or linked chains) applied in one database
- * transaction. Idempotency keys are claimed first, so a key already used (in an earlier
- * batch, or by a concurrent batch on another node that commits first) is answered from
- * the stored result instead of moving money again.
+ * transaction. Keys already committed are answered from their stored result. The keys of
+ * the ops that ran are inserted last, with their results; if a concurrent transaction
+ * committed one of them meanwhile (its insert waits for that transaction), the batch
+ * rolls back and runs again, and then replays that key. Money moves once either way.
  */
 import type { Knex } from "knex";
 import { createHash } from "node:crypto";
@@ -61,6 +62,11 @@ export interface BatchOutcome {
 	eventCount: number;
 }
 
+/** Another transaction committed a key this batch ran; the batch rolled back and runs again. */
+export class KeyConflict extends Error {
+	override name = "KeyConflict";
+}
+
 export async function runBatch(knex: Knex, units: Unit[], newId: () => string): Promise<BatchOutcome> {
 	const slots: Slot[] = units.flatMap((u, unit) => u.ops.map((op, index) => ({ unit, index, op, hash: requestHash(op) })));
 	const results: OpResult[][] = units.map(u => new Array<OpResult>(u.ops.length));
@@ -70,26 +76,26 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 
 	return knex.transaction(async trx => {
 		const now = new Date();
-		const claimed = await store.claimKeys(trx, [...first.values()].map(s => ({ key: s.op.key, hash: s.hash })));
-		const used = await store.loadKeys(trx, [...first.keys()].filter(k => !claimed.has(k)));
+		const used = await store.loadKeys(trx, [...first.keys()]);
 		const fresh: Slot[][] = units.map(() => []);
 		for (const s of slots) {
-			const owner = first.get(s.op.key);
-			if (owner === s && claimed.has(s.op.key)) fresh[s.unit]?.push(s);
-			else if (!claimed.has(s.op.key)) setResult(results, s, replay(s, used.get(s.op.key)));
+			if (used.has(s.op.key)) setResult(results, s, replay(s, used.get(s.op.key)));
+			else if (first.get(s.op.key) === s) fresh[s.unit]?.push(s);
 		}
 		const runnable = fresh.filter(f => f.length > 0);
 		const state = await loadState(trx, runnable.map(f => f.map(s => s.op)));
 		const applied = applyBatch(state, runnable.map(f => f.map(s => s.op)), { now, newId });
 		runnable.forEach((f, u) => f.forEach((s, i) => setResult(results, s, mustGet(applied.results[u]?.[i]))));
-		// Batch duplicates of a claimed key get the result of the op that ran.
+		// Batch duplicates of a key that ran get the result of the op that ran.
 		for (const s of slots) {
 			const owner = first.get(s.op.key);
-			if (owner && owner !== s && claimed.has(s.op.key)) setResult(results, s, sameRequest(s, owner, results));
+			if (owner && owner !== s && !used.has(s.op.key)) setResult(results, s, sameRequest(s, owner, results));
 		}
 		const touched = [...applied.changes.touched.keys()].map(id => mustGet(state.accounts.get(id)));
 		await store.writeChanges(trx, applied.changes, touched, now);
-		await store.saveResults(trx, runnable.flat().map(s => ({ key: s.op.key, result: results[s.unit]?.[s.index] })));
+		const ran = runnable.flat();
+		const stored = await store.insertKeys(trx, ran.map(s => ({ key: s.op.key, hash: s.hash, result: results[s.unit]?.[s.index] })));
+		if (stored !== ran.length) throw new KeyConflict(`${ran.length - stored} idempotency keys were committed concurrently`);
 		return { results, eventCount: applied.changes.events.length };
 	});
 }

@@ -55,6 +55,16 @@ const CHECKS: { check: string; sql: string }[] = [
 		      WHERE coalesce(e.n, 0) <> 2 OR e.s <> 0 OR e.d <> t.amount OR NOT e.sides`,
 	},
 	{
+		check: "references",
+		sql: `SELECT t.id::text AS id, 'transfer account missing' AS detail FROM ledger.transfers t
+		      WHERE NOT EXISTS (SELECT 1 FROM ledger.accounts a WHERE a.id = t.from_account_id)
+		         OR NOT EXISTS (SELECT 1 FROM ledger.accounts a WHERE a.id = t.to_account_id)
+		      UNION ALL
+		      SELECT e.account_id::text || ':' || e.account_version::text, 'entry without its transfer or account' FROM ledger.entries e
+		      WHERE NOT EXISTS (SELECT 1 FROM ledger.transfers t WHERE t.id = e.transfer_id)
+		         OR NOT EXISTS (SELECT 1 FROM ledger.accounts a WHERE a.id = e.account_id)`,
+	},
+	{
 		check: "running_balance",
 		sql: `SELECT account_id::text AS id, 'version ' || account_version::text AS detail FROM (
 		        SELECT account_id, account_version, balance_after,

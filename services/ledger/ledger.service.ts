@@ -12,7 +12,7 @@ import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { accountView, openAccount, setStatus } from "./accounts.ts";
-import { runBatch, type Unit } from "./batch.ts";
+import { KeyConflict, runBatch, type Unit } from "./batch.ts";
 import { checkInvariants } from "./invariants.ts";
 import { outboxLag, relayOnce } from "./outbox.ts";
 import * as P from "./params.ts";
@@ -20,7 +20,7 @@ import { holdView, transferView, type Op, type OpResult } from "./rules.ts";
 import * as store from "./store.ts";
 
 const HOLD_SWEEP_BATCH_MAX = 1_000;
-const BATCH_ATTEMPTS_MAX = 3;
+const BATCH_ATTEMPTS_MAX = 5;
 
 interface LedgerRuntime {
 	batcher: MicroBatcher<Unit, OpResult[]>;
@@ -248,8 +248,8 @@ export function ledgerService(config: Config): ServiceSchema {
 						return await this.runUnits(units);
 					} catch (err) {
 						const code = (err as { code?: string }).code;
-						// A deadlock or serialization failure rolled everything back: the batch is safe to run again.
-						if ((code === "40P01" || code === "40001") && attempt < BATCH_ATTEMPTS_MAX) continue;
+						// A deadlock, serialization failure or key conflict rolled everything back: the batch is safe to run again.
+						if ((code === "40P01" || code === "40001" || err instanceof KeyConflict) && attempt < BATCH_ATTEMPTS_MAX) continue;
 						if (err instanceof InvariantViolation) this.logger.fatal("ledger invariant violated; batch rolled back", { error: err.message });
 						else this.logger.error("ledger batch failed", { error: (err as Error).message, units: units.length });
 						throw classifyBatchError(err);
@@ -300,6 +300,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			this.rt = {
 				batcher: new MicroBatcher<Unit, OpResult[]>({
 					batchSizeMax: config.ledger.batchSizeMax,
+					concurrencyMax: config.ledger.batchConcurrencyMax,
 					waitMs: config.ledger.batchWaitMs,
 					queueLengthMax: config.ledger.queueLengthMax,
 					sizeOf: u => u.ops.length,

@@ -93,25 +93,12 @@ const str = (v: bigint): string => v.toString();
 
 // ---- idempotency ----------------------------------------------------------------
 
-/** Claims keys for this transaction; returns the ones that were new. Sorted to avoid deadlocks. */
-export async function claimKeys(trx: Db, keys: { key: string; hash: string }[]): Promise<Set<string>> {
-	if (keys.length === 0) return new Set();
-	const sorted = [...keys].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-	const claimed = await rows<{ key: string }>(
-		trx,
-		`INSERT INTO ledger.idempotency (key, request_hash)
-		 SELECT k, h FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS t(k, h, n) ORDER BY n
-		 ON CONFLICT (key) DO NOTHING RETURNING key`,
-		[sorted.map(k => k.key), sorted.map(k => k.hash)],
-	);
-	return new Set(claimed.map(r => r.key));
-}
-
 export interface StoredKey {
 	hash: string;
 	result: unknown;
 }
 
+/** Keys already committed, with their request hash and first result. */
 export async function loadKeys(db: Db, keys: string[]): Promise<Map<string, StoredKey>> {
 	if (keys.length === 0) return new Map();
 	const found = await rows<{ key: string; request_hash: string; result: unknown }>(
@@ -122,15 +109,23 @@ export async function loadKeys(db: Db, keys: string[]): Promise<Map<string, Stor
 	return new Map(found.map(r => [r.key, { hash: r.request_hash, result: r.result }]));
 }
 
-export async function saveResults(trx: Db, results: { key: string; result: unknown }[]): Promise<void> {
-	if (results.length === 0) return;
-	const updated = await rows<{ key: string }>(
+/**
+ * Stores the keys of the ops this batch ran, with their results. Returns how many were
+ * new: fewer than given means another transaction committed one of the keys after this
+ * batch read them, and the batch must roll back and run again. Sorted so that two
+ * batches inserting overlapping keys wait on each other in one order.
+ */
+export async function insertKeys(trx: Db, keys: { key: string; hash: string; result: unknown }[]): Promise<number> {
+	if (keys.length === 0) return 0;
+	const sorted = [...keys].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+	const inserted = await rows<{ key: string }>(
 		trx,
-		`UPDATE ledger.idempotency i SET result = v.r::jsonb
-		 FROM unnest(?::text[], ?::text[]) AS v(k, r) WHERE i.key = v.k AND i.result IS NULL RETURNING i.key`,
-		[results.map(r => r.key), results.map(r => JSON.stringify(r.result))],
+		`INSERT INTO ledger.idempotency (key, request_hash, result)
+		 SELECT k, h, r::json FROM unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS t(k, h, r, n) ORDER BY n
+		 ON CONFLICT (key) DO NOTHING RETURNING key`,
+		[sorted.map(k => k.key), sorted.map(k => k.hash), sorted.map(k => JSON.stringify(k.result))],
 	);
-	invariant(updated.length === results.length, `saved ${updated.length} of ${results.length} idempotency results`);
+	return inserted.length;
 }
 
 // ---- locking reads -------------------------------------------------------------------
@@ -245,14 +240,10 @@ async function updateAccounts(trx: Db, accounts: AccountState[]): Promise<void> 
 	}
 }
 
+/** Writes a transaction's events as one outbox row, in the order they happened. */
 export async function insertOutbox(trx: Db, events: OutboxEvent[]): Promise<void> {
 	if (events.length === 0) return;
-	await rows(
-		trx,
-		`INSERT INTO ledger.outbox (event, partition_key, payload)
-		 SELECT e, k, p::jsonb FROM unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS v(e, k, p, n) ORDER BY n`,
-		[events.map(e => e.event), events.map(e => e.partitionKey), events.map(e => JSON.stringify(e.payload))],
-	);
+	await rows(trx, "INSERT INTO ledger.outbox (events, event_count) VALUES (?::json, ?)", [JSON.stringify(events), events.length]);
 }
 
 export async function writeChanges(trx: Db, changes: BatchChanges, accounts: AccountState[], now: Date): Promise<void> {
@@ -301,17 +292,17 @@ export interface EntryView {
 /** One page of an account's entries, newest first, keyed by the account version. */
 export async function entriesPage(db: Db, accountId: string, beforeVersion: bigint | null, limit: number): Promise<EntryView[]> {
 	const found = await rows<{
-		id: bigint; transfer_id: string; amount: bigint; balance_after: bigint; account_version: bigint;
+		transfer_id: string; amount: bigint; balance_after: bigint; account_version: bigint;
 		counterparty_account_id: string; kind: string; description: string; created_at: Date;
 	}>(
 		db,
-		`SELECT e.id, e.transfer_id, e.amount, e.balance_after, e.account_version, e.counterparty_account_id, t.kind, t.description, e.created_at
+		`SELECT e.transfer_id, e.amount, e.balance_after, e.account_version, e.counterparty_account_id, t.kind, t.description, e.created_at
 		 FROM ledger.entries e JOIN ledger.transfers t ON t.id = e.transfer_id
 		 WHERE e.account_id = ? AND e.account_version < ? ORDER BY e.account_version DESC LIMIT ?`,
 		[accountId, str(beforeVersion ?? BigInt(Number.MAX_SAFE_INTEGER) * 1024n), limit],
 	);
 	return found.map(r => ({
-		id: r.id.toString(), transferId: r.transfer_id, amount: r.amount, balanceAfter: r.balance_after, version: r.account_version,
+		id: `${accountId}:${r.account_version}`, transferId: r.transfer_id, amount: r.amount, balanceAfter: r.balance_after, version: r.account_version,
 		counterparty: r.counterparty_account_id, kind: r.kind, description: r.description, createdAt: r.created_at,
 	}));
 }

@@ -2,10 +2,11 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { MicroBatcher } from "../../../lib/batcher.ts";
 
-function batcher(opts: { batchSizeMax?: number; queueLengthMax?: number; fail?: boolean } = {}) {
+function batcher(opts: { batchSizeMax?: number; concurrencyMax?: number; queueLengthMax?: number; fail?: boolean } = {}) {
 	const batches: number[][] = [];
 	const b = new MicroBatcher<number, number>({
 		batchSizeMax: opts.batchSizeMax ?? 100,
+		concurrencyMax: opts.concurrencyMax ?? 1,
 		waitMs: 0,
 		queueLengthMax: opts.queueLengthMax ?? 1_000,
 		sizeOf: () => 1,
@@ -32,6 +33,17 @@ describe("MicroBatcher", () => {
 		const { b, batches } = batcher({ batchSizeMax: 2 });
 		await Promise.all([1, 2, 3, 4, 5].map(i => b.submit(i)));
 		assert.deepEqual(batches, [[1, 2], [3, 4], [5]]);
+	});
+
+	it("runs up to concurrencyMax batches at once", async () => {
+		const { b, batches } = batcher({ batchSizeMax: 2, concurrencyMax: 2 });
+		const first = [b.submit(1), b.submit(2)];
+		await new Promise(r => setImmediate(r));
+		const second = [b.submit(3), b.submit(4)];
+		await new Promise(r => setImmediate(r));
+		// Both batches started before either finished (each takes 5 ms).
+		assert.deepEqual(batches, [[1, 2], [3, 4]]);
+		assert.deepEqual(await Promise.all([...first, ...second]), [2, 4, 6, 8]);
 	});
 
 	it("refuses at once past queueLengthMax", async () => {
