@@ -50,7 +50,7 @@ export function brokerOptions(config: Config): BrokerOptions {
 		maxCallLevel: config.maxCallLevel,
 		heartbeatInterval: config.heartbeatIntervalS,
 		heartbeatTimeout: config.heartbeatTimeoutS,
-		tracking: { enabled: true, shutdownTimeout: 10_000 },
+		tracking: { enabled: true, shutdownTimeout: config.shutdownTimeoutMs },
 		disableBalancer: false,
 		registry: { strategy: "RoundRobin", preferLocal: true },
 		retryPolicy: { enabled: true, retries: 3, delay: 100, maxDelay: 2_000, factor: 2, check: isRetryable },

@@ -31,6 +31,7 @@ export interface Config {
 	logFormat: "short" | "json" | "full";
 	metricsEnabled: boolean;
 	requestTimeoutMs: number;
+	shutdownTimeoutMs: number;
 	maxCallLevel: number;
 	heartbeatIntervalS: number;
 	heartbeatTimeoutS: number;
@@ -129,6 +130,7 @@ export function loadConfig(env: Env = process.env): Config {
 		logFormat: enumVar(env, "LOG_FORMAT", ["short", "json", "full"] as const, "short"),
 		metricsEnabled: boolVar(env, "METRICS_ENABLED", true),
 		requestTimeoutMs: intVar(env, "REQUEST_TIMEOUT_MS", 10_000, 100, 300_000),
+		shutdownTimeoutMs: intVar(env, "SHUTDOWN_TIMEOUT_MS", 10_000, 100, 300_000),
 		maxCallLevel: intVar(env, "MAX_CALL_LEVEL", 10, 1, 100),
 		heartbeatIntervalS: intVar(env, "HEARTBEAT_INTERVAL_S", 5, 1, 60),
 		heartbeatTimeoutS: intVar(env, "HEARTBEAT_TIMEOUT_S", 30, 2, 600),

@@ -28,7 +28,7 @@ function startLedgerChild(): ChildProcess {
 		cwd: new URL("../..", import.meta.url).pathname,
 		env: {
 			PATH: process.env["PATH"] ?? "", DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, SERVICES: "ledger",
-			NODE_ID: "ledger-kill", LOG_LEVEL: "warn", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4", METRICS_ENABLED: "false",
+			NODE_ID: "ledger-kill", LOG_LEVEL: process.env["KILL_TEST_CHILD_LOG_LEVEL"] ?? "warn", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4", METRICS_ENABLED: "false",
 		},
 		stdio: ["ignore", "ignore", "inherit"],
 	});
@@ -44,6 +44,7 @@ before(async () => {
 	db = await createTestDatabase();
 	({ broker } = await startNode({
 		TRANSPORTER: NATS_URL, NAMESPACE: namespace, SERVICES: "none", REQUEST_TIMEOUT_MS: "3000", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4",
+		SHUTDOWN_TIMEOUT_MS: "1000",
 	}));
 });
 
@@ -99,8 +100,18 @@ describe("ledger kill -9 under load", () => {
 		assert.ok(unacked.length > 0, "the kill left no request in flight; the test proves nothing");
 
 		child = startLedgerChild();
-		await new Promise(r => setTimeout(r, 500));
-		await broker.waitForServices(["ledger"], 30_000);
+		// The registry may still list the killed instance for a heartbeat timeout; wait until
+		// the restarted one really answers.
+		const deadline = Date.now() + 60_000;
+		for (;;) {
+			try {
+				await broker.call("ledger.health", {}, { timeout: 1_000, retries: 0 });
+				break;
+			} catch (err) {
+				if (Date.now() > deadline) throw err;
+				await new Promise(r => setTimeout(r, 200));
+			}
+		}
 		const afterRestart: InvariantReport = await broker.call("ledger.checkInvariants", {}, { timeout: 30_000 });
 		assert.deepEqual(afterRestart.violations, []);
 
