@@ -1,0 +1,49 @@
+/**
+ * Project commands for the Moleculer REPL. Each prints plain text so operators can read
+ * it and tests can drive the REPL through its input and match the output.
+ */
+import type { ServiceBroker } from "moleculer";
+import type { InvariantReport } from "../services/ledger/invariants.ts";
+
+type Print = (line: string) => void;
+
+interface CustomCommand {
+	command: string;
+	description: string;
+	alias?: string[];
+	action: (broker: ServiceBroker, args: { accountId?: string; options?: Record<string, unknown> }) => Promise<void>;
+}
+
+export function replCommands(print: Print = line => console.log(line)): CustomCommand[] {
+	return [
+		{
+			command: "invariants",
+			description: "Check the ledger invariants (sums per currency, balances against entries and holds)",
+			async action(broker) {
+				const r: InvariantReport = await broker.call("ledger.checkInvariants", {}, { timeout: 120_000 });
+				print(`invariants: ${r.ok ? "OK" : "VIOLATED"} (${r.counts.accounts} accounts, ${r.counts.transfers} transfers, ${r.counts.pendingHolds} pending holds)`);
+				for (const c of r.currencies) print(`  ${c.currency}: ${c.accounts} accounts, sum ${c.sum}`);
+				for (const v of r.violations) print(`  violation ${v.check} ${v.id}: ${v.detail}`);
+			},
+		},
+		{
+			command: "outbox",
+			description: "Show the ledger outbox lag (events not yet published)",
+			async action(broker) {
+				const lag: { unpublished: number; oldestAgeMs: number } = await broker.call("ledger.outboxLag", {});
+				print(`outbox: ${lag.unpublished} unpublished, oldest ${lag.oldestAgeMs} ms`);
+			},
+		},
+		{
+			command: "balance <accountId>",
+			description: "Show an account's balance and its last entries",
+			async action(broker, args) {
+				const a: { id: string; currency: string; status: string; version: number; balance: { posted: number; pending: number; available: number } } =
+					await broker.call("ledger.accounts.get", { id: args.accountId });
+				print(`account ${a.id} ${a.currency} ${a.status} v${a.version}: posted ${a.balance.posted}, pending ${a.balance.pending}, available ${a.balance.available}`);
+				const h: { items: { amount: number; balanceAfter: number; transferId: string; createdAt: string }[] } = await broker.call("ledger.accounts.history", { accountId: a.id, limit: 10 });
+				for (const e of h.items) print(`  ${e.createdAt} ${e.amount > 0 ? "+" : ""}${e.amount} -> ${e.balanceAfter} (${e.transferId})`);
+			},
+		},
+	];
+}
