@@ -16,6 +16,8 @@ export interface BatcherOptions<I, O> {
 	overloaded: () => Error;
 }
 
+const RECENT_MAX = 1_000;
+
 interface Waiting<I, O> {
 	item: I;
 	resolve: (o: O) => void;
@@ -29,6 +31,8 @@ export class MicroBatcher<I, O> {
 	private idleWaiters: (() => void)[] = [];
 	batchesRun = 0;
 	itemsRun = 0;
+	/** Durations of the last RECENT_MAX batches, for the stats action. */
+	readonly recentDurationsMs: number[] = [];
 
 	private readonly opts: BatcherOptions<I, O>;
 
@@ -78,8 +82,11 @@ export class MicroBatcher<I, O> {
 		this.inFlight += 1;
 		// Another batch may start filling now if the limit allows.
 		if (this.queue.length > 0) this.schedule(0);
+		const started = performance.now();
 		try {
 			const out = await this.opts.run(batch.map(w => w.item));
+			this.recentDurationsMs.push(performance.now() - started);
+			if (this.recentDurationsMs.length > RECENT_MAX) this.recentDurationsMs.shift();
 			batch.forEach((w, i) => w.resolve(out[i] as O));
 			this.batchesRun += 1;
 			this.itemsRun += batch.length;

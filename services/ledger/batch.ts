@@ -92,9 +92,9 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 			if (owner && owner !== s && !used.has(s.op.key)) setResult(results, s, sameRequest(s, owner, results));
 		}
 		const touched = [...applied.changes.touched.keys()].map(id => mustGet(state.accounts.get(id)));
-		await store.writeChanges(trx, applied.changes, touched, now);
 		const ran = runnable.flat();
-		const stored = await store.insertKeys(trx, ran.map(s => ({ key: s.op.key, hash: s.hash, result: results[s.unit]?.[s.index] })));
+		const keys = ran.map(s => ({ key: s.op.key, hash: s.hash, result: results[s.unit]?.[s.index] }));
+		const stored = await store.writeBatch(trx, applied.changes, touched, keys, now);
 		if (stored !== ran.length) throw new KeyConflict(`${ran.length - stored} idempotency keys were committed concurrently`);
 		return { results, eventCount: applied.changes.events.length };
 	});

@@ -22,6 +22,9 @@ export async function relayOnce(knex: Knex, publish: Publish, batchSizeMax: numb
 	return knex.transaction(async trx => {
 		const lock = (await trx.raw(`SELECT pg_try_advisory_xact_lock(${RELAY_LOCK}) AS locked`)) as { rows: { locked: boolean }[] };
 		if (!lock.rows[0]?.locked) return 0;
+		// Losing the "published" mark in a crash only means publishing again, which
+		// at-least-once delivery allows; so this commit need not wait for the WAL flush.
+		await trx.raw("SET LOCAL synchronous_commit = off");
 		const res = (await trx.raw(
 			"SELECT id, events FROM ledger.outbox WHERE published_at IS NULL ORDER BY id LIMIT ?",
 			[batchSizeMax],

@@ -109,25 +109,6 @@ export async function loadKeys(db: Db, keys: string[]): Promise<Map<string, Stor
 	return new Map(found.map(r => [r.key, { hash: r.request_hash, result: r.result }]));
 }
 
-/**
- * Stores the keys of the ops this batch ran, with their results. Returns how many were
- * new: fewer than given means another transaction committed one of the keys after this
- * batch read them, and the batch must roll back and run again. Sorted so that two
- * batches inserting overlapping keys wait on each other in one order.
- */
-export async function insertKeys(trx: Db, keys: { key: string; hash: string; result: unknown }[]): Promise<number> {
-	if (keys.length === 0) return 0;
-	const sorted = [...keys].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-	const inserted = await rows<{ key: string }>(
-		trx,
-		`INSERT INTO ledger.idempotency (key, request_hash, result)
-		 SELECT k, h, r::json FROM unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS t(k, h, r, n) ORDER BY n
-		 ON CONFLICT (key) DO NOTHING RETURNING key`,
-		[sorted.map(k => k.key), sorted.map(k => k.hash), sorted.map(k => JSON.stringify(k.result))],
-	);
-	return inserted.length;
-}
-
 // ---- locking reads -------------------------------------------------------------------
 
 export async function lockHolds(trx: Db, ids: string[]): Promise<HoldState[]> {
@@ -164,77 +145,140 @@ export async function lockAccounts(trx: Db, ids: string[]): Promise<AccountState
 
 // ---- batch writes ---------------------------------------------------------------------
 
-async function insertTransfers(trx: Db, ts: TransferRecord[], now: Date): Promise<void> {
-	if (ts.length === 0) return;
-	await rows(
-		trx,
-		`INSERT INTO ledger.transfers (id, idempotency_key, kind, from_account_id, to_account_id, amount, currency, description, hold_id, reverses_transfer_id, created_at)
-		 SELECT id, k, kind, f, t, a, c, d, h, r, ? FROM unnest(?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::uuid[], ?::uuid[])
-		   AS v(id, k, kind, f, t, a, c, d, h, r)`,
-		[
+/**
+ * One statement's worth of a batch write: a data-modifying CTE and its parameters. All
+ * the writes of a batch go to PostgreSQL as a single statement, so a batch costs one
+ * round trip to write whatever its size.
+ */
+interface Part {
+	name: string;
+	sql: string;
+	params: unknown[];
+}
+
+function transfersPart(ts: TransferRecord[], now: Date): Part {
+	return {
+		name: "t",
+		sql: `INSERT INTO ledger.transfers (id, idempotency_key, kind, from_account_id, to_account_id, amount, currency, description, hold_id, reverses_transfer_id, created_at)
+		 SELECT id, k, kind, f, t, a, c, d, h, r, ?::timestamptz FROM unnest(?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::uuid[], ?::uuid[])
+		   AS v(id, k, kind, f, t, a, c, d, h, r) RETURNING 1`,
+		params: [
 			now, ts.map(t => t.id), ts.map(t => t.idempotencyKey), ts.map(t => t.kind), ts.map(t => t.fromAccountId), ts.map(t => t.toAccountId),
 			ts.map(t => str(t.amount)), ts.map(t => t.currency), ts.map(t => t.description), ts.map(t => t.holdId), ts.map(t => t.reversesTransferId),
 		],
-	);
+	};
 }
 
-async function insertEntries(trx: Db, es: BatchChanges["entries"], now: Date): Promise<void> {
-	if (es.length === 0) return;
-	await rows(
-		trx,
-		`INSERT INTO ledger.entries (transfer_id, account_id, counterparty_account_id, amount, balance_after, account_version, created_at)
-		 SELECT t, a, c, amt, b, v, ? FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::int8[], ?::int8[], ?::int8[]) WITH ORDINALITY AS x(t, a, c, amt, b, v, n) ORDER BY n`,
-		[
+function entriesPart(es: BatchChanges["entries"], now: Date): Part {
+	return {
+		name: "e",
+		sql: `INSERT INTO ledger.entries (transfer_id, account_id, counterparty_account_id, amount, balance_after, account_version, created_at)
+		 SELECT t, a, c, amt, b, v, ?::timestamptz FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::int8[], ?::int8[], ?::int8[]) AS x(t, a, c, amt, b, v) RETURNING 1`,
+		params: [
 			now, es.map(e => e.transferId), es.map(e => e.accountId), es.map(e => e.counterpartyAccountId),
 			es.map(e => str(e.amount)), es.map(e => str(e.balanceAfter)), es.map(e => str(e.accountVersion)),
 		],
-	);
+	};
 }
 
-async function insertHolds(trx: Db, hs: HoldState[], now: Date): Promise<void> {
-	if (hs.length === 0) return;
-	await rows(
-		trx,
-		`INSERT INTO ledger.holds (id, idempotency_key, from_account_id, to_account_id, amount, currency, description, status, expires_at, created_at)
-		 SELECT id, k, f, t, a, c, d, 'pending', e, ? FROM unnest(?::uuid[], ?::text[], ?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::timestamptz[]) AS v(id, k, f, t, a, c, d, e)`,
-		[
+function holdsCreatedPart(hs: HoldState[], now: Date): Part {
+	return {
+		name: "hn",
+		sql: `INSERT INTO ledger.holds (id, idempotency_key, from_account_id, to_account_id, amount, currency, description, status, expires_at, created_at)
+		 SELECT id, k, f, t, a, c, d, 'pending', e, ?::timestamptz FROM unnest(?::uuid[], ?::text[], ?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::timestamptz[]) AS v(id, k, f, t, a, c, d, e) RETURNING 1`,
+		params: [
 			now, hs.map(h => h.id), hs.map(h => h.idempotencyKey), hs.map(h => h.fromAccountId), hs.map(h => h.toAccountId),
 			hs.map(h => str(h.amount)), hs.map(h => h.currency), hs.map(h => h.description), hs.map(h => h.expiresAt.toISOString()),
 		],
-	);
+	};
 }
 
-/** Closes holds that were pending; the status condition makes a double close visible. */
-async function closeHolds(trx: Db, hs: HoldState[], now: Date): Promise<void> {
-	if (hs.length === 0) return;
-	const updated = await rows<{ id: string }>(
-		trx,
-		`UPDATE ledger.holds h SET status = v.s, posted_amount = v.p, closed_at = ?
-		 FROM unnest(?::uuid[], ?::text[], ?::int8[]) AS v(id, s, p) WHERE h.id = v.id AND h.status = 'pending' RETURNING h.id`,
-		[now, hs.map(h => h.id), hs.map(h => h.status), hs.map(h => str(h.postedAmount))],
-	);
-	invariant(updated.length === hs.length, `closed ${updated.length} of ${hs.length} holds`);
+/** Closes holds that were pending; the status condition makes a double close visible in the count. */
+function holdsClosedPart(hs: HoldState[], now: Date): Part {
+	return {
+		name: "hc",
+		sql: `UPDATE ledger.holds h SET status = v.s, posted_amount = v.p, closed_at = ?::timestamptz
+		 FROM unnest(?::uuid[], ?::text[], ?::int8[]) AS v(id, s, p) WHERE h.id = v.id AND h.status = 'pending' RETURNING 1`,
+		params: [now, hs.map(h => h.id), hs.map(h => h.status), hs.map(h => str(h.postedAmount))],
+	};
+}
+
+function accountsPart(accounts: AccountState[]): Part {
+	return {
+		name: "a",
+		sql: `UPDATE ledger.accounts a SET posted = v.p, pending_debits = v.pd, pending_credits = v.pc, version = v.ver, updated_at = now()
+		 FROM unnest(?::uuid[], ?::int8[], ?::int8[], ?::int8[], ?::int8[]) AS v(id, p, pd, pc, ver)
+		 WHERE a.id = v.id RETURNING a.id, a.posted, a.pending_debits, a.pending_credits, a.version`,
+		params: [accounts.map(a => a.id), accounts.map(a => str(a.posted)), accounts.map(a => str(a.pendingDebits)), accounts.map(a => str(a.pendingCredits)), accounts.map(a => str(a.version))],
+	};
+}
+
+function outboxPart(events: OutboxEvent[]): Part {
+	return { name: "o", sql: "INSERT INTO ledger.outbox (events, event_count) VALUES (?::json, ?::int) RETURNING 1", params: [JSON.stringify(events), events.length] };
+}
+
+/** Keys sorted, so two batches inserting overlapping keys wait on each other in one order. */
+function keysPart(keys: StoredResult[]): Part {
+	const sorted = [...keys].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+	return {
+		name: "k",
+		sql: `INSERT INTO ledger.idempotency (key, request_hash, result)
+		 SELECT k, h, r::json FROM unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS t(k, h, r, n) ORDER BY n
+		 ON CONFLICT (key) DO NOTHING RETURNING 1`,
+		params: [sorted.map(k => k.key), sorted.map(k => k.hash), sorted.map(k => JSON.stringify(k.result))],
+	};
+}
+
+export interface StoredResult {
+	key: string;
+	hash: string;
+	result: unknown;
+}
+
+interface WriteCounts {
+	counts: Record<string, string>;
+	accounts: { id: string; posted: string; pending_debits: string; pending_credits: string; version: string }[] | null;
 }
 
 /**
- * Writes the new balances of the locked accounts and reads them back; a mismatch
- * means the rows changed under the lock, which must never happen.
+ * Writes everything a batch changed in one statement and checks what PostgreSQL reports
+ * back: the new balances must be exactly what the rules computed (the rows are locked,
+ * so anything else is a bug), and every pending hold closed once. Returns how many
+ * idempotency keys were new: fewer than given means another transaction committed one
+ * of them after this batch read them, and the batch must roll back and run again.
  */
-async function updateAccounts(trx: Db, accounts: AccountState[]): Promise<void> {
-	if (accounts.length === 0) return;
-	const back = await rows<{ id: string; posted: bigint; pending_debits: bigint; pending_credits: bigint; version: bigint }>(
-		trx,
-		`UPDATE ledger.accounts a SET posted = v.p, pending_debits = v.pd, pending_credits = v.pc, version = v.ver, updated_at = now()
-		 FROM unnest(?::uuid[], ?::int8[], ?::int8[], ?::int8[], ?::int8[]) AS v(id, p, pd, pc, ver)
-		 WHERE a.id = v.id RETURNING a.id, a.posted, a.pending_debits, a.pending_credits, a.version`,
-		[accounts.map(a => a.id), accounts.map(a => str(a.posted)), accounts.map(a => str(a.pendingDebits)), accounts.map(a => str(a.pendingCredits)), accounts.map(a => str(a.version))],
-	);
+export async function writeBatch(trx: Db, changes: BatchChanges, accounts: AccountState[], keys: StoredResult[], now: Date): Promise<number> {
+	const parts: Part[] = [];
+	if (changes.transfers.length > 0) parts.push(transfersPart(changes.transfers, now));
+	if (changes.entries.length > 0) parts.push(entriesPart(changes.entries, now));
+	if (changes.holdsCreated.length > 0) parts.push(holdsCreatedPart(changes.holdsCreated, now));
+	if (changes.holdsClosed.length > 0) parts.push(holdsClosedPart(changes.holdsClosed, now));
+	if (accounts.length > 0) parts.push(accountsPart(accounts));
+	if (changes.events.length > 0) parts.push(outboxPart(changes.events));
+	if (keys.length > 0) parts.push(keysPart(keys));
+	if (parts.length === 0) return 0;
+	const counts = parts.filter(p => p.name !== "a").map(p => `'${p.name}', (SELECT count(*) FROM ${p.name})`);
+	const accountsJson = accounts.length > 0
+		? "(SELECT json_agg(json_build_object('id', id, 'posted', posted::text, 'pending_debits', pending_debits::text, 'pending_credits', pending_credits::text, 'version', version::text)) FROM a)"
+		: "NULL";
+	const sql = `WITH ${parts.map(p => `${p.name} AS (${p.sql})`).join(",\n")}
+		SELECT json_build_object(${counts.join(", ")}) AS counts, ${accountsJson} AS accounts`;
+	const [row] = await rows<WriteCounts>(trx, sql, parts.flatMap(p => p.params));
+	invariant(row, "batch write returned no row");
+	const count = (name: string) => Number(row.counts[name] ?? 0);
+	invariant(count("t") === changes.transfers.length && count("e") === changes.entries.length, "batch wrote a different number of transfers or entries");
+	invariant(count("hc") === changes.holdsClosed.length, `closed ${count("hc")} of ${changes.holdsClosed.length} holds`);
+	checkReadBack(accounts, row.accounts ?? []);
+	return count("k");
+}
+
+function checkReadBack(accounts: AccountState[], back: NonNullable<WriteCounts["accounts"]>): void {
 	invariant(back.length === accounts.length, `updated ${back.length} of ${accounts.length} accounts`);
 	const byId = new Map(accounts.map(a => [a.id, a]));
 	for (const r of back) {
 		const a = byId.get(r.id);
 		invariant(
-			a && a.posted === r.posted && a.pendingDebits === r.pending_debits && a.pendingCredits === r.pending_credits && a.version === r.version,
+			a && str(a.posted) === r.posted && str(a.pendingDebits) === r.pending_debits && str(a.pendingCredits) === r.pending_credits && str(a.version) === r.version,
 			`account ${r.id} read back differs from what the batch wrote`,
 		);
 	}
@@ -244,15 +288,6 @@ async function updateAccounts(trx: Db, accounts: AccountState[]): Promise<void> 
 export async function insertOutbox(trx: Db, events: OutboxEvent[]): Promise<void> {
 	if (events.length === 0) return;
 	await rows(trx, "INSERT INTO ledger.outbox (events, event_count) VALUES (?::json, ?)", [JSON.stringify(events), events.length]);
-}
-
-export async function writeChanges(trx: Db, changes: BatchChanges, accounts: AccountState[], now: Date): Promise<void> {
-	await insertTransfers(trx, changes.transfers, now);
-	await insertEntries(trx, changes.entries, now);
-	await insertHolds(trx, changes.holdsCreated, now);
-	await closeHolds(trx, changes.holdsClosed, now);
-	await updateAccounts(trx, accounts);
-	await insertOutbox(trx, changes.events);
 }
 
 // ---- plain reads ---------------------------------------------------------------------
