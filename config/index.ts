@@ -4,6 +4,8 @@
  * what it accepts. Nothing else in the code reads process.env.
  */
 
+import { randomBytes } from "node:crypto";
+
 export class ConfigError extends Error {
 	override name = "ConfigError";
 }
@@ -13,7 +15,7 @@ type Env = Record<string, string | undefined>;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const ALL_SERVICES = ["api", "ledger"] as const;
+export const ALL_SERVICES = ["api", "auth", "users", "ledger"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 export interface Config {
@@ -49,6 +51,40 @@ export interface Config {
 		pollIntervalMs: number;
 		batchSizeMax: number;
 	};
+	auth: {
+		/** HMAC key for access tokens; random per process when not configured on a single node. */
+		jwtSecret: string;
+		jwtSecretGenerated: boolean;
+		accessTokenTtlS: number;
+		refreshTokenTtlS: number;
+		adminEmails: string[];
+		loginFailuresMax: number;
+		loginFailureWindowS: number;
+	};
+	http: {
+		bodyLimitBytes: number;
+		corsOrigins: string[];
+		rateLimitPerUser: number;
+		rateLimitPerIp: number;
+		rateLimitWindowS: number;
+	};
+}
+
+function secretVar(env: Env, clustered: boolean): { secret: string; generated: boolean } {
+	const raw = env["JWT_SECRET"];
+	if (raw !== undefined && raw !== "") {
+		if (raw.length < 32) throw new ConfigError("JWT_SECRET is too short: expected at least 32 characters");
+		return { secret: raw, generated: false };
+	}
+	// Several gateway nodes must share one key: a cluster refuses to start without it.
+	if (clustered) throw new ConfigError("JWT_SECRET is required when TRANSPORTER is set: expected at least 32 characters shared by every node");
+	return { secret: randomBytes(48).toString("base64url"), generated: true };
+}
+
+function listVar(env: Env, name: string): string[] {
+	const raw = env[name];
+	if (raw === undefined || raw.trim() === "") return [];
+	return raw.split(",").map(s => s.trim()).filter(Boolean);
 }
 
 function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -115,13 +151,15 @@ function stringVar(env: Env, name: string, fallback: string, pattern: RegExp, wh
 }
 
 export function loadConfig(env: Env = process.env): Config {
+	const transporter = urlVar(env, "TRANSPORTER", ["nats:"]);
+	const jwt = secretVar(env, transporter !== null);
 	return {
 		port: intVar(env, "PORT", 3000, 0, 65535),
 		host: stringVar(env, "HOST", "0.0.0.0", /^[\w.:-]{1,255}$/, "a host name or IP address"),
 		dataDir: env["DATA_DIR"] || "./data",
 		databaseUrl: urlVar(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
 		dbPoolMax: intVar(env, "DB_POOL_MAX", 10, 1, 200),
-		transporter: urlVar(env, "TRANSPORTER", ["nats:"]),
+		transporter,
 		namespace: stringVar(env, "NAMESPACE", "paymesh", /^[\w-]{1,64}$/, "letters, digits, _ or -, at most 64"),
 		redisUrl: urlVar(env, "REDIS_URL", ["redis:", "rediss:"]),
 		services: servicesVar(env),
@@ -147,6 +185,22 @@ export function loadConfig(env: Env = process.env): Config {
 		outbox: {
 			pollIntervalMs: intVar(env, "OUTBOX_POLL_INTERVAL_MS", 200, 5, 60_000),
 			batchSizeMax: intVar(env, "OUTBOX_BATCH_SIZE_MAX", 1_000, 1, 10_000),
+		},
+		auth: {
+			jwtSecret: jwt.secret,
+			jwtSecretGenerated: jwt.generated,
+			accessTokenTtlS: intVar(env, "ACCESS_TOKEN_TTL_S", 900, 10, 86_400),
+			refreshTokenTtlS: intVar(env, "REFRESH_TOKEN_TTL_S", 30 * 86_400, 60, 365 * 86_400),
+			adminEmails: listVar(env, "ADMIN_EMAILS").map(e => e.toLowerCase()),
+			loginFailuresMax: intVar(env, "LOGIN_FAILURES_MAX", 5, 1, 1_000),
+			loginFailureWindowS: intVar(env, "LOGIN_FAILURE_WINDOW_S", 900, 1, 86_400),
+		},
+		http: {
+			bodyLimitBytes: intVar(env, "HTTP_BODY_LIMIT_BYTES", 64 * 1024, 1_024, 10 * 1024 * 1024),
+			corsOrigins: listVar(env, "CORS_ORIGINS"),
+			rateLimitPerUser: intVar(env, "RATE_LIMIT_PER_USER", 6_000, 1, 10_000_000),
+			rateLimitPerIp: intVar(env, "RATE_LIMIT_PER_IP", 60_000, 1, 10_000_000),
+			rateLimitWindowS: intVar(env, "RATE_LIMIT_WINDOW_S", 60, 1, 3_600),
 		},
 	};
 }

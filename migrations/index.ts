@@ -1,5 +1,7 @@
 import type { Knex } from "knex";
+import * as auth001 from "./auth/001_init.ts";
 import * as ledger001 from "./ledger/001_init.ts";
+import * as users001 from "./users/001_init.ts";
 
 /**
  * Migrations are numbered per domain and listed here explicitly, so they run the same
@@ -11,6 +13,8 @@ interface Migration {
 }
 
 export const MIGRATIONS: Record<string, Record<string, Migration>> = {
+	auth: { "001_init": auth001 },
+	users: { "001_init": users001 },
 	ledger: { "001_init": ledger001 },
 };
 

@@ -1,10 +1,14 @@
 import type { ServiceSchema } from "moleculer";
 import type { Config, ServiceName } from "../config/index.ts";
 import { apiService } from "./api/api.service.ts";
+import { authService } from "./auth/auth.service.ts";
+import { usersService } from "./users/users.service.ts";
 import { ledgerService } from "./ledger/ledger.service.ts";
 
 /** Every service this node can run, by the name SERVICES uses. */
 export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceSchema> = {
 	api: apiService,
+	auth: authService,
+	users: usersService,
 	ledger: ledgerService,
 };

@@ -1,28 +1,45 @@
 /**
- * The gateway (moleculer-web). This issue gives it the operational routes: liveness,
- * readiness with per-dependency status, Prometheus metrics, and the dashboard's static
- * files. The /api/v1 contract routes are added on top of the same service.
+ * The gateway (moleculer-web): liveness, readiness with per-dependency status, Prometheus
+ * metrics, the /api/v1 contract with its OpenAPI document, and the dashboard's static
+ * files. Access tokens are checked here without a database round trip; rate limits per
+ * IP and per user share a Redis counter store when REDIS_URL is set.
  */
 import ApiGateway from "moleculer-web";
 import { Redis } from "ioredis";
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { ServiceBroker, ServiceSchema, Logger } from "moleculer";
+import { Errors, type Context, type ServiceBroker, type ServiceSchema, type Logger } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import { GatewayPrometheusReporter } from "../../moleculer.config.ts";
+import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
+import { verifyAccessToken } from "../auth/tokens.ts";
+import type { SessionUser } from "../auth/auth.service.ts";
+import { toHttpError } from "./http-errors.ts";
+import { openApiDocument } from "./openapi.ts";
+import { PRIVATE_ALIASES, PUBLIC_ALIASES, v1Actions, type GatewayMeta } from "./v1.ts";
 
 const READY_CHECK_TIMEOUT_MS = 2_000;
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 type Check = { status: "ok" | "down" | "absent"; detail?: string };
+
+interface ApiRequest extends IncomingMessage {
+	$ctx?: Context<unknown, GatewayMeta>;
+}
 
 interface ApiThis {
 	broker: ServiceBroker;
 	logger: Logger;
 	redis: Redis | null;
+	counters: CounterStore;
+	/** Sessions logged out, with the time their last access token expires. */
+	revokedSessions: Map<string, number>;
 	readiness(): Promise<{ ready: boolean; checks: Record<string, Check> }>;
+	limit(key: string, max: number): Promise<void>;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-	res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" });
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+	res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store", ...headers });
 	res.end(JSON.stringify(body));
 }
 
@@ -35,7 +52,38 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 	}
 }
 
+function clientIp(req: IncomingMessage): string {
+	return req.socket.remoteAddress ?? "unknown";
+}
+
 export function apiService(config: Config): ServiceSchema {
+	const windowMs = config.http.rateLimitWindowS * 1000;
+	const bodyParsers = { json: { limit: config.http.bodyLimitBytes, strict: true }, urlencoded: false };
+	const cors = config.http.corsOrigins.length > 0
+		? {
+			origin: config.http.corsOrigins, methods: ["GET", "POST", "PATCH", "OPTIONS"], credentials: false, maxAge: 600,
+			allowedHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"], exposedHeaders: ["X-Request-Id", "Retry-After"],
+		}
+		: undefined;
+
+	const v1Route = (path: string, aliases: Record<string, string>, authentication: boolean) => ({
+		path,
+		mappingPolicy: "restrict",
+		authentication,
+		authorization: false,
+		bodyParsers,
+		...(cors ? { cors } : {}),
+		aliases,
+		async onBeforeCall(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: IncomingMessage) {
+			const ip = clientIp(req);
+			ctx.meta.ip = ip;
+			ctx.meta.requestId = ctx.requestID ?? undefined;
+			const key = req.headers["idempotency-key"];
+			if (typeof key === "string") ctx.meta.idempotencyKey = key;
+			await this.limit(`ip:${ip}`, config.http.rateLimitPerIp);
+		},
+	});
+
 	const schema = {
 		name: "api",
 		mixins: [ApiGateway],
@@ -46,7 +94,18 @@ export function apiService(config: Config): ServiceSchema {
 			log4XXResponses: false,
 			logRequestParams: null,
 			logResponseData: null,
+			logRequest: "debug",
+			logResponse: "debug",
+			// Accept a well-formed X-Request-Id from the caller, otherwise make one; it is the
+			// context's requestID, so it reaches every call, event and log line.
+			rootCallOptions(options: { requestID?: string }, req: IncomingMessage) {
+				const given = req.headers["x-request-id"];
+				options.requestID = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+			},
+			// The v1 routes come first: moleculer-web picks the first route whose path prefixes the URL.
 			routes: [
+				v1Route("/api/v1/auth", PUBLIC_ALIASES, false),
+				v1Route("/api/v1", PRIVATE_ALIASES, true),
 				{
 					path: "/",
 					mappingPolicy: "restrict",
@@ -74,13 +133,62 @@ export function apiService(config: Config): ServiceSchema {
 							res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
 							res.end((reporter as GatewayPrometheusReporter).generatePrometheusResponse());
 						},
+						"GET /api/v1/openapi.json"(_req: IncomingMessage, res: ServerResponse) {
+							sendJson(res, 200, openApiDocument(), { "Cache-Control": "public, max-age=300" });
+						},
 					},
 				},
 			],
 			assets: { folder: new URL("../../public", import.meta.url).pathname, options: { index: "index.html" } },
+			onError(this: ApiThis, req: ApiRequest, res: ServerResponse, err: unknown) {
+				const e = toHttpError(err);
+				const requestId = req.$ctx?.requestID ?? undefined;
+				if (e.status >= 500) {
+					this.logger.error("request failed", { requestId, method: req.method, path: req.url?.split("?")[0], error: (err as Error)?.message, code: e.code });
+				}
+				const headers: Record<string, string> = requestId ? { "X-Request-Id": requestId } : {};
+				if (e.retryAfterS !== undefined) headers["Retry-After"] = String(e.retryAfterS);
+				sendJson(res, e.status, { error: { code: e.code, message: e.message, ...(e.details !== undefined ? { details: e.details } : {}) } }, headers);
+			},
+		},
+
+		actions: v1Actions,
+
+		events: {
+			"auth.session.revoked"(this: ApiThis, ctx: Context<{ sid?: string }>) {
+				const sid = ctx.params.sid;
+				if (typeof sid === "string") this.revokedSessions.set(sid, Date.now() + config.auth.accessTokenTtlS * 1000);
+			},
 		},
 
 		methods: {
+			/** Verifies the bearer token locally: signature, algorithm, expiry, and not logged out. */
+			async authenticate(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: IncomingMessage): Promise<SessionUser> {
+				const header = req.headers.authorization;
+				const token = typeof header === "string" && header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+				const claims = token ? verifyAccessToken(token, config.auth.jwtSecret) : null;
+				if (!claims || (this.revokedSessions.get(claims.sid) ?? 0) > Date.now()) {
+					throw new Errors.MoleculerClientError("a valid access token is required", 401, "UNAUTHORIZED");
+				}
+				await this.limit(`user:${claims.sub}`, config.http.rateLimitPerUser);
+				ctx.meta.user = { id: claims.sub, roles: claims.roles, sid: claims.sid };
+				return ctx.meta.user;
+			},
+
+			async limit(this: ApiThis, key: string, max: number): Promise<void> {
+				let hit;
+				try {
+					hit = await this.counters.hit(key, windowMs);
+				} catch (err) {
+					// The limiter's store being down must not take payments down with it.
+					this.logger.warn("rate limit store unavailable; request allowed", { error: (err as Error).message });
+					return;
+				}
+				if (hit.count > max) {
+					throw new Errors.MoleculerClientError("too many requests", 429, "RATE_LIMITED", { retryAfterS: Math.max(1, Math.ceil(hit.resetMs / 1000)) });
+				}
+			},
+
 			/** Ready when every configured dependency answers within the check timeout. */
 			async readiness(this: ApiThis) {
 				const checks: Record<string, Check> = {};
@@ -103,15 +211,23 @@ export function apiService(config: Config): ServiceSchema {
 		},
 
 		created(this: ApiThis) {
+			this.revokedSessions = new Map();
+			this.counters = createCounterStore(config.redisUrl, `${config.namespace}:rl:`);
 			this.redis = config.redisUrl
 				? new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: READY_CHECK_TIMEOUT_MS })
 				: null;
 		},
 		async started(this: ApiThis) {
 			if (this.redis) await this.redis.connect().catch((err: Error) => this.logger.warn("redis not reachable at start", { error: err.message }));
+			const sweep = setInterval(() => {
+				const now = Date.now();
+				for (const [sid, until] of this.revokedSessions) if (until <= now) this.revokedSessions.delete(sid);
+			}, 60_000);
+			sweep.unref();
 		},
 		async stopped(this: ApiThis) {
 			this.redis?.disconnect();
+			await this.counters.close();
 		},
 	};
 	return schema as unknown as ServiceSchema;

@@ -151,8 +151,8 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 			"transfers.get": {
 				params: P.transferGetParams,
-				async handler(this: LedgerThis, ctx: Context<{ id: string }>) {
-					const t = await store.getTransfer(this.knex, ctx.params.id);
+				async handler(this: LedgerThis, ctx: Context<P.TransferGetParams>) {
+					const t = await store.getTransfer(this.knex, ctx.params.id, ctx.params.ownerId ?? null);
 					if (!t) throw toClientError({ code: "TRANSFER_NOT_FOUND", message: "transfer not found" });
 					return transferView(t);
 				},

@@ -49,7 +49,7 @@ export const transferManyParams = paramsSchema({
 	items: { type: "array", min: 1, max: 100, items: { type: "object", strict: true, props: transferProps } },
 	linked: { type: "boolean", optional: true },
 });
-export const transferGetParams = paramsSchema({ $$strict: true, id: idRule });
+export const transferGetParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });
 export const reverseParams = paramsSchema({ $$strict: true, idempotencyKey: keyRule, transferId: idRule, description: descriptionRule });
 
 export const holdCreateParams = paramsSchema({
@@ -69,6 +69,7 @@ export type HoldCreateParams = Infer<typeof holdCreateParams>;
 export type HoldPostParams = Infer<typeof holdPostParams>;
 export type HoldVoidParams = Infer<typeof holdVoidParams>;
 export type ReverseParams = Infer<typeof reverseParams>;
+export type TransferGetParams = Infer<typeof transferGetParams>;
 export type GetAccountParams = Infer<typeof getAccountParams>;
 export type ListAccountsParams = Infer<typeof listAccountsParams>;
 export type HistoryParams = Infer<typeof historyParams>;

@@ -302,8 +302,14 @@ export async function listAccounts(db: Db, ownerId: string, limit: number): Prom
 	return found.map(toAccount);
 }
 
-export async function getTransfer(db: Db, id: string): Promise<TransferRecord | null> {
-	const found = await rows<TransferRow>(db, "SELECT * FROM ledger.transfers WHERE id = ?", [id]);
+/** A transfer; with ownerId, only if that owner holds one of its two accounts. */
+export async function getTransfer(db: Db, id: string, ownerId: string | null = null): Promise<TransferRecord | null> {
+	const found = await rows<TransferRow>(
+		db,
+		`SELECT t.* FROM ledger.transfers t WHERE t.id = ? AND (?::text IS NULL OR EXISTS (
+		   SELECT 1 FROM ledger.accounts a WHERE a.id IN (t.from_account_id, t.to_account_id) AND a.owner_id = ?::text))`,
+		[id, ownerId, ownerId],
+	);
 	return found[0] ? toTransfer(found[0]) : null;
 }
 

@@ -1,0 +1,119 @@
+/**
+ * The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json. The tests check it
+ * with an OpenAPI validator and that its paths are exactly the gateway's routes.
+ */
+import { CURRENCY_CODES } from "../../config/currencies.ts";
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: unknown) => ({ "application/json": { schema } });
+const errorResponse = (description: string) => ({ description, content: json(ref("Error")) });
+
+const ERRORS = {
+	"400": errorResponse("Invalid input (VALIDATION_ERROR, MALFORMED_JSON, IDEMPOTENCY_KEY_REQUIRED, WEAK_PASSWORD)"),
+	"401": errorResponse("No or bad token (UNAUTHORIZED), or bad credentials"),
+	"403": errorResponse("Not allowed for your role (FORBIDDEN)"),
+	"404": errorResponse("Not found, or not yours"),
+	"409": errorResponse("Conflict (IDEMPOTENCY_MISMATCH, EMAIL_TAKEN)"),
+	"413": errorResponse("Body too large (PAYLOAD_TOO_LARGE)"),
+	"422": errorResponse("Business refusal (INSUFFICIENT_FUNDS, ACCOUNT_FROZEN, CURRENCY_MISMATCH, LIMIT_EXCEEDED, SAME_ACCOUNT)"),
+	"429": { ...errorResponse("Rate limited (RATE_LIMITED, TOO_MANY_ATTEMPTS); see Retry-After"), headers: { "Retry-After": { schema: { type: "integer" } } } },
+	"503": errorResponse("A dependency is unavailable; retry later"),
+};
+
+const bearer = [{ bearerAuth: [] }];
+const idParam = { name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" } };
+const idempotencyHeader = { name: "Idempotency-Key", in: "header", required: true, schema: { type: "string", minLength: 1, maxLength: 128 } };
+
+function op(summary: string, opts: { body?: string; ok: string; okSchema?: unknown; secured?: boolean; params?: unknown[] }) {
+	return {
+		summary,
+		...(opts.secured === false ? { security: [] } : { security: bearer }),
+		...(opts.params ? { parameters: opts.params } : {}),
+		...(opts.body ? { requestBody: { required: true, content: json(ref(opts.body)) } } : {}),
+		responses: { [opts.ok]: opts.okSchema === null ? { description: "Done" } : { description: "OK", content: json(opts.okSchema ?? { type: "object" }) }, ...ERRORS },
+	};
+}
+
+export function openApiDocument(): Record<string, unknown> {
+	const money = { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "Integer minor units of the currency" };
+	return {
+		openapi: "3.1.0",
+		info: { title: "Paymesh API", version: "1.0.0", description: "Wallets, transfers and a double-entry ledger. Amounts are integer minor units." },
+		servers: [{ url: "/" }],
+		components: {
+			securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
+			schemas: {
+				Error: {
+					type: "object", required: ["error"],
+					properties: { error: { type: "object", required: ["code", "message"], properties: { code: { type: "string", pattern: "^[A-Z_]+$" }, message: { type: "string" }, details: {} } } },
+				},
+				Currency: { type: "string", enum: CURRENCY_CODES },
+				Register: { type: "object", additionalProperties: false, required: ["email", "password", "name"], properties: { email: { type: "string", format: "email" }, password: { type: "string", minLength: 10 }, name: { type: "string", maxLength: 200 } } },
+				Login: { type: "object", additionalProperties: false, required: ["email", "password"], properties: { email: { type: "string" }, password: { type: "string" }, otp: { type: "string", pattern: "^[0-9]{6}$" } } },
+				Refresh: { type: "object", additionalProperties: false, required: ["refreshToken"], properties: { refreshToken: { type: "string" } } },
+				Otp: { type: "object", additionalProperties: false, required: ["otp"], properties: { otp: { type: "string", pattern: "^[0-9]{6}$" } } },
+				Session: { type: "object", required: ["user", "accessToken", "refreshToken"], properties: { user: ref("User"), accessToken: { type: "string" }, refreshToken: { type: "string" } } },
+				TokenPair: { type: "object", required: ["accessToken", "refreshToken"], properties: { accessToken: { type: "string" }, refreshToken: { type: "string" } } },
+				User: { type: "object", required: ["id", "email", "name", "roles", "kycTier"], properties: { id: { type: "string" }, email: { type: "string" }, name: { type: "string" }, roles: { type: "array", items: { type: "string", enum: ["user", "admin", "support", "auditor"] } }, kycTier: { type: "integer" } } },
+				UpdateMe: { type: "object", additionalProperties: false, properties: { name: { type: "string" }, preferences: { type: "object", additionalProperties: false, properties: { language: { type: "string" }, notifyEmail: { type: "boolean" }, notifySms: { type: "boolean" }, notifyInApp: { type: "boolean" } } } } },
+				OpenAccount: { type: "object", additionalProperties: false, required: ["currency"], properties: { currency: ref("Currency"), label: { type: "string", maxLength: 200 } } },
+				Account: {
+					type: "object", required: ["id", "currency", "label", "status", "balance", "version"],
+					properties: {
+						id: { type: "string", format: "uuid" }, currency: ref("Currency"), label: { type: "string" }, status: { type: "string", enum: ["active", "frozen"] },
+						balance: { type: "object", required: ["posted", "pending", "available"], properties: { posted: { type: "integer" }, pending: { type: "integer" }, available: { type: "integer" } } },
+						version: { type: "integer" },
+					},
+				},
+				AccountList: { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("Account") } } },
+				Entry: {
+					type: "object", required: ["id", "transferId", "amount", "balanceAfter", "counterparty", "description", "createdAt"],
+					properties: { id: { type: "string" }, transferId: { type: "string" }, amount: { type: "integer", description: "Signed: negative for money out" }, balanceAfter: { type: "integer" }, counterparty: { type: "string" }, description: { type: "string" }, createdAt: { type: "string", format: "date-time" } },
+				},
+				EntryPage: { type: "object", required: ["items", "nextCursor"], properties: { items: { type: "array", items: ref("Entry") }, nextCursor: { type: ["string", "null"] } } },
+				CreateTransfer: {
+					type: "object", additionalProperties: false, required: ["fromAccountId", "toAccountId", "amount", "currency"],
+					properties: { fromAccountId: { type: "string", format: "uuid" }, toAccountId: { type: "string", format: "uuid" }, amount: money, currency: ref("Currency"), description: { type: "string", maxLength: 500 } },
+				},
+				Transfer: {
+					type: "object", required: ["id", "status", "amount", "currency", "fromAccountId", "toAccountId", "createdAt"],
+					properties: { id: { type: "string", format: "uuid" }, status: { type: "string" }, amount: { type: "integer" }, currency: ref("Currency"), fromAccountId: { type: "string" }, toAccountId: { type: "string" }, description: { type: "string" }, createdAt: { type: "string", format: "date-time" } },
+				},
+				SetTier: { type: "object", additionalProperties: false, required: ["tier"], properties: { tier: { type: "integer", minimum: 0, maximum: 3 } } },
+				SetRoles: { type: "object", additionalProperties: false, required: ["roles"], properties: { roles: { type: "array", items: { type: "string", enum: ["user", "admin", "support", "auditor"] } } } },
+			},
+		},
+		paths: {
+			"/api/v1/auth/register": { post: op("Register a user", { body: "Register", ok: "201", okSchema: ref("Session"), secured: false }) },
+			"/api/v1/auth/login": { post: op("Log in (with otp when MFA is on)", { body: "Login", ok: "200", okSchema: ref("Session"), secured: false }) },
+			"/api/v1/auth/refresh": { post: op("Rotate a refresh token", { body: "Refresh", ok: "200", okSchema: ref("TokenPair"), secured: false }) },
+			"/api/v1/auth/logout": { post: op("Log out: revoke the session", { ok: "204", okSchema: null }) },
+			"/api/v1/auth/mfa/setup": { post: op("Start TOTP set-up", { ok: "200", okSchema: { type: "object", properties: { secret: { type: "string" }, otpauthUrl: { type: "string" } } } }) },
+			"/api/v1/auth/mfa/verify": { post: op("Confirm TOTP; MFA is on from now", { body: "Otp", ok: "200" }) },
+			"/api/v1/me": {
+				get: op("The caller", { ok: "200", okSchema: ref("User") }),
+				patch: op("Update the caller's profile", { body: "UpdateMe", ok: "200", okSchema: ref("User") }),
+			},
+			"/api/v1/accounts": {
+				post: op("Open an account", { body: "OpenAccount", ok: "201", okSchema: ref("Account") }),
+				get: op("The caller's accounts", { ok: "200", okSchema: ref("AccountList") }),
+			},
+			"/api/v1/accounts/{id}": { get: op("One of the caller's accounts", { ok: "200", okSchema: ref("Account"), params: [idParam] }) },
+			"/api/v1/accounts/{id}/transactions": {
+				get: op("Entries, newest first", {
+					ok: "200", okSchema: ref("EntryPage"),
+					params: [idParam, { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 200 } }, { name: "cursor", in: "query", schema: { type: "string" } }],
+				}),
+			},
+			"/api/v1/transfers": { post: op("Transfer between accounts", { body: "CreateTransfer", ok: "201", okSchema: ref("Transfer"), params: [idempotencyHeader] }) },
+			"/api/v1/transfers/{id}": { get: op("A transfer of one of the caller's accounts", { ok: "200", okSchema: ref("Transfer"), params: [idParam] }) },
+			"/api/v1/admin/accounts": {
+				get: op("Accounts of a user (admin, support)", { ok: "200", okSchema: ref("AccountList"), params: [{ name: "ownerId", in: "query", required: true, schema: { type: "string", format: "uuid" } }] }),
+			},
+			"/api/v1/admin/accounts/{id}/freeze": { post: op("Freeze an account (admin)", { ok: "200", okSchema: ref("Account"), params: [idParam] }) },
+			"/api/v1/admin/accounts/{id}/unfreeze": { post: op("Unfreeze an account (admin)", { ok: "200", okSchema: ref("Account"), params: [idParam] }) },
+			"/api/v1/admin/users/{id}/tier": { post: op("Set a user's KYC tier (admin, support)", { body: "SetTier", ok: "200", params: [idParam] }) },
+			"/api/v1/admin/users/{id}/roles": { post: op("Set a user's roles (admin)", { body: "SetRoles", ok: "200", params: [idParam] }) },
+		},
+	};
+}

@@ -1,0 +1,272 @@
+/**
+ * The /api/v1 contract: the gateway's own actions, one per route, each with a strict
+ * params schema for the public body. They add what the caller is (ctx.meta.user), check
+ * ownership (a foreign id answers 404) and roles, and call the domain services.
+ */
+import type { Context } from "moleculer";
+import { Errors } from "moleculer";
+import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { amountRule, currencyRule } from "../ledger/params.ts";
+import type { SessionUser } from "../auth/auth.service.ts";
+import type { Role } from "../auth/tokens.ts";
+
+export interface GatewayMeta {
+	user?: SessionUser | null;
+	ip?: string;
+	requestId?: string;
+	idempotencyKey?: string;
+	$statusCode?: number;
+	$responseHeaders?: Record<string, string>;
+}
+
+type Ctx<P> = Context<P, GatewayMeta>;
+
+const uuid = { type: "uuid" } as const;
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+function user(ctx: Ctx<unknown>): SessionUser {
+	const u = ctx.meta.user;
+	if (!u) throw new Errors.MoleculerClientError("a valid access token is required", 401, "UNAUTHORIZED");
+	return u;
+}
+
+function requireRole(ctx: Ctx<unknown>, roles: Role[]): SessionUser {
+	const u = user(ctx);
+	if (!u.roles.some(r => roles.includes(r))) throw new Errors.MoleculerClientError("your role does not allow this", 403, "FORBIDDEN");
+	return u;
+}
+
+/** The key is required on money-moving POSTs and namespaced per user, so users never collide. */
+function idempotencyKey(ctx: Ctx<unknown>, userId: string): string {
+	const k = ctx.meta.idempotencyKey;
+	if (!k) throw new Errors.MoleculerClientError("the Idempotency-Key header is required", 400, "IDEMPOTENCY_KEY_REQUIRED");
+	if (!IDEMPOTENCY_KEY.test(k)) throw new Errors.MoleculerClientError("the Idempotency-Key header must be 1 to 128 visible ASCII characters", 400, "VALIDATION_ERROR");
+	return `u:${userId}:${k}`;
+}
+
+function created(ctx: Ctx<unknown>): void {
+	ctx.meta.$statusCode = 201;
+}
+
+function transferView(t: Record<string, unknown>): Record<string, unknown> {
+	return {
+		id: t["id"], status: t["status"], amount: t["amount"], currency: t["currency"], fromAccountId: t["fromAccountId"],
+		toAccountId: t["toAccountId"], description: t["description"], kind: t["kind"], createdAt: t["createdAt"],
+	};
+}
+
+export const v1Params = {
+	register: paramsSchema({ $$strict: true, email: { type: "string", max: 1_000 }, password: { type: "string", max: 1_024 }, name: { type: "string", max: 1_000 } }),
+	login: paramsSchema({ $$strict: true, email: { type: "string", max: 1_000 }, password: { type: "string", max: 1_024 }, otp: { type: "string", max: 16, optional: true } }),
+	refresh: paramsSchema({ $$strict: true, refreshToken: { type: "string", max: 1_000 } }),
+	otp: paramsSchema({ $$strict: true, otp: { type: "string", max: 16 } }),
+	empty: paramsSchema({ $$strict: true }),
+	updateMe: paramsSchema({
+		$$strict: true,
+		name: { type: "string", min: 1, max: 200, optional: true },
+		preferences: { type: "object", optional: true, strict: true, props: {
+			language: { type: "string", max: 10, optional: true }, notifyEmail: { type: "boolean", optional: true },
+			notifySms: { type: "boolean", optional: true }, notifyInApp: { type: "boolean", optional: true },
+		} },
+	}),
+	openAccount: paramsSchema({ $$strict: true, currency: currencyRule, label: { type: "string", max: 200, optional: true } }),
+	byId: paramsSchema({ $$strict: true, id: uuid }),
+	history: paramsSchema({
+		$$strict: true, id: uuid,
+		limit: { type: "number", integer: true, min: 1, max: 200, convert: true, optional: true },
+		cursor: { type: "string", max: 64, pattern: /^[0-9]+$/, optional: true },
+	}),
+	transfer: paramsSchema({
+		$$strict: true, fromAccountId: uuid, toAccountId: uuid, amount: amountRule, currency: currencyRule,
+		description: { type: "string", max: 500, optional: true },
+	}),
+	adminAccounts: paramsSchema({ $$strict: true, ownerId: uuid, limit: { type: "number", integer: true, min: 1, max: 200, convert: true, optional: true } }),
+	setTier: paramsSchema({ $$strict: true, id: uuid, tier: { type: "number", integer: true, min: 0, max: 3, convert: false } }),
+	setRoles: paramsSchema({ $$strict: true, id: uuid, roles: { type: "array", min: 1, max: 4, items: { type: "enum", values: ["user", "admin", "support", "auditor"] as const } } }),
+};
+
+type V<K extends keyof typeof v1Params> = Infer<(typeof v1Params)[K]>;
+
+/** Gateway actions; `aliases` below maps the routes onto them. */
+export const v1Actions = {
+	register: {
+		params: v1Params.register,
+		async handler(ctx: Ctx<V<"register">>) {
+			const out = await ctx.call("auth.register", ctx.params);
+			created(ctx);
+			return out;
+		},
+	},
+	login: {
+		params: v1Params.login,
+		async handler(ctx: Ctx<V<"login">>) {
+			return ctx.call("auth.login", ctx.params.otp == null ? { email: ctx.params.email, password: ctx.params.password } : ctx.params);
+		},
+	},
+	refresh: {
+		params: v1Params.refresh,
+		async handler(ctx: Ctx<V<"refresh">>) {
+			return ctx.call("auth.refresh", ctx.params);
+		},
+	},
+	logout: {
+		params: v1Params.empty,
+		async handler(ctx: Ctx<V<"empty">>) {
+			user(ctx);
+			await ctx.call("auth.logout", {});
+			ctx.meta.$statusCode = 204;
+			return null;
+		},
+	},
+	mfaSetup: {
+		params: v1Params.empty,
+		async handler(ctx: Ctx<V<"empty">>) {
+			user(ctx);
+			return ctx.call("auth.mfa.setup", {});
+		},
+	},
+	mfaVerify: {
+		params: v1Params.otp,
+		async handler(ctx: Ctx<V<"otp">>) {
+			user(ctx);
+			return ctx.call("auth.mfa.verify", ctx.params);
+		},
+	},
+	me: {
+		params: v1Params.empty,
+		async handler(ctx: Ctx<V<"empty">>) {
+			const u = user(ctx);
+			const p: Record<string, unknown> = await ctx.call("users.get", { id: u.id });
+			return { id: p["id"], email: p["email"], name: p["name"], roles: u.roles, kycTier: p["kycTier"], preferences: p["preferences"] };
+		},
+	},
+	updateMe: {
+		params: v1Params.updateMe,
+		async handler(ctx: Ctx<V<"updateMe">>) {
+			const u = user(ctx);
+			const p: Record<string, unknown> = await ctx.call("users.update", { id: u.id, ...ctx.params });
+			return { id: p["id"], email: p["email"], name: p["name"], roles: u.roles, kycTier: p["kycTier"], preferences: p["preferences"] };
+		},
+	},
+	openAccount: {
+		params: v1Params.openAccount,
+		async handler(ctx: Ctx<V<"openAccount">>) {
+			const u = user(ctx);
+			const a = await ctx.call("ledger.accounts.open", { ownerId: u.id, currency: ctx.params.currency, label: ctx.params.label ?? "" });
+			created(ctx);
+			return a;
+		},
+	},
+	listAccounts: {
+		params: v1Params.empty,
+		async handler(ctx: Ctx<V<"empty">>) {
+			return ctx.call("ledger.accounts.list", { ownerId: user(ctx).id });
+		},
+	},
+	getAccount: {
+		params: v1Params.byId,
+		async handler(ctx: Ctx<V<"byId">>) {
+			return ctx.call("ledger.accounts.get", { id: ctx.params.id, ownerId: user(ctx).id });
+		},
+	},
+	accountTransactions: {
+		params: v1Params.history,
+		async handler(ctx: Ctx<V<"history">>) {
+			const p = ctx.params;
+			return ctx.call("ledger.accounts.history", {
+				accountId: p.id, ownerId: user(ctx).id, ...(p.limit != null ? { limit: p.limit } : {}), ...(p.cursor != null ? { cursor: p.cursor } : {}),
+			});
+		},
+	},
+	createTransfer: {
+		params: v1Params.transfer,
+		async handler(ctx: Ctx<V<"transfer">>) {
+			const u = user(ctx);
+			const key = idempotencyKey(ctx, u.id);
+			const p = ctx.params;
+			// The source must be the caller's; answered like a missing account otherwise.
+			await ctx.call("ledger.accounts.get", { id: p.fromAccountId, ownerId: u.id });
+			await ctx.call("users.limits.reserve", { userId: u.id, key, amount: p.amount, currency: p.currency });
+			try {
+				const t: Record<string, unknown> = await ctx.call("ledger.transfers.create", {
+					idempotencyKey: key, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId, amount: p.amount, currency: p.currency,
+					...(p.description != null ? { description: p.description } : {}),
+				});
+				created(ctx);
+				return transferView(t);
+			} catch (err) {
+				// A refusal moved no money: give the day's budget back. On a timeout the outcome is
+				// unknown, so the reservation stays (the safe side) until a retry settles it.
+				if (err instanceof Errors.MoleculerClientError) await ctx.call("users.limits.release", { key });
+				throw err;
+			}
+		},
+	},
+	getTransfer: {
+		params: v1Params.byId,
+		async handler(ctx: Ctx<V<"byId">>) {
+			return transferView(await ctx.call("ledger.transfers.get", { id: ctx.params.id, ownerId: user(ctx).id }));
+		},
+	},
+	adminAccounts: {
+		params: v1Params.adminAccounts,
+		async handler(ctx: Ctx<V<"adminAccounts">>) {
+			requireRole(ctx, ["admin", "support"]);
+			return ctx.call("ledger.accounts.list", { ownerId: ctx.params.ownerId, ...(ctx.params.limit != null ? { limit: ctx.params.limit } : {}) });
+		},
+	},
+	adminFreeze: {
+		params: v1Params.byId,
+		async handler(ctx: Ctx<V<"byId">>) {
+			requireRole(ctx, ["admin"]);
+			return ctx.call("ledger.accounts.freeze", { id: ctx.params.id });
+		},
+	},
+	adminUnfreeze: {
+		params: v1Params.byId,
+		async handler(ctx: Ctx<V<"byId">>) {
+			requireRole(ctx, ["admin"]);
+			return ctx.call("ledger.accounts.unfreeze", { id: ctx.params.id });
+		},
+	},
+	adminSetTier: {
+		params: v1Params.setTier,
+		async handler(ctx: Ctx<V<"setTier">>) {
+			requireRole(ctx, ["admin", "support"]);
+			return ctx.call("users.setTier", { id: ctx.params.id, tier: ctx.params.tier });
+		},
+	},
+	adminSetRoles: {
+		params: v1Params.setRoles,
+		async handler(ctx: Ctx<V<"setRoles">>) {
+			requireRole(ctx, ["admin"]);
+			return ctx.call("auth.setRoles", { userId: ctx.params.id, roles: ctx.params.roles });
+		},
+	},
+};
+
+/** Mounted at /api/v1/auth: moleculer-web keeps one alias table per route path, so the two routes need distinct paths. */
+export const PUBLIC_ALIASES = {
+	"POST /register": "api.register",
+	"POST /login": "api.login",
+	"POST /refresh": "api.refresh",
+};
+
+export const PRIVATE_ALIASES = {
+	"POST /auth/logout": "api.logout",
+	"POST /auth/mfa/setup": "api.mfaSetup",
+	"POST /auth/mfa/verify": "api.mfaVerify",
+	"GET /me": "api.me",
+	"PATCH /me": "api.updateMe",
+	"POST /accounts": "api.openAccount",
+	"GET /accounts": "api.listAccounts",
+	"GET /accounts/:id": "api.getAccount",
+	"GET /accounts/:id/transactions": "api.accountTransactions",
+	"POST /transfers": "api.createTransfer",
+	"GET /transfers/:id": "api.getTransfer",
+	"GET /admin/accounts": "api.adminAccounts",
+	"POST /admin/accounts/:id/freeze": "api.adminFreeze",
+	"POST /admin/accounts/:id/unfreeze": "api.adminUnfreeze",
+	"POST /admin/users/:id/tier": "api.adminSetTier",
+	"POST /admin/users/:id/roles": "api.adminSetRoles",
+};

@@ -1,0 +1,57 @@
+/**
+ * Access tokens are short-lived JWTs signed with HS256 (the algorithm is pinned on
+ * verify, so `alg: none` and RS/HS confusion are refused). Refresh tokens are opaque:
+ * `<id>.<secret>`, of which only a SHA-256 of the secret is stored.
+ */
+import jwt from "jsonwebtoken";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+
+export const ROLES = ["user", "admin", "support", "auditor"] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface AccessClaims {
+	sub: string;
+	roles: Role[];
+	sid: string;
+}
+
+const ISSUER = "paymesh";
+const AUDIENCE = "paymesh-api";
+
+export function signAccessToken(claims: AccessClaims, secret: string, ttlS: number): string {
+	return jwt.sign({ roles: claims.roles, sid: claims.sid, typ: "access" }, secret, {
+		algorithm: "HS256", expiresIn: ttlS, subject: claims.sub, issuer: ISSUER, audience: AUDIENCE,
+	});
+}
+
+/** Returns the claims of a valid access token, or null for anything else. */
+export function verifyAccessToken(token: string, secret: string): (AccessClaims & { exp: number }) | null {
+	try {
+		const p = jwt.verify(token, secret, { algorithms: ["HS256"], issuer: ISSUER, audience: AUDIENCE });
+		if (typeof p !== "object" || p === null) return null;
+		const { sub, roles, sid, typ, exp } = p as Record<string, unknown>;
+		if (typ !== "access" || typeof sub !== "string" || typeof sid !== "string" || typeof exp !== "number" || !Array.isArray(roles)) return null;
+		return { sub, sid, exp, roles: roles.filter((r): r is Role => (ROLES as readonly string[]).includes(String(r))) };
+	} catch {
+		return null;
+	}
+}
+
+export function newRefreshSecret(): string {
+	return randomBytes(32).toString("base64url");
+}
+
+export function hashSecret(secret: string): string {
+	return createHash("sha256").update(secret).digest("hex");
+}
+
+export function secretMatches(secret: string, storedHash: string): boolean {
+	const a = Buffer.from(hashSecret(secret), "hex");
+	const b = Buffer.from(storedHash, "hex");
+	return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function parseRefreshToken(token: string): { id: string; secret: string } | null {
+	const m = /^([0-9a-f-]{36})\.([A-Za-z0-9_-]{43})$/.exec(token);
+	return m && m[1] && m[2] ? { id: m[1], secret: m[2] } : null;
+}

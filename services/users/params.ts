@@ -1,0 +1,27 @@
+import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { amountRule, currencyRule, keyRule } from "../ledger/params.ts";
+
+export const createParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, email: { type: "email", max: 254 }, name: { type: "string", min: 1, max: 200 } });
+export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
+export const updateParams = paramsSchema({
+	$$strict: true,
+	id: { type: "uuid" },
+	name: { type: "string", min: 1, max: 200, trim: true, optional: true },
+	preferences: {
+		type: "object", strict: true, optional: true,
+		props: {
+			language: { type: "string", pattern: /^[a-z]{2}(-[A-Z]{2})?$/, optional: true },
+			notifyEmail: { type: "boolean", optional: true },
+			notifySms: { type: "boolean", optional: true },
+			notifyInApp: { type: "boolean", optional: true },
+		},
+	},
+});
+export const setTierParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, tier: { type: "number", integer: true, min: 0, max: 3, convert: false } });
+export const reserveParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, key: keyRule, amount: amountRule, currency: currencyRule });
+export const releaseParams = paramsSchema({ $$strict: true, key: keyRule });
+
+export type CreateParams = Infer<typeof createParams>;
+export type UpdateParams = Infer<typeof updateParams>;
+export type SetTierParams = Infer<typeof setTierParams>;
+export type ReserveParams = Infer<typeof reserveParams>;
