@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
-import { seededRandom, startNode } from "../support/node.ts";
+import { seededRandom, startNode, TEST_JWT_SECRET } from "../support/node.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
 
 const CALLERS = 32;
@@ -28,7 +28,7 @@ function startLedgerChild(): ChildProcess {
 		cwd: new URL("../..", import.meta.url).pathname,
 		env: {
 			PATH: process.env["PATH"] ?? "", DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, SERVICES: "ledger",
-			NODE_ID: "ledger-kill", LOG_LEVEL: process.env["KILL_TEST_CHILD_LOG_LEVEL"] ?? "warn", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4", METRICS_ENABLED: "false",
+			NODE_ID: "ledger-kill", JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: process.env["KILL_TEST_CHILD_LOG_LEVEL"] ?? "warn", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4", METRICS_ENABLED: "false",
 		},
 		stdio: ["ignore", "ignore", "inherit"],
 	});

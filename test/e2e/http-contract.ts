@@ -1,0 +1,280 @@
+/**
+ * The HTTP contract suite, shared by the embedded run (one process, PGlite) and the
+ * cluster run (gateway and services on separate brokers over NATS, PostgreSQL, Redis).
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import jwt from "jsonwebtoken";
+import * as OTPAuth from "otpauth";
+import type { ServiceBroker } from "moleculer";
+import { client, type HttpResult } from "../support/http.ts";
+import { TEST_JWT_SECRET } from "../support/node.ts";
+
+export interface Env {
+	base: string;
+	/** A broker of the cluster, for setting up money the API cannot create yet (top-ups come later). */
+	broker: () => ServiceBroker;
+	adminEmail: string;
+	readPasswordHash: (email: string) => Promise<string>;
+}
+
+type Session = { user: { id: string; email: string; roles: string[] }; accessToken: string; refreshToken: string };
+type Account = { id: string; currency: string; balance: { posted: number; available: number }; status: string };
+type ErrorBody = { error: { code: string; message: string; details?: unknown } };
+
+const PASSWORD = "Correct-Horse-Battery-9";
+let seq = 0;
+
+function expectError(r: HttpResult, status: number, code: string): void {
+	assert.equal(r.status, status, `expected ${status} ${code}, got ${r.status} ${JSON.stringify(r.body)}`);
+	assert.equal((r.body as unknown as ErrorBody).error.code, code);
+	assert.equal(typeof (r.body as unknown as ErrorBody).error.message, "string");
+}
+
+export function httpContractSuite(name: string, env: () => Env): void {
+	function http<T = Record<string, unknown>>(method: string, path: string, opts: Parameters<ReturnType<typeof client>>[2] = {}): Promise<HttpResult<T>> {
+		return client(env().base)<T>(method, path, opts);
+	}
+
+	async function register(prefix = "user", email?: string): Promise<Session> {
+		const e = email ?? `${prefix}-${process.pid}-${++seq}@example.com`;
+		const r = await http<Session>("POST", "/api/v1/auth/register", { body: { email: e, password: PASSWORD, name: `${prefix} ${seq}` } });
+		assert.equal(r.status, 201, JSON.stringify(r.body));
+		return r.body;
+	}
+
+	async function openAccount(s: Session, currency = "USD"): Promise<Account> {
+		const r = await http<Account>("POST", "/api/v1/accounts", { token: s.accessToken, body: { currency } });
+		assert.equal(r.status, 201, JSON.stringify(r.body));
+		return r.body;
+	}
+
+	async function fund(a: Account, amount: number): Promise<void> {
+		const b = env().broker();
+		const sys: { id: string } = await b.call("ledger.accounts.open", { kind: "system", code: `external:test:${a.currency}`, currency: a.currency });
+		await b.call("ledger.transfers.create", { idempotencyKey: `fund-${a.id}-${++seq}`, fromAccountId: sys.id, toAccountId: a.id, amount, currency: a.currency });
+	}
+
+	function transfer(s: Session, body: Record<string, unknown>, key: string | null = `k-${++seq}`) {
+		return http<Record<string, unknown>>("POST", "/api/v1/transfers", { token: s.accessToken, body, ...(key ? { headers: { "idempotency-key": key } } : {}) });
+	}
+
+	describe(`HTTP contract (${name})`, () => {
+		describe("auth", () => {
+			it("registers with a normalized e-mail, refuses duplicates, weak passwords and bad input", async () => {
+				const email = `Mixed.Case-${process.pid}-${++seq}@Example.COM`;
+				const s = await register("reg", email);
+				assert.equal(s.user.email, email.toLowerCase());
+				assert.deepEqual(s.user.roles, ["user"]);
+				expectError(await http("POST", "/api/v1/auth/register", { body: { email: email.toLowerCase(), password: PASSWORD, name: "x" } }), 409, "EMAIL_TAKEN");
+				for (const weak of ["short1!", "onlylowercase", "password123", "aaaaaaaaaaaa1A"]) {
+					expectError(await http("POST", "/api/v1/auth/register", { body: { email: `w-${++seq}@example.com`, password: weak, name: "x" } }), 400, "WEAK_PASSWORD");
+				}
+				expectError(await http("POST", "/api/v1/auth/register", { body: { email: "not-an-email", password: PASSWORD, name: "x" } }), 400, "VALIDATION_ERROR");
+				expectError(await http("POST", "/api/v1/auth/register", { body: { email: `e-${++seq}@example.com`, password: PASSWORD, name: "x", admin: true } }), 400, "VALIDATION_ERROR");
+			});
+
+			it("stores the password as argon2id", async () => {
+				const s = await register("hash");
+				const stored = await env().readPasswordHash(s.user.email);
+				assert.match(stored, /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$/);
+				assert.ok(!stored.includes(PASSWORD));
+			});
+
+			it("logs in, refuses a wrong password, and throttles repeated failures with 429 and Retry-After", async () => {
+				const s = await register("login");
+				const ok = await http<Session>("POST", "/api/v1/auth/login", { body: { email: s.user.email.toUpperCase(), password: PASSWORD } });
+				assert.equal(ok.status, 200);
+				assert.equal(ok.body.user.id, s.user.id);
+				const statuses: number[] = [];
+				for (let i = 0; i < 7; i++) statuses.push((await http("POST", "/api/v1/auth/login", { body: { email: s.user.email, password: "Wrong-Password-1" } })).status);
+				assert.deepEqual(statuses.slice(0, 5), [401, 401, 401, 401, 401]);
+				const throttled = await http("POST", "/api/v1/auth/login", { body: { email: s.user.email, password: PASSWORD } });
+				expectError(throttled, 429, "TOO_MANY_ATTEMPTS");
+				assert.ok(Number(throttled.headers.get("retry-after")) > 0);
+			});
+
+			it("rotates refresh tokens; a reused one is refused and revokes the whole family", async () => {
+				const s = await register("refresh");
+				const first = await http<Session>("POST", "/api/v1/auth/refresh", { body: { refreshToken: s.refreshToken } });
+				assert.equal(first.status, 200);
+				assert.notEqual(first.body.refreshToken, s.refreshToken);
+				expectError(await http("POST", "/api/v1/auth/refresh", { body: { refreshToken: s.refreshToken } }), 401, "REFRESH_TOKEN_REUSED");
+				// The legitimate holder's newer token belongs to the revoked family too.
+				expectError(await http("POST", "/api/v1/auth/refresh", { body: { refreshToken: first.body.refreshToken } }), 401, "INVALID_REFRESH_TOKEN");
+				expectError(await http("POST", "/api/v1/auth/refresh", { body: { refreshToken: "garbage" } }), 401, "INVALID_REFRESH_TOKEN");
+			});
+
+			it("logs out: the session's tokens stop working", async () => {
+				const s = await register("logout");
+				assert.equal((await http("GET", "/api/v1/me", { token: s.accessToken })).status, 200);
+				const out = await http("POST", "/api/v1/auth/logout", { token: s.accessToken });
+				assert.equal(out.status, 204);
+				// Revocation reaches gateways by a broadcast; allow it a moment in the cluster.
+				let after = await http("GET", "/api/v1/me", { token: s.accessToken });
+				for (let i = 0; i < 20 && after.status === 200; i++) {
+					await new Promise(r => setTimeout(r, 50));
+					after = await http("GET", "/api/v1/me", { token: s.accessToken });
+				}
+				expectError(after, 401, "UNAUTHORIZED");
+				expectError(await http("POST", "/api/v1/auth/refresh", { body: { refreshToken: s.refreshToken } }), 401, "INVALID_REFRESH_TOKEN");
+			});
+
+			it("sets up TOTP MFA; then login needs the code", async () => {
+				const s = await register("mfa");
+				const setup = await http<{ secret: string; otpauthUrl: string }>("POST", "/api/v1/auth/mfa/setup", { token: s.accessToken });
+				assert.equal(setup.status, 200);
+				assert.match(setup.body.otpauthUrl, /^otpauth:\/\/totp\//);
+				const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(setup.body.secret), digits: 6, period: 30 });
+				expectError(await http("POST", "/api/v1/auth/mfa/verify", { token: s.accessToken, body: { otp: "000000" === totp.generate() ? "111111" : "000000" } }), 401, "INVALID_OTP");
+				const code = totp.generate();
+				assert.equal((await http("POST", "/api/v1/auth/mfa/verify", { token: s.accessToken, body: { otp: code } })).status, 200);
+				expectError(await http("POST", "/api/v1/auth/login", { body: { email: s.user.email, password: PASSWORD } }), 401, "MFA_REQUIRED");
+				// The code used to turn MFA on cannot be replayed; the next time step's can.
+				expectError(await http("POST", "/api/v1/auth/login", { body: { email: s.user.email, password: PASSWORD, otp: code } }), 401, "INVALID_OTP");
+				const next = totp.generate({ timestamp: Date.now() + 30_000 });
+				const ok = await http<Session>("POST", "/api/v1/auth/login", { body: { email: s.user.email, password: PASSWORD, otp: next } });
+				assert.equal(ok.status, 200, JSON.stringify(ok.body));
+			});
+		});
+
+		describe("tokens", () => {
+			it("refuses no token, expired, tampered, alg none and foreign-key tokens with 401", async () => {
+				const s = await register("tok");
+				const claims = { roles: ["user", "admin"], sid: "00000000-0000-7000-8000-000000000000", typ: "access" };
+				const opts = { subject: s.user.id, issuer: "paymesh", audience: "paymesh-api" };
+				const expired = jwt.sign({ ...claims, exp: Math.floor(Date.now() / 1000) - 10 }, TEST_JWT_SECRET, { ...opts, algorithm: "HS256" });
+				const otherKey = jwt.sign(claims, "another-secret-0123456789-0123456789-abcdef", { ...opts, algorithm: "HS256", expiresIn: 60 });
+				const none = jwt.sign(claims, "", { ...opts, algorithm: "none", expiresIn: 60 });
+				const [h, p, sig] = s.accessToken.split(".") as [string, string, string];
+				const payload = JSON.parse(Buffer.from(p, "base64url").toString()) as Record<string, unknown>;
+				const tampered = `${h}.${Buffer.from(JSON.stringify({ ...payload, roles: ["user", "admin"] })).toString("base64url")}.${sig}`;
+				for (const token of [undefined, "", expired, otherKey, none, tampered, "not.a.jwt"]) {
+					expectError(await http("GET", "/api/v1/me", token === undefined ? {} : { token }), 401, "UNAUTHORIZED");
+				}
+				expectError(await http("GET", "/api/v1/accounts", { headers: { authorization: `Basic ${Buffer.from("a:b").toString("base64")}` } }), 401, "UNAUTHORIZED");
+			});
+		});
+
+		describe("me, accounts and history", () => {
+			it("returns the caller and updates the profile", async () => {
+				const s = await register("me");
+				const me = await http<{ id: string; roles: string[]; kycTier: number }>("GET", "/api/v1/me", { token: s.accessToken });
+				assert.deepEqual([me.status, me.body.id, me.body.roles, me.body.kycTier], [200, s.user.id, ["user"], 1]);
+				const upd = await http<{ name: string }>("PATCH", "/api/v1/me", { token: s.accessToken, body: { name: "New Name", preferences: { notifyEmail: false } } });
+				assert.deepEqual([upd.status, upd.body.name], [200, "New Name"]);
+			});
+
+			it("opens, lists and reads accounts; a foreign id answers 404 on every id route", async () => {
+				const alice = await register("alice");
+				const bob = await register("bob");
+				const a = await openAccount(alice, "EUR");
+				assert.deepEqual(a.balance, { posted: 0, pending: 0, available: 0 });
+				const list = await http<{ items: Account[] }>("GET", "/api/v1/accounts", { token: alice.accessToken });
+				assert.deepEqual(list.body.items.map(x => x.id), [a.id]);
+				assert.equal((await http("GET", `/api/v1/accounts/${a.id}`, { token: alice.accessToken })).status, 200);
+				expectError(await http("GET", `/api/v1/accounts/${a.id}`, { token: bob.accessToken }), 404, "ACCOUNT_NOT_FOUND");
+				expectError(await http("GET", `/api/v1/accounts/${a.id}/transactions`, { token: bob.accessToken }), 404, "ACCOUNT_NOT_FOUND");
+				expectError(await http("GET", "/api/v1/accounts/not-a-uuid", { token: alice.accessToken }), 400, "VALIDATION_ERROR");
+				expectError(await http("POST", "/api/v1/accounts", { token: alice.accessToken, body: { currency: "XXX" } }), 400, "VALIDATION_ERROR");
+			});
+
+			it("pages the history with a cursor", async () => {
+				const s = await register("hist");
+				const a = await openAccount(s);
+				const b = await openAccount(s);
+				await fund(a, 10_000);
+				for (let i = 1; i <= 5; i++) assert.equal((await transfer(s, { fromAccountId: a.id, toAccountId: b.id, amount: i, currency: "USD" })).status, 201);
+				const p1 = await http<{ items: { amount: number; balanceAfter: number }[]; nextCursor: string }>("GET", `/api/v1/accounts/${a.id}/transactions?limit=4`, { token: s.accessToken });
+				assert.equal(p1.status, 200);
+				assert.deepEqual(p1.body.items.map(e => e.amount), [-5, -4, -3, -2]);
+				const p2 = await http<{ items: { amount: number }[]; nextCursor: string | null }>("GET", `/api/v1/accounts/${a.id}/transactions?limit=4&cursor=${p1.body.nextCursor}`, { token: s.accessToken });
+				assert.deepEqual(p2.body.items.map(e => e.amount), [-1, 10_000]);
+				assert.equal(p2.body.nextCursor, null);
+				expectError(await http("GET", `/api/v1/accounts/${a.id}/transactions?limit=500`, { token: s.accessToken }), 400, "VALIDATION_ERROR");
+			});
+		});
+
+		describe("transfers", () => {
+			it("moves money once per Idempotency-Key, with every refusal code", async () => {
+				const alice = await register("ta");
+				const bob = await register("tb");
+				const a = await openAccount(alice);
+				const b = await openAccount(bob);
+				const eur = await openAccount(bob, "EUR");
+				await fund(a, 50_000);
+				const body = { fromAccountId: a.id, toAccountId: b.id, amount: 1_250, currency: "USD", description: "rent" };
+				expectError(await transfer(alice, body, null), 400, "IDEMPOTENCY_KEY_REQUIRED");
+				const t1 = await transfer(alice, body, "pay-1");
+				assert.equal(t1.status, 201, JSON.stringify(t1.body));
+				assert.deepEqual([t1.body["amount"], t1.body["currency"], t1.body["status"]], [1_250, "USD", "completed"]);
+				const again = await transfer(alice, body, "pay-1");
+				assert.deepEqual([again.status, again.body["id"]], [201, t1.body["id"]]);
+				expectError(await transfer(alice, { ...body, amount: 1_251 }, "pay-1"), 409, "IDEMPOTENCY_MISMATCH");
+				expectError(await transfer(alice, { ...body, amount: 60_000 }), 422, "INSUFFICIENT_FUNDS");
+				expectError(await transfer(alice, { ...body, toAccountId: eur.id }), 422, "CURRENCY_MISMATCH");
+				expectError(await transfer(alice, { ...body, toAccountId: a.id }), 422, "SAME_ACCOUNT");
+				expectError(await transfer(bob, { ...body, fromAccountId: a.id, toAccountId: b.id }), 404, "ACCOUNT_NOT_FOUND");
+				expectError(await transfer(alice, { ...body, amount: 0 }), 400, "VALIDATION_ERROR");
+				expectError(await transfer(alice, { ...body, amount: 1.5 }), 400, "VALIDATION_ERROR");
+				expectError(await transfer(alice, { ...body, amount: "100" }), 400, "VALIDATION_ERROR");
+				const got = await http("GET", `/api/v1/transfers/${String(t1.body["id"])}`, { token: bob.accessToken });
+				assert.equal(got.status, 200);
+				const stranger = await register("tc");
+				expectError(await http("GET", `/api/v1/transfers/${String(t1.body["id"])}`, { token: stranger.accessToken }), 404, "TRANSFER_NOT_FOUND");
+				const bal = await http<Account>("GET", `/api/v1/accounts/${b.id}`, { token: bob.accessToken });
+				assert.equal(bal.body.balance.posted, 1_250);
+			});
+
+			it("enforces the KYC tier limits per transfer and per day", async () => {
+				const s = await register("lim");
+				const a = await openAccount(s);
+				const b = await openAccount(s);
+				await fund(a, 2_000_000);
+				// Tier 1: 1,000.00 per transfer and 5,000.00 per day in USD.
+				expectError(await transfer(s, { fromAccountId: a.id, toAccountId: b.id, amount: 100_001, currency: "USD" }), 422, "LIMIT_EXCEEDED");
+				for (let i = 0; i < 5; i++) assert.equal((await transfer(s, { fromAccountId: a.id, toAccountId: b.id, amount: 100_000, currency: "USD" })).status, 201);
+				expectError(await transfer(s, { fromAccountId: a.id, toAccountId: b.id, amount: 1, currency: "USD" }), 422, "LIMIT_EXCEEDED");
+			});
+		});
+
+		describe("roles", () => {
+			it("keeps admin routes to admins and lets an admin freeze an account", async () => {
+				const admin = await register("admin", env().adminEmail);
+				assert.deepEqual(admin.user.roles, ["user", "admin"]);
+				const user = await register("plain");
+				const other = await register("other");
+				const a = await openAccount(user);
+				const b = await openAccount(other);
+				await fund(a, 1_000);
+				expectError(await http("POST", `/api/v1/admin/accounts/${a.id}/freeze`, { token: user.accessToken }), 403, "FORBIDDEN");
+				expectError(await http("GET", `/api/v1/admin/accounts?ownerId=${user.user.id}`, { token: user.accessToken }), 403, "FORBIDDEN");
+				const listed = await http<{ items: Account[] }>("GET", `/api/v1/admin/accounts?ownerId=${user.user.id}`, { token: admin.accessToken });
+				assert.deepEqual(listed.body.items.map(x => x.id), [a.id]);
+				const frozen = await http<Account>("POST", `/api/v1/admin/accounts/${a.id}/freeze`, { token: admin.accessToken });
+				assert.deepEqual([frozen.status, frozen.body.status], [200, "frozen"]);
+				expectError(await transfer(user, { fromAccountId: a.id, toAccountId: b.id, amount: 1, currency: "USD" }), 422, "ACCOUNT_FROZEN");
+				assert.equal((await http("POST", `/api/v1/admin/accounts/${a.id}/unfreeze`, { token: admin.accessToken })).status, 200);
+				assert.equal((await transfer(user, { fromAccountId: a.id, toAccountId: b.id, amount: 1, currency: "USD" })).status, 201);
+			});
+		});
+
+		describe("protocol", () => {
+			it("answers malformed JSON with 400, a huge body with 413, unknown routes with 404, all in the error shape", async () => {
+				const s = await register("proto");
+				expectError(await http("POST", "/api/v1/accounts", { token: s.accessToken, rawBody: "{\"currency\": " }), 400, "MALFORMED_JSON");
+				expectError(await http("POST", "/api/v1/accounts", { token: s.accessToken, rawBody: JSON.stringify({ currency: "USD", label: "x".repeat(200_000) }) }), 413, "PAYLOAD_TOO_LARGE");
+				expectError(await http("GET", "/api/v1/nothing-here", { token: s.accessToken }), 404, "NOT_FOUND");
+			});
+
+			it("accepts a caller's X-Request-Id and echoes it, or makes one", async () => {
+				const given = await http("GET", "/health/live", { headers: { "x-request-id": "req-abc-123" } });
+				const r = await http("GET", "/api/v1/me", { headers: { "x-request-id": "req-abc-123" } });
+				assert.equal(r.headers.get("x-request-id"), "req-abc-123");
+				const made = await http("GET", "/api/v1/me", { headers: { "x-request-id": "bad id with spaces" } });
+				assert.match(made.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
+				assert.equal(given.status, 200);
+			});
+		});
+	});
+}

@@ -1,0 +1,40 @@
+import type { ServiceBroker } from "moleculer";
+import type { Server } from "node:http";
+
+export interface HttpResult<T = Record<string, unknown>> {
+	status: number;
+	body: T;
+	headers: Headers;
+}
+
+/** The port the gateway of this broker listens on (PORT=0 picks a free one). */
+export function gatewayPort(broker: ServiceBroker): number {
+	const api = broker.getLocalService("api") as unknown as { server: Server } | undefined;
+	const addr = api?.server.address();
+	if (!addr || typeof addr !== "object") throw new Error("gateway is not listening");
+	return addr.port;
+}
+
+export function client(base: string) {
+	return async function request<T = Record<string, unknown>>(
+		method: string,
+		path: string,
+		opts: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+	): Promise<HttpResult<T>> {
+		const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+		if (opts.token) headers["authorization"] = `Bearer ${opts.token}`;
+		let body: string | undefined;
+		if (opts.rawBody !== undefined) body = opts.rawBody;
+		else if (opts.body !== undefined) body = JSON.stringify(opts.body);
+		if (body !== undefined && !headers["content-type"]) headers["content-type"] = "application/json";
+		const res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body } : {}) });
+		const text = await res.text();
+		let parsed: unknown = null;
+		try {
+			parsed = text ? JSON.parse(text) : null;
+		} catch {
+			parsed = text;
+		}
+		return { status: res.status, body: parsed as T, headers: res.headers };
+	};
+}
