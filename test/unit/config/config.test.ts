@@ -9,14 +9,15 @@ describe("config", () => {
 		assert.equal(c.transporter, null);
 		assert.equal(c.redisUrl, null);
 		assert.equal(c.dataDir, "./data");
-		assert.deepEqual(c.services, ["api", "ledger"]);
+		assert.deepEqual(c.services, ["api", "auth", "users", "ledger"]);
+		assert.equal(c.auth.jwtSecretGenerated, true);
 		assert.equal(c.port, 3000);
 	});
 
 	it("reads cluster settings", () => {
 		const c = loadConfig({
 			DATABASE_URL: "postgres://u@db:5432/pay", TRANSPORTER: "nats://nats:4222", REDIS_URL: "redis://r:6379",
-			SERVICES: "ledger", NODE_ID: "ledger-1", LEDGER_BATCH_SIZE_MAX: "250",
+			SERVICES: "ledger", NODE_ID: "ledger-1", LEDGER_BATCH_SIZE_MAX: "250", JWT_SECRET: "x".repeat(32),
 		});
 		assert.equal(c.databaseUrl, "postgres://u@db:5432/pay");
 		assert.deepEqual(c.services, ["ledger"]);
@@ -35,6 +36,8 @@ describe("config", () => {
 		[{ LOG_LEVEL: "loud" }, /LOG_LEVEL="loud" is invalid: expected one of fatal, error, warn, info, debug, trace/],
 		[{ METRICS_ENABLED: "maybe" }, /METRICS_ENABLED="maybe" is invalid: expected true or false/],
 		[{ NODE_ID: "has space" }, /NODE_ID/],
+		[{ TRANSPORTER: "nats://n:4222" }, /JWT_SECRET is required when TRANSPORTER is set/],
+		[{ JWT_SECRET: "short" }, /JWT_SECRET is too short/],
 	];
 	for (const [env, message] of bad) {
 		it(`refuses ${JSON.stringify(env)} naming the variable`, () => {
