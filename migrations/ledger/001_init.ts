@@ -90,6 +90,16 @@ const UP = [
 			published_at timestamptz
 		)`,
 	`CREATE INDEX outbox_unpublished_idx ON ledger.outbox (id) WHERE published_at IS NULL`,
+	// Outgoing totals per owner, day (UTC) and currency for transfers that carry spending
+	// limits: updated in the same batch as the money, so a refused or replayed transfer
+	// never counts and two concurrent transfers cannot both fit the last of a budget.
+	`CREATE TABLE ledger.daily_usage (
+			owner_id text NOT NULL,
+			day date NOT NULL,
+			currency text NOT NULL,
+			used bigint NOT NULL CHECK (used >= 0),
+			PRIMARY KEY (owner_id, day, currency)
+		)`,
 	`CREATE FUNCTION ledger.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
 			RAISE EXCEPTION 'ledger.% is append-only: % refused', TG_TABLE_NAME, TG_OP;
@@ -105,6 +115,7 @@ const UP = [
 ];
 
 const DOWN = [
+	`DROP TABLE ledger.daily_usage`,
 	`DROP TABLE ledger.outbox`,
 	`DROP TABLE ledger.idempotency`,
 	`DROP TABLE ledger.holds`,

@@ -1,8 +1,8 @@
 import type { Knex } from "knex";
 
 /**
- * Profiles with their KYC tier, and the per-day limit usage: one reservation per
- * money-moving request (keyed by its idempotency key, so a retry never counts twice).
+ * Profiles with their KYC tier. The tier's limits are enforced by the ledger, which keeps
+ * the day's spending in the same transaction as the money.
  */
 const UP = [
 	`CREATE TABLE users.profiles (
@@ -14,18 +14,9 @@ const UP = [
 			created_at timestamptz NOT NULL DEFAULT now(),
 			updated_at timestamptz NOT NULL DEFAULT now()
 		)`,
-	`CREATE TABLE users.limit_reservations (
-			key text PRIMARY KEY,
-			user_id uuid NOT NULL,
-			day date NOT NULL,
-			currency text NOT NULL,
-			amount bigint NOT NULL CHECK (amount > 0),
-			created_at timestamptz NOT NULL DEFAULT now()
-		)`,
-	`CREATE INDEX limit_reservations_day_idx ON users.limit_reservations (user_id, day, currency)`,
 ];
 
-const DOWN = [`DROP TABLE users.limit_reservations`, `DROP TABLE users.profiles`];
+const DOWN = [`DROP TABLE users.profiles`];
 
 export async function up(knex: Knex): Promise<void> {
 	for (const sql of UP) await knex.raw(sql);

@@ -7,6 +7,8 @@ import type { Context } from "moleculer";
 import { Errors } from "moleculer";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { amountRule, currencyRule } from "../ledger/params.ts";
+import { isTier, limitsFor } from "../users/limits.ts";
+import { toSafeNumber } from "../../lib/money.ts";
 import type { SessionUser } from "../auth/auth.service.ts";
 import type { Role } from "../auth/tokens.ts";
 
@@ -184,22 +186,18 @@ export const v1Actions = {
 			const u = user(ctx);
 			const key = idempotencyKey(ctx, u.id);
 			const p = ctx.params;
-			// The source must be the caller's; answered like a missing account otherwise.
-			await ctx.call("ledger.accounts.get", { id: p.fromAccountId, ownerId: u.id });
-			await ctx.call("users.limits.reserve", { userId: u.id, key, amount: p.amount, currency: p.currency });
-			try {
-				const t: Record<string, unknown> = await ctx.call("ledger.transfers.create", {
-					idempotencyKey: key, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId, amount: p.amount, currency: p.currency,
-					...(p.description != null ? { description: p.description } : {}),
-				});
-				created(ctx);
-				return transferView(t);
-			} catch (err) {
-				// A refusal moved no money: give the day's budget back. On a timeout the outcome is
-				// unknown, so the reservation stays (the safe side) until a retry settles it.
-				if (err instanceof Errors.MoleculerClientError) await ctx.call("users.limits.release", { key });
-				throw err;
-			}
+			const { tier }: { tier: number } = await ctx.call("users.tier", { id: u.id });
+			if (!isTier(tier)) throw new Error(`user ${u.id} has unknown tier ${tier}`);
+			const limits = limitsFor(tier, p.currency);
+			// The ledger checks, inside the batch that moves the money, that the source is the
+			// caller's (a foreign one answers ACCOUNT_NOT_FOUND) and that the tier's limits hold.
+			const t: Record<string, unknown> = await ctx.call("ledger.transfers.create", {
+				idempotencyKey: key, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId, amount: p.amount, currency: p.currency,
+				...(p.description != null ? { description: p.description } : {}),
+				ownerId: u.id, limits: { perTransferMinor: toSafeNumber(limits.perTransferMinor), perDayMinor: toSafeNumber(limits.perDayMinor) },
+			});
+			created(ctx);
+			return transferView(t);
 		},
 	},
 	getTransfer: {

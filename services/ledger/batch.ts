@@ -17,7 +17,10 @@ export interface Unit {
 
 /** The hash kept with an idempotency key: every field of the request but the key. */
 export function requestHash(op: Op): string {
+	// Limits come from the caller's tier at the time, not from the request: a replay after a
+	// tier change is still the same request.
 	const { key: _key, ...fields } = op;
+	if ("limits" in fields) delete fields.limits;
 	const canonical = JSON.stringify(fields, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
 	return createHash("sha256").update(canonical).digest("hex");
 }
@@ -42,14 +45,16 @@ function replay(slot: Slot, stored: store.StoredKey | undefined): OpResult {
 	return stored.result;
 }
 
-async function loadState(trx: Knex.Transaction, units: Op[][]): Promise<BatchState> {
+async function loadState(trx: Knex.Transaction, units: Op[][], now: Date): Promise<BatchState> {
 	const refs = referencedIds(units);
 	const holds = await store.lockHolds(trx, [...refs.holdIds]);
 	const { transfers, reversed } = await store.lockTransfers(trx, [...refs.transferIds]);
 	for (const h of holds) refs.accountIds.add(h.fromAccountId).add(h.toAccountId);
 	for (const t of transfers) refs.accountIds.add(t.fromAccountId).add(t.toAccountId);
 	const accounts = await store.lockAccounts(trx, [...refs.accountIds]);
+	const usage = await store.lockUsage(trx, [...refs.usageKeys], store.utcDay(now));
 	return {
+		usage,
 		accounts: new Map(accounts.map(a => [a.id, a])),
 		holds: new Map(holds.map(h => [h.id, h])),
 		transfers: new Map(transfers.map(t => [t.id, t])),
@@ -83,7 +88,7 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 			else if (first.get(s.op.key) === s) fresh[s.unit]?.push(s);
 		}
 		const runnable = fresh.filter(f => f.length > 0);
-		const state = await loadState(trx, runnable.map(f => f.map(s => s.op)));
+		const state = await loadState(trx, runnable.map(f => f.map(s => s.op)), now);
 		const applied = applyBatch(state, runnable.map(f => f.map(s => s.op)), { now, newId });
 		runnable.forEach((f, u) => f.forEach((s, i) => setResult(results, s, mustGet(applied.results[u]?.[i]))));
 		// Batch duplicates of a key that ran get the result of the op that ran.

@@ -55,6 +55,8 @@ function transferOp(p: P.TransferParams): Op {
 	return {
 		type: "transfer", key: p.idempotencyKey, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId,
 		amount: BigInt(p.amount), currency: p.currency, description: p.description ?? "",
+		...(p.ownerId != null ? { ownerId: p.ownerId } : {}),
+		...(p.limits != null ? { limits: { perTransferMinor: BigInt(p.limits.perTransferMinor), perDayMinor: BigInt(p.limits.perDayMinor) } } : {}),
 	};
 }
 

@@ -43,7 +43,13 @@ const transferProps = {
 	description: descriptionRule,
 } as const;
 
-export const transferParams = paramsSchema({ $$strict: true, ...transferProps });
+const limitAmountRule = { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER, convert: false } as const;
+export const transferParams = paramsSchema({
+	$$strict: true,
+	...transferProps,
+	ownerId: { ...ownerRule, optional: true },
+	limits: { type: "object", strict: true, optional: true, props: { perTransferMinor: limitAmountRule, perDayMinor: limitAmountRule } },
+});
 export const transferManyParams = paramsSchema({
 	$$strict: true,
 	items: { type: "array", min: 1, max: 100, items: { type: "object", strict: true, props: transferProps } },

@@ -73,6 +73,12 @@ export interface OutboxEvent {
 interface OpBase {
 	key: string;
 }
+/** Spending limits the caller's tier sets; the ledger enforces them inside the batch. */
+export interface SpendLimits {
+	perTransferMinor: bigint;
+	perDayMinor: bigint;
+}
+
 export interface TransferOp extends OpBase {
 	type: "transfer";
 	fromAccountId: string;
@@ -80,6 +86,10 @@ export interface TransferOp extends OpBase {
 	amount: bigint;
 	currency: string;
 	description: string;
+	/** When set, the source account must belong to this owner (else ACCOUNT_NOT_FOUND). */
+	ownerId?: string | null;
+	/** When set, the owner's outgoing total today in this currency may not pass perDayMinor. */
+	limits?: SpendLimits | null;
 }
 export interface HoldOp extends OpBase {
 	type: "hold";
@@ -119,6 +129,8 @@ export interface BatchState {
 	transfers: Map<string, TransferRecord>;
 	/** Ids of transfers that already have a reversal. */
 	reversed: Set<string>;
+	/** Today's limited spending per `owner|currency`, for ops that carry limits. */
+	usage: Map<string, bigint>;
 }
 
 export interface BatchChanges {
@@ -129,6 +141,12 @@ export interface BatchChanges {
 	events: OutboxEvent[];
 	/** Account id to its version before the batch, for every account the batch changed. */
 	touched: Map<string, bigint>;
+	/** New spending totals per `owner|currency` that the batch changed. */
+	usage: Map<string, bigint>;
+}
+
+export function usageKey(ownerId: string, currency: string): string {
+	return `${ownerId}|${currency}`;
 }
 
 export interface BatchContext {
@@ -141,6 +159,7 @@ class Scratch {
 	readonly accounts = new Map<string, AccountState>();
 	readonly holds = new Map<string, HoldState>();
 	readonly reversed = new Set<string>();
+	readonly usage = new Map<string, bigint>();
 	readonly transfers: TransferRecord[] = [];
 	readonly entries: EntryRecord[] = [];
 	readonly holdsCreated: HoldState[] = [];
@@ -173,6 +192,10 @@ class Scratch {
 		const copy = { ...base };
 		this.holds.set(id, copy);
 		return copy;
+	}
+
+	usedToday(key: string): bigint {
+		return this.usage.get(key) ?? this.base.usage.get(key) ?? 0n;
 	}
 
 	isReversed(transferId: string): boolean {
@@ -229,12 +252,33 @@ function newTransfer(s: Scratch, fields: Omit<TransferRecord, "id" | "createdAt"
 	return { id: s.ctx.newId(), createdAt: s.ctx.now, ...fields };
 }
 
+export function checkSpendLimit(limits: SpendLimits, usedTodayMinor: bigint, amountMinor: bigint): Refusal | null {
+	if (amountMinor > limits.perTransferMinor) {
+		return refusal("LIMIT_EXCEEDED", "amount is above the per-transfer limit of your verification tier", { limit: "per_transfer", limitMinor: limits.perTransferMinor.toString() });
+	}
+	if (usedTodayMinor + amountMinor > limits.perDayMinor) {
+		return refusal("LIMIT_EXCEEDED", "amount would exceed the daily limit of your verification tier", {
+			limit: "per_day", limitMinor: limits.perDayMinor.toString(), usedMinor: usedTodayMinor.toString(),
+		});
+	}
+	return null;
+}
+
 function applyTransfer(s: Scratch, op: TransferOp): OpResult {
+	if (op.ownerId && s.account(op.fromAccountId)?.ownerId !== op.ownerId) {
+		return fail(refusal("ACCOUNT_NOT_FOUND", "source account not found", { accountId: op.fromAccountId }));
+	}
 	const pair = checkPair(s, op.fromAccountId, op.toAccountId, op.currency);
 	if (!Array.isArray(pair)) return fail(pair);
 	const [from, to] = pair;
+	const key = op.ownerId && op.limits ? usageKey(op.ownerId, op.currency) : null;
+	if (key && op.limits) {
+		const over = checkSpendLimit(op.limits, s.usedToday(key), op.amount);
+		if (over) return fail(over);
+	}
 	const short = checkFunds(from, op.amount);
 	if (short) return fail(short);
+	if (key) s.usage.set(key, s.usedToday(key) + op.amount);
 	const t = newTransfer(s, {
 		idempotencyKey: op.key, kind: "transfer", fromAccountId: from.id, toAccountId: to.id,
 		amount: op.amount, currency: op.currency, description: op.description, holdId: null, reversesTransferId: null,
@@ -405,6 +449,10 @@ function applyUnit(state: BatchState, ctx: BatchContext, ops: Op[], out: BatchCh
 	}
 	for (const [id, hold] of s.holds) state.holds.set(id, hold);
 	for (const id of s.reversed) state.reversed.add(id);
+	for (const [k, v] of s.usage) {
+		state.usage.set(k, v);
+		out.usage.set(k, v);
+	}
 	out.transfers.push(...s.transfers);
 	out.entries.push(...s.entries);
 	out.holdsCreated.push(...s.holdsCreated);
@@ -424,7 +472,7 @@ function failUnit(ops: Op[], failedIndex: number, error: Refusal, out: BatchChan
 
 /** Applies every unit in order against the locked state and collects the rows to write. */
 export function applyBatch(state: BatchState, units: Op[][], ctx: BatchContext): { results: OpResult[][]; changes: BatchChanges } {
-	const changes: BatchChanges = { transfers: [], entries: [], holdsCreated: [], holdsClosed: [], events: [], touched: new Map() };
+	const changes: BatchChanges = { transfers: [], entries: [], holdsCreated: [], holdsClosed: [], events: [], touched: new Map(), usage: new Map() };
 	const results = units.map(ops => applyUnit(state, ctx, ops, changes));
 	// Closing a hold more than once in a batch would double-release it; merge repeated rows.
 	const closed = new Map(changes.holdsClosed.map(h => [h.id, h]));
@@ -480,16 +528,18 @@ export function holdView(h: HoldState): Record<string, unknown> {
 }
 
 /** The accounts, holds and transfers a list of ops needs loaded (before holds are read). */
-export function referencedIds(units: Op[][]): { accountIds: Set<string>; holdIds: Set<string>; transferIds: Set<string> } {
+export function referencedIds(units: Op[][]): { accountIds: Set<string>; holdIds: Set<string>; transferIds: Set<string>; usageKeys: Set<string> } {
 	const accountIds = new Set<string>();
 	const holdIds = new Set<string>();
 	const transferIds = new Set<string>();
+	const usageKeys = new Set<string>();
 	for (const op of units.flat()) {
+		if (op.type === "transfer" && op.ownerId && op.limits) usageKeys.add(usageKey(op.ownerId, op.currency));
 		if (op.type === "transfer" || op.type === "hold") {
 			accountIds.add(op.fromAccountId);
 			accountIds.add(op.toAccountId);
 		} else if (op.type === "reverse") transferIds.add(op.transferId);
 		else holdIds.add(op.holdId);
 	}
-	return { accountIds, holdIds, transferIds };
+	return { accountIds, holdIds, transferIds, usageKeys };
 }

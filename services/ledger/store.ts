@@ -91,6 +91,11 @@ async function rows<T>(db: Db, sql: string, bindings: readonly unknown[] = []): 
 
 const str = (v: bigint): string => v.toString();
 
+/** Spending limits count per UTC calendar day. */
+export function utcDay(at: Date): string {
+	return at.toISOString().slice(0, 10);
+}
+
 // ---- idempotency ----------------------------------------------------------------
 
 export interface StoredKey {
@@ -141,6 +146,27 @@ export async function lockAccounts(trx: Db, ids: string[]): Promise<AccountState
 		[ids],
 	);
 	return found.map(toAccount);
+}
+
+/** Today's spending rows for the given `owner|currency` keys, created at zero if missing, locked in key order. */
+export async function lockUsage(trx: Db, keys: string[], day: string): Promise<Map<string, bigint>> {
+	if (keys.length === 0) return new Map();
+	const sorted = [...keys].sort();
+	const owners = sorted.map(k => k.slice(0, k.lastIndexOf("|")));
+	const currencies = sorted.map(k => k.slice(k.lastIndexOf("|") + 1));
+	await rows(
+		trx,
+		`INSERT INTO ledger.daily_usage (owner_id, day, currency, used)
+		 SELECT o, ?::date, c, 0 FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS v(o, c, n) ORDER BY n ON CONFLICT DO NOTHING`,
+		[day, owners, currencies],
+	);
+	const found = await rows<{ owner_id: string; currency: string; used: bigint }>(
+		trx,
+		`SELECT u.owner_id, u.currency, u.used FROM ledger.daily_usage u JOIN unnest(?::text[], ?::text[]) AS v(o, c) ON u.owner_id = v.o AND u.currency = v.c
+		 WHERE u.day = ?::date ORDER BY u.owner_id, u.currency FOR UPDATE OF u`,
+		[owners, currencies, day],
+	);
+	return new Map(found.map(r => [`${r.owner_id}|${r.currency}`, r.used]));
 }
 
 // ---- batch writes ---------------------------------------------------------------------
@@ -213,6 +239,16 @@ function accountsPart(accounts: AccountState[]): Part {
 	};
 }
 
+function usagePart(usage: Map<string, bigint>, day: string): Part {
+	const keys = [...usage.keys()];
+	return {
+		name: "u",
+		sql: `UPDATE ledger.daily_usage u SET used = v.used FROM unnest(?::text[], ?::text[], ?::int8[]) AS v(o, c, used)
+		 WHERE u.owner_id = v.o AND u.currency = v.c AND u.day = ?::date RETURNING 1`,
+		params: [keys.map(k => k.slice(0, k.lastIndexOf("|"))), keys.map(k => k.slice(k.lastIndexOf("|") + 1)), keys.map(k => str(usage.get(k) ?? 0n)), day],
+	};
+}
+
 function outboxPart(events: OutboxEvent[]): Part {
 	return { name: "o", sql: "INSERT INTO ledger.outbox (events, event_count) VALUES (?::json, ?::int) RETURNING 1", params: [JSON.stringify(events), events.length] };
 }
@@ -254,6 +290,7 @@ export async function writeBatch(trx: Db, changes: BatchChanges, accounts: Accou
 	if (changes.holdsCreated.length > 0) parts.push(holdsCreatedPart(changes.holdsCreated, now));
 	if (changes.holdsClosed.length > 0) parts.push(holdsClosedPart(changes.holdsClosed, now));
 	if (accounts.length > 0) parts.push(accountsPart(accounts));
+	if (changes.usage.size > 0) parts.push(usagePart(changes.usage, utcDay(now)));
 	if (changes.events.length > 0) parts.push(outboxPart(changes.events));
 	if (keys.length > 0) parts.push(keysPart(keys));
 	if (parts.length === 0) return 0;
@@ -268,6 +305,7 @@ export async function writeBatch(trx: Db, changes: BatchChanges, accounts: Accou
 	const count = (name: string) => Number(row.counts[name] ?? 0);
 	invariant(count("t") === changes.transfers.length && count("e") === changes.entries.length, "batch wrote a different number of transfers or entries");
 	invariant(count("hc") === changes.holdsClosed.length, `closed ${count("hc")} of ${changes.holdsClosed.length} holds`);
+	invariant(count("u") === changes.usage.size, `updated ${count("u")} of ${changes.usage.size} spending rows`);
 	checkReadBack(accounts, row.accounts ?? []);
 	return count("k");
 }

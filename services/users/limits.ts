@@ -4,7 +4,6 @@
  * Limits do not convert between currencies: each currency has its own daily budget.
  */
 import { CURRENCY_EXPONENTS, type CurrencyCode } from "../../config/currencies.ts";
-import { refusal, type Refusal } from "../../lib/errors.ts";
 
 export const TIER_LIMITS_MAJOR = {
 	0: { perTransfer: 0, perDay: 0 },
@@ -30,14 +29,3 @@ export function limitsFor(tier: Tier, currency: CurrencyCode): Limits {
 	return { perTransferMinor: BigInt(l.perTransfer) * scale, perDayMinor: BigInt(l.perDay) * scale };
 }
 
-export function checkLimit(limits: Limits, usedTodayMinor: bigint, amountMinor: bigint): Refusal | null {
-	if (amountMinor > limits.perTransferMinor) {
-		return refusal("LIMIT_EXCEEDED", "amount is above the per-transfer limit of your verification tier", { limit: "per_transfer", limitMinor: limits.perTransferMinor.toString() });
-	}
-	if (usedTodayMinor + amountMinor > limits.perDayMinor) {
-		return refusal("LIMIT_EXCEEDED", "amount would exceed the daily limit of your verification tier", {
-			limit: "per_day", limitMinor: limits.perDayMinor.toString(), usedMinor: usedTodayMinor.toString(),
-		});
-	}
-	return null;
-}

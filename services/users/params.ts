@@ -1,5 +1,4 @@
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
-import { amountRule, currencyRule, keyRule } from "../ledger/params.ts";
 
 export const createParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, email: { type: "email", max: 254 }, name: { type: "string", min: 1, max: 200 } });
 export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
@@ -18,10 +17,7 @@ export const updateParams = paramsSchema({
 	},
 });
 export const setTierParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, tier: { type: "number", integer: true, min: 0, max: 3, convert: false } });
-export const reserveParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, key: keyRule, amount: amountRule, currency: currencyRule });
-export const releaseParams = paramsSchema({ $$strict: true, key: keyRule });
 
 export type CreateParams = Infer<typeof createParams>;
 export type UpdateParams = Infer<typeof updateParams>;
 export type SetTierParams = Infer<typeof setTierParams>;
-export type ReserveParams = Infer<typeof reserveParams>;

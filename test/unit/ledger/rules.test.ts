@@ -15,6 +15,7 @@ function state(accounts: AccountState[], holds: HoldState[] = [], transfers: Tra
 		holds: new Map(holds.map(h => [h.id, { ...h }])),
 		transfers: new Map(transfers.map(t => [t.id, t])),
 		reversed: new Set(),
+		usage: new Map(),
 	};
 }
 
@@ -198,5 +199,35 @@ describe("ledger rules: balance assertion", () => {
 		const entry = (amount: bigint) => ({ transferId: "t", accountId: "a", counterpartyAccountId: "b", amount, balanceAfter: 0n, accountVersion: 1n, createdAt: NOW });
 		assert.throws(() => assertBalanced({ transfers: [t], entries: [entry(-5n), entry(4n)] }), InvariantViolation);
 		assert.doesNotThrow(() => assertBalanced({ transfers: [t], entries: [entry(-5n), entry(5n)] }));
+	});
+});
+
+describe("ledger rules: owner and spending limits", () => {
+	const limited = (key: string, amount: bigint, over: Partial<Extract<Op, { type: "transfer" }>> = {}): Op => ({
+		type: "transfer", key, fromAccountId: "a", toAccountId: "b", amount, currency: "USD", description: "",
+		ownerId: "owner-a", limits: { perTransferMinor: 100n, perDayMinor: 250n }, ...over,
+	});
+
+	it("refuses a source account of another owner as not found", () => {
+		const s = state([account("a", 1_000n), account("b", 0n)]);
+		const { results } = applyBatch(s, [[limited("k1", 10n, { ownerId: "mallory" })]], ctx());
+		assert.equal(codeOf(results[0]?.[0]), "ACCOUNT_NOT_FOUND");
+	});
+
+	it("enforces the per-transfer and per-day limits; refusals do not use the budget", () => {
+		const s = state([account("a", 1_000n), account("b", 0n)]);
+		const { results, changes } = applyBatch(s, [
+			[limited("k1", 101n)], [limited("k2", 100n)], [limited("k3", 100n)], [limited("k4", 51n)], [limited("k5", 50n)], [limited("k6", 1n)],
+		], ctx());
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["LIMIT_EXCEEDED", "OK", "OK", "LIMIT_EXCEEDED", "OK", "LIMIT_EXCEEDED"]);
+		assert.equal(changes.usage.get("owner-a|USD"), 250n);
+	});
+
+	it("starts from the day's stored usage and counts nothing for a failed linked chain", () => {
+		const s = state([account("a", 1_000n), account("b", 0n), account("c", 0n, { status: "frozen" })]);
+		s.usage.set("owner-a|USD", 200n);
+		const { results, changes } = applyBatch(s, [[limited("k1", 40n), limited("k2", 5n, { toAccountId: "c" })], [limited("k3", 50n)], [limited("k4", 51n)]], ctx());
+		assert.deepEqual(results.map(r => r.map(codeOf)), [["LINKED_TRANSFER_FAILED", "ACCOUNT_FROZEN"], ["OK"], ["LIMIT_EXCEEDED"]]);
+		assert.equal(changes.usage.get("owner-a|USD"), 250n);
 	});
 });
