@@ -3,11 +3,13 @@
  * raw baseline measured in the same run; with --json the last line is one JSON object
  * {"suite", "results": [{name, opsPerSec, p50Ms, p99Ms, baselineOpsPerSec, ...}]}.
  */
+import { runHttpBench } from "./http.bench.ts";
 import { runLedgerBench } from "./ledger.bench.ts";
 import type { BenchResult } from "./stats.ts";
 
 const SUITES: Record<string, () => Promise<BenchResult[]>> = {
 	ledger: runLedgerBench,
+	http: runHttpBench,
 };
 
 const args = process.argv.slice(2);

@@ -18,6 +18,7 @@ export interface GatewayMeta {
 	requestId?: string;
 	idempotencyKey?: string;
 	$statusCode?: number;
+	$location?: string;
 	$responseHeaders?: Record<string, string>;
 }
 
@@ -46,8 +47,9 @@ function idempotencyKey(ctx: Ctx<unknown>, userId: string): string {
 	return `u:${userId}:${k}`;
 }
 
-function created(ctx: Ctx<unknown>): void {
+function created(ctx: Ctx<unknown>, location: string): void {
 	ctx.meta.$statusCode = 201;
+	ctx.meta.$location = location;
 }
 
 function transferView(t: Record<string, unknown>): Record<string, unknown> {
@@ -94,8 +96,8 @@ export const v1Actions = {
 	register: {
 		params: v1Params.register,
 		async handler(ctx: Ctx<V<"register">>) {
-			const out = await ctx.call("auth.register", ctx.params);
-			created(ctx);
+			const out: { user: { id: string } } = await ctx.call("auth.register", ctx.params);
+			created(ctx, "/api/v1/me");
 			return out;
 		},
 	},
@@ -154,8 +156,8 @@ export const v1Actions = {
 		params: v1Params.openAccount,
 		async handler(ctx: Ctx<V<"openAccount">>) {
 			const u = user(ctx);
-			const a = await ctx.call("ledger.accounts.open", { ownerId: u.id, currency: ctx.params.currency, label: ctx.params.label ?? "" });
-			created(ctx);
+			const a: { id: string } = await ctx.call("ledger.accounts.open", { ownerId: u.id, currency: ctx.params.currency, label: ctx.params.label ?? "" });
+			created(ctx, `/api/v1/accounts/${a.id}`);
 			return a;
 		},
 	},
@@ -196,7 +198,7 @@ export const v1Actions = {
 				...(p.description != null ? { description: p.description } : {}),
 				ownerId: u.id, limits: { perTransferMinor: toSafeNumber(limits.perTransferMinor), perDayMinor: toSafeNumber(limits.perDayMinor) },
 			});
-			created(ctx);
+			created(ctx, `/api/v1/transfers/${String(t["id"])}`);
 			return transferView(t);
 		},
 	},

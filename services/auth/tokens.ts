@@ -4,7 +4,7 @@
  * `<id>.<secret>`, of which only a SHA-256 of the secret is stored.
  */
 import jwt from "jsonwebtoken";
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
 
 export const ROLES = ["user", "admin", "support", "auditor"] as const;
 export type Role = (typeof ROLES)[number];
@@ -24,10 +24,24 @@ export function signAccessToken(claims: AccessClaims, secret: string, ttlS: numb
 	});
 }
 
+/**
+ * jsonwebtoken turns a string secret into a KeyObject on every call; the gateway verifies
+ * a token per request, so the KeyObject is made once per secret.
+ */
+const keys = new Map<string, KeyObject>();
+function keyFor(secret: string): KeyObject {
+	let k = keys.get(secret);
+	if (!k) {
+		k = createSecretKey(Buffer.from(secret, "utf8"));
+		keys.set(secret, k);
+	}
+	return k;
+}
+
 /** Returns the claims of a valid access token, or null for anything else. */
 export function verifyAccessToken(token: string, secret: string): (AccessClaims & { exp: number }) | null {
 	try {
-		const p = jwt.verify(token, secret, { algorithms: ["HS256"], issuer: ISSUER, audience: AUDIENCE });
+		const p = jwt.verify(token, keyFor(secret), { algorithms: ["HS256"], issuer: ISSUER, audience: AUDIENCE });
 		if (typeof p !== "object" || p === null) return null;
 		const { sub, roles, sid, typ, exp } = p as Record<string, unknown>;
 		if (typ !== "access" || typeof sub !== "string" || typeof sid !== "string" || typeof exp !== "number" || !Array.isArray(roles)) return null;
