@@ -54,7 +54,7 @@ export async function runHttpBench(): Promise<BenchResult[]> {
 	const db = await createTestDatabase("paymesh_bench");
 	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith("LEDGER_") && e[1] !== undefined));
 	const { broker, config } = await startNode({
-		...ledgerEnv, DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: "true", LOG_LEVEL: "warn",
+		...ledgerEnv, DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: process.env["BENCH_METRICS"] ?? "true", LOG_LEVEL: "warn",
 		RATE_LIMIT_PER_USER: "1000000", RATE_LIMIT_PER_IP: "10000000",
 	});
 	try {
