@@ -17,7 +17,7 @@ const RUNS_PER_ROUTE = Number(process.env["FUZZ_RUNS"] ?? 2_000);
 const SEED = Number(process.env["FUZZ_SEED"] ?? 1123);
 const CONCURRENCY = 16;
 const TABLES = [
-	"auth.credentials", "auth.refresh_tokens", "users.profiles", "users.limit_reservations",
+	"auth.credentials", "auth.refresh_tokens", "users.profiles", "ledger.daily_usage",
 	"ledger.accounts", "ledger.transfers", "ledger.entries", "ledger.holds", "ledger.idempotency", "ledger.outbox",
 ];
 

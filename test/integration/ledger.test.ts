@@ -347,7 +347,7 @@ describe("outbox", () => {
 		const mine = () => events.filter(e => e.name === "balance.updated" && e.payload["accountId"] === a.id);
 		while (mine().length < 6 && Date.now() < deadline) await new Promise(r => setTimeout(r, 20));
 		const versions = mine().map(e => e.payload["version"]);
-		assert.deepEqual(versions, [1, 2, 3, 4, 5, 6]);
+		assert.deepEqual(versions, [1, 2, 3, 4, 5, 6], JSON.stringify(mine().map(e => [e.payload["eventId"], e.payload["previousVersion"], e.payload["version"]])));
 		assert.ok(events.some(e => e.name === "account.opened" && e.payload["id"] === a.id));
 		const ids = events.map(e => e.payload["eventId"]);
 		assert.equal(new Set(ids).size, ids.length);
