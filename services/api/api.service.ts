@@ -98,9 +98,12 @@ export function apiService(config: Config): ServiceSchema {
 			logResponse: "debug",
 			// Accept a well-formed X-Request-Id from the caller, otherwise make one; it is the
 			// context's requestID, so it reaches every call, event and log line.
-			rootCallOptions(options: { requestID?: string }, req: IncomingMessage) {
+			rootCallOptions(options: { requestID?: string; retries?: number }, req: IncomingMessage) {
 				const given = req.headers["x-request-id"];
 				options.requestID = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+				// The calls a route makes have their own retry policy; retrying the whole HTTP
+				// request handler would re-run it on a response already used (and answer 404).
+				options.retries = 0;
 			},
 			// The v1 routes come first: moleculer-web picks the first route whose path prefixes the URL.
 			routes: [
