@@ -33,6 +33,9 @@ export const REFUSALS = {
 	TOO_MANY_ATTEMPTS: 429,
 	USER_NOT_FOUND: 404,
 	LIMIT_EXCEEDED: 422,
+	ILLEGAL_TRANSITION: 409,
+	PAYMENT_NOT_FOUND: 404,
+	PROVIDER_DECLINED: 422,
 } as const;
 
 export type RefusalCode = keyof typeof REFUSALS;
