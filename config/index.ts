@@ -15,7 +15,7 @@ type Env = Record<string, string | undefined>;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const ALL_SERVICES = ["api", "auth", "users", "ledger"] as const;
+export const ALL_SERVICES = ["api", "auth", "users", "ledger", "payments"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 export interface Config {
@@ -60,6 +60,11 @@ export interface Config {
 		adminEmails: string[];
 		loginFailuresMax: number;
 		loginFailureWindowS: number;
+	};
+	payments: {
+		providerLatencyMs: number;
+		providerFailurePercent: number;
+		resumeAfterMs: number;
 	};
 	http: {
 		bodyLimitBytes: number;
@@ -194,6 +199,11 @@ export function loadConfig(env: Env = process.env): Config {
 			adminEmails: listVar(env, "ADMIN_EMAILS").map(e => e.toLowerCase()),
 			loginFailuresMax: intVar(env, "LOGIN_FAILURES_MAX", 5, 1, 1_000),
 			loginFailureWindowS: intVar(env, "LOGIN_FAILURE_WINDOW_S", 900, 1, 86_400),
+		},
+		payments: {
+			providerLatencyMs: intVar(env, "PROVIDER_LATENCY_MS", 20, 0, 60_000),
+			providerFailurePercent: intVar(env, "PROVIDER_FAILURE_PERCENT", 0, 0, 100),
+			resumeAfterMs: intVar(env, "PAYMENT_RESUME_AFTER_MS", 30_000, 100, 3_600_000),
 		},
 		http: {
 			bodyLimitBytes: intVar(env, "HTTP_BODY_LIMIT_BYTES", 64 * 1024, 1_024, 10 * 1024 * 1024),

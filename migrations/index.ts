@@ -1,6 +1,7 @@
 import type { Knex } from "knex";
 import * as auth001 from "./auth/001_init.ts";
 import * as ledger001 from "./ledger/001_init.ts";
+import * as payments001 from "./payments/001_init.ts";
 import * as users001 from "./users/001_init.ts";
 
 /**
@@ -16,6 +17,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	auth: { "001_init": auth001 },
 	users: { "001_init": users001 },
 	ledger: { "001_init": ledger001 },
+	payments: { "001_init": payments001 },
 };
 
 function sourceFor(schema: string): Knex.MigrationSource<string> {

@@ -2,6 +2,7 @@ import type { ServiceSchema } from "moleculer";
 import type { Config, ServiceName } from "../config/index.ts";
 import { apiService } from "./api/api.service.ts";
 import { authService } from "./auth/auth.service.ts";
+import { paymentsService } from "./payments/payments.service.ts";
 import { usersService } from "./users/users.service.ts";
 import { ledgerService } from "./ledger/ledger.service.ts";
 
@@ -11,4 +12,5 @@ export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceS
 	auth: authService,
 	users: usersService,
 	ledger: ledgerService,
+	payments: paymentsService,
 };

@@ -79,6 +79,22 @@ export function openApiDocument(): Record<string, unknown> {
 					type: "object", required: ["id", "status", "amount", "currency", "fromAccountId", "toAccountId", "createdAt"],
 					properties: { id: { type: "string", format: "uuid" }, status: { type: "string" }, amount: { type: "integer" }, currency: ref("Currency"), fromAccountId: { type: "string" }, toAccountId: { type: "string" }, description: { type: "string" }, createdAt: { type: "string", format: "date-time" } },
 				},
+				Topup: {
+					type: "object", additionalProperties: false, required: ["accountId", "amount", "currency", "provider"],
+					properties: { accountId: { type: "string", format: "uuid" }, amount: money, currency: ref("Currency"), provider: { type: "string", enum: ["mobile_money", "bank", "card"] } },
+				},
+				Payout: {
+					type: "object", additionalProperties: false, required: ["accountId", "amount", "currency", "provider", "destination"],
+					properties: { accountId: { type: "string", format: "uuid" }, amount: money, currency: ref("Currency"), provider: { type: "string", enum: ["mobile_money", "bank", "card"] }, destination: { type: "string", minLength: 3, maxLength: 200 } },
+				},
+				Payment: {
+					type: "object", required: ["id", "type", "status", "amount", "currency", "accountId", "provider"],
+					properties: {
+						id: { type: "string", format: "uuid" }, type: { type: "string", enum: ["topup", "payout"] },
+						status: { type: "string", enum: ["created", "pending_review", "processing", "completed", "failed", "cancelled", "reversed"] },
+						amount: { type: "integer" }, currency: ref("Currency"), accountId: { type: "string" }, provider: { type: "string" }, failureCode: { type: ["string", "null"] },
+					},
+				},
 				SetTier: { type: "object", additionalProperties: false, required: ["tier"], properties: { tier: { type: "integer", minimum: 0, maximum: 3 } } },
 				SetRoles: { type: "object", additionalProperties: false, required: ["roles"], properties: { roles: { type: "array", items: { type: "string", enum: ["user", "admin", "support", "auditor"] } } } },
 			},
@@ -107,6 +123,9 @@ export function openApiDocument(): Record<string, unknown> {
 			},
 			"/api/v1/transfers": { post: op("Transfer between accounts", { body: "CreateTransfer", ok: "201", okSchema: ref("Transfer"), params: [idempotencyHeader] }) },
 			"/api/v1/transfers/{id}": { get: op("A transfer of one of the caller's accounts", { ok: "200", okSchema: ref("Transfer"), params: [idParam] }) },
+			"/api/v1/payments/topup": { post: op("Top up an account through a provider", { body: "Topup", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
+			"/api/v1/payments/payout": { post: op("Pay out to a destination through a provider", { body: "Payout", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
+			"/api/v1/payments/{id}": { get: op("One of the caller's payments", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
 			"/api/v1/admin/accounts": {
 				get: op("Accounts of a user (admin, support)", { ok: "200", okSchema: ref("AccountList"), params: [{ name: "ownerId", in: "query", required: true, schema: { type: "string", format: "uuid" } }] }),
 			},

@@ -8,6 +8,7 @@ import { Errors } from "moleculer";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { amountRule, currencyRule } from "../ledger/params.ts";
 import { isTier, limitsFor } from "../users/limits.ts";
+import { PROVIDERS } from "../payments/providers.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import type { SessionUser } from "../auth/auth.service.ts";
 import type { Role } from "../auth/tokens.ts";
@@ -83,6 +84,13 @@ export const v1Params = {
 	transfer: paramsSchema({
 		$$strict: true, fromAccountId: uuid, toAccountId: uuid, amount: amountRule, currency: currencyRule,
 		description: { type: "string", max: 500, optional: true },
+	}),
+	topup: paramsSchema({
+		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule, provider: { type: "enum", values: PROVIDERS },
+	}),
+	payout: paramsSchema({
+		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule, provider: { type: "enum", values: PROVIDERS },
+		destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/ },
 	}),
 	adminAccounts: paramsSchema({ $$strict: true, ownerId: uuid, limit: { type: "number", integer: true, min: 1, max: 200, convert: true, optional: true } }),
 	setTier: paramsSchema({ $$strict: true, id: uuid, tier: { type: "number", integer: true, min: 0, max: 3, convert: false } }),
@@ -202,6 +210,30 @@ export const v1Actions = {
 			return transferView(t);
 		},
 	},
+	topup: {
+		params: v1Params.topup,
+		async handler(ctx: Ctx<V<"topup">>) {
+			const u = user(ctx);
+			const p: { id: string } = await ctx.call("payments.topup", { ...ctx.params, userId: u.id, idempotencyKey: idempotencyKey(ctx, u.id) });
+			created(ctx, `/api/v1/payments/${p.id}`);
+			return p;
+		},
+	},
+	payout: {
+		params: v1Params.payout,
+		async handler(ctx: Ctx<V<"payout">>) {
+			const u = user(ctx);
+			const p: { id: string } = await ctx.call("payments.payout", { ...ctx.params, userId: u.id, idempotencyKey: idempotencyKey(ctx, u.id) });
+			created(ctx, `/api/v1/payments/${p.id}`);
+			return p;
+		},
+	},
+	getPayment: {
+		params: v1Params.byId,
+		async handler(ctx: Ctx<V<"byId">>) {
+			return ctx.call("payments.get", { id: ctx.params.id, userId: user(ctx).id });
+		},
+	},
 	getTransfer: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
@@ -264,6 +296,9 @@ export const PRIVATE_ALIASES = {
 	"GET /accounts/:id/transactions": "api.accountTransactions",
 	"POST /transfers": "api.createTransfer",
 	"GET /transfers/:id": "api.getTransfer",
+	"POST /payments/topup": "api.topup",
+	"POST /payments/payout": "api.payout",
+	"GET /payments/:id": "api.getPayment",
 	"GET /admin/accounts": "api.adminAccounts",
 	"POST /admin/accounts/:id/freeze": "api.adminFreeze",
 	"POST /admin/accounts/:id/unfreeze": "api.adminUnfreeze",

@@ -238,6 +238,31 @@ export function httpContractSuite(name: string, env: () => Env): void {
 			});
 		});
 
+		describe("payments", () => {
+			it("tops up and pays out through providers, idempotently, with refusals and ownership", async () => {
+				const s = await register("pay");
+				const other = await register("pay-other");
+				const a = await openAccount(s);
+				const pay = (path: string, body: Record<string, unknown>, key: string | null, token = s.accessToken) =>
+					http<{ id: string; status: string; failureCode: string | null }>("POST", `/api/v1/payments/${path}`, { token, body, ...(key ? { headers: { "idempotency-key": key } } : {}) });
+				expectError(await pay("topup", { accountId: a.id, amount: 10_000, currency: "USD", provider: "card" }, null), 400, "IDEMPOTENCY_KEY_REQUIRED");
+				const t = await pay("topup", { accountId: a.id, amount: 10_000, currency: "USD", provider: "card" }, "top-1");
+				assert.deepEqual([t.status, t.body.status], [201, "completed"]);
+				assert.equal((await pay("topup", { accountId: a.id, amount: 10_000, currency: "USD", provider: "card" }, "top-1")).body.id, t.body.id);
+				const out = await pay("payout", { accountId: a.id, amount: 2_500, currency: "USD", provider: "bank", destination: "GB00BANK12345" }, "out-1");
+				assert.deepEqual([out.status, out.body.status], [201, "completed"]);
+				const declined = await pay("payout", { accountId: a.id, amount: 100, currency: "USD", provider: "bank", destination: "GB00BANK-reject" }, "out-2");
+				assert.deepEqual([declined.status, declined.body.status, declined.body.failureCode], [201, "failed", "PROVIDER_DECLINED"]);
+				expectError(await pay("payout", { accountId: a.id, amount: 1_000_000, currency: "USD", provider: "bank", destination: "GB00BANK12345" }, "out-3"), 422, "INSUFFICIENT_FUNDS");
+				expectError(await pay("topup", { accountId: a.id, amount: 1, currency: "USD", provider: "pigeon" }, "top-2"), 400, "VALIDATION_ERROR");
+				expectError(await pay("topup", { accountId: a.id, amount: 1, currency: "USD", provider: "card" }, "top-3", other.accessToken), 404, "ACCOUNT_NOT_FOUND");
+				assert.equal((await http("GET", `/api/v1/payments/${t.body.id}`, { token: s.accessToken })).status, 200);
+				expectError(await http("GET", `/api/v1/payments/${t.body.id}`, { token: other.accessToken }), 404, "PAYMENT_NOT_FOUND");
+				const bal = await http<Account>("GET", `/api/v1/accounts/${a.id}`, { token: s.accessToken });
+				assert.deepEqual(bal.body.balance, { posted: 7_500, pending: 0, available: 7_500 });
+			});
+		});
+
 		describe("roles", () => {
 			it("keeps admin routes to admins and lets an admin freeze an account", async () => {
 				const admin = await register("admin", env().adminEmail);

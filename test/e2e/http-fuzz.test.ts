@@ -18,7 +18,7 @@ const SEED = Number(process.env["FUZZ_SEED"] ?? 1123);
 const CONCURRENCY = 16;
 const TABLES = [
 	"auth.credentials", "auth.refresh_tokens", "users.profiles", "ledger.daily_usage",
-	"ledger.accounts", "ledger.transfers", "ledger.entries", "ledger.holds", "ledger.idempotency", "ledger.outbox",
+	"payments.payments", "payments.payment_events", "ledger.accounts", "ledger.transfers", "ledger.entries", "ledger.holds", "ledger.idempotency", "ledger.outbox",
 ];
 
 let db: TestDatabase;
@@ -88,6 +88,8 @@ const ROUTES: () => Route[] = () => [
 	{ path: "/api/v1/auth/mfa/verify", fields: ["otp"], auth: true },
 	{ path: "/api/v1/accounts", fields: ["currency", "label"], auth: true },
 	{ path: "/api/v1/transfers", fields: ["fromAccountId", "toAccountId", "amount", "currency", "description"], auth: true },
+	{ path: "/api/v1/payments/topup", fields: ["accountId", "amount", "currency", "provider"], auth: true },
+	{ path: "/api/v1/payments/payout", fields: ["accountId", "amount", "currency", "provider", "destination"], auth: true },
 	{ path: `/api/v1/admin/accounts/${accountId}/freeze`, fields: [], auth: true, emptyIsValid: true },
 	{ path: `/api/v1/admin/accounts/${accountId}/unfreeze`, fields: [], auth: true, emptyIsValid: true },
 	{ path: `/api/v1/admin/users/${accountId}/tier`, fields: ["tier"], auth: true },

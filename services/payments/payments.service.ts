@@ -1,0 +1,275 @@
+/**
+ * The payments service: top-ups and payouts as sagas over the ledger's holds.
+ *
+ *   top-up:  created -> processing -> provider charge -> credit from the provider's
+ *            system account (external:<provider>:<currency>) -> completed, or failed.
+ *   payout:  created -> hold on the user's account -> processing -> provider payout ->
+ *            post the hold -> completed; a provider refusal voids the hold -> failed.
+ *
+ * Every ledger step carries a key derived from the payment id and the step, and the
+ * providers answer idempotently by payment id, so a step repeated after a crash (the
+ * resume sweep picks up payments left in flight) never moves money twice.
+ */
+import type { Context, ServiceSchema, ServiceBroker } from "moleculer";
+import { Errors } from "moleculer";
+import { createHash } from "node:crypto";
+import type { Config } from "../../config/index.ts";
+import { toClientError, type RefusalCode } from "../../lib/errors.ts";
+import { uuidv7 } from "../../lib/ids.ts";
+import { toSafeNumber } from "../../lib/money.ts";
+import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
+import { amountRule, currencyRule, keyRule } from "../ledger/params.ts";
+import { PROVIDERS, SimulatedProvider, type ProviderAdapter, type ProviderName } from "./providers.ts";
+import { isFinal, transition, type PaymentEvent, type PaymentStatus } from "./state.ts";
+
+const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
+const RESUME_BATCH_MAX = 100;
+
+const common = {
+	idempotencyKey: keyRule,
+	userId: { type: "uuid" },
+	accountId: { type: "uuid" },
+	amount: amountRule,
+	currency: currencyRule,
+	provider: { type: "enum", values: PROVIDERS },
+} as const;
+export const topupParams = paramsSchema({ $$strict: true, ...common });
+export const payoutParams = paramsSchema({ $$strict: true, ...common, destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/ } });
+export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, userId: { type: "uuid", optional: true } });
+type TopupParams = Infer<typeof topupParams>;
+type PayoutParams = Infer<typeof payoutParams>;
+type GetParams = Infer<typeof getParams>;
+
+interface PaymentRow {
+	id: string;
+	user_id: string;
+	type: "topup" | "payout";
+	status: PaymentStatus;
+	amount: bigint;
+	currency: string;
+	account_id: string;
+	provider: ProviderName;
+	destination: string | null;
+	idempotency_key: string;
+	request_hash: string;
+	hold_id: string | null;
+	transfer_id: string | null;
+	provider_ref: string | null;
+	failure_code: string | null;
+	created_at: Date;
+	updated_at: Date;
+}
+
+function view(p: PaymentRow): Record<string, unknown> {
+	return {
+		id: p.id, type: p.type, status: p.status, amount: toSafeNumber(p.amount), currency: p.currency, accountId: p.account_id,
+		provider: p.provider, destination: p.destination, holdId: p.hold_id, transferId: p.transfer_id, failureCode: p.failure_code,
+		createdAt: p.created_at.toISOString(), updatedAt: p.updated_at.toISOString(),
+	};
+}
+
+type PaymentsThis = DbService & {
+	broker: ServiceBroker;
+	providers: Map<ProviderName, ProviderAdapter>;
+	timer: NodeJS.Timeout | null;
+	open(ctx: Context, type: "topup" | "payout", p: TopupParams & { destination?: string }): Promise<{ row: PaymentRow; replay: boolean }>;
+	move(id: string, from: PaymentStatus, event: PaymentEvent, set?: Record<string, unknown>): Promise<PaymentRow>;
+	runTopup(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
+	runPayout(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
+	systemAccount(provider: ProviderName, currency: string): Promise<string>;
+	resume(): Promise<number>;
+	finish(row: PaymentRow): Record<string, unknown>;
+};
+
+async function one<T>(db: DbService["knex"], sql: string, bindings: unknown[]): Promise<T | undefined> {
+	return ((await db.raw(sql, bindings as never)) as { rows: T[] }).rows[0];
+}
+
+function hashOf(type: string, p: Record<string, unknown>): string {
+	const { idempotencyKey: _k, ...fields } = p;
+	return createHash("sha256").update(JSON.stringify({ type, ...fields })).digest("hex");
+}
+
+function refusalCode(err: unknown): RefusalCode | null {
+	return err instanceof Errors.MoleculerClientError && typeof err.type === "string" ? (err.type as RefusalCode) : null;
+}
+
+export function paymentsService(config: Config): ServiceSchema {
+	const schema = {
+		name: "payments",
+		mixins: [dbMixin(config, "payments")],
+		actions: {
+			topup: {
+				params: topupParams,
+				async handler(this: PaymentsThis, ctx: Context<TopupParams>) {
+					const { row, replay } = await this.open(ctx, "topup", ctx.params);
+					return this.finish(replay || row.status !== "created" ? row : await this.runTopup(ctx, row));
+				},
+			},
+			payout: {
+				params: payoutParams,
+				async handler(this: PaymentsThis, ctx: Context<PayoutParams>) {
+					const { row, replay } = await this.open(ctx, "payout", ctx.params);
+					return this.finish(replay || row.status !== "created" ? row : await this.runPayout(ctx, row));
+				},
+			},
+			get: {
+				params: getParams,
+				async handler(this: PaymentsThis, ctx: Context<GetParams>) {
+					const row = await one<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [ctx.params.id]);
+					if (!row || (ctx.params.userId != null && row.user_id !== ctx.params.userId)) {
+						throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
+					}
+					return view(row);
+				},
+			},
+			resume: {
+				params: { $$strict: true },
+				async handler(this: PaymentsThis) {
+					return { resumed: await this.resume() };
+				},
+			},
+		},
+
+		methods: {
+			/** Creates the payment, or finds the one made with this key (a different request is a mismatch). */
+			async open(this: PaymentsThis, ctx: Context, type: "topup" | "payout", p: TopupParams & { destination?: string }) {
+				const hash = hashOf(type, p);
+				// The account must be the caller's; answered like a missing one otherwise.
+				await ctx.call("ledger.accounts.get", { id: p.accountId, ownerId: p.userId });
+				const inserted = await one<PaymentRow>(
+					this.knex,
+					`INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash)
+					 VALUES (?, ?, ?, 'created', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
+					[uuidv7(), p.userId, type, p.amount, p.currency, p.accountId, p.provider, p.destination ?? null, p.idempotencyKey, hash],
+				);
+				if (inserted) {
+					await this.knex.raw("INSERT INTO payments.payment_events (payment_id, from_status, to_status, event) VALUES (?, NULL, 'created', 'create')", [inserted.id]);
+					return { row: inserted, replay: false };
+				}
+				const existing = await one<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE idempotency_key = ?", [p.idempotencyKey]);
+				if (!existing || existing.request_hash !== hash) {
+					throw toClientError({ code: "IDEMPOTENCY_MISMATCH", message: "idempotency key was used with a different request" });
+				}
+				return { row: existing, replay: true };
+			},
+
+			/** Moves a payment by one event, only from the status it is known to be in. */
+			async move(this: PaymentsThis, id: string, from: PaymentStatus, event: PaymentEvent, set: Record<string, unknown> = {}) {
+				const to = transition(from, event);
+				if (typeof to !== "string") throw toClientError(to);
+				return this.knex.transaction(async trx => {
+					const cols = Object.keys(set);
+					const row = await one<PaymentRow>(
+						trx as never,
+						`UPDATE payments.payments SET status = ?, updated_at = now()${cols.map(c => `, ${c} = ?`).join("")} WHERE id = ? AND status = ? RETURNING *`,
+						[to, ...cols.map(c => set[c]), id, from],
+					);
+					if (!row) throw toClientError({ code: "ILLEGAL_TRANSITION", message: `payment ${id} is no longer ${from}` });
+					await trx.raw("INSERT INTO payments.payment_events (payment_id, from_status, to_status, event, detail) VALUES (?, ?, ?, ?, ?::jsonb)", [id, from, to, event, JSON.stringify(set)]);
+					this.broker.emit("payment.status_changed", { paymentId: id, userId: row.user_id, type: row.type, from, to });
+					return row;
+				});
+			},
+
+			async systemAccount(this: PaymentsThis, provider: ProviderName, currency: string) {
+				const a: { id: string } = await this.broker.call("ledger.accounts.open", { kind: "system", code: `external:${provider}:${currency}`, currency });
+				return a.id;
+			},
+
+			async runTopup(this: PaymentsThis, _ctx: Context | null, row: PaymentRow) {
+				const p = row.status === "created" ? await this.move(row.id, "created", "approve") : row;
+				const provider = this.providers.get(p.provider);
+				if (!provider) throw new Error(`no adapter for provider ${p.provider}`);
+				const charged = await provider.charge({ paymentId: p.id, amountMinor: toSafeNumber(p.amount), currency: p.currency });
+				if (!charged.ok) return this.move(p.id, "processing", "fail", { failure_code: charged.code });
+				let transferId: string;
+				try {
+					const t = await this.broker.call<{ id: string }, object>("ledger.transfers.create", {
+						idempotencyKey: `payment:${p.id}:credit`, fromAccountId: await this.systemAccount(p.provider, p.currency), toAccountId: p.account_id,
+						amount: toSafeNumber(p.amount), currency: p.currency, description: `top-up via ${p.provider}`,
+					});
+					transferId = t.id;
+				} catch (err) {
+					const code = refusalCode(err);
+					if (!code) throw err;
+					// The provider took the money but the ledger refuses the credit (a frozen account):
+					// the payment fails with that code and the provider-side refund is support's job.
+					return this.move(p.id, "processing", "fail", { failure_code: code });
+				}
+				return this.move(p.id, "processing", "succeed", { transfer_id: transferId, provider_ref: charged.ref });
+			},
+
+			async runPayout(this: PaymentsThis, _ctx: Context | null, row: PaymentRow) {
+				let p = row;
+				if (p.status === "created") {
+					let hold: { id: string };
+					try {
+						hold = await this.broker.call<{ id: string }, object>("ledger.holds.create", {
+							idempotencyKey: `payment:${p.id}:hold`, fromAccountId: p.account_id, toAccountId: await this.systemAccount(p.provider, p.currency),
+							amount: toSafeNumber(p.amount), currency: p.currency, timeoutMs: HOLD_TIMEOUT_MS, description: `payout via ${p.provider}`,
+						});
+					} catch (err) {
+						const code = refusalCode(err);
+						if (!code) throw err;
+						return this.move(p.id, "created", "decline", { failure_code: code });
+					}
+					p = await this.move(p.id, "created", "approve", { hold_id: hold.id });
+				}
+				const provider = this.providers.get(p.provider);
+				if (!provider || !p.hold_id) throw new Error(`payout ${p.id} has no provider adapter or hold`);
+				const sent = await provider.payout({ paymentId: p.id, amountMinor: toSafeNumber(p.amount), currency: p.currency, destination: p.destination ?? "" });
+				if (!sent.ok) {
+					await this.broker.call("ledger.holds.void", { idempotencyKey: `payment:${p.id}:void`, holdId: p.hold_id });
+					return this.move(p.id, "processing", "fail", { failure_code: sent.code });
+				}
+				const posted: { transfer: { id: string } } = await this.broker.call("ledger.holds.post", { idempotencyKey: `payment:${p.id}:post`, holdId: p.hold_id });
+				return this.move(p.id, "processing", "succeed", { transfer_id: posted.transfer.id, provider_ref: sent.ref });
+			},
+
+			/** Picks up payments left in flight (a node died mid-saga) and drives them to a final state. */
+			async resume(this: PaymentsThis) {
+				const stale = ((await this.knex.raw(
+					"SELECT * FROM payments.payments WHERE status IN ('created', 'processing') AND updated_at < now() - (? * interval '1 millisecond') ORDER BY updated_at LIMIT ?",
+					[config.payments.resumeAfterMs, RESUME_BATCH_MAX],
+				)) as { rows: PaymentRow[] }).rows;
+				let done = 0;
+				for (const row of stale) {
+					try {
+						const out = row.type === "topup" ? await this.runTopup(null, row) : await this.runPayout(null, row);
+						if (isFinal(out.status) || out.status === "completed") done += 1;
+					} catch (err) {
+						this.logger.warn("payment resume failed; the next sweep retries", { paymentId: row.id, error: (err as Error).message });
+					}
+				}
+				return done;
+			},
+
+			/** A payment that failed by a business refusal answers with that refusal, like a transfer. */
+			finish(this: PaymentsThis, row: PaymentRow) {
+				if (row.status === "failed" && row.failure_code && row.failure_code !== "PROVIDER_DECLINED") {
+					throw toClientError({ code: row.failure_code as RefusalCode, message: `payment ${row.id} failed: ${row.failure_code}`, details: { paymentId: row.id } });
+				}
+				return view(row);
+			},
+		},
+
+		created(this: PaymentsThis) {
+			this.providers = new Map(PROVIDERS.map(name => [name, new SimulatedProvider(name, {
+				latencyMs: config.payments.providerLatencyMs, failureRate: config.payments.providerFailurePercent / 100, random: Math.random,
+			})]));
+			this.timer = null;
+		},
+		async started(this: PaymentsThis) {
+			this.timer = setInterval(() => {
+				this.resume().catch((err: Error) => this.logger.warn("payment resume sweep failed", { error: err.message }));
+			}, Math.max(1_000, Math.floor(config.payments.resumeAfterMs / 2)));
+			this.timer.unref();
+		},
+		async stopped(this: PaymentsThis) {
+			if (this.timer) clearInterval(this.timer);
+		},
+	};
+	return schema as unknown as ServiceSchema;
+}

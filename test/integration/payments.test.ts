@@ -1,0 +1,130 @@
+/**
+ * Top-ups and payouts through the simulated providers against real PostgreSQL: success,
+ * provider decline with the hold voided, business refusal, idempotency, ownership, and a
+ * saga left in flight (as by a crash) resumed to completion. Money is conserved in every
+ * currency after each scenario.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import pg from "pg";
+import type { ServiceBroker } from "moleculer";
+import { createTestDatabase, type TestDatabase } from "../support/db.ts";
+import { startNode } from "../support/node.ts";
+import type { InvariantReport } from "../../services/ledger/invariants.ts";
+
+let db: TestDatabase;
+let broker: ServiceBroker;
+let seq = 0;
+const USER = "018f0000-0000-7000-8000-0000000000a1";
+
+type Payment = { id: string; status: string; type: string; holdId: string | null; transferId: string | null; failureCode: string | null };
+type Account = { id: string; balance: { posted: number; pending: number; available: number } };
+
+async function account(ownerId = USER): Promise<Account> {
+	return broker.call("ledger.accounts.open", { ownerId, currency: "USD" });
+}
+
+async function balance(id: string): Promise<Account["balance"]> {
+	return ((await broker.call("ledger.accounts.get", { id })) as Account).balance;
+}
+
+const topup = (accountId: string, amount: number, key = `t-${++seq}`) =>
+	broker.call<Payment, object>("payments.topup", { idempotencyKey: key, userId: USER, accountId, amount, currency: "USD", provider: "card" });
+const payout = (accountId: string, amount: number, destination = "GB00BANK12345", key = `p-${++seq}`) =>
+	broker.call<Payment, object>("payments.payout", { idempotencyKey: key, userId: USER, accountId, amount, currency: "USD", provider: "bank", destination });
+
+async function assertConserved(): Promise<void> {
+	const r: InvariantReport = await broker.call("ledger.checkInvariants", {});
+	assert.deepEqual(r.violations, []);
+	for (const c of r.currencies) assert.equal(c.sum, "0");
+}
+
+before(async () => {
+	db = await createTestDatabase();
+	({ broker } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger,payments", PROVIDER_LATENCY_MS: "1", PAYMENT_RESUME_AFTER_MS: "100" }));
+});
+
+after(async () => {
+	await broker?.stop();
+	await db?.drop();
+});
+
+describe("payments", () => {
+	it("tops up from the provider's system account", async () => {
+		const a = await account();
+		const p = await topup(a.id, 5_000);
+		assert.deepEqual([p.type, p.status, p.failureCode], ["topup", "completed", null]);
+		assert.ok(p.transferId);
+		assert.deepEqual(await balance(a.id), { posted: 5_000, pending: 0, available: 5_000 });
+		await assertConserved();
+	});
+
+	it("pays out through a hold that is posted when the provider confirms", async () => {
+		const a = await account();
+		await topup(a.id, 5_000);
+		const p = await payout(a.id, 1_200);
+		assert.deepEqual([p.type, p.status], ["payout", "completed"]);
+		const hold: { status: string; postedAmount: number } = await broker.call("ledger.holds.get", { id: p.holdId });
+		assert.deepEqual([hold.status, hold.postedAmount], ["posted", 1_200]);
+		assert.deepEqual(await balance(a.id), { posted: 3_800, pending: 0, available: 3_800 });
+		await assertConserved();
+	});
+
+	it("voids the hold when the provider declines, leaving the money where it was", async () => {
+		const a = await account();
+		await topup(a.id, 5_000);
+		const p = await payout(a.id, 1_000, "GB00BANK-reject");
+		assert.deepEqual([p.status, p.failureCode], ["failed", "PROVIDER_DECLINED"]);
+		const hold: { status: string } = await broker.call("ledger.holds.get", { id: p.holdId });
+		assert.equal(hold.status, "voided");
+		assert.deepEqual(await balance(a.id), { posted: 5_000, pending: 0, available: 5_000 });
+		await assertConserved();
+	});
+
+	it("refuses a payout above the balance with the ledger's code and records it failed", async () => {
+		const a = await account();
+		await assert.rejects(payout(a.id, 1, "GB00BANK12345", "broke-1"), (e: { type?: string }) => e.type === "INSUFFICIENT_FUNDS");
+		// The same key replays the same refusal.
+		await assert.rejects(payout(a.id, 1, "GB00BANK12345", "broke-1"), (e: { type?: string }) => e.type === "INSUFFICIENT_FUNDS");
+	});
+
+	it("is idempotent by key, refuses a reused key with another request, and hides foreign accounts", async () => {
+		const a = await account();
+		const first = await topup(a.id, 700, "same-key");
+		const again = await topup(a.id, 700, "same-key");
+		assert.equal(again.id, first.id);
+		await assert.rejects(topup(a.id, 701, "same-key"), (e: { type?: string }) => e.type === "IDEMPOTENCY_MISMATCH");
+		assert.equal((await balance(a.id)).posted, 700);
+		const foreign = await account("018f0000-0000-7000-8000-0000000000b2");
+		await assert.rejects(topup(foreign.id, 1), (e: { type?: string }) => e.type === "ACCOUNT_NOT_FOUND");
+		await assert.rejects(broker.call("payments.get", { id: first.id, userId: "018f0000-0000-7000-8000-0000000000b2" }), (e: { type?: string }) => e.type === "PAYMENT_NOT_FOUND");
+	});
+
+	it("resumes a payout left in flight by a crash and completes it exactly once", async () => {
+		const a = await account();
+		await topup(a.id, 5_000);
+		// What a node that died after the hold and the status change leaves behind.
+		const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:bank:USD", currency: "USD" });
+		const paymentId = "018f0000-0000-7000-8000-0000000000c3";
+		const hold: { id: string } = await broker.call("ledger.holds.create", {
+			idempotencyKey: `payment:${paymentId}:hold`, fromAccountId: a.id, toAccountId: sys.id, amount: 900, currency: "USD", timeoutMs: 86_400_000,
+		});
+		const c = new pg.Client({ connectionString: db.url });
+		await c.connect();
+		try {
+			await c.query(
+				`INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash, hold_id, updated_at)
+				 VALUES ($1, $2, 'payout', 'processing', 900, 'USD', $3, 'bank', 'GB00BANK12345', 'crashed-1', 'x', $4, now() - interval '1 minute')`,
+				[paymentId, USER, a.id, hold.id],
+			);
+		} finally {
+			await c.end();
+		}
+		const resumed = await Promise.all([broker.call<{ resumed: number }, object>("payments.resume", {}), broker.call<{ resumed: number }, object>("payments.resume", {})]);
+		assert.ok(resumed.reduce((n, r) => n + r.resumed, 0) >= 1);
+		const p: Payment = await broker.call("payments.get", { id: paymentId });
+		assert.equal(p.status, "completed");
+		assert.deepEqual(await balance(a.id), { posted: 4_100, pending: 0, available: 4_100 });
+		await assertConserved();
+	});
+});
