@@ -15,7 +15,7 @@ type Env = Record<string, string | undefined>;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const ALL_SERVICES = ["api", "auth", "users", "ledger", "payments"] as const;
+export const ALL_SERVICES = ["api", "auth", "users", "ledger", "payments", "providers"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 export interface Config {
@@ -65,6 +65,9 @@ export interface Config {
 		providerLatencyMs: number;
 		providerFailurePercent: number;
 		resumeAfterMs: number;
+		breakerRequestsMin: number;
+		breakerWindowS: number;
+		breakerHalfOpenMs: number;
 	};
 	http: {
 		bodyLimitBytes: number;
@@ -204,6 +207,9 @@ export function loadConfig(env: Env = process.env): Config {
 			providerLatencyMs: intVar(env, "PROVIDER_LATENCY_MS", 20, 0, 60_000),
 			providerFailurePercent: intVar(env, "PROVIDER_FAILURE_PERCENT", 0, 0, 100),
 			resumeAfterMs: intVar(env, "PAYMENT_RESUME_AFTER_MS", 30_000, 100, 3_600_000),
+			breakerRequestsMin: intVar(env, "PROVIDER_BREAKER_REQUESTS_MIN", 10, 1, 10_000),
+			breakerWindowS: intVar(env, "PROVIDER_BREAKER_WINDOW_S", 60, 1, 3_600),
+			breakerHalfOpenMs: intVar(env, "PROVIDER_BREAKER_HALF_OPEN_MS", 10_000, 100, 3_600_000),
 		},
 		http: {
 			bodyLimitBytes: intVar(env, "HTTP_BODY_LIMIT_BYTES", 64 * 1024, 1_024, 10 * 1024 * 1024),

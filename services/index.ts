@@ -3,6 +3,7 @@ import type { Config, ServiceName } from "../config/index.ts";
 import { apiService } from "./api/api.service.ts";
 import { authService } from "./auth/auth.service.ts";
 import { paymentsService } from "./payments/payments.service.ts";
+import { providersService } from "./payments/providers.service.ts";
 import { usersService } from "./users/users.service.ts";
 import { ledgerService } from "./ledger/ledger.service.ts";
 
@@ -13,4 +14,5 @@ export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceS
 	users: usersService,
 	ledger: ledgerService,
 	payments: paymentsService,
+	providers: providersService,
 };

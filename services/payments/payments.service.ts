@@ -20,7 +20,7 @@ import { toSafeNumber } from "../../lib/money.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { amountRule, currencyRule, keyRule } from "../ledger/params.ts";
-import { PROVIDERS, SimulatedProvider, type ProviderAdapter, type ProviderName } from "./providers.ts";
+import { PROVIDERS, type ProviderName, type ProviderResult } from "./providers.ts";
 import { isFinal, transition, type PaymentEvent, type PaymentStatus } from "./state.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
@@ -71,8 +71,8 @@ function view(p: PaymentRow): Record<string, unknown> {
 
 type PaymentsThis = DbService & {
 	broker: ServiceBroker;
-	providers: Map<ProviderName, ProviderAdapter>;
 	timer: NodeJS.Timeout | null;
+	callProvider(p: PaymentRow, op: "charge" | "payout"): Promise<ProviderResult | null>;
 	open(ctx: Context, type: "topup" | "payout", p: TopupParams & { destination?: string }): Promise<{ row: PaymentRow; replay: boolean }>;
 	move(id: string, from: PaymentStatus, event: PaymentEvent, set?: Record<string, unknown>): Promise<PaymentRow>;
 	runTopup(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
@@ -136,6 +136,12 @@ export function paymentsService(config: Config): ServiceSchema {
 			/** Creates the payment, or finds the one made with this key (a different request is a mismatch). */
 			async open(this: PaymentsThis, ctx: Context, type: "topup" | "payout", p: TopupParams & { destination?: string }) {
 				const hash = hashOf(type, p);
+				// A provider whose circuit is open takes no new payments: fail fast, store nothing, so
+				// the same request with the same key can be retried once the provider is back.
+				const endpoints = this.broker.registry.getActionEndpoints(`providers.${p.provider}.${type === "topup" ? "charge" : "payout"}`);
+				// Not marked retryable for Moleculer: broker retries would only wait out the breaker.
+				// The client gets a 503 with Retry-After and may try again with the same key.
+				if (!endpoints?.hasAvailable()) throw new Errors.MoleculerError(`${p.provider} is not available, retry later`, 503, "PROVIDER_UNAVAILABLE");
 				// The account must be the caller's; answered like a missing one otherwise.
 				await ctx.call("ledger.accounts.get", { id: p.accountId, ownerId: p.userId });
 				const inserted = await one<PaymentRow>(
@@ -180,9 +186,9 @@ export function paymentsService(config: Config): ServiceSchema {
 
 			async runTopup(this: PaymentsThis, _ctx: Context | null, row: PaymentRow) {
 				const p = row.status === "created" ? await this.move(row.id, "created", "approve") : row;
-				const provider = this.providers.get(p.provider);
-				if (!provider) throw new Error(`no adapter for provider ${p.provider}`);
-				const charged = await provider.charge({ paymentId: p.id, amountMinor: toSafeNumber(p.amount), currency: p.currency });
+				const charged = await this.callProvider(p, "charge");
+				// A technical failure leaves the payment processing; the resume sweep asks again.
+				if (!charged) return p;
 				if (!charged.ok) return this.move(p.id, "processing", "fail", { failure_code: charged.code });
 				let transferId: string;
 				try {
@@ -217,15 +223,27 @@ export function paymentsService(config: Config): ServiceSchema {
 					}
 					p = await this.move(p.id, "created", "approve", { hold_id: hold.id });
 				}
-				const provider = this.providers.get(p.provider);
-				if (!provider || !p.hold_id) throw new Error(`payout ${p.id} has no provider adapter or hold`);
-				const sent = await provider.payout({ paymentId: p.id, amountMinor: toSafeNumber(p.amount), currency: p.currency, destination: p.destination ?? "" });
+				if (!p.hold_id) throw new Error(`payout ${p.id} is processing without a hold`);
+				const sent = await this.callProvider(p, "payout");
+				if (!sent) return p;
 				if (!sent.ok) {
 					await this.broker.call("ledger.holds.void", { idempotencyKey: `payment:${p.id}:void`, holdId: p.hold_id });
 					return this.move(p.id, "processing", "fail", { failure_code: sent.code });
 				}
 				const posted: { transfer: { id: string } } = await this.broker.call("ledger.holds.post", { idempotencyKey: `payment:${p.id}:post`, holdId: p.hold_id });
 				return this.move(p.id, "processing", "succeed", { transfer_id: posted.transfer.id, provider_ref: sent.ref });
+			},
+
+			/** Asks the provider; null when it failed technically (the answer is unknown, try again later). */
+			async callProvider(this: PaymentsThis, p: PaymentRow, op: "charge" | "payout"): Promise<ProviderResult | null> {
+				const params = { paymentId: p.id, amountMinor: toSafeNumber(p.amount), currency: p.currency, ...(op === "payout" ? { destination: p.destination ?? "" } : {}) };
+				try {
+					return await this.broker.call<ProviderResult, object>(`providers.${p.provider}.${op}`, params, { retries: 0 });
+				} catch (err) {
+					if (err instanceof Errors.ValidationError) throw err;
+					this.logger.warn("provider call failed; the payment stays in flight", { paymentId: p.id, provider: p.provider, error: (err as Error).message });
+					return null;
+				}
 			},
 
 			/** Picks up payments left in flight (a node died mid-saga) and drives them to a final state. */
@@ -256,9 +274,6 @@ export function paymentsService(config: Config): ServiceSchema {
 		},
 
 		created(this: PaymentsThis) {
-			this.providers = new Map(PROVIDERS.map(name => [name, new SimulatedProvider(name, {
-				latencyMs: config.payments.providerLatencyMs, failureRate: config.payments.providerFailurePercent / 100, random: Math.random,
-			})]));
 			this.timer = null;
 		},
 		async started(this: PaymentsThis) {

@@ -19,13 +19,22 @@ export interface ProviderAdapter {
 
 export interface SimulationOptions {
 	latencyMs: number;
+	/** Share of calls that fail technically (the provider is down or errs): thrown, not answered. */
 	failureRate: number;
 	random: () => number;
 }
 
+/** A technical failure of the provider: retryable later, and counted by the circuit breaker. */
+export class ProviderError extends Error {
+	readonly code = 502;
+	readonly type = "PROVIDER_ERROR";
+	readonly retryable = true;
+	override name = "ProviderError";
+}
+
 export class SimulatedProvider implements ProviderAdapter {
 	readonly name: ProviderName;
-	private readonly opts: SimulationOptions;
+	readonly opts: SimulationOptions;
 	private readonly answers = new Map<string, ProviderResult>();
 
 	constructor(name: ProviderName, opts: SimulationOptions) {
@@ -47,8 +56,10 @@ export class SimulatedProvider implements ProviderAdapter {
 		await new Promise(r => setTimeout(r, this.opts.latencyMs));
 		const known = this.answers.get(key);
 		if (known) return known;
-		const ok = force ?? this.opts.random() >= this.opts.failureRate;
-		const result: ProviderResult = ok ? { ok: true, ref: `${this.name}-${key}` } : { ok: false, code: "PROVIDER_DECLINED", reason: "declined by the provider" };
+		if (this.opts.random() < this.opts.failureRate) throw new ProviderError(`${this.name} is failing`);
+		const result: ProviderResult = force === false
+			? { ok: false, code: "PROVIDER_DECLINED", reason: "declined by the provider" }
+			: { ok: true, ref: `${this.name}-${key}` };
 		this.answers.set(key, result);
 		return result;
 	}

@@ -41,7 +41,9 @@ async function assertConserved(): Promise<void> {
 
 before(async () => {
 	db = await createTestDatabase();
-	({ broker } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger,payments", PROVIDER_LATENCY_MS: "1", PAYMENT_RESUME_AFTER_MS: "100" }));
+	({ broker } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger,payments,providers", PROVIDER_LATENCY_MS: "1", PAYMENT_RESUME_AFTER_MS: "100",
+		PROVIDER_BREAKER_REQUESTS_MIN: "3", PROVIDER_BREAKER_HALF_OPEN_MS: "300",
+	}));
 });
 
 after(async () => {
@@ -98,6 +100,30 @@ describe("payments", () => {
 		const foreign = await account("018f0000-0000-7000-8000-0000000000b2");
 		await assert.rejects(topup(foreign.id, 1), (e: { type?: string }) => e.type === "ACCOUNT_NOT_FOUND");
 		await assert.rejects(broker.call("payments.get", { id: first.id, userId: "018f0000-0000-7000-8000-0000000000b2" }), (e: { type?: string }) => e.type === "PAYMENT_NOT_FOUND");
+	});
+
+	it("opens a provider's circuit after failures (fast 503, others unaffected) and closes it after a success", async () => {
+		const a = await account();
+		await broker.call("providers.simulate", { provider: "mobile_money", failurePercent: 100 });
+		const mm = (key: string) => broker.call<Payment, object>("payments.topup", { idempotencyKey: key, userId: USER, accountId: a.id, amount: 100, currency: "USD", provider: "mobile_money" });
+		const inFlight: Payment[] = [];
+		for (let i = 0; i < 3; i++) inFlight.push(await mm(`cb-${i}`));
+		// A technical failure leaves the payment in flight, with nothing credited.
+		assert.deepEqual(inFlight.map(p => p.status), ["processing", "processing", "processing"]);
+		await assert.rejects(mm("cb-open"), (e: { type?: string; code?: number }) => e.type === "PROVIDER_UNAVAILABLE" && e.code === 503);
+		// Other providers keep their own circuits.
+		assert.equal((await topup(a.id, 50)).status, "completed");
+		await broker.call("providers.simulate", { provider: "mobile_money", failurePercent: 0 });
+		await new Promise(r => setTimeout(r, 400));
+		// Half-open: one trial call goes through, succeeds, and closes the circuit.
+		assert.equal((await mm("cb-open")).status, "completed");
+		assert.equal((await mm("cb-after")).status, "completed");
+		// The sweep completes the payments the failures left in flight, once each.
+		await new Promise(r => setTimeout(r, 150));
+		await broker.call("payments.resume", {});
+		for (const p of inFlight) assert.equal(((await broker.call("payments.get", { id: p.id })) as Payment).status, "completed");
+		assert.equal((await balance(a.id)).posted, 50 + 100 * 5);
+		await assertConserved();
 	});
 
 	it("resumes a payout left in flight by a crash and completes it exactly once", async () => {
