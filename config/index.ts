@@ -15,7 +15,7 @@ type Env = Record<string, string | undefined>;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const ALL_SERVICES = ["api", "auth", "users", "ledger", "payments", "providers"] as const;
+export const ALL_SERVICES = ["api", "auth", "users", "ledger", "payments", "providers", "fx"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 export interface Config {
@@ -68,6 +68,11 @@ export interface Config {
 		breakerRequestsMin: number;
 		breakerWindowS: number;
 		breakerHalfOpenMs: number;
+	};
+	fx: {
+		spreadBps: number;
+		quoteTtlMs: number;
+		refreshIntervalMs: number;
 	};
 	http: {
 		bodyLimitBytes: number;
@@ -210,6 +215,11 @@ export function loadConfig(env: Env = process.env): Config {
 			breakerRequestsMin: intVar(env, "PROVIDER_BREAKER_REQUESTS_MIN", 10, 1, 10_000),
 			breakerWindowS: intVar(env, "PROVIDER_BREAKER_WINDOW_S", 60, 1, 3_600),
 			breakerHalfOpenMs: intVar(env, "PROVIDER_BREAKER_HALF_OPEN_MS", 10_000, 100, 3_600_000),
+		},
+		fx: {
+			spreadBps: intVar(env, "FX_SPREAD_BPS", 50, 0, 2_000),
+			quoteTtlMs: intVar(env, "FX_QUOTE_TTL_MS", 30_000, 100, 3_600_000),
+			refreshIntervalMs: intVar(env, "FX_REFRESH_INTERVAL_MS", 60_000, 1_000, 86_400_000),
 		},
 		http: {
 			bodyLimitBytes: intVar(env, "HTTP_BODY_LIMIT_BYTES", 64 * 1024, 1_024, 10 * 1024 * 1024),

@@ -5,6 +5,7 @@ import { authService } from "./auth/auth.service.ts";
 import { paymentsService } from "./payments/payments.service.ts";
 import { providersService } from "./payments/providers.service.ts";
 import { usersService } from "./users/users.service.ts";
+import { fxService } from "./fx/fx.service.ts";
 import { ledgerService } from "./ledger/ledger.service.ts";
 
 /** Every service this node can run, by the name SERVICES uses. */
@@ -15,4 +16,5 @@ export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceS
 	ledger: ledgerService,
 	payments: paymentsService,
 	providers: providersService,
+	fx: fxService,
 };

@@ -95,6 +95,12 @@ export function openApiDocument(): Record<string, unknown> {
 						amount: { type: "integer" }, currency: ref("Currency"), accountId: { type: "string" }, provider: { type: "string" }, failureCode: { type: ["string", "null"] },
 					},
 				},
+				FxQuoteRequest: { type: "object", additionalProperties: false, required: ["from", "to", "amount"], properties: { from: ref("Currency"), to: ref("Currency"), amount: money } },
+				FxQuote: {
+					type: "object", required: ["id", "from", "to", "fromAmount", "toAmount", "rate", "expiresAt"],
+					properties: { id: { type: "string", format: "uuid" }, from: ref("Currency"), to: ref("Currency"), fromAmount: { type: "integer" }, toAmount: { type: "integer" }, rate: { type: "string" }, spreadBps: { type: "integer" }, status: { type: "string" }, expiresAt: { type: "string", format: "date-time" } },
+				},
+				FxConvert: { type: "object", additionalProperties: false, required: ["quoteId", "fromAccountId", "toAccountId"], properties: { quoteId: { type: "string", format: "uuid" }, fromAccountId: { type: "string", format: "uuid" }, toAccountId: { type: "string", format: "uuid" } } },
 				SetTier: { type: "object", additionalProperties: false, required: ["tier"], properties: { tier: { type: "integer", minimum: 0, maximum: 3 } } },
 				SetRoles: { type: "object", additionalProperties: false, required: ["roles"], properties: { roles: { type: "array", items: { type: "string", enum: ["user", "admin", "support", "auditor"] } } } },
 			},
@@ -126,6 +132,9 @@ export function openApiDocument(): Record<string, unknown> {
 			"/api/v1/payments/topup": { post: op("Top up an account through a provider", { body: "Topup", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
 			"/api/v1/payments/payout": { post: op("Pay out to a destination through a provider", { body: "Payout", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
 			"/api/v1/payments/{id}": { get: op("One of the caller's payments", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
+			"/api/v1/fx/rates": { get: op("Current rates against USD", { ok: "200" }) },
+			"/api/v1/fx/quote": { post: op("A quote with a spread and an expiry, usable once", { body: "FxQuoteRequest", ok: "201", okSchema: ref("FxQuote") }) },
+			"/api/v1/fx/convert": { post: op("Convert between two of the caller's accounts at a quote", { body: "FxConvert", ok: "201", params: [idempotencyHeader] }) },
 			"/api/v1/admin/accounts": {
 				get: op("Accounts of a user (admin, support)", { ok: "200", okSchema: ref("AccountList"), params: [{ name: "ownerId", in: "query", required: true, schema: { type: "string", format: "uuid" } }] }),
 			},

@@ -92,6 +92,8 @@ export const v1Params = {
 		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule, provider: { type: "enum", values: PROVIDERS },
 		destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/ },
 	}),
+	fxQuote: paramsSchema({ $$strict: true, from: currencyRule, to: currencyRule, amount: amountRule }),
+	fxConvert: paramsSchema({ $$strict: true, quoteId: uuid, fromAccountId: uuid, toAccountId: uuid }),
 	adminAccounts: paramsSchema({ $$strict: true, ownerId: uuid, limit: { type: "number", integer: true, min: 1, max: 200, convert: true, optional: true } }),
 	setTier: paramsSchema({ $$strict: true, id: uuid, tier: { type: "number", integer: true, min: 0, max: 3, convert: false } }),
 	setRoles: paramsSchema({ $$strict: true, id: uuid, roles: { type: "array", min: 1, max: 4, items: { type: "enum", values: ["user", "admin", "support", "auditor"] as const } } }),
@@ -234,6 +236,32 @@ export const v1Actions = {
 			return ctx.call("payments.get", { id: ctx.params.id, userId: user(ctx).id });
 		},
 	},
+	fxRates: {
+		params: v1Params.empty,
+		async handler(ctx: Ctx<V<"empty">>) {
+			user(ctx);
+			return ctx.call("fx.rates", {});
+		},
+	},
+	fxQuote: {
+		params: v1Params.fxQuote,
+		async handler(ctx: Ctx<V<"fxQuote">>) {
+			const q: { id: string } = await ctx.call("fx.quote", { ...ctx.params, userId: user(ctx).id });
+			created(ctx, `/api/v1/fx/quotes/${q.id}`);
+			return q;
+		},
+	},
+	fxConvert: {
+		params: v1Params.fxConvert,
+		async handler(ctx: Ctx<V<"fxConvert">>) {
+			const u = user(ctx);
+			// Required like on every money-moving POST; the ledger keys come from the quote itself.
+			idempotencyKey(ctx, u.id);
+			const out = await ctx.call("fx.convert", { ...ctx.params, userId: u.id });
+			ctx.meta.$statusCode = 201;
+			return out;
+		},
+	},
 	getTransfer: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
@@ -299,6 +327,9 @@ export const PRIVATE_ALIASES = {
 	"POST /payments/topup": "api.topup",
 	"POST /payments/payout": "api.payout",
 	"GET /payments/:id": "api.getPayment",
+	"GET /fx/rates": "api.fxRates",
+	"POST /fx/quote": "api.fxQuote",
+	"POST /fx/convert": "api.fxConvert",
 	"GET /admin/accounts": "api.adminAccounts",
 	"POST /admin/accounts/:id/freeze": "api.adminFreeze",
 	"POST /admin/accounts/:id/unfreeze": "api.adminUnfreeze",

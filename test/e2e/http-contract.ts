@@ -263,6 +263,27 @@ export function httpContractSuite(name: string, env: () => Env): void {
 			});
 		});
 
+		describe("fx", () => {
+			it("shows rates, quotes and converts once over HTTP", async () => {
+				const s = await register("fx");
+				const usd = await openAccount(s);
+				const eur = await openAccount(s, "EUR");
+				await fund(usd, 20_000);
+				const rates = await http<{ rates: Record<string, string> }>("GET", "/api/v1/fx/rates", { token: s.accessToken });
+				assert.equal(rates.status, 200);
+				assert.ok(rates.body.rates["EUR"]);
+				const q = await http<{ id: string; toAmount: number }>("POST", "/api/v1/fx/quote", { token: s.accessToken, body: { from: "USD", to: "EUR", amount: 10_000 } });
+				assert.equal(q.status, 201);
+				const body = { quoteId: q.body.id, fromAccountId: usd.id, toAccountId: eur.id };
+				expectError(await http("POST", "/api/v1/fx/convert", { token: s.accessToken, body }), 400, "IDEMPOTENCY_KEY_REQUIRED");
+				const c = await http("POST", "/api/v1/fx/convert", { token: s.accessToken, body, headers: { "idempotency-key": "fx-1" } });
+				assert.equal(c.status, 201, JSON.stringify(c.body));
+				expectError(await http("POST", "/api/v1/fx/convert", { token: s.accessToken, body, headers: { "idempotency-key": "fx-2" } }), 409, "QUOTE_USED");
+				const e = await http<Account>("GET", `/api/v1/accounts/${eur.id}`, { token: s.accessToken });
+				assert.equal(e.body.balance.posted, q.body.toAmount);
+			});
+		});
+
 		describe("roles", () => {
 			it("keeps admin routes to admins and lets an admin freeze an account", async () => {
 				const admin = await register("admin", env().adminEmail);

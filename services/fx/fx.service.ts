@@ -1,0 +1,152 @@
+/**
+ * The fx service: rates from a simulated rates provider (a configured table, refreshed
+ * with small moves and cached in the node), quotes with a spread and an expiry, and
+ * conversions as one linked ledger chain through per-currency FX pool accounts
+ * (`fx:pool:<currency>`), so every currency still sums to zero on its own.
+ */
+import type { Context, ServiceBroker, ServiceSchema } from "moleculer";
+import type { Config } from "../../config/index.ts";
+import { CURRENCY_CODES, type CurrencyCode } from "../../config/currencies.ts";
+import { toClientError, type Refusal, type RefusalCode } from "../../lib/errors.ts";
+import { uuidv7 } from "../../lib/ids.ts";
+import { toSafeNumber } from "../../lib/money.ts";
+import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
+import { amountRule } from "../ledger/params.ts";
+import { BASE_RATES_PER_USD, convertMinor, crossRate, RATE_SCALE, rateToString, supported, withSpread } from "./rates.ts";
+
+const currency = { type: "enum", values: CURRENCY_CODES } as const;
+export const quoteParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, from: currency, to: currency, amount: amountRule });
+export const convertParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, quoteId: { type: "uuid" }, fromAccountId: { type: "uuid" }, toAccountId: { type: "uuid" } });
+type QuoteParams = Infer<typeof quoteParams>;
+type ConvertParams = Infer<typeof convertParams>;
+
+interface QuoteRow {
+	id: string;
+	user_id: string;
+	from_currency: CurrencyCode;
+	to_currency: CurrencyCode;
+	from_amount: bigint;
+	to_amount: bigint;
+	rate: bigint;
+	spread_bps: number;
+	status: "open" | "used";
+	expires_at: Date;
+}
+
+type FxThis = DbService & {
+	broker: ServiceBroker;
+	rates: Map<string, bigint>;
+	ratesAt: Date;
+	timer: NodeJS.Timeout | null;
+	refresh(): void;
+	pool(c: string): Promise<string>;
+};
+
+function fail(code: RefusalCode, message: string, details?: Record<string, unknown>): never {
+	throw toClientError(details ? { code, message, details } : { code, message });
+}
+
+function quoteView(q: QuoteRow): Record<string, unknown> {
+	return {
+		id: q.id, from: q.from_currency, to: q.to_currency, fromAmount: toSafeNumber(q.from_amount), toAmount: toSafeNumber(q.to_amount),
+		rate: rateToString(q.rate), spreadBps: q.spread_bps, status: q.status, expiresAt: q.expires_at.toISOString(),
+	};
+}
+
+async function one<T>(db: DbService["knex"], sql: string, bindings: unknown[]): Promise<T | undefined> {
+	return ((await db.raw(sql, bindings as never)) as { rows: T[] }).rows[0];
+}
+
+export function fxService(config: Config): ServiceSchema {
+	const schema = {
+		name: "fx",
+		mixins: [dbMixin(config, "fx")],
+		actions: {
+			rates: {
+				params: { $$strict: true },
+				handler(this: FxThis) {
+					return {
+						base: "USD", updatedAt: this.ratesAt.toISOString(), spreadBps: config.fx.spreadBps,
+						rates: Object.fromEntries([...this.rates].map(([c, r]) => [c, rateToString(r)])),
+					};
+				},
+			},
+			quote: {
+				params: quoteParams,
+				async handler(this: FxThis, ctx: Context<QuoteParams>) {
+					const p = ctx.params;
+					if (!supported(p.from) || !supported(p.to)) fail("CURRENCY_NOT_SUPPORTED", `no rates for ${p.from}/${p.to}`);
+					if (p.from === p.to) fail("CURRENCY_NOT_SUPPORTED", "a quote needs two different currencies");
+					const rate = withSpread(crossRate(this.rates, p.from, p.to), config.fx.spreadBps);
+					const toAmount = convertMinor(BigInt(p.amount), rate, p.from, p.to);
+					if (toAmount <= 0n) fail("AMOUNT_TOO_SMALL", "the amount converts to nothing");
+					const row = await one<QuoteRow>(
+						this.knex,
+						`INSERT INTO fx.quotes (id, user_id, from_currency, to_currency, from_amount, to_amount, rate, spread_bps, status, expires_at)
+						 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?) RETURNING *`,
+						[uuidv7(), p.userId, p.from, p.to, p.amount, toAmount.toString(), rate.toString(), config.fx.spreadBps, new Date(Date.now() + config.fx.quoteTtlMs)],
+					);
+					if (!row) throw new Error("quote insert returned nothing");
+					return quoteView(row);
+				},
+			},
+			convert: {
+				params: convertParams,
+				async handler(this: FxThis, ctx: Context<ConvertParams>) {
+					const p = ctx.params;
+					const q = await one<QuoteRow>(this.knex, "SELECT * FROM fx.quotes WHERE id = ?", [p.quoteId]);
+					if (!q || q.user_id !== p.userId) fail("QUOTE_NOT_FOUND", "quote not found");
+					if (q.status === "used") fail("QUOTE_USED", "this quote was used already");
+					if (q.expires_at.getTime() <= Date.now()) fail("QUOTE_EXPIRED", "this quote has expired; ask for a new one");
+					// Both accounts must be the caller's; answered like missing ones otherwise.
+					await ctx.call("ledger.accounts.get", { id: p.fromAccountId, ownerId: p.userId });
+					await ctx.call("ledger.accounts.get", { id: p.toAccountId, ownerId: p.userId });
+					// Keys derived from the quote: a second conversion of one quote (even a concurrent
+					// one) replays the first, or is refused if it names other accounts.
+					const chain: { items: { ok: boolean; transfer?: Record<string, unknown>; error?: Refusal }[] } = await ctx.call("ledger.transfers.createMany", {
+						linked: true,
+						items: [
+							{ idempotencyKey: `fx:${q.id}:in`, fromAccountId: p.fromAccountId, toAccountId: await this.pool(q.from_currency), amount: toSafeNumber(q.from_amount), currency: q.from_currency, description: `FX ${q.from_currency}->${q.to_currency} at ${rateToString(q.rate)}` },
+							{ idempotencyKey: `fx:${q.id}:out`, fromAccountId: await this.pool(q.to_currency), toAccountId: p.toAccountId, amount: toSafeNumber(q.to_amount), currency: q.to_currency, description: `FX ${q.from_currency}->${q.to_currency} at ${rateToString(q.rate)}` },
+						],
+					});
+					const refused = chain.items.find(i => !i.ok && i.error?.code !== "LINKED_TRANSFER_FAILED") ?? chain.items.find(i => !i.ok);
+					if (refused?.error) throw toClientError(refused.error);
+					await this.knex.raw("UPDATE fx.quotes SET status = 'used', used_at = now() WHERE id = ? AND status = 'open'", [q.id]);
+					return { quote: { ...quoteView(q), status: "used" }, debit: chain.items[0]?.transfer, credit: chain.items[1]?.transfer };
+				},
+			},
+		},
+
+		methods: {
+			/** The simulated rates provider: each refresh moves every rate by up to 0.5% around its base. */
+			refresh(this: FxThis) {
+				const next = new Map<string, bigint>();
+				for (const [c, base] of Object.entries(BASE_RATES_PER_USD)) {
+					const drift = c === "USD" ? 1 : 1 + (Math.random() - 0.5) / 100;
+					next.set(c, BigInt(Math.round((base ?? 1) * drift * Number(RATE_SCALE))));
+				}
+				this.rates = next;
+				this.ratesAt = new Date();
+			},
+			async pool(this: FxThis, c: string): Promise<string> {
+				const a: { id: string } = await this.broker.call("ledger.accounts.open", { kind: "system", code: `fx:pool:${c}`, currency: c });
+				return a.id;
+			},
+		},
+
+		created(this: FxThis) {
+			this.timer = null;
+			this.refresh();
+		},
+		async started(this: FxThis) {
+			this.timer = setInterval(() => this.refresh(), config.fx.refreshIntervalMs);
+			this.timer.unref();
+		},
+		async stopped(this: FxThis) {
+			if (this.timer) clearInterval(this.timer);
+		},
+	};
+	return schema as unknown as ServiceSchema;
+}

@@ -1,0 +1,77 @@
+/**
+ * FX against real PostgreSQL: quote, conversion as linked ledger transfers through the
+ * per-currency pools, single use, expiry, ownership, and conservation per currency.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { ServiceBroker } from "moleculer";
+import { createTestDatabase, type TestDatabase } from "../support/db.ts";
+import { startNode } from "../support/node.ts";
+import type { InvariantReport } from "../../services/ledger/invariants.ts";
+
+let db: TestDatabase;
+let broker: ServiceBroker;
+const USER = "018f0000-0000-7000-8000-0000000000f1";
+const OTHER = "018f0000-0000-7000-8000-0000000000f2";
+
+type Quote = { id: string; fromAmount: number; toAmount: number; rate: string; status: string };
+type Account = { id: string; balance: { posted: number } };
+
+async function account(currency: string, ownerId = USER): Promise<Account> {
+	return broker.call("ledger.accounts.open", { ownerId, currency });
+}
+
+async function posted(id: string): Promise<number> {
+	return ((await broker.call("ledger.accounts.get", { id })) as Account).balance.posted;
+}
+
+const code = (c: string) => (e: { type?: string }) => e.type === c;
+
+before(async () => {
+	db = await createTestDatabase();
+	({ broker } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger,fx", FX_QUOTE_TTL_MS: "300", FX_SPREAD_BPS: "100" }));
+});
+
+after(async () => {
+	await broker?.stop();
+	await db?.drop();
+});
+
+describe("fx", () => {
+	it("quotes with the spread and converts once through the pools, conserving each currency", async () => {
+		const usd = await account("USD");
+		const eur = await account("EUR");
+		const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:test:USD", currency: "USD" });
+		await broker.call("ledger.transfers.create", { idempotencyKey: "fund-fx", fromAccountId: sys.id, toAccountId: usd.id, amount: 50_000, currency: "USD" });
+		const rates: { rates: Record<string, string> } = await broker.call("fx.rates", {});
+		const q: Quote = await broker.call("fx.quote", { userId: USER, from: "USD", to: "EUR", amount: 10_000 });
+		// The customer's rate is the mid rate less 1%, and the amount is rounded down.
+		const mid = Number(rates.rates["EUR"]);
+		assert.ok(Number(q.rate) < mid && Number(q.rate) > mid * 0.985, `${q.rate} vs mid ${mid}`);
+		assert.equal(q.toAmount, Math.floor((10_000 * Number(q.rate) * 1_000_000) / 1_000_000));
+		const out: { debit: { amount: number }; credit: { amount: number } } = await broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: eur.id });
+		assert.deepEqual([out.debit.amount, out.credit.amount], [10_000, q.toAmount]);
+		assert.deepEqual([await posted(usd.id), await posted(eur.id)], [40_000, q.toAmount]);
+		await assert.rejects(broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: eur.id }), code("QUOTE_USED"));
+		assert.deepEqual([await posted(usd.id), await posted(eur.id)], [40_000, q.toAmount]);
+		const report: InvariantReport = await broker.call("ledger.checkInvariants", {});
+		assert.deepEqual(report.violations, []);
+		for (const c of report.currencies) assert.equal(c.sum, "0", `${c.currency} does not sum to zero`);
+	});
+
+	it("refuses an expired quote, a foreign quote or account, and an amount that converts to nothing", async () => {
+		const usd = await account("USD");
+		const jpy = await account("JPY");
+		const q: Quote = await broker.call("fx.quote", { userId: USER, from: "USD", to: "JPY", amount: 100 });
+		await assert.rejects(broker.call("fx.convert", { userId: OTHER, quoteId: q.id, fromAccountId: usd.id, toAccountId: jpy.id }), code("QUOTE_NOT_FOUND"));
+		const foreign = await account("JPY", OTHER);
+		await assert.rejects(broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: foreign.id }), code("ACCOUNT_NOT_FOUND"));
+		// Without funds the chain is refused as a whole and the quote stays usable.
+		await assert.rejects(broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: jpy.id }), code("INSUFFICIENT_FUNDS"));
+		assert.equal(await posted(jpy.id), 0);
+		await new Promise(r => setTimeout(r, 350));
+		await assert.rejects(broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: jpy.id }), code("QUOTE_EXPIRED"));
+		await assert.rejects(broker.call("fx.quote", { userId: USER, from: "JPY", to: "USD", amount: 1 }), code("AMOUNT_TOO_SMALL"));
+		await assert.rejects(broker.call("fx.quote", { userId: USER, from: "USD", to: "USD", amount: 100 }), code("CURRENCY_NOT_SUPPORTED"));
+	});
+});
