@@ -15,7 +15,7 @@ type Env = Record<string, string | undefined>;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const ALL_SERVICES = ["api", "auth", "users", "ledger", "payments", "providers", "fx"] as const;
+export const ALL_SERVICES = ["api", "auth", "users", "ledger", "payments", "providers", "fx", "fraud"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 export interface Config {

@@ -1,5 +1,6 @@
 import type { Knex } from "knex";
 import * as auth001 from "./auth/001_init.ts";
+import * as fraud001 from "./fraud/001_init.ts";
 import * as fx001 from "./fx/001_init.ts";
 import * as ledger001 from "./ledger/001_init.ts";
 import * as payments001 from "./payments/001_init.ts";
@@ -20,6 +21,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	ledger: { "001_init": ledger001 },
 	payments: { "001_init": payments001 },
 	fx: { "001_init": fx001 },
+	fraud: { "001_init": fraud001 },
 };
 
 function sourceFor(schema: string): Knex.MigrationSource<string> {

@@ -5,6 +5,7 @@ import { authService } from "./auth/auth.service.ts";
 import { paymentsService } from "./payments/payments.service.ts";
 import { providersService } from "./payments/providers.service.ts";
 import { usersService } from "./users/users.service.ts";
+import { fraudService } from "./fraud/fraud.service.ts";
 import { fxService } from "./fx/fx.service.ts";
 import { ledgerService } from "./ledger/ledger.service.ts";
 
@@ -17,4 +18,5 @@ export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceS
 	payments: paymentsService,
 	providers: providersService,
 	fx: fxService,
+	fraud: fraudService,
 };

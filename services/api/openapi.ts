@@ -138,6 +138,9 @@ export function openApiDocument(): Record<string, unknown> {
 			"/api/v1/admin/accounts": {
 				get: op("Accounts of a user (admin, support)", { ok: "200", okSchema: ref("AccountList"), params: [{ name: "ownerId", in: "query", required: true, schema: { type: "string", format: "uuid" } }] }),
 			},
+			"/api/v1/admin/reviews": { get: op("Payments waiting for a fraud review (support, admin)", { ok: "200" }) },
+			"/api/v1/admin/payments/{id}/approve": { post: op("Approve a payment in review (support, admin)", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
+			"/api/v1/admin/payments/{id}/decline": { post: op("Decline a payment in review (support, admin)", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
 			"/api/v1/admin/accounts/{id}/freeze": { post: op("Freeze an account (admin)", { ok: "200", okSchema: ref("Account"), params: [idParam] }) },
 			"/api/v1/admin/accounts/{id}/unfreeze": { post: op("Unfreeze an account (admin)", { ok: "200", okSchema: ref("Account"), params: [idParam] }) },
 			"/api/v1/admin/users/{id}/tier": { post: op("Set a user's KYC tier (admin, support)", { body: "SetTier", ok: "200", params: [idParam] }) },

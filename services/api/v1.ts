@@ -275,6 +275,27 @@ export const v1Actions = {
 			return ctx.call("ledger.accounts.list", { ownerId: ctx.params.ownerId, ...(ctx.params.limit != null ? { limit: ctx.params.limit } : {}) });
 		},
 	},
+	adminReviews: {
+		params: v1Params.empty,
+		async handler(ctx: Ctx<V<"empty">>) {
+			requireRole(ctx, ["support", "admin"]);
+			return ctx.call("payments.review.list", {});
+		},
+	},
+	adminApprovePayment: {
+		params: v1Params.byId,
+		async handler(ctx: Ctx<V<"byId">>) {
+			requireRole(ctx, ["support", "admin"]);
+			return ctx.call("payments.review.approve", { id: ctx.params.id });
+		},
+	},
+	adminDeclinePayment: {
+		params: v1Params.byId,
+		async handler(ctx: Ctx<V<"byId">>) {
+			requireRole(ctx, ["support", "admin"]);
+			return ctx.call("payments.review.decline", { id: ctx.params.id });
+		},
+	},
 	adminFreeze: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
@@ -331,6 +352,9 @@ export const PRIVATE_ALIASES = {
 	"POST /fx/quote": "api.fxQuote",
 	"POST /fx/convert": "api.fxConvert",
 	"GET /admin/accounts": "api.adminAccounts",
+	"GET /admin/reviews": "api.adminReviews",
+	"POST /admin/payments/:id/approve": "api.adminApprovePayment",
+	"POST /admin/payments/:id/decline": "api.adminDeclinePayment",
 	"POST /admin/accounts/:id/freeze": "api.adminFreeze",
 	"POST /admin/accounts/:id/unfreeze": "api.adminUnfreeze",
 	"POST /admin/users/:id/tier": "api.adminSetTier",

@@ -36,6 +36,7 @@ const common = {
 } as const;
 export const topupParams = paramsSchema({ $$strict: true, ...common });
 export const payoutParams = paramsSchema({ $$strict: true, ...common, destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/ } });
+export const reviewParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
 export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, userId: { type: "uuid", optional: true } });
 type TopupParams = Infer<typeof topupParams>;
 type PayoutParams = Infer<typeof payoutParams>;
@@ -73,6 +74,8 @@ type PaymentsThis = DbService & {
 	broker: ServiceBroker;
 	timer: NodeJS.Timeout | null;
 	callProvider(p: PaymentRow, op: "charge" | "payout"): Promise<ProviderResult | null>;
+	screen(p: PaymentRow): Promise<"approve" | "review" | "decline">;
+	continue(row: PaymentRow): Promise<PaymentRow>;
 	open(ctx: Context, type: "topup" | "payout", p: TopupParams & { destination?: string }): Promise<{ row: PaymentRow; replay: boolean }>;
 	move(id: string, from: PaymentStatus, event: PaymentEvent, set?: Record<string, unknown>): Promise<PaymentRow>;
 	runTopup(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
@@ -119,8 +122,31 @@ export function paymentsService(config: Config): ServiceSchema {
 				async handler(this: PaymentsThis, ctx: Context<GetParams>) {
 					const row = await one<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [ctx.params.id]);
 					if (!row || (ctx.params.userId != null && row.user_id !== ctx.params.userId)) {
+						// A foreign payment answers exactly like a missing one.
 						throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
 					}
+					return view(row);
+				},
+			},
+			"review.list": {
+				params: { $$strict: true },
+				async handler(this: PaymentsThis) {
+					const rows = ((await this.knex.raw("SELECT * FROM payments.payments WHERE status = 'pending_review' ORDER BY created_at LIMIT 200")) as { rows: PaymentRow[] }).rows;
+					return { items: rows.map(r => ({ ...view(r), userId: r.user_id })) };
+				},
+			},
+			"review.approve": {
+				params: reviewParams,
+				async handler(this: PaymentsThis, ctx: Context<{ id: string }>) {
+					const row = await this.move(ctx.params.id, "pending_review", "approve");
+					return view(await this.continue(row));
+				},
+			},
+			"review.decline": {
+				params: reviewParams,
+				async handler(this: PaymentsThis, ctx: Context<{ id: string }>) {
+					const row = await this.move(ctx.params.id, "pending_review", "decline", { failure_code: "FRAUD_DECLINED" });
+					if (row.hold_id) await this.broker.call("ledger.holds.void", { idempotencyKey: `payment:${row.id}:void`, holdId: row.hold_id });
 					return view(row);
 				},
 			},
@@ -185,7 +211,14 @@ export function paymentsService(config: Config): ServiceSchema {
 			},
 
 			async runTopup(this: PaymentsThis, _ctx: Context | null, row: PaymentRow) {
-				const p = row.status === "created" ? await this.move(row.id, "created", "approve") : row;
+				if (row.status === "pending_review") return row;
+				let p = row;
+				if (p.status === "created") {
+					const decision = await this.screen(p);
+					if (decision === "decline") return this.move(p.id, "created", "decline", { failure_code: "FRAUD_DECLINED" });
+					if (decision === "review") return this.move(p.id, "created", "review");
+					p = await this.move(p.id, "created", "approve");
+				}
 				const charged = await this.callProvider(p, "charge");
 				// A technical failure leaves the payment processing; the resume sweep asks again.
 				if (!charged) return p;
@@ -208,8 +241,11 @@ export function paymentsService(config: Config): ServiceSchema {
 			},
 
 			async runPayout(this: PaymentsThis, _ctx: Context | null, row: PaymentRow) {
+				if (row.status === "pending_review") return row;
 				let p = row;
 				if (p.status === "created") {
+					const decision = await this.screen(p);
+					if (decision === "decline") return this.move(p.id, "created", "decline", { failure_code: "FRAUD_DECLINED" });
 					let hold: { id: string };
 					try {
 						hold = await this.broker.call<{ id: string }, object>("ledger.holds.create", {
@@ -221,6 +257,8 @@ export function paymentsService(config: Config): ServiceSchema {
 						if (!code) throw err;
 						return this.move(p.id, "created", "decline", { failure_code: code });
 					}
+					// In review the money stays held until support decides.
+					if (decision === "review") return this.move(p.id, "created", "review", { hold_id: hold.id });
 					p = await this.move(p.id, "created", "approve", { hold_id: hold.id });
 				}
 				if (!p.hold_id) throw new Error(`payout ${p.id} is processing without a hold`);
@@ -232,6 +270,18 @@ export function paymentsService(config: Config): ServiceSchema {
 				}
 				const posted: { transfer: { id: string } } = await this.broker.call("ledger.holds.post", { idempotencyKey: `payment:${p.id}:post`, holdId: p.hold_id });
 				return this.move(p.id, "processing", "succeed", { transfer_id: posted.transfer.id, provider_ref: sent.ref });
+			},
+
+			/** The fraud decision for this payment (idempotent by payment id on the fraud side). */
+			async screen(this: PaymentsThis, p: PaymentRow) {
+				const r: { decision: "approve" | "review" | "decline" } = await this.broker.call("fraud.score", {
+					paymentId: p.id, userId: p.user_id, amount: toSafeNumber(p.amount), currency: p.currency, ...(p.destination ? { counterparty: p.destination } : {}),
+				});
+				return r.decision;
+			},
+
+			async continue(this: PaymentsThis, row: PaymentRow) {
+				return row.type === "topup" ? this.runTopup(null, row) : this.runPayout(null, row);
 			},
 
 			/** Asks the provider; null when it failed technically (the answer is unknown, try again later). */

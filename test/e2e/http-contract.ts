@@ -55,6 +55,12 @@ export function httpContractSuite(name: string, env: () => Env): void {
 		await b.call("ledger.transfers.create", { idempotencyKey: `fund-${a.id}-${++seq}`, fromAccountId: sys.id, toAccountId: a.id, amount, currency: a.currency });
 	}
 
+	/** The admin of the run: registered by whichever test needs it first. */
+	async function adminSession(): Promise<Session> {
+		const login = await http<Session>("POST", "/api/v1/auth/login", { body: { email: env().adminEmail, password: PASSWORD } });
+		return login.status === 200 ? login.body : register("admin", env().adminEmail);
+	}
+
 	function transfer(s: Session, body: Record<string, unknown>, key: string | null = `k-${++seq}`) {
 		return http<Record<string, unknown>>("POST", "/api/v1/transfers", { token: s.accessToken, body, ...(key ? { headers: { "idempotency-key": key } } : {}) });
 	}
@@ -253,13 +259,45 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				assert.deepEqual([out.status, out.body.status], [201, "completed"]);
 				const declined = await pay("payout", { accountId: a.id, amount: 100, currency: "USD", provider: "bank", destination: "GB00BANK-reject" }, "out-2");
 				assert.deepEqual([declined.status, declined.body.status, declined.body.failureCode], [201, "failed", "PROVIDER_DECLINED"]);
-				expectError(await pay("payout", { accountId: a.id, amount: 1_000_000, currency: "USD", provider: "bank", destination: "GB00BANK12345" }, "out-3"), 422, "INSUFFICIENT_FUNDS");
+				expectError(await pay("payout", { accountId: a.id, amount: 8_000, currency: "USD", provider: "bank", destination: "GB00BANK12345" }, "out-3"), 422, "INSUFFICIENT_FUNDS");
 				expectError(await pay("topup", { accountId: a.id, amount: 1, currency: "USD", provider: "pigeon" }, "top-2"), 400, "VALIDATION_ERROR");
 				expectError(await pay("topup", { accountId: a.id, amount: 1, currency: "USD", provider: "card" }, "top-3", other.accessToken), 404, "ACCOUNT_NOT_FOUND");
 				assert.equal((await http("GET", `/api/v1/payments/${t.body.id}`, { token: s.accessToken })).status, 200);
 				expectError(await http("GET", `/api/v1/payments/${t.body.id}`, { token: other.accessToken }), 404, "PAYMENT_NOT_FOUND");
 				const bal = await http<Account>("GET", `/api/v1/accounts/${a.id}`, { token: s.accessToken });
 				assert.deepEqual(bal.body.balance, { posted: 7_500, pending: 0, available: 7_500 });
+			});
+		});
+
+		describe("fraud review", () => {
+			it("declines, reviews, and lets support approve or decline over HTTP", async () => {
+				const adminToken = (await adminSession()).accessToken;
+				// A support user: given the role by an admin, effective from the next token.
+				const sup = await register("support");
+				assert.equal((await http("POST", `/api/v1/admin/users/${sup.user.id}/roles`, { token: adminToken, body: { roles: ["support"] } })).status, 200);
+				const supToken = (await http<Session>("POST", "/api/v1/auth/refresh", { body: { refreshToken: sup.refreshToken } })).body.accessToken;
+				const s = await register("fraud");
+				const a = await openAccount(s);
+				const pay = (path: string, body: Record<string, unknown>, key: string) =>
+					http<{ id: string; status: string; failureCode: string | null }>("POST", `/api/v1/payments/${path}`, { token: s.accessToken, body, headers: { "idempotency-key": key } });
+				// 6,000.00 is a large amount: review, with nothing credited yet.
+				const big = await pay("topup", { accountId: a.id, amount: 600_000, currency: "USD", provider: "card" }, "fr-1");
+				assert.deepEqual([big.status, big.body.status], [201, "pending_review"]);
+				expectError(await http("GET", "/api/v1/admin/reviews", { token: s.accessToken }), 403, "FORBIDDEN");
+				const queue = await http<{ items: { id: string }[] }>("GET", "/api/v1/admin/reviews", { token: supToken });
+				assert.ok(queue.body.items.some(i => i.id === big.body.id));
+				const approved = await http<{ status: string }>("POST", `/api/v1/admin/payments/${big.body.id}/approve`, { token: supToken });
+				assert.deepEqual([approved.status, approved.body.status], [200, "completed"]);
+				const second = await pay("topup", { accountId: a.id, amount: 700_000, currency: "USD", provider: "card" }, "fr-2");
+				assert.equal(second.body.status, "pending_review");
+				const declined = await http<{ status: string; failureCode: string }>("POST", `/api/v1/admin/payments/${second.body.id}/decline`, { token: supToken });
+				assert.deepEqual([declined.body.status, declined.body.failureCode], ["failed", "FRAUD_DECLINED"]);
+				const seen = await http<{ status: string }>("GET", `/api/v1/payments/${second.body.id}`, { token: s.accessToken });
+				assert.equal(seen.body.status, "failed");
+				// Large and to a recipient never paid before: declined outright.
+				expectError(await pay("payout", { accountId: a.id, amount: 550_000, currency: "USD", provider: "bank", destination: "GB00NEW999" }, "fr-3"), 422, "FRAUD_DECLINED");
+				const bal = await http<Account>("GET", `/api/v1/accounts/${a.id}`, { token: s.accessToken });
+				assert.deepEqual(bal.body.balance, { posted: 600_000, pending: 0, available: 600_000 });
 			});
 		});
 
@@ -286,7 +324,7 @@ export function httpContractSuite(name: string, env: () => Env): void {
 
 		describe("roles", () => {
 			it("keeps admin routes to admins and lets an admin freeze an account", async () => {
-				const admin = await register("admin", env().adminEmail);
+				const admin = await adminSession();
 				assert.deepEqual(admin.user.roles, ["user", "admin"]);
 				const user = await register("plain");
 				const other = await register("other");

@@ -41,7 +41,7 @@ async function assertConserved(): Promise<void> {
 
 before(async () => {
 	db = await createTestDatabase();
-	({ broker } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger,payments,providers", PROVIDER_LATENCY_MS: "1", PAYMENT_RESUME_AFTER_MS: "100",
+	({ broker } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger,payments,providers,fraud", PROVIDER_LATENCY_MS: "1", PAYMENT_RESUME_AFTER_MS: "100",
 		PROVIDER_BREAKER_REQUESTS_MIN: "3", PROVIDER_BREAKER_HALF_OPEN_MS: "300",
 	}));
 });

@@ -9,7 +9,7 @@ describe("config", () => {
 		assert.equal(c.transporter, null);
 		assert.equal(c.redisUrl, null);
 		assert.equal(c.dataDir, "./data");
-		assert.deepEqual(c.services, ["api", "auth", "users", "ledger", "payments", "providers", "fx"]);
+		assert.deepEqual(c.services, ["api", "auth", "users", "ledger", "payments", "providers", "fx", "fraud"]);
 		assert.equal(c.auth.jwtSecretGenerated, true);
 		assert.equal(c.port, 3000);
 	});

@@ -1,0 +1,71 @@
+/**
+ * The fraud service: scores a payment against the user's recent history (rules.ts) and
+ * keeps every decision. Scoring is idempotent by payment id, so a resumed saga gets the
+ * decision it got before.
+ */
+import type { Context, ServiceSchema } from "moleculer";
+import type { Config } from "../../config/index.ts";
+import { CURRENCY_CODES, type CurrencyCode } from "../../config/currencies.ts";
+import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
+import { amountRule } from "../ledger/params.ts";
+import { score, type Decision } from "./rules.ts";
+
+const VELOCITY_WINDOW_MIN = 10;
+const HISTORY_MAX = 20;
+
+export const scoreParams = paramsSchema({
+	$$strict: true,
+	paymentId: { type: "uuid" },
+	userId: { type: "uuid" },
+	amount: amountRule,
+	currency: { type: "enum", values: CURRENCY_CODES },
+	counterparty: { type: "string", max: 200, optional: true },
+});
+type ScoreParams = Infer<typeof scoreParams>;
+
+async function rows<T>(db: DbService["knex"], sql: string, bindings: unknown[]): Promise<T[]> {
+	return ((await db.raw(sql, bindings as never)) as { rows: T[] }).rows;
+}
+
+export function fraudService(config: Config): ServiceSchema {
+	const schema = {
+		name: "fraud",
+		mixins: [dbMixin(config, "fraud")],
+		actions: {
+			score: {
+				params: scoreParams,
+				async handler(this: DbService, ctx: Context<ScoreParams>) {
+					const p = ctx.params;
+					const known = await rows<{ decision: Decision; score: number; reasons: string[] }>(this.knex, "SELECT decision, score, reasons FROM fraud.decisions WHERE payment_id = ?", [p.paymentId]);
+					if (known[0]) return known[0];
+					const [stats] = await rows<{ recent: number; today: string; known: boolean }>(
+						this.knex,
+						`SELECT count(*) FILTER (WHERE created_at > now() - (? * interval '1 minute'))::int AS recent,
+						        coalesce(sum(amount) FILTER (WHERE currency = ? AND created_at >= date_trunc('day', now()) AND decision <> 'decline'), 0)::text AS today,
+						        coalesce(bool_or(counterparty = ? AND decision = 'approve'), false) AS known
+						 FROM fraud.decisions WHERE user_id = ?`,
+						[VELOCITY_WINDOW_MIN, p.currency, p.counterparty ?? null, p.userId],
+					);
+					const last = await rows<{ amount: bigint }>(
+						this.knex,
+						"SELECT amount FROM fraud.decisions WHERE user_id = ? AND currency = ? AND decision = 'approve' ORDER BY created_at DESC LIMIT ?",
+						[p.userId, p.currency, HISTORY_MAX],
+					);
+					const result = score(
+						{ amountMinor: BigInt(p.amount), currency: p.currency as CurrencyCode, counterparty: p.counterparty ?? null },
+						{ recentCount: stats?.recent ?? 0, lastAmounts: last.map(r => r.amount), todayMinor: BigInt(stats?.today ?? "0"), knownCounterparty: stats?.known ?? false },
+					);
+					await this.knex.raw(
+						`INSERT INTO fraud.decisions (payment_id, user_id, amount, currency, counterparty, decision, score, reasons) VALUES (?, ?, ?, ?, ?, ?, ?, ?::jsonb)
+						 ON CONFLICT (payment_id) DO NOTHING`,
+						[p.paymentId, p.userId, p.amount, p.currency, p.counterparty ?? null, result.decision, result.score, JSON.stringify(result.reasons)],
+					);
+					if (result.decision !== "approve") ctx.emit("fraud.flagged", { paymentId: p.paymentId, userId: p.userId, ...result });
+					return result;
+				},
+			},
+		},
+	};
+	return schema as unknown as ServiceSchema;
+}
