@@ -64,6 +64,8 @@ export interface Config {
 	payments: {
 		providerLatencyMs: number;
 		providerFailurePercent: number;
+		/** 0: Math.random; otherwise the simulated providers draw from a PRNG with this seed. */
+		providerSeed: number;
 		resumeAfterMs: number;
 		breakerRequestsMin: number;
 		breakerWindowS: number;
@@ -211,6 +213,7 @@ export function loadConfig(env: Env = process.env): Config {
 		payments: {
 			providerLatencyMs: intVar(env, "PROVIDER_LATENCY_MS", 20, 0, 60_000),
 			providerFailurePercent: intVar(env, "PROVIDER_FAILURE_PERCENT", 0, 0, 100),
+			providerSeed: intVar(env, "PROVIDER_SEED", 0, 0, 2 ** 31 - 1),
 			resumeAfterMs: intVar(env, "PAYMENT_RESUME_AFTER_MS", 30_000, 100, 3_600_000),
 			breakerRequestsMin: intVar(env, "PROVIDER_BREAKER_REQUESTS_MIN", 10, 1, 10_000),
 			breakerWindowS: intVar(env, "PROVIDER_BREAKER_WINDOW_S", 60, 1, 3_600),

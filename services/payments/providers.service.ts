@@ -7,6 +7,7 @@
 import { Errors, type Context, type ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { seededRandom } from "../../lib/random.ts";
 import { ProviderError, PROVIDERS, SimulatedProvider, type ProviderName } from "./providers.ts";
 
 const chargeParams = paramsSchema({ $$strict: true, paymentId: { type: "uuid" }, amountMinor: { type: "number", integer: true, positive: true }, currency: { type: "string", length: 3 } });
@@ -20,8 +21,10 @@ function asMoleculerError(err: unknown): never {
 }
 
 export function providersService(config: Config): ServiceSchema {
-	const adapters = new Map(PROVIDERS.map(name => [name, new SimulatedProvider(name, {
-		latencyMs: config.payments.providerLatencyMs, failureRate: config.payments.providerFailurePercent / 100, random: Math.random,
+	const seed = config.payments.providerSeed;
+	const adapters = new Map(PROVIDERS.map((name, i) => [name, new SimulatedProvider(name, {
+		latencyMs: config.payments.providerLatencyMs, failureRate: config.payments.providerFailurePercent / 100,
+		random: seed === 0 ? Math.random : seededRandom(seed + i),
 	})]));
 	const circuitBreaker = {
 		enabled: true, threshold: 0.5, minRequestCount: config.payments.breakerRequestsMin,
