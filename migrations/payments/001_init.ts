@@ -8,7 +8,7 @@ const UP = [
 	`CREATE TABLE payments.payments (
 			id uuid PRIMARY KEY,
 			user_id uuid NOT NULL,
-			type text NOT NULL CHECK (type IN ('topup', 'payout')),
+			type text NOT NULL CHECK (type IN ('topup', 'payout', 'p2p')),
 			status text NOT NULL CHECK (status IN ('created', 'pending_review', 'processing', 'completed', 'failed', 'cancelled', 'reversed')),
 			amount bigint NOT NULL CHECK (amount > 0),
 			currency text NOT NULL,

@@ -87,10 +87,14 @@ export function openApiDocument(): Record<string, unknown> {
 					type: "object", additionalProperties: false, required: ["accountId", "amount", "currency", "provider", "destination"],
 					properties: { accountId: { type: "string", format: "uuid" }, amount: money, currency: ref("Currency"), provider: { type: "string", enum: ["mobile_money", "bank", "card"] }, destination: { type: "string", minLength: 3, maxLength: 200 } },
 				},
+				P2p: {
+					type: "object", additionalProperties: false, required: ["accountId", "amount", "currency"],
+					properties: { accountId: { type: "string", format: "uuid" }, amount: money, currency: ref("Currency"), toAccountId: { type: "string", format: "uuid" }, toEmail: { type: "string", format: "email" } },
+				},
 				Payment: {
 					type: "object", required: ["id", "type", "status", "amount", "currency", "accountId", "provider"],
 					properties: {
-						id: { type: "string", format: "uuid" }, type: { type: "string", enum: ["topup", "payout"] },
+						id: { type: "string", format: "uuid" }, type: { type: "string", enum: ["topup", "payout", "p2p"] },
 						status: { type: "string", enum: ["created", "pending_review", "processing", "completed", "failed", "cancelled", "reversed"] },
 						amount: { type: "integer" }, currency: ref("Currency"), accountId: { type: "string" }, provider: { type: "string" }, failureCode: { type: ["string", "null"] },
 					},
@@ -131,6 +135,7 @@ export function openApiDocument(): Record<string, unknown> {
 			"/api/v1/transfers/{id}": { get: op("A transfer of one of the caller's accounts", { ok: "200", okSchema: ref("Transfer"), params: [idParam] }) },
 			"/api/v1/payments/topup": { post: op("Top up an account through a provider", { body: "Topup", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
 			"/api/v1/payments/payout": { post: op("Pay out to a destination through a provider", { body: "Payout", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
+			"/api/v1/payments/p2p": { post: op("Pay another user (to an account id or an e-mail), with fraud screening and tier limits", { body: "P2p", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
 			"/api/v1/payments/{id}": { get: op("One of the caller's payments", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
 			"/api/v1/fx/rates": { get: op("Current rates against USD", { ok: "200" }) },
 			"/api/v1/fx/quote": { post: op("A quote with a spread and an expiry, usable once", { body: "FxQuoteRequest", ok: "201", okSchema: ref("FxQuote") }) },

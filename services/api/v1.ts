@@ -92,6 +92,10 @@ export const v1Params = {
 		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule, provider: { type: "enum", values: PROVIDERS },
 		destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/ },
 	}),
+	p2p: paramsSchema({
+		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule,
+		toAccountId: { type: "uuid", optional: true }, toEmail: { type: "email", max: 254, optional: true },
+	}),
 	fxQuote: paramsSchema({ $$strict: true, from: currencyRule, to: currencyRule, amount: amountRule }),
 	fxConvert: paramsSchema({ $$strict: true, quoteId: uuid, fromAccountId: uuid, toAccountId: uuid }),
 	adminAccounts: paramsSchema({ $$strict: true, ownerId: uuid, limit: { type: "number", integer: true, min: 1, max: 200, convert: true, optional: true } }),
@@ -230,6 +234,15 @@ export const v1Actions = {
 			return p;
 		},
 	},
+	p2p: {
+		params: v1Params.p2p,
+		async handler(ctx: Ctx<V<"p2p">>) {
+			const u = user(ctx);
+			const p: { id: string } = await ctx.call("payments.p2p", { ...ctx.params, userId: u.id, idempotencyKey: idempotencyKey(ctx, u.id) });
+			created(ctx, `/api/v1/payments/${p.id}`);
+			return p;
+		},
+	},
 	getPayment: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
@@ -347,6 +360,7 @@ export const PRIVATE_ALIASES = {
 	"GET /transfers/:id": "api.getTransfer",
 	"POST /payments/topup": "api.topup",
 	"POST /payments/payout": "api.payout",
+	"POST /payments/p2p": "api.p2p",
 	"GET /payments/:id": "api.getPayment",
 	"GET /fx/rates": "api.fxRates",
 	"POST /fx/quote": "api.fxQuote",

@@ -21,6 +21,8 @@ import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { amountRule, currencyRule, keyRule } from "../ledger/params.ts";
 import { PROVIDERS, type ProviderName, type ProviderResult } from "./providers.ts";
+import { isTier, limitsFor } from "../users/limits.ts";
+import type { CurrencyCode } from "../../config/currencies.ts";
 import { isFinal, transition, type PaymentEvent, type PaymentStatus } from "./state.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
@@ -36,6 +38,17 @@ const common = {
 } as const;
 export const topupParams = paramsSchema({ $$strict: true, ...common });
 export const payoutParams = paramsSchema({ $$strict: true, ...common, destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/ } });
+export const p2pParams = paramsSchema({
+	$$strict: true,
+	idempotencyKey: keyRule,
+	userId: { type: "uuid" },
+	accountId: { type: "uuid" },
+	amount: amountRule,
+	currency: currencyRule,
+	toAccountId: { type: "uuid", optional: true },
+	toEmail: { type: "email", max: 254, optional: true },
+});
+type P2pParams = Infer<typeof p2pParams>;
 export const reviewParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
 export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, userId: { type: "uuid", optional: true } });
 type TopupParams = Infer<typeof topupParams>;
@@ -45,7 +58,7 @@ type GetParams = Infer<typeof getParams>;
 interface PaymentRow {
 	id: string;
 	user_id: string;
-	type: "topup" | "payout";
+	type: "topup" | "payout" | "p2p";
 	status: PaymentStatus;
 	amount: bigint;
 	currency: string;
@@ -76,7 +89,9 @@ type PaymentsThis = DbService & {
 	callProvider(p: PaymentRow, op: "charge" | "payout"): Promise<ProviderResult | null>;
 	screen(p: PaymentRow): Promise<"approve" | "review" | "decline">;
 	continue(row: PaymentRow): Promise<PaymentRow>;
-	open(ctx: Context, type: "topup" | "payout", p: TopupParams & { destination?: string }): Promise<{ row: PaymentRow; replay: boolean }>;
+	open(ctx: Context, type: "topup" | "payout" | "p2p", p: Omit<TopupParams, "provider"> & { provider?: ProviderName; destination?: string }): Promise<{ row: PaymentRow; replay: boolean }>;
+	runP2p(row: PaymentRow): Promise<PaymentRow>;
+	recipient(p: P2pParams): Promise<string>;
 	move(id: string, from: PaymentStatus, event: PaymentEvent, set?: Record<string, unknown>): Promise<PaymentRow>;
 	runTopup(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
 	runPayout(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
@@ -115,6 +130,18 @@ export function paymentsService(config: Config): ServiceSchema {
 				async handler(this: PaymentsThis, ctx: Context<PayoutParams>) {
 					const { row, replay } = await this.open(ctx, "payout", ctx.params);
 					return this.finish(replay || row.status !== "created" ? row : await this.runPayout(ctx, row));
+				},
+			},
+			p2p: {
+				params: p2pParams,
+				async handler(this: PaymentsThis, ctx: Context<P2pParams>) {
+					const p = ctx.params;
+					if ((p.toAccountId == null) === (p.toEmail == null)) {
+						throw toClientError({ code: "VALIDATION_ERROR", message: "give exactly one of toAccountId and toEmail" });
+					}
+					const to = await this.recipient(p);
+					const { row, replay } = await this.open(ctx, "p2p", { idempotencyKey: p.idempotencyKey, userId: p.userId, accountId: p.accountId, amount: p.amount, currency: p.currency, destination: to });
+					return this.finish(replay || row.status !== "created" ? row : await this.runP2p(row));
 				},
 			},
 			get: {
@@ -164,17 +191,17 @@ export function paymentsService(config: Config): ServiceSchema {
 				const hash = hashOf(type, p);
 				// A provider whose circuit is open takes no new payments: fail fast, store nothing, so
 				// the same request with the same key can be retried once the provider is back.
-				const endpoints = this.broker.registry.getActionEndpoints(`providers.${p.provider}.${type === "topup" ? "charge" : "payout"}`);
+				const endpoints = p.provider ? this.broker.registry.getActionEndpoints(`providers.${p.provider}.${type === "topup" ? "charge" : "payout"}`) : null;
 				// Not marked retryable for Moleculer: broker retries would only wait out the breaker.
 				// The client gets a 503 with Retry-After and may try again with the same key.
-				if (!endpoints?.hasAvailable()) throw new Errors.MoleculerError(`${p.provider} is not available, retry later`, 503, "PROVIDER_UNAVAILABLE");
+				if (p.provider && !endpoints?.hasAvailable()) throw new Errors.MoleculerError(`${p.provider} is not available, retry later`, 503, "PROVIDER_UNAVAILABLE");
 				// The account must be the caller's; answered like a missing one otherwise.
 				await ctx.call("ledger.accounts.get", { id: p.accountId, ownerId: p.userId });
 				const inserted = await one<PaymentRow>(
 					this.knex,
 					`INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash)
 					 VALUES (?, ?, ?, 'created', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
-					[uuidv7(), p.userId, type, p.amount, p.currency, p.accountId, p.provider, p.destination ?? null, p.idempotencyKey, hash],
+					[uuidv7(), p.userId, type, p.amount, p.currency, p.accountId, p.provider ?? "ledger", p.destination ?? null, p.idempotencyKey, hash],
 				);
 				if (inserted) {
 					await this.knex.raw("INSERT INTO payments.payment_events (payment_id, from_status, to_status, event) VALUES (?, NULL, 'created', 'create')", [inserted.id]);
@@ -281,7 +308,54 @@ export function paymentsService(config: Config): ServiceSchema {
 			},
 
 			async continue(this: PaymentsThis, row: PaymentRow) {
+				if (row.type === "p2p") return this.runP2p(row);
 				return row.type === "topup" ? this.runTopup(null, row) : this.runPayout(null, row);
+			},
+
+			/** The recipient's account: the given id, or the recipient's first account in the currency. */
+			async recipient(this: PaymentsThis, p: P2pParams): Promise<string> {
+				if (p.toAccountId != null) return p.toAccountId;
+				const user = await this.broker.call<{ id: string }, object>("users.findByEmail", { email: p.toEmail }).catch(() => null);
+				const list = user ? await this.broker.call<{ items: { id: string; currency: string; status: string }[] }, object>("ledger.accounts.list", { ownerId: user.id }) : { items: [] };
+				const account = list.items.find(a => a.currency === p.currency && a.status === "active");
+				if (!account) throw toClientError({ code: "RECIPIENT_NOT_FOUND", message: `no ${p.currency} account for that recipient` });
+				return account.id;
+			},
+
+			/**
+			 * P2P: approved payments move at once in one ledger transfer that carries the sender's
+			 * tier limits; a payment in review is held and posted (or voided) by support's decision.
+			 */
+			async runP2p(this: PaymentsThis, row: PaymentRow) {
+				if (row.status === "pending_review") return row;
+				const to = row.destination ?? "";
+				if (row.status === "processing") {
+					if (!row.hold_id) throw new Error(`p2p ${row.id} is processing without a hold`);
+					const posted: { transfer: { id: string } } = await this.broker.call("ledger.holds.post", { idempotencyKey: `payment:${row.id}:post`, holdId: row.hold_id });
+					return this.move(row.id, "processing", "succeed", { transfer_id: posted.transfer.id });
+				}
+				const decision = await this.screen(row);
+				if (decision === "decline") return this.move(row.id, "created", "decline", { failure_code: "FRAUD_DECLINED" });
+				const { tier }: { tier: number } = await this.broker.call("users.tier", { id: row.user_id });
+				const limits = isTier(tier) ? limitsFor(tier, row.currency as CurrencyCode) : { perTransferMinor: 0n, perDayMinor: 0n };
+				try {
+					if (decision === "review") {
+						const hold = await this.broker.call<{ id: string }, object>("ledger.holds.create", {
+							idempotencyKey: `payment:${row.id}:hold`, fromAccountId: row.account_id, toAccountId: to, amount: toSafeNumber(row.amount), currency: row.currency, timeoutMs: HOLD_TIMEOUT_MS,
+						});
+						return this.move(row.id, "created", "review", { hold_id: hold.id });
+					}
+					const t = await this.broker.call<{ id: string }, object>("ledger.transfers.create", {
+						idempotencyKey: `payment:${row.id}:transfer`, fromAccountId: row.account_id, toAccountId: to, amount: toSafeNumber(row.amount), currency: row.currency,
+						ownerId: row.user_id, limits: { perTransferMinor: toSafeNumber(limits.perTransferMinor), perDayMinor: toSafeNumber(limits.perDayMinor) },
+					});
+					const p = await this.move(row.id, "created", "approve");
+					return this.move(p.id, "processing", "succeed", { transfer_id: t.id });
+				} catch (err) {
+					const code = refusalCode(err);
+					if (!code) throw err;
+					return this.move(row.id, "created", "decline", { failure_code: code });
+				}
 			},
 
 			/** Asks the provider; null when it failed technically (the answer is unknown, try again later). */
@@ -305,7 +379,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				let done = 0;
 				for (const row of stale) {
 					try {
-						const out = row.type === "topup" ? await this.runTopup(null, row) : await this.runPayout(null, row);
+						const out = await this.continue(row);
 						if (isFinal(out.status) || out.status === "completed") done += 1;
 					} catch (err) {
 						this.logger.warn("payment resume failed; the next sweep retries", { paymentId: row.id, error: (err as Error).message });

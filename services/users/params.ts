@@ -1,6 +1,7 @@
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 
 export const createParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, email: { type: "email", max: 254 }, name: { type: "string", min: 1, max: 200 } });
+export const findByEmailParams = paramsSchema({ $$strict: true, email: { type: "email", max: 254 } });
 export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
 export const updateParams = paramsSchema({
 	$$strict: true,

@@ -68,6 +68,13 @@ export function usersService(config: Config): ServiceSchema {
 					return row ? profileView(row) : notFound();
 				},
 			},
+			findByEmail: {
+				params: P.findByEmailParams,
+				async handler(this: DbService, ctx: Context<{ email: string }>) {
+					const row = await one<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE email = ?", [ctx.params.email.trim().toLowerCase()]);
+					return row ? { id: row.user_id } : notFound();
+				},
+			},
 			tier: {
 				params: P.getParams,
 				// Read on every transfer: cached, and cleaned when a tier changes.

@@ -266,6 +266,13 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				expectError(await http("GET", `/api/v1/payments/${t.body.id}`, { token: other.accessToken }), 404, "PAYMENT_NOT_FOUND");
 				const bal = await http<Account>("GET", `/api/v1/accounts/${a.id}`, { token: s.accessToken });
 				assert.deepEqual(bal.body.balance, { posted: 7_500, pending: 0, available: 7_500 });
+				// P2P to another user's e-mail lands in their account in that currency.
+				const b = await openAccount(other);
+				const p2p = await pay("p2p", { accountId: a.id, amount: 1_500, currency: "USD", toEmail: other.user.email.toUpperCase() }, "p2p-1");
+				assert.deepEqual([p2p.status, p2p.body.status], [201, "completed"]);
+				assert.equal((await http<Account>("GET", `/api/v1/accounts/${b.id}`, { token: other.accessToken })).body.balance.posted, 1_500);
+				expectError(await pay("p2p", { accountId: a.id, amount: 1, currency: "USD", toEmail: "nobody-here@example.com" }, "p2p-2"), 404, "RECIPIENT_NOT_FOUND");
+				expectError(await pay("p2p", { accountId: a.id, amount: 100_000_000, currency: "USD", toAccountId: b.id }, "p2p-3"), 422, "FRAUD_DECLINED");
 			});
 		});
 
