@@ -17,7 +17,7 @@ interface Job {
 	members: Member[];
 	requests: number;
 	concurrency: number;
-	mode: "get" | "post";
+	mode: "get" | "post" | "p2p";
 	seed: number;
 }
 
@@ -31,10 +31,12 @@ async function post(): Promise<void> {
 	const from = members[Math.floor(rnd() * members.length)] as Member;
 	let to = members[Math.floor(rnd() * members.length)] as Member;
 	if (to === from) to = members[(members.indexOf(from) + 1) % members.length] as Member;
-	const res = await fetch(`${job.base}/api/v1/transfers`, {
+	const res = await fetch(`${job.base}/api/v1/${job.mode === "p2p" ? "payments/p2p" : "transfers"}`, {
 		method: "POST",
 		headers: { "content-type": "application/json", authorization: `Bearer ${from.token}`, "idempotency-key": `b-${job.seed}-${++seq}` },
-		body: JSON.stringify({ fromAccountId: from.accountId, toAccountId: to.accountId, amount: 1 + Math.floor(rnd() * 100), currency: "USD" }),
+		body: JSON.stringify(job.mode === "p2p"
+			? { accountId: from.accountId, toAccountId: to.accountId, amount: 1 + Math.floor(rnd() * 100), currency: "USD" }
+			: { fromAccountId: from.accountId, toAccountId: to.accountId, amount: 1 + Math.floor(rnd() * 100), currency: "USD" }),
 	});
 	const text = await res.text();
 	if (res.status !== 201) throw new Error(`${res.status} ${text.slice(0, 200)}`);
@@ -47,6 +49,6 @@ async function get(): Promise<void> {
 }
 
 const cpu0 = process.threadCpuUsage();
-const figures = await measure(job.requests, job.concurrency, job.mode === "post" ? post : get);
+const figures = await measure(job.requests, job.concurrency, job.mode === "get" ? get : post);
 const cpu = process.threadCpuUsage(cpu0);
 parentPort?.postMessage({ ...figures, cpuS: (cpu.user + cpu.system) / 1e6 });

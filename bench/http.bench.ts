@@ -20,12 +20,12 @@ const REQUESTS = Number(process.env["BENCH_REQUESTS"] ?? 20_000);
 const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 64);
 const WARMUP = Number(process.env["BENCH_WARMUP"] ?? 2_000);
 
-interface Member {
+export interface Member {
 	token: string;
 	accountId: string;
 }
 
-async function setUp(broker: ServiceBroker, secret: string, ttlS: number): Promise<Member[]> {
+export async function setUp(broker: ServiceBroker, secret: string, ttlS: number): Promise<Member[]> {
 	const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:bench:USD", currency: "USD" });
 	const members: Member[] = [];
 	await measure(USERS, 32, async i => {
@@ -41,7 +41,7 @@ async function setUp(broker: ServiceBroker, secret: string, ttlS: number): Promi
 }
 
 /** Runs one load phase on a worker thread (its own event loop and core). */
-function load(job: { base: string; members: Member[]; requests: number; concurrency: number; mode: "get" | "post"; seed: number }): Promise<RunFigures & { cpuS: number }> {
+export function load(job: { base: string; members: Member[]; requests: number; concurrency: number; mode: "get" | "post" | "p2p"; seed: number }): Promise<RunFigures & { cpuS: number }> {
 	return new Promise((resolve, reject) => {
 		const w = new Worker(new URL("./http-load.worker.ts", import.meta.url), { workerData: job });
 		w.once("message", resolve);

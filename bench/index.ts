@@ -5,11 +5,13 @@
  */
 import { runHttpBench } from "./http.bench.ts";
 import { runLedgerBench } from "./ledger.bench.ts";
+import { runPaymentsBench } from "./payments.bench.ts";
 import type { BenchResult } from "./stats.ts";
 
 const SUITES: Record<string, () => Promise<BenchResult[]>> = {
 	ledger: runLedgerBench,
 	http: runHttpBench,
+	payments: runPaymentsBench,
 };
 
 const args = process.argv.slice(2);

@@ -1,0 +1,46 @@
+/**
+ * P2P payments through HTTP (POST /api/v1/payments/p2p: fraud scoring, tier limits, the
+ * payment order and its state changes, then the ledger transfer) beside plain ledger
+ * transfers through HTTP (POST /api/v1/transfers) in the same run, on one fresh
+ * PostgreSQL database, 1,000 users, load generator on its own thread.
+ */
+import { createTestDatabase } from "../test/support/db.ts";
+import { startNode } from "../test/support/node.ts";
+import { gatewayPort } from "../test/support/http.ts";
+import { load, setUp } from "./http.bench.ts";
+import type { BenchResult } from "./stats.ts";
+
+const REQUESTS = Number(process.env["BENCH_REQUESTS"] ?? 10_000);
+const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 64);
+const WARMUP = Number(process.env["BENCH_WARMUP"] ?? 1_000);
+
+export async function runPaymentsBench(): Promise<BenchResult[]> {
+	const db = await createTestDatabase("paymesh_bench");
+	const { broker, config } = await startNode({
+		DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: "true", LOG_LEVEL: "warn",
+		RATE_LIMIT_PER_USER: "1000000", RATE_LIMIT_PER_IP: "10000000",
+	});
+	try {
+		const base = `http://127.0.0.1:${gatewayPort(broker)}`;
+		const members = await setUp(broker, config.auth.jwtSecret, config.auth.accessTokenTtlS);
+		const run = (mode: "post" | "p2p", requests: number, seed: number) => load({ base, members, requests, concurrency: CONCURRENCY, mode, seed });
+		await run("post", WARMUP, 11);
+		await run("p2p", WARMUP, 12);
+		const transfers = await run("post", REQUESTS, 13);
+		const p2p = await run("p2p", REQUESTS, 14);
+		process.stderr.write(
+			`  POST /transfers: ${transfers.opsPerSec.toFixed(0)}/s p50 ${transfers.p50Ms.toFixed(2)} p99 ${transfers.p99Ms.toFixed(2)} (${transfers.errors} errors)\n` +
+				`  POST /payments/p2p: ${p2p.opsPerSec.toFixed(0)}/s p50 ${p2p.p50Ms.toFixed(2)} p99 ${p2p.p99Ms.toFixed(2)} (${p2p.errors} errors)\n`,
+		);
+		if (p2p.errors > 0 || transfers.errors > 0) throw new Error(`${p2p.errors} p2p and ${transfers.errors} transfer errors`);
+		return [{
+			name: "POST /api/v1/payments/p2p (fraud scoring on, 1,000 users)",
+			opsPerSec: p2p.opsPerSec, p50Ms: p2p.p50Ms, p99Ms: p2p.p99Ms,
+			baselineOpsPerSec: transfers.opsPerSec, baselineP50Ms: transfers.p50Ms, baselineP99Ms: transfers.p99Ms,
+			requests: REQUESTS, concurrency: CONCURRENCY,
+		}];
+	} finally {
+		await broker.stop();
+		await db.drop();
+	}
+}
