@@ -72,3 +72,12 @@ export async function releaseDb(config: Pick<Config, "databaseUrl" | "dataDir">)
 	shared.delete(key);
 	await entry.knex.destroy();
 }
+
+/** Runs one statement and returns its rows (knex's raw result shape is the driver's). */
+export async function queryRows<T>(db: Knex | Knex.Transaction, sql: string, bindings: readonly unknown[] = []): Promise<T[]> {
+	return ((await db.raw(sql, bindings as unknown as Knex.RawBinding[])) as { rows: T[] }).rows;
+}
+
+export async function queryOne<T>(db: Knex | Knex.Transaction, sql: string, bindings: readonly unknown[] = []): Promise<T | undefined> {
+	return (await queryRows<T>(db, sql, bindings))[0];
+}

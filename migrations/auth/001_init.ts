@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { runStatements } from "../statements.ts";
 
 /**
  * Credentials and sessions. Passwords are argon2id hashes; refresh tokens are stored as
@@ -32,10 +33,5 @@ const UP = [
 
 const DOWN = [`DROP TABLE auth.refresh_tokens`, `DROP TABLE auth.credentials`];
 
-export async function up(knex: Knex): Promise<void> {
-	for (const sql of UP) await knex.raw(sql);
-}
-
-export async function down(knex: Knex): Promise<void> {
-	for (const sql of DOWN) await knex.raw(sql);
-}
+export const up = (knex: Knex): Promise<void> => runStatements(knex, UP);
+export const down = (knex: Knex): Promise<void> => runStatements(knex, DOWN);

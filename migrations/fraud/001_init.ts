@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { runStatements } from "../statements.ts";
 
 /** Every scored payment with its decision: the history the rules read, and the audit of why. */
 const UP = [
@@ -18,10 +19,5 @@ const UP = [
 
 const DOWN = [`DROP TABLE fraud.decisions`];
 
-export async function up(knex: Knex): Promise<void> {
-	for (const sql of UP) await knex.raw(sql);
-}
-
-export async function down(knex: Knex): Promise<void> {
-	for (const sql of DOWN) await knex.raw(sql);
-}
+export const up = (knex: Knex): Promise<void> => runStatements(knex, UP);
+export const down = (knex: Knex): Promise<void> => runStatements(knex, DOWN);

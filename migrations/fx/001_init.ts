@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { runStatements } from "../statements.ts";
 
 /** Quotes: a rate promised to one user for one conversion until it expires; used once. */
 const UP = [
@@ -21,10 +22,5 @@ const UP = [
 
 const DOWN = [`DROP TABLE fx.quotes`];
 
-export async function up(knex: Knex): Promise<void> {
-	for (const sql of UP) await knex.raw(sql);
-}
-
-export async function down(knex: Knex): Promise<void> {
-	for (const sql of DOWN) await knex.raw(sql);
-}
+export const up = (knex: Knex): Promise<void> => runStatements(knex, UP);
+export const down = (knex: Knex): Promise<void> => runStatements(knex, DOWN);

@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { runStatements } from "../statements.ts";
 
 /**
  * The ledger's tables. Entries and transfers are append-only (a trigger refuses UPDATE,
@@ -125,10 +126,5 @@ const DOWN = [
 	`DROP FUNCTION ledger.refuse_change()`,
 ];
 
-export async function up(knex: Knex): Promise<void> {
-	for (const sql of UP) await knex.raw(sql);
-}
-
-export async function down(knex: Knex): Promise<void> {
-	for (const sql of DOWN) await knex.raw(sql);
-}
+export const up = (knex: Knex): Promise<void> => runStatements(knex, UP);
+export const down = (knex: Knex): Promise<void> => runStatements(knex, DOWN);

@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { runStatements } from "../statements.ts";
 
 /**
  * Profiles with their KYC tier. The tier's limits are enforced by the ledger, which keeps
@@ -18,10 +19,5 @@ const UP = [
 
 const DOWN = [`DROP TABLE users.profiles`];
 
-export async function up(knex: Knex): Promise<void> {
-	for (const sql of UP) await knex.raw(sql);
-}
-
-export async function down(knex: Knex): Promise<void> {
-	for (const sql of DOWN) await knex.raw(sql);
-}
+export const up = (knex: Knex): Promise<void> => runStatements(knex, UP);
+export const down = (knex: Knex): Promise<void> => runStatements(knex, DOWN);

@@ -8,6 +8,7 @@ import type { Config } from "../../config/index.ts";
 import { CURRENCY_CODES, type CurrencyCode } from "../../config/currencies.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
+import { queryRows } from "../../mixins/db.ts";
 import { amountRule } from "../ledger/params.ts";
 import { score, type Decision } from "./rules.ts";
 
@@ -24,9 +25,6 @@ export const scoreParams = paramsSchema({
 });
 type ScoreParams = Infer<typeof scoreParams>;
 
-async function rows<T>(db: DbService["knex"], sql: string, bindings: unknown[]): Promise<T[]> {
-	return ((await db.raw(sql, bindings as never)) as { rows: T[] }).rows;
-}
 
 export function fraudService(config: Config): ServiceSchema {
 	const schema = {
@@ -37,9 +35,9 @@ export function fraudService(config: Config): ServiceSchema {
 				params: scoreParams,
 				async handler(this: DbService, ctx: Context<ScoreParams>) {
 					const p = ctx.params;
-					const known = await rows<{ decision: Decision; score: number; reasons: string[] }>(this.knex, "SELECT decision, score, reasons FROM fraud.decisions WHERE payment_id = ?", [p.paymentId]);
+					const known = await queryRows<{ decision: Decision; score: number; reasons: string[] }>(this.knex, "SELECT decision, score, reasons FROM fraud.decisions WHERE payment_id = ?", [p.paymentId]);
 					if (known[0]) return known[0];
-					const [stats] = await rows<{ recent: number; today: string; known: boolean }>(
+					const [stats] = await queryRows<{ recent: number; today: string; known: boolean }>(
 						this.knex,
 						`SELECT count(*) FILTER (WHERE created_at > now() - (? * interval '1 minute'))::int AS recent,
 						        coalesce(sum(amount) FILTER (WHERE currency = ? AND created_at >= date_trunc('day', now()) AND decision <> 'decline'), 0)::text AS today,
@@ -47,7 +45,7 @@ export function fraudService(config: Config): ServiceSchema {
 						 FROM fraud.decisions WHERE user_id = ?`,
 						[VELOCITY_WINDOW_MIN, p.currency, p.counterparty ?? null, p.userId],
 					);
-					const last = await rows<{ amount: bigint }>(
+					const last = await queryRows<{ amount: bigint }>(
 						this.knex,
 						"SELECT amount FROM fraud.decisions WHERE user_id = ? AND currency = ? AND decision = 'approve' ORDER BY created_at DESC LIMIT ?",
 						[p.userId, p.currency, HISTORY_MAX],

@@ -12,6 +12,7 @@ import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
+import { queryOne } from "../../mixins/db.ts";
 import { amountRule } from "../ledger/params.ts";
 import { BASE_RATES_PER_USD, convertMinor, crossRate, RATE_SCALE, rateToString, supported, withSpread } from "./rates.ts";
 
@@ -54,9 +55,6 @@ function quoteView(q: QuoteRow): Record<string, unknown> {
 	};
 }
 
-async function one<T>(db: DbService["knex"], sql: string, bindings: unknown[]): Promise<T | undefined> {
-	return ((await db.raw(sql, bindings as never)) as { rows: T[] }).rows[0];
-}
 
 export function fxService(config: Config): ServiceSchema {
 	const schema = {
@@ -81,7 +79,7 @@ export function fxService(config: Config): ServiceSchema {
 					const rate = withSpread(crossRate(this.rates, p.from, p.to), config.fx.spreadBps);
 					const toAmount = convertMinor(BigInt(p.amount), rate, p.from, p.to);
 					if (toAmount <= 0n) fail("AMOUNT_TOO_SMALL", "the amount converts to nothing");
-					const row = await one<QuoteRow>(
+					const row = await queryOne<QuoteRow>(
 						this.knex,
 						`INSERT INTO fx.quotes (id, user_id, from_currency, to_currency, from_amount, to_amount, rate, spread_bps, status, expires_at)
 						 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?) RETURNING *`,
@@ -95,7 +93,7 @@ export function fxService(config: Config): ServiceSchema {
 				params: convertParams,
 				async handler(this: FxThis, ctx: Context<ConvertParams>) {
 					const p = ctx.params;
-					const q = await one<QuoteRow>(this.knex, "SELECT * FROM fx.quotes WHERE id = ?", [p.quoteId]);
+					const q = await queryOne<QuoteRow>(this.knex, "SELECT * FROM fx.quotes WHERE id = ?", [p.quoteId]);
 					if (!q || q.user_id !== p.userId) fail("QUOTE_NOT_FOUND", "quote not found");
 					if (q.status === "used") fail("QUOTE_USED", "this quote was used already");
 					if (q.expires_at.getTime() <= Date.now()) fail("QUOTE_EXPIRED", "this quote has expired; ask for a new one");

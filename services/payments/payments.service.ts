@@ -19,6 +19,7 @@ import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
+import { queryOne } from "../../mixins/db.ts";
 import { amountRule, currencyRule, keyRule } from "../ledger/params.ts";
 import { PROVIDERS, type ProviderName, type ProviderResult } from "./providers.ts";
 import { isTier, limitsFor } from "../users/limits.ts";
@@ -100,9 +101,6 @@ type PaymentsThis = DbService & {
 	finish(row: PaymentRow): Record<string, unknown>;
 };
 
-async function one<T>(db: DbService["knex"], sql: string, bindings: unknown[]): Promise<T | undefined> {
-	return ((await db.raw(sql, bindings as never)) as { rows: T[] }).rows[0];
-}
 
 function hashOf(type: string, p: Record<string, unknown>): string {
 	const { idempotencyKey: _k, ...fields } = p;
@@ -147,7 +145,7 @@ export function paymentsService(config: Config): ServiceSchema {
 			get: {
 				params: getParams,
 				async handler(this: PaymentsThis, ctx: Context<GetParams>) {
-					const row = await one<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [ctx.params.id]);
+					const row = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [ctx.params.id]);
 					if (!row || (ctx.params.userId != null && row.user_id !== ctx.params.userId)) {
 						// A foreign payment answers exactly like a missing one.
 						throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
@@ -197,7 +195,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				if (p.provider && !endpoints?.hasAvailable()) throw new Errors.MoleculerError(`${p.provider} is not available, retry later`, 503, "PROVIDER_UNAVAILABLE");
 				// The account must be the caller's; answered like a missing one otherwise.
 				await ctx.call("ledger.accounts.get", { id: p.accountId, ownerId: p.userId });
-				const inserted = await one<PaymentRow>(
+				const inserted = await queryOne<PaymentRow>(
 					this.knex,
 					`INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash)
 					 VALUES (?, ?, ?, 'created', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
@@ -207,7 +205,7 @@ export function paymentsService(config: Config): ServiceSchema {
 					await this.knex.raw("INSERT INTO payments.payment_events (payment_id, from_status, to_status, event) VALUES (?, NULL, 'created', 'create')", [inserted.id]);
 					return { row: inserted, replay: false };
 				}
-				const existing = await one<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE idempotency_key = ?", [p.idempotencyKey]);
+				const existing = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE idempotency_key = ?", [p.idempotencyKey]);
 				if (!existing || existing.request_hash !== hash) {
 					throw toClientError({ code: "IDEMPOTENCY_MISMATCH", message: "idempotency key was used with a different request" });
 				}
@@ -220,8 +218,8 @@ export function paymentsService(config: Config): ServiceSchema {
 				if (typeof to !== "string") throw toClientError(to);
 				return this.knex.transaction(async trx => {
 					const cols = Object.keys(set);
-					const row = await one<PaymentRow>(
-						trx as never,
+					const row = await queryOne<PaymentRow>(
+						trx,
 						`UPDATE payments.payments SET status = ?, updated_at = now()${cols.map(c => `, ${c} = ?`).join("")} WHERE id = ? AND status = ? RETURNING *`,
 						[to, ...cols.map(c => set[c]), id, from],
 					);

@@ -7,6 +7,7 @@ import type { Context, ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import { toClientError } from "../../lib/errors.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
+import { queryOne } from "../../mixins/db.ts";
 import * as P from "./params.ts";
 
 interface ProfileRow {
@@ -26,9 +27,6 @@ function notFound(): never {
 	throw toClientError({ code: "USER_NOT_FOUND", message: "user not found" });
 }
 
-async function one<T>(db: DbService["knex"], sql: string, bindings: unknown[]): Promise<T | undefined> {
-	return ((await db.raw(sql, bindings as never)) as { rows: T[] }).rows[0];
-}
 
 export function usersService(config: Config): ServiceSchema {
 	const schema = {
@@ -38,21 +36,21 @@ export function usersService(config: Config): ServiceSchema {
 			create: {
 				params: P.createParams,
 				async handler(this: DbService, ctx: Context<P.CreateParams>) {
-					const row = await one<ProfileRow>(this.knex, "INSERT INTO users.profiles (user_id, email, name) VALUES (?, ?, ?) RETURNING *", [ctx.params.userId, ctx.params.email, ctx.params.name]);
+					const row = await queryOne<ProfileRow>(this.knex, "INSERT INTO users.profiles (user_id, email, name) VALUES (?, ?, ?) RETURNING *", [ctx.params.userId, ctx.params.email, ctx.params.name]);
 					return row ? profileView(row) : notFound();
 				},
 			},
 			get: {
 				params: P.getParams,
 				async handler(this: DbService, ctx: Context<{ id: string }>) {
-					const row = await one<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE user_id = ?", [ctx.params.id]);
+					const row = await queryOne<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE user_id = ?", [ctx.params.id]);
 					return row ? profileView(row) : notFound();
 				},
 			},
 			update: {
 				params: P.updateParams,
 				async handler(this: DbService, ctx: Context<P.UpdateParams>) {
-					const row = await one<ProfileRow>(
+					const row = await queryOne<ProfileRow>(
 						this.knex,
 						`UPDATE users.profiles SET name = coalesce(?, name), preferences = preferences || ?::jsonb, updated_at = now() WHERE user_id = ? RETURNING *`,
 						[ctx.params.name ?? null, JSON.stringify(ctx.params.preferences ?? {}), ctx.params.id],
@@ -63,7 +61,7 @@ export function usersService(config: Config): ServiceSchema {
 			setTier: {
 				params: P.setTierParams,
 				async handler(this: DbService, ctx: Context<P.SetTierParams>) {
-					const row = await one<ProfileRow>(this.knex, "UPDATE users.profiles SET kyc_tier = ?, updated_at = now() WHERE user_id = ? RETURNING *", [ctx.params.tier, ctx.params.id]);
+					const row = await queryOne<ProfileRow>(this.knex, "UPDATE users.profiles SET kyc_tier = ?, updated_at = now() WHERE user_id = ? RETURNING *", [ctx.params.tier, ctx.params.id]);
 					await ctx.broker.cacher?.clean("users.tier:**");
 					return row ? profileView(row) : notFound();
 				},
@@ -71,7 +69,7 @@ export function usersService(config: Config): ServiceSchema {
 			findByEmail: {
 				params: P.findByEmailParams,
 				async handler(this: DbService, ctx: Context<{ email: string }>) {
-					const row = await one<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE email = ?", [ctx.params.email.trim().toLowerCase()]);
+					const row = await queryOne<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE email = ?", [ctx.params.email.trim().toLowerCase()]);
 					return row ? { id: row.user_id } : notFound();
 				},
 			},
@@ -80,7 +78,7 @@ export function usersService(config: Config): ServiceSchema {
 				// Read on every transfer: cached, and cleaned when a tier changes.
 				cache: { keys: ["id"], ttl: 30 },
 				async handler(this: DbService, ctx: Context<{ id: string }>) {
-					const row = await one<{ kyc_tier: number }>(this.knex, "SELECT kyc_tier FROM users.profiles WHERE user_id = ?", [ctx.params.id]);
+					const row = await queryOne<{ kyc_tier: number }>(this.knex, "SELECT kyc_tier FROM users.profiles WHERE user_id = ?", [ctx.params.id]);
 					return row ? { tier: row.kyc_tier } : notFound();
 				},
 			},
