@@ -243,6 +243,12 @@ export const v1Actions = {
 			return p;
 		},
 	},
+	cancelPayment: {
+		params: v1Params.byId,
+		async handler(ctx: Ctx<V<"byId">>) {
+			return ctx.call("payments.cancel", { id: ctx.params.id, userId: user(ctx).id });
+		},
+	},
 	getPayment: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
@@ -361,6 +367,7 @@ export const PRIVATE_ALIASES = {
 	"POST /payments/topup": "api.topup",
 	"POST /payments/payout": "api.payout",
 	"POST /payments/p2p": "api.p2p",
+	"POST /payments/:id/cancel": "api.cancelPayment",
 	"GET /payments/:id": "api.getPayment",
 	"GET /fx/rates": "api.fxRates",
 	"POST /fx/quote": "api.fxQuote",

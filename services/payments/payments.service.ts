@@ -153,6 +153,19 @@ export function paymentsService(config: Config): ServiceSchema {
 					return view(row);
 				},
 			},
+			cancel: {
+				params: getParams,
+				async handler(this: PaymentsThis, ctx: Context<GetParams>) {
+					const row = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [ctx.params.id]);
+					if (!row || (ctx.params.userId != null && row.user_id !== ctx.params.userId)) {
+						throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
+					}
+					// Only before the provider or the ledger acts: created or waiting for review.
+					const cancelled = await this.move(row.id, row.status, "cancel");
+					if (cancelled.hold_id) await this.broker.call("ledger.holds.void", { idempotencyKey: `payment:${row.id}:void`, holdId: cancelled.hold_id });
+					return view(cancelled);
+				},
+			},
 			"review.list": {
 				params: { $$strict: true },
 				async handler(this: PaymentsThis) {

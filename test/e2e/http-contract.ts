@@ -19,7 +19,7 @@ export interface Env {
 }
 
 type Session = { user: { id: string; email: string; roles: string[] }; accessToken: string; refreshToken: string };
-type Account = { id: string; currency: string; balance: { posted: number; available: number }; status: string };
+type Account = { id: string; currency: string; balance: { posted: number; pending: number; available: number }; status: string };
 type ErrorBody = { error: { code: string; message: string; details?: unknown } };
 
 const PASSWORD = "Correct-Horse-Battery-9";
@@ -295,6 +295,18 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				assert.ok(queue.body.items.some(i => i.id === big.body.id));
 				const approved = await http<{ status: string }>("POST", `/api/v1/admin/payments/${big.body.id}/approve`, { token: supToken });
 				assert.deepEqual([approved.status, approved.body.status], [200, "completed"]);
+				// The sender may cancel while the payment waits for review; not once it is done.
+				// A recipient paid before is known, so a large amount to it is reviewed, not declined.
+				const supAccount = await openAccount(sup);
+				assert.equal((await pay("p2p", { accountId: a.id, amount: 1_000, currency: "USD", toAccountId: supAccount.id }, "fr-5")).body.status, "completed");
+				const third = await pay("p2p", { accountId: a.id, amount: 550_000, currency: "USD", toAccountId: supAccount.id }, "fr-4");
+				assert.equal(third.body.status, "pending_review");
+				assert.equal((await http<Account>("GET", `/api/v1/accounts/${a.id}`, { token: s.accessToken })).body.balance.pending, 550_000);
+				const cancelled = await http<{ status: string }>("POST", `/api/v1/payments/${third.body.id}/cancel`, { token: s.accessToken });
+				assert.deepEqual([cancelled.status, cancelled.body.status], [200, "cancelled"]);
+				assert.equal((await http<Account>("GET", `/api/v1/accounts/${a.id}`, { token: s.accessToken })).body.balance.pending, 0);
+				expectError(await http("POST", `/api/v1/payments/${big.body.id}/cancel`, { token: s.accessToken }), 409, "ILLEGAL_TRANSITION");
+				expectError(await http("POST", `/api/v1/payments/${third.body.id}/cancel`, { token: sup.accessToken }), 404, "PAYMENT_NOT_FOUND");
 				const second = await pay("topup", { accountId: a.id, amount: 700_000, currency: "USD", provider: "card" }, "fr-2");
 				assert.equal(second.body.status, "pending_review");
 				const declined = await http<{ status: string; failureCode: string }>("POST", `/api/v1/admin/payments/${second.body.id}/decline`, { token: supToken });
@@ -304,7 +316,7 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				// Large and to a recipient never paid before: declined outright.
 				expectError(await pay("payout", { accountId: a.id, amount: 550_000, currency: "USD", provider: "bank", destination: "GB00NEW999" }, "fr-3"), 422, "FRAUD_DECLINED");
 				const bal = await http<Account>("GET", `/api/v1/accounts/${a.id}`, { token: s.accessToken });
-				assert.deepEqual(bal.body.balance, { posted: 600_000, pending: 0, available: 600_000 });
+				assert.deepEqual(bal.body.balance, { posted: 599_000, pending: 0, available: 599_000 });
 			});
 		});
 
