@@ -35,6 +35,17 @@ export function replCommands(print: Print = line => console.log(line)): CustomCo
 			},
 		},
 		{
+			command: "stuck [seconds]",
+			description: "List payments in a non-final state for longer than the bound (default 300 s)",
+			async action(broker, args) {
+				const olderThanS = Number((args as { seconds?: string }).seconds ?? 300);
+				const r: { items: { id: string; type: string; status: string; amount: number; currency: string; updatedAt: string }[] } =
+					await broker.call("payments.stuck", { olderThanS });
+				print(`stuck payments (over ${olderThanS} s): ${r.items.length}`);
+				for (const p of r.items) print(`  ${p.id} ${p.type} ${p.status} ${p.amount} ${p.currency} since ${p.updatedAt}`);
+			},
+		},
+		{
 			command: "balance <accountId>",
 			description: "Show an account's balance and its last entries",
 			async action(broker, args) {

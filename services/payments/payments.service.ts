@@ -19,7 +19,7 @@ import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
-import { queryOne } from "../../mixins/db.ts";
+import { queryOne, queryRows } from "../../mixins/db.ts";
 import { amountRule, currencyRule, keyRule } from "../ledger/params.ts";
 import { PROVIDERS, type ProviderName, type ProviderResult } from "./providers.ts";
 import { isTier, limitsFor } from "../users/limits.ts";
@@ -164,6 +164,18 @@ export function paymentsService(config: Config): ServiceSchema {
 					const cancelled = await this.move(row.id, row.status, "cancel");
 					if (cancelled.hold_id) await this.broker.call("ledger.holds.void", { idempotencyKey: `payment:${row.id}:void`, holdId: cancelled.hold_id });
 					return view(cancelled);
+				},
+			},
+			stuck: {
+				params: { $$strict: true, olderThanS: { type: "number", integer: true, min: 0, max: 30 * 86_400 } },
+				async handler(this: PaymentsThis, ctx: Context<{ olderThanS: number }>) {
+					const rows = await queryRows<PaymentRow>(
+						this.knex,
+						`SELECT * FROM payments.payments WHERE status IN ('created', 'pending_review', 'processing')
+						 AND updated_at < now() - (? * interval '1 second') ORDER BY updated_at LIMIT 100`,
+						[ctx.params.olderThanS],
+					);
+					return { items: rows.map(view) };
 				},
 			},
 			"review.list": {
