@@ -13,6 +13,7 @@ import { toSafeNumber } from "../../lib/money.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne } from "../../mixins/db.ts";
+import { systemAccountResolver } from "../../mixins/system-accounts.ts";
 import { amountRule } from "../ledger/params.ts";
 import { BASE_RATES_PER_USD, convertMinor, crossRate, RATE_SCALE, rateToString, supported, withSpread } from "./rates.ts";
 
@@ -40,6 +41,7 @@ type FxThis = DbService & {
 	rates: Map<string, bigint>;
 	ratesAt: Date;
 	timer: NodeJS.Timeout | null;
+	systemAccounts: (code: string, currency: string) => Promise<string>;
 	refresh(): void;
 	pool(c: string): Promise<string>;
 };
@@ -129,13 +131,13 @@ export function fxService(config: Config): ServiceSchema {
 				this.ratesAt = new Date();
 			},
 			async pool(this: FxThis, c: string): Promise<string> {
-				const a: { id: string } = await this.broker.call("ledger.accounts.open", { kind: "system", code: `fx:pool:${c}`, currency: c });
-				return a.id;
+				return this.systemAccounts(`fx:pool:${c}`, c);
 			},
 		},
 
 		created(this: FxThis) {
 			this.timer = null;
+			this.systemAccounts = systemAccountResolver(this.broker);
 			this.refresh();
 		},
 		async started(this: FxThis) {

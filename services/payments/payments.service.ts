@@ -20,6 +20,7 @@ import { toSafeNumber } from "../../lib/money.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne, queryRows } from "../../mixins/db.ts";
+import { systemAccountResolver } from "../../mixins/system-accounts.ts";
 import { amountRule, currencyRule, keyRule } from "../ledger/params.ts";
 import { PROVIDERS, type ProviderName, type ProviderResult } from "./providers.ts";
 import { isTier, limitsFor } from "../users/limits.ts";
@@ -87,6 +88,7 @@ function view(p: PaymentRow): Record<string, unknown> {
 type PaymentsThis = DbService & {
 	broker: ServiceBroker;
 	timer: NodeJS.Timeout | null;
+	systemAccounts: (code: string, currency: string) => Promise<string>;
 	callProvider(p: PaymentRow, op: "charge" | "payout"): Promise<ProviderResult | null>;
 	screen(p: PaymentRow): Promise<"approve" | "review" | "decline">;
 	continue(row: PaymentRow): Promise<PaymentRow>;
@@ -256,8 +258,7 @@ export function paymentsService(config: Config): ServiceSchema {
 			},
 
 			async systemAccount(this: PaymentsThis, provider: ProviderName, currency: string) {
-				const a: { id: string } = await this.broker.call("ledger.accounts.open", { kind: "system", code: `external:${provider}:${currency}`, currency });
-				return a.id;
+				return this.systemAccounts(`external:${provider}:${currency}`, currency);
 			},
 
 			async runTopup(this: PaymentsThis, _ctx: Context | null, row: PaymentRow) {
@@ -422,6 +423,7 @@ export function paymentsService(config: Config): ServiceSchema {
 
 		created(this: PaymentsThis) {
 			this.timer = null;
+			this.systemAccounts = systemAccountResolver(this.broker);
 		},
 		async started(this: PaymentsThis) {
 			this.timer = setInterval(() => {

@@ -42,29 +42,24 @@ export function providersService(config: Config): ServiceSchema {
 			},
 		},
 	};
+	const ops = [
+		{ op: "charge", params: chargeParams, run: (a: SimulatedProvider, p: Infer<typeof payoutParams>) => a.charge(p) },
+		{ op: "payout", params: payoutParams, run: (a: SimulatedProvider, p: Infer<typeof payoutParams>) => a.payout(p) },
+	] as const;
 	for (const name of PROVIDERS) {
-		actions[`${name}.charge`] = {
-			params: chargeParams,
-			circuitBreaker,
-			async handler(ctx: Context<Infer<typeof chargeParams>>) {
-				try {
-					return await adapter(name).charge(ctx.params);
-				} catch (err) {
-					return asMoleculerError(err);
-				}
-			},
-		};
-		actions[`${name}.payout`] = {
-			params: payoutParams,
-			circuitBreaker,
-			async handler(ctx: Context<Infer<typeof payoutParams>>) {
-				try {
-					return await adapter(name).payout(ctx.params);
-				} catch (err) {
-					return asMoleculerError(err);
-				}
-			},
-		};
+		for (const { op, params, run } of ops) {
+			actions[`${name}.${op}`] = {
+				params,
+				circuitBreaker,
+				async handler(ctx: Context<Infer<typeof payoutParams>>) {
+					try {
+						return await run(adapter(name), ctx.params);
+					} catch (err) {
+						return asMoleculerError(err);
+					}
+				},
+			};
+		}
 	}
 	return { name: "providers", actions } as unknown as ServiceSchema;
 }

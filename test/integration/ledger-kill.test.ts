@@ -6,7 +6,8 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { exited, startChildNode, untilAnswering } from "../support/child.ts";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { ServiceBroker } from "moleculer";
@@ -24,20 +25,10 @@ let child: ChildProcess | null = null;
 const namespace = `kill-${randomBytes(4).toString("hex")}`;
 
 function startLedgerChild(): ChildProcess {
-	const proc = spawn(process.execPath, ["bin/start.ts"], {
-		cwd: new URL("../..", import.meta.url).pathname,
-		env: {
-			PATH: process.env["PATH"] ?? "", DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, SERVICES: "ledger",
-			NODE_ID: "ledger-kill", JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: process.env["KILL_TEST_CHILD_LOG_LEVEL"] ?? "warn", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4", METRICS_ENABLED: "false",
-		},
-		stdio: ["ignore", "ignore", "inherit"],
+	return startChildNode({
+		DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, SERVICES: "ledger",
+		NODE_ID: "ledger-kill", JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: process.env["KILL_TEST_CHILD_LOG_LEVEL"] ?? "warn", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4", METRICS_ENABLED: "false",
 	});
-	return proc;
-}
-
-async function waitForExit(proc: ChildProcess): Promise<void> {
-	if (proc.exitCode !== null || proc.signalCode !== null) return;
-	await new Promise(resolve => proc.once("exit", resolve));
 }
 
 before(async () => {
@@ -51,7 +42,7 @@ before(async () => {
 after(async () => {
 	if (child) {
 		child.kill("SIGTERM");
-		await waitForExit(child);
+		await exited(child);
 	}
 	await broker?.stop();
 	await db?.drop();
@@ -93,25 +84,14 @@ describe("ledger kill -9 under load", () => {
 		const load = Promise.all(Array.from({ length: CALLERS }, (_, i) => caller(i)));
 		while (acked.size < ACKS_BEFORE_KILL) await new Promise(r => setTimeout(r, 5));
 		child.kill("SIGKILL");
-		await waitForExit(child);
+		await exited(child);
 		stop = true;
 		await load;
 		const unacked = [...requests.keys()].filter(k => !acked.has(k));
 		assert.ok(unacked.length > 0, "the kill left no request in flight; the test proves nothing");
 
 		child = startLedgerChild();
-		// The registry may still list the killed instance for a heartbeat timeout; wait until
-		// the restarted one really answers.
-		const deadline = Date.now() + 60_000;
-		for (;;) {
-			try {
-				await broker.call("ledger.health", {}, { timeout: 1_000, retries: 0 });
-				break;
-			} catch (err) {
-				if (Date.now() > deadline) throw err;
-				await new Promise(r => setTimeout(r, 200));
-			}
-		}
+		await untilAnswering(broker, "ledger.health");
 		const afterRestart: InvariantReport = await broker.call("ledger.checkInvariants", {}, { timeout: 30_000 });
 		assert.deepEqual(afterRestart.violations, []);
 

@@ -7,7 +7,8 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { exited, startChildNode, untilAnswering } from "../support/child.ts";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { ServiceBroker } from "moleculer";
@@ -26,33 +27,11 @@ let child: ChildProcess | null = null;
 const namespace = `pkill-${randomBytes(4).toString("hex")}`;
 
 function startChild(): ChildProcess {
-	return spawn(process.execPath, ["bin/start.ts"], {
-		cwd: new URL("../..", import.meta.url).pathname,
-		env: {
-			PATH: process.env["PATH"] ?? "", DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, SERVICES: "ledger,payments,providers,fraud",
-			NODE_ID: "payments-kill", JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: "error", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4",
-			METRICS_ENABLED: "false", PROVIDER_LATENCY_MS: "15", PAYMENT_RESUME_AFTER_MS: "200",
-		},
-		stdio: ["ignore", "ignore", "inherit"],
+	return startChildNode({
+		DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, SERVICES: "ledger,payments,providers,fraud",
+		NODE_ID: "payments-kill", JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: "error", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4",
+		METRICS_ENABLED: "false", PROVIDER_LATENCY_MS: "15", PAYMENT_RESUME_AFTER_MS: "200",
 	});
-}
-
-async function exited(proc: ChildProcess): Promise<void> {
-	if (proc.exitCode !== null || proc.signalCode !== null) return;
-	await new Promise(resolve => proc.once("exit", resolve));
-}
-
-async function untilAnswering(): Promise<void> {
-	const deadline = Date.now() + 60_000;
-	for (;;) {
-		try {
-			await broker.call("payments.health", {}, { timeout: 1_000, retries: 0 });
-			return;
-		} catch (err) {
-			if (Date.now() > deadline) throw err;
-			await new Promise(r => setTimeout(r, 200));
-		}
-	}
 }
 
 before(async () => {
@@ -72,7 +51,7 @@ after(async () => {
 describe("payments kill -9 mid-payout", () => {
 	it("completes or compensates every payout after a restart, moving money once", async () => {
 		child = startChild();
-		await untilAnswering();
+		await untilAnswering(broker, "payments.health");
 		const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:kill:USD", currency: "USD" });
 		const users = Array.from({ length: USERS }, (_, i) => `018f0000-0000-7000-8000-${(0xb00000000000 + i).toString(16)}`);
 		const accounts = new Map<string, string>();
@@ -108,7 +87,7 @@ describe("payments kill -9 mid-payout", () => {
 		assert.ok(unacked.length > 0, "the kill left nothing in flight; the test proves nothing");
 
 		child = startChild();
-		await untilAnswering();
+		await untilAnswering(broker, "payments.health");
 		for (const k of unacked) await broker.call("payments.payout", requests.get(k), { timeout: 10_000 });
 
 		const c = new pg.Client({ connectionString: db.url });

@@ -1,0 +1,33 @@
+/** A node in a child process (`bin/start.ts`), for tests that kill it with SIGKILL. */
+import { spawn, type ChildProcess } from "node:child_process";
+import type { ServiceBroker } from "moleculer";
+
+export function startChildNode(env: Record<string, string>): ChildProcess {
+	return spawn(process.execPath, ["bin/start.ts"], {
+		cwd: new URL("../..", import.meta.url).pathname,
+		env: { PATH: process.env["PATH"] ?? "", ...env },
+		stdio: ["ignore", "ignore", "inherit"],
+	});
+}
+
+export async function exited(proc: ChildProcess): Promise<void> {
+	if (proc.exitCode !== null || proc.signalCode !== null) return;
+	await new Promise(resolve => proc.once("exit", resolve));
+}
+
+/**
+ * Waits until `action` answers. After a restart the registry may still list the killed
+ * instance for a heartbeat timeout, so a real answer is the only proof the node is back.
+ */
+export async function untilAnswering(broker: ServiceBroker, action: string, timeoutMs = 60_000): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		try {
+			await broker.call(action, {}, { timeout: 1_000, retries: 0 });
+			return;
+		} catch (err) {
+			if (Date.now() > deadline) throw err;
+			await new Promise(r => setTimeout(r, 200));
+		}
+	}
+}
