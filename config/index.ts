@@ -4,7 +4,7 @@
  * what it accepts. Nothing else in the code reads process.env.
  */
 
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 
 export class ConfigError extends Error {
 	override name = "ConfigError";
@@ -70,6 +70,15 @@ export interface Config {
 		breakerRequestsMin: number;
 		breakerWindowS: number;
 		breakerHalfOpenMs: number;
+		/** Providers that confirm asynchronously by a signed callback to the gateway; the rest answer at once. */
+		webhookProviders: string[];
+		/** HMAC key of provider callbacks; derived from JWT_SECRET unless PROVIDER_WEBHOOK_SECRET is set. */
+		webhookSecret: string;
+		/** Where the simulated providers post their callbacks; null: this node's own gateway (or PORT on 127.0.0.1). */
+		callbackUrl: string | null;
+		/** Simulation: share of callbacks sent twice, and of payments whose interim notice arrives after the final one. */
+		callbackDuplicatePercent: number;
+		callbackReorderPercent: number;
 	};
 	fx: {
 		spreadBps: number;
@@ -94,6 +103,32 @@ function secretVar(env: Env, clustered: boolean): { secret: string; generated: b
 	// Several gateway nodes must share one key: a cluster refuses to start without it.
 	if (clustered) throw new ConfigError("JWT_SECRET is required when TRANSPORTER is set: expected at least 32 characters shared by every node");
 	return { secret: randomBytes(48).toString("base64url"), generated: true };
+}
+
+/**
+ * The provider callback key. Its own variable in production; otherwise derived from the JWT
+ * key (never equal to it), so every node that shares JWT_SECRET shares this one too.
+ */
+function webhookSecretVar(env: Env, jwtSecret: string): string {
+	const raw = env["PROVIDER_WEBHOOK_SECRET"];
+	if (raw !== undefined && raw !== "") {
+		if (raw.length < 32) throw new ConfigError("PROVIDER_WEBHOOK_SECRET is too short: expected at least 32 characters");
+		return raw;
+	}
+	return createHmac("sha256", jwtSecret).update("paymesh provider webhooks").digest("base64url");
+}
+
+const PROVIDER_NAMES = ["mobile_money", "bank", "card"];
+
+function providerListVar(env: Env, name: string, fallback: string[]): string[] {
+	const raw = env[name];
+	if (raw === undefined || raw === "") return fallback;
+	if (raw === "none") return [];
+	const names = raw.split(",").map(s => s.trim()).filter(Boolean);
+	for (const n of names) {
+		if (!PROVIDER_NAMES.includes(n)) throw new ConfigError(`${name} contains ${JSON.stringify(n)}: expected "none" or a comma list of ${PROVIDER_NAMES.join(", ")}`);
+	}
+	return names;
 }
 
 function listVar(env: Env, name: string): string[] {
@@ -218,6 +253,11 @@ export function loadConfig(env: Env = process.env): Config {
 			breakerRequestsMin: intVar(env, "PROVIDER_BREAKER_REQUESTS_MIN", 10, 1, 10_000),
 			breakerWindowS: intVar(env, "PROVIDER_BREAKER_WINDOW_S", 60, 1, 3_600),
 			breakerHalfOpenMs: intVar(env, "PROVIDER_BREAKER_HALF_OPEN_MS", 10_000, 100, 3_600_000),
+			webhookProviders: providerListVar(env, "PROVIDER_WEBHOOK_PROVIDERS", ["bank", "mobile_money"]),
+			webhookSecret: webhookSecretVar(env, jwt.secret),
+			callbackUrl: urlVar(env, "PROVIDER_CALLBACK_URL", ["http:", "https:"]),
+			callbackDuplicatePercent: intVar(env, "PROVIDER_CALLBACK_DUPLICATE_PERCENT", 0, 0, 100),
+			callbackReorderPercent: intVar(env, "PROVIDER_CALLBACK_REORDER_PERCENT", 0, 0, 100),
 		},
 		fx: {
 			spreadBps: intVar(env, "FX_SPREAD_BPS", 50, 0, 2_000),

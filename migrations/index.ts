@@ -4,6 +4,7 @@ import * as fraud001 from "./fraud/001_init.ts";
 import * as fx001 from "./fx/001_init.ts";
 import * as ledger001 from "./ledger/001_init.ts";
 import * as payments001 from "./payments/001_init.ts";
+import * as payments002 from "./payments/002_provider_callbacks.ts";
 import * as users001 from "./users/001_init.ts";
 
 /**
@@ -19,7 +20,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	auth: { "001_init": auth001 },
 	users: { "001_init": users001 },
 	ledger: { "001_init": ledger001 },
-	payments: { "001_init": payments001 },
+	payments: { "001_init": payments001, "002_provider_callbacks": payments002 },
 	fx: { "001_init": fx001 },
 	fraud: { "001_init": fraud001 },
 };

@@ -15,11 +15,15 @@ import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
 import { verifyAccessToken } from "../auth/tokens.ts";
 import type { SessionUser } from "../auth/auth.service.ts";
 import { toHttpError } from "./http-errors.ts";
+import { verifySignature } from "../../lib/signature.ts";
+import { PROVIDERS } from "../payments/providers.ts";
 import { openApiDocument } from "./openapi.ts";
-import { PRIVATE_ALIASES, PUBLIC_ALIASES, v1Actions, type GatewayMeta } from "./v1.ts";
+import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Actions, type GatewayMeta } from "./v1.ts";
 
 const READY_CHECK_TIMEOUT_MS = 2_000;
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const CALLBACK_BODY_BYTES_MAX = 16 * 1024;
+const CALLBACK_PATH = /^\/api\/v1\/providers\/([a-z_]{1,32})\/callbacks\/?(?:\?.*)?$/;
 
 type Check = { status: "ok" | "down" | "absent"; detail?: string };
 
@@ -36,6 +40,7 @@ interface ApiThis {
 	revokedSessions: Map<string, number>;
 	readiness(): Promise<{ ready: boolean; checks: Record<string, Check> }>;
 	limit(key: string, max: number): Promise<void>;
+	providerCallback(req: IncomingMessage, res: ServerResponse): Promise<void>;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -50,6 +55,25 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 	} finally {
 		clearTimeout(timer);
 	}
+}
+
+function sendError(res: ServerResponse, err: unknown, requestId: string): void {
+	const e = toHttpError(err);
+	const headers: Record<string, string> = { "X-Request-Id": requestId };
+	if (e.retryAfterS !== undefined) headers["Retry-After"] = String(e.retryAfterS);
+	sendJson(res, e.status, { error: { code: e.code, message: e.message, ...(e.details !== undefined ? { details: e.details } : {}) } }, headers);
+}
+
+/** The raw request body as text, refused past the limit: a signature is over the exact bytes. */
+async function rawBody(req: IncomingMessage, bytesMax: number): Promise<string> {
+	const chunks: Buffer[] = [];
+	let size = 0;
+	for await (const chunk of req) {
+		size += (chunk as Buffer).length;
+		if (size > bytesMax) throw new Errors.MoleculerClientError("request body is too large", 413, "PAYLOAD_TOO_LARGE");
+		chunks.push(chunk as Buffer);
+	}
+	return Buffer.concat(chunks).toString("utf8");
 }
 
 function clientIp(req: IncomingMessage): string {
@@ -108,6 +132,19 @@ export function apiService(config: Config): ServiceSchema {
 			// The v1 routes come first: moleculer-web picks the first route whose path prefixes the URL.
 			routes: [
 				v1Route("/api/v1/auth", PUBLIC_ALIASES, false),
+				{
+					// Providers' asynchronous confirmations. No bearer token: the HMAC signature over
+					// the raw body is the authentication, so the body is read unparsed.
+					path: "/api/v1/providers",
+					mappingPolicy: "restrict",
+					authorization: false,
+					bodyParsers: false,
+					aliases: {
+						async [PROVIDER_CALLBACK_ROUTE](this: ApiThis, req: IncomingMessage, res: ServerResponse) {
+							await this.providerCallback(req, res);
+						},
+					},
+				},
 				v1Route("/api/v1", PRIVATE_ALIASES, true),
 				{
 					path: "/",
@@ -176,6 +213,36 @@ export function apiService(config: Config): ServiceSchema {
 				await this.limit(`user:${claims.sub}`, config.http.rateLimitPerUser);
 				ctx.meta.user = { id: claims.sub, roles: claims.roles, sid: claims.sid };
 				return ctx.meta.user;
+			},
+
+			/** Checks a provider callback's signature and hands it to payments; 401 for a bad signature. */
+			async providerCallback(this: ApiThis, req: IncomingMessage, res: ServerResponse): Promise<void> {
+				const given = req.headers["x-request-id"];
+				const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+				try {
+					await this.limit(`ip:${clientIp(req)}`, config.http.rateLimitPerIp);
+					const provider = CALLBACK_PATH.exec((req as { originalUrl?: string }).originalUrl ?? req.url ?? "")?.[1];
+					if (!provider || !(PROVIDERS as readonly string[]).includes(provider)) throw new Errors.MoleculerClientError("unknown provider", 404, "NOT_FOUND");
+					const body = await rawBody(req, CALLBACK_BODY_BYTES_MAX);
+					const signature = req.headers["paymesh-signature"];
+					if (!verifySignature(config.payments.webhookSecret, typeof signature === "string" ? signature : undefined, body)) {
+						throw new Errors.MoleculerClientError("the callback signature is missing, stale or wrong", 401, "INVALID_SIGNATURE");
+					}
+					let parsed: unknown;
+					try {
+						parsed = JSON.parse(body);
+					} catch {
+						throw new Errors.MoleculerClientError("the callback body is not JSON", 400, "MALFORMED_JSON");
+					}
+					if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+						throw new Errors.MoleculerClientError("the callback body must be an object", 400, "VALIDATION_ERROR");
+					}
+					const answer: { outcome: string } = await this.broker.call("payments.providerCallback", { ...parsed, provider }, { requestID: requestId, meta: { requestId }, retries: 0 });
+					sendJson(res, 200, { received: true, outcome: answer.outcome }, { "X-Request-Id": requestId });
+				} catch (err) {
+					if (toHttpError(err).status >= 500) this.logger.error("provider callback failed", { requestId, error: (err as Error).message });
+					sendError(res, err, requestId);
+				}
 			},
 
 			async limit(this: ApiThis, key: string, max: number): Promise<void> {

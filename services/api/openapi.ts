@@ -22,6 +22,8 @@ const ERRORS = {
 
 const bearer = [{ bearerAuth: [] }];
 const idParam = { name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" } };
+const providerParam = { name: "provider", in: "path", required: true, schema: { type: "string", enum: ["mobile_money", "bank", "card"] } };
+const signatureHeader = { name: "Paymesh-Signature", in: "header", required: true, schema: { type: "string", maxLength: 512 } };
 const idempotencyHeader = { name: "Idempotency-Key", in: "header", required: true, schema: { type: "string", minLength: 1, maxLength: 128 } };
 
 function op(summary: string, opts: { body?: string; ok: string; okSchema?: unknown; secured?: boolean; params?: unknown[] }) {
@@ -48,6 +50,13 @@ export function openApiDocument(): Record<string, unknown> {
 					properties: { error: { type: "object", required: ["code", "message"], properties: { code: { type: "string", pattern: "^[A-Z_]+$" }, message: { type: "string" }, details: {} } } },
 				},
 				Currency: { type: "string", enum: CURRENCY_CODES },
+				ProviderCallback: {
+					type: "object", additionalProperties: false, required: ["eventId", "paymentId", "ref", "status", "sequence"],
+					properties: {
+						eventId: { type: "string", maxLength: 200 }, paymentId: { type: "string", format: "uuid" }, ref: { type: "string", maxLength: 200 },
+						status: { type: "string", enum: ["processing", "succeeded", "failed"] }, sequence: { type: "integer", minimum: 1, maximum: 1000 }, reason: { type: "string", maxLength: 500 },
+					},
+				},
 				Register: { type: "object", additionalProperties: false, required: ["email", "password", "name"], properties: { email: { type: "string", format: "email" }, password: { type: "string", minLength: 10 }, name: { type: "string", maxLength: 200 } } },
 				Login: { type: "object", additionalProperties: false, required: ["email", "password"], properties: { email: { type: "string" }, password: { type: "string" }, otp: { type: "string", pattern: "^[0-9]{6}$" } } },
 				Refresh: { type: "object", additionalProperties: false, required: ["refreshToken"], properties: { refreshToken: { type: "string" } } },
@@ -138,6 +147,12 @@ export function openApiDocument(): Record<string, unknown> {
 			"/api/v1/payments/p2p": { post: op("Pay another user (to an account id or an e-mail), with fraud screening and tier limits", { body: "P2p", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
 			"/api/v1/payments/{id}/cancel": { post: op("Cancel a payment that is not processing yet", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
 			"/api/v1/payments/{id}": { get: op("One of the caller's payments", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
+			"/api/v1/providers/{provider}/callbacks": {
+				post: {
+					...op("A provider's asynchronous confirmation, signed with HMAC-SHA256 (no bearer token)", { body: "ProviderCallback", ok: "200", secured: false, params: [providerParam, signatureHeader] }),
+					description: "Paymesh-Signature is `t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">` under the provider webhook secret; a missing, stale (over 300 s) or wrong signature is 401 INVALID_SIGNATURE. Each eventId counts once; a notice about a payment that is already final changes nothing.",
+				},
+			},
 			"/api/v1/fx/rates": { get: op("Current rates against USD", { ok: "200" }) },
 			"/api/v1/fx/quote": { post: op("A quote with a spread and an expiry, usable once", { body: "FxQuoteRequest", ok: "201", okSchema: ref("FxQuote") }) },
 			"/api/v1/fx/convert": { post: op("Convert between two of the caller's accounts at a quote", { body: "FxConvert", ok: "201", params: [idempotencyHeader] }) },

@@ -381,3 +381,6 @@ export const PRIVATE_ALIASES = {
 	"POST /admin/users/:id/tier": "api.adminSetTier",
 	"POST /admin/users/:id/roles": "api.adminSetRoles",
 };
+
+/** The providers' callback route under /api/v1/providers (signed by HMAC, no bearer token). */
+export const PROVIDER_CALLBACK_ROUTE = "POST /:provider/callbacks";

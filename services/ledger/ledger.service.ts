@@ -51,12 +51,18 @@ function isRefusal(v: unknown): v is Refusal {
 	return typeof v === "object" && v !== null && "code" in v && "message" in v && !("id" in v);
 }
 
+/** The optional owner check and tier limits of a transfer or hold request, as op fields. */
+function ownerFields(p: Pick<P.TransferParams, "ownerId" | "limits">): { ownerId?: string; limits?: { perTransferMinor: bigint; perDayMinor: bigint } } {
+	return {
+		...(p.ownerId != null ? { ownerId: p.ownerId } : {}),
+		...(p.limits != null ? { limits: { perTransferMinor: BigInt(p.limits.perTransferMinor), perDayMinor: BigInt(p.limits.perDayMinor) } } : {}),
+	};
+}
+
 function transferOp(p: P.TransferParams): Op {
 	return {
 		type: "transfer", key: p.idempotencyKey, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId,
-		amount: BigInt(p.amount), currency: p.currency, description: p.description ?? "",
-		...(p.ownerId != null ? { ownerId: p.ownerId } : {}),
-		...(p.limits != null ? { limits: { perTransferMinor: BigInt(p.limits.perTransferMinor), perDayMinor: BigInt(p.limits.perDayMinor) } } : {}),
+		amount: BigInt(p.amount), currency: p.currency, description: p.description ?? "", ...ownerFields(p),
 	};
 }
 
@@ -175,7 +181,7 @@ export function ledgerService(config: Config): ServiceSchema {
 					const [r] = await this.submit([{
 						type: "hold", key: p.idempotencyKey, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId,
 						amount: BigInt(p.amount), currency: p.currency, description: p.description ?? "",
-						timeoutMs: Math.min(p.timeoutMs, config.ledger.holdTimeoutMsMax),
+						timeoutMs: Math.min(p.timeoutMs, config.ledger.holdTimeoutMsMax), ...ownerFields(p),
 					}]);
 					return unwrap(r as OpResult);
 				},

@@ -44,11 +44,15 @@ const transferProps = {
 } as const;
 
 const limitAmountRule = { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER, convert: false } as const;
+/** The caller's ownership check and tier limits, carried by transfers and holds alike. */
+const ownerProps = {
+	ownerId: { ...ownerRule, optional: true },
+	limits: { type: "object", strict: true, optional: true, props: { perTransferMinor: limitAmountRule, perDayMinor: limitAmountRule } },
+} as const;
 export const transferParams = paramsSchema({
 	$$strict: true,
 	...transferProps,
-	ownerId: { ...ownerRule, optional: true },
-	limits: { type: "object", strict: true, optional: true, props: { perTransferMinor: limitAmountRule, perDayMinor: limitAmountRule } },
+	...ownerProps,
 });
 export const transferManyParams = paramsSchema({
 	$$strict: true,
@@ -61,6 +65,7 @@ export const reverseParams = paramsSchema({ $$strict: true, idempotencyKey: keyR
 export const holdCreateParams = paramsSchema({
 	$$strict: true,
 	...transferProps,
+	...ownerProps,
 	timeoutMs: { type: "number", integer: true, min: 1, max: 365 * 24 * 3600 * 1000, convert: false },
 });
 export const holdPostParams = paramsSchema({ $$strict: true, idempotencyKey: keyRule, holdId: idRule, amount: { ...amountRule, optional: true } });

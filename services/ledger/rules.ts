@@ -99,6 +99,9 @@ export interface HoldOp extends OpBase {
 	currency: string;
 	description: string;
 	timeoutMs: number;
+	/** As on a transfer: the source must be this owner's, and the hold counts against the limits. */
+	ownerId?: string | null;
+	limits?: SpendLimits | null;
 }
 export interface PostOp extends OpBase {
 	type: "post";
@@ -264,20 +267,32 @@ export function checkSpendLimit(limits: SpendLimits, usedTodayMinor: bigint, amo
 	return null;
 }
 
-function applyTransfer(s: Scratch, op: TransferOp): OpResult {
+/**
+ * The checks a transfer and a hold share: the caller owns the source, the pair is valid,
+ * the tier limits allow the amount and the funds are there. Returns the accounts and the
+ * usage key to charge, or the refusal.
+ */
+function checkOutgoing(s: Scratch, op: TransferOp | HoldOp): Refusal | { from: AccountState; to: AccountState; key: string | null } {
 	if (op.ownerId && s.account(op.fromAccountId)?.ownerId !== op.ownerId) {
-		return fail(refusal("ACCOUNT_NOT_FOUND", "source account not found", { accountId: op.fromAccountId }));
+		return refusal("ACCOUNT_NOT_FOUND", "source account not found", { accountId: op.fromAccountId });
 	}
 	const pair = checkPair(s, op.fromAccountId, op.toAccountId, op.currency);
-	if (!Array.isArray(pair)) return fail(pair);
+	if (!Array.isArray(pair)) return pair;
 	const [from, to] = pair;
 	const key = op.ownerId && op.limits ? usageKey(op.ownerId, op.currency) : null;
 	if (key && op.limits) {
 		const over = checkSpendLimit(op.limits, s.usedToday(key), op.amount);
-		if (over) return fail(over);
+		if (over) return over;
 	}
 	const short = checkFunds(from, op.amount);
-	if (short) return fail(short);
+	if (short) return short;
+	return { from, to, key };
+}
+
+function applyTransfer(s: Scratch, op: TransferOp): OpResult {
+	const checked = checkOutgoing(s, op);
+	if (!("from" in checked)) return fail(checked);
+	const { from, to, key } = checked;
 	if (key) s.usage.set(key, s.usedToday(key) + op.amount);
 	const t = newTransfer(s, {
 		idempotencyKey: op.key, kind: "transfer", fromAccountId: from.id, toAccountId: to.id,
@@ -288,11 +303,12 @@ function applyTransfer(s: Scratch, op: TransferOp): OpResult {
 }
 
 function applyHold(s: Scratch, op: HoldOp): OpResult {
-	const pair = checkPair(s, op.fromAccountId, op.toAccountId, op.currency);
-	if (!Array.isArray(pair)) return fail(pair);
-	const [from, to] = pair;
-	const short = checkFunds(from, op.amount);
-	if (short) return fail(short);
+	const checked = checkOutgoing(s, op);
+	if (!("from" in checked)) return fail(checked);
+	const { from, to, key } = checked;
+	// A hold counts against the day's limit when it is made; a void does not give it back,
+	// so a payout that fails cannot be used to reset the limit by retrying.
+	if (key) s.usage.set(key, s.usedToday(key) + op.amount);
 	from.pendingDebits += op.amount;
 	to.pendingCredits += op.amount;
 	bumpVersion(from);
@@ -534,7 +550,7 @@ export function referencedIds(units: Op[][]): { accountIds: Set<string>; holdIds
 	const transferIds = new Set<string>();
 	const usageKeys = new Set<string>();
 	for (const op of units.flat()) {
-		if (op.type === "transfer" && op.ownerId && op.limits) usageKeys.add(usageKey(op.ownerId, op.currency));
+		if ((op.type === "transfer" || op.type === "hold") && op.ownerId && op.limits) usageKeys.add(usageKey(op.ownerId, op.currency));
 		if (op.type === "transfer" || op.type === "hold") {
 			accountIds.add(op.fromAccountId);
 			accountIds.add(op.toAccountId);

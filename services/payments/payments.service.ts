@@ -23,6 +23,7 @@ import { queryOne, queryRows } from "../../mixins/db.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
 import { amountRule, currencyRule, keyRule } from "../ledger/params.ts";
 import { PROVIDERS, type ProviderName, type ProviderResult } from "./providers.ts";
+import type { SpendLimits } from "../ledger/rules.ts";
 import { isTier, limitsFor } from "../users/limits.ts";
 import type { CurrencyCode } from "../../config/currencies.ts";
 import { isFinal, transition, type PaymentEvent, type PaymentStatus } from "./state.ts";
@@ -51,6 +52,17 @@ export const p2pParams = paramsSchema({
 	toEmail: { type: "email", max: 254, optional: true },
 });
 type P2pParams = Infer<typeof p2pParams>;
+export const callbackParams = paramsSchema({
+	$$strict: true,
+	provider: { type: "enum", values: PROVIDERS },
+	eventId: { type: "string", min: 1, max: 200 },
+	paymentId: { type: "uuid" },
+	ref: { type: "string", min: 1, max: 200 },
+	status: { type: "enum", values: ["processing", "succeeded", "failed"] },
+	sequence: { type: "number", integer: true, min: 1, max: 1_000, convert: false },
+	reason: { type: "string", max: 500, optional: true },
+});
+type CallbackParams = Infer<typeof callbackParams>;
 export const reviewParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
 export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, userId: { type: "uuid", optional: true } });
 type TopupParams = Infer<typeof topupParams>;
@@ -98,6 +110,10 @@ type PaymentsThis = DbService & {
 	move(id: string, from: PaymentStatus, event: PaymentEvent, set?: Record<string, unknown>): Promise<PaymentRow>;
 	runTopup(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
 	runPayout(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
+	settle(p: PaymentRow, result: ProviderResult | null): Promise<PaymentRow>;
+	limitsOf(userId: string, currency: string): Promise<{ perTransferMinor: number; perDayMinor: number }>;
+	onCallback(cb: CallbackParams): Promise<string>;
+	applyCallback(cb: CallbackParams): Promise<string>;
 	systemAccount(provider: ProviderName, currency: string): Promise<string>;
 	resume(): Promise<number>;
 	finish(row: PaymentRow): Record<string, unknown>;
@@ -166,6 +182,17 @@ export function paymentsService(config: Config): ServiceSchema {
 					const cancelled = await this.move(row.id, row.status, "cancel");
 					if (cancelled.hold_id) await this.broker.call("ledger.holds.void", { idempotencyKey: `payment:${row.id}:void`, holdId: cancelled.hold_id });
 					return view(cancelled);
+				},
+			},
+			/**
+			 * A provider's callback, already checked for its signature by the gateway. Each event
+			 * counts once (a duplicate finds its row); an interim notice, or one about a payment
+			 * that is already final, changes nothing.
+			 */
+			providerCallback: {
+				params: callbackParams,
+				async handler(this: PaymentsThis, ctx: Context<CallbackParams>) {
+					return { outcome: await this.onCallback(ctx.params) };
 				},
 			},
 			stuck: {
@@ -270,10 +297,27 @@ export function paymentsService(config: Config): ServiceSchema {
 					if (decision === "review") return this.move(p.id, "created", "review");
 					p = await this.move(p.id, "created", "approve");
 				}
-				const charged = await this.callProvider(p, "charge");
-				// A technical failure leaves the payment processing; the resume sweep asks again.
-				if (!charged) return p;
-				if (!charged.ok) return this.move(p.id, "processing", "fail", { failure_code: charged.code });
+				return this.settle(p, await this.callProvider(p, "charge"));
+			},
+
+			/**
+			 * Finishes a processing top-up or payout from the provider's answer: null (a technical
+			 * failure) or pending (a callback will come) leave it in flight for the callback or the
+			 * resume sweep; a refusal compensates; a success credits or posts the hold.
+			 */
+			async settle(this: PaymentsThis, p: PaymentRow, result: ProviderResult | null) {
+				if (!result || (result.ok && result.pending)) return p;
+				if (p.type === "payout") {
+					if (!p.hold_id) throw new Error(`payout ${p.id} is processing without a hold`);
+					if (!result.ok) {
+						await this.broker.call("ledger.holds.void", { idempotencyKey: `payment:${p.id}:void`, holdId: p.hold_id });
+						return this.move(p.id, "processing", "fail", { failure_code: result.code });
+					}
+					const posted: { transfer: { id: string } } = await this.broker.call("ledger.holds.post", { idempotencyKey: `payment:${p.id}:post`, holdId: p.hold_id });
+					return this.move(p.id, "processing", "succeed", { transfer_id: posted.transfer.id, provider_ref: result.ref });
+				}
+				if (!result.ok) return this.move(p.id, "processing", "fail", { failure_code: result.code });
+				const charged = result;
 				let transferId: string;
 				try {
 					const t = await this.broker.call<{ id: string }, object>("ledger.transfers.create", {
@@ -299,9 +343,12 @@ export function paymentsService(config: Config): ServiceSchema {
 					if (decision === "decline") return this.move(p.id, "created", "decline", { failure_code: "FRAUD_DECLINED" });
 					let hold: { id: string };
 					try {
+						// The hold carries the owner and the tier's limits: the ledger refuses a payout
+						// above them with LIMIT_EXCEEDED in the same transaction that would hold the money.
 						hold = await this.broker.call<{ id: string }, object>("ledger.holds.create", {
 							idempotencyKey: `payment:${p.id}:hold`, fromAccountId: p.account_id, toAccountId: await this.systemAccount(p.provider, p.currency),
 							amount: toSafeNumber(p.amount), currency: p.currency, timeoutMs: HOLD_TIMEOUT_MS, description: `payout via ${p.provider}`,
+							ownerId: p.user_id, limits: await this.limitsOf(p.user_id, p.currency),
 						});
 					} catch (err) {
 						const code = refusalCode(err);
@@ -312,15 +359,54 @@ export function paymentsService(config: Config): ServiceSchema {
 					if (decision === "review") return this.move(p.id, "created", "review", { hold_id: hold.id });
 					p = await this.move(p.id, "created", "approve", { hold_id: hold.id });
 				}
-				if (!p.hold_id) throw new Error(`payout ${p.id} is processing without a hold`);
-				const sent = await this.callProvider(p, "payout");
-				if (!sent) return p;
-				if (!sent.ok) {
-					await this.broker.call("ledger.holds.void", { idempotencyKey: `payment:${p.id}:void`, holdId: p.hold_id });
-					return this.move(p.id, "processing", "fail", { failure_code: sent.code });
+				return this.settle(p, await this.callProvider(p, "payout"));
+			},
+
+			async onCallback(this: PaymentsThis, cb: CallbackParams) {
+				// xmax is 0 on a freshly inserted row; a conflicting insert updates (and counts) instead.
+				const row = await queryOne<{ fresh: boolean }>(
+					this.knex,
+					`INSERT INTO payments.provider_callbacks (provider, event_id, payment_id, status, sequence, outcome)
+					 VALUES (?, ?, ?, ?, ?, 'received')
+					 ON CONFLICT (provider, event_id) DO UPDATE SET duplicates = payments.provider_callbacks.duplicates + 1
+					 RETURNING (xmax = 0) AS fresh`,
+					[cb.provider, cb.eventId, cb.paymentId, cb.status, cb.sequence],
+				);
+				if (!row?.fresh) return "duplicate";
+				let outcome: string;
+				try {
+					outcome = await this.applyCallback(cb);
+				} catch (err) {
+					// Not applied (the ledger was unreachable, say): forget the event so the
+					// provider's retry is applied rather than taken for a duplicate.
+					await this.knex.raw("DELETE FROM payments.provider_callbacks WHERE provider = ? AND event_id = ? AND outcome = 'received'", [cb.provider, cb.eventId]);
+					throw err;
 				}
-				const posted: { transfer: { id: string } } = await this.broker.call("ledger.holds.post", { idempotencyKey: `payment:${p.id}:post`, holdId: p.hold_id });
-				return this.move(p.id, "processing", "succeed", { transfer_id: posted.transfer.id, provider_ref: sent.ref });
+				await this.knex.raw("UPDATE payments.provider_callbacks SET outcome = ? WHERE provider = ? AND event_id = ?", [outcome, cb.provider, cb.eventId]);
+				return outcome;
+			},
+
+			async applyCallback(this: PaymentsThis, cb: CallbackParams): Promise<string> {
+				const row = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [cb.paymentId]);
+				if (!row || row.provider !== cb.provider || row.type === "p2p") return "unknown_payment";
+				if (row.status !== "processing") return "already_final";
+				if (cb.status === "processing") return "interim";
+				const result: ProviderResult = cb.status === "succeeded" ? { ok: true, ref: cb.ref } : { ok: false, code: "PROVIDER_DECLINED", reason: cb.reason ?? "declined by the provider" };
+				try {
+					const out = await this.settle(row, result);
+					return out.status;
+				} catch (err) {
+					// The resume sweep settled it a moment earlier with the same answer.
+					if (refusalCode(err) === "ILLEGAL_TRANSITION") return "already_final";
+					throw err;
+				}
+			},
+
+			/** The sender's tier limits in this currency, as the ledger takes them. */
+			async limitsOf(this: PaymentsThis, userId: string, currency: string) {
+				const { tier }: { tier: number } = await this.broker.call("users.tier", { id: userId });
+				const limits: SpendLimits = isTier(tier) ? limitsFor(tier, currency as CurrencyCode) : { perTransferMinor: 0n, perDayMinor: 0n };
+				return { perTransferMinor: toSafeNumber(limits.perTransferMinor), perDayMinor: toSafeNumber(limits.perDayMinor) };
 			},
 
 			/** The fraud decision for this payment (idempotent by payment id on the fraud side). */
@@ -360,18 +446,18 @@ export function paymentsService(config: Config): ServiceSchema {
 				}
 				const decision = await this.screen(row);
 				if (decision === "decline") return this.move(row.id, "created", "decline", { failure_code: "FRAUD_DECLINED" });
-				const { tier }: { tier: number } = await this.broker.call("users.tier", { id: row.user_id });
-				const limits = isTier(tier) ? limitsFor(tier, row.currency as CurrencyCode) : { perTransferMinor: 0n, perDayMinor: 0n };
+				const limits = await this.limitsOf(row.user_id, row.currency);
 				try {
 					if (decision === "review") {
 						const hold = await this.broker.call<{ id: string }, object>("ledger.holds.create", {
 							idempotencyKey: `payment:${row.id}:hold`, fromAccountId: row.account_id, toAccountId: to, amount: toSafeNumber(row.amount), currency: row.currency, timeoutMs: HOLD_TIMEOUT_MS,
+							ownerId: row.user_id, limits,
 						});
 						return this.move(row.id, "created", "review", { hold_id: hold.id });
 					}
 					const t = await this.broker.call<{ id: string }, object>("ledger.transfers.create", {
 						idempotencyKey: `payment:${row.id}:transfer`, fromAccountId: row.account_id, toAccountId: to, amount: toSafeNumber(row.amount), currency: row.currency,
-						ownerId: row.user_id, limits: { perTransferMinor: toSafeNumber(limits.perTransferMinor), perDayMinor: toSafeNumber(limits.perDayMinor) },
+						ownerId: row.user_id, limits,
 					});
 					const p = await this.move(row.id, "created", "approve");
 					return this.move(p.id, "processing", "succeed", { transfer_id: t.id });
@@ -406,6 +492,8 @@ export function paymentsService(config: Config): ServiceSchema {
 						const out = await this.continue(row);
 						if (isFinal(out.status) || out.status === "completed") done += 1;
 					} catch (err) {
+						// A provider callback settled it while the sweep was asking: nothing left to do.
+						if (refusalCode(err) === "ILLEGAL_TRANSITION") continue;
 						this.logger.warn("payment resume failed; the next sweep retries", { paymentId: row.id, error: (err as Error).message });
 					}
 				}

@@ -4,11 +4,18 @@
  * keeps one state per provider: after enough technical failures a provider's circuit
  * opens and payments to it fail fast, while the other providers keep working.
  */
-import { Errors, type Context, type ServiceSchema } from "moleculer";
+import { Errors, type Context, type ServiceBroker, type ServiceSchema } from "moleculer";
+import type { Server } from "node:http";
 import type { Config } from "../../config/index.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { seededRandom } from "../../lib/random.ts";
-import { ProviderError, PROVIDERS, SimulatedProvider, type ProviderName } from "./providers.ts";
+import { signatureHeader } from "../../lib/signature.ts";
+import { ProviderError, PROVIDERS, SimulatedProvider, type ProviderCallback, type ProviderName } from "./providers.ts";
+
+const CALLBACK_ATTEMPTS_MAX = 5;
+const CALLBACK_RETRY_DELAY_MS = 100;
+const CALLBACK_RETRY_DELAY_MS_MAX = 2_000;
+const CALLBACK_TIMEOUT_MS = 5_000;
 
 const chargeParams = paramsSchema({ $$strict: true, paymentId: { type: "uuid" }, amountMinor: { type: "number", integer: true, positive: true }, currency: { type: "string", length: 3 } });
 const payoutParams = paramsSchema({ $$strict: true, paymentId: { type: "uuid" }, amountMinor: { type: "number", integer: true, positive: true }, currency: { type: "string", length: 3 }, destination: { type: "string", max: 200 } });
@@ -20,12 +27,72 @@ function asMoleculerError(err: unknown): never {
 	throw err;
 }
 
+/**
+ * The configured callback URL, else this node's own gateway (the embedded default, where
+ * PORT may be 0 and only the listening socket knows the port), else PORT on 127.0.0.1.
+ */
+function callbackBase(config: Config, broker: ServiceBroker): string {
+	if (config.payments.callbackUrl) return config.payments.callbackUrl;
+	const api = broker.getLocalService("api") as unknown as { server?: Server } | undefined;
+	const addr = api?.server?.address();
+	const port = addr && typeof addr === "object" ? addr.port : config.port;
+	return `http://127.0.0.1:${port}/api/v1/providers`;
+}
+
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
+
+/**
+ * Delivers a provider's callbacks to the gateway the way a provider does: signed, one after
+ * another, each retried with backoff and then given up (the payment's resume sweep then asks
+ * the provider for the status instead).
+ */
+function callbackSender(config: Config, provider: ProviderName, base: () => string, logger: { warn(msg: string, o: object): void }, isStopped: () => boolean) {
+	async function post(cb: ProviderCallback): Promise<boolean> {
+		const url = `${base().replace(/\/$/, "")}/${provider}/callbacks`;
+		const body = JSON.stringify(cb);
+		for (let attempt = 1; attempt <= CALLBACK_ATTEMPTS_MAX && !isStopped(); attempt++) {
+			try {
+				const res = await fetch(url, {
+					method: "POST", body, signal: AbortSignal.timeout(CALLBACK_TIMEOUT_MS),
+					headers: { "Content-Type": "application/json", "Paymesh-Signature": signatureHeader(config.payments.webhookSecret, body) },
+				});
+				await res.body?.cancel();
+				if (res.ok) return true;
+				// A refused signature or a malformed callback will not get better by retrying.
+				if (res.status >= 400 && res.status < 500 && res.status !== 429) return false;
+			} catch {
+				// Network error or timeout: retried below.
+			}
+			await sleep(Math.min(CALLBACK_RETRY_DELAY_MS * 2 ** (attempt - 1), CALLBACK_RETRY_DELAY_MS_MAX));
+		}
+		return false;
+	}
+	return (callbacks: ProviderCallback[]) => {
+		void (async () => {
+			await sleep(config.payments.providerLatencyMs);
+			for (const cb of callbacks) {
+				if (!(await post(cb)) && !isStopped()) logger.warn("provider callback not delivered; the payment resume sweep will ask for the status", { provider, paymentId: cb.paymentId, eventId: cb.eventId });
+			}
+		})();
+	};
+}
+
 export function providersService(config: Config): ServiceSchema {
 	const seed = config.payments.providerSeed;
-	const adapters = new Map(PROVIDERS.map((name, i) => [name, new SimulatedProvider(name, {
-		latencyMs: config.payments.providerLatencyMs, failureRate: config.payments.providerFailurePercent / 100,
-		random: seed === 0 ? Math.random : seededRandom(seed + i),
-	})]));
+	let stopped = false;
+	const adapters = new Map<ProviderName, SimulatedProvider>();
+	const createAdapters = (logger: { warn(msg: string, o: object): void }, base: () => string) => PROVIDERS.forEach((name, i) => {
+		const random = seed === 0 ? Math.random : seededRandom(seed + i);
+		adapters.set(name, new SimulatedProvider(name, {
+			latencyMs: config.payments.providerLatencyMs, failureRate: config.payments.providerFailurePercent / 100, random,
+			...(config.payments.webhookProviders.includes(name)
+				? {
+					notify: callbackSender(config, name, base, logger, () => stopped),
+					duplicateRate: config.payments.callbackDuplicatePercent / 100, reorderRate: config.payments.callbackReorderPercent / 100,
+				}
+				: {}),
+		}));
+	});
 	const circuitBreaker = {
 		enabled: true, threshold: 0.5, minRequestCount: config.payments.breakerRequestsMin,
 		windowTime: config.payments.breakerWindowS, halfOpenTime: config.payments.breakerHalfOpenMs,
@@ -61,5 +128,14 @@ export function providersService(config: Config): ServiceSchema {
 			};
 		}
 	}
-	return { name: "providers", actions } as unknown as ServiceSchema;
+	return {
+		name: "providers",
+		actions,
+		created(this: { logger: { warn(msg: string, o: object): void }; broker: ServiceBroker }) {
+			createAdapters(this.logger, () => callbackBase(config, this.broker));
+		},
+		stopped() {
+			stopped = true;
+		},
+	} as unknown as ServiceSchema;
 }

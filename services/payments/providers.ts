@@ -3,11 +3,30 @@
  * are simulated: configurable latency and failure rate, and idempotent by payment id as
  * a real provider is by its reference, so a saga that retries a step after a crash gets
  * the first answer again instead of moving money twice.
+ *
+ * Some providers confirm asynchronously, like real bank rails and mobile money: the call
+ * answers "accepted, pending" and the outcome arrives later as a signed callback. Asking
+ * again about the same payment is the provider's status inquiry: it answers the outcome,
+ * so a lost callback delays a payment but never strands it.
  */
 export const PROVIDERS = ["mobile_money", "bank", "card"] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
-export type ProviderResult = { ok: true; ref: string } | { ok: false; code: "PROVIDER_DECLINED"; reason: string };
+export type ProviderResult =
+	| { ok: true; ref: string; pending?: false }
+	| { ok: true; ref: string; pending: true }
+	| { ok: false; code: "PROVIDER_DECLINED"; reason: string };
+
+/** What a provider tells us about a payment later: an interim notice or the final outcome. */
+export interface ProviderCallback {
+	eventId: string;
+	paymentId: string;
+	ref: string;
+	status: "processing" | "succeeded" | "failed";
+	/** Increases per payment: a notice with a lower sequence than one already seen is stale. */
+	sequence: number;
+	reason?: string;
+}
 
 export interface ProviderAdapter {
 	readonly name: ProviderName;
@@ -22,6 +41,11 @@ export interface SimulationOptions {
 	/** Share of calls that fail technically (the provider is down or errs): thrown, not answered. */
 	failureRate: number;
 	random: () => number;
+	/** Set for a provider that confirms by callback: receives the notices to deliver, in order. */
+	notify?: (callbacks: ProviderCallback[]) => void;
+	/** Share of callbacks delivered twice, and of payments whose interim notice comes after the final one. */
+	duplicateRate?: number;
+	reorderRate?: number;
 }
 
 /** A technical failure of the provider: retryable later, and counted by the circuit breaker. */
@@ -43,24 +67,39 @@ export class SimulatedProvider implements ProviderAdapter {
 	}
 
 	charge(req: { paymentId: string; amountMinor: number; currency: string }): Promise<ProviderResult> {
-		return this.answer(`charge:${req.paymentId}`);
+		return this.answer(req.paymentId, `charge:${req.paymentId}`);
 	}
 
 	payout(req: { paymentId: string; amountMinor: number; currency: string; destination: string }): Promise<ProviderResult> {
 		// A destination the simulation always refuses, so tests can force a decline.
-		if (req.destination.endsWith("-reject")) return this.answer(`payout:${req.paymentId}`, false);
-		return this.answer(`payout:${req.paymentId}`);
+		if (req.destination.endsWith("-reject")) return this.answer(req.paymentId, `payout:${req.paymentId}`, false);
+		return this.answer(req.paymentId, `payout:${req.paymentId}`);
 	}
 
-	private async answer(key: string, force?: boolean): Promise<ProviderResult> {
+	private async answer(paymentId: string, key: string, force?: boolean): Promise<ProviderResult> {
 		await new Promise(r => setTimeout(r, this.opts.latencyMs));
 		const known = this.answers.get(key);
 		if (known) return known;
 		if (this.opts.random() < this.opts.failureRate) throw new ProviderError(`${this.name} is failing`);
+		const ref = `${this.name}-${key}`;
 		const result: ProviderResult = force === false
 			? { ok: false, code: "PROVIDER_DECLINED", reason: "declined by the provider" }
-			: { ok: true, ref: `${this.name}-${key}` };
+			: { ok: true, ref };
 		this.answers.set(key, result);
-		return result;
+		if (!this.opts.notify) return result;
+		this.opts.notify(this.callbacksFor(paymentId, ref, result));
+		return { ok: true, ref, pending: true };
+	}
+
+	/** The notices for one payment in delivery order, with the injected duplicates and reorderings. */
+	private callbacksFor(paymentId: string, ref: string, result: ProviderResult): ProviderCallback[] {
+		const interim: ProviderCallback = { eventId: `${ref}:1`, paymentId, ref, status: "processing", sequence: 1 };
+		const final: ProviderCallback = {
+			eventId: `${ref}:2`, paymentId, ref, sequence: 2,
+			...(result.ok ? { status: "succeeded" as const } : { status: "failed" as const, reason: result.reason }),
+		};
+		const list = this.opts.random() < (this.opts.reorderRate ?? 0) ? [final, interim] : [interim, final];
+		if (this.opts.random() < (this.opts.duplicateRate ?? 0)) list.push(final);
+		return list;
 	}
 }

@@ -21,8 +21,12 @@ let base = "";
 before(async () => {
 	db = await createTestDatabase();
 	const shared = { DATABASE_URL: db.url, TRANSPORTER: NATS_URL, REDIS_URL, NAMESPACE: `http-${randomBytes(4).toString("hex")}`, ADMIN_EMAILS: "root@example.com" };
-	({ broker: services } = await startNode({ ...shared, SERVICES: "auth,users,ledger,payments,providers,fx,fraud", NODE_ID: "services-1", PROVIDER_LATENCY_MS: "1" }));
+	// The gateway first: the providers post their callbacks to it.
 	({ broker: gateway } = await startNode({ ...shared, SERVICES: "api", PORT: "0", HOST: "127.0.0.1", NODE_ID: "gateway-1" }));
+	({ broker: services } = await startNode({
+		...shared, SERVICES: "auth,users,ledger,payments,providers,fx,fraud", NODE_ID: "services-1", PROVIDER_LATENCY_MS: "1",
+		PROVIDER_CALLBACK_URL: `http://127.0.0.1:${gatewayPort(gateway)}/api/v1/providers`,
+	}));
 	await gateway.waitForServices(["auth", "users", "ledger", "payments", "fx"], 20_000);
 	// Logout revocations are broadcast to gateways: the services node must know this one.
 	await services.waitForServices(["api"], 20_000);

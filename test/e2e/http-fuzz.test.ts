@@ -18,7 +18,7 @@ const SEED = Number(process.env["FUZZ_SEED"] ?? 1123);
 const CONCURRENCY = 16;
 const TABLES = [
 	"auth.credentials", "auth.refresh_tokens", "users.profiles", "ledger.daily_usage",
-	"payments.payments", "payments.payment_events", "ledger.accounts", "ledger.transfers", "ledger.entries", "ledger.holds", "ledger.idempotency", "ledger.outbox",
+	"payments.payments", "payments.payment_events", "payments.provider_callbacks", "fx.quotes", "fraud.decisions", "ledger.accounts", "ledger.transfers", "ledger.entries", "ledger.holds", "ledger.idempotency", "ledger.outbox",
 ];
 
 let db: TestDatabase;
@@ -90,6 +90,13 @@ const ROUTES: () => Route[] = () => [
 	{ path: "/api/v1/transfers", fields: ["fromAccountId", "toAccountId", "amount", "currency", "description"], auth: true },
 	{ path: "/api/v1/payments/topup", fields: ["accountId", "amount", "currency", "provider"], auth: true },
 	{ path: "/api/v1/payments/payout", fields: ["accountId", "amount", "currency", "provider", "destination"], auth: true },
+	{ path: "/api/v1/payments/p2p", fields: ["accountId", "amount", "currency", "toAccountId", "toEmail"], auth: true },
+	{ path: `/api/v1/payments/${accountId}/cancel`, fields: [], auth: true, emptyIsValid: true },
+	{ path: "/api/v1/fx/quote", fields: ["from", "to", "amount"], auth: true },
+	{ path: "/api/v1/fx/convert", fields: ["quoteId", "fromAccountId", "toAccountId"], auth: true },
+	{ path: "/api/v1/providers/bank/callbacks", fields: ["eventId", "paymentId", "ref", "status", "sequence", "reason"], auth: false },
+	{ path: `/api/v1/admin/payments/${accountId}/approve`, fields: [], auth: true, emptyIsValid: true },
+	{ path: `/api/v1/admin/payments/${accountId}/decline`, fields: [], auth: true, emptyIsValid: true },
 	{ path: `/api/v1/admin/accounts/${accountId}/freeze`, fields: [], auth: true, emptyIsValid: true },
 	{ path: `/api/v1/admin/accounts/${accountId}/unfreeze`, fields: [], auth: true, emptyIsValid: true },
 	{ path: `/api/v1/admin/users/${accountId}/tier`, fields: ["tier"], auth: true },

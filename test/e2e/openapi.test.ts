@@ -11,7 +11,7 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import type { ServiceBroker } from "moleculer";
 import { startNode } from "../support/node.ts";
 import { gatewayPort } from "../support/http.ts";
-import { PRIVATE_ALIASES, PUBLIC_ALIASES } from "../../services/api/v1.ts";
+import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES } from "../../services/api/v1.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "paymesh-openapi-"));
 let broker: ServiceBroker;
@@ -46,7 +46,7 @@ describe("OpenAPI document", () => {
 
 	it("lists exactly the gateway's /api/v1 routes", () => {
 		const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map(m => `${m} ${path}`)).sort();
-		const served = [...routeKeys(PUBLIC_ALIASES, "/api/v1/auth"), ...routeKeys(PRIVATE_ALIASES, "/api/v1")].sort();
+		const served = [...routeKeys(PUBLIC_ALIASES, "/api/v1/auth"), ...routeKeys(PRIVATE_ALIASES, "/api/v1"), ...routeKeys({ [PROVIDER_CALLBACK_ROUTE]: "" }, "/api/v1/providers")].sort();
 		assert.deepEqual(documented, served);
 	});
 });

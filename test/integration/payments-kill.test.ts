@@ -28,7 +28,7 @@ const namespace = `pkill-${randomBytes(4).toString("hex")}`;
 
 function startChild(): ChildProcess {
 	return startChildNode({
-		DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, SERVICES: "ledger,payments,providers,fraud",
+		DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, SERVICES: "api,ledger,payments,providers,fraud,users", PORT: "0", HOST: "127.0.0.1",
 		NODE_ID: "payments-kill", JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: "error", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4",
 		METRICS_ENABLED: "false", PROVIDER_LATENCY_MS: "15", PAYMENT_RESUME_AFTER_MS: "200",
 	});
@@ -55,7 +55,8 @@ describe("payments kill -9 mid-payout", () => {
 		const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:kill:USD", currency: "USD" });
 		const users = Array.from({ length: USERS }, (_, i) => `018f0000-0000-7000-8000-${(0xb00000000000 + i).toString(16)}`);
 		const accounts = new Map<string, string>();
-		for (const u of users) {
+		for (const [i, u] of users.entries()) {
+			await broker.call("users.create", { userId: u, email: `kill-${i}@example.com`, name: `Kill ${i}` });
 			const a: { id: string } = await broker.call("ledger.accounts.open", { ownerId: u, currency: "USD" });
 			await broker.call("ledger.transfers.create", { idempotencyKey: `fund-${u}`, fromAccountId: sys.id, toAccountId: a.id, amount: FUNDING, currency: "USD" });
 			accounts.set(u, a.id);

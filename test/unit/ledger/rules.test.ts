@@ -230,4 +230,18 @@ describe("ledger rules: owner and spending limits", () => {
 		assert.deepEqual(results.map(r => r.map(codeOf)), [["LINKED_TRANSFER_FAILED", "ACCOUNT_FROZEN"], ["OK"], ["LIMIT_EXCEEDED"]]);
 		assert.equal(changes.usage.get("owner-a|USD"), 250n);
 	});
+
+	it("applies the owner check and the limits to holds too, sharing the day's budget with transfers", () => {
+		const s = state([account("a", 1_000n), account("b", 0n)]);
+		const heldOp = (key: string, amount: bigint, over: Partial<Extract<Op, { type: "hold" }>> = {}): Op => ({
+			type: "hold", key, fromAccountId: "a", toAccountId: "b", amount, currency: "USD", description: "", timeoutMs: 60_000,
+			ownerId: "owner-a", limits: { perTransferMinor: 100n, perDayMinor: 250n }, ...over,
+		});
+		const { results, changes } = applyBatch(s, [
+			[heldOp("h1", 101n)], [heldOp("h2", 100n)], [limited("k1", 100n)], [heldOp("h3", 51n)], [heldOp("h4", 50n)], [heldOp("h5", 1n, { ownerId: "mallory" })],
+		], ctx());
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["LIMIT_EXCEEDED", "OK", "OK", "LIMIT_EXCEEDED", "OK", "ACCOUNT_NOT_FOUND"]);
+		assert.equal(changes.usage.get("owner-a|USD"), 250n);
+		assert.equal(changes.holdsCreated.length, 2);
+	});
 });
