@@ -86,7 +86,7 @@ export function openApiDocument(): Record<string, unknown> {
 				},
 				Transfer: {
 					type: "object", required: ["id", "status", "amount", "currency", "fromAccountId", "toAccountId", "createdAt"],
-					properties: { id: { type: "string", format: "uuid" }, status: { type: "string" }, amount: { type: "integer" }, currency: ref("Currency"), fromAccountId: { type: "string" }, toAccountId: { type: "string" }, description: { type: "string" }, createdAt: { type: "string", format: "date-time" } },
+					properties: { id: { type: ["string", "null"], format: "uuid" }, paymentId: { type: "string", format: "uuid", description: "The P2P payment that made it (POST answers only)" }, status: { type: "string" }, amount: { type: "integer" }, currency: ref("Currency"), fromAccountId: { type: "string" }, toAccountId: { type: "string" }, description: { type: "string" }, createdAt: { type: "string", format: "date-time" } },
 				},
 				Topup: {
 					type: "object", additionalProperties: false, required: ["accountId", "amount", "currency", "provider"],
@@ -140,7 +140,12 @@ export function openApiDocument(): Record<string, unknown> {
 					params: [idParam, { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 200 } }, { name: "cursor", in: "query", schema: { type: "string" } }],
 				}),
 			},
-			"/api/v1/transfers": { post: op("Transfer between accounts", { body: "CreateTransfer", ok: "201", okSchema: ref("Transfer"), params: [idempotencyHeader] }) },
+			"/api/v1/transfers": {
+				post: (() => {
+					const o = op("Transfer to another account: a P2P payment with fraud screening and tier limits (FRAUD_DECLINED, LIMIT_EXCEEDED are 422)", { body: "CreateTransfer", ok: "201", okSchema: ref("Transfer"), params: [idempotencyHeader] });
+					return { ...o, responses: { ...o.responses, "202": { description: "Held for a fraud review: status pending_review, id null, paymentId to follow at /api/v1/payments/{paymentId}", content: json(ref("Transfer")) } } };
+				})(),
+			},
 			"/api/v1/transfers/{id}": { get: op("A transfer of one of the caller's accounts", { ok: "200", okSchema: ref("Transfer"), params: [idParam] }) },
 			"/api/v1/payments/topup": { post: op("Top up an account through a provider", { body: "Topup", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
 			"/api/v1/payments/payout": { post: op("Pay out to a destination through a provider", { body: "Payout", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },

@@ -7,9 +7,7 @@ import type { Context } from "moleculer";
 import { Errors } from "moleculer";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { amountRule, currencyRule } from "../ledger/params.ts";
-import { isTier, limitsFor } from "../users/limits.ts";
 import { PROVIDERS } from "../payments/providers.ts";
-import { toSafeNumber } from "../../lib/money.ts";
 import type { SessionUser } from "../auth/auth.service.ts";
 import type { Role } from "../auth/tokens.ts";
 
@@ -51,6 +49,16 @@ function idempotencyKey(ctx: Ctx<unknown>, userId: string): string {
 function created(ctx: Ctx<unknown>, location: string): void {
 	ctx.meta.$statusCode = 201;
 	ctx.meta.$location = location;
+}
+
+/** What payments.get and the payment actions answer (the fields the gateway reads). */
+interface PaymentView {
+	id: string;
+	status: string;
+	amount: number;
+	currency: string;
+	transferId: string | null;
+	createdAt: string;
 }
 
 function transferView(t: Record<string, unknown>): Record<string, unknown> {
@@ -200,20 +208,25 @@ export const v1Actions = {
 		params: v1Params.transfer,
 		async handler(ctx: Ctx<V<"transfer">>) {
 			const u = user(ctx);
-			const key = idempotencyKey(ctx, u.id);
 			const p = ctx.params;
-			const { tier }: { tier: number } = await ctx.call("users.tier", { id: u.id });
-			if (!isTier(tier)) throw new Error(`user ${u.id} has unknown tier ${tier}`);
-			const limits = limitsFor(tier, p.currency);
-			// The ledger checks, inside the batch that moves the money, that the source is the
-			// caller's (a foreign one answers ACCOUNT_NOT_FOUND) and that the tier's limits hold.
-			const t: Record<string, unknown> = await ctx.call("ledger.transfers.create", {
-				idempotencyKey: key, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId, amount: p.amount, currency: p.currency,
+			// A transfer is a P2P payment: fraud screening, the tier's limits and the ledger's
+			// owner check (a foreign source answers ACCOUNT_NOT_FOUND) all apply. Refusals
+			// arrive as errors; a payment held for review answers 202 with its payment id.
+			const pay: PaymentView = await ctx.call("payments.p2p", {
+				idempotencyKey: idempotencyKey(ctx, u.id), userId: u.id, accountId: p.fromAccountId, toAccountId: p.toAccountId, amount: p.amount, currency: p.currency,
 				...(p.description != null ? { description: p.description } : {}),
-				ownerId: u.id, limits: { perTransferMinor: toSafeNumber(limits.perTransferMinor), perDayMinor: toSafeNumber(limits.perDayMinor) },
 			});
-			created(ctx, `/api/v1/transfers/${String(t["id"])}`);
-			return transferView(t);
+			const view = {
+				id: pay.transferId, paymentId: pay.id, status: pay.status, amount: pay.amount, currency: pay.currency,
+				fromAccountId: p.fromAccountId, toAccountId: p.toAccountId, description: p.description ?? "", createdAt: pay.createdAt,
+			};
+			if (pay.status === "completed" && pay.transferId) {
+				created(ctx, `/api/v1/transfers/${pay.transferId}`);
+			} else {
+				ctx.meta.$statusCode = 202;
+				ctx.meta.$location = `/api/v1/payments/${pay.id}`;
+			}
+			return view;
 		},
 	},
 	topup: {

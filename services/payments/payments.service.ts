@@ -30,6 +30,8 @@ import { isFinal, transition, type PaymentEvent, type PaymentStatus } from "./st
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
 const RESUME_BATCH_MAX = 100;
+const REPLAY_WAIT_POLLS_MAX = 100;
+const REPLAY_WAIT_POLL_MS = 20;
 
 const common = {
 	idempotencyKey: keyRule,
@@ -50,6 +52,7 @@ export const p2pParams = paramsSchema({
 	currency: currencyRule,
 	toAccountId: { type: "uuid", optional: true },
 	toEmail: { type: "email", max: 254, optional: true },
+	description: { type: "string", max: 500, optional: true },
 });
 type P2pParams = Infer<typeof p2pParams>;
 export const callbackParams = paramsSchema({
@@ -85,6 +88,8 @@ interface PaymentRow {
 	transfer_id: string | null;
 	provider_ref: string | null;
 	failure_code: string | null;
+	/** Kept only while the request runs (not stored): the P2P description the ledger records. */
+	description?: string | null;
 	created_at: Date;
 	updated_at: Date;
 }
@@ -104,7 +109,9 @@ type PaymentsThis = DbService & {
 	callProvider(p: PaymentRow, op: "charge" | "payout"): Promise<ProviderResult | null>;
 	screen(p: PaymentRow): Promise<"approve" | "review" | "decline">;
 	continue(row: PaymentRow): Promise<PaymentRow>;
-	open(ctx: Context, type: "topup" | "payout" | "p2p", p: Omit<TopupParams, "provider"> & { provider?: ProviderName; destination?: string }): Promise<{ row: PaymentRow; replay: boolean }>;
+	open(ctx: Context, type: "topup" | "payout" | "p2p", p: Omit<TopupParams, "provider"> & { provider?: ProviderName; destination?: string; description?: string }): Promise<{ row: PaymentRow; replay: boolean }>;
+	settledRow(row: PaymentRow): Promise<PaymentRow>;
+	advance(id: string, from: PaymentStatus, events: PaymentEvent[], set?: Record<string, unknown>): Promise<PaymentRow>;
 	runP2p(row: PaymentRow): Promise<PaymentRow>;
 	recipient(p: P2pParams): Promise<string>;
 	move(id: string, from: PaymentStatus, event: PaymentEvent, set?: Record<string, unknown>): Promise<PaymentRow>;
@@ -156,8 +163,13 @@ export function paymentsService(config: Config): ServiceSchema {
 						throw toClientError({ code: "VALIDATION_ERROR", message: "give exactly one of toAccountId and toEmail" });
 					}
 					const to = await this.recipient(p);
-					const { row, replay } = await this.open(ctx, "p2p", { idempotencyKey: p.idempotencyKey, userId: p.userId, accountId: p.accountId, amount: p.amount, currency: p.currency, destination: to });
-					return this.finish(replay || row.status !== "created" ? row : await this.runP2p(row));
+					const { row, replay } = await this.open(ctx, "p2p", {
+						idempotencyKey: p.idempotencyKey, userId: p.userId, accountId: p.accountId, amount: p.amount, currency: p.currency, destination: to,
+						...(p.description != null ? { description: p.description } : {}),
+					});
+					if (!replay && row.status === "created") return this.finish(await this.runP2p(row));
+					// The same request arriving twice at once: answer what the first one ends with.
+					return this.finish(replay && row.status === "created" ? await this.settledRow(row) : row);
 				},
 			},
 			get: {
@@ -239,7 +251,7 @@ export function paymentsService(config: Config): ServiceSchema {
 
 		methods: {
 			/** Creates the payment, or finds the one made with this key (a different request is a mismatch). */
-			async open(this: PaymentsThis, ctx: Context, type: "topup" | "payout", p: TopupParams & { destination?: string }) {
+			async open(this: PaymentsThis, ctx: Context, type: "topup" | "payout" | "p2p", p: Omit<TopupParams, "provider"> & { provider?: ProviderName; destination?: string; description?: string }) {
 				const hash = hashOf(type, p);
 				// A provider whose circuit is open takes no new payments: fail fast, store nothing, so
 				// the same request with the same key can be retried once the provider is back.
@@ -247,8 +259,10 @@ export function paymentsService(config: Config): ServiceSchema {
 				// Not marked retryable for Moleculer: broker retries would only wait out the breaker.
 				// The client gets a 503 with Retry-After and may try again with the same key.
 				if (p.provider && !endpoints?.hasAvailable()) throw new Errors.MoleculerError(`${p.provider} is not available, retry later`, 503, "PROVIDER_UNAVAILABLE");
-				// The account must be the caller's; answered like a missing one otherwise.
-				await ctx.call("ledger.accounts.get", { id: p.accountId, ownerId: p.userId });
+				// The account must be the caller's; answered like a missing one otherwise. A P2P
+				// payment skips this round trip: its ledger transfer or hold carries the owner and
+				// the ledger refuses a foreign source (ACCOUNT_NOT_FOUND) in the same transaction.
+				if (type !== "p2p") await ctx.call("ledger.accounts.get", { id: p.accountId, ownerId: p.userId });
 				const inserted = await queryOne<PaymentRow>(
 					this.knex,
 					`INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash)
@@ -257,13 +271,51 @@ export function paymentsService(config: Config): ServiceSchema {
 				);
 				if (inserted) {
 					await this.knex.raw("INSERT INTO payments.payment_events (payment_id, from_status, to_status, event) VALUES (?, NULL, 'created', 'create')", [inserted.id]);
-					return { row: inserted, replay: false };
+					return { row: { ...inserted, description: p.description ?? null } as PaymentRow, replay: false };
 				}
 				const existing = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE idempotency_key = ?", [p.idempotencyKey]);
 				if (!existing || existing.request_hash !== hash) {
 					throw toClientError({ code: "IDEMPOTENCY_MISMATCH", message: "idempotency key was used with a different request" });
 				}
 				return { row: existing, replay: true };
+			},
+
+			/** Waits (bounded) for a payment another request is running to leave created. */
+			async settledRow(this: PaymentsThis, row: PaymentRow) {
+				let now = row;
+				for (let i = 0; i < REPLAY_WAIT_POLLS_MAX && now.status === "created"; i++) {
+					await new Promise(r => setTimeout(r, REPLAY_WAIT_POLL_MS));
+					now = (await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [row.id])) ?? now;
+				}
+				return now;
+			},
+
+			/**
+			 * Moves a payment through several events in one transaction (one commit instead of
+			 * one per step), each only from the status the previous one left.
+			 */
+			async advance(this: PaymentsThis, id: string, from: PaymentStatus, events: PaymentEvent[], set: Record<string, unknown> = {}) {
+				return this.knex.transaction(async trx => {
+					let status = from;
+					let row: PaymentRow | undefined;
+					for (const [i, event] of events.entries()) {
+						const to = transition(status, event);
+						if (typeof to !== "string") throw toClientError(to);
+						const fields = i === events.length - 1 ? set : {};
+						const cols = Object.keys(fields);
+						row = await queryOne<PaymentRow>(
+							trx,
+							`UPDATE payments.payments SET status = ?, updated_at = now()${cols.map(c => `, ${c} = ?`).join("")} WHERE id = ? AND status = ? RETURNING *`,
+							[to, ...cols.map(c => fields[c]), id, status],
+						);
+						if (!row) throw toClientError({ code: "ILLEGAL_TRANSITION", message: `payment ${id} is no longer ${status}` });
+						await trx.raw("INSERT INTO payments.payment_events (payment_id, from_status, to_status, event, detail) VALUES (?, ?, ?, ?, ?::jsonb)", [id, status, to, event, JSON.stringify(fields)]);
+						this.broker.emit("payment.status_changed", { paymentId: id, userId: row.user_id, type: row.type, from: status, to });
+						status = to;
+					}
+					if (!row) throw new Error("advance needs at least one event");
+					return row;
+				});
 			},
 
 			/** Moves a payment by one event, only from the status it is known to be in. */
@@ -451,16 +503,15 @@ export function paymentsService(config: Config): ServiceSchema {
 					if (decision === "review") {
 						const hold = await this.broker.call<{ id: string }, object>("ledger.holds.create", {
 							idempotencyKey: `payment:${row.id}:hold`, fromAccountId: row.account_id, toAccountId: to, amount: toSafeNumber(row.amount), currency: row.currency, timeoutMs: HOLD_TIMEOUT_MS,
-							ownerId: row.user_id, limits,
+							ownerId: row.user_id, limits, ...(row.description ? { description: row.description } : {}),
 						});
 						return this.move(row.id, "created", "review", { hold_id: hold.id });
 					}
 					const t = await this.broker.call<{ id: string }, object>("ledger.transfers.create", {
 						idempotencyKey: `payment:${row.id}:transfer`, fromAccountId: row.account_id, toAccountId: to, amount: toSafeNumber(row.amount), currency: row.currency,
-						ownerId: row.user_id, limits,
+						ownerId: row.user_id, limits, ...(row.description ? { description: row.description } : {}),
 					});
-					const p = await this.move(row.id, "created", "approve");
-					return this.move(p.id, "processing", "succeed", { transfer_id: t.id });
+					return this.advance(row.id, "created", ["approve", "succeed"], { transfer_id: t.id });
 				} catch (err) {
 					const code = refusalCode(err);
 					if (!code) throw err;

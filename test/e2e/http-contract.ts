@@ -306,6 +306,33 @@ export function httpContractSuite(name: string, env: () => Env): void {
 			});
 		});
 
+		describe("transfers through payments", () => {
+			it("screens POST /transfers like any P2P payment: fraud decline 422, review 202 with the payment to follow", async () => {
+				const adminToken = (await adminSession()).accessToken;
+				const s = await register("tp");
+				const other = await register("tp-other");
+				assert.equal((await http("POST", `/api/v1/admin/users/${s.user.id}/tier`, { token: adminToken, body: { tier: 3 } })).status, 200);
+				const a = await openAccount(s);
+				const b = await openAccount(other);
+				await fund(a, 2_000_000);
+				const ok = await transfer(s, { fromAccountId: a.id, toAccountId: b.id, amount: 1_000, currency: "USD", description: "lunch" });
+				assert.equal(ok.status, 201);
+				assert.equal(ok.headers.get("location"), `/api/v1/transfers/${String(ok.body["id"])}`);
+				const read = await http<Record<string, unknown>>("GET", `/api/v1/transfers/${String(ok.body["id"])}`, { token: s.accessToken });
+				assert.deepEqual([read.body["amount"], read.body["description"], read.body["status"]], [1_000, "lunch", "completed"]);
+				// Large to a known recipient: held for review, nothing moved yet.
+				const held = await transfer(s, { fromAccountId: a.id, toAccountId: b.id, amount: 600_000, currency: "USD" });
+				assert.deepEqual([held.status, held.body["status"], held.body["id"]], [202, "pending_review", null]);
+				const payment = await http<{ status: string; holdId: string }>("GET", `/api/v1/payments/${String(held.body["paymentId"])}`, { token: s.accessToken });
+				assert.equal(payment.body.status, "pending_review");
+				assert.equal((await http<Account>("GET", `/api/v1/accounts/${a.id}`, { token: s.accessToken })).body.balance.pending, 600_000);
+				// Large, to a new recipient, and over the daily total: declined outright.
+				const c = await openAccount(await register("tp-new"));
+				expectError(await transfer(s, { fromAccountId: a.id, toAccountId: c.id, amount: 1_900_000, currency: "USD" }), 422, "FRAUD_DECLINED");
+				assert.equal((await http<Account>("GET", `/api/v1/accounts/${b.id}`, { token: other.accessToken })).body.balance.posted, 1_000);
+			});
+		});
+
 		describe("fraud review", () => {
 			it("declines, reviews, and lets support approve or decline over HTTP", async () => {
 				const adminToken = (await adminSession()).accessToken;
