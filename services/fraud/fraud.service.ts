@@ -35,21 +35,20 @@ export function fraudService(config: Config): ServiceSchema {
 				params: scoreParams,
 				async handler(this: DbService, ctx: Context<ScoreParams>) {
 					const p = ctx.params;
-					const known = await queryRows<{ decision: Decision; score: number; reasons: string[] }>(this.knex, "SELECT decision, score, reasons FROM fraud.decisions WHERE payment_id = ?", [p.paymentId]);
-					if (known[0]) return known[0];
-					const [stats] = await queryRows<{ recent: number; today: string; known: boolean }>(
+					// One round trip: a decision made before (a resumed saga), or the user's history.
+					const [row] = await queryRows<{ prior: { decision: Decision; score: number; reasons: string[] } | null; recent: number; today: string; known: boolean; last: string[] | null }>(
 						this.knex,
-						`SELECT count(*) FILTER (WHERE created_at > now() - (? * interval '1 minute'))::int AS recent,
+						`SELECT (SELECT json_build_object('decision', decision, 'score', score, 'reasons', reasons) FROM fraud.decisions WHERE payment_id = ?) AS prior,
+						        count(*) FILTER (WHERE created_at > now() - (? * interval '1 minute'))::int AS recent,
 						        coalesce(sum(amount) FILTER (WHERE currency = ? AND created_at >= date_trunc('day', now()) AND decision <> 'decline'), 0)::text AS today,
-						        coalesce(bool_or(counterparty = ? AND decision = 'approve'), false) AS known
+						        coalesce(bool_or(counterparty = ? AND decision = 'approve'), false) AS known,
+						        (SELECT array_agg(amount::text) FROM (SELECT amount FROM fraud.decisions WHERE user_id = ? AND currency = ? AND decision = 'approve' ORDER BY created_at DESC LIMIT ?) l) AS last
 						 FROM fraud.decisions WHERE user_id = ?`,
-						[VELOCITY_WINDOW_MIN, p.currency, p.counterparty ?? null, p.userId],
+						[p.paymentId, VELOCITY_WINDOW_MIN, p.currency, p.counterparty ?? null, p.userId, p.currency, HISTORY_MAX, p.userId],
 					);
-					const last = await queryRows<{ amount: bigint }>(
-						this.knex,
-						"SELECT amount FROM fraud.decisions WHERE user_id = ? AND currency = ? AND decision = 'approve' ORDER BY created_at DESC LIMIT ?",
-						[p.userId, p.currency, HISTORY_MAX],
-					);
+					if (row?.prior) return row.prior;
+					const stats = row;
+					const last = (row?.last ?? []).map(a => ({ amount: BigInt(a) }));
 					const result = score(
 						{ amountMinor: BigInt(p.amount), currency: p.currency as CurrencyCode, counterparty: p.counterparty ?? null },
 						{ recentCount: stats?.recent ?? 0, lastAmounts: last.map(r => r.amount), todayMinor: BigInt(stats?.today ?? "0"), knownCounterparty: stats?.known ?? false },

@@ -263,16 +263,19 @@ export function paymentsService(config: Config): ServiceSchema {
 				// payment skips this round trip: its ledger transfer or hold carries the owner and
 				// the ledger refuses a foreign source (ACCOUNT_NOT_FOUND) in the same transaction.
 				if (type !== "p2p") await ctx.call("ledger.accounts.get", { id: p.accountId, ownerId: p.userId });
+				// The order and its first event in one statement (one round trip, one commit).
 				const inserted = await queryOne<PaymentRow>(
 					this.knex,
-					`INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash)
-					 VALUES (?, ?, ?, 'created', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
+					`WITH p AS (
+						INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash)
+						VALUES (?, ?, ?, 'created', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *
+					), e AS (
+						INSERT INTO payments.payment_events (payment_id, from_status, to_status, event) SELECT id, NULL, 'created', 'create' FROM p
+					)
+					SELECT * FROM p`,
 					[uuidv7(), p.userId, type, p.amount, p.currency, p.accountId, p.provider ?? "ledger", p.destination ?? null, p.idempotencyKey, hash],
 				);
-				if (inserted) {
-					await this.knex.raw("INSERT INTO payments.payment_events (payment_id, from_status, to_status, event) VALUES (?, NULL, 'created', 'create')", [inserted.id]);
-					return { row: { ...inserted, description: p.description ?? null } as PaymentRow, replay: false };
-				}
+				if (inserted) return { row: { ...inserted, description: p.description ?? null } as PaymentRow, replay: false };
 				const existing = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE idempotency_key = ?", [p.idempotencyKey]);
 				if (!existing || existing.request_hash !== hash) {
 					throw toClientError({ code: "IDEMPOTENCY_MISMATCH", message: "idempotency key was used with a different request" });
@@ -290,32 +293,35 @@ export function paymentsService(config: Config): ServiceSchema {
 				return now;
 			},
 
-			/**
-			 * Moves a payment through several events in one transaction (one commit instead of
-			 * one per step), each only from the status the previous one left.
-			 */
+			/** Moves a payment through several events at once, each legal from the status the previous one left. */
 			async advance(this: PaymentsThis, id: string, from: PaymentStatus, events: PaymentEvent[], set: Record<string, unknown> = {}) {
-				return this.knex.transaction(async trx => {
-					let status = from;
-					let row: PaymentRow | undefined;
-					for (const [i, event] of events.entries()) {
-						const to = transition(status, event);
-						if (typeof to !== "string") throw toClientError(to);
-						const fields = i === events.length - 1 ? set : {};
-						const cols = Object.keys(fields);
-						row = await queryOne<PaymentRow>(
-							trx,
-							`UPDATE payments.payments SET status = ?, updated_at = now()${cols.map(c => `, ${c} = ?`).join("")} WHERE id = ? AND status = ? RETURNING *`,
-							[to, ...cols.map(c => fields[c]), id, status],
-						);
-						if (!row) throw toClientError({ code: "ILLEGAL_TRANSITION", message: `payment ${id} is no longer ${status}` });
-						await trx.raw("INSERT INTO payments.payment_events (payment_id, from_status, to_status, event, detail) VALUES (?, ?, ?, ?, ?::jsonb)", [id, status, to, event, JSON.stringify(fields)]);
-						this.broker.emit("payment.status_changed", { paymentId: id, userId: row.user_id, type: row.type, from: status, to });
-						status = to;
-					}
-					if (!row) throw new Error("advance needs at least one event");
-					return row;
-				});
+				// The whole path is checked first; then one conditional UPDATE to the last status
+				// and one event row per step, in one statement (one round trip, one commit).
+				const steps: { from: PaymentStatus; to: PaymentStatus; event: PaymentEvent }[] = [];
+				let status = from;
+				for (const event of events) {
+					const to = transition(status, event);
+					if (typeof to !== "string") throw toClientError(to);
+					steps.push({ from: status, to, event });
+					status = to;
+				}
+				if (steps.length === 0) throw new Error("advance needs at least one event");
+				const cols = Object.keys(set);
+				const detail = (i: number) => JSON.stringify(i === steps.length - 1 ? set : {});
+				const row = await queryOne<PaymentRow>(
+					this.knex,
+					`WITH u AS (
+						UPDATE payments.payments SET status = ?, updated_at = now()${cols.map(c => `, ${c} = ?`).join("")} WHERE id = ? AND status = ? RETURNING *
+					), e AS (
+						INSERT INTO payments.payment_events (payment_id, from_status, to_status, event, detail)
+						SELECT u.id, v.f, v.t, v.ev, v.d::jsonb FROM u, (VALUES ${steps.map(() => "(?, ?, ?, ?, ?::int)").join(", ")}) AS v(f, t, ev, d, n) ORDER BY v.n
+					)
+					SELECT * FROM u`,
+					[status, ...cols.map(c => set[c]), id, from, ...steps.flatMap((st, i) => [st.from, st.to, st.event, detail(i), i])],
+				);
+				if (!row) throw toClientError({ code: "ILLEGAL_TRANSITION", message: `payment ${id} is no longer ${from}` });
+				for (const st of steps) this.broker.emit("payment.status_changed", { paymentId: id, userId: row.user_id, type: row.type, from: st.from, to: st.to });
+				return row;
 			},
 
 			/** Moves a payment by one event, only from the status it is known to be in. */
