@@ -64,6 +64,10 @@ export interface Config {
 	payments: {
 		providerLatencyMs: number;
 		providerFailurePercent: number;
+		/** Simulation: share of provider calls that answer only after the caller gave up (the provider may still have acted). */
+		providerTimeoutPercent: number;
+		/** How long payments waits for a provider's answer before treating it as unknown. */
+		providerTimeoutMs: number;
 		/** 0: Math.random; otherwise the simulated providers draw from a PRNG with this seed. */
 		providerSeed: number;
 		resumeAfterMs: number;
@@ -248,6 +252,8 @@ export function loadConfig(env: Env = process.env): Config {
 		payments: {
 			providerLatencyMs: intVar(env, "PROVIDER_LATENCY_MS", 20, 0, 60_000),
 			providerFailurePercent: intVar(env, "PROVIDER_FAILURE_PERCENT", 0, 0, 100),
+			providerTimeoutPercent: intVar(env, "PROVIDER_TIMEOUT_PERCENT", 0, 0, 100),
+			providerTimeoutMs: intVar(env, "PROVIDER_TIMEOUT_MS", 5_000, 10, 120_000),
 			providerSeed: intVar(env, "PROVIDER_SEED", 0, 0, 2 ** 31 - 1),
 			resumeAfterMs: intVar(env, "PAYMENT_RESUME_AFTER_MS", 30_000, 100, 3_600_000),
 			breakerRequestsMin: intVar(env, "PROVIDER_BREAKER_REQUESTS_MIN", 10, 1, 10_000),

@@ -529,7 +529,9 @@ export function paymentsService(config: Config): ServiceSchema {
 			async callProvider(this: PaymentsThis, p: PaymentRow, op: "charge" | "payout"): Promise<ProviderResult | null> {
 				const params = { paymentId: p.id, amountMinor: toSafeNumber(p.amount), currency: p.currency, ...(op === "payout" ? { destination: p.destination ?? "" } : {}) };
 				try {
-					return await this.broker.call<ProviderResult, object>(`providers.${p.provider}.${op}`, params, { retries: 0 });
+					// No retries here (a repeat is the resume sweep's job) and a bounded wait: a
+					// timeout leaves the outcome unknown, which the callback or the sweep resolves.
+					return await this.broker.call<ProviderResult, object>(`providers.${p.provider}.${op}`, params, { retries: 0, timeout: config.payments.providerTimeoutMs });
 				} catch (err) {
 					if (err instanceof Errors.ValidationError) throw err;
 					this.logger.warn("provider call failed; the payment stays in flight", { paymentId: p.id, provider: p.provider, error: (err as Error).message });

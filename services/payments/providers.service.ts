@@ -85,6 +85,7 @@ export function providersService(config: Config): ServiceSchema {
 		const random = seed === 0 ? Math.random : seededRandom(seed + i);
 		adapters.set(name, new SimulatedProvider(name, {
 			latencyMs: config.payments.providerLatencyMs, failureRate: config.payments.providerFailurePercent / 100, random,
+			timeoutRate: config.payments.providerTimeoutPercent / 100, hangMs: config.payments.providerTimeoutMs * 2,
 			...(config.payments.webhookProviders.includes(name)
 				? {
 					notify: callbackSender(config, name, base, logger, () => stopped),

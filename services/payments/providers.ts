@@ -41,6 +41,9 @@ export interface SimulationOptions {
 	/** Share of calls that fail technically (the provider is down or errs): thrown, not answered. */
 	failureRate: number;
 	random: () => number;
+	/** Share of calls that are acted on but answered only after hangMs (the caller has timed out by then). */
+	timeoutRate?: number;
+	hangMs?: number;
 	/** Set for a provider that confirms by callback: receives the notices to deliver, in order. */
 	notify?: (callbacks: ProviderCallback[]) => void;
 	/** Share of callbacks delivered twice, and of payments whose interim notice comes after the final one. */
@@ -86,6 +89,9 @@ export class SimulatedProvider implements ProviderAdapter {
 			? { ok: false, code: "PROVIDER_DECLINED", reason: "declined by the provider" }
 			: { ok: true, ref };
 		this.answers.set(key, result);
+		// A timeout after the fact: the provider acted, the caller never hears it in time and
+		// learns the outcome from a callback or a later status inquiry.
+		if (this.opts.random() < (this.opts.timeoutRate ?? 0)) await new Promise(r => setTimeout(r, this.opts.hangMs ?? 0));
 		if (!this.opts.notify) return result;
 		this.opts.notify(this.callbacksFor(paymentId, ref, result));
 		return { ok: true, ref, pending: true };

@@ -1,6 +1,6 @@
 /**
  * Randomized saga test: 1,000 top-ups and payouts from 16 concurrent callers, with
- * technical provider failures (seeded), provider declines, fraud reviews and declines,
+ * technical provider failures and timeouts after the provider acted (seeded), provider declines, fraud reviews and declines,
  * insufficient funds and duplicate requests, all drawn from one seed. Bank and mobile money
  * confirm by signed callbacks through the gateway, a share of them sent twice and a share
  * with the interim notice after the final one (also from the seed). Afterwards every
@@ -31,6 +31,7 @@ before(async () => {
 		DATABASE_URL: db.url, SERVICES: "api,ledger,payments,providers,fraud,users", PORT: "0", HOST: "127.0.0.1", PROVIDER_LATENCY_MS: "1", PROVIDER_FAILURE_PERCENT: "15",
 		PROVIDER_SEED: String(SEED), PAYMENT_RESUME_AFTER_MS: "100", PROVIDER_BREAKER_REQUESTS_MIN: "10000",
 		PROVIDER_CALLBACK_DUPLICATE_PERCENT: "20", PROVIDER_CALLBACK_REORDER_PERCENT: "20", RATE_LIMIT_PER_IP: "10000000",
+		PROVIDER_TIMEOUT_PERCENT: "5", PROVIDER_TIMEOUT_MS: "150",
 	}));
 });
 

@@ -48,4 +48,13 @@ describe("simulated provider with callbacks", () => {
 		assert.equal((await p.charge({ paymentId: PAYMENT, amountMinor: 100, currency: "USD" })).ok, true);
 		assert.equal(sent.length, 1);
 	});
+
+	it("on a timeout has acted already: a status inquiry gets the outcome while the first call still hangs", async () => {
+		const p = new SimulatedProvider("card", { latencyMs: 0, failureRate: 0, random: () => 0, timeoutRate: 1, hangMs: 200 });
+		const first = p.charge({ paymentId: PAYMENT, amountMinor: 100, currency: "USD" }).then(() => "first");
+		await new Promise(r => setImmediate(r));
+		const second = p.charge({ paymentId: PAYMENT, amountMinor: 100, currency: "USD" }).then(r => (r.ok ? "second" : "refused"));
+		assert.equal(await Promise.race([first, second]), "second");
+		assert.equal(await first, "first");
+	});
 });
