@@ -3,8 +3,10 @@ import * as auth001 from "./auth/001_init.ts";
 import * as fraud001 from "./fraud/001_init.ts";
 import * as fx001 from "./fx/001_init.ts";
 import * as ledger001 from "./ledger/001_init.ts";
+import * as ledger002 from "./ledger/002_event_log.ts";
 import * as payments001 from "./payments/001_init.ts";
 import * as payments002 from "./payments/002_provider_callbacks.ts";
+import * as payments003 from "./payments/003_outbox.ts";
 import * as users001 from "./users/001_init.ts";
 
 /**
@@ -19,8 +21,8 @@ interface Migration {
 export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	auth: { "001_init": auth001 },
 	users: { "001_init": users001 },
-	ledger: { "001_init": ledger001 },
-	payments: { "001_init": payments001, "002_provider_callbacks": payments002 },
+	ledger: { "001_init": ledger001, "002_event_log": ledger002 },
+	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003 },
 	fx: { "001_init": fx001 },
 	fraud: { "001_init": fraud001 },
 };

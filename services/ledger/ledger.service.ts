@@ -14,7 +14,8 @@ import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { accountView, openAccount, setStatus } from "./accounts.ts";
 import { KeyConflict, runBatch, type Unit } from "./batch.ts";
 import { checkInvariants } from "./invariants.ts";
-import { outboxLag, relayOnce } from "./outbox.ts";
+import { outboxLag, readEvents } from "./outbox.ts";
+import { EVENTS_READ_MAX, eventsReadParams, livePublisher, Relay } from "../../mixins/event-log.ts";
 import * as P from "./params.ts";
 import { holdView, transferView, type Op, type OpResult } from "./rules.ts";
 import * as store from "./store.ts";
@@ -25,8 +26,7 @@ const BATCH_ATTEMPTS_MAX = 5;
 interface LedgerRuntime {
 	batcher: MicroBatcher<Unit, OpResult[]>;
 	timers: NodeJS.Timeout[];
-	relayRunning: boolean;
-	relayAgain: boolean;
+	relay: Relay;
 	stopping: boolean;
 }
 
@@ -34,7 +34,6 @@ type LedgerThis = DbService & {
 	rt: LedgerRuntime;
 	broker: ServiceBroker;
 	kickRelay(): void;
-	relayLoop(): Promise<void>;
 	submit(ops: Op[]): Promise<OpResult[]>;
 	sweepHolds(): Promise<number>;
 	setAccountStatus(id: string, status: "active" | "frozen"): Promise<Record<string, unknown>>;
@@ -228,6 +227,13 @@ export function ledgerService(config: Config): ServiceSchema {
 					return outboxLag(this.knex);
 				},
 			},
+			/** The durable event log, for consumers that pull from their stored position. */
+			"events.read": {
+				params: eventsReadParams,
+				async handler(this: LedgerThis, ctx: Context<{ afterSeq: number; eventsMax?: number }>) {
+					return readEvents(this.knex, ctx.params.afterSeq, ctx.params.eventsMax ?? EVENTS_READ_MAX);
+				},
+			},
 			stats: {
 				params: P.emptyParams,
 				handler(this: LedgerThis) {
@@ -280,29 +286,8 @@ export function ledgerService(config: Config): ServiceSchema {
 				return results.filter(r => r[0]?.ok).length;
 			},
 
-			/** Runs the relay now; calls during a run make it go round once more. */
 			kickRelay(this: LedgerThis): void {
-				if (this.rt.relayRunning) {
-					this.rt.relayAgain = true;
-					return;
-				}
-				this.rt.relayRunning = true;
-				void this.relayLoop();
-			},
-
-			async relayLoop(this: LedgerThis): Promise<void> {
-				try {
-					do {
-						this.rt.relayAgain = false;
-						while ((await relayOnce(this.knex, (event, payload) => this.broker.emit(event, payload), config.outbox.batchSizeMax)) > 0) {
-							if (this.rt.stopping) break;
-						}
-					} while (this.rt.relayAgain && !this.rt.stopping);
-				} catch (err) {
-					this.logger.warn("outbox relay cycle failed; the next poll retries", { error: (err as Error).message });
-				} finally {
-					this.rt.relayRunning = false;
-				}
+				this.rt.relay.kick();
 			},
 		},
 
@@ -318,8 +303,7 @@ export function ledgerService(config: Config): ServiceSchema {
 					overloaded: () => unavailable("LEDGER_OVERLOADED", "the ledger queue is full, retry later"),
 				}),
 				timers: [],
-				relayRunning: false,
-				relayAgain: false,
+				relay: new Relay({ knex: () => this.knex, schema: "ledger", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, warn: (m, o) => this.logger.warn(m, o) }),
 				stopping: false,
 			};
 		},
@@ -332,16 +316,15 @@ export function ledgerService(config: Config): ServiceSchema {
 				t.unref();
 				this.rt.timers.push(t);
 			};
-			every(config.outbox.pollIntervalMs, async () => this.kickRelay());
 			every(config.ledger.holdSweepIntervalMs, async () => this.sweepHolds());
-			this.kickRelay();
+			this.rt.relay.start(config.outbox.pollIntervalMs);
 		},
 
 		async stopped(this: LedgerThis) {
 			this.rt.stopping = true;
 			for (const t of this.rt.timers) clearInterval(t);
 			await this.rt.batcher.idle();
-			while (this.rt.relayRunning) await new Promise(r => setTimeout(r, 10));
+			await this.rt.relay.stop();
 		},
 	} as unknown as ServiceSchema;
 }

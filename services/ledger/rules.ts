@@ -248,7 +248,8 @@ function move(s: Scratch, t: TransferRecord, from: AccountState, to: AccountStat
 		{ transferId: t.id, accountId: to.id, counterpartyAccountId: from.id, amount: t.amount, balanceAfter: to.posted, accountVersion: to.version, createdAt: at },
 	);
 	s.transfers.push(t);
-	s.events.push({ event: "transfer.completed", partitionKey: from.id, payload: transferView(t) });
+	// The owners travel with the event, so consumers can notify and route without asking back.
+	s.events.push({ event: "transfer.completed", partitionKey: from.id, payload: { ...transferView(t), fromOwnerId: from.ownerId, toOwnerId: to.ownerId } });
 }
 
 function newTransfer(s: Scratch, fields: Omit<TransferRecord, "id" | "createdAt">): TransferRecord {

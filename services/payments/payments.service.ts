@@ -21,6 +21,7 @@ import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne, queryRows } from "../../mixins/db.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
+import { EVENTS_READ_MAX, eventsReadParams, insertOutbox, livePublisher, outboxLag, readEvents, Relay } from "../../mixins/event-log.ts";
 import { amountRule, currencyRule, keyRule } from "../ledger/params.ts";
 import { PROVIDERS, type ProviderName, type ProviderResult } from "./providers.ts";
 import type { SpendLimits } from "../ledger/rules.ts";
@@ -105,6 +106,8 @@ function view(p: PaymentRow): Record<string, unknown> {
 type PaymentsThis = DbService & {
 	broker: ServiceBroker;
 	timer: NodeJS.Timeout | null;
+	relay: Relay;
+	kickRelay(): void;
 	systemAccounts: (code: string, currency: string) => Promise<string>;
 	callProvider(p: PaymentRow, op: "charge" | "payout"): Promise<ProviderResult | null>;
 	screen(p: PaymentRow): Promise<"approve" | "review" | "decline">;
@@ -126,6 +129,17 @@ type PaymentsThis = DbService & {
 	finish(row: PaymentRow): Record<string, unknown>;
 };
 
+
+/** The outbox event of one status change (payment.status_changed), keyed by the payment's account. */
+function statusEvent(row: PaymentRow, from: PaymentStatus, to: PaymentStatus) {
+	return {
+		event: "payment.status_changed", partitionKey: row.account_id,
+		payload: {
+			paymentId: row.id, userId: row.user_id, type: row.type, from, to, amount: toSafeNumber(row.amount), currency: row.currency,
+			accountId: row.account_id, provider: row.provider, failureCode: row.failure_code,
+		},
+	};
+}
 
 function hashOf(type: string, p: Record<string, unknown>): string {
 	const { idempotencyKey: _k, ...fields } = p;
@@ -207,6 +221,19 @@ export function paymentsService(config: Config): ServiceSchema {
 					return { outcome: await this.onCallback(ctx.params) };
 				},
 			},
+			/** The durable event log of payment status changes, for consumers that pull. */
+			"events.read": {
+				params: eventsReadParams,
+				async handler(this: PaymentsThis, ctx: Context<{ afterSeq: number; eventsMax?: number }>) {
+					return readEvents(this.knex, "payments", ctx.params.afterSeq, ctx.params.eventsMax ?? EVENTS_READ_MAX);
+				},
+			},
+			outboxLag: {
+				params: { $$strict: true },
+				async handler(this: PaymentsThis) {
+					return outboxLag(this.knex, "payments");
+				},
+			},
 			stuck: {
 				params: { $$strict: true, olderThanS: { type: "number", integer: true, min: 0, max: 30 * 86_400 } },
 				async handler(this: PaymentsThis, ctx: Context<{ olderThanS: number }>) {
@@ -283,6 +310,10 @@ export function paymentsService(config: Config): ServiceSchema {
 				return { row: existing, replay: true };
 			},
 
+			kickRelay(this: PaymentsThis) {
+				this.relay.kick();
+			},
+
 			/** Waits (bounded) for a payment another request is running to leave created. */
 			async settledRow(this: PaymentsThis, row: PaymentRow) {
 				let now = row;
@@ -315,12 +346,18 @@ export function paymentsService(config: Config): ServiceSchema {
 					), e AS (
 						INSERT INTO payments.payment_events (payment_id, from_status, to_status, event, detail)
 						SELECT u.id, v.f, v.t, v.ev, v.d::jsonb FROM u, (VALUES ${steps.map(() => "(?, ?, ?, ?, ?::int)").join(", ")}) AS v(f, t, ev, d, n) ORDER BY v.n
+					), o AS (
+						INSERT INTO payments.outbox (events, event_count)
+						SELECT json_agg(json_build_object('event', 'payment.status_changed', 'partitionKey', u.account_id, 'payload', json_build_object(
+							'paymentId', u.id, 'userId', u.user_id, 'type', u.type, 'from', v.f, 'to', v.t, 'amount', u.amount, 'currency', u.currency,
+							'accountId', u.account_id, 'provider', u.provider, 'failureCode', u.failure_code)) ORDER BY v.n), count(*)
+						FROM u, (VALUES ${steps.map(() => "(?, ?, ?::int)").join(", ")}) AS v(f, t, n) GROUP BY u.id
 					)
 					SELECT * FROM u`,
-					[status, ...cols.map(c => set[c]), id, from, ...steps.flatMap((st, i) => [st.from, st.to, st.event, detail(i), i])],
+					[status, ...cols.map(c => set[c]), id, from, ...steps.flatMap((st, i) => [st.from, st.to, st.event, detail(i), i]), ...steps.flatMap((st, i) => [st.from, st.to, i])],
 				);
 				if (!row) throw toClientError({ code: "ILLEGAL_TRANSITION", message: `payment ${id} is no longer ${from}` });
-				for (const st of steps) this.broker.emit("payment.status_changed", { paymentId: id, userId: row.user_id, type: row.type, from: st.from, to: st.to });
+				this.kickRelay();
 				return row;
 			},
 
@@ -337,7 +374,11 @@ export function paymentsService(config: Config): ServiceSchema {
 					);
 					if (!row) throw toClientError({ code: "ILLEGAL_TRANSITION", message: `payment ${id} is no longer ${from}` });
 					await trx.raw("INSERT INTO payments.payment_events (payment_id, from_status, to_status, event, detail) VALUES (?, ?, ?, ?, ?::jsonb)", [id, from, to, event, JSON.stringify(set)]);
-					this.broker.emit("payment.status_changed", { paymentId: id, userId: row.user_id, type: row.type, from, to });
+					// The change leaves through the outbox, in the same transaction.
+					await insertOutbox(trx, "payments", [statusEvent(row, from, to)]);
+					return row;
+				}).then(row => {
+					this.kickRelay();
 					return row;
 				});
 			},
@@ -571,15 +612,18 @@ export function paymentsService(config: Config): ServiceSchema {
 		created(this: PaymentsThis) {
 			this.timer = null;
 			this.systemAccounts = systemAccountResolver(this.broker);
+			this.relay = new Relay({ knex: () => this.knex, schema: "payments", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, warn: (m, o) => this.logger.warn(m, o) });
 		},
 		async started(this: PaymentsThis) {
 			this.timer = setInterval(() => {
 				this.resume().catch((err: Error) => this.logger.warn("payment resume sweep failed", { error: err.message }));
 			}, Math.max(1_000, Math.floor(config.payments.resumeAfterMs / 2)));
 			this.timer.unref();
+			this.relay.start(config.outbox.pollIntervalMs);
 		},
 		async stopped(this: PaymentsThis) {
 			if (this.timer) clearInterval(this.timer);
+			await this.relay.stop();
 		},
 	};
 	return schema as unknown as ServiceSchema;

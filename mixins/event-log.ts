@@ -1,0 +1,199 @@
+/**
+ * The durable event log behind every consumer (notifications, audit, webhooks, reports).
+ *
+ * A service that changes state writes its events into its own `<schema>.outbox` in the
+ * same transaction as the change (one row per transaction, events in order inside it).
+ * The relay, one at a time across nodes (an advisory lock per cycle), takes the committed
+ * rows that have no position yet, in id order, gives each a position `seq` from a sequence
+ * in that same transaction, and publishes the events live (Moleculer events, fire and
+ * forget: the live feed may be lossy).
+ *
+ * Consumers do not rely on the live events: they pull `<service>.events.read` from the
+ * position they stored (see event-consumer.ts). Positions are given only by the relay,
+ * serially, to rows that are already committed, so a consumer reading "after position N"
+ * can never skip a row that commits late, which reading by row id could. Rows touching one
+ * account get increasing ids in commit order (a batch takes its row id while it holds the
+ * account's lock), so per-account order survives into positions.
+ */
+import type { Knex } from "knex";
+
+export type Publish = (event: string, payload: Record<string, unknown>) => Promise<void> | void;
+
+export interface LogEvent {
+	seq: number;
+	eventId: string;
+	event: string;
+	payload: Record<string, unknown>;
+}
+
+interface OutboxRow {
+	id: bigint;
+	seq: bigint;
+	events: { event: string; partitionKey: string; payload: Record<string, unknown> }[];
+}
+
+const SCHEMA = /^[a-z_]{1,32}$/;
+
+function checked(schema: string): string {
+	if (!SCHEMA.test(schema)) throw new Error(`bad schema name ${schema}`);
+	return schema;
+}
+
+/** The statements that give a schema its outbox (used by each domain's migration). */
+export function outboxStatements(schema: string): { up: string[]; down: string[] } {
+	const s = checked(schema);
+	return {
+		up: [
+			`CREATE SEQUENCE ${s}.outbox_seq`,
+			`CREATE TABLE ${s}.outbox (
+				id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+				events json NOT NULL,
+				event_count int NOT NULL CHECK (event_count > 0),
+				created_at timestamptz NOT NULL DEFAULT now(),
+				published_at timestamptz,
+				seq bigint UNIQUE
+			)`,
+			`CREATE INDEX outbox_unpublished_idx ON ${s}.outbox (id) WHERE published_at IS NULL`,
+		],
+		down: [`DROP TABLE ${s}.outbox`, `DROP SEQUENCE ${s}.outbox_seq`],
+	};
+}
+
+/** Positions and publishes up to batchSizeMax rows; the number of events published. */
+export async function relayOnce(knex: Knex, schema: string, publish: Publish, batchSizeMax: number): Promise<number> {
+	const s = checked(schema);
+	return knex.transaction(async trx => {
+		const lock = (await trx.raw(`SELECT pg_try_advisory_xact_lock(hashtext('paymesh.${s}.outbox')) AS locked`)) as { rows: { locked: boolean }[] };
+		if (!lock.rows[0]?.locked) return 0;
+		const res = (await trx.raw(
+			`UPDATE ${s}.outbox o SET seq = x.seq, published_at = now()
+			 FROM (SELECT id, nextval('${s}.outbox_seq') AS seq FROM (SELECT id FROM ${s}.outbox WHERE published_at IS NULL ORDER BY id LIMIT ?) c ORDER BY id) x
+			 WHERE o.id = x.id RETURNING o.id, o.seq, o.events`,
+			[batchSizeMax],
+		)) as { rows: OutboxRow[] };
+		const rows = res.rows.sort((a, b) => (a.seq < b.seq ? -1 : 1));
+		let published = 0;
+		for (const row of rows) {
+			for (const [index, e] of row.events.entries()) {
+				await publish(e.event, { ...e.payload, eventId: `${s}:${row.id}:${index}` });
+				published += 1;
+			}
+		}
+		if (rows.length > 0) await publish("eventlog.appended", { source: s, seq: Number(rows[rows.length - 1]?.seq ?? 0) });
+		return published;
+	});
+}
+
+/**
+ * Events after a position, whole rows only, at most about eventsMax events (a single
+ * larger row still comes whole). `lastSeq` is where to continue.
+ */
+export async function readEvents(knex: Knex, schema: string, afterSeq: number, eventsMax: number): Promise<{ events: LogEvent[]; lastSeq: number }> {
+	const s = checked(schema);
+	const res = (await knex.raw(
+		`SELECT id, seq, events FROM (
+			SELECT id, seq, events, event_count, sum(event_count) OVER (ORDER BY seq) AS running
+			FROM (SELECT id, seq, events, event_count FROM ${s}.outbox WHERE seq > ? ORDER BY seq LIMIT ?) l
+		 ) r WHERE running - event_count < ? ORDER BY seq`,
+		[afterSeq, eventsMax, eventsMax],
+	)) as { rows: OutboxRow[] };
+	const events: LogEvent[] = [];
+	let lastSeq = afterSeq;
+	for (const row of res.rows) {
+		const seq = Number(row.seq);
+		for (const [index, e] of row.events.entries()) events.push({ seq, eventId: `${s}:${row.id}:${index}`, event: e.event, payload: e.payload });
+		lastSeq = seq;
+	}
+	return { events, lastSeq };
+}
+
+/** Events not yet positioned, the oldest one's age, and the last position given. */
+export async function outboxLag(knex: Knex, schema: string): Promise<{ unpublished: number; oldestAgeMs: number; headSeq: number }> {
+	const s = checked(schema);
+	const res = (await knex.raw(
+		`SELECT coalesce(sum(event_count), 0)::int AS n, coalesce(extract(epoch FROM now() - min(created_at)) * 1000, 0)::float8 AS age,
+		        (SELECT coalesce(max(seq), 0) FROM ${s}.outbox) AS head
+		 FROM ${s}.outbox WHERE published_at IS NULL`,
+	)) as { rows: { n: number; age: number; head: bigint | number }[] };
+	const r = res.rows[0];
+	return { unpublished: r?.n ?? 0, oldestAgeMs: Math.round(r?.age ?? 0), headSeq: Number(r?.head ?? 0) };
+}
+
+/** Writes a transaction's events as one outbox row, in the order they happened. */
+export async function insertOutbox(trx: Knex | Knex.Transaction, schema: string, events: { event: string; partitionKey: string; payload: Record<string, unknown> }[]): Promise<void> {
+	if (events.length === 0) return;
+	await trx.raw(`INSERT INTO ${checked(schema)}.outbox (events, event_count) VALUES (?::json, ?)`, [JSON.stringify(events), events.length]);
+}
+
+/**
+ * Publishes relayed events live: money events to one instance of each interested service
+ * (emit), and the "appended" nudge to every consumer instance (broadcast).
+ */
+export function livePublisher(broker: { emit(e: string, p: unknown): unknown; broadcast(e: string, p: unknown): unknown }): Publish {
+	return (event, payload) => {
+		if (event === "eventlog.appended") broker.broadcast(event, payload);
+		else broker.emit(event, payload);
+	};
+}
+
+export const EVENTS_READ_MAX = 2_000;
+
+/** Params of `<service>.events.read`, the consumers' pull. */
+export const eventsReadParams = {
+	$$strict: true,
+	afterSeq: { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER, convert: false },
+	eventsMax: { type: "number", integer: true, min: 1, max: EVENTS_READ_MAX, convert: false, optional: true },
+} as const;
+
+/**
+ * Runs the relay of one outbox: kicked after each write and by a timer; kicks during a run
+ * make it go round once more, so nothing waits for the next poll.
+ */
+export class Relay {
+	private running = false;
+	private again = false;
+	private stopping = false;
+	private timer: NodeJS.Timeout | null = null;
+	private readonly run: () => Promise<number>;
+	private readonly warn: (msg: string, o: object) => void;
+
+	constructor(opts: { knex: () => Knex; schema: string; publish: Publish; batchSizeMax: number; warn: (msg: string, o: object) => void }) {
+		this.run = () => relayOnce(opts.knex(), opts.schema, opts.publish, opts.batchSizeMax);
+		this.warn = opts.warn;
+	}
+
+	start(pollIntervalMs: number): void {
+		this.timer = setInterval(() => this.kick(), pollIntervalMs);
+		this.timer.unref();
+		this.kick();
+	}
+
+	kick(): void {
+		if (this.stopping) return;
+		if (this.running) {
+			this.again = true;
+			return;
+		}
+		this.running = true;
+		void this.loop();
+	}
+
+	private async loop(): Promise<void> {
+		try {
+			do {
+				this.again = false;
+				while ((await this.run()) > 0 && !this.stopping);
+			} while (this.again && !this.stopping);
+		} catch (err) {
+			this.warn("outbox relay cycle failed; the next poll retries", { error: (err as Error).message });
+		} finally {
+			this.running = false;
+		}
+	}
+
+	async stop(): Promise<void> {
+		this.stopping = true;
+		if (this.timer) clearInterval(this.timer);
+		while (this.running) await new Promise(r => setTimeout(r, 10));
+	}
+}
