@@ -15,7 +15,7 @@ type Env = Record<string, string | undefined>;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const ALL_SERVICES = ["api", "auth", "users", "ledger", "payments", "providers", "fx", "fraud"] as const;
+export const ALL_SERVICES = ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 export interface Config {
@@ -83,6 +83,28 @@ export interface Config {
 		/** Simulation: share of callbacks sent twice, and of payments whose interim notice arrives after the final one. */
 		callbackDuplicatePercent: number;
 		callbackReorderPercent: number;
+	};
+	events: {
+		/** Tries per event before a consumer dead-letters it, and the first retry delay (doubling). */
+		attemptsMax: number;
+		retryDelayMs: number;
+		pollIntervalMs: number;
+	};
+	notifications: {
+		/** smtp:// or smtps:// URL of the mail server; the e-mail channel is off without it. */
+		smtpUrl: string | null;
+		mailFrom: string;
+		/** Simulation: share of SMS sends that fail (and are retried). */
+		smsFailurePercent: number;
+		deliveryAttemptsMax: number;
+		deliveryRetryDelayMs: number;
+	};
+	webhooks: {
+		attemptsMax: number;
+		retryDelayMs: number;
+		retryDelayMsMax: number;
+		timeoutMs: number;
+		endpointsPerUserMax: number;
 	};
 	fx: {
 		spreadBps: number;
@@ -264,6 +286,25 @@ export function loadConfig(env: Env = process.env): Config {
 			callbackUrl: urlVar(env, "PROVIDER_CALLBACK_URL", ["http:", "https:"]),
 			callbackDuplicatePercent: intVar(env, "PROVIDER_CALLBACK_DUPLICATE_PERCENT", 0, 0, 100),
 			callbackReorderPercent: intVar(env, "PROVIDER_CALLBACK_REORDER_PERCENT", 0, 0, 100),
+		},
+		events: {
+			attemptsMax: intVar(env, "EVENT_ATTEMPTS_MAX", 5, 1, 100),
+			retryDelayMs: intVar(env, "EVENT_RETRY_DELAY_MS", 100, 1, 60_000),
+			pollIntervalMs: intVar(env, "EVENT_POLL_INTERVAL_MS", 500, 10, 60_000),
+		},
+		notifications: {
+			smtpUrl: urlVar(env, "SMTP_URL", ["smtp:", "smtps:"]),
+			mailFrom: stringVar(env, "MAIL_FROM", "Paymesh <no-reply@paymesh.local>", /^[^\r\n]{3,200}$/, "a sender address without line breaks"),
+			smsFailurePercent: intVar(env, "SMS_FAILURE_PERCENT", 0, 0, 100),
+			deliveryAttemptsMax: intVar(env, "NOTIFY_ATTEMPTS_MAX", 5, 1, 100),
+			deliveryRetryDelayMs: intVar(env, "NOTIFY_RETRY_DELAY_MS", 1_000, 1, 3_600_000),
+		},
+		webhooks: {
+			attemptsMax: intVar(env, "WEBHOOK_ATTEMPTS_MAX", 8, 1, 100),
+			retryDelayMs: intVar(env, "WEBHOOK_RETRY_DELAY_MS", 1_000, 1, 3_600_000),
+			retryDelayMsMax: intVar(env, "WEBHOOK_RETRY_DELAY_MS_MAX", 3_600_000, 1, 86_400_000),
+			timeoutMs: intVar(env, "WEBHOOK_TIMEOUT_MS", 5_000, 10, 60_000),
+			endpointsPerUserMax: intVar(env, "WEBHOOK_ENDPOINTS_PER_USER_MAX", 10, 1, 1_000),
 		},
 		fx: {
 			spreadBps: intVar(env, "FX_SPREAD_BPS", 50, 0, 2_000),

@@ -11,3 +11,13 @@ export function sumBigint(values: Iterable<bigint>): bigint {
 	for (const v of values) total += v;
 	return total;
 }
+
+/** Minor units as a decimal string in the currency's exponent, without floats ("12.05 USD"). */
+export function formatMinor(amountMinor: bigint | number, currency: string, exponent: number): string {
+	const v = BigInt(amountMinor);
+	const sign = v < 0n ? "-" : "";
+	const abs = v < 0n ? -v : v;
+	if (exponent === 0) return `${sign}${abs} ${currency}`;
+	const scale = 10n ** BigInt(exponent);
+	return `${sign}${abs / scale}.${(abs % scale).toString().padStart(exponent, "0")} ${currency}`;
+}

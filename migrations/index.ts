@@ -1,8 +1,10 @@
 import type { Knex } from "knex";
+import * as audit001 from "./audit/001_init.ts";
 import * as auth001 from "./auth/001_init.ts";
 import * as fraud001 from "./fraud/001_init.ts";
 import * as fx001 from "./fx/001_init.ts";
 import * as ledger001 from "./ledger/001_init.ts";
+import * as notifications001 from "./notifications/001_init.ts";
 import * as ledger002 from "./ledger/002_event_log.ts";
 import * as payments001 from "./payments/001_init.ts";
 import * as payments002 from "./payments/002_provider_callbacks.ts";
@@ -25,6 +27,8 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003 },
 	fx: { "001_init": fx001 },
 	fraud: { "001_init": fraud001 },
+	audit: { "001_init": audit001 },
+	notifications: { "001_init": notifications001 },
 };
 
 function sourceFor(schema: string): Knex.MigrationSource<string> {

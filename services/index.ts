@@ -8,9 +8,11 @@ import { usersService } from "./users/users.service.ts";
 import { fraudService } from "./fraud/fraud.service.ts";
 import { fxService } from "./fx/fx.service.ts";
 import { ledgerService } from "./ledger/ledger.service.ts";
+import { auditService } from "./audit/audit.service.ts";
+import { notificationsService } from "./notifications/notifications.service.ts";
 
 /** Every service this node can run, by the name SERVICES uses. */
-export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceSchema> = {
+export const SERVICE_FACTORIES: Partial<Record<ServiceName, (config: Config) => ServiceSchema>> = {
 	api: apiService,
 	auth: authService,
 	users: usersService,
@@ -19,4 +21,6 @@ export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceS
 	providers: providersService,
 	fx: fxService,
 	fraud: fraudService,
+	notifications: notificationsService,
+	audit: auditService,
 };

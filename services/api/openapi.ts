@@ -64,7 +64,7 @@ export function openApiDocument(): Record<string, unknown> {
 				Session: { type: "object", required: ["user", "accessToken", "refreshToken"], properties: { user: ref("User"), accessToken: { type: "string" }, refreshToken: { type: "string" } } },
 				TokenPair: { type: "object", required: ["accessToken", "refreshToken"], properties: { accessToken: { type: "string" }, refreshToken: { type: "string" } } },
 				User: { type: "object", required: ["id", "email", "name", "roles", "kycTier"], properties: { id: { type: "string" }, email: { type: "string" }, name: { type: "string" }, roles: { type: "array", items: { type: "string", enum: ["user", "admin", "support", "auditor"] } }, kycTier: { type: "integer" } } },
-				UpdateMe: { type: "object", additionalProperties: false, properties: { name: { type: "string" }, preferences: { type: "object", additionalProperties: false, properties: { language: { type: "string" }, notifyEmail: { type: "boolean" }, notifySms: { type: "boolean" }, notifyInApp: { type: "boolean" } } } } },
+				UpdateMe: { type: "object", additionalProperties: false, properties: { name: { type: "string" }, preferences: { type: "object", additionalProperties: false, properties: { language: { type: "string" }, notifyEmail: { type: "boolean" }, notifySms: { type: "boolean" }, notifyInApp: { type: "boolean" }, phone: { type: "string", pattern: "^\\+[1-9][0-9]{6,14}$", description: "E.164, for SMS notifications" } } } } },
 				OpenAccount: { type: "object", additionalProperties: false, required: ["currency"], properties: { currency: ref("Currency"), label: { type: "string", maxLength: 200 } } },
 				Account: {
 					type: "object", required: ["id", "currency", "label", "status", "balance", "version"],

@@ -80,6 +80,7 @@ export const v1Params = {
 		preferences: { type: "object", optional: true, strict: true, props: {
 			language: { type: "string", max: 10, optional: true }, notifyEmail: { type: "boolean", optional: true },
 			notifySms: { type: "boolean", optional: true }, notifyInApp: { type: "boolean", optional: true },
+			phone: { type: "string", max: 16, optional: true },
 		} },
 	}),
 	openAccount: paramsSchema({ $$strict: true, currency: currencyRule, label: { type: "string", max: 200, optional: true } }),

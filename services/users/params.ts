@@ -14,6 +14,7 @@ export const updateParams = paramsSchema({
 			notifyEmail: { type: "boolean", optional: true },
 			notifySms: { type: "boolean", optional: true },
 			notifyInApp: { type: "boolean", optional: true },
+			phone: { type: "string", pattern: /^\+[1-9][0-9]{6,14}$/, optional: true },
 		},
 	},
 });

@@ -1,0 +1,226 @@
+/**
+ * Durable, ordered, at-least-once consumption of the event logs (see event-log.ts), shared
+ * by notifications, audit, webhooks and reports.
+ *
+ * Each consumer keeps, in its own schema, a position per source log and a lease: one node
+ * at a time pulls `<source>.events.read` after its position, hands the events to the
+ * handler one by one in log order (so per-account order holds), and then stores the new
+ * position. A consumer that was down starts from where it stopped. Handlers must be
+ * idempotent by event id (their writes carry a unique event id), because a crash between
+ * handling and storing the position replays the events. A failing event is retried with
+ * exponential backoff and, after attemptsMax, written to the dead letters with its error
+ * and skipped, so one poisoned event cannot stop the stream. Wake-ups come from the
+ * relay's `eventlog.appended` broadcast; a timer polls as well, in case a nudge is lost.
+ */
+import type { Knex } from "knex";
+import type { ServiceBroker, ServiceSchema, Logger } from "moleculer";
+import { randomUUID } from "node:crypto";
+import type { LogEvent } from "./event-log.ts";
+
+export type Source = "ledger" | "payments";
+
+export interface ConsumedEvent extends LogEvent {
+	source: Source;
+}
+
+export interface ConsumerOptions {
+	/** The consumer's schema, where its positions and dead letters live. */
+	schema: string;
+	sources: Source[];
+	/** Event names the handler wants; others only move the position. */
+	events: string[];
+	attemptsMax?: number;
+	retryDelayMs?: number;
+	retryDelayMsMax?: number;
+	pollIntervalMs?: number;
+	leaseMs?: number;
+	eventsPerReadMax?: number;
+}
+
+export interface ConsumerService {
+	knex: Knex;
+	broker: ServiceBroker;
+	logger: Logger;
+	consumer: ConsumerRuntime;
+	handleEvent(e: ConsumedEvent): Promise<void>;
+	startConsumer(): void;
+	stopConsumer(): Promise<void>;
+	pump(source: Source): Promise<number>;
+	deliver(e: ConsumedEvent): Promise<void>;
+}
+
+interface ConsumerRuntime {
+	owner: string;
+	running: Map<Source, boolean>;
+	again: Map<Source, boolean>;
+	headSeq: Map<Source, number>;
+	position: Map<Source, number>;
+	timer: NodeJS.Timeout | null;
+	stopping: boolean;
+}
+
+/** The statements that give a consumer schema its positions and dead letters. */
+export function consumerStatements(schema: string): { up: string[]; down: string[] } {
+	return {
+		up: [
+			`CREATE TABLE ${schema}.consumer_positions (
+				source text PRIMARY KEY,
+				position bigint NOT NULL DEFAULT 0 CHECK (position >= 0),
+				owner text,
+				lease_until timestamptz NOT NULL DEFAULT now(),
+				updated_at timestamptz NOT NULL DEFAULT now()
+			)`,
+			`CREATE TABLE ${schema}.dead_letters (
+				id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+				source text NOT NULL,
+				event_id text NOT NULL UNIQUE,
+				event text NOT NULL,
+				payload json NOT NULL,
+				error text NOT NULL,
+				attempts int NOT NULL,
+				created_at timestamptz NOT NULL DEFAULT now()
+			)`,
+		],
+		down: [`DROP TABLE ${schema}.dead_letters`, `DROP TABLE ${schema}.consumer_positions`],
+	};
+}
+
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
+
+export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
+	const s = opts.schema;
+	const attemptsMax = opts.attemptsMax ?? 5;
+	const retryDelayMs = opts.retryDelayMs ?? 100;
+	const retryDelayMsMax = opts.retryDelayMsMax ?? 2_000;
+	const pollIntervalMs = opts.pollIntervalMs ?? 500;
+	const leaseMs = opts.leaseMs ?? 10_000;
+	const eventsPerReadMax = opts.eventsPerReadMax ?? 500;
+	const wanted = new Set(opts.events);
+
+	const mixin = {
+		actions: {
+			/** Position, lag and dead letters per source, for the REPL and the metrics. */
+			"consumer.status": {
+				params: { $$strict: true },
+				async handler(this: ConsumerService) {
+					const positions = (await this.knex.raw(`SELECT source, position, owner, lease_until FROM ${s}.consumer_positions`)) as { rows: { source: string; position: bigint; owner: string | null; lease_until: Date }[] };
+					const dead = (await this.knex.raw(`SELECT source, count(*)::int AS n FROM ${s}.dead_letters GROUP BY source`)) as { rows: { source: string; n: number }[] };
+					return {
+						consumer: s,
+						sources: opts.sources.map(source => {
+							const row = positions.rows.find(r => r.source === source);
+							const position = Number(row?.position ?? 0);
+							const head = this.consumer.headSeq.get(source) ?? position;
+							return { source, position, lagPositions: Math.max(0, head - position), deadLetters: dead.rows.find(r => r.source === source)?.n ?? 0 };
+						}),
+					};
+				},
+			},
+			"consumer.deadLetters": {
+				params: { $$strict: true, limit: { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true } },
+				async handler(this: ConsumerService, ctx: { params: { limit?: number } }) {
+					const rows = (await this.knex.raw(`SELECT id, source, event_id, event, error, attempts, created_at FROM ${s}.dead_letters ORDER BY id DESC LIMIT ?`, [ctx.params.limit ?? 50])) as { rows: unknown[] };
+					return { items: rows.rows };
+				},
+			},
+		},
+		events: {
+			"eventlog.appended"(this: ConsumerService, ctx: { params: { source?: string; seq?: number } }) {
+				const source = ctx.params.source as Source;
+				if (!opts.sources.includes(source) || !this.consumer) return;
+				this.consumer.headSeq.set(source, Math.max(this.consumer.headSeq.get(source) ?? 0, ctx.params.seq ?? 0));
+				kick(this, source);
+			},
+		},
+		methods: {
+			startConsumer(this: ConsumerService) {
+				this.consumer.timer = setInterval(() => opts.sources.forEach(src => kick(this, src)), pollIntervalMs);
+				this.consumer.timer.unref();
+				opts.sources.forEach(src => kick(this, src));
+			},
+
+			async stopConsumer(this: ConsumerService) {
+				this.consumer.stopping = true;
+				if (this.consumer.timer) clearInterval(this.consumer.timer);
+				while ([...this.consumer.running.values()].some(Boolean)) await sleep(10);
+				// Hand the lease over at once rather than after it runs out.
+				await this.knex.raw(`UPDATE ${s}.consumer_positions SET lease_until = now() WHERE owner = ?`, [this.consumer.owner]).catch(() => undefined);
+			},
+
+			/** One read from a source: handles what came, stores the position; the number of events. */
+			async pump(this: ConsumerService, source: Source): Promise<number> {
+				const lease = (await this.knex.raw(
+					`INSERT INTO ${s}.consumer_positions AS p (source, owner, lease_until) VALUES (?, ?, now() + (? * interval '1 millisecond'))
+					 ON CONFLICT (source) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until
+					 WHERE p.owner = EXCLUDED.owner OR p.lease_until < now() RETURNING position`,
+					[source, this.consumer.owner, leaseMs],
+				)) as { rows: { position: bigint }[] };
+				const held = lease.rows[0];
+				if (!held) return 0;
+				const position = Number(held.position);
+				this.consumer.position.set(source, position);
+				const { events, lastSeq }: { events: LogEvent[]; lastSeq: number } = await this.broker.call(`${source}.events.read`, { afterSeq: position, eventsMax: eventsPerReadMax });
+				for (const e of events) {
+					if (this.consumer.stopping) return 0;
+					if (wanted.has(e.event)) await this.deliver({ ...e, source });
+				}
+				if (lastSeq > position) {
+					await this.knex.raw(`UPDATE ${s}.consumer_positions SET position = ?, updated_at = now() WHERE source = ? AND owner = ?`, [lastSeq, source, this.consumer.owner]);
+					this.consumer.position.set(source, lastSeq);
+					this.consumer.headSeq.set(source, Math.max(this.consumer.headSeq.get(source) ?? 0, lastSeq));
+				}
+				return events.length;
+			},
+
+			/** Hands one event to the handler, with retries and a dead letter at the end. */
+			async deliver(this: ConsumerService, e: ConsumedEvent): Promise<void> {
+				for (let attempt = 1; ; attempt++) {
+					try {
+						await this.handleEvent(e);
+						return;
+					} catch (err) {
+						if (attempt >= attemptsMax || this.consumer.stopping) {
+							this.logger.error("event dead-lettered after retries", { consumer: s, eventId: e.eventId, event: e.event, attempts: attempt, error: (err as Error).message });
+							await this.knex.raw(
+								`INSERT INTO ${s}.dead_letters (source, event_id, event, payload, error, attempts) VALUES (?, ?, ?, ?::json, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
+								[e.source, e.eventId, e.event, JSON.stringify(e.payload), (err as Error).message.slice(0, 2_000), attempt],
+							);
+							return;
+						}
+						await sleep(Math.min(retryDelayMs * 2 ** (attempt - 1), retryDelayMsMax));
+					}
+				}
+			},
+		},
+		created(this: ConsumerService) {
+			this.consumer = {
+				owner: `${this.broker.nodeID}:${randomUUID()}`, running: new Map(), again: new Map(), headSeq: new Map(), position: new Map(), timer: null, stopping: false,
+			};
+		},
+	};
+	return mixin as unknown as Partial<ServiceSchema>;
+}
+
+/** Runs the pump of a source now; a kick during a run makes it go round once more. */
+function kick(svc: ConsumerService, source: Source): void {
+	const c = svc.consumer;
+	if (c.stopping || !svc.knex) return;
+	if (c.running.get(source)) {
+		c.again.set(source, true);
+		return;
+	}
+	c.running.set(source, true);
+	void (async () => {
+		try {
+			do {
+				c.again.set(source, false);
+				while ((await svc.pump(source)) > 0 && !c.stopping);
+			} while (c.again.get(source) && !c.stopping);
+		} catch (err) {
+			// The source may be down or restarting: the next poll tries again.
+			svc.logger.debug("event pump failed; the next poll retries", { source, error: (err as Error).message });
+		} finally {
+			c.running.set(source, false);
+		}
+	})();
+}

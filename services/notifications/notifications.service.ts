@@ -1,0 +1,210 @@
+/**
+ * The notifications service: reacts to money events from the durable logs (a service that
+ * was down catches up, each event once per user and kind), stores in-app notifications
+ * (list, unread count, mark read), and delivers them on the channels the user's
+ * preferences turn on: e-mail through SMTP and SMS through its adapter. A failed delivery
+ * is retried with backoff by a sweep of its own, so a slow or broken channel never holds
+ * up the event stream, let alone the money.
+ */
+import type { Context, ServiceSchema } from "moleculer";
+import type { Config } from "../../config/index.ts";
+import { uuidv7 } from "../../lib/ids.ts";
+import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { toClientError } from "../../lib/errors.ts";
+import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
+import { queryOne, queryRows } from "../../mixins/db.ts";
+import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
+import { emailChannel, simulatedSmsChannel, type Channel } from "./channels.ts";
+import { draftsFor, type Draft } from "./templates.ts";
+
+const DELIVERY_BATCH_MAX = 50;
+const DELIVERY_SWEEP_MS = 250;
+const DELIVERY_RETRY_DELAY_MS_MAX = 3_600_000;
+
+export const listParams = paramsSchema({
+	$$strict: true,
+	userId: { type: "uuid" },
+	limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true },
+	cursor: { type: "string", max: 80, optional: true },
+	unreadOnly: { type: "boolean", optional: true, convert: true },
+});
+export const markReadParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, id: { type: "uuid" } });
+export const markAllParams = paramsSchema({ $$strict: true, userId: { type: "uuid" } });
+type ListParams = Infer<typeof listParams>;
+
+interface NotificationRow {
+	id: string;
+	user_id: string;
+	kind: string;
+	title: string;
+	body: string;
+	data: Record<string, unknown>;
+	read_at: Date | null;
+	created_at: Date;
+}
+
+interface DeliveryRow {
+	id: bigint;
+	channel: "email" | "sms";
+	address: string;
+	attempts: number;
+	title: string;
+	body: string;
+}
+
+const view = (n: NotificationRow) => ({
+	id: n.id, kind: n.kind, title: n.title, body: n.body, data: n.data, read: n.read_at !== null, createdAt: n.created_at.toISOString(),
+});
+
+type NotificationsThis = DbService & ConsumerService & {
+	channels: Map<string, Channel>;
+	sweepTimer: NodeJS.Timeout | null;
+	sweeping: boolean;
+	store(eventId: string, d: Draft): Promise<void>;
+	sweepDeliveries(): Promise<number>;
+};
+
+export function notificationsService(config: Config): ServiceSchema {
+	const schema = {
+		name: "notifications",
+		mixins: [
+			dbMixin(config, "notifications"),
+			eventConsumer({
+				schema: "notifications", sources: ["ledger", "payments"], events: ["transfer.completed", "payment.status_changed"],
+				attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs,
+			}),
+		],
+		actions: {
+			list: {
+				params: listParams,
+				async handler(this: NotificationsThis, ctx: Context<ListParams>) {
+					const p = ctx.params;
+					const limit = p.limit ?? 20;
+					// Cursor: "<created_at ISO>|<id>" of the last item seen; newest first.
+					const [at, id] = (p.cursor ?? "").split("|");
+					const after = p.cursor && at && id && !Number.isNaN(Date.parse(at)) ? [new Date(at), id] : null;
+					const rows = await queryRows<NotificationRow>(
+						this.knex,
+						`SELECT * FROM notifications.notifications WHERE user_id = ?${p.unreadOnly ? " AND read_at IS NULL" : ""}
+						 ${after ? "AND (created_at, id) < (?, ?)" : ""} ORDER BY created_at DESC, id DESC LIMIT ?`,
+						[p.userId, ...(after ?? []), limit + 1],
+					);
+					const unread = await queryOne<{ n: number }>(this.knex, "SELECT count(*)::int AS n FROM notifications.notifications WHERE user_id = ? AND read_at IS NULL", [p.userId]);
+					const page = rows.slice(0, limit);
+					const last = page[page.length - 1];
+					return { items: page.map(view), unreadCount: unread?.n ?? 0, nextCursor: rows.length > limit && last ? `${last.created_at.toISOString()}|${last.id}` : null };
+				},
+			},
+			markRead: {
+				params: markReadParams,
+				async handler(this: NotificationsThis, ctx: Context<Infer<typeof markReadParams>>) {
+					const row = await queryOne<NotificationRow>(
+						this.knex,
+						"UPDATE notifications.notifications SET read_at = coalesce(read_at, now()) WHERE id = ? AND user_id = ? RETURNING *",
+						[ctx.params.id, ctx.params.userId],
+					);
+					if (!row) throw toClientError({ code: "NOTIFICATION_NOT_FOUND", message: "notification not found" });
+					return view(row);
+				},
+			},
+			markAllRead: {
+				params: markAllParams,
+				async handler(this: NotificationsThis, ctx: Context<Infer<typeof markAllParams>>) {
+					const res = (await this.knex.raw("UPDATE notifications.notifications SET read_at = now() WHERE user_id = ? AND read_at IS NULL", [ctx.params.userId])) as { rowCount?: number };
+					return { marked: res.rowCount ?? 0 };
+				},
+			},
+			"deliveries.list": {
+				params: { $$strict: true, notificationId: { type: "uuid" } },
+				async handler(this: NotificationsThis, ctx: Context<{ notificationId: string }>) {
+					const rows = await queryRows<{ channel: string; status: string; attempts: number; last_error: string | null }>(
+						this.knex, "SELECT channel, status, attempts, last_error FROM notifications.deliveries WHERE notification_id = ? ORDER BY channel", [ctx.params.notificationId],
+					);
+					return { items: rows.map(r => ({ channel: r.channel, status: r.status, attempts: r.attempts, lastError: r.last_error })) };
+				},
+			},
+		},
+		methods: {
+			async handleEvent(this: NotificationsThis, e: ConsumedEvent) {
+				for (const d of draftsFor(e.event, e.payload)) await this.store(e.eventId, d);
+			},
+
+			/** Stores one notification (once per event, user and kind), queues its channels, pushes it live. */
+			async store(this: NotificationsThis, eventId: string, d: Draft) {
+				const row = await queryOne<NotificationRow>(
+					this.knex,
+					`INSERT INTO notifications.notifications (id, user_id, event_id, kind, title, body, data) VALUES (?, ?, ?, ?, ?, ?, ?::jsonb)
+					 ON CONFLICT (event_id, user_id, kind) DO NOTHING RETURNING *`,
+					[uuidv7(), d.userId, eventId, d.kind, d.title, d.body, JSON.stringify(d.data)],
+				);
+				if (!row) return;
+				const profile = await this.broker.call<{ email: string; preferences: { notifyEmail?: boolean; notifySms?: boolean; phone?: string } }, object>("users.get", { id: d.userId }).catch(() => null);
+				const prefs = profile?.preferences ?? {};
+				const queue: [string, string][] = [];
+				if (this.channels.has("email") && prefs.notifyEmail !== false && profile?.email) queue.push(["email", profile.email]);
+				if (this.channels.has("sms") && prefs.notifySms === true && prefs.phone) queue.push(["sms", prefs.phone]);
+				for (const [channel, address] of queue) {
+					await this.knex.raw("INSERT INTO notifications.deliveries (notification_id, channel, address) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [row.id, channel, address]);
+				}
+				this.broker.emit("notification.created", { userId: d.userId, notification: view(row) });
+			},
+
+			/** Sends the deliveries that are due; each failure waits twice as long as the last. */
+			async sweepDeliveries(this: NotificationsThis) {
+				return this.knex.transaction(async trx => {
+					const due = await queryRows<DeliveryRow>(
+						trx,
+						`SELECT d.id, d.channel, d.address, d.attempts, n.title, n.body FROM notifications.deliveries d JOIN notifications.notifications n ON n.id = d.notification_id
+						 WHERE d.status = 'pending' AND d.next_attempt_at <= now() ORDER BY d.next_attempt_at LIMIT ? FOR UPDATE OF d SKIP LOCKED`,
+						[DELIVERY_BATCH_MAX],
+					);
+					for (const d of due) {
+						const attempts = d.attempts + 1;
+						try {
+							const channel = this.channels.get(d.channel);
+							if (!channel) throw new Error(`channel ${d.channel} is not configured on this node`);
+							await channel.send({ to: d.address, title: d.title, body: d.body });
+							await trx.raw("UPDATE notifications.deliveries SET status = 'sent', attempts = ?, sent_at = now(), last_error = NULL WHERE id = ?", [attempts, String(d.id)]);
+						} catch (err) {
+							const dead = attempts >= config.notifications.deliveryAttemptsMax;
+							const delayMs = Math.min(config.notifications.deliveryRetryDelayMs * 2 ** (attempts - 1), DELIVERY_RETRY_DELAY_MS_MAX);
+							await trx.raw(
+								"UPDATE notifications.deliveries SET status = ?, attempts = ?, last_error = ?, next_attempt_at = now() + (? * interval '1 millisecond') WHERE id = ?",
+								[dead ? "dead" : "pending", attempts, (err as Error).message.slice(0, 500), delayMs, String(d.id)],
+							);
+							// The address is not logged: it is personal data.
+							this.logger.warn("notification delivery failed", { deliveryId: String(d.id), channel: d.channel, attempts, dead, error: (err as Error).message });
+						}
+					}
+					return due.length;
+				});
+			},
+		},
+		created(this: NotificationsThis) {
+			this.channels = new Map();
+			const email = emailChannel(config);
+			if (email) this.channels.set("email", email);
+			this.channels.set("sms", simulatedSmsChannel(config));
+			this.sweepTimer = null;
+			this.sweeping = false;
+		},
+		async started(this: NotificationsThis) {
+			this.startConsumer();
+			this.sweepTimer = setInterval(() => {
+				if (this.sweeping) return;
+				this.sweeping = true;
+				this.sweepDeliveries()
+					.catch((err: Error) => this.logger.warn("delivery sweep failed; the next one retries", { error: err.message }))
+					.finally(() => (this.sweeping = false));
+			}, DELIVERY_SWEEP_MS);
+			this.sweepTimer.unref();
+		},
+		async stopped(this: NotificationsThis) {
+			if (this.sweepTimer) clearInterval(this.sweepTimer);
+			while (this.sweeping) await new Promise(r => setTimeout(r, 10));
+			await this.stopConsumer();
+			for (const c of this.channels.values()) c.close();
+		},
+	};
+	return schema as unknown as ServiceSchema;
+}

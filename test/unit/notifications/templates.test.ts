@@ -1,0 +1,39 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { draftsFor } from "../../../services/notifications/templates.ts";
+import { formatMinor } from "../../../lib/money.ts";
+
+const A = "018f0000-0000-7000-8000-00000000000a";
+const B = "018f0000-0000-7000-8000-00000000000b";
+
+describe("notification templates", () => {
+	it("tells the recipient of a transfer between two users, in the currency's exponent", () => {
+		const d = draftsFor("transfer.completed", { id: "t1", amount: 1_005, currency: "USD", fromOwnerId: A, toOwnerId: B, toAccountId: "acc" });
+		assert.deepEqual(d.map(x => [x.userId, x.kind, x.body]), [[B, "transfer.received", "You received 10.05 USD."]]);
+		assert.equal(draftsFor("transfer.completed", { amount: 7, currency: "JPY", fromOwnerId: A, toOwnerId: B })[0]?.body, "You received 7 JPY.");
+		assert.equal(draftsFor("transfer.completed", { amount: 1_234, currency: "KWD", fromOwnerId: A, toOwnerId: B })[0]?.body, "You received 1.234 KWD.");
+	});
+
+	it("says nothing for transfers from system accounts, between one user's accounts, or without owners", () => {
+		assert.deepEqual(draftsFor("transfer.completed", { amount: 1, currency: "USD", fromOwnerId: null, toOwnerId: B }), []);
+		assert.deepEqual(draftsFor("transfer.completed", { amount: 1, currency: "USD", fromOwnerId: A, toOwnerId: A }), []);
+		assert.deepEqual(draftsFor("transfer.completed", { amount: 1, currency: "USD" }), []);
+		assert.deepEqual(draftsFor("hold.created", { amount: 1, currency: "USD" }), []);
+	});
+
+	it("tells a payment's user about completion (not P2P, told by its transfer), failure with the code, and review", () => {
+		const base = { paymentId: "p", userId: A, amount: 2_500, currency: "EUR" };
+		assert.equal(draftsFor("payment.status_changed", { ...base, type: "payout", to: "completed" })[0]?.body, "Payout of 25.00 EUR completed.");
+		assert.deepEqual(draftsFor("payment.status_changed", { ...base, type: "p2p", to: "completed" }), []);
+		assert.equal(draftsFor("payment.status_changed", { ...base, type: "topup", to: "failed", failureCode: "PROVIDER_DECLINED" })[0]?.body, "Top-up of 25.00 EUR failed (PROVIDER_DECLINED).");
+		assert.equal(draftsFor("payment.status_changed", { ...base, type: "p2p", to: "pending_review" })[0]?.kind, "payment.review");
+		assert.deepEqual(draftsFor("payment.status_changed", { ...base, type: "topup", to: "processing" }), []);
+	});
+
+	it("formats minor units without floats, negative and at the edges", () => {
+		assert.equal(formatMinor(0n, "USD", 2), "0.00 USD");
+		assert.equal(formatMinor(-5n, "USD", 2), "-0.05 USD");
+		assert.equal(formatMinor(9_007_199_254_740_991n, "USD", 2), "90071992547409.91 USD");
+		assert.equal(formatMinor(123n, "JPY", 0), "123 JPY");
+	});
+});
