@@ -9,6 +9,7 @@ import { fraudService } from "./fraud/fraud.service.ts";
 import { fxService } from "./fx/fx.service.ts";
 import { ledgerService } from "./ledger/ledger.service.ts";
 import { auditService } from "./audit/audit.service.ts";
+import { realtimeService } from "./realtime/realtime.service.ts";
 import { notificationsService } from "./notifications/notifications.service.ts";
 
 /** Every service this node can run, by the name SERVICES uses. */
@@ -23,4 +24,5 @@ export const SERVICE_FACTORIES: Partial<Record<ServiceName, (config: Config) => 
 	fraud: fraudService,
 	notifications: notificationsService,
 	audit: auditService,
+	realtime: realtimeService,
 };

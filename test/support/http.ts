@@ -38,3 +38,16 @@ export function client(base: string) {
 		return { status: res.status, body: parsed as T, headers: res.headers };
 	};
 }
+
+/** A TCP port that was free a moment ago, for a child node that must be told its port up front. */
+export async function freePort(): Promise<number> {
+	const { createServer } = await import("node:net");
+	return new Promise((resolve, reject) => {
+		const srv = createServer();
+		srv.once("error", reject);
+		srv.listen(0, "127.0.0.1", () => {
+			const addr = srv.address();
+			srv.close(() => (addr && typeof addr === "object" ? resolve(addr.port) : reject(new Error("no port"))));
+		});
+	});
+}

@@ -1,0 +1,104 @@
+/**
+ * The realtime service: Socket.IO on the gateway's HTTP server and port (it runs on every
+ * gateway node). The access token is checked at the handshake (a bad one is refused), each
+ * socket joins its user's room, and money events are pushed to the owner only
+ * (feed.ts). With REDIS_URL set the Socket.IO Redis adapter carries a push from the node
+ * that received the event to sockets on every other gateway node. The feed may be lossy:
+ * balance events carry the account version, so a client that sees a gap re-reads.
+ */
+import type { Context, ServiceBroker, ServiceSchema, Logger } from "moleculer";
+import type { Server as HttpServer } from "node:http";
+import { Server } from "socket.io";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Redis } from "ioredis";
+import type { Config } from "../../config/index.ts";
+import { verifyAccessToken } from "../auth/tokens.ts";
+import { pushesFor, userRoom } from "./feed.ts";
+
+const HANDSHAKE_TOKEN_CHARS_MAX = 4_096;
+const MESSAGE_BYTES_MAX = 4_096;
+
+interface RealtimeThis {
+	broker: ServiceBroker;
+	logger: Logger;
+	io: Server | null;
+	redis: Redis[];
+	push(event: string, payload: Record<string, unknown>): void;
+}
+
+const FED = ["balance.updated", "transfer.completed", "notification.created", "payment.status_changed"];
+
+export function realtimeService(config: Config): ServiceSchema {
+	const events: Record<string, unknown> = {};
+	for (const name of FED) {
+		events[name] = function (this: RealtimeThis, ctx: Context<Record<string, unknown>>) {
+			this.push(name, ctx.params);
+		};
+	}
+	events["auth.session.revoked"] = async function (this: RealtimeThis, ctx: Context<{ sid?: string }>) {
+		// A logged-out session's sockets close at once, on every node.
+		const sid = ctx.params.sid;
+		if (!this.io || typeof sid !== "string") return;
+		for (const s of await this.io.local.fetchSockets()) if (s.data.sid === sid) s.disconnect(true);
+	};
+	const schema = {
+		name: "realtime",
+		events,
+		methods: {
+			push(this: RealtimeThis, event: string, payload: Record<string, unknown>) {
+				if (!this.io) return;
+				for (const p of pushesFor(event, payload)) this.io.to(p.room).emit(p.message, p.data);
+			},
+		},
+		created(this: RealtimeThis) {
+			this.io = null;
+			this.redis = [];
+		},
+		async started(this: RealtimeThis) {
+			const api = this.broker.getLocalService("api") as unknown as { server?: HttpServer } | undefined;
+			if (!api?.server) throw new Error("the realtime service runs beside the api service (it shares the gateway's HTTP server)");
+			const io = new Server(api.server, {
+				path: "/socket.io", serveClient: false, maxHttpBufferSize: MESSAGE_BYTES_MAX,
+				...(config.http.corsOrigins.length > 0 ? { cors: { origin: config.http.corsOrigins, methods: ["GET", "POST"] } } : {}),
+			});
+			if (config.redisUrl) {
+				const pub = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
+				const sub = pub.duplicate();
+				pub.on("error", (err: Error) => this.logger.warn("socket.io redis (pub) error", { error: err.message }));
+				sub.on("error", (err: Error) => this.logger.warn("socket.io redis (sub) error", { error: err.message }));
+				this.redis = [pub, sub];
+				io.adapter(createAdapter(pub, sub, { key: `${config.namespace}:socket.io` }));
+			}
+			io.use((socket, next) => {
+				const token: unknown = socket.handshake.auth?.["token"];
+				const claims = typeof token === "string" && token.length <= HANDSHAKE_TOKEN_CHARS_MAX ? verifyAccessToken(token, config.auth.jwtSecret) : null;
+				if (!claims) return next(new Error("UNAUTHORIZED"));
+				socket.data.userId = claims.sub;
+				socket.data.sid = claims.sid;
+				socket.data.exp = claims.exp;
+				next();
+			});
+			io.on("connection", socket => {
+				void socket.join(userRoom(String(socket.data.userId)));
+				// The socket lives no longer than its token; the client reconnects with a fresh one.
+				const msLeft = Number(socket.data.exp) * 1000 - Date.now();
+				const expiry = setTimeout(() => socket.disconnect(true), Math.max(0, Math.min(msLeft, 2 ** 31 - 1)));
+				expiry.unref();
+				socket.on("disconnect", () => clearTimeout(expiry));
+				socket.emit("ready", { userId: socket.data.userId });
+			});
+			this.io = io;
+		},
+		async stopped(this: RealtimeThis) {
+			const io = this.io;
+			this.io = null;
+			if (io) {
+				io.disconnectSockets(true);
+				// Closing the Socket.IO server would close the gateway's HTTP server too; the api service does that.
+				io.engine.close();
+			}
+			for (const r of this.redis) r.disconnect();
+		},
+	};
+	return schema as unknown as ServiceSchema;
+}
