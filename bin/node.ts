@@ -9,6 +9,6 @@ import { SERVICE_FACTORIES } from "../services/index.ts";
 
 export function createNode(config: Config): ServiceBroker {
 	const broker = new ServiceBroker(brokerOptions(config));
-	for (const name of config.services) { const f = SERVICE_FACTORIES[name]; if (f) broker.createService(f(config)); }
+	for (const name of config.services) broker.createService(SERVICE_FACTORIES[name](config));
 	return broker;
 }

@@ -6,7 +6,7 @@
 
 type Rule = { type: string; optional?: boolean };
 
-type RuleValue<R> = R extends { type: "string" | "uuid" | "email" }
+type RuleValue<R> = R extends { type: "string" | "uuid" | "email" | "url" }
 	? string
 	: R extends { type: "number" }
 		? number

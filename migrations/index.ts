@@ -5,6 +5,8 @@ import * as fraud001 from "./fraud/001_init.ts";
 import * as fx001 from "./fx/001_init.ts";
 import * as ledger001 from "./ledger/001_init.ts";
 import * as notifications001 from "./notifications/001_init.ts";
+import * as webhooks001 from "./webhooks/001_init.ts";
+import * as reports001 from "./reports/001_init.ts";
 import * as ledger002 from "./ledger/002_event_log.ts";
 import * as payments001 from "./payments/001_init.ts";
 import * as payments002 from "./payments/002_provider_callbacks.ts";
@@ -29,6 +31,8 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	fraud: { "001_init": fraud001 },
 	audit: { "001_init": audit001 },
 	notifications: { "001_init": notifications001 },
+	webhooks: { "001_init": webhooks001 },
+	reports: { "001_init": reports001 },
 };
 
 function sourceFor(schema: string): Knex.MigrationSource<string> {

@@ -9,11 +9,13 @@ import { fraudService } from "./fraud/fraud.service.ts";
 import { fxService } from "./fx/fx.service.ts";
 import { ledgerService } from "./ledger/ledger.service.ts";
 import { auditService } from "./audit/audit.service.ts";
+import { reportsService } from "./reports/reports.service.ts";
+import { webhooksService } from "./webhooks/webhooks.service.ts";
 import { realtimeService } from "./realtime/realtime.service.ts";
 import { notificationsService } from "./notifications/notifications.service.ts";
 
 /** Every service this node can run, by the name SERVICES uses. */
-export const SERVICE_FACTORIES: Partial<Record<ServiceName, (config: Config) => ServiceSchema>> = {
+export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceSchema> = {
 	api: apiService,
 	auth: authService,
 	users: usersService,
@@ -25,4 +27,6 @@ export const SERVICE_FACTORIES: Partial<Record<ServiceName, (config: Config) => 
 	notifications: notificationsService,
 	audit: auditService,
 	realtime: realtimeService,
+	webhooks: webhooksService,
+	reports: reportsService,
 };

@@ -21,6 +21,8 @@ const ERRORS = {
 };
 
 const bearer = [{ bearerAuth: [] }];
+const q = (name: string, schema: unknown, required = false) => ({ name, in: "query", ...(required ? { required: true } : {}), schema });
+const dateQ = { type: "string", format: "date-time", description: "ISO 8601 date or date-time" };
 const idParam = { name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" } };
 const providerParam = { name: "provider", in: "path", required: true, schema: { type: "string", enum: ["mobile_money", "bank", "card"] } };
 const signatureHeader = { name: "Paymesh-Signature", in: "header", required: true, schema: { type: "string", maxLength: 512 } };
@@ -50,6 +52,10 @@ export function openApiDocument(): Record<string, unknown> {
 					properties: { error: { type: "object", required: ["code", "message"], properties: { code: { type: "string", pattern: "^[A-Z_]+$" }, message: { type: "string" }, details: {} } } },
 				},
 				Currency: { type: "string", enum: CURRENCY_CODES },
+				WebhookCreate: {
+					type: "object", additionalProperties: false, required: ["url"],
+					properties: { url: { type: "string", format: "uri", maxLength: 2000 }, events: { type: "array", minItems: 1, uniqueItems: true, items: { type: "string", enum: ["transfer.completed", "payment.status_changed", "balance.updated"] } } },
+				},
 				ProviderCallback: {
 					type: "object", additionalProperties: false, required: ["eventId", "paymentId", "ref", "status", "sequence"],
 					properties: {
@@ -171,6 +177,27 @@ export function openApiDocument(): Record<string, unknown> {
 			"/api/v1/admin/accounts/{id}/unfreeze": { post: op("Unfreeze an account (admin)", { ok: "200", okSchema: ref("Account"), params: [idParam] }) },
 			"/api/v1/admin/users/{id}/tier": { post: op("Set a user's KYC tier (admin, support)", { body: "SetTier", ok: "200", params: [idParam] }) },
 			"/api/v1/admin/users/{id}/roles": { post: op("Set a user's roles (admin)", { body: "SetRoles", ok: "200", params: [idParam] }) },
+			"/api/v1/admin/reports/daily": { get: op("Volume and count per currency, day and kind (admin, support, auditor)", { ok: "200", params: [q("from", dateQ), q("to", dateQ)] }) },
+			"/api/v1/notifications": {
+				get: op("The caller's notifications, newest first, with the unread count", { ok: "200", params: [q("limit", { type: "integer", minimum: 1, maximum: 100 }), q("cursor", { type: "string" }), q("unreadOnly", { type: "boolean" })] }),
+			},
+			"/api/v1/notifications/read-all": { post: op("Mark all the caller's notifications read", { ok: "200" }) },
+			"/api/v1/notifications/{id}/read": { post: op("Mark one notification read", { ok: "200", params: [idParam] }) },
+			"/api/v1/webhooks": {
+				post: op("Register a webhook endpoint; the answer carries its signing secret, shown once", { body: "WebhookCreate", ok: "201" }),
+				get: op("The caller's webhook endpoints", { ok: "200" }),
+			},
+			"/api/v1/webhooks/{id}/deliveries": { get: op("An endpoint's delivery log with every attempt", { ok: "200", params: [idParam, q("limit", { type: "integer", minimum: 1, maximum: 100 })] }) },
+			"/api/v1/webhooks/{id}/disable": { post: op("Stop deliveries to an endpoint", { ok: "200", params: [idParam] }) },
+			"/api/v1/audit": { get: op("The hash-chained audit log (auditor, admin)", { ok: "200", params: [q("afterSeq", { type: "integer", minimum: 0 }), q("limit", { type: "integer", minimum: 1, maximum: 500 })] }) },
+			"/api/v1/audit/verify": { get: op("Verify the audit chain (auditor, admin)", { ok: "200" }) },
+			"/api/v1/reports/statement": {
+				get: {
+					...op("An account statement in [from, to): JSON, or CSV streamed (format=csv)", { ok: "200", params: [q("accountId", { type: "string", format: "uuid" }, true), q("from", dateQ), q("to", dateQ), q("format", { type: "string", enum: ["json", "csv"] })] }),
+					responses: { ...op("", { ok: "200" }).responses, "200": { description: "The statement", content: { "application/json": { schema: { type: "object" } }, "text/csv": { schema: { type: "string" } } } } },
+				},
+			},
+			"/api/v1/reports/summary": { get: op("Monthly credits, debits, count and closing balance of an account for a year", { ok: "200", params: [q("accountId", { type: "string", format: "uuid" }, true), q("year", { type: "integer", minimum: 2000, maximum: 2100 })] }) },
 		},
 	};
 }

@@ -8,6 +8,7 @@ import { Errors } from "moleculer";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { amountRule, currencyRule } from "../ledger/params.ts";
 import { PROVIDERS } from "../payments/providers.ts";
+import { WEBHOOK_EVENTS } from "../webhooks/routing.ts";
 import type { SessionUser } from "../auth/auth.service.ts";
 import type { Role } from "../auth/tokens.ts";
 
@@ -44,6 +45,11 @@ function idempotencyKey(ctx: Ctx<unknown>, userId: string): string {
 	if (!k) throw new Errors.MoleculerClientError("the Idempotency-Key header is required", 400, "IDEMPOTENCY_KEY_REQUIRED");
 	if (!IDEMPOTENCY_KEY.test(k)) throw new Errors.MoleculerClientError("the Idempotency-Key header must be 1 to 128 visible ASCII characters", 400, "VALIDATION_ERROR");
 	return `u:${userId}:${k}`;
+}
+
+/** Optional params arrive as null or absent; the services take them absent. */
+function stripNulls<T extends object>(p: T): Partial<T> {
+	return Object.fromEntries(Object.entries(p).filter(([, v]) => v !== null && v !== undefined)) as Partial<T>;
 }
 
 function created(ctx: Ctx<unknown>, location: string): void {
@@ -103,8 +109,21 @@ export const v1Params = {
 	}),
 	p2p: paramsSchema({
 		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule,
-		toAccountId: { type: "uuid", optional: true }, toEmail: { type: "email", max: 254, optional: true },
+		toAccountId: { type: "uuid", optional: true }, toEmail: { type: "email", max: 254, optional: true }, description: { type: "string", max: 500, optional: true },
 	}),
+	notifications: paramsSchema({
+		$$strict: true, limit: { type: "number", integer: true, min: 1, max: 100, convert: true, optional: true }, cursor: { type: "string", max: 80, optional: true },
+		unreadOnly: { type: "boolean", convert: true, optional: true },
+	}),
+	webhookCreate: paramsSchema({ $$strict: true, url: { type: "url", max: 2_000 }, events: { type: "array", min: 1, max: 3, unique: true, items: { type: "enum", values: WEBHOOK_EVENTS }, optional: true } }),
+	webhookDeliveries: paramsSchema({ $$strict: true, id: uuid, limit: { type: "number", integer: true, min: 1, max: 100, convert: true, optional: true } }),
+	audit: paramsSchema({ $$strict: true, afterSeq: { type: "number", integer: true, min: 0, convert: true, optional: true }, limit: { type: "number", integer: true, min: 1, max: 500, convert: true, optional: true } }),
+	statement: paramsSchema({
+		$$strict: true, accountId: uuid, from: { type: "date", convert: true, optional: true }, to: { type: "date", convert: true, optional: true },
+		format: { type: "enum", values: ["json", "csv"], optional: true },
+	}),
+	summary: paramsSchema({ $$strict: true, accountId: uuid, year: { type: "number", integer: true, min: 2000, max: 2100, convert: true, optional: true } }),
+	daily: paramsSchema({ $$strict: true, from: { type: "date", convert: true, optional: true }, to: { type: "date", convert: true, optional: true } }),
 	fxQuote: paramsSchema({ $$strict: true, from: currencyRule, to: currencyRule, amount: amountRule }),
 	fxConvert: paramsSchema({ $$strict: true, quoteId: uuid, fromAccountId: uuid, toAccountId: uuid }),
 	adminAccounts: paramsSchema({ $$strict: true, ownerId: uuid, limit: { type: "number", integer: true, min: 1, max: 200, convert: true, optional: true } }),
@@ -116,6 +135,83 @@ type V<K extends keyof typeof v1Params> = Infer<(typeof v1Params)[K]>;
 
 /** Gateway actions; `aliases` below maps the routes onto them. */
 export const v1Actions = {
+	notifications: {
+		params: v1Params.notifications,
+		async handler(ctx: Ctx<V<"notifications">>) {
+			return ctx.call("notifications.list", { ...stripNulls(ctx.params), userId: user(ctx).id });
+		},
+	},
+	notificationRead: {
+		params: v1Params.byId,
+		async handler(ctx: Ctx<V<"byId">>) {
+			return ctx.call("notifications.markRead", { id: ctx.params.id, userId: user(ctx).id });
+		},
+	},
+	notificationsReadAll: {
+		params: v1Params.empty,
+		async handler(ctx: Ctx<V<"empty">>) {
+			return ctx.call("notifications.markAllRead", { userId: user(ctx).id });
+		},
+	},
+	webhookCreate: {
+		params: v1Params.webhookCreate,
+		async handler(ctx: Ctx<V<"webhookCreate">>) {
+			const out: { id: string } = await ctx.call("webhooks.register", { ...stripNulls(ctx.params), ownerId: user(ctx).id });
+			created(ctx, `/api/v1/webhooks/${out.id}`);
+			return out;
+		},
+	},
+	webhookList: {
+		params: v1Params.empty,
+		async handler(ctx: Ctx<V<"empty">>) {
+			return ctx.call("webhooks.list", { ownerId: user(ctx).id });
+		},
+	},
+	webhookDeliveries: {
+		params: v1Params.webhookDeliveries,
+		async handler(ctx: Ctx<V<"webhookDeliveries">>) {
+			return ctx.call("webhooks.deliveries", { ...stripNulls(ctx.params), ownerId: user(ctx).id });
+		},
+	},
+	webhookDisable: {
+		params: v1Params.byId,
+		async handler(ctx: Ctx<V<"byId">>) {
+			return ctx.call("webhooks.disable", { id: ctx.params.id, ownerId: user(ctx).id });
+		},
+	},
+	auditList: {
+		params: v1Params.audit,
+		async handler(ctx: Ctx<V<"audit">>) {
+			requireRole(ctx, ["auditor", "admin"]);
+			return ctx.call("audit.list", stripNulls(ctx.params));
+		},
+	},
+	auditVerify: {
+		params: v1Params.empty,
+		async handler(ctx: Ctx<V<"empty">>) {
+			requireRole(ctx, ["auditor", "admin"]);
+			return ctx.call("audit.verify", {});
+		},
+	},
+	statement: {
+		params: v1Params.statement,
+		async handler(ctx: Ctx<V<"statement">>) {
+			return ctx.call("reports.statement", { ...stripNulls(ctx.params), ownerId: user(ctx).id });
+		},
+	},
+	summary: {
+		params: v1Params.summary,
+		async handler(ctx: Ctx<V<"summary">>) {
+			return ctx.call("reports.summary", { ...stripNulls(ctx.params), ownerId: user(ctx).id });
+		},
+	},
+	adminDaily: {
+		params: v1Params.daily,
+		async handler(ctx: Ctx<V<"daily">>) {
+			requireRole(ctx, ["admin", "support", "auditor"]);
+			return ctx.call("reports.daily", stripNulls(ctx.params));
+		},
+	},
 	register: {
 		params: v1Params.register,
 		async handler(ctx: Ctx<V<"register">>) {
@@ -394,6 +490,18 @@ export const PRIVATE_ALIASES = {
 	"POST /admin/accounts/:id/unfreeze": "api.adminUnfreeze",
 	"POST /admin/users/:id/tier": "api.adminSetTier",
 	"POST /admin/users/:id/roles": "api.adminSetRoles",
+	"GET /admin/reports/daily": "api.adminDaily",
+	"GET /notifications": "api.notifications",
+	"POST /notifications/read-all": "api.notificationsReadAll",
+	"POST /notifications/:id/read": "api.notificationRead",
+	"POST /webhooks": "api.webhookCreate",
+	"GET /webhooks": "api.webhookList",
+	"GET /webhooks/:id/deliveries": "api.webhookDeliveries",
+	"POST /webhooks/:id/disable": "api.webhookDisable",
+	"GET /audit": "api.auditList",
+	"GET /audit/verify": "api.auditVerify",
+	"GET /reports/statement": "api.statement",
+	"GET /reports/summary": "api.summary",
 };
 
 /** The providers' callback route under /api/v1/providers (signed by HMAC, no bearer token). */

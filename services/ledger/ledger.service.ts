@@ -118,6 +118,39 @@ export function ledgerService(config: Config): ServiceSchema {
 					return this.setAccountStatus(ctx.params.id, "active");
 				},
 			},
+			/** Entries in [from, to), oldest first, a page at a time (for statements). */
+			"accounts.statement": {
+				params: P.statementParams,
+				async handler(this: LedgerThis, ctx: Context<P.StatementParams>) {
+					const p = ctx.params;
+					const a = await store.getAccount(this.knex, p.accountId);
+					if (!a || (p.ownerId != null && a.ownerId !== p.ownerId)) throw toClientError({ code: "ACCOUNT_NOT_FOUND", message: "account not found" });
+					const limit = p.limit ?? 50;
+					const page = await store.statementPage(this.knex, a.id, p.from, p.to, BigInt(p.afterVersion ?? 0), limit);
+					const last = page[page.length - 1];
+					return {
+						account: { id: a.id, currency: a.currency },
+						items: page.map(e => ({
+							id: e.id, transferId: e.transferId, kind: e.kind, amount: toSafeNumber(e.amount), balanceAfter: toSafeNumber(e.balanceAfter),
+							version: toSafeNumber(e.version), counterparty: e.counterparty, description: e.description, createdAt: e.createdAt.toISOString(),
+						})),
+						nextAfterVersion: page.length === limit && last ? toSafeNumber(last.version) : null,
+					};
+				},
+			},
+			"accounts.summary": {
+				params: P.summaryParams,
+				async handler(this: LedgerThis, ctx: Context<P.SummaryParams>) {
+					const p = ctx.params;
+					const a = await store.getAccount(this.knex, p.accountId);
+					if (!a || (p.ownerId != null && a.ownerId !== p.ownerId)) throw toClientError({ code: "ACCOUNT_NOT_FOUND", message: "account not found" });
+					const months = await store.monthlySummary(this.knex, a.id, p.from, p.to);
+					return {
+						accountId: a.id, currency: a.currency,
+						months: months.map(m => ({ month: m.month, credits: toSafeNumber(m.credits), debits: toSafeNumber(m.debits), net: toSafeNumber(m.credits - m.debits), count: m.count, closingBalance: toSafeNumber(m.closingBalance) })),
+					};
+				},
+			},
 			"accounts.history": {
 				params: P.historyParams,
 				async handler(this: LedgerThis, ctx: Context<P.HistoryParams>) {

@@ -34,6 +34,18 @@ export const historyParams = paramsSchema({
 	cursor: { type: "string", max: 64, pattern: /^[0-9]+$/, optional: true },
 });
 
+const dateRule = { type: "date", convert: true } as const;
+export const statementParams = paramsSchema({
+	$$strict: true,
+	accountId: idRule,
+	ownerId: { ...ownerRule, optional: true },
+	from: dateRule,
+	to: dateRule,
+	afterVersion: { type: "number", integer: true, min: 0, optional: true, convert: true },
+	limit: limitRule,
+});
+export const summaryParams = paramsSchema({ $$strict: true, accountId: idRule, ownerId: { ...ownerRule, optional: true }, from: dateRule, to: dateRule });
+
 const transferProps = {
 	idempotencyKey: keyRule,
 	fromAccountId: idRule,
@@ -84,3 +96,5 @@ export type TransferGetParams = Infer<typeof transferGetParams>;
 export type GetAccountParams = Infer<typeof getAccountParams>;
 export type ListAccountsParams = Infer<typeof listAccountsParams>;
 export type HistoryParams = Infer<typeof historyParams>;
+export type StatementParams = Infer<typeof statementParams> & { from: Date; to: Date };
+export type SummaryParams = Infer<typeof summaryParams> & { from: Date; to: Date };

@@ -394,3 +394,45 @@ export async function dueHoldIds(db: Db, now: Date, limit: number): Promise<stri
 	);
 	return found.map(r => r.id);
 }
+
+/** An account's entries in [from, to), oldest first, after a version: a statement page. */
+export async function statementPage(db: Db, accountId: string, from: Date, to: Date, afterVersion: bigint, limit: number): Promise<EntryView[]> {
+	const found = await rows<{
+		transfer_id: string; amount: bigint; balance_after: bigint; account_version: bigint;
+		counterparty_account_id: string; kind: string; description: string; created_at: Date;
+	}>(
+		db,
+		`SELECT e.transfer_id, e.amount, e.balance_after, e.account_version, e.counterparty_account_id, t.kind, t.description, e.created_at
+		 FROM ledger.entries e JOIN ledger.transfers t ON t.id = e.transfer_id
+		 WHERE e.account_id = ? AND e.created_at >= ? AND e.created_at < ? AND e.account_version > ? ORDER BY e.account_version LIMIT ?`,
+		[accountId, from, to, str(afterVersion), limit],
+	);
+	return found.map(r => ({
+		id: `${accountId}:${r.account_version}`, transferId: r.transfer_id, amount: r.amount, balanceAfter: r.balance_after, version: r.account_version,
+		counterparty: r.counterparty_account_id, kind: r.kind, description: r.description, createdAt: r.created_at,
+	}));
+}
+
+export interface MonthSummary {
+	month: string;
+	credits: bigint;
+	debits: bigint;
+	count: number;
+	closingBalance: bigint;
+}
+
+/** Per calendar month (UTC) in [from, to): credits, debits (positive), entry count and the closing posted balance. */
+export async function monthlySummary(db: Db, accountId: string, from: Date, to: Date): Promise<MonthSummary[]> {
+	const found = await rows<{ month: string; credits: bigint; debits: bigint; n: number; closing: bigint }>(
+		db,
+		`SELECT to_char(date_trunc('month', e.created_at AT TIME ZONE 'UTC'), 'YYYY-MM') AS month,
+		        coalesce(sum(e.amount) FILTER (WHERE e.amount > 0), 0)::int8 AS credits,
+		        coalesce(-sum(e.amount) FILTER (WHERE e.amount < 0), 0)::int8 AS debits,
+		        count(*)::int AS n,
+		        (array_agg(e.balance_after ORDER BY e.account_version DESC))[1] AS closing
+		 FROM ledger.entries e WHERE e.account_id = ? AND e.created_at >= ? AND e.created_at < ?
+		 GROUP BY 1 ORDER BY 1`,
+		[accountId, from, to],
+	);
+	return found.map(r => ({ month: r.month, credits: r.credits, debits: r.debits, count: r.n, closingBalance: r.closing }));
+}

@@ -1,0 +1,139 @@
+/**
+ * The reports service: account statements (JSON, or CSV streamed page by page so a long
+ * statement never sits in memory), monthly summaries per account (from the ledger, which
+ * owns the entries), and admin figures (volume and count per currency per day) from a read
+ * model it builds itself from the ledger's durable event log.
+ */
+import type { Context, ServiceSchema } from "moleculer";
+import { Readable } from "node:stream";
+import type { Config } from "../../config/index.ts";
+import { toClientError } from "../../lib/errors.ts";
+import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
+import { queryOne, queryRows } from "../../mixins/db.ts";
+import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
+import { entryLine, STATEMENT_HEADER, csvLine, type StatementEntry } from "./csv.ts";
+
+const PAGE = 500;
+const JSON_ENTRIES_MAX = 10_000;
+
+export const statementParams = paramsSchema({
+	$$strict: true,
+	ownerId: { type: "uuid", optional: true },
+	accountId: { type: "uuid" },
+	from: { type: "date", convert: true, optional: true },
+	to: { type: "date", convert: true, optional: true },
+	format: { type: "enum", values: ["json", "csv"], optional: true },
+});
+export const summaryParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid", optional: true }, accountId: { type: "uuid" }, year: { type: "number", integer: true, min: 2000, max: 2100, optional: true, convert: true } });
+export const dailyParams = paramsSchema({ $$strict: true, from: { type: "date", convert: true, optional: true }, to: { type: "date", convert: true, optional: true } });
+type StatementParams = Infer<typeof statementParams> & { from?: Date | null; to?: Date | null };
+type DailyParams = { from?: Date | null; to?: Date | null };
+
+type Page = { account: { id: string; currency: string }; items: StatementEntry[]; nextAfterVersion: number | null };
+type ReportsThis = DbService & ConsumerService & { range(from?: Date | null, to?: Date | null): { from: Date; to: Date } };
+
+export function reportsService(config: Config): ServiceSchema {
+	const schema = {
+		name: "reports",
+		mixins: [
+			dbMixin(config, "reports"),
+			eventConsumer({ schema: "reports", sources: ["ledger"], events: ["transfer.completed"], attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs }),
+		],
+		actions: {
+			statement: {
+				params: statementParams,
+				async handler(this: ReportsThis, ctx: Context<StatementParams, { $responseType?: string; $responseHeaders?: Record<string, string> }>) {
+					const { from, to } = this.range(ctx.params.from, ctx.params.to);
+					const base = { accountId: ctx.params.accountId, ...(ctx.params.ownerId ? { ownerId: ctx.params.ownerId } : {}), from, to, limit: PAGE };
+					const first: Page = await ctx.call("ledger.accounts.statement", base);
+					if (ctx.params.format === "csv") {
+						ctx.meta.$responseType = "text/csv; charset=utf-8";
+						ctx.meta.$responseHeaders = { "Content-Disposition": `attachment; filename="statement-${first.account.id}-${from.toISOString().slice(0, 10)}-${to.toISOString().slice(0, 10)}.csv"` };
+						return Readable.from(csvLines(ctx, base, first));
+					}
+					const items = [...first.items];
+					let next = first.nextAfterVersion;
+					while (next !== null && items.length < JSON_ENTRIES_MAX) {
+						const page: Page = await ctx.call("ledger.accounts.statement", { ...base, afterVersion: next });
+						items.push(...page.items);
+						next = page.nextAfterVersion;
+					}
+					const credits = items.reduce((s, e) => s + (e.amount > 0 ? BigInt(e.amount) : 0n), 0n);
+					const debits = items.reduce((s, e) => s + (e.amount < 0 ? BigInt(-e.amount) : 0n), 0n);
+					return {
+						account: first.account, from: from.toISOString(), to: to.toISOString(), items: items.slice(0, JSON_ENTRIES_MAX),
+						totals: { credits: Number(credits), debits: Number(debits), count: Math.min(items.length, JSON_ENTRIES_MAX) },
+						truncated: next !== null || items.length > JSON_ENTRIES_MAX,
+					};
+				},
+			},
+			summary: {
+				params: summaryParams,
+				async handler(this: ReportsThis, ctx: Context<Infer<typeof summaryParams>>) {
+					const year = ctx.params.year ?? new Date().getUTCFullYear();
+					return ctx.call("ledger.accounts.summary", {
+						accountId: ctx.params.accountId, ...(ctx.params.ownerId ? { ownerId: ctx.params.ownerId } : {}),
+						from: new Date(Date.UTC(year, 0, 1)), to: new Date(Date.UTC(year + 1, 0, 1)),
+					});
+				},
+			},
+			/** Admin figures: per day and currency, transfer count and volume, by kind. */
+			daily: {
+				params: dailyParams,
+				async handler(this: ReportsThis, ctx: Context<DailyParams>) {
+					const { from, to } = this.range(ctx.params.from ?? new Date(Date.now() - 30 * 86_400_000), ctx.params.to);
+					const rows = await queryRows<{ day: string; currency: string; kind: string; count: bigint; volume: bigint }>(
+						this.knex,
+						"SELECT to_char(day, 'YYYY-MM-DD') AS day, currency, kind, count, volume FROM reports.daily_volume WHERE day >= ?::date AND day < ?::date ORDER BY day, currency, kind",
+						[from.toISOString().slice(0, 10), to.toISOString().slice(0, 10)],
+					);
+					return { from: from.toISOString(), to: to.toISOString(), items: rows.map(r => ({ day: r.day, currency: r.currency, kind: r.kind, count: Number(r.count), volume: Number(r.volume) })) };
+				},
+			},
+		},
+		methods: {
+			range(this: ReportsThis, from?: Date | null, to?: Date | null) {
+				const f = from ?? new Date(0);
+				const t = to ?? new Date(Date.now() + 1_000);
+				if (!(f < t)) {
+					throw toClientError({ code: "INVALID_DATE_RANGE", message: "from must be before to" });
+				}
+				return { from: f, to: t };
+			},
+
+			/** One transfer into the day's figures, once per event (the marker commits with the sums). */
+			async handleEvent(this: ReportsThis, e: ConsumedEvent) {
+				const p = e.payload;
+				const day = typeof p["createdAt"] === "string" ? p["createdAt"].slice(0, 10) : new Date().toISOString().slice(0, 10);
+				await this.knex.transaction(async trx => {
+					const fresh = await queryOne<{ event_id: string }>(trx, "INSERT INTO reports.processed_events (event_id) VALUES (?) ON CONFLICT DO NOTHING RETURNING event_id", [e.eventId]);
+					if (!fresh) return;
+					await trx.raw(
+						`INSERT INTO reports.daily_volume (day, currency, kind, count, volume) VALUES (?::date, ?, ?, 1, ?)
+						 ON CONFLICT (day, currency, kind) DO UPDATE SET count = reports.daily_volume.count + 1, volume = reports.daily_volume.volume + EXCLUDED.volume`,
+						[day, String(p["currency"]), String(p["kind"] ?? "transfer"), Number(p["amount"])],
+					);
+				});
+			},
+		},
+		async started(this: ReportsThis) {
+			this.startConsumer();
+		},
+		async stopped(this: ReportsThis) {
+			await this.stopConsumer();
+		},
+	};
+	return schema as unknown as ServiceSchema;
+}
+
+/** The CSV, a page of entries at a time: the header, then one line per entry. */
+async function* csvLines(ctx: Context, base: Record<string, unknown>, first: Page): AsyncGenerator<string> {
+	yield csvLine(STATEMENT_HEADER);
+	let page = first;
+	for (;;) {
+		for (const e of page.items) yield entryLine(e, page.account.currency);
+		if (page.nextAfterVersion === null) return;
+		page = await ctx.call("ledger.accounts.statement", { ...base, afterVersion: page.nextAfterVersion });
+	}
+}

@@ -1,0 +1,20 @@
+/**
+ * Which merchant owners an event concerns, and the body a delivery carries (pure).
+ */
+export const WEBHOOK_EVENTS = ["transfer.completed", "payment.status_changed", "balance.updated"] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+/** The users an event belongs to: both sides of a transfer, an account's owner, a payment's user. */
+export function ownersOf(p: Record<string, unknown>): string[] {
+	const ids = [p["fromOwnerId"], p["toOwnerId"], p["ownerId"], p["userId"]].filter((v): v is string => typeof v === "string");
+	return [...new Set(ids)];
+}
+
+export function deliveryBody(eventId: string, event: string, payload: Record<string, unknown>, createdAt: Date): string {
+	return JSON.stringify({ id: eventId, type: event, createdAt: createdAt.toISOString(), data: payload });
+}
+
+/** Exponential backoff: the wait after the given failed attempt (1-based), capped. */
+export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): number {
+	return Math.min(baseMs * 2 ** Math.max(0, attempt - 1), maxMs);
+}

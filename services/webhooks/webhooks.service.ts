@@ -1,0 +1,223 @@
+/**
+ * The webhooks service: merchants register endpoints (a URL and the events they want) and
+ * get a secret once. Money events from the durable logs become one delivery per endpoint
+ * and event; a sweep posts them with an HMAC-SHA256 signature and timestamp
+ * (`Paymesh-Signature: t=<unix s>,v1=<hex>` over "<t>.<body>", as lib/signature.ts),
+ * retries failures with exponential backoff, and dead-letters a delivery after
+ * WEBHOOK_ATTEMPTS_MAX attempts. Every attempt is logged per delivery.
+ */
+import type { Context, ServiceSchema } from "moleculer";
+import { randomBytes } from "node:crypto";
+import type { Config } from "../../config/index.ts";
+import { toClientError } from "../../lib/errors.ts";
+import { uuidv7 } from "../../lib/ids.ts";
+import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { signatureHeader } from "../../lib/signature.ts";
+import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
+import { queryOne, queryRows } from "../../mixins/db.ts";
+import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
+import { deliveryBody, ownersOf, retryDelayMs, WEBHOOK_EVENTS } from "./routing.ts";
+
+const SWEEP_MS = 200;
+const CLAIM_MAX = 32;
+const RESPONSE_ERROR_CHARS_MAX = 300;
+
+export const registerParams = paramsSchema({
+	$$strict: true,
+	ownerId: { type: "uuid" },
+	url: { type: "url", max: 2_000 },
+	events: { type: "array", items: { type: "enum", values: WEBHOOK_EVENTS }, min: 1, max: WEBHOOK_EVENTS.length, unique: true, optional: true },
+});
+export const ownerParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" } });
+export const endpointParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, id: { type: "uuid" }, limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true } });
+type RegisterParams = Infer<typeof registerParams>;
+type EndpointParams = Infer<typeof endpointParams>;
+
+interface EndpointRow {
+	id: string;
+	owner_id: string;
+	url: string;
+	secret: string;
+	events: string[];
+	status: string;
+	created_at: Date;
+}
+
+interface DueRow {
+	id: string;
+	endpoint_id: string;
+	event_id: string;
+	event: string;
+	body: string;
+	attempts: number;
+	url: string;
+	secret: string;
+}
+
+const endpointView = (e: EndpointRow) => ({ id: e.id, url: e.url, events: e.events, status: e.status, createdAt: e.created_at.toISOString() });
+
+type WebhooksThis = DbService & ConsumerService & {
+	timer: NodeJS.Timeout | null;
+	sweeping: boolean;
+	sweep(): Promise<number>;
+	attempt(d: DueRow): Promise<void>;
+	endpointOf(ownerId: string, id: string): Promise<EndpointRow>;
+};
+
+export function webhooksService(config: Config): ServiceSchema {
+	const w = config.webhooks;
+	const schema = {
+		name: "webhooks",
+		mixins: [
+			dbMixin(config, "webhooks"),
+			eventConsumer({ schema: "webhooks", sources: ["ledger", "payments"], events: [...WEBHOOK_EVENTS], attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs }),
+		],
+		actions: {
+			register: {
+				params: registerParams,
+				async handler(this: WebhooksThis, ctx: Context<RegisterParams>) {
+					const p = ctx.params;
+					if (!/^https?:\/\//i.test(p.url)) throw toClientError({ code: "VALIDATION_ERROR", message: "the url must be http or https" });
+					const count = await queryOne<{ n: number }>(this.knex, "SELECT count(*)::int AS n FROM webhooks.endpoints WHERE owner_id = ? AND status = 'active'", [p.ownerId]);
+					if ((count?.n ?? 0) >= w.endpointsPerUserMax) throw toClientError({ code: "WEBHOOK_LIMIT_REACHED", message: `at most ${w.endpointsPerUserMax} active endpoints` });
+					const secret = `whsec_${randomBytes(24).toString("base64url")}`;
+					const row = await queryOne<EndpointRow>(
+						this.knex,
+						"INSERT INTO webhooks.endpoints (id, owner_id, url, secret, events) VALUES (?, ?, ?, ?, ?::jsonb) RETURNING *",
+						[uuidv7(), p.ownerId, p.url, secret, JSON.stringify(p.events ?? WEBHOOK_EVENTS)],
+					);
+					if (!row) throw new Error("endpoint insert returned nothing");
+					// The secret is shown this once; the merchant keeps it to check signatures.
+					return { ...endpointView(row), secret };
+				},
+			},
+			list: {
+				params: ownerParams,
+				async handler(this: WebhooksThis, ctx: Context<{ ownerId: string }>) {
+					const rows = await queryRows<EndpointRow>(this.knex, "SELECT * FROM webhooks.endpoints WHERE owner_id = ? ORDER BY created_at LIMIT 100", [ctx.params.ownerId]);
+					return { items: rows.map(endpointView) };
+				},
+			},
+			disable: {
+				params: endpointParams,
+				async handler(this: WebhooksThis, ctx: Context<EndpointParams>) {
+					await this.endpointOf(ctx.params.ownerId, ctx.params.id);
+					const row = await queryOne<EndpointRow>(this.knex, "UPDATE webhooks.endpoints SET status = 'disabled' WHERE id = ? RETURNING *", [ctx.params.id]);
+					return row ? endpointView(row) : null;
+				},
+			},
+			/** The delivery log of one endpoint, newest first, with each delivery's attempts. */
+			deliveries: {
+				params: endpointParams,
+				async handler(this: WebhooksThis, ctx: Context<EndpointParams>) {
+					await this.endpointOf(ctx.params.ownerId, ctx.params.id);
+					const rows = await queryRows<{ id: string; event_id: string; event: string; status: string; attempts: number; last_status: number | null; last_error: string | null; created_at: Date; delivered_at: Date | null }>(
+						this.knex, "SELECT * FROM webhooks.deliveries WHERE endpoint_id = ? ORDER BY created_at DESC LIMIT ?", [ctx.params.id, ctx.params.limit ?? 50],
+					);
+					const attempts = rows.length === 0 ? [] : await queryRows<{ delivery_id: string; attempt: number; status_code: number | null; error: string | null; duration_ms: number; at: Date }>(
+						this.knex, "SELECT * FROM webhooks.attempts WHERE delivery_id = ANY(?::uuid[]) ORDER BY attempt", [rows.map(r => r.id)],
+					);
+					return {
+						items: rows.map(r => ({
+							id: r.id, eventId: r.event_id, event: r.event, status: r.status, attempts: r.attempts, lastStatus: r.last_status, lastError: r.last_error,
+							createdAt: r.created_at.toISOString(), deliveredAt: r.delivered_at?.toISOString() ?? null,
+							log: attempts.filter(a => a.delivery_id === r.id).map(a => ({ attempt: a.attempt, statusCode: a.status_code, error: a.error, durationMs: a.duration_ms, at: a.at.toISOString() })),
+						})),
+					};
+				},
+			},
+		},
+		methods: {
+			async endpointOf(this: WebhooksThis, ownerId: string, id: string) {
+				const row = await queryOne<EndpointRow>(this.knex, "SELECT * FROM webhooks.endpoints WHERE id = ? AND owner_id = ?", [id, ownerId]);
+				if (!row) throw toClientError({ code: "WEBHOOK_NOT_FOUND", message: "webhook endpoint not found" });
+				return row;
+			},
+
+			/** One delivery per interested active endpoint; a replayed event finds its rows. */
+			async handleEvent(this: WebhooksThis, e: ConsumedEvent) {
+				const owners = ownersOf(e.payload);
+				if (owners.length === 0) return;
+				const endpoints = await queryRows<{ id: string }>(
+					this.knex, "SELECT id FROM webhooks.endpoints WHERE owner_id = ANY(?::uuid[]) AND status = 'active' AND events @> ?::jsonb", [owners, JSON.stringify([e.event])],
+				);
+				const body = deliveryBody(e.eventId, e.event, e.payload, new Date());
+				for (const ep of endpoints) {
+					await this.knex.raw(
+						"INSERT INTO webhooks.deliveries (id, endpoint_id, event_id, event, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, event_id) DO NOTHING",
+						[uuidv7(), ep.id, e.eventId, e.event, body],
+					);
+				}
+			},
+
+			/** Claims due deliveries (pushing their next attempt out, so no other node takes them) and sends them. */
+			async sweep(this: WebhooksThis) {
+				const due = await queryRows<DueRow>(
+					this.knex,
+					`UPDATE webhooks.deliveries d SET next_attempt_at = now() + (? * interval '1 millisecond')
+					 FROM webhooks.endpoints e
+					 WHERE e.id = d.endpoint_id AND d.id IN (
+						SELECT id FROM webhooks.deliveries WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED
+					 ) RETURNING d.id, d.endpoint_id, d.event_id, d.event, d.body, d.attempts, e.url, e.secret`,
+					[w.timeoutMs * 2, CLAIM_MAX],
+				);
+				await Promise.all(due.map(d => this.attempt(d)));
+				return due.length;
+			},
+
+			async attempt(this: WebhooksThis, d: DueRow) {
+				const attempt = d.attempts + 1;
+				const started = Date.now();
+				let statusCode: number | null = null;
+				let error: string | null = null;
+				try {
+					const res = await fetch(d.url, {
+						method: "POST", body: d.body, redirect: "manual", signal: AbortSignal.timeout(w.timeoutMs),
+						headers: {
+							"Content-Type": "application/json", "User-Agent": "Paymesh-Webhooks/1", "Paymesh-Event-Id": d.event_id, "Paymesh-Event-Type": d.event,
+							"Paymesh-Signature": signatureHeader(d.secret, d.body),
+						},
+					});
+					statusCode = res.status;
+					const text = await res.text().catch(() => "");
+					if (!res.ok) error = `HTTP ${res.status}: ${text.slice(0, RESPONSE_ERROR_CHARS_MAX)}`;
+				} catch (err) {
+					error = (err as Error).message.slice(0, RESPONSE_ERROR_CHARS_MAX);
+				}
+				const durationMs = Date.now() - started;
+				await this.knex.raw("INSERT INTO webhooks.attempts (delivery_id, attempt, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?)", [d.id, attempt, statusCode, error, durationMs]);
+				if (!error) {
+					await this.knex.raw("UPDATE webhooks.deliveries SET status = 'delivered', attempts = ?, last_status = ?, last_error = NULL, delivered_at = now() WHERE id = ?", [attempt, statusCode, d.id]);
+					return;
+				}
+				const dead = attempt >= w.attemptsMax;
+				await this.knex.raw(
+					"UPDATE webhooks.deliveries SET status = ?, attempts = ?, last_status = ?, last_error = ?, next_attempt_at = now() + (? * interval '1 millisecond') WHERE id = ?",
+					[dead ? "dead" : "pending", attempt, statusCode, error, retryDelayMs(attempt, w.retryDelayMs, w.retryDelayMsMax), d.id],
+				);
+				if (dead) this.logger.warn("webhook delivery dead-lettered", { deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id, attempts: attempt, error });
+			},
+		},
+		created(this: WebhooksThis) {
+			this.timer = null;
+			this.sweeping = false;
+		},
+		async started(this: WebhooksThis) {
+			this.startConsumer();
+			this.timer = setInterval(() => {
+				if (this.sweeping) return;
+				this.sweeping = true;
+				this.sweep()
+					.catch((err: Error) => this.logger.warn("webhook sweep failed; the next one retries", { error: err.message }))
+					.finally(() => (this.sweeping = false));
+			}, SWEEP_MS);
+			this.timer.unref();
+		},
+		async stopped(this: WebhooksThis) {
+			if (this.timer) clearInterval(this.timer);
+			while (this.sweeping) await new Promise(r => setTimeout(r, 10));
+			await this.stopConsumer();
+		},
+	};
+	return schema as unknown as ServiceSchema;
+}
