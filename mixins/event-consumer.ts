@@ -149,6 +149,8 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 
 			/** One read from a source: handles what came, stores the position; the number of events. */
 			async pump(this: ConsumerService, source: Source): Promise<number> {
+				// The source may not be up yet (or anywhere): wait for the next poll quietly.
+				if (!this.broker.registry.getActionEndpoints(`${source}.events.read`)?.hasAvailable()) return 0;
 				const lease = (await this.knex.raw(
 					`INSERT INTO ${s}.consumer_positions AS p (source, owner, lease_until) VALUES (?, ?, now() + (? * interval '1 millisecond'))
 					 ON CONFLICT (source) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until

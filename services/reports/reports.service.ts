@@ -14,7 +14,8 @@ import { queryOne, queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
 import { entryLine, STATEMENT_HEADER, csvLine, type StatementEntry } from "./csv.ts";
 
-const PAGE = 500;
+/** The ledger's page size limit. */
+const PAGE = 200;
 const JSON_ENTRIES_MAX = 10_000;
 
 export const statementParams = paramsSchema({
@@ -85,8 +86,9 @@ export function reportsService(config: Config): ServiceSchema {
 					const { from, to } = this.range(ctx.params.from ?? new Date(Date.now() - 30 * 86_400_000), ctx.params.to);
 					const rows = await queryRows<{ day: string; currency: string; kind: string; count: bigint; volume: bigint }>(
 						this.knex,
-						"SELECT to_char(day, 'YYYY-MM-DD') AS day, currency, kind, count, volume FROM reports.daily_volume WHERE day >= ?::date AND day < ?::date ORDER BY day, currency, kind",
-						[from.toISOString().slice(0, 10), to.toISOString().slice(0, 10)],
+						"SELECT to_char(day, 'YYYY-MM-DD') AS day, currency, kind, count, volume FROM reports.daily_volume WHERE day >= ?::date AND day <= ?::date ORDER BY day, currency, kind",
+						// Days that [from, to) touches (UTC): the last is the day of the last instant before to.
+						[from.toISOString().slice(0, 10), new Date(to.getTime() - 1).toISOString().slice(0, 10)],
 					);
 					return { from: from.toISOString(), to: to.toISOString(), items: rows.map(r => ({ day: r.day, currency: r.currency, kind: r.kind, count: Number(r.count), volume: Number(r.volume) })) };
 				},

@@ -161,7 +161,13 @@ export function webhooksService(config: Config): ServiceSchema {
 					 ) RETURNING d.id, d.endpoint_id, d.event_id, d.event, d.body, d.attempts, e.url, e.secret`,
 					[w.timeoutMs * 2, CLAIM_MAX],
 				);
-				await Promise.all(due.map(d => this.attempt(d)));
+				// In order per endpoint (oldest first), endpoints side by side. Order holds while an
+				// endpoint answers; a retried delivery can arrive after later ones (ids tell them apart).
+				const byEndpoint = new Map<string, DueRow[]>();
+				for (const d of due.sort((a, b) => (a.id < b.id ? -1 : 1))) byEndpoint.set(d.endpoint_id, [...(byEndpoint.get(d.endpoint_id) ?? []), d]);
+				await Promise.all([...byEndpoint.values()].map(async list => {
+					for (const d of list) await this.attempt(d);
+				}));
 				return due.length;
 			},
 

@@ -1,13 +1,15 @@
 /**
- * Durable consumers against real PostgreSQL and NATS: the notifications and audit services
- * run on their own node, which is stopped while 100 transfers are made on another node and
- * started again; afterwards each has exactly one record per event, none twice. The audit
+ * Durable consumers against real PostgreSQL and NATS: the notifications, audit and webhooks
+ * services run on their own node, which is stopped while 100 transfers are made on another
+ * node and started again; afterwards each has exactly one record (or delivery) per event,
+ * none twice. The audit
  * chain verifies, and a changed, removed or inserted record is found by audit.verify.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { createServer, type Server } from "node:http";
 import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
@@ -18,7 +20,7 @@ let core: ServiceBroker;
 let consumers: ServiceBroker | null = null;
 const namespace = `consumers-${randomBytes(4).toString("hex")}`;
 const shared = () => ({ DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, EVENT_POLL_INTERVAL_MS: "100", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4" });
-const startConsumers = async () => (await startNode({ ...shared(), SERVICES: "notifications,audit", NODE_ID: `consumers-${randomBytes(2).toString("hex")}` })).broker;
+const startConsumers = async () => (await startNode({ ...shared(), SERVICES: "notifications,audit,webhooks", NODE_ID: `consumers-${randomBytes(2).toString("hex")}` })).broker;
 
 async function sql<T extends pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<T[]> {
 	const c = new pg.Client({ connectionString: db.url });
@@ -42,10 +44,23 @@ before(async () => {
 	db = await createTestDatabase();
 	({ broker: core } = await startNode({ ...shared(), SERVICES: "ledger,users,payments,fraud", NODE_ID: "core" }));
 	consumers = await startConsumers();
-	await core.waitForServices(["notifications", "audit"], 20_000);
+	await core.waitForServices(["notifications", "audit", "webhooks"], 20_000);
+	receiver = createServer((req, res) => {
+		const chunks: Buffer[] = [];
+		req.on("data", c => chunks.push(c as Buffer));
+		req.on("end", () => {
+			received.push(String(req.headers["paymesh-event-id"]));
+			res.writeHead(204).end();
+		});
+	});
+	await new Promise<void>(r => receiver?.listen(0, "127.0.0.1", r));
 });
 
+let receiver: Server | null = null;
+const received: string[] = [];
+
 after(async () => {
+	receiver?.close();
 	await consumers?.stop();
 	await core?.stop();
 	await db?.drop();
@@ -59,6 +74,9 @@ describe("durable consumers", () => {
 		const b: { id: string } = await core.call("ledger.accounts.open", { ownerId: bob, currency: "USD" });
 		const sys: { id: string } = await core.call("ledger.accounts.open", { kind: "system", code: "external:test:USD", currency: "USD" });
 		await core.call("ledger.transfers.create", { idempotencyKey: "fund", fromAccountId: sys.id, toAccountId: a.id, amount: 1_000_000, currency: "USD" });
+		const addr = receiver?.address();
+		assert.ok(addr && typeof addr === "object");
+		await core.call("webhooks.register", { ownerId: bob, url: `http://127.0.0.1:${addr.port}/hook`, events: ["transfer.completed"] });
 		// Let the consumers see the set-up events, then take their node down.
 		await until("set-up audited", async () => Number((await sql<{ n: string }>("SELECT count(*) AS n FROM audit.records"))[0]?.n) >= 4);
 		await consumers?.stop();
@@ -70,11 +88,12 @@ describe("durable consumers", () => {
 		await core.call("ledger.transfers.create", { idempotencyKey: "t-0", fromAccountId: a.id, toAccountId: b.id, amount: 100, currency: "USD" });
 		assert.equal(Number((await sql<{ n: string }>("SELECT count(*) AS n FROM notifications.notifications"))[0]?.n), 0);
 		consumers = await startConsumers();
-		await core.waitForServices(["notifications", "audit"], 20_000);
+		await core.waitForServices(["notifications", "audit", "webhooks"], 20_000);
 		const count = async (q: string) => Number((await sql<{ n: string }>(q))[0]?.n);
 		await until("notifications caught up", async () => (await count("SELECT count(*) AS n FROM notifications.notifications")) >= TRANSFERS);
 		const auditTransfers = "SELECT count(*) AS n FROM audit.records WHERE event = 'transfer.completed'";
 		await until("audit caught up", async () => (await count(auditTransfers)) >= TRANSFERS + 1);
+		await until("webhooks delivered", async () => received.length >= TRANSFERS);
 		// Give a duplicate the time it would need to show up.
 		await new Promise(r => setTimeout(r, 500));
 		const rows = await sql<{ user_id: string; event_id: string; body: string }>("SELECT user_id, event_id, body FROM notifications.notifications ORDER BY created_at");
@@ -83,6 +102,9 @@ describe("durable consumers", () => {
 		assert.ok(rows.every(r => r.user_id === bob));
 		assert.equal(rows[0]?.body, "You received 1.00 USD.");
 		assert.equal(await count(auditTransfers), TRANSFERS + 1);
+		assert.equal(received.length, TRANSFERS);
+		assert.equal(new Set(received).size, TRANSFERS);
+		assert.equal(await count("SELECT count(*) AS n FROM webhooks.deliveries WHERE status = 'delivered'"), TRANSFERS);
 		assert.equal(await count("SELECT count(*) - count(DISTINCT event_id) AS n FROM audit.records"), 0);
 		// Per-account order: the audit log has bob's balance versions in increasing order.
 		const versions = (await sql<{ v: number }>("SELECT (payload_json::json->>'version')::int AS v FROM audit.records WHERE event = 'balance.updated' ORDER BY seq")).map(r => r.v);
