@@ -14,6 +14,9 @@ interface CustomCommand {
 	action: (broker: ServiceBroker, args: { accountId?: string; options?: Record<string, unknown> }) => Promise<void>;
 }
 
+/** The services that consume the event logs durably. */
+const CONSUMERS = ["notifications", "audit", "webhooks", "reports"];
+
 export function replCommands(print: Print = line => console.log(line)): CustomCommand[] {
 	return [
 		{
@@ -28,10 +31,26 @@ export function replCommands(print: Print = line => console.log(line)): CustomCo
 		},
 		{
 			command: "outbox",
-			description: "Show the ledger outbox lag (events not yet published)",
+			description: "Show the outbox lag of the ledger and payments logs, and each consumer's lag and dead letters",
 			async action(broker) {
-				const lag: { unpublished: number; oldestAgeMs: number } = await broker.call("ledger.outboxLag", {});
+				const lag: { unpublished: number; oldestAgeMs: number; headSeq: number } = await broker.call("ledger.outboxLag", {});
 				print(`outbox: ${lag.unpublished} unpublished, oldest ${lag.oldestAgeMs} ms`);
+				const heads: Record<string, number> = { ledger: lag.headSeq };
+				const payments = await broker.call<{ unpublished: number; oldestAgeMs: number; headSeq: number }, object>("payments.outboxLag", {}).catch(() => null);
+				if (payments) {
+					heads["payments"] = payments.headSeq;
+					print(`payments outbox: ${payments.unpublished} unpublished, oldest ${payments.oldestAgeMs} ms`);
+				}
+				for (const consumer of CONSUMERS) {
+					const st = await broker.call<{ sources: { source: string; position: number; deadLetters: number }[] }, object>(`${consumer}.consumer.status`, {}).catch(() => null);
+					if (!st) {
+						print(`  ${consumer}: not running in this cluster`);
+						continue;
+					}
+					for (const src of st.sources) {
+						print(`  ${consumer} <- ${src.source}: position ${src.position}, lag ${Math.max(0, (heads[src.source] ?? src.position) - src.position)}, dead letters ${src.deadLetters}`);
+					}
+				}
 			},
 		},
 		{

@@ -82,11 +82,15 @@ describe("REPL", () => {
 		assert.match(invariants, /invariants: OK \(2 accounts, 2 transfers, 0 pending holds\)/);
 
 		let outbox = "";
-		for (let i = 0; i < 20 && !/outbox: 0 unpublished/.test(outbox); i++) {
-			outbox = await repl.run("outbox", /outbox: \d+ unpublished/);
+		for (let i = 0; i < 40 && !/outbox: 0 unpublished[\s\S]*audit <- ledger: position [1-9]\d*, lag 0,/.test(outbox); i++) {
+			outbox = await repl.run("outbox", /reports <- ledger: position \d+/);
 			await new Promise(r => setTimeout(r, 100));
 		}
 		assert.match(outbox, /outbox: 0 unpublished, oldest 0 ms/);
+		// Each durable consumer's position, lag and dead letters, per source log.
+		assert.match(outbox, /audit <- ledger: position [1-9]\d*, lag 0, dead letters 0/);
+		assert.match(outbox, /notifications <- payments: position \d+, lag \d+, dead letters 0/);
+		assert.match(outbox, /webhooks <- ledger: position \d+, lag \d+, dead letters 0/);
 
 		// A top-up whose provider fails stays in flight: the stuck command lists it.
 		const owner = "018f0000-0000-7000-8000-0000000000e1";
