@@ -87,6 +87,23 @@ export function consumerStatements(schema: string): { up: string[]; down: string
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 
+const LAG_METRIC = "paymesh.consumer.lag";
+const DEAD_METRIC = "paymesh.consumer.dead_letters";
+
+/** Positions behind the head of the log, and dead letters written, per consumer and source. */
+function registerMetrics(broker: ServiceBroker): void {
+	if (!broker.isMetricsEnabled() || broker.metrics.getMetric(LAG_METRIC)) return;
+	broker.metrics.register({ type: "gauge", name: LAG_METRIC, labelNames: ["consumer", "source"], description: "Log positions a consumer is behind the head" });
+	broker.metrics.register({ type: "counter", name: DEAD_METRIC, labelNames: ["consumer", "source"], description: "Events a consumer dead-lettered after its retries" });
+}
+
+function reportLag(svc: ConsumerService, consumer: string, source: Source): void {
+	if (!svc.broker.isMetricsEnabled()) return;
+	const head = svc.consumer.headSeq.get(source) ?? 0;
+	const position = svc.consumer.position.get(source) ?? head;
+	svc.broker.metrics.set(LAG_METRIC, Math.max(0, head - position), { consumer, source });
+}
+
 export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 	const s = opts.schema;
 	const attemptsMax = opts.attemptsMax ?? 5;
@@ -129,6 +146,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 				const source = ctx.params.source as Source;
 				if (!opts.sources.includes(source) || !this.consumer) return;
 				this.consumer.headSeq.set(source, Math.max(this.consumer.headSeq.get(source) ?? 0, ctx.params.seq ?? 0));
+				reportLag(this, s, source);
 				kick(this, source);
 			},
 		},
@@ -170,6 +188,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 					await this.knex.raw(`UPDATE ${s}.consumer_positions SET position = ?, updated_at = now() WHERE source = ? AND owner = ?`, [lastSeq, source, this.consumer.owner]);
 					this.consumer.position.set(source, lastSeq);
 					this.consumer.headSeq.set(source, Math.max(this.consumer.headSeq.get(source) ?? 0, lastSeq));
+					reportLag(this, s, source);
 				}
 				return events.length;
 			},
@@ -187,6 +206,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 								`INSERT INTO ${s}.dead_letters (source, event_id, event, payload, error, attempts) VALUES (?, ?, ?, ?::json, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
 								[e.source, e.eventId, e.event, JSON.stringify(e.payload), (err as Error).message.slice(0, 2_000), attempt],
 							);
+							if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(DEAD_METRIC, { consumer: s, source: e.source });
 							return;
 						}
 						await sleep(Math.min(retryDelayMs * 2 ** (attempt - 1), retryDelayMsMax));
@@ -195,6 +215,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 			},
 		},
 		created(this: ConsumerService) {
+			registerMetrics(this.broker);
 			this.consumer = {
 				owner: `${this.broker.nodeID}:${randomUUID()}`, running: new Map(), again: new Map(), headSeq: new Map(), position: new Map(), timer: null, stopping: false,
 			};

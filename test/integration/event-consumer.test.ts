@@ -1,0 +1,87 @@
+/**
+ * The durable consumer mixin on its own, against real PostgreSQL and the ledger's log:
+ * events arrive in log order; an event whose handler keeps failing is retried, then
+ * dead-lettered (counted in the metrics and in consumer.status) and skipped, and the
+ * events after it are still handled.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { ServiceBroker, ServiceSchema } from "moleculer";
+import { createTestDatabase, type TestDatabase } from "../support/db.ts";
+import { startNode } from "../support/node.ts";
+import { acquireDb, releaseDb } from "../../mixins/db.ts";
+import { consumerStatements, eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
+import type { Config } from "../../config/index.ts";
+
+let db: TestDatabase;
+let broker: ServiceBroker;
+let config: Config;
+const handled: { eventId: string; amount: number; attempts: number }[] = [];
+const attempts = new Map<string, number>();
+const POISON_AMOUNT = 13;
+
+function probeService(cfg: Config): ServiceSchema {
+	return {
+		name: "probe",
+		mixins: [eventConsumer({ schema: "probe", sources: ["ledger"], events: ["transfer.completed"], attemptsMax: 3, retryDelayMs: 5, pollIntervalMs: 50 })],
+		methods: {
+			async handleEvent(this: ConsumerService, e: ConsumedEvent) {
+				const n = (attempts.get(e.eventId) ?? 0) + 1;
+				attempts.set(e.eventId, n);
+				const amount = Number(e.payload["amount"]);
+				if (amount === POISON_AMOUNT) throw new Error("cannot digest 13");
+				// A handler that fails once and then succeeds is not dead-lettered.
+				if (amount === 7 && n === 1) throw new Error("transient");
+				handled.push({ eventId: e.eventId, amount, attempts: n });
+			},
+		},
+		async started(this: ConsumerService) {
+			this.knex = acquireDb(cfg).knex;
+			await this.knex.raw("CREATE SCHEMA IF NOT EXISTS probe");
+			for (const sql of consumerStatements("probe").up) await this.knex.raw(sql);
+			this.startConsumer();
+		},
+		async stopped(this: ConsumerService) {
+			await this.stopConsumer();
+			await releaseDb(cfg);
+		},
+	} as unknown as ServiceSchema;
+}
+
+before(async () => {
+	db = await createTestDatabase();
+	({ broker, config } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger", METRICS_ENABLED: "true" }));
+	broker.createService(probeService(config));
+	await broker.waitForServices(["probe"]);
+});
+
+after(async () => {
+	await broker?.stop();
+	await db?.drop();
+});
+
+describe("event consumer", () => {
+	it("handles in order, retries, dead-letters a poisoned event and goes on", async () => {
+		const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:probe:USD", currency: "USD" });
+		const a: { id: string } = await broker.call("ledger.accounts.open", { ownerId: "probe-user", currency: "USD" });
+		const amounts = [5, 7, POISON_AMOUNT, 21, 34];
+		for (const [i, amount] of amounts.entries()) {
+			await broker.call("ledger.transfers.create", { idempotencyKey: `p-${i}`, fromAccountId: sys.id, toAccountId: a.id, amount, currency: "USD" });
+		}
+		const deadline = Date.now() + 15_000;
+		while (handled.length < 4 && Date.now() < deadline) await new Promise(r => setTimeout(r, 50));
+		assert.deepEqual(handled.map(h => h.amount), [5, 7, 21, 34]);
+		assert.equal(handled.find(h => h.amount === 7)?.attempts, 2);
+		const poisoned = [...attempts.entries()].find(([id]) => !handled.some(h => h.eventId === id));
+		assert.equal(poisoned?.[1], 3, "three attempts, then the dead letter");
+		const status: { sources: { source: string; deadLetters: number; position: number }[] } = await broker.call("probe.consumer.status", {});
+		assert.equal(status.sources[0]?.deadLetters, 1);
+		const dead: { items: { event_id: string; error: string; attempts: number }[] } = await broker.call("probe.consumer.deadLetters", {});
+		assert.deepEqual(dead.items.map(d => [d.event_id, d.error, d.attempts]), [[poisoned?.[0], "cannot digest 13", 3]]);
+		const counter = broker.metrics.getMetric("paymesh.consumer.dead_letters");
+		assert.equal(counter?.get({ consumer: "probe", source: "ledger" })?.value, 1);
+		// The position moved past everything, so a restart would not replay these.
+		const head: { headSeq: number } = await broker.call("ledger.outboxLag", {});
+		assert.equal(status.sources[0]?.position, head.headSeq);
+	});
+});
