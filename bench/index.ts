@@ -6,12 +6,14 @@
 import { runHttpBench } from "./http.bench.ts";
 import { runLedgerBench } from "./ledger.bench.ts";
 import { runPaymentsBench } from "./payments.bench.ts";
+import { runLiveBench } from "./live.bench.ts";
 import type { BenchResult } from "./stats.ts";
 
 const SUITES: Record<string, () => Promise<BenchResult[]>> = {
 	ledger: runLedgerBench,
 	http: runHttpBench,
 	payments: runPaymentsBench,
+	live: runLiveBench,
 };
 
 const args = process.argv.slice(2);
