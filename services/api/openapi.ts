@@ -177,6 +177,8 @@ export function openApiDocument(): Record<string, unknown> {
 			"/api/v1/admin/accounts/{id}/unfreeze": { post: op("Unfreeze an account (admin)", { ok: "200", okSchema: ref("Account"), params: [idParam] }) },
 			"/api/v1/admin/users/{id}/tier": { post: op("Set a user's KYC tier (admin, support)", { body: "SetTier", ok: "200", params: [idParam] }) },
 			"/api/v1/admin/users/{id}/roles": { post: op("Set a user's roles (admin)", { body: "SetRoles", ok: "200", params: [idParam] }) },
+			"/api/v1/admin/accounts/frozen": { get: op("Frozen accounts (admin, support)", { ok: "200", okSchema: ref("AccountList") }) },
+			"/api/v1/payments": { get: op("The caller's payments, newest first", { ok: "200", params: [q("limit", { type: "integer", minimum: 1, maximum: 100 })] }) },
 			"/api/v1/admin/reports/daily": { get: op("Volume and count per currency, day and kind (admin, support, auditor)", { ok: "200", params: [q("from", dateQ), q("to", dateQ)] }) },
 			"/api/v1/notifications": {
 				get: op("The caller's notifications, newest first, with the unread count", { ok: "200", params: [q("limit", { type: "integer", minimum: 1, maximum: 100 }), q("cursor", { type: "string" }), q("unreadOnly", { type: "boolean" })] }),

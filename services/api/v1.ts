@@ -111,6 +111,7 @@ export const v1Params = {
 		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule,
 		toAccountId: { type: "uuid", optional: true }, toEmail: { type: "email", max: 254, optional: true }, description: { type: "string", max: 500, optional: true },
 	}),
+	payments: paramsSchema({ $$strict: true, limit: { type: "number", integer: true, min: 1, max: 100, convert: true, optional: true } }),
 	notifications: paramsSchema({
 		$$strict: true, limit: { type: "number", integer: true, min: 1, max: 100, convert: true, optional: true }, cursor: { type: "string", max: 80, optional: true },
 		unreadOnly: { type: "boolean", convert: true, optional: true },
@@ -404,6 +405,19 @@ export const v1Actions = {
 			return ctx.call("ledger.accounts.list", { ownerId: ctx.params.ownerId, ...(ctx.params.limit != null ? { limit: ctx.params.limit } : {}) });
 		},
 	},
+	adminFrozen: {
+		params: v1Params.empty,
+		async handler(ctx: Ctx<V<"empty">>) {
+			requireRole(ctx, ["admin", "support"]);
+			return ctx.call("ledger.accounts.frozen", {});
+		},
+	},
+	listPayments: {
+		params: v1Params.payments,
+		async handler(ctx: Ctx<V<"payments">>) {
+			return ctx.call("payments.list", { userId: user(ctx).id, ...(ctx.params.limit != null ? { limit: ctx.params.limit } : {}) });
+		},
+	},
 	adminReviews: {
 		params: v1Params.empty,
 		async handler(ctx: Ctx<V<"empty">>) {
@@ -484,6 +498,8 @@ export const PRIVATE_ALIASES = {
 	"POST /fx/convert": "api.fxConvert",
 	"GET /admin/accounts": "api.adminAccounts",
 	"GET /admin/reviews": "api.adminReviews",
+	"GET /admin/accounts/frozen": "api.adminFrozen",
+	"GET /payments": "api.listPayments",
 	"POST /admin/payments/:id/approve": "api.adminApprovePayment",
 	"POST /admin/payments/:id/decline": "api.adminDeclinePayment",
 	"POST /admin/accounts/:id/freeze": "api.adminFreeze",

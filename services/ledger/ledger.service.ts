@@ -106,6 +106,12 @@ export function ledgerService(config: Config): ServiceSchema {
 					return { items: list.map(accountView) };
 				},
 			},
+			"accounts.frozen": {
+				params: P.frozenParams,
+				async handler(this: LedgerThis, ctx: Context<{ limit?: number }>) {
+					return { items: (await store.frozenAccounts(this.knex, ctx.params.limit ?? 200)).map(accountView) };
+				},
+			},
 			"accounts.freeze": {
 				params: P.accountIdParams,
 				async handler(this: LedgerThis, ctx: Context<{ id: string }>) {

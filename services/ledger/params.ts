@@ -25,6 +25,7 @@ export const openAccountParams = paramsSchema({
 
 export const getAccountParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });
 export const listAccountsParams = paramsSchema({ $$strict: true, ownerId: ownerRule, limit: limitRule });
+export const frozenParams = paramsSchema({ $$strict: true, limit: limitRule });
 export const accountIdParams = paramsSchema({ $$strict: true, id: idRule });
 export const historyParams = paramsSchema({
 	$$strict: true,

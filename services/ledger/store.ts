@@ -340,6 +340,11 @@ export async function listAccounts(db: Db, ownerId: string, limit: number): Prom
 	return found.map(toAccount);
 }
 
+export async function frozenAccounts(db: Db, limit: number): Promise<AccountRecord[]> {
+	const found = await rows<AccountRow>(db, "SELECT * FROM ledger.accounts WHERE status = 'frozen' ORDER BY created_at, id LIMIT ?", [limit]);
+	return found.map(toAccount);
+}
+
 /** A transfer; with ownerId, only if that owner holds one of its two accounts. */
 export async function getTransfer(db: Db, id: string, ownerId: string | null = null): Promise<TransferRecord | null> {
 	const found = await rows<TransferRow>(

@@ -234,6 +234,14 @@ export function paymentsService(config: Config): ServiceSchema {
 					return outboxLag(this.knex, "payments");
 				},
 			},
+			/** The caller's payments, newest first. */
+			list: {
+				params: { $$strict: true, userId: { type: "uuid" }, limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true } },
+				async handler(this: PaymentsThis, ctx: Context<{ userId: string; limit?: number }>) {
+					const rows = await queryRows<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?", [ctx.params.userId, ctx.params.limit ?? 20]);
+					return { items: rows.map(view) };
+				},
+			},
 			stuck: {
 				params: { $$strict: true, olderThanS: { type: "number", integer: true, min: 0, max: 30 * 86_400 } },
 				async handler(this: PaymentsThis, ctx: Context<{ olderThanS: number }>) {

@@ -58,7 +58,8 @@ export function realtimeService(config: Config): ServiceSchema {
 			const api = this.broker.getLocalService("api") as unknown as { server?: HttpServer } | undefined;
 			if (!api?.server) throw new Error("the realtime service runs beside the api service (it shares the gateway's HTTP server)");
 			const io = new Server(api.server, {
-				path: "/socket.io", serveClient: false, maxHttpBufferSize: MESSAGE_BYTES_MAX,
+				// serveClient: the dashboard loads the client bundle from /socket.io/socket.io.min.js.
+				path: "/socket.io", serveClient: true, maxHttpBufferSize: MESSAGE_BYTES_MAX,
 				...(config.http.corsOrigins.length > 0 ? { cors: { origin: config.http.corsOrigins, methods: ["GET", "POST"] } } : {}),
 			});
 			if (config.redisUrl) {

@@ -1,0 +1,521 @@
+// The Paymesh dashboard: plain ES modules, no build step. Data from /api/v1, live updates
+// from Socket.IO. Everything shown is set with textContent (never parsed as HTML).
+import { io } from "/socket.io/socket.io.esm.min.js";
+
+const EXPONENTS = { JPY: 0, KRW: 0, VND: 0, CLP: 0, ISK: 0, KWD: 3, BHD: 3, JOD: 3, OMR: 3, TND: 3, IQD: 3, LYD: 3 };
+const exponentOf = c => EXPONENTS[c] ?? 2;
+const HISTORY_PAGE = 20;
+
+const MESSAGES = {
+	INSUFFICIENT_FUNDS: "Not enough money in this account.",
+	LIMIT_EXCEEDED: "This is above the limit of your verification tier.",
+	FRAUD_DECLINED: "This payment was declined by our risk checks.",
+	ACCOUNT_FROZEN: "One of the accounts is frozen.",
+	ACCOUNT_NOT_FOUND: "That account does not exist.",
+	RECIPIENT_NOT_FOUND: "No account in this currency for that recipient.",
+	CURRENCY_MISMATCH: "The accounts hold different currencies.",
+	SAME_ACCOUNT: "Choose a different account to send to.",
+	VALIDATION_ERROR: "Please check the fields.",
+	IDEMPOTENCY_MISMATCH: "This attempt was already used for a different payment. Submit again.",
+	RATE_LIMITED: "Too many requests. Wait a moment and try again.",
+	PROVIDER_UNAVAILABLE: "The provider is not available right now. Try again shortly.",
+	SERVICE_UNAVAILABLE: "Paymesh is busy. Try again: the payment will not be made twice.",
+	INVALID_CREDENTIALS: "E-mail or password is wrong.",
+	TOO_MANY_ATTEMPTS: "Too many attempts. Wait a few minutes.",
+	INVALID_OTP: "That code is not valid.",
+	WEAK_PASSWORD: "Choose a stronger password (10+ characters, mixed).",
+	EMAIL_TAKEN: "An account with this e-mail exists.",
+	ILLEGAL_TRANSITION: "That payment can no longer be changed.",
+	FORBIDDEN: "Your role does not allow this.",
+};
+const messageFor = body => MESSAGES[body?.error?.code] ?? body?.error?.message ?? "Something went wrong.";
+
+const $ = sel => document.querySelector(sel);
+const state = {
+	access: null, refresh: sessionStorage.getItem("paymesh.refresh"), user: null,
+	accounts: new Map(), payments: new Map(), attempts: new Map(), socket: null, refreshing: null,
+	history: { accountId: null, cursor: null },
+};
+
+// ---- money ------------------------------------------------------------------------------
+
+/** "12.5" in USD -> 1250, without floats; null when the text is not an amount in that currency. */
+export function toMinor(text, currency) {
+	const m = /^\s*(\d{1,15})(?:[.,](\d+))?\s*$/.exec(text);
+	const exp = exponentOf(currency);
+	if (!m || (m[2] ?? "").length > exp) return null;
+	const minor = BigInt(m[1]) * 10n ** BigInt(exp) + BigInt((m[2] ?? "").padEnd(exp, "0") || "0");
+	return minor > 0n && minor <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(minor) : null;
+}
+
+export function formatMinor(minor, currency) {
+	const exp = exponentOf(currency);
+	const v = BigInt(minor);
+	const abs = v < 0n ? -v : v;
+	const whole = (abs / 10n ** BigInt(exp)).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+	const frac = exp > 0 ? `.${(abs % 10n ** BigInt(exp)).toString().padStart(exp, "0")}` : "";
+	return `${v < 0n ? "-" : ""}${whole}${frac} ${currency}`;
+}
+
+// ---- HTTP with a quiet token refresh ----------------------------------------------------
+
+async function api(method, path, { body, key } = {}) {
+	for (let attempt = 0; ; attempt++) {
+		const headers = { "content-type": "application/json" };
+		if (state.access) headers.authorization = `Bearer ${state.access}`;
+		if (key) headers["idempotency-key"] = key;
+		const res = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+		if (res.status === 401 && attempt === 0 && state.refresh && !path.startsWith("/auth/") && (await refreshTokens())) continue;
+		const data = res.status === 204 ? null : await res.json().catch(() => null);
+		return { status: res.status, data };
+	}
+}
+
+/** One refresh at a time; every caller waiting on it gets its outcome. */
+function refreshTokens() {
+	state.refreshing ??= (async () => {
+		try {
+			const res = await fetch("/api/v1/auth/refresh", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ refreshToken: state.refresh }) });
+			if (!res.ok) {
+				signedOut("Your session ended. Please log in again.");
+				return false;
+			}
+			const pair = await res.json();
+			keepTokens(pair.accessToken, pair.refreshToken);
+			return true;
+		} catch {
+			return false;
+		} finally {
+			setTimeout(() => (state.refreshing = null), 0);
+		}
+	})();
+	return state.refreshing;
+}
+
+function keepTokens(access, refresh) {
+	state.access = access;
+	state.refresh = refresh;
+	sessionStorage.setItem("paymesh.refresh", refresh);
+	// Refresh a minute before the access token runs out.
+	try {
+		const { exp } = JSON.parse(atob(access.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+		clearTimeout(state.refreshTimer);
+		state.refreshTimer = setTimeout(() => void refreshTokens(), Math.max(5_000, exp * 1000 - Date.now() - 60_000));
+	} catch {
+		// A token we cannot read is refreshed on its first 401 instead.
+	}
+}
+
+// ---- small DOM helpers ------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+	const e = document.createElement(tag);
+	for (const [k, v] of Object.entries(attrs)) {
+		if (k === "class") e.className = v;
+		else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+		else if (k === "dataset") Object.assign(e.dataset, v);
+		else e.setAttribute(k, v);
+	}
+	for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+	return e;
+}
+
+function say(form, text, ok) {
+	const p = document.querySelector(`.msg[data-for="${form}"]`);
+	p.textContent = text;
+	p.className = `msg ${ok ? "ok" : "bad"}`;
+}
+
+function toast(text) {
+	const t = $("#toast");
+	t.textContent = text;
+	t.hidden = false;
+	clearTimeout(state.toastTimer);
+	state.toastTimer = setTimeout(() => (t.hidden = true), 4_000);
+}
+
+// ---- sign in and out --------------------------------------------------------------------
+
+async function login(e) {
+	e.preventDefault();
+	const f = e.target;
+	const body = { email: f.email.value.trim(), password: f.password.value };
+	if (!$("#otp-row").hidden && f.otp.value) body.otp = f.otp.value.trim();
+	const r = await api("POST", "/auth/login", { body }).catch(() => null);
+	if (!r) return say("login", "Could not reach Paymesh.", false);
+	if (r.status === 401 && r.data?.error?.code === "MFA_REQUIRED") {
+		$("#otp-row").hidden = false;
+		f.otp.focus();
+		return say("login", "Enter the code from your authenticator app.", false);
+	}
+	if (r.status !== 200) return say("login", messageFor(r.data), false);
+	f.reset();
+	$("#otp-row").hidden = true;
+	await signedIn(r.data);
+}
+
+async function register(e) {
+	e.preventDefault();
+	const f = e.target;
+	const r = await api("POST", "/auth/register", { body: { name: f.name.value.trim(), email: f.email.value.trim(), password: f.password.value } }).catch(() => null);
+	if (!r) return say("register", "Could not reach Paymesh.", false);
+	if (r.status !== 201) return say("register", messageFor(r.data), false);
+	f.reset();
+	await signedIn(r.data);
+}
+
+async function signedIn(session) {
+	keepTokens(session.accessToken, session.refreshToken);
+	const me = await api("GET", "/me");
+	state.user = me.data;
+	$("#who").textContent = `${state.user.name} (${state.user.email})`;
+	$("#signed-out").hidden = true;
+	$("#signed-in").hidden = false;
+	$("#logout").hidden = false;
+	$("#staff").hidden = !state.user.roles.some(r => r === "support" || r === "admin");
+	connectSocket();
+	await Promise.all([loadAccounts(), loadPayments(), loadNotifications()]);
+	if (!$("#staff").hidden) await loadStaff();
+}
+
+function signedOut(message) {
+	state.socket?.disconnect();
+	state.socket = null;
+	state.access = null;
+	state.refresh = null;
+	state.user = null;
+	sessionStorage.removeItem("paymesh.refresh");
+	clearTimeout(state.refreshTimer);
+	$("#signed-in").hidden = true;
+	$("#signed-out").hidden = false;
+	$("#logout").hidden = true;
+	$("#who").textContent = "";
+	setConn("offline");
+	if (message) say("login", message, false);
+}
+
+async function logout() {
+	await api("POST", "/auth/logout").catch(() => null);
+	signedOut("");
+}
+
+// ---- the live feed ----------------------------------------------------------------------
+
+function setConn(s) {
+	const c = $("#conn");
+	c.dataset.state = s;
+	c.textContent = s === "live" ? "live" : s === "reconnecting" ? "reconnecting…" : "offline";
+}
+
+function connectSocket() {
+	state.socket?.disconnect();
+	// The auth callback runs on every (re)connect, so a refreshed token is used.
+	const socket = io({ path: "/socket.io", auth: cb => cb({ token: state.access }), reconnectionDelayMax: 5_000 });
+	state.socket = socket;
+	socket.on("connect", () => {
+		setConn("live");
+		// Events may have been missed while away: read the balances again.
+		void loadAccounts();
+	});
+	socket.on("disconnect", () => setConn("reconnecting"));
+	socket.io.on("reconnect_attempt", () => setConn("reconnecting"));
+	socket.on("connect_error", async err => {
+		setConn("reconnecting");
+		// A refused token: refresh it, then try again (socket.io does not retry refusals itself).
+		if (err.message === "UNAUTHORIZED" && state.refresh && (await refreshTokens())) socket.connect();
+		else setTimeout(() => state.socket === socket && !socket.connected && socket.connect(), 2_000);
+	});
+	socket.on("balance.updated", onBalance);
+	socket.on("transaction.new", d => {
+		if (d.direction === "in") toast(`Received ${formatMinor(d.amount, d.currency)}`);
+		if (state.history.accountId === d.accountId) void loadHistory(true);
+	});
+	socket.on("notification.new", n => {
+		$("#notifications").prepend(notificationItem(n));
+		$("#unread").textContent = String(Number($("#unread").textContent) + 1);
+	});
+	socket.on("payment.updated", p => {
+		const known = state.payments.get(p.paymentId);
+		if (!known) return void loadPayments();
+		known.status = p.status;
+		known.failureCode = p.failureCode;
+		renderPayments();
+		if (!$("#staff").hidden) void loadStaff();
+	});
+}
+
+/** Applies a balance event, or re-reads the account when a version is missing in between. */
+async function onBalance(d) {
+	const a = state.accounts.get(d.accountId);
+	if (!a) return void loadAccounts();
+	if (d.version <= a.version) return;
+	if (d.previousVersion !== a.version) {
+		const r = await api("GET", `/accounts/${d.accountId}`);
+		if (r.status === 200) state.accounts.set(d.accountId, r.data);
+	} else {
+		a.balance = { posted: d.posted, pending: d.pending, available: d.available };
+		a.version = d.version;
+	}
+	renderAccounts();
+}
+
+// ---- accounts ---------------------------------------------------------------------------
+
+async function loadAccounts() {
+	const r = await api("GET", "/accounts");
+	if (r.status !== 200) return;
+	state.accounts = new Map(r.data.items.map(a => [a.id, a]));
+	renderAccounts();
+}
+
+function renderAccounts() {
+	const body = $("#accounts");
+	body.replaceChildren(...[...state.accounts.values()].map(a => el("tr", { dataset: { accountId: a.id } },
+		el("td", {}, el("code", { title: a.id }, a.id)),
+		el("td", {}, a.currency),
+		el("td", { class: "num available" }, formatMinor(a.balance.available, a.currency)),
+		el("td", { class: "num pending" }, formatMinor(a.balance.pending, a.currency)),
+		el("td", {}, a.status),
+		el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => showHistory(a.id) }, "History")),
+	)));
+	for (const sel of ["#send-form [name=from]", "#pay-form [name=account]", "#history-account"]) {
+		const s = $(sel);
+		const keep = s.value;
+		s.replaceChildren(...[...state.accounts.values()].map(a => el("option", { value: a.id }, `${a.currency} · ${formatMinor(a.balance.available, a.currency)} · ${a.id.slice(-6)}`)));
+		if (state.accounts.has(keep)) s.value = keep;
+	}
+	if (!state.history.accountId && state.accounts.size > 0) void showHistory([...state.accounts.keys()][0]);
+}
+
+async function openAccount(e) {
+	e.preventDefault();
+	const r = await api("POST", "/accounts", { body: { currency: e.target.currency.value } });
+	if (r.status === 201) await loadAccounts();
+	else toast(messageFor(r.data));
+}
+
+// ---- moving money: one idempotency key per attempt ---------------------------------------
+
+/**
+ * The key for this form's current attempt: kept while the same request is retried (a
+ * double click, a network error, a 503), replaced when the request changes or ends.
+ */
+function attemptKey(form, request) {
+	const fingerprint = JSON.stringify(request);
+	const a = state.attempts.get(form);
+	if (a && a.fingerprint === fingerprint) return a.key;
+	const key = crypto.randomUUID();
+	state.attempts.set(form, { fingerprint, key });
+	return key;
+}
+
+async function submitMoney(form, button, path, body) {
+	if (button.disabled) return null;
+	const key = attemptKey(form, { path, body });
+	button.disabled = true;
+	try {
+		const r = await api("POST", path, { body, key });
+		// A definite answer ends the attempt; unavailability keeps the key for the retry.
+		if (r.status < 500 && r.status !== 429) state.attempts.delete(form);
+		return r;
+	} catch {
+		return { status: 0, data: { error: { code: "SERVICE_UNAVAILABLE" } } };
+	} finally {
+		button.disabled = false;
+	}
+}
+
+async function send(e) {
+	e.preventDefault();
+	const f = e.target;
+	const from = state.accounts.get(f.from.value);
+	if (!from) return say("send", "Open an account first.", false);
+	const amount = toMinor(f.amount.value, from.currency);
+	if (amount === null) return say("send", `Enter an amount in ${from.currency}.`, false);
+	const to = f.to.value.trim();
+	const description = f.description.value.trim();
+	const byEmail = to.includes("@");
+	const path = byEmail ? "/payments/p2p" : "/transfers";
+	const body = byEmail
+		? { accountId: from.id, toEmail: to, amount, currency: from.currency, ...(description ? { description } : {}) }
+		: { fromAccountId: from.id, toAccountId: to, amount, currency: from.currency, ...(description ? { description } : {}) };
+	const r = await submitMoney("send", $("#send-button"), path, body);
+	if (!r) return;
+	if (r.status === 201) {
+		say("send", `Sent ${formatMinor(amount, from.currency)}.`, true);
+		f.amount.value = "";
+		f.description.value = "";
+	} else if (r.status === 202) {
+		say("send", "The payment is being reviewed. You will see the outcome here.", true);
+	} else {
+		say("send", messageFor(r.data), false);
+	}
+	await loadPayments();
+}
+
+async function pay(e) {
+	e.preventDefault();
+	const f = e.target;
+	const account = state.accounts.get(f.account.value);
+	if (!account) return say("pay", "Open an account first.", false);
+	const amount = toMinor(f.amount.value, account.currency);
+	if (amount === null) return say("pay", `Enter an amount in ${account.currency}.`, false);
+	const kind = f.kind.value;
+	const body = { accountId: account.id, amount, currency: account.currency, provider: f.provider.value, ...(kind === "payout" ? { destination: f.destination.value.trim() } : {}) };
+	const r = await submitMoney("pay", f.querySelector("button"), `/payments/${kind}`, body);
+	if (!r) return;
+	if (r.status === 201) say("pay", `${kind === "topup" ? "Top-up" : "Payout"} ${r.data.status}.`, r.data.status !== "failed");
+	else say("pay", messageFor(r.data), false);
+	await loadPayments();
+}
+
+async function loadPayments() {
+	const r = await api("GET", "/payments?limit=10");
+	if (r.status !== 200) return;
+	state.payments = new Map(r.data.items.map(p => [p.id, p]));
+	renderPayments();
+}
+
+function renderPayments() {
+	$("#payments").replaceChildren(...[...state.payments.values()].map(p => el("li", { dataset: { paymentId: p.id } },
+		el("span", {}, `${p.type} ${formatMinor(p.amount, p.currency)}`),
+		el("span", { class: "status", dataset: { status: p.status } }, p.status.replace("_", " ")),
+		p.failureCode ? el("span", {}, MESSAGES[p.failureCode] ?? p.failureCode) : "",
+		p.status === "pending_review" || p.status === "created"
+			? el("button", { type: "button", class: "secondary", onclick: () => cancelPayment(p.id) }, "Cancel")
+			: "",
+	)));
+}
+
+async function cancelPayment(id) {
+	const r = await api("POST", `/payments/${id}/cancel`);
+	if (r.status !== 200) toast(messageFor(r.data));
+	await loadPayments();
+}
+
+// ---- history and statements -------------------------------------------------------------
+
+async function showHistory(accountId) {
+	state.history = { accountId, cursor: null };
+	$("#history-account").value = accountId;
+	await loadHistory(true);
+}
+
+async function loadHistory(fresh) {
+	const { accountId, cursor } = state.history;
+	if (!accountId) return;
+	const r = await api("GET", `/accounts/${accountId}/transactions?limit=${HISTORY_PAGE}${!fresh && cursor ? `&cursor=${cursor}` : ""}`);
+	if (r.status !== 200) return;
+	const currency = state.accounts.get(accountId)?.currency ?? "USD";
+	const rows = r.data.items.map(x => el("tr", {},
+		el("td", {}, new Date(x.createdAt).toLocaleString()),
+		el("td", {}, x.description || x.kind),
+		el("td", { class: "num" }, formatMinor(x.amount, currency)),
+		el("td", { class: "num" }, formatMinor(x.balanceAfter, currency)),
+	));
+	if (fresh) $("#history").replaceChildren(...rows);
+	else $("#history").append(...rows);
+	state.history.cursor = r.data.nextCursor;
+	$("#history-more").hidden = !r.data.nextCursor;
+}
+
+async function downloadStatement(e) {
+	e.preventDefault();
+	const id = $("#history-account").value;
+	if (!id) return;
+	const res = await fetch(`/api/v1/reports/statement?accountId=${id}&format=csv`, { headers: { authorization: `Bearer ${state.access}` } });
+	if (!res.ok) return toast("The statement could not be made.");
+	const url = URL.createObjectURL(await res.blob());
+	const a = el("a", { href: url, download: `statement-${id}.csv` });
+	document.body.append(a);
+	a.click();
+	a.remove();
+	setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+// ---- notifications ----------------------------------------------------------------------
+
+function notificationItem(n) {
+	const li = el("li", { class: n.read ? "" : "unread", dataset: { notificationId: n.id } }, el("span", {}, n.body));
+	if (!n.read) {
+		li.append(el("button", { type: "button", class: "secondary", onclick: async () => {
+			const r = await api("POST", `/notifications/${n.id}/read`);
+			if (r.status === 200) await loadNotifications();
+		} }, "Mark read"));
+	}
+	return li;
+}
+
+async function loadNotifications() {
+	const r = await api("GET", "/notifications?limit=20");
+	if (r.status !== 200) return;
+	$("#notifications").replaceChildren(...r.data.items.map(notificationItem));
+	$("#unread").textContent = String(r.data.unreadCount);
+}
+
+// ---- support and admin ------------------------------------------------------------------
+
+async function loadStaff() {
+	const [reviews, frozen, daily] = await Promise.all([api("GET", "/admin/reviews"), api("GET", "/admin/accounts/frozen"), api("GET", "/admin/reports/daily")]);
+	if (reviews.status === 200) {
+		$("#reviews").replaceChildren(...reviews.data.items.map(p => el("li", { dataset: { paymentId: p.id } },
+			el("span", {}, `${p.type} ${formatMinor(p.amount, p.currency)} by ${p.userId.slice(-6)}`),
+			el("button", { type: "button", onclick: () => decide(p.id, "approve") }, "Approve"),
+			el("button", { type: "button", class: "secondary", onclick: () => decide(p.id, "decline") }, "Decline"),
+		)));
+	}
+	if (frozen.status === 200) $("#frozen").replaceChildren(...frozen.data.items.map(a => el("li", {}, el("code", {}, a.id), ` ${a.currency}`)));
+	if (daily.status === 200) renderChart(daily.data.items);
+}
+
+async function decide(id, op) {
+	const r = await api("POST", `/admin/payments/${id}/${op}`);
+	if (r.status !== 200) toast(messageFor(r.data));
+	else toast(`Payment ${op === "approve" ? "approved" : "declined"}.`);
+	await loadStaff();
+}
+
+async function freeze(e) {
+	e.preventDefault();
+	const op = e.submitter?.value ?? "freeze";
+	const r = await api("POST", `/admin/accounts/${e.target.id.value.trim()}/${op}`);
+	toast(r.status === 200 ? `Account ${op === "freeze" ? "frozen" : "unfrozen"}.` : messageFor(r.data));
+	await loadStaff();
+}
+
+/** Bars per day and currency; each currency is scaled on its own (amounts of different currencies do not compare). */
+function renderChart(items) {
+	const max = new Map();
+	for (const i of items) max.set(i.currency, Math.max(max.get(i.currency) ?? 0, i.volume));
+	$("#chart").replaceChildren(...items.map(i => el("div", {
+		class: "col", style: `height:${Math.max(2, Math.round((i.volume / (max.get(i.currency) || 1)) * 100))}%`,
+		title: `${i.day} ${i.kind}: ${i.count} transfers, ${formatMinor(i.volume, i.currency)}`,
+	}, el("span", {}, `${i.day.slice(5)} ${i.currency}`))));
+}
+
+// ---- start ------------------------------------------------------------------------------
+
+function start() {
+	$("#login-form").addEventListener("submit", login);
+	$("#register-form").addEventListener("submit", register);
+	$("#logout").addEventListener("click", logout);
+	$("#open-form").addEventListener("submit", openAccount);
+	$("#send-form").addEventListener("submit", send);
+	$("#pay-form").addEventListener("submit", pay);
+	$("#history-account").addEventListener("change", e => showHistory(e.target.value));
+	$("#history-more").addEventListener("click", () => loadHistory(false));
+	$("#statement").addEventListener("click", downloadStatement);
+	$("#read-all").addEventListener("click", async () => {
+		await api("POST", "/notifications/read-all");
+		await loadNotifications();
+	});
+	$("#freeze-form").addEventListener("submit", freeze);
+	// A reload keeps the session: the refresh token in sessionStorage gets a new access token.
+	if (state.refresh) {
+		void refreshTokens().then(async ok => {
+			if (ok) await signedIn({ accessToken: state.access, refreshToken: state.refresh });
+		});
+	}
+}
+
+if (typeof document !== "undefined") start();
