@@ -1,0 +1,169 @@
+/**
+ * The dashboard in a real browser: Debian's Chromium driven by playwright-core against the
+ * started app (all services, PostgreSQL). Two users: A sends money to B and B's page shows
+ * the new balance without a reload; a double click on send moves money once; a refusal
+ * shows its message. Then a support user declines a payment in review and the sender's page
+ * shows it. Screenshots of the main screens go to test-artifacts/screenshots (ignored by git).
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import pg from "pg";
+import { chromium, type Browser, type Page } from "playwright-core";
+import type { ServiceBroker } from "moleculer";
+import { createTestDatabase, type TestDatabase } from "../support/db.ts";
+import { startNode } from "../support/node.ts";
+import { client, gatewayPort } from "../support/http.ts";
+
+const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
+const SHOTS = new URL("../../test-artifacts/screenshots/", import.meta.url).pathname;
+const PASSWORD = "Correct-Horse-Battery-9";
+/** The contract's bound for a balance to show up on the recipient's page. */
+const LIVE_UPDATE_MS = 2_000;
+
+let db: TestDatabase;
+let broker: ServiceBroker;
+let browser: Browser;
+let base = "";
+
+before(async () => {
+	mkdirSync(SHOTS, { recursive: true });
+	db = await createTestDatabase();
+	({ broker } = await startNode({ DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", ADMIN_EMAILS: "admin@example.com", LOG_LEVEL: "warn" }));
+	base = `http://127.0.0.1:${gatewayPort(broker)}`;
+	browser = await chromium.launch({
+		executablePath: CHROMIUM, headless: true,
+		args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+	});
+});
+
+after(async () => {
+	await browser?.close();
+	await broker?.stop();
+	await db?.drop();
+});
+
+async function page(viewport = { width: 1280, height: 900 }): Promise<Page> {
+	const ctx = await browser.newContext({ viewport });
+	const p = await ctx.newPage();
+	p.on("pageerror", err => process.stderr.write(`# page error: ${err.message}\n`));
+	await p.goto(base);
+	return p;
+}
+
+async function registerIn(p: Page, name: string, email: string): Promise<void> {
+	await p.fill("#register-form [name=name]", name);
+	await p.fill("#register-form [name=email]", email);
+	await p.fill("#register-form [name=password]", PASSWORD);
+	await p.click("#register-form button");
+	await p.waitForSelector("#signed-in:not([hidden])");
+	await p.waitForSelector('#conn[data-state="live"]');
+}
+
+async function openAccountIn(p: Page): Promise<string> {
+	await p.click("#open-form button");
+	const row = await p.waitForSelector("#accounts tr[data-account-id]");
+	return (await row.getAttribute("data-account-id")) ?? "";
+}
+
+async function fund(accountId: string, amount: number): Promise<void> {
+	const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:test:USD", currency: "USD" });
+	await broker.call("ledger.transfers.create", { idempotencyKey: `fund-${accountId}-${amount}`, fromAccountId: sys.id, toAccountId: accountId, amount, currency: "USD" });
+}
+
+/** The browser's document, as the page functions below see it (this file is not typed for the DOM). */
+type Doc = { querySelector(sel: string): { textContent: string | null } | null };
+
+/** Waits until the element's text is exactly `text` (the page updates itself; nothing reloads). */
+async function waitText(p: Page, selector: string, text: string, timeoutMs = 10_000): Promise<void> {
+	await p.waitForFunction(([sel, want]) => (globalThis as unknown as { document: Doc }).document.querySelector(sel)?.textContent === want, [selector, text] as const, { timeout: timeoutMs });
+}
+
+const available = (p: Page, accountId: string) => p.textContent(`#accounts tr[data-account-id="${accountId}"] .available`);
+
+async function transfersTo(accountId: string): Promise<number[]> {
+	const c = new pg.Client({ connectionString: db.url });
+	await c.connect();
+	try {
+		return (await c.query<{ amount: string }>("SELECT amount::text FROM ledger.transfers WHERE to_account_id = $1 ORDER BY created_at", [accountId])).rows.map(r => Number(r.amount));
+	} finally {
+		await c.end();
+	}
+}
+
+describe("dashboard in Chromium", () => {
+	it("shows a received transfer live, moves money once on a double click, and explains a refusal", async () => {
+		const a = await page();
+		const b = await page({ width: 390, height: 844 });
+		await a.screenshot({ path: `${SHOTS}01-sign-in.png`, fullPage: true });
+		await registerIn(a, "Alice", "alice@example.com");
+		await registerIn(b, "Bob", "bob@example.com");
+		const aliceAccount = await openAccountIn(a);
+		const bobAccount = await openAccountIn(b);
+		await fund(aliceAccount, 10_000);
+		// The funding arrives on Alice's page through the live feed.
+		await waitText(a, `#accounts tr[data-account-id="${aliceAccount}"] .available`, "100.00 USD", LIVE_UPDATE_MS);
+
+		await a.selectOption("#send-form [name=from]", aliceAccount);
+		await a.fill("#send-form [name=to]", bobAccount);
+		await a.fill("#send-form [name=amount]", "12.34");
+		await a.fill("#send-form [name=description]", "lunch");
+		await a.click("#send-button");
+		await waitText(b, `#accounts tr[data-account-id="${bobAccount}"] .available`, "12.34 USD", LIVE_UPDATE_MS);
+		assert.equal(await a.textContent('.msg[data-for="send"]'), "Sent 12.34 USD.");
+		await b.screenshot({ path: `${SHOTS}02-recipient-phone.png`, fullPage: true });
+
+		// A double click: one attempt, one key, one transfer.
+		await a.fill("#send-form [name=amount]", "1.00");
+		await a.dblclick("#send-button");
+		await waitText(b, `#accounts tr[data-account-id="${bobAccount}"] .available`, "13.34 USD", LIVE_UPDATE_MS);
+		await new Promise(r => setTimeout(r, 500));
+		assert.deepEqual(await transfersTo(bobAccount), [1_234, 100]);
+		assert.equal(await available(b, bobAccount), "13.34 USD");
+		assert.equal(await available(a, aliceAccount), "86.66 USD");
+
+		// A refusal shows its message, and moves nothing.
+		await a.fill("#send-form [name=amount]", "90.00");
+		await a.click("#send-button");
+		await waitText(a, '.msg[data-for="send"]', "Not enough money in this account.");
+		assert.equal(await available(a, aliceAccount), "86.66 USD");
+		// Bob got notified, live.
+		await waitText(b, "#unread", "2");
+		await a.screenshot({ path: `${SHOTS}03-sender-desktop.png`, fullPage: true });
+		await b.screenshot({ path: `${SHOTS}04-notifications-phone.png`, fullPage: true });
+	});
+
+	it("lets a support user decline a payment in review, and the sender's page shows it", async () => {
+		const http = client(base);
+		const admin = await http<{ accessToken: string }>("POST", "/api/v1/auth/register", { body: { email: "admin@example.com", password: PASSWORD, name: "Admin" } });
+		const support = await http<{ user: { id: string } }>("POST", "/api/v1/auth/register", { body: { email: "support@example.com", password: PASSWORD, name: "Sue Support" } });
+		assert.equal((await http("POST", `/api/v1/admin/users/${support.body.user.id}/roles`, { token: admin.body.accessToken, body: { roles: ["support"] } })).status, 200);
+
+		const sender = await page();
+		await registerIn(sender, "Carol", "carol@example.com");
+		const account = await openAccountIn(sender);
+		// 6,000.00 is a large top-up: it waits for review.
+		await sender.selectOption("#pay-form [name=account]", account);
+		await sender.selectOption("#pay-form [name=kind]", "topup");
+		await sender.selectOption("#pay-form [name=provider]", "card");
+		await sender.fill("#pay-form [name=amount]", "6000");
+		await sender.click("#pay-form button");
+		const item = await sender.waitForSelector('#payments li:has(.status[data-status="pending_review"])');
+		const paymentId = (await item.getAttribute("data-payment-id")) ?? "";
+
+		const staff = await page();
+		await staff.fill("#login-form [name=email]", "support@example.com");
+		await staff.fill("#login-form [name=password]", PASSWORD);
+		await staff.click("#login-form button");
+		await staff.waitForSelector("#staff:not([hidden])");
+		await staff.waitForSelector(`#reviews li[data-payment-id="${paymentId}"]`);
+		await staff.screenshot({ path: `${SHOTS}05-support-queue.png`, fullPage: true });
+		await staff.click(`#reviews li[data-payment-id="${paymentId}"] button:has-text("Decline")`);
+		await staff.waitForSelector(`#reviews li[data-payment-id="${paymentId}"]`, { state: "detached" });
+
+		await waitText(sender, `#payments li[data-payment-id="${paymentId}"] .status`, "failed", LIVE_UPDATE_MS);
+		assert.match((await sender.textContent(`#payments li[data-payment-id="${paymentId}"]`)) ?? "", /declined by our risk checks/);
+		assert.equal(await available(sender, account), "0.00 USD");
+		await sender.screenshot({ path: `${SHOTS}06-sender-declined.png`, fullPage: true });
+	});
+});
