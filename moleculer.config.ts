@@ -3,7 +3,10 @@
  * Moleculer's defaults of 0 mean "unlimited" for several of them.
  */
 import { Errors, MetricReporters, type BrokerOptions, type MetricRegistry } from "moleculer";
+import { readFileSync } from "node:fs";
 import type { Config } from "./config/index.ts";
+import { transitEncryption } from "./lib/transit-crypto.ts";
+import { ContextStoreMiddleware } from "./lib/context-store.ts";
 
 /**
  * Prometheus reporter that opens no port of its own: the gateway serves its text at
@@ -33,11 +36,30 @@ export function isRetryable(err: Error): boolean {
 	return Boolean((err as Errors.MoleculerError).retryable);
 }
 
+/** NATS options: URL, reconnecting for ever, and the credentials and TLS the config gives. */
+export function natsOptions(config: Config): Record<string, unknown> {
+	const t = config.transit;
+	const tls = t.natsTls
+		? {
+			...(t.natsTlsCaFile ? { ca: readFileSync(t.natsTlsCaFile) } : {}),
+			...(t.natsTlsCertFile ? { cert: readFileSync(t.natsTlsCertFile) } : {}),
+			...(t.natsTlsKeyFile ? { key: readFileSync(t.natsTlsKeyFile) } : {}),
+		}
+		: null;
+	return {
+		url: config.transporter, maxReconnectAttempts: -1,
+		...(t.natsToken ? { token: t.natsToken } : {}),
+		...(t.natsUser ? { user: t.natsUser, pass: t.natsPassword ?? "" } : {}),
+		...(tls ? { tls } : {}),
+	};
+}
+
 export function brokerOptions(config: Config): BrokerOptions {
 	return {
 		namespace: config.namespace,
 		nodeID: config.nodeId ?? undefined,
-		transporter: config.transporter ? { type: "NATS", options: { url: config.transporter, maxReconnectAttempts: -1 } } : undefined,
+		transporter: config.transporter ? { type: "NATS", options: natsOptions(config) } : undefined,
+		middlewares: [ContextStoreMiddleware as never, ...(config.transit.encryptionKey ? [transitEncryption(config.transit.encryptionKey) as never] : [])],
 		serializer: "JSONExt",
 		logger: {
 			type: "Console",
@@ -69,6 +91,10 @@ export function brokerOptions(config: Config): BrokerOptions {
 			// An instance is accepted at run time; the typings only list reporter names.
 			reporter: [new GatewayPrometheusReporter({ defaultLabels: () => ({ namespace: config.namespace }) }) as never],
 		},
-		tracing: { enabled: false },
+		// Spans carry the request id (ctx.requestID), so one HTTP request's gateway, payments
+		// and ledger spans share it across nodes.
+		tracing: config.tracing.exporter === "none"
+			? { enabled: false }
+			: { enabled: true, exporter: [config.tracing.exporter === "console" ? { type: "Console" } : { type: "Event", options: { eventName: "paymesh.tracing.spans", sendStartSpan: false, interval: 1, broadcast: true } }] as never },
 	};
 }

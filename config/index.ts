@@ -27,6 +27,19 @@ export interface Config {
 	transporter: string | null;
 	namespace: string;
 	redisUrl: string | null;
+	/** Transporter protection: NATS credentials and TLS, and end-to-end packet encryption between nodes. */
+	transit: {
+		natsToken: string | null;
+		natsUser: string | null;
+		natsPassword: string | null;
+		natsTls: boolean;
+		natsTlsCaFile: string | null;
+		natsTlsCertFile: string | null;
+		natsTlsKeyFile: string | null;
+		/** Shared by every node; when set, all transporter packets are sealed with AES-256-GCM. */
+		encryptionKey: string | null;
+	};
+	tracing: { exporter: "none" | "console" | "event" };
 	services: ServiceName[];
 	nodeId: string | null;
 	logLevel: LogLevel;
@@ -157,6 +170,13 @@ function providerListVar(env: Env, name: string, fallback: string[]): string[] {
 	return names;
 }
 
+function optionalSecret(env: Env, name: string, lengthMin: number): string | null {
+	const raw = env[name];
+	if (raw === undefined || raw === "") return null;
+	if (raw.length < lengthMin) throw new ConfigError(`${name} is too short: expected at least ${lengthMin} characters`);
+	return raw;
+}
+
 function listVar(env: Env, name: string): string[] {
 	const raw = env[name];
 	if (raw === undefined || raw.trim() === "") return [];
@@ -205,8 +225,22 @@ function enumVar<T extends string>(env: Env, name: string, values: readonly T[],
 	return raw as T;
 }
 
+/** Node roles for a cluster: ROLE picks a preset when SERVICES is not given. */
+export const ROLES: Record<string, readonly ServiceName[]> = {
+	gateway: ["api", "realtime"],
+	ledger: ["ledger"],
+	payments: ["auth", "users", "payments", "providers", "fraud", "fx"],
+	workers: ["notifications", "audit", "webhooks", "reports"],
+};
+
 function servicesVar(env: Env): ServiceName[] {
 	const raw = env["SERVICES"];
+	const role = env["ROLE"];
+	if ((raw === undefined || raw === "") && role !== undefined && role !== "" && role !== "all") {
+		const preset = ROLES[role];
+		if (!preset) throw new ConfigError(`ROLE=${JSON.stringify(role)} is invalid: expected all, ${Object.keys(ROLES).join(", ")}`);
+		return [...preset];
+	}
 	if (raw === undefined || raw === "" || raw === "all") return [...ALL_SERVICES];
 	// A node with no services of its own: a REPL, a load generator or a test client.
 	if (raw === "none") return [];
@@ -238,6 +272,17 @@ export function loadConfig(env: Env = process.env): Config {
 		transporter,
 		namespace: stringVar(env, "NAMESPACE", "paymesh", /^[\w-]{1,64}$/, "letters, digits, _ or -, at most 64"),
 		redisUrl: urlVar(env, "REDIS_URL", ["redis:", "rediss:"]),
+		transit: {
+			natsToken: optionalSecret(env, "NATS_TOKEN", 8),
+			natsUser: env["NATS_USER"] || null,
+			natsPassword: optionalSecret(env, "NATS_PASSWORD", 8),
+			natsTls: boolVar(env, "NATS_TLS", false),
+			natsTlsCaFile: env["NATS_TLS_CA_FILE"] || null,
+			natsTlsCertFile: env["NATS_TLS_CERT_FILE"] || null,
+			natsTlsKeyFile: env["NATS_TLS_KEY_FILE"] || null,
+			encryptionKey: optionalSecret(env, "TRANSIT_KEY", 32),
+		},
+		tracing: { exporter: enumVar(env, "TRACING_EXPORTER", ["none", "console", "event"] as const, "none") },
 		services: servicesVar(env),
 		nodeId: env["NODE_ID"] ? stringVar(env, "NODE_ID", "", /^[\w.-]{1,128}$/, "letters, digits, _, . or -") : null,
 		logLevel: enumVar(env, "LOG_LEVEL", LOG_LEVELS, "info"),

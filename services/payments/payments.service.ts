@@ -14,6 +14,7 @@ import type { Context, ServiceSchema, ServiceBroker } from "moleculer";
 import { Errors } from "moleculer";
 import { createHash } from "node:crypto";
 import type { Config } from "../../config/index.ts";
+import { call } from "../../lib/context-store.ts";
 import { toClientError, type RefusalCode } from "../../lib/errors.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
@@ -206,7 +207,7 @@ export function paymentsService(config: Config): ServiceSchema {
 					}
 					// Only before the provider or the ledger acts: created or waiting for review.
 					const cancelled = await this.move(row.id, row.status, "cancel");
-					if (cancelled.hold_id) await this.broker.call("ledger.holds.void", { idempotencyKey: `payment:${row.id}:void`, holdId: cancelled.hold_id });
+					if (cancelled.hold_id) await call(this.broker, "ledger.holds.void", { idempotencyKey: `payment:${row.id}:void`, holdId: cancelled.hold_id });
 					return view(cancelled);
 				},
 			},
@@ -272,7 +273,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				params: reviewParams,
 				async handler(this: PaymentsThis, ctx: Context<{ id: string }>) {
 					const row = await this.move(ctx.params.id, "pending_review", "decline", { failure_code: "FRAUD_DECLINED" });
-					if (row.hold_id) await this.broker.call("ledger.holds.void", { idempotencyKey: `payment:${row.id}:void`, holdId: row.hold_id });
+					if (row.hold_id) await call(this.broker, "ledger.holds.void", { idempotencyKey: `payment:${row.id}:void`, holdId: row.hold_id });
 					return view(row);
 				},
 			},
@@ -417,17 +418,17 @@ export function paymentsService(config: Config): ServiceSchema {
 				if (p.type === "payout") {
 					if (!p.hold_id) throw new Error(`payout ${p.id} is processing without a hold`);
 					if (!result.ok) {
-						await this.broker.call("ledger.holds.void", { idempotencyKey: `payment:${p.id}:void`, holdId: p.hold_id });
+						await call(this.broker, "ledger.holds.void", { idempotencyKey: `payment:${p.id}:void`, holdId: p.hold_id });
 						return this.move(p.id, "processing", "fail", { failure_code: result.code });
 					}
-					const posted: { transfer: { id: string } } = await this.broker.call("ledger.holds.post", { idempotencyKey: `payment:${p.id}:post`, holdId: p.hold_id });
+					const posted: { transfer: { id: string } } = await call(this.broker, "ledger.holds.post", { idempotencyKey: `payment:${p.id}:post`, holdId: p.hold_id });
 					return this.move(p.id, "processing", "succeed", { transfer_id: posted.transfer.id, provider_ref: result.ref });
 				}
 				if (!result.ok) return this.move(p.id, "processing", "fail", { failure_code: result.code });
 				const charged = result;
 				let transferId: string;
 				try {
-					const t = await this.broker.call<{ id: string }, object>("ledger.transfers.create", {
+					const t = await call<{ id: string }>(this.broker, "ledger.transfers.create", {
 						idempotencyKey: `payment:${p.id}:credit`, fromAccountId: await this.systemAccount(p.provider, p.currency), toAccountId: p.account_id,
 						amount: toSafeNumber(p.amount), currency: p.currency, description: `top-up via ${p.provider}`,
 					});
@@ -452,7 +453,7 @@ export function paymentsService(config: Config): ServiceSchema {
 					try {
 						// The hold carries the owner and the tier's limits: the ledger refuses a payout
 						// above them with LIMIT_EXCEEDED in the same transaction that would hold the money.
-						hold = await this.broker.call<{ id: string }, object>("ledger.holds.create", {
+						hold = await call<{ id: string }>(this.broker, "ledger.holds.create", {
 							idempotencyKey: `payment:${p.id}:hold`, fromAccountId: p.account_id, toAccountId: await this.systemAccount(p.provider, p.currency),
 							amount: toSafeNumber(p.amount), currency: p.currency, timeoutMs: HOLD_TIMEOUT_MS, description: `payout via ${p.provider}`,
 							ownerId: p.user_id, limits: await this.limitsOf(p.user_id, p.currency),
@@ -511,14 +512,14 @@ export function paymentsService(config: Config): ServiceSchema {
 
 			/** The sender's tier limits in this currency, as the ledger takes them. */
 			async limitsOf(this: PaymentsThis, userId: string, currency: string) {
-				const { tier }: { tier: number } = await this.broker.call("users.tier", { id: userId });
+				const { tier }: { tier: number } = await call(this.broker, "users.tier", { id: userId });
 				const limits: SpendLimits = isTier(tier) ? limitsFor(tier, currency as CurrencyCode) : { perTransferMinor: 0n, perDayMinor: 0n };
 				return { perTransferMinor: toSafeNumber(limits.perTransferMinor), perDayMinor: toSafeNumber(limits.perDayMinor) };
 			},
 
 			/** The fraud decision for this payment (idempotent by payment id on the fraud side). */
 			async screen(this: PaymentsThis, p: PaymentRow) {
-				const r: { decision: "approve" | "review" | "decline" } = await this.broker.call("fraud.score", {
+				const r: { decision: "approve" | "review" | "decline" } = await call(this.broker, "fraud.score", {
 					paymentId: p.id, userId: p.user_id, amount: toSafeNumber(p.amount), currency: p.currency, ...(p.destination ? { counterparty: p.destination } : {}),
 				});
 				return r.decision;
@@ -532,8 +533,8 @@ export function paymentsService(config: Config): ServiceSchema {
 			/** The recipient's account: the given id, or the recipient's first account in the currency. */
 			async recipient(this: PaymentsThis, p: P2pParams): Promise<string> {
 				if (p.toAccountId != null) return p.toAccountId;
-				const user = await this.broker.call<{ id: string }, object>("users.findByEmail", { email: p.toEmail }).catch(() => null);
-				const list = user ? await this.broker.call<{ items: { id: string; currency: string; status: string }[] }, object>("ledger.accounts.list", { ownerId: user.id }) : { items: [] };
+				const user = await call<{ id: string }>(this.broker, "users.findByEmail", { email: p.toEmail }).catch(() => null);
+				const list = user ? await call<{ items: { id: string; currency: string; status: string }[] }>(this.broker, "ledger.accounts.list", { ownerId: user.id }) : { items: [] };
 				const account = list.items.find(a => a.currency === p.currency && a.status === "active");
 				if (!account) throw toClientError({ code: "RECIPIENT_NOT_FOUND", message: `no ${p.currency} account for that recipient` });
 				return account.id;
@@ -548,7 +549,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				const to = row.destination ?? "";
 				if (row.status === "processing") {
 					if (!row.hold_id) throw new Error(`p2p ${row.id} is processing without a hold`);
-					const posted: { transfer: { id: string } } = await this.broker.call("ledger.holds.post", { idempotencyKey: `payment:${row.id}:post`, holdId: row.hold_id });
+					const posted: { transfer: { id: string } } = await call(this.broker, "ledger.holds.post", { idempotencyKey: `payment:${row.id}:post`, holdId: row.hold_id });
 					return this.move(row.id, "processing", "succeed", { transfer_id: posted.transfer.id });
 				}
 				const decision = await this.screen(row);
@@ -556,13 +557,13 @@ export function paymentsService(config: Config): ServiceSchema {
 				const limits = await this.limitsOf(row.user_id, row.currency);
 				try {
 					if (decision === "review") {
-						const hold = await this.broker.call<{ id: string }, object>("ledger.holds.create", {
+						const hold = await call<{ id: string }>(this.broker, "ledger.holds.create", {
 							idempotencyKey: `payment:${row.id}:hold`, fromAccountId: row.account_id, toAccountId: to, amount: toSafeNumber(row.amount), currency: row.currency, timeoutMs: HOLD_TIMEOUT_MS,
 							ownerId: row.user_id, limits, ...(row.description ? { description: row.description } : {}),
 						});
 						return this.move(row.id, "created", "review", { hold_id: hold.id });
 					}
-					const t = await this.broker.call<{ id: string }, object>("ledger.transfers.create", {
+					const t = await call<{ id: string }>(this.broker, "ledger.transfers.create", {
 						idempotencyKey: `payment:${row.id}:transfer`, fromAccountId: row.account_id, toAccountId: to, amount: toSafeNumber(row.amount), currency: row.currency,
 						ownerId: row.user_id, limits, ...(row.description ? { description: row.description } : {}),
 					});
@@ -580,7 +581,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				try {
 					// No retries here (a repeat is the resume sweep's job) and a bounded wait: a
 					// timeout leaves the outcome unknown, which the callback or the sweep resolves.
-					return await this.broker.call<ProviderResult, object>(`providers.${p.provider}.${op}`, params, { retries: 0, timeout: config.payments.providerTimeoutMs });
+					return await call<ProviderResult>(this.broker, `providers.${p.provider}.${op}`, params, { retries: 0, timeout: config.payments.providerTimeoutMs });
 				} catch (err) {
 					if (err instanceof Errors.ValidationError) throw err;
 					this.logger.warn("provider call failed; the payment stays in flight", { paymentId: p.id, provider: p.provider, error: (err as Error).message });

@@ -26,6 +26,10 @@ describe("config", () => {
 		assert.deepEqual(c.services, ["ledger"]);
 		assert.equal(c.ledger.batchSizeMax, 250);
 		assert.deepEqual(loadConfig({ SERVICES: "none" }).services, []);
+		assert.deepEqual(loadConfig({ ROLE: "gateway" }).services, ["api", "realtime"]);
+		assert.deepEqual(loadConfig({ ROLE: "workers" }).services, ["notifications", "audit", "webhooks", "reports"]);
+		assert.deepEqual(loadConfig({ ROLE: "gateway", SERVICES: "ledger" }).services, ["ledger"], "SERVICES wins over ROLE");
+		assert.throws(() => loadConfig({ ROLE: "cook" }), /ROLE="cook" is invalid/);
 	});
 
 	const bad: [Record<string, string>, RegExp][] = [

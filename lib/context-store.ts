@@ -1,0 +1,23 @@
+/**
+ * Keeps the Moleculer context of the action being run, across awaits, so code deep inside
+ * a saga can call other services as part of the same request (same request id in the
+ * logs, child spans in one trace) without passing ctx through every function.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { CallingOptions, Context, ServiceBroker } from "moleculer";
+
+const store = new AsyncLocalStorage<Context>();
+
+/** Broker middleware: every local action runs with its context in the store. */
+export const ContextStoreMiddleware = {
+	name: "ContextStore",
+	localAction(next: (ctx: Context) => Promise<unknown>) {
+		return (ctx: Context) => store.run(ctx, () => next(ctx));
+	},
+};
+
+/** broker.call as a child of the running action's context, when there is one. */
+export function call<T>(broker: ServiceBroker, action: string, params?: object, opts: CallingOptions = {}): Promise<T> {
+	const parent = store.getStore();
+	return broker.call(action, params, parent && !opts.parentCtx ? { ...opts, parentCtx: parent } : opts) as Promise<T>;
+}
