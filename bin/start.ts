@@ -4,6 +4,7 @@
  */
 import { ConfigError, loadConfig, type Config } from "../config/index.ts";
 import { createNode } from "./node.ts";
+import { startOpsServer } from "./ops-server.ts";
 
 function configOrExit(): Config {
 	try {
@@ -38,6 +39,7 @@ process.on("SIGINT", () => void shutdown("SIGINT"));
 
 try {
 	await broker.start();
+	if (config.opsPort !== null) startOpsServer(broker, config.opsPort, config.host);
 	broker.logger.info("paymesh node started", {
 		nodeId: broker.nodeID, services: config.services, port: config.services.includes("api") ? config.port : null,
 		database: config.databaseUrl ? "postgres" : `pglite:${config.dataDir}`, transporter: config.transporter ? "nats" : "none",

@@ -40,6 +40,8 @@ export interface Config {
 		encryptionKey: string | null;
 	};
 	tracing: { exporter: "none" | "console" | "event" };
+	/** Health and metrics port of a node without a gateway (null: none). */
+	opsPort: number | null;
 	services: ServiceName[];
 	nodeId: string | null;
 	logLevel: LogLevel;
@@ -283,6 +285,7 @@ export function loadConfig(env: Env = process.env): Config {
 			encryptionKey: optionalSecret(env, "TRANSIT_KEY", 32),
 		},
 		tracing: { exporter: enumVar(env, "TRACING_EXPORTER", ["none", "console", "event"] as const, "none") },
+		opsPort: env["OPS_PORT"] ? intVar(env, "OPS_PORT", 9100, 1, 65535) : null,
 		services: servicesVar(env),
 		nodeId: env["NODE_ID"] ? stringVar(env, "NODE_ID", "", /^[\w.-]{1,128}$/, "letters, digits, _, . or -") : null,
 		logLevel: enumVar(env, "LOG_LEVEL", LOG_LEVELS, "info"),
