@@ -99,7 +99,16 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 		const touched = [...applied.changes.touched.keys()].map(id => mustGet(state.accounts.get(id)));
 		const ran = runnable.flat();
 		const keys = ran.map(s => ({ key: s.op.key, hash: s.hash, result: results[s.unit]?.[s.index] }));
-		const stored = await store.writeBatch(trx, applied.changes, touched, keys, now);
+		let stored: number;
+		try {
+			stored = await store.writeBatch(trx, applied.changes, touched, keys, now);
+		} catch (err) {
+			// Another node committed one of these keys between our key read and our write: its
+			// transfer or hold row collides on the unique key. Run the batch again; it replays.
+			const e = err as { code?: string; constraint?: string };
+			if (e.code === "23505" && typeof e.constraint === "string" && e.constraint.includes("idempotency")) throw new KeyConflict(`idempotency key committed concurrently (${e.constraint})`);
+			throw err;
+		}
 		if (stored !== ran.length) throw new KeyConflict(`${ran.length - stored} idempotency keys were committed concurrently`);
 		return { results, eventCount: applied.changes.events.length };
 	});

@@ -21,6 +21,23 @@ import { holdView, transferView, type Op, type OpResult } from "./rules.ts";
 import * as store from "./store.ts";
 
 const HOLD_SWEEP_BATCH_MAX = 1_000;
+
+/**
+ * With several ledger nodes, money leaving an account goes to the node that owns the
+ * account: Moleculer's Shard strategy hashes the source account id onto a ring of the
+ * ledger nodes, so one node batches all of an account's debits and a hot account never
+ * waits on row locks held by another node. Correctness does not depend on it (every batch
+ * locks its rows in one global order); when a node leaves, the ring gives its accounts to
+ * the survivors, and a retried request finds its idempotency key instead of moving money
+ * twice.
+ */
+const OWNER_ROUTED = {
+	strategy: "Shard",
+	strategyOptions: {
+		shardKey: (ctx: { params: { fromAccountId?: string; items?: { fromAccountId?: string }[] } }) => ctx.params.fromAccountId ?? ctx.params.items?.[0]?.fromAccountId ?? null,
+		vnodes: 32,
+	},
+} as const;
 const BATCH_ATTEMPTS_MAX = 5;
 
 interface LedgerRuntime {
@@ -180,6 +197,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 
 			"transfers.create": {
+				...OWNER_ROUTED,
 				params: P.transferParams,
 				async handler(this: LedgerThis, ctx: Context<P.TransferParams>) {
 					const [r] = await this.submit([transferOp(ctx.params)]);
@@ -187,6 +205,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				},
 			},
 			"transfers.createMany": {
+				...OWNER_ROUTED,
 				params: P.transferManyParams,
 				async handler(this: LedgerThis, ctx: Context<P.TransferManyParams>) {
 					const ops = ctx.params.items.map(transferOp);
@@ -213,6 +232,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 
 			"holds.create": {
+				...OWNER_ROUTED,
 				params: P.holdCreateParams,
 				async handler(this: LedgerThis, ctx: Context<P.HoldCreateParams>) {
 					const p = ctx.params;

@@ -184,7 +184,17 @@ export function paymentsService(config: Config): ServiceSchema {
 					});
 					if (!replay && row.status === "created") return this.finish(await this.runP2p(row));
 					// The same request arriving twice at once: answer what the first one ends with.
-					return this.finish(replay && row.status === "created" ? await this.settledRow(row) : row);
+					const settled = replay && row.status === "created" ? await this.settledRow(row) : row;
+					if (settled.status !== "created") return this.finish(settled);
+					// Still created: the first attempt died (a ledger node was lost mid-call, say).
+					// The retry drives it; every step is keyed, so it completes at most once.
+					try {
+						return this.finish(await this.runP2p(settled));
+					} catch (err) {
+						if (refusalCode(err) !== "ILLEGAL_TRANSITION") throw err;
+						const now = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [settled.id]);
+						return this.finish(now ?? settled);
+					}
 				},
 			},
 			get: {
