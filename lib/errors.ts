@@ -70,6 +70,19 @@ export function unavailable(code: string, message: string): Errors.MoleculerRetr
 	return new Errors.MoleculerRetryableError(message, 503, code);
 }
 
+/**
+ * The database is unreachable or restarting (not a bug in the request): connection
+ * refused or reset, PostgreSQL shutting down or starting, a pool that cannot get a
+ * connection in time, serialization failures and deadlocks. Callers answer 503 and retry.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+	const e = err as { code?: unknown; message?: unknown };
+	const code = typeof e.code === "string" ? e.code : "";
+	const message = typeof e.message === "string" ? e.message : "";
+	return code === "40001" || code === "40P01" || code.startsWith("08") || code.startsWith("57P") || code === "ECONNREFUSED" || code === "ECONNRESET" ||
+		/ECONNREFUSED|ECONNRESET|Connection terminated|terminating connection|the database system is (starting up|shutting down)|Timeout acquiring a connection|Client has encountered a connection error/i.test(message);
+}
+
 /** A broken invariant is a bug: it must never be swallowed or mapped to a client error. */
 export class InvariantViolation extends Error {
 	override name = "InvariantViolation";

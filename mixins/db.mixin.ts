@@ -8,6 +8,7 @@ import type { Logger, ServiceSchema } from "moleculer";
 import type { Config } from "../config/index.ts";
 import { migrateLatest } from "../migrations/index.ts";
 import { acquireDb, releaseDb } from "./db.ts";
+import { isDatabaseUnavailable, unavailable } from "../lib/errors.ts";
 
 export interface DbService {
 	knex: Knex;
@@ -17,6 +18,15 @@ export interface DbService {
 
 export function dbMixin(config: Config, schema: string): Partial<ServiceSchema> {
 	const mixin = {
+		hooks: {
+			// A database that is down or restarting is a 503 the caller may retry, not a 500.
+			error: {
+				"*"(_ctx: unknown, err: unknown) {
+					if (isDatabaseUnavailable(err)) throw unavailable("DATABASE_UNAVAILABLE", `the ${schema} database is unavailable, retry later`);
+					throw err;
+				},
+			},
+		},
 		actions: {
 			health: {
 				params: { $$strict: true },

@@ -35,7 +35,9 @@ export function toHttpError(err: unknown): HttpError {
 	}
 	const type = typeof e.type === "string" ? e.type : "";
 	const code = typeof e.code === "number" ? e.code : 0;
-	if (UNAVAILABLE.has(type) || err instanceof Errors.RequestTimeoutError || err instanceof Errors.ServiceNotAvailableError || code === 503) {
+	// Also a lost transporter (BrokerDisconnectedError, 502) and any retryable server error: the client may try again.
+	const retryable = (e as { retryable?: unknown }).retryable === true && code >= 500;
+	if (UNAVAILABLE.has(type) || err instanceof Errors.RequestTimeoutError || err instanceof Errors.ServiceNotAvailableError || code === 503 || retryable || type === "BAD_GATEWAY") {
 		return { status: 503, code: code === 503 && type && !UNAVAILABLE.has(type) ? type : "SERVICE_UNAVAILABLE", message: "a dependency is unavailable, retry later", retryAfterS: 1 };
 	}
 	if (code === 404 && type === "NOT_FOUND") return { status: 404, code: "NOT_FOUND", message: "not found" };

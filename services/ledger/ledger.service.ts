@@ -7,7 +7,7 @@ import type { Context, ServiceSchema, ServiceBroker } from "moleculer";
 import type { Knex } from "knex";
 import type { Config } from "../../config/index.ts";
 import { MicroBatcher } from "../../lib/batcher.ts";
-import { InvariantViolation, toClientError, unavailable, type Refusal } from "../../lib/errors.ts";
+import { InvariantViolation, isDatabaseUnavailable, toClientError, unavailable, type Refusal } from "../../lib/errors.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
@@ -390,8 +390,7 @@ export function ledgerService(config: Config): ServiceSchema {
 
 /** Batch errors that are not refusals: database trouble is retryable, anything else is a bug. */
 export function classifyBatchError(err: unknown): Error {
-	const code = (err as { code?: string }).code ?? "";
-	if (code === "40001" || code === "40P01" || code.startsWith("08") || code === "57P01" || /ECONNREFUSED|ECONNRESET|timeout/i.test(String((err as Error).message))) {
+	if (isDatabaseUnavailable(err) || /timeout/i.test(String((err as Error).message))) {
 		return unavailable("DATABASE_UNAVAILABLE", "the ledger database is unavailable, retry later");
 	}
 	return err as Error;

@@ -1,0 +1,134 @@
+/**
+ * NATS and PostgreSQL restarted under load (a NATS and a PostgreSQL of the test's own, so
+ * the shared servers of other test files are not touched): a gateway node and a services
+ * node keep taking POST /api/v1/transfers; while a dependency is away the clients get 503s,
+ * never a 500, and retry with the same Idempotency-Key; the cluster recovers by itself,
+ * and afterwards every acknowledged transfer is in the ledger once and the invariants hold.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import type { ServiceBroker } from "moleculer";
+import { REDIS_URL } from "../support/db.ts";
+import { seededRandom, startNode, TEST_JWT_SECRET } from "../support/node.ts";
+import { gatewayPort } from "../support/http.ts";
+import { privateNats, privatePostgres, type PrivateNats, type PrivatePostgres } from "../support/private-services.ts";
+import { signAccessToken } from "../../services/auth/tokens.ts";
+import type { InvariantReport } from "../../services/ledger/invariants.ts";
+
+const USERS = 20;
+const WORKERS = 8;
+let nats: PrivateNats;
+let postgres: PrivatePostgres;
+let services: ServiceBroker;
+let gateway: ServiceBroker;
+
+before(async () => {
+	[nats, postgres] = await Promise.all([privateNats(), privatePostgres()]);
+	const shared = {
+		DATABASE_URL: postgres.url, TRANSPORTER: nats.url, REDIS_URL, NAMESPACE: `out-${randomBytes(3).toString("hex")}`, JWT_SECRET: TEST_JWT_SECRET,
+		HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "6", REQUEST_TIMEOUT_MS: "3000", LOG_LEVEL: "fatal", RATE_LIMIT_PER_USER: "1000000", RATE_LIMIT_PER_IP: "10000000",
+		PAYMENT_RESUME_AFTER_MS: "1000",
+	};
+	({ broker: services } = await startNode({ ...shared, SERVICES: "users,ledger,payments,fraud", NODE_ID: "out-services" }));
+	({ broker: gateway } = await startNode({ ...shared, SERVICES: "api", PORT: "0", HOST: "127.0.0.1", NODE_ID: "out-gateway" }));
+	await gateway.waitForServices(["ledger", "payments"], 20_000);
+});
+
+after(async () => {
+	await gateway?.stop().catch(() => undefined);
+	await services?.stop().catch(() => undefined);
+	await nats?.destroy();
+	postgres?.destroy();
+});
+
+describe("dependencies restarted under load", () => {
+	it("answers 503 (never 500) while NATS or PostgreSQL is away, recovers by itself and loses nothing", async () => {
+		const sys: { id: string } = await services.call("ledger.accounts.open", { kind: "system", code: "external:out:USD", currency: "USD" });
+		const members: { token: string; accountId: string }[] = [];
+		for (let i = 0; i < USERS; i++) {
+			const userId = `018f0000-0000-7000-8000-${(0xd00000000000 + i).toString(16)}`;
+			await services.call("users.create", { userId, email: `out-${i}@example.com`, name: `Out ${i}` });
+			await services.call("users.setTier", { id: userId, tier: 3 });
+			const a: { id: string } = await services.call("ledger.accounts.open", { ownerId: userId, currency: "USD" });
+			await services.call("ledger.transfers.create", { idempotencyKey: `fund-${i}`, fromAccountId: sys.id, toAccountId: a.id, amount: 10_000_000, currency: "USD" });
+			members.push({ token: signAccessToken({ sub: userId, roles: ["user"], sid: `o${i}` }, TEST_JWT_SECRET, 3_600), accountId: a.id });
+		}
+		const base = `http://127.0.0.1:${gatewayPort(gateway)}`;
+		const statuses = new Map<number, number>();
+		const acked = new Map<string, string>();
+		const rnd = seededRandom(99);
+		let stop = false;
+		const send = async (key: string, m: (typeof members)[number], body: object): Promise<void> => {
+			for (let attempt = 0; ; attempt++) {
+				let status = 0;
+				let id: string | null = null;
+				try {
+					const res = await fetch(`${base}/api/v1/transfers`, {
+						method: "POST", signal: AbortSignal.timeout(10_000), body: JSON.stringify(body),
+						headers: { "content-type": "application/json", authorization: `Bearer ${m.token}`, "idempotency-key": key },
+					});
+					status = res.status;
+					id = ((await res.json()) as { id?: string | null }).id ?? null;
+				} catch {
+					status = 0;
+				}
+				statuses.set(status, (statuses.get(status) ?? 0) + 1);
+				if (status === 201 && id) return void acked.set(key, id);
+				assert.ok(status === 503 || status === 0, `got ${status}`);
+				assert.ok(attempt < 200, `${key} never went through`);
+				await new Promise(r => setTimeout(r, 250));
+			}
+		};
+		let n = 0;
+		const workers = Array.from({ length: WORKERS }, async (_, w) => {
+			while (!stop) {
+				const from = members[Math.floor(rnd() * USERS)] as (typeof members)[number];
+				let to = members[Math.floor(rnd() * USERS)] as (typeof members)[number];
+				if (to === from) to = members[(members.indexOf(from) + 1) % USERS] as (typeof members)[number];
+				await send(`out-${w}-${n++}`, from, { fromAccountId: from.accountId, toAccountId: to.accountId, amount: 1 + Math.floor(rnd() * 100), currency: "USD" });
+			}
+		});
+		const pause = (ms: number) => new Promise(r => setTimeout(r, ms));
+		const before = () => acked.size;
+		await pause(1_500);
+		const a0 = before();
+		await nats.stop();
+		await pause(2_000);
+		await nats.start();
+		await pause(4_000);
+		const a1 = before();
+		postgres.stop("immediate");
+		await pause(2_000);
+		postgres.start();
+		await pause(4_000);
+		const a2 = before();
+		stop = true;
+		await Promise.all(workers);
+		assert.ok(a1 > a0 && a2 > a1, `transfers went on after each restart: ${a0}, ${a1}, ${a2}, ${acked.size}`);
+		const c = new pg.Client({ connectionString: postgres.url });
+		await c.connect();
+		try {
+			for (let i = 0; i < 100; i++) {
+				if (Number((await c.query("SELECT count(*) AS n FROM payments.payments WHERE status IN ('created', 'processing')")).rows[0].n) === 0) break;
+				await pause(200);
+			}
+			const rows = (await c.query<{ key: string; status: string; transfer_id: string | null; n: string }>(
+				`SELECT p.idempotency_key AS key, p.status, p.transfer_id, (SELECT count(*) FROM ledger.transfers t WHERE t.idempotency_key = 'payment:' || p.id || ':transfer') AS n FROM payments.payments p`,
+			)).rows;
+			const byKey = new Map(rows.map(r => [r.key.replace(/^u:[^:]+:/, ""), r]));
+			for (const [key, transferId] of acked) {
+				const r = byKey.get(key);
+				assert.deepEqual([r?.status, r?.transfer_id, Number(r?.n)], ["completed", transferId, 1], key);
+			}
+			for (const r of rows) assert.ok(Number(r.n) <= 1);
+		} finally {
+			await c.end();
+		}
+		const report: InvariantReport = await services.call("ledger.checkInvariants", {}, { timeout: 30_000 });
+		assert.deepEqual(report.violations, []);
+		process.stdout.write(`# outages: ${acked.size} transfers acknowledged; answers ${JSON.stringify(Object.fromEntries(statuses))}\n`);
+		assert.ok((statuses.get(503) ?? 0) + (statuses.get(0) ?? 0) > 0, "the outages were felt");
+	});
+});

@@ -1,0 +1,98 @@
+/**
+ * A PostgreSQL and a NATS of a test's own (on free ports, data in a temporary directory),
+ * so a test can restart them under load without disturbing the shared servers that other
+ * test files use at the same time.
+ */
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { chownSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "./http.ts";
+
+const PG_BIN = (() => {
+	const base = "/usr/lib/postgresql";
+	const version = readdirSync(base).sort().pop();
+	if (!version) throw new Error("no PostgreSQL binaries under /usr/lib/postgresql");
+	return join(base, version, "bin");
+})();
+
+/** initdb and postgres refuse to run as root: run them as the postgres user then. */
+function asPostgres(cmd: string, args: string[]): void {
+	if (process.getuid?.() === 0) execFileSync("runuser", ["-u", "postgres", "--", cmd, ...args], { stdio: "ignore" });
+	else execFileSync(cmd, args, { stdio: "ignore" });
+}
+
+export interface PrivatePostgres {
+	url: string;
+	stop(mode?: "fast" | "immediate"): void;
+	start(): void;
+	destroy(): void;
+}
+
+export async function privatePostgres(): Promise<PrivatePostgres> {
+	const dir = mkdtempSync(join(tmpdir(), "paymesh-pg-"));
+	if (process.getuid?.() === 0) chownSync(dir, Number(execFileSync("id", ["-u", "postgres"]).toString().trim()), Number(execFileSync("id", ["-g", "postgres"]).toString().trim()));
+	const data = join(dir, "data");
+	const port = await freePort();
+	asPostgres(join(PG_BIN, "initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+	const start = () => asPostgres(join(PG_BIN, "pg_ctl"), ["-D", data, "-o", `-p ${port} -k ${dir} -c fsync=off -c max_connections=100`, "-l", join(dir, "log"), "-w", "start"]);
+	const stop = (mode: "fast" | "immediate" = "fast") => asPostgres(join(PG_BIN, "pg_ctl"), ["-D", data, "-m", mode, "-w", "stop"]);
+	start();
+	return {
+		url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+		start,
+		stop,
+		destroy() {
+			try {
+				stop("immediate");
+			} catch {
+				// Already stopped.
+			}
+			rmSync(dir, { recursive: true, force: true });
+		},
+	};
+}
+
+export interface PrivateNats {
+	url: string;
+	stop(): Promise<void>;
+	start(): Promise<void>;
+	destroy(): Promise<void>;
+}
+
+export async function privateNats(): Promise<PrivateNats> {
+	const dir = mkdtempSync(join(tmpdir(), "paymesh-nats-"));
+	const port = await freePort();
+	let proc: ChildProcess | null = null;
+	const start = async () => {
+		proc = spawn("/usr/sbin/nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: "ignore" });
+		// Ready when the port answers.
+		const { connect } = await import("node:net");
+		for (let i = 0; i < 100; i++) {
+			const ok = await new Promise<boolean>(resolve => {
+				const s = connect(port, "127.0.0.1", () => (s.end(), resolve(true)));
+				s.on("error", () => resolve(false));
+			});
+			if (ok) return;
+			await new Promise(r => setTimeout(r, 50));
+		}
+		throw new Error("private NATS did not start");
+	};
+	const stop = async () => {
+		const p = proc;
+		proc = null;
+		if (!p || p.exitCode !== null) return;
+		p.kill("SIGKILL");
+		await new Promise(r => p.once("exit", r));
+	};
+	await start();
+	return {
+		url: `nats://127.0.0.1:${port}`,
+		start,
+		stop,
+		async destroy() {
+			await stop();
+			rmSync(dir, { recursive: true, force: true });
+		},
+	};
+}
