@@ -7,6 +7,7 @@ import { runHttpBench } from "./http.bench.ts";
 import { runLedgerBench } from "./ledger.bench.ts";
 import { runPaymentsBench } from "./payments.bench.ts";
 import { runLiveBench } from "./live.bench.ts";
+import { runClusterBench } from "./cluster.bench.ts";
 import type { BenchResult } from "./stats.ts";
 
 const SUITES: Record<string, () => Promise<BenchResult[]>> = {
@@ -14,6 +15,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
 	http: runHttpBench,
 	payments: runPaymentsBench,
 	live: runLiveBench,
+	cluster: runClusterBench,
 };
 
 const args = process.argv.slice(2);

@@ -21,6 +21,7 @@ import { holdView, transferView, type Op, type OpResult } from "./rules.ts";
 import * as store from "./store.ts";
 
 const HOLD_SWEEP_BATCH_MAX = 1_000;
+const DEBITED_TRACKED_MAX = 100_000;
 
 /**
  * With several ledger nodes, money leaving an account goes to the node that owns the
@@ -31,19 +32,20 @@ const HOLD_SWEEP_BATCH_MAX = 1_000;
  * the survivors, and a retried request finds its idempotency key instead of moving money
  * twice.
  */
-const OWNER_ROUTED = {
+const ownerRouted = (shardKey: string) => ({
+	// A path into the params, not a function: the routing is done by the calling node, which
+	// learns the action's strategy options from the ledger node's service description.
 	strategy: "Shard",
-	strategyOptions: {
-		shardKey: (ctx: { params: { fromAccountId?: string; items?: { fromAccountId?: string }[] } }) => ctx.params.fromAccountId ?? ctx.params.items?.[0]?.fromAccountId ?? null,
-		vnodes: 32,
-	},
-} as const;
+	strategyOptions: { shardKey, vnodes: 32 },
+}) as const;
 const BATCH_ATTEMPTS_MAX = 5;
 
 interface LedgerRuntime {
 	batcher: MicroBatcher<Unit, OpResult[]>;
 	timers: NodeJS.Timeout[];
 	relay: Relay;
+	/** Source accounts this node has debited since the last reset: shows the Shard ownership. */
+	debited: Set<string>;
 	stopping: boolean;
 }
 
@@ -197,7 +199,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 
 			"transfers.create": {
-				...OWNER_ROUTED,
+				...ownerRouted("fromAccountId"),
 				params: P.transferParams,
 				async handler(this: LedgerThis, ctx: Context<P.TransferParams>) {
 					const [r] = await this.submit([transferOp(ctx.params)]);
@@ -205,7 +207,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				},
 			},
 			"transfers.createMany": {
-				...OWNER_ROUTED,
+				...ownerRouted("items[0].fromAccountId"),
 				params: P.transferManyParams,
 				async handler(this: LedgerThis, ctx: Context<P.TransferManyParams>) {
 					const ops = ctx.params.items.map(transferOp);
@@ -232,7 +234,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 
 			"holds.create": {
-				...OWNER_ROUTED,
+				...ownerRouted("fromAccountId"),
 				params: P.holdCreateParams,
 				async handler(this: LedgerThis, ctx: Context<P.HoldCreateParams>) {
 					const p = ctx.params;
@@ -293,6 +295,15 @@ export function ledgerService(config: Config): ServiceSchema {
 					return readEvents(this.knex, ctx.params.afterSeq, ctx.params.eventsMax ?? EVENTS_READ_MAX);
 				},
 			},
+			/** The source accounts this node debited (since the last reset), to check one owner per account. */
+			ownership: {
+				params: { $$strict: true, reset: { type: "boolean", optional: true } },
+				handler(this: LedgerThis, ctx: Context<{ reset?: boolean }>) {
+					const accounts = [...this.rt.debited];
+					if (ctx.params.reset) this.rt.debited.clear();
+					return { nodeId: this.broker.nodeID, accounts };
+				},
+			},
 			stats: {
 				params: P.emptyParams,
 				handler(this: LedgerThis) {
@@ -307,6 +318,9 @@ export function ledgerService(config: Config): ServiceSchema {
 		methods: {
 			submit(this: LedgerThis, ops: Op[]): Promise<OpResult[]> {
 				if (this.rt.stopping) return Promise.reject(unavailable("LEDGER_STOPPING", "the ledger node is shutting down"));
+				for (const op of ops) {
+					if ((op.type === "transfer" || op.type === "hold") && this.rt.debited.size < DEBITED_TRACKED_MAX) this.rt.debited.add(op.fromAccountId);
+				}
 				return this.rt.batcher.submit({ ops });
 			},
 
@@ -362,6 +376,7 @@ export function ledgerService(config: Config): ServiceSchema {
 					overloaded: () => unavailable("LEDGER_OVERLOADED", "the ledger queue is full, retry later"),
 				}),
 				timers: [],
+				debited: new Set(),
 				relay: new Relay({ knex: () => this.knex, schema: "ledger", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, warn: (m, o) => this.logger.warn(m, o) }),
 				stopping: false,
 			};
