@@ -53,6 +53,7 @@ type LedgerThis = DbService & {
 	rt: LedgerRuntime;
 	broker: ServiceBroker;
 	kickRelay(): void;
+	ownAccount(id: string, ownerId?: string | null): Promise<store.AccountRecord>;
 	submit(ops: Op[]): Promise<OpResult[]>;
 	sweepHolds(): Promise<number>;
 	setAccountStatus(id: string, status: "active" | "frozen"): Promise<Record<string, unknown>>;
@@ -148,8 +149,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				params: P.statementParams,
 				async handler(this: LedgerThis, ctx: Context<P.StatementParams>) {
 					const p = ctx.params;
-					const a = await store.getAccount(this.knex, p.accountId);
-					if (!a || (p.ownerId != null && a.ownerId !== p.ownerId)) throw toClientError({ code: "ACCOUNT_NOT_FOUND", message: "account not found" });
+					const a = await this.ownAccount(p.accountId, p.ownerId);
 					const limit = p.limit ?? 50;
 					const page = await store.statementPage(this.knex, a.id, p.from, p.to, BigInt(p.afterVersion ?? 0), limit);
 					const last = page[page.length - 1];
@@ -167,8 +167,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				params: P.summaryParams,
 				async handler(this: LedgerThis, ctx: Context<P.SummaryParams>) {
 					const p = ctx.params;
-					const a = await store.getAccount(this.knex, p.accountId);
-					if (!a || (p.ownerId != null && a.ownerId !== p.ownerId)) throw toClientError({ code: "ACCOUNT_NOT_FOUND", message: "account not found" });
+					const a = await this.ownAccount(p.accountId, p.ownerId);
 					const months = await store.monthlySummary(this.knex, a.id, p.from, p.to);
 					return {
 						accountId: a.id, currency: a.currency,
@@ -180,10 +179,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				params: P.historyParams,
 				async handler(this: LedgerThis, ctx: Context<P.HistoryParams>) {
 					const p = ctx.params;
-					const a = await store.getAccount(this.knex, p.accountId);
-					if (!a || (p.ownerId != null && a.ownerId !== p.ownerId)) {
-						throw toClientError({ code: "ACCOUNT_NOT_FOUND", message: "account not found" });
-					}
+					const a = await this.ownAccount(p.accountId, p.ownerId);
 					const limit = p.limit ?? 50;
 					const page = await store.entriesPage(this.knex, a.id, p.cursor ? BigInt(p.cursor) : null, limit + 1);
 					const items = page.slice(0, limit);
@@ -357,6 +353,13 @@ export function ledgerService(config: Config): ServiceSchema {
 				const ids = await store.dueHoldIds(this.knex, new Date(), HOLD_SWEEP_BATCH_MAX);
 				const results = await Promise.all(ids.map(id => this.submit([{ type: "expire", key: `hold-expire:${id}`, holdId: id }])));
 				return results.filter(r => r[0]?.ok).length;
+			},
+
+			/** The account, if it exists and (with an owner given) is that owner's; a foreign one is not found. */
+			async ownAccount(this: LedgerThis, id: string, ownerId?: string | null) {
+				const a = await store.getAccount(this.knex, id);
+				if (!a || (ownerId != null && a.ownerId !== ownerId)) throw toClientError({ code: "ACCOUNT_NOT_FOUND", message: "account not found" });
+				return a;
 			},
 
 			kickRelay(this: LedgerThis): void {

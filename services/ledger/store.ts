@@ -373,22 +373,29 @@ export interface EntryView {
 	createdAt: Date;
 }
 
-/** One page of an account's entries, newest first, keyed by the account version. */
-export async function entriesPage(db: Db, accountId: string, beforeVersion: bigint | null, limit: number): Promise<EntryView[]> {
-	const found = await rows<{
-		transfer_id: string; amount: bigint; balance_after: bigint; account_version: bigint;
-		counterparty_account_id: string; kind: string; description: string; created_at: Date;
-	}>(
-		db,
-		`SELECT e.transfer_id, e.amount, e.balance_after, e.account_version, e.counterparty_account_id, t.kind, t.description, e.created_at
-		 FROM ledger.entries e JOIN ledger.transfers t ON t.id = e.transfer_id
-		 WHERE e.account_id = ? AND e.account_version < ? ORDER BY e.account_version DESC LIMIT ?`,
-		[accountId, str(beforeVersion ?? BigInt(Number.MAX_SAFE_INTEGER) * 1024n), limit],
-	);
-	return found.map(r => ({
+interface EntryRow {
+	transfer_id: string; amount: bigint; balance_after: bigint; account_version: bigint;
+	counterparty_account_id: string; kind: string; description: string; created_at: Date;
+}
+
+const ENTRY_COLUMNS = `SELECT e.transfer_id, e.amount, e.balance_after, e.account_version, e.counterparty_account_id, t.kind, t.description, e.created_at
+		 FROM ledger.entries e JOIN ledger.transfers t ON t.id = e.transfer_id`;
+
+function toEntryView(accountId: string, r: EntryRow): EntryView {
+	return {
 		id: `${accountId}:${r.account_version}`, transferId: r.transfer_id, amount: r.amount, balanceAfter: r.balance_after, version: r.account_version,
 		counterparty: r.counterparty_account_id, kind: r.kind, description: r.description, createdAt: r.created_at,
-	}));
+	};
+}
+
+/** One page of an account's entries, newest first, keyed by the account version. */
+export async function entriesPage(db: Db, accountId: string, beforeVersion: bigint | null, limit: number): Promise<EntryView[]> {
+	const found = await rows<EntryRow>(
+		db,
+		`${ENTRY_COLUMNS} WHERE e.account_id = ? AND e.account_version < ? ORDER BY e.account_version DESC LIMIT ?`,
+		[accountId, str(beforeVersion ?? BigInt(Number.MAX_SAFE_INTEGER) * 1024n), limit],
+	);
+	return found.map(r => toEntryView(accountId, r));
 }
 
 export async function dueHoldIds(db: Db, now: Date, limit: number): Promise<string[]> {
@@ -402,20 +409,12 @@ export async function dueHoldIds(db: Db, now: Date, limit: number): Promise<stri
 
 /** An account's entries in [from, to), oldest first, after a version: a statement page. */
 export async function statementPage(db: Db, accountId: string, from: Date, to: Date, afterVersion: bigint, limit: number): Promise<EntryView[]> {
-	const found = await rows<{
-		transfer_id: string; amount: bigint; balance_after: bigint; account_version: bigint;
-		counterparty_account_id: string; kind: string; description: string; created_at: Date;
-	}>(
+	const found = await rows<EntryRow>(
 		db,
-		`SELECT e.transfer_id, e.amount, e.balance_after, e.account_version, e.counterparty_account_id, t.kind, t.description, e.created_at
-		 FROM ledger.entries e JOIN ledger.transfers t ON t.id = e.transfer_id
-		 WHERE e.account_id = ? AND e.created_at >= ? AND e.created_at < ? AND e.account_version > ? ORDER BY e.account_version LIMIT ?`,
+		`${ENTRY_COLUMNS} WHERE e.account_id = ? AND e.created_at >= ? AND e.created_at < ? AND e.account_version > ? ORDER BY e.account_version LIMIT ?`,
 		[accountId, from, to, str(afterVersion), limit],
 	);
-	return found.map(r => ({
-		id: `${accountId}:${r.account_version}`, transferId: r.transfer_id, amount: r.amount, balanceAfter: r.balance_after, version: r.account_version,
-		counterparty: r.counterparty_account_id, kind: r.kind, description: r.description, createdAt: r.created_at,
-	}));
+	return found.map(r => toEntryView(accountId, r));
 }
 
 export interface MonthSummary {

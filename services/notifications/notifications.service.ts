@@ -16,6 +16,7 @@ import { queryOne, queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
 import { emailChannel, simulatedSmsChannel, type Channel } from "./channels.ts";
 import { draftsFor, type Draft } from "./templates.ts";
+import { Periodic } from "../../lib/periodic.ts";
 
 const DELIVERY_BATCH_MAX = 50;
 const DELIVERY_SWEEP_MS = 250;
@@ -58,8 +59,7 @@ const view = (n: NotificationRow) => ({
 
 type NotificationsThis = DbService & ConsumerService & {
 	channels: Map<string, Channel>;
-	sweepTimer: NodeJS.Timeout | null;
-	sweeping: boolean;
+	sweeper: Periodic;
 	store(eventId: string, d: Draft): Promise<void>;
 	sweepDeliveries(): Promise<number>;
 };
@@ -185,23 +185,14 @@ export function notificationsService(config: Config): ServiceSchema {
 			const email = emailChannel(config);
 			if (email) this.channels.set("email", email);
 			this.channels.set("sms", simulatedSmsChannel(config));
-			this.sweepTimer = null;
-			this.sweeping = false;
+			this.sweeper = new Periodic(() => this.sweepDeliveries(), DELIVERY_SWEEP_MS, err => this.logger.warn("delivery sweep failed; the next one retries", { error: err.message }));
 		},
 		async started(this: NotificationsThis) {
 			this.startConsumer();
-			this.sweepTimer = setInterval(() => {
-				if (this.sweeping) return;
-				this.sweeping = true;
-				this.sweepDeliveries()
-					.catch((err: Error) => this.logger.warn("delivery sweep failed; the next one retries", { error: err.message }))
-					.finally(() => (this.sweeping = false));
-			}, DELIVERY_SWEEP_MS);
-			this.sweepTimer.unref();
+			this.sweeper.start();
 		},
 		async stopped(this: NotificationsThis) {
-			if (this.sweepTimer) clearInterval(this.sweepTimer);
-			while (this.sweeping) await new Promise(r => setTimeout(r, 10));
+			await this.sweeper.stop();
 			await this.stopConsumer();
 			for (const c of this.channels.values()) c.close();
 		},

@@ -17,6 +17,7 @@ import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne, queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
 import { deliveryBody, ownersOf, retryDelayMs, WEBHOOK_EVENTS } from "./routing.ts";
+import { Periodic } from "../../lib/periodic.ts";
 
 const SWEEP_MS = 200;
 const CLAIM_MAX = 32;
@@ -57,8 +58,7 @@ interface DueRow {
 const endpointView = (e: EndpointRow) => ({ id: e.id, url: e.url, events: e.events, status: e.status, createdAt: e.created_at.toISOString() });
 
 type WebhooksThis = DbService & ConsumerService & {
-	timer: NodeJS.Timeout | null;
-	sweeping: boolean;
+	sweeper: Periodic;
 	sweep(): Promise<number>;
 	attempt(d: DueRow): Promise<void>;
 	endpointOf(ownerId: string, id: string): Promise<EndpointRow>;
@@ -205,23 +205,14 @@ export function webhooksService(config: Config): ServiceSchema {
 			},
 		},
 		created(this: WebhooksThis) {
-			this.timer = null;
-			this.sweeping = false;
+			this.sweeper = new Periodic(() => this.sweep(), SWEEP_MS, err => this.logger.warn("webhook sweep failed; the next one retries", { error: err.message }));
 		},
 		async started(this: WebhooksThis) {
 			this.startConsumer();
-			this.timer = setInterval(() => {
-				if (this.sweeping) return;
-				this.sweeping = true;
-				this.sweep()
-					.catch((err: Error) => this.logger.warn("webhook sweep failed; the next one retries", { error: err.message }))
-					.finally(() => (this.sweeping = false));
-			}, SWEEP_MS);
-			this.timer.unref();
+			this.sweeper.start();
 		},
 		async stopped(this: WebhooksThis) {
-			if (this.timer) clearInterval(this.timer);
-			while (this.sweeping) await new Promise(r => setTimeout(r, 10));
+			await this.sweeper.stop();
 			await this.stopConsumer();
 		},
 	};
