@@ -38,13 +38,14 @@ export function fraudService(config: Config): ServiceSchema {
 					// One round trip: a decision made before (a resumed saga), or the user's history.
 					const [row] = await queryRows<{ prior: { decision: Decision; score: number; reasons: string[] } | null; recent: number; today: string; known: boolean; last: string[] | null }>(
 						this.knex,
+						// Bounded work per payment whatever the user's history: the window aggregates read
+						// only today's rows, "known" is one index probe, the amounts at most HISTORY_MAX rows.
 						`SELECT (SELECT json_build_object('decision', decision, 'score', score, 'reasons', reasons) FROM fraud.decisions WHERE payment_id = ?) AS prior,
-						        count(*) FILTER (WHERE created_at > now() - (? * interval '1 minute'))::int AS recent,
-						        coalesce(sum(amount) FILTER (WHERE currency = ? AND created_at >= date_trunc('day', now()) AND decision <> 'decline'), 0)::text AS today,
-						        coalesce(bool_or(counterparty = ? AND decision = 'approve'), false) AS known,
-						        (SELECT array_agg(amount::text) FROM (SELECT amount FROM fraud.decisions WHERE user_id = ? AND currency = ? AND decision = 'approve' ORDER BY created_at DESC LIMIT ?) l) AS last
-						 FROM fraud.decisions WHERE user_id = ?`,
-						[p.paymentId, VELOCITY_WINDOW_MIN, p.currency, p.counterparty ?? null, p.userId, p.currency, HISTORY_MAX, p.userId],
+						        (SELECT count(*) FROM fraud.decisions WHERE user_id = ? AND created_at > now() - (? * interval '1 minute'))::int AS recent,
+						        (SELECT coalesce(sum(amount), 0) FROM fraud.decisions WHERE user_id = ? AND created_at >= date_trunc('day', now()) AND currency = ? AND decision <> 'decline')::text AS today,
+						        EXISTS (SELECT 1 FROM fraud.decisions WHERE user_id = ? AND counterparty = ? AND decision = 'approve') AS known,
+						        (SELECT array_agg(amount::text) FROM (SELECT amount FROM fraud.decisions WHERE user_id = ? AND currency = ? AND decision = 'approve' ORDER BY created_at DESC LIMIT ?) l) AS last`,
+						[p.paymentId, p.userId, VELOCITY_WINDOW_MIN, p.userId, p.currency, p.userId, p.counterparty ?? null, p.userId, p.currency, HISTORY_MAX],
 					);
 					if (row?.prior) return row.prior;
 					const stats = row;
