@@ -214,10 +214,18 @@ function connectSocket() {
 	state.socket = socket;
 	socket.on("connect", () => {
 		setConn("live");
-		// Events may have been missed while away: read the balances again.
+		// Events may have been missed while away: read what the feed updates again.
 		void loadAccounts();
+		void loadHistory(true);
+		void loadPayments();
+		void loadNotifications();
 	});
-	socket.on("disconnect", () => setConn("reconnecting"));
+	socket.on("disconnect", reason => {
+		setConn("reconnecting");
+		// The server closed it (a node restarting, the token running out): socket.io does not
+		// come back by itself after that, so reconnect, with a fresh token if need be.
+		if (reason === "io server disconnect") setTimeout(() => state.socket === socket && socket.connect(), 1_000);
+	});
 	socket.io.on("reconnect_attempt", () => setConn("reconnecting"));
 	socket.on("connect_error", async err => {
 		setConn("reconnecting");

@@ -3,7 +3,9 @@
  * started app (all services, PostgreSQL). Two users: A sends money to B and B's page shows
  * the new balance without a reload; a double click on send moves money once; a refusal
  * shows its message. Then a support user declines a payment in review and the sender's page
- * shows it. Screenshots of the main screens go to test-artifacts/screenshots (ignored by git).
+ * shows it. Login asks for the one-time code when MFA is on, and the live feed recovers by
+ * itself after the server drops the connection, catching up on what it missed.
+ * Screenshots of the main screens go to test-artifacts/screenshots (ignored by git).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -14,6 +16,8 @@ import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
 import { client, gatewayPort } from "../support/http.ts";
+import * as OTPAuth from "otpauth";
+import type { Server } from "socket.io";
 
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const SHOTS = new URL("../../test-artifacts/screenshots/", import.meta.url).pathname;
@@ -110,7 +114,8 @@ describe("dashboard in Chromium", () => {
 		await a.fill("#send-form [name=description]", "lunch");
 		await a.click("#send-button");
 		await waitText(b, `#accounts tr[data-account-id="${bobAccount}"] .available`, "12.34 USD", LIVE_UPDATE_MS);
-		assert.equal(await a.textContent('.msg[data-for="send"]'), "Sent 12.34 USD.");
+		// The recipient's event can arrive before the sender's 201: wait for the sender's answer too.
+		await waitText(a, '.msg[data-for="send"]', "Sent 12.34 USD.");
 		await b.screenshot({ path: `${SHOTS}02-recipient-phone.png`, fullPage: true });
 
 		// A double click: one attempt, one key, one transfer.
@@ -165,5 +170,37 @@ describe("dashboard in Chromium", () => {
 		assert.match((await sender.textContent(`#payments li[data-payment-id="${paymentId}"]`)) ?? "", /declined by our risk checks/);
 		assert.equal(await available(sender, account), "0.00 USD");
 		await sender.screenshot({ path: `${SHOTS}06-sender-declined.png`, fullPage: true });
+	});
+
+	it("asks for the one-time code when MFA is on, and the live feed recovers by itself after a drop", async () => {
+		const http = client(base);
+		const reg = await http<{ accessToken: string; user: { id: string } }>("POST", "/api/v1/auth/register", { body: { email: "dave@example.com", password: PASSWORD, name: "Dave" } });
+		const setup = await http<{ secret: string }>("POST", "/api/v1/auth/mfa/setup", { token: reg.body.accessToken });
+		const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(setup.body.secret), digits: 6, period: 30, algorithm: "SHA1" });
+		assert.equal((await http("POST", "/api/v1/auth/mfa/verify", { token: reg.body.accessToken, body: { otp: totp.generate() } })).status, 200);
+
+		const p = await page();
+		await p.fill("#login-form [name=email]", "dave@example.com");
+		await p.fill("#login-form [name=password]", PASSWORD);
+		await p.click("#login-form button");
+		await waitText(p, '.msg[data-for="login"]', "Enter the code from your authenticator app.");
+		assert.equal(await p.isVisible("#login-form [name=otp]"), true);
+		// The code of the next 30 s step: the current one was spent on the verification, and a
+		// code counts once.
+		await p.fill("#login-form [name=otp]", totp.generate({ timestamp: Date.now() + 30_000 }));
+		await p.click("#login-form button");
+		await p.waitForSelector('#conn[data-state="live"]');
+		const account = await openAccountIn(p);
+
+		// The server drops every socket; money arrives while the page is away.
+		const io = (broker.getLocalService("realtime") as unknown as { io: Server }).io;
+		io.disconnectSockets(true);
+		await p.waitForSelector('#conn[data-state="reconnecting"]');
+		await fund(account, 4_200);
+		await p.waitForSelector('#conn[data-state="live"]', { timeout: 10_000 });
+		await waitText(p, `#accounts tr[data-account-id="${account}"] .available`, "42.00 USD");
+		await p.waitForSelector("#history tr");
+		assert.match((await p.textContent("#history")) ?? "", /42\.00 USD/);
+		await p.screenshot({ path: `${SHOTS}07-reconnected.png`, fullPage: true });
 	});
 });
