@@ -44,6 +44,8 @@ export async function runClusterBench(): Promise<BenchResult[]> {
 		DATABASE_URL: db.url, TRANSPORTER: NATS_URL, REDIS_URL, NAMESPACE: ns, JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: "warn",
 		RATE_LIMIT_PER_USER: "10000000", RATE_LIMIT_PER_IP: "10000000", HEARTBEAT_INTERVAL_S: "2", HEARTBEAT_TIMEOUT_S: "20",
 	};
+	// LEDGER_* settings of the bench's environment go to the ledger nodes (for experiments).
+	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith("LEDGER_") && e[1] !== undefined));
 	const children: ChildProcess[] = [];
 	const child = (extra: Record<string, string>) => {
 		const c = startChildNode({ ...env, ...extra });
@@ -52,7 +54,7 @@ export async function runClusterBench(): Promise<BenchResult[]> {
 	};
 	const { broker } = await startNode({ ...env, SERVICES: "none", NODE_ID: `${ns}-bench` });
 	try {
-		child({ SERVICES: "ledger", NODE_ID: `${ns}-ledger-1` });
+		child({ SERVICES: "ledger", NODE_ID: `${ns}-ledger-1`, ...ledgerEnv });
 		await untilAnswering(broker, "ledger.health");
 		child({ SERVICES: "users,payments,fraud", NODE_ID: `${ns}-payments` });
 		child({ SERVICES: "api", NODE_ID: `${ns}-gateway`, PORT: String(port), HOST: "127.0.0.1" });
@@ -63,7 +65,7 @@ export async function runClusterBench(): Promise<BenchResult[]> {
 
 		await run(WARMUP, 1);
 		const one = await run(REQUESTS, 2);
-		child({ SERVICES: "ledger", NODE_ID: `${ns}-ledger-2` });
+		child({ SERVICES: "ledger", NODE_ID: `${ns}-ledger-2`, ...ledgerEnv });
 		for (let i = 0; i < 300 && broker.registry.getActionEndpoints("ledger.transfers.create")?.count() !== 2; i++) await new Promise(r => setTimeout(r, 100));
 		if (broker.registry.getActionEndpoints("ledger.transfers.create")?.count() !== 2) throw new Error("the second ledger node did not join");
 		await run(WARMUP, 3);
