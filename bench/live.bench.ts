@@ -124,9 +124,11 @@ export async function runLiveBench(): Promise<BenchResult[]> {
 		}
 		setGlobalDispatcher(new Agent({ connections: 128, keepAliveTimeout: 30_000 }));
 		const acked = new Map<string, number>();
+		const sentAt = new Map<string, number>();
 		let seq = 0;
 		let pick = 1;
 		const send = async () => {
+			const t0 = performance.now();
 			pick = (pick * 48271) % 2147483647;
 			const from = members[pick % members.length] as Member;
 			const to = members[(pick + 1 + (pick % (members.length - 1))) % members.length] as Member;
@@ -138,11 +140,13 @@ export async function runLiveBench(): Promise<BenchResult[]> {
 			const body = (await res.json()) as { id?: string };
 			if (res.status !== 201 || !body.id) throw new Error(`HTTP ${res.status}`);
 			acked.set(body.id, performance.now());
+			sentAt.set(body.id, t0);
 		};
 		await openLoop(RATE, WARMUP_S, send);
 		await new Promise(r => setTimeout(r, 1_000));
 		acked.clear();
 		arrived.clear();
+		sentAt.clear();
 		const run = await openLoop(RATE, DURATION_S, send);
 		await new Promise(r => setTimeout(r, 2_000));
 		const latencies: number[] = [];
@@ -153,12 +157,15 @@ export async function runLiveBench(): Promise<BenchResult[]> {
 			else latencies.push(t - t201);
 		}
 		latencies.sort((x, y) => x - y);
+		// End to end as well: from sending the request to the recipient's event.
+		const endToEnd = [...sentAt].flatMap(([id, t0]) => (arrived.has(id) ? [(arrived.get(id) ?? 0) - t0] : [])).sort((x, y) => x - y);
 		const base = await bareEventBaseline();
 		const p50Ms = percentile(latencies, 50);
 		const p99Ms = percentile(latencies, 99);
 		process.stderr.write(
 			`  offered ${RATE}/s for ${DURATION_S} s: ${acked.size} acknowledged (${(acked.size / run.elapsedS).toFixed(0)}/s), ${run.errors} errors, ${missing} events missing\n` +
 				`  HTTP 201 -> socket transaction.new on node B: p50 ${p50Ms.toFixed(2)} ms, p99 ${p99Ms.toFixed(2)} ms (negative: the event came before the 201)\n` +
+				`  request sent -> socket transaction.new on node B: p50 ${percentile(endToEnd, 50).toFixed(2)} ms, p99 ${percentile(endToEnd, 99).toFixed(2)} ms\n` +
 				`  bare Moleculer event over NATS: p50 ${base.p50Ms.toFixed(2)} ms, p99 ${base.p99Ms.toFixed(2)} ms (${base.count} events)\n`,
 		);
 		return [{
@@ -166,6 +173,7 @@ export async function runLiveBench(): Promise<BenchResult[]> {
 			opsPerSec: acked.size / run.elapsedS, p50Ms, p99Ms,
 			baselineOpsPerSec: RATE, baselineP50Ms: base.p50Ms, baselineP99Ms: base.p99Ms,
 			offeredPerSec: RATE, errors: run.errors, missingEvents: missing,
+			endToEndP50Ms: percentile(endToEnd, 50), endToEndP99Ms: percentile(endToEnd, 99),
 		}];
 	} finally {
 		for (const s of sockets) s.close();

@@ -29,6 +29,8 @@ export interface LogEvent {
 interface OutboxRow {
 	id: bigint;
 	seq: bigint;
+	/** The writer pushed these events live at commit; the relay only positions them. */
+	live_published?: boolean;
 	events: { event: string; partitionKey: string; payload: Record<string, unknown> }[];
 }
 
@@ -51,7 +53,8 @@ export function outboxStatements(schema: string): { up: string[]; down: string[]
 				event_count int NOT NULL CHECK (event_count > 0),
 				created_at timestamptz NOT NULL DEFAULT now(),
 				published_at timestamptz,
-				seq bigint UNIQUE
+				seq bigint UNIQUE,
+				live_published boolean NOT NULL DEFAULT false
 			)`,
 			`CREATE INDEX outbox_unpublished_idx ON ${s}.outbox (id) WHERE published_at IS NULL`,
 		],
@@ -68,12 +71,13 @@ export async function relayOnce(knex: Knex, schema: string, publish: Publish, ba
 		const res = (await trx.raw(
 			`UPDATE ${s}.outbox o SET seq = x.seq, published_at = now()
 			 FROM (SELECT id, nextval('${s}.outbox_seq') AS seq FROM (SELECT id FROM ${s}.outbox WHERE published_at IS NULL ORDER BY id LIMIT ?) c ORDER BY id) x
-			 WHERE o.id = x.id RETURNING o.id, o.seq, o.events`,
+			 WHERE o.id = x.id RETURNING o.id, o.seq, o.events, o.live_published`,
 			[batchSizeMax],
 		)) as { rows: OutboxRow[] };
 		const rows = res.rows.sort((a, b) => (a.seq < b.seq ? -1 : 1));
 		let published = 0;
 		for (const row of rows) {
+			if (row.live_published) continue;
 			for (const [index, e] of row.events.entries()) {
 				await publish(e.event, { ...e.payload, eventId: `${s}:${row.id}:${index}` });
 				published += 1;

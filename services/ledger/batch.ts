@@ -65,6 +65,9 @@ async function loadState(trx: Knex.Transaction, units: Op[][], now: Date): Promi
 export interface BatchOutcome {
 	results: OpResult[][];
 	eventCount: number;
+	/** The committed events and their outbox row, for the live feed. */
+	events: { event: string; payload: Record<string, unknown> }[];
+	outboxId: string | null;
 }
 
 /** Another transaction committed a key this batch ran; the batch rolled back and runs again. */
@@ -99,9 +102,9 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 		const touched = [...applied.changes.touched.keys()].map(id => mustGet(state.accounts.get(id)));
 		const ran = runnable.flat();
 		const keys = ran.map(s => ({ key: s.op.key, hash: s.hash, result: results[s.unit]?.[s.index] }));
-		let stored: number;
+		let written: { stored: number; outboxId: string | null };
 		try {
-			stored = await store.writeBatch(trx, applied.changes, touched, keys, now);
+			written = await store.writeBatch(trx, applied.changes, touched, keys, now);
 		} catch (err) {
 			// Another node committed one of these keys between our key read and our write: its
 			// transfer or hold row collides on the unique key. Run the batch again; it replays.
@@ -109,8 +112,8 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 			if (e.code === "23505" && typeof e.constraint === "string" && e.constraint.includes("idempotency")) throw new KeyConflict(`idempotency key committed concurrently (${e.constraint})`);
 			throw err;
 		}
-		if (stored !== ran.length) throw new KeyConflict(`${ran.length - stored} idempotency keys were committed concurrently`);
-		return { results, eventCount: applied.changes.events.length };
+		if (written.stored !== ran.length) throw new KeyConflict(`${ran.length - written.stored} idempotency keys were committed concurrently`);
+		return { results, eventCount: applied.changes.events.length, events: applied.changes.events, outboxId: written.outboxId };
 	});
 }
 

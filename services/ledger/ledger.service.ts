@@ -344,7 +344,14 @@ export function ledgerService(config: Config): ServiceSchema {
 
 			async runUnits(this: LedgerThis, units: Unit[]): Promise<OpResult[][]> {
 				const outcome = await runBatch(this.knex, units, () => uuidv7());
-				if (outcome.eventCount > 0) this.kickRelay();
+				if (outcome.eventCount > 0) {
+					// Live first, straight after the commit: the feed does not wait for the relay's
+					// next cycle. The relay positions the row for the durable consumers and does not
+					// publish it again. A crash right here loses only live pushes (clients re-read
+					// on a version gap); the consumers still get everything from the log.
+					outcome.events.forEach((e, i) => this.broker.emit(e.event, { ...e.payload, eventId: `ledger:${outcome.outboxId}:${i}` }));
+					this.kickRelay();
+				}
 				return outcome.results;
 			},
 

@@ -250,7 +250,8 @@ function usagePart(usage: Map<string, bigint>, day: string): Part {
 }
 
 function outboxPart(events: OutboxEvent[]): Part {
-	return { name: "o", sql: "INSERT INTO ledger.outbox (events, event_count) VALUES (?::json, ?::int) RETURNING 1", params: [JSON.stringify(events), events.length] };
+	// The batch pushes these events live right after its commit (see ledger.service.ts).
+	return { name: "o", sql: "INSERT INTO ledger.outbox (events, event_count, live_published) VALUES (?::json, ?::int, true) RETURNING id", params: [JSON.stringify(events), events.length] };
 }
 
 /** Keys sorted, so two batches inserting overlapping keys wait on each other in one order. */
@@ -283,7 +284,8 @@ interface WriteCounts {
  * idempotency keys were new: fewer than given means another transaction committed one
  * of them after this batch read them, and the batch must roll back and run again.
  */
-export async function writeBatch(trx: Db, changes: BatchChanges, accounts: AccountState[], keys: StoredResult[], now: Date): Promise<number> {
+/** Writes a batch; the number of idempotency keys stored and the id of its outbox row (null without events). */
+export async function writeBatch(trx: Db, changes: BatchChanges, accounts: AccountState[], keys: StoredResult[], now: Date): Promise<{ stored: number; outboxId: string | null }> {
 	const parts: Part[] = [];
 	if (changes.transfers.length > 0) parts.push(transfersPart(changes.transfers, now));
 	if (changes.entries.length > 0) parts.push(entriesPart(changes.entries, now));
@@ -293,8 +295,9 @@ export async function writeBatch(trx: Db, changes: BatchChanges, accounts: Accou
 	if (changes.usage.size > 0) parts.push(usagePart(changes.usage, utcDay(now)));
 	if (changes.events.length > 0) parts.push(outboxPart(changes.events));
 	if (keys.length > 0) parts.push(keysPart(keys));
-	if (parts.length === 0) return 0;
+	if (parts.length === 0) return { stored: 0, outboxId: null };
 	const counts = parts.filter(p => p.name !== "a").map(p => `'${p.name}', (SELECT count(*) FROM ${p.name})`);
+	if (changes.events.length > 0) counts.push("'oid', (SELECT id::text FROM o)");
 	const accountsJson = accounts.length > 0
 		? "(SELECT json_agg(json_build_object('id', id, 'posted', posted::text, 'pending_debits', pending_debits::text, 'pending_credits', pending_credits::text, 'version', version::text)) FROM a)"
 		: "NULL";
@@ -307,7 +310,7 @@ export async function writeBatch(trx: Db, changes: BatchChanges, accounts: Accou
 	invariant(count("hc") === changes.holdsClosed.length, `closed ${count("hc")} of ${changes.holdsClosed.length} holds`);
 	invariant(count("u") === changes.usage.size, `updated ${count("u")} of ${changes.usage.size} spending rows`);
 	checkReadBack(accounts, row.accounts ?? []);
-	return count("k");
+	return { stored: count("k"), outboxId: changes.events.length > 0 ? String(row.counts["oid"]) : null };
 }
 
 function checkReadBack(accounts: AccountState[], back: NonNullable<WriteCounts["accounts"]>): void {
