@@ -43,6 +43,8 @@ export interface ConsumerService {
 	logger: Logger;
 	consumer: ConsumerRuntime;
 	handleEvent(e: ConsumedEvent): Promise<void>;
+	/** Optional: a whole page at once (one transaction); on failure the page goes event by event. */
+	handleEvents?(events: ConsumedEvent[]): Promise<void>;
 	startConsumer(): void;
 	stopConsumer(): Promise<void>;
 	pump(source: Source): Promise<number>;
@@ -180,9 +182,19 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 				const position = Number(held.position);
 				this.consumer.position.set(source, position);
 				const { events, lastSeq }: { events: LogEvent[]; lastSeq: number } = await this.broker.call(`${source}.events.read`, { afterSeq: position, eventsMax: eventsPerReadMax });
-				for (const e of events) {
+				const mine = events.filter(e => wanted.has(e.event)).map(e => ({ ...e, source }));
+				let done = false;
+				if (this.handleEvents && mine.length > 1) {
+					try {
+						await this.handleEvents(mine);
+						done = true;
+					} catch (err) {
+						this.logger.warn("page of events failed as a whole; handling them one by one", { consumer: s, error: (err as Error).message });
+					}
+				}
+				for (const e of done ? [] : mine) {
 					if (this.consumer.stopping) return 0;
-					if (wanted.has(e.event)) await this.deliver({ ...e, source });
+					await this.deliver(e);
 				}
 				if (lastSeq > position) {
 					await this.knex.raw(`UPDATE ${s}.consumer_positions SET position = ?, updated_at = now() WHERE source = ? AND owner = ?`, [lastSeq, source, this.consumer.owner]);

@@ -40,7 +40,7 @@ const toRecord = (r: RecordRow): AuditRecord => ({
 	seq: Number(r.seq), eventId: r.event_id, source: r.source, event: r.event, payloadJson: r.payload_json, recordedAt: r.recorded_at, prevHash: r.prev_hash, hash: r.hash,
 });
 
-type AuditThis = DbService & ConsumerService;
+type AuditThis = DbService & ConsumerService & { append(events: ConsumedEvent[]): Promise<void> };
 
 export function auditService(config: Config): ServiceSchema {
 	const schema = {
@@ -86,18 +86,39 @@ export function auditService(config: Config): ServiceSchema {
 			},
 		},
 		methods: {
-			/** Appends one event to the chain; the advisory lock keeps appends one at a time across nodes. */
 			async handleEvent(this: AuditThis, e: ConsumedEvent) {
+				await this.append([e]);
+			},
+
+			async handleEvents(this: AuditThis, events: ConsumedEvent[]) {
+				await this.append(events);
+			},
+
+			/**
+			 * Appends events to the chain in one transaction, skipping those already recorded; the
+			 * advisory lock keeps appends one at a time across nodes.
+			 */
+			async append(this: AuditThis, events: ConsumedEvent[]) {
 				await this.knex.transaction(async trx => {
 					await trx.raw("SELECT pg_advisory_xact_lock(hashtext('paymesh.audit.chain'))");
-					const seen = await queryOne<{ seq: bigint }>(trx, "SELECT seq FROM audit.records WHERE event_id = ?", [e.eventId]);
-					if (seen) return;
+					const seen = new Set((await queryRows<{ event_id: string }>(trx, "SELECT event_id FROM audit.records WHERE event_id = ANY(?::text[])", [events.map(e => e.eventId)])).map(r => r.event_id));
 					const last = await queryOne<{ seq: bigint; hash: string }>(trx, "SELECT seq, hash FROM audit.records ORDER BY seq DESC LIMIT 1");
-					const base = { seq: Number(last?.seq ?? 0) + 1, eventId: e.eventId, source: e.source, event: e.event, payloadJson: JSON.stringify(e.payload), recordedAt: new Date().toISOString(), prevHash: last?.hash ?? GENESIS_HASH };
-					const hash = hashRecord(base);
+					let seq = Number(last?.seq ?? 0);
+					let prevHash = last?.hash ?? GENESIS_HASH;
+					const records: AuditRecord[] = [];
+					for (const e of events) {
+						if (seen.has(e.eventId)) continue;
+						seen.add(e.eventId);
+						const base = { seq: ++seq, eventId: e.eventId, source: e.source, event: e.event, payloadJson: JSON.stringify(e.payload), recordedAt: new Date().toISOString(), prevHash };
+						const r = { ...base, hash: hashRecord(base) };
+						records.push(r);
+						prevHash = r.hash;
+					}
+					if (records.length === 0) return;
 					await trx.raw(
-						"INSERT INTO audit.records (seq, event_id, source, event, payload_json, recorded_at, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-						[base.seq, base.eventId, base.source, base.event, base.payloadJson, base.recordedAt, base.prevHash, hash],
+						`INSERT INTO audit.records (seq, event_id, source, event, payload_json, recorded_at, prev_hash, hash)
+						 SELECT * FROM unnest(?::int8[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])`,
+						[records.map(r => String(r.seq)), records.map(r => r.eventId), records.map(r => r.source), records.map(r => r.event), records.map(r => r.payloadJson), records.map(r => r.recordedAt), records.map(r => r.prevHash), records.map(r => r.hash)],
 					);
 				});
 			},

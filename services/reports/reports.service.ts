@@ -10,7 +10,7 @@ import type { Config } from "../../config/index.ts";
 import { toClientError } from "../../lib/errors.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
-import { queryOne, queryRows } from "../../mixins/db.ts";
+import { queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
 import { entryLine, STATEMENT_HEADER, csvLine, type StatementEntry } from "./csv.ts";
 
@@ -32,7 +32,10 @@ type StatementParams = Infer<typeof statementParams> & { from?: Date | null; to?
 type DailyParams = { from?: Date | null; to?: Date | null };
 
 type Page = { account: { id: string; currency: string }; items: StatementEntry[]; nextAfterVersion: number | null };
-type ReportsThis = DbService & ConsumerService & { range(from?: Date | null, to?: Date | null): { from: Date; to: Date } };
+type ReportsThis = DbService & ConsumerService & {
+	range(from?: Date | null, to?: Date | null): { from: Date; to: Date };
+	tally(events: ConsumedEvent[]): Promise<void>;
+};
 
 export function reportsService(config: Config): ServiceSchema {
 	const schema = {
@@ -104,18 +107,39 @@ export function reportsService(config: Config): ServiceSchema {
 				return { from: f, to: t };
 			},
 
-			/** One transfer into the day's figures, once per event (the marker commits with the sums). */
 			async handleEvent(this: ReportsThis, e: ConsumedEvent) {
-				const p = e.payload;
-				const day = typeof p["createdAt"] === "string" ? p["createdAt"].slice(0, 10) : new Date().toISOString().slice(0, 10);
+				await this.tally([e]);
+			},
+
+			async handleEvents(this: ReportsThis, events: ConsumedEvent[]) {
+				await this.tally(events);
+			},
+
+			/** Transfers into the day's figures, each event once (the markers commit with the sums). */
+			async tally(this: ReportsThis, events: ConsumedEvent[]) {
 				await this.knex.transaction(async trx => {
-					const fresh = await queryOne<{ event_id: string }>(trx, "INSERT INTO reports.processed_events (event_id) VALUES (?) ON CONFLICT DO NOTHING RETURNING event_id", [e.eventId]);
-					if (!fresh) return;
-					await trx.raw(
-						`INSERT INTO reports.daily_volume (day, currency, kind, count, volume) VALUES (?::date, ?, ?, 1, ?)
-						 ON CONFLICT (day, currency, kind) DO UPDATE SET count = reports.daily_volume.count + 1, volume = reports.daily_volume.volume + EXCLUDED.volume`,
-						[day, String(p["currency"]), String(p["kind"] ?? "transfer"), Number(p["amount"])],
-					);
+					const fresh = new Set((await queryRows<{ event_id: string }>(
+						trx, "INSERT INTO reports.processed_events (event_id) SELECT unnest(?::text[]) ON CONFLICT DO NOTHING RETURNING event_id", [events.map(e => e.eventId)],
+					)).map(r => r.event_id));
+					const sums = new Map<string, { day: string; currency: string; kind: string; count: number; volume: bigint }>();
+					for (const e of events) {
+						if (!fresh.has(e.eventId)) continue;
+						fresh.delete(e.eventId);
+						const p = e.payload;
+						const day = typeof p["createdAt"] === "string" ? p["createdAt"].slice(0, 10) : new Date().toISOString().slice(0, 10);
+						const k = `${day}|${String(p["currency"])}|${String(p["kind"] ?? "transfer")}`;
+						const s = sums.get(k) ?? { day, currency: String(p["currency"]), kind: String(p["kind"] ?? "transfer"), count: 0, volume: 0n };
+						s.count += 1;
+						s.volume += BigInt(Number(p["amount"]));
+						sums.set(k, s);
+					}
+					for (const s of sums.values()) {
+						await trx.raw(
+							`INSERT INTO reports.daily_volume (day, currency, kind, count, volume) VALUES (?::date, ?, ?, ?, ?)
+							 ON CONFLICT (day, currency, kind) DO UPDATE SET count = reports.daily_volume.count + EXCLUDED.count, volume = reports.daily_volume.volume + EXCLUDED.volume`,
+							[s.day, s.currency, s.kind, s.count, s.volume.toString()],
+						);
+					}
 				});
 			},
 		},

@@ -20,7 +20,7 @@ let core: ServiceBroker;
 let consumers: ServiceBroker | null = null;
 const namespace = `consumers-${randomBytes(4).toString("hex")}`;
 const shared = () => ({ DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, EVENT_POLL_INTERVAL_MS: "100", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4" });
-const startConsumers = async () => (await startNode({ ...shared(), SERVICES: "notifications,audit,webhooks", NODE_ID: `consumers-${randomBytes(2).toString("hex")}` })).broker;
+const startConsumers = async () => (await startNode({ ...shared(), SERVICES: "notifications,audit,webhooks,reports", NODE_ID: `consumers-${randomBytes(2).toString("hex")}` })).broker;
 
 async function sql<T extends pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<T[]> {
 	const c = new pg.Client({ connectionString: db.url });
@@ -88,7 +88,7 @@ describe("durable consumers", () => {
 		await core.call("ledger.transfers.create", { idempotencyKey: "t-0", fromAccountId: a.id, toAccountId: b.id, amount: 100, currency: "USD" });
 		assert.equal(Number((await sql<{ n: string }>("SELECT count(*) AS n FROM notifications.notifications"))[0]?.n), 0);
 		consumers = await startConsumers();
-		await core.waitForServices(["notifications", "audit", "webhooks"], 20_000);
+		await core.waitForServices(["notifications", "audit", "webhooks", "reports"], 20_000);
 		const count = async (q: string) => Number((await sql<{ n: string }>(q))[0]?.n);
 		await until("notifications caught up", async () => (await count("SELECT count(*) AS n FROM notifications.notifications")) >= TRANSFERS);
 		const auditTransfers = "SELECT count(*) AS n FROM audit.records WHERE event = 'transfer.completed'";
@@ -105,6 +105,10 @@ describe("durable consumers", () => {
 		assert.equal(received.length, TRANSFERS);
 		assert.equal(new Set(received).size, TRANSFERS);
 		assert.equal(await count("SELECT count(*) AS n FROM webhooks.deliveries WHERE status = 'delivered'"), TRANSFERS);
+		// The reports read model counted each transfer once: the funding and the 100.
+		await until("reports caught up", async () => (await count("SELECT coalesce(sum(count), 0) AS n FROM reports.daily_volume")) >= TRANSFERS + 1);
+		const daily = await sql<{ count: string; volume: string }>("SELECT sum(count)::text AS count, sum(volume)::text AS volume FROM reports.daily_volume WHERE currency = 'USD'");
+		assert.deepEqual([Number(daily[0]?.count), Number(daily[0]?.volume)], [TRANSFERS + 1, 1_000_000 + Array.from({ length: TRANSFERS }, (_, i) => 100 + i).reduce((s, v) => s + v, 0)]);
 		assert.equal(await count("SELECT count(*) - count(DISTINCT event_id) AS n FROM audit.records"), 0);
 		// Per-account order: the audit log has bob's balance versions in increasing order.
 		const versions = (await sql<{ v: number }>("SELECT (payload_json::json->>'version')::int AS v FROM audit.records WHERE event = 'balance.updated' ORDER BY seq")).map(r => r.v);
