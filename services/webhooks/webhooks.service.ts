@@ -62,6 +62,7 @@ type WebhooksThis = DbService & ConsumerService & {
 	sweep(): Promise<number>;
 	attempt(d: DueRow): Promise<void>;
 	endpointOf(ownerId: string, id: string): Promise<EndpointRow>;
+	enqueue(events: ConsumedEvent[]): Promise<void>;
 };
 
 export function webhooksService(config: Config): ServiceSchema {
@@ -134,20 +135,37 @@ export function webhooksService(config: Config): ServiceSchema {
 				return row;
 			},
 
-			/** One delivery per interested active endpoint; a replayed event finds its rows. */
 			async handleEvent(this: WebhooksThis, e: ConsumedEvent) {
-				const owners = ownersOf(e.payload);
+				await this.enqueue([e]);
+			},
+
+			async handleEvents(this: WebhooksThis, events: ConsumedEvent[]) {
+				await this.enqueue(events);
+			},
+
+			/**
+			 * One delivery per event and interested active endpoint, for a page of events: one read
+			 * of the owners' endpoints, one insert; a replayed event finds its rows.
+			 */
+			async enqueue(this: WebhooksThis, events: ConsumedEvent[]) {
+				const owners = [...new Set(events.flatMap(e => ownersOf(e.payload)))];
 				if (owners.length === 0) return;
-				const endpoints = await queryRows<{ id: string }>(
-					this.knex, "SELECT id FROM webhooks.endpoints WHERE owner_id = ANY(?::uuid[]) AND status = 'active' AND events @> ?::jsonb", [owners, JSON.stringify([e.event])],
+				const endpoints = await queryRows<{ id: string; owner_id: string; events: string[] }>(
+					this.knex, "SELECT id, owner_id, events FROM webhooks.endpoints WHERE owner_id = ANY(?::uuid[]) AND status = 'active'", [owners],
 				);
-				const body = deliveryBody(e.eventId, e.event, e.payload, new Date());
-				for (const ep of endpoints) {
-					await this.knex.raw(
-						"INSERT INTO webhooks.deliveries (id, endpoint_id, event_id, event, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, event_id) DO NOTHING",
-						[uuidv7(), ep.id, e.eventId, e.event, body],
-					);
+				if (endpoints.length === 0) return;
+				const rows: [string, string, string, string, string][] = [];
+				for (const e of events) {
+					const mine = new Set(ownersOf(e.payload));
+					const body = deliveryBody(e.eventId, e.event, e.payload, new Date());
+					for (const ep of endpoints) if (mine.has(ep.owner_id) && ep.events.includes(e.event)) rows.push([uuidv7(), ep.id, e.eventId, e.event, body]);
 				}
+				if (rows.length === 0) return;
+				await this.knex.raw(
+					`INSERT INTO webhooks.deliveries (id, endpoint_id, event_id, event, body)
+					 SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[]) ON CONFLICT (endpoint_id, event_id) DO NOTHING`,
+					[rows.map(r => r[0]), rows.map(r => r[1]), rows.map(r => r[2]), rows.map(r => r[3]), rows.map(r => r[4])],
+				);
 			},
 
 			/** Claims due deliveries (pushing their next attempt out, so no other node takes them) and sends them. */
