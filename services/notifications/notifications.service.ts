@@ -60,7 +60,7 @@ const view = (n: NotificationRow) => ({
 type NotificationsThis = DbService & ConsumerService & {
 	channels: Map<string, Channel>;
 	sweeper: Periodic;
-	store(eventId: string, d: Draft): Promise<void>;
+	store(items: { eventId: string; d: Draft }[]): Promise<void>;
 	sweepDeliveries(): Promise<number>;
 };
 
@@ -126,27 +126,46 @@ export function notificationsService(config: Config): ServiceSchema {
 		},
 		methods: {
 			async handleEvent(this: NotificationsThis, e: ConsumedEvent) {
-				for (const d of draftsFor(e.event, e.payload)) await this.store(e.eventId, d);
+				await this.store(draftsFor(e.event, e.payload).map(d => ({ eventId: e.eventId, d })));
 			},
 
-			/** Stores one notification (once per event, user and kind), queues its channels, pushes it live. */
-			async store(this: NotificationsThis, eventId: string, d: Draft) {
-				const row = await queryOne<NotificationRow>(
+			async handleEvents(this: NotificationsThis, events: ConsumedEvent[]) {
+				await this.store(events.flatMap(e => draftsFor(e.event, e.payload).map(d => ({ eventId: e.eventId, d }))));
+			},
+
+			/**
+			 * Stores notifications (once per event, user and kind: a replay inserts nothing), queues
+			 * their channels from each user's preferences, and pushes the new ones live.
+			 */
+			async store(this: NotificationsThis, items: { eventId: string; d: Draft }[]) {
+				if (items.length === 0) return;
+				const ids = items.map(() => uuidv7());
+				const rows = (await queryRows<NotificationRow>(
 					this.knex,
-					`INSERT INTO notifications.notifications (id, user_id, event_id, kind, title, body, data) VALUES (?, ?, ?, ?, ?, ?, ?::jsonb)
+					`INSERT INTO notifications.notifications (id, user_id, event_id, kind, title, body, data)
+					 SELECT id, u, e, k, t, b, d::jsonb FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) AS x(id, u, e, k, t, b, d)
 					 ON CONFLICT (event_id, user_id, kind) DO NOTHING RETURNING *`,
-					[uuidv7(), d.userId, eventId, d.kind, d.title, d.body, JSON.stringify(d.data)],
-				);
-				if (!row) return;
-				const profile = await this.broker.call<{ email: string; preferences: { notifyEmail?: boolean; notifySms?: boolean; phone?: string } }, object>("users.get", { id: d.userId }).catch(() => null);
-				const prefs = profile?.preferences ?? {};
-				const queue: [string, string][] = [];
-				if (this.channels.has("email") && prefs.notifyEmail !== false && profile?.email) queue.push(["email", profile.email]);
-				if (this.channels.has("sms") && prefs.notifySms === true && prefs.phone) queue.push(["sms", prefs.phone]);
-				for (const [channel, address] of queue) {
-					await this.knex.raw("INSERT INTO notifications.deliveries (notification_id, channel, address) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [row.id, channel, address]);
+					[ids, items.map(i => i.d.userId), items.map(i => i.eventId), items.map(i => i.d.kind), items.map(i => i.d.title), items.map(i => i.d.body), items.map(i => JSON.stringify(i.d.data))],
+				)).sort((a, b) => (a.id < b.id ? -1 : 1));
+				if (rows.length === 0) return;
+				const profiles = new Map<string, { email: string; preferences: { notifyEmail?: boolean; notifySms?: boolean; phone?: string } } | null>();
+				for (const userId of new Set(rows.map(r => r.user_id))) {
+					profiles.set(userId, await this.broker.call<{ email: string; preferences: { notifyEmail?: boolean; notifySms?: boolean; phone?: string } }, object>("users.get", { id: userId }).catch(() => null));
 				}
-				this.broker.emit("notification.created", { userId: d.userId, notification: view(row) });
+				const queue: [string, string, string][] = [];
+				for (const row of rows) {
+					const profile = profiles.get(row.user_id);
+					const prefs = profile?.preferences ?? {};
+					if (this.channels.has("email") && prefs.notifyEmail !== false && profile?.email) queue.push([row.id, "email", profile.email]);
+					if (this.channels.has("sms") && prefs.notifySms === true && prefs.phone) queue.push([row.id, "sms", prefs.phone]);
+				}
+				if (queue.length > 0) {
+					await this.knex.raw(
+						"INSERT INTO notifications.deliveries (notification_id, channel, address) SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[]) ON CONFLICT DO NOTHING",
+						[queue.map(q => q[0]), queue.map(q => q[1]), queue.map(q => q[2])],
+					);
+				}
+				for (const row of rows) this.broker.emit("notification.created", { userId: row.user_id, notification: view(row) });
 			},
 
 			/** Sends the deliveries that are due; each failure waits twice as long as the last. */
