@@ -19,6 +19,8 @@ const WARMUP = Number(process.env["BENCH_WARMUP"] ?? 1_000);
 export async function runPaymentsBench(): Promise<BenchResult[]> {
 	const db = await createTestDatabase("paymesh_bench");
 	const { broker, config } = await startNode({
+		// BENCH_SERVICES narrows the node (default: every service, consumers included).
+		...(process.env["BENCH_SERVICES"] ? { SERVICES: process.env["BENCH_SERVICES"] } : {}),
 		DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: "true", LOG_LEVEL: "warn",
 		RATE_LIMIT_PER_USER: "1000000", RATE_LIMIT_PER_IP: "10000000",
 	});
