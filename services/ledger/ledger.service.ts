@@ -85,6 +85,14 @@ function transferOp(p: P.TransferParams): Op {
 	};
 }
 
+/** An entry as the API shows it: amounts as safe integers, the time as ISO text. */
+function entryJson(e: store.EntryView): Record<string, unknown> {
+	return {
+		id: e.id, transferId: e.transferId, kind: e.kind, amount: toSafeNumber(e.amount), balanceAfter: toSafeNumber(e.balanceAfter),
+		version: toSafeNumber(e.version), counterparty: e.counterparty, description: e.description, createdAt: e.createdAt.toISOString(),
+	};
+}
+
 export function ledgerService(config: Config): ServiceSchema {
 	return {
 		name: "ledger",
@@ -155,10 +163,7 @@ export function ledgerService(config: Config): ServiceSchema {
 					const last = page[page.length - 1];
 					return {
 						account: { id: a.id, currency: a.currency },
-						items: page.map(e => ({
-							id: e.id, transferId: e.transferId, kind: e.kind, amount: toSafeNumber(e.amount), balanceAfter: toSafeNumber(e.balanceAfter),
-							version: toSafeNumber(e.version), counterparty: e.counterparty, description: e.description, createdAt: e.createdAt.toISOString(),
-						})),
+						items: page.map(entryJson),
 						nextAfterVersion: page.length === limit && last ? toSafeNumber(last.version) : null,
 					};
 				},
@@ -185,10 +190,7 @@ export function ledgerService(config: Config): ServiceSchema {
 					const items = page.slice(0, limit);
 					const last = items[items.length - 1];
 					return {
-						items: items.map(e => ({
-							id: e.id, transferId: e.transferId, kind: e.kind, amount: toSafeNumber(e.amount), balanceAfter: toSafeNumber(e.balanceAfter),
-							version: toSafeNumber(e.version), counterparty: e.counterparty, description: e.description, createdAt: e.createdAt.toISOString(),
-						})),
+						items: items.map(entryJson),
 						nextCursor: page.length > limit && last ? last.version.toString() : null,
 					};
 				},
