@@ -252,9 +252,10 @@ describe("holds", () => {
 		const h = await holdOf(a, b, 40, 50);
 		await new Promise(r => setTimeout(r, 80));
 		await refusedWith(broker.call("ledger.holds.post", { idempotencyKey: key(), holdId: h.id }), "HOLD_EXPIRED", 409);
-		// Three sweeps race on one hold: all report it expired (one ran, two replayed its key)...
+		// Three sweeps race on one hold: one expires it; the others replay its key (and report it)
+		// or, if they read the due holds after it committed, find nothing due...
 		const sweeps = await Promise.all([1, 2, 3].map(() => broker.call<{ expired: number }, object>("ledger.expireHolds", {})));
-		assert.deepEqual(sweeps.map(s => s.expired), [1, 1, 1]);
+		assert.ok(sweeps.every(s => s.expired === 0 || s.expired === 1) && sweeps.some(s => s.expired === 1), JSON.stringify(sweeps));
 		// ...and the money was released once: pending is back to zero, not below, and one event left.
 		const stored: Hold = await broker.call("ledger.holds.get", { id: h.id });
 		assert.equal(stored.status, "expired");
