@@ -14,7 +14,7 @@ import { io, type Socket } from "socket.io-client";
 import { Agent, setGlobalDispatcher } from "undici";
 import { createTestDatabase, NATS_URL, REDIS_URL } from "../test/support/db.ts";
 import { startNode, TEST_JWT_SECRET } from "../test/support/node.ts";
-import { freePort } from "../test/support/http.ts";
+import { freePort, untilHttpUp } from "../test/support/http.ts";
 import { exited, startChildNode } from "../test/support/child.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { signAccessToken } from "../services/auth/tokens.ts";
@@ -31,14 +31,6 @@ interface Member {
 	token: string;
 	accountId: string;
 	socket: Socket | null;
-}
-
-async function untilUp(base: string): Promise<void> {
-	const deadline = Date.now() + 60_000;
-	while (!(await fetch(`${base}/health/live`).then(r => r.ok).catch(() => false))) {
-		if (Date.now() > deadline) throw new Error(`${base} did not start`);
-		await new Promise(r => setTimeout(r, 200));
-	}
 }
 
 /** Open-loop load: `rate` sends per second for `seconds`, whatever the answers take. */
@@ -97,7 +89,7 @@ export async function runLiveBench(): Promise<BenchResult[]> {
 	const sockets: Socket[] = [];
 	try {
 		const [baseA, baseB] = [`http://127.0.0.1:${portA}`, `http://127.0.0.1:${portB}`];
-		await Promise.all([untilUp(baseA), untilUp(baseB)]);
+		await Promise.all([untilHttpUp(baseA), untilHttpUp(baseB)]);
 		await broker.waitForServices(["ledger", "users", "payments", "realtime"], 60_000);
 		// Set-up: users at tier 3 with funded accounts and one socket each on node B.
 		const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:bench:USD", currency: "USD" });

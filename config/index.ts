@@ -5,6 +5,7 @@
  */
 
 import { createHmac, randomBytes } from "node:crypto";
+import { PROVIDERS } from "../services/payments/providers.ts";
 
 export class ConfigError extends Error {
 	override name = "ConfigError";
@@ -159,7 +160,7 @@ function webhookSecretVar(env: Env, jwtSecret: string): string {
 	return createHmac("sha256", jwtSecret).update("paymesh provider webhooks").digest("base64url");
 }
 
-const PROVIDER_NAMES = ["mobile_money", "bank", "card"];
+const PROVIDER_NAMES: readonly string[] = PROVIDERS;
 
 function providerListVar(env: Env, name: string, fallback: string[]): string[] {
 	const raw = env[name];

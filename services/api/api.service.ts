@@ -57,9 +57,9 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 	}
 }
 
-function sendError(res: ServerResponse, err: unknown, requestId: string): void {
+function sendError(res: ServerResponse, err: unknown, requestId: string | undefined): void {
 	const e = toHttpError(err);
-	const headers: Record<string, string> = { "X-Request-Id": requestId };
+	const headers: Record<string, string> = requestId ? { "X-Request-Id": requestId } : {};
 	if (e.retryAfterS !== undefined) headers["Retry-After"] = String(e.retryAfterS);
 	sendJson(res, e.status, { error: { code: e.code, message: e.message, ...(e.details !== undefined ? { details: e.details } : {}) } }, headers);
 }
@@ -186,9 +186,7 @@ export function apiService(config: Config): ServiceSchema {
 				if (e.status >= 500) {
 					this.logger.error("request failed", { requestId, method: req.method, path: req.url?.split("?")[0], error: (err as Error)?.message, code: e.code });
 				}
-				const headers: Record<string, string> = requestId ? { "X-Request-Id": requestId } : {};
-				if (e.retryAfterS !== undefined) headers["Retry-After"] = String(e.retryAfterS);
-				sendJson(res, e.status, { error: { code: e.code, message: e.message, ...(e.details !== undefined ? { details: e.details } : {}) } }, headers);
+				sendError(res, err, requestId);
 			},
 		},
 

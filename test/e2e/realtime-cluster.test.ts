@@ -13,7 +13,7 @@ import type { ServiceBroker } from "moleculer";
 import { io, type Socket } from "socket.io-client";
 import { createTestDatabase, NATS_URL, REDIS_URL, type TestDatabase } from "../support/db.ts";
 import { startNode, TEST_JWT_SECRET } from "../support/node.ts";
-import { client, freePort, gatewayPort } from "../support/http.ts";
+import { client, freePort, gatewayPort, untilHttpUp } from "../support/http.ts";
 import { exited, startChildNode } from "../support/child.ts";
 
 let db: TestDatabase;
@@ -32,13 +32,7 @@ before(async () => {
 	const portB = await freePort();
 	nodeB = startChildNode({ ...shared, PORT: String(portB), HOST: "127.0.0.1", NODE_ID: "rt-b", SERVICES: "api,realtime", LOG_LEVEL: "warn" });
 	baseB = `http://127.0.0.1:${portB}`;
-	const deadline = Date.now() + 30_000;
-	for (;;) {
-		const ok = await fetch(`${baseB}/health/live`).then(r => r.ok).catch(() => false);
-		if (ok) break;
-		if (Date.now() > deadline) throw new Error("node B did not start");
-		await new Promise(r => setTimeout(r, 200));
-	}
+	await untilHttpUp(baseB, 30_000);
 	// Node A's events reach node B's realtime only once each knows the other.
 	await nodeA.waitForServices([{ name: "realtime" }], 20_000);
 	for (let i = 0; i < 100 && nodeA.registry.getServiceList({ onlyAvailable: true }).filter(s => s.name === "realtime").length < 2; i++) {

@@ -51,3 +51,12 @@ export async function freePort(): Promise<number> {
 		});
 	});
 }
+
+/** Waits until a node's gateway answers /health/live (a child process starting up). */
+export async function untilHttpUp(base: string, timeoutMs = 60_000): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!(await fetch(`${base}/health/live`).then(r => r.ok).catch(() => false))) {
+		if (Date.now() > deadline) throw new Error(`${base} did not start`);
+		await new Promise(r => setTimeout(r, 200));
+	}
+}
