@@ -94,7 +94,7 @@ export const v1Params = {
 	history: paramsSchema({
 		$$strict: true, id: uuid,
 		limit: { type: "number", integer: true, min: 1, max: 200, convert: true, optional: true },
-		cursor: { type: "string", max: 64, pattern: /^[0-9]+$/, optional: true },
+		cursor: { type: "string", max: 18, pattern: /^[0-9]+$/, optional: true },
 	}),
 	transfer: paramsSchema({
 		$$strict: true, fromAccountId: uuid, toAccountId: uuid, amount: amountRule, currency: currencyRule,
@@ -118,7 +118,7 @@ export const v1Params = {
 	}),
 	webhookCreate: paramsSchema({ $$strict: true, url: { type: "url", max: 2_000 }, events: { type: "array", min: 1, max: 3, unique: true, items: { type: "enum", values: WEBHOOK_EVENTS }, optional: true } }),
 	webhookDeliveries: paramsSchema({ $$strict: true, id: uuid, limit: { type: "number", integer: true, min: 1, max: 100, convert: true, optional: true } }),
-	audit: paramsSchema({ $$strict: true, afterSeq: { type: "number", integer: true, min: 0, convert: true, optional: true }, limit: { type: "number", integer: true, min: 1, max: 500, convert: true, optional: true } }),
+	audit: paramsSchema({ $$strict: true, afterSeq: { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER, convert: true, optional: true }, limit: { type: "number", integer: true, min: 1, max: 500, convert: true, optional: true } }),
 	statement: paramsSchema({
 		$$strict: true, accountId: uuid, from: { type: "date", convert: true, optional: true }, to: { type: "date", convert: true, optional: true },
 		format: { type: "enum", values: ["json", "csv"], optional: true },

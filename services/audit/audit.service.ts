@@ -20,7 +20,7 @@ const AUDITED = [
 
 export const listParams = paramsSchema({
 	$$strict: true,
-	afterSeq: { type: "number", integer: true, min: 0, optional: true, convert: true },
+	afterSeq: { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER, optional: true, convert: true },
 	limit: { type: "number", integer: true, min: 1, max: 500, optional: true, convert: true },
 });
 type ListParams = Infer<typeof listParams>;

@@ -32,7 +32,8 @@ export const historyParams = paramsSchema({
 	accountId: idRule,
 	ownerId: { ...ownerRule, optional: true },
 	limit: limitRule,
-	cursor: { type: "string", max: 64, pattern: /^[0-9]+$/, optional: true },
+	// Versions are int8: at most 18 digits, so a made-up cursor cannot overflow the column.
+	cursor: { type: "string", max: 18, pattern: /^[0-9]+$/, optional: true },
 });
 
 const dateRule = { type: "date", convert: true } as const;
@@ -42,7 +43,7 @@ export const statementParams = paramsSchema({
 	ownerId: { ...ownerRule, optional: true },
 	from: dateRule,
 	to: dateRule,
-	afterVersion: { type: "number", integer: true, min: 0, optional: true, convert: true },
+	afterVersion: { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER, optional: true, convert: true },
 	limit: limitRule,
 });
 export const summaryParams = paramsSchema({ $$strict: true, accountId: idRule, ownerId: { ...ownerRule, optional: true }, from: dateRule, to: dateRule });

@@ -21,6 +21,9 @@ import { Periodic } from "../../lib/periodic.ts";
 const DELIVERY_BATCH_MAX = 50;
 const DELIVERY_SWEEP_MS = 250;
 const DELIVERY_RETRY_DELAY_MS_MAX = 3_600_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Year 9999: later times are not in a cursor we made. */
+const CURSOR_TIME_MS_MAX = 253_402_300_800_000;
 
 export const listParams = paramsSchema({
 	$$strict: true,
@@ -82,7 +85,9 @@ export function notificationsService(config: Config): ServiceSchema {
 					const limit = p.limit ?? 20;
 					// Cursor: "<created_at ISO>|<id>" of the last item seen; newest first.
 					const [at, id] = (p.cursor ?? "").split("|");
-					const after = p.cursor && at && id && !Number.isNaN(Date.parse(at)) ? [new Date(at), id] : null;
+					// A cursor that is not ours is ignored (the first page), never passed to SQL as is.
+					const atMs = at ? Date.parse(at) : Number.NaN;
+					const after = id && UUID.test(id) && atMs >= 0 && atMs < CURSOR_TIME_MS_MAX ? [new Date(atMs), id] : null;
 					const rows = await queryRows<NotificationRow>(
 						this.knex,
 						`SELECT * FROM notifications.notifications WHERE user_id = ?${p.unreadOnly ? " AND read_at IS NULL" : ""}

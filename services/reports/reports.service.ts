@@ -17,6 +17,8 @@ import { entryLine, STATEMENT_HEADER, csvLine, type StatementEntry } from "./csv
 /** The ledger's page size limit. */
 const PAGE = 200;
 const JSON_ENTRIES_MAX = 10_000;
+const DATE_MS_MIN = Date.parse("0001-01-01T00:00:00Z");
+const DATE_MS_MAX = Date.parse("9999-12-31T23:59:59.999Z");
 
 export const statementParams = paramsSchema({
 	$$strict: true,
@@ -101,8 +103,10 @@ export function reportsService(config: Config): ServiceSchema {
 			range(this: ReportsThis, from?: Date | null, to?: Date | null) {
 				const f = from ?? new Date(0);
 				const t = to ?? new Date(Date.now() + 1_000);
-				if (!(f < t)) {
-					throw toClientError({ code: "INVALID_DATE_RANGE", message: "from must be before to" });
+				// PostgreSQL's timestamps end at year 294276 and start at 4713 BC; statements need neither.
+				const inRange = (d: Date) => d.getTime() >= DATE_MS_MIN && d.getTime() <= DATE_MS_MAX;
+				if (!(f < t) || !inRange(f) || !inRange(t)) {
+					throw toClientError({ code: "INVALID_DATE_RANGE", message: "from must be before to, both between the years 1 and 9999" });
 				}
 				return { from: f, to: t };
 			},

@@ -184,6 +184,9 @@ describe("statements and summaries", () => {
 		assert.deepEqual(json.body.totals, { credits: m?.credits, debits: m?.debits, count: entries.length });
 		assert.equal((await http("GET", `/api/v1/reports/statement?accountId=${a}`, { token: other.accessToken })).status, 404);
 		assert.equal((await http("GET", `/api/v1/reports/statement?accountId=${a}&from=2026-02-01&to=2026-01-01`, { token: owner.accessToken })).status, 400);
+		// Dates PostgreSQL cannot hold are a 400, not a 500.
+		assert.equal((await http("GET", `/api/v1/reports/statement?accountId=${a}&from=-271821-04-20`, { token: owner.accessToken })).status, 400);
+		assert.equal((await http("GET", `/api/v1/reports/statement?accountId=${a}&from=0001-01-01&to=9999-12-31`, { token: owner.accessToken })).status, 200);
 	});
 });
 
@@ -205,6 +208,10 @@ describe("consumers over HTTP", () => {
 		assert.equal((await http("POST", `/api/v1/notifications/${list.items[0]?.id}/read`, { token: payer.accessToken })).status, 404);
 		assert.equal((await http<{ read: boolean }>("POST", `/api/v1/notifications/${list.items[0]?.id}/read`, { token: payee.accessToken })).body.read, true);
 		assert.equal((await http<List>("GET", "/api/v1/notifications?unreadOnly=true", { token: payee.accessToken })).body.items.length, 0);
+		// A cursor we did not make reads the first page, never a 500.
+		for (const cursor of ["x|y", "2026-01-01|------------------------------------", "275760-09-13T00:00:00Z|018f0000-0000-7000-8000-000000000001"]) {
+			assert.equal((await http("GET", `/api/v1/notifications?cursor=${encodeURIComponent(cursor)}`, { token: payee.accessToken })).status, 200, cursor);
+		}
 		assert.equal((await http("GET", "/api/v1/audit", { token: payer.accessToken })).status, 403);
 		assert.equal((await http("GET", "/api/v1/audit/verify", { token: payer.accessToken })).status, 403);
 		await until("audited", async () => (await http<{ items: unknown[] }>("GET", "/api/v1/audit?limit=500", { token: boss.accessToken })).body.items.length > 0);
