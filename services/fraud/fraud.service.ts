@@ -8,23 +8,26 @@ import type { Config } from "../../config/index.ts";
 import { CURRENCY_CODES, type CurrencyCode } from "../../config/currencies.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
-import { queryRows } from "../../mixins/db.ts";
 import { amountRule } from "../ledger/params.ts";
-import { score, type Decision } from "./rules.ts";
+import { scoreInOrder, type Scored } from "./rules.ts";
+import { HISTORY_MAX, SCORE_BATCH_MAX, readHistories, saveDecisions, type ScoreItem } from "./store.ts";
 
-const VELOCITY_WINDOW_MIN = 10;
-const HISTORY_MAX = 20;
-
-export const scoreParams = paramsSchema({
-	$$strict: true,
+const scoreItem = {
 	paymentId: { type: "uuid" },
 	userId: { type: "uuid" },
 	amount: amountRule,
 	currency: { type: "enum", values: CURRENCY_CODES },
 	counterparty: { type: "string", max: 200, optional: true },
-});
+} as const;
+export const scoreParams = paramsSchema({ $$strict: true, ...scoreItem });
 type ScoreParams = Infer<typeof scoreParams>;
+export const scoreManyParams = paramsSchema({
+	$$strict: true,
+	items: { type: "array", min: 1, max: SCORE_BATCH_MAX, items: { type: "object", strict: true, props: scoreItem } },
+});
+type ScoreManyParams = Infer<typeof scoreManyParams>;
 
+type FraudThis = DbService & { decide(ctx: Context, items: readonly ScoreItem[]): Promise<Scored[]> };
 
 export function fraudService(config: Config): ServiceSchema {
 	const schema = {
@@ -33,37 +36,48 @@ export function fraudService(config: Config): ServiceSchema {
 		actions: {
 			score: {
 				params: scoreParams,
-				async handler(this: DbService, ctx: Context<ScoreParams>) {
-					const p = ctx.params;
-					// One round trip: a decision made before (a resumed saga), or the user's history.
-					const [row] = await queryRows<{ prior: { decision: Decision; score: number; reasons: string[] } | null; recent: number; today: string; known: boolean; last: string[] | null }>(
-						this.knex,
-						// Bounded work per payment whatever the user's history: the window aggregates read
-						// only today's rows, "known" is one index probe, the amounts at most HISTORY_MAX rows.
-						`SELECT (SELECT json_build_object('decision', decision, 'score', score, 'reasons', reasons) FROM fraud.decisions WHERE payment_id = ?) AS prior,
-						        (SELECT count(*) FROM fraud.decisions WHERE user_id = ? AND created_at > now() - (? * interval '1 minute'))::int AS recent,
-						        (SELECT coalesce(sum(amount), 0) FROM fraud.decisions WHERE user_id = ? AND created_at >= date_trunc('day', now()) AND currency = ? AND decision <> 'decline')::text AS today,
-						        EXISTS (SELECT 1 FROM fraud.decisions WHERE user_id = ? AND counterparty = ? AND decision = 'approve') AS known,
-						        (SELECT array_agg(amount::text) FROM (SELECT amount FROM fraud.decisions WHERE user_id = ? AND currency = ? AND decision = 'approve' ORDER BY created_at DESC LIMIT ?) l) AS last`,
-						[p.paymentId, p.userId, VELOCITY_WINDOW_MIN, p.userId, p.currency, p.userId, p.counterparty ?? null, p.userId, p.currency, HISTORY_MAX],
-					);
-					if (row?.prior) return row.prior;
-					const stats = row;
-					const last = (row?.last ?? []).map(a => ({ amount: BigInt(a) }));
-					const result = score(
-						{ amountMinor: BigInt(p.amount), currency: p.currency as CurrencyCode, counterparty: p.counterparty ?? null },
-						{ recentCount: stats?.recent ?? 0, lastAmounts: last.map(r => r.amount), todayMinor: BigInt(stats?.today ?? "0"), knownCounterparty: stats?.known ?? false },
-					);
-					await this.knex.raw(
-						`INSERT INTO fraud.decisions (payment_id, user_id, amount, currency, counterparty, decision, score, reasons) VALUES (?, ?, ?, ?, ?, ?, ?, ?::jsonb)
-						 ON CONFLICT (payment_id) DO NOTHING`,
-						[p.paymentId, p.userId, p.amount, p.currency, p.counterparty ?? null, result.decision, result.score, JSON.stringify(result.reasons)],
-					);
-					if (result.decision !== "approve") ctx.emit("fraud.flagged", { paymentId: p.paymentId, userId: p.userId, ...result });
+				async handler(this: FraudThis, ctx: Context<ScoreParams>) {
+					const [result] = await this.decide(ctx, [ctx.params]);
 					return result;
 				},
+			},
+			/** Several payments at once (a payments node batches its screening), decided in the order given. */
+			scoreMany: {
+				params: scoreManyParams,
+				async handler(this: FraudThis, ctx: Context<ScoreManyParams>) {
+					return { items: await this.decide(ctx, ctx.params.items) };
+				},
+			},
+		},
+		methods: {
+			/** One read of every payment's history, the rules in order, one write of the new decisions. */
+			async decide(this: FraudThis, ctx: Context, items: readonly ScoreItem[]): Promise<Scored[]> {
+				const read = await readHistories(this.knex, items);
+				const input = items.map(p => ({ userId: p.userId, amountMinor: BigInt(p.amount), currency: p.currency as CurrencyCode, counterparty: p.counterparty ?? null }));
+				const fresh = scoreInOrder(input, i => (read[i] ?? fail(i)).history, HISTORY_MAX);
+				// A payment decided before (a resumed saga) keeps its decision; one repeated
+				// within the batch gets the decision of its first occurrence.
+				const firstIndex = new Map<string, number>();
+				const results = items.map((p, i) => {
+					const prior = read[i]?.prior;
+					if (prior) return prior;
+					const first = firstIndex.get(p.paymentId);
+					if (first !== undefined) return fresh[first] ?? fail(first);
+					firstIndex.set(p.paymentId, i);
+					return fresh[i] ?? fail(i);
+				});
+				const news = [...firstIndex.values()].map(i => ({ ...(items[i] ?? fail(i)), ...(results[i] ?? fail(i)) }));
+				await saveDecisions(this.knex, news);
+				for (const d of news) {
+					if (d.decision !== "approve") ctx.emit("fraud.flagged", { paymentId: d.paymentId, userId: d.userId, decision: d.decision, score: d.score, reasons: d.reasons });
+				}
+				return results;
 			},
 		},
 	};
 	return schema as unknown as ServiceSchema;
+}
+
+function fail(i: number): never {
+	throw new Error(`fraud batch has no result for item ${i}`);
 }

@@ -55,3 +55,43 @@ export function score(p: FraudInput, h: History, policy: FraudPolicy = DEFAULT_P
 	const decision: Decision = points >= policy.declineScore ? "decline" : points >= policy.reviewScore ? "review" : "approve";
 	return { decision, score: points, reasons };
 }
+
+export interface Scored {
+	decision: Decision;
+	score: number;
+	reasons: string[];
+}
+
+/** The history a later payment of the same user sees once this one is decided. */
+export function withDecision(h: History, p: FraudInput, decision: Decision, historyMax: number): History {
+	const approved = decision === "approve";
+	return {
+		recentCount: h.recentCount + 1,
+		lastAmounts: approved ? [p.amountMinor, ...h.lastAmounts].slice(0, historyMax) : h.lastAmounts,
+		todayMinor: decision === "decline" ? h.todayMinor : h.todayMinor + p.amountMinor,
+		knownCounterparty: h.knownCounterparty,
+	};
+}
+
+/**
+ * Scores payments decided together as if one after another: each sees the stored history
+ * plus the batch's earlier payments of the same user (velocity, daily total, amounts, and
+ * counterparties paid). `history(i)` is payment i's stored history.
+ */
+export function scoreInOrder(items: readonly (FraudInput & { userId: string })[], history: (i: number) => History, historyMax: number, policy: FraudPolicy = DEFAULT_POLICY): Scored[] {
+	const earlier = new Map<string, { input: FraudInput; decision: Decision }[]>();
+	return items.map((p, i) => {
+		let h = history(i);
+		const mine = earlier.get(p.userId) ?? [];
+		for (const e of mine) {
+			// Velocity counts every payment; the amount-based rules only those in this currency.
+			if (e.input.currency !== p.currency) h = { ...h, recentCount: h.recentCount + 1 };
+			else h = withDecision(h, e.input, e.decision, historyMax);
+			if (e.decision === "approve" && e.input.counterparty !== null && e.input.counterparty === p.counterparty) h = { ...h, knownCounterparty: true };
+		}
+		const result = score(p, h, policy);
+		mine.push({ input: p, decision: result.decision });
+		earlier.set(p.userId, mine);
+		return result;
+	});
+}

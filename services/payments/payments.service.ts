@@ -22,13 +22,17 @@ import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne, queryRows } from "../../mixins/db.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
-import { EVENTS_READ_MAX, eventsReadParams, insertOutbox, livePublisher, outboxLag, readEvents, Relay } from "../../mixins/event-log.ts";
+import { EVENTS_READ_MAX, eventsReadParams, livePublisher, outboxLag, readEvents, Relay } from "../../mixins/event-log.ts";
 import { amountRule, currencyRule, keyRule } from "../ledger/params.ts";
 import { PROVIDERS, type ProviderName, type ProviderResult } from "./providers.ts";
 import type { SpendLimits } from "../ledger/rules.ts";
 import { isTier, limitsFor } from "../users/limits.ts";
 import type { CurrencyCode } from "../../config/currencies.ts";
 import { isFinal, transition, type PaymentEvent, type PaymentStatus } from "./state.ts";
+import { advanceMany, insertOrders, retryOnDeadlock, type Move, type NewOrder, type PaymentRow, type PaymentSet } from "./store.ts";
+import { MicroBatcher } from "../../lib/batcher.ts";
+import type { Decision } from "../fraud/rules.ts";
+import { SCORE_BATCH_MAX, type ScoreItem } from "../fraud/store.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
 const RESUME_BATCH_MAX = 100;
@@ -74,27 +78,6 @@ type TopupParams = Infer<typeof topupParams>;
 type PayoutParams = Infer<typeof payoutParams>;
 type GetParams = Infer<typeof getParams>;
 
-interface PaymentRow {
-	id: string;
-	user_id: string;
-	type: "topup" | "payout" | "p2p";
-	status: PaymentStatus;
-	amount: bigint;
-	currency: string;
-	account_id: string;
-	provider: ProviderName;
-	destination: string | null;
-	idempotency_key: string;
-	request_hash: string;
-	hold_id: string | null;
-	transfer_id: string | null;
-	provider_ref: string | null;
-	failure_code: string | null;
-	/** Kept only while the request runs (not stored): the P2P description the ledger records. */
-	description?: string | null;
-	created_at: Date;
-	updated_at: Date;
-}
 
 function view(p: PaymentRow): Record<string, unknown> {
 	return {
@@ -108,6 +91,7 @@ type PaymentsThis = DbService & {
 	broker: ServiceBroker;
 	timer: NodeJS.Timeout | null;
 	relay: Relay;
+	rt: Batchers;
 	kickRelay(): void;
 	systemAccounts: (code: string, currency: string) => Promise<string>;
 	callProvider(p: PaymentRow, op: "charge" | "payout"): Promise<ProviderResult | null>;
@@ -115,10 +99,10 @@ type PaymentsThis = DbService & {
 	continue(row: PaymentRow): Promise<PaymentRow>;
 	open(ctx: Context, type: "topup" | "payout" | "p2p", p: Omit<TopupParams, "provider"> & { provider?: ProviderName; destination?: string; description?: string }): Promise<{ row: PaymentRow; replay: boolean }>;
 	settledRow(row: PaymentRow): Promise<PaymentRow>;
-	advance(id: string, from: PaymentStatus, events: PaymentEvent[], set?: Record<string, unknown>): Promise<PaymentRow>;
+	advance(id: string, from: PaymentStatus, events: PaymentEvent[], set?: PaymentSet): Promise<PaymentRow>;
 	runP2p(row: PaymentRow): Promise<PaymentRow>;
 	recipient(p: P2pParams): Promise<string>;
-	move(id: string, from: PaymentStatus, event: PaymentEvent, set?: Record<string, unknown>): Promise<PaymentRow>;
+	move(id: string, from: PaymentStatus, event: PaymentEvent, set?: PaymentSet): Promise<PaymentRow>;
 	runTopup(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
 	runPayout(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
 	settle(p: PaymentRow, result: ProviderResult | null): Promise<PaymentRow>;
@@ -131,16 +115,20 @@ type PaymentsThis = DbService & {
 };
 
 
-/** The outbox event of one status change (payment.status_changed), keyed by the payment's account. */
-function statusEvent(row: PaymentRow, from: PaymentStatus, to: PaymentStatus) {
-	return {
-		event: "payment.status_changed", partitionKey: row.account_id,
-		payload: {
-			paymentId: row.id, userId: row.user_id, type: row.type, from, to, amount: toSafeNumber(row.amount), currency: row.currency,
-			accountId: row.account_id, provider: row.provider, failureCode: row.failure_code,
-		},
-	};
+/**
+ * Concurrent requests share statements: new orders, status changes and fraud screening
+ * each go in batches (lib/batcher.ts), one round trip per batch.
+ */
+interface Batchers {
+	orders: MicroBatcher<NewOrder, PaymentRow | null>;
+	moves: MicroBatcher<Move, PaymentRow | null>;
+	screens: MicroBatcher<ScoreItem, Decision>;
 }
+
+const BATCH_SIZE_MAX = 500;
+const BATCH_CONCURRENCY_MAX = 2;
+const BATCH_QUEUE_LENGTH_MAX = 20_000;
+
 
 function hashOf(type: string, p: Record<string, unknown>): string {
 	const { idempotencyKey: _k, ...fields } = p;
@@ -309,18 +297,11 @@ export function paymentsService(config: Config): ServiceSchema {
 				// payment skips this round trip: its ledger transfer or hold carries the owner and
 				// the ledger refuses a foreign source (ACCOUNT_NOT_FOUND) in the same transaction.
 				if (type !== "p2p") await ctx.call("ledger.accounts.get", { id: p.accountId, ownerId: p.userId });
-				// The order and its first event in one statement (one round trip, one commit).
-				const inserted = await queryOne<PaymentRow>(
-					this.knex,
-					`WITH p AS (
-						INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash)
-						VALUES (?, ?, ?, 'created', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *
-					), e AS (
-						INSERT INTO payments.payment_events (payment_id, from_status, to_status, event) SELECT id, NULL, 'created', 'create' FROM p
-					)
-					SELECT * FROM p`,
-					[uuidv7(), p.userId, type, p.amount, p.currency, p.accountId, p.provider ?? "ledger", p.destination ?? null, p.idempotencyKey, hash],
-				);
+				// The order and its first event go in with other requests' orders (one statement per batch).
+				const inserted = await this.rt.orders.submit({
+					id: uuidv7(), userId: p.userId, type, amount: p.amount, currency: p.currency, accountId: p.accountId,
+					provider: p.provider ?? "ledger", destination: p.destination ?? null, idempotencyKey: p.idempotencyKey, requestHash: hash,
+				});
 				if (inserted) return { row: { ...inserted, description: p.description ?? null } as PaymentRow, replay: false };
 				const existing = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE idempotency_key = ?", [p.idempotencyKey]);
 				if (!existing || existing.request_hash !== hash) {
@@ -343,11 +324,14 @@ export function paymentsService(config: Config): ServiceSchema {
 				return now;
 			},
 
-			/** Moves a payment through several events at once, each legal from the status the previous one left. */
-			async advance(this: PaymentsThis, id: string, from: PaymentStatus, events: PaymentEvent[], set: Record<string, unknown> = {}) {
-				// The whole path is checked first; then one conditional UPDATE to the last status
-				// and one event row per step, in one statement (one round trip, one commit).
-				const steps: { from: PaymentStatus; to: PaymentStatus; event: PaymentEvent }[] = [];
+			/**
+			 * Moves a payment through several events at once, each legal from the status the
+			 * previous one left, only from the status it is known to be in. The change, its
+			 * history rows and its events are written with other concurrent changes in one
+			 * statement (store.ts advanceMany).
+			 */
+			async advance(this: PaymentsThis, id: string, from: PaymentStatus, events: PaymentEvent[], set: PaymentSet = {}) {
+				const steps: Move["steps"] = [];
 				let status = from;
 				for (const event of events) {
 					const to = transition(status, event);
@@ -356,50 +340,15 @@ export function paymentsService(config: Config): ServiceSchema {
 					status = to;
 				}
 				if (steps.length === 0) throw new Error("advance needs at least one event");
-				const cols = Object.keys(set);
-				const detail = (i: number) => JSON.stringify(i === steps.length - 1 ? set : {});
-				const row = await queryOne<PaymentRow>(
-					this.knex,
-					`WITH u AS (
-						UPDATE payments.payments SET status = ?, updated_at = now()${cols.map(c => `, ${c} = ?`).join("")} WHERE id = ? AND status = ? RETURNING *
-					), e AS (
-						INSERT INTO payments.payment_events (payment_id, from_status, to_status, event, detail)
-						SELECT u.id, v.f, v.t, v.ev, v.d::jsonb FROM u, (VALUES ${steps.map(() => "(?, ?, ?, ?, ?::int)").join(", ")}) AS v(f, t, ev, d, n) ORDER BY v.n
-					), o AS (
-						INSERT INTO payments.outbox (events, event_count)
-						SELECT json_agg(json_build_object('event', 'payment.status_changed', 'partitionKey', u.account_id, 'payload', json_build_object(
-							'paymentId', u.id, 'userId', u.user_id, 'type', u.type, 'from', v.f, 'to', v.t, 'amount', u.amount, 'currency', u.currency,
-							'accountId', u.account_id, 'provider', u.provider, 'failureCode', u.failure_code)) ORDER BY v.n), count(*)
-						FROM u, (VALUES ${steps.map(() => "(?, ?, ?::int)").join(", ")}) AS v(f, t, n) GROUP BY u.id
-					)
-					SELECT * FROM u`,
-					[status, ...cols.map(c => set[c]), id, from, ...steps.flatMap((st, i) => [st.from, st.to, st.event, detail(i), i]), ...steps.flatMap((st, i) => [st.from, st.to, i])],
-				);
+				const row = await this.rt.moves.submit({ id, steps, set });
 				if (!row) throw toClientError({ code: "ILLEGAL_TRANSITION", message: `payment ${id} is no longer ${from}` });
 				this.kickRelay();
 				return row;
 			},
 
 			/** Moves a payment by one event, only from the status it is known to be in. */
-			async move(this: PaymentsThis, id: string, from: PaymentStatus, event: PaymentEvent, set: Record<string, unknown> = {}) {
-				const to = transition(from, event);
-				if (typeof to !== "string") throw toClientError(to);
-				return this.knex.transaction(async trx => {
-					const cols = Object.keys(set);
-					const row = await queryOne<PaymentRow>(
-						trx,
-						`UPDATE payments.payments SET status = ?, updated_at = now()${cols.map(c => `, ${c} = ?`).join("")} WHERE id = ? AND status = ? RETURNING *`,
-						[to, ...cols.map(c => set[c]), id, from],
-					);
-					if (!row) throw toClientError({ code: "ILLEGAL_TRANSITION", message: `payment ${id} is no longer ${from}` });
-					await trx.raw("INSERT INTO payments.payment_events (payment_id, from_status, to_status, event, detail) VALUES (?, ?, ?, ?, ?::jsonb)", [id, from, to, event, JSON.stringify(set)]);
-					// The change leaves through the outbox, in the same transaction.
-					await insertOutbox(trx, "payments", [statusEvent(row, from, to)]);
-					return row;
-				}).then(row => {
-					this.kickRelay();
-					return row;
-				});
+			move(this: PaymentsThis, id: string, from: PaymentStatus, event: PaymentEvent, set: PaymentSet = {}) {
+				return this.advance(id, from, [event], set);
 			},
 
 			async systemAccount(this: PaymentsThis, provider: ProviderName, currency: string) {
@@ -527,12 +476,11 @@ export function paymentsService(config: Config): ServiceSchema {
 				return { perTransferMinor: toSafeNumber(limits.perTransferMinor), perDayMinor: toSafeNumber(limits.perDayMinor) };
 			},
 
-			/** The fraud decision for this payment (idempotent by payment id on the fraud side). */
-			async screen(this: PaymentsThis, p: PaymentRow) {
-				const r: { decision: "approve" | "review" | "decline" } = await call(this.broker, "fraud.score", {
+			/** The fraud decision for this payment (idempotent by payment id on the fraud side), screened in a batch. */
+			screen(this: PaymentsThis, p: PaymentRow) {
+				return this.rt.screens.submit({
 					paymentId: p.id, userId: p.user_id, amount: toSafeNumber(p.amount), currency: p.currency, ...(p.destination ? { counterparty: p.destination } : {}),
 				});
-				return r.decision;
 			},
 
 			async continue(this: PaymentsThis, row: PaymentRow) {
@@ -632,6 +580,18 @@ export function paymentsService(config: Config): ServiceSchema {
 			this.timer = null;
 			this.systemAccounts = systemAccountResolver(this.broker);
 			this.relay = new Relay({ knex: () => this.knex, schema: "payments", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, warn: (m, o) => this.logger.warn(m, o) });
+			const batcher = <I, O>(run: (items: I[]) => Promise<O[]>, sizeMax = BATCH_SIZE_MAX) => new MicroBatcher<I, O>({
+				batchSizeMax: sizeMax, concurrencyMax: BATCH_CONCURRENCY_MAX, waitMs: 0, queueLengthMax: BATCH_QUEUE_LENGTH_MAX, sizeOf: () => 1, run,
+				overloaded: () => new Errors.MoleculerRetryableError("the payments queue is full, retry later", 503, "PAYMENTS_OVERLOADED"),
+			});
+			this.rt = {
+				orders: batcher(items => retryOnDeadlock(() => insertOrders(this.knex, items))),
+				moves: batcher(items => retryOnDeadlock(() => advanceMany(this.knex, items))),
+				screens: batcher(async items => {
+					const r = await call<{ items: { decision: Decision }[] }>(this.broker, "fraud.scoreMany", { items });
+					return r.items.map(d => d.decision);
+				}, SCORE_BATCH_MAX),
+			};
 		},
 		async started(this: PaymentsThis) {
 			this.timer = setInterval(() => {
@@ -642,6 +602,7 @@ export function paymentsService(config: Config): ServiceSchema {
 		},
 		async stopped(this: PaymentsThis) {
 			if (this.timer) clearInterval(this.timer);
+			await Promise.all([this.rt.orders.idle(), this.rt.moves.idle(), this.rt.screens.idle()]);
 			await this.relay.stop();
 		},
 	};

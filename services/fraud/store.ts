@@ -1,0 +1,65 @@
+/**
+ * The fraud decisions table, read and written a batch at a time: one statement reads the
+ * history of every payment in the batch, one more keeps all their decisions.
+ */
+import type { Knex } from "knex";
+import { queryRows } from "../../mixins/db.ts";
+import type { Decision, History, Scored } from "./rules.ts";
+
+export const VELOCITY_WINDOW_MIN = 10;
+export const HISTORY_MAX = 20;
+/** Payments scored in one call at most (a payments node's batch). */
+export const SCORE_BATCH_MAX = 500;
+
+export interface ScoreItem {
+	paymentId: string;
+	userId: string;
+	amount: number;
+	currency: string;
+	counterparty?: string | null | undefined;
+}
+
+interface HistoryRow {
+	prior: Scored | null;
+	recent: number;
+	today: string;
+	known: boolean;
+	last: string[] | null;
+}
+
+/** Per item: the decision made before for its payment (a resumed saga), and its user's stored history. */
+export async function readHistories(knex: Knex, items: readonly ScoreItem[]): Promise<{ prior: Scored | null; history: History }[]> {
+	// Bounded work per payment whatever the user's history: the window aggregates read only
+	// today's rows, "known" is one index probe, the amounts at most HISTORY_MAX rows.
+	const rows = await queryRows<HistoryRow & { n: string }>(
+		knex,
+		`SELECT v.n,
+			(SELECT json_build_object('decision', decision, 'score', score, 'reasons', reasons) FROM fraud.decisions WHERE payment_id = v.payment_id) AS prior,
+			(SELECT count(*) FROM fraud.decisions WHERE user_id = v.user_id AND created_at > now() - (? * interval '1 minute'))::int AS recent,
+			(SELECT coalesce(sum(amount), 0) FROM fraud.decisions WHERE user_id = v.user_id AND created_at >= date_trunc('day', now()) AND currency = v.currency AND decision <> 'decline')::text AS today,
+			EXISTS (SELECT 1 FROM fraud.decisions WHERE user_id = v.user_id AND counterparty = v.counterparty AND decision = 'approve') AS known,
+			(SELECT array_agg(amount::text) FROM (SELECT amount FROM fraud.decisions WHERE user_id = v.user_id AND currency = v.currency AND decision = 'approve' ORDER BY created_at DESC LIMIT ?) l) AS last
+		FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[]) WITH ORDINALITY AS v(payment_id, user_id, currency, counterparty, n)
+		ORDER BY v.n`,
+		[VELOCITY_WINDOW_MIN, HISTORY_MAX, items.map(i => i.paymentId), items.map(i => i.userId), items.map(i => i.currency), items.map(i => i.counterparty ?? null)],
+	);
+	return rows.map(r => ({
+		prior: r.prior,
+		history: { recentCount: r.recent, todayMinor: BigInt(r.today), knownCounterparty: r.known, lastAmounts: (r.last ?? []).map(a => BigInt(a)) },
+	}));
+}
+
+/** Keeps the decisions; one already kept for a payment stays as it was. */
+export async function saveDecisions(knex: Knex, items: readonly (ScoreItem & Scored)[]): Promise<void> {
+	if (items.length === 0) return;
+	await queryRows(
+		knex,
+		`INSERT INTO fraud.decisions (payment_id, user_id, amount, currency, counterparty, decision, score, reasons)
+		 SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::int[], ?::jsonb[]) ORDER BY 1
+		 ON CONFLICT (payment_id) DO NOTHING`,
+		[
+			items.map(i => i.paymentId), items.map(i => i.userId), items.map(i => String(i.amount)), items.map(i => i.currency), items.map(i => i.counterparty ?? null),
+			items.map(i => i.decision satisfies Decision), items.map(i => i.score), items.map(i => JSON.stringify(i.reasons)),
+		],
+	);
+}

@@ -1,0 +1,166 @@
+/**
+ * The payments tables, written in batches: concurrent requests' new orders go in with one
+ * statement, and concurrent status changes (with their history rows and one outbox row
+ * for all their events) with one more. Each batch is one round trip and one commit, so
+ * under load the cost per payment is a share of a statement, not a statement.
+ */
+import type { Knex } from "knex";
+import { queryRows } from "../../mixins/db.ts";
+import type { ProviderName } from "./providers.ts";
+import type { PaymentEvent, PaymentStatus } from "./state.ts";
+
+export interface PaymentRow {
+	id: string;
+	user_id: string;
+	type: "topup" | "payout" | "p2p";
+	status: PaymentStatus;
+	amount: bigint;
+	currency: string;
+	account_id: string;
+	provider: ProviderName;
+	destination: string | null;
+	idempotency_key: string;
+	request_hash: string;
+	hold_id: string | null;
+	transfer_id: string | null;
+	provider_ref: string | null;
+	failure_code: string | null;
+	/** Kept only while the request runs (not stored): the P2P description the ledger records. */
+	description?: string | null;
+	created_at: Date;
+	updated_at: Date;
+}
+
+export interface NewOrder {
+	id: string;
+	userId: string;
+	type: "topup" | "payout" | "p2p";
+	amount: number;
+	currency: string;
+	accountId: string;
+	provider: string;
+	destination: string | null;
+	idempotencyKey: string;
+	requestHash: string;
+}
+
+/** The columns a status change may fill in; none of them is ever cleared. */
+export const SETTABLE = ["transfer_id", "hold_id", "provider_ref", "failure_code"] as const;
+export type PaymentSet = Partial<Record<(typeof SETTABLE)[number], string>>;
+
+export interface Step {
+	from: PaymentStatus;
+	to: PaymentStatus;
+	event: PaymentEvent;
+}
+
+/** A status change from the status the caller read, through one or more legal steps. */
+export interface Move {
+	id: string;
+	steps: Step[];
+	set: PaymentSet;
+}
+
+/**
+ * Inserts the orders and their first history rows. Returns the stored row per order, or
+ * null where the idempotency key was taken already (also by an earlier order in the same
+ * batch): the caller then reads the existing payment.
+ */
+export async function insertOrders(knex: Knex, orders: readonly NewOrder[]): Promise<(PaymentRow | null)[]> {
+	// Inserted in key order, so two batches racing on the same keys wait on each other
+	// in one order and never deadlock.
+	const sorted = [...orders].sort((a, b) => (a.idempotencyKey < b.idempotencyKey ? -1 : a.idempotencyKey > b.idempotencyKey ? 1 : 0));
+	const col = <K extends keyof NewOrder>(k: K) => sorted.map(o => (o[k] === null ? null : String(o[k])));
+	const rows = await queryRows<PaymentRow>(
+		knex,
+		`WITH p AS (
+			INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash)
+			SELECT v.id, v.user_id, v.type, 'created', v.amount, v.currency, v.account_id, v.provider, v.destination, v.idempotency_key, v.request_hash
+			FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::int8[], ?::text[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY
+				AS v(id, user_id, type, amount, currency, account_id, provider, destination, idempotency_key, request_hash, n)
+			ORDER BY v.n
+			ON CONFLICT (idempotency_key) DO NOTHING RETURNING *
+		), e AS (
+			INSERT INTO payments.payment_events (payment_id, from_status, to_status, event) SELECT id, NULL, 'created', 'create' FROM p
+		)
+		SELECT * FROM p`,
+		[col("id"), col("userId"), col("type"), col("amount"), col("currency"), col("accountId"), col("provider"), col("destination"), col("idempotencyKey"), col("requestHash")],
+	);
+	const byId = new Map(rows.map(r => [r.id, r]));
+	return orders.map(o => byId.get(o.id) ?? null);
+}
+
+/**
+ * Applies the status changes: each payment moves only from the status its first step
+ * starts from (a conditional UPDATE), its steps are logged, and the events of all changes
+ * that applied leave in one outbox row, in order. Returns the updated row per move, or
+ * null where the payment was no longer in that status. Moves of one payment in the same
+ * batch are applied one after another (later rounds), so each sees the one before.
+ */
+export async function advanceMany(knex: Knex, moves: readonly Move[]): Promise<(PaymentRow | null)[]> {
+	const out: (PaymentRow | null)[] = moves.map(() => null);
+	let pending = moves.map((m, i) => ({ m, i }));
+	while (pending.length > 0) {
+		const seen = new Set<string>();
+		const round = pending.filter(p => !seen.has(p.m.id) && Boolean(seen.add(p.m.id)));
+		pending = pending.filter(p => !round.includes(p));
+		const rows = await advanceRound(knex, round.map(r => r.m));
+		round.forEach((r, k) => (out[r.i] = rows[k] ?? null));
+	}
+	return out;
+}
+
+async function advanceRound(knex: Knex, moves: readonly Move[]): Promise<(PaymentRow | null)[]> {
+	// Rows are locked in id order, so concurrent batches cannot deadlock on each other.
+	const sorted = [...moves].sort((a, b) => (a.id < b.id ? -1 : 1));
+	const first = (m: Move) => m.steps[0] ?? fail(`move of ${m.id} has no steps`);
+	const last = (m: Move) => m.steps[m.steps.length - 1] ?? fail(`move of ${m.id} has no steps`);
+	const steps = sorted.flatMap(m => m.steps.map((s, k) => ({ id: m.id, ...s, detail: JSON.stringify(k === m.steps.length - 1 ? m.set : {}) })));
+	const rows = await queryRows<PaymentRow>(
+		knex,
+		`WITH v AS (
+			SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::text[], ?::text[]) AS v(id, from_status, to_status, transfer_id, hold_id, provider_ref, failure_code)
+		), u AS (
+			UPDATE payments.payments p SET status = v.to_status, updated_at = now(),
+				transfer_id = coalesce(v.transfer_id, p.transfer_id), hold_id = coalesce(v.hold_id, p.hold_id),
+				provider_ref = coalesce(v.provider_ref, p.provider_ref), failure_code = coalesce(v.failure_code, p.failure_code)
+			FROM v WHERE p.id = v.id AND p.status = v.from_status RETURNING p.*
+		), s AS (
+			SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::jsonb[]) WITH ORDINALITY AS s(payment_id, f, t, ev, d, n)
+		), e AS (
+			INSERT INTO payments.payment_events (payment_id, from_status, to_status, event, detail)
+			SELECT s.payment_id, s.f, s.t, s.ev, s.d FROM s JOIN u ON u.id = s.payment_id ORDER BY s.n
+		), o AS (
+			INSERT INTO payments.outbox (events, event_count)
+			SELECT json_agg(json_build_object('event', 'payment.status_changed', 'partitionKey', u.account_id, 'payload', json_build_object(
+				'paymentId', u.id, 'userId', u.user_id, 'type', u.type, 'from', s.f, 'to', s.t, 'amount', u.amount, 'currency', u.currency,
+				'accountId', u.account_id, 'provider', u.provider, 'failureCode', u.failure_code)) ORDER BY s.n), count(*)
+			FROM s JOIN u ON u.id = s.payment_id HAVING count(*) > 0
+		)
+		SELECT * FROM u`,
+		[
+			sorted.map(m => m.id), sorted.map(m => first(m).from), sorted.map(m => last(m).to),
+			sorted.map(m => m.set.transfer_id ?? null), sorted.map(m => m.set.hold_id ?? null), sorted.map(m => m.set.provider_ref ?? null), sorted.map(m => m.set.failure_code ?? null),
+			steps.map(s => s.id), steps.map(s => s.from), steps.map(s => s.to), steps.map(s => s.event), steps.map(s => s.detail),
+		],
+	);
+	const byId = new Map(rows.map(r => [r.id, r]));
+	return moves.map(m => byId.get(m.id) ?? null);
+}
+
+function fail(message: string): never {
+	throw new Error(message);
+}
+
+const RETRY_ATTEMPTS_MAX = 3;
+
+/** Runs a batch statement again when PostgreSQL chose it as a deadlock victim (it rolled back whole). */
+export async function retryOnDeadlock<T>(run: () => Promise<T>): Promise<T> {
+	for (let attempt = 1; ; attempt++) {
+		try {
+			return await run();
+		} catch (err) {
+			if ((err as { code?: string }).code !== "40P01" || attempt >= RETRY_ATTEMPTS_MAX) throw err;
+		}
+	}
+}
