@@ -36,6 +36,24 @@ async function ownershipOverlap(broker: ServiceBroker, nodes: string[]): Promise
 	return { perNode, overlap };
 }
 
+/** Ledger batches and transfers per node so far (ledger.stats), to report batch sizes per phase. */
+async function batchCounts(broker: ServiceBroker, nodes: string[]): Promise<Map<string, { batches: number; items: number }>> {
+	const out = new Map<string, { batches: number; items: number }>();
+	for (const nodeID of nodes) {
+		const r: { batchesRun: number; itemsRun: number } = await broker.call("ledger.stats", {}, { nodeID });
+		out.set(nodeID, { batches: r.batchesRun, items: r.itemsRun });
+	}
+	return out;
+}
+
+function batchReport(before: Map<string, { batches: number; items: number }>, after: Map<string, { batches: number; items: number }>): string {
+	return [...after].map(([node, a]) => {
+		const b = before.get(node) ?? { batches: 0, items: 0 };
+		const batches = a.batches - b.batches;
+		return `${node.replace(/^.*-(ledger-\d)$/, "$1")} ${batches} batches, ${(batches > 0 ? (a.items - b.items) / batches : 0).toFixed(1)} ops each`;
+	}).join("; ");
+}
+
 export async function runClusterBench(): Promise<BenchResult[]> {
 	const db = await createTestDatabase("paymesh_bench_cluster");
 	const ns = `cb-${randomBytes(3).toString("hex")}`;
@@ -64,18 +82,24 @@ export async function runClusterBench(): Promise<BenchResult[]> {
 		const run = (requests: number, seed: number) => load({ base, members, requests, concurrency: CONCURRENCY, mode: "post", seed });
 
 		await run(WARMUP, 1);
+		const l1 = [`${ns}-ledger-1`];
+		const oneBefore = await batchCounts(broker, l1);
 		const one = await run(REQUESTS, 2);
+		const oneBatches = batchReport(oneBefore, await batchCounts(broker, l1));
 		child({ SERVICES: "ledger", NODE_ID: `${ns}-ledger-2`, ...ledgerEnv });
 		for (let i = 0; i < 300 && broker.registry.getActionEndpoints("ledger.transfers.create")?.count() !== 2; i++) await new Promise(r => setTimeout(r, 100));
 		if (broker.registry.getActionEndpoints("ledger.transfers.create")?.count() !== 2) throw new Error("the second ledger node did not join");
 		await run(WARMUP, 3);
 		for (const n of [`${ns}-ledger-1`, `${ns}-ledger-2`]) await broker.call("ledger.ownership", { reset: true }, { nodeID: n });
+		const l2 = [`${ns}-ledger-1`, `${ns}-ledger-2`];
+		const twoBefore = await batchCounts(broker, l2);
 		const two = await run(REQUESTS, 4);
+		const twoBatches = batchReport(twoBefore, await batchCounts(broker, l2));
 		const owners = await ownershipOverlap(broker, [`${ns}-ledger-1`, `${ns}-ledger-2`]);
 		const report: InvariantReport = await broker.call("ledger.checkInvariants", {}, { timeout: 120_000 });
 		process.stderr.write(
-			`  one ledger node: ${one.opsPerSec.toFixed(0)}/s p50 ${one.p50Ms.toFixed(1)} p99 ${one.p99Ms.toFixed(1)} (${one.errors} errors; load generator CPU ${one.cpuS.toFixed(1)} s)\n` +
-				`  two ledger nodes: ${two.opsPerSec.toFixed(0)}/s p50 ${two.p50Ms.toFixed(1)} p99 ${two.p99Ms.toFixed(1)} (${two.errors} errors; load generator CPU ${two.cpuS.toFixed(1)} s)\n` +
+			`  one ledger node: ${one.opsPerSec.toFixed(0)}/s p50 ${one.p50Ms.toFixed(1)} p99 ${one.p99Ms.toFixed(1)} (${one.errors} errors; load generator CPU ${one.cpuS.toFixed(1)} s; ${oneBatches})\n` +
+				`  two ledger nodes: ${two.opsPerSec.toFixed(0)}/s p50 ${two.p50Ms.toFixed(1)} p99 ${two.p99Ms.toFixed(1)} (${two.errors} errors; load generator CPU ${two.cpuS.toFixed(1)} s; ${twoBatches})\n` +
 				`  ownership in the two-node phase: ${JSON.stringify(owners.perNode)} source accounts, ${owners.overlap} debited on both nodes; invariants ${report.ok ? "OK" : "VIOLATED"}\n`,
 		);
 		if (owners.overlap !== 0 || !report.ok || one.errors > 0 || two.errors > 0) throw new Error("ownership, invariants or errors failed");

@@ -20,6 +20,12 @@ const REQUESTS = Number(process.env["BENCH_REQUESTS"] ?? 20_000);
 const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 64);
 const WARMUP = Number(process.env["BENCH_WARMUP"] ?? 2_000);
 
+interface LedgerStats {
+	batchesRun: number;
+	itemsRun: number;
+	recentBatchMs: { p50: number; p99: number; max: number };
+}
+
 export interface Member {
 	token: string;
 	accountId: string;
@@ -52,7 +58,7 @@ export function load(job: { base: string; members: Member[]; requests: number; c
 
 export async function runHttpBench(): Promise<BenchResult[]> {
 	const db = await createTestDatabase("paymesh_bench");
-	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith("LEDGER_") && e[1] !== undefined));
+	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(LEDGER_|DB_POOL_MAX$)/.test(e[0]) && e[1] !== undefined));
 	const { broker, config } = await startNode({
 		...ledgerEnv, DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: process.env["BENCH_METRICS"] ?? "true", LOG_LEVEL: "warn",
 		RATE_LIMIT_PER_USER: "1000000", RATE_LIMIT_PER_IP: "10000000",
@@ -65,12 +71,16 @@ export async function runHttpBench(): Promise<BenchResult[]> {
 		await run("post", WARMUP, 2);
 		const cpu0 = process.cpuUsage();
 		const baseline = await run("get", REQUESTS, 3);
+		const ledgerBefore: LedgerStats = await broker.call("ledger.stats");
 		const transfers = await run("post", REQUESTS, 4);
 		const cpu = process.cpuUsage(cpu0);
+		const ledgerAfter: LedgerStats = await broker.call("ledger.stats");
+		const batches = ledgerAfter.batchesRun - ledgerBefore.batchesRun;
 		const loadCpuS = baseline.cpuS + transfers.cpuS;
 		process.stderr.write(
 			`  baseline GET: ${baseline.opsPerSec.toFixed(0)}/s p50 ${baseline.p50Ms.toFixed(2)} p99 ${baseline.p99Ms.toFixed(2)} (${baseline.errors} errors)\n` +
 				`  POST /transfers: ${transfers.opsPerSec.toFixed(0)}/s p50 ${transfers.p50Ms.toFixed(2)} p99 ${transfers.p99Ms.toFixed(2)} (${transfers.errors} errors)\n` +
+				`  ledger: ${batches} batches of ${(batches > 0 ? (ledgerAfter.itemsRun - ledgerBefore.itemsRun) / batches : 0).toFixed(1)} ops on average; recent batch time p50 ${ledgerAfter.recentBatchMs.p50} ms, p99 ${ledgerAfter.recentBatchMs.p99} ms\n` +
 				`  CPU: load generator thread ${loadCpuS.toFixed(1)} s; the node process in all ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (includes the load thread)\n`,
 		);
 		if (transfers.errors > 0 || baseline.errors > 0) throw new Error(`${transfers.errors} transfer and ${baseline.errors} GET errors`);

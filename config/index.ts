@@ -66,6 +66,8 @@ export interface Config {
 	outbox: {
 		pollIntervalMs: number;
 		batchSizeMax: number;
+		/** Least time between two relay cycles of one node: under load, kicks within it share one cycle. */
+		relayGapMs: number;
 	};
 	auth: {
 		/** HMAC key for access tokens; random per process when not configured on a single node. */
@@ -310,6 +312,7 @@ export function loadConfig(env: Env = process.env): Config {
 		outbox: {
 			pollIntervalMs: intVar(env, "OUTBOX_POLL_INTERVAL_MS", 200, 5, 60_000),
 			batchSizeMax: intVar(env, "OUTBOX_BATCH_SIZE_MAX", 1_000, 1, 10_000),
+			relayGapMs: intVar(env, "OUTBOX_RELAY_GAP_MS", 10, 0, 1_000),
 		},
 		auth: {
 			jwtSecret: jwt.secret,

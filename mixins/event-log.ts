@@ -151,7 +151,10 @@ export const eventsReadParams = {
 
 /**
  * Runs the relay of one outbox: kicked after each write and by a timer; kicks during a run
- * make it go round once more, so nothing waits for the next poll.
+ * make it go round once more, so nothing waits for the next poll. Rounds start at least
+ * `gapMs` apart: under load, the kicks of many writes share one relay transaction instead
+ * of each paying for its own (with several nodes, most of those would only find the
+ * other node holding the relay lock).
  */
 export class Relay {
 	private running = false;
@@ -161,9 +164,12 @@ export class Relay {
 	private readonly run: () => Promise<number>;
 	private readonly warn: (msg: string, o: object) => void;
 
-	constructor(opts: { knex: () => Knex; schema: string; publish: Publish; batchSizeMax: number; warn: (msg: string, o: object) => void }) {
+	private readonly gapMs: number;
+
+	constructor(opts: { knex: () => Knex; schema: string; publish: Publish; batchSizeMax: number; gapMs: number; warn: (msg: string, o: object) => void }) {
 		this.run = () => relayOnce(opts.knex(), opts.schema, opts.publish, opts.batchSizeMax);
 		this.warn = opts.warn;
+		this.gapMs = opts.gapMs;
 	}
 
 	start(pollIntervalMs: number): void {
@@ -186,7 +192,10 @@ export class Relay {
 		try {
 			do {
 				this.again = false;
+				const startedMs = performance.now();
 				while ((await this.run()) > 0 && !this.stopping);
+				const restMs = this.gapMs - (performance.now() - startedMs);
+				if (this.again && restMs > 0) await new Promise(r => setTimeout(r, restMs));
 			} while (this.again && !this.stopping);
 		} catch (err) {
 			this.warn("outbox relay cycle failed; the next poll retries", { error: (err as Error).message });

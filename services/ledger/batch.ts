@@ -45,21 +45,27 @@ function replay(slot: Slot, stored: store.StoredKey | undefined): OpResult {
 	return stored.result;
 }
 
-async function loadState(trx: Knex.Transaction, units: Op[][], now: Date): Promise<BatchState> {
-	const refs = referencedIds(units);
+/**
+ * Locks what the batch's ops touch and reads the keys already used, in as few round trips
+ * as possible: holds and transfers first (only when ops name them; their accounts join the
+ * set), then accounts, spending rows and keys in one statement. Ops that turn out to be
+ * replays are included: locking a little more is cheaper than another round trip.
+ */
+async function loadState(trx: Knex.Transaction, ops: Op[], keys: string[], now: Date): Promise<{ state: BatchState; used: Map<string, store.StoredKey> }> {
+	const refs = referencedIds([ops]);
 	const holds = await store.lockHolds(trx, [...refs.holdIds]);
 	const { transfers, reversed } = await store.lockTransfers(trx, [...refs.transferIds]);
 	for (const h of holds) refs.accountIds.add(h.fromAccountId).add(h.toAccountId);
 	for (const t of transfers) refs.accountIds.add(t.fromAccountId).add(t.toAccountId);
-	const accounts = await store.lockAccounts(trx, [...refs.accountIds]);
-	const usage = await store.lockUsage(trx, [...refs.usageKeys], store.utcDay(now));
-	return {
-		usage,
-		accounts: new Map(accounts.map(a => [a.id, a])),
+	const locked = await store.lockForBatch(trx, [...refs.accountIds], [...refs.usageKeys], store.utcDay(now), keys);
+	const state: BatchState = {
+		usage: locked.usage,
+		accounts: new Map(locked.accounts.map(a => [a.id, a])),
 		holds: new Map(holds.map(h => [h.id, h])),
 		transfers: new Map(transfers.map(t => [t.id, t])),
 		reversed,
 	};
+	return { state, used: locked.keys };
 }
 
 export interface BatchOutcome {
@@ -84,14 +90,13 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 
 	return knex.transaction(async trx => {
 		const now = new Date();
-		const used = await store.loadKeys(trx, [...first.keys()]);
+		const { state, used } = await loadState(trx, [...first.values()].map(s => s.op), [...first.keys()], now);
 		const fresh: Slot[][] = units.map(() => []);
 		for (const s of slots) {
 			if (used.has(s.op.key)) setResult(results, s, replay(s, used.get(s.op.key)));
 			else if (first.get(s.op.key) === s) fresh[s.unit]?.push(s);
 		}
 		const runnable = fresh.filter(f => f.length > 0);
-		const state = await loadState(trx, runnable.map(f => f.map(s => s.op)), now);
 		const applied = applyBatch(state, runnable.map(f => f.map(s => s.op)), { now, newId });
 		runnable.forEach((f, u) => f.forEach((s, i) => setResult(results, s, mustGet(applied.results[u]?.[i]))));
 		// Batch duplicates of a key that ran get the result of the op that ran.

@@ -103,17 +103,6 @@ export interface StoredKey {
 	result: unknown;
 }
 
-/** Keys already committed, with their request hash and first result. */
-export async function loadKeys(db: Db, keys: string[]): Promise<Map<string, StoredKey>> {
-	if (keys.length === 0) return new Map();
-	const found = await rows<{ key: string; request_hash: string; result: unknown }>(
-		db,
-		"SELECT key, request_hash, result FROM ledger.idempotency WHERE key = ANY(?::text[])",
-		[keys],
-	);
-	return new Map(found.map(r => [r.key, { hash: r.request_hash, result: r.result }]));
-}
-
 // ---- locking reads -------------------------------------------------------------------
 
 export async function lockHolds(trx: Db, ids: string[]): Promise<HoldState[]> {
@@ -137,36 +126,44 @@ export async function lockTransfers(trx: Db, ids: string[]): Promise<{ transfers
 	return { transfers: found.map(toTransfer), reversed: new Set(rev.map(r => r.reverses_transfer_id)) };
 }
 
-export async function lockAccounts(trx: Db, ids: string[]): Promise<AccountState[]> {
-	if (ids.length === 0) return [];
-	const found = await rows<AccountRow>(
-		trx,
-		`SELECT id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version, code, label, created_at
-		 FROM ledger.accounts WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE`,
-		[ids],
-	);
-	return found.map(toAccount);
-}
 
-/** Today's spending rows for the given `owner|currency` keys, created at zero if missing, locked in key order. */
-export async function lockUsage(trx: Db, keys: string[], day: string): Promise<Map<string, bigint>> {
-	if (keys.length === 0) return new Map();
-	const sorted = [...keys].sort();
+
+/**
+ * The batch's read in one round trip: the accounts it touches locked (in id order), its
+ * owners' spending rows for the day created at zero where missing and locked (in key
+ * order, after the accounts: the same order in every batch), and the idempotency keys
+ * already committed. The spending rows are locked by a no-op update, which also returns
+ * the latest committed value, as a plain SELECT ... FOR UPDATE would.
+ */
+export async function lockForBatch(trx: Db, accountIds: string[], usageKeys: string[], day: string, keys: string[]): Promise<{ accounts: AccountState[]; usage: Map<string, bigint>; keys: Map<string, StoredKey> }> {
+	const sorted = [...usageKeys].sort();
 	const owners = sorted.map(k => k.slice(0, k.lastIndexOf("|")));
 	const currencies = sorted.map(k => k.slice(k.lastIndexOf("|") + 1));
-	await rows(
+	const found = await rows<AccountRow & { t: "a" | "u" | "k"; request_hash: string | null; result: unknown }>(
 		trx,
-		`INSERT INTO ledger.daily_usage (owner_id, day, currency, used)
-		 SELECT o, ?::date, c, 0 FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS v(o, c, n) ORDER BY n ON CONFLICT DO NOTHING`,
-		[day, owners, currencies],
+		`WITH a AS (
+			SELECT id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version, code, label, created_at
+			FROM ledger.accounts WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE
+		), u AS (
+			INSERT INTO ledger.daily_usage (owner_id, day, currency, used)
+			SELECT o, ?::date, c, 0 FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS v(o, c, n) ORDER BY n
+			ON CONFLICT (owner_id, day, currency) DO UPDATE SET used = ledger.daily_usage.used
+			RETURNING owner_id, currency, used
+		)
+		SELECT 'a' AS t, id::text AS id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version, code, label, created_at, NULL::text AS request_hash, NULL::json AS result FROM a
+		UNION ALL SELECT 'u', NULL, owner_id, currency, NULL, NULL, used, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM u
+		UNION ALL SELECT 'k', key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, request_hash, result FROM ledger.idempotency WHERE key = ANY(?::text[])`,
+		[accountIds, day, owners, currencies, keys],
 	);
-	const found = await rows<{ owner_id: string; currency: string; used: bigint }>(
-		trx,
-		`SELECT u.owner_id, u.currency, u.used FROM ledger.daily_usage u JOIN unnest(?::text[], ?::text[]) AS v(o, c) ON u.owner_id = v.o AND u.currency = v.c
-		 WHERE u.day = ?::date ORDER BY u.owner_id, u.currency FOR UPDATE OF u`,
-		[owners, currencies, day],
-	);
-	return new Map(found.map(r => [`${r.owner_id}|${r.currency}`, r.used]));
+	const accounts: AccountState[] = [];
+	const usage = new Map<string, bigint>();
+	const stored = new Map<string, StoredKey>();
+	for (const r of found) {
+		if (r.t === "a") accounts.push(toAccount(r));
+		else if (r.t === "u") usage.set(`${r.owner_id}|${r.currency}`, r.posted);
+		else stored.set(r.id, { hash: r.request_hash ?? "", result: r.result });
+	}
+	return { accounts, usage, keys: stored };
 }
 
 // ---- batch writes ---------------------------------------------------------------------
