@@ -37,20 +37,20 @@ async function ownershipOverlap(broker: ServiceBroker, nodes: string[]): Promise
 }
 
 /** Ledger batches and transfers per node so far (ledger.stats), to report batch sizes per phase. */
-async function batchCounts(broker: ServiceBroker, nodes: string[]): Promise<Map<string, { batches: number; items: number }>> {
-	const out = new Map<string, { batches: number; items: number }>();
+async function batchCounts(broker: ServiceBroker, nodes: string[]): Promise<Map<string, { batches: number; items: number; p50Ms: number }>> {
+	const out = new Map<string, { batches: number; items: number; p50Ms: number }>();
 	for (const nodeID of nodes) {
-		const r: { batchesRun: number; itemsRun: number } = await broker.call("ledger.stats", {}, { nodeID });
-		out.set(nodeID, { batches: r.batchesRun, items: r.itemsRun });
+		const r: { batchesRun: number; itemsRun: number; recentBatchMs: { p50: number } } = await broker.call("ledger.stats", {}, { nodeID });
+		out.set(nodeID, { batches: r.batchesRun, items: r.itemsRun, p50Ms: r.recentBatchMs.p50 });
 	}
 	return out;
 }
 
-function batchReport(before: Map<string, { batches: number; items: number }>, after: Map<string, { batches: number; items: number }>): string {
+function batchReport(before: Map<string, { batches: number; items: number }>, after: Map<string, { batches: number; items: number; p50Ms: number }>): string {
 	return [...after].map(([node, a]) => {
 		const b = before.get(node) ?? { batches: 0, items: 0 };
 		const batches = a.batches - b.batches;
-		return `${node.replace(/^.*-(ledger-\d)$/, "$1")} ${batches} batches, ${(batches > 0 ? (a.items - b.items) / batches : 0).toFixed(1)} ops each`;
+		return `${node.replace(/^.*-(ledger-\d)$/, "$1")} ${batches} batches, ${(batches > 0 ? (a.items - b.items) / batches : 0).toFixed(1)} ops each, batch time p50 ${a.p50Ms} ms`;
 	}).join("; ");
 }
 
