@@ -510,9 +510,9 @@ export function paymentsService(config: Config): ServiceSchema {
 					const posted: { transfer: { id: string } } = await call(this.broker, "ledger.holds.post", { idempotencyKey: `payment:${row.id}:post`, holdId: row.hold_id });
 					return this.move(row.id, "processing", "succeed", { transfer_id: posted.transfer.id });
 				}
-				const decision = await this.screen(row);
+				// The tier is read while fraud decides (a cached read, unused when declined).
+				const [decision, limits] = await Promise.all([this.screen(row), this.limitsOf(row.user_id, row.currency)]);
 				if (decision === "decline") return this.move(row.id, "created", "decline", { failure_code: "FRAUD_DECLINED" });
-				const limits = await this.limitsOf(row.user_id, row.currency);
 				try {
 					if (decision === "review") {
 						const hold = await call<{ id: string }>(this.broker, "ledger.holds.create", {
