@@ -123,6 +123,8 @@ export interface Config {
 		retryDelayMsMax: number;
 		timeoutMs: number;
 		endpointsPerUserMax: number;
+		/** Deliver to loopback and private addresses too (local development and tests only). */
+		allowPrivateUrls: boolean;
 	};
 	fx: {
 		spreadBps: number;
@@ -357,6 +359,7 @@ export function loadConfig(env: Env = process.env): Config {
 			retryDelayMsMax: intVar(env, "WEBHOOK_RETRY_DELAY_MS_MAX", 3_600_000, 1, 86_400_000),
 			timeoutMs: intVar(env, "WEBHOOK_TIMEOUT_MS", 5_000, 10, 60_000),
 			endpointsPerUserMax: intVar(env, "WEBHOOK_ENDPOINTS_PER_USER_MAX", 10, 1, 1_000),
+			allowPrivateUrls: boolVar(env, "WEBHOOK_ALLOW_PRIVATE_URLS", false),
 		},
 		fx: {
 			spreadBps: intVar(env, "FX_SPREAD_BPS", 50, 0, 2_000),

@@ -10,6 +10,7 @@ import type { Context, ServiceSchema } from "moleculer";
 import { randomBytes } from "node:crypto";
 import type { Config } from "../../config/index.ts";
 import { toClientError } from "../../lib/errors.ts";
+import { checkPublicUrl, EgressRefused, postOnce } from "../../lib/egress.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { signatureHeader } from "../../lib/signature.ts";
@@ -79,6 +80,15 @@ export function webhooksService(config: Config): ServiceSchema {
 				async handler(this: WebhooksThis, ctx: Context<RegisterParams>) {
 					const p = ctx.params;
 					if (!/^https?:\/\//i.test(p.url)) throw toClientError({ code: "VALIDATION_ERROR", message: "the url must be http or https" });
+					// Deliveries never go to the internal network (checked again at each connection).
+					if (!w.allowPrivateUrls) {
+						try {
+							checkPublicUrl(p.url);
+						} catch (err) {
+							if (!(err instanceof EgressRefused)) throw err;
+							throw toClientError({ code: "VALIDATION_ERROR", message: "the url must point to a public address" });
+						}
+					}
 					const count = await queryOne<{ n: number }>(this.knex, "SELECT count(*)::int AS n FROM webhooks.endpoints WHERE owner_id = ? AND status = 'active'", [p.ownerId]);
 					if ((count?.n ?? 0) >= w.endpointsPerUserMax) throw toClientError({ code: "WEBHOOK_LIMIT_REACHED", message: `at most ${w.endpointsPerUserMax} active endpoints` });
 					const secret = `whsec_${randomBytes(24).toString("base64url")}`;
@@ -195,16 +205,13 @@ export function webhooksService(config: Config): ServiceSchema {
 				let statusCode: number | null = null;
 				let error: string | null = null;
 				try {
-					const res = await fetch(d.url, {
-						method: "POST", body: d.body, redirect: "manual", signal: AbortSignal.timeout(w.timeoutMs),
-						headers: {
-							"Content-Type": "application/json", "User-Agent": "Paymesh-Webhooks/1", "Paymesh-Event-Id": d.event_id, "Paymesh-Event-Type": d.event,
-							"Paymesh-Signature": signatureHeader(d.secret, d.body),
-						},
-					});
+					// Not fetch: the connection must go through the public-address check (lib/egress.ts).
+					const res = await postOnce(d.url, d.body, {
+						"Content-Type": "application/json", "User-Agent": "Paymesh-Webhooks/1", "Paymesh-Event-Id": d.event_id, "Paymesh-Event-Type": d.event,
+						"Paymesh-Signature": signatureHeader(d.secret, d.body),
+					}, { timeoutMs: w.timeoutMs, publicOnly: !w.allowPrivateUrls, responseCharsMax: RESPONSE_ERROR_CHARS_MAX });
 					statusCode = res.status;
-					const text = await res.text().catch(() => "");
-					if (!res.ok) error = `HTTP ${res.status}: ${text.slice(0, RESPONSE_ERROR_CHARS_MAX)}`;
+					if (res.status < 200 || res.status > 299) error = `HTTP ${res.status}: ${res.text}`;
 				} catch (err) {
 					error = (err as Error).message.slice(0, RESPONSE_ERROR_CHARS_MAX);
 				}

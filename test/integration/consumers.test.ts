@@ -19,7 +19,8 @@ let db: TestDatabase;
 let core: ServiceBroker;
 let consumers: ServiceBroker | null = null;
 const namespace = `consumers-${randomBytes(4).toString("hex")}`;
-const shared = () => ({ DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, EVENT_POLL_INTERVAL_MS: "100", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4" });
+// The webhook receiver listens on 127.0.0.1, which production refuses (lib/egress.ts).
+const shared = () => ({ DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, EVENT_POLL_INTERVAL_MS: "100", WEBHOOK_ALLOW_PRIVATE_URLS: "true", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4" });
 const startConsumers = async () => (await startNode({ ...shared(), SERVICES: "notifications,audit,webhooks,reports", NODE_ID: `consumers-${randomBytes(2).toString("hex")}` })).broker;
 
 async function sql<T extends pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<T[]> {
