@@ -107,6 +107,8 @@ export interface Config {
 		attemptsMax: number;
 		retryDelayMs: number;
 		pollIntervalMs: number;
+		/** Least time between two small pages of one consumer: under load, pages gather more events. */
+		pumpGapMs: number;
 	};
 	notifications: {
 		/** smtp:// or smtps:// URL of the mail server; the e-mail channel is off without it. */
@@ -345,6 +347,7 @@ export function loadConfig(env: Env = process.env): Config {
 			attemptsMax: intVar(env, "EVENT_ATTEMPTS_MAX", 5, 1, 100),
 			retryDelayMs: intVar(env, "EVENT_RETRY_DELAY_MS", 100, 1, 60_000),
 			pollIntervalMs: intVar(env, "EVENT_POLL_INTERVAL_MS", 500, 10, 60_000),
+			pumpGapMs: intVar(env, "EVENT_PUMP_GAP_MS", 25, 0, 10_000),
 		},
 		notifications: {
 			smtpUrl: urlVar(env, "SMTP_URL", ["smtp:", "smtps:"]),

@@ -34,6 +34,8 @@ export interface ConsumerOptions {
 	retryDelayMsMax?: number;
 	pollIntervalMs?: number;
 	leaseMs?: number;
+	/** Least time between two pumps of a source when the last page was not full (default 25). */
+	pumpGapMs?: number;
 	eventsPerReadMax?: number;
 }
 
@@ -57,6 +59,8 @@ interface ConsumerRuntime {
 	again: Map<Source, boolean>;
 	headSeq: Map<Source, number>;
 	position: Map<Source, number>;
+	/** Until when (this node's clock) the lease on each source is known to be held. */
+	leaseUntilMs: Map<Source, number>;
 	timer: NodeJS.Timeout | null;
 	stopping: boolean;
 }
@@ -114,6 +118,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 	const pollIntervalMs = opts.pollIntervalMs ?? 500;
 	const leaseMs = opts.leaseMs ?? 10_000;
 	const eventsPerReadMax = opts.eventsPerReadMax ?? 500;
+	const pace = { gapMs: opts.pumpGapMs ?? 25, fullPage: eventsPerReadMax };
 	const wanted = new Set(opts.events);
 
 	const mixin = {
@@ -149,14 +154,14 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 				if (!opts.sources.includes(source) || !this.consumer) return;
 				this.consumer.headSeq.set(source, Math.max(this.consumer.headSeq.get(source) ?? 0, ctx.params.seq ?? 0));
 				reportLag(this, s, source);
-				kick(this, source);
+				kick(this, source, pace);
 			},
 		},
 		methods: {
 			startConsumer(this: ConsumerService) {
-				this.consumer.timer = setInterval(() => opts.sources.forEach(src => kick(this, src)), pollIntervalMs);
+				this.consumer.timer = setInterval(() => opts.sources.forEach(src => kick(this, src, pace)), pollIntervalMs);
 				this.consumer.timer.unref();
-				opts.sources.forEach(src => kick(this, src));
+				opts.sources.forEach(src => kick(this, src, pace));
 			},
 
 			async stopConsumer(this: ConsumerService) {
@@ -164,6 +169,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 				if (this.consumer.timer) clearInterval(this.consumer.timer);
 				while ([...this.consumer.running.values()].some(Boolean)) await sleep(10);
 				// Hand the lease over at once rather than after it runs out.
+				this.consumer.leaseUntilMs.clear();
 				await this.knex.raw(`UPDATE ${s}.consumer_positions SET lease_until = now() WHERE owner = ?`, [this.consumer.owner]).catch(() => undefined);
 			},
 
@@ -171,16 +177,27 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 			async pump(this: ConsumerService, source: Source): Promise<number> {
 				// The source may not be up yet (or anywhere): wait for the next poll quietly.
 				if (!this.broker.registry.getActionEndpoints(`${source}.events.read`)?.hasAvailable()) return 0;
-				const lease = (await this.knex.raw(
-					`INSERT INTO ${s}.consumer_positions AS p (source, owner, lease_until) VALUES (?, ?, now() + (? * interval '1 millisecond'))
-					 ON CONFLICT (source) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until
-					 WHERE p.owner = EXCLUDED.owner OR p.lease_until < now() RETURNING position`,
-					[source, this.consumer.owner, leaseMs],
-				)) as { rows: { position: bigint }[] };
-				const held = lease.rows[0];
-				if (!held) return 0;
-				const position = Number(held.position);
-				this.consumer.position.set(source, position);
+				// The lease is taken (or renewed) by a write only when less than half of it is left:
+				// while it is held, the position is this node's own and nobody else moves it.
+				let position = this.consumer.position.get(source);
+				if (position === undefined || Date.now() >= (this.consumer.leaseUntilMs.get(source) ?? 0) - leaseMs / 2) {
+					const askedMs = Date.now();
+					const lease = (await this.knex.raw(
+						`INSERT INTO ${s}.consumer_positions AS p (source, owner, lease_until) VALUES (?, ?, now() + (? * interval '1 millisecond'))
+						 ON CONFLICT (source) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until
+						 WHERE p.owner = EXCLUDED.owner OR p.lease_until < now() RETURNING position`,
+						[source, this.consumer.owner, leaseMs],
+					)) as { rows: { position: bigint }[] };
+					const held = lease.rows[0];
+					if (!held) {
+						this.consumer.leaseUntilMs.delete(source);
+						this.consumer.position.delete(source);
+						return 0;
+					}
+					this.consumer.leaseUntilMs.set(source, askedMs + leaseMs);
+					position = Number(held.position);
+					this.consumer.position.set(source, position);
+				}
 				const { events, lastSeq }: { events: LogEvent[]; lastSeq: number } = await this.broker.call(`${source}.events.read`, { afterSeq: position, eventsMax: eventsPerReadMax });
 				const mine = events.filter(e => wanted.has(e.event)).map(e => ({ ...e, source }));
 				let done = false;
@@ -197,7 +214,18 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 					await this.deliver(e);
 				}
 				if (lastSeq > position) {
-					await this.knex.raw(`UPDATE ${s}.consumer_positions SET position = ?, updated_at = now() WHERE source = ? AND owner = ?`, [lastSeq, source, this.consumer.owner]);
+					// Storing the position renews the lease; no row means another node holds it now.
+					const askedMs = Date.now();
+					const stored = (await this.knex.raw(
+						`UPDATE ${s}.consumer_positions SET position = ?, lease_until = now() + (? * interval '1 millisecond'), updated_at = now() WHERE source = ? AND owner = ? RETURNING 1`,
+						[lastSeq, leaseMs, source, this.consumer.owner],
+					)) as { rows: unknown[] };
+					if (stored.rows.length === 0) {
+						this.consumer.leaseUntilMs.delete(source);
+						this.consumer.position.delete(source);
+						return 0;
+					}
+					this.consumer.leaseUntilMs.set(source, askedMs + leaseMs);
 					this.consumer.position.set(source, lastSeq);
 					this.consumer.headSeq.set(source, Math.max(this.consumer.headSeq.get(source) ?? 0, lastSeq));
 					reportLag(this, s, source);
@@ -229,7 +257,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 		created(this: ConsumerService) {
 			registerMetrics(this.broker);
 			this.consumer = {
-				owner: `${this.broker.nodeID}:${randomUUID()}`, running: new Map(), again: new Map(), headSeq: new Map(), position: new Map(), timer: null, stopping: false,
+				owner: `${this.broker.nodeID}:${randomUUID()}`, running: new Map(), again: new Map(), headSeq: new Map(), position: new Map(), leaseUntilMs: new Map(), timer: null, stopping: false,
 			};
 		},
 	};
@@ -237,7 +265,13 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 }
 
 /** Runs the pump of a source now; a kick during a run makes it go round once more. */
-function kick(svc: ConsumerService, source: Source): void {
+/**
+ * Pumps a source until it is drained: at once while pages come full (catching up), and
+ * otherwise again only when kicked meanwhile (new events were appended), at least
+ * `gapMs` after the last pump started, so under load each page gathers several commits'
+ * events instead of one read, one transaction and one position write per commit.
+ */
+function kick(svc: ConsumerService, source: Source, pace: { gapMs: number; fullPage: number }): void {
 	const c = svc.consumer;
 	if (c.stopping || !svc.knex) return;
 	if (c.running.get(source)) {
@@ -247,10 +281,16 @@ function kick(svc: ConsumerService, source: Source): void {
 	c.running.set(source, true);
 	void (async () => {
 		try {
-			do {
+			for (;;) {
 				c.again.set(source, false);
-				while ((await svc.pump(source)) > 0 && !c.stopping);
-			} while (c.again.get(source) && !c.stopping);
+				const startedMs = performance.now();
+				const n = await svc.pump(source);
+				if (c.stopping) break;
+				if (n >= pace.fullPage) continue;
+				if (!c.again.get(source)) break;
+				const restMs = pace.gapMs - (performance.now() - startedMs);
+				if (restMs > 0) await sleep(restMs);
+			}
 		} catch (err) {
 			// The source may be down or restarting: the next poll tries again.
 			svc.logger.debug("event pump failed; the next poll retries", { source, error: (err as Error).message });

@@ -66,11 +66,12 @@ export function outboxStatements(schema: string): { up: string[]; down: string[]
 export async function relayOnce(knex: Knex, schema: string, publish: Publish, batchSizeMax: number): Promise<number> {
 	const s = checked(schema);
 	return knex.transaction(async trx => {
-		const lock = (await trx.raw(`SELECT pg_try_advisory_xact_lock(hashtext('paymesh.${s}.outbox')) AS locked`)) as { rows: { locked: boolean }[] };
-		if (!lock.rows[0]?.locked) return 0;
+		// The relay lock and the positioning in one statement: without the lock (another
+		// node's relay holds it) no row is selected, so nothing is positioned or published.
 		const res = (await trx.raw(
-			`UPDATE ${s}.outbox o SET seq = x.seq, published_at = now()
-			 FROM (SELECT id, nextval('${s}.outbox_seq') AS seq FROM (SELECT id FROM ${s}.outbox WHERE published_at IS NULL ORDER BY id LIMIT ?) c ORDER BY id) x
+			`WITH l AS (SELECT pg_try_advisory_xact_lock(hashtext('paymesh.${s}.outbox')) AS locked)
+			 UPDATE ${s}.outbox o SET seq = x.seq, published_at = now()
+			 FROM (SELECT id, nextval('${s}.outbox_seq') AS seq FROM (SELECT id FROM ${s}.outbox WHERE published_at IS NULL AND (SELECT locked FROM l) ORDER BY id LIMIT ?) c ORDER BY id) x
 			 WHERE o.id = x.id RETURNING o.id, o.seq, o.events, o.live_published`,
 			[batchSizeMax],
 		)) as { rows: OutboxRow[] };

@@ -47,7 +47,7 @@ export function auditService(config: Config): ServiceSchema {
 		name: "audit",
 		mixins: [
 			dbMixin(config, "audit"),
-			eventConsumer({ schema: "audit", sources: ["ledger", "payments"], events: AUDITED, attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs }),
+			eventConsumer({ schema: "audit", sources: ["ledger", "payments"], events: AUDITED, attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs, pumpGapMs: config.events.pumpGapMs }),
 		],
 		actions: {
 			list: {

@@ -3,6 +3,9 @@ import { paramsSchema, type Infer } from "../../lib/schema.ts";
 export const createParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, email: { type: "email", max: 254 }, name: { type: "string", min: 1, max: 200 } });
 export const findByEmailParams = paramsSchema({ $$strict: true, email: { type: "email", max: 254 } });
 export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
+/** Profiles read at once (a consumer's page of events), at most this many ids per call. */
+export const GET_MANY_MAX = 1_000;
+export const getManyParams = paramsSchema({ $$strict: true, ids: { type: "array", min: 1, max: GET_MANY_MAX, items: { type: "uuid" } } });
 export const updateParams = paramsSchema({
 	$$strict: true,
 	id: { type: "uuid" },
@@ -21,5 +24,6 @@ export const updateParams = paramsSchema({
 export const setTierParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, tier: { type: "number", integer: true, min: 0, max: 3, convert: false } });
 
 export type CreateParams = Infer<typeof createParams>;
+export type GetManyParams = Infer<typeof getManyParams>;
 export type UpdateParams = Infer<typeof updateParams>;
 export type SetTierParams = Infer<typeof setTierParams>;

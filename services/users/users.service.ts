@@ -7,7 +7,7 @@ import type { Context, ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import { toClientError } from "../../lib/errors.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
-import { queryOne } from "../../mixins/db.ts";
+import { queryOne, queryRows } from "../../mixins/db.ts";
 import * as P from "./params.ts";
 
 interface ProfileRow {
@@ -45,6 +45,14 @@ export function usersService(config: Config): ServiceSchema {
 				async handler(this: DbService, ctx: Context<{ id: string }>) {
 					const row = await queryOne<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE user_id = ?", [ctx.params.id]);
 					return row ? profileView(row) : notFound();
+				},
+			},
+			/** Several profiles in one query; ids without a profile are left out. */
+			getMany: {
+				params: P.getManyParams,
+				async handler(this: DbService, ctx: Context<P.GetManyParams>) {
+					const rows = await queryRows<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE user_id = ANY(?::uuid[])", [ctx.params.ids]);
+					return { items: rows.map(profileView) };
 				},
 			},
 			update: {

@@ -72,7 +72,7 @@ export function webhooksService(config: Config): ServiceSchema {
 		name: "webhooks",
 		mixins: [
 			dbMixin(config, "webhooks"),
-			eventConsumer({ schema: "webhooks", sources: ["ledger", "payments"], events: [...WEBHOOK_EVENTS], attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs }),
+			eventConsumer({ schema: "webhooks", sources: ["ledger", "payments"], events: [...WEBHOOK_EVENTS], attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs, pumpGapMs: config.events.pumpGapMs }),
 		],
 		actions: {
 			register: {

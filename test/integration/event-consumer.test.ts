@@ -2,7 +2,9 @@
  * The durable consumer mixin on its own, against real PostgreSQL and the ledger's log:
  * events arrive in log order; an event whose handler keeps failing is retried, then
  * dead-lettered (counted in the metrics and in consumer.status) and skipped, and the
- * events after it are still handled.
+ * events after it are still handled. Two nodes consuming one log: the lease holder handles
+ * everything and the other nothing; when the holder stops, the other goes on from the
+ * stored position, with no event handled twice or skipped.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -83,5 +85,62 @@ describe("event consumer", () => {
 		// The position moved past everything, so a restart would not replay these.
 		const head: { headSeq: number } = await broker.call("ledger.outboxLag", {});
 		assert.equal(status.sources[0]?.position, head.headSeq);
+	});
+});
+
+describe("event consumer lease", () => {
+	it("one node at a time: the holder handles everything, the other takes over when it stops, nothing twice or lost", async () => {
+		// This log also holds the first test's transfers (amounts under 100): only ours count.
+		const seen: { node: string; eventId: string }[] = [];
+		const leaseProbe = (cfg: Config): ServiceSchema => ({
+			name: "probe2",
+			mixins: [eventConsumer({ schema: "probe2", sources: ["ledger"], events: ["transfer.completed"], attemptsMax: 3, retryDelayMs: 5, pollIntervalMs: 20, leaseMs: 2_000 })],
+			methods: {
+				async handleEvent(this: ConsumerService, e: ConsumedEvent) {
+					if (Number(e.payload["amount"]) >= 100) seen.push({ node: this.broker.nodeID, eventId: e.eventId });
+				},
+			},
+			async started(this: ConsumerService) {
+				this.knex = acquireDb(cfg).knex;
+				this.startConsumer();
+			},
+			async stopped(this: ConsumerService) {
+				await this.stopConsumer();
+				await releaseDb(cfg);
+			},
+		}) as unknown as ServiceSchema;
+		const { knex } = acquireDb(config);
+		await knex.raw("CREATE SCHEMA IF NOT EXISTS probe2");
+		for (const sql of consumerStatements("probe2").up) await knex.raw(sql);
+		// A second node on the same database, with its own ledger service to read the log from.
+		const other = (await startNode({ DATABASE_URL: db.url, SERVICES: "ledger", NODE_ID: "lease-other" })).broker;
+		try {
+			const first = broker.createService(leaseProbe(config));
+			await broker.waitForServices(["probe2"]);
+			const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:lease:USD", currency: "USD" });
+			const a: { id: string } = await broker.call("ledger.accounts.open", { ownerId: "lease-user", currency: "USD" });
+			const transfer = (i: number) => broker.call("ledger.transfers.create", { idempotencyKey: `lease-${i}`, fromAccountId: sys.id, toAccountId: a.id, amount: 100 + i, currency: "USD" });
+			const until = async (n: number) => {
+				for (let i = 0; i < 300 && seen.length < n; i++) await new Promise(r => setTimeout(r, 20));
+			};
+			// Let the first node take the lease before the second one starts.
+			await transfer(0);
+			await until(1);
+			other.createService(leaseProbe(config));
+			await other.waitForServices(["probe2"]);
+			for (let i = 1; i < 10; i++) await transfer(i);
+			await until(10);
+			await new Promise(r => setTimeout(r, 200));
+			assert.deepEqual([...new Set(seen.map(x => x.node))], [broker.nodeID], "only the lease holder handled events");
+			await broker.destroyService(first);
+			for (let i = 10; i < 20; i++) await transfer(i);
+			await until(20);
+			await new Promise(r => setTimeout(r, 200));
+			assert.equal(seen.length, 20);
+			assert.equal(new Set(seen.map(x => x.eventId)).size, 20, "no event handled twice");
+			assert.ok(seen.slice(10).every(x => x.node === "lease-other"), "the other node took over");
+		} finally {
+			await other.stop();
+		}
 	});
 });
