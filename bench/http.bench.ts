@@ -58,7 +58,8 @@ export function load(job: { base: string; members: Member[]; requests: number; c
 
 export async function runHttpBench(): Promise<BenchResult[]> {
 	const db = await createTestDatabase("paymesh_bench");
-	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(LEDGER_|DB_POOL_MAX$)/.test(e[0]) && e[1] !== undefined));
+	// Tuning settings of the bench's environment reach the node (for experiments).
+	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(LEDGER_|OUTBOX_|EVENT_|DB_POOL_MAX$)/.test(e[0]) && e[1] !== undefined));
 	const { broker, config } = await startNode({
 		...ledgerEnv, DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: process.env["BENCH_METRICS"] ?? "true", LOG_LEVEL: "warn",
 		RATE_LIMIT_PER_USER: "1000000", RATE_LIMIT_PER_IP: "10000000",

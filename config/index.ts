@@ -316,7 +316,7 @@ export function loadConfig(env: Env = process.env): Config {
 		outbox: {
 			pollIntervalMs: intVar(env, "OUTBOX_POLL_INTERVAL_MS", 200, 5, 60_000),
 			batchSizeMax: intVar(env, "OUTBOX_BATCH_SIZE_MAX", 1_000, 1, 10_000),
-			relayGapMs: intVar(env, "OUTBOX_RELAY_GAP_MS", 10, 0, 1_000),
+			relayGapMs: intVar(env, "OUTBOX_RELAY_GAP_MS", 20, 0, 1_000),
 		},
 		auth: {
 			jwtSecret: jwt.secret,
@@ -347,7 +347,7 @@ export function loadConfig(env: Env = process.env): Config {
 			attemptsMax: intVar(env, "EVENT_ATTEMPTS_MAX", 5, 1, 100),
 			retryDelayMs: intVar(env, "EVENT_RETRY_DELAY_MS", 100, 1, 60_000),
 			pollIntervalMs: intVar(env, "EVENT_POLL_INTERVAL_MS", 500, 10, 60_000),
-			pumpGapMs: intVar(env, "EVENT_PUMP_GAP_MS", 25, 0, 10_000),
+			pumpGapMs: intVar(env, "EVENT_PUMP_GAP_MS", 100, 0, 10_000),
 		},
 		notifications: {
 			smtpUrl: urlVar(env, "SMTP_URL", ["smtp:", "smtps:"]),

@@ -34,7 +34,7 @@ export interface ConsumerOptions {
 	retryDelayMsMax?: number;
 	pollIntervalMs?: number;
 	leaseMs?: number;
-	/** Least time between two pumps of a source when the last page was not full (default 25). */
+	/** Least time between two pumps of a source when the last page was not full (default 100). */
 	pumpGapMs?: number;
 	eventsPerReadMax?: number;
 }
@@ -118,7 +118,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 	const pollIntervalMs = opts.pollIntervalMs ?? 500;
 	const leaseMs = opts.leaseMs ?? 10_000;
 	const eventsPerReadMax = opts.eventsPerReadMax ?? 500;
-	const pace = { gapMs: opts.pumpGapMs ?? 25, fullPage: eventsPerReadMax };
+	const pace = { gapMs: opts.pumpGapMs ?? 100, fullPage: eventsPerReadMax };
 	const wanted = new Set(opts.events);
 
 	const mixin = {
