@@ -117,6 +117,10 @@ describe("randomized payment sagas", () => {
 			// Approved bank and mobile money payments wait for their callbacks again.
 			for (let round = 0; round < 50 && (await inFlight()) > 0; round++) await new Promise(r => setTimeout(r, 100));
 			assert.equal(await inFlight(), 0, "approved payments are stuck in flight");
+			// Late duplicates and reordered notices may still be on their way when the last payment
+			// ends: wait (bounded) until none is being processed, then none may be left half-done.
+			const receiving = async () => Number((await c.query("SELECT count(*) AS n FROM payments.provider_callbacks WHERE outcome = 'received'")).rows[0].n);
+			for (let round = 0; round < 50 && (await receiving()) > 0; round++) await new Promise(r => setTimeout(r, 100));
 			const callbacks = (await c.query<{ outcome: string; n: string; dup: string }>(
 				"SELECT outcome, count(*) AS n, sum(duplicates) AS dup FROM payments.provider_callbacks GROUP BY outcome",
 			)).rows;
