@@ -78,7 +78,6 @@ type TopupParams = Infer<typeof topupParams>;
 type PayoutParams = Infer<typeof payoutParams>;
 type GetParams = Infer<typeof getParams>;
 
-
 function view(p: PaymentRow): Record<string, unknown> {
 	return {
 		id: p.id, type: p.type, status: p.status, amount: toSafeNumber(p.amount), currency: p.currency, accountId: p.account_id,
@@ -114,7 +113,6 @@ type PaymentsThis = DbService & {
 	finish(row: PaymentRow): Record<string, unknown>;
 };
 
-
 /**
  * Concurrent requests share statements: new orders, status changes and fraud screening
  * each go in batches (lib/batcher.ts), one round trip per batch.
@@ -128,7 +126,6 @@ interface Batchers {
 const BATCH_SIZE_MAX = 500;
 const BATCH_CONCURRENCY_MAX = 2;
 const BATCH_QUEUE_LENGTH_MAX = 20_000;
-
 
 function hashOf(type: string, p: Record<string, unknown>): string {
 	const { idempotencyKey: _k, ...fields } = p;
