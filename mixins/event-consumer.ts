@@ -16,6 +16,17 @@ import type { Knex } from "knex";
 import type { ServiceBroker, ServiceSchema, Logger } from "moleculer";
 import { randomUUID } from "node:crypto";
 import type { LogEvent } from "./event-log.ts";
+import { isDatabaseUnavailable } from "../lib/errors.ts";
+
+/**
+ * A failure of what the handler depends on (a service not reachable, a timeout, the
+ * database away), not of the event: the page is retried from the same position on a later
+ * poll, however long that takes, instead of spending the event's attempts and
+ * dead-lettering good events during an outage.
+ */
+function isTransient(err: unknown): boolean {
+	return (err as { retryable?: unknown }).retryable === true || isDatabaseUnavailable(err);
+}
 
 export type Source = "ledger" | "payments";
 
@@ -206,6 +217,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 						await this.handleEvents(mine);
 						done = true;
 					} catch (err) {
+						if (isTransient(err)) throw err;
 						this.logger.warn("page of events failed as a whole; handling them one by one", { consumer: s, error: (err as Error).message });
 					}
 				}
@@ -240,6 +252,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 						await this.handleEvent(e);
 						return;
 					} catch (err) {
+						if (isTransient(err)) throw err;
 						if (attempt >= attemptsMax || this.consumer.stopping) {
 							this.logger.error("event dead-lettered after retries", { consumer: s, eventId: e.eventId, event: e.event, attempts: attempt, error: (err as Error).message });
 							await this.knex.raw(

@@ -61,10 +61,18 @@ const view = (n: NotificationRow) => ({
 	id: n.id, kind: n.kind, title: n.title, body: n.body, data: n.data, read: n.read_at !== null, createdAt: n.created_at.toISOString(),
 });
 
+/** What the channels need of a user's profile. */
+interface Profile {
+	id: string;
+	email: string;
+	preferences: { notifyEmail?: boolean; notifySms?: boolean; phone?: string };
+}
+
 type NotificationsThis = DbService & ConsumerService & {
 	channels: Map<string, Channel>;
 	sweeper: Periodic;
 	store(items: { eventId: string; d: Draft }[]): Promise<void>;
+	profilesOf(userIds: string[]): Promise<Map<string, Profile>>;
 	sweepDeliveries(): Promise<number>;
 };
 
@@ -145,37 +153,45 @@ export function notificationsService(config: Config): ServiceSchema {
 			 */
 			async store(this: NotificationsThis, items: { eventId: string; d: Draft }[]) {
 				if (items.length === 0) return;
+				// Profiles first: when the users service cannot answer, nothing is stored and the
+				// page is retried, rather than notifications stored without their e-mail or SMS.
+				const profiles = this.channels.size > 0 ? await this.profilesOf([...new Set(items.map(i => i.d.userId))]) : new Map<string, Profile>();
 				const ids = items.map(() => uuidv7());
-				const rows = (await queryRows<NotificationRow>(
-					this.knex,
-					`INSERT INTO notifications.notifications (id, user_id, event_id, kind, title, body, data)
-					 SELECT id, u, e, k, t, b, d::jsonb FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) AS x(id, u, e, k, t, b, d)
-					 ON CONFLICT (event_id, user_id, kind) DO NOTHING RETURNING *`,
-					[ids, items.map(i => i.d.userId), items.map(i => i.eventId), items.map(i => i.d.kind), items.map(i => i.d.title), items.map(i => i.d.body), items.map(i => JSON.stringify(i.d.data))],
-				)).sort((a, b) => (a.id < b.id ? -1 : 1));
-				if (rows.length === 0) return;
-				// The page's users in as few calls as the users service allows (GET_MANY_MAX each).
-				type Profile = { id: string; email: string; preferences: { notifyEmail?: boolean; notifySms?: boolean; phone?: string } };
-				const userIds = [...new Set(rows.map(r => r.user_id))];
+				// The notifications and their deliveries together: a replay finds both or neither.
+				const rows = await this.knex.transaction(async trx => {
+					const inserted = (await queryRows<NotificationRow>(
+						trx,
+						`INSERT INTO notifications.notifications (id, user_id, event_id, kind, title, body, data)
+						 SELECT id, u, e, k, t, b, d::jsonb FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) AS x(id, u, e, k, t, b, d)
+						 ON CONFLICT (event_id, user_id, kind) DO NOTHING RETURNING *`,
+						[ids, items.map(i => i.d.userId), items.map(i => i.eventId), items.map(i => i.d.kind), items.map(i => i.d.title), items.map(i => i.d.body), items.map(i => JSON.stringify(i.d.data))],
+					)).sort((a, b) => (a.id < b.id ? -1 : 1));
+					const queue: [string, string, string][] = [];
+					for (const row of inserted) {
+						const profile = profiles.get(row.user_id);
+						const prefs = profile?.preferences ?? {};
+						if (this.channels.has("email") && prefs.notifyEmail !== false && profile?.email) queue.push([row.id, "email", profile.email]);
+						if (this.channels.has("sms") && prefs.notifySms === true && prefs.phone) queue.push([row.id, "sms", prefs.phone]);
+					}
+					if (queue.length > 0) {
+						await trx.raw(
+							"INSERT INTO notifications.deliveries (notification_id, channel, address) SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[]) ON CONFLICT DO NOTHING",
+							[queue.map(q => q[0]), queue.map(q => q[1]), queue.map(q => q[2])],
+						);
+					}
+					return inserted;
+				});
+				for (const row of rows) this.broker.emit("notification.created", { userId: row.user_id, notification: view(row) });
+			},
+
+			/** Users' profiles, in as few calls as the users service allows (GET_MANY_MAX ids each); a user without one is left out. */
+			async profilesOf(this: NotificationsThis, userIds: string[]): Promise<Map<string, Profile>> {
 				const profiles = new Map<string, Profile>();
 				for (let i = 0; i < userIds.length; i += GET_MANY_MAX) {
-					const found = await this.broker.call<{ items: Profile[] }, object>("users.getMany", { ids: userIds.slice(i, i + GET_MANY_MAX) }).catch(() => ({ items: [] as Profile[] }));
+					const found = await this.broker.call<{ items: Profile[] }, object>("users.getMany", { ids: userIds.slice(i, i + GET_MANY_MAX) });
 					for (const p of found.items) profiles.set(p.id, p);
 				}
-				const queue: [string, string, string][] = [];
-				for (const row of rows) {
-					const profile = profiles.get(row.user_id);
-					const prefs = profile?.preferences ?? {};
-					if (this.channels.has("email") && prefs.notifyEmail !== false && profile?.email) queue.push([row.id, "email", profile.email]);
-					if (this.channels.has("sms") && prefs.notifySms === true && prefs.phone) queue.push([row.id, "sms", prefs.phone]);
-				}
-				if (queue.length > 0) {
-					await this.knex.raw(
-						"INSERT INTO notifications.deliveries (notification_id, channel, address) SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[]) ON CONFLICT DO NOTHING",
-						[queue.map(q => q[0]), queue.map(q => q[1]), queue.map(q => q[2])],
-					);
-				}
-				for (const row of rows) this.broker.emit("notification.created", { userId: row.user_id, notification: view(row) });
+				return profiles;
 			},
 
 			/** Sends the deliveries that are due; each failure waits twice as long as the last. */

@@ -2,7 +2,8 @@
  * Notification channels against a real SMTP server (smtp-server, local) and the simulated
  * SMS adapter: a received transfer sends an e-mail to the recipient's address; an SMS
  * channel that keeps failing is retried, then marked dead, and the in-app notification is
- * there regardless.
+ * there regardless. While the users service is away, events wait (no notification stored
+ * without its channels, nothing dead-lettered) and are handled once it is back.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -10,9 +11,12 @@ import { SMTPServer } from "smtp-server";
 import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
+import type { Config } from "../../config/index.ts";
+import { usersService } from "../../services/users/users.service.ts";
 
 let db: TestDatabase;
 let broker: ServiceBroker;
+let config: Config;
 let smtp: SMTPServer;
 const mails: { to: string[]; data: string }[] = [];
 
@@ -32,9 +36,10 @@ before(async () => {
 	const addr = smtp.server.address();
 	assert.ok(addr && typeof addr === "object");
 	db = await createTestDatabase();
-	({ broker } = await startNode({
+	({ broker, config } = await startNode({
 		DATABASE_URL: db.url, SERVICES: "ledger,users,notifications", SMTP_URL: `smtp://127.0.0.1:${addr.port}`, MAIL_FROM: "Paymesh <pay@example.com>",
 		SMS_FAILURE_PERCENT: "100", NOTIFY_ATTEMPTS_MAX: "3", NOTIFY_RETRY_DELAY_MS: "20", EVENT_POLL_INTERVAL_MS: "50",
+		EVENT_ATTEMPTS_MAX: "3", EVENT_RETRY_DELAY_MS: "20",
 	}));
 });
 
@@ -82,5 +87,32 @@ describe("notification channels", () => {
 		// The payer got nothing (senders are not told), and exactly one mail went out.
 		assert.equal((await broker.call<{ items: unknown[] }, object>("notifications.list", { userId: payer })).items.length, 0);
 		assert.equal(mails.length, 1);
+	});
+
+	it("waits out a users-service outage: nothing stored half, nothing dead-lettered, all delivered after", async () => {
+		const payer = "018f0000-0000-7000-8000-00000000c003";
+		const payee = "018f0000-0000-7000-8000-00000000c004";
+		await broker.call("users.create", { userId: payer, email: "payer2@example.com", name: "Payer" });
+		await broker.call("users.create", { userId: payee, email: "payee2@example.com", name: "Payee" });
+		const a: { id: string } = await broker.call("ledger.accounts.open", { ownerId: payer, currency: "EUR" });
+		const b: { id: string } = await broker.call("ledger.accounts.open", { ownerId: payee, currency: "EUR" });
+		const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:test2:EUR", currency: "EUR" });
+		await broker.call("ledger.transfers.create", { idempotencyKey: "f2", fromAccountId: sys.id, toAccountId: a.id, amount: 10_000, currency: "EUR" });
+		const mailsBefore = mails.length;
+		const users = broker.getLocalService("users");
+		assert.ok(users);
+		await broker.destroyService(users);
+		await broker.call("ledger.transfers.create", { idempotencyKey: "t2", fromAccountId: a.id, toAccountId: b.id, amount: 1_000, currency: "EUR" });
+		// Far longer than every retry of an event (3 attempts, 20 ms doubling) and many polls.
+		await new Promise(r => setTimeout(r, 1_500));
+		assert.equal((await broker.call<{ items: unknown[] }, object>("notifications.list", { userId: payee })).items.length, 0);
+		const dead: { items: unknown[] } = await broker.call("notifications.consumer.deadLetters", {});
+		assert.equal(dead.items.length, 0, "an outage is not a poison event");
+		broker.createService(usersService(config));
+		await broker.waitForServices(["users"]);
+		const list = await until("the notification after the outage", () => broker.call<{ items: { id: string; body: string }[] }, object>("notifications.list", { userId: payee }), l => l.items.length > 0);
+		assert.equal(list.items[0]?.body, "You received 10.00 EUR.");
+		await until("the mail after the outage", async () => mails.length, n => n > mailsBefore);
+		assert.deepEqual(mails[mails.length - 1]?.to, ["payee2@example.com"]);
 	});
 });
