@@ -1,0 +1,78 @@
+/**
+ * fraud.scoreMany on real PostgreSQL: a batch is decided in order (a burst from one user
+ * trips the velocity rule within the batch), a payment repeated in the batch gets the
+ * decision of its first occurrence and is stored once, a payment scored before keeps its
+ * decision, and malformed batches are refused before anything is written.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { ServiceBroker } from "moleculer";
+import pg from "pg";
+import { createTestDatabase, type TestDatabase } from "../support/db.ts";
+import { startNode } from "../support/node.ts";
+import { uuidv7 } from "../../lib/ids.ts";
+import { SCORE_BATCH_MAX } from "../../services/fraud/store.ts";
+
+let db: TestDatabase;
+let broker: ServiceBroker;
+
+async function decisions(): Promise<{ payment_id: string; decision: string; reasons: string[] }[]> {
+	const c = new pg.Client({ connectionString: db.url });
+	await c.connect();
+	try {
+		return (await c.query("SELECT payment_id, decision, reasons FROM fraud.decisions ORDER BY created_at, payment_id")).rows;
+	} finally {
+		await c.end();
+	}
+}
+
+before(async () => {
+	db = await createTestDatabase();
+	({ broker } = await startNode({ DATABASE_URL: db.url, SERVICES: "fraud" }));
+});
+
+after(async () => {
+	await broker?.stop();
+	await db?.drop();
+});
+
+type Scored = { decision: string; score: number; reasons: string[] };
+
+describe("fraud.scoreMany", () => {
+	it("decides a batch in order, once per payment, and keeps earlier decisions", async () => {
+		const user = uuidv7();
+		const burst = Array.from({ length: 11 }, () => ({ paymentId: uuidv7(), userId: user, amount: 1_000, currency: "USD", counterparty: "acct-1" }));
+		const repeated = burst[3];
+		assert.ok(repeated);
+		const out: { items: Scored[] } = await broker.call("fraud.scoreMany", { items: [...burst, repeated] });
+		assert.equal(out.items.length, 12);
+		assert.deepEqual(out.items.slice(0, 10).map(r => r.reasons), Array.from({ length: 10 }, () => []));
+		assert.deepEqual(out.items[10]?.reasons, ["VELOCITY"], "the eleventh payment in ten minutes");
+		assert.deepEqual(out.items[11], out.items[3], "a repeated payment gets its first decision");
+		assert.equal((await decisions()).length, 11, "one row per payment");
+		// Scored again later (a resumed saga): the stored decision, even though the history
+		// would now trip the velocity rule for it.
+		const again: Scored = await broker.call("fraud.score", burst[0]);
+		assert.deepEqual(again.reasons, []);
+		assert.equal((await decisions()).length, 11);
+	});
+
+	it("refuses malformed batches before writing anything", async () => {
+		const before = (await decisions()).length;
+		const good = { paymentId: uuidv7(), userId: uuidv7(), amount: 100, currency: "USD" };
+		const bad: unknown[] = [
+			{ items: [] },
+			{ items: Array.from({ length: SCORE_BATCH_MAX + 1 }, () => ({ ...good, paymentId: uuidv7() })) },
+			{ items: [{ ...good, extra: 1 }] },
+			{ items: [{ ...good, amount: 0 }] },
+			{ items: [{ ...good, amount: 2 ** 53 }] },
+			{ items: [{ ...good, currency: "XXX" }] },
+			{ items: [good], extra: true },
+			{ items: good },
+		];
+		for (const params of bad) {
+			await assert.rejects(broker.call("fraud.scoreMany", params as object), (err: { type?: string }) => err.type === "VALIDATION_ERROR", JSON.stringify(params).slice(0, 80));
+		}
+		assert.equal((await decisions()).length, before);
+	});
+});
