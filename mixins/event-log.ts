@@ -3,10 +3,13 @@
  *
  * A service that changes state writes its events into its own `<schema>.outbox` in the
  * same transaction as the change (one row per transaction, events in order inside it).
- * The relay, one at a time across nodes (an advisory lock per cycle), takes the committed
- * rows that have no position yet, in id order, gives each a position `seq` from a sequence
- * in that same transaction, and publishes the events live (Moleculer events, fire and
- * forget: the live feed may be lossy).
+ * The writers (ledger batches, payments status changes) push their events live right
+ * after their commit and mark the row so. The relay, one at a time across nodes (an
+ * advisory lock per statement), takes the committed rows that have no position yet, in id
+ * order, gives each a position `seq` from a sequence in that same statement, and then
+ * publishes the events of rows no writer pushed (account events) live (Moleculer events,
+ * fire and forget: the live feed may be lossy, and such rows from two nodes' relays may
+ * interleave).
  *
  * Consumers do not rely on the live events: they pull `<service>.events.read` from the
  * position they stored (see event-consumer.ts). Positions are given only by the relay,
@@ -62,31 +65,29 @@ export function outboxStatements(schema: string): { up: string[]; down: string[]
 	};
 }
 
-/** Positions and publishes up to batchSizeMax rows; the number of events published. */
+/**
+ * Positions up to batchSizeMax rows and publishes the events that their writer did not push
+ * live; the number of rows positioned. One statement: the relay lock (held for that
+ * statement only), the positions, the commit. Publishing comes after the commit, so a crash
+ * in between loses only live pushes (the live feed may be lossy); consumers read the log.
+ */
 export async function relayOnce(knex: Knex, schema: string, publish: Publish, batchSizeMax: number): Promise<number> {
 	const s = checked(schema);
-	return knex.transaction(async trx => {
-		// The relay lock and the positioning in one statement: without the lock (another
-		// node's relay holds it) no row is selected, so nothing is positioned or published.
-		const res = (await trx.raw(
-			`WITH l AS (SELECT pg_try_advisory_xact_lock(hashtext('paymesh.${s}.outbox')) AS locked)
-			 UPDATE ${s}.outbox o SET seq = x.seq, published_at = now()
-			 FROM (SELECT id, nextval('${s}.outbox_seq') AS seq FROM (SELECT id FROM ${s}.outbox WHERE published_at IS NULL AND (SELECT locked FROM l) ORDER BY id LIMIT ?) c ORDER BY id) x
-			 WHERE o.id = x.id RETURNING o.id, o.seq, o.events, o.live_published`,
-			[batchSizeMax],
-		)) as { rows: OutboxRow[] };
-		const rows = res.rows.sort((a, b) => (a.seq < b.seq ? -1 : 1));
-		let published = 0;
-		for (const row of rows) {
-			if (row.live_published) continue;
-			for (const [index, e] of row.events.entries()) {
-				await publish(e.event, { ...e.payload, eventId: `${s}:${row.id}:${index}` });
-				published += 1;
-			}
-		}
-		if (rows.length > 0) await publish("eventlog.appended", { source: s, seq: Number(rows[rows.length - 1]?.seq ?? 0) });
-		return published;
-	});
+	// Without the lock (another node's relay holds it) no row is selected: nothing happens.
+	const res = (await knex.raw(
+		`WITH l AS (SELECT pg_try_advisory_xact_lock(hashtext('paymesh.${s}.outbox')) AS locked)
+		 UPDATE ${s}.outbox o SET seq = x.seq, published_at = now()
+		 FROM (SELECT id, nextval('${s}.outbox_seq') AS seq FROM (SELECT id FROM ${s}.outbox WHERE published_at IS NULL AND (SELECT locked FROM l) ORDER BY id LIMIT ?) c ORDER BY id) x
+		 WHERE o.id = x.id RETURNING o.id, o.seq, o.events, o.live_published`,
+		[batchSizeMax],
+	)) as { rows: OutboxRow[] };
+	const rows = res.rows.sort((a, b) => (a.seq < b.seq ? -1 : 1));
+	for (const row of rows) {
+		if (row.live_published) continue;
+		for (const [index, e] of row.events.entries()) await publish(e.event, { ...e.payload, eventId: `${s}:${row.id}:${index}` });
+	}
+	if (rows.length > 0) await publish("eventlog.appended", { source: s, seq: Number(rows[rows.length - 1]?.seq ?? 0) });
+	return rows.length;
 }
 
 /**
@@ -166,11 +167,13 @@ export class Relay {
 	private readonly warn: (msg: string, o: object) => void;
 
 	private readonly gapMs: number;
+	private readonly batchSizeMax: number;
 
 	constructor(opts: { knex: () => Knex; schema: string; publish: Publish; batchSizeMax: number; gapMs: number; warn: (msg: string, o: object) => void }) {
 		this.run = () => relayOnce(opts.knex(), opts.schema, opts.publish, opts.batchSizeMax);
 		this.warn = opts.warn;
 		this.gapMs = opts.gapMs;
+		this.batchSizeMax = opts.batchSizeMax;
 	}
 
 	start(pollIntervalMs: number): void {
@@ -194,7 +197,8 @@ export class Relay {
 			do {
 				this.again = false;
 				const startedMs = performance.now();
-				while ((await this.run()) > 0 && !this.stopping);
+				// A full page may have left rows behind: go on at once; otherwise wait for a kick.
+				while ((await this.run()) >= this.batchSizeMax && !this.stopping);
 				const restMs = this.gapMs - (performance.now() - startedMs);
 				if (this.again && restMs > 0) await new Promise(r => setTimeout(r, restMs));
 			} while (this.again && !this.stopping);

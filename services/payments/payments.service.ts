@@ -583,7 +583,12 @@ export function paymentsService(config: Config): ServiceSchema {
 			});
 			this.rt = {
 				orders: batcher(items => retryOnDeadlock(() => insertOrders(this.knex, items))),
-				moves: batcher(items => retryOnDeadlock(() => advanceMany(this.knex, items))),
+				moves: batcher(async items => {
+					const { rows, committed } = await retryOnDeadlock(() => advanceMany(this.knex, items));
+					// Live right after the commit; the relay only positions these rows for the consumers.
+					for (const c of committed) c.events.forEach((e, i) => this.broker.emit(e.event, { ...e.payload, eventId: `payments:${c.outboxId}:${i}` }));
+					return rows;
+				}),
 				screens: batcher(async items => {
 					const r = await call<{ items: { decision: Decision }[] }>(this.broker, "fraud.scoreMany", { items });
 					return r.items.map(d => d.decision);

@@ -6,6 +6,7 @@
  */
 import type { Knex } from "knex";
 import { queryRows } from "../../mixins/db.ts";
+import { toSafeNumber } from "../../lib/money.ts";
 import type { ProviderName } from "./providers.ts";
 import type { PaymentEvent, PaymentStatus } from "./state.ts";
 
@@ -54,6 +55,29 @@ export interface Step {
 	event: PaymentEvent;
 }
 
+/** The event of one status change (payment.status_changed), keyed by the payment's account. */
+export interface StatusEvent {
+	event: "payment.status_changed";
+	partitionKey: string;
+	payload: Record<string, unknown>;
+}
+
+export function statusEvent(row: PaymentRow, from: PaymentStatus, to: PaymentStatus): StatusEvent {
+	return {
+		event: "payment.status_changed", partitionKey: row.account_id,
+		payload: {
+			paymentId: row.id, userId: row.user_id, type: row.type, from, to, amount: toSafeNumber(row.amount), currency: row.currency,
+			accountId: row.account_id, provider: row.provider, failureCode: row.failure_code,
+		},
+	};
+}
+
+/** Events committed in one outbox row, for the writer to push live right after the commit. */
+export interface Committed {
+	outboxId: string;
+	events: StatusEvent[];
+}
+
 /** A status change from the status the caller read, through one or more legal steps. */
 export interface Move {
 	id: string;
@@ -97,26 +121,28 @@ export async function insertOrders(knex: Knex, orders: readonly NewOrder[]): Pro
  * null where the payment was no longer in that status. Moves of one payment in the same
  * batch are applied one after another (later rounds), so each sees the one before.
  */
-export async function advanceMany(knex: Knex, moves: readonly Move[]): Promise<(PaymentRow | null)[]> {
+export async function advanceMany(knex: Knex, moves: readonly Move[]): Promise<{ rows: (PaymentRow | null)[]; committed: Committed[] }> {
 	const out: (PaymentRow | null)[] = moves.map(() => null);
+	const committed: Committed[] = [];
 	let pending = moves.map((m, i) => ({ m, i }));
 	while (pending.length > 0) {
 		const seen = new Set<string>();
 		const round = pending.filter(p => !seen.has(p.m.id) && Boolean(seen.add(p.m.id)));
 		pending = pending.filter(p => !round.includes(p));
-		const rows = await advanceRound(knex, round.map(r => r.m));
+		const { rows, outbox } = await advanceRound(knex, round.map(r => r.m));
 		round.forEach((r, k) => (out[r.i] = rows[k] ?? null));
+		if (outbox) committed.push(outbox);
 	}
-	return out;
+	return { rows: out, committed };
 }
 
-async function advanceRound(knex: Knex, moves: readonly Move[]): Promise<(PaymentRow | null)[]> {
+async function advanceRound(knex: Knex, moves: readonly Move[]): Promise<{ rows: (PaymentRow | null)[]; outbox: Committed | null }> {
 	// Rows are locked in id order, so concurrent batches cannot deadlock on each other.
 	const sorted = [...moves].sort((a, b) => (a.id < b.id ? -1 : 1));
 	const first = (m: Move) => m.steps[0] ?? fail(`move of ${m.id} has no steps`);
 	const last = (m: Move) => m.steps[m.steps.length - 1] ?? fail(`move of ${m.id} has no steps`);
 	const steps = sorted.flatMap(m => m.steps.map((s, k) => ({ id: m.id, ...s, detail: JSON.stringify(k === m.steps.length - 1 ? m.set : {}) })));
-	const rows = await queryRows<PaymentRow>(
+	const rows = await queryRows<PaymentRow & { outbox_id: string | null }>(
 		knex,
 		`WITH v AS (
 			SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::text[], ?::text[]) AS v(id, from_status, to_status, transfer_id, hold_id, provider_ref, failure_code)
@@ -131,13 +157,14 @@ async function advanceRound(knex: Knex, moves: readonly Move[]): Promise<(Paymen
 			INSERT INTO payments.payment_events (payment_id, from_status, to_status, event, detail)
 			SELECT s.payment_id, s.f, s.t, s.ev, s.d FROM s JOIN u ON u.id = s.payment_id ORDER BY s.n
 		), o AS (
-			INSERT INTO payments.outbox (events, event_count)
+			INSERT INTO payments.outbox (events, event_count, live_published)
 			SELECT json_agg(json_build_object('event', 'payment.status_changed', 'partitionKey', u.account_id, 'payload', json_build_object(
 				'paymentId', u.id, 'userId', u.user_id, 'type', u.type, 'from', s.f, 'to', s.t, 'amount', u.amount, 'currency', u.currency,
-				'accountId', u.account_id, 'provider', u.provider, 'failureCode', u.failure_code)) ORDER BY s.n), count(*)
+				'accountId', u.account_id, 'provider', u.provider, 'failureCode', u.failure_code)) ORDER BY s.n), count(*), true
 			FROM s JOIN u ON u.id = s.payment_id HAVING count(*) > 0
+			RETURNING id
 		)
-		SELECT * FROM u`,
+		SELECT u.*, (SELECT id::text FROM o) AS outbox_id FROM u`,
 		[
 			sorted.map(m => m.id), sorted.map(m => first(m).from), sorted.map(m => last(m).to),
 			sorted.map(m => m.set.transfer_id ?? null), sorted.map(m => m.set.hold_id ?? null), sorted.map(m => m.set.provider_ref ?? null), sorted.map(m => m.set.failure_code ?? null),
@@ -145,7 +172,14 @@ async function advanceRound(knex: Knex, moves: readonly Move[]): Promise<(Paymen
 		],
 	);
 	const byId = new Map(rows.map(r => [r.id, r]));
-	return moves.map(m => byId.get(m.id) ?? null);
+	const outboxId = rows[0]?.outbox_id ?? null;
+	// The same events, in the same order, as the outbox row's json_agg (steps in order, of
+	// the payments that moved), for the live push after the commit.
+	const events = steps.flatMap(st => {
+		const row = byId.get(st.id);
+		return row ? [statusEvent(row, st.from, st.to)] : [];
+	});
+	return { rows: moves.map(m => byId.get(m.id) ?? null), outbox: outboxId ? { outboxId, events } : null };
 }
 
 function fail(message: string): never {

@@ -48,7 +48,7 @@ describe("payments batch statements", () => {
 		const [a, b, c] = await insertOrders(knex, [order("m-a"), order("m-b"), order("m-c")]);
 		assert.ok(a && b && c);
 		const outboxBefore = await count("SELECT count(*) AS n FROM payments.outbox");
-		const out = await advanceMany(knex, [
+		const { rows: out, committed } = await advanceMany(knex, [
 			{ id: a.id, steps: [{ from: "created", to: "processing", event: "approve" }, { from: "processing", to: "completed", event: "succeed" }], set: { transfer_id: uuidv7() } },
 			// b is moved twice in one batch: the second move starts where the first ends.
 			{ id: b.id, steps: [{ from: "created", to: "pending_review", event: "review" }], set: {} },
@@ -70,5 +70,8 @@ describe("payments batch statements", () => {
 			[[b.id, "failed"]],
 		]);
 		assert.deepEqual(outbox.map(o => Number(o.event_count)), [3, 1]);
+		// What the writer pushes live is exactly what the outbox rows hold, row by row.
+		assert.deepEqual(committed.map(c => c.events.map(e => [e.payload["paymentId"], e.payload["to"]])), outbox.map(o => o.events.map(e => [e.payload.paymentId, e.payload.to])));
+		assert.deepEqual(committed.map(c => c.events), outbox.map(o => o.events));
 	});
 });
