@@ -53,20 +53,23 @@ export function fraudService(config: Config): ServiceSchema {
 			/** One read of every payment's history, the rules in order, one write of the new decisions. */
 			async decide(this: FraudThis, ctx: Context, items: readonly ScoreItem[]): Promise<Scored[]> {
 				const read = await readHistories(this.knex, items);
-				const input = items.map(p => ({ userId: p.userId, amountMinor: BigInt(p.amount), currency: p.currency as CurrencyCode, counterparty: p.counterparty ?? null }));
-				const fresh = scoreInOrder(input, i => (read[i] ?? fail(i)).history, HISTORY_MAX);
-				// A payment decided before (a resumed saga) keeps its decision; one repeated
-				// within the batch gets the decision of its first occurrence.
-				const firstIndex = new Map<string, number>();
-				const results = items.map((p, i) => {
-					const prior = read[i]?.prior;
-					if (prior) return prior;
-					const first = firstIndex.get(p.paymentId);
-					if (first !== undefined) return fresh[first] ?? fail(first);
-					firstIndex.set(p.paymentId, i);
-					return fresh[i] ?? fail(i);
+				// Only payments not decided yet are scored, each once (its first occurrence): a
+				// payment decided before (a resumed saga) keeps its decision and is in the stored
+				// history already, and a repeat in the batch must not count as another payment.
+				const fresh = new Map<string, number>();
+				items.forEach((p, i) => {
+					if (!read[i]?.prior && !fresh.has(p.paymentId)) fresh.set(p.paymentId, i);
 				});
-				const news = [...firstIndex.values()].map(i => ({ ...(items[i] ?? fail(i)), ...(results[i] ?? fail(i)) }));
+				const order = [...fresh.values()];
+				const at = (i: number) => items[i] ?? fail(i);
+				const scored = scoreInOrder(
+					order.map(i => ({ userId: at(i).userId, amountMinor: BigInt(at(i).amount), currency: at(i).currency as CurrencyCode, counterparty: at(i).counterparty ?? null })),
+					k => (read[order[k] ?? fail(k)] ?? fail(k)).history,
+					HISTORY_MAX,
+				);
+				const byPayment = new Map(order.map((i, k) => [at(i).paymentId, scored[k] ?? fail(k)]));
+				const results = items.map((p, i) => read[i]?.prior ?? byPayment.get(p.paymentId) ?? fail(i));
+				const news = order.map(i => ({ ...at(i), ...(byPayment.get(at(i).paymentId) ?? fail(i)) }));
 				await saveDecisions(this.knex, news);
 				for (const d of news) {
 					if (d.decision !== "approve") ctx.emit("fraud.flagged", { paymentId: d.paymentId, userId: d.userId, decision: d.decision, score: d.score, reasons: d.reasons });

@@ -57,6 +57,16 @@ describe("fraud.scoreMany", () => {
 		assert.equal((await decisions()).length, 11);
 	});
 
+	it("counts a payment repeated within the batch once, for the payments after it too", async () => {
+		const user = uuidv7();
+		const ten = Array.from({ length: 10 }, () => ({ paymentId: uuidv7(), userId: user, amount: 1_000, currency: "USD", counterparty: "acct-2" }));
+		const first = ten[0];
+		assert.ok(first);
+		// Ten payments and a repeat of the first among them: the tenth still sees nine before it.
+		const out: { items: Scored[] } = await broker.call("fraud.scoreMany", { items: [first, first, ...ten.slice(1)] });
+		assert.deepEqual(out.items.map(r => r.reasons), Array.from({ length: 11 }, () => []));
+	});
+
 	it("refuses malformed batches before writing anything", async () => {
 		const before = (await decisions()).length;
 		const good = { paymentId: uuidv7(), userId: uuidv7(), amount: 100, currency: "USD" };
