@@ -154,7 +154,7 @@ export const eventsReadParams = {
 /**
  * Runs the relay of one outbox: kicked after each write and by a timer; kicks during a run
  * make it go round once more, so nothing waits for the next poll. Rounds start at least
- * `gapMs` apart: under load, the kicks of many writes share one relay transaction instead
+ * `gapMs` apart: under load, the kicks of many writes share one relay statement instead
  * of each paying for its own (with several nodes, most of those would only find the
  * other node holding the relay lock).
  */

@@ -126,8 +126,6 @@ export async function lockTransfers(trx: Db, ids: string[]): Promise<{ transfers
 	return { transfers: found.map(toTransfer), reversed: new Set(rev.map(r => r.reverses_transfer_id)) };
 }
 
-
-
 /**
  * The batch's read in one round trip: the accounts it touches locked (in id order), its
  * owners' spending rows for the day created at zero where missing and locked (in key
