@@ -7,6 +7,7 @@
  * by one ledger node only (the Shard strategy); the overlap is reported and must be zero.
  */
 import { randomBytes } from "node:crypto";
+import pg from "pg";
 import type { ChildProcess } from "node:child_process";
 import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, NATS_URL, REDIS_URL } from "../test/support/db.ts";
@@ -16,10 +17,25 @@ import { exited, startChildNode, untilAnswering } from "../test/support/child.ts
 import { load, setUp } from "./http.bench.ts";
 import type { BenchResult } from "./stats.ts";
 import type { InvariantReport } from "../services/ledger/invariants.ts";
+import { coresBetween, cpuSnapshot } from "./proc-cpu.ts";
 
 const REQUESTS = Number(process.env["BENCH_REQUESTS"] ?? 6_000);
 const WARMUP = Number(process.env["BENCH_WARMUP"] ?? 1_000);
 const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 64);
+
+/** PostgreSQL backend pids per node of this run, as "pg:<node>". */
+async function pgBackends(url: string, ns: string): Promise<Record<string, number[]>> {
+	const c = new pg.Client({ connectionString: url });
+	await c.connect();
+	try {
+		const r = await c.query<{ pid: number; app: string }>("SELECT pid, application_name AS app FROM pg_stat_activity WHERE application_name LIKE $1", [`paymesh:${ns}-%`]);
+		const out: Record<string, number[]> = {};
+		for (const { pid, app } of r.rows) (out[`pg:${app.slice(`paymesh:${ns}-`.length)}`] ??= []).push(pid);
+		return out;
+	} finally {
+		await c.end();
+	}
+}
 
 async function ownershipOverlap(broker: ServiceBroker, nodes: string[]): Promise<{ perNode: Record<string, number>; overlap: number }> {
 	const seen = new Map<string, string>();
@@ -46,6 +62,38 @@ async function batchCounts(broker: ServiceBroker, nodes: string[]): Promise<Map<
 	return out;
 }
 
+interface Measured {
+	opsPerSec: number;
+	p50Ms: number;
+	p99Ms: number;
+	errors: number;
+	cpuS: number;
+	cores: string;
+	batches: string;
+}
+
+/** Runs a phase and reports the ledger batches each node ran in it. */
+async function measured(broker: ServiceBroker, ledgers: string[], phase: () => Promise<Omit<Measured, "batches">>): Promise<Measured> {
+	const before = await batchCounts(broker, ledgers);
+	const figures = await phase();
+	return { ...figures, batches: batchReport(before, await batchCounts(broker, ledgers)) };
+}
+
+function meanOf(a: Measured, b: Measured): { opsPerSec: number; p50Ms: number; p99Ms: number } {
+	return { opsPerSec: (a.opsPerSec + b.opsPerSec) / 2, p50Ms: (a.p50Ms + b.p50Ms) / 2, p99Ms: (a.p99Ms + b.p99Ms) / 2 };
+}
+
+function phaseLine(label: string, f: Measured): string {
+	return `  ${label}: ${f.opsPerSec.toFixed(0)}/s p50 ${f.p50Ms.toFixed(1)} p99 ${f.p99Ms.toFixed(1)} (${f.errors} errors; load generator CPU ${f.cpuS.toFixed(1)} s; ${f.batches})\n    cores: ${f.cores}\n`;
+}
+
+/** Waits until the gateway's registry lists `count` ledger nodes. */
+async function ledgerEndpoints(broker: ServiceBroker, count: number): Promise<void> {
+	const now = () => broker.registry.getActionEndpoints("ledger.transfers.create")?.count();
+	for (let i = 0; i < 300 && now() !== count; i++) await new Promise(r => setTimeout(r, 100));
+	if (now() !== count) throw new Error(`expected ${count} ledger nodes, the registry lists ${now()}`);
+}
+
 function batchReport(before: Map<string, { batches: number; items: number }>, after: Map<string, { batches: number; items: number; p50Ms: number }>): string {
 	return [...after].map(([node, a]) => {
 		const b = before.get(node) ?? { batches: 0, items: 0 };
@@ -65,11 +113,25 @@ export async function runClusterBench(): Promise<BenchResult[]> {
 	// LEDGER_* settings of the bench's environment go to the ledger nodes (for experiments).
 	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith("LEDGER_") && e[1] !== undefined));
 	const children: ChildProcess[] = [];
-	const child = (extra: Record<string, string>) => {
-		const c = startChildNode({ ...env, ...extra });
+	const pids: Record<string, number | undefined> = { bench: process.pid };
+	const child = (extra: Record<string, string> & { NODE_ID: string }) => {
+		// BENCH_CPU_PROF_DIR: each node writes a V8 CPU profile there when it stops.
+		const prof = process.env["BENCH_CPU_PROF_DIR"];
+		const c = startChildNode({ ...env, ...extra, ...(prof ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${prof}` } : {}) });
 		children.push(c);
+		pids[extra.NODE_ID.slice(ns.length + 1)] = c.pid;
 		return c;
 	};
+	// A phase's figures with the cores each process used meanwhile, and the PostgreSQL
+	// backends serving each node (by the application_name each node sets).
+	const phase = async (requests: number, seed: number) => {
+		const backends = await pgBackends(db.url, ns);
+		const cpu0 = cpuSnapshot(pids, backends);
+		const t0 = performance.now();
+		const figures = await run(requests, seed);
+		return { ...figures, cores: coresBetween(cpu0, cpuSnapshot(pids, backends), (performance.now() - t0) / 1000) };
+	};
+	let run: (requests: number, seed: number) => ReturnType<typeof load> = () => Promise.reject(new Error("not set up"));
 	const { broker } = await startNode({ ...env, SERVICES: "none", NODE_ID: `${ns}-bench` });
 	try {
 		child({ SERVICES: "ledger", NODE_ID: `${ns}-ledger-1`, ...ledgerEnv });
@@ -79,35 +141,43 @@ export async function runClusterBench(): Promise<BenchResult[]> {
 		await broker.waitForServices(["users", "payments", "fraud", "api"], 60_000);
 		const base = `http://127.0.0.1:${port}`;
 		const members = await setUp(broker, TEST_JWT_SECRET, 3_600);
-		const run = (requests: number, seed: number) => load({ base, members, requests, concurrency: CONCURRENCY, mode: "post", seed });
+		run = (requests: number, seed: number) => load({ base, members, requests, concurrency: CONCURRENCY, mode: "post", seed });
 
+		// A B B A: one node, two, two, one again. The database grows as the run goes on (each
+		// user's payment history, which fraud reads, gets longer), so a later phase costs more
+		// than an earlier one; with the phases in this order a steady drift cancels out of the
+		// comparison of the two means.
 		await run(WARMUP, 1);
 		const l1 = [`${ns}-ledger-1`];
-		const oneBefore = await batchCounts(broker, l1);
-		const one = await run(REQUESTS, 2);
-		const oneBatches = batchReport(oneBefore, await batchCounts(broker, l1));
-		child({ SERVICES: "ledger", NODE_ID: `${ns}-ledger-2`, ...ledgerEnv });
-		for (let i = 0; i < 300 && broker.registry.getActionEndpoints("ledger.transfers.create")?.count() !== 2; i++) await new Promise(r => setTimeout(r, 100));
-		if (broker.registry.getActionEndpoints("ledger.transfers.create")?.count() !== 2) throw new Error("the second ledger node did not join");
+		const l2 = [...l1, `${ns}-ledger-2`];
+		const oneA = await measured(broker, l1, () => phase(REQUESTS, 2));
+		const ledger2 = child({ SERVICES: "ledger", NODE_ID: `${ns}-ledger-2`, ...ledgerEnv });
+		await ledgerEndpoints(broker, 2);
 		await run(WARMUP, 3);
-		for (const n of [`${ns}-ledger-1`, `${ns}-ledger-2`]) await broker.call("ledger.ownership", { reset: true }, { nodeID: n });
-		const l2 = [`${ns}-ledger-1`, `${ns}-ledger-2`];
-		const twoBefore = await batchCounts(broker, l2);
-		const two = await run(REQUESTS, 4);
-		const twoBatches = batchReport(twoBefore, await batchCounts(broker, l2));
-		const owners = await ownershipOverlap(broker, [`${ns}-ledger-1`, `${ns}-ledger-2`]);
+		for (const n of l2) await broker.call("ledger.ownership", { reset: true }, { nodeID: n });
+		const twoA = await measured(broker, l2, () => phase(REQUESTS, 4));
+		const twoB = await measured(broker, l2, () => phase(REQUESTS, 5));
+		const owners = await ownershipOverlap(broker, l2);
+		ledger2.kill("SIGTERM");
+		await exited(ledger2);
+		await ledgerEndpoints(broker, 1);
+		await run(WARMUP, 6);
+		const oneB = await measured(broker, l1, () => phase(REQUESTS, 7));
 		const report: InvariantReport = await broker.call("ledger.checkInvariants", {}, { timeout: 120_000 });
+		const one = meanOf(oneA, oneB);
+		const two = meanOf(twoA, twoB);
 		process.stderr.write(
-			`  one ledger node: ${one.opsPerSec.toFixed(0)}/s p50 ${one.p50Ms.toFixed(1)} p99 ${one.p99Ms.toFixed(1)} (${one.errors} errors; load generator CPU ${one.cpuS.toFixed(1)} s; ${oneBatches})\n` +
-				`  two ledger nodes: ${two.opsPerSec.toFixed(0)}/s p50 ${two.p50Ms.toFixed(1)} p99 ${two.p99Ms.toFixed(1)} (${two.errors} errors; load generator CPU ${two.cpuS.toFixed(1)} s; ${twoBatches})\n` +
-				`  ownership in the two-node phase: ${JSON.stringify(owners.perNode)} source accounts, ${owners.overlap} debited on both nodes; invariants ${report.ok ? "OK" : "VIOLATED"}\n`,
+			[["one ledger node", oneA], ["two ledger nodes", twoA], ["two ledger nodes", twoB], ["one ledger node", oneB]].map(([label, f]) => phaseLine(label as string, f as Measured)).join("") +
+				`  mean: one ledger node ${one.opsPerSec.toFixed(0)}/s, two ledger nodes ${two.opsPerSec.toFixed(0)}/s (${((two.opsPerSec / one.opsPerSec - 1) * 100).toFixed(1)}%)\n` +
+				`  ownership in the two-node phases: ${JSON.stringify(owners.perNode)} source accounts, ${owners.overlap} debited on both nodes; invariants ${report.ok ? "OK" : "VIOLATED"}\n`,
 		);
-		if (owners.overlap !== 0 || !report.ok || one.errors > 0 || two.errors > 0) throw new Error("ownership, invariants or errors failed");
+		const errors = [oneA, twoA, twoB, oneB].reduce((n, f) => n + f.errors, 0);
+		if (owners.overlap !== 0 || !report.ok || errors > 0) throw new Error("ownership, invariants or errors failed");
 		return [{
-			name: "POST /api/v1/transfers with two ledger nodes (baseline: one)",
+			name: "POST /api/v1/transfers with two ledger nodes (baseline: one); means of A B B A phases",
 			opsPerSec: two.opsPerSec, p50Ms: two.p50Ms, p99Ms: two.p99Ms,
 			baselineOpsPerSec: one.opsPerSec, baselineP50Ms: one.p50Ms, baselineP99Ms: one.p99Ms,
-			loadGeneratorCpuS: one.cpuS + two.cpuS, ownershipOverlap: owners.overlap, accountsPerNode: owners.perNode,
+			loadGeneratorCpuS: [oneA, twoA, twoB, oneB].reduce((n, f) => n + f.cpuS, 0), ownershipOverlap: owners.overlap, accountsPerNode: owners.perNode,
 		}];
 	} finally {
 		await broker.stop();

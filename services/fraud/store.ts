@@ -3,7 +3,7 @@
  * history of every payment in the batch, one more keeps all their decisions.
  */
 import type { Knex } from "knex";
-import { queryRows } from "../../mixins/db.ts";
+import { runStatement } from "../../mixins/db.ts";
 import type { Decision, History, Scored } from "./rules.ts";
 
 export const VELOCITY_WINDOW_MIN = 10;
@@ -31,7 +31,7 @@ interface HistoryRow {
 export async function readHistories(knex: Knex, items: readonly ScoreItem[]): Promise<{ prior: Scored | null; history: History }[]> {
 	// Bounded work per payment whatever the user's history: the window aggregates read only
 	// today's rows, "known" is one index probe, the amounts at most HISTORY_MAX rows.
-	const rows = await queryRows<HistoryRow & { n: string }>(
+	const rows = await runStatement<HistoryRow & { n: string }>(
 		knex,
 		`SELECT v.n,
 			(SELECT json_build_object('decision', decision, 'score', score, 'reasons', reasons) FROM fraud.decisions WHERE payment_id = v.payment_id) AS prior,
@@ -52,7 +52,7 @@ export async function readHistories(knex: Knex, items: readonly ScoreItem[]): Pr
 /** Keeps the decisions; one already kept for a payment stays as it was. */
 export async function saveDecisions(knex: Knex, items: readonly (ScoreItem & Scored)[]): Promise<void> {
 	if (items.length === 0) return;
-	await queryRows(
+	await runStatement(
 		knex,
 		`INSERT INTO fraud.decisions (payment_id, user_id, amount, currency, counterparty, decision, score, reasons)
 		 SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::int[], ?::jsonb[]) ORDER BY 1

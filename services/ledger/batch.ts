@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { refusal, invariant } from "../../lib/errors.ts";
 import { applyBatch, referencedIds, type BatchState, type Op, type OpResult } from "./rules.ts";
 import * as store from "./store.ts";
+import { inTransaction, type SqlRunner } from "../../mixins/db.ts";
 
 export interface Unit {
 	ops: Op[];
@@ -51,7 +52,7 @@ function replay(slot: Slot, stored: store.StoredKey | undefined): OpResult {
  * set), then accounts, spending rows and keys in one statement. Ops that turn out to be
  * replays are included: locking a little more is cheaper than another round trip.
  */
-async function loadState(trx: Knex.Transaction, ops: Op[], keys: string[], now: Date): Promise<{ state: BatchState; used: Map<string, store.StoredKey> }> {
+async function loadState(trx: SqlRunner, ops: Op[], keys: string[], now: Date): Promise<{ state: BatchState; used: Map<string, store.StoredKey> }> {
 	const refs = referencedIds([ops]);
 	const holds = await store.lockHolds(trx, [...refs.holdIds]);
 	const { transfers, reversed } = await store.lockTransfers(trx, [...refs.transferIds]);
@@ -88,7 +89,7 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 	const first = new Map<string, Slot>();
 	for (const s of slots) if (!first.has(s.op.key)) first.set(s.op.key, s);
 
-	return knex.transaction(async trx => {
+	return inTransaction(knex, async trx => {
 		const now = new Date();
 		const { state, used } = await loadState(trx, [...first.values()].map(s => s.op), [...first.keys()], now);
 		const fresh: Slot[][] = units.map(() => []);

@@ -7,8 +7,9 @@
 import type { Knex } from "knex";
 import type { AccountState, BatchChanges, HoldState, OutboxEvent, TransferRecord } from "./rules.ts";
 import { invariant } from "../../lib/errors.ts";
+import type { SqlRunner } from "../../mixins/db.ts";
 
-type Db = Knex | Knex.Transaction;
+type Db = Knex | Knex.Transaction | SqlRunner;
 
 interface AccountRow {
 	id: string;
@@ -85,8 +86,9 @@ export function toTransfer(r: TransferRow): TransferRecord {
 
 /** Runs one statement; arrays bind as PostgreSQL arrays (cast in the SQL), which knex's types do not describe. */
 async function rows<T>(db: Db, sql: string, bindings: readonly unknown[] = []): Promise<T[]> {
-	const res = (await db.raw(sql, bindings as unknown as Knex.RawBinding[])) as { rows: T[] };
-	return res.rows;
+	// knex's raw is a thenable builder with the same `{ rows }` result as a plain transaction's.
+	const res = await (db as SqlRunner).raw(sql, bindings);
+	return res.rows as T[];
 }
 
 const str = (v: bigint): string => v.toString();

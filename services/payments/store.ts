@@ -5,7 +5,7 @@
  * under load the cost per payment is a share of a statement, not a statement.
  */
 import type { Knex } from "knex";
-import { queryRows } from "../../mixins/db.ts";
+import { runStatement } from "../../mixins/db.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import type { ProviderName } from "./providers.ts";
 import type { PaymentEvent, PaymentStatus } from "./state.ts";
@@ -95,7 +95,7 @@ export async function insertOrders(knex: Knex, orders: readonly NewOrder[]): Pro
 	// in one order and never deadlock.
 	const sorted = [...orders].sort((a, b) => (a.idempotencyKey < b.idempotencyKey ? -1 : a.idempotencyKey > b.idempotencyKey ? 1 : 0));
 	const col = <K extends keyof NewOrder>(k: K) => sorted.map(o => (o[k] === null ? null : String(o[k])));
-	const rows = await queryRows<PaymentRow>(
+	const rows = await runStatement<PaymentRow>(
 		knex,
 		`WITH p AS (
 			INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash)
@@ -142,7 +142,7 @@ async function advanceRound(knex: Knex, moves: readonly Move[]): Promise<{ rows:
 	const first = (m: Move) => m.steps[0] ?? fail(`move of ${m.id} has no steps`);
 	const last = (m: Move) => m.steps[m.steps.length - 1] ?? fail(`move of ${m.id} has no steps`);
 	const steps = sorted.flatMap(m => m.steps.map((s, k) => ({ id: m.id, ...s, detail: JSON.stringify(k === m.steps.length - 1 ? m.set : {}) })));
-	const rows = await queryRows<PaymentRow & { outbox_id: string | null }>(
+	const rows = await runStatement<PaymentRow & { outbox_id: string | null }>(
 		knex,
 		`WITH v AS (
 			SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::text[], ?::text[]) AS v(id, from_status, to_status, transfer_id, hold_id, provider_ref, failure_code)

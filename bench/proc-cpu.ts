@@ -1,0 +1,82 @@
+/**
+ * CPU seconds per process on this host, read from /proc (Linux), so a bench can say where
+ * the cores went in each phase: each node process by name, and the PostgreSQL, NATS and
+ * Redis servers summed over their processes. On a host without /proc it reports nothing.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+
+const TICKS_PER_S = 100;
+const SERVERS: Record<string, string> = { postgres: "postgres", "nats-server": "nats", "redis-server": "redis" };
+
+/** utime + stime of one process in seconds, or null when it is gone. */
+function cpuSecondsOf(pid: number | string): { comm: string; cpuS: number } | null {
+	try {
+		const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+		// The command name is in parentheses and may itself contain spaces or parentheses.
+		const close = stat.lastIndexOf(")");
+		const comm = stat.slice(stat.indexOf("(") + 1, close);
+		const fields = stat.slice(close + 2).split(" ");
+		// Fields after the name start at field 3 (state); utime and stime are fields 14 and 15.
+		const ticks = Number(fields[11]) + Number(fields[12]);
+		return { comm, cpuS: ticks / TICKS_PER_S };
+	} catch {
+		return null;
+	}
+}
+
+/** Busy CPU seconds of the whole host so far (all but idle and iowait, from /proc/stat). */
+function hostBusySeconds(): number | null {
+	try {
+		const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+		const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+		return (cpu.reduce((a, b) => a + b, 0) - idle) / TICKS_PER_S;
+	} catch {
+		return null;
+	}
+}
+
+/**
+ * A snapshot: CPU seconds so far per named node process, per group of processes (the
+ * PostgreSQL backends serving one node, say) and per server kind.
+ */
+export function cpuSnapshot(nodes: Record<string, number | undefined>, groups: Record<string, number[]> = {}): Map<string, number> {
+	const out = new Map<string, number>();
+	for (const [name, pids] of Object.entries(groups)) out.set(name, pids.reduce((sum, pid) => sum + (cpuSecondsOf(pid)?.cpuS ?? 0), 0));
+	for (const [name, pid] of Object.entries(nodes)) {
+		const s = pid === undefined ? null : cpuSecondsOf(pid);
+		if (s) out.set(name, s.cpuS);
+	}
+	const host = hostBusySeconds();
+	if (host !== null) out.set("host", host);
+	let pids: string[] = [];
+	try {
+		pids = readdirSync("/proc").filter(d => /^\d+$/.test(d));
+	} catch {
+		return out;
+	}
+	for (const pid of pids) {
+		const s = cpuSecondsOf(pid);
+		const kind = s ? SERVERS[s.comm] : undefined;
+		if (s && kind) out.set(kind, (out.get(kind) ?? 0) + s.cpuS);
+	}
+	return out;
+}
+
+/**
+ * Cores used per process between two snapshots over `seconds`. Server processes that
+ * ended in between (a closed PostgreSQL connection) are missing from the second
+ * snapshot, so a server's figure is a lower bound when connections churn.
+ */
+export function coresBetween(before: Map<string, number>, after: Map<string, number>, seconds: number): string {
+	const parts: string[] = [];
+	let total = 0;
+	for (const [name, a] of after) {
+		if (name === "host") continue;
+		const cores = Math.max(0, a - (before.get(name) ?? 0)) / seconds;
+		total += cores;
+		parts.push(`${name} ${cores.toFixed(2)}`);
+	}
+	const host = after.get("host");
+	const hostCores = host === undefined ? "" : `; the host was busy ${(Math.max(0, host - (before.get("host") ?? 0)) / seconds).toFixed(2)} cores`;
+	return `${parts.join(", ")}; ${total.toFixed(2)} cores in these processes${hostCores}`;
+}
