@@ -9,7 +9,7 @@ import { CURRENCY_CODES, type CurrencyCode } from "../../config/currencies.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { amountRule } from "../ledger/params.ts";
-import { scoreInOrder, type Scored } from "./rules.ts";
+import { DEFAULT_POLICY, scoreInOrder, type Scored } from "./rules.ts";
 import { HISTORY_MAX, SCORE_BATCH_MAX, readHistories, saveDecisions, type ScoreItem } from "./store.ts";
 
 const scoreItem = {
@@ -52,7 +52,7 @@ export function fraudService(config: Config): ServiceSchema {
 		methods: {
 			/** One read of every payment's history, the rules in order, one write of the new decisions. */
 			async decide(this: FraudThis, ctx: Context, items: readonly ScoreItem[]): Promise<Scored[]> {
-				const read = await readHistories(this.knex, items);
+				const read = await readHistories(this.knex, items, DEFAULT_POLICY.velocityMax);
 				// Only payments not decided yet are scored, each once (its first occurrence): a
 				// payment decided before (a resumed saga) keeps its decision and is in the stored
 				// history already, and a repeat in the batch must not count as another payment.

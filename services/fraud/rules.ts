@@ -14,11 +14,11 @@ export interface FraudInput {
 }
 
 export interface History {
-	/** Payments by this user in the velocity window. */
+	/** Payments by this user in the velocity window, counted up to the policy's velocityMax (enough for the rule). */
 	recentCount: number;
 	/** Amounts (same currency) of the user's last payments, newest first. */
 	lastAmounts: bigint[];
-	/** Sum of today's payments in this currency. */
+	/** Sum of the user's payments today (UTC day) in this currency that were not declined. */
 	todayMinor: bigint;
 	/** Whether the user has paid this counterparty before. */
 	knownCounterparty: boolean;

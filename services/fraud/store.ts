@@ -27,21 +27,27 @@ interface HistoryRow {
 	last: string[] | null;
 }
 
-/** Per item: the decision made before for its payment (a resumed saga), and its user's stored history. */
-export async function readHistories(knex: Knex, items: readonly ScoreItem[]): Promise<{ prior: Scored | null; history: History }[]> {
-	// Bounded work per payment whatever the user's history: the window aggregates read only
-	// today's rows, "known" is one index probe, the amounts at most HISTORY_MAX rows.
+/**
+ * Per item: the decision made before for its payment (a resumed saga), and its user's
+ * stored history. The work per payment is bounded whatever the user's history: the
+ * velocity count stops at `recentCountMax` (the rule only asks whether it reached the
+ * limit), the day's total is one row of fraud.daily_totals, "known" is one index probe and
+ * the amounts at most HISTORY_MAX index entries.
+ */
+export async function readHistories(knex: Knex, items: readonly ScoreItem[], recentCountMax: number): Promise<{ prior: Scored | null; history: History }[]> {
 	const rows = await runStatement<HistoryRow & { n: string }>(
 		knex,
 		`SELECT v.n,
 			(SELECT json_build_object('decision', decision, 'score', score, 'reasons', reasons) FROM fraud.decisions WHERE payment_id = v.payment_id) AS prior,
-			(SELECT count(*) FROM fraud.decisions WHERE user_id = v.user_id AND created_at > now() - (? * interval '1 minute'))::int AS recent,
-			(SELECT coalesce(sum(amount), 0) FROM fraud.decisions WHERE user_id = v.user_id AND created_at >= date_trunc('day', now()) AND currency = v.currency AND decision <> 'decline')::text AS today,
+			(SELECT count(*) FROM (SELECT 1 FROM fraud.decisions WHERE user_id = v.user_id AND created_at > now() - (? * interval '1 minute') LIMIT ?) r)::int AS recent,
+			coalesce((SELECT amount FROM fraud.daily_totals WHERE user_id = v.user_id AND day = (now() AT TIME ZONE 'UTC')::date AND currency = v.currency), 0)::text AS today,
 			EXISTS (SELECT 1 FROM fraud.decisions WHERE user_id = v.user_id AND counterparty = v.counterparty AND decision = 'approve') AS known,
-			(SELECT array_agg(amount::text) FROM (SELECT amount FROM fraud.decisions WHERE user_id = v.user_id AND currency = v.currency AND decision = 'approve' ORDER BY created_at DESC LIMIT ?) l) AS last
+			(SELECT array_agg(amount::text ORDER BY created_at DESC) FROM (
+				SELECT amount, created_at FROM fraud.decisions WHERE user_id = v.user_id AND currency = v.currency AND decision = 'approve' ORDER BY created_at DESC LIMIT ?
+			) l) AS last
 		FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[]) WITH ORDINALITY AS v(payment_id, user_id, currency, counterparty, n)
 		ORDER BY v.n`,
-		[VELOCITY_WINDOW_MIN, HISTORY_MAX, items.map(i => i.paymentId), items.map(i => i.userId), items.map(i => i.currency), items.map(i => i.counterparty ?? null)],
+		[VELOCITY_WINDOW_MIN, recentCountMax, HISTORY_MAX, items.map(i => i.paymentId), items.map(i => i.userId), items.map(i => i.currency), items.map(i => i.counterparty ?? null)],
 	);
 	return rows.map(r => ({
 		prior: r.prior,
@@ -49,14 +55,23 @@ export async function readHistories(knex: Knex, items: readonly ScoreItem[]): Pr
 	}));
 }
 
-/** Keeps the decisions; one already kept for a payment stays as it was. */
+/** Keeps the decisions and adds them to their users' day totals; one already kept for a payment stays as it was. */
 export async function saveDecisions(knex: Knex, items: readonly (ScoreItem & Scored)[]): Promise<void> {
 	if (items.length === 0) return;
 	await runStatement(
 		knex,
-		`INSERT INTO fraud.decisions (payment_id, user_id, amount, currency, counterparty, decision, score, reasons)
-		 SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::int[], ?::jsonb[]) ORDER BY 1
-		 ON CONFLICT (payment_id) DO NOTHING`,
+		// Only decisions stored now count towards the day's total, so a repeat adds nothing. All
+		// decisions are inserted before the first total is touched, and totals in key order:
+		// two batches racing cannot wait on each other in a circle.
+		`WITH d AS (
+			INSERT INTO fraud.decisions (payment_id, user_id, amount, currency, counterparty, decision, score, reasons)
+			SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::int[], ?::jsonb[]) ORDER BY 1
+			ON CONFLICT (payment_id) DO NOTHING
+			RETURNING user_id, currency, amount, decision, created_at
+		)
+		INSERT INTO fraud.daily_totals (user_id, day, currency, amount)
+		SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, currency, sum(amount) FROM d WHERE decision <> 'decline' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+		ON CONFLICT (user_id, day, currency) DO UPDATE SET amount = fraud.daily_totals.amount + excluded.amount`,
 		[
 			items.map(i => i.paymentId), items.map(i => i.userId), items.map(i => String(i.amount)), items.map(i => i.currency), items.map(i => i.counterparty ?? null),
 			items.map(i => i.decision satisfies Decision), items.map(i => i.score), items.map(i => JSON.stringify(i.reasons)),

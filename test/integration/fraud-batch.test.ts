@@ -2,7 +2,8 @@
  * fraud.scoreMany on real PostgreSQL: a batch is decided in order (a burst from one user
  * trips the velocity rule within the batch), a payment repeated in the batch gets the
  * decision of its first occurrence and is stored once, a payment scored before keeps its
- * decision, and malformed batches are refused before anything is written.
+ * decision, the day's total counts each stored, undeclined payment once, and malformed
+ * batches are refused before anything is written.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -55,6 +56,35 @@ describe("fraud.scoreMany", () => {
 		const again: Scored = await broker.call("fraud.score", burst[0]);
 		assert.deepEqual(again.reasons, []);
 		assert.equal((await decisions()).length, 11);
+		// A new payment in another call sees the stored burst (the count read stops at the limit).
+		const twelfth: Scored = await broker.call("fraud.score", { ...burst[0], paymentId: uuidv7() });
+		assert.deepEqual(twelfth.reasons, ["VELOCITY"]);
+	});
+
+	it("keeps each user's day total across calls: declined payments and repeats add nothing", async () => {
+		const user = uuidv7();
+		// 4,999.00 USD each: under the large-amount line; the day's limit is 20,000.00 USD.
+		const pay = () => ({ paymentId: uuidv7(), userId: user, amount: 499_900, currency: "USD" });
+		const [a, b] = [pay(), pay()];
+		await broker.call("fraud.scoreMany", { items: [a, b, a] });
+		await broker.call("fraud.score", b);
+		// Declined (large, to a new counterparty): if it counted, the next two would cross the limit.
+		const declined: Scored = await broker.call("fraud.score", { ...pay(), amount: 600_000, counterparty: "acct-new" });
+		assert.equal(declined.decision, "decline");
+		const under: { items: Scored[] } = await broker.call("fraud.scoreMany", { items: [pay(), pay()] });
+		assert.deepEqual(under.items.map(r => r.reasons), [[], []], "1,999,600 minor so far: within the day's limit");
+		const over: Scored = await broker.call("fraud.score", pay());
+		assert.deepEqual(over.reasons, ["DAILY_TOTAL"]);
+		const c = new pg.Client({ connectionString: db.url });
+		await c.connect();
+		try {
+			const kept = await c.query("SELECT amount::text FROM fraud.daily_totals WHERE user_id = $1", [user]);
+			const sum = await c.query("SELECT sum(amount)::text AS s FROM fraud.decisions WHERE user_id = $1 AND decision <> 'decline'", [user]);
+			assert.deepEqual(kept.rows, [{ amount: "2499500" }]);
+			assert.equal(sum.rows[0]?.s, "2499500");
+		} finally {
+			await c.end();
+		}
 	});
 
 	it("counts a payment repeated within the batch once, for the payments after it too", async () => {
