@@ -157,15 +157,18 @@ export const eventsReadParams = {
 /**
  * Runs the relay of one outbox: kicked after each write and by a timer; kicks during a run
  * make it go round once more, so nothing waits for the next poll. Rounds start at least
- * `gapMs` apart: under load, the kicks of many writes share one relay statement instead
- * of each paying for its own (with several nodes, most of those would only find the
- * other node holding the relay lock).
+ * `gapMs` apart, also when the kicks come one by one between rounds: under load, the
+ * kicks of many writes share one relay statement instead of each paying for its own
+ * (with several nodes, most of those would only find the other node holding the relay
+ * lock). A kick too soon after the last round sets one timer for the rest of the gap.
  */
 export class Relay {
 	private running = false;
 	private again = false;
 	private stopping = false;
 	private timer: NodeJS.Timeout | null = null;
+	private delayed: NodeJS.Timeout | null = null;
+	private lastStartMs = -Infinity;
 	private readonly run: () => Promise<number>;
 	private readonly warn: (msg: string, o: object) => void;
 
@@ -186,9 +189,17 @@ export class Relay {
 	}
 
 	kick(): void {
-		if (this.stopping) return;
+		if (this.stopping || this.delayed) return;
 		if (this.running) {
 			this.again = true;
+			return;
+		}
+		const restMs = this.lastStartMs + this.gapMs - performance.now();
+		if (restMs > 0) {
+			this.delayed = setTimeout(() => {
+				this.delayed = null;
+				this.kick();
+			}, restMs);
 			return;
 		}
 		this.running = true;
@@ -199,10 +210,10 @@ export class Relay {
 		try {
 			do {
 				this.again = false;
-				const startedMs = performance.now();
+				this.lastStartMs = performance.now();
 				// A full page may have left rows behind: go on at once; otherwise wait for a kick.
 				while ((await this.run()) >= this.batchSizeMax && !this.stopping);
-				const restMs = this.gapMs - (performance.now() - startedMs);
+				const restMs = this.gapMs - (performance.now() - this.lastStartMs);
 				if (this.again && restMs > 0) await new Promise(r => setTimeout(r, restMs));
 			} while (this.again && !this.stopping);
 		} catch (err) {
@@ -215,6 +226,7 @@ export class Relay {
 	async stop(): Promise<void> {
 		this.stopping = true;
 		if (this.timer) clearInterval(this.timer);
+		if (this.delayed) clearTimeout(this.delayed);
 		while (this.running) await new Promise(r => setTimeout(r, 10));
 	}
 }
