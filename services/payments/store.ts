@@ -32,6 +32,14 @@ export interface PaymentRow {
 	updated_at: Date;
 }
 
+/**
+ * The stored columns of a payment, named rather than `*`: the batch statements are prepared
+ * once per connection, and a prepared statement whose result columns come from `*` fails
+ * ("cached plan must not change result type") after a migration adds a column.
+ */
+const PAYMENT_COLUMNS = ["id", "user_id", "type", "status", "amount", "currency", "account_id", "provider", "destination", "idempotency_key", "request_hash", "hold_id", "transfer_id", "provider_ref", "failure_code", "created_at", "updated_at"] as const satisfies readonly (keyof PaymentRow)[];
+const columnsOf = (alias: string) => PAYMENT_COLUMNS.map(c => `${alias}.${c}`).join(", ");
+
 export interface NewOrder {
 	id: string;
 	userId: string;
@@ -103,7 +111,7 @@ export async function insertOrders(knex: Knex, orders: readonly NewOrder[]): Pro
 			FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::int8[], ?::text[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY
 				AS v(id, user_id, type, amount, currency, account_id, provider, destination, idempotency_key, request_hash, n)
 			ORDER BY v.n
-			ON CONFLICT (idempotency_key) DO NOTHING RETURNING *
+			ON CONFLICT (idempotency_key) DO NOTHING RETURNING ${PAYMENT_COLUMNS.join(", ")}
 		), e AS (
 			INSERT INTO payments.payment_events (payment_id, from_status, to_status, event) SELECT id, NULL, 'created', 'create' FROM p
 		)
@@ -150,7 +158,7 @@ async function advanceRound(knex: Knex, moves: readonly Move[]): Promise<{ rows:
 			UPDATE payments.payments p SET status = v.to_status, updated_at = now(),
 				transfer_id = coalesce(v.transfer_id, p.transfer_id), hold_id = coalesce(v.hold_id, p.hold_id),
 				provider_ref = coalesce(v.provider_ref, p.provider_ref), failure_code = coalesce(v.failure_code, p.failure_code)
-			FROM v WHERE p.id = v.id AND p.status = v.from_status RETURNING p.*
+			FROM v WHERE p.id = v.id AND p.status = v.from_status RETURNING ${columnsOf("p")}
 		), s AS (
 			SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::jsonb[]) WITH ORDINALITY AS s(payment_id, f, t, ev, d, n)
 		), e AS (
@@ -164,7 +172,7 @@ async function advanceRound(knex: Knex, moves: readonly Move[]): Promise<{ rows:
 			FROM s JOIN u ON u.id = s.payment_id HAVING count(*) > 0
 			RETURNING id
 		)
-		SELECT u.*, (SELECT id::text FROM o) AS outbox_id FROM u`,
+		SELECT ${columnsOf("u")}, (SELECT id::text FROM o) AS outbox_id FROM u`,
 		[
 			sorted.map(m => m.id), sorted.map(m => first(m).from), sorted.map(m => last(m).to),
 			sorted.map(m => m.set.transfer_id ?? null), sorted.map(m => m.set.hold_id ?? null), sorted.map(m => m.set.provider_ref ?? null), sorted.map(m => m.set.failure_code ?? null),

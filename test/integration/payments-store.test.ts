@@ -2,7 +2,8 @@
  * The payments tables' batch statements on real PostgreSQL: orders of one batch that share
  * an idempotency key store one payment; status changes of one batch are each conditional
  * on the status they start from, several changes of one payment apply in order, and all
- * the events of a batch leave in one outbox row.
+ * the events of a batch leave in one outbox row. The statements are prepared per
+ * connection and keep working when a migration changes the table's columns.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -73,5 +74,23 @@ describe("payments batch statements", () => {
 		// What the writer pushes live is exactly what the outbox rows hold, row by row.
 		assert.deepEqual(committed.map(c => c.events.map(e => [e.payload["paymentId"], e.payload["to"]])), outbox.map(o => o.events.map(e => [e.payload.paymentId, e.payload.to])));
 		assert.deepEqual(committed.map(c => c.events), outbox.map(o => o.events));
+	});
+
+	it("keeps working when a migration adds or drops a column while its statements are prepared", async () => {
+		const round = async (key: string) => {
+			const [p] = await insertOrders(knex, [order(key)]);
+			assert.ok(p);
+			const { rows } = await advanceMany(knex, [{ id: p.id, steps: [{ from: "created", to: "processing", event: "approve" }], set: {} }]);
+			assert.equal(rows[0]?.status, "processing");
+		};
+		// Run the statements more than once on the pooled connections, so they are prepared.
+		for (let i = 0; i < 6; i++) await round(`mig-before-${i}`);
+		await knex.raw("ALTER TABLE payments.payments ADD COLUMN note text");
+		try {
+			for (let i = 0; i < 6; i++) await round(`mig-added-${i}`);
+		} finally {
+			await knex.raw("ALTER TABLE payments.payments DROP COLUMN note");
+		}
+		for (let i = 0; i < 6; i++) await round(`mig-dropped-${i}`);
 	});
 });
