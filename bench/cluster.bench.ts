@@ -125,11 +125,11 @@ export async function runClusterBench(): Promise<BenchResult[]> {
 	// A phase's figures with the cores each process used meanwhile, and the PostgreSQL
 	// backends serving each node (by the application_name each node sets).
 	const phase = async (requests: number, seed: number) => {
-		const backends = await pgBackends(db.url, ns);
-		const cpu0 = cpuSnapshot(pids, backends);
+		const cpu0 = cpuSnapshot(pids, await pgBackends(db.url, ns));
 		const t0 = performance.now();
 		const figures = await run(requests, seed);
-		return { ...figures, cores: coresBetween(cpu0, cpuSnapshot(pids, backends), (performance.now() - t0) / 1000) };
+		const seconds = (performance.now() - t0) / 1000;
+		return { ...figures, cores: coresBetween(cpu0, cpuSnapshot(pids, await pgBackends(db.url, ns)), seconds) };
 	};
 	let run: (requests: number, seed: number) => ReturnType<typeof load> = () => Promise.reject(new Error("not set up"));
 	const { broker } = await startNode({ ...env, SERVICES: "none", NODE_ID: `${ns}-bench` });

@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 
 const TICKS_PER_S = 100;
+const GROUP_SEP = "#";
 const SERVERS: Record<string, string> = { postgres: "postgres", "nats-server": "nats", "redis-server": "redis" };
 
 /** utime + stime of one process in seconds, or null when it is gone. */
@@ -41,7 +42,9 @@ function hostBusySeconds(): number | null {
  */
 export function cpuSnapshot(nodes: Record<string, number | undefined>, groups: Record<string, number[]> = {}): Map<string, number> {
 	const out = new Map<string, number>();
-	for (const [name, pids] of Object.entries(groups)) out.set(name, pids.reduce((sum, pid) => sum + (cpuSecondsOf(pid)?.cpuS ?? 0), 0));
+	// Per process within a group, so a process that started during the phase (a new
+	// database connection) counts from zero rather than being missed.
+	for (const [name, pids] of Object.entries(groups)) for (const pid of pids) out.set(`${name}${GROUP_SEP}${pid}`, cpuSecondsOf(pid)?.cpuS ?? 0);
 	for (const [name, pid] of Object.entries(nodes)) {
 		const s = pid === undefined ? null : cpuSecondsOf(pid);
 		if (s) out.set(name, s.cpuS);
@@ -63,17 +66,24 @@ export function cpuSnapshot(nodes: Record<string, number | undefined>, groups: R
 }
 
 /**
- * Cores used per process between two snapshots over `seconds`. Server processes that
- * ended in between (a closed PostgreSQL connection) are missing from the second
- * snapshot, so a server's figure is a lower bound when connections churn.
+ * Cores used per process (or group) between two snapshots over `seconds`. A process
+ * that ended in between (a closed PostgreSQL connection) is missing from the second
+ * snapshot, so a server's or group's figure is a lower bound when connections churn; one
+ * that started in between counts in full. The total leaves out the groups, which are
+ * already inside their server's figure.
  */
 export function coresBetween(before: Map<string, number>, after: Map<string, number>, seconds: number): string {
+	const byName = new Map<string, number>();
+	for (const [key, a] of after) {
+		if (key === "host") continue;
+		const name = key.split(GROUP_SEP)[0] ?? key;
+		byName.set(name, (byName.get(name) ?? 0) + Math.max(0, a - (before.get(key) ?? 0)) / seconds);
+	}
 	const parts: string[] = [];
 	let total = 0;
-	for (const [name, a] of after) {
-		if (name === "host") continue;
-		const cores = Math.max(0, a - (before.get(name) ?? 0)) / seconds;
-		total += cores;
+	for (const [name, cores] of byName) {
+		// Groups (a node's database backends) are inside the server totals; count them once.
+		if (!name.startsWith("pg:")) total += cores;
 		parts.push(`${name} ${cores.toFixed(2)}`);
 	}
 	const host = after.get("host");
