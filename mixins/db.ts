@@ -112,9 +112,10 @@ const prepared = new Map<string, { text: string; name: string | undefined }>();
 
 /**
  * knex's `?` placeholders as PostgreSQL's `$n`, and a statement name derived from the text,
- * computed once per text. A named statement is parsed and planned once per connection and
- * then only bound and run. Past PREPARED_MAX distinct texts, statements go unnamed, so SQL
- * built from varying parts cannot fill each connection with prepared statements.
+ * computed once per text. A named statement is parsed once per connection; it is planned
+ * at each run, since connections force custom plans (see createPg). Past PREPARED_MAX
+ * distinct texts, statements go unnamed, so SQL built from varying parts cannot fill each
+ * connection with prepared statements.
  */
 function preparedFor(sql: string): { text: string; name: string | undefined } {
 	let p = prepared.get(sql);
@@ -157,8 +158,9 @@ export async function runStatement<T>(knex: Knex, sql: string, bindings: readonl
 /**
  * Runs `fn` in one transaction. On PostgreSQL it runs on a pooled connection directly,
  * without knex's per-transaction machinery and with prepared statements: the ledger's
- * batches are mostly fixed cost (BEGIN, two statements, COMMIT), and this halves what a
- * batch costs the node. Elsewhere (PGlite) it is knex's transaction. Either way `fn` gets a
+ * batches are mostly fixed cost (BEGIN, two statements, COMMIT), and this cut what a small
+ * batch costs the node by about a quarter (docs/ledger.md). Elsewhere (PGlite) it is
+ * knex's transaction. Either way `fn` gets a
  * runner whose `raw` takes knex-style `?` bindings, and a throw rolls everything back.
  */
 export async function inTransaction<T>(knex: Knex, fn: (tx: SqlRunner) => Promise<T>): Promise<T> {

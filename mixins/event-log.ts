@@ -75,15 +75,15 @@ export function outboxStatements(schema: string): { up: string[]; down: string[]
 export async function relayOnce(knex: Knex, schema: string, publish: Publish, batchSizeMax: number): Promise<number> {
 	const s = checked(schema);
 	// Without the lock (another node's relay holds it) no row is selected: nothing happens.
-	const res = { rows: await runStatement<OutboxRow>(
+	const positioned = await runStatement<OutboxRow>(
 		knex,
 		`WITH l AS (SELECT pg_try_advisory_xact_lock(hashtext('paymesh.${s}.outbox')) AS locked)
 		 UPDATE ${s}.outbox o SET seq = x.seq, published_at = now()
 		 FROM (SELECT id, nextval('${s}.outbox_seq') AS seq FROM (SELECT id FROM ${s}.outbox WHERE published_at IS NULL AND (SELECT locked FROM l) ORDER BY id LIMIT ?) c ORDER BY id) x
 		 WHERE o.id = x.id RETURNING o.id, o.seq, o.events, o.live_published`,
 		[batchSizeMax],
-	) };
-	const rows = res.rows.sort((a, b) => (a.seq < b.seq ? -1 : 1));
+	);
+	const rows = positioned.sort((a, b) => (a.seq < b.seq ? -1 : 1));
 	for (const row of rows) {
 		if (row.live_published) continue;
 		for (const [index, e] of row.events.entries()) await publish(e.event, { ...e.payload, eventId: `${s}:${row.id}:${index}` });
@@ -98,17 +98,17 @@ export async function relayOnce(knex: Knex, schema: string, publish: Publish, ba
  */
 export async function readEvents(knex: Knex, schema: string, afterSeq: number, eventsMax: number): Promise<{ events: LogEvent[]; lastSeq: number }> {
 	const s = checked(schema);
-	const res = { rows: await runStatement<OutboxRow>(
+	const rows = await runStatement<OutboxRow>(
 		knex,
 		`SELECT id, seq, events FROM (
 			SELECT id, seq, events, event_count, sum(event_count) OVER (ORDER BY seq) AS running
 			FROM (SELECT id, seq, events, event_count FROM ${s}.outbox WHERE seq > ? ORDER BY seq LIMIT ?) l
 		 ) r WHERE running - event_count < ? ORDER BY seq`,
 		[afterSeq, eventsMax, eventsMax],
-	) };
+	);
 	const events: LogEvent[] = [];
 	let lastSeq = afterSeq;
-	for (const row of res.rows) {
+	for (const row of rows) {
 		const seq = Number(row.seq);
 		for (const [index, e] of row.events.entries()) events.push({ seq, eventId: `${s}:${row.id}:${index}`, event: e.event, payload: e.payload });
 		lastSeq = seq;
