@@ -3,6 +3,7 @@
  * with an OpenAPI validator and that its paths are exactly the gateway's routes.
  */
 import { CURRENCY_CODES } from "../../config/currencies.ts";
+import { WEBHOOK_EVENTS } from "../webhooks/routing.ts";
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: unknown) => ({ "application/json": { schema } });
@@ -54,7 +55,7 @@ export function openApiDocument(): Record<string, unknown> {
 				Currency: { type: "string", enum: CURRENCY_CODES },
 				WebhookCreate: {
 					type: "object", additionalProperties: false, required: ["url"],
-					properties: { url: { type: "string", format: "uri", maxLength: 2000 }, events: { type: "array", minItems: 1, uniqueItems: true, items: { type: "string", enum: ["transfer.completed", "payment.status_changed", "balance.updated"] } } },
+					properties: { url: { type: "string", format: "uri", maxLength: 2000 }, events: { type: "array", minItems: 1, uniqueItems: true, items: { type: "string", enum: [...WEBHOOK_EVENTS] } } },
 				},
 				ProviderCallback: {
 					type: "object", additionalProperties: false, required: ["eventId", "paymentId", "ref", "status", "sequence"],

@@ -321,7 +321,7 @@ function applyHold(s: Scratch, op: HoldOp): OpResult {
 	};
 	s.holdsCreated.push(hold);
 	s.holds.set(hold.id, hold);
-	s.events.push({ event: "hold.created", partitionKey: from.id, payload: holdView(hold) });
+	s.events.push({ event: "hold.created", partitionKey: from.id, payload: holdEvent(hold, from, to) });
 	return { ok: true, value: holdView(hold) };
 }
 
@@ -375,7 +375,7 @@ function applyPost(s: Scratch, op: PostOp): OpResult {
 	// Releasing the hold does not bump the versions: with the move below, posting is one change per account.
 	close(s, hold, "posted", amount);
 	move(s, t, from, to);
-	s.events.push({ event: "hold.posted", partitionKey: from.id, payload: holdView(hold) });
+	s.events.push({ event: "hold.posted", partitionKey: from.id, payload: holdEvent(hold, from, to) });
 	return { ok: true, value: { hold: holdView(hold), transfer: transferView(t) } };
 }
 
@@ -391,7 +391,7 @@ function applyRelease(s: Scratch, op: VoidOp | ExpireOp): OpResult {
 	bumpVersion(to);
 	const status = op.type === "void" ? "voided" : "expired";
 	close(s, hold, status, 0n);
-	s.events.push({ event: `hold.${status}`, partitionKey: from.id, payload: holdView(hold) });
+	s.events.push({ event: `hold.${status}`, partitionKey: from.id, payload: holdEvent(hold, from, to) });
 	return { ok: true, value: holdView(hold) };
 }
 
@@ -534,6 +534,11 @@ export function transferView(t: TransferRecord): Record<string, unknown> {
 		fromAccountId: t.fromAccountId, toAccountId: t.toAccountId, description: t.description,
 		holdId: t.holdId, reversesTransferId: t.reversesTransferId, createdAt: t.createdAt.toISOString(),
 	};
+}
+
+/** A hold event's payload: the hold and the owners of both sides, as transfer events carry them (webhooks route by owner). */
+function holdEvent(h: HoldState, from: AccountState, to: AccountState): Record<string, unknown> {
+	return { ...holdView(h), fromOwnerId: from.ownerId, toOwnerId: to.ownerId };
 }
 
 export function holdView(h: HoldState): Record<string, unknown> {

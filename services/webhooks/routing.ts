@@ -1,10 +1,10 @@
 /**
  * Which merchant owners an event concerns, and the body a delivery carries (pure).
  */
-export const WEBHOOK_EVENTS = ["transfer.completed", "payment.status_changed", "balance.updated"] as const;
+export const WEBHOOK_EVENTS = ["transfer.completed", "payment.status_changed", "balance.updated", "hold.created", "hold.posted", "hold.voided", "hold.expired"] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
-/** The users an event belongs to: both sides of a transfer, an account's owner, a payment's user. */
+/** The users an event belongs to: both sides of a transfer or hold, an account's owner, a payment's user. */
 export function ownersOf(p: Record<string, unknown>): string[] {
 	const ids = [p["fromOwnerId"], p["toOwnerId"], p["ownerId"], p["userId"]].filter((v): v is string => typeof v === "string");
 	return [...new Set(ids)];

@@ -108,6 +108,23 @@ describe("webhooks", () => {
 		assert.equal((await http("GET", `/api/v1/webhooks/${ep.body.id}/deliveries`, { token: payer.accessToken })).status, 404);
 	});
 
+	it("delivers hold events to the owners of the hold's accounts", async () => {
+		const merchant = await register("hold-merchant");
+		const payer = await register("hold-payer");
+		const ok = await receiver(() => 200);
+		const ep = await http<{ id: string; secret: string }>("POST", "/api/v1/webhooks", { token: merchant.accessToken, body: { url: ok.url, events: ["hold.created", "hold.voided"] } });
+		assert.equal(ep.status, 201);
+		const merchantAccount = await funded(merchant, 0);
+		const payerAccount = await funded(payer, 10_000);
+		const hold: { id: string } = await broker.call("ledger.holds.create", { idempotencyKey: "wh-hold", fromAccountId: payerAccount, toAccountId: merchantAccount, amount: 2_500, currency: "USD", timeoutMs: 60_000 });
+		await broker.call("ledger.holds.void", { idempotencyKey: "wh-hold-void", holdId: hold.id });
+		await until("2 deliveries", () => ok.got.length >= 2);
+		const bodies = ok.got.map(d => JSON.parse(d.body) as { type: string; data: { id: string; status: string; toOwnerId: string; amount: number } });
+		assert.deepEqual(bodies.map(b => [b.type, b.data.id, b.data.status, b.data.amount]), [["hold.created", hold.id, "pending", 2_500], ["hold.voided", hold.id, "voided", 2_500]]);
+		assert.equal(bodies[0]?.data.toOwnerId, merchant.user.id);
+		for (const d of ok.got) assert.equal(verifySignature(ep.body.secret, String(d.headers["paymesh-signature"]), d.body), true);
+	});
+
 	it("retries a failing receiver with backoff, then dead-letters the delivery", async () => {
 		const merchant = await register("flaky");
 		const payer = await register("payer2");
