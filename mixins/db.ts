@@ -41,7 +41,10 @@ function createPg(url: string, poolMax: number, applicationName: string): Knex {
 		// at 18,000 rows with 855 estimated), and on a server without autovacuum no ANALYZE
 		// ever invalidates it. Prepared statements still save parsing; planning sees the
 		// real parameters and the table's current size.
-		connection: { connectionString: url, types, application_name: applicationName, options: "-c plan_cache_mode=force_custom_plan" } as Knex.PgConnectionConfig,
+		// Pipeline mode (node-postgres sends a query without waiting for the answers before it)
+		// lets a transaction's BEGIN travel with its first statement; code that awaits each
+		// query, as knex does, behaves as without it.
+		connection: { connectionString: url, types, application_name: applicationName, options: "-c plan_cache_mode=force_custom_plan", pipeline: true } as Knex.PgConnectionConfig,
 		pool: { min: 0, max: poolMax, acquireTimeoutMillis: 10_000 },
 		acquireConnectionTimeout: 10_000,
 	});
@@ -167,10 +170,28 @@ export async function inTransaction<T>(knex: Knex, fn: (tx: SqlRunner) => Promis
 	const client = pgClient(knex);
 	if (!client) return knex.transaction(trx => fn(trx as unknown as SqlRunner));
 	const conn = await client.acquireConnection();
-	const tx: SqlRunner = { raw: (sql, bindings = []) => conn.query(preparedQuery(sql, bindings)) };
+	// BEGIN is not awaited on its own: the first statement goes out behind it in the same
+	// round trip (pipeline mode), and its answer is used only once BEGIN has succeeded. No
+	// write is sent before a read's answer, so nothing can commit outside the transaction.
+	const begun = conn.query({ text: "BEGIN" });
+	// Awaited below wherever it matters; this only keeps a failed BEGIN from also being reported unhandled.
+	begun.catch(() => undefined);
+	const tx: SqlRunner = {
+		raw: async (sql, bindings = []) => {
+			const answer = conn.query(preparedQuery(sql, bindings));
+			try {
+				await begun;
+			} catch (err) {
+				// The statement ran outside a transaction or not at all; its answer is not used.
+				answer.catch(() => undefined);
+				throw err;
+			}
+			return answer;
+		},
+	};
 	try {
-		await conn.query({ text: "BEGIN" });
 		const out = await fn(tx);
+		await begun;
 		await conn.query({ text: "COMMIT" });
 		return out;
 	} catch (err) {
