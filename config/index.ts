@@ -68,6 +68,9 @@ export interface Config {
 		batchSizeMax: number;
 		/** Least time between two relay cycles of one node: under load, kicks within it share one cycle. */
 		relayGapMs: number;
+		/** Positioned rows older than this are pruned; a consumer further behind loses events (and is told). */
+		retentionDays: number;
+		pruneIntervalMs: number;
 	};
 	auth: {
 		/** HMAC key for access tokens; random per process when not configured on a single node. */
@@ -317,6 +320,8 @@ export function loadConfig(env: Env = process.env): Config {
 			pollIntervalMs: intVar(env, "OUTBOX_POLL_INTERVAL_MS", 200, 5, 60_000),
 			batchSizeMax: intVar(env, "OUTBOX_BATCH_SIZE_MAX", 1_000, 1, 10_000),
 			relayGapMs: intVar(env, "OUTBOX_RELAY_GAP_MS", 20, 0, 1_000),
+			retentionDays: intVar(env, "OUTBOX_RETENTION_DAYS", 30, 1, 3_650),
+			pruneIntervalMs: intVar(env, "OUTBOX_PRUNE_INTERVAL_MS", 600_000, 1_000, 86_400_000),
 		},
 		auth: {
 			jwtSecret: jwt.secret,

@@ -10,9 +10,11 @@ import * as notifications001 from "./notifications/001_init.ts";
 import * as webhooks001 from "./webhooks/001_init.ts";
 import * as reports001 from "./reports/001_init.ts";
 import * as ledger002 from "./ledger/002_event_log.ts";
+import * as ledger003 from "./ledger/003_outbox_retention.ts";
 import * as payments001 from "./payments/001_init.ts";
 import * as payments002 from "./payments/002_provider_callbacks.ts";
 import * as payments003 from "./payments/003_outbox.ts";
+import * as payments004 from "./payments/004_outbox_retention.ts";
 import * as users001 from "./users/001_init.ts";
 
 /**
@@ -27,8 +29,8 @@ interface Migration {
 export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	auth: { "001_init": auth001 },
 	users: { "001_init": users001 },
-	ledger: { "001_init": ledger001, "002_event_log": ledger002 },
-	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003 },
+	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003 },
+	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004 },
 	fx: { "001_init": fx001 },
 	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003 },
 	audit: { "001_init": audit001 },

@@ -62,6 +62,7 @@ export interface ConsumerService {
 	stopConsumer(): Promise<void>;
 	pump(source: Source): Promise<number>;
 	deliver(e: ConsumedEvent): Promise<void>;
+	recordPruned(source: Source, position: number, prunedUpToSeq: number): Promise<void>;
 }
 
 interface ConsumerRuntime {
@@ -209,7 +210,12 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 					position = Number(held.position);
 					this.consumer.position.set(source, position);
 				}
-				const { events, lastSeq }: { events: LogEvent[]; lastSeq: number } = await this.broker.call(`${source}.events.read`, { afterSeq: position, eventsMax: eventsPerReadMax });
+				const read: { events: LogEvent[]; lastSeq: number; prunedUpToSeq?: number } = await this.broker.call(`${source}.events.read`, { afterSeq: position, eventsMax: eventsPerReadMax });
+				const { events } = read;
+				// Events up to the retention watermark are gone: say so once, loudly, and go on after them.
+				const pruned = read.prunedUpToSeq ?? 0;
+				if (pruned > position) await this.recordPruned(source, position, pruned);
+				const lastSeq = Math.max(read.lastSeq, pruned);
 				const mine = events.filter(e => wanted.has(e.event)).map(e => ({ ...e, source }));
 				let done = false;
 				if (this.handleEvents && mine.length > 1) {
@@ -243,6 +249,22 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 					reportLag(this, s, source);
 				}
 				return events.length;
+			},
+
+			/**
+			 * The source's retention sweep deleted events this consumer had not read (it was
+			 * behind by more than OUTBOX_RETENTION_DAYS). They cannot be handled any more: one
+			 * dead letter names the range, so it shows in consumer.status, the dead-letter
+			 * metric and the logs.
+			 */
+			async recordPruned(this: ConsumerService, source: Source, position: number, prunedUpToSeq: number): Promise<void> {
+				const range = { source, fromSeq: position + 1, toSeq: prunedUpToSeq };
+				this.logger.error("events were pruned from the source's log before this consumer read them", { consumer: s, ...range });
+				await this.knex.raw(
+					`INSERT INTO ${s}.dead_letters (source, event_id, event, payload, error, attempts) VALUES (?, ?, 'eventlog.pruned', ?::json, ?, 0) ON CONFLICT (event_id) DO NOTHING`,
+					[source, `${source}:pruned:${range.fromSeq}-${range.toSeq}`, JSON.stringify(range), "pruned by the source's retention before this consumer read them"],
+				);
+				if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(DEAD_METRIC, { consumer: s, source });
 			},
 
 			/** Hands one event to the handler, with retries and a dead letter at the end. */

@@ -67,6 +67,58 @@ export function outboxStatements(schema: string): { up: string[]; down: string[]
 }
 
 /**
+ * The log's pruning watermark: positions up to `up_to_seq` were deleted by the retention
+ * sweep. One row, so readers learn it in the statement that reads their page.
+ */
+export function outboxPrunedStatements(schema: string): { up: string[]; down: string[] } {
+	const s = checked(schema);
+	return {
+		up: [
+			`CREATE TABLE ${s}.outbox_pruned (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), up_to_seq bigint NOT NULL)`,
+			`INSERT INTO ${s}.outbox_pruned (up_to_seq) VALUES (0)`,
+		],
+		down: [`DROP TABLE ${s}.outbox_pruned`],
+	};
+}
+
+/**
+ * Deletes up to `batchMax` positioned rows published more than `retentionDays` ago, oldest
+ * position first, and raises the watermark to the last position deleted, in one statement.
+ * Positions grow with publish time, so what goes is always a prefix of the log. Returns the
+ * number of rows deleted. Unpositioned rows are never deleted.
+ */
+export async function pruneOutbox(knex: Knex, schema: string, retentionDays: number, batchMax: number): Promise<number> {
+	const s = checked(schema);
+	const [row] = await runStatement<{ n: number }>(
+		knex,
+		`WITH d AS (
+			DELETE FROM ${s}.outbox WHERE id IN (
+				SELECT id FROM ${s}.outbox WHERE seq IS NOT NULL AND published_at < now() - (? * interval '1 day') ORDER BY seq LIMIT ?
+			) RETURNING seq
+		), w AS (
+			UPDATE ${s}.outbox_pruned SET up_to_seq = greatest(up_to_seq, (SELECT max(seq) FROM d)) WHERE EXISTS (SELECT 1 FROM d) RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM d)::int AS n`,
+		[retentionDays, batchMax],
+	);
+	return row?.n ?? 0;
+}
+
+export const PRUNE_BATCH_MAX = 5_000;
+const PRUNE_ROUNDS_MAX = 20;
+
+/** One retention sweep: batches until the old rows are gone, at most PRUNE_ROUNDS_MAX of them (the next sweep goes on). */
+export async function sweepOutbox(knex: Knex, schema: string, retentionDays: number): Promise<number> {
+	let total = 0;
+	for (let round = 0; round < PRUNE_ROUNDS_MAX; round++) {
+		const n = await pruneOutbox(knex, schema, retentionDays, PRUNE_BATCH_MAX);
+		total += n;
+		if (n < PRUNE_BATCH_MAX) break;
+	}
+	return total;
+}
+
+/**
  * Positions up to batchSizeMax rows and publishes the events that their writer did not push
  * live; the number of rows positioned. One statement: the relay lock (held for that
  * statement only), the positions, the commit. Publishing comes after the commit, so a crash
@@ -94,26 +146,32 @@ export async function relayOnce(knex: Knex, schema: string, publish: Publish, ba
 
 /**
  * Events after a position, whole rows only, at most about eventsMax events (a single
- * larger row still comes whole). `lastSeq` is where to continue.
+ * larger row still comes whole). `lastSeq` is where to continue. `prunedUpToSeq` is the
+ * retention watermark, read in the same statement: a reader whose position is below it
+ * has lost the events in between.
  */
-export async function readEvents(knex: Knex, schema: string, afterSeq: number, eventsMax: number): Promise<{ events: LogEvent[]; lastSeq: number }> {
+export async function readEvents(knex: Knex, schema: string, afterSeq: number, eventsMax: number): Promise<{ events: LogEvent[]; lastSeq: number; prunedUpToSeq: number }> {
 	const s = checked(schema);
-	const rows = await runStatement<OutboxRow>(
+	// The watermark row always comes back, with the page's rows beside it (none: one row of nulls).
+	const rows = await runStatement<Partial<OutboxRow> & { pruned: bigint | number }>(
 		knex,
-		`SELECT id, seq, events FROM (
-			SELECT id, seq, events, event_count, sum(event_count) OVER (ORDER BY seq) AS running
-			FROM (SELECT id, seq, events, event_count FROM ${s}.outbox WHERE seq > ? ORDER BY seq LIMIT ?) l
-		 ) r WHERE running - event_count < ? ORDER BY seq`,
+		`SELECT w.up_to_seq AS pruned, r.id, r.seq, r.events FROM ${s}.outbox_pruned w LEFT JOIN LATERAL (
+			SELECT id, seq, events FROM (
+				SELECT id, seq, events, event_count, sum(event_count) OVER (ORDER BY seq) AS running
+				FROM (SELECT id, seq, events, event_count FROM ${s}.outbox WHERE seq > ? ORDER BY seq LIMIT ?) l
+			) p WHERE running - event_count < ?
+		) r ON true ORDER BY r.seq`,
 		[afterSeq, eventsMax, eventsMax],
 	);
 	const events: LogEvent[] = [];
 	let lastSeq = afterSeq;
 	for (const row of rows) {
+		if (row.id == null || row.seq == null || !row.events) continue;
 		const seq = Number(row.seq);
 		for (const [index, e] of row.events.entries()) events.push({ seq, eventId: `${s}:${row.id}:${index}`, event: e.event, payload: e.payload });
 		lastSeq = seq;
 	}
-	return { events, lastSeq };
+	return { events, lastSeq, prunedUpToSeq: Number(rows[0]?.pruned ?? 0) };
 }
 
 /** Events not yet positioned, the oldest one's age, and the last position given. */
@@ -167,24 +225,34 @@ export class Relay {
 	private again = false;
 	private stopping = false;
 	private timer: NodeJS.Timeout | null = null;
+	private pruneTimer: NodeJS.Timeout | null = null;
 	private delayed: NodeJS.Timeout | null = null;
 	private lastStartMs = -Infinity;
 	private readonly run: () => Promise<number>;
+	private readonly prune: () => Promise<number>;
 	private readonly warn: (msg: string, o: object) => void;
+	private readonly retention: { days: number; intervalMs: number };
 
 	private readonly gapMs: number;
 	private readonly batchSizeMax: number;
 
-	constructor(opts: { knex: () => Knex; schema: string; publish: Publish; batchSizeMax: number; gapMs: number; warn: (msg: string, o: object) => void }) {
+	constructor(opts: { knex: () => Knex; schema: string; publish: Publish; batchSizeMax: number; gapMs: number; retention: { days: number; intervalMs: number }; warn: (msg: string, o: object) => void }) {
 		this.run = () => relayOnce(opts.knex(), opts.schema, opts.publish, opts.batchSizeMax);
+		this.prune = () => sweepOutbox(opts.knex(), opts.schema, opts.retention.days);
+		this.retention = opts.retention;
 		this.warn = opts.warn;
 		this.gapMs = opts.gapMs;
 		this.batchSizeMax = opts.batchSizeMax;
 	}
 
+	/** Starts the poll and the retention sweep (every node runs it; the deletes do not collide in effect). */
 	start(pollIntervalMs: number): void {
 		this.timer = setInterval(() => this.kick(), pollIntervalMs);
 		this.timer.unref();
+		this.pruneTimer = setInterval(() => {
+			this.prune().catch((err: Error) => this.warn("outbox retention sweep failed; the next one retries", { error: err.message }));
+		}, this.retention.intervalMs);
+		this.pruneTimer.unref();
 		this.kick();
 	}
 
@@ -226,6 +294,7 @@ export class Relay {
 	async stop(): Promise<void> {
 		this.stopping = true;
 		if (this.timer) clearInterval(this.timer);
+		if (this.pruneTimer) clearInterval(this.pruneTimer);
 		if (this.delayed) clearTimeout(this.delayed);
 		while (this.running) await new Promise(r => setTimeout(r, 10));
 	}
