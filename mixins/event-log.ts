@@ -82,10 +82,13 @@ export function outboxPrunedStatements(schema: string): { up: string[]; down: st
 }
 
 /**
- * Deletes up to `batchMax` positioned rows published more than `retentionDays` ago, oldest
- * position first, and raises the watermark to the last position deleted, in one statement.
- * Positions grow with publish time, so what goes is always a prefix of the log. Returns the
- * number of rows deleted. Unpositioned rows are never deleted.
+ * Deletes the rows among the `batchMax` lowest positions that were published more than
+ * `retentionDays` ago, and raises the watermark to the last position deleted, in one
+ * statement. Positions grow with publish time (the relay gives both in one statement, one
+ * relay at a time), so the old rows are a prefix of the log and what goes is always a
+ * prefix; looking at the lowest positions only keeps a sweep with nothing to do from
+ * scanning the whole log. Returns the number of rows deleted. Unpositioned rows are never
+ * deleted.
  */
 export async function pruneOutbox(knex: Knex, schema: string, retentionDays: number, batchMax: number): Promise<number> {
 	const s = checked(schema);
@@ -93,13 +96,14 @@ export async function pruneOutbox(knex: Knex, schema: string, retentionDays: num
 		knex,
 		`WITH d AS (
 			DELETE FROM ${s}.outbox WHERE id IN (
-				SELECT id FROM ${s}.outbox WHERE seq IS NOT NULL AND published_at < now() - (? * interval '1 day') ORDER BY seq LIMIT ?
+				SELECT id FROM (SELECT id, published_at FROM ${s}.outbox WHERE seq IS NOT NULL ORDER BY seq LIMIT ?) f
+				WHERE published_at < now() - (? * interval '1 day')
 			) RETURNING seq
 		), w AS (
 			UPDATE ${s}.outbox_pruned SET up_to_seq = greatest(up_to_seq, (SELECT max(seq) FROM d)) WHERE EXISTS (SELECT 1 FROM d) RETURNING 1
 		)
 		SELECT (SELECT count(*) FROM d)::int AS n`,
-		[retentionDays, batchMax],
+		[batchMax, retentionDays],
 	);
 	return row?.n ?? 0;
 }
