@@ -11,8 +11,9 @@ import assert from "node:assert/strict";
 import type { ServiceBroker, ServiceSchema } from "moleculer";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
-import { acquireDb, releaseDb } from "../../mixins/db.ts";
-import { consumerStatements, eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
+import { acquireDb } from "../../mixins/db.ts";
+import { consumerStatements } from "../../mixins/event-consumer.ts";
+import { consumerProbe } from "../support/consumer.ts";
 import type { Config } from "../../config/index.ts";
 
 let db: TestDatabase;
@@ -23,31 +24,19 @@ const attempts = new Map<string, number>();
 const POISON_AMOUNT = 13;
 
 function probeService(cfg: Config): ServiceSchema {
-	return {
-		name: "probe",
-		mixins: [eventConsumer({ schema: "probe", sources: ["ledger"], events: ["transfer.completed"], attemptsMax: 3, retryDelayMs: 5, pollIntervalMs: 50 })],
-		methods: {
-			async handleEvent(this: ConsumerService, e: ConsumedEvent) {
-				const n = (attempts.get(e.eventId) ?? 0) + 1;
-				attempts.set(e.eventId, n);
-				const amount = Number(e.payload["amount"]);
-				if (amount === POISON_AMOUNT) throw new Error("cannot digest 13");
-				// A handler that fails once and then succeeds is not dead-lettered.
-				if (amount === 7 && n === 1) throw new Error("transient");
-				handled.push({ eventId: e.eventId, amount, attempts: n });
-			},
+	return consumerProbe({
+		config: cfg,
+		consumer: { schema: "probe", sources: ["ledger"], events: ["transfer.completed"], attemptsMax: 3, retryDelayMs: 5, pollIntervalMs: 50 },
+		async handleEvent(e) {
+			const n = (attempts.get(e.eventId) ?? 0) + 1;
+			attempts.set(e.eventId, n);
+			const amount = Number(e.payload["amount"]);
+			if (amount === POISON_AMOUNT) throw new Error("cannot digest 13");
+			// A handler that fails once and then succeeds is not dead-lettered.
+			if (amount === 7 && n === 1) throw new Error("transient");
+			handled.push({ eventId: e.eventId, amount, attempts: n });
 		},
-		async started(this: ConsumerService) {
-			this.knex = acquireDb(cfg).knex;
-			await this.knex.raw("CREATE SCHEMA IF NOT EXISTS probe");
-			for (const sql of consumerStatements("probe").up) await this.knex.raw(sql);
-			this.startConsumer();
-		},
-		async stopped(this: ConsumerService) {
-			await this.stopConsumer();
-			await releaseDb(cfg);
-		},
-	} as unknown as ServiceSchema;
+	});
 }
 
 before(async () => {
@@ -98,23 +87,14 @@ describe("event consumer lease", () => {
 	it("one node at a time: the holder handles everything, the other takes over when it stops, nothing twice or lost", async () => {
 		// This log also holds the first test's transfers (amounts under 100): only ours count.
 		const seen: { node: string; eventId: string }[] = [];
-		const leaseProbe = (cfg: Config): ServiceSchema => ({
-			name: "probe2",
-			mixins: [eventConsumer({ schema: "probe2", sources: ["ledger"], events: ["transfer.completed"], attemptsMax: 3, retryDelayMs: 5, pollIntervalMs: 20, leaseMs: 2_000 })],
-			methods: {
-				async handleEvent(this: ConsumerService, e: ConsumedEvent) {
-					if (Number(e.payload["amount"]) >= 100) seen.push({ node: this.broker.nodeID, eventId: e.eventId });
-				},
+		const leaseProbe = (cfg: Config): ServiceSchema => consumerProbe({
+			config: cfg,
+			consumer: { schema: "probe2", sources: ["ledger"], events: ["transfer.completed"], attemptsMax: 3, retryDelayMs: 5, pollIntervalMs: 20, leaseMs: 2_000 },
+			migrate: false,
+			async handleEvent(e) {
+				if (Number(e.payload["amount"]) >= 100) seen.push({ node: this.broker.nodeID, eventId: e.eventId });
 			},
-			async started(this: ConsumerService) {
-				this.knex = acquireDb(cfg).knex;
-				this.startConsumer();
-			},
-			async stopped(this: ConsumerService) {
-				await this.stopConsumer();
-				await releaseDb(cfg);
-			},
-		}) as unknown as ServiceSchema;
+		});
 		const { knex } = acquireDb(config);
 		await knex.raw("CREATE SCHEMA IF NOT EXISTS probe2");
 		for (const sql of consumerStatements("probe2").up) await knex.raw(sql);

@@ -7,13 +7,12 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { ServiceBroker, ServiceSchema } from "moleculer";
+import type { ServiceBroker } from "moleculer";
 import type { Knex } from "knex";
 import pg from "pg";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
-import { acquireDb, releaseDb } from "../../mixins/db.ts";
-import { consumerStatements, eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
+import { consumerProbe } from "../support/consumer.ts";
 import { pruneOutbox, sweepOutbox } from "../../mixins/event-log.ts";
 import type { Config } from "../../config/index.ts";
 
@@ -22,28 +21,6 @@ let broker: ServiceBroker;
 let config: Config;
 let sql: pg.Client;
 const handled: number[] = [];
-
-function lateConsumer(cfg: Config): ServiceSchema {
-	return {
-		name: "late",
-		mixins: [eventConsumer({ schema: "late", sources: ["ledger"], events: ["transfer.completed"], attemptsMax: 2, retryDelayMs: 5, pollIntervalMs: 50 })],
-		methods: {
-			async handleEvent(this: ConsumerService, e: ConsumedEvent) {
-				handled.push(Number(e.payload["amount"]));
-			},
-		},
-		async started(this: ConsumerService) {
-			this.knex = acquireDb(cfg).knex;
-			await this.knex.raw("CREATE SCHEMA IF NOT EXISTS late");
-			for (const s of consumerStatements("late").up) await this.knex.raw(s);
-			this.startConsumer();
-		},
-		async stopped(this: ConsumerService) {
-			await this.stopConsumer();
-			await releaseDb(cfg);
-		},
-	} as unknown as ServiceSchema;
-}
 
 const ledgerKnex = () => (broker.getLocalService("ledger") as unknown as { knex: Knex }).knex;
 const one = async <T>(text: string, values: unknown[] = []): Promise<T> => (await sql.query(text, values)).rows[0] as T;
@@ -97,7 +74,13 @@ describe("event log retention", () => {
 		assert.equal(await sweepOutbox(ledgerKnex(), "ledger", 30), 0, "nothing left to prune");
 		await sql.query("SELECT pg_advisory_unlock(hashtext('paymesh.ledger.outbox'))");
 
-		broker.createService(lateConsumer(config));
+		broker.createService(consumerProbe({
+			config,
+			consumer: { schema: "late", sources: ["ledger"], events: ["transfer.completed"], attemptsMax: 2, retryDelayMs: 5, pollIntervalMs: 50 },
+			handleEvent: async e => {
+				handled.push(Number(e.payload["amount"]));
+			},
+		}));
 		await broker.waitForServices(["late"]);
 		await until("the newer transfers handled", () => handled.length >= 2);
 		assert.deepEqual(handled, [4, 5], "only what is left of the log");
