@@ -7,7 +7,8 @@ import type { Knex } from "knex";
 import { refusal, type Refusal } from "../../lib/errors.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import { balanceView } from "./rules.ts";
-import { insertOutbox, toAccount, type AccountRecord } from "./store.ts";
+import { toAccount, type AccountRecord } from "./store.ts";
+import { insertOutbox } from "../../mixins/event-log.ts";
 
 export interface OpenAccount {
 	id: string;
@@ -39,7 +40,7 @@ export async function openAccount(knex: Knex, a: OpenAccount): Promise<AccountRe
 		const row = inserted.rows[0];
 		if (row) {
 			const account = toAccount(row);
-			await insertOutbox(trx, [{ event: "account.opened", partitionKey: account.id, payload: accountView(account) }]);
+			await insertOutbox(trx, "ledger", [{ event: "account.opened", partitionKey: account.id, payload: accountView(account) }]);
 			return account;
 		}
 		const existing = (await trx.raw("SELECT * FROM ledger.accounts WHERE code = ?", [a.code])) as { rows: Parameters<typeof toAccount>[0][] };
@@ -59,7 +60,7 @@ export async function setStatus(knex: Knex, id: string, status: "active" | "froz
 		const row = res.rows[0];
 		if (!row) return null;
 		const account = toAccount(row);
-		await insertOutbox(trx, [{ event: "account.status_changed", partitionKey: id, payload: { accountId: id, ownerId: account.ownerId, status } }]);
+		await insertOutbox(trx, "ledger", [{ event: "account.status_changed", partitionKey: id, payload: { accountId: id, ownerId: account.ownerId, status } }]);
 		return account;
 	});
 }

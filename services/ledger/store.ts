@@ -322,12 +322,6 @@ function checkReadBack(accounts: AccountState[], back: NonNullable<WriteCounts["
 	}
 }
 
-/** Writes a transaction's events as one outbox row, in the order they happened. */
-export async function insertOutbox(trx: Db, events: OutboxEvent[]): Promise<void> {
-	if (events.length === 0) return;
-	await rows(trx, "INSERT INTO ledger.outbox (events, event_count) VALUES (?::json, ?)", [JSON.stringify(events), events.length]);
-}
-
 // ---- plain reads ---------------------------------------------------------------------
 
 export async function getAccount(db: Db, id: string): Promise<AccountRecord | null> {

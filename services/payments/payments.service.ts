@@ -339,7 +339,6 @@ export function paymentsService(config: Config): ServiceSchema {
 				if (steps.length === 0) throw new Error("advance needs at least one event");
 				const row = await this.rt.moves.submit({ id, steps, set });
 				if (!row) throw toClientError({ code: "ILLEGAL_TRANSITION", message: `payment ${id} is no longer ${from}` });
-				this.kickRelay();
 				return row;
 			},
 
@@ -587,6 +586,8 @@ export function paymentsService(config: Config): ServiceSchema {
 					const { rows, committed } = await retryOnDeadlock(() => advanceMany(this.knex, items));
 					// Live right after the commit; the relay only positions these rows for the consumers.
 					for (const c of committed) c.events.forEach((e, i) => this.broker.emit(e.event, { ...e.payload, eventId: `payments:${c.outboxId}:${i}` }));
+					// Once per batch that wrote an outbox row: the relay positions it for the consumers.
+					if (committed.length > 0) this.kickRelay();
 					return rows;
 				}),
 				screens: batcher(async items => {
