@@ -110,8 +110,8 @@ export async function runClusterBench(): Promise<BenchResult[]> {
 		DATABASE_URL: db.url, TRANSPORTER: NATS_URL, REDIS_URL, NAMESPACE: ns, JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: "warn",
 		RATE_LIMIT_PER_USER: "10000000", RATE_LIMIT_PER_IP: "10000000", HEARTBEAT_INTERVAL_S: "2", HEARTBEAT_TIMEOUT_S: "20",
 	};
-	// LEDGER_* settings of the bench's environment go to the ledger nodes (for experiments).
-	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith("LEDGER_") && e[1] !== undefined));
+	// LEDGER_* and OUTBOX_* settings of the bench's environment go to the ledger nodes (for experiments).
+	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(LEDGER|OUTBOX)_/.test(e[0]) && e[1] !== undefined));
 	const children: ChildProcess[] = [];
 	const pids: Record<string, number | undefined> = { bench: process.pid };
 	const child = (extra: Record<string, string> & { NODE_ID: string }) => {

@@ -11,6 +11,7 @@ import * as webhooks001 from "./webhooks/001_init.ts";
 import * as reports001 from "./reports/001_init.ts";
 import * as ledger002 from "./ledger/002_event_log.ts";
 import * as ledger003 from "./ledger/003_outbox_retention.ts";
+import * as ledger004 from "./ledger/004_batch_check.ts";
 import * as payments001 from "./payments/001_init.ts";
 import * as payments002 from "./payments/002_provider_callbacks.ts";
 import * as payments003 from "./payments/003_outbox.ts";
@@ -29,7 +30,7 @@ interface Migration {
 export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	auth: { "001_init": auth001 },
 	users: { "001_init": users001 },
-	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003 },
+	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004 },
 	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004 },
 	fx: { "001_init": fx001 },
 	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003 },

@@ -98,6 +98,13 @@ export async function queryOne<T>(db: Knex | Knex.Transaction, sql: string, bind
  */
 export interface SqlRunner {
 	raw(sql: string, bindings?: readonly unknown[]): Promise<{ rows: unknown[] }>;
+	/**
+	 * A plain transaction's last statement, with the COMMIT sent right behind it in the same
+	 * write. Only for a statement that checks everything the commit depends on itself: if it
+	 * fails, the transaction is aborted and the COMMIT rolls it back; if it succeeds, the
+	 * transaction has committed by the time the answer is used.
+	 */
+	commitWith?(sql: string, bindings?: readonly unknown[]): Promise<{ rows: unknown[] }>;
 }
 
 interface PgConnection {
@@ -158,47 +165,106 @@ export async function runStatement<T>(knex: Knex, sql: string, bindings: readonl
 	}
 }
 
+interface Corkable {
+	cork(): void;
+	uncork(): void;
+}
+
+/** The connection's socket, so several messages can leave in one write. */
+function socketOf(conn: PgConnection): Corkable {
+	return (conn as unknown as { connection: { stream: Corkable } }).connection.stream;
+}
+
 /**
  * Runs `fn` in one transaction. On PostgreSQL it runs on a pooled connection directly,
  * without knex's per-transaction machinery and with prepared statements: the ledger's
- * batches are mostly fixed cost (BEGIN, two statements, COMMIT), and this cut what a small
- * batch costs the node by about a quarter (docs/ledger.md). Elsewhere (PGlite) it is
- * knex's transaction. Either way `fn` gets a
- * runner whose `raw` takes knex-style `?` bindings, and a throw rolls everything back.
+ * batches are mostly fixed cost (BEGIN, two statements, COMMIT), so what each costs in
+ * round trips, writes and wake-ups counts (docs/ledger.md). Elsewhere (PGlite) it is
+ * knex's transaction. Either way `fn` gets a runner whose `raw` takes knex-style `?`
+ * bindings, and a throw rolls everything back.
+ *
+ * Messages that do not depend on an answer travel together (pipeline mode, and the socket
+ * corked so they leave in one write and wake the server once): BEGIN with the first
+ * statement, and with `commitWith` the last statement with COMMIT. A statement's answer is
+ * used only once BEGIN has succeeded, and no write is sent before a read's answer, so
+ * nothing commits outside the transaction.
  */
 export async function inTransaction<T>(knex: Knex, fn: (tx: SqlRunner) => Promise<T>): Promise<T> {
 	const client = pgClient(knex);
 	if (!client) return knex.transaction(trx => fn(trx as unknown as SqlRunner));
 	const conn = await client.acquireConnection();
-	// BEGIN is not awaited on its own: the first statement goes out behind it in the same
-	// round trip (pipeline mode), and its answer is used only once BEGIN has succeeded. No
-	// write is sent before a read's answer, so nothing can commit outside the transaction.
+	const socket = socketOf(conn);
+	// Corked until the first statement is queued behind BEGIN (or, should `fn` never send
+	// one, until the event loop comes round).
+	let corked = true;
+	const uncork = () => {
+		if (!corked) return;
+		corked = false;
+		socket.uncork();
+	};
+	socket.cork();
 	const begun = conn.query({ text: "BEGIN" });
 	// Awaited below wherever it matters; this only keeps a failed BEGIN from also being reported unhandled.
 	begun.catch(() => undefined);
+	const uncorkLater = setImmediate(uncork);
+	let committing: Promise<unknown> | null = null;
+	let sent = false;
+	const answerOf = async (answer: Promise<{ rows: unknown[] }>) => {
+		try {
+			await begun;
+		} catch (err) {
+			// The statement ran outside a transaction or not at all; its answer is not used.
+			answer.catch(() => undefined);
+			throw err;
+		}
+		return answer;
+	};
+	const open = () => {
+		if (committing) throw new Error("inTransaction: a statement after commitWith would run outside the transaction");
+	};
 	const tx: SqlRunner = {
 		raw: async (sql, bindings = []) => {
+			open();
+			sent = true;
 			const answer = conn.query(preparedQuery(sql, bindings));
-			try {
+			uncork();
+			return answerOf(answer);
+		},
+		commitWith: async (sql, bindings = []) => {
+			open();
+			if (!sent) {
+				// As the first statement it must not run unless BEGIN did: wait for BEGIN first.
+				uncork();
 				await begun;
-			} catch (err) {
-				// The statement ran outside a transaction or not at all; its answer is not used.
-				answer.catch(() => undefined);
-				throw err;
 			}
-			return answer;
+			sent = true;
+			socket.cork();
+			const answer = conn.query(preparedQuery(sql, bindings));
+			committing = conn.query({ text: "COMMIT" });
+			committing.catch(() => undefined);
+			socket.uncork();
+			uncork();
+			const out = await answerOf(answer);
+			await committing;
+			return out;
 		},
 	};
 	try {
 		const out = await fn(tx);
 		await begun;
-		await conn.query({ text: "COMMIT" });
+		// A COMMIT that travelled with the last statement has been answered by now.
+		if (!committing) await conn.query({ text: "COMMIT" });
 		return out;
 	} catch (err) {
-		// A broken connection fails the ROLLBACK too; the pool drops it when it is next validated.
-		await conn.query({ text: "ROLLBACK" }).catch(() => undefined);
+		uncork();
+		// After a pipelined COMMIT the transaction has ended either way (a failed statement
+		// turned that COMMIT into a rollback); otherwise roll back. A broken connection fails
+		// the ROLLBACK too; the pool drops it when it is next validated.
+		if (!committing) await conn.query({ text: "ROLLBACK" }).catch(() => undefined);
+		else await (committing as Promise<unknown>).catch(() => undefined);
 		throw err;
 	} finally {
+		clearImmediate(uncorkLater);
 		await client.releaseConnection(conn);
 	}
 }

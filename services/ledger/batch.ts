@@ -7,7 +7,7 @@
  */
 import type { Knex } from "knex";
 import { createHash } from "node:crypto";
-import { refusal, invariant } from "../../lib/errors.ts";
+import { refusal, invariant, InvariantViolation } from "../../lib/errors.ts";
 import { applyBatch, referencedIds, type BatchState, type Op, type OpResult } from "./rules.ts";
 import * as store from "./store.ts";
 import { inTransaction, type SqlRunner } from "../../mixins/db.ts";
@@ -114,11 +114,16 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 		} catch (err) {
 			// Another node committed one of these keys between our key read and our write: its
 			// transfer or hold row collides on the unique key. Run the batch again; it replays.
-			const e = err as { code?: string; constraint?: string };
+			// The statement's own key check raises 40001 for the same reason (store.ts writeChecks),
+			// and P0001 when a count or the entries' sum is wrong.
+			const e = err as { code?: string; constraint?: string; message?: string };
 			if (e.code === "23505" && typeof e.constraint === "string" && e.constraint.includes("idempotency")) throw new KeyConflict(`idempotency key committed concurrently (${e.constraint})`);
+			if (e.code === "40001") throw new KeyConflict(e.message ?? "idempotency key committed concurrently");
+			if (e.code === "P0001") throw new InvariantViolation(e.message ?? "ledger batch check failed");
 			throw err;
 		}
-		if (written.stored !== ran.length) throw new KeyConflict(`${ran.length - written.stored} idempotency keys were committed concurrently`);
+		// The statement checked this before it could commit.
+		invariant(written.stored === ran.length, `stored ${written.stored} of ${ran.length} idempotency keys`);
 		return { results, eventCount: applied.changes.events.length, events: applied.changes.events, outboxId: written.outboxId };
 	});
 }

@@ -196,7 +196,7 @@ function entriesPart(es: BatchChanges["entries"], now: Date): Part {
 	return {
 		name: "e",
 		sql: `INSERT INTO ledger.entries (transfer_id, account_id, counterparty_account_id, amount, balance_after, account_version, created_at)
-		 SELECT t, a, c, amt, b, v, ?::timestamptz FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::int8[], ?::int8[], ?::int8[]) AS x(t, a, c, amt, b, v) RETURNING 1`,
+		 SELECT t, a, c, amt, b, v, ?::timestamptz FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::int8[], ?::int8[], ?::int8[]) AS x(t, a, c, amt, b, v) RETURNING amount AS amt`,
 		params: [
 			now, es.map(e => e.transferId), es.map(e => e.accountId), es.map(e => e.counterpartyAccountId),
 			es.map(e => str(e.amount)), es.map(e => str(e.balanceAfter)), es.map(e => str(e.accountVersion)),
@@ -274,14 +274,45 @@ interface WriteCounts {
 	accounts: { id: string; posted: string; pending_debits: string; pending_credits: string; version: string }[] | null;
 }
 
+/** A check the write statement makes before it can commit, and the SQLSTATE it raises when it fails. */
+interface Check {
+	sql: string;
+	params: unknown[];
+	code: "P0001" | "40001";
+	message: string;
+}
+
 /**
- * Writes everything a batch changed in one statement and checks what PostgreSQL reports
- * back: the new balances must be exactly what the rules computed (the rows are locked,
- * so anything else is a bug), and every pending hold closed once. Returns how many
- * idempotency keys were new: fewer than given means another transaction committed one
- * of them after this batch read them, and the batch must roll back and run again.
+ * What the statement itself must find before the batch may commit: every row written
+ * once (the accounts and holds are locked, so a different count is a bug), the entries
+ * summing to zero (double entry, checked by the database this time), and every
+ * idempotency key new. A key another transaction committed after this batch read the
+ * keys raises 40001: the batch rolls back, runs again and replays it.
  */
-/** Writes a batch; the number of idempotency keys stored and the id of its outbox row (null without events). */
+function writeChecks(changes: BatchChanges, accounts: AccountState[], keys: StoredResult[]): Check[] {
+	const counted = (name: string, n: number, what: string): Check =>
+		({ sql: `(SELECT count(*) FROM ${name}) = ?::int`, params: [n], code: "P0001", message: `ledger invariant: the batch wrote a different number of ${what}` });
+	const checks: Check[] = [];
+	if (changes.transfers.length > 0) checks.push(counted("t", changes.transfers.length, "transfers"));
+	if (changes.entries.length > 0) {
+		checks.push(counted("e", changes.entries.length, "entries"));
+		checks.push({ sql: "(SELECT sum(amt) FROM e) = 0", params: [], code: "P0001", message: "ledger invariant: the entries of the batch do not sum to zero" });
+	}
+	if (changes.holdsCreated.length > 0) checks.push(counted("hn", changes.holdsCreated.length, "new holds"));
+	if (changes.holdsClosed.length > 0) checks.push(counted("hc", changes.holdsClosed.length, "closed holds (one was not pending)"));
+	if (accounts.length > 0) checks.push(counted("a", accounts.length, "account balances"));
+	if (changes.usage.size > 0) checks.push(counted("u", changes.usage.size, "spending rows"));
+	if (keys.length > 0) checks.push({ ...counted("k", keys.length, "idempotency keys"), code: "40001", message: "ledger batch: an idempotency key was committed concurrently" });
+	return checks;
+}
+
+/**
+ * Writes everything a batch changed in one statement, which checks itself before it can
+ * commit (writeChecks), so where the runner can, the COMMIT goes out right behind it. What
+ * PostgreSQL reports back is checked again here: the new balances must be exactly what the
+ * rules computed. Returns how many idempotency keys were stored and the id of the batch's
+ * outbox row (null without events).
+ */
 export async function writeBatch(trx: Db, changes: BatchChanges, accounts: AccountState[], keys: StoredResult[], now: Date): Promise<{ stored: number; outboxId: string | null }> {
 	const parts: Part[] = [];
 	if (changes.transfers.length > 0) parts.push(transfersPart(changes.transfers, now));
@@ -298,9 +329,14 @@ export async function writeBatch(trx: Db, changes: BatchChanges, accounts: Accou
 	const accountsJson = accounts.length > 0
 		? "(SELECT json_agg(json_build_object('id', id, 'posted', posted::text, 'pending_debits', pending_debits::text, 'pending_credits', pending_credits::text, 'version', version::text)) FROM a)"
 		: "NULL";
+	const checks = writeChecks(changes, accounts, keys);
+	const checked = checks.map(c => `ledger.batch_check(${c.sql}, ?, ?)`).join(" AND ");
 	const sql = `WITH ${parts.map(p => `${p.name} AS (${p.sql})`).join(",\n")}
-		SELECT json_build_object(${counts.join(", ")}) AS counts, ${accountsJson} AS accounts`;
-	const [row] = await rows<WriteCounts>(trx, sql, parts.flatMap(p => p.params));
+		SELECT json_build_object(${counts.join(", ")}) AS counts, ${accountsJson} AS accounts, ${checked || "true"} AS checked`;
+	const params = [...parts.flatMap(p => p.params), ...checks.flatMap(c => [...c.params, c.code, c.message])];
+	const runner = trx as SqlRunner;
+	const res = runner.commitWith ? await runner.commitWith(sql, params) : await runner.raw(sql, params);
+	const [row] = res.rows as WriteCounts[];
 	invariant(row, "batch write returned no row");
 	const count = (name: string) => Number(row.counts[name] ?? 0);
 	invariant(count("t") === changes.transfers.length && count("e") === changes.entries.length, "batch wrote a different number of transfers or entries");

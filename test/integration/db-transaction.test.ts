@@ -2,7 +2,8 @@
  * mixins/db.ts's plain transactions and prepared statements, on real PostgreSQL and on
  * PGlite: what `fn` wrote commits together or not at all, a failed statement or a throw
  * rolls back and leaves the pooled connection usable, and knex-style `?` bindings reach
- * PostgreSQL as the right parameters.
+ * PostgreSQL as the right parameters. On PostgreSQL, a last statement sent with its COMMIT
+ * (commitWith) commits with the rest, or rolls all back when it fails.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -78,6 +79,47 @@ describe("plain transactions", () => {
 			);
 			assert.deepEqual(await keys(knex()), ["a", "b", "d"], name);
 		}
+	});
+
+	it("commitWith: the last statement and its COMMIT commit together with what came before", async () => {
+		const out = await inTransaction(pgKnex, async tx => {
+			await rowsOf(tx, "INSERT INTO t (k, n) VALUES (?, ?)", ["f", 10]);
+			assert.ok(tx.commitWith, "a plain PostgreSQL transaction offers commitWith");
+			return (await tx.commitWith("INSERT INTO t (k, n) VALUES (?, ?) RETURNING k", ["g", 11])).rows;
+		});
+		assert.deepEqual(out, [{ k: "g" }]);
+		assert.deepEqual(await keys(pgKnex), ["a", "b", "d", "f", "g"]);
+	});
+
+	it("commitWith: a failing last statement turns its COMMIT into a rollback of the whole transaction", async () => {
+		await assert.rejects(
+			inTransaction(pgKnex, async tx => {
+				await rowsOf(tx, "INSERT INTO t (k, n) VALUES (?, ?)", ["h", 12]);
+				await tx.commitWith?.("INSERT INTO t (k, n) VALUES (?, ?)", ["a", 13]);
+			}),
+			(err: { code?: string }) => err.code === "23505",
+		);
+		assert.deepEqual(await keys(pgKnex), ["a", "b", "d", "f", "g"], "h is gone with the failed statement");
+		// The single pooled connection is not left inside the aborted transaction: the next one commits.
+		await inTransaction(pgKnex, tx => rowsOf(tx, "INSERT INTO t (k, n) VALUES (?, ?)", ["i", 14]));
+		assert.deepEqual(await keys(pgKnex), ["a", "b", "d", "f", "g", "i"]);
+	});
+
+	it("commitWith: once it has answered, the transaction is committed even if fn throws afterwards", async () => {
+		await assert.rejects(
+			inTransaction(pgKnex, async tx => {
+				await rowsOf(tx, "INSERT INTO t (k, n) VALUES (?, ?)", ["j", 15]);
+				await tx.commitWith?.("INSERT INTO t (k, n) VALUES (?, ?)", ["k", 16]);
+				throw new Error("a check after the commit");
+			}),
+			/a check after the commit/,
+		);
+		assert.deepEqual(await keys(pgKnex), ["a", "b", "d", "f", "g", "i", "j", "k"]);
+	});
+
+	it("commitWith as the first statement waits for BEGIN and still commits", async () => {
+		await inTransaction(pgKnex, async tx => tx.commitWith?.("INSERT INTO t (k, n) VALUES (?, ?)", ["l", 17]));
+		assert.deepEqual((await keys(pgKnex)).slice(-1), ["l"]);
 	});
 
 	it("prepares a statement once and runs it with new bindings, and keeps an escaped question mark", async () => {
