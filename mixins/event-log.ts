@@ -238,14 +238,22 @@ export class Relay {
 	private readonly retention: { days: number; intervalMs: number };
 
 	private readonly gapMs: number;
+	private readonly peers: () => number;
 	private readonly batchSizeMax: number;
 
-	constructor(opts: { knex: () => Knex; schema: string; publish: Publish; batchSizeMax: number; gapMs: number; retention: { days: number; intervalMs: number }; warn: (msg: string, o: object) => void }) {
+	/**
+	 * `gapMs` is the least time between rounds across the cluster: every node that writes
+	 * this log runs a relay, and each round positions every node's rows, so with `peers()`
+	 * nodes each waits `gapMs` times that between its rounds. More nodes then do not mean
+	 * more relay statements for the same rows.
+	 */
+	constructor(opts: { knex: () => Knex; schema: string; publish: Publish; batchSizeMax: number; gapMs: number; peers?: () => number; retention: { days: number; intervalMs: number }; warn: (msg: string, o: object) => void }) {
 		this.run = () => relayOnce(opts.knex(), opts.schema, opts.publish, opts.batchSizeMax);
 		this.prune = () => sweepOutbox(opts.knex(), opts.schema, opts.retention.days);
 		this.retention = opts.retention;
 		this.warn = opts.warn;
 		this.gapMs = opts.gapMs;
+		this.peers = opts.peers ?? (() => 1);
 		this.batchSizeMax = opts.batchSizeMax;
 	}
 
@@ -266,7 +274,7 @@ export class Relay {
 			this.again = true;
 			return;
 		}
-		const restMs = this.lastStartMs + this.gapMs - performance.now();
+		const restMs = this.lastStartMs + this.gapOfNodeMs() - performance.now();
 		if (restMs > 0) {
 			this.delayed = setTimeout(() => {
 				this.delayed = null;
@@ -285,7 +293,7 @@ export class Relay {
 				this.lastStartMs = performance.now();
 				// A full page may have left rows behind: go on at once; otherwise wait for a kick.
 				while ((await this.run()) >= this.batchSizeMax && !this.stopping);
-				const restMs = this.gapMs - (performance.now() - this.lastStartMs);
+				const restMs = this.gapOfNodeMs() - (performance.now() - this.lastStartMs);
 				if (this.again && restMs > 0) await new Promise(r => setTimeout(r, restMs));
 			} while (this.again && !this.stopping);
 		} catch (err) {
@@ -293,6 +301,11 @@ export class Relay {
 		} finally {
 			this.running = false;
 		}
+	}
+
+	/** This node's least time between its rounds. */
+	private gapOfNodeMs(): number {
+		return this.gapMs * Math.max(1, this.peers());
 	}
 
 	async stop(): Promise<void> {

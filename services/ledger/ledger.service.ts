@@ -389,7 +389,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				}),
 				timers: [],
 				debited: new Set(),
-				relay: new Relay({ knex: () => this.knex, schema: "ledger", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, gapMs: config.outbox.relayGapMs, retention: { days: config.outbox.retentionDays, intervalMs: config.outbox.pruneIntervalMs }, warn: (m, o) => this.logger.warn(m, o) }),
+				relay: new Relay({ knex: () => this.knex, schema: "ledger", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, gapMs: config.outbox.relayGapMs, peers: () => this.broker.registry.getActionEndpoints("ledger.events.read")?.count() ?? 1, retention: { days: config.outbox.retentionDays, intervalMs: config.outbox.pruneIntervalMs }, warn: (m, o) => this.logger.warn(m, o) }),
 				stopping: false,
 			};
 		},

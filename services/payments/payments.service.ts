@@ -575,7 +575,7 @@ export function paymentsService(config: Config): ServiceSchema {
 		created(this: PaymentsThis) {
 			this.timer = null;
 			this.systemAccounts = systemAccountResolver(this.broker);
-			this.relay = new Relay({ knex: () => this.knex, schema: "payments", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, gapMs: config.outbox.relayGapMs, retention: { days: config.outbox.retentionDays, intervalMs: config.outbox.pruneIntervalMs }, warn: (m, o) => this.logger.warn(m, o) });
+			this.relay = new Relay({ knex: () => this.knex, schema: "payments", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, gapMs: config.outbox.relayGapMs, peers: () => this.broker.registry.getActionEndpoints("payments.events.read")?.count() ?? 1, retention: { days: config.outbox.retentionDays, intervalMs: config.outbox.pruneIntervalMs }, warn: (m, o) => this.logger.warn(m, o) });
 			const batcher = <I, O>(run: (items: I[]) => Promise<O[]>, sizeMax = BATCH_SIZE_MAX) => new MicroBatcher<I, O>({
 				batchSizeMax: sizeMax, concurrencyMax: BATCH_CONCURRENCY_MAX, waitMs: 0, queueLengthMax: BATCH_QUEUE_LENGTH_MAX, sizeOf: () => 1, run,
 				overloaded: () => new Errors.MoleculerRetryableError("the payments queue is full, retry later", 503, "PAYMENTS_OVERLOADED"),
