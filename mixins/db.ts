@@ -165,6 +165,16 @@ export async function runStatement<T>(knex: Knex, sql: string, bindings: readonl
 	}
 }
 
+/**
+ * For transactions whose statements all reach their rows through a primary or unique key
+ * (the ledger batch): each statement is planned once per connection instead of at every
+ * run (a generic plan, about a quarter of a millisecond per batch statement), and with
+ * sequential scans priced out, so a plan made while a table was small still goes through
+ * the index once it is large (test/integration/ledger-plans.test.ts). Both settings end
+ * with the transaction; the connection's own (custom plans, see createPg) apply elsewhere.
+ */
+const KEYED_PLANS_BEGIN = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
+
 interface Corkable {
 	cork(): void;
 	uncork(): void;
@@ -181,7 +191,7 @@ function socketOf(conn: PgConnection): Corkable {
  * batches are mostly fixed cost (BEGIN, two statements, COMMIT), so what each costs in
  * round trips, writes and wake-ups counts (docs/ledger.md). Elsewhere (PGlite) it is
  * knex's transaction. Either way `fn` gets a runner whose `raw` takes knex-style `?`
- * bindings, and a throw rolls everything back.
+ * bindings, and a throw rolls everything back. `keyedPlans`: see KEYED_PLANS_BEGIN.
  *
  * Messages that do not depend on an answer travel together (pipeline mode, and the socket
  * corked so they leave in one write and wake the server once): BEGIN with the first
@@ -189,7 +199,7 @@ function socketOf(conn: PgConnection): Corkable {
  * used only once BEGIN has succeeded, and no write is sent before a read's answer, so
  * nothing commits outside the transaction.
  */
-export async function inTransaction<T>(knex: Knex, fn: (tx: SqlRunner) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(knex: Knex, fn: (tx: SqlRunner) => Promise<T>, opts: { keyedPlans?: boolean } = {}): Promise<T> {
 	const client = pgClient(knex);
 	if (!client) return knex.transaction(trx => fn(trx as unknown as SqlRunner));
 	const conn = await client.acquireConnection();
@@ -203,7 +213,7 @@ export async function inTransaction<T>(knex: Knex, fn: (tx: SqlRunner) => Promis
 		socket.uncork();
 	};
 	socket.cork();
-	const begun = conn.query({ text: "BEGIN" });
+	const begun = conn.query({ text: opts.keyedPlans ? KEYED_PLANS_BEGIN : "BEGIN" });
 	// Awaited below wherever it matters; this only keeps a failed BEGIN from also being reported unhandled.
 	begun.catch(() => undefined);
 	const uncorkLater = setImmediate(uncork);

@@ -125,7 +125,7 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 		// The statement checked this before it could commit.
 		invariant(written.stored === ran.length, `stored ${written.stored} of ${ran.length} idempotency keys`);
 		return { results, eventCount: applied.changes.events.length, events: applied.changes.events, outboxId: written.outboxId };
-	});
+	}, { keyedPlans: true });
 }
 
 function sameRequest(dup: Slot, owner: Slot, results: OpResult[][]): OpResult {
