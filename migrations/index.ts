@@ -4,6 +4,7 @@ import * as auth001 from "./auth/001_init.ts";
 import * as fraud001 from "./fraud/001_init.ts";
 import * as fraud002 from "./fraud/002_history_indexes.ts";
 import * as fraud003 from "./fraud/003_bounded_history.ts";
+import * as fraud004 from "./fraud/004_known_counterparties.ts";
 import * as fx001 from "./fx/001_init.ts";
 import * as ledger001 from "./ledger/001_init.ts";
 import * as notifications001 from "./notifications/001_init.ts";
@@ -33,7 +34,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004 },
 	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004 },
 	fx: { "001_init": fx001 },
-	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003 },
+	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003, "004_known_counterparties": fraud004 },
 	audit: { "001_init": audit001 },
 	notifications: { "001_init": notifications001 },
 	webhooks: { "001_init": webhooks001 },

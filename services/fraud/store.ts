@@ -31,8 +31,8 @@ interface HistoryRow {
  * Per item: the decision made before for its payment (a resumed saga), and its user's
  * stored history. The work per payment is bounded whatever the user's history: the
  * velocity count stops at `recentCountMax` (the rule only asks whether it reached the
- * limit), the day's total is one row of fraud.daily_totals, "known" is one index probe and
- * the amounts at most HISTORY_MAX index entries.
+ * limit), the day's total is one row of fraud.daily_totals, "known" is one row of
+ * fraud.known_counterparties and the amounts at most HISTORY_MAX index entries.
  */
 export async function readHistories(knex: Knex, items: readonly ScoreItem[], recentCountMax: number): Promise<{ prior: Scored | null; history: History }[]> {
 	const rows = await runStatement<HistoryRow & { n: string }>(
@@ -41,7 +41,7 @@ export async function readHistories(knex: Knex, items: readonly ScoreItem[], rec
 			(SELECT json_build_object('decision', decision, 'score', score, 'reasons', reasons) FROM fraud.decisions WHERE payment_id = v.payment_id) AS prior,
 			(SELECT count(*) FROM (SELECT 1 FROM fraud.decisions WHERE user_id = v.user_id AND created_at > now() - (? * interval '1 minute') LIMIT ?) r)::int AS recent,
 			coalesce((SELECT amount FROM fraud.daily_totals WHERE user_id = v.user_id AND day = (now() AT TIME ZONE 'UTC')::date AND currency = v.currency), 0)::text AS today,
-			EXISTS (SELECT 1 FROM fraud.decisions WHERE user_id = v.user_id AND counterparty = v.counterparty AND decision = 'approve') AS known,
+			EXISTS (SELECT 1 FROM fraud.known_counterparties WHERE user_id = v.user_id AND counterparty = v.counterparty) AS known,
 			(SELECT array_agg(amount::text ORDER BY created_at DESC) FROM (
 				SELECT amount, created_at FROM fraud.decisions WHERE user_id = v.user_id AND currency = v.currency AND decision = 'approve' ORDER BY created_at DESC LIMIT ?
 			) l) AS last
@@ -55,7 +55,10 @@ export async function readHistories(knex: Knex, items: readonly ScoreItem[], rec
 	}));
 }
 
-/** Keeps the decisions and adds them to their users' day totals; one already kept for a payment stays as it was. */
+/**
+ * Keeps the decisions, adds them to their users' day totals and records the counterparties
+ * of approved ones as known; a decision already kept for a payment stays as it was.
+ */
 export async function saveDecisions(knex: Knex, items: readonly (ScoreItem & Scored)[]): Promise<void> {
 	if (items.length === 0) return;
 	await runStatement(
@@ -67,7 +70,11 @@ export async function saveDecisions(knex: Knex, items: readonly (ScoreItem & Sco
 			INSERT INTO fraud.decisions (payment_id, user_id, amount, currency, counterparty, decision, score, reasons)
 			SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::int[], ?::jsonb[]) ORDER BY 1
 			ON CONFLICT (payment_id) DO NOTHING
-			RETURNING user_id, currency, amount, decision, created_at
+			RETURNING user_id, currency, amount, decision, created_at, counterparty
+		), k AS (
+			INSERT INTO fraud.known_counterparties (user_id, counterparty)
+			SELECT DISTINCT user_id, counterparty FROM d WHERE decision = 'approve' AND counterparty IS NOT NULL ORDER BY 1, 2
+			ON CONFLICT DO NOTHING
 		)
 		INSERT INTO fraud.daily_totals (user_id, day, currency, amount)
 		SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, currency, sum(amount) FROM d WHERE decision <> 'decline' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3

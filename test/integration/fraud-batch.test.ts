@@ -87,6 +87,27 @@ describe("fraud.scoreMany", () => {
 		}
 	});
 
+	it("knows a counterparty from an approved payment in an earlier call, never from a declined one", async () => {
+		const user = uuidv7();
+		const pay = (amount: number, counterparty: string) => ({ paymentId: uuidv7(), userId: user, amount, currency: "USD", counterparty });
+		const first: Scored = await broker.call("fraud.score", pay(10_000, "acct-known"));
+		assert.equal(first.decision, "approve");
+		// Large and new: declined, so its counterparty does not become known.
+		const declined: Scored = await broker.call("fraud.score", pay(600_000, "acct-declined"));
+		assert.equal(declined.decision, "decline");
+		const later: { items: Scored[] } = await broker.call("fraud.scoreMany", { items: [pay(200_000, "acct-known"), pay(200_000, "acct-declined"), pay(200_000, "acct-other")] });
+		assert.deepEqual(later.items.map(r => r.reasons), [[], ["NEW_RECIPIENT_LARGE"], ["NEW_RECIPIENT_LARGE"]]);
+		const c = new pg.Client({ connectionString: db.url });
+		await c.connect();
+		try {
+			const known = await c.query("SELECT counterparty FROM fraud.known_counterparties WHERE user_id = $1 ORDER BY 1", [user]);
+			// The last two were approved (30 points is under review) and are known from now on.
+			assert.deepEqual(known.rows.map(r => r.counterparty), ["acct-declined", "acct-known", "acct-other"]);
+		} finally {
+			await c.end();
+		}
+	});
+
 	it("counts a payment repeated within the batch once, for the payments after it too", async () => {
 		const user = uuidv7();
 		const ten = Array.from({ length: 10 }, () => ({ paymentId: uuidv7(), userId: user, amount: 1_000, currency: "USD", counterparty: "acct-2" }));
