@@ -183,6 +183,6 @@ export async function runClusterBench(): Promise<BenchResult[]> {
 		await broker.stop();
 		for (const c of children) c.kill("SIGTERM");
 		await Promise.all(children.map(c => exited(c)));
-		await db.drop();
+		if (!process.env["BENCH_KEEP_DB"]) await db.drop(); else process.stderr.write(`kept ${db.url}\n`);
 	}
 }

@@ -32,6 +32,15 @@ export interface AccountRecord extends AccountState {
 	createdAt: Date;
 }
 
+type BatchAccountRow = Pick<AccountRow, "id" | "owner_id" | "currency" | "kind" | "status" | "posted" | "pending_debits" | "pending_credits" | "version">;
+
+function toAccountState(r: BatchAccountRow): AccountState {
+	return {
+		id: r.id, ownerId: r.owner_id, currency: r.currency, kind: r.kind, status: r.status,
+		posted: r.posted, pendingDebits: r.pending_debits, pendingCredits: r.pending_credits, version: r.version,
+	};
+}
+
 export function toAccount(r: AccountRow): AccountRecord {
 	return {
 		id: r.id, code: r.code, ownerId: r.owner_id, currency: r.currency, label: r.label, kind: r.kind, status: r.status,
@@ -139,10 +148,11 @@ export async function lockForBatch(trx: Db, accountIds: string[], usageKeys: str
 	const sorted = [...usageKeys].sort();
 	const owners = sorted.map(k => k.slice(0, k.lastIndexOf("|")));
 	const currencies = sorted.map(k => k.slice(k.lastIndexOf("|") + 1));
-	const found = await rows<AccountRow & { t: "a" | "u" | "k"; request_hash: string | null; result: unknown }>(
+	// Only what the rules need: no labels or timestamps to parse for every account of every batch.
+	const found = await rows<BatchAccountRow & { t: "a" | "u" | "k"; request_hash: string | null; result: unknown }>(
 		trx,
 		`WITH a AS (
-			SELECT id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version, code, label, created_at
+			SELECT id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version
 			FROM ledger.accounts WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE
 		), u AS (
 			INSERT INTO ledger.daily_usage (owner_id, day, currency, used)
@@ -150,16 +160,16 @@ export async function lockForBatch(trx: Db, accountIds: string[], usageKeys: str
 			ON CONFLICT (owner_id, day, currency) DO UPDATE SET used = ledger.daily_usage.used
 			RETURNING owner_id, currency, used
 		)
-		SELECT 'a' AS t, id::text AS id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version, code, label, created_at, NULL::text AS request_hash, NULL::json AS result FROM a
-		UNION ALL SELECT 'u', NULL, owner_id, currency, NULL, NULL, used, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM u
-		UNION ALL SELECT 'k', key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, request_hash, result FROM ledger.idempotency WHERE key = ANY(?::text[])`,
+		SELECT 'a' AS t, id::text AS id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version, NULL::text AS request_hash, NULL::json AS result FROM a
+		UNION ALL SELECT 'u', NULL, owner_id, currency, NULL, NULL, used, NULL, NULL, NULL, NULL, NULL FROM u
+		UNION ALL SELECT 'k', key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, request_hash, result FROM ledger.idempotency WHERE key = ANY(?::text[])`,
 		[accountIds, day, owners, currencies, keys],
 	);
 	const accounts: AccountState[] = [];
 	const usage = new Map<string, bigint>();
 	const stored = new Map<string, StoredKey>();
 	for (const r of found) {
-		if (r.t === "a") accounts.push(toAccount(r));
+		if (r.t === "a") accounts.push(toAccountState(r));
 		else if (r.t === "u") usage.set(`${r.owner_id}|${r.currency}`, r.posted);
 		else stored.set(r.id, { hash: r.request_hash ?? "", result: r.result });
 	}
