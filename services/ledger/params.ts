@@ -70,7 +70,7 @@ export const transferParams = paramsSchema({
 });
 export const transferManyParams = paramsSchema({
 	$$strict: true,
-	items: { type: "array", min: 1, max: 100, items: { type: "object", strict: true, props: transferProps } },
+	items: { type: "array", min: 1, max: 100, items: { type: "object", strict: true, props: { ...transferProps, ...ownerProps } } },
 	linked: { type: "boolean", optional: true },
 });
 export const transferGetParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });

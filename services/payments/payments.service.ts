@@ -33,6 +33,8 @@ import { advanceMany, insertOrders, retryOnDeadlock, type Move, type NewOrder, t
 import { MicroBatcher } from "../../lib/batcher.ts";
 import type { Decision } from "../fraud/rules.ts";
 import { SCORE_BATCH_MAX, type ScoreItem } from "../fraud/store.ts";
+import type { TransferParams } from "../ledger/params.ts";
+import { createTransfers, LEDGER_ITEMS_MAX, type TransferOutcome } from "./ledger-calls.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
 const RESUME_BATCH_MAX = 100;
@@ -118,6 +120,7 @@ type PaymentsThis = DbService & {
  * each go in batches (lib/batcher.ts), one round trip per batch.
  */
 interface Batchers {
+	transfers: MicroBatcher<TransferParams, TransferOutcome>;
 	orders: MicroBatcher<NewOrder, PaymentRow | null>;
 	moves: MicroBatcher<Move, PaymentRow | null>;
 	screens: MicroBatcher<ScoreItem, Decision>;
@@ -517,11 +520,14 @@ export function paymentsService(config: Config): ServiceSchema {
 						});
 						return this.move(row.id, "created", "review", { hold_id: hold.id });
 					}
-					const t = await call<{ id: string }>(this.broker, "ledger.transfers.create", {
-						idempotencyKey: `payment:${row.id}:transfer`, fromAccountId: row.account_id, toAccountId: to, amount: toSafeNumber(row.amount), currency: row.currency,
+					// With the other payments approved at the same moment: one ledger call per owning node.
+					const t = await this.rt.transfers.submit({
+						idempotencyKey: `payment:${row.id}:transfer`, fromAccountId: row.account_id, toAccountId: to, amount: toSafeNumber(row.amount), currency: row.currency as CurrencyCode,
 						ownerId: row.user_id, limits, ...(row.description ? { description: row.description } : {}),
 					});
-					return this.advance(row.id, "created", ["approve", "succeed"], { transfer_id: t.id });
+					if ("failed" in t) throw t.failed;
+					if (!t.ok) throw toClientError(t.error);
+					return this.advance(row.id, "created", ["approve", "succeed"], { transfer_id: t.transfer.id });
 				} catch (err) {
 					const code = refusalCode(err);
 					if (!code) throw err;
@@ -581,6 +587,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				overloaded: () => new Errors.MoleculerRetryableError("the payments queue is full, retry later", 503, "PAYMENTS_OVERLOADED"),
 			});
 			this.rt = {
+				transfers: batcher(items => createTransfers(this.broker, items), LEDGER_ITEMS_MAX * 4),
 				orders: batcher(items => retryOnDeadlock(() => insertOrders(this.knex, items))),
 				moves: batcher(async items => {
 					const { rows, committed } = await retryOnDeadlock(() => advanceMany(this.knex, items));
@@ -605,7 +612,7 @@ export function paymentsService(config: Config): ServiceSchema {
 		},
 		async stopped(this: PaymentsThis) {
 			if (this.timer) clearInterval(this.timer);
-			await Promise.all([this.rt.orders.idle(), this.rt.moves.idle(), this.rt.screens.idle()]);
+			await Promise.all([this.rt.transfers.idle(), this.rt.orders.idle(), this.rt.moves.idle(), this.rt.screens.idle()]);
 			await this.relay.stop();
 		},
 	};

@@ -83,7 +83,8 @@ describe("tracing across nodes", () => {
 		const mine = () => spans.filter(s => s.traceID === "trace-me-42");
 		while (!mine().some(s => s.name.includes("ledger.transfers.create")) && Date.now() < deadline) await new Promise(res => setTimeout(res, 100));
 		const names = new Set(mine().map(s => s.name));
-		for (const want of ["action 'api.createTransfer'", "action 'payments.p2p'", "action 'fraud.scoreMany'", "action 'ledger.transfers.create'"]) {
+		// Payments send approved transfers to the ledger in one createMany call per owning node (services/payments/ledger-calls.ts).
+		for (const want of ["action 'api.createTransfer'", "action 'payments.p2p'", "action 'fraud.scoreMany'", "action 'ledger.transfers.createMany'"]) {
 			assert.ok(names.has(want), `no span ${want} in ${[...names].join(", ")}; all: ${JSON.stringify(spans.slice(0, 12).map(s => [s.name, s.traceID, s.tags.nodeID]))}`);
 		}
 		const nodes = new Set(mine().map(s => s.tags.nodeID));
