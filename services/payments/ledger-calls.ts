@@ -41,21 +41,69 @@ export function groupByOwner<T>(items: readonly T[], owner: (item: T) => string 
 	return out;
 }
 
-/** Runs the transfers of one payments batch; one outcome per item, in order. Never rejects. */
-export async function createTransfers(broker: ServiceBroker, items: readonly TransferParams[]): Promise<TransferOutcome[]> {
-	const outcomes = new Array<TransferOutcome>(items.length);
-	await Promise.all(groupByOwner(items, t => ownerOf(broker, t.fromAccountId)).map(async g => {
-		try {
-			const r = await call<{ items: ({ ok: true; transfer: { id: string } } | { ok: false; error: Refusal })[] }>(
-				broker, "ledger.transfers.createMany", { items: g.indexes.map(i => items[i]) }, g.nodeID ? { nodeID: g.nodeID } : {},
-			);
-			g.indexes.forEach((i, k) => {
-				const one = r.items[k];
-				outcomes[i] = one ?? { failed: new Error("ledger.transfers.createMany answered fewer items than it was given") };
-			});
-		} catch (err) {
-			for (const i of g.indexes) outcomes[i] = { failed: err };
-		}
-	}));
+/**
+ * Sends the items, one call per owner and at most LEDGER_ITEMS_MAX items each; one promise
+ * per item, in order, settled as soon as the call that carried it answers (an item does
+ * not wait for another node's answer). The promises never reject.
+ */
+export function createTransfers(broker: ServiceBroker, items: readonly TransferParams[]): Promise<TransferOutcome>[] {
+	const outcomes = new Array<Promise<TransferOutcome>>(items.length);
+	for (const g of groupByOwner(items, t => ownerOf(broker, t.fromAccountId))) {
+		const answered = call<{ items: ({ ok: true; transfer: { id: string } } | { ok: false; error: Refusal })[] }>(
+			broker, "ledger.transfers.createMany", { items: g.indexes.map(i => items[i]) }, g.nodeID ? { nodeID: g.nodeID } : {},
+		).then(
+			r => g.indexes.map((_, k): TransferOutcome => r.items[k] ?? { failed: new Error("ledger.transfers.createMany answered fewer items than it was given") }),
+			(err: unknown) => g.indexes.map((): TransferOutcome => ({ failed: err })),
+		);
+		g.indexes.forEach((i, k) => {
+			outcomes[i] = answered.then(all => all[k] as TransferOutcome);
+		});
+	}
 	return outcomes;
+}
+
+/**
+ * Collects the transfers asked for in one event-loop turn (the approved payments of the
+ * batches that just finished) and sends them with createTransfers. Bounded: past
+ * `queueLengthMax` waiting items a transfer fails at once as overloaded.
+ */
+export class TransferCalls {
+	private waiting: { params: TransferParams; resolve: (o: TransferOutcome) => void }[] = [];
+	private scheduled = false;
+	private inFlight = new Set<Promise<unknown>>();
+	private readonly broker: ServiceBroker;
+	private readonly queueLengthMax: number;
+	private readonly overloaded: () => Error;
+
+	constructor(opts: { broker: ServiceBroker; queueLengthMax: number; overloaded: () => Error }) {
+		this.broker = opts.broker;
+		this.queueLengthMax = opts.queueLengthMax;
+		this.overloaded = opts.overloaded;
+	}
+
+	submit(params: TransferParams): Promise<TransferOutcome> {
+		if (this.waiting.length >= this.queueLengthMax) return Promise.resolve({ failed: this.overloaded() });
+		return new Promise(resolve => {
+			this.waiting.push({ params, resolve });
+			if (!this.scheduled) {
+				this.scheduled = true;
+				setImmediate(() => this.flush());
+			}
+		});
+	}
+
+	/** Resolves once nothing waits and no call is out; used on shutdown. */
+	async idle(): Promise<void> {
+		while (this.waiting.length > 0 || this.inFlight.size > 0) await Promise.allSettled([...this.inFlight, new Promise(r => setImmediate(r))]);
+	}
+
+	private flush(): void {
+		this.scheduled = false;
+		const batch = this.waiting.splice(0);
+		createTransfers(this.broker, batch.map(w => w.params)).forEach((p, i) => {
+			const tracked = p.then(o => batch[i]?.resolve(o));
+			this.inFlight.add(tracked);
+			void tracked.finally(() => this.inFlight.delete(tracked));
+		});
+	}
 }

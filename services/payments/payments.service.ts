@@ -33,8 +33,7 @@ import { advanceMany, insertOrders, retryOnDeadlock, type Move, type NewOrder, t
 import { MicroBatcher } from "../../lib/batcher.ts";
 import type { Decision } from "../fraud/rules.ts";
 import { SCORE_BATCH_MAX, type ScoreItem } from "../fraud/store.ts";
-import type { TransferParams } from "../ledger/params.ts";
-import { createTransfers, LEDGER_ITEMS_MAX, type TransferOutcome } from "./ledger-calls.ts";
+import { TransferCalls } from "./ledger-calls.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
 const RESUME_BATCH_MAX = 100;
@@ -120,7 +119,7 @@ type PaymentsThis = DbService & {
  * each go in batches (lib/batcher.ts), one round trip per batch.
  */
 interface Batchers {
-	transfers: MicroBatcher<TransferParams, TransferOutcome>;
+	transfers: TransferCalls;
 	orders: MicroBatcher<NewOrder, PaymentRow | null>;
 	moves: MicroBatcher<Move, PaymentRow | null>;
 	screens: MicroBatcher<ScoreItem, Decision>;
@@ -587,7 +586,10 @@ export function paymentsService(config: Config): ServiceSchema {
 				overloaded: () => new Errors.MoleculerRetryableError("the payments queue is full, retry later", 503, "PAYMENTS_OVERLOADED"),
 			});
 			this.rt = {
-				transfers: batcher(items => createTransfers(this.broker, items), LEDGER_ITEMS_MAX * 4),
+				transfers: new TransferCalls({
+					broker: this.broker, queueLengthMax: BATCH_QUEUE_LENGTH_MAX,
+					overloaded: () => new Errors.MoleculerRetryableError("the payments queue is full, retry later", 503, "PAYMENTS_OVERLOADED"),
+				}),
 				orders: batcher(items => retryOnDeadlock(() => insertOrders(this.knex, items))),
 				moves: batcher(async items => {
 					const { rows, committed } = await retryOnDeadlock(() => advanceMany(this.knex, items));
