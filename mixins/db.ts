@@ -186,95 +186,129 @@ function socketOf(conn: PgConnection): Corkable {
 }
 
 /**
- * Runs `fn` in one transaction. On PostgreSQL it runs on a pooled connection directly,
- * without knex's per-transaction machinery and with prepared statements: the ledger's
- * batches are mostly fixed cost (BEGIN, two statements, COMMIT), so what each costs in
- * round trips, writes and wake-ups counts (docs/ledger.md). Elsewhere (PGlite) it is
- * knex's transaction. Either way `fn` gets a runner whose `raw` takes knex-style `?`
- * bindings, and a throw rolls everything back. `keyedPlans`: see KEYED_PLANS_BEGIN.
- *
- * Messages that do not depend on an answer travel together (pipeline mode, and the socket
- * corked so they leave in one write and wake the server once): BEGIN with the first
- * statement, and with `commitWith` the last statement with COMMIT. A statement's answer is
- * used only once BEGIN has succeeded, and no write is sent before a read's answer, so
- * nothing commits outside the transaction.
+ * One transaction on a pooled PostgreSQL connection, in pipeline mode. Messages that do
+ * not depend on an answer travel together, with the socket corked so they leave in one
+ * write and wake the server once: BEGIN with the first statement, and with `commitWith`
+ * the last statement with COMMIT. A statement's answer is used only once BEGIN has
+ * succeeded, and no write is sent before a read's answer, so nothing commits outside the
+ * transaction.
  */
-export async function inTransaction<T>(knex: Knex, fn: (tx: SqlRunner) => Promise<T>, opts: { keyedPlans?: boolean } = {}): Promise<T> {
-	const client = pgClient(knex);
-	if (!client) return knex.transaction(trx => fn(trx as unknown as SqlRunner));
-	const conn = await client.acquireConnection();
-	const socket = socketOf(conn);
-	// Corked until the first statement is queued behind BEGIN (or, should `fn` never send
-	// one, until the event loop comes round).
-	let corked = true;
-	const uncork = () => {
-		if (!corked) return;
-		corked = false;
-		socket.uncork();
-	};
-	socket.cork();
-	const begun = conn.query({ text: opts.keyedPlans ? KEYED_PLANS_BEGIN : "BEGIN" });
-	// Awaited below wherever it matters; this only keeps a failed BEGIN from also being reported unhandled.
-	begun.catch(() => undefined);
-	const uncorkLater = setImmediate(uncork);
-	let committing: Promise<unknown> | null = null;
-	let sent = false;
-	const answerOf = async (answer: Promise<{ rows: unknown[] }>) => {
+class PipelinedTransaction implements SqlRunner {
+	private readonly conn: PgConnection;
+	private readonly socket: Corkable;
+	private readonly begun: Promise<unknown>;
+	private readonly uncorkLater: NodeJS.Immediate;
+	private corked = true;
+	private sent = false;
+	/** The COMMIT sent with the last statement, once commitWith has run. */
+	private committing: Promise<unknown> | null = null;
+
+	constructor(conn: PgConnection, keyedPlans: boolean) {
+		this.conn = conn;
+		this.socket = socketOf(conn);
+		// Corked until the first statement is queued behind BEGIN (or, should none come, until
+		// the event loop comes round).
+		this.socket.cork();
+		this.begun = conn.query({ text: keyedPlans ? KEYED_PLANS_BEGIN : "BEGIN" });
+		// Awaited wherever it matters; this only keeps a failed BEGIN from also being reported unhandled.
+		this.begun.catch(() => undefined);
+		this.uncorkLater = setImmediate(() => this.uncork());
+	}
+
+	async raw(sql: string, bindings: readonly unknown[] = []): Promise<{ rows: unknown[] }> {
+		this.mustBeOpen();
+		this.sent = true;
+		const answer = this.conn.query(preparedQuery(sql, bindings));
+		this.uncork();
+		return this.answerOf(answer);
+	}
+
+	async commitWith(sql: string, bindings: readonly unknown[] = []): Promise<{ rows: unknown[] }> {
+		this.mustBeOpen();
+		if (!this.sent) {
+			// As the first statement it must not run unless BEGIN did: wait for BEGIN first.
+			this.uncork();
+			await this.begun;
+		}
+		this.sent = true;
+		this.socket.cork();
+		const answer = this.conn.query(preparedQuery(sql, bindings));
+		const committing = this.conn.query({ text: "COMMIT" });
+		committing.catch(() => undefined);
+		this.committing = committing;
+		this.socket.uncork();
+		this.uncork();
+		const out = await this.answerOf(answer);
+		await committing;
+		return out;
+	}
+
+	/** Commits, unless the COMMIT already went with the last statement (and has been answered). */
+	async commit(): Promise<void> {
+		await this.begun;
+		if (!this.committing) await this.conn.query({ text: "COMMIT" });
+	}
+
+	/**
+	 * Ends a failed transaction. After a pipelined COMMIT it has ended either way (a failed
+	 * statement turned that COMMIT into a rollback); otherwise it rolls back. A broken
+	 * connection fails the ROLLBACK too; the pool drops it when it is next validated.
+	 */
+	async abandon(): Promise<void> {
+		this.uncork();
+		if (this.committing) await this.committing.catch(() => undefined);
+		else await this.conn.query({ text: "ROLLBACK" }).catch(() => undefined);
+	}
+
+	close(): void {
+		clearImmediate(this.uncorkLater);
+	}
+
+	private mustBeOpen(): void {
+		if (this.committing) throw new Error("inTransaction: a statement after commitWith would run outside the transaction");
+	}
+
+	private uncork(): void {
+		if (!this.corked) return;
+		this.corked = false;
+		this.socket.uncork();
+	}
+
+	private async answerOf(answer: Promise<{ rows: unknown[] }>): Promise<{ rows: unknown[] }> {
 		try {
-			await begun;
+			await this.begun;
 		} catch (err) {
 			// The statement ran outside a transaction or not at all; its answer is not used.
 			answer.catch(() => undefined);
 			throw err;
 		}
 		return answer;
-	};
-	const open = () => {
-		if (committing) throw new Error("inTransaction: a statement after commitWith would run outside the transaction");
-	};
-	const tx: SqlRunner = {
-		raw: async (sql, bindings = []) => {
-			open();
-			sent = true;
-			const answer = conn.query(preparedQuery(sql, bindings));
-			uncork();
-			return answerOf(answer);
-		},
-		commitWith: async (sql, bindings = []) => {
-			open();
-			if (!sent) {
-				// As the first statement it must not run unless BEGIN did: wait for BEGIN first.
-				uncork();
-				await begun;
-			}
-			sent = true;
-			socket.cork();
-			const answer = conn.query(preparedQuery(sql, bindings));
-			committing = conn.query({ text: "COMMIT" });
-			committing.catch(() => undefined);
-			socket.uncork();
-			uncork();
-			const out = await answerOf(answer);
-			await committing;
-			return out;
-		},
-	};
+	}
+}
+
+/**
+ * Runs `fn` in one transaction. On PostgreSQL it runs on a pooled connection directly,
+ * without knex's per-transaction machinery, with prepared statements and pipelined
+ * messages (PipelinedTransaction): the ledger's batches are mostly fixed cost (BEGIN, two
+ * statements, COMMIT), so what each costs in round trips, writes and wake-ups counts
+ * (docs/ledger.md). Elsewhere (PGlite) it is knex's transaction, without `commitWith`.
+ * Either way `fn` gets a runner whose `raw` takes knex-style `?` bindings, and a throw
+ * rolls everything back. `keyedPlans`: see KEYED_PLANS_BEGIN.
+ */
+export async function inTransaction<T>(knex: Knex, fn: (tx: SqlRunner) => Promise<T>, opts: { keyedPlans?: boolean } = {}): Promise<T> {
+	const client = pgClient(knex);
+	if (!client) return knex.transaction(trx => fn(trx as unknown as SqlRunner));
+	const conn = await client.acquireConnection();
+	const tx = new PipelinedTransaction(conn, opts.keyedPlans ?? false);
 	try {
 		const out = await fn(tx);
-		await begun;
-		// A COMMIT that travelled with the last statement has been answered by now.
-		if (!committing) await conn.query({ text: "COMMIT" });
+		await tx.commit();
 		return out;
 	} catch (err) {
-		uncork();
-		// After a pipelined COMMIT the transaction has ended either way (a failed statement
-		// turned that COMMIT into a rollback); otherwise roll back. A broken connection fails
-		// the ROLLBACK too; the pool drops it when it is next validated.
-		if (!committing) await conn.query({ text: "ROLLBACK" }).catch(() => undefined);
-		else await (committing as Promise<unknown>).catch(() => undefined);
+		await tx.abandon();
 		throw err;
 	} finally {
-		clearImmediate(uncorkLater);
+		tx.close();
 		await client.releaseConnection(conn);
 	}
 }
