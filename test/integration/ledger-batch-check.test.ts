@@ -13,6 +13,7 @@ import { migrateLatest } from "../../migrations/index.ts";
 import { acquireDb, inTransaction, queryRows, releaseDb } from "../../mixins/db.ts";
 import { writeBatch, type StoredResult } from "../../services/ledger/store.ts";
 import type { AccountState, BatchChanges } from "../../services/ledger/rules.ts";
+import { checkInvariants } from "../../services/ledger/invariants.ts";
 
 let db: TestDatabase;
 let knex: Knex;
@@ -84,6 +85,11 @@ describe("ledger batch write checks", () => {
 			(err: { code?: string }) => err.code === "40001",
 		);
 		assert.deepEqual(await counts(), { t: 1, e: 2, k: 1 }, "the key written before the failed check is gone too");
+	});
+
+	it("leaves a ledger whose invariants hold: only the balanced batch was kept", async () => {
+		const report = await checkInvariants(knex);
+		assert.deepEqual(report.violations, []);
 	});
 
 	it("refuses a statement after the one that carried the COMMIT", async () => {
