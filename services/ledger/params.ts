@@ -68,9 +68,12 @@ export const transferParams = paramsSchema({
 	...transferProps,
 	...ownerProps,
 });
+/** Most items one `transfers.createMany` call takes. */
+export const TRANSFER_MANY_ITEMS_MAX = 100;
+
 export const transferManyParams = paramsSchema({
 	$$strict: true,
-	items: { type: "array", min: 1, max: 100, items: { type: "object", strict: true, props: { ...transferProps, ...ownerProps } } },
+	items: { type: "array", min: 1, max: TRANSFER_MANY_ITEMS_MAX, items: { type: "object", strict: true, props: { ...transferProps, ...ownerProps } } },
 	linked: { type: "boolean", optional: true },
 });
 export const transferGetParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });

@@ -9,18 +9,22 @@
 import type { ServiceBroker } from "moleculer";
 import { call } from "../../lib/context-store.ts";
 import type { Refusal } from "../../lib/errors.ts";
-import type { TransferParams } from "../ledger/params.ts";
+import { TRANSFER_MANY_ITEMS_MAX, type TransferParams } from "../ledger/params.ts";
 
 /** What `transfers.createMany` takes at most per call. */
-export const LEDGER_ITEMS_MAX = 100;
+export const LEDGER_ITEMS_MAX = TRANSFER_MANY_ITEMS_MAX;
 
 export type TransferOutcome = { ok: true; transfer: { id: string } } | { ok: false; error: Refusal } | { failed: unknown };
 
 type Endpoints = { next(ctx: unknown): { id: string } | null } | null | undefined;
 
+/** The ledger's endpoints for createMany, looked up once per batch of items. */
+function endpointsOf(broker: ServiceBroker): Endpoints {
+	return broker.registry.getActionEndpoints("ledger.transfers.createMany") as unknown as Endpoints;
+}
+
 /** The node the ledger's Shard strategy sends a debit of this account to (null: none or unknown). */
-export function ownerOf(broker: ServiceBroker, accountId: string): string | null {
-	const list = broker.registry.getActionEndpoints("ledger.transfers.createMany") as unknown as Endpoints;
+export function ownerOf(broker: ServiceBroker, accountId: string, list: Endpoints = endpointsOf(broker)): string | null {
 	// The strategy reads the shard key (items[0].fromAccountId) from the params of the context it is given.
 	return list?.next({ params: { items: [{ fromAccountId: accountId }] }, meta: {} })?.id ?? null;
 }
@@ -48,7 +52,8 @@ export function groupByOwner<T>(items: readonly T[], owner: (item: T) => string 
  */
 export function createTransfers(broker: ServiceBroker, items: readonly TransferParams[]): Promise<TransferOutcome>[] {
 	const outcomes = new Array<Promise<TransferOutcome>>(items.length);
-	for (const g of groupByOwner(items, t => ownerOf(broker, t.fromAccountId))) {
+	const list = endpointsOf(broker);
+	for (const g of groupByOwner(items, t => ownerOf(broker, t.fromAccountId, list))) {
 		const answered = call<{ items: ({ ok: true; transfer: { id: string } } | { ok: false; error: Refusal })[] }>(
 			broker, "ledger.transfers.createMany", { items: g.indexes.map(i => items[i]) }, g.nodeID ? { nodeID: g.nodeID } : {},
 		).then(
