@@ -79,12 +79,14 @@ describe("tracing across nodes", () => {
 			token, body: { fromAccountId: a.id, toAccountId: b.id, amount: 10, currency: "USD" }, headers: { "idempotency-key": "tr-1", "x-request-id": "trace-me-42" },
 		});
 		assert.equal(r.status, 201);
-		const deadline = Date.now() + 10_000;
-		const mine = () => spans.filter(s => s.traceID === "trace-me-42");
-		while (!mine().some(s => s.name.includes("ledger.transfers.create")) && Date.now() < deadline) await new Promise(res => setTimeout(res, 100));
-		const names = new Set(mine().map(s => s.name));
 		// Payments send approved transfers to the ledger in one createMany call per owning node (services/payments/ledger-calls.ts).
-		for (const want of ["action 'api.createTransfer'", "action 'payments.p2p'", "action 'fraud.scoreMany'", "action 'ledger.transfers.createMany'"]) {
+		const wanted = ["action 'api.createTransfer'", "action 'payments.p2p'", "action 'fraud.scoreMany'", "action 'ledger.transfers.createMany'"];
+		const mine = () => spans.filter(s => s.traceID === "trace-me-42");
+		// Each node's exporter flushes on its own timer, so the gateway's spans may come after the services node's: wait for all of them.
+		const deadline = Date.now() + 10_000;
+		while (!wanted.every(w => mine().some(s => s.name === w)) && Date.now() < deadline) await new Promise(res => setTimeout(res, 100));
+		const names = new Set(mine().map(s => s.name));
+		for (const want of wanted) {
 			assert.ok(names.has(want), `no span ${want} in ${[...names].join(", ")}; all: ${JSON.stringify(spans.slice(0, 12).map(s => [s.name, s.traceID, s.tags.nodeID]))}`);
 		}
 		const nodes = new Set(mine().map(s => s.tags.nodeID));
