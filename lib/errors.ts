@@ -73,13 +73,14 @@ export function unavailable(code: string, message: string): Errors.MoleculerRetr
 /**
  * The database is unreachable or restarting (not a bug in the request): connection
  * refused or reset, PostgreSQL shutting down or starting, a pool that cannot get a
- * connection in time, serialization failures and deadlocks. Callers answer 503 and retry.
+ * connection in time, serialization failures, deadlocks and lock waits past lock_timeout.
+ * Callers answer 503 and retry.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
 	const e = err as { code?: unknown; message?: unknown };
 	const code = typeof e.code === "string" ? e.code : "";
 	const message = typeof e.message === "string" ? e.message : "";
-	return code === "40001" || code === "40P01" || code.startsWith("08") || code.startsWith("57P") || code === "ECONNREFUSED" || code === "ECONNRESET" ||
+	return code === "40001" || code === "40P01" || code === "55P03" || code.startsWith("08") || code.startsWith("57P") || code === "ECONNREFUSED" || code === "ECONNRESET" ||
 		/ECONNREFUSED|ECONNRESET|Connection terminated|terminating connection|the database system is (starting up|shutting down)|Timeout acquiring a connection|Client has encountered a connection error/i.test(message);
 }
 

@@ -175,6 +175,27 @@ export async function runStatement<T>(knex: Knex, sql: string, bindings: readonl
  */
 const KEYED_PLANS_BEGIN = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
 
+export interface TransactionOptions {
+	/** See KEYED_PLANS_BEGIN. */
+	keyedPlans?: boolean;
+	/**
+	 * How long a statement of the transaction may wait for a lock before it fails with
+	 * 55P03 (a 503 the caller may retry), instead of holding a connection for as long as
+	 * another transaction holds the lock.
+	 */
+	lockTimeoutMs?: number;
+}
+
+/** BEGIN and the transaction's settings, as one simple query that travels with the first statement. */
+function beginStatement(opts: TransactionOptions): string {
+	let sql = opts.keyedPlans ? KEYED_PLANS_BEGIN : "BEGIN";
+	if (opts.lockTimeoutMs !== undefined) {
+		if (!Number.isInteger(opts.lockTimeoutMs) || opts.lockTimeoutMs <= 0) throw new Error(`inTransaction: lockTimeoutMs must be a positive integer, got ${opts.lockTimeoutMs}`);
+		sql += `; SET LOCAL lock_timeout = ${opts.lockTimeoutMs}`;
+	}
+	return sql;
+}
+
 interface Corkable {
 	cork(): void;
 	uncork(): void;
@@ -203,13 +224,13 @@ class PipelinedTransaction implements SqlRunner {
 	/** The COMMIT sent with the last statement, once commitWith has run. */
 	private committing: Promise<unknown> | null = null;
 
-	constructor(conn: PgConnection, keyedPlans: boolean) {
+	constructor(conn: PgConnection, begin: string) {
 		this.conn = conn;
 		this.socket = socketOf(conn);
 		// Corked until the first statement is queued behind BEGIN (or, should none come, until
 		// the event loop comes round).
 		this.socket.cork();
-		this.begun = conn.query({ text: keyedPlans ? KEYED_PLANS_BEGIN : "BEGIN" });
+		this.begun = conn.query({ text: begin });
 		// Awaited wherever it matters; this only keeps a failed BEGIN from also being reported unhandled.
 		this.begun.catch(() => undefined);
 		this.uncorkLater = setImmediate(() => this.uncork());
@@ -293,13 +314,14 @@ class PipelinedTransaction implements SqlRunner {
  * statements, COMMIT), so what each costs in round trips, writes and wake-ups counts
  * (docs/ledger.md). Elsewhere (PGlite) it is knex's transaction, without `commitWith`.
  * Either way `fn` gets a runner whose `raw` takes knex-style `?` bindings, and a throw
- * rolls everything back. `keyedPlans`: see KEYED_PLANS_BEGIN.
+ * rolls everything back. The options (TransactionOptions) apply on PostgreSQL.
  */
-export async function inTransaction<T>(knex: Knex, fn: (tx: SqlRunner) => Promise<T>, opts: { keyedPlans?: boolean } = {}): Promise<T> {
+export async function inTransaction<T>(knex: Knex, fn: (tx: SqlRunner) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
 	const client = pgClient(knex);
 	if (!client) return knex.transaction(trx => fn(trx as unknown as SqlRunner));
+	const begin = beginStatement(opts);
 	const conn = await client.acquireConnection();
-	const tx = new PipelinedTransaction(conn, opts.keyedPlans ?? false);
+	const tx = new PipelinedTransaction(conn, begin);
 	try {
 		const out = await fn(tx);
 		await tx.commit();

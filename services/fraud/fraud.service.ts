@@ -10,7 +10,8 @@ import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { amountRule } from "../ledger/params.ts";
 import { DEFAULT_POLICY, scoreInOrder, type Scored } from "./rules.ts";
-import { HISTORY_MAX, SCORE_BATCH_MAX, readHistories, saveDecisions, type ScoreItem } from "./store.ts";
+import { inTransaction, type SqlRunner } from "../../mixins/db.ts";
+import { HISTORY_MAX, SCORE_BATCH_MAX, USER_LOCK_TIMEOUT_MS, lockUsers, readHistories, saveDecisions, type ScoreItem } from "./store.ts";
 
 const scoreItem = {
 	paymentId: { type: "uuid" },
@@ -27,7 +28,8 @@ export const scoreManyParams = paramsSchema({
 });
 type ScoreManyParams = Infer<typeof scoreManyParams>;
 
-type FraudThis = DbService & { decide(ctx: Context, items: readonly ScoreItem[]): Promise<Scored[]> };
+type Decided = { results: Scored[]; news: (ScoreItem & Scored)[] };
+type FraudThis = DbService & { decide(ctx: Context, items: readonly ScoreItem[]): Promise<Scored[]>; decideIn(tx: SqlRunner, items: readonly ScoreItem[]): Promise<Decided> };
 
 export function fraudService(config: Config): ServiceSchema {
 	const schema = {
@@ -50,9 +52,23 @@ export function fraudService(config: Config): ServiceSchema {
 			},
 		},
 		methods: {
-			/** One read of every payment's history, the rules in order, one write of the new decisions. */
+			/**
+			 * Decides in one transaction that holds the batch's users (lockUsers), so batches
+			 * for the same user, on any node, are decided one after another; the flags go out
+			 * once the decisions are committed.
+			 */
 			async decide(this: FraudThis, ctx: Context, items: readonly ScoreItem[]): Promise<Scored[]> {
-				const read = await readHistories(this.knex, items, DEFAULT_POLICY.velocityMax);
+				const { results, news } = await inTransaction(this.knex, tx => this.decideIn(tx, items), { lockTimeoutMs: USER_LOCK_TIMEOUT_MS });
+				for (const d of news) {
+					if (d.decision !== "approve") ctx.emit("fraud.flagged", { paymentId: d.paymentId, userId: d.userId, decision: d.decision, score: d.score, reasons: d.reasons });
+				}
+				return results;
+			},
+
+			/** One read of every payment's history, the rules in order, one write of the new decisions. */
+			async decideIn(this: FraudThis, tx: SqlRunner, items: readonly ScoreItem[]): Promise<Decided> {
+				// Sent together: the read starts (and takes its snapshot) once the locks are held.
+				const [, read] = await Promise.all([lockUsers(tx, items.map(i => i.userId)), readHistories(tx, items, DEFAULT_POLICY.velocityMax)]);
 				// Only payments not decided yet are scored, each once (its first occurrence): a
 				// payment decided before (a resumed saga) keeps its decision and is in the stored
 				// history already, and a repeat in the batch must not count as another payment.
@@ -70,11 +86,8 @@ export function fraudService(config: Config): ServiceSchema {
 				const byPayment = new Map(order.map((i, k) => [at(i).paymentId, scored[k] ?? fail(k)]));
 				const results = items.map((p, i) => read[i]?.prior ?? byPayment.get(p.paymentId) ?? fail(i));
 				const news = order.map(i => ({ ...at(i), ...(byPayment.get(at(i).paymentId) ?? fail(i)) }));
-				await saveDecisions(this.knex, news);
-				for (const d of news) {
-					if (d.decision !== "approve") ctx.emit("fraud.flagged", { paymentId: d.paymentId, userId: d.userId, decision: d.decision, score: d.score, reasons: d.reasons });
-				}
-				return results;
+				await saveDecisions(tx, news);
+				return { results, news };
 			},
 		},
 	};
