@@ -4,6 +4,7 @@
  * A send either resolves or throws; the service retries with backoff.
  */
 import nodemailer from "nodemailer";
+import SMTPTransport from "nodemailer/lib/smtp-transport/index.js";
 import type { Config } from "../../config/index.ts";
 
 export interface Message {
@@ -18,10 +19,20 @@ export interface Channel {
 	close(): void;
 }
 
-export function emailChannel(config: Config): Channel | null {
+/**
+ * How long an e-mail send may take at each step. nodemailer's own defaults are two minutes
+ * to connect and ten of socket silence; a send runs while the delivery sweep holds its
+ * rows and a database connection, so a server that accepts and then hangs must fail the
+ * send (to be retried with backoff) within seconds.
+ */
+export const SMTP_TIMEOUTS_MS = { connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 20_000 } as const;
+
+export function emailChannel(config: Config, timeoutsMs: { connectionTimeout: number; greetingTimeout: number; socketTimeout: number } = SMTP_TIMEOUTS_MS): Channel | null {
 	const url = config.notifications.smtpUrl;
 	if (!url) return null;
-	const transport = nodemailer.createTransport(url, { from: config.notifications.mailFrom });
+	// The SMTP transport itself, because createTransport given a URL in its options keeps
+	// only what the URL says and drops the limits; this one merges both.
+	const transport = nodemailer.createTransport(new SMTPTransport({ url, ...timeoutsMs }), { from: config.notifications.mailFrom });
 	return {
 		name: "email",
 		async send(m) {

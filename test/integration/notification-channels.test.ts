@@ -13,6 +13,8 @@ import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
 import type { Config } from "../../config/index.ts";
 import { usersService } from "../../services/users/users.service.ts";
+import { emailChannel, SMTP_TIMEOUTS_MS } from "../../services/notifications/channels.ts";
+import { createServer, type Socket } from "node:net";
 
 let db: TestDatabase;
 let broker: ServiceBroker;
@@ -114,5 +116,27 @@ describe("notification channels", () => {
 		assert.equal(list.items[0]?.body, "You received 10.00 EUR.");
 		await until("the mail after the outage", async () => mails.length, n => n > mailsBefore);
 		assert.deepEqual(mails[mails.length - 1]?.to, ["payee2@example.com"]);
+	});
+
+	it("fails an e-mail send to a server that accepts and never answers within the greeting timeout, not nodemailer's minutes", async () => {
+		assert.ok(SMTP_TIMEOUTS_MS.connectionTimeout <= 10_000 && SMTP_TIMEOUTS_MS.greetingTimeout <= 10_000 && SMTP_TIMEOUTS_MS.socketTimeout <= 20_000);
+		const sockets: Socket[] = [];
+		const silent = createServer(s => sockets.push(s));
+		await new Promise<void>(r => silent.listen(0, "127.0.0.1", () => r()));
+		const addr = silent.address();
+		assert.ok(addr && typeof addr === "object");
+		// The production limits scaled down, so the test does not wait ten seconds.
+		const channel = emailChannel({ ...config, notifications: { ...config.notifications, smtpUrl: `smtp://127.0.0.1:${addr.port}` } }, { connectionTimeout: 300, greetingTimeout: 300, socketTimeout: 600 });
+		assert.ok(channel);
+		const startedMs = Date.now();
+		try {
+			await assert.rejects(channel.send({ to: "hang@example.com", title: "t", body: "b" }), /greeting|timeout/i);
+			assert.ok(Date.now() - startedMs < 5_000, `gave up after ${Date.now() - startedMs} ms`);
+			assert.equal(sockets.length, 1, "it did connect");
+		} finally {
+			channel.close();
+			for (const sock of sockets) sock.destroy();
+			await new Promise<void>(r => silent.close(() => r()));
+		}
 	});
 });
