@@ -72,6 +72,10 @@ export interface Config {
 		retentionDays: number;
 		pruneIntervalMs: number;
 	};
+	retention: {
+		/** Per-day counters (spending limits, fraud day totals) older than this many UTC days are deleted; the rules read today's only. */
+		dailyCountersDays: number;
+	};
 	auth: {
 		/** HMAC key for access tokens; random per process when not configured on a single node. */
 		jwtSecret: string;
@@ -322,6 +326,10 @@ export function loadConfig(env: Env = process.env): Config {
 			relayGapMs: intVar(env, "OUTBOX_RELAY_GAP_MS", 20, 0, 1_000),
 			retentionDays: intVar(env, "OUTBOX_RETENTION_DAYS", 30, 1, 3_650),
 			pruneIntervalMs: intVar(env, "OUTBOX_PRUNE_INTERVAL_MS", 600_000, 1_000, 86_400_000),
+		},
+		retention: {
+			// At least today and yesterday, so a node whose clock is behind still finds its day.
+			dailyCountersDays: intVar(env, "DAILY_COUNTERS_RETENTION_DAYS", 7, 2, 3_650),
 		},
 		auth: {
 			jwtSecret: jwt.secret,

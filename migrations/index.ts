@@ -5,14 +5,17 @@ import * as fraud001 from "./fraud/001_init.ts";
 import * as fraud002 from "./fraud/002_history_indexes.ts";
 import * as fraud003 from "./fraud/003_bounded_history.ts";
 import * as fraud004 from "./fraud/004_known_counterparties.ts";
+import * as fraud005 from "./fraud/005_daily_totals_retention.ts";
 import * as fx001 from "./fx/001_init.ts";
 import * as ledger001 from "./ledger/001_init.ts";
 import * as notifications001 from "./notifications/001_init.ts";
 import * as webhooks001 from "./webhooks/001_init.ts";
 import * as reports001 from "./reports/001_init.ts";
+import * as reports002 from "./reports/002_processed_events_retention.ts";
 import * as ledger002 from "./ledger/002_event_log.ts";
 import * as ledger003 from "./ledger/003_outbox_retention.ts";
 import * as ledger004 from "./ledger/004_batch_check.ts";
+import * as ledger005 from "./ledger/005_daily_usage_retention.ts";
 import * as payments001 from "./payments/001_init.ts";
 import * as payments002 from "./payments/002_provider_callbacks.ts";
 import * as payments003 from "./payments/003_outbox.ts";
@@ -31,14 +34,14 @@ interface Migration {
 export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	auth: { "001_init": auth001 },
 	users: { "001_init": users001 },
-	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004 },
+	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004, "005_daily_usage_retention": ledger005 },
 	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004 },
 	fx: { "001_init": fx001 },
-	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003, "004_known_counterparties": fraud004 },
+	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003, "004_known_counterparties": fraud004, "005_daily_totals_retention": fraud005 },
 	audit: { "001_init": audit001 },
 	notifications: { "001_init": notifications001 },
 	webhooks: { "001_init": webhooks001 },
-	reports: { "001_init": reports001 },
+	reports: { "001_init": reports001, "002_processed_events_retention": reports002 },
 };
 
 function sourceFor(schema: string): Knex.MigrationSource<string> {

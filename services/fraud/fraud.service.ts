@@ -7,6 +7,7 @@ import type { Context, ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import { CURRENCY_CODES, type CurrencyCode } from "../../config/currencies.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { retentionMixin } from "../../mixins/retention.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { amountRule } from "../ledger/params.ts";
 import { DEFAULT_POLICY, scoreInOrder, type Scored } from "./rules.ts";
@@ -34,7 +35,11 @@ type FraudThis = DbService & { decide(ctx: Context, items: readonly ScoreItem[])
 export function fraudService(config: Config): ServiceSchema {
 	const schema = {
 		name: "fraud",
-		mixins: [dbMixin(config, "fraud")],
+		mixins: [
+			dbMixin(config, "fraud"),
+			// The rules read the current day's total only.
+			retentionMixin([{ table: "fraud.daily_totals", column: "day", kind: "date", keepDays: config.retention.dailyCountersDays }], config.outbox.pruneIntervalMs),
+		],
 		actions: {
 			score: {
 				params: scoreParams,

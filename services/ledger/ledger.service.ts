@@ -10,6 +10,7 @@ import { MicroBatcher } from "../../lib/batcher.ts";
 import { InvariantViolation, isDatabaseUnavailable, toClientError, unavailable, type Refusal } from "../../lib/errors.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
+import { retentionMixin } from "../../mixins/retention.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { accountView, openAccount, setStatus } from "./accounts.ts";
 import { KeyConflict, runBatch, type Unit } from "./batch.ts";
@@ -96,7 +97,11 @@ function entryJson(e: store.EntryView): Record<string, unknown> {
 export function ledgerService(config: Config): ServiceSchema {
 	return {
 		name: "ledger",
-		mixins: [dbMixin(config, "ledger")],
+		mixins: [
+			dbMixin(config, "ledger"),
+			// The spending-limit counters are read for the current day only.
+			retentionMixin([{ table: "ledger.daily_usage", column: "day", kind: "date", keepDays: config.retention.dailyCountersDays }], config.outbox.pruneIntervalMs),
+		],
 		settings: { $noVersionPrefix: true },
 
 		actions: {

@@ -9,6 +9,7 @@ import { Readable } from "node:stream";
 import type { Config } from "../../config/index.ts";
 import { toClientError } from "../../lib/errors.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { retentionMixin } from "../../mixins/retention.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
@@ -44,6 +45,9 @@ export function reportsService(config: Config): ServiceSchema {
 		name: "reports",
 		mixins: [
 			dbMixin(config, "reports"),
+			// A marker only stops an event being counted twice when the log delivers it again,
+			// which it cannot once the event has left the log: kept a day past the log's retention.
+			retentionMixin([{ table: "reports.processed_events", column: "processed_at", kind: "timestamptz", keepDays: config.outbox.retentionDays + 1 }], config.outbox.pruneIntervalMs),
 			eventConsumer({ schema: "reports", sources: ["ledger"], events: ["transfer.completed"], attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs, pumpGapMs: config.events.pumpGapMs }),
 		],
 		actions: {

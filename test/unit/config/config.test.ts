@@ -36,6 +36,7 @@ describe("config", () => {
 		[{ PORT: "70000" }, /PORT="70000" is invalid: expected an integer from 0 to 65535/],
 		[{ PORT: "12.5" }, /PORT/],
 		[{ LEDGER_BATCH_SIZE_MAX: "0" }, /LEDGER_BATCH_SIZE_MAX="0" is invalid: expected an integer from 1 to 10000/],
+		[{ DAILY_COUNTERS_RETENTION_DAYS: "1" }, /DAILY_COUNTERS_RETENTION_DAYS="1" is invalid: expected an integer from 2 to 3650/],
 		[{ DATABASE_URL: "mysql://x" }, /DATABASE_URL has protocol mysql: but expected postgres: or postgresql:/],
 		[{ DATABASE_URL: "not a url" }, /DATABASE_URL is not a valid URL/],
 		[{ TRANSPORTER: "amqp://x" }, /TRANSPORTER has protocol amqp:/],
