@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import type { Config } from "./config/index.ts";
 import { transitEncryption } from "./lib/transit-crypto.ts";
 import { ContextStoreMiddleware } from "./lib/context-store.ts";
+import { redisOptions } from "./lib/redis.ts";
 
 /**
  * Prometheus reporter that opens no port of its own: the gateway serves its text at
@@ -34,24 +35,6 @@ function printLogObject(o: unknown): string {
 export function isRetryable(err: Error): boolean {
 	if (err instanceof Errors.RequestTimeoutError) return false;
 	return Boolean((err as Errors.MoleculerError).retryable);
-}
-
-/**
- * ioredis options from a redis:// or rediss:// URL, with auto-pipelining: the commands of
- * one event-loop turn leave in one write. Under load that turns a cache lookup per call into
- * one round trip per turn for all of them. Moleculer's Redis cacher takes options, not a
- * URL with extras.
- */
-export function redisOptions(url: string): Record<string, unknown> {
-	const u = new URL(url);
-	const db = Number(u.pathname.slice(1) || 0);
-	return {
-		host: u.hostname, port: Number(u.port || 6379), db: Number.isInteger(db) ? db : 0,
-		...(u.username ? { username: decodeURIComponent(u.username) } : {}),
-		...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-		...(u.protocol === "rediss:" ? { tls: {} } : {}),
-		enableAutoPipelining: true,
-	};
 }
 
 /** NATS options: URL, reconnecting for ever, and the credentials and TLS the config gives. */

@@ -4,6 +4,7 @@
  * node; without, in this process's memory, bounded in size.
  */
 import { Redis } from "ioredis";
+import { redisOptions } from "./redis.ts";
 
 export interface Hit {
 	count: number;
@@ -67,10 +68,10 @@ export class RedisCounterStore implements CounterStore {
 	private readonly prefix: string;
 
 	constructor(url: string, prefix: string) {
-		// Auto-pipelining sends the commands of one event-loop turn in one write: under load a
-		// gateway's many rate-limit checks cost Redis and the gateway one round trip per turn,
-		// not one per check. It applies to single commands, hence the script instead of MULTI.
-		const redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 2_000, enableAutoPipelining: true });
+		// redisOptions turns on auto-pipelining: under load a gateway's many rate-limit checks
+		// cost Redis and the gateway one round trip per event-loop turn, not one per check. It
+		// applies to single commands, hence the script instead of MULTI.
+		const redis = new Redis({ ...redisOptions(url), maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 2_000 });
 		redis.defineCommand("paymeshHit", { numberOfKeys: 1, lua: HIT_SCRIPT });
 		this.redis = redis as ScriptedRedis;
 		this.prefix = prefix;

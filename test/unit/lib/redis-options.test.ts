@@ -1,7 +1,7 @@
-/** moleculer.config.ts redisOptions: a Redis URL as ioredis options, with auto-pipelining on. */
+/** lib/redis.ts redisOptions: a Redis URL as ioredis options, with auto-pipelining on. */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { redisOptions } from "../../../moleculer.config.ts";
+import { redisOptions } from "../../../lib/redis.ts";
 
 describe("redisOptions", () => {
 	it("takes host, port and database from a plain URL, with the default port", () => {
