@@ -19,12 +19,17 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const ALL_SERVICES = ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
+/** See Config.dbIdleTransactionTimeoutMs; also the default of callers that build no config (tests, tools). */
+export const DB_IDLE_TRANSACTION_TIMEOUT_MS_DEFAULT = 60_000;
+
 export interface Config {
 	port: number;
 	host: string;
 	dataDir: string;
 	databaseUrl: string | null;
 	dbPoolMax: number;
+	/** PostgreSQL ends a session whose transaction sits idle this long, releasing its locks. */
+	dbIdleTransactionTimeoutMs: number;
 	transporter: string | null;
 	namespace: string;
 	redisUrl: string | null;
@@ -285,6 +290,7 @@ export function loadConfig(env: Env = process.env): Config {
 		dataDir: env["DATA_DIR"] || "./data",
 		databaseUrl: urlVar(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
 		dbPoolMax: intVar(env, "DB_POOL_MAX", 10, 1, 200),
+		dbIdleTransactionTimeoutMs: intVar(env, "DB_IDLE_TRANSACTION_TIMEOUT_MS", DB_IDLE_TRANSACTION_TIMEOUT_MS_DEFAULT, 1_000, 3_600_000),
 		transporter,
 		namespace: stringVar(env, "NAMESPACE", "paymesh", /^[\w-]{1,64}$/, "letters, digits, _ or -, at most 64"),
 		redisUrl: urlVar(env, "REDIS_URL", ["redis:", "rediss:"]),

@@ -4,7 +4,7 @@ import { PGlite } from "@electric-sql/pglite";
 import ClientPGLite from "knex-pglite";
 import { mkdirSync } from "node:fs";
 import { createHash } from "node:crypto";
-import type { Config } from "../config/index.ts";
+import { DB_IDLE_TRANSACTION_TIMEOUT_MS_DEFAULT, type Config } from "../config/index.ts";
 
 /**
  * One knex instance per database per process, shared by the services of that process.
@@ -26,7 +26,7 @@ interface Shared {
 
 const shared = new Map<string, Shared>();
 
-function createPg(url: string, poolMax: number, applicationName: string): Knex {
+function createPg(url: string, poolMax: number, applicationName: string, idleTransactionTimeoutMs: number): Knex {
 	const types = {
 		getTypeParser(oid: number, format?: "text" | "binary") {
 			if (oid === INT8_OID) return parseInt8;
@@ -44,7 +44,15 @@ function createPg(url: string, poolMax: number, applicationName: string): Knex {
 		// Pipeline mode (node-postgres sends a query without waiting for the answers before it)
 		// lets a transaction's BEGIN travel with its first statement; code that awaits each
 		// query, as knex does, behaves as without it.
-		connection: { connectionString: url, types, application_name: applicationName, options: "-c plan_cache_mode=force_custom_plan", pipeline: true } as Knex.PgConnectionConfig,
+		// A transaction left open (a node frozen or stuck between two statements) would hold its
+		// row and advisory locks, and every account it touched would wait, for as long as its
+		// TCP connection lives. The server ends such a session after the idle timeout; the
+		// longest legitimate pause inside a transaction is one e-mail send (under 40 s, see
+		// SMTP_TIMEOUTS_MS), within the default of 60 s.
+		connection: {
+			connectionString: url, types, application_name: applicationName, pipeline: true,
+			options: `-c plan_cache_mode=force_custom_plan -c idle_in_transaction_session_timeout=${idleTransactionTimeoutMs}`,
+		} as Knex.PgConnectionConfig,
 		pool: { min: 0, max: poolMax, acquireTimeoutMillis: 10_000 },
 		acquireConnectionTimeout: 10_000,
 	});
@@ -60,12 +68,12 @@ export function databaseKey(config: Pick<Config, "databaseUrl" | "dataDir">): st
 	return config.databaseUrl ?? `pglite:${config.dataDir}`;
 }
 
-export function acquireDb(config: Pick<Config, "databaseUrl" | "dataDir" | "dbPoolMax"> & Partial<Pick<Config, "nodeId">>): { knex: Knex; kind: Shared["kind"] } {
+export function acquireDb(config: Pick<Config, "databaseUrl" | "dataDir" | "dbPoolMax"> & Partial<Pick<Config, "nodeId" | "dbIdleTransactionTimeoutMs">>): { knex: Knex; kind: Shared["kind"] } {
 	const key = databaseKey(config);
 	let entry = shared.get(key);
 	if (!entry) {
 		entry = config.databaseUrl
-			? { knex: createPg(config.databaseUrl, config.dbPoolMax, `paymesh:${config.nodeId ?? process.pid}`.slice(0, 63)), users: 0, kind: "postgres" }
+			? { knex: createPg(config.databaseUrl, config.dbPoolMax, `paymesh:${config.nodeId ?? process.pid}`.slice(0, 63), config.dbIdleTransactionTimeoutMs ?? DB_IDLE_TRANSACTION_TIMEOUT_MS_DEFAULT), users: 0, kind: "postgres" }
 			: { knex: createPglite(config.dataDir), users: 0, kind: "pglite" };
 		shared.set(key, entry);
 	}
