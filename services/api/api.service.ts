@@ -4,6 +4,7 @@
  * files. Access tokens are checked here without a database round trip; rate limits per
  * IP and per user share a Redis counter store when REDIS_URL is set.
  */
+import { withTimeout } from "../../lib/timeout.ts";
 import ApiGateway from "moleculer-web";
 import { Redis } from "ioredis";
 import { randomUUID } from "node:crypto";
@@ -46,15 +47,6 @@ interface ApiThis {
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
 	res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store", ...headers });
 	res.end(JSON.stringify(body));
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-	let timer: NodeJS.Timeout | undefined;
-	try {
-		return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)))]);
-	} finally {
-		clearTimeout(timer);
-	}
 }
 
 function sendError(res: ServerResponse, err: unknown, requestId: string | undefined): void {

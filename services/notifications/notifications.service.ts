@@ -15,11 +15,21 @@ import { toClientError } from "../../lib/errors.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne, queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
-import { emailChannel, simulatedSmsChannel, type Channel } from "./channels.ts";
+import { emailChannel, simulatedSmsChannel, SMTP_TIMEOUTS_MS, type Channel } from "./channels.ts";
+import { withTimeout } from "../../lib/timeout.ts";
 import { draftsFor, type Draft } from "./templates.ts";
 import { Periodic } from "../../lib/periodic.ts";
 
 const DELIVERY_BATCH_MAX = 50;
+/** Sends in flight at once per node. */
+const DELIVERY_CONCURRENCY_MAX = 10;
+/**
+ * The longest one send may take before it counts as failed (and is retried): the SMTP
+ * limits' sum (channels.ts). A send cut off here may still arrive; deliveries are at least once.
+ */
+const DELIVERY_SEND_MS_MAX = SMTP_TIMEOUTS_MS.connectionTimeout + SMTP_TIMEOUTS_MS.greetingTimeout + SMTP_TIMEOUTS_MS.socketTimeout;
+/** How long a claim keeps other nodes off a batch: every send of it, DELIVERY_CONCURRENCY_MAX at a time, at its longest. */
+const DELIVERY_CLAIM_MS = DELIVERY_SEND_MS_MAX * Math.ceil(DELIVERY_BATCH_MAX / DELIVERY_CONCURRENCY_MAX);
 const DELIVERY_SWEEP_MS = 250;
 const DELIVERY_RETRY_DELAY_MS_MAX = 3_600_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -74,6 +84,7 @@ type NotificationsThis = DbService & ConsumerService & {
 	store(items: { eventId: string; d: Draft }[]): Promise<void>;
 	profilesOf(userIds: string[]): Promise<Map<string, Profile>>;
 	sweepDeliveries(): Promise<number>;
+	deliver(d: DeliveryRow): Promise<void>;
 };
 
 export function notificationsService(config: Config): ServiceSchema {
@@ -194,35 +205,48 @@ export function notificationsService(config: Config): ServiceSchema {
 				return profiles;
 			},
 
-			/** Sends the deliveries that are due; each failure waits twice as long as the last. */
+			/**
+			 * Claims the deliveries that are due, by pushing their next attempt past the time
+			 * the sends may take (so no other node takes them meanwhile), and sends them with
+			 * no transaction open: a slow mail server holds neither rows nor a connection. A
+			 * node that dies with claims lets them fall due again after DELIVERY_CLAIM_MS.
+			 */
 			async sweepDeliveries(this: NotificationsThis) {
-				return this.knex.transaction(async trx => {
-					const due = await queryRows<DeliveryRow>(
-						trx,
-						`SELECT d.id, d.channel, d.address, d.attempts, n.title, n.body FROM notifications.deliveries d JOIN notifications.notifications n ON n.id = d.notification_id
-						 WHERE d.status = 'pending' AND d.next_attempt_at <= now() ORDER BY d.next_attempt_at LIMIT ? FOR UPDATE OF d SKIP LOCKED`,
-						[DELIVERY_BATCH_MAX],
+				const due = await queryRows<DeliveryRow>(
+					this.knex,
+					`UPDATE notifications.deliveries d SET next_attempt_at = now() + (? * interval '1 millisecond')
+					 FROM notifications.notifications n
+					 WHERE n.id = d.notification_id AND d.id IN (
+						SELECT id FROM notifications.deliveries WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED
+					 ) RETURNING d.id, d.channel, d.address, d.attempts, n.title, n.body`,
+					[DELIVERY_CLAIM_MS, DELIVERY_BATCH_MAX],
+				);
+				const queue = [...due];
+				const worker = async () => {
+					for (let d = queue.shift(); d; d = queue.shift()) await this.deliver(d);
+				};
+				await Promise.all(Array.from({ length: Math.min(DELIVERY_CONCURRENCY_MAX, queue.length) }, worker));
+				return due.length;
+			},
+
+			/** One attempt at one claimed delivery: sent, or retried later (each failure waits twice as long as the last), or dead. */
+			async deliver(this: NotificationsThis, d: DeliveryRow) {
+				const attempts = d.attempts + 1;
+				try {
+					const channel = this.channels.get(d.channel);
+					if (!channel) throw new Error(`channel ${d.channel} is not configured on this node`);
+					await withTimeout(channel.send({ to: d.address, title: d.title, body: d.body }), DELIVERY_SEND_MS_MAX);
+					await this.knex.raw("UPDATE notifications.deliveries SET status = 'sent', attempts = ?, sent_at = now(), last_error = NULL WHERE id = ?", [attempts, String(d.id)]);
+				} catch (err) {
+					const dead = attempts >= config.notifications.deliveryAttemptsMax;
+					const delayMs = Math.min(config.notifications.deliveryRetryDelayMs * 2 ** (attempts - 1), DELIVERY_RETRY_DELAY_MS_MAX);
+					await this.knex.raw(
+						"UPDATE notifications.deliveries SET status = ?, attempts = ?, last_error = ?, next_attempt_at = now() + (? * interval '1 millisecond') WHERE id = ?",
+						[dead ? "dead" : "pending", attempts, (err as Error).message.slice(0, 500), delayMs, String(d.id)],
 					);
-					for (const d of due) {
-						const attempts = d.attempts + 1;
-						try {
-							const channel = this.channels.get(d.channel);
-							if (!channel) throw new Error(`channel ${d.channel} is not configured on this node`);
-							await channel.send({ to: d.address, title: d.title, body: d.body });
-							await trx.raw("UPDATE notifications.deliveries SET status = 'sent', attempts = ?, sent_at = now(), last_error = NULL WHERE id = ?", [attempts, String(d.id)]);
-						} catch (err) {
-							const dead = attempts >= config.notifications.deliveryAttemptsMax;
-							const delayMs = Math.min(config.notifications.deliveryRetryDelayMs * 2 ** (attempts - 1), DELIVERY_RETRY_DELAY_MS_MAX);
-							await trx.raw(
-								"UPDATE notifications.deliveries SET status = ?, attempts = ?, last_error = ?, next_attempt_at = now() + (? * interval '1 millisecond') WHERE id = ?",
-								[dead ? "dead" : "pending", attempts, (err as Error).message.slice(0, 500), delayMs, String(d.id)],
-							);
-							// The address is not logged: it is personal data.
-							this.logger.warn("notification delivery failed", { deliveryId: String(d.id), channel: d.channel, attempts, dead, error: (err as Error).message });
-						}
-					}
-					return due.length;
-				});
+					// The address is not logged: it is personal data.
+					this.logger.warn("notification delivery failed", { deliveryId: String(d.id), channel: d.channel, attempts, dead, error: (err as Error).message });
+				}
 			},
 		},
 		created(this: NotificationsThis) {
