@@ -46,9 +46,9 @@ function createPg(url: string, poolMax: number, applicationName: string, idleTra
 		// query, as knex does, behaves as without it.
 		// A transaction left open (a node frozen or stuck between two statements) would hold its
 		// row and advisory locks, and every account it touched would wait, for as long as its
-		// TCP connection lives. The server ends such a session after the idle timeout; the
-		// longest legitimate pause inside a transaction is one e-mail send (under 40 s, see
-		// SMTP_TIMEOUTS_MS), within the default of 60 s.
+		// TCP connection lives. The server ends such a session after the idle timeout. No
+		// transaction here waits on anything but the database (mail and webhook sends run
+		// after their claims commit), so a pause of the default 60 s means something is stuck.
 		connection: {
 			connectionString: url, types, application_name: applicationName, pipeline: true,
 			options: `-c plan_cache_mode=force_custom_plan -c idle_in_transaction_session_timeout=${idleTransactionTimeoutMs}`,
