@@ -289,6 +289,17 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 				}
 			},
 		},
+		/**
+		 * A service's own method of the same name silently replaces a mixin's, and the
+		 * consumer calls its internals through `this`: a service that defined `deliver` for
+		 * something else once skipped every event it was handed one by one. Refuse to start
+		 * such a service instead.
+		 */
+		merged(this: unknown, schema: { name?: string; methods?: Record<string, unknown> }) {
+			for (const name of INTERNAL_METHODS) {
+				if (schema.methods?.[name] !== internals[name]) throw new Error(`service ${schema.name ?? "?"} defines a method "${name}", which the event consumer mixin uses itself; rename it`);
+			}
+		},
 		created(this: ConsumerService) {
 			registerMetrics(this.broker);
 			this.consumer = {
@@ -296,8 +307,12 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 			};
 		},
 	};
+	const internals: Record<string, unknown> = { ...mixin.methods };
 	return mixin as unknown as Partial<ServiceSchema>;
 }
+
+/** The consumer's own methods, which a service using it must not define again. */
+const INTERNAL_METHODS = ["startConsumer", "stopConsumer", "pump", "recordPruned", "deliver"] as const;
 
 /** Runs the pump of a source now; a kick during a run makes it go round once more. */
 /**

@@ -84,7 +84,7 @@ type NotificationsThis = DbService & ConsumerService & {
 	store(items: { eventId: string; d: Draft }[]): Promise<void>;
 	profilesOf(userIds: string[]): Promise<Map<string, Profile>>;
 	sweepDeliveries(): Promise<number>;
-	deliver(d: DeliveryRow): Promise<void>;
+	attemptDelivery(d: DeliveryRow): Promise<void>;
 };
 
 export function notificationsService(config: Config): ServiceSchema {
@@ -223,14 +223,14 @@ export function notificationsService(config: Config): ServiceSchema {
 				);
 				const queue = [...due];
 				const worker = async () => {
-					for (let d = queue.shift(); d; d = queue.shift()) await this.deliver(d);
+					for (let d = queue.shift(); d; d = queue.shift()) await this.attemptDelivery(d);
 				};
 				await Promise.all(Array.from({ length: Math.min(DELIVERY_CONCURRENCY_MAX, queue.length) }, worker));
 				return due.length;
 			},
 
 			/** One attempt at one claimed delivery: sent, or retried later (each failure waits twice as long as the last), or dead. */
-			async deliver(this: NotificationsThis, d: DeliveryRow) {
+			async attemptDelivery(this: NotificationsThis, d: DeliveryRow) {
 				const attempts = d.attempts + 1;
 				try {
 					const channel = this.channels.get(d.channel);
