@@ -94,20 +94,20 @@ export class RetentionSweeper {
 interface RetentionService {
 	knex: Knex;
 	logger: { warn(msg: string, o: object): void };
-	retention: RetentionSweeper;
+	retentionSweeper: RetentionSweeper;
 }
 
 /** Gives a service (with dbMixin) a retention sweep over its own tables, every `intervalMs` while it runs. */
 export function retentionMixin(tables: readonly Expiring[], intervalMs: number): Partial<ServiceSchema> {
 	return {
 		created(this: RetentionService) {
-			this.retention = new RetentionSweeper({ knex: () => this.knex, tables, intervalMs, warn: (m, o) => this.logger.warn(m, o) });
+			this.retentionSweeper = new RetentionSweeper({ knex: () => this.knex, tables, intervalMs, warn: (m, o) => this.logger.warn(m, o) });
 		},
 		started(this: RetentionService) {
-			this.retention.start();
+			this.retentionSweeper.start();
 		},
 		async stopped(this: RetentionService) {
-			await this.retention.stop();
+			await this.retentionSweeper.stop();
 		},
 	} as unknown as Partial<ServiceSchema>;
 }
