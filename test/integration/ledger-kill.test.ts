@@ -7,7 +7,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { exited, startChildNode, untilAnswering } from "../support/child.ts";
+import { exited, startChildNode, untilAnswering, untilNodeGone } from "../support/child.ts";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { ServiceBroker } from "moleculer";
@@ -110,6 +110,8 @@ describe("ledger kill -9 under load", () => {
 		const unacked = [...requests.keys()].filter(k => !acked.has(k));
 		assert.ok(unacked.length > 0, "the kill left no request in flight; the test proves nothing");
 
+		// The restarted node keeps its id: restart only once the killed one is known to be gone.
+		await untilNodeGone(broker, "ledger-kill");
 		child = startLedgerChild();
 		await untilAnswering(broker, "ledger.health");
 		const afterRestart = await retried(() => broker.call<InvariantReport, Record<string, never>>("ledger.checkInvariants", {}, { timeout: 30_000 }));

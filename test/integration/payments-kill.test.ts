@@ -8,7 +8,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { exited, startChildNode, untilAnswering } from "../support/child.ts";
+import { exited, startChildNode, untilAnswering, untilNodeGone } from "../support/child.ts";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { ServiceBroker } from "moleculer";
@@ -87,6 +87,8 @@ describe("payments kill -9 mid-payout", () => {
 		const unacked = [...requests.keys()].filter(k => !acked.has(k));
 		assert.ok(unacked.length > 0, "the kill left nothing in flight; the test proves nothing");
 
+		// The restarted node keeps its id: restart only once the killed one is known to be gone.
+		await untilNodeGone(broker, "payments-kill");
 		child = startChild();
 		await untilAnswering(broker, "payments.health");
 		for (const k of unacked) await broker.call("payments.payout", requests.get(k), { timeout: 10_000 });

@@ -31,3 +31,17 @@ export async function untilAnswering(broker: ServiceBroker, action: string, time
 		}
 	}
 }
+
+/**
+ * Waits until this broker has marked `nodeId` unavailable (its heartbeat timed out, or it
+ * said goodbye). A killed node restarted under the same id before that can lose its new
+ * registration when the old instance times out a moment later, leaving its actions "not
+ * available" until its next heartbeat; restarting after this wait avoids that race.
+ */
+export async function untilNodeGone(broker: ServiceBroker, nodeId: string, timeoutMs = 30_000): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (broker.registry.nodes.get(nodeId)?.available) {
+		if (Date.now() > deadline) throw new Error(`node ${nodeId} still listed as available after ${timeoutMs} ms`);
+		await new Promise(r => setTimeout(r, 50));
+	}
+}
