@@ -79,7 +79,7 @@ describe("cluster: a ledger node killed under load", () => {
 			members.push({ userId, token: signAccessToken({ sub: userId, roles: ["user"], sid: `s${i}` }, TEST_JWT_SECRET, 3_600), accountId: a.id });
 		}
 		const bases = brokers.slice(1).map(b => `http://127.0.0.1:${gatewayPort(b)}`);
-		const acked = new Map<string, { transferId: string; amount: number }>();
+		const acked = new Map<string, { transferId: string; amount: number; atMs: number }>();
 		const failures: { at: number; status: number }[] = [];
 		const started = Date.now();
 		let retries = 0;
@@ -101,7 +101,7 @@ describe("cluster: a ledger node killed under load", () => {
 				status = 0;
 			}
 			if (status === 201 && answer.id) {
-				acked.set(key, { transferId: answer.id, amount: body["amount"] as number });
+				acked.set(key, { transferId: answer.id, amount: body["amount"] as number, atMs: Date.now() - started });
 				return;
 			}
 			failures.push({ at: Date.now() - started, status });
@@ -160,8 +160,14 @@ describe("cluster: a ledger node killed under load", () => {
 		assert.deepEqual(report.violations, []);
 		for (const cur of report.currencies) assert.equal(cur.sum, "0");
 		const window = failures.length > 0 ? (failures[failures.length - 1]?.at ?? 0) - (failures[0]?.at ?? 0) : 0;
-		process.stdout.write(`# cluster kill: ${acked.size} transfers acknowledged, ${failures.length} failed attempts (${retries} retries), 503 window ${window} ms\n`);
-		assert.ok(acked.size > 100, `only ${acked.size} transfers`);
+		// The load ran through the kill: transfers were acknowledged before it and after the
+		// restart (while the node is dead, most workers wait on its accounts, so that count is
+		// only reported). Counts, not a rate: how many go through depends on what else the
+		// machine runs, and with a busy neighbour in the suite 94 was seen where 400 is usual.
+		const ackedIn = (fromMs: number, toMs: number) => [...acked.values()].filter(a => a.atMs >= fromMs && a.atMs < toMs).length;
+		const phases = { beforeKill: ackedIn(0, KILL_AT_MS), whileDead: ackedIn(KILL_AT_MS, RESTART_AT_MS), afterRestart: ackedIn(RESTART_AT_MS, Infinity) };
+		process.stdout.write(`# cluster kill: ${acked.size} transfers acknowledged ${JSON.stringify(phases)}, ${failures.length} failed attempts (${retries} retries), 503 window ${window} ms\n`);
+		assert.ok(phases.beforeKill > 0 && phases.afterRestart > 0, `no transfer acknowledged on one side of the kill: ${JSON.stringify(phases)}`);
 		assert.ok(window < 12_000, `503s for ${window} ms`);
 	});
 });
