@@ -9,6 +9,7 @@
 import type { Knex } from "knex";
 import type { ServiceSchema } from "moleculer";
 import { runStatement } from "./db.ts";
+import { Periodic } from "../lib/periodic.ts";
 
 export interface Expiring {
 	/** schema.table */
@@ -64,44 +65,19 @@ export async function sweepExpired(knex: Knex, tables: readonly Expiring[]): Pro
 	return total;
 }
 
-/** Sweeps on a timer until stopped; a failed sweep is logged and the next one retries. */
-export class RetentionSweeper {
-	private timer: NodeJS.Timeout | null = null;
-	private running: Promise<unknown> | null = null;
-	private readonly opts: { knex: () => Knex; tables: readonly Expiring[]; intervalMs: number; warn: (msg: string, o: object) => void };
-
-	constructor(opts: RetentionSweeper["opts"]) {
-		this.opts = opts;
-	}
-
-	start(): void {
-		this.timer = setInterval(() => {
-			if (this.running) return;
-			this.running = sweepExpired(this.opts.knex(), this.opts.tables)
-				.catch((err: Error) => this.opts.warn("retention sweep failed; the next one retries", { tables: this.opts.tables.map(t => t.table), error: err.message }))
-				.finally(() => (this.running = null));
-		}, this.opts.intervalMs);
-		this.timer.unref();
-	}
-
-	async stop(): Promise<void> {
-		if (this.timer) clearInterval(this.timer);
-		this.timer = null;
-		await this.running;
-	}
-}
-
 interface RetentionService {
 	knex: Knex;
 	logger: { warn(msg: string, o: object): void };
-	retentionSweeper: RetentionSweeper;
+	retentionSweeper: Periodic;
 }
 
 /** Gives a service (with dbMixin) a retention sweep over its own tables, every `intervalMs` while it runs. */
 export function retentionMixin(tables: readonly Expiring[], intervalMs: number): Partial<ServiceSchema> {
 	return {
 		created(this: RetentionService) {
-			this.retentionSweeper = new RetentionSweeper({ knex: () => this.knex, tables, intervalMs, warn: (m, o) => this.logger.warn(m, o) });
+			// Never two sweeps at once on a node; a failed one is logged and the next one retries.
+			this.retentionSweeper = new Periodic(() => sweepExpired(this.knex, tables), intervalMs, err =>
+				this.logger.warn("retention sweep failed; the next one retries", { tables: tables.map(t => t.table), error: err.message }));
 		},
 		started(this: RetentionService) {
 			this.retentionSweeper.start();

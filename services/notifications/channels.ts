@@ -21,9 +21,9 @@ export interface Channel {
 
 /**
  * How long an e-mail send may take at each step. nodemailer's own defaults are two minutes
- * to connect and ten of socket silence; a send runs while the delivery sweep holds its
- * rows and a database connection, so a server that accepts and then hangs must fail the
- * send (to be retried with backoff) within seconds.
+ * to connect, 30 s for the greeting and ten minutes of socket silence; a claimed delivery
+ * (notifications.service.ts) waits on its send, so a server that accepts and then hangs
+ * must fail the send (to be retried with backoff) within seconds.
  */
 export const SMTP_TIMEOUTS_MS = { connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 20_000 } as const;
 
