@@ -1,10 +1,14 @@
 /**
- * Scale-out: POST /api/v1/transfers through a gateway node, with one ledger node and then
- * with two, in one run. Every node is its own process (gateway; users, payments and fraud;
- * ledger-1; ledger-2 joins for the second phase) over NATS, with PostgreSQL and Redis.
+ * Scale-out: POST /api/v1/transfers through a gateway node, with one ledger node and with
+ * two, in one run. Every node is its own process (gateway; users, payments and fraud;
+ * ledger-1; ledger-2 joins for the two-node phases and leaves after them) over NATS, with
+ * PostgreSQL and Redis. The phases run in blocks of A B B A (BENCH_BLOCKS, default 3), and
+ * each block's change is reported with the mean change and its 95% confidence interval.
  * The load generator runs on a worker thread of this process and its CPU time is
- * reported. Ownership: in the two-node phase each source account must have been debited
- * by one ledger node only (the Shard strategy); the overlap is reported and must be zero.
+ * reported; so are the cores every process used, the ledger batches of each node and the
+ * payments node's batches per stage. Ownership: in the two-node phases each source account
+ * must have been debited by one ledger node only (the Shard strategy); the overlap is
+ * reported and must be zero.
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
@@ -15,13 +19,14 @@ import { startNode, TEST_JWT_SECRET } from "../test/support/node.ts";
 import { freePort } from "../test/support/http.ts";
 import { exited, startChildNode, untilAnswering } from "../test/support/child.ts";
 import { load, setUp } from "./http.bench.ts";
-import type { BenchResult } from "./stats.ts";
+import { meanCi95, type BenchResult } from "./stats.ts";
 import type { InvariantReport } from "../services/ledger/invariants.ts";
 import { coresBetween, cpuSnapshot } from "./proc-cpu.ts";
 
 const REQUESTS = Number(process.env["BENCH_REQUESTS"] ?? 6_000);
 const WARMUP = Number(process.env["BENCH_WARMUP"] ?? 1_000);
 const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 64);
+const BLOCKS = Number(process.env["BENCH_BLOCKS"] ?? 3);
 
 /** PostgreSQL backend pids per node of this run, as "pg:<node>". */
 async function pgBackends(url: string, ns: string): Promise<Record<string, number[]>> {
@@ -32,6 +37,21 @@ async function pgBackends(url: string, ns: string): Promise<Record<string, numbe
 		const out: Record<string, number[]> = {};
 		for (const { pid, app } of r.rows) (out[`pg:${app.slice(`paymesh:${ns}-`.length)}`] ??= []).push(pid);
 		return out;
+	} finally {
+		await c.end();
+	}
+}
+
+/**
+ * Every phase starts right after a checkpoint: the first change to a page after one writes
+ * the whole page to the WAL, so without it the first phase (just after CREATE DATABASE's
+ * checkpoint) pays more per transfer than the later ones.
+ */
+async function checkpoint(url: string): Promise<void> {
+	const c = new pg.Client({ connectionString: url });
+	await c.connect();
+	try {
+		await c.query("CHECKPOINT");
 	} finally {
 		await c.end();
 	}
@@ -72,15 +92,48 @@ interface Measured {
 	batches: string;
 }
 
-/** Runs a phase and reports the ledger batches each node ran in it. */
-async function measured(broker: ServiceBroker, ledgers: string[], phase: () => Promise<Omit<Measured, "batches">>): Promise<Measured> {
-	const before = await batchCounts(broker, ledgers);
-	const figures = await phase();
-	return { ...figures, batches: batchReport(before, await batchCounts(broker, ledgers)) };
+type PaymentsStats = Record<"orders" | "screens" | "moves", { batchesRun: number; itemsRun: number }> & { ledgerCalls: { bursts: number; calls: number; itemsSent: number } };
+
+/** The batches of the payments node's stages in a phase: how the requests bunched together. */
+function paymentsReport(a: PaymentsStats, b: PaymentsStats): string {
+	const stage = (name: "orders" | "screens" | "moves") => `${name} ${b[name].batchesRun - a[name].batchesRun}`;
+	return `payments batches: ${stage("orders")}, ${stage("screens")}, ${stage("moves")}, ledger calls ${b.ledgerCalls.calls - a.ledgerCalls.calls} from ${b.ledgerCalls.bursts - a.ledgerCalls.bursts} bursts`;
 }
 
-function meanOf(a: Measured, b: Measured): { opsPerSec: number; p50Ms: number; p99Ms: number } {
-	return { opsPerSec: (a.opsPerSec + b.opsPerSec) / 2, p50Ms: (a.p50Ms + b.p50Ms) / 2, p99Ms: (a.p99Ms + b.p99Ms) / 2 };
+/** Runs a phase and reports the ledger batches each node ran in it, and the payments node's. */
+async function measured(broker: ServiceBroker, ledgers: string[], phase: () => Promise<Omit<Measured, "batches">>): Promise<Measured> {
+	const before = await batchCounts(broker, ledgers);
+	const paymentsBefore: PaymentsStats = await broker.call("payments.stats", {});
+	const figures = await phase();
+	const paymentsAfter: PaymentsStats = await broker.call("payments.stats", {});
+	return { ...figures, batches: `${batchReport(before, await batchCounts(broker, ledgers))}; ${paymentsReport(paymentsBefore, paymentsAfter)}` };
+}
+
+type Means = { opsPerSec: number; p50Ms: number; p99Ms: number };
+
+function meanOfMany(xs: readonly Means[]): Means {
+	const avg = (f: (m: Means) => number) => xs.reduce((n, m) => n + f(m), 0) / xs.length;
+	return { opsPerSec: avg(m => m.opsPerSec), p50Ms: avg(m => m.p50Ms), p99Ms: avg(m => m.p99Ms) };
+}
+
+function meanOf(a: Measured, b: Measured): Means {
+	return meanOfMany([a, b]);
+}
+
+interface Block {
+	phases: Measured[];
+	one: Means;
+	two: Means;
+	owners: { perNode: Record<string, number>; overlap: number };
+}
+
+const pct = (x: number): string => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;
+
+function blockReport(n: number, b: Block): string {
+	const labels = ["one ledger node", "two ledger nodes", "two ledger nodes", "one ledger node"];
+	return `  block ${n}\n` + b.phases.map((f, i) => phaseLine(labels[i] as string, f)).join("") +
+		`  block ${n} mean: one ledger node ${b.one.opsPerSec.toFixed(0)}/s, two ledger nodes ${b.two.opsPerSec.toFixed(0)}/s (${pct(b.two.opsPerSec / b.one.opsPerSec - 1)}); ` +
+		`ownership: ${JSON.stringify(b.owners.perNode)} source accounts, ${b.owners.overlap} debited on both nodes\n`;
 }
 
 function phaseLine(label: string, f: Measured): string {
@@ -125,6 +178,7 @@ export async function runClusterBench(): Promise<BenchResult[]> {
 	// A phase's figures with the cores each process used meanwhile, and the PostgreSQL
 	// backends serving each node (by the application_name each node sets).
 	const phase = async (requests: number, seed: number) => {
+		await checkpoint(db.url);
 		const cpu0 = cpuSnapshot(pids, await pgBackends(db.url, ns));
 		const t0 = performance.now();
 		const figures = await run(requests, seed);
@@ -143,45 +197,61 @@ export async function runClusterBench(): Promise<BenchResult[]> {
 		const members = await setUp(broker, TEST_JWT_SECRET, 3_600);
 		run = (requests: number, seed: number) => load({ base, members, requests, concurrency: CONCURRENCY, mode: "post", seed });
 
-		// A B B A: one node, two, two, one again. The database grows as the run goes on (each
-		// user's payment history, which fraud reads, gets longer), so a later phase costs more
-		// than an earlier one; with the phases in this order a steady drift cancels out of the
-		// comparison of the two means.
+		// Blocks of A B B A: one node, two, two, one again. The database grows as the run goes
+		// on (each user's payment history, which fraud reads, gets longer) and the processes
+		// keep warming up, so a later phase can differ from an earlier one for reasons of its
+		// own; within a block, in this order, a steady drift cancels out of the comparison.
+		// Phases vary by several per cent from one to the next on this machine (how the 64
+		// requests bunch into bursts, the host itself), so one block is not enough to tell a
+		// few per cent: the run reports each block's change and their mean with its 95%
+		// confidence interval.
 		await run(WARMUP, 1);
 		const l1 = [`${ns}-ledger-1`];
 		const l2 = [...l1, `${ns}-ledger-2`];
-		const oneA = await measured(broker, l1, () => phase(REQUESTS, 2));
-		const ledger2 = child({ SERVICES: "ledger", NODE_ID: `${ns}-ledger-2`, ...ledgerEnv });
-		await ledgerEndpoints(broker, 2);
-		// Twice the first warm-up: ledger-2 starts cold and gets half of it, while ledger-1 had the
-		// set-up's 2,000 ledger calls and all of the first warm-up. A node whose batch code V8 has
-		// not optimized yet costs more per batch (ledger-2 used about 0.02 cores more than
-		// ledger-1 for the same batches with equal warm-ups).
-		await run(2 * WARMUP, 3);
-		for (const n of l2) await broker.call("ledger.ownership", { reset: true }, { nodeID: n });
-		const twoA = await measured(broker, l2, () => phase(REQUESTS, 4));
-		const twoB = await measured(broker, l2, () => phase(REQUESTS, 5));
-		const owners = await ownershipOverlap(broker, l2);
-		ledger2.kill("SIGTERM");
-		await exited(ledger2);
-		await ledgerEndpoints(broker, 1);
-		await run(WARMUP, 6);
-		const oneB = await measured(broker, l1, () => phase(REQUESTS, 7));
+		const blocks: Block[] = [];
+		let seed = 2;
+		for (let b = 0; b < BLOCKS; b++) {
+			const oneA = await measured(broker, l1, () => phase(REQUESTS, seed++));
+			const ledger2 = child({ SERVICES: "ledger", NODE_ID: `${ns}-ledger-2`, ...ledgerEnv });
+			await ledgerEndpoints(broker, 2);
+			// Twice the first warm-up: ledger-2 starts cold and gets half of it, while ledger-1 had the
+			// set-up's 2,000 ledger calls and all of the first warm-up. A node whose batch code V8 has
+			// not optimized yet costs more per batch (ledger-2 used about 0.02 cores more than
+			// ledger-1 for the same batches with equal warm-ups).
+			await run(2 * WARMUP, seed++);
+			for (const n of l2) await broker.call("ledger.ownership", { reset: true }, { nodeID: n });
+			const twoA = await measured(broker, l2, () => phase(REQUESTS, seed++));
+			const twoB = await measured(broker, l2, () => phase(REQUESTS, seed++));
+			const owners = await ownershipOverlap(broker, l2);
+			ledger2.kill("SIGTERM");
+			await exited(ledger2);
+			await ledgerEndpoints(broker, 1);
+			await run(WARMUP, seed++);
+			const oneB = await measured(broker, l1, () => phase(REQUESTS, seed++));
+			const block: Block = { phases: [oneA, twoA, twoB, oneB], one: meanOf(oneA, oneB), two: meanOf(twoA, twoB), owners };
+			blocks.push(block);
+			process.stderr.write(blockReport(b + 1, block));
+		}
 		const report: InvariantReport = await broker.call("ledger.checkInvariants", {}, { timeout: 120_000 });
-		const one = meanOf(oneA, oneB);
-		const two = meanOf(twoA, twoB);
+		const one = meanOfMany(blocks.map(b => b.one));
+		const two = meanOfMany(blocks.map(b => b.two));
+		const change = meanCi95(blocks.map(b => (b.two.opsPerSec / b.one.opsPerSec - 1) * 100));
+		const overlap = blocks.reduce((n, b) => n + b.owners.overlap, 0);
 		process.stderr.write(
-			[["one ledger node", oneA], ["two ledger nodes", twoA], ["two ledger nodes", twoB], ["one ledger node", oneB]].map(([label, f]) => phaseLine(label as string, f as Measured)).join("") +
-				`  mean: one ledger node ${one.opsPerSec.toFixed(0)}/s, two ledger nodes ${two.opsPerSec.toFixed(0)}/s (${((two.opsPerSec / one.opsPerSec - 1) * 100).toFixed(1)}%)\n` +
-				`  ownership in the two-node phases: ${JSON.stringify(owners.perNode)} source accounts, ${owners.overlap} debited on both nodes; invariants ${report.ok ? "OK" : "VIOLATED"}\n`,
+			`  all ${blocks.length} blocks: one ledger node ${one.opsPerSec.toFixed(0)}/s, two ledger nodes ${two.opsPerSec.toFixed(0)}/s; ` +
+				`change per block ${blocks.map(b => pct(b.two.opsPerSec / b.one.opsPerSec - 1)).join(", ")}; ` +
+				`mean ${change.mean.toFixed(1)}%${change.halfWidth === null ? "" : ` ± ${change.halfWidth.toFixed(1)}% (95%)`}\n` +
+				`  ownership: ${overlap} source accounts debited on both nodes in any block; invariants ${report.ok ? "OK" : "VIOLATED"}\n`,
 		);
-		const errors = [oneA, twoA, twoB, oneB].reduce((n, f) => n + f.errors, 0);
-		if (owners.overlap !== 0 || !report.ok || errors > 0) throw new Error("ownership, invariants or errors failed");
+		const phases = blocks.flatMap(b => b.phases);
+		const errors = phases.reduce((n, f) => n + f.errors, 0);
+		if (overlap !== 0 || !report.ok || errors > 0) throw new Error("ownership, invariants or errors failed");
 		return [{
-			name: "POST /api/v1/transfers with two ledger nodes (baseline: one); means of A B B A phases",
+			name: `POST /api/v1/transfers with two ledger nodes (baseline: one); ${blocks.length} blocks of A B B A phases`,
 			opsPerSec: two.opsPerSec, p50Ms: two.p50Ms, p99Ms: two.p99Ms,
 			baselineOpsPerSec: one.opsPerSec, baselineP50Ms: one.p50Ms, baselineP99Ms: one.p99Ms,
-			loadGeneratorCpuS: [oneA, twoA, twoB, oneB].reduce((n, f) => n + f.cpuS, 0), ownershipOverlap: owners.overlap, accountsPerNode: owners.perNode,
+			changePct: change.mean, changeCi95Pct: change.halfWidth, changePerBlockPct: blocks.map(b => (b.two.opsPerSec / b.one.opsPerSec - 1) * 100),
+			loadGeneratorCpuS: phases.reduce((n, f) => n + f.cpuS, 0), ownershipOverlap: overlap, accountsPerNode: blocks.map(b => b.owners.perNode),
 		}];
 	} finally {
 		await broker.stop();

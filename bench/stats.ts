@@ -49,3 +49,20 @@ export async function measure(total: number, concurrency: number, op: (i: number
 	latencies.sort((a, b) => a - b);
 	return { opsPerSec: latencies.length / elapsedS, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), count: latencies.length, errors };
 }
+
+/** Two-sided 95% critical values of Student's t for 1..10 degrees of freedom (beyond: 10's, slightly wide). */
+const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
+
+/**
+ * Mean of a few independent estimates and the half-width of its 95% confidence interval
+ * (Student's t); null half-width with fewer than two values.
+ */
+export function meanCi95(values: readonly number[]): { mean: number; halfWidth: number | null } {
+	const n = values.length;
+	if (n === 0) throw new Error("meanCi95: no values");
+	const mean = values.reduce((a, b) => a + b, 0) / n;
+	if (n < 2) return { mean, halfWidth: null };
+	const variance = values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1);
+	const t = T95[Math.min(n - 1, T95.length) - 1] as number;
+	return { mean, halfWidth: t * Math.sqrt(variance / n) };
+}

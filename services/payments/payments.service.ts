@@ -232,6 +232,17 @@ export function paymentsService(config: Config): ServiceSchema {
 					return outboxLag(this.knex, "payments");
 				},
 			},
+			/** Batches and items each stage of this node ran since it started, and what waits now. */
+			stats: {
+				params: { $$strict: true },
+				handler(this: PaymentsThis) {
+					const of = (b: Pick<MicroBatcher<unknown, unknown>, "batchesRun" | "itemsRun" | "queueLength">) => ({ batchesRun: b.batchesRun, itemsRun: b.itemsRun, queueLength: b.queueLength });
+					const t = this.rt.transfers;
+					return {
+						orders: of(this.rt.orders), screens: of(this.rt.screens), moves: of(this.rt.moves), ledgerCalls: { bursts: t.bursts, calls: t.calls, itemsSent: t.itemsSent },
+					};
+				},
+			},
 			/** The caller's payments, newest first. */
 			list: {
 				params: { $$strict: true, userId: { type: "uuid" }, limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true } },

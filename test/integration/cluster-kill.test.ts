@@ -169,5 +169,12 @@ describe("cluster: a ledger node killed under load", () => {
 		process.stdout.write(`# cluster kill: ${acked.size} transfers acknowledged ${JSON.stringify(phases)}, ${failures.length} failed attempts (${retries} retries), 503 window ${window} ms\n`);
 		assert.ok(phases.beforeKill > 0 && phases.afterRestart > 0, `no transfer acknowledged on one side of the kill: ${JSON.stringify(phases)}`);
 		assert.ok(window < 12_000, `503s for ${window} ms`);
+		// payments.stats counts what the payments node ran: every acknowledged transfer was an
+		// order and went to the ledger in a burst, each burst in at least one call.
+		type StageStats = { batchesRun: number; itemsRun: number };
+		const stats: Record<"orders" | "screens" | "moves", StageStats> & { ledgerCalls: { bursts: number; calls: number; itemsSent: number } } = await payments.call("payments.stats");
+		process.stdout.write(`# payments stats: ${JSON.stringify(stats)}\n`);
+		assert.ok(stats.orders.itemsRun >= acked.size && stats.moves.itemsRun >= acked.size, JSON.stringify(stats));
+		assert.ok(stats.ledgerCalls.itemsSent >= acked.size && stats.ledgerCalls.calls >= stats.ledgerCalls.bursts && stats.ledgerCalls.bursts > 0, JSON.stringify(stats.ledgerCalls));
 	});
 });

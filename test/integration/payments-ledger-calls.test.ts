@@ -37,7 +37,7 @@ describe("payments' grouped ledger calls", () => {
 			{ idempotencyKey: "lc-2", fromAccountId: a.id, toAccountId: b.id, amount: 60, currency: "USD", ownerId: "lc-a", limits },
 			{ idempotencyKey: "lc-1", fromAccountId: a.id, toAccountId: b.id, amount: 60, currency: "USD", ownerId: "lc-a", limits },
 			{ idempotencyKey: "lc-3", fromAccountId: a.id, toAccountId: b.id, amount: 5_000, currency: "USD", ownerId: "lc-a", limits },
-		]));
+		]).outcomes);
 		const first = out[0];
 		assert.ok(first && "ok" in first && first.ok, JSON.stringify(first));
 		assert.equal((out[1] as { ok: false; error: { code: string } }).error.code, "INSUFFICIENT_FUNDS");
@@ -51,7 +51,7 @@ describe("payments' grouped ledger calls", () => {
 
 	it("fail every item, without throwing, when no ledger answers", async () => {
 		await broker.destroyService(broker.getLocalService("ledger") as never);
-		const out = await Promise.all(createTransfers(broker, [{ idempotencyKey: "lc-4", fromAccountId: "018f0000-0000-7000-8000-000000000001", toAccountId: "018f0000-0000-7000-8000-000000000002", amount: 1, currency: "USD" }]));
+		const out = await Promise.all(createTransfers(broker, [{ idempotencyKey: "lc-4", fromAccountId: "018f0000-0000-7000-8000-000000000001", toAccountId: "018f0000-0000-7000-8000-000000000002", amount: 1, currency: "USD" }]).outcomes);
 		assert.equal(out.length, 1);
 		assert.ok(out[0] && "failed" in out[0]);
 	});

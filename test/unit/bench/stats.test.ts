@@ -1,0 +1,26 @@
+/** bench/stats.ts meanCi95: the mean of a few estimates and its 95% interval (Student's t). */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { meanCi95 } from "../../../bench/stats.ts";
+
+describe("meanCi95", () => {
+	it("gives the mean and t(0.975, n-1) times the standard error", () => {
+		// Sample standard deviation of 2, 4, 6 is 2; the standard error 2/sqrt(3); t for 2 degrees of freedom 4.303.
+		const r = meanCi95([2, 4, 6]);
+		assert.equal(r.mean, 4);
+		assert.ok(Math.abs((r.halfWidth ?? 0) - 4.303 * (2 / Math.sqrt(3))) < 1e-9, String(r.halfWidth));
+	});
+
+	it("has no interval for one value, a zero one for equal values, and refuses none", () => {
+		assert.deepEqual(meanCi95([-3.5]), { mean: -3.5, halfWidth: null });
+		assert.deepEqual(meanCi95([1, 1, 1, 1]), { mean: 1, halfWidth: 0 });
+		assert.throws(() => meanCi95([]), /no values/);
+	});
+
+	it("uses the 10-degree value beyond ten estimates", () => {
+		const values = Array.from({ length: 21 }, (_, i) => i % 2);
+		const r = meanCi95(values);
+		const sd = Math.sqrt(values.reduce((a, v) => a + (v - r.mean) ** 2, 0) / 20);
+		assert.ok(Math.abs((r.halfWidth ?? 0) - 2.228 * sd / Math.sqrt(21)) < 1e-9);
+	});
+});
