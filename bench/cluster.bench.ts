@@ -92,12 +92,18 @@ interface Measured {
 	batches: string;
 }
 
-type PaymentsStats = Record<"orders" | "screens" | "moves", { batchesRun: number; itemsRun: number }> & { ledgerCalls: { bursts: number; calls: number; itemsSent: number } };
+type PaymentsStats = Record<"orders" | "screens" | "moves", { batchesRun: number; itemsRun: number; recentBatchMs: { p50: number } }> & {
+	ledgerCalls: { bursts: number; calls: number; itemsSent: number; recentBurstMs: { p50: number } };
+};
 
-/** The batches of the payments node's stages in a phase: how the requests bunched together. */
+/**
+ * The batches of the payments node's stages in a phase (how the requests bunched together)
+ * and the recent p50 time of each: where a request's time goes.
+ */
 function paymentsReport(a: PaymentsStats, b: PaymentsStats): string {
-	const stage = (name: "orders" | "screens" | "moves") => `${name} ${b[name].batchesRun - a[name].batchesRun}`;
-	return `payments batches: ${stage("orders")}, ${stage("screens")}, ${stage("moves")}, ledger calls ${b.ledgerCalls.calls - a.ledgerCalls.calls} from ${b.ledgerCalls.bursts - a.ledgerCalls.bursts} bursts`;
+	const stage = (name: "orders" | "screens" | "moves") => `${name} ${b[name].batchesRun - a[name].batchesRun} (p50 ${b[name].recentBatchMs.p50} ms)`;
+	const calls = b.ledgerCalls;
+	return `payments batches: ${stage("orders")}, ${stage("screens")}, ${stage("moves")}, ledger calls ${calls.calls - a.ledgerCalls.calls} from ${calls.bursts - a.ledgerCalls.bursts} bursts (p50 ${calls.recentBurstMs.p50} ms)`;
 }
 
 /** Runs a phase and reports the ledger batches each node ran in it, and the payments node's. */

@@ -18,6 +18,23 @@ export interface BatcherOptions<I, O> {
 
 const RECENT_MAX = 1_000;
 
+/** The durations of the last RECENT_MAX runs of something, for stats actions. */
+export class RecentDurations {
+	private readonly ms: number[] = [];
+
+	push(durationMs: number): void {
+		this.ms.push(durationMs);
+		if (this.ms.length > RECENT_MAX) this.ms.shift();
+	}
+
+	/** p50, p99 and max in ms (two decimals), zeros when nothing ran yet. */
+	summary(): { p50: number; p99: number; max: number } {
+		const sorted = [...this.ms].sort((x, y) => x - y);
+		const at = (p: number) => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0) * 100) / 100;
+		return { p50: at(0.5), p99: at(0.99), max: at(1) };
+	}
+}
+
 interface Waiting<I, O> {
 	item: I;
 	resolve: (o: O) => void;
@@ -31,8 +48,8 @@ export class MicroBatcher<I, O> {
 	private idleWaiters: (() => void)[] = [];
 	batchesRun = 0;
 	itemsRun = 0;
-	/** Durations of the last RECENT_MAX batches, for the stats action. */
-	readonly recentDurationsMs: number[] = [];
+	/** Durations of the last RECENT_MAX batches, for the stats actions. */
+	readonly recent = new RecentDurations();
 
 	private readonly opts: BatcherOptions<I, O>;
 
@@ -85,8 +102,7 @@ export class MicroBatcher<I, O> {
 		const started = performance.now();
 		try {
 			const out = await this.opts.run(batch.map(w => w.item));
-			this.recentDurationsMs.push(performance.now() - started);
-			if (this.recentDurationsMs.length > RECENT_MAX) this.recentDurationsMs.shift();
+			this.recent.push(performance.now() - started);
 			batch.forEach((w, i) => w.resolve(out[i] as O));
 			this.batchesRun += 1;
 			this.itemsRun += batch.length;

@@ -311,9 +311,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				params: P.emptyParams,
 				handler(this: LedgerThis) {
 					const b = this.rt.batcher;
-					const sorted = [...b.recentDurationsMs].sort((x, y) => x - y);
-					const at = (p: number) => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0) * 100) / 100;
-					return { queueLength: b.queueLength, batchesRun: b.batchesRun, itemsRun: b.itemsRun, recentBatchMs: { p50: at(0.5), p99: at(0.99), max: at(1) } };
+					return { queueLength: b.queueLength, batchesRun: b.batchesRun, itemsRun: b.itemsRun, recentBatchMs: b.recent.summary() };
 				},
 			},
 		},

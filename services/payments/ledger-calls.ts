@@ -7,6 +7,7 @@
  * fails (a node gone, a timeout) fails only the items it carried.
  */
 import type { ServiceBroker } from "moleculer";
+import { RecentDurations } from "../../lib/batcher.ts";
 import { call } from "../../lib/context-store.ts";
 import type { Refusal } from "../../lib/errors.ts";
 import { TRANSFER_MANY_ITEMS_MAX, type TransferParams } from "../ledger/params.ts";
@@ -114,6 +115,8 @@ export class TransferCalls {
 	bursts = 0;
 	calls = 0;
 	itemsSent = 0;
+	/** From a burst's sending to its last item handed on. */
+	readonly recent = new RecentDurations();
 	private readonly broker: ServiceBroker;
 	private readonly queueLengthMax: number;
 	private readonly overloaded: () => Error;
@@ -149,7 +152,10 @@ export class TransferCalls {
 		this.bursts += 1;
 		this.calls += sent.calls;
 		this.itemsSent += batch.length;
-		joinBurst(sent.outcomes, this.joinWaitMsMax).forEach((p, i) => {
+		const started = performance.now();
+		const joined = joinBurst(sent.outcomes, this.joinWaitMsMax);
+		void Promise.all(joined).then(() => this.recent.push(performance.now() - started));
+		joined.forEach((p, i) => {
 			const tracked = p.then(o => batch[i]?.resolve(o));
 			this.inFlight.add(tracked);
 			void tracked.finally(() => this.inFlight.delete(tracked));

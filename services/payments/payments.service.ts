@@ -236,10 +236,10 @@ export function paymentsService(config: Config): ServiceSchema {
 			stats: {
 				params: { $$strict: true },
 				handler(this: PaymentsThis) {
-					const of = (b: Pick<MicroBatcher<unknown, unknown>, "batchesRun" | "itemsRun" | "queueLength">) => ({ batchesRun: b.batchesRun, itemsRun: b.itemsRun, queueLength: b.queueLength });
+					const of = (b: Pick<MicroBatcher<unknown, unknown>, "batchesRun" | "itemsRun" | "queueLength" | "recent">) => ({ batchesRun: b.batchesRun, itemsRun: b.itemsRun, queueLength: b.queueLength, recentBatchMs: b.recent.summary() });
 					const t = this.rt.transfers;
 					return {
-						orders: of(this.rt.orders), screens: of(this.rt.screens), moves: of(this.rt.moves), ledgerCalls: { bursts: t.bursts, calls: t.calls, itemsSent: t.itemsSent },
+						orders: of(this.rt.orders), screens: of(this.rt.screens), moves: of(this.rt.moves), ledgerCalls: { bursts: t.bursts, calls: t.calls, itemsSent: t.itemsSent, recentBurstMs: t.recent.summary() },
 					};
 				},
 			},
