@@ -120,13 +120,11 @@ export class TransferCalls {
 	private readonly broker: ServiceBroker;
 	private readonly queueLengthMax: number;
 	private readonly overloaded: () => Error;
-	private readonly joinWaitMsMax: number;
 
-	constructor(opts: { broker: ServiceBroker; queueLengthMax: number; overloaded: () => Error; joinWaitMsMax?: number }) {
+	constructor(opts: { broker: ServiceBroker; queueLengthMax: number; overloaded: () => Error }) {
 		this.broker = opts.broker;
 		this.queueLengthMax = opts.queueLengthMax;
 		this.overloaded = opts.overloaded;
-		this.joinWaitMsMax = opts.joinWaitMsMax ?? BURST_JOIN_WAIT_MS_MAX;
 	}
 
 	submit(params: TransferParams): Promise<TransferOutcome> {
@@ -153,7 +151,7 @@ export class TransferCalls {
 		this.calls += sent.calls;
 		this.itemsSent += batch.length;
 		const started = performance.now();
-		const joined = joinBurst(sent.outcomes, this.joinWaitMsMax);
+		const joined = joinBurst(sent.outcomes, BURST_JOIN_WAIT_MS_MAX);
 		void Promise.all(joined).then(() => this.recent.push(performance.now() - started));
 		joined.forEach((p, i) => {
 			const tracked = p.then(o => batch[i]?.resolve(o));
