@@ -70,18 +70,22 @@ export function unavailable(code: string, message: string): Errors.MoleculerRetr
 	return new Errors.MoleculerRetryableError(message, 503, code);
 }
 
+/** Socket errors of a connection the server or the network dropped (EPIPE: written after the server went away). */
+const LOST_SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTCONN", "ECONNABORTED", "EHOSTUNREACH", "ENETUNREACH"]);
+
 /**
  * The database is unreachable or restarting (not a bug in the request): connection
- * refused or reset, PostgreSQL shutting down or starting, a pool that cannot get a
- * connection in time, serialization failures, deadlocks and lock waits past lock_timeout.
- * Callers answer 503 and retry.
+ * refused, reset or broken, PostgreSQL shutting down or starting, out of connections, a
+ * pool that cannot get a connection in time, a cancelled statement, serialization
+ * failures, deadlocks and lock waits past lock_timeout. Callers answer 503 and retry.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
+	if (typeof err !== "object" || err === null) return false;
 	const e = err as { code?: unknown; message?: unknown };
 	const code = typeof e.code === "string" ? e.code : "";
 	const message = typeof e.message === "string" ? e.message : "";
-	return code === "40001" || code === "40P01" || code === "55P03" || code.startsWith("08") || code.startsWith("57P") || code === "ECONNREFUSED" || code === "ECONNRESET" ||
-		/ECONNREFUSED|ECONNRESET|Connection terminated|terminating connection|the database system is (starting up|shutting down)|Timeout acquiring a connection|Client has encountered a connection error/i.test(message);
+	return code === "40001" || code === "40P01" || code === "55P03" || code === "57014" || code.startsWith("08") || code.startsWith("53") || code.startsWith("57P") || LOST_SOCKET_CODES.has(code) ||
+		/ECONNREFUSED|ECONNRESET|EPIPE|Connection terminated|terminating connection|the database system is (starting up|shutting down|in recovery mode|not yet accepting connections)|Timeout acquiring a connection|Client has encountered a connection error|Client was closed and is not queryable/i.test(message);
 }
 
 /** A broken invariant is a bug: it must never be swallowed or mapped to a client error. */
