@@ -16,11 +16,15 @@ import * as ledger002 from "./ledger/002_event_log.ts";
 import * as ledger003 from "./ledger/003_outbox_retention.ts";
 import * as ledger004 from "./ledger/004_batch_check.ts";
 import * as ledger005 from "./ledger/005_daily_usage_retention.ts";
+import * as ledger006 from "./ledger/006_frozen_index.ts";
 import * as payments001 from "./payments/001_init.ts";
 import * as payments002 from "./payments/002_provider_callbacks.ts";
 import * as payments003 from "./payments/003_outbox.ts";
 import * as payments004 from "./payments/004_outbox_retention.ts";
+import * as payments005 from "./payments/005_list_indexes.ts";
 import * as users001 from "./users/001_init.ts";
+import * as users002 from "./users/002_email_unique.ts";
+import * as webhooks002 from "./webhooks/002_owner_list_index.ts";
 
 /**
  * Migrations are numbered per domain and listed here explicitly, so they run the same
@@ -33,14 +37,14 @@ interface Migration {
 
 export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	auth: { "001_init": auth001 },
-	users: { "001_init": users001 },
-	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004, "005_daily_usage_retention": ledger005 },
-	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004 },
+	users: { "001_init": users001, "002_email_unique": users002 },
+	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004, "005_daily_usage_retention": ledger005, "006_frozen_index": ledger006 },
+	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004, "005_list_indexes": payments005 },
 	fx: { "001_init": fx001 },
 	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003, "004_known_counterparties": fraud004, "005_daily_totals_retention": fraud005 },
 	audit: { "001_init": audit001 },
 	notifications: { "001_init": notifications001 },
-	webhooks: { "001_init": webhooks001 },
+	webhooks: { "001_init": webhooks001, "002_owner_list_index": webhooks002 },
 	reports: { "001_init": reports001, "002_processed_events_retention": reports002 },
 };
 
@@ -68,6 +72,12 @@ export async function migrateLatest(knex: Knex, schema: string): Promise<void> {
 		if (err.code !== "23505") throw err;
 	});
 	await knex.migrate.latest(options(schema));
+}
+
+/** Runs the next pending migration only (the migrations test walks them one at a time). */
+export async function migrateUp(knex: Knex, schema: string): Promise<void> {
+	await knex.raw(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+	await knex.migrate.up(options(schema));
 }
 
 export async function migrateRollback(knex: Knex, schema: string, all = false): Promise<void> {

@@ -11,7 +11,8 @@ import { uuidv7 } from "../../lib/ids.ts";
 import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import * as P from "./params.ts";
-import { dummyPasswordHash, hashPassword, normalizeEmail, passwordProblem, verifyPassword } from "./passwords.ts";
+import { dummyPasswordHash, hashPassword, passwordProblem, verifyPassword } from "./passwords.ts";
+import { normalizeEmail } from "../../lib/email.ts";
 import * as store from "./store.ts";
 import { hashSecret, newRefreshSecret, parseRefreshToken, secretMatches, signAccessToken, verifyAccessToken, type Role } from "./tokens.ts";
 

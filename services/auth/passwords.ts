@@ -53,7 +53,3 @@ export function dummyPasswordHash(): Promise<string> {
 	dummyHash ??= hashPassword("dummy-password-for-timing-Aa1!");
 	return dummyHash;
 }
-
-export function normalizeEmail(email: string): string {
-	return email.normalize("NFC").trim().toLowerCase();
-}

@@ -6,6 +6,7 @@
 import type { Context, ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import { toClientError } from "../../lib/errors.ts";
+import { normalizeEmail } from "../../lib/email.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne, queryRows } from "../../mixins/db.ts";
 import * as P from "./params.ts";
@@ -36,8 +37,14 @@ export function usersService(config: Config): ServiceSchema {
 			create: {
 				params: P.createParams,
 				async handler(this: DbService, ctx: Context<P.CreateParams>) {
-					const row = await queryOne<ProfileRow>(this.knex, "INSERT INTO users.profiles (user_id, email, name) VALUES (?, ?, ?) RETURNING *", [ctx.params.userId, ctx.params.email, ctx.params.name]);
-					return row ? profileView(row) : notFound();
+					// An address another profile has is refused, never shared: P2P by e-mail must find one user.
+					const row = await queryOne<ProfileRow>(
+						this.knex,
+						"INSERT INTO users.profiles (user_id, email, name) VALUES (?, ?, ?) ON CONFLICT (email) DO NOTHING RETURNING *",
+						[ctx.params.userId, normalizeEmail(ctx.params.email), ctx.params.name],
+					);
+					if (!row) throw toClientError({ code: "EMAIL_TAKEN", message: "a profile with this e-mail exists" });
+					return profileView(row);
 				},
 			},
 			get: {
@@ -77,7 +84,7 @@ export function usersService(config: Config): ServiceSchema {
 			findByEmail: {
 				params: P.findByEmailParams,
 				async handler(this: DbService, ctx: Context<{ email: string }>) {
-					const row = await queryOne<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE email = ?", [ctx.params.email.trim().toLowerCase()]);
+					const row = await queryOne<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE email = ?", [normalizeEmail(ctx.params.email)]);
 					return row ? { id: row.user_id } : notFound();
 				},
 			},

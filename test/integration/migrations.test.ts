@@ -1,12 +1,13 @@
 /**
  * Every domain's migrations go up, come down leaving nothing of theirs behind (tables,
- * sequences, functions), and go up again, on real PostgreSQL.
+ * sequences, functions, indexes), and go up again, on real PostgreSQL; and each one's
+ * down undoes exactly what its up did (walked one migration at a time).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import knexFactory, { type Knex } from "knex";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
-import { MIGRATIONS, migrateLatest, migrateRollback } from "../../migrations/index.ts";
+import { MIGRATIONS, migrateLatest, migrateRollback, migrateUp } from "../../migrations/index.ts";
 
 let db: TestDatabase;
 let knex: Knex;
@@ -25,8 +26,9 @@ async function objects(schema: string): Promise<string[]> {
 	const r = (await knex.raw(
 		`SELECT 'table ' || table_name AS o FROM information_schema.tables WHERE table_schema = ? AND table_name NOT LIKE 'knex_migrations%'
 		 UNION ALL SELECT 'sequence ' || sequence_name FROM information_schema.sequences WHERE sequence_schema = ? AND sequence_name NOT LIKE 'knex_migrations%'
-		 UNION ALL SELECT 'function ' || routine_name FROM information_schema.routines WHERE routine_schema = ?`,
-		[schema, schema, schema],
+		 UNION ALL SELECT 'function ' || routine_name FROM information_schema.routines WHERE routine_schema = ?
+		 UNION ALL SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = ? AND tablename NOT LIKE 'knex_migrations%'`,
+		[schema, schema, schema, schema],
 	)) as { rows: { o: string }[] };
 	return r.rows.map(x => x.o).sort();
 }
@@ -41,6 +43,22 @@ describe("migrations", () => {
 			assert.deepEqual(await objects(schema), []);
 			await migrateLatest(knex, schema);
 			assert.deepEqual(await objects(schema), up);
+		});
+	}
+
+	for (const schema of Object.keys(MIGRATIONS)) {
+		it(`${schema}: each migration's down restores exactly what was there before its up`, async () => {
+			await migrateRollback(knex, schema, true);
+			const states = [await objects(schema)];
+			for (let i = 0; i < Object.keys(MIGRATIONS[schema] ?? {}).length; i++) {
+				await migrateUp(knex, schema);
+				states.push(await objects(schema));
+				assert.notDeepEqual(states[i + 1], states[i], `migration ${i + 1} of ${schema} changed something`);
+			}
+			for (let i = states.length - 2; i >= 0; i--) {
+				await migrateRollback(knex, schema);
+				assert.deepEqual(await objects(schema), states[i], `down of migration ${i + 1} of ${schema}`);
+			}
 		});
 	}
 });

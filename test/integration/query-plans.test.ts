@@ -1,0 +1,108 @@
+/**
+ * The reads behind the user-facing and admin routes find their rows by an index, never by
+ * reading a whole table: every statement those actions run (captured from knex as they
+ * run it) is planned with sequential scans disabled, and the plan must not contain one.
+ * With seqscan off PostgreSQL still picks a sequential scan when no index can serve the
+ * query, so a missing index shows up here however small the test's tables are.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import pg from "pg";
+import type { ServiceBroker } from "moleculer";
+import { createTestDatabase, type TestDatabase } from "../support/db.ts";
+import { startNode } from "../support/node.ts";
+import { acquireDb, releaseDb } from "../../mixins/db.ts";
+import type { Config } from "../../config/index.ts";
+
+let db: TestDatabase;
+let broker: ServiceBroker;
+let config: Config;
+const captured: { sql: string; bindings: unknown[] }[] = [];
+
+before(async () => {
+	db = await createTestDatabase();
+	({ broker, config } = await startNode({ DATABASE_URL: db.url, SERVICES: "users,ledger,payments,fraud,notifications,webhooks", LOG_LEVEL: "fatal" }));
+	acquireDb(config).knex.on("query", (q: { sql: string; bindings?: unknown[] }) => captured.push({ sql: q.sql, bindings: q.bindings ?? [] }));
+});
+
+after(async () => {
+	await broker?.stop();
+	if (config) await releaseDb(config);
+	await db?.drop();
+});
+
+/** knex reports raw statements with `?` placeholders; pg wants `$n`. */
+function positional(sql: string): string {
+	let n = 0;
+	return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+/** Runs the action and returns the statements it issued (a refusal is fine: the read still ran). */
+async function statementsOf(action: string, params: Record<string, unknown>): Promise<string[]> {
+	const from = captured.length;
+	await broker.call(action, params).catch((err: { code?: number }) => {
+		if (!(err.code && err.code >= 400 && err.code < 500)) throw err;
+	});
+	return captured.slice(from).map(q => q.sql).filter(sql => /^\s*(SELECT|WITH|UPDATE|DELETE)\b/i.test(sql));
+}
+
+async function seqScans(sql: string, bindings: unknown[]): Promise<string[]> {
+	const c = new pg.Client({ connectionString: db.url });
+	await c.connect();
+	try {
+		await c.query("SET enable_seqscan = off");
+		const plan = (await c.query<{ "QUERY PLAN": string }>(`EXPLAIN ${positional(sql)}`, bindings)).rows.map(r => r["QUERY PLAN"]);
+		return plan.filter(line => line.includes("Seq Scan"));
+	} finally {
+		await c.end();
+	}
+}
+
+describe("query plans of the read routes", () => {
+	it("find their rows by an index: profiles by e-mail, a user's payments, the review queue, stuck payments and the resume sweep, frozen accounts, endpoints and the rest", async () => {
+		const userId = "018f0000-0000-7000-8000-0000000000a1";
+		await broker.call("users.create", { userId, email: "Plans@Example.com", name: "Plans" });
+		const account: { id: string } = await broker.call("ledger.accounts.open", { ownerId: userId, currency: "USD" });
+		const missing = "018f0000-0000-7000-8000-0000000000ff";
+		const day = { from: "2026-01-01T00:00:00Z", to: "2026-12-31T00:00:00Z" };
+		const reads: [string, Record<string, unknown>][] = [
+			["users.findByEmail", { email: "plans@example.com" }],
+			["users.get", { id: userId }],
+			["ledger.accounts.list", { ownerId: userId }],
+			["ledger.accounts.get", { id: account.id, ownerId: userId }],
+			["ledger.accounts.frozen", {}],
+			["ledger.accounts.history", { accountId: account.id, ownerId: userId }],
+			["ledger.accounts.statement", { accountId: account.id, ownerId: userId, ...day }],
+			["ledger.transfers.get", { id: missing, ownerId: userId }],
+			["payments.list", { userId }],
+			["payments.get", { id: missing, userId }],
+			["payments.review.list", {}],
+			["payments.stuck", { olderThanS: 60 }],
+			["payments.resume", {}],
+			["notifications.list", { userId }],
+			["webhooks.list", { ownerId: userId }],
+			["webhooks.deliveries", { id: missing, ownerId: userId }],
+		];
+		const found: string[] = [];
+		for (const [action, params] of reads) {
+			const statements = await statementsOf(action, params);
+			assert.ok(statements.length > 0, `${action} read something`);
+			for (const sql of statements) {
+				const q = captured.find(c => c.sql === sql) as { bindings: unknown[] };
+				const scans = await seqScans(sql, q.bindings);
+				if (scans.length > 0) found.push(`${action}: ${scans.join("; ").trim()} in ${sql.replace(/\s+/g, " ").slice(0, 160)}`);
+			}
+		}
+		assert.deepEqual(found, []);
+	});
+
+	it("stores e-mail addresses in one form and refuses a second profile with the same address", async () => {
+		const found: { id: string } = await broker.call("users.findByEmail", { email: "PLANS@example.COM" });
+		assert.equal(found.id, "018f0000-0000-7000-8000-0000000000a1");
+		await assert.rejects(
+			broker.call("users.create", { userId: "018f0000-0000-7000-8000-0000000000a2", email: "plans@EXAMPLE.com", name: "Twin" }),
+			(err: { type?: string; code?: number }) => err.type === "EMAIL_TAKEN" && err.code === 409,
+		);
+		await assert.rejects(broker.call("users.get", { id: "018f0000-0000-7000-8000-0000000000a2" }), (err: { type?: string }) => err.type === "USER_NOT_FOUND");
+	});
+});
