@@ -179,10 +179,10 @@ export function openApiDocument(): Record<string, unknown> {
 			"/api/v1/admin/users/{id}/tier": { post: op("Set a user's KYC tier (admin, support)", { body: "SetTier", ok: "200", params: [idParam] }) },
 			"/api/v1/admin/users/{id}/roles": { post: op("Set a user's roles (admin)", { body: "SetRoles", ok: "200", params: [idParam] }) },
 			"/api/v1/admin/accounts/frozen": { get: op("Frozen accounts (admin, support)", { ok: "200", okSchema: ref("AccountList") }) },
-			"/api/v1/payments": { get: op("The caller's payments, newest first", { ok: "200", params: [q("limit", { type: "integer", minimum: 1, maximum: 100 })] }) },
+			"/api/v1/payments": { get: op("The caller's payments, newest first; `cursor` is the previous page's `nextCursor`", { ok: "200", params: [q("limit", { type: "integer", minimum: 1, maximum: 100 }), q("cursor", { type: "string", maxLength: 80 })] }) },
 			"/api/v1/admin/reports/daily": { get: op("Volume and count per currency, day and kind (admin, support, auditor)", { ok: "200", params: [q("from", dateQ), q("to", dateQ)] }) },
 			"/api/v1/notifications": {
-				get: op("The caller's notifications, newest first, with the unread count", { ok: "200", params: [q("limit", { type: "integer", minimum: 1, maximum: 100 }), q("cursor", { type: "string" }), q("unreadOnly", { type: "boolean" })] }),
+				get: op("The caller's notifications, newest first, with the unread count", { ok: "200", params: [q("limit", { type: "integer", minimum: 1, maximum: 100 }), q("cursor", { type: "string", maxLength: 80 }), q("unreadOnly", { type: "boolean" })] }),
 			},
 			"/api/v1/notifications/read-all": { post: op("Mark all the caller's notifications read", { ok: "200" }) },
 			"/api/v1/notifications/{id}/read": { post: op("Mark one notification read", { ok: "200", params: [idParam] }) },

@@ -111,7 +111,7 @@ export const v1Params = {
 		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule,
 		toAccountId: { type: "uuid", optional: true }, toEmail: { type: "email", max: 254, optional: true }, description: { type: "string", max: 500, optional: true },
 	}),
-	payments: paramsSchema({ $$strict: true, limit: { type: "number", integer: true, min: 1, max: 100, convert: true, optional: true } }),
+	payments: paramsSchema({ $$strict: true, limit: { type: "number", integer: true, min: 1, max: 100, convert: true, optional: true }, cursor: { type: "string", max: 80, optional: true } }),
 	notifications: paramsSchema({
 		$$strict: true, limit: { type: "number", integer: true, min: 1, max: 100, convert: true, optional: true }, cursor: { type: "string", max: 80, optional: true },
 		unreadOnly: { type: "boolean", convert: true, optional: true },
@@ -415,7 +415,7 @@ export const v1Actions = {
 	listPayments: {
 		params: v1Params.payments,
 		async handler(ctx: Ctx<V<"payments">>) {
-			return ctx.call("payments.list", { userId: user(ctx).id, ...(ctx.params.limit != null ? { limit: ctx.params.limit } : {}) });
+			return ctx.call("payments.list", { ...stripNulls(ctx.params), userId: user(ctx).id });
 		},
 	},
 	adminReviews: {

@@ -17,6 +17,7 @@ import { queryOne, queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
 import { emailChannel, simulatedSmsChannel, SMTP_TIMEOUTS_MS, type Channel } from "./channels.ts";
 import { withTimeout } from "../../lib/timeout.ts";
+import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
 import { draftsFor, type Draft } from "./templates.ts";
 import { Periodic } from "../../lib/periodic.ts";
 
@@ -32,9 +33,6 @@ const DELIVERY_SEND_MS_MAX = SMTP_TIMEOUTS_MS.connectionTimeout + SMTP_TIMEOUTS_
 const DELIVERY_CLAIM_MS = DELIVERY_SEND_MS_MAX * Math.ceil(DELIVERY_BATCH_MAX / DELIVERY_CONCURRENCY_MAX);
 const DELIVERY_SWEEP_MS = 250;
 const DELIVERY_RETRY_DELAY_MS_MAX = 3_600_000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Year 9999: later times are not in a cursor we made. */
-const CURSOR_TIME_MS_MAX = 253_402_300_800_000;
 
 export const listParams = paramsSchema({
 	$$strict: true,
@@ -103,21 +101,16 @@ export function notificationsService(config: Config): ServiceSchema {
 				async handler(this: NotificationsThis, ctx: Context<ListParams>) {
 					const p = ctx.params;
 					const limit = p.limit ?? 20;
-					// Cursor: "<created_at ISO>|<id>" of the last item seen; newest first.
-					const [at, id] = (p.cursor ?? "").split("|");
-					// A cursor that is not ours is ignored (the first page), never passed to SQL as is.
-					const atMs = at ? Date.parse(at) : Number.NaN;
-					const after = id && UUID.test(id) && atMs >= 0 && atMs < CURSOR_TIME_MS_MAX ? [new Date(atMs), id] : null;
-					const rows = await queryRows<NotificationRow>(
+					const after = decodeTimeCursor(p.cursor);
+					const rows = await queryRows<NotificationRow & { cursor_time_us: string }>(
 						this.knex,
-						`SELECT * FROM notifications.notifications WHERE user_id = ?${p.unreadOnly ? " AND read_at IS NULL" : ""}
-						 ${after ? "AND (created_at, id) < (?, ?)" : ""} ORDER BY created_at DESC, id DESC LIMIT ?`,
-						[p.userId, ...(after ?? []), limit + 1],
+						`SELECT *, ${CURSOR_TIME_SQL} AS cursor_time_us FROM notifications.notifications WHERE user_id = ?${p.unreadOnly ? " AND read_at IS NULL" : ""}
+						 ${after ? `AND ${AFTER_CURSOR_SQL}` : ""} ORDER BY created_at DESC, id DESC LIMIT ?`,
+						[p.userId, ...(after ? [after.timeUs, after.id] : []), limit + 1],
 					);
 					const unread = await queryOne<{ n: number }>(this.knex, "SELECT count(*)::int AS n FROM notifications.notifications WHERE user_id = ? AND read_at IS NULL", [p.userId]);
-					const page = rows.slice(0, limit);
-					const last = page[page.length - 1];
-					return { items: page.map(view), unreadCount: unread?.n ?? 0, nextCursor: rows.length > limit && last ? `${last.created_at.toISOString()}|${last.id}` : null };
+					const { page, nextCursor } = pageOf(rows, limit);
+					return { items: page.map(view), unreadCount: unread?.n ?? 0, nextCursor };
 				},
 			},
 			markRead: {

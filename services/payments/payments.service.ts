@@ -34,6 +34,7 @@ import { MicroBatcher } from "../../lib/batcher.ts";
 import type { Decision } from "../fraud/rules.ts";
 import { SCORE_BATCH_MAX, type ScoreItem } from "../fraud/store.ts";
 import { TransferCalls } from "./ledger-calls.ts";
+import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
 const RESUME_BATCH_MAX = 100;
@@ -78,6 +79,13 @@ export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, us
 type TopupParams = Infer<typeof topupParams>;
 type PayoutParams = Infer<typeof payoutParams>;
 type GetParams = Infer<typeof getParams>;
+export const listParams = paramsSchema({
+	$$strict: true,
+	userId: { type: "uuid" },
+	limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true },
+	cursor: { type: "string", max: 80, optional: true },
+});
+type ListParams = Infer<typeof listParams>;
 
 function view(p: PaymentRow): Record<string, unknown> {
 	return {
@@ -243,12 +251,20 @@ export function paymentsService(config: Config): ServiceSchema {
 					};
 				},
 			},
-			/** The caller's payments, newest first. */
+			/** The caller's payments, newest first, a page at a time (keyset cursor, lib/cursor.ts). */
 			list: {
-				params: { $$strict: true, userId: { type: "uuid" }, limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true } },
-				async handler(this: PaymentsThis, ctx: Context<{ userId: string; limit?: number }>) {
-					const rows = await queryRows<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?", [ctx.params.userId, ctx.params.limit ?? 20]);
-					return { items: rows.map(view) };
+				params: listParams,
+				async handler(this: PaymentsThis, ctx: Context<ListParams>) {
+					const limit = ctx.params.limit ?? 20;
+					const after = decodeTimeCursor(ctx.params.cursor);
+					const rows = await queryRows<PaymentRow & { cursor_time_us: string }>(
+						this.knex,
+						`SELECT *, ${CURSOR_TIME_SQL} AS cursor_time_us FROM payments.payments WHERE user_id = ? ${after ? `AND ${AFTER_CURSOR_SQL}` : ""}
+						 ORDER BY created_at DESC, id DESC LIMIT ?`,
+						[ctx.params.userId, ...(after ? [after.timeUs, after.id] : []), limit + 1],
+					);
+					const { page, nextCursor } = pageOf(rows, limit);
+					return { items: page.map(view), nextCursor };
 				},
 			},
 			stuck: {

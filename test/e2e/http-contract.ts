@@ -376,6 +376,23 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				expectError(await pay("payout", { accountId: a.id, amount: 550_000, currency: "USD", provider: "bank", destination: "GB00NEW999" }, "fr-3"), 422, "FRAUD_DECLINED");
 				const bal = await http<Account>("GET", `/api/v1/accounts/${a.id}`, { token: s.accessToken });
 				assert.deepEqual(bal.body.balance, { posted: 599_000, pending: 0, available: 599_000 });
+				// The caller's payments, two a page, newest first: all five once (the declined payout
+				// is recorded as failed), the cursor carried in the query string.
+				const listed: { id: string; status: string }[] = [];
+				let cursor: string | null = null;
+				do {
+					const page: { status: number; body: { items: { id: string; status: string }[]; nextCursor: string | null } } = await http("GET", `/api/v1/payments?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, { token: s.accessToken });
+					assert.equal(page.status, 200);
+					listed.push(...page.body.items);
+					cursor = page.body.nextCursor;
+				} while (cursor);
+				assert.equal(listed.length, 5);
+				assert.equal(new Set(listed.map(p => p.id)).size, 5);
+				assert.deepEqual([listed[1]?.id, listed[2]?.id, listed[4]?.id], [second.body.id, third.body.id, big.body.id]);
+				assert.deepEqual(listed.map(p => p.status), ["failed", "failed", "cancelled", "completed", "completed"]);
+				const others = await http<{ items: { id: string }[] }>("GET", "/api/v1/payments", { token: sup.accessToken });
+				assert.ok(!others.body.items.some(p => listed.some(l => l.id === p.id)), "another user's list shows none of them");
+				expectError(await http("GET", "/api/v1/payments?cursor=" + "9".repeat(81), { token: s.accessToken }), 400, "VALIDATION_ERROR");
 			});
 		});
 
