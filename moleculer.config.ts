@@ -7,7 +7,8 @@ import { readFileSync } from "node:fs";
 import type { Config } from "./config/index.ts";
 import { transitEncryption } from "./lib/transit-crypto.ts";
 import { ContextStoreMiddleware } from "./lib/context-store.ts";
-import { redisOptions } from "./lib/redis.ts";
+import { FAIL_FAST_REDIS_OPTIONS, redisOptions } from "./lib/redis.ts";
+import { FailOpenRedisCacher } from "./lib/cacher.ts";
 
 /**
  * Prometheus reporter that opens no port of its own: the gateway serves its text at
@@ -66,8 +67,9 @@ export function brokerOptions(config: Config): BrokerOptions {
 			type: "Console",
 			options: { level: config.logLevel, formatter: config.logFormat, objectPrinter: printLogObject },
 		},
+		// Redis down or slow is a cache miss, never a stalled or failed call (lib/cacher.ts).
 		cacher: config.redisUrl
-			? { type: "Redis", options: { prefix: `${config.namespace}-cache`, ttl: 30, redis: redisOptions(config.redisUrl) as never } }
+			? new FailOpenRedisCacher({ prefix: `${config.namespace}-cache`, ttl: 30, redis: { ...redisOptions(config.redisUrl), ...FAIL_FAST_REDIS_OPTIONS } })
 			: { type: "MemoryLRU", options: { max: 10_000, ttl: 30 } },
 		requestTimeout: config.requestTimeoutMs,
 		maxCallLevel: config.maxCallLevel,

@@ -2,9 +2,14 @@
  * Fixed-window counters for rate limits and login throttling. With REDIS_URL the counts
  * live in Redis (INCR and PEXPIRE in one script), so a limit holds across every gateway
  * node; without, in this process's memory, bounded in size.
+ *
+ * While Redis is away every call fails at once with a retryable COUNTERS_UNAVAILABLE
+ * (503), never waiting for Redis to come back: each caller decides what that means. The
+ * gateway's rate limits let the request through; login throttling refuses the login.
  */
 import { Redis } from "ioredis";
-import { redisOptions } from "./redis.ts";
+import { FAIL_FAST_REDIS_OPTIONS, redisOptions, redisReady } from "./redis.ts";
+import { unavailable } from "./errors.ts";
 
 export interface Hit {
 	count: number;
@@ -15,6 +20,8 @@ export interface CounterStore {
 	hit(key: string, windowMs: number): Promise<Hit>;
 	peek(key: string): Promise<Hit | null>;
 	reset(key: string): Promise<void>;
+	/** Resolves true once the store answers, false if it does not within `timeoutMs`. */
+	ready(timeoutMs: number): Promise<boolean>;
 	close(): Promise<void>;
 }
 
@@ -45,6 +52,10 @@ export class MemoryCounterStore implements CounterStore {
 		this.counts.delete(key);
 	}
 
+	async ready(): Promise<boolean> {
+		return true;
+	}
+
 	async close(): Promise<void> {
 		this.counts.clear();
 	}
@@ -71,31 +82,45 @@ export class RedisCounterStore implements CounterStore {
 		// redisOptions turns on auto-pipelining: under load a gateway's many rate-limit checks
 		// cost Redis and the gateway one round trip per event-loop turn, not one per check. It
 		// applies to single commands, hence the script instead of MULTI.
-		const redis = new Redis({ ...redisOptions(url), maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 2_000 });
+		const redis = new Redis({ ...redisOptions(url), ...FAIL_FAST_REDIS_OPTIONS, connectTimeout: 2_000 });
 		redis.defineCommand("paymeshHit", { numberOfKeys: 1, lua: HIT_SCRIPT });
+		// Failures reach the callers; the client's own error events would only repeat them.
+		redis.on("error", () => undefined);
 		this.redis = redis as ScriptedRedis;
 		this.prefix = prefix;
 	}
 
 	async hit(key: string, windowMs: number): Promise<Hit> {
-		const [count, ttl] = await this.redis.paymeshHit(this.prefix + key, windowMs);
+		const [count, ttl] = await this.answer(this.redis.paymeshHit(this.prefix + key, windowMs));
 		return { count: Number(count), resetMs: Number(ttl) > 0 ? Number(ttl) : windowMs };
 	}
 
 	async peek(key: string): Promise<Hit | null> {
 		const k = this.prefix + key;
-		const res = await this.redis.multi().get(k).pttl(k).exec();
+		const res = await this.answer(this.redis.multi().get(k).pttl(k).exec());
 		const count = Number(res?.[0]?.[1] ?? 0);
 		const ttl = Number(res?.[1]?.[1] ?? 0);
 		return count > 0 && ttl > 0 ? { count, resetMs: ttl } : null;
 	}
 
 	async reset(key: string): Promise<void> {
-		await this.redis.del(this.prefix + key);
+		await this.answer(this.redis.del(this.prefix + key));
+	}
+
+	ready(timeoutMs: number): Promise<boolean> {
+		return redisReady(this.redis, timeoutMs);
 	}
 
 	async close(): Promise<void> {
 		this.redis.disconnect();
+	}
+
+	private async answer<T>(p: Promise<T>): Promise<T> {
+		try {
+			return await p;
+		} catch (err) {
+			throw Object.assign(unavailable("COUNTERS_UNAVAILABLE", "the rate-limit store is unavailable, retry later"), { cause: err });
+		}
 	}
 }
 

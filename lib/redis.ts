@@ -20,3 +20,30 @@ export function redisOptions(url: string): Record<string, unknown> {
 		enableAutoPipelining: true,
 	};
 }
+
+/** How long one cache or counter command may take before the caller goes on without Redis. */
+export const REDIS_COMMAND_TIMEOUT_MS = 250;
+
+/**
+ * ioredis options for clients whose callers have an answer without Redis (the cache, the
+ * rate limits): commands are neither queued while disconnected nor retried, and each is
+ * bounded, so during an outage a command fails at once instead of waiting for Redis.
+ */
+export const FAIL_FAST_REDIS_OPTIONS = { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: REDIS_COMMAND_TIMEOUT_MS } as const;
+
+/** Resolves true once the client is connected and ready, or false after `timeoutMs`. */
+export function redisReady(redis: { status: string; once(event: "ready", fn: () => void): unknown; off(event: "ready", fn: () => void): unknown }, timeoutMs: number): Promise<boolean> {
+	if (redis.status === "ready") return Promise.resolve(true);
+	return new Promise(resolve => {
+		const onReady = () => {
+			clearTimeout(timer);
+			resolve(true);
+		};
+		const timer = setTimeout(() => {
+			redis.off("ready", onReady);
+			resolve(false);
+		}, timeoutMs);
+		redis.once("ready", onReady);
+	});
+}
+

@@ -24,6 +24,9 @@ import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Actions, ty
 const READY_CHECK_TIMEOUT_MS = 2_000;
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 const CALLBACK_BODY_BYTES_MAX = 16 * 1024;
+/** How long start-up waits for the rate-limit store, and how often its outage is logged. */
+const STORE_READY_WAIT_MS = 2_000;
+const STORE_WARN_INTERVAL_MS = 10_000;
 const CALLBACK_PATH = /^\/api\/v1\/providers\/([a-z_]{1,32})\/callbacks\/?(?:\?.*)?$/;
 
 type Check = { status: "ok" | "down" | "absent"; detail?: string };
@@ -37,6 +40,8 @@ interface ApiThis {
 	logger: Logger;
 	redis: Redis | null;
 	counters: CounterStore;
+	/** When the last "rate limit store unavailable" warning was logged (one per STORE_WARN_INTERVAL_MS). */
+	storeWarnedAtMs: number;
 	/** Sessions logged out, with the time their last access token expires. */
 	revokedSessions: Map<string, number>;
 	readiness(): Promise<{ ready: boolean; checks: Record<string, Check> }>;
@@ -241,7 +246,10 @@ export function apiService(config: Config): ServiceSchema {
 					hit = await this.counters.hit(key, windowMs);
 				} catch (err) {
 					// The limiter's store being down must not take payments down with it.
-					this.logger.warn("rate limit store unavailable; request allowed", { error: (err as Error).message });
+					if (Date.now() - this.storeWarnedAtMs >= STORE_WARN_INTERVAL_MS) {
+						this.storeWarnedAtMs = Date.now();
+						this.logger.warn("rate limit store unavailable; requests allowed", { error: (err as Error).message });
+					}
 					return;
 				}
 				if (hit.count > max) {
@@ -278,7 +286,9 @@ export function apiService(config: Config): ServiceSchema {
 				: null;
 		},
 		async started(this: ApiThis) {
+			this.storeWarnedAtMs = 0;
 			if (this.redis) await this.redis.connect().catch((err: Error) => this.logger.warn("redis not reachable at start", { error: err.message }));
+			if (!(await this.counters.ready(STORE_READY_WAIT_MS))) this.logger.warn("rate limit store not reachable at start; requests allowed until it is");
 			const sweep = setInterval(() => {
 				const now = Date.now();
 				for (const [sid, until] of this.revokedSessions) if (until <= now) this.revokedSessions.delete(sid);

@@ -39,6 +39,8 @@ type AuthThis = DbService & {
 };
 
 const TOTP_PERIOD_S = 30;
+/** How long start-up waits for the login throttling store before serving anyway. */
+const COUNTERS_READY_WAIT_MS = 2_000;
 
 function fail(code: RefusalCode, message: string, details?: Record<string, unknown>): never {
 	throw toClientError(details ? { code, message, details } : { code, message });
@@ -235,6 +237,10 @@ export function authService(config: Config): ServiceSchema {
 			if (config.auth.jwtSecretGenerated) {
 				this.logger.warn("JWT_SECRET is not set: using a random key for this process; tokens end with it");
 			}
+		},
+		async started(this: AuthThis) {
+			// Logins are refused (503) while the throttling counters cannot be read.
+			if (!(await this.counters.ready(COUNTERS_READY_WAIT_MS))) this.logger.warn("login throttling store not reachable at start; logins answer 503 until it is");
 		},
 		async stopped(this: AuthThis) {
 			await this.counters.close();

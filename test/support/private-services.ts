@@ -53,19 +53,21 @@ export async function privatePostgres(): Promise<PrivatePostgres> {
 	};
 }
 
-export interface PrivateNats {
+/** A server process of the test's own on a free port, killed with SIGKILL to stop it (a crash, not a shutdown). */
+export interface PrivateServer {
 	url: string;
 	stop(): Promise<void>;
 	start(): Promise<void>;
 	destroy(): Promise<void>;
 }
+export type PrivateNats = PrivateServer;
 
-export async function privateNats(): Promise<PrivateNats> {
-	const dir = mkdtempSync(join(tmpdir(), "paymesh-nats-"));
+async function privateServer(name: string, scheme: string, bin: string, args: (port: number, dir: string) => string[]): Promise<PrivateServer> {
+	const dir = mkdtempSync(join(tmpdir(), `paymesh-${name}-`));
 	const port = await freePort();
 	let proc: ChildProcess | null = null;
 	const start = async () => {
-		proc = spawn("/usr/sbin/nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: "ignore" });
+		proc = spawn(bin, args(port, dir), { stdio: "ignore" });
 		// Ready when the port answers.
 		const { connect } = await import("node:net");
 		for (let i = 0; i < 100; i++) {
@@ -76,7 +78,7 @@ export async function privateNats(): Promise<PrivateNats> {
 			if (ok) return;
 			await new Promise(r => setTimeout(r, 50));
 		}
-		throw new Error("private NATS did not start");
+		throw new Error(`private ${name} did not start`);
 	};
 	const stop = async () => {
 		const p = proc;
@@ -87,7 +89,7 @@ export async function privateNats(): Promise<PrivateNats> {
 	};
 	await start();
 	return {
-		url: `nats://127.0.0.1:${port}`,
+		url: `${scheme}://127.0.0.1:${port}`,
 		start,
 		stop,
 		async destroy() {
@@ -95,4 +97,13 @@ export async function privateNats(): Promise<PrivateNats> {
 			rmSync(dir, { recursive: true, force: true });
 		},
 	};
+}
+
+export function privateNats(): Promise<PrivateServer> {
+	return privateServer("nats", "nats", "/usr/sbin/nats-server", (port, dir) => ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir]);
+}
+
+/** A Redis that keeps nothing on disk: a restart comes back empty, as a crashed cache does. */
+export function privateRedis(): Promise<PrivateServer> {
+	return privateServer("redis", "redis", "/usr/bin/redis-server", (port, dir) => ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--dir", dir]);
 }

@@ -1,0 +1,78 @@
+/**
+ * The Redis cacher, failing open. A cache is an optimisation: while Redis is down or slow
+ * a lookup is a miss (the action runs and reads the database), and a failed store or
+ * invalidation is logged, not thrown. Moleculer's own Redis cacher rejects instead, and
+ * with ioredis's offline queue a lookup waited for Redis to come back: payments stalled
+ * for as long as Redis was away, and its unhandled `set` rejection could end the process.
+ *
+ * Every operation is bounded, and the client is made with FAIL_FAST_REDIS_OPTIONS
+ * (lib/redis.ts), so a lookup during an outage fails at once. Failures are logged at most
+ * once per CACHE_WARN_INTERVAL_MS.
+ */
+import { Cachers, type ServiceBroker } from "moleculer";
+import { withTimeout } from "./timeout.ts";
+import { REDIS_COMMAND_TIMEOUT_MS } from "./redis.ts";
+
+const CACHE_OP_TIMEOUT_MS = REDIS_COMMAND_TIMEOUT_MS;
+const CACHE_WARN_INTERVAL_MS = 10_000;
+
+export class FailOpenRedisCacher extends Cachers.Redis {
+	private warnedAtMs = 0;
+	/** Operations that failed and were served as a miss or skipped, since start (for the REPL and tests). */
+	failures = 0;
+
+	override init(broker: ServiceBroker): void {
+		super.init(broker);
+		// Moleculer logs every failed reconnect as an error (several a second during an
+		// outage); the outage is reported once per interval instead.
+		const client = this.client as { removeAllListeners(event: string): void; on(event: string, fn: (err: Error) => void): void };
+		client.removeAllListeners("error");
+		client.on("error", err => {
+			// While false, Moleculer's cache middleware calls the action without a lookup; "ready" sets it back.
+			(this as unknown as { connected: boolean | null }).connected = false;
+			this.failed("connection", err);
+		});
+	}
+
+	override async get(key: string): Promise<Record<string, unknown> | null> {
+		try {
+			return await withTimeout(super.get(key), CACHE_OP_TIMEOUT_MS);
+		} catch (err) {
+			this.failed("get", err);
+			return this.opts.missingResponse as null;
+		}
+	}
+
+	override async set(key: string, data: unknown, ttl?: number): Promise<void> {
+		try {
+			await withTimeout(super.set(key, data, ttl), CACHE_OP_TIMEOUT_MS);
+		} catch (err) {
+			this.failed("set", err);
+		}
+	}
+
+	override async del(key: string | string[]): Promise<void> {
+		try {
+			await withTimeout(super.del(key), CACHE_OP_TIMEOUT_MS);
+		} catch (err) {
+			this.failed("del", err);
+		}
+	}
+
+	/** An invalidation that fails leaves entries to expire by their TTL. */
+	override async clean(match?: string | string[]): Promise<void> {
+		try {
+			await withTimeout(super.clean(match), CACHE_OP_TIMEOUT_MS * 4);
+		} catch (err) {
+			this.failed("clean", err);
+		}
+	}
+
+	private failed(op: string, err: unknown): void {
+		this.failures += 1;
+		const now = Date.now();
+		if (now - this.warnedAtMs < CACHE_WARN_INTERVAL_MS) return;
+		this.warnedAtMs = now;
+		this.logger.warn("redis cache unavailable; served as a miss", { op, error: (err as Error).message, failures: this.failures });
+	}
+}

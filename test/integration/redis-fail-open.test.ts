@@ -1,0 +1,70 @@
+/**
+ * The cache and the rate-limit counters against a real Redis of the test's own, which
+ * the test kills and restarts: while it is away, a cache lookup is a miss, a store and an
+ * invalidation are skipped, and a counter call fails with a retryable 503, each settling
+ * while Redis is still down (nothing waits for it to come back); once it is back, both
+ * work again by themselves.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { ServiceBroker } from "moleculer";
+import { privateRedis, type PrivateServer } from "../support/private-services.ts";
+import { FailOpenRedisCacher } from "../../lib/cacher.ts";
+import { RedisCounterStore } from "../../lib/ratelimit.ts";
+import { FAIL_FAST_REDIS_OPTIONS, redisOptions } from "../../lib/redis.ts";
+
+let redis: PrivateServer;
+let broker: ServiceBroker;
+let cacher: FailOpenRedisCacher;
+let counters: RedisCounterStore;
+
+before(async () => {
+	redis = await privateRedis();
+	cacher = new FailOpenRedisCacher({ prefix: "t-cache", ttl: 30, redis: { ...redisOptions(redis.url), ...FAIL_FAST_REDIS_OPTIONS } });
+	broker = new ServiceBroker({ logger: false, cacher });
+	await broker.start();
+	counters = new RedisCounterStore(redis.url, "t:");
+});
+
+after(async () => {
+	await counters?.close();
+	await broker?.stop();
+	await redis?.destroy();
+});
+
+async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+	for (let i = 0; i < 200; i++) {
+		if (await check()) return;
+		await new Promise(r => setTimeout(r, 50));
+	}
+	throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("Redis away", () => {
+	it("is a cache miss and a 503 from the counters, and both work again once Redis is back", async () => {
+		assert.equal(await counters.ready(5_000), true);
+		await until("the cacher to connect", async () => (await cacher.set("k", { v: 1 }), (await cacher.get("k")) !== undefined));
+		assert.deepEqual(await cacher.get("k"), { v: 1 });
+		assert.deepEqual((await counters.hit("a", 60_000)).count, 1);
+		assert.deepEqual((await counters.hit("a", 60_000)).count, 2);
+
+		await redis.stop();
+		const failuresBefore = cacher.failures;
+		assert.equal(await cacher.get("k"), undefined, "a miss");
+		await cacher.set("k", { v: 2 });
+		await cacher.clean("**");
+		await cacher.del("k");
+		assert.ok(cacher.failures > failuresBefore, "the failures were counted");
+		for (const call of [() => counters.hit("a", 60_000), () => counters.peek("a"), () => counters.reset("a")]) {
+			await assert.rejects(call(), (err: { type?: string; code?: number; retryable?: boolean }) => err.type === "COUNTERS_UNAVAILABLE" && err.code === 503 && err.retryable === true);
+		}
+		assert.equal(await counters.ready(100), false);
+
+		await redis.start();
+		// The restarted Redis is empty, as a crashed cache is.
+		await until("the counters to answer again", async () => counters.hit("b", 60_000).then(() => true, () => false));
+		assert.equal((await counters.hit("b", 60_000)).count, 2);
+		await until("the cacher to store again", async () => (await cacher.set("k", { v: 3 }), (await cacher.get("k")) !== undefined));
+		assert.deepEqual(await cacher.get("k"), { v: 3 });
+	});
+});
