@@ -3,7 +3,8 @@
  * the test kills and restarts: while it is away, a cache lookup is a miss, a store and an
  * invalidation are skipped, and a counter call fails with a retryable 503, each settling
  * while Redis is still down (nothing waits for it to come back); once it is back, both
- * work again by themselves.
+ * work again by themselves. A login, whose throttling cannot be checked without Redis,
+ * is refused with that 503 rather than let through.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -12,6 +13,8 @@ import { privateRedis, type PrivateServer } from "../support/private-services.ts
 import { FailOpenRedisCacher } from "../../lib/cacher.ts";
 import { RedisCounterStore } from "../../lib/ratelimit.ts";
 import { FAIL_FAST_REDIS_OPTIONS, redisOptions } from "../../lib/redis.ts";
+import { createTestDatabase } from "../support/db.ts";
+import { startNode } from "../support/node.ts";
 
 let redis: PrivateServer;
 let broker: ServiceBroker;
@@ -66,5 +69,21 @@ describe("Redis away", () => {
 		assert.equal((await counters.hit("b", 60_000)).count, 2);
 		await until("the cacher to store again", async () => (await cacher.set("k", { v: 3 }), (await cacher.get("k")) !== undefined));
 		assert.deepEqual(await cacher.get("k"), { v: 3 });
+	});
+
+	it("refuses a login with a retryable 503 while login throttling cannot be checked, and takes it once Redis is back", async () => {
+		const db = await createTestDatabase();
+		const { broker: node } = await startNode({ DATABASE_URL: db.url, REDIS_URL: redis.url, SERVICES: "auth,users", LOG_LEVEL: "fatal" });
+		try {
+			const credentials = { email: "throttle@example.com", password: "correct horse battery 9" };
+			await node.call("auth.register", { ...credentials, name: "Throttle" });
+			await redis.stop();
+			await assert.rejects(node.call("auth.login", credentials, { retries: 0 }), (err: { type?: string; code?: number }) => err.type === "COUNTERS_UNAVAILABLE" && err.code === 503);
+			await redis.start();
+			await until("logins to be taken again", async () => node.call("auth.login", credentials, { retries: 0 }).then(() => true, () => false));
+		} finally {
+			await node.stop();
+			await db.drop();
+		}
 	});
 });
