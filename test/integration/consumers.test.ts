@@ -13,6 +13,7 @@ import { createServer, type Server } from "node:http";
 import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
+import { until } from "../support/wait.ts";
 
 const TRANSFERS = 100;
 let db: TestDatabase;
@@ -30,14 +31,6 @@ async function sql<T extends pg.QueryResultRow>(text: string, params: unknown[] 
 		return (await c.query<T>(text, params)).rows;
 	} finally {
 		await c.end();
-	}
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!(await check())) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise(r => setTimeout(r, 100));
 	}
 }
 

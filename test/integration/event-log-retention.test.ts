@@ -9,14 +9,14 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ServiceBroker } from "moleculer";
 import type { Knex } from "knex";
-import pg from "pg";
-import { createTestDatabase, type TestDatabase } from "../support/db.ts";
-import { startNode } from "../support/node.ts";
+import type pg from "pg";
+import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
+import { until } from "../support/wait.ts";
 import { consumerProbe } from "../support/consumer.ts";
 import { pruneOutbox, sweepOutbox } from "../../mixins/event-log.ts";
 import type { Config } from "../../config/index.ts";
 
-let db: TestDatabase;
+let node: NodeOnDatabase;
 let broker: ServiceBroker;
 let config: Config;
 let sql: pg.Client;
@@ -26,25 +26,11 @@ const ledgerKnex = () => (broker.getLocalService("ledger") as unknown as { knex:
 const one = async <T>(text: string, values: unknown[] = []): Promise<T> => (await sql.query(text, values)).rows[0] as T;
 
 before(async () => {
-	db = await createTestDatabase();
-	({ broker, config } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger" }));
-	sql = new pg.Client({ connectionString: db.url });
-	await sql.connect();
+	node = await startNodeOnDatabase({ SERVICES: "ledger" });
+	({ broker, config, sql } = node);
 });
 
-after(async () => {
-	await sql?.end();
-	await broker?.stop();
-	await db?.drop();
-});
-
-async function until(what: string, ok: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!(await ok())) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise(r => setTimeout(r, 50));
-	}
-}
+after(() => node?.stop());
 
 describe("event log retention", () => {
 	it("prunes old positioned rows as a prefix, and a consumer behind them records the gap once and goes on", async () => {

@@ -7,29 +7,22 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import pg from "pg";
+import type pg from "pg";
 import type { ServiceBroker } from "moleculer";
-import { createTestDatabase, type TestDatabase } from "../support/db.ts";
-import { seededRandom, startNode } from "../support/node.ts";
+import { seededRandom, startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 
 const ROWS = 80;
-let db: TestDatabase;
+let node: NodeOnDatabase;
 let broker: ServiceBroker;
 let sql: pg.Client;
 
 before(async () => {
-	db = await createTestDatabase();
-	({ broker } = await startNode({ DATABASE_URL: db.url, SERVICES: "users,ledger,payments,fraud,notifications", LOG_LEVEL: "fatal" }));
-	sql = new pg.Client({ connectionString: db.url });
-	await sql.connect();
+	node = await startNodeOnDatabase({ SERVICES: "users,ledger,payments,fraud,notifications", LOG_LEVEL: "fatal" });
+	({ broker, sql } = node);
 });
 
-after(async () => {
-	await sql?.end();
-	await broker?.stop();
-	await db?.drop();
-});
+after(() => node?.stop());
 
 /** Creation times within a few milliseconds of one another: many in one millisecond, some equal. */
 function times(rnd: () => number): string[] {

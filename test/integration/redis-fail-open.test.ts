@@ -15,6 +15,7 @@ import { RedisCounterStore } from "../../lib/ratelimit.ts";
 import { FAIL_FAST_REDIS_OPTIONS, redisOptions } from "../../lib/redis.ts";
 import { createTestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
+import { until } from "../support/wait.ts";
 
 let redis: PrivateServer;
 let broker: ServiceBroker;
@@ -34,14 +35,6 @@ after(async () => {
 	await broker?.stop();
 	await redis?.destroy();
 });
-
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-	for (let i = 0; i < 200; i++) {
-		if (await check()) return;
-		await new Promise(r => setTimeout(r, 50));
-	}
-	throw new Error(`timed out waiting for ${what}`);
-}
 
 describe("Redis away", () => {
 	it("is a cache miss and a 503 from the counters, and both work again once Redis is back", async () => {

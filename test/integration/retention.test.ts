@@ -9,12 +9,12 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ServiceBroker } from "moleculer";
 import type { Knex } from "knex";
-import pg from "pg";
-import { createTestDatabase, type TestDatabase } from "../support/db.ts";
-import { startNode } from "../support/node.ts";
+import type pg from "pg";
+import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
+import { until } from "../support/wait.ts";
 import { pruneExpired, sweepExpired, type Expiring } from "../../mixins/retention.ts";
 
-let db: TestDatabase;
+let node: NodeOnDatabase;
 let broker: ServiceBroker;
 let sql: pg.Client;
 
@@ -22,20 +22,14 @@ const KEEP_DAYS = 3;
 const LOG_DAYS = 30;
 
 before(async () => {
-	db = await createTestDatabase();
-	({ broker } = await startNode({
-		DATABASE_URL: db.url, SERVICES: "ledger,fraud,reports", OUTBOX_PRUNE_INTERVAL_MS: "1000",
+	node = await startNodeOnDatabase({
+		SERVICES: "ledger,fraud,reports", OUTBOX_PRUNE_INTERVAL_MS: "1000",
 		DAILY_COUNTERS_RETENTION_DAYS: String(KEEP_DAYS), OUTBOX_RETENTION_DAYS: String(LOG_DAYS),
-	}));
-	sql = new pg.Client({ connectionString: db.url });
-	await sql.connect();
+	});
+	({ broker, sql } = node);
 });
 
-after(async () => {
-	await sql?.end();
-	await broker?.stop();
-	await db?.drop();
-});
+after(() => node?.stop());
 
 const today = "(now() AT TIME ZONE 'UTC')::date";
 
@@ -43,14 +37,6 @@ async function daysAgo(table: string, owner: string): Promise<number[]> {
 	const col = table === "ledger.daily_usage" ? "owner_id" : "user_id";
 	const r = await sql.query(`SELECT (${today} - day) AS ago FROM ${table} WHERE ${col}::text = $1 ORDER BY day`, [owner]);
 	return r.rows.map(x => Number(x.ago)).sort((a, b) => b - a);
-}
-
-async function until(what: string, ok: () => Promise<boolean>): Promise<void> {
-	for (let i = 0; i < 150; i++) {
-		if (await ok()) return;
-		await new Promise(r => setTimeout(r, 100));
-	}
-	throw new Error(`timed out waiting for ${what}`);
 }
 
 describe("retention of growing tables", () => {

@@ -13,6 +13,7 @@ import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
 import { client, gatewayPort } from "../support/http.ts";
+import { until } from "../support/wait.ts";
 import { verifySignature } from "../../lib/signature.ts";
 
 let db: TestDatabase;
@@ -38,14 +39,6 @@ async function receiver(status: (n: number) => number): Promise<{ url: string; g
 	const addr = srv.address();
 	if (!addr || typeof addr !== "object") throw new Error("no port");
 	return { url: `http://127.0.0.1:${addr.port}/hooks`, got };
-}
-
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!(await check())) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise(r => setTimeout(r, 50));
-	}
 }
 
 async function register(name: string, email = `${name}-${Math.random().toString(16).slice(2)}@example.com`): Promise<Session> {

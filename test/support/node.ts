@@ -1,6 +1,8 @@
 import type { ServiceBroker } from "moleculer";
+import pg from "pg";
 import { loadConfig, type Config } from "../../config/index.ts";
 import { createNode } from "../../bin/node.ts";
+import { createTestDatabase, type TestDatabase } from "./db.ts";
 
 /** A started broker with the given services, configured only through environment-style settings. */
 /** The key every test node shares, so tokens signed by one gateway verify on another. */
@@ -11,6 +13,36 @@ export async function startNode(env: Record<string, string>): Promise<{ broker: 
 	const broker = createNode(config);
 	await broker.start();
 	return { broker, config };
+}
+
+/** A started node on a fresh database of its own, and a plain client on that database for the test's own SQL. */
+export interface NodeOnDatabase {
+	db: TestDatabase;
+	broker: ServiceBroker;
+	config: Config;
+	sql: pg.Client;
+	/** Stops the node and drops the database. */
+	stop(): Promise<void>;
+}
+
+export async function startNodeOnDatabase(env: Record<string, string>): Promise<NodeOnDatabase> {
+	const db = await createTestDatabase();
+	try {
+		const { broker, config } = await startNode({ DATABASE_URL: db.url, ...env });
+		const sql = new pg.Client({ connectionString: db.url });
+		await sql.connect();
+		return {
+			db, broker, config, sql,
+			async stop() {
+				await sql.end();
+				await broker.stop();
+				await db.drop();
+			},
+		};
+	} catch (err) {
+		await db.drop();
+		throw err;
+	}
 }
 
 export { seededRandom } from "../../lib/random.ts";
