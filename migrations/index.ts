@@ -24,7 +24,7 @@ import * as payments004 from "./payments/004_outbox_retention.ts";
 import * as payments005 from "./payments/005_list_indexes.ts";
 import * as users001 from "./users/001_init.ts";
 import * as users002 from "./users/002_email_unique.ts";
-import * as webhooks002 from "./webhooks/002_owner_list_index.ts";
+import * as webhooks002 from "./webhooks/002_list_indexes.ts";
 
 /**
  * Migrations are numbered per domain and listed here explicitly, so they run the same
@@ -44,7 +44,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003, "004_known_counterparties": fraud004, "005_daily_totals_retention": fraud005 },
 	audit: { "001_init": audit001 },
 	notifications: { "001_init": notifications001 },
-	webhooks: { "001_init": webhooks001, "002_owner_list_index": webhooks002 },
+	webhooks: { "001_init": webhooks001, "002_list_indexes": webhooks002 },
 	reports: { "001_init": reports001, "002_processed_events_retention": reports002 },
 };
 

@@ -190,7 +190,7 @@ export function openApiDocument(): Record<string, unknown> {
 				post: op("Register a webhook endpoint; the answer carries its signing secret, shown once", { body: "WebhookCreate", ok: "201" }),
 				get: op("The caller's webhook endpoints", { ok: "200" }),
 			},
-			"/api/v1/webhooks/{id}/deliveries": { get: op("An endpoint's delivery log with every attempt", { ok: "200", params: [idParam, q("limit", { type: "integer", minimum: 1, maximum: 100 })] }) },
+			"/api/v1/webhooks/{id}/deliveries": { get: op("An endpoint's delivery log with every attempt, newest first; `cursor` is the previous page's `nextCursor`", { ok: "200", params: [idParam, q("limit", { type: "integer", minimum: 1, maximum: 100 }), q("cursor", { type: "string", maxLength: 80 })] }) },
 			"/api/v1/webhooks/{id}/disable": { post: op("Stop deliveries to an endpoint", { ok: "200", params: [idParam] }) },
 			"/api/v1/audit": { get: op("The hash-chained audit log (auditor, admin)", { ok: "200", params: [q("afterSeq", { type: "integer", minimum: 0 }), q("limit", { type: "integer", minimum: 1, maximum: 500 })] }) },
 			"/api/v1/audit/verify": { get: op("Verify the audit chain (auditor, admin)", { ok: "200" }) },

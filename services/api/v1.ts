@@ -117,7 +117,7 @@ export const v1Params = {
 		unreadOnly: { type: "boolean", convert: true, optional: true },
 	}),
 	webhookCreate: paramsSchema({ $$strict: true, url: { type: "url", max: 2_000 }, events: { type: "array", min: 1, max: 3, unique: true, items: { type: "enum", values: WEBHOOK_EVENTS }, optional: true } }),
-	webhookDeliveries: paramsSchema({ $$strict: true, id: uuid, limit: { type: "number", integer: true, min: 1, max: 100, convert: true, optional: true } }),
+	webhookDeliveries: paramsSchema({ $$strict: true, id: uuid, limit: { type: "number", integer: true, min: 1, max: 100, convert: true, optional: true }, cursor: { type: "string", max: 80, optional: true } }),
 	audit: paramsSchema({ $$strict: true, afterSeq: { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER, convert: true, optional: true }, limit: { type: "number", integer: true, min: 1, max: 500, convert: true, optional: true } }),
 	statement: paramsSchema({
 		$$strict: true, accountId: uuid, from: { type: "date", convert: true, optional: true }, to: { type: "date", convert: true, optional: true },

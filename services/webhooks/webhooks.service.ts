@@ -19,6 +19,7 @@ import { queryOne, queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
 import { deliveryBody, ownersOf, retryDelayMs, WEBHOOK_EVENTS } from "./routing.ts";
 import { Periodic } from "../../lib/periodic.ts";
+import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
 
 const SWEEP_MS = 200;
 const CLAIM_MAX = 32;
@@ -31,9 +32,29 @@ export const registerParams = paramsSchema({
 	events: { type: "array", items: { type: "enum", values: WEBHOOK_EVENTS }, min: 1, max: WEBHOOK_EVENTS.length, unique: true, optional: true },
 });
 export const ownerParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" } });
-export const endpointParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, id: { type: "uuid" }, limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true } });
+export const endpointParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, id: { type: "uuid" } });
+export const deliveriesParams = paramsSchema({
+	$$strict: true,
+	ownerId: { type: "uuid" },
+	id: { type: "uuid" },
+	limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true },
+	cursor: { type: "string", max: 80, optional: true },
+});
 type RegisterParams = Infer<typeof registerParams>;
 type EndpointParams = Infer<typeof endpointParams>;
+type DeliveriesParams = Infer<typeof deliveriesParams>;
+interface DeliveryRow {
+	id: string;
+	event_id: string;
+	event: string;
+	status: string;
+	attempts: number;
+	last_status: number | null;
+	last_error: string | null;
+	created_at: Date;
+	delivered_at: Date | null;
+	cursor_time_us: string;
+}
 
 interface EndpointRow {
 	id: string;
@@ -118,13 +139,19 @@ export function webhooksService(config: Config): ServiceSchema {
 				},
 			},
 			/** The delivery log of one endpoint, newest first, with each delivery's attempts. */
+			/** An endpoint's deliveries newest first, a page at a time (keyset cursor, lib/cursor.ts), each with its attempts. */
 			deliveries: {
-				params: endpointParams,
-				async handler(this: WebhooksThis, ctx: Context<EndpointParams>) {
+				params: deliveriesParams,
+				async handler(this: WebhooksThis, ctx: Context<DeliveriesParams>) {
 					await this.endpointOf(ctx.params.ownerId, ctx.params.id);
-					const rows = await queryRows<{ id: string; event_id: string; event: string; status: string; attempts: number; last_status: number | null; last_error: string | null; created_at: Date; delivered_at: Date | null }>(
-						this.knex, "SELECT * FROM webhooks.deliveries WHERE endpoint_id = ? ORDER BY created_at DESC LIMIT ?", [ctx.params.id, ctx.params.limit ?? 50],
-					);
+					const limit = ctx.params.limit ?? 50;
+					const after = decodeTimeCursor(ctx.params.cursor);
+					const { page: rows, nextCursor } = pageOf(await queryRows<DeliveryRow>(
+						this.knex,
+						`SELECT *, ${CURSOR_TIME_SQL} AS cursor_time_us FROM webhooks.deliveries WHERE endpoint_id = ? ${after ? `AND ${AFTER_CURSOR_SQL}` : ""}
+						 ORDER BY created_at DESC, id DESC LIMIT ?`,
+						[ctx.params.id, ...(after ? [after.timeUs, after.id] : []), limit + 1],
+					), limit);
 					const attempts = rows.length === 0 ? [] : await queryRows<{ delivery_id: string; attempt: number; status_code: number | null; error: string | null; duration_ms: number; at: Date }>(
 						this.knex, "SELECT * FROM webhooks.attempts WHERE delivery_id = ANY(?::uuid[]) ORDER BY attempt", [rows.map(r => r.id)],
 					);
@@ -134,6 +161,7 @@ export function webhooksService(config: Config): ServiceSchema {
 							createdAt: r.created_at.toISOString(), deliveredAt: r.delivered_at?.toISOString() ?? null,
 							log: attempts.filter(a => a.delivery_id === r.id).map(a => ({ attempt: a.attempt, statusCode: a.status_code, error: a.error, durationMs: a.duration_ms, at: a.at.toISOString() })),
 						})),
+						nextCursor,
 					};
 				},
 			},

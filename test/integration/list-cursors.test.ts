@@ -1,5 +1,5 @@
 /**
- * Paging newest first through a user's notifications and payments, on real PostgreSQL:
+ * Paging newest first through a user's notifications, payments and webhook deliveries, on real PostgreSQL:
  * rows made microseconds apart within one millisecond, and rows made at the same instant
  * (one transaction), each come exactly once and in order, whatever the page size. The
  * rows are written straight into the tables with chosen times, since the point is how
@@ -18,7 +18,7 @@ let broker: ServiceBroker;
 let sql: pg.Client;
 
 before(async () => {
-	node = await startNodeOnDatabase({ SERVICES: "users,ledger,payments,fraud,notifications", LOG_LEVEL: "fatal" });
+	node = await startNodeOnDatabase({ SERVICES: "users,ledger,payments,fraud,notifications,webhooks", LOG_LEVEL: "fatal" });
 	({ broker, sql } = node);
 });
 
@@ -46,12 +46,14 @@ async function pageAll<T extends { id: string }>(action: string, base: Record<st
 }
 
 describe("list cursors", () => {
-	it("page through notifications and payments made microseconds apart, each row once and in order", async () => {
+	it("page through notifications, payments and deliveries made microseconds apart, each row once and in order", async () => {
 		const rnd = seededRandom(7);
 		const userId = "018f0000-0000-7000-8000-0000000000c1";
 		const at = times(rnd);
 		// A few rows share an instant exactly, as the rows of one transaction do.
 		for (let i = 1; i < ROWS; i += 9) at[i] = at[i - 1] as string;
+		const endpointId = uuidv7();
+		await sql.query(`INSERT INTO webhooks.endpoints (id, owner_id, url, secret, events) VALUES ($1, $2, 'https://example.com/hook', 's', '["transfer.completed"]')`, [endpointId, userId]);
 		for (let i = 0; i < ROWS; i++) {
 			await sql.query(
 				`INSERT INTO notifications.notifications (id, user_id, event_id, kind, title, body, created_at) VALUES ($1, $2, $3, 'test', 't', 'b', $4)`,
@@ -62,14 +64,20 @@ describe("list cursors", () => {
 				 VALUES ($1, $2, 'p2p', 'completed', 100, 'USD', $3, 'ledger', $4, 'h', $5, $5)`,
 				[uuidv7(), userId, uuidv7(), `k${i}`, at[i]],
 			);
+			await sql.query(
+				`INSERT INTO webhooks.deliveries (id, endpoint_id, event_id, event, body, status, created_at) VALUES ($1, $2, $3, 'transfer.completed', '{}', 'delivered', $4)`,
+				[uuidv7(), endpointId, `e${i}`, at[i]],
+			);
 		}
 		const distinctMs = new Set(at.map(t => t.slice(0, 23))).size;
 		assert.ok(distinctMs < ROWS / 2, `rows share milliseconds (${distinctMs} distinct of ${ROWS})`);
-		for (const [action, table, base] of [
-			["notifications.list", "notifications.notifications", { userId }],
-			["payments.list", "payments.payments", { userId }],
+		for (const [action, table, base, owner] of [
+			["notifications.list", "notifications.notifications", { userId }, `user_id = '${userId}'`],
+			["payments.list", "payments.payments", { userId }, `user_id = '${userId}'`],
+			["webhooks.deliveries", "webhooks.deliveries", { ownerId: userId, id: endpointId }, `endpoint_id = '${endpointId}'`],
 		] as const) {
-			const expected = (await sql.query<{ id: string }>(`SELECT id FROM ${table} WHERE user_id = $1 ORDER BY created_at DESC, id DESC`, [userId])).rows.map(r => r.id);
+			const expected = (await sql.query<{ id: string }>(`SELECT id FROM ${table} WHERE ${owner} ORDER BY created_at DESC, id DESC`)).rows.map(r => r.id);
+			assert.equal(expected.length, ROWS);
 			for (const limit of [1, 2, 3, 7, 20, ROWS, 100]) {
 				assert.deepEqual(await pageAll(action, base, limit), expected, `${action} with limit ${limit}`);
 			}
