@@ -21,6 +21,8 @@ export type ServiceName = (typeof ALL_SERVICES)[number];
 
 /** See Config.dbIdleTransactionTimeoutMs; also the default of callers that build no config (tests, tools). */
 export const DB_IDLE_TRANSACTION_TIMEOUT_MS_DEFAULT = 60_000;
+/** See Config.dbStatementTimeoutMs; also the default of callers that build no config. */
+export const DB_STATEMENT_TIMEOUT_MS_DEFAULT = 30_000;
 
 export interface Config {
 	port: number;
@@ -30,6 +32,12 @@ export interface Config {
 	dbPoolMax: number;
 	/** PostgreSQL ends a session whose transaction sits idle this long, releasing its locks. */
 	dbIdleTransactionTimeoutMs: number;
+	/**
+	 * PostgreSQL cancels a statement that runs longer (SQLSTATE 57014, a 503 to the caller).
+	 * A caller that timed out does not stop its query; this bounds the database work left
+	 * behind. Migrations and the invariant check set their own, longer bound.
+	 */
+	dbStatementTimeoutMs: number;
 	transporter: string | null;
 	namespace: string;
 	redisUrl: string | null;
@@ -291,6 +299,7 @@ export function loadConfig(env: Env = process.env): Config {
 		databaseUrl: urlVar(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
 		dbPoolMax: intVar(env, "DB_POOL_MAX", 10, 1, 200),
 		dbIdleTransactionTimeoutMs: intVar(env, "DB_IDLE_TRANSACTION_TIMEOUT_MS", DB_IDLE_TRANSACTION_TIMEOUT_MS_DEFAULT, 1_000, 3_600_000),
+		dbStatementTimeoutMs: intVar(env, "DB_STATEMENT_TIMEOUT_MS", DB_STATEMENT_TIMEOUT_MS_DEFAULT, 1_000, 3_600_000),
 		transporter,
 		namespace: stringVar(env, "NAMESPACE", "paymesh", /^[\w-]{1,64}$/, "letters, digits, _ or -, at most 64"),
 		redisUrl: urlVar(env, "REDIS_URL", ["redis:", "rediss:"]),

@@ -1,6 +1,13 @@
 import type { Knex } from "knex";
 
-/** PGlite runs one statement per query, so migrations list their statements and run them in order. */
+/**
+ * PGlite runs one statement per query, so migrations list their statements and run them in
+ * order. Each migration runs in its own transaction, without the connections' statement
+ * timeout (DB_STATEMENT_TIMEOUT_MS): building an index on a large table may take longer,
+ * and a migration cancelled half-way would roll back and be started again by every node
+ * at its next start, never finishing.
+ */
 export async function runStatements(knex: Knex, statements: readonly string[]): Promise<void> {
+	await knex.raw("SET LOCAL statement_timeout = 0");
 	for (const sql of statements) await knex.raw(sql);
 }

@@ -4,7 +4,7 @@ import { PGlite } from "@electric-sql/pglite";
 import ClientPGLite from "knex-pglite";
 import { mkdirSync } from "node:fs";
 import { createHash } from "node:crypto";
-import { DB_IDLE_TRANSACTION_TIMEOUT_MS_DEFAULT, type Config } from "../config/index.ts";
+import { DB_IDLE_TRANSACTION_TIMEOUT_MS_DEFAULT, DB_STATEMENT_TIMEOUT_MS_DEFAULT, type Config } from "../config/index.ts";
 
 /**
  * One knex instance per database per process, shared by the services of that process.
@@ -26,7 +26,7 @@ interface Shared {
 
 const shared = new Map<string, Shared>();
 
-function createPg(url: string, poolMax: number, applicationName: string, idleTransactionTimeoutMs: number): Knex {
+function createPg(url: string, poolMax: number, applicationName: string, idleTransactionTimeoutMs: number, statementTimeoutMs: number): Knex {
 	const types = {
 		getTypeParser(oid: number, format?: "text" | "binary") {
 			if (oid === INT8_OID) return parseInt8;
@@ -49,9 +49,12 @@ function createPg(url: string, poolMax: number, applicationName: string, idleTra
 		// TCP connection lives. The server ends such a session after the idle timeout. No
 		// transaction here waits on anything but the database (mail and webhook sends run
 		// after their claims commit), so a pause of the default 60 s means something is stuck.
+		// A statement is cancelled after the statement timeout: a request that timed out does
+		// not cancel its query, and without a bound a runaway one would hold its connection
+		// and locks for as long as it ran.
 		connection: {
 			connectionString: url, types, application_name: applicationName, pipeline: true,
-			options: `-c plan_cache_mode=force_custom_plan -c idle_in_transaction_session_timeout=${idleTransactionTimeoutMs}`,
+			options: `-c plan_cache_mode=force_custom_plan -c idle_in_transaction_session_timeout=${idleTransactionTimeoutMs} -c statement_timeout=${statementTimeoutMs}`,
 		} as Knex.PgConnectionConfig,
 		pool: { min: 0, max: poolMax, acquireTimeoutMillis: 10_000 },
 		acquireConnectionTimeout: 10_000,
@@ -68,12 +71,18 @@ export function databaseKey(config: Pick<Config, "databaseUrl" | "dataDir">): st
 	return config.databaseUrl ?? `pglite:${config.dataDir}`;
 }
 
-export function acquireDb(config: Pick<Config, "databaseUrl" | "dataDir" | "dbPoolMax"> & Partial<Pick<Config, "nodeId" | "dbIdleTransactionTimeoutMs">>): { knex: Knex; kind: Shared["kind"] } {
+export function acquireDb(config: Pick<Config, "databaseUrl" | "dataDir" | "dbPoolMax"> & Partial<Pick<Config, "nodeId" | "dbIdleTransactionTimeoutMs" | "dbStatementTimeoutMs">>): { knex: Knex; kind: Shared["kind"] } {
 	const key = databaseKey(config);
 	let entry = shared.get(key);
 	if (!entry) {
 		entry = config.databaseUrl
-			? { knex: createPg(config.databaseUrl, config.dbPoolMax, `paymesh:${config.nodeId ?? process.pid}`.slice(0, 63), config.dbIdleTransactionTimeoutMs ?? DB_IDLE_TRANSACTION_TIMEOUT_MS_DEFAULT), users: 0, kind: "postgres" }
+			? {
+				knex: createPg(
+					config.databaseUrl, config.dbPoolMax, `paymesh:${config.nodeId ?? process.pid}`.slice(0, 63),
+					config.dbIdleTransactionTimeoutMs ?? DB_IDLE_TRANSACTION_TIMEOUT_MS_DEFAULT, config.dbStatementTimeoutMs ?? DB_STATEMENT_TIMEOUT_MS_DEFAULT,
+				),
+				users: 0, kind: "postgres",
+			}
 			: { knex: createPglite(config.dataDir), users: 0, kind: "pglite" };
 		shared.set(key, entry);
 	}
