@@ -7,7 +7,8 @@
  *
  * Every operation is bounded, and the client is made with FAIL_FAST_REDIS_OPTIONS
  * (lib/redis.ts), so a lookup during an outage fails at once. Failures are logged at most
- * once per CACHE_WARN_INTERVAL_MS.
+ * once per CACHE_WARN_INTERVAL_MS and counted in the `paymesh_cache_failures` metric, by
+ * operation.
  */
 import { Cachers, type ServiceBroker } from "moleculer";
 import { withTimeout } from "./timeout.ts";
@@ -15,6 +16,7 @@ import { REDIS_COMMAND_TIMEOUT_MS } from "./redis.ts";
 
 const CACHE_OP_TIMEOUT_MS = REDIS_COMMAND_TIMEOUT_MS;
 const CACHE_WARN_INTERVAL_MS = 10_000;
+export const CACHE_FAILURES_METRIC = "paymesh.cache.failures";
 
 export class FailOpenRedisCacher extends Cachers.Redis {
 	private warnedAtMs = 0;
@@ -23,6 +25,9 @@ export class FailOpenRedisCacher extends Cachers.Redis {
 
 	override init(broker: ServiceBroker): void {
 		super.init(broker);
+		if (broker.isMetricsEnabled() && !broker.metrics.getMetric(CACHE_FAILURES_METRIC)) {
+			broker.metrics.register({ type: "counter", name: CACHE_FAILURES_METRIC, labelNames: ["op"], description: "Redis cache operations that failed and were served as a miss or skipped" });
+		}
 		// Moleculer logs every failed reconnect as an error (several a second during an
 		// outage); the outage is reported once per interval instead.
 		const client = this.client as { removeAllListeners(event: string): void; on(event: string, fn: (err: Error) => void): void };
@@ -70,6 +75,7 @@ export class FailOpenRedisCacher extends Cachers.Redis {
 
 	private failed(op: string, err: unknown): void {
 		this.failures += 1;
+		if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(CACHE_FAILURES_METRIC, { op });
 		const now = Date.now();
 		if (now - this.warnedAtMs < CACHE_WARN_INTERVAL_MS) return;
 		this.warnedAtMs = now;

@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { ServiceBroker } from "moleculer";
 import { privateRedis, type PrivateServer } from "../support/private-services.ts";
-import { FailOpenRedisCacher } from "../../lib/cacher.ts";
+import { CACHE_FAILURES_METRIC, FailOpenRedisCacher } from "../../lib/cacher.ts";
 import { RedisCounterStore } from "../../lib/ratelimit.ts";
 import { FAIL_FAST_REDIS_OPTIONS, redisOptions } from "../../lib/redis.ts";
 import { createTestDatabase } from "../support/db.ts";
@@ -25,7 +25,7 @@ let counters: RedisCounterStore;
 before(async () => {
 	redis = await privateRedis();
 	cacher = new FailOpenRedisCacher({ prefix: "t-cache", ttl: 30, redis: { ...redisOptions(redis.url), ...FAIL_FAST_REDIS_OPTIONS } });
-	broker = new ServiceBroker({ logger: false, cacher });
+	broker = new ServiceBroker({ logger: false, cacher, metrics: { enabled: true } });
 	await broker.start();
 	counters = new RedisCounterStore(redis.url, "t:");
 });
@@ -51,6 +51,8 @@ describe("Redis away", () => {
 		await cacher.clean("**");
 		await cacher.del("k");
 		assert.ok(cacher.failures > failuresBefore, "the failures were counted");
+		const counted = (op: string) => broker.metrics.getMetric(CACHE_FAILURES_METRIC)?.get({ op })?.value ?? 0;
+		assert.ok(counted("get") >= 1 && counted("set") >= 1 && counted("clean") >= 1 && counted("del") >= 1, "and exported per operation");
 		for (const call of [() => counters.hit("a", 60_000), () => counters.peek("a"), () => counters.reset("a")]) {
 			await assert.rejects(call(), (err: { type?: string; code?: number; retryable?: boolean }) => err.type === "COUNTERS_UNAVAILABLE" && err.code === 503 && err.retryable === true);
 		}
