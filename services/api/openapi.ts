@@ -157,7 +157,7 @@ export function openApiDocument(): Record<string, unknown> {
 			"/api/v1/payments/topup": { post: op("Top up an account through a provider", { body: "Topup", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
 			"/api/v1/payments/payout": { post: op("Pay out to a destination through a provider", { body: "Payout", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
 			"/api/v1/payments/p2p": { post: op("Pay another user (to an account id or an e-mail), with fraud screening and tier limits", { body: "P2p", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
-			"/api/v1/payments/{id}/cancel": { post: op("Cancel a payment that is not processing yet", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
+			"/api/v1/payments/{id}/cancel": { post: op("Cancel a payment that waits for a fraud review (409 ILLEGAL_TRANSITION in any other status)", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
 			"/api/v1/payments/{id}": { get: op("One of the caller's payments", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
 			"/api/v1/providers/{provider}/callbacks": {
 				post: {

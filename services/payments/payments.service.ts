@@ -109,6 +109,7 @@ type PaymentsThis = DbService & {
 	settledRow(row: PaymentRow): Promise<PaymentRow>;
 	advance(id: string, from: PaymentStatus, events: PaymentEvent[], set?: PaymentSet): Promise<PaymentRow>;
 	runP2p(row: PaymentRow): Promise<PaymentRow>;
+	driveP2p(row: PaymentRow): Promise<PaymentRow>;
 	recipient(p: P2pParams): Promise<string>;
 	move(id: string, from: PaymentStatus, event: PaymentEvent, set?: PaymentSet): Promise<PaymentRow>;
 	runTopup(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
@@ -177,19 +178,13 @@ export function paymentsService(config: Config): ServiceSchema {
 						idempotencyKey: p.idempotencyKey, userId: p.userId, accountId: p.accountId, amount: p.amount, currency: p.currency, destination: to,
 						...(p.description != null ? { description: p.description } : {}),
 					});
-					if (!replay && row.status === "created") return this.finish(await this.runP2p(row));
+					if (!replay && row.status === "created") return this.finish(await this.driveP2p(row));
 					// The same request arriving twice at once: answer what the first one ends with.
 					const settled = replay && row.status === "created" ? await this.settledRow(row) : row;
 					if (settled.status !== "created") return this.finish(settled);
 					// Still created: the first attempt died (a ledger node was lost mid-call, say).
 					// The retry drives it; every step is keyed, so it completes at most once.
-					try {
-						return this.finish(await this.runP2p(settled));
-					} catch (err) {
-						if (refusalCode(err) !== "ILLEGAL_TRANSITION") throw err;
-						const now = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [settled.id]);
-						return this.finish(now ?? settled);
-					}
+					return this.finish(await this.driveP2p(settled));
 				},
 			},
 			get: {
@@ -527,6 +522,20 @@ export function paymentsService(config: Config): ServiceSchema {
 			 * P2P: approved payments move at once in one ledger transfer that carries the sender's
 			 * tier limits; a payment in review is held and posted (or voided) by support's decision.
 			 */
+			/**
+			 * Runs a created P2P payment. Another request may move it first: a retry that stopped
+			 * waiting for this one, or a cancel. Then this one answers where the payment is,
+			 * rather than a 409 for a payment that goes on.
+			 */
+			async driveP2p(this: PaymentsThis, row: PaymentRow) {
+				try {
+					return await this.runP2p(row);
+				} catch (err) {
+					if (refusalCode(err) !== "ILLEGAL_TRANSITION") throw err;
+					return (await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [row.id])) ?? row;
+				}
+			},
+
 			async runP2p(this: PaymentsThis, row: PaymentRow) {
 				if (row.status === "pending_review") return row;
 				const to = row.destination ?? "";

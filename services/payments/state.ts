@@ -4,9 +4,13 @@
  *
  *   created ──approve──▶ processing ──succeed──▶ completed ──reverse──▶ reversed
  *      │  └──review──▶ pending_review ──approve──▶ processing
- *      │                  │   └──decline──▶ failed
- *      ├──decline──▶ failed        processing ──fail──▶ failed
- *      └──cancel──▶ cancelled ◀──cancel── pending_review
+ *      │                  │   ├──decline──▶ failed
+ *      └──decline──▶ failed   └──cancel──▶ cancelled       processing ──fail──▶ failed
+ *
+ * A created payment cannot be cancelled: its request is running its saga, which may
+ * already have moved or held money at the ledger (a P2P transfer is made before its
+ * status is written, to save a round trip) and then finds the payment cancelled. A
+ * cancel is for a payment that waits: in review, with its money held.
  */
 import { refusal, type Refusal } from "../../lib/errors.ts";
 
@@ -17,7 +21,7 @@ export const PAYMENT_EVENTS = ["review", "approve", "decline", "cancel", "succee
 export type PaymentEvent = (typeof PAYMENT_EVENTS)[number];
 
 const TRANSITIONS: Record<PaymentStatus, Partial<Record<PaymentEvent, PaymentStatus>>> = {
-	created: { review: "pending_review", approve: "processing", decline: "failed", cancel: "cancelled" },
+	created: { review: "pending_review", approve: "processing", decline: "failed" },
 	pending_review: { approve: "processing", decline: "failed", cancel: "cancelled" },
 	processing: { succeed: "completed", fail: "failed" },
 	completed: { reverse: "reversed" },

@@ -7,7 +7,6 @@ const LEGAL: [PaymentStatus, PaymentEvent, PaymentStatus][] = [
 	["created", "review", "pending_review"],
 	["created", "approve", "processing"],
 	["created", "decline", "failed"],
-	["created", "cancel", "cancelled"],
 	["pending_review", "approve", "processing"],
 	["pending_review", "decline", "failed"],
 	["pending_review", "cancel", "cancelled"],
@@ -39,7 +38,9 @@ describe("payment state machine", () => {
 
 	it("knows the final states: nothing leaves failed, cancelled or reversed", () => {
 		assert.deepEqual(PAYMENT_STATUSES.filter(isFinal), ["failed", "cancelled", "reversed"]);
-		// A payment cannot be cancelled once the provider is working on it.
+		// A payment cannot be cancelled once the provider is working on it, nor while its
+		// request still runs (the ledger may already have moved or held the money).
 		assert.equal(typeof transition("processing", "cancel"), "object");
+		assert.equal(typeof transition("created", "cancel"), "object");
 	});
 });

@@ -1,0 +1,107 @@
+/**
+ * A P2P payment that something else touches while its own request is still screening it,
+ * on real PostgreSQL. The fraud service is a stand-in held at a gate, so the order of
+ * events is the test's, not the scheduler's.
+ *
+ * - The owner's cancel is refused while the request runs (its saga may already have moved
+ *   the money): the payment completes and the money moves once. With the old state
+ *   machine the cancel was taken and the transfer still went through.
+ * - A second request with the same key, which stops waiting for the first and drives the
+ *   payment itself: both answer completed with the one transfer, whichever wrote first.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { ServiceBroker } from "moleculer";
+import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
+import { until } from "../support/wait.ts";
+import type { InvariantReport } from "../../services/ledger/invariants.ts";
+
+let node: NodeOnDatabase;
+let broker: ServiceBroker;
+/** Screenings asked for so far, and the gate they wait at until the test opens it. */
+let screened = 0;
+let open: () => void = () => undefined;
+let gate = Promise.resolve();
+const closeGate = () => (gate = new Promise<void>(r => (open = r)));
+
+const FROM = "018f0000-0000-7000-8000-0000000000e1";
+const TO = "018f0000-0000-7000-8000-0000000000e2";
+let a = "";
+let b = "";
+
+before(async () => {
+	node = await startNodeOnDatabase({ SERVICES: "users,ledger,payments", LOG_LEVEL: "fatal" });
+	broker = node.broker;
+	broker.createService({
+		name: "fraud",
+		actions: {
+			async scoreMany(ctx: { params: { items: unknown[] } }) {
+				screened += 1;
+				await gate;
+				return { items: ctx.params.items.map(() => ({ decision: "approve" })) };
+			},
+		},
+	});
+	await broker.waitForServices(["fraud"], 10_000);
+	for (const [id, name] of [[FROM, "race-from"], [TO, "race-to"]] as const) await broker.call("users.create", { userId: id, email: `${name}@example.com`, name });
+	const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:race:USD", currency: "USD" });
+	a = ((await broker.call("ledger.accounts.open", { ownerId: FROM, currency: "USD" })) as { id: string }).id;
+	b = ((await broker.call("ledger.accounts.open", { ownerId: TO, currency: "USD" })) as { id: string }).id;
+	await broker.call("ledger.transfers.create", { idempotencyKey: "race-fund", fromAccountId: sys.id, toAccountId: a, amount: 10_000, currency: "USD" });
+});
+
+after(() => {
+	open();
+	return node?.stop();
+});
+
+type PaymentAnswer = { id: string; status: string; transferId: string | null };
+const pay = (key: string, amount: number) =>
+	broker.call("payments.p2p", { idempotencyKey: key, userId: FROM, accountId: a, toAccountId: b, amount, currency: "USD" }, { timeout: 30_000 }) as Promise<PaymentAnswer>;
+
+async function createdPayment(): Promise<string> {
+	let id = "";
+	await until("the payment to be created", async () => {
+		const list: { items: { id: string; status: string }[] } = await broker.call("payments.list", { userId: FROM });
+		id = list.items[0]?.status === "created" ? list.items[0].id : "";
+		return id !== "";
+	});
+	return id;
+}
+
+async function balances(): Promise<number[]> {
+	type Account = { balance: { posted: number; pending: number } };
+	const [x, y] = await Promise.all([broker.call<Account, { id: string }>("ledger.accounts.get", { id: a }), broker.call<Account, { id: string }>("ledger.accounts.get", { id: b })]);
+	return [x?.balance.posted ?? NaN, x?.balance.pending ?? NaN, y?.balance.posted ?? NaN];
+}
+
+describe("a payment touched while its request runs", () => {
+	it("refuses the owner's cancel while the request screens it; the payment completes and moves the money once", async () => {
+		closeGate();
+		const first = pay("race-1", 2_500);
+		const paymentId = await createdPayment();
+		await assert.rejects(broker.call("payments.cancel", { id: paymentId, userId: FROM }), (err: { type?: string; code?: number }) => err.type === "ILLEGAL_TRANSITION" && err.code === 409);
+		open();
+		const answer = await first;
+		assert.deepEqual([answer.id, answer.status], [paymentId, "completed"]);
+		assert.deepEqual(await balances(), [7_500, 0, 2_500]);
+	});
+
+	it("lets two requests with one key drive the payment and answers both with its one transfer", async () => {
+		closeGate();
+		screened = 0;
+		const first = pay("race-2", 1_000);
+		await createdPayment();
+		// The second request waits for the first (2 s at most), then screens the payment itself.
+		const second = pay("race-2", 1_000);
+		await until("both requests to be screening", () => screened >= 2, 20_000);
+		open();
+		const answers = await Promise.all([first, second]);
+		assert.deepEqual(answers.map(x => x.status), ["completed", "completed"]);
+		assert.ok(answers[0]?.transferId && answers[0].transferId === answers[1]?.transferId, "the same transfer");
+		assert.deepEqual(await balances(), [6_500, 0, 3_500]);
+		const report: InvariantReport = await broker.call("ledger.checkInvariants", {});
+		assert.deepEqual(report.violations, []);
+		assert.equal(report.counts.transfers, 3, "the funding and one transfer per payment");
+	});
+});
