@@ -519,12 +519,8 @@ export function paymentsService(config: Config): ServiceSchema {
 			},
 
 			/**
-			 * P2P: approved payments move at once in one ledger transfer that carries the sender's
-			 * tier limits; a payment in review is held and posted (or voided) by support's decision.
-			 */
-			/**
-			 * Runs a created P2P payment. Another request may move it first: a retry that stopped
-			 * waiting for this one, or a cancel. Then this one answers where the payment is,
+			 * Runs a created P2P payment. Another request may move it first: a retry with the same key
+			 * that stopped waiting for this one, or the resume sweep. Then this one answers where the payment is,
 			 * rather than a 409 for a payment that goes on.
 			 */
 			async driveP2p(this: PaymentsThis, row: PaymentRow) {
@@ -536,6 +532,10 @@ export function paymentsService(config: Config): ServiceSchema {
 				}
 			},
 
+			/**
+			 * P2P: approved payments move at once in one ledger transfer that carries the sender's
+			 * tier limits; a payment in review is held and posted (or voided) by support's decision.
+			 */
 			async runP2p(this: PaymentsThis, row: PaymentRow) {
 				if (row.status === "pending_review") return row;
 				const to = row.destination ?? "";
