@@ -541,7 +541,17 @@ export function paymentsService(config: Config): ServiceSchema {
 				const to = row.destination ?? "";
 				if (row.status === "processing") {
 					if (!row.hold_id) throw new Error(`p2p ${row.id} is processing without a hold`);
-					const posted: { transfer: { id: string } } = await call(this.broker, "ledger.holds.post", { idempotencyKey: `payment:${row.id}:post`, holdId: row.hold_id });
+					let posted: { transfer: { id: string } };
+					try {
+						posted = await call(this.broker, "ledger.holds.post", { idempotencyKey: `payment:${row.id}:post`, holdId: row.hold_id });
+					} catch (err) {
+						// Approved after its hold ran out (HOLD_TIMEOUT_MS in review): the ledger has given
+						// the money back to the sender and nothing moved, so the payment fails. Our own
+						// earlier post would replay by its key, never answer "not pending".
+						const code = refusalCode(err);
+						if (code !== "HOLD_EXPIRED" && code !== "HOLD_NOT_PENDING") throw err;
+						return this.move(row.id, "processing", "fail", { failure_code: "HOLD_EXPIRED" });
+					}
 					return this.move(row.id, "processing", "succeed", { transfer_id: posted.transfer.id });
 				}
 				// The tier is read while fraud decides (a cached read, unused when declined).

@@ -8,6 +8,8 @@
  *   machine the cancel was taken and the transfer still went through.
  * - A second request with the same key, which stops waiting for the first and drives the
  *   payment itself: both answer completed with the one transfer, whichever wrote first.
+ * - Support approves a payment in review after its hold ran out: the payment fails with
+ *   HOLD_EXPIRED and nothing moves (it stayed in processing before, retried for ever).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -22,6 +24,7 @@ let broker: ServiceBroker;
 let screened = 0;
 let open: () => void = () => undefined;
 let gate = Promise.resolve();
+let decision = "approve";
 const closeGate = () => (gate = new Promise<void>(r => (open = r)));
 
 const FROM = "018f0000-0000-7000-8000-0000000000e1";
@@ -38,7 +41,7 @@ before(async () => {
 			async scoreMany(ctx: { params: { items: unknown[] } }) {
 				screened += 1;
 				await gate;
-				return { items: ctx.params.items.map(() => ({ decision: "approve" })) };
+				return { items: ctx.params.items.map(() => ({ decision })) };
 			},
 		},
 	});
@@ -103,5 +106,20 @@ describe("a payment touched while its request runs", () => {
 		const report: InvariantReport = await broker.call("ledger.checkInvariants", {});
 		assert.deepEqual(report.violations, []);
 		assert.equal(report.counts.transfers, 3, "the funding and one transfer per payment");
+	});
+
+	it("fails a payment support approves after its review hold ran out, and moves nothing", async () => {
+		decision = "review";
+		const held = await pay("race-3", 500);
+		assert.equal(held.status, "pending_review");
+		assert.deepEqual(await balances(), [6_500, 500, 3_500]);
+		// A day in review, as far as the hold knows.
+		await node.sql.query("UPDATE ledger.holds SET expires_at = now() - interval '1 second' WHERE status = 'pending'");
+		const approved: { status: string; failureCode: string | null } = await broker.call("payments.review.approve", { id: held.id });
+		assert.deepEqual([approved.status, approved.failureCode], ["failed", "HOLD_EXPIRED"]);
+		await until("the hold to be released", async () => (await balances())[1] === 0);
+		assert.deepEqual(await balances(), [6_500, 0, 3_500]);
+		const report: InvariantReport = await broker.call("ledger.checkInvariants", {});
+		assert.deepEqual(report.violations, []);
 	});
 });
