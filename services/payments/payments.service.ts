@@ -110,6 +110,7 @@ type PaymentsThis = DbService & {
 	advance(id: string, from: PaymentStatus, events: PaymentEvent[], set?: PaymentSet): Promise<PaymentRow>;
 	runP2p(row: PaymentRow): Promise<PaymentRow>;
 	driveP2p(row: PaymentRow): Promise<PaymentRow>;
+	releaseHold(paymentId: string, holdId: string): Promise<void>;
 	recipient(p: P2pParams): Promise<string>;
 	move(id: string, from: PaymentStatus, event: PaymentEvent, set?: PaymentSet): Promise<PaymentRow>;
 	runTopup(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
@@ -207,7 +208,7 @@ export function paymentsService(config: Config): ServiceSchema {
 					}
 					// Only before the provider or the ledger acts: created or waiting for review.
 					const cancelled = await this.move(row.id, row.status, "cancel");
-					if (cancelled.hold_id) await call(this.broker, "ledger.holds.void", { idempotencyKey: `payment:${row.id}:void`, holdId: cancelled.hold_id });
+					if (cancelled.hold_id) await this.releaseHold(row.id, cancelled.hold_id);
 					return view(cancelled);
 				},
 			},
@@ -292,7 +293,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				params: reviewParams,
 				async handler(this: PaymentsThis, ctx: Context<{ id: string }>) {
 					const row = await this.move(ctx.params.id, "pending_review", "decline", { failure_code: "FRAUD_DECLINED" });
-					if (row.hold_id) await call(this.broker, "ledger.holds.void", { idempotencyKey: `payment:${row.id}:void`, holdId: row.hold_id });
+					if (row.hold_id) await this.releaseHold(row.id, row.hold_id);
 					return view(row);
 				},
 			},
@@ -397,7 +398,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				if (p.type === "payout") {
 					if (!p.hold_id) throw new Error(`payout ${p.id} is processing without a hold`);
 					if (!result.ok) {
-						await call(this.broker, "ledger.holds.void", { idempotencyKey: `payment:${p.id}:void`, holdId: p.hold_id });
+						await this.releaseHold(p.id, p.hold_id);
 						return this.move(p.id, "processing", "fail", { failure_code: result.code });
 					}
 					const posted: { transfer: { id: string } } = await call(this.broker, "ledger.holds.post", { idempotencyKey: `payment:${p.id}:post`, holdId: p.hold_id });
@@ -516,6 +517,21 @@ export function paymentsService(config: Config): ServiceSchema {
 				const account = list.items.find(a => a.currency === p.currency && a.status === "active");
 				if (!account) throw toClientError({ code: "RECIPIENT_NOT_FOUND", message: `no ${p.currency} account for that recipient` });
 				return account.id;
+			},
+
+			/**
+			 * Voids a payment's hold. A hold that ran out (HOLD_TIMEOUT_MS) has already given the
+			 * money back: that is done, not an error. Nobody posts a hold of a payment that is
+			 * being declined, cancelled or failed (each moved the status first), so "not pending"
+			 * means expired.
+			 */
+			async releaseHold(this: PaymentsThis, paymentId: string, holdId: string) {
+				try {
+					await call(this.broker, "ledger.holds.void", { idempotencyKey: `payment:${paymentId}:void`, holdId });
+				} catch (err) {
+					const code = refusalCode(err);
+					if (code !== "HOLD_EXPIRED" && code !== "HOLD_NOT_PENDING") throw err;
+				}
 			},
 
 			/**

@@ -10,6 +10,8 @@
  *   payment itself: both answer completed with the one transfer, whichever wrote first.
  * - Support approves a payment in review after its hold ran out: the payment fails with
  *   HOLD_EXPIRED and nothing moves (it stayed in processing before, retried for ever).
+ *   Declined or cancelled after it ran out, the payment is declined or cancelled (before,
+ *   the refused void answered an error for a payment that had moved).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -121,5 +123,20 @@ describe("a payment touched while its request runs", () => {
 		assert.deepEqual(await balances(), [6_500, 0, 3_500]);
 		const report: InvariantReport = await broker.call("ledger.checkInvariants", {});
 		assert.deepEqual(report.violations, []);
+	});
+
+	it("declines or cancels a payment in review whose hold ran out, without an error", async () => {
+		decision = "review";
+		const [toDecline, toCancel] = [await pay("race-4", 300), await pay("race-5", 200)];
+		assert.deepEqual([toDecline.status, toCancel.status], ["pending_review", "pending_review"]);
+		await node.sql.query("UPDATE ledger.holds SET expires_at = now() - interval '1 second' WHERE status = 'pending'");
+		// The ledger's sweep expires them (a void before the sweep still finds them pending).
+		await until("the holds to expire", async () => Number((await node.sql.query("SELECT count(*) AS n FROM ledger.holds WHERE status = 'pending'")).rows[0].n) === 0);
+		assert.deepEqual(await balances(), [6_500, 0, 3_500]);
+		const declined: { status: string; failureCode: string | null } = await broker.call("payments.review.decline", { id: toDecline.id });
+		assert.deepEqual([declined.status, declined.failureCode], ["failed", "FRAUD_DECLINED"]);
+		const cancelled: { status: string } = await broker.call("payments.cancel", { id: toCancel.id, userId: FROM });
+		assert.equal(cancelled.status, "cancelled");
+		assert.deepEqual(await balances(), [6_500, 0, 3_500]);
 	});
 });
