@@ -389,7 +389,8 @@ function renderPayments() {
 		el("span", {}, `${p.type} ${formatMinor(p.amount, p.currency)}`),
 		el("span", { class: "status", dataset: { status: p.status } }, p.status.replace("_", " ")),
 		p.failureCode ? el("span", {}, MESSAGES[p.failureCode] ?? p.failureCode) : "",
-		p.status === "pending_review" || p.status === "created"
+		// Only a payment waiting for review can be cancelled (a created one is still running).
+		p.status === "pending_review"
 			? el("button", { type: "button", class: "secondary", onclick: () => cancelPayment(p.id) }, "Cancel")
 			: "",
 	)));
