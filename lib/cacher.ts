@@ -39,6 +39,15 @@ export class FailOpenRedisCacher extends Cachers.Redis {
 		});
 	}
 
+	/** QUIT cannot be sent on a closed connection (no offline queue): then the client is just dropped. */
+	override async close(): Promise<void> {
+		try {
+			await super.close();
+		} catch {
+			(this.client as { disconnect(): void }).disconnect();
+		}
+	}
+
 	override async get(key: string): Promise<Record<string, unknown> | null> {
 		try {
 			return await withTimeout(super.get(key), CACHE_OP_TIMEOUT_MS);
