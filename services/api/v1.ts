@@ -385,9 +385,8 @@ export const v1Actions = {
 		params: v1Params.fxConvert,
 		async handler(ctx: Ctx<V<"fxConvert">>) {
 			const u = user(ctx);
-			// Required like on every money-moving POST; the ledger keys come from the quote itself.
-			idempotencyKey(ctx, u.id);
-			const out = await ctx.call("fx.convert", { ...ctx.params, userId: u.id });
+			// The key claims the quote: the same request again replays the conversion, another is QUOTE_USED.
+			const out = await ctx.call("fx.convert", { ...ctx.params, userId: u.id, idempotencyKey: idempotencyKey(ctx, u.id) });
 			ctx.meta.$statusCode = 201;
 			return out;
 		},

@@ -14,12 +14,12 @@ import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne } from "../../mixins/db.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
-import { amountRule } from "../ledger/params.ts";
+import { amountRule, keyRule } from "../ledger/params.ts";
 import { BASE_RATES_PER_USD, convertMinor, crossRate, RATE_SCALE, rateToString, supported, withSpread } from "./rates.ts";
 
 const currency = { type: "enum", values: CURRENCY_CODES } as const;
 export const quoteParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, from: currency, to: currency, amount: amountRule });
-export const convertParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, quoteId: { type: "uuid" }, fromAccountId: { type: "uuid" }, toAccountId: { type: "uuid" } });
+export const convertParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, quoteId: { type: "uuid" }, fromAccountId: { type: "uuid" }, toAccountId: { type: "uuid" }, idempotencyKey: keyRule });
 type QuoteParams = Infer<typeof quoteParams>;
 type ConvertParams = Infer<typeof convertParams>;
 
@@ -34,6 +34,7 @@ interface QuoteRow {
 	spread_bps: number;
 	status: "open" | "used";
 	expires_at: Date;
+	used_key: string | null;
 }
 
 type FxThis = DbService & {
@@ -44,6 +45,7 @@ type FxThis = DbService & {
 	systemAccounts: (code: string, currency: string) => Promise<string>;
 	refresh(): void;
 	pool(c: string): Promise<string>;
+	claim(q: QuoteRow, key: string): Promise<void>;
 };
 
 function fail(code: RefusalCode, message: string, details?: Record<string, unknown>): never {
@@ -97,11 +99,12 @@ export function fxService(config: Config): ServiceSchema {
 					const p = ctx.params;
 					const q = await queryOne<QuoteRow>(this.knex, "SELECT * FROM fx.quotes WHERE id = ?", [p.quoteId]);
 					if (!q || q.user_id !== p.userId) fail("QUOTE_NOT_FOUND", "quote not found");
-					if (q.status === "used") fail("QUOTE_USED", "this quote was used already");
-					if (q.expires_at.getTime() <= Date.now()) fail("QUOTE_EXPIRED", "this quote has expired; ask for a new one");
 					// Both accounts must be the caller's; answered like missing ones otherwise.
 					await ctx.call("ledger.accounts.get", { id: p.fromAccountId, ownerId: p.userId });
 					await ctx.call("ledger.accounts.get", { id: p.toAccountId, ownerId: p.userId });
+					// The quote is claimed before any money moves, so a retry of this request after a
+					// lost answer replays the conversion, even once the quote has expired.
+					await this.claim(q, p.idempotencyKey);
 					// Keys derived from the quote: a second conversion of one quote (even a concurrent
 					// one) replays the first, or is refused if it names other accounts.
 					const chain: { items: { ok: boolean; transfer?: Record<string, unknown>; error?: Refusal }[] } = await ctx.call("ledger.transfers.createMany", {
@@ -112,8 +115,11 @@ export function fxService(config: Config): ServiceSchema {
 						],
 					});
 					const refused = chain.items.find(i => !i.ok && i.error?.code !== "LINKED_TRANSFER_FAILED") ?? chain.items.find(i => !i.ok);
-					if (refused?.error) throw toClientError(refused.error);
-					await this.knex.raw("UPDATE fx.quotes SET status = 'used', used_at = now() WHERE id = ? AND status = 'open'", [q.id]);
+					if (refused?.error) {
+						// Refused as a whole, nothing moved: the quote is free again for a later try.
+						await this.knex.raw("UPDATE fx.quotes SET status = 'open', used_at = NULL, used_key = NULL WHERE id = ? AND used_key = ?", [q.id, p.idempotencyKey]);
+						throw toClientError(refused.error);
+					}
 					return { quote: { ...quoteView(q), status: "used" }, debit: chain.items[0]?.transfer, credit: chain.items[1]?.transfer };
 				},
 			},
@@ -130,6 +136,25 @@ export function fxService(config: Config): ServiceSchema {
 				this.rates = next;
 				this.ratesAt = new Date();
 			},
+			/**
+			 * Marks the quote used by this request's key, in one conditional UPDATE that also
+			 * checks the expiry (the database's clock). The request that claimed it may come
+			 * again; any other is refused.
+			 */
+			async claim(this: FxThis, q: QuoteRow, key: string): Promise<void> {
+				if (q.status === "used" && q.used_key === key) return;
+				const claimed = await queryOne<QuoteRow>(
+					this.knex,
+					"UPDATE fx.quotes SET status = 'used', used_at = now(), used_key = ? WHERE id = ? AND status = 'open' AND expires_at > now() RETURNING *",
+					[key, q.id],
+				);
+				if (claimed) return;
+				const now = await queryOne<QuoteRow>(this.knex, "SELECT * FROM fx.quotes WHERE id = ?", [q.id]);
+				if (now?.status === "used" && now.used_key === key) return;
+				if (now?.status === "used") fail("QUOTE_USED", "this quote was used already");
+				fail("QUOTE_EXPIRED", "this quote has expired; ask for a new one");
+			},
+
 			async pool(this: FxThis, c: string): Promise<string> {
 				return this.systemAccounts(`fx:pool:${c}`, c);
 			},

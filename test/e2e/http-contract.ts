@@ -409,9 +409,12 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				assert.equal(q.status, 201);
 				const body = { quoteId: q.body.id, fromAccountId: usd.id, toAccountId: eur.id };
 				expectError(await http("POST", "/api/v1/fx/convert", { token: s.accessToken, body }), 400, "IDEMPOTENCY_KEY_REQUIRED");
-				const c = await http("POST", "/api/v1/fx/convert", { token: s.accessToken, body, headers: { "idempotency-key": "fx-1" } });
+				const c = await http<{ debit: { id: string }; credit: { id: string } }>("POST", "/api/v1/fx/convert", { token: s.accessToken, body, headers: { "idempotency-key": "fx-1" } });
 				assert.equal(c.status, 201, JSON.stringify(c.body));
 				expectError(await http("POST", "/api/v1/fx/convert", { token: s.accessToken, body, headers: { "idempotency-key": "fx-2" } }), 409, "QUOTE_USED");
+				// The same request again (its answer lost) gets the first answer, not a refusal.
+				const replay = await http<{ debit: { id: string }; credit: { id: string } }>("POST", "/api/v1/fx/convert", { token: s.accessToken, body, headers: { "idempotency-key": "fx-1" } });
+				assert.deepEqual([replay.status, replay.body.debit.id, replay.body.credit.id], [201, c.body.debit.id, c.body.credit.id]);
 				const e = await http<Account>("GET", `/api/v1/accounts/${eur.id}`, { token: s.accessToken });
 				assert.equal(e.body.balance.posted, q.body.toAmount);
 			});

@@ -1,21 +1,22 @@
 /**
  * FX against real PostgreSQL: quote, conversion as linked ledger transfers through the
- * per-currency pools, single use, expiry, ownership, and conservation per currency.
+ * per-currency pools, single use (the same request again replays it, also after the
+ * quote expired; another is refused), expiry, ownership, and conservation per currency.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ServiceBroker } from "moleculer";
-import { createTestDatabase, type TestDatabase } from "../support/db.ts";
-import { startNode } from "../support/node.ts";
+import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
 
-let db: TestDatabase;
+let node: NodeOnDatabase;
 let broker: ServiceBroker;
 const USER = "018f0000-0000-7000-8000-0000000000f1";
 const OTHER = "018f0000-0000-7000-8000-0000000000f2";
 
 type Quote = { id: string; fromAmount: number; toAmount: number; rate: string; status: string };
 type Account = { id: string; balance: { posted: number } };
+type Converted = { debit: { id: string; amount: number }; credit: { id: string; amount: number } };
 
 async function account(currency: string, ownerId = USER): Promise<Account> {
 	return broker.call("ledger.accounts.open", { ownerId, currency });
@@ -26,16 +27,14 @@ async function posted(id: string): Promise<number> {
 }
 
 const code = (c: string) => (e: { type?: string }) => e.type === c;
+const sql = async (text: string) => (await node.sql.query(text)).rows as Record<string, unknown>[];
 
 before(async () => {
-	db = await createTestDatabase();
-	({ broker } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger,fx", FX_QUOTE_TTL_MS: "300", FX_SPREAD_BPS: "100" }));
+	node = await startNodeOnDatabase({ SERVICES: "ledger,fx", FX_QUOTE_TTL_MS: "300", FX_SPREAD_BPS: "100" });
+	broker = node.broker;
 });
 
-after(async () => {
-	await broker?.stop();
-	await db?.drop();
-});
+after(() => node?.stop());
 
 describe("fx", () => {
 	it("quotes with the spread and converts once through the pools, conserving each currency", async () => {
@@ -49,10 +48,16 @@ describe("fx", () => {
 		const mid = Number(rates.rates["EUR"]);
 		assert.ok(Number(q.rate) < mid && Number(q.rate) > mid * 0.985, `${q.rate} vs mid ${mid}`);
 		assert.equal(q.toAmount, Math.floor((10_000 * Number(q.rate) * 1_000_000) / 1_000_000));
-		const out: { debit: { amount: number }; credit: { amount: number } } = await broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: eur.id });
+		const convert = { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: eur.id, idempotencyKey: "fx-1" };
+		const out: Converted = await broker.call("fx.convert", convert);
 		assert.deepEqual([out.debit.amount, out.credit.amount], [10_000, q.toAmount]);
 		assert.deepEqual([await posted(usd.id), await posted(eur.id)], [40_000, q.toAmount]);
-		await assert.rejects(broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: eur.id }), code("QUOTE_USED"));
+		// Another request for the same quote is refused; the same request again (its answer lost)
+		// replays the conversion, also once the quote has expired.
+		await assert.rejects(broker.call("fx.convert", { ...convert, idempotencyKey: "fx-2" }), code("QUOTE_USED"));
+		await sql(`UPDATE fx.quotes SET expires_at = now() - interval '1 second' WHERE id = '${q.id}'`);
+		const again: Converted = await broker.call("fx.convert", convert);
+		assert.deepEqual([again.debit.id, again.credit.id], [out.debit.id, out.credit.id]);
 		assert.deepEqual([await posted(usd.id), await posted(eur.id)], [40_000, q.toAmount]);
 		const report: InvariantReport = await broker.call("ledger.checkInvariants", {});
 		assert.deepEqual(report.violations, []);
@@ -63,14 +68,15 @@ describe("fx", () => {
 		const usd = await account("USD");
 		const jpy = await account("JPY");
 		const q: Quote = await broker.call("fx.quote", { userId: USER, from: "USD", to: "JPY", amount: 100 });
-		await assert.rejects(broker.call("fx.convert", { userId: OTHER, quoteId: q.id, fromAccountId: usd.id, toAccountId: jpy.id }), code("QUOTE_NOT_FOUND"));
+		await assert.rejects(broker.call("fx.convert", { userId: OTHER, quoteId: q.id, fromAccountId: usd.id, toAccountId: jpy.id, idempotencyKey: "fx-3" }), code("QUOTE_NOT_FOUND"));
 		const foreign = await account("JPY", OTHER);
-		await assert.rejects(broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: foreign.id }), code("ACCOUNT_NOT_FOUND"));
+		await assert.rejects(broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: foreign.id, idempotencyKey: "fx-3" }), code("ACCOUNT_NOT_FOUND"));
 		// Without funds the chain is refused as a whole and the quote stays usable.
-		await assert.rejects(broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: jpy.id }), code("INSUFFICIENT_FUNDS"));
+		await assert.rejects(broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: jpy.id, idempotencyKey: "fx-3" }), code("INSUFFICIENT_FUNDS"));
 		assert.equal(await posted(jpy.id), 0);
+		assert.deepEqual(await sql(`SELECT status, used_key FROM fx.quotes WHERE id = '${q.id}'`), [{ status: "open", used_key: null }]);
 		await new Promise(r => setTimeout(r, 350));
-		await assert.rejects(broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: jpy.id }), code("QUOTE_EXPIRED"));
+		await assert.rejects(broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: jpy.id, idempotencyKey: "fx-4" }), code("QUOTE_EXPIRED"));
 		await assert.rejects(broker.call("fx.quote", { userId: USER, from: "JPY", to: "USD", amount: 1 }), code("AMOUNT_TOO_SMALL"));
 		await assert.rejects(broker.call("fx.quote", { userId: USER, from: "USD", to: "USD", amount: 100 }), code("CURRENCY_NOT_SUPPORTED"));
 	});

@@ -1,6 +1,6 @@
 /**
  * Every domain's migrations go up, come down leaving nothing of theirs behind (tables,
- * sequences, functions, indexes), and go up again, on real PostgreSQL; and each one's
+ * columns, sequences, functions, indexes), and go up again, on real PostgreSQL; and each one's
  * down undoes exactly what its up did (walked one migration at a time).
  */
 import { after, before, describe, it } from "node:test";
@@ -27,8 +27,10 @@ async function objects(schema: string): Promise<string[]> {
 		`SELECT 'table ' || table_name AS o FROM information_schema.tables WHERE table_schema = ? AND table_name NOT LIKE 'knex_migrations%'
 		 UNION ALL SELECT 'sequence ' || sequence_name FROM information_schema.sequences WHERE sequence_schema = ? AND sequence_name NOT LIKE 'knex_migrations%'
 		 UNION ALL SELECT 'function ' || routine_name FROM information_schema.routines WHERE routine_schema = ?
-		 UNION ALL SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = ? AND tablename NOT LIKE 'knex_migrations%'`,
-		[schema, schema, schema, schema],
+		 UNION ALL SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = ? AND tablename NOT LIKE 'knex_migrations%'
+		 UNION ALL SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '')
+		   FROM information_schema.columns WHERE table_schema = ? AND table_name NOT LIKE 'knex_migrations%'`,
+		[schema, schema, schema, schema, schema],
 	)) as { rows: { o: string }[] };
 	return r.rows.map(x => x.o).sort();
 }
