@@ -155,6 +155,13 @@ export interface Config {
 	};
 	http: {
 		bodyLimitBytes: number;
+		/**
+		 * How long an idle keep-alive connection stays open. Longer than the idle timeout of
+		 * the client or load balancer in front (60 s on the common ones), so it is always the
+		 * client that closes an idle connection: when the server closes first, a request sent
+		 * at that moment meets a reset (a 502 behind a balancer, ECONNRESET in a client).
+		 */
+		keepAliveTimeoutMs: number;
 		corsOrigins: string[];
 		rateLimitPerUser: number;
 		rateLimitPerIp: number;
@@ -399,6 +406,7 @@ export function loadConfig(env: Env = process.env): Config {
 		},
 		http: {
 			bodyLimitBytes: intVar(env, "HTTP_BODY_LIMIT_BYTES", 64 * 1024, 1_024, 10 * 1024 * 1024),
+			keepAliveTimeoutMs: intVar(env, "HTTP_KEEP_ALIVE_TIMEOUT_MS", 65_000, 1_000, 600_000),
 			corsOrigins: listVar(env, "CORS_ORIGINS"),
 			rateLimitPerUser: intVar(env, "RATE_LIMIT_PER_USER", 6_000, 1, 10_000_000),
 			rateLimitPerIp: intVar(env, "RATE_LIMIT_PER_IP", 60_000, 1, 10_000_000),

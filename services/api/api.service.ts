@@ -284,9 +284,17 @@ export function apiService(config: Config): ServiceSchema {
 			this.redis = config.redisUrl
 				? new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: READY_CHECK_TIMEOUT_MS })
 				: null;
+			// Readiness reports Redis down; the client's own error events would only repeat it.
+			this.redis?.on("error", () => undefined);
 		},
-		async started(this: ApiThis) {
+		async started(this: ApiThis & { server?: { keepAliveTimeout: number; headersTimeout: number } }) {
 			this.storeWarnedAtMs = 0;
+			if (this.server) {
+				// Node closes idle keep-alive connections after 5 s by default (see config).
+				this.server.keepAliveTimeout = config.http.keepAliveTimeoutMs;
+				// Must exceed the keep-alive timeout, or a request on a reused connection can be cut off.
+				this.server.headersTimeout = config.http.keepAliveTimeoutMs + 1_000;
+			}
 			if (this.redis) await this.redis.connect().catch((err: Error) => this.logger.warn("redis not reachable at start", { error: err.message }));
 			if (!(await this.counters.ready(STORE_READY_WAIT_MS))) this.logger.warn("rate limit store not reachable at start; requests allowed until it is");
 			const sweep = setInterval(() => {

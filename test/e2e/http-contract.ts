@@ -4,6 +4,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import nodeHttp from "node:http";
 import jwt from "jsonwebtoken";
 import * as OTPAuth from "otpauth";
 import type { ServiceBroker } from "moleculer";
@@ -456,6 +457,16 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				const made = await http("GET", "/api/v1/me", { headers: { "x-request-id": "bad id with spaces" } });
 				assert.match(made.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
 				assert.equal(given.status, 200);
+			});
+
+			it("keeps idle connections open longer than the clients and balancers in front (65 s), so it never closes one first", async () => {
+				const keepAlive = await new Promise<string | undefined>((resolve, reject) => {
+					nodeHttp.get(`${env().base}/health/live`, { agent: new nodeHttp.Agent({ keepAlive: true }) }, res => {
+						res.resume();
+						res.on("end", () => resolve(String(res.headers["keep-alive"])));
+					}).on("error", reject);
+				});
+				assert.equal(keepAlive, "timeout=65");
 			});
 		});
 	});
