@@ -20,7 +20,7 @@ export const CACHE_FAILURES_METRIC = "paymesh.cache.failures";
 
 export class FailOpenRedisCacher extends Cachers.Redis {
 	private warnedAtMs = 0;
-	/** Operations that failed and were served as a miss or skipped, since start (for the REPL and tests). */
+	/** Operations that failed and were served as a miss or skipped, since start (tests read it; operators read the metric). */
 	failures = 0;
 
 	override init(broker: ServiceBroker): void {
