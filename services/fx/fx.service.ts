@@ -86,8 +86,9 @@ export function fxService(config: Config): ServiceSchema {
 					const row = await queryOne<QuoteRow>(
 						this.knex,
 						`INSERT INTO fx.quotes (id, user_id, from_currency, to_currency, from_amount, to_amount, rate, spread_bps, status, expires_at)
-						 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?) RETURNING *`,
-						[uuidv7(), p.userId, p.from, p.to, p.amount, toAmount.toString(), rate.toString(), config.fx.spreadBps, new Date(Date.now() + config.fx.quoteTtlMs)],
+						 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', now() + (? * interval '1 millisecond')) RETURNING *`,
+						// The expiry by the database's clock, the one the conversion's claim checks it by.
+						[uuidv7(), p.userId, p.from, p.to, p.amount, toAmount.toString(), rate.toString(), config.fx.spreadBps, config.fx.quoteTtlMs],
 					);
 					if (!row) throw new Error("quote insert returned nothing");
 					return quoteView(row);
