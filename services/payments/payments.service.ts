@@ -38,6 +38,9 @@ import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
 const RESUME_BATCH_MAX = 100;
+/** Payments the last sweep found in flight past PAYMENT_RESUME_AFTER_MS (at most RESUME_BATCH_MAX), and resumes that failed. */
+export const STALE_METRIC = "paymesh.payments.stale";
+export const RESUME_FAILURES_METRIC = "paymesh.payments.resume_failures";
 const REPLAY_WAIT_POLLS_MAX = 100;
 const REPLAY_WAIT_POLL_MS = 20;
 
@@ -616,6 +619,9 @@ export function paymentsService(config: Config): ServiceSchema {
 					"SELECT * FROM payments.payments WHERE status IN ('created', 'processing') AND updated_at < now() - (? * interval '1 millisecond') ORDER BY updated_at LIMIT ?",
 					[config.payments.resumeAfterMs, RESUME_BATCH_MAX],
 				)) as { rows: PaymentRow[] }).rows;
+				const metrics = this.broker.isMetricsEnabled() ? this.broker.metrics : null;
+				// Above zero for long, payments are stuck: the sweep keeps trying, an operator should look (payments.stuck).
+				metrics?.set(STALE_METRIC, stale.length);
 				let done = 0;
 				for (const row of stale) {
 					try {
@@ -625,6 +631,7 @@ export function paymentsService(config: Config): ServiceSchema {
 						// A provider callback settled it while the sweep was asking: nothing left to do.
 						if (refusalCode(err) === "ILLEGAL_TRANSITION") continue;
 						this.logger.warn("payment resume failed; the next sweep retries", { paymentId: row.id, error: (err as Error).message });
+						metrics?.increment(RESUME_FAILURES_METRIC);
 					}
 				}
 				return done;
@@ -668,6 +675,10 @@ export function paymentsService(config: Config): ServiceSchema {
 			};
 		},
 		async started(this: PaymentsThis) {
+			if (this.broker.isMetricsEnabled() && !this.broker.metrics.getMetric(STALE_METRIC)) {
+				this.broker.metrics.register({ type: "gauge", name: STALE_METRIC, description: "Payments the last resume sweep found in flight past the resume delay (at most 100)" });
+				this.broker.metrics.register({ type: "counter", name: RESUME_FAILURES_METRIC, description: "Resumes of stale payments that failed (the next sweep tries again)" });
+			}
 			this.timer = setInterval(() => {
 				this.resume().catch((err: Error) => this.logger.warn("payment resume sweep failed", { error: err.message }));
 			}, Math.max(1_000, Math.floor(config.payments.resumeAfterMs / 2)));

@@ -12,6 +12,8 @@
  *   HOLD_EXPIRED and nothing moves (it stayed in processing before, retried for ever).
  *   Declined or cancelled after it ran out, the payment is declined or cancelled (before,
  *   the refused void answered an error for a payment that had moved).
+ * - A payment the resume sweep cannot finish shows in the payments' metrics: the stale
+ *   count and the failed resumes.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -19,6 +21,7 @@ import type { ServiceBroker } from "moleculer";
 import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { until } from "../support/wait.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
+import { RESUME_FAILURES_METRIC, STALE_METRIC } from "../../services/payments/payments.service.ts";
 
 let node: NodeOnDatabase;
 let broker: ServiceBroker;
@@ -35,7 +38,11 @@ let a = "";
 let b = "";
 
 before(async () => {
-	node = await startNodeOnDatabase({ SERVICES: "users,ledger,payments", LOG_LEVEL: "fatal" });
+	node = await startNodeOnDatabase({
+		SERVICES: "users,ledger,payments", LOG_LEVEL: "fatal", METRICS_ENABLED: "true",
+		// The node's own sweep runs every 30 min then, so only the test's calls sweep.
+		PAYMENT_RESUME_AFTER_MS: "3600000",
+	});
 	broker = node.broker;
 	broker.createService({
 		name: "fraud",
@@ -138,5 +145,22 @@ describe("a payment touched while its request runs", () => {
 		const cancelled: { status: string } = await broker.call("payments.cancel", { id: toCancel.id, userId: FROM });
 		assert.equal(cancelled.status, "cancelled");
 		assert.deepEqual(await balances(), [6_500, 0, 3_500]);
+	});
+
+	it("counts a payment the resume sweep cannot finish in the stale gauge and the failed resumes", async () => {
+		// Processing without its hold: the sweep can never finish it (a broken row, for the test).
+		await node.sql.query(
+			`INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash, updated_at)
+			 VALUES ('018f0000-0000-7000-8000-0000000000ee', $1, 'p2p', 'processing', 100, 'USD', $2, 'ledger', $3, 'race-stuck', 'h', now() - interval '2 hours')`,
+			[FROM, a, b],
+		);
+		const value = (name: string) => (broker.metrics.getMetric(name)?.get()?.value as number | undefined) ?? 0;
+		const failuresBefore = value(RESUME_FAILURES_METRIC);
+		await broker.call("payments.resume", {});
+		assert.equal(value(STALE_METRIC), 1);
+		assert.equal(value(RESUME_FAILURES_METRIC), failuresBefore + 1);
+		await node.sql.query("DELETE FROM payments.payments WHERE id = '018f0000-0000-7000-8000-0000000000ee'");
+		await broker.call("payments.resume", {});
+		assert.equal(value(STALE_METRIC), 0);
 	});
 });
