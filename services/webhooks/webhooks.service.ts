@@ -15,7 +15,7 @@ import { uuidv7 } from "../../lib/ids.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { signatureHeader } from "../../lib/signature.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
-import { queryOne, queryRows } from "../../mixins/db.ts";
+import { inTransaction, queryOne, queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
 import { deliveryBody, ownersOf, retryDelayMs, WEBHOOK_EVENTS } from "./routing.ts";
 import { Periodic } from "../../lib/periodic.ts";
@@ -110,14 +110,19 @@ export function webhooksService(config: Config): ServiceSchema {
 							throw toClientError({ code: "VALIDATION_ERROR", message: "the url must point to a public address" });
 						}
 					}
-					const count = await queryOne<{ n: number }>(this.knex, "SELECT count(*)::int AS n FROM webhooks.endpoints WHERE owner_id = ? AND status = 'active'", [p.ownerId]);
-					if ((count?.n ?? 0) >= w.endpointsPerUserMax) throw toClientError({ code: "WEBHOOK_LIMIT_REACHED", message: `at most ${w.endpointsPerUserMax} active endpoints` });
 					const secret = `whsec_${randomBytes(24).toString("base64url")}`;
-					const row = await queryOne<EndpointRow>(
-						this.knex,
-						"INSERT INTO webhooks.endpoints (id, owner_id, url, secret, events) VALUES (?, ?, ?, ?, ?::jsonb) RETURNING *",
-						[uuidv7(), p.ownerId, p.url, secret, JSON.stringify(p.events ?? WEBHOOK_EVENTS)],
-					);
+					// Counted and inserted under a lock on the owner, so registrations at the same
+					// moment cannot each see room and together pass the limit.
+					const row = await inTransaction(this.knex, async tx => {
+						await tx.raw("SELECT pg_advisory_xact_lock(hashtextextended('webhooks.endpoints:' || ?, 0))", [p.ownerId]);
+						const count = (await tx.raw("SELECT count(*)::int AS n FROM webhooks.endpoints WHERE owner_id = ? AND status = 'active'", [p.ownerId])) as { rows: { n: number }[] };
+						if ((count.rows[0]?.n ?? 0) >= w.endpointsPerUserMax) throw toClientError({ code: "WEBHOOK_LIMIT_REACHED", message: `at most ${w.endpointsPerUserMax} active endpoints` });
+						const inserted = (await tx.raw(
+							"INSERT INTO webhooks.endpoints (id, owner_id, url, secret, events) VALUES (?, ?, ?, ?, ?::jsonb) RETURNING *",
+							[uuidv7(), p.ownerId, p.url, secret, JSON.stringify(p.events ?? WEBHOOK_EVENTS)],
+						)) as { rows: EndpointRow[] };
+						return inserted.rows[0];
+					});
 					if (!row) throw new Error("endpoint insert returned nothing");
 					// The secret is shown this once; the merchant keeps it to check signatures.
 					return { ...endpointView(row), secret };
