@@ -5,8 +5,8 @@
  * with ioredis's offline queue a lookup waited for Redis to come back: payments stalled
  * for as long as Redis was away, and its unhandled `set` rejection could end the process.
  *
- * Every operation is bounded, and the client is made with FAIL_FAST_REDIS_OPTIONS
- * (lib/redis.ts), so a lookup during an outage fails at once. Failures are logged at most
+ * The client is made with FAIL_FAST_REDIS_OPTIONS (lib/redis.ts): each command is bounded
+ * and a lookup during an outage fails at once. A clean, several SCANs, is bounded here. Failures are logged at most
  * once per CACHE_WARN_INTERVAL_MS and counted in the `paymesh_cache_failures` metric, by
  * operation.
  */
@@ -14,7 +14,8 @@ import { Cachers, type ServiceBroker } from "moleculer";
 import { withTimeout } from "./timeout.ts";
 import { REDIS_COMMAND_TIMEOUT_MS } from "./redis.ts";
 
-const CACHE_OP_TIMEOUT_MS = REDIS_COMMAND_TIMEOUT_MS;
+/** A clean runs several SCAN and DEL commands; together they get a few commands' time. */
+const CACHE_CLEAN_TIMEOUT_MS = REDIS_COMMAND_TIMEOUT_MS * 4;
 const CACHE_WARN_INTERVAL_MS = 10_000;
 export const CACHE_FAILURES_METRIC = "paymesh.cache.failures";
 
@@ -50,7 +51,7 @@ export class FailOpenRedisCacher extends Cachers.Redis {
 
 	override async get(key: string): Promise<Record<string, unknown> | null> {
 		try {
-			return await withTimeout(super.get(key), CACHE_OP_TIMEOUT_MS);
+			return await super.get(key);
 		} catch (err) {
 			this.failed("get", err);
 			return this.opts.missingResponse as null;
@@ -59,7 +60,7 @@ export class FailOpenRedisCacher extends Cachers.Redis {
 
 	override async set(key: string, data: unknown, ttl?: number): Promise<void> {
 		try {
-			await withTimeout(super.set(key, data, ttl), CACHE_OP_TIMEOUT_MS);
+			await super.set(key, data, ttl);
 		} catch (err) {
 			this.failed("set", err);
 		}
@@ -67,7 +68,7 @@ export class FailOpenRedisCacher extends Cachers.Redis {
 
 	override async del(key: string | string[]): Promise<void> {
 		try {
-			await withTimeout(super.del(key), CACHE_OP_TIMEOUT_MS);
+			await super.del(key);
 		} catch (err) {
 			this.failed("del", err);
 		}
@@ -76,7 +77,7 @@ export class FailOpenRedisCacher extends Cachers.Redis {
 	/** An invalidation that fails leaves entries to expire by their TTL. */
 	override async clean(match?: string | string[]): Promise<void> {
 		try {
-			await withTimeout(super.clean(match), CACHE_OP_TIMEOUT_MS * 4);
+			await withTimeout(super.clean(match), CACHE_CLEAN_TIMEOUT_MS);
 		} catch (err) {
 			this.failed("clean", err);
 		}

@@ -29,7 +29,7 @@ import type { SpendLimits } from "../ledger/rules.ts";
 import { isTier, limitsFor } from "../users/limits.ts";
 import type { CurrencyCode } from "../../config/currencies.ts";
 import { isFinal, transition, type PaymentEvent, type PaymentStatus } from "./state.ts";
-import { advanceMany, insertOrders, retryOnDeadlock, type Move, type NewOrder, type PaymentRow, type PaymentSet } from "./store.ts";
+import { advanceMany, insertOrders, paymentById, retryOnDeadlock, type Move, type NewOrder, type PaymentRow, type PaymentSet } from "./store.ts";
 import { MicroBatcher } from "../../lib/batcher.ts";
 import type { Decision } from "../fraud/rules.ts";
 import { SCORE_BATCH_MAX, type ScoreItem } from "../fraud/store.ts";
@@ -194,7 +194,7 @@ export function paymentsService(config: Config): ServiceSchema {
 			get: {
 				params: getParams,
 				async handler(this: PaymentsThis, ctx: Context<GetParams>) {
-					const row = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [ctx.params.id]);
+					const row = await paymentById(this.knex, ctx.params.id);
 					if (!row || (ctx.params.userId != null && row.user_id !== ctx.params.userId)) {
 						// A foreign payment answers exactly like a missing one.
 						throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
@@ -205,7 +205,7 @@ export function paymentsService(config: Config): ServiceSchema {
 			cancel: {
 				params: getParams,
 				async handler(this: PaymentsThis, ctx: Context<GetParams>) {
-					const row = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [ctx.params.id]);
+					const row = await paymentById(this.knex, ctx.params.id);
 					if (!row || (ctx.params.userId != null && row.user_id !== ctx.params.userId)) {
 						throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
 					}
@@ -344,7 +344,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				let now = row;
 				for (let i = 0; i < REPLAY_WAIT_POLLS_MAX && now.status === "created"; i++) {
 					await new Promise(r => setTimeout(r, REPLAY_WAIT_POLL_MS));
-					now = (await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [row.id])) ?? now;
+					now = (await paymentById(this.knex, row.id)) ?? now;
 				}
 				return now;
 			},
@@ -478,7 +478,7 @@ export function paymentsService(config: Config): ServiceSchema {
 			},
 
 			async applyCallback(this: PaymentsThis, cb: CallbackParams): Promise<string> {
-				const row = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [cb.paymentId]);
+				const row = await paymentById(this.knex, cb.paymentId);
 				if (!row || row.provider !== cb.provider || row.type === "p2p") return "unknown_payment";
 				if (row.status !== "processing") return "already_final";
 				if (cb.status === "processing") return "interim";
@@ -547,7 +547,7 @@ export function paymentsService(config: Config): ServiceSchema {
 					return await this.runP2p(row);
 				} catch (err) {
 					if (refusalCode(err) !== "ILLEGAL_TRANSITION") throw err;
-					return (await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE id = ?", [row.id])) ?? row;
+					return (await paymentById(this.knex, row.id)) ?? row;
 				}
 			},
 

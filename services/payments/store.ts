@@ -5,7 +5,7 @@
  * under load the cost per payment is a share of a statement, not a statement.
  */
 import type { Knex } from "knex";
-import { runStatement } from "../../mixins/db.ts";
+import { queryOne, runStatement } from "../../mixins/db.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import type { ProviderName } from "./providers.ts";
 import type { PaymentEvent, PaymentStatus } from "./state.ts";
@@ -91,6 +91,11 @@ export interface Move {
 	id: string;
 	steps: Step[];
 	set: PaymentSet;
+}
+
+/** One payment by id, if there is one. */
+export function paymentById(knex: Knex, id: string): Promise<PaymentRow | undefined> {
+	return queryOne<PaymentRow>(knex, "SELECT * FROM payments.payments WHERE id = ?", [id]);
 }
 
 /**
