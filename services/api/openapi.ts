@@ -1,206 +1,397 @@
 /**
- * The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json. The tests check it
- * with an OpenAPI validator and that its paths are exactly the gateway's routes.
+ * The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json, generated from the
+ * gateway itself: the routes from the alias tables, each operation's path, query and body
+ * parameters from its action's params schema (lib/json-schema.ts), operationId the action
+ * name. Written by hand here: summaries, success statuses, response schemas (one per
+ * resource type, in components), roles and the refusals each operation can answer, whose
+ * statuses come from lib/errors.ts. The tests validate it, lint it (Redocly, recommended
+ * rules) and check its paths are exactly the gateway's routes.
  */
 import { CURRENCY_CODES } from "../../config/currencies.ts";
-import { WEBHOOK_EVENTS } from "../webhooks/routing.ts";
+import { paramsToJsonSchema, ruleToJsonSchema, isRequired, type ConvertOptions, type JsonSchema } from "../../lib/json-schema.ts";
+import { REFUSALS, type RefusalCode } from "../../lib/errors.ts";
+import { ROLES, type Role } from "../auth/tokens.ts";
+import { amountRule, currencyRule } from "../ledger/params.ts";
+import { callbackParams } from "../payments/payments.service.ts";
+import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Actions } from "./v1.ts";
 
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const json = (schema: unknown) => ({ "application/json": { schema } });
-const errorResponse = (description: string) => ({ description, content: json(ref("Error")) });
+type ActionName = keyof typeof v1Actions;
+type Status = "200" | "201" | "202" | "204";
 
-const ERRORS = {
-	"400": errorResponse("Invalid input (VALIDATION_ERROR, MALFORMED_JSON, IDEMPOTENCY_KEY_REQUIRED, WEAK_PASSWORD)"),
-	"401": errorResponse("No or bad token (UNAUTHORIZED), or bad credentials"),
-	"403": errorResponse("Not allowed for your role (FORBIDDEN)"),
-	"404": errorResponse("Not found, or not yours"),
-	"409": errorResponse("Conflict (IDEMPOTENCY_MISMATCH, EMAIL_TAKEN)"),
-	"413": errorResponse("Body too large (PAYLOAD_TOO_LARGE)"),
-	"422": errorResponse("Business refusal (INSUFFICIENT_FUNDS, ACCOUNT_FROZEN, CURRENCY_MISMATCH, LIMIT_EXCEEDED, SAME_ACCOUNT)"),
-	"429": { ...errorResponse("Rate limited (RATE_LIMITED, TOO_MANY_ATTEMPTS); see Retry-After"), headers: { "Retry-After": { schema: { type: "integer" } } } },
-	"503": errorResponse("A dependency is unavailable; retry later"),
+/** What the gateway's routes cannot say about an operation. */
+interface OpDoc {
+	summary: string;
+	description?: string;
+	/** The success status and its body: a schema, or null for none. */
+	ok: [Status, JsonSchema | null];
+	/** Other success answers (e.g. 202 for a transfer held for review). */
+	alsoOk?: Partial<Record<Status, { description: string; schema: JsonSchema }>>;
+	/** Roles allowed (403 FORBIDDEN for the others). */
+	roles?: Role[];
+	/** Needs an Idempotency-Key header (400 IDEMPOTENCY_KEY_REQUIRED, 409 IDEMPOTENCY_MISMATCH). */
+	idempotent?: true;
+	/** Refusals of the domain services this operation can answer, beside validation, auth and limits. */
+	refusals?: RefusalCode[];
+}
+
+const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: JsonSchema) => ({ "application/json": { schema } });
+const page = (item: string): JsonSchema => ({
+	type: "object", required: ["items", "nextCursor"],
+	properties: { items: { type: "array", items: ref(item) }, nextCursor: { type: ["string", "null"], description: "Pass as `cursor` for the next page; null on the last" } },
+});
+const anyObject: JsonSchema = { type: "object" };
+
+/** Response schemas, one per resource type. Request schemas are generated from the params schemas. */
+const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
+	Error: {
+		type: "object", required: ["error"],
+		properties: {
+			error: {
+				type: "object", required: ["code", "message"],
+				properties: { code: { type: "string", pattern: "^[A-Z_]+$" }, message: { type: "string" }, details: { description: "For VALIDATION_ERROR, the fields and rules that failed" } },
+			},
+		},
+	},
+	Currency: { type: "string", enum: [...CURRENCY_CODES], description: "ISO 4217 code" },
+	Uuid: ruleToJsonSchema({ type: "uuid" }),
+	Amount: { type: "integer", exclusiveMinimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: "Integer minor units of the currency" },
+	Session: { type: "object", required: ["user", "accessToken", "refreshToken"], properties: { user: ref("User"), accessToken: { type: "string" }, refreshToken: { type: "string" } } },
+	TokenPair: { type: "object", required: ["accessToken", "refreshToken"], properties: { accessToken: { type: "string" }, refreshToken: { type: "string" } } },
+	MfaSetup: { type: "object", required: ["secret", "otpauthUrl"], properties: { secret: { type: "string" }, otpauthUrl: { type: "string" } } },
+	User: {
+		type: "object", required: ["id", "email", "name", "roles", "kycTier"],
+		properties: { id: { type: "string" }, email: { type: "string" }, name: { type: "string" }, roles: { type: "array", items: { type: "string", enum: [...ROLES] } }, kycTier: { type: "integer" }, preferences: anyObject },
+	},
+	Account: {
+		type: "object", required: ["id", "currency", "label", "status", "balance", "version"],
+		properties: {
+			id: { type: "string", format: "uuid" }, currency: ref("Currency"), label: { type: "string" }, status: { type: "string", enum: ["active", "frozen"] },
+			balance: { type: "object", required: ["posted", "pending", "available"], properties: { posted: { type: "integer" }, pending: { type: "integer" }, available: { type: "integer" } } },
+			version: { type: "integer" },
+		},
+	},
+	AccountList: { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("Account") } } },
+	Entry: {
+		type: "object", required: ["id", "transferId", "amount", "balanceAfter", "counterparty", "description", "createdAt"],
+		properties: {
+			id: { type: "string" }, transferId: { type: "string" }, amount: { type: "integer", description: "Signed: negative for money out" }, balanceAfter: { type: "integer" },
+			counterparty: { type: "string" }, description: { type: "string" }, createdAt: { type: "string", format: "date-time" },
+		},
+	},
+	EntryPage: page("Entry"),
+	Transfer: {
+		type: "object", required: ["id", "status", "amount", "currency", "fromAccountId", "toAccountId", "createdAt"],
+		properties: {
+			id: { type: ["string", "null"], format: "uuid" }, paymentId: { type: "string", format: "uuid", description: "The P2P payment that made it (POST answers only)" },
+			status: { type: "string" }, amount: { type: "integer" }, currency: ref("Currency"), fromAccountId: { type: "string" }, toAccountId: { type: "string" },
+			description: { type: "string" }, createdAt: { type: "string", format: "date-time" },
+		},
+	},
+	Payment: {
+		type: "object", required: ["id", "type", "status", "amount", "currency", "accountId", "provider"],
+		properties: {
+			id: { type: "string", format: "uuid" }, type: { type: "string", enum: ["topup", "payout", "p2p"] },
+			status: { type: "string", enum: ["created", "pending_review", "processing", "completed", "failed", "cancelled", "reversed"] },
+			amount: { type: "integer" }, currency: ref("Currency"), accountId: { type: "string" }, provider: { type: "string" }, failureCode: { type: ["string", "null"] },
+		},
+	},
+	PaymentPage: page("Payment"),
+	FxQuote: {
+		type: "object", required: ["id", "from", "to", "fromAmount", "toAmount", "rate", "expiresAt"],
+		properties: {
+			id: { type: "string", format: "uuid" }, from: ref("Currency"), to: ref("Currency"), fromAmount: { type: "integer" }, toAmount: { type: "integer" },
+			rate: { type: "string" }, spreadBps: { type: "integer" }, status: { type: "string" }, expiresAt: { type: "string", format: "date-time" },
+		},
+	},
+	Webhook: { type: "object", required: ["id"], properties: { id: { type: "string", format: "uuid" }, url: { type: "string" }, events: { type: "array", items: { type: "string" } } } },
+	ProviderCallbackResult: { type: "object", required: ["received", "outcome"], properties: { received: { type: "boolean", const: true }, outcome: { type: "string" } } },
 };
 
-const bearer = [{ bearerAuth: [] }];
-const q = (name: string, schema: unknown, required = false) => ({ name, in: "query", ...(required ? { required: true } : {}), schema });
-const dateQ = { type: "string", format: "date-time", description: "ISO 8601 date or date-time" };
-const idParam = { name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" } };
-const providerParam = { name: "provider", in: "path", required: true, schema: { type: "string", enum: ["mobile_money", "bank", "card"] } };
-const signatureHeader = { name: "Paymesh-Signature", in: "header", required: true, schema: { type: "string", maxLength: 512 } };
-const idempotencyHeader = { name: "Idempotency-Key", in: "header", required: true, schema: { type: "string", minLength: 1, maxLength: 128 } };
+/** The rules written once in components (by identity), so every body refers to them. */
+const REFS: ReadonlyMap<object, string> = new Map<object, string>([
+	[currencyRule, "#/components/schemas/Currency"],
+	[amountRule, "#/components/schemas/Amount"],
+]);
 
-function op(summary: string, opts: { body?: string; ok: string; okSchema?: unknown; secured?: boolean; params?: unknown[] }) {
+const PAYMENT_REFUSALS: RefusalCode[] = ["ACCOUNT_NOT_FOUND", "ACCOUNT_FROZEN", "CURRENCY_MISMATCH", "LIMIT_EXCEEDED", "FRAUD_DECLINED"];
+
+const OPS: Record<ActionName, OpDoc> = {
+	register: { summary: "Register a user", ok: ["201", ref("Session")], refusals: ["WEAK_PASSWORD", "EMAIL_TAKEN"] },
+	login: { summary: "Log in (with otp when MFA is on)", ok: ["200", ref("Session")], refusals: ["INVALID_CREDENTIALS", "MFA_REQUIRED", "INVALID_OTP", "TOO_MANY_ATTEMPTS"] },
+	refresh: { summary: "Rotate a refresh token", ok: ["200", ref("TokenPair")], refusals: ["INVALID_REFRESH_TOKEN", "REFRESH_TOKEN_REUSED"] },
+	logout: { summary: "Log out: revoke the session", ok: ["204", null] },
+	mfaSetup: { summary: "Start TOTP set-up", ok: ["200", ref("MfaSetup")] },
+	mfaVerify: { summary: "Confirm TOTP; MFA is on from now", ok: ["200", anyObject], refusals: ["INVALID_OTP", "MFA_NOT_SET_UP"] },
+	me: { summary: "The caller", ok: ["200", ref("User")], refusals: ["USER_NOT_FOUND"] },
+	updateMe: { summary: "Update the caller's profile", ok: ["200", ref("User")], refusals: ["USER_NOT_FOUND"] },
+	openAccount: { summary: "Open an account", ok: ["201", ref("Account")] },
+	listAccounts: { summary: "The caller's accounts", ok: ["200", ref("AccountList")] },
+	getAccount: { summary: "One of the caller's accounts", ok: ["200", ref("Account")], refusals: ["ACCOUNT_NOT_FOUND"] },
+	accountTransactions: { summary: "An account's entries, newest first", ok: ["200", ref("EntryPage")], refusals: ["ACCOUNT_NOT_FOUND"] },
+	createTransfer: {
+		summary: "Transfer to another account",
+		description: "A P2P payment with fraud screening and tier limits. The same Idempotency-Key and body replay the first answer.",
+		ok: ["201", ref("Transfer")],
+		alsoOk: { "202": { description: "Held for a fraud review: status pending_review, id null, paymentId to follow at /api/v1/payments/{paymentId}", schema: ref("Transfer") } },
+		idempotent: true,
+		refusals: [...PAYMENT_REFUSALS, "INSUFFICIENT_FUNDS", "SAME_ACCOUNT"],
+	},
+	getTransfer: { summary: "A transfer of one of the caller's accounts", ok: ["200", ref("Transfer")], refusals: ["TRANSFER_NOT_FOUND"] },
+	topup: { summary: "Top up an account through a provider", ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "PROVIDER_DECLINED"] },
+	payout: { summary: "Pay out to a destination through a provider", ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "INSUFFICIENT_FUNDS", "PROVIDER_DECLINED"] },
+	p2p: {
+		summary: "Pay another user, to an account id or an e-mail",
+		description: "With fraud screening and tier limits.",
+		ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "RECIPIENT_NOT_FOUND", "INSUFFICIENT_FUNDS", "SAME_ACCOUNT"],
+	},
+	cancelPayment: { summary: "Cancel a payment that waits for a fraud review", ok: ["200", ref("Payment")], refusals: ["PAYMENT_NOT_FOUND", "ILLEGAL_TRANSITION"] },
+	getPayment: { summary: "One of the caller's payments", ok: ["200", ref("Payment")], refusals: ["PAYMENT_NOT_FOUND"] },
+	listPayments: { summary: "The caller's payments, newest first", ok: ["200", ref("PaymentPage")] },
+	fxRates: { summary: "Current rates against USD", ok: ["200", anyObject] },
+	fxQuote: { summary: "A quote with a spread and an expiry, usable once", ok: ["201", ref("FxQuote")], refusals: ["CURRENCY_NOT_SUPPORTED", "AMOUNT_TOO_SMALL"] },
+	fxConvert: {
+		summary: "Convert between two of the caller's accounts at a quote",
+		description: "The Idempotency-Key claims the quote: the same request again replays the conversion, another is QUOTE_USED.",
+		ok: ["201", anyObject], idempotent: true,
+		refusals: ["QUOTE_NOT_FOUND", "QUOTE_USED", "QUOTE_EXPIRED", "ACCOUNT_NOT_FOUND", "ACCOUNT_FROZEN", "CURRENCY_MISMATCH", "INSUFFICIENT_FUNDS", "SAME_ACCOUNT", "LINKED_TRANSFER_FAILED"],
+	},
+	adminAccounts: { summary: "Accounts of a user", ok: ["200", ref("AccountList")], roles: ["admin", "support"] },
+	adminFrozen: { summary: "Frozen accounts", ok: ["200", ref("AccountList")], roles: ["admin", "support"] },
+	adminReviews: { summary: "Payments waiting for a fraud review", ok: ["200", anyObject], roles: ["support", "admin"] },
+	adminApprovePayment: { summary: "Approve a payment in review", ok: ["200", ref("Payment")], roles: ["support", "admin"], refusals: ["PAYMENT_NOT_FOUND", "ILLEGAL_TRANSITION"] },
+	adminDeclinePayment: { summary: "Decline a payment in review", ok: ["200", ref("Payment")], roles: ["support", "admin"], refusals: ["PAYMENT_NOT_FOUND", "ILLEGAL_TRANSITION"] },
+	adminFreeze: { summary: "Freeze an account", ok: ["200", ref("Account")], roles: ["admin"], refusals: ["ACCOUNT_NOT_FOUND"] },
+	adminUnfreeze: { summary: "Unfreeze an account", ok: ["200", ref("Account")], roles: ["admin"], refusals: ["ACCOUNT_NOT_FOUND"] },
+	adminSetTier: { summary: "Set a user's KYC tier", ok: ["200", anyObject], roles: ["admin", "support"], refusals: ["USER_NOT_FOUND"] },
+	adminSetRoles: { summary: "Set a user's roles", description: "They apply from the user's next token refresh.", ok: ["200", anyObject], roles: ["admin"], refusals: ["USER_NOT_FOUND"] },
+	adminDaily: { summary: "Volume and count per currency, day and kind", ok: ["200", anyObject], roles: ["admin", "support", "auditor"], refusals: ["INVALID_DATE_RANGE"] },
+	notifications: { summary: "The caller's notifications, newest first, with the unread count", ok: ["200", anyObject] },
+	notificationsReadAll: { summary: "Mark all the caller's notifications read", ok: ["200", anyObject] },
+	notificationRead: { summary: "Mark one notification read", ok: ["200", anyObject], refusals: ["NOTIFICATION_NOT_FOUND"] },
+	webhookCreate: { summary: "Register a webhook endpoint", description: "The answer carries its signing secret, shown once.", ok: ["201", ref("Webhook")], refusals: ["WEBHOOK_LIMIT_REACHED"] },
+	webhookList: { summary: "The caller's webhook endpoints", ok: ["200", anyObject] },
+	webhookDeliveries: { summary: "An endpoint's delivery log with every attempt, newest first", ok: ["200", anyObject], refusals: ["WEBHOOK_NOT_FOUND"] },
+	webhookDisable: { summary: "Stop deliveries to an endpoint", ok: ["200", anyObject], refusals: ["WEBHOOK_NOT_FOUND"] },
+	auditList: { summary: "The hash-chained audit log", ok: ["200", anyObject], roles: ["auditor", "admin"] },
+	auditVerify: { summary: "Verify the audit chain", ok: ["200", anyObject], roles: ["auditor", "admin"] },
+	statement: { summary: "An account statement in [from, to): JSON, or CSV streamed (format=csv)", ok: ["200", anyObject], refusals: ["ACCOUNT_NOT_FOUND", "INVALID_DATE_RANGE"] },
+	summary: { summary: "Monthly credits, debits, count and closing balance of an account for a year", ok: ["200", anyObject], refusals: ["ACCOUNT_NOT_FOUND"] },
+};
+
+/** Tags by area: the first path segment under /api/v1. */
+const TAGS: Record<string, string> = {
+	auth: "Registration, sessions and MFA",
+	me: "The caller's profile",
+	accounts: "The caller's accounts and their entries",
+	transfers: "Transfers between accounts",
+	payments: "Top-ups, payouts and P2P payments",
+	providers: "Payment providers' signed callbacks",
+	fx: "Rates, quotes and conversions",
+	admin: "Support and administration (by role)",
+	notifications: "The caller's in-app notifications",
+	webhooks: "The caller's webhook endpoints and deliveries",
+	audit: "The hash-chained audit log",
+	reports: "Statements and summaries",
+};
+
+const idempotencyHeader = {
+	name: "Idempotency-Key", in: "header", required: true,
+	description: "Per user; the same key and body replay the first answer, the same key with another body is 409 IDEMPOTENCY_MISMATCH",
+	schema: { type: "string", pattern: "^[\\x21-\\x7e]{1,128}$" },
+};
+const signatureHeader = {
+	name: "Paymesh-Signature", in: "header", required: true,
+	description: "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">` under the provider webhook secret",
+	schema: { type: "string", maxLength: 512 },
+};
+
+/** Error responses by status, each listing the codes this operation can answer. */
+function errorResponses(codes: Map<string, Set<string>>): Record<string, unknown> {
+	const out: Record<string, unknown> = {};
+	for (const status of [...codes.keys()].sort()) {
+		const list = [...(codes.get(status) ?? [])].join(", ");
+		const retry = status === "429" || status === "503";
+		out[status] = {
+			description: list,
+			...(retry ? { headers: { "Retry-After": { description: "Seconds to wait before retrying", schema: { type: "integer", minimum: 1 } } } } : {}),
+			content: json(ref("Error")),
+		};
+	}
+	return out;
+}
+
+interface Route {
+	method: string;
+	/** The OpenAPI path, e.g. /api/v1/accounts/{id}. */
+	path: string;
+	pathParams: string[];
+	secured: boolean;
+}
+
+function route(key: string, prefix: string, secured: boolean): Route {
+	const [method, path] = key.split(" ");
+	if (!method || !path) throw new Error(`openapi: bad alias ${key}`);
+	const pathParams = [...path.matchAll(/:(\w+)/g)].map(m => m[1] ?? "");
+	return { method: method.toLowerCase(), path: `${prefix}${path.replace(/:(\w+)/g, "{$1}")}`, pathParams, secured };
+}
+
+function tagOf(path: string): string {
+	const area = path.split("/")[3] ?? "";
+	if (!(area in TAGS)) throw new Error(`openapi: no tag for ${path}`);
+	return area;
+}
+
+function pascal(name: string): string {
+	return name.charAt(0).toUpperCase() + name.slice(1);
+}
+
+/** Splits a params schema into path, query and body parameters for a route. */
+function parameters(name: string, params: object, r: Route, schemas: Record<string, JsonSchema>, options: ConvertOptions) {
+	const rules = Object.entries(params).filter(([k]) => !k.startsWith("$$"));
+	const inPath = rules.filter(([k]) => r.pathParams.includes(k));
+	for (const p of r.pathParams) if (!inPath.some(([k]) => k === p)) throw new Error(`openapi: ${name} has no rule for path parameter ${p}`);
+	const rest = rules.filter(([k]) => !r.pathParams.includes(k));
+	const plain = { ...options, optionalAcceptsNull: false };
+	const out: unknown[] = inPath.map(([k, rule]) => ({ name: k, in: "path", required: true, schema: ruleToJsonSchema(rule, plain, `${name}.${k}`) }));
+	let requestBody: unknown;
+	if (r.method === "get") {
+		for (const [k, rule] of rest) {
+			out.push({ name: k, in: "query", ...(isRequired(rule) ? { required: true } : {}), schema: ruleToJsonSchema(rule, plain, `${name}.${k}`) });
+		}
+	} else if (rest.length > 0) {
+		const body = Object.fromEntries([...Object.entries(params).filter(([k]) => k.startsWith("$$")), ...rest]);
+		const schemaName = `${pascal(name)}Request`;
+		schemas[schemaName] = paramsToJsonSchema(body, options, name);
+		requestBody = { required: true, content: json(ref(schemaName)) };
+	}
+	return { parameters: out, requestBody };
+}
+
+function operation(name: ActionName, r: Route, schemas: Record<string, JsonSchema>, options: ConvertOptions): Record<string, unknown> {
+	const doc = OPS[name];
+	const { parameters: params, requestBody } = parameters(name, v1Actions[name].params, r, schemas, options);
+	if (doc.idempotent) params.push(idempotencyHeader);
+
+	const codes = new Map<string, Set<string>>();
+	const add = (status: string | number, code: string) => {
+		const k = String(status);
+		codes.set(k, (codes.get(k) ?? new Set()).add(code));
+	};
+	add(400, "VALIDATION_ERROR");
+	const hasBody = r.method !== "get";
+	if (hasBody) {
+		add(400, "MALFORMED_JSON");
+		add(413, "PAYLOAD_TOO_LARGE");
+	}
+	if (r.secured) add(401, "UNAUTHORIZED");
+	if (doc.roles) add(403, "FORBIDDEN");
+	if (r.pathParams.length > 0) add(404, "NOT_FOUND");
+	if (doc.idempotent) {
+		add(400, "IDEMPOTENCY_KEY_REQUIRED");
+		add(409, "IDEMPOTENCY_MISMATCH");
+	}
+	for (const code of doc.refusals ?? []) add(REFUSALS[code], code);
+	add(429, "RATE_LIMITED");
+	add(503, "SERVICE_UNAVAILABLE");
+
+	const [okStatus, okSchema] = doc.ok;
+	const responses: Record<string, unknown> = {
+		[okStatus]: okSchema === null ? { description: "Done, no content" } : { description: "OK", content: json(okSchema) },
+	};
+	for (const [status, extra] of Object.entries(doc.alsoOk ?? {})) responses[status] = { description: extra.description, content: json(extra.schema) };
+	Object.assign(responses, errorResponses(codes));
+	if (name === "statement") {
+		responses["200"] = { description: "The statement", content: { ...json(anyObject), "text/csv": { schema: { type: "string" } } } };
+	}
+
+	const roles = doc.roles ? `Roles: ${doc.roles.join(", ")}.` : "";
+	const description = [doc.description ?? "", roles].filter(Boolean).join(" ");
 	return {
-		summary,
-		...(opts.secured === false ? { security: [] } : { security: bearer }),
-		...(opts.params ? { parameters: opts.params } : {}),
-		...(opts.body ? { requestBody: { required: true, content: json(ref(opts.body)) } } : {}),
-		responses: { [opts.ok]: opts.okSchema === null ? { description: "Done" } : { description: "OK", content: json(opts.okSchema ?? { type: "object" }) }, ...ERRORS },
+		operationId: name,
+		summary: doc.summary,
+		...(description ? { description } : {}),
+		tags: [tagOf(r.path)],
+		security: r.secured ? [{ bearerAuth: [] }] : [],
+		...(params.length > 0 ? { parameters: params } : {}),
+		...(requestBody ? { requestBody } : {}),
+		responses,
 	};
 }
 
-export function openApiDocument(): Record<string, unknown> {
-	const money = { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "Integer minor units of the currency" };
-	return {
+function isActionName(name: string): name is ActionName {
+	return name in v1Actions;
+}
+
+/** The provider callback is a raw route (HMAC over the body), not a gateway action; its body is payments.providerCallback's params. */
+function providerCallbackOperation(schemas: Record<string, JsonSchema>, options: ConvertOptions): [Route, Record<string, unknown>] {
+	const r = route(PROVIDER_CALLBACK_ROUTE, "/api/v1/providers", false);
+	const { provider, ...body } = callbackParams;
+	schemas["ProviderCallbackRequest"] = paramsToJsonSchema(body, options, "providerCallback");
+	const codes = new Map<string, Set<string>>([
+		["400", new Set(["VALIDATION_ERROR", "MALFORMED_JSON"])], ["401", new Set(["INVALID_SIGNATURE"])], ["404", new Set(["NOT_FOUND", "PAYMENT_NOT_FOUND"])],
+		["413", new Set(["PAYLOAD_TOO_LARGE"])], ["429", new Set(["RATE_LIMITED"])], ["503", new Set(["SERVICE_UNAVAILABLE"])],
+	]);
+	return [r, {
+		operationId: "providerCallback",
+		summary: "A provider's asynchronous confirmation",
+		description: "Signed with HMAC-SHA256, no bearer token; a missing, stale (over 300 s) or wrong signature is 401 INVALID_SIGNATURE. Each eventId counts once; a notice about a payment that is already final changes nothing.",
+		tags: ["providers"],
+		security: [],
+		parameters: [{ name: "provider", in: "path", required: true, schema: ruleToJsonSchema(provider, { ...options, optionalAcceptsNull: false }, "providerCallback.provider") }, signatureHeader],
+		requestBody: { required: true, content: json(ref("ProviderCallbackRequest")) },
+		responses: { "200": { description: "Received", content: json(ref("ProviderCallbackResult")) }, ...errorResponses(codes) },
+	}];
+}
+
+export interface GeneratedOpenApi {
+	document: Record<string, unknown>;
+	/** Constraints in the params schemas that fastest-validator does not enforce, left out of the document (`action.field: key`). */
+	ignored: string[];
+}
+
+export function buildOpenApi(): GeneratedOpenApi {
+	const ignored: string[] = [];
+	const options: ConvertOptions = { refs: REFS, typeRefs: { uuid: "#/components/schemas/Uuid" }, onIgnored: (path, key) => ignored.push(`${path}: ${key}`) };
+	const schemas: Record<string, JsonSchema> = { ...RESPONSE_SCHEMAS };
+	const paths: Record<string, Record<string, unknown>> = {};
+	const put = (r: Route, op: Record<string, unknown>) => {
+		paths[r.path] = { ...paths[r.path], [r.method]: op };
+	};
+	const tables: [Record<string, string>, string, boolean][] = [[PUBLIC_ALIASES, "/api/v1/auth", false], [PRIVATE_ALIASES, "/api/v1", true]];
+	for (const [aliases, prefix, secured] of tables) {
+		for (const [key, action] of Object.entries(aliases)) {
+			const name = action.replace(/^api\./, "");
+			if (!isActionName(name)) throw new Error(`openapi: ${key} maps to ${action}, which is not a gateway action`);
+			const r = route(key, prefix, secured);
+			put(r, operation(name, r, schemas, options));
+		}
+	}
+	const [cbRoute, cbOp] = providerCallbackOperation(schemas, options);
+	put(cbRoute, cbOp);
+
+	const document = {
 		openapi: "3.1.0",
-		info: { title: "Paymesh API", version: "1.0.0", description: "Wallets, transfers and a double-entry ledger. Amounts are integer minor units." },
+		info: {
+			title: "Paymesh API", version: "1.0.0",
+			description: "Wallets, transfers and a double-entry ledger. Amounts are integer minor units. Every error is `{ \"error\": { \"code\", \"message\", \"details\"? } }`; see docs/api.md.",
+		},
+		// The gateway serves this document beside the API, so the API is at the same origin.
 		servers: [{ url: "/" }],
+		tags: Object.entries(TAGS).map(([name, description]) => ({ name, description })),
 		components: {
 			securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
-			schemas: {
-				Error: {
-					type: "object", required: ["error"],
-					properties: { error: { type: "object", required: ["code", "message"], properties: { code: { type: "string", pattern: "^[A-Z_]+$" }, message: { type: "string" }, details: {} } } },
-				},
-				Currency: { type: "string", enum: CURRENCY_CODES },
-				WebhookCreate: {
-					type: "object", additionalProperties: false, required: ["url"],
-					properties: { url: { type: "string", format: "uri", maxLength: 2000 }, events: { type: "array", minItems: 1, uniqueItems: true, items: { type: "string", enum: [...WEBHOOK_EVENTS] } } },
-				},
-				ProviderCallback: {
-					type: "object", additionalProperties: false, required: ["eventId", "paymentId", "ref", "status", "sequence"],
-					properties: {
-						eventId: { type: "string", maxLength: 200 }, paymentId: { type: "string", format: "uuid" }, ref: { type: "string", maxLength: 200 },
-						status: { type: "string", enum: ["processing", "succeeded", "failed"] }, sequence: { type: "integer", minimum: 1, maximum: 1000 }, reason: { type: "string", maxLength: 500 },
-					},
-				},
-				Register: { type: "object", additionalProperties: false, required: ["email", "password", "name"], properties: { email: { type: "string", format: "email" }, password: { type: "string", minLength: 10 }, name: { type: "string", maxLength: 200 } } },
-				Login: { type: "object", additionalProperties: false, required: ["email", "password"], properties: { email: { type: "string" }, password: { type: "string" }, otp: { type: "string", pattern: "^[0-9]{6}$" } } },
-				Refresh: { type: "object", additionalProperties: false, required: ["refreshToken"], properties: { refreshToken: { type: "string" } } },
-				Otp: { type: "object", additionalProperties: false, required: ["otp"], properties: { otp: { type: "string", pattern: "^[0-9]{6}$" } } },
-				Session: { type: "object", required: ["user", "accessToken", "refreshToken"], properties: { user: ref("User"), accessToken: { type: "string" }, refreshToken: { type: "string" } } },
-				TokenPair: { type: "object", required: ["accessToken", "refreshToken"], properties: { accessToken: { type: "string" }, refreshToken: { type: "string" } } },
-				User: { type: "object", required: ["id", "email", "name", "roles", "kycTier"], properties: { id: { type: "string" }, email: { type: "string" }, name: { type: "string" }, roles: { type: "array", items: { type: "string", enum: ["user", "admin", "support", "auditor"] } }, kycTier: { type: "integer" } } },
-				UpdateMe: { type: "object", additionalProperties: false, properties: { name: { type: "string" }, preferences: { type: "object", additionalProperties: false, properties: { language: { type: "string" }, notifyEmail: { type: "boolean" }, notifySms: { type: "boolean" }, notifyInApp: { type: "boolean" }, phone: { type: "string", pattern: "^\\+[1-9][0-9]{6,14}$", description: "E.164, for SMS notifications" } } } } },
-				OpenAccount: { type: "object", additionalProperties: false, required: ["currency"], properties: { currency: ref("Currency"), label: { type: "string", maxLength: 200 } } },
-				Account: {
-					type: "object", required: ["id", "currency", "label", "status", "balance", "version"],
-					properties: {
-						id: { type: "string", format: "uuid" }, currency: ref("Currency"), label: { type: "string" }, status: { type: "string", enum: ["active", "frozen"] },
-						balance: { type: "object", required: ["posted", "pending", "available"], properties: { posted: { type: "integer" }, pending: { type: "integer" }, available: { type: "integer" } } },
-						version: { type: "integer" },
-					},
-				},
-				AccountList: { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("Account") } } },
-				Entry: {
-					type: "object", required: ["id", "transferId", "amount", "balanceAfter", "counterparty", "description", "createdAt"],
-					properties: { id: { type: "string" }, transferId: { type: "string" }, amount: { type: "integer", description: "Signed: negative for money out" }, balanceAfter: { type: "integer" }, counterparty: { type: "string" }, description: { type: "string" }, createdAt: { type: "string", format: "date-time" } },
-				},
-				EntryPage: { type: "object", required: ["items", "nextCursor"], properties: { items: { type: "array", items: ref("Entry") }, nextCursor: { type: ["string", "null"] } } },
-				CreateTransfer: {
-					type: "object", additionalProperties: false, required: ["fromAccountId", "toAccountId", "amount", "currency"],
-					properties: { fromAccountId: { type: "string", format: "uuid" }, toAccountId: { type: "string", format: "uuid" }, amount: money, currency: ref("Currency"), description: { type: "string", maxLength: 500 } },
-				},
-				Transfer: {
-					type: "object", required: ["id", "status", "amount", "currency", "fromAccountId", "toAccountId", "createdAt"],
-					properties: { id: { type: ["string", "null"], format: "uuid" }, paymentId: { type: "string", format: "uuid", description: "The P2P payment that made it (POST answers only)" }, status: { type: "string" }, amount: { type: "integer" }, currency: ref("Currency"), fromAccountId: { type: "string" }, toAccountId: { type: "string" }, description: { type: "string" }, createdAt: { type: "string", format: "date-time" } },
-				},
-				Topup: {
-					type: "object", additionalProperties: false, required: ["accountId", "amount", "currency", "provider"],
-					properties: { accountId: { type: "string", format: "uuid" }, amount: money, currency: ref("Currency"), provider: { type: "string", enum: ["mobile_money", "bank", "card"] } },
-				},
-				Payout: {
-					type: "object", additionalProperties: false, required: ["accountId", "amount", "currency", "provider", "destination"],
-					properties: { accountId: { type: "string", format: "uuid" }, amount: money, currency: ref("Currency"), provider: { type: "string", enum: ["mobile_money", "bank", "card"] }, destination: { type: "string", minLength: 3, maxLength: 200 } },
-				},
-				P2p: {
-					type: "object", additionalProperties: false, required: ["accountId", "amount", "currency"],
-					properties: { accountId: { type: "string", format: "uuid" }, amount: money, currency: ref("Currency"), toAccountId: { type: "string", format: "uuid" }, toEmail: { type: "string", format: "email" } },
-				},
-				Payment: {
-					type: "object", required: ["id", "type", "status", "amount", "currency", "accountId", "provider"],
-					properties: {
-						id: { type: "string", format: "uuid" }, type: { type: "string", enum: ["topup", "payout", "p2p"] },
-						status: { type: "string", enum: ["created", "pending_review", "processing", "completed", "failed", "cancelled", "reversed"] },
-						amount: { type: "integer" }, currency: ref("Currency"), accountId: { type: "string" }, provider: { type: "string" }, failureCode: { type: ["string", "null"] },
-					},
-				},
-				FxQuoteRequest: { type: "object", additionalProperties: false, required: ["from", "to", "amount"], properties: { from: ref("Currency"), to: ref("Currency"), amount: money } },
-				FxQuote: {
-					type: "object", required: ["id", "from", "to", "fromAmount", "toAmount", "rate", "expiresAt"],
-					properties: { id: { type: "string", format: "uuid" }, from: ref("Currency"), to: ref("Currency"), fromAmount: { type: "integer" }, toAmount: { type: "integer" }, rate: { type: "string" }, spreadBps: { type: "integer" }, status: { type: "string" }, expiresAt: { type: "string", format: "date-time" } },
-				},
-				FxConvert: { type: "object", additionalProperties: false, required: ["quoteId", "fromAccountId", "toAccountId"], properties: { quoteId: { type: "string", format: "uuid" }, fromAccountId: { type: "string", format: "uuid" }, toAccountId: { type: "string", format: "uuid" } } },
-				SetTier: { type: "object", additionalProperties: false, required: ["tier"], properties: { tier: { type: "integer", minimum: 0, maximum: 3 } } },
-				SetRoles: { type: "object", additionalProperties: false, required: ["roles"], properties: { roles: { type: "array", items: { type: "string", enum: ["user", "admin", "support", "auditor"] } } } },
-			},
+			schemas,
 		},
-		paths: {
-			"/api/v1/auth/register": { post: op("Register a user", { body: "Register", ok: "201", okSchema: ref("Session"), secured: false }) },
-			"/api/v1/auth/login": { post: op("Log in (with otp when MFA is on)", { body: "Login", ok: "200", okSchema: ref("Session"), secured: false }) },
-			"/api/v1/auth/refresh": { post: op("Rotate a refresh token", { body: "Refresh", ok: "200", okSchema: ref("TokenPair"), secured: false }) },
-			"/api/v1/auth/logout": { post: op("Log out: revoke the session", { ok: "204", okSchema: null }) },
-			"/api/v1/auth/mfa/setup": { post: op("Start TOTP set-up", { ok: "200", okSchema: { type: "object", properties: { secret: { type: "string" }, otpauthUrl: { type: "string" } } } }) },
-			"/api/v1/auth/mfa/verify": { post: op("Confirm TOTP; MFA is on from now", { body: "Otp", ok: "200" }) },
-			"/api/v1/me": {
-				get: op("The caller", { ok: "200", okSchema: ref("User") }),
-				patch: op("Update the caller's profile", { body: "UpdateMe", ok: "200", okSchema: ref("User") }),
-			},
-			"/api/v1/accounts": {
-				post: op("Open an account", { body: "OpenAccount", ok: "201", okSchema: ref("Account") }),
-				get: op("The caller's accounts", { ok: "200", okSchema: ref("AccountList") }),
-			},
-			"/api/v1/accounts/{id}": { get: op("One of the caller's accounts", { ok: "200", okSchema: ref("Account"), params: [idParam] }) },
-			"/api/v1/accounts/{id}/transactions": {
-				get: op("Entries, newest first", {
-					ok: "200", okSchema: ref("EntryPage"),
-					params: [idParam, { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 200 } }, { name: "cursor", in: "query", schema: { type: "string" } }],
-				}),
-			},
-			"/api/v1/transfers": {
-				post: (() => {
-					const o = op("Transfer to another account: a P2P payment with fraud screening and tier limits (FRAUD_DECLINED, LIMIT_EXCEEDED are 422)", { body: "CreateTransfer", ok: "201", okSchema: ref("Transfer"), params: [idempotencyHeader] });
-					return { ...o, responses: { ...o.responses, "202": { description: "Held for a fraud review: status pending_review, id null, paymentId to follow at /api/v1/payments/{paymentId}", content: json(ref("Transfer")) } } };
-				})(),
-			},
-			"/api/v1/transfers/{id}": { get: op("A transfer of one of the caller's accounts", { ok: "200", okSchema: ref("Transfer"), params: [idParam] }) },
-			"/api/v1/payments/topup": { post: op("Top up an account through a provider", { body: "Topup", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
-			"/api/v1/payments/payout": { post: op("Pay out to a destination through a provider", { body: "Payout", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
-			"/api/v1/payments/p2p": { post: op("Pay another user (to an account id or an e-mail), with fraud screening and tier limits", { body: "P2p", ok: "201", okSchema: ref("Payment"), params: [idempotencyHeader] }) },
-			"/api/v1/payments/{id}/cancel": { post: op("Cancel a payment that waits for a fraud review (409 ILLEGAL_TRANSITION in any other status)", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
-			"/api/v1/payments/{id}": { get: op("One of the caller's payments", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
-			"/api/v1/providers/{provider}/callbacks": {
-				post: {
-					...op("A provider's asynchronous confirmation, signed with HMAC-SHA256 (no bearer token)", { body: "ProviderCallback", ok: "200", secured: false, params: [providerParam, signatureHeader] }),
-					description: "Paymesh-Signature is `t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">` under the provider webhook secret; a missing, stale (over 300 s) or wrong signature is 401 INVALID_SIGNATURE. Each eventId counts once; a notice about a payment that is already final changes nothing.",
-				},
-			},
-			"/api/v1/fx/rates": { get: op("Current rates against USD", { ok: "200" }) },
-			"/api/v1/fx/quote": { post: op("A quote with a spread and an expiry, usable once", { body: "FxQuoteRequest", ok: "201", okSchema: ref("FxQuote") }) },
-			"/api/v1/fx/convert": { post: op("Convert between two of the caller's accounts at a quote", { body: "FxConvert", ok: "201", params: [idempotencyHeader] }) },
-			"/api/v1/admin/accounts": {
-				get: op("Accounts of a user (admin, support)", { ok: "200", okSchema: ref("AccountList"), params: [{ name: "ownerId", in: "query", required: true, schema: { type: "string", format: "uuid" } }] }),
-			},
-			"/api/v1/admin/reviews": { get: op("Payments waiting for a fraud review (support, admin)", { ok: "200" }) },
-			"/api/v1/admin/payments/{id}/approve": { post: op("Approve a payment in review (support, admin)", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
-			"/api/v1/admin/payments/{id}/decline": { post: op("Decline a payment in review (support, admin)", { ok: "200", okSchema: ref("Payment"), params: [idParam] }) },
-			"/api/v1/admin/accounts/{id}/freeze": { post: op("Freeze an account (admin)", { ok: "200", okSchema: ref("Account"), params: [idParam] }) },
-			"/api/v1/admin/accounts/{id}/unfreeze": { post: op("Unfreeze an account (admin)", { ok: "200", okSchema: ref("Account"), params: [idParam] }) },
-			"/api/v1/admin/users/{id}/tier": { post: op("Set a user's KYC tier (admin, support)", { body: "SetTier", ok: "200", params: [idParam] }) },
-			"/api/v1/admin/users/{id}/roles": { post: op("Set a user's roles (admin)", { body: "SetRoles", ok: "200", params: [idParam] }) },
-			"/api/v1/admin/accounts/frozen": { get: op("Frozen accounts (admin, support)", { ok: "200", okSchema: ref("AccountList") }) },
-			"/api/v1/payments": { get: op("The caller's payments, newest first; `cursor` is the previous page's `nextCursor`", { ok: "200", params: [q("limit", { type: "integer", minimum: 1, maximum: 100 }), q("cursor", { type: "string", maxLength: 80 })] }) },
-			"/api/v1/admin/reports/daily": { get: op("Volume and count per currency, day and kind (admin, support, auditor)", { ok: "200", params: [q("from", dateQ), q("to", dateQ)] }) },
-			"/api/v1/notifications": {
-				get: op("The caller's notifications, newest first, with the unread count", { ok: "200", params: [q("limit", { type: "integer", minimum: 1, maximum: 100 }), q("cursor", { type: "string", maxLength: 80 }), q("unreadOnly", { type: "boolean" })] }),
-			},
-			"/api/v1/notifications/read-all": { post: op("Mark all the caller's notifications read", { ok: "200" }) },
-			"/api/v1/notifications/{id}/read": { post: op("Mark one notification read", { ok: "200", params: [idParam] }) },
-			"/api/v1/webhooks": {
-				post: op("Register a webhook endpoint; the answer carries its signing secret, shown once", { body: "WebhookCreate", ok: "201" }),
-				get: op("The caller's webhook endpoints", { ok: "200" }),
-			},
-			"/api/v1/webhooks/{id}/deliveries": { get: op("An endpoint's delivery log with every attempt, newest first; `cursor` is the previous page's `nextCursor`", { ok: "200", params: [idParam, q("limit", { type: "integer", minimum: 1, maximum: 100 }), q("cursor", { type: "string", maxLength: 80 })] }) },
-			"/api/v1/webhooks/{id}/disable": { post: op("Stop deliveries to an endpoint", { ok: "200", params: [idParam] }) },
-			"/api/v1/audit": { get: op("The hash-chained audit log (auditor, admin)", { ok: "200", params: [q("afterSeq", { type: "integer", minimum: 0 }), q("limit", { type: "integer", minimum: 1, maximum: 500 })] }) },
-			"/api/v1/audit/verify": { get: op("Verify the audit chain (auditor, admin)", { ok: "200" }) },
-			"/api/v1/reports/statement": {
-				get: {
-					...op("An account statement in [from, to): JSON, or CSV streamed (format=csv)", { ok: "200", params: [q("accountId", { type: "string", format: "uuid" }, true), q("from", dateQ), q("to", dateQ), q("format", { type: "string", enum: ["json", "csv"] })] }),
-					responses: { ...op("", { ok: "200" }).responses, "200": { description: "The statement", content: { "application/json": { schema: { type: "object" } }, "text/csv": { schema: { type: "string" } } } } },
-				},
-			},
-			"/api/v1/reports/summary": { get: op("Monthly credits, debits, count and closing balance of an account for a year", { ok: "200", params: [q("accountId", { type: "string", format: "uuid" }, true), q("year", { type: "integer", minimum: 2000, maximum: 2100 })] }) },
-		},
+		paths,
 	};
+	return { document, ignored };
+}
+
+let built: Record<string, unknown> | undefined;
+
+/** The document (built once: it depends only on the code). */
+export function openApiDocument(): Record<string, unknown> {
+	built ??= buildOpenApi().document;
+	return built;
 }
