@@ -56,12 +56,25 @@ export function natsOptions(config: Config): Record<string, unknown> {
 	};
 }
 
+/**
+ * With a transporter every packet is sealed and checked (lib/transit-crypto.ts); the config
+ * refuses a transporter without TRANSIT_KEY. `now` is the clock the replay window is read by.
+ */
+export function transitMiddleware(config: Config, now: () => number = Date.now): never[] {
+	const t = config.transit;
+	if (!config.transporter || !t.encryptionKey) return [];
+	return [transitEncryption({
+		key: t.encryptionKey, previousKeys: t.previousKeys, now,
+		replayWindowMs: t.replayWindowS * 1_000, clockSkewMs: t.clockSkewS * 1_000, replayCacheMax: t.replayCacheMax,
+	}) as never];
+}
+
 export function brokerOptions(config: Config): BrokerOptions {
 	return {
 		namespace: config.namespace,
 		nodeID: config.nodeId ?? undefined,
 		transporter: config.transporter ? { type: "NATS", options: natsOptions(config) } : undefined,
-		middlewares: [ContextStoreMiddleware as never, ...(config.transit.encryptionKey ? [transitEncryption(config.transit.encryptionKey) as never] : [])],
+		middlewares: [ContextStoreMiddleware as never, ...transitMiddleware(config)],
 		serializer: "JSONExt",
 		logger: {
 			type: "Console",

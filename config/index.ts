@@ -50,8 +50,19 @@ export interface Config {
 		natsTlsCaFile: string | null;
 		natsTlsCertFile: string | null;
 		natsTlsKeyFile: string | null;
-		/** Shared by every node; when set, all transporter packets are sealed with AES-256-GCM. */
+		/**
+		 * TRANSIT_KEY, shared by every node and required with a transporter: every packet is
+		 * sealed with it (AES-256-GCM, topic bound, replay window; lib/transit-crypto.ts).
+		 */
 		encryptionKey: string | null;
+		/** TRANSIT_KEYS_PREVIOUS: opened on receipt but never sent with, so two keys overlap during a rotation. */
+		previousKeys: string[];
+		/** A packet older than this (by its sender's clock) is dropped; its nonce is remembered this long. */
+		replayWindowS: number;
+		/** A packet from further in the future than this is dropped. */
+		clockSkewS: number;
+		/** Most nonces remembered; past it packets are refused, not let through unchecked. */
+		replayCacheMax: number;
 	};
 	tracing: { exporter: "none" | "console" | "event" };
 	/** Health and metrics port of a node without a gateway (null: none). */
@@ -213,6 +224,25 @@ function optionalSecret(env: Env, name: string, lengthMin: number): string | nul
 	return raw;
 }
 
+/**
+ * TRANSIT_KEY and TRANSIT_KEYS_PREVIOUS. With a transporter the key is required: without it
+ * anyone who reaches NATS could read every packet and call every action.
+ */
+function transitKeysVar(env: Env, clustered: boolean): { key: string | null; previous: string[] } {
+	const key = optionalSecret(env, "TRANSIT_KEY", 32);
+	if (clustered && key === null) {
+		throw new ConfigError("TRANSIT_KEY is required when TRANSPORTER is set: expected at least 32 random characters shared by every node (it seals every packet between nodes)");
+	}
+	const previous = listVar(env, "TRANSIT_KEYS_PREVIOUS");
+	if (previous.length > 0 && key === null) throw new ConfigError("TRANSIT_KEYS_PREVIOUS is set without TRANSIT_KEY: expected the new key in TRANSIT_KEY");
+	for (const [i, p] of previous.entries()) {
+		if (p.length < 32) throw new ConfigError(`TRANSIT_KEYS_PREVIOUS has a key too short (item ${i + 1}): expected at least 32 characters each`);
+		if (p === key) throw new ConfigError(`TRANSIT_KEYS_PREVIOUS repeats TRANSIT_KEY (item ${i + 1}): expected only the keys being retired`);
+	}
+	if (key !== null && key === env["JWT_SECRET"]) throw new ConfigError("TRANSIT_KEY has the same value as JWT_SECRET: every key needs its own value");
+	return { key, previous };
+}
+
 function listVar(env: Env, name: string): string[] {
 	const raw = env[name];
 	if (raw === undefined || raw.trim() === "") return [];
@@ -299,6 +329,7 @@ function stringVar(env: Env, name: string, fallback: string, pattern: RegExp, wh
 export function loadConfig(env: Env = process.env): Config {
 	const transporter = urlVar(env, "TRANSPORTER", ["nats:"]);
 	const jwt = secretVar(env, transporter !== null);
+	const transitKeys = transitKeysVar(env, transporter !== null);
 	return {
 		port: intVar(env, "PORT", 3000, 0, 65535),
 		host: stringVar(env, "HOST", "0.0.0.0", /^[\w.:-]{1,255}$/, "a host name or IP address"),
@@ -318,7 +349,11 @@ export function loadConfig(env: Env = process.env): Config {
 			natsTlsCaFile: env["NATS_TLS_CA_FILE"] || null,
 			natsTlsCertFile: env["NATS_TLS_CERT_FILE"] || null,
 			natsTlsKeyFile: env["NATS_TLS_KEY_FILE"] || null,
-			encryptionKey: optionalSecret(env, "TRANSIT_KEY", 32),
+			encryptionKey: transitKeys.key,
+			previousKeys: transitKeys.previous,
+			replayWindowS: intVar(env, "TRANSIT_REPLAY_WINDOW_S", 60, 1, 3_600),
+			clockSkewS: intVar(env, "TRANSIT_CLOCK_SKEW_S", 5, 0, 300),
+			replayCacheMax: intVar(env, "TRANSIT_REPLAY_CACHE_MAX", 1_000_000, 1_000, 100_000_000),
 		},
 		tracing: { exporter: enumVar(env, "TRACING_EXPORTER", ["none", "console", "event"] as const, "none") },
 		opsPort: env["OPS_PORT"] ? intVar(env, "OPS_PORT", 9100, 1, 65535) : null,

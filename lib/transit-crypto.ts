@@ -1,63 +1,326 @@
 /**
- * Encrypts everything a node sends over the transporter with AES-256-GCM under a key every
- * node shares (TRANSIT_KEY): a fresh random IV per packet, and the tag checked on receipt,
- * so a packet read off the wire reveals nothing and a changed one is dropped. It uses
- * Moleculer's transit middleware hooks (transporterSend / transporterReceive) like the
- * built-in Encryption middleware, which instead takes one fixed IV for every packet and no
- * integrity check.
+ * Seals everything a node sends over the transporter, and opens, checks and may drop
+ * everything it receives (docs/transit.md). Every node shares TRANSIT_KEY, from which
+ * HKDF derives the AES-256-GCM key and a key id; TRANSIT_KEYS_PREVIOUS are accepted on
+ * receipt only, so two keys overlap during a rotation.
+ *
+ * A sealed packet (version 1):
+ *
+ *   0   version (1)
+ *   1   key id, 8 bytes (HKDF of the secret, another label than the key's)
+ *   9   timestamp, ms since the epoch, uint64 big-endian
+ *   17  nonce, 16 random bytes
+ *   33  target length, 1 byte, then the target node id (empty: broadcast or balanced)
+ *   ..  GCM tag, 16 bytes, then the ciphertext
+ *
+ * The header (everything before the tag), the namespace and the packet command (REQ, RES,
+ * EVENT, INFO…) are the associated data: a packet moved to another topic, another
+ * namespace or another node, or with a changed timestamp, fails authentication. Each packet
+ * is encrypted under its own key, HMAC-SHA256(key, nonce), so the 2^32-packet bound of one
+ * GCM key with random IVs does not apply to a long-lived TRANSIT_KEY.
+ *
+ * On receipt a packet is dropped when it does not authenticate, is older than the replay
+ * window or from further in the future than the allowed clock skew, is addressed to
+ * another node, or carries a nonce already seen within the window. The seen nonces are
+ * kept until their packet would be too old anyway, and at most `replayCacheMax` of them:
+ * past that, packets are refused rather than let through unchecked.
+ *
+ * It uses Moleculer's transit middleware hooks: transporterSend(topic, data, { packet })
+ * (packet.type is the command, packet.target the node) and transporterReceive(cmd, data),
+ * where cmd is the command of the subscription the data arrived on.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from "node:crypto";
 
-const IV_BYTES = 12;
+export const TRANSIT_VERSION = 1;
+const KEY_ID_BYTES = 8;
+const NONCE_BYTES = 16;
 const TAG_BYTES = 16;
+const IV_BYTES = 12;
+/** version + key id + timestamp + nonce + target length. */
+const FIXED_HEADER_BYTES = 1 + KEY_ID_BYTES + 8 + NONCE_BYTES + 1;
+const HKDF_SALT = "paymesh transit v1";
 
-type Send = (topic: string, data: Buffer, meta: unknown) => Promise<void>;
-type Receive = (cmd: string, data: Buffer, s: unknown) => unknown;
-
-export function transitKey(secret: string): Buffer {
-	return createHash("sha256").update(`paymesh transit\n${secret}`).digest();
+export interface TransitKey {
+	/** Identifies the key on the wire; derived from it, reveals nothing of it. */
+	id: Buffer;
+	idHex: string;
+	key: Buffer;
 }
 
-export function seal(key: Buffer, data: Buffer): Buffer {
-	const iv = randomBytes(IV_BYTES);
-	const c = createCipheriv("aes-256-gcm", key, iv);
+export function deriveTransitKey(secret: string): TransitKey {
+	const key = Buffer.from(hkdfSync("sha256", secret, HKDF_SALT, "aes-256-gcm key", 32));
+	const id = Buffer.from(hkdfSync("sha256", secret, HKDF_SALT, "key id", KEY_ID_BYTES));
+	return { id, idHex: id.toString("hex"), key };
+}
+
+/** Where a packet goes: bound to it as associated data. */
+export interface TransitTopic {
+	namespace: string;
+	/** Moleculer's packet command: REQ, RES, EVENT, INFO, HEARTBEAT… */
+	cmd: string;
+	/** Node the packet is addressed to; "" for a broadcast or a balanced packet. */
+	target: string;
+}
+
+function packetKey(key: Buffer, nonce: Buffer): Buffer {
+	return createHmac("sha256", key).update(nonce).digest();
+}
+
+function associatedData(header: Buffer, namespace: string, cmd: string): Buffer {
+	return Buffer.concat([header, Buffer.from(`\0${namespace}\0${cmd}`)]);
+}
+
+export function seal(key: TransitKey, topic: TransitTopic, data: Buffer, nowMs: number, nonce: Buffer = randomBytes(NONCE_BYTES)): Buffer {
+	const target = Buffer.from(topic.target);
+	if (target.length > 255) throw new Error("transit: target node id longer than 255 bytes");
+	const header = Buffer.alloc(FIXED_HEADER_BYTES + target.length);
+	header[0] = TRANSIT_VERSION;
+	key.id.copy(header, 1);
+	header.writeBigUInt64BE(BigInt(nowMs), 1 + KEY_ID_BYTES);
+	nonce.copy(header, 1 + KEY_ID_BYTES + 8);
+	header[FIXED_HEADER_BYTES - 1] = target.length;
+	target.copy(header, FIXED_HEADER_BYTES);
+	const c = createCipheriv("aes-256-gcm", packetKey(key.key, nonce), nonce.subarray(0, IV_BYTES));
+	c.setAAD(associatedData(header, topic.namespace, topic.cmd));
 	const body = Buffer.concat([c.update(data), c.final()]);
-	return Buffer.concat([iv, c.getAuthTag(), body]);
+	return Buffer.concat([header, c.getAuthTag(), body]);
 }
 
-/** The plain packet, or null when it was not sealed with this key or was changed. */
-export function open(key: Buffer, packet: Buffer): Buffer | null {
-	if (packet.length < IV_BYTES + TAG_BYTES) return null;
-	try {
-		const d = createDecipheriv("aes-256-gcm", key, packet.subarray(0, IV_BYTES));
-		d.setAuthTag(packet.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-		return Buffer.concat([d.update(packet.subarray(IV_BYTES + TAG_BYTES)), d.final()]);
-	} catch {
-		return null;
+export const DROP_REASONS = ["malformed", "version", "unknown_key", "auth", "stale", "future", "misrouted", "replay", "replay_cache_full"] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export type Opened = { ok: true; data: Buffer; key: TransitKey; previous: boolean } | { ok: false; reason: DropReason };
+
+export interface OpenerOptions {
+	/** The sending key first, then the previous ones (accepted on receipt only). */
+	keys: TransitKey[];
+	replayWindowMs: number;
+	clockSkewMs: number;
+	replayCacheMax: number;
+	now: () => number;
+}
+
+/**
+ * Nonces seen within the replay window, with the time after which their packet is stale
+ * anyway. Kept in arrival order, which is nearly expiry order, and pruned from the front;
+ * an entry out of order stays a little longer, never shorter.
+ */
+export class NonceCache {
+	private readonly expiries = new Map<string, number>();
+	private readonly max: number;
+	constructor(max: number) {
+		this.max = max;
+	}
+
+	get size(): number {
+		return this.expiries.size;
+	}
+
+	prune(nowMs: number): void {
+		for (const [nonce, expiry] of this.expiries) {
+			if (expiry > nowMs) break;
+			this.expiries.delete(nonce);
+		}
+	}
+
+	/** "seen", "full" (refused: no room to remember it), or "added". */
+	add(nonce: string, expiryMs: number, nowMs: number): "seen" | "full" | "added" {
+		this.prune(nowMs);
+		if (this.expiries.has(nonce)) return "seen";
+		if (this.expiries.size >= this.max) return "full";
+		this.expiries.set(nonce, expiryMs);
+		return "added";
 	}
 }
 
-export function transitEncryption(secret: string) {
-	const key = transitKey(secret);
-	let logger: { warn(msg: string, o?: object): void } | null = null;
+export class TransitOpener {
+	readonly nonces: NonceCache;
+	private readonly opts: OpenerOptions;
+	constructor(opts: OpenerOptions) {
+		this.opts = opts;
+		this.nonces = new NonceCache(opts.replayCacheMax);
+	}
+
+	/** `self`: this node's id (a packet addressed to another node is dropped). */
+	open(topic: { namespace: string; cmd: string; self: string }, packet: Buffer): Opened {
+		if (packet.length < FIXED_HEADER_BYTES + TAG_BYTES) return { ok: false, reason: "malformed" };
+		if (packet[0] !== TRANSIT_VERSION) return { ok: false, reason: "version" };
+		const targetLength = packet[FIXED_HEADER_BYTES - 1] ?? 0;
+		const headerEnd = FIXED_HEADER_BYTES + targetLength;
+		if (packet.length < headerEnd + TAG_BYTES) return { ok: false, reason: "malformed" };
+		const id = packet.subarray(1, 1 + KEY_ID_BYTES);
+		const index = this.opts.keys.findIndex(k => k.id.equals(id));
+		const key = this.opts.keys[index];
+		if (!key) return { ok: false, reason: "unknown_key" };
+		const header = packet.subarray(0, headerEnd);
+		const nonce = packet.subarray(1 + KEY_ID_BYTES + 8, 1 + KEY_ID_BYTES + 8 + NONCE_BYTES);
+		let data: Buffer;
+		try {
+			const d = createDecipheriv("aes-256-gcm", packetKey(key.key, nonce), nonce.subarray(0, IV_BYTES));
+			d.setAAD(associatedData(header, topic.namespace, topic.cmd));
+			d.setAuthTag(packet.subarray(headerEnd, headerEnd + TAG_BYTES));
+			data = Buffer.concat([d.update(packet.subarray(headerEnd + TAG_BYTES)), d.final()]);
+		} catch {
+			return { ok: false, reason: "auth" };
+		}
+		// Authentic from here on: the timestamp, target and nonce are the sender's.
+		const now = this.opts.now();
+		const sentAt = Number(packet.readBigUInt64BE(1 + KEY_ID_BYTES));
+		// Accepted while now < sentAt + window: exactly as long as its nonce is remembered.
+		if (sentAt <= now - this.opts.replayWindowMs) return { ok: false, reason: "stale" };
+		if (sentAt > now + this.opts.clockSkewMs) return { ok: false, reason: "future" };
+		const target = packet.toString("utf8", FIXED_HEADER_BYTES, headerEnd);
+		if (target !== "" && target !== topic.self) return { ok: false, reason: "misrouted" };
+		// Only authentic nonces are remembered: nobody without the key can fill the cache.
+		const seen = this.nonces.add(nonce.toString("latin1"), sentAt + this.opts.replayWindowMs, now);
+		if (seen === "seen") return { ok: false, reason: "replay" };
+		if (seen === "full") return { ok: false, reason: "replay_cache_full" };
+		return { ok: true, data, key, previous: index > 0 };
+	}
+}
+
+export type Scheduler = (fn: () => void, ms: number) => { cancel(): void };
+
+const unrefTimeout: Scheduler = (fn, ms) => {
+	const t = setTimeout(fn, ms);
+	t.unref();
+	return { cancel: () => clearTimeout(t) };
+};
+
+/**
+ * Dropped packets are counted always and logged at most once per interval, with the counts
+ * by reason since the last line: a flood of forged or replayed packets cannot flood the log.
+ */
+export class DropLog {
+	private pending = new Map<DropReason, number>();
+	private lastLogAt = Number.NEGATIVE_INFINITY;
+	private timer: { cancel(): void } | null = null;
+	private readonly warn: (message: string, counts: Record<string, number>) => void;
+	private readonly now: () => number;
+	private readonly intervalMs: number;
+	private readonly schedule: Scheduler;
+
+	constructor(warn: (message: string, counts: Record<string, number>) => void, now: () => number, intervalMs = 10_000, schedule: Scheduler = unrefTimeout) {
+		this.warn = warn;
+		this.now = now;
+		this.intervalMs = intervalMs;
+		this.schedule = schedule;
+	}
+
+	drop(reason: DropReason): void {
+		this.pending.set(reason, (this.pending.get(reason) ?? 0) + 1);
+		const wait = this.lastLogAt + this.intervalMs - this.now();
+		if (wait <= 0) this.flush();
+		else this.timer ??= this.schedule(() => {
+			this.timer = null;
+			this.flush();
+		}, wait);
+	}
+
+	flush(): void {
+		if (this.pending.size === 0) return;
+		const counts = Object.fromEntries(this.pending);
+		const total = [...this.pending.values()].reduce((a, b) => a + b, 0);
+		this.pending = new Map();
+		this.lastLogAt = this.now();
+		this.warn(`dropped ${total} transporter packet(s) that failed the transit checks`, counts);
+	}
+
+	stop(): void {
+		this.timer?.cancel();
+		this.timer = null;
+		this.flush();
+	}
+}
+
+export const TRANSIT_DROPPED_METRIC = "paymesh.transit.packets.dropped";
+export const TRANSIT_RECEIVED_METRIC = "paymesh.transit.packets.received";
+
+export interface TransitOptions {
+	/** TRANSIT_KEY: seals what this node sends. */
+	key: string;
+	/** TRANSIT_KEYS_PREVIOUS: also opened on receipt, during a rotation. */
+	previousKeys?: string[];
+	replayWindowMs?: number;
+	clockSkewMs?: number;
+	replayCacheMax?: number;
+	now?: () => number;
+	dropLogIntervalMs?: number;
+}
+
+type Send = (topic: string, data: Buffer, meta?: { packet?: { type?: string; target?: string | null } }) => Promise<void>;
+type Receive = (cmd: string, data: Buffer) => unknown;
+type Logger = { warn(msg: string, o?: object): void; info(msg: string, o?: object): void };
+interface BrokerLike {
+	namespace: string;
+	nodeID: string;
+	getLogger(name: string): Logger;
+	isMetricsEnabled(): boolean;
+	metrics: {
+		register(def: { type: string; name: string; labelNames?: string[]; description?: string }): unknown;
+		getMetric(name: string): unknown;
+		increment(name: string, labels?: Record<string, string>): void;
+	};
+}
+
+/** The command of a topic when the packet is not given: MOL-<ns>.<CMD>[.…], balanced REQB/EVENTB as REQ/EVENT. */
+export function commandOfTopic(topic: string): string {
+	const cmd = topic.split(".")[1] ?? "";
+	return cmd === "REQB" ? "REQ" : cmd === "EVENTB" ? "EVENT" : cmd;
+}
+
+export function transitEncryption(opts: TransitOptions) {
+	const now = opts.now ?? Date.now;
+	const keys = [opts.key, ...(opts.previousKeys ?? [])].map(deriveTransitKey);
+	const sending = keys[0] as TransitKey;
+	const opener = new TransitOpener({
+		keys, now,
+		replayWindowMs: opts.replayWindowMs ?? 60_000,
+		clockSkewMs: opts.clockSkewMs ?? 5_000,
+		replayCacheMax: opts.replayCacheMax ?? 1_000_000,
+	});
+	let broker: BrokerLike | null = null;
+	let metrics = false;
+	let logger: Logger | null = null;
+	const dropLog = new DropLog((message, counts) => logger?.warn(message, { counts }), now, opts.dropLogIntervalMs ?? 10_000);
 	return {
 		name: "TransitEncryption",
-		created(this: { logger: { warn(msg: string, o?: object): void; info(msg: string): void } }) {
-			logger = this.logger;
-			this.logger.info("transporter traffic is encrypted (AES-256-GCM)");
+		opener,
+		created(b: BrokerLike) {
+			broker = b;
+			logger = b.getLogger("transit-crypto");
+			metrics = b.isMetricsEnabled();
+			if (metrics && !b.metrics.getMetric(TRANSIT_DROPPED_METRIC)) {
+				b.metrics.register({ type: "counter", name: TRANSIT_DROPPED_METRIC, labelNames: ["reason"], description: "Transporter packets dropped by the transit checks, by reason" });
+				b.metrics.register({ type: "counter", name: TRANSIT_RECEIVED_METRIC, labelNames: ["key"], description: "Transporter packets opened, by key id (a previous key still counting: a node still sends with it)" });
+			}
+			logger.info("transporter packets are sealed (AES-256-GCM, topic bound, replay window)", {
+				key: sending.idHex, previous: keys.slice(1).map(k => k.idHex), replayWindowMs: opts.replayWindowMs ?? 60_000,
+			});
+		},
+		stopped() {
+			dropLog.stop();
 		},
 		transporterSend(next: Send): Send {
-			return (topic, data, meta) => next(topic, seal(key, data), meta);
+			return (topic, data, meta) => {
+				const packet = meta?.packet;
+				const sealed = seal(sending, {
+					namespace: broker?.namespace ?? "", cmd: packet?.type ?? commandOfTopic(topic), target: packet?.target ?? "",
+				}, data, now());
+				return next(topic, sealed, meta);
+			};
 		},
 		transporterReceive(next: Receive): Receive {
-			return (cmd, data, s) => {
-				const plain = open(key, data);
-				// A node with another key, or a forged packet: dropped, never parsed.
-				if (!plain) {
-					logger?.warn("dropped a transporter packet that did not decrypt", { cmd });
+			return (cmd, data) => {
+				const r = opener.open({ namespace: broker?.namespace ?? "", cmd, self: broker?.nodeID ?? "" }, data);
+				// Never parsed: a packet of another key, forged, moved, too old or seen before.
+				if (!r.ok) {
+					if (metrics) broker?.metrics.increment(TRANSIT_DROPPED_METRIC, { reason: r.reason });
+					dropLog.drop(r.reason);
 					return undefined;
 				}
-				return next(cmd, plain, s);
+				if (metrics) broker?.metrics.increment(TRANSIT_RECEIVED_METRIC, { key: r.key.idHex });
+				return next(cmd, r.data);
 			};
 		},
 	};

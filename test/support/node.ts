@@ -7,9 +7,11 @@ import { createTestDatabase, type TestDatabase } from "./db.ts";
 /** A started broker with the given services, configured only through environment-style settings. */
 /** The key every test node shares, so tokens signed by one gateway verify on another. */
 export const TEST_JWT_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+/** The transit key every test node shares (TRANSIT_KEY is required with a transporter); a test may set its own. */
+export const TEST_TRANSIT_KEY = "test-transit-9f3Kq7Zp2Lw8Xv5Rb1Nc6Hd4Mt0Gy";
 
 export async function startNode(env: Record<string, string>): Promise<{ broker: ServiceBroker; config: Config }> {
-	const config = loadConfig({ LOG_LEVEL: "warn", METRICS_ENABLED: "false", JWT_SECRET: TEST_JWT_SECRET, ...env });
+	const config = loadConfig({ LOG_LEVEL: "warn", METRICS_ENABLED: "false", JWT_SECRET: TEST_JWT_SECRET, TRANSIT_KEY: TEST_TRANSIT_KEY, ...env });
 	const broker = createNode(config);
 	await broker.start();
 	return { broker, config };

@@ -20,7 +20,7 @@ describe("config", () => {
 	it("reads cluster settings", () => {
 		const c = loadConfig({
 			DATABASE_URL: "postgres://u@db:5432/pay", TRANSPORTER: "nats://nats:4222", REDIS_URL: "redis://r:6379",
-			SERVICES: "ledger", NODE_ID: "ledger-1", LEDGER_BATCH_SIZE_MAX: "250", JWT_SECRET: "x".repeat(32),
+			SERVICES: "ledger", NODE_ID: "ledger-1", LEDGER_BATCH_SIZE_MAX: "250", JWT_SECRET: "x".repeat(32), TRANSIT_KEY: "t0-Transit-Key-for-config-test-7Qm2Vz",
 		});
 		assert.equal(c.databaseUrl, "postgres://u@db:5432/pay");
 		assert.deepEqual(c.services, ["ledger"]);
@@ -46,6 +46,7 @@ describe("config", () => {
 		[{ NODE_ID: "has space" }, /NODE_ID/],
 		[{ TRANSPORTER: "nats://n:4222" }, /JWT_SECRET is required when TRANSPORTER is set/],
 		[{ JWT_SECRET: "short" }, /JWT_SECRET is too short/],
+		[{ TRANSPORTER: "nats://n:4222", JWT_SECRET: "j0-Jwt-Secret-for-config-test-4Wp8Lx" }, /TRANSIT_KEY is required when TRANSPORTER is set/],
 	];
 	for (const [env, message] of bad) {
 		it(`refuses ${JSON.stringify(env)} naming the variable`, () => {
