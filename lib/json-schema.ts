@@ -104,6 +104,10 @@ const URL_PATTERN = "^https?://\\S+";
  * the nil UUID, any case. Written out because `format: uuid` alone accepts more.
  */
 const UUID_PATTERN = "^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-(?:[1268][0-9a-fA-F]{3}-[0-9a-fA-F]{4}|[34578][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3})-[0-9a-fA-F]{12}|0{8}-0{4}-0{4}-0{4}-0{12})$";
+/** A string with no whitespace at either end (JavaScript's \\s is the set String.prototype.trim removes). */
+const NO_SURROUNDING_SPACE = "^\\S(?:[\\s\\S]*\\S)?$";
+/** The range of a JavaScript Date, in milliseconds either side of the epoch. */
+const DATE_MS_MAX = 8.64e15;
 /** fastest-validator's email patterns ("quick", its default, and "precise"). */
 const EMAIL_PATTERNS: Record<string, string> = {
 	quick: "^\\S+@\\S+\\.\\S+$",
@@ -220,6 +224,13 @@ export function ruleToJsonSchema(rule: unknown, options: ConvertOptions = {}, pa
 			lengths(out, rule, path, "minLength", "maxLength");
 			const pattern = patternSource(rule, path);
 			if (pattern !== undefined) out.pattern = pattern;
+			// With `trim`, the length checks apply to the trimmed value, so " " fails `min: 1`.
+			// Refusing surrounding whitespace makes the raw length the trimmed one.
+			const trims = rule["trim"] === true || rule["trimLeft"] === true || rule["trimRight"] === true;
+			if (trims && (out.minLength ?? 0) > 0) {
+				if (out.pattern !== undefined) fail(path, "`trim` with a minimum length and a `pattern` is not supported");
+				out.pattern = NO_SURROUNDING_SPACE;
+			}
 			const values = rule["enum"];
 			if (values !== undefined) {
 				if (!Array.isArray(values)) fail(path, "`enum` must be an array");
@@ -287,7 +298,7 @@ export function ruleToJsonSchema(rule: unknown, options: ConvertOptions = {}, pa
 			// into a Date; without it only a Date object passes, which JSON cannot carry.
 			if (rule["convert"] !== true) return fail(path, "a date rule without `convert: true` accepts only Date objects, which JSON cannot carry");
 			out = {
-				anyOf: [{ type: "string", format: "date-time" }, { type: "string", format: "date" }, { type: "integer", description: "Milliseconds since the Unix epoch" }],
+				anyOf: [{ type: "string", format: "date-time" }, { type: "string", format: "date" }, { type: "integer", minimum: -DATE_MS_MAX, maximum: DATE_MS_MAX, description: "Milliseconds since the Unix epoch" }],
 				description: "An ISO 8601 date-time or date, or milliseconds since the Unix epoch",
 			};
 			break;
