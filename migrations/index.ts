@@ -1,6 +1,7 @@
 import type { Knex } from "knex";
 import * as audit001 from "./audit/001_init.ts";
 import * as auth001 from "./auth/001_init.ts";
+import * as auth002 from "./auth/002_mfa_pending_family_expiry.ts";
 import * as fraud001 from "./fraud/001_init.ts";
 import * as fraud002 from "./fraud/002_history_indexes.ts";
 import * as fraud003 from "./fraud/003_bounded_history.ts";
@@ -18,11 +19,13 @@ import * as ledger003 from "./ledger/003_outbox_retention.ts";
 import * as ledger004 from "./ledger/004_batch_check.ts";
 import * as ledger005 from "./ledger/005_daily_usage_retention.ts";
 import * as ledger006 from "./ledger/006_frozen_index.ts";
+import * as ledger007 from "./ledger/007_owner_decisions.ts";
 import * as payments001 from "./payments/001_init.ts";
 import * as payments002 from "./payments/002_provider_callbacks.ts";
 import * as payments003 from "./payments/003_outbox.ts";
 import * as payments004 from "./payments/004_outbox_retention.ts";
 import * as payments005 from "./payments/005_list_indexes.ts";
+import * as payments006 from "./payments/006_p2p_view.ts";
 import * as users001 from "./users/001_init.ts";
 import * as users002 from "./users/002_email_unique.ts";
 import * as webhooks002 from "./webhooks/002_list_indexes.ts";
@@ -37,10 +40,10 @@ interface Migration {
 }
 
 export const MIGRATIONS: Record<string, Record<string, Migration>> = {
-	auth: { "001_init": auth001 },
+	auth: { "001_init": auth001, "002_mfa_pending_family_expiry": auth002 },
 	users: { "001_init": users001, "002_email_unique": users002 },
-	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004, "005_daily_usage_retention": ledger005, "006_frozen_index": ledger006 },
-	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004, "005_list_indexes": payments005 },
+	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004, "005_daily_usage_retention": ledger005, "006_frozen_index": ledger006, "007_owner_decisions": ledger007 },
+	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004, "005_list_indexes": payments005, "006_p2p_view": payments006 },
 	fx: { "001_init": fx001, "002_quote_claims": fx002 },
 	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003, "004_known_counterparties": fraud004, "005_daily_totals_retention": fraud005 },
 	audit: { "001_init": audit001 },

@@ -307,11 +307,12 @@ export const v1Actions = {
 		async handler(ctx: Ctx<V<"transfer">>) {
 			const u = user(ctx);
 			const p = ctx.params;
-			// A transfer is a P2P payment: fraud screening, the tier's limits and the ledger's
-			// owner check (a foreign source answers ACCOUNT_NOT_FOUND) all apply. Refusals
-			// arrive as errors; a payment held for review answers 202 with its payment id.
-			const pay: PaymentView = await ctx.call("payments.p2p", {
-				idempotencyKey: idempotencyKey(ctx, u.id), userId: u.id, accountId: p.fromAccountId, toAccountId: p.toAccountId, amount: p.amount, currency: p.currency,
+			// A transfer is a P2P payment, decided and written in one commit by the ledger node
+			// that owns the source account: the owner check (a foreign source answers
+			// ACCOUNT_NOT_FOUND), the ledger's refusals, the tier's limits, then the fraud rules.
+			// Refusals arrive as errors; a payment held for review answers 202 with its payment id.
+			const pay: PaymentView = await ctx.call("ledger.payments.p2p", {
+				idempotencyKey: idempotencyKey(ctx, u.id), ownerId: u.id, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId, amount: p.amount, currency: p.currency,
 				...(p.description != null ? { description: p.description } : {}),
 			});
 			const view = {

@@ -33,6 +33,11 @@ export interface FraudPolicy {
 	declineScore: number;
 }
 
+/** How far back the velocity rule counts a user's payments. */
+export const VELOCITY_WINDOW_MS = 10 * 60_000;
+/** Amounts kept per user and currency for the unusual-amount rule. */
+export const HISTORY_MAX = 20;
+
 export const DEFAULT_POLICY: FraudPolicy = { velocityMax: 10, largeMajor: 5_000, newRecipientLargeMajor: 1_000, dailyMajor: 20_000, reviewScore: 50, declineScore: 80 };
 
 const major = (n: number, c: CurrencyCode) => BigInt(n) * 10n ** BigInt(CURRENCY_EXPONENTS[c]);

@@ -4,10 +4,10 @@
  * batch, one more keeps all their decisions.
  */
 import type { SqlRunner } from "../../mixins/db.ts";
-import type { Decision, History, Scored } from "./rules.ts";
+import { HISTORY_MAX, VELOCITY_WINDOW_MS, type Decision, type History, type Scored } from "./rules.ts";
 
-export const VELOCITY_WINDOW_MIN = 10;
-export const HISTORY_MAX = 20;
+export { HISTORY_MAX };
+export const VELOCITY_WINDOW_MIN = VELOCITY_WINDOW_MS / 60_000;
 /** Payments scored in one call at most (a payments node's batch). */
 export const SCORE_BATCH_MAX = 500;
 /** How long a batch waits for another batch's hold on one of its users before it fails (503, retryable). */

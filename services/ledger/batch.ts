@@ -6,7 +6,7 @@
  * rolls back and runs again, and then replays that key. Money moves once either way.
  */
 import type { Knex } from "knex";
-import { createHash } from "node:crypto";
+import { requestHash as hashOf } from "../../lib/idempotency.ts";
 import { refusal, invariant, InvariantViolation } from "../../lib/errors.ts";
 import { applyBatch, referencedIds, type BatchState, type Op, type OpResult } from "./rules.ts";
 import * as store from "./store.ts";
@@ -22,8 +22,7 @@ export function requestHash(op: Op): string {
 	// tier change is still the same request.
 	const { key: _key, ...fields } = op;
 	if ("limits" in fields) delete fields.limits;
-	const canonical = JSON.stringify(fields, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
-	return createHash("sha256").update(canonical).digest("hex");
+	return hashOf("ledger", fields);
 }
 
 interface Slot {
@@ -58,9 +57,11 @@ async function loadState(trx: SqlRunner, ops: Op[], keys: string[], now: Date): 
 	const { transfers, reversed } = await store.lockTransfers(trx, [...refs.transferIds]);
 	for (const h of holds) refs.accountIds.add(h.fromAccountId).add(h.toAccountId);
 	for (const t of transfers) refs.accountIds.add(t.fromAccountId).add(t.toAccountId);
-	const locked = await store.lockForBatch(trx, [...refs.accountIds], [...refs.usageKeys], store.utcDay(now), keys);
+	const locked = await store.lockForBatch(trx, [...refs.accountIds], [...refs.usageKeys], store.utcDay(now), keys, [...refs.ownerIds], [...refs.pairs]);
 	const state: BatchState = {
 		usage: locked.usage,
+		owners: locked.owners,
+		known: locked.known,
 		accounts: new Map(locked.accounts.map(a => [a.id, a])),
 		holds: new Map(holds.map(h => [h.id, h])),
 		transfers: new Map(transfers.map(t => [t.id, t])),

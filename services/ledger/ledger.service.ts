@@ -18,7 +18,7 @@ import { checkInvariants } from "./invariants.ts";
 import { outboxLag, readEvents } from "./outbox.ts";
 import { EVENTS_READ_MAX, eventsReadParams, livePublisher, Relay } from "../../mixins/event-log.ts";
 import * as P from "./params.ts";
-import { holdView, transferView, type Op, type OpResult } from "./rules.ts";
+import { holdView, paymentView, transferView, type Op, type OpResult } from "./rules.ts";
 import * as store from "./store.ts";
 
 const HOLD_SWEEP_BATCH_MAX = 1_000;
@@ -219,6 +219,47 @@ export function ledgerService(config: Config): ServiceSchema {
 					return { items: results.map(r => (r.ok ? { ok: true, transfer: r.value } : { ok: false, error: r.error })) };
 				},
 			},
+			/**
+			 * A P2P payment, decided and written in one commit by the node that owns the source
+			 * account (services/ledger/rules.ts applyPayment): approved, it is a transfer; sent to
+			 * review, a hold; refused or declined, an error. The answer is the payment.
+			 */
+			"payments.p2p": {
+				...ownerRouted("fromAccountId"),
+				params: P.paymentParams,
+				async handler(this: LedgerThis, ctx: Context<P.PaymentParams>) {
+					const p = ctx.params;
+					const [r] = await this.submit([{
+						type: "payment", key: p.idempotencyKey, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId,
+						amount: BigInt(p.amount), currency: p.currency, description: p.description ?? "", ownerId: p.ownerId,
+					}]);
+					return unwrap(r as OpResult);
+				},
+			},
+			/** A P2P payment as the ledger has it (payments reads its own writes through this before its view has the row). */
+			"payments.get": {
+				params: P.paymentGetParams,
+				async handler(this: LedgerThis, ctx: Context<P.PaymentGetParams>) {
+					const found = await store.getPayment(this.knex, ctx.params.id, ctx.params.ownerId ?? null);
+					if (!found) throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
+					const { transfer: t, hold: h, ownerId } = found;
+					if (h) {
+						const status = h.status === "pending" ? "pending_review" : h.status === "posted" ? "completed" : "failed";
+						const failureCode = h.status === "expired" ? "HOLD_EXPIRED" : h.status === "voided" ? "HOLD_VOIDED" : null;
+						return { ...paymentView({ ...h, ownerId }, { status, id: h.id, holdId: h.id, transferId: t?.id ?? null, at: h.createdAt, failureCode, updatedAt: h.closedAt ?? h.createdAt }), userId: ownerId };
+					}
+					if (!t) throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
+					return { ...paymentView({ ...t, ownerId }, { status: "completed", id: t.id, holdId: null, transferId: t.id, at: t.createdAt }), userId: ownerId };
+				},
+			},
+			/** The KYC tier whose limits the owner's payments are held to (users.setTier keeps it). */
+			"owners.setTier": {
+				params: P.setTierParams,
+				async handler(this: LedgerThis, ctx: Context<P.SetTierParams>) {
+					await store.setOwnerTier(this.knex, ctx.params.ownerId, ctx.params.tier);
+					return { ownerId: ctx.params.ownerId, tier: ctx.params.tier };
+				},
+			},
 			"transfers.get": {
 				params: P.transferGetParams,
 				async handler(this: LedgerThis, ctx: Context<P.TransferGetParams>) {
@@ -320,7 +361,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			submit(this: LedgerThis, ops: Op[]): Promise<OpResult[]> {
 				if (this.rt.stopping) return Promise.reject(unavailable("LEDGER_STOPPING", "the ledger node is shutting down"));
 				for (const op of ops) {
-					if ((op.type === "transfer" || op.type === "hold") && this.rt.debited.size < DEBITED_TRACKED_MAX) this.rt.debited.add(op.fromAccountId);
+					if ((op.type === "transfer" || op.type === "hold" || op.type === "payment") && this.rt.debited.size < DEBITED_TRACKED_MAX) this.rt.debited.add(op.fromAccountId);
 				}
 				return this.rt.batcher.submit({ ops });
 			},

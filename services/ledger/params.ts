@@ -85,6 +85,11 @@ export const holdCreateParams = paramsSchema({
 	...ownerProps,
 	timeoutMs: { type: "number", integer: true, min: 1, max: 365 * 24 * 3600 * 1000, convert: false },
 });
+/** A P2P payment decided by the owner's batch: the owner is required, the limits are the owner's tier. */
+export const paymentParams = paramsSchema({ $$strict: true, ...transferProps, ownerId: ownerRule });
+export const paymentGetParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });
+export const setTierParams = paramsSchema({ $$strict: true, ownerId: ownerRule, tier: { type: "number", integer: true, min: 0, max: 3, convert: false } });
+
 export const holdPostParams = paramsSchema({ $$strict: true, idempotencyKey: keyRule, holdId: idRule, amount: { ...amountRule, optional: true } });
 export const holdVoidParams = paramsSchema({ $$strict: true, idempotencyKey: keyRule, holdId: idRule });
 export const holdGetParams = paramsSchema({ $$strict: true, id: idRule });
@@ -92,6 +97,9 @@ export const emptyParams = paramsSchema({ $$strict: true });
 
 export type OpenAccountParams = Infer<typeof openAccountParams>;
 export type TransferParams = Infer<typeof transferParams>;
+export type PaymentParams = Infer<typeof paymentParams>;
+export type PaymentGetParams = Infer<typeof paymentGetParams>;
+export type SetTierParams = Infer<typeof setTierParams>;
 export type TransferManyParams = Infer<typeof transferManyParams>;
 export type HoldCreateParams = Infer<typeof holdCreateParams>;
 export type HoldPostParams = Infer<typeof holdPostParams>;

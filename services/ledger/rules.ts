@@ -7,11 +7,17 @@
  */
 import { refusal, invariant, type Refusal } from "../../lib/errors.ts";
 import { toSafeNumber } from "../../lib/money.ts";
+import type { CurrencyCode } from "../../config/currencies.ts";
+import { DEFAULT_POLICY, HISTORY_MAX, VELOCITY_WINDOW_MS, score, type Scored } from "../fraud/rules.ts";
+import { isTier, limitsFor } from "../users/limits.ts";
 
 export type AccountKind = "user" | "system";
 export type AccountStatus = "active" | "frozen";
 export type HoldStatus = "pending" | "posted" | "voided" | "expired";
-export type TransferKind = "transfer" | "hold_post" | "reversal";
+/** A P2P payment approved by its owner's batch is a "payment"; a plain ledger move a "transfer". */
+export type TransferKind = "transfer" | "payment" | "hold_post" | "reversal";
+/** A hold made by holds.create, or the hold of a P2P payment sent to review. */
+export type HoldKind = "hold" | "review";
 
 export interface AccountState {
 	id: string;
@@ -27,6 +33,7 @@ export interface AccountState {
 
 export interface HoldState {
 	id: string;
+	kind: HoldKind;
 	idempotencyKey: string;
 	fromAccountId: string;
 	toAccountId: string;
@@ -121,9 +128,45 @@ export interface ReverseOp extends OpBase {
 	transferId: string;
 	description: string;
 }
-export type Op = TransferOp | HoldOp | PostOp | VoidOp | ExpireOp | ReverseOp;
+/**
+ * A P2P payment decided by the owner of its source account in one commit: the ledger's own
+ * refusals first (owner, accounts, currency, frozen, the tier's limits, funds), then the
+ * fraud rules (services/fraud/rules.ts) over the owner's state, then a transfer (approve),
+ * a review hold (review) or FRAUD_DECLINED (decline).
+ */
+export interface PaymentOp extends OpBase {
+	type: "payment";
+	fromAccountId: string;
+	toAccountId: string;
+	amount: bigint;
+	currency: string;
+	description: string;
+	ownerId: string;
+}
+export type Op = TransferOp | HoldOp | PostOp | VoidOp | ExpireOp | ReverseOp | PaymentOp;
 
-export type OpResult = { ok: true; value: Record<string, unknown> } | { ok: false; error: Refusal };
+/** How long a payment in review keeps its money held before the hold expires. */
+export const REVIEW_HOLD_MS = 24 * 3600 * 1000;
+
+/**
+ * What an owner's decisions need besides balances and the day's usage, one row per owner
+ * (ledger.owners), read under lock by the batch and written in its commit: the KYC tier
+ * and a short recent history.
+ */
+export interface OwnerState {
+	ownerId: string;
+	tier: number;
+	/** When (epoch ms) the owner's last payments were decided, newest first, at most the policy's velocityMax. */
+	recentMs: number[];
+	/** Amounts of the owner's last approved payments per currency, newest first, at most HISTORY_MAX. */
+	lastMinor: Record<string, bigint[]>;
+}
+
+export function counterpartyKey(ownerId: string, accountId: string): string {
+	return `${ownerId}|${accountId}`;
+}
+
+export type OpResult = { ok: true; value: Record<string, unknown> } | { ok: false; error: Refusal; risk?: Record<string, unknown> };
 
 /** The rows a batch read under lock. Maps are keyed by id. */
 export interface BatchState {
@@ -134,6 +177,10 @@ export interface BatchState {
 	reversed: Set<string>;
 	/** Today's limited spending per `owner|currency`, for ops that carry limits. */
 	usage: Map<string, bigint>;
+	/** The payment owners' state, by owner id. */
+	owners: Map<string, OwnerState>;
+	/** `owner|account` pairs (counterpartyKey) the owner has paid before, among the batch's payments. */
+	known: Set<string>;
 }
 
 export interface BatchChanges {
@@ -146,6 +193,10 @@ export interface BatchChanges {
 	touched: Map<string, bigint>;
 	/** New spending totals per `owner|currency` that the batch changed. */
 	usage: Map<string, bigint>;
+	/** Owners whose state the batch changed, as it is now. */
+	owners: Map<string, OwnerState>;
+	/** Counterparties paid for the first time (counterpartyKey). */
+	known: Set<string>;
 }
 
 export function usageKey(ownerId: string, currency: string): string {
@@ -163,6 +214,10 @@ class Scratch {
 	readonly holds = new Map<string, HoldState>();
 	readonly reversed = new Set<string>();
 	readonly usage = new Map<string, bigint>();
+	readonly owners = new Map<string, OwnerState>();
+	readonly known = new Set<string>();
+	/** A declined payment changes nothing but its owner's state, which is kept although the op failed. */
+	keepOwnersOnFailure = false;
 	readonly transfers: TransferRecord[] = [];
 	readonly entries: EntryRecord[] = [];
 	readonly holdsCreated: HoldState[] = [];
@@ -195,6 +250,20 @@ class Scratch {
 		const copy = { ...base };
 		this.holds.set(id, copy);
 		return copy;
+	}
+
+	owner(id: string): OwnerState | undefined {
+		const own = this.owners.get(id);
+		if (own) return own;
+		const base = this.base.owners.get(id);
+		if (!base) return undefined;
+		const copy = { ...base, recentMs: [...base.recentMs], lastMinor: { ...base.lastMinor } };
+		this.owners.set(id, copy);
+		return copy;
+	}
+
+	isKnown(pair: string): boolean {
+		return this.known.has(pair) || this.base.known.has(pair);
 	}
 
 	usedToday(key: string): bigint {
@@ -236,7 +305,7 @@ function checkFunds(from: AccountState, amount: bigint): Refusal | null {
 }
 
 /** Moves posted money and writes the two entries; the caller has checked every rule. */
-function move(s: Scratch, t: TransferRecord, from: AccountState, to: AccountState): void {
+function move(s: Scratch, t: TransferRecord, from: AccountState, to: AccountState, extra: Record<string, unknown> = {}): void {
 	from.posted -= t.amount;
 	to.posted += t.amount;
 	bumpVersion(from);
@@ -249,7 +318,7 @@ function move(s: Scratch, t: TransferRecord, from: AccountState, to: AccountStat
 	);
 	s.transfers.push(t);
 	// The owners travel with the event, so consumers can notify and route without asking back.
-	s.events.push({ event: "transfer.completed", partitionKey: from.id, payload: { ...transferView(t), fromOwnerId: from.ownerId, toOwnerId: to.ownerId } });
+	s.events.push({ event: "transfer.completed", partitionKey: from.id, payload: { ...transferView(t), fromOwnerId: from.ownerId, toOwnerId: to.ownerId, ...extra } });
 }
 
 function newTransfer(s: Scratch, fields: Omit<TransferRecord, "id" | "createdAt">): TransferRecord {
@@ -273,7 +342,7 @@ export function checkSpendLimit(limits: SpendLimits, usedTodayMinor: bigint, amo
  * the tier limits allow the amount and the funds are there. Returns the accounts and the
  * usage key to charge, or the refusal.
  */
-function checkOutgoing(s: Scratch, op: TransferOp | HoldOp): Refusal | { from: AccountState; to: AccountState; key: string | null } {
+function checkOutgoing(s: Scratch, op: Pick<TransferOp, "ownerId" | "limits" | "fromAccountId" | "toAccountId" | "currency" | "amount">): Refusal | { from: AccountState; to: AccountState; key: string | null } {
 	if (op.ownerId && s.account(op.fromAccountId)?.ownerId !== op.ownerId) {
 		return refusal("ACCOUNT_NOT_FOUND", "source account not found", { accountId: op.fromAccountId });
 	}
@@ -310,19 +379,85 @@ function applyHold(s: Scratch, op: HoldOp): OpResult {
 	// A hold counts against the day's limit when it is made; a void does not give it back,
 	// so a payout that fails cannot be used to reset the limit by retrying.
 	if (key) s.usage.set(key, s.usedToday(key) + op.amount);
+	return { ok: true, value: holdView(newHold(s, "hold", op, from, to, op.timeoutMs)) };
+}
+
+/** Holds the amount on the source account (the caller has checked every rule). */
+function newHold(s: Scratch, kind: HoldKind, op: { key: string; amount: bigint; currency: string; description: string }, from: AccountState, to: AccountState, timeoutMs: number, extra: Record<string, unknown> = {}): HoldState {
 	from.pendingDebits += op.amount;
 	to.pendingCredits += op.amount;
 	bumpVersion(from);
 	bumpVersion(to);
 	const hold: HoldState = {
-		id: s.ctx.newId(), idempotencyKey: op.key, fromAccountId: from.id, toAccountId: to.id, amount: op.amount,
+		id: s.ctx.newId(), kind, idempotencyKey: op.key, fromAccountId: from.id, toAccountId: to.id, amount: op.amount,
 		postedAmount: 0n, currency: op.currency, description: op.description, status: "pending",
-		expiresAt: new Date(s.ctx.now.getTime() + op.timeoutMs), createdAt: s.ctx.now, closedAt: null,
+		expiresAt: new Date(s.ctx.now.getTime() + timeoutMs), createdAt: s.ctx.now, closedAt: null,
 	};
 	s.holdsCreated.push(hold);
 	s.holds.set(hold.id, hold);
-	s.events.push({ event: "hold.created", partitionKey: from.id, payload: holdEvent(hold, from, to) });
-	return { ok: true, value: holdView(hold) };
+	s.events.push({ event: "hold.created", partitionKey: from.id, payload: { ...holdEvent(hold, from, to), ...extra } });
+	return hold;
+}
+
+/** The owner's history as the fraud rules take it, for a payment to `counterparty` in `currency`. */
+function historyOf(s: Scratch, owner: OwnerState, currency: string, usageKey: string, counterparty: string) {
+	const since = s.ctx.now.getTime() - VELOCITY_WINDOW_MS;
+	return {
+		recentCount: owner.recentMs.filter(t => t > since).length,
+		lastAmounts: owner.lastMinor[currency] ?? [],
+		todayMinor: s.usedToday(usageKey),
+		knownCounterparty: s.isKnown(counterpartyKey(owner.ownerId, counterparty)),
+	};
+}
+
+function applyPayment(s: Scratch, op: PaymentOp): OpResult {
+	const owner = s.owner(op.ownerId);
+	invariant(owner, `owner ${op.ownerId} of a payment was not loaded`);
+	const limits = isTier(owner.tier) ? limitsFor(owner.tier, op.currency as CurrencyCode) : { perTransferMinor: 0n, perDayMinor: 0n };
+	// The ledger's own refusals come first: a customer short of money hears INSUFFICIENT_FUNDS.
+	const checked = checkOutgoing(s, { ...op, limits });
+	if (!("from" in checked)) return fail(checked);
+	const { from, to, key } = checked;
+	invariant(key, "a payment always counts against its owner's limits");
+	const scored = score({ amountMinor: op.amount, currency: op.currency as CurrencyCode, counterparty: to.id }, historyOf(s, owner, op.currency, key, to.id));
+	const risk = riskOf(scored);
+	// Every decision counts for velocity; amounts and counterparties only once approved.
+	const since = s.ctx.now.getTime() - VELOCITY_WINDOW_MS;
+	owner.recentMs = [s.ctx.now.getTime(), ...owner.recentMs.filter(t => t > since)].slice(0, DEFAULT_POLICY.velocityMax);
+	if (scored.decision === "decline") {
+		s.keepOwnersOnFailure = true;
+		return fail(refusal("FRAUD_DECLINED", "the payment was declined by risk screening"), risk);
+	}
+	s.usage.set(key, s.usedToday(key) + op.amount);
+	if (scored.decision === "review") {
+		const hold = newHold(s, "review", op, from, to, REVIEW_HOLD_MS, { userId: op.ownerId, risk });
+		return { ok: true, value: paymentView(op, { status: "pending_review", id: hold.id, holdId: hold.id, transferId: null, at: s.ctx.now }) };
+	}
+	owner.lastMinor = { ...owner.lastMinor, [op.currency]: [op.amount, ...(owner.lastMinor[op.currency] ?? [])].slice(0, HISTORY_MAX) };
+	const pair = counterpartyKey(owner.ownerId, to.id);
+	if (!s.isKnown(pair)) s.known.add(pair);
+	const t = newTransfer(s, {
+		idempotencyKey: op.key, kind: "payment", fromAccountId: from.id, toAccountId: to.id,
+		amount: op.amount, currency: op.currency, description: op.description, holdId: null, reversesTransferId: null,
+	});
+	move(s, t, from, to, { userId: op.ownerId, risk });
+	return { ok: true, value: paymentView(op, { status: "completed", id: t.id, holdId: null, transferId: t.id, at: s.ctx.now }) };
+}
+
+function riskOf(scored: Scored): Record<string, unknown> {
+	return { decision: scored.decision, score: scored.score, reasons: scored.reasons };
+}
+
+/** A P2P payment as payments.get shows it; its id is its transfer's, or its review hold's. */
+export function paymentView(
+	op: Pick<PaymentOp, "ownerId" | "fromAccountId" | "toAccountId" | "amount" | "currency" | "description">,
+	p: { status: "completed" | "pending_review" | "failed" | "cancelled"; id: string; holdId: string | null; transferId: string | null; at: Date; failureCode?: string | null; updatedAt?: Date },
+): Record<string, unknown> {
+	return {
+		id: p.id, type: "p2p", status: p.status, amount: toSafeNumber(op.amount), currency: op.currency, accountId: op.fromAccountId,
+		provider: "ledger", destination: op.toAccountId, description: op.description, holdId: p.holdId, transferId: p.transferId,
+		failureCode: p.failureCode ?? null, createdAt: p.at.toISOString(), updatedAt: (p.updatedAt ?? p.at).toISOString(),
+	};
 }
 
 /** Finds a hold that is still pending; posting also requires it not to have expired. */
@@ -414,8 +549,9 @@ function applyReverse(s: Scratch, op: ReverseOp): OpResult {
 	return { ok: true, value: transferView(t) };
 }
 
-function fail(error: Refusal): OpResult {
-	return { ok: false, error };
+/** A refusal; `risk` is the fraud decision of a declined payment, for its transfer.failed event only. */
+function fail(error: Refusal, risk?: Record<string, unknown>): OpResult {
+	return risk ? { ok: false, error, risk } : { ok: false, error };
 }
 
 function applyOp(s: Scratch, op: Op): OpResult {
@@ -431,17 +567,20 @@ function applyOp(s: Scratch, op: Op): OpResult {
 			return applyRelease(s, op);
 		case "reverse":
 			return applyReverse(s, op);
+		case "payment":
+			return applyPayment(s, op);
 	}
 }
 
-function failureEvent(op: Op, error: Refusal): OutboxEvent | null {
-	if (op.type !== "transfer") return null;
+function failureEvent(op: Op, error: Refusal, risk?: Record<string, unknown>): OutboxEvent | null {
+	if (op.type !== "transfer" && op.type !== "payment") return null;
 	return {
 		event: "transfer.failed",
 		partitionKey: op.fromAccountId,
 		payload: {
 			idempotencyKey: op.key, fromAccountId: op.fromAccountId, toAccountId: op.toAccountId,
 			amount: toSafeNumber(op.amount), currency: op.currency, code: error.code, message: error.message,
+			...(op.type === "payment" ? { userId: op.ownerId } : {}), ...(risk ? { risk } : {}),
 		},
 	};
 }
@@ -455,8 +594,16 @@ function applyUnit(state: BatchState, ctx: BatchContext, ops: Op[], out: BatchCh
 	const results: OpResult[] = [];
 	for (const [index, op] of ops.entries()) {
 		const r = applyOp(s, op);
-		if (!r.ok) return failUnit(ops, index, r.error, out);
+		if (!r.ok) {
+			if (s.keepOwnersOnFailure) mergeOwners(state, s, out);
+			return failUnit(ops, index, r.error, out, r.risk);
+		}
 		results.push(r);
+	}
+	mergeOwners(state, s, out);
+	for (const pair of s.known) {
+		state.known.add(pair);
+		out.known.add(pair);
 	}
 	for (const [id, account] of s.accounts) {
 		const before = state.accounts.get(id);
@@ -478,10 +625,17 @@ function applyUnit(state: BatchState, ctx: BatchContext, ops: Op[], out: BatchCh
 	return results;
 }
 
-function failUnit(ops: Op[], failedIndex: number, error: Refusal, out: BatchChanges): OpResult[] {
+function mergeOwners(state: BatchState, s: Scratch, out: BatchChanges): void {
+	for (const [id, o] of s.owners) {
+		state.owners.set(id, o);
+		out.owners.set(id, o);
+	}
+}
+
+function failUnit(ops: Op[], failedIndex: number, error: Refusal, out: BatchChanges, risk?: Record<string, unknown>): OpResult[] {
 	return ops.map((op, index) => {
 		const own = index === failedIndex ? error : refusal("LINKED_TRANSFER_FAILED", "another transfer of the linked chain was refused", { failedIndex, code: error.code });
-		const ev = failureEvent(op, own);
+		const ev = failureEvent(op, own, index === failedIndex ? risk : undefined);
 		if (ev) out.events.push(ev);
 		return { ok: false, error: own };
 	});
@@ -489,7 +643,7 @@ function failUnit(ops: Op[], failedIndex: number, error: Refusal, out: BatchChan
 
 /** Applies every unit in order against the locked state and collects the rows to write. */
 export function applyBatch(state: BatchState, units: Op[][], ctx: BatchContext): { results: OpResult[][]; changes: BatchChanges } {
-	const changes: BatchChanges = { transfers: [], entries: [], holdsCreated: [], holdsClosed: [], events: [], touched: new Map(), usage: new Map() };
+	const changes: BatchChanges = { transfers: [], entries: [], holdsCreated: [], holdsClosed: [], events: [], touched: new Map(), usage: new Map(), owners: new Map(), known: new Set() };
 	const results = units.map(ops => applyUnit(state, ctx, ops, changes));
 	// Closing a hold more than once in a batch would double-release it; merge repeated rows.
 	const closed = new Map(changes.holdsClosed.map(h => [h.id, h]));
@@ -543,19 +697,28 @@ function holdEvent(h: HoldState, from: AccountState, to: AccountState): Record<s
 
 export function holdView(h: HoldState): Record<string, unknown> {
 	return {
-		id: h.id, status: h.status, amount: toSafeNumber(h.amount), postedAmount: toSafeNumber(h.postedAmount),
+		id: h.id, kind: h.kind, status: h.status, amount: toSafeNumber(h.amount), postedAmount: toSafeNumber(h.postedAmount),
 		currency: h.currency, fromAccountId: h.fromAccountId, toAccountId: h.toAccountId, description: h.description,
 		expiresAt: h.expiresAt.toISOString(), createdAt: h.createdAt.toISOString(), closedAt: h.closedAt ? h.closedAt.toISOString() : null,
 	};
 }
 
 /** The accounts, holds and transfers a list of ops needs loaded (before holds are read). */
-export function referencedIds(units: Op[][]): { accountIds: Set<string>; holdIds: Set<string>; transferIds: Set<string>; usageKeys: Set<string> } {
+export function referencedIds(units: Op[][]): { accountIds: Set<string>; holdIds: Set<string>; transferIds: Set<string>; usageKeys: Set<string>; ownerIds: Set<string>; pairs: Set<string> } {
 	const accountIds = new Set<string>();
 	const holdIds = new Set<string>();
 	const transferIds = new Set<string>();
 	const usageKeys = new Set<string>();
+	const ownerIds = new Set<string>();
+	const pairs = new Set<string>();
 	for (const op of units.flat()) {
+		if (op.type === "payment") {
+			accountIds.add(op.fromAccountId).add(op.toAccountId);
+			usageKeys.add(usageKey(op.ownerId, op.currency));
+			ownerIds.add(op.ownerId);
+			pairs.add(counterpartyKey(op.ownerId, op.toAccountId));
+			continue;
+		}
 		if ((op.type === "transfer" || op.type === "hold") && op.ownerId && op.limits) usageKeys.add(usageKey(op.ownerId, op.currency));
 		if (op.type === "transfer" || op.type === "hold") {
 			accountIds.add(op.fromAccountId);
@@ -563,5 +726,5 @@ export function referencedIds(units: Op[][]): { accountIds: Set<string>; holdIds
 		} else if (op.type === "reverse") transferIds.add(op.transferId);
 		else holdIds.add(op.holdId);
 	}
-	return { accountIds, holdIds, transferIds, usageKeys };
+	return { accountIds, holdIds, transferIds, usageKeys, ownerIds, pairs };
 }

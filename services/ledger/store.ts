@@ -5,7 +5,7 @@
  * concurrent batches on several nodes can wait on each other but never deadlock.
  */
 import type { Knex } from "knex";
-import type { AccountState, BatchChanges, HoldState, OutboxEvent, TransferRecord } from "./rules.ts";
+import type { AccountState, BatchChanges, HoldState, OutboxEvent, OwnerState, TransferRecord } from "./rules.ts";
 import { invariant } from "../../lib/errors.ts";
 import type { SqlRunner } from "../../mixins/db.ts";
 
@@ -50,6 +50,7 @@ export function toAccount(r: AccountRow): AccountRecord {
 
 interface HoldRow {
 	id: string;
+	kind: HoldState["kind"];
 	idempotency_key: string;
 	from_account_id: string;
 	to_account_id: string;
@@ -65,7 +66,7 @@ interface HoldRow {
 
 export function toHold(r: HoldRow): HoldState {
 	return {
-		id: r.id, idempotencyKey: r.idempotency_key, fromAccountId: r.from_account_id, toAccountId: r.to_account_id,
+		id: r.id, kind: r.kind, idempotencyKey: r.idempotency_key, fromAccountId: r.from_account_id, toAccountId: r.to_account_id,
 		amount: r.amount, postedAmount: r.posted_amount, currency: r.currency, description: r.description, status: r.status,
 		expiresAt: r.expires_at, createdAt: r.created_at, closedAt: r.closed_at,
 	};
@@ -144,12 +145,16 @@ export async function lockTransfers(trx: Db, ids: string[]): Promise<{ transfers
  * already committed. The spending rows are locked by a no-op update, which also returns
  * the latest committed value, as a plain SELECT ... FOR UPDATE would.
  */
-export async function lockForBatch(trx: Db, accountIds: string[], usageKeys: string[], day: string, keys: string[]): Promise<{ accounts: AccountState[]; usage: Map<string, bigint>; keys: Map<string, StoredKey> }> {
+export async function lockForBatch(
+	trx: Db, accountIds: string[], usageKeys: string[], day: string, keys: string[], ownerIds: string[] = [], pairs: string[] = [],
+): Promise<{ accounts: AccountState[]; usage: Map<string, bigint>; keys: Map<string, StoredKey>; owners: Map<string, OwnerState>; known: Set<string> }> {
 	const sorted = [...usageKeys].sort();
 	const owners = sorted.map(k => k.slice(0, k.lastIndexOf("|")));
 	const currencies = sorted.map(k => k.slice(k.lastIndexOf("|") + 1));
 	// Only what the rules need: no labels or timestamps to parse for every account of every batch.
-	const found = await rows<BatchAccountRow & { t: "a" | "u" | "k"; request_hash: string | null; result: unknown }>(
+	const pairOwners = pairs.map(p => p.slice(0, p.lastIndexOf("|")));
+	const pairAccounts = pairs.map(p => p.slice(p.lastIndexOf("|") + 1));
+	const found = await rows<BatchAccountRow & { t: "a" | "u" | "k" | "o" | "c"; request_hash: string | null; result: unknown }>(
 		trx,
 		`WITH a AS (
 			SELECT id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version
@@ -159,21 +164,52 @@ export async function lockForBatch(trx: Db, accountIds: string[], usageKeys: str
 			SELECT o, ?::date, c, 0 FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS v(o, c, n) ORDER BY n
 			ON CONFLICT (owner_id, day, currency) DO UPDATE SET used = ledger.daily_usage.used
 			RETURNING owner_id, currency, used
+		), o AS (
+			INSERT INTO ledger.owners (owner_id)
+			SELECT o FROM unnest(?::text[]) AS v(o) ORDER BY o
+			ON CONFLICT (owner_id) DO UPDATE SET tier = ledger.owners.tier
+			RETURNING owner_id, tier, risk
 		)
 		SELECT 'a' AS t, id::text AS id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version, NULL::text AS request_hash, NULL::json AS result FROM a
 		UNION ALL SELECT 'u', NULL, owner_id, currency, NULL, NULL, used, NULL, NULL, NULL, NULL, NULL FROM u
-		UNION ALL SELECT 'k', key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, request_hash, result FROM ledger.idempotency WHERE key = ANY(?::text[])`,
-		[accountIds, day, owners, currencies, keys],
+		UNION ALL SELECT 'k', key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, request_hash, result FROM ledger.idempotency WHERE key = ANY(?::text[])
+		UNION ALL SELECT 'o', NULL, owner_id, NULL, NULL, NULL, tier::int8, NULL, NULL, NULL, NULL, risk::json FROM o
+		UNION ALL SELECT 'c', c.account_id::text, c.owner_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+			FROM ledger.counterparties c JOIN unnest(?::text[], ?::uuid[]) AS p(o, a) ON c.owner_id = p.o AND c.account_id = p.a`,
+		[accountIds, day, owners, currencies, [...new Set(ownerIds)].sort(), keys, pairOwners, pairAccounts],
 	);
 	const accounts: AccountState[] = [];
 	const usage = new Map<string, bigint>();
 	const stored = new Map<string, StoredKey>();
+	const ownerStates = new Map<string, OwnerState>();
+	const known = new Set<string>();
 	for (const r of found) {
 		if (r.t === "a") accounts.push(toAccountState(r));
 		else if (r.t === "u") usage.set(`${r.owner_id}|${r.currency}`, r.posted);
+		else if (r.t === "o") ownerStates.set(r.owner_id ?? "", ownerFromRow(r.owner_id ?? "", Number(r.posted), r.result));
+		else if (r.t === "c") known.add(`${r.owner_id}|${r.id}`);
 		else stored.set(r.id, { hash: r.request_hash ?? "", result: r.result });
 	}
-	return { accounts, usage, keys: stored };
+	return { accounts, usage, keys: stored, owners: ownerStates, known };
+}
+
+/** The stored form of an owner's history (ledger.owners.risk): short keys, amounts as text. */
+interface RiskJson {
+	r?: number[];
+	l?: Record<string, string[]>;
+}
+
+function ownerFromRow(ownerId: string, tier: number, risk: unknown): OwnerState {
+	const j = (risk ?? {}) as RiskJson;
+	const lastMinor: Record<string, bigint[]> = {};
+	for (const [c, list] of Object.entries(j.l ?? {})) lastMinor[c] = list.map(a => BigInt(a));
+	return { ownerId, tier, recentMs: j.r ?? [], lastMinor };
+}
+
+function riskJson(o: OwnerState): string {
+	const l: Record<string, string[]> = {};
+	for (const [c, list] of Object.entries(o.lastMinor)) l[c] = list.map(str);
+	return JSON.stringify({ r: o.recentMs, l } satisfies RiskJson);
 }
 
 // ---- batch writes ---------------------------------------------------------------------
@@ -217,10 +253,10 @@ function entriesPart(es: BatchChanges["entries"], now: Date): Part {
 function holdsCreatedPart(hs: HoldState[], now: Date): Part {
 	return {
 		name: "hn",
-		sql: `INSERT INTO ledger.holds (id, idempotency_key, from_account_id, to_account_id, amount, currency, description, status, expires_at, created_at)
-		 SELECT id, k, f, t, a, c, d, 'pending', e, ?::timestamptz FROM unnest(?::uuid[], ?::text[], ?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::timestamptz[]) AS v(id, k, f, t, a, c, d, e) RETURNING 1`,
+		sql: `INSERT INTO ledger.holds (id, kind, idempotency_key, from_account_id, to_account_id, amount, currency, description, status, expires_at, created_at)
+		 SELECT id, kind, k, f, t, a, c, d, 'pending', e, ?::timestamptz FROM unnest(?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::timestamptz[]) AS v(id, kind, k, f, t, a, c, d, e) RETURNING 1`,
 		params: [
-			now, hs.map(h => h.id), hs.map(h => h.idempotencyKey), hs.map(h => h.fromAccountId), hs.map(h => h.toAccountId),
+			now, hs.map(h => h.id), hs.map(h => h.kind), hs.map(h => h.idempotencyKey), hs.map(h => h.fromAccountId), hs.map(h => h.toAccountId),
 			hs.map(h => str(h.amount)), hs.map(h => h.currency), hs.map(h => h.description), hs.map(h => h.expiresAt.toISOString()),
 		],
 	};
@@ -253,6 +289,24 @@ function usagePart(usage: Map<string, bigint>, day: string): Part {
 		sql: `UPDATE ledger.daily_usage u SET used = v.used FROM unnest(?::text[], ?::text[], ?::int8[]) AS v(o, c, used)
 		 WHERE u.owner_id = v.o AND u.currency = v.c AND u.day = ?::date RETURNING 1`,
 		params: [keys.map(k => k.slice(0, k.lastIndexOf("|"))), keys.map(k => k.slice(k.lastIndexOf("|") + 1)), keys.map(k => str(usage.get(k) ?? 0n)), day],
+	};
+}
+
+/** The owners' new state; their rows are locked by the batch's read. */
+function ownersPart(owners: OwnerState[]): Part {
+	return {
+		name: "ow",
+		sql: `UPDATE ledger.owners o SET risk = v.r::jsonb FROM unnest(?::text[], ?::text[]) AS v(id, r) WHERE o.owner_id = v.id RETURNING 1`,
+		params: [owners.map(o => o.ownerId), owners.map(riskJson)],
+	};
+}
+
+/** Counterparties paid for the first time; the owner's row lock keeps two batches from racing to the same pair. */
+function knownPart(pairs: string[]): Part {
+	return {
+		name: "kc",
+		sql: `INSERT INTO ledger.counterparties (owner_id, account_id) SELECT o, a FROM unnest(?::text[], ?::uuid[]) AS v(o, a) ORDER BY 1, 2 ON CONFLICT DO NOTHING RETURNING 1`,
+		params: [pairs.map(p => p.slice(0, p.lastIndexOf("|"))), pairs.map(p => p.slice(p.lastIndexOf("|") + 1))],
 	};
 }
 
@@ -312,6 +366,7 @@ function writeChecks(changes: BatchChanges, accounts: AccountState[], keys: Stor
 	if (changes.holdsClosed.length > 0) checks.push(counted("hc", changes.holdsClosed.length, "closed holds (one was not pending)"));
 	if (accounts.length > 0) checks.push(counted("a", accounts.length, "account balances"));
 	if (changes.usage.size > 0) checks.push(counted("u", changes.usage.size, "spending rows"));
+	if (changes.owners.size > 0) checks.push(counted("ow", changes.owners.size, "owner rows"));
 	if (keys.length > 0) checks.push({ ...counted("k", keys.length, "idempotency keys"), code: "40001", message: "ledger batch: an idempotency key was committed concurrently" });
 	return checks;
 }
@@ -331,6 +386,8 @@ export async function writeBatch(trx: Db, changes: BatchChanges, accounts: Accou
 	if (changes.holdsClosed.length > 0) parts.push(holdsClosedPart(changes.holdsClosed, now));
 	if (accounts.length > 0) parts.push(accountsPart(accounts));
 	if (changes.usage.size > 0) parts.push(usagePart(changes.usage, utcDay(now)));
+	if (changes.owners.size > 0) parts.push(ownersPart([...changes.owners.values()]));
+	if (changes.known.size > 0) parts.push(knownPart([...changes.known].sort()));
 	if (changes.events.length > 0) parts.push(outboxPart(changes.events));
 	if (keys.length > 0) parts.push(keysPart(keys));
 	if (parts.length === 0) return { stored: 0, outboxId: null };
@@ -394,6 +451,38 @@ export async function getTransfer(db: Db, id: string, ownerId: string | null = n
 		[id, ownerId, ownerId],
 	);
 	return found[0] ? toTransfer(found[0]) : null;
+}
+
+/** The owner's tier for payments; the row is made at the first payment or tier change. */
+export async function setOwnerTier(db: Db, ownerId: string, tier: number): Promise<void> {
+	await rows(db, "INSERT INTO ledger.owners (owner_id, tier) VALUES (?, ?) ON CONFLICT (owner_id) DO UPDATE SET tier = excluded.tier", [ownerId, tier]);
+}
+
+/**
+ * A P2P payment by id, as the ledger keeps it: the approved transfer of kind 'payment', or
+ * the review hold and the transfer that posted it. With ownerId, only the payer's.
+ */
+export async function getPayment(db: Db, id: string, ownerId: string | null): Promise<{ transfer: TransferRecord | null; hold: HoldState | null; ownerId: string } | null> {
+	const found = await rows<{ t: TransferRow | null; h: HoldRow | null; owner_id: string }>(
+		db,
+		`SELECT to_json(t) AS t, NULL::json AS h, a.owner_id FROM ledger.transfers t JOIN ledger.accounts a ON a.id = t.from_account_id
+		  WHERE t.id = ? AND t.kind = 'payment' AND (?::text IS NULL OR a.owner_id = ?::text)
+		 UNION ALL
+		 SELECT (SELECT to_json(p) FROM ledger.transfers p WHERE p.hold_id = h.id LIMIT 1), to_json(h), a.owner_id FROM ledger.holds h JOIN ledger.accounts a ON a.id = h.from_account_id
+		  WHERE h.id = ? AND h.kind = 'review' AND (?::text IS NULL OR a.owner_id = ?::text)`,
+		[id, ownerId, ownerId, id, ownerId, ownerId],
+	);
+	const r = found[0];
+	if (!r) return null;
+	const fromJson = <T extends { amount: bigint; created_at: Date }>(j: T | null): T | null =>
+		j ? { ...j, amount: BigInt(String(j.amount)), created_at: new Date(String(j.created_at)) } : null;
+	const t = fromJson(r.t);
+	const h = fromJson(r.h);
+	return {
+		transfer: t ? toTransfer(t) : null,
+		hold: h ? toHold({ ...h, posted_amount: BigInt(String(h.posted_amount)), expires_at: new Date(String(h.expires_at)), closed_at: h.closed_at ? new Date(String(h.closed_at)) : null }) : null,
+		ownerId: r.owner_id,
+	};
 }
 
 export async function getHold(db: Db, id: string): Promise<HoldState | null> {

@@ -12,7 +12,7 @@
  */
 import type { Context, ServiceSchema, ServiceBroker } from "moleculer";
 import { Errors } from "moleculer";
-import { createHash } from "node:crypto";
+import { requestHash } from "../../lib/idempotency.ts";
 import type { Config } from "../../config/index.ts";
 import { call } from "../../lib/context-store.ts";
 import { toClientError, type RefusalCode } from "../../lib/errors.ts";
@@ -29,11 +29,11 @@ import type { SpendLimits } from "../ledger/rules.ts";
 import { isTier, limitsFor } from "../users/limits.ts";
 import type { CurrencyCode } from "../../config/currencies.ts";
 import { isFinal, transition, type PaymentEvent, type PaymentStatus } from "./state.ts";
-import { advanceMany, insertOrders, paymentById, retryOnDeadlock, type Move, type NewOrder, type PaymentRow, type PaymentSet } from "./store.ts";
+import { advanceMany, insertOrders, paymentById, retryOnDeadlock, upsertP2p, type Move, type NewOrder, type P2pFact, type PaymentRow, type PaymentSet } from "./store.ts";
+import { eventConsumer, type ConsumedEvent } from "../../mixins/event-consumer.ts";
 import { MicroBatcher } from "../../lib/batcher.ts";
 import type { Decision } from "../fraud/rules.ts";
 import { SCORE_BATCH_MAX, type ScoreItem } from "../fraud/store.ts";
-import { TransferCalls } from "./ledger-calls.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
@@ -41,8 +41,6 @@ const RESUME_BATCH_MAX = 100;
 /** Payments the last sweep found in flight past PAYMENT_RESUME_AFTER_MS (at most RESUME_BATCH_MAX), and resumes that failed. */
 export const STALE_METRIC = "paymesh.payments.stale";
 export const RESUME_FAILURES_METRIC = "paymesh.payments.resume_failures";
-const REPLAY_WAIT_POLLS_MAX = 100;
-const REPLAY_WAIT_POLL_MS = 20;
 
 const common = {
 	idempotencyKey: keyRule,
@@ -109,10 +107,8 @@ type PaymentsThis = DbService & {
 	screen(p: PaymentRow): Promise<"approve" | "review" | "decline">;
 	continue(row: PaymentRow): Promise<PaymentRow>;
 	open(ctx: Context, type: "topup" | "payout" | "p2p", p: Omit<TopupParams, "provider"> & { provider?: ProviderName; destination?: string; description?: string }): Promise<{ row: PaymentRow; replay: boolean }>;
-	settledRow(row: PaymentRow): Promise<PaymentRow>;
 	advance(id: string, from: PaymentStatus, events: PaymentEvent[], set?: PaymentSet): Promise<PaymentRow>;
 	runP2p(row: PaymentRow): Promise<PaymentRow>;
-	driveP2p(row: PaymentRow): Promise<PaymentRow>;
 	releaseHold(paymentId: string, holdId: string): Promise<void>;
 	recipient(p: P2pParams): Promise<string>;
 	move(id: string, from: PaymentStatus, event: PaymentEvent, set?: PaymentSet): Promise<PaymentRow>;
@@ -120,6 +116,9 @@ type PaymentsThis = DbService & {
 	runPayout(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
 	settle(p: PaymentRow, result: ProviderResult | null): Promise<PaymentRow>;
 	limitsOf(userId: string, currency: string): Promise<{ perTransferMinor: number; perDayMinor: number }>;
+	rowOf(id: string, userId?: string | null): Promise<PaymentRow | null>;
+	handleEvents(events: ConsumedEvent[]): Promise<void>;
+	handleEvent(e: ConsumedEvent): Promise<void>;
 	onCallback(cb: CallbackParams): Promise<string>;
 	applyCallback(cb: CallbackParams): Promise<string>;
 	systemAccount(provider: ProviderName, currency: string): Promise<string>;
@@ -132,7 +131,6 @@ type PaymentsThis = DbService & {
  * each go in batches (lib/batcher.ts), one round trip per batch.
  */
 interface Batchers {
-	transfers: TransferCalls;
 	orders: MicroBatcher<NewOrder, PaymentRow | null>;
 	moves: MicroBatcher<Move, PaymentRow | null>;
 	screens: MicroBatcher<ScoreItem, Decision>;
@@ -142,9 +140,36 @@ const BATCH_SIZE_MAX = 500;
 const BATCH_CONCURRENCY_MAX = 2;
 const BATCH_QUEUE_LENGTH_MAX = 20_000;
 
+/** The request's hash kept with its key (lib/idempotency.ts: independent of the order of the fields). */
 function hashOf(type: string, p: Record<string, unknown>): string {
 	const { idempotencyKey: _k, ...fields } = p;
-	return createHash("sha256").update(JSON.stringify({ type, ...fields })).digest("hex");
+	return requestHash(`payments.${type}`, fields);
+}
+
+/** A P2P payment of the ledger's answer or event, as the view stores it; null for anything else. */
+function p2pFact(v: Record<string, unknown>, userId: string | null): P2pFact | null {
+	const str = (k: string) => (typeof v[k] === "string" ? (v[k] as string) : null);
+	const id = str("id");
+	const user = userId ?? str("userId");
+	const status = str("status");
+	if (!id || !user || (status !== "completed" && status !== "pending_review") || typeof v["amount"] !== "number") return null;
+	return {
+		id, userId: user, status, amount: BigInt(v["amount"]), currency: str("currency") ?? "", accountId: str("accountId") ?? "", destination: str("destination") ?? "",
+		holdId: str("holdId"), transferId: str("transferId"), createdAt: new Date(str("createdAt") ?? Date.now()),
+	};
+}
+
+/** The P2P payment a ledger event announces: an approved payment's transfer, or a review hold. */
+function factOfEvent(e: ConsumedEvent): P2pFact | null {
+	const p = e.payload;
+	const userId = typeof p["userId"] === "string" ? p["userId"] : null;
+	if (e.event === "transfer.completed" && p["kind"] === "payment") {
+		return p2pFact({ ...p, status: "completed", accountId: p["fromAccountId"], destination: p["toAccountId"], transferId: p["id"], holdId: null }, userId);
+	}
+	if (e.event === "hold.created" && p["kind"] === "review") {
+		return p2pFact({ ...p, status: "pending_review", accountId: p["fromAccountId"], destination: p["toAccountId"], holdId: p["id"], transferId: null }, userId);
+	}
+	return null;
 }
 
 function refusalCode(err: unknown): RefusalCode | null {
@@ -154,7 +179,11 @@ function refusalCode(err: unknown): RefusalCode | null {
 export function paymentsService(config: Config): ServiceSchema {
 	const schema = {
 		name: "payments",
-		mixins: [dbMixin(config, "payments")],
+		mixins: [
+			dbMixin(config, "payments"),
+			// The view of P2P payments is fed by the ledger, which decides and writes them.
+			eventConsumer({ schema: "payments", sources: ["ledger"], events: ["transfer.completed", "hold.created"], attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs, pumpGapMs: config.events.pumpGapMs }),
+		],
 		actions: {
 			topup: {
 				params: topupParams,
@@ -170,6 +199,11 @@ export function paymentsService(config: Config): ServiceSchema {
 					return this.finish(replay || row.status !== "created" ? row : await this.runPayout(ctx, row));
 				},
 			},
+			/**
+			 * A P2P payment: the recipient is resolved here, then the node that owns the source
+			 * account decides and writes it in one commit (ledger.payments.p2p). Refusals and
+			 * fraud declines arrive as errors; the answer is the payment.
+			 */
 			p2p: {
 				params: p2pParams,
 				async handler(this: PaymentsThis, ctx: Context<P2pParams>) {
@@ -178,34 +212,28 @@ export function paymentsService(config: Config): ServiceSchema {
 						throw toClientError({ code: "VALIDATION_ERROR", message: "give exactly one of toAccountId and toEmail" });
 					}
 					const to = await this.recipient(p);
-					const { row, replay } = await this.open(ctx, "p2p", {
-						idempotencyKey: p.idempotencyKey, userId: p.userId, accountId: p.accountId, amount: p.amount, currency: p.currency, destination: to,
+					return call<Record<string, unknown>>(this.broker, "ledger.payments.p2p", {
+						idempotencyKey: p.idempotencyKey, ownerId: p.userId, fromAccountId: p.accountId, toAccountId: to, amount: p.amount, currency: p.currency,
 						...(p.description != null ? { description: p.description } : {}),
 					});
-					if (!replay && row.status === "created") return this.finish(await this.driveP2p(row));
-					// The same request arriving twice at once: answer what the first one ends with.
-					const settled = replay && row.status === "created" ? await this.settledRow(row) : row;
-					if (settled.status !== "created") return this.finish(settled);
-					// Still created: the first attempt died (a ledger node was lost mid-call, say).
-					// The retry drives it; every step is keyed, so it completes at most once.
-					return this.finish(await this.driveP2p(settled));
 				},
 			},
 			get: {
 				params: getParams,
 				async handler(this: PaymentsThis, ctx: Context<GetParams>) {
 					const row = await paymentById(this.knex, ctx.params.id);
-					if (!row || (ctx.params.userId != null && row.user_id !== ctx.params.userId)) {
-						// A foreign payment answers exactly like a missing one.
-						throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
-					}
-					return view(row);
+					if (row && (ctx.params.userId == null || row.user_id === ctx.params.userId)) return view(row);
+					if (row) throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
+					// Not in the view yet: a P2P payment the ledger committed a moment ago (read your own writes).
+					const fromLedger = await call<Record<string, unknown>>(this.broker, "ledger.payments.get", { id: ctx.params.id, ...(ctx.params.userId != null ? { ownerId: ctx.params.userId } : {}) });
+					const { userId: _u, description: _d, ...shown } = fromLedger;
+					return shown;
 				},
 			},
 			cancel: {
 				params: getParams,
 				async handler(this: PaymentsThis, ctx: Context<GetParams>) {
-					const row = await paymentById(this.knex, ctx.params.id);
+					const row = await this.rowOf(ctx.params.id, ctx.params.userId);
 					if (!row || (ctx.params.userId != null && row.user_id !== ctx.params.userId)) {
 						throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
 					}
@@ -244,10 +272,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				params: { $$strict: true },
 				handler(this: PaymentsThis) {
 					const of = (b: Pick<MicroBatcher<unknown, unknown>, "batchesRun" | "itemsRun" | "queueLength" | "recent">) => ({ batchesRun: b.batchesRun, itemsRun: b.itemsRun, queueLength: b.queueLength, recentBatchMs: b.recent.summary() });
-					const t = this.rt.transfers;
-					return {
-						orders: of(this.rt.orders), screens: of(this.rt.screens), moves: of(this.rt.moves), ledgerCalls: { bursts: t.bursts, calls: t.calls, itemsSent: t.itemsSent, recentBurstMs: t.recent.summary() },
-					};
+					return { orders: of(this.rt.orders), screens: of(this.rt.screens), moves: of(this.rt.moves) };
 				},
 			},
 			/** The caller's payments, newest first, a page at a time (keyset cursor, lib/cursor.ts). */
@@ -288,6 +313,7 @@ export function paymentsService(config: Config): ServiceSchema {
 			"review.approve": {
 				params: reviewParams,
 				async handler(this: PaymentsThis, ctx: Context<{ id: string }>) {
+					await this.rowOf(ctx.params.id);
 					const row = await this.move(ctx.params.id, "pending_review", "approve");
 					return view(await this.continue(row));
 				},
@@ -295,6 +321,7 @@ export function paymentsService(config: Config): ServiceSchema {
 			"review.decline": {
 				params: reviewParams,
 				async handler(this: PaymentsThis, ctx: Context<{ id: string }>) {
+					await this.rowOf(ctx.params.id);
 					const row = await this.move(ctx.params.id, "pending_review", "decline", { failure_code: "FRAUD_DECLINED" });
 					if (row.hold_id) await this.releaseHold(row.id, row.hold_id);
 					return view(row);
@@ -309,6 +336,36 @@ export function paymentsService(config: Config): ServiceSchema {
 		},
 
 		methods: {
+			/**
+			 * A payment's row; a P2P payment the view does not have yet is taken from the ledger
+			 * and added, so support and the payer can act on it at once. With userId, only theirs.
+			 */
+			async rowOf(this: PaymentsThis, id: string, userId?: string | null) {
+				const row = await paymentById(this.knex, id);
+				if (row) return userId == null || row.user_id === userId ? row : null;
+				let fromLedger: Record<string, unknown>;
+				try {
+					fromLedger = await call(this.broker, "ledger.payments.get", { id, ...(userId != null ? { ownerId: userId } : {}) });
+				} catch (err) {
+					if (refusalCode(err) === "PAYMENT_NOT_FOUND") return null;
+					throw err;
+				}
+				const fact = p2pFact(fromLedger, null);
+				if (!fact) return null;
+				const [added] = await upsertP2p(this.knex, [fact]);
+				return added ?? null;
+			},
+
+			/** A page of the ledger's events: every P2P payment in it joins the view in one statement. */
+			async handleEvents(this: PaymentsThis, events: ConsumedEvent[]) {
+				const facts = events.map(factOfEvent).filter((f): f is P2pFact => f !== null);
+				await upsertP2p(this.knex, facts);
+			},
+
+			async handleEvent(this: PaymentsThis, e: ConsumedEvent) {
+				await this.handleEvents([e]);
+			},
+
 			/** Creates the payment, or finds the one made with this key (a different request is a mismatch). */
 			async open(this: PaymentsThis, ctx: Context, type: "topup" | "payout" | "p2p", p: Omit<TopupParams, "provider"> & { provider?: ProviderName; destination?: string; description?: string }) {
 				const hash = hashOf(type, p);
@@ -318,10 +375,8 @@ export function paymentsService(config: Config): ServiceSchema {
 				// Not marked retryable for Moleculer: broker retries would only wait out the breaker.
 				// The client gets a 503 with Retry-After and may try again with the same key.
 				if (p.provider && !endpoints?.hasAvailable()) throw new Errors.MoleculerError(`${p.provider} is not available, retry later`, 503, "PROVIDER_UNAVAILABLE");
-				// The account must be the caller's; answered like a missing one otherwise. A P2P
-				// payment skips this round trip: its ledger transfer or hold carries the owner and
-				// the ledger refuses a foreign source (ACCOUNT_NOT_FOUND) in the same transaction.
-				if (type !== "p2p") await ctx.call("ledger.accounts.get", { id: p.accountId, ownerId: p.userId });
+				// The account must be the caller's; answered like a missing one otherwise.
+				await ctx.call("ledger.accounts.get", { id: p.accountId, ownerId: p.userId });
 				// The order and its first event go in with other requests' orders (one statement per batch).
 				const inserted = await this.rt.orders.submit({
 					id: uuidv7(), userId: p.userId, type, amount: p.amount, currency: p.currency, accountId: p.accountId,
@@ -337,16 +392,6 @@ export function paymentsService(config: Config): ServiceSchema {
 
 			kickRelay(this: PaymentsThis) {
 				this.relay.kick();
-			},
-
-			/** Waits (bounded) for a payment another request is running to leave created. */
-			async settledRow(this: PaymentsThis, row: PaymentRow) {
-				let now = row;
-				for (let i = 0; i < REPLAY_WAIT_POLLS_MAX && now.status === "created"; i++) {
-					await new Promise(r => setTimeout(r, REPLAY_WAIT_POLL_MS));
-					now = (await paymentById(this.knex, row.id)) ?? now;
-				}
-				return now;
 			},
 
 			/**
@@ -538,26 +583,10 @@ export function paymentsService(config: Config): ServiceSchema {
 			},
 
 			/**
-			 * Runs a created P2P payment. Another request may move it first: a retry with the same key
-			 * that stopped waiting for this one, or the resume sweep. Then this one answers where the payment is,
-			 * rather than a 409 for a payment that goes on.
-			 */
-			async driveP2p(this: PaymentsThis, row: PaymentRow) {
-				try {
-					return await this.runP2p(row);
-				} catch (err) {
-					if (refusalCode(err) !== "ILLEGAL_TRANSITION") throw err;
-					return (await paymentById(this.knex, row.id)) ?? row;
-				}
-			},
-
-			/**
-			 * P2P: approved payments move at once in one ledger transfer that carries the sender's
-			 * tier limits; a payment in review is held and posted (or voided) by support's decision.
+			 * P2P after review: support approved (processing), so the review hold the ledger made is
+			 * posted. Everything before is the ledger's one commit (ledger.payments.p2p).
 			 */
 			async runP2p(this: PaymentsThis, row: PaymentRow) {
-				if (row.status === "pending_review") return row;
-				const to = row.destination ?? "";
 				if (row.status === "processing") {
 					if (!row.hold_id) throw new Error(`p2p ${row.id} is processing without a hold`);
 					let posted: { transfer: { id: string } };
@@ -573,30 +602,9 @@ export function paymentsService(config: Config): ServiceSchema {
 					}
 					return this.move(row.id, "processing", "succeed", { transfer_id: posted.transfer.id });
 				}
-				// The tier is read while fraud decides (a cached read, unused when declined).
-				const [decision, limits] = await Promise.all([this.screen(row), this.limitsOf(row.user_id, row.currency)]);
-				if (decision === "decline") return this.move(row.id, "created", "decline", { failure_code: "FRAUD_DECLINED" });
-				try {
-					if (decision === "review") {
-						const hold = await call<{ id: string }>(this.broker, "ledger.holds.create", {
-							idempotencyKey: `payment:${row.id}:hold`, fromAccountId: row.account_id, toAccountId: to, amount: toSafeNumber(row.amount), currency: row.currency, timeoutMs: HOLD_TIMEOUT_MS,
-							ownerId: row.user_id, limits, ...(row.description ? { description: row.description } : {}),
-						});
-						return this.move(row.id, "created", "review", { hold_id: hold.id });
-					}
-					// With the other payments approved at the same moment: one ledger call per owning node.
-					const t = await this.rt.transfers.submit({
-						idempotencyKey: `payment:${row.id}:transfer`, fromAccountId: row.account_id, toAccountId: to, amount: toSafeNumber(row.amount), currency: row.currency as CurrencyCode,
-						ownerId: row.user_id, limits, ...(row.description ? { description: row.description } : {}),
-					});
-					if ("failed" in t) throw t.failed;
-					if (!t.ok) throw toClientError(t.error);
-					return this.advance(row.id, "created", ["approve", "succeed"], { transfer_id: t.transfer.id });
-				} catch (err) {
-					const code = refusalCode(err);
-					if (!code) throw err;
-					return this.move(row.id, "created", "decline", { failure_code: code });
-				}
+				// Created and in-review payments are the ledger's decision (ledger.payments.p2p); only
+				// an approved review is driven here.
+				return row;
 			},
 
 			/** Asks the provider; null when it failed technically (the answer is unknown, try again later). */
@@ -655,10 +663,6 @@ export function paymentsService(config: Config): ServiceSchema {
 				overloaded: () => new Errors.MoleculerRetryableError("the payments queue is full, retry later", 503, "PAYMENTS_OVERLOADED"),
 			});
 			this.rt = {
-				transfers: new TransferCalls({
-					broker: this.broker, queueLengthMax: BATCH_QUEUE_LENGTH_MAX,
-					overloaded: () => new Errors.MoleculerRetryableError("the payments queue is full, retry later", 503, "PAYMENTS_OVERLOADED"),
-				}),
 				orders: batcher(items => retryOnDeadlock(() => insertOrders(this.knex, items))),
 				moves: batcher(async items => {
 					const { rows, committed } = await retryOnDeadlock(() => advanceMany(this.knex, items));
@@ -687,7 +691,7 @@ export function paymentsService(config: Config): ServiceSchema {
 		},
 		async stopped(this: PaymentsThis) {
 			if (this.timer) clearInterval(this.timer);
-			await Promise.all([this.rt.transfers.idle(), this.rt.orders.idle(), this.rt.moves.idle(), this.rt.screens.idle()]);
+			await Promise.all([this.rt.orders.idle(), this.rt.moves.idle(), this.rt.screens.idle()]);
 			await this.relay.stop();
 		},
 	};

@@ -211,3 +211,41 @@ export async function retryOnDeadlock<T>(run: () => Promise<T>): Promise<T> {
 		}
 	}
 }
+
+/** A P2P payment as the ledger decided it (ledger.payments.p2p), for the payments view. */
+export interface P2pFact {
+	id: string;
+	userId: string;
+	status: "completed" | "pending_review";
+	amount: bigint;
+	currency: string;
+	accountId: string;
+	destination: string;
+	holdId: string | null;
+	transferId: string | null;
+	createdAt: Date;
+}
+
+/**
+ * Adds P2P payments to the view from the ledger's events (or from the ledger itself when a
+ * request reads its own write before the event arrived). A payment already in the view
+ * keeps its row: the view's own later status changes (review decisions) are newer than
+ * the event. Returns the rows that are now in the view.
+ */
+export async function upsertP2p(knex: Knex, facts: readonly P2pFact[]): Promise<PaymentRow[]> {
+	if (facts.length === 0) return [];
+	const sorted = [...facts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+	await runStatement(
+		knex,
+		`INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash, hold_id, transfer_id, created_at, updated_at)
+		 SELECT v.id, v.user_id, 'p2p', v.status, v.amount, v.currency, v.account_id, 'ledger', v.destination, 'ledger:' || v.id, '', v.hold_id, v.transfer_id, v.created_at, v.created_at
+		 FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::int8[], ?::text[], ?::uuid[], ?::text[], ?::uuid[], ?::uuid[], ?::timestamptz[])
+		   AS v(id, user_id, status, amount, currency, account_id, destination, hold_id, transfer_id, created_at)
+		 ON CONFLICT (id) DO NOTHING`,
+		[
+			sorted.map(f => f.id), sorted.map(f => f.userId), sorted.map(f => f.status), sorted.map(f => f.amount.toString()), sorted.map(f => f.currency),
+			sorted.map(f => f.accountId), sorted.map(f => f.destination), sorted.map(f => f.holdId), sorted.map(f => f.transferId), sorted.map(f => f.createdAt.toISOString()),
+		],
+	);
+	return runStatement<PaymentRow>(knex, `SELECT ${PAYMENT_COLUMNS.join(", ")} FROM payments.payments WHERE id = ANY(?::uuid[])`, [sorted.map(f => f.id)]);
+}

@@ -77,8 +77,12 @@ export function usersService(config: Config): ServiceSchema {
 				params: P.setTierParams,
 				async handler(this: DbService, ctx: Context<P.SetTierParams>) {
 					const row = await queryOne<ProfileRow>(this.knex, "UPDATE users.profiles SET kyc_tier = ?, updated_at = now() WHERE user_id = ? RETURNING *", [ctx.params.tier, ctx.params.id]);
+					if (!row) return notFound();
+					// The ledger holds P2P payments to the tier in the owner's own batch: it gets the
+					// tier too. Should this call fail the caller retries; setting a tier twice is harmless.
+					await ctx.call("ledger.owners.setTier", { ownerId: ctx.params.id, tier: ctx.params.tier });
 					await ctx.broker.cacher?.clean("users.tier:**");
-					return row ? profileView(row) : notFound();
+					return profileView(row);
 				},
 			},
 			findByEmail: {

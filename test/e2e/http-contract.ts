@@ -275,6 +275,8 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				const t = await pay("topup", { accountId: a.id, amount: 10_000, currency: "USD", provider: "card" }, "top-1");
 				assert.deepEqual([t.status, t.body.status], [201, "completed"]);
 				assert.equal((await pay("topup", { accountId: a.id, amount: 10_000, currency: "USD", provider: "card" }, "top-1")).body.id, t.body.id);
+				// A retry whose JSON lists the fields in another order is the same request: it replays.
+				assert.equal((await pay("topup", { provider: "card", currency: "USD", amount: 10_000, accountId: a.id }, "top-1")).body.id, t.body.id);
 				// The bank answers "accepted" and confirms later by a signed callback to the gateway.
 				const out = await pay("payout", { accountId: a.id, amount: 2_500, currency: "USD", provider: "bank", destination: "GB00BANK12345" }, "out-1");
 				assert.deepEqual([out.status, out.body.status], [201, "processing"]);
@@ -303,7 +305,15 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				assert.deepEqual([p2p.status, p2p.body.status], [201, "completed"]);
 				assert.equal((await http<Account>("GET", `/api/v1/accounts/${b.id}`, { token: other.accessToken })).body.balance.posted, 1_500);
 				expectError(await pay("p2p", { accountId: a.id, amount: 1, currency: "USD", toEmail: "nobody-here@example.com" }, "p2p-2"), 404, "RECIPIENT_NOT_FOUND");
-				expectError(await pay("p2p", { accountId: a.id, amount: 100_000_000, currency: "USD", toAccountId: b.id }, "p2p-3"), 422, "FRAUD_DECLINED");
+				// Over tier 1's per-transfer limit: the ledger's refusal, never hidden behind a fraud decision.
+				expectError(await pay("p2p", { accountId: a.id, amount: 100_000_000, currency: "USD", toAccountId: b.id }, "p2p-3"), 422, "LIMIT_EXCEEDED");
+				// The same payment again with its fields in another order replays the first answer.
+				const reordered = await http<{ id: string; status: string }>("POST", "/api/v1/payments/p2p", {
+					token: s.accessToken, headers: { "idempotency-key": "p2p-1" },
+					rawBody: `{"toEmail":${JSON.stringify(other.user.email.toUpperCase())},"currency":"USD","amount":1500,"accountId":${JSON.stringify(a.id)}}`,
+				});
+				assert.deepEqual([reordered.status, reordered.body.id, reordered.body.status], [201, p2p.body.id, "completed"]);
+				assert.equal((await http<Account>("GET", `/api/v1/accounts/${b.id}`, { token: other.accessToken })).body.balance.posted, 1_500);
 			});
 		});
 
@@ -315,9 +325,11 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				assert.equal((await http("POST", `/api/v1/admin/users/${s.user.id}/tier`, { token: adminToken, body: { tier: 3 } })).status, 200);
 				const a = await openAccount(s);
 				const b = await openAccount(other);
-				await fund(a, 2_000_000);
-				const ok = await transfer(s, { fromAccountId: a.id, toAccountId: b.id, amount: 1_000, currency: "USD", description: "lunch" });
+				await fund(a, 4_000_000);
+				const ok = await transfer(s, { fromAccountId: a.id, toAccountId: b.id, amount: 1_000, currency: "USD", description: "lunch" }, "tp-lunch");
 				assert.equal(ok.status, 201);
+				const okAgain = await transfer(s, { description: "lunch", currency: "USD", amount: 1_000, toAccountId: b.id, fromAccountId: a.id }, "tp-lunch");
+				assert.deepEqual([okAgain.status, okAgain.body["id"]], [201, ok.body["id"]]);
 				assert.equal(ok.headers.get("location"), `/api/v1/transfers/${String(ok.body["id"])}`);
 				const read = await http<Record<string, unknown>>("GET", `/api/v1/transfers/${String(ok.body["id"])}`, { token: s.accessToken });
 				assert.deepEqual([read.body["amount"], read.body["description"], read.body["status"]], [1_000, "lunch", "completed"]);
@@ -331,6 +343,21 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				const c = await openAccount(await register("tp-new"));
 				expectError(await transfer(s, { fromAccountId: a.id, toAccountId: c.id, amount: 1_900_000, currency: "USD" }), 422, "FRAUD_DECLINED");
 				assert.equal((await http<Account>("GET", `/api/v1/accounts/${b.id}`, { token: other.accessToken })).body.balance.posted, 1_000);
+				// More than is left: the ledger's refusal, not a fraud decline.
+				expectError(await transfer(s, { fromAccountId: a.id, toAccountId: c.id, amount: 3_500_000, currency: "USD" }), 422, "INSUFFICIENT_FUNDS");
+			});
+
+			it("answers an overdraft right after a burst of transfers with INSUFFICIENT_FUNDS, not a fraud decline", async () => {
+				const s = await register("burst");
+				const other = await register("burst-other");
+				const a = await openAccount(s);
+				const b = await openAccount(other);
+				await fund(a, 10_000);
+				// Twelve at once: past the velocity rule's count, so the owner's risk state is hot.
+				const burst = await Promise.all(Array.from({ length: 12 }, () => transfer(s, { fromAccountId: a.id, toAccountId: b.id, amount: 500, currency: "USD" })));
+				assert.deepEqual(burst.map(r => r.status), Array.from({ length: 12 }, () => 201));
+				expectError(await transfer(s, { fromAccountId: a.id, toAccountId: b.id, amount: 50_000, currency: "USD" }), 422, "INSUFFICIENT_FUNDS");
+				assert.equal((await http<Account>("GET", `/api/v1/accounts/${a.id}`, { token: s.accessToken })).body.balance.posted, 4_000);
 			});
 		});
 

@@ -47,7 +47,7 @@ function transfer(key: string, amount: bigint, version: bigint, credit = amount)
 			{ transferId: id, accountId: a, counterpartyAccountId: b, amount: -amount, balanceAfter: -amount * version, accountVersion: version, createdAt: now },
 			{ transferId: id, accountId: b, counterpartyAccountId: a, amount: credit, balanceAfter: credit * version, accountVersion: version, createdAt: now },
 		],
-		holdsCreated: [], holdsClosed: [], events: [], touched: new Map(), usage: new Map(),
+		holdsCreated: [], holdsClosed: [], events: [], touched: new Map(), usage: new Map(), owners: new Map(), known: new Set(),
 	};
 	return { changes, accounts: [account(a, -amount * version, version), account(b, amount * version, version)], keys: [{ key, hash: "h", result: { ok: true } }] };
 }
@@ -76,7 +76,7 @@ describe("ledger batch write checks", () => {
 
 	it("refuses a key committed since it was read with 40001, and keeps nothing of the batch", async () => {
 		// A refusal stores only its key; here the key is one another batch has committed.
-		const changes: BatchChanges = { transfers: [], entries: [], holdsCreated: [], holdsClosed: [], events: [], touched: new Map(), usage: new Map() };
+		const changes: BatchChanges = { transfers: [], entries: [], holdsCreated: [], holdsClosed: [], events: [], touched: new Map(), usage: new Map(), owners: new Map(), known: new Set() };
 		await assert.rejects(
 			inTransaction(knex, async tx => {
 				await tx.raw("INSERT INTO ledger.idempotency (key, request_hash, result) VALUES ('check-3', 'h', '{}')");

@@ -16,6 +16,8 @@ function state(accounts: AccountState[], holds: HoldState[] = [], transfers: Tra
 		transfers: new Map(transfers.map(t => [t.id, t])),
 		reversed: new Set(),
 		usage: new Map(),
+		owners: new Map(),
+		known: new Set(),
 	};
 }
 
@@ -28,7 +30,7 @@ const transfer = (key: string, from: string, to: string, amount: bigint, currenc
 
 function hold(id: string, from: string, to: string, amount: bigint, over: Partial<HoldState> = {}): HoldState {
 	return {
-		id, idempotencyKey: `k-${id}`, fromAccountId: from, toAccountId: to, amount, postedAmount: 0n, currency: "USD", description: "",
+		id, kind: "hold", idempotencyKey: `k-${id}`, fromAccountId: from, toAccountId: to, amount, postedAmount: 0n, currency: "USD", description: "",
 		status: "pending", expiresAt: new Date(NOW.getTime() + 60_000), createdAt: NOW, closedAt: null, ...over,
 	};
 }

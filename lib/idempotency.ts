@@ -1,0 +1,27 @@
+/**
+ * The one request hash kept beside an idempotency key, for every service. It is taken over
+ * a canonical form of the request: object keys sorted at every depth, bigints as decimal
+ * text, `undefined` fields dropped. So an honest retry whose JSON lists the same fields in
+ * another order hashes the same, and a retry with any field changed does not.
+ */
+import { createHash } from "node:crypto";
+
+function canonical(value: unknown): unknown {
+	if (typeof value === "bigint") return value.toString();
+	if (Array.isArray(value)) return value.map(canonical);
+	if (value instanceof Date) return value.toISOString();
+	if (value !== null && typeof value === "object") {
+		const out: Record<string, unknown> = {};
+		for (const k of Object.keys(value).sort()) {
+			const v = (value as Record<string, unknown>)[k];
+			if (v !== undefined) out[k] = canonical(v);
+		}
+		return out;
+	}
+	return value;
+}
+
+/** SHA-256 (hex) of the request's canonical JSON, tagged with what kind of request it is. */
+export function requestHash(kind: string, fields: object): string {
+	return createHash("sha256").update(kind).update("\n").update(JSON.stringify(canonical(fields))).digest("hex");
+}

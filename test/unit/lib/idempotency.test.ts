@@ -1,0 +1,22 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { requestHash } from "../../../lib/idempotency.ts";
+
+describe("requestHash", () => {
+	it("is the same whatever the order of the keys, at every depth", () => {
+		const a = requestHash("topup", { accountId: "a", amount: 100, meta: { x: 1, y: [1, { p: 1, q: 2 }] } });
+		const b = requestHash("topup", { meta: { y: [1, { q: 2, p: 1 }], x: 1 }, amount: 100, accountId: "a" });
+		assert.equal(a, b);
+	});
+
+	it("differs when a value, the kind, or the order of an array changes", () => {
+		const base = requestHash("topup", { accountId: "a", amount: 100, list: [1, 2] });
+		assert.notEqual(base, requestHash("topup", { accountId: "a", amount: 101, list: [1, 2] }));
+		assert.notEqual(base, requestHash("payout", { accountId: "a", amount: 100, list: [1, 2] }));
+		assert.notEqual(base, requestHash("topup", { accountId: "a", amount: 100, list: [2, 1] }));
+	});
+
+	it("treats bigints as their decimal text and drops undefined fields", () => {
+		assert.equal(requestHash("t", { amount: 5n, d: undefined }), requestHash("t", { amount: "5" }));
+	});
+});
