@@ -69,12 +69,13 @@ export function transitMiddleware(config: Config, now: () => number = Date.now):
 	}) as never];
 }
 
-export function brokerOptions(config: Config): BrokerOptions {
+/** `now`: the clock the transit replay window is read by (tests inject one). */
+export function brokerOptions(config: Config, opts: { now?: () => number } = {}): BrokerOptions {
 	return {
 		namespace: config.namespace,
 		nodeID: config.nodeId ?? undefined,
 		transporter: config.transporter ? { type: "NATS", options: natsOptions(config) } : undefined,
-		middlewares: [ContextStoreMiddleware as never, ...transitMiddleware(config)],
+		middlewares: [ContextStoreMiddleware as never, ...transitMiddleware(config, opts.now)],
 		serializer: "JSONExt",
 		logger: {
 			type: "Console",
