@@ -9,7 +9,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
-import Validator from "fastest-validator";
+import { createRequire } from "node:module";
+import type * as FastestValidator from "fastest-validator";
 import { paramsToJsonSchema, ruleToJsonSchema, isRequired, type JsonSchema } from "../../../lib/json-schema.ts";
 import { v1Params } from "../../../services/api/v1.ts";
 import * as authParams from "../../../services/auth/params.ts";
@@ -17,6 +18,10 @@ import * as ledgerParams from "../../../services/ledger/params.ts";
 import * as usersParams from "../../../services/users/params.ts";
 
 const addFormats = addFormatsModule.default;
+// The package is CommonJS (module.exports = the class) while its types declare a default
+// export, which TypeScript places at `.default.default` from an ES module; require gives
+// the class itself.
+const Validator: typeof FastestValidator.default.default = createRequire(import.meta.url)("fastest-validator");
 
 describe("ruleToJsonSchema", () => {
 	it("string: min, max, length, pattern, empty", () => {
