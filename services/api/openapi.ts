@@ -11,6 +11,7 @@ import { CURRENCY_CODES } from "../../config/currencies.ts";
 import { paramsToJsonSchema, ruleToJsonSchema, isRequired, type ConvertOptions, type JsonSchema } from "../../lib/json-schema.ts";
 import { REFUSALS, type RefusalCode } from "../../lib/errors.ts";
 import { ROLES, type Role } from "../auth/tokens.ts";
+import { WEBHOOK_EVENTS } from "../webhooks/routing.ts";
 import { amountRule, currencyRule } from "../ledger/params.ts";
 import { callbackParams } from "../payments/payments.service.ts";
 import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Actions } from "./v1.ts";
@@ -24,6 +25,8 @@ interface OpDoc {
 	description?: string;
 	/** The success status and its body: a schema, or null for none. */
 	ok: [Status, JsonSchema | null];
+	/** The success answer is also served as CSV (text/csv), by a query parameter. */
+	csv?: true;
 	/** Other success answers (e.g. 202 for a transfer held for review). */
 	alsoOk?: Partial<Record<Status, { description: string; schema: JsonSchema }>>;
 	/** Roles allowed (403 FORBIDDEN for the others). */
@@ -104,7 +107,15 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 			rate: { type: "string" }, spreadBps: { type: "integer" }, status: { type: "string" }, expiresAt: { type: "string", format: "date-time" },
 		},
 	},
-	Webhook: { type: "object", required: ["id"], properties: { id: { type: "string", format: "uuid" }, url: { type: "string" }, events: { type: "array", items: { type: "string" } } } },
+	Webhook: {
+		type: "object", required: ["id", "url", "events", "status", "createdAt"],
+		properties: {
+			id: { type: "string", format: "uuid" }, url: { type: "string" }, events: { type: "array", items: { type: "string", enum: [...WEBHOOK_EVENTS] } },
+			status: { type: "string" }, createdAt: { type: "string", format: "date-time" },
+			secret: { type: "string", description: "The signing secret: only in the answer to the registration" },
+		},
+	},
+	WebhookList: { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("Webhook") } } },
 	ProviderCallbackResult: { type: "object", required: ["received", "outcome"], properties: { received: { type: "boolean", const: true }, outcome: { type: "string" } } },
 };
 
@@ -170,12 +181,12 @@ const OPS: Record<ActionName, OpDoc> = {
 	notificationsReadAll: { summary: "Mark all the caller's notifications read", ok: ["200", anyObject] },
 	notificationRead: { summary: "Mark one notification read", ok: ["200", anyObject], refusals: ["NOTIFICATION_NOT_FOUND"] },
 	webhookCreate: { summary: "Register a webhook endpoint", description: "The answer carries its signing secret, shown once.", ok: ["201", ref("Webhook")], refusals: ["WEBHOOK_LIMIT_REACHED"] },
-	webhookList: { summary: "The caller's webhook endpoints", ok: ["200", anyObject] },
+	webhookList: { summary: "The caller's webhook endpoints", ok: ["200", ref("WebhookList")] },
 	webhookDeliveries: { summary: "An endpoint's delivery log with every attempt, newest first", ok: ["200", anyObject], refusals: ["WEBHOOK_NOT_FOUND"] },
 	webhookDisable: { summary: "Stop deliveries to an endpoint", ok: ["200", anyObject], refusals: ["WEBHOOK_NOT_FOUND"] },
 	auditList: { summary: "The hash-chained audit log", ok: ["200", anyObject], roles: ["auditor", "admin"] },
 	auditVerify: { summary: "Verify the audit chain", ok: ["200", anyObject], roles: ["auditor", "admin"] },
-	statement: { summary: "An account statement in [from, to): JSON, or CSV streamed (format=csv)", ok: ["200", anyObject], refusals: ["ACCOUNT_NOT_FOUND", "INVALID_DATE_RANGE"] },
+	statement: { summary: "An account statement in [from, to): JSON, or CSV streamed (format=csv)", ok: ["200", anyObject], csv: true, refusals: ["ACCOUNT_NOT_FOUND", "INVALID_DATE_RANGE"] },
 	summary: { summary: "Monthly credits, debits, count and closing balance of an account for a year", ok: ["200", anyObject], refusals: ["ACCOUNT_NOT_FOUND"] },
 };
 
@@ -297,13 +308,12 @@ function operation(name: ActionName, r: Route, schemas: Record<string, JsonSchem
 
 	const [okStatus, okSchema] = doc.ok;
 	const responses: Record<string, unknown> = {
-		[okStatus]: okSchema === null ? { description: "Done, no content" } : { description: "OK", content: json(okSchema) },
+		[okStatus]: okSchema === null
+			? { description: "Done, no content" }
+			: { description: "OK", content: { ...json(okSchema), ...(doc.csv ? { "text/csv": { schema: { type: "string" } } } : {}) } },
 	};
 	for (const [status, extra] of Object.entries(doc.alsoOk ?? {})) responses[status] = { description: extra.description, content: json(extra.schema) };
 	Object.assign(responses, errorResponses(codes));
-	if (name === "statement") {
-		responses["200"] = { description: "The statement", content: { ...json(anyObject), "text/csv": { schema: { type: "string" } } } };
-	}
 
 	const roles = doc.roles ? `Roles: ${doc.roles.join(", ")}.` : "";
 	const description = [doc.description ?? "", roles].filter(Boolean).join(" ");
