@@ -6,6 +6,7 @@
 
 import { createHmac, randomBytes } from "node:crypto";
 import { PROVIDERS } from "../services/payments/providers.ts";
+import { parseCidr } from "../lib/client-address.ts";
 
 export class ConfigError extends Error {
 	override name = "ConfigError";
@@ -106,7 +107,11 @@ export interface Config {
 		jwtSecretGenerated: boolean;
 		accessTokenTtlS: number;
 		refreshTokenTtlS: number;
-		adminEmails: string[];
+		/**
+		 * Absolute lifetime of a refresh-token family, from the login that started it: refreshing
+		 * rotates the token but never carries the session past this (each token's expiry is capped by it).
+		 */
+		refreshFamilyTtlS: number;
 		loginFailuresMax: number;
 		loginFailureWindowS: number;
 	};
@@ -174,17 +179,72 @@ export interface Config {
 		 */
 		keepAliveTimeoutMs: number;
 		corsOrigins: string[];
+		/**
+		 * CIDRs of the proxies in front of the gateway (TRUSTED_PROXIES). Only a direct peer in
+		 * one of them may name the client in X-Forwarded-For; empty: the peer is the client.
+		 */
+		trustedProxies: string[];
 		rateLimitPerUser: number;
 		rateLimitPerIp: number;
 		rateLimitWindowS: number;
 	};
 }
 
+/**
+ * Words that mark a value as a placeholder someone forgot to replace, compared after lower
+ * casing and dropping everything but letters and digits ("REPLACE_ME", "change-me"…).
+ */
+const PLACEHOLDER_WORDS = ["replaceme", "changeme", "placeholder", "yoursecret", "secretgoeshere", "donotuse", "insecure", "example"];
+/**
+ * Distinct characters a secret must have (fewer for short NATS passwords: a third of the
+ * length). 32 random hex characters show 14 on average and fewer than 6 about once in a
+ * million; base64 shows more.
+ */
+const SECRET_DISTINCT_CHARS_MIN = 6;
+
+/**
+ * Why a configured secret cannot be used, or null. Length is checked by the caller; this
+ * refuses placeholders and values with too little variety to be random ("x" * 32,
+ * "abababab…"), which no key generator produces.
+ */
+export function secretProblem(value: string): string | null {
+	const folded = value.toLowerCase().replace(/[^a-z0-9]/g, "");
+	const word = PLACEHOLDER_WORDS.find(w => folded.includes(w));
+	if (word) return `looks like a placeholder (contains "${word}"): generate one, e.g. openssl rand -base64 48`;
+	const distinct = new Set(value).size;
+	const needed = Math.min(SECRET_DISTINCT_CHARS_MIN, Math.ceil(value.length / 3));
+	if (distinct < needed) return `has too little variety to be random (${distinct} distinct characters, expected at least ${needed}): generate one, e.g. openssl rand -base64 48`;
+	for (let period = 1; period <= value.length / 2; period++) {
+		if (value.slice(period) === value.slice(0, value.length - period)) return `repeats a pattern of ${period} characters, so it is not random: generate one, e.g. openssl rand -base64 48`;
+	}
+	return null;
+}
+
+function checkedSecret(name: string, raw: string, lengthMin: number): string {
+	if (raw.length < lengthMin) throw new ConfigError(`${name} is too short: expected at least ${lengthMin} characters`);
+	const problem = secretProblem(raw);
+	if (problem) throw new ConfigError(`${name} ${problem}`);
+	return raw;
+}
+
+/** Each secret serves one purpose: a value shared by two keys is refused, naming both (never the value). */
+function distinctSecrets(env: Env, names: readonly string[]): void {
+	const seen = new Map<string, string>();
+	for (const name of names) {
+		const v = env[name];
+		if (v === undefined || v === "") continue;
+		const other = seen.get(v);
+		if (other) throw new ConfigError(`${name} has the same value as ${other}: every key needs its own value`);
+		seen.set(v, name);
+	}
+}
+
+export const SECRET_VARS = ["JWT_SECRET", "TRANSIT_KEY", "PROVIDER_WEBHOOK_SECRET", "NATS_TOKEN", "NATS_PASSWORD"] as const;
+
 function secretVar(env: Env, clustered: boolean): { secret: string; generated: boolean } {
 	const raw = env["JWT_SECRET"];
 	if (raw !== undefined && raw !== "") {
-		if (raw.length < 32) throw new ConfigError("JWT_SECRET is too short: expected at least 32 characters");
-		return { secret: raw, generated: false };
+		return { secret: checkedSecret("JWT_SECRET", raw, 32), generated: false };
 	}
 	// Several gateway nodes must share one key: a cluster refuses to start without it.
 	if (clustered) throw new ConfigError("JWT_SECRET is required when TRANSPORTER is set: expected at least 32 characters shared by every node");
@@ -197,10 +257,7 @@ function secretVar(env: Env, clustered: boolean): { secret: string; generated: b
  */
 function webhookSecretVar(env: Env, jwtSecret: string): string {
 	const raw = env["PROVIDER_WEBHOOK_SECRET"];
-	if (raw !== undefined && raw !== "") {
-		if (raw.length < 32) throw new ConfigError("PROVIDER_WEBHOOK_SECRET is too short: expected at least 32 characters");
-		return raw;
-	}
+	if (raw !== undefined && raw !== "") return checkedSecret("PROVIDER_WEBHOOK_SECRET", raw, 32);
 	return createHmac("sha256", jwtSecret).update("paymesh provider webhooks").digest("base64url");
 }
 
@@ -220,8 +277,15 @@ function providerListVar(env: Env, name: string, fallback: string[]): string[] {
 function optionalSecret(env: Env, name: string, lengthMin: number): string | null {
 	const raw = env[name];
 	if (raw === undefined || raw === "") return null;
-	if (raw.length < lengthMin) throw new ConfigError(`${name} is too short: expected at least ${lengthMin} characters`);
-	return raw;
+	return checkedSecret(name, raw, lengthMin);
+}
+
+function cidrListVar(env: Env, name: string): string[] {
+	const list = listVar(env, name);
+	for (const c of list) {
+		if (!parseCidr(c)) throw new ConfigError(`${name} contains ${JSON.stringify(c)}: expected a comma list of CIDRs such as 10.0.0.0/8 or fd00::/8`);
+	}
+	return list;
 }
 
 /**
@@ -327,6 +391,12 @@ function stringVar(env: Env, name: string, fallback: string, pattern: RegExp, wh
 }
 
 export function loadConfig(env: Env = process.env): Config {
+	if (env["ADMIN_EMAILS"] !== undefined && env["ADMIN_EMAILS"] !== "") {
+		// It made whoever registered a listed address first an admin. Refused rather than
+		// ignored, so nobody believes it still does something.
+		throw new ConfigError("ADMIN_EMAILS is no longer supported: grant roles out of band with `npm run admin -- grant <email> [role]`");
+	}
+	distinctSecrets(env, SECRET_VARS);
 	const transporter = urlVar(env, "TRANSPORTER", ["nats:"]);
 	const jwt = secretVar(env, transporter !== null);
 	const transitKeys = transitKeysVar(env, transporter !== null);
@@ -393,7 +463,7 @@ export function loadConfig(env: Env = process.env): Config {
 			jwtSecretGenerated: jwt.generated,
 			accessTokenTtlS: intVar(env, "ACCESS_TOKEN_TTL_S", 900, 10, 86_400),
 			refreshTokenTtlS: intVar(env, "REFRESH_TOKEN_TTL_S", 30 * 86_400, 60, 365 * 86_400),
-			adminEmails: listVar(env, "ADMIN_EMAILS").map(e => e.toLowerCase()),
+			refreshFamilyTtlS: intVar(env, "REFRESH_FAMILY_TTL_S", 30 * 86_400, 1, 365 * 86_400),
 			loginFailuresMax: intVar(env, "LOGIN_FAILURES_MAX", 5, 1, 1_000),
 			loginFailureWindowS: intVar(env, "LOGIN_FAILURE_WINDOW_S", 900, 1, 86_400),
 		},
@@ -443,6 +513,7 @@ export function loadConfig(env: Env = process.env): Config {
 			bodyLimitBytes: intVar(env, "HTTP_BODY_LIMIT_BYTES", 64 * 1024, 1_024, 10 * 1024 * 1024),
 			keepAliveTimeoutMs: intVar(env, "HTTP_KEEP_ALIVE_TIMEOUT_MS", 65_000, 1_000, 600_000),
 			corsOrigins: listVar(env, "CORS_ORIGINS"),
+			trustedProxies: cidrListVar(env, "TRUSTED_PROXIES"),
 			rateLimitPerUser: intVar(env, "RATE_LIMIT_PER_USER", 6_000, 1, 10_000_000),
 			rateLimitPerIp: intVar(env, "RATE_LIMIT_PER_IP", 60_000, 1, 10_000_000),
 			rateLimitWindowS: intVar(env, "RATE_LIMIT_WINDOW_S", 60, 1, 3_600),

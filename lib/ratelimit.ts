@@ -19,6 +19,12 @@ export interface Hit {
 export interface CounterStore {
 	hit(key: string, windowMs: number): Promise<Hit>;
 	peek(key: string): Promise<Hit | null>;
+	/**
+	 * Takes back one hit of the current window (never below zero, never starting a window):
+	 * for a caller that counts an attempt first, atomically, and learns afterwards that it
+	 * should not have counted (a login whose password was right).
+	 */
+	undo(key: string): Promise<void>;
 	reset(key: string): Promise<void>;
 	/** Resolves true once the store answers, false if it does not within `timeoutMs`. */
 	ready(timeoutMs: number): Promise<boolean>;
@@ -48,6 +54,11 @@ export class MemoryCounterStore implements CounterStore {
 		return c && c.resetAt > now ? { count: c.count, resetMs: c.resetAt - now } : null;
 	}
 
+	async undo(key: string): Promise<void> {
+		const c = this.counts.get(key);
+		if (c && c.resetAt > Date.now() && c.count > 0) c.count -= 1;
+	}
+
 	async reset(key: string): Promise<void> {
 		this.counts.delete(key);
 	}
@@ -72,7 +83,11 @@ const HIT_SCRIPT = `local c = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
 return {c, redis.call('PTTL', KEYS[1])}`;
 
-type ScriptedRedis = Redis & { paymeshHit(key: string, windowMs: number): Promise<[number, number]> };
+/** DECR only an existing, positive counter: a bare DECR on an expired key would leave -1 without a TTL. */
+const UNDO_SCRIPT = `if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then return redis.call('DECR', KEYS[1]) end
+return 0`;
+
+type ScriptedRedis = Redis & { paymeshHit(key: string, windowMs: number): Promise<[number, number]>; paymeshUndo(key: string): Promise<number> };
 
 export class RedisCounterStore implements CounterStore {
 	private readonly redis: ScriptedRedis;
@@ -84,6 +99,7 @@ export class RedisCounterStore implements CounterStore {
 		// applies to single commands, hence the script instead of MULTI.
 		const redis = new Redis({ ...redisOptions(url), ...FAIL_FAST_REDIS_OPTIONS, connectTimeout: 2_000 });
 		redis.defineCommand("paymeshHit", { numberOfKeys: 1, lua: HIT_SCRIPT });
+		redis.defineCommand("paymeshUndo", { numberOfKeys: 1, lua: UNDO_SCRIPT });
 		// Failures reach the callers; the client's own error events would only repeat them.
 		redis.on("error", () => undefined);
 		this.redis = redis as ScriptedRedis;
@@ -101,6 +117,10 @@ export class RedisCounterStore implements CounterStore {
 		const count = Number(res?.[0]?.[1] ?? 0);
 		const ttl = Number(res?.[1]?.[1] ?? 0);
 		return count > 0 && ttl > 0 ? { count, resetMs: ttl } : null;
+	}
+
+	async undo(key: string): Promise<void> {
+		await this.answer(this.redis.paymeshUndo(this.prefix + key));
 	}
 
 	async reset(key: string): Promise<void> {

@@ -57,6 +57,34 @@ export function formatMinor(minor, currency) {
 	return `${v < 0n ? "-" : ""}${whole}${frac} ${currency}`;
 }
 
+// ---- ids in paths ------------------------------------------------------------------------
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** True for a canonical UUID (every id the API hands out), so typed input can be checked before use. */
+export function isUuid(text) {
+	return typeof text === "string" && UUID.test(text);
+}
+
+/**
+ * A path from fixed parts and values, each value percent-encoded as one segment: a value
+ * can never add a segment, climb with "..", or start a query or fragment.
+ */
+export function pathOf(strings, ...values) {
+	return strings.reduce((out, s, i) => out + s + (i < values.length ? encodeURIComponent(String(values[i])) : ""), "");
+}
+
+/**
+ * The admin path to freeze or unfreeze an account typed into the staff box; null unless
+ * the text is an account id (a UUID) and the operation one of the two. Typed text such as
+ * "../payments/<id>/approve#" never becomes a request.
+ */
+export function adminAccountPath(typedId, op) {
+	const id = String(typedId ?? "").trim();
+	if (!isUuid(id) || (op !== "freeze" && op !== "unfreeze")) return null;
+	return pathOf`/admin/accounts/${id}/${op}`;
+}
+
 // ---- HTTP with a quiet token refresh ----------------------------------------------------
 
 async function api(method, path, { body, key } = {}) {
@@ -114,6 +142,8 @@ function el(tag, attrs = {}, ...children) {
 		if (k === "class") e.className = v;
 		else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
 		else if (k === "dataset") Object.assign(e.dataset, v);
+		// Through the CSSOM: the Content-Security-Policy refuses style attributes.
+		else if (k === "style") Object.assign(e.style, v);
 		else e.setAttribute(k, v);
 	}
 	for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
@@ -258,7 +288,7 @@ async function onBalance(d) {
 	if (!a) return void loadAccounts();
 	if (d.version <= a.version) return;
 	if (d.previousVersion !== a.version) {
-		const r = await api("GET", `/accounts/${d.accountId}`);
+		const r = await api("GET", pathOf`/accounts/${d.accountId}`);
 		if (r.status === 200) state.accounts.set(d.accountId, r.data);
 	} else {
 		a.balance = { posted: d.posted, pending: d.pending, available: d.available };
@@ -370,7 +400,7 @@ async function pay(e) {
 	if (amount === null) return say("pay", `Enter an amount in ${account.currency}.`, false);
 	const kind = f.kind.value;
 	const body = { accountId: account.id, amount, currency: account.currency, provider: f.provider.value, ...(kind === "payout" ? { destination: f.destination.value.trim() } : {}) };
-	const r = await submitMoney("pay", f.querySelector("button"), `/payments/${kind}`, body);
+	const r = await submitMoney("pay", f.querySelector("button"), pathOf`/payments/${kind}`, body);
 	if (!r) return;
 	if (r.status === 201) say("pay", `${kind === "topup" ? "Top-up" : "Payout"} ${r.data.status}.`, r.data.status !== "failed");
 	else say("pay", messageFor(r.data), false);
@@ -397,7 +427,7 @@ function renderPayments() {
 }
 
 async function cancelPayment(id) {
-	const r = await api("POST", `/payments/${id}/cancel`);
+	const r = await api("POST", pathOf`/payments/${id}/cancel`);
 	if (r.status !== 200) toast(messageFor(r.data));
 	await loadPayments();
 }
@@ -413,7 +443,7 @@ async function showHistory(accountId) {
 async function loadHistory(fresh) {
 	const { accountId, cursor } = state.history;
 	if (!accountId) return;
-	const r = await api("GET", `/accounts/${accountId}/transactions?limit=${HISTORY_PAGE}${!fresh && cursor ? `&cursor=${cursor}` : ""}`);
+	const r = await api("GET", `${pathOf`/accounts/${accountId}/transactions`}?limit=${HISTORY_PAGE}${!fresh && cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
 	if (r.status !== 200) return;
 	const currency = state.accounts.get(accountId)?.currency ?? "USD";
 	const rows = r.data.items.map(x => el("tr", {},
@@ -432,7 +462,7 @@ async function downloadStatement(e) {
 	e.preventDefault();
 	const id = $("#history-account").value;
 	if (!id) return;
-	const res = await fetch(`/api/v1/reports/statement?accountId=${id}&format=csv`, { headers: { authorization: `Bearer ${state.access}` } });
+	const res = await fetch(`/api/v1/reports/statement?accountId=${encodeURIComponent(id)}&format=csv`, { headers: { authorization: `Bearer ${state.access}` } });
 	if (!res.ok) return toast("The statement could not be made.");
 	const url = URL.createObjectURL(await res.blob());
 	const a = el("a", { href: url, download: `statement-${id}.csv` });
@@ -448,7 +478,7 @@ function notificationItem(n) {
 	const li = el("li", { class: n.read ? "" : "unread", dataset: { notificationId: n.id } }, el("span", {}, n.body));
 	if (!n.read) {
 		li.append(el("button", { type: "button", class: "secondary", onclick: async () => {
-			const r = await api("POST", `/notifications/${n.id}/read`);
+			const r = await api("POST", pathOf`/notifications/${n.id}/read`);
 			if (r.status === 200) await loadNotifications();
 		} }, "Mark read"));
 	}
@@ -478,7 +508,7 @@ async function loadStaff() {
 }
 
 async function decide(id, op) {
-	const r = await api("POST", `/admin/payments/${id}/${op}`);
+	const r = await api("POST", pathOf`/admin/payments/${id}/${op}`);
 	if (r.status !== 200) toast(messageFor(r.data));
 	else toast(`Payment ${op === "approve" ? "approved" : "declined"}.`);
 	await loadStaff();
@@ -487,7 +517,12 @@ async function decide(id, op) {
 async function freeze(e) {
 	e.preventDefault();
 	const op = e.submitter?.value ?? "freeze";
-	const r = await api("POST", `/admin/accounts/${e.target.id.value.trim()}/${op}`);
+	const path = adminAccountPath(e.target.id.value, op);
+	if (!path) {
+		toast("Enter an account id (a UUID such as 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b).");
+		return;
+	}
+	const r = await api("POST", path);
 	toast(r.status === 200 ? `Account ${op === "freeze" ? "frozen" : "unfrozen"}.` : messageFor(r.data));
 	await loadStaff();
 }
@@ -497,7 +532,7 @@ function renderChart(items) {
 	const max = new Map();
 	for (const i of items) max.set(i.currency, Math.max(max.get(i.currency) ?? 0, i.volume));
 	$("#chart").replaceChildren(...items.map(i => el("div", {
-		class: "col", style: `height:${Math.max(2, Math.round((i.volume / (max.get(i.currency) || 1)) * 100))}%`,
+		class: "col", style: { height: `${Math.max(2, Math.round((i.volume / (max.get(i.currency) || 1)) * 100))}%` },
 		title: `${i.day} ${i.kind}: ${i.count} transfers, ${formatMinor(i.volume, i.currency)}`,
 	}, el("span", {}, `${i.day.slice(5)} ${i.currency}`))));
 }

@@ -8,11 +8,12 @@ import { withTimeout } from "../../lib/timeout.ts";
 import ApiGateway from "moleculer-web";
 import { Redis } from "ioredis";
 import { randomUUID } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, ServerResponse as NodeServerResponse, type IncomingMessage, type ServerResponse } from "node:http";
 import { Errors, type Context, type ServiceBroker, type ServiceSchema, type Logger } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import { GatewayPrometheusReporter } from "../../moleculer.config.ts";
 import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
+import { addressGroup, clientAddress, trustedProxies, type TrustedProxies } from "../../lib/client-address.ts";
 import { verifyAccessToken } from "../auth/tokens.ts";
 import type { SessionUser } from "../auth/auth.service.ts";
 import { toHttpError } from "./http-errors.ts";
@@ -73,11 +74,39 @@ async function rawBody(req: IncomingMessage, bytesMax: number): Promise<string> 
 	return Buffer.concat(chunks).toString("utf8");
 }
 
-function clientIp(req: IncomingMessage): string {
-	return req.socket.remoteAddress ?? "unknown";
+/**
+ * Headers every gateway response carries, set when the response is created, before any
+ * route, static file, Socket.IO answer or error handler writes it (each may add its own;
+ * none removes these). The dashboard (public/) loads its script and style from files and
+ * sets no inline style or script, so the policy allows only this origin. There is no TLS
+ * setting on the gateway (TLS ends at the proxy in front), so no Strict-Transport-Security
+ * here: the proxy that terminates TLS sends it.
+ */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+	"Content-Security-Policy": [
+		"default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "font-src 'self'", "connect-src 'self'",
+		"manifest-src 'self'", "form-action 'self'", "frame-ancestors 'none'", "base-uri 'none'",
+	].join("; "),
+	"X-Frame-Options": "DENY",
+	"X-Content-Type-Options": "nosniff",
+	"Referrer-Policy": "no-referrer",
+};
+
+/** The gateway's response class: every response starts with SECURITY_HEADERS. */
+class SecureServerResponse<Request extends IncomingMessage = IncomingMessage> extends NodeServerResponse<Request> {
+	constructor(req: Request) {
+		super(req);
+		for (const [name, value] of Object.entries(SECURITY_HEADERS)) this.setHeader(name, value);
+	}
+}
+
+/** The client's address: the peer, or what trusted proxies in front of it say (lib/client-address.ts). */
+function clientIp(req: IncomingMessage, proxies: TrustedProxies): string {
+	return clientAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"], proxies);
 }
 
 export function apiService(config: Config): ServiceSchema {
+	const proxies = trustedProxies(config.http.trustedProxies);
 	const windowMs = config.http.rateLimitWindowS * 1000;
 	const bodyParsers = { json: { limit: config.http.bodyLimitBytes, strict: true }, urlencoded: false };
 	const cors = config.http.corsOrigins.length > 0
@@ -96,12 +125,13 @@ export function apiService(config: Config): ServiceSchema {
 		...(cors ? { cors } : {}),
 		aliases,
 		async onBeforeCall(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: IncomingMessage) {
-			const ip = clientIp(req);
+			const ip = clientIp(req, proxies);
 			ctx.meta.ip = ip;
 			ctx.meta.requestId = ctx.requestID ?? undefined;
 			const key = req.headers["idempotency-key"];
 			if (typeof key === "string") ctx.meta.idempotencyKey = key;
-			await this.limit(`ip:${ip}`, config.http.rateLimitPerIp);
+			// IPv6 clients are counted per /64 (one subscriber's block), IPv4 per address.
+			await this.limit(`ip:${addressGroup(ip)}`, config.http.rateLimitPerIp);
 		},
 	});
 
@@ -197,6 +227,17 @@ export function apiService(config: Config): ServiceSchema {
 		},
 
 		methods: {
+			/**
+			 * moleculer-web's own createServer without TLS (the gateway has no TLS setting), with
+			 * the response class that sets the security headers on every response, including the
+			 * ones Socket.IO writes on this server.
+			 */
+			createServer(this: ApiThis & { server?: unknown; isHTTPS?: boolean; httpHandler(req: IncomingMessage, res: ServerResponse): void }) {
+				if (this.server) return;
+				this.server = createServer({ ServerResponse: SecureServerResponse }, (req, res) => this.httpHandler(req, res));
+				this.isHTTPS = false;
+			},
+
 			/** Verifies the bearer token locally: signature, algorithm, expiry, and not logged out. */
 			async authenticate(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: IncomingMessage): Promise<SessionUser> {
 				const header = req.headers.authorization;
@@ -215,7 +256,7 @@ export function apiService(config: Config): ServiceSchema {
 				const given = req.headers["x-request-id"];
 				const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
 				try {
-					await this.limit(`ip:${clientIp(req)}`, config.http.rateLimitPerIp);
+					await this.limit(`ip:${addressGroup(clientIp(req, proxies))}`, config.http.rateLimitPerIp);
 					const provider = CALLBACK_PATH.exec((req as { originalUrl?: string }).originalUrl ?? req.url ?? "")?.[1];
 					if (!provider || !(PROVIDERS as readonly string[]).includes(provider)) throw new Errors.MoleculerClientError("unknown provider", 404, "NOT_FOUND");
 					const body = await rawBody(req, CALLBACK_BODY_BYTES_MAX);

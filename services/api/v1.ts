@@ -79,6 +79,7 @@ export const v1Params = {
 	login: paramsSchema({ $$strict: true, email: { type: "string", max: 1_000 }, password: { type: "string", max: 1_024 }, otp: { type: "string", max: 16, optional: true } }),
 	refresh: paramsSchema({ $$strict: true, refreshToken: { type: "string", max: 1_000 } }),
 	otp: paramsSchema({ $$strict: true, otp: { type: "string", max: 16 } }),
+	mfaSetup: paramsSchema({ $$strict: true, password: { type: "string", max: 1_024 }, otp: { type: "string", max: 16, optional: true } }),
 	empty: paramsSchema({ $$strict: true }),
 	updateMe: paramsSchema({
 		$$strict: true,
@@ -243,10 +244,10 @@ export const v1Actions = {
 		},
 	},
 	mfaSetup: {
-		params: v1Params.empty,
-		async handler(ctx: Ctx<V<"empty">>) {
+		params: v1Params.mfaSetup,
+		async handler(ctx: Ctx<V<"mfaSetup">>) {
 			user(ctx);
-			return ctx.call("auth.mfa.setup", {});
+			return ctx.call("auth.mfa.setup", stripNulls(ctx.params));
 		},
 	},
 	mfaVerify: {

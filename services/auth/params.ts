@@ -1,15 +1,19 @@
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { ROLES } from "./tokens.ts";
+import { SINGLE_ADDRESS } from "../../lib/email.ts";
 
 const email = { type: "email", max: 254 } as const;
+/** Registration takes exactly one plain address: no lists, groups, quotes or comments (lib/email.ts). */
+const newEmail = { type: "string", max: 254, pattern: SINGLE_ADDRESS, messages: { stringPattern: "The '{field}' field must be a single e-mail address." } } as const;
 // The policy (passwords.ts) answers WEAK_PASSWORD; the schema only bounds the size.
 const password = { type: "string", min: 1, max: 1_024 } as const;
 const otp = { type: "string", pattern: /^[0-9]{6}$/ } as const;
 
-export const registerParams = paramsSchema({ $$strict: true, email, password, name: { type: "string", min: 1, max: 200, trim: true } });
+export const registerParams = paramsSchema({ $$strict: true, email: newEmail, password, name: { type: "string", min: 1, max: 200, trim: true } });
 export const loginParams = paramsSchema({ $$strict: true, email, password, otp: { ...otp, optional: true } });
 export const refreshParams = paramsSchema({ $$strict: true, refreshToken: { type: "string", min: 1, max: 200 } });
 export const otpParams = paramsSchema({ $$strict: true, otp });
+export const mfaSetupParams = paramsSchema({ $$strict: true, password, otp: { ...otp, optional: true } });
 export const emptyParams = paramsSchema({ $$strict: true });
 export const resolveTokenParams = paramsSchema({ $$strict: true, token: { type: "string", min: 1, max: 4_096 } });
 export const setRolesParams = paramsSchema({
@@ -22,5 +26,6 @@ export type RegisterParams = Infer<typeof registerParams>;
 export type LoginParams = Infer<typeof loginParams>;
 export type RefreshParams = Infer<typeof refreshParams>;
 export type OtpParams = Infer<typeof otpParams>;
+export type MfaSetupParams = Infer<typeof mfaSetupParams>;
 export type ResolveTokenParams = Infer<typeof resolveTokenParams>;
 export type SetRolesParams = Infer<typeof setRolesParams>;

@@ -16,6 +16,7 @@ import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
 import { client, gatewayPort } from "../support/http.ts";
+import { grantRole } from "../support/roles.ts";
 import * as OTPAuth from "otpauth";
 import type { Server } from "socket.io";
 
@@ -33,7 +34,7 @@ let base = "";
 before(async () => {
 	mkdirSync(SHOTS, { recursive: true });
 	db = await createTestDatabase();
-	({ broker } = await startNode({ DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", ADMIN_EMAILS: "admin@example.com", LOG_LEVEL: "warn" }));
+	({ broker } = await startNode({ DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn" }));
 	base = `http://127.0.0.1:${gatewayPort(broker)}`;
 	browser = await chromium.launch({
 		executablePath: CHROMIUM, headless: true,
@@ -140,7 +141,10 @@ describe("dashboard in Chromium", () => {
 
 	it("lets a support user decline a payment in review, and the sender's page shows it", async () => {
 		const http = client(base);
-		const admin = await http<{ accessToken: string }>("POST", "/api/v1/auth/register", { body: { email: "admin@example.com", password: PASSWORD, name: "Admin" } });
+		assert.equal((await http("POST", "/api/v1/auth/register", { body: { email: "admin@example.com", password: PASSWORD, name: "Admin" } })).status, 201);
+		// Admins are made out of band (npm run admin -- grant); the role is in tokens from the next login.
+		await grantRole({ databaseUrl: db.url }, "admin@example.com", "admin");
+		const admin = await http<{ accessToken: string }>("POST", "/api/v1/auth/login", { body: { email: "admin@example.com", password: PASSWORD } });
 		const support = await http<{ user: { id: string } }>("POST", "/api/v1/auth/register", { body: { email: "support@example.com", password: PASSWORD, name: "Sue Support" } });
 		assert.equal((await http("POST", `/api/v1/admin/users/${support.body.user.id}/roles`, { token: admin.body.accessToken, body: { roles: ["support"] } })).status, 200);
 
@@ -175,7 +179,7 @@ describe("dashboard in Chromium", () => {
 	it("asks for the one-time code when MFA is on, and the live feed recovers by itself after a drop", async () => {
 		const http = client(base);
 		const reg = await http<{ accessToken: string; user: { id: string } }>("POST", "/api/v1/auth/register", { body: { email: "dave@example.com", password: PASSWORD, name: "Dave" } });
-		const setup = await http<{ secret: string }>("POST", "/api/v1/auth/mfa/setup", { token: reg.body.accessToken });
+		const setup = await http<{ secret: string }>("POST", "/api/v1/auth/mfa/setup", { token: reg.body.accessToken, body: { password: PASSWORD } });
 		const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(setup.body.secret), digits: 6, period: 30, algorithm: "SHA1" });
 		assert.equal((await http("POST", "/api/v1/auth/mfa/verify", { token: reg.body.accessToken, body: { otp: totp.generate() } })).status, 200);
 

@@ -12,6 +12,7 @@ import { createTestDatabase, NATS_URL, REDIS_URL, type TestDatabase } from "../s
 import { startNode } from "../support/node.ts";
 import { client, gatewayPort } from "../support/http.ts";
 import { httpContractSuite } from "./http-contract.ts";
+import { grantRole } from "../support/roles.ts";
 
 let db: TestDatabase;
 let gateway: ServiceBroker;
@@ -20,7 +21,7 @@ let base = "";
 
 before(async () => {
 	db = await createTestDatabase();
-	const shared = { DATABASE_URL: db.url, TRANSPORTER: NATS_URL, REDIS_URL, NAMESPACE: `http-${randomBytes(4).toString("hex")}`, ADMIN_EMAILS: "root@example.com" };
+	const shared = { DATABASE_URL: db.url, TRANSPORTER: NATS_URL, REDIS_URL, NAMESPACE: `http-${randomBytes(4).toString("hex")}` };
 	// The gateway first: the providers post their callbacks to it.
 	({ broker: gateway } = await startNode({ ...shared, SERVICES: "api", PORT: "0", HOST: "127.0.0.1", NODE_ID: "gateway-1" }));
 	({ broker: services } = await startNode({
@@ -43,6 +44,7 @@ httpContractSuite("cluster, NATS + PostgreSQL + Redis", () => ({
 	base,
 	broker: () => gateway,
 	adminEmail: "root@example.com",
+	grantRole: async (email, role) => void (await grantRole({ databaseUrl: db.url }, email, role)),
 	readPasswordHash: async email => {
 		const c = new pg.Client({ connectionString: db.url });
 		await c.connect();

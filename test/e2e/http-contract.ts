@@ -21,6 +21,8 @@ export interface Env {
 	/** A broker of the cluster, for setting up money the API cannot create yet (top-ups come later). */
 	broker: () => ServiceBroker;
 	adminEmail: string;
+	/** Gives a registered user a role out of band, as `npm run admin -- grant` does (test/support/roles.ts). */
+	grantRole: (email: string, role: "admin" | "support" | "auditor") => Promise<void>;
 	readPasswordHash: (email: string) => Promise<string>;
 }
 
@@ -61,10 +63,19 @@ export function httpContractSuite(name: string, env: () => Env): void {
 		await b.call("ledger.transfers.create", { idempotencyKey: `fund-${a.id}-${++seq}`, fromAccountId: sys.id, toAccountId: a.id, amount, currency: a.currency });
 	}
 
-	/** The admin of the run: registered by whichever test needs it first. */
+	/**
+	 * The admin of the run: registered by whichever test needs it first (as a plain user:
+	 * registration grants nothing), made admin out of band, then logged in for a token
+	 * that carries the role.
+	 */
 	async function adminSession(): Promise<Session> {
 		const login = await http<Session>("POST", "/api/v1/auth/login", { body: { email: env().adminEmail, password: PASSWORD } });
-		return login.status === 200 ? login.body : register("admin", env().adminEmail);
+		if (login.status === 200 && login.body.user.roles.includes("admin")) return login.body;
+		if (login.status !== 200) assert.deepEqual((await register("admin", env().adminEmail)).user.roles, ["user"]);
+		await env().grantRole(env().adminEmail, "admin");
+		const again = await http<Session>("POST", "/api/v1/auth/login", { body: { email: env().adminEmail, password: PASSWORD } });
+		assert.equal(again.status, 200, JSON.stringify(again.body));
+		return again.body;
 	}
 
 	/** Polls a payment until it leaves processing (bank and mobile money confirm by callback). */
@@ -148,7 +159,7 @@ export function httpContractSuite(name: string, env: () => Env): void {
 
 			it("sets up TOTP MFA; then login needs the code", async () => {
 				const s = await register("mfa");
-				const setup = await http<{ secret: string; otpauthUrl: string }>("POST", "/api/v1/auth/mfa/setup", { token: s.accessToken });
+				const setup = await http<{ secret: string; otpauthUrl: string }>("POST", "/api/v1/auth/mfa/setup", { token: s.accessToken, body: { password: PASSWORD } });
 				assert.equal(setup.status, 200);
 				assert.match(setup.body.otpauthUrl, /^otpauth:\/\/totp\//);
 				const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(setup.body.secret), digits: 6, period: 30 });

@@ -12,6 +12,7 @@ import type { ServiceBroker } from "moleculer";
 import { startNode, TEST_JWT_SECRET } from "../support/node.ts";
 import { gatewayPort } from "../support/http.ts";
 import { httpContractSuite } from "./http-contract.ts";
+import { grantRole } from "../support/roles.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "paymesh-http-"));
 let broker: ServiceBroker;
@@ -30,7 +31,7 @@ before(async () => {
 		captured.push(String(chunk));
 		return originalErr(chunk as string, ...(rest as []));
 	}) as typeof process.stderr.write;
-	({ broker } = await startNode({ DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1", ADMIN_EMAILS: "root@example.com", LOG_LEVEL: "debug", LOG_FORMAT: "json" }));
+	({ broker } = await startNode({ DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "debug", LOG_FORMAT: "json" }));
 	base = `http://127.0.0.1:${gatewayPort(broker)}`;
 });
 
@@ -45,6 +46,7 @@ httpContractSuite("embedded, PGlite", () => ({
 	base,
 	broker: () => broker,
 	adminEmail: "root@example.com",
+	grantRole: async (email, role) => void (await grantRole({ databaseUrl: null, dataDir }, email, role)),
 	readPasswordHash: async email => {
 		const { acquireDb, releaseDb } = await import("../../mixins/db.ts");
 		const cfg = { databaseUrl: null, dataDir, dbPoolMax: 1 };

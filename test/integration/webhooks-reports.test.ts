@@ -14,6 +14,7 @@ import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
 import { client, gatewayPort } from "../support/http.ts";
 import { until } from "../support/wait.ts";
+import { grantRole } from "../support/roles.ts";
 import { verifySignature } from "../../lib/signature.ts";
 
 let db: TestDatabase;
@@ -50,7 +51,7 @@ async function register(name: string, email = `${name}-${Math.random().toString(
 before(async () => {
 	db = await createTestDatabase();
 	({ broker } = await startNode({
-		DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", ADMIN_EMAILS: "boss@example.com", EVENT_POLL_INTERVAL_MS: "100",
+		DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", EVENT_POLL_INTERVAL_MS: "100",
 		WEBHOOK_ATTEMPTS_MAX: "4", WEBHOOK_RETRY_DELAY_MS: "50", WEBHOOK_TIMEOUT_MS: "2000",
 		// The test's receivers listen on 127.0.0.1, which production refuses (lib/egress.ts).
 		WEBHOOK_ALLOW_PRIVATE_URLS: "true",
@@ -204,7 +205,10 @@ describe("statements and summaries", () => {
 
 describe("consumers over HTTP", () => {
 	it("lists and marks notifications, shows the audit log to auditors only, and the daily figures to staff", async () => {
-		const boss = await register("boss", "boss@example.com");
+		await register("boss", "boss@example.com");
+		// Admins are made out of band (bin/admin.ts); the role is in tokens from the next login.
+		await grantRole({ databaseUrl: db.url }, "boss@example.com", "admin");
+		const boss = (await http<Session>("POST", "/api/v1/auth/login", { body: { email: "boss@example.com", password: "Correct-Horse-Battery-9" } })).body;
 		const payer = await register("n-payer");
 		const payee = await register("n-payee");
 		const from = await funded(payer, 5_000);
