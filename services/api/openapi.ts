@@ -132,7 +132,10 @@ const OPS: Record<ActionName, OpDoc> = {
 	login: { summary: "Log in (with otp when MFA is on)", ok: ["200", ref("Session")], refusals: ["INVALID_CREDENTIALS", "MFA_REQUIRED", "INVALID_OTP", "TOO_MANY_ATTEMPTS"] },
 	refresh: { summary: "Rotate a refresh token", ok: ["200", ref("TokenPair")], refusals: ["INVALID_REFRESH_TOKEN", "REFRESH_TOKEN_REUSED"] },
 	logout: { summary: "Log out: revoke the session", ok: ["204", null] },
-	mfaSetup: { summary: "Start TOTP set-up", ok: ["200", ref("MfaSetup")] },
+	mfaSetup: {
+		summary: "Start TOTP set-up", description: "Needs the password, and a current code when MFA is on; MFA stays as it is until mfa/verify.",
+		ok: ["200", ref("MfaSetup")], refusals: ["INVALID_CREDENTIALS", "MFA_REQUIRED", "INVALID_OTP"],
+	},
 	mfaVerify: { summary: "Confirm TOTP; MFA is on from now", ok: ["200", anyObject], refusals: ["INVALID_OTP", "MFA_NOT_SET_UP"] },
 	me: { summary: "The caller", ok: ["200", ref("User")], refusals: ["USER_NOT_FOUND"] },
 	updateMe: { summary: "Update the caller's profile", ok: ["200", ref("User")], refusals: ["USER_NOT_FOUND"] },
