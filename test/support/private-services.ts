@@ -62,12 +62,12 @@ export interface PrivateServer {
 }
 export type PrivateNats = PrivateServer;
 
-async function privateServer(name: string, scheme: string, bin: string, args: (port: number, dir: string) => string[]): Promise<PrivateServer> {
+async function privateServer(name: string, scheme: string, bin: string, args: (port: number, dir: string) => string[], env?: Record<string, string>): Promise<PrivateServer> {
 	const dir = mkdtempSync(join(tmpdir(), `paymesh-${name}-`));
 	const port = await freePort();
 	let proc: ChildProcess | null = null;
 	const start = async () => {
-		proc = spawn(bin, args(port, dir), { stdio: "ignore" });
+		proc = spawn(bin, args(port, dir), { stdio: "ignore", ...(env ? { env: { PATH: process.env["PATH"] ?? "", ...env } } : {}) });
 		// Ready when the port answers.
 		const { connect } = await import("node:net");
 		for (let i = 0; i < 100; i++) {
@@ -101,6 +101,11 @@ async function privateServer(name: string, scheme: string, bin: string, args: (p
 
 export function privateNats(): Promise<PrivateServer> {
 	return privateServer("nats", "nats", "/usr/sbin/nats-server", (port, dir) => ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir]);
+}
+
+/** A NATS started from a configuration file (deploy/nats.conf) with this environment; its own port, no monitoring port. */
+export function privateNatsFromConfig(conf: string, env: Record<string, string>): Promise<PrivateServer> {
+	return privateServer("nats", "nats", "/usr/sbin/nats-server", (port, dir) => ["-c", conf, "-a", "127.0.0.1", "-p", String(port), "-m", "0", "-sd", dir], env);
 }
 
 /** A Redis that keeps nothing on disk: a restart comes back empty, as a crashed cache does. */
