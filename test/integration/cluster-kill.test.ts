@@ -132,27 +132,18 @@ describe("cluster: a ledger node killed under load", () => {
 		const c = new pg.Client({ connectionString: db.url });
 		await c.connect();
 		try {
-			// Payments left in flight by the kill are finished by the resume sweep.
-			for (let i = 0; i < 100; i++) {
-				const open = Number((await c.query("SELECT count(*) AS n FROM payments.payments WHERE status IN ('created', 'processing')")).rows[0].n);
-				if (open === 0) break;
-				await new Promise(r => setTimeout(r, 200));
-			}
-			const rows = (await c.query<{ key: string; status: string; transfer_id: string | null; n: string }>(
-				`SELECT p.idempotency_key AS key, p.status, p.transfer_id, (SELECT count(*) FROM ledger.transfers t WHERE t.idempotency_key = 'payment:' || p.id || ':transfer') AS n
-				 FROM payments.payments p`,
+			// Each transfer is one payment of kind 'payment', keyed by the user's Idempotency-Key.
+			const rows = (await c.query<{ key: string; id: string; n: string }>(
+				"SELECT idempotency_key AS key, min(id::text) AS id, count(*) AS n FROM ledger.transfers WHERE kind = 'payment' GROUP BY idempotency_key",
 			)).rows;
 			const byKey = new Map(rows.map(r => [r.key.replace(/^u:[^:]+:/, ""), r]));
 			for (const [key, a] of acked) {
 				const r = byKey.get(key);
-				assert.ok(r, `acknowledged ${key} has no payment`);
-				assert.deepEqual([r.status, r.transfer_id, Number(r.n)], ["completed", a.transferId, 1], `payment for ${key}`);
+				assert.ok(r, `acknowledged ${key} has no transfer`);
+				assert.deepEqual([r.id, Number(r.n)], [a.transferId, 1], `transfer for ${key}`);
 			}
 			for (const r of rows) assert.ok(Number(r.n) <= 1, `payment ${r.key} moved money ${r.n} times`);
-			const completed = rows.filter(r => r.status === "completed").length;
-			const transfers = Number((await c.query("SELECT count(*) AS n FROM ledger.transfers WHERE idempotency_key LIKE 'payment:%'")).rows[0].n);
-			assert.equal(transfers, completed, "one ledger transfer per completed payment");
-			assert.equal(completed, acked.size, "every completed payment was acknowledged (the clients retried each key to the end)");
+			assert.equal(rows.length, acked.size, "every payment was acknowledged (the clients retried each key to the end)");
 		} finally {
 			await c.end();
 		}
@@ -169,12 +160,5 @@ describe("cluster: a ledger node killed under load", () => {
 		process.stdout.write(`# cluster kill: ${acked.size} transfers acknowledged ${JSON.stringify(phases)}, ${failures.length} failed attempts (${retries} retries), 503 window ${window} ms\n`);
 		assert.ok(phases.beforeKill > 0 && phases.afterRestart > 0, `no transfer acknowledged on one side of the kill: ${JSON.stringify(phases)}`);
 		assert.ok(window < 12_000, `503s for ${window} ms`);
-		// payments.stats counts what the payments node ran: every acknowledged transfer was an
-		// order and went to the ledger in a burst, each burst in at least one call.
-		type StageStats = { batchesRun: number; itemsRun: number };
-		const stats: Record<"orders" | "screens" | "moves", StageStats> & { ledgerCalls: { bursts: number; calls: number; itemsSent: number } } = await payments.call("payments.stats");
-		process.stdout.write(`# payments stats: ${JSON.stringify(stats)}\n`);
-		assert.ok(stats.orders.itemsRun >= acked.size && stats.moves.itemsRun >= acked.size, JSON.stringify(stats));
-		assert.ok(stats.ledgerCalls.itemsSent >= acked.size && stats.ledgerCalls.calls >= stats.ledgerCalls.bursts && stats.ledgerCalls.bursts > 0, JSON.stringify(stats.ledgerCalls));
 	});
 });
