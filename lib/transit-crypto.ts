@@ -9,15 +9,17 @@
  *   0   version (1)
  *   1   key id, 8 bytes (HKDF of the secret, another label than the key's)
  *   9   timestamp, ms since the epoch, uint64 big-endian
- *   17  nonce, 16 random bytes
- *   33  target length, 1 byte, then the target node id (empty: broadcast or balanced)
+ *   17  session, 8 random bytes, renewed by the sender every 2^24 packets
+ *   25  nonce, 12 random bytes: the GCM IV
+ *   37  target length, 1 byte, then the target node id (empty: broadcast or balanced)
  *   ..  GCM tag, 16 bytes, then the ciphertext
  *
  * The header (everything before the tag), the namespace and the packet command (REQ, RES,
  * EVENT, INFO…) are the associated data: a packet moved to another topic, another
- * namespace or another node, or with a changed timestamp, fails authentication. Each packet
- * is encrypted under its own key, HMAC-SHA256(key, nonce), so the 2^32-packet bound of one
- * GCM key with random IVs does not apply to a long-lived TRANSIT_KEY.
+ * namespace or another node, or with a changed timestamp, fails authentication. A packet is
+ * encrypted under its session's key, HMAC-SHA256(key, session), so no GCM key sees more
+ * than 2^24 random IVs (the safe bound is 2^32) however long TRANSIT_KEY lives; the session
+ * and nonce together identify the packet for replay detection.
  *
  * On receipt a packet is dropped when it does not authenticate, is older than the replay
  * window or from further in the future than the allowed clock skew, is addressed to
@@ -29,16 +31,23 @@
  * (packet.type is the command, packet.target the node) and transporterReceive(cmd, data),
  * where cmd is the command of the subscription the data arrived on.
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, randomFillSync } from "node:crypto";
 
 export const TRANSIT_VERSION = 1;
 const KEY_ID_BYTES = 8;
-const NONCE_BYTES = 16;
+const SESSION_BYTES = 8;
+const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
-const IV_BYTES = 12;
-/** version + key id + timestamp + nonce + target length. */
-const FIXED_HEADER_BYTES = 1 + KEY_ID_BYTES + 8 + NONCE_BYTES + 1;
+const AT_TIME = 1 + KEY_ID_BYTES;
+const AT_SESSION = AT_TIME + 8;
+const AT_NONCE = AT_SESSION + SESSION_BYTES;
+/** version + key id + timestamp + session + nonce + target length. */
+const FIXED_HEADER_BYTES = AT_NONCE + NONCE_BYTES + 1;
 const HKDF_SALT = "paymesh transit v1";
+/** Packets one sender session seals before it draws a new session (and so a new GCM key). */
+export const SESSION_PACKETS_MAX = 2 ** 24;
+/** Session keys a receiver keeps (one per sending node and session); a miss costs one HMAC. */
+const SESSION_KEYS_CACHED_MAX = 4_096;
 
 export interface TransitKey {
 	/** Identifies the key on the wire; derived from it, reveals nothing of it. */
@@ -62,28 +71,91 @@ export interface TransitTopic {
 	target: string;
 }
 
-function packetKey(key: Buffer, nonce: Buffer): Buffer {
-	return createHmac("sha256", key).update(nonce).digest();
+function sessionKey(key: Buffer, session: Buffer): Buffer {
+	return createHmac("sha256", key).update(session).digest();
 }
 
-function associatedData(header: Buffer, namespace: string, cmd: string): Buffer {
-	return Buffer.concat([header, Buffer.from(`\0${namespace}\0${cmd}`)]);
+const suffixes = new Map<string, Buffer>();
+/** The namespace and command part of the associated data (few distinct values: cached). */
+function topicSuffix(namespace: string, cmd: string): Buffer {
+	const k = `${namespace}\0${cmd}`;
+	let b = suffixes.get(k);
+	if (!b) {
+		b = Buffer.from(`\0${k}`);
+		if (suffixes.size < 1_000) suffixes.set(k, b);
+	}
+	return b;
 }
 
-export function seal(key: TransitKey, topic: TransitTopic, data: Buffer, nowMs: number, nonce: Buffer = randomBytes(NONCE_BYTES)): Buffer {
-	const target = Buffer.from(topic.target);
-	if (target.length > 255) throw new Error("transit: target node id longer than 255 bytes");
-	const header = Buffer.alloc(FIXED_HEADER_BYTES + target.length);
-	header[0] = TRANSIT_VERSION;
-	key.id.copy(header, 1);
-	header.writeBigUInt64BE(BigInt(nowMs), 1 + KEY_ID_BYTES);
-	nonce.copy(header, 1 + KEY_ID_BYTES + 8);
-	header[FIXED_HEADER_BYTES - 1] = target.length;
-	target.copy(header, FIXED_HEADER_BYTES);
-	const c = createCipheriv("aes-256-gcm", packetKey(key.key, nonce), nonce.subarray(0, IV_BYTES));
-	c.setAAD(associatedData(header, topic.namespace, topic.cmd));
-	const body = Buffer.concat([c.update(data), c.final()]);
-	return Buffer.concat([header, c.getAuthTag(), body]);
+/** Random nonces cut from a pool refilled 1,024 at a time: one randomBytes call per packet costs more than the encryption. */
+const noncePool = Buffer.allocUnsafe(NONCE_BYTES * 1_024);
+let noncePoolAt = noncePool.length;
+function randomNonce(): Buffer {
+	if (noncePoolAt + NONCE_BYTES > noncePool.length) {
+		randomFillSync(noncePool);
+		noncePoolAt = 0;
+	}
+	const n = noncePool.subarray(noncePoolAt, noncePoolAt + NONCE_BYTES);
+	noncePoolAt += NONCE_BYTES;
+	return n;
+}
+
+function readTime(packet: Buffer): number {
+	return packet.readUInt32BE(AT_TIME) * 2 ** 32 + packet.readUInt32BE(AT_TIME + 4);
+}
+
+/** Seals with one key, drawing a new session every SESSION_PACKETS_MAX packets. */
+export class Sealer {
+	private readonly key: TransitKey;
+	private session: Buffer = Buffer.alloc(SESSION_BYTES);
+	private sessionKey: Buffer = Buffer.alloc(32);
+	private sealed = SESSION_PACKETS_MAX;
+
+	constructor(key: TransitKey) {
+		this.key = key;
+	}
+
+	seal(topic: TransitTopic, data: Buffer, nowMs: number): Buffer {
+		if (this.sealed >= SESSION_PACKETS_MAX) {
+			this.session = randomBytes(SESSION_BYTES);
+			this.sessionKey = sessionKey(this.key.key, this.session);
+			this.sealed = 0;
+		}
+		this.sealed++;
+		const targetLength = Buffer.byteLength(topic.target);
+		if (targetLength > 255) throw new Error("transit: target node id longer than 255 bytes");
+		const headerLength = FIXED_HEADER_BYTES + targetLength;
+		const out = Buffer.allocUnsafe(headerLength + TAG_BYTES + data.length);
+		out[0] = TRANSIT_VERSION;
+		this.key.id.copy(out, 1);
+		out.writeUInt32BE(Math.floor(nowMs / 2 ** 32), AT_TIME);
+		out.writeUInt32BE(nowMs >>> 0, AT_TIME + 4);
+		this.session.copy(out, AT_SESSION);
+		const iv = randomNonce();
+		iv.copy(out, AT_NONCE);
+		out[FIXED_HEADER_BYTES - 1] = targetLength;
+		out.write(topic.target, FIXED_HEADER_BYTES, "utf8");
+		const c = createCipheriv("aes-256-gcm", this.sessionKey, iv);
+		c.setAAD(Buffer.concat([out.subarray(0, headerLength), topicSuffix(topic.namespace, topic.cmd)]));
+		const body = c.update(data);
+		const rest = c.final();
+		body.copy(out, headerLength + TAG_BYTES);
+		rest.copy(out, headerLength + TAG_BYTES + body.length);
+		c.getAuthTag().copy(out, headerLength);
+		return out;
+	}
+}
+
+const sealers = new WeakMap<TransitKey, Sealer>();
+
+/** Seals with the key's shared Sealer (one session per key in this process). */
+export function seal(key: TransitKey, topic: TransitTopic, data: Buffer, nowMs: number): Buffer {
+	let s = sealers.get(key);
+	if (!s) {
+		s = new Sealer(key);
+		sealers.set(key, s);
+	}
+	return s.seal(topic, data, nowMs);
 }
 
 export const DROP_REASONS = ["malformed", "version", "unknown_key", "auth", "stale", "future", "misrouted", "replay", "replay_cache_full"] as const;
@@ -136,6 +208,8 @@ export class NonceCache {
 export class TransitOpener {
 	readonly nonces: NonceCache;
 	private readonly opts: OpenerOptions;
+	/** Session keys of authentic packets, by key index and session. */
+	private readonly sessionKeys = new Map<string, Buffer>();
 	constructor(opts: OpenerOptions) {
 		this.opts = opts;
 		this.nonces = new NonceCache(opts.replayCacheMax);
@@ -152,30 +226,43 @@ export class TransitOpener {
 		const index = this.opts.keys.findIndex(k => k.id.equals(id));
 		const key = this.opts.keys[index];
 		if (!key) return { ok: false, reason: "unknown_key" };
-		const header = packet.subarray(0, headerEnd);
-		const nonce = packet.subarray(1 + KEY_ID_BYTES + 8, 1 + KEY_ID_BYTES + 8 + NONCE_BYTES);
+		const session = packet.subarray(AT_SESSION, AT_SESSION + SESSION_BYTES);
+		const cacheKey = `${index}${session.toString("latin1")}`;
+		const cached = this.sessionKeys.get(cacheKey);
+		const k = cached ?? sessionKey(key.key, session);
 		let data: Buffer;
 		try {
-			const d = createDecipheriv("aes-256-gcm", packetKey(key.key, nonce), nonce.subarray(0, IV_BYTES));
-			d.setAAD(associatedData(header, topic.namespace, topic.cmd));
+			const d = createDecipheriv("aes-256-gcm", k, packet.subarray(AT_NONCE, AT_NONCE + NONCE_BYTES));
+			d.setAAD(Buffer.concat([packet.subarray(0, headerEnd), topicSuffix(topic.namespace, topic.cmd)]));
 			d.setAuthTag(packet.subarray(headerEnd, headerEnd + TAG_BYTES));
-			data = Buffer.concat([d.update(packet.subarray(headerEnd + TAG_BYTES)), d.final()]);
+			const body = d.update(packet.subarray(headerEnd + TAG_BYTES));
+			const rest = d.final();
+			data = rest.length === 0 ? body : Buffer.concat([body, rest]);
 		} catch {
 			return { ok: false, reason: "auth" };
 		}
-		// Authentic from here on: the timestamp, target and nonce are the sender's.
+		// Authentic from here on: the timestamp, session, nonce and target are the sender's.
+		if (!cached) this.rememberSessionKey(cacheKey, k);
 		const now = this.opts.now();
-		const sentAt = Number(packet.readBigUInt64BE(1 + KEY_ID_BYTES));
+		const sentAt = readTime(packet);
 		// Accepted while now < sentAt + window: exactly as long as its nonce is remembered.
 		if (sentAt <= now - this.opts.replayWindowMs) return { ok: false, reason: "stale" };
 		if (sentAt > now + this.opts.clockSkewMs) return { ok: false, reason: "future" };
 		const target = packet.toString("utf8", FIXED_HEADER_BYTES, headerEnd);
 		if (target !== "" && target !== topic.self) return { ok: false, reason: "misrouted" };
 		// Only authentic nonces are remembered: nobody without the key can fill the cache.
-		const seen = this.nonces.add(nonce.toString("latin1"), sentAt + this.opts.replayWindowMs, now);
+		const seen = this.nonces.add(packet.toString("latin1", AT_SESSION, AT_NONCE + NONCE_BYTES), sentAt + this.opts.replayWindowMs, now);
 		if (seen === "seen") return { ok: false, reason: "replay" };
 		if (seen === "full") return { ok: false, reason: "replay_cache_full" };
 		return { ok: true, data, key, previous: index > 0 };
+	}
+
+	private rememberSessionKey(cacheKey: string, k: Buffer): void {
+		if (this.sessionKeys.size >= SESSION_KEYS_CACHED_MAX) {
+			const oldest = this.sessionKeys.keys().next();
+			if (!oldest.done) this.sessionKeys.delete(oldest.value);
+		}
+		this.sessionKeys.set(cacheKey, k);
 	}
 }
 

@@ -62,12 +62,13 @@ describe("seal and open", () => {
 	it("drops a changed byte anywhere: ciphertext, tag, timestamp, nonce, target; and a short or unknown-version packet", () => {
 		const clock = { t: T0 };
 		const sealed = seal(keyA, topic, packet, T0);
-		for (const at of [sealed.length - 1, 9 + 7, 20, 34, 34 + "ledger-1".length + 3]) {
+		// Last ciphertext byte, timestamp, session, nonce (the IV), target, tag.
+		for (const at of [sealed.length - 1, 9 + 7, 20, 30, 38, 38 + "ledger-1".length + 3]) {
 			const changed = Buffer.from(sealed);
 			changed[at] = (changed[at] ?? 0) ^ 1;
 			assert.equal(reason(opener([keyA], clock).open(here, changed)), "auth", `byte ${at}`);
 		}
-		assert.equal(reason(opener([keyA], clock).open(here, sealed.subarray(0, 40))), "malformed");
+		assert.equal(reason(opener([keyA], clock).open(here, sealed.subarray(0, 50))), "malformed");
 		const v2 = Buffer.from(sealed);
 		v2[0] = 2;
 		assert.equal(reason(opener([keyA], clock).open(here, v2)), "version");
