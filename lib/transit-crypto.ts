@@ -109,14 +109,17 @@ export class Sealer {
 	private readonly key: TransitKey;
 	private session: Buffer = Buffer.alloc(SESSION_BYTES);
 	private sessionKey: Buffer = Buffer.alloc(32);
-	private sealed = SESSION_PACKETS_MAX;
+	private readonly packetsPerSession: number;
+	private sealed: number;
 
-	constructor(key: TransitKey) {
+	constructor(key: TransitKey, packetsPerSession = SESSION_PACKETS_MAX) {
 		this.key = key;
+		this.packetsPerSession = packetsPerSession;
+		this.sealed = packetsPerSession;
 	}
 
 	seal(topic: TransitTopic, data: Buffer, nowMs: number): Buffer {
-		if (this.sealed >= SESSION_PACKETS_MAX) {
+		if (this.sealed >= this.packetsPerSession) {
 			this.session = randomBytes(SESSION_BYTES);
 			this.sessionKey = sessionKey(this.key.key, this.session);
 			this.sealed = 0;

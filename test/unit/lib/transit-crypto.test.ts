@@ -8,7 +8,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { DropLog, NonceCache, TransitOpener, commandOfTopic, deriveTransitKey, seal, transitEncryption, type DropReason, type TransitKey } from "../../../lib/transit-crypto.ts";
+import { DropLog, NonceCache, Sealer, TransitOpener, commandOfTopic, deriveTransitKey, seal, transitEncryption, type DropReason, type TransitKey } from "../../../lib/transit-crypto.ts";
 import { natsOptions, transitMiddleware } from "../../../moleculer.config.ts";
 import { loadConfig } from "../../../config/index.ts";
 
@@ -122,6 +122,31 @@ describe("seal and open", () => {
 		const forged = seal(keyB, topic, packet, T0);
 		keyA.id.copy(forged, 1);
 		assert.equal(reason(opener([keyA], clock).open(here, forged)), "auth");
+	});
+});
+
+describe("sender sessions", () => {
+	it("draws a new session (and GCM key) after its packet budget; the receiver opens both", () => {
+		const clock = { t: T0 };
+		const sealer = new Sealer(keyA, 3);
+		const packets = Array.from({ length: 5 }, () => sealer.seal(topic, packet, T0));
+		const sessions = new Set(packets.map(p => p.subarray(17, 25).toString("hex")));
+		assert.equal(sessions.size, 2);
+		assert.equal(packets[0]?.subarray(17, 25).toString("hex"), packets[2]?.subarray(17, 25).toString("hex"));
+		const o = opener([keyA], clock);
+		for (const p of packets) assert.equal(reason(o.open(here, p)), "ok");
+	});
+
+	it("drops a packet whose session was changed, and still opens the genuine session after", () => {
+		const clock = { t: T0 };
+		const o = opener([keyA], clock);
+		const sealer = new Sealer(keyA);
+		const first = sealer.seal(topic, packet, T0);
+		const forged = Buffer.from(sealer.seal(topic, packet, T0));
+		forged[18] = (forged[18] ?? 0) ^ 0xff;
+		assert.equal(reason(o.open(here, forged)), "auth");
+		assert.equal(reason(o.open(here, first)), "ok");
+		assert.equal(reason(o.open(here, sealer.seal(topic, packet, T0))), "ok");
 	});
 });
 
