@@ -25,7 +25,9 @@
  * window or from further in the future than the allowed clock skew, is addressed to
  * another node, or carries a nonce already seen within the window. The seen nonces are
  * kept until their packet would be too old anyway, and at most `replayCacheMax` of them:
- * past that, packets are refused rather than let through unchecked.
+ * past that, packets are refused rather than let through unchecked. A packet sent before
+ * the receiver started (less the skew) is dropped too, so a restart, which empties the
+ * cache, opens no replay window.
  *
  * It uses Moleculer's transit middleware hooks: transporterSend(topic, data, { packet })
  * (packet.type is the command, packet.target the node) and transporterReceive(cmd, data),
@@ -213,9 +215,16 @@ export class TransitOpener {
 	private readonly opts: OpenerOptions;
 	/** Session keys of authentic packets, by key index and session. */
 	private readonly sessionKeys = new Map<string, Buffer>();
+	/**
+	 * Nothing sent before this opener existed (less the clock skew) is accepted: the nonce
+	 * cache starts empty, and without this a restarted node would take a replay of any
+	 * packet of the last window.
+	 */
+	private readonly since: number;
 	constructor(opts: OpenerOptions) {
 		this.opts = opts;
 		this.nonces = new NonceCache(opts.replayCacheMax);
+		this.since = opts.now() - opts.clockSkewMs;
 	}
 
 	/** `self`: this node's id (a packet addressed to another node is dropped). */
@@ -249,7 +258,7 @@ export class TransitOpener {
 		const now = this.opts.now();
 		const sentAt = readTime(packet);
 		// Accepted while now < sentAt + window: exactly as long as its nonce is remembered.
-		if (sentAt <= now - this.opts.replayWindowMs) return { ok: false, reason: "stale" };
+		if (sentAt <= now - this.opts.replayWindowMs || sentAt < this.since) return { ok: false, reason: "stale" };
 		if (sentAt > now + this.opts.clockSkewMs) return { ok: false, reason: "future" };
 		const target = packet.toString("utf8", FIXED_HEADER_BYTES, headerEnd);
 		if (target !== "" && target !== topic.self) return { ok: false, reason: "misrouted" };
