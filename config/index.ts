@@ -300,10 +300,11 @@ function transitKeysVar(env: Env, clustered: boolean): { key: string | null; pre
 	const previous = listVar(env, "TRANSIT_KEYS_PREVIOUS");
 	if (previous.length > 0 && key === null) throw new ConfigError("TRANSIT_KEYS_PREVIOUS is set without TRANSIT_KEY: expected the new key in TRANSIT_KEY");
 	for (const [i, p] of previous.entries()) {
-		if (p.length < 32) throw new ConfigError(`TRANSIT_KEYS_PREVIOUS has a key too short (item ${i + 1}): expected at least 32 characters each`);
+		checkedSecret(`TRANSIT_KEYS_PREVIOUS item ${i + 1}`, p, 32);
 		if (p === key) throw new ConfigError(`TRANSIT_KEYS_PREVIOUS repeats TRANSIT_KEY (item ${i + 1}): expected only the keys being retired`);
+		const other = SECRET_VARS.find(name => name !== "TRANSIT_KEY" && env[name] === p);
+		if (other) throw new ConfigError(`TRANSIT_KEYS_PREVIOUS item ${i + 1} has the same value as ${other}: every key needs its own value`);
 	}
-	if (key !== null && key === env["JWT_SECRET"]) throw new ConfigError("TRANSIT_KEY has the same value as JWT_SECRET: every key needs its own value");
 	return { key, previous };
 }
 

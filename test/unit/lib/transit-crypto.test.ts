@@ -269,10 +269,12 @@ describe("transit configuration", () => {
 	it("refuses a transporter without TRANSIT_KEY, and bad previous keys", () => {
 		assert.throws(() => loadConfig(base), /TRANSIT_KEY is required when TRANSPORTER is set/);
 		assert.throws(() => loadConfig({ ...base, TRANSIT_KEY: "short" }), /TRANSIT_KEY is too short/);
-		assert.throws(() => loadConfig({ ...base, TRANSIT_KEY: secretA, TRANSIT_KEYS_PREVIOUS: "short" }), /TRANSIT_KEYS_PREVIOUS has a key too short/);
+		assert.throws(() => loadConfig({ ...base, TRANSIT_KEY: secretA, TRANSIT_KEYS_PREVIOUS: "short" }), /TRANSIT_KEYS_PREVIOUS item 1 is too short/);
 		assert.throws(() => loadConfig({ ...base, TRANSIT_KEY: secretA, TRANSIT_KEYS_PREVIOUS: secretA }), /TRANSIT_KEYS_PREVIOUS repeats TRANSIT_KEY/);
 		assert.throws(() => loadConfig({ TRANSIT_KEYS_PREVIOUS: secretA }), /TRANSIT_KEYS_PREVIOUS is set without TRANSIT_KEY/);
 		assert.throws(() => loadConfig({ ...base, TRANSIT_KEY: base.JWT_SECRET }), /same value as JWT_SECRET/);
+		assert.throws(() => loadConfig({ ...base, TRANSIT_KEY: secretA, TRANSIT_KEYS_PREVIOUS: base.JWT_SECRET }), /TRANSIT_KEYS_PREVIOUS item 1 has the same value as JWT_SECRET/);
+		assert.throws(() => loadConfig({ ...base, TRANSIT_KEY: secretA, TRANSIT_KEYS_PREVIOUS: `${secretB},REPLACE_ME_OLD_TRANSIT_KEY_0123456789` }), /TRANSIT_KEYS_PREVIOUS item 2 looks like a placeholder/);
 		assert.throws(() => loadConfig({ ...base, TRANSIT_KEY: secretA, TRANSIT_REPLAY_WINDOW_S: "0" }), /TRANSIT_REPLAY_WINDOW_S/);
 	});
 
