@@ -372,6 +372,7 @@ export function transitEncryption(opts: TransitOptions) {
 	const now = opts.now ?? Date.now;
 	const keys = [opts.key, ...(opts.previousKeys ?? [])].map(deriveTransitKey);
 	const sending = keys[0] as TransitKey;
+	const sealer = new Sealer(sending);
 	const opener = new TransitOpener({
 		keys, now,
 		replayWindowMs: opts.replayWindowMs ?? 60_000,
@@ -403,7 +404,7 @@ export function transitEncryption(opts: TransitOptions) {
 		transporterSend(next: Send): Send {
 			return (topic, data, meta) => {
 				const packet = meta?.packet;
-				const sealed = seal(sending, {
+				const sealed = sealer.seal({
 					namespace: broker?.namespace ?? "", cmd: packet?.type ?? commandOfTopic(topic), target: packet?.target ?? "",
 				}, data, now());
 				return next(topic, sealed, meta);
