@@ -13,6 +13,8 @@ import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.t
 import { startNode, TEST_JWT_SECRET } from "../support/node.ts";
 import { client, gatewayPort } from "../support/http.ts";
 import { signAccessToken } from "../../services/auth/tokens.ts";
+import { until } from "../support/wait.ts";
+import { TRANSIT_DROPPED_METRIC } from "../../lib/transit-crypto.ts";
 
 const brokers: ServiceBroker[] = [];
 const dbs: TestDatabase[] = [];
@@ -43,10 +45,12 @@ describe("transit encryption over NATS", () => {
 		await caller.waitForServices(["ledger"], 10_000);
 		const a: { id: string; currency: string } = await caller.call("ledger.accounts.open", { ownerId: "wire-owner-7", currency: "USD" });
 		assert.equal(a.currency, "USD");
-		const stranger = await node({ NAMESPACE: ns, SERVICES: "none", TRANSIT_KEY: randomBytes(24).toString("base64url"), NODE_ID: `${ns}-stranger` });
-		await new Promise(r => setTimeout(r, 1_500));
+		const stranger = await node({ NAMESPACE: ns, SERVICES: "none", TRANSIT_KEY: randomBytes(24).toString("base64url"), NODE_ID: `${ns}-stranger`, METRICS_ENABLED: "true" });
+		// The members' heartbeats and INFO reach the stranger and are dropped there, unread.
+		await until("the stranger dropping the members' packets", () => Number(stranger.metrics.getMetric(TRANSIT_DROPPED_METRIC)?.get({ reason: "unknown_key" })?.["value"] ?? 0) >= 3, 10_000);
 		assert.equal(stranger.registry.getServiceList({ onlyAvailable: true }).some(s => s.name === "ledger"), false);
 		await assert.rejects(stranger.call("ledger.accounts.get", { id: a.id }, { timeout: 1_000, retries: 0 }));
+		await until("packets captured off the wire", () => wire.length > 10, 10_000);
 		await sub.drain();
 		await nc.close();
 		assert.ok(wire.length > 10, `captured ${wire.length} packets`);
