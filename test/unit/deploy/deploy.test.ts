@@ -91,7 +91,7 @@ describe("deploy files", () => {
 		// nats.conf: a password from the environment; nats-server accepts the file with one and refuses it without.
 		const conf = read("nats.conf");
 		assert.match(conf, /authorization\s*{[^}]*user:\s*paymesh[^}]*password:\s*\$NATS_PASSWORD[^}]*}/);
-		const check = (env: Record<string, string>) => execFileSync("nats-server", ["-t", "-c", `${DEPLOY}nats.conf`], { env: { PATH: process.env["PATH"] ?? "", ...env }, encoding: "utf8", stdio: "pipe" });
+		const check = (env: Record<string, string>) => execFileSync("/usr/sbin/nats-server", ["-t", "-c", `${DEPLOY}nats.conf`], { env: { PATH: process.env["PATH"] ?? "", ...env }, encoding: "utf8", stdio: "pipe" });
 		assert.doesNotThrow(() => check({ NATS_PASSWORD: "0123456789abcdef0123456789abcdef" }));
 		assert.throws(() => check({}), /NATS_PASSWORD/);
 
