@@ -75,6 +75,21 @@ describe("finding 14: ids typed into the dashboard never become paths", () => {
 		await page.waitForSelector(`#reviews li[data-payment-id="${held.body.id}"]`);
 		await page.waitForSelector("#chart .col");
 
+		// The attack typed into the freeze box: refused in the page, nothing sent, the payment still in review.
+		for (const typed of [`../payments/${held.body.id}/approve#`, `../../payments/${held.body.id}/approve#`, `${account.body.id}/../../payments/${held.body.id}/approve#`]) {
+			const sentBefore = posts.length;
+			await page.fill("#freeze-form [name=id]", typed);
+			await page.click('#freeze-form button[value="freeze"]');
+			await page.waitForFunction(() => ((globalThis as unknown as Win).document.querySelector("#toast")?.textContent ?? "") !== "");
+			assert.deepEqual(posts.slice(sentBefore), [], `typed ${typed}`);
+			assert.match((await page.textContent("#toast")) ?? "", /Enter an account id/);
+			await page.evaluate(() => {
+				const t = (globalThis as unknown as Win).document.querySelector("#toast");
+				if (t) t.textContent = "";
+			});
+		}
+		assert.equal(await paymentStatus(), "pending_review");
+
 		// The page's own functions: only a UUID makes a path, and values are encoded as one segment each.
 		const checked = await page.evaluate(async ([pid, aid]) => {
 			const m = await import("/app.js") as { adminAccountPath(id: string, op: string): string | null; pathOf(s: TemplateStringsArray, ...v: unknown[]): string };
@@ -91,20 +106,6 @@ describe("finding 14: ids typed into the dashboard never become paths", () => {
 			attack1: null, attack2: null, encoded: null, badOp: null,
 			good: `/admin/accounts/${account.body.id}/unfreeze`, segment: "/payments/..%2Fadmin%3Fx%23y/cancel",
 		});
-
-		// The attack typed into the freeze box: refused in the page, nothing sent, the payment still in review.
-		for (const typed of [`../payments/${held.body.id}/approve#`, `../../payments/${held.body.id}/approve#`, `${account.body.id}/../../payments/${held.body.id}/approve#`]) {
-			const sentBefore = posts.length;
-			await page.fill("#freeze-form [name=id]", typed);
-			await page.click('#freeze-form button[value="freeze"]');
-			await page.waitForFunction(() => /Enter an account id/.test((globalThis as unknown as Win).document.querySelector("#toast")?.textContent ?? ""));
-			assert.deepEqual(posts.slice(sentBefore), [], `typed ${typed}`);
-			await page.evaluate(() => {
-				const t = (globalThis as unknown as Win).document.querySelector("#toast");
-				if (t) t.textContent = "";
-			});
-		}
-		assert.equal(await paymentStatus(), "pending_review");
 
 		// A real account id freezes that account, through its own path.
 		await page.fill("#freeze-form [name=id]", account.body.id);
