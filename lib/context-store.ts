@@ -16,6 +16,11 @@ export const ContextStoreMiddleware = {
 	},
 };
 
+/** The context of the action being run here, if any. */
+export function runningContext(): Context | undefined {
+	return store.getStore();
+}
+
 /** broker.call as a child of the running action's context, when there is one. */
 export function call<T>(broker: ServiceBroker, action: string, params?: object, opts: CallingOptions = {}): Promise<T> {
 	const parent = store.getStore();

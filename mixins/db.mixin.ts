@@ -16,6 +16,9 @@ export interface DbService {
 	logger: Logger;
 }
 
+/** Params of every database service's `health` action (contracts name it per service). */
+export const healthParams = { $$strict: true } as const;
+
 export function dbMixin(config: Config, schema: string): Partial<ServiceSchema> {
 	const mixin = {
 		hooks: {
@@ -29,7 +32,7 @@ export function dbMixin(config: Config, schema: string): Partial<ServiceSchema> 
 		},
 		actions: {
 			health: {
-				params: { $$strict: true },
+				params: healthParams,
 				async handler(this: DbService) {
 					const started = Date.now();
 					await this.knex.raw("SELECT 1");

@@ -13,7 +13,7 @@ import { REFUSALS, type RefusalCode } from "../../lib/errors.ts";
 import { ROLES, type Role } from "../auth/tokens.ts";
 import { WEBHOOK_EVENTS } from "../webhooks/routing.ts";
 import { amountRule, currencyRule } from "../ledger/params.ts";
-import { callbackParams } from "../payments/payments.service.ts";
+import { callbackParams } from "../../contracts/payments.ts";
 import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Actions } from "./v1.ts";
 
 type ActionName = keyof typeof v1Actions;

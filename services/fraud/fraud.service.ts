@@ -5,29 +5,18 @@
  */
 import type { Context, ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
-import { CURRENCY_CODES, type CurrencyCode } from "../../config/currencies.ts";
-import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import type { CurrencyCode } from "../../config/currencies.ts";
+import type { Infer } from "../../lib/schema.ts";
+import { emit } from "../../lib/contract.ts";
+import { fraud, fraudEvents } from "../../contracts/fraud.ts";
 import { retentionMixin } from "../../mixins/retention.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
-import { amountRule } from "../ledger/params.ts";
 import { DEFAULT_POLICY, scoreInOrder, type Scored } from "./rules.ts";
 import { inTransaction, type SqlRunner } from "../../mixins/db.ts";
-import { HISTORY_MAX, SCORE_BATCH_MAX, USER_LOCK_TIMEOUT_MS, lockUsers, readHistories, saveDecisions, type ScoreItem } from "./store.ts";
+import { HISTORY_MAX, USER_LOCK_TIMEOUT_MS, lockUsers, readHistories, saveDecisions, type ScoreItem } from "./store.ts";
 
-const scoreItem = {
-	paymentId: { type: "uuid" },
-	userId: { type: "uuid" },
-	amount: amountRule,
-	currency: { type: "enum", values: CURRENCY_CODES },
-	counterparty: { type: "string", max: 200, optional: true },
-} as const;
-export const scoreParams = paramsSchema({ $$strict: true, ...scoreItem });
-type ScoreParams = Infer<typeof scoreParams>;
-export const scoreManyParams = paramsSchema({
-	$$strict: true,
-	items: { type: "array", min: 1, max: SCORE_BATCH_MAX, items: { type: "object", strict: true, props: scoreItem } },
-});
-type ScoreManyParams = Infer<typeof scoreManyParams>;
+type ScoreParams = Infer<typeof fraud.score.params>;
+type ScoreManyParams = Infer<typeof fraud.scoreMany.params>;
 
 type Decided = { results: Scored[]; news: (ScoreItem & Scored)[] };
 type FraudThis = DbService & { decide(ctx: Context, items: readonly ScoreItem[]): Promise<Scored[]>; decideIn(tx: SqlRunner, items: readonly ScoreItem[]): Promise<Decided> };
@@ -42,7 +31,7 @@ export function fraudService(config: Config): ServiceSchema {
 		],
 		actions: {
 			score: {
-				params: scoreParams,
+				params: fraud.score.params,
 				async handler(this: FraudThis, ctx: Context<ScoreParams>) {
 					const [result] = await this.decide(ctx, [ctx.params]);
 					return result;
@@ -50,7 +39,7 @@ export function fraudService(config: Config): ServiceSchema {
 			},
 			/** Several payments at once (a payments node batches its screening), decided in the order given. */
 			scoreMany: {
-				params: scoreManyParams,
+				params: fraud.scoreMany.params,
 				async handler(this: FraudThis, ctx: Context<ScoreManyParams>) {
 					return { items: await this.decide(ctx, ctx.params.items) };
 				},
@@ -65,7 +54,7 @@ export function fraudService(config: Config): ServiceSchema {
 			async decide(this: FraudThis, ctx: Context, items: readonly ScoreItem[]): Promise<Scored[]> {
 				const { results, news } = await inTransaction(this.knex, tx => this.decideIn(tx, items), { lockTimeoutMs: USER_LOCK_TIMEOUT_MS });
 				for (const d of news) {
-					if (d.decision !== "approve") ctx.emit("fraud.flagged", { paymentId: d.paymentId, userId: d.userId, decision: d.decision, score: d.score, reasons: d.reasons });
+					if (d.decision !== "approve") void emit(ctx, fraudEvents.flagged, { paymentId: d.paymentId, userId: d.userId, decision: d.decision, score: d.score, reasons: d.reasons });
 				}
 				return results;
 			},

@@ -3,6 +3,7 @@
  * statement locks the batch's users, one reads the history of every payment in the
  * batch, one more keeps all their decisions.
  */
+import type { CurrencyCode } from "../../config/currencies.ts";
 import type { SqlRunner } from "../../mixins/db.ts";
 import { HISTORY_MAX, VELOCITY_WINDOW_MS, type Decision, type History, type Scored } from "./rules.ts";
 
@@ -31,7 +32,7 @@ export interface ScoreItem {
 	paymentId: string;
 	userId: string;
 	amount: number;
-	currency: string;
+	currency: CurrencyCode;
 	counterparty?: string | null | undefined;
 }
 

@@ -6,22 +6,21 @@
  */
 import type { Context, ServiceBroker, ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
-import { CURRENCY_CODES, type CurrencyCode } from "../../config/currencies.ts";
-import { toClientError, type Refusal, type RefusalCode } from "../../lib/errors.ts";
+import type { CurrencyCode } from "../../config/currencies.ts";
+import { toClientError, type RefusalCode } from "../../lib/errors.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
-import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import type { Infer } from "../../lib/schema.ts";
+import { call } from "../../lib/contract.ts";
+import { fx } from "../../contracts/fx.ts";
+import { ledger } from "../../contracts/ledger.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne } from "../../mixins/db.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
-import { amountRule, keyRule } from "../ledger/params.ts";
 import { BASE_RATES_PER_USD, convertMinor, crossRate, RATE_SCALE, rateToString, supported, withSpread } from "./rates.ts";
 
-const currency = { type: "enum", values: CURRENCY_CODES } as const;
-export const quoteParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, from: currency, to: currency, amount: amountRule });
-export const convertParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, quoteId: { type: "uuid" }, fromAccountId: { type: "uuid" }, toAccountId: { type: "uuid" }, idempotencyKey: keyRule });
-type QuoteParams = Infer<typeof quoteParams>;
-type ConvertParams = Infer<typeof convertParams>;
+type QuoteParams = Infer<typeof fx.quote.params>;
+type ConvertParams = Infer<typeof fx.convert.params>;
 
 interface QuoteRow {
 	id: string;
@@ -52,7 +51,7 @@ function fail(code: RefusalCode, message: string, details?: Record<string, unkno
 	throw toClientError(details ? { code, message, details } : { code, message });
 }
 
-function quoteView(q: QuoteRow): Record<string, unknown> {
+export function quoteView(q: QuoteRow) {
 	return {
 		id: q.id, from: q.from_currency, to: q.to_currency, fromAmount: toSafeNumber(q.from_amount), toAmount: toSafeNumber(q.to_amount),
 		rate: rateToString(q.rate), spreadBps: q.spread_bps, status: q.status, expiresAt: q.expires_at.toISOString(),
@@ -66,7 +65,7 @@ export function fxService(config: Config): ServiceSchema {
 		mixins: [dbMixin(config, "fx")],
 		actions: {
 			rates: {
-				params: { $$strict: true },
+				params: fx.rates.params,
 				handler(this: FxThis) {
 					return {
 						base: "USD", updatedAt: this.ratesAt.toISOString(), spreadBps: config.fx.spreadBps,
@@ -75,7 +74,7 @@ export function fxService(config: Config): ServiceSchema {
 				},
 			},
 			quote: {
-				params: quoteParams,
+				params: fx.quote.params,
 				async handler(this: FxThis, ctx: Context<QuoteParams>) {
 					const p = ctx.params;
 					if (!supported(p.from) || !supported(p.to)) fail("CURRENCY_NOT_SUPPORTED", `no rates for ${p.from}/${p.to}`);
@@ -95,33 +94,35 @@ export function fxService(config: Config): ServiceSchema {
 				},
 			},
 			convert: {
-				params: convertParams,
+				params: fx.convert.params,
 				async handler(this: FxThis, ctx: Context<ConvertParams>) {
 					const p = ctx.params;
 					const q = await queryOne<QuoteRow>(this.knex, "SELECT * FROM fx.quotes WHERE id = ?", [p.quoteId]);
 					if (!q || q.user_id !== p.userId) fail("QUOTE_NOT_FOUND", "quote not found");
 					// Both accounts must be the caller's; answered like missing ones otherwise.
-					await ctx.call("ledger.accounts.get", { id: p.fromAccountId, ownerId: p.userId });
-					await ctx.call("ledger.accounts.get", { id: p.toAccountId, ownerId: p.userId });
+					await call(ctx, ledger.accounts.get, { id: p.fromAccountId, ownerId: p.userId });
+					await call(ctx, ledger.accounts.get, { id: p.toAccountId, ownerId: p.userId });
 					// The quote is claimed before any money moves, so a retry of this request after a
 					// lost answer replays the conversion, even once the quote has expired.
 					await this.claim(q, p.idempotencyKey);
 					// Keys derived from the quote: a second conversion of one quote (even a concurrent
 					// one) replays the first, or is refused if it names other accounts.
-					const chain: { items: { ok: boolean; transfer?: Record<string, unknown>; error?: Refusal }[] } = await ctx.call("ledger.transfers.createMany", {
+					const chain = await call(ctx, ledger.transfers.createMany, {
 						linked: true,
 						items: [
 							{ idempotencyKey: `fx:${q.id}:in`, fromAccountId: p.fromAccountId, toAccountId: await this.pool(q.from_currency), amount: toSafeNumber(q.from_amount), currency: q.from_currency, description: `FX ${q.from_currency}->${q.to_currency} at ${rateToString(q.rate)}` },
 							{ idempotencyKey: `fx:${q.id}:out`, fromAccountId: await this.pool(q.to_currency), toAccountId: p.toAccountId, amount: toSafeNumber(q.to_amount), currency: q.to_currency, description: `FX ${q.from_currency}->${q.to_currency} at ${rateToString(q.rate)}` },
 						],
 					});
-					const refused = chain.items.find(i => !i.ok && i.error?.code !== "LINKED_TRANSFER_FAILED") ?? chain.items.find(i => !i.ok);
-					if (refused?.error) {
+					const failed = chain.items.flatMap(i => (i.ok ? [] : [i.error]));
+					const refused = failed.find(e => e.code !== "LINKED_TRANSFER_FAILED") ?? failed[0];
+					if (refused) {
 						// Refused as a whole, nothing moved: the quote is free again for a later try.
 						await this.knex.raw("UPDATE fx.quotes SET status = 'open', used_at = NULL, used_key = NULL WHERE id = ? AND used_key = ?", [q.id, p.idempotencyKey]);
-						throw toClientError(refused.error);
+						throw toClientError(refused);
 					}
-					return { quote: { ...quoteView(q), status: "used" }, debit: chain.items[0]?.transfer, credit: chain.items[1]?.transfer };
+					const [debit, credit] = chain.items.map(i => (i.ok ? i.transfer : undefined));
+					return { quote: { ...quoteView(q), status: "used" }, debit, credit };
 				},
 			},
 		},

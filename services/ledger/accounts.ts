@@ -19,7 +19,7 @@ export interface OpenAccount {
 	code: string | null;
 }
 
-export function accountView(a: AccountRecord): Record<string, unknown> {
+export function accountView(a: AccountRecord) {
 	return {
 		id: a.id, ownerId: a.ownerId, code: a.code, currency: a.currency, label: a.label, kind: a.kind, status: a.status,
 		balance: balanceView(a), version: toSafeNumber(a.version), createdAt: a.createdAt.toISOString(),

@@ -18,6 +18,7 @@ import { checkInvariants } from "./invariants.ts";
 import { outboxLag, readEvents } from "./outbox.ts";
 import { EVENTS_READ_MAX, eventsReadParams, livePublisher, Relay } from "../../mixins/event-log.ts";
 import * as P from "./params.ts";
+import { ledger } from "../../contracts/ledger.ts";
 import { holdView, paymentView, transferView, type Op, type OpResult } from "./rules.ts";
 import * as store from "./store.ts";
 
@@ -106,7 +107,7 @@ export function ledgerService(config: Config): ServiceSchema {
 
 		actions: {
 			"accounts.open": {
-				params: P.openAccountParams,
+				params: ledger.accounts.open.params,
 				async handler(this: LedgerThis, ctx: Context<P.OpenAccountParams>) {
 					const p = ctx.params;
 					const kind = p.kind ?? "user";
@@ -122,7 +123,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				},
 			},
 			"accounts.get": {
-				params: P.getAccountParams,
+				params: ledger.accounts.get.params,
 				async handler(this: LedgerThis, ctx: Context<P.GetAccountParams>) {
 					const a = await store.getAccount(this.knex, ctx.params.id);
 					// A foreign account is answered exactly like a missing one.
@@ -133,33 +134,33 @@ export function ledgerService(config: Config): ServiceSchema {
 				},
 			},
 			"accounts.list": {
-				params: P.listAccountsParams,
+				params: ledger.accounts.list.params,
 				async handler(this: LedgerThis, ctx: Context<P.ListAccountsParams>) {
 					const list = await store.listAccounts(this.knex, ctx.params.ownerId, ctx.params.limit ?? 200);
 					return { items: list.map(accountView) };
 				},
 			},
 			"accounts.frozen": {
-				params: P.frozenParams,
+				params: ledger.accounts.frozen.params,
 				async handler(this: LedgerThis, ctx: Context<{ limit?: number }>) {
 					return { items: (await store.frozenAccounts(this.knex, ctx.params.limit ?? 200)).map(accountView) };
 				},
 			},
 			"accounts.freeze": {
-				params: P.accountIdParams,
+				params: ledger.accounts.freeze.params,
 				async handler(this: LedgerThis, ctx: Context<{ id: string }>) {
 					return this.setAccountStatus(ctx.params.id, "frozen");
 				},
 			},
 			"accounts.unfreeze": {
-				params: P.accountIdParams,
+				params: ledger.accounts.unfreeze.params,
 				async handler(this: LedgerThis, ctx: Context<{ id: string }>) {
 					return this.setAccountStatus(ctx.params.id, "active");
 				},
 			},
 			/** Entries in [from, to), oldest first, a page at a time (for statements). */
 			"accounts.statement": {
-				params: P.statementParams,
+				params: ledger.accounts.statement.params,
 				async handler(this: LedgerThis, ctx: Context<P.StatementParams>) {
 					const p = ctx.params;
 					const a = await this.ownAccount(p.accountId, p.ownerId);
@@ -174,7 +175,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				},
 			},
 			"accounts.summary": {
-				params: P.summaryParams,
+				params: ledger.accounts.summary.params,
 				async handler(this: LedgerThis, ctx: Context<P.SummaryParams>) {
 					const p = ctx.params;
 					const a = await this.ownAccount(p.accountId, p.ownerId);
@@ -186,7 +187,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				},
 			},
 			"accounts.history": {
-				params: P.historyParams,
+				params: ledger.accounts.history.params,
 				async handler(this: LedgerThis, ctx: Context<P.HistoryParams>) {
 					const p = ctx.params;
 					const a = await this.ownAccount(p.accountId, p.ownerId);
@@ -203,7 +204,7 @@ export function ledgerService(config: Config): ServiceSchema {
 
 			"transfers.create": {
 				...ownerRouted("fromAccountId"),
-				params: P.transferParams,
+				params: ledger.transfers.create.params,
 				async handler(this: LedgerThis, ctx: Context<P.TransferParams>) {
 					const [r] = await this.submit([transferOp(ctx.params)]);
 					return unwrap(r as OpResult);
@@ -211,7 +212,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 			"transfers.createMany": {
 				...ownerRouted("items[0].fromAccountId"),
-				params: P.transferManyParams,
+				params: ledger.transfers.createMany.params,
 				async handler(this: LedgerThis, ctx: Context<P.TransferManyParams>) {
 					const ops = ctx.params.items.map(transferOp);
 					// Independent items still share one batch; a linked call is one all-or-nothing unit.
@@ -226,7 +227,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			 */
 			"payments.p2p": {
 				...ownerRouted("fromAccountId"),
-				params: P.paymentParams,
+				params: ledger.payments.p2p.params,
 				async handler(this: LedgerThis, ctx: Context<P.PaymentParams>) {
 					const p = ctx.params;
 					const [r] = await this.submit([{
@@ -238,7 +239,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 			/** A P2P payment as the ledger has it (payments reads its own writes through this before its view has the row). */
 			"payments.get": {
-				params: P.paymentGetParams,
+				params: ledger.payments.get.params,
 				async handler(this: LedgerThis, ctx: Context<P.PaymentGetParams>) {
 					const found = await store.getPayment(this.knex, ctx.params.id, ctx.params.ownerId ?? null);
 					if (!found) throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
@@ -254,14 +255,14 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 			/** The KYC tier whose limits the owner's payments are held to (users.setTier keeps it). */
 			"owners.setTier": {
-				params: P.setTierParams,
+				params: ledger.owners.setTier.params,
 				async handler(this: LedgerThis, ctx: Context<P.SetTierParams>) {
 					await store.setOwnerTier(this.knex, ctx.params.ownerId, ctx.params.tier);
 					return { ownerId: ctx.params.ownerId, tier: ctx.params.tier };
 				},
 			},
 			"transfers.get": {
-				params: P.transferGetParams,
+				params: ledger.transfers.get.params,
 				async handler(this: LedgerThis, ctx: Context<P.TransferGetParams>) {
 					const t = await store.getTransfer(this.knex, ctx.params.id, ctx.params.ownerId ?? null);
 					if (!t) throw toClientError({ code: "TRANSFER_NOT_FOUND", message: "transfer not found" });
@@ -269,7 +270,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				},
 			},
 			"transfers.reverse": {
-				params: P.reverseParams,
+				params: ledger.transfers.reverse.params,
 				async handler(this: LedgerThis, ctx: Context<P.ReverseParams>) {
 					const p = ctx.params;
 					const [r] = await this.submit([{ type: "reverse", key: p.idempotencyKey, transferId: p.transferId, description: p.description ?? "" }]);
@@ -279,7 +280,7 @@ export function ledgerService(config: Config): ServiceSchema {
 
 			"holds.create": {
 				...ownerRouted("fromAccountId"),
-				params: P.holdCreateParams,
+				params: ledger.holds.create.params,
 				async handler(this: LedgerThis, ctx: Context<P.HoldCreateParams>) {
 					const p = ctx.params;
 					const [r] = await this.submit([{
@@ -291,7 +292,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				},
 			},
 			"holds.post": {
-				params: P.holdPostParams,
+				params: ledger.holds.post.params,
 				async handler(this: LedgerThis, ctx: Context<P.HoldPostParams>) {
 					const p = ctx.params;
 					const [r] = await this.submit([{ type: "post", key: p.idempotencyKey, holdId: p.holdId, amount: p.amount == null ? null : BigInt(p.amount) }]);
@@ -299,14 +300,14 @@ export function ledgerService(config: Config): ServiceSchema {
 				},
 			},
 			"holds.void": {
-				params: P.holdVoidParams,
+				params: ledger.holds.void.params,
 				async handler(this: LedgerThis, ctx: Context<P.HoldVoidParams>) {
 					const [r] = await this.submit([{ type: "void", key: ctx.params.idempotencyKey, holdId: ctx.params.holdId }]);
 					return unwrap(r as OpResult);
 				},
 			},
 			"holds.get": {
-				params: P.holdGetParams,
+				params: ledger.holds.get.params,
 				async handler(this: LedgerThis, ctx: Context<{ id: string }>) {
 					const h = await store.getHold(this.knex, ctx.params.id);
 					if (!h) throw toClientError({ code: "HOLD_NOT_FOUND", message: "hold not found" });
@@ -314,34 +315,34 @@ export function ledgerService(config: Config): ServiceSchema {
 				},
 			},
 			expireHolds: {
-				params: P.emptyParams,
+				params: ledger.expireHolds.params,
 				async handler(this: LedgerThis) {
 					return { expired: await this.sweepHolds() };
 				},
 			},
 
 			checkInvariants: {
-				params: P.emptyParams,
+				params: ledger.checkInvariants.params,
 				async handler(this: LedgerThis) {
 					return checkInvariants(this.knex);
 				},
 			},
 			outboxLag: {
-				params: P.emptyParams,
+				params: ledger.outboxLag.params,
 				async handler(this: LedgerThis) {
 					return outboxLag(this.knex);
 				},
 			},
 			/** The durable event log, for consumers that pull from their stored position. */
 			"events.read": {
-				params: eventsReadParams,
+				params: ledger.events.read.params,
 				async handler(this: LedgerThis, ctx: Context<{ afterSeq: number; eventsMax?: number }>) {
 					return readEvents(this.knex, ctx.params.afterSeq, ctx.params.eventsMax ?? EVENTS_READ_MAX);
 				},
 			},
 			/** The source accounts this node debited (since the last reset), to check one owner per account. */
 			ownership: {
-				params: { $$strict: true, reset: { type: "boolean", optional: true } },
+				params: ledger.ownership.params,
 				handler(this: LedgerThis, ctx: Context<{ reset?: boolean }>) {
 					const accounts = [...this.rt.debited];
 					if (ctx.params.reset) this.rt.debited.clear();
@@ -349,7 +350,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				},
 			},
 			stats: {
-				params: P.emptyParams,
+				params: ledger.stats.params,
 				handler(this: LedgerThis) {
 					const b = this.rt.batcher;
 					return { queueLength: b.queueLength, batchesRun: b.batchesRun, itemsRun: b.itemsRun, recentBatchMs: b.recent.summary() };
@@ -433,7 +434,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				}),
 				timers: [],
 				debited: new Set(),
-				relay: new Relay({ knex: () => this.knex, schema: "ledger", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, gapMs: config.outbox.relayGapMs, peers: () => this.broker.registry.getActionEndpoints("ledger.events.read")?.count() ?? 1, retention: { days: config.outbox.retentionDays, intervalMs: config.outbox.pruneIntervalMs }, warn: (m, o) => this.logger.warn(m, o) }),
+				relay: new Relay({ knex: () => this.knex, schema: "ledger", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, gapMs: config.outbox.relayGapMs, peers: () => this.broker.registry.getActionEndpoints(ledger.events.read.name)?.count() ?? 1, retention: { days: config.outbox.retentionDays, intervalMs: config.outbox.pruneIntervalMs }, warn: (m, o) => this.logger.warn(m, o) }),
 				stopping: false,
 			};
 		},

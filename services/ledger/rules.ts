@@ -452,9 +452,9 @@ function riskOf(scored: Scored): Record<string, unknown> {
 export function paymentView(
 	op: Pick<PaymentOp, "ownerId" | "fromAccountId" | "toAccountId" | "amount" | "currency" | "description">,
 	p: { status: "completed" | "pending_review" | "failed" | "cancelled"; id: string; holdId: string | null; transferId: string | null; at: Date; failureCode?: string | null; updatedAt?: Date },
-): Record<string, unknown> {
+) {
 	return {
-		id: p.id, type: "p2p", status: p.status, amount: toSafeNumber(op.amount), currency: op.currency, accountId: op.fromAccountId,
+		id: p.id, type: "p2p" as const, status: p.status, amount: toSafeNumber(op.amount), currency: op.currency, accountId: op.fromAccountId,
 		provider: "ledger", destination: op.toAccountId, description: op.description, holdId: p.holdId, transferId: p.transferId,
 		failureCode: p.failureCode ?? null, createdAt: p.at.toISOString(), updatedAt: (p.updatedAt ?? p.at).toISOString(),
 	};
@@ -682,7 +682,7 @@ function balanceEvent(a: AccountState, previousVersion: bigint): Record<string, 
 	};
 }
 
-export function transferView(t: TransferRecord): Record<string, unknown> {
+export function transferView(t: TransferRecord) {
 	return {
 		id: t.id, kind: t.kind, status: "completed", amount: toSafeNumber(t.amount), currency: t.currency,
 		fromAccountId: t.fromAccountId, toAccountId: t.toAccountId, description: t.description,
@@ -695,7 +695,7 @@ function holdEvent(h: HoldState, from: AccountState, to: AccountState): Record<s
 	return { ...holdView(h), fromOwnerId: from.ownerId, toOwnerId: to.ownerId };
 }
 
-export function holdView(h: HoldState): Record<string, unknown> {
+export function holdView(h: HoldState) {
 	return {
 		id: h.id, kind: h.kind, status: h.status, amount: toSafeNumber(h.amount), postedAmount: toSafeNumber(h.postedAmount),
 		currency: h.currency, fromAccountId: h.fromAccountId, toAccountId: h.toAccountId, description: h.description,

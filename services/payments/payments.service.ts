@@ -14,11 +14,16 @@ import type { Context, ServiceSchema, ServiceBroker } from "moleculer";
 import { Errors } from "moleculer";
 import { requestHash } from "../../lib/idempotency.ts";
 import type { Config } from "../../config/index.ts";
-import { call } from "../../lib/context-store.ts";
+import { call, type ResultOf } from "../../lib/contract.ts";
+import { callbackParams, getParams, listParams, p2pParams, payments, payoutParams, topupParams } from "../../contracts/payments.ts";
+import { ledger } from "../../contracts/ledger.ts";
+import { users } from "../../contracts/users.ts";
+import { fraud } from "../../contracts/fraud.ts";
+import { providers } from "../../contracts/providers.ts";
 import { toClientError, type RefusalCode } from "../../lib/errors.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
-import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import type { Infer } from "../../lib/schema.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne, queryRows } from "../../mixins/db.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
@@ -42,53 +47,14 @@ const RESUME_BATCH_MAX = 100;
 export const STALE_METRIC = "paymesh.payments.stale";
 export const RESUME_FAILURES_METRIC = "paymesh.payments.resume_failures";
 
-const common = {
-	idempotencyKey: keyRule,
-	userId: { type: "uuid" },
-	accountId: { type: "uuid" },
-	amount: amountRule,
-	currency: currencyRule,
-	provider: { type: "enum", values: PROVIDERS },
-} as const;
-export const topupParams = paramsSchema({ $$strict: true, ...common });
-export const payoutParams = paramsSchema({ $$strict: true, ...common, destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/ } });
-export const p2pParams = paramsSchema({
-	$$strict: true,
-	idempotencyKey: keyRule,
-	userId: { type: "uuid" },
-	accountId: { type: "uuid" },
-	amount: amountRule,
-	currency: currencyRule,
-	toAccountId: { type: "uuid", optional: true },
-	toEmail: { type: "email", max: 254, optional: true },
-	description: { type: "string", max: 500, optional: true },
-});
 type P2pParams = Infer<typeof p2pParams>;
-export const callbackParams = paramsSchema({
-	$$strict: true,
-	provider: { type: "enum", values: PROVIDERS },
-	eventId: { type: "string", min: 1, max: 200 },
-	paymentId: { type: "uuid" },
-	ref: { type: "string", min: 1, max: 200 },
-	status: { type: "enum", values: ["processing", "succeeded", "failed"] },
-	sequence: { type: "number", integer: true, min: 1, max: 1_000, convert: false },
-	reason: { type: "string", max: 500, optional: true },
-});
 type CallbackParams = Infer<typeof callbackParams>;
-export const reviewParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
-export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, userId: { type: "uuid", optional: true } });
 type TopupParams = Infer<typeof topupParams>;
 type PayoutParams = Infer<typeof payoutParams>;
 type GetParams = Infer<typeof getParams>;
-export const listParams = paramsSchema({
-	$$strict: true,
-	userId: { type: "uuid" },
-	limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true },
-	cursor: { type: "string", max: 80, optional: true },
-});
 type ListParams = Infer<typeof listParams>;
 
-function view(p: PaymentRow): Record<string, unknown> {
+export function view(p: PaymentRow) {
 	return {
 		id: p.id, type: p.type, status: p.status, amount: toSafeNumber(p.amount), currency: p.currency, accountId: p.account_id,
 		provider: p.provider, destination: p.destination, holdId: p.hold_id, transferId: p.transfer_id, failureCode: p.failure_code,
@@ -186,14 +152,14 @@ export function paymentsService(config: Config): ServiceSchema {
 		],
 		actions: {
 			topup: {
-				params: topupParams,
+				params: payments.topup.params,
 				async handler(this: PaymentsThis, ctx: Context<TopupParams>) {
 					const { row, replay } = await this.open(ctx, "topup", ctx.params);
 					return this.finish(replay || row.status !== "created" ? row : await this.runTopup(ctx, row));
 				},
 			},
 			payout: {
-				params: payoutParams,
+				params: payments.payout.params,
 				async handler(this: PaymentsThis, ctx: Context<PayoutParams>) {
 					const { row, replay } = await this.open(ctx, "payout", ctx.params);
 					return this.finish(replay || row.status !== "created" ? row : await this.runPayout(ctx, row));
@@ -205,33 +171,33 @@ export function paymentsService(config: Config): ServiceSchema {
 			 * fraud declines arrive as errors; the answer is the payment.
 			 */
 			p2p: {
-				params: p2pParams,
+				params: payments.p2p.params,
 				async handler(this: PaymentsThis, ctx: Context<P2pParams>) {
 					const p = ctx.params;
 					if ((p.toAccountId == null) === (p.toEmail == null)) {
 						throw toClientError({ code: "VALIDATION_ERROR", message: "give exactly one of toAccountId and toEmail" });
 					}
 					const to = await this.recipient(p);
-					return call<Record<string, unknown>>(this.broker, "ledger.payments.p2p", {
+					return call(this.broker, ledger.payments.p2p, {
 						idempotencyKey: p.idempotencyKey, ownerId: p.userId, fromAccountId: p.accountId, toAccountId: to, amount: p.amount, currency: p.currency,
 						...(p.description != null ? { description: p.description } : {}),
 					});
 				},
 			},
 			get: {
-				params: getParams,
+				params: payments.get.params,
 				async handler(this: PaymentsThis, ctx: Context<GetParams>) {
 					const row = await paymentById(this.knex, ctx.params.id);
 					if (row && (ctx.params.userId == null || row.user_id === ctx.params.userId)) return view(row);
 					if (row) throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
 					// Not in the view yet: a P2P payment the ledger committed a moment ago (read your own writes).
-					const fromLedger = await call<Record<string, unknown>>(this.broker, "ledger.payments.get", { id: ctx.params.id, ...(ctx.params.userId != null ? { ownerId: ctx.params.userId } : {}) });
+					const fromLedger = await call(this.broker, ledger.payments.get, { id: ctx.params.id, ...(ctx.params.userId != null ? { ownerId: ctx.params.userId } : {}) });
 					const { userId: _u, description: _d, ...shown } = fromLedger;
 					return shown;
 				},
 			},
 			cancel: {
-				params: getParams,
+				params: payments.cancel.params,
 				async handler(this: PaymentsThis, ctx: Context<GetParams>) {
 					const row = await this.rowOf(ctx.params.id, ctx.params.userId);
 					if (!row || (ctx.params.userId != null && row.user_id !== ctx.params.userId)) {
@@ -249,27 +215,27 @@ export function paymentsService(config: Config): ServiceSchema {
 			 * that is already final, changes nothing.
 			 */
 			providerCallback: {
-				params: callbackParams,
+				params: payments.providerCallback.params,
 				async handler(this: PaymentsThis, ctx: Context<CallbackParams>) {
 					return { outcome: await this.onCallback(ctx.params) };
 				},
 			},
 			/** The durable event log of payment status changes, for consumers that pull. */
 			"events.read": {
-				params: eventsReadParams,
+				params: payments.events.read.params,
 				async handler(this: PaymentsThis, ctx: Context<{ afterSeq: number; eventsMax?: number }>) {
 					return readEvents(this.knex, "payments", ctx.params.afterSeq, ctx.params.eventsMax ?? EVENTS_READ_MAX);
 				},
 			},
 			outboxLag: {
-				params: { $$strict: true },
+				params: payments.outboxLag.params,
 				async handler(this: PaymentsThis) {
 					return outboxLag(this.knex, "payments");
 				},
 			},
 			/** Batches and items each stage of this node ran since it started, and what waits now. */
 			stats: {
-				params: { $$strict: true },
+				params: payments.stats.params,
 				handler(this: PaymentsThis) {
 					const of = (b: Pick<MicroBatcher<unknown, unknown>, "batchesRun" | "itemsRun" | "queueLength" | "recent">) => ({ batchesRun: b.batchesRun, itemsRun: b.itemsRun, queueLength: b.queueLength, recentBatchMs: b.recent.summary() });
 					return { orders: of(this.rt.orders), screens: of(this.rt.screens), moves: of(this.rt.moves) };
@@ -277,7 +243,7 @@ export function paymentsService(config: Config): ServiceSchema {
 			},
 			/** The caller's payments, newest first, a page at a time (keyset cursor, lib/cursor.ts). */
 			list: {
-				params: listParams,
+				params: payments.list.params,
 				async handler(this: PaymentsThis, ctx: Context<ListParams>) {
 					const limit = ctx.params.limit ?? 20;
 					const after = decodeTimeCursor(ctx.params.cursor);
@@ -292,7 +258,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				},
 			},
 			stuck: {
-				params: { $$strict: true, olderThanS: { type: "number", integer: true, min: 0, max: 30 * 86_400 } },
+				params: payments.stuck.params,
 				async handler(this: PaymentsThis, ctx: Context<{ olderThanS: number }>) {
 					const rows = await queryRows<PaymentRow>(
 						this.knex,
@@ -304,14 +270,14 @@ export function paymentsService(config: Config): ServiceSchema {
 				},
 			},
 			"review.list": {
-				params: { $$strict: true },
+				params: payments.review.list.params,
 				async handler(this: PaymentsThis) {
 					const rows = ((await this.knex.raw("SELECT * FROM payments.payments WHERE status = 'pending_review' ORDER BY created_at LIMIT 200")) as { rows: PaymentRow[] }).rows;
 					return { items: rows.map(r => ({ ...view(r), userId: r.user_id })) };
 				},
 			},
 			"review.approve": {
-				params: reviewParams,
+				params: payments.review.approve.params,
 				async handler(this: PaymentsThis, ctx: Context<{ id: string }>) {
 					await this.rowOf(ctx.params.id);
 					const row = await this.move(ctx.params.id, "pending_review", "approve");
@@ -319,7 +285,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				},
 			},
 			"review.decline": {
-				params: reviewParams,
+				params: payments.review.decline.params,
 				async handler(this: PaymentsThis, ctx: Context<{ id: string }>) {
 					await this.rowOf(ctx.params.id);
 					const row = await this.move(ctx.params.id, "pending_review", "decline", { failure_code: "FRAUD_DECLINED" });
@@ -328,7 +294,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				},
 			},
 			resume: {
-				params: { $$strict: true },
+				params: payments.resume.params,
 				async handler(this: PaymentsThis) {
 					return { resumed: await this.resume() };
 				},
@@ -343,9 +309,9 @@ export function paymentsService(config: Config): ServiceSchema {
 			async rowOf(this: PaymentsThis, id: string, userId?: string | null) {
 				const row = await paymentById(this.knex, id);
 				if (row) return userId == null || row.user_id === userId ? row : null;
-				let fromLedger: Record<string, unknown>;
+				let fromLedger: ResultOf<typeof ledger.payments.get>;
 				try {
-					fromLedger = await call(this.broker, "ledger.payments.get", { id, ...(userId != null ? { ownerId: userId } : {}) });
+					fromLedger = await call(this.broker, ledger.payments.get, { id, ...(userId != null ? { ownerId: userId } : {}) });
 				} catch (err) {
 					if (refusalCode(err) === "PAYMENT_NOT_FOUND") return null;
 					throw err;
@@ -371,12 +337,12 @@ export function paymentsService(config: Config): ServiceSchema {
 				const hash = hashOf(type, p);
 				// A provider whose circuit is open takes no new payments: fail fast, store nothing, so
 				// the same request with the same key can be retried once the provider is back.
-				const endpoints = p.provider ? this.broker.registry.getActionEndpoints(`providers.${p.provider}.${type === "topup" ? "charge" : "payout"}`) : null;
+				const endpoints = p.provider ? this.broker.registry.getActionEndpoints(providers[p.provider][type === "topup" ? "charge" : "payout"].name) : null;
 				// Not marked retryable for Moleculer: broker retries would only wait out the breaker.
 				// The client gets a 503 with Retry-After and may try again with the same key.
 				if (p.provider && !endpoints?.hasAvailable()) throw new Errors.MoleculerError(`${p.provider} is not available, retry later`, 503, "PROVIDER_UNAVAILABLE");
 				// The account must be the caller's; answered like a missing one otherwise.
-				await ctx.call("ledger.accounts.get", { id: p.accountId, ownerId: p.userId });
+				await call(ctx, ledger.accounts.get, { id: p.accountId, ownerId: p.userId });
 				// The order and its first event go in with other requests' orders (one statement per batch).
 				const inserted = await this.rt.orders.submit({
 					id: uuidv7(), userId: p.userId, type, amount: p.amount, currency: p.currency, accountId: p.accountId,
@@ -449,14 +415,14 @@ export function paymentsService(config: Config): ServiceSchema {
 						await this.releaseHold(p.id, p.hold_id);
 						return this.move(p.id, "processing", "fail", { failure_code: result.code });
 					}
-					const posted: { transfer: { id: string } } = await call(this.broker, "ledger.holds.post", { idempotencyKey: `payment:${p.id}:post`, holdId: p.hold_id });
+					const posted = await call(this.broker, ledger.holds.post, { idempotencyKey: `payment:${p.id}:post`, holdId: p.hold_id });
 					return this.move(p.id, "processing", "succeed", { transfer_id: posted.transfer.id, provider_ref: result.ref });
 				}
 				if (!result.ok) return this.move(p.id, "processing", "fail", { failure_code: result.code });
 				const charged = result;
 				let transferId: string;
 				try {
-					const t = await call<{ id: string }>(this.broker, "ledger.transfers.create", {
+					const t = await call(this.broker, ledger.transfers.create, {
 						idempotencyKey: `payment:${p.id}:credit`, fromAccountId: await this.systemAccount(p.provider, p.currency), toAccountId: p.account_id,
 						amount: toSafeNumber(p.amount), currency: p.currency, description: `top-up via ${p.provider}`,
 					});
@@ -477,11 +443,11 @@ export function paymentsService(config: Config): ServiceSchema {
 				if (p.status === "created") {
 					const decision = await this.screen(p);
 					if (decision === "decline") return this.move(p.id, "created", "decline", { failure_code: "FRAUD_DECLINED" });
-					let hold: { id: string };
+					let hold: ResultOf<typeof ledger.holds.create>;
 					try {
 						// The hold carries the owner and the tier's limits: the ledger refuses a payout
 						// above them with LIMIT_EXCEEDED in the same transaction that would hold the money.
-						hold = await call<{ id: string }>(this.broker, "ledger.holds.create", {
+						hold = await call(this.broker, ledger.holds.create, {
 							idempotencyKey: `payment:${p.id}:hold`, fromAccountId: p.account_id, toAccountId: await this.systemAccount(p.provider, p.currency),
 							amount: toSafeNumber(p.amount), currency: p.currency, timeoutMs: HOLD_TIMEOUT_MS, description: `payout via ${p.provider}`,
 							ownerId: p.user_id, limits: await this.limitsOf(p.user_id, p.currency),
@@ -540,7 +506,7 @@ export function paymentsService(config: Config): ServiceSchema {
 
 			/** The sender's tier limits in this currency, as the ledger takes them. */
 			async limitsOf(this: PaymentsThis, userId: string, currency: string) {
-				const { tier }: { tier: number } = await call(this.broker, "users.tier", { id: userId });
+				const { tier } = await call(this.broker, users.tier, { id: userId });
 				const limits: SpendLimits = isTier(tier) ? limitsFor(tier, currency as CurrencyCode) : { perTransferMinor: 0n, perDayMinor: 0n };
 				return { perTransferMinor: toSafeNumber(limits.perTransferMinor), perDayMinor: toSafeNumber(limits.perDayMinor) };
 			},
@@ -560,8 +526,9 @@ export function paymentsService(config: Config): ServiceSchema {
 			/** The recipient's account: the given id, or the recipient's first account in the currency. */
 			async recipient(this: PaymentsThis, p: P2pParams): Promise<string> {
 				if (p.toAccountId != null) return p.toAccountId;
-				const user = await call<{ id: string }>(this.broker, "users.findByEmail", { email: p.toEmail }).catch(() => null);
-				const list = user ? await call<{ items: { id: string; currency: string; status: string }[] }>(this.broker, "ledger.accounts.list", { ownerId: user.id }) : { items: [] };
+				// Without an address there is nobody to find (the handler asks for exactly one of the two).
+				const user = p.toEmail == null ? null : await call(this.broker, users.findByEmail, { email: p.toEmail }).catch(() => null);
+				const list = user ? await call(this.broker, ledger.accounts.list, { ownerId: user.id }) : { items: [] };
 				const account = list.items.find(a => a.currency === p.currency && a.status === "active");
 				if (!account) throw toClientError({ code: "RECIPIENT_NOT_FOUND", message: `no ${p.currency} account for that recipient` });
 				return account.id;
@@ -575,7 +542,7 @@ export function paymentsService(config: Config): ServiceSchema {
 			 */
 			async releaseHold(this: PaymentsThis, paymentId: string, holdId: string) {
 				try {
-					await call(this.broker, "ledger.holds.void", { idempotencyKey: `payment:${paymentId}:void`, holdId });
+					await call(this.broker, ledger.holds.void, { idempotencyKey: `payment:${paymentId}:void`, holdId });
 				} catch (err) {
 					const code = refusalCode(err);
 					if (code !== "HOLD_EXPIRED" && code !== "HOLD_NOT_PENDING") throw err;
@@ -589,9 +556,9 @@ export function paymentsService(config: Config): ServiceSchema {
 			async runP2p(this: PaymentsThis, row: PaymentRow) {
 				if (row.status === "processing") {
 					if (!row.hold_id) throw new Error(`p2p ${row.id} is processing without a hold`);
-					let posted: { transfer: { id: string } };
+					let posted: ResultOf<typeof ledger.holds.post>;
 					try {
-						posted = await call(this.broker, "ledger.holds.post", { idempotencyKey: `payment:${row.id}:post`, holdId: row.hold_id });
+						posted = await call(this.broker, ledger.holds.post, { idempotencyKey: `payment:${row.id}:post`, holdId: row.hold_id });
 					} catch (err) {
 						// Approved after its hold ran out (HOLD_TIMEOUT_MS in review): the ledger has given
 						// the money back to the sender and nothing moved, so the payment fails. Our own
@@ -609,11 +576,13 @@ export function paymentsService(config: Config): ServiceSchema {
 
 			/** Asks the provider; null when it failed technically (the answer is unknown, try again later). */
 			async callProvider(this: PaymentsThis, p: PaymentRow, op: "charge" | "payout"): Promise<ProviderResult | null> {
-				const params = { paymentId: p.id, amountMinor: toSafeNumber(p.amount), currency: p.currency, ...(op === "payout" ? { destination: p.destination ?? "" } : {}) };
+				const params = { paymentId: p.id, amountMinor: toSafeNumber(p.amount), currency: p.currency };
+				const adapter = providers[p.provider];
 				try {
 					// No retries here (a repeat is the resume sweep's job) and a bounded wait: a
 					// timeout leaves the outcome unknown, which the callback or the sweep resolves.
-					return await call<ProviderResult>(this.broker, `providers.${p.provider}.${op}`, params, { retries: 0, timeout: config.payments.providerTimeoutMs });
+					const opts = { retries: 0, timeout: config.payments.providerTimeoutMs };
+					return await (op === "payout" ? call(this.broker, adapter.payout, { ...params, destination: p.destination ?? "" }, opts) : call(this.broker, adapter.charge, params, opts));
 				} catch (err) {
 					if (err instanceof Errors.ValidationError) throw err;
 					this.logger.warn("provider call failed; the payment stays in flight", { paymentId: p.id, provider: p.provider, error: (err as Error).message });
@@ -657,7 +626,7 @@ export function paymentsService(config: Config): ServiceSchema {
 		created(this: PaymentsThis) {
 			this.timer = null;
 			this.systemAccounts = systemAccountResolver(this.broker);
-			this.relay = new Relay({ knex: () => this.knex, schema: "payments", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, gapMs: config.outbox.relayGapMs, peers: () => this.broker.registry.getActionEndpoints("payments.events.read")?.count() ?? 1, retention: { days: config.outbox.retentionDays, intervalMs: config.outbox.pruneIntervalMs }, warn: (m, o) => this.logger.warn(m, o) });
+			this.relay = new Relay({ knex: () => this.knex, schema: "payments", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, gapMs: config.outbox.relayGapMs, peers: () => this.broker.registry.getActionEndpoints(payments.events.read.name)?.count() ?? 1, retention: { days: config.outbox.retentionDays, intervalMs: config.outbox.pruneIntervalMs }, warn: (m, o) => this.logger.warn(m, o) });
 			const batcher = <I, O>(run: (items: I[]) => Promise<O[]>, sizeMax = BATCH_SIZE_MAX) => new MicroBatcher<I, O>({
 				batchSizeMax: sizeMax, concurrencyMax: BATCH_CONCURRENCY_MAX, waitMs: 0, queueLengthMax: BATCH_QUEUE_LENGTH_MAX, sizeOf: () => 1, run,
 				overloaded: () => new Errors.MoleculerRetryableError("the payments queue is full, retry later", 503, "PAYMENTS_OVERLOADED"),
@@ -673,7 +642,7 @@ export function paymentsService(config: Config): ServiceSchema {
 					return rows;
 				}),
 				screens: batcher(async items => {
-					const r = await call<{ items: { decision: Decision }[] }>(this.broker, "fraud.scoreMany", { items });
+					const r = await call(this.broker, fraud.scoreMany, { items });
 					return r.items.map(d => d.decision);
 				}, SCORE_BATCH_MAX),
 			};

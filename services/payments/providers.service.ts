@@ -7,7 +7,8 @@
 import { Errors, type Context, type ServiceBroker, type ServiceSchema } from "moleculer";
 import type { Server } from "node:http";
 import type { Config } from "../../config/index.ts";
-import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import type { Infer } from "../../lib/schema.ts";
+import { providers, type payoutParams } from "../../contracts/providers.ts";
 import { seededRandom } from "../../lib/random.ts";
 import { signatureHeader } from "../../lib/signature.ts";
 import { ProviderError, PROVIDERS, SimulatedProvider, type ProviderCallback, type ProviderName } from "./providers.ts";
@@ -17,9 +18,6 @@ const CALLBACK_RETRY_DELAY_MS = 100;
 const CALLBACK_RETRY_DELAY_MS_MAX = 2_000;
 const CALLBACK_TIMEOUT_MS = 5_000;
 
-const chargeParams = paramsSchema({ $$strict: true, paymentId: { type: "uuid" }, amountMinor: { type: "number", integer: true, positive: true }, currency: { type: "string", length: 3 } });
-const payoutParams = paramsSchema({ $$strict: true, paymentId: { type: "uuid" }, amountMinor: { type: "number", integer: true, positive: true }, currency: { type: "string", length: 3 }, destination: { type: "string", max: 200 } });
-const simulateParams = paramsSchema({ $$strict: true, provider: { type: "enum", values: PROVIDERS }, failurePercent: { type: "number", integer: true, min: 0, max: 100 } });
 
 /** Technical failures surface as retryable 502s; the breaker counts errors of 500 and up. */
 function asMoleculerError(err: unknown): never {
@@ -103,21 +101,22 @@ export function providersService(config: Config): ServiceSchema {
 	const actions: Record<string, unknown> = {
 		// The simulation's failure rate, changeable at run time for demos and tests.
 		simulate: {
-			params: simulateParams,
-			handler(ctx: Context<Infer<typeof simulateParams>>) {
+			params: providers.simulate.params,
+			handler(ctx: Context<Infer<typeof providers.simulate.params>>) {
 				adapter(ctx.params.provider).opts.failureRate = ctx.params.failurePercent / 100;
 				return { provider: ctx.params.provider, failurePercent: ctx.params.failurePercent };
 			},
 		},
 	};
 	const ops = [
-		{ op: "charge", params: chargeParams, run: (a: SimulatedProvider, p: Infer<typeof payoutParams>) => a.charge(p) },
-		{ op: "payout", params: payoutParams, run: (a: SimulatedProvider, p: Infer<typeof payoutParams>) => a.payout(p) },
+		{ op: "charge", run: (a: SimulatedProvider, p: Infer<typeof payoutParams>) => a.charge(p) },
+		{ op: "payout", run: (a: SimulatedProvider, p: Infer<typeof payoutParams>) => a.payout(p) },
 	] as const;
 	for (const name of PROVIDERS) {
-		for (const { op, params, run } of ops) {
+		for (const { op, run } of ops) {
+			// providers.<name>.<op>: the contract's name without the service's prefix.
 			actions[`${name}.${op}`] = {
-				params,
+				params: providers[name][op].params,
 				circuitBreaker,
 				async handler(ctx: Context<Infer<typeof payoutParams>>) {
 					try {

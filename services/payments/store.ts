@@ -8,6 +8,7 @@ import type { Knex } from "knex";
 import { queryOne, runStatement } from "../../mixins/db.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import type { ProviderName } from "./providers.ts";
+import type { CurrencyCode } from "../../config/currencies.ts";
 import type { PaymentEvent, PaymentStatus } from "./state.ts";
 
 export interface PaymentRow {
@@ -16,7 +17,7 @@ export interface PaymentRow {
 	type: "topup" | "payout" | "p2p";
 	status: PaymentStatus;
 	amount: bigint;
-	currency: string;
+	currency: CurrencyCode;
 	account_id: string;
 	provider: ProviderName;
 	destination: string | null;

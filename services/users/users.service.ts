@@ -10,6 +10,9 @@ import { normalizeEmail } from "../../lib/email.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne, queryRows } from "../../mixins/db.ts";
 import * as P from "./params.ts";
+import { users } from "../../contracts/users.ts";
+import { ledger } from "../../contracts/ledger.ts";
+import { call } from "../../lib/contract.ts";
 
 interface ProfileRow {
 	user_id: string;
@@ -35,7 +38,7 @@ export function usersService(config: Config): ServiceSchema {
 		mixins: [dbMixin(config, "users")],
 		actions: {
 			create: {
-				params: P.createParams,
+				params: users.create.params,
 				async handler(this: DbService, ctx: Context<P.CreateParams>) {
 					// An address another profile has is refused, never shared: P2P by e-mail must find one user.
 					const row = await queryOne<ProfileRow>(
@@ -48,7 +51,7 @@ export function usersService(config: Config): ServiceSchema {
 				},
 			},
 			get: {
-				params: P.getParams,
+				params: users.get.params,
 				async handler(this: DbService, ctx: Context<{ id: string }>) {
 					const row = await queryOne<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE user_id = ?", [ctx.params.id]);
 					return row ? profileView(row) : notFound();
@@ -56,14 +59,14 @@ export function usersService(config: Config): ServiceSchema {
 			},
 			/** Several profiles in one query; ids without a profile are left out. */
 			getMany: {
-				params: P.getManyParams,
+				params: users.getMany.params,
 				async handler(this: DbService, ctx: Context<P.GetManyParams>) {
 					const rows = await queryRows<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE user_id = ANY(?::uuid[])", [ctx.params.ids]);
 					return { items: rows.map(profileView) };
 				},
 			},
 			update: {
-				params: P.updateParams,
+				params: users.update.params,
 				async handler(this: DbService, ctx: Context<P.UpdateParams>) {
 					const row = await queryOne<ProfileRow>(
 						this.knex,
@@ -74,26 +77,26 @@ export function usersService(config: Config): ServiceSchema {
 				},
 			},
 			setTier: {
-				params: P.setTierParams,
+				params: users.setTier.params,
 				async handler(this: DbService, ctx: Context<P.SetTierParams>) {
 					const row = await queryOne<ProfileRow>(this.knex, "UPDATE users.profiles SET kyc_tier = ?, updated_at = now() WHERE user_id = ? RETURNING *", [ctx.params.tier, ctx.params.id]);
 					if (!row) return notFound();
 					// The ledger holds P2P payments to the tier in the owner's own batch: it gets the
 					// tier too. Should this call fail the caller retries; setting a tier twice is harmless.
-					await ctx.call("ledger.owners.setTier", { ownerId: ctx.params.id, tier: ctx.params.tier });
+					await call(ctx, ledger.owners.setTier, { ownerId: ctx.params.id, tier: ctx.params.tier });
 					await ctx.broker.cacher?.clean("users.tier:**");
 					return profileView(row);
 				},
 			},
 			findByEmail: {
-				params: P.findByEmailParams,
+				params: users.findByEmail.params,
 				async handler(this: DbService, ctx: Context<{ email: string }>) {
 					const row = await queryOne<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE email = ?", [normalizeEmail(ctx.params.email)]);
 					return row ? { id: row.user_id } : notFound();
 				},
 			},
 			tier: {
-				params: P.getParams,
+				params: users.tier.params,
 				// Read on every transfer: cached, and cleaned when a tier changes.
 				cache: { keys: ["id"], ttl: 30 },
 				async handler(this: DbService, ctx: Context<{ id: string }>) {

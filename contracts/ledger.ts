@@ -1,0 +1,103 @@
+/**
+ * The ledger's actions: names, params schemas (services/ledger/params.ts) and answers
+ * (typed by the ledger's own view functions).
+ */
+import { action, returns } from "../lib/contract.ts";
+import type { Refusal } from "../lib/errors.ts";
+import { eventsReadParams } from "../mixins/event-log.ts";
+import { healthParams } from "../mixins/db.mixin.ts";
+import * as P from "../services/ledger/params.ts";
+import type { accountView } from "../services/ledger/accounts.ts";
+import type { checkInvariants } from "../services/ledger/invariants.ts";
+import type { outboxLag, readEvents } from "../services/ledger/outbox.ts";
+import type { holdView, paymentView, transferView } from "../services/ledger/rules.ts";
+
+export type AccountView = ReturnType<typeof accountView>;
+export type TransferView = ReturnType<typeof transferView>;
+export type HoldView = ReturnType<typeof holdView>;
+/** A P2P payment as the ledger decided it. */
+export type PaymentView = ReturnType<typeof paymentView>;
+
+/** An entry as statements and history show it. */
+export interface EntryView {
+	id: string;
+	transferId: string;
+	kind: string;
+	amount: number;
+	balanceAfter: number;
+	version: number;
+	counterparty: string;
+	description: string;
+	createdAt: string;
+}
+
+export interface MonthSummary {
+	month: string;
+	credits: number;
+	debits: number;
+	net: number;
+	count: number;
+	closingBalance: number;
+}
+
+export interface HealthView {
+	status: "ok";
+	database: "postgres" | "pglite";
+	latencyMs: number;
+}
+
+export interface BatchStats {
+	queueLength: number;
+	batchesRun: number;
+	itemsRun: number;
+	recentBatchMs: { p50: number; p99: number; max: number };
+}
+
+export const ownershipParams = { $$strict: true, reset: { type: "boolean", optional: true } } as const;
+
+type Items<T> = { items: T[] };
+
+export const ledger = {
+	accounts: {
+		open: action("ledger.accounts.open", P.openAccountParams, returns<AccountView>()),
+		get: action("ledger.accounts.get", P.getAccountParams, returns<AccountView>()),
+		list: action("ledger.accounts.list", P.listAccountsParams, returns<Items<AccountView>>()),
+		frozen: action("ledger.accounts.frozen", P.frozenParams, returns<Items<AccountView>>()),
+		freeze: action("ledger.accounts.freeze", P.accountIdParams, returns<AccountView>()),
+		unfreeze: action("ledger.accounts.unfreeze", P.accountIdParams, returns<AccountView>()),
+		/** Entries in [from, to), oldest first, a page at a time. */
+		statement: action("ledger.accounts.statement", P.statementParams, returns<{ account: { id: string; currency: string }; items: EntryView[]; nextAfterVersion: number | null }>()),
+		summary: action("ledger.accounts.summary", P.summaryParams, returns<{ accountId: string; currency: string; months: MonthSummary[] }>()),
+		history: action("ledger.accounts.history", P.historyParams, returns<{ items: EntryView[]; nextCursor: string | null }>()),
+	},
+	transfers: {
+		create: action("ledger.transfers.create", P.transferParams, returns<TransferView>()),
+		createMany: action("ledger.transfers.createMany", P.transferManyParams, returns<Items<{ ok: true; transfer: TransferView } | { ok: false; error: Refusal }>>()),
+		get: action("ledger.transfers.get", P.transferGetParams, returns<TransferView>()),
+		reverse: action("ledger.transfers.reverse", P.reverseParams, returns<TransferView>()),
+	},
+	payments: {
+		/** A P2P payment decided and written in one commit by the node that owns the source account. */
+		p2p: action("ledger.payments.p2p", P.paymentParams, returns<PaymentView>()),
+		get: action("ledger.payments.get", P.paymentGetParams, returns<PaymentView & { userId: string }>()),
+	},
+	owners: {
+		setTier: action("ledger.owners.setTier", P.setTierParams, returns<{ ownerId: string; tier: number }>()),
+	},
+	holds: {
+		create: action("ledger.holds.create", P.holdCreateParams, returns<HoldView>()),
+		post: action("ledger.holds.post", P.holdPostParams, returns<{ hold: HoldView; transfer: TransferView }>()),
+		void: action("ledger.holds.void", P.holdVoidParams, returns<HoldView>()),
+		get: action("ledger.holds.get", P.holdGetParams, returns<HoldView>()),
+	},
+	expireHolds: action("ledger.expireHolds", P.emptyParams, returns<{ expired: number }>()),
+	checkInvariants: action("ledger.checkInvariants", P.emptyParams, returns<Awaited<ReturnType<typeof checkInvariants>>>()),
+	outboxLag: action("ledger.outboxLag", P.emptyParams, returns<Awaited<ReturnType<typeof outboxLag>>>()),
+	events: {
+		read: action("ledger.events.read", eventsReadParams, returns<Awaited<ReturnType<typeof readEvents>>>()),
+	},
+	/** The source accounts this node debited (since the last reset). */
+	ownership: action("ledger.ownership", ownershipParams, returns<{ nodeId: string; accounts: string[] }>()),
+	stats: action("ledger.stats", P.emptyParams, returns<BatchStats>()),
+	health: action("ledger.health", healthParams, returns<HealthView>()),
+};

@@ -1,0 +1,80 @@
+/**
+ * The payments service's actions: top-ups and payouts (sagas over ledger holds), P2P
+ * through the owner's one commit, the view of every payment, the review queue.
+ */
+import { action, returns } from "../lib/contract.ts";
+import { paramsSchema } from "../lib/schema.ts";
+import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
+import { amountRule, currencyRule, keyRule } from "../services/ledger/params.ts";
+import { PROVIDERS } from "../services/payments/providers.ts";
+import type { view } from "../services/payments/payments.service.ts";
+import type { BatchStats, PaymentView as LedgerPaymentView } from "./ledger.ts";
+
+const common = {
+	idempotencyKey: keyRule,
+	userId: { type: "uuid" },
+	accountId: { type: "uuid" },
+	amount: amountRule,
+	currency: currencyRule,
+	provider: { type: "enum", values: PROVIDERS },
+} as const;
+export const topupParams = paramsSchema({ $$strict: true, ...common });
+export const payoutParams = paramsSchema({ $$strict: true, ...common, destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/ } });
+export const p2pParams = paramsSchema({
+	$$strict: true,
+	idempotencyKey: keyRule,
+	userId: { type: "uuid" },
+	accountId: { type: "uuid" },
+	amount: amountRule,
+	currency: currencyRule,
+	toAccountId: { type: "uuid", optional: true },
+	toEmail: { type: "email", max: 254, optional: true },
+	description: { type: "string", max: 500, optional: true },
+});
+export const callbackParams = paramsSchema({
+	$$strict: true,
+	provider: { type: "enum", values: PROVIDERS },
+	eventId: { type: "string", min: 1, max: 200 },
+	paymentId: { type: "uuid" },
+	ref: { type: "string", min: 1, max: 200 },
+	status: { type: "enum", values: ["processing", "succeeded", "failed"] },
+	sequence: { type: "number", integer: true, min: 1, max: 1_000, convert: false },
+	reason: { type: "string", max: 500, optional: true },
+});
+export const reviewParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
+export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, userId: { type: "uuid", optional: true } });
+export const listParams = paramsSchema({
+	$$strict: true,
+	userId: { type: "uuid" },
+	limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true },
+	cursor: { type: "string", max: 80, optional: true },
+});
+export const stuckParams = paramsSchema({ $$strict: true, olderThanS: { type: "number", integer: true, min: 0, max: 30 * 86_400 } });
+export const emptyParams = paramsSchema({ $$strict: true });
+
+/** A payment as the payments service shows it. */
+export type PaymentRecord = ReturnType<typeof view>;
+
+export const payments = {
+	topup: action("payments.topup", topupParams, returns<PaymentRecord>()),
+	payout: action("payments.payout", payoutParams, returns<PaymentRecord>()),
+	/** The recipient resolved here, then the ledger's one commit (ledger.payments.p2p). */
+	p2p: action("payments.p2p", p2pParams, returns<LedgerPaymentView>()),
+	get: action("payments.get", getParams, returns<PaymentRecord>()),
+	cancel: action("payments.cancel", getParams, returns<PaymentRecord>()),
+	/** A provider's callback, its signature checked by the gateway. */
+	providerCallback: action("payments.providerCallback", callbackParams, returns<{ outcome: string }>()),
+	events: {
+		read: action("payments.events.read", eventsReadParams, returns<Awaited<ReturnType<typeof readEvents>>>()),
+	},
+	outboxLag: action("payments.outboxLag", emptyParams, returns<Awaited<ReturnType<typeof outboxLag>>>()),
+	stats: action("payments.stats", emptyParams, returns<{ orders: BatchStats; screens: BatchStats; moves: BatchStats }>()),
+	list: action("payments.list", listParams, returns<{ items: PaymentRecord[]; nextCursor: string | null }>()),
+	stuck: action("payments.stuck", stuckParams, returns<{ items: PaymentRecord[] }>()),
+	review: {
+		list: action("payments.review.list", emptyParams, returns<{ items: (PaymentRecord & { userId: string })[] }>()),
+		approve: action("payments.review.approve", reviewParams, returns<PaymentRecord>()),
+		decline: action("payments.review.decline", reviewParams, returns<PaymentRecord>()),
+	},
+	resume: action("payments.resume", emptyParams, returns<{ resumed: number }>()),
+};

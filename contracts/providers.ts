@@ -1,0 +1,31 @@
+/**
+ * The provider adapters' actions, one pair per provider (`providers.<name>.charge`,
+ * `providers.<name>.payout`), so each provider has its own circuit breaker.
+ */
+import { action, returns, type ActionContract } from "../lib/contract.ts";
+import { paramsSchema } from "../lib/schema.ts";
+import { PROVIDERS, type ProviderName, type ProviderResult } from "../services/payments/providers.ts";
+
+export const chargeParams = paramsSchema({ $$strict: true, paymentId: { type: "uuid" }, amountMinor: { type: "number", integer: true, positive: true }, currency: { type: "string", length: 3 } });
+export const payoutParams = paramsSchema({ $$strict: true, paymentId: { type: "uuid" }, amountMinor: { type: "number", integer: true, positive: true }, currency: { type: "string", length: 3 }, destination: { type: "string", max: 200 } });
+export const simulateParams = paramsSchema({ $$strict: true, provider: { type: "enum", values: PROVIDERS }, failurePercent: { type: "number", integer: true, min: 0, max: 100 } });
+
+export interface ProviderActions {
+	charge: ActionContract<typeof chargeParams, ProviderResult>;
+	payout: ActionContract<typeof payoutParams, ProviderResult>;
+}
+
+function adapter(name: ProviderName): ProviderActions {
+	return {
+		charge: action(`providers.${name}.charge`, chargeParams, returns<ProviderResult>()),
+		payout: action(`providers.${name}.payout`, payoutParams, returns<ProviderResult>()),
+	};
+}
+
+export const providers = {
+	mobile_money: adapter("mobile_money"),
+	bank: adapter("bank"),
+	card: adapter("card"),
+	/** The simulation's failure rate, changeable at run time. */
+	simulate: action("providers.simulate", simulateParams, returns<{ provider: ProviderName; failurePercent: number }>()),
+} satisfies Record<ProviderName, ProviderActions> & Record<string, unknown>;

@@ -1,0 +1,78 @@
+/**
+ * Typed contracts between services (contracts/<service>.ts). An action contract is the
+ * action's full name, its strict params schema (the same object the service's action
+ * validates with) and, as a type only, its answer. `call` takes a contract instead of a
+ * string, so a caller's params are checked against the schema's type and its answer is
+ * typed without each caller declaring it by hand; event contracts do the same for
+ * emit and broadcast.
+ */
+import { ServiceBroker, type CallingOptions, type Context } from "moleculer";
+import { runningContext } from "./context-store.ts";
+import type { Infer } from "./schema.ts";
+
+declare const RESULT: unique symbol;
+declare const PAYLOAD: unique symbol;
+
+/** A params schema as paramsSchema (lib/schema.ts) builds it. */
+export type ParamsSchema = { readonly $$strict: true };
+
+/** The answer's type, carried by the contract's type only (nothing at run time). */
+export interface Returns<R> {
+	readonly [RESULT]?: R;
+}
+
+export interface ActionContract<S extends ParamsSchema = ParamsSchema, R = unknown> extends Returns<R> {
+	/** The full action name, e.g. `ledger.payments.p2p`. */
+	readonly name: string;
+	/** The schema the action validates with; its type is the params' type. */
+	readonly params: S;
+}
+
+/** Marks the answer's type of an action contract: `action("x.y", schema, returns<Answer>())`. */
+export function returns<R>(): Returns<R> {
+	return {};
+}
+
+export function action<const S extends ParamsSchema, R>(name: string, params: S, _result: Returns<R>): ActionContract<S, R> {
+	return { name, params };
+}
+
+export type ParamsOf<A> = A extends ActionContract<infer S, unknown> ? Infer<S> : never;
+export type ResultOf<A> = A extends ActionContract<ParamsSchema, infer R> ? R : never;
+
+/** Who calls: an action's context (the call is its child), or the broker (then the running action's context, if any, is the parent). */
+export type Caller = Context | ServiceBroker;
+
+/** Calls the action of a contract: params typed by its schema, the answer by its result type. */
+export function call<S extends ParamsSchema, R>(caller: Caller, contract: ActionContract<S, R>, params: Infer<S>, opts: CallingOptions = {}): Promise<R> {
+	if (!(caller instanceof ServiceBroker)) return caller.call<R, Infer<S>>(contract.name, params, opts);
+	const parent = runningContext();
+	return caller.call<R, Infer<S>>(contract.name, params, parent && !opts.parentCtx ? { ...opts, parentCtx: parent } : opts);
+}
+
+export interface EventContract<P> {
+	readonly name: string;
+	/** Phantom: the payload's type. */
+	readonly [PAYLOAD]?: P;
+}
+
+/** Marks an event's payload type: `event("user.registered", payload<{ userId: string }>())`. */
+export function payload<P>(): { readonly [PAYLOAD]?: P } {
+	return {};
+}
+
+export function event<P>(name: string, _payload: { readonly [PAYLOAD]?: P }): EventContract<P> {
+	return { name };
+}
+
+export type PayloadOf<E> = E extends EventContract<infer P> ? P : never;
+
+/** Emits an event of a contract to one instance of each subscribed service group. */
+export function emit<P>(caller: Caller, e: EventContract<P>, data: P): Promise<void> {
+	return caller instanceof ServiceBroker ? caller.emit<P>(e.name, data) : caller.emit<P>(e.name, data);
+}
+
+/** Broadcasts an event of a contract to every subscribed instance. */
+export function broadcast<P>(caller: Caller, e: EventContract<P>, data: P): Promise<void> {
+	return caller instanceof ServiceBroker ? caller.broadcast<P>(e.name, data) : caller.broadcast<P>(e.name, data);
+}
