@@ -91,8 +91,8 @@ describe("finding 14: ids typed into the dashboard never become paths", () => {
 		assert.equal(await paymentStatus(), "pending_review");
 
 		// The page's own functions: only a UUID makes a path, and values are encoded as one segment each.
-		const checked = await page.evaluate(async ([pid, aid]) => {
-			const m = await import("/app.js") as { adminAccountPath(id: string, op: string): string | null; pathOf(s: TemplateStringsArray, ...v: unknown[]): string };
+		const checked = await page.evaluate(async ([pid, aid, script]) => {
+			const m = await import(script) as { adminAccountPath(id: string, op: string): string | null; pathOf(s: TemplateStringsArray, ...v: unknown[]): string };
 			return {
 				attack1: m.adminAccountPath(`../payments/${pid}/approve#`, "freeze"),
 				attack2: m.adminAccountPath(`../../payments/${pid}/approve#`, "freeze"),
@@ -101,7 +101,7 @@ describe("finding 14: ids typed into the dashboard never become paths", () => {
 				good: m.adminAccountPath(` ${aid} `, "unfreeze"),
 				segment: m.pathOf`/payments/${"../admin?x#y"}/cancel`,
 			};
-		}, [held.body.id, account.body.id] as const);
+		}, [held.body.id, account.body.id, "/app.js"] as const);
 		assert.deepEqual(checked, {
 			attack1: null, attack2: null, encoded: null, badOp: null,
 			good: `/admin/accounts/${account.body.id}/unfreeze`, segment: "/payments/..%2Fadmin%3Fx%23y/cancel",
