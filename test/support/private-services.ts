@@ -67,10 +67,15 @@ async function privateServer(name: string, scheme: string, bin: string, args: (p
 	const port = await freePort();
 	let proc: ChildProcess | null = null;
 	const start = async () => {
-		proc = spawn(bin, args(port, dir), { stdio: "ignore", ...(env ? { env: { PATH: process.env["PATH"] ?? "", ...env } } : {}) });
+		const p = spawn(bin, args(port, dir), { stdio: ["ignore", "ignore", "pipe"], ...(env ? { env: { PATH: process.env["PATH"] ?? "", ...env } } : {}) });
+		proc = p;
+		// Its last words, for the error when it does not come up.
+		let stderr = "";
+		p.stderr?.on("data", (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2_000); });
 		// Ready when the port answers.
 		const { connect } = await import("node:net");
-		for (let i = 0; i < 100; i++) {
+		// Up to 20 s (a loaded 2-core machine), unless it has already exited.
+		for (let i = 0; i < 400 && p.exitCode === null; i++) {
 			const ok = await new Promise<boolean>(resolve => {
 				const s = connect(port, "127.0.0.1", () => (s.end(), resolve(true)));
 				s.on("error", () => resolve(false));
@@ -78,7 +83,7 @@ async function privateServer(name: string, scheme: string, bin: string, args: (p
 			if (ok) return;
 			await new Promise(r => setTimeout(r, 50));
 		}
-		throw new Error(`private ${name} did not start`);
+		throw new Error(`private ${name} did not start (exit ${p.exitCode ?? "none"}): ${stderr.trim()}`);
 	};
 	const stop = async () => {
 		const p = proc;
