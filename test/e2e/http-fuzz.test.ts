@@ -84,7 +84,7 @@ const ROUTES: () => Route[] = () => [
 	{ path: "/api/v1/auth/login", fields: ["email", "password", "otp"], auth: false },
 	{ path: "/api/v1/auth/refresh", fields: ["refreshToken"], auth: false },
 	{ path: "/api/v1/auth/logout", fields: [], auth: true, emptyIsValid: true },
-	{ path: "/api/v1/auth/mfa/setup", fields: [], auth: true, emptyIsValid: true },
+	{ path: "/api/v1/auth/mfa/setup", fields: ["password", "otp"], auth: true },
 	{ path: "/api/v1/auth/mfa/verify", fields: ["otp"], auth: true },
 	{ path: "/api/v1/accounts", fields: ["currency", "label"], auth: true },
 	{ path: "/api/v1/transfers", fields: ["fromAccountId", "toAccountId", "amount", "currency", "description"], auth: true },
