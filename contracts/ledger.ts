@@ -5,7 +5,7 @@
 import { action, returns } from "../lib/contract.ts";
 import type { Refusal } from "../lib/errors.ts";
 import { eventsReadParams } from "../mixins/event-log.ts";
-import { healthParams } from "../mixins/db.mixin.ts";
+import { noParams } from "../lib/schema.ts";
 import * as P from "../services/ledger/params.ts";
 import type { accountView } from "../services/ledger/accounts.ts";
 import type { checkInvariants } from "../services/ledger/invariants.ts";
@@ -99,5 +99,5 @@ export const ledger = {
 	/** The source accounts this node debited (since the last reset). */
 	ownership: action("ledger.ownership", ownershipParams, returns<{ nodeId: string; accounts: string[] }>()),
 	stats: action("ledger.stats", P.emptyParams, returns<BatchStats>()),
-	health: action("ledger.health", healthParams, returns<HealthView>()),
+	health: action("ledger.health", noParams, returns<HealthView>()),
 };

@@ -50,6 +50,14 @@ export function call<S extends ParamsSchema, R>(caller: Caller, contract: Action
 	return caller.call<R, Infer<S>>(contract.name, params, parent && !opts.parentCtx ? { ...opts, parentCtx: parent } : opts);
 }
 
+/**
+ * broker.call through a contract, exactly: no parent taken from the running action (for
+ * calls that are not part of it, such as a consumer's pull or a health check).
+ */
+export function callDetached<S extends ParamsSchema, R>(broker: ServiceBroker, contract: ActionContract<S, R>, params: Infer<S>, opts: CallingOptions = {}): Promise<R> {
+	return broker.call<R, Infer<S>>(contract.name, params, opts);
+}
+
 export interface EventContract<P> {
 	readonly name: string;
 	/** Phantom: the payload's type. */

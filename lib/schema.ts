@@ -31,3 +31,6 @@ export type Infer<S> = { [K in RequiredKeys<S>]: RuleValue<S[K]> } & { [K in Opt
 export function paramsSchema<const S extends { $$strict: true } & Record<string, Rule | true>>(schema: S): S {
 	return schema;
 }
+
+/** The params of an action that takes none (every database service's `health`, say). */
+export const noParams = paramsSchema({ $$strict: true });

@@ -9,15 +9,13 @@ import type { Config } from "../config/index.ts";
 import { migrateLatest } from "../migrations/index.ts";
 import { acquireDb, releaseDb } from "./db.ts";
 import { isDatabaseUnavailable, unavailable } from "../lib/errors.ts";
+import { noParams } from "../lib/schema.ts";
 
 export interface DbService {
 	knex: Knex;
 	dbKind: "postgres" | "pglite";
 	logger: Logger;
 }
-
-/** Params of every database service's `health` action (contracts name it per service). */
-export const healthParams = { $$strict: true } as const;
 
 export function dbMixin(config: Config, schema: string): Partial<ServiceSchema> {
 	const mixin = {
@@ -32,7 +30,7 @@ export function dbMixin(config: Config, schema: string): Partial<ServiceSchema> 
 		},
 		actions: {
 			health: {
-				params: healthParams,
+				params: noParams,
 				async handler(this: DbService) {
 					const started = Date.now();
 					await this.knex.raw("SELECT 1");

@@ -17,6 +17,9 @@ import type { ServiceBroker, ServiceSchema, Logger } from "moleculer";
 import { randomUUID } from "node:crypto";
 import type { LogEvent } from "./event-log.ts";
 import { isDatabaseUnavailable } from "../lib/errors.ts";
+import { callDetached } from "../lib/contract.ts";
+import { ledger } from "../contracts/ledger.ts";
+import { payments } from "../contracts/payments.ts";
 
 /**
  * A failure of what the handler depends on (a service not reachable, a timeout, the
@@ -29,6 +32,9 @@ function isTransient(err: unknown): boolean {
 }
 
 export type Source = "ledger" | "payments";
+
+/** Each source's durable log, pulled by `<source>.events.read`. */
+const EVENT_LOGS = { ledger: ledger.events.read, payments: payments.events.read } satisfies Record<Source, unknown>;
 
 export interface ConsumedEvent extends LogEvent {
 	source: Source;
@@ -188,7 +194,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 			/** One read from a source: handles what came, stores the position; the number of events. */
 			async pump(this: ConsumerService, source: Source): Promise<number> {
 				// The source may not be up yet (or anywhere): wait for the next poll quietly.
-				if (!this.broker.registry.getActionEndpoints(`${source}.events.read`)?.hasAvailable()) return 0;
+				if (!this.broker.registry.getActionEndpoints(EVENT_LOGS[source].name)?.hasAvailable()) return 0;
 				// The lease is taken (or renewed) by a write only when less than half of it is left:
 				// while it is held, the position is this node's own and nobody else moves it.
 				let position = this.consumer.position.get(source);
@@ -210,7 +216,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 					position = Number(held.position);
 					this.consumer.position.set(source, position);
 				}
-				const read: { events: LogEvent[]; lastSeq: number; prunedUpToSeq?: number } = await this.broker.call(`${source}.events.read`, { afterSeq: position, eventsMax: eventsPerReadMax });
+				const read = await callDetached(this.broker, EVENT_LOGS[source], { afterSeq: position, eventsMax: eventsPerReadMax });
 				const { events } = read;
 				// Events up to the retention watermark are gone: say so once, loudly, and go on after them.
 				const pruned = read.prunedUpToSeq ?? 0;

@@ -9,7 +9,8 @@ import type { Config } from "../../config/index.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne, queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
-import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import type { Infer } from "../../lib/schema.ts";
+import { audit } from "../../contracts/audit.ts";
 import { GENESIS_HASH, hashRecord, verifyChain, type AuditRecord } from "./chain.ts";
 
 const VERIFY_PAGE = 5_000;
@@ -18,12 +19,7 @@ const AUDITED = [
 	"payment.status_changed",
 ];
 
-export const listParams = paramsSchema({
-	$$strict: true,
-	afterSeq: { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER, optional: true, convert: true },
-	limit: { type: "number", integer: true, min: 1, max: 500, optional: true, convert: true },
-});
-type ListParams = Infer<typeof listParams>;
+type ListParams = Infer<typeof audit.list.params>;
 
 interface RecordRow {
 	seq: bigint;
@@ -51,7 +47,7 @@ export function auditService(config: Config): ServiceSchema {
 		],
 		actions: {
 			list: {
-				params: listParams,
+				params: audit.list.params,
 				async handler(this: AuditThis, ctx: Context<ListParams>) {
 					const rows = await queryRows<RecordRow>(this.knex, "SELECT * FROM audit.records WHERE seq > ? ORDER BY seq LIMIT ?", [ctx.params.afterSeq ?? 0, ctx.params.limit ?? 100]);
 					const items = rows.map(toRecord).map(r => ({ ...r, payload: JSON.parse(r.payloadJson) as unknown, payloadJson: undefined }));
@@ -60,7 +56,7 @@ export function auditService(config: Config): ServiceSchema {
 			},
 			/** Walks the whole chain in pages; the first problem found, or ok. */
 			verify: {
-				params: { $$strict: true },
+				params: audit.verify.params,
 				async handler(this: AuditThis) {
 					let prevHash = GENESIS_HASH;
 					let prevSeq = 0;

@@ -41,9 +41,9 @@ type FxThis = DbService & {
 	rates: Map<string, bigint>;
 	ratesAt: Date;
 	timer: NodeJS.Timeout | null;
-	systemAccounts: (code: string, currency: string) => Promise<string>;
+	systemAccounts: (code: string, currency: CurrencyCode) => Promise<string>;
 	refresh(): void;
-	pool(c: string): Promise<string>;
+	pool(c: CurrencyCode): Promise<string>;
 	claim(q: QuoteRow, key: string): Promise<void>;
 };
 
@@ -157,7 +157,7 @@ export function fxService(config: Config): ServiceSchema {
 				fail("QUOTE_EXPIRED", "this quote has expired; ask for a new one");
 			},
 
-			async pool(this: FxThis, c: string): Promise<string> {
+			async pool(this: FxThis, c: CurrencyCode): Promise<string> {
 				return this.systemAccounts(`fx:pool:${c}`, c);
 			},
 		},

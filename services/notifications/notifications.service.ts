@@ -10,7 +10,10 @@ import type { Context, ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import { GET_MANY_MAX } from "../users/params.ts";
 import { uuidv7 } from "../../lib/ids.ts";
-import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import type { Infer } from "../../lib/schema.ts";
+import { callDetached, emit } from "../../lib/contract.ts";
+import { notificationEvents, notifications } from "../../contracts/notifications.ts";
+import { users } from "../../contracts/users.ts";
 import { toClientError } from "../../lib/errors.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne, queryRows } from "../../mixins/db.ts";
@@ -34,16 +37,7 @@ const DELIVERY_CLAIM_MS = DELIVERY_SEND_MS_MAX * Math.ceil(DELIVERY_BATCH_MAX / 
 const DELIVERY_SWEEP_MS = 250;
 const DELIVERY_RETRY_DELAY_MS_MAX = 3_600_000;
 
-export const listParams = paramsSchema({
-	$$strict: true,
-	userId: { type: "uuid" },
-	limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true },
-	cursor: { type: "string", max: 80, optional: true },
-	unreadOnly: { type: "boolean", optional: true, convert: true },
-});
-export const markReadParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, id: { type: "uuid" } });
-export const markAllParams = paramsSchema({ $$strict: true, userId: { type: "uuid" } });
-type ListParams = Infer<typeof listParams>;
+type ListParams = Infer<typeof notifications.list.params>;
 
 interface NotificationRow {
 	id: string;
@@ -97,7 +91,7 @@ export function notificationsService(config: Config): ServiceSchema {
 		],
 		actions: {
 			list: {
-				params: listParams,
+				params: notifications.list.params,
 				async handler(this: NotificationsThis, ctx: Context<ListParams>) {
 					const p = ctx.params;
 					const limit = p.limit ?? 20;
@@ -114,8 +108,8 @@ export function notificationsService(config: Config): ServiceSchema {
 				},
 			},
 			markRead: {
-				params: markReadParams,
-				async handler(this: NotificationsThis, ctx: Context<Infer<typeof markReadParams>>) {
+				params: notifications.markRead.params,
+				async handler(this: NotificationsThis, ctx: Context<Infer<typeof notifications.markRead.params>>) {
 					const row = await queryOne<NotificationRow>(
 						this.knex,
 						"UPDATE notifications.notifications SET read_at = coalesce(read_at, now()) WHERE id = ? AND user_id = ? RETURNING *",
@@ -126,14 +120,14 @@ export function notificationsService(config: Config): ServiceSchema {
 				},
 			},
 			markAllRead: {
-				params: markAllParams,
-				async handler(this: NotificationsThis, ctx: Context<Infer<typeof markAllParams>>) {
+				params: notifications.markAllRead.params,
+				async handler(this: NotificationsThis, ctx: Context<Infer<typeof notifications.markAllRead.params>>) {
 					const res = (await this.knex.raw("UPDATE notifications.notifications SET read_at = now() WHERE user_id = ? AND read_at IS NULL", [ctx.params.userId])) as { rowCount?: number };
 					return { marked: res.rowCount ?? 0 };
 				},
 			},
 			"deliveries.list": {
-				params: { $$strict: true, notificationId: { type: "uuid" } },
+				params: notifications.deliveries.list.params,
 				async handler(this: NotificationsThis, ctx: Context<{ notificationId: string }>) {
 					const rows = await queryRows<{ channel: string; status: string; attempts: number; last_error: string | null }>(
 						this.knex, "SELECT channel, status, attempts, last_error FROM notifications.deliveries WHERE notification_id = ? ORDER BY channel", [ctx.params.notificationId],
@@ -185,14 +179,14 @@ export function notificationsService(config: Config): ServiceSchema {
 					}
 					return inserted;
 				});
-				for (const row of rows) this.broker.emit("notification.created", { userId: row.user_id, notification: view(row) });
+				for (const row of rows) void emit(this.broker, notificationEvents.created, { userId: row.user_id, notification: view(row) });
 			},
 
 			/** Users' profiles, in as few calls as the users service allows (GET_MANY_MAX ids each); a user without one is left out. */
 			async profilesOf(this: NotificationsThis, userIds: string[]): Promise<Map<string, Profile>> {
 				const profiles = new Map<string, Profile>();
 				for (let i = 0; i < userIds.length; i += GET_MANY_MAX) {
-					const found = await this.broker.call<{ items: Profile[] }, object>("users.getMany", { ids: userIds.slice(i, i + GET_MANY_MAX) });
+					const found = await callDetached(this.broker, users.getMany, { ids: userIds.slice(i, i + GET_MANY_MAX) });
 					for (const p of found.items) profiles.set(p.id, p);
 				}
 				return profiles;

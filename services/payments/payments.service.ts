@@ -68,7 +68,7 @@ type PaymentsThis = DbService & {
 	relay: Relay;
 	rt: Batchers;
 	kickRelay(): void;
-	systemAccounts: (code: string, currency: string) => Promise<string>;
+	systemAccounts: (code: string, currency: CurrencyCode) => Promise<string>;
 	callProvider(p: PaymentRow, op: "charge" | "payout"): Promise<ProviderResult | null>;
 	screen(p: PaymentRow): Promise<"approve" | "review" | "decline">;
 	continue(row: PaymentRow): Promise<PaymentRow>;
@@ -87,7 +87,7 @@ type PaymentsThis = DbService & {
 	handleEvent(e: ConsumedEvent): Promise<void>;
 	onCallback(cb: CallbackParams): Promise<string>;
 	applyCallback(cb: CallbackParams): Promise<string>;
-	systemAccount(provider: ProviderName, currency: string): Promise<string>;
+	systemAccount(provider: ProviderName, currency: CurrencyCode): Promise<string>;
 	resume(): Promise<number>;
 	finish(row: PaymentRow): Record<string, unknown>;
 };
@@ -386,7 +386,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				return this.advance(id, from, [event], set);
 			},
 
-			async systemAccount(this: PaymentsThis, provider: ProviderName, currency: string) {
+			async systemAccount(this: PaymentsThis, provider: ProviderName, currency: CurrencyCode) {
 				return this.systemAccounts(`external:${provider}:${currency}`, currency);
 			},
 

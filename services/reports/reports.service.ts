@@ -8,12 +8,15 @@ import type { Context, ServiceSchema } from "moleculer";
 import { Readable } from "node:stream";
 import type { Config } from "../../config/index.ts";
 import { toClientError } from "../../lib/errors.ts";
-import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import type { Infer } from "../../lib/schema.ts";
+import { call, type ParamsOf, type ResultOf } from "../../lib/contract.ts";
+import { reports } from "../../contracts/reports.ts";
+import { ledger } from "../../contracts/ledger.ts";
 import { retentionMixin } from "../../mixins/retention.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
-import { entryLine, STATEMENT_HEADER, csvLine, type StatementEntry } from "./csv.ts";
+import { entryLine, STATEMENT_HEADER, csvLine } from "./csv.ts";
 
 /** The ledger's page size limit. */
 const PAGE = 200;
@@ -21,20 +24,10 @@ const JSON_ENTRIES_MAX = 10_000;
 const DATE_MS_MIN = Date.parse("0001-01-01T00:00:00Z");
 const DATE_MS_MAX = Date.parse("9999-12-31T23:59:59.999Z");
 
-export const statementParams = paramsSchema({
-	$$strict: true,
-	ownerId: { type: "uuid", optional: true },
-	accountId: { type: "uuid" },
-	from: { type: "date", convert: true, optional: true },
-	to: { type: "date", convert: true, optional: true },
-	format: { type: "enum", values: ["json", "csv"], optional: true },
-});
-export const summaryParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid", optional: true }, accountId: { type: "uuid" }, year: { type: "number", integer: true, min: 2000, max: 2100, optional: true, convert: true } });
-export const dailyParams = paramsSchema({ $$strict: true, from: { type: "date", convert: true, optional: true }, to: { type: "date", convert: true, optional: true } });
-type StatementParams = Infer<typeof statementParams> & { from?: Date | null; to?: Date | null };
+type StatementParams = Infer<typeof reports.statement.params> & { from?: Date | null; to?: Date | null };
 type DailyParams = { from?: Date | null; to?: Date | null };
 
-type Page = { account: { id: string; currency: string }; items: StatementEntry[]; nextAfterVersion: number | null };
+type Page = ResultOf<typeof ledger.accounts.statement>;
 type ReportsThis = DbService & ConsumerService & {
 	range(from?: Date | null, to?: Date | null): { from: Date; to: Date };
 	tally(events: ConsumedEvent[]): Promise<void>;
@@ -52,11 +45,11 @@ export function reportsService(config: Config): ServiceSchema {
 		],
 		actions: {
 			statement: {
-				params: statementParams,
+				params: reports.statement.params,
 				async handler(this: ReportsThis, ctx: Context<StatementParams, { $responseType?: string; $responseHeaders?: Record<string, string> }>) {
 					const { from, to } = this.range(ctx.params.from, ctx.params.to);
 					const base = { accountId: ctx.params.accountId, ...(ctx.params.ownerId ? { ownerId: ctx.params.ownerId } : {}), from, to, limit: PAGE };
-					const first: Page = await ctx.call("ledger.accounts.statement", base);
+					const first = await call(ctx, ledger.accounts.statement, base);
 					if (ctx.params.format === "csv") {
 						ctx.meta.$responseType = "text/csv; charset=utf-8";
 						ctx.meta.$responseHeaders = { "Content-Disposition": `attachment; filename="statement-${first.account.id}-${from.toISOString().slice(0, 10)}-${to.toISOString().slice(0, 10)}.csv"` };
@@ -65,7 +58,7 @@ export function reportsService(config: Config): ServiceSchema {
 					const items = [...first.items];
 					let next = first.nextAfterVersion;
 					while (next !== null && items.length < JSON_ENTRIES_MAX) {
-						const page: Page = await ctx.call("ledger.accounts.statement", { ...base, afterVersion: next });
+						const page = await call(ctx, ledger.accounts.statement, { ...base, afterVersion: next });
 						items.push(...page.items);
 						next = page.nextAfterVersion;
 					}
@@ -79,10 +72,10 @@ export function reportsService(config: Config): ServiceSchema {
 				},
 			},
 			summary: {
-				params: summaryParams,
-				async handler(this: ReportsThis, ctx: Context<Infer<typeof summaryParams>>) {
+				params: reports.summary.params,
+				async handler(this: ReportsThis, ctx: Context<Infer<typeof reports.summary.params>>) {
 					const year = ctx.params.year ?? new Date().getUTCFullYear();
-					return ctx.call("ledger.accounts.summary", {
+					return call(ctx, ledger.accounts.summary, {
 						accountId: ctx.params.accountId, ...(ctx.params.ownerId ? { ownerId: ctx.params.ownerId } : {}),
 						from: new Date(Date.UTC(year, 0, 1)), to: new Date(Date.UTC(year + 1, 0, 1)),
 					});
@@ -90,7 +83,7 @@ export function reportsService(config: Config): ServiceSchema {
 			},
 			/** Admin figures: per day and currency, transfer count and volume, by kind. */
 			daily: {
-				params: dailyParams,
+				params: reports.daily.params,
 				async handler(this: ReportsThis, ctx: Context<DailyParams>) {
 					const { from, to } = this.range(ctx.params.from ?? new Date(Date.now() - 30 * 86_400_000), ctx.params.to);
 					const rows = await queryRows<{ day: string; currency: string; kind: string; count: bigint; volume: bigint }>(
@@ -162,12 +155,12 @@ export function reportsService(config: Config): ServiceSchema {
 }
 
 /** The CSV, a page of entries at a time: the header, then one line per entry. */
-async function* csvLines(ctx: Context, base: Record<string, unknown>, first: Page): AsyncGenerator<string> {
+async function* csvLines(ctx: Context, base: ParamsOf<typeof ledger.accounts.statement>, first: Page): AsyncGenerator<string> {
 	yield csvLine(STATEMENT_HEADER);
 	let page = first;
 	for (;;) {
 		for (const e of page.items) yield entryLine(e, page.account.currency);
 		if (page.nextAfterVersion === null) return;
-		page = await ctx.call("ledger.accounts.statement", { ...base, afterVersion: page.nextAfterVersion });
+		page = await call(ctx, ledger.accounts.statement, { ...base, afterVersion: page.nextAfterVersion });
 	}
 }

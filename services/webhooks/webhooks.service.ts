@@ -12,7 +12,8 @@ import type { Config } from "../../config/index.ts";
 import { toClientError } from "../../lib/errors.ts";
 import { checkPublicUrl, EgressRefused, postOnce } from "../../lib/egress.ts";
 import { uuidv7 } from "../../lib/ids.ts";
-import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import type { Infer } from "../../lib/schema.ts";
+import { webhooks } from "../../contracts/webhooks.ts";
 import { signatureHeader } from "../../lib/signature.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { inTransaction, queryOne, queryRows } from "../../mixins/db.ts";
@@ -25,24 +26,9 @@ const SWEEP_MS = 200;
 const CLAIM_MAX = 32;
 const RESPONSE_ERROR_CHARS_MAX = 300;
 
-export const registerParams = paramsSchema({
-	$$strict: true,
-	ownerId: { type: "uuid" },
-	url: { type: "url", max: 2_000 },
-	events: { type: "array", items: { type: "enum", values: WEBHOOK_EVENTS }, min: 1, max: WEBHOOK_EVENTS.length, unique: true, optional: true },
-});
-export const ownerParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" } });
-export const endpointParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, id: { type: "uuid" } });
-export const deliveriesParams = paramsSchema({
-	$$strict: true,
-	ownerId: { type: "uuid" },
-	id: { type: "uuid" },
-	limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true },
-	cursor: { type: "string", max: 80, optional: true },
-});
-type RegisterParams = Infer<typeof registerParams>;
-type EndpointParams = Infer<typeof endpointParams>;
-type DeliveriesParams = Infer<typeof deliveriesParams>;
+type RegisterParams = Infer<typeof webhooks.register.params>;
+type EndpointParams = Infer<typeof webhooks.disable.params>;
+type DeliveriesParams = Infer<typeof webhooks.deliveries.params>;
 interface DeliveryRow {
 	id: string;
 	event_id: string;
@@ -97,7 +83,7 @@ export function webhooksService(config: Config): ServiceSchema {
 		],
 		actions: {
 			register: {
-				params: registerParams,
+				params: webhooks.register.params,
 				async handler(this: WebhooksThis, ctx: Context<RegisterParams>) {
 					const p = ctx.params;
 					if (!/^https?:\/\//i.test(p.url)) throw toClientError({ code: "VALIDATION_ERROR", message: "the url must be http or https" });
@@ -129,14 +115,14 @@ export function webhooksService(config: Config): ServiceSchema {
 				},
 			},
 			list: {
-				params: ownerParams,
+				params: webhooks.list.params,
 				async handler(this: WebhooksThis, ctx: Context<{ ownerId: string }>) {
 					const rows = await queryRows<EndpointRow>(this.knex, "SELECT * FROM webhooks.endpoints WHERE owner_id = ? ORDER BY created_at LIMIT 100", [ctx.params.ownerId]);
 					return { items: rows.map(endpointView) };
 				},
 			},
 			disable: {
-				params: endpointParams,
+				params: webhooks.disable.params,
 				async handler(this: WebhooksThis, ctx: Context<EndpointParams>) {
 					await this.endpointOf(ctx.params.ownerId, ctx.params.id);
 					const row = await queryOne<EndpointRow>(this.knex, "UPDATE webhooks.endpoints SET status = 'disabled' WHERE id = ? RETURNING *", [ctx.params.id]);
@@ -146,7 +132,7 @@ export function webhooksService(config: Config): ServiceSchema {
 			/** The delivery log of one endpoint, newest first, with each delivery's attempts. */
 			/** An endpoint's deliveries newest first, a page at a time (keyset cursor, lib/cursor.ts), each with its attempts. */
 			deliveries: {
-				params: deliveriesParams,
+				params: webhooks.deliveries.params,
 				async handler(this: WebhooksThis, ctx: Context<DeliveriesParams>) {
 					await this.endpointOf(ctx.params.ownerId, ctx.params.id);
 					const limit = ctx.params.limit ?? 50;

@@ -1,0 +1,49 @@
+/** The webhooks service's actions: a merchant's endpoints and their signed deliveries. */
+import { action, returns } from "../lib/contract.ts";
+import { paramsSchema } from "../lib/schema.ts";
+import { WEBHOOK_EVENTS } from "../services/webhooks/routing.ts";
+
+export const registerParams = paramsSchema({
+	$$strict: true,
+	ownerId: { type: "uuid" },
+	url: { type: "url", max: 2_000 },
+	events: { type: "array", items: { type: "enum", values: WEBHOOK_EVENTS }, min: 1, max: WEBHOOK_EVENTS.length, unique: true, optional: true },
+});
+export const ownerParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" } });
+export const endpointParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, id: { type: "uuid" } });
+export const deliveriesParams = paramsSchema({
+	$$strict: true,
+	ownerId: { type: "uuid" },
+	id: { type: "uuid" },
+	limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true },
+	cursor: { type: "string", max: 80, optional: true },
+});
+
+export interface EndpointView {
+	id: string;
+	url: string;
+	events: string[];
+	status: string;
+	createdAt: string;
+}
+
+export interface DeliveryView {
+	id: string;
+	eventId: string;
+	event: string;
+	status: string;
+	attempts: number;
+	lastStatus: number | null;
+	lastError: string | null;
+	createdAt: string;
+	deliveredAt: string | null;
+	log: { attempt: number; statusCode: number | null; error: string | null; durationMs: number; at: string }[];
+}
+
+export const webhooks = {
+	/** The signing secret is in this answer only. */
+	register: action("webhooks.register", registerParams, returns<EndpointView & { secret: string }>()),
+	list: action("webhooks.list", ownerParams, returns<{ items: EndpointView[] }>()),
+	disable: action("webhooks.disable", endpointParams, returns<EndpointView | null>()),
+	deliveries: action("webhooks.deliveries", deliveriesParams, returns<{ items: DeliveryView[]; nextCursor: string | null }>()),
+};
