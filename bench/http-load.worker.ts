@@ -1,59 +1,74 @@
 /**
- * The HTTP load generator, on its own thread so it does not share the gateway's event
- * loop: it runs one measured phase and posts the figures and its own CPU time back.
+ * The HTTP load generator, in a process of its own (forked by http.bench.ts) so it shares
+ * neither an event loop nor a process with the nodes it measures: it takes one job over
+ * IPC, runs it, and sends back the figures and its own CPU time.
  */
-import { parentPort, workerData } from "node:worker_threads";
 import { Pool } from "undici";
 import { measure } from "./stats.ts";
-import { seededRandom } from "../test/support/node.ts";
+import { seededRandom } from "../lib/random.ts";
 
 interface Member {
 	token: string;
 	accountId: string;
 }
 
-interface Job {
+export interface LoadJob {
 	base: string;
 	members: Member[];
 	requests: number;
 	concurrency: number;
-	mode: "get" | "post" | "p2p";
+	/** post: POST /transfers; p2p: POST /payments/p2p; get: GET /health/live; account: GET /accounts/:id. */
+	mode: "get" | "post" | "p2p" | "account";
 	seed: number;
 }
 
-const job = workerData as Job;
-// undici's request API on one pool rather than fetch: fetch's web streams cost the load
-// generator about twice the CPU per request, and on a two-core host every core it takes is
-// one the measured nodes do not get.
-const pool = new Pool(job.base, { connections: job.concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
-const rnd = seededRandom(job.seed);
-let seq = 0;
-
-async function post(): Promise<void> {
+async function run(job: LoadJob): Promise<void> {
+	// undici's request API on one pool rather than fetch: fetch's web streams cost the load
+	// generator about twice the CPU per request, and on a two-core host every core it takes is
+	// one the measured nodes do not get.
+	const pool = new Pool(job.base, { connections: job.concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
+	const rnd = seededRandom(job.seed);
 	const members = job.members;
-	const from = members[Math.floor(rnd() * members.length)] as Member;
-	let to = members[Math.floor(rnd() * members.length)] as Member;
-	if (to === from) to = members[(members.indexOf(from) + 1) % members.length] as Member;
-	const res = await pool.request({
-		path: `/api/v1/${job.mode === "p2p" ? "payments/p2p" : "transfers"}`,
-		method: "POST",
-		headers: { "content-type": "application/json", authorization: `Bearer ${from.token}`, "idempotency-key": `b-${job.seed}-${++seq}` },
-		body: JSON.stringify(job.mode === "p2p"
-			? { accountId: from.accountId, toAccountId: to.accountId, amount: 1 + Math.floor(rnd() * 100), currency: "USD" }
-			: { fromAccountId: from.accountId, toAccountId: to.accountId, amount: 1 + Math.floor(rnd() * 100), currency: "USD" }),
-	});
-	const text = await res.body.text();
-	if (res.statusCode !== 201) throw new Error(`${res.statusCode} ${text.slice(0, 200)}`);
+	const pick = () => members[Math.floor(rnd() * members.length)] as Member;
+	let seq = 0;
+
+	async function post(): Promise<void> {
+		const from = pick();
+		let to = pick();
+		if (to === from) to = members[(members.indexOf(from) + 1) % members.length] as Member;
+		const amount = 1 + Math.floor(rnd() * 100);
+		const res = await pool.request({
+			path: `/api/v1/${job.mode === "p2p" ? "payments/p2p" : "transfers"}`,
+			method: "POST",
+			headers: { "content-type": "application/json", authorization: `Bearer ${from.token}`, "idempotency-key": `b-${job.seed}-${++seq}` },
+			body: JSON.stringify(job.mode === "p2p"
+				? { accountId: from.accountId, toAccountId: to.accountId, amount, currency: "USD" }
+				: { fromAccountId: from.accountId, toAccountId: to.accountId, amount, currency: "USD" }),
+		});
+		const text = await res.body.text();
+		if (res.statusCode !== 201) throw new Error(`${res.statusCode} ${text.slice(0, 200)}`);
+	}
+
+	async function get(): Promise<void> {
+		const m = job.mode === "account" ? pick() : null;
+		const res = await pool.request(m ? { path: `/api/v1/accounts/${m.accountId}`, method: "GET", headers: { authorization: `Bearer ${m.token}` } } : { path: "/health/live", method: "GET" });
+		await res.body.arrayBuffer();
+		if (res.statusCode !== 200) throw new Error(String(res.statusCode));
+	}
+
+	const cpu0 = process.cpuUsage();
+	const figures = await measure(job.requests, job.concurrency, job.mode === "get" || job.mode === "account" ? get : post);
+	const cpu = process.cpuUsage(cpu0);
+	await pool.close();
+	process.send?.({ ...figures, cpuS: (cpu.user + cpu.system) / 1e6 });
 }
 
-async function get(): Promise<void> {
-	const res = await pool.request({ path: "/health/live", method: "GET" });
-	await res.body.arrayBuffer();
-	if (res.statusCode !== 200) throw new Error(String(res.statusCode));
-}
-
-const cpu0 = process.threadCpuUsage();
-const figures = await measure(job.requests, job.concurrency, job.mode === "get" ? get : post);
-const cpu = process.threadCpuUsage(cpu0);
-await pool.close();
-parentPort?.postMessage({ ...figures, cpuS: (cpu.user + cpu.system) / 1e6 });
+process.once("message", (job: LoadJob) => {
+	run(job).then(
+		() => process.disconnect(),
+		(err: unknown) => {
+			process.stderr.write(`load generator failed: ${String(err)}\n`);
+			process.exit(1);
+		},
+	);
+});

@@ -1,100 +1,303 @@
 /**
- * HTTP throughput of the gateway, in one run against one fresh PostgreSQL database:
- * POST /api/v1/transfers with JWTs and a fresh Idempotency-Key per request, across 1,000
- * users, beside a trivial GET (/health/live) on the same gateway as the baseline.
- * Set-up mints the users' access tokens directly (argon2 hashing of 1,000 registrations
- * is not what this measures) and funds their accounts from a system account.
+ * HTTP throughput of a P2P transfer, side by side with the ledger action it reaches, in
+ * one run (so the figures compare within one state of the machine):
+ *
+ *  1. bare ledger: `ledger.payments.p2p` called in-process on a ledger-only node, 64 in
+ *     flight: what the one-commit path can do without HTTP, JWTs or a second process;
+ *  2. one process: every service in one node process on PostgreSQL, POST
+ *     /api/v1/transfers from a load generator in a process of its own (JWT, a fresh
+ *     Idempotency-Key per request, 1,000 users); then, unloaded, one request at a time,
+ *     POST /transfers and GET /accounts/:id; and the bytes stored per transfer, per table,
+ *     once every consumer has caught up (audit and notifications included);
+ *  3. roles: the same load against four node processes over NATS (gateway, payments,
+ *     ledger, workers), the hops a transfer makes, and the ratio to (2);
+ *  4. embedded: the one-process node on PGlite.
+ * Each phase reports the CPU each process used per transfer. Set-up mints tokens directly
+ * (argon2 for 1,000 registrations is not what this measures) and funds the accounts from a
+ * system account.
  */
-import { Worker } from "node:worker_threads";
+import { fork } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import pg from "pg";
 import type { ServiceBroker } from "moleculer";
-import { createTestDatabase } from "../test/support/db.ts";
-import { startNode } from "../test/support/node.ts";
-import { gatewayPort } from "../test/support/http.ts";
+import { createTestDatabase, NATS_URL, type TestDatabase } from "../test/support/db.ts";
+import { startNode, TEST_JWT_SECRET } from "../test/support/node.ts";
+import { freePort, untilHttpUp } from "../test/support/http.ts";
+import { exited, startChildNode } from "../test/support/child.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { signAccessToken } from "../services/auth/tokens.ts";
 import type { InvariantReport } from "../services/ledger/invariants.ts";
+import { cpuSnapshot } from "./proc-cpu.ts";
 import { measure, type BenchResult, type RunFigures } from "./stats.ts";
+import type { LoadJob } from "./http-load.worker.ts";
 
 const USERS = Number(process.env["BENCH_USERS"] ?? 1_000);
 const REQUESTS = Number(process.env["BENCH_REQUESTS"] ?? 20_000);
 const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 64);
 const WARMUP = Number(process.env["BENCH_WARMUP"] ?? 2_000);
-
-interface LedgerStats {
-	batchesRun: number;
-	itemsRun: number;
-	recentBatchMs: { p50: number; p99: number; max: number };
-}
+const UNLOADED = Number(process.env["BENCH_UNLOADED"] ?? 500);
+const TOKEN_TTL_S = 3_600;
 
 export interface Member {
 	token: string;
 	accountId: string;
 }
 
-export async function setUp(broker: ServiceBroker, secret: string, ttlS: number): Promise<Member[]> {
+/** Users at tier 3, each with a USD account funded from a system account. */
+export async function setUp(broker: ServiceBroker, secret: string, ttlS: number, users = USERS): Promise<Member[]> {
 	const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:bench:USD", currency: "USD" });
 	const members: Member[] = [];
-	await measure(USERS, 32, async i => {
+	const hasUsers = (broker.registry.getActionEndpoints("users.create")?.count() ?? 0) > 0;
+	await measure(users, 32, async i => {
 		const userId = uuidv7();
-		await broker.call("users.create", { userId, email: `bench-${i}@example.com`, name: `Bench ${i}` });
-		await broker.call("users.setTier", { id: userId, tier: 3 });
+		if (hasUsers) {
+			await broker.call("users.create", { userId, email: `bench-${i}@example.com`, name: `Bench ${i}` });
+			await broker.call("users.setTier", { id: userId, tier: 3 });
+		} else await broker.call("ledger.owners.setTier", { ownerId: userId, tier: 3 });
 		const a: { id: string } = await broker.call("ledger.accounts.open", { ownerId: userId, currency: "USD" });
 		await broker.call("ledger.transfers.create", { idempotencyKey: `fund-${a.id}`, fromAccountId: sys.id, toAccountId: a.id, amount: 1_000_000_000, currency: "USD" });
 		members.push({ token: signAccessToken({ sub: userId, roles: ["user"], sid: uuidv7() }, secret, ttlS), accountId: a.id });
 	});
-	if (members.length !== USERS) throw new Error(`set-up made ${members.length} of ${USERS} users`);
+	if (members.length !== users) throw new Error(`set-up made ${members.length} of ${users} users`);
 	return members;
 }
 
-/** Runs one load phase on a worker thread (its own event loop and core). */
-export function load(job: { base: string; members: Member[]; requests: number; concurrency: number; mode: "get" | "post" | "p2p"; seed: number }): Promise<RunFigures & { cpuS: number }> {
+/** Runs one load phase in a load-generator process of its own; resolves with its figures, its CPU and its pid. */
+export function load(job: LoadJob): Promise<RunFigures & { cpuS: number }> {
 	return new Promise((resolve, reject) => {
-		const w = new Worker(new URL("./http-load.worker.ts", import.meta.url), { workerData: job });
-		w.once("message", resolve);
-		w.once("error", reject);
-		w.once("exit", code => code !== 0 && reject(new Error(`load worker exited with ${code}`)));
+		const child = fork(new URL("./http-load.worker.ts", import.meta.url).pathname, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+		let answer: (RunFigures & { cpuS: number }) | null = null;
+		child.once("message", m => (answer = m as RunFigures & { cpuS: number }));
+		child.once("error", reject);
+		child.once("exit", code => (answer && code === 0 ? resolve(answer) : reject(new Error(`load generator exited with ${code}`))));
+		child.send(job);
 	});
 }
 
-export async function runHttpBench(): Promise<BenchResult[]> {
-	const db = await createTestDatabase("paymesh_bench");
-	// Tuning settings of the bench's environment reach the node (for experiments).
-	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(LEDGER_|OUTBOX_|EVENT_|DB_POOL_MAX$)/.test(e[0]) && e[1] !== undefined));
-	const { broker, config } = await startNode({
-		...ledgerEnv, DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: process.env["BENCH_METRICS"] ?? "true", LOG_LEVEL: "warn",
-		RATE_LIMIT_PER_USER: "1000000", RATE_LIMIT_PER_IP: "10000000",
-	});
+/** Bytes of every table (with its indexes and TOAST) in the node's schemas. */
+async function tableBytes(sql: pg.Client): Promise<Map<string, number>> {
+	const { rows } = await sql.query<{ name: string; bytes: string }>(
+		`SELECT n.nspname || '.' || c.relname AS name, pg_total_relation_size(c.oid)::text AS bytes
+		 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND n.nspname NOT LIKE 'pg_toast%'`,
+	);
+	return new Map(rows.map(r => [r.name, Number(r.bytes)]));
+}
+
+/** Waits until the relays have positioned every event and every consumer has read to the head of its sources. */
+async function untilConsumed(sql: pg.Client, timeoutMs = 120_000): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		const { rows } = await sql.query<{ n: string }>("SELECT (SELECT count(*) FROM ledger.outbox WHERE seq IS NULL) + (SELECT count(*) FROM payments.outbox WHERE seq IS NULL) AS n");
+		const unpositioned = Number(rows[0]?.n ?? 0);
+		const heads = await sql.query<{ ledger: string | null; payments: string | null }>("SELECT (SELECT max(seq) FROM ledger.outbox)::text AS ledger, (SELECT max(seq) FROM payments.outbox)::text AS payments");
+		const schemas = await sql.query<{ table_schema: string }>("SELECT table_schema FROM information_schema.tables WHERE table_name = 'consumer_positions'");
+		let lagging = 0;
+		for (const { table_schema: s } of schemas.rows) {
+			const pos = await sql.query<{ source: string; position: string }>(`SELECT source, position::text FROM ${s}.consumer_positions`);
+			for (const p of pos.rows) {
+				const head = Number((p.source === "ledger" ? heads.rows[0]?.ledger : heads.rows[0]?.payments) ?? 0);
+				if (Number(p.position) < head) lagging += 1;
+			}
+		}
+		if (unpositioned === 0 && lagging === 0) return;
+		if (Date.now() > deadline) throw new Error(`consumers still behind after ${timeoutMs} ms (${unpositioned} unpositioned rows, ${lagging} lagging positions)`);
+		await new Promise(r => setTimeout(r, 200));
+	}
+}
+
+interface Target {
+	name: string;
+	base: string;
+	broker: ServiceBroker;
+	/** Node processes by role. */
+	pids: Record<string, number | undefined>;
+	sql: pg.Client | null;
+	stop(): Promise<void>;
+}
+
+const ROLES: Record<string, string> = {
+	gateway: "api,realtime",
+	payments: "auth,users,payments,providers,fx,fraud",
+	ledger: "ledger",
+	workers: "notifications,audit,webhooks,reports",
+};
+
+/** Node processes on their own database (or PGlite directory), joined by a set-up broker over NATS. */
+async function startTarget(name: string, roles: Record<string, string>, embedded: boolean): Promise<Target> {
+	const ns = `hbench-${name}-${randomBytes(3).toString("hex")}`;
+	const db: TestDatabase | null = embedded ? null : await createTestDatabase(`paymesh_bench_${name}`);
+	const dataDir = embedded ? mkdtempSync(join(tmpdir(), "paymesh-bench-")) : null;
+	const port = await freePort();
+	const tuning = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(LEDGER_|OUTBOX_|EVENT_|DB_POOL_MAX$)/.test(e[0]) && e[1] !== undefined));
+	const env = {
+		...tuning, ...(db ? { DATABASE_URL: db.url } : { DATA_DIR: dataDir ?? "" }), TRANSPORTER: NATS_URL, NAMESPACE: ns, JWT_SECRET: TEST_JWT_SECRET,
+		LOG_LEVEL: "warn", METRICS_ENABLED: process.env["BENCH_METRICS"] ?? "true", RATE_LIMIT_PER_USER: "1000000", RATE_LIMIT_PER_IP: "10000000",
+		HEARTBEAT_INTERVAL_S: "5", HEARTBEAT_TIMEOUT_S: "60",
+	};
+	const children = new Map<string, ReturnType<typeof startChildNode>>();
+	// The ledger first where it has a node of its own: the others then find its migrations done.
+	for (const [role, services] of Object.entries(roles).sort(([a], [b]) => (a === "ledger" ? -1 : b === "ledger" ? 1 : 0))) {
+		children.set(role, startChildNode({ ...env, SERVICES: services, NODE_ID: `${ns}-${role}`, PORT: String(port), HOST: "127.0.0.1" }));
+	}
+	const { broker } = await startNode({ TRANSPORTER: NATS_URL, NAMESPACE: ns, SERVICES: "none", REQUEST_TIMEOUT_MS: "30000", HEARTBEAT_INTERVAL_S: "5", HEARTBEAT_TIMEOUT_S: "60" });
+	await broker.waitForServices(["ledger", "users", "api", "payments"], 120_000);
+	const base = `http://127.0.0.1:${port}`;
+	await untilHttpUp(base);
+	let sql: pg.Client | null = null;
+	if (db) {
+		sql = new pg.Client({ connectionString: db.url });
+		await sql.connect();
+	}
+	return {
+		name, base, broker, sql,
+		pids: Object.fromEntries([...children].map(([role, c]) => [role, c.pid])),
+		async stop() {
+			await sql?.end();
+			await broker.stop();
+			for (const c of children.values()) c.kill("SIGTERM");
+			for (const c of children.values()) await exited(c);
+			await db?.drop();
+			if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+		},
+	};
+}
+
+/** CPU milliseconds per transfer of each process between two snapshots. */
+function cpuPerOp(before: Map<string, number>, after: Map<string, number>, ops: number, extra: Record<string, number>): Record<string, string> {
+	const out: Record<string, string> = {};
+	for (const [k, v] of after) {
+		if (k === "host" || k === "redis") continue;
+		out[k] = (((v - (before.get(k) ?? 0)) * 1000) / ops).toFixed(3);
+	}
+	for (const [k, s] of Object.entries(extra)) out[k] = ((s * 1000) / ops).toFixed(3);
+	const host = after.get("host");
+	if (host !== undefined) out["host (all)"] = (((host - (before.get("host") ?? 0)) * 1000) / ops).toFixed(3);
+	return out;
+}
+
+const line = (label: string, f: RunFigures) => `${label}: ${f.opsPerSec.toFixed(0)}/s p50 ${f.p50Ms.toFixed(2)} ms p99 ${f.p99Ms.toFixed(2)} ms (${f.errors} errors)`;
+
+/** The bare ledger action: `ledger.payments.p2p` in-process, the same owners and amounts. */
+async function bareLedger(): Promise<{ figures: RunFigures; cpuMsPerOp: number }> {
+	const db = await createTestDatabase("paymesh_bench_bare");
+	const { broker } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger", LOG_LEVEL: "warn", METRICS_ENABLED: process.env["BENCH_METRICS"] ?? "true" });
 	try {
-		const base = `http://127.0.0.1:${gatewayPort(broker)}`;
-		const members = await setUp(broker, config.auth.jwtSecret, config.auth.accessTokenTtlS);
-		const run = (mode: "get" | "post", requests: number, seed: number) => load({ base, members, requests, concurrency: CONCURRENCY, mode, seed });
-		await run("get", WARMUP, 1);
-		await run("post", WARMUP, 2);
+		const members = await setUp(broker, TEST_JWT_SECRET, TOKEN_TTL_S);
+		const owners = members.map(m => ({ ownerId: ownerOf(m.token), accountId: m.accountId }));
+		let n = 0;
+		const op = () => {
+			const from = owners[n % owners.length] as (typeof owners)[number];
+			const to = owners[(n * 7 + 1) % owners.length] as (typeof owners)[number];
+			n += 1;
+			return broker.call("ledger.payments.p2p", { idempotencyKey: `bare-${n}`, ownerId: from.ownerId, fromAccountId: from.accountId, toAccountId: to === from ? (owners[(n + 1) % owners.length]?.accountId ?? "") : to.accountId, amount: 1 + (n % 100), currency: "USD" });
+		};
+		await measure(WARMUP, CONCURRENCY, op);
 		const cpu0 = process.cpuUsage();
-		const baseline = await run("get", REQUESTS, 3);
-		const ledgerBefore: LedgerStats = await broker.call("ledger.stats");
-		const transfers = await run("post", REQUESTS, 4);
+		const figures = await measure(REQUESTS, CONCURRENCY, op);
 		const cpu = process.cpuUsage(cpu0);
-		const ledgerAfter: LedgerStats = await broker.call("ledger.stats");
-		const batches = ledgerAfter.batchesRun - ledgerBefore.batchesRun;
-		const loadCpuS = baseline.cpuS + transfers.cpuS;
-		process.stderr.write(
-			`  baseline GET: ${baseline.opsPerSec.toFixed(0)}/s p50 ${baseline.p50Ms.toFixed(2)} p99 ${baseline.p99Ms.toFixed(2)} (${baseline.errors} errors)\n` +
-				`  POST /transfers: ${transfers.opsPerSec.toFixed(0)}/s p50 ${transfers.p50Ms.toFixed(2)} p99 ${transfers.p99Ms.toFixed(2)} (${transfers.errors} errors)\n` +
-				`  ledger: ${batches} batches of ${(batches > 0 ? (ledgerAfter.itemsRun - ledgerBefore.itemsRun) / batches : 0).toFixed(1)} ops on average; recent batch time p50 ${ledgerAfter.recentBatchMs.p50} ms, p99 ${ledgerAfter.recentBatchMs.p99} ms\n` +
-				`  CPU: load generator thread ${loadCpuS.toFixed(1)} s; the node process in all ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (includes the load thread)\n`,
-		);
-		if (transfers.errors > 0 || baseline.errors > 0) throw new Error(`${transfers.errors} transfer and ${baseline.errors} GET errors`);
-		const report: InvariantReport = await broker.call("ledger.checkInvariants", {}, { timeout: 120_000 });
-		if (!report.ok) throw new Error(`invariants broken: ${JSON.stringify(report.violations.slice(0, 3))}`);
-		return [{
-			name: "POST /api/v1/transfers (JWT, fresh Idempotency-Key, 1,000 users)",
-			opsPerSec: transfers.opsPerSec, p50Ms: transfers.p50Ms, p99Ms: transfers.p99Ms,
-			baselineOpsPerSec: baseline.opsPerSec, baselineP50Ms: baseline.p50Ms, baselineP99Ms: baseline.p99Ms,
-			requests: REQUESTS, concurrency: CONCURRENCY, users: USERS,
-		}];
+		if (figures.errors > 0) throw new Error(`${figures.errors} bare ledger errors`);
+		return { figures, cpuMsPerOp: ((cpu.user + cpu.system) / 1000) / figures.count };
 	} finally {
 		await broker.stop();
 		await db.drop();
 	}
+}
+
+function ownerOf(token: string): string {
+	const payload = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")) as { sub: string };
+	return payload.sub;
+}
+
+/** Warm-up, then the measured load with each process's CPU per transfer. */
+async function loaded(t: Target, members: Member[], seed: number): Promise<{ figures: RunFigures; cpu: Record<string, string> }> {
+	const run = (requests: number, s: number) => load({ base: t.base, members, requests, concurrency: CONCURRENCY, mode: "post", seed: s });
+	await run(WARMUP, seed);
+	const before = cpuSnapshot(t.pids);
+	const figures = await run(REQUESTS, seed + 1);
+	const after = cpuSnapshot(t.pids);
+	if (figures.errors > 0) throw new Error(`${t.name}: ${figures.errors} transfer errors`);
+	return { figures, cpu: cpuPerOp(before, after, figures.count, { "load generator": figures.cpuS }) };
+}
+
+async function checked(t: Target): Promise<void> {
+	const report: InvariantReport = await t.broker.call("ledger.checkInvariants", {}, { timeout: 300_000 });
+	if (!report.ok) throw new Error(`${t.name}: invariants broken: ${JSON.stringify(report.violations.slice(0, 3))}`);
+}
+
+export async function runHttpBench(): Promise<BenchResult[]> {
+	const out = (s: string) => process.stderr.write(`${s}\n`);
+	out("  1. bare ledger action (ledger.payments.p2p in-process)");
+	const bare = await bareLedger();
+	out(`     ${line("ledger.payments.p2p", bare.figures)}; CPU ${bare.cpuMsPerOp.toFixed(3)} ms per payment in the node process`);
+
+	out("  2. one process on PostgreSQL");
+	const one = await startTarget("one", { node: "all" }, false);
+	let single: { figures: RunFigures; cpu: Record<string, string> };
+	let unloadedPost: RunFigures;
+	let unloadedGet: RunFigures;
+	let bytesPerTransfer = 0;
+	try {
+		const members = await setUp(one.broker, TEST_JWT_SECRET, TOKEN_TTL_S);
+		const sql = one.sql as pg.Client;
+		await untilConsumed(sql);
+		const bytes0 = await tableBytes(sql);
+		single = await loaded(one, members, 10);
+		await untilConsumed(sql);
+		const bytes1 = await tableBytes(sql);
+		const transfers = REQUESTS + WARMUP;
+		const perTable = [...bytes1].map(([k, v]) => [k, (v - (bytes0.get(k) ?? 0)) / transfers] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
+		bytesPerTransfer = perTable.reduce((s, [, v]) => s + v, 0);
+		out(`     ${line("POST /api/v1/transfers, 64 in flight", single.figures)}`);
+		out(`     CPU ms per transfer: ${JSON.stringify(single.cpu)}`);
+		out(`     bytes stored per transfer: ${bytesPerTransfer.toFixed(0)} in all; ${perTable.map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")}`);
+		unloadedPost = await load({ base: one.base, members, requests: UNLOADED, concurrency: 1, mode: "post", seed: 20 });
+		unloadedGet = await load({ base: one.base, members, requests: UNLOADED, concurrency: 1, mode: "account", seed: 21 });
+		out(`     unloaded, one at a time: ${line("POST /api/v1/transfers", unloadedPost)}; ${line("GET /api/v1/accounts/:id", unloadedGet)}`);
+		await checked(one);
+	} finally {
+		await one.stop();
+	}
+
+	out("  3. roles in four processes over NATS (gateway, payments, ledger, workers)");
+	out("     a transfer's hops: load generator -> gateway (HTTP) -> ledger node owning the source account (NATS, one commit) -> gateway -> client");
+	const split = await startTarget("roles", ROLES, false);
+	let roles: { figures: RunFigures; cpu: Record<string, string> };
+	try {
+		const members = await setUp(split.broker, TEST_JWT_SECRET, TOKEN_TTL_S);
+		roles = await loaded(split, members, 30);
+		out(`     ${line("POST /api/v1/transfers, 64 in flight", roles.figures)}; ${(roles.figures.opsPerSec / single.figures.opsPerSec).toFixed(2)} of one process`);
+		out(`     CPU ms per transfer: ${JSON.stringify(roles.cpu)}`);
+		await checked(split);
+	} finally {
+		await split.stop();
+	}
+
+	out("  4. one process on PGlite (embedded)");
+	const emb = await startTarget("embedded", { node: "all" }, true);
+	let embedded: { figures: RunFigures; cpu: Record<string, string> };
+	try {
+		const members = await setUp(emb.broker, TEST_JWT_SECRET, TOKEN_TTL_S, Math.min(USERS, 200));
+		embedded = await loaded(emb, members, 40);
+		out(`     ${line("POST /api/v1/transfers, 64 in flight", embedded.figures)}`);
+		out(`     CPU ms per transfer: ${JSON.stringify(embedded.cpu)}`);
+		await checked(emb);
+	} finally {
+		await emb.stop();
+	}
+	out(`  HTTP one process / bare ledger: ${(single.figures.opsPerSec / bare.figures.opsPerSec).toFixed(2)}; roles / one process: ${(roles.figures.opsPerSec / single.figures.opsPerSec).toFixed(2)}`);
+
+	const row = (name: string, f: RunFigures, extra: Record<string, unknown> = {}): BenchResult => ({
+		name, opsPerSec: f.opsPerSec, p50Ms: f.p50Ms, p99Ms: f.p99Ms, baselineOpsPerSec: bare.figures.opsPerSec, baselineP50Ms: bare.figures.p50Ms, baselineP99Ms: bare.figures.p99Ms, ...extra,
+	});
+	return [
+		row("POST /api/v1/transfers, one process, PostgreSQL (baseline: bare ledger.payments.p2p)", single.figures, { cpuMsPerTransfer: single.cpu, bytesPerTransfer }),
+		row("POST /api/v1/transfers, roles in 4 processes over NATS", roles.figures, { cpuMsPerTransfer: roles.cpu, ofOneProcess: roles.figures.opsPerSec / single.figures.opsPerSec }),
+		row("POST /api/v1/transfers, one process, PGlite", embedded.figures, { cpuMsPerTransfer: embedded.cpu }),
+		row("unloaded POST /api/v1/transfers, one at a time", unloadedPost),
+		row("unloaded GET /api/v1/accounts/:id, one at a time", unloadedGet),
+	];
 }

@@ -7,6 +7,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { acquireDb, releaseDb } from "../../mixins/db.ts";
+import { uuidv7 } from "../../lib/ids.ts";
+import { byEmail, insertCredentials } from "../../services/auth/store.ts";
 import { ConfigError, loadConfig } from "../../config/index.ts";
 import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { client, gatewayPort } from "../support/http.ts";
@@ -19,9 +25,13 @@ let http: ReturnType<typeof client>;
 
 /** Runs `node bin/admin.ts …args` against the test database, as `npm run admin -- …args` does. */
 function admin(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+	return run("bin/admin.ts", args, { DATABASE_URL: node.db.url });
+}
+
+function run(script: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
 	return new Promise((resolve, reject) => {
-		const child = spawn(process.execPath, ["bin/admin.ts", ...args], {
-			cwd: ROOT, env: { PATH: process.env["PATH"] ?? "", DATABASE_URL: node.db.url, LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"],
+		const child = spawn(process.execPath, [script, ...args], {
+			cwd: ROOT, env: { PATH: process.env["PATH"] ?? "", LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "pipe", "pipe"],
 		});
 		let stdout = "";
 		let stderr = "";
@@ -88,5 +98,25 @@ describe("finding 1: admin by registration", () => {
 		assert.equal((await admin("revoke", "boss@example.com")).code, 64);
 		assert.equal((await admin()).code, 64);
 		assert.deepEqual((await login("boss@example.com")).user.roles, ["user", "auditor"]);
+	});
+
+	it("works on the embedded default's PGlite files (DATA_DIR) too, as npm run migrate does", async () => {
+		const dataDir = mkdtempSync(join(tmpdir(), "paymesh-admin-"));
+		const cfg = { databaseUrl: null, dataDir, dbPoolMax: 1 };
+		try {
+			const migrated = await run("bin/migrate.ts", [], { DATA_DIR: dataDir });
+			assert.equal(migrated.code, 0, migrated.stderr);
+			// A registered user (PGlite allows one process at a time: this one closes it before the command runs).
+			let { knex } = acquireDb(cfg);
+			assert.equal(await insertCredentials(knex, { userId: uuidv7(), email: "embedded@example.com", passwordHash: "not-used-here", roles: ["user"] }), true);
+			await releaseDb(cfg);
+			const granted = await run("bin/admin.ts", ["grant", "embedded@example.com", "support"], { DATA_DIR: dataDir });
+			assert.equal(granted.code, 0, granted.stderr);
+			({ knex } = acquireDb(cfg));
+			assert.deepEqual((await byEmail(knex, "embedded@example.com"))?.roles, ["user", "support"]);
+		} finally {
+			await releaseDb(cfg);
+			rmSync(dataDir, { recursive: true, force: true });
+		}
 	});
 });

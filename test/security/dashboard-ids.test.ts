@@ -80,11 +80,11 @@ describe("finding 14: ids typed into the dashboard never become paths", () => {
 			const sentBefore = posts.length;
 			await page.fill("#freeze-form [name=id]", typed);
 			await page.click('#freeze-form button[value="freeze"]');
-			await page.waitForFunction(() => ((globalThis as unknown as Win).document.querySelector("#toast")?.textContent ?? "") !== "");
+			await page.waitForFunction(() => ((globalThis as typeof globalThis & Win).document.querySelector("#toast")?.textContent ?? "") !== "");
 			assert.deepEqual(posts.slice(sentBefore), [], `typed ${typed}`);
 			assert.match((await page.textContent("#toast")) ?? "", /Enter an account id/);
 			await page.evaluate(() => {
-				const t = (globalThis as unknown as Win).document.querySelector("#toast");
+				const t = (globalThis as typeof globalThis & Win).document.querySelector("#toast");
 				if (t) t.textContent = "";
 			});
 		}
@@ -110,13 +110,13 @@ describe("finding 14: ids typed into the dashboard never become paths", () => {
 		// A real account id freezes that account, through its own path.
 		await page.fill("#freeze-form [name=id]", account.body.id);
 		await page.click('#freeze-form button[value="freeze"]');
-		await page.waitForFunction(() => (globalThis as unknown as Win).document.querySelector("#toast")?.textContent === "Account frozen.");
+		await page.waitForFunction(() => (globalThis as typeof globalThis & Win).document.querySelector("#toast")?.textContent === "Account frozen.");
 		assert.ok(posts.includes(`/api/v1/admin/accounts/${account.body.id}/freeze`), posts.join(", "));
 		assert.equal((await http<{ status: string }>("GET", `/api/v1/accounts/${account.body.id}`, { token: customer.accessToken })).body.status, "frozen");
 		assert.equal(await paymentStatus(), "pending_review");
 
 		// The chart's bars got their heights under the policy, and nothing was refused.
-		const heights = await page.evaluate(() => Array.from((globalThis as unknown as Win).document.querySelectorAll("#chart .col"), c => c.style.height));
+		const heights = await page.evaluate(() => Array.from((globalThis as typeof globalThis & Win).document.querySelectorAll("#chart .col"), c => c.style.height));
 		assert.ok(heights.length > 0 && heights.every(h => /^\d+%$/.test(h)), heights.join(","));
 		assert.deepEqual(violations, []);
 		await ctx.close();

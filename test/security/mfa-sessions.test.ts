@@ -33,7 +33,7 @@ after(async () => {
 
 function expectError(r: HttpResult, status: number, code: string): void {
 	assert.equal(r.status, status, `expected ${status} ${code}, got ${r.status} ${JSON.stringify(r.body)}`);
-	assert.equal((r.body as unknown as ErrorBody).error.code, code);
+	assert.equal((r.body as ErrorBody).error.code, code);
 }
 
 async function register(email: string): Promise<Session> {
