@@ -6,7 +6,7 @@
  * typed without each caller declaring it by hand; event contracts do the same for
  * emit and broadcast.
  */
-import { ServiceBroker, type CallingOptions, type Context } from "moleculer";
+import { Errors, ServiceBroker, type CallingOptions, type Context } from "moleculer";
 import { runningContext } from "./context-store.ts";
 import type { Infer } from "./schema.ts";
 
@@ -56,6 +56,25 @@ export function call<S extends ParamsSchema, R>(caller: Caller, contract: Action
  */
 export function callDetached<S extends ParamsSchema, R>(broker: ServiceBroker, contract: ActionContract<S, R>, params: Infer<S>, opts: CallingOptions = {}): Promise<R> {
 	return broker.call<R, Infer<S>>(contract.name, params, opts);
+}
+
+const checkers = new WeakMap<object, (params: Record<string, unknown>) => unknown>();
+
+/**
+ * Checks params that come from outside (a provider's callback body) against the contract's
+ * schema with the broker's own validator, at the edge, as the action will: the same
+ * ValidationError when they do not fit. Afterwards they have the params' type.
+ */
+export function assertParams<S extends ParamsSchema>(broker: ServiceBroker, contract: ActionContract<S, unknown>, params: Record<string, unknown>): asserts params is Infer<S> {
+	let check = checkers.get(contract.params);
+	if (!check) {
+		if (!broker.validator) throw new Error("the broker has no validator");
+		check = broker.validator.compile(contract.params);
+		checkers.set(contract.params, check);
+	}
+	const res = check(params);
+	// fastest-validator answers true, or the list of what failed (Moleculer's validator sends that list as the data).
+	if (res !== true) throw new Errors.ValidationError("Parameters validation error!", "VALIDATION_ERROR", Array.isArray(res) ? res : {});
 }
 
 export interface EventContract<P> {

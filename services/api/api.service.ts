@@ -20,6 +20,9 @@ import { toHttpError } from "./http-errors.ts";
 import { verifySignature } from "../../lib/signature.ts";
 import { PROVIDERS } from "../payments/providers.ts";
 import { openApiDocument } from "./openapi.ts";
+import { assertParams, callDetached } from "../../lib/contract.ts";
+import { ledger } from "../../contracts/ledger.ts";
+import { payments } from "../../contracts/payments.ts";
 import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Actions, type GatewayMeta } from "./v1.ts";
 
 const READY_CHECK_TIMEOUT_MS = 2_000;
@@ -273,7 +276,10 @@ export function apiService(config: Config): ServiceSchema {
 					if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
 						throw new Errors.MoleculerClientError("the callback body must be an object", 400, "VALIDATION_ERROR");
 					}
-					const answer: { outcome: string } = await this.broker.call("payments.providerCallback", { ...parsed, provider }, { requestID: requestId, meta: { requestId }, retries: 0 });
+					// Checked here, at the edge, with the action's own schema (the same refusal the action would give).
+					const params = { ...parsed, provider };
+					assertParams(this.broker, payments.providerCallback, params);
+					const answer = await callDetached(this.broker, payments.providerCallback, params, { requestID: requestId, meta: { requestId }, retries: 0 });
 					sendJson(res, 200, { received: true, outcome: answer.outcome }, { "X-Request-Id": requestId });
 				} catch (err) {
 					if (toHttpError(err).status >= 500) this.logger.error("provider callback failed", { requestId, error: (err as Error).message });
@@ -301,8 +307,7 @@ export function apiService(config: Config): ServiceSchema {
 			/** Ready when every configured dependency answers within the check timeout. */
 			async readiness(this: ApiThis) {
 				const checks: Record<string, Check> = {};
-				checks["database"] = await this.broker
-					.call("ledger.health", {}, { timeout: READY_CHECK_TIMEOUT_MS, retries: 0 })
+				checks["database"] = await callDetached(this.broker, ledger.health, {}, { timeout: READY_CHECK_TIMEOUT_MS, retries: 0 })
 					.then(() => ({ status: "ok" as const }))
 					.catch((err: Error) => ({ status: "down" as const, detail: err.message }));
 				if (config.transporter) {

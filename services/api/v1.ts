@@ -6,6 +6,16 @@
 import type { Context } from "moleculer";
 import { Errors } from "moleculer";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { call } from "../../lib/contract.ts";
+import { audit } from "../../contracts/audit.ts";
+import { auth } from "../../contracts/auth.ts";
+import { fx } from "../../contracts/fx.ts";
+import { ledger } from "../../contracts/ledger.ts";
+import { notifications } from "../../contracts/notifications.ts";
+import { payments } from "../../contracts/payments.ts";
+import { reports } from "../../contracts/reports.ts";
+import { users } from "../../contracts/users.ts";
+import { webhooks } from "../../contracts/webhooks.ts";
 import { amountRule, currencyRule } from "../ledger/params.ts";
 import { PROVIDERS } from "../payments/providers.ts";
 import { WEBHOOK_EVENTS } from "../webhooks/routing.ts";
@@ -48,23 +58,13 @@ function idempotencyKey(ctx: Ctx<unknown>, userId: string): string {
 }
 
 /** Optional params arrive as null or absent; the services take them absent. */
-function stripNulls<T extends object>(p: T): Partial<T> {
-	return Object.fromEntries(Object.entries(p).filter(([, v]) => v !== null && v !== undefined)) as Partial<T>;
+function stripNulls<T extends object>(p: T): { [K in keyof T]: Exclude<T[K], null> } {
+	return Object.fromEntries(Object.entries(p).filter(([, v]) => v !== null && v !== undefined)) as { [K in keyof T]: Exclude<T[K], null> };
 }
 
 function created(ctx: Ctx<unknown>, location: string): void {
 	ctx.meta.$statusCode = 201;
 	ctx.meta.$location = location;
-}
-
-/** What payments.get and the payment actions answer (the fields the gateway reads). */
-interface PaymentView {
-	id: string;
-	status: string;
-	amount: number;
-	currency: string;
-	transferId: string | null;
-	createdAt: string;
 }
 
 function transferView(t: Record<string, unknown>): Record<string, unknown> {
@@ -140,25 +140,25 @@ export const v1Actions = {
 	notifications: {
 		params: v1Params.notifications,
 		async handler(ctx: Ctx<V<"notifications">>) {
-			return ctx.call("notifications.list", { ...stripNulls(ctx.params), userId: user(ctx).id });
+			return call(ctx, notifications.list, { ...stripNulls(ctx.params), userId: user(ctx).id });
 		},
 	},
 	notificationRead: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
-			return ctx.call("notifications.markRead", { id: ctx.params.id, userId: user(ctx).id });
+			return call(ctx, notifications.markRead, { id: ctx.params.id, userId: user(ctx).id });
 		},
 	},
 	notificationsReadAll: {
 		params: v1Params.empty,
 		async handler(ctx: Ctx<V<"empty">>) {
-			return ctx.call("notifications.markAllRead", { userId: user(ctx).id });
+			return call(ctx, notifications.markAllRead, { userId: user(ctx).id });
 		},
 	},
 	webhookCreate: {
 		params: v1Params.webhookCreate,
 		async handler(ctx: Ctx<V<"webhookCreate">>) {
-			const out: { id: string } = await ctx.call("webhooks.register", { ...stripNulls(ctx.params), ownerId: user(ctx).id });
+			const out = await call(ctx, webhooks.register, { ...stripNulls(ctx.params), ownerId: user(ctx).id });
 			created(ctx, `/api/v1/webhooks/${out.id}`);
 			return out;
 		},
@@ -166,58 +166,58 @@ export const v1Actions = {
 	webhookList: {
 		params: v1Params.empty,
 		async handler(ctx: Ctx<V<"empty">>) {
-			return ctx.call("webhooks.list", { ownerId: user(ctx).id });
+			return call(ctx, webhooks.list, { ownerId: user(ctx).id });
 		},
 	},
 	webhookDeliveries: {
 		params: v1Params.webhookDeliveries,
 		async handler(ctx: Ctx<V<"webhookDeliveries">>) {
-			return ctx.call("webhooks.deliveries", { ...stripNulls(ctx.params), ownerId: user(ctx).id });
+			return call(ctx, webhooks.deliveries, { ...stripNulls(ctx.params), ownerId: user(ctx).id });
 		},
 	},
 	webhookDisable: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
-			return ctx.call("webhooks.disable", { id: ctx.params.id, ownerId: user(ctx).id });
+			return call(ctx, webhooks.disable, { id: ctx.params.id, ownerId: user(ctx).id });
 		},
 	},
 	auditList: {
 		params: v1Params.audit,
 		async handler(ctx: Ctx<V<"audit">>) {
 			requireRole(ctx, ["auditor", "admin"]);
-			return ctx.call("audit.list", stripNulls(ctx.params));
+			return call(ctx, audit.list, stripNulls(ctx.params));
 		},
 	},
 	auditVerify: {
 		params: v1Params.empty,
 		async handler(ctx: Ctx<V<"empty">>) {
 			requireRole(ctx, ["auditor", "admin"]);
-			return ctx.call("audit.verify", {});
+			return call(ctx, audit.verify, {});
 		},
 	},
 	statement: {
 		params: v1Params.statement,
 		async handler(ctx: Ctx<V<"statement">>) {
-			return ctx.call("reports.statement", { ...stripNulls(ctx.params), ownerId: user(ctx).id });
+			return call(ctx, reports.statement, { ...stripNulls(ctx.params), ownerId: user(ctx).id });
 		},
 	},
 	summary: {
 		params: v1Params.summary,
 		async handler(ctx: Ctx<V<"summary">>) {
-			return ctx.call("reports.summary", { ...stripNulls(ctx.params), ownerId: user(ctx).id });
+			return call(ctx, reports.summary, { ...stripNulls(ctx.params), ownerId: user(ctx).id });
 		},
 	},
 	adminDaily: {
 		params: v1Params.daily,
 		async handler(ctx: Ctx<V<"daily">>) {
 			requireRole(ctx, ["admin", "support", "auditor"]);
-			return ctx.call("reports.daily", stripNulls(ctx.params));
+			return call(ctx, reports.daily, stripNulls(ctx.params));
 		},
 	},
 	register: {
 		params: v1Params.register,
 		async handler(ctx: Ctx<V<"register">>) {
-			const out: { user: { id: string } } = await ctx.call("auth.register", ctx.params);
+			const out = await call(ctx, auth.register, ctx.params);
 			created(ctx, "/api/v1/me");
 			return out;
 		},
@@ -225,20 +225,20 @@ export const v1Actions = {
 	login: {
 		params: v1Params.login,
 		async handler(ctx: Ctx<V<"login">>) {
-			return ctx.call("auth.login", ctx.params.otp == null ? { email: ctx.params.email, password: ctx.params.password } : ctx.params);
+			return call(ctx, auth.login, ctx.params.otp == null ? { email: ctx.params.email, password: ctx.params.password } : ctx.params);
 		},
 	},
 	refresh: {
 		params: v1Params.refresh,
 		async handler(ctx: Ctx<V<"refresh">>) {
-			return ctx.call("auth.refresh", ctx.params);
+			return call(ctx, auth.refresh, ctx.params);
 		},
 	},
 	logout: {
 		params: v1Params.empty,
 		async handler(ctx: Ctx<V<"empty">>) {
 			user(ctx);
-			await ctx.call("auth.logout", {});
+			await call(ctx, auth.logout, {});
 			ctx.meta.$statusCode = 204;
 			return null;
 		},
@@ -247,21 +247,21 @@ export const v1Actions = {
 		params: v1Params.mfaSetup,
 		async handler(ctx: Ctx<V<"mfaSetup">>) {
 			user(ctx);
-			return ctx.call("auth.mfa.setup", stripNulls(ctx.params));
+			return call(ctx, auth.mfa.setup, stripNulls(ctx.params));
 		},
 	},
 	mfaVerify: {
 		params: v1Params.otp,
 		async handler(ctx: Ctx<V<"otp">>) {
 			user(ctx);
-			return ctx.call("auth.mfa.verify", ctx.params);
+			return call(ctx, auth.mfa.verify, ctx.params);
 		},
 	},
 	me: {
 		params: v1Params.empty,
 		async handler(ctx: Ctx<V<"empty">>) {
 			const u = user(ctx);
-			const p: Record<string, unknown> = await ctx.call("users.get", { id: u.id });
+			const p = await call(ctx, users.get, { id: u.id });
 			return { id: p["id"], email: p["email"], name: p["name"], roles: u.roles, kycTier: p["kycTier"], preferences: p["preferences"] };
 		},
 	},
@@ -269,7 +269,7 @@ export const v1Actions = {
 		params: v1Params.updateMe,
 		async handler(ctx: Ctx<V<"updateMe">>) {
 			const u = user(ctx);
-			const p: Record<string, unknown> = await ctx.call("users.update", { id: u.id, ...ctx.params });
+			const p = await call(ctx, users.update, { id: u.id, ...ctx.params });
 			return { id: p["id"], email: p["email"], name: p["name"], roles: u.roles, kycTier: p["kycTier"], preferences: p["preferences"] };
 		},
 	},
@@ -277,7 +277,7 @@ export const v1Actions = {
 		params: v1Params.openAccount,
 		async handler(ctx: Ctx<V<"openAccount">>) {
 			const u = user(ctx);
-			const a: { id: string } = await ctx.call("ledger.accounts.open", { ownerId: u.id, currency: ctx.params.currency, label: ctx.params.label ?? "" });
+			const a = await call(ctx, ledger.accounts.open, { ownerId: u.id, currency: ctx.params.currency, label: ctx.params.label ?? "" });
 			created(ctx, `/api/v1/accounts/${a.id}`);
 			return a;
 		},
@@ -285,20 +285,20 @@ export const v1Actions = {
 	listAccounts: {
 		params: v1Params.empty,
 		async handler(ctx: Ctx<V<"empty">>) {
-			return ctx.call("ledger.accounts.list", { ownerId: user(ctx).id });
+			return call(ctx, ledger.accounts.list, { ownerId: user(ctx).id });
 		},
 	},
 	getAccount: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
-			return ctx.call("ledger.accounts.get", { id: ctx.params.id, ownerId: user(ctx).id });
+			return call(ctx, ledger.accounts.get, { id: ctx.params.id, ownerId: user(ctx).id });
 		},
 	},
 	accountTransactions: {
 		params: v1Params.history,
 		async handler(ctx: Ctx<V<"history">>) {
 			const p = ctx.params;
-			return ctx.call("ledger.accounts.history", {
+			return call(ctx, ledger.accounts.history, {
 				accountId: p.id, ownerId: user(ctx).id, ...(p.limit != null ? { limit: p.limit } : {}), ...(p.cursor != null ? { cursor: p.cursor } : {}),
 			});
 		},
@@ -312,7 +312,7 @@ export const v1Actions = {
 			// that owns the source account: the owner check (a foreign source answers
 			// ACCOUNT_NOT_FOUND), the ledger's refusals, the tier's limits, then the fraud rules.
 			// Refusals arrive as errors; a payment held for review answers 202 with its payment id.
-			const pay: PaymentView = await ctx.call("ledger.payments.p2p", {
+			const pay = await call(ctx, ledger.payments.p2p, {
 				idempotencyKey: idempotencyKey(ctx, u.id), ownerId: u.id, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId, amount: p.amount, currency: p.currency,
 				...(p.description != null ? { description: p.description } : {}),
 			});
@@ -333,7 +333,7 @@ export const v1Actions = {
 		params: v1Params.topup,
 		async handler(ctx: Ctx<V<"topup">>) {
 			const u = user(ctx);
-			const p: { id: string } = await ctx.call("payments.topup", { ...ctx.params, userId: u.id, idempotencyKey: idempotencyKey(ctx, u.id) });
+			const p = await call(ctx, payments.topup, { ...ctx.params, userId: u.id, idempotencyKey: idempotencyKey(ctx, u.id) });
 			created(ctx, `/api/v1/payments/${p.id}`);
 			return p;
 		},
@@ -342,7 +342,7 @@ export const v1Actions = {
 		params: v1Params.payout,
 		async handler(ctx: Ctx<V<"payout">>) {
 			const u = user(ctx);
-			const p: { id: string } = await ctx.call("payments.payout", { ...ctx.params, userId: u.id, idempotencyKey: idempotencyKey(ctx, u.id) });
+			const p = await call(ctx, payments.payout, { ...ctx.params, userId: u.id, idempotencyKey: idempotencyKey(ctx, u.id) });
 			created(ctx, `/api/v1/payments/${p.id}`);
 			return p;
 		},
@@ -351,7 +351,7 @@ export const v1Actions = {
 		params: v1Params.p2p,
 		async handler(ctx: Ctx<V<"p2p">>) {
 			const u = user(ctx);
-			const p: { id: string } = await ctx.call("payments.p2p", { ...ctx.params, userId: u.id, idempotencyKey: idempotencyKey(ctx, u.id) });
+			const p = await call(ctx, payments.p2p, { ...ctx.params, userId: u.id, idempotencyKey: idempotencyKey(ctx, u.id) });
 			created(ctx, `/api/v1/payments/${p.id}`);
 			return p;
 		},
@@ -359,26 +359,26 @@ export const v1Actions = {
 	cancelPayment: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
-			return ctx.call("payments.cancel", { id: ctx.params.id, userId: user(ctx).id });
+			return call(ctx, payments.cancel, { id: ctx.params.id, userId: user(ctx).id });
 		},
 	},
 	getPayment: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
-			return ctx.call("payments.get", { id: ctx.params.id, userId: user(ctx).id });
+			return call(ctx, payments.get, { id: ctx.params.id, userId: user(ctx).id });
 		},
 	},
 	fxRates: {
 		params: v1Params.empty,
 		async handler(ctx: Ctx<V<"empty">>) {
 			user(ctx);
-			return ctx.call("fx.rates", {});
+			return call(ctx, fx.rates, {});
 		},
 	},
 	fxQuote: {
 		params: v1Params.fxQuote,
 		async handler(ctx: Ctx<V<"fxQuote">>) {
-			const q: { id: string } = await ctx.call("fx.quote", { ...ctx.params, userId: user(ctx).id });
+			const q = await call(ctx, fx.quote, { ...ctx.params, userId: user(ctx).id });
 			created(ctx, `/api/v1/fx/quotes/${q.id}`);
 			return q;
 		},
@@ -388,7 +388,7 @@ export const v1Actions = {
 		async handler(ctx: Ctx<V<"fxConvert">>) {
 			const u = user(ctx);
 			// The key claims the quote: the same request again replays the conversion, another is QUOTE_USED.
-			const out = await ctx.call("fx.convert", { ...ctx.params, userId: u.id, idempotencyKey: idempotencyKey(ctx, u.id) });
+			const out = await call(ctx, fx.convert, { ...ctx.params, userId: u.id, idempotencyKey: idempotencyKey(ctx, u.id) });
 			ctx.meta.$statusCode = 201;
 			return out;
 		},
@@ -396,76 +396,76 @@ export const v1Actions = {
 	getTransfer: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
-			return transferView(await ctx.call("ledger.transfers.get", { id: ctx.params.id, ownerId: user(ctx).id }));
+			return transferView(await call(ctx, ledger.transfers.get, { id: ctx.params.id, ownerId: user(ctx).id }));
 		},
 	},
 	adminAccounts: {
 		params: v1Params.adminAccounts,
 		async handler(ctx: Ctx<V<"adminAccounts">>) {
 			requireRole(ctx, ["admin", "support"]);
-			return ctx.call("ledger.accounts.list", { ownerId: ctx.params.ownerId, ...(ctx.params.limit != null ? { limit: ctx.params.limit } : {}) });
+			return call(ctx, ledger.accounts.list, { ownerId: ctx.params.ownerId, ...(ctx.params.limit != null ? { limit: ctx.params.limit } : {}) });
 		},
 	},
 	adminFrozen: {
 		params: v1Params.empty,
 		async handler(ctx: Ctx<V<"empty">>) {
 			requireRole(ctx, ["admin", "support"]);
-			return ctx.call("ledger.accounts.frozen", {});
+			return call(ctx, ledger.accounts.frozen, {});
 		},
 	},
 	listPayments: {
 		params: v1Params.payments,
 		async handler(ctx: Ctx<V<"payments">>) {
-			return ctx.call("payments.list", { ...stripNulls(ctx.params), userId: user(ctx).id });
+			return call(ctx, payments.list, { ...stripNulls(ctx.params), userId: user(ctx).id });
 		},
 	},
 	adminReviews: {
 		params: v1Params.empty,
 		async handler(ctx: Ctx<V<"empty">>) {
 			requireRole(ctx, ["support", "admin"]);
-			return ctx.call("payments.review.list", {});
+			return call(ctx, payments.review.list, {});
 		},
 	},
 	adminApprovePayment: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
 			requireRole(ctx, ["support", "admin"]);
-			return ctx.call("payments.review.approve", { id: ctx.params.id });
+			return call(ctx, payments.review.approve, { id: ctx.params.id });
 		},
 	},
 	adminDeclinePayment: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
 			requireRole(ctx, ["support", "admin"]);
-			return ctx.call("payments.review.decline", { id: ctx.params.id });
+			return call(ctx, payments.review.decline, { id: ctx.params.id });
 		},
 	},
 	adminFreeze: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
 			requireRole(ctx, ["admin"]);
-			return ctx.call("ledger.accounts.freeze", { id: ctx.params.id });
+			return call(ctx, ledger.accounts.freeze, { id: ctx.params.id });
 		},
 	},
 	adminUnfreeze: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
 			requireRole(ctx, ["admin"]);
-			return ctx.call("ledger.accounts.unfreeze", { id: ctx.params.id });
+			return call(ctx, ledger.accounts.unfreeze, { id: ctx.params.id });
 		},
 	},
 	adminSetTier: {
 		params: v1Params.setTier,
 		async handler(ctx: Ctx<V<"setTier">>) {
 			requireRole(ctx, ["admin", "support"]);
-			return ctx.call("users.setTier", { id: ctx.params.id, tier: ctx.params.tier });
+			return call(ctx, users.setTier, { id: ctx.params.id, tier: ctx.params.tier });
 		},
 	},
 	adminSetRoles: {
 		params: v1Params.setRoles,
 		async handler(ctx: Ctx<V<"setRoles">>) {
 			requireRole(ctx, ["admin"]);
-			return ctx.call("auth.setRoles", { userId: ctx.params.id, roles: ctx.params.roles });
+			return call(ctx, auth.setRoles, { userId: ctx.params.id, roles: ctx.params.roles });
 		},
 	},
 };

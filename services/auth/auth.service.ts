@@ -11,6 +11,9 @@ import { uuidv7 } from "../../lib/ids.ts";
 import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import * as P from "./params.ts";
+import { broadcast, call, emit } from "../../lib/contract.ts";
+import { auth, authEvents } from "../../contracts/auth.ts";
+import { users } from "../../contracts/users.ts";
 import { dummyPasswordHash, hashPassword, passwordProblem, verifyPassword } from "./passwords.ts";
 import { normalizeEmail } from "../../lib/email.ts";
 import { addressGroup } from "../../lib/client-address.ts";
@@ -72,7 +75,7 @@ export function authService(config: Config): ServiceSchema {
 
 		actions: {
 			register: {
-				params: P.registerParams,
+				params: auth.register.params,
 				async handler(this: AuthThis, ctx: Context<P.RegisterParams, AuthMeta>) {
 					const email = normalizeEmail(ctx.params.email);
 					const problem = passwordProblem(ctx.params.password, email);
@@ -83,19 +86,19 @@ export function authService(config: Config): ServiceSchema {
 					const created = await store.insertCredentials(this.knex, { userId, email, passwordHash: await hashPassword(ctx.params.password), roles });
 					if (!created) fail("EMAIL_TAKEN", "an account with this e-mail exists");
 					try {
-						await ctx.call("users.create", { userId, email, name: ctx.params.name });
+						await call(ctx, users.create, { userId, email, name: ctx.params.name });
 					} catch (err) {
 						// No half-registered user: without a profile the credentials go too.
 						await store.deleteCredentials(this.knex, userId);
 						throw err;
 					}
 					const tokens = await this.issueSession(userId, roles);
-					ctx.emit("user.registered", { userId, email });
+					void emit(ctx, authEvents.userRegistered, { userId, email });
 					return { user: await this.publicUser(ctx, userId, roles), ...tokens };
 				},
 			},
 			login: {
-				params: P.loginParams,
+				params: auth.login.params,
 				async handler(this: AuthThis, ctx: Context<P.LoginParams, AuthMeta>) {
 					const email = normalizeEmail(ctx.params.email);
 					const ip = addressGroup(ctx.meta.ip ?? "unknown");
@@ -120,7 +123,7 @@ export function authService(config: Config): ServiceSchema {
 				},
 			},
 			refresh: {
-				params: P.refreshParams,
+				params: auth.refresh.params,
 				async handler(this: AuthThis, ctx: Context<P.RefreshParams>) {
 					const parsed = parseRefreshToken(ctx.params.refreshToken);
 					if (!parsed) fail("INVALID_REFRESH_TOKEN", "refresh token is invalid");
@@ -141,7 +144,7 @@ export function authService(config: Config): ServiceSchema {
 					if (!outcome.ok) {
 						if (outcome.code === "REFRESH_TOKEN_REUSED") {
 							this.logger.warn("refresh token reuse: family revoked", { familyId: outcome.familyId, requestId: ctx.requestID });
-							ctx.broadcast("auth.session.revoked", { sid: outcome.familyId });
+							void broadcast(ctx, authEvents.sessionRevoked, { sid: outcome.familyId });
 						}
 						fail(outcome.code, outcome.code === "REFRESH_TOKEN_REUSED" ? "refresh token was already used; the session is revoked" : "refresh token is invalid");
 					}
@@ -151,17 +154,17 @@ export function authService(config: Config): ServiceSchema {
 				},
 			},
 			logout: {
-				params: P.emptyParams,
+				params: auth.logout.params,
 				async handler(this: AuthThis, ctx: Context<unknown, AuthMeta>) {
 					const user = requireUser(ctx);
 					await store.revokeFamily(this.knex, user.sid);
 					// Gateways drop access tokens of this session until they expire.
-					ctx.broadcast("auth.session.revoked", { sid: user.sid });
+					void broadcast(ctx, authEvents.sessionRevoked, { sid: user.sid });
 					return { revoked: true };
 				},
 			},
 			"mfa.setup": {
-				params: P.mfaSetupParams,
+				params: auth.mfa.setup.params,
 				async handler(this: AuthThis, ctx: Context<P.MfaSetupParams, AuthMeta>) {
 					const user = requireUser(ctx);
 					const creds = await store.byId(this.knex, user.id);
@@ -176,7 +179,7 @@ export function authService(config: Config): ServiceSchema {
 				},
 			},
 			"mfa.verify": {
-				params: P.otpParams,
+				params: auth.mfa.verify.params,
 				async handler(this: AuthThis, ctx: Context<P.OtpParams, AuthMeta>) {
 					const user = requireUser(ctx);
 					const creds = await store.byId(this.knex, user.id);
@@ -192,7 +195,7 @@ export function authService(config: Config): ServiceSchema {
 				},
 			},
 			resolveToken: {
-				params: P.resolveTokenParams,
+				params: auth.resolveToken.params,
 				handler(this: AuthThis, ctx: Context<P.ResolveTokenParams>) {
 					const claims = verifyAccessToken(ctx.params.token, config.auth.jwtSecret);
 					if (!claims) fail("INVALID_CREDENTIALS", "token is invalid or expired");
@@ -200,7 +203,7 @@ export function authService(config: Config): ServiceSchema {
 				},
 			},
 			setRoles: {
-				params: P.setRolesParams,
+				params: auth.setRoles.params,
 				async handler(this: AuthThis, ctx: Context<P.SetRolesParams>) {
 					const roles = [...new Set<Role>(["user", ...ctx.params.roles])];
 					if (!(await store.setRoles(this.knex, ctx.params.userId, roles))) fail("USER_NOT_FOUND", "user not found");
@@ -227,7 +230,7 @@ export function authService(config: Config): ServiceSchema {
 			},
 
 			async publicUser(this: AuthThis, ctx: Context, userId: string, roles: Role[]) {
-				const profile: { id: string; email: string; name: string; kycTier: number } = await ctx.call("users.get", { id: userId });
+				const profile = await call(ctx, users.get, { id: userId });
 				return { id: profile.id, email: profile.email, name: profile.name, roles, kycTier: profile.kycTier };
 			},
 
