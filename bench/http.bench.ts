@@ -139,6 +139,11 @@ async function startTarget(name: string, roles: Record<string, string>, embedded
 		HEARTBEAT_INTERVAL_S: "5", HEARTBEAT_TIMEOUT_S: "60",
 	};
 	const children = new Map<string, ReturnType<typeof startChildNode>>();
+	// Should the bench itself die, its node processes go with it.
+	const orphans = () => {
+		for (const c of children.values()) c.kill("SIGKILL");
+	};
+	process.once("exit", orphans);
 	// The ledger first where it has a node of its own: the others then find its migrations done.
 	for (const [role, services] of Object.entries(roles).sort(([a], [b]) => (a === "ledger" ? -1 : b === "ledger" ? 1 : 0))) {
 		children.set(role, startChildNode({ ...env, SERVICES: services, NODE_ID: `${ns}-${role}`, PORT: String(port), HOST: "127.0.0.1" }));
@@ -160,6 +165,7 @@ async function startTarget(name: string, roles: Record<string, string>, embedded
 			await broker.stop();
 			for (const c of children.values()) c.kill("SIGTERM");
 			for (const c of children.values()) await exited(c);
+			process.off("exit", orphans);
 			await db?.drop();
 			if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 		},
@@ -182,7 +188,7 @@ function cpuPerOp(before: Map<string, number>, after: Map<string, number>, ops: 
 const line = (label: string, f: RunFigures) => `${label}: ${f.opsPerSec.toFixed(0)}/s p50 ${f.p50Ms.toFixed(2)} ms p99 ${f.p99Ms.toFixed(2)} ms (${f.errors} errors)`;
 
 /** The bare ledger action: `ledger.payments.p2p` in-process, the same owners and amounts. */
-async function bareLedger(): Promise<{ figures: RunFigures; cpuMsPerOp: number }> {
+export async function bareLedger(): Promise<{ figures: RunFigures; cpuMsPerOp: number }> {
 	const db = await createTestDatabase("paymesh_bench_bare");
 	const { broker } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger", LOG_LEVEL: "warn", METRICS_ENABLED: process.env["BENCH_METRICS"] ?? "true" });
 	try {
@@ -200,6 +206,8 @@ async function bareLedger(): Promise<{ figures: RunFigures; cpuMsPerOp: number }
 		const figures = await measure(REQUESTS, CONCURRENCY, op);
 		const cpu = process.cpuUsage(cpu0);
 		if (figures.errors > 0) throw new Error(`${figures.errors} bare ledger errors`);
+		const stats: { batchesRun: number; itemsRun: number; recentBatchMs: { p50: number; p99: number } } = await broker.call("ledger.stats");
+		process.stderr.write(`     ledger batches: ${stats.batchesRun}, ${(stats.itemsRun / Math.max(1, stats.batchesRun)).toFixed(1)} ops each on average; recent batch time p50 ${stats.recentBatchMs.p50} ms, p99 ${stats.recentBatchMs.p99} ms\n`);
 		return { figures, cpuMsPerOp: ((cpu.user + cpu.system) / 1000) / figures.count };
 	} finally {
 		await broker.stop();
