@@ -10,8 +10,13 @@ export function ownersOf(p: Record<string, unknown>): string[] {
 	return [...new Set(ids)];
 }
 
+/**
+ * The delivery's JSON. A payment's risk decision (score and reasons, in `risk`) stays
+ * inside: told to the payer's endpoint, the reasons would teach a fraudster the rules.
+ */
 export function deliveryBody(eventId: string, event: string, payload: Record<string, unknown>, createdAt: Date): string {
-	return JSON.stringify({ id: eventId, type: event, createdAt: createdAt.toISOString(), data: payload });
+	const { risk: _risk, ...data } = payload;
+	return JSON.stringify({ id: eventId, type: event, createdAt: createdAt.toISOString(), data });
 }
 
 /** Exponential backoff: the wait after the given failed attempt (1-based), capped. */

@@ -19,5 +19,7 @@ describe("webhook routing", () => {
 
 	it("wraps the event with its id, type and time", () => {
 		assert.deepEqual(JSON.parse(deliveryBody("ledger:1:0", "transfer.completed", { amount: 5 }, new Date(0))), { id: "ledger:1:0", type: "transfer.completed", createdAt: "1970-01-01T00:00:00.000Z", data: { amount: 5 } });
+		// A payment's fraud decision is not the merchant's to see.
+		assert.deepEqual(JSON.parse(deliveryBody("ledger:1:1", "transfer.completed", { amount: 5, risk: { decision: "approve", score: 40, reasons: ["VELOCITY"] } }, new Date(0))).data, { amount: 5 });
 	});
 });
