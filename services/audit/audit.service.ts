@@ -12,6 +12,7 @@ import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../m
 import type { Infer } from "../../lib/schema.ts";
 import { audit } from "../../contracts/audit.ts";
 import { GENESIS_HASH, hashRecord, verifyChain, type AuditRecord } from "./chain.ts";
+import { defineService } from "../../lib/service.ts";
 
 const VERIFY_PAGE = 5_000;
 const AUDITED = [
@@ -39,7 +40,7 @@ const toRecord = (r: RecordRow): AuditRecord => ({
 type AuditThis = DbService & ConsumerService & { append(events: ConsumedEvent[]): Promise<void> };
 
 export function auditService(config: Config): ServiceSchema {
-	const schema = {
+	const schema = defineService<AuditThis>({
 		name: "audit",
 		mixins: [
 			dbMixin(config, "audit"),
@@ -125,6 +126,6 @@ export function auditService(config: Config): ServiceSchema {
 		async stopped(this: AuditThis) {
 			await this.stopConsumer();
 		},
-	};
-	return schema as unknown as ServiceSchema;
+	});
+	return schema;
 }

@@ -14,6 +14,7 @@ import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { DEFAULT_POLICY, scoreInOrder, type Scored } from "./rules.ts";
 import { inTransaction, type SqlRunner } from "../../mixins/db.ts";
 import { HISTORY_MAX, USER_LOCK_TIMEOUT_MS, lockUsers, readHistories, saveDecisions, type ScoreItem } from "./store.ts";
+import { defineService } from "../../lib/service.ts";
 
 type ScoreParams = Infer<typeof fraud.score.params>;
 type ScoreManyParams = Infer<typeof fraud.scoreMany.params>;
@@ -22,7 +23,7 @@ type Decided = { results: Scored[]; news: (ScoreItem & Scored)[] };
 type FraudThis = DbService & { decide(ctx: Context, items: readonly ScoreItem[]): Promise<Scored[]>; decideIn(tx: SqlRunner, items: readonly ScoreItem[]): Promise<Decided> };
 
 export function fraudService(config: Config): ServiceSchema {
-	const schema = {
+	const schema = defineService<FraudThis>({
 		name: "fraud",
 		mixins: [
 			dbMixin(config, "fraud"),
@@ -84,8 +85,8 @@ export function fraudService(config: Config): ServiceSchema {
 				return { results, news };
 			},
 		},
-	};
-	return schema as unknown as ServiceSchema;
+	});
+	return schema;
 }
 
 function fail(i: number): never {

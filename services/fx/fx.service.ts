@@ -18,6 +18,7 @@ import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne } from "../../mixins/db.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
 import { BASE_RATES_PER_USD, convertMinor, crossRate, RATE_SCALE, rateToString, supported, withSpread } from "./rates.ts";
+import { defineService } from "../../lib/service.ts";
 
 type QuoteParams = Infer<typeof fx.quote.params>;
 type ConvertParams = Infer<typeof fx.convert.params>;
@@ -60,7 +61,7 @@ export function quoteView(q: QuoteRow) {
 
 
 export function fxService(config: Config): ServiceSchema {
-	const schema = {
+	const schema = defineService<FxThis>({
 		name: "fx",
 		mixins: [dbMixin(config, "fx")],
 		actions: {
@@ -174,6 +175,6 @@ export function fxService(config: Config): ServiceSchema {
 		async stopped(this: FxThis) {
 			if (this.timer) clearInterval(this.timer);
 		},
-	};
-	return schema as unknown as ServiceSchema;
+	});
+	return schema;
 }

@@ -19,6 +19,7 @@ import { outboxLag, readEvents } from "./outbox.ts";
 import { EVENTS_READ_MAX, eventsReadParams, livePublisher, Relay } from "../../mixins/event-log.ts";
 import * as P from "./params.ts";
 import { ledger } from "../../contracts/ledger.ts";
+import { defineService } from "../../lib/service.ts";
 import { holdView, paymentView, transferView, type Op, type OpResult } from "./rules.ts";
 import * as store from "./store.ts";
 
@@ -96,7 +97,7 @@ function entryJson(e: store.EntryView): Record<string, unknown> {
 }
 
 export function ledgerService(config: Config): ServiceSchema {
-	return {
+	return defineService<LedgerThis>({
 		name: "ledger",
 		mixins: [
 			dbMixin(config, "ledger"),
@@ -457,7 +458,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			await this.rt.batcher.idle();
 			await this.rt.relay.stop();
 		},
-	} as unknown as ServiceSchema;
+	});
 }
 
 /** Batch errors that are not refusals: database trouble is retryable, anything else is a bug. */

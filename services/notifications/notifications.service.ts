@@ -23,6 +23,7 @@ import { withTimeout } from "../../lib/timeout.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
 import { draftsFor, type Draft } from "./templates.ts";
 import { Periodic } from "../../lib/periodic.ts";
+import { defineService } from "../../lib/service.ts";
 
 const DELIVERY_BATCH_MAX = 50;
 /** Sends in flight at once per node. */
@@ -80,7 +81,7 @@ type NotificationsThis = DbService & ConsumerService & {
 };
 
 export function notificationsService(config: Config): ServiceSchema {
-	const schema = {
+	const schema = defineService<NotificationsThis>({
 		name: "notifications",
 		mixins: [
 			dbMixin(config, "notifications"),
@@ -252,6 +253,6 @@ export function notificationsService(config: Config): ServiceSchema {
 			await this.stopConsumer();
 			for (const c of this.channels.values()) c.close();
 		},
-	};
-	return schema as unknown as ServiceSchema;
+	});
+	return schema;
 }

@@ -40,6 +40,7 @@ import { MicroBatcher } from "../../lib/batcher.ts";
 import type { Decision } from "../fraud/rules.ts";
 import { SCORE_BATCH_MAX, type ScoreItem } from "../fraud/store.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
+import { defineService } from "../../lib/service.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
 const RESUME_BATCH_MAX = 100;
@@ -143,7 +144,7 @@ function refusalCode(err: unknown): RefusalCode | null {
 }
 
 export function paymentsService(config: Config): ServiceSchema {
-	const schema = {
+	const schema = defineService<PaymentsThis>({
 		name: "payments",
 		mixins: [
 			dbMixin(config, "payments"),
@@ -663,6 +664,6 @@ export function paymentsService(config: Config): ServiceSchema {
 			await Promise.all([this.rt.orders.idle(), this.rt.moves.idle(), this.rt.screens.idle()]);
 			await this.relay.stop();
 		},
-	};
-	return schema as unknown as ServiceSchema;
+	});
+	return schema;
 }

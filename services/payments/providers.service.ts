@@ -4,11 +4,12 @@
  * keeps one state per provider: after enough technical failures a provider's circuit
  * opens and payments to it fail fast, while the other providers keep working.
  */
-import { Errors, type Context, type ServiceBroker, type ServiceSchema } from "moleculer";
-import type { Server } from "node:http";
+import { Errors, type ActionSchema, type Context, type ServiceBroker, type ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import type { Infer } from "../../lib/schema.ts";
 import { providers, type payoutParams } from "../../contracts/providers.ts";
+import { gatewayServer } from "../../lib/gateway-server.ts";
+import { defineService } from "../../lib/service.ts";
 import { seededRandom } from "../../lib/random.ts";
 import { signatureHeader } from "../../lib/signature.ts";
 import { ProviderError, PROVIDERS, SimulatedProvider, type ProviderCallback, type ProviderName } from "./providers.ts";
@@ -31,8 +32,7 @@ function asMoleculerError(err: unknown): never {
  */
 function callbackBase(config: Config, broker: ServiceBroker): string {
 	if (config.payments.callbackUrl) return config.payments.callbackUrl;
-	const api = broker.getLocalService("api") as unknown as { server?: Server } | undefined;
-	const addr = api?.server?.address();
+	const addr = gatewayServer(broker)?.address();
 	const port = addr && typeof addr === "object" ? addr.port : config.port;
 	return `http://127.0.0.1:${port}/api/v1/providers`;
 }
@@ -75,6 +75,8 @@ function callbackSender(config: Config, provider: ProviderName, base: () => stri
 	};
 }
 
+type ProvidersThis = { logger: { warn(msg: string, o: object): void }; broker: ServiceBroker };
+
 export function providersService(config: Config): ServiceSchema {
 	const seed = config.payments.providerSeed;
 	let stopped = false;
@@ -98,7 +100,7 @@ export function providersService(config: Config): ServiceSchema {
 		check: (err: Error) => (err as Errors.MoleculerError).code >= 500,
 	};
 	const adapter = (name: ProviderName) => adapters.get(name) as SimulatedProvider;
-	const actions: Record<string, unknown> = {
+	const actions: Record<string, ActionSchema<ProvidersThis>> = {
 		// The simulation's failure rate, changeable at run time for demos and tests.
 		simulate: {
 			params: providers.simulate.params,
@@ -128,14 +130,14 @@ export function providersService(config: Config): ServiceSchema {
 			};
 		}
 	}
-	return {
+	return defineService<ProvidersThis>({
 		name: "providers",
 		actions,
-		created(this: { logger: { warn(msg: string, o: object): void }; broker: ServiceBroker }) {
+		created(this: ProvidersThis) {
 			createAdapters(this.logger, () => callbackBase(config, this.broker));
 		},
 		stopped() {
 			stopped = true;
 		},
-	} as unknown as ServiceSchema;
+	});
 }

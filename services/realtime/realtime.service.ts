@@ -6,14 +6,15 @@
  * that received the event to sockets on every other gateway node. The feed may be lossy:
  * balance events carry the account version, so a client that sees a gap re-reads.
  */
-import type { Context, ServiceBroker, ServiceSchema, Logger } from "moleculer";
-import type { Server as HttpServer } from "node:http";
+import type { Context, EventSchemas, ServiceBroker, ServiceSchema, Logger } from "moleculer";
 import { Server } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import type { Config } from "../../config/index.ts";
 import { verifyAccessToken } from "../auth/tokens.ts";
 import { pushesFor, userRoom } from "./feed.ts";
+import { defineService } from "../../lib/service.ts";
+import { gatewayServer } from "../../lib/gateway-server.ts";
 
 const HANDSHAKE_TOKEN_CHARS_MAX = 4_096;
 const MESSAGE_BYTES_MAX = 4_096;
@@ -29,7 +30,7 @@ interface RealtimeThis {
 const FED = ["balance.updated", "transfer.completed", "notification.created", "payment.status_changed"];
 
 export function realtimeService(config: Config): ServiceSchema {
-	const events: Record<string, unknown> = {};
+	const events: EventSchemas<RealtimeThis> = {};
 	for (const name of FED) {
 		events[name] = function (this: RealtimeThis, ctx: Context<Record<string, unknown>>) {
 			this.push(name, ctx.params);
@@ -41,7 +42,7 @@ export function realtimeService(config: Config): ServiceSchema {
 		if (!this.io || typeof sid !== "string") return;
 		for (const s of await this.io.local.fetchSockets()) if (s.data.sid === sid) s.disconnect(true);
 	};
-	const schema = {
+	const schema = defineService<RealtimeThis>({
 		name: "realtime",
 		events,
 		methods: {
@@ -55,9 +56,9 @@ export function realtimeService(config: Config): ServiceSchema {
 			this.redis = [];
 		},
 		async started(this: RealtimeThis) {
-			const api = this.broker.getLocalService("api") as unknown as { server?: HttpServer } | undefined;
-			if (!api?.server) throw new Error("the realtime service runs beside the api service (it shares the gateway's HTTP server)");
-			const io = new Server(api.server, {
+			const server = gatewayServer(this.broker);
+			if (!server) throw new Error("the realtime service runs beside the api service (it shares the gateway's HTTP server)");
+			const io = new Server(server, {
 				// serveClient: the dashboard loads the client bundle from /socket.io/socket.io.min.js.
 				path: "/socket.io", serveClient: true, maxHttpBufferSize: MESSAGE_BYTES_MAX,
 				...(config.http.corsOrigins.length > 0 ? { cors: { origin: config.http.corsOrigins, methods: ["GET", "POST"] } } : {}),
@@ -100,6 +101,6 @@ export function realtimeService(config: Config): ServiceSchema {
 			}
 			for (const r of this.redis) r.disconnect();
 		},
-	};
-	return schema as unknown as ServiceSchema;
+	});
+	return schema;
 }

@@ -17,6 +17,7 @@ import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
 import { entryLine, STATEMENT_HEADER, csvLine } from "./csv.ts";
+import { defineService } from "../../lib/service.ts";
 
 /** The ledger's page size limit. */
 const PAGE = 200;
@@ -34,7 +35,7 @@ type ReportsThis = DbService & ConsumerService & {
 };
 
 export function reportsService(config: Config): ServiceSchema {
-	const schema = {
+	const schema = defineService<ReportsThis>({
 		name: "reports",
 		mixins: [
 			dbMixin(config, "reports"),
@@ -150,8 +151,8 @@ export function reportsService(config: Config): ServiceSchema {
 		async stopped(this: ReportsThis) {
 			await this.stopConsumer();
 		},
-	};
-	return schema as unknown as ServiceSchema;
+	});
+	return schema;
 }
 
 /** The CSV, a page of entries at a time: the header, then one line per entry. */

@@ -10,6 +10,7 @@ import { normalizeEmail } from "../../lib/email.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne, queryRows } from "../../mixins/db.ts";
 import * as P from "./params.ts";
+import { defineService } from "../../lib/service.ts";
 import { users } from "../../contracts/users.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { call } from "../../lib/contract.ts";
@@ -33,7 +34,7 @@ function notFound(): never {
 
 
 export function usersService(config: Config): ServiceSchema {
-	const schema = {
+	return defineService<DbService>({
 		name: "users",
 		mixins: [dbMixin(config, "users")],
 		actions: {
@@ -105,6 +106,5 @@ export function usersService(config: Config): ServiceSchema {
 				},
 			},
 		},
-	};
-	return schema as unknown as ServiceSchema;
+	});
 }

@@ -21,6 +21,7 @@ import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../m
 import { deliveryBody, ownersOf, retryDelayMs, WEBHOOK_EVENTS } from "./routing.ts";
 import { Periodic } from "../../lib/periodic.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
+import { defineService } from "../../lib/service.ts";
 
 const SWEEP_MS = 200;
 const CLAIM_MAX = 32;
@@ -75,7 +76,7 @@ type WebhooksThis = DbService & ConsumerService & {
 
 export function webhooksService(config: Config): ServiceSchema {
 	const w = config.webhooks;
-	const schema = {
+	const schema = defineService<WebhooksThis>({
 		name: "webhooks",
 		mixins: [
 			dbMixin(config, "webhooks"),
@@ -259,6 +260,6 @@ export function webhooksService(config: Config): ServiceSchema {
 			await this.sweeper.stop();
 			await this.stopConsumer();
 		},
-	};
-	return schema as unknown as ServiceSchema;
+	});
+	return schema;
 }
