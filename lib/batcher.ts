@@ -75,9 +75,15 @@ export class MicroBatcher<I, O> {
 		return new Promise(resolve => this.idleWaiters.push(resolve));
 	}
 
+	/**
+	 * With nothing in flight a request is not made to wait for company: it goes in the next
+	 * turn of the event loop, with whatever arrived in this one. `waitMs` is for filling a
+	 * further batch beside one already running, which is when there is company to wait for.
+	 */
 	private schedule(waitMs: number): void {
 		if (this.inFlight >= this.opts.concurrencyMax || this.timer) return;
-		this.timer = waitMs > 0 ? setTimeout(() => void this.flush(), waitMs) : setImmediate(() => void this.flush());
+		const wait = this.inFlight === 0 ? 0 : waitMs;
+		this.timer = wait > 0 ? setTimeout(() => void this.flush(), wait) : setImmediate(() => void this.flush());
 	}
 
 	private take(): Waiting<I, O>[] {

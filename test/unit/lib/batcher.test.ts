@@ -1,4 +1,4 @@
-import { describe, it } from "node:test";
+import { describe, it, mock } from "node:test";
 import assert from "node:assert/strict";
 import { MicroBatcher } from "../../../lib/batcher.ts";
 
@@ -22,6 +22,39 @@ function batcher(opts: { batchSizeMax?: number; concurrencyMax?: number; queueLe
 }
 
 describe("MicroBatcher", () => {
+	it("runs a request at once when nothing is in flight, and waits waitMs only to fill a batch beside a running one", async () => {
+		mock.timers.enable({ apis: ["setTimeout"] });
+		try {
+			const batches: number[][] = [];
+			let release: () => void = () => undefined;
+			const gate = new Promise<void>(r => (release = r));
+			const b = new MicroBatcher<number, number>({
+				batchSizeMax: 10, concurrencyMax: 2, waitMs: 50, queueLengthMax: 100, sizeOf: () => 1,
+				run: async items => {
+					batches.push(items);
+					if (items[0] === 1) await gate;
+					return items;
+				},
+				overloaded: () => new Error("overloaded"),
+			});
+			// Idle: no timer is involved (the mocked clock never moves), yet the first batch starts.
+			const first = b.submit(1);
+			await new Promise(r => setImmediate(r));
+			assert.deepEqual(batches, [[1]]);
+			// One in flight: the next batch fills for waitMs before it goes.
+			const second = [b.submit(2), b.submit(3)];
+			await new Promise(r => setImmediate(r));
+			assert.deepEqual(batches, [[1]]);
+			mock.timers.tick(50);
+			await Promise.all(second);
+			assert.deepEqual(batches, [[1], [2, 3]]);
+			release();
+			assert.equal(await first, 1);
+		} finally {
+			mock.timers.reset();
+		}
+	});
+
 	it("answers each item with its own result and batches concurrent submits", async () => {
 		const { b, batches } = batcher();
 		const out = await Promise.all([1, 2, 3, 4, 5].map(i => b.submit(i)));
