@@ -9,7 +9,7 @@ import ApiGateway from "moleculer-web";
 import { Redis } from "ioredis";
 import { randomUUID } from "node:crypto";
 import { createServer, ServerResponse as NodeServerResponse, type IncomingMessage, type ServerResponse } from "node:http";
-import { Errors, type Context, type ServiceBroker, type ServiceSchema, type Logger } from "moleculer";
+import { Errors, type Context, type ServiceBroker, type ServiceSchema, type ServiceSettingSchema, type Logger } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import { GatewayPrometheusReporter } from "../../moleculer.config.ts";
 import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
@@ -23,6 +23,7 @@ import { openApiDocument } from "./openapi.ts";
 import { assertParams, callDetached } from "../../lib/contract.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { payments } from "../../contracts/payments.ts";
+import { defineService } from "../../lib/service.ts";
 import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Actions, type GatewayMeta } from "./v1.ts";
 
 const READY_CHECK_TIMEOUT_MS = 2_000;
@@ -138,7 +139,8 @@ export function apiService(config: Config): ServiceSchema {
 		},
 	});
 
-	const schema = {
+	// moleculer-web's setting types miss the function form of rootCallOptions it accepts: the settings are taken as plain data.
+	const schema = defineService<ApiThis, ServiceSettingSchema & Record<string, unknown>>({
 		name: "api",
 		mixins: [ApiGateway],
 		settings: {
@@ -353,6 +355,6 @@ export function apiService(config: Config): ServiceSchema {
 			this.redis?.disconnect();
 			await this.counters.close();
 		},
-	};
-	return schema as unknown as ServiceSchema;
+	});
+	return schema;
 }

@@ -14,6 +14,7 @@ import * as P from "./params.ts";
 import { broadcast, call, emit } from "../../lib/contract.ts";
 import { auth, authEvents } from "../../contracts/auth.ts";
 import { users } from "../../contracts/users.ts";
+import { defineService } from "../../lib/service.ts";
 import { dummyPasswordHash, hashPassword, passwordProblem, verifyPassword } from "./passwords.ts";
 import { normalizeEmail } from "../../lib/email.ts";
 import { addressGroup } from "../../lib/client-address.ts";
@@ -69,7 +70,7 @@ function totpFor(secret: string, email: string): OTPAuth.TOTP {
 
 export function authService(config: Config): ServiceSchema {
 	const windowMs = config.auth.loginFailureWindowS * 1000;
-	const schema = {
+	const schema = defineService<AuthThis>({
 		name: "auth",
 		mixins: [dbMixin(config, "auth")],
 
@@ -290,6 +291,6 @@ export function authService(config: Config): ServiceSchema {
 		async stopped(this: AuthThis) {
 			await this.counters.close();
 		},
-	};
-	return schema as unknown as ServiceSchema;
+	});
+	return schema;
 }
