@@ -4,7 +4,7 @@
  * logs, child spans in one trace) without passing ctx through every function.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { CallingOptions, Context, ServiceBroker } from "moleculer";
+import type { Context } from "moleculer";
 
 const store = new AsyncLocalStorage<Context>();
 
@@ -19,10 +19,4 @@ export const ContextStoreMiddleware = {
 /** The context of the action being run here, if any. */
 export function runningContext(): Context | undefined {
 	return store.getStore();
-}
-
-/** broker.call as a child of the running action's context, when there is one. */
-export function call<T>(broker: ServiceBroker, action: string, params?: object, opts: CallingOptions = {}): Promise<T> {
-	const parent = store.getStore();
-	return broker.call(action, params, parent && !opts.parentCtx ? { ...opts, parentCtx: parent } : opts) as Promise<T>;
 }

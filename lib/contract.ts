@@ -73,8 +73,10 @@ export function assertParams<S extends ParamsSchema>(broker: ServiceBroker, cont
 		checkers.set(contract.params, check);
 	}
 	const res = check(params);
-	// fastest-validator answers true, or the list of what failed (Moleculer's validator sends that list as the data).
-	if (res !== true) throw new Errors.ValidationError("Parameters validation error!", "VALIDATION_ERROR", Array.isArray(res) ? res : {});
+	if (res === true) return;
+	// fastest-validator answers the list of what failed; Moleculer's validator sends it as the data, each marked with the node and action.
+	const failed: unknown[] = Array.isArray(res) ? res : [];
+	throw new Errors.ValidationError("Parameters validation error!", "VALIDATION_ERROR", failed.map(d => ({ ...(typeof d === "object" ? d : {}), nodeID: broker.nodeID, action: contract.name })));
 }
 
 export interface EventContract<P> {

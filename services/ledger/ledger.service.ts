@@ -16,7 +16,7 @@ import { accountView, openAccount, setStatus } from "./accounts.ts";
 import { KeyConflict, runBatch, type Unit } from "./batch.ts";
 import { checkInvariants } from "./invariants.ts";
 import { outboxLag, readEvents } from "./outbox.ts";
-import { EVENTS_READ_MAX, eventsReadParams, livePublisher, Relay } from "../../mixins/event-log.ts";
+import { EVENTS_READ_MAX, livePublisher, Relay } from "../../mixins/event-log.ts";
 import * as P from "./params.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { defineService } from "../../lib/service.ts";

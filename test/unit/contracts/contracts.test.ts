@@ -2,6 +2,7 @@
  * Services speak through contracts (contracts/<service>.ts): no call by a string action
  * name is left in services/ or mixins/, every contract names an action its service has,
  * and that action validates with the contract's own schema object, so the two cannot drift.
+ * And no service schema is forced into shape by `as unknown as`.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -76,6 +77,13 @@ test("no call by a string action name in services/ or mixins/", () => {
 		}
 	}
 	assert.deepEqual(found, [], `calls by name instead of through contracts/:\n${found.join("\n")}`);
+});
+
+test("no `as unknown as` in services/ (lib/service.ts defineService types `this` instead)", () => {
+	const found = sourceFiles(join(ROOT, "services")).flatMap(file =>
+		readFileSync(file, "utf8").split("\n").flatMap((line, i) => (/\bas unknown as\b/.test(line) ? [`${relative(ROOT, file)}:${i + 1}: ${line.trim()}`] : [])),
+	);
+	assert.deepEqual(found, []);
 });
 
 test("the scan catches each form of a call by name", () => {
