@@ -5,7 +5,6 @@
  */
 import type { Context, ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
-import type { CurrencyCode } from "../../config/currencies.ts";
 import type { Infer } from "../../lib/schema.ts";
 import { emit } from "../../lib/contract.ts";
 import { fraud, fraudEvents } from "../../contracts/fraud.ts";
@@ -74,7 +73,7 @@ export function fraudService(config: Config): ServiceSchema {
 				const order = [...fresh.values()];
 				const at = (i: number) => items[i] ?? fail(i);
 				const scored = scoreInOrder(
-					order.map(i => ({ userId: at(i).userId, amountMinor: BigInt(at(i).amount), currency: at(i).currency as CurrencyCode, counterparty: at(i).counterparty ?? null })),
+					order.map(i => ({ userId: at(i).userId, amountMinor: BigInt(at(i).amount), currency: at(i).currency, counterparty: at(i).counterparty ?? null })),
 					k => (read[order[k] ?? fail(k)] ?? fail(k)).history,
 					HISTORY_MAX,
 				);

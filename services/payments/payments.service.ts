@@ -81,7 +81,7 @@ type PaymentsThis = DbService & {
 	runTopup(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
 	runPayout(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
 	settle(p: PaymentRow, result: ProviderResult | null): Promise<PaymentRow>;
-	limitsOf(userId: string, currency: string): Promise<{ perTransferMinor: number; perDayMinor: number }>;
+	limitsOf(userId: string, currency: CurrencyCode): Promise<{ perTransferMinor: number; perDayMinor: number }>;
 	rowOf(id: string, userId?: string | null): Promise<PaymentRow | null>;
 	handleEvents(events: ConsumedEvent[]): Promise<void>;
 	handleEvent(e: ConsumedEvent): Promise<void>;
@@ -505,9 +505,9 @@ export function paymentsService(config: Config): ServiceSchema {
 			},
 
 			/** The sender's tier limits in this currency, as the ledger takes them. */
-			async limitsOf(this: PaymentsThis, userId: string, currency: string) {
+			async limitsOf(this: PaymentsThis, userId: string, currency: CurrencyCode) {
 				const { tier } = await call(this.broker, users.tier, { id: userId });
-				const limits: SpendLimits = isTier(tier) ? limitsFor(tier, currency as CurrencyCode) : { perTransferMinor: 0n, perDayMinor: 0n };
+				const limits: SpendLimits = isTier(tier) ? limitsFor(tier, currency) : { perTransferMinor: 0n, perDayMinor: 0n };
 				return { perTransferMinor: toSafeNumber(limits.perTransferMinor), perDayMinor: toSafeNumber(limits.perDayMinor) };
 			},
 
