@@ -1,6 +1,7 @@
 /**
- * Seeded randomized replay: 10,000 random transfers, holds (created, posted in full or in
- * part, voided, left to expire), reversals and idempotent replays among 50 accounts in
+ * Seeded randomized replay: 10,000 random transfers, P2P payments decided by their owner
+ * (approved, or held for review and then posted or voided like any hold), holds (created,
+ * posted in full or in part, voided, left to expire), reversals and idempotent replays among 50 accounts in
  * two currencies, from 24 concurrent callers. The test keeps its own model of every
  * balance from the results it was given; afterwards the ledger's invariants hold and
  * every balance equals the model's. Set LEDGER_RANDOM_SEED to replay another run.
@@ -24,7 +25,10 @@ type CallError = { type?: string; message?: string };
 
 const ALLOWED_REFUSALS = new Set([
 	"INSUFFICIENT_FUNDS", "CURRENCY_MISMATCH", "SAME_ACCOUNT", "HOLD_NOT_PENDING", "HOLD_EXPIRED", "ALREADY_REVERSED", "HOLD_AMOUNT_EXCEEDED",
+	// Payments: a foreign source, the tier's limits, the fraud rules.
+	"ACCOUNT_NOT_FOUND", "LIMIT_EXCEEDED", "FRAUD_DECLINED",
 ]);
+type Payment = { id: string; status: string; amount: number; accountId: string; destination: string; transferId: string | null; holdId: string | null };
 
 let db: TestDatabase;
 let broker: ServiceBroker;
@@ -72,8 +76,10 @@ describe("randomized ledger replay", () => {
 		const usdSystem: Account = await broker.call("ledger.accounts.open", { kind: "system", code: "external:random:USD", currency: "USD" });
 		const eurSystem: Account = await broker.call("ledger.accounts.open", { kind: "system", code: "external:random:EUR", currency: "EUR" });
 		const accounts: Account[] = [];
+		const owners = new Map<string, string>();
 		for (let i = 0; i < ACCOUNTS; i++) {
 			accounts.push(await broker.call("ledger.accounts.open", { ownerId: `owner-${i % 10}`, currency: i < 40 ? "USD" : "EUR" }));
+			owners.set((accounts[i] as Account).id, `owner-${i % 10}`);
 		}
 		const setup = seededRandom(SEED);
 		for (const a of accounts) {
@@ -117,7 +123,24 @@ describe("randomized ledger replay", () => {
 				const sameCurrency = accounts.filter(a => a.currency === from.currency && (rnd() < 0.02 || a.id !== from.id));
 				const to = rnd() < 0.03 ? pick(accounts) : pick(sameCurrency);
 				const amount = 1 + Math.floor(rnd() * 3_000);
-				if (r < 0.5) {
+				if (r < 0.15) {
+					// A payment by the source's owner (now and then by someone else, which is refused).
+					const ownerId = rnd() < 0.05 ? "owner-nobody" : (owners.get(from.id) ?? "");
+					// Mostly small amounts with a few large ones, so the fraud rules find some unusual and send them to review.
+					const payAmount = rnd() < 0.9 ? 1 + Math.floor(rnd() * 20) : amount;
+					const res = await call("ledger.payments.p2p", { idempotencyKey: key(), ownerId, fromAccountId: from.id, toAccountId: to.id, amount: payAmount, currency: from.currency });
+					const p = res.ok ? (res.value as Payment) : null;
+					count(`payment:${p ? p.status : res.ok ? "?" : res.code}`);
+					if (p?.status === "completed") {
+						const t = { id: p.transferId ?? "", amount: p.amount, fromAccountId: p.accountId, toAccountId: p.destination };
+						model.transfer(t);
+						myTransfers.push(t);
+					} else if (p?.status === "pending_review") {
+						const h = { id: p.holdId ?? "", amount: p.amount, fromAccountId: p.accountId, toAccountId: p.destination, status: "pending", postedAmount: 0 };
+						model.holdCreated(h);
+						myHolds.push(h);
+					} else assert.ok(!res.ok, `payment answered ${JSON.stringify(p)}`);
+				} else if (r < 0.5) {
 					const res = await call("ledger.transfers.create", { idempotencyKey: key(), fromAccountId: from.id, toAccountId: to.id, amount, currency: from.currency });
 					count(`transfer:${res.ok ? "ok" : res.code}`);
 					if (res.ok) {
@@ -187,8 +210,9 @@ describe("randomized ledger replay", () => {
 			assert.equal(BigInt(now.balance.pending), model.pending.get(a.id) ?? 0n, `pending of ${a.id}`);
 			assert.ok(now.balance.posted - now.balance.pending >= 0 || a === usdSystem || a === eurSystem);
 		}
+		process.stdout.write(`# outcomes: ${JSON.stringify(Object.fromEntries([...outcomes].sort()))}\n`);
 		// The run must have exercised each kind of outcome, or it proves little.
-		for (const k of ["transfer:ok", "transfer:INSUFFICIENT_FUNDS", "transfer:CURRENCY_MISMATCH", "hold:ok", "post:ok", "void:ok", "reverse:ok", "replay"]) {
+		for (const k of ["transfer:ok", "transfer:INSUFFICIENT_FUNDS", "transfer:CURRENCY_MISMATCH", "hold:ok", "post:ok", "void:ok", "reverse:ok", "replay", "payment:completed", "payment:pending_review", "payment:ACCOUNT_NOT_FOUND"]) {
 			assert.ok((outcomes.get(k) ?? 0) > 0, `no ${k} outcome in the run: ${JSON.stringify(Object.fromEntries(outcomes))}`);
 		}
 		const stats: { batchesRun: number; itemsRun: number } = await broker.call("ledger.stats", {});
