@@ -292,6 +292,8 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				const out = await pay("payout", { accountId: a.id, amount: 2_500, currency: "USD", provider: "bank", destination: "GB00BANK12345" }, "out-1");
 				assert.deepEqual([out.status, out.body.status], [201, "processing"]);
 				assert.equal((await settledPayment(out.body.id, s.accessToken)).status, "completed");
+				const outAgain = await pay("payout", { destination: "GB00BANK12345", provider: "bank", currency: "USD", amount: 2_500, accountId: a.id }, "out-1");
+				assert.deepEqual([outAgain.status, outAgain.body.id], [201, out.body.id]);
 				const declined = await pay("payout", { accountId: a.id, amount: 100, currency: "USD", provider: "bank", destination: "GB00BANK-reject" }, "out-2");
 				assert.deepEqual([declined.status, declined.body.status], [201, "processing"]);
 				const failed = await settledPayment(declined.body.id, s.accessToken);
