@@ -80,6 +80,8 @@ export const ledger = {
 		/** A P2P payment decided and written in one commit by the node that owns the source account. */
 		p2p: action("ledger.payments.p2p", P.paymentParams, returns<PaymentView>()),
 		get: action("ledger.payments.get", P.paymentGetParams, returns<PaymentView & { userId: string }>()),
+		/** The owner's latest P2P payments as the ledger has them (payments' list reads its own writes through this). */
+		recent: action("ledger.payments.recent", P.recentPaymentsParams, returns<{ items: PaymentView[] }>()),
 	},
 	owners: {
 		setTier: action("ledger.owners.setTier", P.setTierParams, returns<{ ownerId: string; tier: number }>()),

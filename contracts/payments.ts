@@ -41,7 +41,8 @@ export const callbackParams = paramsSchema({
 	sequence: { type: "number", integer: true, min: 1, max: 1_000, convert: false },
 	reason: { type: "string", max: 500, optional: true },
 });
-export const reviewParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
+/** A staff decision on a payment in review: the payment, and who decides (never its payer: four eyes). */
+export const reviewParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, staffId: { type: "uuid" } });
 export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, userId: { type: "uuid", optional: true } });
 export const listParams = paramsSchema({
 	$$strict: true,

@@ -25,12 +25,15 @@ const UP = [
 	`ALTER TABLE ledger.transfers ADD CONSTRAINT transfers_kind_check CHECK (kind IN ('transfer', 'payment', 'hold_post', 'reversal'))`,
 	`ALTER TABLE ledger.holds ADD COLUMN kind text NOT NULL DEFAULT 'hold' CHECK (kind IN ('hold', 'review'))`,
 	`CREATE INDEX holds_review_idx ON ledger.holds (created_at) WHERE kind = 'review' AND status = 'pending'`,
+	// An owner's review holds, newest first (ledger.payments.recent).
+	`CREATE INDEX holds_review_owner_idx ON ledger.holds (from_account_id, created_at) WHERE kind = 'review'`,
 	// A reviewed payment's transfer is found by its hold (ledger.payments.get).
 	`CREATE INDEX transfers_hold_idx ON ledger.transfers (hold_id) WHERE hold_id IS NOT NULL`,
 ];
 
 const DOWN = [
 	`DROP INDEX ledger.transfers_hold_idx`,
+	`DROP INDEX ledger.holds_review_owner_idx`,
 	`DROP INDEX ledger.holds_review_idx`,
 	`ALTER TABLE ledger.holds DROP COLUMN kind`,
 	`ALTER TABLE ledger.transfers DROP CONSTRAINT transfers_kind_check`,

@@ -49,6 +49,11 @@ function requireRole(ctx: Ctx<unknown>, roles: Role[]): SessionUser {
 	return u;
 }
 
+/** Four eyes: staff change other people's tier and roles, never their own. */
+function notSelf(staff: SessionUser, userId: string, what: string): void {
+	if (staff.id === userId) throw new Errors.MoleculerClientError(`nobody changes their own ${what}`, 403, "FORBIDDEN");
+}
+
 /** The key is required on money-moving POSTs and namespaced per user, so users never collide. */
 function idempotencyKey(ctx: Ctx<unknown>, userId: string): string {
 	const k = ctx.meta.idempotencyKey;
@@ -117,7 +122,7 @@ export const v1Params = {
 		$$strict: true, limit: { type: "number", integer: true, min: 1, max: 100, convert: true, optional: true }, cursor: { type: "string", max: 80, optional: true },
 		unreadOnly: { type: "boolean", convert: true, optional: true },
 	}),
-	webhookCreate: paramsSchema({ $$strict: true, url: { type: "url", max: 2_000 }, events: { type: "array", min: 1, max: 3, unique: true, items: { type: "enum", values: WEBHOOK_EVENTS }, optional: true } }),
+	webhookCreate: paramsSchema({ $$strict: true, url: { type: "string", min: 1, max: 2_000, pattern: /^https?:\/\/[\x21-\x7e]+$/ }, events: { type: "array", min: 1, max: 3, unique: true, items: { type: "enum", values: WEBHOOK_EVENTS }, optional: true } }),
 	webhookDeliveries: paramsSchema({ $$strict: true, id: uuid, limit: { type: "number", integer: true, min: 1, max: 100, convert: true, optional: true }, cursor: { type: "string", max: 80, optional: true } }),
 	audit: paramsSchema({ $$strict: true, afterSeq: { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER, convert: true, optional: true }, limit: { type: "number", integer: true, min: 1, max: 500, convert: true, optional: true } }),
 	statement: paramsSchema({
@@ -429,15 +434,15 @@ export const v1Actions = {
 	adminApprovePayment: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
-			requireRole(ctx, ["support", "admin"]);
-			return call(ctx, payments.review.approve, { id: ctx.params.id });
+			const staff = requireRole(ctx, ["support", "admin"]);
+			return call(ctx, payments.review.approve, { id: ctx.params.id, staffId: staff.id });
 		},
 	},
 	adminDeclinePayment: {
 		params: v1Params.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
-			requireRole(ctx, ["support", "admin"]);
-			return call(ctx, payments.review.decline, { id: ctx.params.id });
+			const staff = requireRole(ctx, ["support", "admin"]);
+			return call(ctx, payments.review.decline, { id: ctx.params.id, staffId: staff.id });
 		},
 	},
 	adminFreeze: {
@@ -457,14 +462,14 @@ export const v1Actions = {
 	adminSetTier: {
 		params: v1Params.setTier,
 		async handler(ctx: Ctx<V<"setTier">>) {
-			requireRole(ctx, ["admin", "support"]);
+			notSelf(requireRole(ctx, ["admin", "support"]), ctx.params.id, "tier");
 			return call(ctx, users.setTier, { id: ctx.params.id, tier: ctx.params.tier });
 		},
 	},
 	adminSetRoles: {
 		params: v1Params.setRoles,
 		async handler(ctx: Ctx<V<"setRoles">>) {
-			requireRole(ctx, ["admin"]);
+			notSelf(requireRole(ctx, ["admin"]), ctx.params.id, "roles");
 			return call(ctx, auth.setRoles, { userId: ctx.params.id, roles: ctx.params.roles });
 		},
 	},

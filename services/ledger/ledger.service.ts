@@ -254,6 +254,19 @@ export function ledgerService(config: Config): ServiceSchema {
 					return { ...paymentView({ ...t, ownerId }, { status: "completed", id: t.id, holdId: null, transferId: t.id, at: t.createdAt }), userId: ownerId };
 				},
 			},
+			"payments.recent": {
+				params: ledger.payments.recent.params,
+				async handler(this: LedgerThis, ctx: Context<P.RecentPaymentsParams>) {
+					const { ownerId, limit } = ctx.params;
+					const { transfers, holds } = await store.recentPayments(this.knex, ownerId, limit);
+					const items = [
+						...transfers.map(t => paymentView({ ...t, ownerId }, { status: "completed", id: t.id, holdId: null, transferId: t.id, at: t.createdAt })),
+						// Only holds still waiting: a decided review is in payments' view already (support acts through it).
+						...holds.filter(h => h.status === "pending").map(h => paymentView({ ...h, ownerId }, { status: "pending_review", id: h.id, holdId: h.id, transferId: null, at: h.createdAt })),
+					];
+					return { items };
+				},
+			},
 			/** The KYC tier whose limits the owner's payments are held to (users.setTier keeps it). */
 			"owners.setTier": {
 				params: ledger.owners.setTier.params,

@@ -88,6 +88,7 @@ export const holdCreateParams = paramsSchema({
 /** A P2P payment decided by the owner's batch: the owner is required, the limits are the owner's tier. */
 export const paymentParams = paramsSchema({ $$strict: true, ...transferProps, ownerId: ownerRule });
 export const paymentGetParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });
+export const recentPaymentsParams = paramsSchema({ $$strict: true, ownerId: ownerRule, limit: { type: "number", integer: true, min: 1, max: 100, convert: false } });
 export const setTierParams = paramsSchema({ $$strict: true, ownerId: ownerRule, tier: { type: "number", integer: true, min: 0, max: 3, convert: false } });
 
 export const holdPostParams = paramsSchema({ $$strict: true, idempotencyKey: keyRule, holdId: idRule, amount: { ...amountRule, optional: true } });
@@ -100,6 +101,7 @@ export type TransferParams = Infer<typeof transferParams>;
 export type PaymentParams = Infer<typeof paymentParams>;
 export type PaymentGetParams = Infer<typeof paymentGetParams>;
 export type SetTierParams = Infer<typeof setTierParams>;
+export type RecentPaymentsParams = Infer<typeof recentPaymentsParams>;
 export type TransferManyParams = Infer<typeof transferManyParams>;
 export type HoldCreateParams = Infer<typeof holdCreateParams>;
 export type HoldPostParams = Infer<typeof holdPostParams>;

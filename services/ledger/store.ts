@@ -485,6 +485,29 @@ export async function getPayment(db: Db, id: string, ownerId: string | null): Pr
 	};
 }
 
+/**
+ * The owner's latest P2P payments, newest first: approved ones found through the last
+ * debits of the owner's accounts (entries by account and version), and review holds
+ * (holds_review_owner_idx). At most `limit` of each kind.
+ */
+export async function recentPayments(db: Db, ownerId: string, limit: number): Promise<{ transfers: TransferRecord[]; holds: HoldState[] }> {
+	const transfers = await rows<TransferRow>(
+		db,
+		`SELECT t.* FROM ledger.accounts a
+		 CROSS JOIN LATERAL (SELECT e.transfer_id FROM ledger.entries e WHERE e.account_id = a.id AND e.amount < 0 ORDER BY e.account_version DESC LIMIT ?) d
+		 JOIN ledger.transfers t ON t.id = d.transfer_id AND t.kind = 'payment'
+		 WHERE a.owner_id = ? ORDER BY t.created_at DESC LIMIT ?`,
+		[limit * 2, ownerId, limit],
+	);
+	const holds = await rows<HoldRow>(
+		db,
+		`SELECT h.* FROM ledger.accounts a JOIN ledger.holds h ON h.from_account_id = a.id AND h.kind = 'review'
+		 WHERE a.owner_id = ? ORDER BY h.created_at DESC LIMIT ?`,
+		[ownerId, limit],
+	);
+	return { transfers: transfers.map(toTransfer), holds: holds.map(toHold) };
+}
+
 export async function getHold(db: Db, id: string): Promise<HoldState | null> {
 	const found = await rows<HoldRow>(db, "SELECT * FROM ledger.holds WHERE id = ?", [id]);
 	return found[0] ? toHold(found[0]) : null;

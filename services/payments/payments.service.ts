@@ -83,6 +83,7 @@ type PaymentsThis = DbService & {
 	settle(p: PaymentRow, result: ProviderResult | null): Promise<PaymentRow>;
 	limitsOf(userId: string, currency: CurrencyCode): Promise<{ perTransferMinor: number; perDayMinor: number }>;
 	rowOf(id: string, userId?: string | null): Promise<PaymentRow | null>;
+	fourEyes(row: PaymentRow | null, staffId: string): void;
 	handleEvents(events: ConsumedEvent[]): Promise<void>;
 	handleEvent(e: ConsumedEvent): Promise<void>;
 	onCallback(cb: CallbackParams): Promise<string>;
@@ -247,6 +248,12 @@ export function paymentsService(config: Config): ServiceSchema {
 				async handler(this: PaymentsThis, ctx: Context<ListParams>) {
 					const limit = ctx.params.limit ?? 20;
 					const after = decodeTimeCursor(ctx.params.cursor);
+					// The first page reads the caller's own writes: P2P payments the ledger committed
+					// that the view (fed from its events) may not have yet are added first.
+					if (!after) {
+						const recent = await call(ctx, ledger.payments.recent, { ownerId: ctx.params.userId, limit });
+						await upsertP2p(this.knex, recent.items.map(v => p2pFact(v, ctx.params.userId)).filter((f): f is P2pFact => f !== null));
+					}
 					const rows = await queryRows<PaymentRow & { cursor_time_us: string }>(
 						this.knex,
 						`SELECT *, ${CURSOR_TIME_SQL} AS cursor_time_us FROM payments.payments WHERE user_id = ? ${after ? `AND ${AFTER_CURSOR_SQL}` : ""}
@@ -278,16 +285,16 @@ export function paymentsService(config: Config): ServiceSchema {
 			},
 			"review.approve": {
 				params: payments.review.approve.params,
-				async handler(this: PaymentsThis, ctx: Context<{ id: string }>) {
-					await this.rowOf(ctx.params.id);
+				async handler(this: PaymentsThis, ctx: Context<{ id: string; staffId: string }>) {
+					this.fourEyes(await this.rowOf(ctx.params.id), ctx.params.staffId);
 					const row = await this.move(ctx.params.id, "pending_review", "approve");
 					return view(await this.continue(row));
 				},
 			},
 			"review.decline": {
 				params: payments.review.decline.params,
-				async handler(this: PaymentsThis, ctx: Context<{ id: string }>) {
-					await this.rowOf(ctx.params.id);
+				async handler(this: PaymentsThis, ctx: Context<{ id: string; staffId: string }>) {
+					this.fourEyes(await this.rowOf(ctx.params.id), ctx.params.staffId);
 					const row = await this.move(ctx.params.id, "pending_review", "decline", { failure_code: "FRAUD_DECLINED" });
 					if (row.hold_id) await this.releaseHold(row.id, row.hold_id);
 					return view(row);
@@ -320,6 +327,14 @@ export function paymentsService(config: Config): ServiceSchema {
 				if (!fact) return null;
 				const [added] = await upsertP2p(this.knex, [fact]);
 				return added ?? null;
+			},
+
+			/** Four eyes: staff never decide a payment of their own. */
+			fourEyes(this: PaymentsThis, row: PaymentRow | null, staffId: string) {
+				if (row && row.user_id === staffId) {
+					this.logger.warn("staff tried to decide their own payment", { paymentId: row.id, staffId });
+					throw new Errors.MoleculerClientError("nobody decides a review of their own payment", 403, "FORBIDDEN", { paymentId: row.id });
+				}
 			},
 
 			/** A page of the ledger's events: every P2P payment in it joins the view in one statement. */

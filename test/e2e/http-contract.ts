@@ -381,6 +381,10 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				const sup = await register("support");
 				assert.equal((await http("POST", `/api/v1/admin/users/${sup.user.id}/roles`, { token: adminToken, body: { roles: ["support"] } })).status, 200);
 				const supToken = (await http<Session>("POST", "/api/v1/auth/refresh", { body: { refreshToken: sup.refreshToken } })).body.accessToken;
+				// Four eyes: staff change other people's tier and roles, never their own.
+				expectError(await http("POST", `/api/v1/admin/users/${sup.user.id}/tier`, { token: supToken, body: { tier: 3 } }), 403, "FORBIDDEN");
+				const admin = await adminSession();
+				expectError(await http("POST", `/api/v1/admin/users/${admin.user.id}/roles`, { token: adminToken, body: { roles: ["user"] } }), 403, "FORBIDDEN");
 				const s = await register("fraud");
 				// Tier 3, so the tier limits (which holds in review carry too) leave room for the large amounts here.
 				assert.equal((await http("POST", `/api/v1/admin/users/${s.user.id}/tier`, { token: adminToken, body: { tier: 3 } })).status, 200);
@@ -390,6 +394,13 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				// 6,000.00 is a large amount: review, with nothing credited yet.
 				const big = await pay("topup", { accountId: a.id, amount: 600_000, currency: "USD", provider: "card" }, "fr-1");
 				assert.deepEqual([big.status, big.body.status], [201, "pending_review"]);
+				// Nor do staff decide a review of their own payment: support's own large top-up waits for someone else.
+				const supOwn = await openAccount(sup);
+				const own = await http<{ id: string; status: string }>("POST", "/api/v1/payments/topup", { token: supToken, body: { accountId: supOwn.id, amount: 600_000, currency: "USD", provider: "card" }, headers: { "idempotency-key": "fr-own" } });
+				assert.deepEqual([own.status, own.body.status], [201, "pending_review"]);
+				expectError(await http("POST", `/api/v1/admin/payments/${own.body.id}/approve`, { token: supToken }), 403, "FORBIDDEN");
+				expectError(await http("POST", `/api/v1/admin/payments/${own.body.id}/decline`, { token: supToken }), 403, "FORBIDDEN");
+				assert.equal((await http<{ status: string }>("GET", `/api/v1/payments/${own.body.id}`, { token: supToken })).body.status, "pending_review");
 				expectError(await http("GET", "/api/v1/admin/reviews", { token: s.accessToken }), 403, "FORBIDDEN");
 				const queue = await http<{ items: { id: string }[] }>("GET", "/api/v1/admin/reviews", { token: supToken });
 				assert.ok(queue.body.items.some(i => i.id === big.body.id));
@@ -397,7 +408,7 @@ export function httpContractSuite(name: string, env: () => Env): void {
 				assert.deepEqual([approved.status, approved.body.status], [200, "completed"]);
 				// The sender may cancel while the payment waits for review; not once it is done.
 				// A recipient paid before is known, so a large amount to it is reviewed, not declined.
-				const supAccount = await openAccount(sup);
+				const supAccount = supOwn;
 				assert.equal((await pay("p2p", { accountId: a.id, amount: 1_000, currency: "USD", toAccountId: supAccount.id }, "fr-5")).body.status, "completed");
 				const third = await pay("p2p", { accountId: a.id, amount: 550_000, currency: "USD", toAccountId: supAccount.id }, "fr-4");
 				assert.equal(third.body.status, "pending_review");

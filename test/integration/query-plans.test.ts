@@ -74,6 +74,8 @@ describe("query plans of the read routes", () => {
 			["ledger.accounts.history", { accountId: account.id, ownerId: userId }],
 			["ledger.accounts.statement", { accountId: account.id, ownerId: userId, ...day }],
 			["ledger.transfers.get", { id: missing, ownerId: userId }],
+			["ledger.payments.recent", { ownerId: userId, limit: 20 }],
+			["ledger.payments.get", { id: missing, ownerId: userId }],
 			["payments.list", { userId }],
 			["payments.get", { id: missing, userId }],
 			["payments.review.list", {}],
