@@ -7,7 +7,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { exited, startChildNode, untilAnswering, untilNodeGone } from "../support/child.ts";
+import { exited, retried as retriedOn, startChildNode, untilAnswering, untilNodeGone } from "../support/child.ts";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { ServiceBroker } from "moleculer";
@@ -22,6 +22,7 @@ const USERS = 20;
 let db: TestDatabase;
 let broker: ServiceBroker;
 let child: ChildProcess | null = null;
+const retried = <T>(call: () => Promise<T>): Promise<T> => retriedOn(broker, call);
 const namespace = `kill-${randomBytes(4).toString("hex")}`;
 
 function startLedgerChild(): ChildProcess {
@@ -48,25 +49,6 @@ after(async () => {
 	await db?.drop();
 });
 
-/**
- * A client's retry with the same key, and every read after the restart: while the node is
- * unavailable again, wait until the ledger answers and try again. The restarted node keeps
- * its node id, so under the full suite's load this process can time out the killed
- * instance after the new one has registered and drop the node for a moment, until its
- * next heartbeat (seen in CI for a retry, and later for a balance read).
- */
-async function retried<T>(call: () => Promise<T>, deadlineMs = 60_000): Promise<T> {
-	const deadline = Date.now() + deadlineMs;
-	for (;;) {
-		try {
-			return await call();
-		} catch (err) {
-			const retryable = (err as { retryable?: boolean }).retryable === true;
-			if (!retryable || Date.now() > deadline) throw err;
-			await untilAnswering(broker, "ledger.health", Math.max(1_000, deadline - Date.now()));
-		}
-	}
-}
 
 type Params = { idempotencyKey: string; fromAccountId: string; toAccountId: string; amount: number; currency: string };
 

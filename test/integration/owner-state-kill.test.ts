@@ -12,7 +12,7 @@ import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { ServiceBroker } from "moleculer";
-import { exited, startChildNode, untilAnswering, untilNodeGone } from "../support/child.ts";
+import { exited, retried as retriedOn, startChildNode, untilAnswering, untilNodeGone } from "../support/child.ts";
 import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
 import { startNode, TEST_JWT_SECRET } from "../support/node.ts";
 import { DEFAULT_POLICY } from "../../services/fraud/rules.ts";
@@ -24,6 +24,7 @@ const BURST = 8;
 let db: TestDatabase;
 let broker: ServiceBroker;
 let child: ChildProcess | null = null;
+const retried = <T>(call: () => Promise<T>): Promise<T> => retriedOn(broker, call);
 const namespace = `okill-${randomBytes(4).toString("hex")}`;
 
 function startLedgerChild(): ChildProcess {
@@ -47,17 +48,6 @@ after(async () => {
 	await db?.drop();
 });
 
-async function retried<T>(call: () => Promise<T>, deadlineMs = 60_000): Promise<T> {
-	const deadline = Date.now() + deadlineMs;
-	for (;;) {
-		try {
-			return await call();
-		} catch (err) {
-			if ((err as { retryable?: boolean }).retryable !== true || Date.now() > deadline) throw err;
-			await untilAnswering(broker, "ledger.health", Math.max(1_000, deadline - Date.now()));
-		}
-	}
-}
 
 interface Payment {
 	id: string;

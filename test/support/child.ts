@@ -46,3 +46,22 @@ export async function untilNodeGone(broker: ServiceBroker, nodeId: string, timeo
 		await new Promise(r => setTimeout(r, 50));
 	}
 }
+
+/**
+ * A client's retry with the same key, and every read after a restart: while the node is
+ * unavailable again (a retryable error), wait until `action` answers and try again. The
+ * restarted node keeps its node id, so under the full suite's load the caller can time out
+ * the killed instance after the new one has registered and drop the node for a moment,
+ * until its next heartbeat.
+ */
+export async function retried<T>(broker: ServiceBroker, call: () => Promise<T>, action = "ledger.health", deadlineMs = 60_000): Promise<T> {
+	const deadline = Date.now() + deadlineMs;
+	for (;;) {
+		try {
+			return await call();
+		} catch (err) {
+			if ((err as { retryable?: boolean }).retryable !== true || Date.now() > deadline) throw err;
+			await untilAnswering(broker, action, Math.max(1_000, deadline - Date.now()));
+		}
+	}
+}
