@@ -128,3 +128,35 @@ export class MicroBatcher<I, O> {
 		for (const w of waiters) w();
 	}
 }
+
+/**
+ * One MicroBatcher per key (a destination node, say), made when the key is first used.
+ * Bounded: past `keysMax` keys an item is refused as overloaded rather than growing memory.
+ */
+export class KeyedBatchers<I, O> {
+	private readonly byKey = new Map<string, MicroBatcher<I, O>>();
+	private readonly make: (key: string) => MicroBatcher<I, O>;
+	private readonly keysMax: number;
+	private readonly overloaded: () => Error;
+
+	constructor(opts: { make: (key: string) => MicroBatcher<I, O>; keysMax: number; overloaded: () => Error }) {
+		this.make = opts.make;
+		this.keysMax = opts.keysMax;
+		this.overloaded = opts.overloaded;
+	}
+
+	submit(key: string, item: I): Promise<O> {
+		let b = this.byKey.get(key);
+		if (!b) {
+			if (this.byKey.size >= this.keysMax) return Promise.reject(this.overloaded());
+			b = this.make(key);
+			this.byKey.set(key, b);
+		}
+		return b.submit(item);
+	}
+
+	/** Resolves once every batcher is idle; used on shutdown. */
+	async idle(): Promise<void> {
+		await Promise.all([...this.byKey.values()].map(b => b.idle()));
+	}
+}

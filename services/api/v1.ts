@@ -3,10 +3,13 @@
  * params schema for the public body. They add what the caller is (ctx.meta.user), check
  * ownership (a foreign id answers 404) and roles, and call the domain services.
  */
-import type { Context } from "moleculer";
+import type { Context, ServiceBroker } from "moleculer";
 import { Errors } from "moleculer";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
-import { call } from "../../lib/contract.ts";
+import { call, callDetached, type ParamsOf, type ResultOf } from "../../lib/contract.ts";
+import { KeyedBatchers, MicroBatcher } from "../../lib/batcher.ts";
+import { toClientError } from "../../lib/errors.ts";
+import { routeOf } from "../../lib/routing.ts";
 import { audit } from "../../contracts/audit.ts";
 import { auth } from "../../contracts/auth.ts";
 import { fx } from "../../contracts/fx.ts";
@@ -47,6 +50,55 @@ function requireRole(ctx: Ctx<unknown>, roles: Role[]): SessionUser {
 	const u = user(ctx);
 	if (!u.roles.some(r => roles.includes(r))) throw new Errors.MoleculerClientError("your role does not allow this", 403, "FORBIDDEN");
 	return u;
+}
+
+type PaymentParams = ParamsOf<typeof ledger.payments.p2p>;
+type PaymentOutcome = ResultOf<typeof ledger.payments.p2pMany>["items"][number];
+
+const PAYMENT_BATCH_CONCURRENCY_MAX = 2;
+const PAYMENT_BATCH_WAIT_MS = 1;
+const PAYMENT_QUEUE_LENGTH_MAX = 20_000;
+/** Ledger nodes a gateway keeps a batcher for at most. */
+const PAYMENT_NODES_MAX = 64;
+/** A payment waiting for its batch, with the request it came from (the batch's call continues the first one's trace). */
+type Queued = { ctx: Ctx<unknown>; params: PaymentParams };
+const paymentBatchers = new WeakMap<ServiceBroker, KeyedBatchers<Queued, PaymentOutcome>>();
+
+function batchersOf(broker: ServiceBroker): KeyedBatchers<Queued, PaymentOutcome> {
+	let b = paymentBatchers.get(broker);
+	if (!b) {
+		const overloaded = () => new Errors.MoleculerRetryableError("the gateway's payment queue is full, retry later", 503, "GATEWAY_OVERLOADED");
+		b = new KeyedBatchers<Queued, PaymentOutcome>({
+			keysMax: PAYMENT_NODES_MAX, overloaded,
+			make: nodeID => new MicroBatcher<Queued, PaymentOutcome>({
+				batchSizeMax: ledger.payments.p2pMany.params.items.max, concurrencyMax: PAYMENT_BATCH_CONCURRENCY_MAX, waitMs: PAYMENT_BATCH_WAIT_MS,
+				queueLengthMax: PAYMENT_QUEUE_LENGTH_MAX, sizeOf: () => 1, overloaded,
+				run: async queued => {
+					const items = queued.map(q => q.params);
+					const first = queued[0];
+					const out = first ? await call(first.ctx, ledger.payments.p2pMany, { items }, { nodeID }) : await callDetached(broker, ledger.payments.p2pMany, { items }, { nodeID });
+					if (out.items.length !== items.length) throw new Error(`ledger.payments.p2pMany answered ${out.items.length} of ${items.length} items`);
+					return out.items;
+				},
+			}),
+		});
+		paymentBatchers.set(broker, b);
+	}
+	return b;
+}
+
+/**
+ * Sends a payment to the ledger node that owns its source account. To a node in another
+ * process, the payments of concurrent requests for that node leave together, one call
+ * per batch (one round trip over the bus for many requests, and batches the ledger can
+ * fill); each keeps its own key and answer. In this process it is a plain local call.
+ */
+async function sendPayment(ctx: Ctx<unknown>, params: PaymentParams): Promise<ResultOf<typeof ledger.payments.p2p>> {
+	const route = routeOf(ctx.broker, ledger.payments.p2pMany.name, { items: [params] });
+	if (!route || route.local) return call(ctx, ledger.payments.p2p, params);
+	const out = await batchersOf(ctx.broker).submit(route.nodeID, { ctx, params });
+	if (!out.ok) throw toClientError(out.error);
+	return out.payment;
 }
 
 /** Four eyes: staff change other people's tier and roles, never their own. */
@@ -317,7 +369,7 @@ export const v1Actions = {
 			// that owns the source account: the owner check (a foreign source answers
 			// ACCOUNT_NOT_FOUND), the ledger's refusals, the tier's limits, then the fraud rules.
 			// Refusals arrive as errors; a payment held for review answers 202 with its payment id.
-			const pay = await call(ctx, ledger.payments.p2p, {
+			const pay = await sendPayment(ctx, {
 				idempotencyKey: idempotencyKey(ctx, u.id), ownerId: u.id, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId, amount: p.amount, currency: p.currency,
 				...(p.description != null ? { description: p.description } : {}),
 			});

@@ -88,6 +88,13 @@ function transferOp(p: P.TransferParams): Op {
 	};
 }
 
+function paymentOp(p: P.PaymentParams): Op {
+	return {
+		type: "payment", key: p.idempotencyKey, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId,
+		amount: BigInt(p.amount), currency: p.currency, description: p.description ?? "", ownerId: p.ownerId,
+	};
+}
+
 /** An entry as the API shows it: amounts as safe integers, the time as ISO text. */
 function entryJson(e: store.EntryView): Record<string, unknown> {
 	return {
@@ -230,12 +237,17 @@ export function ledgerService(config: Config): ServiceSchema {
 				...ownerRouted("fromAccountId"),
 				params: ledger.payments.p2p.params,
 				async handler(this: LedgerThis, ctx: Context<P.PaymentParams>) {
-					const p = ctx.params;
-					const [r] = await this.submit([{
-						type: "payment", key: p.idempotencyKey, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId,
-						amount: BigInt(p.amount), currency: p.currency, description: p.description ?? "", ownerId: p.ownerId,
-					}]);
+					const [r] = await this.submit([paymentOp(ctx.params)]);
 					return unwrap(r as OpResult);
+				},
+			},
+			/** Several payments from a gateway that batched them per owning node: each its own unit, all in this node's batches. */
+			"payments.p2pMany": {
+				...ownerRouted("items[0].fromAccountId"),
+				params: ledger.payments.p2pMany.params,
+				async handler(this: LedgerThis, ctx: Context<P.PaymentManyParams>) {
+					const results = await Promise.all(ctx.params.items.map(p => this.submit([paymentOp(p)])));
+					return { items: results.flat().map(r => (r.ok ? { ok: true, payment: r.value } : { ok: false, error: r.error })) };
 				},
 			},
 			/** A P2P payment as the ledger has it (payments reads its own writes through this before its view has the row). */

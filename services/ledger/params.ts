@@ -87,6 +87,11 @@ export const holdCreateParams = paramsSchema({
 });
 /** A P2P payment decided by the owner's batch: the owner is required, the limits are the owner's tier. */
 export const paymentParams = paramsSchema({ $$strict: true, ...transferProps, ownerId: ownerRule });
+/** Payments of one owning node's accounts sent together by a gateway (one hop for many requests). */
+export const paymentManyParams = paramsSchema({
+	$$strict: true,
+	items: { type: "array", min: 1, max: TRANSFER_MANY_ITEMS_MAX, items: { type: "object", strict: true, props: { ...transferProps, ownerId: ownerRule } } },
+});
 export const paymentGetParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });
 export const recentPaymentsParams = paramsSchema({ $$strict: true, ownerId: ownerRule, limit: { type: "number", integer: true, min: 1, max: 100, convert: false } });
 export const setTierParams = paramsSchema({ $$strict: true, ownerId: ownerRule, tier: { type: "number", integer: true, min: 0, max: 3, convert: false } });
@@ -100,6 +105,7 @@ export type OpenAccountParams = Infer<typeof openAccountParams>;
 export type TransferParams = Infer<typeof transferParams>;
 export type PaymentParams = Infer<typeof paymentParams>;
 export type PaymentGetParams = Infer<typeof paymentGetParams>;
+export type PaymentManyParams = Infer<typeof paymentManyParams>;
 export type SetTierParams = Infer<typeof setTierParams>;
 export type RecentPaymentsParams = Infer<typeof recentPaymentsParams>;
 export type TransferManyParams = Infer<typeof transferManyParams>;

@@ -83,8 +83,9 @@ describe("tracing across nodes", () => {
 			token, body: { fromAccountId: a.id, toAccountId: b.id, amount: 10, currency: "USD" }, headers: { "idempotency-key": "tr-1", "x-request-id": "trace-me-42" },
 		});
 		assert.equal(r.status, 201);
-		// The gateway sends the payment straight to the ledger node that owns the source account, which decides and writes it in one commit.
-		const wanted = ["action 'api.createTransfer'", "action 'ledger.payments.p2p'"];
+		// The gateway sends the payment straight to the ledger node that owns the source account (with the
+		// payments of concurrent requests for that node, in one call), which decides and writes it in one commit.
+		const wanted = ["action 'api.createTransfer'", "action 'ledger.payments.p2pMany'"];
 		const mine = () => spans.filter(s => s.traceID === "trace-me-42");
 		// Each node's exporter flushes on its own timer, so the gateway's spans may come after the services node's: wait for all of them.
 		const deadline = Date.now() + 10_000;

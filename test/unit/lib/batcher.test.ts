@@ -1,6 +1,6 @@
 import { describe, it, mock } from "node:test";
 import assert from "node:assert/strict";
-import { MicroBatcher } from "../../../lib/batcher.ts";
+import { KeyedBatchers, MicroBatcher } from "../../../lib/batcher.ts";
 
 function batcher(opts: { batchSizeMax?: number; concurrencyMax?: number; queueLengthMax?: number; fail?: boolean } = {}) {
 	const batches: number[][] = [];
@@ -91,5 +91,24 @@ describe("MicroBatcher", () => {
 		const results = await Promise.allSettled([b.submit(1), b.submit(2)]);
 		assert.deepEqual(results.map(r => r.status), ["rejected", "rejected"]);
 		await b.idle();
+	});
+
+	it("keeps one batcher per key, batches each key's items apart, and refuses a key past keysMax", async () => {
+		const runs: string[][] = [];
+		const keyed = new KeyedBatchers<string, string>({
+			keysMax: 2, overloaded: () => new Error("too many keys"),
+			make: key => new MicroBatcher<string, string>({
+				batchSizeMax: 10, concurrencyMax: 1, waitMs: 0, queueLengthMax: 10, sizeOf: () => 1, overloaded: () => new Error("overloaded"),
+				run: async items => {
+					runs.push(items.map(i => `${key}:${i}`));
+					return items.map(i => `${key}:${i}`);
+				},
+			}),
+		});
+		const out = await Promise.all([keyed.submit("a", "1"), keyed.submit("b", "2"), keyed.submit("a", "3")]);
+		assert.deepEqual(out, ["a:1", "b:2", "a:3"]);
+		assert.deepEqual(runs.sort(), [["a:1", "a:3"], ["b:2"]]);
+		await assert.rejects(keyed.submit("c", "4"), /too many keys/);
+		await keyed.idle();
 	});
 });
