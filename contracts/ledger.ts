@@ -80,7 +80,7 @@ export const ledger = {
 		/** A P2P payment decided and written in one commit by the node that owns the source account. */
 		p2p: action("ledger.payments.p2p", P.paymentParams, returns<PaymentView>()),
 		/** Payments sent together to the node that owns the first item's source account; each item answers on its own. */
-		p2pMany: action("ledger.payments.p2pMany", P.paymentManyParams, returns<Items<{ ok: true; payment: PaymentView } | { ok: false; error: Refusal }>>()),
+		p2pMany: action("ledger.payments.p2pMany", P.paymentManyParams, returns<Items<{ ok: true; payment: PaymentView } | { ok: false; error: Refusal } | { ok: false; unavailable: { code: string; message: string } }>>()),
 		get: action("ledger.payments.get", P.paymentGetParams, returns<PaymentView & { userId: string }>()),
 		/** The owner's latest P2P payments as the ledger has them (payments' list reads its own writes through this). */
 		recent: action("ledger.payments.recent", P.recentPaymentsParams, returns<{ items: PaymentView[] }>()),

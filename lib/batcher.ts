@@ -57,6 +57,11 @@ export class MicroBatcher<I, O> {
 		this.opts = opts;
 	}
 
+	/** Nothing queued and no batch running. */
+	get isIdle(): boolean {
+		return this.queue.length === 0 && this.inFlight === 0;
+	}
+
 	get queueLength(): number {
 		return this.queue.length;
 	}
@@ -131,7 +136,8 @@ export class MicroBatcher<I, O> {
 
 /**
  * One MicroBatcher per key (a destination node, say), made when the key is first used.
- * Bounded: past `keysMax` keys an item is refused as overloaded rather than growing memory.
+ * Bounded: at `keysMax` keys the idle batchers are dropped to make room, and only when all
+ * of them are busy is an item refused as overloaded rather than growing memory.
  */
 export class KeyedBatchers<I, O> {
 	private readonly byKey = new Map<string, MicroBatcher<I, O>>();
@@ -148,6 +154,8 @@ export class KeyedBatchers<I, O> {
 	submit(key: string, item: I): Promise<O> {
 		let b = this.byKey.get(key);
 		if (!b) {
+			// Keys come and go (a node restarted under a new id): idle batchers make room.
+			if (this.byKey.size >= this.keysMax) for (const [k, idle] of this.byKey) if (idle.isIdle) this.byKey.delete(k);
 			if (this.byKey.size >= this.keysMax) return Promise.reject(this.overloaded());
 			b = this.make(key);
 			this.byKey.set(key, b);

@@ -24,6 +24,13 @@ const UP = [
 	`ALTER TABLE ledger.transfers DROP CONSTRAINT transfers_kind_check`,
 	`ALTER TABLE ledger.transfers ADD CONSTRAINT transfers_kind_check CHECK (kind IN ('transfer', 'payment', 'hold_post', 'reversal'))`,
 	`ALTER TABLE ledger.holds ADD COLUMN kind text NOT NULL DEFAULT 'hold' CHECK (kind IN ('hold', 'review'))`,
+	// Where users' profiles share this database (the default), owners start with the tier
+	// their profile has; otherwise users.setTier sets it (see docs/payments.md).
+	`DO $$ BEGIN
+		IF to_regclass('users.profiles') IS NOT NULL THEN
+			INSERT INTO ledger.owners (owner_id, tier) SELECT user_id::text, kyc_tier FROM users.profiles ON CONFLICT (owner_id) DO UPDATE SET tier = excluded.tier;
+		END IF;
+	END $$`,
 	`CREATE INDEX holds_review_idx ON ledger.holds (created_at) WHERE kind = 'review' AND status = 'pending'`,
 	// An owner's review holds, newest first (ledger.payments.recent).
 	`CREATE INDEX holds_review_owner_idx ON ledger.holds (from_account_id, created_at) WHERE kind = 'review'`,

@@ -8,7 +8,7 @@ import { Errors } from "moleculer";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { call, callDetached, type ParamsOf, type ResultOf } from "../../lib/contract.ts";
 import { KeyedBatchers, MicroBatcher } from "../../lib/batcher.ts";
-import { toClientError } from "../../lib/errors.ts";
+import { toClientError, unavailable } from "../../lib/errors.ts";
 import { routeOf } from "../../lib/routing.ts";
 import { audit } from "../../contracts/audit.ts";
 import { auth } from "../../contracts/auth.ts";
@@ -76,7 +76,9 @@ function batchersOf(broker: ServiceBroker): KeyedBatchers<Queued, PaymentOutcome
 				run: async queued => {
 					const items = queued.map(q => q.params);
 					const first = queued[0];
-					const out = first ? await call(first.ctx, ledger.payments.p2pMany, { items }, { nodeID }) : await callDetached(broker, ledger.payments.p2pMany, { items }, { nodeID });
+					// A call of its own, not a child of one request: no caller's meta travels with the
+					// others' payments. It keeps the first request's id, so the trace still joins up.
+					const out = await callDetached(broker, ledger.payments.p2pMany, { items }, { nodeID, ...(first ? { requestID: first.ctx.requestID ?? undefined } : {}) });
 					if (out.items.length !== items.length) throw new Error(`ledger.payments.p2pMany answered ${out.items.length} of ${items.length} items`);
 					return out.items;
 				},
@@ -97,8 +99,9 @@ async function sendPayment(ctx: Ctx<unknown>, params: PaymentParams): Promise<Re
 	const route = routeOf(ctx.broker, ledger.payments.p2pMany.name, { items: [params] });
 	if (!route || route.local) return call(ctx, ledger.payments.p2p, params);
 	const out = await batchersOf(ctx.broker).submit(route.nodeID, { ctx, params });
-	if (!out.ok) throw toClientError(out.error);
-	return out.payment;
+	if (out.ok) return out.payment;
+	if ("unavailable" in out) throw unavailable(out.unavailable.code, out.unavailable.message);
+	throw toClientError(out.error);
 }
 
 /** Four eyes: staff change other people's tier and roles, never their own. */

@@ -246,8 +246,20 @@ export function ledgerService(config: Config): ServiceSchema {
 				...ownerRouted("items[0].fromAccountId"),
 				params: ledger.payments.p2pMany.params,
 				async handler(this: LedgerThis, ctx: Context<P.PaymentManyParams>) {
-					const results = await Promise.all(ctx.params.items.map(p => this.submit([paymentOp(p)])));
-					return { items: results.flat().map(r => (r.ok ? { ok: true, payment: r.value } : { ok: false, error: r.error })) };
+					// Each item answers on its own: one that fails (its batch hit the database, the queue
+					// was full) fails alone, and the others' committed payments are still answered.
+					const settled = await Promise.allSettled(ctx.params.items.map(p => this.submit([paymentOp(p)])));
+					return {
+						items: settled.map(s => {
+							if (s.status === "rejected") {
+								const e = classifyBatchError(s.reason);
+								return { ok: false as const, unavailable: { code: typeof (e as { type?: unknown }).type === "string" ? String((e as { type?: unknown }).type) : "LEDGER_UNAVAILABLE", message: e.message } };
+							}
+							const r = s.value[0];
+							if (!r) return { ok: false as const, unavailable: { code: "LEDGER_UNAVAILABLE", message: "no result for the payment" } };
+							return r.ok ? { ok: true as const, payment: r.value } : { ok: false as const, error: r.error };
+						}),
+					};
 				},
 			},
 			/** A P2P payment as the ledger has it (payments reads its own writes through this before its view has the row). */

@@ -83,7 +83,7 @@ type PaymentsThis = DbService & {
 	settle(p: PaymentRow, result: ProviderResult | null): Promise<PaymentRow>;
 	limitsOf(userId: string, currency: CurrencyCode): Promise<{ perTransferMinor: number; perDayMinor: number }>;
 	rowOf(id: string, userId?: string | null): Promise<PaymentRow | null>;
-	fourEyes(row: PaymentRow | null, staffId: string): void;
+	fourEyes(row: PaymentRow | null, staffId: string): Promise<void>;
 	handleEvents(events: ConsumedEvent[]): Promise<void>;
 	handleEvent(e: ConsumedEvent): Promise<void>;
 	onCallback(cb: CallbackParams): Promise<string>;
@@ -286,7 +286,7 @@ export function paymentsService(config: Config): ServiceSchema {
 			"review.approve": {
 				params: payments.review.approve.params,
 				async handler(this: PaymentsThis, ctx: Context<{ id: string; staffId: string }>) {
-					this.fourEyes(await this.rowOf(ctx.params.id), ctx.params.staffId);
+					await this.fourEyes(await this.rowOf(ctx.params.id), ctx.params.staffId);
 					const row = await this.move(ctx.params.id, "pending_review", "approve");
 					return view(await this.continue(row));
 				},
@@ -294,7 +294,7 @@ export function paymentsService(config: Config): ServiceSchema {
 			"review.decline": {
 				params: payments.review.decline.params,
 				async handler(this: PaymentsThis, ctx: Context<{ id: string; staffId: string }>) {
-					this.fourEyes(await this.rowOf(ctx.params.id), ctx.params.staffId);
+					await this.fourEyes(await this.rowOf(ctx.params.id), ctx.params.staffId);
 					const row = await this.move(ctx.params.id, "pending_review", "decline", { failure_code: "FRAUD_DECLINED" });
 					if (row.hold_id) await this.releaseHold(row.id, row.hold_id);
 					return view(row);
@@ -329,11 +329,17 @@ export function paymentsService(config: Config): ServiceSchema {
 				return added ?? null;
 			},
 
-			/** Four eyes: staff never decide a payment of their own. */
-			fourEyes(this: PaymentsThis, row: PaymentRow | null, staffId: string) {
-				if (row && row.user_id === staffId) {
-					this.logger.warn("staff tried to decide their own payment", { paymentId: row.id, staffId });
-					throw new Errors.MoleculerClientError("nobody decides a review of their own payment", 403, "FORBIDDEN", { paymentId: row.id });
+			/** Four eyes: staff never decide a payment they make or receive. */
+			async fourEyes(this: PaymentsThis, row: PaymentRow | null, staffId: string) {
+				if (!row) return;
+				let payee: string | null = null;
+				if (row.type === "p2p" && row.destination) {
+					const to = await call(this.broker, ledger.accounts.get, { id: row.destination }).catch(() => null);
+					payee = to?.ownerId ?? null;
+				}
+				if (row.user_id === staffId || payee === staffId) {
+					this.logger.warn("staff tried to decide a payment of their own", { paymentId: row.id, staffId });
+					throw new Errors.MoleculerClientError("nobody decides a review of a payment they make or receive", 403, "FORBIDDEN", { paymentId: row.id });
 				}
 			},
 
@@ -608,7 +614,9 @@ export function paymentsService(config: Config): ServiceSchema {
 			/** Picks up payments left in flight (a node died mid-saga) and drives them to a final state. */
 			async resume(this: PaymentsThis) {
 				const stale = ((await this.knex.raw(
-					"SELECT * FROM payments.payments WHERE status IN ('created', 'processing') AND updated_at < now() - (? * interval '1 millisecond') ORDER BY updated_at LIMIT ?",
+					// A P2P payment left 'created' by the saga before the ledger decided P2P in one commit
+					// has nothing to resume here (its ledger key is the payment's own): it stays for support.
+					"SELECT * FROM payments.payments WHERE status IN ('created', 'processing') AND NOT (type = 'p2p' AND status = 'created') AND updated_at < now() - (? * interval '1 millisecond') ORDER BY updated_at LIMIT ?",
 					[config.payments.resumeAfterMs, RESUME_BATCH_MAX],
 				)) as { rows: PaymentRow[] }).rows;
 				const metrics = this.broker.isMetricsEnabled() ? this.broker.metrics : null;

@@ -24,6 +24,8 @@ let broker: ServiceBroker;
 
 const FROM = "018f0000-0000-7000-8000-0000000000e1";
 const TO = "018f0000-0000-7000-8000-0000000000e2";
+/** Support deciding the reviews: neither payer nor payee (four eyes). */
+const STAFF = "018f0000-0000-7000-8000-0000000000e3";
 const FUNDING = 10_000_000;
 let a = "";
 let b = "";
@@ -81,7 +83,11 @@ describe("a payment touched around its commit", () => {
 		assert.deepEqual(await balances(), [FUNDING - 3_500, 600_000, 3_500]);
 		// A day in review, as far as the hold knows.
 		await node.sql.query("UPDATE ledger.holds SET expires_at = now() - interval '1 second' WHERE status = 'pending'");
-		const approved: { status: string; failureCode: string | null } = await broker.call("payments.review.approve", { id: held.id, staffId: TO });
+		// Four eyes: neither the payer nor the payee decides it.
+		for (const staffId of [FROM, TO]) {
+			await assert.rejects(broker.call("payments.review.approve", { id: held.id, staffId }), (err: { type?: string; code?: number }) => err.type === "FORBIDDEN" && err.code === 403);
+		}
+		const approved: { status: string; failureCode: string | null } = await broker.call("payments.review.approve", { id: held.id, staffId: STAFF });
 		assert.deepEqual([approved.status, approved.failureCode], ["failed", "HOLD_EXPIRED"]);
 		await until("the hold to be released", async () => (await balances())[1] === 0);
 		assert.deepEqual(await balances(), [FUNDING - 3_500, 0, 3_500]);
@@ -96,7 +102,7 @@ describe("a payment touched around its commit", () => {
 		// The ledger's sweep expires them (a void before the sweep still finds them pending).
 		await until("the holds to expire", async () => Number((await node.sql.query("SELECT count(*) AS n FROM ledger.holds WHERE status = 'pending'")).rows[0].n) === 0);
 		assert.deepEqual(await balances(), [FUNDING - 3_500, 0, 3_500]);
-		const declined: { status: string; failureCode: string | null } = await broker.call("payments.review.decline", { id: toDecline.id, staffId: TO });
+		const declined: { status: string; failureCode: string | null } = await broker.call("payments.review.decline", { id: toDecline.id, staffId: STAFF });
 		assert.deepEqual([declined.status, declined.failureCode], ["failed", "FRAUD_DECLINED"]);
 		const cancelled: { status: string } = await broker.call("payments.cancel", { id: toCancel.id, userId: FROM });
 		assert.equal(cancelled.status, "cancelled");

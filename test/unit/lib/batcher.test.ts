@@ -93,14 +93,17 @@ describe("MicroBatcher", () => {
 		await b.idle();
 	});
 
-	it("keeps one batcher per key, batches each key's items apart, and refuses a key past keysMax", async () => {
+	it("keeps one batcher per key, batches each key's items apart, drops idle ones for new keys and refuses a key when all are busy", async () => {
 		const runs: string[][] = [];
+		let release: () => void = () => undefined;
+		let gate: Promise<void> = Promise.resolve();
 		const keyed = new KeyedBatchers<string, string>({
 			keysMax: 2, overloaded: () => new Error("too many keys"),
 			make: key => new MicroBatcher<string, string>({
 				batchSizeMax: 10, concurrencyMax: 1, waitMs: 0, queueLengthMax: 10, sizeOf: () => 1, overloaded: () => new Error("overloaded"),
 				run: async items => {
 					runs.push(items.map(i => `${key}:${i}`));
+					await gate;
 					return items.map(i => `${key}:${i}`);
 				},
 			}),
@@ -108,7 +111,16 @@ describe("MicroBatcher", () => {
 		const out = await Promise.all([keyed.submit("a", "1"), keyed.submit("b", "2"), keyed.submit("a", "3")]);
 		assert.deepEqual(out, ["a:1", "b:2", "a:3"]);
 		assert.deepEqual(runs.sort(), [["a:1", "a:3"], ["b:2"]]);
-		await assert.rejects(keyed.submit("c", "4"), /too many keys/);
+		// a and b are idle: a new key takes the place of one.
+		gate = new Promise<void>(r => (release = r));
+		const c = keyed.submit("c", "4");
+		const a = keyed.submit("a", "5");
+		await new Promise(r => setImmediate(r));
+		// c and a are busy now: a third key has no room.
+		await assert.rejects(keyed.submit("d", "6"), /too many keys/);
+		release();
+		assert.deepEqual(await Promise.all([c, a]), ["c:4", "a:5"]);
 		await keyed.idle();
 	});
+
 });
