@@ -112,6 +112,12 @@ export function brokerOptions(config: Config, opts: { now?: () => number } = {})
 		// and ledger spans share it across nodes.
 		tracing: config.tracing.exporter === "none"
 			? { enabled: false }
-			: { enabled: true, exporter: [config.tracing.exporter === "console" ? { type: "Console" } : { type: "Event", options: { eventName: "paymesh.tracing.spans", sendStartSpan: false, interval: 1, broadcast: true } }] as never },
+			: {
+				enabled: true,
+				exporter: [config.tracing.exporter === "console" ? { type: "Console" } : { type: "Event", options: { eventName: "paymesh.tracing.spans", sendStartSpan: false, interval: 1, broadcast: true } }] as never,
+				// Spans leave the node (the event exporter broadcasts them to every node): they never
+				// carry params, meta or answers, which hold passwords, one-time codes and tokens.
+				tags: { action: { params: false, meta: false, response: false }, event: { params: false, meta: false } },
+			},
 	};
 }

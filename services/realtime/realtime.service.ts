@@ -24,8 +24,13 @@ interface RealtimeThis {
 	logger: Logger;
 	io: Server | null;
 	redis: Redis[];
+	/** Logged-out sessions, until their access tokens would have expired anyway. */
+	revoked: Map<string, number>;
 	push(event: string, payload: Record<string, unknown>): void;
 }
+
+/** Revoked sessions remembered at most (a flood of logouts cannot grow memory without bound; the oldest go first). */
+const REVOKED_MAX = 100_000;
 
 const FED = ["balance.updated", "transfer.completed", "notification.created", "payment.status_changed"];
 
@@ -39,7 +44,12 @@ export function realtimeService(config: Config): ServiceSchema {
 	events["auth.session.revoked"] = async function (this: RealtimeThis, ctx: Context<{ sid?: string }>) {
 		// A logged-out session's sockets close at once, on every node.
 		const sid = ctx.params.sid;
-		if (!this.io || typeof sid !== "string") return;
+		if (typeof sid !== "string") return;
+		// Also refused at the next handshake with the same token (issue 16, finding 11).
+		const now = Date.now();
+		for (const [k, until] of this.revoked) if (until <= now || this.revoked.size >= REVOKED_MAX) this.revoked.delete(k);
+		this.revoked.set(sid, now + config.auth.accessTokenTtlS * 1000);
+		if (!this.io) return;
 		for (const s of await this.io.local.fetchSockets()) if (s.data.sid === sid) s.disconnect(true);
 	};
 	const schema = defineService<RealtimeThis>({
@@ -54,6 +64,7 @@ export function realtimeService(config: Config): ServiceSchema {
 		created(this: RealtimeThis) {
 			this.io = null;
 			this.redis = [];
+			this.revoked = new Map();
 		},
 		async started(this: RealtimeThis) {
 			const server = gatewayServer(this.broker);
@@ -74,7 +85,7 @@ export function realtimeService(config: Config): ServiceSchema {
 			io.use((socket, next) => {
 				const token: unknown = socket.handshake.auth?.["token"];
 				const claims = typeof token === "string" && token.length <= HANDSHAKE_TOKEN_CHARS_MAX ? verifyAccessToken(token, config.auth.jwtSecret) : null;
-				if (!claims) return next(new Error("UNAUTHORIZED"));
+				if (!claims || (this.revoked.get(claims.sid) ?? 0) > Date.now()) return next(new Error("UNAUTHORIZED"));
 				socket.data.userId = claims.sub;
 				socket.data.sid = claims.sid;
 				socket.data.exp = claims.exp;

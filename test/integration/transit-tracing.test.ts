@@ -96,5 +96,22 @@ describe("tracing across nodes", () => {
 		}
 		const nodes = new Set(mine().map(s => s.tags.nodeID));
 		assert.ok(nodes.has(`${ns}-gateway`) && nodes.has(`${ns}-services`), `spans from ${[...nodes].join(", ")}`);
+		// Issue 16, finding 13: spans are broadcast to every node, so they carry no params or
+		// meta: a login's password (or any token) never leaves in a span.
+		const password = "Tr4cing-Secret-Passw0rd-93";
+		const login = await client(`http://127.0.0.1:${gatewayPort(gateway)}`)("POST", "/api/v1/auth/login", {
+			body: { email: "trace@example.com", password }, headers: { "x-request-id": "trace-login-7" },
+		});
+		assert.equal(login.status, 401);
+		await until("the login's spans", () => spans.some(s => s.traceID === "trace-login-7" && s.name === "action 'auth.login'"), 10_000);
+		const everything = JSON.stringify(spans);
+		assert.equal(everything.includes(password), false, "a password in a span");
+		assert.equal(everything.includes(token), false, "an access token in a span");
+		// Only the gateway's HTTP spans carry params, and only the method and URL (moleculer-web's own choice).
+		for (const span of spans) {
+			assert.equal("meta" in span.tags, false, `${span.name} carries meta`);
+			const params: unknown = (span.tags as Record<string, unknown>)["params"];
+			if (params !== undefined) assert.deepEqual(Object.keys((params as { req?: object }).req ?? {}).sort(), ["method", "url"], `${span.name} carries ${JSON.stringify(params)}`);
+		}
 	});
 });
