@@ -200,6 +200,21 @@ export async function insertOutbox(trx: Knex | Knex.Transaction, schema: string,
 }
 
 /**
+ * The live push of one committed batch: its events in order, each with its event id, as
+ * one message. A batch of fifty transfers is one message to the live feed instead of 150
+ * (one bus packet between nodes, one handler call); realtime unpacks it.
+ */
+export const LIVE_BATCH_EVENT = "eventlog.live";
+export interface LiveBatch {
+	events: { event: string; payload: Record<string, unknown> }[];
+}
+
+/** The live message of a committed batch whose events went into outbox row `outboxId` of `source`. */
+export function liveBatch(source: string, outboxId: string | null, events: readonly { event: string; payload: Record<string, unknown> }[]): LiveBatch {
+	return { events: events.map((e, i) => ({ event: e.event, payload: { ...e.payload, eventId: `${source}:${outboxId}:${i}` } })) };
+}
+
+/**
  * Publishes relayed events live: money events to one instance of each interested service
  * (emit), and the "appended" nudge to every consumer instance (broadcast).
  */

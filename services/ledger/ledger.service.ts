@@ -16,7 +16,7 @@ import { accountView, openAccount, setStatus } from "./accounts.ts";
 import { KeyConflict, runBatch, type Unit } from "./batch.ts";
 import { checkInvariants } from "./invariants.ts";
 import { outboxLag, readEvents } from "./outbox.ts";
-import { EVENTS_READ_MAX, livePublisher, Relay } from "../../mixins/event-log.ts";
+import { EVENTS_READ_MAX, LIVE_BATCH_EVENT, liveBatch, livePublisher, Relay } from "../../mixins/event-log.ts";
 import * as P from "./params.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { defineService } from "../../lib/service.ts";
@@ -434,7 +434,7 @@ export function ledgerService(config: Config): ServiceSchema {
 					// next cycle. The relay positions the row for the durable consumers and does not
 					// publish it again. A crash right here loses only live pushes (clients re-read
 					// on a version gap); the consumers still get everything from the log.
-					outcome.events.forEach((e, i) => this.broker.emit(e.event, { ...e.payload, eventId: `ledger:${outcome.outboxId}:${i}` }));
+					this.broker.emit(LIVE_BATCH_EVENT, liveBatch("ledger", outcome.outboxId, outcome.events));
 					this.kickRelay();
 				}
 				return outcome.results;

@@ -15,6 +15,7 @@ import { verifyAccessToken } from "../auth/tokens.ts";
 import { pushesFor, userRoom } from "./feed.ts";
 import { defineService } from "../../lib/service.ts";
 import { gatewayServer } from "../../lib/gateway-server.ts";
+import { LIVE_BATCH_EVENT, type LiveBatch } from "../../mixins/event-log.ts";
 
 const HANDSHAKE_TOKEN_CHARS_MAX = 4_096;
 const MESSAGE_BYTES_MAX = 4_096;
@@ -41,6 +42,10 @@ export function realtimeService(config: Config): ServiceSchema {
 			this.push(name, ctx.params);
 		};
 	}
+	// A committed batch's events in one message (mixins/event-log.ts).
+	events[LIVE_BATCH_EVENT] = function (this: RealtimeThis, ctx: Context<LiveBatch>) {
+		for (const e of ctx.params.events) if (FED.includes(e.event)) this.push(e.event, e.payload);
+	};
 	events["auth.session.revoked"] = async function (this: RealtimeThis, ctx: Context<{ sid?: string }>) {
 		// A logged-out session's sockets close at once, on every node.
 		const sid = ctx.params.sid;

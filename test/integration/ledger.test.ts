@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import type { ServiceBroker, Context } from "moleculer";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
+import { LIVE_BATCH_EVENT, type LiveBatch } from "../../mixins/event-log.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
 
 let db: TestDatabase;
@@ -69,7 +70,9 @@ before(async () => {
 		events: {
 			"**"(ctx: Context<Record<string, unknown>>) {
 				const name = ctx.eventName ?? "";
-				if (!name.startsWith("$")) events.push({ name, payload: ctx.params });
+				// A committed batch's live events come as one message (mixins/event-log.ts): unpacked here.
+				if (name === LIVE_BATCH_EVENT) for (const e of (ctx.params as Partial<LiveBatch>).events ?? []) events.push({ name: e.event, payload: e.payload });
+				else if (!name.startsWith("$")) events.push({ name, payload: ctx.params });
 			},
 		},
 	});
