@@ -4,6 +4,7 @@
  * files. Access tokens are checked here without a database round trip; rate limits per
  * IP and per user share a Redis counter store when REDIS_URL is set.
  */
+import { Periodic } from "../../lib/periodic.ts";
 import { withTimeout } from "../../lib/timeout.ts";
 import ApiGateway from "moleculer-web";
 import { Redis } from "ioredis";
@@ -32,6 +33,8 @@ const CALLBACK_BODY_BYTES_MAX = 16 * 1024;
 /** How long start-up waits for the rate-limit store, and how often its outage is logged. */
 const STORE_READY_WAIT_MS = 2_000;
 const STORE_WARN_INTERVAL_MS = 10_000;
+/** How often revoked sessions whose tokens have expired are forgotten. */
+const REVOKED_SWEEP_MS = 60_000;
 const CALLBACK_PATH = /^\/api\/v1\/providers\/([a-z_]{1,32})\/callbacks\/?(?:\?.*)?$/;
 
 type Check = { status: "ok" | "down" | "absent"; detail?: string };
@@ -49,6 +52,8 @@ interface ApiThis {
 	storeWarnedAtMs: number;
 	/** Sessions logged out, with the time their last access token expires. */
 	revokedSessions: Map<string, number>;
+	/** Forgets revoked sessions whose tokens have expired anyway. */
+	revokedSweeper: Periodic;
 	readiness(): Promise<{ ready: boolean; checks: Record<string, Check> }>;
 	limit(key: string, max: number): Promise<void>;
 	providerCallback(req: IncomingMessage, res: ServerResponse): Promise<void>;
@@ -328,6 +333,10 @@ export function apiService(config: Config): ServiceSchema {
 
 		created(this: ApiThis) {
 			this.revokedSessions = new Map();
+			this.revokedSweeper = new Periodic(async () => {
+				const now = Date.now();
+				for (const [sid, until] of this.revokedSessions) if (until <= now) this.revokedSessions.delete(sid);
+			}, REVOKED_SWEEP_MS, err => this.logger.warn("revoked-session sweep failed", { error: err.message }));
 			this.counters = createCounterStore(config.redisUrl, `${config.namespace}:rl:`);
 			this.redis = config.redisUrl
 				? new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: READY_CHECK_TIMEOUT_MS })
@@ -345,13 +354,10 @@ export function apiService(config: Config): ServiceSchema {
 			}
 			if (this.redis) await this.redis.connect().catch((err: Error) => this.logger.warn("redis not reachable at start", { error: err.message }));
 			if (!(await this.counters.ready(STORE_READY_WAIT_MS))) this.logger.warn("rate limit store not reachable at start; requests allowed until it is");
-			const sweep = setInterval(() => {
-				const now = Date.now();
-				for (const [sid, until] of this.revokedSessions) if (until <= now) this.revokedSessions.delete(sid);
-			}, 60_000);
-			sweep.unref();
+			this.revokedSweeper.start();
 		},
 		async stopped(this: ApiThis) {
+			await this.revokedSweeper.stop();
 			this.redis?.disconnect();
 			await this.counters.close();
 		},

@@ -4,6 +4,7 @@
  * conversions as one linked ledger chain through per-currency FX pool accounts
  * (`fx:pool:<currency>`), so every currency still sums to zero on its own.
  */
+import { Periodic } from "../../lib/periodic.ts";
 import type { Context, ServiceBroker, ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import type { CurrencyCode } from "../../config/currencies.ts";
@@ -41,7 +42,7 @@ type FxThis = DbService & {
 	broker: ServiceBroker;
 	rates: Map<string, bigint>;
 	ratesAt: Date;
-	timer: NodeJS.Timeout | null;
+	refresher: Periodic;
 	systemAccounts: (code: string, currency: CurrencyCode) => Promise<string>;
 	refresh(): void;
 	pool(c: CurrencyCode): Promise<string>;
@@ -164,16 +165,15 @@ export function fxService(config: Config): ServiceSchema {
 		},
 
 		created(this: FxThis) {
-			this.timer = null;
+			this.refresher = new Periodic(async () => this.refresh(), config.fx.refreshIntervalMs, err => this.logger.warn("fx refresh failed", { error: err.message }));
 			this.systemAccounts = systemAccountResolver(this.broker);
 			this.refresh();
 		},
 		async started(this: FxThis) {
-			this.timer = setInterval(() => this.refresh(), config.fx.refreshIntervalMs);
-			this.timer.unref();
+			this.refresher.start();
 		},
 		async stopped(this: FxThis) {
-			if (this.timer) clearInterval(this.timer);
+			await this.refresher.stop();
 		},
 	});
 	return schema;

@@ -7,6 +7,7 @@ import type { Context, ServiceSchema, ServiceBroker } from "moleculer";
 import type { Knex } from "knex";
 import type { Config } from "../../config/index.ts";
 import { MicroBatcher } from "../../lib/batcher.ts";
+import { Periodic } from "../../lib/periodic.ts";
 import { InvariantViolation, isDatabaseUnavailable, toClientError, unavailable, type Refusal } from "../../lib/errors.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
@@ -45,7 +46,7 @@ const BATCH_ATTEMPTS_MAX = 5;
 
 interface LedgerRuntime {
 	batcher: MicroBatcher<Unit, OpResult[]>;
-	timers: NodeJS.Timeout[];
+	holdSweeper: Periodic;
 	relay: Relay;
 	/** Source accounts this node has debited since the last reset: shows the Shard ownership. */
 	debited: Set<string>;
@@ -470,7 +471,7 @@ export function ledgerService(config: Config): ServiceSchema {
 					run: async units => this.runBatchSafely(units),
 					overloaded: () => unavailable("LEDGER_OVERLOADED", "the ledger queue is full, retry later"),
 				}),
-				timers: [],
+				holdSweeper: new Periodic(async () => this.sweepHolds(), config.ledger.holdSweepIntervalMs, err => this.logger.warn("hold sweep failed; the next one retries", { error: err.message })),
 				debited: new Set(),
 				relay: new Relay({ knex: () => this.knex, schema: "ledger", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, gapMs: config.outbox.relayGapMs, peers: () => this.broker.registry.getActionEndpoints(ledger.events.read.name)?.count() ?? 1, retention: { days: config.outbox.retentionDays, intervalMs: config.outbox.pruneIntervalMs }, warn: (m, o) => this.logger.warn(m, o) }),
 				stopping: false,
@@ -478,20 +479,13 @@ export function ledgerService(config: Config): ServiceSchema {
 		},
 
 		async started(this: LedgerThis) {
-			const every = (ms: number, fn: () => Promise<unknown>) => {
-				const t = setInterval(() => {
-					fn().catch((err: Error) => this.logger.warn("ledger background task failed", { error: err.message }));
-				}, ms);
-				t.unref();
-				this.rt.timers.push(t);
-			};
-			every(config.ledger.holdSweepIntervalMs, async () => this.sweepHolds());
+			this.rt.holdSweeper.start();
 			this.rt.relay.start(config.outbox.pollIntervalMs);
 		},
 
 		async stopped(this: LedgerThis) {
+			await this.rt.holdSweeper.stop();
 			this.rt.stopping = true;
-			for (const t of this.rt.timers) clearInterval(t);
 			await this.rt.batcher.idle();
 			await this.rt.relay.stop();
 		},

@@ -36,6 +36,7 @@ import { isFinal, transition, type PaymentEvent, type PaymentStatus } from "./st
 import { advanceMany, insertOrders, paymentById, retryOnDeadlock, upsertP2p, type Move, type NewOrder, type P2pFact, type PaymentRow, type PaymentSet } from "./store.ts";
 import { eventConsumer, type ConsumedEvent } from "../../mixins/event-consumer.ts";
 import { MicroBatcher } from "../../lib/batcher.ts";
+import { Periodic } from "../../lib/periodic.ts";
 import type { Decision } from "../fraud/rules.ts";
 import { SCORE_BATCH_MAX, type ScoreItem } from "../fraud/store.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
@@ -64,7 +65,7 @@ export function view(p: PaymentRow) {
 
 type PaymentsThis = DbService & {
 	broker: ServiceBroker;
-	timer: NodeJS.Timeout | null;
+	resumeSweeper: Periodic;
 	relay: Relay;
 	rt: Batchers;
 	kickRelay(): void;
@@ -647,7 +648,7 @@ export function paymentsService(config: Config): ServiceSchema {
 		},
 
 		created(this: PaymentsThis) {
-			this.timer = null;
+			this.resumeSweeper = new Periodic(() => this.resume(), Math.max(1_000, Math.floor(config.payments.resumeAfterMs / 2)), err => this.logger.warn("payment resume sweep failed", { error: err.message }));
 			this.systemAccounts = systemAccountResolver(this.broker);
 			this.relay = new Relay({ knex: () => this.knex, schema: "payments", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, gapMs: config.outbox.relayGapMs, peers: () => this.broker.registry.getActionEndpoints(payments.events.read.name)?.count() ?? 1, retention: { days: config.outbox.retentionDays, intervalMs: config.outbox.pruneIntervalMs }, warn: (m, o) => this.logger.warn(m, o) });
 			const batcher = <I, O>(run: (items: I[]) => Promise<O[]>, sizeMax = BATCH_SIZE_MAX) => new MicroBatcher<I, O>({
@@ -675,14 +676,11 @@ export function paymentsService(config: Config): ServiceSchema {
 				this.broker.metrics.register({ type: "gauge", name: STALE_METRIC, description: "Payments the last resume sweep found in flight past the resume delay (at most 100)" });
 				this.broker.metrics.register({ type: "counter", name: RESUME_FAILURES_METRIC, description: "Resumes of stale payments that failed (the next sweep tries again)" });
 			}
-			this.timer = setInterval(() => {
-				this.resume().catch((err: Error) => this.logger.warn("payment resume sweep failed", { error: err.message }));
-			}, Math.max(1_000, Math.floor(config.payments.resumeAfterMs / 2)));
-			this.timer.unref();
+			this.resumeSweeper.start();
 			this.relay.start(config.outbox.pollIntervalMs);
 		},
 		async stopped(this: PaymentsThis) {
-			if (this.timer) clearInterval(this.timer);
+			await this.resumeSweeper.stop();
 			await Promise.all([this.rt.orders.idle(), this.rt.moves.idle(), this.rt.screens.idle()]);
 			await this.relay.stop();
 		},
