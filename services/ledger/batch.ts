@@ -6,6 +6,7 @@
  * rolls back and runs again, and then replays that key. Money moves once either way.
  */
 import type { Knex } from "knex";
+import { createHash } from "node:crypto";
 import { requestHash as hashOf } from "../../lib/idempotency.ts";
 import { refusal, invariant, InvariantViolation } from "../../lib/errors.ts";
 import { applyBatch, referencedIds, type BatchState, type Op, type OpResult } from "./rules.ts";
@@ -25,6 +26,17 @@ export function requestHash(op: Op): string {
 	return hashOf("ledger", fields);
 }
 
+/**
+ * The hash keys stored before lib/idempotency.ts was kept with (the request's fields in the
+ * order the op lists them, not sorted). A retry of such a request is still the same
+ * request: replay() accepts either, so a deploy does not turn retries into mismatches.
+ */
+export function legacyRequestHash(op: Op): string {
+	const { key: _key, ...fields } = op;
+	if ("limits" in fields) delete fields.limits;
+	return createHash("sha256").update(JSON.stringify(fields, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))).digest("hex");
+}
+
 interface Slot {
 	unit: number;
 	index: number;
@@ -39,7 +51,7 @@ function isOpResult(v: unknown): v is OpResult {
 /** Answers an op whose key was used before: the first result, or a mismatch. */
 function replay(slot: Slot, stored: store.StoredKey | undefined): OpResult {
 	invariant(stored && isOpResult(stored.result), `idempotency key ${slot.op.key} has no stored result`);
-	if (stored.hash !== slot.hash) {
+	if (stored.hash !== slot.hash && stored.hash !== legacyRequestHash(slot.op)) {
 		return { ok: false, error: refusal("IDEMPOTENCY_MISMATCH", "idempotency key was used with a different request") };
 	}
 	return stored.result;

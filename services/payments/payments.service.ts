@@ -12,6 +12,7 @@
  */
 import type { Context, ServiceSchema, ServiceBroker } from "moleculer";
 import { Errors } from "moleculer";
+import { createHash } from "node:crypto";
 import { requestHash } from "../../lib/idempotency.ts";
 import type { Config } from "../../config/index.ts";
 import { call, type ResultOf } from "../../lib/contract.ts";
@@ -112,6 +113,15 @@ const BATCH_QUEUE_LENGTH_MAX = 20_000;
 function hashOf(type: string, p: Record<string, unknown>): string {
 	const { idempotencyKey: _k, ...fields } = p;
 	return requestHash(`payments.${type}`, fields);
+}
+
+/**
+ * The hash orders stored before lib/idempotency.ts kept: the fields in the order the
+ * request listed them. A retry sent the same way is still the same request (open()).
+ */
+function legacyHashOf(type: string, p: Record<string, unknown>): string {
+	const { idempotencyKey: _k, ...fields } = p;
+	return createHash("sha256").update(JSON.stringify({ type, ...fields })).digest("hex");
 }
 
 /** A P2P payment of the ledger's answer or event, as the view stores it; null for anything else. */
@@ -372,7 +382,7 @@ export function paymentsService(config: Config): ServiceSchema {
 				});
 				if (inserted) return { row: { ...inserted, description: p.description ?? null } as PaymentRow, replay: false };
 				const existing = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE idempotency_key = ?", [p.idempotencyKey]);
-				if (!existing || existing.request_hash !== hash) {
+				if (!existing || (existing.request_hash !== hash && existing.request_hash !== legacyHashOf(type, p))) {
 					throw toClientError({ code: "IDEMPOTENCY_MISMATCH", message: "idempotency key was used with a different request" });
 				}
 				return { row: existing, replay: true };
