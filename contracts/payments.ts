@@ -10,23 +10,20 @@ import { PROVIDERS } from "../services/payments/providers.ts";
 import type { view } from "../services/payments/payments.service.ts";
 import type { BatchStats, PaymentView as LedgerPaymentView } from "./ledger.ts";
 
-const common = {
+/** What every money-moving payment request carries: the key, the payer, the account and the amount. */
+const payment = {
 	idempotencyKey: keyRule,
 	userId: { type: "uuid" },
 	accountId: { type: "uuid" },
 	amount: amountRule,
 	currency: currencyRule,
-	provider: { type: "enum", values: PROVIDERS },
 } as const;
+const common = { ...payment, provider: { type: "enum", values: PROVIDERS } } as const;
 export const topupParams = paramsSchema({ $$strict: true, ...common });
 export const payoutParams = paramsSchema({ $$strict: true, ...common, destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/ } });
 export const p2pParams = paramsSchema({
 	$$strict: true,
-	idempotencyKey: keyRule,
-	userId: { type: "uuid" },
-	accountId: { type: "uuid" },
-	amount: amountRule,
-	currency: currencyRule,
+	...payment,
 	toAccountId: { type: "uuid", optional: true },
 	toEmail: { type: "email", max: 254, optional: true },
 	description: { type: "string", max: 500, optional: true },

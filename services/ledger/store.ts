@@ -463,26 +463,22 @@ export async function setOwnerTier(db: Db, ownerId: string, tier: number): Promi
  * the review hold and the transfer that posted it. With ownerId, only the payer's.
  */
 export async function getPayment(db: Db, id: string, ownerId: string | null): Promise<{ transfer: TransferRecord | null; hold: HoldState | null; ownerId: string } | null> {
-	const found = await rows<{ t: TransferRow | null; h: HoldRow | null; owner_id: string }>(
+	const owned = "(?::text IS NULL OR a.owner_id = ?::text)";
+	const [t] = await rows<TransferRow & { payer: string }>(
 		db,
-		`SELECT to_json(t) AS t, NULL::json AS h, a.owner_id FROM ledger.transfers t JOIN ledger.accounts a ON a.id = t.from_account_id
-		  WHERE t.id = ? AND t.kind = 'payment' AND (?::text IS NULL OR a.owner_id = ?::text)
-		 UNION ALL
-		 SELECT (SELECT to_json(p) FROM ledger.transfers p WHERE p.hold_id = h.id LIMIT 1), to_json(h), a.owner_id FROM ledger.holds h JOIN ledger.accounts a ON a.id = h.from_account_id
-		  WHERE h.id = ? AND h.kind = 'review' AND (?::text IS NULL OR a.owner_id = ?::text)`,
-		[id, ownerId, ownerId, id, ownerId, ownerId],
+		`SELECT t.*, a.owner_id AS payer FROM ledger.transfers t JOIN ledger.accounts a ON a.id = t.from_account_id WHERE t.id = ? AND t.kind = 'payment' AND ${owned}`,
+		[id, ownerId, ownerId],
 	);
-	const r = found[0];
-	if (!r) return null;
-	const fromJson = <T extends { amount: bigint; created_at: Date }>(j: T | null): T | null =>
-		j ? { ...j, amount: BigInt(String(j.amount)), created_at: new Date(String(j.created_at)) } : null;
-	const t = fromJson(r.t);
-	const h = fromJson(r.h);
-	return {
-		transfer: t ? toTransfer(t) : null,
-		hold: h ? toHold({ ...h, posted_amount: BigInt(String(h.posted_amount)), expires_at: new Date(String(h.expires_at)), closed_at: h.closed_at ? new Date(String(h.closed_at)) : null }) : null,
-		ownerId: r.owner_id,
-	};
+	if (t) return { transfer: toTransfer(t), hold: null, ownerId: t.payer };
+	const [h] = await rows<HoldRow & { payer: string }>(
+		db,
+		`SELECT h.*, a.owner_id AS payer FROM ledger.holds h JOIN ledger.accounts a ON a.id = h.from_account_id WHERE h.id = ? AND h.kind = 'review' AND ${owned}`,
+		[id, ownerId, ownerId],
+	);
+	if (!h) return null;
+	// A review that support approved was posted by a transfer of the hold.
+	const [posted] = await rows<TransferRow>(db, "SELECT * FROM ledger.transfers WHERE hold_id = ? LIMIT 1", [h.id]);
+	return { transfer: posted ? toTransfer(posted) : null, hold: toHold(h), ownerId: h.payer };
 }
 
 /**
