@@ -78,7 +78,7 @@ export function load(job: LoadJob): Promise<RunFigures & { cpuS: number }> {
 }
 
 /** Bytes of every table (with its indexes and TOAST) in the node's schemas. */
-async function tableBytes(sql: pg.Client): Promise<Map<string, number>> {
+export async function tableBytes(sql: pg.Client): Promise<Map<string, number>> {
 	const { rows } = await sql.query<{ name: string; bytes: string }>(
 		`SELECT n.nspname || '.' || c.relname AS name, pg_total_relation_size(c.oid)::text AS bytes
 		 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -88,7 +88,7 @@ async function tableBytes(sql: pg.Client): Promise<Map<string, number>> {
 }
 
 /** Waits until the relays have positioned every event and every consumer has read to the head of its sources. */
-async function untilConsumed(sql: pg.Client, timeoutMs = 120_000): Promise<void> {
+export async function untilConsumed(sql: pg.Client, timeoutMs = 120_000): Promise<void> {
 	const deadline = Date.now() + timeoutMs;
 	for (;;) {
 		const { rows } = await sql.query<{ n: string }>("SELECT (SELECT count(*) FROM ledger.outbox WHERE seq IS NULL) + (SELECT count(*) FROM payments.outbox WHERE seq IS NULL) AS n");
@@ -109,7 +109,7 @@ async function untilConsumed(sql: pg.Client, timeoutMs = 120_000): Promise<void>
 	}
 }
 
-interface Target {
+export interface Target {
 	name: string;
 	base: string;
 	broker: ServiceBroker;
@@ -127,7 +127,7 @@ const ROLES: Record<string, string> = {
 };
 
 /** Node processes on their own database (or PGlite directory), joined by a set-up broker over NATS. */
-async function startTarget(name: string, roles: Record<string, string>, embedded: boolean): Promise<Target> {
+export async function startTarget(name: string, roles: Record<string, string>, embedded: boolean): Promise<Target> {
 	const ns = `hbench-${name}-${randomBytes(3).toString("hex")}`;
 	const db: TestDatabase | null = embedded ? null : await createTestDatabase(`paymesh_bench_${name}`);
 	const dataDir = embedded ? mkdtempSync(join(tmpdir(), "paymesh-bench-")) : null;

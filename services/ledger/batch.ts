@@ -120,10 +120,23 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 		}
 		const touched = [...applied.changes.touched.keys()].map(id => mustGet(state.accounts.get(id)));
 		const ran = runnable.flat();
-		const keys = ran.map(s => ({ key: s.op.key, hash: s.hash, result: results[s.unit]?.[s.index] }));
+		// An approved payment's key and request hash go on its transfer row (its answer is
+		// rebuilt from that row on a replay); every other op's key and answer on a key row.
+		const paymentHashes = new Map<string, string>();
+		const keys: store.StoredResult[] = [];
+		for (const s of ran) {
+			const result = mustGet(results[s.unit]?.[s.index]);
+			const paid = s.op.type === "payment" && result.ok ? approvedTransferId(result.value) : null;
+			if (paid) paymentHashes.set(paid, s.hash);
+			else keys.push({ key: s.op.key, hash: s.hash, result });
+		}
+		if (paymentHashes.size > 0) {
+			const transferIds = new Set(applied.changes.transfers.map(t => t.id));
+			invariant([...paymentHashes.keys()].every(id => transferIds.has(id)), "an approved payment's key has no transfer row");
+		}
 		let written: { stored: number; outboxId: string | null };
 		try {
-			written = await store.writeBatch(trx, applied.changes, touched, keys, now);
+			written = await store.writeBatch(trx, applied.changes, touched, keys, now, paymentHashes);
 		} catch (err) {
 			// Another node committed one of these keys between our key read and our write: its
 			// transfer or hold row collides on the unique key. Run the batch again; it replays.
@@ -136,9 +149,14 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 			throw err;
 		}
 		// The statement checked this before it could commit.
-		invariant(written.stored === ran.length, `stored ${written.stored} of ${ran.length} idempotency keys`);
+		invariant(written.stored === keys.length, `stored ${written.stored} of ${keys.length} idempotency keys`);
 		return { results, eventCount: applied.changes.events.length, events: applied.changes.events, outboxId: written.outboxId };
 	}, { keyedPlans: true });
+}
+
+/** The transfer of an approved payment's answer (a completed P2P payment), else null. */
+function approvedTransferId(v: Record<string, unknown>): string | null {
+	return v["status"] === "completed" && typeof v["transferId"] === "string" ? v["transferId"] : null;
 }
 
 function sameRequest(dup: Slot, owner: Slot, results: OpResult[][]): OpResult {

@@ -5,7 +5,7 @@
  * concurrent batches on several nodes can wait on each other but never deadlock.
  */
 import type { Knex } from "knex";
-import type { AccountState, BatchChanges, HoldState, OutboxEvent, OwnerState, TransferRecord } from "./rules.ts";
+import { paymentView, type AccountState, type BatchChanges, type HoldState, type OutboxEvent, type OwnerState, type TransferRecord } from "./rules.ts";
 import { invariant } from "../../lib/errors.ts";
 import type { SqlRunner } from "../../mixins/db.ts";
 
@@ -115,6 +115,25 @@ export interface StoredKey {
 	result: unknown;
 }
 
+/** An approved payment's transfer, as the batch's read returns it for a key kept on the transfer. */
+interface PaidRow {
+	id: string;
+	from: string;
+	to: string;
+	amount: string;
+	currency: string;
+	description: string;
+	at: string;
+}
+
+/** The answer an approved payment gave, rebuilt from its transfer: the same fields, the same values. */
+function paidView(r: PaidRow): ReturnType<typeof paymentView> {
+	return paymentView(
+		{ ownerId: "", fromAccountId: r.from, toAccountId: r.to, amount: BigInt(r.amount), currency: r.currency, description: r.description },
+		{ status: "completed", id: r.id, holdId: null, transferId: r.id, at: new Date(r.at) },
+	);
+}
+
 // ---- locking reads -------------------------------------------------------------------
 
 export async function lockHolds(trx: Db, ids: string[]): Promise<HoldState[]> {
@@ -154,7 +173,7 @@ export async function lockForBatch(
 	// Only what the rules need: no labels or timestamps to parse for every account of every batch.
 	const pairOwners = pairs.map(p => p.slice(0, p.lastIndexOf("|")));
 	const pairAccounts = pairs.map(p => p.slice(p.lastIndexOf("|") + 1));
-	const found = await rows<BatchAccountRow & { t: "a" | "u" | "k" | "o" | "c"; request_hash: string | null; result: unknown }>(
+	const found = await rows<BatchAccountRow & { t: "a" | "u" | "k" | "p" | "o" | "c"; request_hash: string | null; result: unknown }>(
 		trx,
 		`WITH a AS (
 			SELECT id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version
@@ -173,10 +192,13 @@ export async function lockForBatch(
 		SELECT 'a' AS t, id::text AS id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version, NULL::text AS request_hash, NULL::json AS result FROM a
 		UNION ALL SELECT 'u', NULL, owner_id, currency, NULL, NULL, used, NULL, NULL, NULL, NULL, NULL FROM u
 		UNION ALL SELECT 'k', key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, request_hash, result FROM ledger.idempotency WHERE key = ANY(?::text[])
+		UNION ALL SELECT 'p', idempotency_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, encode(request_hash, 'hex'),
+			json_build_object('id', id, 'from', from_account_id, 'to', to_account_id, 'amount', amount::text, 'currency', currency, 'description', description, 'at', created_at)
+			FROM ledger.transfers WHERE idempotency_key = ANY(?::text[]) AND request_hash IS NOT NULL
 		UNION ALL SELECT 'o', NULL, owner_id, NULL, NULL, NULL, tier::int8, NULL, NULL, NULL, NULL, risk::json FROM o
 		UNION ALL SELECT 'c', c.account_id::text, c.owner_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 			FROM ledger.counterparties c JOIN unnest(?::text[], ?::uuid[]) AS p(o, a) ON c.owner_id = p.o AND c.account_id = p.a`,
-		[accountIds, day, owners, currencies, [...new Set(ownerIds)].sort(), keys, pairOwners, pairAccounts],
+		[accountIds, day, owners, currencies, [...new Set(ownerIds)].sort(), keys, keys, pairOwners, pairAccounts],
 	);
 	const accounts: AccountState[] = [];
 	const usage = new Map<string, bigint>();
@@ -188,6 +210,7 @@ export async function lockForBatch(
 		else if (r.t === "u") usage.set(`${r.owner_id}|${r.currency}`, r.posted);
 		else if (r.t === "o") ownerStates.set(r.owner_id ?? "", ownerFromRow(r.owner_id ?? "", Number(r.posted), r.result));
 		else if (r.t === "c") known.add(`${r.owner_id}|${r.id}`);
+		else if (r.t === "p") stored.set(r.id, { hash: r.request_hash ?? "", result: { ok: true, value: paidView(r.result as PaidRow) } });
 		else stored.set(r.id, { hash: r.request_hash ?? "", result: r.result });
 	}
 	return { accounts, usage, keys: stored, owners: ownerStates, known };
@@ -225,15 +248,17 @@ interface Part {
 	params: unknown[];
 }
 
-function transfersPart(ts: TransferRecord[], now: Date): Part {
+/** Transfers; an approved payment's carries the hash of its request (its key lives on the row: migration ledger 008). */
+function transfersPart(ts: TransferRecord[], now: Date, hashes: ReadonlyMap<string, string>): Part {
 	return {
 		name: "t",
-		sql: `INSERT INTO ledger.transfers (id, idempotency_key, kind, from_account_id, to_account_id, amount, currency, description, hold_id, reverses_transfer_id, created_at)
-		 SELECT id, k, kind, f, t, a, c, d, h, r, ?::timestamptz FROM unnest(?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::uuid[], ?::uuid[])
-		   AS v(id, k, kind, f, t, a, c, d, h, r) RETURNING 1`,
+		sql: `INSERT INTO ledger.transfers (id, idempotency_key, kind, from_account_id, to_account_id, amount, currency, description, hold_id, reverses_transfer_id, request_hash, created_at)
+		 SELECT id, k, kind, f, t, a, c, d, h, r, decode(rh, 'hex'), ?::timestamptz FROM unnest(?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::text[])
+		   AS v(id, k, kind, f, t, a, c, d, h, r, rh) RETURNING 1`,
 		params: [
 			now, ts.map(t => t.id), ts.map(t => t.idempotencyKey), ts.map(t => t.kind), ts.map(t => t.fromAccountId), ts.map(t => t.toAccountId),
 			ts.map(t => str(t.amount)), ts.map(t => t.currency), ts.map(t => t.description), ts.map(t => t.holdId), ts.map(t => t.reversesTransferId),
+			ts.map(t => hashes.get(t.id) ?? null),
 		],
 	};
 }
@@ -375,12 +400,15 @@ function writeChecks(changes: BatchChanges, accounts: AccountState[], keys: Stor
  * Writes everything a batch changed in one statement, which checks itself before it can
  * commit (writeChecks), so where the runner can, the COMMIT goes out right behind it. What
  * PostgreSQL reports back is checked again here: the new balances must be exactly what the
- * rules computed. Returns how many idempotency keys were stored and the id of the batch's
- * outbox row (null without events).
+ * rules computed. Returns how many keys ledger.idempotency took and the id of the batch's
+ * outbox row (null without events). The keys of approved payments are not among `keys`:
+ * they ride on their transfer rows (`paymentHashes`: transfer id to request hash).
  */
-export async function writeBatch(trx: Db, changes: BatchChanges, accounts: AccountState[], keys: StoredResult[], now: Date): Promise<{ stored: number; outboxId: string | null }> {
+export async function writeBatch(
+	trx: Db, changes: BatchChanges, accounts: AccountState[], keys: StoredResult[], now: Date, paymentHashes: ReadonlyMap<string, string> = new Map(),
+): Promise<{ stored: number; outboxId: string | null }> {
 	const parts: Part[] = [];
-	if (changes.transfers.length > 0) parts.push(transfersPart(changes.transfers, now));
+	if (changes.transfers.length > 0) parts.push(transfersPart(changes.transfers, now, paymentHashes));
 	if (changes.entries.length > 0) parts.push(entriesPart(changes.entries, now));
 	if (changes.holdsCreated.length > 0) parts.push(holdsCreatedPart(changes.holdsCreated, now));
 	if (changes.holdsClosed.length > 0) parts.push(holdsClosedPart(changes.holdsClosed, now));

@@ -5,6 +5,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import pg from "pg";
 import type { ServiceBroker, Context } from "moleculer";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
@@ -186,6 +187,40 @@ describe("idempotency", () => {
 		await transfer(a, b, 10, k);
 		await refusedWith(transfer(a, b, 11, k), "IDEMPOTENCY_MISMATCH", 409);
 		assert.equal((await get(b.id)).balance.posted, 10);
+	});
+
+	it("replays an approved payment from its transfer row, refuses another request with its key, and pays once under concurrency", async () => {
+		const ownerId = `payer-${process.pid}-${++keySeq}`;
+		await broker.call("ledger.owners.setTier", { ownerId, tier: 3 });
+		const a = await open("USD", ownerId);
+		const b = await open("USD", "payee-1");
+		await fund(a, 10_000);
+		const pay = (amount: number, idempotencyKey: string, description = "rent") =>
+			broker.call<Record<string, unknown>, object>("ledger.payments.p2p", { idempotencyKey, ownerId, fromAccountId: a.id, toAccountId: b.id, amount, currency: "USD", description });
+		const k = key("pay");
+		const first = await pay(250, k);
+		assert.equal(first["status"], "completed");
+		// The key is kept on the transfer (migration ledger 008), not in a key row; the answer is rebuilt from it.
+		const sql = new pg.Client({ connectionString: db.url });
+		await sql.connect();
+		try {
+			const { rows } = await sql.query<{ keys: number; hashed: number }>(
+				"SELECT (SELECT count(*) FROM ledger.idempotency WHERE key LIKE $1)::int AS keys, (SELECT count(*) FROM ledger.transfers WHERE idempotency_key LIKE $1 AND request_hash IS NOT NULL)::int AS hashed",
+				[`%${k}`],
+			);
+			assert.deepEqual(rows[0], { keys: 0, hashed: 1 });
+		} finally {
+			await sql.end();
+		}
+		assert.deepEqual(await pay(250, k), first);
+		await refusedWith(pay(251, k), "IDEMPOTENCY_MISMATCH", 409);
+		await refusedWith(pay(250, k, "other"), "IDEMPOTENCY_MISMATCH", 409);
+		const k2 = key("pay");
+		const answers = await Promise.all(Array.from({ length: 40 }, () => pay(7, k2)));
+		assert.equal(new Set(answers.map(r => String(r["id"]))).size, 1);
+		for (const r of answers) assert.deepEqual(r, answers[0]);
+		assert.equal((await get(b.id)).balance.posted, 257);
+		await assertInvariants();
 	});
 
 	it("moves money once for 50 concurrent identical requests", async () => {

@@ -97,9 +97,11 @@ describe("one commit per payment", () => {
 			const [tx] = r.onPath;
 			const sql = tx?.statements.join("\n") ?? "";
 			// That one transaction decided and wrote everything: the locks and history read, then transfer, entries, owner state and events.
-			for (const part of ["FOR UPDATE", "INSERT INTO ledger.transfers", "INSERT INTO ledger.entries", "UPDATE ledger.owners", "INSERT INTO ledger.outbox", "INSERT INTO ledger.idempotency"]) {
+			for (const part of ["FOR UPDATE", "INSERT INTO ledger.transfers", "request_hash", "INSERT INTO ledger.entries", "UPDATE ledger.owners", "INSERT INTO ledger.outbox"]) {
 				assert.ok(sql.includes(part), `the transaction has no ${part}`);
 			}
+			// The approved payment's key rides on its transfer row (migration ledger 008): no key row.
+			assert.ok(!sql.includes("INSERT INTO ledger.idempotency"), "an approved payment wrote a key row besides its transfer");
 		}
 	});
 
