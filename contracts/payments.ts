@@ -9,6 +9,7 @@ import { amountRule, currencyRule, keyRule } from "../services/ledger/params.ts"
 import { PROVIDERS } from "../services/payments/providers.ts";
 import type { view } from "../services/payments/payments.service.ts";
 import type { BatchStats, PaymentView as LedgerPaymentView } from "./ledger.ts";
+import { actorRule, reasonRule } from "./repair.ts";
 
 /** What every money-moving payment request carries: the key, the payer, the account and the amount. */
 const payment = {
@@ -49,6 +50,35 @@ export const listParams = paramsSchema({
 });
 export const stuckParams = paramsSchema({ $$strict: true, olderThanS: { type: "number", integer: true, min: 0, max: 30 * 86_400 } });
 export const emptyParams = paramsSchema({ $$strict: true });
+/**
+ * Repair of a stuck top-up or payout (services/payments/repair.ts), audited: who acts (a
+ * staff id, or the REPL's operator), and the staff id for four eyes (never their own payment).
+ */
+export const requeryParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, actor: actorRule, staffId: { type: "uuid", optional: true } });
+export const compensateParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, actor: actorRule, staffId: { type: "uuid", optional: true }, reason: reasonRule });
+/** The payments of one provider created on a UTC day, and any given by id, for reconciliation; a page at a time by id. */
+export const settlementViewParams = paramsSchema({
+	$$strict: true,
+	provider: { type: "enum", values: PROVIDERS },
+	day: { type: "string", pattern: /^\d{4}-\d{2}-\d{2}$/ },
+	afterId: { type: "uuid", optional: true },
+	ids: { type: "array", items: { type: "uuid" }, max: 1_000, optional: true },
+	limit: { type: "number", integer: true, min: 1, max: 5_000, optional: true, convert: true },
+});
+
+/** A payment as reconciliation compares it. */
+export interface SettlementViewItem {
+	id: string;
+	type: "topup" | "payout";
+	status: string;
+	amount: number;
+	currency: string;
+	provider: string;
+	providerRef: string | null;
+	transferId: string | null;
+	failureCode: string | null;
+	createdAt: string;
+}
 
 /** A payment as the payments service shows it. */
 export type PaymentRecord = ReturnType<typeof view>;
@@ -75,4 +105,12 @@ export const payments = {
 		decline: action("payments.review.decline", reviewParams, returns<PaymentRecord>()),
 	},
 	resume: action("payments.resume", emptyParams, returns<{ resumed: number }>()),
+	repair: {
+		/** Asks the provider again now (the resume sweep's step for one payment) and settles from its answer. */
+		requery: action("payments.repair.requery", requeryParams, returns<PaymentRecord>()),
+		/** Gives a processing top-up or payout up: its hold released, the payment failed with COMPENSATED. */
+		compensate: action("payments.repair.compensate", compensateParams, returns<PaymentRecord>()),
+	},
+	/** For reconciliation: the provider's payments of a period (and the ones asked for by id). */
+	settlementView: action("payments.settlementView", settlementViewParams, returns<{ items: SettlementViewItem[]; nextAfterId: string | null }>()),
 };

@@ -20,6 +20,7 @@ import { isDatabaseUnavailable } from "../lib/errors.ts";
 import { callDetached } from "../lib/contract.ts";
 import { ledger } from "../contracts/ledger.ts";
 import { payments } from "../contracts/payments.ts";
+import { deadLetterRepair } from "./dead-letters.ts";
 
 /**
  * A failure of what the handler depends on (a service not reachable, a timeout, the
@@ -140,6 +141,8 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 	const wanted = new Set(opts.events);
 
 	const mixin = {
+		// Listing, re-sending and discarding the dead letters (repair tools, audited).
+		mixins: [deadLetterRepair(s, opts.sources)],
 		actions: {
 			/** Position, lag and dead letters per source, for the REPL and the metrics. */
 			"consumer.status": {

@@ -37,7 +37,10 @@ const toRecord = (r: RecordRow): AuditRecord => ({
 	seq: Number(r.seq), eventId: r.event_id, source: r.source, event: r.event, payloadJson: r.payload_json, recordedAt: r.recorded_at, prevHash: r.prev_hash, hash: r.hash,
 });
 
-type AuditThis = DbService & ConsumerService & { append(events: ConsumedEvent[]): Promise<void> };
+/** What the chain records: an event of a log, or a staff action (source `admin`). */
+type Appended = Pick<ConsumedEvent, "eventId" | "event" | "payload"> & { source: string };
+
+type AuditThis = DbService & ConsumerService & { append(events: Appended[]): Promise<number> };
 
 export function auditService(config: Config): ServiceSchema {
 	const schema = defineService<AuditThis>({
@@ -53,6 +56,15 @@ export function auditService(config: Config): ServiceSchema {
 					const rows = await queryRows<RecordRow>(this.knex, "SELECT * FROM audit.records WHERE seq > ? ORDER BY seq LIMIT ?", [ctx.params.afterSeq ?? 0, ctx.params.limit ?? 100]);
 					const items = rows.map(toRecord).map(r => ({ ...r, payload: JSON.parse(r.payloadJson) as unknown, payloadJson: undefined }));
 					return { items, nextAfterSeq: items.length > 0 ? items[items.length - 1]?.seq : null };
+				},
+			},
+			record: {
+				params: audit.record.params,
+				async handler(this: AuditThis, ctx: Context<Infer<typeof audit.record.params>>) {
+					const p = ctx.params;
+					const payload = { actor: p.actor, target: p.target, ...(p.reason != null ? { reason: p.reason } : {}), ...(p.details != null ? { details: p.details } : {}) };
+					const recorded = await this.append([{ eventId: p.id, source: "admin", event: `admin.${p.action}`, payload }]);
+					return { eventId: p.id, recorded: recorded > 0 };
 				},
 			},
 			/** Walks the whole chain in pages; the first problem found, or ok. */
@@ -95,8 +107,8 @@ export function auditService(config: Config): ServiceSchema {
 			 * Appends events to the chain in one transaction, skipping those already recorded; the
 			 * advisory lock keeps appends one at a time across nodes.
 			 */
-			async append(this: AuditThis, events: ConsumedEvent[]) {
-				await this.knex.transaction(async trx => {
+			async append(this: AuditThis, events: Appended[]) {
+				return this.knex.transaction(async trx => {
 					await trx.raw("SELECT pg_advisory_xact_lock(hashtext('paymesh.audit.chain'))");
 					const seen = new Set((await queryRows<{ event_id: string }>(trx, "SELECT event_id FROM audit.records WHERE event_id = ANY(?::text[])", [events.map(e => e.eventId)])).map(r => r.event_id));
 					const last = await queryOne<{ seq: bigint; hash: string }>(trx, "SELECT seq, hash FROM audit.records ORDER BY seq DESC LIMIT 1");
@@ -111,12 +123,13 @@ export function auditService(config: Config): ServiceSchema {
 						records.push(r);
 						prevHash = r.hash;
 					}
-					if (records.length === 0) return;
+					if (records.length === 0) return 0;
 					await trx.raw(
 						`INSERT INTO audit.records (seq, event_id, source, event, payload_json, recorded_at, prev_hash, hash)
 						 SELECT * FROM unnest(?::int8[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])`,
 						[records.map(r => String(r.seq)), records.map(r => r.eventId), records.map(r => r.source), records.map(r => r.event), records.map(r => r.payloadJson), records.map(r => r.recordedAt), records.map(r => r.prevHash), records.map(r => r.hash)],
 					);
+					return records.length;
 				});
 			},
 		},

@@ -42,6 +42,9 @@ import type { Decision } from "../fraud/rules.ts";
 import { SCORE_BATCH_MAX, type ScoreItem } from "../fraud/store.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
 import { defineService } from "../../lib/service.ts";
+import { compensate, requery } from "./repair.ts";
+import { settlementRows } from "./store.ts";
+import type { compensateParams, requeryParams, settlementViewParams } from "../../contracts/payments.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
 const RESUME_BATCH_MAX = 100;
@@ -315,6 +318,39 @@ export function paymentsService(config: Config): ServiceSchema {
 				params: payments.resume.params,
 				async handler(this: PaymentsThis) {
 					return { resumed: await this.resume() };
+				},
+			},
+			// Repair tools (services/payments/repair.ts): audited re-query and compensation of a stuck payment.
+			"repair.requery": {
+				params: payments.repair.requery.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof requeryParams>>) {
+					return view(await requery(this, ctx));
+				},
+			},
+			"repair.compensate": {
+				params: payments.repair.compensate.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof compensateParams>>) {
+					return view(await compensate(this, ctx));
+				},
+			},
+			/** Reconciliation's view of one provider's payments (services/recon). */
+			settlementView: {
+				params: payments.settlementView.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof settlementViewParams>>) {
+					const p = ctx.params;
+					const limit = p.limit ?? 1_000;
+					const from = new Date(`${p.day}T00:00:00.000Z`);
+					if (Number.isNaN(from.getTime()) || from.toISOString().slice(0, 10) !== p.day) throw toClientError({ code: "VALIDATION_ERROR", message: `${p.day} is not a date` });
+					const to = new Date(from.getTime() + 86_400_000);
+					const rows = await settlementRows(this.knex, { provider: p.provider, from, to, ids: p.ids ?? [], afterId: p.afterId ?? null, limit: limit + 1 });
+					const page = rows.slice(0, limit);
+					return {
+						items: page.map(r => ({
+							id: r.id, type: r.type === "payout" ? "payout" as const : "topup" as const, status: r.status, amount: toSafeNumber(r.amount), currency: r.currency, provider: r.provider,
+							providerRef: r.provider_ref, transferId: r.transfer_id, failureCode: r.failure_code, createdAt: r.created_at.toISOString(),
+						})),
+						nextAfterId: rows.length > limit ? (page[page.length - 1]?.id ?? null) : null,
+					};
 				},
 			},
 		},

@@ -5,7 +5,7 @@
  * under load the cost per payment is a share of a statement, not a statement.
  */
 import type { Knex } from "knex";
-import { queryOne, runStatement } from "../../mixins/db.ts";
+import { queryOne, queryRows, runStatement } from "../../mixins/db.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import type { ProviderName } from "./providers.ts";
 import type { CurrencyCode } from "../../config/currencies.ts";
@@ -249,4 +249,19 @@ export async function upsertP2p(knex: Knex, facts: readonly P2pFact[]): Promise<
 		],
 	);
 	return runStatement<PaymentRow>(knex, `SELECT ${PAYMENT_COLUMNS.join(", ")} FROM payments.payments WHERE id = ANY(?::uuid[])`, [sorted.map(f => f.id)]);
+}
+
+/**
+ * Reconciliation's view of one provider (payments.settlementView): its top-ups and payouts
+ * created in [from, to), and those asked for by id whenever they were made, a page at a
+ * time in id order.
+ */
+export function settlementRows(knex: Knex, q: { provider: string; from: Date; to: Date; ids: string[]; afterId: string | null; limit: number }): Promise<PaymentRow[]> {
+	return queryRows<PaymentRow>(
+		knex,
+		`SELECT ${PAYMENT_COLUMNS.join(", ")} FROM payments.payments
+		 WHERE provider = ? AND type IN ('topup', 'payout') AND ((created_at >= ? AND created_at < ?) OR id = ANY(?::uuid[])) AND (?::uuid IS NULL OR id > ?::uuid)
+		 ORDER BY id LIMIT ?`,
+		[q.provider, q.from, q.to, q.ids, q.afterId, q.afterId, q.limit],
+	);
 }
