@@ -83,7 +83,7 @@ export const ledger = {
 		p2pMany: action("ledger.payments.p2pMany", P.paymentManyParams, returns<Items<{ ok: true; payment: PaymentView } | { ok: false; error: Refusal } | { ok: false; unavailable: { code: string; message: string } }>>()),
 		get: action("ledger.payments.get", P.paymentGetParams, returns<PaymentView & { userId: string }>()),
 		/** The owner's latest P2P payments as the ledger has them (payments' list reads its own writes through this). */
-		recent: action("ledger.payments.recent", P.recentPaymentsParams, returns<{ items: PaymentView[] }>()),
+		recent: action("ledger.payments.recent", P.recentPaymentsParams, returns<{ items: (PaymentView & { cursorTimeUs: string })[] }>()),
 	},
 	owners: {
 		setTier: action("ledger.owners.setTier", P.setTierParams, returns<{ ownerId: string; tier: number }>()),

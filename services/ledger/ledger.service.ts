@@ -9,6 +9,7 @@ import type { Config } from "../../config/index.ts";
 import { MicroBatcher } from "../../lib/batcher.ts";
 import { Periodic } from "../../lib/periodic.ts";
 import { InvariantViolation, isDatabaseUnavailable, toClientError, unavailable, type Refusal } from "../../lib/errors.ts";
+import { decodeTimeCursor } from "../../lib/cursor.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import { retentionMixin } from "../../mixins/retention.ts";
@@ -283,11 +284,11 @@ export function ledgerService(config: Config): ServiceSchema {
 				params: ledger.payments.recent.params,
 				async handler(this: LedgerThis, ctx: Context<P.RecentPaymentsParams>) {
 					const { ownerId, limit } = ctx.params;
-					const { transfers, holds } = await store.recentPayments(this.knex, ownerId, limit);
+					const { transfers, holds } = await store.recentPayments(this.knex, ownerId, limit, decodeTimeCursor(ctx.params.cursor));
 					const items = [
-						...transfers.map(t => paymentView({ ...t, ownerId }, { status: "completed", id: t.id, holdId: null, transferId: t.id, at: t.createdAt })),
+						...transfers.map(t => ({ ...paymentView({ ...t, ownerId }, { status: "completed", id: t.id, holdId: null, transferId: t.id, at: t.createdAt }), cursorTimeUs: t.cursorTimeUs })),
 						// Only holds still waiting: a decided review is in payments' view already (support acts through it).
-						...holds.filter(h => h.status === "pending").map(h => paymentView({ ...h, ownerId }, { status: "pending_review", id: h.id, holdId: h.id, transferId: null, at: h.createdAt })),
+						...holds.map(h => ({ ...paymentView({ ...h, ownerId }, { status: "pending_review", id: h.id, holdId: h.id, transferId: null, at: h.createdAt }), cursorTimeUs: h.cursorTimeUs })),
 					];
 					return { items };
 				},

@@ -93,7 +93,10 @@ export const paymentManyParams = paramsSchema({
 	items: { type: "array", min: 1, max: TRANSFER_MANY_ITEMS_MAX, items: { type: "object", strict: true, props: { ...transferProps, ownerId: ownerRule } } },
 });
 export const paymentGetParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });
-export const recentPaymentsParams = paramsSchema({ $$strict: true, ownerId: ownerRule, limit: { type: "number", integer: true, min: 1, max: 100, convert: false } });
+/** `cursor`: the page after this one (lib/cursor.ts: the last item's time in microseconds and id); one that is not ours serves the first page. */
+export const recentPaymentsParams = paramsSchema({
+	$$strict: true, ownerId: ownerRule, limit: { type: "number", integer: true, min: 1, max: 101, convert: false }, cursor: { type: "string", optional: true, max: 80 },
+});
 export const setTierParams = paramsSchema({ $$strict: true, ownerId: ownerRule, tier: { type: "number", integer: true, min: 0, max: 3, convert: false } });
 
 export const holdPostParams = paramsSchema({ $$strict: true, idempotencyKey: keyRule, holdId: idRule, amount: { ...amountRule, optional: true } });

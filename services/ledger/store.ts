@@ -7,6 +7,7 @@
 import type { Knex } from "knex";
 import { paymentView, type AccountState, type BatchChanges, type HoldState, type OutboxEvent, type OwnerState, type TransferRecord } from "./rules.ts";
 import { invariant } from "../../lib/errors.ts";
+import type { TimeCursor } from "../../lib/cursor.ts";
 import type { SqlRunner } from "../../mixins/db.ts";
 
 type Db = Knex | Knex.Transaction | SqlRunner;
@@ -510,26 +511,38 @@ export async function getPayment(db: Db, id: string, ownerId: string | null): Pr
 }
 
 /**
- * The owner's latest P2P payments, newest first: approved ones found through the last
- * debits of the owner's accounts (entries by account and version), and review holds
- * (holds_review_owner_idx). At most `limit` of each kind.
+ * The owner's P2P payments newest first, a page after `after` (lib/cursor.ts): approved
+ * ones found through the owner's accounts' debits, newest first by account version
+ * (entries by account and version; a debit's time and transfer id are its payment's), and
+ * review holds still waiting (holds_review_owner_idx). At most `limit` of each kind, each
+ * with its cursor time in microseconds.
  */
-export async function recentPayments(db: Db, ownerId: string, limit: number): Promise<{ transfers: TransferRecord[]; holds: HoldState[] }> {
-	const transfers = await rows<TransferRow>(
+export async function recentPayments(
+	db: Db, ownerId: string, limit: number, after: TimeCursor | null,
+): Promise<{ transfers: (TransferRecord & { cursorTimeUs: string })[]; holds: (HoldState & { cursorTimeUs: string })[] }> {
+	const before = (t: string) => (after ? `AND (${t}.created_at, ${t}.id) < (timestamptz 'epoch' + ?::int8 * interval '1 microsecond', ?::uuid)` : "");
+	const cursor = after ? [after.timeUs, after.id] : [];
+	const transfers = await rows<TransferRow & { cursor_time_us: string }>(
 		db,
-		`SELECT t.* FROM ledger.accounts a
-		 CROSS JOIN LATERAL (SELECT e.transfer_id FROM ledger.entries e WHERE e.account_id = a.id AND e.amount < 0 ORDER BY e.account_version DESC LIMIT ?) d
-		 JOIN ledger.transfers t ON t.id = d.transfer_id AND t.kind = 'payment'
-		 WHERE a.owner_id = ? ORDER BY t.created_at DESC LIMIT ?`,
-		[limit * 2, ownerId, limit],
+		`SELECT d.*, (extract(epoch FROM d.created_at) * 1000000)::int8::text AS cursor_time_us FROM ledger.accounts a
+		 CROSS JOIN LATERAL (
+			SELECT t.* FROM ledger.entries e JOIN ledger.transfers t ON t.id = e.transfer_id AND t.kind = 'payment'
+			WHERE e.account_id = a.id AND e.amount < 0 ${before("t")} ORDER BY e.account_version DESC LIMIT ?
+		 ) d
+		 WHERE a.owner_id = ? ORDER BY d.created_at DESC, d.id DESC LIMIT ?`,
+		[...cursor, limit, ownerId, limit],
 	);
-	const holds = await rows<HoldRow>(
+	const holds = await rows<HoldRow & { cursor_time_us: string }>(
 		db,
-		`SELECT h.* FROM ledger.accounts a JOIN ledger.holds h ON h.from_account_id = a.id AND h.kind = 'review'
-		 WHERE a.owner_id = ? ORDER BY h.created_at DESC LIMIT ?`,
-		[ownerId, limit],
+		`SELECT h.*, (extract(epoch FROM h.created_at) * 1000000)::int8::text AS cursor_time_us FROM ledger.accounts a
+		 JOIN ledger.holds h ON h.from_account_id = a.id AND h.kind = 'review' AND h.status = 'pending'
+		 WHERE a.owner_id = ? ${before("h")} ORDER BY h.created_at DESC, h.id DESC LIMIT ?`,
+		[ownerId, ...cursor, limit],
 	);
-	return { transfers: transfers.map(toTransfer), holds: holds.map(toHold) };
+	return {
+		transfers: transfers.map(r => ({ ...toTransfer(r), cursorTimeUs: r.cursor_time_us })),
+		holds: holds.map(r => ({ ...toHold(r), cursorTimeUs: r.cursor_time_us })),
+	};
 }
 
 export async function getHold(db: Db, id: string): Promise<HoldState | null> {

@@ -16,8 +16,8 @@ import { createHash } from "node:crypto";
 import { requestHash } from "../../lib/idempotency.ts";
 import type { Config } from "../../config/index.ts";
 import { call, type ResultOf } from "../../lib/contract.ts";
-import { callbackParams, getParams, listParams, p2pParams, payments, payoutParams, topupParams } from "../../contracts/payments.ts";
-import { ledger } from "../../contracts/ledger.ts";
+import { callbackParams, getParams, listParams, p2pParams, payments, payoutParams, topupParams, type PaymentRecord } from "../../contracts/payments.ts";
+import { ledger, type PaymentView } from "../../contracts/ledger.ts";
 import { users } from "../../contracts/users.ts";
 import { fraud } from "../../contracts/fraud.ts";
 import { providers } from "../../contracts/providers.ts";
@@ -140,13 +140,10 @@ function p2pFact(v: Record<string, unknown>, userId: string | null): P2pFact | n
 	};
 }
 
-/** The P2P payment a ledger event announces: an approved payment's transfer, or a review hold. */
+/** The P2P payment in review a ledger event announces (its hold); null for anything else. */
 function factOfEvent(e: ConsumedEvent): P2pFact | null {
 	const p = e.payload;
 	const userId = typeof p["userId"] === "string" ? p["userId"] : null;
-	if (e.event === "transfer.completed" && p["kind"] === "payment") {
-		return p2pFact({ ...p, status: "completed", accountId: p["fromAccountId"], destination: p["toAccountId"], transferId: p["id"], holdId: null }, userId);
-	}
 	if (e.event === "hold.created" && p["kind"] === "review") {
 		return p2pFact({ ...p, status: "pending_review", accountId: p["fromAccountId"], destination: p["toAccountId"], holdId: p["id"], transferId: null }, userId);
 	}
@@ -162,8 +159,9 @@ export function paymentsService(config: Config): ServiceSchema {
 		name: "payments",
 		mixins: [
 			dbMixin(config, "payments"),
-			// The view of P2P payments is fed by the ledger, which decides and writes them.
-			eventConsumer({ schema: "payments", sources: ["ledger"], events: ["transfer.completed", "hold.created"], attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs, pumpGapMs: config.events.pumpGapMs }),
+			// P2P payments sent to review join this view from the ledger's events (support decides
+			// them here); approved ones stay the ledger's alone (payments.get and list read them there).
+			eventConsumer({ schema: "payments", sources: ["ledger"], events: ["hold.created"], attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs, pumpGapMs: config.events.pumpGapMs }),
 		],
 		actions: {
 			topup: {
@@ -256,26 +254,40 @@ export function paymentsService(config: Config): ServiceSchema {
 					return { orders: of(this.rt.orders), screens: of(this.rt.screens), moves: of(this.rt.moves) };
 				},
 			},
-			/** The caller's payments, newest first, a page at a time (keyset cursor, lib/cursor.ts). */
+			/**
+			 * The caller's payments, newest first, a page at a time (keyset cursor, lib/cursor.ts):
+			 * this view's (top-ups, payouts, payments in review) merged with the approved P2P
+			 * payments the ledger keeps, each side read a page after the same cursor. A payment
+			 * on both sides (one in review, or one from before the view stopped copying approved
+			 * ones) is shown once, as this view has it.
+			 */
 			list: {
 				params: payments.list.params,
 				async handler(this: PaymentsThis, ctx: Context<ListParams>) {
 					const limit = ctx.params.limit ?? 20;
 					const after = decodeTimeCursor(ctx.params.cursor);
-					// The first page reads the caller's own writes: P2P payments the ledger committed
-					// that the view (fed from its events) may not have yet are added first.
-					if (!after) {
-						const recent = await call(ctx, ledger.payments.recent, { ownerId: ctx.params.userId, limit });
-						await upsertP2p(this.knex, recent.items.map(v => p2pFact(v, ctx.params.userId)).filter((f): f is P2pFact => f !== null));
+					const [rows, fromLedger] = await Promise.all([
+						queryRows<PaymentRow & { cursor_time_us: string }>(
+							this.knex,
+							`SELECT *, ${CURSOR_TIME_SQL} AS cursor_time_us FROM payments.payments WHERE user_id = ? ${after ? `AND ${AFTER_CURSOR_SQL}` : ""}
+							 ORDER BY created_at DESC, id DESC LIMIT ?`,
+							[ctx.params.userId, ...(after ? [after.timeUs, after.id] : []), limit + 1],
+						),
+						call(ctx, ledger.payments.recent, { ownerId: ctx.params.userId, limit: limit + 1, ...(after && ctx.params.cursor ? { cursor: ctx.params.cursor } : {}) }),
+					]);
+					const listed = new Map<string, { id: string; cursor_time_us: string; item: PaymentRecord | Omit<PaymentView, "description"> }>();
+					for (const v of fromLedger.items) {
+						const { cursorTimeUs, description: _d, ...item } = v;
+						listed.set(v.id, { id: v.id, cursor_time_us: cursorTimeUs, item });
 					}
-					const rows = await queryRows<PaymentRow & { cursor_time_us: string }>(
-						this.knex,
-						`SELECT *, ${CURSOR_TIME_SQL} AS cursor_time_us FROM payments.payments WHERE user_id = ? ${after ? `AND ${AFTER_CURSOR_SQL}` : ""}
-						 ORDER BY created_at DESC, id DESC LIMIT ?`,
-						[ctx.params.userId, ...(after ? [after.timeUs, after.id] : []), limit + 1],
-					);
-					const { page, nextCursor } = pageOf(rows, limit);
-					return { items: page.map(view), nextCursor };
+					for (const r of rows) listed.set(r.id, { id: r.id, cursor_time_us: r.cursor_time_us, item: view(r) });
+					const merged = [...listed.values()].sort((a, b) => {
+						const ta = BigInt(a.cursor_time_us);
+						const tb = BigInt(b.cursor_time_us);
+						return ta !== tb ? (ta > tb ? -1 : 1) : a.id > b.id ? -1 : a.id < b.id ? 1 : 0;
+					});
+					const { page, nextCursor } = pageOf(merged, limit);
+					return { items: page.map(p => p.item), nextCursor };
 				},
 			},
 			stuck: {

@@ -84,6 +84,45 @@ describe("list cursors", () => {
 		}
 	});
 
+	it("payments.list merges the ledger's approved P2P payments with the view's own rows, each once and in order", async () => {
+		const rnd = seededRandom(11);
+		const userId = uuidv7();
+		await broker.call("ledger.owners.setTier", { ownerId: userId, tier: 3 });
+		const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:cursors:USD", currency: "USD" });
+		const from: { id: string } = await broker.call("ledger.accounts.open", { ownerId: userId, currency: "USD" });
+		const to: { id: string } = await broker.call("ledger.accounts.open", { ownerId: uuidv7(), currency: "USD" });
+		await broker.call("ledger.transfers.create", { idempotencyKey: `fund-${from.id}`, fromAccountId: sys.id, toAccountId: from.id, amount: 1_000_000, currency: "USD" });
+		// Approved payments live in the ledger only; several share a batch, so a millisecond.
+		const paid = await Promise.all(Array.from({ length: 40 }, (_, i) =>
+			broker.call<{ id: string; createdAt: string }, object>("ledger.payments.p2p", { idempotencyKey: `merge-${i}`, ownerId: userId, fromAccountId: from.id, toAccountId: to.id, amount: 1 + i, currency: "USD" })));
+		const ledgerTimes = (await sql.query<{ at: string }>("SELECT created_at::text AS at FROM ledger.transfers WHERE id = ANY($1::uuid[])", [paid.map(p => p.id)])).rows.map(r => r.at);
+		// The view's own rows (top-ups) in between, some at exactly a payment's instant.
+		for (let i = 0; i < 40; i++) {
+			const at = rnd() < 0.3 ? ledgerTimes[Math.floor(rnd() * ledgerTimes.length)] : null;
+			await sql.query(
+				`INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, idempotency_key, request_hash, created_at, updated_at)
+				 VALUES ($1, $2, 'topup', 'completed', 100, 'USD', $3, 'card', $4, 'h', COALESCE($5::timestamptz, $6::timestamptz + $7 * interval '1 microsecond'), now())`,
+				[uuidv7(), userId, from.id, `merge-topup-${i}`, at, ledgerTimes[0], Math.floor((rnd() - 0.5) * 20_000)],
+			);
+		}
+		// One payment the view copied before it stopped copying approved ones: listed once.
+		const copied = paid[0] as (typeof paid)[number];
+		await sql.query(
+			`INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash, transfer_id, created_at, updated_at)
+			 SELECT t.id, $2, 'p2p', 'completed', t.amount, t.currency, t.from_account_id, 'ledger', t.to_account_id::text, 'ledger:' || t.id, '', t.id, t.created_at, t.created_at FROM ledger.transfers t WHERE t.id = $1`,
+			[copied.id, userId],
+		);
+		const expected = (await sql.query<{ id: string }>(
+			`SELECT id FROM (SELECT id, created_at FROM payments.payments WHERE user_id = $1
+			 UNION SELECT t.id, t.created_at FROM ledger.transfers t JOIN ledger.accounts a ON a.id = t.from_account_id WHERE a.owner_id = $1 AND t.kind = 'payment') x
+			 ORDER BY created_at DESC, id DESC`, [userId])).rows.map(r => r.id);
+		assert.equal(expected.length, 80);
+		for (const limit of [1, 3, 7, 20, 100]) assert.deepEqual(await pageAll("payments.list", { userId }, limit), expected, `payments.list with limit ${limit}`);
+		const first: { items: { id: string; type: string; status: string; amount: number }[] } = await broker.call("payments.list", { userId, limit: 100 });
+		const one = first.items.find(i => i.id === paid[5]?.id);
+		assert.deepEqual([one?.type, one?.status, one?.amount], ["p2p", "completed", 6]);
+	});
+
 	it("serves the first page for a cursor that is not one of its own", async () => {
 		const userId = "018f0000-0000-7000-8000-0000000000c1";
 		const first: { items: { id: string }[] } = await broker.call("payments.list", { userId, limit: 3 });
