@@ -3,6 +3,9 @@ import type { Readable } from "node:stream";
 import { action, returns } from "../lib/contract.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import type { EntryView, MonthSummary } from "./ledger.ts";
+import { CURRENCY_CODES } from "../config/currencies.ts";
+import { CATEGORIES, DIRECTIONS, TRANSACTION_TYPES } from "../services/reports/transactions.ts";
+import type { MonthlyInsights } from "../services/reports/insights.ts";
 
 export const statementParams = paramsSchema({
 	$$strict: true,
@@ -14,6 +17,55 @@ export const statementParams = paramsSchema({
 });
 export const summaryParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid", optional: true }, accountId: { type: "uuid" }, year: { type: "number", integer: true, min: 2000, max: 2100, optional: true, convert: true } });
 export const dailyParams = paramsSchema({ $$strict: true, from: { type: "date", convert: true, optional: true }, to: { type: "date", convert: true, optional: true } });
+
+/** Page sizes of the transactions list: at most this many rows a page. */
+export const TRANSACTIONS_PAGE_MAX = 100;
+export const TRANSACTIONS_PAGE_DEFAULT = 50;
+const minor = { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER, convert: true, optional: true } as const;
+
+/** The filters of GET /transactions (the gateway's schema without the owner). */
+export const transactionFilterRules = {
+	from: { type: "date", convert: true, optional: true },
+	to: { type: "date", convert: true, optional: true },
+	minAmountMinor: minor,
+	maxAmountMinor: minor,
+	direction: { type: "enum", values: DIRECTIONS, optional: true },
+	accountId: { type: "uuid", optional: true },
+	currency: { type: "enum", values: CURRENCY_CODES, optional: true },
+	counterpartyId: { type: "uuid", optional: true },
+	type: { type: "enum", values: TRANSACTION_TYPES, optional: true },
+	category: { type: "enum", values: CATEGORIES, optional: true },
+	q: { type: "string", max: 100, optional: true },
+	limit: { type: "number", integer: true, min: 1, max: TRANSACTIONS_PAGE_MAX, convert: true, optional: true },
+	cursor: { type: "string", max: 80, optional: true },
+} as const;
+
+export const transactionsListParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, ...transactionFilterRules });
+export const transactionGetParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, id: { type: "uuid" } });
+export const setCategoryParams = paramsSchema({
+	$$strict: true, ownerId: { type: "uuid" }, id: { type: "uuid" }, category: { type: "enum", values: CATEGORIES },
+	/** Also file this counterparty's later transactions under the category (default true). */
+	learn: { type: "boolean", optional: true },
+});
+export const monthlyInsightsParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, month: { type: "string", pattern: /^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$/, optional: true } });
+
+/** A transaction as the list shows it: one side of a transfer, seen by its owner. */
+export interface TransactionView {
+	id: string;
+	accountId: string;
+	transferId: string;
+	currency: string;
+	direction: "in" | "out";
+	/** Minor units, positive; the direction says which way. */
+	amount: number;
+	type: (typeof TRANSACTION_TYPES)[number];
+	category: (typeof CATEGORIES)[number];
+	categoryReason: string;
+	categorySetBy: "rules" | "customer";
+	counterparty: { name: string; userId: string | null; accountId: string };
+	description: string;
+	createdAt: string;
+}
 
 export interface Statement {
 	account: { id: string; currency: string };
@@ -28,5 +80,13 @@ export const reports = {
 	/** JSON, or with format=csv a stream of CSV lines. */
 	statement: action("reports.statement", statementParams, returns<Statement | Readable>()),
 	summary: action("reports.summary", summaryParams, returns<{ accountId: string; currency: string; months: MonthSummary[] }>()),
+	transactions: {
+		/** A customer's transactions across their accounts, filtered, newest first, keyset-paged. */
+		list: action("reports.transactions.list", transactionsListParams, returns<{ items: TransactionView[]; nextCursor: string | null }>()),
+		get: action("reports.transactions.get", transactionGetParams, returns<TransactionView>()),
+		setCategory: action("reports.transactions.setCategory", setCategoryParams, returns<TransactionView>()),
+	},
+	/** Spending by category and counterparty for a UTC month, against the months before, with the insights that follow. */
+	insights: action("reports.insights", monthlyInsightsParams, returns<MonthlyInsights>()),
 	daily: action("reports.daily", dailyParams, returns<{ from: string; to: string; items: { day: string; currency: string; kind: string; count: number; volume: number }[] }>()),
 };

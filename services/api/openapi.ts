@@ -15,6 +15,7 @@ import { WEBHOOK_EVENTS } from "../webhooks/routing.ts";
 import { amountRule, currencyRule } from "../ledger/params.ts";
 import { callbackParams } from "../../contracts/payments.ts";
 import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Actions } from "./v1.ts";
+import { CATEGORIES, TRANSACTION_TYPES } from "../reports/transactions.ts";
 
 type ActionName = keyof typeof v1Actions;
 type Status = "200" | "201" | "202" | "204";
@@ -116,6 +117,18 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 		},
 	},
 	WebhookList: { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("Webhook") } } },
+	Transaction: {
+		type: "object", required: ["id", "accountId", "transferId", "currency", "direction", "amount", "type", "category", "categoryReason", "counterparty", "description", "createdAt"],
+		properties: {
+			id: { type: "string", format: "uuid" }, accountId: { type: "string", format: "uuid" }, transferId: { type: "string", format: "uuid" }, currency: ref("Currency"),
+			direction: { type: "string", enum: ["in", "out"] }, amount: { type: "integer", minimum: 1, description: "Minor units; the direction says which way" },
+			type: { type: "string", enum: [...TRANSACTION_TYPES] }, category: { type: "string", enum: [...CATEGORIES] }, categoryReason: { type: "string", description: "Why this category" },
+			categorySetBy: { type: "string", enum: ["rules", "customer"] },
+			counterparty: { type: "object", required: ["name", "userId", "accountId"], properties: { name: { type: "string" }, userId: { type: ["string", "null"] }, accountId: { type: "string" } } },
+			description: { type: "string" }, createdAt: { type: "string", format: "date-time" },
+		},
+	},
+	TransactionPage: page("Transaction"),
 	ProviderCallbackResult: { type: "object", required: ["received", "outcome"], properties: { received: { type: "boolean", const: true }, outcome: { type: "string" } } },
 };
 
@@ -191,6 +204,18 @@ const OPS: Record<ActionName, OpDoc> = {
 	auditVerify: { summary: "Verify the audit chain", ok: ["200", anyObject], roles: ["auditor", "admin"] },
 	statement: { summary: "An account statement in [from, to): JSON, or CSV streamed (format=csv)", ok: ["200", anyObject], csv: true, refusals: ["ACCOUNT_NOT_FOUND", "INVALID_DATE_RANGE"] },
 	summary: { summary: "Monthly credits, debits, count and closing balance of an account for a year", ok: ["200", anyObject], refusals: ["ACCOUNT_NOT_FOUND"] },
+	listTransactions: {
+		summary: "The caller's transactions across all their accounts, filtered, newest first",
+		description: "Filters: from/to (createdAt in [from, to)), minAmountMinor/maxAmountMinor, direction, accountId, currency, counterpartyId (a user or an account), type, category, q (words matched as prefixes in the description and the counterparty's name). Pages of at most 100 (default 50) with nextCursor.",
+		ok: ["200", ref("TransactionPage")], refusals: ["INVALID_DATE_RANGE"],
+	},
+	getTransaction: { summary: "One of the caller's transactions", ok: ["200", ref("Transaction")], refusals: ["TRANSACTION_NOT_FOUND"] },
+	setTransactionCategory: {
+		summary: "File one of the caller's transactions under a category",
+		description: "With learn (default true), the caller's later transactions with the same counterparty get this category too.",
+		ok: ["200", ref("Transaction")], refusals: ["TRANSACTION_NOT_FOUND"],
+	},
+	insights: { summary: "A month's spending by category and counterparty against the 3 months before, with insights saying why", ok: ["200", anyObject] },
 };
 
 /** Tags by area: the first path segment under /api/v1. */
@@ -207,6 +232,8 @@ const TAGS: Record<string, string> = {
 	webhooks: "The caller's webhook endpoints and deliveries",
 	audit: "The hash-chained audit log",
 	reports: "Statements and summaries",
+	transactions: "The caller's transactions across accounts, with categories",
+	insights: "Monthly spending and insights",
 };
 
 const idempotencyHeader = {

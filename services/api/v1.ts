@@ -23,34 +23,12 @@ import { amountRule, currencyRule } from "../ledger/params.ts";
 import { PROVIDERS } from "../payments/providers.ts";
 import { WEBHOOK_EVENTS } from "../webhooks/routing.ts";
 import type { SessionUser } from "../auth/auth.service.ts";
-import type { Role } from "../auth/tokens.ts";
+import { created, idempotencyKey, requireRole, stripNulls, user, type Ctx } from "./caller.ts";
+import { walletActions, WALLET_ALIASES } from "./wallet.ts";
 
-export interface GatewayMeta {
-	user?: SessionUser | null;
-	ip?: string;
-	requestId?: string;
-	idempotencyKey?: string;
-	$statusCode?: number;
-	$location?: string;
-	$responseHeaders?: Record<string, string>;
-}
-
-type Ctx<P> = Context<P, GatewayMeta>;
+export type { GatewayMeta } from "./caller.ts";
 
 const uuid = { type: "uuid" } as const;
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
-
-function user(ctx: Ctx<unknown>): SessionUser {
-	const u = ctx.meta.user;
-	if (!u) throw new Errors.MoleculerClientError("a valid access token is required", 401, "UNAUTHORIZED");
-	return u;
-}
-
-function requireRole(ctx: Ctx<unknown>, roles: Role[]): SessionUser {
-	const u = user(ctx);
-	if (!u.roles.some(r => roles.includes(r))) throw new Errors.MoleculerClientError("your role does not allow this", 403, "FORBIDDEN");
-	return u;
-}
 
 type PaymentParams = ParamsOf<typeof ledger.payments.p2p>;
 type PaymentOutcome = ResultOf<typeof ledger.payments.p2pMany>["items"][number];
@@ -107,24 +85,6 @@ async function sendPayment(ctx: Ctx<unknown>, params: PaymentParams): Promise<Re
 /** Four eyes: staff change other people's tier and roles, never their own. */
 function notSelf(staff: SessionUser, userId: string, what: string): void {
 	if (staff.id === userId) throw new Errors.MoleculerClientError(`nobody changes their own ${what}`, 403, "FORBIDDEN");
-}
-
-/** The key is required on money-moving POSTs and namespaced per user, so users never collide. */
-function idempotencyKey(ctx: Ctx<unknown>, userId: string): string {
-	const k = ctx.meta.idempotencyKey;
-	if (!k) throw new Errors.MoleculerClientError("the Idempotency-Key header is required", 400, "IDEMPOTENCY_KEY_REQUIRED");
-	if (!IDEMPOTENCY_KEY.test(k)) throw new Errors.MoleculerClientError("the Idempotency-Key header must be 1 to 128 visible ASCII characters", 400, "VALIDATION_ERROR");
-	return `u:${userId}:${k}`;
-}
-
-/** Optional params arrive as null or absent; the services take them absent. */
-function stripNulls<T extends object>(p: T): { [K in keyof T]: Exclude<T[K], null> } {
-	return Object.fromEntries(Object.entries(p).filter(([, v]) => v !== null && v !== undefined)) as { [K in keyof T]: Exclude<T[K], null> };
-}
-
-function created(ctx: Ctx<unknown>, location: string): void {
-	ctx.meta.$statusCode = 201;
-	ctx.meta.$location = location;
 }
 
 function transferView(t: Record<string, unknown>): Record<string, unknown> {
@@ -528,6 +488,7 @@ export const v1Actions = {
 			return call(ctx, auth.setRoles, { userId: ctx.params.id, roles: ctx.params.roles });
 		},
 	},
+	...walletActions,
 };
 
 /** Mounted at /api/v1/auth: moleculer-web keeps one alias table per route path, so the two routes need distinct paths. */
@@ -579,6 +540,7 @@ export const PRIVATE_ALIASES = {
 	"GET /audit/verify": "api.auditVerify",
 	"GET /reports/statement": "api.statement",
 	"GET /reports/summary": "api.summary",
+	...WALLET_ALIASES,
 };
 
 /** The providers' callback route under /api/v1/providers (signed by HMAC, no bearer token). */

@@ -18,6 +18,15 @@ import { queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
 import { entryLine, STATEMENT_HEADER, csvLine } from "./csv.ts";
 import { defineService } from "../../lib/service.ts";
+import { users } from "../../contracts/users.ts";
+import { GET_MANY_MAX } from "../users/params.ts";
+import { decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
+import { formatMinor, toSafeNumber } from "../../lib/money.ts";
+import { CURRENCY_EXPONENTS } from "../../config/currencies.ts";
+import { TRANSACTIONS_PAGE_DEFAULT, type TransactionView } from "../../contracts/reports.ts";
+import { counterpartyKeyOf, rowsOf, transferEventOf, type TransactionFilter, type TransactionRow } from "./transactions.ts";
+import { monthRange, monthlyInsights } from "./insights.ts";
+import * as store from "./store.ts";
 
 /** The ledger's page size limit. */
 const PAGE = 200;
@@ -27,11 +36,30 @@ const DATE_MS_MAX = Date.parse("9999-12-31T23:59:59.999Z");
 
 type StatementParams = Infer<typeof reports.statement.params> & { from?: Date | null; to?: Date | null };
 type DailyParams = { from?: Date | null; to?: Date | null };
+type ListParams = Omit<Infer<typeof reports.transactions.list.params>, "from" | "to"> & { from?: Date | null; to?: Date | null };
+
+/** Counterparties a month's insights name at most, per currency; the month's largest payments the unusual-payment rule looks at. */
+const INSIGHT_COUNTERPARTIES_MAX = 10;
+const INSIGHT_LARGEST_MAX = 20;
+
+function transactionView(r: store.StoredTransaction): TransactionView {
+	return {
+		id: r.id, accountId: r.account_id, transferId: r.transfer_id, currency: r.currency, direction: r.direction, amount: toSafeNumber(BigInt(r.amount_minor)),
+		type: r.type, category: r.category, categoryReason: r.category_reason, categorySetBy: r.category_set_by,
+		counterparty: { name: r.counterparty_name, userId: r.counterparty_owner_id, accountId: r.counterparty_account_id },
+		description: r.description, createdAt: r.created_at.toISOString(),
+	};
+}
+
+function exponentOf(currency: string): number {
+	return currency in CURRENCY_EXPONENTS ? CURRENCY_EXPONENTS[currency as keyof typeof CURRENCY_EXPONENTS] : 2;
+}
 
 type Page = ResultOf<typeof ledger.accounts.statement>;
 type ReportsThis = DbService & ConsumerService & {
 	range(from?: Date | null, to?: Date | null): { from: Date; to: Date };
 	tally(events: ConsumedEvent[]): Promise<void>;
+	transactionRows(events: ConsumedEvent[]): Promise<TransactionRow[] | null>;
 };
 
 export function reportsService(config: Config): ServiceSchema {
@@ -82,6 +110,66 @@ export function reportsService(config: Config): ServiceSchema {
 					});
 				},
 			},
+			"transactions.list": {
+				params: reports.transactions.list.params,
+				async handler(this: ReportsThis, ctx: Context<ListParams>) {
+					const p = ctx.params;
+					if (p.from && p.to && !(p.from < p.to)) throw toClientError({ code: "INVALID_DATE_RANGE", message: "from must be before to" });
+					if (p.minAmountMinor != null && p.maxAmountMinor != null && p.minAmountMinor > p.maxAmountMinor) {
+						throw toClientError({ code: "VALIDATION_ERROR", message: "minAmountMinor must not be above maxAmountMinor", details: { field: "minAmountMinor" } });
+					}
+					const filter: TransactionFilter = {
+						ownerId: p.ownerId,
+						...(p.from ? { from: this.range(p.from, p.to).from } : {}),
+						...(p.to ? { to: this.range(p.from, p.to).to } : {}),
+						...(p.minAmountMinor != null ? { amountMinMinor: BigInt(p.minAmountMinor) } : {}),
+						...(p.maxAmountMinor != null ? { amountMaxMinor: BigInt(p.maxAmountMinor) } : {}),
+						...(p.direction ? { direction: p.direction } : {}),
+						...(p.accountId ? { accountId: p.accountId } : {}),
+						...(p.currency ? { currency: p.currency } : {}),
+						...(p.counterpartyId ? { counterpartyId: p.counterpartyId } : {}),
+						...(p.type ? { type: p.type } : {}),
+						...(p.category ? { category: p.category } : {}),
+						...(p.q ? { q: p.q } : {}),
+					};
+					const limit = p.limit ?? TRANSACTIONS_PAGE_DEFAULT;
+					const rows = await store.listTransactions(this.knex, filter, decodeTimeCursor(p.cursor), limit);
+					const { page, nextCursor } = pageOf(rows, limit);
+					return { items: page.map(transactionView), nextCursor };
+				},
+			},
+			"transactions.get": {
+				params: reports.transactions.get.params,
+				async handler(this: ReportsThis, ctx: Context<Infer<typeof reports.transactions.get.params>>) {
+					const r = await store.getTransaction(this.knex, ctx.params.ownerId, ctx.params.id);
+					if (!r) throw toClientError({ code: "TRANSACTION_NOT_FOUND", message: "transaction not found" });
+					return transactionView(r);
+				},
+			},
+			"transactions.setCategory": {
+				params: reports.transactions.setCategory.params,
+				async handler(this: ReportsThis, ctx: Context<Infer<typeof reports.transactions.setCategory.params>>) {
+					const p = ctx.params;
+					const r = await store.setCategory(this.knex, p.ownerId, p.id, p.category, row => counterpartyKeyOf({ counterpartyOwnerId: row.counterparty_owner_id, counterpartyAccountId: row.counterparty_account_id }), p.learn ?? true);
+					if (!r) throw toClientError({ code: "TRANSACTION_NOT_FOUND", message: "transaction not found" });
+					return transactionView(r);
+				},
+			},
+			insights: {
+				params: reports.insights.params,
+				async handler(this: ReportsThis, ctx: Context<Infer<typeof reports.insights.params>>) {
+					const month = ctx.params.month ?? new Date().toISOString().slice(0, 7);
+					const { start, end, historyStart } = monthRange(month);
+					const owner = ctx.params.ownerId;
+					const [categoryMonths, directions, counterparties, largest] = await Promise.all([
+						store.categoryMonths(this.knex, owner, historyStart, end),
+						store.directionSums(this.knex, owner, start, end),
+						store.counterpartySums(this.knex, owner, start, end, INSIGHT_COUNTERPARTIES_MAX),
+						store.largestPayments(this.knex, owner, start, end, INSIGHT_LARGEST_MAX),
+					]);
+					return monthlyInsights({ month, categoryMonths, directions, counterparties, largest, formatMinor: (v, c) => formatMinor(v, c, exponentOf(c)) });
+				},
+			},
 			/** Admin figures: per day and currency, transfer count and volume, by kind. */
 			daily: {
 				params: reports.daily.params,
@@ -117,8 +205,28 @@ export function reportsService(config: Config): ServiceSchema {
 				await this.tally(events);
 			},
 
-			/** Transfers into the day's figures, each event once (the markers commit with the sums). */
+			/**
+			 * The transactions read model's rows of a page of events, with the counterparties'
+			 * names (one users.getMany per page; users being away fails the page, which the
+			 * consumer retries later, rather than storing rows without names).
+			 */
+			async transactionRows(this: ReportsThis, events: ConsumedEvent[]) {
+				const transfers = events.filter(e => e.event === "transfer.completed").map(e => transferEventOf(e.payload)).filter(e => e !== null);
+				if (transfers.length === 0) return null;
+				const people = [...new Set(transfers.flatMap(t => (t.fromOwnerId && t.toOwnerId ? [t.fromOwnerId, t.toOwnerId] : [])))];
+				const names = new Map<string, string>();
+				for (let i = 0; i < people.length; i += GET_MANY_MAX) {
+					const found = await call(this.broker, users.getMany, { ids: people.slice(i, i + GET_MANY_MAX) });
+					for (const p of found.items) names.set(p.id, p.name);
+				}
+				const owners = [...new Set(transfers.flatMap(t => [t.fromOwnerId, t.toOwnerId]).filter(o => o !== null))];
+				const rules = await store.ownerRules(this.knex, owners);
+				return transfers.flatMap(t => rowsOf(t, names, rules));
+			},
+
+			/** Transfers into the day's figures and the transactions read model, each event once (the markers commit with both). */
 			async tally(this: ReportsThis, events: ConsumedEvent[]) {
+				const rows = await this.transactionRows(events);
 				await this.knex.transaction(async trx => {
 					const fresh = new Set((await queryRows<{ event_id: string }>(
 						trx, "INSERT INTO reports.processed_events (event_id) SELECT unnest(?::text[]) ON CONFLICT DO NOTHING RETURNING event_id", [events.map(e => e.eventId)],
@@ -135,6 +243,8 @@ export function reportsService(config: Config): ServiceSchema {
 						s.volume += BigInt(Number(p["amount"]));
 						sums.set(k, s);
 					}
+					// Rows of events seen before are skipped by their unique (transfer, account) as well.
+					if (rows) await store.insertTransactions(trx, rows);
 					for (const s of sums.values()) {
 						await trx.raw(
 							`INSERT INTO reports.daily_volume (day, currency, kind, count, volume) VALUES (?::date, ?, ?, ?, ?)

@@ -21,7 +21,7 @@ const captured: { sql: string; bindings: unknown[] }[] = [];
 
 before(async () => {
 	db = await createTestDatabase();
-	({ broker, config } = await startNode({ DATABASE_URL: db.url, SERVICES: "users,ledger,payments,fraud,notifications,webhooks", LOG_LEVEL: "fatal" }));
+	({ broker, config } = await startNode({ DATABASE_URL: db.url, SERVICES: "users,ledger,payments,fraud,notifications,webhooks,reports", LOG_LEVEL: "fatal" }));
 	acquireDb(config).knex.on("query", (q: { sql: string; bindings?: unknown[] }) => captured.push({ sql: q.sql, bindings: q.bindings ?? [] }));
 });
 
@@ -84,6 +84,16 @@ describe("query plans of the read routes", () => {
 			["notifications.list", { userId }],
 			["webhooks.list", { ownerId: userId }],
 			["webhooks.deliveries", { id: missing, ownerId: userId }],
+			// The transactions read model: every filter alone, some together, a later page, and the month's insights.
+			["reports.transactions.list", { ownerId: userId }],
+			["reports.transactions.list", { ownerId: userId, cursor: `1796000000000000_${missing}` }],
+			["reports.transactions.list", { ownerId: userId, accountId: account.id, ...day }],
+			["reports.transactions.list", { ownerId: userId, category: "rent", direction: "out" }],
+			["reports.transactions.list", { ownerId: userId, q: "rent may", minAmountMinor: 100, maxAmountMinor: 5_000 }],
+			["reports.transactions.list", { ownerId: userId, counterpartyId: missing, type: "payment", currency: "USD" }],
+			["reports.transactions.get", { ownerId: userId, id: missing }],
+			["reports.transactions.setCategory", { ownerId: userId, id: missing, category: "rent" }],
+			["reports.insights", { ownerId: userId, month: "2026-05" }],
 		];
 		const found: string[] = [];
 		for (const [action, params] of reads) {
