@@ -3,17 +3,22 @@
  * the out-of-band way to give staff roles (admin by default), straight in the auth schema
  * of the database the node uses (DATABASE_URL, or the PGlite files under DATA_DIR; stop an
  * embedded node first, PGlite allows one process). Nothing at registration grants a role.
- * The user must have registered; the role reaches their tokens at their next login or
- * refresh. Exit codes: 0 done, 1 no such user, 64 usage.
+ * The user must have registered and verified the address (the code mailed to it), or an
+ * operator who checked the address another way runs `npm run admin -- verify <email>`
+ * first (the address's newest registration; for nodes without SMTP). The role reaches
+ * their tokens at their next login or refresh. Exit codes: 0 done, 1 no such (verified)
+ * user, 64 usage.
  */
 import { loadConfig } from "../config/index.ts";
 import { acquireDb, releaseDb } from "../mixins/db.ts";
 import { normalizeEmail } from "../lib/email.ts";
-import { changeRoleByEmail } from "../services/auth/store.ts";
+import { changeRoleByEmail, verifyNewestByEmail } from "../services/auth/store.ts";
+import { markEmailVerified } from "../services/users/store.ts";
 import { ROLES, type Role } from "../services/auth/tokens.ts";
 
 const USAGE = `usage: npm run admin -- grant <email> [${ROLES.join("|")}]   (default admin)
        npm run admin -- revoke <email> <${ROLES.filter(r => r !== "user").join("|")}>
+       npm run admin -- verify <email>   (the address was checked out of band)
 `;
 
 function isRole(value: string): value is Role {
@@ -27,22 +32,45 @@ function usage(message?: string): never {
 }
 
 const [command, emailArg, roleArg, ...extra] = process.argv.slice(2);
-if ((command !== "grant" && command !== "revoke") || !emailArg || extra.length > 0) usage();
+if ((command !== "grant" && command !== "revoke" && command !== "verify") || !emailArg || extra.length > 0) usage();
+const email = normalizeEmail(emailArg);
+const config = loadConfig();
+
+if (command === "verify") {
+	if (roleArg !== undefined) usage();
+	const { knex } = acquireDb(config);
+	let verified: Awaited<ReturnType<typeof verifyNewestByEmail>> = null;
+	try {
+		verified = await verifyNewestByEmail(knex, email);
+		// The profile too: it is what P2P by e-mail and tiers above 1 look at.
+		if (verified && (await markEmailVerified(knex, verified.userId, email)) !== "ok") verified = null;
+	} finally {
+		await releaseDb(config);
+	}
+	if (!verified) {
+		process.stderr.write(`no user with the e-mail ${email}: they must register first\n`);
+		process.exit(1);
+	}
+	process.stdout.write(`${email} (${verified.userId}): ${verified.already ? "already verified" : "verified"}\n`);
+	process.exit(0);
+}
+
 const role = roleArg ?? (command === "grant" ? "admin" : undefined);
 if (role === undefined) usage("revoke needs a role");
 if (!isRole(role)) usage(`unknown role ${JSON.stringify(role)}`);
 if (command === "revoke" && role === "user") usage("the user role cannot be taken away");
 
-const config = loadConfig();
 const { knex } = acquireDb(config);
 let found: Awaited<ReturnType<typeof changeRoleByEmail>> = null;
 try {
-	found = await changeRoleByEmail(knex, normalizeEmail(emailArg), role, command === "grant");
+	found = await changeRoleByEmail(knex, email, role, command === "grant");
 } finally {
 	await releaseDb(config);
 }
 if (!found) {
-	process.stderr.write(`no user with the e-mail ${normalizeEmail(emailArg)}: they must register first\n`);
+	process.stderr.write(command === "grant"
+		? `no user has verified the e-mail ${email}: they must register and verify it (or: npm run admin -- verify ${email})\n`
+		: `no user with the e-mail ${email}\n`);
 	process.exit(1);
 }
-process.stdout.write(`${normalizeEmail(emailArg)} (${found.userId}): roles ${found.roles.join(", ")}\n`);
+process.stdout.write(`${email} (${found.userId}): roles ${found.roles.join(", ")}\n`);

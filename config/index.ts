@@ -114,6 +114,9 @@ export interface Config {
 		refreshFamilyTtlS: number;
 		loginFailuresMax: number;
 		loginFailureWindowS: number;
+		/** Registrations (each an argon2 hash) per client address (IPv6 per /64) per window. */
+		registrationsPerAddressMax: number;
+		registrationWindowS: number;
 	};
 	payments: {
 		providerLatencyMs: number;
@@ -467,6 +470,8 @@ export function loadConfig(env: Env = process.env): Config {
 			refreshFamilyTtlS: intVar(env, "REFRESH_FAMILY_TTL_S", 30 * 86_400, 1, 365 * 86_400),
 			loginFailuresMax: intVar(env, "LOGIN_FAILURES_MAX", 5, 1, 1_000),
 			loginFailureWindowS: intVar(env, "LOGIN_FAILURE_WINDOW_S", 900, 1, 86_400),
+			registrationsPerAddressMax: intVar(env, "REGISTRATIONS_PER_ADDRESS_MAX", 60, 1, 1_000_000),
+			registrationWindowS: intVar(env, "REGISTRATION_WINDOW_S", 3_600, 1, 86_400),
 		},
 		payments: {
 			providerLatencyMs: intVar(env, "PROVIDER_LATENCY_MS", 20, 0, 60_000),

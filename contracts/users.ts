@@ -9,6 +9,8 @@ export interface Profile {
 	name: string;
 	kycTier: number;
 	preferences: { language?: string; notifyEmail?: boolean; notifySms?: boolean; notifyInApp?: boolean; phone?: string };
+	/** The address was proven by a mailed code (auth); only then is the user found by it, and tiers above 1 allowed. */
+	emailVerified: boolean;
 	createdAt: string;
 }
 
@@ -19,7 +21,11 @@ export const users = {
 	getMany: action("users.getMany", P.getManyParams, returns<{ items: Profile[] }>()),
 	update: action("users.update", P.updateParams, returns<Profile>()),
 	setTier: action("users.setTier", P.setTierParams, returns<Profile>()),
+	/** The user who verified this address (an unverified address finds nobody). */
 	findByEmail: action("users.findByEmail", P.findByEmailParams, returns<{ id: string }>()),
+	/** A P2P recipient's account by e-mail, with a per-sender budget of misses (429 past it). */
+	findRecipient: action("users.findRecipient", P.findRecipientParams, returns<{ accountId: string }>()),
+	markEmailVerified: action("users.markEmailVerified", P.markEmailVerifiedParams, returns<{ emailVerified: true }>()),
 	/** The KYC tier (cached). */
 	tier: action("users.tier", P.getParams, returns<{ tier: number }>()),
 };

@@ -2,6 +2,7 @@ import type { Knex } from "knex";
 import * as audit001 from "./audit/001_init.ts";
 import * as auth001 from "./auth/001_init.ts";
 import * as auth002 from "./auth/002_mfa_pending_family_expiry.ts";
+import * as auth003 from "./auth/003_verified_identity.ts";
 import * as fraud001 from "./fraud/001_init.ts";
 import * as fraud002 from "./fraud/002_history_indexes.ts";
 import * as fraud003 from "./fraud/003_bounded_history.ts";
@@ -11,6 +12,7 @@ import * as fx001 from "./fx/001_init.ts";
 import * as fx002 from "./fx/002_quote_claims.ts";
 import * as ledger001 from "./ledger/001_init.ts";
 import * as notifications001 from "./notifications/001_init.ts";
+import * as notifications002 from "./notifications/002_mails.ts";
 import * as webhooks001 from "./webhooks/001_init.ts";
 import * as reports001 from "./reports/001_init.ts";
 import * as reports002 from "./reports/002_processed_events_retention.ts";
@@ -29,6 +31,7 @@ import * as payments005 from "./payments/005_list_indexes.ts";
 import * as payments006 from "./payments/006_p2p_view.ts";
 import * as users001 from "./users/001_init.ts";
 import * as users002 from "./users/002_email_unique.ts";
+import * as users003 from "./users/003_verified_email.ts";
 import * as webhooks002 from "./webhooks/002_list_indexes.ts";
 
 /**
@@ -41,14 +44,14 @@ interface Migration {
 }
 
 export const MIGRATIONS: Record<string, Record<string, Migration>> = {
-	auth: { "001_init": auth001, "002_mfa_pending_family_expiry": auth002 },
-	users: { "001_init": users001, "002_email_unique": users002 },
+	auth: { "001_init": auth001, "002_mfa_pending_family_expiry": auth002, "003_verified_identity": auth003 },
+	users: { "001_init": users001, "002_email_unique": users002, "003_verified_email": users003 },
 	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004, "005_daily_usage_retention": ledger005, "006_frozen_index": ledger006, "007_owner_decisions": ledger007, "008_payment_keys": ledger008 },
 	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004, "005_list_indexes": payments005, "006_p2p_view": payments006 },
 	fx: { "001_init": fx001, "002_quote_claims": fx002 },
 	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003, "004_known_counterparties": fraud004, "005_daily_totals_retention": fraud005 },
 	audit: { "001_init": audit001 },
-	notifications: { "001_init": notifications001 },
+	notifications: { "001_init": notifications001, "002_mails": notifications002 },
 	webhooks: { "001_init": webhooks001, "002_list_indexes": webhooks002 },
 	reports: { "001_init": reports001, "002_processed_events_retention": reports002 },
 };

@@ -120,7 +120,7 @@ export function apiService(config: Config): ServiceSchema {
 	const bodyParsers = { json: { limit: config.http.bodyLimitBytes, strict: true }, urlencoded: false };
 	const cors = config.http.corsOrigins.length > 0
 		? {
-			origin: config.http.corsOrigins, methods: ["GET", "POST", "PATCH", "OPTIONS"], credentials: false, maxAge: 600,
+			origin: config.http.corsOrigins, methods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"], credentials: false, maxAge: 600,
 			allowedHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"], exposedHeaders: ["X-Request-Id", "Retry-After"],
 		}
 		: undefined;
@@ -137,6 +137,9 @@ export function apiService(config: Config): ServiceSchema {
 			const ip = clientIp(req, proxies);
 			ctx.meta.ip = ip;
 			ctx.meta.requestId = ctx.requestID ?? undefined;
+			const ua = req.headers["user-agent"];
+			// For the session list (auth keeps at most 200 printable characters of it).
+			if (typeof ua === "string") Object.assign(ctx.meta, { userAgent: ua.slice(0, 512) });
 			const key = req.headers["idempotency-key"];
 			if (typeof key === "string") ctx.meta.idempotencyKey = key;
 			// IPv6 clients are counted per /64 (one subscriber's block), IPv4 per address.

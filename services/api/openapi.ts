@@ -62,10 +62,26 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 	Amount: { type: "integer", exclusiveMinimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: "Integer minor units of the currency" },
 	Session: { type: "object", required: ["user", "accessToken", "refreshToken"], properties: { user: ref("User"), accessToken: { type: "string" }, refreshToken: { type: "string" } } },
 	TokenPair: { type: "object", required: ["accessToken", "refreshToken"], properties: { accessToken: { type: "string" }, refreshToken: { type: "string" } } },
+	SessionList: {
+		type: "object", required: ["items"],
+		properties: {
+			items: {
+				type: "array",
+				items: {
+					type: "object", required: ["id", "current", "startedAt", "lastSeenAt", "expiresAt", "ip", "userAgent"],
+					properties: {
+						id: { type: "string", format: "uuid" }, current: { type: "boolean", description: "The session of the token that asked" },
+						startedAt: { type: "string", format: "date-time" }, lastSeenAt: { type: "string", format: "date-time", description: "Its last login or refresh" },
+						expiresAt: { type: "string", format: "date-time" }, ip: { type: ["string", "null"] }, userAgent: { type: ["string", "null"] },
+					},
+				},
+			},
+		},
+	},
 	MfaSetup: { type: "object", required: ["secret", "otpauthUrl"], properties: { secret: { type: "string" }, otpauthUrl: { type: "string" } } },
 	User: {
 		type: "object", required: ["id", "email", "name", "roles", "kycTier"],
-		properties: { id: { type: "string" }, email: { type: "string" }, name: { type: "string" }, roles: { type: "array", items: { type: "string", enum: [...ROLES] } }, kycTier: { type: "integer" }, preferences: anyObject },
+		properties: { id: { type: "string" }, email: { type: "string" }, name: { type: "string" }, roles: { type: "array", items: { type: "string", enum: [...ROLES] } }, kycTier: { type: "integer" }, preferences: anyObject, emailVerified: { type: "boolean", description: "The address was proven by a mailed code" } },
 	},
 	Account: {
 		type: "object", required: ["id", "currency", "label", "status", "balance", "version"],
@@ -141,7 +157,38 @@ const REFS: ReadonlyMap<object, string> = new Map<object, string>([
 const PAYMENT_REFUSALS: RefusalCode[] = ["ACCOUNT_NOT_FOUND", "ACCOUNT_FROZEN", "CURRENCY_MISMATCH", "LIMIT_EXCEEDED", "FRAUD_DECLINED"];
 
 const OPS: Record<ActionName, OpDoc> = {
-	register: { summary: "Register a user", ok: ["201", ref("Session")], refusals: ["WEAK_PASSWORD", "EMAIL_TAKEN"] },
+	emailSendCode: {
+		summary: "Mail a new code to the caller's address",
+		description: "If another account has verified the address, its owner gets a notice instead. Five per hour.",
+		ok: ["202", anyObject], refusals: ["TOO_MANY_ATTEMPTS"],
+	},
+	emailVerify: {
+		summary: "Verify the caller's address with the mailed code",
+		description: "Until then the user is not found by e-mail, keeps tier 1 and can hold no staff role. A code works once, for 15 minutes and 5 tries.",
+		ok: ["200", anyObject], refusals: ["INVALID_CODE", "EMAIL_TAKEN"],
+	},
+	passwordChange: {
+		summary: "Change the password",
+		description: "Needs the current password, and a current code when MFA is on. Ends every session of the user (open sockets too) and answers a new one.",
+		ok: ["200", ref("TokenPair")], refusals: ["INVALID_CREDENTIALS", "MFA_REQUIRED", "INVALID_OTP", "WEAK_PASSWORD", "TOO_MANY_ATTEMPTS"],
+	},
+	passwordForgot: {
+		summary: "Mail a password reset token",
+		description: "Answers the same for any address, whether or not it has an account. Three per address per hour.",
+		ok: ["202", anyObject], refusals: ["TOO_MANY_ATTEMPTS"],
+	},
+	passwordReset: {
+		summary: "Set a new password with a mailed reset token",
+		description: "The token works once, for 30 minutes. Ends every session of the user (open sockets too).",
+		ok: ["200", anyObject], refusals: ["INVALID_RESET_TOKEN", "WEAK_PASSWORD"],
+	},
+	sessionList: { summary: "The caller's sessions (logins) and their devices", ok: ["200", ref("SessionList")] },
+	sessionRevoke: { summary: "End one of the caller's sessions", description: "Its refresh tokens stop working, its access tokens are refused and its sockets closed.", ok: ["204", null], refusals: ["SESSION_NOT_FOUND"] },
+	register: {
+		summary: "Register a user",
+		description: "Answers the same whether or not the address is taken: a code is mailed to a new address, a notice to the owner of a verified one. Counted per client address.",
+		ok: ["201", ref("Session")], refusals: ["WEAK_PASSWORD", "TOO_MANY_ATTEMPTS"],
+	},
 	login: { summary: "Log in (with otp when MFA is on)", ok: ["200", ref("Session")], refusals: ["INVALID_CREDENTIALS", "MFA_REQUIRED", "INVALID_OTP", "TOO_MANY_ATTEMPTS"] },
 	refresh: { summary: "Rotate a refresh token", ok: ["200", ref("TokenPair")], refusals: ["INVALID_REFRESH_TOKEN", "REFRESH_TOKEN_REUSED"] },
 	logout: { summary: "Log out: revoke the session", ok: ["204", null] },
@@ -170,7 +217,7 @@ const OPS: Record<ActionName, OpDoc> = {
 	p2p: {
 		summary: "Pay another user, to an account id or an e-mail",
 		description: "With fraud screening and tier limits.",
-		ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "RECIPIENT_NOT_FOUND", "INSUFFICIENT_FUNDS", "SAME_ACCOUNT"],
+		ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "RECIPIENT_NOT_FOUND", "INSUFFICIENT_FUNDS", "SAME_ACCOUNT", "TOO_MANY_ATTEMPTS"],
 	},
 	cancelPayment: { summary: "Cancel a payment that waits for a fraud review", ok: ["200", ref("Payment")], refusals: ["PAYMENT_NOT_FOUND", "ILLEGAL_TRANSITION"] },
 	getPayment: { summary: "One of the caller's payments", ok: ["200", ref("Payment")], refusals: ["PAYMENT_NOT_FOUND"] },
@@ -190,8 +237,8 @@ const OPS: Record<ActionName, OpDoc> = {
 	adminDeclinePayment: { summary: "Decline a payment in review", ok: ["200", ref("Payment")], roles: ["support", "admin"], refusals: ["PAYMENT_NOT_FOUND", "ILLEGAL_TRANSITION"] },
 	adminFreeze: { summary: "Freeze an account", ok: ["200", ref("Account")], roles: ["admin"], refusals: ["ACCOUNT_NOT_FOUND"] },
 	adminUnfreeze: { summary: "Unfreeze an account", ok: ["200", ref("Account")], roles: ["admin"], refusals: ["ACCOUNT_NOT_FOUND"] },
-	adminSetTier: { summary: "Set a user's KYC tier", ok: ["200", anyObject], roles: ["admin", "support"], refusals: ["USER_NOT_FOUND"] },
-	adminSetRoles: { summary: "Set a user's roles", description: "They apply from the user's next token refresh.", ok: ["200", anyObject], roles: ["admin"], refusals: ["USER_NOT_FOUND"] },
+	adminSetTier: { summary: "Set a user's KYC tier", description: "A tier above 1 needs a verified address.", ok: ["200", anyObject], roles: ["admin", "support"], refusals: ["USER_NOT_FOUND", "EMAIL_NOT_VERIFIED"] },
+	adminSetRoles: { summary: "Set a user's roles", description: "They apply from the user's next token refresh.", ok: ["200", anyObject], roles: ["admin"], refusals: ["USER_NOT_FOUND", "EMAIL_NOT_VERIFIED"] },
 	adminDaily: { summary: "Volume and count per currency, day and kind", ok: ["200", anyObject], roles: ["admin", "support", "auditor"], refusals: ["INVALID_DATE_RANGE"] },
 	notifications: { summary: "The caller's notifications, newest first, with the unread count", ok: ["200", anyObject] },
 	notificationsReadAll: { summary: "Mark all the caller's notifications read", ok: ["200", anyObject] },

@@ -22,6 +22,7 @@ import { webhooks } from "../../contracts/webhooks.ts";
 import { amountRule, currencyRule } from "../ledger/params.ts";
 import { PROVIDERS } from "../payments/providers.ts";
 import { WEBHOOK_EVENTS } from "../webhooks/routing.ts";
+import { identityActions, IDENTITY_ALIASES, IDENTITY_PUBLIC_ALIASES } from "./identity.ts";
 import type { SessionUser } from "../auth/auth.service.ts";
 import { created, idempotencyKey, requireRole, stripNulls, user, type Ctx } from "./caller.ts";
 import { walletActions, WALLET_ALIASES } from "./wallet.ts";
@@ -157,6 +158,7 @@ type V<K extends keyof typeof v1Params> = Infer<(typeof v1Params)[K]>;
 
 /** Gateway actions; `aliases` below maps the routes onto them. */
 export const v1Actions = {
+	...identityActions,
 	notifications: {
 		params: v1Params.notifications,
 		async handler(ctx: Ctx<V<"notifications">>) {
@@ -282,7 +284,7 @@ export const v1Actions = {
 		async handler(ctx: Ctx<V<"empty">>) {
 			const u = user(ctx);
 			const p = await call(ctx, users.get, { id: u.id });
-			return { id: p["id"], email: p["email"], name: p["name"], roles: u.roles, kycTier: p["kycTier"], preferences: p["preferences"] };
+			return { id: p["id"], email: p["email"], name: p["name"], roles: u.roles, kycTier: p["kycTier"], emailVerified: p["emailVerified"], preferences: p["preferences"] };
 		},
 	},
 	updateMe: {
@@ -290,7 +292,7 @@ export const v1Actions = {
 		async handler(ctx: Ctx<V<"updateMe">>) {
 			const u = user(ctx);
 			const p = await call(ctx, users.update, { id: u.id, ...ctx.params });
-			return { id: p["id"], email: p["email"], name: p["name"], roles: u.roles, kycTier: p["kycTier"], preferences: p["preferences"] };
+			return { id: p["id"], email: p["email"], name: p["name"], roles: u.roles, kycTier: p["kycTier"], emailVerified: p["emailVerified"], preferences: p["preferences"] };
 		},
 	},
 	openAccount: {
@@ -493,12 +495,14 @@ export const v1Actions = {
 
 /** Mounted at /api/v1/auth: moleculer-web keeps one alias table per route path, so the two routes need distinct paths. */
 export const PUBLIC_ALIASES = {
+	...IDENTITY_PUBLIC_ALIASES,
 	"POST /register": "api.register",
 	"POST /login": "api.login",
 	"POST /refresh": "api.refresh",
 };
 
 export const PRIVATE_ALIASES = {
+	...IDENTITY_ALIASES,
 	"POST /auth/logout": "api.logout",
 	"POST /auth/mfa/setup": "api.mfaSetup",
 	"POST /auth/mfa/verify": "api.mfaVerify",

@@ -1,12 +1,15 @@
 /**
- * The auth service: credentials, sessions (refresh-token families), TOTP MFA and roles.
- * Access tokens are verified by the gateway itself; this service is called only to log
- * in, refresh, log out and manage MFA.
+ * The auth service: credentials, sessions (refresh-token families), TOTP MFA, roles, and
+ * verified identity: an address proven by a mailed code, password change and reset by a
+ * mailed token (both end every session), the session list with revoke, and a notice of
+ * each new login. Access tokens are verified by the gateway itself; this service is called
+ * only to register, log in, refresh, log out and manage credentials. docs/identity.md.
  */
 import type { Context, ServiceBroker, ServiceSchema } from "moleculer";
+import { createHmac, randomInt } from "node:crypto";
 import * as OTPAuth from "otpauth";
 import type { Config } from "../../config/index.ts";
-import { toClientError, type RefusalCode } from "../../lib/errors.ts";
+import { toClientError, unavailable, type RefusalCode } from "../../lib/errors.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
@@ -14,12 +17,14 @@ import * as P from "./params.ts";
 import { broadcast, call, emit } from "../../lib/contract.ts";
 import { auth, authEvents } from "../../contracts/auth.ts";
 import { users } from "../../contracts/users.ts";
+import { notifications } from "../../contracts/notifications.ts";
+import { newLoginMail, passwordChangedMail, passwordResetMail, registrationAttemptMail, verificationMail, type Mail } from "./mails.ts";
 import { defineService } from "../../lib/service.ts";
 import { dummyPasswordHash, hashPassword, passwordProblem, verifyPassword } from "./passwords.ts";
 import { normalizeEmail } from "../../lib/email.ts";
 import { addressGroup } from "../../lib/client-address.ts";
 import * as store from "./store.ts";
-import { hashSecret, newRefreshSecret, parseRefreshToken, secretMatches, signAccessToken, verifyAccessToken, type Role } from "./tokens.ts";
+import { hashSecret, newRefreshSecret, parseRefreshToken, secretEquals, secretMatches, signAccessToken, verifyAccessToken, type Role } from "./tokens.ts";
 
 export interface SessionUser {
 	id: string;
@@ -30,13 +35,21 @@ export interface SessionUser {
 export interface AuthMeta {
 	user?: SessionUser;
 	ip?: string;
+	/** The client's User-Agent header (at most 200 printable characters), for the session list. */
+	userAgent?: string;
 	requestId?: string;
 }
 
 type AuthThis = DbService & {
 	broker: ServiceBroker;
 	counters: CounterStore;
-	issueSession(userId: string, roles: Role[], family?: Family): Promise<{ accessToken: string; refreshToken: string }>;
+	issueSession(ctx: Context<unknown, AuthMeta>, userId: string, roles: Role[], family?: Family): Promise<{ accessToken: string; refreshToken: string }>;
+	limitRegistration(ip: string): Promise<void>;
+	limitMail(key: string, max: number): Promise<void>;
+	sendMail(ctx: Context, userId: string | null, to: string, mail: Mail): Promise<boolean>;
+	mailVerification(ctx: Context, userId: string, email: string): Promise<boolean>;
+	startReset(ctx: Context, email: string): Promise<void>;
+	announceRevoked(ctx: Context, sids: string[]): void;
 	publicUser(ctx: Context, userId: string, roles: Role[]): Promise<Record<string, unknown>>;
 	countAttempt(email: string, ip: string): Promise<void>;
 	attemptPassed(email: string, ip: string): Promise<void>;
@@ -51,6 +64,24 @@ interface Family {
 }
 
 const TOTP_PERIOD_S = 30;
+/**
+ * Accounts a login's password is tried against: unverified registrations may share an
+ * address with each other and with its verified owner (docs/identity.md), so a login
+ * checks the newest few and the owner, newest first; a failed one always costs this many
+ * hashes, so its time does not tell how many accounts have the address.
+ */
+const LOGIN_CANDIDATES_MAX = 3;
+/** A mailed verification code: six digits, this long, this many guesses. */
+const EMAIL_CODE_TTL_S = 900;
+const EMAIL_CODE_ATTEMPTS_MAX = 5;
+/** A mailed reset token (256 random bits), this long, once. */
+const RESET_TOKEN_TTL_S = 1_800;
+/** Identity mails one user (codes) or one address (resets) may ask for per hour. */
+const CODE_MAILS_PER_HOUR_MAX = 5;
+const RESET_MAILS_PER_HOUR_MAX = 3;
+const MAIL_WINDOW_MS = 3_600_000;
+/** Sessions the list shows at most (most recently used first). */
+const SESSIONS_LIST_MAX = 100;
 /** How long start-up waits for the login throttling store before serving anyway. */
 const COUNTERS_READY_WAIT_MS = 2_000;
 
@@ -64,12 +95,22 @@ function requireUser(ctx: Context<unknown, AuthMeta>): SessionUser {
 	return user;
 }
 
+/** At most 200 printable ASCII characters of a User-Agent, or null. */
+function deviceOf(ua: string | undefined): string | null {
+	const clean = (ua ?? "").replace(/[^\x20-\x7e]/g, "").trim().slice(0, 200);
+	return clean === "" ? null : clean;
+}
+
 function totpFor(secret: string, email: string): OTPAuth.TOTP {
 	return new OTPAuth.TOTP({ issuer: "Paymesh", label: email, secret: OTPAuth.Secret.fromBase32(secret), algorithm: "SHA1", digits: 6, period: TOTP_PERIOD_S });
 }
 
 export function authService(config: Config): ServiceSchema {
 	const windowMs = config.auth.loginFailureWindowS * 1000;
+	// Verification codes have a million values: their stored form is keyed (a key outside the
+	// database, one of its own), so a copy of the table cannot be searched for them.
+	const codeKey = createHmac("sha256", config.auth.jwtSecret).update("paymesh:email-code:v1").digest();
+	const codeHash = (tokenId: string, code: string) => createHmac("sha256", codeKey).update(`${tokenId}:${code}`).digest("hex");
 	const schema = defineService<AuthThis>({
 		name: "auth",
 		mixins: [dbMixin(config, "auth")],
@@ -81,11 +122,15 @@ export function authService(config: Config): ServiceSchema {
 					const email = normalizeEmail(ctx.params.email);
 					const problem = passwordProblem(ctx.params.password, email);
 					if (problem) fail("WEAK_PASSWORD", `password ${problem}`, { reason: problem });
+					// Each registration costs an argon2 hash: counted per client address before it runs.
+					await this.limitRegistration(addressGroup(ctx.meta.ip ?? "unknown"));
 					const userId = uuidv7();
 					// Everyone registers as a user; staff roles are granted out of band (bin/admin.ts) or by an admin.
 					const roles: Role[] = ["user"];
-					const created = await store.insertCredentials(this.knex, { userId, email, passwordHash: await hashPassword(ctx.params.password), roles });
-					if (!created) fail("EMAIL_TAKEN", "an account with this e-mail exists");
+					// The answer is the same whether or not the address is taken (no EMAIL_TAKEN to
+					// enumerate users by): a taken address gets a new, unverified account, and its owner a
+					// notice instead of a code (mailVerification). docs/identity.md.
+					await store.insertCredentials(this.knex, { userId, email, passwordHash: await hashPassword(ctx.params.password), roles });
 					try {
 						await call(ctx, users.create, { userId, email, name: ctx.params.name });
 					} catch (err) {
@@ -93,8 +138,10 @@ export function authService(config: Config): ServiceSchema {
 						await store.deleteCredentials(this.knex, userId);
 						throw err;
 					}
-					const tokens = await this.issueSession(userId, roles);
+					const tokens = await this.issueSession(ctx, userId, roles);
 					void emit(ctx, authEvents.userRegistered, { userId, email });
+					// A mail that cannot be queued now can be asked for again (email/code).
+					await this.mailVerification(ctx, userId, email).catch(() => false);
 					return { user: await this.publicUser(ctx, userId, roles), ...tokens };
 				},
 			},
@@ -106,9 +153,19 @@ export function authService(config: Config): ServiceSchema {
 					// Counted before the password is checked, in one atomic step per counter: parallel
 					// attempts each see the others, so the limit holds however many arrive at once.
 					await this.countAttempt(email, ip);
-					const creds = await store.byEmail(this.knex, email);
-					const ok = await verifyPassword(creds?.passwordHash ?? (await dummyPasswordHash()), ctx.params.password);
-					if (!creds || !ok) fail("INVALID_CREDENTIALS", "e-mail or password is wrong");
+					const candidates = await store.loginCandidates(this.knex, email, LOGIN_CANDIDATES_MAX);
+					let creds: store.Credentials | null = null;
+					for (const c of candidates) {
+						if (await verifyPassword(c.passwordHash, ctx.params.password)) {
+							creds = c;
+							break;
+						}
+					}
+					if (!creds) {
+						// As many hashes whatever the number of accounts with the address (none included).
+						for (let i = candidates.length; i < LOGIN_CANDIDATES_MAX; i++) await verifyPassword(await dummyPasswordHash(), ctx.params.password);
+						fail("INVALID_CREDENTIALS", "e-mail or password is wrong");
+					}
 					if (creds.mfaEnabled) {
 						if (ctx.params.otp == null) {
 							// The password was right: asking for the code is the first half of a login, not a failure.
@@ -119,13 +176,15 @@ export function authService(config: Config): ServiceSchema {
 						if (!(await this.checkOtp(creds, ctx.params.otp))) fail("INVALID_OTP", "the one-time code is wrong or was used already");
 					}
 					await this.attemptPassed(email, ip);
-					const tokens = await this.issueSession(creds.userId, creds.roles);
+					const tokens = await this.issueSession(ctx, creds.userId, creds.roles);
+					// A notice of every login, to a verified address only (an unproven one may be someone else's).
+					if (creds.emailVerifiedAt) void this.sendMail(ctx, creds.userId, creds.email, newLoginMail(new Date(), ctx.meta.ip ?? null, deviceOf(ctx.meta.userAgent)));
 					return { user: await this.publicUser(ctx, creds.userId, creds.roles), ...tokens };
 				},
 			},
 			refresh: {
 				params: auth.refresh.params,
-				async handler(this: AuthThis, ctx: Context<P.RefreshParams>) {
+				async handler(this: AuthThis, ctx: Context<P.RefreshParams, AuthMeta>) {
 					const parsed = parseRefreshToken(ctx.params.refreshToken);
 					if (!parsed) fail("INVALID_REFRESH_TOKEN", "refresh token is invalid");
 					type Outcome = { ok: true; userId: string; family: Family } | { ok: false; code: "INVALID_REFRESH_TOKEN" | "REFRESH_TOKEN_REUSED"; familyId: string | null };
@@ -151,7 +210,7 @@ export function authService(config: Config): ServiceSchema {
 					}
 					const creds = await store.byId(this.knex, outcome.userId);
 					if (!creds) fail("INVALID_REFRESH_TOKEN", "refresh token is invalid");
-					return this.issueSession(creds.userId, creds.roles, outcome.family);
+					return this.issueSession(ctx, creds.userId, creds.roles, outcome.family);
 				},
 			},
 			logout: {
@@ -195,6 +254,133 @@ export function authService(config: Config): ServiceSchema {
 					return { mfaEnabled: true };
 				},
 			},
+			"email.sendCode": {
+				params: auth.email.sendCode.params,
+				async handler(this: AuthThis, ctx: Context<unknown, AuthMeta>) {
+					const user = requireUser(ctx);
+					const creds = await store.byId(this.knex, user.id);
+					if (!creds) fail("USER_NOT_FOUND", "user not found");
+					if (creds.emailVerifiedAt) return { sent: true as const };
+					await this.limitMail(`code-mail:${user.id}`, CODE_MAILS_PER_HOUR_MAX);
+					if (!(await this.mailVerification(ctx, user.id, creds.email))) throw unavailable("MAIL_UNAVAILABLE", "no e-mail can be sent now");
+					return { sent: true as const };
+				},
+			},
+			"email.verify": {
+				params: auth.email.verify.params,
+				async handler(this: AuthThis, ctx: Context<P.EmailCodeParams, AuthMeta>) {
+					const user = requireUser(ctx);
+					const creds = await store.byId(this.knex, user.id);
+					if (!creds) fail("USER_NOT_FOUND", "user not found");
+					if (creds.emailVerifiedAt) return { emailVerified: true as const };
+					// The code is checked, and a wrong one counted, in one transaction on the locked row:
+					// parallel guesses cannot exceed EMAIL_CODE_ATTEMPTS_MAX.
+					const tokenId = await this.knex.transaction(async trx => {
+						const row = await store.lockLatestEmailToken(trx, user.id, "verify");
+						if (!row || row.email !== creds.email || row.expires_at.getTime() <= Date.now() || row.attempts >= EMAIL_CODE_ATTEMPTS_MAX) return null;
+						if (!secretEquals(codeHash(row.id, ctx.params.code), row.token_hash)) {
+							await store.countEmailTokenAttempt(trx, row.id);
+							return null;
+						}
+						return row.id;
+					});
+					if (!tokenId) fail("INVALID_CODE", "the code is wrong, used or expired; ask for a new one");
+					// The profile first: should this fail, the code still works for a retry.
+					await call(ctx, users.markEmailVerified, { id: user.id, email: creds.email });
+					await this.knex.transaction(async trx => {
+						if ((await store.markEmailVerified(trx, user.id, creds.email)) === "taken") fail("EMAIL_TAKEN", "another account has verified this address");
+						await store.useEmailToken(trx, tokenId);
+					});
+					return { emailVerified: true as const };
+				},
+			},
+			"password.change": {
+				params: auth.password.change.params,
+				async handler(this: AuthThis, ctx: Context<P.PasswordChangeParams, AuthMeta>) {
+					const user = requireUser(ctx);
+					const creds = await store.byId(this.knex, user.id);
+					if (!creds) fail("USER_NOT_FOUND", "user not found");
+					// An access token alone cannot change the password: the current one, and a code with MFA on.
+					await this.checkPassword(ctx, creds, ctx.params.password, ctx.params.otp);
+					const problem = passwordProblem(ctx.params.newPassword, creds.email);
+					if (problem) fail("WEAK_PASSWORD", `password ${problem}`, { reason: problem });
+					const hash = await hashPassword(ctx.params.newPassword);
+					const sids = await this.knex.transaction(async trx => {
+						await store.setPasswordHash(trx, user.id, hash);
+						return store.revokeAllFamilies(trx, user.id, config.auth.accessTokenTtlS);
+					});
+					// Every session ends, this one too (gateways and open sockets drop them); the caller gets a new one.
+					this.announceRevoked(ctx, [...sids, user.sid]);
+					const tokens = await this.issueSession(ctx, user.id, creds.roles);
+					if (creds.emailVerifiedAt) void this.sendMail(ctx, user.id, creds.email, passwordChangedMail(new Date()));
+					return tokens;
+				},
+			},
+			"password.forgot": {
+				params: auth.password.forgot.params,
+				async handler(this: AuthThis, ctx: Context<P.PasswordForgotParams, AuthMeta>) {
+					const email = normalizeEmail(ctx.params.email);
+					const ip = addressGroup(ctx.meta.ip ?? "unknown");
+					// Counted per address asked about and per client, whether or not anyone has it.
+					await this.limitMail(`reset-mail:${email}`, RESET_MAILS_PER_HOUR_MAX);
+					await this.limitMail(`reset-mail:ip:${ip}`, config.auth.loginFailuresMax * 4);
+					// The answer does not wait for the lookup's outcome: the same, as fast, for any address.
+					void this.startReset(ctx, email).catch((err: Error) => this.logger.warn("password reset mail failed", { error: err.message, requestId: ctx.requestID }));
+					return { sent: true as const };
+				},
+			},
+			"password.reset": {
+				params: auth.password.reset.params,
+				async handler(this: AuthThis, ctx: Context<P.PasswordResetParams, AuthMeta>) {
+					const parsed = parseRefreshToken(ctx.params.token);
+					if (!parsed) fail("INVALID_RESET_TOKEN", "the reset token is wrong, used or expired");
+					const valid = (row: store.EmailTokenRow | null): row is store.EmailTokenRow =>
+						row !== null && row.purpose === "reset" && row.used_at === null && row.expires_at.getTime() > Date.now() && secretMatches(parsed.secret, row.token_hash);
+					const row = await this.knex.transaction(trx => store.lockEmailToken(trx, parsed.id));
+					if (!valid(row)) fail("INVALID_RESET_TOKEN", "the reset token is wrong, used or expired");
+					const creds = await store.byId(this.knex, row.user_id);
+					if (!creds) fail("INVALID_RESET_TOKEN", "the reset token is wrong, used or expired");
+					const problem = passwordProblem(ctx.params.newPassword, creds.email);
+					if (problem) fail("WEAK_PASSWORD", `password ${problem}`, { reason: problem });
+					const hash = await hashPassword(ctx.params.newPassword);
+					// Checked again on the locked row: two resets with one token, one wins.
+					const sids = await this.knex.transaction(async trx => {
+						if (!valid(await store.lockEmailToken(trx, parsed.id))) return null;
+						await store.useEmailToken(trx, parsed.id);
+						await store.setPasswordHash(trx, creds.userId, hash);
+						return store.revokeAllFamilies(trx, creds.userId, config.auth.accessTokenTtlS);
+					});
+					if (!sids) fail("INVALID_RESET_TOKEN", "the reset token is wrong, used or expired");
+					this.announceRevoked(ctx, sids);
+					// Whoever was locked out by failed logins may log in with the new password.
+					await this.counters.reset(`login:email:${creds.email}`);
+					if (creds.emailVerifiedAt) void this.sendMail(ctx, creds.userId, creds.email, passwordChangedMail(new Date()));
+					return { reset: true as const };
+				},
+			},
+			"sessions.list": {
+				params: auth.sessions.list.params,
+				async handler(this: AuthThis, ctx: Context<unknown, AuthMeta>) {
+					const user = requireUser(ctx);
+					const rows = await store.listSessions(this.knex, user.id, SESSIONS_LIST_MAX);
+					return {
+						items: rows.map(r => ({
+							id: r.family_id, current: r.family_id === user.sid, startedAt: r.started_at.toISOString(), lastSeenAt: r.last_seen_at.toISOString(),
+							expiresAt: r.expires_at.toISOString(), ip: r.ip, userAgent: r.user_agent,
+						})),
+					};
+				},
+			},
+			"sessions.revoke": {
+				params: auth.sessions.revoke.params,
+				async handler(this: AuthThis, ctx: Context<P.SessionParams, AuthMeta>) {
+					const user = requireUser(ctx);
+					// Another user's session answers like a missing one.
+					if (!(await store.revokeUserFamily(this.knex, user.id, ctx.params.id))) fail("SESSION_NOT_FOUND", "session not found");
+					this.announceRevoked(ctx, [ctx.params.id]);
+					return { revoked: true as const };
+				},
+			},
 			resolveToken: {
 				params: auth.resolveToken.params,
 				handler(this: AuthThis, ctx: Context<P.ResolveTokenParams>) {
@@ -207,6 +393,12 @@ export function authService(config: Config): ServiceSchema {
 				params: auth.setRoles.params,
 				async handler(this: AuthThis, ctx: Context<P.SetRolesParams>) {
 					const roles = [...new Set<Role>(["user", ...ctx.params.roles])];
+					// Verification gates every staff role: an unproven address may be someone else's.
+					if (roles.some(r => r !== "user")) {
+						const creds = await store.byId(this.knex, ctx.params.userId);
+						if (!creds) fail("USER_NOT_FOUND", "user not found");
+						if (!creds.emailVerifiedAt) fail("EMAIL_NOT_VERIFIED", "staff roles need a verified e-mail address");
+					}
 					if (!(await store.setRoles(this.knex, ctx.params.userId, roles))) fail("USER_NOT_FOUND", "user not found");
 					return { userId: ctx.params.userId, roles };
 				},
@@ -215,7 +407,7 @@ export function authService(config: Config): ServiceSchema {
 
 		methods: {
 			/** A new token of `family` (a rotation), or of a new family ending REFRESH_FAMILY_TTL_S from now (a login). */
-			async issueSession(this: AuthThis, userId: string, roles: Role[], family?: Family) {
+			async issueSession(this: AuthThis, ctx: Context<unknown, AuthMeta>, userId: string, roles: Role[], family?: Family) {
 				const now = Date.now();
 				const f = family ?? { id: uuidv7(), expiresAt: new Date(now + config.auth.refreshFamilyTtlS * 1000) };
 				const id = uuidv7();
@@ -223,6 +415,7 @@ export function authService(config: Config): ServiceSchema {
 				await store.insertRefreshToken(this.knex, {
 					id, familyId: f.id, userId, tokenHash: hashSecret(secret), familyExpiresAt: f.expiresAt,
 					expiresAt: new Date(Math.min(now + config.auth.refreshTokenTtlS * 1000, f.expiresAt.getTime())),
+					ip: ctx.meta.ip?.slice(0, 64) ?? null, userAgent: deviceOf(ctx.meta.userAgent),
 				});
 				return {
 					accessToken: signAccessToken({ sub: userId, roles, sid: f.id }, config.auth.jwtSecret, config.auth.accessTokenTtlS),
@@ -232,7 +425,59 @@ export function authService(config: Config): ServiceSchema {
 
 			async publicUser(this: AuthThis, ctx: Context, userId: string, roles: Role[]) {
 				const profile = await call(ctx, users.get, { id: userId });
-				return { id: profile.id, email: profile.email, name: profile.name, roles, kycTier: profile.kycTier };
+				return { id: profile.id, email: profile.email, name: profile.name, roles, kycTier: profile.kycTier, emailVerified: profile.emailVerified };
+			},
+
+			async limitRegistration(this: AuthThis, ip: string): Promise<void> {
+				const hit = await this.counters.hit(`register:ip:${ip}`, config.auth.registrationWindowS * 1000);
+				if (hit.count > config.auth.registrationsPerAddressMax) {
+					fail("TOO_MANY_ATTEMPTS", "too many registrations from this address, try again later", { retryAfterS: Math.max(1, Math.ceil(hit.resetMs / 1000)) });
+				}
+			},
+
+			async limitMail(this: AuthThis, key: string, max: number): Promise<void> {
+				const hit = await this.counters.hit(key, MAIL_WINDOW_MS);
+				if (hit.count > max) fail("TOO_MANY_ATTEMPTS", "too many mails asked for, try again later", { retryAfterS: Math.max(1, Math.ceil(hit.resetMs / 1000)) });
+			},
+
+			/** Queues an identity mail; false (logged, without its body) when it cannot be. */
+			async sendMail(this: AuthThis, ctx: Context, userId: string | null, to: string, mail: Mail): Promise<boolean> {
+				try {
+					const out = await call(ctx, notifications.mail, { ...(userId ? { userId } : {}), to, kind: mail.kind, title: mail.title, body: mail.body });
+					if (!out.queued) this.logger.warn("identity mail not sent: no e-mail channel (SMTP_URL)", { kind: mail.kind, requestId: ctx.requestID });
+					return out.queued;
+				} catch (err) {
+					this.logger.warn("identity mail not queued", { kind: mail.kind, error: (err as Error).message, requestId: ctx.requestID });
+					return false;
+				}
+			},
+
+			/**
+			 * A new code to the address, or, when another account has verified it, a notice to
+			 * that owner instead (the newcomer can never verify it, and learns nothing).
+			 */
+			async mailVerification(this: AuthThis, ctx: Context, userId: string, email: string): Promise<boolean> {
+				const owner = await store.verifiedOwner(this.knex, email);
+				if (owner) return owner.userId === userId || this.sendMail(ctx, owner.userId, email, registrationAttemptMail());
+				const id = uuidv7();
+				const code = String(randomInt(0, 1_000_000)).padStart(6, "0");
+				await store.insertEmailToken(this.knex, { id, userId, purpose: "verify", email, tokenHash: codeHash(id, code), expiresAt: new Date(Date.now() + EMAIL_CODE_TTL_S * 1000) });
+				return this.sendMail(ctx, userId, email, verificationMail(code, EMAIL_CODE_TTL_S));
+			},
+
+			/** A reset token to the address's verified owner, else to its newest registration; nothing when nobody has it. */
+			async startReset(this: AuthThis, ctx: Context, email: string): Promise<void> {
+				const target = await store.resetTarget(this.knex, email);
+				if (!target) return;
+				const id = uuidv7();
+				const secret = newRefreshSecret();
+				await store.insertEmailToken(this.knex, { id, userId: target.userId, purpose: "reset", email, tokenHash: hashSecret(secret), expiresAt: new Date(Date.now() + RESET_TOKEN_TTL_S * 1000) });
+				await this.sendMail(ctx, target.userId, email, passwordResetMail(`${id}.${secret}`, RESET_TOKEN_TTL_S));
+			},
+
+			/** Gateways refuse these sessions' access tokens and realtime closes their sockets, on every node. */
+			announceRevoked(this: AuthThis, ctx: Context, sids: string[]): void {
+				for (const sid of new Set(sids)) void broadcast(ctx, authEvents.sessionRevoked, { sid });
 			},
 
 			/**
@@ -262,7 +507,7 @@ export function authService(config: Config): ServiceSchema {
 				await this.countAttempt(creds.email, ip);
 				if (!(await verifyPassword(creds.passwordHash, password))) fail("INVALID_CREDENTIALS", "the password is wrong");
 				if (creds.mfaEnabled) {
-					if (otp == null) fail("MFA_REQUIRED", "a current one-time code is required to change MFA");
+					if (otp == null) fail("MFA_REQUIRED", "a current one-time code is required to change credentials");
 					if (!(await this.checkOtp(creds, otp))) fail("INVALID_OTP", "the one-time code is wrong or was used already");
 				}
 				await this.attemptPassed(creds.email, ip);

@@ -16,6 +16,11 @@ export const otpParams = paramsSchema({ $$strict: true, otp });
 export const mfaSetupParams = paramsSchema({ $$strict: true, password, otp: { ...otp, optional: true } });
 export const emptyParams = paramsSchema({ $$strict: true });
 export const resolveTokenParams = paramsSchema({ $$strict: true, token: { type: "string", min: 1, max: 4_096 } });
+export const emailCodeParams = paramsSchema({ $$strict: true, code: { type: "string", pattern: /^[0-9]{6}$/ } });
+export const passwordChangeParams = paramsSchema({ $$strict: true, password, newPassword: password, otp: { ...otp, optional: true } });
+export const passwordForgotParams = paramsSchema({ $$strict: true, email });
+export const passwordResetParams = paramsSchema({ $$strict: true, token: { type: "string", min: 1, max: 200 }, newPassword: password });
+export const sessionParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
 export const setRolesParams = paramsSchema({
 	$$strict: true,
 	userId: { type: "uuid" },
@@ -29,3 +34,8 @@ export type OtpParams = Infer<typeof otpParams>;
 export type MfaSetupParams = Infer<typeof mfaSetupParams>;
 export type ResolveTokenParams = Infer<typeof resolveTokenParams>;
 export type SetRolesParams = Infer<typeof setRolesParams>;
+export type EmailCodeParams = Infer<typeof emailCodeParams>;
+export type PasswordChangeParams = Infer<typeof passwordChangeParams>;
+export type PasswordForgotParams = Infer<typeof passwordForgotParams>;
+export type PasswordResetParams = Infer<typeof passwordResetParams>;
+export type SessionParams = Infer<typeof sessionParams>;

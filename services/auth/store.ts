@@ -12,6 +12,9 @@ export interface Credentials {
 	mfaPendingSecret: string | null;
 	mfaEnabled: boolean;
 	mfaLastStep: bigint | null;
+	/** When a mailed code proved the address; null while unverified. */
+	emailVerifiedAt: Date | null;
+	createdAt: Date;
 }
 
 interface Row {
@@ -23,34 +26,120 @@ interface Row {
 	mfa_pending_secret: string | null;
 	mfa_enabled: boolean;
 	mfa_last_step: bigint | null;
+	email_verified_at: Date | null;
+	created_at: Date;
 }
 
 const toCredentials = (r: Row): Credentials => ({
 	userId: r.user_id, email: r.email, passwordHash: r.password_hash, roles: r.roles,
 	mfaSecret: r.mfa_secret, mfaPendingSecret: r.mfa_pending_secret, mfaEnabled: r.mfa_enabled, mfaLastStep: r.mfa_last_step,
+	emailVerifiedAt: r.email_verified_at, createdAt: r.created_at,
 });
 
 async function rows<T>(db: Knex | Knex.Transaction, sql: string, bindings: unknown[]): Promise<T[]> {
 	return ((await db.raw(sql, bindings as Knex.RawBinding[])) as { rows: T[] }).rows;
 }
 
-/** Inserts credentials; null when the e-mail is taken. */
-export async function insertCredentials(db: Knex, c: { userId: string; email: string; passwordHash: string; roles: Role[] }): Promise<boolean> {
-	const r = await rows<{ user_id: string }>(
-		db,
-		"INSERT INTO auth.credentials (user_id, email, password_hash, roles) VALUES (?, ?, ?, ?::text[]) ON CONFLICT (email) DO NOTHING RETURNING user_id",
-		[c.userId, c.email, c.passwordHash, c.roles],
+/**
+ * Inserts credentials with the address unverified. Unverified accounts may share an
+ * address (only a verified one owns it: migrations/auth/003), so this always inserts.
+ */
+export async function insertCredentials(db: Knex, c: { userId: string; email: string; passwordHash: string; roles: Role[] }): Promise<void> {
+	await db.raw("INSERT INTO auth.credentials (user_id, email, password_hash, roles) VALUES (?, ?, ?, ?::text[])", [c.userId, c.email, c.passwordHash, c.roles]);
+}
+
+/**
+ * The accounts a login with this address may be for: the verified owner, if any, and the
+ * newest unverified registrations, `max` in all; newest first.
+ */
+export async function loginCandidates(db: Knex, email: string, max: number): Promise<Credentials[]> {
+	const r = await rows<Row>(db, "SELECT * FROM auth.credentials WHERE email = ? ORDER BY (email_verified_at IS NOT NULL) DESC, created_at DESC LIMIT ?", [email, max]);
+	return r.map(toCredentials).sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
+}
+
+/** The account that has verified this address (at most one). */
+export async function verifiedOwner(db: Knex, email: string): Promise<Credentials | null> {
+	const r = await rows<Row>(db, "SELECT * FROM auth.credentials WHERE email = ? AND email_verified_at IS NOT NULL", [email]);
+	return r[0] ? toCredentials(r[0]) : null;
+}
+
+/** Whom a password reset for this address is for: the verified owner, else the newest registration. */
+export async function resetTarget(db: Knex, email: string): Promise<Credentials | null> {
+	const r = await rows<Row>(db, "SELECT * FROM auth.credentials WHERE email = ? ORDER BY (email_verified_at IS NOT NULL) DESC, created_at DESC LIMIT 1", [email]);
+	return r[0] ? toCredentials(r[0]) : null;
+}
+
+/** Marks the address verified; `taken` when another account verified it first (partial unique index). */
+export async function markEmailVerified(db: Knex | Knex.Transaction, userId: string, email: string): Promise<"ok" | "taken" | "missing"> {
+	try {
+		const r = await rows<{ user_id: string }>(
+			db,
+			"UPDATE auth.credentials SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now() WHERE user_id = ? AND email = ? RETURNING user_id",
+			[userId, email],
+		);
+		return r.length === 1 ? "ok" : "missing";
+	} catch (err) {
+		if ((err as { code?: string }).code === "23505") return "taken";
+		throw err;
+	}
+}
+
+export async function setPasswordHash(db: Knex | Knex.Transaction, userId: string, passwordHash: string): Promise<void> {
+	await db.raw("UPDATE auth.credentials SET password_hash = ?, updated_at = now() WHERE user_id = ?", [passwordHash, userId]);
+}
+
+export type EmailTokenPurpose = "verify" | "reset";
+
+export interface EmailTokenRow {
+	id: string;
+	user_id: string;
+	purpose: EmailTokenPurpose;
+	email: string;
+	token_hash: string;
+	attempts: number;
+	expires_at: Date;
+	used_at: Date | null;
+}
+
+/** A new mailed code or token; the user's earlier unused ones of the same purpose stop working. */
+export async function insertEmailToken(db: Knex, t: { id: string; userId: string; purpose: EmailTokenPurpose; email: string; tokenHash: string; expiresAt: Date }): Promise<void> {
+	await db.transaction(async trx => {
+		await trx.raw("UPDATE auth.email_tokens SET used_at = now() WHERE user_id = ? AND purpose = ? AND used_at IS NULL", [t.userId, t.purpose]);
+		await trx.raw(
+			"INSERT INTO auth.email_tokens (id, user_id, purpose, email, token_hash, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+			[t.id, t.userId, t.purpose, t.email, t.tokenHash, t.expiresAt],
+		);
+	});
+}
+
+/** The user's newest unused code of this purpose, locked. */
+export async function lockLatestEmailToken(trx: Knex.Transaction, userId: string, purpose: EmailTokenPurpose): Promise<EmailTokenRow | null> {
+	const r = await rows<EmailTokenRow>(
+		trx, "SELECT * FROM auth.email_tokens WHERE user_id = ? AND purpose = ? AND used_at IS NULL ORDER BY created_at DESC LIMIT 1 FOR UPDATE", [userId, purpose],
 	);
-	return r.length === 1;
+	return r[0] ?? null;
+}
+
+export async function lockEmailToken(trx: Knex.Transaction, id: string): Promise<EmailTokenRow | null> {
+	const r = await rows<EmailTokenRow>(trx, "SELECT * FROM auth.email_tokens WHERE id = ? FOR UPDATE", [id]);
+	return r[0] ?? null;
+}
+
+export async function countEmailTokenAttempt(trx: Knex.Transaction, id: string): Promise<void> {
+	await trx.raw("UPDATE auth.email_tokens SET attempts = attempts + 1 WHERE id = ?", [id]);
+}
+
+export async function useEmailToken(trx: Knex.Transaction, id: string): Promise<void> {
+	await trx.raw("UPDATE auth.email_tokens SET used_at = now() WHERE id = ?", [id]);
 }
 
 export async function deleteCredentials(db: Knex, userId: string): Promise<void> {
 	await db.raw("DELETE FROM auth.credentials WHERE user_id = ?", [userId]);
 }
 
+/** The account of this address: its verified owner, else its newest registration (several may share an unverified address). */
 export async function byEmail(db: Knex, email: string): Promise<Credentials | null> {
-	const r = await rows<Row>(db, "SELECT * FROM auth.credentials WHERE email = ?", [email]);
-	return r[0] ? toCredentials(r[0]) : null;
+	return resetTarget(db, email);
 }
 
 export async function byId(db: Knex, userId: string): Promise<Credentials | null> {
@@ -94,8 +183,10 @@ export async function setRoles(db: Knex, userId: string, roles: Role[]): Promise
 }
 
 /**
- * Adds `role` to the user with this (normalized) e-mail, or takes it away (`user` stays),
- * in one statement; the user's roles after it, or null when no user has the address. The
+ * Adds `role` to the user who has verified this (normalized) e-mail, or takes it away from
+ * every account with the address (`user` stays), in one statement; the roles after it, or
+ * null when no account qualifies. Verification gates every staff role: granting to an
+ * address nobody has proven would give the role to whoever registered it first. The
  * out-of-band admin bootstrap (bin/admin.ts) and the tests' set-up use it; roles reach
  * access tokens at the user's next login or refresh.
  */
@@ -106,18 +197,70 @@ export async function changeRoleByEmail(db: Knex, email: string, role: Role, gra
 		`UPDATE auth.credentials
 		 SET roles = CASE WHEN ?::boolean THEN (CASE WHEN ?::text = ANY(roles) THEN roles ELSE array_append(roles, ?::text) END) ELSE array_remove(roles, ?::text) END,
 		     updated_at = now()
-		 WHERE email = ? RETURNING user_id, roles`,
-		[grant, role, role, role, email],
+		 WHERE email = ? AND (NOT ?::boolean OR email_verified_at IS NOT NULL) RETURNING user_id, roles`,
+		[grant, role, role, role, email, grant],
 	);
 	const row = r[0];
 	return row ? { userId: row.user_id, roles: row.roles } : null;
 }
 
-export async function insertRefreshToken(db: Knex | Knex.Transaction, t: { id: string; familyId: string; userId: string; tokenHash: string; expiresAt: Date; familyExpiresAt: Date }): Promise<void> {
+export async function insertRefreshToken(
+	db: Knex | Knex.Transaction,
+	t: { id: string; familyId: string; userId: string; tokenHash: string; expiresAt: Date; familyExpiresAt: Date; ip: string | null; userAgent: string | null },
+): Promise<void> {
 	await db.raw(
-		"INSERT INTO auth.refresh_tokens (id, family_id, user_id, token_hash, expires_at, family_expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-		[t.id, t.familyId, t.userId, t.tokenHash, t.expiresAt, t.familyExpiresAt],
+		"INSERT INTO auth.refresh_tokens (id, family_id, user_id, token_hash, expires_at, family_expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		[t.id, t.familyId, t.userId, t.tokenHash, t.expiresAt, t.familyExpiresAt, t.ip, t.userAgent],
 	);
+}
+
+export interface SessionRow {
+	family_id: string;
+	started_at: Date;
+	last_seen_at: Date;
+	expires_at: Date;
+	ip: string | null;
+	user_agent: string | null;
+}
+
+/**
+ * The user's live sessions (refresh families with a usable token), most recently used
+ * first, at most `max`: when each began and was last refreshed, and the address and user
+ * agent of its latest refresh.
+ */
+export async function listSessions(db: Knex, userId: string, max: number): Promise<SessionRow[]> {
+	return rows<SessionRow>(
+		db,
+		`SELECT family_id, min(created_at) AS started_at, max(created_at) AS last_seen_at, min(family_expires_at) AS expires_at,
+		        (array_agg(ip ORDER BY created_at DESC))[1] AS ip, (array_agg(user_agent ORDER BY created_at DESC))[1] AS user_agent
+		 FROM auth.refresh_tokens WHERE user_id = ? AND revoked_at IS NULL AND family_expires_at > now()
+		 GROUP BY family_id HAVING count(*) FILTER (WHERE used_at IS NULL AND expires_at > now()) > 0
+		 ORDER BY max(created_at) DESC LIMIT ?`,
+		[userId, max],
+	);
+}
+
+/** Revokes one of the user's sessions; false when it is not theirs or already over. */
+export async function revokeUserFamily(db: Knex, userId: string, familyId: string): Promise<boolean> {
+	const r = await rows<{ id: string }>(
+		db, "UPDATE auth.refresh_tokens SET revoked_at = now() WHERE user_id = ? AND family_id = ? AND revoked_at IS NULL AND family_expires_at > now() RETURNING id", [userId, familyId],
+	);
+	return r.length > 0;
+}
+
+/**
+ * Revokes every session of the user. Returns the sessions whose access tokens may still
+ * be alive (a token of theirs was issued within `accessTtlS`): the ones to announce to
+ * gateways and sockets; older ones have no live access token left.
+ */
+export async function revokeAllFamilies(db: Knex | Knex.Transaction, userId: string, accessTtlS: number): Promise<string[]> {
+	const r = await rows<{ family_id: string }>(
+		db,
+		`WITH r AS (UPDATE auth.refresh_tokens SET revoked_at = now() WHERE user_id = ? AND revoked_at IS NULL RETURNING family_id, created_at)
+		 SELECT DISTINCT family_id FROM r WHERE created_at > now() - (? * interval '1 second')`,
+		[userId, accessTtlS],
+	);
+	return r.map(x => x.family_id);
 }
 
 export interface RefreshRow {
@@ -144,4 +287,19 @@ export async function markUsed(trx: Knex.Transaction, id: string): Promise<void>
 
 export async function revokeFamily(db: Knex | Knex.Transaction, familyId: string): Promise<void> {
 	await db.raw("UPDATE auth.refresh_tokens SET revoked_at = now() WHERE family_id = ? AND revoked_at IS NULL", [familyId]);
+}
+
+/**
+ * Out of band (bin/admin.ts verify, an operator who checked the address another way): marks
+ * the address's newest registration verified, unless an account owns it already. The user
+ * id it marked (or the owner's, `already`), or null when nobody registered the address.
+ */
+export async function verifyNewestByEmail(db: Knex, email: string): Promise<{ userId: string; already: boolean } | null> {
+	const owner = await verifiedOwner(db, email);
+	if (owner) return { userId: owner.userId, already: true };
+	const newest = await resetTarget(db, email);
+	if (!newest) return null;
+	const out = await markEmailVerified(db, newest.userId, email);
+	if (out === "taken") return verifyNewestByEmail(db, email);
+	return out === "ok" ? { userId: newest.userId, already: false } : null;
 }

@@ -65,6 +65,13 @@ export function secretMatches(secret: string, storedHash: string): boolean {
 	return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** Two hex digests compared in constant time. */
+export function secretEquals(aHex: string, bHex: string): boolean {
+	const a = Buffer.from(aHex, "hex");
+	const b = Buffer.from(bHex, "hex");
+	return a.length === b.length && a.length > 0 && timingSafeEqual(a, b);
+}
+
 export function parseRefreshToken(token: string): { id: string; secret: string } | null {
 	const m = /^([0-9a-f-]{36})\.([A-Za-z0-9_-]{43})$/.exec(token);
 	return m && m[1] && m[2] ? { id: m[1], secret: m[2] } : null;

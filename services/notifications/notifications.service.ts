@@ -78,6 +78,7 @@ type NotificationsThis = DbService & ConsumerService & {
 	profilesOf(userIds: string[]): Promise<Map<string, Profile>>;
 	sweepDeliveries(): Promise<number>;
 	attemptDelivery(d: DeliveryRow): Promise<void>;
+	sweepMails(): Promise<number>;
 };
 
 export function notificationsService(config: Config): ServiceSchema {
@@ -125,6 +126,18 @@ export function notificationsService(config: Config): ServiceSchema {
 				async handler(this: NotificationsThis, ctx: Context<Infer<typeof notifications.markAllRead.params>>) {
 					const res = (await this.knex.raw("UPDATE notifications.notifications SET read_at = now() WHERE user_id = ? AND read_at IS NULL", [ctx.params.userId])) as { rowCount?: number };
 					return { marked: res.rowCount ?? 0 };
+				},
+			},
+			mail: {
+				params: notifications.mail.params,
+				async handler(this: NotificationsThis, ctx: Context<Infer<typeof notifications.mail.params>>) {
+					if (!this.channels.has("email")) return { queued: false };
+					const p = ctx.params;
+					await this.knex.raw(
+						"INSERT INTO notifications.mails (id, user_id, kind, address, title, body) VALUES (?, ?, ?, ?, ?, ?)",
+						[uuidv7(), p.userId ?? null, p.kind, p.to, p.title, p.body],
+					);
+					return { queued: true };
 				},
 			},
 			"deliveries.list": {
@@ -217,6 +230,45 @@ export function notificationsService(config: Config): ServiceSchema {
 				return due.length;
 			},
 
+			/**
+			 * Identity mails (notifications.mail), claimed and sent like deliveries. Once sent or
+			 * dead the body is blanked: a verification code or reset token does not stay in the
+			 * database after the mail has gone.
+			 */
+			async sweepMails(this: NotificationsThis) {
+				const email = this.channels.get("email");
+				if (!email) return 0;
+				const due = await queryRows<{ id: string; address: string; title: string; body: string; attempts: number }>(
+					this.knex,
+					`UPDATE notifications.mails SET next_attempt_at = now() + (? * interval '1 millisecond')
+					 WHERE id IN (SELECT id FROM notifications.mails WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED)
+					 RETURNING id, address, title, body, attempts`,
+					[DELIVERY_CLAIM_MS, DELIVERY_BATCH_MAX],
+				);
+				const queue = [...due];
+				const worker = async () => {
+					for (let m = queue.shift(); m; m = queue.shift()) {
+						const attempts = m.attempts + 1;
+						try {
+							await withTimeout(email.send({ to: m.address, title: m.title, body: m.body }), DELIVERY_SEND_MS_MAX);
+							await this.knex.raw("UPDATE notifications.mails SET status = 'sent', attempts = ?, sent_at = now(), body = '', last_error = NULL WHERE id = ?", [attempts, m.id]);
+						} catch (err) {
+							const dead = attempts >= config.notifications.deliveryAttemptsMax;
+							const delayMs = Math.min(config.notifications.deliveryRetryDelayMs * 2 ** (attempts - 1), DELIVERY_RETRY_DELAY_MS_MAX);
+							await this.knex.raw(
+								`UPDATE notifications.mails SET status = ?, attempts = ?, last_error = ?, next_attempt_at = now() + (? * interval '1 millisecond'),
+								 body = CASE WHEN ? THEN '' ELSE body END WHERE id = ?`,
+								[dead ? "dead" : "pending", attempts, (err as Error).message.slice(0, 500), delayMs, dead, m.id],
+							);
+							// Neither the address nor the body is logged: personal data, and perhaps a code.
+							this.logger.warn("mail delivery failed", { mailId: m.id, attempts, dead, error: (err as Error).message });
+						}
+					}
+				};
+				await Promise.all(Array.from({ length: Math.min(DELIVERY_CONCURRENCY_MAX, queue.length) }, worker));
+				return due.length;
+			},
+
 			/** One attempt at one claimed delivery: sent, or retried later (each failure waits twice as long as the last), or dead. */
 			async attemptDelivery(this: NotificationsThis, d: DeliveryRow) {
 				const attempts = d.attempts + 1;
@@ -242,7 +294,7 @@ export function notificationsService(config: Config): ServiceSchema {
 			const email = emailChannel(config);
 			if (email) this.channels.set("email", email);
 			this.channels.set("sms", simulatedSmsChannel(config));
-			this.sweeper = new Periodic(() => this.sweepDeliveries(), DELIVERY_SWEEP_MS, err => this.logger.warn("delivery sweep failed; the next one retries", { error: err.message }));
+			this.sweeper = new Periodic(() => Promise.all([this.sweepDeliveries(), this.sweepMails()]), DELIVERY_SWEEP_MS, err => this.logger.warn("delivery sweep failed; the next one retries", { error: err.message }));
 		},
 		async started(this: NotificationsThis) {
 			this.startConsumer();

@@ -607,11 +607,9 @@ export function paymentsService(config: Config): ServiceSchema {
 			async recipient(this: PaymentsThis, p: P2pParams): Promise<string> {
 				if (p.toAccountId != null) return p.toAccountId;
 				// Without an address there is nobody to find (the handler asks for exactly one of the two).
-				const user = p.toEmail == null ? null : await call(this.broker, users.findByEmail, { email: p.toEmail }).catch(() => null);
-				const list = user ? await call(this.broker, ledger.accounts.list, { ownerId: user.id }) : { items: [] };
-				const account = list.items.find(a => a.currency === p.currency && a.status === "active");
-				if (!account) throw toClientError({ code: "RECIPIENT_NOT_FOUND", message: `no ${p.currency} account for that recipient` });
-				return account.id;
+				if (p.toEmail == null) throw toClientError({ code: "RECIPIENT_NOT_FOUND", message: `no ${p.currency} account for that recipient` });
+				// Only a verified address finds its owner, and misses count against the sender (users.findRecipient).
+				return (await call(this.broker, users.findRecipient, { email: p.toEmail, currency: p.currency, requesterId: p.userId })).accountId;
 			},
 
 			/**

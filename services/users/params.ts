@@ -1,7 +1,10 @@
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { currencyRule } from "../ledger/params.ts";
 
 export const createParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, email: { type: "email", max: 254 }, name: { type: "string", min: 1, max: 200 } });
 export const findByEmailParams = paramsSchema({ $$strict: true, email: { type: "email", max: 254 } });
+export const findRecipientParams = paramsSchema({ $$strict: true, email: { type: "email", max: 254 }, currency: currencyRule, requesterId: { type: "uuid" } });
+export const markEmailVerifiedParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, email: { type: "email", max: 254 } });
 export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
 /** Profiles read at once (a consumer's page of events), at most this many ids per call. */
 export const GET_MANY_MAX = 1_000;
@@ -27,3 +30,5 @@ export type CreateParams = Infer<typeof createParams>;
 export type GetManyParams = Infer<typeof getManyParams>;
 export type UpdateParams = Infer<typeof updateParams>;
 export type SetTierParams = Infer<typeof setTierParams>;
+export type FindRecipientParams = Infer<typeof findRecipientParams>;
+export type MarkEmailVerifiedParams = Infer<typeof markEmailVerifiedParams>;

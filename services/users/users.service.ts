@@ -1,86 +1,84 @@
 /**
  * The users service: profiles, preferences and the KYC tier. The tier's per-transfer and
  * per-day limits (limits.ts) travel with each transfer to the ledger, which enforces them
- * in the same transaction as the money.
+ * in the same transaction as the money. A profile's address counts only once verified
+ * (auth mails a code): only then is the user found by it as a P2P recipient, and only
+ * then may the tier go above 1.
  */
 import type { Context, ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import { toClientError } from "../../lib/errors.ts";
 import { normalizeEmail } from "../../lib/email.ts";
+import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
-import { queryOne, queryRows } from "../../mixins/db.ts";
 import * as P from "./params.ts";
+import * as store from "./store.ts";
 import { defineService } from "../../lib/service.ts";
-import { users } from "../../contracts/users.ts";
+import { users, type Profile } from "../../contracts/users.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { call } from "../../lib/contract.ts";
 
-interface ProfileRow {
-	user_id: string;
-	email: string;
-	name: string;
-	kyc_tier: number;
-	preferences: Record<string, unknown>;
-	created_at: Date;
-}
+/**
+ * Recipients by e-mail a sender may fail to find per window: past it, 429. A found
+ * recipient does not count, so paying people by e-mail is not limited; guessing is (an
+ * address that finds nobody and one whose owner has no account in the currency answer the
+ * same and count the same).
+ */
+export const RECIPIENT_MISSES_MAX = 20;
+export const RECIPIENT_MISS_WINDOW_MS = 3_600_000;
 
-function profileView(r: ProfileRow): Record<string, unknown> {
-	return { id: r.user_id, email: r.email, name: r.name, kycTier: r.kyc_tier, preferences: r.preferences, createdAt: r.created_at.toISOString() };
+type UsersThis = DbService & { counters: CounterStore };
+
+function profileView(r: store.ProfileRow): Profile {
+	return {
+		id: r.user_id, email: r.email, name: r.name, kycTier: r.kyc_tier, preferences: r.preferences as Profile["preferences"],
+		emailVerified: r.email_verified_at !== null, createdAt: r.created_at.toISOString(),
+	};
 }
 
 function notFound(): never {
 	throw toClientError({ code: "USER_NOT_FOUND", message: "user not found" });
 }
 
-
 export function usersService(config: Config): ServiceSchema {
-	return defineService<DbService>({
+	return defineService<UsersThis>({
 		name: "users",
 		mixins: [dbMixin(config, "users")],
 		actions: {
 			create: {
 				params: users.create.params,
-				async handler(this: DbService, ctx: Context<P.CreateParams>) {
-					// An address another profile has is refused, never shared: P2P by e-mail must find one user.
-					const row = await queryOne<ProfileRow>(
-						this.knex,
-						"INSERT INTO users.profiles (user_id, email, name) VALUES (?, ?, ?) ON CONFLICT (email) DO NOTHING RETURNING *",
-						[ctx.params.userId, normalizeEmail(ctx.params.email), ctx.params.name],
-					);
-					if (!row) throw toClientError({ code: "EMAIL_TAKEN", message: "a profile with this e-mail exists" });
+				async handler(this: UsersThis, ctx: Context<P.CreateParams>) {
+					const row = await store.insertProfile(this.knex, { userId: ctx.params.userId, email: normalizeEmail(ctx.params.email), name: ctx.params.name });
+					if (!row) throw toClientError({ code: "EMAIL_TAKEN", message: "this user has a profile" });
 					return profileView(row);
 				},
 			},
 			get: {
 				params: users.get.params,
-				async handler(this: DbService, ctx: Context<{ id: string }>) {
-					const row = await queryOne<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE user_id = ?", [ctx.params.id]);
+				async handler(this: UsersThis, ctx: Context<{ id: string }>) {
+					const row = await store.byId(this.knex, ctx.params.id);
 					return row ? profileView(row) : notFound();
 				},
 			},
 			/** Several profiles in one query; ids without a profile are left out. */
 			getMany: {
 				params: users.getMany.params,
-				async handler(this: DbService, ctx: Context<P.GetManyParams>) {
-					const rows = await queryRows<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE user_id = ANY(?::uuid[])", [ctx.params.ids]);
-					return { items: rows.map(profileView) };
+				async handler(this: UsersThis, ctx: Context<P.GetManyParams>) {
+					return { items: (await store.byIds(this.knex, ctx.params.ids)).map(profileView) };
 				},
 			},
 			update: {
 				params: users.update.params,
-				async handler(this: DbService, ctx: Context<P.UpdateParams>) {
-					const row = await queryOne<ProfileRow>(
-						this.knex,
-						`UPDATE users.profiles SET name = coalesce(?, name), preferences = preferences || ?::jsonb, updated_at = now() WHERE user_id = ? RETURNING *`,
-						[ctx.params.name ?? null, JSON.stringify(ctx.params.preferences ?? {}), ctx.params.id],
-					);
+				async handler(this: UsersThis, ctx: Context<P.UpdateParams>) {
+					const row = await store.update(this.knex, ctx.params.id, ctx.params.name ?? null, ctx.params.preferences ?? {});
 					return row ? profileView(row) : notFound();
 				},
 			},
 			setTier: {
 				params: users.setTier.params,
-				async handler(this: DbService, ctx: Context<P.SetTierParams>) {
-					const row = await queryOne<ProfileRow>(this.knex, "UPDATE users.profiles SET kyc_tier = ?, updated_at = now() WHERE user_id = ? RETURNING *", [ctx.params.tier, ctx.params.id]);
+				async handler(this: UsersThis, ctx: Context<P.SetTierParams>) {
+					const { row, refused } = await store.setTier(this.knex, ctx.params.id, ctx.params.tier);
+					if (refused) throw toClientError({ code: "EMAIL_NOT_VERIFIED", message: "a tier above 1 needs a verified e-mail address" });
 					if (!row) return notFound();
 					// The ledger holds P2P payments to the tier in the owner's own batch: it gets the
 					// tier too. Should this call fail the caller retries; setting a tier twice is harmless.
@@ -89,22 +87,61 @@ export function usersService(config: Config): ServiceSchema {
 					return profileView(row);
 				},
 			},
+			/** The user who verified this address; an unverified address finds nobody. */
 			findByEmail: {
 				params: users.findByEmail.params,
-				async handler(this: DbService, ctx: Context<{ email: string }>) {
-					const row = await queryOne<ProfileRow>(this.knex, "SELECT * FROM users.profiles WHERE email = ?", [normalizeEmail(ctx.params.email)]);
+				async handler(this: UsersThis, ctx: Context<{ email: string }>) {
+					const row = await store.verifiedByEmail(this.knex, normalizeEmail(ctx.params.email));
 					return row ? { id: row.user_id } : notFound();
+				},
+			},
+			/**
+			 * A P2P recipient by e-mail: the verified owner's first active account in the currency.
+			 * Every miss (nobody verified the address, or its owner has no such account) answers
+			 * RECIPIENT_NOT_FOUND alike and counts against the sender: RECIPIENT_MISSES_MAX per hour,
+			 * then 429. Counted before the lookup, so parallel guesses see each other; a hit is taken back.
+			 */
+			findRecipient: {
+				params: users.findRecipient.params,
+				async handler(this: UsersThis, ctx: Context<P.FindRecipientParams>) {
+					const key = `recipient-miss:${ctx.params.requesterId}`;
+					const hit = await this.counters.hit(key, RECIPIENT_MISS_WINDOW_MS);
+					if (hit.count > RECIPIENT_MISSES_MAX) {
+						throw toClientError({ code: "TOO_MANY_ATTEMPTS", message: "too many recipients not found, try again later", details: { retryAfterS: Math.max(1, Math.ceil(hit.resetMs / 1000)) } });
+					}
+					const owner = await store.verifiedByEmail(this.knex, normalizeEmail(ctx.params.email));
+					const list = owner ? await call(ctx, ledger.accounts.list, { ownerId: owner.user_id }) : { items: [] };
+					const account = list.items.find(a => a.currency === ctx.params.currency && a.status === "active");
+					if (!account) throw toClientError({ code: "RECIPIENT_NOT_FOUND", message: `no ${ctx.params.currency} account for that recipient` });
+					await this.counters.undo(key);
+					return { accountId: account.id };
+				},
+			},
+			/** Auth proved the address (a mailed code): the profile's address counts from now. */
+			markEmailVerified: {
+				params: users.markEmailVerified.params,
+				async handler(this: UsersThis, ctx: Context<P.MarkEmailVerifiedParams>) {
+					const out = await store.markEmailVerified(this.knex, ctx.params.id, normalizeEmail(ctx.params.email));
+					if (out === "taken") throw toClientError({ code: "EMAIL_TAKEN", message: "another account has verified this address" });
+					if (out === "missing") return notFound();
+					return { emailVerified: true as const };
 				},
 			},
 			tier: {
 				params: users.tier.params,
 				// Read on every transfer: cached, and cleaned when a tier changes.
 				cache: { keys: ["id"], ttl: 30 },
-				async handler(this: DbService, ctx: Context<{ id: string }>) {
-					const row = await queryOne<{ kyc_tier: number }>(this.knex, "SELECT kyc_tier FROM users.profiles WHERE user_id = ?", [ctx.params.id]);
+				async handler(this: UsersThis, ctx: Context<{ id: string }>) {
+					const row = await store.tierOf(this.knex, ctx.params.id);
 					return row ? { tier: row.kyc_tier } : notFound();
 				},
 			},
+		},
+		created(this: UsersThis) {
+			this.counters = createCounterStore(config.redisUrl, `${config.namespace}:users:`);
+		},
+		async stopped(this: UsersThis) {
+			await this.counters.close();
 		},
 	});
 }
