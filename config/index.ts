@@ -17,7 +17,7 @@ type Env = Record<string, string | undefined>;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const ALL_SERVICES = ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports"] as const;
+export const ALL_SERVICES = ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports", "recon"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 /** See Config.dbIdleTransactionTimeoutMs; also the default of callers that build no config (tests, tools). */
@@ -127,6 +127,10 @@ export interface Config {
 		providerTimeoutMs: number;
 		/** 0: Math.random; otherwise the simulated providers draw from a PRNG with this seed. */
 		providerSeed: number;
+		/** Where the simulated providers keep their day journals and write their settlement files (default DATA_DIR/settlements). */
+		settlementDir: string;
+		/** Simulation: breaks injected into a settlement file, per thousand operations (reconciliation's test material). */
+		settlementBreakPermille: number;
 		resumeAfterMs: number;
 		breakerRequestsMin: number;
 		breakerWindowS: number;
@@ -364,7 +368,7 @@ export const ROLES: Record<string, readonly ServiceName[]> = {
 	gateway: ["api", "realtime"],
 	ledger: ["ledger"],
 	payments: ["auth", "users", "payments", "providers", "fraud", "fx"],
-	workers: ["notifications", "audit", "webhooks", "reports"],
+	workers: ["notifications", "audit", "webhooks", "reports", "recon"],
 };
 
 function servicesVar(env: Env): ServiceName[] {
@@ -479,6 +483,8 @@ export function loadConfig(env: Env = process.env): Config {
 			providerTimeoutPercent: intVar(env, "PROVIDER_TIMEOUT_PERCENT", 0, 0, 100),
 			providerTimeoutMs: intVar(env, "PROVIDER_TIMEOUT_MS", 5_000, 10, 120_000),
 			providerSeed: intVar(env, "PROVIDER_SEED", 0, 0, 2 ** 31 - 1),
+			settlementDir: env["SETTLEMENT_DIR"] || `${env["DATA_DIR"] || "./data"}/settlements`,
+			settlementBreakPermille: intVar(env, "SETTLEMENT_BREAK_PERMILLE", 10, 0, 1_000),
 			resumeAfterMs: intVar(env, "PAYMENT_RESUME_AFTER_MS", 30_000, 100, 3_600_000),
 			breakerRequestsMin: intVar(env, "PROVIDER_BREAKER_REQUESTS_MIN", 10, 1, 10_000),
 			breakerWindowS: intVar(env, "PROVIDER_BREAKER_WINDOW_S", 60, 1, 3_600),

@@ -5,10 +5,14 @@
 import { action, returns, type ActionContract } from "../lib/contract.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { PROVIDERS, type ProviderName, type ProviderResult } from "../services/payments/providers.ts";
+import type { InjectedBreak } from "../services/payments/providers-settlement.ts";
 
 export const chargeParams = paramsSchema({ $$strict: true, paymentId: { type: "uuid" }, amountMinor: { type: "number", integer: true, positive: true }, currency: { type: "string", length: 3 } });
 export const payoutParams = paramsSchema({ $$strict: true, paymentId: { type: "uuid" }, amountMinor: { type: "number", integer: true, positive: true }, currency: { type: "string", length: 3 }, destination: { type: "string", max: 200 } });
 export const simulateParams = paramsSchema({ $$strict: true, provider: { type: "enum", values: PROVIDERS }, failurePercent: { type: "number", integer: true, min: 0, max: 100 } });
+
+/** A provider's settlement file for a UTC day (the simulation writes it from what it answered that day). */
+export const settlementParams = paramsSchema({ $$strict: true, provider: { type: "enum", values: PROVIDERS }, day: { type: "string", pattern: /^\d{4}-\d{2}-\d{2}$/ } });
 
 export interface ProviderActions {
 	charge: ActionContract<typeof chargeParams, ProviderResult>;
@@ -28,4 +32,6 @@ export const providers = {
 	card: adapter("card"),
 	/** The simulation's failure rate, changeable at run time. */
 	simulate: action("providers.simulate", simulateParams, returns<{ provider: ProviderName; failurePercent: number }>()),
+	/** The day's settlement CSV, also written under SETTLEMENT_DIR; `injected` is the simulation's list of the breaks it put in (for tests). */
+	settlement: action("providers.settlement", settlementParams, returns<{ csv: string; path: string; lines: number; injected: InjectedBreak[] }>()),
 } satisfies Record<ProviderName, ProviderActions> & Record<string, unknown>;

@@ -29,6 +29,7 @@ import * as payments003 from "./payments/003_outbox.ts";
 import * as payments004 from "./payments/004_outbox_retention.ts";
 import * as payments005 from "./payments/005_list_indexes.ts";
 import * as payments006 from "./payments/006_p2p_view.ts";
+import * as recon001 from "./recon/001_init.ts";
 import * as users001 from "./users/001_init.ts";
 import * as users002 from "./users/002_email_unique.ts";
 import * as users003 from "./users/003_verified_email.ts";
@@ -54,6 +55,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	notifications: { "001_init": notifications001, "002_mails": notifications002 },
 	webhooks: { "001_init": webhooks001, "002_list_indexes": webhooks002 },
 	reports: { "001_init": reports001, "002_processed_events_retention": reports002 },
+	recon: { "001_init": recon001 },
 };
 
 function sourceFor(schema: string): Knex.MigrationSource<string> {

@@ -13,6 +13,7 @@ import { reportsService } from "./reports/reports.service.ts";
 import { webhooksService } from "./webhooks/webhooks.service.ts";
 import { realtimeService } from "./realtime/realtime.service.ts";
 import { notificationsService } from "./notifications/notifications.service.ts";
+import { reconService } from "./recon/recon.service.ts";
 
 /** Every service this node can run, by the name SERVICES uses. */
 export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceSchema> = {
@@ -29,4 +30,5 @@ export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceS
 	realtime: realtimeService,
 	webhooks: webhooksService,
 	reports: reportsService,
+	recon: reconService,
 };

@@ -13,6 +13,7 @@ import { defineService } from "../../lib/service.ts";
 import { seededRandom } from "../../lib/random.ts";
 import { signatureHeader } from "../../lib/signature.ts";
 import { ProviderError, PROVIDERS, SimulatedProvider, type ProviderCallback, type ProviderName } from "./providers.ts";
+import { SettlementJournal } from "./providers-journal.ts";
 
 const CALLBACK_ATTEMPTS_MAX = 5;
 const CALLBACK_RETRY_DELAY_MS = 100;
@@ -81,11 +82,13 @@ export function providersService(config: Config): ServiceSchema {
 	const seed = config.payments.providerSeed;
 	let stopped = false;
 	const adapters = new Map<ProviderName, SimulatedProvider>();
+	const journal = new SettlementJournal(config.payments.settlementDir);
 	const createAdapters = (logger: { warn(msg: string, o: object): void }, base: () => string) => PROVIDERS.forEach((name, i) => {
 		const random = seed === 0 ? Math.random : seededRandom(seed + i);
 		adapters.set(name, new SimulatedProvider(name, {
 			latencyMs: config.payments.providerLatencyMs, failureRate: config.payments.providerFailurePercent / 100, random,
 			timeoutRate: config.payments.providerTimeoutPercent / 100, hangMs: config.payments.providerTimeoutMs * 2,
+			record: op => journal.record(name, op),
 			...(config.payments.webhookProviders.includes(name)
 				? {
 					notify: callbackSender(config, name, base, logger, () => stopped),
@@ -107,6 +110,12 @@ export function providersService(config: Config): ServiceSchema {
 			handler(ctx: Context<Infer<typeof providers.simulate.params>>) {
 				adapter(ctx.params.provider).opts.failureRate = ctx.params.failurePercent / 100;
 				return { provider: ctx.params.provider, failurePercent: ctx.params.failurePercent };
+			},
+		},
+		settlement: {
+			params: providers.settlement.params,
+			async handler(ctx: Context<Infer<typeof providers.settlement.params>>) {
+				return journal.settlement(ctx.params.provider, ctx.params.day, { seed: config.payments.providerSeed, breakRate: config.payments.settlementBreakPermille / 1_000 });
 			},
 		},
 	};
@@ -136,8 +145,9 @@ export function providersService(config: Config): ServiceSchema {
 		created(this: ProvidersThis) {
 			createAdapters(this.logger, () => callbackBase(config, this.broker));
 		},
-		stopped() {
+		async stopped() {
 			stopped = true;
+			await journal.close();
 		},
 	});
 }

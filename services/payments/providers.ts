@@ -49,6 +49,8 @@ export interface SimulationOptions {
 	/** Share of callbacks delivered twice, and of payments whose interim notice comes after the final one. */
 	duplicateRate?: number;
 	reorderRate?: number;
+	/** Told of each operation once, when the provider first answers it: the settlement file's source (providers-settlement.ts). */
+	record?: (op: { ref: string; paymentId: string; amountMinor: number; currency: string; status: "settled" | "failed" }) => void;
 }
 
 /** A technical failure of the provider: retryable later, and counted by the circuit breaker. */
@@ -70,16 +72,17 @@ export class SimulatedProvider implements ProviderAdapter {
 	}
 
 	charge(req: { paymentId: string; amountMinor: number; currency: string }): Promise<ProviderResult> {
-		return this.answer(req.paymentId, `charge:${req.paymentId}`);
+		return this.answer(req, `charge:${req.paymentId}`);
 	}
 
 	payout(req: { paymentId: string; amountMinor: number; currency: string; destination: string }): Promise<ProviderResult> {
 		// A destination the simulation always refuses, so tests can force a decline.
-		if (req.destination.endsWith("-reject")) return this.answer(req.paymentId, `payout:${req.paymentId}`, false);
-		return this.answer(req.paymentId, `payout:${req.paymentId}`);
+		if (req.destination.endsWith("-reject")) return this.answer(req, `payout:${req.paymentId}`, false);
+		return this.answer(req, `payout:${req.paymentId}`);
 	}
 
-	private async answer(paymentId: string, key: string, force?: boolean): Promise<ProviderResult> {
+	private async answer(req: { paymentId: string; amountMinor: number; currency: string }, key: string, force?: boolean): Promise<ProviderResult> {
+		const paymentId = req.paymentId;
 		await new Promise(r => setTimeout(r, this.opts.latencyMs));
 		const known = this.answers.get(key);
 		if (known) return known;
@@ -89,6 +92,7 @@ export class SimulatedProvider implements ProviderAdapter {
 			? { ok: false, code: "PROVIDER_DECLINED", reason: "declined by the provider" }
 			: { ok: true, ref };
 		this.answers.set(key, result);
+		this.opts.record?.({ ref, paymentId, amountMinor: req.amountMinor, currency: req.currency, status: result.ok ? "settled" : "failed" });
 		// A timeout after the fact: the provider acted, the caller never hears it in time and
 		// learns the outcome from a callback or a later status inquiry.
 		if (this.opts.random() < (this.opts.timeoutRate ?? 0)) await new Promise(r => setTimeout(r, this.opts.hangMs ?? 0));
