@@ -26,6 +26,7 @@ import { identityActions, IDENTITY_ALIASES, IDENTITY_PUBLIC_ALIASES } from "./id
 import type { SessionUser } from "../auth/auth.service.ts";
 import { created, idempotencyKey, requireRole, stripNulls, user, type Ctx } from "./caller.ts";
 import { walletActions, WALLET_ALIASES } from "./wallet.ts";
+import { adminToolActions, ADMIN_TOOL_ALIASES } from "./admin-tools.ts";
 
 export type { GatewayMeta } from "./caller.ts";
 
@@ -491,6 +492,7 @@ export const v1Actions = {
 		},
 	},
 	...walletActions,
+	...adminToolActions,
 };
 
 /** Mounted at /api/v1/auth: moleculer-web keeps one alias table per route path, so the two routes need distinct paths. */
@@ -545,6 +547,7 @@ export const PRIVATE_ALIASES = {
 	"GET /reports/statement": "api.statement",
 	"GET /reports/summary": "api.summary",
 	...WALLET_ALIASES,
+	...ADMIN_TOOL_ALIASES,
 };
 
 /** The providers' callback route under /api/v1/providers (signed by HMAC, no bearer token). */
