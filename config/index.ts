@@ -66,6 +66,13 @@ export interface Config {
 		replayCacheMax: number;
 	};
 	tracing: { exporter: "none" | "console" | "event" };
+	/**
+	 * AUDIT_KEY: the HMAC key of the audit chain (services/audit/chain.ts), outside the
+	 * database so a database writer cannot rebuild the chain. Required with a transporter on a
+	 * node that runs audit; a single node without it keeps a generated key in DATA_DIR/audit.key.
+	 * AUDIT_KEYS_PREVIOUS: retired keys, for verifying the blocks written under them.
+	 */
+	audit: { key: string | null; previousKeys: string[] };
 	/** Health and metrics port of a node without a gateway (null: none). */
 	opsPort: number | null;
 	services: ServiceName[];
@@ -246,7 +253,7 @@ function distinctSecrets(env: Env, names: readonly string[]): void {
 	}
 }
 
-export const SECRET_VARS = ["JWT_SECRET", "TRANSIT_KEY", "PROVIDER_WEBHOOK_SECRET", "NATS_TOKEN", "NATS_PASSWORD"] as const;
+export const SECRET_VARS = ["JWT_SECRET", "TRANSIT_KEY", "PROVIDER_WEBHOOK_SECRET", "NATS_TOKEN", "NATS_PASSWORD", "AUDIT_KEY"] as const;
 
 function secretVar(env: Env, clustered: boolean): { secret: string; generated: boolean } {
 	const raw = env["JWT_SECRET"];
@@ -313,6 +320,23 @@ function transitKeysVar(env: Env, clustered: boolean): { key: string | null; pre
 		if (other) throw new ConfigError(`TRANSIT_KEYS_PREVIOUS item ${i + 1} has the same value as ${other}: every key needs its own value`);
 	}
 	return { key, previous };
+}
+
+/** AUDIT_KEY and AUDIT_KEYS_PREVIOUS: every node of a cluster that runs audit must share the key, so it is required there. */
+function auditKeysVar(env: Env, clustered: boolean, runsAudit: boolean): { key: string | null; previousKeys: string[] } {
+	const key = optionalSecret(env, "AUDIT_KEY", 32);
+	if (clustered && runsAudit && key === null) {
+		throw new ConfigError("AUDIT_KEY is required when TRANSPORTER is set on a node that runs audit: expected at least 32 random characters shared by every audit node (it keys the audit chain)");
+	}
+	const previousKeys = listVar(env, "AUDIT_KEYS_PREVIOUS");
+	if (previousKeys.length > 0 && key === null) throw new ConfigError("AUDIT_KEYS_PREVIOUS is set without AUDIT_KEY: expected the new key in AUDIT_KEY");
+	for (const [i, p] of previousKeys.entries()) {
+		checkedSecret(`AUDIT_KEYS_PREVIOUS item ${i + 1}`, p, 32);
+		if (p === key) throw new ConfigError(`AUDIT_KEYS_PREVIOUS repeats AUDIT_KEY (item ${i + 1}): expected only the keys being retired`);
+		const other = SECRET_VARS.find(name => name !== "AUDIT_KEY" && env[name] === p);
+		if (other) throw new ConfigError(`AUDIT_KEYS_PREVIOUS item ${i + 1} has the same value as ${other}: every key needs its own value`);
+	}
+	return { key, previousKeys };
 }
 
 function listVar(env: Env, name: string): string[] {
@@ -408,6 +432,7 @@ export function loadConfig(env: Env = process.env): Config {
 	const transporter = urlVar(env, "TRANSPORTER", ["nats:"]);
 	const jwt = secretVar(env, transporter !== null);
 	const transitKeys = transitKeysVar(env, transporter !== null);
+	const services = servicesVar(env);
 	return {
 		port: intVar(env, "PORT", 3000, 0, 65535),
 		host: stringVar(env, "HOST", "0.0.0.0", /^[\w.:-]{1,255}$/, "a host name or IP address"),
@@ -434,8 +459,9 @@ export function loadConfig(env: Env = process.env): Config {
 			replayCacheMax: intVar(env, "TRANSIT_REPLAY_CACHE_MAX", 1_000_000, 1_000, 100_000_000),
 		},
 		tracing: { exporter: enumVar(env, "TRACING_EXPORTER", ["none", "console", "event"] as const, "none") },
+		audit: auditKeysVar(env, transporter !== null, services.includes("audit")),
 		opsPort: env["OPS_PORT"] ? intVar(env, "OPS_PORT", 9100, 1, 65535) : null,
-		services: servicesVar(env),
+		services,
 		nodeId: env["NODE_ID"] ? stringVar(env, "NODE_ID", "", /^[\w.-]{1,128}$/, "letters, digits, _, . or -") : null,
 		logLevel: enumVar(env, "LOG_LEVEL", LOG_LEVELS, "info"),
 		logFormat: enumVar(env, "LOG_FORMAT", ["short", "json", "full"] as const, "short"),

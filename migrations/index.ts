@@ -1,5 +1,6 @@
 import type { Knex } from "knex";
 import * as audit001 from "./audit/001_init.ts";
+import * as audit002 from "./audit/002_blocks.ts";
 import * as auth001 from "./auth/001_init.ts";
 import * as auth002 from "./auth/002_mfa_pending_family_expiry.ts";
 import * as auth003 from "./auth/003_verified_identity.ts";
@@ -16,6 +17,7 @@ import * as notifications002 from "./notifications/002_mails.ts";
 import * as webhooks001 from "./webhooks/001_init.ts";
 import * as reports001 from "./reports/001_init.ts";
 import * as reports002 from "./reports/002_processed_events_retention.ts";
+import * as reports003 from "./reports/003_transactions.ts";
 import * as ledger002 from "./ledger/002_event_log.ts";
 import * as ledger003 from "./ledger/003_outbox_retention.ts";
 import * as ledger004 from "./ledger/004_batch_check.ts";
@@ -51,11 +53,11 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004, "005_list_indexes": payments005, "006_p2p_view": payments006 },
 	fx: { "001_init": fx001, "002_quote_claims": fx002 },
 	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003, "004_known_counterparties": fraud004, "005_daily_totals_retention": fraud005 },
-	audit: { "001_init": audit001 },
+	audit: { "001_init": audit001, "002_blocks": audit002 },
 	notifications: { "001_init": notifications001, "002_mails": notifications002 },
 	webhooks: { "001_init": webhooks001, "002_list_indexes": webhooks002 },
-	reports: { "001_init": reports001, "002_processed_events_retention": reports002 },
 	recon: { "001_init": recon001 },
+	reports: { "001_init": reports001, "002_processed_events_retention": reports002, "003_transactions": reports003 },
 };
 
 function sourceFor(schema: string): Knex.MigrationSource<string> {

@@ -3,7 +3,7 @@
  * services run on their own node, which is stopped while 100 transfers are made on another
  * node and started again; afterwards each has exactly one record (or delivery) per event,
  * none twice. The audit
- * chain verifies, and a changed, removed or inserted record is found by audit.verify.
+ * chain verifies, and a changed, removed or inserted block is found by audit.verify.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -23,6 +23,16 @@ const namespace = `consumers-${randomBytes(4).toString("hex")}`;
 // The webhook receiver listens on 127.0.0.1, which production refuses (lib/egress.ts).
 const shared = () => ({ DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, EVENT_POLL_INTERVAL_MS: "100", WEBHOOK_ALLOW_PRIVATE_URLS: "true", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4" });
 const startConsumers = async () => (await startNode({ ...shared(), SERVICES: "notifications,audit,webhooks,reports", NODE_ID: `consumers-${randomBytes(2).toString("hex")}` })).broker;
+
+/** Every event the audit log lists, page by page. */
+async function auditEvents(): Promise<{ seq: number; eventId: string; event: string; block: number }[]> {
+	const out: { seq: number; eventId: string; event: string; block: number }[] = [];
+	for (;;) {
+		const page: { items: { seq: number; eventId: string; event: string; block: number }[]; nextAfterSeq: number | null } = await core.call("audit.list", { afterSeq: out.length, limit: 500 });
+		out.push(...page.items);
+		if (page.items.length < 500) return out;
+	}
+}
 
 async function sql<T extends pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<T[]> {
 	const c = new pg.Client({ connectionString: db.url });
@@ -72,7 +82,7 @@ describe("durable consumers", () => {
 		assert.ok(addr && typeof addr === "object");
 		await core.call("webhooks.register", { ownerId: bob, url: `http://127.0.0.1:${addr.port}/hook`, events: ["transfer.completed"] });
 		// Let the consumers see the set-up events, then take their node down.
-		await until("set-up audited", async () => Number((await sql<{ n: string }>("SELECT count(*) AS n FROM audit.records"))[0]?.n) >= 4);
+		await until("set-up audited", async () => Number((await sql<{ n: string }>("SELECT coalesce(sum(event_count), 0) AS n FROM audit.blocks"))[0]?.n) >= 4);
 		await consumers?.stop();
 		consumers = null;
 		for (let i = 0; i < TRANSFERS; i++) {
@@ -85,8 +95,8 @@ describe("durable consumers", () => {
 		await core.waitForServices(["notifications", "audit", "webhooks", "reports"], 20_000);
 		const count = async (q: string) => Number((await sql<{ n: string }>(q))[0]?.n);
 		await until("notifications caught up", async () => (await count("SELECT count(*) AS n FROM notifications.notifications")) >= TRANSFERS);
-		const auditTransfers = "SELECT count(*) AS n FROM audit.records WHERE event = 'transfer.completed'";
-		await until("audit caught up", async () => (await count(auditTransfers)) >= TRANSFERS + 1);
+		const auditTransfers = async () => (await auditEvents()).filter(e => e.event === "transfer.completed").length;
+		await until("audit caught up", async () => (await auditTransfers()) >= TRANSFERS + 1);
 		await until("webhooks delivered", async () => received.length >= TRANSFERS);
 		// Give a duplicate the time it would need to show up.
 		await new Promise(r => setTimeout(r, 500));
@@ -95,7 +105,7 @@ describe("durable consumers", () => {
 		assert.equal(new Set(rows.map(r => r.event_id)).size, TRANSFERS);
 		assert.ok(rows.every(r => r.user_id === bob));
 		assert.equal(rows[0]?.body, "You received 1.00 USD.");
-		assert.equal(await count(auditTransfers), TRANSFERS + 1);
+		assert.equal(await auditTransfers(), TRANSFERS + 1);
 		assert.equal(received.length, TRANSFERS);
 		assert.equal(new Set(received).size, TRANSFERS);
 		assert.equal(await count("SELECT count(*) AS n FROM webhooks.deliveries WHERE status = 'delivered'"), TRANSFERS);
@@ -103,10 +113,12 @@ describe("durable consumers", () => {
 		await until("reports caught up", async () => (await count("SELECT coalesce(sum(count), 0) AS n FROM reports.daily_volume")) >= TRANSFERS + 1);
 		const daily = await sql<{ count: string; volume: string }>("SELECT sum(count)::text AS count, sum(volume)::text AS volume FROM reports.daily_volume WHERE currency = 'USD'");
 		assert.deepEqual([Number(daily[0]?.count), Number(daily[0]?.volume)], [TRANSFERS + 1, 1_000_000 + Array.from({ length: TRANSFERS }, (_, i) => 100 + i).reduce((s, v) => s + v, 0)]);
-		assert.equal(await count("SELECT count(*) - count(DISTINCT event_id) AS n FROM audit.records"), 0);
-		// Per-account order: the audit log has bob's balance versions in increasing order.
-		const versions = (await sql<{ v: number }>("SELECT (payload_json::json->>'version')::int AS v FROM audit.records WHERE event = 'balance.updated' ORDER BY seq")).map(r => r.v);
-		assert.equal(versions.length, 0, "balance.updated is not audited (it repeats the transfer)");
+		const logged = await auditEvents();
+		assert.equal(new Set(logged.map(e => e.eventId)).size, logged.length, "no event twice in the audit log");
+		assert.deepEqual(logged.map(e => e.seq), logged.map((_, i) => i + 1), "events numbered 1, 2, 3… across blocks");
+		assert.equal(logged.filter(e => e.event === "balance.updated").length, 0, "balance.updated is not audited (it repeats the transfer)");
+		// The catch-up came in pages, each one block: fewer blocks than events.
+		assert.ok(new Set(logged.map(e => e.block)).size < logged.length / 2, "events share blocks");
 		const list: { items: { id: string; read: boolean }[]; unreadCount: number } = await core.call("notifications.list", { userId: bob, limit: 5 });
 		assert.deepEqual([list.items.length, list.unreadCount], [5, TRANSFERS]);
 		await core.call("notifications.markRead", { userId: bob, id: list.items[0]?.id });
@@ -116,8 +128,8 @@ describe("durable consumers", () => {
 		assert.deepEqual(status.sources.map(s => [s.source, s.deadLetters]), [["ledger", 0], ["payments", 0]]);
 	});
 
-	it("audit.verify finds a changed, a removed and an inserted record", async () => {
-		const verify = () => core.call<{ ok: boolean; problem?: string; seq?: number }, object>("audit.verify", {});
+	it("audit.verify finds a changed, a removed and an inserted block", async () => {
+		const verify = () => core.call<{ ok: boolean; problem?: string; seq?: number; checked: number }, object>("audit.verify", {});
 		assert.equal((await verify()).ok, true);
 		const tamper = async (statement: string) => {
 			const c = new pg.Client({ connectionString: db.url });
@@ -125,27 +137,30 @@ describe("durable consumers", () => {
 			try {
 				// An attacker with table rights gets past the append-only trigger; the chain does not care.
 				await c.query("BEGIN");
-				await c.query("ALTER TABLE audit.records DISABLE TRIGGER USER");
+				await c.query("ALTER TABLE audit.blocks DISABLE TRIGGER USER");
 				await c.query(statement);
-				await c.query("ALTER TABLE audit.records ENABLE TRIGGER USER");
+				await c.query("ALTER TABLE audit.blocks ENABLE TRIGGER USER");
 				await c.query("COMMIT");
 			} finally {
 				await c.end();
 			}
 		};
-		await assert.rejects(sql("UPDATE audit.records SET event = 'x' WHERE seq = 3"), /append-only/);
-		const original = (await sql<Record<string, unknown>>("SELECT * FROM audit.records WHERE seq = 5"))[0];
+		const blocks = (await sql<{ seq: string }>("SELECT seq FROM audit.blocks ORDER BY seq")).map(r => Number(r.seq));
+		assert.ok(blocks.length >= 3, `${blocks.length} blocks`);
+		const [first = 0, second = 0, third = 0] = blocks;
+		await assert.rejects(sql(`UPDATE audit.blocks SET source = 'x' WHERE seq = ${first}`), /append-only/);
+		const original = (await sql<{ body: string }>(`SELECT encode(body, 'hex') AS body FROM audit.blocks WHERE seq = ${second}`))[0];
 		assert.ok(original);
-		await tamper(`UPDATE audit.records SET payload_json = replace(payload_json, '"amount":', '"amount":1') WHERE seq = 5`);
-		assert.deepEqual(await verify(), { ok: false, checked: 4, seq: 5, problem: "HASH_MISMATCH" });
-		await tamper(`UPDATE audit.records SET payload_json = '${String(original["payload_json"]).replace(/'/g, "''")}' WHERE seq = 5`);
+		await tamper(`UPDATE audit.blocks SET body = body || '\\x00'::bytea WHERE seq = ${second}`);
+		assert.deepEqual(await verify(), { ok: false, checked: second - 1, blocks: 1, seq: second, problem: "HASH_MISMATCH" });
+		await tamper(`UPDATE audit.blocks SET body = decode('${original.body}', 'hex') WHERE seq = ${second}`);
 		assert.equal((await verify()).ok, true);
-		await tamper("DELETE FROM audit.records WHERE seq = 7");
-		assert.deepEqual(await verify(), { ok: false, checked: 6, seq: 8, problem: "GAP" });
-		// Put it back, then forge one at the end with a made-up hash, and one that reuses a real hash.
-		await tamper(`INSERT INTO audit.records SELECT 7, event_id || ':x', source, event, payload_json, recorded_at, prev_hash, hash FROM audit.records WHERE seq = 6`);
+		await tamper(`DELETE FROM audit.blocks WHERE seq = ${second}`);
+		assert.deepEqual(await verify(), { ok: false, checked: second - 1, blocks: 1, seq: third, problem: "GAP" });
+		// Put one back in its place with a made-up hash: its own hash fails, or the link of the next block.
+		await tamper(`INSERT INTO audit.blocks SELECT ${second}, ${third - second}, source, last_pos, last_index, recorded_at, format, key_id, body, hash, sha256(hash) FROM audit.blocks WHERE seq = ${first}`);
 		const r = await verify();
 		assert.equal(r.ok, false);
-		assert.equal(r.seq, 7);
+		assert.equal(r.seq, second);
 	});
 });

@@ -1,12 +1,12 @@
 /** A node in a child process (`bin/start.ts`), for tests that kill it with SIGKILL. */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { ServiceBroker } from "moleculer";
-import { TEST_TRANSIT_KEY } from "./node.ts";
+import { TEST_AUDIT_KEY, TEST_TRANSIT_KEY } from "./node.ts";
 
 export function startChildNode(env: Record<string, string>): ChildProcess {
 	return spawn(process.execPath, ["bin/start.ts"], {
 		cwd: new URL("../..", import.meta.url).pathname,
-		env: { PATH: process.env["PATH"] ?? "", TRANSIT_KEY: TEST_TRANSIT_KEY, ...env },
+		env: { PATH: process.env["PATH"] ?? "", TRANSIT_KEY: TEST_TRANSIT_KEY, AUDIT_KEY: TEST_AUDIT_KEY, ...env },
 		stdio: ["ignore", "ignore", "inherit"],
 	});
 }

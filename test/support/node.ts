@@ -9,9 +9,11 @@ import { createTestDatabase, type TestDatabase } from "./db.ts";
 export const TEST_JWT_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
 /** The transit key every test node shares (TRANSIT_KEY is required with a transporter); a test may set its own. */
 export const TEST_TRANSIT_KEY = "test-transit-9f3Kq7Zp2Lw8Xv5Rb1Nc6Hd4Mt0Gy";
+/** The audit chain's key every test node shares (AUDIT_KEY is required on clustered audit nodes); a test may set its own. */
+export const TEST_AUDIT_KEY = "test-audit-Q8w2Er5Ty7Ui1Op3As6Df9Gh4Jk0Lz";
 
 export async function startNode(env: Record<string, string>): Promise<{ broker: ServiceBroker; config: Config }> {
-	const config = loadConfig({ LOG_LEVEL: "warn", METRICS_ENABLED: "false", JWT_SECRET: TEST_JWT_SECRET, TRANSIT_KEY: TEST_TRANSIT_KEY, ...env });
+	const config = loadConfig({ LOG_LEVEL: "warn", METRICS_ENABLED: "false", JWT_SECRET: TEST_JWT_SECRET, TRANSIT_KEY: TEST_TRANSIT_KEY, AUDIT_KEY: TEST_AUDIT_KEY, ...env });
 	const broker = createNode(config);
 	await broker.start();
 	return { broker, config };

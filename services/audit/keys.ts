@@ -1,0 +1,43 @@
+/**
+ * The audit chain's keys: AUDIT_KEY (and AUDIT_KEYS_PREVIOUS) from the config. A single
+ * node started without one (the embedded default) keeps a generated key in
+ * DATA_DIR/audit.key, created once (mode 0600) and read at every start, so `npm start`
+ * works with nothing configured; a cluster must configure AUDIT_KEY (config/index.ts
+ * refuses to start without it), because every audit node needs the same key and a file in
+ * one pod's DATA_DIR is not shared.
+ */
+import { randomBytes } from "node:crypto";
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "../../config/index.ts";
+import { keyring, type Keyring } from "./chain.ts";
+
+const KEY_FILE = "audit.key";
+
+/** Reads the key file, or creates it atomically (a concurrent start reads the winner's). */
+function keyFromFile(dataDir: string): string {
+	const path = join(dataDir, KEY_FILE);
+	try {
+		return readFileSync(path, "utf8").trim();
+	} catch (err) {
+		if ((err as { code?: string }).code !== "ENOENT") throw err;
+	}
+	mkdirSync(dataDir, { recursive: true });
+	const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
+	writeFileSync(tmp, `${randomBytes(48).toString("base64url")}\n`, { mode: 0o600 });
+	try {
+		linkSync(tmp, path);
+	} catch (err) {
+		if ((err as { code?: string }).code !== "EEXIST") throw err;
+	} finally {
+		unlinkSync(tmp);
+	}
+	return readFileSync(path, "utf8").trim();
+}
+
+export function auditKeys(config: Pick<Config, "audit" | "dataDir">): { keys: Keyring; fromFile: string | null } {
+	if (config.audit.key !== null) return { keys: keyring(config.audit.key, config.audit.previousKeys), fromFile: null };
+	const key = keyFromFile(config.dataDir);
+	if (key.length < 32) throw new Error(`${join(config.dataDir, KEY_FILE)} holds no usable audit key: set AUDIT_KEY or remove the file`);
+	return { keys: keyring(key), fromFile: join(config.dataDir, KEY_FILE) };
+}
