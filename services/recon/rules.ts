@@ -233,6 +233,7 @@ export type Resolution = (typeof RESOLUTIONS)[number];
 export function resolutionProblem(b: Pick<Break, "kind" | "theirFlow" | "ourFlow" | "type" | "ourStatus">, r: Resolution): string | null {
 	if (r === "adjust" && !adjustmentFor(b)) return "nothing differs in money: explain it instead";
 	if (r === "requery" && (b.ourStatus === null || b.type === "missing_in_ours")) return "there is no payment of ours to re-query";
+	if (r === "requery" && b.ourStatus !== "created" && b.ourStatus !== "processing") return `a re-query settles a payment still in flight; this one is ${b.ourStatus}`;
 	return null;
 }
 

@@ -103,6 +103,8 @@ describe("reconciliation matching", () => {
 		assert.match(resolutionProblem({ kind: "charge", theirFlow: 10, ourFlow: 10, type: "status_mismatch", ourStatus: "failed" }, "adjust") ?? "", /explain/);
 		assert.match(resolutionProblem({ kind: "charge", theirFlow: 10, ourFlow: 0, type: "missing_in_ours", ourStatus: null }, "requery") ?? "", /no payment/);
 		assert.equal(resolutionProblem({ kind: "charge", theirFlow: 10, ourFlow: 0, type: "missing_in_ours", ourStatus: null }, "explain"), null);
+		assert.match(resolutionProblem({ kind: "charge", theirFlow: 10, ourFlow: 10, type: "status_mismatch", ourStatus: "completed" }, "requery") ?? "", /in flight/);
+		assert.equal(resolutionProblem({ kind: "charge", theirFlow: 10, ourFlow: 0, type: "status_mismatch", ourStatus: "processing" }, "requery"), null);
 	});
 
 	it("four eyes: the proposer never approves", () => {
