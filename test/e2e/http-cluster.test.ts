@@ -12,7 +12,7 @@ import { createTestDatabase, NATS_URL, REDIS_URL, type TestDatabase } from "../s
 import { startNode } from "../support/node.ts";
 import { client, gatewayPort } from "../support/http.ts";
 import { httpContractSuite } from "./http-contract.ts";
-import { grantRole } from "../support/roles.ts";
+import { grantRole, verifyEmail } from "../support/roles.ts";
 
 let db: TestDatabase;
 let gateway: ServiceBroker;
@@ -45,6 +45,7 @@ httpContractSuite("cluster, NATS + PostgreSQL + Redis", () => ({
 	broker: () => gateway,
 	adminEmail: "root@example.com",
 	grantRole: async (email, role) => void (await grantRole({ databaseUrl: db.url }, email, role)),
+	verifyEmail: async email => void (await verifyEmail({ databaseUrl: db.url }, email)),
 	readPasswordHash: async email => {
 		const c = new pg.Client({ connectionString: db.url });
 		await c.connect();

@@ -12,7 +12,7 @@ import type { ServiceBroker } from "moleculer";
 import { startNode, TEST_JWT_SECRET } from "../support/node.ts";
 import { gatewayPort } from "../support/http.ts";
 import { httpContractSuite } from "./http-contract.ts";
-import { grantRole } from "../support/roles.ts";
+import { grantRole, verifyEmail } from "../support/roles.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "paymesh-http-"));
 let broker: ServiceBroker;
@@ -47,6 +47,7 @@ httpContractSuite("embedded, PGlite", () => ({
 	broker: () => broker,
 	adminEmail: "root@example.com",
 	grantRole: async (email, role) => void (await grantRole({ databaseUrl: null, dataDir }, email, role)),
+	verifyEmail: async email => void (await verifyEmail({ databaseUrl: null, dataDir }, email)),
 	readPasswordHash: async email => {
 		const { acquireDb, releaseDb } = await import("../../mixins/db.ts");
 		const cfg = { databaseUrl: null, dataDir, dbPoolMax: 1 };

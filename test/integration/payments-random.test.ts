@@ -51,6 +51,8 @@ describe("randomized payment sagas", () => {
 		for (const [i, u] of users.entries()) {
 			// Tier 3, so the tier limits (tested on their own) do not crowd out the saga outcomes.
 			await broker.call("users.create", { userId: u, email: `random-${i}@example.com`, name: `Random ${i}` });
+			// A tier above 1 needs a verified address (issue 16).
+			await broker.call("users.markEmailVerified", { id: u, email: `random-${i}@example.com` });
 			await broker.call("users.setTier", { id: u, tier: 3 });
 			accounts.set(u, ((await broker.call("ledger.accounts.open", { ownerId: u, currency: "USD" })) as { id: string }).id);
 		}
