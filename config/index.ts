@@ -68,8 +68,9 @@ export interface Config {
 	tracing: { exporter: "none" | "console" | "event" };
 	/**
 	 * AUDIT_KEY: the HMAC key of the audit chain (services/audit/chain.ts), outside the
-	 * database so a database writer cannot rebuild the chain. Required with a transporter on a
-	 * node that runs audit; a single node without it keeps a generated key in DATA_DIR/audit.key.
+	 * database so a database writer cannot rebuild the chain. An audit node with a transporter
+	 * refuses to start without it; a single node without it keeps a generated key in
+	 * DATA_DIR/audit.key (services/audit/keys.ts).
 	 * AUDIT_KEYS_PREVIOUS: retired keys, for verifying the blocks written under them.
 	 */
 	audit: { key: string | null; previousKeys: string[] };
@@ -322,12 +323,12 @@ function transitKeysVar(env: Env, clustered: boolean): { key: string | null; pre
 	return { key, previous };
 }
 
-/** AUDIT_KEY and AUDIT_KEYS_PREVIOUS: every node of a cluster that runs audit must share the key, so it is required there. */
-function auditKeysVar(env: Env, clustered: boolean, runsAudit: boolean): { key: string | null; previousKeys: string[] } {
+/**
+ * AUDIT_KEY and AUDIT_KEYS_PREVIOUS. Every audit node of a cluster must share the key: the
+ * audit service refuses to start with a transporter and no key (services/audit/keys.ts).
+ */
+function auditKeysVar(env: Env): { key: string | null; previousKeys: string[] } {
 	const key = optionalSecret(env, "AUDIT_KEY", 32);
-	if (clustered && runsAudit && key === null) {
-		throw new ConfigError("AUDIT_KEY is required when TRANSPORTER is set on a node that runs audit: expected at least 32 random characters shared by every audit node (it keys the audit chain)");
-	}
 	const previousKeys = listVar(env, "AUDIT_KEYS_PREVIOUS");
 	if (previousKeys.length > 0 && key === null) throw new ConfigError("AUDIT_KEYS_PREVIOUS is set without AUDIT_KEY: expected the new key in AUDIT_KEY");
 	for (const [i, p] of previousKeys.entries()) {
@@ -432,7 +433,6 @@ export function loadConfig(env: Env = process.env): Config {
 	const transporter = urlVar(env, "TRANSPORTER", ["nats:"]);
 	const jwt = secretVar(env, transporter !== null);
 	const transitKeys = transitKeysVar(env, transporter !== null);
-	const services = servicesVar(env);
 	return {
 		port: intVar(env, "PORT", 3000, 0, 65535),
 		host: stringVar(env, "HOST", "0.0.0.0", /^[\w.:-]{1,255}$/, "a host name or IP address"),
@@ -459,9 +459,9 @@ export function loadConfig(env: Env = process.env): Config {
 			replayCacheMax: intVar(env, "TRANSIT_REPLAY_CACHE_MAX", 1_000_000, 1_000, 100_000_000),
 		},
 		tracing: { exporter: enumVar(env, "TRACING_EXPORTER", ["none", "console", "event"] as const, "none") },
-		audit: auditKeysVar(env, transporter !== null, services.includes("audit")),
+		audit: auditKeysVar(env),
 		opsPort: env["OPS_PORT"] ? intVar(env, "OPS_PORT", 9100, 1, 65535) : null,
-		services,
+		services: servicesVar(env),
 		nodeId: env["NODE_ID"] ? stringVar(env, "NODE_ID", "", /^[\w.-]{1,128}$/, "letters, digits, _, . or -") : null,
 		logLevel: enumVar(env, "LOG_LEVEL", LOG_LEVELS, "info"),
 		logFormat: enumVar(env, "LOG_FORMAT", ["short", "json", "full"] as const, "short"),
