@@ -3,7 +3,11 @@
  * it and tests can drive the REPL through its input and match the output.
  */
 import type { ServiceBroker } from "moleculer";
+import { hostname, userInfo } from "node:os";
 import type { InvariantReport } from "../services/ledger/invariants.ts";
+import { callDetached } from "../lib/contract.ts";
+import { CONSUMERS as LETTER_CONSUMERS, deadLetters, type ConsumerName } from "../contracts/repair.ts";
+import { payments } from "../contracts/payments.ts";
 
 type Print = (line: string) => void;
 
@@ -11,7 +15,29 @@ interface CustomCommand {
 	command: string;
 	description: string;
 	alias?: string[];
-	action: (broker: ServiceBroker, args: { accountId?: string; options?: Record<string, unknown> }) => Promise<void>;
+	action: (broker: ServiceBroker, args: { accountId?: string; options?: Record<string, unknown>; rawCommand?: string } & Record<string, unknown>) => Promise<void>;
+}
+
+/** Who acts from the REPL, as the audit chain records it: the operator's login on this host. */
+function replActor(): string {
+	let name = "unknown";
+	try {
+		name = userInfo().username;
+	} catch {
+		// No passwd entry (a container's arbitrary uid): the host still says where.
+	}
+	return `repl:${name}@${hostname()}`.replace(/[^\x21-\x7e]/g, "_").slice(0, 200);
+}
+
+function consumerOf(name: unknown): ConsumerName {
+	const found = LETTER_CONSUMERS.find(c => c === name);
+	if (!found) throw new Error(`unknown consumer ${String(name)}: expected one of ${LETTER_CONSUMERS.join(", ")}`);
+	return found;
+}
+
+/** The words after the first `skip` ones of the typed command (a reason with spaces). */
+function rest(raw: string | undefined, skip: number): string {
+	return (raw ?? "").trim().split(/\s+/).slice(skip).join(" ");
 }
 
 /** The services that consume the event logs durably. */
@@ -62,6 +88,61 @@ export function replCommands(print: Print = line => console.log(line)): CustomCo
 					await broker.call("payments.stuck", { olderThanS });
 				print(`stuck payments (over ${olderThanS} s): ${r.items.length}`);
 				for (const p of r.items) print(`  ${p.id} ${p.type} ${p.status} ${p.amount} ${p.currency} since ${p.updatedAt}`);
+			},
+		},
+		{
+			command: "deadletters [consumer]",
+			description: "List the dead letters of every durable consumer (or one), newest first",
+			async action(broker, args) {
+				const names = args["consumer"] ? [consumerOf(args["consumer"])] : [...LETTER_CONSUMERS];
+				for (const name of names) {
+					const page = await callDetached(broker, deadLetters[name].list, { limit: 50 }).catch(() => null);
+					if (!page) {
+						print(`${name}: not running in this cluster`);
+						continue;
+					}
+					print(`${name}: ${page.items.length}${page.nextBeforeId ? "+" : ""} dead letters`);
+					for (const d of page.items) print(`  #${d.id} ${d.source} ${d.event} ${d.eventId} attempts ${d.attempts}: ${d.error.slice(0, 120)}`);
+				}
+			},
+		},
+		{
+			command: "redeliver <consumer> [id]",
+			description: "Re-send one dead letter (by id) or the oldest 100 of a consumer to its handler (audited)",
+			async action(broker, args) {
+				const name = consumerOf(args["consumer"]);
+				const id = args["id"] === undefined ? null : Number(args["id"]);
+				if (id !== null && !(Number.isSafeInteger(id) && id > 0)) throw new Error(`bad dead letter id ${String(args["id"])}`);
+				const out = await callDetached(broker, deadLetters[name].redeliver, { ...(id !== null ? { id } : {}), actor: replActor() });
+				for (const r of out.items) print(`  #${r.id} ${r.eventId}: ${r.outcome}${r.outcome === "failed" ? ` (${r.error.slice(0, 120)})` : ""}`);
+				print(`redelivered ${out.items.filter(r => r.outcome === "delivered").length} of ${out.items.length}${out.more ? ", more left" : ""}`);
+			},
+		},
+		{
+			command: "discard <consumer> <id> <reason...>",
+			description: "Discard a dead letter with a reason (audited; the event stays in the audit chain)",
+			async action(broker, args) {
+				const name = consumerOf(args["consumer"]);
+				const id = Number(args["id"]);
+				if (!(Number.isSafeInteger(id) && id > 0)) throw new Error(`bad dead letter id ${String(args["id"])}`);
+				const out = await callDetached(broker, deadLetters[name].discard, { id, reason: rest(args.rawCommand, 3), actor: replActor() });
+				print(`discarded ${name} #${out.id} (${out.eventId})`);
+			},
+		},
+		{
+			command: "requery <paymentId>",
+			description: "Ask the provider about a stuck top-up or payout now and settle it from the answer (audited)",
+			async action(broker, args) {
+				const p = await callDetached(broker, payments.repair.requery, { id: String(args["paymentId"]), actor: replActor() });
+				print(`payment ${p.id} ${p.type} ${p.status}${p.failureCode ? ` ${p.failureCode}` : ""}`);
+			},
+		},
+		{
+			command: "compensate <paymentId> <reason...>",
+			description: "Give a processing top-up or payout up: its hold released, the payment failed COMPENSATED (audited)",
+			async action(broker, args) {
+				const p = await callDetached(broker, payments.repair.compensate, { id: String(args["paymentId"]), reason: rest(args.rawCommand, 2), actor: replActor() });
+				print(`payment ${p.id} ${p.type} ${p.status}${p.failureCode ? ` ${p.failureCode}` : ""}`);
 			},
 		},
 		{
