@@ -17,6 +17,8 @@ export type TransferView = ReturnType<typeof transferView>;
 export type HoldView = ReturnType<typeof holdView>;
 /** A P2P payment as the ledger decided it. */
 export type PaymentView = ReturnType<typeof paymentView>;
+/** A refund's transfer, the payment it refunds and what is refunded of it now. */
+export type RefundView = TransferView & { paymentId: string; refundedAmount: number; refundableAmount: number };
 
 /** An entry as statements and history show it. */
 export interface EntryView {
@@ -63,8 +65,8 @@ export const ledger = {
 		get: action("ledger.accounts.get", P.getAccountParams, returns<AccountView>()),
 		list: action("ledger.accounts.list", P.listAccountsParams, returns<Items<AccountView>>()),
 		frozen: action("ledger.accounts.frozen", P.frozenParams, returns<Items<AccountView>>()),
-		freeze: action("ledger.accounts.freeze", P.accountIdParams, returns<AccountView>()),
-		unfreeze: action("ledger.accounts.unfreeze", P.accountIdParams, returns<AccountView>()),
+		freeze: action("ledger.accounts.freeze", P.accountStatusParams, returns<AccountView>()),
+		unfreeze: action("ledger.accounts.unfreeze", P.accountStatusParams, returns<AccountView>()),
 		/** Entries in [from, to), oldest first, a page at a time. */
 		statement: action("ledger.accounts.statement", P.statementParams, returns<{ account: { id: string; currency: string }; items: EntryView[]; nextAfterVersion: number | null }>()),
 		summary: action("ledger.accounts.summary", P.summaryParams, returns<{ accountId: string; currency: string; months: MonthSummary[] }>()),
@@ -84,6 +86,10 @@ export const ledger = {
 		get: action("ledger.payments.get", P.paymentGetParams, returns<PaymentView & { userId: string }>()),
 		/** The owner's latest P2P payments as the ledger has them (payments' list reads its own writes through this). */
 		recent: action("ledger.payments.recent", P.recentPaymentsParams, returns<{ items: (PaymentView & { cursorTimeUs: string })[] }>()),
+		/** A refund, whole or part, of an approved P2P payment, by its payee or by staff. */
+		refund: action("ledger.payments.refund", P.refundParams, returns<RefundView>()),
+		/** A payment's refunds (the payer's, the payee's, or anyone's for staff), and what is left to refund. */
+		refunds: action("ledger.payments.refunds", P.refundsParams, returns<{ paymentId: string; amount: number; currency: string; refundedAmount: number; refundableAmount: number; items: TransferView[] }>()),
 	},
 	owners: {
 		setTier: action("ledger.owners.setTier", P.setTierParams, returns<{ ownerId: string; tier: number }>()),

@@ -20,8 +20,9 @@ import { checkInvariants } from "./invariants.ts";
 import { outboxLag, readEvents } from "./outbox.ts";
 import { EVENTS_READ_MAX, LIVE_BATCH_EVENT, liveBatch, livePublisher, Relay } from "../../mixins/event-log.ts";
 import * as P from "./params.ts";
-import { ledger } from "../../contracts/ledger.ts";
+import { ledger, type RefundView } from "../../contracts/ledger.ts";
 import { defineService } from "../../lib/service.ts";
+import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { holdView, paymentView, transferView, type Op, type OpResult } from "./rules.ts";
 import * as store from "./store.ts";
 
@@ -158,14 +159,14 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 			"accounts.freeze": {
 				params: ledger.accounts.freeze.params,
-				async handler(this: LedgerThis, ctx: Context<{ id: string }>) {
-					return this.setAccountStatus(ctx.params.id, "frozen");
+				async handler(this: LedgerThis, ctx: Context<P.AccountStatusParams>) {
+					return staffAction(ctx, ctx.params, STAFF_ACTIONS.freeze, ctx.params.id, {}, () => this.setAccountStatus(ctx.params.id, "frozen"));
 				},
 			},
 			"accounts.unfreeze": {
 				params: ledger.accounts.unfreeze.params,
-				async handler(this: LedgerThis, ctx: Context<{ id: string }>) {
-					return this.setAccountStatus(ctx.params.id, "active");
+				async handler(this: LedgerThis, ctx: Context<P.AccountStatusParams>) {
+					return staffAction(ctx, ctx.params, STAFF_ACTIONS.unfreeze, ctx.params.id, {}, () => this.setAccountStatus(ctx.params.id, "active"));
 				},
 			},
 			/** Entries in [from, to), oldest first, a page at a time (for statements). */
@@ -307,6 +308,34 @@ export function ledgerService(config: Config): ServiceSchema {
 					const t = await store.getTransfer(this.knex, ctx.params.id, ctx.params.ownerId ?? null);
 					if (!t) throw toClientError({ code: "TRANSFER_NOT_FOUND", message: "transfer not found" });
 					return transferView(t);
+				},
+			},
+			"payments.refund": {
+				params: ledger.payments.refund.params,
+				async handler(this: LedgerThis, ctx: Context<P.RefundParams>) {
+					const p = ctx.params;
+					if ((p.ownerId == null) === (p.staffId == null)) throw toClientError({ code: "VALIDATION_ERROR", message: "a refund is made by the payee (ownerId) or by staff (staffId)" });
+					const [r] = await this.submit([{ type: "refund", key: p.idempotencyKey, paymentId: p.paymentId, amount: BigInt(p.amount), description: p.description ?? "", ownerId: p.ownerId ?? null }]);
+					return unwrap(r as OpResult) as RefundView;
+				},
+			},
+			"payments.refunds": {
+				params: ledger.payments.refunds.params,
+				async handler(this: LedgerThis, ctx: Context<P.RefundsParams>) {
+					const found = await store.getPayment(this.knex, ctx.params.paymentId, null);
+					const t = found?.transfer;
+					const notFound = () => toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
+					if (!found || !t || t.kind !== "payment") throw notFound();
+					if (ctx.params.ownerId != null && found.ownerId !== ctx.params.ownerId) {
+						const payee = await store.getAccount(this.knex, t.toAccountId);
+						if (payee?.ownerId !== ctx.params.ownerId) throw notFound();
+					}
+					const items = await store.refundsOf(this.knex, t.id);
+					const refunded = items.reduce((sum, r) => sum + r.amount, 0n);
+					return {
+						paymentId: t.id, amount: toSafeNumber(t.amount), currency: t.currency, refundedAmount: toSafeNumber(refunded),
+						refundableAmount: toSafeNumber(t.amount - refunded), items: items.map(transferView),
+					};
 				},
 			},
 			"transfers.reverse": {

@@ -4,6 +4,7 @@
  */
 import { CURRENCY_CODES } from "../../config/currencies.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { staffFields } from "../../lib/staff-action.ts";
 
 export const amountRule = { type: "number", integer: true, positive: true, finite: true, max: Number.MAX_SAFE_INTEGER, convert: false } as const;
 export const currencyRule = { type: "enum", values: CURRENCY_CODES } as const;
@@ -27,6 +28,9 @@ export const getAccountParams = paramsSchema({ $$strict: true, id: idRule, owner
 export const listAccountsParams = paramsSchema({ $$strict: true, ownerId: ownerRule, limit: limitRule });
 export const frozenParams = paramsSchema({ $$strict: true, limit: limitRule });
 export const accountIdParams = paramsSchema({ $$strict: true, id: idRule });
+/** Freeze and unfreeze: by staff (who, and why, go into the audit log) or by the system. */
+export const accountStatusParams = paramsSchema({ $$strict: true, id: idRule, ...staffFields });
+export type AccountStatusParams = Infer<typeof accountStatusParams>;
 export const historyParams = paramsSchema({
 	$$strict: true,
 	accountId: idRule,
@@ -78,6 +82,12 @@ export const transferManyParams = paramsSchema({
 });
 export const transferGetParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });
 export const reverseParams = paramsSchema({ $$strict: true, idempotencyKey: keyRule, transferId: idRule, description: descriptionRule });
+/** A refund by the payee (`ownerId`), or by staff on the customer's request (`staffId`, the role checked by the gateway): exactly one of the two. */
+export const refundParams = paramsSchema({
+	$$strict: true, idempotencyKey: keyRule, paymentId: idRule, amount: amountRule, description: descriptionRule,
+	ownerId: { ...ownerRule, optional: true }, staffId: { type: "uuid", optional: true },
+});
+export const refundsParams = paramsSchema({ $$strict: true, paymentId: idRule, ownerId: { ...ownerRule, optional: true } });
 
 export const holdCreateParams = paramsSchema({
 	$$strict: true,
@@ -116,6 +126,8 @@ export type HoldCreateParams = Infer<typeof holdCreateParams>;
 export type HoldPostParams = Infer<typeof holdPostParams>;
 export type HoldVoidParams = Infer<typeof holdVoidParams>;
 export type ReverseParams = Infer<typeof reverseParams>;
+export type RefundParams = Infer<typeof refundParams>;
+export type RefundsParams = Infer<typeof refundsParams>;
 export type TransferGetParams = Infer<typeof transferGetParams>;
 export type GetAccountParams = Infer<typeof getAccountParams>;
 export type ListAccountsParams = Infer<typeof listAccountsParams>;

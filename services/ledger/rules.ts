@@ -15,7 +15,7 @@ export type AccountKind = "user" | "system";
 export type AccountStatus = "active" | "frozen";
 export type HoldStatus = "pending" | "posted" | "voided" | "expired";
 /** A P2P payment approved by its owner's batch is a "payment"; a plain ledger move a "transfer". */
-export type TransferKind = "transfer" | "payment" | "hold_post" | "reversal";
+export type TransferKind = "transfer" | "payment" | "hold_post" | "reversal" | "refund";
 /** A hold made by holds.create, or the hold of a P2P payment sent to review. */
 export type HoldKind = "hold" | "review";
 
@@ -143,7 +143,20 @@ export interface PaymentOp extends OpBase {
 	description: string;
 	ownerId: string;
 }
-export type Op = TransferOp | HoldOp | PostOp | VoidOp | ExpireOp | ReverseOp | PaymentOp;
+/**
+ * A refund of an approved P2P payment, whole or part, from the payee back to the payer: by
+ * the payee (`ownerId`, who must own the account that was paid) or by staff on a customer's
+ * request (`ownerId` null: the gateway checked the role). The refunds of a payment never
+ * add up to more than it.
+ */
+export interface RefundOp extends OpBase {
+	type: "refund";
+	paymentId: string;
+	amount: bigint;
+	description: string;
+	ownerId: string | null;
+}
+export type Op = TransferOp | HoldOp | PostOp | VoidOp | ExpireOp | ReverseOp | PaymentOp | RefundOp;
 
 /** How long a payment in review keeps its money held before the hold expires. */
 export const REVIEW_HOLD_MS = 24 * 3600 * 1000;
@@ -175,6 +188,8 @@ export interface BatchState {
 	transfers: Map<string, TransferRecord>;
 	/** Ids of transfers that already have a reversal. */
 	reversed: Set<string>;
+	/** What has been refunded of each payment the batch's refunds and reversals name. */
+	refunded: Map<string, bigint>;
 	/** Today's limited spending per `owner|currency`, for ops that carry limits. */
 	usage: Map<string, bigint>;
 	/** The payment owners' state, by owner id. */
@@ -213,6 +228,7 @@ class Scratch {
 	readonly accounts = new Map<string, AccountState>();
 	readonly holds = new Map<string, HoldState>();
 	readonly reversed = new Set<string>();
+	readonly refunded = new Map<string, bigint>();
 	readonly usage = new Map<string, bigint>();
 	readonly owners = new Map<string, OwnerState>();
 	readonly known = new Set<string>();
@@ -272,6 +288,10 @@ class Scratch {
 
 	isReversed(transferId: string): boolean {
 		return this.reversed.has(transferId) || this.base.reversed.has(transferId);
+	}
+
+	refundedOf(paymentId: string): bigint {
+		return this.refunded.get(paymentId) ?? this.base.refunded.get(paymentId) ?? 0n;
 	}
 }
 
@@ -534,7 +554,10 @@ function applyReverse(s: Scratch, op: ReverseOp): OpResult {
 	const original = s.base.transfers.get(op.transferId);
 	if (!original) return fail(refusal("TRANSFER_NOT_FOUND", "transfer not found", { transferId: op.transferId }));
 	if (original.kind === "reversal") return fail(refusal("NOT_REVERSIBLE", "a reversal cannot be reversed", { transferId: original.id }));
+	if (original.kind === "refund") return fail(refusal("NOT_REVERSIBLE", "a refund cannot be reversed", { transferId: original.id }));
 	if (s.isReversed(original.id)) return fail(refusal("ALREADY_REVERSED", "transfer is already reversed", { transferId: original.id }));
+	// A reversal gives back the whole amount: after a refund it would give back more than was paid.
+	if (s.refundedOf(original.id) > 0n) return fail(refusal("ALREADY_REFUNDED", "the payment has refunds; refund the rest instead", { transferId: original.id }));
 	const pair = checkPair(s, original.toAccountId, original.fromAccountId, original.currency);
 	if (!Array.isArray(pair)) return fail(pair);
 	const [from, to] = pair;
@@ -547,6 +570,44 @@ function applyReverse(s: Scratch, op: ReverseOp): OpResult {
 	s.reversed.add(original.id);
 	move(s, t, from, to);
 	return { ok: true, value: transferView(t) };
+}
+
+function applyRefund(s: Scratch, op: RefundOp): OpResult {
+	const payment = s.base.transfers.get(op.paymentId);
+	const notFound = refusal("PAYMENT_NOT_FOUND", "payment not found", { paymentId: op.paymentId });
+	if (!payment || payment.kind !== "payment") return fail(notFound);
+	const payee = s.account(payment.toAccountId);
+	// Only the payee (or staff) sees the payment here: anyone else learns nothing of it.
+	if (!payee || (op.ownerId !== null && payee.ownerId !== op.ownerId)) return fail(notFound);
+	if (s.isReversed(payment.id)) return fail(refusal("ALREADY_REVERSED", "the payment was reversed", { paymentId: payment.id }));
+	const refunded = s.refundedOf(payment.id);
+	const refundable = payment.amount - refunded;
+	if (op.amount > refundable) {
+		return fail(refusal("REFUND_EXCEEDS_PAYMENT", "the refund is more than what is left to refund of the payment", { paymentId: payment.id, refundableMinor: refundable.toString() }));
+	}
+	const pair = checkPair(s, payment.toAccountId, payment.fromAccountId, payment.currency);
+	if (!Array.isArray(pair)) return fail(pair);
+	const [from, to] = pair;
+	const short = checkFunds(from, op.amount);
+	if (short) return fail(short);
+	const t = newTransfer(s, {
+		idempotencyKey: op.key, kind: "refund", fromAccountId: from.id, toAccountId: to.id, amount: op.amount,
+		currency: payment.currency, description: op.description || `refund of ${payment.id}`, holdId: null, reversesTransferId: payment.id,
+	});
+	const total = refunded + op.amount;
+	invariant(total <= payment.amount, `refunds of ${payment.id} would exceed it`);
+	s.refunded.set(payment.id, total);
+	move(s, t, from, to, { paymentId: payment.id });
+	s.events.push({
+		event: "payment.refunded",
+		partitionKey: payment.fromAccountId,
+		payload: {
+			paymentId: payment.id, refundId: t.id, amount: toSafeNumber(op.amount), currency: payment.currency, refundedAmount: toSafeNumber(total),
+			paymentAmount: toSafeNumber(payment.amount), fullyRefunded: total === payment.amount, payerAccountId: payment.fromAccountId,
+			payeeAccountId: payment.toAccountId, fromOwnerId: to.ownerId, toOwnerId: from.ownerId, byStaff: op.ownerId === null, createdAt: s.ctx.now.toISOString(),
+		},
+	});
+	return { ok: true, value: { ...transferView(t), paymentId: payment.id, refundedAmount: toSafeNumber(total), refundableAmount: toSafeNumber(payment.amount - total) } };
 }
 
 /** A refusal; `risk` is the fraud decision of a declined payment, for its transfer.failed event only. */
@@ -569,6 +630,8 @@ function applyOp(s: Scratch, op: Op): OpResult {
 			return applyReverse(s, op);
 		case "payment":
 			return applyPayment(s, op);
+		case "refund":
+			return applyRefund(s, op);
 	}
 }
 
@@ -613,6 +676,7 @@ function applyUnit(state: BatchState, ctx: BatchContext, ops: Op[], out: BatchCh
 	}
 	for (const [id, hold] of s.holds) state.holds.set(id, hold);
 	for (const id of s.reversed) state.reversed.add(id);
+	for (const [id, v] of s.refunded) state.refunded.set(id, v);
 	for (const [k, v] of s.usage) {
 		state.usage.set(k, v);
 		out.usage.set(k, v);
@@ -724,6 +788,7 @@ export function referencedIds(units: Op[][]): { accountIds: Set<string>; holdIds
 			accountIds.add(op.fromAccountId);
 			accountIds.add(op.toAccountId);
 		} else if (op.type === "reverse") transferIds.add(op.transferId);
+		else if (op.type === "refund") transferIds.add(op.paymentId);
 		else holdIds.add(op.holdId);
 	}
 	return { accountIds, holdIds, transferIds, usageKeys, ownerIds, pairs };

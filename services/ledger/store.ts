@@ -144,18 +144,31 @@ export async function lockHolds(trx: Db, ids: string[]): Promise<HoldState[]> {
 }
 
 /**
- * Locks the transfers named by reversals, so two batches reversing one transfer queue
- * up instead of racing to the unique index, and reports which already have a reversal.
+ * Locks the transfers named by reversals and refunds, so two batches reversing or refunding
+ * one payment queue up instead of racing (a payment's refunds never add up to more than it:
+ * the sum is read under this lock), and reports which already have a reversal and what has
+ * been refunded of each.
  */
-export async function lockTransfers(trx: Db, ids: string[]): Promise<{ transfers: TransferRecord[]; reversed: Set<string> }> {
-	if (ids.length === 0) return { transfers: [], reversed: new Set() };
+export async function lockTransfers(trx: Db, ids: string[]): Promise<{ transfers: TransferRecord[]; reversed: Set<string>; refunded: Map<string, bigint> }> {
+	if (ids.length === 0) return { transfers: [], reversed: new Set(), refunded: new Map() };
 	const found = await rows<TransferRow>(trx, "SELECT * FROM ledger.transfers WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE", [ids]);
-	const rev = await rows<{ reverses_transfer_id: string }>(
+	const linked = await rows<{ id: string; kind: string; amount: bigint }>(
 		trx,
-		"SELECT reverses_transfer_id FROM ledger.transfers WHERE reverses_transfer_id = ANY(?::uuid[])",
+		`SELECT reverses_transfer_id AS id, kind, sum(amount)::int8 AS amount FROM ledger.transfers
+		 WHERE reverses_transfer_id = ANY(?::uuid[]) AND kind IN ('reversal', 'refund') GROUP BY 1, 2`,
 		[ids],
 	);
-	return { transfers: found.map(toTransfer), reversed: new Set(rev.map(r => r.reverses_transfer_id)) };
+	return {
+		transfers: found.map(toTransfer),
+		reversed: new Set(linked.filter(r => r.kind === "reversal").map(r => r.id)),
+		refunded: new Map(linked.filter(r => r.kind === "refund").map(r => [r.id, BigInt(r.amount)])),
+	};
+}
+
+/** The refunds of a payment, oldest first (transfers_refunds_idx). */
+export async function refundsOf(db: Db, paymentId: string): Promise<TransferRecord[]> {
+	const found = await rows<TransferRow>(db, "SELECT * FROM ledger.transfers WHERE reverses_transfer_id = ? AND kind = 'refund' ORDER BY created_at, id", [paymentId]);
+	return found.map(toTransfer);
 }
 
 /**

@@ -15,6 +15,7 @@ function state(accounts: AccountState[], holds: HoldState[] = [], transfers: Tra
 		holds: new Map(holds.map(h => [h.id, { ...h }])),
 		transfers: new Map(transfers.map(t => [t.id, t])),
 		reversed: new Set(),
+		refunded: new Map(),
 		usage: new Map(),
 		owners: new Map(),
 		known: new Set(),
