@@ -3,8 +3,12 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { ServiceBroker } from "moleculer";
 import { TEST_AUDIT_KEY, TEST_TRANSIT_KEY } from "./node.ts";
 
-export function startChildNode(env: Record<string, string>): ChildProcess {
-	return spawn(process.execPath, ["bin/start.ts"], {
+/** How a caller may wrap the node's command (test/support/cgroup.ts starts it inside a CPU group). */
+export type CommandWrap = (node: { command: string; args: string[] }) => { command: string; args: string[] };
+
+export function startChildNode(env: Record<string, string>, wrap: CommandWrap = c => c): ChildProcess {
+	const { command, args } = wrap({ command: process.execPath, args: ["bin/start.ts"] });
+	return spawn(command, args, {
 		cwd: new URL("../..", import.meta.url).pathname,
 		env: { PATH: process.env["PATH"] ?? "", TRANSIT_KEY: TEST_TRANSIT_KEY, AUDIT_KEY: TEST_AUDIT_KEY, ...env },
 		stdio: ["ignore", "ignore", "inherit"],
