@@ -9,7 +9,8 @@
  * removed, when it fails again the letter stays with the new error and one more attempt. A
  * transient failure (the handler's dependency is down) is thrown to the caller untouched.
  * `eventlog.pruned` letters name a range of events the source deleted: there is nothing to
- * re-send, they can only be discarded.
+ * re-send, they can only be discarded; so are the letters of a consumer that is not
+ * `replayable` (audit dedupes by log position, and a letter keeps no position).
  *
  * The SQL on the consumer's `dead_letters` table is the functions below; the actions are
  * mixed into every consumer by eventConsumer().
@@ -86,7 +87,7 @@ type ListParams = Infer<typeof deadLetterParams.list>;
 const notFound = (consumer: string, id: number) => toClientError({ code: "DEAD_LETTER_NOT_FOUND", message: `no dead letter ${id} in ${consumer}` });
 
 /** The actions `<consumer>.consumer.redeliver` and `<consumer>.consumer.discard`. */
-export function deadLetterRepair(schema: string, sources: readonly Source[]): ServiceSchema {
+export function deadLetterRepair(schema: string, sources: readonly Source[], replayable = true): ServiceSchema {
 	async function resend(svc: RepairThis, ctx: Context, row: DeadLetterRow, actor: string): Promise<RedeliverOutcome> {
 		const id = Number(row.id);
 		await call(ctx, audit.record, {
@@ -132,6 +133,7 @@ export function deadLetterRepair(schema: string, sources: readonly Source[]): Se
 				params: deadLetterParams.redeliver,
 				async handler(this: RepairThis, ctx: Context<RedeliverParams>) {
 					const { id, actor } = ctx.params;
+					if (!replayable) throw toClientError({ code: "NOT_REPLAYABLE", message: `${schema} keeps events by their log position, which a dead letter does not carry: discard the letter with a reason (the audit record of the discard keeps the event)` });
 					if (id != null) {
 						const row = await deadLetterById(this.knex, schema, id);
 						if (!row) throw notFound(schema, id);

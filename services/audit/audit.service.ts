@@ -39,7 +39,7 @@ export function auditService(config: Config): ServiceSchema {
 		name: "audit",
 		mixins: [
 			dbMixin(config, "audit"),
-			eventConsumer({ schema: "audit", sources: ["ledger", "payments"], events: AUDITED, attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs, pumpGapMs: config.events.pumpGapMs }),
+			eventConsumer({ schema: "audit", replayable: false, sources: ["ledger", "payments"], events: AUDITED, attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs, pumpGapMs: config.events.pumpGapMs }),
 		],
 		actions: {
 			/** Events after event number `afterSeq`, flattened out of their blocks, oldest first. */
