@@ -96,7 +96,7 @@ describe("REPL repair commands", () => {
 		const listed = await repl.runUntil("deadletters notifications", /notifications: \d+\+? dead letters/, /#\d+ ledger transfer\.completed/);
 		const m = /#(\d+) ledger transfer\.completed (\S+) attempts 2: (.*)/.exec(listed);
 		assert.ok(m, listed);
-		const [, id, eventId] = m;
+		const [, id, eventId = ""] = m;
 
 		const resent = await repl.run(`redeliver notifications ${id}`, /redelivered \d+ of \d+/);
 		assert.match(resent, new RegExp(`#${id} ${eventId.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: failed`));
