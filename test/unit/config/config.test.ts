@@ -9,7 +9,7 @@ describe("config", () => {
 		assert.equal(c.transporter, null);
 		assert.equal(c.redisUrl, null);
 		assert.equal(c.dataDir, "./data");
-		assert.deepEqual(c.services, ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports"]);
+		assert.deepEqual(c.services, ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports", "recon"]);
 		assert.equal(c.notifications.smtpUrl, null);
 		assert.deepEqual(c.payments.webhookProviders, ["bank", "mobile_money"]);
 		assert.equal(c.payments.webhookSecret.length >= 32 && c.payments.webhookSecret !== c.auth.jwtSecret, true);
@@ -27,7 +27,7 @@ describe("config", () => {
 		assert.equal(c.ledger.batchSizeMax, 250);
 		assert.deepEqual(loadConfig({ SERVICES: "none" }).services, []);
 		assert.deepEqual(loadConfig({ ROLE: "gateway" }).services, ["api", "realtime"]);
-		assert.deepEqual(loadConfig({ ROLE: "workers" }).services, ["notifications", "audit", "webhooks", "reports"]);
+		assert.deepEqual(loadConfig({ ROLE: "workers" }).services, ["notifications", "audit", "webhooks", "reports", "recon"]);
 		assert.deepEqual(loadConfig({ ROLE: "gateway", SERVICES: "ledger" }).services, ["ledger"], "SERVICES wins over ROLE");
 		assert.throws(() => loadConfig({ ROLE: "cook" }), /ROLE="cook" is invalid/);
 	});
