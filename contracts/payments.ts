@@ -39,8 +39,8 @@ export const callbackParams = paramsSchema({
 	sequence: { type: "number", integer: true, min: 1, max: 1_000, convert: false },
 	reason: { type: "string", max: 500, optional: true },
 });
-/** A staff decision on a payment in review: the payment, and who decides (never its payer: four eyes). */
-export const reviewParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, staffId: { type: "uuid" } });
+/** A staff decision on a payment in review: the payment, who decides (never its payer: four eyes) and why (both go into the audit log). */
+export const reviewParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, staffId: { type: "uuid" }, reason: { type: "string", max: 500, optional: true } });
 export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, userId: { type: "uuid", optional: true } });
 export const listParams = paramsSchema({
 	$$strict: true,

@@ -3,12 +3,13 @@
  * freeze) goes into the audit log with who took it and why, through `audit.record`. The
  * request is recorded before the action runs, and the action runs only if it was recorded
  * (no record, no action: with audit unreachable the action fails as unavailable); its
- * outcome, done or refused with the error's type, follows under the same request id.
+ * outcome, done or refused with the error's type, follows (both carry the request id).
  * Calls without a staff id are the system's own (tests, set-up tools), not staff actions,
  * and run as they are.
  */
 import type { Context } from "moleculer";
 import { call } from "./contract.ts";
+import { uuidv7 } from "./ids.ts";
 import { audit } from "../contracts/audit.ts";
 
 /** The params a staff action takes besides its own: spread into its schema. */
@@ -35,15 +36,19 @@ export const STAFF_ACTIONS = {
 	setRoles: "user.roles.set",
 	freeze: "account.freeze",
 	unfreeze: "account.unfreeze",
+	refund: "payment.refund",
 } as const;
 export type StaffActionName = (typeof STAFF_ACTIONS)[keyof typeof STAFF_ACTIONS];
 
 export async function staffAction<T>(ctx: Context, who: StaffCall, action: StaffActionName, target: string, details: Record<string, unknown>, run: () => Promise<T>): Promise<T> {
 	const staffId = who.staffId;
 	if (!staffId) return run();
+	// Ids of our own: a request id may come from the client (X-Request-ID), and must not let
+	// a second action pass as the retry of a first one. Each attempt is recorded.
+	const id = uuidv7();
 	const requestId = String(ctx.requestID ?? ctx.id).slice(0, 100);
 	const record = (outcome: "requested" | "done" | "refused", code?: string) => ({
-		id: `staff:${requestId}:${outcome}`, action, actor: staffId, target,
+		id: `staff:${id}:${outcome}`, action, actor: staffId, target,
 		...(who.reason ? { reason: who.reason } : {}),
 		details: { ...details, outcome, requestId, ...(code ? { code } : {}) },
 	});

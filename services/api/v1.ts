@@ -84,6 +84,9 @@ async function sendPayment(ctx: Ctx<unknown>, params: PaymentParams): Promise<Re
 	throw toClientError(out.error);
 }
 
+/** A staff action's reason, when one was given. */
+const reasonOf = (p: { reason?: string | null }) => (p.reason ? { reason: p.reason } : {});
+
 /** Four eyes: staff change other people's tier and roles, never their own. */
 function notSelf(staff: SessionUser, userId: string, what: string): void {
 	if (staff.id === userId) throw new Errors.MoleculerClientError(`nobody changes their own ${what}`, 403, "FORBIDDEN");
@@ -114,6 +117,8 @@ export const v1Params = {
 	}),
 	openAccount: paramsSchema({ $$strict: true, currency: currencyRule, label: { type: "string", max: 200, optional: true } }),
 	byId: paramsSchema({ $$strict: true, id: uuid }),
+	/** A staff action on one thing, with why (it goes into the audit log with who). */
+	staffById: paramsSchema({ $$strict: true, id: uuid, reason: { type: "string", max: 500, optional: true } }),
 	history: paramsSchema({
 		$$strict: true, id: uuid,
 		limit: { type: "number", integer: true, min: 1, max: 200, convert: true, optional: true },
@@ -151,8 +156,8 @@ export const v1Params = {
 	fxQuote: paramsSchema({ $$strict: true, from: currencyRule, to: currencyRule, amount: amountRule }),
 	fxConvert: paramsSchema({ $$strict: true, quoteId: uuid, fromAccountId: uuid, toAccountId: uuid }),
 	adminAccounts: paramsSchema({ $$strict: true, ownerId: uuid, limit: { type: "number", integer: true, min: 1, max: 200, convert: true, optional: true } }),
-	setTier: paramsSchema({ $$strict: true, id: uuid, tier: { type: "number", integer: true, min: 0, max: 3, convert: false } }),
-	setRoles: paramsSchema({ $$strict: true, id: uuid, roles: { type: "array", min: 1, max: 4, items: { type: "enum", values: ["user", "admin", "support", "auditor"] as const } } }),
+	setTier: paramsSchema({ $$strict: true, id: uuid, tier: { type: "number", integer: true, min: 0, max: 3, convert: false }, reason: { type: "string", max: 500, optional: true } }),
+	setRoles: paramsSchema({ $$strict: true, id: uuid, roles: { type: "array", min: 1, max: 4, items: { type: "enum", values: ["user", "admin", "support", "auditor"] as const } }, reason: { type: "string", max: 500, optional: true } }),
 };
 
 type V<K extends keyof typeof v1Params> = Infer<(typeof v1Params)[K]>;
@@ -449,46 +454,49 @@ export const v1Actions = {
 			return call(ctx, payments.review.list, {});
 		},
 	},
+	// Staff actions carry who (the token's user) and why (an optional reason) to the service, which records both in the audit log.
 	adminApprovePayment: {
-		params: v1Params.byId,
-		async handler(ctx: Ctx<V<"byId">>) {
+		params: v1Params.staffById,
+		async handler(ctx: Ctx<V<"staffById">>) {
 			const staff = requireRole(ctx, ["support", "admin"]);
-			return call(ctx, payments.review.approve, { id: ctx.params.id, staffId: staff.id });
+			return call(ctx, payments.review.approve, { id: ctx.params.id, staffId: staff.id, ...reasonOf(ctx.params) });
 		},
 	},
 	adminDeclinePayment: {
-		params: v1Params.byId,
-		async handler(ctx: Ctx<V<"byId">>) {
+		params: v1Params.staffById,
+		async handler(ctx: Ctx<V<"staffById">>) {
 			const staff = requireRole(ctx, ["support", "admin"]);
-			return call(ctx, payments.review.decline, { id: ctx.params.id, staffId: staff.id });
+			return call(ctx, payments.review.decline, { id: ctx.params.id, staffId: staff.id, ...reasonOf(ctx.params) });
 		},
 	},
 	adminFreeze: {
-		params: v1Params.byId,
-		async handler(ctx: Ctx<V<"byId">>) {
-			requireRole(ctx, ["admin"]);
-			return call(ctx, ledger.accounts.freeze, { id: ctx.params.id });
+		params: v1Params.staffById,
+		async handler(ctx: Ctx<V<"staffById">>) {
+			const staff = requireRole(ctx, ["admin"]);
+			return call(ctx, ledger.accounts.freeze, { id: ctx.params.id, staffId: staff.id, ...reasonOf(ctx.params) });
 		},
 	},
 	adminUnfreeze: {
-		params: v1Params.byId,
-		async handler(ctx: Ctx<V<"byId">>) {
-			requireRole(ctx, ["admin"]);
-			return call(ctx, ledger.accounts.unfreeze, { id: ctx.params.id });
+		params: v1Params.staffById,
+		async handler(ctx: Ctx<V<"staffById">>) {
+			const staff = requireRole(ctx, ["admin"]);
+			return call(ctx, ledger.accounts.unfreeze, { id: ctx.params.id, staffId: staff.id, ...reasonOf(ctx.params) });
 		},
 	},
 	adminSetTier: {
 		params: v1Params.setTier,
 		async handler(ctx: Ctx<V<"setTier">>) {
-			notSelf(requireRole(ctx, ["admin", "support"]), ctx.params.id, "tier");
-			return call(ctx, users.setTier, { id: ctx.params.id, tier: ctx.params.tier });
+			const staff = requireRole(ctx, ["admin", "support"]);
+			notSelf(staff, ctx.params.id, "tier");
+			return call(ctx, users.setTier, { id: ctx.params.id, tier: ctx.params.tier, staffId: staff.id, ...reasonOf(ctx.params) });
 		},
 	},
 	adminSetRoles: {
 		params: v1Params.setRoles,
 		async handler(ctx: Ctx<V<"setRoles">>) {
-			notSelf(requireRole(ctx, ["admin"]), ctx.params.id, "roles");
-			return call(ctx, auth.setRoles, { userId: ctx.params.id, roles: ctx.params.roles });
+			const staff = requireRole(ctx, ["admin"]);
+			notSelf(staff, ctx.params.id, "roles");
+			return call(ctx, auth.setRoles, { userId: ctx.params.id, roles: ctx.params.roles, staffId: staff.id, ...reasonOf(ctx.params) });
 		},
 	},
 	...walletActions,

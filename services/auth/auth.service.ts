@@ -6,6 +6,7 @@
  * only to register, log in, refresh, log out and manage credentials. docs/identity.md.
  */
 import type { Context, ServiceBroker, ServiceSchema } from "moleculer";
+import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { createHmac, randomInt } from "node:crypto";
 import * as OTPAuth from "otpauth";
 import type { Config } from "../../config/index.ts";
@@ -393,14 +394,17 @@ export function authService(config: Config): ServiceSchema {
 				params: auth.setRoles.params,
 				async handler(this: AuthThis, ctx: Context<P.SetRolesParams>) {
 					const roles = [...new Set<Role>(["user", ...ctx.params.roles])];
-					// Verification gates every staff role: an unproven address may be someone else's.
-					if (roles.some(r => r !== "user")) {
-						const creds = await store.byId(this.knex, ctx.params.userId);
-						if (!creds) fail("USER_NOT_FOUND", "user not found");
-						if (!creds.emailVerifiedAt) fail("EMAIL_NOT_VERIFIED", "staff roles need a verified e-mail address");
-					}
-					if (!(await store.setRoles(this.knex, ctx.params.userId, roles))) fail("USER_NOT_FOUND", "user not found");
-					return { userId: ctx.params.userId, roles };
+					// A staff member's change is in the audit log before it is made (lib/staff-action.ts).
+					return staffAction(ctx, ctx.params, STAFF_ACTIONS.setRoles, ctx.params.userId, { roles }, async () => {
+						// Verification gates every staff role: an unproven address may be someone else's.
+						if (roles.some(r => r !== "user")) {
+							const creds = await store.byId(this.knex, ctx.params.userId);
+							if (!creds) fail("USER_NOT_FOUND", "user not found");
+							if (!creds.emailVerifiedAt) fail("EMAIL_NOT_VERIFIED", "staff roles need a verified e-mail address");
+						}
+						if (!(await store.setRoles(this.knex, ctx.params.userId, roles))) fail("USER_NOT_FOUND", "user not found");
+						return { userId: ctx.params.userId, roles };
+					});
 				},
 			},
 		},

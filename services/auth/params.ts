@@ -1,4 +1,5 @@
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { staffFields } from "../../lib/staff-action.ts";
 import { ROLES } from "./tokens.ts";
 import { SINGLE_ADDRESS } from "../../lib/email.ts";
 
@@ -25,6 +26,7 @@ export const setRolesParams = paramsSchema({
 	$$strict: true,
 	userId: { type: "uuid" },
 	roles: { type: "array", min: 1, max: 4, unique: true, items: { type: "enum", values: ROLES } },
+	...staffFields,
 });
 
 export type RegisterParams = Infer<typeof registerParams>;

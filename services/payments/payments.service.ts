@@ -42,6 +42,7 @@ import type { Decision } from "../fraud/rules.ts";
 import { SCORE_BATCH_MAX, type ScoreItem } from "../fraud/store.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
 import { defineService } from "../../lib/service.ts";
+import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { compensate, requery } from "./repair.ts";
 import { settlementRows } from "./store.ts";
 import type { compensateParams, requeryParams, settlementViewParams } from "../../contracts/payments.ts";
@@ -311,19 +312,23 @@ export function paymentsService(config: Config): ServiceSchema {
 			},
 			"review.approve": {
 				params: payments.review.approve.params,
-				async handler(this: PaymentsThis, ctx: Context<{ id: string; staffId: string }>) {
-					await this.fourEyes(await this.rowOf(ctx.params.id), ctx.params.staffId);
-					const row = await this.move(ctx.params.id, "pending_review", "approve");
-					return view(await this.continue(row));
+				async handler(this: PaymentsThis, ctx: Context<{ id: string; staffId: string; reason?: string | null }>) {
+					return staffAction(ctx, ctx.params, STAFF_ACTIONS.approvePayment, ctx.params.id, {}, async () => {
+						await this.fourEyes(await this.rowOf(ctx.params.id), ctx.params.staffId);
+						const row = await this.move(ctx.params.id, "pending_review", "approve");
+						return view(await this.continue(row));
+					});
 				},
 			},
 			"review.decline": {
 				params: payments.review.decline.params,
-				async handler(this: PaymentsThis, ctx: Context<{ id: string; staffId: string }>) {
-					await this.fourEyes(await this.rowOf(ctx.params.id), ctx.params.staffId);
-					const row = await this.move(ctx.params.id, "pending_review", "decline", { failure_code: "FRAUD_DECLINED" });
-					if (row.hold_id) await this.releaseHold(row.id, row.hold_id);
-					return view(row);
+				async handler(this: PaymentsThis, ctx: Context<{ id: string; staffId: string; reason?: string | null }>) {
+					return staffAction(ctx, ctx.params, STAFF_ACTIONS.declinePayment, ctx.params.id, {}, async () => {
+						await this.fourEyes(await this.rowOf(ctx.params.id), ctx.params.staffId);
+						const row = await this.move(ctx.params.id, "pending_review", "decline", { failure_code: "FRAUD_DECLINED" });
+						if (row.hold_id) await this.releaseHold(row.id, row.hold_id);
+						return view(row);
+					});
 				},
 			},
 			resume: {

@@ -1,4 +1,5 @@
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { staffFields } from "../../lib/staff-action.ts";
 import { currencyRule } from "../ledger/params.ts";
 
 export const createParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, email: { type: "email", max: 254 }, name: { type: "string", min: 1, max: 200 } });
@@ -24,7 +25,7 @@ export const updateParams = paramsSchema({
 		},
 	},
 });
-export const setTierParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, tier: { type: "number", integer: true, min: 0, max: 3, convert: false } });
+export const setTierParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, tier: { type: "number", integer: true, min: 0, max: 3, convert: false }, ...staffFields });
 
 export type CreateParams = Infer<typeof createParams>;
 export type GetManyParams = Infer<typeof getManyParams>;

@@ -17,6 +17,7 @@ import { defineService } from "../../lib/service.ts";
 import { users, type Profile } from "../../contracts/users.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { call } from "../../lib/contract.ts";
+import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 
 /**
  * Recipients by e-mail a sender may fail to find per window: past it, 429. A found
@@ -77,14 +78,17 @@ export function usersService(config: Config): ServiceSchema {
 			setTier: {
 				params: users.setTier.params,
 				async handler(this: UsersThis, ctx: Context<P.SetTierParams>) {
-					const { row, refused } = await store.setTier(this.knex, ctx.params.id, ctx.params.tier);
-					if (refused) throw toClientError({ code: "EMAIL_NOT_VERIFIED", message: "a tier above 1 needs a verified e-mail address" });
-					if (!row) return notFound();
-					// The ledger holds P2P payments to the tier in the owner's own batch: it gets the
-					// tier too. Should this call fail the caller retries; setting a tier twice is harmless.
-					await call(ctx, ledger.owners.setTier, { ownerId: ctx.params.id, tier: ctx.params.tier });
-					await ctx.broker.cacher?.clean("users.tier:**");
-					return profileView(row);
+					// A staff member's change is in the audit log before it is made (lib/staff-action.ts).
+					return staffAction(ctx, ctx.params, STAFF_ACTIONS.setTier, ctx.params.id, { tier: ctx.params.tier }, async () => {
+						const { row, refused } = await store.setTier(this.knex, ctx.params.id, ctx.params.tier);
+						if (refused) throw toClientError({ code: "EMAIL_NOT_VERIFIED", message: "a tier above 1 needs a verified e-mail address" });
+						if (!row) return notFound();
+						// The ledger holds P2P payments to the tier in the owner's own batch: it gets the
+						// tier too. Should this call fail the caller retries; setting a tier twice is harmless.
+						await call(ctx, ledger.owners.setTier, { ownerId: ctx.params.id, tier: ctx.params.tier });
+						await ctx.broker.cacher?.clean("users.tier:**");
+						return profileView(row);
+					});
 				},
 			},
 			/** The user who verified this address; an unverified address finds nobody. */

@@ -25,7 +25,7 @@ before(async () => {
 	// The gateway first: the providers post their callbacks to it.
 	({ broker: gateway } = await startNode({ ...shared, SERVICES: "api", PORT: "0", HOST: "127.0.0.1", NODE_ID: "gateway-1" }));
 	({ broker: services } = await startNode({
-		...shared, SERVICES: "auth,users,ledger,payments,providers,fx,fraud", NODE_ID: "services-1", PROVIDER_LATENCY_MS: "1",
+		...shared, SERVICES: "auth,users,ledger,payments,providers,fx,fraud,audit", NODE_ID: "services-1", PROVIDER_LATENCY_MS: "1",
 		PROVIDER_CALLBACK_URL: `http://127.0.0.1:${gatewayPort(gateway)}/api/v1/providers`,
 	}));
 	await gateway.waitForServices(["auth", "users", "ledger", "payments", "fx"], 20_000);

@@ -32,7 +32,7 @@ let b = "";
 
 before(async () => {
 	node = await startNodeOnDatabase({
-		SERVICES: "users,ledger,payments", LOG_LEVEL: "fatal", METRICS_ENABLED: "true",
+		SERVICES: "users,ledger,payments,audit", LOG_LEVEL: "fatal", METRICS_ENABLED: "true",
 		// The node's own sweep runs every 30 min then, so only the test's calls sweep.
 		PAYMENT_RESUME_AFTER_MS: "3600000",
 	});

@@ -30,7 +30,7 @@ let broker: ServiceBroker;
 before(async () => {
 	db = await createTestDatabase();
 	({ broker } = await startNode({
-		DATABASE_URL: db.url, SERVICES: "api,ledger,payments,providers,fraud,users", PORT: "0", HOST: "127.0.0.1", PROVIDER_LATENCY_MS: "1", PROVIDER_FAILURE_PERCENT: "15",
+		DATABASE_URL: db.url, SERVICES: "api,ledger,payments,providers,fraud,users,audit", PORT: "0", HOST: "127.0.0.1", PROVIDER_LATENCY_MS: "1", PROVIDER_FAILURE_PERCENT: "15",
 		PROVIDER_SEED: String(SEED), PAYMENT_RESUME_AFTER_MS: "100", PROVIDER_BREAKER_REQUESTS_MIN: "10000",
 		PROVIDER_CALLBACK_DUPLICATE_PERCENT: "20", PROVIDER_CALLBACK_REORDER_PERCENT: "20", RATE_LIMIT_PER_IP: "10000000",
 		PROVIDER_TIMEOUT_PERCENT: "5", PROVIDER_TIMEOUT_MS: "150",
