@@ -33,6 +33,7 @@ import * as payments004 from "./payments/004_outbox_retention.ts";
 import * as payments005 from "./payments/005_list_indexes.ts";
 import * as payments006 from "./payments/006_p2p_view.ts";
 import * as recon001 from "./recon/001_init.ts";
+import * as requests001 from "./requests/001_init.ts";
 import * as users001 from "./users/001_init.ts";
 import * as users002 from "./users/002_email_unique.ts";
 import * as users003 from "./users/003_verified_email.ts";
@@ -58,6 +59,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	notifications: { "001_init": notifications001, "002_mails": notifications002 },
 	webhooks: { "001_init": webhooks001, "002_list_indexes": webhooks002 },
 	recon: { "001_init": recon001 },
+	requests: { "001_init": requests001 },
 	reports: { "001_init": reports001, "002_processed_events_retention": reports002, "003_transactions": reports003 },
 };
 

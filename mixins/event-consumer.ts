@@ -20,6 +20,7 @@ import { isDatabaseUnavailable } from "../lib/errors.ts";
 import { callDetached } from "../lib/contract.ts";
 import { ledger } from "../contracts/ledger.ts";
 import { payments } from "../contracts/payments.ts";
+import { requests } from "../contracts/requests.ts";
 import { deadLetterRepair } from "./dead-letters.ts";
 
 /**
@@ -32,10 +33,10 @@ function isTransient(err: unknown): boolean {
 	return (err as { retryable?: unknown }).retryable === true || isDatabaseUnavailable(err);
 }
 
-export type Source = "ledger" | "payments";
+export type Source = "ledger" | "payments" | "requests";
 
 /** Each source's durable log, pulled by `<source>.events.read`. */
-const EVENT_LOGS = { ledger: ledger.events.read, payments: payments.events.read } satisfies Record<Source, unknown>;
+const EVENT_LOGS = { ledger: ledger.events.read, payments: payments.events.read, requests: requests.events.read } satisfies Record<Source, unknown>;
 
 export interface ConsumedEvent extends LogEvent {
 	source: Source;
@@ -55,12 +56,6 @@ export interface ConsumerOptions {
 	/** Least time between two pumps of a source when the last page was not full (default 100). */
 	pumpGapMs?: number;
 	eventsPerReadMax?: number;
-	/**
-	 * Whether a dead letter may be re-sent to the handler (default true). A consumer that
-	 * keeps events by their log position (audit) would take a re-sent event, which carries
-	 * none, for one it has seen: its letters can only be discarded (mixins/dead-letters.ts).
-	 */
-	replayable?: boolean;
 }
 
 export interface ConsumerService {
@@ -148,7 +143,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 
 	const mixin = {
 		// Listing, re-sending and discarding the dead letters (repair tools, audited).
-		mixins: [deadLetterRepair(s, opts.sources, opts.replayable ?? true)],
+		mixins: [deadLetterRepair(s, opts.sources)],
 		actions: {
 			/** Position, lag and dead letters per source, for the REPL and the metrics. */
 			"consumer.status": {

@@ -14,6 +14,7 @@ import { webhooksService } from "./webhooks/webhooks.service.ts";
 import { realtimeService } from "./realtime/realtime.service.ts";
 import { notificationsService } from "./notifications/notifications.service.ts";
 import { reconService } from "./recon/recon.service.ts";
+import { requestsService } from "./requests/requests.service.ts";
 
 /** Every service this node can run, by the name SERVICES uses. */
 export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceSchema> = {
@@ -31,4 +32,5 @@ export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceS
 	webhooks: webhooksService,
 	reports: reportsService,
 	recon: reconService,
+	requests: requestsService,
 };

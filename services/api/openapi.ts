@@ -16,6 +16,7 @@ import { amountRule, currencyRule } from "../ledger/params.ts";
 import { callbackParams } from "../../contracts/payments.ts";
 import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Actions } from "./v1.ts";
 import { CATEGORIES, TRANSACTION_TYPES } from "../reports/transactions.ts";
+import { REQUEST_STATUSES } from "../requests/rules.ts";
 
 type ActionName = keyof typeof v1Actions;
 type Status = "200" | "201" | "202" | "204";
@@ -145,6 +146,19 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 		},
 	},
 	TransactionPage: page("Transaction"),
+	PaymentRequest: {
+		type: "object", required: ["id", "requester", "payer", "toAccountId", "amount", "currency", "note", "status", "expiresAt", "createdAt"],
+		properties: {
+			id: { type: "string", format: "uuid" },
+			requester: { type: "object", required: ["id", "name"], properties: { id: { type: "string", format: "uuid" }, name: { type: "string" } } },
+			payer: { type: "object", required: ["id", "name"], properties: { id: { type: "string", format: "uuid" }, name: { type: "string" } } },
+			toAccountId: { type: "string", format: "uuid" }, amount: { type: "integer", minimum: 1 }, currency: ref("Currency"), note: { type: "string" },
+			status: { type: "string", enum: [...REQUEST_STATUSES] }, paymentId: { type: ["string", "null"] }, transferId: { type: ["string", "null"] },
+			failureCode: { type: ["string", "null"], description: "Why the last acceptance did not pay (the request is pending again)" },
+			expiresAt: { type: "string", format: "date-time" }, createdAt: { type: "string", format: "date-time" }, updatedAt: { type: "string", format: "date-time" },
+		},
+	},
+	PaymentRequestPage: page("PaymentRequest"),
 	ProviderCallbackResult: { type: "object", required: ["received", "outcome"], properties: { received: { type: "boolean", const: true }, outcome: { type: "string" } } },
 };
 
@@ -273,6 +287,21 @@ const OPS: Record<ActionName, OpDoc> = {
 		ok: ["200", ref("Transaction")], refusals: ["TRANSACTION_NOT_FOUND"],
 	},
 	insights: { summary: "A month's spending by category and counterparty against the 3 months before, with insights saying why", ok: ["200", anyObject] },
+	createRequest: {
+		summary: "Ask someone (a user id or a verified e-mail) to pay an amount into one of the caller's accounts",
+		description: "The same Idempotency-Key and body answer the first request again. Expires after expiresInS (default 7 days, at most 30).",
+		ok: ["201", ref("PaymentRequest")], idempotent: true, refusals: ["ACCOUNT_NOT_FOUND", "ACCOUNT_FROZEN", "CURRENCY_MISMATCH", "RECIPIENT_NOT_FOUND", "SAME_ACCOUNT", "TOO_MANY_ATTEMPTS"],
+	},
+	listRequests: { summary: "Requests asked of the caller (incoming) or by the caller (outgoing), newest first", ok: ["200", ref("PaymentRequestPage")] },
+	getRequest: { summary: "One request the caller made or was asked", ok: ["200", ref("PaymentRequest")], refusals: ["REQUEST_NOT_FOUND"] },
+	acceptRequest: {
+		summary: "Pay a request asked of the caller, from one of their accounts",
+		description: "A P2P payment (fraud screening, tier limits), at most one per acceptance: the request is its idempotency key, and a retry resumes the same payment. A refusal (e.g. INSUFFICIENT_FUNDS) leaves the request pending.",
+		ok: ["200", ref("PaymentRequest")],
+		refusals: ["REQUEST_NOT_FOUND", "FORBIDDEN", "REQUEST_EXPIRED", "REQUEST_BEING_PAID", "ILLEGAL_TRANSITION", ...PAYMENT_REFUSALS, "INSUFFICIENT_FUNDS", "SAME_ACCOUNT"],
+	},
+	declineRequest: { summary: "Decline a request asked of the caller", ok: ["200", ref("PaymentRequest")], refusals: ["REQUEST_NOT_FOUND", "FORBIDDEN", "REQUEST_BEING_PAID", "ILLEGAL_TRANSITION"] },
+	cancelRequest: { summary: "Cancel a request the caller made", ok: ["200", ref("PaymentRequest")], refusals: ["REQUEST_NOT_FOUND", "FORBIDDEN", "REQUEST_BEING_PAID", "ILLEGAL_TRANSITION"] },
 };
 
 /** Tags by area: the first path segment under /api/v1. */
@@ -291,6 +320,7 @@ const TAGS: Record<string, string> = {
 	reports: "Statements and summaries",
 	transactions: "The caller's transactions across accounts, with categories",
 	insights: "Monthly spending and insights",
+	requests: "Payment requests between users",
 };
 
 const idempotencyHeader = {

@@ -6,8 +6,11 @@
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { call } from "../../lib/contract.ts";
 import { reports, transactionFilterRules } from "../../contracts/reports.ts";
+import { requests, NOTE_CHARS_MAX, REQUESTS_PAGE_MAX } from "../../contracts/requests.ts";
 import { CATEGORIES } from "../reports/transactions.ts";
-import { stripNulls, user, type Ctx } from "./caller.ts";
+import { EXPIRY_S_MAX, EXPIRY_S_MIN, REQUEST_STATUSES } from "../requests/rules.ts";
+import { amountRule, currencyRule } from "../ledger/params.ts";
+import { created, idempotencyKey, stripNulls, user, type Ctx } from "./caller.ts";
 
 const uuid = { type: "uuid" } as const;
 
@@ -16,6 +19,18 @@ export const walletParams = {
 	transaction: paramsSchema({ $$strict: true, id: uuid }),
 	setCategory: paramsSchema({ $$strict: true, id: uuid, category: { type: "enum", values: CATEGORIES }, learn: { type: "boolean", optional: true } }),
 	insights: paramsSchema({ $$strict: true, month: { type: "string", pattern: /^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$/, optional: true } }),
+	requestCreate: paramsSchema({
+		$$strict: true, toAccountId: uuid, amount: amountRule, currency: currencyRule,
+		payerId: { type: "uuid", optional: true }, payerEmail: { type: "email", max: 254, optional: true },
+		note: { type: "string", max: NOTE_CHARS_MAX, optional: true },
+		expiresInS: { type: "number", integer: true, min: EXPIRY_S_MIN, max: EXPIRY_S_MAX, convert: false, optional: true },
+	}),
+	requestList: paramsSchema({
+		$$strict: true, role: { type: "enum", values: ["incoming", "outgoing"] as const }, status: { type: "enum", values: REQUEST_STATUSES, optional: true },
+		limit: { type: "number", integer: true, min: 1, max: REQUESTS_PAGE_MAX, convert: true, optional: true }, cursor: { type: "string", max: 80, optional: true },
+	}),
+	request: paramsSchema({ $$strict: true, id: uuid }),
+	requestAccept: paramsSchema({ $$strict: true, id: uuid, fromAccountId: uuid }),
 };
 
 type W<K extends keyof typeof walletParams> = Infer<(typeof walletParams)[K]>;
@@ -47,6 +62,46 @@ export const walletActions = {
 			return call(ctx, reports.insights, { ...stripNulls(ctx.params), ownerId: user(ctx).id });
 		},
 	},
+	createRequest: {
+		params: walletParams.requestCreate,
+		async handler(ctx: Ctx<W<"requestCreate">>) {
+			const u = user(ctx);
+			const r = await call(ctx, requests.create, { ...stripNulls(ctx.params), requesterId: u.id, idempotencyKey: idempotencyKey(ctx, u.id) });
+			created(ctx, `/api/v1/requests/${r.id}`);
+			return r;
+		},
+	},
+	listRequests: {
+		params: walletParams.requestList,
+		async handler(ctx: Ctx<W<"requestList">>) {
+			return call(ctx, requests.list, { ...stripNulls(ctx.params), userId: user(ctx).id });
+		},
+	},
+	getRequest: {
+		params: walletParams.request,
+		async handler(ctx: Ctx<W<"request">>) {
+			return call(ctx, requests.get, { id: ctx.params.id, userId: user(ctx).id });
+		},
+	},
+	acceptRequest: {
+		params: walletParams.requestAccept,
+		async handler(ctx: Ctx<W<"requestAccept">>) {
+			// The request is the idempotency key: one payment per acceptance, a retry resumes it.
+			return call(ctx, requests.accept, { id: ctx.params.id, fromAccountId: ctx.params.fromAccountId, userId: user(ctx).id });
+		},
+	},
+	declineRequest: {
+		params: walletParams.request,
+		async handler(ctx: Ctx<W<"request">>) {
+			return call(ctx, requests.decline, { id: ctx.params.id, userId: user(ctx).id });
+		},
+	},
+	cancelRequest: {
+		params: walletParams.request,
+		async handler(ctx: Ctx<W<"request">>) {
+			return call(ctx, requests.cancel, { id: ctx.params.id, userId: user(ctx).id });
+		},
+	},
 };
 
 export const WALLET_ALIASES = {
@@ -54,4 +109,10 @@ export const WALLET_ALIASES = {
 	"GET /transactions/:id": "api.getTransaction",
 	"POST /transactions/:id/category": "api.setTransactionCategory",
 	"GET /insights": "api.insights",
+	"POST /requests": "api.createRequest",
+	"GET /requests": "api.listRequests",
+	"GET /requests/:id": "api.getRequest",
+	"POST /requests/:id/accept": "api.acceptRequest",
+	"POST /requests/:id/decline": "api.declineRequest",
+	"POST /requests/:id/cancel": "api.cancelRequest",
 };

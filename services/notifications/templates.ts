@@ -9,7 +9,7 @@ import { formatMinor } from "../../lib/money.ts";
 
 export interface Draft {
 	userId: string;
-	kind: "transfer.received" | "payment.completed" | "payment.failed" | "payment.review";
+	kind: "transfer.received" | "payment.completed" | "payment.failed" | "payment.review" | RequestKind;
 	title: string;
 	body: string;
 	data: Record<string, unknown>;
@@ -23,7 +23,45 @@ const money = (amount: unknown, currency: unknown): string => {
 
 const PAYMENT_NAMES: Record<string, string> = { topup: "Top-up", payout: "Payout", p2p: "Payment" };
 
+type RequestKind = "request.received" | "request.paid" | "request.in_review" | "request.declined" | "request.cancelled" | "request.expired";
+
+const quoted = (note: unknown): string => (typeof note === "string" && note !== "" ? ` for “${note}”` : "");
+
+/** Who is told what about a payment request (services/requests): the person asked, or the person asking. */
+function requestDrafts(event: string, p: Record<string, unknown>): Draft[] {
+	const requester = p["requester"] as { id?: unknown; name?: unknown } | undefined;
+	const payer = p["payer"] as { id?: unknown; name?: unknown } | undefined;
+	if (typeof requester?.id !== "string" || typeof payer?.id !== "string") return [];
+	const asker = typeof requester.name === "string" && requester.name !== "" ? requester.name : "Someone";
+	const asked = typeof payer.name === "string" && payer.name !== "" ? payer.name : "Someone";
+	const amount = money(p["amount"], p["currency"]);
+	const data = { requestId: p["id"], amount: p["amount"], currency: p["currency"] };
+	const to = (userId: string, kind: RequestKind, title: string, body: string): Draft => ({ userId, kind, title, body, data });
+	switch (event) {
+		case "request.created":
+			return [to(payer.id, "request.received", "Payment request", `${asker} asks you for ${amount}${quoted(p["note"])}.`)];
+		case "request.paid":
+			return [to(requester.id, "request.paid", "Request paid", `${asked} paid your request for ${amount}${quoted(p["note"])}.`)];
+		case "request.in_review":
+			return [to(requester.id, "request.in_review", "Request accepted", `${asked} accepted your request for ${amount}; the payment is being checked and should arrive soon.`)];
+		case "request.declined":
+			return [to(requester.id, "request.declined", "Request declined", `${asked} declined your request for ${amount}${quoted(p["note"])}.`)];
+		case "request.cancelled":
+			return [to(payer.id, "request.cancelled", "Request cancelled", `${asker} cancelled their request for ${amount}. You do not need to pay it.`)];
+		case "request.expired":
+			return [
+				to(requester.id, "request.expired", "Request expired", `Your request to ${asked} for ${amount} expired without a payment.`),
+				to(payer.id, "request.expired", "Request expired", `The request from ${asker} for ${amount} expired.`),
+			];
+	}
+	return [];
+}
+
+/** The request events notifications reads from the requests log. */
+export const REQUEST_EVENTS = ["request.created", "request.paid", "request.in_review", "request.declined", "request.cancelled", "request.expired"] as const;
+
 export function draftsFor(event: string, p: Record<string, unknown>): Draft[] {
+	if (event.startsWith("request.")) return requestDrafts(event, p);
 	if (event === "transfer.completed") {
 		const to = p["toOwnerId"];
 		const from = p["fromOwnerId"];

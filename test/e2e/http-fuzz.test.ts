@@ -19,6 +19,7 @@ const CONCURRENCY = 16;
 const TABLES = [
 	"auth.credentials", "auth.refresh_tokens", "users.profiles", "ledger.daily_usage",
 	"payments.payments", "payments.payment_events", "payments.provider_callbacks", "fx.quotes", "fraud.decisions", "ledger.accounts", "ledger.transfers", "ledger.entries", "ledger.holds", "ledger.idempotency", "ledger.outbox",
+	"requests.requests", "requests.outbox", "reports.transactions", "reports.category_rules",
 ];
 
 let db: TestDatabase;
@@ -101,6 +102,11 @@ const ROUTES: () => Route[] = () => [
 	{ path: `/api/v1/admin/accounts/${accountId}/unfreeze`, fields: [], auth: true, emptyIsValid: true },
 	{ path: `/api/v1/admin/users/${accountId}/tier`, fields: ["tier"], auth: true },
 	{ path: `/api/v1/admin/users/${accountId}/roles`, fields: ["roles"], auth: true },
+	{ path: "/api/v1/requests", fields: ["toAccountId", "amount", "currency", "payerId", "payerEmail", "note", "expiresInS"], auth: true },
+	{ path: `/api/v1/requests/${accountId}/accept`, fields: ["fromAccountId"], auth: true },
+	{ path: `/api/v1/requests/${accountId}/decline`, fields: [], auth: true, emptyIsValid: true },
+	{ path: `/api/v1/requests/${accountId}/cancel`, fields: [], auth: true, emptyIsValid: true },
+	{ path: `/api/v1/transactions/${accountId}/category`, fields: ["category", "learn"], auth: true },
 ];
 
 async function post(route: Route, body: unknown, i: number): Promise<number> {

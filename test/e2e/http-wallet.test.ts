@@ -1,7 +1,8 @@
 /**
  * The everyday wallet's routes over HTTP against one node with every service on a fresh
  * PostgreSQL database: finding transactions across accounts (filters, pages, foreign ids,
- * bad input), categories and insights.
+ * bad input), categories and insights; payment requests (foreign ids 404, bad input 4xx
+ * with nothing written, replays, accept, decline, cancel).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -11,6 +12,7 @@ import { client, gatewayPort } from "../support/http.ts";
 import { until } from "../support/wait.ts";
 import { call } from "../../lib/contract.ts";
 import { ledger } from "../../contracts/ledger.ts";
+import { users } from "../../contracts/users.ts";
 
 let node: NodeOnDatabase;
 let broker: ServiceBroker;
@@ -43,6 +45,7 @@ before(async () => {
 	request = client(`http://127.0.0.1:${gatewayPort(broker)}`);
 	people["alice"] = await register("Alice");
 	people["bruno"] = await register("Bruno");
+	people["carla"] = await register("Carla");
 	for (const name of ["alice", "bruno"]) await node.sql.query("UPDATE users.profiles SET kyc_tier = 2 WHERE user_id = $1", [people[name]?.id]).catch(() => undefined);
 	system = (await call(broker, ledger.accounts.open, { currency: "USD", kind: "system", code: "external:bank:USD" })).id;
 	for (const p of Object.values(people)) {
@@ -110,5 +113,96 @@ describe("GET /transactions", () => {
 		assert.deepEqual(r.body.totals, [{ currency: "USD", inMinor: 503_000, outMinor: 121_250, inCount: 2, outCount: 2 }]);
 		assert.deepEqual(r.body.byCategory.map(c => [c.category, c.totalMinor]), [["rent", 120_000], ["dining", 1_250]]);
 		assert.equal((await request("GET", "/api/v1/insights?month=2026-13", { token: alice.token })).status, 400);
+	});
+});
+
+type Req = { id: string; status: string; amount: number; payer: { id: string; name: string }; requester: { id: string; name: string }; failureCode: string | null };
+type ErrorBody = { error: { code: string } };
+
+describe("payment requests over HTTP", () => {
+	const count = async () => (await node.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM requests.requests")).rows[0]?.n ?? -1;
+
+	it("refuses bad input with 4xx and writes nothing", async () => {
+		const alice = people["alice"] as Person;
+		const bruno = people["bruno"] as Person;
+		const before = await count();
+		const ok = { toAccountId: alice.usd, amount: 700, currency: "USD", payerId: bruno.id, note: "tickets" };
+		const cases: [Record<string, unknown>, Record<string, string>, number, string][] = [
+			[ok, {}, 400, "IDEMPOTENCY_KEY_REQUIRED"],
+			[{ ...ok, amount: 0 }, { "idempotency-key": "b1" }, 400, "VALIDATION_ERROR"],
+			[{ ...ok, amount: 1.5 }, { "idempotency-key": "b2" }, 400, "VALIDATION_ERROR"],
+			[{ ...ok, currency: "XXX" }, { "idempotency-key": "b3" }, 400, "VALIDATION_ERROR"],
+			[{ ...ok, note: "x".repeat(281) }, { "idempotency-key": "b4" }, 400, "VALIDATION_ERROR"],
+			[{ ...ok, payerEmail: "bruno@example.com" }, { "idempotency-key": "b5" }, 400, "VALIDATION_ERROR"],
+			[{ ...ok, payerId: undefined }, { "idempotency-key": "b6" }, 400, "VALIDATION_ERROR"],
+			[{ ...ok, admin: true }, { "idempotency-key": "b7" }, 400, "VALIDATION_ERROR"],
+			[{ ...ok, expiresInS: 10 }, { "idempotency-key": "b8" }, 400, "VALIDATION_ERROR"],
+			[{ ...ok, toAccountId: bruno.usd }, { "idempotency-key": "b9" }, 404, "ACCOUNT_NOT_FOUND"],
+			[{ ...ok, toAccountId: alice.eur }, { "idempotency-key": "b10" }, 422, "CURRENCY_MISMATCH"],
+			[{ ...ok, payerId: alice.id }, { "idempotency-key": "b11" }, 422, "SAME_ACCOUNT"],
+			[{ ...ok, payerId: "018f0000-0000-7000-8000-00000000dead" }, { "idempotency-key": "b12" }, 404, "RECIPIENT_NOT_FOUND"],
+			[{ ...ok, payerId: undefined, payerEmail: "nobody@example.com" }, { "idempotency-key": "b13" }, 404, "RECIPIENT_NOT_FOUND"],
+		];
+		for (const [body, headers, status, code] of cases) {
+			const r = await request<ErrorBody>("POST", "/api/v1/requests", { token: alice.token, headers, body });
+			assert.deepEqual([r.status, r.body.error?.code], [status, code], JSON.stringify(body).slice(0, 120));
+		}
+		assert.equal((await request("POST", "/api/v1/requests", { body: ok, headers: { "idempotency-key": "b14" } })).status, 401);
+		assert.equal(await count(), before);
+	});
+
+	it("replays a retried request, refuses the key with another body, and hides it from everyone but its two people", async () => {
+		const alice = people["alice"] as Person;
+		const bruno = people["bruno"] as Person;
+		const carla = people["carla"] as Person;
+		const body = { toAccountId: alice.usd, amount: 700, currency: "USD", payerId: bruno.id, note: "tickets" };
+		const first = await request<Req>("POST", "/api/v1/requests", { token: alice.token, headers: { "idempotency-key": "q1" }, body });
+		assert.equal(first.status, 201);
+		assert.equal(first.headers.get("location"), `/api/v1/requests/${first.body.id}`);
+		assert.deepEqual([first.body.status, first.body.payer.name, first.body.requester.name], ["pending", "Bruno", "Alice"]);
+		const again = await request<Req>("POST", "/api/v1/requests", { token: alice.token, headers: { "idempotency-key": "q1" }, body: { note: "tickets", payerId: bruno.id, currency: "USD", amount: 700, toAccountId: alice.usd } });
+		assert.deepEqual([again.status, again.body.id], [201, first.body.id]);
+		const changed = await request<ErrorBody>("POST", "/api/v1/requests", { token: alice.token, headers: { "idempotency-key": "q1" }, body: { ...body, amount: 701 } });
+		assert.deepEqual([changed.status, changed.body.error.code], [409, "IDEMPOTENCY_MISMATCH"]);
+		for (const [method, path, extra] of [["GET", "", undefined], ["POST", "/accept", { fromAccountId: carla.usd }], ["POST", "/decline", {}], ["POST", "/cancel", {}]] as const) {
+			const r = await request<ErrorBody>(method, `/api/v1/requests/${first.body.id}${path}`, { token: carla.token, ...(extra ? { body: extra } : {}) });
+			assert.deepEqual([r.status, r.body.error.code], [404, "REQUEST_NOT_FOUND"], `${method} ${path}`);
+		}
+		assert.equal((await request("GET", "/api/v1/requests/not-a-uuid", { token: alice.token })).status, 400);
+		assert.equal((await request("GET", "/api/v1/requests?role=everyone", { token: alice.token })).status, 400);
+		assert.equal((await request("GET", "/api/v1/requests?role=incoming&limit=101", { token: alice.token })).status, 400);
+		const incoming = await request<{ items: Req[] }>("GET", "/api/v1/requests?role=incoming&status=pending", { token: bruno.token });
+		assert.deepEqual(incoming.body.items.map(i => i.id), [first.body.id]);
+		assert.equal((await request<{ items: Req[] }>("GET", "/api/v1/requests?role=incoming", { token: carla.token })).body.items.length, 0);
+		// The payer accepts from their account: paid once, a second accept answers the same.
+		const brunoBefore = (await call(broker, ledger.accounts.get, { id: bruno.usd })).balance.posted;
+		const accepted = await request<Req>("POST", `/api/v1/requests/${first.body.id}/accept`, { token: bruno.token, body: { fromAccountId: bruno.usd } });
+		assert.deepEqual([accepted.status, accepted.body.status], [200, "paid"]);
+		const twice = await request<Req>("POST", `/api/v1/requests/${first.body.id}/accept`, { token: bruno.token, body: { fromAccountId: bruno.usd } });
+		assert.deepEqual([twice.status, twice.body.status], [200, "paid"]);
+		assert.equal((await call(broker, ledger.accounts.get, { id: bruno.usd })).balance.posted, brunoBefore - 700);
+		const late = await request<ErrorBody>("POST", `/api/v1/requests/${first.body.id}/cancel`, { token: alice.token });
+		assert.deepEqual([late.status, late.body.error.code], [409, "ILLEGAL_TRANSITION"]);
+	});
+
+	it("asks by verified e-mail; the payer declines one, the requester cancels another; a payer short of money keeps the request pending", async () => {
+		const alice = people["alice"] as Person;
+		const carla = people["carla"] as Person;
+		const email = (await call(broker, users.get, { id: carla.id })).email;
+		await call(broker, users.markEmailVerified, { id: carla.id, email });
+		const ask = async (key: string, amount: number) => (await request<Req>("POST", "/api/v1/requests", { token: alice.token, headers: { "idempotency-key": key }, body: { toAccountId: alice.usd, amount, currency: "USD", payerEmail: email } })).body;
+		const a = await ask("e1", 100);
+		assert.equal(a.payer.id, carla.id);
+		assert.equal((await request<Req>("POST", `/api/v1/requests/${a.id}/decline`, { token: carla.token })).body.status, "declined");
+		const b = await ask("e2", 100);
+		assert.equal((await request<Req>("POST", `/api/v1/requests/${b.id}/cancel`, { token: alice.token })).body.status, "cancelled");
+		const c = await ask("e3", 10_000_000);
+		const short = await request<ErrorBody>("POST", `/api/v1/requests/${c.id}/accept`, { token: carla.token, body: { fromAccountId: carla.usd } });
+		assert.equal(short.status, 422);
+		assert.ok(["INSUFFICIENT_FUNDS", "LIMIT_EXCEEDED"].includes(short.body.error.code), short.body.error.code);
+		const still = await request<Req>("GET", `/api/v1/requests/${c.id}`, { token: carla.token });
+		assert.deepEqual([still.body.status, still.body.failureCode], ["pending", short.body.error.code]);
+		const foreignAccount = await request<ErrorBody>("POST", `/api/v1/requests/${c.id}/accept`, { token: carla.token, body: { fromAccountId: alice.usd } });
+		assert.equal(foreignAccount.status, 404);
 	});
 });

@@ -21,7 +21,7 @@ const captured: { sql: string; bindings: unknown[] }[] = [];
 
 before(async () => {
 	db = await createTestDatabase();
-	({ broker, config } = await startNode({ DATABASE_URL: db.url, SERVICES: "users,ledger,payments,fraud,notifications,webhooks,reports", LOG_LEVEL: "fatal" }));
+	({ broker, config } = await startNode({ DATABASE_URL: db.url, SERVICES: "users,ledger,payments,fraud,notifications,webhooks,reports,requests", LOG_LEVEL: "fatal" }));
 	acquireDb(config).knex.on("query", (q: { sql: string; bindings?: unknown[] }) => captured.push({ sql: q.sql, bindings: q.bindings ?? [] }));
 });
 
@@ -95,6 +95,11 @@ describe("query plans of the read routes", () => {
 			["reports.transactions.get", { ownerId: userId, id: missing }],
 			["reports.transactions.setCategory", { ownerId: userId, id: missing, category: "rent" }],
 			["reports.insights", { ownerId: userId, month: "2026-05" }],
+			// Payment requests: each side's list (with a status, a later page), one request, the expiry and resume sweep.
+			["requests.list", { userId, role: "incoming" }],
+			["requests.list", { userId, role: "outgoing", status: "pending", cursor: `1796000000000000_${missing}` }],
+			["requests.get", { userId, id: missing }],
+			["requests.sweep", {}],
 		];
 		const found: string[] = [];
 		for (const [action, params] of reads) {
