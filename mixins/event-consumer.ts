@@ -56,6 +56,12 @@ export interface ConsumerOptions {
 	/** Least time between two pumps of a source when the last page was not full (default 100). */
 	pumpGapMs?: number;
 	eventsPerReadMax?: number;
+	/**
+	 * Whether a dead letter may be re-sent to the handler (default true). A consumer that
+	 * keeps events by their log position (audit) would take a re-sent event, which carries
+	 * none, for one it has seen: its letters can only be discarded (mixins/dead-letters.ts).
+	 */
+	replayable?: boolean;
 }
 
 export interface ConsumerService {
@@ -143,7 +149,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 
 	const mixin = {
 		// Listing, re-sending and discarding the dead letters (repair tools, audited).
-		mixins: [deadLetterRepair(s, opts.sources)],
+		mixins: [deadLetterRepair(s, opts.sources, opts.replayable ?? true)],
 		actions: {
 			/** Position, lag and dead letters per source, for the REPL and the metrics. */
 			"consumer.status": {
