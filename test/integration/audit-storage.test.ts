@@ -7,7 +7,9 @@
  * - a replayed page records nothing;
  * - migration 002 turns the first schema's rows into blocks whose chain still verifies, a
  *   keyed block anchors them, and its down gives back exactly the rows there were, with
- *   the keyed blocks' events after them in a plain chain of the first schema.
+ *   the keyed blocks' events after them in a plain chain of the first schema;
+ * - on PGlite (the embedded default, no AUDIT_KEY) the same chain is written, listed and
+ *   verified, keyed with a generated key kept in DATA_DIR/audit.key (mode 0600).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -19,6 +21,11 @@ import { decodeEvents, keyring, startState, verifyBlocks } from "../../services/
 import { anchorLegacy, appendPage } from "../../services/audit/log.ts";
 import * as store from "../../services/audit/store.ts";
 import { measureAuditStorage, transferPages } from "../../bench/audit-storage.ts";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startNode } from "../support/node.ts";
+import { until } from "../support/wait.ts";
 
 const BYTES_PER_EVENT_MAX = 150;
 const KEYS = keyring("test-audit-storage-key-7Hw3Qp9Zx2Lm5Rt8Vb1");
@@ -124,5 +131,41 @@ describe("audit migration 002", () => {
 			link = hash;
 		}
 		await migrateLatest(knex, "audit");
+	});
+});
+
+describe("audit on PGlite without AUDIT_KEY", () => {
+	it("writes, lists and verifies the chain, keyed with a generated key in DATA_DIR/audit.key", async () => {
+		const dataDir = mkdtempSync(join(tmpdir(), "paymesh-audit-"));
+		try {
+			const start = () => startNode({ DATA_DIR: dataDir, SERVICES: "ledger,audit", AUDIT_KEY: "", EVENT_POLL_INTERVAL_MS: "50", EVENT_PUMP_GAP_MS: "0" });
+			let { broker } = await start();
+			try {
+				const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:test:USD", currency: "USD" });
+				const a: { id: string } = await broker.call("ledger.accounts.open", { ownerId: "018f0000-0000-7000-8000-00000000e001", currency: "USD" });
+				await broker.call("ledger.transfers.create", { idempotencyKey: "f-1", fromAccountId: sys.id, toAccountId: a.id, amount: 700, currency: "USD" });
+				await broker.call("audit.record", { id: "pglite-1", action: "account.freeze", actor: "018f0000-0000-7000-8000-00000000e002", target: a.id, reason: "test" });
+				type Page = { items: { seq: number; event: string; payload: { amount?: number; actor?: string } }[]; nextAfterSeq: number | null };
+				await until("audited", async () => (await broker.call<Page, object>("audit.list", {})).items.some(i => i.event === "transfer.completed"));
+				const page = await broker.call<Page, object>("audit.list", { limit: 2 });
+				assert.deepEqual(page.items.map(i => i.seq), [1, 2]);
+				const rest = await broker.call<Page, object>("audit.list", { afterSeq: page.nextAfterSeq ?? 0 });
+				assert.ok([...page.items, ...rest.items].some(i => i.event === "admin.account.freeze" && i.payload.actor === "018f0000-0000-7000-8000-00000000e002"));
+				assert.equal((await broker.call<{ recorded: boolean }, object>("audit.record", { id: "pglite-1", action: "account.freeze", actor: "x", target: a.id })).recorded, false, "once per id");
+				assert.equal((await broker.call<{ ok: boolean }, object>("audit.verify", {})).ok, true);
+			} finally {
+				await broker.stop();
+			}
+			assert.equal(statSync(join(dataDir, "audit.key")).mode & 0o777, 0o600);
+			// The next start reads the same key: the chain still verifies.
+			({ broker } = await start());
+			try {
+				assert.equal((await broker.call<{ ok: boolean }, object>("audit.verify", {})).ok, true);
+			} finally {
+				await broker.stop();
+			}
+		} finally {
+			rmSync(dataDir, { recursive: true, force: true });
+		}
 	});
 });
