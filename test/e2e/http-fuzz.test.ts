@@ -107,6 +107,11 @@ const ROUTES: () => Route[] = () => [
 	{ path: `/api/v1/requests/${accountId}/decline`, fields: [], auth: true, emptyIsValid: true },
 	{ path: `/api/v1/requests/${accountId}/cancel`, fields: [], auth: true, emptyIsValid: true },
 	{ path: `/api/v1/transactions/${accountId}/category`, fields: ["category", "learn"], auth: true },
+	{ path: "/api/v1/admin/dead-letters/notifications/redeliver", fields: ["limit"], auth: true, emptyIsValid: true },
+	{ path: "/api/v1/admin/dead-letters/notifications/1/discard", fields: ["reason"], auth: true },
+	{ path: `/api/v1/admin/payments/${accountId}/compensate`, fields: ["reason"], auth: true },
+	{ path: "/api/v1/admin/recon/breaks/1/propose", fields: ["resolution", "note"], auth: true },
+	{ path: "/api/v1/admin/recon/runs", fields: ["provider", "day"], auth: true },
 ];
 
 async function post(route: Route, body: unknown, i: number): Promise<number> {
