@@ -37,7 +37,7 @@ const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 64);
 const BLOCKS = Number(process.env["BENCH_BLOCKS"] ?? 3);
 
 /** PostgreSQL backend pids per node of this run, as "pg:<node>". */
-async function pgBackends(url: string, ns: string): Promise<Record<string, number[]>> {
+export async function pgBackends(url: string, ns: string): Promise<Record<string, number[]>> {
 	const c = new pg.Client({ connectionString: url });
 	await c.connect();
 	try {
@@ -55,7 +55,7 @@ async function pgBackends(url: string, ns: string): Promise<Record<string, numbe
  * the whole page to the WAL, so without it the first phase (just after CREATE DATABASE's
  * checkpoint) pays more per transfer than the later ones.
  */
-async function checkpoint(url: string): Promise<void> {
+export async function checkpoint(url: string): Promise<void> {
 	const c = new pg.Client({ connectionString: url });
 	await c.connect();
 	try {

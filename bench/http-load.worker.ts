@@ -14,8 +14,12 @@ interface Member {
 
 export interface LoadJob {
 	base: string;
+	/** Gateways to spread the requests over, one after another (default: `base` alone). */
+	bases?: string[];
 	members: Member[];
 	requests: number;
+	/** With it, the run ends after this many seconds (or `requests`, whichever comes first). */
+	seconds?: number;
 	concurrency: number;
 	/** post: POST /transfers; p2p: POST /payments/p2p; get: GET /health/live; account: GET /accounts/:id. */
 	mode: "get" | "post" | "p2p" | "account";
@@ -26,18 +30,20 @@ async function run(job: LoadJob): Promise<void> {
 	// undici's request API on one pool rather than fetch: fetch's web streams cost the load
 	// generator about twice the CPU per request, and on a two-core host every core it takes is
 	// one the measured nodes do not get.
-	const pool = new Pool(job.base, { connections: job.concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
+	const bases = job.bases && job.bases.length > 0 ? job.bases : [job.base];
+	const pools = bases.map(b => new Pool(b, { connections: Math.ceil(job.concurrency / bases.length), pipelining: 1, keepAliveTimeout: 30_000 }));
+	const poolOf = (i: number) => pools[i % pools.length] as Pool;
 	const rnd = seededRandom(job.seed);
 	const members = job.members;
 	const pick = () => members[Math.floor(rnd() * members.length)] as Member;
 	let seq = 0;
 
-	async function post(): Promise<void> {
+	async function post(i: number): Promise<void> {
 		const from = pick();
 		let to = pick();
 		if (to === from) to = members[(members.indexOf(from) + 1) % members.length] as Member;
 		const amount = 1 + Math.floor(rnd() * 100);
-		const res = await pool.request({
+		const res = await poolOf(i).request({
 			path: `/api/v1/${job.mode === "p2p" ? "payments/p2p" : "transfers"}`,
 			method: "POST",
 			headers: { "content-type": "application/json", authorization: `Bearer ${from.token}`, "idempotency-key": `b-${job.seed}-${++seq}` },
@@ -49,17 +55,18 @@ async function run(job: LoadJob): Promise<void> {
 		if (res.statusCode !== 201) throw new Error(`${res.statusCode} ${text.slice(0, 200)}`);
 	}
 
-	async function get(): Promise<void> {
+	async function get(i: number): Promise<void> {
 		const m = job.mode === "account" ? pick() : null;
-		const res = await pool.request(m ? { path: `/api/v1/accounts/${m.accountId}`, method: "GET", headers: { authorization: `Bearer ${m.token}` } } : { path: "/health/live", method: "GET" });
+		const res = await poolOf(i).request(m ? { path: `/api/v1/accounts/${m.accountId}`, method: "GET", headers: { authorization: `Bearer ${m.token}` } } : { path: "/health/live", method: "GET" });
 		await res.body.arrayBuffer();
 		if (res.statusCode !== 200) throw new Error(String(res.statusCode));
 	}
 
 	const cpu0 = process.cpuUsage();
-	const figures = await measure(job.requests, job.concurrency, job.mode === "get" || job.mode === "account" ? get : post);
+	const until = job.seconds === undefined ? Number.POSITIVE_INFINITY : performance.now() + job.seconds * 1000;
+	const figures = await measure(job.requests, job.concurrency, job.mode === "get" || job.mode === "account" ? get : post, until);
 	const cpu = process.cpuUsage(cpu0);
-	await pool.close();
+	await Promise.all(pools.map(p => p.close()));
 	process.send?.({ ...figures, cpuS: (cpu.user + cpu.system) / 1e6 });
 }
 

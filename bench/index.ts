@@ -8,6 +8,7 @@ import { runLedgerBench } from "./ledger.bench.ts";
 import { runPaymentsBench } from "./payments.bench.ts";
 import { runLiveBench } from "./live.bench.ts";
 import { runClusterBench } from "./cluster.bench.ts";
+import { runScaleBench } from "./scale.bench.ts";
 import type { BenchResult } from "./stats.ts";
 
 const SUITES: Record<string, () => Promise<BenchResult[]>> = {
@@ -16,6 +17,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
 	payments: runPaymentsBench,
 	live: runLiveBench,
 	cluster: runClusterBench,
+	scale: runScaleBench,
 };
 
 const args = process.argv.slice(2);

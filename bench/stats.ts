@@ -25,15 +25,16 @@ export function percentile(sorted: number[], p: number): number {
 
 /**
  * Runs `total` operations with `concurrency` callers in flight and times each call.
- * Errors are counted, not hidden: a run with errors is reported as such.
+ * Errors are counted, not hidden: a run with errors is reported as such. With `untilMs`
+ * (a performance.now() instant) no operation starts after it: a run of a fixed duration.
  */
-export async function measure(total: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<RunFigures> {
+export async function measure(total: number, concurrency: number, op: (i: number) => Promise<unknown>, untilMs = Number.POSITIVE_INFINITY): Promise<RunFigures> {
 	const latencies: number[] = [];
 	let next = 0;
 	let errors = 0;
 	const started = performance.now();
 	async function worker(): Promise<void> {
-		while (next < total) {
+		while (next < total && performance.now() < untilMs) {
 			const i = next++;
 			const t0 = performance.now();
 			try {
