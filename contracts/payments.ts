@@ -8,6 +8,7 @@ import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/eve
 import { amountRule, currencyRule, keyRule } from "../services/ledger/params.ts";
 import { PROVIDERS } from "../services/payments/providers.ts";
 import type { view } from "../services/payments/payments.service.ts";
+import type { reversalView } from "../services/payments/reversals.ts";
 import type { BatchStats, PaymentView as LedgerPaymentView } from "./ledger.ts";
 import { actorRule, reasonRule } from "./repair.ts";
 
@@ -56,6 +57,12 @@ export const emptyParams = paramsSchema({ $$strict: true });
  */
 export const requeryParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, actor: actorRule, staffId: { type: "uuid", optional: true } });
 export const compensateParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, actor: actorRule, staffId: { type: "uuid", optional: true }, reason: reasonRule });
+/** Staff reversal of a transfer with four eyes (services/payments/reversals.ts): who proposes or decides, and why. */
+export const reversalParams = {
+	propose: paramsSchema({ $$strict: true, transferId: { type: "uuid" }, staffId: { type: "uuid" }, reason: reasonRule }),
+	decide: paramsSchema({ $$strict: true, id: { type: "uuid" }, staffId: { type: "uuid" }, note: { type: "string", max: 500, optional: true } }),
+	list: paramsSchema({ $$strict: true, limit: { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true } }),
+};
 /** The payments of one provider created on a UTC day, and any given by id, for reconciliation; a page at a time by id. */
 export const settlementViewParams = paramsSchema({
 	$$strict: true,
@@ -82,6 +89,7 @@ export interface SettlementViewItem {
 
 /** A payment as the payments service shows it. */
 export type PaymentRecord = ReturnType<typeof view>;
+export type ReversalView = ReturnType<typeof reversalView>;
 
 export const payments = {
 	topup: action("payments.topup", topupParams, returns<PaymentRecord>()),
@@ -110,6 +118,14 @@ export const payments = {
 		requery: action("payments.repair.requery", requeryParams, returns<PaymentRecord>()),
 		/** Gives a processing top-up or payout up: its hold released, the payment failed with COMPENSATED. */
 		compensate: action("payments.repair.compensate", compensateParams, returns<PaymentRecord>()),
+	},
+	reversals: {
+		/** A staff member asks for a transfer to be reversed, with a reason. */
+		propose: action("payments.reversals.propose", reversalParams.propose, returns<ReversalView>()),
+		/** A second staff member approves: the ledger reverses the transfer. */
+		approve: action("payments.reversals.approve", reversalParams.decide, returns<ReversalView>()),
+		reject: action("payments.reversals.reject", reversalParams.decide, returns<ReversalView>()),
+		list: action("payments.reversals.list", reversalParams.list, returns<{ items: ReversalView[] }>()),
 	},
 	/** For reconciliation: the provider's payments of a period (and the ones asked for by id). */
 	settlementView: action("payments.settlementView", settlementViewParams, returns<{ items: SettlementViewItem[]; nextAfterId: string | null }>()),

@@ -37,6 +37,9 @@ export const STAFF_ACTIONS = {
 	freeze: "account.freeze",
 	unfreeze: "account.unfreeze",
 	refund: "payment.refund",
+	proposeReversal: "transfer.reversal.propose",
+	approveReversal: "transfer.reversal.approve",
+	rejectReversal: "transfer.reversal.reject",
 } as const;
 export type StaffActionName = (typeof STAFF_ACTIONS)[keyof typeof STAFF_ACTIONS];
 

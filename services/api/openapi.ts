@@ -118,6 +118,30 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 		},
 	},
 	PaymentPage: page("Payment"),
+	Refund: {
+		type: "object", required: ["id", "kind", "amount", "currency", "paymentId", "refundedAmount", "refundableAmount", "createdAt"],
+		properties: {
+			id: { type: "string", format: "uuid", description: "The refund's transfer" }, kind: { type: "string", enum: ["refund"] }, amount: { type: "integer" }, currency: ref("Currency"),
+			paymentId: { type: "string", format: "uuid" }, refundedAmount: { type: "integer", description: "Refunded of the payment so far, this refund included" },
+			refundableAmount: { type: "integer", description: "What is left to refund" }, fromAccountId: { type: "string" }, toAccountId: { type: "string" },
+			description: { type: "string" }, createdAt: { type: "string", format: "date-time" },
+		},
+	},
+	Refunds: {
+		type: "object", required: ["paymentId", "amount", "currency", "refundedAmount", "refundableAmount", "items"],
+		properties: {
+			paymentId: { type: "string", format: "uuid" }, amount: { type: "integer" }, currency: ref("Currency"), refundedAmount: { type: "integer" }, refundableAmount: { type: "integer" },
+			items: { type: "array", items: ref("Transfer") },
+		},
+	},
+	ReversalRequest: {
+		type: "object", required: ["id", "transferId", "reason", "status", "proposedBy", "proposedAt"],
+		properties: {
+			id: { type: "string", format: "uuid" }, transferId: { type: "string", format: "uuid" }, reason: { type: "string" }, status: { type: "string", enum: ["proposed", "approved", "rejected"] },
+			proposedBy: { type: "string", format: "uuid" }, proposedAt: { type: "string", format: "date-time" }, decidedBy: { type: ["string", "null"] }, decidedAt: { type: ["string", "null"] },
+			decisionNote: { type: ["string", "null"] }, reversalTransferId: { type: ["string", "null"], description: "The ledger's reversal, once approved" },
+		},
+	},
 	FxQuote: {
 		type: "object", required: ["id", "from", "to", "fromAmount", "toAmount", "rate", "expiresAt"],
 		properties: {
@@ -258,6 +282,26 @@ const OPS: Record<ActionName, OpDoc> = {
 	adminRedeliverDeadLetters: { summary: "Re-send a consumer's oldest dead letters (audited)", ok: ["200", anyObject], roles: ["admin"] },
 	adminDiscardDeadLetter: { summary: "Discard a dead letter with a reason (audited, the event kept in the audit chain)", ok: ["200", anyObject], roles: ["admin"], refusals: ["DEAD_LETTER_NOT_FOUND"] },
 	adminRequeryPayment: { summary: "Ask the provider about a stuck top-up or payout now, and settle from its answer (audited)", ok: ["200", ref("Payment")], roles: ["support", "admin"], refusals: ["PAYMENT_NOT_FOUND", "NOT_REPAIRABLE"] },
+	refundPayment: {
+		summary: "Refund a P2P payment you received, whole or in part",
+		description: "Several partial refunds may follow one another; together they never exceed the payment. Only the payee can refund (anyone else is told the payment does not exist).",
+		ok: ["201", ref("Refund")], idempotent: true, refusals: ["PAYMENT_NOT_FOUND", "REFUND_EXCEEDS_PAYMENT", "ALREADY_REVERSED", "INSUFFICIENT_FUNDS", "ACCOUNT_FROZEN"],
+	},
+	paymentRefunds: { summary: "The refunds of a payment you made or received, and what is left to refund", ok: ["200", ref("Refunds")], refusals: ["PAYMENT_NOT_FOUND"] },
+	adminRefundPayment: {
+		summary: "Refund a payment on a customer's request (audited, never your own)", ok: ["201", ref("Refund")], roles: ["support", "admin"], idempotent: true,
+		refusals: ["PAYMENT_NOT_FOUND", "REFUND_EXCEEDS_PAYMENT", "ALREADY_REVERSED", "INSUFFICIENT_FUNDS", "ACCOUNT_FROZEN"],
+	},
+	adminProposeReversal: {
+		summary: "Propose reversing a completed transfer, with a reason (a second staff member approves)", ok: ["201", ref("ReversalRequest")], roles: ["support", "admin"],
+		refusals: ["TRANSFER_NOT_FOUND", "NOT_REVERSIBLE", "ILLEGAL_TRANSITION"],
+	},
+	adminReversals: { summary: "Reversal requests waiting for a second staff member", ok: ["200", { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("ReversalRequest") } } }], roles: ["support", "admin", "auditor"] },
+	adminApproveReversal: {
+		summary: "Approve a reversal someone else proposed: the ledger reverses the transfer (audited)", ok: ["200", ref("ReversalRequest")], roles: ["support", "admin"],
+		refusals: ["REVERSAL_REQUEST_NOT_FOUND", "ILLEGAL_TRANSITION", "ALREADY_REVERSED", "ALREADY_REFUNDED", "INSUFFICIENT_FUNDS", "ACCOUNT_FROZEN"],
+	},
+	adminRejectReversal: { summary: "Reject a reversal request (audited)", ok: ["200", ref("ReversalRequest")], roles: ["support", "admin"], refusals: ["REVERSAL_REQUEST_NOT_FOUND", "ILLEGAL_TRANSITION"] },
 	adminCompensatePayment: { summary: "Give a processing top-up or payout up: hold released, payment failed COMPENSATED (audited)", ok: ["200", ref("Payment")], roles: ["admin"], refusals: ["PAYMENT_NOT_FOUND", "NOT_REPAIRABLE", "ILLEGAL_TRANSITION"] },
 	adminReconBreaks: { summary: "Reconciliation breaks, oldest first", ok: ["200", anyObject], roles: ["admin", "support", "auditor"] },
 	adminReconPropose: { summary: "Propose a break's resolution: adjust (through the suspense account), requery or explain", ok: ["200", anyObject], roles: ["admin", "support"], refusals: ["BREAK_NOT_FOUND", "BREAK_NOT_OPEN", "NOT_REPAIRABLE"] },

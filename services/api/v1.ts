@@ -27,6 +27,7 @@ import type { SessionUser } from "../auth/auth.service.ts";
 import { created, idempotencyKey, requireRole, stripNulls, user, type Ctx } from "./caller.ts";
 import { walletActions, WALLET_ALIASES } from "./wallet.ts";
 import { adminToolActions, ADMIN_TOOL_ALIASES } from "./admin-tools.ts";
+import { afterPaymentActions, AFTER_PAYMENT_ALIASES } from "./after-payment.ts";
 
 export type { GatewayMeta } from "./caller.ts";
 
@@ -501,6 +502,7 @@ export const v1Actions = {
 	},
 	...walletActions,
 	...adminToolActions,
+	...afterPaymentActions,
 };
 
 /** Mounted at /api/v1/auth: moleculer-web keeps one alias table per route path, so the two routes need distinct paths. */
@@ -556,6 +558,7 @@ export const PRIVATE_ALIASES = {
 	"GET /reports/summary": "api.summary",
 	...WALLET_ALIASES,
 	...ADMIN_TOOL_ALIASES,
+	...AFTER_PAYMENT_ALIASES,
 };
 
 /** The providers' callback route under /api/v1/providers (signed by HMAC, no bearer token). */

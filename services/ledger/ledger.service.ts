@@ -315,8 +315,12 @@ export function ledgerService(config: Config): ServiceSchema {
 				async handler(this: LedgerThis, ctx: Context<P.RefundParams>) {
 					const p = ctx.params;
 					if ((p.ownerId == null) === (p.staffId == null)) throw toClientError({ code: "VALIDATION_ERROR", message: "a refund is made by the payee (ownerId) or by staff (staffId)" });
-					const [r] = await this.submit([{ type: "refund", key: p.idempotencyKey, paymentId: p.paymentId, amount: BigInt(p.amount), description: p.description ?? "", ownerId: p.ownerId ?? null }]);
-					return unwrap(r as OpResult) as RefundView;
+					const run = async () => {
+						const [r] = await this.submit([{ type: "refund", key: p.idempotencyKey, paymentId: p.paymentId, amount: BigInt(p.amount), description: p.description ?? "", ownerId: p.ownerId ?? null }]);
+						return unwrap(r as OpResult) as RefundView;
+					};
+					// A staff refund is recorded in the audit chain (who, why) before it runs.
+					return staffAction(ctx, p, STAFF_ACTIONS.refund, `payments/${p.paymentId}`, { amount: p.amount }, run);
 				},
 			},
 			"payments.refunds": {

@@ -82,10 +82,10 @@ export const transferManyParams = paramsSchema({
 });
 export const transferGetParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });
 export const reverseParams = paramsSchema({ $$strict: true, idempotencyKey: keyRule, transferId: idRule, description: descriptionRule });
-/** A refund by the payee (`ownerId`), or by staff on the customer's request (`staffId`, the role checked by the gateway): exactly one of the two. */
+/** A refund by the payee (`ownerId`), or by staff on the customer's request (`staffId` and why, audited; the role checked by the gateway): exactly one of the two. */
 export const refundParams = paramsSchema({
 	$$strict: true, idempotencyKey: keyRule, paymentId: idRule, amount: amountRule, description: descriptionRule,
-	ownerId: { ...ownerRule, optional: true }, staffId: { type: "uuid", optional: true },
+	ownerId: { ...ownerRule, optional: true }, ...staffFields,
 });
 export const refundsParams = paramsSchema({ $$strict: true, paymentId: idRule, ownerId: { ...ownerRule, optional: true } });
 

@@ -44,8 +44,9 @@ import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../
 import { defineService } from "../../lib/service.ts";
 import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { compensate, requery } from "./repair.ts";
+import { decideReversal, listReversals, proposeReversal } from "./reversals.ts";
 import { settlementRows } from "./store.ts";
-import type { compensateParams, requeryParams, settlementViewParams } from "../../contracts/payments.ts";
+import type { compensateParams, requeryParams, reversalParams, settlementViewParams } from "../../contracts/payments.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
 const RESUME_BATCH_MAX = 100;
@@ -348,6 +349,31 @@ export function paymentsService(config: Config): ServiceSchema {
 				params: payments.repair.compensate.params,
 				async handler(this: PaymentsThis, ctx: Context<Infer<typeof compensateParams>>) {
 					return view(await compensate(this, ctx));
+				},
+			},
+			// Staff reversal of a transfer with four eyes (services/payments/reversals.ts), audited.
+			"reversals.propose": {
+				params: payments.reversals.propose.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof reversalParams.propose>>) {
+					return proposeReversal(this, ctx);
+				},
+			},
+			"reversals.approve": {
+				params: payments.reversals.approve.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof reversalParams.decide>>) {
+					return decideReversal(this, ctx, "approve");
+				},
+			},
+			"reversals.reject": {
+				params: payments.reversals.reject.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof reversalParams.decide>>) {
+					return decideReversal(this, ctx, "reject");
+				},
+			},
+			"reversals.list": {
+				params: payments.reversals.list.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof reversalParams.list>>) {
+					return listReversals(this, ctx.params.limit ?? 50);
 				},
 			},
 			/** Reconciliation's view of one provider's payments (services/recon). */

@@ -265,3 +265,50 @@ export function settlementRows(knex: Knex, q: { provider: string; from: Date; to
 		[q.provider, q.from, q.to, q.ids, q.afterId, q.afterId, q.limit],
 	);
 }
+
+// ---- staff reversal requests (services/payments/reversals.ts) ---------------------------
+
+export interface ReversalRequestRow {
+	id: string;
+	transfer_id: string;
+	reason: string;
+	status: "proposed" | "approved" | "rejected";
+	proposed_by: string;
+	proposed_at: Date;
+	decided_by: string | null;
+	decided_at: Date | null;
+	decision_note: string | null;
+	reversal_transfer_id: string | null;
+}
+
+const REVERSAL_COLUMNS = "id, transfer_id, reason, status, proposed_by, proposed_at, decided_by, decided_at, decision_note, reversal_transfer_id";
+
+/** A new request, or null when the transfer already has an open one. */
+export async function insertReversalRequest(knex: Knex, r: { id: string; transferId: string; reason: string; proposedBy: string }): Promise<ReversalRequestRow | null> {
+	const row = await queryOne<ReversalRequestRow>(
+		knex,
+		`INSERT INTO payments.reversal_requests (id, transfer_id, reason, proposed_by) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (transfer_id) WHERE status = 'proposed' DO NOTHING RETURNING ${REVERSAL_COLUMNS}`,
+		[r.id, r.transferId, r.reason, r.proposedBy],
+	);
+	return row ?? null;
+}
+
+export function reversalRequestById(knex: Knex, id: string): Promise<ReversalRequestRow | undefined> {
+	return queryOne<ReversalRequestRow>(knex, `SELECT ${REVERSAL_COLUMNS} FROM payments.reversal_requests WHERE id = ?`, [id]);
+}
+
+export function openReversalRequests(knex: Knex, limit: number): Promise<ReversalRequestRow[]> {
+	return queryRows<ReversalRequestRow>(knex, `SELECT ${REVERSAL_COLUMNS} FROM payments.reversal_requests WHERE status = 'proposed' ORDER BY proposed_at, id LIMIT ?`, [limit]);
+}
+
+/** Decides a request still open; null when it was decided meanwhile. */
+export async function decideReversalRequest(knex: Knex, d: { id: string; status: "approved" | "rejected"; decidedBy: string; note: string | null; reversalTransferId: string | null }): Promise<ReversalRequestRow | null> {
+	const row = await queryOne<ReversalRequestRow>(
+		knex,
+		`UPDATE payments.reversal_requests SET status = ?, decided_by = ?, decided_at = now(), decision_note = ?, reversal_transfer_id = ?
+		 WHERE id = ? AND status = 'proposed' RETURNING ${REVERSAL_COLUMNS}`,
+		[d.status, d.decidedBy, d.note, d.reversalTransferId, d.id],
+	);
+	return row ?? null;
+}

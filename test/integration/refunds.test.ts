@@ -1,6 +1,6 @@
 /**
  * Refunds of approved P2P payments in the ledger, on real PostgreSQL: by the payee only (or
- * staff), whole or in parts, never more than the payment, each idempotent, each a transfer
+ * staff, audited), whole or in parts, never more than the payment, each idempotent, each a transfer
  * linked to the payment. Two ledger nodes on one database refund the same payments at once
  * (the payment's row is locked while its refunds are summed); a seeded run of many refunds
  * ends with every payment's refunds at most its amount and the invariants clean.
@@ -58,7 +58,7 @@ async function assertInvariants(): Promise<void> {
 
 before(async () => {
 	db = await createTestDatabase();
-	({ broker: a } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger", NODE_ID: "refunds-a" }));
+	({ broker: a } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger,audit", NODE_ID: "refunds-a" }));
 	({ broker: b } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger", NODE_ID: "refunds-b" }));
 	a.createService({
 		name: "spy",

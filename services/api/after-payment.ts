@@ -1,0 +1,111 @@
+/**
+ * After the payment (issue 17): refunds and staff reversals, merged into the /api/v1
+ * route table by v1.ts.
+ *
+ * - A payee refunds a P2P payment they received, whole or in parts (Idempotency-Key);
+ *   payer and payee see its refunds; support refunds on a customer's request, with a
+ *   reason (audited), never a payment of their own.
+ * - Staff reverse a completed transfer with four eyes: one proposes with a reason, a second
+ *   approves (services/payments/reversals.ts); every step is audited.
+ */
+import { Errors } from "moleculer";
+import { paramsSchema, type Infer } from "../../lib/schema.ts";
+import { call } from "../../lib/contract.ts";
+import { ledger } from "../../contracts/ledger.ts";
+import { payments } from "../../contracts/payments.ts";
+import { reasonRule } from "../../contracts/repair.ts";
+import { amountRule } from "../ledger/params.ts";
+import { created, idempotencyKey, requireRole, user, type Ctx } from "./caller.ts";
+
+const uuid = { type: "uuid" } as const;
+const note = { type: "string", max: 500, optional: true } as const;
+
+export const afterPaymentParams = {
+	refund: paramsSchema({ $$strict: true, id: uuid, amount: amountRule, description: { type: "string", max: 500, optional: true } }),
+	staffRefund: paramsSchema({ $$strict: true, id: uuid, amount: amountRule, reason: reasonRule }),
+	refunds: paramsSchema({ $$strict: true, id: uuid }),
+	proposeReversal: paramsSchema({ $$strict: true, id: uuid, reason: reasonRule }),
+	decideReversal: paramsSchema({ $$strict: true, id: uuid, note }),
+	reversals: paramsSchema({ $$strict: true, limit: { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true } }),
+};
+
+type A<K extends keyof typeof afterPaymentParams> = Infer<(typeof afterPaymentParams)[K]>;
+
+const STAFF = ["support", "admin"] as const;
+
+export const afterPaymentActions = {
+	refundPayment: {
+		params: afterPaymentParams.refund,
+		async handler(ctx: Ctx<A<"refund">>) {
+			const u = user(ctx);
+			const p = ctx.params;
+			const r = await call(ctx, ledger.payments.refund, {
+				idempotencyKey: idempotencyKey(ctx, u.id), paymentId: p.id, amount: p.amount, ownerId: u.id, ...(p.description != null ? { description: p.description } : {}),
+			});
+			created(ctx, `/api/v1/payments/${p.id}/refunds`);
+			return r;
+		},
+	},
+	paymentRefunds: {
+		params: afterPaymentParams.refunds,
+		async handler(ctx: Ctx<A<"refunds">>) {
+			return call(ctx, ledger.payments.refunds, { paymentId: ctx.params.id, ownerId: user(ctx).id });
+		},
+	},
+	adminRefundPayment: {
+		params: afterPaymentParams.staffRefund,
+		async handler(ctx: Ctx<A<"staffRefund">>) {
+			const staff = requireRole(ctx, [...STAFF]);
+			const p = ctx.params;
+			// Four eyes: staff never refund a payment they made or received.
+			const payment = await call(ctx, ledger.payments.get, { id: p.id });
+			const payee = await call(ctx, ledger.accounts.get, { id: payment.destination });
+			if (payment.userId === staff.id || payee.ownerId === staff.id) {
+				throw new Errors.MoleculerClientError("nobody refunds a payment they made or received", 403, "FORBIDDEN", { paymentId: p.id });
+			}
+			const r = await call(ctx, ledger.payments.refund, { idempotencyKey: idempotencyKey(ctx, staff.id), paymentId: p.id, amount: p.amount, staffId: staff.id, reason: p.reason });
+			created(ctx, `/api/v1/payments/${p.id}/refunds`);
+			return r;
+		},
+	},
+	adminProposeReversal: {
+		params: afterPaymentParams.proposeReversal,
+		async handler(ctx: Ctx<A<"proposeReversal">>) {
+			const staff = requireRole(ctx, [...STAFF]);
+			const r = await call(ctx, payments.reversals.propose, { transferId: ctx.params.id, reason: ctx.params.reason, staffId: staff.id });
+			created(ctx, `/api/v1/admin/reversals/${r.id}`);
+			return r;
+		},
+	},
+	adminReversals: {
+		params: afterPaymentParams.reversals,
+		async handler(ctx: Ctx<A<"reversals">>) {
+			requireRole(ctx, [...STAFF, "auditor"]);
+			return call(ctx, payments.reversals.list, ctx.params.limit != null ? { limit: ctx.params.limit } : {});
+		},
+	},
+	adminApproveReversal: {
+		params: afterPaymentParams.decideReversal,
+		async handler(ctx: Ctx<A<"decideReversal">>) {
+			const staff = requireRole(ctx, [...STAFF]);
+			return call(ctx, payments.reversals.approve, { id: ctx.params.id, staffId: staff.id, ...(ctx.params.note != null ? { note: ctx.params.note } : {}) });
+		},
+	},
+	adminRejectReversal: {
+		params: afterPaymentParams.decideReversal,
+		async handler(ctx: Ctx<A<"decideReversal">>) {
+			const staff = requireRole(ctx, [...STAFF]);
+			return call(ctx, payments.reversals.reject, { id: ctx.params.id, staffId: staff.id, ...(ctx.params.note != null ? { note: ctx.params.note } : {}) });
+		},
+	},
+};
+
+export const AFTER_PAYMENT_ALIASES = {
+	"POST /payments/:id/refunds": "api.refundPayment",
+	"GET /payments/:id/refunds": "api.paymentRefunds",
+	"POST /admin/payments/:id/refunds": "api.adminRefundPayment",
+	"POST /admin/transfers/:id/reversal": "api.adminProposeReversal",
+	"GET /admin/reversals": "api.adminReversals",
+	"POST /admin/reversals/:id/approve": "api.adminApproveReversal",
+	"POST /admin/reversals/:id/reject": "api.adminRejectReversal",
+};
