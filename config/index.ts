@@ -125,6 +125,10 @@ export interface Config {
 		/** Registrations (each an argon2 hash) per client address (IPv6 per /64) per window. */
 		registrationsPerAddressMax: number;
 		registrationWindowS: number;
+		/** Lifetime of an OAuth2 client-credentials access token. */
+		clientTokenTtlS: number;
+		/** How long a client's previous secret keeps working after a rotation. */
+		clientSecretOverlapS: number;
 	};
 	payments: {
 		providerLatencyMs: number;
@@ -502,6 +506,8 @@ export function loadConfig(env: Env = process.env): Config {
 			loginFailureWindowS: intVar(env, "LOGIN_FAILURE_WINDOW_S", 900, 1, 86_400),
 			registrationsPerAddressMax: intVar(env, "REGISTRATIONS_PER_ADDRESS_MAX", 60, 1, 1_000_000),
 			registrationWindowS: intVar(env, "REGISTRATION_WINDOW_S", 3_600, 1, 86_400),
+			clientTokenTtlS: intVar(env, "CLIENT_TOKEN_TTL_S", 600, 10, 3_600),
+			clientSecretOverlapS: intVar(env, "CLIENT_SECRET_OVERLAP_S", 86_400, 0, 30 * 86_400),
 		},
 		payments: {
 			providerLatencyMs: intVar(env, "PROVIDER_LATENCY_MS", 20, 0, 60_000),

@@ -2,7 +2,7 @@
 import { action, event, payload, returns } from "../lib/contract.ts";
 import * as P from "../services/auth/params.ts";
 import type { SessionUser } from "../services/auth/auth.service.ts";
-import type { Role } from "../services/auth/tokens.ts";
+import type { Role, Scope } from "../services/auth/tokens.ts";
 
 export interface PublicUser {
 	id: string;
@@ -28,6 +28,17 @@ export interface SessionView {
 export interface TokenPair {
 	accessToken: string;
 	refreshToken: string;
+}
+
+/** An OAuth2 client as its owner sees it; its secret only in the answers that make one. */
+export interface ClientView {
+	id: string;
+	name: string;
+	scopes: Scope[];
+	createdAt: string;
+	rotatedAt: string | null;
+	/** Until when the secret before the last rotation still works. */
+	previousSecretExpiresAt: string | null;
 }
 
 export const auth = {
@@ -57,6 +68,17 @@ export const auth = {
 	sessions: {
 		list: action("auth.sessions.list", P.emptyParams, returns<{ items: SessionView[] }>()),
 		revoke: action("auth.sessions.revoke", P.sessionParams, returns<{ revoked: true }>()),
+	},
+	clients: {
+		/** A client of the caller's, with its secret: shown this once, stored hashed. */
+		create: action("auth.clients.create", P.clientCreateParams, returns<ClientView & { secret: string }>()),
+		list: action("auth.clients.list", P.emptyParams, returns<{ items: ClientView[] }>()),
+		/** A new secret; the previous one works for CLIENT_SECRET_OVERLAP_S more. */
+		rotate: action("auth.clients.rotate", P.clientIdParams, returns<ClientView & { secret: string }>()),
+		/** Ends the client: its secrets and live tokens stop working. */
+		revoke: action("auth.clients.revoke", P.clientIdParams, returns<{ revoked: true }>()),
+		/** OAuth2 client credentials grant: a short-lived access token limited to the client's (requested) scopes. */
+		token: action("auth.clients.token", P.clientTokenParams, returns<{ access_token: string; token_type: "Bearer"; expires_in: number; scope: string }>()),
 	},
 	resolveToken: action("auth.resolveToken", P.resolveTokenParams, returns<SessionUser>()),
 	setRoles: action("auth.setRoles", P.setRolesParams, returns<{ userId: string; roles: Role[] }>()),

@@ -16,6 +16,7 @@ import { GatewayPrometheusReporter } from "../../moleculer.config.ts";
 import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
 import { addressGroup, clientAddress, trustedProxies, type TrustedProxies } from "../../lib/client-address.ts";
 import { verifyAccessToken } from "../auth/tokens.ts";
+import { CLIENT_SCOPES_BY_ACTION } from "./identity.ts";
 import type { SessionUser } from "../auth/auth.service.ts";
 import { toHttpError } from "./http-errors.ts";
 import { verifySignature } from "../../lib/signature.ts";
@@ -252,15 +253,20 @@ export function apiService(config: Config): ServiceSchema {
 			},
 
 			/** Verifies the bearer token locally: signature, algorithm, expiry, and not logged out. */
-			async authenticate(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: IncomingMessage): Promise<SessionUser> {
+			async authenticate(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: IncomingMessage, _res: unknown, alias?: { action?: string }): Promise<SessionUser> {
 				const header = req.headers.authorization;
 				const token = typeof header === "string" && header.startsWith("Bearer ") ? header.slice(7).trim() : "";
 				const claims = token ? verifyAccessToken(token, config.auth.jwtSecret) : null;
 				if (!claims || (this.revokedSessions.get(claims.sid) ?? 0) > Date.now()) {
 					throw new Errors.MoleculerClientError("a valid access token is required", 401, "UNAUTHORIZED");
 				}
+				// An OAuth2 client's token: only on a route one of its scopes allows (services/api/identity.ts).
+				if (claims.scopes) {
+					const needed = CLIENT_SCOPES_BY_ACTION[alias?.action ?? ""];
+					if (!needed || !claims.scopes.includes(needed)) throw new Errors.MoleculerClientError("this token's scopes do not allow this route", 403, "FORBIDDEN");
+				}
 				await this.limit(`user:${claims.sub}`, config.http.rateLimitPerUser);
-				ctx.meta.user = { id: claims.sub, roles: claims.roles, sid: claims.sid };
+				ctx.meta.user = { id: claims.sub, roles: claims.roles, sid: claims.sid, ...(claims.scopes ? { scopes: claims.scopes } : {}) };
 				return ctx.meta.user;
 			},
 

@@ -8,6 +8,7 @@ import type { Context } from "moleculer";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { call } from "../../lib/contract.ts";
 import { auth } from "../../contracts/auth.ts";
+import { SCOPES, type Scope } from "../auth/tokens.ts";
 import type { GatewayMeta } from "./v1.ts";
 
 type Ctx<P> = Context<P, GatewayMeta>;
@@ -22,6 +23,15 @@ export const identityParams = {
 	passwordForgot: paramsSchema({ $$strict: true, email: { type: "string", max: 1_000 } }),
 	passwordReset: paramsSchema({ $$strict: true, token: { type: "string", max: 1_000 }, newPassword: password }),
 	session: paramsSchema({ $$strict: true, id: { type: "uuid" } }),
+	clientCreate: paramsSchema({
+		$$strict: true, name: { type: "string", min: 1, max: 100 },
+		scopes: { type: "array", min: 1, max: SCOPES.length, unique: true, items: { type: "enum", values: SCOPES } },
+	}),
+	client: paramsSchema({ $$strict: true, id: { type: "uuid" } }),
+	clientToken: paramsSchema({
+		$$strict: true, grant_type: { type: "enum", values: ["client_credentials"] as const }, client_id: { type: "string", max: 64 }, client_secret: { type: "string", max: 200 },
+		scope: { type: "string", max: 200, optional: true },
+	}),
 };
 
 type V<K extends keyof typeof identityParams> = Infer<(typeof identityParams)[K]>;
@@ -76,12 +86,73 @@ export const identityActions = {
 			return null;
 		},
 	},
+	clientCreate: {
+		params: identityParams.clientCreate,
+		async handler(ctx: Ctx<V<"clientCreate">>) {
+			const out = await call(ctx, auth.clients.create, ctx.params);
+			ctx.meta.$statusCode = 201;
+			return out;
+		},
+	},
+	clientList: {
+		params: identityParams.empty,
+		async handler(ctx: Ctx<V<"empty">>) {
+			return call(ctx, auth.clients.list, {});
+		},
+	},
+	clientRotate: {
+		params: identityParams.client,
+		async handler(ctx: Ctx<V<"client">>) {
+			return call(ctx, auth.clients.rotate, ctx.params);
+		},
+	},
+	clientRevoke: {
+		params: identityParams.client,
+		async handler(ctx: Ctx<V<"client">>) {
+			await call(ctx, auth.clients.revoke, ctx.params);
+			ctx.meta.$statusCode = 204;
+			return null;
+		},
+	},
+	clientToken: {
+		params: identityParams.clientToken,
+		async handler(ctx: Ctx<V<"clientToken">>) {
+			const { scope, ...rest } = ctx.params;
+			const out = await call(ctx, auth.clients.token, scope == null ? rest : { ...rest, scope });
+			// RFC 6749 5.1: token answers are not cached.
+			ctx.meta.$responseHeaders = { "Cache-Control": "no-store", Pragma: "no-cache" };
+			return out;
+		},
+	},
+};
+
+/**
+ * The one scope each route needs from an OAuth2 client's token (docs/identity.md); a
+ * client's token on any other route (the caller's credentials, sessions, clients,
+ * webhooks, staff routes…) is refused with 403. People's tokens are not limited by scopes;
+ * every route checks ownership and roles the same for both.
+ */
+export const CLIENT_SCOPES_BY_ACTION: Readonly<Record<string, Scope>> = {
+	"api.listAccounts": "accounts:read",
+	"api.getAccount": "accounts:read",
+	"api.accountTransactions": "transactions:read",
+	"api.getTransfer": "transactions:read",
+	"api.statement": "transactions:read",
+	"api.summary": "transactions:read",
+	"api.listPayments": "payments:read",
+	"api.getPayment": "payments:read",
+	"api.createTransfer": "payments:write",
+	"api.topup": "payments:write",
+	"api.payout": "payments:write",
+	"api.p2p": "payments:write",
+	"api.cancelPayment": "payments:write",
 };
 
 /** Under /api/v1/auth, without a token. */
 export const IDENTITY_PUBLIC_ALIASES = {
 	"POST /password/forgot": "api.passwordForgot",
 	"POST /password/reset": "api.passwordReset",
+	"POST /token": "api.clientToken",
 };
 
 /** Under /api/v1, with a token. */
@@ -91,4 +162,8 @@ export const IDENTITY_ALIASES = {
 	"POST /auth/password": "api.passwordChange",
 	"GET /auth/sessions": "api.sessionList",
 	"DELETE /auth/sessions/:id": "api.sessionRevoke",
+	"POST /auth/clients": "api.clientCreate",
+	"GET /auth/clients": "api.clientList",
+	"POST /auth/clients/:id/rotate": "api.clientRotate",
+	"DELETE /auth/clients/:id": "api.clientRevoke",
 };

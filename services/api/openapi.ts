@@ -10,7 +10,7 @@
 import { CURRENCY_CODES } from "../../config/currencies.ts";
 import { paramsToJsonSchema, ruleToJsonSchema, isRequired, type ConvertOptions, type JsonSchema } from "../../lib/json-schema.ts";
 import { REFUSALS, type RefusalCode } from "../../lib/errors.ts";
-import { ROLES, type Role } from "../auth/tokens.ts";
+import { ROLES, SCOPES, type Role } from "../auth/tokens.ts";
 import { WEBHOOK_EVENTS } from "../webhooks/routing.ts";
 import { amountRule, currencyRule } from "../ledger/params.ts";
 import { callbackParams } from "../../contracts/payments.ts";
@@ -63,6 +63,21 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 	Amount: { type: "integer", exclusiveMinimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: "Integer minor units of the currency" },
 	Session: { type: "object", required: ["user", "accessToken", "refreshToken"], properties: { user: ref("User"), accessToken: { type: "string" }, refreshToken: { type: "string" } } },
 	TokenPair: { type: "object", required: ["accessToken", "refreshToken"], properties: { accessToken: { type: "string" }, refreshToken: { type: "string" } } },
+	Client: {
+		type: "object", required: ["id", "name", "scopes", "createdAt", "rotatedAt", "previousSecretExpiresAt"],
+		properties: {
+			id: { type: "string", format: "uuid", description: "The client_id" }, name: { type: "string" },
+			scopes: { type: "array", items: { type: "string", enum: [...SCOPES] } }, createdAt: { type: "string", format: "date-time" },
+			rotatedAt: { type: ["string", "null"], format: "date-time" },
+			previousSecretExpiresAt: { type: ["string", "null"], format: "date-time", description: "Until when the secret before the last rotation still works" },
+			secret: { type: "string", description: "The client_secret: only in the answers to create and rotate, shown once" },
+		},
+	},
+	ClientList: { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("Client") } } },
+	ClientToken: {
+		type: "object", required: ["access_token", "token_type", "expires_in", "scope"],
+		properties: { access_token: { type: "string" }, token_type: { type: "string", const: "Bearer" }, expires_in: { type: "integer" }, scope: { type: "string" } },
+	},
 	SessionList: {
 		type: "object", required: ["items"],
 		properties: {
@@ -219,6 +234,23 @@ const OPS: Record<ActionName, OpDoc> = {
 		summary: "Set a new password with a mailed reset token",
 		description: "The token works once, for 30 minutes. Ends every session of the user (open sockets too).",
 		ok: ["200", anyObject], refusals: ["INVALID_RESET_TOKEN", "WEAK_PASSWORD"],
+	},
+	clientCreate: {
+		summary: "Create an OAuth2 client (client credentials) acting as the caller within scopes",
+		description: "The answer carries its secret, shown once (only a hash is kept). Ten per user.",
+		ok: ["201", ref("Client")], refusals: ["CLIENT_LIMIT_REACHED"],
+	},
+	clientList: { summary: "The caller's OAuth2 clients (without secrets)", ok: ["200", ref("ClientList")] },
+	clientRotate: {
+		summary: "Give a client a new secret",
+		description: "The previous secret keeps working for CLIENT_SECRET_OVERLAP_S (a day), so it can be replaced everywhere first.",
+		ok: ["200", ref("Client")], refusals: ["CLIENT_NOT_FOUND"],
+	},
+	clientRevoke: { summary: "End a client: its secrets and live tokens stop working", ok: ["204", null], refusals: ["CLIENT_NOT_FOUND"] },
+	clientToken: {
+		summary: "OAuth2 client credentials grant",
+		description: "A short-lived bearer token (CLIENT_TOKEN_TTL_S) acting as the client's owner, with no role beyond user, usable only on routes its scopes allow (403 elsewhere): accounts:read, transactions:read, payments:read, payments:write. JSON body with the RFC 6749 field names; errors in this API's format.",
+		ok: ["200", ref("ClientToken")], refusals: ["INVALID_CLIENT", "INVALID_SCOPE", "TOO_MANY_ATTEMPTS"],
 	},
 	sessionList: { summary: "The caller's sessions (logins) and their devices", ok: ["200", ref("SessionList")] },
 	sessionRevoke: { summary: "End one of the caller's sessions", description: "Its refresh tokens stop working, its access tokens are refused and its sockets closed.", ok: ["204", null], refusals: ["SESSION_NOT_FOUND"] },

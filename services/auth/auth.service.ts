@@ -25,12 +25,15 @@ import { dummyPasswordHash, hashPassword, passwordProblem, verifyPassword } from
 import { normalizeEmail } from "../../lib/email.ts";
 import { addressGroup } from "../../lib/client-address.ts";
 import * as store from "./store.ts";
-import { hashSecret, newRefreshSecret, parseRefreshToken, secretEquals, secretMatches, signAccessToken, verifyAccessToken, type Role } from "./tokens.ts";
+import { hashSecret, newRefreshSecret, parseRefreshToken, secretEquals, secretMatches, signAccessToken, verifyAccessToken, type Role, type Scope } from "./tokens.ts";
 
 export interface SessionUser {
 	id: string;
 	roles: Role[];
+	/** The session (refresh family), or for a client-credentials token the client's id. */
 	sid: string;
+	/** Only for an OAuth2 client's token: the routes it may use (docs/identity.md). */
+	scopes?: Scope[];
 }
 
 export interface AuthMeta {
@@ -83,6 +86,15 @@ const RESET_MAILS_PER_HOUR_MAX = 3;
 const MAIL_WINDOW_MS = 3_600_000;
 /** Sessions the list shows at most (most recently used first). */
 const SESSIONS_LIST_MAX = 100;
+/** Live OAuth2 clients per user. */
+const CLIENTS_PER_USER_MAX = 10;
+/** Client secrets: 256 random bits after this prefix, so a leaked one is recognisable (secret scanners). */
+const CLIENT_SECRET_PREFIX = "pmcs_";
+
+const clientView = (c: store.ClientRow) => ({
+	id: c.id, name: c.name, scopes: c.scopes, createdAt: c.created_at.toISOString(), rotatedAt: c.rotated_at?.toISOString() ?? null,
+	previousSecretExpiresAt: c.previous_expires_at && c.previous_expires_at.getTime() > Date.now() ? c.previous_expires_at.toISOString() : null,
+});
 /** How long start-up waits for the login throttling store before serving anyway. */
 const COUNTERS_READY_WAIT_MS = 2_000;
 
@@ -92,7 +104,8 @@ function fail(code: RefusalCode, message: string, details?: Record<string, unkno
 
 function requireUser(ctx: Context<unknown, AuthMeta>): SessionUser {
 	const user = ctx.meta.user;
-	if (!user) fail("INVALID_CREDENTIALS", "authentication required");
+	// A client's token never manages credentials, sessions or clients (the gateway does not route it here either).
+	if (!user || user.scopes) fail("INVALID_CREDENTIALS", "a person's session is required");
 	return user;
 }
 
@@ -382,12 +395,72 @@ export function authService(config: Config): ServiceSchema {
 					return { revoked: true as const };
 				},
 			},
+			"clients.create": {
+				params: auth.clients.create.params,
+				async handler(this: AuthThis, ctx: Context<P.ClientCreateParams, AuthMeta>) {
+					const user = requireUser(ctx);
+					const secret = `${CLIENT_SECRET_PREFIX}${newRefreshSecret()}`;
+					const row = await store.insertClient(this.knex, { id: uuidv7(), ownerId: user.id, name: ctx.params.name, scopes: ctx.params.scopes, secretHash: hashSecret(secret) }, CLIENTS_PER_USER_MAX);
+					if (!row) fail("CLIENT_LIMIT_REACHED", `at most ${CLIENTS_PER_USER_MAX} clients per user`);
+					return { ...clientView(row), secret };
+				},
+			},
+			"clients.list": {
+				params: auth.clients.list.params,
+				async handler(this: AuthThis, ctx: Context<unknown, AuthMeta>) {
+					const user = requireUser(ctx);
+					return { items: (await store.listClients(this.knex, user.id, CLIENTS_PER_USER_MAX)).map(clientView) };
+				},
+			},
+			"clients.rotate": {
+				params: auth.clients.rotate.params,
+				async handler(this: AuthThis, ctx: Context<P.ClientIdParams, AuthMeta>) {
+					const user = requireUser(ctx);
+					const secret = `${CLIENT_SECRET_PREFIX}${newRefreshSecret()}`;
+					const row = await store.rotateClient(this.knex, user.id, ctx.params.id, hashSecret(secret), new Date(Date.now() + config.auth.clientSecretOverlapS * 1000));
+					if (!row) fail("CLIENT_NOT_FOUND", "client not found");
+					return { ...clientView(row), secret };
+				},
+			},
+			"clients.revoke": {
+				params: auth.clients.revoke.params,
+				async handler(this: AuthThis, ctx: Context<P.ClientIdParams, AuthMeta>) {
+					const user = requireUser(ctx);
+					if (!(await store.revokeClient(this.knex, user.id, ctx.params.id))) fail("CLIENT_NOT_FOUND", "client not found");
+					// Its live tokens carry its id as their session: gateways refuse them from now.
+					this.announceRevoked(ctx, [ctx.params.id]);
+					return { revoked: true as const };
+				},
+			},
+			"clients.token": {
+				params: auth.clients.token.params,
+				async handler(this: AuthThis, ctx: Context<P.ClientTokenParams, AuthMeta>) {
+					const p = ctx.params;
+					const ip = addressGroup(ctx.meta.ip ?? "unknown");
+					// Counted before the secret is checked, like a login; a right secret takes its attempt back.
+					await this.countAttempt(`client:${p.client_id}`, ip);
+					const c = await store.clientById(this.knex, p.client_id);
+					const now = Date.now();
+					const matches = c !== null && c.revoked_at === null && (secretMatches(p.client_secret, c.secret_hash)
+						|| (c.previous_secret_hash !== null && c.previous_expires_at !== null && c.previous_expires_at.getTime() > now && secretMatches(p.client_secret, c.previous_secret_hash)));
+					if (!c || !matches) fail("INVALID_CLIENT", "client id or secret is wrong");
+					const owner = await store.byId(this.knex, c.owner_id);
+					if (!owner) fail("INVALID_CLIENT", "client id or secret is wrong");
+					await this.attemptPassed(`client:${p.client_id}`, ip);
+					const asked = p.scope == null ? c.scopes : p.scope.split(" ");
+					const scopes = c.scopes.filter(s => asked.includes(s));
+					if (scopes.length === 0 || asked.some(s => !(c.scopes as string[]).includes(s))) fail("INVALID_SCOPE", "the scope asked for is not the client's", { allowed: c.scopes });
+					// As its owner, with no role but user, only within its scopes; its id is the token's session, for revocation.
+					const accessToken = signAccessToken({ sub: owner.userId, roles: ["user"], sid: c.id, scopes }, config.auth.jwtSecret, config.auth.clientTokenTtlS);
+					return { access_token: accessToken, token_type: "Bearer" as const, expires_in: config.auth.clientTokenTtlS, scope: scopes.join(" ") };
+				},
+			},
 			resolveToken: {
 				params: auth.resolveToken.params,
 				handler(this: AuthThis, ctx: Context<P.ResolveTokenParams>) {
 					const claims = verifyAccessToken(ctx.params.token, config.auth.jwtSecret);
 					if (!claims) fail("INVALID_CREDENTIALS", "token is invalid or expired");
-					return { id: claims.sub, roles: claims.roles, sid: claims.sid };
+					return { id: claims.sub, roles: claims.roles, sid: claims.sid, ...(claims.scopes ? { scopes: claims.scopes } : {}) };
 				},
 			},
 			setRoles: {

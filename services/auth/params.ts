@@ -1,6 +1,6 @@
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { staffFields } from "../../lib/staff-action.ts";
-import { ROLES } from "./tokens.ts";
+import { ROLES, SCOPES } from "./tokens.ts";
 import { SINGLE_ADDRESS } from "../../lib/email.ts";
 
 const email = { type: "email", max: 254 } as const;
@@ -22,6 +22,20 @@ export const passwordChangeParams = paramsSchema({ $$strict: true, password, new
 export const passwordForgotParams = paramsSchema({ $$strict: true, email });
 export const passwordResetParams = paramsSchema({ $$strict: true, token: { type: "string", min: 1, max: 200 }, newPassword: password });
 export const sessionParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
+export const clientCreateParams = paramsSchema({
+	$$strict: true,
+	name: { type: "string", min: 1, max: 100, trim: true },
+	scopes: { type: "array", min: 1, max: SCOPES.length, unique: true, items: { type: "enum", values: SCOPES } },
+});
+export const clientIdParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
+/** OAuth2's token request (RFC 6749 4.4), its field names as the RFC spells them. */
+export const clientTokenParams = paramsSchema({
+	$$strict: true,
+	grant_type: { type: "enum", values: ["client_credentials"] as const },
+	client_id: { type: "uuid" },
+	client_secret: { type: "string", min: 1, max: 200 },
+	scope: { type: "string", max: 200, pattern: /^[a-z:]+( [a-z:]+)*$/, optional: true },
+});
 export const setRolesParams = paramsSchema({
 	$$strict: true,
 	userId: { type: "uuid" },
@@ -41,3 +55,6 @@ export type PasswordChangeParams = Infer<typeof passwordChangeParams>;
 export type PasswordForgotParams = Infer<typeof passwordForgotParams>;
 export type PasswordResetParams = Infer<typeof passwordResetParams>;
 export type SessionParams = Infer<typeof sessionParams>;
+export type ClientCreateParams = Infer<typeof clientCreateParams>;
+export type ClientIdParams = Infer<typeof clientIdParams>;
+export type ClientTokenParams = Infer<typeof clientTokenParams>;

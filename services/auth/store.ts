@@ -1,6 +1,6 @@
 /** The auth service's SQL. */
 import type { Knex } from "knex";
-import type { Role } from "./tokens.ts";
+import type { Role, Scope } from "./tokens.ts";
 
 export interface Credentials {
 	userId: string;
@@ -302,4 +302,54 @@ export async function verifyNewestByEmail(db: Knex, email: string): Promise<{ us
 	const out = await markEmailVerified(db, newest.userId, email);
 	if (out === "taken") return verifyNewestByEmail(db, email);
 	return out === "ok" ? { userId: newest.userId, already: false } : null;
+}
+
+export interface ClientRow {
+	id: string;
+	owner_id: string;
+	name: string;
+	scopes: Scope[];
+	secret_hash: string;
+	previous_secret_hash: string | null;
+	previous_expires_at: Date | null;
+	rotated_at: Date | null;
+	revoked_at: Date | null;
+	created_at: Date;
+}
+
+/** A new client, unless the owner has `max` live ones already (then null). */
+export async function insertClient(db: Knex, c: { id: string; ownerId: string; name: string; scopes: Scope[]; secretHash: string }, max: number): Promise<ClientRow | null> {
+	const r = await rows<ClientRow>(
+		db,
+		`INSERT INTO auth.clients (id, owner_id, name, scopes, secret_hash)
+		 SELECT ?, ?, ?, ?::text[], ? WHERE (SELECT count(*) FROM auth.clients WHERE owner_id = ? AND revoked_at IS NULL) < ? RETURNING *`,
+		[c.id, c.ownerId, c.name, c.scopes, c.secretHash, c.ownerId, max],
+	);
+	return r[0] ?? null;
+}
+
+/** The owner's live clients, newest first. */
+export async function listClients(db: Knex, ownerId: string, max: number): Promise<ClientRow[]> {
+	return rows<ClientRow>(db, "SELECT * FROM auth.clients WHERE owner_id = ? AND revoked_at IS NULL ORDER BY created_at DESC LIMIT ?", [ownerId, max]);
+}
+
+export async function clientById(db: Knex, id: string): Promise<ClientRow | null> {
+	const r = await rows<ClientRow>(db, "SELECT * FROM auth.clients WHERE id = ?", [id]);
+	return r[0] ?? null;
+}
+
+/** A new secret; the current one keeps working until `previousExpiresAt`. Null when the client is not the owner's or is revoked. */
+export async function rotateClient(db: Knex, ownerId: string, id: string, secretHash: string, previousExpiresAt: Date): Promise<ClientRow | null> {
+	const r = await rows<ClientRow>(
+		db,
+		`UPDATE auth.clients SET previous_secret_hash = secret_hash, previous_expires_at = ?, secret_hash = ?, rotated_at = now()
+		 WHERE id = ? AND owner_id = ? AND revoked_at IS NULL RETURNING *`,
+		[previousExpiresAt, secretHash, id, ownerId],
+	);
+	return r[0] ?? null;
+}
+
+export async function revokeClient(db: Knex, ownerId: string, id: string): Promise<boolean> {
+	const r = await rows<{ id: string }>(db, "UPDATE auth.clients SET revoked_at = now() WHERE id = ? AND owner_id = ? AND revoked_at IS NULL RETURNING id", [id, ownerId]);
+	return r.length === 1;
 }

@@ -9,17 +9,31 @@ import { createHash, createSecretKey, randomBytes, timingSafeEqual, type KeyObje
 export const ROLES = ["user", "admin", "support", "auditor"] as const;
 export type Role = (typeof ROLES)[number];
 
+/**
+ * What an OAuth2 client's token may do (docs/identity.md): the gateway maps each route to
+ * one scope and refuses a client token on any route without one of its scopes. People's
+ * tokens carry no scopes and are not limited by them.
+ */
+export const SCOPES = ["accounts:read", "transactions:read", "payments:read", "payments:write"] as const;
+export type Scope = (typeof SCOPES)[number];
+
 export interface AccessClaims {
 	sub: string;
 	roles: Role[];
 	sid: string;
+	/** Only on a client-credentials token: what it may do (RFC 9068's space-separated `scope` claim). */
+	scopes?: Scope[];
+}
+
+function isScope(s: string): s is Scope {
+	return (SCOPES as readonly string[]).includes(s);
 }
 
 const ISSUER = "paymesh";
 const AUDIENCE = "paymesh-api";
 
 export function signAccessToken(claims: AccessClaims, secret: string, ttlS: number): string {
-	return jwt.sign({ roles: claims.roles, sid: claims.sid, typ: "access" }, secret, {
+	return jwt.sign({ roles: claims.roles, sid: claims.sid, typ: "access", ...(claims.scopes ? { scope: claims.scopes.join(" ") } : {}) }, secret, {
 		algorithm: "HS256", expiresIn: ttlS, subject: claims.sub, issuer: ISSUER, audience: AUDIENCE,
 	});
 }
@@ -43,9 +57,13 @@ export function verifyAccessToken(token: string, secret: string): (AccessClaims 
 	try {
 		const p = jwt.verify(token, keyFor(secret), { algorithms: ["HS256"], issuer: ISSUER, audience: AUDIENCE });
 		if (typeof p !== "object" || p === null) return null;
-		const { sub, roles, sid, typ, exp } = p as Record<string, unknown>;
+		const { sub, roles, sid, typ, exp, scope } = p as Record<string, unknown>;
 		if (typ !== "access" || typeof sub !== "string" || typeof sid !== "string" || typeof exp !== "number" || !Array.isArray(roles)) return null;
-		return { sub, sid, exp, roles: roles.filter((r): r is Role => (ROLES as readonly string[]).includes(String(r))) };
+		if (scope !== undefined && typeof scope !== "string") return null;
+		const known = roles.filter((r): r is Role => (ROLES as readonly string[]).includes(String(r)));
+		// A client's token: its scopes, and never a role beyond user.
+		if (typeof scope === "string") return { sub, sid, exp, roles: known.filter(r => r === "user"), scopes: scope.split(" ").filter(isScope) };
+		return { sub, sid, exp, roles: known };
 	} catch {
 		return null;
 	}

@@ -91,6 +91,8 @@ export function realtimeService(config: Config): ServiceSchema {
 				const token: unknown = socket.handshake.auth?.["token"];
 				const claims = typeof token === "string" && token.length <= HANDSHAKE_TOKEN_CHARS_MAX ? verifyAccessToken(token, config.auth.jwtSecret) : null;
 				if (!claims || (this.revoked.get(claims.sid) ?? 0) > Date.now()) return next(new Error("UNAUTHORIZED"));
+				// An OAuth2 client's token opens the feed only with transactions:read (docs/identity.md).
+				if (claims.scopes && !claims.scopes.includes("transactions:read")) return next(new Error("UNAUTHORIZED"));
 				socket.data.userId = claims.sub;
 				socket.data.sid = claims.sid;
 				socket.data.exp = claims.exp;

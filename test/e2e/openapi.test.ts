@@ -109,7 +109,7 @@ describe("OpenAPI document", () => {
 				assert.equal(op.tags?.length, 1, key);
 				assert.deepEqual(op.security, privateRoutes.has(key) ? [{ bearerAuth: [] }] : [], key);
 				for (const status of ["400", "429", "503"]) assert.ok(op.responses[status], `${key} documents ${status}`);
-				assert.equal(Boolean(op.responses["401"]), privateRoutes.has(key) || ["login", "refresh", "providerCallback"].includes(op.operationId ?? ""), `${key} 401`);
+				assert.equal(Boolean(op.responses["401"]), privateRoutes.has(key) || ["login", "refresh", "clientToken", "providerCallback"].includes(op.operationId ?? ""), `${key} 401`);
 			}
 		}
 	});
