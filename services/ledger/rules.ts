@@ -604,7 +604,9 @@ function applyRefund(s: Scratch, op: RefundOp): OpResult {
 		payload: {
 			paymentId: payment.id, refundId: t.id, amount: toSafeNumber(op.amount), currency: payment.currency, refundedAmount: toSafeNumber(total),
 			paymentAmount: toSafeNumber(payment.amount), fullyRefunded: total === payment.amount, payerAccountId: payment.fromAccountId,
-			payeeAccountId: payment.toAccountId, fromOwnerId: to.ownerId, toOwnerId: from.ownerId, byStaff: op.ownerId === null, createdAt: s.ctx.now.toISOString(),
+			payeeAccountId: payment.toAccountId, payerOwnerId: to.ownerId, payeeOwnerId: from.ownerId,
+			// As on the refund's transfer: the money goes from the payee to the payer (webhooks route by these).
+			fromOwnerId: from.ownerId, toOwnerId: to.ownerId, byStaff: op.ownerId === null, createdAt: s.ctx.now.toISOString(),
 		},
 	});
 	return { ok: true, value: { ...transferView(t), paymentId: payment.id, refundedAmount: toSafeNumber(total), refundableAmount: toSafeNumber(payment.amount - total) } };

@@ -66,6 +66,13 @@ export function draftsFor(event: string, p: Record<string, unknown>): Draft[] {
 		const to = p["toOwnerId"];
 		const from = p["fromOwnerId"];
 		if (typeof to !== "string" || typeof from !== "string" || to === from) return [];
+		if (p["kind"] === "refund") {
+			return [{
+				userId: to, kind: "transfer.received", title: "Refund received",
+				body: `You received a refund of ${money(p["amount"], p["currency"])}.`,
+				data: { transferId: p["id"], paymentId: p["paymentId"], accountId: p["toAccountId"], amount: p["amount"], currency: p["currency"] },
+			}];
+		}
 		return [{
 			userId: to, kind: "transfer.received", title: "Money received",
 			body: `You received ${money(p["amount"], p["currency"])}.`,

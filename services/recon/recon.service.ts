@@ -29,6 +29,7 @@ import { providers } from "../../contracts/providers.ts";
 import { recon, type RunView } from "../../contracts/recon.ts";
 import { adjustmentFor, fourEyesProblem, parseSettlement, reconcile, resolutionProblem, type OurPayment } from "./rules.ts";
 import * as store from "./store.ts";
+import { PROVIDERS } from "../payments/providers.ts";
 
 export const OPEN_BREAKS_METRIC = "paymesh.recon.open_breaks";
 const VIEW_PAGE = 5_000;
@@ -224,7 +225,7 @@ export function reconService(config: Config): ServiceSchema {
 			async reportOpen(this: ReconThis) {
 				const counts = await store.openBreakCounts(this.knex);
 				if (this.broker.isMetricsEnabled()) {
-					for (const p of ["mobile_money", "bank", "card"]) this.broker.metrics.set(OPEN_BREAKS_METRIC, counts.find(c => c.provider === p)?.n ?? 0, { provider: p });
+					for (const p of PROVIDERS) this.broker.metrics.set(OPEN_BREAKS_METRIC, counts.find(c => c.provider === p)?.n ?? 0, { provider: p });
 				}
 				return counts.reduce((s, c) => s + c.n, 0);
 			},

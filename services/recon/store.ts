@@ -61,6 +61,9 @@ const BREAK_BATCH = 1_000;
  */
 export async function recordBreaks(knex: Knex, runId: string, provider: string, day: string, breaks: readonly Break[]): Promise<number> {
 	return knex.transaction(async trx => {
+		// One run of a provider's day at a time: a second waits here, then finds the first's breaks
+		// (and its clearing of the ones no longer found cannot undo the other's).
+		await trx.raw("SELECT pg_advisory_xact_lock(hashtext(?))", [`paymesh.recon:${provider}:${day}`]);
 		let inserted = 0;
 		for (let i = 0; i < breaks.length; i += BREAK_BATCH) {
 			const part = breaks.slice(i, i + BREAK_BATCH);

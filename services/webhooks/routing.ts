@@ -1,7 +1,7 @@
 /**
  * Which merchant owners an event concerns, and the body a delivery carries (pure).
  */
-export const WEBHOOK_EVENTS = ["transfer.completed", "payment.status_changed", "balance.updated", "hold.created", "hold.posted", "hold.voided", "hold.expired"] as const;
+export const WEBHOOK_EVENTS = ["transfer.completed", "payment.status_changed", "payment.refunded", "balance.updated", "hold.created", "hold.posted", "hold.voided", "hold.expired"] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 /** The users an event belongs to: both sides of a transfer or hold, an account's owner, a payment's user. */

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { client, gatewayPort, type HttpResult } from "../support/http.ts";
 import { grantRole } from "../support/roles.ts";
+import { until } from "../support/wait.ts";
 import { callDetached } from "../../lib/contract.ts";
 import { audit } from "../../contracts/audit.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
@@ -116,6 +117,11 @@ describe("refunds over HTTP", () => {
 		assert.deepEqual([listed.body.refundedAmount, listed.body.refundableAmount, listed.body.items.map(i => i.id)], [2_000, 3_000, [first.body.id]]);
 		expectError(await http("GET", `/api/v1/payments/${paymentId}/refunds`, { token: stranger.accessToken }), 404, "PAYMENT_NOT_FOUND");
 		assert.equal(await balance(payer), 100_000 - 5_000 + 2_000);
+		// The payer is told it is a refund (notifications, from the refund's transfer event).
+		await until("the payer's refund notice", async () => {
+			const n = await http<{ items: { title: string; body: string }[] }>("GET", "/api/v1/notifications", { token: payer.accessToken });
+			return n.body.items.some(i => i.title === "Refund received" && i.body === "You received a refund of 20.00 USD.");
+		});
 	});
 
 	it("lets support refund on a customer's request with a reason (audited), never a payment of their own", async () => {

@@ -14,6 +14,11 @@ describe("notification templates", () => {
 		assert.equal(draftsFor("transfer.completed", { amount: 1_234, currency: "KWD", fromOwnerId: A, toOwnerId: B })[0]?.body, "You received 1.234 KWD.");
 	});
 
+	it("tells the payer of a refund that it is one, with the payment it refunds", () => {
+		const d = draftsFor("transfer.completed", { id: "r1", kind: "refund", paymentId: "p1", amount: 250, currency: "USD", fromOwnerId: B, toOwnerId: A, toAccountId: "acc" });
+		assert.deepEqual(d.map(x => [x.userId, x.title, x.body, x.data["paymentId"]]), [[A, "Refund received", "You received a refund of 2.50 USD.", "p1"]]);
+	});
+
 	it("says nothing for transfers from system accounts, between one user's accounts, or without owners", () => {
 		assert.deepEqual(draftsFor("transfer.completed", { amount: 1, currency: "USD", fromOwnerId: null, toOwnerId: B }), []);
 		assert.deepEqual(draftsFor("transfer.completed", { amount: 1, currency: "USD", fromOwnerId: A, toOwnerId: A }), []);
