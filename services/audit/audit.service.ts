@@ -61,7 +61,8 @@ export function auditService(config: Config): ServiceSchema {
 							}
 						}
 						const last = items[items.length - 1];
-						if (blocks.length < LIST_PAGE_BLOCKS || !last) break;
+						// Fewer blocks than asked: the end of the log. No progress: nothing more to find.
+						if (blocks.length < LIST_PAGE_BLOCKS || !last || last.seq <= after) break;
 						after = last.seq;
 					}
 					return { items, nextAfterSeq: items[items.length - 1]?.seq ?? null };
