@@ -21,7 +21,10 @@ import { ledger } from "../../contracts/ledger.ts";
 import { audit } from "../../contracts/audit.ts";
 import { OPEN_BREAKS_METRIC } from "../../services/recon/recon.service.ts";
 
-const USERS = ["018f0000-0000-7000-8000-0000000000c1", "018f0000-0000-7000-8000-0000000000c2", "018f0000-0000-7000-8000-0000000000c3"];
+/** A larger day for a figure: RECON_TOPUPS=10000 RECON_BREAK_PERMILLE=10 (the default run stays small and fast). */
+const TOPUPS = Number(process.env["RECON_TOPUPS"] ?? 160);
+const BREAK_PERMILLE = process.env["RECON_BREAK_PERMILLE"] ?? "120";
+const USERS = Array.from({ length: Math.max(3, Math.ceil(TOPUPS / 100)) }, (_, i) => `018f0000-0000-7000-8000-${(0xc1 + i).toString(16).padStart(12, "0")}`);
 const STAFF_A = "018f0000-0000-7000-8000-0000000000d1";
 const STAFF_B = "018f0000-0000-7000-8000-0000000000d2";
 const dir = mkdtempSync(join(tmpdir(), "paymesh-recon-"));
@@ -60,7 +63,7 @@ function openGauge(): number {
 before(async () => {
 	node = await startNodeOnDatabase({
 		SERVICES: "ledger,payments,providers,fraud,users,recon,audit", METRICS_ENABLED: "true", PROVIDER_LATENCY_MS: "0", PROVIDER_SEED: "7",
-		SETTLEMENT_DIR: dir, SETTLEMENT_BREAK_PERMILLE: "120",
+		SETTLEMENT_DIR: dir, SETTLEMENT_BREAK_PERMILLE: BREAK_PERMILLE,
 		// No resume sweep during the test: the stuck payment below waits for the re-query.
 		PAYMENT_RESUME_AFTER_MS: "3600000",
 	});
@@ -82,7 +85,8 @@ describe("reconciliation", () => {
 		const accounts: string[] = [];
 		for (const id of USERS) accounts.push(((await broker.call("ledger.accounts.open", { ownerId: id, currency: "USD" })) as { id: string }).id);
 		const jobs: Promise<unknown>[] = [];
-		for (let i = 0; i < 160; i++) {
+		for (let i = 0; i < TOPUPS; i++) {
+			if (jobs.length >= 200) await Promise.all(jobs.splice(0));
 			const u = Math.floor(random() * USERS.length);
 			const common = { userId: USERS[u], accountId: accounts[u], currency: "USD", provider: "card" };
 			jobs.push(broker.call("payments.topup", { ...common, idempotencyKey: `rt-${i}`, amount: 5_000 + Math.floor(random() * 5_000) }).catch(() => null));
@@ -102,7 +106,9 @@ describe("reconciliation", () => {
 		injected = file.injected;
 		assert.ok(injected.length >= 10, `breaks were injected (${injected.length})`);
 		assert.equal(readFileSync(file.path, "utf8"), file.csv, "the file is written where the provider keeps it");
+		const started = performance.now();
 		run = await callDetached(broker, recon.run, { provider: "card", day: today }, { timeout: 60_000 });
+		process.stdout.write(`# recon.run over ${file.lines} lines (${injected.length} injected breaks): ${(performance.now() - started).toFixed(0)} ms\n`);
 		const breaks = await allBreaks();
 		assert.deepEqual(new Set(breaks.map(b => `${b.type}:${b.paymentId}`)), new Set(injected.map(b => `${b.type}:${b.paymentId}`)));
 		assert.equal(breaks.length, injected.length);
@@ -165,7 +171,7 @@ describe("reconciliation", () => {
 	});
 
 	it("a payment stuck on our side that the provider settled: re-queried on approval, and it completes", async () => {
-		const owner = "018f0000-0000-7000-8000-0000000000c9";
+		const owner = "018f0000-0000-7000-8000-00000000ffc9";
 		await broker.call("users.create", { userId: owner, email: "stuck@example.com", name: "Stuck" });
 		const wallet = ((await broker.call("ledger.accounts.open", { ownerId: owner, currency: "USD" })) as { id: string }).id;
 		await callDetached(broker, providers.simulate, { provider: "card", failurePercent: 100 });
