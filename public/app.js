@@ -505,6 +505,47 @@ async function loadStaff() {
 	}
 	if (frozen.status === 200) $("#frozen").replaceChildren(...frozen.data.items.map(a => el("li", {}, el("code", {}, a.id), ` ${a.currency}`)));
 	if (daily.status === 200) renderChart(daily.data.items);
+	await loadBreaks();
+}
+
+/** Reconciliation breaks not resolved yet: open ones can be picked for a proposal, proposed ones approved (by someone else). */
+async function loadBreaks() {
+	const [open, proposed] = await Promise.all([api("GET", "/admin/recon/breaks?status=open&limit=50"), api("GET", "/admin/recon/breaks?status=proposed&limit=50")]);
+	if (open.status !== 200 || proposed.status !== 200) return;
+	const item = b => {
+		const amount = b.theirAmount ?? b.ourAmount;
+		const what = `#${b.id} ${b.type.replace(/_/g, " ")} · ${b.provider} ${b.day}${amount === null ? "" : ` · ${formatMinor(amount, b.currency)}`}`;
+		const li = el("li", { dataset: { breakId: String(b.id), status: b.status } }, el("span", { title: b.detail }, what));
+		if (b.proposal) {
+			li.append(el("span", { class: "muted" }, ` ${b.proposal.resolution} proposed: ${b.proposal.note}`));
+			li.append(el("button", { type: "button", onclick: () => approveBreak(b.id) }, "Approve"));
+		} else {
+			li.append(el("button", { type: "button", class: "secondary", onclick: () => ($("#break-form").elements.id.value = String(b.id)) }, "Pick"));
+		}
+		return li;
+	};
+	$("#breaks").replaceChildren(...proposed.data.items.map(item), ...open.data.items.map(item));
+}
+
+async function proposeBreak(e) {
+	e.preventDefault();
+	const f = e.target.elements;
+	const id = String(f.id.value).trim();
+	if (!/^[1-9][0-9]{0,15}$/.test(id)) {
+		toast("Pick a break from the list (its number).");
+		return;
+	}
+	const r = await api("POST", pathOf`/admin/recon/breaks/${id}/propose`, { body: { resolution: f.resolution.value, note: f.note.value } });
+	toast(r.status === 200 ? `Resolution of break ${id} proposed; someone else approves it.` : messageFor(r.data));
+	await loadBreaks();
+}
+
+async function approveBreak(id) {
+	const r = await api("POST", pathOf`/admin/recon/breaks/${id}/approve`);
+	// Four eyes: a 403 here is either the role or the proposer approving their own proposal.
+	if (r.status === 403) toast("Approval needs the admin role and someone other than the proposer.");
+	else toast(r.status === 200 ? `Break ${id} resolved.` : messageFor(r.data));
+	await loadBreaks();
 }
 
 async function decide(id, op) {
@@ -554,6 +595,7 @@ function start() {
 		await loadNotifications();
 	});
 	$("#freeze-form").addEventListener("submit", freeze);
+	$("#break-form").addEventListener("submit", proposeBreak);
 	// A reload keeps the session: the refresh token in sessionStorage gets a new access token.
 	if (state.refresh) {
 		void refreshTokens().then(async ok => {
