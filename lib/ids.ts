@@ -15,10 +15,25 @@ let lastMs = 0;
 let counter = 0;
 const COUNTER_MAX = 0xfff;
 
+/** Where the random bits come from: the system, or the simulator's seeded source (sim/run.ts). */
+let fill: (buf: Buffer) => void = buf => void randomFillSync(buf);
+
+/**
+ * For the deterministic simulator only: ids from `source` (seeded bytes) instead of the
+ * system's randomness, starting afresh (empty pool, no last time), so that one seed makes
+ * the same ids in every run; `null` puts the system's source back.
+ */
+export function useIdSource(source: ((buf: Buffer) => void) | null): void {
+	fill = source ?? (buf => void randomFillSync(buf));
+	poolOffset = POOL_BYTES;
+	lastMs = 0;
+	counter = 0;
+}
+
 /** 16 random bytes, taken from a pool refilled 256 ids at a time (one system call, not one per id). */
 function random16(): Buffer {
 	if (poolOffset >= POOL_BYTES) {
-		randomFillSync(pool);
+		fill(pool);
 		poolOffset = 0;
 	}
 	const out = Buffer.from(pool.subarray(poolOffset, poolOffset + 16));

@@ -1,0 +1,180 @@
+/**
+ * The simulated cluster: one process, several Moleculer brokers over a SimNetwork. Ledger
+ * owners run the real ledger service (services/ledger) on the run's PGlite database; the
+ * client node stands for the gateways and callers (it runs no service of the project, only
+ * the simulator's observer of the live feed). Broker settings that would let the wall clock
+ * decide something are off: no request timeouts (the simulated client gives up on an answer
+ * after simulated time), no heartbeat checks (the simulator declares a crashed node gone
+ * after a simulated delay, as a heartbeat timeout would), no retry policy, circuit breaker
+ * or bulkhead (the client's retries are the simulator's, with the same idempotency keys).
+ */
+import { ServiceBroker, type BrokerOptions, type Service, type ServiceSchema } from "moleculer";
+import { loadConfig, type Config } from "../config/index.ts";
+import { ContextStoreMiddleware } from "../lib/context-store.ts";
+import { dbMixin } from "../mixins/db.mixin.ts";
+import { ledgerService } from "../services/ledger/ledger.service.ts";
+import { SimTransporter, type SimNetwork } from "./network.ts";
+import type { SimDatabase } from "./database.ts";
+
+/** Not a secret: the simulator signs nothing that leaves the process. */
+const SIM_JWT_SECRET = "paymesh-simulator-not-a-secret-0123456789abcdef";
+
+export function simConfig(logLevel: string): Config {
+	return loadConfig({
+		LOG_LEVEL: logLevel, METRICS_ENABLED: "false", JWT_SECRET: SIM_JWT_SECRET, DATA_DIR: "/nonexistent/paymesh-sim",
+		// The batcher and the relay go by event-loop turns, not by wall-clock waits.
+		LEDGER_BATCH_WAIT_MS: "0", OUTBOX_RELAY_GAP_MS: "0",
+		// Background timers far beyond a run: the simulator drives hold sweeps itself.
+		OUTBOX_POLL_INTERVAL_MS: "60000", LEDGER_HOLD_SWEEP_INTERVAL_MS: "3600000", OUTBOX_PRUNE_INTERVAL_MS: "86400000",
+	});
+}
+
+/** A node announces its services the moment they change, not after a wall-clock debounce (Moleculer's types miss the option). */
+const IMMEDIATE_SERVICE_CHANGES: NonNullable<BrokerOptions["transit"]> & { serviceChangedDebounceTime: number } = { serviceChangedDebounceTime: 0 };
+
+function brokerFor(nodeID: string, transporter: SimTransporter, logLevel: string): ServiceBroker {
+	return new ServiceBroker({
+		namespace: "sim",
+		nodeID,
+		transporter,
+		serializer: "JSONExt",
+		middlewares: [ContextStoreMiddleware as never],
+		logger: logLevel === "silent" ? false : { type: "Console", options: { level: logLevel } },
+		requestTimeout: 0,
+		heartbeatInterval: 3600,
+		heartbeatTimeout: 7200,
+		registry: {
+			strategy: "RoundRobin", preferLocal: true, stopDelay: 0,
+			discoverer: { type: "Local", options: { disableHeartbeatChecks: true, disableOfflineNodeRemoving: true } },
+		},
+		retryPolicy: { enabled: false },
+		circuitBreaker: { enabled: false },
+		bulkhead: { enabled: false },
+		tracking: { enabled: false },
+		validator: true,
+		metrics: { enabled: false },
+		tracing: { enabled: false },
+		transit: IMMEDIATE_SERVICE_CHANGES,
+	});
+}
+
+/** The ledger service with its database mixin bound to the run's database instead of acquireDb. */
+function simLedgerSchema(config: Config, db: SimDatabase): ServiceSchema {
+	const schema = ledgerService(config);
+	const real = dbMixin(config, "ledger");
+	const simDb: Partial<ServiceSchema> = {
+		...real,
+		// Same error hook and health action; the knex is the run's, already migrated.
+		started(this: Service & { knex?: unknown; dbKind?: string }) {
+			this.knex = db.knex;
+			this.dbKind = "pglite";
+		},
+		stopped() {},
+	};
+	const mixins = (schema.mixins ?? []).map(m => ((m as Partial<ServiceSchema>).actions && "health" in ((m as Partial<ServiceSchema>).actions ?? {}) ? simDb : m));
+	return { ...schema, mixins } as ServiceSchema;
+}
+
+export interface SimNode {
+	id: string;
+	kind: "ledger" | "client";
+	broker: ServiceBroker | null;
+	up: boolean;
+	/** Simulated time at which the others notice it is gone (a heartbeat timeout), or null. */
+	goneAtTick: number | null;
+	incarnation: number;
+}
+
+export class SimCluster {
+	readonly nodes: SimNode[] = [];
+	private readonly net: SimNetwork;
+	private readonly db: SimDatabase;
+	private readonly config: Config;
+	private readonly logLevel: string;
+	private readonly extra: ServiceSchema[];
+
+	constructor(net: SimNetwork, db: SimDatabase, opts: { ledgerNodes: number; logLevel: string; clientServices: ServiceSchema[] }) {
+		this.net = net;
+		this.db = db;
+		this.logLevel = opts.logLevel;
+		this.config = simConfig(opts.logLevel === "silent" ? "fatal" : opts.logLevel);
+		this.extra = opts.clientServices;
+		this.nodes.push({ id: "client", kind: "client", broker: null, up: false, goneAtTick: null, incarnation: 0 });
+		for (let i = 1; i <= opts.ledgerNodes; i++) this.nodes.push({ id: `ledger-${i}`, kind: "ledger", broker: null, up: false, goneAtTick: null, incarnation: 0 });
+	}
+
+	get client(): ServiceBroker {
+		const b = this.nodes[0]?.broker;
+		if (!b) throw new Error("client node not started");
+		return b;
+	}
+
+	/**
+	 * The nodes the client believes offer `action`, sorted: the simulator picks among them
+	 * by its seed for actions that are not owner-routed (a round-robin counter would depend
+	 * on the order the client learnt of the nodes).
+	 */
+	endpointsOf(action: string): string[] {
+		const list = this.client.registry.getActionEndpoints(action);
+		if (!list) return [];
+		return list.endpoints.filter(ep => ep.isAvailable).map(ep => ep.id).sort();
+	}
+
+	get ids(): string[] {
+		return this.nodes.map(n => n.id);
+	}
+
+	node(id: string): SimNode {
+		const n = this.nodes.find(x => x.id === id);
+		if (!n) throw new Error(`no node ${id}`);
+		return n;
+	}
+
+	/** Starts a node (again, after a crash): a new broker, empty memory, same node id. */
+	async start(id: string): Promise<void> {
+		const n = this.node(id);
+		const transporter = new SimTransporter(this.net);
+		const broker = brokerFor(id, transporter, this.logLevel);
+		if (n.kind === "ledger") broker.createService(simLedgerSchema(this.config, this.db));
+		else for (const s of this.extra) broker.createService(s);
+		n.broker = broker;
+		n.incarnation += 1;
+		this.net.rejoin(id);
+		await broker.start();
+		// No heartbeats: announce the started services at once.
+		await transporter.announce();
+		n.up = true;
+		n.goneAtTick = null;
+	}
+
+	/**
+	 * Crashes a node: it is cut off at once (nothing it sends or is sent arrives any more, so
+	 * answers it owes are lost), then its broker stops and its memory is dropped. Work it had
+	 * handed to the database finishes there, as a transaction a dead client left would be
+	 * committed or rolled back by the server.
+	 */
+	async crash(id: string, noticeAtTick: number): Promise<void> {
+		const n = this.node(id);
+		this.net.isolate(id, this.ids);
+		n.up = false;
+		n.goneAtTick = noticeAtTick;
+		const b = n.broker;
+		n.broker = null;
+		await b?.stop();
+	}
+
+	/** The others notice the node is gone, as their heartbeat check would. */
+	noticeGone(id: string): void {
+		for (const other of this.nodes) other.broker?.registry.nodes.disconnected(id, true);
+		this.node(id).goneAtTick = null;
+	}
+
+	async stopAll(): Promise<void> {
+		for (const n of this.nodes) {
+			const b = n.broker;
+			n.broker = null;
+			n.up = false;
+			await b?.stop();
+		}
+	}
+}
