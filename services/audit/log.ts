@@ -26,7 +26,7 @@ export async function appendPage(knex: Knex, keys: Keyring, source: string, even
 	if (events.length === 0) return [];
 	return knex.transaction(async trx => {
 		await store.lockChain(trx);
-		const tip = await store.lastBlock(trx);
+		const tip = await store.chainTip(trx);
 		let mark: { pos: number; index: number } | null = null;
 		let page = events;
 		if (positioned) {
@@ -38,7 +38,7 @@ export async function appendPage(knex: Knex, keys: Keyring, source: string, even
 				page = events.filter(e => !seen.has(e.eventId));
 			}
 		}
-		const blocks = planBlocks(tip ? { nextSeq: tip.seq + tip.eventCount, hash: tip.hash } : { nextSeq: 1, hash: GENESIS_HASH }, source, page, mark, nowMs, keys.current);
+		const blocks = planBlocks(tip ?? { nextSeq: 1, hash: GENESIS_HASH }, source, page, mark, nowMs, keys.current);
 		await store.insertBlocks(trx, blocks);
 		return blocks;
 	});
@@ -53,8 +53,8 @@ export async function appendRecord(knex: Knex, keys: Keyring, record: { eventId:
 	return knex.transaction(async trx => {
 		await store.lockChain(trx);
 		if (await store.recordIdSeen(trx, record.eventId)) return null;
-		const tip = await store.lastBlock(trx);
-		const [block] = planBlocks(tip ? { nextSeq: tip.seq + tip.eventCount, hash: tip.hash } : { nextSeq: 1, hash: GENESIS_HASH }, "admin", [{ seq: 0, ...record }], null, nowMs, keys.current);
+		const tip = await store.chainTip(trx);
+		const [block] = planBlocks(tip ?? { nextSeq: 1, hash: GENESIS_HASH }, "admin", [{ seq: 0, ...record }], null, nowMs, keys.current);
 		if (!block) return null;
 		await store.insertBlocks(trx, [block]);
 		await store.insertRecordId(trx, record.eventId, block.seq);
@@ -70,9 +70,9 @@ export async function appendRecord(knex: Knex, keys: Keyring, record: { eventId:
 export async function anchorLegacy(knex: Knex, keys: Keyring, nowMs = Date.now()): Promise<Block | null> {
 	return knex.transaction(async trx => {
 		await store.lockChain(trx);
-		const tip = await store.lastBlock(trx);
-		if (!tip || tip.keyId !== null) return null;
-		const seq = tip.seq + tip.eventCount;
+		const tip = await store.chainTip(trx);
+		if (!tip || tip.keyed) return null;
+		const seq = tip.nextSeq;
 		const event = { pos: 0, eventId: `audit:anchor:${seq}`, event: "audit.anchored", payload: { unkeyedRecords: seq - 1, keyId: keys.current.idHex } };
 		const block = seal({ seq, eventCount: 1, source: "audit", lastPos: 0, lastIndex: 0, recordedAtMs: nowMs, format: FORMAT_BROTLI_JSON, body: encodeEvents([event]), prevHash: tip.hash }, keys.current);
 		await store.insertBlocks(trx, [block]);

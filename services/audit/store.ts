@@ -31,10 +31,12 @@ export async function lockChain(trx: Knex.Transaction): Promise<void> {
 	await trx.raw("SELECT pg_advisory_xact_lock(hashtext('paymesh.audit.chain'))");
 }
 
-/** The newest block (the chain's tip), or null for an empty log. */
-export async function lastBlock(db: Knex | Knex.Transaction): Promise<Block | null> {
-	const r = await queryOne<BlockRow>(db, "SELECT * FROM audit.blocks ORDER BY seq DESC LIMIT 1");
-	return r ? toBlock(r) : null;
+/** Where the chain ends, without the tip's body: the next block's number and link, and whether the tip is keyed. */
+export async function chainTip(db: Knex | Knex.Transaction): Promise<{ nextSeq: number; hash: Buffer; keyed: boolean } | null> {
+	const r = await queryOne<{ seq: bigint | number | string; event_count: number; hash: Buffer | Uint8Array; keyed: boolean }>(
+		db, "SELECT seq, event_count, hash, key_id IS NOT NULL AS keyed FROM audit.blocks ORDER BY seq DESC LIMIT 1",
+	);
+	return r ? { nextSeq: Number(r.seq) + r.event_count, hash: buf(r.hash), keyed: r.keyed } : null;
 }
 
 /** A source's high-water mark: where its newest keyed block ends, or null before its first one. */
