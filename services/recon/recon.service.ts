@@ -166,8 +166,7 @@ export function reconService(config: Config): ServiceSchema {
 				const items: SettlementViewItem[] = [];
 				let afterId: string | null = null;
 				do {
-					const page: Awaited<ReturnType<typeof call<typeof payments.settlementView.params, { items: SettlementViewItem[]; nextAfterId: string | null }>>> =
-						await call(ctx, payments.settlementView, { provider, day, limit: VIEW_PAGE, ...(afterId ? { afterId } : {}) });
+					const page: { items: SettlementViewItem[]; nextAfterId: string | null } = await call(ctx, payments.settlementView, { provider, day, limit: VIEW_PAGE, ...(afterId ? { afterId } : {}) });
 					items.push(...page.items);
 					afterId = page.nextAfterId;
 				} while (afterId);
