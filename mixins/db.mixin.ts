@@ -4,10 +4,11 @@
  * schema migrated to the latest version at start-up, and a `health` action.
  */
 import type { Knex } from "knex";
-import type { Logger, ServiceSchema } from "moleculer";
+import type { Logger, ServiceBroker, ServiceSchema } from "moleculer";
 import type { Config } from "../config/index.ts";
 import { migrateLatest } from "../migrations/index.ts";
 import { acquireDb, releaseDb } from "./db.ts";
+import { poolLabel, watchPool } from "./db-pool-metrics.ts";
 import { isDatabaseUnavailable, unavailable } from "../lib/errors.ts";
 import { noParams } from "../lib/schema.ts";
 
@@ -16,6 +17,9 @@ export interface DbService {
 	dbKind: "postgres" | "pglite";
 	logger: Logger;
 }
+
+/** What the mixin keeps on the service besides DbService. */
+type DbMixinThis = DbService & { broker: ServiceBroker; stopPoolMetrics?: () => Promise<void> };
 
 export function dbMixin(config: Config, schema: string): Partial<ServiceSchema> {
 	const mixin = {
@@ -38,13 +42,16 @@ export function dbMixin(config: Config, schema: string): Partial<ServiceSchema> 
 				},
 			},
 		},
-		async started(this: DbService) {
+		async started(this: DbMixinThis) {
 			const db = acquireDb(config);
 			this.knex = db.knex;
 			this.dbKind = db.kind;
+			// The pool's connections, waits and failures at /metrics (one watcher per pool and node).
+			this.stopPoolMetrics = watchPool(this.broker, this.knex, poolLabel(config.databaseUrl));
 			await migrateLatest(this.knex, schema);
 		},
-		async stopped(this: DbService) {
+		async stopped(this: DbMixinThis) {
+			await this.stopPoolMetrics?.();
 			await releaseDb(config);
 		},
 	};
