@@ -143,6 +143,8 @@ export interface Config {
 		settlementDir: string;
 		/** Simulation: breaks injected into a settlement file, per thousand operations (reconciliation's test material). */
 		settlementBreakPermille: number;
+		/** How often the recon service reconciles yesterday's file of each provider that has no finished run for it; 0: never (runs only when asked). */
+		reconScheduleIntervalMs: number;
 		resumeAfterMs: number;
 		breakerRequestsMin: number;
 		breakerWindowS: number;
@@ -517,6 +519,7 @@ export function loadConfig(env: Env = process.env): Config {
 			providerSeed: intVar(env, "PROVIDER_SEED", 0, 0, 2 ** 31 - 1),
 			settlementDir: env["SETTLEMENT_DIR"] || `${env["DATA_DIR"] || "./data"}/settlements`,
 			settlementBreakPermille: intVar(env, "SETTLEMENT_BREAK_PERMILLE", 10, 0, 1_000),
+			reconScheduleIntervalMs: intVar(env, "RECON_SCHEDULE_INTERVAL_MS", 3_600_000, 0, 86_400_000),
 			resumeAfterMs: intVar(env, "PAYMENT_RESUME_AFTER_MS", 30_000, 100, 3_600_000),
 			breakerRequestsMin: intVar(env, "PROVIDER_BREAKER_REQUESTS_MIN", 10, 1, 10_000),
 			breakerWindowS: intVar(env, "PROVIDER_BREAKER_WINDOW_S", 60, 1, 3_600),

@@ -15,7 +15,7 @@ import { Errors } from "moleculer";
 import { createHash } from "node:crypto";
 import type { Config } from "../../config/index.ts";
 import { CURRENCY_CODES, type CurrencyCode } from "../../config/currencies.ts";
-import { call } from "../../lib/contract.ts";
+import { call, callDetached } from "../../lib/contract.ts";
 import { toClientError } from "../../lib/errors.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import type { Infer } from "../../lib/schema.ts";
@@ -30,6 +30,7 @@ import { recon, type RunView } from "../../contracts/recon.ts";
 import { adjustmentFor, fourEyesProblem, parseSettlement, reconcile, resolutionProblem, type OurPayment } from "./rules.ts";
 import * as store from "./store.ts";
 import { PROVIDERS } from "../payments/providers.ts";
+import { Periodic } from "../../lib/periodic.ts";
 
 export const OPEN_BREAKS_METRIC = "paymesh.recon.open_breaks";
 const VIEW_PAGE = 5_000;
@@ -50,6 +51,8 @@ type ReconThis = DbService & {
 	ours(ctx: Context, provider: RunParams["provider"], day: string, lineIds: string[]): Promise<Map<string, OurPayment>>;
 	ledgerAmounts(ctx: Context, provider: string, day: string, items: SettlementViewItem[]): Promise<Map<string, number>>;
 	reportOpen(): Promise<number>;
+	scheduled(): Promise<void>;
+	schedule: Periodic | null;
 };
 
 const isCurrency = (c: string): c is CurrencyCode => (CURRENCY_CODES as string[]).includes(c);
@@ -74,11 +77,12 @@ export function reconService(config: Config): ServiceSchema {
 					const csv = ctx.params.csv ?? (await call(ctx, providers.settlement, { provider, day }, { timeout: 60_000 })).csv;
 					const parsed = parseSettlement(csv);
 					if (!parsed.ok) throw toClientError({ code: "VALIDATION_ERROR", message: `settlement file line ${parsed.lineNo}: ${parsed.problem}`, details: { lineNo: parsed.lineNo } });
+					const ours = await this.ours(ctx, provider, day, [...new Set(parsed.lines.map(l => l.paymentId))]);
+					const { breaks, totals } = reconcile(parsed.lines, ours);
+					// The run is written once everything it needs was read: a dependency that fails leaves no run behind.
 					const runId = uuidv7();
 					const fileSha256 = createHash("sha256").update(csv).digest("hex");
 					await store.startRun(this.knex, { id: runId, provider, day, fileSha256 });
-					const ours = await this.ours(ctx, provider, day, [...new Set(parsed.lines.map(l => l.paymentId))]);
-					const { breaks, totals } = reconcile(parsed.lines, ours);
 					const newBreaks = await store.recordBreaks(this.knex, runId, provider, day, breaks);
 					const openBreaks = await this.reportOpen();
 					const full = { ...totals, newBreaks, openBreaks };
@@ -220,6 +224,22 @@ export function reconService(config: Config): ServiceSchema {
 				return amounts;
 			},
 
+			/**
+			 * The daily job: yesterday's (UTC) file of each provider that has no finished run for
+			 * that day is reconciled. Two recon nodes doing it at once record each break once
+			 * (runs of a day are serialized, breaks unique by key).
+			 */
+			async scheduled(this: ReconThis) {
+				const day = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+				for (const provider of PROVIDERS) {
+					if (await store.hasFinishedRun(this.knex, provider, day)) continue;
+					// Everything a run asks must be up (a node starting may have recon before payments).
+					const needed = [providers.settlement, payments.settlementView, ledger.accounts.statement];
+					if (!needed.every(a => this.broker.registry.getActionEndpoints(a.name)?.hasAvailable())) return;
+					await callDetached(this.broker, recon.run, { provider, day }, { timeout: 300_000 });
+				}
+			},
+
 			/** Sets the open-breaks gauge per provider; the total. */
 			async reportOpen(this: ReconThis) {
 				const counts = await store.openBreakCounts(this.knex);
@@ -231,12 +251,19 @@ export function reconService(config: Config): ServiceSchema {
 		},
 		created(this: ReconThis) {
 			this.systemAccounts = systemAccountResolver(this.broker);
+			this.schedule = config.payments.reconScheduleIntervalMs > 0
+				? new Periodic(() => this.scheduled(), config.payments.reconScheduleIntervalMs, err => this.logger.warn("scheduled reconciliation failed; the next round retries", { error: err.message }))
+				: null;
 			if (this.broker.isMetricsEnabled() && !this.broker.metrics.getMetric(OPEN_BREAKS_METRIC)) {
 				this.broker.metrics.register({ type: "gauge", name: OPEN_BREAKS_METRIC, labelNames: ["provider"], description: "Reconciliation breaks not resolved yet (open or proposed)" });
 			}
 		},
 		async started(this: ReconThis) {
 			await this.reportOpen();
+			this.schedule?.start();
+		},
+		async stopped(this: ReconThis) {
+			await this.schedule?.stop();
 		},
 	});
 }

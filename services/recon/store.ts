@@ -47,6 +47,11 @@ export async function startRun(knex: Knex, run: { id: string; provider: string; 
 	await knex.raw("INSERT INTO recon.runs (id, provider, day, status, file_sha256) VALUES (?, ?, ?, 'running', ?)", [run.id, run.provider, run.day, run.fileSha256]);
 }
 
+/** Whether a run of the provider's day finished. */
+export async function hasFinishedRun(knex: Knex, provider: string, day: string): Promise<boolean> {
+	return (await queryOne<{ one: number }>(knex, "SELECT 1 AS one FROM recon.runs WHERE provider = ? AND day = ?::date AND status = 'done' LIMIT 1", [provider, day])) !== undefined;
+}
+
 export async function finishRun(knex: Knex, id: string, totals: object): Promise<void> {
 	await knex.raw("UPDATE recon.runs SET status = 'done', totals = ?::jsonb, finished_at = now() WHERE id = ?", [JSON.stringify(totals), id]);
 }

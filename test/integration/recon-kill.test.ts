@@ -62,7 +62,7 @@ after(async () => {
 it("a run killed mid-way leaves all of its breaks or none, and the run after it records each exactly once", async () => {
 	const expected = LINES + LINES / 100;
 	const first = reconcile();
-	// Killed once the run is under way (its row is written before the matching starts).
+	// Killed once the run is under way: its row is written after the reading and matching, just before its breaks.
 	await until("the first run started", async () => {
 		const r = await sql.query("SELECT to_regclass('recon.runs') IS NOT NULL AS ok").catch(() => ({ rows: [{ ok: false }] }));
 		if (!r.rows[0]?.ok) return false;
