@@ -102,16 +102,15 @@ function knexOver(conn: FaultyConnection): Knex {
 	return knexFactory({ client: ClientPGLite, connection: { pglite: conn } as never });
 }
 
-let template: Promise<PGliteInterface> | null = null;
+let template: Promise<{ pglite: PGliteInterface; knex: Knex }> | null = null;
 
 /** The migrated template every seed's database is cloned from (made once per process). */
-function migratedTemplate(): Promise<PGliteInterface> {
+function migratedTemplate(): Promise<{ pglite: PGliteInterface; knex: Knex }> {
 	template ??= (async () => {
 		const pglite = new PGlite({ parsers: { [INT8_OID]: parseInt8 } });
-		const conn = new FaultyConnection(pglite);
-		const knex = knexOver(conn);
+		const knex = knexOver(new FaultyConnection(pglite));
 		await migrateLatest(knex, "ledger");
-		return pglite;
+		return { pglite, knex };
 	})();
 	return template;
 }
@@ -139,17 +138,17 @@ export async function resetSimDatabase(db: SimDatabase, schemas: readonly string
 	}
 }
 
-/** Closes the template (its Postgres timers would keep the process alive). */
+/** Closes the template and its knex (left open, they keep the process from exiting). */
 export async function closeSimTemplate(): Promise<void> {
 	const t = template;
 	template = null;
-	if (t) await (await t).close();
+	if (t) await (await t).knex.destroy();
 }
 
 /** A fresh ledger database for one seed: a clone of the migrated template. */
 export async function openSimDatabase(): Promise<SimDatabase> {
 	const base = await migratedTemplate();
-	const pglite = await base.clone();
+	const pglite = await base.pglite.clone();
 	const conn = new FaultyConnection(pglite);
 	const knex = knexOver(conn);
 	return {
