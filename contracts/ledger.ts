@@ -11,12 +11,32 @@ import type { accountView } from "../services/ledger/accounts.ts";
 import type { checkInvariants } from "../services/ledger/invariants.ts";
 import type { outboxLag, readEvents } from "../services/ledger/outbox.ts";
 import type { holdView, paymentView, transferView } from "../services/ledger/rules.ts";
+import type { FeeRule } from "../services/ledger/fees.ts";
 
 export type AccountView = ReturnType<typeof accountView>;
 export type TransferView = ReturnType<typeof transferView>;
 export type HoldView = ReturnType<typeof holdView>;
 /** A P2P payment as the ledger decided it. */
 export type PaymentView = ReturnType<typeof paymentView>;
+/** A price list as the API shows it. */
+export interface PriceListView {
+	version: number;
+	rules: FeeRule[];
+	effectiveAt: string;
+	supersededAt: string | null;
+	createdBy: string;
+	reason: string;
+}
+/** A quote: the fee a payment would be charged now, by which price list, and until when that list may be named. */
+export interface FeeQuote {
+	amount: number;
+	fee: number;
+	total: number;
+	currency: string;
+	tier: number;
+	priceVersion: number | null;
+	validUntil: string;
+}
 /** A refund's transfer, the payment it refunds and what is refunded of it now. */
 export type RefundView = TransferView & { paymentId: string; refundedAmount: number; refundableAmount: number };
 
@@ -91,6 +111,15 @@ export const ledger = {
 		/** A payment's refunds (the payer's, the payee's, or anyone's for staff), and what is left to refund. */
 		refunds: action("ledger.payments.refunds", P.refundsParams, returns<{ paymentId: string; amount: number; currency: string; refundedAmount: number; refundableAmount: number; items: TransferView[] }>()),
 	},
+	/** Fees (services/ledger/fees.ts): versioned price lists, quotes, revenue. */
+	prices: {
+		list: action("ledger.prices.list", P.emptyParams, returns<{ current: number | null; items: PriceListView[] }>()),
+		/** A new version, in force at once (admin, audited); returns it. */
+		set: action("ledger.prices.set", P.setPricesParams, returns<PriceListView>()),
+		/** What a payment would cost the owner now, and the price list to name when paying. */
+		quote: action("ledger.prices.quote", P.quoteParams, returns<FeeQuote>()),
+	},
+	revenue: action("ledger.revenue", P.revenueParams, returns<{ items: { day: string; currency: string; type: string; count: number; amount: number }[] }>()),
 	owners: {
 		setTier: action("ledger.owners.setTier", P.setTierParams, returns<{ ownerId: string; tier: number }>()),
 	},

@@ -40,6 +40,7 @@ export const STAFF_ACTIONS = {
 	proposeReversal: "transfer.reversal.propose",
 	approveReversal: "transfer.reversal.approve",
 	rejectReversal: "transfer.reversal.reject",
+	setPrices: "prices.set",
 } as const;
 export type StaffActionName = (typeof STAFF_ACTIONS)[keyof typeof STAFF_ACTIONS];
 

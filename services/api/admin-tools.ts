@@ -28,6 +28,7 @@ export const adminToolParams = {
 	deadLetterDiscard: paramsSchema({ $$strict: true, consumer: { type: "enum", values: CONSUMERS }, id: letterId, reason: reasonRule }),
 	byId: paramsSchema({ $$strict: true, id: uuid }),
 	compensate: paramsSchema({ $$strict: true, id: uuid, reason: reasonRule }),
+	stuck: paramsSchema({ $$strict: true, olderThanS: { type: "number", integer: true, min: 0, max: 30 * 86_400, convert: true, optional: true } }),
 	breaks: paramsSchema({
 		$$strict: true, status: { type: "enum", values: BREAK_STATUSES, optional: true }, provider: { type: "enum", values: PROVIDERS, optional: true },
 		day: { ...dayRule, optional: true }, limit: { type: "number", integer: true, min: 1, max: 200, convert: true, optional: true },
@@ -80,6 +81,14 @@ export const adminToolActions = {
 			return call(ctx, deadLetters[ctx.params.consumer].discard, { id: ctx.params.id, reason: ctx.params.reason, actor: staff.id });
 		},
 	},
+	/** Top-ups, payouts and reviews not final for longer than olderThanS (default 300), oldest first, at most 100. */
+	adminStuckPayments: {
+		params: adminToolParams.stuck,
+		async handler(ctx: Ctx<V<"stuck">>) {
+			requireRole(ctx, ["support", "admin"]);
+			return call(ctx, payments.stuck, { olderThanS: ctx.params.olderThanS ?? 300 });
+		},
+	},
 	adminRequeryPayment: {
 		params: adminToolParams.byId,
 		async handler(ctx: Ctx<V<"byId">>) {
@@ -129,6 +138,7 @@ export const ADMIN_TOOL_ALIASES = {
 	"POST /admin/dead-letters/:consumer/redeliver": "api.adminRedeliverDeadLetters",
 	"POST /admin/dead-letters/:consumer/:id/redeliver": "api.adminRedeliverDeadLetter",
 	"POST /admin/dead-letters/:consumer/:id/discard": "api.adminDiscardDeadLetter",
+	"GET /admin/payments/stuck": "api.adminStuckPayments",
 	"POST /admin/payments/:id/requery": "api.adminRequeryPayment",
 	"POST /admin/payments/:id/compensate": "api.adminCompensatePayment",
 	"GET /admin/recon/breaks": "api.adminReconBreaks",

@@ -313,6 +313,7 @@ const OPS: Record<ActionName, OpDoc> = {
 	adminRedeliverDeadLetter: { summary: "Re-send one dead letter to its consumer (audited)", description: "Delivered: the letter is gone; failed again: it stays with the new error.", ok: ["200", anyObject], roles: ["admin"], refusals: ["DEAD_LETTER_NOT_FOUND", "NOT_REPLAYABLE"] },
 	adminRedeliverDeadLetters: { summary: "Re-send a consumer's oldest dead letters (audited)", ok: ["200", anyObject], roles: ["admin"] },
 	adminDiscardDeadLetter: { summary: "Discard a dead letter with a reason (audited, the event kept in the audit chain)", ok: ["200", anyObject], roles: ["admin"], refusals: ["DEAD_LETTER_NOT_FOUND"] },
+	adminStuckPayments: { summary: "Payments not final for longer than olderThanS seconds (default 300), oldest first", ok: ["200", anyObject], roles: ["support", "admin"] },
 	adminRequeryPayment: { summary: "Ask the provider about a stuck top-up or payout now, and settle from its answer (audited)", ok: ["200", ref("Payment")], roles: ["support", "admin"], refusals: ["PAYMENT_NOT_FOUND", "NOT_REPAIRABLE"] },
 	refundPayment: {
 		summary: "Refund a P2P payment you received, whole or in part",

@@ -21,8 +21,10 @@ export interface Unit {
 export function requestHash(op: Op): string {
 	// Limits come from the caller's tier at the time, not from the request: a replay after a
 	// tier change is still the same request.
+	// Nor the fee schedule the node looked up for it: the request names its price list (priceVersion) or none.
 	const { key: _key, ...fields } = op;
 	if ("limits" in fields) delete fields.limits;
+	if ("pricing" in fields) delete fields.pricing;
 	return hashOf("ledger", fields);
 }
 
@@ -34,6 +36,7 @@ export function requestHash(op: Op): string {
 export function legacyRequestHash(op: Op): string {
 	const { key: _key, ...fields } = op;
 	if ("limits" in fields) delete fields.limits;
+	if ("pricing" in fields) delete fields.pricing;
 	return createHash("sha256").update(JSON.stringify(fields, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))).digest("hex");
 }
 
@@ -155,9 +158,10 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 	}, { keyedPlans: true });
 }
 
-/** The transfer of an approved payment's answer (a completed P2P payment), else null. */
+/** The transfer of an approved payment's answer (a completed P2P payment without a fee), else null. */
 function approvedTransferId(v: Record<string, unknown>): string | null {
-	return v["status"] === "completed" && typeof v["transferId"] === "string" ? v["transferId"] : null;
+	// A payment that was charged a fee keeps a key row: its answer names the fee and price list.
+	return v["status"] === "completed" && typeof v["transferId"] === "string" && !("fee" in v) ? v["transferId"] : null;
 }
 
 function sameRequest(dup: Slot, owner: Slot, results: OpResult[][]): OpResult {

@@ -5,10 +5,12 @@
  */
 import type { Context, ServiceSchema, ServiceBroker } from "moleculer";
 import type { Knex } from "knex";
+import { createHash } from "node:crypto";
+import type { CurrencyCode } from "../../config/currencies.ts";
 import type { Config } from "../../config/index.ts";
 import { MicroBatcher } from "../../lib/batcher.ts";
 import { Periodic } from "../../lib/periodic.ts";
-import { InvariantViolation, isDatabaseUnavailable, toClientError, unavailable, type Refusal } from "../../lib/errors.ts";
+import { invariant, InvariantViolation, isDatabaseUnavailable, refusal, toClientError, unavailable, type Refusal } from "../../lib/errors.ts";
 import { decodeTimeCursor } from "../../lib/cursor.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
@@ -20,10 +22,12 @@ import { checkInvariants } from "./invariants.ts";
 import { outboxLag, readEvents } from "./outbox.ts";
 import { EVENTS_READ_MAX, LIVE_BATCH_EVENT, liveBatch, livePublisher, Relay } from "../../mixins/event-log.ts";
 import * as P from "./params.ts";
-import { ledger, type RefundView } from "../../contracts/ledger.ts";
+import { ledger, type PriceListView, type RefundView } from "../../contracts/ledger.ts";
 import { defineService } from "../../lib/service.ts";
 import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
-import { holdView, paymentView, transferView, type Op, type OpResult } from "./rules.ts";
+import { holdView, paymentView, transferView, type Op, type OpResult, type PaymentPricing } from "./rules.ts";
+import { feeFor, priceListFor, QUOTE_VALID_MS, ruleFor, rulesProblem, type FeeRule, type PriceList } from "./fees.ts";
+import { systemAccountResolver } from "../../mixins/system-accounts.ts";
 import * as store from "./store.ts";
 
 const HOLD_SWEEP_BATCH_MAX = 1_000;
@@ -53,6 +57,9 @@ interface LedgerRuntime {
 	/** Source accounts this node has debited since the last reset: shows the Shard ownership. */
 	debited: Set<string>;
 	stopping: boolean;
+	/** The price lists (immutable versions) and the current one, reread every PRICES_REFRESH_MS. */
+	prices: { lists: Map<number, PriceList>; current: PriceList | null; refresher: Periodic };
+	revenueAccount: (code: string, currency: CurrencyCode) => Promise<string>;
 }
 
 type LedgerThis = DbService & {
@@ -65,6 +72,9 @@ type LedgerThis = DbService & {
 	setAccountStatus(id: string, status: "active" | "frozen"): Promise<Record<string, unknown>>;
 	runUnits(units: Unit[]): Promise<OpResult[][]>;
 	runBatchSafely(units: Unit[]): Promise<OpResult[][]>;
+	loadPrices(): Promise<void>;
+	pricingFor(currency: string, named: number | null): Promise<PaymentPricing | null | Refusal>;
+	paymentOpOf(p: P.PaymentParams): Promise<Op | Refusal>;
 };
 
 function unwrap(r: OpResult): Record<string, unknown> {
@@ -91,11 +101,21 @@ function transferOp(p: P.TransferParams): Op {
 	};
 }
 
-function paymentOp(p: P.PaymentParams): Op {
+function paymentOp(p: P.PaymentParams, pricing: PaymentPricing | null): Op {
 	return {
 		type: "payment", key: p.idempotencyKey, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId,
 		amount: BigInt(p.amount), currency: p.currency, description: p.description ?? "", ownerId: p.ownerId,
+		...(p.priceVersion != null ? { priceVersion: p.priceVersion } : {}), pricing,
 	};
+}
+
+/** How often a node rereads the price lists (a new version set on another node is in force here within this). */
+const PRICES_REFRESH_MS = 2_000;
+/** Fee revenue is credited to one of this many revenue accounts per currency, by node, so ledger nodes do not queue on one row. */
+const REVENUE_SHARDS = 8;
+
+function priceListView(l: PriceList & { createdBy: string; reason: string }): PriceListView {
+	return { version: l.version, rules: l.rules, effectiveAt: l.effectiveAt.toISOString(), supersededAt: l.supersededAt ? l.supersededAt.toISOString() : null, createdBy: l.createdBy, reason: l.reason };
 }
 
 /** An entry as the API shows it: amounts as safe integers, the time as ISO text. */
@@ -240,7 +260,9 @@ export function ledgerService(config: Config): ServiceSchema {
 				...ownerRouted("fromAccountId"),
 				params: ledger.payments.p2p.params,
 				async handler(this: LedgerThis, ctx: Context<P.PaymentParams>) {
-					const [r] = await this.submit([paymentOp(ctx.params)]);
+					const op = await this.paymentOpOf(ctx.params);
+					if ("code" in op) throw toClientError(op);
+					const [r] = await this.submit([op]);
 					return unwrap(r as OpResult);
 				},
 			},
@@ -251,7 +273,10 @@ export function ledgerService(config: Config): ServiceSchema {
 				async handler(this: LedgerThis, ctx: Context<P.PaymentManyParams>) {
 					// Each item answers on its own: one that fails (its batch hit the database, the queue
 					// was full) fails alone, and the others' committed payments are still answered.
-					const settled = await Promise.allSettled(ctx.params.items.map(p => this.submit([paymentOp(p)])));
+					const settled = await Promise.allSettled(ctx.params.items.map(async (p): Promise<OpResult[]> => {
+						const op = await this.paymentOpOf(p);
+						return "code" in op ? [{ ok: false, error: op }] : this.submit([op]);
+					}));
 					return {
 						items: settled.map(s => {
 							if (s.status === "rejected") {
@@ -340,6 +365,54 @@ export function ledgerService(config: Config): ServiceSchema {
 						paymentId: t.id, amount: toSafeNumber(t.amount), currency: t.currency, refundedAmount: toSafeNumber(refunded),
 						refundableAmount: toSafeNumber(t.amount - refunded), items: items.map(transferView),
 					};
+				},
+			},
+			"prices.list": {
+				params: ledger.prices.list.params,
+				async handler(this: LedgerThis) {
+					const lists = await store.priceLists(this.knex);
+					return { current: lists[lists.length - 1]?.version ?? null, items: lists.map(priceListView) };
+				},
+			},
+			/** A new price list, in force at once on this node (within PRICES_REFRESH_MS on others); recorded in the audit chain. */
+			"prices.set": {
+				params: ledger.prices.set.params,
+				async handler(this: LedgerThis, ctx: Context<P.SetPricesParams>) {
+					const p = ctx.params;
+					const rules: FeeRule[] = p.rules.map(r => ({
+						type: r.type, currency: r.currency, fixedMinor: r.fixedMinor, bps: r.bps,
+						...(r.tier != null ? { tier: r.tier } : {}), ...(r.minMinor != null ? { minMinor: r.minMinor } : {}), ...(r.maxMinor != null ? { maxMinor: r.maxMinor } : {}),
+					}));
+					const problem = rulesProblem(rules);
+					if (problem) throw toClientError({ code: "PRICE_LIST_INVALID", message: problem });
+					return staffAction(ctx, p, STAFF_ACTIONS.setPrices, "ledger/price_lists", { rules: rules.length }, async () => {
+						const version = await store.addPriceList(this.knex, rules, p.staffId, p.reason);
+						await this.loadPrices();
+						const list = (await store.priceLists(this.knex)).find(l => l.version === version);
+						invariant(list, `price list ${version} not found after it was added`);
+						return priceListView(list);
+					});
+				},
+			},
+			"prices.quote": {
+				params: ledger.prices.quote.params,
+				async handler(this: LedgerThis, ctx: Context<P.QuoteParams>) {
+					const p = ctx.params;
+					const tier = await store.ownerTier(this.knex, p.ownerId);
+					const list = this.rt.prices.current;
+					const fee = list ? feeFor(ruleFor(list.rules, "p2p", p.currency, tier), BigInt(p.amount)) : 0n;
+					return {
+						amount: p.amount, fee: toSafeNumber(fee), total: toSafeNumber(BigInt(p.amount) + fee), currency: p.currency, tier,
+						priceVersion: list?.version ?? null, validUntil: new Date(Date.now() + QUOTE_VALID_MS).toISOString(),
+					};
+				},
+			},
+			/** Fee revenue by day, currency and payment type. */
+			revenue: {
+				params: ledger.revenue.params,
+				async handler(this: LedgerThis, ctx: Context<P.RevenueParams>) {
+					const items = await store.revenue(this.knex, ctx.params.from, ctx.params.to);
+					return { items: items.map(i => ({ ...i, amount: toSafeNumber(i.amount) })) };
 				},
 			},
 			"transfers.reverse": {
@@ -492,6 +565,38 @@ export function ledgerService(config: Config): ServiceSchema {
 			kickRelay(this: LedgerThis): void {
 				this.rt.relay.kick();
 			},
+
+			async loadPrices(this: LedgerThis): Promise<void> {
+				const lists = await store.priceLists(this.knex);
+				this.rt.prices.lists = new Map(lists.map(l => [l.version, l]));
+				this.rt.prices.current = lists[lists.length - 1] ?? null;
+			},
+
+			/**
+			 * What a payment in this currency is charged by: the price list the request names (a
+			 * quote's, while it holds) or the current one, and this node's revenue account. Null
+			 * when the list has no fee for P2P in the currency: the batch then locks no revenue row.
+			 */
+			async pricingFor(this: LedgerThis, currency: string, named: number | null): Promise<PaymentPricing | null | Refusal> {
+				let list = priceListFor(this.rt.prices.lists, this.rt.prices.current, named, new Date());
+				if (list === "UNKNOWN") {
+					// Set on another node a moment ago: read again before refusing.
+					await this.loadPrices();
+					list = priceListFor(this.rt.prices.lists, this.rt.prices.current, named, new Date());
+				}
+				if (list === "UNKNOWN") return refusal("PRICE_LIST_UNKNOWN", "no price list has that version", { priceVersion: named });
+				if (list === "EXPIRED") return refusal("QUOTE_EXPIRED", "the quoted price list was replaced too long ago: ask for a new quote", { priceVersion: named });
+				if (!list || !list.rules.some(r => r.type === "p2p" && r.currency === currency)) return null;
+				const shard = createHash("sha256").update(this.broker.nodeID).digest().readUInt32BE(0) % REVENUE_SHARDS;
+				const revenueAccountId = await this.rt.revenueAccount(`revenue:fees_${shard}:${currency}`, currency as CurrencyCode);
+				return { version: list.version, rules: list.rules, revenueAccountId };
+			},
+
+			async paymentOpOf(this: LedgerThis, p: P.PaymentParams): Promise<Op | Refusal> {
+				const pricing = await this.pricingFor(p.currency, p.priceVersion ?? null);
+				if (pricing && "code" in pricing) return pricing;
+				return paymentOp(p, pricing);
+			},
 		},
 
 		created(this: LedgerThis) {
@@ -509,15 +614,23 @@ export function ledgerService(config: Config): ServiceSchema {
 				debited: new Set(),
 				relay: new Relay({ knex: () => this.knex, schema: "ledger", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, gapMs: config.outbox.relayGapMs, peers: () => this.broker.registry.getActionEndpoints(ledger.events.read.name)?.count() ?? 1, retention: { days: config.outbox.retentionDays, intervalMs: config.outbox.pruneIntervalMs }, warn: (m, o) => this.logger.warn(m, o) }),
 				stopping: false,
+				prices: {
+					lists: new Map(), current: null,
+					refresher: new Periodic(async () => this.loadPrices(), PRICES_REFRESH_MS, err => this.logger.warn("price lists not reread; the next round retries", { error: err.message })),
+				},
+				revenueAccount: systemAccountResolver(this.broker),
 			};
 		},
 
 		async started(this: LedgerThis) {
+			await this.loadPrices();
+			this.rt.prices.refresher.start();
 			this.rt.holdSweeper.start();
 			this.rt.relay.start(config.outbox.pollIntervalMs);
 		},
 
 		async stopped(this: LedgerThis) {
+			await this.rt.prices.refresher.stop();
 			await this.rt.holdSweeper.stop();
 			this.rt.stopping = true;
 			await this.rt.batcher.idle();

@@ -3,6 +3,7 @@
  * from the schema (lib/schema.ts), so the two cannot drift apart.
  */
 import { CURRENCY_CODES } from "../../config/currencies.ts";
+import { FEE_TYPES } from "./fees.ts";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { staffFields } from "../../lib/staff-action.ts";
 
@@ -96,12 +97,36 @@ export const holdCreateParams = paramsSchema({
 	timeoutMs: { type: "number", integer: true, min: 1, max: 365 * 24 * 3600 * 1000, convert: false },
 });
 /** A P2P payment decided by the owner's batch: the owner is required, the limits are the owner's tier. */
-export const paymentParams = paramsSchema({ $$strict: true, ...transferProps, ownerId: ownerRule });
+/** `priceVersion`: the price list the payer was quoted (services/ledger/fees.ts); absent: the current one. */
+const priceVersionRule = { type: "number", integer: true, min: 1, max: 2_147_483_647, optional: true, convert: false } as const;
+export const paymentParams = paramsSchema({ $$strict: true, ...transferProps, ownerId: ownerRule, priceVersion: priceVersionRule });
 /** Payments of one owning node's accounts sent together by a gateway (one hop for many requests). */
 export const paymentManyParams = paramsSchema({
 	$$strict: true,
-	items: { type: "array", min: 1, max: TRANSFER_MANY_ITEMS_MAX, items: { type: "object", strict: true, props: { ...transferProps, ownerId: ownerRule } } },
+	items: { type: "array", min: 1, max: TRANSFER_MANY_ITEMS_MAX, items: { type: "object", strict: true, props: { ...transferProps, ownerId: ownerRule, priceVersion: priceVersionRule } } },
 });
+
+/** A new price list (admin, audited): at most 200 rules, amounts in minor units. */
+export const FEE_RULES_MAX = 200;
+export const setPricesParams = paramsSchema({
+	$$strict: true,
+	rules: {
+		type: "array", max: FEE_RULES_MAX,
+		items: {
+			type: "object", strict: true,
+			props: {
+				type: { type: "enum", values: FEE_TYPES }, currency: currencyRule, tier: { type: "number", integer: true, min: 0, max: 3, optional: true, convert: false },
+				fixedMinor: { type: "number", integer: true, min: 0, max: 1_000_000_000, convert: false }, bps: { type: "number", integer: true, min: 0, max: 10_000, convert: false },
+				minMinor: { type: "number", integer: true, min: 0, max: 1_000_000_000, optional: true, convert: false },
+				maxMinor: { type: "number", integer: true, min: 0, max: 1_000_000_000, optional: true, convert: false },
+			},
+		},
+	},
+	staffId: { type: "uuid" },
+	reason: { type: "string", min: 3, max: 500 },
+});
+export const quoteParams = paramsSchema({ $$strict: true, ownerId: ownerRule, amount: amountRule, currency: currencyRule });
+export const revenueParams = paramsSchema({ $$strict: true, from: dateRule, to: dateRule });
 export const paymentGetParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });
 /** `cursor`: the page after this one (lib/cursor.ts: the last item's time in microseconds and id); one that is not ours serves the first page. */
 export const recentPaymentsParams = paramsSchema({
@@ -117,6 +142,9 @@ export const emptyParams = paramsSchema({ $$strict: true });
 export type OpenAccountParams = Infer<typeof openAccountParams>;
 export type TransferParams = Infer<typeof transferParams>;
 export type PaymentParams = Infer<typeof paymentParams>;
+export type SetPricesParams = Infer<typeof setPricesParams>;
+export type QuoteParams = Infer<typeof quoteParams>;
+export type RevenueParams = Infer<typeof revenueParams> & { from: Date; to: Date };
 export type PaymentGetParams = Infer<typeof paymentGetParams>;
 export type PaymentManyParams = Infer<typeof paymentManyParams>;
 export type SetTierParams = Infer<typeof setTierParams>;

@@ -10,12 +10,13 @@ import { toSafeNumber } from "../../lib/money.ts";
 import type { CurrencyCode } from "../../config/currencies.ts";
 import { DEFAULT_POLICY, HISTORY_MAX, VELOCITY_WINDOW_MS, score, type Scored } from "../fraud/rules.ts";
 import { isTier, limitsFor } from "../users/limits.ts";
+import { feeFor, ruleFor, type FeeRule } from "./fees.ts";
 
 export type AccountKind = "user" | "system";
 export type AccountStatus = "active" | "frozen";
 export type HoldStatus = "pending" | "posted" | "voided" | "expired";
 /** A P2P payment approved by its owner's batch is a "payment"; a plain ledger move a "transfer". */
-export type TransferKind = "transfer" | "payment" | "hold_post" | "reversal" | "refund";
+export type TransferKind = "transfer" | "payment" | "hold_post" | "reversal" | "refund" | "fee";
 /** A hold made by holds.create, or the hold of a P2P payment sent to review. */
 export type HoldKind = "hold" | "review";
 
@@ -142,6 +143,17 @@ export interface PaymentOp extends OpBase {
 	currency: string;
 	description: string;
 	ownerId: string;
+	/** The price list the request named (from a quote), if any: part of the request. */
+	priceVersion?: number;
+	/** The price list it is charged by and where its fee goes (services/ledger/fees.ts); none: no fee. Not part of the request's hash. */
+	pricing?: PaymentPricing | null;
+}
+
+export interface PaymentPricing {
+	version: number;
+	rules: readonly FeeRule[];
+	/** The revenue system account in the payment's currency. */
+	revenueAccountId: string;
 }
 /**
  * A refund of an approved P2P payment, whole or part, from the payee back to the payer: by
@@ -439,6 +451,14 @@ function applyPayment(s: Scratch, op: PaymentOp): OpResult {
 	if (!("from" in checked)) return fail(checked);
 	const { from, to, key } = checked;
 	invariant(key, "a payment always counts against its owner's limits");
+	// The fee by the tier's price, checked with the amount: a payer who cannot pay both hears INSUFFICIENT_FUNDS.
+	const fee = op.pricing ? feeFor(ruleFor(op.pricing.rules, "p2p", op.currency, owner.tier), op.amount) : 0n;
+	const revenue = fee > 0n && op.pricing ? s.account(op.pricing.revenueAccountId) : null;
+	if (fee > 0n) {
+		invariant(revenue && revenue.kind === "system" && revenue.currency === op.currency, `the revenue account for ${op.currency} was not loaded`);
+		const short = checkFunds(from, op.amount + fee);
+		if (short) return fail(short);
+	}
 	const scored = score({ amountMinor: op.amount, currency: op.currency as CurrencyCode, counterparty: to.id }, historyOf(s, owner, op.currency, key, to.id));
 	const risk = riskOf(scored);
 	// Every decision counts for velocity; amounts and counterparties only once approved.
@@ -461,7 +481,15 @@ function applyPayment(s: Scratch, op: PaymentOp): OpResult {
 		amount: op.amount, currency: op.currency, description: op.description, holdId: null, reversesTransferId: null,
 	});
 	move(s, t, from, to, { userId: op.ownerId, risk });
-	return { ok: true, value: paymentView(op, { status: "completed", id: t.id, holdId: null, transferId: t.id, at: s.ctx.now }) };
+	const view = paymentView(op, { status: "completed", id: t.id, holdId: null, transferId: t.id, at: s.ctx.now });
+	if (fee === 0n || !revenue || !op.pricing) return { ok: true, value: view };
+	// The fee, in the same commit, linked to its payment.
+	const f = newTransfer(s, {
+		idempotencyKey: `${op.key}#fee`, kind: "fee", fromAccountId: from.id, toAccountId: revenue.id, amount: fee, currency: op.currency,
+		description: `fee for ${t.id} (price list ${op.pricing.version})`, holdId: null, reversesTransferId: t.id,
+	});
+	move(s, f, from, revenue, { paymentId: t.id, userId: op.ownerId, priceVersion: op.pricing.version });
+	return { ok: true, value: { ...view, fee: { amount: toSafeNumber(fee), priceVersion: op.pricing.version, transferId: f.id } } };
 }
 
 function riskOf(scored: Scored): Record<string, unknown> {
@@ -780,6 +808,7 @@ export function referencedIds(units: Op[][]): { accountIds: Set<string>; holdIds
 	for (const op of units.flat()) {
 		if (op.type === "payment") {
 			accountIds.add(op.fromAccountId).add(op.toAccountId);
+			if (op.pricing) accountIds.add(op.pricing.revenueAccountId);
 			usageKeys.add(usageKey(op.ownerId, op.currency));
 			ownerIds.add(op.ownerId);
 			pairs.add(counterpartyKey(op.ownerId, op.toAccountId));

@@ -8,6 +8,7 @@ import type { Knex } from "knex";
 import { paymentView, type AccountState, type BatchChanges, type HoldState, type OutboxEvent, type OwnerState, type TransferRecord } from "./rules.ts";
 import { invariant } from "../../lib/errors.ts";
 import type { TimeCursor } from "../../lib/cursor.ts";
+import type { FeeRule, PriceList } from "./fees.ts";
 import type { SqlRunner } from "../../mixins/db.ts";
 
 type Db = Knex | Knex.Transaction | SqlRunner;
@@ -641,4 +642,51 @@ export async function monthlySummary(db: Db, accountId: string, from: Date, to: 
 		[accountId, from, to],
 	);
 	return found.map(r => ({ month: r.month, credits: r.credits, debits: r.debits, count: r.n, closingBalance: r.closing }));
+}
+
+// ---- fees (services/ledger/fees.ts) -------------------------------------------------------
+
+interface PriceListRow {
+	version: number;
+	rules: FeeRule[];
+	effective_at: Date;
+	created_by: string;
+	reason: string;
+}
+
+/** Every price list, oldest first, each with the time the next one replaced it. */
+export async function priceLists(db: Db): Promise<(PriceList & { createdBy: string; reason: string })[]> {
+	const found = await rows<PriceListRow & { superseded_at: Date | null }>(
+		db,
+		"SELECT version, rules, effective_at, created_by, reason, lead(effective_at) OVER (ORDER BY version) AS superseded_at FROM ledger.price_lists ORDER BY version",
+	);
+	return found.map(r => ({ version: r.version, rules: r.rules, effectiveAt: r.effective_at, supersededAt: r.superseded_at, createdBy: r.created_by, reason: r.reason }));
+}
+
+/** A new price list, the next version after the current one (two at once: one of them fails on the key and retries). */
+export async function addPriceList(db: Db, rules: readonly FeeRule[], createdBy: string, reason: string): Promise<number> {
+	const [row] = await rows<{ version: number }>(
+		db,
+		"INSERT INTO ledger.price_lists (version, rules, created_by, reason) SELECT coalesce(max(version), 0) + 1, ?::jsonb, ?, ? FROM ledger.price_lists RETURNING version",
+		[JSON.stringify(rules), createdBy, reason],
+	);
+	invariant(row, "price list insert returned no row");
+	return row.version;
+}
+
+/** Fee revenue by UTC day, currency and payment type in [from, to) (transfers_fees_idx). */
+export async function revenue(db: Db, from: Date, to: Date): Promise<{ day: string; currency: string; type: string; count: number; amount: bigint }[]> {
+	const found = await rows<{ day: string; currency: string; count: string; amount: string }>(
+		db,
+		`SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, currency, count(*)::text AS count, sum(amount)::text AS amount
+		 FROM ledger.transfers WHERE kind = 'fee' AND created_at >= ? AND created_at < ? GROUP BY 1, 2 ORDER BY 1, 2`,
+		[from, to],
+	);
+	return found.map(r => ({ day: r.day, currency: r.currency, type: "p2p", count: Number(r.count), amount: BigInt(r.amount) }));
+}
+
+/** The owner's KYC tier as the ledger holds it (1 when the owner has no row yet). */
+export async function ownerTier(db: Db, ownerId: string): Promise<number> {
+	const [row] = await rows<{ tier: number }>(db, "SELECT tier FROM ledger.owners WHERE owner_id = ?", [ownerId]);
+	return row?.tier ?? 1;
 }

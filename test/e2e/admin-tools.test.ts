@@ -184,6 +184,10 @@ describe("admin routes: stuck payments and reconciliation", () => {
 		});
 		assert.deepEqual([stuck.body.status, payout.body.status], ["processing", "processing"]);
 
+		expectError(await http("GET", "/api/v1/admin/payments/stuck?olderThanS=0", { token: customer.accessToken }), 403, "FORBIDDEN");
+		expectError(await http("GET", "/api/v1/admin/payments/stuck?olderThanS=-1", { token: support.accessToken }), 400, "VALIDATION_ERROR");
+		const listed = await http<{ items: { id: string; status: string }[] }>("GET", "/api/v1/admin/payments/stuck?olderThanS=0", { token: support.accessToken });
+		assert.deepEqual(listed.body.items.map(p => p.id).sort(), [stuck.body.id, payout.body.id].sort());
 		expectError(await http("POST", `/api/v1/admin/payments/${stuck.body.id}/requery`, { token: customer.accessToken }), 403, "FORBIDDEN");
 		expectError(await http("POST", "/api/v1/admin/payments/018f0000-0000-7000-8000-00000000dead/requery", { token: support.accessToken }), 404, "PAYMENT_NOT_FOUND");
 		const still = await http<{ status: string }>("POST", `/api/v1/admin/payments/${stuck.body.id}/requery`, { token: support.accessToken });
