@@ -24,7 +24,14 @@ const MESSAGES = {
 	TOO_MANY_ATTEMPTS: "Too many attempts. Wait a few minutes.",
 	INVALID_OTP: "That code is not valid.",
 	WEAK_PASSWORD: "Choose a stronger password (10+ characters, mixed).",
-	EMAIL_TAKEN: "An account with this e-mail exists.",
+	EMAIL_TAKEN: "Another account has verified this address.",
+	EMAIL_NOT_VERIFIED: "The e-mail address must be verified first.",
+	INVALID_CODE: "That code is wrong, used or expired. Ask for a new one.",
+	INVALID_RESET_TOKEN: "That reset token is wrong, used or expired. Ask for a new one.",
+	MFA_REQUIRED: "Enter the current code from your authenticator app.",
+	MFA_NOT_SET_UP: "Start the set-up first.",
+	SESSION_NOT_FOUND: "That session has ended already.",
+	MAIL_UNAVAILABLE: "No mail can be sent right now. Try again later.",
 	ILLEGAL_TRANSITION: "That payment can no longer be changed.",
 	FORBIDDEN: "Your role does not allow this.",
 };
@@ -203,8 +210,9 @@ async function signedIn(session) {
 	$("#signed-in").hidden = false;
 	$("#logout").hidden = false;
 	$("#staff").hidden = !state.user.roles.some(r => r === "support" || r === "admin");
+	renderVerified();
 	connectSocket();
-	await Promise.all([loadAccounts(), loadPayments(), loadNotifications()]);
+	await Promise.all([loadAccounts(), loadPayments(), loadNotifications(), loadSessions()]);
 	if (!$("#staff").hidden) await loadStaff();
 }
 
@@ -220,6 +228,10 @@ function signedOut(message) {
 	$("#signed-out").hidden = false;
 	$("#logout").hidden = true;
 	$("#who").textContent = "";
+	// Nothing of the last user's security settings stays on the page.
+	$("#mfa-setup").hidden = true;
+	$("#mfa-secret").textContent = "";
+	$("#sessions").replaceChildren();
 	setConn("offline");
 	if (message) say("login", message, false);
 }
@@ -227,6 +239,118 @@ function signedOut(message) {
 async function logout() {
 	await api("POST", "/auth/logout").catch(() => null);
 	signedOut("");
+}
+
+// ---- security: the address, the password, two-step sign-in, sessions --------------------
+
+function renderVerified() {
+	const verified = state.user?.emailVerified === true;
+	$("#verify-box").hidden = verified;
+	$("#verified-note").hidden = !verified;
+}
+
+async function verifyEmail(e) {
+	e.preventDefault();
+	const f = e.target;
+	const r = await api("POST", "/auth/email/verify", { body: { code: f.code.value.trim() } });
+	if (r.status !== 200) return say("verify", messageFor(r.data), false);
+	f.reset();
+	state.user.emailVerified = true;
+	renderVerified();
+	toast("Your e-mail address is verified.");
+}
+
+async function resendCode() {
+	const r = await api("POST", "/auth/email/code");
+	say("verify", r.status === 202 ? "A new code is on its way to your address." : messageFor(r.data), r.status === 202);
+}
+
+/** A form that needs the current MFA code once the server says so: shows its code field. */
+function askForCode(row, form, input) {
+	$(row).hidden = false;
+	input.focus();
+	say(form, MESSAGES.MFA_REQUIRED, false);
+}
+
+async function changePassword(e) {
+	e.preventDefault();
+	const f = e.target;
+	const body = { password: f.password.value, newPassword: f.newPassword.value };
+	if (!$("#password-otp-row").hidden && f.otp.value) body.otp = f.otp.value.trim();
+	const r = await api("POST", "/auth/password", { body });
+	if (r.status === 401 && r.data?.error?.code === "MFA_REQUIRED") return askForCode("#password-otp-row", "password", f.otp);
+	if (r.status !== 200) return say("password", messageFor(r.data), false);
+	f.reset();
+	$("#password-otp-row").hidden = true;
+	// Every session ended, this one too: carry on with the new one in the answer.
+	keepTokens(r.data.accessToken, r.data.refreshToken);
+	connectSocket();
+	say("password", "Password changed. Every other session was signed out.", true);
+	await loadSessions();
+}
+
+async function setUpMfa(e) {
+	e.preventDefault();
+	const f = e.target;
+	const body = { password: f.password.value };
+	if (!$("#mfa-otp-row").hidden && f.otp.value) body.otp = f.otp.value.trim();
+	const r = await api("POST", "/auth/mfa/setup", { body });
+	if (r.status === 401 && r.data?.error?.code === "MFA_REQUIRED") return askForCode("#mfa-otp-row", "mfa", f.otp);
+	if (r.status !== 200) return say("mfa", messageFor(r.data), false);
+	f.reset();
+	$("#mfa-otp-row").hidden = true;
+	$("#mfa-secret").textContent = r.data.secret;
+	$("#mfa-link").setAttribute("href", r.data.otpauthUrl);
+	$("#mfa-setup").hidden = false;
+	say("mfa", "Add the key to your app, then enter its code to turn two-step sign-in on.", true);
+}
+
+async function confirmMfa(e) {
+	e.preventDefault();
+	const f = e.target;
+	const r = await api("POST", "/auth/mfa/verify", { body: { otp: f.otp.value.trim() } });
+	if (r.status !== 200) return say("mfa", messageFor(r.data), false);
+	f.reset();
+	$("#mfa-setup").hidden = true;
+	$("#mfa-secret").textContent = "";
+	say("mfa", "Two-step sign-in is on: logging in asks for a code from your app.", true);
+}
+
+async function loadSessions() {
+	const r = await api("GET", "/auth/sessions");
+	if (r.status !== 200) return;
+	$("#sessions").replaceChildren(...r.data.items.map(s => {
+		const li = el("li", { dataset: { sessionId: s.id, current: String(s.current) } },
+			el("span", {}, `${s.userAgent ?? "Unknown device"} · ${s.ip ?? "unknown address"} · last active ${new Date(s.lastSeenAt).toLocaleString()}`));
+		if (s.current) li.append(el("span", { class: "badge" }, "this device"));
+		else li.append(el("button", { type: "button", class: "secondary", onclick: () => revokeSession(s.id) }, "Sign out"));
+		return li;
+	}));
+}
+
+async function revokeSession(id) {
+	if (!isUuid(id)) return;
+	const r = await api("DELETE", pathOf`/auth/sessions/${id}`);
+	say("sessions", r.status === 204 ? "That session is signed out." : messageFor(r.data), r.status === 204);
+	await loadSessions();
+}
+
+async function forgotPassword(e) {
+	e.preventDefault();
+	const r = await api("POST", "/auth/password/forgot", { body: { email: e.target.email.value.trim() } }).catch(() => null);
+	if (!r) return say("forgot", "Could not reach Paymesh.", false);
+	// The same answer for every address: whether it has an account is told only to its mailbox.
+	say("forgot", r.status === 202 ? "If an account has this address, a reset token is on its way to it." : messageFor(r.data), r.status === 202);
+}
+
+async function resetPassword(e) {
+	e.preventDefault();
+	const f = e.target;
+	const r = await api("POST", "/auth/password/reset", { body: { token: f.token.value.trim(), newPassword: f.newPassword.value } }).catch(() => null);
+	if (!r) return say("reset", "Could not reach Paymesh.", false);
+	if (r.status !== 200) return say("reset", messageFor(r.data), false);
+	f.reset();
+	say("reset", "Your new password is set, and every session was signed out. Log in with it.", true);
 }
 
 // ---- the live feed ----------------------------------------------------------------------
@@ -596,6 +720,14 @@ function start() {
 	});
 	$("#freeze-form").addEventListener("submit", freeze);
 	$("#break-form").addEventListener("submit", proposeBreak);
+	$("#forgot-form").addEventListener("submit", forgotPassword);
+	$("#reset-form").addEventListener("submit", resetPassword);
+	$("#verify-form").addEventListener("submit", verifyEmail);
+	$("#verify-resend").addEventListener("click", resendCode);
+	$("#password-form").addEventListener("submit", changePassword);
+	$("#mfa-form").addEventListener("submit", setUpMfa);
+	$("#mfa-verify-form").addEventListener("submit", confirmMfa);
+	$("#sessions-refresh").addEventListener("click", loadSessions);
 	// A reload keeps the session: the refresh token in sessionStorage gets a new access token.
 	if (state.refresh) {
 		void refreshTokens().then(async ok => {

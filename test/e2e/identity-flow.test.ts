@@ -8,12 +8,12 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import * as OTPAuth from "otpauth";
 import { io, type Socket } from "socket.io-client";
 import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { client, gatewayPort, type HttpResult } from "../support/http.ts";
 import { startMailbox, type Mailbox } from "../support/mailbox.ts";
 import { until } from "../support/wait.ts";
+import { totpCodes } from "../support/totp.ts";
 
 const PASSWORD = "Correct-Horse-Battery-9";
 const NEW_PASSWORD = "Second-Staple-Orbit-42";
@@ -61,29 +61,6 @@ async function socket(token: string): Promise<{ s: Socket; closed: () => boolean
 	return { s, closed: () => closed };
 }
 
-/**
- * TOTP codes that the server accepts once each: the window allows one step either side of
- * now, and every step only once, so each code is for the lowest step not used yet. The
- * previous step only while at least 5 s of the current one remain (it leaves the window
- * when the step turns); when the next step is used too, wait for the clock.
- */
-function codes(secret: string) {
-	const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), digits: 6, period: 30, algorithm: "SHA1" });
-	let last = -Infinity;
-	return async (): Promise<string> => {
-		for (;;) {
-			const now = Date.now();
-			const current = Math.floor(now / 30_000);
-			const step = Math.max(last + 1, now % 30_000 < 25_000 ? current - 1 : current);
-			if (step <= current + 1) {
-				last = step;
-				return totp.generate({ timestamp: step * 30_000 + 1_000 });
-			}
-			await until("the next TOTP step", () => Math.floor(Date.now() / 30_000) > current, 35_000, 200);
-		}
-	};
-}
-
 describe("acceptance 3: the identity flow", () => {
 	it("register, verify by mail, MFA login, sessions, password change and reset", async () => {
 		// Register: a session at once, the address unverified, a code in the mailbox.
@@ -110,7 +87,7 @@ describe("acceptance 3: the identity flow", () => {
 		// MFA on, then a login needs the password and a code; the new login is told by mail.
 		const setup = await http<{ secret: string }>("POST", "/api/v1/auth/mfa/setup", { token: first.accessToken, body: { password: PASSWORD } });
 		assert.equal(setup.status, 200, JSON.stringify(setup.body));
-		const otp = codes(setup.body.secret);
+		const otp = totpCodes(setup.body.secret);
 		assert.equal((await http("POST", "/api/v1/auth/mfa/verify", { token: first.accessToken, body: { otp: await otp() } })).status, 200);
 		expectError(await http("POST", "/api/v1/auth/login", { body: { email: EMAIL, password: PASSWORD } }), 401, "MFA_REQUIRED");
 		const login = await http<Session>("POST", "/api/v1/auth/login", { body: { email: EMAIL, password: PASSWORD, otp: await otp() }, headers: { "user-agent": "laptop-browser/2.0" } });
