@@ -15,6 +15,7 @@ import { dbMixin } from "../mixins/db.mixin.ts";
 import { ledgerService } from "../services/ledger/ledger.service.ts";
 import { SimTransporter, type SimNetwork } from "./network.ts";
 import type { SimDatabase } from "./database.ts";
+import { plantInLedger, type PlantedBug } from "./planted.ts";
 
 /** Not a secret: the simulator signs nothing that leaves the process. */
 const SIM_JWT_SECRET = "paymesh-simulator-not-a-secret-0123456789abcdef";
@@ -59,8 +60,8 @@ function brokerFor(nodeID: string, transporter: SimTransporter, logLevel: string
 }
 
 /** The ledger service with its database mixin bound to the run's database instead of acquireDb. */
-function simLedgerSchema(config: Config, db: SimDatabase): ServiceSchema {
-	const schema = ledgerService(config);
+function simLedgerSchema(config: Config, db: SimDatabase, plant: PlantedBug | null): ServiceSchema {
+	const schema = plantInLedger(ledgerService(config), plant);
 	const real = dbMixin(config, "ledger");
 	const simDb: Partial<ServiceSchema> = {
 		...real,
@@ -92,8 +93,10 @@ export class SimCluster {
 	private readonly config: Config;
 	private readonly logLevel: string;
 	private readonly extra: ServiceSchema[];
+	private readonly plant: PlantedBug | null;
 
-	constructor(net: SimNetwork, db: SimDatabase, opts: { ledgerNodes: number; logLevel: string; clientServices: ServiceSchema[] }) {
+	constructor(net: SimNetwork, db: SimDatabase, opts: { ledgerNodes: number; logLevel: string; clientServices: ServiceSchema[]; plant: PlantedBug | null }) {
+		this.plant = opts.plant;
 		this.net = net;
 		this.db = db;
 		this.logLevel = opts.logLevel;
@@ -135,7 +138,7 @@ export class SimCluster {
 		const n = this.node(id);
 		const transporter = new SimTransporter(this.net);
 		const broker = brokerFor(id, transporter, this.logLevel);
-		if (n.kind === "ledger") broker.createService(simLedgerSchema(this.config, this.db));
+		if (n.kind === "ledger") broker.createService(simLedgerSchema(this.config, this.db, this.plant));
 		else for (const s of this.extra) broker.createService(s);
 		n.broker = broker;
 		n.incarnation += 1;

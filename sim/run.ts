@@ -20,6 +20,7 @@ import { Trace } from "./trace.ts";
 import { LiveFeed, checkLedgerInvariants, checkOperations, type Violation } from "./checkers.ts";
 import { LIVE_BATCH_EVENT, type LiveBatch } from "../mixins/event-log.ts";
 import { useIdSource } from "../lib/ids.ts";
+import type { PlantedBug } from "./planted.ts";
 
 export interface RunOptions {
 	seed: number;
@@ -35,6 +36,10 @@ export interface RunOptions {
 	checkEvery?: number;
 	/** A database to reuse (reset before the run); else one is opened and closed. */
 	db?: SimDatabase;
+	/** Trace every packet sent and delivered too. */
+	verbose?: boolean;
+	/** A bug planted on purpose (sim/planted.ts), to show that the checkers catch it. */
+	plant?: PlantedBug | null;
 }
 
 export interface RunResult {
@@ -111,6 +116,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 	const tickMs = opts.tickMs ?? 250;
 	const checkEvery = opts.checkEvery ?? 10;
 	const trace = new Trace();
+	trace.verbose = opts.verbose ?? false;
 	const rngNet = Rng.stream(seed, "network");
 	const rngDb = Rng.stream(seed, "database");
 	const rngNodes = Rng.stream(seed, "nodes");
@@ -149,7 +155,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 				},
 			},
 		};
-		cluster = new SimCluster(net, db, { ledgerNodes: opts.ledgerNodes ?? 3, logLevel: opts.logLevel ?? "silent", clientServices: [observer] });
+		cluster = new SimCluster(net, db, { ledgerNodes: opts.ledgerNodes ?? 3, logLevel: opts.logLevel ?? "silent", clientServices: [observer], plant: opts.plant ?? null });
 		const c = cluster;
 		const work = new Workload(rngWork, trace);
 		let tick = 0;

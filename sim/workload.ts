@@ -145,8 +145,8 @@ export class Workload {
 			if (attempt > 1) this.trace.add(`op${op.n} retry #${attempt}${overdue ? " (no answer)" : ""}`);
 			client.call(op.action, op.params, this.route(op.action, endpointsOf)).then(
 				(value: unknown) => this.pendingAnswers.push({ op, answer: this.okAnswer(op, attempt, value) }),
-				(err: { code?: unknown; type?: unknown; retryable?: unknown; message?: unknown }) => {
-					const code = typeof err.type === "string" && err.type !== "" ? err.type : String(err.code ?? "ERROR");
+				(err: { code?: unknown; type?: unknown; retryable?: unknown; name?: unknown }) => {
+					const code = typeof err.type === "string" && err.type !== "" ? err.type : `${String(err.name ?? "Error")}:${String(err.code ?? "")}`;
 					this.pendingAnswers.push({ op, answer: { attempt, ok: false, code, text: `err ${code}`, final: !isTransient(err) } });
 				},
 			);
