@@ -14,7 +14,11 @@ import { call } from "../../lib/contract.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { payments } from "../../contracts/payments.ts";
 import { reasonRule } from "../../contracts/repair.ts";
-import { amountRule } from "../ledger/params.ts";
+import { amountRule, currencyRule, setPricesParams } from "../ledger/params.ts";
+import { toClientError } from "../../lib/errors.ts";
+
+/** The revenue report covers at most a year per request. */
+const REVENUE_RANGE_MAX_MS = 366 * 86_400_000;
 import { created, idempotencyKey, requireRole, user, type Ctx } from "./caller.ts";
 
 const uuid = { type: "uuid" } as const;
@@ -27,11 +31,50 @@ export const afterPaymentParams = {
 	proposeReversal: paramsSchema({ $$strict: true, id: uuid, reason: reasonRule }),
 	decideReversal: paramsSchema({ $$strict: true, id: uuid, note }),
 	reversals: paramsSchema({ $$strict: true, limit: { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true } }),
+	quote: paramsSchema({ $$strict: true, amount: { ...amountRule, convert: true }, currency: currencyRule }),
+	setPrices: paramsSchema({ $$strict: true, rules: setPricesParams.rules, reason: setPricesParams.reason }),
+	empty: paramsSchema({ $$strict: true }),
+	revenue: paramsSchema({ $$strict: true, from: { type: "date", convert: true }, to: { type: "date", convert: true } }),
 };
 
 type A<K extends keyof typeof afterPaymentParams> = Infer<(typeof afterPaymentParams)[K]>;
 
 const STAFF = ["support", "admin"] as const;
+
+export const feeActions = {
+	paymentQuote: {
+		params: afterPaymentParams.quote,
+		async handler(ctx: Ctx<A<"quote">>) {
+			return call(ctx, ledger.prices.quote, { ownerId: user(ctx).id, amount: ctx.params.amount, currency: ctx.params.currency });
+		},
+	},
+	adminPrices: {
+		params: afterPaymentParams.empty,
+		async handler(ctx: Ctx<A<"empty">>) {
+			requireRole(ctx, ["admin", "auditor"]);
+			return call(ctx, ledger.prices.list, {});
+		},
+	},
+	adminSetPrices: {
+		params: afterPaymentParams.setPrices,
+		async handler(ctx: Ctx<A<"setPrices">>) {
+			const staff = requireRole(ctx, ["admin"]);
+			const p = await call(ctx, ledger.prices.set, { rules: ctx.params.rules, reason: ctx.params.reason, staffId: staff.id });
+			created(ctx, "/api/v1/admin/prices");
+			return p;
+		},
+	},
+	adminRevenue: {
+		params: afterPaymentParams.revenue,
+		async handler(ctx: Ctx<{ from: Date; to: Date }>) {
+			requireRole(ctx, ["admin", "auditor"]);
+			if (ctx.params.to.getTime() <= ctx.params.from.getTime() || ctx.params.to.getTime() - ctx.params.from.getTime() > REVENUE_RANGE_MAX_MS) {
+				throw toClientError({ code: "INVALID_DATE_RANGE", message: "from must be before to, at most 366 days apart" });
+			}
+			return call(ctx, ledger.revenue, { from: ctx.params.from, to: ctx.params.to });
+		},
+	},
+};
 
 export const afterPaymentActions = {
 	refundPayment: {
@@ -91,6 +134,7 @@ export const afterPaymentActions = {
 			return call(ctx, payments.reversals.approve, { id: ctx.params.id, staffId: staff.id, ...(ctx.params.note != null ? { note: ctx.params.note } : {}) });
 		},
 	},
+	...feeActions,
 	adminRejectReversal: {
 		params: afterPaymentParams.decideReversal,
 		async handler(ctx: Ctx<A<"decideReversal">>) {
@@ -101,6 +145,10 @@ export const afterPaymentActions = {
 };
 
 export const AFTER_PAYMENT_ALIASES = {
+	"GET /fees/quote": "api.paymentQuote",
+	"GET /admin/prices": "api.adminPrices",
+	"POST /admin/prices": "api.adminSetPrices",
+	"GET /admin/revenue": "api.adminRevenue",
 	"POST /payments/:id/refunds": "api.refundPayment",
 	"GET /payments/:id/refunds": "api.paymentRefunds",
 	"POST /admin/payments/:id/refunds": "api.adminRefundPayment",

@@ -122,6 +122,10 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 			id: { type: ["string", "null"], format: "uuid" }, paymentId: { type: "string", format: "uuid", description: "The P2P payment that made it (POST answers only)" },
 			status: { type: "string" }, amount: { type: "integer" }, currency: ref("Currency"), fromAccountId: { type: "string" }, toAccountId: { type: "string" },
 			description: { type: "string" }, createdAt: { type: "string", format: "date-time" },
+			fee: {
+				type: "object", required: ["amount", "priceVersion"], description: "The fee charged with the payment, by which price list (absent: none)",
+				properties: { amount: { type: "integer" }, priceVersion: { type: "integer" }, transferId: { type: "string", format: "uuid" } },
+			},
 		},
 	},
 	Payment: {
@@ -147,6 +151,13 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 		properties: {
 			paymentId: { type: "string", format: "uuid" }, amount: { type: "integer" }, currency: ref("Currency"), refundedAmount: { type: "integer" }, refundableAmount: { type: "integer" },
 			items: { type: "array", items: ref("Transfer") },
+		},
+	},
+	FeeQuote: {
+		type: "object", required: ["amount", "fee", "total", "currency", "priceVersion", "validUntil"],
+		properties: {
+			amount: { type: "integer" }, fee: { type: "integer" }, total: { type: "integer" }, currency: ref("Currency"), tier: { type: "integer" },
+			priceVersion: { type: ["integer", "null"], description: "Null: no price list yet (no fees)" }, validUntil: { type: "string", format: "date-time" },
 		},
 	},
 	ReversalRequest: {
@@ -279,7 +290,7 @@ const OPS: Record<ActionName, OpDoc> = {
 		ok: ["201", ref("Transfer")],
 		alsoOk: { "202": { description: "Held for a fraud review: status pending_review, id null, paymentId to follow at /api/v1/payments/{paymentId}", schema: ref("Transfer") } },
 		idempotent: true,
-		refusals: [...PAYMENT_REFUSALS, "INSUFFICIENT_FUNDS", "SAME_ACCOUNT"],
+		refusals: [...PAYMENT_REFUSALS, "INSUFFICIENT_FUNDS", "SAME_ACCOUNT", "PRICE_LIST_UNKNOWN", "QUOTE_EXPIRED"],
 	},
 	getTransfer: { summary: "A transfer of one of the caller's accounts", ok: ["200", ref("Transfer")], refusals: ["TRANSFER_NOT_FOUND"] },
 	topup: { summary: "Top up an account through a provider", ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "PROVIDER_DECLINED"] },
@@ -333,6 +344,17 @@ const OPS: Record<ActionName, OpDoc> = {
 	adminApproveReversal: {
 		summary: "Approve a reversal someone else proposed: the ledger reverses the transfer (audited)", ok: ["200", ref("ReversalRequest")], roles: ["support", "admin"],
 		refusals: ["REVERSAL_REQUEST_NOT_FOUND", "ILLEGAL_TRANSITION", "ALREADY_REVERSED", "ALREADY_REFUNDED", "INSUFFICIENT_FUNDS", "ACCOUNT_FROZEN"],
+	},
+	paymentQuote: {
+		summary: "What a P2P payment would cost you now: the fee, the total, and the price list to name when paying",
+		description: "Pass `priceVersion` with POST /transfers to be charged by this quote's price list; it holds for 15 minutes after the list is replaced.",
+		ok: ["200", ref("FeeQuote")],
+	},
+	adminPrices: { summary: "Every price list, the current one last", ok: ["200", anyObject], roles: ["admin", "auditor"] },
+	adminSetPrices: { summary: "A new price list, in force at once (audited)", ok: ["201", anyObject], roles: ["admin"], refusals: ["PRICE_LIST_INVALID"] },
+	adminRevenue: {
+		summary: "Fee revenue by day, currency and payment type", ok: ["200", { type: "object", required: ["items"], properties: { items: { type: "array", items: { type: "object" } } } }],
+		roles: ["admin", "auditor"], refusals: ["INVALID_DATE_RANGE"],
 	},
 	adminRejectReversal: { summary: "Reject a reversal request (audited)", ok: ["200", ref("ReversalRequest")], roles: ["support", "admin"], refusals: ["REVERSAL_REQUEST_NOT_FOUND", "ILLEGAL_TRANSITION"] },
 	adminCompensatePayment: { summary: "Give a processing top-up or payout up: hold released, payment failed COMPENSATED (audited)", ok: ["200", ref("Payment")], roles: ["admin"], refusals: ["PAYMENT_NOT_FOUND", "NOT_REPAIRABLE", "ILLEGAL_TRANSITION"] },
@@ -390,6 +412,7 @@ const TAGS: Record<string, string> = {
 	payments: "Top-ups, payouts and P2P payments",
 	providers: "Payment providers' signed callbacks",
 	fx: "Rates, quotes and conversions",
+	fees: "What a payment costs: quotes by price list",
 	admin: "Support and administration (by role)",
 	notifications: "The caller's in-app notifications",
 	webhooks: "The caller's webhook endpoints and deliveries",

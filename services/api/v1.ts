@@ -128,6 +128,8 @@ export const v1Params = {
 	transfer: paramsSchema({
 		$$strict: true, fromAccountId: uuid, toAccountId: uuid, amount: amountRule, currency: currencyRule,
 		description: { type: "string", max: 500, optional: true },
+		/** The price list of the quote the payer saw (GET /fees/quote); absent: today's. */
+		priceVersion: { type: "number", integer: true, min: 1, max: 2_147_483_647, optional: true, convert: false },
 	}),
 	topup: paramsSchema({
 		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule, provider: { type: "enum", values: PROVIDERS },
@@ -343,11 +345,12 @@ export const v1Actions = {
 			// Refusals arrive as errors; a payment held for review answers 202 with its payment id.
 			const pay = await sendPayment(ctx, {
 				idempotencyKey: idempotencyKey(ctx, u.id), ownerId: u.id, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId, amount: p.amount, currency: p.currency,
-				...(p.description != null ? { description: p.description } : {}),
+				...(p.description != null ? { description: p.description } : {}), ...(p.priceVersion != null ? { priceVersion: p.priceVersion } : {}),
 			});
 			const view = {
 				id: pay.transferId, paymentId: pay.id, status: pay.status, amount: pay.amount, currency: pay.currency,
 				fromAccountId: p.fromAccountId, toAccountId: p.toAccountId, description: p.description ?? "", createdAt: pay.createdAt,
+				...("fee" in pay ? { fee: pay.fee } : {}),
 			};
 			if (pay.status === "completed" && pay.transferId) {
 				created(ctx, `/api/v1/transfers/${pay.transferId}`);

@@ -5,6 +5,8 @@
  * with a reason, never a payment of their own; a reversal needs two staff members (the
  * proposer cannot approve), and a reversal after refunds is refused; every staff step is in
  * the audit chain under the staff member's id; the ledger's invariants hold throughout.
+ * Fees: admins set a price list, a customer gets a quote, pays naming it and is charged
+ * its fee; the revenue report adds it up.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -182,5 +184,34 @@ describe("staff reversal with four eyes", () => {
 		expectError(await http("POST", `/api/v1/admin/reversals/${r2.body.id}/approve`, { token: admin.accessToken, body: {} }), 409, "ALREADY_REFUNDED");
 		const report: InvariantReport = await node.broker.call("ledger.checkInvariants", {});
 		assert.deepEqual(report.violations, []);
+	});
+});
+
+describe("fees over HTTP", () => {
+	it("quotes, charges by the quoted price list, and reports revenue; only admins set prices", async () => {
+		const rules = [{ type: "p2p", currency: "USD", fixedMinor: 20, bps: 100 }];
+		expectError(await http("POST", "/api/v1/admin/prices", { token: support.accessToken, body: { rules, reason: "launch pricing" } }), 403, "FORBIDDEN");
+		expectError(await http("POST", "/api/v1/admin/prices", { token: admin.accessToken, body: { rules: [{ ...rules[0], bps: 10_001 }], reason: "too much" } }), 400, "VALIDATION_ERROR");
+		const set = await http<{ version: number }>("POST", "/api/v1/admin/prices", { token: admin.accessToken, body: { rules, reason: "launch pricing" } });
+		assert.equal(set.status, 201, JSON.stringify(set.body));
+		const quote = await http<{ fee: number; total: number; priceVersion: number }>("GET", "/api/v1/fees/quote?amount=5000&currency=USD", { token: payer.accessToken });
+		assert.equal(quote.status, 200, JSON.stringify(quote.body));
+		assert.deepEqual([quote.body.fee, quote.body.total, quote.body.priceVersion], [70, 5_070, set.body.version]);
+		const before = await balance(payer);
+		const paid = await http<{ fee: { amount: number; priceVersion: number } }>("POST", "/api/v1/transfers", {
+			token: payer.accessToken, headers: { "idempotency-key": `fee-${++seq}` }, body: { fromAccountId: payer.accountId, toAccountId: payee.accountId, amount: 5_000, currency: "USD", priceVersion: quote.body.priceVersion },
+		});
+		assert.equal(paid.status, 201, JSON.stringify(paid.body));
+		assert.deepEqual(paid.body.fee && [paid.body.fee.amount, paid.body.fee.priceVersion], [70, set.body.version]);
+		assert.equal(await balance(payer), before - 5_070);
+		const day = new Date().toISOString().slice(0, 10);
+		expectError(await http("GET", `/api/v1/admin/revenue?from=${day}&to=${day}`, { token: admin.accessToken }), 400, "INVALID_DATE_RANGE");
+		const rev = await http<{ items: { day: string; currency: string; amount: number; count: number }[] }>("GET", `/api/v1/admin/revenue?from=${day}T00:00:00Z&to=${new Date(Date.now() + 86_400_000).toISOString()}`, { token: admin.accessToken });
+		assert.equal(rev.status, 200, JSON.stringify(rev.body));
+		assert.deepEqual(rev.body.items.map(i => [i.day, i.currency, i.count, i.amount]), [[day, "USD", 1, 70]]);
+		expectError(await http("GET", `/api/v1/admin/revenue?from=${day}T00:00:00Z&to=${day}T23:00:00Z`, { token: payer.accessToken }), 403, "FORBIDDEN");
+		// Back to no fees for the rest of the suite's payments.
+		const none = await http("POST", "/api/v1/admin/prices", { token: admin.accessToken, body: { rules: [], reason: "fees off" } });
+		assert.equal(none.status, 201);
 	});
 });
