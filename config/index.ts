@@ -17,7 +17,7 @@ type Env = Record<string, string | undefined>;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const ALL_SERVICES = ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports", "recon", "requests"] as const;
+export const ALL_SERVICES = ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports", "recon", "requests", "schedules"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 /** See Config.dbIdleTransactionTimeoutMs; also the default of callers that build no config (tests, tools). */
@@ -398,7 +398,7 @@ function enumVar<T extends string>(env: Env, name: string, values: readonly T[],
 export const ROLES: Record<string, readonly ServiceName[]> = {
 	gateway: ["api", "realtime"],
 	ledger: ["ledger"],
-	payments: ["auth", "users", "payments", "providers", "fraud", "fx", "requests"],
+	payments: ["auth", "users", "payments", "providers", "fraud", "fx", "requests", "schedules"],
 	workers: ["notifications", "audit", "webhooks", "reports", "recon"],
 };
 

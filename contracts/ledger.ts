@@ -84,6 +84,9 @@ export const ledger = {
 		open: action("ledger.accounts.open", P.openAccountParams, returns<AccountView>()),
 		get: action("ledger.accounts.get", P.getAccountParams, returns<AccountView>()),
 		list: action("ledger.accounts.list", P.listAccountsParams, returns<Items<AccountView>>()),
+		rename: action("ledger.accounts.rename", P.renameAccountParams, returns<AccountView>()),
+		/** At a zero balance with no pending holds; the account stays (frozen, shown as closed) with its history. */
+		close: action("ledger.accounts.close", P.closeAccountParams, returns<AccountView>()),
 		frozen: action("ledger.accounts.frozen", P.frozenParams, returns<Items<AccountView>>()),
 		freeze: action("ledger.accounts.freeze", P.accountStatusParams, returns<AccountView>()),
 		unfreeze: action("ledger.accounts.unfreeze", P.accountStatusParams, returns<AccountView>()),

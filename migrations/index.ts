@@ -27,6 +27,7 @@ import * as ledger006 from "./ledger/006_frozen_index.ts";
 import * as ledger007 from "./ledger/007_owner_decisions.ts";
 import * as ledger008 from "./ledger/008_payment_keys.ts";
 import * as ledger009 from "./ledger/009_refunds.ts";
+import * as ledger010 from "./ledger/010_account_closures.ts";
 import * as ledger011 from "./ledger/011_fees.ts";
 import * as payments001 from "./payments/001_init.ts";
 import * as payments002 from "./payments/002_provider_callbacks.ts";
@@ -37,6 +38,7 @@ import * as payments006 from "./payments/006_p2p_view.ts";
 import * as payments007 from "./payments/007_reversal_requests.ts";
 import * as recon001 from "./recon/001_init.ts";
 import * as requests001 from "./requests/001_init.ts";
+import * as schedules001 from "./schedules/001_init.ts";
 import * as users001 from "./users/001_init.ts";
 import * as users002 from "./users/002_email_unique.ts";
 import * as users003 from "./users/003_verified_email.ts";
@@ -54,7 +56,7 @@ interface Migration {
 export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	auth: { "001_init": auth001, "002_mfa_pending_family_expiry": auth002, "003_verified_identity": auth003, "004_clients": auth004 },
 	users: { "001_init": users001, "002_email_unique": users002, "003_verified_email": users003 },
-	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004, "005_daily_usage_retention": ledger005, "006_frozen_index": ledger006, "007_owner_decisions": ledger007, "008_payment_keys": ledger008, "009_refunds": ledger009, "011_fees": ledger011 },
+	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004, "005_daily_usage_retention": ledger005, "006_frozen_index": ledger006, "007_owner_decisions": ledger007, "008_payment_keys": ledger008, "009_refunds": ledger009, "010_account_closures": ledger010, "011_fees": ledger011 },
 	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004, "005_list_indexes": payments005, "006_p2p_view": payments006, "007_reversal_requests": payments007 },
 	fx: { "001_init": fx001, "002_quote_claims": fx002 },
 	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003, "004_known_counterparties": fraud004, "005_daily_totals_retention": fraud005 },
@@ -63,6 +65,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	webhooks: { "001_init": webhooks001, "002_list_indexes": webhooks002 },
 	recon: { "001_init": recon001 },
 	requests: { "001_init": requests001 },
+	schedules: { "001_init": schedules001 },
 	reports: { "001_init": reports001, "002_processed_events_retention": reports002, "003_transactions": reports003 },
 };
 

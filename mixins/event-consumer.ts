@@ -21,6 +21,7 @@ import { callDetached } from "../lib/contract.ts";
 import { ledger } from "../contracts/ledger.ts";
 import { payments } from "../contracts/payments.ts";
 import { requests } from "../contracts/requests.ts";
+import { schedules } from "../contracts/schedules.ts";
 import { deadLetterRepair } from "./dead-letters.ts";
 
 /**
@@ -33,10 +34,10 @@ function isTransient(err: unknown): boolean {
 	return (err as { retryable?: unknown }).retryable === true || isDatabaseUnavailable(err);
 }
 
-export type Source = "ledger" | "payments" | "requests";
+export type Source = "ledger" | "payments" | "requests" | "schedules";
 
 /** Each source's durable log, pulled by `<source>.events.read`. */
-const EVENT_LOGS = { ledger: ledger.events.read, payments: payments.events.read, requests: requests.events.read } satisfies Record<Source, unknown>;
+const EVENT_LOGS = { ledger: ledger.events.read, payments: payments.events.read, requests: requests.events.read, schedules: schedules.events.read } satisfies Record<Source, unknown>;
 
 export interface ConsumedEvent extends LogEvent {
 	source: Source;

@@ -17,6 +17,7 @@ import { callbackParams } from "../../contracts/payments.ts";
 import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Actions } from "./v1.ts";
 import { CATEGORIES, TRANSACTION_TYPES } from "../reports/transactions.ts";
 import { REQUEST_STATUSES } from "../requests/rules.ts";
+import { FREQUENCIES, SCHEDULE_STATUSES } from "../schedules/rules.ts";
 
 type ActionName = keyof typeof v1Actions;
 type Status = "200" | "201" | "202" | "204";
@@ -209,6 +210,22 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 		},
 	},
 	PaymentRequestPage: page("PaymentRequest"),
+	Payee: {
+		type: "object", required: ["id", "name", "accountId", "email", "createdAt"],
+		properties: { id: { type: "string", format: "uuid" }, name: { type: "string" }, accountId: { type: ["string", "null"] }, email: { type: ["string", "null"] }, createdAt: { type: "string", format: "date-time" } },
+	},
+	PayeePage: page("Payee"),
+	Schedule: {
+		type: "object", required: ["id", "fromAccountId", "toAccountId", "payeeName", "amount", "currency", "frequency", "startDate", "endDate", "status", "nextDue"],
+		properties: {
+			id: { type: "string", format: "uuid" }, fromAccountId: { type: "string", format: "uuid" }, toAccountId: { type: "string", format: "uuid" }, payeeName: { type: "string" },
+			amount: { type: "integer", minimum: 1 }, currency: ref("Currency"), description: { type: "string" }, frequency: { type: "string", enum: [...FREQUENCIES] },
+			dayOfMonth: { type: ["integer", "null"] }, startDate: { type: "string", format: "date" }, endDate: { type: ["string", "null"], format: "date" },
+			status: { type: "string", enum: [...SCHEDULE_STATUSES] }, nextDue: { type: ["string", "null"], format: "date" },
+			occurrences: { type: "array", description: "The latest occurrences (GET /schedules/{id} only)", items: { type: "object" } },
+		},
+	},
+	SchedulePage: page("Schedule"),
 	ProviderCallbackResult: { type: "object", required: ["received", "outcome"], properties: { received: { type: "boolean", const: true }, outcome: { type: "string" } } },
 };
 
@@ -401,6 +418,27 @@ const OPS: Record<ActionName, OpDoc> = {
 	},
 	declineRequest: { summary: "Decline a request asked of the caller", ok: ["200", ref("PaymentRequest")], refusals: ["REQUEST_NOT_FOUND", "FORBIDDEN", "REQUEST_BEING_PAID", "ILLEGAL_TRANSITION"] },
 	cancelRequest: { summary: "Cancel a request the caller made", ok: ["200", ref("PaymentRequest")], refusals: ["REQUEST_NOT_FOUND", "FORBIDDEN", "REQUEST_BEING_PAID", "ILLEGAL_TRANSITION"] },
+	addPayee: { summary: "Save a payee: someone else's account, or an e-mail address", description: "Saving the same account or address again answers the saved payee.", ok: ["201", ref("Payee")], refusals: ["ACCOUNT_NOT_FOUND", "SAME_ACCOUNT"] },
+	listPayees: { summary: "The caller's saved payees, newest first", ok: ["200", ref("PayeePage")] },
+	removePayee: { summary: "Forget a saved payee", ok: ["200", anyObject], refusals: ["PAYEE_NOT_FOUND"] },
+	createSchedule: {
+		summary: "A standing order: pay once, daily, weekly or monthly on a day, from a start date to an optional end",
+		description: "Each occurrence is paid exactly once (its key is the order and the due date), through the P2P path. Not enough money: the owner is told and it is retried twice (after 6 and 12 hours), then skipped.",
+		ok: ["201", ref("Schedule")], idempotent: true,
+		refusals: ["ACCOUNT_NOT_FOUND", "CURRENCY_MISMATCH", "RECIPIENT_NOT_FOUND", "PAYEE_NOT_FOUND", "SAME_ACCOUNT", "TOO_MANY_ATTEMPTS"],
+	},
+	listSchedules: { summary: "The caller's standing orders, newest first", ok: ["200", ref("SchedulePage")] },
+	getSchedule: { summary: "One standing order with its latest occurrences", ok: ["200", ref("Schedule")], refusals: ["SCHEDULE_NOT_FOUND"] },
+	updateSchedule: { summary: "Change a standing order's amount, description, end or day for the occurrences not yet due", ok: ["200", ref("Schedule")], refusals: ["SCHEDULE_NOT_FOUND", "ILLEGAL_TRANSITION"] },
+	pauseSchedule: { summary: "Pause a standing order (occurrences that fall in the pause are not paid)", ok: ["200", ref("Schedule")], refusals: ["SCHEDULE_NOT_FOUND", "ILLEGAL_TRANSITION"] },
+	resumeSchedule: { summary: "Resume a paused standing order from today", ok: ["200", ref("Schedule")], refusals: ["SCHEDULE_NOT_FOUND", "ILLEGAL_TRANSITION"] },
+	cancelSchedule: { summary: "Cancel a standing order", ok: ["200", ref("Schedule")], refusals: ["SCHEDULE_NOT_FOUND", "ILLEGAL_TRANSITION"] },
+	renameAccount: { summary: "Rename one of the caller's accounts", ok: ["200", ref("Account")], refusals: ["ACCOUNT_NOT_FOUND"] },
+	closeAccount: {
+		summary: "Close one of the caller's accounts",
+		description: "Only at a zero balance with no payments in progress; the account and its history stay, shown as closed, and no money can move to or from it.",
+		ok: ["200", ref("Account")], refusals: ["ACCOUNT_NOT_FOUND", "ACCOUNT_NOT_EMPTY", "ACCOUNT_HAS_PENDING", "ACCOUNT_FROZEN"],
+	},
 };
 
 /** Tags by area: the first path segment under /api/v1. */
@@ -421,6 +459,8 @@ const TAGS: Record<string, string> = {
 	transactions: "The caller's transactions across accounts, with categories",
 	insights: "Monthly spending and insights",
 	requests: "Payment requests between users",
+	payees: "The caller's saved payees",
+	schedules: "Standing orders: scheduled and recurring payments",
 };
 
 const idempotencyHeader = {

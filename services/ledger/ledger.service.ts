@@ -16,7 +16,7 @@ import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import { retentionMixin } from "../../mixins/retention.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
-import { accountView, openAccount, setStatus } from "./accounts.ts";
+import { accountView, closeAccount, closedAmong, openAccount, ownerAccountView, renameAccount, setStatus } from "./accounts.ts";
 import { KeyConflict, runBatch, type Unit } from "./batch.ts";
 import { checkInvariants } from "./invariants.ts";
 import { outboxLag, readEvents } from "./outbox.ts";
@@ -168,7 +168,29 @@ export function ledgerService(config: Config): ServiceSchema {
 				params: ledger.accounts.list.params,
 				async handler(this: LedgerThis, ctx: Context<P.ListAccountsParams>) {
 					const list = await store.listAccounts(this.knex, ctx.params.ownerId, ctx.params.limit ?? 200);
-					return { items: list.map(accountView) };
+					const closed = await closedAmong(this.knex, list.filter(a => a.status === "frozen").map(a => a.id));
+					return { items: list.map(a => ownerAccountView(a, closed.has(a.id))) };
+				},
+			},
+			/** The owner renames one of their accounts. */
+			"accounts.rename": {
+				params: ledger.accounts.rename.params,
+				async handler(this: LedgerThis, ctx: Context<P.RenameAccountParams>) {
+					const a = await renameAccount(this.knex, ctx.params.id, ctx.params.ownerId, ctx.params.label);
+					if (!a) throw toClientError({ code: "ACCOUNT_NOT_FOUND", message: "account not found" });
+					this.kickRelay();
+					const closed = await closedAmong(this.knex, [a.id]);
+					return ownerAccountView(a, closed.has(a.id));
+				},
+			},
+			/** The owner closes one of their accounts: zero balance, no pending holds; the history stays. */
+			"accounts.close": {
+				params: ledger.accounts.close.params,
+				async handler(this: LedgerThis, ctx: Context<P.CloseAccountParams>) {
+					const a = await closeAccount(this.knex, ctx.params.id, ctx.params.ownerId);
+					if (isRefusal(a)) throw toClientError(a);
+					this.kickRelay();
+					return ownerAccountView(a, true);
 				},
 			},
 			"accounts.frozen": {

@@ -29,6 +29,10 @@ export const getAccountParams = paramsSchema({ $$strict: true, id: idRule, owner
 export const listAccountsParams = paramsSchema({ $$strict: true, ownerId: ownerRule, limit: limitRule });
 export const frozenParams = paramsSchema({ $$strict: true, limit: limitRule });
 export const accountIdParams = paramsSchema({ $$strict: true, id: idRule });
+export const renameAccountParams = paramsSchema({ $$strict: true, id: idRule, ownerId: ownerRule, label: { type: "string", max: 200, pattern: /^[^\u0000-\u001f\u007f]*$/ } });
+export const closeAccountParams = paramsSchema({ $$strict: true, id: idRule, ownerId: ownerRule });
+export type RenameAccountParams = Infer<typeof renameAccountParams>;
+export type CloseAccountParams = Infer<typeof closeAccountParams>;
 /** Freeze and unfreeze: by staff (who, and why, go into the audit log) or by the system. */
 export const accountStatusParams = paramsSchema({ $$strict: true, id: idRule, ...staffFields });
 export type AccountStatusParams = Infer<typeof accountStatusParams>;

@@ -9,7 +9,7 @@ import { formatMinor } from "../../lib/money.ts";
 
 export interface Draft {
 	userId: string;
-	kind: "transfer.received" | "payment.completed" | "payment.failed" | "payment.review" | RequestKind;
+	kind: "transfer.received" | "payment.completed" | "payment.failed" | "payment.review" | RequestKind | ScheduleKind;
 	title: string;
 	body: string;
 	data: Record<string, unknown>;
@@ -23,6 +23,7 @@ const money = (amount: unknown, currency: unknown): string => {
 
 const PAYMENT_NAMES: Record<string, string> = { topup: "Top-up", payout: "Payout", p2p: "Payment" };
 
+type ScheduleKind = "schedule.paid" | "schedule.retrying" | "schedule.skipped";
 type RequestKind = "request.received" | "request.paid" | "request.in_review" | "request.declined" | "request.cancelled" | "request.expired";
 
 const quoted = (note: unknown): string => (typeof note === "string" && note !== "" ? ` for “${note}”` : "");
@@ -57,11 +58,52 @@ function requestDrafts(event: string, p: Record<string, unknown>): Draft[] {
 	return [];
 }
 
+/** What the owner of a standing order hears about one of its payments (services/schedules). */
+function scheduleDrafts(event: string, p: Record<string, unknown>): Draft[] {
+	const owner = p["ownerId"];
+	if (typeof owner !== "string") return [];
+	const payee = typeof p["payeeName"] === "string" && p["payeeName"] !== "" ? p["payeeName"] : "your payee";
+	const amount = money(p["amount"], p["currency"]);
+	const due = typeof p["dueDate"] === "string" ? p["dueDate"] : "";
+	const data = { scheduleId: p["scheduleId"], dueDate: due, amount: p["amount"], currency: p["currency"], failureCode: p["failureCode"] ?? null };
+	const why = refusalWords(p["failureCode"]);
+	const retryOn = typeof p["nextAttemptAt"] === "string" ? new Date(p["nextAttemptAt"]).toUTCString().replace(/:\d\d GMT$/, " UTC") : "later";
+	switch (event) {
+		case "schedule.paid":
+			return [{ userId: owner, kind: "schedule.paid", title: "Standing order paid", body: `${amount} paid to ${payee} (due ${due}).`, data }];
+		case "schedule.in_review":
+			return [{ userId: owner, kind: "schedule.paid", title: "Standing order sent", body: `${amount} to ${payee} (due ${due}) is being checked and should arrive soon.`, data }];
+		case "schedule.retrying":
+			return [{ userId: owner, kind: "schedule.retrying", title: "Standing order not paid yet", body: `${amount} to ${payee} (due ${due}) could not be paid: ${why}. We will try again on ${retryOn}.`, data }];
+		case "schedule.skipped":
+			return [{ userId: owner, kind: "schedule.skipped", title: "Standing order skipped", body: `${amount} to ${payee} (due ${due}) was not paid: ${why}.`, data }];
+	}
+	return [];
+}
+
+/** A refusal code in words a person understands. */
+function refusalWords(code: unknown): string {
+	switch (code) {
+		case "INSUFFICIENT_FUNDS": return "there was not enough money in the account";
+		case "LIMIT_EXCEEDED": return "it is above your spending limit";
+		case "ACCOUNT_FROZEN": return "one of the accounts is frozen";
+		case "FRAUD_DECLINED": return "our checks declined it";
+		case "SCHEDULE_NOT_ACTIVE": return "the standing order was paused or cancelled";
+		case "ACCOUNT_NOT_FOUND": case "RECIPIENT_NOT_FOUND": return "the recipient's account no longer exists";
+		case "CURRENCY_MISMATCH": return "the accounts are in different currencies";
+		default: return "the payment was refused";
+	}
+}
+
+/** The standing-order events notifications reads from the schedules log. */
+export const SCHEDULE_EVENTS = ["schedule.paid", "schedule.in_review", "schedule.retrying", "schedule.skipped"] as const;
+
 /** The request events notifications reads from the requests log. */
 export const REQUEST_EVENTS = ["request.created", "request.paid", "request.in_review", "request.declined", "request.cancelled", "request.expired"] as const;
 
 export function draftsFor(event: string, p: Record<string, unknown>): Draft[] {
 	if (event.startsWith("request.")) return requestDrafts(event, p);
+	if (event.startsWith("schedule.")) return scheduleDrafts(event, p);
 	if (event === "transfer.completed") {
 		const to = p["toOwnerId"];
 		const from = p["fromOwnerId"];

@@ -20,6 +20,7 @@ const TABLES = [
 	"auth.credentials", "auth.refresh_tokens", "users.profiles", "ledger.daily_usage",
 	"payments.payments", "payments.payment_events", "payments.provider_callbacks", "fx.quotes", "fraud.decisions", "ledger.accounts", "ledger.transfers", "ledger.entries", "ledger.holds", "ledger.idempotency", "ledger.outbox",
 	"requests.requests", "requests.outbox", "reports.transactions", "reports.category_rules",
+	"schedules.payees", "schedules.schedules", "schedules.occurrences", "ledger.account_closures",
 ];
 
 let db: TestDatabase;
@@ -107,6 +108,11 @@ const ROUTES: () => Route[] = () => [
 	{ path: `/api/v1/requests/${accountId}/decline`, fields: [], auth: true, emptyIsValid: true },
 	{ path: `/api/v1/requests/${accountId}/cancel`, fields: [], auth: true, emptyIsValid: true },
 	{ path: `/api/v1/transactions/${accountId}/category`, fields: ["category", "learn"], auth: true },
+	{ path: "/api/v1/payees", fields: ["name", "accountId", "email"], auth: true },
+	{ path: "/api/v1/schedules", fields: ["fromAccountId", "toAccountId", "payeeId", "toEmail", "amount", "currency", "description", "frequency", "startDate", "endDate", "dayOfMonth"], auth: true },
+	{ path: `/api/v1/schedules/${accountId}/pause`, fields: [], auth: true, emptyIsValid: true },
+	{ path: `/api/v1/schedules/${accountId}/cancel`, fields: [], auth: true, emptyIsValid: true },
+	{ path: `/api/v1/accounts/${accountId}/close`, fields: [], auth: true, emptyIsValid: true },
 	{ path: "/api/v1/admin/dead-letters/notifications/redeliver", fields: ["limit"], auth: true, emptyIsValid: true },
 	{ path: "/api/v1/admin/dead-letters/notifications/1/discard", fields: ["reason"], auth: true },
 	{ path: `/api/v1/admin/payments/${accountId}/compensate`, fields: ["reason"], auth: true },

@@ -2,7 +2,8 @@
  * The everyday wallet's routes over HTTP against one node with every service on a fresh
  * PostgreSQL database: finding transactions across accounts (filters, pages, foreign ids,
  * bad input), categories and insights; payment requests (foreign ids 404, bad input 4xx
- * with nothing written, replays, accept, decline, cancel).
+ * with nothing written, replays, accept, decline, cancel); saved payees, standing orders and
+ * account rename and close (foreign ids 404, bad input 4xx with nothing written, replays).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -204,5 +205,103 @@ describe("payment requests over HTTP", () => {
 		assert.deepEqual([still.body.status, still.body.failureCode], ["pending", short.body.error.code]);
 		const foreignAccount = await request<ErrorBody>("POST", `/api/v1/requests/${c.id}/accept`, { token: carla.token, body: { fromAccountId: alice.usd } });
 		assert.equal(foreignAccount.status, 404);
+	});
+});
+
+describe("payees, standing orders and accounts over HTTP", () => {
+	const rows = async (table: string) => (await node.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]?.n ?? -1;
+	const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+
+	it("saves payees once each, refuses bad ones writing nothing, and shows them only to their owner", async () => {
+		const alice = people["alice"] as Person;
+		const bruno = people["bruno"] as Person;
+		const carla = people["carla"] as Person;
+		const before = await rows("schedules.payees");
+		for (const body of [{ name: "Bruno" }, { name: "", accountId: bruno.usd }, { name: "x".repeat(101), accountId: bruno.usd }, { name: "B", accountId: bruno.usd, email: "b@example.com" }, { name: "B\u0007", accountId: bruno.usd }, { name: "B", accountId: "nope" }, { name: "B", accountId: bruno.usd, extra: 1 }]) {
+			const r = await request<ErrorBody>("POST", "/api/v1/payees", { token: alice.token, body });
+			assert.equal(r.status, 400, JSON.stringify(body));
+		}
+		assert.equal((await request<ErrorBody>("POST", "/api/v1/payees", { token: alice.token, body: { name: "Me", accountId: alice.eur } })).body.error.code, "SAME_ACCOUNT");
+		assert.equal((await request("POST", "/api/v1/payees", { token: alice.token, body: { name: "Ghost", accountId: "018f0000-0000-7000-8000-00000000dead" } })).status, 404);
+		assert.equal(await rows("schedules.payees"), before);
+		const saved = await request<{ id: string; name: string }>("POST", "/api/v1/payees", { token: alice.token, body: { name: "Bruno (flatmate)", accountId: bruno.usd } });
+		assert.equal(saved.status, 201);
+		const again = await request<{ id: string }>("POST", "/api/v1/payees", { token: alice.token, body: { name: "Bruno again", accountId: bruno.usd } });
+		assert.equal(again.body.id, saved.body.id);
+		const byEmail = await request<{ id: string; email: string }>("POST", "/api/v1/payees", { token: alice.token, body: { name: "Dan", email: "Dan@Example.com" } });
+		assert.deepEqual([byEmail.status, byEmail.body.email], [201, "dan@example.com"]);
+		assert.equal((await request<{ items: unknown[] }>("GET", "/api/v1/payees", { token: alice.token })).body.items.length, 2);
+		assert.equal((await request<{ items: unknown[] }>("GET", "/api/v1/payees", { token: carla.token })).body.items.length, 0);
+		assert.equal((await request<ErrorBody>("DELETE", `/api/v1/payees/${byEmail.body.id}`, { token: carla.token })).status, 404);
+		assert.equal((await request("DELETE", `/api/v1/payees/${byEmail.body.id}`, { token: alice.token })).status, 200);
+		assert.equal((await request("DELETE", `/api/v1/payees/${byEmail.body.id}`, { token: alice.token })).status, 404);
+	});
+
+	it("creates a standing order to a payee, replays its key, refuses bad orders writing nothing, and lets only its owner change it", async () => {
+		const alice = people["alice"] as Person;
+		const bruno = people["bruno"] as Person;
+		const carla = people["carla"] as Person;
+		const payee = (await request<{ items: { id: string }[] }>("GET", "/api/v1/payees", { token: alice.token })).body.items[0];
+		const base = { fromAccountId: alice.usd, payeeId: payee?.id, amount: 90_000, currency: "USD", frequency: "monthly", dayOfMonth: 1, startDate: tomorrow(), description: "Rent" };
+		const before = await rows("schedules.schedules");
+		const bad: [Record<string, unknown>, Record<string, string>, number][] = [
+			[base, {}, 400],
+			[{ ...base, frequency: "yearly" }, { "idempotency-key": "s1" }, 400],
+			[{ ...base, dayOfMonth: undefined }, { "idempotency-key": "s2" }, 400],
+			[{ ...base, dayOfMonth: 32 }, { "idempotency-key": "s3" }, 400],
+			[{ ...base, startDate: "2020-01-01" }, { "idempotency-key": "s4" }, 400],
+			[{ ...base, startDate: "2030-02-30" }, { "idempotency-key": "s5" }, 400],
+			[{ ...base, endDate: "2000-01-01" }, { "idempotency-key": "s6" }, 400],
+			[{ ...base, toAccountId: bruno.usd }, { "idempotency-key": "s7" }, 400],
+			[{ ...base, payeeId: undefined }, { "idempotency-key": "s8" }, 400],
+			[{ ...base, amount: -5 }, { "idempotency-key": "s9" }, 400],
+			[{ ...base, fromAccountId: bruno.usd }, { "idempotency-key": "s10" }, 404],
+			[{ ...base, fromAccountId: alice.eur }, { "idempotency-key": "s11" }, 422],
+			[{ ...base, payeeId: "018f0000-0000-7000-8000-00000000dead" }, { "idempotency-key": "s12" }, 404],
+			[{ ...base, payeeId: undefined, toAccountId: alice.usd }, { "idempotency-key": "s13" }, 422],
+		];
+		for (const [body, headers, status] of bad) {
+			const r = await request<ErrorBody>("POST", "/api/v1/schedules", { token: alice.token, headers, body });
+			assert.equal(r.status, status, `${JSON.stringify(body).slice(0, 150)}: ${JSON.stringify(r.body)}`);
+		}
+		assert.equal(await rows("schedules.schedules"), before);
+		const made = await request<{ id: string; payeeName: string; nextDue: string; status: string }>("POST", "/api/v1/schedules", { token: alice.token, headers: { "idempotency-key": "rent" }, body: base });
+		assert.equal(made.status, 201, JSON.stringify(made.body));
+		assert.deepEqual([made.body.payeeName, made.body.status], ["Bruno (flatmate)", "active"]);
+		const replay = await request<{ id: string }>("POST", "/api/v1/schedules", { token: alice.token, headers: { "idempotency-key": "rent" }, body: base });
+		assert.deepEqual([replay.status, replay.body.id], [201, made.body.id]);
+		assert.equal((await request("POST", "/api/v1/schedules", { token: alice.token, headers: { "idempotency-key": "rent" }, body: { ...base, amount: 1 } })).status, 409);
+		for (const [method, path, body] of [["GET", "", undefined], ["PATCH", "", { amount: 5 }], ["POST", "/pause", {}], ["POST", "/resume", {}], ["POST", "/cancel", {}]] as const) {
+			const r = await request<ErrorBody>(method, `/api/v1/schedules/${made.body.id}${path}`, { token: carla.token, ...(body ? { body } : {}) });
+			assert.deepEqual([r.status, r.body.error.code], [404, "SCHEDULE_NOT_FOUND"], `${method} ${path}`);
+		}
+		const edited = await request<{ amount: number }>("PATCH", `/api/v1/schedules/${made.body.id}`, { token: alice.token, body: { amount: 95_000 } });
+		assert.deepEqual([edited.status, edited.body.amount], [200, 95_000]);
+		assert.equal((await request("PATCH", `/api/v1/schedules/${made.body.id}`, { token: alice.token, body: { amount: 0 } })).status, 400);
+		assert.equal((await request<{ status: string }>("POST", `/api/v1/schedules/${made.body.id}/pause`, { token: alice.token })).body.status, "paused");
+		assert.equal((await request<{ status: string }>("POST", `/api/v1/schedules/${made.body.id}/cancel`, { token: alice.token })).body.status, "cancelled");
+		assert.equal((await request("POST", `/api/v1/schedules/${made.body.id}/resume`, { token: alice.token })).status, 409);
+		assert.equal((await request<{ items: unknown[] }>("GET", "/api/v1/schedules", { token: alice.token })).body.items.length, 1);
+	});
+
+	it("renames an account, and closes it only when empty; a closed account takes no money and stays in the list as closed", async () => {
+		const alice = people["alice"] as Person;
+		const bruno = people["bruno"] as Person;
+		const renamed = await request<{ label: string }>("PATCH", `/api/v1/accounts/${alice.eur}`, { token: alice.token, body: { label: "Holiday euros" } });
+		assert.deepEqual([renamed.status, renamed.body.label], [200, "Holiday euros"]);
+		assert.equal((await request("PATCH", `/api/v1/accounts/${alice.eur}`, { token: bruno.token, body: { label: "Mine now" } })).status, 404);
+		assert.equal((await request("PATCH", `/api/v1/accounts/${alice.eur}`, { token: alice.token, body: { label: "x".repeat(201) } })).status, 400);
+		const notEmpty = await request<ErrorBody>("POST", `/api/v1/accounts/${alice.usd}/close`, { token: alice.token });
+		assert.deepEqual([notEmpty.status, notEmpty.body.error.code], [422, "ACCOUNT_NOT_EMPTY"]);
+		assert.equal((await request("POST", `/api/v1/accounts/${alice.eur}/close`, { token: bruno.token })).status, 404);
+		const closed = await request<{ status: string }>("POST", `/api/v1/accounts/${alice.eur}/close`, { token: alice.token });
+		assert.deepEqual([closed.status, closed.body.status], [200, "closed"]);
+		assert.equal((await request<{ status: string }>("POST", `/api/v1/accounts/${alice.eur}/close`, { token: alice.token })).body.status, "closed");
+		const listed = (await request<{ items: { id: string; status: string }[] }>("GET", "/api/v1/accounts", { token: alice.token })).body.items;
+		assert.equal(listed.find(a => a.id === alice.eur)?.status, "closed");
+		const eurSystem = (await call(broker, ledger.accounts.open, { currency: "EUR", kind: "system", code: "external:bank:EUR" })).id;
+		await assert.rejects(call(broker, ledger.transfers.create, { idempotencyKey: "into-closed", fromAccountId: eurSystem, toAccountId: alice.eur, amount: 100, currency: "EUR" }), (e: { type?: string }) => e.type === "ACCOUNT_FROZEN");
+		// An administrator cannot unfreeze a closed account back into use.
+		await assert.rejects(call(broker, ledger.accounts.unfreeze, { id: alice.eur }), (e: { type?: string }) => e.type === "ACCOUNT_NOT_FOUND");
 	});
 });

@@ -21,7 +21,7 @@ const captured: { sql: string; bindings: unknown[] }[] = [];
 
 before(async () => {
 	db = await createTestDatabase();
-	({ broker, config } = await startNode({ DATABASE_URL: db.url, SERVICES: "users,ledger,payments,fraud,notifications,webhooks,reports,requests", LOG_LEVEL: "fatal" }));
+	({ broker, config } = await startNode({ DATABASE_URL: db.url, SERVICES: "users,ledger,payments,fraud,notifications,webhooks,reports,requests,schedules", LOG_LEVEL: "fatal" }));
 	acquireDb(config).knex.on("query", (q: { sql: string; bindings?: unknown[] }) => captured.push({ sql: q.sql, bindings: q.bindings ?? [] }));
 });
 
@@ -100,6 +100,12 @@ describe("query plans of the read routes", () => {
 			["requests.list", { userId, role: "outgoing", status: "pending", cursor: `1796000000000000_${missing}` }],
 			["requests.get", { userId, id: missing }],
 			["requests.sweep", {}],
+			// Standing orders and payees: lists, one order with its occurrences, the scheduler's run, account close.
+			["schedules.list", { ownerId: userId }],
+			["schedules.get", { ownerId: userId, id: missing }],
+			["schedules.payees.list", { ownerId: userId }],
+			["schedules.runDue", { now: "2030-01-01T00:00:00Z" }],
+			["ledger.accounts.close", { id: missing, ownerId: userId }],
 		];
 		const found: string[] = [];
 		for (const [action, params] of reads) {
