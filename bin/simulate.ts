@@ -11,6 +11,13 @@ import { runSeed, type RunResult } from "../sim/run.ts";
 import { storyOf } from "../sim/story.ts";
 import { PLANTED_BUGS, type PlantedBug } from "../sim/planted.ts";
 
+// `npm run simulate -- partitions …`: the model of the ledger on several primaries
+// (sim/partitions-cli.ts, docs/capacity.md); no database, none of the options below.
+if (process.argv[2] === "partitions") {
+	const { main } = await import("../sim/partitions-cli.ts");
+	process.exit(await main(process.argv.slice(3)));
+}
+
 const SEEDS_MAX = 1_000_000;
 const TICKS_MAX = 10_000;
 

@@ -1,0 +1,289 @@
+/**
+ * A discrete-event model of the ledger past one primary (issue 19 item 4, docs/capacity.md):
+ * P PostgreSQL primaries (partitions), each with its ledger node(s); an account belongs to
+ * the partition the ring gives it (md5 of the account id onto 32 virtual nodes per member,
+ * as Moleculer's Shard strategy does, lib/routing.ts) and, within it, to one node by the
+ * same ring. A transfer whose two accounts share a partition is one keyed op in the owning
+ * node's batch; one across partitions runs in two phases: a pending transfer (hold) on the
+ * source partition, the credit on the recipient's node in the destination partition (from
+ * that node's clearing account), then the post of the hold, each a keyed op of its own, one after another.
+ *
+ * Closed loop: `concurrency` clients each send a transfer between two accounts drawn
+ * uniformly, wait for it, send the next. A ledger node takes up to `batchSizeMax` queued ops
+ * into a batch (at most `batchConcurrency` batches in flight, `batchWaitMs` to fill an idle
+ * one), spends node CPU on it (FCFS at `nodeCores`), then two round trips to its primary and
+ * the primary's CPU (FCFS over the primary's cores). The costs are per batch and per op,
+ * from this repository's measurements (docs/capacity.md); everything is deterministic from
+ * the seed.
+ */
+import { createHash } from "node:crypto";
+import { seededRandom } from "../lib/random.ts";
+
+export interface Costs {
+	/** Ledger node CPU per batch (ms) and per op in it (ms), the bus messages included. */
+	nodeBatchMs: number;
+	nodeOpMs: number;
+	/** Primary's CPU per batch transaction (ms) and per op (ms). */
+	dbBatchMs: number;
+	dbOpMs: number;
+	/** Caller to ledger node and back over the bus (ms, wall). */
+	hopMs: number;
+	/** One statement's round trip between a node and its primary (ms, wall); a batch makes two. */
+	dbRoundTripMs: number;
+}
+
+/**
+ * docs/capacity.md, session 8, one caller and one ledger node over NATS: a ledger call's
+ * fixed cost about 0.9 ms in the node and 0.8 ms in PostgreSQL; about 0.15 ms per transfer
+ * in all (here split evenly); a bare message crosses NATS in about 0.4 ms p50.
+ */
+export const MEASURED_COSTS: Costs = { nodeBatchMs: 0.9, nodeOpMs: 0.075, dbBatchMs: 0.8, dbOpMs: 0.075, hopMs: 0.8, dbRoundTripMs: 0.2 };
+
+export interface ModelConfig {
+	partitions: number;
+	nodesPerPartition: number;
+	/** Cores each ledger node may use (a node is one thread: at most 1). */
+	nodeCores: number;
+	/** Cores of each partition's primary. */
+	dbCores: number;
+	/** Transfers in flight (closed loop). */
+	concurrency: number;
+	batchSizeMax: number;
+	batchConcurrency: number;
+	batchWaitMs: number;
+	accounts: number;
+	/** Simulated seconds measured, after `warmupSeconds`. */
+	seconds: number;
+	warmupSeconds: number;
+	seed: number;
+	/** Every transfer within one partition (the accounts re-drawn until they share one): a bound for comparison. */
+	localOnly?: boolean;
+	costs: Costs;
+}
+
+export const MODEL_DEFAULTS: Omit<ModelConfig, "partitions"> = {
+	nodesPerPartition: 1, nodeCores: 1, dbCores: 2, concurrency: 64, batchSizeMax: 1_000, batchConcurrency: 2, batchWaitMs: 1,
+	accounts: 1_000, seconds: 5, warmupSeconds: 1, seed: 1, costs: MEASURED_COSTS,
+};
+
+export interface ModelResult {
+	partitions: number;
+	nodesPerPartition: number;
+	transfersPerSec: number;
+	p50Ms: number;
+	p99Ms: number;
+	/** Share of the measured transfers whose accounts were on two partitions. */
+	crossShare: number;
+	/** Mean ops per batch. */
+	batchMean: number;
+	/** Busy share of the busiest ledger node's CPU, and of the busiest primary's cores. */
+	nodeBusy: number;
+	dbBusy: number;
+}
+
+// ---------------------------------------------------------------- the ring
+
+function hash32(key: string): number {
+	return Number.parseInt(createHash("md5").update(key).digest("hex").slice(0, 8), 16);
+}
+
+/** Moleculer's Shard ring: members sorted, `vnodes` slices each, interleaved; a key goes to the first slice at or past its hash. */
+export function ring(members: readonly string[], vnodes = 32): (key: string) => string {
+	const sorted = [...members].sort();
+	const total = sorted.length * vnodes;
+	const size = 2 ** 32;
+	const slice = size / total;
+	const points: { key: number; member: string }[] = [];
+	for (let j = 0; j < vnodes; j++) for (const m of sorted) points.push({ key: Math.floor(slice * (points.length + 1)), member: m });
+	(points[points.length - 1] as { key: number }).key = size;
+	return (key: string) => {
+		const h = hash32(key);
+		for (const p of points) if (h <= p.key) return p.member;
+		return (points[points.length - 1] as { member: string }).member;
+	};
+}
+
+// ---------------------------------------------------------------- the engine
+
+/** A min-heap of timed events; ties keep their order of scheduling (deterministic). */
+class Events {
+	private heap: { t: number; n: number; fn: () => void }[] = [];
+	private n = 0;
+	now = 0;
+	at(t: number, fn: () => void): void {
+		const e = { t, n: this.n++, fn };
+		const h = this.heap;
+		h.push(e);
+		let i = h.length - 1;
+		while (i > 0) {
+			const p = (i - 1) >> 1;
+			const a = h[p] as typeof e;
+			if (a.t < e.t || (a.t === e.t && a.n < e.n)) break;
+			h[i] = a;
+			i = p;
+		}
+		h[i] = e;
+	}
+	run(until: number): void {
+		const h = this.heap;
+		while (h.length > 0 && (h[0] as { t: number }).t <= until) {
+			const top = h[0] as { t: number; fn: () => void };
+			const last = h.pop() as typeof top & { n: number };
+			if (h.length > 0) {
+				let i = 0;
+				for (;;) {
+					const l = 2 * i + 1;
+					const r = l + 1;
+					let m = i;
+					const key = (k: number) => (k === i ? last : (h[k] as typeof last));
+					const less = (x: typeof last, y: typeof last) => x.t < y.t || (x.t === y.t && x.n < y.n);
+					if (l < h.length && less(h[l] as typeof last, key(m))) m = l;
+					if (r < h.length && less(h[r] as typeof last, key(m))) m = r;
+					if (m === i) break;
+					h[i] = h[m] as typeof last;
+					i = m;
+				}
+				h[i] = last;
+			}
+			this.now = top.t;
+			top.fn();
+		}
+		this.now = until;
+	}
+}
+
+/** FCFS servers of one speed: a job's work (CPU ms) ends when a server has done it. */
+class Cpu {
+	private free: number[];
+	private readonly speed: number;
+	busyMs = 0;
+	constructor(cores: number) {
+		const servers = Math.max(1, Math.floor(cores));
+		this.speed = cores / servers;
+		this.free = new Array<number>(servers).fill(0);
+	}
+	/** When work submitted at `now` ends. */
+	run(now: number, workMs: number): number {
+		let k = 0;
+		for (let i = 1; i < this.free.length; i++) if ((this.free[i] as number) < (this.free[k] as number)) k = i;
+		const end = Math.max(now, this.free[k] as number) + workMs / this.speed;
+		this.free[k] = end;
+		this.busyMs += workMs / this.speed;
+		return end;
+	}
+	get servers(): number {
+		return this.free.length;
+	}
+}
+
+interface LedgerNode {
+	cpu: Cpu;
+	db: Cpu;
+	queue: (() => void)[];
+	inFlight: number;
+	starting: boolean;
+	batches: number;
+	ops: number;
+}
+
+export function simulate(cfg: ModelConfig): ModelResult {
+	if (!Number.isInteger(cfg.partitions) || cfg.partitions < 1 || cfg.partitions > 1_024) throw new RangeError(`partitions ${cfg.partitions}`);
+	if (cfg.nodeCores <= 0 || cfg.nodeCores > 1) throw new RangeError(`nodeCores ${cfg.nodeCores}: a node is one thread, 0 < cores <= 1`);
+	const c = cfg.costs;
+	const ev = new Events();
+	const rnd = seededRandom(cfg.seed);
+	const partitionIds = Array.from({ length: cfg.partitions }, (_, i) => `partition-${i + 1}`);
+	const partitionOf = ring(partitionIds);
+	const dbs = new Map(partitionIds.map(p => [p, new Cpu(cfg.dbCores)]));
+	const nodes = new Map<string, LedgerNode>();
+	const nodeRing = new Map<string, (k: string) => string>();
+	for (const p of partitionIds) {
+		const ids = Array.from({ length: cfg.nodesPerPartition }, (_, i) => `${p}-ledger-${i + 1}`);
+		for (const id of ids) nodes.set(id, { cpu: new Cpu(cfg.nodeCores), db: dbs.get(p) as Cpu, queue: [], inFlight: 0, starting: false, batches: 0, ops: 0 });
+		nodeRing.set(p, ring(ids));
+	}
+	const accounts = Array.from({ length: cfg.accounts }, (_, i) => {
+		const id = `account-${cfg.seed}-${i}`;
+		const partition = partitionOf(id);
+		return { id, partition, node: nodes.get((nodeRing.get(partition) as (k: string) => string)(id)) as LedgerNode };
+	});
+
+	function startBatch(n: LedgerNode): void {
+		n.starting = false;
+		if (n.queue.length === 0 || n.inFlight >= cfg.batchConcurrency) return;
+		const ops = n.queue.splice(0, cfg.batchSizeMax);
+		n.inFlight += 1;
+		n.batches += 1;
+		n.ops += ops.length;
+		const cpuDone = n.cpu.run(ev.now, c.nodeBatchMs + ops.length * c.nodeOpMs);
+		ev.at(cpuDone + c.dbRoundTripMs, () => {
+			const dbDone = n.db.run(ev.now, c.dbBatchMs + ops.length * c.dbOpMs);
+			ev.at(dbDone + c.dbRoundTripMs, () => {
+				n.inFlight -= 1;
+				for (const done of ops) done();
+				if (n.queue.length > 0) startBatch(n);
+			});
+		});
+	}
+
+	/** One keyed op on a node: over the bus, into its next batch, and back. */
+	function op(n: LedgerNode, then: () => void): void {
+		ev.at(ev.now + c.hopMs / 2, () => {
+			n.queue.push(() => ev.at(ev.now + c.hopMs / 2, then));
+			if (!n.starting && n.inFlight < cfg.batchConcurrency) {
+				n.starting = true;
+				ev.at(ev.now + cfg.batchWaitMs, () => startBatch(n));
+			}
+		});
+	}
+
+	const from = cfg.warmupSeconds * 1000;
+	const to = from + cfg.seconds * 1000;
+	const latencies: number[] = [];
+	let cross = 0;
+
+	function client(): void {
+		const t0 = ev.now;
+		const a = accounts[Math.floor(rnd() * accounts.length)] as (typeof accounts)[number];
+		let b = accounts[Math.floor(rnd() * accounts.length)] as (typeof accounts)[number];
+		for (let tries = 0; b === a || (cfg.localOnly === true && b.partition !== a.partition); tries++) {
+			b = accounts[Math.floor(rnd() * accounts.length)] as (typeof accounts)[number];
+			if (tries > 10_000) throw new Error("no second account in the partition");
+		}
+		const done = (isCross: boolean) => () => {
+			if (ev.now >= from && ev.now < to) {
+				latencies.push(ev.now - t0);
+				if (isCross) cross += 1;
+			}
+			client();
+		};
+		if (a.partition === b.partition) {
+			op(a.node, done(false));
+		} else {
+			// Two phases: hold on the source, the credit on the recipient's node (from its own
+			// clearing account, so no clearing row is shared between nodes), post on the source.
+			op(a.node, () => op(b.node, () => op(a.node, done(true))));
+		}
+	}
+
+	for (let i = 0; i < cfg.concurrency; i++) ev.at(i * 0.01, client);
+	ev.run(to);
+	latencies.sort((x, y) => x - y);
+	const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))] ?? 0;
+	let batches = 0;
+	let opsRun = 0;
+	let nodeBusy = 0;
+	for (const n of nodes.values()) {
+		batches += n.batches;
+		opsRun += n.ops;
+		nodeBusy = Math.max(nodeBusy, n.cpu.busyMs / to);
+	}
+	let dbBusy = 0;
+	for (const d of dbs.values()) dbBusy = Math.max(dbBusy, d.busyMs / (to * d.servers));
+	return {
+		partitions: cfg.partitions, nodesPerPartition: cfg.nodesPerPartition,
+		transfersPerSec: latencies.length / cfg.seconds, p50Ms: pct(50), p99Ms: pct(99),
+		crossShare: latencies.length > 0 ? cross / latencies.length : 0,
+		batchMean: batches > 0 ? opsRun / batches : 0, nodeBusy, dbBusy,
+	};
+}

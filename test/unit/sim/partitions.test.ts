@@ -1,0 +1,72 @@
+/**
+ * The partitioned ledger's model (sim/partitions.ts): its ring is Moleculer's Shard ring,
+ * a seed replays exactly, the cross-partition share is what uniform accounts give
+ * (1 - 1/P), partitions without cross traffic scale nearly linearly, and a cross-partition
+ * transfer costs its three ops; the CLI's lists parse and refuse nonsense.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import { Strategies } from "moleculer";
+import { MODEL_DEFAULTS, ring, simulate, type ModelConfig } from "../../../sim/partitions.ts";
+import { measuredList, partitionList } from "../../../sim/partitions-cli.ts";
+
+/** The Shard strategy's ring methods, which its typings leave out. */
+function hasRing(v: object): v is { rebuild(list: { id: string }[]): void; getNodeIDByKey(k: string): string } {
+	return "rebuild" in v && typeof v.rebuild === "function" && "getNodeIDByKey" in v && typeof v.getNodeIDByKey === "function";
+}
+
+const quick = (over: Partial<ModelConfig> & { partitions: number }): ModelConfig => ({ ...MODEL_DEFAULTS, seconds: 0.5, warmupSeconds: 0.2, concurrency: 128 * over.partitions, ...over });
+
+describe("partitioned ledger model", () => {
+	it("places keys with Moleculer's Shard ring (32 virtual nodes)", () => {
+		const members = ["ledger-b", "ledger-a", "ledger-c"];
+		const broker = { localBus: new EventEmitter() };
+		const shard = new Strategies.Shard({} as never, broker as never, { shardKey: "id", vnodes: 32 });
+		assert.ok(hasRing(shard), "Moleculer's Shard strategy has rebuild and getNodeIDByKey");
+		const s = shard;
+		s.rebuild(members.map(id => ({ id })));
+		const ours = ring(members);
+		for (let i = 0; i < 500; i++) assert.equal(ours(`account-${i}`), s.getNodeIDByKey(`account-${i}`), `account-${i}`);
+	});
+
+	it("replays a seed exactly, and another seed differs", () => {
+		const a = simulate(quick({ partitions: 3 }));
+		assert.deepEqual(simulate(quick({ partitions: 3 })), a);
+		assert.notDeepEqual(simulate(quick({ partitions: 3, seed: 2 })), a);
+	});
+
+	it("sends 1 - 1/P of uniformly drawn transfers across partitions", () => {
+		assert.equal(simulate(quick({ partitions: 1 })).crossShare, 0);
+		for (const p of [2, 4]) {
+			const r = simulate(quick({ partitions: p, accounts: 4_000 }));
+			assert.ok(Math.abs(r.crossShare - (1 - 1 / p)) < 0.05, `${p} partitions: ${r.crossShare}`);
+		}
+	});
+
+	it("scales nearly linearly without cross traffic, and a cross-partition transfer costs its three ops", () => {
+		const one = simulate(quick({ partitions: 1 })).transfersPerSec;
+		const local4 = simulate(quick({ partitions: 4, localOnly: true }));
+		assert.equal(local4.crossShare, 0);
+		assert.ok(local4.transfersPerSec >= 3.5 * one, `4 partitions, local only: ${local4.transfersPerSec} against ${one}`);
+		// Half the transfers cross at 2 partitions: 1 + 2 x 0.5 = twice the ops per transfer.
+		const local2 = simulate(quick({ partitions: 2, localOnly: true })).transfersPerSec;
+		const mixed2 = simulate(quick({ partitions: 2 })).transfersPerSec;
+		const ratio = local2 / mixed2;
+		assert.ok(ratio > 1.5 && ratio < 2.5, `local / mixed at 2 partitions: ${ratio}`);
+		// A capped node is the bottleneck: its CPU is nearly always busy.
+		const capped = simulate(quick({ partitions: 1, nodeCores: 0.1, concurrency: 128 }));
+		assert.ok(capped.nodeBusy > 0.8 && capped.dbBusy < 0.5, JSON.stringify(capped));
+		assert.throws(() => simulate(quick({ partitions: 1, nodeCores: 1.5 })), /one thread/);
+		assert.throws(() => simulate(quick({ partitions: 0 })), RangeError);
+	});
+
+	it("parses the CLI's lists", () => {
+		assert.deepEqual(partitionList("1-4"), [1, 2, 3, 4]);
+		assert.deepEqual(partitionList("8,1,2-3,2"), [1, 2, 3, 8]);
+		for (const bad of ["0", "3-2", "1-65", "x", "1;2"]) assert.throws(() => partitionList(bad), RangeError, bad);
+		assert.deepEqual([...measuredList("1:950, 2:1700.5")], [[1, 950], [2, 1700.5]]);
+		assert.equal(measuredList(undefined).size, 0);
+		assert.throws(() => measuredList("1=950"), RangeError);
+	});
+});
