@@ -57,7 +57,13 @@ const PHASE_S = num("BENCH_PHASE_S", 15);
 const WARMUP_S = num("BENCH_WARMUP_S", 5);
 /** Load after a node joins, before it is measured: a new process runs slower until its code is compiled. */
 const JOIN_WARMUP_S = num("BENCH_JOIN_WARMUP_S", 15);
-const CONCURRENCY = Math.round(num("BENCH_CONCURRENCY", 64));
+/**
+ * Requests in flight. More than the cluster bench's 64: with k ledger nodes each node's batch
+ * holds about 1/k of what is in flight, and at 64 the fixed cost of each node's smaller
+ * batches held the model's (sim/partitions.ts) three capped nodes to 1.6 times one; at 256
+ * it predicts 1.9 and 2.8 times (docs/capacity.md).
+ */
+const CONCURRENCY = Math.round(num("BENCH_CONCURRENCY", 256));
 const USERS = Math.round(num("BENCH_USERS", 1_000));
 /**
  * Cores per capped node, per tier (BENCH_SCALE_QUOTA for all, BENCH_SCALE_QUOTA_LEDGER...
