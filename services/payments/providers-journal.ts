@@ -6,9 +6,10 @@
  * (providers-settlement.ts) is written next to it as `<day>.csv`.
  *
  * Appends are buffered and written every FLUSH_MS, in order; asking for a settlement
- * writes what is buffered first. A journal read is bounded (JOURNAL_BYTES_MAX).
+ * writes what is buffered first. A journal read is bounded (JOURNAL_BYTES_MAX). Journals
+ * and files older than KEEP_DAYS are deleted when a provider's first write of a day goes in.
  */
-import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { daySeed, settlementCsv, settlementFile, type InjectedBreak, type ProviderOperation } from "./providers-settlement.ts";
 
@@ -16,6 +17,8 @@ const FLUSH_MS = 50;
 const JOURNAL_BYTES_MAX = 64 * 1024 * 1024;
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const NAME = /^[a-z_]{1,32}$/;
+/** Days of journals and settlement files kept per provider (reconciliation reads yesterday's). */
+export const KEEP_DAYS = 40;
 
 export class SettlementJournal {
 	private readonly dir: string;
@@ -23,6 +26,8 @@ export class SettlementJournal {
 	private timer: NodeJS.Timeout | null = null;
 	private chain: Promise<void> = Promise.resolve();
 	private readonly now: () => Date;
+	/** Provider directories already pruned for a day (`<provider>/<day>`). */
+	private readonly pruned = new Set<string>();
 
 	constructor(dir: string, now: () => Date = () => new Date()) {
 		this.dir = dir;
@@ -54,11 +59,25 @@ export class SettlementJournal {
 		this.buffered = new Map();
 		this.chain = this.chain.then(async () => {
 			for (const [path, lines] of batch) {
-				await mkdir(join(path, ".."), { recursive: true });
+				const folder = join(path, "..");
+				await mkdir(folder, { recursive: true });
 				await appendFile(path, lines.join(""));
+				await this.prune(folder);
 			}
 		});
 		return this.chain;
+	}
+
+	/** Once per provider and day: deletes that provider's journals and files of days before the kept ones. */
+	private async prune(folder: string): Promise<void> {
+		const today = this.now().toISOString().slice(0, 10);
+		if (this.pruned.has(`${folder}/${today}`)) return;
+		this.pruned.add(`${folder}/${today}`);
+		const oldest = new Date(this.now().getTime() - KEEP_DAYS * 86_400_000).toISOString().slice(0, 10);
+		for (const name of await readdir(folder).catch(() => [])) {
+			const day = /^(\d{4}-\d{2}-\d{2})\.(jsonl|csv)$/.exec(name)?.[1];
+			if (day && day < oldest) await rm(join(folder, name), { force: true });
+		}
 	}
 
 	/** The operations of a day as the journal has them, each reference once. */
