@@ -59,9 +59,10 @@ const WARMUP_S = num("BENCH_WARMUP_S", 5);
 const JOIN_WARMUP_S = num("BENCH_JOIN_WARMUP_S", 15);
 /**
  * Requests in flight. More than the cluster bench's 64: with k ledger nodes each node's batch
- * holds about 1/k of what is in flight, and at 64 the fixed cost of each node's smaller
- * batches held the model's (sim/partitions.ts) three capped nodes to 1.6 times one; at 256
- * it predicts 1.9 and 2.8 times (docs/capacity.md).
+ * holds about 1/k of what is in flight, and each node pays its batch's fixed cost k times as
+ * often. The model (sim/partitions.ts, with the 0.2 ms per transfer the smoke runs suggest)
+ * gives 2 and 3 capped ledger nodes 1.6 and 2.1 times one at 64 in flight, 1.9 and 2.8 times
+ * at 256 (docs/capacity.md).
  */
 const CONCURRENCY = Math.round(num("BENCH_CONCURRENCY", 256));
 const USERS = Math.round(num("BENCH_USERS", 1_000));
