@@ -15,6 +15,7 @@ const letterId = { type: "number", integer: true, min: 1, max: Number.MAX_SAFE_I
 export const reasonRule = { type: "string", min: 3, max: 500, trim: true } as const;
 
 export const deadLetterParams = {
+	get: paramsSchema({ $$strict: true, id: letterId }),
 	list: paramsSchema({ $$strict: true, limit: { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true }, beforeId: { ...letterId, optional: true } }),
 	/** One letter by id, or (without id) the oldest `limit` of them. */
 	redeliver: paramsSchema({ $$strict: true, id: { ...letterId, optional: true }, limit: { type: "number", integer: true, min: 1, max: 500, optional: true, convert: true }, actor: actorRule }),
@@ -34,6 +35,7 @@ export interface DeadLetterView {
 export type RedeliverOutcome = { id: number; eventId: string; outcome: "delivered" } | { id: number; eventId: string; outcome: "failed"; error: string };
 
 export interface DeadLetterActions {
+	get: ActionContract<typeof deadLetterParams.get, DeadLetterView & { payload: unknown }>;
 	list: ActionContract<typeof deadLetterParams.list, { consumer: string; items: DeadLetterView[]; nextBeforeId: number | null }>;
 	redeliver: ActionContract<typeof deadLetterParams.redeliver, { consumer: string; items: RedeliverOutcome[]; more: boolean }>;
 	discard: ActionContract<typeof deadLetterParams.discard, { consumer: string; id: number; eventId: string; outcome: "discarded" }>;
@@ -41,6 +43,7 @@ export interface DeadLetterActions {
 
 function consumer(name: ConsumerName): DeadLetterActions {
 	return {
+		get: action(`${name}.consumer.deadLetters.get`, deadLetterParams.get, returns<DeadLetterView & { payload: unknown }>()),
 		list: action(`${name}.consumer.deadLetters.list`, deadLetterParams.list, returns<{ consumer: string; items: DeadLetterView[]; nextBeforeId: number | null }>()),
 		redeliver: action(`${name}.consumer.redeliver`, deadLetterParams.redeliver, returns<{ consumer: string; items: RedeliverOutcome[]; more: boolean }>()),
 		discard: action(`${name}.consumer.discard`, deadLetterParams.discard, returns<{ consumer: string; id: number; eventId: string; outcome: "discarded" }>()),

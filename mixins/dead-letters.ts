@@ -83,6 +83,7 @@ type RepairThis = ConsumerService;
 type RedeliverParams = Infer<typeof deadLetterParams.redeliver>;
 type DiscardParams = Infer<typeof deadLetterParams.discard>;
 type ListParams = Infer<typeof deadLetterParams.list>;
+type GetParams = Infer<typeof deadLetterParams.get>;
 
 const notFound = (consumer: string, id: number) => toClientError({ code: "DEAD_LETTER_NOT_FOUND", message: `no dead letter ${id} in ${consumer}` });
 
@@ -127,6 +128,15 @@ export function deadLetterRepair(schema: string, sources: readonly Source[], rep
 					const rows = await listDeadLetters(this.knex, schema, limit + 1, ctx.params.beforeId ?? null);
 					const items = rows.slice(0, limit).map(deadLetterView);
 					return { consumer: schema, items, nextBeforeId: rows.length > limit ? (items[items.length - 1]?.id ?? null) : null };
+				},
+			},
+			/** One letter with its event's payload, to decide between re-sending and discarding it. */
+			"consumer.deadLetters.get": {
+				params: deadLetterParams.get,
+				async handler(this: RepairThis, ctx: Context<GetParams>) {
+					const row = await deadLetterById(this.knex, schema, ctx.params.id);
+					if (!row) throw notFound(schema, ctx.params.id);
+					return { ...deadLetterView(row), payload: row.payload };
 				},
 			},
 			"consumer.redeliver": {

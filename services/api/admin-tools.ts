@@ -60,6 +60,13 @@ export const adminToolActions = {
 			return { consumers };
 		},
 	},
+	adminDeadLetter: {
+		params: adminToolParams.deadLetter,
+		async handler(ctx: Ctx<V<"deadLetter">>) {
+			requireRole(ctx, ["admin"]);
+			return call(ctx, deadLetters[ctx.params.consumer].get, { id: ctx.params.id });
+		},
+	},
 	adminRedeliverDeadLetter: {
 		params: adminToolParams.deadLetter,
 		async handler(ctx: Ctx<V<"deadLetter">>) {
@@ -135,6 +142,7 @@ export const adminToolActions = {
 
 export const ADMIN_TOOL_ALIASES = {
 	"GET /admin/dead-letters": "api.adminDeadLetters",
+	"GET /admin/dead-letters/:consumer/:id": "api.adminDeadLetter",
 	"POST /admin/dead-letters/:consumer/redeliver": "api.adminRedeliverDeadLetters",
 	"POST /admin/dead-letters/:consumer/:id/redeliver": "api.adminRedeliverDeadLetter",
 	"POST /admin/dead-letters/:consumer/:id/discard": "api.adminDiscardDeadLetter",

@@ -338,6 +338,7 @@ const OPS: Record<ActionName, OpDoc> = {
 	adminSetTier: { summary: "Set a user's KYC tier", description: "A tier above 1 needs a verified address.", ok: ["200", anyObject], roles: ["admin", "support"], refusals: ["USER_NOT_FOUND", "EMAIL_NOT_VERIFIED"] },
 	adminSetRoles: { summary: "Set a user's roles", description: "They apply from the user's next token refresh.", ok: ["200", anyObject], roles: ["admin"], refusals: ["USER_NOT_FOUND", "EMAIL_NOT_VERIFIED"] },
 	adminDeadLetters: { summary: "Dead letters of the durable consumers, newest first", ok: ["200", anyObject], roles: ["admin"] },
+	adminDeadLetter: { summary: "One dead letter with its event's payload", ok: ["200", anyObject], roles: ["admin"], refusals: ["DEAD_LETTER_NOT_FOUND"] },
 	adminRedeliverDeadLetter: { summary: "Re-send one dead letter to its consumer (audited)", description: "Delivered: the letter is gone; failed again: it stays with the new error.", ok: ["200", anyObject], roles: ["admin"], refusals: ["DEAD_LETTER_NOT_FOUND", "NOT_REPLAYABLE"] },
 	adminRedeliverDeadLetters: { summary: "Re-send a consumer's oldest dead letters (audited)", ok: ["200", anyObject], roles: ["admin"] },
 	adminDiscardDeadLetter: { summary: "Discard a dead letter with a reason (audited, the event kept in the audit chain)", ok: ["200", anyObject], roles: ["admin"], refusals: ["DEAD_LETTER_NOT_FOUND"] },

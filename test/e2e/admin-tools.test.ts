@@ -110,6 +110,10 @@ describe("admin routes: dead letters", () => {
 		assert.ok(list.body.consumers.every(c => c.available));
 		assert.deepEqual(list.body.consumers.find(c => c.consumer === "notifications")?.items.map(l => l.eventId), ["ledger:test:bad-1", "ledger:test:good-1"]);
 
+		const one = await http<Letter & { payload: { toOwnerId: string } }>("GET", `/api/v1/admin/dead-letters/notifications/${good}`, { token: admin.accessToken });
+		assert.deepEqual([one.status, one.body.eventId, one.body.payload.toOwnerId], [200, "ledger:test:good-1", customer.user.id]);
+		expectError(await http("GET", `/api/v1/admin/dead-letters/notifications/${good}`, { token: support.accessToken }), 403, "FORBIDDEN");
+		expectError(await http("GET", "/api/v1/admin/dead-letters/notifications/999999", { token: admin.accessToken }), 404, "DEAD_LETTER_NOT_FOUND");
 		expectError(await http("POST", `/api/v1/admin/dead-letters/notifications/${good}/redeliver`, { token: support.accessToken }), 403, "FORBIDDEN");
 		assert.ok(await letterRow("notifications", good), "a refused request changes nothing");
 		const sent = await http<{ items: { id: number; outcome: string }[] }>("POST", `/api/v1/admin/dead-letters/notifications/${good}/redeliver`, { token: admin.accessToken });
