@@ -74,6 +74,13 @@ export interface Config {
 	 * AUDIT_KEYS_PREVIOUS: retired keys, for verifying the blocks written under them.
 	 */
 	audit: { key: string | null; previousKeys: string[] };
+	/**
+	 * SECRETS_KEY: the key-encryption key of the secrets stored for reading back (TOTP and
+	 * webhook secrets, lib/secret-box.ts), outside the database. Required with a transporter
+	 * on auth and webhooks nodes; a single node without it keeps DATA_DIR/secrets.key.
+	 * SECRETS_KEYS_PREVIOUS: retired keys, still opening what was sealed under them.
+	 */
+	secrets: { key: string | null; previousKeys: string[] };
 	/** Health and metrics port of a node without a gateway (null: none). */
 	opsPort: number | null;
 	services: ServiceName[];
@@ -260,7 +267,7 @@ function distinctSecrets(env: Env, names: readonly string[]): void {
 	}
 }
 
-export const SECRET_VARS = ["JWT_SECRET", "TRANSIT_KEY", "PROVIDER_WEBHOOK_SECRET", "NATS_TOKEN", "NATS_PASSWORD", "AUDIT_KEY"] as const;
+export const SECRET_VARS = ["JWT_SECRET", "TRANSIT_KEY", "PROVIDER_WEBHOOK_SECRET", "NATS_TOKEN", "NATS_PASSWORD", "AUDIT_KEY", "SECRETS_KEY"] as const;
 
 function secretVar(env: Env, clustered: boolean): { secret: string; generated: boolean } {
 	const raw = env["JWT_SECRET"];
@@ -342,6 +349,20 @@ function auditKeysVar(env: Env): { key: string | null; previousKeys: string[] } 
 		if (p === key) throw new ConfigError(`AUDIT_KEYS_PREVIOUS repeats AUDIT_KEY (item ${i + 1}): expected only the keys being retired`);
 		const other = SECRET_VARS.find(name => name !== "AUDIT_KEY" && env[name] === p);
 		if (other) throw new ConfigError(`AUDIT_KEYS_PREVIOUS item ${i + 1} has the same value as ${other}: every key needs its own value`);
+	}
+	return { key, previousKeys };
+}
+
+/** SECRETS_KEY and SECRETS_KEYS_PREVIOUS, checked like every key (lib/secret-box.ts). */
+function secretsKeysVar(env: Env): { key: string | null; previousKeys: string[] } {
+	const key = optionalSecret(env, "SECRETS_KEY", 32);
+	const previousKeys = listVar(env, "SECRETS_KEYS_PREVIOUS");
+	if (previousKeys.length > 0 && key === null) throw new ConfigError("SECRETS_KEYS_PREVIOUS is set without SECRETS_KEY: expected the new key in SECRETS_KEY");
+	for (const [i, p] of previousKeys.entries()) {
+		checkedSecret(`SECRETS_KEYS_PREVIOUS item ${i + 1}`, p, 32);
+		if (p === key) throw new ConfigError(`SECRETS_KEYS_PREVIOUS repeats SECRETS_KEY (item ${i + 1}): expected only the keys being retired`);
+		const other = SECRET_VARS.find(name => name !== "SECRETS_KEY" && env[name] === p);
+		if (other) throw new ConfigError(`SECRETS_KEYS_PREVIOUS item ${i + 1} has the same value as ${other}: every key needs its own value`);
 	}
 	return { key, previousKeys };
 }
@@ -466,6 +487,7 @@ export function loadConfig(env: Env = process.env): Config {
 		},
 		tracing: { exporter: enumVar(env, "TRACING_EXPORTER", ["none", "console", "event"] as const, "none") },
 		audit: auditKeysVar(env),
+		secrets: secretsKeysVar(env),
 		opsPort: env["OPS_PORT"] ? intVar(env, "OPS_PORT", 9100, 1, 65535) : null,
 		services: servicesVar(env),
 		nodeId: env["NODE_ID"] ? stringVar(env, "NODE_ID", "", /^[\w.-]{1,128}$/, "letters, digits, _, . or -") : null,

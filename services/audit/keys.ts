@@ -6,41 +6,19 @@
  * AUDIT_KEY: every audit node needs the same key, and a file in one pod's DATA_DIR is not
  * shared.
  */
-import { randomBytes } from "node:crypto";
-import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, type Config } from "../../config/index.ts";
+import { keyFromFile } from "../../lib/key-file.ts";
 import { keyring, type Keyring } from "./chain.ts";
 
 const KEY_FILE = "audit.key";
-
-/** Reads the key file, or creates it atomically (a concurrent start reads the winner's). */
-function keyFromFile(dataDir: string): string {
-	const path = join(dataDir, KEY_FILE);
-	try {
-		return readFileSync(path, "utf8").trim();
-	} catch (err) {
-		if ((err as { code?: string }).code !== "ENOENT") throw err;
-	}
-	mkdirSync(dataDir, { recursive: true });
-	const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
-	writeFileSync(tmp, `${randomBytes(48).toString("base64url")}\n`, { mode: 0o600 });
-	try {
-		linkSync(tmp, path);
-	} catch (err) {
-		if ((err as { code?: string }).code !== "EEXIST") throw err;
-	} finally {
-		unlinkSync(tmp);
-	}
-	return readFileSync(path, "utf8").trim();
-}
 
 export function auditKeys(config: Pick<Config, "audit" | "dataDir" | "transporter">): { keys: Keyring; fromFile: string | null } {
 	if (config.audit.key !== null) return { keys: keyring(config.audit.key, config.audit.previousKeys), fromFile: null };
 	if (config.transporter !== null) {
 		throw new ConfigError("AUDIT_KEY is required when TRANSPORTER is set on a node that runs audit: expected at least 32 random characters shared by every audit node (it keys the audit chain), e.g. openssl rand -base64 48");
 	}
-	const key = keyFromFile(config.dataDir);
+	const key = keyFromFile(config.dataDir, KEY_FILE);
 	if (key.length < 32) throw new Error(`${join(config.dataDir, KEY_FILE)} holds no usable audit key: set AUDIT_KEY or remove the file`);
 	return { keys: keyring(key), fromFile: join(config.dataDir, KEY_FILE) };
 }

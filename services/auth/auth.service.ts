@@ -8,6 +8,7 @@
 import type { Context, ServiceBroker, ServiceSchema } from "moleculer";
 import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { createHmac, randomInt } from "node:crypto";
+import { isSealed, nodeSecretKeyring, open, seal, type SecretKeyring } from "../../lib/secret-box.ts";
 import * as OTPAuth from "otpauth";
 import type { Config } from "../../config/index.ts";
 import { toClientError, unavailable, type RefusalCode } from "../../lib/errors.ts";
@@ -48,6 +49,10 @@ type AuthThis = DbService & {
 	broker: ServiceBroker;
 	counters: CounterStore;
 	issueSession(ctx: Context<unknown, AuthMeta>, userId: string, roles: Role[], family?: Family): Promise<{ accessToken: string; refreshToken: string }>;
+	/** The key-encryption keys of TOTP secrets at rest (lib/secret-box.ts). */
+	secretKeys: SecretKeyring;
+	mfaPlain(userId: string, stored: string | null): string | null;
+	resealMfaSecrets(): Promise<number>;
 	limitRegistration(ip: string): Promise<void>;
 	limitMail(key: string, max: number): Promise<void>;
 	sendMail(ctx: Context, userId: string | null, to: string, mail: Mail): Promise<boolean>;
@@ -68,6 +73,11 @@ interface Family {
 }
 
 const TOTP_PERIOD_S = 30;
+/** A TOTP secret's sealing context: sealed for one user, it opens for no other. */
+const mfaContext = (userId: string) => `auth.mfa:${userId}`;
+/** Secrets sealed again per batch at start, and batches at most per start. */
+const RESEAL_BATCH_MAX = 200;
+const RESEAL_BATCHES_MAX = 1_000;
 /**
  * Accounts a login's password is tried against: unverified registrations may share an
  * address with each other and with its verified owner (docs/identity.md), so a login
@@ -248,7 +258,8 @@ export function authService(config: Config): ServiceSchema {
 					await this.checkPassword(ctx, creds, ctx.params.password, ctx.params.otp);
 					const secret = new OTPAuth.Secret({ size: 20 }).base32;
 					// MFA stays as it is until a code from the new secret is verified.
-					await store.setPendingMfaSecret(this.knex, user.id, secret);
+					// Stored sealed under SECRETS_KEY: a copy of the database does not give anyone's codes.
+					await store.setPendingMfaSecret(this.knex, user.id, seal(this.secretKeys, secret, mfaContext(user.id)));
 					return { secret, otpauthUrl: totpFor(secret, creds.email).toString() };
 				},
 			},
@@ -257,13 +268,14 @@ export function authService(config: Config): ServiceSchema {
 				async handler(this: AuthThis, ctx: Context<P.OtpParams, AuthMeta>) {
 					const user = requireUser(ctx);
 					const creds = await store.byId(this.knex, user.id);
-					const pending = creds?.mfaPendingSecret;
-					if (!creds || !pending) fail("MFA_NOT_SET_UP", "call mfa/setup first");
+					const stored = creds?.mfaPendingSecret ?? null;
+					const pending = creds ? this.mfaPlain(creds.userId, stored) : null;
+					if (!creds || !stored || !pending) fail("MFA_NOT_SET_UP", "call mfa/setup first");
 					const ip = addressGroup(ctx.meta.ip ?? "unknown");
 					await this.countAttempt(creds.email, ip);
 					const delta = totpFor(pending, creds.email).validate({ token: ctx.params.otp, window: 1 });
 					const step = delta === null ? null : Math.floor(Date.now() / 1000 / TOTP_PERIOD_S) + delta;
-					if (step === null || !(await store.confirmMfaSecret(this.knex, user.id, pending, step))) fail("INVALID_OTP", "the one-time code is wrong or was used already");
+					if (step === null || !(await store.confirmMfaSecret(this.knex, user.id, stored, step))) fail("INVALID_OTP", "the one-time code is wrong or was used already");
 					await this.attemptPassed(creds.email, ip);
 					return { mfaEnabled: true };
 				},
@@ -590,10 +602,46 @@ export function authService(config: Config): ServiceSchema {
 				await this.attemptPassed(creds.email, ip);
 			},
 
+			/** A stored TOTP secret in clear: opened, or as it is when stored before sealing (base32 is never sealed-looking). */
+			mfaPlain(this: AuthThis, userId: string, stored: string | null): string | null {
+				if (stored === null) return null;
+				return isSealed(stored) ? open(this.secretKeys, stored, mfaContext(userId)) : stored;
+			},
+
+			/**
+			 * Seals TOTP secrets stored in clear (before sealing) or under a retired key, with the
+			 * current key, a batch at a time; each row only if unchanged meanwhile. Returns how many.
+			 */
+			async resealMfaSecrets(this: AuthThis): Promise<number> {
+				const current = this.secretKeys[0];
+				if (!current) return 0;
+				let total = 0;
+				for (let batch = 0; batch < RESEAL_BATCHES_MAX; batch++) {
+					const rows = await store.mfaSecretsToReseal(this.knex, `sb1.${current.id}.`, RESEAL_BATCH_MAX);
+					let done = 0;
+					for (const r of rows) {
+						const again = (v: string | null): string | null | undefined => {
+							if (v === null || v.startsWith(`sb1.${current.id}.`)) return v;
+							const plain = this.mfaPlain(r.user_id, v);
+							return plain === null ? undefined : seal(this.secretKeys, plain, mfaContext(r.user_id));
+						};
+						const secret = again(r.mfa_secret);
+						const pending = again(r.mfa_pending_secret);
+						if (secret === undefined || pending === undefined) continue;
+						if (await store.resealMfa(this.knex, r.user_id, { secret: r.mfa_secret, pending: r.mfa_pending_secret }, { secret, pending })) done++;
+					}
+					total += done;
+					if (rows.length < RESEAL_BATCH_MAX || done === 0) break;
+				}
+				return total;
+			},
+
 			/** Accepts the current or the neighbouring time step of the MFA secret, each at most once. */
 			async checkOtp(this: AuthThis, creds: store.Credentials, otp: string): Promise<boolean> {
-				if (!creds.mfaSecret || !creds.mfaEnabled) return false;
-				const delta = totpFor(creds.mfaSecret, creds.email).validate({ token: otp, window: 1 });
+				// A secret that does not open (tampered, moved from another row, an unknown key) fails closed.
+				const secret = creds.mfaEnabled ? this.mfaPlain(creds.userId, creds.mfaSecret) : null;
+				if (!secret) return false;
+				const delta = totpFor(secret, creds.email).validate({ token: otp, window: 1 });
 				if (delta === null) return false;
 				const step = Math.floor(Date.now() / 1000 / TOTP_PERIOD_S) + delta;
 				return store.useMfaStep(this.knex, creds.userId, step);
@@ -602,6 +650,8 @@ export function authService(config: Config): ServiceSchema {
 
 		created(this: AuthThis) {
 			this.counters = createCounterStore(config.redisUrl, `${config.namespace}:auth:`);
+			// SECRETS_KEY (or a single node's DATA_DIR/secrets.key); with a transporter and none, the node does not start.
+			this.secretKeys = nodeSecretKeyring(config);
 			if (config.auth.jwtSecretGenerated) {
 				this.logger.warn("JWT_SECRET is not set: using a random key for this process; tokens end with it");
 			}
@@ -609,6 +659,10 @@ export function authService(config: Config): ServiceSchema {
 		async started(this: AuthThis) {
 			// Logins are refused (503) while the throttling counters cannot be read.
 			if (!(await this.counters.ready(COUNTERS_READY_WAIT_MS))) this.logger.warn("login throttling store not reachable at start; logins answer 503 until it is");
+			// TOTP secrets stored before sealing, or under a retired SECRETS_KEY: sealed again, in the background.
+			void this.resealMfaSecrets()
+				.then(n => n > 0 && this.logger.info("TOTP secrets sealed with the current SECRETS_KEY", { count: n }))
+				.catch((err: Error) => this.logger.warn("sealing stored TOTP secrets failed; the next start tries again", { error: err.message }));
 		},
 		async stopped(this: AuthThis) {
 			await this.counters.close();

@@ -304,6 +304,27 @@ export async function verifyNewestByEmail(db: Knex, email: string): Promise<{ us
 	return out === "ok" ? { userId: newest.userId, already: false } : null;
 }
 
+/** Rows whose TOTP secrets are not sealed with the current key (`prefix` is `sb1.<key id>.`). */
+export async function mfaSecretsToReseal(db: Knex, prefix: string, max: number): Promise<{ user_id: string; mfa_secret: string | null; mfa_pending_secret: string | null }[]> {
+	return rows(
+		db,
+		`SELECT user_id, mfa_secret, mfa_pending_secret FROM auth.credentials
+		 WHERE (mfa_secret IS NOT NULL AND NOT starts_with(mfa_secret, ?)) OR (mfa_pending_secret IS NOT NULL AND NOT starts_with(mfa_pending_secret, ?)) LIMIT ?`,
+		[prefix, prefix, max],
+	);
+}
+
+/** Replaces a user's stored TOTP secrets, only if they are still `from`. */
+export async function resealMfa(db: Knex, userId: string, from: { secret: string | null; pending: string | null }, to: { secret: string | null; pending: string | null }): Promise<boolean> {
+	const r = await rows<{ user_id: string }>(
+		db,
+		`UPDATE auth.credentials SET mfa_secret = ?, mfa_pending_secret = ?
+		 WHERE user_id = ? AND mfa_secret IS NOT DISTINCT FROM ? AND mfa_pending_secret IS NOT DISTINCT FROM ? RETURNING user_id`,
+		[to.secret, to.pending, userId, from.secret, from.pending],
+	);
+	return r.length === 1;
+}
+
 export interface ClientRow {
 	id: string;
 	owner_id: string;

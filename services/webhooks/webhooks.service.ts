@@ -4,7 +4,8 @@
  * and event; a sweep posts them with an HMAC-SHA256 signature and timestamp
  * (`Paymesh-Signature: t=<unix s>,v1=<hex>` over "<t>.<body>", as lib/signature.ts),
  * retries failures with exponential backoff, and dead-letters a delivery after
- * WEBHOOK_ATTEMPTS_MAX attempts. Every attempt is logged per delivery.
+ * WEBHOOK_ATTEMPTS_MAX attempts. Every attempt is logged per delivery. Signing secrets are
+ * stored sealed under SECRETS_KEY (lib/secret-box.ts), bound to their endpoint.
  */
 import type { Context, ServiceSchema } from "moleculer";
 import { randomBytes } from "node:crypto";
@@ -22,8 +23,14 @@ import { deliveryBody, ownersOf, retryDelayMs, WEBHOOK_EVENTS } from "./routing.
 import { Periodic } from "../../lib/periodic.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
 import { defineService } from "../../lib/service.ts";
+import { isSealed, nodeSecretKeyring, open, seal, type SecretKeyring } from "../../lib/secret-box.ts";
 
 const SWEEP_MS = 200;
+/** An endpoint's secret's sealing context: it opens for that endpoint only. */
+const secretContext = (endpointId: string) => `webhooks.endpoint:${endpointId}`;
+/** Secrets sealed again per batch at start, and batches at most per start. */
+const RESEAL_BATCH_MAX = 200;
+const RESEAL_BATCHES_MAX = 1_000;
 const CLAIM_MAX = 32;
 const RESPONSE_ERROR_CHARS_MAX = 300;
 
@@ -68,6 +75,8 @@ const endpointView = (e: EndpointRow) => ({ id: e.id, url: e.url, events: e.even
 
 type WebhooksThis = DbService & ConsumerService & {
 	sweeper: Periodic;
+	secretKeys: SecretKeyring;
+	resealSecrets(): Promise<number>;
 	sweep(): Promise<number>;
 	attempt(d: DueRow): Promise<void>;
 	endpointOf(ownerId: string, id: string): Promise<EndpointRow>;
@@ -104,9 +113,10 @@ export function webhooksService(config: Config): ServiceSchema {
 						await tx.raw("SELECT pg_advisory_xact_lock(hashtextextended('webhooks.endpoints:' || ?, 0))", [p.ownerId]);
 						const count = (await tx.raw("SELECT count(*)::int AS n FROM webhooks.endpoints WHERE owner_id = ? AND status = 'active'", [p.ownerId])) as { rows: { n: number }[] };
 						if ((count.rows[0]?.n ?? 0) >= w.endpointsPerUserMax) throw toClientError({ code: "WEBHOOK_LIMIT_REACHED", message: `at most ${w.endpointsPerUserMax} active endpoints` });
+						const id = uuidv7();
 						const inserted = (await tx.raw(
 							"INSERT INTO webhooks.endpoints (id, owner_id, url, secret, events) VALUES (?, ?, ?, ?, ?::jsonb) RETURNING *",
-							[uuidv7(), p.ownerId, p.url, secret, JSON.stringify(p.events ?? WEBHOOK_EVENTS)],
+							[id, p.ownerId, p.url, seal(this.secretKeys, secret, secretContext(id)), JSON.stringify(p.events ?? WEBHOOK_EVENTS)],
 						)) as { rows: EndpointRow[] };
 						return inserted.rows[0];
 					});
@@ -219,16 +229,40 @@ export function webhooksService(config: Config): ServiceSchema {
 				return due.length;
 			},
 
+			/** Seals endpoint secrets stored in clear or under a retired key with the current key, each only if unchanged meanwhile. */
+			async resealSecrets(this: WebhooksThis): Promise<number> {
+				const current = this.secretKeys[0];
+				if (!current) return 0;
+				const prefix = `sb1.${current.id}.`;
+				let total = 0;
+				for (let batch = 0; batch < RESEAL_BATCHES_MAX; batch++) {
+					const rows = await queryRows<{ id: string; secret: string }>(this.knex, "SELECT id, secret FROM webhooks.endpoints WHERE NOT starts_with(secret, ?) LIMIT ?", [prefix, RESEAL_BATCH_MAX]);
+					let done = 0;
+					for (const r of rows) {
+						const plain = isSealed(r.secret) ? open(this.secretKeys, r.secret, secretContext(r.id)) : r.secret;
+						if (plain === null) continue;
+						const out = await queryOne<{ id: string }>(this.knex, "UPDATE webhooks.endpoints SET secret = ? WHERE id = ? AND secret = ? RETURNING id", [seal(this.secretKeys, plain, secretContext(r.id)), r.id, r.secret]);
+						if (out) done++;
+					}
+					total += done;
+					if (rows.length < RESEAL_BATCH_MAX || done === 0) break;
+				}
+				return total;
+			},
+
 			async attempt(this: WebhooksThis, d: DueRow) {
 				const attempt = d.attempts + 1;
 				const started = Date.now();
 				let statusCode: number | null = null;
 				let error: string | null = null;
 				try {
+					// Stored before sealing: as it is; sealed: opened, or nothing is sent unsigned.
+					const secret = isSealed(d.secret) ? open(this.secretKeys, d.secret, secretContext(d.endpoint_id)) : d.secret;
+					if (secret === null) throw new Error("the endpoint's signing secret does not open with SECRETS_KEY (or SECRETS_KEYS_PREVIOUS)");
 					// Not fetch: the connection must go through the public-address check (lib/egress.ts).
 					const res = await postOnce(d.url, d.body, {
 						"Content-Type": "application/json", "User-Agent": "Paymesh-Webhooks/1", "Paymesh-Event-Id": d.event_id, "Paymesh-Event-Type": d.event,
-						"Paymesh-Signature": signatureHeader(d.secret, d.body),
+						"Paymesh-Signature": signatureHeader(secret, d.body),
 					}, { timeoutMs: w.timeoutMs, publicOnly: !w.allowPrivateUrls, responseCharsMax: RESPONSE_ERROR_CHARS_MAX });
 					statusCode = res.status;
 					if (res.status < 200 || res.status > 299) error = `HTTP ${res.status}: ${res.text}`;
@@ -250,11 +284,17 @@ export function webhooksService(config: Config): ServiceSchema {
 			},
 		},
 		created(this: WebhooksThis) {
+			// SECRETS_KEY (or a single node's DATA_DIR/secrets.key); with a transporter and none, the node does not start.
+			this.secretKeys = nodeSecretKeyring(config);
 			this.sweeper = new Periodic(() => this.sweep(), SWEEP_MS, err => this.logger.warn("webhook sweep failed; the next one retries", { error: err.message }));
 		},
 		async started(this: WebhooksThis) {
 			this.startConsumer();
 			this.sweeper.start();
+			// Secrets stored before sealing, or under a retired SECRETS_KEY: sealed again, in the background.
+			void this.resealSecrets()
+				.then(n => n > 0 && this.logger.info("webhook secrets sealed with the current SECRETS_KEY", { count: n }))
+				.catch((err: Error) => this.logger.warn("sealing stored webhook secrets failed; the next start tries again", { error: err.message }));
 		},
 		async stopped(this: WebhooksThis) {
 			await this.sweeper.stop();

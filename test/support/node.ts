@@ -11,9 +11,11 @@ export const TEST_JWT_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxy
 export const TEST_TRANSIT_KEY = "test-transit-9f3Kq7Zp2Lw8Xv5Rb1Nc6Hd4Mt0Gy";
 /** The audit chain's key every test node shares (AUDIT_KEY is required on clustered audit nodes); a test may set its own. */
 export const TEST_AUDIT_KEY = "test-audit-Q8w2Er5Ty7Ui1Op3As6Df9Gh4Jk0Lz";
+/** The key-encryption key of secrets at rest every test node shares (SECRETS_KEY is required on clustered auth and webhooks nodes). */
+export const TEST_SECRETS_KEY = "test-secrets-Z7x4Cv1Bn8Mq3Wp6Rt9Yk2Hs5Jd0";
 
 export async function startNode(env: Record<string, string>): Promise<{ broker: ServiceBroker; config: Config }> {
-	const config = loadConfig({ LOG_LEVEL: "warn", METRICS_ENABLED: "false", JWT_SECRET: TEST_JWT_SECRET, TRANSIT_KEY: TEST_TRANSIT_KEY, AUDIT_KEY: TEST_AUDIT_KEY, ...env });
+	const config = loadConfig({ LOG_LEVEL: "warn", METRICS_ENABLED: "false", JWT_SECRET: TEST_JWT_SECRET, TRANSIT_KEY: TEST_TRANSIT_KEY, AUDIT_KEY: TEST_AUDIT_KEY, SECRETS_KEY: TEST_SECRETS_KEY, ...env });
 	const broker = createNode(config);
 	await broker.start();
 	return { broker, config };
