@@ -41,6 +41,10 @@ export const transactionFilterRules = {
 } as const;
 
 export const transactionsListParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, ...transactionFilterRules });
+/** The export: the list's filters without the page; at most TRANSACTIONS_EXPORT_MAX rows. */
+export const TRANSACTIONS_EXPORT_MAX = 50_000;
+const { limit: _limit, cursor: _cursor, ...exportFilterRules } = transactionFilterRules;
+export const transactionsExportParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, ...exportFilterRules });
 export const transactionGetParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, id: { type: "uuid" } });
 export const setCategoryParams = paramsSchema({
 	$$strict: true, ownerId: { type: "uuid" }, id: { type: "uuid" }, category: { type: "enum", values: CATEGORIES },
@@ -85,6 +89,8 @@ export const reports = {
 		list: action("reports.transactions.list", transactionsListParams, returns<{ items: TransactionView[]; nextCursor: string | null }>()),
 		get: action("reports.transactions.get", transactionGetParams, returns<TransactionView>()),
 		setCategory: action("reports.transactions.setCategory", setCategoryParams, returns<TransactionView>()),
+		/** The filtered set as CSV (streamed, newest first): dates, plain words, counterparties' names, amounts in major units. */
+		export: action("reports.transactions.export", transactionsExportParams, returns<Readable>()),
 	},
 	/** Spending by category and counterparty for a UTC month, against the months before, with the insights that follow. */
 	insights: action("reports.insights", monthlyInsightsParams, returns<MonthlyInsights>()),

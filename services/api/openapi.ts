@@ -398,6 +398,11 @@ const OPS: Record<ActionName, OpDoc> = {
 		ok: ["200", ref("TransactionPage")], refusals: ["INVALID_DATE_RANGE"],
 	},
 	getTransaction: { summary: "One of the caller's transactions", ok: ["200", ref("Transaction")], refusals: ["TRANSACTION_NOT_FOUND"] },
+	exportTransactions: {
+		summary: "The caller's filtered transactions as CSV",
+		description: "The filters of GET /transactions; newest first, at most 50,000 rows: date, type and category in words, the counterparty's name, money in and out in major units, the account's name.",
+		ok: ["200", { type: "string" }], csv: true, refusals: ["INVALID_DATE_RANGE"],
+	},
 	setTransactionCategory: {
 		summary: "File one of the caller's transactions under a category",
 		description: "With learn (default true), the caller's later transactions with the same counterparty get this category too.",

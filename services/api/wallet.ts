@@ -17,8 +17,11 @@ import { created, idempotencyKey, stripNulls, user, type Ctx } from "./caller.ts
 
 const uuid = { type: "uuid" } as const;
 
+const { limit: _limit, cursor: _cursor, ...exportRules } = transactionFilterRules;
+
 export const walletParams = {
 	transactions: paramsSchema({ $$strict: true, ...transactionFilterRules }),
+	transactionsExport: paramsSchema({ $$strict: true, ...exportRules }),
 	transaction: paramsSchema({ $$strict: true, id: uuid }),
 	setCategory: paramsSchema({ $$strict: true, id: uuid, category: { type: "enum", values: CATEGORIES }, learn: { type: "boolean", optional: true } }),
 	insights: paramsSchema({ $$strict: true, month: { type: "string", pattern: /^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$/, optional: true } }),
@@ -62,6 +65,12 @@ export const walletActions = {
 		params: walletParams.transactions,
 		async handler(ctx: Ctx<Dated<W<"transactions">>>) {
 			return call(ctx, reports.transactions.list, { ...stripNulls(ctx.params), ownerId: user(ctx).id });
+		},
+	},
+	exportTransactions: {
+		params: walletParams.transactionsExport,
+		async handler(ctx: Ctx<Dated<W<"transactionsExport">>>) {
+			return call(ctx, reports.transactions.export, { ...stripNulls(ctx.params), ownerId: user(ctx).id });
 		},
 	},
 	getTransaction: {
@@ -203,6 +212,7 @@ export const walletActions = {
 
 export const WALLET_ALIASES = {
 	"GET /transactions": "api.listTransactions",
+	"GET /transactions/export": "api.exportTransactions",
 	"GET /transactions/:id": "api.getTransaction",
 	"POST /transactions/:id/category": "api.setTransactionCategory",
 	"GET /insights": "api.insights",

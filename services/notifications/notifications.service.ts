@@ -75,6 +75,7 @@ type NotificationsThis = DbService & ConsumerService & {
 	channels: Map<string, Channel>;
 	sweeper: Periodic;
 	store(items: { eventId: string; d: Draft }[]): Promise<void>;
+	sendersOf(events: ConsumedEvent[]): Promise<Map<string, string>>;
 	profilesOf(userIds: string[]): Promise<Map<string, Profile>>;
 	sweepDeliveries(): Promise<number>;
 	attemptDelivery(d: DeliveryRow): Promise<void>;
@@ -152,11 +153,27 @@ export function notificationsService(config: Config): ServiceSchema {
 		},
 		methods: {
 			async handleEvent(this: NotificationsThis, e: ConsumedEvent) {
-				await this.store(draftsFor(e.event, e.payload).map(d => ({ eventId: e.eventId, d })));
+				const names = await this.sendersOf([e]);
+				await this.store(draftsFor(e.event, e.payload, names).map(d => ({ eventId: e.eventId, d })));
 			},
 
 			async handleEvents(this: NotificationsThis, events: ConsumedEvent[]) {
-				await this.store(events.flatMap(e => draftsFor(e.event, e.payload).map(d => ({ eventId: e.eventId, d }))));
+				const names = await this.sendersOf(events);
+				await this.store(events.flatMap(e => draftsFor(e.event, e.payload, names).map(d => ({ eventId: e.eventId, d }))));
+			},
+
+			/**
+			 * The names of the people who sent the transfers of a page, so "Money received" says
+			 * from whom: one users.getMany per page (users away fails the page, which is retried).
+			 */
+			async sendersOf(this: NotificationsThis, events: ConsumedEvent[]) {
+				const ids = [...new Set(events.filter(e => e.event === "transfer.completed").map(e => e.payload["fromOwnerId"]).filter((id): id is string => typeof id === "string"))];
+				const names = new Map<string, string>();
+				for (let i = 0; i < ids.length; i += GET_MANY_MAX) {
+					const found = await callDetached(this.broker, users.getMany, { ids: ids.slice(i, i + GET_MANY_MAX) });
+					for (const u of found.items) names.set(u.id, u.name);
+				}
+				return names;
 			},
 
 			/**

@@ -6,17 +6,20 @@
  */
 import { CURRENCY_EXPONENTS } from "../../config/currencies.ts";
 import { formatMinor } from "../../lib/money.ts";
+import { formatAmount, isCurrencyCode } from "../../lib/amount.ts";
 
 export interface Draft {
 	userId: string;
-	kind: "transfer.received" | "payment.completed" | "payment.failed" | "payment.review" | RequestKind | ScheduleKind;
+	kind: "transfer.received" | "payment.completed" | "payment.failed" | "payment.review" | RequestKind | ScheduleKind | DisputeEvent;
 	title: string;
 	body: string;
 	data: Record<string, unknown>;
 }
 
+/** An amount as people read it: grouped thousands, the currency's decimals ("10,000.00 USD"). */
 const money = (amount: unknown, currency: unknown): string => {
 	const c = String(currency);
+	if (isCurrencyCode(c)) return formatAmount(BigInt(Number.isSafeInteger(amount) ? (amount as number) : 0), c);
 	const exponent = (CURRENCY_EXPONENTS as Record<string, number>)[c] ?? 2;
 	return formatMinor(BigInt(Number.isSafeInteger(amount) ? (amount as number) : 0), c, exponent);
 };
@@ -85,7 +88,9 @@ function scheduleDrafts(event: string, p: Record<string, unknown>): Draft[] {
 function refusalWords(code: unknown): string {
 	switch (code) {
 		case "INSUFFICIENT_FUNDS": return "there was not enough money in the account";
-		case "LIMIT_EXCEEDED": return "it is above your spending limit";
+		case "PROVIDER_DECLINED": return "the provider declined it";
+		case "COMPENSATED": return "it could not be completed and the money was given back";
+		case "LIMIT_EXCEEDED": return "it is above your spending limit for your verification level";
 		case "ACCOUNT_FROZEN": return "one of the accounts is frozen";
 		case "FRAUD_DECLINED": return "our checks declined it";
 		case "SCHEDULE_NOT_ACTIVE": return "the standing order was paused or cancelled";
@@ -101,7 +106,31 @@ export const SCHEDULE_EVENTS = ["schedule.paid", "schedule.in_review", "schedule
 /** The request events notifications reads from the requests log. */
 export const REQUEST_EVENTS = ["request.created", "request.paid", "request.in_review", "request.declined", "request.cancelled", "request.expired"] as const;
 
-export function draftsFor(event: string, p: Record<string, unknown>): Draft[] {
+/**
+ * The drafts of one event. `names` holds the names of the people the event's ids name
+ * (the sender of a transfer), so a notice says who; an unknown one is left out.
+ */
+/** Disputes of a card top-up (services/payments/disputes.ts), told to the customer. */
+export const DISPUTE_EVENTS = ["dispute.opened", "dispute.won", "dispute.lost"] as const;
+type DisputeEvent = (typeof DISPUTE_EVENTS)[number];
+
+function disputeDrafts(event: DisputeEvent, p: Record<string, unknown>): Draft[] {
+	const userId = p["userId"];
+	if (typeof userId !== "string") return [];
+	const amount = money(p["amount"], p["currency"]);
+	const data = { disputeId: p["id"], paymentId: p["paymentId"], amount: p["amount"], heldAmount: p["heldAmount"], currency: p["currency"] };
+	switch (event) {
+		case "dispute.opened":
+			return [{ userId, kind: event, title: "Top-up disputed", body: `Your card provider disputes a top-up of ${amount}. We have set ${money(p["heldAmount"], p["currency"])} aside until it is settled.`, data }];
+		case "dispute.won":
+			return [{ userId, kind: event, title: "Dispute settled in your favour", body: `The dispute of your ${amount} top-up is settled in your favour: the money set aside is yours again.`, data }];
+		case "dispute.lost":
+			return [{ userId, kind: event, title: "Dispute settled", body: `The dispute of your ${amount} top-up went to the card provider: the money set aside went back to them.`, data }];
+	}
+}
+
+export function draftsFor(event: string, p: Record<string, unknown>, names: ReadonlyMap<string, string> = new Map()): Draft[] {
+	if ((DISPUTE_EVENTS as readonly string[]).includes(event)) return disputeDrafts(event as DisputeEvent, p);
 	if (event.startsWith("request.")) return requestDrafts(event, p);
 	if (event.startsWith("schedule.")) return scheduleDrafts(event, p);
 	if (event === "transfer.completed") {
@@ -115,9 +144,11 @@ export function draftsFor(event: string, p: Record<string, unknown>): Draft[] {
 				data: { transferId: p["id"], paymentId: p["paymentId"], accountId: p["toAccountId"], amount: p["amount"], currency: p["currency"] },
 			}];
 		}
+		const sender = names.get(from);
+		const note = typeof p["description"] === "string" && p["description"] !== "" ? `: \u201c${p["description"]}\u201d` : "";
 		return [{
 			userId: to, kind: "transfer.received", title: "Money received",
-			body: `You received ${money(p["amount"], p["currency"])}.`,
+			body: `You received ${money(p["amount"], p["currency"])}${sender ? ` from ${sender}` : ""}${sender ? note : ""}.`,
 			data: { transferId: p["id"], accountId: p["toAccountId"], amount: p["amount"], currency: p["currency"] },
 		}];
 	}
@@ -132,11 +163,11 @@ export function draftsFor(event: string, p: Record<string, unknown>): Draft[] {
 			return [{ userId, kind: "payment.completed", title: `${name} completed`, body: `${name} of ${money(p["amount"], p["currency"])} completed.`, data }];
 		}
 		if (to === "failed") {
-			const code = typeof p["failureCode"] === "string" ? ` (${p["failureCode"]})` : "";
-			return [{ userId, kind: "payment.failed", title: `${name} failed`, body: `${name} of ${money(p["amount"], p["currency"])} failed${code}.`, data }];
+			const why = typeof p["failureCode"] === "string" ? `: ${refusalWords(p["failureCode"])}` : "";
+			return [{ userId, kind: "payment.failed", title: `${name} failed`, body: `${name} of ${money(p["amount"], p["currency"])} failed${why}.`, data }];
 		}
 		if (to === "pending_review") {
-			return [{ userId, kind: "payment.review", title: `${name} under review`, body: `${name} of ${money(p["amount"], p["currency"])} is being reviewed.`, data }];
+			return [{ userId, kind: "payment.review", title: `${name} under review`, body: `${name} of ${money(p["amount"], p["currency"])} is being checked by our team; we will tell you when it is done.`, data }];
 		}
 	}
 	return [];

@@ -24,7 +24,8 @@ import { decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
 import { formatMinor, toSafeNumber } from "../../lib/money.ts";
 import { CURRENCY_EXPONENTS } from "../../config/currencies.ts";
 import { TRANSACTIONS_PAGE_DEFAULT, type TransactionView } from "../../contracts/reports.ts";
-import { counterpartyKeyOf, rowsOf, transferEventOf, type TransactionFilter, type TransactionRow } from "./transactions.ts";
+import { counterpartyKeyOf, EXPORT_HEADER, exportCells, rowsOf, transferEventOf, type TransactionFilter, type TransactionRow } from "./transactions.ts";
+import { TRANSACTIONS_EXPORT_MAX } from "../../contracts/reports.ts";
 import { monthRange, monthlyInsights } from "./insights.ts";
 import * as store from "./store.ts";
 
@@ -37,6 +38,8 @@ const DATE_MS_MAX = Date.parse("9999-12-31T23:59:59.999Z");
 type StatementParams = Infer<typeof reports.statement.params> & { from?: Date | null; to?: Date | null };
 type DailyParams = { from?: Date | null; to?: Date | null };
 type ListParams = Omit<Infer<typeof reports.transactions.list.params>, "from" | "to"> & { from?: Date | null; to?: Date | null };
+/** Rows the export reads per page. */
+const EXPORT_PAGE = 500;
 
 /** Counterparties a month's insights name at most, per currency; the month's largest payments the unusual-payment rule looks at. */
 const INSIGHT_COUNTERPARTIES_MAX = 10;
@@ -60,6 +63,7 @@ type ReportsThis = DbService & ConsumerService & {
 	range(from?: Date | null, to?: Date | null): { from: Date; to: Date };
 	tally(events: ConsumedEvent[]): Promise<void>;
 	transactionRows(events: ConsumedEvent[]): Promise<TransactionRow[] | null>;
+	filterOf(p: ListParams): TransactionFilter;
 };
 
 export function reportsService(config: Config): ServiceSchema {
@@ -114,28 +118,39 @@ export function reportsService(config: Config): ServiceSchema {
 				params: reports.transactions.list.params,
 				async handler(this: ReportsThis, ctx: Context<ListParams>) {
 					const p = ctx.params;
-					if (p.from && p.to && !(p.from < p.to)) throw toClientError({ code: "INVALID_DATE_RANGE", message: "from must be before to" });
-					if (p.minAmountMinor != null && p.maxAmountMinor != null && p.minAmountMinor > p.maxAmountMinor) {
-						throw toClientError({ code: "VALIDATION_ERROR", message: "minAmountMinor must not be above maxAmountMinor", details: { field: "minAmountMinor" } });
-					}
-					const filter: TransactionFilter = {
-						ownerId: p.ownerId,
-						...(p.from ? { from: this.range(p.from, p.to).from } : {}),
-						...(p.to ? { to: this.range(p.from, p.to).to } : {}),
-						...(p.minAmountMinor != null ? { amountMinMinor: BigInt(p.minAmountMinor) } : {}),
-						...(p.maxAmountMinor != null ? { amountMaxMinor: BigInt(p.maxAmountMinor) } : {}),
-						...(p.direction ? { direction: p.direction } : {}),
-						...(p.accountId ? { accountId: p.accountId } : {}),
-						...(p.currency ? { currency: p.currency } : {}),
-						...(p.counterpartyId ? { counterpartyId: p.counterpartyId } : {}),
-						...(p.type ? { type: p.type } : {}),
-						...(p.category ? { category: p.category } : {}),
-						...(p.q ? { q: p.q } : {}),
-					};
+					const filter = this.filterOf(p);
 					const limit = p.limit ?? TRANSACTIONS_PAGE_DEFAULT;
 					const rows = await store.listTransactions(this.knex, filter, decodeTimeCursor(p.cursor), limit);
 					const { page, nextCursor } = pageOf(rows, limit);
 					return { items: page.map(transactionView), nextCursor };
+				},
+			},
+			"transactions.export": {
+				params: reports.transactions.export.params,
+				async handler(this: ReportsThis, ctx: Context<ListParams, { $responseType?: string; $responseHeaders?: Record<string, string> }>) {
+					const filter = this.filterOf(ctx.params);
+					const labels = new Map((await call(ctx, ledger.accounts.list, { ownerId: ctx.params.ownerId })).items.map(a => [a.id, a.label || `${a.currency} account`]));
+					ctx.meta.$responseType = "text/csv; charset=utf-8";
+					ctx.meta.$responseHeaders = { "Content-Disposition": `attachment; filename="transactions-${new Date().toISOString().slice(0, 10)}.csv"` };
+					const knex = this.knex;
+					async function* lines(): AsyncGenerator<string> {
+						yield csvLine(EXPORT_HEADER);
+						let cursor: ReturnType<typeof decodeTimeCursor> = null;
+						for (let written = 0; written < TRANSACTIONS_EXPORT_MAX;) {
+							const rows = await store.listTransactions(knex, filter, cursor, EXPORT_PAGE);
+							const { page, nextCursor } = pageOf(rows, EXPORT_PAGE);
+							for (const r of page) {
+								yield csvLine(exportCells({
+									createdAt: r.created_at, type: r.type, counterpartyName: r.counterparty_name, description: r.description, category: r.category, direction: r.direction,
+									amountMinor: BigInt(r.amount_minor), currency: r.currency, accountLabel: labels.get(r.account_id) ?? "",
+								}, exponentOf(r.currency)));
+							}
+							written += page.length;
+							cursor = decodeTimeCursor(nextCursor);
+							if (!cursor) return;
+						}
+					}
+					return Readable.from(lines());
 				},
 			},
 			"transactions.get": {
@@ -186,6 +201,28 @@ export function reportsService(config: Config): ServiceSchema {
 			},
 		},
 		methods: {
+			/** The list's and the export's filter, checked: a reversed date or amount range is refused. */
+			filterOf(this: ReportsThis, p: ListParams): TransactionFilter {
+				if (p.from && p.to && !(p.from < p.to)) throw toClientError({ code: "INVALID_DATE_RANGE", message: "from must be before to" });
+				if (p.minAmountMinor != null && p.maxAmountMinor != null && p.minAmountMinor > p.maxAmountMinor) {
+					throw toClientError({ code: "VALIDATION_ERROR", message: "minAmountMinor must not be above maxAmountMinor", details: { field: "minAmountMinor" } });
+				}
+				return {
+					ownerId: p.ownerId,
+					...(p.from ? { from: this.range(p.from, p.to).from } : {}),
+					...(p.to ? { to: this.range(p.from, p.to).to } : {}),
+					...(p.minAmountMinor != null ? { amountMinMinor: BigInt(p.minAmountMinor) } : {}),
+					...(p.maxAmountMinor != null ? { amountMaxMinor: BigInt(p.maxAmountMinor) } : {}),
+					...(p.direction ? { direction: p.direction } : {}),
+					...(p.accountId ? { accountId: p.accountId } : {}),
+					...(p.currency ? { currency: p.currency } : {}),
+					...(p.counterpartyId ? { counterpartyId: p.counterpartyId } : {}),
+					...(p.type ? { type: p.type } : {}),
+					...(p.category ? { category: p.category } : {}),
+					...(p.q ? { q: p.q } : {}),
+				};
+			},
+
 			range(this: ReportsThis, from?: Date | null, to?: Date | null) {
 				const f = from ?? new Date(0);
 				const t = to ?? new Date(Date.now() + 1_000);

@@ -216,3 +216,28 @@ export function matches(r: TransactionRow, f: TransactionFilter): boolean {
 	}
 	return true;
 }
+
+/** How the export and the dashboard name a type and a category. */
+export const TYPE_WORDS: Record<TransactionType, string> = { payment: "Payment", topup: "Top-up", payout: "Payout", fx: "Currency exchange", reversal: "Reversal" };
+export const CATEGORY_WORDS: Record<Category, string> = {
+	income: "Income", top_up: "Top-up", transfers: "Transfers", rent: "Rent", bills: "Bills", groceries: "Groceries", dining: "Eating out", transport: "Transport",
+	shopping: "Shopping", entertainment: "Entertainment", health: "Health", travel: "Travel", fees: "Fees", exchange: "Currency exchange", refunds: "Refunds", other: "Other",
+};
+
+/** The export's columns: what a person reads in a spreadsheet, amounts in major units, money in and out apart (no ids, no codes). */
+export const EXPORT_HEADER = ["Date", "Type", "Counterparty", "Description", "Category", "Money in", "Money out", "Currency", "Account"];
+
+/** Minor units as a plain decimal in major units ("1234.50"), without floats or grouping, for a spreadsheet to read as a number. */
+export function majorText(minor: bigint, exponent: number): string {
+	if (exponent === 0) return minor.toString();
+	const scale = 10n ** BigInt(exponent);
+	return `${minor / scale}.${(minor % scale).toString().padStart(exponent, "0")}`;
+}
+
+export function exportCells(r: { createdAt: Date; type: TransactionType; counterpartyName: string; description: string; category: Category; direction: Direction; amountMinor: bigint; currency: string; accountLabel: string }, exponent: number): string[] {
+	const amount = majorText(r.amountMinor, exponent);
+	return [
+		r.createdAt.toISOString().slice(0, 16).replace("T", " "), TYPE_WORDS[r.type], r.counterpartyName, r.description, CATEGORY_WORDS[r.category],
+		r.direction === "in" ? amount : "", r.direction === "out" ? amount : "", r.currency, r.accountLabel,
+	];
+}

@@ -80,6 +80,18 @@ describe("GET /transactions", () => {
 		assert.equal(second.body.nextCursor, null);
 		// Another account filter: nothing in EUR.
 		assert.equal((await request<Page>("GET", `/api/v1/transactions?accountId=${alice.eur}`, { token: alice.token })).body.items.length, 0);
+		// The filtered set as CSV: words, names and major units, no ids or codes.
+		const csv = await fetch(`http://127.0.0.1:${gatewayPort(broker)}/api/v1/transactions/export?direction=out`, { headers: { authorization: `Bearer ${alice.token}` } });
+		assert.equal(csv.status, 200);
+		assert.match(csv.headers.get("content-type") ?? "", /^text\/csv/);
+		const lines = (await csv.text()).trim().split("\r\n");
+		assert.equal(lines[0], "Date,Type,Counterparty,Description,Category,Money in,Money out,Currency,Account");
+		assert.deepEqual(lines.slice(1).map(l => l.split(",").slice(1)), [
+			["Payment", "Bruno", "May rent", "Rent", "", "1200.00", "USD", "USD account"],
+			["Payment", "Bruno", "Coffee with Bruno", "Eating out", "", "12.50", "USD", "USD account"],
+		]);
+		assert.equal((await request("GET", "/api/v1/transactions/export?limit=5", { token: alice.token })).status, 400);
+		assert.equal((await request("GET", "/api/v1/transactions/export")).status, 401);
 		// Bruno's own list never shows Alice's top-up.
 		const brunos = (await request<Page>("GET", "/api/v1/transactions", { token: bruno.token })).body.items;
 		assert.ok(brunos.every(i => i.accountId === bruno.usd));

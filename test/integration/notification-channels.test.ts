@@ -74,11 +74,11 @@ describe("notification channels", () => {
 		await broker.call("ledger.transfers.create", { idempotencyKey: "f", fromAccountId: sys.id, toAccountId: a.id, amount: 10_000, currency: "EUR" });
 		await broker.call("ledger.transfers.create", { idempotencyKey: "t", fromAccountId: a.id, toAccountId: b.id, amount: 4_250, currency: "EUR" });
 		const list = await until("the in-app notification", () => broker.call<{ items: { id: string; body: string }[] }, object>("notifications.list", { userId: payee }), l => l.items.length > 0);
-		assert.equal(list.items[0]?.body, "You received 42.50 EUR.");
+		assert.equal(list.items[0]?.body, "You received 42.50 EUR from Payer.");
 		await until("the mail", async () => mails.length, n => n > 0);
 		assert.deepEqual(mails[0]?.to, ["payee@example.com"]);
 		assert.match(mails[0]?.data ?? "", /Subject: Money received/);
-		assert.match(mails[0]?.data ?? "", /You received 42\.50 EUR\./);
+		assert.match(mails[0]?.data ?? "", /You received 42\.50 EUR from Payer\./);
 		const deliveries = await until(
 			"the SMS to be given up",
 			() => broker.call<{ items: { channel: string; status: string; attempts: number; lastError: string | null }[] }, object>("notifications.deliveries.list", { notificationId: list.items[0]?.id }),
@@ -113,7 +113,7 @@ describe("notification channels", () => {
 		broker.createService(usersService(config));
 		await broker.waitForServices(["users"]);
 		const list = await until("the notification after the outage", () => broker.call<{ items: { id: string; body: string }[] }, object>("notifications.list", { userId: payee }), l => l.items.length > 0);
-		assert.equal(list.items[0]?.body, "You received 10.00 EUR.");
+		assert.equal(list.items[0]?.body, "You received 10.00 EUR from Payer.");
 		await until("the mail after the outage", async () => mails.length, n => n > mailsBefore);
 		assert.deepEqual(mails[mails.length - 1]?.to, ["payee2@example.com"]);
 	});

@@ -220,7 +220,7 @@ describe("consumers over HTTP", () => {
 			list = (await http<List>("GET", "/api/v1/notifications", { token: payee.accessToken })).body;
 			return list.items.length > 0;
 		});
-		assert.deepEqual([list.items[0]?.body, list.unreadCount], ["You received 2.50 USD.", 1]);
+		assert.deepEqual([list.items[0]?.body, list.unreadCount], ["You received 2.50 USD from n-payer.", 1]);
 		assert.equal((await http("POST", `/api/v1/notifications/${list.items[0]?.id}/read`, { token: payer.accessToken })).status, 404);
 		assert.equal((await http<{ read: boolean }>("POST", `/api/v1/notifications/${list.items[0]?.id}/read`, { token: payee.accessToken })).body.read, true);
 		assert.equal((await http<List>("GET", "/api/v1/notifications?unreadOnly=true", { token: payee.accessToken })).body.items.length, 0);

@@ -14,6 +14,19 @@ describe("notification templates", () => {
 		assert.equal(draftsFor("transfer.completed", { amount: 1_234, currency: "KWD", fromOwnerId: A, toOwnerId: B })[0]?.body, "You received 1.234 KWD.");
 	});
 
+	it("says who sent the money and what for, in people's words with grouped thousands, never a raw code", () => {
+		const names = new Map([[A, "Alice Moreau"]]);
+		const d = draftsFor("transfer.completed", { id: "t2", amount: 1_000_000, currency: "USD", fromOwnerId: A, toOwnerId: B, description: "Rent May" }, names);
+		assert.equal(d[0]?.body, "You received 10,000.00 USD from Alice Moreau: \u201cRent May\u201d.");
+		assert.equal(draftsFor("transfer.completed", { amount: 1_500_000, currency: "KWD", fromOwnerId: A, toOwnerId: B }, names)[0]?.body, "You received 1,500.000 KWD from Alice Moreau.");
+		for (const [event, payload] of [
+			["payment.status_changed", { paymentId: "p", userId: A, amount: 5, currency: "USD", type: "topup", to: "failed", failureCode: "INSUFFICIENT_FUNDS" }],
+			["payment.status_changed", { paymentId: "p", userId: A, amount: 5, currency: "USD", type: "p2p", to: "pending_review" }],
+		] as const) {
+			for (const x of draftsFor(event, payload)) assert.doesNotMatch(`${x.title} ${x.body}`, /[A-Z]{2,}_[A-Z_]+|pending_review|p2p|topup|hold_post/, x.body);
+		}
+	});
+
 	it("tells the payer of a refund that it is one, with the payment it refunds", () => {
 		const d = draftsFor("transfer.completed", { id: "r1", kind: "refund", paymentId: "p1", amount: 250, currency: "USD", fromOwnerId: B, toOwnerId: A, toAccountId: "acc" });
 		assert.deepEqual(d.map(x => [x.userId, x.title, x.body, x.data["paymentId"]]), [[A, "Refund received", "You received a refund of 2.50 USD.", "p1"]]);
@@ -30,7 +43,9 @@ describe("notification templates", () => {
 		const base = { paymentId: "p", userId: A, amount: 2_500, currency: "EUR" };
 		assert.equal(draftsFor("payment.status_changed", { ...base, type: "payout", to: "completed" })[0]?.body, "Payout of 25.00 EUR completed.");
 		assert.deepEqual(draftsFor("payment.status_changed", { ...base, type: "p2p", to: "completed" }), []);
-		assert.equal(draftsFor("payment.status_changed", { ...base, type: "topup", to: "failed", failureCode: "PROVIDER_DECLINED" })[0]?.body, "Top-up of 25.00 EUR failed (PROVIDER_DECLINED).");
+		assert.equal(draftsFor("payment.status_changed", { ...base, type: "topup", to: "failed", failureCode: "PROVIDER_DECLINED" })[0]?.body, "Top-up of 25.00 EUR failed: the provider declined it.");
+		assert.equal(draftsFor("payment.status_changed", { ...base, type: "payout", to: "failed", failureCode: "LIMIT_EXCEEDED" })[0]?.body, "Payout of 25.00 EUR failed: it is above your spending limit for your verification level.");
+		assert.equal(draftsFor("payment.status_changed", { ...base, type: "topup", to: "pending_review" })[0]?.body, "Top-up of 25.00 EUR is being checked by our team; we will tell you when it is done.");
 		assert.equal(draftsFor("payment.status_changed", { ...base, type: "p2p", to: "pending_review" })[0]?.kind, "payment.review");
 		assert.deepEqual(draftsFor("payment.status_changed", { ...base, type: "topup", to: "processing" }), []);
 	});

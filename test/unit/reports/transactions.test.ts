@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { seededRandom } from "../../../lib/random.ts";
 import { formatMinor } from "../../../lib/money.ts";
-import { categorise, counterpartyKeyOf, matches, rowsOf, searchQueryOf, transferEventOf, typeOf, type Category, type TransactionRow, type TransferEvent } from "../../../services/reports/transactions.ts";
+import { categorise, counterpartyKeyOf, exportCells, majorText, matches, rowsOf, searchQueryOf, transferEventOf, typeOf, type Category, type TransactionRow, type TransferEvent } from "../../../services/reports/transactions.ts";
 import { historyMonths, monthlyInsights, monthRange, type CategoryMonthSum } from "../../../services/reports/insights.ts";
 
 const A = "018f0000-0000-7000-8000-00000000000a";
@@ -119,6 +119,15 @@ describe("transactions read model rules", () => {
 		assert.equal(searchQueryOf("'; DROP TABLE x; --"), "drop:* & table:* & x:*");
 		assert.equal(searchQueryOf("!!! ..."), null);
 		assert.equal(searchQueryOf("ÉCOLE"), "école:*");
+	});
+
+	it("exports a row in words and major units, without floats", () => {
+		assert.equal(majorText(123_456n, 2), "1234.56");
+		assert.equal(majorText(5n, 3), "0.005");
+		assert.equal(majorText(9_007_199_254_740_991n, 2), "90071992547409.91");
+		assert.equal(majorText(42n, 0), "42");
+		assert.deepEqual(exportCells({ createdAt: new Date("2026-05-03T10:04:05Z"), type: "topup", counterpartyName: "Bank transfer", description: "top-up via bank", category: "top_up", direction: "in", amountMinor: 100_000n, currency: "USD", accountLabel: "Main" }, 2),
+			["2026-05-03 10:04", "Top-up", "Bank transfer", "top-up via bank", "Top-up", "1000.00", "", "USD", "Main"]);
 	});
 
 	it("filters like SQL would on every field", () => {
