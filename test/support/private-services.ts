@@ -53,6 +53,41 @@ export async function privatePostgres(): Promise<PrivatePostgres> {
 	};
 }
 
+/**
+ * A streaming replica of a private PostgreSQL (pg_basebackup -R from `primaryUrl`, on a port
+ * of its own): read-only while it follows, `promote()` makes it a primary (a failover).
+ * initdb's trust rules let local replication connections in.
+ */
+export interface PrivateReplica extends PrivatePostgres {
+	promote(): void;
+}
+
+export async function privateReplica(primaryUrl: string): Promise<PrivateReplica> {
+	const primary = new URL(primaryUrl);
+	const dir = mkdtempSync(join(tmpdir(), "paymesh-pg-replica-"));
+	if (process.getuid?.() === 0) chownSync(dir, Number(execFileSync("id", ["-u", "postgres"]).toString().trim()), Number(execFileSync("id", ["-g", "postgres"]).toString().trim()));
+	const data = join(dir, "data");
+	const port = await freePort();
+	asPostgres(join(PG_BIN, "pg_basebackup"), ["-D", data, "-R", "-X", "stream", "-c", "fast", "-h", primary.hostname, "-p", primary.port, "-U", "postgres", "--no-sync"]);
+	const start = () => asPostgres(join(PG_BIN, "pg_ctl"), ["-D", data, "-o", `-p ${port} -k ${dir} -c fsync=off -c max_connections=100 -c hot_standby=on`, "-l", join(dir, "log"), "-w", "start"]);
+	const stop = (mode: "fast" | "immediate" = "fast") => asPostgres(join(PG_BIN, "pg_ctl"), ["-D", data, "-m", mode, "-w", "stop"]);
+	start();
+	return {
+		url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+		start,
+		stop,
+		promote: () => asPostgres(join(PG_BIN, "pg_ctl"), ["-D", data, "-w", "promote"]),
+		destroy() {
+			try {
+				stop("immediate");
+			} catch {
+				// Already stopped.
+			}
+			rmSync(dir, { recursive: true, force: true });
+		},
+	};
+}
+
 /** A server process of the test's own on a free port, killed with SIGKILL to stop it (a crash, not a shutdown). */
 export interface PrivateServer {
 	url: string;
