@@ -9,6 +9,7 @@ import { amountRule, currencyRule, keyRule } from "../services/ledger/params.ts"
 import { PROVIDERS } from "../services/payments/providers.ts";
 import type { view } from "../services/payments/payments.service.ts";
 import type { reversalView } from "../services/payments/reversals.ts";
+import type { disputeView } from "../services/payments/disputes.ts";
 import type { BatchStats, PaymentView as LedgerPaymentView } from "./ledger.ts";
 import { actorRule, reasonRule } from "./repair.ts";
 
@@ -36,10 +37,29 @@ export const callbackParams = paramsSchema({
 	eventId: { type: "string", min: 1, max: 200 },
 	paymentId: { type: "uuid" },
 	ref: { type: "string", min: 1, max: 200 },
-	status: { type: "enum", values: ["processing", "succeeded", "failed"] },
+	status: { type: "enum", values: ["processing", "succeeded", "failed", "dispute_opened", "dispute_won", "dispute_lost"] },
 	sequence: { type: "number", integer: true, min: 1, max: 1_000, convert: false },
 	reason: { type: "string", max: 500, optional: true },
+	/** Disputes (dispute_*): the provider's dispute id; on opening, the disputed amount (minor units) and the evidence deadline. */
+	disputeId: { type: "string", min: 1, max: 200, pattern: /^[\x21-\x7e]+$/, optional: true },
+	amount: { ...amountRule, optional: true },
+	deadline: { type: "date", convert: true, optional: true },
 });
+/** Disputes (services/payments/disputes.ts): evidence by support, lists and one dispute for staff or its customer. */
+export const disputeParams = {
+	evidence: paramsSchema({
+		$$strict: true, id: { type: "uuid" }, staffId: { type: "uuid" }, note: { type: "string", min: 3, max: 2_000 },
+		document: {
+			type: "object", optional: true, strict: true,
+			props: { name: { type: "string", min: 1, max: 200, pattern: /^[^\/\\\x00-\x1f]+$/ }, contentType: { type: "enum", values: ["application/pdf", "image/png", "image/jpeg", "text/plain"] }, base64: { type: "string", min: 4, max: 350_000, pattern: /^[A-Za-z0-9+/]+={0,2}$/ } },
+		},
+	}),
+	list: paramsSchema({
+		$$strict: true, status: { type: "enum", values: ["open", "evidence_submitted", "won", "lost"], optional: true }, userId: { type: "uuid", optional: true },
+		limit: { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true },
+	}),
+	get: paramsSchema({ $$strict: true, id: { type: "uuid" }, userId: { type: "uuid", optional: true } }),
+};
 /** A staff decision on a payment in review: the payment, who decides (never its payer: four eyes) and why (both go into the audit log). */
 export const reviewParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, staffId: { type: "uuid" }, reason: { type: "string", max: 500, optional: true } });
 export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, userId: { type: "uuid", optional: true } });
@@ -90,6 +110,17 @@ export interface SettlementViewItem {
 /** A payment as the payments service shows it. */
 export type PaymentRecord = ReturnType<typeof view>;
 export type ReversalView = ReturnType<typeof reversalView>;
+export type DisputeView = ReturnType<typeof disputeView>;
+export interface EvidenceView {
+	id: string;
+	addedBy: string;
+	note: string;
+	fileName: string | null;
+	contentType: string | null;
+	sha256: string | null;
+	bytes: number;
+	createdAt: string;
+}
 
 export const payments = {
 	topup: action("payments.topup", topupParams, returns<PaymentRecord>()),
@@ -118,6 +149,11 @@ export const payments = {
 		requery: action("payments.repair.requery", requeryParams, returns<PaymentRecord>()),
 		/** Gives a processing top-up or payout up: its hold released, the payment failed with COMPENSATED. */
 		compensate: action("payments.repair.compensate", compensateParams, returns<PaymentRecord>()),
+	},
+	disputes: {
+		evidence: action("payments.disputes.evidence", disputeParams.evidence, returns<DisputeView & { evidence: EvidenceView[] }>()),
+		list: action("payments.disputes.list", disputeParams.list, returns<{ items: DisputeView[] }>()),
+		get: action("payments.disputes.get", disputeParams.get, returns<DisputeView & { evidence: EvidenceView[] }>()),
 	},
 	reversals: {
 		/** A staff member asks for a transfer to be reversed, with a reason. */

@@ -41,6 +41,7 @@ export const STAFF_ACTIONS = {
 	approveReversal: "transfer.reversal.approve",
 	rejectReversal: "transfer.reversal.reject",
 	setPrices: "prices.set",
+	disputeEvidence: "dispute.evidence",
 } as const;
 export type StaffActionName = (typeof STAFF_ACTIONS)[keyof typeof STAFF_ACTIONS];
 

@@ -41,6 +41,68 @@ type A<K extends keyof typeof afterPaymentParams> = Infer<(typeof afterPaymentPa
 
 const STAFF = ["support", "admin"] as const;
 
+// ---- disputes of card top-ups (services/payments/disputes.ts) -------------------------------
+
+export const disputeRouteParams = {
+	list: paramsSchema({ $$strict: true, status: { type: "enum", values: ["open", "evidence_submitted", "won", "lost"], optional: true }, limit: { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true } }),
+	byId: paramsSchema({ $$strict: true, id: uuid }),
+	evidence: paramsSchema({
+		$$strict: true, id: uuid, note: { type: "string", min: 3, max: 2_000 },
+		document: {
+			type: "object", optional: true, strict: true,
+			props: { name: { type: "string", min: 1, max: 200, pattern: /^[^/\\\x00-\x1f]+$/ }, contentType: { type: "enum", values: ["application/pdf", "image/png", "image/jpeg", "text/plain"] }, base64: { type: "string", min: 4, max: 350_000, pattern: /^[A-Za-z0-9+/]+={0,2}$/ } },
+		},
+	}),
+};
+type D<K extends keyof typeof disputeRouteParams> = Infer<(typeof disputeRouteParams)[K]>;
+
+export const disputeActions = {
+	myDisputes: {
+		params: disputeRouteParams.list,
+		async handler(ctx: Ctx<D<"list">>) {
+			return call(ctx, payments.disputes.list, { userId: user(ctx).id, ...(ctx.params.status != null ? { status: ctx.params.status } : {}), ...(ctx.params.limit != null ? { limit: ctx.params.limit } : {}) });
+		},
+	},
+	myDispute: {
+		params: disputeRouteParams.byId,
+		async handler(ctx: Ctx<D<"byId">>) {
+			return call(ctx, payments.disputes.get, { id: ctx.params.id, userId: user(ctx).id });
+		},
+	},
+	adminDisputes: {
+		params: disputeRouteParams.list,
+		async handler(ctx: Ctx<D<"list">>) {
+			requireRole(ctx, [...STAFF, "auditor"]);
+			return call(ctx, payments.disputes.list, { ...(ctx.params.status != null ? { status: ctx.params.status } : {}), ...(ctx.params.limit != null ? { limit: ctx.params.limit } : {}) });
+		},
+	},
+	adminDispute: {
+		params: disputeRouteParams.byId,
+		async handler(ctx: Ctx<D<"byId">>) {
+			requireRole(ctx, [...STAFF, "auditor"]);
+			return call(ctx, payments.disputes.get, { id: ctx.params.id });
+		},
+	},
+	adminDisputeEvidence: {
+		params: disputeRouteParams.evidence,
+		async handler(ctx: Ctx<D<"evidence">>) {
+			const staff = requireRole(ctx, [...STAFF]);
+			const p = ctx.params;
+			const r = await call(ctx, payments.disputes.evidence, { id: p.id, staffId: staff.id, note: p.note, ...(p.document != null ? { document: p.document } : {}) });
+			created(ctx, `/api/v1/admin/disputes/${p.id}`);
+			return r;
+		},
+	},
+};
+
+export const DISPUTE_ALIASES = {
+	"GET /disputes": "api.myDisputes",
+	"GET /disputes/:id": "api.myDispute",
+	"GET /admin/disputes": "api.adminDisputes",
+	"GET /admin/disputes/:id": "api.adminDispute",
+	"POST /admin/disputes/:id/evidence": "api.adminDisputeEvidence",
+};
+
 export const feeActions = {
 	paymentQuote: {
 		params: afterPaymentParams.quote,
@@ -135,6 +197,7 @@ export const afterPaymentActions = {
 		},
 	},
 	...feeActions,
+	...disputeActions,
 	adminRejectReversal: {
 		params: afterPaymentParams.decideReversal,
 		async handler(ctx: Ctx<A<"decideReversal">>) {
@@ -145,6 +208,7 @@ export const afterPaymentActions = {
 };
 
 export const AFTER_PAYMENT_ALIASES = {
+	...DISPUTE_ALIASES,
 	"GET /fees/quote": "api.paymentQuote",
 	"GET /admin/prices": "api.adminPrices",
 	"POST /admin/prices": "api.adminSetPrices",

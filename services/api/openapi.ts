@@ -154,6 +154,15 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 			items: { type: "array", items: ref("Transfer") },
 		},
 	},
+	Dispute: {
+		type: "object", required: ["id", "paymentId", "amount", "currency", "status", "deadline", "heldAmount", "shortfall"],
+		properties: {
+			id: { type: "string", format: "uuid" }, paymentId: { type: "string", format: "uuid" }, provider: { type: "string" }, amount: { type: "integer" }, currency: ref("Currency"),
+			reason: { type: "string" }, status: { type: "string", enum: ["open", "evidence_submitted", "won", "lost"] }, deadline: { type: "string", format: "date-time" },
+			heldAmount: { type: "integer", description: "Set aside from the customer's account" }, shortfall: { type: "integer", description: "What the account could not cover (carried by suspense if lost)" },
+			evidence: { type: "array", items: { type: "object" } },
+		},
+	},
 	FeeQuote: {
 		type: "object", required: ["amount", "fee", "total", "currency", "priceVersion", "validUntil"],
 		properties: {
@@ -363,6 +372,14 @@ const OPS: Record<ActionName, OpDoc> = {
 		summary: "Approve a reversal someone else proposed: the ledger reverses the transfer (audited)", ok: ["200", ref("ReversalRequest")], roles: ["support", "admin"],
 		refusals: ["REVERSAL_REQUEST_NOT_FOUND", "ILLEGAL_TRANSITION", "ALREADY_REVERSED", "ALREADY_REFUNDED", "INSUFFICIENT_FUNDS", "ACCOUNT_FROZEN"],
 	},
+	myDisputes: { summary: "Disputes of the caller's card top-ups", ok: ["200", { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("Dispute") } } }] },
+	myDispute: { summary: "One dispute of the caller's", ok: ["200", ref("Dispute")], refusals: ["DISPUTE_NOT_FOUND"] },
+	adminDisputes: { summary: "Disputes by status, earliest deadline first", ok: ["200", { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("Dispute") } } }], roles: ["support", "admin", "auditor"] },
+	adminDispute: { summary: "A dispute with its evidence", ok: ["200", ref("Dispute")], roles: ["support", "admin", "auditor"], refusals: ["DISPUTE_NOT_FOUND"] },
+	adminDisputeEvidence: {
+		summary: "Attach evidence to a dispute before its deadline (a note and at most one document of 256 KiB: PDF, PNG, JPEG or text; audited)",
+		ok: ["201", ref("Dispute")], roles: ["support", "admin"], refusals: ["DISPUTE_NOT_FOUND", "DISPUTE_DEADLINE_PASSED", "ILLEGAL_TRANSITION"],
+	},
 	paymentQuote: {
 		summary: "What a P2P payment would cost you now: the fee, the total, and the price list to name when paying",
 		description: "Pass `priceVersion` with POST /transfers to be charged by this quote's price list; it holds for 15 minutes after the list is replaced.",
@@ -457,6 +474,7 @@ const TAGS: Record<string, string> = {
 	providers: "Payment providers' signed callbacks",
 	fx: "Rates, quotes and conversions",
 	fees: "What a payment costs: quotes by price list",
+	disputes: "Disputes (chargebacks) of card top-ups",
 	admin: "Support and administration (by role)",
 	notifications: "The caller's in-app notifications",
 	webhooks: "The caller's webhook endpoints and deliveries",

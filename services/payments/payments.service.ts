@@ -45,8 +45,9 @@ import { defineService } from "../../lib/service.ts";
 import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { compensate, requery } from "./repair.ts";
 import { decideReversal, listReversals, proposeReversal } from "./reversals.ts";
+import { addEvidence, getDispute, listDisputes, onDisputeCallback, type DisputeHost } from "./disputes.ts";
 import { settlementRows } from "./store.ts";
-import type { compensateParams, requeryParams, reversalParams, settlementViewParams } from "../../contracts/payments.ts";
+import type { compensateParams, disputeParams, requeryParams, reversalParams, settlementViewParams } from "../../contracts/payments.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
 const RESUME_BATCH_MAX = 100;
@@ -76,6 +77,7 @@ type PaymentsThis = DbService & {
 	rt: Batchers;
 	kickRelay(): void;
 	systemAccounts: (code: string, currency: CurrencyCode) => Promise<string>;
+	disputeHost(): DisputeHost;
 	callProvider(p: PaymentRow, op: "charge" | "payout"): Promise<ProviderResult | null>;
 	screen(p: PaymentRow): Promise<"approve" | "review" | "decline">;
 	continue(row: PaymentRow): Promise<PaymentRow>;
@@ -351,6 +353,25 @@ export function paymentsService(config: Config): ServiceSchema {
 					return view(await compensate(this, ctx));
 				},
 			},
+			// Disputes of card top-ups (services/payments/disputes.ts): evidence by support (audited), lists.
+			"disputes.evidence": {
+				params: payments.disputes.evidence.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof disputeParams.evidence>>) {
+					return addEvidence(this.disputeHost(), ctx);
+				},
+			},
+			"disputes.list": {
+				params: payments.disputes.list.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof disputeParams.list>>) {
+					return listDisputes(this.disputeHost(), { status: ctx.params.status ?? null, userId: ctx.params.userId ?? null, limit: ctx.params.limit ?? 50 });
+				},
+			},
+			"disputes.get": {
+				params: payments.disputes.get.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof disputeParams.get>>) {
+					return getDispute(this.disputeHost(), ctx.params.id, ctx.params.userId ?? null);
+				},
+			},
 			// Staff reversal of a transfer with four eyes (services/payments/reversals.ts), audited.
 			"reversals.propose": {
 				params: payments.reversals.propose.params,
@@ -497,6 +518,14 @@ export function paymentsService(config: Config): ServiceSchema {
 				return this.advance(id, from, [event], set);
 			},
 
+			/** What disputes (services/payments/disputes.ts) use of this service. */
+			disputeHost(this: PaymentsThis): DisputeHost {
+				return {
+					knex: this.knex, broker: this.broker, logger: this.logger, holdTimeoutMsMax: config.ledger.holdTimeoutMsMax,
+					systemAccounts: (code, currency) => this.systemAccounts(code, currency), kickRelay: () => this.kickRelay(),
+				};
+			},
+
 			async systemAccount(this: PaymentsThis, provider: ProviderName, currency: CurrencyCode) {
 				return this.systemAccounts(`external:${provider}:${currency}`, currency);
 			},
@@ -601,6 +630,8 @@ export function paymentsService(config: Config): ServiceSchema {
 
 			async applyCallback(this: PaymentsThis, cb: CallbackParams): Promise<string> {
 				const row = await paymentById(this.knex, cb.paymentId);
+				// A dispute of a card top-up (services/payments/disputes.ts).
+				if (cb.status === "dispute_opened" || cb.status === "dispute_won" || cb.status === "dispute_lost") return onDisputeCallback(this.disputeHost(), row, cb);
 				if (!row || row.provider !== cb.provider || row.type === "p2p") return "unknown_payment";
 				if (row.status !== "processing") return "already_final";
 				if (cb.status === "processing") return "interim";

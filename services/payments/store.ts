@@ -312,3 +312,95 @@ export async function decideReversalRequest(knex: Knex, d: { id: string; status:
 	);
 	return row ?? null;
 }
+
+// ---- disputes (services/payments/disputes.ts) ------------------------------------------
+
+export interface DisputeRow {
+	id: string;
+	payment_id: string;
+	provider: string;
+	provider_dispute_id: string;
+	user_id: string;
+	account_id: string;
+	amount: bigint;
+	currency: CurrencyCode;
+	reason: string;
+	status: "open" | "evidence_submitted" | "won" | "lost";
+	deadline: Date;
+	hold_id: string | null;
+	held_amount: bigint;
+	shortfall: bigint;
+	created_at: Date;
+	updated_at: Date;
+	decided_at: Date | null;
+}
+
+const DISPUTE_COLUMNS = "id, payment_id, provider, provider_dispute_id, user_id, account_id, amount, currency, reason, status, deadline, hold_id, held_amount, shortfall, created_at, updated_at, decided_at";
+
+export function disputeById(knex: Knex, id: string): Promise<DisputeRow | undefined> {
+	return queryOne<DisputeRow>(knex, `SELECT ${DISPUTE_COLUMNS} FROM payments.disputes WHERE id = ?`, [id]);
+}
+
+export function disputeByProviderId(knex: Knex, provider: string, providerDisputeId: string): Promise<DisputeRow | undefined> {
+	return queryOne<DisputeRow>(knex, `SELECT ${DISPUTE_COLUMNS} FROM payments.disputes WHERE provider = ? AND provider_dispute_id = ?`, [provider, providerDisputeId]);
+}
+
+/** A new dispute, or the one a concurrent delivery made first. */
+export async function insertDispute(knex: Knex, d: { id: string; paymentId: string; provider: string; providerDisputeId: string; userId: string; accountId: string; amount: bigint; currency: CurrencyCode; reason: string; deadline: Date; held: bigint; shortfall: bigint }): Promise<DisputeRow> {
+	await runStatement(
+		knex,
+		`INSERT INTO payments.disputes (id, payment_id, provider, provider_dispute_id, user_id, account_id, amount, currency, reason, status, deadline, held_amount, shortfall)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?) ON CONFLICT (provider, provider_dispute_id) DO NOTHING`,
+		[d.id, d.paymentId, d.provider, d.providerDisputeId, d.userId, d.accountId, d.amount.toString(), d.currency, d.reason, d.deadline, d.held.toString(), d.shortfall.toString()],
+	);
+	const row = await disputeByProviderId(knex, d.provider, d.providerDisputeId);
+	if (!row) throw new Error(`dispute ${d.provider}/${d.providerDisputeId} missing after insert`);
+	return row;
+}
+
+export async function setDisputeHold(knex: Knex, id: string, holdId: string | null, held: bigint, shortfall: bigint): Promise<DisputeRow> {
+	const row = await queryOne<DisputeRow>(
+		knex,
+		`UPDATE payments.disputes SET hold_id = ?, held_amount = ?, shortfall = ?, updated_at = now() WHERE id = ? RETURNING ${DISPUTE_COLUMNS}`,
+		[holdId, held.toString(), shortfall.toString(), id],
+	);
+	if (!row) throw new Error(`dispute ${id} missing`);
+	return row;
+}
+
+/** Moves a dispute on: to evidence_submitted while open, or to its outcome while undecided; null if it had moved already. */
+export async function setDisputeStatus(knex: Knex, id: string, status: "evidence_submitted" | "won" | "lost"): Promise<DisputeRow | null> {
+	const from = status === "evidence_submitted" ? ["open"] : ["open", "evidence_submitted"];
+	const row = await queryOne<DisputeRow>(
+		knex,
+		`UPDATE payments.disputes SET status = ?, updated_at = now(), decided_at = CASE WHEN ? IN ('won', 'lost') THEN now() END
+		 WHERE id = ? AND status = ANY(?::text[]) RETURNING ${DISPUTE_COLUMNS}`,
+		[status, status, id, from],
+	);
+	return row ?? null;
+}
+
+export function disputesOf(knex: Knex, q: { status: DisputeRow["status"] | null; userId: string | null; limit: number }): Promise<DisputeRow[]> {
+	return queryRows<DisputeRow>(
+		knex,
+		`SELECT ${DISPUTE_COLUMNS} FROM payments.disputes WHERE (?::text IS NULL OR status = ?) AND (?::uuid IS NULL OR user_id = ?) ORDER BY deadline, id LIMIT ?`,
+		[q.status, q.status, q.userId, q.userId, q.limit],
+	);
+}
+
+export async function insertDisputeEvidence(knex: Knex, e: { id: string; disputeId: string; addedBy: string; note: string; fileName: string | null; contentType: string | null; sha256: string | null; content: Buffer | null }): Promise<void> {
+	await runStatement(
+		knex,
+		"INSERT INTO payments.dispute_evidence (id, dispute_id, added_by, note, file_name, content_type, sha256, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		[e.id, e.disputeId, e.addedBy, e.note, e.fileName, e.contentType, e.sha256, e.content],
+	);
+}
+
+/** A dispute's evidence without its documents' bytes (their size and checksum only). */
+export function disputeEvidence(knex: Knex, disputeId: string): Promise<{ id: string; added_by: string; note: string; file_name: string | null; content_type: string | null; sha256: string | null; bytes: number; created_at: Date }[]> {
+	return queryRows(
+		knex,
+		"SELECT id, added_by, note, file_name, content_type, sha256, coalesce(octet_length(content), 0) AS bytes, created_at FROM payments.dispute_evidence WHERE dispute_id = ? ORDER BY created_at, id",
+		[disputeId],
+	);
+}
