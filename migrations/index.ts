@@ -12,6 +12,7 @@ import * as fraud004 from "./fraud/004_known_counterparties.ts";
 import * as fraud005 from "./fraud/005_daily_totals_retention.ts";
 import * as fx001 from "./fx/001_init.ts";
 import * as fx002 from "./fx/002_quote_claims.ts";
+import * as fx003 from "./fx/003_spread_revenue.ts";
 import * as ledger001 from "./ledger/001_init.ts";
 import * as notifications001 from "./notifications/001_init.ts";
 import * as notifications002 from "./notifications/002_mails.ts";
@@ -59,7 +60,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	users: { "001_init": users001, "002_email_unique": users002, "003_verified_email": users003 },
 	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004, "005_daily_usage_retention": ledger005, "006_frozen_index": ledger006, "007_owner_decisions": ledger007, "008_payment_keys": ledger008, "009_refunds": ledger009, "010_account_closures": ledger010, "011_fees": ledger011 },
 	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004, "005_list_indexes": payments005, "006_p2p_view": payments006, "007_reversal_requests": payments007, "008_disputes": payments008 },
-	fx: { "001_init": fx001, "002_quote_claims": fx002 },
+	fx: { "001_init": fx001, "002_quote_claims": fx002, "003_spread_revenue": fx003 },
 	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003, "004_known_counterparties": fraud004, "005_daily_totals_retention": fraud005 },
 	audit: { "001_init": audit001, "002_blocks": audit002 },
 	notifications: { "001_init": notifications001, "002_mails": notifications002 },

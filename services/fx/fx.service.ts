@@ -33,6 +33,7 @@ interface QuoteRow {
 	to_amount: bigint;
 	rate: bigint;
 	spread_bps: number;
+	spread_amount: bigint;
 	status: "open" | "used";
 	expires_at: Date;
 	used_key: string | null;
@@ -81,15 +82,19 @@ export function fxService(config: Config): ServiceSchema {
 					const p = ctx.params;
 					if (!supported(p.from) || !supported(p.to)) fail("CURRENCY_NOT_SUPPORTED", `no rates for ${p.from}/${p.to}`);
 					if (p.from === p.to) fail("CURRENCY_NOT_SUPPORTED", "a quote needs two different currencies");
-					const rate = withSpread(crossRate(this.rates, p.from, p.to), config.fx.spreadBps);
+					const mid = crossRate(this.rates, p.from, p.to);
+					const rate = withSpread(mid, config.fx.spreadBps);
 					const toAmount = convertMinor(BigInt(p.amount), rate, p.from, p.to);
 					if (toAmount <= 0n) fail("AMOUNT_TOO_SMALL", "the amount converts to nothing");
+					// What the spread takes, booked as revenue when the quote is used.
+					const midAmount = convertMinor(BigInt(p.amount), mid, p.from, p.to);
+					const spreadAmount = midAmount > toAmount ? midAmount - toAmount : 0n;
 					const row = await queryOne<QuoteRow>(
 						this.knex,
-						`INSERT INTO fx.quotes (id, user_id, from_currency, to_currency, from_amount, to_amount, rate, spread_bps, status, expires_at)
-						 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', now() + (? * interval '1 millisecond')) RETURNING *`,
+						`INSERT INTO fx.quotes (id, user_id, from_currency, to_currency, from_amount, to_amount, rate, spread_bps, spread_amount, status, expires_at)
+						 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', now() + (? * interval '1 millisecond')) RETURNING *`,
 						// The expiry by the database's clock, the one the conversion's claim checks it by.
-						[uuidv7(), p.userId, p.from, p.to, p.amount, toAmount.toString(), rate.toString(), config.fx.spreadBps, config.fx.quoteTtlMs],
+						[uuidv7(), p.userId, p.from, p.to, p.amount, toAmount.toString(), rate.toString(), config.fx.spreadBps, spreadAmount.toString(), config.fx.quoteTtlMs],
 					);
 					if (!row) throw new Error("quote insert returned nothing");
 					return quoteView(row);
@@ -114,6 +119,11 @@ export function fxService(config: Config): ServiceSchema {
 						items: [
 							{ idempotencyKey: `fx:${q.id}:in`, fromAccountId: p.fromAccountId, toAccountId: await this.pool(q.from_currency), amount: toSafeNumber(q.from_amount), currency: q.from_currency, description: `FX ${q.from_currency}->${q.to_currency} at ${rateToString(q.rate)}` },
 							{ idempotencyKey: `fx:${q.id}:out`, fromAccountId: await this.pool(q.to_currency), toAccountId: p.toAccountId, amount: toSafeNumber(q.to_amount), currency: q.to_currency, description: `FX ${q.from_currency}->${q.to_currency} at ${rateToString(q.rate)}` },
+							// The spread, from the pool into revenue, in the same chain (quotes before it was kept have none).
+							...(q.spread_amount > 0n ? [{
+								idempotencyKey: `fx:${q.id}:spread`, fromAccountId: await this.pool(q.to_currency), toAccountId: await this.systemAccounts(`revenue:fx:${q.to_currency}`, q.to_currency),
+								amount: toSafeNumber(q.spread_amount), currency: q.to_currency, description: `FX spread of ${q.from_currency}->${q.to_currency}`,
+							}] : []),
 						],
 					});
 					const failed = chain.items.flatMap(i => (i.ok ? [] : [i.error]));

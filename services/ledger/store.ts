@@ -674,15 +674,24 @@ export async function addPriceList(db: Db, rules: readonly FeeRule[], createdBy:
 	return row.version;
 }
 
-/** Fee revenue by UTC day, currency and payment type in [from, to) (transfers_fees_idx). */
+/**
+ * Revenue by UTC day, currency and type in [from, to): P2P fees (fee transfers,
+ * transfers_fees_idx) and the FX spread (credits of the revenue:fx:<currency> accounts,
+ * read through their entries).
+ */
 export async function revenue(db: Db, from: Date, to: Date): Promise<{ day: string; currency: string; type: string; count: number; amount: bigint }[]> {
-	const found = await rows<{ day: string; currency: string; count: string; amount: string }>(
+	const found = await rows<{ day: string; currency: string; type: string; count: string; amount: string }>(
 		db,
-		`SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, currency, count(*)::text AS count, sum(amount)::text AS amount
-		 FROM ledger.transfers WHERE kind = 'fee' AND created_at >= ? AND created_at < ? GROUP BY 1, 2 ORDER BY 1, 2`,
-		[from, to],
+		`SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, currency, 'p2p' AS type, count(*)::text AS count, sum(amount)::text AS amount
+		 FROM ledger.transfers WHERE kind = 'fee' AND created_at >= ? AND created_at < ? GROUP BY 1, 2
+		 UNION ALL
+		 SELECT to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), a.currency, 'fx', count(*)::text, sum(e.amount)::text
+		 FROM ledger.accounts a JOIN ledger.entries e ON e.account_id = a.id
+		 WHERE a.kind = 'system' AND a.code LIKE 'revenue:fx:%' AND e.amount > 0 AND e.created_at >= ? AND e.created_at < ? GROUP BY 1, 2
+		 ORDER BY 1, 2, 3`,
+		[from, to, from, to],
 	);
-	return found.map(r => ({ day: r.day, currency: r.currency, type: "p2p", count: Number(r.count), amount: BigInt(r.amount) }));
+	return found.map(r => ({ day: r.day, currency: r.currency, type: r.type, count: Number(r.count), amount: BigInt(r.amount) }));
 }
 
 /** The owner's KYC tier as the ledger holds it (1 when the owner has no row yet). */

@@ -64,6 +64,26 @@ describe("fx", () => {
 		for (const c of report.currencies) assert.equal(c.sum, "0", `${c.currency} does not sum to zero`);
 	});
 
+	it("books the spread as revenue in the conversion's chain, and the revenue report shows it", async () => {
+		const usd = await account("USD");
+		const gbp = await account("GBP");
+		const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:test:USD", currency: "USD" });
+		await broker.call("ledger.transfers.create", { idempotencyKey: "fund-fx-spread", fromAccountId: sys.id, toAccountId: usd.id, amount: 1_000_000, currency: "USD" });
+		const q: Quote = await broker.call("fx.quote", { userId: USER, from: "USD", to: "GBP", amount: 1_000_000 });
+		const [row] = await sql(`SELECT spread_amount::int AS spread FROM fx.quotes WHERE id = '${q.id}'`);
+		const spread = Number(row?.["spread"]);
+		// 100 bp of about 7,900 pence: about 79, never nothing at this size.
+		assert.ok(spread > 0 && spread < q.toAmount * 0.0102, `spread ${spread} of ${q.toAmount}`);
+		await broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: gbp.id, idempotencyKey: "fx-spread" });
+		const [rev] = await sql("SELECT posted::int AS posted FROM ledger.accounts WHERE code = 'revenue:fx:GBP'");
+		assert.equal(rev?.["posted"], spread);
+		const day = new Date().toISOString().slice(0, 10);
+		const report: { items: { currency: string; type: string; amount: number }[] } = await broker.call("ledger.revenue", { from: `${day}T00:00:00Z`, to: new Date(Date.now() + 86_400_000).toISOString() });
+		assert.deepEqual(report.items.filter(i => i.type === "fx" && i.currency === "GBP").map(i => i.amount), [spread]);
+		const inv: InvariantReport = await broker.call("ledger.checkInvariants", {});
+		assert.deepEqual(inv.violations, []);
+	});
+
 	it("refuses an expired quote, a foreign quote or account, and an amount that converts to nothing", async () => {
 		const usd = await account("USD");
 		const jpy = await account("JPY");
