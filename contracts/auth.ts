@@ -68,6 +68,12 @@ export const auth = {
 	sessions: {
 		list: action("auth.sessions.list", P.emptyParams, returns<{ items: SessionView[] }>()),
 		revoke: action("auth.sessions.revoke", P.sessionParams, returns<{ revoked: true }>()),
+		/**
+		 * Sessions (and clients) revoked recently enough that their access tokens may still be
+		 * alive, each with the time its last token expires: read by a gateway or realtime node
+		 * at start, so it refuses what was revoked before it joined (the broadcast it missed).
+		 */
+		revokedRecently: action("auth.sessions.revokedRecently", P.emptyParams, returns<{ items: { sid: string; until: number }[]; complete: boolean }>()),
 	},
 	clients: {
 		/** A client of the caller's, with its secret: shown this once, stored hashed. */

@@ -5,6 +5,7 @@ import * as auth001 from "./auth/001_init.ts";
 import * as auth002 from "./auth/002_mfa_pending_family_expiry.ts";
 import * as auth003 from "./auth/003_verified_identity.ts";
 import * as auth004 from "./auth/004_clients.ts";
+import * as auth005 from "./auth/005_revoked_index.ts";
 import * as fraud001 from "./fraud/001_init.ts";
 import * as fraud002 from "./fraud/002_history_indexes.ts";
 import * as fraud003 from "./fraud/003_bounded_history.ts";
@@ -56,7 +57,7 @@ interface Migration {
 }
 
 export const MIGRATIONS: Record<string, Record<string, Migration>> = {
-	auth: { "001_init": auth001, "002_mfa_pending_family_expiry": auth002, "003_verified_identity": auth003, "004_clients": auth004 },
+	auth: { "001_init": auth001, "002_mfa_pending_family_expiry": auth002, "003_verified_identity": auth003, "004_clients": auth004, "005_revoked_index": auth005 },
 	users: { "001_init": users001, "002_email_unique": users002, "003_verified_email": users003 },
 	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004, "005_daily_usage_retention": ledger005, "006_frozen_index": ledger006, "007_owner_decisions": ledger007, "008_payment_keys": ledger008, "009_refunds": ledger009, "010_account_closures": ledger010, "011_fees": ledger011 },
 	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004, "005_list_indexes": payments005, "006_p2p_view": payments006, "007_reversal_requests": payments007, "008_disputes": payments008 },

@@ -17,6 +17,7 @@ import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
 import { addressGroup, clientAddress, trustedProxies, type TrustedProxies } from "../../lib/client-address.ts";
 import { verifyAccessToken } from "../auth/tokens.ts";
 import { CLIENT_SCOPES_BY_ACTION } from "./identity.ts";
+import { catchUpRevocations } from "../auth/revocations.ts";
 import type { SessionUser } from "../auth/auth.service.ts";
 import { toHttpError } from "./http-errors.ts";
 import { verifySignature } from "../../lib/signature.ts";
@@ -364,6 +365,8 @@ export function apiService(config: Config): ServiceSchema {
 			if (this.redis) await this.redis.connect().catch((err: Error) => this.logger.warn("redis not reachable at start", { error: err.message }));
 			if (!(await this.counters.ready(STORE_READY_WAIT_MS))) this.logger.warn("rate limit store not reachable at start; requests allowed until it is");
 			this.revokedSweeper.start();
+			// Sessions revoked before this gateway joined (it missed their broadcast).
+			void catchUpRevocations(this.broker, this.revokedSessions, this.logger);
 		},
 		async stopped(this: ApiThis) {
 			await this.revokedSweeper.stop();

@@ -96,6 +96,8 @@ const RESET_MAILS_PER_HOUR_MAX = 3;
 const MAIL_WINDOW_MS = 3_600_000;
 /** Sessions the list shows at most (most recently used first). */
 const SESSIONS_LIST_MAX = 100;
+/** Recently revoked sessions a starting gateway reads at most (the newest). */
+const REVOKED_LIST_MAX = 100_000;
 /** Live OAuth2 clients per user. */
 const CLIENTS_PER_USER_MAX = 10;
 /** Client secrets: 256 random bits after this prefix, so a leaked one is recognisable (secret scanners). */
@@ -405,6 +407,16 @@ export function authService(config: Config): ServiceSchema {
 					if (!(await store.revokeUserFamily(this.knex, user.id, ctx.params.id))) fail("SESSION_NOT_FOUND", "session not found");
 					this.announceRevoked(ctx, [ctx.params.id]);
 					return { revoked: true as const };
+				},
+			},
+			"sessions.revokedRecently": {
+				params: auth.sessions.revokedRecently.params,
+				async handler(this: AuthThis) {
+					const rows = await store.revokedRecently(this.knex, config.auth.accessTokenTtlS, config.auth.clientTokenTtlS, REVOKED_LIST_MAX + 1);
+					return {
+						items: rows.slice(0, REVOKED_LIST_MAX).map(r => ({ sid: r.sid, until: r.revoked_at.getTime() + r.ttl_s * 1000 })),
+						complete: rows.length <= REVOKED_LIST_MAX,
+					};
 				},
 			},
 			"clients.create": {

@@ -325,6 +325,24 @@ export async function resealMfa(db: Knex, userId: string, from: { secret: string
 	return r.length === 1;
 }
 
+/**
+ * Sessions and clients revoked within the last `sessionTtlS` and `clientTtlS` seconds
+ * (their access tokens may still be alive), each with when it was revoked; at most `max`,
+ * the latest first.
+ */
+export async function revokedRecently(db: Knex, sessionTtlS: number, clientTtlS: number, max: number): Promise<{ sid: string; revoked_at: Date; ttl_s: number }[]> {
+	return rows(
+		db,
+		`SELECT sid, revoked_at, ttl_s FROM (
+			SELECT family_id::text AS sid, max(revoked_at) AS revoked_at, ?::int AS ttl_s FROM auth.refresh_tokens
+			WHERE revoked_at IS NOT NULL AND revoked_at > now() - (? * interval '1 second') GROUP BY family_id
+			UNION ALL
+			SELECT id::text, revoked_at, ?::int FROM auth.clients WHERE revoked_at IS NOT NULL AND revoked_at > now() - (? * interval '1 second')
+		 ) r ORDER BY revoked_at DESC LIMIT ?`,
+		[sessionTtlS, sessionTtlS, clientTtlS, clientTtlS, max],
+	);
+}
+
 export interface ClientRow {
 	id: string;
 	owner_id: string;

@@ -12,6 +12,7 @@ import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import type { Config } from "../../config/index.ts";
 import { verifyAccessToken } from "../auth/tokens.ts";
+import { catchUpRevocations } from "../auth/revocations.ts";
 import { pushesFor, userRoom } from "./feed.ts";
 import { defineService } from "../../lib/service.ts";
 import { gatewayServer } from "../../lib/gateway-server.ts";
@@ -108,6 +109,8 @@ export function realtimeService(config: Config): ServiceSchema {
 				socket.emit("ready", { userId: socket.data.userId });
 			});
 			this.io = io;
+			// Sessions revoked before this node joined (it missed their broadcast).
+			void catchUpRevocations(this.broker, this.revoked, this.logger);
 		},
 		async stopped(this: RealtimeThis) {
 			const io = this.io;
