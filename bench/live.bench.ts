@@ -97,6 +97,8 @@ export async function runLiveBench(): Promise<BenchResult[]> {
 		for (let i = 0; i < USERS; i++) {
 			const userId = uuidv7();
 			await broker.call("users.create", { userId, email: `live-${i}@example.com`, name: `Live ${i}` });
+			// A tier above 1 needs a verified address (issue 16).
+			await broker.call("users.markEmailVerified", { id: userId, email: `live-${i}@example.com` });
 			await broker.call("users.setTier", { id: userId, tier: 3 });
 			const a: { id: string } = await broker.call("ledger.accounts.open", { ownerId: userId, currency: "USD" });
 			await broker.call("ledger.transfers.create", { idempotencyKey: `fund-${a.id}`, fromAccountId: sys.id, toAccountId: a.id, amount: 1_000_000_000, currency: "USD" });
