@@ -93,6 +93,12 @@ const RESET_TOKEN_TTL_S = 1_800;
 /** Identity mails one user (codes) or one address (resets) may ask for per hour. */
 const CODE_MAILS_PER_HOUR_MAX = 5;
 const RESET_MAILS_PER_HOUR_MAX = 3;
+/**
+ * Codes and notices to one address per hour, whoever asks: registering an address again and
+ * again (new accounts each time) must not fill its mailbox. Past it nothing is sent, and the
+ * answer stays the same.
+ */
+const MAILS_PER_ADDRESS_PER_HOUR_MAX = 10;
 const MAIL_WINDOW_MS = 3_600_000;
 /** Sessions the list shows at most (most recently used first). */
 const SESSIONS_LIST_MAX = 100;
@@ -559,7 +565,13 @@ export function authService(config: Config): ServiceSchema {
 			 */
 			async mailVerification(this: AuthThis, ctx: Context, userId: string, email: string): Promise<boolean> {
 				const owner = await store.verifiedOwner(this.knex, email);
-				if (owner) return owner.userId === userId || this.sendMail(ctx, owner.userId, email, registrationAttemptMail());
+				if (owner?.userId === userId) return true;
+				const sent = await this.counters.hit(`identity-mail:${email}`, MAIL_WINDOW_MS);
+				if (sent.count > MAILS_PER_ADDRESS_PER_HOUR_MAX) {
+					this.logger.warn("identity mails to one address over the hourly limit: not sent", { requestId: ctx.requestID });
+					return true;
+				}
+				if (owner) return this.sendMail(ctx, owner.userId, email, registrationAttemptMail());
 				const id = uuidv7();
 				const code = String(randomInt(0, 1_000_000)).padStart(6, "0");
 				await store.insertEmailToken(this.knex, { id, userId, purpose: "verify", email, tokenHash: codeHash(id, code), expiresAt: new Date(Date.now() + EMAIL_CODE_TTL_S * 1000) });

@@ -107,6 +107,14 @@ describe("finding 10: registration does not tell whether an address is taken", (
 	});
 });
 
+describe("registering an address again and again does not fill its mailbox", () => {
+	it("sends at most 10 codes or notices an hour to one address, answering the same", async () => {
+		for (let i = 0; i < 13; i++) assert.equal((await register("bombed@example.com", PASSWORD, newClient())).status, 201);
+		const queued = await node.sql.query("SELECT 1 FROM notifications.mails WHERE address = 'bombed@example.com'");
+		assert.equal(queued.rowCount, 10);
+	});
+});
+
 describe("finding 10: RECIPIENT_NOT_FOUND does not enumerate users", () => {
 	it("finds only verified recipients, answers every miss alike, and budgets a sender's misses", async () => {
 		const sender = await verified("sender@example.com");
