@@ -3,9 +3,9 @@
  * (test/support/cgroup.ts; needs root and cgroup v1, as `npm run bench -- scale` does).
  *
  * A busy loop in a group capped at 0.2 of a core uses at most about 0.2 of a core, read
- * from the group's own accounting (cpuacct.usage) over 100 of its 10 ms periods, and was
- * throttled in most of them: a property of the cap, not a timing target (the host may be
- * busier and give it less, never more). Then an owner process that made a group with a busy
+ * from the group's own accounting (cpuacct.usage) over 100 of its 10 ms periods, and, when
+ * the host gave it its whole quota, was throttled in most of them: a property of the cap,
+ * not a timing target (the host may be busier and give it less, never more). Then an owner process that made a group with a busy
  * loop in it is killed with SIGKILL: the watchdog ends the loop and removes the group.
  */
 import { describe, it } from "node:test";
@@ -48,7 +48,10 @@ describe("CPU groups", { skip: why ?? false }, () => {
 			const slack = (2 * cores * 0.01) / seconds;
 			assert.ok(used > 0, "it ran");
 			assert.ok(used <= cores * 1.1 + slack, `used ${used.toFixed(3)} cores under a cap of ${cores}`);
-			assert.ok(s1.nrThrottled - s0.nrThrottled >= 0.5 * (s1.nrPeriods - s0.nrPeriods), `throttled in ${s1.nrThrottled - s0.nrThrottled} of ${s1.nrPeriods - s0.nrPeriods} periods`);
+			// Given its whole quota (a host busy enough can give it less), the cap is what stopped it.
+			if (used >= cores * 0.8) {
+				assert.ok(s1.nrThrottled - s0.nrThrottled >= 0.5 * (s1.nrPeriods - s0.nrPeriods), `throttled in ${s1.nrThrottled - s0.nrThrottled} of ${s1.nrPeriods - s0.nrPeriods} periods`);
+			}
 			// Lifting the cap is possible (the scale bench starts nodes uncapped, then caps them).
 			group.limit(null);
 			assert.equal(group.cores, null);

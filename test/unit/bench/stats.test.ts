@@ -1,7 +1,7 @@
 /** bench/stats.ts meanCi95: the mean of a few estimates and its 95% interval (Student's t). */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { meanCi95 } from "../../../bench/stats.ts";
+import { meanCi95, measure } from "../../../bench/stats.ts";
 
 describe("meanCi95", () => {
 	it("gives the mean and t(0.975, n-1) times the standard error", () => {
@@ -22,5 +22,23 @@ describe("meanCi95", () => {
 		const r = meanCi95(values);
 		const sd = Math.sqrt(values.reduce((a, v) => a + (v - r.mean) ** 2, 0) / 20);
 		assert.ok(Math.abs((r.halfWidth ?? 0) - 2.228 * sd / Math.sqrt(21)) < 1e-9);
+	});
+});
+
+describe("measure", () => {
+	it("runs until the count or the deadline, whichever comes first", async () => {
+		let ran = 0;
+		const op = async () => {
+			ran += 1;
+		};
+		assert.equal((await measure(50, 4, op)).count, 50);
+		ran = 0;
+		// A deadline already past starts nothing.
+		const none = await measure(50, 4, op, performance.now() - 1);
+		assert.equal(none.count, 0);
+		assert.equal(ran, 0);
+		// A deadline a few milliseconds ahead stops an endless run.
+		const timed = await measure(Number.MAX_SAFE_INTEGER, 2, () => new Promise(r => setTimeout(r, 1)), performance.now() + 30);
+		assert.ok(timed.count > 0 && timed.count < 1_000, String(timed.count));
 	});
 });
