@@ -1,9 +1,8 @@
 // The Paymesh dashboard: plain ES modules, no build step. Data from /api/v1, live updates
 // from Socket.IO. Everything shown is set with textContent (never parsed as HTML).
 import { io } from "/socket.io/socket.io.esm.min.js";
-
-const EXPONENTS = { JPY: 0, KRW: 0, VND: 0, CLP: 0, ISK: 0, KWD: 3, BHD: 3, JOD: 3, OMR: 3, TND: 3, IQD: 3, LYD: 3 };
-const exponentOf = c => EXPONENTS[c] ?? 2;
+// The server's own amount rules and ISO 4217 table (lib/amount.ts, served with its types stripped).
+import { formatAmount, isCurrencyCode, parseAmount } from "/js/amount.js";
 const HISTORY_PAGE = 20;
 
 const MESSAGES = {
@@ -46,22 +45,24 @@ const state = {
 
 // ---- money ------------------------------------------------------------------------------
 
+/** The person's locale, for separators ("1,5" means 1.50 to a German reader, nothing clear to an English one). */
+export const LOCALE = typeof navigator !== "undefined" ? navigator.language || "en" : "en";
+
+/** What a person typed as an amount of `currency`: { minor } (a safe integer), or { message } saying what is wrong. */
+export function readAmount(text, currency) {
+	if (!isCurrencyCode(currency)) return { message: `Unknown currency ${currency}.` };
+	const r = parseAmount(String(text ?? ""), currency, LOCALE);
+	return r.ok ? { minor: Number(r.minor) } : { message: r.message };
+}
+
 /** "12.5" in USD -> 1250, without floats; null when the text is not an amount in that currency. */
 export function toMinor(text, currency) {
-	const m = /^\s*(\d{1,15})(?:[.,](\d+))?\s*$/.exec(text);
-	const exp = exponentOf(currency);
-	if (!m || (m[2] ?? "").length > exp) return null;
-	const minor = BigInt(m[1]) * 10n ** BigInt(exp) + BigInt((m[2] ?? "").padEnd(exp, "0") || "0");
-	return minor > 0n && minor <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(minor) : null;
+	const r = readAmount(text, currency);
+	return "minor" in r ? r.minor : null;
 }
 
 export function formatMinor(minor, currency) {
-	const exp = exponentOf(currency);
-	const v = BigInt(minor);
-	const abs = v < 0n ? -v : v;
-	const whole = (abs / 10n ** BigInt(exp)).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-	const frac = exp > 0 ? `.${(abs % 10n ** BigInt(exp)).toString().padStart(exp, "0")}` : "";
-	return `${v < 0n ? "-" : ""}${whole}${frac} ${currency}`;
+	return isCurrencyCode(currency) ? formatAmount(BigInt(minor), currency, LOCALE) : `${minor} ${currency}`;
 }
 
 // ---- ids in paths ------------------------------------------------------------------------
@@ -94,7 +95,7 @@ export function adminAccountPath(typedId, op) {
 
 // ---- HTTP with a quiet token refresh ----------------------------------------------------
 
-async function api(method, path, { body, key } = {}) {
+export async function api(method, path, { body, key } = {}) {
 	for (let attempt = 0; ; attempt++) {
 		const headers = { "content-type": "application/json" };
 		if (state.access) headers.authorization = `Bearer ${state.access}`;
@@ -143,7 +144,7 @@ function keepTokens(access, refresh) {
 
 // ---- small DOM helpers ------------------------------------------------------------------
 
-function el(tag, attrs = {}, ...children) {
+export function el(tag, attrs = {}, ...children) {
 	const e = document.createElement(tag);
 	for (const [k, v] of Object.entries(attrs)) {
 		if (k === "class") e.className = v;
@@ -157,7 +158,7 @@ function el(tag, attrs = {}, ...children) {
 	return e;
 }
 
-function say(form, text, ok) {
+export function say(form, text, ok) {
 	const p = document.querySelector(`.msg[data-for="${form}"]`);
 	p.textContent = text;
 	p.className = `msg ${ok ? "ok" : "bad"}`;
@@ -214,6 +215,17 @@ async function signedIn(session) {
 	connectSocket();
 	await Promise.all([loadAccounts(), loadPayments(), loadNotifications(), loadSessions()]);
 	if (!$("#staff").hidden) await loadStaff();
+	document.dispatchEvent(new CustomEvent("paymesh:signed-in", { detail: { user: state.user, accounts: [...state.accounts.values()] } }));
+}
+
+/** The caller's accounts as loaded (other dashboard modules read them). */
+export function accounts() {
+	return [...state.accounts.values()];
+}
+
+/** The current access token, for a download other modules fetch themselves (a CSV). */
+export function accessToken() {
+	return state.access;
 }
 
 function signedOut(message) {
@@ -393,6 +405,7 @@ function connectSocket() {
 		if (state.history.accountId === d.accountId) void loadHistory(true);
 	});
 	socket.on("notification.new", n => {
+		document.dispatchEvent(new CustomEvent("paymesh:notification", { detail: n }));
 		$("#notifications").prepend(notificationItem(n));
 		$("#unread").textContent = String(Number($("#unread").textContent) + 1);
 	});
@@ -492,8 +505,9 @@ async function send(e) {
 	const f = e.target;
 	const from = state.accounts.get(f.from.value);
 	if (!from) return say("send", "Open an account first.", false);
-	const amount = toMinor(f.amount.value, from.currency);
-	if (amount === null) return say("send", `Enter an amount in ${from.currency}.`, false);
+	const read = readAmount(f.amount.value, from.currency);
+	if (!("minor" in read)) return say("send", read.message, false);
+	const amount = read.minor;
 	const to = f.to.value.trim();
 	const description = f.description.value.trim();
 	const byEmail = to.includes("@");
@@ -520,8 +534,9 @@ async function pay(e) {
 	const f = e.target;
 	const account = state.accounts.get(f.account.value);
 	if (!account) return say("pay", "Open an account first.", false);
-	const amount = toMinor(f.amount.value, account.currency);
-	if (amount === null) return say("pay", `Enter an amount in ${account.currency}.`, false);
+	const read = readAmount(f.amount.value, account.currency);
+	if (!("minor" in read)) return say("pay", read.message, false);
+	const amount = read.minor;
 	const kind = f.kind.value;
 	const body = { accountId: account.id, amount, currency: account.currency, provider: f.provider.value, ...(kind === "payout" ? { destination: f.destination.value.trim() } : {}) };
 	const r = await submitMoney("pay", f.querySelector("button"), pathOf`/payments/${kind}`, body);

@@ -28,6 +28,7 @@ import { ledger } from "../../contracts/ledger.ts";
 import { payments } from "../../contracts/payments.ts";
 import { defineService } from "../../lib/service.ts";
 import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Actions, type GatewayMeta } from "./v1.ts";
+import { SHARED_MODULE_ALIASES } from "./shared-modules.ts";
 
 const READY_CHECK_TIMEOUT_MS = 2_000;
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -218,6 +219,8 @@ export function apiService(config: Config): ServiceSchema {
 						"GET /api/v1/openapi.json"(_req: IncomingMessage, res: ServerResponse) {
 							sendJson(res, 200, openApiDocument(), { "Cache-Control": "public, max-age=300" });
 						},
+						// lib/amount.ts and its currency table for the dashboard (services/api/shared-modules.ts).
+						...SHARED_MODULE_ALIASES,
 					},
 				},
 			],

@@ -1,0 +1,47 @@
+/**
+ * Server code the dashboard runs too: lib/amount.ts (amounts as people type and read
+ * them) and the ISO 4217 table it imports, served as JavaScript with their types
+ * stripped (Node's own stripTypeScriptTypes), so the browser parses amounts with exactly
+ * the server's rules and currency exponents, with no second copy to drift. Only these
+ * files, by fixed name; built once per process.
+ */
+import { readFileSync } from "node:fs";
+import { stripTypeScriptTypes } from "node:module";
+import type { IncomingMessage, ServerResponse } from "node:http";
+
+const ROOT = new URL("../../", import.meta.url);
+
+/** URL name -> source file and the import specifiers rewritten to the other served names. */
+const MODULES: Record<string, { file: string; imports: Record<string, string> }> = {
+	"amount.js": { file: "lib/amount.ts", imports: { "../config/currencies.ts": "./currencies.js" } },
+	"currencies.js": { file: "config/currencies.ts", imports: {} },
+};
+
+const built = new Map<string, string>();
+
+/** The module's JavaScript, or null for a name that is not served. */
+export function sharedModule(name: string): string | null {
+	const m = MODULES[name];
+	if (!m) return null;
+	let js = built.get(name);
+	if (js === undefined) {
+		js = stripTypeScriptTypes(readFileSync(new URL(m.file, ROOT), "utf8"), { mode: "strip" });
+		for (const [from, to] of Object.entries(m.imports)) js = js.split(JSON.stringify(from)).join(JSON.stringify(to));
+		built.set(name, js);
+	}
+	return js;
+}
+
+function serve(name: string) {
+	return (_req: IncomingMessage, res: ServerResponse) => {
+		const js = sharedModule(name);
+		res.writeHead(js === null ? 404 : 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=300" });
+		res.end(js ?? "");
+	};
+}
+
+/** Raw routes of the gateway's "/" route. */
+export const SHARED_MODULE_ALIASES = {
+	"GET /js/amount.js": serve("amount.js"),
+	"GET /js/currencies.js": serve("currencies.js"),
+};

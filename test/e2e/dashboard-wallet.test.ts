@@ -1,0 +1,137 @@
+/**
+ * The dashboard's everyday wallet in Chromium (playwright-core, /usr/bin/chromium) against
+ * the started app on PostgreSQL: Ann (desktop) asks Ben (a phone, 390 px) for money by
+ * e-mail; amounts typed as people type them are read by the server's own rules
+ * ("1,5" refused with a hint, "12.50" taken); Ben's page shows the request live, he pays
+ * it, and Ann's page shows it paid within 2 s, with focus kept after each action; the
+ * search finds the payment under its category. Screenshots at phone and desktop sizes go
+ * to test-artifacts/screenshots; the wallet's cards fit a 320 px screen without scrolling
+ * sideways.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { chromium, type Browser, type Page } from "playwright-core";
+import type { ServiceBroker } from "moleculer";
+import { createTestDatabase, type TestDatabase } from "../support/db.ts";
+import { startNode } from "../support/node.ts";
+import { gatewayPort } from "../support/http.ts";
+import { verifyEmail } from "../support/roles.ts";
+
+const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
+const SHOTS = new URL("../../test-artifacts/screenshots/", import.meta.url).pathname;
+const PASSWORD = "Correct-Horse-Battery-9";
+const LIVE_UPDATE_MS = 2_000;
+
+let db: TestDatabase;
+let broker: ServiceBroker;
+let browser: Browser;
+let base = "";
+
+before(async () => {
+	mkdirSync(SHOTS, { recursive: true });
+	db = await createTestDatabase();
+	({ broker } = await startNode({ DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", EVENT_POLL_INTERVAL_MS: "100" }));
+	base = `http://127.0.0.1:${gatewayPort(broker)}`;
+	browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
+});
+
+after(async () => {
+	await browser?.close();
+	await broker?.stop();
+	await db?.drop();
+});
+
+const errors: string[] = [];
+
+async function page(viewport: { width: number; height: number }): Promise<Page> {
+	const ctx = await browser.newContext({ viewport, locale: "en-US" });
+	const p = await ctx.newPage();
+	p.on("pageerror", err => errors.push(err.message));
+	p.on("response", r => {
+		// The browser's own favicon request is not the page's.
+		if (r.status() >= 400 && !r.url().endsWith("/favicon.ico")) errors.push(`${r.status()} ${r.url()}`);
+	});
+	await p.goto(base);
+	return p;
+}
+
+async function registerIn(p: Page, name: string, email: string): Promise<string> {
+	await p.fill("#register-form [name=name]", name);
+	await p.fill("#register-form [name=email]", email);
+	await p.fill("#register-form [name=password]", PASSWORD);
+	await p.click("#register-form button");
+	await p.waitForSelector("#signed-in:not([hidden])");
+	await p.waitForSelector('#conn[data-state="live"]');
+	await p.click("#open-form button");
+	const row = await p.waitForSelector("#accounts tr[data-account-id]");
+	return (await row.getAttribute("data-account-id")) ?? "";
+}
+
+type Doc = { querySelector(sel: string): { textContent: string | null } | null; activeElement: { tagName: string } | null; documentElement: { scrollWidth: number; clientWidth: number } };
+declare const document: Doc;
+
+describe("the wallet in the dashboard", () => {
+	it("asks for money, shows the request live on the payer's phone, pays it, and shows it paid on the asker's page", async () => {
+		const ann = await page({ width: 1280, height: 900 });
+		const ben = await page({ width: 390, height: 844 });
+		await registerIn(ann, "Ann", "ann-wallet@example.com");
+		const benAccount = await registerIn(ben, "Ben", "ben-wallet@example.com");
+		await verifyEmail({ databaseUrl: db.url }, "ben-wallet@example.com");
+		await broker.call("ledger.owners.setTier", { ownerId: (await broker.call<{ id: string }, { email: string }>("users.findByEmail", { email: "ben-wallet@example.com" })).id, tier: 2 });
+		const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:test:USD", currency: "USD" });
+		await broker.call("ledger.transfers.create", { idempotencyKey: "fund-ben", fromAccountId: sys.id, toAccountId: benAccount, amount: 100_000, currency: "USD" });
+
+		// An amount as an English reader would not mean it: refused with the way to write it, nothing sent.
+		await ann.fill("#request-form [name=email]", "ben-wallet@example.com");
+		await ann.fill("#request-form [name=amount]", "1,5");
+		await ann.click("#request-form button");
+		await ann.waitForFunction(() => document.querySelector('.msg[data-for="request"]')?.textContent?.includes("For decimals use a dot: 1.5.") ?? false);
+		assert.equal(await ann.getAttribute("#request-form [name=amount]", "aria-invalid"), "true");
+		await ann.fill("#request-form [name=amount]", "12.50");
+		await ann.fill("#request-form [name=note]", "pizza");
+		await ann.click("#request-form button");
+		await ann.waitForFunction(() => document.querySelector('.msg[data-for="request"]')?.textContent === "Asked Ben for 12.50 USD.");
+		assert.notEqual(await ann.evaluate(() => document.activeElement?.tagName), "BODY", "focus stays on the form");
+
+		// Live on Ben's phone, without a reload.
+		const shown = Date.now();
+		await ben.waitForSelector('#requests-in li[data-status="pending"] button.accept', { timeout: LIVE_UPDATE_MS + 1_000 });
+		assert.ok(Date.now() - shown <= LIVE_UPDATE_MS + 1_000);
+		assert.match((await ben.textContent("#requests-in li")) ?? "", /Ann asks you for 12\.50 USD — “pizza”/);
+		await ben.screenshot({ path: `${SHOTS}wallet-request-phone.png`, fullPage: true });
+		await ben.click('#requests-in li[data-status="pending"] button.accept');
+		await ben.waitForSelector('#requests-in li[data-status="paid"]');
+		assert.notEqual(await ben.evaluate(() => document.activeElement?.tagName), "BODY", "focus is not dropped to the page");
+
+		// Ann's page shows it paid within the live bound.
+		const t0 = Date.now();
+		await ann.waitForSelector('#requests-out li[data-status="paid"]', { timeout: LIVE_UPDATE_MS });
+		assert.ok(Date.now() - t0 <= LIVE_UPDATE_MS);
+		assert.match((await ann.textContent("#requests-out li")) ?? "", /You asked Ben for 12\.50 USD — “pizza”: paid/);
+		await ann.screenshot({ path: `${SHOTS}wallet-request-desktop.png`, fullPage: true });
+
+		// Ben finds the payment by a word of its note, under its category, with who was paid.
+		await ben.fill("#find-form [name=q]", "pizz");
+		for (let i = 0; i < 20; i++) {
+			await ben.click("#find-form button[type=submit]");
+			await ben.waitForFunction(() => (document.querySelector('.msg[data-for="find"]')?.textContent ?? "") !== "");
+			if ((await ben.$$("#find-results tbody tr")).length > 0) break;
+			await ben.waitForTimeout(100);
+		}
+		const row = (await ben.textContent("#find-results tbody tr")) ?? "";
+		assert.match(row, /Ann/);
+		assert.match(row, /pizza/);
+		assert.match(row, /Eating out/);
+		assert.match(row, /-12\.50 USD/);
+		await ben.screenshot({ path: `${SHOTS}wallet-find-phone.png`, fullPage: true });
+
+		// A 320 px screen: the page does not scroll sideways because of the wallet's cards.
+		await ben.setViewportSize({ width: 320, height: 800 });
+		const widths = await ben.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+		const cards = await ben.$$eval("#find, #requests", els => els.map(e => (e as unknown as { getBoundingClientRect(): { right: number } }).getBoundingClientRect().right));
+		for (const right of cards) assert.ok(right <= 320, `a wallet card ends at ${right} px`);
+		await ben.screenshot({ path: `${SHOTS}wallet-320.png`, fullPage: true });
+		assert.deepEqual(errors, [], `no page errors (page width ${widths.join("/")})`);
+	});
+});
