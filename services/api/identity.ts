@@ -8,6 +8,11 @@ import type { Context } from "moleculer";
 import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { call } from "../../lib/contract.ts";
 import { auth } from "../../contracts/auth.ts";
+import { users } from "../../contracts/users.ts";
+import { ledger, type EntryView } from "../../contracts/ledger.ts";
+import { payments } from "../../contracts/payments.ts";
+import { notifications } from "../../contracts/notifications.ts";
+import { webhooks } from "../../contracts/webhooks.ts";
 import { SCOPES, type Scope } from "../auth/tokens.ts";
 import type { GatewayMeta } from "./v1.ts";
 
@@ -35,6 +40,25 @@ export const identityParams = {
 };
 
 type V<K extends keyof typeof identityParams> = Infer<(typeof identityParams)[K]>;
+
+/** What one export holds at most per list (each list says whether it was cut). */
+const EXPORT_ITEMS_MAX = 10_000;
+const EXPORT_ACCOUNTS_MAX = 200;
+/** Exports per user per rate-limit window (RATE_LIMIT_WINDOW_S): each reads a lot. */
+const EXPORTS_PER_WINDOW_MAX = 2;
+
+/** Pages through a cursor-paged list until its end or `max` items. */
+async function allPages<T>(page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor: string | null }>, max: number): Promise<{ items: T[]; truncated: boolean }> {
+	const items: T[] = [];
+	let cursor: string | undefined;
+	for (;;) {
+		const out = await page(cursor);
+		items.push(...out.items);
+		if (out.nextCursor === null || out.items.length === 0) return { items: items.slice(0, max), truncated: items.length > max };
+		if (items.length >= max) return { items: items.slice(0, max), truncated: true };
+		cursor = out.nextCursor;
+	}
+}
 
 export const identityActions = {
 	emailSendCode: {
@@ -84,6 +108,38 @@ export const identityActions = {
 			await call(ctx, auth.sessions.revoke, ctx.params);
 			ctx.meta.$statusCode = 204;
 			return null;
+		},
+	},
+	/**
+	 * The caller's personal data as JSON (GDPR art. 15 and 20): profile, sessions, clients
+	 * (without secrets), accounts with their entries, payments, notifications and webhook
+	 * endpoints (without secrets). No password hash, MFA secret or token of any kind.
+	 */
+	meExport: {
+		params: identityParams.empty,
+		async handler(this: { limit(key: string, max: number): Promise<void> }, ctx: Ctx<V<"empty">>) {
+			const id = ctx.meta.user?.id;
+			if (!id) throw new Error("the route needs a session");
+			await this.limit(`export:${id}`, EXPORTS_PER_WINDOW_MAX);
+			const [profile, sessions, clients, accountList, hooks] = await Promise.all([
+				call(ctx, users.get, { id }), call(ctx, auth.sessions.list, {}), call(ctx, auth.clients.list, {}),
+				call(ctx, ledger.accounts.list, { ownerId: id, limit: EXPORT_ACCOUNTS_MAX }), call(ctx, webhooks.list, { ownerId: id }),
+			]);
+			let budget = EXPORT_ITEMS_MAX;
+			const accounts = [];
+			for (const a of accountList.items) {
+				const entries = await allPages<EntryView>(cursor => call(ctx, ledger.accounts.history, { accountId: a.id, ownerId: id, limit: 200, ...(cursor ? { cursor } : {}) }), Math.max(budget, 0));
+				budget -= entries.items.length;
+				accounts.push({ ...a, entries: entries.items, entriesTruncated: entries.truncated });
+			}
+			const paid = await allPages(cursor => call(ctx, payments.list, { userId: id, limit: 100, ...(cursor ? { cursor } : {}) }), EXPORT_ITEMS_MAX);
+			const told = await allPages(cursor => call(ctx, notifications.list, { userId: id, limit: 100, ...(cursor ? { cursor } : {}) }), EXPORT_ITEMS_MAX);
+			ctx.meta.$responseHeaders = { "Content-Disposition": "attachment; filename=\"paymesh-export.json\"", "Cache-Control": "no-store" };
+			return {
+				exportedAt: new Date().toISOString(),
+				profile, sessions: sessions.items, clients: clients.items, accounts, accountsTruncated: accountList.items.length >= EXPORT_ACCOUNTS_MAX,
+				payments: paid.items, paymentsTruncated: paid.truncated, notifications: told.items, notificationsTruncated: told.truncated, webhooks: hooks.items,
+			};
 		},
 	},
 	clientCreate: {
@@ -166,4 +222,5 @@ export const IDENTITY_ALIASES = {
 	"GET /auth/clients": "api.clientList",
 	"POST /auth/clients/:id/rotate": "api.clientRotate",
 	"DELETE /auth/clients/:id": "api.clientRevoke",
+	"GET /me/export": "api.meExport",
 };

@@ -277,6 +277,11 @@ const OPS: Record<ActionName, OpDoc> = {
 		description: "The answer carries its secret, shown once (only a hash is kept). Ten per user.",
 		ok: ["201", ref("Client")], refusals: ["CLIENT_LIMIT_REACHED"],
 	},
+	meExport: {
+		summary: "Export the caller's personal data as JSON",
+		description: "Profile, sessions, OAuth2 clients (no secrets), accounts with their entries, payments, notifications and webhook endpoints (no secrets); each list at most 10,000 items, flagged when cut. Two per user per rate-limit window.",
+		ok: ["200", anyObject], refusals: ["USER_NOT_FOUND"],
+	},
 	clientList: { summary: "The caller's OAuth2 clients (without secrets)", ok: ["200", ref("ClientList")] },
 	clientRotate: {
 		summary: "Give a client a new secret",
