@@ -39,6 +39,10 @@ export interface Config {
 	 * behind. Migrations and the invariant check set their own, longer bound.
 	 */
 	dbStatementTimeoutMs: number;
+	/** A streaming replica of DATABASE_URL that reads may use, with read-your-writes (lib/replica.ts); null: none. */
+	databaseReplicaUrl: string | null;
+	/** How long a read waits for the replica to replay past the caller's write before it goes to the primary. */
+	dbReplicaWaitMs: number;
 	transporter: string | null;
 	namespace: string;
 	redisUrl: string | null;
@@ -406,6 +410,15 @@ function urlVar(env: Env, name: string, protocols: string[]): string | null {
 	return raw;
 }
 
+/** DATABASE_REPLICA_URL: only beside DATABASE_URL (PGlite has no replica), and not the primary's own address. */
+function replicaUrlVar(env: Env): string | null {
+	const url = urlVar(env, "DATABASE_REPLICA_URL", ["postgres:", "postgresql:"]);
+	if (url === null) return null;
+	if (!env["DATABASE_URL"]) throw new ConfigError("DATABASE_REPLICA_URL is set without DATABASE_URL: a replica serves reads beside a PostgreSQL primary");
+	if (url === env["DATABASE_URL"]) throw new ConfigError("DATABASE_REPLICA_URL is DATABASE_URL: expected the replica's own address");
+	return url;
+}
+
 function enumVar<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
 	const raw = env[name];
 	if (raw === undefined || raw === "") return fallback;
@@ -468,6 +481,8 @@ export function loadConfig(env: Env = process.env): Config {
 		dbPoolMax: intVar(env, "DB_POOL_MAX", 10, 1, 200),
 		dbIdleTransactionTimeoutMs: intVar(env, "DB_IDLE_TRANSACTION_TIMEOUT_MS", DB_IDLE_TRANSACTION_TIMEOUT_MS_DEFAULT, 1_000, 3_600_000),
 		dbStatementTimeoutMs: intVar(env, "DB_STATEMENT_TIMEOUT_MS", DB_STATEMENT_TIMEOUT_MS_DEFAULT, 1_000, 3_600_000),
+		databaseReplicaUrl: replicaUrlVar(env),
+		dbReplicaWaitMs: intVar(env, "DB_REPLICA_WAIT_MS", 200, 0, 10_000),
 		transporter,
 		namespace: stringVar(env, "NAMESPACE", "paymesh", /^[\w-]{1,64}$/, "letters, digits, _ or -, at most 64"),
 		redisUrl: urlVar(env, "REDIS_URL", ["redis:", "rediss:"]),

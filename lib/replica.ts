@@ -130,3 +130,17 @@ export function readReplica(primary: Knex, replica: Knex, opts: { waitMs?: numbe
 	};
 	return self;
 }
+
+/** Reads without a replica: every read on the primary (the same interface, so callers need not ask). */
+export function primaryOnly(primary: Knex): ReadReplica {
+	const stats: ReadStats = { replica: 0, primaryBehind: 0, primaryError: 0 };
+	return {
+		stats,
+		async read<T>(_after: string | null, read: (db: Knex) => Promise<T>) {
+			return { value: await read(primary), on: "primary" as const };
+		},
+		lagSeconds: () => Promise.resolve(0),
+		watch: () => undefined,
+		stop: () => Promise.resolve(),
+	};
+}

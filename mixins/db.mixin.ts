@@ -9,6 +9,7 @@ import type { Config } from "../config/index.ts";
 import { migrateLatest } from "../migrations/index.ts";
 import { acquireDb, releaseDb } from "./db.ts";
 import { poolLabel, watchPool } from "./db-pool-metrics.ts";
+import { primaryOnly, readReplica, type ReadReplica } from "../lib/replica.ts";
 import { isDatabaseUnavailable, unavailable } from "../lib/errors.ts";
 import { noParams } from "../lib/schema.ts";
 
@@ -16,6 +17,19 @@ export interface DbService {
 	knex: Knex;
 	dbKind: "postgres" | "pglite";
 	logger: Logger;
+	/**
+	 * Reads that may run on the replica (DATABASE_REPLICA_URL): `reads.read(position, db => …)`
+	 * runs on the replica once it has replayed past `position` (a caller's write, from
+	 * lib/replica.ts positionAfterWrite), else on the primary; without a replica, on the primary.
+	 */
+	reads: ReadReplica;
+}
+
+/** One reader per node on the replica, shared by its services, with the replica's lag metric. */
+const readers = new WeakMap<ServiceBroker, { reads: ReadReplica; users: number }>();
+
+function replicaConfig(config: Config, url: string) {
+	return { ...config, databaseUrl: url };
 }
 
 /** What the mixin keeps on the service besides DbService. */
@@ -48,10 +62,32 @@ export function dbMixin(config: Config, schema: string): Partial<ServiceSchema> 
 			this.dbKind = db.kind;
 			// The pool's connections, waits and failures at /metrics (one watcher per pool and node).
 			this.stopPoolMetrics = watchPool(this.broker, this.knex, poolLabel(config.databaseUrl));
+			if (config.databaseReplicaUrl) {
+				let r = readers.get(this.broker);
+				if (!r) {
+					const replica = acquireDb(replicaConfig(config, config.databaseReplicaUrl)).knex;
+					r = { reads: readReplica(this.knex, replica, { waitMs: config.dbReplicaWaitMs }), users: 0 };
+					r.reads.watch(this.broker);
+					readers.set(this.broker, r);
+				}
+				r.users += 1;
+				this.reads = r.reads;
+			} else {
+				this.reads = primaryOnly(this.knex);
+			}
 			await migrateLatest(this.knex, schema);
 		},
 		async stopped(this: DbMixinThis) {
 			await this.stopPoolMetrics?.();
+			const r = config.databaseReplicaUrl ? readers.get(this.broker) : undefined;
+			if (r && config.databaseReplicaUrl) {
+				r.users -= 1;
+				if (r.users === 0) {
+					readers.delete(this.broker);
+					await r.reads.stop();
+					await releaseDb(replicaConfig(config, config.databaseReplicaUrl));
+				}
+			}
 			await releaseDb(config);
 		},
 	};

@@ -8,6 +8,7 @@
  *  - a replica whose replay is paused is passed over for the primary (the caller still
  *    reads its write), its lag metric rises, and falls back to 0 once it replays again; a
  *    replica that is down is passed over too;
+ *  - a node started with DATABASE_REPLICA_URL: its services' reader reads on the replica;
  *  - the failover drill: with synchronous replication, writers run, the primary is
  *    killed (immediate stop), the replica is promoted, and every write that was
  *    acknowledged is on it; it takes writes.
@@ -21,6 +22,12 @@ import { positionAfterWrite, readReplica, REPLICA_LAG_METRIC, type ReadReplica }
 import { privatePostgres, privateReplica, type PrivatePostgres, type PrivateReplica } from "../support/private-services.ts";
 import { until } from "../support/wait.ts";
 import { measure } from "../../bench/stats.ts";
+import { startNode } from "../support/node.ts";
+
+/** A service the db mixin gave a reader (mixins/db.mixin.ts). */
+function hasReads(svc: object): svc is { reads: ReadReplica } {
+	return "reads" in svc && typeof svc.reads === "object" && svc.reads !== null && "read" in svc.reads;
+}
 
 let primary: PrivatePostgres;
 let replica: PrivateReplica;
@@ -105,6 +112,24 @@ describe("read replica", () => {
 				return false;
 			}
 		}, 20_000, 100);
+	});
+
+	it("a node with DATABASE_REPLICA_URL gives its services the reader and exports the replica's lag", async () => {
+		const { broker } = await startNode({ DATABASE_URL: primary.url, DATABASE_REPLICA_URL: replica.url, SERVICES: "users", METRICS_ENABLED: "true", DB_REPLICA_WAIT_MS: "2000" });
+		try {
+			const svc: object = broker.getLocalService("users");
+			assert.ok(hasReads(svc), "the db mixin gives the service its reader");
+			await p.raw("INSERT INTO rw (id, v) VALUES (9001, 'node')");
+			const at = await positionAfterWrite(p);
+			const out = await svc.reads.read(at, async db => ({
+				standby: (await rows<{ r: boolean }>(db, "SELECT pg_is_in_recovery() AS r"))[0]?.r,
+				v: (await rows<{ v: string }>(db, "SELECT v FROM rw WHERE id = 9001"))[0]?.v,
+			}));
+			assert.deepEqual(out, { value: { standby: true, v: "node" }, on: "replica" });
+			await until("the lag metric", () => broker.metrics.getMetric(REPLICA_LAG_METRIC)?.get()?.value !== undefined, 5_000, 50);
+		} finally {
+			await broker.stop();
+		}
 	});
 
 	it("failover drill: the primary killed under writes, the replica promoted, nothing acknowledged lost", async () => {
