@@ -153,11 +153,13 @@ export async function lockHolds(trx: Db, ids: string[]): Promise<HoldState[]> {
 export async function lockTransfers(trx: Db, ids: string[]): Promise<{ transfers: TransferRecord[]; reversed: Set<string>; refunded: Map<string, bigint> }> {
 	if (ids.length === 0) return { transfers: [], reversed: new Set(), refunded: new Map() };
 	const found = await rows<TransferRow>(trx, "SELECT * FROM ledger.transfers WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE", [ids]);
+	// One branch per partial index (transfers_reversal_once, transfers_refunds_idx): never a scan.
 	const linked = await rows<{ id: string; kind: string; amount: bigint }>(
 		trx,
-		`SELECT reverses_transfer_id AS id, kind, sum(amount)::int8 AS amount FROM ledger.transfers
-		 WHERE reverses_transfer_id = ANY(?::uuid[]) AND kind IN ('reversal', 'refund') GROUP BY 1, 2`,
-		[ids],
+		`SELECT reverses_transfer_id AS id, 'reversal' AS kind, amount FROM ledger.transfers WHERE reverses_transfer_id = ANY(?::uuid[]) AND kind = 'reversal'
+		 UNION ALL
+		 SELECT reverses_transfer_id, 'refund', sum(amount)::int8 FROM ledger.transfers WHERE reverses_transfer_id = ANY(?::uuid[]) AND kind = 'refund' GROUP BY 1`,
+		[ids, ids],
 	);
 	return {
 		transfers: found.map(toTransfer),
