@@ -113,8 +113,8 @@ describe("list cursors", () => {
 			[copied.id, userId],
 		);
 		const expected = (await sql.query<{ id: string }>(
-			`SELECT id FROM (SELECT id, created_at FROM payments.payments WHERE user_id = $1
-			 UNION SELECT t.id, t.created_at FROM ledger.transfers t JOIN ledger.accounts a ON a.id = t.from_account_id WHERE a.owner_id = $1 AND t.kind = 'payment') x
+			`SELECT id FROM (SELECT id, created_at FROM payments.payments WHERE user_id = $1::uuid
+			 UNION SELECT t.id, t.created_at FROM ledger.transfers t JOIN ledger.accounts a ON a.id = t.from_account_id WHERE a.owner_id = $1::text AND t.kind = 'payment') x
 			 ORDER BY created_at DESC, id DESC`, [userId])).rows.map(r => r.id);
 		assert.equal(expected.length, 80);
 		for (const limit of [1, 3, 7, 20, 100]) assert.deepEqual(await pageAll("payments.list", { userId }, limit), expected, `payments.list with limit ${limit}`);
