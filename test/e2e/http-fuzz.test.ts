@@ -21,6 +21,7 @@ const TABLES = [
 	"payments.payments", "payments.payment_events", "payments.provider_callbacks", "fx.quotes", "fraud.decisions", "ledger.accounts", "ledger.transfers", "ledger.entries", "ledger.holds", "ledger.idempotency", "ledger.outbox",
 	"requests.requests", "requests.outbox", "reports.transactions", "reports.category_rules",
 	"schedules.payees", "schedules.schedules", "schedules.occurrences", "ledger.account_closures",
+	"ledger.price_lists", "payments.reversal_requests", "payments.disputes", "payments.dispute_evidence",
 ];
 
 let db: TestDatabase;
@@ -96,7 +97,7 @@ const ROUTES: () => Route[] = () => [
 	{ path: `/api/v1/payments/${accountId}/cancel`, fields: [], auth: true, emptyIsValid: true },
 	{ path: "/api/v1/fx/quote", fields: ["from", "to", "amount"], auth: true },
 	{ path: "/api/v1/fx/convert", fields: ["quoteId", "fromAccountId", "toAccountId"], auth: true },
-	{ path: "/api/v1/providers/bank/callbacks", fields: ["eventId", "paymentId", "ref", "status", "sequence", "reason"], auth: false },
+	{ path: "/api/v1/providers/bank/callbacks", fields: ["eventId", "paymentId", "ref", "status", "sequence", "reason", "disputeId", "amount", "deadline"], auth: false },
 	{ path: `/api/v1/admin/payments/${accountId}/approve`, fields: [], auth: true, emptyIsValid: true },
 	{ path: `/api/v1/admin/payments/${accountId}/decline`, fields: [], auth: true, emptyIsValid: true },
 	{ path: `/api/v1/admin/accounts/${accountId}/freeze`, fields: [], auth: true, emptyIsValid: true },
@@ -118,6 +119,13 @@ const ROUTES: () => Route[] = () => [
 	{ path: `/api/v1/admin/payments/${accountId}/compensate`, fields: ["reason"], auth: true },
 	{ path: "/api/v1/admin/recon/breaks/1/propose", fields: ["resolution", "note"], auth: true },
 	{ path: "/api/v1/admin/recon/runs", fields: ["provider", "day"], auth: true },
+	{ path: `/api/v1/payments/${accountId}/refunds`, fields: ["amount", "description"], auth: true },
+	{ path: `/api/v1/admin/payments/${accountId}/refunds`, fields: ["amount", "reason"], auth: true },
+	{ path: `/api/v1/admin/transfers/${accountId}/reversal`, fields: ["reason"], auth: true },
+	{ path: `/api/v1/admin/reversals/${accountId}/approve`, fields: ["note"], auth: true, emptyIsValid: true },
+	{ path: `/api/v1/admin/reversals/${accountId}/reject`, fields: ["note"], auth: true, emptyIsValid: true },
+	{ path: "/api/v1/admin/prices", fields: ["rules", "reason"], auth: true },
+	{ path: `/api/v1/admin/disputes/${accountId}/evidence`, fields: ["note", "document"], auth: true },
 ];
 
 async function post(route: Route, body: unknown, i: number): Promise<number> {
