@@ -65,6 +65,10 @@ export const auth = {
 		/** Sets a new password with a mailed token; ends every session. */
 		reset: action("auth.password.reset", P.passwordResetParams, returns<{ reset: true }>()),
 	},
+	/** The caller's password again (and a code with MFA on), counted like logins: before an irreversible step. */
+	confirm: action("auth.confirm", P.confirmParams, returns<{ confirmed: true }>()),
+	/** Erasure on request: the caller's credentials pseudonymised and unusable, every session and client revoked. */
+	erase: action("auth.erase", P.emptyParams, returns<{ erased: true }>()),
 	sessions: {
 		list: action("auth.sessions.list", P.emptyParams, returns<{ items: SessionView[] }>()),
 		revoke: action("auth.sessions.revoke", P.sessionParams, returns<{ revoked: true }>()),

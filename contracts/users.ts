@@ -25,6 +25,8 @@ export const users = {
 	findByEmail: action("users.findByEmail", P.findByEmailParams, returns<{ id: string }>()),
 	/** A P2P recipient's account by e-mail, with a per-sender budget of misses (429 past it). */
 	findRecipient: action("users.findRecipient", P.findRecipientParams, returns<{ accountId: string }>()),
+	/** Erasure on request: the profile pseudonymised (address, name, preferences), tier 0. */
+	erase: action("users.erase", P.eraseParams, returns<{ erased: true }>()),
 	markEmailVerified: action("users.markEmailVerified", P.markEmailVerifiedParams, returns<{ emailVerified: true }>()),
 	/** The KYC tier (cached). */
 	tier: action("users.tier", P.getParams, returns<{ tier: number }>()),

@@ -45,6 +45,8 @@ export const webhooks = {
 	/** The signing secret is in this answer only. */
 	register: action("webhooks.register", registerParams, returns<EndpointView & { secret: string }>()),
 	list: action("webhooks.list", ownerParams, returns<{ items: EndpointView[] }>()),
+	/** Erasure on request: the owner's endpoints disabled, their URLs and secrets gone, pending deliveries dropped. */
+	erase: action("webhooks.erase", ownerParams, returns<{ erased: number }>()),
 	disable: action("webhooks.disable", endpointParams, returns<EndpointView | null>()),
 	deliveries: action("webhooks.deliveries", deliveriesParams, returns<{ items: DeliveryView[]; nextCursor: string | null }>()),
 };

@@ -7,6 +7,11 @@ export function normalizeEmail(email: string): string {
 	return email.normalize("NFC").trim().toLowerCase();
 }
 
+/** The address an erased user's profile and credentials keep: unique per user, unroutable (RFC 2606's .invalid). */
+export function erasedAddress(userId: string): string {
+	return `erased.${userId.replace(/-/g, "")}@erased.invalid`;
+}
+
 /**
  * One plain address, as registration accepts it: a dot-atom local part of at most 64
  * characters (RFC 5322 atext, which has no comma, semicolon, angle bracket, quote, colon,

@@ -28,6 +28,7 @@ export const identityParams = {
 	passwordForgot: paramsSchema({ $$strict: true, email: { type: "string", max: 1_000 } }),
 	passwordReset: paramsSchema({ $$strict: true, token: { type: "string", max: 1_000 }, newPassword: password }),
 	session: paramsSchema({ $$strict: true, id: { type: "uuid" } }),
+	erase: paramsSchema({ $$strict: true, password, otp: { ...otp, optional: true } }),
 	clientCreate: paramsSchema({
 		$$strict: true, name: { type: "string", min: 1, max: 100 },
 		scopes: { type: "array", min: 1, max: SCOPES.length, unique: true, items: { type: "enum", values: SCOPES } },
@@ -142,6 +143,33 @@ export const identityActions = {
 			};
 		},
 	},
+	/**
+	 * Erasure on request (docs/identity.md): with the password again (and a code with MFA
+	 * on), every account of the user is closed (each must be empty: ACCOUNT_NOT_EMPTY,
+	 * ACCOUNT_HAS_PENDING otherwise), then webhooks, notifications, the profile and last the
+	 * credentials are pseudonymised or deleted, and every session and client ends. The ledger's
+	 * append-only history and the audit chain are not touched (they stay verifiable), and
+	 * refer to the user by id only. Each step can be done again, so a failed erasure is retried.
+	 */
+	meErase: {
+		params: identityParams.erase,
+		async handler(ctx: Ctx<V<"erase">>) {
+			const id = ctx.meta.user?.id;
+			if (!id) throw new Error("the route needs a session");
+			const { otp: code, ...rest } = ctx.params;
+			await call(ctx, auth.confirm, code == null ? rest : { ...rest, otp: code });
+			const accounts = await call(ctx, ledger.accounts.list, { ownerId: id, limit: EXPORT_ACCOUNTS_MAX });
+			// Closing a closed account answers it again.
+			for (const a of accounts.items) await call(ctx, ledger.accounts.close, { id: a.id, ownerId: id });
+			await call(ctx, webhooks.erase, { ownerId: id });
+			await call(ctx, notifications.erase, { userId: id });
+			await call(ctx, users.erase, { id });
+			// Last: until here the password still works, so a failed erasure can be asked for again.
+			await call(ctx, auth.erase, {});
+			ctx.meta.$statusCode = 204;
+			return null;
+		},
+	},
 	clientCreate: {
 		params: identityParams.clientCreate,
 		async handler(ctx: Ctx<V<"clientCreate">>) {
@@ -223,4 +251,5 @@ export const IDENTITY_ALIASES = {
 	"POST /auth/clients/:id/rotate": "api.clientRotate",
 	"DELETE /auth/clients/:id": "api.clientRevoke",
 	"GET /me/export": "api.meExport",
+	"POST /me/erase": "api.meErase",
 };

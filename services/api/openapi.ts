@@ -282,6 +282,11 @@ const OPS: Record<ActionName, OpDoc> = {
 		description: "Profile, sessions, OAuth2 clients (no secrets), accounts with their entries, payments, notifications and webhook endpoints (no secrets); each list at most 10,000 items, flagged when cut. Two per user per rate-limit window.",
 		ok: ["200", anyObject], refusals: ["USER_NOT_FOUND"],
 	},
+	meErase: {
+		summary: "Erase the caller's personal data",
+		description: "Needs the password again (and a code with MFA on). Every account must be empty and have nothing pending; they are closed. The profile, credentials, notifications and webhook endpoints are pseudonymised or deleted and every session and client ends. The ledger's history and the audit chain are kept as they are, referring to the user by id only.",
+		ok: ["204", null], refusals: ["INVALID_CREDENTIALS", "MFA_REQUIRED", "INVALID_OTP", "TOO_MANY_ATTEMPTS", "ACCOUNT_NOT_EMPTY", "ACCOUNT_HAS_PENDING", "ACCOUNT_FROZEN"],
+	},
 	clientList: { summary: "The caller's OAuth2 clients (without secrets)", ok: ["200", ref("ClientList")] },
 	clientRotate: {
 		summary: "Give a client a new secret",

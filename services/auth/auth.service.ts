@@ -23,7 +23,7 @@ import { notifications } from "../../contracts/notifications.ts";
 import { newLoginMail, passwordChangedMail, passwordResetMail, registrationAttemptMail, verificationMail, type Mail } from "./mails.ts";
 import { defineService } from "../../lib/service.ts";
 import { dummyPasswordHash, hashPassword, passwordProblem, verifyPassword } from "./passwords.ts";
-import { normalizeEmail } from "../../lib/email.ts";
+import { erasedAddress, normalizeEmail } from "../../lib/email.ts";
 import { addressGroup } from "../../lib/client-address.ts";
 import * as store from "./store.ts";
 import { hashSecret, newRefreshSecret, parseRefreshToken, secretEquals, secretMatches, signAccessToken, verifyAccessToken, type Role, type Scope } from "./tokens.ts";
@@ -51,6 +51,7 @@ type AuthThis = DbService & {
 	issueSession(ctx: Context<unknown, AuthMeta>, userId: string, roles: Role[], family?: Family): Promise<{ accessToken: string; refreshToken: string }>;
 	/** The key-encryption keys of TOTP secrets at rest (lib/secret-box.ts). */
 	secretKeys: SecretKeyring;
+	mailOffWarned: boolean;
 	mfaPlain(userId: string, stored: string | null): string | null;
 	resealMfaSecrets(): Promise<number>;
 	limitRegistration(ip: string): Promise<void>;
@@ -415,6 +416,26 @@ export function authService(config: Config): ServiceSchema {
 					return { revoked: true as const };
 				},
 			},
+			confirm: {
+				params: auth.confirm.params,
+				async handler(this: AuthThis, ctx: Context<P.ConfirmParams, AuthMeta>) {
+					const user = requireUser(ctx);
+					const creds = await store.byId(this.knex, user.id);
+					if (!creds) fail("USER_NOT_FOUND", "user not found");
+					await this.checkPassword(ctx, creds, ctx.params.password, ctx.params.otp);
+					return { confirmed: true as const };
+				},
+			},
+			erase: {
+				params: auth.erase.params,
+				async handler(this: AuthThis, ctx: Context<unknown, AuthMeta>) {
+					const user = requireUser(ctx);
+					const revoked = await this.knex.transaction(trx => store.eraseCredentials(trx, user.id, erasedAddress(user.id), config.auth.accessTokenTtlS));
+					// Every session and client ends on every gateway and socket, this one too.
+					this.announceRevoked(ctx, [...revoked, user.sid]);
+					return { erased: true as const };
+				},
+			},
 			"sessions.revokedRecently": {
 				params: auth.sessions.revokedRecently.params,
 				async handler(this: AuthThis) {
@@ -551,7 +572,11 @@ export function authService(config: Config): ServiceSchema {
 			async sendMail(this: AuthThis, ctx: Context, userId: string | null, to: string, mail: Mail): Promise<boolean> {
 				try {
 					const out = await call(ctx, notifications.mail, { ...(userId ? { userId } : {}), to, kind: mail.kind, title: mail.title, body: mail.body });
-					if (!out.queued) this.logger.warn("identity mail not sent: no e-mail channel (SMTP_URL)", { kind: mail.kind, requestId: ctx.requestID });
+					if (!out.queued && !this.mailOffWarned) {
+						// Once per process: every registration would say it again.
+						this.mailOffWarned = true;
+						this.logger.warn("identity mail is off: notifications has no e-mail channel (SMTP_URL); addresses are verified only out of band (npm run admin -- verify)");
+					}
 					return out.queued;
 				} catch (err) {
 					this.logger.warn("identity mail not queued", { kind: mail.kind, error: (err as Error).message, requestId: ctx.requestID });

@@ -22,6 +22,7 @@ export const passwordChangeParams = paramsSchema({ $$strict: true, password, new
 export const passwordForgotParams = paramsSchema({ $$strict: true, email });
 export const passwordResetParams = paramsSchema({ $$strict: true, token: { type: "string", min: 1, max: 200 }, newPassword: password });
 export const sessionParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
+export const confirmParams = paramsSchema({ $$strict: true, password, otp: { ...otp, optional: true } });
 export const clientCreateParams = paramsSchema({
 	$$strict: true,
 	name: { type: "string", min: 1, max: 100, trim: true },
@@ -55,6 +56,7 @@ export type PasswordChangeParams = Infer<typeof passwordChangeParams>;
 export type PasswordForgotParams = Infer<typeof passwordForgotParams>;
 export type PasswordResetParams = Infer<typeof passwordResetParams>;
 export type SessionParams = Infer<typeof sessionParams>;
+export type ConfirmParams = Infer<typeof confirmParams>;
 export type ClientCreateParams = Infer<typeof clientCreateParams>;
 export type ClientIdParams = Infer<typeof clientIdParams>;
 export type ClientTokenParams = Infer<typeof clientTokenParams>;

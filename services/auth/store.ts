@@ -343,6 +343,25 @@ export async function revokedRecently(db: Knex, sessionTtlS: number, clientTtlS:
 	);
 }
 
+/**
+ * Erasure: the credentials keep their id and nothing personal or usable (no password can
+ * match `!erased`, no MFA, no staff role); every session and client revoked, mailed codes and
+ * the devices of refresh tokens gone. The sessions whose access tokens may still be alive
+ * (issued within `accessTtlS`) and the clients, to announce.
+ */
+export async function eraseCredentials(trx: Knex.Transaction, userId: string, pseudonym: string, accessTtlS: number): Promise<string[]> {
+	await trx.raw(
+		`UPDATE auth.credentials SET email = ?, password_hash = '!erased', roles = '{user}', mfa_secret = NULL, mfa_pending_secret = NULL, mfa_enabled = false,
+		 mfa_last_step = NULL, email_verified_at = NULL, updated_at = now() WHERE user_id = ?`,
+		[pseudonym, userId],
+	);
+	const sids = await revokeAllFamilies(trx, userId, accessTtlS);
+	await trx.raw("UPDATE auth.refresh_tokens SET ip = NULL, user_agent = NULL WHERE user_id = ?", [userId]);
+	await trx.raw("DELETE FROM auth.email_tokens WHERE user_id = ?", [userId]);
+	const clients = await rows<{ id: string }>(trx, "UPDATE auth.clients SET revoked_at = coalesce(revoked_at, now()), name = 'erased' WHERE owner_id = ? RETURNING id", [userId]);
+	return [...sids, ...clients.map(c => c.id)];
+}
+
 export interface ClientRow {
 	id: string;
 	owner_id: string;

@@ -141,6 +141,18 @@ export function notificationsService(config: Config): ServiceSchema {
 					return { queued: true };
 				},
 			},
+			erase: {
+				params: notifications.erase.params,
+				async handler(this: NotificationsThis, ctx: Context<{ userId: string }>) {
+					// Read models and queues, not history: they go with the addresses they hold.
+					return this.knex.transaction(async trx => {
+						await trx.raw("DELETE FROM notifications.deliveries WHERE notification_id IN (SELECT id FROM notifications.notifications WHERE user_id = ?)", [ctx.params.userId]);
+						const n = (await trx.raw("DELETE FROM notifications.notifications WHERE user_id = ?", [ctx.params.userId])) as { rowCount?: number };
+						await trx.raw("DELETE FROM notifications.mails WHERE user_id = ?", [ctx.params.userId]);
+						return { erased: n.rowCount ?? 0 };
+					});
+				},
+			},
 			"deliveries.list": {
 				params: notifications.deliveries.list.params,
 				async handler(this: NotificationsThis, ctx: Context<{ notificationId: string }>) {

@@ -5,6 +5,7 @@ import { currencyRule } from "../ledger/params.ts";
 export const createParams = paramsSchema({ $$strict: true, userId: { type: "uuid" }, email: { type: "email", max: 254 }, name: { type: "string", min: 1, max: 200 } });
 export const findByEmailParams = paramsSchema({ $$strict: true, email: { type: "email", max: 254 } });
 export const findRecipientParams = paramsSchema({ $$strict: true, email: { type: "email", max: 254 }, currency: currencyRule, requesterId: { type: "uuid" } });
+export const eraseParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
 export const markEmailVerifiedParams = paramsSchema({ $$strict: true, id: { type: "uuid" }, email: { type: "email", max: 254 } });
 export const getParams = paramsSchema({ $$strict: true, id: { type: "uuid" } });
 /** Profiles read at once (a consumer's page of events), at most this many ids per call. */

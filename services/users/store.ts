@@ -48,6 +48,17 @@ export async function setTier(db: Knex, userId: string, tier: number): Promise<{
 	return { row: undefined, refused: exists !== undefined };
 }
 
+/** Erasure: the profile keeps its id (the ledger's history refers to it) and nothing personal. */
+export async function eraseProfile(db: Knex, userId: string, pseudonym: string): Promise<boolean> {
+	const row = await queryOne<{ user_id: string }>(
+		db,
+		`UPDATE users.profiles SET email = ?, name = 'Erased user', preferences = '{}', email_verified_at = NULL, kyc_tier = 0, updated_at = now()
+		 WHERE user_id = ? RETURNING user_id`,
+		[pseudonym, userId],
+	);
+	return row !== undefined;
+}
+
 /** The user who has verified this address (at most one), if any. */
 export async function verifiedByEmail(db: Knex, email: string): Promise<{ user_id: string } | undefined> {
 	return queryOne<{ user_id: string }>(db, "SELECT user_id FROM users.profiles WHERE email = ? AND email_verified_at IS NOT NULL", [email]);

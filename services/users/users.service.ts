@@ -8,7 +8,7 @@
 import type { Context, ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import { toClientError } from "../../lib/errors.ts";
-import { normalizeEmail } from "../../lib/email.ts";
+import { erasedAddress, normalizeEmail } from "../../lib/email.ts";
 import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import * as P from "./params.ts";
@@ -119,6 +119,20 @@ export function usersService(config: Config): ServiceSchema {
 					if (!account) throw toClientError({ code: "RECIPIENT_NOT_FOUND", message: `no ${ctx.params.currency} account for that recipient` });
 					await this.counters.undo(key);
 					return { accountId: account.id };
+				},
+			},
+			/**
+			 * Erasure on request (docs/identity.md): the profile keeps its id, which the ledger's
+			 * append-only history refers to, and loses everything personal; tier 0, so it moves no
+			 * money. Idempotent.
+			 */
+			erase: {
+				params: users.erase.params,
+				async handler(this: UsersThis, ctx: Context<{ id: string }>) {
+					if (!(await store.eraseProfile(this.knex, ctx.params.id, erasedAddress(ctx.params.id)))) return notFound();
+					await call(ctx, ledger.owners.setTier, { ownerId: ctx.params.id, tier: 0 });
+					await ctx.broker.cacher?.clean("users.tier:**");
+					return { erased: true as const };
 				},
 			},
 			/** Auth proved the address (a mailed code): the profile's address counts from now. */

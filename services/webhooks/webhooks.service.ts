@@ -132,6 +132,20 @@ export function webhooksService(config: Config): ServiceSchema {
 					return { items: rows.map(endpointView) };
 				},
 			},
+			erase: {
+				params: webhooks.erase.params,
+				async handler(this: WebhooksThis, ctx: Context<{ ownerId: string }>) {
+					return inTransaction(this.knex, async tx => {
+						await tx.raw("UPDATE webhooks.deliveries SET status = 'dead', last_error = 'owner erased' WHERE status = 'pending' AND endpoint_id IN (SELECT id FROM webhooks.endpoints WHERE owner_id = ?)", [ctx.params.ownerId]);
+						const rows = (await tx.raw("SELECT id FROM webhooks.endpoints WHERE owner_id = ?", [ctx.params.ownerId])) as { rows: { id: string }[] };
+						for (const r of rows.rows) {
+							// The URL may name the owner; the secret goes too (a new random one, sealed, never shown).
+							await tx.raw("UPDATE webhooks.endpoints SET status = 'disabled', url = 'https://erased.invalid/', secret = ? WHERE id = ?", [seal(this.secretKeys, randomBytes(24).toString("base64url"), secretContext(r.id)), r.id]);
+						}
+						return { erased: rows.rows.length };
+					});
+				},
+			},
 			disable: {
 				params: webhooks.disable.params,
 				async handler(this: WebhooksThis, ctx: Context<EndpointParams>) {
