@@ -18,7 +18,7 @@ import { ledger } from "../../contracts/ledger.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne } from "../../mixins/db.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
-import { BASE_RATES_PER_USD, convertMinor, crossRate, RATE_SCALE, rateToString, supported, withSpread } from "./rates.ts";
+import { BASE_RATES_PER_USD, convertMinor, crossRate, nextRates, RATE_SCALE, rateToString, stepBpsFor, supported, withSpread } from "./rates.ts";
 import { defineService } from "../../lib/service.ts";
 
 type QuoteParams = Infer<typeof fx.quote.params>;
@@ -140,14 +140,14 @@ export function fxService(config: Config): ServiceSchema {
 		},
 
 		methods: {
-			/** The simulated rates provider: each refresh moves every rate by up to 0.5% around its base. */
+			/**
+			 * The simulated rates provider: each refresh moves every rate a bounded step from where
+			 * it was (rates.ts nextRates), the step small enough that no rate moves more within a
+			 * quote's life than a round trip's spreads take (stepBpsFor): a quote is never a free
+			 * option. The new snapshot replaces the old one whole.
+			 */
 			refresh(this: FxThis) {
-				const next = new Map<string, bigint>();
-				for (const [c, base] of Object.entries(BASE_RATES_PER_USD)) {
-					const drift = c === "USD" ? 1 : 1 + (Math.random() - 0.5) / 100;
-					next.set(c, BigInt(Math.round((base ?? 1) * drift * Number(RATE_SCALE))));
-				}
-				this.rates = next;
+				this.rates = nextRates(this.rates, stepBpsFor(config.fx.spreadBps, config.fx.quoteTtlMs, config.fx.refreshIntervalMs), Math.random);
 				this.ratesAt = new Date();
 			},
 			/**
@@ -177,6 +177,8 @@ export function fxService(config: Config): ServiceSchema {
 		created(this: FxThis) {
 			this.refresher = new Periodic(async () => this.refresh(), config.fx.refreshIntervalMs, err => this.logger.warn("fx refresh failed", { error: err.message }));
 			this.systemAccounts = systemAccountResolver(this.broker);
+			// The first snapshot starts from the base rates.
+			this.rates = new Map();
 			this.refresh();
 		},
 		async started(this: FxThis) {
