@@ -127,6 +127,8 @@ describe("paramsToJsonSchema", () => {
 			properties: {
 				id: ruleToJsonSchema({ type: "uuid" }),
 				roles: { type: "array", items: { type: "string", enum: ["user", "admin", "support", "auditor"] }, minItems: 1, maxItems: 4 },
+				// Why, for the audit log (an optional string: null is accepted as absent).
+				reason: { type: ["string", "null"], maxLength: 500 },
 			},
 			required: ["id", "roles"],
 			additionalProperties: false,
