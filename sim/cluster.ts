@@ -8,7 +8,7 @@
  * after a simulated delay, as a heartbeat timeout would), no retry policy, circuit breaker
  * or bulkhead (the client's retries are the simulator's, with the same idempotency keys).
  */
-import { ServiceBroker, type BrokerOptions, type Service, type ServiceSchema } from "moleculer";
+import { Errors, ServiceBroker, type BrokerOptions, type Service, type ServiceSchema } from "moleculer";
 import { loadConfig, type Config } from "../config/index.ts";
 import { ContextStoreMiddleware } from "../lib/context-store.ts";
 import { dbMixin } from "../mixins/db.mixin.ts";
@@ -16,6 +16,7 @@ import { ledgerService } from "../services/ledger/ledger.service.ts";
 import { SimTransporter, type SimNetwork } from "./network.ts";
 import type { SimDatabase } from "./database.ts";
 import { plantInLedger, type PlantedBug } from "./planted.ts";
+import { consumerService } from "./consumer.ts";
 
 /** Not a secret: the simulator signs nothing that leaves the process. */
 const SIM_JWT_SECRET = "paymesh-simulator-not-a-secret-0123456789abcdef";
@@ -56,6 +57,7 @@ function brokerFor(nodeID: string, transporter: SimTransporter, logLevel: string
 		metrics: { enabled: false },
 		tracing: { enabled: false },
 		transit: IMMEDIATE_SERVICE_CHANGES,
+		internalServices: false,
 	});
 }
 
@@ -76,10 +78,59 @@ function simLedgerSchema(config: Config, db: SimDatabase, plant: PlantedBug | nu
 	return { ...schema, mixins } as ServiceSchema;
 }
 
+interface PendingRequest {
+	ctx: { id: string };
+	nodeID?: string | null;
+	action?: { name?: string } | null;
+	reject(err: Error): void;
+}
+
+interface TransitPending {
+	pendingRequests: Map<string, PendingRequest>;
+	removePendingRequest(id: string): void;
+}
+
+function transitOf(broker: ServiceBroker): TransitPending | null {
+	const t: unknown = broker.transit;
+	const pending = (t as { pendingRequests?: unknown } | undefined)?.pendingRequests;
+	return pending instanceof Map && typeof (t as { removePendingRequest?: unknown }).removePendingRequest === "function" ? (t as TransitPending) : null;
+}
+
+/**
+ * Rejects the remote calls of a broker that have waited since before `beforeMs` (simulated
+ * time) with Moleculer's RequestTimeoutError: the request timeout, run on the simulated
+ * clock (the brokers' own timeout timers are off). With `beforeMs` null, all of them.
+ */
+const firstSeen = new WeakMap<PendingRequest, number>();
+
+export function expireRequests(broker: ServiceBroker, beforeMs: number | null): number {
+	const transit = transitOf(broker);
+	if (!transit) return 0;
+	let n = 0;
+	const now = Date.now();
+	for (const [id, req] of [...transit.pendingRequests]) {
+		// Contexts carry no start time with metrics and tracing off: a request's age counts from
+		// the first tick that saw it waiting.
+		const since = firstSeen.get(req) ?? now;
+		firstSeen.set(req, since);
+		if (beforeMs !== null && since >= beforeMs) continue;
+		transit.removePendingRequest(id);
+		req.reject(new Errors.RequestTimeoutError({ action: req.action?.name ?? "?", nodeID: req.nodeID ?? "?" }));
+		n += 1;
+	}
+	return n;
+}
+
+function hasRelay(svc: unknown): svc is { rt: { relay: { kick(): void } } } {
+	const rt = (svc as { rt?: { relay?: { kick?: unknown } } } | null)?.rt;
+	return typeof rt?.relay?.kick === "function";
+}
+
 export interface SimNode {
 	id: string;
-	kind: "ledger" | "client";
+	kind: "ledger" | "client" | "worker";
 	broker: ServiceBroker | null;
+	transporter: SimTransporter | null;
 	up: boolean;
 	/** Simulated time at which the others notice it is gone (a heartbeat timeout), or null. */
 	goneAtTick: number | null;
@@ -102,8 +153,9 @@ export class SimCluster {
 		this.logLevel = opts.logLevel;
 		this.config = simConfig(opts.logLevel === "silent" ? "fatal" : opts.logLevel);
 		this.extra = opts.clientServices;
-		this.nodes.push({ id: "client", kind: "client", broker: null, up: false, goneAtTick: null, incarnation: 0 });
-		for (let i = 1; i <= opts.ledgerNodes; i++) this.nodes.push({ id: `ledger-${i}`, kind: "ledger", broker: null, up: false, goneAtTick: null, incarnation: 0 });
+		this.nodes.push({ id: "client", kind: "client", broker: null, transporter: null, up: false, goneAtTick: null, incarnation: 0 });
+		for (let i = 1; i <= opts.ledgerNodes; i++) this.nodes.push({ id: `ledger-${i}`, kind: "ledger", broker: null, transporter: null, up: false, goneAtTick: null, incarnation: 0 });
+		this.nodes.push({ id: "worker-1", kind: "worker", broker: null, transporter: null, up: false, goneAtTick: null, incarnation: 0 });
 	}
 
 	get client(): ServiceBroker {
@@ -139,14 +191,17 @@ export class SimCluster {
 		const transporter = new SimTransporter(this.net);
 		const broker = brokerFor(id, transporter, this.logLevel);
 		if (n.kind === "ledger") broker.createService(simLedgerSchema(this.config, this.db, this.plant));
+		else if (n.kind === "worker") broker.createService(consumerService(() => this.db.knex, { dedupe: this.plant !== "eventTwice" }));
 		else for (const s of this.extra) broker.createService(s);
 		n.broker = broker;
 		n.incarnation += 1;
 		this.net.rejoin(id);
 		await broker.start();
-		// No heartbeats: announce the started services at once.
-		await transporter.announce();
+		// No heartbeats: the node announces its services at once, and the others theirs to it
+		// (what the heartbeats' sequence numbers would lead to).
+		n.transporter = transporter;
 		n.up = true;
+		for (const other of this.nodes) if (other.up && other.transporter) await other.transporter.announce();
 		n.goneAtTick = null;
 	}
 
@@ -163,7 +218,33 @@ export class SimCluster {
 		n.goneAtTick = noticeAtTick;
 		const b = n.broker;
 		n.broker = null;
+		n.transporter = null;
+		// What it was waiting for dies with it.
+		if (b) expireRequests(b, null);
 		await b?.stop();
+	}
+
+	/** The request timeout on the simulated clock, for every running broker. */
+	expireRequests(beforeMs: number): number {
+		let n = 0;
+		for (const node of this.nodes) if (node.broker) n += expireRequests(node.broker, beforeMs);
+		return n;
+	}
+
+	/**
+	 * Fires a node's poll timers, as their real timers would (they are set far beyond a run):
+	 * a ledger node's outbox relay, a worker's consumer.
+	 */
+	poll(id: string): void {
+		const n = this.node(id);
+		const b = n.broker;
+		if (!b || !n.up) return;
+		if (n.kind === "ledger") {
+			const svc: unknown = b.getLocalService("ledger");
+			if (hasRelay(svc)) svc.rt.relay.kick();
+		} else if (n.kind === "worker") {
+			void b.broadcastLocal("eventlog.appended", { source: "ledger", seq: 0 });
+		}
 	}
 
 	/** The others notice the node is gone, as their heartbeat check would. */
@@ -173,6 +254,7 @@ export class SimCluster {
 	}
 
 	async stopAll(): Promise<void> {
+		for (const n of this.nodes) if (n.broker) expireRequests(n.broker, null);
 		for (const n of this.nodes) {
 			const b = n.broker;
 			n.broker = null;

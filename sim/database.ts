@@ -16,6 +16,7 @@ import knexFactory, { type Knex } from "knex";
 import { PGlite, type PGliteInterface } from "@electric-sql/pglite";
 import ClientPGLite from "knex-pglite";
 import { migrateLatest } from "../migrations/index.ts";
+import { CONSUMER_SCHEMA, consumerSchemaStatements } from "./consumer.ts";
 
 const INT8_OID = 20;
 const parseInt8 = (value: string): bigint => BigInt(value);
@@ -35,7 +36,7 @@ export class SimConnectionError extends Error {
 	}
 }
 
-interface QueryAnswer {
+export interface QueryAnswer {
 	rows: unknown[];
 	affectedRows?: number;
 	fields?: unknown[];
@@ -44,6 +45,8 @@ interface QueryAnswer {
 /** The one object knex-pglite talks to; forwards to PGlite unless the policy injects a fault. */
 export class FaultyConnection {
 	policy: FaultPolicy | null = null;
+	/** A planted bug that edits what a statement answers (sim/planted.ts), or null. */
+	rewrite: ((sql: string, answer: QueryAnswer) => void) | null = null;
 	/** Statements in progress: the simulator waits for none before it takes its next step. */
 	busy = 0;
 	statements = 0;
@@ -84,6 +87,7 @@ export class FaultyConnection {
 		if (isBegin) this.inTx = true;
 		if (isCommit || isRollback) this.inTx = false;
 		if (fault === "commitLost" && isCommit) throw new SimConnectionError("commitLost");
+		this.rewrite?.(sql, answer);
 		return answer;
 	}
 
@@ -103,6 +107,10 @@ function knexOver(conn: FaultyConnection): Knex {
 }
 
 let template: Promise<{ pglite: PGliteInterface; knex: Knex }> | null = null;
+const seeded: { table: string; json: string }[] = [];
+
+/** The schemas of a run's database: the ledger's and the simulator's consumer's. */
+export const SIM_SCHEMAS = ["ledger", CONSUMER_SCHEMA] as const;
 
 /** The migrated template every seed's database is cloned from (made once per process). */
 function migratedTemplate(): Promise<{ pglite: PGliteInterface; knex: Knex }> {
@@ -110,6 +118,16 @@ function migratedTemplate(): Promise<{ pglite: PGliteInterface; knex: Knex }> {
 		const pglite = new PGlite({ parsers: { [INT8_OID]: parseInt8 } });
 		const knex = knexOver(new FaultyConnection(pglite));
 		await migrateLatest(knex, "ledger");
+		for (const sql of consumerSchemaStatements()) await knex.raw(sql);
+		// Rows the migrations seed (the log's pruning watermark), put back after each reset.
+		for (const schema of SIM_SCHEMAS) {
+			const tables = (await knex.raw(`SELECT schemaname || '.' || tablename AS t FROM pg_tables WHERE schemaname = ? AND tablename NOT LIKE 'knex_migrations%' ORDER BY 1`, [schema])) as { rows: { t: string }[] };
+			for (const { t } of tables.rows) {
+				const r = (await knex.raw(`SELECT coalesce(json_agg(x), '[]'::json)::text AS rows FROM ${t} x`)) as { rows: { rows: string }[] };
+				const json = r.rows[0]?.rows ?? "[]";
+				if (json !== "[]") seeded.push({ table: t, json });
+			}
+		}
 		return { pglite, knex };
 	})();
 	return template;
@@ -118,10 +136,10 @@ function migratedTemplate(): Promise<{ pglite: PGliteInterface; knex: Knex }> {
 /**
  * Empties a run's database for the next seed (much cheaper than a new PGlite): every
  * ledger table but the migrations' is truncated with triggers off (the append-only tables
- * refuse TRUNCATE otherwise) and every sequence restarts, so a seed sees the same ids in
- * every run whatever ran before it.
+ * refuse TRUNCATE otherwise), every sequence restarts and the rows the migrations seeded
+ * are put back, so a seed sees the same database in every run whatever ran before it.
  */
-export async function resetSimDatabase(db: SimDatabase, schemas: readonly string[]): Promise<void> {
+export async function resetSimDatabase(db: SimDatabase, schemas: readonly string[] = SIM_SCHEMAS): Promise<void> {
 	const policy = db.conn.policy;
 	db.conn.policy = null;
 	try {
@@ -132,6 +150,7 @@ export async function resetSimDatabase(db: SimDatabase, schemas: readonly string
 			await trx.raw("SET LOCAL session_replication_role = replica");
 			if (tables.rows.length > 0) await trx.raw(`TRUNCATE ${tables.rows.map(r => r.t).join(", ")} RESTART IDENTITY`);
 			for (const r of seqs.rows) await trx.raw(`ALTER SEQUENCE ${r.s} RESTART`);
+			for (const { table, json } of seeded) await trx.raw(`INSERT INTO ${table} SELECT * FROM json_populate_recordset(NULL::${table}, ?::json)`, [json]);
 		});
 	} finally {
 		db.conn.policy = policy;

@@ -1,16 +1,18 @@
 /**
  * Bugs planted on purpose, to show that each checker catches a real fault
  * (test/integration/simulate-planted.test.ts). All are off; only that test and
- * `npm run simulate -- --plant <name>` turn one on. None of them is in the service code:
- * each is put into the real ledger service's schema (or the simulator's consumer) when the
- * simulator builds a node, so production code carries no switch.
+ * `npm run simulate -- --plant <name>` turn one on. None of them is in the service code, so
+ * production code carries no switch: paymentKeyPerCall is a before hook put into the real
+ * ledger service's schema, holdReleaseTwice edits what the database answers the ledger's
+ * hold-locking read (sim/database.ts rewrite), eventTwice turns off the dedupe of the
+ * simulator's consumer (sim/consumer.ts) while the real consumer mixin redelivers.
  */
 import type { ServiceSchema } from "moleculer";
 
 export type PlantedBug =
 	/** The ledger keys a P2P payment by the call instead of the client's key: a retry after a lost commit answer is applied again. */
 	| "paymentKeyPerCall"
-	/** A hold already voided or expired is released again by a later void (the rules' pending check skipped). */
+	/** The batch reads a closed hold as pending (a stale read of its status), so a later void or expiry releases it again. */
 	| "holdReleaseTwice"
 	/** The consumer applies an event again when the log hands it over again (its dedupe by event id is off). */
 	| "eventTwice";
@@ -21,6 +23,18 @@ interface CallContext {
 	requestID?: string | null;
 	id?: string;
 	params: Record<string, unknown>;
+}
+
+/** The hold-locking read of the ledger's batch (services/ledger/store.ts lockHolds). */
+const HOLD_LOCK_SQL = "SELECT * FROM ledger.holds WHERE id = ANY";
+
+/** The database-side half of a planted bug: how it edits statements' answers, or null. */
+export function plantedRewrite(bug: PlantedBug | null): ((sql: string, answer: { rows: unknown[] }) => void) | null {
+	if (bug !== "holdReleaseTwice") return null;
+	return (sql, answer) => {
+		if (!sql.startsWith(HOLD_LOCK_SQL)) return;
+		for (const row of answer.rows) if (typeof row === "object" && row !== null && "status" in row) Object.assign(row, { status: "pending" });
+	};
 }
 
 /** The ledger schema with the planted bug, if it is one of the ledger's. */

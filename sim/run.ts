@@ -20,7 +20,8 @@ import { Trace } from "./trace.ts";
 import { LiveFeed, checkLedgerInvariants, checkOperations, type Violation } from "./checkers.ts";
 import { LIVE_BATCH_EVENT, type LiveBatch } from "../mixins/event-log.ts";
 import { useIdSource } from "../lib/ids.ts";
-import type { PlantedBug } from "./planted.ts";
+import { plantedRewrite, type PlantedBug } from "./planted.ts";
+import { checkConsumer } from "./consumer.ts";
 
 export interface RunOptions {
 	seed: number;
@@ -56,6 +57,8 @@ export interface RunResult {
 }
 
 const DAY_MS = 86_400_000;
+/** Moleculer's request timeout (REQUEST_TIMEOUT_MS's default), on the simulated clock. */
+const REQUEST_TIMEOUT_MS = 10_000;
 const OWNER_ROUTED_SETUP = new Set(["ledger.transfers.create"]);
 
 /**
@@ -144,7 +147,8 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 	const db = opts.db ?? (await openSimDatabase());
 	let cluster: SimCluster | null = null;
 	try {
-		await resetSimDatabase(db, ["ledger"]);
+		await resetSimDatabase(db);
+		db.conn.rewrite = plantedRewrite(opts.plant ?? null);
 		const net = new SimNetwork(rngNet, trace);
 		const feed = new LiveFeed(trace);
 		const observer: ServiceSchema = {
@@ -166,41 +170,52 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 			if (advance) clock.advance(tickMs);
 		};
 		const pump = async () => {
+			const expired = c.expireRequests(clock.now() - REQUEST_TIMEOUT_MS);
+			if (expired > 0) trace.add(`requests timed out ${expired}`);
 			net.deliverDue();
 			await settle(db, net);
 			work.flushAnswers(tick);
 		};
-		/** Setup calls: no faults, ticks until the answer is in. */
-		const call = async <T>(action: string, params: Record<string, unknown>): Promise<T> => {
-			let done = false;
-			let out: { v?: T; e?: unknown } = {};
-			const nodes = c.endpointsOf(action);
-			c.client.call(action, params, nodes.length > 0 && !OWNER_ROUTED_SETUP.has(action) ? { nodeID: rngWork.pick(nodes) } : {}).then(v => ((out = { v: v as T }), (done = true)), (e: unknown) => ((out = { e }), (done = true)));
-			for (let i = 0; !done; i++) {
-				if (i > 200) throw new Error(`setup call ${action} got no answer`);
+		/** Setup calls, sent together: no faults, ticks until every answer is in. */
+		const callAll = async <T>(calls: [string, Record<string, unknown>][]): Promise<T[]> => {
+			const out: ({ v: T } | { e: unknown } | null)[] = calls.map(() => null);
+			calls.forEach(([action, params], i) => {
+				const nodes = c.endpointsOf(action);
+				const opts = nodes.length > 0 && !OWNER_ROUTED_SETUP.has(action) ? { nodeID: rngWork.pick(nodes) } : {};
+				c.client.call(action, params, opts).then(v => void (out[i] = { v: v as T }), (e: unknown) => void (out[i] = { e }));
+			});
+			for (let i = 0; out.some(o => o === null); i++) {
+				if (i > 200) throw new Error(`setup calls got no answer: ${calls.map(c => c[0]).join(", ")}`);
 				await step(false);
 				await pump();
 			}
-			if ("e" in out) throw out.e;
-			return out.v as T;
+			return out.map(o => {
+				if (o === null || "e" in o) throw o?.e ?? new Error("no answer");
+				return o.v;
+			});
 		};
 
 		// Setup.
 		for (const n of c.nodes) await c.start(n.id);
-		for (let i = 0; i < 50 && !(c.client.registry.getActionEndpoints("ledger.payments.p2p")?.count() === c.nodes.length - 1); i++) {
+		const ledgerCount = c.nodes.filter(n => n.kind === "ledger").length;
+		for (let i = 0; i < 50 && !(c.client.registry.getActionEndpoints("ledger.payments.p2p")?.count() === ledgerCount); i++) {
 			await step(false);
 			await pump();
 		}
-		const system = await call<{ id: string }>("ledger.accounts.open", { kind: "system", code: "external:sim:USD", currency: "USD" });
+		const [system] = await callAll<{ id: string }>([["ledger.accounts.open", { kind: "system", code: "external:sim:USD", currency: "USD" }]]);
+		if (!system) throw new Error("no system account");
 		work.systemAccountId = system.id;
-		for (let i = 1; i <= (opts.customers ?? 6); i++) {
-			const id = `customer-${i}`;
-			const a = await call<{ id: string }>("ledger.accounts.open", { ownerId: id, currency: "USD" });
-			await call("ledger.owners.setTier", { ownerId: id, tier: 2 });
-			await call("ledger.transfers.create", { idempotencyKey: `fund-${i}`, fromAccountId: system.id, toAccountId: a.id, amount: 50_000, currency: "USD" });
+		// The customers' accounts opened, tiered and funded together (three rounds, not three per customer).
+		const ids = Array.from({ length: opts.customers ?? 6 }, (_, i) => `customer-${i + 1}`);
+		const accounts = await callAll<{ id: string }>(ids.map(id => ["ledger.accounts.open", { ownerId: id, currency: "USD" }]));
+		await callAll(ids.map(id => ["ledger.owners.setTier", { ownerId: id, tier: 2 }]));
+		await callAll(accounts.map((a, i) => ["ledger.transfers.create", { idempotencyKey: `fund-${i + 1}`, fromAccountId: system.id, toAccountId: a.id, amount: 50_000, currency: "USD" }]));
+		ids.forEach((id, i) => {
+			const a = accounts[i];
+			if (!a) throw new Error("account missing");
 			work.customers.push({ id, accountId: a.id });
 			trace.add(`customer ${id} account ${trace.name(a.id, "id")}`);
-		}
+		});
 		trace.add("setup done");
 
 		// Chaos.
@@ -220,11 +235,16 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 			trace.add(`db ${k} ${sql.trimStart().slice(0, 24).replace(/\s+/g, " ")}`);
 			return k;
 		};
-		const ledgerIds = c.nodes.filter(n => n.kind === "ledger").map(n => n.id);
+		const serverIds = c.nodes.filter(n => n.kind !== "client").map(n => n.id);
+		const polls = (id: string) => {
+			if (!c.node(id).up) return;
+			trace.add(`poll ${id}`);
+			c.poll(id);
+		};
 		for (let t = 0; t < ticks; t++) {
 			await step(true);
 			// Nodes.
-			for (const id of ledgerIds) {
+			for (const id of serverIds) {
 				const n = c.node(id);
 				if (!n.up && n.goneAtTick !== null && n.goneAtTick <= tick) {
 					c.noticeGone(id);
@@ -232,7 +252,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 				}
 			}
 			if (rngNodes.chance(rates.crashP)) {
-				const up = ledgerIds.filter(id => c.node(id).up);
+				const up = serverIds.filter(id => c.node(id).up);
 				if (up.length > 0) {
 					const id = rngNodes.pick(up);
 					faults["crash"] = (faults["crash"] ?? 0) + 1;
@@ -240,7 +260,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 					await c.crash(id, tick + rngNodes.between(2, 8));
 				}
 			}
-			const down = ledgerIds.filter(id => !c.node(id).up);
+			const down = serverIds.filter(id => !c.node(id).up);
 			if (down.length > 0 && rngNodes.chance(rates.restartP)) {
 				const id = rngNodes.pick(down);
 				faults["restart"] = (faults["restart"] ?? 0) + 1;
@@ -248,15 +268,17 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 				await c.start(id);
 			}
 			if (!net.partitioned && rngNodes.chance(rates.partitionP)) {
-				const cutOff = rngNodes.pick(ledgerIds);
+				const cutOff = rngNodes.pick(serverIds);
 				faults["partition"] = (faults["partition"] ?? 0) + 1;
 				trace.add(`net partition ${cutOff} | rest`);
 				net.partition([cutOff], c.ids.filter(x => x !== cutOff));
 			} else if (net.partitioned && rngNodes.chance(rates.healP)) {
 				trace.add("net heal");
 				net.heal();
-				for (const id of ledgerIds) if (!c.node(id).up) net.isolate(id, c.ids);
+				for (const id of serverIds) if (!c.node(id).up) net.isolate(id, c.ids);
 			}
+			// The relay's and the consumer's poll timers, fired by the seed (their real timers never fire in a run).
+			if (rngNodes.chance(0.1)) polls(rngNodes.pick(serverIds));
 			// Workload.
 			work.generate(rngWork.int(rates.opsPerTickMax + 1));
 			if (rngWork.chance(0.1)) {
@@ -282,7 +304,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 		net.faults = NO_NETWORK_FAULTS;
 		db.conn.policy = null;
 		net.heal();
-		for (const id of ledgerIds) {
+		for (const id of serverIds) {
 			if (!c.node(id).up) {
 				if (c.node(id).goneAtTick !== null) c.noticeGone(id);
 				trace.add(`node ${id} restart`);
@@ -298,16 +320,19 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 			work.send(c.client, tick, a => c.endpointsOf(a));
 			await pump();
 		}
-		// The live pushes of the last batches, and the sweeps, arrive.
-		for (let i = 0; i < 5; i++) {
-			await step(false);
+		// The live pushes of the last batches and the sweeps arrive; the relay and the consumer catch up.
+		for (let i = 0; i < 60; i++) {
+			await step(true);
+			if (i % 3 === 0) for (const id of serverIds) polls(id);
 			await pump();
+			if (i >= 5 && (await checkConsumer(db.knex)).length === 0) break;
 		}
 		const unfinished = work.unfinished;
 		if (unfinished.length > 0) fail([{ checker: "final", detail: `${unfinished.length} operations without a final answer after the faults stopped: ${unfinished.slice(0, 5).map(o => `op${o.n}`).join(", ")}` }]);
 		fail(await checkLedgerInvariants(db.knex));
 		fail(await checkOperations(db.knex, work.ops, trace));
 		fail(await feed.check(db.knex));
+		fail(await checkConsumer(db.knex));
 		trace.add(`end ops=${work.ops.length} live=${feed.events} net=${JSON.stringify(net.counts)}`);
 		return {
 			seed, ok: violations.length === 0, traceHash: trace.digest(), trace: trace.lines, violations, failedAtLine,
@@ -316,6 +341,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 		};
 	} finally {
 		db.conn.policy = null;
+		db.conn.rewrite = null;
 		await cluster?.stopAll();
 		uninstallClock();
 		useIdSource(null);

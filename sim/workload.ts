@@ -96,14 +96,17 @@ export class Workload {
 					ownerId: from.id, fromAccountId: from.accountId, toAccountId: to.accountId, amount: this.amount(), currency: "USD", timeoutMs: this.rng.between(1, 8) * 1_000,
 				});
 			} else {
-				const open = this.ops.filter(o => o.kind === "hold" && o.holdId && o.closedBy === null);
+				// Mostly a hold still open; sometimes one already closed (a second click, another
+				// key): the ledger must refuse it (HOLD_NOT_PENDING), never release it again.
+				const again = this.rng.chance(0.25);
+				const open = this.ops.filter(o => o.kind === "hold" && o.holdId && (again ? o.closedBy !== null : o.closedBy === null));
 				if (open.length === 0) continue;
 				const hold = this.rng.pick(open);
 				const post = this.rng.chance(0.5);
 				const op = post
 					? this.add("post", "ledger.holds.post", { holdId: hold.holdId, ...(this.rng.chance(0.5) ? {} : { amount: 1 }) })
 					: this.add("void", "ledger.holds.void", { holdId: hold.holdId });
-				hold.closedBy = op.n;
+				hold.closedBy ??= op.n;
 			}
 		}
 	}
