@@ -41,6 +41,7 @@ import * as payments007 from "./payments/007_reversal_requests.ts";
 import * as payments008 from "./payments/008_disputes.ts";
 import * as recon001 from "./recon/001_init.ts";
 import * as requests001 from "./requests/001_init.ts";
+import * as requests002 from "./requests/002_pending_index.ts";
 import * as schedules001 from "./schedules/001_init.ts";
 import * as users001 from "./users/001_init.ts";
 import * as users002 from "./users/002_email_unique.ts";
@@ -67,7 +68,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	notifications: { "001_init": notifications001, "002_mails": notifications002 },
 	webhooks: { "001_init": webhooks001, "002_list_indexes": webhooks002 },
 	recon: { "001_init": recon001 },
-	requests: { "001_init": requests001 },
+	requests: { "001_init": requests001, "002_pending_index": requests002 },
 	schedules: { "001_init": schedules001 },
 	reports: { "001_init": reports001, "002_processed_events_retention": reports002, "003_transactions": reports003 },
 };

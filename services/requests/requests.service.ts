@@ -90,6 +90,9 @@ export function requestsService(config: Config): ServiceSchema {
 						id: uuidv7(now.getTime()), requesterId: p.requesterId, payerId, requesterName: people.get(p.requesterId) ?? "", payerName, toAccountId: p.toAccountId, amountMinor, currency: p.currency, note: p.note ?? "",
 						idempotencyKey: p.idempotencyKey, requestHash: hash, expiresAt: new Date(now.getTime() + expiresInS * 1000), now,
 					}, s => eventOf("request.created", s));
+					if (out === "limit") {
+						throw toClientError({ code: "REQUEST_LIMIT_REACHED", message: `you have too many requests waiting for an answer (at most ${store.PENDING_PER_REQUESTER_MAX}, and ${store.PENDING_PER_PAYER_MAX} to one person); cancel some first` });
+					}
 					if (out.replay && out.requestHash !== hash) throw toClientError({ code: "IDEMPOTENCY_MISMATCH", message: "this Idempotency-Key was used for another request" });
 					if (!out.replay) this.relay.kick();
 					return requestView(out.state);

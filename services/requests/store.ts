@@ -67,9 +67,27 @@ export interface NewRequest {
 	now: Date;
 }
 
-/** Stores a new request with its event, or finds the one made earlier with the same key (and its hash, for the replay check). */
-export async function insertRequest(knex: Knex, r: NewRequest, eventOf: (s: RequestState) => RequestEvent): Promise<{ state: RequestState; requestHash: string; replay: boolean }> {
+/** Pending requests one person may have open at once, and to one other person: asking is not a way to flood someone. */
+export const PENDING_PER_REQUESTER_MAX = 50;
+export const PENDING_PER_PAYER_MAX = 5;
+
+/**
+ * Stores a new request with its event, or finds the one made earlier with the same key
+ * (and its hash, for the replay check); "limit" when the requester has too many pending
+ * requests (in all, or to this payer). The requester's creations are serialised by an
+ * advisory lock for the transaction, so two at once cannot both take the last place.
+ */
+export async function insertRequest(knex: Knex, r: NewRequest, eventOf: (s: RequestState) => RequestEvent): Promise<{ state: RequestState; requestHash: string; replay: boolean } | "limit"> {
 	return knex.transaction(async trx => {
+		await trx.raw("SELECT pg_advisory_xact_lock(hashtextextended('requests:' || ?, 0))", [r.requesterId]);
+		const earlier = await queryOne<Row>(trx, `SELECT ${COLUMNS} FROM requests.requests WHERE requester_id = ?::uuid AND idempotency_key = ?`, [r.requesterId, r.idempotencyKey]);
+		if (earlier) return { state: toState(earlier), requestHash: earlier.request_hash, replay: true };
+		const open = await queryOne<{ all: number; payer: number }>(
+			trx,
+			"SELECT count(*)::int AS all, count(*) FILTER (WHERE payer_id = ?::uuid)::int AS payer FROM requests.requests WHERE requester_id = ?::uuid AND status = 'pending'",
+			[r.payerId, r.requesterId],
+		);
+		if ((open?.all ?? 0) >= PENDING_PER_REQUESTER_MAX || (open?.payer ?? 0) >= PENDING_PER_PAYER_MAX) return "limit";
 		const inserted = await queryOne<Row>(
 			trx,
 			`INSERT INTO requests.requests (id, requester_id, payer_id, requester_name, payer_name, to_account_id, amount_minor, currency, note, idempotency_key, request_hash, expires_at, created_at, updated_at)

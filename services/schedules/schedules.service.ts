@@ -89,9 +89,8 @@ export function schedulesService(config: Config): ServiceSchema {
 						if (a.ownerId === p.ownerId) throw toClientError({ code: "SAME_ACCOUNT", message: "that is one of your own accounts" });
 					}
 					const email = p.email != null ? p.email.toLowerCase() : null;
-					const row = await store.insertPayee(this.knex, { id: uuidv7(), ownerId: p.ownerId, name: p.name, accountId: p.accountId ?? null, email })
-						?? await store.findPayee(this.knex, p.ownerId, p.accountId ?? null, email);
-					if (!row) throw new Error("payee neither inserted nor found");
+					const row = await store.insertPayee(this.knex, { id: uuidv7(), ownerId: p.ownerId, name: p.name, accountId: p.accountId ?? null, email });
+					if (row === "limit") throw toClientError({ code: "PAYEE_LIMIT_REACHED", message: `you can save at most ${store.PAYEES_PER_OWNER_MAX} payees; remove some first` });
 					return payeeView(row);
 				},
 			},
@@ -128,6 +127,7 @@ export function schedulesService(config: Config): ServiceSchema {
 						id: uuidv7(), ownerId: p.ownerId, fromAccountId: p.fromAccountId, toAccountId: to.accountId, payeeName: to.name, amountMinor: BigInt(p.amount),
 						currency: p.currency, description: p.description ?? "", timing, nextDue: nextOnOrAfter(timing, today), idempotencyKey: p.idempotencyKey, requestHash: hash,
 					}, r => ({ event: "schedule.created", partitionKey: r.id, payload: { ...scheduleView(r), ownerId: r.owner_id } }));
+					if (out === "limit") throw toClientError({ code: "SCHEDULE_LIMIT_REACHED", message: `you can have at most ${store.SCHEDULES_PER_OWNER_MAX} standing orders; cancel some first` });
 					if (out.replay && out.row.request_hash !== hash) throw toClientError({ code: "IDEMPOTENCY_MISMATCH", message: "this Idempotency-Key was used for another standing order" });
 					if (!out.replay) this.relay.kick();
 					return scheduleView(out.row);

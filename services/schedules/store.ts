@@ -23,13 +23,27 @@ export interface PayeeRow {
 	cursor_time_us?: string;
 }
 
-export async function insertPayee(db: Db, p: { id: string; ownerId: string; name: string; accountId: string | null; email: string | null }): Promise<PayeeRow | null> {
-	const conflict = p.accountId ? "(owner_id, account_id) WHERE account_id IS NOT NULL" : "(owner_id, email) WHERE email IS NOT NULL";
-	return (await queryOne<PayeeRow>(
-		db,
-		`INSERT INTO schedules.payees (id, owner_id, name, account_id, email) VALUES (?::uuid, ?::uuid, ?, ?::uuid, ?) ON CONFLICT ${conflict} DO NOTHING RETURNING *`,
-		[p.id, p.ownerId, p.name, p.accountId, p.email],
-	)) ?? null;
+/** Saved payees per customer, and standing orders (active or paused) per customer. */
+export const PAYEES_PER_OWNER_MAX = 200;
+export const SCHEDULES_PER_OWNER_MAX = 100;
+
+/** Serialises one owner's creations for the transaction, so a count and the insert after it see the same rows. */
+async function lockOwner(trx: Knex.Transaction, what: string, ownerId: string): Promise<void> {
+	await trx.raw("SELECT pg_advisory_xact_lock(hashtextextended(? || ':' || ?, 0))", [what, ownerId]);
+}
+
+/** The saved payee (a new one, or the one saved before for that account or address), or "limit" past PAYEES_PER_OWNER_MAX. */
+export async function insertPayee(knex: Knex, p: { id: string; ownerId: string; name: string; accountId: string | null; email: string | null }): Promise<PayeeRow | "limit"> {
+	return knex.transaction(async trx => {
+		await lockOwner(trx, "payees", p.ownerId);
+		const earlier = await findPayee(trx, p.ownerId, p.accountId, p.email);
+		if (earlier) return earlier;
+		const n = await queryOne<{ n: number }>(trx, "SELECT count(*)::int AS n FROM schedules.payees WHERE owner_id = ?::uuid", [p.ownerId]);
+		if ((n?.n ?? 0) >= PAYEES_PER_OWNER_MAX) return "limit";
+		const row = await queryOne<PayeeRow>(trx, "INSERT INTO schedules.payees (id, owner_id, name, account_id, email) VALUES (?::uuid, ?::uuid, ?, ?::uuid, ?) RETURNING *", [p.id, p.ownerId, p.name, p.accountId, p.email]);
+		if (!row) throw new Error("payee insert returned nothing");
+		return row;
+	});
 }
 
 export async function findPayee(db: Db, ownerId: string, accountId: string | null, email: string | null): Promise<PayeeRow | null> {
@@ -98,8 +112,13 @@ export interface NewSchedule {
 	requestHash: string;
 }
 
-export async function insertSchedule(knex: Knex, s: NewSchedule, event: (r: ScheduleRow) => Event): Promise<{ row: ScheduleRow; replay: boolean }> {
+export async function insertSchedule(knex: Knex, s: NewSchedule, event: (r: ScheduleRow) => Event): Promise<{ row: ScheduleRow; replay: boolean } | "limit"> {
 	return knex.transaction(async trx => {
+		await lockOwner(trx, "schedules", s.ownerId);
+		const earlier = await queryOne<ScheduleRow>(trx, `SELECT ${SCHEDULE_COLUMNS} FROM schedules.schedules WHERE owner_id = ?::uuid AND idempotency_key = ?`, [s.ownerId, s.idempotencyKey]);
+		if (earlier) return { row: earlier, replay: true };
+		const n = await queryOne<{ n: number }>(trx, "SELECT count(*)::int AS n FROM schedules.schedules WHERE owner_id = ?::uuid AND status IN ('active', 'paused')", [s.ownerId]);
+		if ((n?.n ?? 0) >= SCHEDULES_PER_OWNER_MAX) return "limit";
 		const row = await queryOne<ScheduleRow>(
 			trx,
 			`INSERT INTO schedules.schedules (id, owner_id, from_account_id, to_account_id, payee_name, amount_minor, currency, description, frequency, day_of_month, start_date, end_date, status, next_due, idempotency_key, request_hash)

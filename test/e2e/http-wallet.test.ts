@@ -247,6 +247,12 @@ describe("payees, standing orders and accounts over HTTP", () => {
 		assert.equal((await request<ErrorBody>("DELETE", `/api/v1/payees/${byEmail.body.id}`, { token: carla.token })).status, 404);
 		assert.equal((await request("DELETE", `/api/v1/payees/${byEmail.body.id}`, { token: alice.token })).status, 200);
 		assert.equal((await request("DELETE", `/api/v1/payees/${byEmail.body.id}`, { token: alice.token })).status, 404);
+		// At most 200 saved payees; the same one again still answers.
+		await node.sql.query("INSERT INTO schedules.payees (id, owner_id, name, email) SELECT gen_random_uuid(), $1, 'Filler', 'filler' || g || '@example.com' FROM generate_series(1, 199) g", [alice.id]);
+		const full = await request<ErrorBody>("POST", "/api/v1/payees", { token: alice.token, body: { name: "One more", email: "more@example.com" } });
+		assert.deepEqual([full.status, full.body.error.code], [409, "PAYEE_LIMIT_REACHED"]);
+		assert.equal((await request<{ id: string }>("POST", "/api/v1/payees", { token: alice.token, body: { name: "Bruno", accountId: bruno.usd } })).body.id, saved.body.id);
+		await node.sql.query("DELETE FROM schedules.payees WHERE name = 'Filler'");
 	});
 
 	it("creates a standing order to a payee, replays its key, refuses bad orders writing nothing, and lets only its owner change it", async () => {

@@ -123,6 +123,17 @@ describe("payment requests", () => {
 		assert.deepEqual(await call(broker, requests.sweep, {}), { expired: 0, resumed: 0 });
 	});
 
+	it("keeps one person from flooding another: at most 5 pending requests to one person; a replay still answers", async () => {
+		const made = [];
+		for (let i = 0; i < 5; i++) made.push(await ask(`flood-${i}`, { payerEmail: null, payerId: CAT, amount: 100 + i }));
+		await rejectsWith(ask("flood-5", { payerEmail: null, payerId: CAT, amount: 200 }), "REQUEST_LIMIT_REACHED");
+		assert.equal((await ask("flood-0", { payerEmail: null, payerId: CAT, amount: 100 })).id, made[0]?.id);
+		// Answered requests free their place.
+		await call(broker, requests.cancel, { id: made[0]?.id ?? "", userId: ANN });
+		assert.equal((await ask("flood-6", { payerEmail: null, payerId: CAT, amount: 300 })).status, "pending");
+		for (const r of (await call(broker, requests.list, { userId: ANN, role: "outgoing", status: "pending" })).items) await call(broker, requests.cancel, { id: r.id, userId: ANN });
+	});
+
 	it("tells the person asked and the person asking, in words, once each", async () => {
 		await until("notifications of the requests", async () => {
 			const ben = await call(broker, notifications.list, { userId: BEN, limit: 100 });

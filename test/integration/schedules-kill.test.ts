@@ -30,7 +30,8 @@ let core: ServiceBroker;
 let sql: pg.Client;
 const children = new Map<string, ChildProcess>();
 const namespace = `sched-kill-${randomBytes(4).toString("hex")}`;
-const PAYERS = ["018f0000-0000-7000-8000-0000000048a1", "018f0000-0000-7000-8000-0000000048a2", "018f0000-0000-7000-8000-0000000048a3", "018f0000-0000-7000-8000-0000000048a4"];
+/** Twelve payers: a customer may have at most 100 standing orders (services/schedules/store.ts). */
+const PAYERS = Array.from({ length: 12 }, (_, i) => `018f0000-0000-7000-8000-0000000048${(0xa0 + i).toString(16)}`);
 const RECIPIENT = "018f0000-0000-7000-8000-0000000048b1";
 const acc: Record<string, string> = {};
 

@@ -182,6 +182,15 @@ describe("standing orders", () => {
 		const done = await call(core, schedules.get, { ownerId: payer, id: o.id });
 		assert.deepEqual([done.status, done.occurrences?.map(x => [x.dueDate, x.amount])], ["finished", [["2031-01-13", 450], ["2031-01-06", 450]]]);
 		await assert.rejects(call(core, schedules.cancel, { ownerId: payer, id: o.id }), (e: { type?: string }) => e.type === "ILLEGAL_TRANSITION");
+		// At most 100 standing orders (active or paused) per customer; a replay of an earlier one still answers.
+		const open = (await sql.query<{ n: number }>("SELECT count(*)::int AS n FROM schedules.schedules WHERE owner_id = $1 AND status IN ('active', 'paused')", [payer])).rows[0]?.n ?? 0;
+		await sql.query(
+			`INSERT INTO schedules.schedules (id, owner_id, from_account_id, to_account_id, payee_name, amount_minor, currency, frequency, start_date, status, next_due, idempotency_key, request_hash)
+			 SELECT gen_random_uuid(), owner_id, from_account_id, to_account_id, payee_name, amount_minor, currency, 'once', '2040-01-01', 'paused', NULL, 'filler-' || g, 'h'
+			 FROM schedules.schedules, generate_series(1, $2::int) g WHERE id = $1`, [o.id, 100 - open]);
+		await assert.rejects(call(core, schedules.create, { ownerId: payer, idempotencyKey: "one-too-many", fromAccountId: acc[payer] as string, toAccountId: acc[RECIPIENT] as string, amount: 300, currency: "USD", frequency: "once", startDate: "2031-03-01" }), (e: { type?: string }) => e.type === "SCHEDULE_LIMIT_REACHED");
+		assert.equal((await call(core, schedules.create, { ownerId: payer, idempotencyKey: "weekly-x", fromAccountId: acc[payer] as string, toAccountId: acc[RECIPIENT] as string, amount: 300, currency: "USD", frequency: "weekly", startDate: "2031-01-06" })).id, o.id);
+		await sql.query("DELETE FROM schedules.schedules WHERE idempotency_key LIKE 'filler-%'");
 		const c = await call(core, schedules.create, { ownerId: payer, idempotencyKey: "to-cancel", fromAccountId: acc[payer] as string, toAccountId: acc[RECIPIENT] as string, amount: 300, currency: "USD", frequency: "daily", startDate: "2031-02-01" });
 		assert.equal((await call(core, schedules.cancel, { ownerId: payer, id: c.id })).status, "cancelled");
 		assert.equal((await run(core, new Date(Date.UTC(2031, 1, 3)))).materialised, 0);
