@@ -103,7 +103,7 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 	Account: {
 		type: "object", required: ["id", "currency", "label", "status", "balance", "version"],
 		properties: {
-			id: { type: "string", format: "uuid" }, currency: ref("Currency"), label: { type: "string" }, status: { type: "string", enum: ["active", "frozen"] },
+			id: { type: "string", format: "uuid" }, currency: ref("Currency"), label: { type: "string" }, status: { type: "string", enum: ["active", "frozen", "closed"], description: "closed: closed by its owner, kept with its history; no money moves to or from it" },
 			balance: { type: "object", required: ["posted", "pending", "available"], properties: { posted: { type: "integer" }, pending: { type: "integer" }, available: { type: "integer" } } },
 			version: { type: "integer" },
 		},

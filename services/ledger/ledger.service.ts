@@ -161,7 +161,8 @@ export function ledgerService(config: Config): ServiceSchema {
 					if (!a || (ctx.params.ownerId != null && a.ownerId !== ctx.params.ownerId)) {
 						throw toClientError({ code: "ACCOUNT_NOT_FOUND", message: "account not found" });
 					}
-					return accountView(a);
+					// Only a frozen account can be a closed one: one more key lookup, and only then.
+					return a.status === "frozen" ? ownerAccountView(a, (await closedAmong(this.knex, [a.id])).has(a.id)) : accountView(a);
 				},
 			},
 			"accounts.list": {

@@ -317,6 +317,7 @@ describe("payees, standing orders and accounts over HTTP", () => {
 		assert.equal((await request<{ status: string }>("POST", `/api/v1/accounts/${alice.eur}/close`, { token: alice.token })).body.status, "closed");
 		const listed = (await request<{ items: { id: string; status: string }[] }>("GET", "/api/v1/accounts", { token: alice.token })).body.items;
 		assert.equal(listed.find(a => a.id === alice.eur)?.status, "closed");
+		assert.equal((await request<{ status: string }>("GET", `/api/v1/accounts/${alice.eur}`, { token: alice.token })).body.status, "closed");
 		const eurSystem = (await call(broker, ledger.accounts.open, { currency: "EUR", kind: "system", code: "external:bank:EUR" })).id;
 		await assert.rejects(call(broker, ledger.transfers.create, { idempotencyKey: "into-closed", fromAccountId: eurSystem, toAccountId: alice.eur, amount: 100, currency: "EUR" }), (e: { type?: string }) => e.type === "ACCOUNT_FROZEN");
 		// An administrator cannot unfreeze a closed account back into use.
