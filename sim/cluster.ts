@@ -186,7 +186,12 @@ export class SimCluster {
 	}
 
 	/** Starts a node (again, after a crash): a new broker, empty memory, same node id. */
-	async start(id: string): Promise<void> {
+	/**
+	 * Starts the node; a start that fails (a ledger node reads its price lists at start, and
+	 * the database may fail that read) stops the broker again and leaves the node down:
+	 * the error's text is returned, null when it started.
+	 */
+	async start(id: string): Promise<string | null> {
 		const n = this.node(id);
 		const transporter = new SimTransporter(this.net);
 		const broker = brokerFor(id, transporter, this.logLevel);
@@ -196,13 +201,23 @@ export class SimCluster {
 		n.broker = broker;
 		n.incarnation += 1;
 		this.net.rejoin(id);
-		await broker.start();
+		try {
+			await broker.start();
+		} catch (err) {
+			expireRequests(broker, null);
+			await broker.stop().catch(() => undefined);
+			this.net.isolate(id, this.ids);
+			n.broker = null;
+			n.up = false;
+			return (err as Error).message.slice(0, 80);
+		}
 		// No heartbeats: the node announces its services at once, and the others theirs to it
 		// (what the heartbeats' sequence numbers would lead to).
 		n.transporter = transporter;
 		n.up = true;
 		for (const other of this.nodes) if (other.up && other.transporter) await other.transporter.announce();
 		n.goneAtTick = null;
+		return null;
 	}
 
 	/**

@@ -196,7 +196,10 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 		};
 
 		// Setup.
-		for (const n of c.nodes) await c.start(n.id);
+		for (const n of c.nodes) {
+			const failed = await c.start(n.id);
+			if (failed) throw new Error(`node ${n.id} did not start without faults: ${failed}`);
+		}
 		const ledgerCount = c.nodes.filter(n => n.kind === "ledger").length;
 		for (let i = 0; i < 50 && !(c.client.registry.getActionEndpoints("ledger.payments.p2p")?.count() === ledgerCount); i++) {
 			await step(false);
@@ -265,7 +268,8 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 				const id = rngNodes.pick(down);
 				faults["restart"] = (faults["restart"] ?? 0) + 1;
 				trace.add(`node ${id} restart`);
-				await c.start(id);
+				const failed = await c.start(id);
+				if (failed) trace.add(`node ${id} start failed: ${failed.replace(/\s+/g, " ")}`);
 			}
 			if (!net.partitioned && rngNodes.chance(rates.partitionP)) {
 				const cutOff = rngNodes.pick(serverIds);
@@ -308,7 +312,8 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 			if (!c.node(id).up) {
 				if (c.node(id).goneAtTick !== null) c.noticeGone(id);
 				trace.add(`node ${id} restart`);
-				await c.start(id);
+				const failed = await c.start(id);
+				if (failed) fail([{ checker: "final", detail: `node ${id} did not start once the faults stopped: ${failed}` }]);
 			}
 		}
 		for (let i = 0; i < 400 && work.unfinished.length > 0; i++) {
