@@ -187,6 +187,8 @@ export interface Config {
 		deliveryAttemptsMax: number;
 		deliveryRetryDelayMs: number;
 	};
+	/** KYC documents (services/users/kyc.ts): where they are kept, and the largest accepted. */
+	kyc: { storageDir: string; documentBytesMax: number };
 	webhooks: {
 		attemptsMax: number;
 		retryDelayMs: number;
@@ -579,6 +581,10 @@ export function loadConfig(env: Env = process.env): Config {
 			smsFailurePercent: intVar(env, "SMS_FAILURE_PERCENT", 0, 0, 100),
 			deliveryAttemptsMax: intVar(env, "NOTIFY_ATTEMPTS_MAX", 5, 1, 100),
 			deliveryRetryDelayMs: intVar(env, "NOTIFY_RETRY_DELAY_MS", 1_000, 1, 3_600_000),
+		},
+		kyc: {
+			storageDir: env["KYC_STORAGE_DIR"] || `${env["DATA_DIR"] || "./data"}/documents`,
+			documentBytesMax: intVar(env, "KYC_DOCUMENT_BYTES_MAX", 5 * 1024 * 1024, 1_024, 20 * 1024 * 1024),
 		},
 		webhooks: {
 			attemptsMax: intVar(env, "WEBHOOK_ATTEMPTS_MAX", 8, 1, 100),

@@ -42,6 +42,8 @@ export const STAFF_ACTIONS = {
 	rejectReversal: "transfer.reversal.reject",
 	setPrices: "prices.set",
 	disputeEvidence: "dispute.evidence",
+	approveDocument: "kyc.document.approve",
+	rejectDocument: "kyc.document.reject",
 } as const;
 export type StaffActionName = (typeof STAFF_ACTIONS)[keyof typeof STAFF_ACTIONS];
 

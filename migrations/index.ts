@@ -46,6 +46,7 @@ import * as schedules001 from "./schedules/001_init.ts";
 import * as users001 from "./users/001_init.ts";
 import * as users002 from "./users/002_email_unique.ts";
 import * as users003 from "./users/003_verified_email.ts";
+import * as users004 from "./users/004_kyc_documents.ts";
 import * as webhooks002 from "./webhooks/002_list_indexes.ts";
 
 /**
@@ -59,7 +60,7 @@ interface Migration {
 
 export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	auth: { "001_init": auth001, "002_mfa_pending_family_expiry": auth002, "003_verified_identity": auth003, "004_clients": auth004, "005_revoked_index": auth005 },
-	users: { "001_init": users001, "002_email_unique": users002, "003_verified_email": users003 },
+	users: { "001_init": users001, "002_email_unique": users002, "003_verified_email": users003, "004_kyc_documents": users004 },
 	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004, "005_daily_usage_retention": ledger005, "006_frozen_index": ledger006, "007_owner_decisions": ledger007, "008_payment_keys": ledger008, "009_refunds": ledger009, "010_account_closures": ledger010, "011_fees": ledger011 },
 	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004, "005_list_indexes": payments005, "006_p2p_view": payments006, "007_reversal_requests": payments007, "008_disputes": payments008 },
 	fx: { "001_init": fx001, "002_quote_claims": fx002, "003_spread_revenue": fx003 },

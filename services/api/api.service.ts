@@ -16,7 +16,7 @@ import { GatewayPrometheusReporter } from "../../moleculer.config.ts";
 import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
 import { addressGroup, clientAddress, trustedProxies, type TrustedProxies } from "../../lib/client-address.ts";
 import { verifyAccessToken } from "../auth/tokens.ts";
-import { CLIENT_SCOPES_BY_ACTION } from "./identity.ts";
+import { CLIENT_SCOPES_BY_ACTION, KYC_UPLOAD_ALIASES, kycBodyLimitBytes } from "./identity.ts";
 import { catchUpRevocations } from "../auth/revocations.ts";
 import type { SessionUser } from "../auth/auth.service.ts";
 import { toHttpError } from "./http-errors.ts";
@@ -188,6 +188,8 @@ export function apiService(config: Config): ServiceSchema {
 						},
 					},
 				},
+				// KYC documents: the one route whose body may be larger than HTTP_BODY_LIMIT_BYTES.
+				{ ...v1Route("/api/v1/kyc", KYC_UPLOAD_ALIASES, true), bodyParsers: { json: { limit: kycBodyLimitBytes(config.kyc.documentBytesMax), strict: true }, urlencoded: false } },
 				v1Route("/api/v1", PRIVATE_ALIASES, true),
 				{
 					path: "/",

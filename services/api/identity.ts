@@ -15,6 +15,8 @@ import { notifications } from "../../contracts/notifications.ts";
 import { webhooks } from "../../contracts/webhooks.ts";
 import { SCOPES, type Scope } from "../auth/tokens.ts";
 import type { GatewayMeta } from "./v1.ts";
+import { requireRole } from "./caller.ts";
+import { DOCUMENT_KINDS, DOCUMENT_TYPES } from "../users/kyc.ts";
 
 type Ctx<P> = Context<P, GatewayMeta>;
 
@@ -29,6 +31,12 @@ export const identityParams = {
 	passwordReset: paramsSchema({ $$strict: true, token: { type: "string", max: 1_000 }, newPassword: password }),
 	session: paramsSchema({ $$strict: true, id: { type: "uuid" } }),
 	erase: paramsSchema({ $$strict: true, password, otp: { ...otp, optional: true } }),
+	kycUpload: paramsSchema({
+		$$strict: true, kind: { type: "enum", values: DOCUMENT_KINDS }, requestedTier: { type: "number", integer: true, min: 2, max: 3, convert: false },
+		contentType: { type: "enum", values: DOCUMENT_TYPES }, content: { type: "string", min: 4, max: 28_000_000 },
+	}),
+	document: paramsSchema({ $$strict: true, id: { type: "uuid" } }),
+	documentDecision: paramsSchema({ $$strict: true, id: { type: "uuid" }, note: { type: "string", max: 500, optional: true } }),
 	clientCreate: paramsSchema({
 		$$strict: true, name: { type: "string", min: 1, max: 100 },
 		scopes: { type: "array", min: 1, max: SCOPES.length, unique: true, items: { type: "enum", values: SCOPES } },
@@ -170,6 +178,53 @@ export const identityActions = {
 			return null;
 		},
 	},
+	kycUpload: {
+		params: identityParams.kycUpload,
+		async handler(ctx: Ctx<V<"kycUpload">>) {
+			const id = ctx.meta.user?.id;
+			if (!id) throw new Error("the route needs a session");
+			const out = await call(ctx, users.kyc.upload, { ...ctx.params, userId: id });
+			ctx.meta.$statusCode = 201;
+			return out;
+		},
+	},
+	kycList: {
+		params: identityParams.empty,
+		async handler(ctx: Ctx<V<"empty">>) {
+			const id = ctx.meta.user?.id;
+			if (!id) throw new Error("the route needs a session");
+			return call(ctx, users.kyc.list, { userId: id });
+		},
+	},
+	adminKycPending: {
+		params: identityParams.empty,
+		async handler(ctx: Ctx<V<"empty">>) {
+			requireRole(ctx, ["support", "admin"]);
+			return call(ctx, users.kyc.pending, {});
+		},
+	},
+	adminKycContent: {
+		params: identityParams.document,
+		async handler(ctx: Ctx<V<"document">>) {
+			requireRole(ctx, ["support", "admin"]);
+			ctx.meta.$responseHeaders = { "Cache-Control": "no-store" };
+			return call(ctx, users.kyc.content, ctx.params);
+		},
+	},
+	adminKycApprove: {
+		params: identityParams.documentDecision,
+		async handler(ctx: Ctx<V<"documentDecision">>) {
+			const staff = requireRole(ctx, ["support", "admin"]);
+			return call(ctx, users.kyc.decide, { id: ctx.params.id, approve: true, staffId: staff.id, ...(ctx.params.note != null ? { note: ctx.params.note, reason: ctx.params.note } : {}) });
+		},
+	},
+	adminKycReject: {
+		params: identityParams.documentDecision,
+		async handler(ctx: Ctx<V<"documentDecision">>) {
+			const staff = requireRole(ctx, ["support", "admin"]);
+			return call(ctx, users.kyc.decide, { id: ctx.params.id, approve: false, staffId: staff.id, ...(ctx.params.note != null ? { note: ctx.params.note, reason: ctx.params.note } : {}) });
+		},
+	},
 	clientCreate: {
 		params: identityParams.clientCreate,
 		async handler(ctx: Ctx<V<"clientCreate">>) {
@@ -252,4 +307,23 @@ export const IDENTITY_ALIASES = {
 	"DELETE /auth/clients/:id": "api.clientRevoke",
 	"GET /me/export": "api.meExport",
 	"POST /me/erase": "api.meErase",
+	"GET /kyc/documents": "api.kycList",
+	"GET /admin/kyc/documents": "api.adminKycPending",
+	"GET /admin/kyc/documents/:id/content": "api.adminKycContent",
+	"POST /admin/kyc/documents/:id/approve": "api.adminKycApprove",
+	"POST /admin/kyc/documents/:id/reject": "api.adminKycReject",
 };
+
+/**
+ * Under /api/v1/kyc, with a token, on a route of its own: its JSON body may hold a document
+ * (base64 of up to KYC_DOCUMENT_BYTES_MAX bytes), larger than HTTP_BODY_LIMIT_BYTES allows
+ * every other route.
+ */
+export const KYC_UPLOAD_ALIASES = {
+	"POST /documents": "api.kycUpload",
+};
+
+/** The upload route's body limit: the base64 of the largest document, and room for the other fields. */
+export function kycBodyLimitBytes(documentBytesMax: number): number {
+	return Math.ceil(documentBytesMax / 3) * 4 + 4_096;
+}

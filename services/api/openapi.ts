@@ -15,6 +15,7 @@ import { WEBHOOK_EVENTS } from "../webhooks/routing.ts";
 import { amountRule, currencyRule } from "../ledger/params.ts";
 import { callbackParams } from "../../contracts/payments.ts";
 import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Actions } from "./v1.ts";
+import { KYC_UPLOAD_ALIASES } from "./identity.ts";
 import { CATEGORIES, TRANSACTION_TYPES } from "../reports/transactions.ts";
 import { REQUEST_STATUSES } from "../requests/rules.ts";
 import { FREQUENCIES, SCHEDULE_STATUSES } from "../schedules/rules.ts";
@@ -79,6 +80,16 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 		type: "object", required: ["access_token", "token_type", "expires_in", "scope"],
 		properties: { access_token: { type: "string" }, token_type: { type: "string", const: "Bearer" }, expires_in: { type: "integer" }, scope: { type: "string" } },
 	},
+	KycDocument: {
+		type: "object", required: ["id", "userId", "kind", "contentType", "sizeBytes", "sha256", "requestedTier", "status", "createdAt"],
+		properties: {
+			id: { type: "string", format: "uuid" }, userId: { type: "string", format: "uuid" }, kind: { type: "string" }, contentType: { type: "string" },
+			sizeBytes: { type: "integer" }, sha256: { type: "string" }, requestedTier: { type: "integer" }, status: { type: "string", enum: ["pending", "approved", "rejected"] },
+			decidedBy: { type: ["string", "null"] }, decidedAt: { type: ["string", "null"], format: "date-time" }, note: { type: ["string", "null"] },
+			createdAt: { type: "string", format: "date-time" }, content: { type: "string", description: "Base64: only in the content route's answer" },
+		},
+	},
+	KycDocumentList: { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("KycDocument") } } },
 	SessionList: {
 		type: "object", required: ["items"],
 		properties: {
@@ -287,6 +298,23 @@ const OPS: Record<ActionName, OpDoc> = {
 		description: "Needs the password again (and a code with MFA on). Every account must be empty and have nothing pending; they are closed. The profile, credentials, notifications and webhook endpoints are pseudonymised or deleted and every session and client ends. The ledger's history and the audit chain are kept as they are, referring to the user by id only.",
 		ok: ["204", null], refusals: ["INVALID_CREDENTIALS", "MFA_REQUIRED", "INVALID_OTP", "TOO_MANY_ATTEMPTS", "ACCOUNT_NOT_EMPTY", "ACCOUNT_HAS_PENDING", "ACCOUNT_FROZEN"],
 	},
+	kycUpload: {
+		summary: "Upload an identity document for a higher tier",
+		description: "JSON with the document in base64: a PDF, PNG or JPEG by its content (as declared), at most KYC_DOCUMENT_BYTES_MAX (5 MiB) decoded; stored with its SHA-256, pending support's review. At most 5 pending per user. This route alone takes bodies that large.",
+		ok: ["201", ref("KycDocument")], refusals: ["DOCUMENT_TOO_LARGE", "UNSUPPORTED_DOCUMENT", "DOCUMENT_LIMIT_REACHED"],
+	},
+	kycList: { summary: "The caller's documents and their review", ok: ["200", ref("KycDocumentList")] },
+	adminKycPending: { summary: "Documents waiting for review, oldest first", ok: ["200", ref("KycDocumentList")], roles: ["support", "admin"] },
+	adminKycContent: { summary: "A document with its content (base64), checked against its SHA-256", ok: ["200", ref("KycDocument")], roles: ["support", "admin"], refusals: ["DOCUMENT_NOT_FOUND"] },
+	adminKycApprove: {
+		summary: "Approve a document: the user's tier becomes the one asked for",
+		description: "Four eyes (not one's own documents); in the audit log with who and why. The tier needs a verified address.",
+		ok: ["200", ref("KycDocument")], roles: ["support", "admin"], refusals: ["DOCUMENT_NOT_FOUND", "FORBIDDEN", "ILLEGAL_TRANSITION", "EMAIL_NOT_VERIFIED"],
+	},
+	adminKycReject: {
+		summary: "Reject a document", description: "Four eyes; in the audit log with who and why.",
+		ok: ["200", ref("KycDocument")], roles: ["support", "admin"], refusals: ["DOCUMENT_NOT_FOUND", "FORBIDDEN", "ILLEGAL_TRANSITION"],
+	},
 	clientList: { summary: "The caller's OAuth2 clients (without secrets)", ok: ["200", ref("ClientList")] },
 	clientRotate: {
 		summary: "Give a client a new secret",
@@ -477,6 +505,7 @@ const OPS: Record<ActionName, OpDoc> = {
 /** Tags by area: the first path segment under /api/v1. */
 const TAGS: Record<string, string> = {
 	auth: "Registration, sessions and MFA",
+	kyc: "Identity documents for a higher tier",
 	me: "The caller's profile",
 	accounts: "The caller's accounts and their entries",
 	transfers: "Transfers between accounts",
@@ -659,7 +688,7 @@ export function buildOpenApi(): GeneratedOpenApi {
 	const put = (r: Route, op: Record<string, unknown>) => {
 		paths[r.path] = { ...paths[r.path], [r.method]: op };
 	};
-	const tables: [Record<string, string>, string, boolean][] = [[PUBLIC_ALIASES, "/api/v1/auth", false], [PRIVATE_ALIASES, "/api/v1", true]];
+	const tables: [Record<string, string>, string, boolean][] = [[PUBLIC_ALIASES, "/api/v1/auth", false], [KYC_UPLOAD_ALIASES, "/api/v1/kyc", true], [PRIVATE_ALIASES, "/api/v1", true]];
 	for (const [aliases, prefix, secured] of tables) {
 		for (const [key, action] of Object.entries(aliases)) {
 			const name = action.replace(/^api\./, "");

@@ -59,6 +59,54 @@ export async function eraseProfile(db: Knex, userId: string, pseudonym: string):
 	return row !== undefined;
 }
 
+export interface DocumentRow {
+	id: string;
+	user_id: string;
+	kind: string;
+	content_type: string;
+	size_bytes: number;
+	sha256: string;
+	requested_tier: number;
+	status: "pending" | "approved" | "rejected";
+	decided_by: string | null;
+	decided_at: Date | null;
+	note: string | null;
+	created_at: Date;
+}
+
+/** A new pending document, unless the user has `pendingMax` waiting already (then undefined). */
+export async function insertDocument(
+	db: Knex, d: { id: string; userId: string; kind: string; contentType: string; sizeBytes: number; sha256: string; requestedTier: number }, pendingMax: number,
+): Promise<DocumentRow | undefined> {
+	return queryOne<DocumentRow>(
+		db,
+		`INSERT INTO users.kyc_documents (id, user_id, kind, content_type, size_bytes, sha256, requested_tier)
+		 SELECT ?, ?, ?, ?, ?, ?, ? WHERE (SELECT count(*) FROM users.kyc_documents WHERE user_id = ? AND status = 'pending') < ? RETURNING *`,
+		[d.id, d.userId, d.kind, d.contentType, d.sizeBytes, d.sha256, d.requestedTier, d.userId, pendingMax],
+	);
+}
+
+export async function documentsOf(db: Knex, userId: string, max: number): Promise<DocumentRow[]> {
+	return queryRows<DocumentRow>(db, "SELECT * FROM users.kyc_documents WHERE user_id = ? ORDER BY created_at DESC LIMIT ?", [userId, max]);
+}
+
+export async function pendingDocuments(db: Knex, max: number): Promise<DocumentRow[]> {
+	return queryRows<DocumentRow>(db, "SELECT * FROM users.kyc_documents WHERE status = 'pending' ORDER BY created_at LIMIT ?", [max]);
+}
+
+export async function documentById(db: Knex, id: string): Promise<DocumentRow | undefined> {
+	return queryOne<DocumentRow>(db, "SELECT * FROM users.kyc_documents WHERE id = ?", [id]);
+}
+
+/** Records a decision on a pending document; undefined when it was decided meanwhile. */
+export async function decideDocument(db: Knex, id: string, status: "approved" | "rejected", staffId: string, note: string | null): Promise<DocumentRow | undefined> {
+	return queryOne<DocumentRow>(
+		db,
+		"UPDATE users.kyc_documents SET status = ?, decided_by = ?, decided_at = now(), note = ? WHERE id = ? AND status = 'pending' RETURNING *",
+		[status, staffId, note, id],
+	);
+}
+
 /** The user who has verified this address (at most one), if any. */
 export async function verifiedByEmail(db: Knex, email: string): Promise<{ user_id: string } | undefined> {
 	return queryOne<{ user_id: string }>(db, "SELECT user_id FROM users.profiles WHERE email = ? AND email_verified_at IS NOT NULL", [email]);

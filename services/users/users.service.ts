@@ -14,7 +14,11 @@ import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import * as P from "./params.ts";
 import * as store from "./store.ts";
 import { defineService } from "../../lib/service.ts";
-import { users, type Profile } from "../../contracts/users.ts";
+import { users, type DocumentView, type Profile } from "../../contracts/users.ts";
+import { createHash } from "node:crypto";
+import { uuidv7 } from "../../lib/ids.ts";
+import { directoryStore, type DocumentStore } from "../../lib/document-store.ts";
+import { decisionProblem, PENDING_DOCUMENTS_MAX, sniffDocumentType } from "./kyc.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { call } from "../../lib/contract.ts";
 import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
@@ -28,7 +32,21 @@ import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 export const RECIPIENT_MISSES_MAX = 20;
 export const RECIPIENT_MISS_WINDOW_MS = 3_600_000;
 
-type UsersThis = DbService & { counters: CounterStore };
+type UsersThis = DbService & { counters: CounterStore; documents: DocumentStore };
+
+/** Documents a list shows at most (newest first; the review queue oldest first). */
+const DOCUMENTS_LIST_MAX = 100;
+
+function documentView(d: store.DocumentRow): DocumentView {
+	return {
+		id: d.id, userId: d.user_id, kind: d.kind, contentType: d.content_type, sizeBytes: d.size_bytes, sha256: d.sha256, requestedTier: d.requested_tier,
+		status: d.status, decidedBy: d.decided_by, decidedAt: d.decided_at?.toISOString() ?? null, note: d.note, createdAt: d.created_at.toISOString(),
+	};
+}
+
+function documentNotFound(): never {
+	throw toClientError({ code: "DOCUMENT_NOT_FOUND", message: "document not found" });
+}
 
 function profileView(r: store.ProfileRow): Profile {
 	return {
@@ -135,6 +153,76 @@ export function usersService(config: Config): ServiceSchema {
 					return { erased: true as const };
 				},
 			},
+			/**
+			 * A KYC document (docs/identity.md): at most KYC_DOCUMENT_BYTES_MAX, a PDF, PNG or JPEG
+			 * by its content (whatever the client declares must match), stored by the document store
+			 * under a new id with its SHA-256; at most PENDING_DOCUMENTS_MAX waiting per user.
+			 */
+			"kyc.upload": {
+				params: users.kyc.upload.params,
+				async handler(this: UsersThis, ctx: Context<P.DocumentUploadParams>) {
+					const p = ctx.params;
+					const bytes = Buffer.from(p.content, "base64");
+					if (bytes.length > config.kyc.documentBytesMax) throw toClientError({ code: "DOCUMENT_TOO_LARGE", message: `a document may have ${config.kyc.documentBytesMax} bytes at most` });
+					if (sniffDocumentType(bytes) !== p.contentType) throw toClientError({ code: "UNSUPPORTED_DOCUMENT", message: "the content is not the PDF, PNG or JPEG it is declared as" });
+					const id = uuidv7();
+					await this.documents.put(id, bytes);
+					const row = await store.insertDocument(this.knex, {
+						id, userId: p.userId, kind: p.kind, contentType: p.contentType, sizeBytes: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex"), requestedTier: p.requestedTier,
+					}, PENDING_DOCUMENTS_MAX).catch(async (err: unknown) => {
+						await this.documents.delete(id);
+						throw err;
+					});
+					if (!row) {
+						await this.documents.delete(id);
+						throw toClientError({ code: "DOCUMENT_LIMIT_REACHED", message: `at most ${PENDING_DOCUMENTS_MAX} documents wait for review at once` });
+					}
+					return documentView(row);
+				},
+			},
+			"kyc.list": {
+				params: users.kyc.list.params,
+				async handler(this: UsersThis, ctx: Context<{ userId: string }>) {
+					return { items: (await store.documentsOf(this.knex, ctx.params.userId, DOCUMENTS_LIST_MAX)).map(documentView) };
+				},
+			},
+			"kyc.pending": {
+				params: users.kyc.pending.params,
+				async handler(this: UsersThis) {
+					return { items: (await store.pendingDocuments(this.knex, DOCUMENTS_LIST_MAX)).map(documentView) };
+				},
+			},
+			"kyc.content": {
+				params: users.kyc.content.params,
+				async handler(this: UsersThis, ctx: Context<{ id: string }>) {
+					const row = await store.documentById(this.knex, ctx.params.id);
+					if (!row) return documentNotFound();
+					const bytes = await this.documents.get(row.id);
+					if (!bytes) return documentNotFound();
+					// What is shown is what was uploaded: a changed file is an error, not a document.
+					if (createHash("sha256").update(bytes).digest("hex") !== row.sha256) throw new Error(`document ${row.id} does not match its SHA-256`);
+					return { ...documentView(row), content: bytes.toString("base64") };
+				},
+			},
+			"kyc.decide": {
+				params: users.kyc.decide.params,
+				async handler(this: UsersThis, ctx: Context<P.DocumentDecisionParams>) {
+					const p = ctx.params;
+					const row = await store.documentById(this.knex, p.id);
+					if (!row) return documentNotFound();
+					const problem = decisionProblem({ userId: row.user_id, status: row.status }, p.staffId ?? "");
+					if (problem) throw toClientError(problem);
+					const action = p.approve ? STAFF_ACTIONS.approveDocument : STAFF_ACTIONS.rejectDocument;
+					// In the audit log with who decided and why, before it is done (lib/staff-action.ts).
+					return staffAction(ctx, p, action, row.user_id, { documentId: row.id, requestedTier: row.requested_tier, sha256: row.sha256 }, async () => {
+						// The tier first (it needs a verified address): a refusal leaves the document pending.
+						if (p.approve) await call(ctx, users.setTier, { id: row.user_id, tier: row.requested_tier });
+						const decided = await store.decideDocument(this.knex, row.id, p.approve ? "approved" : "rejected", p.staffId ?? "00000000-0000-0000-0000-000000000000", p.note ?? null);
+						if (!decided) throw toClientError({ code: "ILLEGAL_TRANSITION", message: "the document was decided meanwhile" });
+						return documentView(decided);
+					});
+				},
+			},
 			/** Auth proved the address (a mailed code): the profile's address counts from now. */
 			markEmailVerified: {
 				params: users.markEmailVerified.params,
@@ -157,6 +245,7 @@ export function usersService(config: Config): ServiceSchema {
 		},
 		created(this: UsersThis) {
 			this.counters = createCounterStore(config.redisUrl, `${config.namespace}:users:`);
+			this.documents = directoryStore(config.kyc.storageDir);
 		},
 		async stopped(this: UsersThis) {
 			await this.counters.close();

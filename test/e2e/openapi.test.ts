@@ -14,6 +14,7 @@ import type { ServiceBroker } from "moleculer";
 import { startNode } from "../support/node.ts";
 import { gatewayPort } from "../support/http.ts";
 import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Params } from "../../services/api/v1.ts";
+import { KYC_UPLOAD_ALIASES } from "../../services/api/identity.ts";
 
 const REDOCLY = new URL("../../node_modules/@redocly/cli/bin/cli.js", import.meta.url).pathname;
 
@@ -80,7 +81,7 @@ describe("OpenAPI document", () => {
 
 	it("lists exactly the gateway's /api/v1 routes", () => {
 		const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map(m => `${m} ${path}`)).sort();
-		const served = [...routeKeys(PUBLIC_ALIASES, "/api/v1/auth"), ...routeKeys(PRIVATE_ALIASES, "/api/v1"), ...routeKeys({ [PROVIDER_CALLBACK_ROUTE]: "" }, "/api/v1/providers")].sort();
+		const served = [...routeKeys(PUBLIC_ALIASES, "/api/v1/auth"), ...routeKeys(KYC_UPLOAD_ALIASES, "/api/v1/kyc"), ...routeKeys(PRIVATE_ALIASES, "/api/v1"), ...routeKeys({ [PROVIDER_CALLBACK_ROUTE]: "" }, "/api/v1/providers")].sort();
 		assert.deepEqual(documented, served);
 	});
 
@@ -98,8 +99,9 @@ describe("OpenAPI document", () => {
 		const byRoute = new Map<string, string>([
 			...Object.entries(PUBLIC_ALIASES).map(([k, a]): [string, string] => [routeKeys({ [k]: "" }, "/api/v1/auth")[0] ?? "", a]),
 			...Object.entries(PRIVATE_ALIASES).map(([k, a]): [string, string] => [routeKeys({ [k]: "" }, "/api/v1")[0] ?? "", a]),
+			...Object.entries(KYC_UPLOAD_ALIASES).map(([k, a]): [string, string] => [routeKeys({ [k]: "" }, "/api/v1/kyc")[0] ?? "", a]),
 		]);
-		const privateRoutes = new Set(routeKeys(PRIVATE_ALIASES, "/api/v1"));
+		const privateRoutes = new Set([...routeKeys(PRIVATE_ALIASES, "/api/v1"), ...routeKeys(KYC_UPLOAD_ALIASES, "/api/v1/kyc")]);
 		for (const [path, ops] of Object.entries(doc.paths)) {
 			for (const [method, op] of Object.entries(ops)) {
 				const key = `${method} ${path}`;
