@@ -69,7 +69,7 @@ function replay(slot: Slot, stored: store.StoredKey | undefined): OpResult {
 async function loadState(trx: SqlRunner, ops: Op[], keys: string[], now: Date): Promise<{ state: BatchState; used: Map<string, store.StoredKey> }> {
 	const refs = referencedIds([ops]);
 	const holds = await store.lockHolds(trx, [...refs.holdIds]);
-	const { transfers, reversed, refunded } = await store.lockTransfers(trx, [...refs.transferIds]);
+	const { transfers, reversed, refunded, reviewPosts } = await store.lockTransfers(trx, [...refs.transferIds]);
 	for (const h of holds) refs.accountIds.add(h.fromAccountId).add(h.toAccountId);
 	for (const t of transfers) refs.accountIds.add(t.fromAccountId).add(t.toAccountId);
 	const locked = await store.lockForBatch(trx, [...refs.accountIds], [...refs.usageKeys], store.utcDay(now), keys, [...refs.ownerIds], [...refs.pairs]);
@@ -82,6 +82,7 @@ async function loadState(trx: SqlRunner, ops: Op[], keys: string[], now: Date): 
 		transfers: new Map(transfers.map(t => [t.id, t])),
 		reversed,
 		refunded,
+		reviewPosts,
 	};
 	return { state, used: locked.keys };
 }

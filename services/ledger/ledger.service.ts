@@ -363,9 +363,12 @@ export function ledgerService(config: Config): ServiceSchema {
 				async handler(this: LedgerThis, ctx: Context<P.RefundParams>) {
 					const p = ctx.params;
 					if ((p.ownerId == null) === (p.staffId == null)) throw toClientError({ code: "VALIDATION_ERROR", message: "a refund is made by the payee (ownerId) or by staff (staffId)" });
+					// A payment approved after review is known by its hold's id; its money moved by the hold's post.
+					const found = await store.getPayment(this.knex, p.paymentId, null);
+					const moved = found?.hold && found.transfer ? found.transfer.id : p.paymentId;
 					const run = async () => {
-						const [r] = await this.submit([{ type: "refund", key: p.idempotencyKey, paymentId: p.paymentId, amount: BigInt(p.amount), description: p.description ?? "", ownerId: p.ownerId ?? null }]);
-						return unwrap(r as OpResult) as RefundView;
+						const [r] = await this.submit([{ type: "refund", key: p.idempotencyKey, paymentId: moved, amount: BigInt(p.amount), description: p.description ?? "", ownerId: p.ownerId ?? null }]);
+						return { ...(unwrap(r as OpResult) as RefundView), paymentId: p.paymentId };
 					};
 					// A staff refund is recorded in the audit chain (who, why) before it runs.
 					return staffAction(ctx, p, STAFF_ACTIONS.refund, `payments/${p.paymentId}`, { amount: p.amount }, run);
@@ -377,7 +380,7 @@ export function ledgerService(config: Config): ServiceSchema {
 					const found = await store.getPayment(this.knex, ctx.params.paymentId, null);
 					const t = found?.transfer;
 					const notFound = () => toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
-					if (!found || !t || t.kind !== "payment") throw notFound();
+					if (!found || !t || (t.kind !== "payment" && found.hold?.kind !== "review")) throw notFound();
 					if (ctx.params.ownerId != null && found.ownerId !== ctx.params.ownerId) {
 						const payee = await store.getAccount(this.knex, t.toAccountId);
 						if (payee?.ownerId !== ctx.params.ownerId) throw notFound();
@@ -385,7 +388,7 @@ export function ledgerService(config: Config): ServiceSchema {
 					const items = await store.refundsOf(this.knex, t.id);
 					const refunded = items.reduce((sum, r) => sum + r.amount, 0n);
 					return {
-						paymentId: t.id, amount: toSafeNumber(t.amount), currency: t.currency, refundedAmount: toSafeNumber(refunded),
+						paymentId: ctx.params.paymentId, amount: toSafeNumber(t.amount), currency: t.currency, refundedAmount: toSafeNumber(refunded),
 						refundableAmount: toSafeNumber(t.amount - refunded), items: items.map(transferView),
 					};
 				},

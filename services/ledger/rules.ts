@@ -202,6 +202,8 @@ export interface BatchState {
 	reversed: Set<string>;
 	/** What has been refunded of each payment the batch's refunds and reversals name. */
 	refunded: Map<string, bigint>;
+	/** Transfers among them that posted a review hold: P2P payments approved after review. */
+	reviewPosts: Set<string>;
 	/** Today's limited spending per `owner|currency`, for ops that carry limits. */
 	usage: Map<string, bigint>;
 	/** The payment owners' state, by owner id. */
@@ -603,7 +605,7 @@ function applyReverse(s: Scratch, op: ReverseOp): OpResult {
 function applyRefund(s: Scratch, op: RefundOp): OpResult {
 	const payment = s.base.transfers.get(op.paymentId);
 	const notFound = refusal("PAYMENT_NOT_FOUND", "payment not found", { paymentId: op.paymentId });
-	if (!payment || payment.kind !== "payment") return fail(notFound);
+	if (!payment || (payment.kind !== "payment" && !(payment.kind === "hold_post" && s.base.reviewPosts.has(payment.id)))) return fail(notFound);
 	const payee = s.account(payment.toAccountId);
 	// Only the payee (or staff) sees the payment here: anyone else learns nothing of it.
 	if (!payee || (op.ownerId !== null && payee.ownerId !== op.ownerId)) return fail(notFound);

@@ -150,9 +150,14 @@ export async function lockHolds(trx: Db, ids: string[]): Promise<HoldState[]> {
  * the sum is read under this lock), and reports which already have a reversal and what has
  * been refunded of each.
  */
-export async function lockTransfers(trx: Db, ids: string[]): Promise<{ transfers: TransferRecord[]; reversed: Set<string>; refunded: Map<string, bigint> }> {
-	if (ids.length === 0) return { transfers: [], reversed: new Set(), refunded: new Map() };
-	const found = await rows<TransferRow>(trx, "SELECT * FROM ledger.transfers WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE", [ids]);
+export async function lockTransfers(trx: Db, ids: string[]): Promise<{ transfers: TransferRecord[]; reversed: Set<string>; refunded: Map<string, bigint>; reviewPosts: Set<string> }> {
+	if (ids.length === 0) return { transfers: [], reversed: new Set(), refunded: new Map(), reviewPosts: new Set() };
+	// A hold's post says whose hold it posted: a payment approved after review is refundable like one approved at once.
+	const found = await rows<TransferRow & { hold_kind: string | null }>(
+		trx,
+		"SELECT t.*, (SELECT h.kind FROM ledger.holds h WHERE h.id = t.hold_id) AS hold_kind FROM ledger.transfers t WHERE t.id = ANY(?::uuid[]) ORDER BY t.id FOR UPDATE",
+		[ids],
+	);
 	// One branch per partial index (transfers_reversal_once, transfers_refunds_idx): never a scan.
 	const linked = await rows<{ id: string; kind: string; amount: bigint }>(
 		trx,
@@ -164,6 +169,7 @@ export async function lockTransfers(trx: Db, ids: string[]): Promise<{ transfers
 	return {
 		transfers: found.map(toTransfer),
 		reversed: new Set(linked.filter(r => r.kind === "reversal").map(r => r.id)),
+		reviewPosts: new Set(found.filter(r => r.kind === "hold_post" && r.hold_kind === "review").map(r => r.id)),
 		refunded: new Map(linked.filter(r => r.kind === "refund").map(r => [r.id, BigInt(r.amount)])),
 	};
 }

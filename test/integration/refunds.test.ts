@@ -107,6 +107,26 @@ describe("refunds", () => {
 		await assertInvariants();
 	});
 
+	it("refunds a payment approved after review, known by its hold's id", async () => {
+		const payer = await customer();
+		const payee = await customer();
+		await pay(payer, payee, 1_000);
+		// 6,000.00 is large for the fraud rules: the payment is held for review, then support posts the hold.
+		const held: { id: string; status: string } = await a.call("ledger.payments.p2p", { idempotencyKey: `big-${uuidv7()}`, ownerId: payer.ownerId, fromAccountId: payer.accountId, toAccountId: payee.accountId, amount: 600_000, currency: "USD" });
+		assert.equal(held.status, "pending_review");
+		await a.call("ledger.holds.post", { idempotencyKey: `post-${held.id}`, holdId: held.id });
+		const r = await refund(a, held.id, 100_000, { ownerId: payee.ownerId });
+		assert.deepEqual([r.paymentId, r.refundedAmount, r.refundableAmount], [held.id, 100_000, 500_000]);
+		await refusedWith(refund(a, held.id, 500_001, { ownerId: payee.ownerId }), "REFUND_EXCEEDS_PAYMENT");
+		const listed: { paymentId: string; refundedAmount: number } = await a.call("ledger.payments.refunds", { paymentId: held.id, ownerId: payer.ownerId });
+		assert.deepEqual([listed.paymentId, listed.refundedAmount], [held.id, 100_000]);
+		// A payout's hold post is no payment: nothing to refund there.
+		const sysHold: { id: string } = await a.call("ledger.holds.create", { idempotencyKey: `payout-${uuidv7()}`, fromAccountId: payee.accountId, toAccountId: sysId, amount: 10, currency: "USD", timeoutMs: 60_000 });
+		const posted: { transfer: { id: string } } = await a.call("ledger.holds.post", { idempotencyKey: `payout-post-${sysHold.id}`, holdId: sysHold.id });
+		await refusedWith(refund(a, posted.transfer.id, 1, { staffId: uuidv7() }), "PAYMENT_NOT_FOUND");
+		await assertInvariants();
+	});
+
 	it("refuses a refund of a reversed payment, and a refund the payee cannot fund", async () => {
 		const payer = await customer();
 		const payee = await customer();

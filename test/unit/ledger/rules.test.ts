@@ -16,6 +16,7 @@ function state(accounts: AccountState[], holds: HoldState[] = [], transfers: Tra
 		transfers: new Map(transfers.map(t => [t.id, t])),
 		reversed: new Set(),
 		refunded: new Map(),
+		reviewPosts: new Set(),
 		usage: new Map(),
 		owners: new Map(),
 		known: new Set(),
