@@ -31,6 +31,11 @@ const MESSAGES = {
 	MFA_NOT_SET_UP: "Start the set-up first.",
 	SESSION_NOT_FOUND: "That session has ended already.",
 	MAIL_UNAVAILABLE: "No mail can be sent right now. Try again later.",
+	DOCUMENT_TOO_LARGE: "The file is too large (5 MB at most).",
+	UNSUPPORTED_DOCUMENT: "Only PDF, PNG or JPEG files, as they really are.",
+	DOCUMENT_LIMIT_REACHED: "Enough documents are waiting for review already.",
+	DOCUMENT_NOT_FOUND: "That document is not there any more.",
+	EMAIL_NOT_VERIFIED: "The user must verify their e-mail address first.",
 	ILLEGAL_TRANSITION: "That payment can no longer be changed.",
 	FORBIDDEN: "Your role does not allow this.",
 };
@@ -213,7 +218,7 @@ async function signedIn(session) {
 	$("#staff").hidden = !state.user.roles.some(r => r === "support" || r === "admin");
 	renderVerified();
 	connectSocket();
-	await Promise.all([loadAccounts(), loadPayments(), loadNotifications(), loadSessions()]);
+	await Promise.all([loadAccounts(), loadPayments(), loadNotifications(), loadSessions(), loadDocuments()]);
 	if (!$("#staff").hidden) await loadStaff();
 	document.dispatchEvent(new CustomEvent("paymesh:signed-in", { detail: { user: state.user, accounts: [...state.accounts.values()] } }));
 }
@@ -244,6 +249,8 @@ function signedOut(message) {
 	$("#mfa-setup").hidden = true;
 	$("#mfa-secret").textContent = "";
 	$("#sessions").replaceChildren();
+	$("#documents").replaceChildren();
+	$("#kyc-queue").replaceChildren();
 	setConn("offline");
 	if (message) say("login", message, false);
 }
@@ -363,6 +370,79 @@ async function resetPassword(e) {
 	if (r.status !== 200) return say("reset", messageFor(r.data), false);
 	f.reset();
 	say("reset", "Your new password is set, and every session was signed out. Log in with it.", true);
+}
+
+// ---- identity documents -----------------------------------------------------------------
+
+const DOCUMENT_TYPES = ["application/pdf", "image/png", "image/jpeg"];
+const DOCUMENT_BYTES_MAX = 5 * 1024 * 1024;
+const DOCUMENT_NAMES = { passport: "Passport", id_card: "Identity card", driving_licence: "Driving licence", proof_of_address: "Proof of address" };
+
+/** Base64 of a file's bytes, a slice at a time (no spread of megabytes into one call). */
+function base64Of(buffer) {
+	const bytes = new Uint8Array(buffer);
+	let text = "";
+	for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+	return btoa(text);
+}
+
+async function uploadDocument(e) {
+	e.preventDefault();
+	const f = e.target;
+	const file = f.file.files[0];
+	if (!file) return say("kyc", "Choose a file.", false);
+	if (!DOCUMENT_TYPES.includes(file.type)) return say("kyc", MESSAGES.UNSUPPORTED_DOCUMENT, false);
+	if (file.size > DOCUMENT_BYTES_MAX) return say("kyc", MESSAGES.DOCUMENT_TOO_LARGE, false);
+	const body = { kind: f.kind.value, requestedTier: Number(f.tier.value), contentType: file.type, content: base64Of(await file.arrayBuffer()) };
+	const r = await api("POST", "/kyc/documents", { body });
+	if (r.status !== 201) return say("kyc", messageFor(r.data), false);
+	f.reset();
+	say("kyc", "Uploaded: support will check it.", true);
+	await loadDocuments();
+}
+
+function documentItem(d, ...actions) {
+	return el("li", { dataset: { documentId: d.id } },
+		el("span", {}, `${DOCUMENT_NAMES[d.kind] ?? d.kind} for tier ${d.requestedTier} · ${new Date(d.createdAt).toLocaleDateString()}`),
+		el("span", { class: "status", dataset: { status: d.status } }, d.status), ...actions);
+}
+
+async function loadDocuments() {
+	const r = await api("GET", "/kyc/documents");
+	if (r.status === 200) $("#documents").replaceChildren(...r.data.items.map(d => documentItem(d)));
+}
+
+async function loadKycQueue() {
+	const r = await api("GET", "/admin/kyc/documents");
+	if (r.status !== 200) return;
+	$("#kyc-queue").replaceChildren(...r.data.items.map(d => documentItem(d,
+		el("button", { type: "button", class: "secondary", onclick: () => openDocument(d.id) }, "Open"),
+		el("button", { type: "button", onclick: () => decideDocument(d.id, "approve") }, "Approve"),
+		el("button", { type: "button", class: "secondary", onclick: () => decideDocument(d.id, "reject") }, "Reject"),
+	)));
+}
+
+/** Downloads a document for review (the server checks it against its SHA-256 first). */
+async function openDocument(id) {
+	if (!isUuid(id)) return;
+	const r = await api("GET", pathOf`/admin/kyc/documents/${id}/content`);
+	if (r.status !== 200) return toast(messageFor(r.data));
+	const bytes = Uint8Array.from(atob(r.data.content), c => c.charCodeAt(0));
+	const url = URL.createObjectURL(new Blob([bytes], { type: r.data.contentType }));
+	const a = el("a", { href: url, download: `document-${id}` });
+	document.body.append(a);
+	a.click();
+	a.remove();
+	setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+async function decideDocument(id, op) {
+	if (!isUuid(id)) return;
+	const r = await api("POST", pathOf`/admin/kyc/documents/${id}/${op}`);
+	// Four eyes: a 403 here is either the role or one's own document.
+	if (r.status === 403) toast("Nobody decides their own documents.");
+	else toast(r.status === 200 ? `Document ${op === "approve" ? "approved: the tier is raised" : "rejected"}.` : messageFor(r.data));
+	await loadKycQueue();
 }
 
 // ---- the live feed ----------------------------------------------------------------------
@@ -644,7 +724,7 @@ async function loadStaff() {
 	}
 	if (frozen.status === 200) $("#frozen").replaceChildren(...frozen.data.items.map(a => el("li", {}, el("code", {}, a.id), ` ${a.currency}`)));
 	if (daily.status === 200) renderChart(daily.data.items);
-	await loadBreaks();
+	await Promise.all([loadBreaks(), loadKycQueue()]);
 }
 
 /** Reconciliation breaks not resolved yet: open ones can be picked for a proposal, proposed ones approved (by someone else). */
@@ -743,6 +823,7 @@ function start() {
 	$("#mfa-form").addEventListener("submit", setUpMfa);
 	$("#mfa-verify-form").addEventListener("submit", confirmMfa);
 	$("#sessions-refresh").addEventListener("click", loadSessions);
+	$("#kyc-form").addEventListener("submit", uploadDocument);
 	// A reload keeps the session: the refresh token in sessionStorage gets a new access token.
 	if (state.refresh) {
 		void refreshTokens().then(async ok => {

@@ -4,7 +4,8 @@
  * authenticator and turns two-step sign-in on, logs in elsewhere with a code, signs that
  * other session out from the session list (that page is signed out), and resets the
  * password from the signed-out page with the mailed token (the first page is signed out
- * too) before logging in with it. No page error and no Content-Security-Policy violation.
+ * too) before logging in with it. Then an identity document is uploaded and a support user
+ * approves it from the review queue. No page error and no Content-Security-Policy violation.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -14,6 +15,9 @@ import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { gatewayPort } from "../support/http.ts";
 import { startMailbox, type Mailbox } from "../support/mailbox.ts";
 import { totpCodes } from "../support/totp.ts";
+import { client } from "../support/http.ts";
+import { grantRole, verifyEmail } from "../support/roles.ts";
+import { randomBytes } from "node:crypto";
 
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const SHOTS = new URL("../../test-artifacts/screenshots/", import.meta.url).pathname;
@@ -149,6 +153,49 @@ describe("dashboard: verification, password, two-step sign-in and sessions", () 
 		await a.waitForSelector("#signed-out:not([hidden])", { timeout: 15_000 });
 		await logIn(c, RESET, otp);
 		assert.equal(await c.isVisible("#verified-note"), true);
+		assert.deepEqual(problems, []);
+	});
+
+	it("uploads an identity document, and a support user approves it from the review queue", async () => {
+		const kim = await page();
+		await kim.fill("#register-form [name=name]", "Kim");
+		await kim.fill("#register-form [name=email]", "kim@example.com");
+		await kim.fill("#register-form [name=password]", PASSWORD);
+		await kim.click("#register-form button");
+		await kim.waitForSelector("#signed-in:not([hidden])");
+		// A text file is refused in the page; a PNG goes up and waits for review.
+		await kim.setInputFiles("#kyc-form [name=file]", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hello") });
+		await kim.click("#kyc-form button");
+		await message(kim, "kyc", /PDF, PNG or JPEG/);
+		const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), randomBytes(3_000)]);
+		await kim.selectOption("#kyc-form [name=kind]", "id_card");
+		await kim.setInputFiles("#kyc-form [name=file]", { name: "id.png", mimeType: "image/png", buffer: png });
+		await kim.click("#kyc-form button");
+		await message(kim, "kyc", /Uploaded/);
+		const item = await kim.waitForSelector('#documents li:has(.status[data-status="pending"])');
+		const id = (await item.getAttribute("data-document-id")) ?? "";
+		assert.match(await item.textContent() ?? "", /Identity card for tier 2/);
+		// The address verified (out of band here), so the tier can rise.
+		await verifyEmail({ databaseUrl: node.db.url }, "kim@example.com");
+
+		// A support user reviews it in the staff area.
+		assert.equal((await client(base)("POST", "/api/v1/auth/register", { body: { email: "sam-support@example.com", password: PASSWORD, name: "Sam" } })).status, 201);
+		await grantRole({ databaseUrl: node.db.url }, "sam-support@example.com", "support");
+		const sam = await page();
+		await sam.fill("#login-form [name=email]", "sam-support@example.com");
+		await sam.fill("#login-form [name=password]", PASSWORD);
+		await sam.click("#login-form button");
+		await sam.waitForSelector("#staff:not([hidden])");
+		await sam.waitForSelector(`#kyc-queue li[data-document-id="${id}"]`);
+		await sam.screenshot({ path: `${SHOTS}11-kyc-queue.png`, fullPage: true });
+		await sam.click(`#kyc-queue li[data-document-id="${id}"] button:has-text("Approve")`);
+		await sam.waitForSelector(`#kyc-queue li[data-document-id="${id}"]`, { state: "detached" });
+
+		// Kim sees it approved (after a reload, which keeps the session), and her tier is 2.
+		await kim.reload();
+		await kim.waitForSelector(`#documents li[data-document-id="${id}"] .status[data-status="approved"]`);
+		const tier = await node.sql.query<{ kyc_tier: number }>("SELECT kyc_tier FROM users.profiles WHERE email = 'kim@example.com'");
+		assert.equal(tier.rows[0]?.kyc_tier, 2);
 		assert.deepEqual(problems, []);
 	});
 });
