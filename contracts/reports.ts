@@ -6,6 +6,7 @@ import type { EntryView, MonthSummary } from "./ledger.ts";
 import { CURRENCY_CODES } from "../config/currencies.ts";
 import { CATEGORIES, DIRECTIONS, TRANSACTION_TYPES } from "../services/reports/transactions.ts";
 import type { MonthlyInsights } from "../services/reports/insights.ts";
+import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
 
 export const statementParams = paramsSchema({
 	$$strict: true,
@@ -94,5 +95,10 @@ export const reports = {
 	},
 	/** Spending by category and counterparty for a UTC month, against the months before, with the insights that follow. */
 	insights: action("reports.insights", monthlyInsightsParams, returns<MonthlyInsights>()),
+	/** The reports log: insight.created, read by notifications. */
+	events: {
+		read: action("reports.events.read", eventsReadParams, returns<Awaited<ReturnType<typeof readEvents>>>()),
+	},
+	outboxLag: action("reports.outboxLag", paramsSchema({ $$strict: true }), returns<Awaited<ReturnType<typeof outboxLag>>>()),
 	daily: action("reports.daily", dailyParams, returns<{ from: string; to: string; items: { day: string; currency: string; kind: string; count: number; volume: number }[] }>()),
 };

@@ -10,7 +10,7 @@ import { formatAmount, isCurrencyCode } from "../../lib/amount.ts";
 
 export interface Draft {
 	userId: string;
-	kind: "transfer.received" | "payment.completed" | "payment.failed" | "payment.review" | RequestKind | ScheduleKind | DisputeEvent;
+	kind: "transfer.received" | "payment.completed" | "payment.failed" | "payment.review" | "insight" | RequestKind | ScheduleKind | DisputeEvent;
 	title: string;
 	body: string;
 	data: Record<string, unknown>;
@@ -103,6 +103,9 @@ function refusalWords(code: unknown): string {
 /** The standing-order events notifications reads from the schedules log. */
 export const SCHEDULE_EVENTS = ["schedule.paid", "schedule.in_review", "schedule.retrying", "schedule.skipped"] as const;
 
+/** The insight events notifications reads from the reports log. */
+export const INSIGHT_EVENTS = ["insight.created"] as const;
+
 /** The request events notifications reads from the requests log. */
 export const REQUEST_EVENTS = ["request.created", "request.paid", "request.in_review", "request.declined", "request.cancelled", "request.expired"] as const;
 
@@ -133,6 +136,10 @@ export function draftsFor(event: string, p: Record<string, unknown>, names: Read
 	if ((DISPUTE_EVENTS as readonly string[]).includes(event)) return disputeDrafts(event as DisputeEvent, p);
 	if (event.startsWith("request.")) return requestDrafts(event, p);
 	if (event.startsWith("schedule.")) return scheduleDrafts(event, p);
+	if (event === "insight.created" && typeof p["ownerId"] === "string" && typeof p["why"] === "string") {
+		// The insight says why itself (services/reports/insights.ts).
+		return [{ userId: p["ownerId"], kind: "insight", title: "Unusual payment", body: p["why"], data: { insightId: p["id"], transactionId: p["transactionId"], amount: p["amount"], currency: p["currency"] } }];
+	}
 	if (event === "transfer.completed") {
 		const to = p["toOwnerId"];
 		const from = p["fromOwnerId"];

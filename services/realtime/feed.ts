@@ -4,7 +4,7 @@
  */
 export interface Push {
 	room: string;
-	message: "balance.updated" | "transaction.new" | "notification.new" | "payment.updated";
+	message: "balance.updated" | "transaction.new" | "notification.new" | "payment.updated" | "insight.new";
 	data: Record<string, unknown>;
 }
 
@@ -30,6 +30,9 @@ export function pushesFor(event: string, p: Record<string, unknown>): Push[] {
 	}
 	if (event === "notification.created" && typeof p["userId"] === "string") {
 		return [{ room: userRoom(p["userId"]), message: "notification.new", data: (p["notification"] ?? {}) as Record<string, unknown> }];
+	}
+	if (event === "insight.created" && typeof p["ownerId"] === "string") {
+		return [{ room: userRoom(p["ownerId"]), message: "insight.new", data: { id: p["id"], kind: p["kind"], transactionId: p["transactionId"], currency: p["currency"], amount: p["amount"], comparedWith: p["comparedWith"], why: p["why"] } }];
 	}
 	if (event === "payment.status_changed" && typeof p["userId"] === "string") {
 		return [{ room: userRoom(p["userId"]), message: "payment.updated", data: { paymentId: p["paymentId"], type: p["type"], status: p["to"], failureCode: p["failureCode"] ?? null } }];

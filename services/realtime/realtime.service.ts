@@ -34,7 +34,7 @@ interface RealtimeThis {
 /** Revoked sessions remembered at most (a flood of logouts cannot grow memory without bound; the oldest go first). */
 const REVOKED_MAX = 100_000;
 
-const FED = ["balance.updated", "transfer.completed", "notification.created", "payment.status_changed"];
+const FED = ["balance.updated", "transfer.completed", "notification.created", "payment.status_changed", "insight.created"];
 
 export function realtimeService(config: Config): ServiceSchema {
 	const events: EventSchemas<RealtimeThis> = {};

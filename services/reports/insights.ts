@@ -114,6 +114,22 @@ export interface InsightInput {
 	formatMinor(amountMinor: bigint, currency: string): string;
 }
 
+/**
+ * The unusual-payment rule for one payment out, against the customer's payments out in
+ * that currency over the HISTORY_MONTHS before its month (`history`): at least
+ * UNUSUAL_TIMES their average, with at least UNUSUAL_HISTORY_MIN of them to judge by.
+ */
+export function unusualPayment(p: LargePayment, history: { count: bigint; total: bigint }, formatMinor: (amountMinor: bigint, currency: string) => string): Insight | null {
+	if (history.count < UNUSUAL_HISTORY_MIN) return null;
+	// amount >= UNUSUAL_TIMES * (total / count), without dividing.
+	if (p.amountMinor * history.count < UNUSUAL_TIMES * history.total) return null;
+	const avg = divRound(history.total, history.count);
+	return {
+		kind: "unusual_payment", currency: p.currency, category: p.category, transactionId: p.id, amountMinor: n(p.amountMinor), comparedWithMinor: n(avg),
+		why: `${formatMinor(p.amountMinor, p.currency)} to ${p.counterpartyName} on ${p.createdAt.toISOString().slice(0, 10)} is at least ${UNUSUAL_TIMES} times your average payment of ${formatMinor(avg, p.currency)} over the ${HISTORY_MONTHS} months before (${history.count} payments).`,
+	};
+}
+
 export function monthlyInsights(input: InsightInput): MonthlyInsights {
 	const { month } = input;
 	const history = new Set(historyMonths(month));
@@ -170,14 +186,8 @@ export function monthlyInsights(input: InsightInput): MonthlyInsights {
 
 	for (const p of [...input.largest].sort((a, b) => (b.amountMinor > a.amountMinor ? 1 : b.amountMinor < a.amountMinor ? -1 : a.id < b.id ? -1 : 1))) {
 		const h = historyPayments.get(p.currency);
-		if (!h || h.count < UNUSUAL_HISTORY_MIN) continue;
-		// amount >= UNUSUAL_TIMES * (h.total / h.count), without dividing.
-		if (p.amountMinor * h.count < UNUSUAL_TIMES * h.total) continue;
-		const avg = divRound(h.total, h.count);
-		insights.push({
-			kind: "unusual_payment", currency: p.currency, category: p.category, transactionId: p.id, amountMinor: n(p.amountMinor), comparedWithMinor: n(avg),
-			why: `${input.formatMinor(p.amountMinor, p.currency)} to ${p.counterpartyName} on ${p.createdAt.toISOString().slice(0, 10)} is at least ${UNUSUAL_TIMES} times your average payment of ${input.formatMinor(avg, p.currency)} over the ${HISTORY_MONTHS} months before (${h.count} payments).`,
-		});
+		const insight = h ? unusualPayment(p, h, input.formatMinor) : null;
+		if (insight) insights.push(insight);
 	}
 
 	return {

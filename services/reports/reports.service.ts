@@ -26,7 +26,9 @@ import { CURRENCY_EXPONENTS } from "../../config/currencies.ts";
 import { TRANSACTIONS_PAGE_DEFAULT, type TransactionView } from "../../contracts/reports.ts";
 import { counterpartyKeyOf, EXPORT_HEADER, exportCells, rowsOf, transferEventOf, type TransactionFilter, type TransactionRow } from "./transactions.ts";
 import { TRANSACTIONS_EXPORT_MAX } from "../../contracts/reports.ts";
-import { monthRange, monthlyInsights } from "./insights.ts";
+import { HISTORY_MONTHS, monthRange, monthlyInsights, unusualPayment } from "./insights.ts";
+import { EVENTS_READ_MAX, livePublisher, outboxLag, readEvents, Relay } from "../../mixins/event-log.ts";
+import { uuidv7 } from "../../lib/ids.ts";
 import * as store from "./store.ts";
 
 /** The ledger's page size limit. */
@@ -60,6 +62,7 @@ function exponentOf(currency: string): number {
 
 type Page = ResultOf<typeof ledger.accounts.statement>;
 type ReportsThis = DbService & ConsumerService & {
+	relay: Relay;
 	range(from?: Date | null, to?: Date | null): { from: Date; to: Date };
 	tally(events: ConsumedEvent[]): Promise<void>;
 	transactionRows(events: ConsumedEvent[]): Promise<TransactionRow[] | null>;
@@ -185,6 +188,19 @@ export function reportsService(config: Config): ServiceSchema {
 					return monthlyInsights({ month, categoryMonths, directions, counterparties, largest, formatMinor: (v, c) => formatMinor(v, c, exponentOf(c)) });
 				},
 			},
+			/** The reports log (live insights), for consumers that pull. */
+			"events.read": {
+				params: reports.events.read.params,
+				async handler(this: ReportsThis, ctx: Context<{ afterSeq: number; eventsMax?: number }>) {
+					return readEvents(this.knex, "reports", ctx.params.afterSeq, ctx.params.eventsMax ?? EVENTS_READ_MAX);
+				},
+			},
+			outboxLag: {
+				params: reports.outboxLag.params,
+				async handler(this: ReportsThis) {
+					return outboxLag(this.knex, "reports");
+				},
+			},
 			/** Admin figures: per day and currency, transfer count and volume, by kind. */
 			daily: {
 				params: reports.daily.params,
@@ -264,6 +280,7 @@ export function reportsService(config: Config): ServiceSchema {
 			/** Transfers into the day's figures and the transactions read model, each event once (the markers commit with both). */
 			async tally(this: ReportsThis, events: ConsumedEvent[]) {
 				const rows = await this.transactionRows(events);
+				let newInsights = 0;
 				await this.knex.transaction(async trx => {
 					const fresh = new Set((await queryRows<{ event_id: string }>(
 						trx, "INSERT INTO reports.processed_events (event_id) SELECT unnest(?::text[]) ON CONFLICT DO NOTHING RETURNING event_id", [events.map(e => e.eventId)],
@@ -281,7 +298,23 @@ export function reportsService(config: Config): ServiceSchema {
 						sums.set(k, s);
 					}
 					// Rows of events seen before are skipped by their unique (transfer, account) as well.
-					if (rows) await store.insertTransactions(trx, rows);
+					if (rows) {
+						const ids = new Map((await store.insertTransactions(trx, rows)).map(r => [`${r.transfer_id}|${r.account_id}`, r.id]));
+						const out = rows.filter(r => r.direction === "out" && ids.has(`${r.transferId}|${r.accountId}`));
+						// A payment far above the customer's own history is told at once (the monthly sums of the months before), each once.
+						const history = await store.spendBefore(trx, out.map(r => ({ ownerId: r.ownerId, currency: r.currency, at: r.createdAt })), HISTORY_MONTHS);
+						const found = out.flatMap((r, i) => {
+							const h = history[i];
+							const id = ids.get(`${r.transferId}|${r.accountId}`) ?? "";
+							const insight = h ? unusualPayment({ id, currency: r.currency, amountMinor: r.amountMinor, counterpartyName: r.counterpartyName, description: r.description, category: r.category, createdAt: r.createdAt }, h, (v, c) => formatMinor(v, c, exponentOf(c))) : null;
+							return insight ? [{ id: uuidv7(r.createdAt.getTime()), ownerId: r.ownerId, transactionId: id, currency: r.currency, amountMinor: r.amountMinor, comparedMinor: BigInt(insight.comparedWithMinor), why: insight.why }] : [];
+						});
+						await store.addSpend(trx, out);
+						newInsights += (await store.insertInsights(trx, found, i => ({
+							event: "insight.created", partitionKey: i.ownerId,
+							payload: { id: i.id, ownerId: i.ownerId, kind: "unusual_payment", transactionId: i.transactionId, currency: i.currency, amount: Number(i.amountMinor), comparedWith: Number(i.comparedMinor), why: i.why },
+						}))).length;
+					}
 					for (const s of sums.values()) {
 						await trx.raw(
 							`INSERT INTO reports.daily_volume (day, currency, kind, count, volume) VALUES (?::date, ?, ?, ?, ?)
@@ -290,13 +323,24 @@ export function reportsService(config: Config): ServiceSchema {
 						);
 					}
 				});
+				// After the commit: the relay positions the insights for notifications.
+				if (newInsights > 0) this.relay.kick();
 			},
 		},
+		created(this: ReportsThis) {
+			this.relay = new Relay({
+				knex: () => this.knex, schema: "reports", publish: livePublisher(this.broker), batchSizeMax: config.outbox.batchSizeMax, gapMs: config.outbox.relayGapMs,
+				peers: () => this.broker.registry.getActionEndpoints(reports.events.read.name)?.count() ?? 1,
+				retention: { days: config.outbox.retentionDays, intervalMs: config.outbox.pruneIntervalMs }, warn: (m, o) => this.logger.warn(m, o),
+			});
+		},
 		async started(this: ReportsThis) {
+			this.relay.start(config.outbox.pollIntervalMs);
 			this.startConsumer();
 		},
 		async stopped(this: ReportsThis) {
 			await this.stopConsumer();
+			await this.relay.stop();
 		},
 	});
 	return schema;

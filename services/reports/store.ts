@@ -8,6 +8,7 @@ import type { Knex } from "knex";
 import { queryOne, queryRows } from "../../mixins/db.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, type TimeCursor } from "../../lib/cursor.ts";
 import { uuidv7 } from "../../lib/ids.ts";
+import { insertOutbox } from "../../mixins/event-log.ts";
 import type { Category, Direction, TransactionFilter, TransactionRow, TransactionType } from "./transactions.ts";
 import { searchQueryOf } from "./transactions.ts";
 import type { CategoryMonthSum, CounterpartySum, DirectionSum, LargePayment } from "./insights.ts";
@@ -52,24 +53,90 @@ export async function ownerRules(db: Db, ownerIds: readonly string[]): Promise<M
 	return out;
 }
 
-/** Writes the rows in one statement; a side already written (a replayed event) is left as it is. */
-export async function insertTransactions(db: Db, rows: readonly TransactionRow[]): Promise<number> {
-	if (rows.length === 0) return 0;
+/** Writes the rows in one statement; a side already written (a replayed event) is left as it is. The rows written, with their ids. */
+export async function insertTransactions(db: Db, rows: readonly TransactionRow[]): Promise<{ id: string; transfer_id: string; account_id: string }[]> {
+	if (rows.length === 0) return [];
 	const col = <T>(f: (r: TransactionRow) => T) => rows.map(f);
-	const inserted = await queryRows<{ id: string }>(
+	const inserted = await queryRows<{ id: string; transfer_id: string; account_id: string }>(
 		db,
 		`INSERT INTO reports.transactions (id, owner_id, account_id, transfer_id, currency, direction, amount_minor, type, category, category_reason,
 			counterparty_account_id, counterparty_owner_id, counterparty_name, description, created_at)
 		 SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::int8[], ?::text[], ?::text[], ?::text[],
 			?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::timestamptz[])
-		 ON CONFLICT (transfer_id, account_id) DO NOTHING RETURNING id`,
+		 ON CONFLICT (transfer_id, account_id) DO NOTHING RETURNING id, transfer_id, account_id`,
 		[
 			col(r => uuidv7(r.createdAt.getTime())), col(r => r.ownerId), col(r => r.accountId), col(r => r.transferId), col(r => r.currency),
 			col(r => r.direction), col(r => r.amountMinor.toString()), col(r => r.type), col(r => r.category), col(r => r.categoryReason),
 			col(r => r.counterpartyAccountId), col(r => r.counterpartyOwnerId), col(r => r.counterpartyName), col(r => r.description), col(r => r.createdAt.toISOString()),
 		],
 	);
-	return inserted.length;
+	return inserted;
+}
+
+const monthOf = (d: Date): string => `${d.toISOString().slice(0, 7)}-01`;
+
+/**
+ * Each (owner, currency, month)'s payments out in the HISTORY_MONTHS months before that
+ * month, from the monthly sums: one statement for a page of payments.
+ */
+export async function spendBefore(db: Db, keys: readonly { ownerId: string; currency: string; at: Date }[], months: number): Promise<{ count: bigint; total: bigint }[]> {
+	if (keys.length === 0) return [];
+	const rows = await queryRows<{ i: string; count: string; total: string }>(
+		db,
+		`SELECT k.i::text AS i, coalesce(sum(m.out_count), 0)::text AS count, coalesce(sum(m.out_minor), 0)::text AS total
+		 FROM unnest(?::uuid[], ?::text[], ?::date[]) WITH ORDINALITY AS k(owner_id, currency, month, i)
+		 LEFT JOIN reports.monthly_spend m ON m.owner_id = k.owner_id AND m.currency = k.currency AND m.month >= (k.month - (? * interval '1 month'))::date AND m.month < k.month
+		 GROUP BY k.i ORDER BY k.i`,
+		[keys.map(k => k.ownerId), keys.map(k => k.currency), keys.map(k => monthOf(k.at)), months],
+	);
+	return rows.map(r => ({ count: BigInt(r.count), total: BigInt(r.total) }));
+}
+
+/** Adds payments out to their month's sums. */
+export async function addSpend(db: Db, rows: readonly Pick<TransactionRow, "ownerId" | "currency" | "createdAt" | "amountMinor">[]): Promise<void> {
+	const sums = new Map<string, { ownerId: string; currency: string; month: string; count: number; total: bigint }>();
+	for (const r of rows) {
+		const month = monthOf(r.createdAt);
+		const k = `${r.ownerId}|${r.currency}|${month}`;
+		const s = sums.get(k) ?? { ownerId: r.ownerId, currency: r.currency, month, count: 0, total: 0n };
+		s.count += 1;
+		s.total += r.amountMinor;
+		sums.set(k, s);
+	}
+	if (sums.size === 0) return;
+	const list = [...sums.values()];
+	await db.raw(
+		`INSERT INTO reports.monthly_spend (owner_id, currency, month, out_count, out_minor)
+		 SELECT * FROM unnest(?::uuid[], ?::text[], ?::date[], ?::int8[], ?::int8[])
+		 ON CONFLICT (owner_id, currency, month) DO UPDATE SET out_count = reports.monthly_spend.out_count + EXCLUDED.out_count, out_minor = reports.monthly_spend.out_minor + EXCLUDED.out_minor`,
+		[list.map(s => s.ownerId), list.map(s => s.currency), list.map(s => s.month), list.map(s => s.count), list.map(s => s.total.toString())],
+	);
+}
+
+export interface NewInsight {
+	id: string;
+	ownerId: string;
+	transactionId: string;
+	currency: string;
+	amountMinor: bigint;
+	comparedMinor: bigint;
+	why: string;
+}
+
+/** Writes insights once per transaction, with an insight.created event each in the reports outbox; the ones written. */
+export async function insertInsights(db: Db, items: readonly NewInsight[], event: (i: NewInsight) => { event: string; partitionKey: string; payload: Record<string, unknown> }): Promise<NewInsight[]> {
+	if (items.length === 0) return [];
+	const written = new Set((await queryRows<{ id: string }>(
+		db,
+		`INSERT INTO reports.insights (id, owner_id, kind, transaction_id, currency, amount_minor, compared_minor, why)
+		 SELECT k.id, k.owner_id, 'unusual_payment', k.transaction_id, k.currency, k.amount_minor, k.compared_minor, k.why
+		 FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::text[], ?::int8[], ?::int8[], ?::text[]) AS k(id, owner_id, transaction_id, currency, amount_minor, compared_minor, why)
+		 ON CONFLICT (transaction_id) DO NOTHING RETURNING id`,
+		[items.map(i => i.id), items.map(i => i.ownerId), items.map(i => i.transactionId), items.map(i => i.currency), items.map(i => i.amountMinor.toString()), items.map(i => i.comparedMinor.toString()), items.map(i => i.why)],
+	)).map(r => r.id));
+	const fresh = items.filter(i => written.has(i.id));
+	if (fresh.length > 0) await insertOutbox(db, "reports", fresh.map(event));
+	return fresh;
 }
 
 /** The filter as SQL conditions and their bindings (the owner first, so every plan starts from an owner index). */

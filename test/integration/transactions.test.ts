@@ -88,6 +88,35 @@ describe("transactions across accounts", () => {
 	});
 });
 
+describe("live insights", () => {
+	it("tells of a payment far above the customer's own history as it arrives, once, saying why", async () => {
+		// Alice paid 10 times 10.00 USD in each of the 3 months before this one.
+		const now = new Date();
+		for (let back = 1; back <= 3; back++) {
+			const month = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - back, 1)).toISOString().slice(0, 10);
+			await sql.query("INSERT INTO reports.monthly_spend (owner_id, currency, month, out_count, out_minor) VALUES ($1, 'USD', $2, 10, 10000) ON CONFLICT (owner_id, currency, month) DO UPDATE SET out_count = 10, out_minor = 10000", [ALICE, month]);
+		}
+		await call(broker, ledger.transfers.create, { idempotencyKey: "laptop", fromAccountId: aliceUsd, toAccountId: brunoUsd, amount: 5_000, currency: "USD", description: "new laptop" });
+		await until("the insight", async () => (await sql.query("SELECT 1 FROM reports.insights WHERE owner_id = $1", [ALICE])).rowCount === 1);
+		const [insight] = (await sql.query<{ why: string; amount_minor: string; compared_minor: string }>("SELECT why, amount_minor::text, compared_minor::text FROM reports.insights WHERE owner_id = $1", [ALICE])).rows;
+		assert.deepEqual([insight?.amount_minor, insight?.compared_minor], ["5000", "1000"]);
+		assert.match(insight?.why ?? "", /^50\.00 USD to Bruno Diaz on \d{4}-\d\d-\d\d is at least 3 times your average payment of 10\.00 USD over the 3 months before \(30 payments\)\.$/);
+		// A small payment is not unusual; Bruno, who received, hears nothing.
+		await call(broker, ledger.transfers.create, { idempotencyKey: "snack", fromAccountId: aliceUsd, toAccountId: brunoUsd, amount: 500, currency: "USD", description: "snack" });
+		await until("the snack in the read model", async () => (await list(ALICE, { q: "snack" })).items.length === 1);
+		assert.equal((await sql.query("SELECT 1 FROM reports.insights")).rowCount, 1);
+		// The event for notifications and the live feed is in the reports log, once, also when the page is delivered again.
+		await until("the insight positioned in the log", async () => (await call(broker, reports.events.read, { afterSeq: 0 })).events.length === 1);
+		const page = await call(broker, ledger.events.read, { afterSeq: 0 });
+		await sql.query("DELETE FROM reports.processed_events");
+		const svc = broker.getLocalService("reports") as unknown as { tally(events: ConsumedEvent[]): Promise<void> };
+		await svc.tally(page.events.filter(e => e.event === "transfer.completed").map(e => ({ ...e, source: "ledger" as const })));
+		assert.equal((await sql.query("SELECT 1 FROM reports.insights")).rowCount, 1);
+		const events = (await call(broker, reports.events.read, { afterSeq: 0 })).events;
+		assert.deepEqual(events.map(e => [e.event, e.payload["ownerId"], e.payload["amount"]]), [["insight.created", ALICE, 5_000]]);
+	});
+});
+
 describe("filters against brute force (seed 18)", () => {
 	const OWNER = "018f0000-0000-7000-8000-0000000018c1";
 	const rnd = seededRandom(Number(process.env["TRANSACTIONS_SEED"] ?? 18));
@@ -114,7 +143,7 @@ describe("filters against brute force (seed 18)", () => {
 			});
 		}
 		const knex = (broker.getLocalService("reports") as unknown as { knex: Knex }).knex;
-		assert.equal(await insertTransactions(knex, generated), 600);
+		assert.equal((await insertTransactions(knex, generated)).length, 600);
 		const ids = new Map((await sql.query<{ id: string; transfer_id: string }>("SELECT id, transfer_id FROM reports.transactions WHERE owner_id = $1", [OWNER])).rows.map(r => [r.transfer_id, r.id]));
 		for (const g of generated) rows.push({ ...g, id: ids.get(g.transferId) as string });
 	});

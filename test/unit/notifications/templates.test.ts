@@ -27,6 +27,12 @@ describe("notification templates", () => {
 		}
 	});
 
+	it("tells an insight to its owner in its own words", () => {
+		const d = draftsFor("insight.created", { id: "i", ownerId: A, kind: "unusual_payment", transactionId: "t", amount: 5_000, currency: "USD", why: "50.00 USD to Bruno is at least 3 times your average payment." });
+		assert.deepEqual(d.map(x => [x.userId, x.kind, x.title, x.body]), [[A, "insight", "Unusual payment", "50.00 USD to Bruno is at least 3 times your average payment."]]);
+		assert.deepEqual(draftsFor("insight.created", { id: "i", why: "no owner" }), []);
+	});
+
 	it("tells the payer of a refund that it is one, with the payment it refunds", () => {
 		const d = draftsFor("transfer.completed", { id: "r1", kind: "refund", paymentId: "p1", amount: 250, currency: "USD", fromOwnerId: B, toOwnerId: A, toAccountId: "acc" });
 		assert.deepEqual(d.map(x => [x.userId, x.title, x.body, x.data["paymentId"]]), [[A, "Refund received", "You received a refund of 2.50 USD.", "p1"]]);
