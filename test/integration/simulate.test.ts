@@ -2,7 +2,7 @@
  * The deterministic simulator (sim/, docs/simulator.md): a seed replays exactly, and a
  * batch of seeds under faults finds no broken checker in the real ledger.
  */
-import { after, before, it } from "node:test";
+import { after, before, it, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { closeSimTemplate, openSimDatabase, type SimDatabase } from "../../sim/database.ts";
 import { runSeed } from "../../sim/run.ts";
@@ -28,4 +28,26 @@ it("replays a seed exactly: the same seed twice gives the same trace and hash, a
 	assert.deepEqual(a.trace, b.trace);
 	assert.notEqual(a.traceHash, other.traceHash);
 	assert.deepEqual(a.violations, [], a.violations.map(v => v.detail).join("\n"));
+});
+
+/** Short runs so that 200 seeds fit in CI; `npm run simulate -- --seeds N` runs the full length. */
+const CI_SEEDS = 200;
+const CI_TICKS = 8;
+
+it(`${CI_SEEDS} seeds under faults break no checker in the real ledger (${CI_TICKS} ticks of faults each)`, async (t: TestContext) => {
+	const faults: Record<string, number> = {};
+	const failed: string[] = [];
+	let ops = 0;
+	for (let seed = 1; seed <= CI_SEEDS; seed++) {
+		const r = await runSeed({ seed, db, ticks: CI_TICKS });
+		ops += r.ops;
+		for (const [k, v] of Object.entries(r.faults)) faults[k] = (faults[k] ?? 0) + v;
+		if (!r.ok) failed.push(`seed ${seed}: ${r.violations.map(v => `${v.checker}: ${v.detail}`).join("; ")}`);
+	}
+	t.diagnostic(`${ops} operations; faults injected: ${JSON.stringify(faults)}`);
+	assert.deepEqual(failed, []);
+	// The runs did meet trouble of every kind.
+	for (const kind of ["statement", "commitLost", "dropped", "crash", "restart", "partition", "netDropped", "netDuplicated", "netDelayed"]) {
+		assert.ok((faults[kind] ?? 0) > 0, `no ${kind} fault in ${CI_SEEDS} seeds`);
+	}
 });
