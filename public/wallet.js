@@ -1,5 +1,6 @@
 // The dashboard's everyday wallet (issue 18): find transactions across accounts (with an
-// export), and payment requests (ask, accept, decline, cancel), live through the
+// export), payment requests (ask, accept, decline, cancel) and standing orders (create,
+// pause, resume, cancel), live through the
 // notifications the server pushes. Amounts are read and written by the server's own
 // rules (lib/amount.ts). Everything shown is set with textContent.
 import { accessToken, accounts, api, el, formatMinor, readAmount, say } from "/app.js";
@@ -175,6 +176,87 @@ async function loadRequests() {
 	if (outgoing.status === 200) $("#requests-out").replaceChildren(...outgoing.data.items.map(r => requestItem(r, false)));
 }
 
+// ---- standing orders --------------------------------------------------------------
+
+const FREQUENCY_WORDS = { once: "once", daily: "every day", weekly: "every week", monthly: "every month" };
+const ORDER_STATUS_WORDS = { active: "active", paused: "paused", cancelled: "cancelled", finished: "finished" };
+let orderKey = null;
+
+function fillOrderAccounts() {
+	const s = $("#order-form").account;
+	const chosen = s.value;
+	s.replaceChildren(...accounts().filter(a => a.status === "active").map(a => el("option", { value: a.id }, `${a.label || a.currency} · ${formatMinor(a.balance.available, a.currency)}`)));
+	if (chosen) s.value = chosen;
+}
+
+function orderItem(o) {
+	const day = o.frequency === "monthly" ? ` on day ${o.dayOfMonth}` : "";
+	const li = el("li", { dataset: { orderId: o.id, status: o.status } },
+		el("span", {}, `${formatMinor(o.amount, o.currency)} to ${o.payeeName}, ${FREQUENCY_WORDS[o.frequency] ?? o.frequency}${day}${o.description ? ` — “${o.description}”` : ""}; `),
+		el("span", {}, o.nextDue ? `next ${o.nextDue}` : "no more payments"),
+		el("strong", { class: "status" }, ORDER_STATUS_WORDS[o.status] ?? o.status));
+	const act = (op, label) => el("button", { type: "button", class: `secondary ${op}`, onclick: e => changeOrder(o, op, e.target) }, label);
+	if (o.status === "active") li.append(act("pause", "Pause"), act("cancel", "Cancel"));
+	if (o.status === "paused") li.append(act("resume", "Resume"), act("cancel", "Cancel"));
+	return li;
+}
+
+async function loadOrders() {
+	const r = await api("GET", "/schedules?limit=20");
+	if (r.status === 200) $("#orders-list").replaceChildren(...r.data.items.map(orderItem));
+}
+
+async function changeOrder(o, op, button) {
+	button.disabled = true;
+	const r = await api("POST", `/schedules/${encodeURIComponent(o.id)}/${op}`, { body: {} });
+	if (r.status !== 200) say("order", r.data?.error?.message ?? "That did not work.", false);
+	await loadOrders();
+	const item = $(`[data-order-id="${CSS.escape(o.id)}"]`);
+	if (item) {
+		item.setAttribute("tabindex", "-1");
+		item.focus();
+	}
+}
+
+async function createOrder(e) {
+	e.preventDefault();
+	const f = e.target;
+	const button = f.querySelector("button");
+	if (!accounts().some(a => a.id === f.account.value)) fillOrderAccounts();
+	const account = accounts().find(a => a.id === f.account.value);
+	if (!account) return say("order", "Open an account first.", false);
+	const read = readAmount(f.amount.value, account.currency);
+	if (!("minor" in read)) {
+		f.amount.setAttribute("aria-invalid", "true");
+		f.amount.focus();
+		return say("order", read.message, false);
+	}
+	f.amount.removeAttribute("aria-invalid");
+	const to = f.to.value.trim();
+	if (!f.start.value) return say("order", "Choose the date of the first payment.", false);
+	const frequency = f.frequency.value;
+	const body = {
+		fromAccountId: account.id, amount: read.minor, currency: account.currency, frequency, startDate: f.start.value,
+		...(to.includes("@") ? { toEmail: to } : { toAccountId: to }),
+		...(frequency === "monthly" ? { dayOfMonth: Number(f.day.value) || 1 } : {}),
+		...(f.end.value ? { endDate: f.end.value } : {}),
+		...(f.description.value.trim() ? { description: f.description.value.trim() } : {}),
+	};
+	orderKey ??= crypto.randomUUID();
+	button.disabled = true;
+	const r = await api("POST", "/schedules", { key: orderKey, body });
+	button.disabled = false;
+	button.focus();
+	orderKey = null;
+	if (r.status === 201) {
+		say("order", `Standing order to ${r.data.payeeName} created; first payment ${r.data.nextDue ?? "none"}.`, true);
+		f.amount.value = "";
+		await loadOrders();
+	} else {
+		say("order", r.data?.error?.code === "RECIPIENT_NOT_FOUND" ? "Nobody with a verified address and an account in this currency has that e-mail, or there is no such account." : r.data?.error?.message ?? "The standing order was not created.", false);
+	}
+}
+
 function start() {
 	const cat = $("#find-form").category;
 	cat.append(...Object.entries(CATEGORY_WORDS).map(([v, w]) => el("option", { value: v }, w)));
@@ -186,15 +268,21 @@ function start() {
 	$("#find-export").addEventListener("click", exportCsv);
 	$("#request-form").addEventListener("submit", ask);
 	$("#request-form").account.addEventListener("focus", fillAccounts);
+	$("#order-form").addEventListener("submit", createOrder);
+	$("#order-form").account.addEventListener("focus", fillOrderAccounts);
 	document.addEventListener("paymesh:signed-in", () => {
 		fillAccounts();
+		fillOrderAccounts();
+		void loadOrders();
 		void loadRequests();
 		void search(true);
 	});
 	// Live: a request made, paid, declined, cancelled or expired reaches both people as a notification.
 	document.addEventListener("paymesh:notification", e => {
 		fillAccounts();
+		fillOrderAccounts();
 		if (String(e.detail?.kind ?? "").startsWith("request.")) void loadRequests();
+		if (String(e.detail?.kind ?? "").startsWith("schedule.")) void loadOrders();
 	});
 }
 

@@ -126,10 +126,30 @@ describe("the wallet in the dashboard", () => {
 		assert.match(row, /-12\.50 USD/);
 		await ben.screenshot({ path: `${SHOTS}wallet-find-phone.png`, fullPage: true });
 
+		// A standing order for rent from the phone: monthly on the 1st, paused, then cancelled; focus stays on the order.
+		const start = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 10);
+		await ben.fill("#order-form [name=to]", "ann-wallet@example.com");
+		await ben.fill("#order-form [name=amount]", "12.345");
+		await ben.fill("#order-form [name=start]", start);
+		await verifyEmail({ databaseUrl: db.url }, "ann-wallet@example.com");
+		await ben.click("#order-form button");
+		await ben.waitForFunction(() => document.querySelector('.msg[data-for="order"]')?.textContent === "USD amounts have at most 2 decimals.");
+		await ben.fill("#order-form [name=amount]", "1,200");
+		await ben.fill("#order-form [name=description]", "Rent");
+		await ben.click("#order-form button");
+		await ben.waitForSelector('#orders-list li[data-status="active"]');
+		assert.match((await ben.textContent("#orders-list li")) ?? "", /1,200\.00 USD to Ann, every month on day 1 — “Rent”; next \d{4}-\d\d-01/);
+		await ben.click("#orders-list li button.pause");
+		await ben.waitForSelector('#orders-list li[data-status="paused"]');
+		assert.notEqual(await ben.evaluate(() => document.activeElement?.tagName), "BODY");
+		await ben.click("#orders-list li button.cancel");
+		await ben.waitForSelector('#orders-list li[data-status="cancelled"]');
+		await ben.screenshot({ path: `${SHOTS}wallet-orders-phone.png`, fullPage: true });
+
 		// A 320 px screen: the page does not scroll sideways because of the wallet's cards.
 		await ben.setViewportSize({ width: 320, height: 800 });
 		const widths = await ben.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
-		const cards = await ben.$$eval("#find, #requests", els => els.map(e => (e as unknown as { getBoundingClientRect(): { right: number } }).getBoundingClientRect().right));
+		const cards = await ben.$$eval("#find, #requests, #orders", els => els.map(e => (e as unknown as { getBoundingClientRect(): { right: number } }).getBoundingClientRect().right));
 		for (const right of cards) assert.ok(right <= 320, `a wallet card ends at ${right} px`);
 		await ben.screenshot({ path: `${SHOTS}wallet-320.png`, fullPage: true });
 		assert.deepEqual(errors, [], `no page errors (page width ${widths.join("/")})`);
