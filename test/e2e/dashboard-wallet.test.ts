@@ -68,7 +68,7 @@ async function registerIn(p: Page, name: string, email: string): Promise<string>
 	return (await row.getAttribute("data-account-id")) ?? "";
 }
 
-type Doc = { querySelector(sel: string): { textContent: string | null } | null; activeElement: { tagName: string } | null; documentElement: { scrollWidth: number; clientWidth: number } };
+type Doc = { querySelector(sel: string): { textContent: string | null; getBoundingClientRect(): { right: number } } | null; activeElement: { tagName: string } | null; documentElement: { scrollWidth: number; clientWidth: number } };
 declare const document: Doc;
 
 describe("the wallet in the dashboard", () => {
@@ -149,7 +149,7 @@ describe("the wallet in the dashboard", () => {
 		// A 320 px screen: the page does not scroll sideways because of the wallet's cards.
 		await ben.setViewportSize({ width: 320, height: 800 });
 		const widths = await ben.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
-		const cards = await ben.$$eval("#find, #requests, #orders", els => els.map(e => (e as unknown as { getBoundingClientRect(): { right: number } }).getBoundingClientRect().right));
+		const cards = await ben.evaluate(() => ["#find", "#requests", "#orders"].map(sel => document.querySelector(sel)?.getBoundingClientRect().right ?? Infinity));
 		for (const right of cards) assert.ok(right <= 320, `a wallet card ends at ${right} px`);
 		await ben.screenshot({ path: `${SHOTS}wallet-320.png`, fullPage: true });
 		assert.deepEqual(errors, [], `no page errors (page width ${widths.join("/")})`);

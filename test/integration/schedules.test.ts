@@ -85,7 +85,7 @@ describe("standing orders", () => {
 			...(orders[0]?.dayOfMonth ? { dayOfMonth: orders[0].dayOfMonth } : {}), description: "order 0",
 		})).id, orders[0]?.id);
 
-		const knex = (core.getLocalService("schedules") as unknown as { knex: Knex }).knex;
+		const knex = Reflect.get(core.getLocalService("schedules"), "knex") as Knex;
 		const start = Date.UTC(2030, 0, 1);
 		for (let step = 0; step <= 31 * 4; step++) {
 			const now = new Date(start + step * 6 * 3_600_000);

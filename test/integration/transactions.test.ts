@@ -44,6 +44,14 @@ before(async () => {
 
 after(() => node?.stop());
 
+/** Hands events to the reports service's handler as its consumer would (a page delivered again). */
+async function tally(events: ConsumedEvent[]): Promise<void> {
+	const svc = broker.getLocalService("reports");
+	const handler: unknown = Reflect.get(svc, "tally");
+	assert.equal(typeof handler, "function");
+	await (handler as (e: ConsumedEvent[]) => Promise<void>).call(svc, events);
+}
+
 const list = (ownerId: string, f: Record<string, unknown> = {}) => broker.call<{ items: TransactionView[]; nextCursor: string | null }, Record<string, unknown>>("reports.transactions.list", { ownerId, ...f });
 
 describe("transactions across accounts", () => {
@@ -67,8 +75,7 @@ describe("transactions across accounts", () => {
 		assert.ok(events.length >= 2);
 		// Without the processed-event markers too: the unique (transfer, account) alone keeps each side once.
 		await sql.query("DELETE FROM reports.processed_events");
-		const svc = broker.getLocalService("reports") as unknown as { tally(events: ConsumedEvent[]): Promise<void> };
-		await svc.tally(events);
+		await tally(events);
 		assert.equal((await sql.query("SELECT count(*)::int AS n FROM reports.transactions")).rows[0].n, before);
 	});
 
@@ -109,8 +116,7 @@ describe("live insights", () => {
 		await until("the insight positioned in the log", async () => (await call(broker, reports.events.read, { afterSeq: 0 })).events.length === 1);
 		const page = await call(broker, ledger.events.read, { afterSeq: 0 });
 		await sql.query("DELETE FROM reports.processed_events");
-		const svc = broker.getLocalService("reports") as unknown as { tally(events: ConsumedEvent[]): Promise<void> };
-		await svc.tally(page.events.filter(e => e.event === "transfer.completed").map(e => ({ ...e, source: "ledger" as const })));
+		await tally(page.events.filter(e => e.event === "transfer.completed").map(e => ({ ...e, source: "ledger" as const })));
 		assert.equal((await sql.query("SELECT 1 FROM reports.insights")).rowCount, 1);
 		const events = (await call(broker, reports.events.read, { afterSeq: 0 })).events;
 		assert.deepEqual(events.map(e => [e.event, e.payload["ownerId"], e.payload["amount"]]), [["insight.created", ALICE, 5_000]]);
@@ -142,8 +148,9 @@ describe("filters against brute force (seed 18)", () => {
 				description: Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => pick(WORDS)).join(" "), createdAt: at,
 			});
 		}
-		const knex = (broker.getLocalService("reports") as unknown as { knex: Knex }).knex;
-		assert.equal((await insertTransactions(knex, generated)).length, 600);
+		const knex: unknown = Reflect.get(broker.getLocalService("reports"), "knex");
+		assert.ok(knex);
+		assert.equal((await insertTransactions(knex as Knex, generated)).length, 600);
 		const ids = new Map((await sql.query<{ id: string; transfer_id: string }>("SELECT id, transfer_id FROM reports.transactions WHERE owner_id = $1", [OWNER])).rows.map(r => [r.transfer_id, r.id]));
 		for (const g of generated) rows.push({ ...g, id: ids.get(g.transferId) as string });
 	});
