@@ -17,6 +17,7 @@ import { SimTransporter, type SimNetwork } from "./network.ts";
 import type { SimDatabase } from "./database.ts";
 import { plantInLedger, type PlantedBug } from "./planted.ts";
 import { consumerService } from "./consumer.ts";
+import { Periodic } from "../lib/periodic.ts";
 
 /** Not a secret: the simulator signs nothing that leaves the process. */
 const SIM_JWT_SECRET = "paymesh-simulator-not-a-secret-0123456789abcdef";
@@ -121,6 +122,27 @@ export function expireRequests(broker: ServiceBroker, beforeMs: number | null): 
 	return n;
 }
 
+/**
+ * The Periodic timers (lib/periodic.ts) a service keeps in its runtime state, one or two
+ * levels down (the ledger's hold sweeper and price-list refresher, and any added later).
+ */
+function periodicsOf(svc: unknown): Periodic[] {
+	const out: Periodic[] = [];
+	const rt = (svc as { rt?: unknown } | null)?.rt;
+	if (typeof rt !== "object" || rt === null) return out;
+	for (const v of Object.values(rt)) {
+		if (v instanceof Periodic) out.push(v);
+		else if (typeof v === "object" && v !== null) for (const w of Object.values(v)) if (w instanceof Periodic) out.push(w);
+	}
+	return out;
+}
+
+/** A Periodic's task, to fire it from the simulator (the field is private to the class). */
+function taskOf(p: Periodic): (() => Promise<unknown>) | null {
+	const task: unknown = Reflect.get(p, "task");
+	return typeof task === "function" ? () => Promise.resolve(Reflect.apply(task, undefined, [])) : null;
+}
+
 function hasRelay(svc: unknown): svc is { rt: { relay: { kick(): void } } } {
 	const rt = (svc as { rt?: { relay?: { kick?: unknown } } } | null)?.rt;
 	return typeof rt?.relay?.kick === "function";
@@ -211,6 +233,8 @@ export class SimCluster {
 			n.up = false;
 			return (err as Error).message.slice(0, 80);
 		}
+		// Its wall-clock timers stop; the simulator fires their work (poll) on its own schedule.
+		for (const p of periodicsOf(broker.getLocalService("ledger"))) await p.stop();
 		// No heartbeats: the node announces its services at once, and the others theirs to it
 		// (what the heartbeats' sequence numbers would lead to).
 		n.transporter = transporter;
@@ -247,8 +271,9 @@ export class SimCluster {
 	}
 
 	/**
-	 * Fires a node's poll timers, as their real timers would (they are set far beyond a run):
-	 * a ledger node's outbox relay, a worker's consumer.
+	 * Fires a node's poll timers, as their real timers would (they are set far beyond a run or
+	 * stopped at start): a ledger node's outbox relay and Periodic tasks (hold sweep, price
+	 * lists), a worker's consumer.
 	 */
 	poll(id: string): void {
 		const n = this.node(id);
@@ -257,6 +282,7 @@ export class SimCluster {
 		if (n.kind === "ledger") {
 			const svc: unknown = b.getLocalService("ledger");
 			if (hasRelay(svc)) svc.rt.relay.kick();
+			for (const p of periodicsOf(svc)) void taskOf(p)?.().catch(() => undefined);
 		} else if (n.kind === "worker") {
 			void b.broadcastLocal("eventlog.appended", { source: "ledger", seq: 0 });
 		}
