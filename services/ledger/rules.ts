@@ -487,7 +487,9 @@ function applyPayment(s: Scratch, op: PaymentOp): OpResult {
 	if (fee === 0n || !revenue || !op.pricing) return { ok: true, value: view };
 	// The fee, in the same commit, linked to its payment.
 	const f = newTransfer(s, {
-		idempotencyKey: `${op.key}#fee`, kind: "fee", fromAccountId: from.id, toAccountId: revenue.id, amount: fee, currency: op.currency,
+		// The fee's key is the payment's with a space and "fee": no request's key has a space
+		// (params.ts keyRule), so none can collide with it.
+		idempotencyKey: `${op.key} fee`, kind: "fee", fromAccountId: from.id, toAccountId: revenue.id, amount: fee, currency: op.currency,
 		description: `fee for ${t.id} (price list ${op.pricing.version})`, holdId: null, reversesTransferId: t.id,
 	});
 	move(s, f, from, revenue, { paymentId: t.id, userId: op.ownerId, priceVersion: op.pricing.version });

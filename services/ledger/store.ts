@@ -401,7 +401,7 @@ interface Check {
  * idempotency key new. A key another transaction committed after this batch read the
  * keys raises 40001: the batch rolls back, runs again and replays it.
  */
-function writeChecks(changes: BatchChanges, accounts: AccountState[], keys: StoredResult[]): Check[] {
+function writeChecks(changes: BatchChanges, accounts: AccountState[], keys: StoredResult[], paymentKeys: string[]): Check[] {
 	const counted = (name: string, n: number, what: string): Check =>
 		({ sql: `(SELECT count(*) FROM ${name}) = ?::int`, params: [n], code: "P0001", message: `ledger invariant: the batch wrote a different number of ${what}` });
 	const checks: Check[] = [];
@@ -416,6 +416,22 @@ function writeChecks(changes: BatchChanges, accounts: AccountState[], keys: Stor
 	if (changes.usage.size > 0) checks.push(counted("u", changes.usage.size, "spending rows"));
 	if (changes.owners.size > 0) checks.push(counted("ow", changes.owners.size, "owner rows"));
 	if (keys.length > 0) checks.push({ ...counted("k", keys.length, "idempotency keys"), code: "40001", message: "ledger batch: an idempotency key was committed concurrently" });
+	// Keys live in two places (an approved payment's on its transfer row, every other answer in
+	// ledger.idempotency), and the batch's read of them used the snapshot from before it waited
+	// on its locks: a key another batch committed meanwhile in the other place would not
+	// conflict on insert. This statement's snapshot is newer than those locks, so it sees it.
+	if (keys.length > 0) {
+		checks.push({
+			sql: "NOT EXISTS (SELECT 1 FROM ledger.transfers WHERE idempotency_key = ANY(?::text[]) AND request_hash IS NOT NULL)", params: [keys.map(k => k.key)],
+			code: "40001", message: "ledger batch: an idempotency key was committed concurrently (as an approved payment)",
+		});
+	}
+	if (paymentKeys.length > 0) {
+		checks.push({
+			sql: "NOT EXISTS (SELECT 1 FROM ledger.idempotency WHERE key = ANY(?::text[]))", params: [paymentKeys],
+			code: "40001", message: "ledger batch: an idempotency key was committed concurrently (with another answer)",
+		});
+	}
 	return checks;
 }
 
@@ -447,7 +463,7 @@ export async function writeBatch(
 	const accountsJson = accounts.length > 0
 		? "(SELECT json_agg(json_build_object('id', id, 'posted', posted::text, 'pending_debits', pending_debits::text, 'pending_credits', pending_credits::text, 'version', version::text)) FROM a)"
 		: "NULL";
-	const checks = writeChecks(changes, accounts, keys);
+	const checks = writeChecks(changes, accounts, keys, changes.transfers.filter(t => paymentHashes.has(t.id)).map(t => t.idempotencyKey));
 	const checked = checks.map(c => `ledger.batch_check(${c.sql}, ?, ?)`).join(" AND ");
 	const sql = `WITH ${parts.map(p => `${p.name} AS (${p.sql})`).join(",\n")}
 		SELECT json_build_object(${counts.join(", ")}) AS counts, ${accountsJson} AS accounts, ${checked || "true"} AS checked`;
@@ -683,21 +699,19 @@ export async function addPriceList(db: Db, rules: readonly FeeRule[], createdBy:
 }
 
 /**
- * Revenue by UTC day, currency and type in [from, to): P2P fees (fee transfers,
- * transfers_fees_idx) and the FX spread (credits of the revenue:fx:<currency> accounts,
- * read through their entries).
+ * Revenue by UTC day, currency and type in [from, to): what the revenue accounts took, net
+ * (a reversed fee or spread counts against its day): P2P fees on revenue:fees_<n>:<currency>,
+ * the FX spread on revenue:fx:<currency>, read through their entries. `count` is the credits.
  */
 export async function revenue(db: Db, from: Date, to: Date): Promise<{ day: string; currency: string; type: string; count: number; amount: bigint }[]> {
 	const found = await rows<{ day: string; currency: string; type: string; count: string; amount: string }>(
 		db,
-		`SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, currency, 'p2p' AS type, count(*)::text AS count, sum(amount)::text AS amount
-		 FROM ledger.transfers WHERE kind = 'fee' AND created_at >= ? AND created_at < ? GROUP BY 1, 2
-		 UNION ALL
-		 SELECT to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), a.currency, 'fx', count(*)::text, sum(e.amount)::text
+		`SELECT to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, a.currency, CASE WHEN a.code LIKE 'revenue:fx:%' THEN 'fx' ELSE 'p2p' END AS type,
+			count(*) FILTER (WHERE e.amount > 0)::text AS count, sum(e.amount)::text AS amount
 		 FROM ledger.accounts a JOIN ledger.entries e ON e.account_id = a.id
-		 WHERE a.kind = 'system' AND a.code LIKE 'revenue:fx:%' AND e.amount > 0 AND e.created_at >= ? AND e.created_at < ? GROUP BY 1, 2
-		 ORDER BY 1, 2, 3`,
-		[from, to, from, to],
+		 WHERE a.kind = 'system' AND (a.code LIKE 'revenue:fees\\_%' OR a.code LIKE 'revenue:fx:%') AND e.created_at >= ? AND e.created_at < ?
+		 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+		[from, to],
 	);
 	return found.map(r => ({ day: r.day, currency: r.currency, type: r.type, count: Number(r.count), amount: BigInt(r.amount) }));
 }

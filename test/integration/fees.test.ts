@@ -100,6 +100,9 @@ describe("fees", () => {
 		const { rows: [fee] } = await sql.query("SELECT t.kind, t.amount::int AS amount, t.reverses_transfer_id, a.code FROM ledger.transfers t JOIN ledger.accounts a ON a.id = t.to_account_id WHERE t.id = $1", [p.fee?.transferId]);
 		assert.deepEqual([fee.kind, fee.amount, fee.reverses_transfer_id], ["fee", 110, p.id]);
 		assert.match(fee.code, /^revenue:fees_[0-7]:USD$/);
+		// The fee's own key cannot be named by a request, and a key that looks like it is just a key.
+		await refusedWith(pay(a, b, 100, {}, `${key} fee`), "VALIDATION_ERROR");
+		assert.equal((await pay(a, b, 100, {}, `${key}#fee`)).status, "completed");
 		// Tier 3's own rule.
 		const g = await pay(gold, b, 10_000);
 		assert.equal(g.fee?.amount, 50);
@@ -115,13 +118,17 @@ describe("fees", () => {
 		// A refund gives back the payment, not its fee.
 		const r: { refundableAmount: number } = await broker.call("ledger.payments.refund", { idempotencyKey: `ref-${p.id}`, paymentId: p.id, amount: 10_000, ownerId: b.ownerId });
 		assert.equal(r.refundableAmount, 0);
-		assert.equal(await posted(a.accountId), 20_000 - 10_110 + 10_000 - 25 - 1_000 - 100 - 1_000 - 100 - 1_000);
+		assert.equal(await posted(a.accountId), 20_000 - 10_110 - 100 - 25 + 10_000 - 25 - 1_000 - 100 - 1_000 - 100 - 1_000);
 		const report: InvariantReport = await broker.call("ledger.checkInvariants", {});
 		assert.deepEqual(report.violations, []);
-		// Revenue by day: 110 + 50 + 25 + 100 + 100.
+		// Revenue by day: 110 + 25 + 50 + 25 + 100 + 100.
 		const day = new Date().toISOString().slice(0, 10);
 		const rev: { items: { day: string; currency: string; count: number; amount: number }[] } = await broker.call("ledger.revenue", { from: `${day}T00:00:00Z`, to: new Date(Date.now() + 86_400_000).toISOString() });
-		assert.deepEqual(rev.items.map(i => [i.day, i.currency, i.count, i.amount]), [[day, "USD", 5, 385]]);
+		assert.deepEqual(rev.items.map(i => [i.day, i.currency, i.count, i.amount]), [[day, "USD", 6, 410]]);
+		// A fee given back (its transfer reversed) comes off the day's revenue.
+		await broker.call("ledger.transfers.reverse", { idempotencyKey: `fee-back-${p.id}`, transferId: p.fee?.transferId });
+		const net: { items: { amount: number; count: number }[] } = await broker.call("ledger.revenue", { from: `${day}T00:00:00Z`, to: new Date(Date.now() + 86_400_000).toISOString() });
+		assert.deepEqual(net.items.map(i => [i.count, i.amount]), [[6, 300]]);
 		// Both changes are in the audit chain under the staff member's id.
 		const page = await callDetached(broker, audit.list, { limit: 500 });
 		const changes = page.items.filter(i => i.event === "admin.prices.set").map(i => i.payload as { actor: string; reason: string; details: { outcome: string } });

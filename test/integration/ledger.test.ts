@@ -9,6 +9,7 @@ import pg from "pg";
 import type { ServiceBroker, Context } from "moleculer";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
+import { until } from "../support/wait.ts";
 import { LIVE_BATCH_EVENT, type LiveBatch } from "../../mixins/event-log.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
 
@@ -220,6 +221,43 @@ describe("idempotency", () => {
 		assert.equal(new Set(answers.map(r => String(r["id"]))).size, 1);
 		for (const r of answers) assert.deepEqual(r, answers[0]);
 		assert.equal((await get(b.id)).balance.posted, 257);
+		await assertInvariants();
+	});
+
+	it("replays a payment key a concurrent batch committed while this one waited for its locks, whatever it would decide now", async () => {
+		// Two batches with one key, the second waiting on the payer's row while the first pays:
+		// the second must replay the payment, not refuse it (the money is gone) under the same key.
+		const ownerId = `racer-${process.pid}-${++keySeq}`;
+		await broker.call("ledger.owners.setTier", { ownerId, tier: 3 });
+		const a = await open("USD", ownerId);
+		const b = await open("USD", "payee-2");
+		await fund(a, 1_000);
+		const req = { idempotencyKey: key("race"), ownerId, fromAccountId: a.id, toAccountId: b.id, amount: 999, currency: "USD" };
+		const sql = new pg.Client({ connectionString: db.url });
+		const watch = new pg.Client({ connectionString: db.url });
+		await sql.connect();
+		await watch.connect();
+		const waiting = async () => Number((await watch.query<{ n: string }>("SELECT count(DISTINCT l.pid) AS n FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid WHERE NOT l.granted AND s.datname = current_database()")).rows[0]?.n);
+		try {
+			await sql.query("BEGIN");
+			await sql.query("SELECT 1 FROM ledger.accounts WHERE id = $1 FOR UPDATE", [a.id]);
+			const first = broker.call<Record<string, unknown>, object>("ledger.payments.p2p", req);
+			await until("the first batch to wait for the payer's row", async () => (await waiting()) >= 1);
+			const second = broker.call<Record<string, unknown>, object>("ledger.payments.p2p", req);
+			await until("both batches to wait for it", async () => (await waiting()) >= 2);
+			await sql.query("COMMIT");
+			const answers = await Promise.all([first, second]);
+			assert.equal(answers[0]?.["status"], "completed");
+			assert.deepEqual(answers[1], answers[0]);
+			const { rows } = await sql.query<{ transfers: number; keys: number }>(
+				"SELECT (SELECT count(*) FROM ledger.transfers WHERE idempotency_key = $1)::int AS transfers, (SELECT count(*) FROM ledger.idempotency WHERE key = $1)::int AS keys", [req.idempotencyKey],
+			);
+			assert.deepEqual(rows[0], { transfers: 1, keys: 0 });
+		} finally {
+			await sql.end();
+			await watch.end();
+		}
+		assert.equal((await get(b.id)).balance.posted, 999);
 		await assertInvariants();
 	});
 
