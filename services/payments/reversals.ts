@@ -17,7 +17,7 @@ import type { Infer } from "../../lib/schema.ts";
 import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import type { reversalParams } from "../../contracts/payments.ts";
-import { decideReversalRequest, insertReversalRequest, openReversalRequests, reversalRequestById, type ReversalRequestRow } from "./store.ts";
+import { decideReversalRequest, insertReversalRequest, openReversalRequests, releaseReversalClaim, reversalRequestById, type ReversalRequestRow } from "./store.ts";
 
 /** Why a staff member may not act on a transfer or a request, or null. */
 export type ReversalProblem = "PARTY" | "SELF_APPROVAL" | "DECIDED" | "NOT_REVERSIBLE";
@@ -29,9 +29,12 @@ export function proposalProblem(staffId: string, parties: readonly (string | nul
 	return null;
 }
 
-/** Deciding: the request is still open, the decider is not a party, and an approver is not the proposer. */
+/**
+ * Deciding: the request is still open (a claimed approval, 'approving', can only be finished
+ * by approving it), the decider is not a party, and an approver is not the proposer.
+ */
 export function decisionProblem(req: Pick<ReversalRequestRow, "status" | "proposed_by">, staffId: string, parties: readonly (string | null)[], decision: "approve" | "reject"): ReversalProblem | null {
-	if (req.status !== "proposed") return "DECIDED";
+	if (req.status !== "proposed" && !(decision === "approve" && req.status === "approving")) return "DECIDED";
 	if (parties.includes(staffId)) return "PARTY";
 	if (decision === "approve" && req.proposed_by === staffId) return "SELF_APPROVAL";
 	return null;
@@ -94,18 +97,30 @@ export async function decideReversal(host: ReversalHost, ctx: Context<Infer<type
 	if (problem) throw refused(problem, { id });
 	const action = decision === "approve" ? STAFF_ACTIONS.approveReversal : STAFF_ACTIONS.rejectReversal;
 	return staffAction(ctx, { staffId, reason: note }, action, `transfers/${req.transfer_id}`, { requestId: id, proposedBy: req.proposed_by, proposalReason: req.reason }, async () => {
-		let reversalTransferId: string | null = null;
-		if (decision === "approve") {
-			// Keyed by the request: an approval retried after a crash replays the same reversal.
-			const reversal = await call(ctx, ledger.transfers.reverse, { idempotencyKey: `reversal-request:${id}`, transferId: req.transfer_id, description: `reversal: ${req.reason}`.slice(0, 500) });
-			reversalTransferId = reversal.id;
+		const decidedMeanwhile = () => toClientError({ code: "ILLEGAL_TRANSITION", message: "the reversal request was decided meanwhile", details: { id } });
+		if (decision === "reject") {
+			const rejected = await decideReversalRequest(host.knex, { id, from: ["proposed"], status: "rejected", decidedBy: staffId, note, reversalTransferId: null });
+			if (!rejected) throw decidedMeanwhile();
+			host.logger.info("reversal rejected", { requestId: id, transferId: req.transfer_id, staffId });
+			return reversalView(rejected);
 		}
-		const decided = await decideReversalRequest(host.knex, { id, status: decision === "approve" ? "approved" : "rejected", decidedBy: staffId, note, reversalTransferId });
-		// Decided meanwhile by someone else: show it as it is (the ledger's key kept the money moving once).
-		const row = decided ?? (await reversalRequestById(host.knex, id));
-		if (!row) throw toClientError({ code: "REVERSAL_REQUEST_NOT_FOUND", message: "reversal request not found", details: { id } });
-		host.logger.info(`reversal ${row.status}`, { requestId: id, transferId: req.transfer_id, staffId });
-		return reversalView(row);
+		// Claimed before any money moves: a rejection racing this approval now finds it taken.
+		const claimed = await decideReversalRequest(host.knex, { id, from: ["proposed", "approving"], status: "approving", decidedBy: staffId, note, reversalTransferId: null });
+		if (!claimed) throw decidedMeanwhile();
+		// Keyed by the request: an approval finished after a crash replays the same reversal.
+		let reversal: { id: string };
+		try {
+			reversal = await call(ctx, ledger.transfers.reverse, { idempotencyKey: `reversal-request:${id}`, transferId: req.transfer_id, description: `reversal: ${req.reason}`.slice(0, 500) });
+		} catch (err) {
+			// Refused by the ledger (already reversed or refunded, no funds): open again, to reject.
+			// Anything else (the ledger unreachable) leaves the claim for the next approval to finish.
+			if (err instanceof Errors.MoleculerClientError) await releaseReversalClaim(host.knex, id);
+			throw err;
+		}
+		const approved = (await decideReversalRequest(host.knex, { id, from: ["approving"], status: "approved", decidedBy: staffId, note, reversalTransferId: reversal.id })) ?? (await reversalRequestById(host.knex, id));
+		if (!approved) throw toClientError({ code: "REVERSAL_REQUEST_NOT_FOUND", message: "reversal request not found", details: { id } });
+		host.logger.info("reversal approved", { requestId: id, transferId: req.transfer_id, staffId });
+		return reversalView(approved);
 	});
 }
 

@@ -272,7 +272,7 @@ export interface ReversalRequestRow {
 	id: string;
 	transfer_id: string;
 	reason: string;
-	status: "proposed" | "approved" | "rejected";
+	status: "proposed" | "approving" | "approved" | "rejected";
 	proposed_by: string;
 	proposed_at: Date;
 	decided_by: string | null;
@@ -288,7 +288,7 @@ export async function insertReversalRequest(knex: Knex, r: { id: string; transfe
 	const row = await queryOne<ReversalRequestRow>(
 		knex,
 		`INSERT INTO payments.reversal_requests (id, transfer_id, reason, proposed_by) VALUES (?, ?, ?, ?)
-		 ON CONFLICT (transfer_id) WHERE status = 'proposed' DO NOTHING RETURNING ${REVERSAL_COLUMNS}`,
+		 ON CONFLICT (transfer_id) WHERE status IN ('proposed', 'approving') DO NOTHING RETURNING ${REVERSAL_COLUMNS}`,
 		[r.id, r.transferId, r.reason, r.proposedBy],
 	);
 	return row ?? null;
@@ -299,16 +299,21 @@ export function reversalRequestById(knex: Knex, id: string): Promise<ReversalReq
 }
 
 export function openReversalRequests(knex: Knex, limit: number): Promise<ReversalRequestRow[]> {
-	return queryRows<ReversalRequestRow>(knex, `SELECT ${REVERSAL_COLUMNS} FROM payments.reversal_requests WHERE status = 'proposed' ORDER BY proposed_at, id LIMIT ?`, [limit]);
+	return queryRows<ReversalRequestRow>(knex, `SELECT ${REVERSAL_COLUMNS} FROM payments.reversal_requests WHERE status IN ('proposed', 'approving') ORDER BY proposed_at, id LIMIT ?`, [limit]);
 }
 
-/** Decides a request still open; null when it was decided meanwhile. */
-export async function decideReversalRequest(knex: Knex, d: { id: string; status: "approved" | "rejected"; decidedBy: string; note: string | null; reversalTransferId: string | null }): Promise<ReversalRequestRow | null> {
+/**
+ * Moves a request on from one of `from`: to 'approving' (an approval's claim, before the
+ * ledger moves money), 'approved' (after it) or 'rejected'; null when it had moved meanwhile.
+ */
+export async function decideReversalRequest(
+	knex: Knex, d: { id: string; from: ReversalRequestRow["status"][]; status: "approving" | "approved" | "rejected"; decidedBy: string; note: string | null; reversalTransferId: string | null },
+): Promise<ReversalRequestRow | null> {
 	const row = await queryOne<ReversalRequestRow>(
 		knex,
 		`UPDATE payments.reversal_requests SET status = ?, decided_by = ?, decided_at = now(), decision_note = ?, reversal_transfer_id = ?
-		 WHERE id = ? AND status = 'proposed' RETURNING ${REVERSAL_COLUMNS}`,
-		[d.status, d.decidedBy, d.note, d.reversalTransferId, d.id],
+		 WHERE id = ? AND status = ANY(?::text[]) RETURNING ${REVERSAL_COLUMNS}`,
+		[d.status, d.decidedBy, d.note, d.reversalTransferId, d.id, d.from],
 	);
 	return row ?? null;
 }
@@ -403,4 +408,9 @@ export function disputeEvidence(knex: Knex, disputeId: string): Promise<{ id: st
 		"SELECT id, added_by, note, file_name, content_type, sha256, coalesce(octet_length(content), 0) AS bytes, created_at FROM payments.dispute_evidence WHERE dispute_id = ? ORDER BY created_at, id",
 		[disputeId],
 	);
+}
+
+/** An approval's claim given back when the ledger refused the reversal: the request is open again (to reject, say). */
+export async function releaseReversalClaim(knex: Knex, id: string): Promise<void> {
+	await runStatement(knex, "UPDATE payments.reversal_requests SET status = 'proposed', decided_by = NULL, decided_at = NULL, decision_note = NULL WHERE id = ? AND status = 'approving'", [id]);
 }

@@ -182,6 +182,21 @@ describe("staff reversal with four eyes", () => {
 		const r2 = await http<Reversal>("POST", `/api/v1/admin/transfers/${paymentId}/reversal`, { token: support.accessToken, body: { reason: "customer asks for all of it" } });
 		assert.equal(r2.status, 201);
 		expectError(await http("POST", `/api/v1/admin/reversals/${r2.body.id}/approve`, { token: admin.accessToken, body: {} }), 409, "ALREADY_REFUNDED");
+		// Refused by the ledger, the request is open again: someone can reject it.
+		assert.equal((await http<Reversal>("POST", `/api/v1/admin/reversals/${r2.body.id}/reject`, { token: admin.accessToken, body: { note: "refund the rest instead" } })).body.status, "rejected");
+		// An approval and a rejection at once: one wins, and the ledger agrees with the request.
+		const raced = await pay(payer, payee, 400);
+		const r3 = await http<Reversal>("POST", `/api/v1/admin/transfers/${raced}/reversal`, { token: support.accessToken, body: { reason: "sent twice" } });
+		const [approve, reject] = await Promise.all([
+			http<Reversal>("POST", `/api/v1/admin/reversals/${r3.body.id}/approve`, { token: admin.accessToken, body: {} }),
+			http<Reversal>("POST", `/api/v1/admin/reversals/${r3.body.id}/reject`, { token: admin.accessToken, body: {} }),
+		]);
+		assert.equal([approve.status, reject.status].filter(s => s === 200).length, 1, JSON.stringify([approve.body, reject.body]));
+		const final = (await http<{ items: Reversal[] }>("GET", "/api/v1/admin/reversals", { token: admin.accessToken })).body.items.find(i => i.id === r3.body.id);
+		assert.equal(final, undefined, "the request is decided, not open");
+		const { rows } = await node.sql.query("SELECT status, reversal_transfer_id FROM payments.reversal_requests WHERE id = $1", [r3.body.id]);
+		const reversedInLedger = (await node.sql.query("SELECT count(*)::int AS n FROM ledger.transfers WHERE reverses_transfer_id = $1 AND kind = 'reversal'", [raced])).rows[0]?.n;
+		assert.equal(reversedInLedger, rows[0]?.status === "approved" ? 1 : 0, JSON.stringify(rows[0]));
 		const report: InvariantReport = await node.broker.call("ledger.checkInvariants", {});
 		assert.deepEqual(report.violations, []);
 	});
