@@ -484,6 +484,10 @@ function connectSocket() {
 		if (d.direction === "in") toast(`Received ${formatMinor(d.amount, d.currency)}`);
 		if (state.history.accountId === d.accountId) void loadHistory(true);
 	});
+	socket.on("insight.new", i => {
+		toast(i.why);
+		document.dispatchEvent(new CustomEvent("paymesh:insight", { detail: i }));
+	});
 	socket.on("notification.new", n => {
 		document.dispatchEvent(new CustomEvent("paymesh:notification", { detail: n }));
 		$("#notifications").prepend(notificationItem(n));

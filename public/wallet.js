@@ -257,6 +257,29 @@ async function createOrder(e) {
 	}
 }
 
+// ---- where the money went ----------------------------------------------------------
+
+async function loadSpending() {
+	const month = $("#spending-form").month.value || new Date().toISOString().slice(0, 7);
+	const r = await api("GET", `/insights?month=${encodeURIComponent(month)}`);
+	if (r.status !== 200) return say("spending", r.data?.error?.message ?? "The figures could not be read.", false);
+	const items = r.data.byCategory;
+	const max = new Map();
+	for (const c of items) max.set(c.currency, Math.max(max.get(c.currency) ?? 0, c.totalMinor));
+	// Bar heights through the CSSOM (the Content-Security-Policy refuses style attributes); each bar says its figure.
+	$("#spending-chart").replaceChildren(...items.map(c => el("div", {
+		class: "col", style: { height: `${Math.max(2, Math.round((c.totalMinor / (max.get(c.currency) || 1)) * 100))}%` },
+		title: `${CATEGORY_WORDS[c.category] ?? c.category}: ${formatMinor(c.totalMinor, c.currency)}`,
+	}, el("span", {}, CATEGORY_WORDS[c.category] ?? c.category))));
+	$("#spending-table tbody").replaceChildren(...items.map(c => el("tr", { dataset: { category: c.category } },
+		el("td", {}, CATEGORY_WORDS[c.category] ?? c.category),
+		el("td", { class: "num" }, formatMinor(c.totalMinor, c.currency)),
+		el("td", { class: "num" }, c.historyAverageMinor > 0 ? formatMinor(c.historyAverageMinor, c.currency) : "—"))));
+	$("#insights").replaceChildren(...r.data.insights.map(i => el("li", {}, i.why)));
+	const out = r.data.totals.map(t => `${formatMinor(t.outMinor, t.currency)} out, ${formatMinor(t.inMinor, t.currency)} in`).join("; ");
+	say("spending", items.length === 0 ? `Nothing spent in ${month}.` : `${month}: ${out}.`, true);
+}
+
 function start() {
 	const cat = $("#find-form").category;
 	cat.append(...Object.entries(CATEGORY_WORDS).map(([v, w]) => el("option", { value: v }, w)));
@@ -269,11 +292,18 @@ function start() {
 	$("#request-form").addEventListener("submit", ask);
 	$("#request-form").account.addEventListener("focus", fillAccounts);
 	$("#order-form").addEventListener("submit", createOrder);
+	$("#spending-form").addEventListener("submit", e => {
+		e.preventDefault();
+		void loadSpending();
+	});
+	// A new insight (a payment far above the usual) updates the figures it comes from.
+	document.addEventListener("paymesh:insight", () => void loadSpending());
 	$("#order-form").account.addEventListener("focus", fillOrderAccounts);
 	document.addEventListener("paymesh:signed-in", () => {
 		fillAccounts();
 		fillOrderAccounts();
 		void loadOrders();
+		void loadSpending();
 		void loadRequests();
 		void search(true);
 	});

@@ -126,6 +126,16 @@ describe("the wallet in the dashboard", () => {
 		assert.match(row, /-12\.50 USD/);
 		await ben.screenshot({ path: `${SHOTS}wallet-find-phone.png`, fullPage: true });
 
+		// Where the money went this month: the pizza under eating out, with the figure in words and numbers.
+		await ben.click("#spending-form button");
+		await ben.waitForSelector('#spending-table tr[data-category="dining"]');
+		assert.match((await ben.textContent('#spending-table tr[data-category="dining"]')) ?? "", /Eating out\s*12\.50 USD/);
+		assert.match((await ben.textContent('.msg[data-for="spending"]')) ?? "", /12\.50 USD out, 1,000\.00 USD in/);
+		assert.equal((await ben.$$("#spending-chart .col")).length, 1);
+		await ann.click("#spending-form button");
+		await ann.waitForFunction(() => /Nothing spent in|0\.00 USD out/.test(document.querySelector('.msg[data-for="spending"]')?.textContent ?? ""));
+		await ben.screenshot({ path: `${SHOTS}wallet-spending-phone.png`, fullPage: true });
+
 		// A standing order for rent from the phone: monthly on the 1st, paused, then cancelled; focus stays on the order.
 		const start = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 10);
 		await ben.fill("#order-form [name=to]", "ann-wallet@example.com");
@@ -149,7 +159,7 @@ describe("the wallet in the dashboard", () => {
 		// A 320 px screen: the page does not scroll sideways because of the wallet's cards.
 		await ben.setViewportSize({ width: 320, height: 800 });
 		const widths = await ben.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
-		const cards = await ben.evaluate(() => ["#find", "#requests", "#orders"].map(sel => document.querySelector(sel)?.getBoundingClientRect().right ?? Infinity));
+		const cards = await ben.evaluate(() => ["#find", "#requests", "#orders", "#spending"].map(sel => document.querySelector(sel)?.getBoundingClientRect().right ?? Infinity));
 		for (const right of cards) assert.ok(right <= 320, `a wallet card ends at ${right} px`);
 		await ben.screenshot({ path: `${SHOTS}wallet-320.png`, fullPage: true });
 		assert.deepEqual(errors, [], `no page errors (page width ${widths.join("/")})`);
