@@ -9,7 +9,7 @@
  * The decisions are pure (openPlan, outcomePlan, evidenceProblem); SQL is in store.ts.
  */
 import { createHash } from "node:crypto";
-import type { Context, ServiceBroker } from "moleculer";
+import { Errors, type Context, type ServiceBroker } from "moleculer";
 import type { Knex } from "knex";
 import { call } from "../../lib/contract.ts";
 import { toClientError } from "../../lib/errors.ts";
@@ -92,10 +92,13 @@ export async function onDisputeCallback(host: DisputeHost, payment: PaymentRow |
 			const plan = openPlan(payment, BigInt(cb.amount), BigInt(account.balance.available));
 			if (plan === "NOT_DISPUTABLE") return "not_disputable";
 			if (plan === "AMOUNT_ABOVE_PAYMENT") return "invalid_dispute";
-			d = await insertDispute(host.knex, {
+			const made = await insertDispute(host.knex, {
 				id: uuidv7(), paymentId: payment.id, provider: cb.provider, providerDisputeId: cb.disputeId, userId: payment.user_id, accountId: payment.account_id,
 				amount: BigInt(cb.amount), currency: payment.currency, reason: cb.reason ?? "", deadline: cb.deadline instanceof Date ? cb.deadline : new Date(String(cb.deadline)), held: plan.held, shortfall: plan.shortfall,
 			});
+			// Its disputes not won would add up to more than the top-up.
+			if (!made) return "invalid_dispute";
+			d = made;
 			fresh = true;
 		}
 		if (d.held_amount > 0n && !d.hold_id) {
@@ -106,11 +109,20 @@ export async function onDisputeCallback(host: DisputeHost, payment: PaymentRow |
 					toAccountId: await host.systemAccounts(`external:${d.provider}:${d.currency}`, d.currency),
 					amount: toSafeNumber(d.held_amount), currency: d.currency, timeoutMs, description: `dispute ${d.provider_dispute_id} of top-up ${d.payment_id}`,
 				});
-				d = await setDisputeHold(host.knex, d.id, hold.id, d.held_amount, d.shortfall);
+				const attached = await setDisputeHold(host.knex, d.id, hold.id, d.held_amount, d.shortfall);
+				if (!attached) {
+					// Decided while the hold was being made: it holds nothing any more (the outcome
+					// covered the amount from suspense), so it is released.
+					await call(host.broker, ledger.holds.void, { idempotencyKey: keyOf(d.provider, d.provider_dispute_id, "void-late"), holdId: hold.id });
+					return "already_final";
+				}
+				d = attached;
 			} catch (err) {
 				// Spent since the amount was worked out: nothing is held and the whole amount is short.
 				if (codeOf(err) !== "INSUFFICIENT_FUNDS") throw err;
-				d = await setDisputeHold(host.knex, d.id, null, 0n, d.amount);
+				const attached = await setDisputeHold(host.knex, d.id, null, 0n, d.amount);
+				if (!attached) return "already_final";
+				d = attached;
 			}
 			fresh = true;
 		}
@@ -119,11 +131,13 @@ export async function onDisputeCallback(host: DisputeHost, payment: PaymentRow |
 		return "dispute_opened";
 	}
 	const d = await disputeByProviderId(host.knex, cb.provider, cb.disputeId);
-	if (!d) return "unknown_dispute";
+	// The outcome names the dispute's own top-up, or it is no outcome of this dispute.
+	if (!d || d.payment_id !== cb.paymentId) return "unknown_dispute";
 	const plan = outcomePlan(d, cb.status === "dispute_won" ? "won" : "lost");
 	if (plan === "ALREADY_DECIDED") return "already_final";
 	const external = await host.systemAccounts(`external:${d.provider}:${d.currency}`, d.currency);
-	let shortfall = d.shortfall;
+	// Money meant to be held but never attached (the opening was cut short): suspense pays it too.
+	let shortfall = d.held_amount > 0n && !d.hold_id ? d.amount : d.shortfall;
 	if (plan.voidHold && d.hold_id) {
 		await call(host.broker, ledger.holds.void, { idempotencyKey: keyOf(d.provider, d.provider_dispute_id, "void"), holdId: d.hold_id }).catch((err: unknown) => {
 			// Already released (it expired): nothing left to release.
@@ -160,6 +174,8 @@ export async function addEvidence(host: DisputeHost, ctx: Context<Infer<typeof d
 	const d = await disputeById(host.knex, p.id);
 	if (!d) throw toClientError({ code: "DISPUTE_NOT_FOUND", message: "dispute not found", details: { id: p.id } });
 	const existing = await disputeEvidence(host.knex, d.id);
+	// Nobody argues their own dispute.
+	if (d.user_id === p.staffId) throw new Errors.MoleculerClientError("nobody handles a dispute of their own", 403, "FORBIDDEN", { id: d.id });
 	const problem = evidenceProblem(d, existing.length, new Date());
 	if (problem === "DECIDED") throw toClientError({ code: "ILLEGAL_TRANSITION", message: `the dispute is already ${d.status}` });
 	if (problem === "DEADLINE_PASSED") throw toClientError({ code: "DISPUTE_DEADLINE_PASSED", message: "the deadline for evidence has passed", details: { deadline: d.deadline.toISOString() } });

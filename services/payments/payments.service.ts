@@ -154,6 +154,9 @@ function factOfEvent(e: ConsumedEvent): P2pFact | null {
 	return null;
 }
 
+/** A provider callback taken but still not applied after this long was cut short (a crash): its retry applies it. */
+const CALLBACK_STUCK_MS = 30_000;
+
 function refusalCode(err: unknown): RefusalCode | null {
 	return err instanceof Errors.MoleculerClientError && typeof err.type === "string" ? (err.type as RefusalCode) : null;
 }
@@ -606,15 +609,17 @@ export function paymentsService(config: Config): ServiceSchema {
 
 			async onCallback(this: PaymentsThis, cb: CallbackParams) {
 				// xmax is 0 on a freshly inserted row; a conflicting insert updates (and counts) instead.
-				const row = await queryOne<{ fresh: boolean }>(
+				// A delivery taken but never applied (the node died while applying it: still
+				// 'received' a while later) is applied again: every step it takes is keyed.
+				const row = await queryOne<{ fresh: boolean; stuck: boolean }>(
 					this.knex,
 					`INSERT INTO payments.provider_callbacks (provider, event_id, payment_id, status, sequence, outcome)
 					 VALUES (?, ?, ?, ?, ?, 'received')
 					 ON CONFLICT (provider, event_id) DO UPDATE SET duplicates = payments.provider_callbacks.duplicates + 1
-					 RETURNING (xmax = 0) AS fresh`,
-					[cb.provider, cb.eventId, cb.paymentId, cb.status, cb.sequence],
+					 RETURNING (xmax = 0) AS fresh, (outcome = 'received' AND received_at < now() - (? * interval '1 millisecond')) AS stuck`,
+					[cb.provider, cb.eventId, cb.paymentId, cb.status, cb.sequence, CALLBACK_STUCK_MS],
 				);
-				if (!row?.fresh) return "duplicate";
+				if (!row?.fresh && !row?.stuck) return "duplicate";
 				let outcome: string;
 				try {
 					outcome = await this.applyCallback(cb);

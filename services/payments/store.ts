@@ -350,27 +350,37 @@ export function disputeByProviderId(knex: Knex, provider: string, providerDisput
 	return queryOne<DisputeRow>(knex, `SELECT ${DISPUTE_COLUMNS} FROM payments.disputes WHERE provider = ? AND provider_dispute_id = ?`, [provider, providerDisputeId]);
 }
 
-/** A new dispute, or the one a concurrent delivery made first. */
-export async function insertDispute(knex: Knex, d: { id: string; paymentId: string; provider: string; providerDisputeId: string; userId: string; accountId: string; amount: bigint; currency: CurrencyCode; reason: string; deadline: Date; held: bigint; shortfall: bigint }): Promise<DisputeRow> {
-	await runStatement(
-		knex,
-		`INSERT INTO payments.disputes (id, payment_id, provider, provider_dispute_id, user_id, account_id, amount, currency, reason, status, deadline, held_amount, shortfall)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?) ON CONFLICT (provider, provider_dispute_id) DO NOTHING`,
-		[d.id, d.paymentId, d.provider, d.providerDisputeId, d.userId, d.accountId, d.amount.toString(), d.currency, d.reason, d.deadline, d.held.toString(), d.shortfall.toString()],
-	);
+/**
+ * A new dispute, or the one a concurrent delivery made first; null when the payment's
+ * disputes not won would add up to more than the payment (checked with its row locked, so
+ * two disputes of one top-up at once queue up).
+ */
+export async function insertDispute(knex: Knex, d: { id: string; paymentId: string; provider: string; providerDisputeId: string; userId: string; accountId: string; amount: bigint; currency: CurrencyCode; reason: string; deadline: Date; held: bigint; shortfall: bigint }): Promise<DisputeRow | null> {
+	const inserted = await knex.transaction(async trx => {
+		await trx.raw("SELECT 1 FROM payments.payments WHERE id = ? FOR UPDATE", [d.paymentId]);
+		const res = (await trx.raw(
+			`INSERT INTO payments.disputes (id, payment_id, provider, provider_dispute_id, user_id, account_id, amount, currency, reason, status, deadline, held_amount, shortfall)
+			 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?
+			 WHERE (SELECT coalesce(sum(amount), 0) FROM payments.disputes WHERE payment_id = ? AND status <> 'won') + ?::bigint <= (SELECT amount FROM payments.payments WHERE id = ?)
+			 ON CONFLICT (provider, provider_dispute_id) DO NOTHING RETURNING 1`,
+			[d.id, d.paymentId, d.provider, d.providerDisputeId, d.userId, d.accountId, d.amount.toString(), d.currency, d.reason, d.deadline, d.held.toString(), d.shortfall.toString(), d.paymentId, d.amount.toString(), d.paymentId],
+		)) as { rows: unknown[] };
+		return res.rows.length > 0;
+	});
 	const row = await disputeByProviderId(knex, d.provider, d.providerDisputeId);
-	if (!row) throw new Error(`dispute ${d.provider}/${d.providerDisputeId} missing after insert`);
-	return row;
+	if (!row && inserted) throw new Error(`dispute ${d.provider}/${d.providerDisputeId} missing after insert`);
+	return row ?? null;
 }
 
-export async function setDisputeHold(knex: Knex, id: string, holdId: string | null, held: bigint, shortfall: bigint): Promise<DisputeRow> {
+/** Attaches the hold to a dispute that has none and is undecided; null when it was decided (or got its hold) meanwhile. */
+export async function setDisputeHold(knex: Knex, id: string, holdId: string | null, held: bigint, shortfall: bigint): Promise<DisputeRow | null> {
 	const row = await queryOne<DisputeRow>(
 		knex,
-		`UPDATE payments.disputes SET hold_id = ?, held_amount = ?, shortfall = ?, updated_at = now() WHERE id = ? RETURNING ${DISPUTE_COLUMNS}`,
+		`UPDATE payments.disputes SET hold_id = ?, held_amount = ?, shortfall = ?, updated_at = now()
+		 WHERE id = ? AND hold_id IS NULL AND status IN ('open', 'evidence_submitted') RETURNING ${DISPUTE_COLUMNS}`,
 		[holdId, held.toString(), shortfall.toString(), id],
 	);
-	if (!row) throw new Error(`dispute ${id} missing`);
-	return row;
+	return row ?? null;
 }
 
 /** Moves a dispute on: to evidence_submitted while open, or to its outcome while undecided; null if it had moved already. */

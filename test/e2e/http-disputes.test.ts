@@ -144,6 +144,21 @@ describe("disputes of card top-ups", () => {
 		const p2p = await http<{ paymentId: string }>("POST", "/api/v1/transfers", { token: customer.accessToken, headers: { "idempotency-key": `p2p-${++seq}` }, body: { fromAccountId: customer.accountId, toAccountId: other.accountId, amount: 100, currency: "USD" } });
 		assert.equal((await dispute(p2p.body.paymentId, "dispute_opened", "dp-p2p", { amount: 100, deadline: inDays(7) })).body.outcome, "unknown_payment");
 		assert.equal((await dispute(topup, "dispute_opened", "dp-big", { amount: 2_001, deadline: inDays(7) })).body.outcome, "invalid_dispute");
+		// Two disputes of one top-up never add up to more than it (a won one no longer counts).
+		const twice = await topUp(customer, 1_000);
+		assert.equal((await dispute(twice, "dispute_opened", "dp-a", { amount: 700, deadline: inDays(7) })).body.outcome, "dispute_opened");
+		assert.equal((await dispute(twice, "dispute_opened", "dp-b", { amount: 301, deadline: inDays(7) })).body.outcome, "invalid_dispute");
+		assert.equal((await dispute(twice, "dispute_opened", "dp-c", { amount: 300, deadline: inDays(7) })).body.outcome, "dispute_opened");
+		// A delivery taken but cut short before it was applied (a crash) is applied by its retry.
+		const stuck = await topUp(customer, 500);
+		const stuckEvent = randomUUID();
+		await node.sql.query("INSERT INTO payments.provider_callbacks (provider, event_id, payment_id, status, sequence, outcome, received_at) VALUES ('card', $1, $2, 'dispute_opened', 1, 'received', now() - interval '5 minutes')", [stuckEvent, stuck]);
+		assert.equal((await dispute(stuck, "dispute_opened", "dp-stuck", { amount: 100, deadline: inDays(7) }, stuckEvent)).body.outcome, "dispute_opened");
+		assert.equal((await dispute(stuck, "dispute_opened", "dp-stuck", { amount: 100, deadline: inDays(7) }, stuckEvent)).body.outcome, "duplicate");
+		// An outcome must name the dispute's own top-up.
+		assert.equal((await dispute(topup, "dispute_lost", "dp-a")).body.outcome, "unknown_dispute");
+		assert.equal((await dispute(twice, "dispute_won", "dp-a")).body.outcome, "dispute_won");
+		assert.equal((await dispute(twice, "dispute_won", "dp-c")).body.outcome, "dispute_won");
 		expectError(await http("GET", `/api/v1/disputes/${d.id}`, { token: other.accessToken }), 404, "DISPUTE_NOT_FOUND");
 		const report: InvariantReport = await node.broker.call("ledger.checkInvariants", {});
 		assert.deepEqual(report.violations, []);
