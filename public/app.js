@@ -625,8 +625,14 @@ async function pay(e) {
 	const body = { accountId: account.id, amount, currency: account.currency, provider: f.provider.value, ...(kind === "payout" ? { destination: f.destination.value.trim() } : {}) };
 	const r = await submitMoney("pay", f.querySelector("button"), pathOf`/payments/${kind}`, body);
 	if (!r) return;
-	if (r.status === 201) say("pay", `${kind === "topup" ? "Top-up" : "Payout"} ${r.data.status}.`, r.data.status !== "failed");
-	else say("pay", messageFor(r.data), false);
+	if (r.status === 201) {
+		const name = kind === "topup" ? "Top-up" : "Payout";
+		const words = { completed: "done", pending_review: "is being checked by our team; you will see the outcome here", processing: "is on its way", created: "is on its way" }[r.data.status];
+		if (r.data.status === "failed") say("pay", `${name} failed: ${MESSAGES[r.data.failureCode] ?? "the provider refused it"}`, false);
+		else say("pay", `${name} of ${formatMinor(amount, account.currency)} ${words ?? r.data.status.replace("_", " ")}.`, true);
+		// A second press must not make a second top-up: the amount is asked for again.
+		f.amount.value = "";
+	} else say("pay", messageFor(r.data), false);
 	await loadPayments();
 }
 
@@ -639,7 +645,7 @@ async function loadPayments() {
 
 function renderPayments() {
 	$("#payments").replaceChildren(...[...state.payments.values()].map(p => el("li", { dataset: { paymentId: p.id } },
-		el("span", {}, `${p.type} ${formatMinor(p.amount, p.currency)}`),
+		el("span", {}, `${({ topup: "Top-up", payout: "Payout", p2p: "Payment" })[p.type] ?? p.type} ${formatMinor(p.amount, p.currency)}`),
 		el("span", { class: "status", dataset: { status: p.status } }, p.status.replace("_", " ")),
 		p.failureCode ? el("span", {}, MESSAGES[p.failureCode] ?? p.failureCode) : "",
 		// Only a payment waiting for review can be cancelled (a created one is still running).

@@ -126,6 +126,15 @@ describe("the wallet in the dashboard", () => {
 		assert.match(row, /-12\.50 USD/);
 		await ben.screenshot({ path: `${SHOTS}wallet-find-phone.png`, fullPage: true });
 
+		// A top-up says what happened in words, and the amount is cleared so a second press cannot repeat it.
+		await ann.selectOption("#pay-form [name=kind]", "topup");
+		await ann.selectOption("#pay-form [name=provider]", "card");
+		await ann.fill("#pay-form [name=amount]", "20");
+		await ann.click("#pay-form button");
+		await ann.waitForFunction(() => /^Top-up of 20\.00 USD (done|is on its way)\.$/.test(document.querySelector('.msg[data-for="pay"]')?.textContent ?? ""));
+		assert.equal(await ann.inputValue("#pay-form [name=amount]"), "");
+		await ann.waitForSelector("#payments li span:text-is('Top-up 20.00 USD')");
+
 		// Where the money went this month: the pizza under eating out, with the figure in words and numbers.
 		await ben.click("#spending-form button");
 		await ben.waitForSelector('#spending-table tr[data-category="dining"]');
