@@ -145,7 +145,8 @@ export async function resetSimDatabase(db: SimDatabase, schemas: readonly string
 	try {
 		const list = schemas.map(s => `'${s.replace(/[^a-z_]/g, "")}'`).join(", ");
 		const tables = (await db.knex.raw(`SELECT schemaname || '.' || tablename AS t FROM pg_tables WHERE schemaname IN (${list}) AND tablename NOT LIKE 'knex_migrations%' ORDER BY 1`)) as { rows: { t: string }[] };
-		const seqs = (await db.knex.raw(`SELECT sequence_schema || '.' || sequence_name AS s FROM information_schema.sequences WHERE sequence_schema IN (${list}) AND sequence_name NOT LIKE 'knex_migrations%' ORDER BY 1`)) as { rows: { s: string }[] };
+		// Identity columns' sequences too (information_schema.sequences leaves them out).
+		const seqs = (await db.knex.raw(`SELECT n.nspname || '.' || c.relname AS s FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND n.nspname IN (${list}) AND c.relname NOT LIKE 'knex_migrations%' ORDER BY 1`)) as { rows: { s: string }[] };
 		// One script on the idle session: DELETE, not TRUNCATE (on tables this small it is much
 		// cheaper in PGlite: no new files), with triggers off, and the seeded rows back.
 		const literal = (json: string) => `$sim$${json.replaceAll("$sim$", "")}$sim$`;

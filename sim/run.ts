@@ -54,12 +54,13 @@ export interface RunResult {
 	faults: Record<string, number>;
 	ops: number;
 	ms: number;
+	/** Wall-clock milliseconds per phase (not part of the trace). */
+	phases: Record<string, number>;
 }
 
 const DAY_MS = 86_400_000;
 /** Moleculer's request timeout (REQUEST_TIMEOUT_MS's default), on the simulated clock. */
 const REQUEST_TIMEOUT_MS = 10_000;
-const OWNER_ROUTED_SETUP = new Set(["ledger.transfers.create"]);
 
 /**
  * The simulated clock starts at 09:00 UTC of the day before today. The day does not reach
@@ -114,6 +115,13 @@ function ratesFor(rng: Rng): Rates {
 
 export async function runSeed(opts: RunOptions): Promise<RunResult> {
 	const started = performance.now();
+	const phases: Record<string, number> = {};
+	let phaseStart = started;
+	const phase = (name: string) => {
+		const t = performance.now();
+		phases[name] = Math.round((phases[name] ?? 0) + t - phaseStart);
+		phaseStart = t;
+	};
 	const seed = opts.seed >>> 0;
 	const ticks = opts.ticks ?? 40;
 	const tickMs = opts.tickMs ?? 250;
@@ -176,13 +184,16 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 			await settle(db, net);
 			work.flushAnswers(tick);
 		};
-		/** Setup calls, sent together: no faults, ticks until every answer is in. */
+		/**
+		 * Setup calls, sent together from the first ledger node (local calls where the action is
+		 * not owner-routed elsewhere, so setup takes few ticks): no faults, ticks until every
+		 * answer is in.
+		 */
 		const callAll = async <T>(calls: [string, Record<string, unknown>][]): Promise<T[]> => {
 			const out: ({ v: T } | { e: unknown } | null)[] = calls.map(() => null);
+			const from = c.node("ledger-1").broker ?? c.client;
 			calls.forEach(([action, params], i) => {
-				const nodes = c.endpointsOf(action);
-				const opts = nodes.length > 0 && !OWNER_ROUTED_SETUP.has(action) ? { nodeID: rngWork.pick(nodes) } : {};
-				c.client.call(action, params, opts).then(v => void (out[i] = { v: v as T }), (e: unknown) => void (out[i] = { e }));
+				from.call(action, params).then(v => void (out[i] = { v: v as T }), (e: unknown) => void (out[i] = { e }));
 			});
 			for (let i = 0; out.some(o => o === null); i++) {
 				if (i > 200) throw new Error(`setup calls got no answer: ${calls.map(c => c[0]).join(", ")}`);
@@ -201,17 +212,22 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 			if (failed) throw new Error(`node ${n.id} did not start without faults: ${failed}`);
 		}
 		const ledgerCount = c.nodes.filter(n => n.kind === "ledger").length;
+		phase("start");
 		for (let i = 0; i < 50 && !(c.client.registry.getActionEndpoints("ledger.payments.p2p")?.count() === ledgerCount); i++) {
 			await step(false);
 			await pump();
 		}
-		const [system] = await callAll<{ id: string }>([["ledger.accounts.open", { kind: "system", code: "external:sim:USD", currency: "USD" }]]);
+		// The system account, the customers' accounts and their tiers in one round, the funding in a second.
+		const ids = Array.from({ length: opts.customers ?? 6 }, (_, i) => `customer-${i + 1}`);
+		const opened = await callAll<{ id: string }>([
+			["ledger.accounts.open", { kind: "system", code: "external:sim:USD", currency: "USD" }],
+			...ids.map((id): [string, Record<string, unknown>] => ["ledger.accounts.open", { ownerId: id, currency: "USD" }]),
+			...ids.map((id): [string, Record<string, unknown>] => ["ledger.owners.setTier", { ownerId: id, tier: 2 }]),
+		]);
+		const [system, ...rest] = opened;
 		if (!system) throw new Error("no system account");
 		work.systemAccountId = system.id;
-		// The customers' accounts opened, tiered and funded together (three rounds, not three per customer).
-		const ids = Array.from({ length: opts.customers ?? 6 }, (_, i) => `customer-${i + 1}`);
-		const accounts = await callAll<{ id: string }>(ids.map(id => ["ledger.accounts.open", { ownerId: id, currency: "USD" }]));
-		await callAll(ids.map(id => ["ledger.owners.setTier", { ownerId: id, tier: 2 }]));
+		const accounts = rest.slice(0, ids.length);
 		await callAll(accounts.map((a, i) => ["ledger.transfers.create", { idempotencyKey: `fund-${i + 1}`, fromAccountId: system.id, toAccountId: a.id, amount: 50_000, currency: "USD" }]));
 		ids.forEach((id, i) => {
 			const a = accounts[i];
@@ -220,6 +236,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 			trace.add(`customer ${id} account ${trace.name(a.id, "id")}`);
 		});
 		trace.add("setup done");
+		phase("setup");
 
 		// Chaos.
 		net.faults = rates.net;
@@ -304,6 +321,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 		}
 
 		// Calm: faults off, everyone back, clients retry until every operation is final.
+		phase("chaos");
 		trace.add("calm");
 		net.faults = NO_NETWORK_FAULTS;
 		db.conn.policy = null;
@@ -332,17 +350,19 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 			await pump();
 			if (i >= 5 && (await checkConsumer(db.knex)).length === 0) break;
 		}
+		phase("calm");
 		const unfinished = work.unfinished;
 		if (unfinished.length > 0) fail([{ checker: "final", detail: `${unfinished.length} operations without a final answer after the faults stopped: ${unfinished.slice(0, 5).map(o => `op${o.n}`).join(", ")}` }]);
 		fail(await checkLedgerInvariants(db.knex));
 		fail(await checkOperations(db.knex, work.ops, trace));
 		fail(await feed.check(db.knex));
 		fail(await checkConsumer(db.knex));
+		phase("checks");
 		trace.add(`end ops=${work.ops.length} live=${feed.events} net=${JSON.stringify(net.counts)}`);
 		return {
 			seed, ok: violations.length === 0, traceHash: trace.digest(), trace: trace.lines, violations, failedAtLine,
 			faults: { ...faults, netDropped: net.counts.dropped, netDuplicated: net.counts.duplicated, netDelayed: net.counts.delayed, netCutOff: net.counts.cutOff },
-			ops: work.ops.length, ms: Math.round(performance.now() - started),
+			ops: work.ops.length, ms: Math.round(performance.now() - started), phases,
 		};
 	} finally {
 		db.conn.policy = null;
