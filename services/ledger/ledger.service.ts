@@ -60,6 +60,8 @@ interface LedgerRuntime {
 	/** The price lists (immutable versions) and the current one, reread every PRICES_REFRESH_MS. */
 	prices: { lists: Map<number, PriceList>; current: PriceList | null; refresher: Periodic };
 	revenueAccount: (code: string, currency: CurrencyCode) => Promise<string>;
+	/** This node's revenue account shard (0..REVENUE_SHARDS-1), from its node id, worked out once. */
+	revenueShard: number;
 }
 
 type LedgerThis = DbService & {
@@ -613,8 +615,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				if (list === "UNKNOWN") return refusal("PRICE_LIST_UNKNOWN", "no price list has that version", { priceVersion: named });
 				if (list === "EXPIRED") return refusal("QUOTE_EXPIRED", "the quoted price list was replaced too long ago: ask for a new quote", { priceVersion: named });
 				if (!list || !list.rules.some(r => r.type === "p2p" && r.currency === currency)) return null;
-				const shard = createHash("sha256").update(this.broker.nodeID).digest().readUInt32BE(0) % REVENUE_SHARDS;
-				const revenueAccountId = await this.rt.revenueAccount(`revenue:fees_${shard}:${currency}`, currency as CurrencyCode);
+				const revenueAccountId = await this.rt.revenueAccount(`revenue:fees_${this.rt.revenueShard}:${currency}`, currency as CurrencyCode);
 				return { version: list.version, rules: list.rules, revenueAccountId };
 			},
 
@@ -645,6 +646,7 @@ export function ledgerService(config: Config): ServiceSchema {
 					refresher: new Periodic(async () => this.loadPrices(), PRICES_REFRESH_MS, err => this.logger.warn("price lists not reread; the next round retries", { error: err.message })),
 				},
 				revenueAccount: systemAccountResolver(this.broker),
+				revenueShard: createHash("sha256").update(this.broker.nodeID).digest().readUInt32BE(0) % REVENUE_SHARDS,
 			};
 		},
 
