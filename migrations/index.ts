@@ -93,20 +93,62 @@ function options(schema: string): Knex.MigratorConfig {
 	return { migrationSource: sourceFor(schema), schemaName: schema, tableName: "knex_migrations", disableMigrationsListValidation: false };
 }
 
+/**
+ * How long a node waits for another node's migrations before it gives up starting. A
+ * migration that rewrites a large table can take minutes; a wait past this means a runner
+ * is stuck, and failing the start says so.
+ */
+const MIGRATION_LOCK_WAIT_MS = 600_000;
+
+interface RawPgConnection {
+	query(text: string, values?: unknown[]): Promise<unknown>;
+}
+
+interface RawConnectionClient {
+	config: { client?: unknown };
+	acquireRawConnection(): Promise<RawPgConnection>;
+	destroyRawConnection(connection: RawPgConnection): Promise<void>;
+}
+
+/**
+ * Runs `fn` while this process holds the cluster's migration lock. Nodes started together
+ * (a rollout, a test's three child nodes) would otherwise race: knex creates its
+ * bookkeeping tables without IF NOT EXISTS and refuses outright when another runner holds
+ * its lock row, so all but one node failed to start. The lock is a PostgreSQL session
+ * advisory lock on a connection of its own, outside the pool (a pool of one would
+ * deadlock), so a runner that dies releases it with its connection. PGlite lives in one
+ * process and needs none.
+ */
+async function underMigrationLock<T>(knex: Knex, fn: () => Promise<T>): Promise<T> {
+	const client = knex.client as RawConnectionClient;
+	if (client.config.client !== "pg") return fn();
+	const connection = await client.acquireRawConnection();
+	try {
+		await connection.query("SET statement_timeout = 0");
+		await connection.query(`SET lock_timeout = ${MIGRATION_LOCK_WAIT_MS}`);
+		await connection.query("SELECT pg_advisory_lock(hashtext('paymesh.migrations'))");
+		return await fn();
+	} finally {
+		// Closing the session releases the lock, also when the unlock could not be sent.
+		await client.destroyRawConnection(connection);
+	}
+}
+
 export async function migrateLatest(knex: Knex, schema: string): Promise<void> {
-	await knex.raw(`CREATE SCHEMA IF NOT EXISTS ${schema}`).catch(async (err: { code?: string }) => {
-		// Two nodes starting together may race on CREATE SCHEMA; the loser sees a unique violation.
-		if (err.code !== "23505") throw err;
+	await underMigrationLock(knex, async () => {
+		await knex.raw(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+		await knex.migrate.latest(options(schema));
 	});
-	await knex.migrate.latest(options(schema));
 }
 
 /** Runs the next pending migration only (the migrations test walks them one at a time). */
 export async function migrateUp(knex: Knex, schema: string): Promise<void> {
-	await knex.raw(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-	await knex.migrate.up(options(schema));
+	await underMigrationLock(knex, async () => {
+		await knex.raw(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+		await knex.migrate.up(options(schema));
+	});
 }
 
 export async function migrateRollback(knex: Knex, schema: string, all = false): Promise<void> {
-	await knex.migrate.rollback(options(schema), all);
+	await underMigrationLock(knex, () => knex.migrate.rollback(options(schema), all));
 }
