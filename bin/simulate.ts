@@ -20,6 +20,8 @@ if (process.argv[2] === "partitions") {
 
 const SEEDS_MAX = 1_000_000;
 const TICKS_MAX = 10_000;
+/** A long run says how far it got every this many seeds (a run of 10,000 takes hours). */
+const PROGRESS_EVERY = 250;
 
 const { values } = parseArgs({
 	options: {
@@ -88,6 +90,8 @@ try {
 				failed += 1;
 				report(r);
 			} else if (count <= 20) report(r);
+			const done = seed - from + 1;
+			if (count > 20 && done % PROGRESS_EVERY === 0 && done < count) out(`... ${done} of ${count} seeds, ${failed} failed, ${Math.round((performance.now() - started) / 1000)} s`);
 		}
 		out(`${count} seeds from ${from}: ${count - failed} ok, ${failed} failed, ${ops} operations, in ${Math.round((performance.now() - started) / 1000)} s`);
 		out(`faults injected: ${JSON.stringify(faults)}`);
