@@ -9,6 +9,7 @@ import { runPaymentsBench } from "./payments.bench.ts";
 import { runLiveBench } from "./live.bench.ts";
 import { runClusterBench } from "./cluster.bench.ts";
 import { runScaleBench } from "./scale.bench.ts";
+import { runTransactionsBench } from "./transactions.bench.ts";
 import type { BenchResult } from "./stats.ts";
 
 const SUITES: Record<string, () => Promise<BenchResult[]>> = {
@@ -18,6 +19,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
 	live: runLiveBench,
 	cluster: runClusterBench,
 	scale: runScaleBench,
+	transactions: runTransactionsBench,
 };
 
 const args = process.argv.slice(2);

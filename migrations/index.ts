@@ -22,6 +22,7 @@ import * as reports001 from "./reports/001_init.ts";
 import * as reports002 from "./reports/002_processed_events_retention.ts";
 import * as reports003 from "./reports/003_transactions.ts";
 import * as reports004 from "./reports/004_insights.ts";
+import * as reports005 from "./reports/005_filter_index.ts";
 import * as ledger002 from "./ledger/002_event_log.ts";
 import * as ledger003 from "./ledger/003_outbox_retention.ts";
 import * as ledger004 from "./ledger/004_batch_check.ts";
@@ -72,7 +73,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	recon: { "001_init": recon001 },
 	requests: { "001_init": requests001, "002_pending_index": requests002 },
 	schedules: { "001_init": schedules001 },
-	reports: { "001_init": reports001, "002_processed_events_retention": reports002, "003_transactions": reports003, "004_insights": reports004 },
+	reports: { "001_init": reports001, "002_processed_events_retention": reports002, "003_transactions": reports003, "004_insights": reports004, "005_filter_index": reports005 },
 };
 
 function sourceFor(schema: string): Knex.MigrationSource<string> {

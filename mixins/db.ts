@@ -2,6 +2,7 @@ import knexFactory, { type Knex } from "knex";
 import pg from "pg";
 import { PGlite } from "@electric-sql/pglite";
 import ClientPGLite from "knex-pglite";
+import { btree_gin } from "@electric-sql/pglite/contrib/btree_gin";
 import { mkdirSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { DB_IDLE_TRANSACTION_TIMEOUT_MS_DEFAULT, DB_STATEMENT_TIMEOUT_MS_DEFAULT, type Config } from "../config/index.ts";
@@ -63,7 +64,8 @@ function createPg(url: string, poolMax: number, applicationName: string, idleTra
 
 function createPglite(dataDir: string): Knex {
 	mkdirSync(dataDir, { recursive: true });
-	const pglite = new PGlite(dataDir, { parsers: { [INT8_OID]: parseInt8 } });
+	// btree_gin: the transactions read model's filter index (migrations/reports/005).
+	const pglite = new PGlite(dataDir, { parsers: { [INT8_OID]: parseInt8 }, extensions: { btree_gin } });
 	return knexFactory({ client: ClientPGLite as unknown as typeof Knex.Client, connection: { pglite } as never });
 }
 
