@@ -17,7 +17,7 @@ type Env = Record<string, string | undefined>;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const ALL_SERVICES = ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports", "recon", "requests", "schedules"] as const;
+export const ALL_SERVICES = ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports", "recon", "requests", "schedules", "bills"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 /** See Config.dbIdleTransactionTimeoutMs; also the default of callers that build no config (tests, tools). */
@@ -434,7 +434,7 @@ function enumVar<T extends string>(env: Env, name: string, values: readonly T[],
 export const ROLES: Record<string, readonly ServiceName[]> = {
 	gateway: ["api", "realtime"],
 	ledger: ["ledger"],
-	payments: ["auth", "users", "payments", "providers", "fraud", "fx", "requests", "schedules"],
+	payments: ["auth", "users", "payments", "providers", "fraud", "fx", "requests", "schedules", "bills"],
 	workers: ["notifications", "audit", "webhooks", "reports", "recon"],
 };
 

@@ -44,6 +44,8 @@ export const STAFF_ACTIONS = {
 	disputeEvidence: "dispute.evidence",
 	approveDocument: "kyc.document.approve",
 	rejectDocument: "kyc.document.reject",
+	createCoupon: "coupon.create",
+	disableCoupon: "coupon.disable",
 } as const;
 export type StaffActionName = (typeof STAFF_ACTIONS)[keyof typeof STAFF_ACTIONS];
 

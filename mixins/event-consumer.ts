@@ -22,6 +22,7 @@ import { ledger } from "../contracts/ledger.ts";
 import { payments } from "../contracts/payments.ts";
 import { requests } from "../contracts/requests.ts";
 import { schedules } from "../contracts/schedules.ts";
+import { bills } from "../contracts/bills.ts";
 import { reports } from "../contracts/reports.ts";
 import { deadLetterRepair } from "./dead-letters.ts";
 
@@ -35,10 +36,10 @@ function isTransient(err: unknown): boolean {
 	return (err as { retryable?: unknown }).retryable === true || isDatabaseUnavailable(err);
 }
 
-export type Source = "ledger" | "payments" | "requests" | "schedules" | "reports";
+export type Source = "ledger" | "payments" | "requests" | "schedules" | "reports" | "bills";
 
 /** Each source's durable log, pulled by `<source>.events.read`. */
-const EVENT_LOGS = { ledger: ledger.events.read, payments: payments.events.read, requests: requests.events.read, schedules: schedules.events.read, reports: reports.events.read } satisfies Record<Source, unknown>;
+const EVENT_LOGS = { ledger: ledger.events.read, payments: payments.events.read, requests: requests.events.read, schedules: schedules.events.read, reports: reports.events.read, bills: bills.events.read } satisfies Record<Source, unknown>;
 
 export interface ConsumedEvent extends LogEvent {
 	source: Source;

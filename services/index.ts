@@ -15,6 +15,7 @@ import { realtimeService } from "./realtime/realtime.service.ts";
 import { notificationsService } from "./notifications/notifications.service.ts";
 import { reconService } from "./recon/recon.service.ts";
 import { requestsService } from "./requests/requests.service.ts";
+import { billsService } from "./bills/bills.service.ts";
 import { schedulesService } from "./schedules/schedules.service.ts";
 
 /** Every service this node can run, by the name SERVICES uses. */
@@ -35,4 +36,5 @@ export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceS
 	recon: reconService,
 	requests: requestsService,
 	schedules: schedulesService,
+	bills: billsService,
 };

@@ -19,6 +19,7 @@ import { KYC_UPLOAD_ALIASES } from "./identity.ts";
 import { CATEGORIES, TRANSACTION_TYPES } from "../reports/transactions.ts";
 import { REQUEST_STATUSES } from "../requests/rules.ts";
 import { FREQUENCIES, SCHEDULE_STATUSES } from "../schedules/rules.ts";
+import { COUPON_KINDS, PAYMENT_STATUSES as BILL_PAYMENT_STATUSES } from "../bills/rules.ts";
 
 type ActionName = keyof typeof v1Actions;
 type Status = "200" | "201" | "202" | "204";
@@ -246,6 +247,56 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 		},
 	},
 	SchedulePage: page("Schedule"),
+	Biller: {
+		type: "object", required: ["code", "name", "category", "currency"],
+		properties: { code: { type: "string" }, name: { type: "string" }, category: { type: "string" }, currency: ref("Currency"), amountMinor: { type: "array", items: { type: "integer" }, description: "The range its bills fall in (the simulation)" } },
+	},
+	BillerList: { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("Biller") } } },
+	Bill: {
+		type: "object", required: ["billerCode", "billerName", "reference", "period", "amountDue", "currency", "dueDate", "status"],
+		properties: {
+			billerCode: { type: "string" }, billerName: { type: "string" }, reference: { type: "string" }, period: { type: "string", description: "The month billed, YYYY-MM" },
+			amountDue: { type: "integer", minimum: 1 }, currency: ref("Currency"), dueDate: { type: "string", format: "date" },
+			status: { type: "string", enum: ["unpaid", "processing", "paid"], description: "processing: a payment through us is under way" },
+		},
+	},
+	BillQuote: {
+		type: "object", required: ["id", "bill", "couponCode", "discount", "total", "currency", "expiresAt"],
+		properties: {
+			id: { type: "string", format: "uuid" }, bill: ref("Bill"), couponCode: { type: ["string", "null"] }, discount: { type: "integer", minimum: 0, description: "The coupon's part, booked from the promotion account" },
+			total: { type: "integer", minimum: 0, description: "What leaves the customer's account: the bill less the discount" }, currency: ref("Currency"), expiresAt: { type: "string", format: "date-time" },
+		},
+	},
+	BillPayment: {
+		type: "object", required: ["id", "billerCode", "billerName", "reference", "period", "dueDate", "currency", "amount", "discount", "total", "fromAccountId", "status", "createdAt"],
+		properties: {
+			id: { type: "string", format: "uuid" }, billerCode: { type: "string" }, billerName: { type: "string" }, reference: { type: "string" }, period: { type: "string" }, dueDate: { type: "string", format: "date" },
+			currency: ref("Currency"), amount: { type: "integer" }, discount: { type: "integer" }, total: { type: "integer" }, couponCode: { type: ["string", "null"] }, fromAccountId: { type: "string", format: "uuid" },
+			status: { type: "string", enum: [...BILL_PAYMENT_STATUSES], description: "debited: paid, the biller not yet told; returning/returned: the biller refused and the money goes (went) back" },
+			transferId: { type: ["string", "null"] }, discountTransferId: { type: ["string", "null"] }, returnTransferId: { type: ["string", "null"] }, confirmation: { type: ["string", "null"], description: "The biller's reference for the payment" },
+			failureCode: { type: ["string", "null"] }, createdAt: { type: "string", format: "date-time" }, updatedAt: { type: "string", format: "date-time" },
+		},
+	},
+	BillPaymentPage: page("BillPayment"),
+	SavedBill: {
+		type: "object", required: ["id", "billerCode", "billerName", "reference", "nickname", "createdAt", "bill"],
+		properties: {
+			id: { type: "string", format: "uuid" }, billerCode: { type: "string" }, billerName: { type: "string" }, reference: { type: "string" }, nickname: { type: "string" },
+			createdAt: { type: "string", format: "date-time" }, bill: { anyOf: [ref("Bill"), { type: "null" }], description: "Its current bill (null if the biller no longer knows the reference)" },
+		},
+	},
+	SavedBillList: { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("SavedBill") } } },
+	Coupon: {
+		type: "object", required: ["id", "code", "currency", "kind", "validFrom", "validUntil", "maxUses", "maxUsesPerCustomer", "uses", "status"],
+		properties: {
+			id: { type: "string", format: "uuid" }, code: { type: "string" }, currency: ref("Currency"), kind: { type: "string", enum: [...COUPON_KINDS] },
+			percentBps: { type: ["integer", "null"] }, amountMinor: { type: ["integer", "null"] }, maxDiscountMinor: { type: ["integer", "null"] }, minSpendMinor: { type: "integer" },
+			billerCode: { type: ["string", "null"] }, validFrom: { type: "string", format: "date-time" }, validUntil: { type: "string", format: "date-time" },
+			maxUses: { type: "integer" }, maxUsesPerCustomer: { type: "integer" }, uses: { type: "integer", description: "Payments that used it (a refused or returned payment gives its use back)" },
+			status: { type: "string", enum: ["active", "disabled"] }, disabledAt: { type: ["string", "null"] }, createdBy: { type: "string", format: "uuid" }, createdAt: { type: "string", format: "date-time" },
+		},
+	},
+	CouponPage: page("Coupon"),
 	ProviderCallbackResult: { type: "object", required: ["received", "outcome"], properties: { received: { type: "boolean", const: true }, outcome: { type: "string" } } },
 };
 
@@ -500,6 +551,35 @@ const OPS: Record<ActionName, OpDoc> = {
 		description: "Only at a zero balance with no payments in progress; the account and its history stay, shown as closed, and no money can move to or from it.",
 		ok: ["200", ref("Account")], refusals: ["ACCOUNT_NOT_FOUND", "ACCOUNT_NOT_EMPTY", "ACCOUNT_HAS_PENDING", "ACCOUNT_FROZEN"],
 	},
+	billers: { summary: "The billers whose bills can be paid", ok: ["200", ref("BillerList")] },
+	billLookup: { summary: "A reference's current bill at a biller: amount due, due date, and whether it is paid", ok: ["200", ref("Bill")], refusals: ["BILL_NOT_FOUND"] },
+	billQuote: {
+		summary: "Quote a bill, with a coupon's discount if one is given",
+		description: "The quote holds its amount and discount for 15 minutes; pay it with POST /bills/pay. A coupon's caps are checked here and taken at payment.",
+		ok: ["201", ref("BillQuote")], refusals: ["BILL_NOT_FOUND", "BILL_ALREADY_PAID", "COUPON_NOT_FOUND", "COUPON_NOT_APPLICABLE", "COUPON_EXHAUSTED"],
+	},
+	billPay: {
+		summary: "Pay a quoted bill from one of the caller's accounts",
+		description: "One ledger commit: the discount from the promotion account into the caller's account, and the whole bill to the biller. Then the biller is told; a biller that refuses gets nothing: the money comes back (status returned). The same Idempotency-Key and body replay the first answer, a refusal too.",
+		ok: ["201", ref("BillPayment")], idempotent: true,
+		refusals: ["QUOTE_NOT_FOUND", "QUOTE_EXPIRED", "QUOTE_USED", "BILL_ALREADY_PAID", "COUPON_EXHAUSTED", "COUPON_NOT_APPLICABLE", "ACCOUNT_NOT_FOUND", "ACCOUNT_FROZEN", "CURRENCY_MISMATCH", "INSUFFICIENT_FUNDS", "LIMIT_EXCEEDED", "LINKED_TRANSFER_FAILED"],
+	},
+	billPayments: { summary: "The caller's bill payments, newest first", ok: ["200", ref("BillPaymentPage")] },
+	billPayment: { summary: "One of the caller's bill payments", ok: ["200", ref("BillPayment")], refusals: ["BILL_PAYMENT_NOT_FOUND"] },
+	saveBill: {
+		summary: "Save a bill (biller and reference) with a nickname, to be reminded before it is due",
+		description: "Saving the same biller and reference again answers the saved bill. At most 50 per customer.",
+		ok: ["201", ref("SavedBill")], refusals: ["BILL_NOT_FOUND", "SAVED_BILL_LIMIT_REACHED"],
+	},
+	savedBills: { summary: "The caller's saved bills with their current bills", ok: ["200", ref("SavedBillList")] },
+	removeSavedBill: { summary: "Forget a saved bill", ok: ["200", anyObject], refusals: ["SAVED_BILL_NOT_FOUND"] },
+	adminCreateCoupon: {
+		summary: "Create a coupon: a discount code with a validity window and caps (audited)",
+		description: "percent (percentBps, optionally maxDiscountMinor) or fixed (amountMinor); the same code and fields again answer the coupon made first.",
+		ok: ["201", ref("Coupon")], roles: ["admin"], refusals: ["COUPON_CODE_TAKEN"],
+	},
+	adminCoupons: { summary: "Coupons, newest first", ok: ["200", ref("CouponPage")], roles: ["admin", "support", "auditor"] },
+	adminDisableCoupon: { summary: "Disable a coupon (audited); quotes made with it can no longer be paid", ok: ["200", ref("Coupon")], roles: ["admin"], refusals: ["COUPON_NOT_FOUND"] },
 };
 
 /** Tags by area: the first path segment under /api/v1. */
@@ -524,6 +604,7 @@ const TAGS: Record<string, string> = {
 	requests: "Payment requests between users",
 	payees: "The caller's saved payees",
 	schedules: "Standing orders: scheduled and recurring payments",
+	bills: "Bills: billers, lookups, quotes with coupons, payments, saved bills",
 };
 
 const idempotencyHeader = {

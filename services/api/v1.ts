@@ -28,6 +28,7 @@ import { created, idempotencyKey, requireRole, stripNulls, user, type Ctx } from
 import { walletActions, WALLET_ALIASES } from "./wallet.ts";
 import { adminToolActions, ADMIN_TOOL_ALIASES } from "./admin-tools.ts";
 import { afterPaymentActions, AFTER_PAYMENT_ALIASES } from "./after-payment.ts";
+import { billActions, BILL_ALIASES } from "./bills.ts";
 
 export type { GatewayMeta } from "./caller.ts";
 
@@ -506,6 +507,7 @@ export const v1Actions = {
 	...walletActions,
 	...adminToolActions,
 	...afterPaymentActions,
+	...billActions,
 };
 
 /** Mounted at /api/v1/auth: moleculer-web keeps one alias table per route path, so the two routes need distinct paths. */
@@ -562,6 +564,7 @@ export const PRIVATE_ALIASES = {
 	...WALLET_ALIASES,
 	...ADMIN_TOOL_ALIASES,
 	...AFTER_PAYMENT_ALIASES,
+	...BILL_ALIASES,
 };
 
 /** The providers' callback route under /api/v1/providers (signed by HMAC, no bearer token). */

@@ -21,7 +21,7 @@ import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../m
 import { emailChannel, simulatedSmsChannel, SMTP_TIMEOUTS_MS, type Channel } from "./channels.ts";
 import { withTimeout } from "../../lib/timeout.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
-import { DISPUTE_EVENTS, draftsFor, REQUEST_EVENTS, SCHEDULE_EVENTS, INSIGHT_EVENTS, type Draft } from "./templates.ts";
+import { BILL_EVENTS, DISPUTE_EVENTS, draftsFor, REQUEST_EVENTS, SCHEDULE_EVENTS, INSIGHT_EVENTS, type Draft } from "./templates.ts";
 import { Periodic } from "../../lib/periodic.ts";
 import { defineService } from "../../lib/service.ts";
 
@@ -88,7 +88,7 @@ export function notificationsService(config: Config): ServiceSchema {
 		mixins: [
 			dbMixin(config, "notifications"),
 			eventConsumer({
-				schema: "notifications", sources: ["ledger", "payments", "requests", "schedules", "reports"], events: ["transfer.completed", "payment.status_changed", ...REQUEST_EVENTS, ...SCHEDULE_EVENTS, ...INSIGHT_EVENTS, ...DISPUTE_EVENTS],
+				schema: "notifications", sources: ["ledger", "payments", "requests", "schedules", "reports", "bills"], events: ["transfer.completed", "payment.status_changed", ...REQUEST_EVENTS, ...SCHEDULE_EVENTS, ...INSIGHT_EVENTS, ...DISPUTE_EVENTS, ...BILL_EVENTS],
 				attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs, pumpGapMs: config.events.pumpGapMs,
 			}),
 		],

@@ -10,7 +10,7 @@ import { formatAmount, isCurrencyCode } from "../../lib/amount.ts";
 
 export interface Draft {
 	userId: string;
-	kind: "transfer.received" | "payment.completed" | "payment.failed" | "payment.review" | "insight" | RequestKind | ScheduleKind | DisputeEvent;
+	kind: "transfer.received" | "payment.completed" | "payment.failed" | "payment.review" | "insight" | RequestKind | ScheduleKind | DisputeEvent | BillEvent;
 	title: string;
 	body: string;
 	data: Record<string, unknown>;
@@ -132,7 +132,35 @@ function disputeDrafts(event: DisputeEvent, p: Record<string, unknown>): Draft[]
 	}
 }
 
+/** Bills (services/bills): a reminder before the due date, a bill paid, a payment the biller refused and we gave back. */
+export const BILL_EVENTS = ["bill.reminder", "bill.paid", "bill.returned"] as const;
+type BillEvent = (typeof BILL_EVENTS)[number];
+
+function billDrafts(event: BillEvent, p: Record<string, unknown>): Draft[] {
+	const userId = p["userId"];
+	if (typeof userId !== "string") return [];
+	const biller = typeof p["billerName"] === "string" ? p["billerName"] : "your biller";
+	const due = typeof p["dueDate"] === "string" ? p["dueDate"] : "";
+	switch (event) {
+		case "bill.reminder": {
+			const nick = typeof p["nickname"] === "string" && p["nickname"] !== "" ? ` (${p["nickname"]})` : "";
+			const data = { savedId: p["savedId"], billerCode: p["billerCode"], reference: p["reference"], dueDate: due, amount: p["amount"], currency: p["currency"] };
+			return [{ userId, kind: event, title: "Bill due soon", body: `Your ${biller} bill${nick} of ${money(p["amount"], p["currency"])} is due on ${due}.`, data }];
+		}
+		case "bill.paid": {
+			const data = { paymentId: p["id"], billerCode: p["billerCode"], reference: p["reference"], amount: p["amount"], discount: p["discount"], currency: p["currency"] };
+			const saved = typeof p["discount"] === "number" && p["discount"] > 0 ? ` (you paid ${money(p["total"], p["currency"])} with coupon ${String(p["couponCode"])})` : "";
+			return [{ userId, kind: event, title: "Bill paid", body: `${biller} has your payment of ${money(p["amount"], p["currency"])} for the bill due on ${due}${saved}.`, data }];
+		}
+		case "bill.returned": {
+			const data = { paymentId: p["id"], billerCode: p["billerCode"], reference: p["reference"], amount: p["amount"], currency: p["currency"] };
+			return [{ userId, kind: event, title: "Bill payment returned", body: `${biller} did not accept the payment for the bill due on ${due}; the ${money(p["total"], p["currency"])} you paid is back in your account.`, data }];
+		}
+	}
+}
+
 export function draftsFor(event: string, p: Record<string, unknown>, names: ReadonlyMap<string, string> = new Map()): Draft[] {
+	if ((BILL_EVENTS as readonly string[]).includes(event)) return billDrafts(event as BillEvent, p);
 	if ((DISPUTE_EVENTS as readonly string[]).includes(event)) return disputeDrafts(event as DisputeEvent, p);
 	if (event.startsWith("request.")) return requestDrafts(event, p);
 	if (event.startsWith("schedule.")) return scheduleDrafts(event, p);
