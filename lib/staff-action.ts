@@ -42,6 +42,7 @@ export const STAFF_ACTIONS = {
 	rejectReversal: "transfer.reversal.reject",
 	setPrices: "prices.set",
 	disputeEvidence: "dispute.evidence",
+	disputeOutcome: "dispute.outcome",
 	approveDocument: "kyc.document.approve",
 	rejectDocument: "kyc.document.reject",
 	createCoupon: "coupon.create",

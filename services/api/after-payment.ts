@@ -16,6 +16,9 @@ import { payments } from "../../contracts/payments.ts";
 import { reasonRule } from "../../contracts/repair.ts";
 import { amountRule, currencyRule, setPricesParams } from "../ledger/params.ts";
 import { toClientError } from "../../lib/errors.ts";
+import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
+import { users } from "../../contracts/users.ts";
+import { PROVIDERS } from "../payments/providers.ts";
 
 /** The revenue report covers at most a year per request. */
 const REVENUE_RANGE_MAX_MS = 366 * 86_400_000;
@@ -46,6 +49,8 @@ const STAFF = ["support", "admin"] as const;
 export const disputeRouteParams = {
 	list: paramsSchema({ $$strict: true, status: { type: "enum", values: ["open", "evidence_submitted", "won", "lost"], optional: true }, limit: { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true } }),
 	byId: paramsSchema({ $$strict: true, id: uuid }),
+	/** Staff record the provider's outcome when it reaches them outside the signed callback (the acquirer's portal). */
+	outcome: paramsSchema({ $$strict: true, id: uuid, outcome: { type: "enum", values: ["won", "lost"] }, reason: reasonRule }),
 	evidence: paramsSchema({
 		$$strict: true, id: uuid, note: { type: "string", min: 3, max: 2_000 },
 		document: {
@@ -55,6 +60,27 @@ export const disputeRouteParams = {
 	}),
 };
 type D<K extends keyof typeof disputeRouteParams> = Infer<(typeof disputeRouteParams)[K]>;
+
+type Person = { name: string; email: string };
+
+/** Who the users behind these ids are, for staff views (one users.getMany; ids without a profile are left out). */
+async function peopleOf(ctx: Ctx<unknown>, ids: readonly string[]): Promise<Map<string, Person>> {
+	const unique = [...new Set(ids)];
+	if (unique.length === 0) return new Map();
+	return new Map((await call(ctx, users.getMany, { ids: unique })).items.map(u => [u.id, { name: u.name, email: u.email }]));
+}
+
+/** Disputes as staff see them: with the customer's name and address (null when the profile is gone). */
+async function withCustomers<T extends { userId: string }>(ctx: Ctx<unknown>, items: readonly T[]): Promise<(T & { customer: Person | null })[]> {
+	const people = await peopleOf(ctx, items.map(d => d.userId));
+	return items.map(d => ({ ...d, customer: people.get(d.userId) ?? null }));
+}
+
+async function staffDispute(ctx: Ctx<unknown>, id: string) {
+	const [d] = await withCustomers(ctx, [await call(ctx, payments.disputes.get, { id })]);
+	if (!d) throw toClientError({ code: "DISPUTE_NOT_FOUND", message: "dispute not found", details: { id } });
+	return d;
+}
 
 export const disputeActions = {
 	myDisputes: {
@@ -73,14 +99,49 @@ export const disputeActions = {
 		params: disputeRouteParams.list,
 		async handler(ctx: Ctx<D<"list">>) {
 			requireRole(ctx, [...STAFF, "auditor"]);
-			return call(ctx, payments.disputes.list, { ...(ctx.params.status != null ? { status: ctx.params.status } : {}), ...(ctx.params.limit != null ? { limit: ctx.params.limit } : {}) });
+			const list = await call(ctx, payments.disputes.list, { ...(ctx.params.status != null ? { status: ctx.params.status } : {}), ...(ctx.params.limit != null ? { limit: ctx.params.limit } : {}) });
+			return { items: await withCustomers(ctx, list.items) };
 		},
 	},
 	adminDispute: {
 		params: disputeRouteParams.byId,
 		async handler(ctx: Ctx<D<"byId">>) {
 			requireRole(ctx, [...STAFF, "auditor"]);
-			return call(ctx, payments.disputes.get, { id: ctx.params.id });
+			return staffDispute(ctx, ctx.params.id);
+		},
+	},
+	/**
+	 * An admin records the provider's outcome (won: the hold is released; lost: it is posted
+	 * to the provider), audited with a reason, never for a dispute of their own. It goes
+	 * through the same path as the provider's callback (services/payments/disputes.ts), keyed
+	 * by the dispute and the outcome: the same outcome again answers the dispute as it is,
+	 * the other outcome once decided is ILLEGAL_TRANSITION, and a later provider callback
+	 * finds it decided.
+	 */
+	adminDisputeOutcome: {
+		params: disputeRouteParams.outcome,
+		async handler(ctx: Ctx<D<"outcome">>) {
+			const staff = requireRole(ctx, ["admin"]);
+			const p = ctx.params;
+			const d = await call(ctx, payments.disputes.get, { id: p.id });
+			if (d.userId === staff.id) throw new Errors.MoleculerClientError("nobody handles a dispute of their own", 403, "FORBIDDEN", { id: d.id });
+			const decidedOtherwise = (status: string) => (status === "won" || status === "lost") && status !== p.outcome;
+			if (decidedOtherwise(d.status)) throw toClientError({ code: "ILLEGAL_TRANSITION", message: `the dispute is already ${d.status}`, details: { id: d.id, status: d.status } });
+			if (d.status === p.outcome) return staffDispute(ctx, d.id);
+			const provider = PROVIDERS.find(x => x === d.provider);
+			if (!provider) throw toClientError({ code: "DISPUTE_NOT_FOUND", message: "dispute not found", details: { id: d.id } });
+			await staffAction(ctx, { staffId: staff.id, reason: p.reason }, STAFF_ACTIONS.disputeOutcome, `disputes/${d.id}`, { outcome: p.outcome }, async () => {
+				const r = await call(ctx, payments.providerCallback, {
+					provider, eventId: `staff:${d.id}:${p.outcome}`, paymentId: d.paymentId, ref: `staff:${d.id}`,
+					status: p.outcome === "won" ? "dispute_won" : "dispute_lost", sequence: 1, disputeId: d.providerDisputeId,
+				});
+				// Another outcome came first (the provider's callback, or another admin's).
+				if (r.outcome === "already_final" && decidedOtherwise((await call(ctx, payments.disputes.get, { id: d.id })).status)) {
+					throw toClientError({ code: "ILLEGAL_TRANSITION", message: "the dispute was decided otherwise meanwhile", details: { id: d.id } });
+				}
+				return r;
+			});
+			return staffDispute(ctx, d.id);
 		},
 	},
 	adminDisputeEvidence: {
@@ -101,6 +162,7 @@ export const DISPUTE_ALIASES = {
 	"GET /admin/disputes": "api.adminDisputes",
 	"GET /admin/disputes/:id": "api.adminDispute",
 	"POST /admin/disputes/:id/evidence": "api.adminDisputeEvidence",
+	"POST /admin/disputes/:id/outcome": "api.adminDisputeOutcome",
 };
 
 export const feeActions = {
@@ -155,6 +217,20 @@ export const afterPaymentActions = {
 		params: afterPaymentParams.refunds,
 		async handler(ctx: Ctx<A<"refunds">>) {
 			return call(ctx, ledger.payments.refunds, { paymentId: ctx.params.id, ownerId: user(ctx).id });
+		},
+	},
+	/** A payment's refunds for staff (never their own payment's business: read-only), with who paid whom. */
+	adminPaymentRefunds: {
+		params: afterPaymentParams.refunds,
+		async handler(ctx: Ctx<A<"refunds">>) {
+			requireRole(ctx, [...STAFF, "auditor"]);
+			const [refunds, payment] = await Promise.all([call(ctx, ledger.payments.refunds, { paymentId: ctx.params.id }), call(ctx, ledger.payments.get, { id: ctx.params.id })]);
+			const payee = await call(ctx, ledger.accounts.get, { id: payment.destination });
+			const people = await peopleOf(ctx, payee.ownerId ? [payment.userId, payee.ownerId] : [payment.userId]);
+			return {
+				...refunds, fromAccountId: payment.accountId, toAccountId: payment.destination, description: payment.description, createdAt: payment.createdAt,
+				payer: people.get(payment.userId) ?? null, payee: payee.ownerId ? (people.get(payee.ownerId) ?? null) : null,
+			};
 		},
 	},
 	adminRefundPayment: {
@@ -216,6 +292,7 @@ export const AFTER_PAYMENT_ALIASES = {
 	"POST /payments/:id/refunds": "api.refundPayment",
 	"GET /payments/:id/refunds": "api.paymentRefunds",
 	"POST /admin/payments/:id/refunds": "api.adminRefundPayment",
+	"GET /admin/payments/:id/refunds": "api.adminPaymentRefunds",
 	"POST /admin/transfers/:id/reversal": "api.adminProposeReversal",
 	"GET /admin/reversals": "api.adminReversals",
 	"POST /admin/reversals/:id/approve": "api.adminApproveReversal",

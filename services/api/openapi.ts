@@ -173,6 +173,7 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 			reason: { type: "string" }, status: { type: "string", enum: ["open", "evidence_submitted", "won", "lost"] }, deadline: { type: "string", format: "date-time" },
 			heldAmount: { type: "integer", description: "Set aside from the customer's account" }, shortfall: { type: "integer", description: "What the account could not cover (carried by suspense if lost)" },
 			evidence: { type: "array", items: { type: "object" } },
+			customer: { type: ["object", "null"], description: "Staff views only: the customer's name and address (null once the profile is gone)", properties: { name: { type: "string" }, email: { type: "string" } } },
 		},
 	},
 	FeeQuote: {
@@ -448,6 +449,19 @@ const OPS: Record<ActionName, OpDoc> = {
 		ok: ["201", ref("Refund")], idempotent: true, refusals: ["PAYMENT_NOT_FOUND", "REFUND_EXCEEDS_PAYMENT", "ALREADY_REVERSED", "INSUFFICIENT_FUNDS", "ACCOUNT_FROZEN"],
 	},
 	paymentRefunds: { summary: "The refunds of a payment you made or received, and what is left to refund", ok: ["200", ref("Refunds")], refusals: ["PAYMENT_NOT_FOUND"] },
+	adminPaymentRefunds: {
+		summary: "A payment's refunds for staff, what is left to refund, and who paid whom",
+		ok: ["200", {
+			type: "object", required: ["paymentId", "amount", "currency", "refundedAmount", "refundableAmount", "items", "payer", "payee"],
+			properties: {
+				paymentId: { type: "string", format: "uuid" }, amount: { type: "integer" }, currency: ref("Currency"), refundedAmount: { type: "integer" }, refundableAmount: { type: "integer" },
+				items: { type: "array", items: ref("Transfer") }, fromAccountId: { type: "string" }, toAccountId: { type: "string" }, description: { type: "string" }, createdAt: { type: "string", format: "date-time" },
+				payer: { type: ["object", "null"], description: "Name and e-mail of who paid", properties: { name: { type: "string" }, email: { type: "string" } } },
+				payee: { type: ["object", "null"], description: "Name and e-mail of who was paid", properties: { name: { type: "string" }, email: { type: "string" } } },
+			},
+		}],
+		roles: ["support", "admin", "auditor"], refusals: ["PAYMENT_NOT_FOUND"],
+	},
 	adminRefundPayment: {
 		summary: "Refund a payment on a customer's request (audited, never your own)", ok: ["201", ref("Refund")], roles: ["support", "admin"], idempotent: true,
 		refusals: ["PAYMENT_NOT_FOUND", "REFUND_EXCEEDS_PAYMENT", "ALREADY_REVERSED", "INSUFFICIENT_FUNDS", "ACCOUNT_FROZEN"],
@@ -465,6 +479,11 @@ const OPS: Record<ActionName, OpDoc> = {
 	myDispute: { summary: "One dispute of the caller's", ok: ["200", ref("Dispute")], refusals: ["DISPUTE_NOT_FOUND"] },
 	adminDisputes: { summary: "Disputes by status, earliest deadline first", ok: ["200", { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("Dispute") } } }], roles: ["support", "admin", "auditor"] },
 	adminDispute: { summary: "A dispute with its evidence", ok: ["200", ref("Dispute")], roles: ["support", "admin", "auditor"], refusals: ["DISPUTE_NOT_FOUND"] },
+	adminDisputeOutcome: {
+		summary: "Record the provider's outcome of a dispute (won: the hold is released; lost: it is posted to the provider), with a reason (audited, never your own)",
+		description: "The same outcome again answers the dispute as it is; the other outcome once decided is ILLEGAL_TRANSITION.",
+		ok: ["200", ref("Dispute")], roles: ["admin"], refusals: ["DISPUTE_NOT_FOUND", "FORBIDDEN", "ILLEGAL_TRANSITION"],
+	},
 	adminDisputeEvidence: {
 		summary: "Attach evidence to a dispute before its deadline (a note and at most one document of 256 KiB: PDF, PNG, JPEG or text; audited)",
 		ok: ["201", ref("Dispute")], roles: ["support", "admin"], refusals: ["DISPUTE_NOT_FOUND", "DISPUTE_DEADLINE_PASSED", "ILLEGAL_TRANSITION"],

@@ -126,6 +126,7 @@ const ROUTES: () => Route[] = () => [
 	{ path: `/api/v1/admin/reversals/${accountId}/reject`, fields: ["note"], auth: true, emptyIsValid: true },
 	{ path: "/api/v1/admin/prices", fields: ["rules", "reason"], auth: true },
 	{ path: `/api/v1/admin/disputes/${accountId}/evidence`, fields: ["note", "document"], auth: true },
+	{ path: `/api/v1/admin/disputes/${accountId}/outcome`, fields: ["outcome", "reason"], auth: true },
 ];
 
 async function post(route: Route, body: unknown, i: number): Promise<number> {
