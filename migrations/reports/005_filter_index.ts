@@ -13,13 +13,18 @@ import { runStatements } from "../statements.ts";
  * against the GIN's 25 (posting lists are compressed); a customer's unfiltered and
  * account-only pages still walk transactions_owner_idx newest first.
  *
+ * fastupdate is off: the pending list of new entries, kept uncompressed until a vacuum or
+ * 4 MB of them merges it, made the index 525 bytes per transfer after 10,000 transfers
+ * instead of 85. The reports consumer writes a page of rows per statement, off the
+ * payment's path, so inserting into the posting lists directly costs nobody's latency.
+ *
  * btree_gin is a trusted extension: a role with CREATE on the database may install it. It
  * goes into the reports schema, so down removes it only if it is there (one installed
  * elsewhere before was not this migration's).
  */
 const UP = [
 	`CREATE EXTENSION IF NOT EXISTS btree_gin SCHEMA reports`,
-	`CREATE INDEX transactions_filters_idx ON reports.transactions USING gin (owner_id, search, account_id, category, counterparty_owner_id, counterparty_account_id)`,
+	`CREATE INDEX transactions_filters_idx ON reports.transactions USING gin (owner_id, search, account_id, category, counterparty_owner_id, counterparty_account_id) WITH (fastupdate = off)`,
 	`DROP INDEX reports.transactions_search_idx`,
 	`DROP INDEX reports.transactions_account_idx`,
 	`DROP INDEX reports.transactions_category_idx`,
