@@ -22,6 +22,7 @@ const TABLES = [
 	"requests.requests", "requests.outbox", "reports.transactions", "reports.category_rules",
 	"schedules.payees", "schedules.schedules", "schedules.occurrences", "ledger.account_closures",
 	"ledger.price_lists", "payments.reversal_requests", "payments.disputes", "payments.dispute_evidence",
+	"bills.quotes", "bills.payments", "bills.saved", "bills.coupons", "bills.coupon_customers", "bills.reminders", "bills.outbox",
 ];
 
 let db: TestDatabase;
@@ -126,6 +127,11 @@ const ROUTES: () => Route[] = () => [
 	{ path: `/api/v1/admin/reversals/${accountId}/reject`, fields: ["note"], auth: true, emptyIsValid: true },
 	{ path: "/api/v1/admin/prices", fields: ["rules", "reason"], auth: true },
 	{ path: `/api/v1/admin/disputes/${accountId}/evidence`, fields: ["note", "document"], auth: true },
+	{ path: "/api/v1/bills/quote", fields: ["billerCode", "reference", "couponCode"], auth: true },
+	{ path: "/api/v1/bills/pay", fields: ["quoteId", "fromAccountId"], auth: true },
+	{ path: "/api/v1/bills/saved", fields: ["billerCode", "reference", "nickname"], auth: true },
+	{ path: "/api/v1/admin/coupons", fields: ["code", "currency", "kind", "percentBps", "amountMinor", "maxDiscountMinor", "minSpendMinor", "billerCode", "validFrom", "validUntil", "maxUses", "maxUsesPerCustomer", "reason"], auth: true },
+	{ path: `/api/v1/admin/coupons/${accountId}/disable`, fields: ["reason"], auth: true },
 	{ path: `/api/v1/admin/disputes/${accountId}/outcome`, fields: ["outcome", "reason"], auth: true },
 ];
 
