@@ -21,7 +21,7 @@ const captured: { sql: string; bindings: unknown[] }[] = [];
 
 before(async () => {
 	db = await createTestDatabase();
-	({ broker, config } = await startNode({ DATABASE_URL: db.url, SERVICES: "users,ledger,payments,fraud,notifications,webhooks,reports,requests,schedules", LOG_LEVEL: "fatal" }));
+	({ broker, config } = await startNode({ DATABASE_URL: db.url, SERVICES: "users,ledger,payments,fraud,notifications,webhooks,reports,requests,schedules,bills", LOG_LEVEL: "fatal" }));
 	acquireDb(config).knex.on("query", (q: { sql: string; bindings?: unknown[] }) => captured.push({ sql: q.sql, bindings: q.bindings ?? [] }));
 });
 
@@ -106,6 +106,15 @@ describe("query plans of the read routes", () => {
 			["schedules.payees.list", { ownerId: userId }],
 			["schedules.runDue", { now: "2030-01-01T00:00:00Z" }],
 			["ledger.accounts.close", { id: missing, ownerId: userId }],
+			// Bills: a bill's status, a quote naming an unknown coupon, the payments (a later page), one payment, saved bills, coupons, and the sweep (resume, reminders, quote pruning).
+			["bills.lookup", { userId, billerCode: "city_power", reference: "12345678" }],
+			["bills.quote", { userId, billerCode: "city_power", reference: "12345678", couponCode: "NO-SUCH" }],
+			["bills.payments.list", { userId }],
+			["bills.payments.list", { userId, cursor: `1796000000000000_${missing}` }],
+			["bills.payments.get", { userId, id: missing }],
+			["bills.saved.list", { userId }],
+			["bills.coupons.list", {}],
+			["bills.sweep", { now: "2030-01-01T00:00:00Z" }],
 		];
 		const found: string[] = [];
 		for (const [action, params] of reads) {
