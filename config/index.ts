@@ -169,6 +169,8 @@ export interface Config {
 		/** Simulation: share of callbacks sent twice, and of payments whose interim notice arrives after the final one. */
 		callbackDuplicatePercent: number;
 		callbackReorderPercent: number;
+		/** Simulation: share of top-up refunds the providers decline (by the refund's id, so asking again gives the same answer). */
+		refundDeclinePercent: number;
 	};
 	events: {
 		/** Tries per event before a consumer dead-letters it, and the first retry delay (doubling). */
@@ -568,6 +570,7 @@ export function loadConfig(env: Env = process.env): Config {
 			callbackUrl: urlVar(env, "PROVIDER_CALLBACK_URL", ["http:", "https:"]),
 			callbackDuplicatePercent: intVar(env, "PROVIDER_CALLBACK_DUPLICATE_PERCENT", 0, 0, 100),
 			callbackReorderPercent: intVar(env, "PROVIDER_CALLBACK_REORDER_PERCENT", 0, 0, 100),
+			refundDeclinePercent: intVar(env, "PROVIDER_REFUND_DECLINE_PERCENT", 0, 0, 100),
 		},
 		events: {
 			attemptsMax: intVar(env, "EVENT_ATTEMPTS_MAX", 5, 1, 100),

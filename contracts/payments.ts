@@ -10,6 +10,7 @@ import { PROVIDERS } from "../services/payments/providers.ts";
 import type { view } from "../services/payments/payments.service.ts";
 import type { reversalView } from "../services/payments/reversals.ts";
 import type { disputeView } from "../services/payments/disputes.ts";
+import type { listRefunds, topupRefundView } from "../services/payments/topup-refunds.ts";
 import type { BatchStats, PaymentView as LedgerPaymentView } from "./ledger.ts";
 import { actorRule, reasonRule } from "./repair.ts";
 
@@ -83,6 +84,15 @@ export const reversalParams = {
 	decide: paramsSchema({ $$strict: true, id: { type: "uuid" }, staffId: { type: "uuid" }, note: { type: "string", max: 500, optional: true } }),
 	list: paramsSchema({ $$strict: true, limit: { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true } }),
 };
+/**
+ * Refunds of a completed top-up back through its provider (services/payments/topup-refunds.ts):
+ * by staff on the customer's request (who and why, audited); no destination, the money goes
+ * back to the instrument it came from. The list is the customer's own with userId.
+ */
+export const topupRefundParams = {
+	create: paramsSchema({ $$strict: true, idempotencyKey: keyRule, paymentId: { type: "uuid" }, amount: amountRule, staffId: { type: "uuid" }, reason: reasonRule }),
+	list: paramsSchema({ $$strict: true, paymentId: { type: "uuid" }, userId: { type: "uuid", optional: true }, limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true } }),
+};
 /** The payments of one provider created on a UTC day, and any given by id, for reconciliation; a page at a time by id. */
 export const settlementViewParams = paramsSchema({
 	$$strict: true,
@@ -111,6 +121,8 @@ export interface SettlementViewItem {
 export type PaymentRecord = ReturnType<typeof view>;
 export type ReversalView = ReturnType<typeof reversalView>;
 export type DisputeView = ReturnType<typeof disputeView>;
+export type TopupRefundView = ReturnType<typeof topupRefundView>;
+export type TopupRefundsView = Awaited<ReturnType<typeof listRefunds>>;
 export interface EvidenceView {
 	id: string;
 	addedBy: string;
@@ -162,6 +174,12 @@ export const payments = {
 		approve: action("payments.reversals.approve", reversalParams.decide, returns<ReversalView>()),
 		reject: action("payments.reversals.reject", reversalParams.decide, returns<ReversalView>()),
 		list: action("payments.reversals.list", reversalParams.list, returns<{ items: ReversalView[] }>()),
+	},
+	topupRefunds: {
+		/** Staff refund (part of) a completed top-up through its provider: a saga; the refund as far as it got. */
+		create: action("payments.topupRefunds.create", topupRefundParams.create, returns<TopupRefundView>()),
+		/** A top-up's refunds and what is left to refund of it. */
+		list: action("payments.topupRefunds.list", topupRefundParams.list, returns<TopupRefundsView>()),
 	},
 	/** For reconciliation: the provider's payments of a period (and the ones asked for by id). */
 	settlementView: action("payments.settlementView", settlementViewParams, returns<{ items: SettlementViewItem[]; nextAfterId: string | null }>()),

@@ -1,6 +1,6 @@
 /**
- * The provider adapters' actions, one pair per provider (`providers.<name>.charge`,
- * `providers.<name>.payout`), so each provider has its own circuit breaker.
+ * The provider adapters' actions, three per provider (`providers.<name>.charge`,
+ * `.payout`, `.refund`), so each provider has its own circuit breaker.
  */
 import { action, returns, type ActionContract } from "../lib/contract.ts";
 import { paramsSchema } from "../lib/schema.ts";
@@ -9,7 +9,12 @@ import type { InjectedBreak } from "../services/payments/providers-settlement.ts
 
 export const chargeParams = paramsSchema({ $$strict: true, paymentId: { type: "uuid" }, amountMinor: { type: "number", integer: true, positive: true }, currency: { type: "string", length: 3 } });
 export const payoutParams = paramsSchema({ $$strict: true, paymentId: { type: "uuid" }, amountMinor: { type: "number", integer: true, positive: true }, currency: { type: "string", length: 3 }, destination: { type: "string", max: 200 } });
-export const simulateParams = paramsSchema({ $$strict: true, provider: { type: "enum", values: PROVIDERS }, failurePercent: { type: "number", integer: true, min: 0, max: 100 } });
+/** A top-up refund: its own id is the reference, `chargeId` the top-up it gives back (to the instrument it came from). */
+export const refundParams = paramsSchema({ $$strict: true, paymentId: { type: "uuid" }, chargeId: { type: "uuid" }, amountMinor: { type: "number", integer: true, positive: true }, currency: { type: "string", length: 3 } });
+export const simulateParams = paramsSchema({
+	$$strict: true, provider: { type: "enum", values: PROVIDERS }, failurePercent: { type: "number", integer: true, min: 0, max: 100 },
+	refundDeclinePercent: { type: "number", integer: true, min: 0, max: 100, optional: true },
+});
 
 /** A provider's settlement file for a UTC day (the simulation writes it from what it answered that day). */
 export const settlementParams = paramsSchema({ $$strict: true, provider: { type: "enum", values: PROVIDERS }, day: { type: "string", pattern: /^\d{4}-\d{2}-\d{2}$/ } });
@@ -17,12 +22,14 @@ export const settlementParams = paramsSchema({ $$strict: true, provider: { type:
 export interface ProviderActions {
 	charge: ActionContract<typeof chargeParams, ProviderResult>;
 	payout: ActionContract<typeof payoutParams, ProviderResult>;
+	refund: ActionContract<typeof refundParams, ProviderResult>;
 }
 
 function adapter(name: ProviderName): ProviderActions {
 	return {
 		charge: action(`providers.${name}.charge`, chargeParams, returns<ProviderResult>()),
 		payout: action(`providers.${name}.payout`, payoutParams, returns<ProviderResult>()),
+		refund: action(`providers.${name}.refund`, refundParams, returns<ProviderResult>()),
 	};
 }
 
@@ -31,7 +38,7 @@ export const providers = {
 	bank: adapter("bank"),
 	card: adapter("card"),
 	/** The simulation's failure rate, changeable at run time. */
-	simulate: action("providers.simulate", simulateParams, returns<{ provider: ProviderName; failurePercent: number }>()),
+	simulate: action("providers.simulate", simulateParams, returns<{ provider: ProviderName; failurePercent: number; refundDeclinePercent: number }>()),
 	/** The day's settlement CSV, also written under SETTLEMENT_DIR; `injected` is the simulation's list of the breaks it put in (for tests). */
 	settlement: action("providers.settlement", settlementParams, returns<{ csv: string; path: string; lines: number; injected: InjectedBreak[] }>()),
 } satisfies Record<ProviderName, ProviderActions> & Record<string, unknown>;

@@ -5,6 +5,8 @@
  * - A payee refunds a P2P payment they received, whole or in parts (Idempotency-Key);
  *   payer and payee see its refunds; support refunds on a customer's request, with a
  *   reason (audited), never a payment of their own.
+ * - Support refunds a customer's completed top-up through its provider (a saga, audited,
+ *   services/payments/topup-refunds.ts); the customer sees that top-up's refunds.
  * - Staff reverse a completed transfer with four eyes: one proposes with a reason, a second
  *   approves (services/payments/reversals.ts); every step is audited.
  */
@@ -38,6 +40,9 @@ export const afterPaymentParams = {
 	setPrices: paramsSchema({ $$strict: true, rules: setPricesParams.rules, reason: setPricesParams.reason }),
 	empty: paramsSchema({ $$strict: true }),
 	revenue: paramsSchema({ $$strict: true, from: { type: "date", convert: true }, to: { type: "date", convert: true } }),
+	/** A top-up refund names no destination: the money goes back to the instrument it came from. */
+	topupRefund: paramsSchema({ $$strict: true, id: uuid, amount: amountRule, reason: reasonRule }),
+	topupRefunds: paramsSchema({ $$strict: true, id: uuid, limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true } }),
 };
 
 type A<K extends keyof typeof afterPaymentParams> = Infer<(typeof afterPaymentParams)[K]>;
@@ -249,6 +254,36 @@ export const afterPaymentActions = {
 			return r;
 		},
 	},
+	/**
+	 * Support or an admin refunds (part of) a customer's top-up on their request, through the
+	 * provider it came in by (services/payments/topup-refunds.ts): a reason (audited), an
+	 * Idempotency-Key, never a top-up of their own. The customer has no such route: a top-up
+	 * goes back to where it came from, never to a place the customer names.
+	 */
+	adminRefundTopup: {
+		params: afterPaymentParams.topupRefund,
+		async handler(ctx: Ctx<A<"topupRefund">>) {
+			const staff = requireRole(ctx, [...STAFF]);
+			const p = ctx.params;
+			const r = await call(ctx, payments.topupRefunds.create, { idempotencyKey: idempotencyKey(ctx, staff.id), paymentId: p.id, amount: p.amount, staffId: staff.id, reason: p.reason });
+			created(ctx, `/api/v1/admin/topups/${p.id}/refunds`);
+			return r;
+		},
+	},
+	adminTopupRefunds: {
+		params: afterPaymentParams.topupRefunds,
+		async handler(ctx: Ctx<A<"topupRefunds">>) {
+			requireRole(ctx, [...STAFF, "auditor"]);
+			return call(ctx, payments.topupRefunds.list, { paymentId: ctx.params.id, ...(ctx.params.limit != null ? { limit: ctx.params.limit } : {}) });
+		},
+	},
+	/** The customer's view of their own top-up's refunds (anyone else's top-up answers 404). */
+	topupRefunds: {
+		params: afterPaymentParams.topupRefunds,
+		async handler(ctx: Ctx<A<"topupRefunds">>) {
+			return call(ctx, payments.topupRefunds.list, { paymentId: ctx.params.id, userId: user(ctx).id, ...(ctx.params.limit != null ? { limit: ctx.params.limit } : {}) });
+		},
+	},
 	adminProposeReversal: {
 		params: afterPaymentParams.proposeReversal,
 		async handler(ctx: Ctx<A<"proposeReversal">>) {
@@ -293,6 +328,9 @@ export const AFTER_PAYMENT_ALIASES = {
 	"GET /payments/:id/refunds": "api.paymentRefunds",
 	"POST /admin/payments/:id/refunds": "api.adminRefundPayment",
 	"GET /admin/payments/:id/refunds": "api.adminPaymentRefunds",
+	"POST /admin/topups/:id/refunds": "api.adminRefundTopup",
+	"GET /admin/topups/:id/refunds": "api.adminTopupRefunds",
+	"GET /topups/:id/refunds": "api.topupRefunds",
 	"POST /admin/transfers/:id/reversal": "api.adminProposeReversal",
 	"GET /admin/reversals": "api.adminReversals",
 	"POST /admin/reversals/:id/approve": "api.adminApproveReversal",

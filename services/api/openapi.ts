@@ -166,6 +166,29 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 			items: { type: "array", items: ref("Transfer") },
 		},
 	},
+	TopupRefund: {
+		type: "object", required: ["id", "paymentId", "status", "amount", "currency", "accountId", "provider", "reason", "staffId", "createdAt", "updatedAt"],
+		properties: {
+			id: { type: "string", format: "uuid", description: "The refund (also its reference at the provider)" }, paymentId: { type: "string", format: "uuid", description: "The top-up it refunds" },
+			status: {
+				type: "string", enum: ["created", "processing", "completed", "compensated", "refused"],
+				description: "processing: the customer's money is held and the provider is refunding; completed: it went to the provider; compensated: the provider declined and the money is back",
+			},
+			amount: { type: "integer" }, currency: ref("Currency"), accountId: { type: "string", format: "uuid" }, provider: { type: "string" },
+			holdId: { type: ["string", "null"] }, transferId: { type: ["string", "null"], description: "The ledger transfer to the provider's account, once completed" },
+			providerRef: { type: ["string", "null"] }, failureCode: { type: ["string", "null"] }, reason: { type: "string" }, staffId: { type: "string", format: "uuid" },
+			createdAt: { type: "string", format: "date-time" }, updatedAt: { type: "string", format: "date-time" },
+		},
+	},
+	TopupRefunds: {
+		type: "object", required: ["paymentId", "amount", "currency", "status", "refundedAmount", "pendingAmount", "disputedAmount", "refundableAmount", "items"],
+		properties: {
+			paymentId: { type: "string", format: "uuid" }, amount: { type: "integer" }, currency: ref("Currency"), status: { type: "string", description: "The top-up's status" },
+			refundedAmount: { type: "integer", description: "Refunds completed" }, pendingAmount: { type: "integer", description: "Refunds on their way through the provider" },
+			disputedAmount: { type: "integer", description: "Disputes not won (not refundable)" }, refundableAmount: { type: "integer", description: "What is left to refund" },
+			items: { type: "array", items: ref("TopupRefund") },
+		},
+	},
 	Dispute: {
 		type: "object", required: ["id", "paymentId", "amount", "currency", "status", "deadline", "heldAmount", "shortfall"],
 		properties: {
@@ -466,6 +489,14 @@ const OPS: Record<ActionName, OpDoc> = {
 		summary: "Refund a payment on a customer's request (audited, never your own)", ok: ["201", ref("Refund")], roles: ["support", "admin"], idempotent: true,
 		refusals: ["PAYMENT_NOT_FOUND", "REFUND_EXCEEDS_PAYMENT", "ALREADY_REVERSED", "INSUFFICIENT_FUNDS", "ACCOUNT_FROZEN"],
 	},
+	adminRefundTopup: {
+		summary: "Refund a customer's completed top-up through its provider, whole or in part, on their request (audited, never your own)",
+		description: "The money is held from the customer's account, the provider refunds it to the instrument it came from, and the hold is posted to the provider (completed) or released if the provider declines (compensated). A provider that answers later leaves the refund processing until its callback or the next status inquiry. The refunds of a top-up never exceed it.",
+		ok: ["201", ref("TopupRefund")], roles: ["support", "admin"], idempotent: true,
+		refusals: ["PAYMENT_NOT_FOUND", "REFUND_EXCEEDS_PAYMENT", "ALREADY_REVERSED", "ILLEGAL_TRANSITION", "INSUFFICIENT_FUNDS", "ACCOUNT_FROZEN"],
+	},
+	adminTopupRefunds: { summary: "A top-up's refunds through its provider, and what is left to refund", ok: ["200", ref("TopupRefunds")], roles: ["support", "admin", "auditor"], refusals: ["PAYMENT_NOT_FOUND"] },
+	topupRefunds: { summary: "The refunds of one of your top-ups, and what is left to refund", ok: ["200", ref("TopupRefunds")], refusals: ["PAYMENT_NOT_FOUND"] },
 	adminProposeReversal: {
 		summary: "Propose reversing a completed transfer, with a reason (a second staff member approves)", ok: ["201", ref("ReversalRequest")], roles: ["support", "admin"],
 		refusals: ["TRANSFER_NOT_FOUND", "NOT_REVERSIBLE", "ILLEGAL_TRANSITION"],

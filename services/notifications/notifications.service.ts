@@ -88,7 +88,7 @@ export function notificationsService(config: Config): ServiceSchema {
 		mixins: [
 			dbMixin(config, "notifications"),
 			eventConsumer({
-				schema: "notifications", sources: ["ledger", "payments", "requests", "schedules", "reports", "bills"], events: ["transfer.completed", "payment.status_changed", ...REQUEST_EVENTS, ...SCHEDULE_EVENTS, ...INSIGHT_EVENTS, ...DISPUTE_EVENTS, ...BILL_EVENTS],
+				schema: "notifications", sources: ["ledger", "payments", "requests", "schedules", "reports", "bills"], events: ["transfer.completed", "payment.status_changed", "payment.refunded", ...REQUEST_EVENTS, ...SCHEDULE_EVENTS, ...INSIGHT_EVENTS, ...DISPUTE_EVENTS, ...BILL_EVENTS],
 				attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs, pumpGapMs: config.events.pumpGapMs,
 			}),
 		],

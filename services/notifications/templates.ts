@@ -10,7 +10,7 @@ import { formatAmount, isCurrencyCode } from "../../lib/amount.ts";
 
 export interface Draft {
 	userId: string;
-	kind: "transfer.received" | "payment.completed" | "payment.failed" | "payment.review" | "insight" | RequestKind | ScheduleKind | DisputeEvent | BillEvent;
+	kind: "transfer.received" | "payment.completed" | "payment.failed" | "payment.review" | "payment.refunded" | "insight" | RequestKind | ScheduleKind | DisputeEvent | BillEvent;
 	title: string;
 	body: string;
 	data: Record<string, unknown>;
@@ -25,6 +25,8 @@ const money = (amount: unknown, currency: unknown): string => {
 };
 
 const PAYMENT_NAMES: Record<string, string> = { topup: "Top-up", payout: "Payout", p2p: "Payment" };
+/** Where a top-up refund goes back to, by provider. */
+const PROVIDER_WORDS: Record<string, string> = { card: "your card", bank: "your bank account", mobile_money: "your mobile money wallet" };
 
 type ScheduleKind = "schedule.paid" | "schedule.retrying" | "schedule.skipped";
 type RequestKind = "request.received" | "request.paid" | "request.in_review" | "request.declined" | "request.cancelled" | "request.expired";
@@ -167,6 +169,16 @@ export function draftsFor(event: string, p: Record<string, unknown>, names: Read
 	if (event === "insight.created" && typeof p["ownerId"] === "string" && typeof p["why"] === "string") {
 		// The insight says why itself (services/reports/insights.ts).
 		return [{ userId: p["ownerId"], kind: "insight", title: "Unusual payment", body: p["why"], data: { insightId: p["id"], transactionId: p["transactionId"], amount: p["amount"], currency: p["currency"] } }];
+	}
+	// A top-up refunded through its provider (services/payments/topup-refunds.ts). A P2P refund's
+	// payment.refunded (the ledger's, no type) is told by its transfer.completed below instead.
+	if (event === "payment.refunded" && p["type"] === "topup" && typeof p["userId"] === "string") {
+		const via = PROVIDER_WORDS[String(p["provider"])] ?? "the card or account it came from";
+		return [{
+			userId: p["userId"], kind: "payment.refunded", title: "Refund sent",
+			body: `A refund of ${money(p["amount"], p["currency"])} of your top-up went back to ${via}.`,
+			data: { paymentId: p["paymentId"], refundId: p["refundId"], transferId: p["transferId"], accountId: p["accountId"], amount: p["amount"], currency: p["currency"], refundedAmount: p["refundedAmount"] },
+		}];
 	}
 	if (event === "transfer.completed") {
 		const to = p["toOwnerId"];

@@ -46,8 +46,9 @@ import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { compensate, requery } from "./repair.ts";
 import { decideReversal, listReversals, proposeReversal } from "./reversals.ts";
 import { addEvidence, getDispute, listDisputes, onDisputeCallback, type DisputeHost } from "./disputes.ts";
-import { settlementRows } from "./store.ts";
-import type { compensateParams, disputeParams, requeryParams, reversalParams, settlementViewParams } from "../../contracts/payments.ts";
+import { settlementRows, topupRefundById } from "./store.ts";
+import type { compensateParams, disputeParams, requeryParams, reversalParams, settlementViewParams, topupRefundParams } from "../../contracts/payments.ts";
+import { createRefund, listRefunds, onRefundCallback, resumeRefunds, topupRefundView, TOPUP_REFUNDS_LIST_MAX, type RefundHost } from "./topup-refunds.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
 const RESUME_BATCH_MAX = 100;
@@ -78,6 +79,7 @@ type PaymentsThis = DbService & {
 	kickRelay(): void;
 	systemAccounts: (code: string, currency: CurrencyCode) => Promise<string>;
 	disputeHost(): DisputeHost;
+	refundHost(): RefundHost;
 	callProvider(p: PaymentRow, op: "charge" | "payout"): Promise<ProviderResult | null>;
 	screen(p: PaymentRow): Promise<"approve" | "review" | "decline">;
 	continue(row: PaymentRow): Promise<PaymentRow>;
@@ -400,6 +402,19 @@ export function paymentsService(config: Config): ServiceSchema {
 					return listReversals(this, ctx.params.limit ?? 50);
 				},
 			},
+			// Refunds of top-ups back through their provider (services/payments/topup-refunds.ts), by staff, audited.
+			"topupRefunds.create": {
+				params: payments.topupRefunds.create.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof topupRefundParams.create>>) {
+					return topupRefundView(await createRefund(this.refundHost(), ctx));
+				},
+			},
+			"topupRefunds.list": {
+				params: payments.topupRefunds.list.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof topupRefundParams.list>>) {
+					return listRefunds(this.refundHost(), ctx.params.paymentId, ctx.params.userId ?? null, Math.min(ctx.params.limit ?? TOPUP_REFUNDS_LIST_MAX, TOPUP_REFUNDS_LIST_MAX));
+				},
+			},
 			/** Reconciliation's view of one provider's payments (services/recon). */
 			settlementView: {
 				params: payments.settlementView.params,
@@ -529,6 +544,14 @@ export function paymentsService(config: Config): ServiceSchema {
 				};
 			},
 
+			/** What top-up refunds (services/payments/topup-refunds.ts) use of this service. */
+			refundHost(this: PaymentsThis): RefundHost {
+				return {
+					knex: this.knex, broker: this.broker, logger: this.logger, holdTimeoutMs: config.ledger.holdTimeoutMsMax, providerTimeoutMs: config.payments.providerTimeoutMs,
+					systemAccounts: (code, currency) => this.systemAccounts(code, currency), paymentRow: id => paymentById(this.knex, id), kickRelay: () => this.kickRelay(),
+				};
+			},
+
 			async systemAccount(this: PaymentsThis, provider: ProviderName, currency: CurrencyCode) {
 				return this.systemAccounts(`external:${provider}:${currency}`, currency);
 			},
@@ -637,6 +660,11 @@ export function paymentsService(config: Config): ServiceSchema {
 				const row = await paymentById(this.knex, cb.paymentId);
 				// A dispute of a card top-up (services/payments/disputes.ts).
 				if (cb.status === "dispute_opened" || cb.status === "dispute_won" || cb.status === "dispute_lost") return onDisputeCallback(this.disputeHost(), row, cb);
+				// A refund of a top-up (services/payments/topup-refunds.ts): the provider names it by the refund's own id.
+				if (!row) {
+					const refund = await topupRefundById(this.knex, cb.paymentId);
+					if (refund) return onRefundCallback(this.refundHost(), refund, cb);
+				}
 				if (!row || row.provider !== cb.provider || row.type === "p2p") return "unknown_payment";
 				if (row.status !== "processing") return "already_final";
 				if (cb.status === "processing") return "interim";
@@ -758,7 +786,10 @@ export function paymentsService(config: Config): ServiceSchema {
 						metrics?.increment(RESUME_FAILURES_METRIC);
 					}
 				}
-				return done;
+				// Top-up refunds left in flight, on the same sweep (one Periodic per node).
+				const refunds = await resumeRefunds(this.refundHost(), config.payments.resumeAfterMs, RESUME_BATCH_MAX);
+				if (refunds.failed > 0) metrics?.increment(RESUME_FAILURES_METRIC, undefined, refunds.failed);
+				return done + refunds.done;
 			},
 
 			/** A payment that failed by a business refusal answers with that refusal, like a transfer. */

@@ -1,13 +1,13 @@
 /**
- * The provider adapters as Moleculer actions, one pair per provider
- * (`providers.<name>.charge`, `providers.<name>.payout`), so Moleculer's circuit breaker
+ * The provider adapters as Moleculer actions, three per provider
+ * (`providers.<name>.charge`, `.payout`, `.refund`), so Moleculer's circuit breaker
  * keeps one state per provider: after enough technical failures a provider's circuit
  * opens and payments to it fail fast, while the other providers keep working.
  */
 import { Errors, type ActionSchema, type Context, type ServiceBroker, type ServiceSchema } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import type { Infer } from "../../lib/schema.ts";
-import { providers, type payoutParams } from "../../contracts/providers.ts";
+import { providers, type payoutParams, type refundParams } from "../../contracts/providers.ts";
 import { gatewayServer } from "../../lib/gateway-server.ts";
 import { defineService } from "../../lib/service.ts";
 import { seededRandom } from "../../lib/random.ts";
@@ -88,6 +88,7 @@ export function providersService(config: Config): ServiceSchema {
 		adapters.set(name, new SimulatedProvider(name, {
 			latencyMs: config.payments.providerLatencyMs, failureRate: config.payments.providerFailurePercent / 100, random,
 			timeoutRate: config.payments.providerTimeoutPercent / 100, hangMs: config.payments.providerTimeoutMs * 2,
+			refundDeclineRate: config.payments.refundDeclinePercent / 100,
 			record: op => journal.record(name, op),
 			...(config.payments.webhookProviders.includes(name)
 				? {
@@ -108,8 +109,10 @@ export function providersService(config: Config): ServiceSchema {
 		simulate: {
 			params: providers.simulate.params,
 			handler(ctx: Context<Infer<typeof providers.simulate.params>>) {
-				adapter(ctx.params.provider).opts.failureRate = ctx.params.failurePercent / 100;
-				return { provider: ctx.params.provider, failurePercent: ctx.params.failurePercent };
+				const opts = adapter(ctx.params.provider).opts;
+				opts.failureRate = ctx.params.failurePercent / 100;
+				if (ctx.params.refundDeclinePercent != null) opts.refundDeclineRate = ctx.params.refundDeclinePercent / 100;
+				return { provider: ctx.params.provider, failurePercent: ctx.params.failurePercent, refundDeclinePercent: Math.round((opts.refundDeclineRate ?? 0) * 100) };
 			},
 		},
 		settlement: {
@@ -119,9 +122,11 @@ export function providersService(config: Config): ServiceSchema {
 			},
 		},
 	};
+	type OpParams = Infer<typeof payoutParams> & Infer<typeof refundParams>;
 	const ops = [
-		{ op: "charge", run: (a: SimulatedProvider, p: Infer<typeof payoutParams>) => a.charge(p) },
-		{ op: "payout", run: (a: SimulatedProvider, p: Infer<typeof payoutParams>) => a.payout(p) },
+		{ op: "charge", run: (a: SimulatedProvider, p: OpParams) => a.charge(p) },
+		{ op: "payout", run: (a: SimulatedProvider, p: OpParams) => a.payout(p) },
+		{ op: "refund", run: (a: SimulatedProvider, p: OpParams) => a.refund(p) },
 	] as const;
 	for (const name of PROVIDERS) {
 		for (const { op, run } of ops) {
@@ -129,7 +134,7 @@ export function providersService(config: Config): ServiceSchema {
 			actions[`${name}.${op}`] = {
 				params: providers[name][op].params,
 				circuitBreaker,
-				async handler(ctx: Context<Infer<typeof payoutParams>>) {
+				async handler(ctx: Context<OpParams>) {
 					try {
 						return await run(adapter(name), ctx.params);
 					} catch (err) {

@@ -9,6 +9,8 @@
  * again about the same payment is the provider's status inquiry: it answers the outcome,
  * so a lost callback delays a payment but never strands it.
  */
+import { createHash } from "node:crypto";
+
 export const PROVIDERS = ["mobile_money", "bank", "card"] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
@@ -34,6 +36,11 @@ export interface ProviderAdapter {
 	charge(req: { paymentId: string; amountMinor: number; currency: string }): Promise<ProviderResult>;
 	/** Pushes money out to a destination (payout). */
 	payout(req: { paymentId: string; amountMinor: number; currency: string; destination: string }): Promise<ProviderResult>;
+	/**
+	 * Gives (part of) a charge back to the instrument it came from (a top-up refund). The
+	 * refund's own id is its reference: asking again is the status inquiry.
+	 */
+	refund(req: { paymentId: string; chargeId: string; amountMinor: number; currency: string }): Promise<ProviderResult>;
 }
 
 export interface SimulationOptions {
@@ -49,6 +56,12 @@ export interface SimulationOptions {
 	/** Share of callbacks delivered twice, and of payments whose interim notice comes after the final one. */
 	duplicateRate?: number;
 	reorderRate?: number;
+	/**
+	 * Share of refunds the provider declines (a closed card, say). Decided by the refund's
+	 * id, not drawn: a provider asked again about a refund, also after a restart of the
+	 * simulation, gives the same answer, as a real one keeps its records.
+	 */
+	refundDeclineRate?: number;
 	/** Told of each operation once, when the provider first answers it: the settlement file's source (providers-settlement.ts). */
 	record?: (op: { ref: string; paymentId: string; amountMinor: number; currency: string; status: "settled" | "failed" }) => void;
 }
@@ -59,6 +72,13 @@ export class ProviderError extends Error {
 	readonly type = "PROVIDER_ERROR";
 	readonly retryable = true;
 	override name = "ProviderError";
+}
+
+/** Whether the simulation declines the refund with this id at this rate: the same answer every time it is asked. */
+export function refundDeclined(refundId: string, rate: number): boolean {
+	if (rate <= 0) return false;
+	if (rate >= 1) return true;
+	return createHash("sha256").update(`refund:${refundId}`).digest().readUInt32BE(0) / 0x1_0000_0000 < rate;
 }
 
 export class SimulatedProvider implements ProviderAdapter {
@@ -81,7 +101,13 @@ export class SimulatedProvider implements ProviderAdapter {
 		return this.answer(req, `payout:${req.paymentId}`);
 	}
 
-	private async answer(req: { paymentId: string; amountMinor: number; currency: string }, key: string, force?: boolean): Promise<ProviderResult> {
+	refund(req: { paymentId: string; chargeId: string; amountMinor: number; currency: string }): Promise<ProviderResult> {
+		const declined = refundDeclined(req.paymentId, this.opts.refundDeclineRate ?? 0);
+		// Not in the settlement journal: the file lists charges and payouts only (docs/after-payment.md).
+		return this.answer(req, `refund:${req.paymentId}`, declined ? false : undefined, false);
+	}
+
+	private async answer(req: { paymentId: string; amountMinor: number; currency: string }, key: string, force?: boolean, journal = true): Promise<ProviderResult> {
 		const paymentId = req.paymentId;
 		await new Promise(r => setTimeout(r, this.opts.latencyMs));
 		const known = this.answers.get(key);
@@ -92,7 +118,7 @@ export class SimulatedProvider implements ProviderAdapter {
 			? { ok: false, code: "PROVIDER_DECLINED", reason: "declined by the provider" }
 			: { ok: true, ref };
 		this.answers.set(key, result);
-		this.opts.record?.({ ref, paymentId, amountMinor: req.amountMinor, currency: req.currency, status: result.ok ? "settled" : "failed" });
+		if (journal) this.opts.record?.({ ref, paymentId, amountMinor: req.amountMinor, currency: req.currency, status: result.ok ? "settled" : "failed" });
 		// A timeout after the fact: the provider acted, the caller never hears it in time and
 		// learns the outcome from a callback or a later status inquiry.
 		if (this.opts.random() < (this.opts.timeoutRate ?? 0)) await new Promise(r => setTimeout(r, this.opts.hangMs ?? 0));

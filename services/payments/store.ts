@@ -7,6 +7,7 @@
 import type { Knex } from "knex";
 import { queryOne, queryRows, runStatement } from "../../mixins/db.ts";
 import { toSafeNumber } from "../../lib/money.ts";
+import { insertOutbox } from "../../mixins/event-log.ts";
 import type { ProviderName } from "./providers.ts";
 import type { CurrencyCode } from "../../config/currencies.ts";
 import type { PaymentEvent, PaymentStatus } from "./state.ts";
@@ -423,4 +424,160 @@ export function disputeEvidence(knex: Knex, disputeId: string): Promise<{ id: st
 /** An approval's claim given back when the ledger refused the reversal: the request is open again (to reject, say). */
 export async function releaseReversalClaim(knex: Knex, id: string): Promise<void> {
 	await runStatement(knex, "UPDATE payments.reversal_requests SET status = 'proposed', decided_by = NULL, decided_at = NULL, decision_note = NULL WHERE id = ? AND status = 'approving'", [id]);
+}
+
+// ---- top-up refunds through the provider (services/payments/topup-refunds.ts) --------------
+
+export type TopupRefundStatus = "created" | "processing" | "completed" | "compensated" | "refused";
+
+export interface TopupRefundRow {
+	id: string;
+	payment_id: string;
+	user_id: string;
+	account_id: string;
+	provider: ProviderName;
+	amount: bigint;
+	currency: CurrencyCode;
+	status: TopupRefundStatus;
+	hold_id: string | null;
+	transfer_id: string | null;
+	provider_ref: string | null;
+	failure_code: string | null;
+	staff_id: string;
+	reason: string;
+	idempotency_key: string;
+	request_hash: string;
+	created_at: Date;
+	updated_at: Date;
+}
+
+const TOPUP_REFUND_COLUMNS = "id, payment_id, user_id, account_id, provider, amount, currency, status, hold_id, transfer_id, provider_ref, failure_code, staff_id, reason, idempotency_key, request_hash, created_at, updated_at";
+
+/** What a top-up's refunds and disputes have taken of it, read with its row locked. */
+export interface TopupTotals {
+	/** Refunds completed, or on their way (created, processing). */
+	completedMinor: bigint;
+	pendingMinor: bigint;
+	/** Disputes not won: the provider takes (or may take) that much back itself. */
+	disputedMinor: bigint;
+}
+
+export interface NewTopupRefund {
+	id: string;
+	paymentId: string;
+	amount: bigint;
+	staffId: string;
+	reason: string;
+	idempotencyKey: string;
+	requestHash: string;
+}
+
+export function topupRefundById(knex: Knex, id: string): Promise<TopupRefundRow | undefined> {
+	return queryOne<TopupRefundRow>(knex, `SELECT ${TOPUP_REFUND_COLUMNS} FROM payments.topup_refunds WHERE id = ?`, [id]);
+}
+
+export function topupRefundByKey(knex: Knex, key: string): Promise<TopupRefundRow | undefined> {
+	return queryOne<TopupRefundRow>(knex, `SELECT ${TOPUP_REFUND_COLUMNS} FROM payments.topup_refunds WHERE idempotency_key = ?`, [key]);
+}
+
+async function topupTotals(db: Knex | Knex.Transaction, paymentId: string): Promise<TopupTotals> {
+	const t = await queryOne<{ completed: bigint | string; pending: bigint | string; disputed: bigint | string }>(
+		db,
+		`SELECT coalesce(sum(amount) FILTER (WHERE status = 'completed'), 0)::int8 AS completed,
+		        coalesce(sum(amount) FILTER (WHERE status IN ('created', 'processing')), 0)::int8 AS pending,
+		        (SELECT coalesce(sum(amount), 0)::int8 FROM payments.disputes WHERE payment_id = ? AND status <> 'won') AS disputed
+		 FROM payments.topup_refunds WHERE payment_id = ?`,
+		[paymentId, paymentId],
+	);
+	return { completedMinor: BigInt(t?.completed ?? 0), pendingMinor: BigInt(t?.pending ?? 0), disputedMinor: BigInt(t?.disputed ?? 0) };
+}
+
+/**
+ * A new refund of a top-up, decided with the top-up's row locked: `decide` sees the top-up
+ * and what its refunds and disputes take of it, and answers the status to store ('created',
+ * or 'refused' with its code, so the key keeps the refusal too). The insert checks the
+ * amount once more in SQL, under the same lock, so two refunds of one top-up at once (from
+ * any node) queue up and never add up to more than it. An existing key answers its row
+ * (fresh: false); no top-up of that id answers null and writes nothing.
+ */
+export async function insertTopupRefund(
+	knex: Knex,
+	r: NewTopupRefund,
+	decide: (topup: PaymentRow, totals: TopupTotals) => { status: "created" } | { status: "refused"; code: string },
+): Promise<{ row: TopupRefundRow; fresh: boolean } | null> {
+	const known = await topupRefundByKey(knex, r.idempotencyKey);
+	if (known) return { row: known, fresh: false };
+	const out = await knex.transaction(async trx => {
+		const topup = await queryOne<PaymentRow>(trx, `SELECT ${PAYMENT_COLUMNS.join(", ")} FROM payments.payments WHERE id = ? AND type = 'topup' FOR UPDATE`, [r.paymentId]);
+		if (!topup) return null;
+		const decision = decide(topup, await topupTotals(trx, r.paymentId));
+		const row = await queryOne<TopupRefundRow>(
+			trx,
+			`INSERT INTO payments.topup_refunds (id, payment_id, user_id, account_id, provider, amount, currency, status, failure_code, staff_id, reason, idempotency_key, request_hash)
+			 SELECT ?, p.id, p.user_id, p.account_id, p.provider, ?, p.currency, ?, ?, ?, ?, ?, ?
+			 FROM payments.payments p
+			 WHERE p.id = ? AND (? = 'refused' OR (
+				SELECT coalesce(sum(amount), 0) FROM payments.topup_refunds WHERE payment_id = p.id AND status IN ('created', 'processing', 'completed')
+			 ) + (SELECT coalesce(sum(amount), 0) FROM payments.disputes WHERE payment_id = p.id AND status <> 'won') + ?::bigint <= p.amount)
+			 ON CONFLICT (idempotency_key) DO NOTHING
+			 RETURNING ${TOPUP_REFUND_COLUMNS}`,
+			[
+				r.id, r.amount.toString(), decision.status, decision.status === "refused" ? decision.code : null, r.staffId, r.reason, r.idempotencyKey, r.requestHash,
+				r.paymentId, decision.status, r.amount.toString(),
+			],
+		);
+		if (!row && decision.status === "created") {
+			// The same key committed by a concurrent request is found below; anything else means the check above disagreed with `decide`.
+			if (!(await topupRefundByKey(trx, r.idempotencyKey))) throw new Error(`refund ${r.id} of top-up ${r.paymentId} passed the rules but not the table's check`);
+		}
+		return row ?? null;
+	});
+	if (out) return { row: out, fresh: true };
+	const again = await topupRefundByKey(knex, r.idempotencyKey);
+	if (again) return { row: again, fresh: false };
+	return null;
+}
+
+/** The columns a refund's status change may fill in; none is ever cleared. */
+export type TopupRefundSet = Partial<Record<"hold_id" | "transfer_id" | "provider_ref" | "failure_code", string>>;
+
+/**
+ * Moves a refund on, only from the status the saga read (a conditional UPDATE), and writes
+ * the events `eventsOf` gives for the moved row (with its top-up's figures after the move) in
+ * the same transaction. Null when the refund was no longer in `from` (another driver moved it).
+ */
+export async function moveTopupRefund(
+	knex: Knex,
+	m: { id: string; from: TopupRefundStatus; to: TopupRefundStatus; set: TopupRefundSet },
+	eventsOf: (row: TopupRefundRow, topupAmount: bigint, totals: TopupTotals) => { event: string; partitionKey: string; payload: Record<string, unknown> }[],
+): Promise<{ row: TopupRefundRow; events: number } | null> {
+	return knex.transaction(async trx => {
+		const row = await queryOne<TopupRefundRow>(
+			trx,
+			`UPDATE payments.topup_refunds SET status = ?, updated_at = now(),
+				hold_id = coalesce(?::uuid, hold_id), transfer_id = coalesce(?::uuid, transfer_id), provider_ref = coalesce(?, provider_ref), failure_code = coalesce(?, failure_code)
+			 WHERE id = ? AND status = ? RETURNING ${TOPUP_REFUND_COLUMNS}`,
+			[m.to, m.set.hold_id ?? null, m.set.transfer_id ?? null, m.set.provider_ref ?? null, m.set.failure_code ?? null, m.id, m.from],
+		);
+		if (!row) return null;
+		const topup = await queryOne<{ amount: bigint }>(trx, "SELECT amount FROM payments.payments WHERE id = ?", [row.payment_id]);
+		const events = eventsOf(row, BigInt(topup?.amount ?? 0), await topupTotals(trx, row.payment_id));
+		await insertOutbox(trx, "payments", events);
+		return { row, events: events.length };
+	});
+}
+
+/** A top-up's refunds, oldest first (at most `limit`), and what they take of it. */
+export async function topupRefundsOf(knex: Knex, paymentId: string, limit: number): Promise<{ items: TopupRefundRow[]; totals: TopupTotals }> {
+	const items = await queryRows<TopupRefundRow>(knex, `SELECT ${TOPUP_REFUND_COLUMNS} FROM payments.topup_refunds WHERE payment_id = ? ORDER BY created_at, id LIMIT ?`, [paymentId, limit]);
+	return { items, totals: await topupTotals(knex, paymentId) };
+}
+
+/** Refunds left in flight (created or processing) for longer than `olderThanMs`, oldest first: the resume sweep's work (topup_refunds_open_idx). */
+export function openTopupRefunds(knex: Knex, olderThanMs: number, limit: number): Promise<TopupRefundRow[]> {
+	return queryRows<TopupRefundRow>(
+		knex,
+		`SELECT ${TOPUP_REFUND_COLUMNS} FROM payments.topup_refunds WHERE status IN ('created', 'processing') AND updated_at < now() - (? * interval '1 millisecond') ORDER BY updated_at LIMIT ?`,
+		[olderThanMs, limit],
+	);
 }

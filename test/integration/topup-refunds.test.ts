@@ -1,0 +1,196 @@
+/**
+ * Refunds of top-ups through their provider (services/payments/topup-refunds.ts) on real
+ * PostgreSQL and NATS, with two payments nodes on one database: a refund holds the
+ * customer's money, the provider refunds, the hold is posted (completed) or released
+ * (compensated, once); each refund is idempotent by its key (a refusal too); a seeded run
+ * races partial refunds of the same top-ups from both nodes, with declines, lost provider
+ * answers and callbacks, and no top-up's refunds ever add up to more than it.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import type { ServiceBroker } from "moleculer";
+import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
+import { seededRandom, startNode } from "../support/node.ts";
+import { until } from "../support/wait.ts";
+import { uuidv7 } from "../../lib/ids.ts";
+import type { InvariantReport } from "../../services/ledger/invariants.ts";
+
+let db: TestDatabase;
+let a: ServiceBroker;
+let b: ServiceBroker;
+let sql: pg.Client;
+const STAFF = "018f0000-0000-7000-8000-000000005af1";
+const namespace = `topup-refunds-${randomBytes(4).toString("hex")}`;
+
+type Payment = { id: string; status: string; amount: number };
+type TopupRefund = { id: string; paymentId: string; status: string; amount: number; holdId: string | null; transferId: string | null; failureCode: string | null };
+
+async function customer(): Promise<{ userId: string; accountId: string }> {
+	const userId = uuidv7();
+	await a.call("users.create", { userId, email: `tr-${userId}@example.com`, name: "Refund Customer" });
+	const acc: { id: string } = await a.call("ledger.accounts.open", { ownerId: userId, currency: "USD" });
+	return { userId, accountId: acc.id };
+}
+
+async function topup(c: { userId: string; accountId: string }, amount: number, provider: "card" | "bank"): Promise<Payment> {
+	const p: Payment = await a.call("payments.topup", { idempotencyKey: `topup-${uuidv7()}`, userId: c.userId, accountId: c.accountId, amount, currency: "USD", provider });
+	await until(`top-up ${p.id} completed`, async () => ((await a.call("payments.get", { id: p.id })) as Payment).status === "completed");
+	return p;
+}
+
+const refund = (node: ServiceBroker, paymentId: string, amount: number, key = `tr-${uuidv7()}`, staffId = STAFF) =>
+	node.call<TopupRefund, object>("payments.topupRefunds.create", { idempotencyKey: key, paymentId, amount, staffId, reason: "customer asked" }, { retries: 0, timeout: 20_000 });
+
+async function refusedWith(p: Promise<unknown>, code: string): Promise<void> {
+	await assert.rejects(p, (err: { type?: string }) => {
+		assert.equal(err.type, code);
+		return true;
+	});
+}
+
+async function posted(accountId: string): Promise<number> {
+	return ((await a.call("ledger.accounts.get", { id: accountId })) as { balance: { posted: number } }).balance.posted;
+}
+
+async function inFlight(): Promise<number> {
+	return Number((await sql.query("SELECT count(*) AS n FROM payments.topup_refunds WHERE status IN ('created', 'processing')")).rows[0].n);
+}
+
+async function assertInvariants(): Promise<void> {
+	const report: InvariantReport = await a.call("ledger.checkInvariants", {});
+	assert.deepEqual(report.violations, []);
+	for (const c of report.currencies) assert.equal(c.sum, "0");
+}
+
+before(async () => {
+	db = await createTestDatabase();
+	const common = { DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, PROVIDER_LATENCY_MS: "1", PAYMENT_RESUME_AFTER_MS: "200", PROVIDER_TIMEOUT_MS: "300", REQUEST_TIMEOUT_MS: "20000" };
+	({ broker: a } = await startNode({ ...common, NODE_ID: "tr-a", SERVICES: "api,ledger,payments,providers,fraud,users,audit", PORT: "0", HOST: "127.0.0.1", PROVIDER_BREAKER_REQUESTS_MIN: "1000" }));
+	// A second payments node: its refunds of the same top-ups meet the first node's only in the database.
+	({ broker: b } = await startNode({ ...common, NODE_ID: "tr-b", SERVICES: "payments" }));
+	await b.waitForServices(["ledger", "providers", "audit"], 20_000);
+	sql = new pg.Client({ connectionString: db.url });
+	await sql.connect();
+});
+
+after(async () => {
+	await sql?.end();
+	await b?.stop();
+	await a?.stop();
+	await db?.drop();
+});
+
+describe("top-up refunds through the provider", () => {
+	it("refunds in parts, replays by key, refuses beyond the top-up, compensates a decline once, never a staff member's own", async () => {
+		const c = await customer();
+		const t = await topup(c, 10_000, "card");
+		const first = await refund(a, t.id, 4_000, "tr-first");
+		assert.equal(first.status, "completed", JSON.stringify(first));
+		assert.equal(await posted(c.accountId), 6_000);
+		// Linked to the top-up, moved to the provider's account by the hold's post.
+		const link = await sql.query("SELECT r.payment_id, t.amount, t.to_account_id, a.code FROM payments.topup_refunds r JOIN ledger.transfers t ON t.id = r.transfer_id JOIN ledger.accounts a ON a.id = t.to_account_id WHERE r.id = $1", [first.id]);
+		assert.equal(link.rows[0].payment_id, t.id);
+		assert.equal(Number(link.rows[0].amount), 4_000);
+		assert.equal(link.rows[0].code, "external:card:USD");
+
+		// Same key, same request (from either node): the first refund; another request under it: a mismatch.
+		assert.deepEqual({ ...(await refund(b, t.id, 4_000, "tr-first")), updatedAt: null }, { ...first, updatedAt: null });
+		await refusedWith(refund(a, t.id, 3_999, "tr-first"), "IDEMPOTENCY_MISMATCH");
+		// Beyond what is left: refused, and the key keeps the refusal even once more would fit.
+		await refusedWith(refund(a, t.id, 6_001, "tr-too-much"), "REFUND_EXCEEDS_PAYMENT");
+		await refusedWith(refund(b, t.id, 6_001, "tr-too-much"), "REFUND_EXCEEDS_PAYMENT");
+
+		// The provider declines: the hold is released and the money is back, once.
+		await a.call("providers.simulate", { provider: "card", failurePercent: 0, refundDeclinePercent: 100 });
+		const declined = await refund(a, t.id, 1_000, "tr-declined");
+		await a.call("providers.simulate", { provider: "card", failurePercent: 0, refundDeclinePercent: 0 });
+		assert.deepEqual([declined.status, declined.failureCode], ["compensated", "PROVIDER_DECLINED"]);
+		assert.equal(await posted(c.accountId), 6_000);
+		const hold = await sql.query("SELECT status FROM ledger.holds WHERE id = $1", [declined.holdId]);
+		assert.equal(hold.rows[0].status, "voided");
+		// Driven again (a late callback, the sweep): nothing more moves.
+		await a.call("payments.resume", {});
+		assert.equal((await refund(a, t.id, 1_000, "tr-declined")).status, "compensated");
+		assert.equal(await posted(c.accountId), 6_000);
+
+		// The rest, whole; then nothing is left.
+		assert.equal((await refund(b, t.id, 6_000)).status, "completed");
+		await refusedWith(refund(a, t.id, 1), "REFUND_EXCEEDS_PAYMENT");
+		const listed: { refundedAmount: number; refundableAmount: number; items: TopupRefund[] } = await a.call("payments.topupRefunds.list", { paymentId: t.id, userId: c.userId });
+		assert.deepEqual([listed.refundedAmount, listed.refundableAmount], [10_000, 0]);
+		assert.equal(listed.items.filter(i => i.status === "completed").length, 2);
+		await refusedWith(a.call("payments.topupRefunds.list", { paymentId: t.id, userId: uuidv7() }), "PAYMENT_NOT_FOUND");
+		// payment.refunded for each completed refund, in the payments outbox (webhooks, notifications).
+		await until("payment.refunded events", async () => {
+			const r = await sql.query("SELECT count(*) AS n FROM payments.outbox o, json_array_elements(o.events) e WHERE e->>'event' = 'payment.refunded' AND e->'payload'->>'paymentId' = $1", [t.id]);
+			return Number(r.rows[0].n) === 2;
+		});
+
+		// Nobody refunds their own top-up; a P2P payment or an unknown id is no top-up.
+		const own = await topup(c, 500, "card");
+		await refusedWith(refund(a, own.id, 100, undefined, c.userId), "FORBIDDEN");
+		await refusedWith(refund(a, uuidv7(), 100), "PAYMENT_NOT_FOUND");
+		await assertInvariants();
+	});
+
+	it("races seeded partial refunds of the same top-ups from two nodes: none exceeds its top-up, each ends completed or compensated once", async () => {
+		const rnd = seededRandom(20261202);
+		const customers = [await customer(), await customer(), await customer()];
+		const topups: { id: string; amount: number; accountId: string }[] = [];
+		for (let i = 0; i < 12; i++) {
+			const c = customers[i % customers.length] as { userId: string; accountId: string };
+			const amount = 2_000 + Math.floor(rnd() * 8_000);
+			const t = await topup(c, amount, i % 2 === 0 ? "card" : "bank");
+			topups.push({ id: t.id, amount, accountId: c.accountId });
+		}
+		const before = new Map<string, number>();
+		for (const c of customers) before.set(c.accountId, await posted(c.accountId));
+		// Declines for some refunds, lost answers (technical failures) for others: the sweep re-asks.
+		for (const provider of ["card", "bank"]) await a.call("providers.simulate", { provider, failurePercent: 20, refundDeclinePercent: 25 });
+		const answers = await Promise.all(topups.flatMap(t => Array.from({ length: 6 }, (_, k) => {
+			const amount = 1 + Math.floor(rnd() * t.amount * 0.45);
+			return refund(k % 2 === 0 ? a : b, t.id, amount).then(r => r.status, (err: { type?: string }) => {
+				if (err.type === "REFUND_EXCEEDS_PAYMENT") return "refused";
+				throw err;
+			});
+		})));
+		for (const provider of ["card", "bank"]) await a.call("providers.simulate", { provider, failurePercent: 0 });
+		assert.ok(answers.includes("refused"), "no refund was refused: the race never tried to exceed a top-up");
+		await until("every refund completed or compensated", async () => {
+			await a.call("payments.resume", {});
+			return (await inFlight()) === 0;
+		}, 60_000, 200);
+
+		const rows = (await sql.query<{ payment_id: string; status: string; amount: string; hold: string | null; failure_code: string | null }>(
+			"SELECT r.payment_id, r.status, r.amount::text, h.status AS hold, r.failure_code FROM payments.topup_refunds r LEFT JOIN ledger.holds h ON h.id = r.hold_id WHERE r.payment_id = ANY($1::uuid[])",
+			[topups.map(t => t.id)],
+		)).rows;
+		assert.equal(rows.length, topups.length * 6, "one row per refund key, refusals included");
+		const counts = { completed: 0, compensated: 0, refused: 0 };
+		const refunded = new Map<string, number>();
+		for (const r of rows) {
+			assert.ok(["completed", "compensated", "refused"].includes(r.status), r.status);
+			counts[r.status as keyof typeof counts] += 1;
+			if (r.status === "completed") {
+				assert.equal(r.hold, "posted");
+				refunded.set(r.payment_id, (refunded.get(r.payment_id) ?? 0) + Number(r.amount));
+			}
+			if (r.status === "compensated") assert.equal(r.hold, "voided");
+			if (r.status === "refused") assert.equal(r.hold, null);
+		}
+		assert.ok(counts.completed > 0 && counts.compensated > 0 && counts.refused > 0, JSON.stringify(counts));
+		for (const t of topups) assert.ok((refunded.get(t.id) ?? 0) <= t.amount, `top-up ${t.id} refunded ${refunded.get(t.id)} of ${t.amount}`);
+		// Each customer's balance is their top-ups less their completed refunds; no hold left pending.
+		for (const c of customers) {
+			const out = topups.filter(t => t.accountId === c.accountId).reduce((s, t) => s + (refunded.get(t.id) ?? 0), 0);
+			assert.equal(await posted(c.accountId), (before.get(c.accountId) ?? 0) - out);
+		}
+		assert.equal((await sql.query("SELECT count(*) AS n FROM ledger.holds WHERE status = 'pending'")).rows[0].n, "0");
+		const events = await sql.query("SELECT count(*) AS n, count(DISTINCT e->'payload'->>'refundId') AS ids FROM payments.outbox o, json_array_elements(o.events) e WHERE e->>'event' = 'payment.refunded' AND e->'payload'->>'paymentId' = ANY($1::text[])", [topups.map(t => t.id)]);
+		assert.deepEqual([Number(events.rows[0].n), Number(events.rows[0].ids)], [counts.completed, counts.completed]);
+		await assertInvariants();
+		process.stdout.write(`# top-up refunds race: ${rows.length} refunds of ${topups.length} top-ups, ${JSON.stringify(counts)}\n`);
+	});
+});
