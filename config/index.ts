@@ -7,6 +7,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { PROVIDERS } from "../services/payments/providers.ts";
 import { parseCidr } from "../lib/client-address.ts";
+import { CURRENCY_CODES, type CurrencyCode } from "./currencies.ts";
 
 export class ConfigError extends Error {
 	override name = "ConfigError";
@@ -199,6 +200,13 @@ export interface Config {
 		endpointsPerUserMax: number;
 		/** Deliver to loopback and private addresses too (local development and tests only). */
 		allowPrivateUrls: boolean;
+	};
+	limits: {
+		/**
+		 * The currency of every customer's one spending budget: tier limits are in it, and
+		 * each outgoing amount is converted to it at the day's reference rate (docs/ledger.md).
+		 */
+		baseCurrency: CurrencyCode;
 	};
 	fx: {
 		spreadBps: number;
@@ -596,6 +604,9 @@ export function loadConfig(env: Env = process.env): Config {
 			timeoutMs: intVar(env, "WEBHOOK_TIMEOUT_MS", 5_000, 10, 60_000),
 			endpointsPerUserMax: intVar(env, "WEBHOOK_ENDPOINTS_PER_USER_MAX", 10, 1, 1_000),
 			allowPrivateUrls: boolVar(env, "WEBHOOK_ALLOW_PRIVATE_URLS", false),
+		},
+		limits: {
+			baseCurrency: enumVar(env, "LIMITS_BASE_CURRENCY", CURRENCY_CODES, "USD"),
 		},
 		fx: {
 			spreadBps: intVar(env, "FX_SPREAD_BPS", 50, 0, 2_000),

@@ -62,6 +62,13 @@ export interface MonthSummary {
 	closingBalance: number;
 }
 
+/** Reference rates as the ledger answers them: integers as JSON numbers (all below 2^53). */
+export interface ReferenceRatesView {
+	base: string;
+	day: string;
+	rates: Record<string, number>;
+}
+
 export interface HealthView {
 	status: "ok";
 	database: "postgres" | "pglite";
@@ -125,6 +132,13 @@ export const ledger = {
 	revenue: action("ledger.revenue", P.revenueParams, returns<{ items: { day: string; currency: string; type: string; count: number; amount: number }[] }>()),
 	owners: {
 		setTier: action("ledger.owners.setTier", P.setTierParams, returns<{ ownerId: string; tier: number }>()),
+	},
+	/** The spending budget's reference rates (base minor units per 10^12 source minor units), one set a day. */
+	referenceRates: {
+		/** The fx service's rates of the day; the first write of a day stays (answered as stored). */
+		set: action("ledger.referenceRates.set", P.referenceRatesSetParams, returns<ReferenceRatesView & { written: number }>()),
+		/** The rates a batch of the day converts with (stored, the latest earlier day's, or seeded). */
+		get: action("ledger.referenceRates.get", P.referenceRatesGetParams, returns<ReferenceRatesView>()),
 	},
 	holds: {
 		create: action("ledger.holds.create", P.holdCreateParams, returns<HoldView>()),

@@ -1,7 +1,11 @@
 /**
  * Fraud rules (pure): each rule looks at the payment and the user's recent history and
- * adds points with a reason; the total decides approve, review or decline. Amounts are
- * compared in the payment's own currency, scaled by its exponent.
+ * adds points with a reason; the total decides approve, review or decline. The amount
+ * thresholds (large amount, large to a new recipient, the day's total) are major units of
+ * the base currency when the payment carries its base amount (`base`: the ledger's owner
+ * batch converts it at the day's reference rate, and the day's total is then the owner's
+ * one budget in that currency), else of the payment's own currency, scaled by its exponent.
+ * The unusual-amount rule compares with the user's last amounts in the payment's currency.
  */
 import { CURRENCY_EXPONENTS, type CurrencyCode } from "../../config/currencies.ts";
 
@@ -11,6 +15,8 @@ export interface FraudInput {
 	amountMinor: bigint;
 	currency: CurrencyCode;
 	counterparty: string | null;
+	/** The amount in the base currency (rounded up); with it the thresholds and History.todayMinor are in that currency. */
+	base?: { minor: bigint; currency: CurrencyCode };
 }
 
 export interface History {
@@ -18,7 +24,7 @@ export interface History {
 	recentCount: number;
 	/** Amounts (same currency) of the user's last payments, newest first. */
 	lastAmounts: bigint[];
-	/** Sum of the user's payments today (UTC day) in this currency that were not declined. */
+	/** Sum of the user's payments today (UTC day) that were not declined: in the base currency when the input has `base`, else in this currency. */
 	todayMinor: bigint;
 	/** Whether the user has paid this counterparty before. */
 	knownCounterparty: boolean;
@@ -50,13 +56,15 @@ export function score(p: FraudInput, h: History, policy: FraudPolicy = DEFAULT_P
 		reasons.push(reason);
 	};
 	if (h.recentCount >= policy.velocityMax) add(40, "VELOCITY");
-	if (p.amountMinor >= major(policy.largeMajor, p.currency)) add(50, "LARGE_AMOUNT");
+	// The thresholds' currency and the amount in it.
+	const [amount, currency] = p.base ? [p.base.minor, p.base.currency] : [p.amountMinor, p.currency];
+	if (amount >= major(policy.largeMajor, currency)) add(50, "LARGE_AMOUNT");
 	if (h.lastAmounts.length >= 3) {
 		const avg = h.lastAmounts.reduce((a, b) => a + b, 0n) / BigInt(h.lastAmounts.length);
 		if (p.amountMinor > avg * 10n) add(30, "AMOUNT_UNUSUAL");
 	}
-	if (p.counterparty !== null && !h.knownCounterparty && p.amountMinor >= major(policy.newRecipientLargeMajor, p.currency)) add(30, "NEW_RECIPIENT_LARGE");
-	if (h.todayMinor + p.amountMinor > major(policy.dailyMajor, p.currency)) add(30, "DAILY_TOTAL");
+	if (p.counterparty !== null && !h.knownCounterparty && amount >= major(policy.newRecipientLargeMajor, currency)) add(30, "NEW_RECIPIENT_LARGE");
+	if (h.todayMinor + amount > major(policy.dailyMajor, currency)) add(30, "DAILY_TOTAL");
 	const decision: Decision = points >= policy.declineScore ? "decline" : points >= policy.reviewScore ? "review" : "approve";
 	return { decision, score: points, reasons };
 }

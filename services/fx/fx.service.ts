@@ -2,7 +2,10 @@
  * The fx service: rates from a simulated rates provider (a configured table, refreshed
  * with small moves and cached in the node), quotes with a spread and an expiry, and
  * conversions as one linked ledger chain through per-currency FX pool accounts
- * (`fx:pool:<currency>`), so every currency still sums to zero on its own.
+ * (`fx:pool:<currency>`), so every currency still sums to zero on its own. The money
+ * leaving the customer's account carries the owner and the tier's limits, so a conversion
+ * spends the customer's one daily budget like a payment does. Once a day it gives the
+ * ledger the day's reference rates for that budget (ledger.referenceRates.set).
  */
 import { Periodic } from "../../lib/periodic.ts";
 import type { Context, ServiceBroker, ServiceSchema } from "moleculer";
@@ -15,6 +18,10 @@ import type { Infer } from "../../lib/schema.ts";
 import { call } from "../../lib/contract.ts";
 import { fx } from "../../contracts/fx.ts";
 import { ledger } from "../../contracts/ledger.ts";
+import { users } from "../../contracts/users.ts";
+import { isTier, limitsFor } from "../users/limits.ts";
+import { parseMicro, rateFromMicroPerUsd } from "../ledger/reference-rates.ts";
+import { DEFAULT_UNITS_PER_USD } from "../../config/reference-rates.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne } from "../../mixins/db.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
@@ -45,7 +52,10 @@ type FxThis = DbService & {
 	ratesAt: Date;
 	refresher: Periodic;
 	systemAccounts: (code: string, currency: CurrencyCode) => Promise<string>;
+	/** The UTC day whose reference rates the ledger has from this node (or another fx node). */
+	referenceDay: string | null;
 	refresh(): void;
+	publishReferenceRates(): Promise<void>;
 	pool(c: CurrencyCode): Promise<string>;
 	claim(q: QuoteRow, key: string): Promise<void>;
 };
@@ -114,10 +124,17 @@ export function fxService(config: Config): ServiceSchema {
 					await this.claim(q, p.idempotencyKey);
 					// Keys derived from the quote: a second conversion of one quote (even a concurrent
 					// one) replays the first, or is refused if it names other accounts.
+					// The money leaving the customer counts against their one daily budget, in the base currency.
+					const { tier } = await call(ctx, users.tier, { id: p.userId });
+					const l = isTier(tier) ? limitsFor(tier, config.limits.baseCurrency) : { perTransferMinor: 0n, perDayMinor: 0n };
+					const limits = { perTransferMinor: toSafeNumber(l.perTransferMinor), perDayMinor: toSafeNumber(l.perDayMinor) };
 					const chain = await call(ctx, ledger.transfers.createMany, {
 						linked: true,
 						items: [
-							{ idempotencyKey: `fx:${q.id}:in`, fromAccountId: p.fromAccountId, toAccountId: await this.pool(q.from_currency), amount: toSafeNumber(q.from_amount), currency: q.from_currency, description: `FX ${q.from_currency}->${q.to_currency} at ${rateToString(q.rate)}` },
+							{
+								idempotencyKey: `fx:${q.id}:in`, fromAccountId: p.fromAccountId, toAccountId: await this.pool(q.from_currency), amount: toSafeNumber(q.from_amount),
+								currency: q.from_currency, description: `FX ${q.from_currency}->${q.to_currency} at ${rateToString(q.rate)}`, ownerId: p.userId, limits,
+							},
 							{ idempotencyKey: `fx:${q.id}:out`, fromAccountId: await this.pool(q.to_currency), toAccountId: p.toAccountId, amount: toSafeNumber(q.to_amount), currency: q.to_currency, description: `FX ${q.from_currency}->${q.to_currency} at ${rateToString(q.rate)}` },
 							// The spread, from the pool into revenue, in the same chain (quotes before it was kept have none).
 							...(q.spread_amount > 0n ? [{
@@ -169,13 +186,32 @@ export function fxService(config: Config): ServiceSchema {
 				fail("QUOTE_EXPIRED", "this quote has expired; ask for a new one");
 			},
 
+			/**
+			 * The day's reference rates for the ledger's spending budget, from this node's rates
+			 * (base minor units per 10^12 source minor units, rounded up), once per UTC day: the
+			 * ledger keeps the first set of a day, so several fx nodes agree.
+			 */
+			async publishReferenceRates(this: FxThis): Promise<void> {
+				const day = new Date().toISOString().slice(0, 10);
+				if (this.referenceDay === day) return;
+				const base = config.limits.baseCurrency;
+				const baseMicro = this.rates.get(base) ?? parseMicro(DEFAULT_UNITS_PER_USD[base]);
+				const rates = [...this.rates].map(([c, micro]) => ({ currency: c as CurrencyCode, rate: toSafeNumber(rateFromMicroPerUsd(c as CurrencyCode, micro, base, baseMicro)) }));
+				await call(this.broker, ledger.referenceRates.set, { base, day, rates });
+				this.referenceDay = day;
+			},
+
 			async pool(this: FxThis, c: CurrencyCode): Promise<string> {
 				return this.systemAccounts(`fx:pool:${c}`, c);
 			},
 		},
 
 		created(this: FxThis) {
-			this.refresher = new Periodic(async () => this.refresh(), config.fx.refreshIntervalMs, err => this.logger.warn("fx refresh failed", { error: err.message }));
+			this.refresher = new Periodic(async () => {
+				this.refresh();
+				await this.publishReferenceRates();
+			}, config.fx.refreshIntervalMs, err => this.logger.warn("fx refresh failed", { error: err.message }));
+			this.referenceDay = null;
 			this.systemAccounts = systemAccountResolver(this.broker);
 			// The first snapshot starts from the base rates.
 			this.rates = new Map();
@@ -183,6 +219,8 @@ export function fxService(config: Config): ServiceSchema {
 		},
 		async started(this: FxThis) {
 			this.refresher.start();
+			// The day's rates as soon as the ledger answers; the refresher tries again otherwise.
+			void this.publishReferenceRates().catch((err: Error) => this.logger.warn("reference rates not written yet; the next refresh retries", { error: err.message }));
 		},
 		async stopped(this: FxThis) {
 			await this.refresher.stop();

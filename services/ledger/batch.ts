@@ -12,6 +12,7 @@ import { refusal, invariant, InvariantViolation } from "../../lib/errors.ts";
 import { applyBatch, referencedIds, type BatchState, type Op, type OpResult } from "./rules.ts";
 import * as store from "./store.ts";
 import { inTransaction, type SqlRunner } from "../../mixins/db.ts";
+import type { BudgetRates } from "./budget.ts";
 
 export interface Unit {
 	ops: Op[];
@@ -66,8 +67,8 @@ function replay(slot: Slot, stored: store.StoredKey | undefined): OpResult {
  * set), then accounts, spending rows and keys in one statement. Ops that turn out to be
  * replays are included: locking a little more is cheaper than another round trip.
  */
-async function loadState(trx: SqlRunner, ops: Op[], keys: string[], now: Date): Promise<{ state: BatchState; used: Map<string, store.StoredKey> }> {
-	const refs = referencedIds([ops]);
+async function loadState(trx: SqlRunner, ops: Op[], keys: string[], now: Date, budgetCurrency: string): Promise<{ state: BatchState; used: Map<string, store.StoredKey> }> {
+	const refs = referencedIds([ops], budgetCurrency);
 	const holds = await store.lockHolds(trx, [...refs.holdIds]);
 	const { transfers, reversed, refunded, reviewPosts } = await store.lockTransfers(trx, [...refs.transferIds]);
 	for (const h of holds) refs.accountIds.add(h.fromAccountId).add(h.toAccountId);
@@ -100,7 +101,11 @@ export class KeyConflict extends Error {
 	override name = "KeyConflict";
 }
 
-export async function runBatch(knex: Knex, units: Unit[], newId: () => string): Promise<BatchOutcome> {
+/**
+ * Runs the units in one transaction. `rates` gives the day's reference rates of the owners'
+ * one budget (cached by the node; read through this transaction once a day).
+ */
+export async function runBatch(knex: Knex, units: Unit[], newId: () => string, rates: BudgetRates): Promise<BatchOutcome> {
 	const slots: Slot[] = units.flatMap((u, unit) => u.ops.map((op, index) => ({ unit, index, op, hash: requestHash(op) })));
 	const results: OpResult[][] = units.map(u => new Array<OpResult>(u.ops.length));
 	// Within the batch the first op with a key is the one that may run; later ones replay it.
@@ -109,14 +114,15 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string): 
 
 	return inTransaction(knex, async trx => {
 		const now = new Date();
-		const { state, used } = await loadState(trx, [...first.values()].map(s => s.op), [...first.keys()], now);
+		const budget = await rates.budgetAt(trx, now);
+		const { state, used } = await loadState(trx, [...first.values()].map(s => s.op), [...first.keys()], now, budget.currency);
 		const fresh: Slot[][] = units.map(() => []);
 		for (const s of slots) {
 			if (used.has(s.op.key)) setResult(results, s, replay(s, used.get(s.op.key)));
 			else if (first.get(s.op.key) === s) fresh[s.unit]?.push(s);
 		}
 		const runnable = fresh.filter(f => f.length > 0);
-		const applied = applyBatch(state, runnable.map(f => f.map(s => s.op)), { now, newId });
+		const applied = applyBatch(state, runnable.map(f => f.map(s => s.op)), { now, newId, budget });
 		runnable.forEach((f, u) => f.forEach((s, i) => setResult(results, s, mustGet(applied.results[u]?.[i]))));
 		// Batch duplicates of a key that ran get the result of the op that ran.
 		for (const s of slots) {

@@ -29,6 +29,7 @@ import { holdView, paymentView, transferView, type Op, type OpResult, type Payme
 import { feeFor, priceListFor, QUOTE_VALID_MS, ruleFor, rulesProblem, type FeeRule, type PriceList } from "./fees.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
 import * as store from "./store.ts";
+import { BudgetRates } from "./budget.ts";
 
 const HOLD_SWEEP_BATCH_MAX = 1_000;
 const DEBITED_TRACKED_MAX = 100_000;
@@ -62,6 +63,8 @@ interface LedgerRuntime {
 	revenueAccount: (code: string, currency: CurrencyCode) => Promise<string>;
 	/** This node's revenue account shard (0..REVENUE_SHARDS-1), from its node id, worked out once. */
 	revenueShard: number;
+	/** The day's reference rates of the owners' one spending budget (loaded once a day, services/ledger/budget.ts). */
+	rates: BudgetRates;
 }
 
 type LedgerThis = DbService & {
@@ -352,6 +355,38 @@ export function ledgerService(config: Config): ServiceSchema {
 					return { ownerId: ctx.params.ownerId, tier: ctx.params.tier };
 				},
 			},
+			/**
+			 * The fx service's reference rates of a day (once a day): the first write of a day
+			 * stays, so every node and every retry converts with the same rates. Only today,
+			 * yesterday or tomorrow (UTC; clocks differ a little): no one fixes a later day's rates now.
+			 */
+			"referenceRates.set": {
+				params: ledger.referenceRates.set.params,
+				async handler(this: LedgerThis, ctx: Context<P.ReferenceRatesSetParams>) {
+					const p = ctx.params;
+					if (p.base !== this.rt.rates.currency) throw toClientError({ code: "VALIDATION_ERROR", message: `rates must be in the ledger's base currency ${this.rt.rates.currency}`, details: { base: p.base } });
+					const dayMs = Date.parse(`${p.day}T00:00:00Z`);
+					const todayMs = Date.parse(`${store.utcDay(new Date())}T00:00:00Z`);
+					if (!Number.isFinite(dayMs) || store.utcDay(new Date(dayMs)) !== p.day || Math.abs(dayMs - todayMs) > 86_400_000) {
+						throw toClientError({ code: "VALIDATION_ERROR", message: "day must be today, yesterday or tomorrow (UTC)", details: { day: p.day } });
+					}
+					if (new Set(p.rates.map(r => r.currency)).size !== p.rates.length) throw toClientError({ code: "VALIDATION_ERROR", message: "a currency is given twice" });
+					const out = await store.putReferenceRates(this.knex, p.base, p.day, p.rates.map(r => ({ currency: r.currency, rate: BigInt(r.rate) })));
+					if (out.written > 0) this.rt.rates.forget();
+					return { base: p.base, day: p.day, written: out.written, rates: Object.fromEntries([...out.rates].map(([c, r]) => [c, toSafeNumber(r)])) };
+				},
+			},
+			"referenceRates.get": {
+				params: ledger.referenceRates.get.params,
+				async handler(this: LedgerThis, ctx: Context<{ day?: string }>) {
+					const day = ctx.params.day ?? store.utcDay(new Date());
+					const at = new Date(`${day}T12:00:00Z`);
+					if (store.utcDay(at) !== day) throw toClientError({ code: "VALIDATION_ERROR", message: "not a day", details: { day } });
+					// Another day than the cache's is read without touching the cache.
+					const budget = day === store.utcDay(new Date()) ? await this.rt.rates.budgetAt(this.knex, new Date()) : await new BudgetRates(this.rt.rates.currency).budgetAt(this.knex, at);
+					return { base: budget.currency, day, rates: Object.fromEntries([...budget.rates].map(([c, r]) => [c, toSafeNumber(r)])) };
+				},
+			},
 			"transfers.get": {
 				params: ledger.transfers.get.params,
 				async handler(this: LedgerThis, ctx: Context<P.TransferGetParams>) {
@@ -564,7 +599,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 
 			async runUnits(this: LedgerThis, units: Unit[]): Promise<OpResult[][]> {
-				const outcome = await runBatch(this.knex, units, () => uuidv7());
+				const outcome = await runBatch(this.knex, units, () => uuidv7(), this.rt.rates);
 				if (outcome.eventCount > 0) {
 					// Live first, straight after the commit: the feed does not wait for the relay's
 					// next cycle. The relay positions the row for the durable consumers and does not
@@ -647,6 +682,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				},
 				revenueAccount: systemAccountResolver(this.broker),
 				revenueShard: createHash("sha256").update(this.broker.nodeID).digest().readUInt32BE(0) % REVENUE_SHARDS,
+				rates: new BudgetRates(config.limits.baseCurrency),
 			};
 		},
 

@@ -138,6 +138,26 @@ export const recentPaymentsParams = paramsSchema({
 });
 export const setTierParams = paramsSchema({ $$strict: true, ownerId: ownerRule, tier: { type: "number", integer: true, min: 0, max: 3, convert: false } });
 
+/** A UTC day as text, "2026-12-02". */
+const dayRule = { type: "string", length: 10, pattern: /^\d{4}-\d{2}-\d{2}$/ } as const;
+/**
+ * The day's reference rates of the spending budget, from the fx service (once a day): per
+ * currency, base minor units per 10^12 of its minor units (services/ledger/reference-rates.ts).
+ * `base` must be the ledger's base currency.
+ */
+export const referenceRatesSetParams = paramsSchema({
+	$$strict: true,
+	base: currencyRule,
+	day: dayRule,
+	rates: {
+		type: "array", min: 1, max: CURRENCY_CODES.length,
+		items: { type: "object", strict: true, props: { currency: currencyRule, rate: { type: "number", integer: true, positive: true, max: Number.MAX_SAFE_INTEGER, convert: false } } },
+	},
+});
+/** The rates a batch of `day` (default today) converts with. */
+export const referenceRatesGetParams = paramsSchema({ $$strict: true, day: { ...dayRule, optional: true } });
+export type ReferenceRatesSetParams = Infer<typeof referenceRatesSetParams>;
+
 export const holdPostParams = paramsSchema({ $$strict: true, idempotencyKey: keyRule, holdId: idRule, amount: { ...amountRule, optional: true } });
 export const holdVoidParams = paramsSchema({ $$strict: true, idempotencyKey: keyRule, holdId: idRule });
 export const holdGetParams = paramsSchema({ $$strict: true, id: idRule });

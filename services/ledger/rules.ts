@@ -11,6 +11,7 @@ import type { CurrencyCode } from "../../config/currencies.ts";
 import { DEFAULT_POLICY, HISTORY_MAX, VELOCITY_WINDOW_MS, score, type Scored } from "../fraud/rules.ts";
 import { isTier, limitsFor } from "../users/limits.ts";
 import { feeFor, ruleFor, type FeeRule } from "./fees.ts";
+import { toBaseMinor, type Budget } from "./reference-rates.ts";
 
 export type AccountKind = "user" | "system";
 export type AccountStatus = "active" | "frozen";
@@ -81,7 +82,10 @@ export interface OutboxEvent {
 interface OpBase {
 	key: string;
 }
-/** Spending limits the caller's tier sets; the ledger enforces them inside the batch. */
+/**
+ * Spending limits the caller's tier sets, in minor units of the base currency (the batch's
+ * budget currency); the ledger converts the amount and enforces them inside the batch.
+ */
 export interface SpendLimits {
 	perTransferMinor: bigint;
 	perDayMinor: bigint;
@@ -96,7 +100,7 @@ export interface TransferOp extends OpBase {
 	description: string;
 	/** When set, the source account must belong to this owner (else ACCOUNT_NOT_FOUND). */
 	ownerId?: string | null;
-	/** When set, the owner's outgoing total today in this currency may not pass perDayMinor. */
+	/** When set, the owner's outgoing total today, in the base currency whatever the currencies spent, may not pass perDayMinor. */
 	limits?: SpendLimits | null;
 }
 export interface HoldOp extends OpBase {
@@ -204,7 +208,7 @@ export interface BatchState {
 	refunded: Map<string, bigint>;
 	/** Transfers among them that posted a review hold: P2P payments approved after review. */
 	reviewPosts: Set<string>;
-	/** Today's limited spending per `owner|currency`, for ops that carry limits. */
+	/** Today's limited spending per `owner|<base currency>` (usageKey), in base minor units, for ops that carry limits. */
 	usage: Map<string, bigint>;
 	/** The payment owners' state, by owner id. */
 	owners: Map<string, OwnerState>;
@@ -220,7 +224,7 @@ export interface BatchChanges {
 	events: OutboxEvent[];
 	/** Account id to its version before the batch, for every account the batch changed. */
 	touched: Map<string, bigint>;
-	/** New spending totals per `owner|currency` that the batch changed. */
+	/** New spending totals per `owner|<base currency>` (base minor units) that the batch changed. */
 	usage: Map<string, bigint>;
 	/** Owners whose state the batch changed, as it is now. */
 	owners: Map<string, OwnerState>;
@@ -235,6 +239,8 @@ export function usageKey(ownerId: string, currency: string): string {
 export interface BatchContext {
 	now: Date;
 	newId: () => string;
+	/** The base currency of the owners' one daily budget and the day's reference rates (a rate for every currency). */
+	budget: Budget;
 }
 
 /** Everything one unit (one op, or one linked chain) changes, kept apart until it succeeds. */
@@ -359,45 +365,62 @@ function newTransfer(s: Scratch, fields: Omit<TransferRecord, "id" | "createdAt"
 	return { id: s.ctx.newId(), createdAt: s.ctx.now, ...fields };
 }
 
-export function checkSpendLimit(limits: SpendLimits, usedTodayMinor: bigint, amountMinor: bigint): Refusal | null {
+/**
+ * The tier's limits against an amount already converted to the base currency (`limitCurrency`):
+ * the refusal gives the limit and the day's usage in that currency's minor units.
+ */
+export function checkSpendLimit(limits: SpendLimits, usedTodayMinor: bigint, amountMinor: bigint, limitCurrency: string): Refusal | null {
 	if (amountMinor > limits.perTransferMinor) {
-		return refusal("LIMIT_EXCEEDED", "amount is above the per-transfer limit of your verification tier", { limit: "per_transfer", limitMinor: limits.perTransferMinor.toString() });
+		return refusal("LIMIT_EXCEEDED", "amount is above the per-transfer limit of your verification tier", {
+			limit: "per_transfer", limitMinor: limits.perTransferMinor.toString(), limitCurrency, amountMinor: amountMinor.toString(),
+		});
 	}
 	if (usedTodayMinor + amountMinor > limits.perDayMinor) {
 		return refusal("LIMIT_EXCEEDED", "amount would exceed the daily limit of your verification tier", {
-			limit: "per_day", limitMinor: limits.perDayMinor.toString(), usedMinor: usedTodayMinor.toString(),
+			limit: "per_day", limitMinor: limits.perDayMinor.toString(), usedMinor: usedTodayMinor.toString(), limitCurrency, amountMinor: amountMinor.toString(),
 		});
 	}
 	return null;
 }
 
+/** The amount in base minor units at the batch's reference rate, rounded up. */
+export function baseAmountOf(budget: Budget, currency: string, amountMinor: bigint): bigint {
+	if (currency === budget.currency) return amountMinor;
+	const rate = budget.rates.get(currency);
+	invariant(rate !== undefined && rate > 0n, `no reference rate for ${currency}`);
+	return toBaseMinor(amountMinor, rate);
+}
+
 /**
  * The checks a transfer and a hold share: the caller owns the source, the pair is valid,
- * the tier limits allow the amount and the funds are there. Returns the accounts and the
- * usage key to charge, or the refusal.
+ * the tier limits allow the amount (converted to the base currency) and the funds are
+ * there. Returns the accounts, the usage key and what to charge it (base minor units), or
+ * the refusal.
  */
-function checkOutgoing(s: Scratch, op: Pick<TransferOp, "ownerId" | "limits" | "fromAccountId" | "toAccountId" | "currency" | "amount">): Refusal | { from: AccountState; to: AccountState; key: string | null } {
+function checkOutgoing(s: Scratch, op: Pick<TransferOp, "ownerId" | "limits" | "fromAccountId" | "toAccountId" | "currency" | "amount">): Refusal | { from: AccountState; to: AccountState; key: string | null; charge: bigint } {
 	if (op.ownerId && s.account(op.fromAccountId)?.ownerId !== op.ownerId) {
 		return refusal("ACCOUNT_NOT_FOUND", "source account not found", { accountId: op.fromAccountId });
 	}
 	const pair = checkPair(s, op.fromAccountId, op.toAccountId, op.currency);
 	if (!Array.isArray(pair)) return pair;
 	const [from, to] = pair;
-	const key = op.ownerId && op.limits ? usageKey(op.ownerId, op.currency) : null;
+	const budget = s.ctx.budget;
+	const key = op.ownerId && op.limits ? usageKey(op.ownerId, budget.currency) : null;
+	const charge = key ? baseAmountOf(budget, op.currency, op.amount) : 0n;
 	if (key && op.limits) {
-		const over = checkSpendLimit(op.limits, s.usedToday(key), op.amount);
+		const over = checkSpendLimit(op.limits, s.usedToday(key), charge, budget.currency);
 		if (over) return over;
 	}
 	const short = checkFunds(from, op.amount);
 	if (short) return short;
-	return { from, to, key };
+	return { from, to, key, charge };
 }
 
 function applyTransfer(s: Scratch, op: TransferOp): OpResult {
 	const checked = checkOutgoing(s, op);
 	if (!("from" in checked)) return fail(checked);
-	const { from, to, key } = checked;
-	if (key) s.usage.set(key, s.usedToday(key) + op.amount);
+	const { from, to, key, charge } = checked;
+	if (key) s.usage.set(key, s.usedToday(key) + charge);
 	const t = newTransfer(s, {
 		idempotencyKey: op.key, kind: "transfer", fromAccountId: from.id, toAccountId: to.id,
 		amount: op.amount, currency: op.currency, description: op.description, holdId: null, reversesTransferId: null,
@@ -409,10 +432,10 @@ function applyTransfer(s: Scratch, op: TransferOp): OpResult {
 function applyHold(s: Scratch, op: HoldOp): OpResult {
 	const checked = checkOutgoing(s, op);
 	if (!("from" in checked)) return fail(checked);
-	const { from, to, key } = checked;
+	const { from, to, key, charge } = checked;
 	// A hold counts against the day's limit when it is made; a void does not give it back,
 	// so a payout that fails cannot be used to reset the limit by retrying.
-	if (key) s.usage.set(key, s.usedToday(key) + op.amount);
+	if (key) s.usage.set(key, s.usedToday(key) + charge);
 	return { ok: true, value: holdView(newHold(s, "hold", op, from, to, op.timeoutMs)) };
 }
 
@@ -447,11 +470,12 @@ function historyOf(s: Scratch, owner: OwnerState, currency: string, usageKey: st
 function applyPayment(s: Scratch, op: PaymentOp): OpResult {
 	const owner = s.owner(op.ownerId);
 	invariant(owner, `owner ${op.ownerId} of a payment was not loaded`);
-	const limits = isTier(owner.tier) ? limitsFor(owner.tier, op.currency as CurrencyCode) : { perTransferMinor: 0n, perDayMinor: 0n };
+	const budget = s.ctx.budget;
+	const limits = isTier(owner.tier) ? limitsFor(owner.tier, budget.currency) : { perTransferMinor: 0n, perDayMinor: 0n };
 	// The ledger's own refusals come first: a customer short of money hears INSUFFICIENT_FUNDS.
 	const checked = checkOutgoing(s, { ...op, limits });
 	if (!("from" in checked)) return fail(checked);
-	const { from, to, key } = checked;
+	const { from, to, key, charge } = checked;
 	invariant(key, "a payment always counts against its owner's limits");
 	// The fee by the tier's price, checked with the amount: a payer who cannot pay both hears INSUFFICIENT_FUNDS.
 	const fee = op.pricing ? feeFor(ruleFor(op.pricing.rules, "p2p", op.currency, owner.tier), op.amount) : 0n;
@@ -461,7 +485,8 @@ function applyPayment(s: Scratch, op: PaymentOp): OpResult {
 		const short = checkFunds(from, op.amount + fee);
 		if (short) return fail(short);
 	}
-	const scored = score({ amountMinor: op.amount, currency: op.currency as CurrencyCode, counterparty: to.id }, historyOf(s, owner, op.currency, key, to.id));
+	// The fraud thresholds are in the base currency too: the amount and the day's total as the budget counts them.
+	const scored = score({ amountMinor: op.amount, currency: op.currency as CurrencyCode, counterparty: to.id, base: { minor: charge, currency: budget.currency } }, historyOf(s, owner, op.currency, key, to.id));
 	const risk = riskOf(scored);
 	// Every decision counts for velocity; amounts and counterparties only once approved.
 	const since = s.ctx.now.getTime() - VELOCITY_WINDOW_MS;
@@ -470,7 +495,7 @@ function applyPayment(s: Scratch, op: PaymentOp): OpResult {
 		s.keepOwnersOnFailure = true;
 		return fail(refusal("FRAUD_DECLINED", "the payment was declined by risk screening"), risk);
 	}
-	s.usage.set(key, s.usedToday(key) + op.amount);
+	s.usage.set(key, s.usedToday(key) + charge);
 	if (scored.decision === "review") {
 		const hold = newHold(s, "review", op, from, to, REVIEW_HOLD_MS, { userId: op.ownerId, risk });
 		return { ok: true, value: paymentView(op, { status: "pending_review", id: hold.id, holdId: hold.id, transferId: null, at: s.ctx.now }) };
@@ -801,8 +826,8 @@ export function holdView(h: HoldState) {
 	};
 }
 
-/** The accounts, holds and transfers a list of ops needs loaded (before holds are read). */
-export function referencedIds(units: Op[][]): { accountIds: Set<string>; holdIds: Set<string>; transferIds: Set<string>; usageKeys: Set<string>; ownerIds: Set<string>; pairs: Set<string> } {
+/** The accounts, holds and transfers a list of ops needs loaded (before holds are read); spending rows are in `budgetCurrency`. */
+export function referencedIds(units: Op[][], budgetCurrency: string): { accountIds: Set<string>; holdIds: Set<string>; transferIds: Set<string>; usageKeys: Set<string>; ownerIds: Set<string>; pairs: Set<string> } {
 	const accountIds = new Set<string>();
 	const holdIds = new Set<string>();
 	const transferIds = new Set<string>();
@@ -813,12 +838,12 @@ export function referencedIds(units: Op[][]): { accountIds: Set<string>; holdIds
 		if (op.type === "payment") {
 			accountIds.add(op.fromAccountId).add(op.toAccountId);
 			if (op.pricing) accountIds.add(op.pricing.revenueAccountId);
-			usageKeys.add(usageKey(op.ownerId, op.currency));
+			usageKeys.add(usageKey(op.ownerId, budgetCurrency));
 			ownerIds.add(op.ownerId);
 			pairs.add(counterpartyKey(op.ownerId, op.toAccountId));
 			continue;
 		}
-		if ((op.type === "transfer" || op.type === "hold") && op.ownerId && op.limits) usageKeys.add(usageKey(op.ownerId, op.currency));
+		if ((op.type === "transfer" || op.type === "hold") && op.ownerId && op.limits) usageKeys.add(usageKey(op.ownerId, budgetCurrency));
 		if (op.type === "transfer" || op.type === "hold") {
 			accountIds.add(op.fromAccountId);
 			accountIds.add(op.toAccountId);

@@ -521,6 +521,42 @@ export async function getTransfer(db: Db, id: string, ownerId: string | null = n
 }
 
 /** The owner's tier for payments; the row is made at the first payment or tier change. */
+// ---- reference rates (the spending budget's conversion) ------------------------------
+
+/**
+ * Each currency's latest reference rate on or before `day`, with the day it is of: one probe
+ * of the primary key (currency, day) per currency. Currencies no day has a rate for are
+ * missing (the seeded defaults stand in for them).
+ */
+export async function referenceRatesAsOf(db: Db, base: string, day: string, currencies: readonly string[]): Promise<Map<string, { rate: bigint; day: string }>> {
+	const found = await rows<{ currency: string; day: string; rate: bigint }>(
+		db,
+		`SELECT c.currency, r.day::text AS day, r.rate FROM unnest(?::text[]) AS c(currency)
+		 CROSS JOIN LATERAL (SELECT day, rate FROM ledger.reference_rates WHERE base = ? AND currency = c.currency AND day <= ?::date ORDER BY day DESC LIMIT 1) r`,
+		[currencies, base, day],
+	);
+	return new Map(found.map(r => [r.currency, { rate: BigInt(r.rate), day: r.day }]));
+}
+
+/**
+ * Writes the day's rates; a currency that already has that day's rate keeps it (the first
+ * write of a day stays). Answers the day's rates as stored, and how many were written now.
+ */
+export async function putReferenceRates(db: Db, base: string, day: string, rates: readonly { currency: string; rate: bigint }[]): Promise<{ written: number; rates: Map<string, bigint> }> {
+	const found = await rows<{ currency: string; rate: bigint; fresh: boolean }>(
+		db,
+		`WITH ins AS (
+			INSERT INTO ledger.reference_rates (base, currency, day, rate)
+			SELECT ?, c, ?::date, r FROM unnest(?::text[], ?::int8[]) AS v(c, r) ORDER BY c
+			ON CONFLICT (base, currency, day) DO NOTHING RETURNING currency, rate
+		)
+		SELECT currency, rate, true AS fresh FROM ins
+		UNION ALL SELECT currency, rate, false FROM ledger.reference_rates WHERE base = ? AND day = ?::date AND currency = ANY(?::text[])`,
+		[base, day, rates.map(r => r.currency), rates.map(r => r.rate.toString()), base, day, rates.map(r => r.currency)],
+	);
+	return { written: found.filter(r => r.fresh).length, rates: new Map(found.map(r => [r.currency, BigInt(r.rate)])) };
+}
+
 export async function setOwnerTier(db: Db, ownerId: string, tier: number): Promise<void> {
 	await rows(db, "INSERT INTO ledger.owners (owner_id, tier) VALUES (?, ?) ON CONFLICT (owner_id) DO UPDATE SET tier = excluded.tier", [ownerId, tier]);
 }

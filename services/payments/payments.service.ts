@@ -92,7 +92,7 @@ type PaymentsThis = DbService & {
 	runTopup(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
 	runPayout(ctx: Context | null, row: PaymentRow): Promise<PaymentRow>;
 	settle(p: PaymentRow, result: ProviderResult | null): Promise<PaymentRow>;
-	limitsOf(userId: string, currency: CurrencyCode): Promise<{ perTransferMinor: number; perDayMinor: number }>;
+	limitsOf(userId: string): Promise<{ perTransferMinor: number; perDayMinor: number }>;
 	rowOf(id: string, userId?: string | null): Promise<PaymentRow | null>;
 	fourEyes(row: PaymentRow | null, staffId: string): Promise<void>;
 	handleEvents(events: ConsumedEvent[]): Promise<void>;
@@ -616,7 +616,7 @@ export function paymentsService(config: Config): ServiceSchema {
 						hold = await call(this.broker, ledger.holds.create, {
 							idempotencyKey: `payment:${p.id}:hold`, fromAccountId: p.account_id, toAccountId: await this.systemAccount(p.provider, p.currency),
 							amount: toSafeNumber(p.amount), currency: p.currency, timeoutMs: HOLD_TIMEOUT_MS, description: `payout via ${p.provider}`,
-							ownerId: p.user_id, limits: await this.limitsOf(p.user_id, p.currency),
+							ownerId: p.user_id, limits: await this.limitsOf(p.user_id),
 						});
 					} catch (err) {
 						const code = refusalCode(err);
@@ -679,10 +679,10 @@ export function paymentsService(config: Config): ServiceSchema {
 				}
 			},
 
-			/** The sender's tier limits in this currency, as the ledger takes them. */
-			async limitsOf(this: PaymentsThis, userId: string, currency: CurrencyCode) {
+			/** The sender's tier limits in the base currency, as the ledger takes them (it converts each amount to that currency). */
+			async limitsOf(this: PaymentsThis, userId: string) {
 				const { tier } = await call(this.broker, users.tier, { id: userId });
-				const limits: SpendLimits = isTier(tier) ? limitsFor(tier, currency) : { perTransferMinor: 0n, perDayMinor: 0n };
+				const limits: SpendLimits = isTier(tier) ? limitsFor(tier, config.limits.baseCurrency) : { perTransferMinor: 0n, perDayMinor: 0n };
 				return { perTransferMinor: toSafeNumber(limits.perTransferMinor), perDayMinor: toSafeNumber(limits.perDayMinor) };
 			},
 

@@ -23,6 +23,20 @@ describe("fraud rules", () => {
 		assert.equal(score({ amountMinor: 4_999n, currency: "JPY", counterparty: null }, quiet).decision, "approve");
 	});
 
+	it("compares in the base currency when the payment carries its base amount (issue 16, finding 7)", () => {
+		// 2,000 KWD is under 5,000 of its own units but 6,504.07 USD: large in the base currency.
+		const kwd = { amountMinor: 2_000_000n, currency: "KWD" as const, counterparty: null };
+		assert.equal(score(kwd, quiet).decision, "approve");
+		assert.deepEqual(score({ ...kwd, base: { minor: 650_407n, currency: "USD" } }, quiet).reasons, ["LARGE_AMOUNT"]);
+		// And 600,000 JPY is 3,995 USD: not large, although 600,000 of its units are (large, and over the day's 20,000).
+		const jpy = { amountMinor: 600_000n, currency: "JPY" as const, counterparty: null };
+		assert.equal(score(jpy, quiet).decision, "decline");
+		assert.equal(score({ ...jpy, base: { minor: 399_468n, currency: "USD" } }, quiet).decision, "approve");
+		// The day's total is the owner's budget in USD: 19,000 USD spent in other currencies plus 1,000.01 USD of KWD.
+		const r = score({ amountMinor: 307_504n, currency: "KWD", counterparty: null, base: { minor: 100_001n, currency: "USD" } }, { ...quiet, todayMinor: 1_900_000n });
+		assert.deepEqual(r.reasons, ["DAILY_TOTAL"]);
+	});
+
 	it("adds velocity, unusual amounts and daily totals", () => {
 		const r = score({ amountMinor: 50_000n, currency: "USD", counterparty: null }, { recentCount: 10, lastAmounts: [1_000n, 1_000n, 1_000n], todayMinor: 1_990_000n, knownCounterparty: true });
 		assert.deepEqual([r.decision, r.score, r.reasons], ["decline", 100, ["VELOCITY", "AMOUNT_UNUSUAL", "DAILY_TOTAL"]]);

@@ -2,6 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { applyBatch, assertBalanced, type AccountState, type BatchState, type HoldState, type Op, type TransferRecord } from "../../../services/ledger/rules.ts";
 import { InvariantViolation } from "../../../lib/errors.ts";
+import { defaultRates } from "../../../services/ledger/reference-rates.ts";
 
 const NOW = new Date("2026-01-01T00:00:00Z");
 
@@ -24,7 +25,8 @@ function state(accounts: AccountState[], holds: HoldState[] = [], transfers: Tra
 }
 
 let seq = 0;
-const ctx = () => ({ now: NOW, newId: () => `id-${++seq}` });
+const BUDGET = { currency: "USD", rates: defaultRates("USD") } as const;
+const ctx = () => ({ now: NOW, newId: () => `id-${++seq}`, budget: BUDGET });
 
 const transfer = (key: string, from: string, to: string, amount: bigint, currency = "USD"): Op => ({
 	type: "transfer", key, fromAccountId: from, toAccountId: to, amount, currency, description: "",
@@ -247,5 +249,80 @@ describe("ledger rules: owner and spending limits", () => {
 		assert.deepEqual(results.map(r => codeOf(r[0])), ["LIMIT_EXCEEDED", "OK", "OK", "LIMIT_EXCEEDED", "OK", "ACCOUNT_NOT_FOUND"]);
 		assert.equal(changes.usage.get("owner-a|USD"), 250n);
 		assert.equal(changes.holdsCreated.length, 2);
+	});
+});
+
+describe("ledger rules: one budget per owner in the base currency (issue 16, finding 7)", () => {
+	// Default reference rates in USD: 1 KWD = 3.2520... USD, 1 BHD = 2.6595... USD, 1 GBP = 1.2658... USD, 1 JPY = 0.00665... USD.
+	const accounts = () => [
+		account("kwd", 100_000_000n, { ownerId: "owner-a", currency: "KWD" }), account("kwd2", 0n, { currency: "KWD" }),
+		account("bhd", 100_000_000n, { ownerId: "owner-a", currency: "BHD" }), account("bhd2", 0n, { currency: "BHD" }),
+		account("gbp", 10_000_000n, { ownerId: "owner-a", currency: "GBP" }), account("gbp2", 0n, { currency: "GBP" }),
+		account("jpy", 10_000_000n, { ownerId: "owner-a", currency: "JPY" }), account("jpy2", 0n, { currency: "JPY" }),
+	];
+	const tier1 = { perTransferMinor: 100_000n, perDayMinor: 500_000n };
+	const pay = (key: string, from: string, amount: bigint, currency: string, type: "transfer" | "hold" = "transfer"): Op => (type === "hold"
+		? { type, key, fromAccountId: from, toAccountId: `${from}2`, amount, currency, description: "", timeoutMs: 60_000, ownerId: "owner-a", limits: tier1 }
+		: { type, key, fromAccountId: from, toAccountId: `${from}2`, amount, currency, description: "", ownerId: "owner-a", limits: tier1 });
+
+	it("charges every currency to one USD row, converted and rounded up", () => {
+		const s = state(accounts());
+		// 300 KWD = 975.61 USD (97,561 cents), 300 BHD = 797.88 USD (79,788), 500 GBP = 632.92 USD (63,292), 100,000 JPY... too much: 665.78 USD (66,578).
+		const { results, changes } = applyBatch(s, [[pay("k", "kwd", 300_000n, "KWD")], [pay("b", "bhd", 300_000n, "BHD")], [pay("g", "gbp", 50_000n, "GBP", "hold")], [pay("j", "jpy", 100_000n, "JPY")]], ctx());
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["OK", "OK", "OK", "OK"]);
+		assert.deepEqual([...changes.usage], [["owner-a|USD", 97_561n + 79_788n + 63_292n + 66_578n]]);
+	});
+
+	it("refuses the per-transfer limit in USD: 1,000 KWD is 3,252 USD", () => {
+		const s = state(accounts());
+		const { results, changes } = applyBatch(s, [[pay("k", "kwd", 1_000_000n, "KWD")], [pay("j", "jpy", 150_000n, "JPY")]], ctx());
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["LIMIT_EXCEEDED", "OK"]);
+		const r = results[0]?.[0];
+		assert.ok(r && !r.ok);
+		assert.deepEqual(r.error.details, { limit: "per_transfer", limitMinor: "100000", limitCurrency: "USD", amountMinor: "325204" });
+		assert.equal(changes.usage.get("owner-a|USD"), 99_867n);
+	});
+
+	it("refuses once the day's USD budget is spent, whatever the currency, and says so in USD", () => {
+		const s = state(accounts());
+		s.usage.set("owner-a|USD", 400_000n);
+		// 97,561 fits (497,561); then 1 fils more costs a cent and 2,440 fils (7,935 cents) is over.
+		const { results, changes } = applyBatch(s, [[pay("k", "kwd", 300_000n, "KWD")], [pay("g", "gbp", 2_000n, "GBP")], [pay("b", "bhd", 1n, "BHD")], [pay("j", "jpy", 1n, "JPY")]], ctx());
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["OK", "LIMIT_EXCEEDED", "OK", "OK"]);
+		const r = results[1]?.[0];
+		assert.ok(r && !r.ok);
+		assert.deepEqual(r.error.details, { limit: "per_day", limitMinor: "500000", usedMinor: "497561", limitCurrency: "USD", amountMinor: "2532" });
+		assert.equal(changes.usage.get("owner-a|USD"), 497_563n);
+	});
+
+	it("converts with the batch's rates, not the seeded ones", () => {
+		const s = state(accounts());
+		s.usage.set("owner-a|USD", 400_000n);
+		const rates = new Map(BUDGET.rates);
+		rates.set("KWD", 4_000_000_000_000n); // 4 cents a fils
+		const { results, changes } = applyBatch(s, [[pay("k", "kwd", 25_000n, "KWD")], [pay("k2", "kwd", 1n, "KWD")]], { ...ctx(), budget: { currency: "USD", rates } });
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["OK", "LIMIT_EXCEEDED"]);
+		assert.equal(changes.usage.get("owner-a|USD"), 500_000n);
+	});
+
+	it("holds a payment to the tier's limits in USD and scores the fraud thresholds in USD", () => {
+		const owner = (tier: number) => ({ ownerId: "owner-a", tier, recentMs: [], lastMinor: {} });
+		const p2p = (key: string, amount: bigint): Op => ({ type: "payment", key, fromAccountId: "kwd", toAccountId: "kwd2", amount, currency: "KWD", description: "", ownerId: "owner-a" });
+		// Tier 1: 400 KWD is 1,300.82 USD, over the 1,000 USD per payment.
+		const s1 = state(accounts());
+		s1.owners.set("owner-a", owner(1));
+		const r1 = applyBatch(s1, [[p2p("p1", 400_000n)], [p2p("p2", 300_000n)]], ctx());
+		assert.deepEqual(r1.results.map(r => codeOf(r[0])), ["LIMIT_EXCEEDED", "OK"]);
+		assert.equal(r1.changes.usage.get("owner-a|USD"), 97_561n);
+		// Tier 3, a known payee: 2,000 KWD (6,504 USD) is above the 5,000 USD large-amount threshold
+		// and goes to review, which 2,000 of a currency's units would not have been by themselves.
+		const s3 = state(accounts());
+		s3.owners.set("owner-a", owner(3));
+		s3.known.add("owner-a|kwd2");
+		const r3 = applyBatch(s3, [[p2p("p3", 2_000_000n)]], ctx());
+		const first = r3.results[0]?.[0];
+		assert.ok(first?.ok);
+		assert.equal(first.value["status"], "pending_review");
+		assert.equal(r3.changes.usage.get("owner-a|USD"), 650_407n);
 	});
 });
