@@ -252,6 +252,7 @@ function signedOut(message) {
 	$("#documents").replaceChildren();
 	$("#kyc-queue").replaceChildren();
 	setConn("offline");
+	document.dispatchEvent(new CustomEvent("paymesh:signed-out"));
 	if (message) say("login", message, false);
 }
 
@@ -483,6 +484,7 @@ function connectSocket() {
 	socket.on("transaction.new", d => {
 		if (d.direction === "in") toast(`Received ${formatMinor(d.amount, d.currency)}`);
 		if (state.history.accountId === d.accountId) void loadHistory(true);
+		document.dispatchEvent(new CustomEvent("paymesh:transaction", { detail: d }));
 	});
 	socket.on("insight.new", i => {
 		toast(i.why);
@@ -648,11 +650,18 @@ function renderPayments() {
 		el("span", {}, `${({ topup: "Top-up", payout: "Payout", p2p: "Payment" })[p.type] ?? p.type} ${formatMinor(p.amount, p.currency)}`),
 		el("span", { class: "status", dataset: { status: p.status } }, p.status.replace("_", " ")),
 		p.failureCode ? el("span", {}, MESSAGES[p.failureCode] ?? p.failureCode) : "",
+		// A P2P payment's detail (public/after-payment.js): its refunds and what is left of it.
+		p.type === "p2p" && p.transferId ? detailsButton(p.transferId) : "",
 		// Only a payment waiting for review can be cancelled (a created one is still running).
 		p.status === "pending_review"
 			? el("button", { type: "button", class: "secondary", onclick: () => cancelPayment(p.id) }, "Cancel")
 			: "",
 	)));
+}
+
+/** Opens a payment's detail (public/after-payment.js listens), from the transfer that moved its money. */
+function detailsButton(transferId) {
+	return el("button", { type: "button", class: "secondary details", onclick: e => document.dispatchEvent(new CustomEvent("paymesh:open-payment", { detail: { transferId, opener: e.currentTarget } })) }, "Details");
 }
 
 async function cancelPayment(id) {
@@ -680,6 +689,7 @@ async function loadHistory(fresh) {
 		el("td", {}, x.description || x.kind),
 		el("td", { class: "num" }, formatMinor(x.amount, currency)),
 		el("td", { class: "num" }, formatMinor(x.balanceAfter, currency)),
+		el("td", {}, x.kind === "payment" || x.kind === "hold_post" || x.kind === "refund" ? detailsButton(x.transferId) : ""),
 	));
 	if (fresh) $("#history").replaceChildren(...rows);
 	else $("#history").append(...rows);
