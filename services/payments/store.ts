@@ -567,9 +567,9 @@ export async function moveTopupRefund(
 	});
 }
 
-/** A top-up's refunds, oldest first (at most `limit`), and what they take of it. */
+/** A top-up's refunds, oldest first (at most `limit`; refused requests left out: they are only their key's answer), and what they take of it. */
 export async function topupRefundsOf(knex: Knex, paymentId: string, limit: number): Promise<{ items: TopupRefundRow[]; totals: TopupTotals }> {
-	const items = await queryRows<TopupRefundRow>(knex, `SELECT ${TOPUP_REFUND_COLUMNS} FROM payments.topup_refunds WHERE payment_id = ? ORDER BY created_at, id LIMIT ?`, [paymentId, limit]);
+	const items = await queryRows<TopupRefundRow>(knex, `SELECT ${TOPUP_REFUND_COLUMNS} FROM payments.topup_refunds WHERE payment_id = ? AND status <> 'refused' ORDER BY created_at, id LIMIT ?`, [paymentId, limit]);
 	return { items, totals: await topupTotals(knex, paymentId) };
 }
 

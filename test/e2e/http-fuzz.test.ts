@@ -21,7 +21,7 @@ const TABLES = [
 	"payments.payments", "payments.payment_events", "payments.provider_callbacks", "fx.quotes", "fraud.decisions", "ledger.accounts", "ledger.transfers", "ledger.entries", "ledger.holds", "ledger.idempotency", "ledger.outbox",
 	"requests.requests", "requests.outbox", "reports.transactions", "reports.category_rules",
 	"schedules.payees", "schedules.schedules", "schedules.occurrences", "ledger.account_closures",
-	"ledger.price_lists", "payments.reversal_requests", "payments.disputes", "payments.dispute_evidence",
+	"ledger.price_lists", "payments.reversal_requests", "payments.disputes", "payments.dispute_evidence", "payments.topup_refunds",
 	"bills.quotes", "bills.payments", "bills.saved", "bills.coupons", "bills.coupon_customers", "bills.reminders", "bills.outbox",
 ];
 
@@ -133,6 +133,7 @@ const ROUTES: () => Route[] = () => [
 	{ path: "/api/v1/admin/coupons", fields: ["code", "currency", "kind", "percentBps", "amountMinor", "maxDiscountMinor", "minSpendMinor", "billerCode", "validFrom", "validUntil", "maxUses", "maxUsesPerCustomer", "reason"], auth: true },
 	{ path: `/api/v1/admin/coupons/${accountId}/disable`, fields: ["reason"], auth: true },
 	{ path: `/api/v1/admin/disputes/${accountId}/outcome`, fields: ["outcome", "reason"], auth: true },
+	{ path: `/api/v1/admin/topups/${accountId}/refunds`, fields: ["amount", "reason"], auth: true },
 ];
 
 async function post(route: Route, body: unknown, i: number): Promise<number> {
