@@ -63,7 +63,7 @@ export async function openPayment(ref, { focus = true } = {}) {
 	detail.ref = ref;
 	detail.staff = ref.staff === true;
 	const seq = ++detail.seq;
-	const loaded = detail.staff ? await loadForStaff(ref.paymentId) : await loadForCustomer(ref.transferId);
+	const loaded = await (detail.staff ? loadForStaff(ref.paymentId) : loadForCustomer(ref.transferId)).catch(() => ({ ok: false, message: "Could not reach Paymesh. Try again." }));
 	// A newer opening answered first.
 	if (seq !== detail.seq) return;
 	const card = $("#payment-detail");
@@ -254,7 +254,7 @@ function disputeItem(d) {
 	return el("li", { dataset: { disputeId: d.id, status: d.status } },
 		el("span", {}, `${customerOf(d)} · ${formatMinor(d.amount, d.currency)} disputed · ${held} · evidence by ${deadlineOf(d)}`),
 		el("strong", { class: "status", dataset: { status: d.status } }, DISPUTE_WORDS[d.status] ?? d.status),
-		el("button", { type: "button", class: "secondary", onclick: () => showDispute(d.id) }, "Open"));
+		el("button", { type: "button", class: "secondary", "aria-label": `Open the dispute of ${formatMinor(d.amount, d.currency)} by ${d.customer?.name ?? "a customer"}`, onclick: () => showDispute(d.id) }, "Open"));
 }
 
 async function loadDisputes() {
@@ -398,6 +398,8 @@ async function recordOutcome() {
 
 function reset() {
 	me = null;
+	// The next person to sign in on this page does not open the last one's payment.
+	if (PAYMENT_HASH.test(location.hash)) history.replaceState(null, "", location.pathname + location.search);
 	detail.ref = null;
 	detail.pending = null;
 	dispute.id = null;
