@@ -8,12 +8,13 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { exited, startChildNode, untilAnswering, untilNodeGone } from "../support/child.ts";
+import { exited, untilAnswering, untilNodeGone } from "../support/child.ts";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { ServiceBroker } from "moleculer";
-import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
-import { seededRandom, startNode, TEST_JWT_SECRET } from "../support/node.ts";
+import { createTestDatabase, type TestDatabase } from "../support/db.ts";
+import { seededRandom } from "../support/node.ts";
+import { fundedCustomers, startController, startPaymentsChild } from "../support/payments-child.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
 
 const CALLERS = 16;
@@ -27,16 +28,12 @@ let child: ChildProcess | null = null;
 const namespace = `pkill-${randomBytes(4).toString("hex")}`;
 
 function startChild(): ChildProcess {
-	return startChildNode({
-		DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: namespace, SERVICES: "api,ledger,payments,providers,fraud,users", PORT: "0", HOST: "127.0.0.1",
-		NODE_ID: "payments-kill", JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: "error", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4",
-		METRICS_ENABLED: "false", PROVIDER_LATENCY_MS: "15", PAYMENT_RESUME_AFTER_MS: "200",
-	});
+	return startPaymentsChild({ databaseUrl: db.url, namespace, nodeId: "payments-kill" });
 }
 
 before(async () => {
 	db = await createTestDatabase();
-	({ broker } = await startNode({ TRANSPORTER: NATS_URL, NAMESPACE: namespace, SERVICES: "none", REQUEST_TIMEOUT_MS: "3000", HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4", SHUTDOWN_TIMEOUT_MS: "1000" }));
+	broker = await startController(namespace);
 });
 
 after(async () => {
@@ -52,15 +49,8 @@ describe("payments kill -9 mid-payout", () => {
 	it("completes or compensates every payout after a restart, moving money once", async () => {
 		child = startChild();
 		await untilAnswering(broker, "payments.health");
-		const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:kill:USD", currency: "USD" });
-		const users = Array.from({ length: USERS }, (_, i) => `018f0000-0000-7000-8000-${(0xb00000000000 + i).toString(16)}`);
-		const accounts = new Map<string, string>();
-		for (const [i, u] of users.entries()) {
-			await broker.call("users.create", { userId: u, email: `kill-${i}@example.com`, name: `Kill ${i}` });
-			const a: { id: string } = await broker.call("ledger.accounts.open", { ownerId: u, currency: "USD" });
-			await broker.call("ledger.transfers.create", { idempotencyKey: `fund-${u}`, fromAccountId: sys.id, toAccountId: a.id, amount: FUNDING, currency: "USD" });
-			accounts.set(u, a.id);
-		}
+		const accounts = await fundedCustomers(broker, { count: USERS, idBase: 0xb00000000000, funding: FUNDING, systemCode: "external:kill:USD", emailPrefix: "kill" });
+		const users = [...accounts.keys()];
 		const requests = new Map<string, Record<string, unknown>>();
 		const acked = new Set<string>();
 		let stop = false;

@@ -99,7 +99,7 @@ function run(ledger: ModelLedger, record: RefundState & { amount: bigint }, c: R
 	const closed = (holdId: string, intent: "post" | "void", ref: string | null): RefundOutcome => {
 		const h = ledger.holds.get(holdId);
 		assert.ok(h && h.status !== "pending");
-		return { kind: "hold_closed", status: h.status === "pending" ? "expired" : h.status, intent, ref };
+		return { kind: "hold_closed", status: h.status, intent, ref };
 	};
 	switch (c.kind) {
 		case "move":
