@@ -17,7 +17,7 @@ import { ledger } from "../../contracts/ledger.ts";
 import { payments } from "../../contracts/payments.ts";
 import { reasonRule } from "../../contracts/repair.ts";
 import { amountRule, currencyRule, setPricesParams } from "../ledger/params.ts";
-import { toClientError } from "../../lib/errors.ts";
+import { toClientError, unavailable } from "../../lib/errors.ts";
 import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { users } from "../../contracts/users.ts";
 import { PROVIDERS } from "../payments/providers.ts";
@@ -67,6 +67,10 @@ export const disputeRouteParams = {
 type D<K extends keyof typeof disputeRouteParams> = Infer<(typeof disputeRouteParams)[K]>;
 
 type Person = { name: string; email: string };
+
+/** How long an outcome request waits for a concurrent one with the same outcome to finish: 20 × 100 ms. */
+const OUTCOME_WAIT_POLLS = 20;
+const OUTCOME_WAIT_MS = 100;
 
 /** Who the users behind these ids are, for staff views (one users.getMany; ids without a profile are left out). */
 async function peopleOf(ctx: Ctx<unknown>, ids: readonly string[]): Promise<Map<string, Person>> {
@@ -146,7 +150,15 @@ export const disputeActions = {
 				}
 				return r;
 			});
-			return staffDispute(ctx, d.id);
+			// A concurrent request with the same outcome (a double click) may still be applying
+			// it: its answer is waited for, briefly, so both answer the decided dispute.
+			for (let i = 0; i < OUTCOME_WAIT_POLLS; i++) {
+				const now = await staffDispute(ctx, d.id);
+				if (now.status === p.outcome) return now;
+				if (decidedOtherwise(now.status)) throw toClientError({ code: "ILLEGAL_TRANSITION", message: `the dispute is already ${now.status}`, details: { id: d.id, status: now.status } });
+				await new Promise(resolve => setTimeout(resolve, OUTCOME_WAIT_MS));
+			}
+			throw unavailable("DISPUTE_OUTCOME_IN_PROGRESS", "the outcome is being recorded by another request; try again");
 		},
 	},
 	adminDisputeEvidence: {

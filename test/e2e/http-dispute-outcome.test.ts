@@ -158,6 +158,12 @@ describe("admin routes of the dashboard's staff views", () => {
 		assert.equal(lost.body.status, "lost");
 		const after = await node.sql.query<{ posted: string }>("SELECT posted::text FROM ledger.accounts WHERE code = 'external:card:USD'");
 		assert.equal(Number(after.rows[0]?.posted ?? 0), providerBefore + 1_500);
+		// Two requests at once (a double click): both answer the decided dispute, the money moves once.
+		const twice = await openDispute(customer, 700);
+		const availableBefore = await available(customer);
+		const both = await Promise.all([1, 2].map(() => http<Dispute>("POST", `/api/v1/admin/disputes/${twice.id}/outcome`, { token: admin.accessToken, body: { outcome: "won", reason: "provider portal says won" } })));
+		assert.deepEqual(both.map(r => [r.status, r.body.status]), [[200, "won"], [200, "won"]]);
+		assert.equal(await available(customer), availableBefore + 700);
 		// The admin's own top-up disputed: they cannot decide it.
 		const own = await openDispute(admin, 500);
 		expectError(await http("POST", `/api/v1/admin/disputes/${own.id}/outcome`, { token: admin.accessToken, body: { outcome: "won", reason: "it is mine anyway" } }), 403, "FORBIDDEN");
