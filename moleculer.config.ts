@@ -2,13 +2,14 @@
  * Broker settings, all derived from the validated config. Every limit is set explicitly:
  * Moleculer's defaults of 0 mean "unlimited" for several of them.
  */
-import { Errors, MetricReporters, type BrokerOptions, type MetricRegistry } from "moleculer";
+import { Errors, MetricReporters, type BrokerOptions, type MetricRegistry, type TracerOptions } from "moleculer";
 import { readFileSync } from "node:fs";
 import type { Config } from "./config/index.ts";
 import { transitEncryption } from "./lib/transit-crypto.ts";
 import { ContextStoreMiddleware } from "./lib/context-store.ts";
 import { FAIL_FAST_REDIS_OPTIONS, redisOptions } from "./lib/redis.ts";
 import { FailOpenRedisCacher } from "./lib/cacher.ts";
+import { OtlpTraceExporter } from "./lib/otlp.ts";
 
 /**
  * Prometheus reporter that opens no port of its own: the gateway serves its text at
@@ -69,6 +70,37 @@ export function transitMiddleware(config: Config, now: () => number = Date.now):
 	}) as never];
 }
 
+/**
+ * Spans carry the request id (ctx.requestID) as their trace id and the caller's span as
+ * their parent, so one HTTP request's gateway, payments and ledger spans form one trace
+ * across nodes. They go to the exporters TRACING_EXPORTER names and, with
+ * OTEL_EXPORTER_OTLP_ENDPOINT, to an OpenTelemetry collector (lib/otlp.ts).
+ */
+export function tracingOptions(config: Config): TracerOptions {
+	const { exporter, otlp } = config.tracing;
+	if (exporter === "none" && !otlp) return { enabled: false };
+	const exporters: unknown[] = [];
+	if (exporter === "console") exporters.push({ type: "Console" });
+	if (exporter === "event") exporters.push({ type: "Event", options: { eventName: "paymesh.tracing.spans", sendStartSpan: false, interval: 1, broadcast: true } });
+	if (otlp) {
+		exporters.push(new OtlpTraceExporter({
+			url: otlp.url, headers: otlp.headers, serviceName: otlp.serviceName, namespace: config.namespace,
+			scheduleDelayMs: otlp.scheduleDelayMs, batchSizeMax: otlp.batchSizeMax, queueMax: otlp.queueMax, timeoutMs: otlp.timeoutMs,
+		}));
+	}
+	return {
+		enabled: true,
+		// An instance is accepted at run time; the typings only list exporter names.
+		exporter: exporters as never,
+		// A trace is sampled at its root and the decision travels with its calls: kept or dropped whole.
+		sampling: { rate: otlp?.sampleRate ?? 1 },
+		// Spans leave the node (the event exporter broadcasts them to every node, OTLP sends them
+		// to a collector): they never carry params, meta or answers, which hold passwords, one-time
+		// codes and tokens (auth's login, register, refresh, MFA). lib/otlp.ts drops them again.
+		tags: { action: { params: false, meta: false, response: false }, event: { params: false, meta: false } },
+	};
+}
+
 /** `now`: the clock the transit replay window is read by (tests inject one). */
 export function brokerOptions(config: Config, opts: { now?: () => number } = {}): BrokerOptions {
 	return {
@@ -108,16 +140,6 @@ export function brokerOptions(config: Config, opts: { now?: () => number } = {})
 			// An instance is accepted at run time; the typings only list reporter names.
 			reporter: [new GatewayPrometheusReporter({ defaultLabels: () => ({ namespace: config.namespace }) }) as never],
 		},
-		// Spans carry the request id (ctx.requestID), so one HTTP request's gateway, payments
-		// and ledger spans share it across nodes.
-		tracing: config.tracing.exporter === "none"
-			? { enabled: false }
-			: {
-				enabled: true,
-				exporter: [config.tracing.exporter === "console" ? { type: "Console" } : { type: "Event", options: { eventName: "paymesh.tracing.spans", sendStartSpan: false, interval: 1, broadcast: true } }] as never,
-				// Spans leave the node (the event exporter broadcasts them to every node): they never
-				// carry params, meta or answers, which hold passwords, one-time codes and tokens.
-				tags: { action: { params: false, meta: false, response: false }, event: { params: false, meta: false } },
-			},
+		tracing: tracingOptions(config),
 	};
 }

@@ -70,7 +70,14 @@ export interface Config {
 		/** Most nonces remembered; past it packets are refused, not let through unchecked. */
 		replayCacheMax: number;
 	};
-	tracing: { exporter: "none" | "console" | "event" };
+	tracing: {
+		exporter: "none" | "console" | "event";
+		/**
+		 * OTEL_EXPORTER_OTLP_ENDPOINT: spans also go to an OpenTelemetry collector over OTLP/HTTP
+		 * JSON (lib/otlp.ts), which turns the tracer on; null: off.
+		 */
+		otlp: OtlpConfig | null;
+	};
 	/**
 	 * AUDIT_KEY: the HMAC key of the audit chain (services/audit/chain.ts), outside the
 	 * database so a database writer cannot rebuild the chain. An audit node with a transporter
@@ -440,11 +447,69 @@ function enumVar<T extends string>(env: Env, name: string, values: readonly T[],
 	return raw as T;
 }
 
+/** See Config.tracing.otlp; the OTEL_* names are OpenTelemetry's own. */
+export interface OtlpConfig {
+	/** `<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces`. */
+	url: string;
+	/** OTEL_EXPORTER_OTLP_HEADERS (`key=value,…`, a collector's API key): sent, never logged. */
+	headers: Record<string, string>;
+	/** OTEL_SERVICE_NAME, else `paymesh-<ROLE>` (or of the role whose services the node runs), `paymesh` for all. */
+	serviceName: string;
+	/** OTEL_BSP_SCHEDULE_DELAY: how often the queue is sent (and whenever a batch is full). */
+	scheduleDelayMs: number;
+	/** OTEL_BSP_MAX_EXPORT_BATCH_SIZE: spans per request. */
+	batchSizeMax: number;
+	/** OTEL_BSP_MAX_QUEUE_SIZE: spans waiting at most; past it new spans are dropped and counted. */
+	queueMax: number;
+	/** OTEL_EXPORTER_OTLP_TIMEOUT: a request not answered in this is abandoned, its spans dropped and counted. */
+	timeoutMs: number;
+	/** OTEL_TRACES_SAMPLER_ARG: share of traces recorded, 0 to 1 (a trace is kept or dropped whole). */
+	sampleRate: number;
+}
+
+function otlpHeadersVar(env: Env): Record<string, string> {
+	const out: Record<string, string> = {};
+	for (const item of listVar(env, "OTEL_EXPORTER_OTLP_HEADERS")) {
+		const eq = item.indexOf("=");
+		const key = eq > 0 ? item.slice(0, eq).trim() : "";
+		// The value is never echoed: it is usually a key.
+		if (!/^[\w-]{1,100}$/.test(key) || eq === item.length - 1) throw new ConfigError("OTEL_EXPORTER_OTLP_HEADERS is invalid: expected key=value pairs separated by commas");
+		try {
+			out[key] = decodeURIComponent(item.slice(eq + 1).trim());
+		} catch {
+			throw new ConfigError(`OTEL_EXPORTER_OTLP_HEADERS: the value of ${key} is not URL-encoded`);
+		}
+	}
+	return out;
+}
+
+function otlpVar(env: Env, services: readonly ServiceName[]): OtlpConfig | null {
+	const endpoint = urlVar(env, "OTEL_EXPORTER_OTLP_ENDPOINT", ["http:", "https:"]);
+	if (endpoint === null) return null;
+	const role = env["ROLE"];
+	const same = (names: readonly string[]) => names.length === services.length && names.every(n => services.includes(n as ServiceName));
+	const preset = role && role !== "all" && !env["SERVICES"] ? role : Object.keys(ROLES).find(r => same(ROLES[r] ?? []));
+	const derived = same(ALL_SERVICES) ? "paymesh" : `paymesh-${preset ?? (services.join("-").slice(0, 100) || "none")}`;
+	const rate = (env["OTEL_TRACES_SAMPLER_ARG"] ?? "").trim();
+	if (rate !== "" && !/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(rate)) throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG=${JSON.stringify(rate)} is invalid: expected a number from 0 to 1`);
+	const sampleRate = rate === "" ? 1 : Number(rate);
+	return {
+		url: `${endpoint.replace(/\/+$/, "")}/v1/traces`,
+		headers: otlpHeadersVar(env),
+		serviceName: stringVar(env, "OTEL_SERVICE_NAME", derived, /^[\w.-]{1,128}$/, "letters, digits, _, . or -, at most 128"),
+		scheduleDelayMs: intVar(env, "OTEL_BSP_SCHEDULE_DELAY", 1_000, 10, 60_000),
+		batchSizeMax: intVar(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, 1, 10_000),
+		queueMax: intVar(env, "OTEL_BSP_MAX_QUEUE_SIZE", 4_096, 1, 1_000_000),
+		timeoutMs: intVar(env, "OTEL_EXPORTER_OTLP_TIMEOUT", 5_000, 100, 120_000),
+		sampleRate,
+	};
+}
+
 /** Node roles for a cluster: ROLE picks a preset when SERVICES is not given. */
 export const ROLES: Record<string, readonly ServiceName[]> = {
 	gateway: ["api", "realtime"],
 	ledger: ["ledger"],
-	payments: ["auth", "users", "payments", "providers", "fraud", "fx", "requests", "schedules", "bills"],
+	payments: ["auth", "users", "payments", "providers", "fraud", "fx", "requests", "schedules", "bills", "methods"],
 	workers: ["notifications", "audit", "webhooks", "reports", "recon"],
 };
 
@@ -512,7 +577,7 @@ export function loadConfig(env: Env = process.env): Config {
 			clockSkewS: intVar(env, "TRANSIT_CLOCK_SKEW_S", 5, 0, 300),
 			replayCacheMax: intVar(env, "TRANSIT_REPLAY_CACHE_MAX", 1_000_000, 1_000, 100_000_000),
 		},
-		tracing: { exporter: enumVar(env, "TRACING_EXPORTER", ["none", "console", "event"] as const, "none") },
+		tracing: { exporter: enumVar(env, "TRACING_EXPORTER", ["none", "console", "event"] as const, "none"), otlp: otlpVar(env, servicesVar(env)) },
 		audit: auditKeysVar(env),
 		secrets: secretsKeysVar(env),
 		opsPort: env["OPS_PORT"] ? intVar(env, "OPS_PORT", 9100, 1, 65535) : null,

@@ -59,8 +59,11 @@ function batchersOf(broker: ServiceBroker): KeyedBatchers<Queued, PaymentOutcome
 					const items = queued.map(q => q.params);
 					const first = queued[0];
 					// A call of its own, not a child of one request: no caller's meta travels with the
-					// others' payments. It keeps the first request's id, so the trace still joins up.
-					const out = await callDetached(broker, ledger.payments.p2pMany, { items }, { nodeID, ...(first ? { requestID: first.ctx.requestID ?? undefined } : {}) });
+					// others' payments. It continues the first request's trace: its id, and its span as
+					// the parent (with the tracer on), so the ledger's span hangs under that request's.
+					const span = first?.ctx.span;
+					const trace = span ? { parentSpan: { id: span.id, traceID: span.traceID, sampled: span.sampled } } : first ? { requestID: first.ctx.requestID ?? undefined } : {};
+					const out = await callDetached(broker, ledger.payments.p2pMany, { items }, { nodeID, ...trace });
 					if (out.items.length !== items.length) throw new Error(`ledger.payments.p2pMany answered ${out.items.length} of ${items.length} items`);
 					return out.items;
 				},
