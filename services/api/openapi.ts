@@ -644,6 +644,7 @@ const TAGS: Record<string, string> = {
 	fx: "Rates, quotes and conversions",
 	fees: "What a payment costs: quotes by price list",
 	disputes: "Disputes (chargebacks) of card top-ups",
+	topups: "Refunds of the caller's top-ups back through their provider",
 	admin: "Support and administration (by role)",
 	notifications: "The caller's in-app notifications",
 	webhooks: "The caller's webhook endpoints and deliveries",
