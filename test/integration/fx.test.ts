@@ -30,8 +30,11 @@ const code = (c: string) => (e: { type?: string }) => e.type === c;
 const sql = async (text: string) => (await node.sql.query(text)).rows as Record<string, unknown>[];
 
 before(async () => {
-	node = await startNodeOnDatabase({ SERVICES: "ledger,fx", FX_QUOTE_TTL_MS: "300", FX_SPREAD_BPS: "100" });
+	// users: a conversion carries the customer's tier limits (one daily budget with payments, issue 16 finding 7).
+	node = await startNodeOnDatabase({ SERVICES: "ledger,fx,users", FX_QUOTE_TTL_MS: "300", FX_SPREAD_BPS: "100" });
 	broker = node.broker;
+	// Tier 3: these conversions (up to 10,000 USD) are within its limits.
+	await node.sql.query("INSERT INTO users.profiles (user_id, email, name, kyc_tier) VALUES ($1, 'fx-user@example.com', 'fx', 3), ($2, 'fx-other@example.com', 'other', 3)", [USER, OTHER]);
 });
 
 after(() => node?.stop());
