@@ -460,6 +460,8 @@ export interface TopupTotals {
 	pendingMinor: bigint;
 	/** Disputes not won: the provider takes (or may take) that much back itself. */
 	disputedMinor: bigint;
+	/** A staff reversal of the top-up's ledger credit is approved or being approved (services/payments/reversals.ts). */
+	reversed: boolean;
 }
 
 export interface NewTopupRefund {
@@ -481,15 +483,17 @@ export function topupRefundByKey(knex: Knex, key: string): Promise<TopupRefundRo
 }
 
 async function topupTotals(db: Knex | Knex.Transaction, paymentId: string): Promise<TopupTotals> {
-	const t = await queryOne<{ completed: bigint | string; pending: bigint | string; disputed: bigint | string }>(
+	const t = await queryOne<{ completed: bigint | string; pending: bigint | string; disputed: bigint | string; reversed: boolean }>(
 		db,
 		`SELECT coalesce(sum(amount) FILTER (WHERE status = 'completed'), 0)::int8 AS completed,
 		        coalesce(sum(amount) FILTER (WHERE status IN ('created', 'processing')), 0)::int8 AS pending,
-		        (SELECT coalesce(sum(amount), 0)::int8 FROM payments.disputes WHERE payment_id = ? AND status <> 'won') AS disputed
+		        (SELECT coalesce(sum(amount), 0)::int8 FROM payments.disputes WHERE payment_id = ? AND status <> 'won') AS disputed,
+		        EXISTS (SELECT 1 FROM payments.reversal_requests q JOIN payments.payments p ON p.transfer_id = q.transfer_id
+		                WHERE p.id = ? AND q.status IN ('approving', 'approved')) AS reversed
 		 FROM payments.topup_refunds WHERE payment_id = ?`,
-		[paymentId, paymentId],
+		[paymentId, paymentId, paymentId],
 	);
-	return { completedMinor: BigInt(t?.completed ?? 0), pendingMinor: BigInt(t?.pending ?? 0), disputedMinor: BigInt(t?.disputed ?? 0) };
+	return { completedMinor: BigInt(t?.completed ?? 0), pendingMinor: BigInt(t?.pending ?? 0), disputedMinor: BigInt(t?.disputed ?? 0), reversed: t?.reversed === true };
 }
 
 /**

@@ -126,11 +126,12 @@ export function refundStep(r: RefundState, o: RefundOutcome): RefundCommand[] {
 export type OpenRefusal = { status: "refused"; code: "ILLEGAL_TRANSITION" | "ALREADY_REVERSED" | "REFUND_EXCEEDS_PAYMENT" };
 
 /**
- * Whether a refund of `amount` may start: only of a completed top-up, and only as much as its
- * refunds (completed or on their way) and its disputes not won leave of it.
+ * Whether a refund of `amount` may start: only of a completed top-up whose ledger credit staff
+ * are not reversing, and only as much as its refunds (completed or on their way) and its
+ * disputes not won leave of it.
  */
 export function openDecision(topup: Pick<PaymentRow, "type" | "status" | "amount">, totals: TopupTotals, amount: bigint): { status: "created" } | OpenRefusal {
-	if (topup.status === "reversed") return { status: "refused", code: "ALREADY_REVERSED" };
+	if (topup.status === "reversed" || totals.reversed) return { status: "refused", code: "ALREADY_REVERSED" };
 	if (topup.type !== "topup" || topup.status !== "completed") return { status: "refused", code: "ILLEGAL_TRANSITION" };
 	return amount <= refundableOf(topup.amount, totals) ? { status: "created" } : { status: "refused", code: "REFUND_EXCEEDS_PAYMENT" };
 }

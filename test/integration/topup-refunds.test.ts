@@ -132,6 +132,13 @@ describe("top-up refunds through the provider", () => {
 		const own = await topup(c, 500, "card");
 		await refusedWith(refund(a, own.id, 100, undefined, c.userId), "FORBIDDEN");
 		await refusedWith(refund(a, uuidv7(), 100), "PAYMENT_NOT_FOUND");
+
+		// A top-up whose ledger credit staff reversed (four eyes) is not refunded through the provider as well.
+		const reversedTopup = await topup(c, 700, "card");
+		const credit: { transferId: string } = await a.call("payments.get", { id: reversedTopup.id });
+		const proposal: { id: string } = await a.call("payments.reversals.propose", { transferId: credit.transferId, staffId: uuidv7(), reason: "charged twice by mistake" });
+		await a.call("payments.reversals.approve", { id: proposal.id, staffId: uuidv7() });
+		await refusedWith(refund(a, reversedTopup.id, 100), "ALREADY_REVERSED");
 		await assertInvariants();
 	});
 

@@ -53,14 +53,15 @@ describe("top-up refund steps", () => {
 
 	it("opens a refund only of a completed top-up, within what refunds and disputes leave of it", () => {
 		const topup = { type: "topup" as const, status: "completed" as const, amount: 10_000n };
-		const none = { completedMinor: 0n, pendingMinor: 0n, disputedMinor: 0n };
+		const none = { completedMinor: 0n, pendingMinor: 0n, disputedMinor: 0n, reversed: false };
 		assert.deepEqual(openDecision(topup, none, 10_000n), { status: "created" });
 		assert.deepEqual(openDecision(topup, none, 10_001n), { status: "refused", code: "REFUND_EXCEEDS_PAYMENT" });
-		assert.deepEqual(openDecision(topup, { completedMinor: 4_000n, pendingMinor: 3_000n, disputedMinor: 2_000n }, 1_001n), { status: "refused", code: "REFUND_EXCEEDS_PAYMENT" });
-		assert.deepEqual(openDecision(topup, { completedMinor: 4_000n, pendingMinor: 3_000n, disputedMinor: 2_000n }, 1_000n), { status: "created" });
+		assert.deepEqual(openDecision(topup, { ...none, completedMinor: 4_000n, pendingMinor: 3_000n, disputedMinor: 2_000n }, 1_001n), { status: "refused", code: "REFUND_EXCEEDS_PAYMENT" });
+		assert.deepEqual(openDecision(topup, { ...none, completedMinor: 4_000n, pendingMinor: 3_000n, disputedMinor: 2_000n }, 1_000n), { status: "created" });
 		assert.deepEqual(openDecision({ ...topup, status: "processing" }, none, 1n), { status: "refused", code: "ILLEGAL_TRANSITION" });
 		assert.deepEqual(openDecision({ ...topup, status: "reversed" }, none, 1n), { status: "refused", code: "ALREADY_REVERSED" });
-		assert.equal(refundableOf(100n, { completedMinor: 80n, pendingMinor: 0n, disputedMinor: 50n }), 0n);
+		assert.deepEqual(openDecision(topup, { ...none, reversed: true }, 1n), { status: "refused", code: "ALREADY_REVERSED" });
+		assert.equal(refundableOf(100n, { ...none, completedMinor: 80n, disputedMinor: 50n }), 0n);
 	});
 });
 
