@@ -27,6 +27,14 @@ describe("notification templates", () => {
 		}
 	});
 
+	it("tells a customer their top-up refund went back to where it came from, once (a P2P refund is told by its transfer)", () => {
+		const p = { type: "topup", paymentId: "p", refundId: "r", amount: 1_250, currency: "USD", provider: "card", userId: A, fromOwnerId: A, toOwnerId: null };
+		assert.deepEqual(draftsFor("payment.refunded", p).map(x => [x.userId, x.kind, x.title, x.body]), [[A, "payment.refunded", "Refund sent", "A refund of 12.50 USD of your top-up went back to your card."]]);
+		assert.equal(draftsFor("payment.refunded", { ...p, provider: "bank" })[0]?.body, "A refund of 12.50 USD of your top-up went back to your bank account.");
+		// The ledger's payment.refunded of a P2P refund has no type: its transfer.completed tells the payer.
+		assert.deepEqual(draftsFor("payment.refunded", { paymentId: "p", refundId: "r", amount: 5, currency: "USD", payerOwnerId: A, fromOwnerId: B, toOwnerId: A }), []);
+	});
+
 	it("tells an insight to its owner in its own words", () => {
 		const d = draftsFor("insight.created", { id: "i", ownerId: A, kind: "unusual_payment", transactionId: "t", amount: 5_000, currency: "USD", why: "50.00 USD to Bruno is at least 3 times your average payment." });
 		assert.deepEqual(d.map(x => [x.userId, x.kind, x.title, x.body]), [[A, "insight", "Unusual payment", "50.00 USD to Bruno is at least 3 times your average payment."]]);
