@@ -18,7 +18,7 @@ type Env = Record<string, string | undefined>;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const ALL_SERVICES = ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports", "recon", "requests", "schedules", "bills"] as const;
+export const ALL_SERVICES = ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports", "recon", "requests", "schedules", "bills", "methods"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 /** See Config.dbIdleTransactionTimeoutMs; also the default of callers that build no config (tests, tools). */

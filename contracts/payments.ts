@@ -23,8 +23,10 @@ const payment = {
 	currency: currencyRule,
 } as const;
 const common = { ...payment, provider: { type: "enum", values: PROVIDERS } } as const;
-export const topupParams = paramsSchema({ $$strict: true, ...common });
-export const payoutParams = paramsSchema({ $$strict: true, ...common, destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/ } });
+/** A saved payment method (services/methods): a card a top-up takes money from, a bank account a payout goes to (then no destination). */
+const paymentMethodId = { type: "uuid", optional: true } as const;
+export const topupParams = paramsSchema({ $$strict: true, ...common, paymentMethodId });
+export const payoutParams = paramsSchema({ $$strict: true, ...common, destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/, optional: true }, paymentMethodId });
 export const p2pParams = paramsSchema({
 	$$strict: true,
 	...payment,

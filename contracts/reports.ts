@@ -46,6 +46,10 @@ export const transactionsListParams = paramsSchema({ $$strict: true, ownerId: { 
 export const TRANSACTIONS_EXPORT_MAX = 50_000;
 const { limit: _limit, cursor: _cursor, ...exportFilterRules } = transactionFilterRules;
 export const transactionsExportParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, ...exportFilterRules });
+/** PDF statements (services/reports/pdf.ts): the export's filters; a set of more than STATEMENT_LINES_MAX lines is refused (STATEMENT_TOO_LARGE), never cut. */
+export const STATEMENT_LINES_MAX = 1_000;
+/** The customer's accounts a statement shows balances of, at most. */
+export const STATEMENT_ACCOUNTS_MAX = 20;
 export const transactionGetParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, id: { type: "uuid" } });
 export const setCategoryParams = paramsSchema({
 	$$strict: true, ownerId: { type: "uuid" }, id: { type: "uuid" }, category: { type: "enum", values: CATEGORIES },
@@ -92,6 +96,8 @@ export const reports = {
 		setCategory: action("reports.transactions.setCategory", setCategoryParams, returns<TransactionView>()),
 		/** The filtered set as CSV (streamed, newest first): dates, plain words, counterparties' names, amounts in major units. */
 		export: action("reports.transactions.export", transactionsExportParams, returns<Readable>()),
+		/** The filtered set as a PDF statement (oldest first): the customer's name, the period, opening and closing balances per account, the lines and totals. */
+		statement: action("reports.transactions.statement", transactionsExportParams, returns<Buffer>()),
 	},
 	/** Spending by category and counterparty for a UTC month, against the months before, with the insights that follow. */
 	insights: action("reports.insights", monthlyInsightsParams, returns<MonthlyInsights>()),

@@ -44,7 +44,7 @@ export function secretKeyring(current: string, previous: readonly string[] = [])
 export function nodeSecretKeyring(config: Pick<Config, "secrets" | "dataDir" | "transporter">): SecretKeyring {
 	if (config.secrets.key !== null) return secretKeyring(config.secrets.key, config.secrets.previousKeys);
 	if (config.transporter !== null) {
-		throw new ConfigError("SECRETS_KEY is required when TRANSPORTER is set on a node that stores secrets (auth, webhooks): expected at least 32 random characters shared by those nodes, e.g. openssl rand -base64 48");
+		throw new ConfigError("SECRETS_KEY is required when TRANSPORTER is set on a node that stores secrets (auth, webhooks, methods): expected at least 32 random characters shared by those nodes, e.g. openssl rand -base64 48");
 	}
 	const key = keyFromFile(config.dataDir, KEY_FILE);
 	if (key.length < 32) throw new Error(`${config.dataDir}/${KEY_FILE} holds no usable key: set SECRETS_KEY or remove the file`);

@@ -7,6 +7,7 @@ import * as auth003 from "./auth/003_verified_identity.ts";
 import * as auth004 from "./auth/004_clients.ts";
 import * as auth005 from "./auth/005_revoked_index.ts";
 import * as bills001 from "./bills/001_init.ts";
+import * as methods001 from "./methods/001_init.ts";
 import * as fraud001 from "./fraud/001_init.ts";
 import * as fraud002 from "./fraud/002_history_indexes.ts";
 import * as fraud003 from "./fraud/003_bounded_history.ts";
@@ -77,6 +78,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	requests: { "001_init": requests001, "002_pending_index": requests002 },
 	schedules: { "001_init": schedules001 },
 	bills: { "001_init": bills001 },
+	methods: { "001_init": methods001 },
 	reports: { "001_init": reports001, "002_processed_events_retention": reports002, "003_transactions": reports003, "004_insights": reports004, "005_filter_index": reports005 },
 };
 

@@ -17,6 +17,7 @@ import { reconService } from "./recon/recon.service.ts";
 import { requestsService } from "./requests/requests.service.ts";
 import { billsService } from "./bills/bills.service.ts";
 import { schedulesService } from "./schedules/schedules.service.ts";
+import { methodsService } from "./methods/methods.service.ts";
 
 /** Every service this node can run, by the name SERVICES uses. */
 export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceSchema> = {
@@ -37,4 +38,5 @@ export const SERVICE_FACTORIES: Record<ServiceName, (config: Config) => ServiceS
 	requests: requestsService,
 	schedules: schedulesService,
 	bills: billsService,
+	methods: methodsService,
 };

@@ -20,6 +20,7 @@ import { CATEGORIES, TRANSACTION_TYPES } from "../reports/transactions.ts";
 import { REQUEST_STATUSES } from "../requests/rules.ts";
 import { FREQUENCIES, SCHEDULE_STATUSES } from "../schedules/rules.ts";
 import { COUPON_KINDS, PAYMENT_STATUSES as BILL_PAYMENT_STATUSES } from "../bills/rules.ts";
+import { METHOD_KINDS, METHOD_STATUSES } from "../methods/rules.ts";
 
 type ActionName = keyof typeof v1Actions;
 type Status = "200" | "201" | "202" | "204";
@@ -32,6 +33,8 @@ interface OpDoc {
 	ok: [Status, JsonSchema | null];
 	/** The success answer is also served as CSV (text/csv), by a query parameter. */
 	csv?: true;
+	/** The success answer is a PDF document (application/pdf) only. */
+	pdf?: true;
 	/** Other success answers (e.g. 202 for a transfer held for review). */
 	alsoOk?: Partial<Record<Status, { description: string; schema: JsonSchema }>>;
 	/** Roles allowed (403 FORBIDDEN for the others). */
@@ -260,6 +263,18 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 		properties: { id: { type: "string", format: "uuid" }, name: { type: "string" }, accountId: { type: ["string", "null"] }, email: { type: ["string", "null"] }, createdAt: { type: "string", format: "date-time" } },
 	},
 	PayeePage: page("Payee"),
+	PaymentMethod: {
+		type: "object", required: ["id", "kind", "provider", "brand", "last4", "expMonth", "expYear", "country", "holderName", "label", "status", "createdAt", "removedAt"],
+		description: "A saved card or bank account: the provider keeps the number, we keep its token (never shown) and this hint",
+		properties: {
+			id: { type: "string", format: "uuid" }, kind: { type: "string", enum: [...METHOD_KINDS] }, provider: { type: "string", enum: ["card", "bank"] },
+			brand: { type: "string", description: "visa, mastercard, amex, discover, card; bank for a bank account" }, last4: { type: "string" },
+			expMonth: { type: ["integer", "null"] }, expYear: { type: ["integer", "null"] }, country: { type: ["string", "null"], description: "A bank account's IBAN country" },
+			holderName: { type: "string" }, label: { type: "string" }, status: { type: "string", enum: [...METHOD_STATUSES] },
+			createdAt: { type: "string", format: "date-time" }, removedAt: { type: ["string", "null"], format: "date-time" },
+		},
+	},
+	PaymentMethodList: { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("PaymentMethod") } } },
 	Schedule: {
 		type: "object", required: ["id", "fromAccountId", "toAccountId", "payeeName", "amount", "currency", "frequency", "startDate", "endDate", "status", "nextDue"],
 		properties: {
@@ -331,6 +346,9 @@ const REFS: ReadonlyMap<object, string> = new Map<object, string>([
 ]);
 
 const PAYMENT_REFUSALS: RefusalCode[] = ["ACCOUNT_NOT_FOUND", "ACCOUNT_FROZEN", "CURRENCY_MISMATCH", "LIMIT_EXCEEDED", "FRAUD_DECLINED"];
+
+/** Refusals of a top-up or payout that names a saved payment method. */
+const METHOD_USE_REFUSALS: RefusalCode[] = ["PAYMENT_METHOD_NOT_FOUND", "PAYMENT_METHOD_UNUSABLE", "CARD_EXPIRED"];
 
 const OPS: Record<ActionName, OpDoc> = {
 	emailSendCode: {
@@ -432,8 +450,14 @@ const OPS: Record<ActionName, OpDoc> = {
 		refusals: [...PAYMENT_REFUSALS, "INSUFFICIENT_FUNDS", "SAME_ACCOUNT", "PRICE_LIST_UNKNOWN", "QUOTE_EXPIRED"],
 	},
 	getTransfer: { summary: "A transfer of one of the caller's accounts", ok: ["200", ref("Transfer")], refusals: ["TRANSFER_NOT_FOUND"] },
-	topup: { summary: "Top up an account through a provider", ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "PROVIDER_DECLINED"] },
-	payout: { summary: "Pay out to a destination through a provider", ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "INSUFFICIENT_FUNDS", "PROVIDER_DECLINED"] },
+	topup: {
+		summary: "Top up an account through a provider", description: "With paymentMethodId, from a saved card (its provider: card).",
+		ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "PROVIDER_DECLINED", ...METHOD_USE_REFUSALS],
+	},
+	payout: {
+		summary: "Pay out to a destination through a provider", description: "A destination, or paymentMethodId: a saved bank account (its provider: bank).",
+		ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "INSUFFICIENT_FUNDS", "PROVIDER_DECLINED", ...METHOD_USE_REFUSALS],
+	},
 	p2p: {
 		summary: "Pay another user, to an account id or an e-mail",
 		description: "With fraud screening and tier limits.",
@@ -553,6 +577,11 @@ const OPS: Record<ActionName, OpDoc> = {
 		description: "Filters: from/to (createdAt in [from, to)), minAmountMinor/maxAmountMinor, direction, accountId, currency, counterpartyId (a user or an account), type, category, q (words matched as prefixes in the description and the counterparty's name). Pages of at most 100 (default 50) with nextCursor.",
 		ok: ["200", ref("TransactionPage")], refusals: ["INVALID_DATE_RANGE"],
 	},
+	transactionsStatement: {
+		summary: "The caller's filtered transactions as a PDF statement",
+		description: "The filters of GET /transactions; oldest first: the customer's name, the period, each account's opening and closing balance, totals per currency, and the lines in major units with counterparties' names. At most 1,000 lines (else 422 STATEMENT_TOO_LARGE: narrow the period).",
+		ok: ["200", { type: "string", format: "binary" }], pdf: true, refusals: ["INVALID_DATE_RANGE", "STATEMENT_TOO_LARGE"],
+	},
 	getTransaction: { summary: "One of the caller's transactions", ok: ["200", ref("Transaction")], refusals: ["TRANSACTION_NOT_FOUND"] },
 	exportTransactions: {
 		summary: "The caller's filtered transactions as CSV",
@@ -629,6 +658,15 @@ const OPS: Record<ActionName, OpDoc> = {
 		ok: ["201", ref("Coupon")], roles: ["admin"], refusals: ["COUPON_CODE_TAKEN"],
 	},
 	adminCoupons: { summary: "Coupons, newest first", ok: ["200", ref("CouponPage")], roles: ["admin", "support", "auditor"] },
+	addPaymentMethod: {
+		summary: "Save a card (for top-ups) or a bank account (for payouts)",
+		description: "The card's number and security code go to the provider once and are kept nowhere: we keep the provider's token, sealed, and a hint (brand, last 4, expiry). The same card or account again answers the saved method (200), refreshed. At most 10 saved.",
+		ok: ["201", ref("PaymentMethod")], alsoOk: { "200": { description: "The same card or account was saved already", schema: ref("PaymentMethod") } },
+		refusals: ["CARD_EXPIRED", "PROVIDER_DECLINED", "PAYMENT_METHOD_LIMIT_REACHED"],
+	},
+	listPaymentMethods: { summary: "The caller's saved payment methods, newest first", ok: ["200", ref("PaymentMethodList")] },
+	getPaymentMethod: { summary: "One of the caller's payment methods (also a removed one)", ok: ["200", ref("PaymentMethod")], refusals: ["PAYMENT_METHOD_NOT_FOUND"] },
+	removePaymentMethod: { summary: "Remove a saved payment method: it can no longer be used", ok: ["200", ref("PaymentMethod")], refusals: ["PAYMENT_METHOD_NOT_FOUND"] },
 	adminDisableCoupon: { summary: "Disable a coupon (audited); quotes made with it can no longer be paid", ok: ["200", ref("Coupon")], roles: ["admin"], refusals: ["COUPON_NOT_FOUND"] },
 };
 
@@ -656,6 +694,7 @@ const TAGS: Record<string, string> = {
 	payees: "The caller's saved payees",
 	schedules: "Standing orders: scheduled and recurring payments",
 	bills: "Bills: billers, lookups, quotes with coupons, payments, saved bills",
+	"payment-methods": "The caller's saved cards and bank accounts (provider tokens, never the number)",
 };
 
 const idempotencyHeader = {
@@ -762,7 +801,9 @@ function operation(name: ActionName, r: Route, schemas: Record<string, JsonSchem
 	const responses: Record<string, unknown> = {
 		[okStatus]: okSchema === null
 			? { description: "Done, no content" }
-			: { description: "OK", content: { ...json(okSchema), ...(doc.csv ? { "text/csv": { schema: { type: "string" } } } : {}) } },
+			: doc.pdf
+				? { description: "OK", content: { "application/pdf": { schema: okSchema } } }
+				: { description: "OK", content: { ...json(okSchema), ...(doc.csv ? { "text/csv": { schema: { type: "string" } } } : {}) } },
 	};
 	for (const [status, extra] of Object.entries(doc.alsoOk ?? {})) responses[status] = { description: extra.description, content: json(extra.schema) };
 	Object.assign(responses, errorResponses(codes));

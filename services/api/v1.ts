@@ -29,6 +29,7 @@ import { walletActions, WALLET_ALIASES } from "./wallet.ts";
 import { adminToolActions, ADMIN_TOOL_ALIASES } from "./admin-tools.ts";
 import { afterPaymentActions, AFTER_PAYMENT_ALIASES } from "./after-payment.ts";
 import { billActions, BILL_ALIASES } from "./bills.ts";
+import { methodActions, METHOD_ALIASES } from "./methods.ts";
 
 export type { GatewayMeta } from "./caller.ts";
 
@@ -135,12 +136,15 @@ export const v1Params = {
 		/** The price list of the quote the payer saw (GET /fees/quote); absent: today's. */
 		priceVersion: { type: "number", integer: true, min: 1, max: 2_147_483_647, optional: true, convert: false },
 	}),
+	/** `paymentMethodId`: a saved card (GET /payment-methods) the top-up takes the money from. */
 	topup: paramsSchema({
 		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule, provider: { type: "enum", values: PROVIDERS },
+		paymentMethodId: { type: "uuid", optional: true },
 	}),
+	/** A destination, or `paymentMethodId`: a saved bank account (one of the two). */
 	payout: paramsSchema({
 		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule, provider: { type: "enum", values: PROVIDERS },
-		destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/ },
+		destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/, optional: true }, paymentMethodId: { type: "uuid", optional: true },
 	}),
 	p2p: paramsSchema({
 		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule,
@@ -511,6 +515,7 @@ export const v1Actions = {
 	...adminToolActions,
 	...afterPaymentActions,
 	...billActions,
+	...methodActions,
 };
 
 /** Mounted at /api/v1/auth: moleculer-web keeps one alias table per route path, so the two routes need distinct paths. */
@@ -568,6 +573,7 @@ export const PRIVATE_ALIASES = {
 	...ADMIN_TOOL_ALIASES,
 	...AFTER_PAYMENT_ALIASES,
 	...BILL_ALIASES,
+	...METHOD_ALIASES,
 };
 
 /** The providers' callback route under /api/v1/providers (signed by HMAC, no bearer token). */

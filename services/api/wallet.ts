@@ -73,6 +73,13 @@ export const walletActions = {
 			return call(ctx, reports.transactions.export, { ...stripNulls(ctx.params), ownerId: user(ctx).id });
 		},
 	},
+	/** The same filters as a PDF statement (services/reports/pdf.ts). */
+	transactionsStatement: {
+		params: walletParams.transactionsExport,
+		async handler(ctx: Ctx<Dated<W<"transactionsExport">>>) {
+			return call(ctx, reports.transactions.statement, { ...stripNulls(ctx.params), ownerId: user(ctx).id });
+		},
+	},
 	getTransaction: {
 		params: walletParams.transaction,
 		async handler(ctx: Ctx<W<"transaction">>) {
@@ -213,6 +220,7 @@ export const walletActions = {
 export const WALLET_ALIASES = {
 	"GET /transactions": "api.listTransactions",
 	"GET /transactions/export": "api.exportTransactions",
+	"GET /transactions/statement": "api.transactionsStatement",
 	"GET /transactions/:id": "api.getTransaction",
 	"POST /transactions/:id/category": "api.setTransactionCategory",
 	"GET /insights": "api.insights",

@@ -44,6 +44,7 @@ import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../
 import { defineService } from "../../lib/service.ts";
 import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { compensate, requery } from "./repair.ts";
+import { savedInstrument, withSavedMethod } from "./saved-methods.ts";
 import { decideReversal, listReversals, proposeReversal } from "./reversals.ts";
 import { addEvidence, getDispute, listDisputes, onDisputeCallback, type DisputeHost } from "./disputes.ts";
 import { settlementRows, topupRefundById } from "./store.ts";
@@ -176,14 +177,14 @@ export function paymentsService(config: Config): ServiceSchema {
 			topup: {
 				params: payments.topup.params,
 				async handler(this: PaymentsThis, ctx: Context<TopupParams>) {
-					const { row, replay } = await this.open(ctx, "topup", ctx.params);
+					const { row, replay } = await this.open(ctx, "topup", await withSavedMethod(ctx, this.knex, "topup", ctx.params));
 					return this.finish(replay || row.status !== "created" ? row : await this.runTopup(ctx, row));
 				},
 			},
 			payout: {
 				params: payments.payout.params,
 				async handler(this: PaymentsThis, ctx: Context<PayoutParams>) {
-					const { row, replay } = await this.open(ctx, "payout", ctx.params);
+					const { row, replay } = await this.open(ctx, "payout", await withSavedMethod(ctx, this.knex, "payout", ctx.params));
 					return this.finish(replay || row.status !== "created" ? row : await this.runPayout(ctx, row));
 				},
 			},
@@ -755,7 +756,11 @@ export function paymentsService(config: Config): ServiceSchema {
 					// No retries here (a repeat is the resume sweep's job) and a bounded wait: a
 					// timeout leaves the outcome unknown, which the callback or the sweep resolves.
 					const opts = { retries: 0, timeout: config.payments.providerTimeoutMs };
-					return await (op === "payout" ? call(this.broker, adapter.payout, { ...params, destination: p.destination ?? "" }, opts) : call(this.broker, adapter.charge, params, opts));
+					// A saved method's token (services/payments/saved-methods.ts), asked for at each call and kept nowhere here.
+					const instrument = await savedInstrument(this.broker, p, op);
+					return await (op === "payout"
+						? call(this.broker, adapter.payout, { ...params, destination: instrument ?? p.destination ?? "" }, opts)
+						: call(this.broker, adapter.charge, instrument ? { ...params, instrument } : params, opts));
 				} catch (err) {
 					if (err instanceof Errors.ValidationError) throw err;
 					this.logger.warn("provider call failed; the payment stays in flight", { paymentId: p.id, provider: p.provider, error: (err as Error).message });

@@ -14,6 +14,7 @@ import { seededRandom } from "../../lib/random.ts";
 import { signatureHeader } from "../../lib/signature.ts";
 import { ProviderError, PROVIDERS, SimulatedProvider, type ProviderCallback, type ProviderName } from "./providers.ts";
 import { SettlementJournal } from "./providers-journal.ts";
+import { SimulatedVault } from "./providers-vault.ts";
 
 const CALLBACK_ATTEMPTS_MAX = 5;
 const CALLBACK_RETRY_DELAY_MS = 100;
@@ -83,10 +84,12 @@ export function providersService(config: Config): ServiceSchema {
 	let stopped = false;
 	const adapters = new Map<ProviderName, SimulatedProvider>();
 	const journal = new SettlementJournal(config.payments.settlementDir);
+	// Saved cards and bank accounts (payment methods): stateless tokens under a key of the simulation's own.
+	const vault = new SimulatedVault(config.payments.webhookSecret);
 	const createAdapters = (logger: { warn(msg: string, o: object): void }, base: () => string) => PROVIDERS.forEach((name, i) => {
 		const random = seed === 0 ? Math.random : seededRandom(seed + i);
 		adapters.set(name, new SimulatedProvider(name, {
-			latencyMs: config.payments.providerLatencyMs, failureRate: config.payments.providerFailurePercent / 100, random,
+			latencyMs: config.payments.providerLatencyMs, failureRate: config.payments.providerFailurePercent / 100, random, vault,
 			timeoutRate: config.payments.providerTimeoutPercent / 100, hangMs: config.payments.providerTimeoutMs * 2,
 			refundDeclineRate: config.payments.refundDeclinePercent / 100,
 			record: op => journal.record(name, op),
@@ -119,6 +122,17 @@ export function providersService(config: Config): ServiceSchema {
 			params: providers.settlement.params,
 			async handler(ctx: Context<Infer<typeof providers.settlement.params>>) {
 				return journal.settlement(ctx.params.provider, ctx.params.day, { seed: config.payments.providerSeed, breakRate: config.payments.settlementBreakPermille / 1_000 });
+			},
+		},
+		// A customer's card (provider card) or bank account (provider bank), taken once: a token and a hint back, the number kept nowhere.
+		tokenize: {
+			params: providers.tokenize.params,
+			async handler(ctx: Context<Infer<typeof providers.tokenize.params>>) {
+				const { provider, card, bankAccount } = ctx.params;
+				await new Promise(r => setTimeout(r, config.payments.providerLatencyMs));
+				if (provider === "card" && card && !bankAccount) return vault.tokenize({ provider, kind: "card", card }, new Date());
+				if (provider === "bank" && bankAccount && !card) return vault.tokenize({ provider, kind: "bank_account", bankAccount }, new Date());
+				throw new Errors.ValidationError("a card goes to provider card, a bank account to provider bank (one of the two)", "VALIDATION_ERROR", [{ field: card ? "card" : "bankAccount", type: "oneOf" }]);
 			},
 		},
 	};

@@ -10,6 +10,7 @@
  * so a lost callback delays a payment but never strands it.
  */
 import { createHash } from "node:crypto";
+import { isToken, type SimulatedVault } from "./providers-vault.ts";
 
 export const PROVIDERS = ["mobile_money", "bank", "card"] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
@@ -33,7 +34,7 @@ export interface ProviderCallback {
 export interface ProviderAdapter {
 	readonly name: ProviderName;
 	/** Pulls money in from the customer's instrument (top-up). */
-	charge(req: { paymentId: string; amountMinor: number; currency: string }): Promise<ProviderResult>;
+	charge(req: { paymentId: string; amountMinor: number; currency: string; instrument?: string }): Promise<ProviderResult>;
 	/** Pushes money out to a destination (payout). */
 	payout(req: { paymentId: string; amountMinor: number; currency: string; destination: string }): Promise<ProviderResult>;
 	/**
@@ -45,6 +46,8 @@ export interface ProviderAdapter {
 
 export interface SimulationOptions {
 	latencyMs: number;
+	/** The saved instruments' vault: a charge naming a token, or a payout to one, is checked against it. */
+	vault?: SimulatedVault;
 	/** Share of calls that fail technically (the provider is down or errs): thrown, not answered. */
 	failureRate: number;
 	random: () => number;
@@ -91,13 +94,17 @@ export class SimulatedProvider implements ProviderAdapter {
 		this.opts = opts;
 	}
 
-	charge(req: { paymentId: string; amountMinor: number; currency: string }): Promise<ProviderResult> {
+	charge(req: { paymentId: string; amountMinor: number; currency: string; instrument?: string }): Promise<ProviderResult> {
+		// A saved card's token (payment methods): one this provider did not issue, or of an expired card, is declined.
+		if (req.instrument !== undefined && !this.opts.vault?.accepts(req.instrument, this.name, "card", new Date())) return this.answer(req, `charge:${req.paymentId}`, false);
 		return this.answer(req, `charge:${req.paymentId}`);
 	}
 
 	payout(req: { paymentId: string; amountMinor: number; currency: string; destination: string }): Promise<ProviderResult> {
 		// A destination the simulation always refuses, so tests can force a decline.
 		if (req.destination.endsWith("-reject")) return this.answer(req, `payout:${req.paymentId}`, false);
+		// A saved bank account's token: only one this provider issued.
+		if (isToken(req.destination) && !this.opts.vault?.accepts(req.destination, this.name, "bank_account", new Date())) return this.answer(req, `payout:${req.paymentId}`, false);
 		return this.answer(req, `payout:${req.paymentId}`);
 	}
 

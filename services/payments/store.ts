@@ -100,6 +100,11 @@ export function paymentById(knex: Knex, id: string): Promise<PaymentRow | undefi
 	return queryOne<PaymentRow>(knex, "SELECT * FROM payments.payments WHERE id = ?", [id]);
 }
 
+/** Whether a payment was made with this idempotency key (a replay then answers it). */
+export async function paymentKeyTaken(knex: Knex, idempotencyKey: string): Promise<boolean> {
+	return (await queryOne<{ id: string }>(knex, "SELECT id FROM payments.payments WHERE idempotency_key = ?", [idempotencyKey])) !== undefined;
+}
+
 /**
  * Inserts the orders and their first history rows. Returns the stored row per order, or
  * null where the idempotency key was taken already (also by an earlier order in the same

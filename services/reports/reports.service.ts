@@ -30,6 +30,7 @@ import { HISTORY_MONTHS, monthRange, monthlyInsights, unusualPayment } from "./i
 import { EVENTS_READ_MAX, livePublisher, outboxLag, readEvents, Relay } from "../../mixins/event-log.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import * as store from "./store.ts";
+import { statementPdf } from "./statement.ts";
 
 /** The ledger's page size limit. */
 const PAGE = 200;
@@ -154,6 +155,16 @@ export function reportsService(config: Config): ServiceSchema {
 						}
 					}
 					return Readable.from(lines());
+				},
+			},
+			"transactions.statement": {
+				params: reports.transactions.statement.params,
+				async handler(this: ReportsThis, ctx: Context<ListParams, { $responseType?: string; $responseHeaders?: Record<string, string> }>) {
+					const now = new Date();
+					const pdf = await statementPdf(ctx, this.knex, this.filterOf(ctx.params), exponentOf, now);
+					ctx.meta.$responseType = "application/pdf";
+					ctx.meta.$responseHeaders = { "Content-Disposition": `attachment; filename="statement-${now.toISOString().slice(0, 10)}.pdf"` };
+					return pdf;
 				},
 			},
 			"transactions.get": {

@@ -9,7 +9,7 @@ describe("config", () => {
 		assert.equal(c.transporter, null);
 		assert.equal(c.redisUrl, null);
 		assert.equal(c.dataDir, "./data");
-		assert.deepEqual(c.services, ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports", "recon", "requests", "schedules", "bills"]);
+		assert.deepEqual(c.services, ["api", "realtime", "auth", "users", "ledger", "payments", "providers", "fx", "fraud", "notifications", "audit", "webhooks", "reports", "recon", "requests", "schedules", "bills", "methods"]);
 		assert.equal(c.notifications.smtpUrl, null);
 		assert.deepEqual(c.payments.webhookProviders, ["bank", "mobile_money"]);
 		assert.equal(c.payments.webhookSecret.length >= 32 && c.payments.webhookSecret !== c.auth.jwtSecret, true);

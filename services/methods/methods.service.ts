@@ -1,0 +1,105 @@
+/**
+ * The methods service: a customer's saved cards and bank accounts (issue 18 item 6). Thin:
+ * it checks the instrument (rules.ts), sends it once to its provider's vault
+ * (providers.tokenize), and keeps only what comes back: the token, sealed under SECRETS_KEY
+ * (lib/secret-box.ts) and bound to its row, and the display hint (store.ts). Payments ask it
+ * for a method's token when a top-up names a saved card or a payout a saved bank account
+ * (methods.resolve, never routed to the gateway).
+ *
+ * The card number and security code pass through this service's memory on their way to
+ * the provider and are written nowhere: not to the database, not to a log line, not into
+ * an error (docs/wallet.md).
+ */
+import type { Context, ServiceSchema } from "moleculer";
+import type { Config } from "../../config/index.ts";
+import { toClientError } from "../../lib/errors.ts";
+import { uuidv7 } from "../../lib/ids.ts";
+import { call } from "../../lib/contract.ts";
+import type { Infer } from "../../lib/schema.ts";
+import { defineService } from "../../lib/service.ts";
+import { nodeSecretKeyring, open, seal, type SecretKeyring } from "../../lib/secret-box.ts";
+import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
+import { methods } from "../../contracts/methods.ts";
+import { providers } from "../../contracts/providers.ts";
+import { checkNewBankAccount, checkNewCard, checkUse, METHODS_PER_CUSTOMER_MAX, methodView, providerFor, tokenContext } from "./rules.ts";
+import * as store from "./store.ts";
+
+type MethodsThis = DbService & { secretKeys: SecretKeyring };
+
+const notFound = () => toClientError({ code: "PAYMENT_METHOD_NOT_FOUND", message: "payment method not found" });
+
+export function methodsService(config: Config): ServiceSchema {
+	return defineService<MethodsThis>({
+		name: "methods",
+		mixins: [dbMixin(config, "methods")],
+		actions: {
+			add: {
+				params: methods.add.params,
+				async handler(this: MethodsThis, ctx: Context<Infer<typeof methods.add.params>>) {
+					const { userId, card, bankAccount, label } = ctx.params;
+					if ((card == null) === (bankAccount == null)) throw toClientError({ code: "VALIDATION_ERROR", message: "give a card or a bankAccount (one of the two)", details: { fields: ["card", "bankAccount"] } });
+					const now = new Date();
+					const kind = card ? "card" : "bank_account";
+					const refused = card ? checkNewCard(card, now) : checkNewBankAccount(bankAccount ?? { iban: "" });
+					if (refused) throw toClientError(refused);
+					// The limit is checked when saving, under the customer's lock: the same instrument saved before is answered also when the list is full.
+					const provider = providerFor(kind);
+					const out = await call(ctx, providers.tokenize, card ? { provider, card } : { provider, bankAccount: bankAccount ?? { iban: "", holderName: "" } });
+					if (!out.ok) throw toClientError({ code: "PROVIDER_DECLINED", message: out.reason });
+					const saved = await store.saveMethod(this.knex, {
+						id: uuidv7(), userId, kind, provider, brand: out.hint.brand, last4: out.hint.last4, expMonth: out.hint.expMonth, expYear: out.hint.expYear,
+						country: out.hint.country, holderName: (card ?? bankAccount)?.holderName ?? "", label: label ?? null, fingerprint: out.fingerprint, now,
+					}, id => seal(this.secretKeys, out.token, tokenContext(id)));
+					if (saved === "limit") throw limitReached();
+					return { ...methodView(saved.state, now), created: saved.created };
+				},
+			},
+			list: {
+				params: methods.list.params,
+				async handler(this: MethodsThis, ctx: Context<Infer<typeof methods.list.params>>) {
+					const now = new Date();
+					return { items: (await store.listMethods(this.knex, ctx.params.userId)).map(m => methodView(m, now)) };
+				},
+			},
+			get: {
+				params: methods.get.params,
+				async handler(this: MethodsThis, ctx: Context<Infer<typeof methods.get.params>>) {
+					const found = await store.getMethod(this.knex, ctx.params.userId, ctx.params.id);
+					if (!found) throw notFound();
+					return methodView(found.state, new Date());
+				},
+			},
+			remove: {
+				params: methods.remove.params,
+				async handler(this: MethodsThis, ctx: Context<Infer<typeof methods.remove.params>>) {
+					const now = new Date();
+					const removed = await store.removeMethod(this.knex, ctx.params.userId, ctx.params.id, now);
+					if (!removed) throw notFound();
+					return methodView(removed, now);
+				},
+			},
+			resolve: {
+				params: methods.resolve.params,
+				async handler(this: MethodsThis, ctx: Context<Infer<typeof methods.resolve.params>>) {
+					const p = ctx.params;
+					const found = await store.getMethod(this.knex, p.userId, p.id);
+					const refused = checkUse(found?.state ?? null, p.userId, p.use, new Date(), p.inFlight ?? false);
+					if (refused) throw toClientError(refused);
+					if (!found) throw notFound();
+					const token = open(this.secretKeys, found.tokenSealed, tokenContext(found.state.id));
+					// A token that does not open (another key, a copied row) is a fault of this node's keys, not the customer's.
+					if (token === null) throw new Error(`the token of payment method ${found.state.id} does not open with SECRETS_KEY (or SECRETS_KEYS_PREVIOUS)`);
+					return { id: found.state.id, kind: found.state.kind, provider: found.state.provider, token };
+				},
+			},
+		},
+		created(this: MethodsThis) {
+			// SECRETS_KEY (or a single node's DATA_DIR/secrets.key); with a transporter and none, the node does not start.
+			this.secretKeys = nodeSecretKeyring(config);
+		},
+	});
+}
+
+function limitReached() {
+	return toClientError({ code: "PAYMENT_METHOD_LIMIT_REACHED", message: `you can save at most ${METHODS_PER_CUSTOMER_MAX} payment methods; remove one first` });
+}
