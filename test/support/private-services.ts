@@ -4,7 +4,7 @@
  * test files use at the same time.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chownSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { appendFileSync, chownSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./http.ts";
@@ -22,6 +22,25 @@ function asPostgres(cmd: string, args: string[]): void {
 	else execFileSync(cmd, args, { stdio: "ignore" });
 }
 
+/** asPostgres without blocking this process (a base backup taken while the test's node keeps writing). */
+function asPostgresAsync(cmd: string, args: string[]): Promise<void> {
+	const [command, argv] = process.getuid?.() === 0 ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args];
+	return new Promise((resolve, reject) => {
+		const p = spawn(command, argv, { stdio: ["ignore", "ignore", "pipe"] });
+		let stderr = "";
+		p.stderr.on("data", (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2_000); });
+		p.once("error", reject);
+		p.once("exit", code => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}: ${stderr.trim()}`))));
+	});
+}
+
+/** A temporary directory the postgres user owns (initdb, pg_basebackup and archive_command write in it). */
+export function postgresOwnedDir(prefix: string): string {
+	const dir = mkdtempSync(join(tmpdir(), prefix));
+	if (process.getuid?.() === 0) chownSync(dir, Number(execFileSync("id", ["-u", "postgres"]).toString().trim()), Number(execFileSync("id", ["-g", "postgres"]).toString().trim()));
+	return dir;
+}
+
 export interface PrivatePostgres {
 	url: string;
 	stop(mode?: "fast" | "immediate"): void;
@@ -29,18 +48,24 @@ export interface PrivatePostgres {
 	destroy(): void;
 }
 
-export async function privatePostgres(): Promise<PrivatePostgres> {
-	const dir = mkdtempSync(join(tmpdir(), "paymesh-pg-"));
-	if (process.getuid?.() === 0) chownSync(dir, Number(execFileSync("id", ["-u", "postgres"]).toString().trim()), Number(execFileSync("id", ["-g", "postgres"]).toString().trim()));
-	const data = join(dir, "data");
-	const port = await freePort();
-	asPostgres(join(PG_BIN, "initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
-	const start = () => asPostgres(join(PG_BIN, "pg_ctl"), ["-D", data, "-o", `-p ${port} -k ${dir} -c fsync=off -c max_connections=100`, "-l", join(dir, "log"), "-w", "start"]);
+export interface PrivatePostgresOptions {
+	/** Extra initdb arguments (e.g. `--wal-segsize=1`: 1 MB WAL files for an archive). */
+	initdbArgs?: string[];
+	/** Server settings written to postgresql.conf (e.g. archive_mode, archive_command). */
+	settings?: Record<string, string>;
+}
+
+/** Appends settings to a data directory's postgresql.conf, quoted as PostgreSQL reads them. */
+function writeSettings(data: string, settings: Record<string, string>): void {
+	const lines = Object.entries(settings).map(([k, v]) => `${k} = '${v.replace(/'/g, "''")}'`);
+	if (lines.length > 0) appendFileSync(join(data, "postgresql.conf"), `\n${lines.join("\n")}\n`);
+}
+
+/** pg_ctl start and stop of the server in `data`, its socket in `dir`, listening on `port`. */
+function control(dir: string, data: string, port: number, extra = ""): { start(): void; stop(mode?: "fast" | "immediate"): void; destroy(): void } {
 	const stop = (mode: "fast" | "immediate" = "fast") => asPostgres(join(PG_BIN, "pg_ctl"), ["-D", data, "-m", mode, "-w", "stop"]);
-	start();
 	return {
-		url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-		start,
+		start: () => asPostgres(join(PG_BIN, "pg_ctl"), ["-D", data, "-o", `-p ${port} -k ${dir} -c fsync=off -c max_connections=100${extra}`, "-l", join(dir, "log"), "-w", "start"]),
 		stop,
 		destroy() {
 			try {
@@ -51,6 +76,17 @@ export async function privatePostgres(): Promise<PrivatePostgres> {
 			rmSync(dir, { recursive: true, force: true });
 		},
 	};
+}
+
+export async function privatePostgres(opts: PrivatePostgresOptions = {}): Promise<PrivatePostgres> {
+	const dir = postgresOwnedDir("paymesh-pg-");
+	const data = join(dir, "data");
+	const port = await freePort();
+	asPostgres(join(PG_BIN, "initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync", ...(opts.initdbArgs ?? [])]);
+	writeSettings(data, opts.settings ?? {});
+	const server = control(dir, data, port);
+	server.start();
+	return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, ...server };
 }
 
 /**
@@ -64,28 +100,49 @@ export interface PrivateReplica extends PrivatePostgres {
 
 export async function privateReplica(primaryUrl: string): Promise<PrivateReplica> {
 	const primary = new URL(primaryUrl);
-	const dir = mkdtempSync(join(tmpdir(), "paymesh-pg-replica-"));
-	if (process.getuid?.() === 0) chownSync(dir, Number(execFileSync("id", ["-u", "postgres"]).toString().trim()), Number(execFileSync("id", ["-g", "postgres"]).toString().trim()));
+	const dir = postgresOwnedDir("paymesh-pg-replica-");
 	const data = join(dir, "data");
 	const port = await freePort();
 	asPostgres(join(PG_BIN, "pg_basebackup"), ["-D", data, "-R", "-X", "stream", "-c", "fast", "-h", primary.hostname, "-p", primary.port, "-U", "postgres", "--no-sync"]);
-	const start = () => asPostgres(join(PG_BIN, "pg_ctl"), ["-D", data, "-o", `-p ${port} -k ${dir} -c fsync=off -c max_connections=100 -c hot_standby=on`, "-l", join(dir, "log"), "-w", "start"]);
-	const stop = (mode: "fast" | "immediate" = "fast") => asPostgres(join(PG_BIN, "pg_ctl"), ["-D", data, "-m", mode, "-w", "stop"]);
-	start();
+	const server = control(dir, data, port, " -c hot_standby=on");
+	server.start();
 	return {
 		url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-		start,
-		stop,
+		...server,
 		promote: () => asPostgres(join(PG_BIN, "pg_ctl"), ["-D", data, "-w", "promote"]),
-		destroy() {
-			try {
-				stop("immediate");
-			} catch {
-				// Already stopped.
-			}
-			rmSync(dir, { recursive: true, force: true });
-		},
 	};
+}
+
+/**
+ * A base backup of a running private PostgreSQL into `target` (a directory that does not
+ * exist yet, in one the postgres user owns), taken with pg_basebackup while the server keeps
+ * working. `-X none`: the backup holds no WAL of its own, so restoring it needs the WAL
+ * archive (as a backup kept beside an archive does); a checkpoint is forced at its start.
+ */
+export function baseBackup(url: string, target: string): Promise<void> {
+	const u = new URL(url);
+	return asPostgresAsync(join(PG_BIN, "pg_basebackup"), ["-D", target, "-X", "none", "-c", "fast", "-h", u.hostname, "-p", u.port, "-U", "postgres", "--no-sync"]);
+}
+
+/**
+ * A new PostgreSQL instance restored from a base backup (`baseBackup`) and a WAL archive
+ * (the directory an archive_command copied to): the backup is copied into a data directory
+ * of its own, recovery.signal asks for archive recovery, restore_command reads the archive,
+ * and with no recovery target the server replays every archived WAL file, then ends
+ * recovery on a new timeline and takes writes. It answers read-only connections while it
+ * replays: wait for pg_is_in_recovery() to be false before trusting what it holds.
+ */
+export async function restoredPostgres(backup: string, archive: string): Promise<PrivatePostgres> {
+	const dir = postgresOwnedDir("paymesh-pg-restored-");
+	const data = join(dir, "data");
+	const port = await freePort();
+	asPostgres("cp", ["-a", backup, data]);
+	// The restored server must not archive into the archive it reads (a drill keeps the original intact).
+	writeSettings(data, { restore_command: `cp ${archive}/%f %p`, recovery_target_timeline: "latest", archive_mode: "off" });
+	asPostgres("touch", [join(data, "recovery.signal")]);
+	const server = control(dir, data, port, " -c hot_standby=on");
+	server.start();
+	return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, ...server };
 }
 
 /** A server process of the test's own on a free port, killed with SIGKILL to stop it (a crash, not a shutdown). */
