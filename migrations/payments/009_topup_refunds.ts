@@ -7,8 +7,9 @@ import { runStatements } from "../statements.ts";
  * the provider's account (completed) or released (compensated). One row per refund, linked to
  * the top-up; the key remembers a refusal too (status 'refused'). The refunds of a top-up that
  * are not refused or compensated never add up to more than it: checked by the insert with the
- * top-up's row locked (store.ts insertTopupRefund). The callbacks table takes the refunds'
- * ids as well as the payments' (no foreign key either way).
+ * top-up's row locked (store.ts insertTopupRefund), which also reads whether staff are
+ * reversing the top-up's credit (an index of reversal requests by transfer). The callbacks
+ * table takes the refunds' ids as well as the payments' (no foreign key either way).
  */
 const UP = [
 	`CREATE TABLE payments.topup_refunds (
@@ -36,8 +37,10 @@ const UP = [
 		)`,
 	`CREATE INDEX topup_refunds_payment_idx ON payments.topup_refunds (payment_id, created_at, id)`,
 	`CREATE INDEX topup_refunds_open_idx ON payments.topup_refunds (updated_at) WHERE status IN ('created', 'processing')`,
+	// A refund asks whether staff are reversing the top-up's credit: its requests by transfer, whatever their status.
+	`CREATE INDEX reversal_requests_transfer_idx ON payments.reversal_requests (transfer_id, status)`,
 ];
-const DOWN = [`DROP TABLE payments.topup_refunds`];
+const DOWN = [`DROP INDEX payments.reversal_requests_transfer_idx`, `DROP TABLE payments.topup_refunds`];
 
 export const up = (knex: Knex): Promise<void> => runStatements(knex, UP);
 export const down = (knex: Knex): Promise<void> => runStatements(knex, DOWN);

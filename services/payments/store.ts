@@ -493,8 +493,8 @@ async function topupTotals(db: Knex | Knex.Transaction, paymentId: string): Prom
 		`SELECT coalesce(sum(amount) FILTER (WHERE status = 'completed'), 0)::int8 AS completed,
 		        coalesce(sum(amount) FILTER (WHERE status IN ('created', 'processing')), 0)::int8 AS pending,
 		        (SELECT coalesce(sum(amount), 0)::int8 FROM payments.disputes WHERE payment_id = ? AND status <> 'won') AS disputed,
-		        EXISTS (SELECT 1 FROM payments.reversal_requests q JOIN payments.payments p ON p.transfer_id = q.transfer_id
-		                WHERE p.id = ? AND q.status IN ('approving', 'approved')) AS reversed
+		        EXISTS (SELECT 1 FROM payments.reversal_requests q
+		                WHERE q.transfer_id = (SELECT transfer_id FROM payments.payments WHERE id = ?) AND q.status IN ('approving', 'approved')) AS reversed
 		 FROM payments.topup_refunds WHERE payment_id = ?`,
 		[paymentId, paymentId, paymentId],
 	);

@@ -65,6 +65,15 @@ describe("query plans of the read routes", () => {
 		await broker.call("users.markEmailVerified", { id: userId, email: "plans@example.com" });
 		const account: { id: string } = await broker.call("ledger.accounts.open", { ownerId: userId, currency: "USD" });
 		const missing = "018f0000-0000-7000-8000-0000000000ff";
+		// A completed top-up to list the refunds of (written as the saga leaves it; no provider runs here).
+		const topupId = "018f0000-0000-7000-8000-0000000000b1";
+		const sql = new pg.Client({ connectionString: db.url });
+		await sql.connect();
+		await sql.query(
+			`INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, idempotency_key, request_hash, transfer_id)
+			 VALUES ($1, $2, 'topup', 'completed', 1000, 'USD', $3, 'card', 'plans-topup', '', $4)`,
+			[topupId, userId, account.id, missing],
+		).finally(() => sql.end());
 		const day = { from: "2026-01-01T00:00:00Z", to: "2026-12-31T00:00:00Z" };
 		const reads: [string, Record<string, unknown>][] = [
 			["users.findByEmail", { email: "plans@example.com" }],
@@ -82,6 +91,7 @@ describe("query plans of the read routes", () => {
 			["payments.review.list", {}],
 			["payments.stuck", { olderThanS: 60 }],
 			["payments.resume", {}],
+			["payments.topupRefunds.list", { paymentId: topupId, userId }],
 			["notifications.list", { userId }],
 			["webhooks.list", { ownerId: userId }],
 			["webhooks.deliveries", { id: missing, ownerId: userId }],
