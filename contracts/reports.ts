@@ -8,6 +8,15 @@ import { CATEGORIES, DIRECTIONS, TRANSACTION_TYPES } from "../services/reports/t
 import type { MonthlyInsights } from "../services/reports/insights.ts";
 import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
 
+/** Entries of a JSON statement page at most (one ledger call a page); CSV streams any range. */
+export const STATEMENT_PAGE_MAX = 200;
+export const STATEMENT_PAGE_DEFAULT = 100;
+/** The statement's page options, as the gateway takes them too: `cursor` is the previous page's `nextCursor`. */
+export const statementPageRules = {
+	limit: { type: "number", integer: true, min: 1, max: STATEMENT_PAGE_MAX, convert: true, optional: true },
+	// An entry's account version: at most 15 digits, so it stays below 2^53.
+	cursor: { type: "string", min: 1, max: 15, pattern: /^[0-9]+$/, optional: true },
+} as const;
 export const statementParams = paramsSchema({
 	$$strict: true,
 	ownerId: { type: "uuid", optional: true },
@@ -15,6 +24,7 @@ export const statementParams = paramsSchema({
 	from: { type: "date", convert: true, optional: true },
 	to: { type: "date", convert: true, optional: true },
 	format: { type: "enum", values: ["json", "csv"], optional: true },
+	...statementPageRules,
 });
 export const summaryParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid", optional: true }, accountId: { type: "uuid" }, year: { type: "number", integer: true, min: 2000, max: 2100, optional: true, convert: true } });
 export const dailyParams = paramsSchema({ $$strict: true, from: { type: "date", convert: true, optional: true }, to: { type: "date", convert: true, optional: true } });
@@ -76,13 +86,14 @@ export interface TransactionView {
 	createdAt: string;
 }
 
+/** One page of a JSON statement: its entries (oldest first), their totals, and the cursor of the next page (null: the last). */
 export interface Statement {
 	account: { id: string; currency: string };
 	from: string;
 	to: string;
 	items: EntryView[];
 	totals: { credits: number; debits: number; count: number };
-	truncated: boolean;
+	nextCursor: string | null;
 }
 
 export const reports = {

@@ -570,7 +570,7 @@ const OPS: Record<ActionName, OpDoc> = {
 	webhookDisable: { summary: "Stop deliveries to an endpoint", ok: ["200", anyObject], refusals: ["WEBHOOK_NOT_FOUND"] },
 	auditList: { summary: "The hash-chained audit log", ok: ["200", anyObject], roles: ["auditor", "admin"] },
 	auditVerify: { summary: "Verify the audit chain", ok: ["200", anyObject], roles: ["auditor", "admin"] },
-	statement: { summary: "An account statement in [from, to): JSON, or CSV streamed (format=csv)", ok: ["200", anyObject], csv: true, refusals: ["ACCOUNT_NOT_FOUND", "INVALID_DATE_RANGE"] },
+	statement: { summary: "An account statement in [from, to): JSON a page at a time (limit, cursor from nextCursor), or CSV streamed whole (format=csv)", ok: ["200", anyObject], csv: true, refusals: ["ACCOUNT_NOT_FOUND", "INVALID_DATE_RANGE"] },
 	summary: { summary: "Monthly credits, debits, count and closing balance of an account for a year", ok: ["200", anyObject], refusals: ["ACCOUNT_NOT_FOUND"] },
 	listTransactions: {
 		summary: "The caller's transactions across all their accounts, filtered, newest first",

@@ -16,7 +16,7 @@ import { fx } from "../../contracts/fx.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { notifications } from "../../contracts/notifications.ts";
 import { payments } from "../../contracts/payments.ts";
-import { reports } from "../../contracts/reports.ts";
+import { reports, statementPageRules } from "../../contracts/reports.ts";
 import { users } from "../../contracts/users.ts";
 import { webhooks } from "../../contracts/webhooks.ts";
 import { amountRule, currencyRule } from "../ledger/params.ts";
@@ -160,7 +160,7 @@ export const v1Params = {
 	audit: paramsSchema({ $$strict: true, afterSeq: { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER, convert: true, optional: true }, limit: { type: "number", integer: true, min: 1, max: 500, convert: true, optional: true } }),
 	statement: paramsSchema({
 		$$strict: true, accountId: uuid, from: { type: "date", convert: true, optional: true }, to: { type: "date", convert: true, optional: true },
-		format: { type: "enum", values: ["json", "csv"], optional: true },
+		format: { type: "enum", values: ["json", "csv"], optional: true }, ...statementPageRules,
 	}),
 	summary: paramsSchema({ $$strict: true, accountId: uuid, year: { type: "number", integer: true, min: 2000, max: 2100, convert: true, optional: true } }),
 	daily: paramsSchema({ $$strict: true, from: { type: "date", convert: true, optional: true }, to: { type: "date", convert: true, optional: true } }),

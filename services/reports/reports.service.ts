@@ -23,7 +23,7 @@ import { GET_MANY_MAX } from "../users/params.ts";
 import { decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
 import { formatMinor, toSafeNumber } from "../../lib/money.ts";
 import { CURRENCY_EXPONENTS } from "../../config/currencies.ts";
-import { TRANSACTIONS_PAGE_DEFAULT, type TransactionView } from "../../contracts/reports.ts";
+import { STATEMENT_PAGE_DEFAULT, TRANSACTIONS_PAGE_DEFAULT, type TransactionView } from "../../contracts/reports.ts";
 import { counterpartyKeyOf, EXPORT_HEADER, exportCells, rowsOf, transferEventOf, type TransactionFilter, type TransactionRow } from "./transactions.ts";
 import { TRANSACTIONS_EXPORT_MAX } from "../../contracts/reports.ts";
 import { HISTORY_MONTHS, monthRange, monthlyInsights, unusualPayment } from "./insights.ts";
@@ -32,9 +32,8 @@ import { uuidv7 } from "../../lib/ids.ts";
 import * as store from "./store.ts";
 import { statementPdf } from "./statement.ts";
 
-/** The ledger's page size limit. */
+/** The ledger's page size limit: the CSV's pages. */
 const PAGE = 200;
-const JSON_ENTRIES_MAX = 10_000;
 const DATE_MS_MIN = Date.parse("0001-01-01T00:00:00Z");
 const DATE_MS_MAX = Date.parse("9999-12-31T23:59:59.999Z");
 
@@ -84,27 +83,26 @@ export function reportsService(config: Config): ServiceSchema {
 			statement: {
 				params: reports.statement.params,
 				async handler(this: ReportsThis, ctx: Context<StatementParams, { $responseType?: string; $responseHeaders?: Record<string, string> }>) {
-					const { from, to } = this.range(ctx.params.from, ctx.params.to);
-					const base = { accountId: ctx.params.accountId, ...(ctx.params.ownerId ? { ownerId: ctx.params.ownerId } : {}), from, to, limit: PAGE };
-					const first = await call(ctx, ledger.accounts.statement, base);
-					if (ctx.params.format === "csv") {
+					const p = ctx.params;
+					const { from, to } = this.range(p.from, p.to);
+					const base = { accountId: p.accountId, ...(p.ownerId ? { ownerId: p.ownerId } : {}), from, to };
+					if (p.format === "csv") {
+						// Any range, streamed a ledger page at a time: never more than a page in memory.
+						const first = await call(ctx, ledger.accounts.statement, { ...base, limit: PAGE });
 						ctx.meta.$responseType = "text/csv; charset=utf-8";
 						ctx.meta.$responseHeaders = { "Content-Disposition": `attachment; filename="statement-${first.account.id}-${from.toISOString().slice(0, 10)}-${to.toISOString().slice(0, 10)}.csv"` };
-						return Readable.from(csvLines(ctx, base, first));
+						return Readable.from(csvLines(ctx, { ...base, limit: PAGE }, first));
 					}
-					const items = [...first.items];
-					let next = first.nextAfterVersion;
-					while (next !== null && items.length < JSON_ENTRIES_MAX) {
-						const page = await call(ctx, ledger.accounts.statement, { ...base, afterVersion: next });
-						items.push(...page.items);
-						next = page.nextAfterVersion;
-					}
-					const credits = items.reduce((s, e) => s + (e.amount > 0 ? BigInt(e.amount) : 0n), 0n);
-					const debits = items.reduce((s, e) => s + (e.amount < 0 ? BigInt(-e.amount) : 0n), 0n);
+					// JSON: one page, one ledger call; the client follows nextCursor for the rest.
+					const page = await call(ctx, ledger.accounts.statement, {
+						...base, limit: p.limit ?? STATEMENT_PAGE_DEFAULT, ...(p.cursor ? { afterVersion: Number(p.cursor) } : {}),
+					});
+					const credits = page.items.reduce((s, e) => s + (e.amount > 0 ? BigInt(e.amount) : 0n), 0n);
+					const debits = page.items.reduce((s, e) => s + (e.amount < 0 ? BigInt(-e.amount) : 0n), 0n);
 					return {
-						account: first.account, from: from.toISOString(), to: to.toISOString(), items: items.slice(0, JSON_ENTRIES_MAX),
-						totals: { credits: Number(credits), debits: Number(debits), count: Math.min(items.length, JSON_ENTRIES_MAX) },
-						truncated: next !== null || items.length > JSON_ENTRIES_MAX,
+						account: page.account, from: from.toISOString(), to: to.toISOString(), items: page.items,
+						totals: { credits: toSafeNumber(credits), debits: toSafeNumber(debits), count: page.items.length },
+						nextCursor: page.nextAfterVersion === null ? null : String(page.nextAfterVersion),
 					};
 				},
 			},
