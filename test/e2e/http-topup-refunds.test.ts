@@ -109,12 +109,18 @@ describe("top-up refunds over HTTP", () => {
 		expectError(await refund(support, "not-a-uuid", { amount: 100, reason: "customer asked" }, "bad-id"), 400, "VALIDATION_ERROR");
 		// Unknown ids and payments that are no top-up: not found.
 		expectError(await refund(support, uuidv7(), { amount: 100, reason: "customer asked" }, "nf-1"), 404, "PAYMENT_NOT_FOUND");
+		// A P2P payment is refunded by its payee (POST /payments/:id/refunds), not through a provider.
+		const p2p = await http<{ paymentId: string }>("POST", "/api/v1/transfers", {
+			token: customer.accessToken, headers: { "idempotency-key": `p2p-${++seq}` }, body: { fromAccountId: customer.accountId, toAccountId: stranger.accountId, amount: 100, currency: "USD" },
+		});
+		assert.equal(p2p.status, 201, JSON.stringify(p2p.body));
+		expectError(await refund(support, p2p.body.paymentId, { amount: 100, reason: "customer asked" }, "nf-2"), 404, "PAYMENT_NOT_FOUND");
 		expectError(await http("GET", `/api/v1/admin/topups/${uuidv7()}/refunds`, { token: support.accessToken }), 404, "PAYMENT_NOT_FOUND");
 		// Someone else's top-up does not exist for a customer.
 		expectError(await http("GET", `/api/v1/topups/${topupId}/refunds`, { token: stranger.accessToken }), 404, "PAYMENT_NOT_FOUND");
 		expectError(await http("GET", `/api/v1/admin/topups/${topupId}/refunds`, { token: customer.accessToken }), 403, "FORBIDDEN");
 		assert.equal(await refundRows(), rows, "a refused request wrote a refund");
-		assert.equal(await balance(customer), 5_000);
+		assert.equal(await balance(customer), 5_000 - 100);
 	});
 
 	it("lets support refund in parts with a reason (audited), replays by key, never beyond the top-up nor their own", async () => {
