@@ -75,13 +75,13 @@ export interface Scored {
 	reasons: string[];
 }
 
-/** The history a later payment of the same user sees once this one is decided. */
+/** The history a later payment of the same user (in the same currency) sees once this one is decided. */
 export function withDecision(h: History, p: FraudInput, decision: Decision, historyMax: number): History {
 	const approved = decision === "approve";
 	return {
 		recentCount: h.recentCount + 1,
 		lastAmounts: approved ? [p.amountMinor, ...h.lastAmounts].slice(0, historyMax) : h.lastAmounts,
-		todayMinor: decision === "decline" ? h.todayMinor : h.todayMinor + p.amountMinor,
+		todayMinor: decision === "decline" ? h.todayMinor : h.todayMinor + (p.base ? p.base.minor : p.amountMinor),
 		knownCounterparty: h.knownCounterparty,
 	};
 }
@@ -97,9 +97,13 @@ export function scoreInOrder(items: readonly (FraudInput & { userId: string })[]
 		let h = history(i);
 		const mine = earlier.get(p.userId) ?? [];
 		for (const e of mine) {
-			// Velocity counts every payment; the amount-based rules only those in this currency.
-			if (e.input.currency !== p.currency) h = { ...h, recentCount: h.recentCount + 1 };
-			else h = withDecision(h, e.input, e.decision, historyMax);
+			// Velocity counts every payment; the amounts only those in this currency; the day's
+			// total, when it is the one budget in the base currency, every payment not declined.
+			if (e.input.currency === p.currency) h = withDecision(h, e.input, e.decision, historyMax);
+			else {
+				h = { ...h, recentCount: h.recentCount + 1 };
+				if (p.base && e.input.base && e.decision !== "decline") h = { ...h, todayMinor: h.todayMinor + e.input.base.minor };
+			}
 			if (e.decision === "approve" && e.input.counterparty !== null && e.input.counterparty === p.counterparty) h = { ...h, knownCounterparty: true };
 		}
 		const result = score(p, h, policy);

@@ -51,19 +51,19 @@ interface HistoryRow {
  * limit), the day's total is one row of fraud.daily_totals, "known" is one row of
  * fraud.known_counterparties and the amounts at most HISTORY_MAX index entries.
  */
-export async function readHistories(tx: SqlRunner, items: readonly ScoreItem[], recentCountMax: number): Promise<{ prior: Scored | null; history: History }[]> {
+export async function readHistories(tx: SqlRunner, items: readonly ScoreItem[], recentCountMax: number, baseCurrency: CurrencyCode): Promise<{ prior: Scored | null; history: History }[]> {
 	const { rows } = await tx.raw(
 		`SELECT v.n,
 			(SELECT json_build_object('decision', decision, 'score', score, 'reasons', reasons) FROM fraud.decisions WHERE payment_id = v.payment_id) AS prior,
 			(SELECT count(*) FROM (SELECT 1 FROM fraud.decisions WHERE user_id = v.user_id AND created_at > now() - (? * interval '1 minute') LIMIT ?) r)::int AS recent,
-			coalesce((SELECT amount FROM fraud.daily_totals WHERE user_id = v.user_id AND day = (now() AT TIME ZONE 'UTC')::date AND currency = v.currency), 0)::text AS today,
+			coalesce((SELECT amount FROM fraud.daily_totals WHERE user_id = v.user_id AND day = (now() AT TIME ZONE 'UTC')::date AND currency = ?::text), 0)::text AS today,
 			EXISTS (SELECT 1 FROM fraud.known_counterparties WHERE user_id = v.user_id AND counterparty = v.counterparty) AS known,
 			(SELECT array_agg(amount::text ORDER BY created_at DESC) FROM (
 				SELECT amount, created_at FROM fraud.decisions WHERE user_id = v.user_id AND currency = v.currency AND decision = 'approve' ORDER BY created_at DESC LIMIT ?
 			) l) AS last
 		FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[]) WITH ORDINALITY AS v(payment_id, user_id, currency, counterparty, n)
 		ORDER BY v.n`,
-		[VELOCITY_WINDOW_MIN, recentCountMax, HISTORY_MAX, items.map(i => i.paymentId), items.map(i => i.userId), items.map(i => i.currency), items.map(i => i.counterparty ?? null)],
+		[VELOCITY_WINDOW_MIN, recentCountMax, baseCurrency, HISTORY_MAX, items.map(i => i.paymentId), items.map(i => i.userId), items.map(i => i.currency), items.map(i => i.counterparty ?? null)],
 	);
 	return (rows as HistoryRow[]).map(r => ({
 		prior: r.prior,
@@ -75,7 +75,7 @@ export async function readHistories(tx: SqlRunner, items: readonly ScoreItem[], 
  * Keeps the decisions, adds them to their users' day totals and records the counterparties
  * of approved ones as known; a decision already kept for a payment stays as it was.
  */
-export async function saveDecisions(tx: SqlRunner, items: readonly (ScoreItem & Scored)[]): Promise<void> {
+export async function saveDecisions(tx: SqlRunner, items: readonly (ScoreItem & Scored & { baseMinor: bigint })[], baseCurrency: CurrencyCode): Promise<void> {
 	if (items.length === 0) return;
 	// The transaction's last statement: with nothing else to check, the COMMIT can go with it.
 	const run = (sql: string, bindings: unknown[]) => (tx.commitWith ? tx.commitWith(sql, bindings) : tx.raw(sql, bindings));
@@ -87,18 +87,22 @@ export async function saveDecisions(tx: SqlRunner, items: readonly (ScoreItem & 
 			INSERT INTO fraud.decisions (payment_id, user_id, amount, currency, counterparty, decision, score, reasons)
 			SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::int[], ?::jsonb[]) ORDER BY 1
 			ON CONFLICT (payment_id) DO NOTHING
-			RETURNING user_id, currency, amount, decision, created_at, counterparty
+			RETURNING payment_id, user_id, decision, created_at, counterparty
 		), k AS (
 			INSERT INTO fraud.known_counterparties (user_id, counterparty)
 			SELECT DISTINCT user_id, counterparty FROM d WHERE decision = 'approve' AND counterparty IS NOT NULL ORDER BY 1, 2
 			ON CONFLICT DO NOTHING
 		)
 		INSERT INTO fraud.daily_totals (user_id, day, currency, amount)
-		SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, currency, sum(amount) FROM d WHERE decision <> 'decline' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+		SELECT d.user_id, (d.created_at AT TIME ZONE 'UTC')::date, ?::text, sum(b.base)
+		FROM d JOIN unnest(?::uuid[], ?::int8[]) AS b(id, base) ON b.id = d.payment_id
+		WHERE d.decision <> 'decline' GROUP BY 1, 2 ORDER BY 1, 2
 		ON CONFLICT (user_id, day, currency) DO UPDATE SET amount = fraud.daily_totals.amount + excluded.amount`,
 		[
 			items.map(i => i.paymentId), items.map(i => i.userId), items.map(i => String(i.amount)), items.map(i => i.currency), items.map(i => i.counterparty ?? null),
 			items.map(i => i.decision satisfies Decision), items.map(i => i.score), items.map(i => JSON.stringify(i.reasons)),
+			// The day's total is one budget in the base currency, whatever the payments' currencies.
+			baseCurrency, items.map(i => i.paymentId), items.map(i => i.baseMinor.toString()),
 		],
 	);
 }

@@ -118,6 +118,24 @@ describe("fraud.scoreMany", () => {
 		assert.deepEqual(out.items.map(r => r.reasons), Array.from({ length: 11 }, () => []));
 	});
 
+	it("keeps its amount thresholds and the day's total in USD, whatever the currency (issue 16, finding 7)", async () => {
+		// This node has no ledger to ask: it converts at the seeded rates (1 KWD = 3.2520 USD, 1 EUR = 1.0870 USD).
+		const a = uuidv7();
+		// 2,000 KWD is 6,504 USD: large, although under 5,000 of its own units.
+		const kwd: Scored = await broker.call("fraud.score", { paymentId: uuidv7(), userId: a, amount: 2_000_000, currency: "KWD" });
+		assert.deepEqual([kwd.decision, kwd.reasons], ["review", ["LARGE_AMOUNT"]]);
+		// 6,000 KWD (19,512 USD) then 1,000 EUR (1,087 USD) in one batch: the euros pass the day's 20,000 USD.
+		const b = uuidv7();
+		const out: { items: Scored[] } = await broker.call("fraud.scoreMany", { items: [
+			{ paymentId: uuidv7(), userId: b, amount: 6_000_000, currency: "KWD" },
+			{ paymentId: uuidv7(), userId: b, amount: 100_000, currency: "EUR" },
+		] });
+		assert.deepEqual(out.items.map(r => r.reasons), [["LARGE_AMOUNT"], ["DAILY_TOTAL"]]);
+		// And from the stored total in a later call: one euro cent more is over it too.
+		const later: Scored = await broker.call("fraud.score", { paymentId: uuidv7(), userId: b, amount: 1, currency: "EUR" });
+		assert.deepEqual(later.reasons, ["DAILY_TOTAL"]);
+	});
+
 	it("refuses malformed batches before writing anything", async () => {
 		const before = (await decisions()).length;
 		const good = { paymentId: uuidv7(), userId: uuidv7(), amount: 100, currency: "USD" };

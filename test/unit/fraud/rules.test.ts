@@ -83,6 +83,17 @@ describe("fraud rules for a batch (scoreInOrder)", () => {
 		}
 	});
 
+	it("adds the batch's earlier payments in other currencies to the day's total when it is in the base currency", () => {
+		const usd = (minor: bigint) => ({ minor, currency: "USD" as const });
+		const items = [
+			{ userId: "u", amountMinor: 6_000_000n, currency: "KWD" as const, counterparty: null, base: usd(1_951_220n) },
+			{ userId: "u", amountMinor: 100_000n, currency: "EUR" as const, counterparty: null, base: usd(108_696n) },
+		];
+		assert.deepEqual(scoreInOrder(items, () => quiet, 20).map(r => r.reasons), [["LARGE_AMOUNT"], ["DAILY_TOTAL"]]);
+		// Without base amounts each currency keeps its own total, as before.
+		assert.deepEqual(scoreInOrder(items.map(({ base: _b, ...i }) => i), () => quiet, 20).map(r => r.reasons), [["LARGE_AMOUNT"], []]);
+	});
+
 	it("sees the batch's earlier payments: the eleventh in a burst trips the velocity rule", () => {
 		const burst = Array.from({ length: 11 }, () => ({ userId: "u", amountMinor: 1_000n, currency: "USD" as const, counterparty: "x" }));
 		const out = scoreInOrder(burst, () => ({ recentCount: 0, lastAmounts: [], todayMinor: 0n, knownCounterparty: true }), 20);
