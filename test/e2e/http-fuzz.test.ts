@@ -23,6 +23,7 @@ const TABLES = [
 	"schedules.payees", "schedules.schedules", "schedules.occurrences", "ledger.account_closures",
 	"ledger.price_lists", "payments.reversal_requests", "payments.disputes", "payments.dispute_evidence", "payments.topup_refunds",
 	"bills.quotes", "bills.payments", "bills.saved", "bills.coupons", "bills.coupon_customers", "bills.reminders", "bills.outbox",
+	"methods.methods",
 ];
 
 let db: TestDatabase;
@@ -92,8 +93,8 @@ const ROUTES: () => Route[] = () => [
 	{ path: "/api/v1/auth/mfa/verify", fields: ["otp"], auth: true },
 	{ path: "/api/v1/accounts", fields: ["currency", "label"], auth: true },
 	{ path: "/api/v1/transfers", fields: ["fromAccountId", "toAccountId", "amount", "currency", "description"], auth: true },
-	{ path: "/api/v1/payments/topup", fields: ["accountId", "amount", "currency", "provider"], auth: true },
-	{ path: "/api/v1/payments/payout", fields: ["accountId", "amount", "currency", "provider", "destination"], auth: true },
+	{ path: "/api/v1/payments/topup", fields: ["accountId", "amount", "currency", "provider", "paymentMethodId"], auth: true },
+	{ path: "/api/v1/payments/payout", fields: ["accountId", "amount", "currency", "provider", "destination", "paymentMethodId"], auth: true },
 	{ path: "/api/v1/payments/p2p", fields: ["accountId", "amount", "currency", "toAccountId", "toEmail"], auth: true },
 	{ path: `/api/v1/payments/${accountId}/cancel`, fields: [], auth: true, emptyIsValid: true },
 	{ path: "/api/v1/fx/quote", fields: ["from", "to", "amount"], auth: true },
@@ -134,6 +135,7 @@ const ROUTES: () => Route[] = () => [
 	{ path: `/api/v1/admin/coupons/${accountId}/disable`, fields: ["reason"], auth: true },
 	{ path: `/api/v1/admin/disputes/${accountId}/outcome`, fields: ["outcome", "reason"], auth: true },
 	{ path: `/api/v1/admin/topups/${accountId}/refunds`, fields: ["amount", "reason"], auth: true },
+	{ path: "/api/v1/payment-methods", fields: ["card", "bankAccount", "label"], auth: true },
 ];
 
 async function post(route: Route, body: unknown, i: number): Promise<number> {
