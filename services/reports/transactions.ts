@@ -76,21 +76,43 @@ export function transferEventOf(p: Record<string, unknown>): TransferEvent | nul
 	};
 }
 
+/**
+ * The bills service's ledger descriptions (services/bills/rules.ts paymentLegs, returnLegs):
+ * "<biller> bill <reference> (<period>)", its return, and a coupon's discount and its
+ * give-back. Only read when the other side is a system account, so a person cannot make a
+ * payment between people look like a bill.
+ */
+const BILL_RE = /^(?:Returned: )?(.+) bill \S+ \(\d{4}-\d{2}\)$/;
+const COUPON_RE = /^Coupon \S* (?:on the|given back:) (.+) bill \S+ \(\d{4}-\d{2}\)$/;
+
+/** What a movement with a system account is, from its description: a bill (and its biller), a coupon on one, or neither. */
+function billOf(description: string): { kind: "bill" | "bill_return" | "coupon"; biller: string } | null {
+	const coupon = COUPON_RE.exec(description);
+	if (coupon?.[1]) return { kind: "coupon", biller: coupon[1] };
+	const bill = BILL_RE.exec(description);
+	if (bill?.[1]) return { kind: description.startsWith("Returned: ") ? "bill_return" : "bill", biller: bill[1] };
+	return null;
+}
+
 /** The kind of movement, seen from the side of `direction`. System accounts (no owner) are the world outside. */
 export function typeOf(e: TransferEvent, direction: Direction): TransactionType {
 	if (e.kind === "reversal") return "reversal";
 	const otherIsSystem = direction === "in" ? e.fromOwnerId === null : e.toOwnerId === null;
 	if (!otherIsSystem) return "payment";
 	if (/^FX\b/.test(e.description)) return "fx";
+	// A bill is a payment to a merchant (the biller), not money sent out to the customer's own bank.
+	if (billOf(e.description)) return "payment";
 	return direction === "in" ? "topup" : "payout";
 }
 
 const PROVIDER_NAMES: Record<string, string> = { bank: "Bank transfer", card: "Card", mobile_money: "Mobile money" };
 
 /** The other side's name: a person's name, or for the system side what it stands for. */
-export function counterpartyNameOf(type: TransactionType, description: string, personName: string | null): string {
+export function counterpartyNameOf(type: TransactionType, description: string, personName: string | null, otherIsSystem = false): string {
 	if (personName) return personName;
 	if (type === "fx") return "Currency exchange";
+	const bill = type === "payment" && otherIsSystem ? billOf(description) : null;
+	if (bill) return bill.biller;
 	const via = /\bvia ([a-z_]+)\b/.exec(description);
 	if ((type === "topup" || type === "payout") && via?.[1]) return PROVIDER_NAMES[via[1]] ?? via[1];
 	if (type === "reversal") return "Reversal";
@@ -126,6 +148,8 @@ export interface CategoryInput {
 	description: string;
 	counterpartyName: string;
 	counterpartyKey: string;
+	/** The other side is a system account (a provider, a biller, the promotion account), not a person. */
+	counterpartyIsSystem?: boolean;
 }
 
 /** The category and why: the customer's rule, the movement's kind, a keyword, or the default by direction. */
@@ -136,6 +160,10 @@ export function categorise(t: CategoryInput, ownerRules: ReadonlyMap<string, Cat
 	if (t.type === "payout") return { category: "transfers", reason: "money sent out to your bank or wallet" };
 	if (t.type === "fx") return { category: "exchange", reason: "a currency exchange between your accounts" };
 	if (t.type === "reversal") return { category: "refunds", reason: "a reversal of an earlier transaction" };
+	const bill = t.type === "payment" && t.counterpartyIsSystem ? billOf(t.description) : null;
+	if (bill?.kind === "bill") return { category: "bills", reason: `a bill paid to ${bill.biller}` };
+	if (bill?.kind === "bill_return") return { category: "refunds", reason: `${bill.biller} did not take the payment, so it came back` };
+	if (bill?.kind === "coupon") return { category: "refunds", reason: `a coupon's discount on your ${bill.biller} bill` };
 	// The description first (what this payment was for), then the counterparty's name (what they usually are).
 	for (const [text, where] of [[t.description, "the description"], [t.counterpartyName, "the counterparty's name"]] as const) {
 		for (const rule of KEYWORD_PATTERNS) {
@@ -157,10 +185,10 @@ export function rowsOf(e: TransferEvent, names: ReadonlyMap<string, string>, rul
 	for (const [direction, ownerId, accountId, otherOwnerId, otherAccountId] of sides) {
 		if (!ownerId) continue;
 		const type = typeOf(e, direction);
-		const counterpartyName = counterpartyNameOf(type, e.description, otherOwnerId ? (names.get(otherOwnerId) ?? null) : null);
+		const counterpartyName = counterpartyNameOf(type, e.description, otherOwnerId ? (names.get(otherOwnerId) ?? null) : null, otherOwnerId === null);
 		const partial = { counterpartyOwnerId: otherOwnerId, counterpartyAccountId: otherAccountId };
 		const { category, reason } = categorise(
-			{ type, direction, description: e.description, counterpartyName, counterpartyKey: counterpartyKeyOf(partial) },
+			{ type, direction, description: e.description, counterpartyName, counterpartyKey: counterpartyKeyOf(partial), counterpartyIsSystem: otherOwnerId === null },
 			rules.get(ownerId) ?? new Map(),
 		);
 		out.push({

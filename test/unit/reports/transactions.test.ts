@@ -55,6 +55,16 @@ describe("transactions read model rules", () => {
 		const fx = rowsOf(transfer({ toAccountId: SYS, toOwnerId: null, description: "FX USD->EUR at 0.92" }), names, new Map());
 		assert.deepEqual(fx.map(r => [r.type, r.category, r.counterpartyName]), [["fx", "exchange", "Currency exchange"]]);
 		assert.equal(typeOf(transfer({ kind: "reversal" }), "in"), "reversal");
+		// A bill (services/bills) is a payment to its biller, filed under bills; a coupon's discount and a returned bill come back as refunds.
+		const bill = rowsOf(transfer({ toAccountId: SYS, toOwnerId: null, description: "City Power bill 4417 (2026-12)" }), names, new Map());
+		assert.deepEqual(bill.map(r => [r.direction, r.type, r.counterpartyName, r.category, r.categoryReason]), [["out", "payment", "City Power", "bills", "a bill paid to City Power"]]);
+		const coupon = rowsOf(transfer({ fromAccountId: SYS, fromOwnerId: null, description: "Coupon WINTER10 on the City Power bill 4417 (2026-12)" }), names, new Map());
+		assert.deepEqual(coupon.map(r => [r.direction, r.type, r.counterpartyName, r.category]), [["in", "payment", "City Power", "refunds"]]);
+		const returned = rowsOf(transfer({ fromAccountId: SYS, fromOwnerId: null, description: "Returned: City Power bill 4417 (2026-12)" }), names, new Map());
+		assert.deepEqual(returned.map(r => [r.type, r.counterpartyName, r.category]), [["payment", "City Power", "refunds"]]);
+		// Between people, the same words are only a description: the payee keeps their name and the keyword rules apply.
+		const mimic = rowsOf(transfer({ description: "City Power bill 4417 (2026-12)" }), new Map(), new Map());
+		assert.deepEqual(mimic.map(r => [r.counterpartyName, r.categoryReason]), [["Unknown", "the description mentions \"bill\""], ["Unknown", "the description mentions \"bill\""]]);
 		// Between two accounts of one person: two rows for that person.
 		assert.equal(rowsOf(transfer({ toOwnerId: A }), names, new Map()).filter(r => r.ownerId === A).length, 2);
 	});
