@@ -135,7 +135,7 @@ function checkTree(spans: Received[]): Map<string, Received> {
 }
 
 describe("traces exported over OTLP", () => {
-	it("one P2P payment over HTTP is one trace across the gateway, payments and ledger nodes, linked parent to child", async () => {
+	it("one P2P payment over HTTP is one trace across the gateway, payments and ledger nodes, linked parent to child", async t => {
 		const alice = await register("alice");
 		const bob = await register("bob");
 		const http = client(base);
@@ -184,10 +184,11 @@ describe("traces exported over OTLP", () => {
 		const tr = await http("POST", "/api/v1/transfers", { token: alice.accessToken, body: { fromAccountId: from, toAccountId: to, amount: 125, currency: "USD" }, headers: { "idempotency-key": `${ns}-k2`, "x-request-id": trId } });
 		assert.equal(tr.status, 201, JSON.stringify(tr.body));
 		await until("the transfer's spans", () => ["POST /api/v1/transfers", "action 'api.createTransfer'", "action 'ledger.payments.p2pMany'"].every(n => inTrace(trId).some(s => s.span.name === n)), 20_000);
-		const t = checkTree(inTrace(trId));
-		assert.equal(t.get("action 'ledger.payments.p2pMany'")?.span.parentSpanId, t.get("action 'api.createTransfer'")?.span.spanId);
-		assert.equal(t.get("action 'ledger.payments.p2pMany'")?.service, "paymesh-ledger");
-		assert.equal(t.get("POST /api/v1/transfers")?.service, "paymesh-gateway");
+		const tree = checkTree(inTrace(trId));
+		assert.equal(tree.get("action 'ledger.payments.p2pMany'")?.span.parentSpanId, tree.get("action 'api.createTransfer'")?.span.spanId);
+		assert.equal(tree.get("action 'ledger.payments.p2pMany'")?.service, "paymesh-ledger");
+		assert.equal(tree.get("POST /api/v1/transfers")?.service, "paymesh-gateway");
+		for (const [what, id] of [["payment", p2pId], ["transfer", trId]] as const) t.diagnostic(`${what}: ${inTrace(id).map(s => `${s.span.name} @${s.service}`).join(", ")}`);
 	});
 
 	it("never exports a password, a token, params or meta, though auth's actions are traced", async () => {
