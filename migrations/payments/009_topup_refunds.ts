@@ -8,7 +8,9 @@ import { runStatements } from "../statements.ts";
  * the top-up; the key remembers a refusal too (status 'refused'). The refunds of a top-up that
  * are not refused or compensated never add up to more than it: checked by the insert with the
  * top-up's row locked (store.ts insertTopupRefund), which also reads whether staff are
- * reversing the top-up's credit (an index of reversal requests by transfer). The callbacks
+ * reversing the top-up's credit (an index of reversal requests by transfer); an approval of
+ * such a reversal locks the same row and finds the refunds (an index of top-ups by their
+ * credit transfer), so the two never both happen. The callbacks
  * table takes the refunds' ids as well as the payments' (no foreign key either way).
  */
 const UP = [
@@ -39,8 +41,10 @@ const UP = [
 	`CREATE INDEX topup_refunds_open_idx ON payments.topup_refunds (updated_at) WHERE status IN ('created', 'processing')`,
 	// A refund asks whether staff are reversing the top-up's credit: its requests by transfer, whatever their status.
 	`CREATE INDEX reversal_requests_transfer_idx ON payments.reversal_requests (transfer_id, status)`,
+	// ... and an approval of a reversal finds (and locks) the top-up whose credit it reverses.
+	`CREATE INDEX payments_topup_transfer_idx ON payments.payments (transfer_id) WHERE type = 'topup'`,
 ];
-const DOWN = [`DROP INDEX payments.reversal_requests_transfer_idx`, `DROP TABLE payments.topup_refunds`];
+const DOWN = [`DROP INDEX payments.payments_topup_transfer_idx`, `DROP INDEX payments.reversal_requests_transfer_idx`, `DROP TABLE payments.topup_refunds`];
 
 export const up = (knex: Knex): Promise<void> => runStatements(knex, UP);
 export const down = (knex: Knex): Promise<void> => runStatements(knex, DOWN);

@@ -17,7 +17,7 @@ import type { Infer } from "../../lib/schema.ts";
 import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import type { reversalParams } from "../../contracts/payments.ts";
-import { decideReversalRequest, insertReversalRequest, openReversalRequests, releaseReversalClaim, reversalRequestById, type ReversalRequestRow } from "./store.ts";
+import { claimReversalUnlessRefunded, decideReversalRequest, insertReversalRequest, openReversalRequests, releaseReversalClaim, reversalRequestById, transferTopupRefunded, type ReversalRequestRow } from "./store.ts";
 
 /** Why a staff member may not act on a transfer or a request, or null. */
 export type ReversalProblem = "PARTY" | "SELF_APPROVAL" | "DECIDED" | "NOT_REVERSIBLE";
@@ -72,11 +72,15 @@ async function partiesOf(ctx: Context, transferId: string): Promise<{ kind: stri
 	return { kind: t.kind, parties: [from.ownerId, to.ownerId] };
 }
 
+const alreadyRefunded = (transferId: string) => toClientError({ code: "ALREADY_REFUNDED", message: "the top-up has refunds through its provider; refund the rest instead", details: { transferId } });
+
 export async function proposeReversal(host: ReversalHost, ctx: Context<Infer<typeof reversalParams.propose>>) {
 	const { transferId, reason, staffId } = ctx.params;
 	const { kind, parties } = await partiesOf(ctx, transferId);
 	const problem = proposalProblem(staffId, parties, kind);
 	if (problem) throw refused(problem, { transferId });
+	// A top-up refunded through its provider is not also reversed (docs/after-payment.md); the approval checks again under lock.
+	if (await transferTopupRefunded(host.knex, transferId)) throw alreadyRefunded(transferId);
 	const id = uuidv7();
 	// Recorded in the audit chain before it is done, its outcome after (lib/staff-action.ts).
 	return staffAction(ctx, { staffId, reason }, STAFF_ACTIONS.proposeReversal, `transfers/${transferId}`, { requestId: id }, async () => {
@@ -105,7 +109,9 @@ export async function decideReversal(host: ReversalHost, ctx: Context<Infer<type
 			return reversalView(rejected);
 		}
 		// Claimed before any money moves: a rejection racing this approval now finds it taken.
-		const claimed = await decideReversalRequest(host.knex, { id, from: ["proposed", "approving"], status: "approving", decidedBy: staffId, note, reversalTransferId: null });
+		// A top-up's credit with refunds through its provider is not reversed as well (decided with the top-up's row locked).
+		const claimed = await claimReversalUnlessRefunded(host.knex, { id, transferId: req.transfer_id, from: ["proposed", "approving"], decidedBy: staffId, note });
+		if (claimed === "refunded") throw alreadyRefunded(req.transfer_id);
 		if (!claimed) throw decidedMeanwhile();
 		// Keyed by the request: an approval finished after a crash replays the same reversal.
 		let reversal: { id: string };

@@ -582,6 +582,41 @@ export async function topupRefundsOf(knex: Knex, paymentId: string, limit: numbe
 	return { items, totals: await topupTotals(knex, paymentId) };
 }
 
+/**
+ * Claims a reversal request for approval (services/payments/reversals.ts) unless the transfer
+ * is a top-up's credit with refunds through its provider (not refused or compensated):
+ * decided with the top-up's row locked, as a refund is (insertTopupRefund), so a refund and
+ * a reversal of one top-up never both go ahead. "refunded", the claimed row, or null when
+ * the request was no longer in `from`.
+ */
+export async function claimReversalUnlessRefunded(
+	knex: Knex, d: { id: string; transferId: string; from: ReversalRequestRow["status"][]; decidedBy: string; note: string | null },
+): Promise<ReversalRequestRow | null | "refunded"> {
+	return knex.transaction(async trx => {
+		const topup = await queryOne<{ id: string }>(trx, "SELECT id FROM payments.payments WHERE transfer_id = ? AND type = 'topup' FOR UPDATE", [d.transferId]);
+		if (topup && (await topupRefunded(trx, topup.id))) return "refunded" as const;
+		const row = await queryOne<ReversalRequestRow>(
+			trx,
+			`UPDATE payments.reversal_requests SET status = 'approving', decided_by = ?, decided_at = now(), decision_note = ?
+			 WHERE id = ? AND status = ANY(?::text[]) RETURNING ${REVERSAL_COLUMNS}`,
+			[d.decidedBy, d.note, d.id, d.from],
+		);
+		return row ?? null;
+	});
+}
+
+/** Whether a top-up has refunds through its provider that are done or under way. */
+async function topupRefunded(db: Knex | Knex.Transaction, paymentId: string): Promise<boolean> {
+	const r = await queryOne<{ id: string }>(db, "SELECT id FROM payments.topup_refunds WHERE payment_id = ? AND status IN ('created', 'processing', 'completed') LIMIT 1", [paymentId]);
+	return r !== undefined;
+}
+
+/** Whether the transfer is a top-up's credit with refunds through its provider (a reversal proposal's early answer). */
+export async function transferTopupRefunded(knex: Knex, transferId: string): Promise<boolean> {
+	const topup = await queryOne<{ id: string }>(knex, "SELECT id FROM payments.payments WHERE transfer_id = ? AND type = 'topup'", [transferId]);
+	return topup !== undefined && (await topupRefunded(knex, topup.id));
+}
+
 /** Refunds left in flight (created or processing) for longer than `olderThanMs`, oldest first: the resume sweep's work (topup_refunds_open_idx). */
 export function openTopupRefunds(knex: Knex, olderThanMs: number, limit: number): Promise<TopupRefundRow[]> {
 	return queryRows<TopupRefundRow>(

@@ -139,6 +139,26 @@ describe("top-up refunds through the provider", () => {
 		const proposal: { id: string } = await a.call("payments.reversals.propose", { transferId: credit.transferId, staffId: uuidv7(), reason: "charged twice by mistake" });
 		await a.call("payments.reversals.approve", { id: proposal.id, staffId: uuidv7() });
 		await refusedWith(refund(a, reversedTopup.id, 100), "ALREADY_REVERSED");
+		// ... and a top-up refunded through its provider is not reversed as well: refused at the proposal,
+		// and when the approval races a refund, exactly one of the two goes ahead (both lock the top-up's row).
+		const refundedTopup = await topup(c, 800, "card");
+		const refundedCredit: { transferId: string } = await a.call("payments.get", { id: refundedTopup.id });
+		await refund(a, refundedTopup.id, 100);
+		await refusedWith(a.call("payments.reversals.propose", { transferId: refundedCredit.transferId, staffId: uuidv7(), reason: "charged twice by mistake" }), "ALREADY_REFUNDED");
+		const outcomes: string[] = [];
+		for (let i = 0; i < 6; i++) {
+			const t = await topup(c, 600, "card");
+			const credit: { transferId: string } = await a.call("payments.get", { id: t.id });
+			const proposed: { id: string } = await a.call("payments.reversals.propose", { transferId: credit.transferId, staffId: uuidv7(), reason: "charged twice by mistake" });
+			// The refund starts a varying moment after the approval, so either may take the top-up's row first (either order must pass).
+			const later = (ms: number) => new Promise(r => setTimeout(r, ms));
+			const [approval, refunded] = await Promise.allSettled([b.call("payments.reversals.approve", { id: proposed.id, staffId: uuidv7() }), later(i * 8).then(() => refund(a, t.id, 200))]);
+			const codes = [approval, refunded].map(r => (r.status === "fulfilled" ? "ok" : String((r.reason as { type?: string }).type)));
+			assert.ok((codes[0] === "ok") !== (codes[1] === "ok"), `both or neither went ahead: ${codes.join(", ")}`);
+			assert.ok(codes.includes("ALREADY_REFUNDED") || codes.includes("ALREADY_REVERSED"), codes.join(", "));
+			outcomes.push(codes[0] === "ok" ? "reversed" : "refunded");
+		}
+		process.stdout.write(`# reversal against refund races: ${outcomes.join(", ")}\n`);
 		await assertInvariants();
 	});
 
