@@ -302,5 +302,7 @@ export class OtlpTraceExporter extends TracerExporters.Base {
 		await this.periodic?.stop();
 		this.periodic = null;
 		await this.flush();
+		// A flush sends at most a full queue's batches: what came in meanwhile is dropped, and counted.
+		if (this.queue.length > 0) this.count("dropped", this.queue.splice(0).length);
 	}
 }
