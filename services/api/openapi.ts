@@ -523,7 +523,7 @@ const OPS: Record<ActionName, OpDoc> = {
 	topupRefunds: { summary: "The refunds of one of your top-ups, and what is left to refund", ok: ["200", ref("TopupRefunds")], refusals: ["PAYMENT_NOT_FOUND"] },
 	adminProposeReversal: {
 		summary: "Propose reversing a completed transfer, with a reason (a second staff member approves)", ok: ["201", ref("ReversalRequest")], roles: ["support", "admin"],
-		refusals: ["TRANSFER_NOT_FOUND", "NOT_REVERSIBLE", "ILLEGAL_TRANSITION"],
+		refusals: ["TRANSFER_NOT_FOUND", "NOT_REVERSIBLE", "ILLEGAL_TRANSITION", "ALREADY_REFUNDED"],
 	},
 	adminReversals: { summary: "Reversal requests waiting for a second staff member", ok: ["200", { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("ReversalRequest") } } }], roles: ["support", "admin", "auditor"] },
 	adminApproveReversal: {
