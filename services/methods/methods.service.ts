@@ -24,7 +24,11 @@ import { providers } from "../../contracts/providers.ts";
 import { checkNewBankAccount, checkNewCard, checkUse, METHODS_PER_CUSTOMER_MAX, methodView, providerFor, tokenContext } from "./rules.ts";
 import * as store from "./store.ts";
 
-type MethodsThis = DbService & { secretKeys: SecretKeyring };
+type MethodsThis = DbService & { secretKeys: SecretKeyring; resealTokens(): Promise<number> };
+
+/** Tokens sealed again per batch at start, and batches at most per start. */
+const RESEAL_BATCH_MAX = 200;
+const RESEAL_BATCHES_MAX = 1_000;
 
 const notFound = () => toClientError({ code: "PAYMENT_METHOD_NOT_FOUND", message: "payment method not found" });
 
@@ -93,9 +97,38 @@ export function methodsService(config: Config): ServiceSchema {
 				},
 			},
 		},
+		methods: {
+			/**
+			 * Tokens sealed under a retired key (SECRETS_KEYS_PREVIOUS) sealed again under the
+			 * current one, a batch at a time; one that opens with no key is left as it is (and
+			 * a payment using it fails, never silently).
+			 */
+			async resealTokens(this: MethodsThis): Promise<number> {
+				const current = this.secretKeys[0];
+				if (!current) return 0;
+				let total = 0;
+				let after: string | null = null;
+				for (let batch = 0; batch < RESEAL_BATCHES_MAX; batch++) {
+					const rows = await store.tokensToReseal(this.knex, `sb1.${current.id}.`, after, RESEAL_BATCH_MAX);
+					for (const r of rows) {
+						const token = open(this.secretKeys, r.token_sealed, tokenContext(r.id));
+						if (token !== null && (await store.resealToken(this.knex, r.id, r.token_sealed, seal(this.secretKeys, token, tokenContext(r.id))))) total++;
+					}
+					if (rows.length < RESEAL_BATCH_MAX) break;
+					after = rows.at(-1)?.id ?? null;
+				}
+				return total;
+			},
+		},
 		created(this: MethodsThis) {
 			// SECRETS_KEY (or a single node's DATA_DIR/secrets.key); with a transporter and none, the node does not start.
 			this.secretKeys = nodeSecretKeyring(config);
+		},
+		started(this: MethodsThis) {
+			// Tokens sealed under a retired SECRETS_KEY: sealed again, in the background.
+			void this.resealTokens()
+				.then(n => n > 0 && this.logger.info("payment method tokens sealed with the current SECRETS_KEY", { count: n }))
+				.catch((err: Error) => this.logger.warn("sealing stored payment method tokens failed; the next start tries again", { error: err.message }));
 		},
 	});
 }

@@ -117,3 +117,17 @@ export async function removeMethod(db: Db, userId: string, id: string, now: Date
 	);
 	return r ? toState(r) : null;
 }
+
+/** Methods whose token is not sealed under the current key (its `sb1.<key id>.` prefix), after `afterId`, by id. */
+export async function tokensToReseal(db: Db, currentPrefix: string, afterId: string | null, limit: number): Promise<{ id: string; token_sealed: string }[]> {
+	return queryRows<{ id: string; token_sealed: string }>(
+		db,
+		`SELECT id, token_sealed FROM methods.methods WHERE NOT starts_with(token_sealed, ?)${afterId ? " AND id > ?::uuid" : ""} ORDER BY id LIMIT ?`,
+		[currentPrefix, ...(afterId ? [afterId] : []), limit],
+	);
+}
+
+/** Replaces a sealed token with the same token sealed under the current key, if no one changed it since it was read. */
+export async function resealToken(db: Db, id: string, from: string, to: string): Promise<boolean> {
+	return (await queryRows(db, "UPDATE methods.methods SET token_sealed = ? WHERE id = ?::uuid AND token_sealed = ? RETURNING id", [to, id, from])).length > 0;
+}
