@@ -343,7 +343,8 @@ export function billsService(config: Config): ServiceSchema {
 			async debit(this: BillsThis, p: BillPayment) {
 				const legs = paymentLegs(p, await this.accountsOf(p));
 				const { tier } = await call(this.broker, users.tier, { id: p.userId });
-				const l = isTier(tier) ? limitsFor(tier, p.currency) : { perTransferMinor: 0n, perDayMinor: 0n };
+				// The tier's limits are in the base currency: the ledger converts the bill's amount to it (one daily budget).
+				const l = isTier(tier) ? limitsFor(tier, config.limits.baseCurrency) : { perTransferMinor: 0n, perDayMinor: 0n };
 				const limits = { perTransferMinor: toSafeNumber(l.perTransferMinor), perDayMinor: toSafeNumber(l.perDayMinor) };
 				const keys = ledgerKeys(p);
 				const items = legs.map((leg: Leg) => (leg.idempotencyKey === keys.pay ? { ...leg, ownerId: p.userId, limits } : leg));

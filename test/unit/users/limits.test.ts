@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { isTier, limitsFor } from "../../../services/users/limits.ts";
 
 describe("KYC tier limits", () => {
-	it("scale major-unit limits by the currency's exponent", () => {
+	it("scale major-unit limits by the base currency's exponent (USD by default; JPY 0, KWD 3 when configured)", () => {
 		assert.deepEqual(limitsFor(1, "USD"), { perTransferMinor: 100_000n, perDayMinor: 500_000n });
 		assert.deepEqual(limitsFor(1, "JPY"), { perTransferMinor: 1_000n, perDayMinor: 5_000n });
 		assert.deepEqual(limitsFor(1, "KWD"), { perTransferMinor: 1_000_000n, perDayMinor: 5_000_000n });
