@@ -660,9 +660,9 @@ const OPS: Record<ActionName, OpDoc> = {
 	adminCoupons: { summary: "Coupons, newest first", ok: ["200", ref("CouponPage")], roles: ["admin", "support", "auditor"] },
 	addPaymentMethod: {
 		summary: "Save a card (for top-ups) or a bank account (for payouts)",
-		description: "The card's number and security code go to the provider once and are kept nowhere: we keep the provider's token, sealed, and a hint (brand, last 4, expiry). The same card or account again answers the saved method (200), refreshed. At most 10 saved.",
+		description: "The card's number and security code go to the provider once and are kept nowhere: we keep the provider's token, sealed, and a hint (brand, last 4, expiry). The same card or account again answers the saved method (200), refreshed. At most 10 saved; at most 20 instruments sent to the provider an hour (429 TOO_MANY_ATTEMPTS, against card testing).",
 		ok: ["201", ref("PaymentMethod")], alsoOk: { "200": { description: "The same card or account was saved already", schema: ref("PaymentMethod") } },
-		refusals: ["CARD_EXPIRED", "PROVIDER_DECLINED", "PAYMENT_METHOD_LIMIT_REACHED"],
+		refusals: ["CARD_EXPIRED", "PROVIDER_DECLINED", "PAYMENT_METHOD_LIMIT_REACHED", "TOO_MANY_ATTEMPTS"],
 	},
 	listPaymentMethods: { summary: "The caller's saved payment methods, newest first", ok: ["200", ref("PaymentMethodList")] },
 	getPaymentMethod: { summary: "One of the caller's payment methods (also a removed one)", ok: ["200", ref("PaymentMethod")], refusals: ["PAYMENT_METHOD_NOT_FOUND"] },

@@ -18,13 +18,23 @@ import { call } from "../../lib/contract.ts";
 import type { Infer } from "../../lib/schema.ts";
 import { defineService } from "../../lib/service.ts";
 import { nodeSecretKeyring, open, seal, type SecretKeyring } from "../../lib/secret-box.ts";
+import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { methods } from "../../contracts/methods.ts";
 import { providers } from "../../contracts/providers.ts";
 import { checkNewBankAccount, checkNewCard, checkUse, METHODS_PER_CUSTOMER_MAX, methodView, providerFor, tokenContext } from "./rules.ts";
 import * as store from "./store.ts";
 
-type MethodsThis = DbService & { secretKeys: SecretKeyring; resealTokens(): Promise<number> };
+type MethodsThis = DbService & { secretKeys: SecretKeyring; counters: CounterStore; resealTokens(): Promise<number> };
+
+/**
+ * Instruments a customer may send to the providers an hour, declined or not: a card
+ * tester trying stolen numbers gets 429 after this many, a customer saving their cards
+ * (at most 10 kept) never meets it. The count is kept like the gateway's rate limits
+ * (Redis with REDIS_URL); when it cannot be read, saving is refused (503), not let through.
+ */
+const TOKENIZE_PER_HOUR_MAX = 20;
+const TOKENIZE_WINDOW_MS = 3_600_000;
 
 /** Tokens sealed again per batch at start, and batches at most per start. */
 const RESEAL_BATCH_MAX = 200;
@@ -47,6 +57,10 @@ export function methodsService(config: Config): ServiceSchema {
 					const refused = card ? checkNewCard(card, now) : checkNewBankAccount(bankAccount ?? { iban: "" });
 					if (refused) throw toClientError(refused);
 					// The limit is checked when saving, under the customer's lock: the same instrument saved before is answered also when the list is full.
+					const tries = await this.counters.hit(`tokenize:${userId}`, TOKENIZE_WINDOW_MS);
+					if (tries.count > TOKENIZE_PER_HOUR_MAX) {
+						throw toClientError({ code: "TOO_MANY_ATTEMPTS", message: "too many cards or accounts tried, try again later", details: { retryAfterS: Math.max(1, Math.ceil(tries.resetMs / 1000)) } });
+					}
 					const provider = providerFor(kind);
 					const out = await call(ctx, providers.tokenize, card ? { provider, card } : { provider, bankAccount: bankAccount ?? { iban: "", holderName: "" } });
 					if (!out.ok) throw toClientError({ code: "PROVIDER_DECLINED", message: out.reason });
@@ -123,6 +137,10 @@ export function methodsService(config: Config): ServiceSchema {
 		created(this: MethodsThis) {
 			// SECRETS_KEY (or a single node's DATA_DIR/secrets.key); with a transporter and none, the node does not start.
 			this.secretKeys = nodeSecretKeyring(config);
+			this.counters = createCounterStore(config.redisUrl, `${config.namespace}:methods:`);
+		},
+		async stopped(this: MethodsThis) {
+			await this.counters.close();
 		},
 		started(this: MethodsThis) {
 			// Tokens sealed under a retired SECRETS_KEY: sealed again, in the background.

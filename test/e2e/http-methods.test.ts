@@ -271,6 +271,30 @@ describe("saved payment methods", () => {
 		assert.equal(await methodRows(bruno.id), 10);
 	});
 
+	it("stops a card tester: after 20 instruments sent to the provider in an hour, 429 with Retry-After and nothing written", async () => {
+		const mallory = await register("Mallory");
+		const rnd = seededRandom(2002);
+		/** Luhn-valid numbers ending in 0002: the simulated issuer declines them. */
+		const stolen = () => {
+			for (;;) {
+				const n = `4${Array.from({ length: 11 }, () => Math.floor(rnd() * 10)).join("")}0002`;
+				const sum = [...n].reverse().map(Number).map((v, i) => (i % 2 === 1 ? (v * 2 > 9 ? v * 2 - 9 : v * 2) : v)).reduce((a, b) => a + b, 0);
+				if (sum % 10 === 0) return n;
+			}
+		};
+		const statuses: number[] = [];
+		for (let i = 0; i < 20; i++) statuses.push((await request("POST", "/api/v1/payment-methods", { token: mallory.token, body: card({ number: stolen() }) })).status);
+		assert.deepEqual(new Set(statuses), new Set([422]));
+		const blocked = await request<ErrorBody>("POST", "/api/v1/payment-methods", { token: mallory.token, body: card({ number: stolen() }) });
+		expectError(blocked, 429, "TOO_MANY_ATTEMPTS");
+		assert.ok(Number(blocked.headers.get("retry-after")) > 0);
+		// A good card too, now: the bound is on what reaches the provider, whatever it answers.
+		expectError(await request("POST", "/api/v1/payment-methods", { token: mallory.token, body: card() }), 429, "TOO_MANY_ATTEMPTS");
+		assert.equal(await methodRows(mallory.id), 0);
+		// Others are not affected.
+		assert.equal((await request("GET", "/api/v1/payment-methods", { token: (people["alice"] as Person).token })).status, 200);
+	});
+
 	it("never stores or logs the card number or security code", async () => {
 		assert.deepEqual(await tablesContaining(PAN), []);
 		const all = logged.join("");
