@@ -30,6 +30,7 @@ import { feeFor, priceListFor, QUOTE_VALID_MS, ruleFor, rulesProblem, type FeeRu
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
 import * as store from "./store.ts";
 import { BudgetRates } from "./budget.ts";
+import { defaultRates, RATE_MOVE_MAX, RATE_SEED_MOVE_MAX, rateMoveProblem } from "./reference-rates.ts";
 
 const HOLD_SWEEP_BATCH_MAX = 1_000;
 const DEBITED_TRACKED_MAX = 100_000;
@@ -371,6 +372,15 @@ export function ledgerService(config: Config): ServiceSchema {
 						throw toClientError({ code: "VALIDATION_ERROR", message: "day must be today, yesterday or tomorrow (UTC)", details: { day: p.day } });
 					}
 					if (new Set(p.rates.map(r => r.currency)).size !== p.rates.length) throw toClientError({ code: "VALIDATION_ERROR", message: "a currency is given twice" });
+					// Believable or refused whole: near the latest stored day's rate (or the seeded one).
+					const dayBefore = store.utcDay(new Date(dayMs - 86_400_000));
+					const stored = await store.referenceRatesAsOf(this.knex, p.base, dayBefore, p.rates.map(r => r.currency));
+					const seeded = defaultRates(this.rt.rates.currency);
+					for (const r of p.rates) {
+						const before = stored.get(r.currency)?.rate;
+						const problem = before !== undefined ? rateMoveProblem(r.currency, BigInt(r.rate), before, RATE_MOVE_MAX) : rateMoveProblem(r.currency, BigInt(r.rate), seeded.get(r.currency) ?? 1n, RATE_SEED_MOVE_MAX);
+						if (problem) throw toClientError({ code: "VALIDATION_ERROR", message: problem, details: { currency: r.currency } });
+					}
 					const out = await store.putReferenceRates(this.knex, p.base, p.day, p.rates.map(r => ({ currency: r.currency, rate: BigInt(r.rate) })));
 					if (out.written > 0) this.rt.rates.forget();
 					return { base: p.base, day: p.day, written: out.written, rates: Object.fromEntries([...out.rates].map(([c, r]) => [c, toSafeNumber(r)])) };

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { CURRENCY_CODES, CURRENCY_EXPONENTS, type CurrencyCode } from "../../../config/currencies.ts";
 import { DEFAULT_UNITS_PER_USD } from "../../../config/reference-rates.ts";
 import { BASE_RATES_PER_USD } from "../../../services/fx/rates.ts";
-import { defaultRates, parseMicro, RATE_MAX, RATE_UNIT, rateFromMicroPerUsd, ratesOver, toBaseMinor } from "../../../services/ledger/reference-rates.ts";
+import { defaultRates, parseMicro, RATE_MAX, RATE_UNIT, rateFromMicroPerUsd, rateMoveProblem, ratesOver, toBaseMinor } from "../../../services/ledger/reference-rates.ts";
 import { seededRandom } from "../../../lib/random.ts";
 
 const USD = parseMicro("1");
@@ -58,6 +58,13 @@ describe("reference rates: making a rate", () => {
 		for (const [c, units] of Object.entries(BASE_RATES_PER_USD)) {
 			assert.equal(parseMicro(DEFAULT_UNITS_PER_USD[c as CurrencyCode]), BigInt(Math.round((units ?? 0) * 1_000_000)), c);
 		}
+	});
+
+	it("refuses a rate more than the factor away from the one before, either way", () => {
+		assert.equal(rateMoveProblem("KWD", 200n, 100n, 2n), null);
+		assert.equal(rateMoveProblem("KWD", 50n, 100n, 2n), null);
+		assert.match(rateMoveProblem("KWD", 201n, 100n, 2n) ?? "", /KWD/);
+		assert.match(rateMoveProblem("KWD", 49n, 100n, 2n) ?? "", /more than 2 times/);
 	});
 
 	it("lays stored rates over the defaults, ignoring none that are positive", () => {
