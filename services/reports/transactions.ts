@@ -157,6 +157,8 @@ export function categorise(t: CategoryInput, ownerRules: ReadonlyMap<string, Cat
 	const own = ownerRules.get(t.counterpartyKey);
 	if (own) return { category: own, reason: `you filed earlier transactions with ${t.counterpartyName} under ${own}` };
 	if (t.type === "topup") return { category: "top_up", reason: "money added from outside" };
+	// A top-up given back through its provider (services/payments/topup-refunds.ts): the hold's post names it.
+	if (t.type === "payout" && /^refund of top-up /.test(t.description)) return { category: "refunds", reason: "a top-up given back to the card or account it came from" };
 	if (t.type === "payout") return { category: "transfers", reason: "money sent out to your bank or wallet" };
 	if (t.type === "fx") return { category: "exchange", reason: "a currency exchange between your accounts" };
 	if (t.type === "reversal") return { category: "refunds", reason: "a reversal of an earlier transaction" };

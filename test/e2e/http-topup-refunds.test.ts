@@ -159,6 +159,12 @@ describe("top-up refunds over HTTP", () => {
 		assert.ok(line, "no statement line for the refund");
 		assert.equal(line.amount, -1_200);
 		assert.match(line.description, new RegExp(`refund of top-up ${topupId} via card`));
+		// ... and in the transactions read model, filed under refunds, the card as the other side.
+		await until("the refund in the customer's transactions", async () => {
+			const t = await http<{ items: { transferId: string; category: string; counterparty: { name: string }; direction: string }[] }>("GET", "/api/v1/transactions", { token: customer.accessToken });
+			const found = t.body.items?.find(i => i.transferId === first.body.transferId);
+			return found !== undefined && found.category === "refunds" && found.counterparty.name === "Card" && found.direction === "out";
+		});
 
 		// In the audit chain under the staff member, with the reason.
 		await until("the audit record", async () => {

@@ -111,6 +111,14 @@ describe("transactions read model rules", () => {
 		assert.ok(right >= 4_750, `${right} of 5,000 right; for example ${wrong.join("; ")}`);
 	});
 
+	it("files a top-up refunded through its provider under refunds, a payout under transfers", () => {
+		const refund = categorise({ type: "payout", direction: "out", description: "refund of top-up 018f0000-0000-7000-8000-0000000000c1 via card", counterpartyName: "Card", counterpartyKey: "account:s" }, new Map());
+		assert.deepEqual(refund, { category: "refunds", reason: "a top-up given back to the card or account it came from" });
+		assert.equal(categorise({ type: "payout", direction: "out", description: "payout via bank", counterpartyName: "Bank transfer", counterpartyKey: "account:s" }, new Map()).category, "transfers");
+		// A customer's own description saying "refund of top-up" on a payment between people is theirs to word.
+		assert.notEqual(categorise({ type: "payment", direction: "out", description: "refund of top-up money", counterpartyName: "Bruno Diaz", counterpartyKey: "user:x" }, new Map()).category, "refunds");
+	});
+
 	it("applies a customer's correction to the next transaction with the same counterparty, and says why", () => {
 		const names = new Map([[A, "Alice Moreau"], [B, "Bruno Diaz"]]);
 		const first = rowsOf(transfer({ description: "for May" }), names, new Map())[0] as TransactionRow;
