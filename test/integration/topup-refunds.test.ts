@@ -128,6 +128,17 @@ describe("top-up refunds through the provider", () => {
 			return Number(r.rows[0].n) === 2;
 		});
 
+		// Money already spent is not refunded: the hold is refused, nothing moves, the balance never goes below zero.
+		const spender = await customer();
+		const spent = await topup(spender, 1_000, "card");
+		const shop: { id: string } = await a.call("ledger.accounts.open", { kind: "system", code: "external:trshop:USD", currency: "USD" });
+		await a.call("ledger.transfers.create", { idempotencyKey: `spend-${spent.id}`, fromAccountId: spender.accountId, toAccountId: shop.id, amount: 700, currency: "USD" });
+		await refusedWith(refund(a, spent.id, 500, "tr-spent"), "INSUFFICIENT_FUNDS");
+		await refusedWith(refund(b, spent.id, 500, "tr-spent"), "INSUFFICIENT_FUNDS");
+		assert.equal(await posted(spender.accountId), 300);
+		assert.equal((await refund(a, spent.id, 300)).status, "completed");
+		assert.equal(await posted(spender.accountId), 0);
+
 		// Nobody refunds their own top-up; a P2P payment or an unknown id is no top-up.
 		const own = await topup(c, 500, "card");
 		await refusedWith(refund(a, own.id, 100, undefined, c.userId), "FORBIDDEN");
