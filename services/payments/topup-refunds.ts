@@ -318,8 +318,9 @@ type CreateParams = Infer<typeof topupRefundParams.create>;
 /**
  * Support refunds a customer's top-up on their request: audited with the reason before
  * anything moves (lib/staff-action.ts), never a top-up of their own (403). The same key
- * answers the first refund as it is now (or its refusal again); another request under it is
- * IDEMPOTENCY_MISMATCH. A new refund runs its saga at once, as far as the provider lets it.
+ * answers the first refund as it is now (or its refusal again), driving it on if it is still
+ * in flight; another request under it is IDEMPOTENCY_MISMATCH. A new refund runs its saga at
+ * once, as far as the provider lets it.
  */
 export async function createRefund(host: RefundHost, ctx: Context<CreateParams>): Promise<TopupRefundRow> {
 	const p = ctx.params;
@@ -339,7 +340,9 @@ export async function createRefund(host: RefundHost, ctx: Context<CreateParams>)
 		);
 		if (!stored) throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "top-up not found", details: { paymentId: p.paymentId } });
 		if (stored.row.request_hash !== hash) throw toClientError({ code: "IDEMPOTENCY_MISMATCH", message: "idempotency key was used with a different request" });
-		const row = stored.fresh && stored.row.status === "created" ? await driveRefund(host, stored.row) : stored.row;
+		// A new refund runs its saga; a retry of one left in flight (its driver died, the provider had not answered) drives it on too.
+		const open = stored.row.status === "created" || stored.row.status === "processing";
+		const row = open ? await driveRefund(host, stored.row) : stored.row;
 		if (row.status === "refused") throw toClientError(refusalOf(row));
 		return row;
 	});
