@@ -24,6 +24,9 @@ import { defineService } from "../../lib/service.ts";
 type ScoreParams = Infer<typeof fraud.score.params>;
 type ScoreManyParams = Infer<typeof fraud.scoreMany.params>;
 
+/** How long scoring waits for the ledger's rates before it goes on with the last known ones. */
+const RATES_CALL_TIMEOUT_MS = 2_000;
+
 type Decided = { results: Scored[]; news: (ScoreItem & Scored)[] };
 type FraudThis = DbService & {
 	/** The ledger's reference rates of the day, asked at most every RATES_RETRY_MS. */
@@ -121,7 +124,8 @@ export function fraudService(config: Config): ServiceSchema {
 				if (c && c.day === day && now - c.atMs < RATES_RETRY_MS) return { currency: base, rates: c.table };
 				let table: RateTable;
 				try {
-					const got = await call(ctx, ledger.referenceRates.get, { day });
+					// Bounded: scoring goes on with the last known rates rather than wait for a ledger that does not answer.
+					const got = await call(ctx, ledger.referenceRates.get, { day }, { timeout: RATES_CALL_TIMEOUT_MS, retries: 0 });
 					table = got.base === base ? new Map(Object.entries(got.rates).map(([k, v]) => [k, BigInt(v)])) : defaultRates(base);
 					this.ratesUnreachable = false;
 				} catch (err) {
