@@ -25,6 +25,11 @@ import { runStatements } from "../statements.ts";
 const UP = [
 	`CREATE EXTENSION IF NOT EXISTS btree_gin SCHEMA reports`,
 	`CREATE INDEX transactions_filters_idx ON reports.transactions USING gin (owner_id, search, account_id, category, counterparty_owner_id, counterparty_account_id) WITH (fastupdate = off)`,
+	// An account belongs to one owner: without this the planner multiplies the two
+	// selectivities, expects 763 of a busy customer's 16,667 rows on one account, and sorts
+	// them all from the GIN index (75 ms) instead of reading the owner index newest first
+	// until the page is full (1.5 ms).
+	`CREATE STATISTICS reports.transactions_owner_deps (dependencies) ON owner_id, account_id, counterparty_account_id FROM reports.transactions`,
 	`DROP INDEX reports.transactions_search_idx`,
 	`DROP INDEX reports.transactions_account_idx`,
 	`DROP INDEX reports.transactions_category_idx`,
@@ -34,6 +39,7 @@ const DOWN = [
 	`CREATE INDEX transactions_account_idx ON reports.transactions (owner_id, account_id, created_at DESC, id DESC)`,
 	`CREATE INDEX transactions_category_idx ON reports.transactions (owner_id, category, created_at DESC, id DESC)`,
 	`CREATE INDEX transactions_search_idx ON reports.transactions USING gin (search)`,
+	`DROP STATISTICS reports.transactions_owner_deps`,
 	`DROP INDEX reports.transactions_filters_idx`,
 	`DO $$ BEGIN
 		IF EXISTS (SELECT 1 FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'btree_gin' AND n.nspname = 'reports') THEN
