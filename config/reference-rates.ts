@@ -8,6 +8,15 @@
  */
 import type { CurrencyCode } from "./currencies.ts";
 
+/**
+ * How far a day's reference rate may be from the seeded one below (a factor either way):
+ * ledger.referenceRates.set refuses a day's write whole when a rate is more than this many
+ * times above or below its currency's seeded rate. A fixed band, not a move from the day
+ * before, so no run of days can walk a rate out of it. Keep the table within this of the
+ * market: a currency that moved further needs its seeded rate updated here.
+ */
+export const REFERENCE_RATE_BAND = 2n;
+
 export const DEFAULT_UNITS_PER_USD: Record<CurrencyCode, string> = {
 	AED: "3.6725", AFN: "68", ALL: "92", AMD: "387", ANG: "1.79", AOA: "912", ARS: "1000", AUD: "1.52", AWG: "1.79", AZN: "1.7",
 	BAM: "1.7", BBD: "2", BDT: "120", BGN: "1.7", BHD: "0.376", BIF: "2950", BMD: "1", BND: "1.3", BOB: "6.91", BRL: "5.5",

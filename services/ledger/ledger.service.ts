@@ -30,7 +30,8 @@ import { feeFor, priceListFor, QUOTE_VALID_MS, ruleFor, rulesProblem, type FeeRu
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
 import * as store from "./store.ts";
 import { BudgetRates } from "./budget.ts";
-import { defaultRates, RATE_MOVE_MAX, RATE_SEED_MOVE_MAX, rateMoveProblem } from "./reference-rates.ts";
+import { defaultRates, rateMoveProblem } from "./reference-rates.ts";
+import { REFERENCE_RATE_BAND } from "../../config/reference-rates.ts";
 
 const HOLD_SWEEP_BATCH_MAX = 1_000;
 const DEBITED_TRACKED_MAX = 100_000;
@@ -71,6 +72,7 @@ interface LedgerRuntime {
 type LedgerThis = DbService & {
 	rt: LedgerRuntime;
 	broker: ServiceBroker;
+	now(): Date;
 	kickRelay(): void;
 	ownAccount(id: string, ownerId?: string | null): Promise<store.AccountRecord>;
 	submit(ops: Op[]): Promise<OpResult[]>;
@@ -357,28 +359,26 @@ export function ledgerService(config: Config): ServiceSchema {
 				},
 			},
 			/**
-			 * The fx service's reference rates of a day (once a day): the first write of a day
-			 * stays, so every node and every retry converts with the same rates. Only today,
-			 * yesterday or tomorrow (UTC; clocks differ a little): no one fixes a later day's rates now.
+			 * The fx service's reference rates of the day (once a day): the first write of a day
+			 * stays, so every node and every retry converts with the same rates. Only today, by the
+			 * ledger's clock (this.now): no one fixes another day's rates. Each rate must be within
+			 * REFERENCE_RATE_BAND of its seeded one (config/reference-rates.ts), a fixed band, so
+			 * rates written day after day cannot walk away from it.
 			 */
 			"referenceRates.set": {
 				params: ledger.referenceRates.set.params,
 				async handler(this: LedgerThis, ctx: Context<P.ReferenceRatesSetParams>) {
 					const p = ctx.params;
 					if (p.base !== this.rt.rates.currency) throw toClientError({ code: "VALIDATION_ERROR", message: `rates must be in the ledger's base currency ${this.rt.rates.currency}`, details: { base: p.base } });
-					const dayMs = Date.parse(`${p.day}T00:00:00Z`);
-					const todayMs = Date.parse(`${store.utcDay(new Date())}T00:00:00Z`);
-					if (!Number.isFinite(dayMs) || store.utcDay(new Date(dayMs)) !== p.day || Math.abs(dayMs - todayMs) > 86_400_000) {
-						throw toClientError({ code: "VALIDATION_ERROR", message: "day must be today, yesterday or tomorrow (UTC)", details: { day: p.day } });
-					}
+					const today = store.utcDay(this.now());
+					if (p.day !== today) throw toClientError({ code: "VALIDATION_ERROR", message: `day must be today (UTC, by the ledger's clock: ${today})`, details: { day: p.day } });
 					if (new Set(p.rates.map(r => r.currency)).size !== p.rates.length) throw toClientError({ code: "VALIDATION_ERROR", message: "a currency is given twice" });
-					// Believable or refused whole: near the latest stored day's rate (or the seeded one).
-					const dayBefore = store.utcDay(new Date(dayMs - 86_400_000));
-					const stored = await store.referenceRatesAsOf(this.knex, p.base, dayBefore, p.rates.map(r => r.currency));
+					// Believable or refused whole: within the band around the seeded rate.
 					const seeded = defaultRates(this.rt.rates.currency);
 					for (const r of p.rates) {
-						const before = stored.get(r.currency)?.rate;
-						const problem = before !== undefined ? rateMoveProblem(r.currency, BigInt(r.rate), before, RATE_MOVE_MAX) : rateMoveProblem(r.currency, BigInt(r.rate), seeded.get(r.currency) ?? 1n, RATE_SEED_MOVE_MAX);
+						const reference = seeded.get(r.currency);
+						invariant(reference !== undefined, `no seeded rate for ${r.currency}`);
+						const problem = rateMoveProblem(r.currency, BigInt(r.rate), reference, REFERENCE_RATE_BAND);
 						if (problem) throw toClientError({ code: "VALIDATION_ERROR", message: problem, details: { currency: r.currency } });
 					}
 					const out = await store.putReferenceRates(this.knex, p.base, p.day, p.rates.map(r => ({ currency: r.currency, rate: BigInt(r.rate) })));
@@ -389,11 +389,12 @@ export function ledgerService(config: Config): ServiceSchema {
 			"referenceRates.get": {
 				params: ledger.referenceRates.get.params,
 				async handler(this: LedgerThis, ctx: Context<{ day?: string }>) {
-					const day = ctx.params.day ?? store.utcDay(new Date());
+					const now = this.now();
+					const day = ctx.params.day ?? store.utcDay(now);
 					const at = new Date(`${day}T12:00:00Z`);
 					if (store.utcDay(at) !== day) throw toClientError({ code: "VALIDATION_ERROR", message: "not a day", details: { day } });
 					// Another day than the cache's is read without touching the cache.
-					const budget = day === store.utcDay(new Date()) ? await this.rt.rates.budgetAt(this.knex, new Date()) : await new BudgetRates(this.rt.rates.currency).budgetAt(this.knex, at);
+					const budget = day === store.utcDay(now) ? await this.rt.rates.budgetAt(this.knex, now) : await new BudgetRates(this.rt.rates.currency).budgetAt(this.knex, at);
 					return { base: budget.currency, day, rates: Object.fromEntries([...budget.rates].map(([c, r]) => [c, toSafeNumber(r)])) };
 				},
 			},
@@ -578,6 +579,11 @@ export function ledgerService(config: Config): ServiceSchema {
 		},
 
 		methods: {
+			/** The ledger's clock for the day of its reference rates (a test sets its own on the service). */
+			now(): Date {
+				return new Date();
+			},
+
 			submit(this: LedgerThis, ops: Op[]): Promise<OpResult[]> {
 				if (this.rt.stopping) return Promise.reject(unavailable("LEDGER_STOPPING", "the ledger node is shutting down"));
 				for (const op of ops) {

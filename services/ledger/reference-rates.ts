@@ -65,17 +65,14 @@ export function ratesOver(defaults: RateTable, stored: Iterable<readonly [string
 	return out;
 }
 
-/** How far a day's rate may be from the latest stored one (a factor either way), and from the seeded one when none is stored. */
-export const RATE_MOVE_MAX = 2n;
-export const RATE_SEED_MOVE_MAX = 10n;
-
 /**
  * Why a new rate is not believable, or null: more than `factor` times above or below the
- * rate it follows. A rate set too low would let a customer's money count for less against
- * the budget; the whole day's write is refused instead.
+ * rate it is checked against (the seeded one: config/reference-rates.ts REFERENCE_RATE_BAND).
+ * A rate set too low would let a customer's money count for less against the budget; the
+ * whole day's write is refused instead.
  */
-export function rateMoveProblem(currency: string, rate: bigint, previous: bigint, factor: bigint): string | null {
-	if (rate > previous * factor || rate * factor < previous) return `the rate of ${currency} (${rate}) is more than ${factor} times away from ${previous}`;
+export function rateMoveProblem(currency: string, rate: bigint, reference: bigint, factor: bigint): string | null {
+	if (rate > reference * factor || rate * factor < reference) return `the rate of ${currency} (${rate}) is more than ${factor} times away from ${reference}`;
 	return null;
 }
 

@@ -1,16 +1,22 @@
 /**
  * The spending budget's reference rates in the ledger (docs/ledger.md, "One spending
  * budget"): the first write of a day stays, a day without its own rates uses the most
- * recent earlier day's, then the seeded table; implausible or malformed writes are refused
- * whole; a batch converts an owner's spending with the day's rates, rounding up.
+ * recent earlier day's, then the seeded table; writes for another day than the ledger's
+ * today, implausible rates (outside the band around the seeded ones, however many days they
+ * walk) and malformed writes are refused whole; a node keeps asking for the day's rates
+ * until every currency has them; a batch converts an owner's spending with the day's rates,
+ * rounding up.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ServiceBroker } from "moleculer";
+import type { Knex } from "knex";
 import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { call } from "../../lib/contract.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { defaultRates } from "../../services/ledger/reference-rates.ts";
+import { BudgetRates, RATES_RETRY_MS } from "../../services/ledger/budget.ts";
+import { REFERENCE_RATE_BAND } from "../../config/reference-rates.ts";
 
 let node: NodeOnDatabase;
 let broker: ServiceBroker;
@@ -18,6 +24,11 @@ let broker: ServiceBroker;
 const DAY_MS = 86_400_000;
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 const code = (c: string) => (e: { type?: string }) => e.type === c;
+
+/** Sets the ledger's clock (its `now` method) to `ms`; without it, back to the real one. */
+function clockAt(ms?: number): void {
+	Reflect.set(broker.getLocalService("ledger"), "now", () => new Date(ms ?? Date.now()));
+}
 
 before(async () => {
 	// The ledger alone: no fx service writes rates behind the test's back.
@@ -39,8 +50,10 @@ describe("reference rates", () => {
 		const none = await call(broker, ledger.referenceRates.get, {});
 		assert.deepEqual([none.base, none.day, none.rates["KWD"], none.rates["USD"]], ["USD", today, Number(seeded.get("KWD")), 1e12]);
 
-		// Yesterday's rates stand in for today until today's are written.
+		// Yesterday's rates (written yesterday, by the ledger's clock) stand in for today until today's are written.
+		clockAt(now - DAY_MS);
 		assert.equal((await set(yesterday, [{ currency: "KWD", rate: 330e9 }])).written, 1);
+		clockAt();
 		assert.equal((await call(broker, ledger.referenceRates.get, {})).rates["KWD"], 330e9);
 		assert.equal((await call(broker, ledger.referenceRates.get, {})).rates["JPY"], Number(seeded.get("JPY")));
 
@@ -51,19 +64,23 @@ describe("reference rates", () => {
 		assert.deepEqual([got.rates["KWD"], got.rates["JPY"]], [340e9, 700e9]);
 		assert.equal((await call(broker, ledger.referenceRates.get, { day: yesterday })).rates["KWD"], 330e9);
 
-		// Refused whole, nothing written: another base, a day out of reach, a currency twice,
-		// a rate more than twice the day before's or ten times the seeded one.
+		// Refused whole, nothing written: another base, any day but today (tomorrow, yesterday,
+		// further out), a currency twice, a rate more than twice or less than half the seeded
+		// one (KWD's is 325.2e9: 160e9 is under half of it, though not of today's 340e9).
 		const tomorrow = dayOf(now + DAY_MS);
-		await assert.rejects(set(tomorrow, [{ currency: "KWD", rate: 340e9 }], "EUR"), code("VALIDATION_ERROR"));
+		await assert.rejects(set(today, [{ currency: "KWD", rate: 340e9 }], "EUR"), code("VALIDATION_ERROR"));
+		await assert.rejects(set(tomorrow, [{ currency: "KWD", rate: 340e9 }]), code("VALIDATION_ERROR"));
+		await assert.rejects(set(yesterday, [{ currency: "EUR", rate: 1e12 }]), code("VALIDATION_ERROR"));
 		await assert.rejects(set(dayOf(now + 2 * DAY_MS), [{ currency: "KWD", rate: 340e9 }]), code("VALIDATION_ERROR"));
 		await assert.rejects(set(dayOf(now - 2 * DAY_MS), [{ currency: "KWD", rate: 340e9 }]), code("VALIDATION_ERROR"));
-		await assert.rejects(set(tomorrow, [{ currency: "KWD", rate: 340e9 }, { currency: "KWD", rate: 341e9 }]), code("VALIDATION_ERROR"));
-		await assert.rejects(set(tomorrow, [{ currency: "EUR", rate: 1e12 }, { currency: "KWD", rate: 169e9 }]), code("VALIDATION_ERROR"));
-		await assert.rejects(set(tomorrow, [{ currency: "EUR", rate: 1e10 }]), code("VALIDATION_ERROR"));
+		await assert.rejects(set(today, [{ currency: "EUR", rate: 1e12 }, { currency: "EUR", rate: 1.01e12 }]), code("VALIDATION_ERROR"));
+		await assert.rejects(set(today, [{ currency: "EUR", rate: 1e12 }, { currency: "KWD", rate: 160e9 }]), code("VALIDATION_ERROR"));
+		await assert.rejects(set(today, [{ currency: "EUR", rate: 1e10 }]), code("VALIDATION_ERROR"));
+		await assert.rejects(set(today, [{ currency: "EUR", rate: 3e12 }]), code("VALIDATION_ERROR"));
 		await assert.rejects(call(broker, ledger.referenceRates.set, { base: "USD", day: "2026-02-30", rates: [{ currency: "KWD", rate: 340e9 }] }), code("VALIDATION_ERROR"));
 		await assert.rejects(call(broker, ledger.referenceRates.set, { base: "USD", day: today, rates: [{ currency: "KWD", rate: 1.5 }] }), code("VALIDATION_ERROR"));
-		const { rows } = await node.sql.query("SELECT count(*)::int AS n FROM ledger.reference_rates WHERE day = $1", [tomorrow]);
-		assert.equal(rows[0].n, 0);
+		const { rows } = await node.sql.query("SELECT day::text AS day, currency FROM ledger.reference_rates ORDER BY day, currency");
+		assert.deepEqual(rows.map(r => [r.day, r.currency]), [[yesterday, "KWD"], [today, "JPY"], [today, "KWD"]]);
 
 		// The batch charges the owner's one USD row at today's rate, rounded up: 1,001 fils at 0.34 cents = 340.34 -> 341 cents.
 		const owner = "rates-owner";
@@ -82,5 +99,60 @@ describe("reference rates", () => {
 		);
 		await call(broker, ledger.transfers.create, { idempotencyKey: "rates-3", fromAccountId: kwd.id, toAccountId: other.id, amount: 1_938, currency: "KWD", ownerId: owner, limits });
 		assert.deepEqual((await node.sql.query("SELECT used::int8::text AS used FROM ledger.daily_usage WHERE owner_id = $1", [owner])).rows, [{ used: "1000" }]);
+	});
+	it("keeps every rate within the band around the seeded one, however many days a caller walks it", async () => {
+		const seeded = defaultRates("USD");
+		const kwdSeeded = seeded.get("KWD") ?? 0n;
+		const jpySeeded = seeded.get("JPY") ?? 0n;
+		// Days of the ledger's own clock, well after the other tests' days.
+		const start = Date.now() + 100 * DAY_MS;
+		let kwd = kwdSeeded;
+		let jpy = jpySeeded;
+		const refused: string[] = [];
+		for (let i = 0; i < 6; i++) {
+			const at = start + i * DAY_MS;
+			clockAt(at);
+			// Each day 1.9 times the day before (KWD up, JPY down): every step is within a factor of 2 of the last one.
+			const rates = [{ currency: "KWD" as const, rate: Number((kwd * 19n) / 10n) }, { currency: "JPY" as const, rate: Number((jpy * 10n) / 19n) }];
+			try {
+				const out = await call(broker, ledger.referenceRates.set, { base: "USD", day: dayOf(at), rates });
+				kwd = BigInt(out.rates["KWD"] ?? 0);
+				jpy = BigInt(out.rates["JPY"] ?? 0);
+			} catch (err) {
+				assert.equal((err as { type?: string }).type, "VALIDATION_ERROR");
+				refused.push(dayOf(at));
+			}
+		}
+		clockAt();
+		// The first step is taken, every later one would leave the band and is refused.
+		assert.deepEqual(refused, [1, 2, 3, 4, 5].map(i => dayOf(start + i * DAY_MS)));
+		const { rows } = await node.sql.query<{ currency: string; rate: string }>("SELECT currency, rate::text AS rate FROM ledger.reference_rates WHERE day >= $1::date ORDER BY day, currency", [dayOf(start)]);
+		assert.deepEqual(rows.map(r => [r.currency, BigInt(r.rate)]), [["JPY", (jpySeeded * 10n) / 19n], ["KWD", (kwdSeeded * 19n) / 10n]]);
+		for (const r of rows) {
+			const reference = seeded.get(r.currency) ?? 0n;
+			assert.ok(BigInt(r.rate) <= reference * REFERENCE_RATE_BAND && BigInt(r.rate) * REFERENCE_RATE_BAND >= reference, `${r.currency} ${r.rate} left the band around ${reference}`);
+		}
+	});
+
+	it("asks again for the day's rates until every currency has them, the earlier day's standing in for the missing ones", async () => {
+		const knex = Reflect.get(broker.getLocalService("ledger"), "knex") as Knex;
+		const seeded = defaultRates("USD");
+		const at = Date.now() + 300 * DAY_MS;
+		const day = dayOf(at);
+		const put = (d: string, rates: [string, number][]) =>
+			node.sql.query("INSERT INTO ledger.reference_rates (base, currency, day, rate) SELECT 'USD', c, $1::date, r FROM unnest($2::text[], $3::int8[]) AS v(c, r)", [d, rates.map(r => r[0]), rates.map(r => r[1])]);
+		await put(dayOf(at - DAY_MS), [["KWD", 330e9], ["JPY", 660e9], ["GBP", 1.27e12]]);
+		// Only part of the day's rates so far (say, one write of a day that comes in two).
+		await put(day, [["GBP", 1.26e12]]);
+		const rates = new BudgetRates("USD");
+		const pick = (b: { rates: ReadonlyMap<string, bigint> }) => ["GBP", "KWD", "JPY", "CHF", "EUR"].map(c => b.rates.get(c));
+		assert.deepEqual(pick(await rates.budgetAt(knex, new Date(at))), [1_260_000_000_000n, 330_000_000_000n, 660_000_000_000n, seeded.get("CHF"), seeded.get("EUR")]);
+		// The rest of the day's rates, written through another node (this node's cache is not told):
+		// the node has not got the day's rates of every currency, so it asks again after RATES_RETRY_MS.
+		await put(day, [["KWD", 331e9], ["JPY", 661e9]]);
+		assert.deepEqual(pick(await rates.budgetAt(knex, new Date(at + RATES_RETRY_MS))), [1_260_000_000_000n, 331_000_000_000n, 661_000_000_000n, seeded.get("CHF"), seeded.get("EUR")]);
+		// Now it has them all, and keeps them for the rest of the day without asking.
+		await put(day, [["EUR", 1.08e12]]);
+		assert.deepEqual(pick(await rates.budgetAt(knex, new Date(at + 3 * RATES_RETRY_MS))), [1_260_000_000_000n, 331_000_000_000n, 661_000_000_000n, seeded.get("CHF"), seeded.get("EUR")]);
 	});
 });
