@@ -11,7 +11,7 @@ import type { accountView } from "../services/ledger/accounts.ts";
 import type { checkInvariants } from "../services/ledger/invariants.ts";
 import type { outboxLag, readEvents } from "../services/ledger/outbox.ts";
 import type { holdView, paymentView, transferView } from "../services/ledger/rules.ts";
-import type { FeeRule } from "../services/ledger/fees.ts";
+import type { FeeRule, FeeType } from "../services/ledger/fees.ts";
 
 export type AccountView = ReturnType<typeof accountView>;
 export type TransferView = ReturnType<typeof transferView>;
@@ -27,11 +27,23 @@ export interface PriceListView {
 	createdBy: string;
 	reason: string;
 }
-/** A quote: the fee a payment would be charged now, by which price list, and until when that list may be named. */
+/** A fee charged with a payment's money (its own transfer into revenue), by which price list. */
+export interface FeeCharged {
+	amount: number;
+	priceVersion: number;
+	transferId: string;
+}
+/**
+ * A quote: the fee a payment of `type` would be charged now, by which price list, and until
+ * when that list may be named. `total` is what the payer pays (amount + fee from the account;
+ * a top-up's card is charged the amount), `net` what arrives (a top-up's account gets amount - fee).
+ */
 export interface FeeQuote {
+	type: FeeType;
 	amount: number;
 	fee: number;
 	total: number;
+	net: number;
 	currency: string;
 	tier: number;
 	priceVersion: number | null;
@@ -103,7 +115,8 @@ export const ledger = {
 		history: action("ledger.accounts.history", P.historyParams, returns<{ items: EntryView[]; nextCursor: string | null }>()),
 	},
 	transfers: {
-		create: action("ledger.transfers.create", P.transferParams, returns<TransferView>()),
+		/** With `fee` (a top-up's credit): the fee taken from the credited account in the same commit. */
+		create: action("ledger.transfers.create", P.transferParams, returns<TransferView & { fee?: FeeCharged }>()),
 		createMany: action("ledger.transfers.createMany", P.transferManyParams, returns<Items<{ ok: true; transfer: TransferView } | { ok: false; error: Refusal }>>()),
 		get: action("ledger.transfers.get", P.transferGetParams, returns<TransferView>()),
 		reverse: action("ledger.transfers.reverse", P.reverseParams, returns<TransferView>()),
@@ -142,7 +155,8 @@ export const ledger = {
 	},
 	holds: {
 		create: action("ledger.holds.create", P.holdCreateParams, returns<HoldView>()),
-		post: action("ledger.holds.post", P.holdPostParams, returns<{ hold: HoldView; transfer: TransferView }>()),
+		/** A payout's hold posts its fee to revenue in the same commit (`fee`). */
+		post: action("ledger.holds.post", P.holdPostParams, returns<{ hold: HoldView; transfer: TransferView; fee?: FeeCharged }>()),
 		void: action("ledger.holds.void", P.holdVoidParams, returns<HoldView>()),
 		get: action("ledger.holds.get", P.holdGetParams, returns<HoldView>()),
 	},

@@ -72,6 +72,8 @@ async function loadState(trx: SqlRunner, ops: Op[], keys: string[], now: Date, b
 	const holds = await store.lockHolds(trx, [...refs.holdIds]);
 	const { transfers, reversed, refunded, reviewPosts } = await store.lockTransfers(trx, [...refs.transferIds]);
 	for (const h of holds) refs.accountIds.add(h.fromAccountId).add(h.toAccountId);
+	// A payout's hold posts its fee to a revenue account too.
+	for (const h of holds) if (h.fee) refs.accountIds.add(h.fee.accountId);
 	for (const t of transfers) refs.accountIds.add(t.fromAccountId).add(t.toAccountId);
 	const locked = await store.lockForBatch(trx, [...refs.accountIds], [...refs.usageKeys], store.utcDay(now), keys, [...refs.ownerIds], [...refs.pairs]);
 	const state: BatchState = {

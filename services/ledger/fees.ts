@@ -3,9 +3,14 @@
  * currency and (optionally) KYC tier: a fixed part plus basis points of the amount, within
  * a minimum and a maximum, all in the currency's minor units. A payment is charged by the
  * price list in force when it was quoted (its version travels with the request), in the
- * same ledger commit as the payment, into a revenue system account per currency.
+ * same ledger commit as the payment's money, into a revenue system account per currency.
+ *
+ * - p2p: the payer pays amount + fee; the payee gets the amount.
+ * - topup: the provider charges the amount; the account gets amount - fee (a fee never
+ *   takes more than the amount).
+ * - payout: the account is debited amount + fee; the destination gets the amount.
  */
-export const FEE_TYPES = ["p2p"] as const;
+export const FEE_TYPES = ["p2p", "topup", "payout"] as const;
 export type FeeType = (typeof FEE_TYPES)[number];
 
 export interface FeeRule {
@@ -49,6 +54,30 @@ export function feeFor(rule: FeeRule | null, amountMinor: bigint): bigint {
 	if (rule.minMinor !== undefined && fee < BigInt(rule.minMinor)) fee = BigInt(rule.minMinor);
 	if (rule.maxMinor !== undefined && fee > BigInt(rule.maxMinor)) fee = BigInt(rule.maxMinor);
 	return fee;
+}
+
+/**
+ * The fee of a payment of `type` by a price list's rules, at the payer's tier: the tier's
+ * rule, else the currency's; none is no fee. A top-up's fee is at most its amount (the
+ * account never receives less than nothing).
+ */
+export function feeOf(rules: readonly FeeRule[], type: FeeType, currency: string, tier: number, amountMinor: bigint): bigint {
+	const fee = feeFor(ruleFor(rules, type, currency, tier), amountMinor);
+	return type === "topup" && fee > amountMinor ? amountMinor : fee;
+}
+
+/**
+ * What a quote shows besides the fee: `total`, what the payer pays (the account's debit
+ * for p2p and payouts, amount + fee; the card's charge for a top-up, the amount), and
+ * `net`, what arrives (the payee's or destination's amount; a top-up's amount - fee).
+ */
+export function quoteTotals(type: FeeType, amountMinor: bigint, feeMinor: bigint): { totalMinor: bigint; netMinor: bigint } {
+	return type === "topup" ? { totalMinor: amountMinor, netMinor: amountMinor - feeMinor } : { totalMinor: amountMinor + feeMinor, netMinor: amountMinor };
+}
+
+/** The revenue account code of a fee type's shard `n` in `currency` (P2P keeps the first accounts' codes). */
+export function revenueCode(type: FeeType, shard: number, currency: string): string {
+	return type === "p2p" ? `revenue:fees_${shard}:${currency}` : `revenue:fees_${type}_${shard}:${currency}`;
 }
 
 /** A price list's rules that make no sense, or null: two rules for one type, currency and tier; a minimum above the maximum. */

@@ -26,7 +26,7 @@ import { ledger, type PriceListView, type RefundView } from "../../contracts/led
 import { defineService } from "../../lib/service.ts";
 import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { holdView, paymentView, transferView, type Op, type OpResult, type PaymentPricing } from "./rules.ts";
-import { feeFor, priceListFor, QUOTE_VALID_MS, ruleFor, rulesProblem, type FeeRule, type PriceList } from "./fees.ts";
+import { feeOf, priceListFor, QUOTE_VALID_MS, quoteTotals, revenueCode, rulesProblem, type FeeRule, type FeeType, type PriceList } from "./fees.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
 import * as store from "./store.ts";
 import { BudgetRates } from "./budget.ts";
@@ -81,8 +81,10 @@ type LedgerThis = DbService & {
 	runUnits(units: Unit[]): Promise<OpResult[][]>;
 	runBatchSafely(units: Unit[]): Promise<OpResult[][]>;
 	loadPrices(): Promise<void>;
-	pricingFor(currency: string, named: number | null): Promise<PaymentPricing | null | Refusal>;
+	priceList(named: number | null, quoteChecked: boolean): Promise<PriceList | null | Refusal>;
+	pricingFor(type: FeeType, currency: string, named: number | null, quoteChecked?: boolean): Promise<PaymentPricing | null | Refusal>;
 	paymentOpOf(p: P.PaymentParams): Promise<Op | Refusal>;
+	pricedOp<T extends Op & { type: "transfer" | "hold" }>(op: T): Promise<T>;
 };
 
 function unwrap(r: OpResult): Record<string, unknown> {
@@ -102,10 +104,11 @@ function ownerFields(p: Pick<P.TransferParams, "ownerId" | "limits">): { ownerId
 	};
 }
 
-function transferOp(p: P.TransferParams): Op {
+function transferOp(p: P.TransferParams): Op & { type: "transfer" } {
 	return {
 		type: "transfer", key: p.idempotencyKey, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId,
 		amount: BigInt(p.amount), currency: p.currency, description: p.description ?? "", ...ownerFields(p),
+		...(p.fee != null ? { fee: { type: p.fee.type, priceVersion: p.fee.priceVersion, ownerId: p.fee.ownerId } } : {}),
 	};
 }
 
@@ -268,7 +271,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				...ownerRouted("fromAccountId"),
 				params: ledger.transfers.create.params,
 				async handler(this: LedgerThis, ctx: Context<P.TransferParams>) {
-					const [r] = await this.submit([transferOp(ctx.params)]);
+					const [r] = await this.submit([await this.pricedOp(transferOp(ctx.params))]);
 					return unwrap(r as OpResult);
 				},
 			},
@@ -472,12 +475,17 @@ export function ledgerService(config: Config): ServiceSchema {
 				params: ledger.prices.quote.params,
 				async handler(this: LedgerThis, ctx: Context<P.QuoteParams>) {
 					const p = ctx.params;
+					const type = p.type ?? "p2p";
+					// A named price list (a quote's) while a quote of it holds, else the current one.
+					const list = await this.priceList(p.priceVersion ?? null, false);
+					if (list && "code" in list) throw toClientError(list);
 					const tier = await store.ownerTier(this.knex, p.ownerId);
-					const list = this.rt.prices.current;
-					const fee = list ? feeFor(ruleFor(list.rules, "p2p", p.currency, tier), BigInt(p.amount)) : 0n;
+					const amount = BigInt(p.amount);
+					const fee = list ? feeOf(list.rules, type, p.currency, tier, amount) : 0n;
+					const { totalMinor, netMinor } = quoteTotals(type, amount, fee);
 					return {
-						amount: p.amount, fee: toSafeNumber(fee), total: toSafeNumber(BigInt(p.amount) + fee), currency: p.currency, tier,
-						priceVersion: list?.version ?? null, validUntil: new Date(Date.now() + QUOTE_VALID_MS).toISOString(),
+						type, amount: p.amount, fee: toSafeNumber(fee), total: toSafeNumber(totalMinor), net: toSafeNumber(netMinor), currency: p.currency, tier,
+						priceVersion: list?.version ?? null, validUntil: new Date((list?.supersededAt?.getTime() ?? Date.now()) + QUOTE_VALID_MS).toISOString(),
 					};
 				},
 			},
@@ -503,11 +511,12 @@ export function ledgerService(config: Config): ServiceSchema {
 				params: ledger.holds.create.params,
 				async handler(this: LedgerThis, ctx: Context<P.HoldCreateParams>) {
 					const p = ctx.params;
-					const [r] = await this.submit([{
+					const [r] = await this.submit([await this.pricedOp({
 						type: "hold", key: p.idempotencyKey, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId,
 						amount: BigInt(p.amount), currency: p.currency, description: p.description ?? "",
 						timeoutMs: Math.min(p.timeoutMs, config.ledger.holdTimeoutMsMax), ...ownerFields(p),
-					}]);
+						...(p.fee != null ? { fee: { type: p.fee.type, priceVersion: p.fee.priceVersion, ownerId: p.fee.ownerId } } : {}),
+					})]);
 					return unwrap(r as OpResult);
 				},
 			},
@@ -652,28 +661,48 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 
 			/**
-			 * What a payment in this currency is charged by: the price list the request names (a
-			 * quote's, while it holds) or the current one, and this node's revenue account. Null
-			 * when the list has no fee for P2P in the currency: the batch then locks no revenue row.
+			 * The price list a request names (a quote's, while it holds; with `quoteChecked`, the
+			 * one a top-up or payout was priced by when it was opened, whatever its age), else the
+			 * current one; null when there is none.
 			 */
-			async pricingFor(this: LedgerThis, currency: string, named: number | null): Promise<PaymentPricing | null | Refusal> {
-				let list = priceListFor(this.rt.prices.lists, this.rt.prices.current, named, new Date());
+			async priceList(this: LedgerThis, named: number | null, quoteChecked: boolean): Promise<PriceList | null | Refusal> {
+				const find = () => (quoteChecked && named !== null ? (this.rt.prices.lists.get(named) ?? "UNKNOWN") : priceListFor(this.rt.prices.lists, this.rt.prices.current, named, new Date()));
+				let list = find();
 				if (list === "UNKNOWN") {
 					// Set on another node a moment ago: read again before refusing.
 					await this.loadPrices();
-					list = priceListFor(this.rt.prices.lists, this.rt.prices.current, named, new Date());
+					list = find();
 				}
 				if (list === "UNKNOWN") return refusal("PRICE_LIST_UNKNOWN", "no price list has that version", { priceVersion: named });
 				if (list === "EXPIRED") return refusal("QUOTE_EXPIRED", "the quoted price list was replaced too long ago: ask for a new quote", { priceVersion: named });
-				if (!list || !list.rules.some(r => r.type === "p2p" && r.currency === currency)) return null;
-				const revenueAccountId = await this.rt.revenueAccount(`revenue:fees_${this.rt.revenueShard}:${currency}`, currency as CurrencyCode);
+				return list;
+			},
+
+			/**
+			 * What a payment of `type` in this currency is charged by: its price list (priceList)
+			 * and this node's revenue account for the type. Null when the list has no fee for the
+			 * type in the currency: the batch then locks no revenue row.
+			 */
+			async pricingFor(this: LedgerThis, type: FeeType, currency: string, named: number | null, quoteChecked = false): Promise<PaymentPricing | null | Refusal> {
+				const list = await this.priceList(named, quoteChecked);
+				if (list && "code" in list) return list;
+				if (!list || !list.rules.some(r => r.type === type && r.currency === currency)) return null;
+				const revenueAccountId = await this.rt.revenueAccount(revenueCode(type, this.rt.revenueShard, currency), currency as CurrencyCode);
 				return { version: list.version, rules: list.rules, revenueAccountId };
 			},
 
 			async paymentOpOf(this: LedgerThis, p: P.PaymentParams): Promise<Op | Refusal> {
-				const pricing = await this.pricingFor(p.currency, p.priceVersion ?? null);
+				const pricing = await this.pricingFor("p2p", p.currency, p.priceVersion ?? null);
 				if (pricing && "code" in pricing) return pricing;
 				return paymentOp(p, pricing);
+			},
+
+			/** A top-up's credit or a payout's hold that names a fee, with the price list it names (a list unknown here is refused). */
+			async pricedOp<T extends Op & { type: "transfer" | "hold" }>(this: LedgerThis, op: T): Promise<T> {
+				if (!op.fee) return op;
+				const pricing = await this.pricingFor(op.fee.type, op.currency, op.fee.priceVersion, true);
+				if (pricing && "code" in pricing) throw toClientError(pricing);
+				return { ...op, pricing };
 			},
 		},
 

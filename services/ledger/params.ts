@@ -72,10 +72,22 @@ const ownerProps = {
 	ownerId: { ...ownerRule, optional: true },
 	limits: { type: "object", strict: true, optional: true, props: { perTransferMinor: limitAmountRule, perDayMinor: limitAmountRule } },
 } as const;
+/** `priceVersion`: the price list the payer was quoted (services/ledger/fees.ts); absent: the current one. */
+const priceVersionRule = { type: "number", integer: true, min: 1, max: 2_147_483_647, optional: true, convert: false } as const;
+/**
+ * The fee a top-up's credit (`topup`) or a payout's hold (`payout`) carries: by the price
+ * list the payment was priced by when it was opened (its quote checked then, whatever its
+ * age now), at the tier of `ownerId`, who must own the credited or debited account.
+ */
+const feeRequestRule = (type: "topup" | "payout") => ({
+	type: "object", strict: true, optional: true,
+	props: { type: { type: "enum", values: [type] as const }, priceVersion: { ...priceVersionRule, optional: false }, ownerId: ownerRule },
+} as const);
 export const transferParams = paramsSchema({
 	$$strict: true,
 	...transferProps,
 	...ownerProps,
+	fee: feeRequestRule("topup"),
 });
 /** Most items one `transfers.createMany` call takes. */
 export const TRANSFER_MANY_ITEMS_MAX = 100;
@@ -99,10 +111,9 @@ export const holdCreateParams = paramsSchema({
 	...transferProps,
 	...ownerProps,
 	timeoutMs: { type: "number", integer: true, min: 1, max: 365 * 24 * 3600 * 1000, convert: false },
+	fee: feeRequestRule("payout"),
 });
 /** A P2P payment decided by the owner's batch: the owner is required, the limits are the owner's tier. */
-/** `priceVersion`: the price list the payer was quoted (services/ledger/fees.ts); absent: the current one. */
-const priceVersionRule = { type: "number", integer: true, min: 1, max: 2_147_483_647, optional: true, convert: false } as const;
 export const paymentParams = paramsSchema({ $$strict: true, ...transferProps, ownerId: ownerRule, priceVersion: priceVersionRule });
 /** Payments of one owning node's accounts sent together by a gateway (one hop for many requests). */
 export const paymentManyParams = paramsSchema({
@@ -129,7 +140,10 @@ export const setPricesParams = paramsSchema({
 	staffId: { type: "uuid" },
 	reason: { type: "string", min: 3, max: 500 },
 });
-export const quoteParams = paramsSchema({ $$strict: true, ownerId: ownerRule, amount: amountRule, currency: currencyRule });
+/** A quote for a payment of `type` (default p2p) by the current price list, or by `priceVersion` while a quote of it holds. */
+export const quoteParams = paramsSchema({
+	$$strict: true, ownerId: ownerRule, amount: amountRule, currency: currencyRule, type: { type: "enum", values: FEE_TYPES, optional: true }, priceVersion: priceVersionRule,
+});
 export const revenueParams = paramsSchema({ $$strict: true, from: dateRule, to: dateRule });
 export const paymentGetParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });
 /** `cursor`: the page after this one (lib/cursor.ts: the last item's time in microseconds and id); one that is not ours serves the first page. */

@@ -10,7 +10,7 @@ import { toSafeNumber } from "../../lib/money.ts";
 import type { CurrencyCode } from "../../config/currencies.ts";
 import { DEFAULT_POLICY, HISTORY_MAX, VELOCITY_WINDOW_MS, score, type Scored } from "../fraud/rules.ts";
 import { isTier, limitsFor } from "../users/limits.ts";
-import { feeFor, ruleFor, type FeeRule } from "./fees.ts";
+import { feeOf, type FeeRule } from "./fees.ts";
 import { toBaseMinor, type Budget } from "./reference-rates.ts";
 
 export type AccountKind = "user" | "system";
@@ -47,6 +47,19 @@ export interface HoldState {
 	expiresAt: Date;
 	createdAt: Date;
 	closedAt: Date | null;
+	/**
+	 * A payout's fee inside the hold (migration ledger 013): `amount` is everything held
+	 * (the payout plus its fee); a post moves the rest to the destination and the fee to
+	 * revenue, a void or expiry releases both. Absent: no fee.
+	 */
+	fee?: HoldFee | null;
+}
+
+export interface HoldFee {
+	amount: bigint;
+	/** The revenue account the fee goes to when the hold is posted. */
+	accountId: string;
+	priceVersion: number;
 }
 
 export interface TransferRecord {
@@ -102,6 +115,20 @@ export interface TransferOp extends OpBase {
 	ownerId?: string | null;
 	/** When set, the owner's outgoing total today, in the base currency whatever the currencies spent, may not pass perDayMinor. */
 	limits?: SpendLimits | null;
+	/** A top-up's credit: the fee it carries (taken from the credited account in the same commit). Part of the request. */
+	fee?: FeeRequest | null;
+	/** The price list named by `fee` and where the fee goes; looked up by the node, not part of the request's hash. Null: no fee rule. */
+	pricing?: PaymentPricing | null;
+}
+/**
+ * The fee a top-up's credit or a payout's hold carries: by the price list the payment was
+ * priced by when it was opened (payments checked the quote then, so its age does not
+ * matter here), at the tier of `ownerId`, the customer whose account is credited or debited.
+ */
+export interface FeeRequest {
+	type: "topup" | "payout";
+	priceVersion: number;
+	ownerId: string;
 }
 export interface HoldOp extends OpBase {
 	type: "hold";
@@ -114,6 +141,9 @@ export interface HoldOp extends OpBase {
 	/** As on a transfer: the source must be this owner's, and the hold counts against the limits. */
 	ownerId?: string | null;
 	limits?: SpendLimits | null;
+	/** A payout's hold: the fee held with the amount and posted to revenue with it. Part of the request. */
+	fee?: FeeRequest | null;
+	pricing?: PaymentPricing | null;
 }
 export interface PostOp extends OpBase {
 	type: "post";
@@ -298,6 +328,13 @@ class Scratch {
 		return copy;
 	}
 
+	/** The owner's KYC tier as the batch read it (the owner's row is locked; nothing in a batch changes a tier). */
+	tierOf(ownerId: string): number {
+		const o = this.owners.get(ownerId) ?? this.base.owners.get(ownerId);
+		invariant(o, `owner ${ownerId} was not loaded`);
+		return o.tier;
+	}
+
 	isKnown(pair: string): boolean {
 		return this.known.has(pair) || this.base.known.has(pair);
 	}
@@ -416,39 +453,93 @@ function checkOutgoing(s: Scratch, op: Pick<TransferOp, "ownerId" | "limits" | "
 	return { from, to, key, charge };
 }
 
+/**
+ * The fee a top-up's credit or a payout's hold carries (`op.fee`), by the price list the
+ * payment was priced by, at the tier of the customer, who must own `account` (the credited
+ * or the debited one). Null: no fee (no rule for the type and currency, or a zero fee).
+ */
+function requestedFee(s: Scratch, op: Pick<TransferOp, "fee" | "pricing" | "amount" | "currency">, account: AccountState): Refusal | { amount: bigint; revenue: AccountState; version: number } | null {
+	if (!op.fee) return null;
+	if (account.ownerId !== op.fee.ownerId) return refusal("ACCOUNT_NOT_FOUND", "account not found", { accountId: account.id });
+	if (!op.pricing) return null;
+	invariant(op.pricing.version === op.fee.priceVersion, `a ${op.fee.type} named price list ${op.fee.priceVersion} and was priced by ${op.pricing.version}`);
+	const fee = feeOf(op.pricing.rules, op.fee.type, op.currency, s.tierOf(op.fee.ownerId), op.amount);
+	invariant(fee >= 0n && (op.fee.type !== "topup" || fee <= op.amount), `a ${op.fee.type} fee of ${fee} on ${op.amount}`);
+	if (fee === 0n) return null;
+	const revenue = s.account(op.pricing.revenueAccountId);
+	invariant(revenue && revenue.kind === "system" && revenue.currency === op.currency, `the revenue account for ${op.currency} was not loaded`);
+	return { amount: fee, revenue, version: op.pricing.version };
+}
+
+/**
+ * The fee transfer of a payment's money move `t`, from `payer` into revenue, in the same
+ * commit and linked to it. Its key is the move's with a space and "fee": no request's key
+ * has a space (params.ts keyRule), so none can collide with it.
+ */
+function chargeFee(s: Scratch, t: TransferRecord, payer: AccountState, revenue: AccountState, amount: bigint, version: number, what: string, extra: Record<string, unknown>) {
+	invariant(amount > 0n && revenue.kind === "system" && revenue.currency === t.currency && payer.currency === t.currency, `fee of ${t.id} into ${revenue.id}`);
+	const f = newTransfer(s, {
+		idempotencyKey: `${t.idempotencyKey} fee`, kind: "fee", fromAccountId: payer.id, toAccountId: revenue.id, amount, currency: t.currency,
+		description: `fee for ${what}${t.id} (price list ${version})`, holdId: null, reversesTransferId: t.id,
+	});
+	move(s, f, payer, revenue, { paymentId: t.id, priceVersion: version, ...extra });
+	return { amount: toSafeNumber(amount), priceVersion: version, transferId: f.id };
+}
+
 function applyTransfer(s: Scratch, op: TransferOp): OpResult {
 	const checked = checkOutgoing(s, op);
 	if (!("from" in checked)) return fail(checked);
 	const { from, to, key, charge } = checked;
+	invariant(!op.fee || op.fee.type === "topup", "only a top-up's credit carries a fee");
+	// A top-up's fee is taken from the account it credits, once the credit is in: amount - fee arrives.
+	const fee = requestedFee(s, op, to);
+	if (fee && "code" in fee) return fail(fee);
 	if (key) s.usage.set(key, s.usedToday(key) + charge);
 	const t = newTransfer(s, {
 		idempotencyKey: op.key, kind: "transfer", fromAccountId: from.id, toAccountId: to.id,
 		amount: op.amount, currency: op.currency, description: op.description, holdId: null, reversesTransferId: null,
 	});
 	move(s, t, from, to);
-	return { ok: true, value: transferView(t) };
+	if (!fee) return { ok: true, value: transferView(t) };
+	invariant(fee.amount <= op.amount, `a top-up's fee ${fee.amount} is above its amount ${op.amount}`);
+	return { ok: true, value: { ...transferView(t), fee: chargeFee(s, t, to, fee.revenue, fee.amount, fee.version, "top-up ", { userId: to.ownerId }) } };
 }
 
 function applyHold(s: Scratch, op: HoldOp): OpResult {
 	const checked = checkOutgoing(s, op);
 	if (!("from" in checked)) return fail(checked);
 	const { from, to, key, charge } = checked;
+	invariant(!op.fee || op.fee.type === "payout", "only a payout's hold carries a fee");
+	// A payout's fee is on top: the account is debited amount + fee, the destination gets the amount.
+	// The limits count the amount (as for a P2P payment), the funds both.
+	const fee = requestedFee(s, op, from);
+	if (fee && "code" in fee) return fail(fee);
+	if (fee) {
+		const short = checkFunds(from, op.amount + fee.amount);
+		if (short) return fail(short);
+	}
 	// A hold counts against the day's limit when it is made; a void does not give it back,
 	// so a payout that fails cannot be used to reset the limit by retrying.
 	if (key) s.usage.set(key, s.usedToday(key) + charge);
-	return { ok: true, value: holdView(newHold(s, "hold", op, from, to, op.timeoutMs)) };
+	const held = fee ? { ...op, amount: op.amount + fee.amount } : op;
+	return { ok: true, value: holdView(newHold(s, "hold", held, from, to, op.timeoutMs, {}, fee ? { amount: fee.amount, accountId: fee.revenue.id, priceVersion: fee.version } : null)) };
 }
 
-/** Holds the amount on the source account (the caller has checked every rule). */
-function newHold(s: Scratch, kind: HoldKind, op: { key: string; amount: bigint; currency: string; description: string }, from: AccountState, to: AccountState, timeoutMs: number, extra: Record<string, unknown> = {}): HoldState {
+/** Holds the amount (a payout's fee included) on the source account (the caller has checked every rule). */
+function newHold(
+	s: Scratch, kind: HoldKind, op: { key: string; amount: bigint; currency: string; description: string }, from: AccountState, to: AccountState, timeoutMs: number,
+	extra: Record<string, unknown> = {}, fee: HoldFee | null = null,
+): HoldState {
+	invariant(!fee || (fee.amount > 0n && fee.amount < op.amount), `a hold's fee ${fee?.amount} is not within its amount ${op.amount}`);
 	from.pendingDebits += op.amount;
 	to.pendingCredits += op.amount;
 	bumpVersion(from);
 	bumpVersion(to);
+	invariant(from.kind === "system" || availableOf(from) >= 0n, `account ${from.id} would go below its floor`);
 	const hold: HoldState = {
 		id: s.ctx.newId(), kind, idempotencyKey: op.key, fromAccountId: from.id, toAccountId: to.id, amount: op.amount,
 		postedAmount: 0n, currency: op.currency, description: op.description, status: "pending",
-		expiresAt: new Date(s.ctx.now.getTime() + timeoutMs), createdAt: s.ctx.now, closedAt: null,
+		expiresAt: new Date(s.ctx.now.getTime() + timeoutMs), createdAt: s.ctx.now, closedAt: null, ...(fee ? { fee } : {}),
 	};
 	s.holdsCreated.push(hold);
 	s.holds.set(hold.id, hold);
@@ -478,7 +569,7 @@ function applyPayment(s: Scratch, op: PaymentOp): OpResult {
 	const { from, to, key, charge } = checked;
 	invariant(key, "a payment always counts against its owner's limits");
 	// The fee by the tier's price, checked with the amount: a payer who cannot pay both hears INSUFFICIENT_FUNDS.
-	const fee = op.pricing ? feeFor(ruleFor(op.pricing.rules, "p2p", op.currency, owner.tier), op.amount) : 0n;
+	const fee = op.pricing ? feeOf(op.pricing.rules, "p2p", op.currency, owner.tier, op.amount) : 0n;
 	const revenue = fee > 0n && op.pricing ? s.account(op.pricing.revenueAccountId) : null;
 	if (fee > 0n) {
 		invariant(revenue && revenue.kind === "system" && revenue.currency === op.currency, `the revenue account for ${op.currency} was not loaded`);
@@ -511,14 +602,7 @@ function applyPayment(s: Scratch, op: PaymentOp): OpResult {
 	const view = paymentView(op, { status: "completed", id: t.id, holdId: null, transferId: t.id, at: s.ctx.now });
 	if (fee === 0n || !revenue || !op.pricing) return { ok: true, value: view };
 	// The fee, in the same commit, linked to its payment.
-	const f = newTransfer(s, {
-		// The fee's key is the payment's with a space and "fee": no request's key has a space
-		// (params.ts keyRule), so none can collide with it.
-		idempotencyKey: `${op.key} fee`, kind: "fee", fromAccountId: from.id, toAccountId: revenue.id, amount: fee, currency: op.currency,
-		description: `fee for ${t.id} (price list ${op.pricing.version})`, holdId: null, reversesTransferId: t.id,
-	});
-	move(s, f, from, revenue, { paymentId: t.id, userId: op.ownerId, priceVersion: op.pricing.version });
-	return { ok: true, value: { ...view, fee: { amount: toSafeNumber(fee), priceVersion: op.pricing.version, transferId: f.id } } };
+	return { ok: true, value: { ...view, fee: chargeFee(s, t, from, revenue, fee, op.pricing.version, "", { userId: op.ownerId }) } };
 }
 
 function riskOf(scored: Scored): Record<string, unknown> {
@@ -571,9 +655,12 @@ function close(s: Scratch, hold: HoldState, status: HoldStatus, postedAmount: bi
 function applyPost(s: Scratch, op: PostOp): OpResult {
 	const hold = pendingHold(s, op.holdId, true);
 	if (!("status" in hold)) return fail(hold);
-	const amount = op.amount ?? hold.amount;
-	if (amount > hold.amount) {
-		return fail(refusal("HOLD_AMOUNT_EXCEEDED", "post amount exceeds the held amount", { holdId: hold.id, held: toSafeNumber(hold.amount) }));
+	// A payout's hold holds its fee too: the post moves the rest to the destination and the fee to revenue.
+	const feeMinor = hold.fee?.amount ?? 0n;
+	const held = hold.amount - feeMinor;
+	const amount = op.amount ?? held;
+	if (amount > held) {
+		return fail(refusal("HOLD_AMOUNT_EXCEEDED", "post amount exceeds the held amount", { holdId: hold.id, held: toSafeNumber(held) }));
 	}
 	const [from, to] = holdAccounts(s, hold);
 	if (from.status === "frozen" || to.status === "frozen") {
@@ -585,10 +672,16 @@ function applyPost(s: Scratch, op: PostOp): OpResult {
 		currency: hold.currency, description: hold.description, holdId: hold.id, reversesTransferId: null,
 	});
 	// Releasing the hold does not bump the versions: with the move below, posting is one change per account.
-	close(s, hold, "posted", amount);
+	close(s, hold, "posted", amount + feeMinor);
 	move(s, t, from, to);
+	let fee: ReturnType<typeof chargeFee> | null = null;
+	if (hold.fee) {
+		const revenue = s.account(hold.fee.accountId);
+		invariant(revenue, `the revenue account of hold ${hold.id} was not loaded`);
+		fee = chargeFee(s, t, from, revenue, hold.fee.amount, hold.fee.priceVersion, "payout ", { userId: from.ownerId });
+	}
 	s.events.push({ event: "hold.posted", partitionKey: from.id, payload: holdEvent(hold, from, to) });
-	return { ok: true, value: { hold: holdView(hold), transfer: transferView(t) } };
+	return { ok: true, value: { hold: holdView(hold), transfer: transferView(t), ...(fee ? { fee } : {}) } };
 }
 
 function applyRelease(s: Scratch, op: VoidOp | ExpireOp): OpResult {
@@ -818,11 +911,13 @@ function holdEvent(h: HoldState, from: AccountState, to: AccountState): Record<s
 	return { ...holdView(h), fromOwnerId: from.ownerId, toOwnerId: to.ownerId };
 }
 
+/** A hold as actions and events show it; `amount` is everything held, a payout's `fee` included. */
 export function holdView(h: HoldState) {
 	return {
 		id: h.id, kind: h.kind, status: h.status, amount: toSafeNumber(h.amount), postedAmount: toSafeNumber(h.postedAmount),
 		currency: h.currency, fromAccountId: h.fromAccountId, toAccountId: h.toAccountId, description: h.description,
 		expiresAt: h.expiresAt.toISOString(), createdAt: h.createdAt.toISOString(), closedAt: h.closedAt ? h.closedAt.toISOString() : null,
+		...(h.fee ? { fee: { amount: toSafeNumber(h.fee.amount), priceVersion: h.fee.priceVersion } } : {}),
 	};
 }
 
@@ -847,6 +942,9 @@ export function referencedIds(units: Op[][], budgetCurrency: string): { accountI
 		if (op.type === "transfer" || op.type === "hold") {
 			accountIds.add(op.fromAccountId);
 			accountIds.add(op.toAccountId);
+			// A top-up's or payout's fee: the customer's tier and the revenue account.
+			if (op.fee) ownerIds.add(op.fee.ownerId);
+			if (op.fee && op.pricing) accountIds.add(op.pricing.revenueAccountId);
 		} else if (op.type === "reverse") transferIds.add(op.transferId);
 		else if (op.type === "refund") transferIds.add(op.paymentId);
 		else holdIds.add(op.holdId);

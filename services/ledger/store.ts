@@ -64,13 +64,22 @@ interface HoldRow {
 	expires_at: Date;
 	created_at: Date;
 	closed_at: Date | null;
+	/** A payout's fee inside the hold (migration ledger 013): 0 and nulls for none. */
+	fee: bigint;
+	fee_account_id: string | null;
+	price_version: number | null;
 }
 
+/** A hold's columns, named: the batch's read is prepared once per connection, and `*` breaks when a migration adds one. */
+const HOLD_COLUMNS = "id, kind, idempotency_key, from_account_id, to_account_id, amount, posted_amount, currency, description, status, expires_at, created_at, closed_at, fee, fee_account_id, price_version";
+
 export function toHold(r: HoldRow): HoldState {
+	const fee = r.fee !== undefined && r.fee !== null ? BigInt(r.fee) : 0n;
 	return {
 		id: r.id, kind: r.kind, idempotencyKey: r.idempotency_key, fromAccountId: r.from_account_id, toAccountId: r.to_account_id,
 		amount: r.amount, postedAmount: r.posted_amount, currency: r.currency, description: r.description, status: r.status,
 		expiresAt: r.expires_at, createdAt: r.created_at, closedAt: r.closed_at,
+		...(fee > 0n && r.fee_account_id && r.price_version !== null ? { fee: { amount: fee, accountId: r.fee_account_id, priceVersion: r.price_version } } : {}),
 	};
 }
 
@@ -140,7 +149,7 @@ function paidView(r: PaidRow): ReturnType<typeof paymentView> {
 
 export async function lockHolds(trx: Db, ids: string[]): Promise<HoldState[]> {
 	if (ids.length === 0) return [];
-	const found = await rows<HoldRow>(trx, "SELECT * FROM ledger.holds WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE", [ids]);
+	const found = await rows<HoldRow>(trx, `SELECT ${HOLD_COLUMNS} FROM ledger.holds WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE`, [ids]);
 	return found.map(toHold);
 }
 
@@ -298,14 +307,17 @@ function entriesPart(es: BatchChanges["entries"], now: Date): Part {
 	};
 }
 
+/** New holds; a payout's carries its fee, the revenue account it goes to and the price list (migration ledger 013). */
 function holdsCreatedPart(hs: HoldState[], now: Date): Part {
 	return {
 		name: "hn",
-		sql: `INSERT INTO ledger.holds (id, kind, idempotency_key, from_account_id, to_account_id, amount, currency, description, status, expires_at, created_at)
-		 SELECT id, kind, k, f, t, a, c, d, 'pending', e, ?::timestamptz FROM unnest(?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::timestamptz[]) AS v(id, kind, k, f, t, a, c, d, e) RETURNING 1`,
+		sql: `INSERT INTO ledger.holds (id, kind, idempotency_key, from_account_id, to_account_id, amount, currency, description, status, expires_at, created_at, fee, fee_account_id, price_version)
+		 SELECT id, kind, k, f, t, a, c, d, 'pending', e, ?::timestamptz, fee, fa, pv
+		 FROM unnest(?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::int8[], ?::text[], ?::text[], ?::timestamptz[], ?::int8[], ?::uuid[], ?::int4[]) AS v(id, kind, k, f, t, a, c, d, e, fee, fa, pv) RETURNING 1`,
 		params: [
 			now, hs.map(h => h.id), hs.map(h => h.kind), hs.map(h => h.idempotencyKey), hs.map(h => h.fromAccountId), hs.map(h => h.toAccountId),
 			hs.map(h => str(h.amount)), hs.map(h => h.currency), hs.map(h => h.description), hs.map(h => h.expiresAt.toISOString()),
+			hs.map(h => str(h.fee?.amount ?? 0n)), hs.map(h => h.fee?.accountId ?? null), hs.map(h => h.fee?.priceVersion ?? null),
 		],
 	};
 }
@@ -736,13 +748,16 @@ export async function addPriceList(db: Db, rules: readonly FeeRule[], createdBy:
 
 /**
  * Revenue by UTC day, currency and type in [from, to): what the revenue accounts took, net
- * (a reversed fee or spread counts against its day): P2P fees on revenue:fees_<n>:<currency>,
- * the FX spread on revenue:fx:<currency>, read through their entries. `count` is the credits.
+ * (a reversed fee or spread counts against its day): fees on revenue:fees_<n>:<currency>
+ * (P2P), revenue:fees_topup_<n>:<currency> and revenue:fees_payout_<n>:<currency> (fees.ts
+ * revenueCode), the FX spread on revenue:fx:<currency>, read through their entries. `count`
+ * is the credits.
  */
 export async function revenue(db: Db, from: Date, to: Date): Promise<{ day: string; currency: string; type: string; count: number; amount: bigint }[]> {
 	const found = await rows<{ day: string; currency: string; type: string; count: string; amount: string }>(
 		db,
-		`SELECT to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, a.currency, CASE WHEN a.code LIKE 'revenue:fx:%' THEN 'fx' ELSE 'p2p' END AS type,
+		`SELECT to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, a.currency,
+			CASE WHEN a.code LIKE 'revenue:fx:%' THEN 'fx' WHEN a.code LIKE 'revenue:fees\\_topup\\_%' THEN 'topup' WHEN a.code LIKE 'revenue:fees\\_payout\\_%' THEN 'payout' ELSE 'p2p' END AS type,
 			count(*) FILTER (WHERE e.amount > 0)::text AS count, sum(e.amount)::text AS amount
 		 FROM ledger.accounts a JOIN ledger.entries e ON e.account_id = a.id
 		 WHERE a.kind = 'system' AND (a.code LIKE 'revenue:fees\\_%' OR a.code LIKE 'revenue:fx:%') AND e.created_at >= ? AND e.created_at < ?
