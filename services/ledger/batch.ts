@@ -18,27 +18,51 @@ export interface Unit {
 	ops: Op[];
 }
 
-/** The hash kept with an idempotency key: every field of the request but the key. */
-export function requestHash(op: Op): string {
-	// Limits come from the caller's tier at the time, not from the request: a replay after a
-	// tier change is still the same request.
-	// Nor the fee schedule the node looked up for it: the request names its price list (priceVersion) or none.
+/**
+ * The fields of a request its hash is taken over: every field but the key, and but what the
+ * caller adds about who may do it rather than what is done.
+ * - Limits come from the caller's tier at the time, not from the request: a replay after a
+ *   tier change is still the same request.
+ * - Nor the fee schedule the node looked up for it: the request names its price list
+ *   (priceVersion) or none.
+ * - Nor a transfer's or hold's owner check (`ownerId`, given with the limits): the source
+ *   account says whose money it is, and an fx conversion's debit, which carries it since the
+ *   one spending budget, must hash as it did before, or its retry with the same key would be
+ *   IDEMPOTENCY_MISMATCH. A P2P payment's or refund's owner stays: it is who pays or refunds.
+ * `withOwner` keeps the owner check, as the hashes stored between then and now have it.
+ */
+function hashedFields(op: Op, withOwner = false): Record<string, unknown> {
 	const { key: _key, ...fields } = op;
 	if ("limits" in fields) delete fields.limits;
 	if ("pricing" in fields) delete fields.pricing;
-	return hashOf("ledger", fields);
+	if (!withOwner && (fields.type === "transfer" || fields.type === "hold")) delete fields.ownerId;
+	return fields;
+}
+
+/** The hash kept with an idempotency key (lib/idempotency.ts over hashedFields). */
+export function requestHash(op: Op): string {
+	return hashOf("ledger", hashedFields(op));
 }
 
 /**
  * The hash keys stored before lib/idempotency.ts was kept with (the request's fields in the
- * order the op lists them, not sorted). A retry of such a request is still the same
- * request: replay() accepts either, so a deploy does not turn retries into mismatches.
+ * order the op lists them, not sorted).
  */
-export function legacyRequestHash(op: Op): string {
-	const { key: _key, ...fields } = op;
-	if ("limits" in fields) delete fields.limits;
-	if ("pricing" in fields) delete fields.pricing;
-	return createHash("sha256").update(JSON.stringify(fields, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))).digest("hex");
+export function legacyRequestHash(op: Op, withOwner = false): string {
+	return createHash("sha256").update(JSON.stringify(hashedFields(op, withOwner), (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))).digest("hex");
+}
+
+/**
+ * Every hash a key stored by earlier code for this same request may carry: the unsorted
+ * legacy form, and, for a transfer or hold with an owner check, both forms with the owner
+ * (as they were hashed from the one spending budget until the owner was left out). A retry
+ * of such a request is still the same request: replay() accepts any of them, so a deploy
+ * does not turn retries into mismatches.
+ */
+export function earlierRequestHashes(op: Op): string[] {
+	const out = [legacyRequestHash(op)];
+	if ((op.type === "transfer" || op.type === "hold") && op.ownerId != null) out.push(hashOf("ledger", hashedFields(op, true)), legacyRequestHash(op, true));
+	return out;
 }
 
 interface Slot {
@@ -55,7 +79,7 @@ function isOpResult(v: unknown): v is OpResult {
 /** Answers an op whose key was used before: the first result, or a mismatch. */
 function replay(slot: Slot, stored: store.StoredKey | undefined): OpResult {
 	invariant(stored && isOpResult(stored.result), `idempotency key ${slot.op.key} has no stored result`);
-	if (stored.hash !== slot.hash && stored.hash !== legacyRequestHash(slot.op)) {
+	if (stored.hash !== slot.hash && !earlierRequestHashes(slot.op).includes(stored.hash)) {
 		return { ok: false, error: refusal("IDEMPOTENCY_MISMATCH", "idempotency key was used with a different request") };
 	}
 	return stored.result;

@@ -1,11 +1,14 @@
 /**
  * FX against real PostgreSQL: quote, conversion as linked ledger transfers through the
  * per-currency pools, single use (the same request again replays it, also after the
- * quote expired; another is refused), expiry, ownership, and conservation per currency.
+ * quote expired; another is refused), expiry, ownership, and conservation per currency;
+ * a conversion whose keys were stored before its debit carried the owner still replays.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ServiceBroker } from "moleculer";
+import { createHash } from "node:crypto";
+import { requestHash } from "../../lib/idempotency.ts";
 import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
 
@@ -102,5 +105,35 @@ describe("fx", () => {
 		await assert.rejects(broker.call("fx.convert", { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: jpy.id, idempotencyKey: "fx-4" }), code("QUOTE_EXPIRED"));
 		await assert.rejects(broker.call("fx.quote", { userId: USER, from: "JPY", to: "USD", amount: 1 }), code("AMOUNT_TOO_SMALL"));
 		await assert.rejects(broker.call("fx.quote", { userId: USER, from: "USD", to: "USD", amount: 100 }), code("CURRENCY_NOT_SUPPORTED"));
+	});
+	it("replays a conversion whose debit's key was stored before the debit carried the owner and limits", async () => {
+		const usd = await account("USD");
+		const eur = await account("EUR");
+		const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:test:USD", currency: "USD" });
+		await broker.call("ledger.transfers.create", { idempotencyKey: "fund-fx-legacy", fromAccountId: sys.id, toAccountId: usd.id, amount: 20_000, currency: "USD" });
+		// Two conversions, as the code before the one spending budget stored their debits' keys:
+		// the request's fields without owner and limits, sorted (lib/idempotency.ts), or, older
+		// still, in the op's own order (as test/integration/ledger-legacy-keys.test.ts simulates).
+		const forms = {
+			sorted: (f: { fromAccountId: string; toAccountId: string; amount: string; currency: string; description: string }) =>
+				requestHash("ledger", { type: "transfer", fromAccountId: f.fromAccountId, toAccountId: f.toAccountId, amount: BigInt(f.amount), currency: f.currency, description: f.description }),
+			unsorted: (f: { fromAccountId: string; toAccountId: string; amount: string; currency: string; description: string }) =>
+				createHash("sha256").update(JSON.stringify({ type: "transfer", fromAccountId: f.fromAccountId, toAccountId: f.toAccountId, amount: f.amount, currency: f.currency, description: f.description })).digest("hex"),
+		};
+		for (const [name, hashOf] of Object.entries(forms)) {
+			const q: Quote = await broker.call("fx.quote", { userId: USER, from: "USD", to: "EUR", amount: 5_000 });
+			const convert = { userId: USER, quoteId: q.id, fromAccountId: usd.id, toAccountId: eur.id, idempotencyKey: `fx-legacy-${name}` };
+			const first: Converted = await broker.call("fx.convert", convert);
+			const [debit] = await sql(`SELECT from_account_id::text AS "fromAccountId", to_account_id::text AS "toAccountId", amount::text AS amount, currency, description FROM ledger.transfers WHERE id = '${first.debit.id}'`);
+			const legacy = hashOf(debit as { fromAccountId: string; toAccountId: string; amount: string; currency: string; description: string });
+			const stored = await node.sql.query("UPDATE ledger.idempotency SET request_hash = $1 WHERE key = $2", [legacy, `fx:${q.id}:in`]);
+			assert.equal(stored.rowCount, 1);
+			const balances = [await posted(usd.id), await posted(eur.id)];
+			// The retry after the deploy (its answer lost) answers the first conversion and moves nothing.
+			const again: Converted = await broker.call("fx.convert", convert);
+			assert.deepEqual([again.debit.id, again.credit.id], [first.debit.id, first.credit.id], name);
+			assert.deepEqual([await posted(usd.id), await posted(eur.id)], balances, name);
+		}
+		assert.equal(await posted(usd.id), 10_000);
 	});
 });
