@@ -9,7 +9,8 @@ import type { Knex } from "knex";
 import { createHash } from "node:crypto";
 import { requestHash as hashOf } from "../../lib/idempotency.ts";
 import { refusal, invariant, InvariantViolation } from "../../lib/errors.ts";
-import { applyBatch, referencedIds, type BatchState, type Op, type OpResult } from "./rules.ts";
+import { applyBatch, baseAmountOf, referencedIds, type BatchState, type Op, type OpResult } from "./rules.ts";
+import type { Budget } from "./reference-rates.ts";
 import * as store from "./store.ts";
 import { inTransaction, type SqlRunner } from "../../mixins/db.ts";
 import type { BudgetRates } from "./budget.ts";
@@ -90,9 +91,11 @@ function replay(slot: Slot, stored: store.StoredKey | undefined): OpResult {
  * as possible: holds and transfers first (only when ops name them; their accounts join the
  * set), then accounts, spending rows and keys in one statement. Ops that turn out to be
  * replays are included: locking a little more is cheaper than another round trip.
+ * `carried`: spending rows created now with the day's spending found in the owner's other
+ * rows (carriedUsage), which the batch must write even if it charges nothing more.
  */
-async function loadState(trx: SqlRunner, ops: Op[], keys: string[], now: Date, budgetCurrency: string): Promise<{ state: BatchState; used: Map<string, store.StoredKey> }> {
-	const refs = referencedIds([ops], budgetCurrency);
+async function loadState(trx: SqlRunner, ops: Op[], keys: string[], now: Date, budget: Budget): Promise<{ state: BatchState; used: Map<string, store.StoredKey>; carried: Map<string, bigint> }> {
+	const refs = referencedIds([ops], budget.currency);
 	const holds = await store.lockHolds(trx, [...refs.holdIds]);
 	const { transfers, reversed, refunded, reviewPosts } = await store.lockTransfers(trx, [...refs.transferIds]);
 	for (const h of holds) refs.accountIds.add(h.fromAccountId).add(h.toAccountId);
@@ -100,6 +103,8 @@ async function loadState(trx: SqlRunner, ops: Op[], keys: string[], now: Date, b
 	for (const h of holds) if (h.fee) refs.accountIds.add(h.fee.accountId);
 	for (const t of transfers) refs.accountIds.add(t.fromAccountId).add(t.toAccountId);
 	const locked = await store.lockForBatch(trx, [...refs.accountIds], [...refs.usageKeys], store.utcDay(now), keys, [...refs.ownerIds], [...refs.pairs]);
+	const carried = carriedUsage(budget, locked.carried);
+	for (const [key, usedMinor] of carried) locked.usage.set(key, (locked.usage.get(key) ?? 0n) + usedMinor);
 	const state: BatchState = {
 		usage: locked.usage,
 		owners: locked.owners,
@@ -111,7 +116,22 @@ async function loadState(trx: SqlRunner, ops: Op[], keys: string[], now: Date, b
 		refunded,
 		reviewPosts,
 	};
-	return { state, used: locked.keys };
+	return { state, used: locked.keys, carried };
+}
+
+/**
+ * The day's spending found in an owner's rows of other currencies, converted to the base
+ * currency at the batch's rates (rounded up, as any spending is) and summed per new spending
+ * row. Those rows were kept per currency before the one budget: without this, on the day it
+ * was deployed a customer's spending so far in other currencies counted for nothing.
+ */
+export function carriedUsage(budget: Budget, rows: readonly store.CarriedUsage[]): Map<string, bigint> {
+	const out = new Map<string, bigint>();
+	for (const r of rows) {
+		const usedMinor = baseAmountOf(budget, r.currency, r.usedMinor);
+		if (usedMinor > 0n) out.set(r.key, (out.get(r.key) ?? 0n) + usedMinor);
+	}
+	return out;
 }
 
 export interface BatchOutcome {
@@ -141,7 +161,7 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string, r
 	return inTransaction(knex, async trx => {
 		const now = new Date();
 		const budget = await rates.budgetAt(trx, now);
-		const { state, used } = await loadState(trx, [...first.values()].map(s => s.op), [...first.keys()], now, budget.currency);
+		const { state, used, carried } = await loadState(trx, [...first.values()].map(s => s.op), [...first.keys()], now, budget);
 		const fresh: Slot[][] = units.map(() => []);
 		for (const s of slots) {
 			if (used.has(s.op.key)) setResult(results, s, replay(s, used.get(s.op.key)));
@@ -149,6 +169,8 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string, r
 		}
 		const runnable = fresh.filter(f => f.length > 0);
 		const applied = applyBatch(state, runnable.map(f => f.map(s => s.op)), { now, newId, budget });
+		// A spending row created with spending carried into it is written even if nothing more was charged.
+		for (const [key, usedMinor] of carried) if (!applied.changes.usage.has(key)) applied.changes.usage.set(key, usedMinor);
 		runnable.forEach((f, u) => f.forEach((s, i) => setResult(results, s, mustGet(applied.results[u]?.[i]))));
 		// Batch duplicates of a key that ran get the result of the op that ran.
 		for (const s of slots) {

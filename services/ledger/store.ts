@@ -195,17 +195,23 @@ export async function refundsOf(db: Db, paymentId: string): Promise<TransferReco
  * order, after the accounts: the same order in every batch), and the idempotency keys
  * already committed. The spending rows are locked by a no-op update, which also returns
  * the latest committed value, as a plain SELECT ... FOR UPDATE would.
+ *
+ * A spending row this statement creates comes with the owner's other rows of the same day
+ * (`carried`): spending kept in another currency's row, by the code before the one budget
+ * in the base currency (a deploy day, or old nodes during a rolling deploy) or under
+ * another base currency, which the batch converts and carries into the new row. Only a
+ * created row looks for them, so a day's later batches do not.
  */
 export async function lockForBatch(
 	trx: Db, accountIds: string[], usageKeys: string[], day: string, keys: string[], ownerIds: string[] = [], pairs: string[] = [],
-): Promise<{ accounts: AccountState[]; usage: Map<string, bigint>; keys: Map<string, StoredKey>; owners: Map<string, OwnerState>; known: Set<string> }> {
+): Promise<{ accounts: AccountState[]; usage: Map<string, bigint>; carried: CarriedUsage[]; keys: Map<string, StoredKey>; owners: Map<string, OwnerState>; known: Set<string> }> {
 	const sorted = [...usageKeys].sort();
 	const owners = sorted.map(k => k.slice(0, k.lastIndexOf("|")));
 	const currencies = sorted.map(k => k.slice(k.lastIndexOf("|") + 1));
 	// Only what the rules need: no labels or timestamps to parse for every account of every batch.
 	const pairOwners = pairs.map(p => p.slice(0, p.lastIndexOf("|")));
 	const pairAccounts = pairs.map(p => p.slice(p.lastIndexOf("|") + 1));
-	const found = await rows<BatchAccountRow & { t: "a" | "u" | "k" | "p" | "o" | "c"; request_hash: string | null; result: unknown }>(
+	const found = await rows<BatchAccountRow & { t: "a" | "u" | "f" | "k" | "p" | "o" | "c"; request_hash: string | null; result: unknown }>(
 		trx,
 		`WITH a AS (
 			SELECT id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version
@@ -214,7 +220,7 @@ export async function lockForBatch(
 			INSERT INTO ledger.daily_usage (owner_id, day, currency, used)
 			SELECT o, ?::date, c, 0 FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS v(o, c, n) ORDER BY n
 			ON CONFLICT (owner_id, day, currency) DO UPDATE SET used = ledger.daily_usage.used
-			RETURNING owner_id, currency, used
+			RETURNING owner_id, currency, used, xmax = 0 AS created
 		), o AS (
 			INSERT INTO ledger.owners (owner_id)
 			SELECT o FROM unnest(?::text[]) AS v(o) ORDER BY o
@@ -223,6 +229,8 @@ export async function lockForBatch(
 		)
 		SELECT 'a' AS t, id::text AS id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version, NULL::text AS request_hash, NULL::json AS result FROM a
 		UNION ALL SELECT 'u', NULL, owner_id, currency, NULL, NULL, used, NULL, NULL, NULL, NULL, NULL FROM u
+		UNION ALL SELECT 'f', u.currency, f.owner_id, f.currency, NULL, NULL, f.used, NULL, NULL, NULL, NULL, NULL
+			FROM u JOIN ledger.daily_usage f ON f.owner_id = u.owner_id AND f.day = ?::date AND f.currency <> u.currency WHERE u.created
 		UNION ALL SELECT 'k', key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, request_hash, result FROM ledger.idempotency WHERE key = ANY(?::text[])
 		UNION ALL SELECT 'p', idempotency_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, encode(request_hash, 'hex'),
 			json_build_object('id', id, 'from', from_account_id, 'to', to_account_id, 'amount', amount::text, 'currency', currency, 'description', description, 'at', created_at)
@@ -230,22 +238,31 @@ export async function lockForBatch(
 		UNION ALL SELECT 'o', NULL, owner_id, NULL, NULL, NULL, tier::int8, NULL, NULL, NULL, NULL, risk::json FROM o
 		UNION ALL SELECT 'c', c.account_id::text, c.owner_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 			FROM ledger.counterparties c JOIN unnest(?::text[], ?::uuid[]) AS p(o, a) ON c.owner_id = p.o AND c.account_id = p.a`,
-		[accountIds, day, owners, currencies, [...new Set(ownerIds)].sort(), keys, keys, pairOwners, pairAccounts],
+		[accountIds, day, owners, currencies, [...new Set(ownerIds)].sort(), day, keys, keys, pairOwners, pairAccounts],
 	);
 	const accounts: AccountState[] = [];
 	const usage = new Map<string, bigint>();
+	const carried: CarriedUsage[] = [];
 	const stored = new Map<string, StoredKey>();
 	const ownerStates = new Map<string, OwnerState>();
 	const known = new Set<string>();
 	for (const r of found) {
 		if (r.t === "a") accounts.push(toAccountState(r));
 		else if (r.t === "u") usage.set(`${r.owner_id}|${r.currency}`, r.posted);
+		else if (r.t === "f") carried.push({ key: `${r.owner_id}|${r.id}`, currency: r.currency, usedMinor: r.posted });
 		else if (r.t === "o") ownerStates.set(r.owner_id ?? "", ownerFromRow(r.owner_id ?? "", Number(r.posted), r.result));
 		else if (r.t === "c") known.add(`${r.owner_id}|${r.id}`);
 		else if (r.t === "p") stored.set(r.id, { hash: r.request_hash ?? "", result: { ok: true, value: paidView(r.result as PaidRow) } });
 		else stored.set(r.id, { hash: r.request_hash ?? "", result: r.result });
 	}
-	return { accounts, usage, keys: stored, owners: ownerStates, known };
+	return { accounts, usage, carried, keys: stored, owners: ownerStates, known };
+}
+
+/** The day's spending an owner has in another currency's row, to carry into a spending row just created (`key`). */
+export interface CarriedUsage {
+	key: string;
+	currency: string;
+	usedMinor: bigint;
 }
 
 /** The stored form of an owner's history (ledger.owners.risk): short keys, amounts as text. */

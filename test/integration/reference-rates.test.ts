@@ -5,7 +5,8 @@
  * today, implausible rates (outside the band around the seeded ones, however many days they
  * walk) and malformed writes are refused whole; a node keeps asking for the day's rates
  * until every currency has them; a batch converts an owner's spending with the day's rates,
- * rounding up.
+ * rounding up, and carries into the day's new budget row what the owner spent that day in
+ * rows kept per currency before the one budget (the deploy day).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -14,7 +15,7 @@ import type { Knex } from "knex";
 import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { call } from "../../lib/contract.ts";
 import { ledger } from "../../contracts/ledger.ts";
-import { defaultRates } from "../../services/ledger/reference-rates.ts";
+import { defaultRates, toBaseMinor } from "../../services/ledger/reference-rates.ts";
 import { BudgetRates, RATES_RETRY_MS } from "../../services/ledger/budget.ts";
 import { REFERENCE_RATE_BAND } from "../../config/reference-rates.ts";
 
@@ -154,5 +155,29 @@ describe("reference rates", () => {
 		// Now it has them all, and keeps them for the rest of the day without asking.
 		await put(day, [["EUR", 1.08e12]]);
 		assert.deepEqual(pick(await rates.budgetAt(knex, new Date(at + 3 * RATES_RETRY_MS))), [1_260_000_000_000n, 331_000_000_000n, 661_000_000_000n, seeded.get("CHF"), seeded.get("EUR")]);
+	});
+	it("carries the day's spending kept per currency before the one budget into the owner's new budget row, once", async () => {
+		const owner = "carried-owner";
+		const today = dayOf(Date.now());
+		// What the code before the one budget kept this morning: a row per currency spent, in its minor units.
+		await node.sql.query("INSERT INTO ledger.daily_usage (owner_id, day, currency, used) VALUES ($1, $2, 'KWD', 500), ($1, $2, 'EUR', 1000)", [owner, today]);
+		const got = await call(broker, ledger.referenceRates.get, {});
+		const rate = (c: string) => BigInt(got.rates[c] ?? 0);
+		const carried = toBaseMinor(500n, rate("KWD")) + toBaseMinor(1_000n, rate("EUR"));
+		const kwd = await call(broker, ledger.accounts.open, { currency: "KWD", ownerId: owner });
+		const other = await call(broker, ledger.accounts.open, { currency: "KWD", ownerId: "someone-else" });
+		const sys = await call(broker, ledger.accounts.open, { kind: "system", code: "external:carried:KWD", currency: "KWD" });
+		await call(broker, ledger.transfers.create, { idempotencyKey: "carried-fund", fromAccountId: sys.id, toAccountId: kwd.id, amount: 10_000, currency: "KWD" });
+		// Room for 200 cents more today: 1,000 fils (over 300 cents) is refused, the spending so far counted.
+		const limits = { perTransferMinor: 100_000, perDayMinor: Number(carried) + 200 };
+		await assert.rejects(
+			call(broker, ledger.transfers.create, { idempotencyKey: "carried-1", fromAccountId: kwd.id, toAccountId: other.id, amount: 1_000, currency: "KWD", ownerId: owner, limits }),
+			(e: { type?: string; data?: Record<string, unknown> }) => e.type === "LIMIT_EXCEEDED" && e.data?.["usedMinor"] === String(carried),
+		);
+		// The refused batch still kept what it carried; the next one adds to it and does not carry it again.
+		const usage = async () => (await node.sql.query("SELECT currency, used::int8::text AS used FROM ledger.daily_usage WHERE owner_id = $1 ORDER BY currency", [owner])).rows;
+		assert.deepEqual(await usage(), [{ currency: "EUR", used: "1000" }, { currency: "KWD", used: "500" }, { currency: "USD", used: String(carried) }]);
+		await call(broker, ledger.transfers.create, { idempotencyKey: "carried-2", fromAccountId: kwd.id, toAccountId: other.id, amount: 400, currency: "KWD", ownerId: owner, limits });
+		assert.deepEqual(await usage(), [{ currency: "EUR", used: "1000" }, { currency: "KWD", used: "500" }, { currency: "USD", used: String(carried + toBaseMinor(400n, rate("KWD"))) }]);
 	});
 });
