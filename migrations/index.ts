@@ -125,16 +125,29 @@ interface RawConnectionClient {
  * its lock row, so all but one node failed to start. The lock is a PostgreSQL session
  * advisory lock on a connection of its own, outside the pool (a pool of one would
  * deadlock), so a runner that dies releases it with its connection. PGlite lives in one
- * process and needs none.
+ * process: its runs take turns in that process.
+ *
+ * Holding the lock, no other runner is running, so knex's own lock row for the schema
+ * (<schema>.knex_migrations_lock) is freed first: a runner that died half-way (a crash, a
+ * kill) leaves it set, and every later start then failed with "Migration table is already
+ * locked" until someone cleared it by hand.
  */
-async function underMigrationLock<T>(knex: Knex, fn: () => Promise<T>): Promise<T> {
+async function underMigrationLock<T>(knex: Knex, schema: string, fn: () => Promise<T>): Promise<T> {
 	const client = knex.client as RawConnectionClient;
-	if (client.config.client !== "pg") return fn();
+	if (client.config.client !== "pg") {
+		const run = (inProcess.get(knex) ?? Promise.resolve()).then(async () => {
+			await knex.migrate.forceFreeMigrationsLock(options(schema));
+			return fn();
+		});
+		inProcess.set(knex, run.catch(() => undefined));
+		return run;
+	}
 	const connection = await client.acquireRawConnection();
 	try {
 		await connection.query("SET statement_timeout = 0");
 		await connection.query(`SET lock_timeout = ${MIGRATION_LOCK_WAIT_MS}`);
 		await connection.query("SELECT pg_advisory_lock(hashtext('paymesh.migrations'))");
+		await knex.migrate.forceFreeMigrationsLock(options(schema));
 		return await fn();
 	} finally {
 		// Closing the session releases the lock, also when the unlock could not be sent.
@@ -142,8 +155,11 @@ async function underMigrationLock<T>(knex: Knex, fn: () => Promise<T>): Promise<
 	}
 }
 
+/** The migration runs of this process on a database without advisory locks (PGlite), one after another. */
+const inProcess = new WeakMap<Knex, Promise<unknown>>();
+
 export async function migrateLatest(knex: Knex, schema: string): Promise<void> {
-	await underMigrationLock(knex, async () => {
+	await underMigrationLock(knex, schema, async () => {
 		await knex.raw(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
 		await knex.migrate.latest(options(schema));
 	});
@@ -151,12 +167,12 @@ export async function migrateLatest(knex: Knex, schema: string): Promise<void> {
 
 /** Runs the next pending migration only (the migrations test walks them one at a time). */
 export async function migrateUp(knex: Knex, schema: string): Promise<void> {
-	await underMigrationLock(knex, async () => {
+	await underMigrationLock(knex, schema, async () => {
 		await knex.raw(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
 		await knex.migrate.up(options(schema));
 	});
 }
 
 export async function migrateRollback(knex: Knex, schema: string, all = false): Promise<void> {
-	await underMigrationLock(knex, () => knex.migrate.rollback(options(schema), all));
+	await underMigrationLock(knex, schema, () => knex.migrate.rollback(options(schema), all));
 }

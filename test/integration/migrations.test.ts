@@ -1,7 +1,8 @@
 /**
  * Every domain's migrations go up, come down leaving nothing of theirs behind (tables,
  * columns, sequences, functions, indexes), and go up again, on real PostgreSQL; and each one's
- * down undoes exactly what its up did (walked one migration at a time).
+ * down undoes exactly what its up did (walked one migration at a time); and a runner that
+ * died holding knex's lock row does not stop the next one.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -63,6 +64,27 @@ describe("migrations", () => {
 			}
 		});
 	}
+});
+
+describe("migrations after a runner died holding knex's lock", () => {
+	it("free the lock row it left set (under the cluster's lock no one else runs) and go down, up and to the latest again", async () => {
+		const lock = async () => knex.raw("UPDATE ledger.knex_migrations_lock SET is_locked = 1");
+		const isLocked = async () => ((await knex.raw("SELECT is_locked FROM ledger.knex_migrations_lock")) as { rows: { is_locked: number }[] }).rows.map(r => r.is_locked);
+		const applied = async () => ((await knex.raw("SELECT count(*)::int AS n FROM ledger.knex_migrations")) as { rows: { n: number }[] }).rows[0]?.n ?? 0;
+		const all = Object.keys(MIGRATIONS["ledger"] ?? {}).length;
+		await migrateLatest(knex, "ledger");
+		// Each step with the lock row left set, as a runner killed half-way leaves it.
+		await lock();
+		await migrateRollback(knex, "ledger");
+		assert.equal(await applied(), 0, "the last batch (all of them) rolled back");
+		await lock();
+		await migrateUp(knex, "ledger");
+		assert.equal(await applied(), 1);
+		await lock();
+		await migrateLatest(knex, "ledger");
+		assert.equal(await applied(), all);
+		assert.deepEqual(await isLocked(), [0]);
+	});
 });
 
 describe("migrations of nodes starting together", () => {
