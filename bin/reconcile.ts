@@ -52,8 +52,10 @@ try {
 		process.stdout.write(`reconciliation ${known} ${day} (run ${run.id}, file sha256 ${run.fileSha256.slice(0, 16)}…)\n`);
 		process.stdout.write(`  lines ${t.lines}, matched ${t.matched}, new breaks ${t.newBreaks}, open breaks (all days) ${t.openBreaks}\n`);
 		for (const [type, n] of Object.entries(t.breaks)) if (n > 0) process.stdout.write(`  ${type}: ${n}\n`);
-		for (const [currency, c] of Object.entries(t.currencies)) process.stdout.write(`  ${currency}: settled ${c.settledMinor}, fees ${c.feesMinor}, ours completed ${c.oursCompletedMinor} (minor units)\n`);
-		for (const b of open.items) process.stdout.write(`  #${b.id} ${b.type} ${b.paymentId ?? "-"} ${b.providerRef ?? "-"}: ${b.detail}\n`);
+		for (const [currency, c] of Object.entries(t.currencies)) {
+			process.stdout.write(`  ${currency}: settled ${c.settledMinor}, fees ${c.feesMinor}, ours completed ${c.oursCompletedMinor}; refunds settled ${c.refundsSettledMinor}, ours refunded ${c.oursRefundedMinor} (minor units)\n`);
+		}
+		for (const b of open.items) process.stdout.write(`  #${b.id} ${b.type} ${b.refundId ? `refund ${b.refundId} of ` : ""}${b.paymentId ?? "-"} ${b.providerRef ?? "-"}: ${b.detail}\n`);
 		if (open.nextAfterId) process.stdout.write("  … more open breaks: GET /api/v1/admin/recon/breaks\n");
 	}
 	if (open.items.length > 0) code = 2;

@@ -119,6 +119,20 @@ export interface SettlementViewItem {
 	createdAt: string;
 }
 
+/** A top-up refund through the provider as reconciliation compares it (`paymentId` the top-up). */
+export interface RefundSettlementViewItem {
+	id: string;
+	paymentId: string;
+	status: string;
+	amount: number;
+	currency: string;
+	provider: string;
+	providerRef: string | null;
+	transferId: string | null;
+	failureCode: string | null;
+	createdAt: string;
+}
+
 /** A payment as the payments service shows it. */
 export type PaymentRecord = ReturnType<typeof view>;
 export type ReversalView = ReturnType<typeof reversalView>;
@@ -185,4 +199,6 @@ export const payments = {
 	},
 	/** For reconciliation: the provider's payments of a period (and the ones asked for by id). */
 	settlementView: action("payments.settlementView", settlementViewParams, returns<{ items: SettlementViewItem[]; nextAfterId: string | null }>()),
+	/** For reconciliation: the provider's top-up refunds of a period (and the ones asked for by id). */
+	refundSettlementView: action("payments.refundSettlementView", settlementViewParams, returns<{ items: RefundSettlementViewItem[]; nextAfterId: string | null }>()),
 };

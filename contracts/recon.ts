@@ -38,7 +38,10 @@ export interface BreakView {
 	day: string;
 	type: (typeof BREAK_TYPES)[number];
 	status: (typeof BREAK_STATUSES)[number];
+	/** Our payment; on a refund's break, the top-up it gives back. */
 	paymentId: string | null;
+	/** On a refund's break (kind `refund`): our refund's id, or the one the provider named. */
+	refundId: string | null;
 	providerRef: string | null;
 	kind: string;
 	currency: string;

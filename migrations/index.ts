@@ -47,6 +47,7 @@ import * as payments007 from "./payments/007_reversal_requests.ts";
 import * as payments008 from "./payments/008_disputes.ts";
 import * as payments009 from "./payments/009_topup_refunds.ts";
 import * as recon001 from "./recon/001_init.ts";
+import * as recon002 from "./recon/002_refunds.ts";
 import * as requests001 from "./requests/001_init.ts";
 import * as requests002 from "./requests/002_pending_index.ts";
 import * as schedules001 from "./schedules/001_init.ts";
@@ -75,7 +76,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	audit: { "001_init": audit001, "002_blocks": audit002 },
 	notifications: { "001_init": notifications001, "002_mails": notifications002 },
 	webhooks: { "001_init": webhooks001, "002_list_indexes": webhooks002 },
-	recon: { "001_init": recon001 },
+	recon: { "001_init": recon001, "002_refunds": recon002 },
 	requests: { "001_init": requests001, "002_pending_index": requests002 },
 	schedules: { "001_init": schedules001 },
 	bills: { "001_init": bills001 },

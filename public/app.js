@@ -753,7 +753,7 @@ async function loadBreaks() {
 	if (open.status !== 200 || proposed.status !== 200) return;
 	const item = b => {
 		const amount = b.theirAmount ?? b.ourAmount;
-		const what = `#${b.id} ${b.type.replace(/_/g, " ")} · ${b.provider} ${b.day}${amount === null ? "" : ` · ${formatMinor(amount, b.currency)}`}`;
+		const what = `#${b.id} ${b.type.replace(/_/g, " ")}${b.kind === "refund" ? " (refund)" : ""} · ${b.provider} ${b.day}${amount === null ? "" : ` · ${formatMinor(amount, b.currency)}`}`;
 		const li = el("li", { dataset: { breakId: String(b.id), status: b.status } }, el("span", { title: b.detail }, what));
 		if (b.proposal) {
 			li.append(el("span", { class: "muted" }, ` ${b.proposal.resolution} proposed: ${b.proposal.note}`));

@@ -47,7 +47,7 @@ import { compensate, requery } from "./repair.ts";
 import { savedInstrument, withSavedMethod } from "./saved-methods.ts";
 import { decideReversal, listReversals, proposeReversal } from "./reversals.ts";
 import { addEvidence, getDispute, listDisputes, onDisputeCallback, type DisputeHost } from "./disputes.ts";
-import { settlementRows, topupRefundById } from "./store.ts";
+import { refundSettlementRows, settlementRows, topupRefundById } from "./store.ts";
 import type { compensateParams, disputeParams, requeryParams, reversalParams, settlementViewParams, topupRefundParams } from "../../contracts/payments.ts";
 import { createRefund, listRefunds, onRefundCallback, resumeRefunds, topupRefundView, TOPUP_REFUNDS_LIST_MAX, type RefundHost } from "./topup-refunds.ts";
 
@@ -162,6 +162,13 @@ const CALLBACK_STUCK_MS = 30_000;
 
 function refusalCode(err: unknown): RefusalCode | null {
 	return err instanceof Errors.MoleculerClientError && typeof err.type === "string" ? (err.type as RefusalCode) : null;
+}
+
+/** A UTC day as [from, to) for reconciliation's views; a day that is not a date is refused. */
+function settlementDay(day: string): { from: Date; to: Date } {
+	const from = new Date(`${day}T00:00:00.000Z`);
+	if (Number.isNaN(from.getTime()) || from.toISOString().slice(0, 10) !== day) throw toClientError({ code: "VALIDATION_ERROR", message: `${day} is not a date` });
+	return { from, to: new Date(from.getTime() + 86_400_000) };
 }
 
 export function paymentsService(config: Config): ServiceSchema {
@@ -422,14 +429,28 @@ export function paymentsService(config: Config): ServiceSchema {
 				async handler(this: PaymentsThis, ctx: Context<Infer<typeof settlementViewParams>>) {
 					const p = ctx.params;
 					const limit = p.limit ?? 1_000;
-					const from = new Date(`${p.day}T00:00:00.000Z`);
-					if (Number.isNaN(from.getTime()) || from.toISOString().slice(0, 10) !== p.day) throw toClientError({ code: "VALIDATION_ERROR", message: `${p.day} is not a date` });
-					const to = new Date(from.getTime() + 86_400_000);
-					const rows = await settlementRows(this.knex, { provider: p.provider, from, to, ids: p.ids ?? [], afterId: p.afterId ?? null, limit: limit + 1 });
+					const rows = await settlementRows(this.knex, { provider: p.provider, ...settlementDay(p.day), ids: p.ids ?? [], afterId: p.afterId ?? null, limit: limit + 1 });
 					const page = rows.slice(0, limit);
 					return {
 						items: page.map(r => ({
 							id: r.id, type: r.type === "payout" ? "payout" as const : "topup" as const, status: r.status, amount: toSafeNumber(r.amount), currency: r.currency, provider: r.provider,
+							providerRef: r.provider_ref, transferId: r.transfer_id, failureCode: r.failure_code, createdAt: r.created_at.toISOString(),
+						})),
+						nextAfterId: rows.length > limit ? (page[page.length - 1]?.id ?? null) : null,
+					};
+				},
+			},
+			/** ... and of its top-up refunds (the settlement file lists them as operations of their own). */
+			refundSettlementView: {
+				params: payments.refundSettlementView.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof settlementViewParams>>) {
+					const p = ctx.params;
+					const limit = p.limit ?? 1_000;
+					const rows = await refundSettlementRows(this.knex, { provider: p.provider, ...settlementDay(p.day), ids: p.ids ?? [], afterId: p.afterId ?? null, limit: limit + 1 });
+					const page = rows.slice(0, limit);
+					return {
+						items: page.map(r => ({
+							id: r.id, paymentId: r.payment_id, status: r.status, amount: toSafeNumber(r.amount), currency: r.currency, provider: r.provider,
 							providerRef: r.provider_ref, transferId: r.transfer_id, failureCode: r.failure_code, createdAt: r.created_at.toISOString(),
 						})),
 						nextAfterId: rows.length > limit ? (page[page.length - 1]?.id ?? null) : null,

@@ -10,6 +10,7 @@
  * so a lost callback delays a payment but never strands it.
  */
 import { createHash } from "node:crypto";
+import type { OperationType, ProviderOperation } from "./providers-settlement.ts";
 import { isToken, type SimulatedVault } from "./providers-vault.ts";
 
 export const PROVIDERS = ["mobile_money", "bank", "card"] as const;
@@ -65,8 +66,8 @@ export interface SimulationOptions {
 	 * simulation, gives the same answer, as a real one keeps its records.
 	 */
 	refundDeclineRate?: number;
-	/** Told of each operation once, when the provider first answers it: the settlement file's source (providers-settlement.ts). */
-	record?: (op: { ref: string; paymentId: string; amountMinor: number; currency: string; status: "settled" | "failed" }) => void;
+	/** Told of each operation once (charges, payouts, refunds), when the provider first answers it: the settlement file's source (providers-settlement.ts). */
+	record?: (op: ProviderOperation) => void;
 }
 
 /** A technical failure of the provider: retryable later, and counted by the circuit breaker. */
@@ -96,25 +97,26 @@ export class SimulatedProvider implements ProviderAdapter {
 
 	charge(req: { paymentId: string; amountMinor: number; currency: string; instrument?: string }): Promise<ProviderResult> {
 		// A saved card's token (payment methods): one this provider did not issue, or of an expired card, is declined.
-		if (req.instrument !== undefined && !this.opts.vault?.accepts(req.instrument, this.name, "card", new Date())) return this.answer(req, `charge:${req.paymentId}`, false);
-		return this.answer(req, `charge:${req.paymentId}`);
+		if (req.instrument !== undefined && !this.opts.vault?.accepts(req.instrument, this.name, "card", new Date())) return this.answer(req, `charge:${req.paymentId}`, "charge", false);
+		return this.answer(req, `charge:${req.paymentId}`, "charge");
 	}
 
 	payout(req: { paymentId: string; amountMinor: number; currency: string; destination: string }): Promise<ProviderResult> {
 		// A destination the simulation always refuses, so tests can force a decline.
-		if (req.destination.endsWith("-reject")) return this.answer(req, `payout:${req.paymentId}`, false);
+		if (req.destination.endsWith("-reject")) return this.answer(req, `payout:${req.paymentId}`, "payout", false);
 		// A saved bank account's token: only one this provider issued.
-		if (isToken(req.destination) && !this.opts.vault?.accepts(req.destination, this.name, "bank_account", new Date())) return this.answer(req, `payout:${req.paymentId}`, false);
-		return this.answer(req, `payout:${req.paymentId}`);
+		if (isToken(req.destination) && !this.opts.vault?.accepts(req.destination, this.name, "bank_account", new Date())) return this.answer(req, `payout:${req.paymentId}`, "payout", false);
+		return this.answer(req, `payout:${req.paymentId}`, "payout");
 	}
 
 	refund(req: { paymentId: string; chargeId: string; amountMinor: number; currency: string }): Promise<ProviderResult> {
 		const declined = refundDeclined(req.paymentId, this.opts.refundDeclineRate ?? 0);
-		// Not in the settlement journal: the file lists charges and payouts only (docs/after-payment.md).
-		return this.answer(req, `refund:${req.paymentId}`, declined ? false : undefined, false);
+		// In the settlement journal as a refund: the top-up it gives back, and our refund's id.
+		return this.answer(req, `refund:${req.paymentId}`, "refund", declined ? false : undefined, { paymentId: req.chargeId, refundId: req.paymentId });
 	}
 
-	private async answer(req: { paymentId: string; amountMinor: number; currency: string }, key: string, force?: boolean, journal = true): Promise<ProviderResult> {
+	/** Answers an operation once (by key); `journal` names what the settlement file lists it under when that is not the request's own payment. */
+	private async answer(req: { paymentId: string; amountMinor: number; currency: string }, key: string, type: OperationType, force?: boolean, journal?: { paymentId: string; refundId: string }): Promise<ProviderResult> {
 		const paymentId = req.paymentId;
 		await new Promise(r => setTimeout(r, this.opts.latencyMs));
 		const known = this.answers.get(key);
@@ -125,7 +127,7 @@ export class SimulatedProvider implements ProviderAdapter {
 			? { ok: false, code: "PROVIDER_DECLINED", reason: "declined by the provider" }
 			: { ok: true, ref };
 		this.answers.set(key, result);
-		if (journal) this.opts.record?.({ ref, paymentId, amountMinor: req.amountMinor, currency: req.currency, status: result.ok ? "settled" : "failed" });
+		this.opts.record?.({ ref, paymentId, amountMinor: req.amountMinor, currency: req.currency, status: result.ok ? "settled" : "failed", type, ...journal });
 		// A timeout after the fact: the provider acted, the caller never hears it in time and
 		// learns the outcome from a callback or a later status inquiry.
 		if (this.opts.random() < (this.opts.timeoutRate ?? 0)) await new Promise(r => setTimeout(r, this.opts.hangMs ?? 0));

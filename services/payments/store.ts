@@ -272,6 +272,17 @@ export function settlementRows(knex: Knex, q: { provider: string; from: Date; to
 	);
 }
 
+/** The same view of the provider's top-up refunds (payments.refundSettlementView): created in [from, to), and those asked for by id. */
+export function refundSettlementRows(knex: Knex, q: { provider: string; from: Date; to: Date; ids: string[]; afterId: string | null; limit: number }): Promise<TopupRefundRow[]> {
+	return queryRows<TopupRefundRow>(
+		knex,
+		`SELECT ${TOPUP_REFUND_COLUMNS} FROM payments.topup_refunds
+		 WHERE provider = ? AND ((created_at >= ? AND created_at < ?) OR id = ANY(?::uuid[])) AND (?::uuid IS NULL OR id > ?::uuid)
+		 ORDER BY id LIMIT ?`,
+		[q.provider, q.from, q.to, q.ids, q.afterId, q.afterId, q.limit],
+	);
+}
+
 // ---- staff reversal requests (services/payments/reversals.ts) ---------------------------
 
 export interface ReversalRequestRow {

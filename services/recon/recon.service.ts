@@ -24,10 +24,10 @@ import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
 import { audit } from "../../contracts/audit.ts";
 import { ledger } from "../../contracts/ledger.ts";
-import { payments, type SettlementViewItem } from "../../contracts/payments.ts";
+import { payments, type RefundSettlementViewItem, type SettlementViewItem } from "../../contracts/payments.ts";
 import { providers } from "../../contracts/providers.ts";
 import { recon, type RunView } from "../../contracts/recon.ts";
-import { adjustmentFor, fourEyesProblem, parseSettlement, reconcile, resolutionProblem, type OurPayment } from "./rules.ts";
+import { adjustmentFor, fourEyesProblem, parseSettlement, reconcile, resolutionProblem, type OurPayment, type OurRefund } from "./rules.ts";
 import * as store from "./store.ts";
 import { PROVIDERS } from "../payments/providers.ts";
 import { Periodic } from "../../lib/periodic.ts";
@@ -48,8 +48,8 @@ type ApproveParams = Infer<typeof recon.breaks.approve.params>;
 type ReconThis = DbService & {
 	broker: ServiceBroker;
 	systemAccounts: (code: string, currency: CurrencyCode) => Promise<string>;
-	ours(ctx: Context, provider: RunParams["provider"], day: string, lineIds: string[]): Promise<Map<string, OurPayment>>;
-	ledgerAmounts(ctx: Context, provider: string, day: string, items: SettlementViewItem[]): Promise<Map<string, number>>;
+	ours(ctx: Context, provider: RunParams["provider"], day: string, lineIds: string[], refundIds: string[]): Promise<{ payments: Map<string, OurPayment>; refunds: Map<string, OurRefund> }>;
+	ledgerAmounts(ctx: Context, provider: string, day: string, items: { transferId: string | null; status: string; currency: string }[]): Promise<Map<string, number>>;
 	reportOpen(): Promise<number>;
 	scheduled(): Promise<void>;
 	schedule: Periodic | null;
@@ -61,6 +61,26 @@ const dayStart = (day: string) => new Date(`${day}T00:00:00.000Z`);
 function checkDay(day: string): void {
 	const d = dayStart(day);
 	if (Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== day) throw toClientError({ code: "VALIDATION_ERROR", message: `${day} is not a date` });
+}
+
+type ViewQuery = { limit: number; afterId?: string; ids?: string[] };
+
+/** One of payments' views of a provider's day (payments or top-up refunds): the day's, a page at a time, then the others the file names by id. */
+async function viewOf<T extends { id: string }>(page: (q: ViewQuery) => Promise<{ items: T[]; nextAfterId: string | null }>, lineIds: string[]): Promise<T[]> {
+	const items: T[] = [];
+	let afterId: string | null = null;
+	do {
+		const p: { items: T[]; nextAfterId: string | null } = await page({ limit: VIEW_PAGE, ...(afterId ? { afterId } : {}) });
+		items.push(...p.items);
+		afterId = p.nextAfterId;
+	} while (afterId);
+	const known = new Set(items.map(i => i.id));
+	const others = lineIds.filter(id => !known.has(id));
+	for (let i = 0; i < others.length; i += IDS_PER_CALL) {
+		const p = await page({ ids: others.slice(i, i + IDS_PER_CALL), limit: VIEW_PAGE });
+		for (const item of p.items) if (!known.has(item.id)) (known.add(item.id), items.push(item));
+	}
+	return items;
 }
 
 export function reconService(config: Config): ServiceSchema {
@@ -77,8 +97,14 @@ export function reconService(config: Config): ServiceSchema {
 					const csv = ctx.params.csv ?? (await call(ctx, providers.settlement, { provider, day }, { timeout: 60_000 })).csv;
 					const parsed = parseSettlement(csv);
 					if (!parsed.ok) throw toClientError({ code: "VALIDATION_ERROR", message: `settlement file line ${parsed.lineNo}: ${parsed.problem}`, details: { lineNo: parsed.lineNo } });
-					const ours = await this.ours(ctx, provider, day, [...new Set(parsed.lines.map(l => l.paymentId))]);
-					const { breaks, totals } = reconcile(parsed.lines, ours);
+					const paymentIds = new Set<string>();
+					const refundIds = new Set<string>();
+					for (const l of parsed.lines) {
+						if (l.type === "refund" && l.refundId) refundIds.add(l.refundId);
+						else if (l.type !== "refund") paymentIds.add(l.paymentId);
+					}
+					const ours = await this.ours(ctx, provider, day, [...paymentIds], [...refundIds]);
+					const { breaks, totals } = reconcile(parsed.lines, ours.payments, ours.refunds);
 					// The run is written once everything it needs was read: a dependency that fails leaves no run behind.
 					const runId = uuidv7();
 					const fileSha256 = createHash("sha256").update(csv).digest("hex");
@@ -165,30 +191,27 @@ export function reconService(config: Config): ServiceSchema {
 			},
 		},
 		methods: {
-			/** Our payments of the provider's day, and every other one the file names. */
-			async ours(this: ReconThis, ctx: Context, provider: RunParams["provider"], day: string, lineIds: string[]) {
-				const items: SettlementViewItem[] = [];
-				let afterId: string | null = null;
-				do {
-					const page: { items: SettlementViewItem[]; nextAfterId: string | null } = await call(ctx, payments.settlementView, { provider, day, limit: VIEW_PAGE, ...(afterId ? { afterId } : {}) });
-					items.push(...page.items);
-					afterId = page.nextAfterId;
-				} while (afterId);
-				const known = new Set(items.map(i => i.id));
-				const others = lineIds.filter(id => !known.has(id));
-				for (let i = 0; i < others.length; i += IDS_PER_CALL) {
-					const page = await call(ctx, payments.settlementView, { provider, day, ids: others.slice(i, i + IDS_PER_CALL), limit: VIEW_PAGE });
-					for (const p of page.items) if (!known.has(p.id)) (known.add(p.id), items.push(p));
-				}
-				const amounts = await this.ledgerAmounts(ctx, provider, day, items);
+			/** Our payments and top-up refunds of the provider's day, and every other one the file names, with what the ledger moved for them. */
+			async ours(this: ReconThis, ctx: Context, provider: RunParams["provider"], day: string, lineIds: string[], refundIds: string[]) {
+				const items = await viewOf<SettlementViewItem>(q => call(ctx, payments.settlementView, { provider, day, ...q }), lineIds);
+				const refundItems = await viewOf<RefundSettlementViewItem>(q => call(ctx, payments.refundSettlementView, { provider, day, ...q }), refundIds);
+				const amounts = await this.ledgerAmounts(ctx, provider, day, [...items, ...refundItems]);
+				const ledgerAmount = (transferId: string | null) => (transferId ? (amounts.get(transferId) ?? null) : null);
 				const map = new Map<string, OurPayment>();
 				for (const p of items) {
 					map.set(p.id, {
 						id: p.id, type: p.type, status: p.status, amount: p.amount, currency: p.currency, failureCode: p.failureCode, transferId: p.transferId,
-						ledgerAmount: p.transferId ? (amounts.get(p.transferId) ?? null) : null, onDay: p.createdAt.slice(0, 10) === day,
+						ledgerAmount: ledgerAmount(p.transferId), onDay: p.createdAt.slice(0, 10) === day,
 					});
 				}
-				return map;
+				const refunds = new Map<string, OurRefund>();
+				for (const r of refundItems) {
+					refunds.set(r.id, {
+						id: r.id, paymentId: r.paymentId, status: r.status, amount: r.amount, currency: r.currency, failureCode: r.failureCode, transferId: r.transferId,
+						ledgerAmount: ledgerAmount(r.transferId), onDay: r.createdAt.slice(0, 10) === day,
+					});
+				}
+				return { payments: map, refunds };
 			},
 
 			/**
@@ -196,7 +219,7 @@ export function reconService(config: Config): ServiceSchema {
 			 * over the day and its neighbours (a payment may settle after midnight), then one by one
 			 * for the few it did not have.
 			 */
-			async ledgerAmounts(this: ReconThis, ctx: Context, provider: string, day: string, items: SettlementViewItem[]) {
+			async ledgerAmounts(this: ReconThis, ctx: Context, provider: string, day: string, items: { transferId: string | null; status: string; currency: string }[]) {
 				const amounts = new Map<string, number>();
 				const wanted = items.filter(i => i.transferId !== null && i.status === "completed");
 				const from = new Date(dayStart(day).getTime() - 86_400_000);
@@ -234,7 +257,7 @@ export function reconService(config: Config): ServiceSchema {
 				for (const provider of PROVIDERS) {
 					if (await store.hasFinishedRun(this.knex, provider, day)) continue;
 					// Everything a run asks must be up (a node starting may have recon before payments).
-					const needed = [providers.settlement, payments.settlementView, ledger.accounts.statement];
+					const needed = [providers.settlement, payments.settlementView, payments.refundSettlementView, ledger.accounts.statement];
 					if (!needed.every(a => this.broker.registry.getActionEndpoints(a.name)?.hasAvailable())) return;
 					await callDetached(this.broker, recon.run, { provider, day }, { timeout: 300_000 });
 				}

@@ -2,7 +2,7 @@
 import type { Knex } from "knex";
 import { queryOne, queryRows } from "../../mixins/db.ts";
 import type { BreakView } from "../../contracts/recon.ts";
-import type { Break, BreakType, Resolution } from "./rules.ts";
+import type { Break, BreakKind, BreakType, Resolution } from "./rules.ts";
 
 export interface BreakRow {
 	id: string | number;
@@ -12,8 +12,9 @@ export interface BreakRow {
 	type: BreakType;
 	status: BreakView["status"];
 	payment_id: string | null;
+	refund_id: string | null;
 	provider_ref: string | null;
-	kind: "charge" | "payout";
+	kind: BreakKind;
 	currency: string;
 	their_amount: string | number | null;
 	our_amount: string | number | null;
@@ -36,7 +37,7 @@ const dayOf = (d: string | Date): string => (d instanceof Date ? d.toISOString()
 
 export function breakView(r: BreakRow): BreakView {
 	return {
-		id: Number(r.id), provider: r.provider, day: dayOf(r.day), type: r.type, status: r.status, paymentId: r.payment_id, providerRef: r.provider_ref, kind: r.kind,
+		id: Number(r.id), provider: r.provider, day: dayOf(r.day), type: r.type, status: r.status, paymentId: r.payment_id, refundId: r.refund_id, providerRef: r.provider_ref, kind: r.kind,
 		currency: r.currency, theirAmount: num(r.their_amount), ourAmount: num(r.our_amount), theirStatus: r.their_status, ourStatus: r.our_status, detail: r.detail,
 		proposal: r.proposed_resolution && r.proposed_by && r.proposed_at ? { resolution: r.proposed_resolution, note: r.proposed_note ?? "", by: r.proposed_by, at: r.proposed_at.toISOString() } : null,
 		approvedBy: r.approved_by, resolvedAt: r.resolved_at ? r.resolved_at.toISOString() : null, adjustmentTransferId: r.adjustment_transfer_id,
@@ -75,15 +76,15 @@ export async function recordBreaks(knex: Knex, runId: string, provider: string, 
 			const col = <T>(f: (b: Break) => T) => part.map(f);
 			const rows = await queryRows<{ fresh: boolean }>(
 				trx,
-				`INSERT INTO recon.breaks AS b (provider, day, break_key, type, payment_id, provider_ref, kind, currency, their_amount, our_amount, their_status, our_status, their_flow, our_flow, detail, first_run_id, last_run_id)
-				 SELECT ?, ?::date, k, t, p, r, kd, c, ta, oa, ts, os, tf, of, d, ?::uuid, ?::uuid
-				 FROM unnest(?::text[], ?::text[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::int8[], ?::int8[], ?::text[], ?::text[], ?::int8[], ?::int8[], ?::text[]) AS x(k, t, p, r, kd, c, ta, oa, ts, os, tf, of, d)
+				`INSERT INTO recon.breaks AS b (provider, day, break_key, type, payment_id, refund_id, provider_ref, kind, currency, their_amount, our_amount, their_status, our_status, their_flow, our_flow, detail, first_run_id, last_run_id)
+				 SELECT ?, ?::date, k, t, p, rf, r, kd, c, ta, oa, ts, os, tf, of, d, ?::uuid, ?::uuid
+				 FROM unnest(?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::int8[], ?::int8[], ?::text[], ?::text[], ?::int8[], ?::int8[], ?::text[]) AS x(k, t, p, rf, r, kd, c, ta, oa, ts, os, tf, of, d)
 				 ON CONFLICT (provider, day, break_key) DO UPDATE SET last_run_id = EXCLUDED.last_run_id,
 					status = CASE WHEN b.status = 'cleared' THEN 'open' ELSE b.status END
 				 RETURNING (xmax = 0) AS fresh`,
 				[
 					provider, day, runId, runId,
-					col(b => b.key), col(b => b.type), col(b => b.paymentId), col(b => b.providerRef), col(b => b.kind), col(b => b.currency),
+					col(b => b.key), col(b => b.type), col(b => b.paymentId), col(b => b.refundId), col(b => b.providerRef), col(b => b.kind), col(b => b.currency),
 					col(b => (b.theirAmount === null ? null : String(b.theirAmount))), col(b => (b.ourAmount === null ? null : String(b.ourAmount))),
 					col(b => b.theirStatus), col(b => b.ourStatus), col(b => String(b.theirFlow)), col(b => String(b.ourFlow)), col(b => b.detail.slice(0, 500)),
 				],

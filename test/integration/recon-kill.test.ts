@@ -1,8 +1,8 @@
 /**
  * A reconciliation run killed with SIGKILL while it works (`npm run reconcile` in a child
- * process on PostgreSQL, a 30,000-line file), then run again: the breaks of the killed run
- * are all there or none (one transaction), and after the second run every break is there
- * exactly once. The second run's wall time is printed as a figure.
+ * process on PostgreSQL, a 30,000-line file, a third of it refunds), then run again: the
+ * breaks of the killed run are all there or none (one transaction), and after the second run
+ * every break is there exactly once. The second run's wall time is printed as a figure.
  */
 import { after, before, it } from "node:test";
 import assert from "node:assert/strict";
@@ -41,12 +41,12 @@ before(async () => {
 	db = await createTestDatabase();
 	sql = new pg.Client({ connectionString: db.url });
 	await sql.connect();
-	// Lines for payments we never made: each one a missing_in_ours break; every 100th listed twice (one duplicate break more).
+	// Lines for payments (every third a refund) we never made: each one a missing_in_ours break; every 100th listed twice (one duplicate break more).
 	const random = seededRandom(5);
 	const out = [`${SETTLEMENT_HEADER.join(",")}\r\n`];
 	for (let i = 0; i < LINES; i++) {
 		const id = uuid(random);
-		const line = `card-charge:${id},${id},${100 + i},USD,settled,33\r\n`;
+		const line = i % 3 === 2 ? `card-refund:${id},${uuid(random)},${100 + i},USD,settled,0,refund,${id}\r\n` : `card-charge:${id},${id},${100 + i},USD,settled,33,charge,\r\n`;
 		out.push(line);
 		if (i % 100 === 0) out.push(line);
 	}

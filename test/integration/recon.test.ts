@@ -1,9 +1,11 @@
 /**
- * Reconciliation end to end on real PostgreSQL: top-ups and payouts through the simulated
- * card provider, its settlement file for the day with seeded breaks, `recon.run` matching it
- * against payments and the ledger. The breaks found are exactly the injected ones; a second
- * run adds none; resolutions need two people and leave the ledger's invariants clean; the
- * open-breaks gauge follows; every proposal and approval is in the audit chain.
+ * Reconciliation end to end on real PostgreSQL: top-ups, payouts and refunds of top-ups
+ * (some declined by the provider, some refused by our ledger) through the simulated card
+ * provider, its settlement file for the day with seeded breaks, `recon.run` matching it
+ * against payments, top-up refunds and the ledger. The breaks found are exactly the injected
+ * ones, refunds' included; a second run adds none; resolutions need two people and leave the
+ * ledger's invariants clean; the open-breaks gauge follows; every proposal and approval is in
+ * the audit chain.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -17,12 +19,18 @@ import { seededRandom } from "../../lib/random.ts";
 import { callDetached } from "../../lib/contract.ts";
 import { recon, type BreakView, type RunView } from "../../contracts/recon.ts";
 import { providers } from "../../contracts/providers.ts";
+import { payments } from "../../contracts/payments.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { audit } from "../../contracts/audit.ts";
 import { OPEN_BREAKS_METRIC } from "../../services/recon/recon.service.ts";
 
 /** A larger day for a figure: RECON_TOPUPS=10000 RECON_BREAK_PERMILLE=10 (the default run stays small and fast). */
 const TOPUPS = Number(process.env["RECON_TOPUPS"] ?? 160);
+/**
+ * Refunds of the day's top-ups through the provider. About 95 reach it; at 12 % of breaks the
+ * chance that none of theirs gets one is 0.88^95, about 5 in a million.
+ */
+const REFUNDS = Number(process.env["RECON_REFUNDS"] ?? Math.ceil(TOPUPS * 0.625));
 const BREAK_PERMILLE = process.env["RECON_BREAK_PERMILLE"] ?? "120";
 const USERS = Array.from({ length: Math.max(3, Math.ceil(TOPUPS / 100)) }, (_, i) => `018f0000-0000-7000-8000-${(0xc1 + i).toString(16).padStart(12, "0")}`);
 const STAFF_A = "018f0000-0000-7000-8000-0000000000d1";
@@ -63,7 +71,7 @@ function openGauge(): number {
 before(async () => {
 	node = await startNodeOnDatabase({
 		SERVICES: "ledger,payments,providers,fraud,users,recon,audit", METRICS_ENABLED: "true", PROVIDER_LATENCY_MS: "0", PROVIDER_SEED: "7",
-		SETTLEMENT_DIR: dir, SETTLEMENT_BREAK_PERMILLE: BREAK_PERMILLE,
+		SETTLEMENT_DIR: dir, SETTLEMENT_BREAK_PERMILLE: BREAK_PERMILLE, PROVIDER_REFUND_DECLINE_PERCENT: "20",
 		// No resume sweep during the test: the stuck payment below waits for the re-query.
 		PAYMENT_RESUME_AFTER_MS: "3600000",
 	});
@@ -78,20 +86,23 @@ after(async () => {
 
 describe("reconciliation", () => {
 	let run: RunView;
-	let injected: { type: string; paymentId: string }[] = [];
+	let injected: { type: string; operation: string; paymentId: string; refundId: string | null }[] = [];
+	const identity = (b: { type: string; paymentId: string | null; refundId: string | null }) => `${b.type}:${b.paymentId}:${b.refundId ?? "-"}`;
 
-	it("finds exactly the breaks the provider's file has, and the run's totals", async () => {
+	it("finds exactly the breaks the provider's file has, refunds' included, and the run's totals", async () => {
 		const random = seededRandom(11);
 		const accounts: string[] = [];
 		for (const id of USERS) accounts.push(((await broker.call("ledger.accounts.open", { ownerId: id, currency: "USD" })) as { id: string }).id);
-		const jobs: Promise<unknown>[] = [];
+		const jobs: Promise<{ id: string; status: string; amount: number } | null>[] = [];
+		const topups: { id: string; status: string; amount: number }[] = [];
+		const keep = (list: ({ id: string; status: string; amount: number } | null)[]) => topups.push(...list.filter(t => t !== null));
 		for (let i = 0; i < TOPUPS; i++) {
-			if (jobs.length >= 200) await Promise.all(jobs.splice(0));
+			if (jobs.length >= 200) keep(await Promise.all(jobs.splice(0)));
 			const u = Math.floor(random() * USERS.length);
 			const common = { userId: USERS[u], accountId: accounts[u], currency: "USD", provider: "card" };
-			jobs.push(broker.call("payments.topup", { ...common, idempotencyKey: `rt-${i}`, amount: 5_000 + Math.floor(random() * 5_000) }).catch(() => null));
+			jobs.push(broker.call<{ id: string; status: string; amount: number }, object>("payments.topup", { ...common, idempotencyKey: `rt-${i}`, amount: 5_000 + Math.floor(random() * 5_000) }).catch(() => null));
 		}
-		await Promise.all(jobs);
+		keep(await Promise.all(jobs.splice(0)));
 		for (let i = 0; i < 60; i++) {
 			const u = i % USERS.length;
 			const destination = i % 10 === 0 ? "GB-card-reject" : "GB00BANK12345";
@@ -101,21 +112,48 @@ describe("reconciliation", () => {
 			const stuck: { items: unknown[] } = await broker.call("payments.stuck", { olderThanS: 0 });
 			return stuck.items.length === 0;
 		});
+		// Refunds of the top-ups through the provider, by staff: most of a part, every 10th a second
+		// part of the same top-up, every 25th more than the top-up (refused: never sent to the
+		// provider, so not expected in its file); the provider declines a fifth (compensated).
+		const completed = topups.filter(t => t.status === "completed");
+		assert.ok(completed.length > 0);
+		const t0 = performance.now();
+		const refunds: Promise<unknown>[] = [];
+		for (let i = 0; i < REFUNDS; i++) {
+			if (refunds.length >= 50) await Promise.all(refunds.splice(0));
+			const t = completed[(i % 10 === 9 ? i - 1 : i) % completed.length];
+			assert.ok(t);
+			const amount = i % 25 === 24 ? t.amount + 1 : 1 + Math.floor(random() * (t.amount / 3));
+			refunds.push(callDetached(broker, payments.topupRefunds.create, { idempotencyKey: `rr-${i}`, paymentId: t.id, amount, staffId: STAFF_A, reason: "customer asked" }).catch(() => null));
+		}
+		await Promise.all(refunds);
+		process.stdout.write(`# refunds ${(performance.now() - t0).toFixed(0)} ms\n`);
+		const fates = await node.sql.query("SELECT status, count(*)::int AS n FROM payments.topup_refunds GROUP BY status ORDER BY status");
+		const byStatus = Object.fromEntries(fates.rows.map((r: { status: string; n: number }) => [r.status, r.n]));
+		assert.deepEqual(Object.keys(byStatus), ["compensated", "completed", "refused"], `refunds of every fate, none in flight: ${JSON.stringify(byStatus)}`);
 
 		const file = await callDetached(broker, providers.settlement, { provider: "card", day: today });
 		injected = file.injected;
 		assert.ok(injected.length >= 10, `breaks were injected (${injected.length})`);
+		// Every refund the provider answered (made or declined) is a line, give or take the injected breaks.
+		const refundLines = file.csv.split("\r\n").filter(l => l.includes(",refund,")).length;
+		const refundBreaks = injected.filter(b => b.operation === "refund");
+		const injectedOnRefunds = (type: string) => refundBreaks.filter(b => b.type === type).length;
+		assert.equal(refundLines, Number(byStatus["completed"]) + Number(byStatus["compensated"]) + injectedOnRefunds("missing_in_ours") + injectedOnRefunds("duplicate") - injectedOnRefunds("missing_in_file"));
+		assert.ok(refundBreaks.length >= 1, "breaks were injected into refunds");
 		assert.equal(readFileSync(file.path, "utf8"), file.csv, "the file is written where the provider keeps it");
 		const started = performance.now();
 		run = await callDetached(broker, recon.run, { provider: "card", day: today }, { timeout: 60_000 });
-		process.stdout.write(`# recon.run over ${file.lines} lines (${injected.length} injected breaks): ${(performance.now() - started).toFixed(0)} ms\n`);
+		process.stdout.write(`# recon.run over ${file.lines} lines, ${refundLines} of refunds (${injected.length} injected breaks, ${refundBreaks.length} on refunds: ${refundBreaks.map(b => b.type).join(", ")}): ${(performance.now() - started).toFixed(0)} ms\n`);
 		const breaks = await allBreaks();
-		assert.deepEqual(new Set(breaks.map(b => `${b.type}:${b.paymentId}`)), new Set(injected.map(b => `${b.type}:${b.paymentId}`)));
+		assert.deepEqual(new Set(breaks.map(identity)), new Set(injected.map(identity)));
 		assert.equal(breaks.length, injected.length);
+		assert.deepEqual(breaks.filter(b => b.kind === "refund").map(identity).sort(), refundBreaks.map(identity).sort(), "the refunds' breaks are of kind refund");
 		assert.equal(run.totals.newBreaks, injected.length);
 		assert.equal(run.totals.openBreaks, injected.length);
 		assert.equal(run.totals.lines, file.lines);
 		assert.ok(Number(run.totals.currencies["USD"]?.feesMinor) > 0, "fees are totalled");
+		assert.ok(Number(run.totals.currencies["USD"]?.refundsSettledMinor) > 0 && Number(run.totals.currencies["USD"]?.oursRefundedMinor) > 0, "refunds are totalled");
 		assert.equal(openGauge(), injected.length);
 	});
 
@@ -130,7 +168,8 @@ describe("reconciliation", () => {
 
 	it("resolves with four eyes: adjust through suspense, explain; the invariants stay clean", async () => {
 		const breaks = await allBreaks();
-		const money = breaks.find(b => b.type === "missing_in_ours" || b.type === "duplicate" || b.type === "amount_mismatch");
+		// One where money differs: what the provider says it settled (a declined line moved nothing).
+		const money = breaks.find(b => (b.type === "missing_in_ours" || b.type === "duplicate" || b.type === "amount_mismatch") && b.theirStatus === "settled");
 		assert.ok(money, "a break with a difference in money");
 		await assert.rejects(callDetached(broker, recon.breaks.approve, { id: money.id, staffId: STAFF_B }), (e: { type?: string }) => e.type === "NO_PROPOSAL");
 		const proposed = await callDetached(broker, recon.breaks.propose, { id: money.id, resolution: "adjust", note: "provider figure is right", staffId: STAFF_A });

@@ -38,8 +38,25 @@ describe("settlement journal", () => {
 		assert.equal(a.path, join(dir, "card", "2026-11-30.csv"));
 		const clean = await j.settlement("card", "2026-11-30", { seed: 9, breakRate: 0 });
 		assert.equal(clean.lines, 50);
-		assert.match(clean.csv, /,1010,USD,failed,0\r\n/, "a failed operation carries no fee");
-		assert.match(clean.csv, /,1001,USD,settled,59\r\n/, "card: 30 + 2.9 % of 1001");
+		assert.match(clean.csv, /,1010,USD,failed,0,charge,\r\n/, "a failed operation carries no fee");
+		assert.match(clean.csv, /,1001,USD,settled,59,charge,\r\n/, "card: 30 + 2.9 % of 1001");
+	});
+
+	it("lists a refund as an operation of its own (no fee, the top-up and our refund named), and reads journals written before the type", async () => {
+		const now = new Date("2026-12-03T10:00:00Z");
+		const j = new SettlementJournal(dir, () => now);
+		const refundId = "018f0000-0000-7000-8000-0000000000f1";
+		j.record("card", { ...op(1), type: "charge" });
+		j.record("card", { ref: `card-refund:${refundId}`, paymentId: op(1).paymentId, refundId, amountMinor: 400, currency: "USD", status: "settled", type: "refund" });
+		j.record("card", { ...op(2), ref: `card-payout:${op(2).paymentId}` }); // a line of an older journal: no type
+		const file = await j.settlement("card", "2026-12-03", { seed: 1, breakRate: 0 });
+		assert.equal(file.csv, [
+			`${SETTLEMENT_HEADER.join(",")}`,
+			`card-charge:${op(1).paymentId},${op(1).paymentId},1001,USD,settled,59,charge,`,
+			`card-refund:${refundId},${op(1).paymentId},400,USD,settled,0,refund,${refundId}`,
+			`card-payout:${op(2).paymentId},${op(2).paymentId},1002,USD,settled,59,payout,`,
+			"",
+		].join("\r\n"));
 	});
 
 	it("gives an empty file for a day without operations, and refuses names that are not a provider and a day", async () => {

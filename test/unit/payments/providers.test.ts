@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { SimulatedProvider, type ProviderCallback } from "../../../services/payments/providers.ts";
+import type { ProviderOperation } from "../../../services/payments/providers-settlement.ts";
 import { seededRandom } from "../../../lib/random.ts";
 
 const PAYMENT = "018f0000-0000-7000-8000-000000000001";
@@ -56,5 +57,22 @@ describe("simulated provider with callbacks", () => {
 		const second = p.charge({ paymentId: PAYMENT, amountMinor: 100, currency: "USD" }).then(r => (r.ok ? "second" : "refused"));
 		assert.equal(await Promise.race([first, second]), "second");
 		assert.equal(await first, "first");
+	});
+
+	it("journals each operation once with its type: a refund under the top-up it gives back and our refund's id", async () => {
+		const journal: ProviderOperation[] = [];
+		const refundId = "018f0000-0000-7000-8000-0000000000f1";
+		const declinedId = "018f0000-0000-7000-8000-0000000000f2";
+		const p = new SimulatedProvider("card", { latencyMs: 0, failureRate: 0, random: seededRandom(3), record: op => journal.push(op), refundDeclineRate: 0 });
+		await p.charge({ paymentId: PAYMENT, amountMinor: 1_000, currency: "USD" });
+		await p.refund({ paymentId: refundId, chargeId: PAYMENT, amountMinor: 400, currency: "USD" });
+		await p.refund({ paymentId: refundId, chargeId: PAYMENT, amountMinor: 400, currency: "USD" }); // the status inquiry: not journaled again
+		p.opts.refundDeclineRate = 1;
+		await p.refund({ paymentId: declinedId, chargeId: PAYMENT, amountMinor: 100, currency: "USD" });
+		assert.deepEqual(journal, [
+			{ ref: `card-charge:${PAYMENT}`, paymentId: PAYMENT, amountMinor: 1_000, currency: "USD", status: "settled", type: "charge" },
+			{ ref: `card-refund:${refundId}`, paymentId: PAYMENT, refundId, amountMinor: 400, currency: "USD", status: "settled", type: "refund" },
+			{ ref: `card-refund:${declinedId}`, paymentId: PAYMENT, refundId: declinedId, amountMinor: 100, currency: "USD", status: "failed", type: "refund" },
+		]);
 	});
 });
