@@ -58,7 +58,7 @@ export const disputeParams = {
 		},
 	}),
 	list: paramsSchema({
-		$$strict: true, status: { type: "enum", values: ["open", "evidence_submitted", "won", "lost"], optional: true }, userId: { type: "uuid", optional: true },
+		$$strict: true, status: { type: "enum", values: ["open", "evidence_submitted", "deciding", "won", "lost"], optional: true }, userId: { type: "uuid", optional: true },
 		limit: { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true },
 	}),
 	get: paramsSchema({ $$strict: true, id: { type: "uuid" }, userId: { type: "uuid", optional: true } }),

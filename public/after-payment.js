@@ -234,11 +234,12 @@ function lookup(e) {
 
 // ---- disputes (staff) --------------------------------------------------------------
 
-const DISPUTE_WORDS = { open: "open", evidence_submitted: "evidence sent", won: "won", lost: "lost" };
+const DISPUTE_WORDS = { open: "open", evidence_submitted: "evidence sent", deciding: "being decided", won: "won", lost: "lost" };
 const dispute = { id: null, data: null, outcome: null, busy: false };
 const isAdmin = () => me?.roles?.includes("admin") === true;
 const isStaff = () => me?.roles?.some(r => r === "support" || r === "admin") === true;
-const decided = d => d.status === "won" || d.status === "lost";
+// An outcome is recorded from the moment it claims the dispute (deciding), before its money has moved.
+const decided = d => d.status === "deciding" || d.status === "won" || d.status === "lost";
 
 function customerOf(d) {
 	return d.customer ? `${d.customer.name} (${d.customer.email})` : `a customer without a profile (…${d.userId.slice(-6)})`;
@@ -301,7 +302,7 @@ async function showDispute(id, { focus = true } = {}) {
 	$("#evidence-form").hidden = decided(d) || passed;
 	$("#outcome-form").hidden = decided(d) || !isAdmin();
 	$("#dispute-note").textContent = decided(d)
-		? (d.status === "won" ? "Won: the held money went back to the customer." : "Lost: the held money went to the provider.")
+		? (d.status === "deciding" ? `Being decided (${d.outcome}): the money is moving.` : d.status === "won" ? "Won: the held money went back to the customer." : "Lost: the held money went to the provider.")
 		: passed ? "The deadline for evidence has passed." : "";
 	$("#dispute-detail").hidden = false;
 	if (focus) {

@@ -52,7 +52,7 @@ const STAFF = ["support", "admin"] as const;
 // ---- disputes of card top-ups (services/payments/disputes.ts) -------------------------------
 
 export const disputeRouteParams = {
-	list: paramsSchema({ $$strict: true, status: { type: "enum", values: ["open", "evidence_submitted", "won", "lost"], optional: true }, limit: { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true } }),
+	list: paramsSchema({ $$strict: true, status: { type: "enum", values: ["open", "evidence_submitted", "deciding", "won", "lost"], optional: true }, limit: { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true } }),
 	byId: paramsSchema({ $$strict: true, id: uuid }),
 	/** Staff record the provider's outcome when it reaches them outside the signed callback (the acquirer's portal). */
 	outcome: paramsSchema({ $$strict: true, id: uuid, outcome: { type: "enum", values: ["won", "lost"] }, reason: reasonRule }),
@@ -123,9 +123,10 @@ export const disputeActions = {
 	 * An admin records the provider's outcome (won: the hold is released; lost: it is posted
 	 * to the provider), audited with a reason, never for a dispute of their own. It goes
 	 * through the same path as the provider's callback (services/payments/disputes.ts), keyed
-	 * by the dispute and the outcome: the same outcome again answers the dispute as it is,
-	 * the other outcome once decided is ILLEGAL_TRANSITION, and a later provider callback
-	 * finds it decided.
+	 * by the dispute and the outcome: the first outcome to claim the dispute is recorded and
+	 * only its money moves; the same outcome again answers the dispute as it is, the other one
+	 * (recorded by the provider's callback or another admin, even while its money is still
+	 * moving) is ILLEGAL_TRANSITION, and a later provider callback finds it decided.
 	 */
 	adminDisputeOutcome: {
 		params: disputeRouteParams.outcome,
@@ -134,8 +135,11 @@ export const disputeActions = {
 			const p = ctx.params;
 			const d = await call(ctx, payments.disputes.get, { id: p.id });
 			if (d.userId === staff.id) throw new Errors.MoleculerClientError("nobody handles a dispute of their own", 403, "FORBIDDEN", { id: d.id });
-			const decidedOtherwise = (status: string) => (status === "won" || status === "lost") && status !== p.outcome;
-			if (decidedOtherwise(d.status)) throw toClientError({ code: "ILLEGAL_TRANSITION", message: `the dispute is already ${d.status}`, details: { id: d.id, status: d.status } });
+			// The outcome recorded when the dispute was claimed (its money may still be moving).
+			const decidedOtherwise = (v: { outcome: string | null }) => v.outcome !== null && v.outcome !== p.outcome;
+			const refused = (v: { id: string; status: string; outcome: string | null }) =>
+				toClientError({ code: "ILLEGAL_TRANSITION", message: `the dispute is already decided ${v.outcome ?? v.status}`, details: { id: v.id, status: v.status, outcome: v.outcome } });
+			if (decidedOtherwise(d)) throw refused(d);
 			if (d.status === p.outcome) return staffDispute(ctx, d.id);
 			const provider = PROVIDERS.find(x => x === d.provider);
 			if (!provider) throw toClientError({ code: "DISPUTE_NOT_FOUND", message: "dispute not found", details: { id: d.id } });
@@ -144,9 +148,10 @@ export const disputeActions = {
 					provider, eventId: `staff:${d.id}:${p.outcome}`, paymentId: d.paymentId, ref: `staff:${d.id}`,
 					status: p.outcome === "won" ? "dispute_won" : "dispute_lost", sequence: 1, disputeId: d.providerDisputeId,
 				});
-				// Another outcome came first (the provider's callback, or another admin's).
-				if (r.outcome === "already_final" && decidedOtherwise((await call(ctx, payments.disputes.get, { id: d.id })).status)) {
-					throw toClientError({ code: "ILLEGAL_TRANSITION", message: "the dispute was decided otherwise meanwhile", details: { id: d.id } });
+				// Another outcome claimed it first (the provider's callback, or another admin's): nothing moved for this one.
+				if (r.outcome === "already_final") {
+					const now = await call(ctx, payments.disputes.get, { id: d.id });
+					if (decidedOtherwise(now)) throw refused(now);
 				}
 				return r;
 			});
@@ -155,7 +160,7 @@ export const disputeActions = {
 			for (let i = 0; i < OUTCOME_WAIT_POLLS; i++) {
 				const now = await staffDispute(ctx, d.id);
 				if (now.status === p.outcome) return now;
-				if (decidedOtherwise(now.status)) throw toClientError({ code: "ILLEGAL_TRANSITION", message: `the dispute is already ${now.status}`, details: { id: d.id, status: now.status } });
+				if (decidedOtherwise(now)) throw refused(now);
 				await new Promise(resolve => setTimeout(resolve, OUTCOME_WAIT_MS));
 			}
 			throw unavailable("DISPUTE_OUTCOME_IN_PROGRESS", "the outcome is being recorded by another request; try again");

@@ -196,7 +196,10 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 		type: "object", required: ["id", "paymentId", "amount", "currency", "status", "deadline", "heldAmount", "shortfall"],
 		properties: {
 			id: { type: "string", format: "uuid" }, paymentId: { type: "string", format: "uuid" }, provider: { type: "string" }, amount: { type: "integer" }, currency: ref("Currency"),
-			reason: { type: "string" }, status: { type: "string", enum: ["open", "evidence_submitted", "won", "lost"] }, deadline: { type: "string", format: "date-time" },
+			reason: { type: "string" }, status: { type: "string", enum: ["open", "evidence_submitted", "deciding", "won", "lost"], description: "deciding: an outcome is recorded and its money is moving" },
+			outcome: { type: ["string", "null"], description: "won or lost: the outcome recorded first (null while undecided), the only one whose money moves" },
+			decidedBy: { type: ["string", "null"], description: "Staff views only: the provider's event that decided it, or staff:<dispute>:<outcome> for an admin's recording (the audit chain names the admin)" },
+			deadline: { type: "string", format: "date-time" },
 			heldAmount: { type: "integer", description: "Set aside from the customer's account" }, shortfall: { type: "integer", description: "What the account could not cover (carried by suspense if lost)" },
 			evidence: { type: "array", items: { type: "object" } },
 			customer: { type: ["object", "null"], description: "Staff views only: the customer's name and address (null once the profile is gone)", properties: { name: { type: "string" }, email: { type: "string" } } },
@@ -536,7 +539,7 @@ const OPS: Record<ActionName, OpDoc> = {
 	adminDispute: { summary: "A dispute with its evidence", ok: ["200", ref("Dispute")], roles: ["support", "admin", "auditor"], refusals: ["DISPUTE_NOT_FOUND"] },
 	adminDisputeOutcome: {
 		summary: "Record the provider's outcome of a dispute (won: the hold is released; lost: it is posted to the provider), with a reason (audited, never your own)",
-		description: "The same outcome again answers the dispute as it is; the other outcome once decided is ILLEGAL_TRANSITION.",
+		description: "The first outcome recorded (by the provider's callback or an admin) is the only one whose money moves. The same outcome again answers the dispute as it is; the other outcome once one is recorded is ILLEGAL_TRANSITION.",
 		ok: ["200", ref("Dispute")], roles: ["admin"], refusals: ["DISPUTE_NOT_FOUND", "FORBIDDEN", "ILLEGAL_TRANSITION"],
 	},
 	adminDisputeEvidence: {

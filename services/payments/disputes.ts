@@ -4,9 +4,17 @@
  * what it cannot cover is the shortfall, which a suspense account carries if the dispute is
  * lost (a user's balance never goes below zero). Support attaches evidence before the
  * deadline (audited). The provider's outcome closes it: won, the hold is released; lost,
- * the hold is posted to the provider and the shortfall paid from suspense. Every step's
- * ledger call is keyed by the provider's dispute id, so a retried callback moves money once.
- * The decisions are pure (openPlan, outcomePlan, evidenceProblem); SQL is in store.ts.
+ * the hold is posted to the provider and the shortfall paid from suspense.
+ *
+ * An outcome (the provider's callback, or an admin's recording of it) first claims the
+ * dispute with one conditional UPDATE (open or evidence_submitted -> deciding, recording the
+ * outcome and who decided); only then does money move, and only for the recorded outcome. A
+ * caller that finds the dispute claimed drives the recorded outcome on (a claim whose driver
+ * died is finished by the retry, a later callback or the payments resume sweep) and, when
+ * its own outcome is another, moves nothing for it: the contradiction is logged and counted
+ * (DISPUTE_CONFLICTS_METRIC) and an admin is refused. Every step's ledger call is keyed by
+ * the provider's dispute id, so money moves once however many drivers there are.
+ * The decisions are pure (openPlan, outcomeAction, outcomePlan, evidenceProblem); SQL is in store.ts.
  */
 import { createHash } from "node:crypto";
 import { Errors, type Context, type ServiceBroker } from "moleculer";
@@ -22,7 +30,10 @@ import type { CurrencyCode } from "../../config/currencies.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import type { callbackParams, disputeParams } from "../../contracts/payments.ts";
 import type { ProviderName } from "./providers.ts";
-import { disputeById, disputeByProviderId, disputeEvidence, disputesOf, insertDispute, insertDisputeEvidence, setDisputeHold, setDisputeStatus, type DisputeRow, type PaymentRow } from "./store.ts";
+import {
+	claimDispute, decidingDisputes, disputeById, disputeByProviderId, disputeEvidence, disputesOf, finishDispute, insertDispute, insertDisputeEvidence, setDisputeHold, setDisputeStatus,
+	type DisputeRow, type PaymentRow,
+} from "./store.ts";
 
 export type DisputeStatus = DisputeRow["status"];
 
@@ -39,25 +50,48 @@ export function openPlan(p: Pick<PaymentRow, "type" | "status" | "amount">, disp
 	return { held, shortfall: disputedMinor - held };
 }
 
-/** What an outcome does: nothing once decided; won releases the hold; lost posts it and covers the shortfall. */
-export function outcomePlan(d: Pick<DisputeRow, "status" | "hold_id" | "shortfall">, outcome: "won" | "lost"): "ALREADY_DECIDED" | { status: "won" | "lost"; voidHold: boolean; postHold: boolean; coverShortfall: boolean } {
-	if (d.status === "won" || d.status === "lost") return "ALREADY_DECIDED";
-	if (outcome === "won") return { status: "won", voidHold: d.hold_id !== null, postHold: false, coverShortfall: false };
-	return { status: "lost", voidHold: false, postHold: d.hold_id !== null, coverShortfall: d.shortfall > 0n };
+export type DisputeOutcome = "won" | "lost";
+
+/** Outcomes that contradicted the recorded one (a counter, by provider): nothing moved for them; someone should look. */
+export const DISPUTE_CONFLICTS_METRIC = "paymesh.payments.dispute_outcome_conflicts";
+
+/**
+ * What a caller with an outcome does once it has tried to claim the dispute (`d` as it is
+ * after the claim, its own or another's): a claim not yet ended is driven on, by its recorded
+ * outcome whoever claimed it; the answer is `applied` (this outcome is the recorded one and
+ * was driven here), `already_final` (it was decided so before) or `contradicts` (another
+ * outcome is recorded: nothing moves for this one).
+ */
+export function outcomeAction(d: Pick<DisputeRow, "status" | "outcome">, wanted: DisputeOutcome): { drive: boolean; answer: "applied" | "already_final" | "contradicts" } {
+	const drive = d.status === "deciding";
+	if (d.outcome !== null && d.outcome !== wanted) return { drive, answer: "contradicts" };
+	return { drive, answer: drive ? "applied" : "already_final" };
+}
+
+/**
+ * The money of a claimed outcome: won releases the hold; lost posts it and pays the shortfall
+ * from suspense, all of the amount when the hold was meant but never attached (the opening was
+ * cut short). A lost hold that turns out not postable (it expired) makes the whole amount short.
+ */
+export function outcomePlan(d: Pick<DisputeRow, "hold_id" | "held_amount" | "shortfall" | "amount">, outcome: DisputeOutcome): { voidHold: boolean; postHold: boolean; shortfall: bigint } {
+	if (outcome === "won") return { voidHold: d.hold_id !== null, postHold: false, shortfall: 0n };
+	return { voidHold: false, postHold: d.hold_id !== null, shortfall: d.held_amount > 0n && !d.hold_id ? d.amount : d.shortfall };
 }
 
 export function evidenceProblem(d: Pick<DisputeRow, "status" | "deadline">, evidenceCount: number, now: Date): "DECIDED" | "DEADLINE_PASSED" | "TOO_MUCH" | null {
-	if (d.status === "won" || d.status === "lost") return "DECIDED";
+	if (d.status === "deciding" || d.status === "won" || d.status === "lost") return "DECIDED";
 	if (now.getTime() > d.deadline.getTime()) return "DEADLINE_PASSED";
 	if (evidenceCount >= EVIDENCE_PER_DISPUTE_MAX) return "TOO_MUCH";
 	return null;
 }
 
-export function disputeView(d: DisputeRow) {
+/** A dispute as its customer sees it; staff also see who decided it. */
+export function disputeView(d: DisputeRow, staff = false) {
 	return {
 		id: d.id, paymentId: d.payment_id, provider: d.provider, providerDisputeId: d.provider_dispute_id, userId: d.user_id, accountId: d.account_id,
-		amount: toSafeNumber(d.amount), currency: d.currency, reason: d.reason, status: d.status, deadline: d.deadline.toISOString(),
+		amount: toSafeNumber(d.amount), currency: d.currency, reason: d.reason, status: d.status, outcome: d.outcome, deadline: d.deadline.toISOString(),
 		heldAmount: toSafeNumber(d.held_amount), shortfall: toSafeNumber(d.shortfall), createdAt: d.created_at.toISOString(), decidedAt: d.decided_at ? d.decided_at.toISOString() : null,
+		...(staff ? { decidedBy: d.decided_by } : {}),
 	};
 }
 
@@ -73,8 +107,10 @@ export interface DisputeHost {
 type Callback = Infer<typeof callbackParams>;
 const keyOf = (provider: string, disputeId: string, step: string) => `dispute:${provider}:${disputeId}:${step}`;
 const codeOf = (err: unknown) => (typeof (err as { type?: unknown }).type === "string" ? String((err as { type?: unknown }).type) : null);
+/** Who decided, as the claim records it: an admin's recording comes in as the event `staff:<dispute>:<outcome>` (the audit chain names the admin). */
+const deciderOf = (cb: Callback) => (cb.eventId.startsWith("staff:") ? cb.eventId : `${cb.provider}:${cb.eventId}`);
 
-async function announce(host: DisputeHost, d: DisputeRow, event: "dispute.opened" | "dispute.won" | "dispute.lost"): Promise<void> {
+async function announce(host: DisputeHost, d: DisputeRow, event: "dispute.opened"): Promise<void> {
 	await insertOutbox(host.knex, "payments", [{ event, partitionKey: d.account_id, payload: disputeView(d) }]);
 	host.kickRelay();
 }
@@ -130,14 +166,38 @@ export async function onDisputeCallback(host: DisputeHost, payment: PaymentRow |
 		host.logger.info("dispute opened", { disputeId: d.id, paymentId: d.payment_id, provider: d.provider, held: String(d.held_amount), shortfall: String(d.shortfall) });
 		return "dispute_opened";
 	}
-	const d = await disputeByProviderId(host.knex, cb.provider, cb.disputeId);
+	const wanted: DisputeOutcome = cb.status === "dispute_won" ? "won" : "lost";
+	const found = await disputeByProviderId(host.knex, cb.provider, cb.disputeId);
 	// The outcome names the dispute's own top-up, or it is no outcome of this dispute.
-	if (!d || d.payment_id !== cb.paymentId) return "unknown_dispute";
-	const plan = outcomePlan(d, cb.status === "dispute_won" ? "won" : "lost");
-	if (plan === "ALREADY_DECIDED") return "already_final";
-	const external = await host.systemAccounts(`external:${d.provider}:${d.currency}`, d.currency);
-	// Money meant to be held but never attached (the opening was cut short): suspense pays it too.
-	let shortfall = d.held_amount > 0n && !d.hold_id ? d.amount : d.shortfall;
+	if (!found || found.payment_id !== cb.paymentId) return "unknown_dispute";
+	// Claimed before any money moves: of two outcomes at once exactly one is recorded.
+	const d = (await claimDispute(host.knex, found.id, wanted, deciderOf(cb))) ?? (await disputeById(host.knex, found.id));
+	if (!d) return "unknown_dispute";
+	const next = outcomeAction(d, wanted);
+	// A claim not yet ended (this one, or one whose driver died or is still at it) is driven on
+	// by its recorded outcome, never by this caller's: every ledger step is keyed.
+	const now = next.drive ? await driveOutcome(host, d) : d;
+	if (next.answer === "contradicts") {
+		host.logger.warn("dispute outcome contradicts the recorded one; nothing moved for it", {
+			disputeId: now.id, paymentId: now.payment_id, provider: now.provider, recorded: now.outcome, arrived: wanted, decidedBy: now.decided_by, eventId: cb.eventId,
+		});
+		if (host.broker.isMetricsEnabled()) host.broker.metrics.increment(DISPUTE_CONFLICTS_METRIC, { provider: now.provider });
+		return "already_final";
+	}
+	return next.answer === "applied" ? `dispute_${wanted}` : "already_final";
+}
+
+/**
+ * Moves the money of a claimed dispute's recorded outcome, then ends it with that outcome (and
+ * its event, in the same transaction). Each ledger call is keyed by the provider's dispute id
+ * and the step, so any number of drivers (the claimant, a retry, a later callback, the sweep)
+ * move the money once; the dispute as it is then.
+ */
+async function driveOutcome(host: DisputeHost, d: DisputeRow): Promise<DisputeRow> {
+	const outcome = d.outcome;
+	if (d.status !== "deciding" || !outcome) return d;
+	const plan = outcomePlan(d, outcome);
+	let shortfall = plan.shortfall;
 	if (plan.voidHold && d.hold_id) {
 		await call(host.broker, ledger.holds.void, { idempotencyKey: keyOf(d.provider, d.provider_dispute_id, "void"), holdId: d.hold_id }).catch((err: unknown) => {
 			// Already released (it expired): nothing left to release.
@@ -154,18 +214,37 @@ export async function onDisputeCallback(host: DisputeHost, payment: PaymentRow |
 			if (hold.status !== "posted") shortfall = d.amount;
 		}
 	}
-	if (plan.coverShortfall || shortfall > d.shortfall) {
+	if (shortfall > 0n) {
 		// Suspense pays the provider what the customer's account could not: a receivable, never the customer's negative balance.
 		await call(host.broker, ledger.transfers.create, {
 			idempotencyKey: keyOf(d.provider, d.provider_dispute_id, "shortfall"), fromAccountId: await host.systemAccounts(`suspense:disputes:${d.currency}`, d.currency),
-			toAccountId: external, amount: toSafeNumber(shortfall), currency: d.currency, description: `shortfall of dispute ${d.provider_dispute_id}`,
+			toAccountId: await host.systemAccounts(`external:${d.provider}:${d.currency}`, d.currency), amount: toSafeNumber(shortfall), currency: d.currency,
+			description: `shortfall of dispute ${d.provider_dispute_id}`,
 		});
 	}
-	const decided = (await setDisputeStatus(host.knex, d.id, plan.status)) ?? (await disputeById(host.knex, d.id));
-	if (!decided) return "unknown_dispute";
-	await announce(host, decided, plan.status === "won" ? "dispute.won" : "dispute.lost");
-	host.logger.info(`dispute ${plan.status}`, { disputeId: d.id, paymentId: d.payment_id });
-	return `dispute_${plan.status}`;
+	const ended = await finishDispute(host.knex, d.id, row => [{ event: `dispute.${outcome}`, partitionKey: row.account_id, payload: disputeView(row) }]);
+	// Another driver ended it first (and announced it).
+	if (!ended) return (await disputeById(host.knex, d.id)) ?? d;
+	host.kickRelay();
+	host.logger.info(`dispute ${outcome}`, { disputeId: d.id, paymentId: d.payment_id, decidedBy: d.decided_by });
+	return ended;
+}
+
+/** Disputes claimed but not ended (a node died while their money moved): driven on by their recorded outcome on the payments resume sweep. */
+export async function resumeDecisions(host: DisputeHost, olderThanMs: number, limit: number): Promise<{ found: number; done: number; failed: number }> {
+	const claimed = await decidingDisputes(host.knex, olderThanMs, limit);
+	let done = 0;
+	let failed = 0;
+	for (const d of claimed) {
+		try {
+			const out = await driveOutcome(host, d);
+			if (out.status === "won" || out.status === "lost") done += 1;
+		} catch (err) {
+			failed += 1;
+			host.logger.warn("dispute outcome resume failed; the next sweep retries", { disputeId: d.id, error: (err as Error).message });
+		}
+	}
+	return { found: claimed.length, done, failed };
 }
 
 /** Support attaches evidence (a note, and maybe one small document) before the deadline; audited. */
@@ -177,7 +256,7 @@ export async function addEvidence(host: DisputeHost, ctx: Context<Infer<typeof d
 	// Nobody argues their own dispute.
 	if (d.user_id === p.staffId) throw new Errors.MoleculerClientError("nobody handles a dispute of their own", 403, "FORBIDDEN", { id: d.id });
 	const problem = evidenceProblem(d, existing.length, new Date());
-	if (problem === "DECIDED") throw toClientError({ code: "ILLEGAL_TRANSITION", message: `the dispute is already ${d.status}` });
+	if (problem === "DECIDED") throw toClientError({ code: "ILLEGAL_TRANSITION", message: `the dispute is already ${d.outcome ?? d.status}` });
 	if (problem === "DEADLINE_PASSED") throw toClientError({ code: "DISPUTE_DEADLINE_PASSED", message: "the deadline for evidence has passed", details: { deadline: d.deadline.toISOString() } });
 	if (problem === "TOO_MUCH") throw toClientError({ code: "VALIDATION_ERROR", message: `at most ${EVIDENCE_PER_DISPUTE_MAX} pieces of evidence per dispute` });
 	let content: Buffer | null = null;
@@ -193,7 +272,7 @@ export async function addEvidence(host: DisputeHost, ctx: Context<Infer<typeof d
 			id: uuidv7(), disputeId: d.id, addedBy: p.staffId, note: p.note, fileName: p.document?.name ?? null, contentType: p.document?.contentType ?? null, sha256, content,
 		});
 		const row = d.status === "open" ? ((await setDisputeStatus(host.knex, d.id, "evidence_submitted")) ?? d) : d;
-		return { ...disputeView(row), evidence: (await disputeEvidence(host.knex, d.id)).map(evidenceView) };
+		return { ...disputeView(row, true), evidence: (await disputeEvidence(host.knex, d.id)).map(evidenceView) };
 	});
 }
 
@@ -204,9 +283,9 @@ function evidenceView(e: Awaited<ReturnType<typeof disputeEvidence>>[number]) {
 export async function getDispute(host: DisputeHost, id: string, userId: string | null) {
 	const d = await disputeById(host.knex, id);
 	if (!d || (userId !== null && d.user_id !== userId)) throw toClientError({ code: "DISPUTE_NOT_FOUND", message: "dispute not found", details: { id } });
-	return { ...disputeView(d), evidence: userId === null ? (await disputeEvidence(host.knex, d.id)).map(evidenceView) : [] };
+	return { ...disputeView(d, userId === null), evidence: userId === null ? (await disputeEvidence(host.knex, d.id)).map(evidenceView) : [] };
 }
 
 export async function listDisputes(host: DisputeHost, q: { status: DisputeStatus | null; userId: string | null; limit: number }) {
-	return { items: (await disputesOf(host.knex, q)).map(disputeView) };
+	return { items: (await disputesOf(host.knex, q)).map(d => disputeView(d, q.userId === null)) };
 }

@@ -46,7 +46,7 @@ import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { compensate, requery } from "./repair.ts";
 import { savedInstrument, withSavedMethod } from "./saved-methods.ts";
 import { decideReversal, listReversals, proposeReversal } from "./reversals.ts";
-import { addEvidence, getDispute, listDisputes, onDisputeCallback, type DisputeHost } from "./disputes.ts";
+import { addEvidence, DISPUTE_CONFLICTS_METRIC, getDispute, listDisputes, onDisputeCallback, resumeDecisions, type DisputeHost } from "./disputes.ts";
 import { refundSettlementRows, settlementRows, topupRefundById } from "./store.ts";
 import type { compensateParams, disputeParams, requeryParams, reversalParams, settlementViewParams, topupRefundParams } from "../../contracts/payments.ts";
 import { createRefund, listRefunds, onRefundCallback, resumeRefunds, topupRefundView, TOPUP_REFUNDS_LIST_MAX, type RefundHost } from "./topup-refunds.ts";
@@ -815,7 +815,10 @@ export function paymentsService(config: Config): ServiceSchema {
 				// Top-up refunds left in flight, on the same sweep (one Periodic per node).
 				const refunds = await resumeRefunds(this.refundHost(), config.payments.resumeAfterMs, RESUME_BATCH_MAX);
 				if (refunds.failed > 0) metrics?.increment(RESUME_FAILURES_METRIC, undefined, refunds.failed);
-				return done + refunds.done;
+				// Dispute outcomes claimed but not ended (services/payments/disputes.ts), by their recorded outcome.
+				const decisions = await resumeDecisions(this.disputeHost(), config.payments.resumeAfterMs, RESUME_BATCH_MAX);
+				if (decisions.failed > 0) metrics?.increment(RESUME_FAILURES_METRIC, undefined, decisions.failed);
+				return done + refunds.done + decisions.done;
 			},
 
 			/** A payment that failed by a business refusal answers with that refusal, like a transfer. */
@@ -855,6 +858,7 @@ export function paymentsService(config: Config): ServiceSchema {
 			if (this.broker.isMetricsEnabled() && !this.broker.metrics.getMetric(STALE_METRIC)) {
 				this.broker.metrics.register({ type: "gauge", name: STALE_METRIC, description: "Payments the last resume sweep found in flight past the resume delay (at most 100)" });
 				this.broker.metrics.register({ type: "counter", name: RESUME_FAILURES_METRIC, description: "Resumes of stale payments that failed (the next sweep tries again)" });
+				this.broker.metrics.register({ type: "counter", name: DISPUTE_CONFLICTS_METRIC, labelNames: ["provider"], description: "Dispute outcomes that contradicted the outcome already recorded (nothing moved for them)" });
 			}
 			this.resumeSweeper.start();
 			this.relay.start(config.outbox.pollIntervalMs);

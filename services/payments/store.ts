@@ -347,7 +347,8 @@ export interface DisputeRow {
 	amount: bigint;
 	currency: CurrencyCode;
 	reason: string;
-	status: "open" | "evidence_submitted" | "won" | "lost";
+	/** deciding: an outcome is claimed (recorded in `outcome`) and its money is moving; won or lost once it has moved. */
+	status: "open" | "evidence_submitted" | "deciding" | "won" | "lost";
 	deadline: Date;
 	hold_id: string | null;
 	held_amount: bigint;
@@ -355,9 +356,13 @@ export interface DisputeRow {
 	created_at: Date;
 	updated_at: Date;
 	decided_at: Date | null;
+	/** The outcome claimed first (null while undecided): the only one whose money ever moves. */
+	outcome: "won" | "lost" | null;
+	/** Who claimed it: `<provider>:<event id>`, or `staff:<dispute>:<outcome>` for an admin's recording (the audit chain names the admin). */
+	decided_by: string | null;
 }
 
-const DISPUTE_COLUMNS = "id, payment_id, provider, provider_dispute_id, user_id, account_id, amount, currency, reason, status, deadline, hold_id, held_amount, shortfall, created_at, updated_at, decided_at";
+const DISPUTE_COLUMNS = "id, payment_id, provider, provider_dispute_id, user_id, account_id, amount, currency, reason, status, deadline, hold_id, held_amount, shortfall, created_at, updated_at, decided_at, outcome, decided_by";
 
 export function disputeById(knex: Knex, id: string): Promise<DisputeRow | undefined> {
 	return queryOne<DisputeRow>(knex, `SELECT ${DISPUTE_COLUMNS} FROM payments.disputes WHERE id = ?`, [id]);
@@ -400,16 +405,57 @@ export async function setDisputeHold(knex: Knex, id: string, holdId: string | nu
 	return row ?? null;
 }
 
-/** Moves a dispute on: to evidence_submitted while open, or to its outcome while undecided; null if it had moved already. */
-export async function setDisputeStatus(knex: Knex, id: string, status: "evidence_submitted" | "won" | "lost"): Promise<DisputeRow | null> {
-	const from = status === "evidence_submitted" ? ["open"] : ["open", "evidence_submitted"];
+/** Moves an open dispute to evidence_submitted; null if it had moved already. */
+export async function setDisputeStatus(knex: Knex, id: string, status: "evidence_submitted"): Promise<DisputeRow | null> {
 	const row = await queryOne<DisputeRow>(
 		knex,
-		`UPDATE payments.disputes SET status = ?, updated_at = now(), decided_at = CASE WHEN ? IN ('won', 'lost') THEN now() END
-		 WHERE id = ? AND status = ANY(?::text[]) RETURNING ${DISPUTE_COLUMNS}`,
-		[status, status, id, from],
+		`UPDATE payments.disputes SET status = ?, updated_at = now() WHERE id = ? AND status = 'open' RETURNING ${DISPUTE_COLUMNS}`,
+		[status, id],
 	);
 	return row ?? null;
+}
+
+/**
+ * Claims an undecided dispute for an outcome, before any money moves: one conditional UPDATE,
+ * so of two outcomes at once (a provider's callback and an admin's, two callbacks) exactly one
+ * is recorded. Null when the dispute was claimed or decided already.
+ */
+export async function claimDispute(knex: Knex, id: string, outcome: "won" | "lost", decidedBy: string): Promise<DisputeRow | null> {
+	const row = await queryOne<DisputeRow>(
+		knex,
+		`UPDATE payments.disputes SET status = 'deciding', outcome = ?, decided_by = ?, updated_at = now()
+		 WHERE id = ? AND status IN ('open', 'evidence_submitted') RETURNING ${DISPUTE_COLUMNS}`,
+		[outcome, decidedBy.slice(0, 250), id],
+	);
+	return row ?? null;
+}
+
+/**
+ * Ends a claimed dispute with its recorded outcome once its money has moved, and writes the
+ * events `eventsOf` gives for it in the same transaction; null when another driver ended it.
+ */
+export async function finishDispute(
+	knex: Knex, id: string, eventsOf: (row: DisputeRow) => { event: string; partitionKey: string; payload: Record<string, unknown> }[],
+): Promise<DisputeRow | null> {
+	return knex.transaction(async trx => {
+		const row = await queryOne<DisputeRow>(
+			trx,
+			`UPDATE payments.disputes SET status = outcome, decided_at = now(), updated_at = now() WHERE id = ? AND status = 'deciding' RETURNING ${DISPUTE_COLUMNS}`,
+			[id],
+		);
+		if (!row) return null;
+		await insertOutbox(trx, "payments", eventsOf(row));
+		return row;
+	});
+}
+
+/** Disputes claimed for longer than `olderThanMs` and not ended (their driver died): the resume sweep drives them on, oldest first. */
+export function decidingDisputes(knex: Knex, olderThanMs: number, limit: number): Promise<DisputeRow[]> {
+	return queryRows<DisputeRow>(
+		knex,
+		`SELECT ${DISPUTE_COLUMNS} FROM payments.disputes WHERE status = 'deciding' AND updated_at < now() - (? * interval '1 millisecond') ORDER BY updated_at LIMIT ?`,
+		[olderThanMs, limit],
+	);
 }
 
 export function disputesOf(knex: Knex, q: { status: DisputeRow["status"] | null; userId: string | null; limit: number }): Promise<DisputeRow[]> {

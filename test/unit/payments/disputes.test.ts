@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { evidenceProblem, EVIDENCE_PER_DISPUTE_MAX, openPlan, outcomePlan } from "../../../services/payments/disputes.ts";
+import { evidenceProblem, EVIDENCE_PER_DISPUTE_MAX, openPlan, outcomeAction, outcomePlan } from "../../../services/payments/disputes.ts";
 import { seededRandom } from "../../../lib/random.ts";
 
 const topup = { type: "topup" as const, status: "completed" as const, amount: 10_000n };
@@ -25,11 +25,26 @@ describe("dispute rules", () => {
 		}
 	});
 
-	it("decides once: won releases the hold; lost posts it and covers the shortfall", () => {
-		assert.deepEqual(outcomePlan({ status: "open", hold_id: "h", shortfall: 0n }, "won"), { status: "won", voidHold: true, postHold: false, coverShortfall: false });
-		assert.deepEqual(outcomePlan({ status: "evidence_submitted", hold_id: "h", shortfall: 5n }, "lost"), { status: "lost", voidHold: false, postHold: true, coverShortfall: true });
-		assert.deepEqual(outcomePlan({ status: "open", hold_id: null, shortfall: 5n }, "lost"), { status: "lost", voidHold: false, postHold: false, coverShortfall: true });
-		assert.equal(outcomePlan({ status: "won", hold_id: "h", shortfall: 0n }, "lost"), "ALREADY_DECIDED");
+	it("moves the recorded outcome's money: won releases the hold; lost posts it and covers the shortfall", () => {
+		const held = { hold_id: "h", held_amount: 100n, shortfall: 0n, amount: 100n };
+		assert.deepEqual(outcomePlan(held, "won"), { voidHold: true, postHold: false, shortfall: 0n });
+		assert.deepEqual(outcomePlan({ ...held, held_amount: 95n, shortfall: 5n }, "lost"), { voidHold: false, postHold: true, shortfall: 5n });
+		// Nothing could be held: suspense pays it all; meant to be held but never attached (the opening cut short): the same.
+		assert.deepEqual(outcomePlan({ hold_id: null, held_amount: 0n, shortfall: 100n, amount: 100n }, "lost"), { voidHold: false, postHold: false, shortfall: 100n });
+		assert.deepEqual(outcomePlan({ hold_id: null, held_amount: 60n, shortfall: 40n, amount: 100n }, "lost"), { voidHold: false, postHold: false, shortfall: 100n });
+		assert.deepEqual(outcomePlan({ hold_id: null, held_amount: 60n, shortfall: 40n, amount: 100n }, "won"), { voidHold: false, postHold: false, shortfall: 0n });
+	});
+
+	it("drives only the recorded outcome: a claim not yet ended is driven on by anyone, another outcome moves nothing", () => {
+		// This caller's claim, or another's of the same outcome still moving its money (or cut short): drive it.
+		assert.deepEqual(outcomeAction({ status: "deciding", outcome: "lost" }, "lost"), { drive: true, answer: "applied" });
+		// Another outcome recorded, its money still moving: driven on by the recorded outcome, this one refused.
+		assert.deepEqual(outcomeAction({ status: "deciding", outcome: "won" }, "lost"), { drive: true, answer: "contradicts" });
+		// Decided: nothing to drive; the same outcome is a repeat, the other a contradiction.
+		assert.deepEqual(outcomeAction({ status: "won", outcome: "won" }, "won"), { drive: false, answer: "already_final" });
+		assert.deepEqual(outcomeAction({ status: "lost", outcome: "lost" }, "won"), { drive: false, answer: "contradicts" });
+		for (const status of ["open", "evidence_submitted"] as const) assert.equal(evidenceProblem({ status, deadline: new Date(Date.now() + 60_000) }, 0, new Date()), null);
+		assert.equal(evidenceProblem({ status: "deciding", deadline: new Date(Date.now() + 60_000) }, 0, new Date()), "DECIDED");
 	});
 
 	it("takes evidence until the deadline, while undecided, up to a bound", () => {
