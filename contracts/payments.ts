@@ -5,7 +5,7 @@
 import { action, returns } from "../lib/contract.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
-import { amountRule, currencyRule, keyRule } from "../services/ledger/params.ts";
+import { amountRule, currencyRule, keyRule, priceVersionRule } from "../services/ledger/params.ts";
 import { PROVIDERS } from "../services/payments/providers.ts";
 import type { view } from "../services/payments/payments.service.ts";
 import type { reversalView } from "../services/payments/reversals.ts";
@@ -25,8 +25,9 @@ const payment = {
 const common = { ...payment, provider: { type: "enum", values: PROVIDERS } } as const;
 /** A saved payment method (services/methods): a card a top-up takes money from, a bank account a payout goes to (then no destination). */
 const paymentMethodId = { type: "uuid", optional: true } as const;
-export const topupParams = paramsSchema({ $$strict: true, ...common, paymentMethodId });
-export const payoutParams = paramsSchema({ $$strict: true, ...common, destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/, optional: true }, paymentMethodId });
+/** `priceVersion`: the price list of the quote the customer saw (ledger.prices.quote with the type); absent: the current one. */
+export const topupParams = paramsSchema({ $$strict: true, ...common, paymentMethodId, priceVersion: priceVersionRule });
+export const payoutParams = paramsSchema({ $$strict: true, ...common, destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/, optional: true }, paymentMethodId, priceVersion: priceVersionRule });
 export const p2pParams = paramsSchema({
 	$$strict: true,
 	...payment,

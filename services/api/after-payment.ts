@@ -17,6 +17,7 @@ import { ledger } from "../../contracts/ledger.ts";
 import { payments } from "../../contracts/payments.ts";
 import { reasonRule } from "../../contracts/repair.ts";
 import { amountRule, currencyRule, setPricesParams } from "../ledger/params.ts";
+import { FEE_TYPES } from "../ledger/fees.ts";
 import { toClientError, unavailable } from "../../lib/errors.ts";
 import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
 import { users } from "../../contracts/users.ts";
@@ -36,7 +37,8 @@ export const afterPaymentParams = {
 	proposeReversal: paramsSchema({ $$strict: true, id: uuid, reason: reasonRule }),
 	decideReversal: paramsSchema({ $$strict: true, id: uuid, note }),
 	reversals: paramsSchema({ $$strict: true, limit: { type: "number", integer: true, min: 1, max: 200, optional: true, convert: true } }),
-	quote: paramsSchema({ $$strict: true, amount: { ...amountRule, convert: true }, currency: currencyRule }),
+	/** `type`: p2p (default), topup or payout. */
+	quote: paramsSchema({ $$strict: true, amount: { ...amountRule, convert: true }, currency: currencyRule, type: { type: "enum", values: FEE_TYPES, optional: true } }),
 	setPrices: paramsSchema({ $$strict: true, rules: setPricesParams.rules, reason: setPricesParams.reason }),
 	empty: paramsSchema({ $$strict: true }),
 	revenue: paramsSchema({ $$strict: true, from: { type: "date", convert: true }, to: { type: "date", convert: true } }),
@@ -191,7 +193,7 @@ export const feeActions = {
 	paymentQuote: {
 		params: afterPaymentParams.quote,
 		async handler(ctx: Ctx<A<"quote">>) {
-			return call(ctx, ledger.prices.quote, { ownerId: user(ctx).id, amount: ctx.params.amount, currency: ctx.params.currency });
+			return call(ctx, ledger.prices.quote, { ownerId: user(ctx).id, amount: ctx.params.amount, currency: ctx.params.currency, ...(ctx.params.type != null ? { type: ctx.params.type } : {}) });
 		},
 	},
 	adminPrices: {

@@ -150,6 +150,11 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 			id: { type: "string", format: "uuid" }, type: { type: "string", enum: ["topup", "payout", "p2p"] },
 			status: { type: "string", enum: ["created", "pending_review", "processing", "completed", "failed", "cancelled", "reversed"] },
 			amount: { type: "integer" }, currency: ref("Currency"), accountId: { type: "string" }, provider: { type: "string" }, failureCode: { type: ["string", "null"] },
+			priceVersion: { type: ["integer", "null"], description: "Top-ups and payouts: the price list the payment was priced by when it was made (null: none)" },
+			fee: {
+				type: ["integer", "null"],
+				description: "Top-ups and payouts: the fee charged with the money (a top-up's from the amount credited, a payout's on top of it when it is paid out); null until charged and for a payment that failed",
+			},
 		},
 	},
 	PaymentPage: page("Payment"),
@@ -208,7 +213,10 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 	FeeQuote: {
 		type: "object", required: ["amount", "fee", "total", "currency", "priceVersion", "validUntil"],
 		properties: {
-			amount: { type: "integer" }, fee: { type: "integer" }, total: { type: "integer" }, currency: ref("Currency"), tier: { type: "integer" },
+			type: { type: "string", enum: ["p2p", "topup", "payout"] }, amount: { type: "integer" }, fee: { type: "integer" },
+			total: { type: "integer", description: "What you pay: amount + fee from your account (P2P, payout); a top-up's card is charged the amount" },
+			net: { type: "integer", description: "What arrives: the amount (P2P, payout); amount - fee into your account for a top-up" },
+			currency: ref("Currency"), tier: { type: "integer" },
 			priceVersion: { type: ["integer", "null"], description: "Null: no price list yet (no fees)" }, validUntil: { type: "string", format: "date-time" },
 		},
 	},
@@ -455,11 +463,11 @@ const OPS: Record<ActionName, OpDoc> = {
 	getTransfer: { summary: "A transfer of one of the caller's accounts", ok: ["200", ref("Transfer")], refusals: ["TRANSFER_NOT_FOUND"] },
 	topup: {
 		summary: "Top up an account through a provider", description: "With paymentMethodId, from a saved card (its provider: card).",
-		ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "PROVIDER_DECLINED", ...METHOD_USE_REFUSALS],
+		ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "PROVIDER_DECLINED", ...METHOD_USE_REFUSALS, "PRICE_LIST_UNKNOWN", "QUOTE_EXPIRED", "AMOUNT_TOO_SMALL"],
 	},
 	payout: {
 		summary: "Pay out to a destination through a provider", description: "A destination, or paymentMethodId: a saved bank account (its provider: bank).",
-		ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "INSUFFICIENT_FUNDS", "PROVIDER_DECLINED", ...METHOD_USE_REFUSALS],
+		ok: ["201", ref("Payment")], idempotent: true, refusals: [...PAYMENT_REFUSALS, "INSUFFICIENT_FUNDS", "PROVIDER_DECLINED", ...METHOD_USE_REFUSALS, "PRICE_LIST_UNKNOWN", "QUOTE_EXPIRED"],
 	},
 	p2p: {
 		summary: "Pay another user, to an account id or an e-mail",
@@ -547,8 +555,8 @@ const OPS: Record<ActionName, OpDoc> = {
 		ok: ["201", ref("Dispute")], roles: ["support", "admin"], refusals: ["DISPUTE_NOT_FOUND", "DISPUTE_DEADLINE_PASSED", "ILLEGAL_TRANSITION"],
 	},
 	paymentQuote: {
-		summary: "What a P2P payment would cost you now: the fee, the total, and the price list to name when paying",
-		description: "Pass `priceVersion` with POST /transfers to be charged by this quote's price list; it holds for 15 minutes after the list is replaced.",
+		summary: "What a payment would cost you now (P2P by default, or type=topup|payout): the fee, the total, what arrives, and the price list to name when paying",
+		description: "Pass `priceVersion` with POST /transfers, /payments/topup or /payments/payout to be charged by this quote's price list; it holds for 15 minutes after the list is replaced. A top-up's fee comes off what arrives; a payout's is debited on top of the amount.",
 		ok: ["200", ref("FeeQuote")],
 	},
 	adminPrices: { summary: "Every price list, the current one last", ok: ["200", anyObject], roles: ["admin", "auditor"] },

@@ -19,7 +19,7 @@ import { payments } from "../../contracts/payments.ts";
 import { reports, statementPageRules } from "../../contracts/reports.ts";
 import { users } from "../../contracts/users.ts";
 import { webhooks } from "../../contracts/webhooks.ts";
-import { amountRule, currencyRule } from "../ledger/params.ts";
+import { amountRule, currencyRule, priceVersionRule } from "../ledger/params.ts";
 import { PROVIDERS } from "../payments/providers.ts";
 import { WEBHOOK_EVENTS } from "../webhooks/routing.ts";
 import { identityActions, IDENTITY_ALIASES, IDENTITY_PUBLIC_ALIASES } from "./identity.ts";
@@ -136,15 +136,16 @@ export const v1Params = {
 		/** The price list of the quote the payer saw (GET /fees/quote); absent: today's. */
 		priceVersion: { type: "number", integer: true, min: 1, max: 2_147_483_647, optional: true, convert: false },
 	}),
-	/** `paymentMethodId`: a saved card (GET /payment-methods) the top-up takes the money from. */
+	/** `paymentMethodId`: a saved card (GET /payment-methods) the top-up takes the money from. `priceVersion`: the quote's (GET /fees/quote?type=topup); absent: today's. */
 	topup: paramsSchema({
 		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule, provider: { type: "enum", values: PROVIDERS },
-		paymentMethodId: { type: "uuid", optional: true },
+		paymentMethodId: { type: "uuid", optional: true }, priceVersion: priceVersionRule,
 	}),
-	/** A destination, or `paymentMethodId`: a saved bank account (one of the two). */
+	/** A destination, or `paymentMethodId`: a saved bank account (one of the two). `priceVersion`: the quote's (GET /fees/quote?type=payout). */
 	payout: paramsSchema({
 		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule, provider: { type: "enum", values: PROVIDERS },
 		destination: { type: "string", min: 3, max: 200, pattern: /^[\x20-\x7e]+$/, optional: true }, paymentMethodId: { type: "uuid", optional: true },
+		priceVersion: priceVersionRule,
 	}),
 	p2p: paramsSchema({
 		$$strict: true, accountId: uuid, amount: amountRule, currency: currencyRule,

@@ -73,7 +73,7 @@ const ownerProps = {
 	limits: { type: "object", strict: true, optional: true, props: { perTransferMinor: limitAmountRule, perDayMinor: limitAmountRule } },
 } as const;
 /** `priceVersion`: the price list the payer was quoted (services/ledger/fees.ts); absent: the current one. */
-const priceVersionRule = { type: "number", integer: true, min: 1, max: 2_147_483_647, optional: true, convert: false } as const;
+export const priceVersionRule = { type: "number", integer: true, min: 1, max: 2_147_483_647, optional: true, convert: false } as const;
 /**
  * The fee a top-up's credit (`topup`) or a payout's hold (`payout`) carries: by the price
  * list the payment was priced by when it was opened (its quote checked then, whatever its

@@ -68,6 +68,8 @@ export function view(p: PaymentRow) {
 	return {
 		id: p.id, type: p.type, status: p.status, amount: toSafeNumber(p.amount), currency: p.currency, accountId: p.account_id,
 		provider: p.provider, destination: p.destination, holdId: p.hold_id, transferId: p.transfer_id, failureCode: p.failure_code,
+		// A top-up's or payout's price list, and the fee the ledger charged with its money (null until it has).
+		priceVersion: p.price_version ?? null, fee: p.fee == null ? null : toSafeNumber(p.fee),
 		createdAt: p.created_at.toISOString(), updatedAt: p.updated_at.toISOString(),
 	};
 }
@@ -103,6 +105,7 @@ type PaymentsThis = DbService & {
 	systemAccount(provider: ProviderName, currency: CurrencyCode): Promise<string>;
 	resume(): Promise<number>;
 	finish(row: PaymentRow): Record<string, unknown>;
+	priceOf(ctx: Context, type: "topup" | "payout", p: { userId: string; amount: number; currency: CurrencyCode; priceVersion?: number | null }): Promise<number | null>;
 };
 
 /**
@@ -155,6 +158,11 @@ function factOfEvent(e: ConsumedEvent): P2pFact | null {
 		return p2pFact({ ...p, status: "pending_review", accountId: p["fromAccountId"], destination: p["toAccountId"], holdId: p["id"], transferId: null }, userId);
 	}
 	return null;
+}
+
+/** The fee a priced payment's money step charged, to keep on its row (none charged: 0; a payment priced by no list keeps null). */
+function feeSet(p: Pick<PaymentRow, "price_version">, fee: { amount: number } | undefined): PaymentSet {
+	return p.price_version !== null ? { fee: String(fee?.amount ?? 0) } : {};
 }
 
 /** A provider callback taken but still not applied after this long was cut short (a crash): its retry applies it. */
@@ -515,13 +523,26 @@ export function paymentsService(config: Config): ServiceSchema {
 				if (p.provider && !endpoints?.hasAvailable()) throw new Errors.MoleculerError(`${p.provider} is not available, retry later`, 503, "PROVIDER_UNAVAILABLE");
 				// The account must be the caller's; answered like a missing one otherwise.
 				await call(ctx, ledger.accounts.get, { id: p.accountId, ownerId: p.userId });
+				// A top-up or payout is priced when it is opened (its quote's price list, checked now); a
+				// refusal is answered unless the key already made this payment (a retry replays it).
+				let priceVersion: number | null = null;
+				let refused: unknown = null;
+				if (type !== "p2p") {
+					try {
+						priceVersion = await this.priceOf(ctx, type, p);
+					} catch (err) {
+						if (!refusalCode(err)) throw err;
+						refused = err;
+					}
+				}
 				// The order and its first event go in with other requests' orders (one statement per batch).
-				const inserted = await this.rt.orders.submit({
+				const inserted = refused ? null : await this.rt.orders.submit({
 					id: uuidv7(), userId: p.userId, type, amount: p.amount, currency: p.currency, accountId: p.accountId,
-					provider: p.provider ?? "ledger", destination: p.destination ?? null, idempotencyKey: p.idempotencyKey, requestHash: hash,
+					provider: p.provider ?? "ledger", destination: p.destination ?? null, idempotencyKey: p.idempotencyKey, requestHash: hash, priceVersion,
 				});
 				if (inserted) return { row: { ...inserted, description: p.description ?? null } as PaymentRow, replay: false };
 				const existing = await queryOne<PaymentRow>(this.knex, "SELECT * FROM payments.payments WHERE idempotency_key = ?", [p.idempotencyKey]);
+				if (!existing && refused) throw refused;
 				if (!existing || (existing.request_hash !== hash && existing.request_hash !== legacyHashOf(type, p))) {
 					throw toClientError({ code: "IDEMPOTENCY_MISMATCH", message: "idempotency key was used with a different request" });
 				}
@@ -530,6 +551,20 @@ export function paymentsService(config: Config): ServiceSchema {
 
 			kickRelay(this: PaymentsThis) {
 				this.relay.kick();
+			},
+
+			/**
+			 * The price list a new top-up or payout is priced by (services/ledger/fees.ts): the one
+			 * its quote named while a quote of it holds (else QUOTE_EXPIRED, PRICE_LIST_UNKNOWN), or
+			 * the current one; null when there is none. The ledger charges the fee by it when the
+			 * money moves, whatever its age then. A top-up whose fee would take all of it is refused.
+			 */
+			async priceOf(this: PaymentsThis, ctx: Context, type: "topup" | "payout", p: { userId: string; amount: number; currency: CurrencyCode; priceVersion?: number | null }) {
+				const q = await call(ctx, ledger.prices.quote, { ownerId: p.userId, amount: p.amount, currency: p.currency, type, ...(p.priceVersion != null ? { priceVersion: p.priceVersion } : {}) });
+				if (type === "topup" && q.fee > 0 && q.net <= 0) {
+					throw toClientError({ code: "AMOUNT_TOO_SMALL", message: "the fee would take the whole top-up", details: { amount: q.amount, fee: q.fee, priceVersion: q.priceVersion } });
+				}
+				return q.priceVersion;
 			},
 
 			/**
@@ -603,18 +638,23 @@ export function paymentsService(config: Config): ServiceSchema {
 						await this.releaseHold(p.id, p.hold_id);
 						return this.move(p.id, "processing", "fail", { failure_code: result.code });
 					}
+					// The post moves the amount to the provider's account and the hold's fee to revenue, in one commit.
 					const posted = await call(this.broker, ledger.holds.post, { idempotencyKey: `payment:${p.id}:post`, holdId: p.hold_id });
-					return this.move(p.id, "processing", "succeed", { transfer_id: posted.transfer.id, provider_ref: result.ref });
+					return this.move(p.id, "processing", "succeed", { transfer_id: posted.transfer.id, provider_ref: result.ref, ...feeSet(p, posted.fee) });
 				}
 				if (!result.ok) return this.move(p.id, "processing", "fail", { failure_code: result.code });
 				const charged = result;
 				let transferId: string;
+				let feeCharged: PaymentSet = {};
 				try {
+					// The credit takes the top-up's fee from the account in the same commit (amount - fee arrives).
 					const t = await call(this.broker, ledger.transfers.create, {
 						idempotencyKey: `payment:${p.id}:credit`, fromAccountId: await this.systemAccount(p.provider, p.currency), toAccountId: p.account_id,
 						amount: toSafeNumber(p.amount), currency: p.currency, description: `top-up via ${p.provider}`,
+						...(p.price_version !== null ? { fee: { type: "topup" as const, priceVersion: p.price_version, ownerId: p.user_id } } : {}),
 					});
 					transferId = t.id;
+					feeCharged = feeSet(p, t.fee);
 				} catch (err) {
 					const code = refusalCode(err);
 					if (!code) throw err;
@@ -622,7 +662,7 @@ export function paymentsService(config: Config): ServiceSchema {
 					// the payment fails with that code and the provider-side refund is support's job.
 					return this.move(p.id, "processing", "fail", { failure_code: code });
 				}
-				return this.move(p.id, "processing", "succeed", { transfer_id: transferId, provider_ref: charged.ref });
+				return this.move(p.id, "processing", "succeed", { transfer_id: transferId, provider_ref: charged.ref, ...feeCharged });
 			},
 
 			async runPayout(this: PaymentsThis, _ctx: Context | null, row: PaymentRow) {
@@ -639,6 +679,8 @@ export function paymentsService(config: Config): ServiceSchema {
 							idempotencyKey: `payment:${p.id}:hold`, fromAccountId: p.account_id, toAccountId: await this.systemAccount(p.provider, p.currency),
 							amount: toSafeNumber(p.amount), currency: p.currency, timeoutMs: HOLD_TIMEOUT_MS, description: `payout via ${p.provider}`,
 							ownerId: p.user_id, limits: await this.limitsOf(p.user_id),
+							// The payout's fee is held with it (the account is debited amount + fee), posted with it, released if it fails.
+							...(p.price_version !== null ? { fee: { type: "payout" as const, priceVersion: p.price_version, ownerId: p.user_id } } : {}),
 						});
 					} catch (err) {
 						const code = refusalCode(err);

@@ -28,6 +28,10 @@ export interface PaymentRow {
 	transfer_id: string | null;
 	provider_ref: string | null;
 	failure_code: string | null;
+	/** The price list a top-up or payout was priced by when it was opened (null: none; migration payments 011). */
+	price_version: number | null;
+	/** The fee the ledger charged with its money: a top-up's at its credit, a payout's at its post (null until then, and if it failed). */
+	fee: bigint | null;
 	/** Kept only while the request runs (not stored): the P2P description the ledger records. */
 	description?: string | null;
 	created_at: Date;
@@ -39,7 +43,7 @@ export interface PaymentRow {
  * once per connection, and a prepared statement whose result columns come from `*` fails
  * ("cached plan must not change result type") after a migration adds a column.
  */
-const PAYMENT_COLUMNS = ["id", "user_id", "type", "status", "amount", "currency", "account_id", "provider", "destination", "idempotency_key", "request_hash", "hold_id", "transfer_id", "provider_ref", "failure_code", "created_at", "updated_at"] as const satisfies readonly (keyof PaymentRow)[];
+const PAYMENT_COLUMNS = ["id", "user_id", "type", "status", "amount", "currency", "account_id", "provider", "destination", "idempotency_key", "request_hash", "hold_id", "transfer_id", "provider_ref", "failure_code", "price_version", "fee", "created_at", "updated_at"] as const satisfies readonly (keyof PaymentRow)[];
 const columnsOf = (alias: string) => PAYMENT_COLUMNS.map(c => `${alias}.${c}`).join(", ");
 
 export interface NewOrder {
@@ -53,10 +57,12 @@ export interface NewOrder {
 	destination: string | null;
 	idempotencyKey: string;
 	requestHash: string;
+	/** A top-up's or payout's price list (services/ledger/fees.ts); null for none and for P2P. */
+	priceVersion?: number | null;
 }
 
 /** The columns a status change may fill in; none of them is ever cleared. */
-export const SETTABLE = ["transfer_id", "hold_id", "provider_ref", "failure_code"] as const;
+export const SETTABLE = ["transfer_id", "hold_id", "provider_ref", "failure_code", "fee"] as const;
 export type PaymentSet = Partial<Record<(typeof SETTABLE)[number], string>>;
 
 export interface Step {
@@ -118,17 +124,17 @@ export async function insertOrders(knex: Knex, orders: readonly NewOrder[]): Pro
 	const rows = await runStatement<PaymentRow>(
 		knex,
 		`WITH p AS (
-			INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash)
-			SELECT v.id, v.user_id, v.type, 'created', v.amount, v.currency, v.account_id, v.provider, v.destination, v.idempotency_key, v.request_hash
-			FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::int8[], ?::text[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY
-				AS v(id, user_id, type, amount, currency, account_id, provider, destination, idempotency_key, request_hash, n)
+			INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash, price_version)
+			SELECT v.id, v.user_id, v.type, 'created', v.amount, v.currency, v.account_id, v.provider, v.destination, v.idempotency_key, v.request_hash, v.price_version
+			FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::int8[], ?::text[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::int4[]) WITH ORDINALITY
+				AS v(id, user_id, type, amount, currency, account_id, provider, destination, idempotency_key, request_hash, price_version, n)
 			ORDER BY v.n
 			ON CONFLICT (idempotency_key) DO NOTHING RETURNING ${PAYMENT_COLUMNS.join(", ")}
 		), e AS (
 			INSERT INTO payments.payment_events (payment_id, from_status, to_status, event) SELECT id, NULL, 'created', 'create' FROM p
 		)
 		SELECT * FROM p`,
-		[col("id"), col("userId"), col("type"), col("amount"), col("currency"), col("accountId"), col("provider"), col("destination"), col("idempotencyKey"), col("requestHash")],
+		[col("id"), col("userId"), col("type"), col("amount"), col("currency"), col("accountId"), col("provider"), col("destination"), col("idempotencyKey"), col("requestHash"), sorted.map(o => o.priceVersion ?? null)],
 	);
 	const byId = new Map(rows.map(r => [r.id, r]));
 	return orders.map(o => byId.get(o.id) ?? null);
@@ -165,11 +171,11 @@ async function advanceRound(knex: Knex, moves: readonly Move[]): Promise<{ rows:
 	const rows = await runStatement<PaymentRow & { outbox_id: string | null }>(
 		knex,
 		`WITH v AS (
-			SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::text[], ?::text[]) AS v(id, from_status, to_status, transfer_id, hold_id, provider_ref, failure_code)
+			SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::int8[]) AS v(id, from_status, to_status, transfer_id, hold_id, provider_ref, failure_code, fee)
 		), u AS (
 			UPDATE payments.payments p SET status = v.to_status, updated_at = now(),
 				transfer_id = coalesce(v.transfer_id, p.transfer_id), hold_id = coalesce(v.hold_id, p.hold_id),
-				provider_ref = coalesce(v.provider_ref, p.provider_ref), failure_code = coalesce(v.failure_code, p.failure_code)
+				provider_ref = coalesce(v.provider_ref, p.provider_ref), failure_code = coalesce(v.failure_code, p.failure_code), fee = coalesce(v.fee, p.fee)
 			FROM v WHERE p.id = v.id AND p.status = v.from_status RETURNING ${columnsOf("p")}
 		), s AS (
 			SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::jsonb[]) WITH ORDINALITY AS s(payment_id, f, t, ev, d, n)
@@ -187,7 +193,7 @@ async function advanceRound(knex: Knex, moves: readonly Move[]): Promise<{ rows:
 		SELECT ${columnsOf("u")}, (SELECT id::text FROM o) AS outbox_id FROM u`,
 		[
 			sorted.map(m => m.id), sorted.map(m => first(m).from), sorted.map(m => last(m).to),
-			sorted.map(m => m.set.transfer_id ?? null), sorted.map(m => m.set.hold_id ?? null), sorted.map(m => m.set.provider_ref ?? null), sorted.map(m => m.set.failure_code ?? null),
+			sorted.map(m => m.set.transfer_id ?? null), sorted.map(m => m.set.hold_id ?? null), sorted.map(m => m.set.provider_ref ?? null), sorted.map(m => m.set.failure_code ?? null), sorted.map(m => m.set.fee ?? null),
 			steps.map(s => s.id), steps.map(s => s.from), steps.map(s => s.to), steps.map(s => s.event), steps.map(s => s.detail),
 		],
 	);

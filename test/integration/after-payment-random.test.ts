@@ -1,19 +1,21 @@
 /**
  * After the payment, seeded (issue 17 acceptance 1), on real PostgreSQL with ledger,
  * payments, providers, fraud, users, audit and fx in one node: 2,000 P2P payments (some
- * quoted, some across price list changes), refunds of them (full, partial, and concurrent
- * partials racing to exceed the payment), disputes of card top-ups opened and resolved both
- * ways, and FX conversions. Afterwards: no refund total exceeds its payment, every fee
- * equals the price list in force when it was quoted (or paid, without a quote) for the
- * payer's tier, the revenue accounts hold exactly the fees and the FX spreads, no customer
- * balance is below zero, and checkInvariants is clean per currency.
+ * quoted, some across price list changes) with top-ups and payouts among them (fees of their
+ * own, some quoted, some payouts declined by the provider), refunds of the P2P payments
+ * (full, partial, and concurrent partials racing to exceed the payment), disputes of card
+ * top-ups opened and resolved both ways, and FX conversions. Afterwards: no refund total
+ * exceeds its payment, every fee (P2P, top-up, payout) equals the price list in force when
+ * it was quoted (or made, without a quote) for the customer's tier, a declined payout kept
+ * no fee, the revenue accounts hold exactly the fees and the FX spreads, no customer balance
+ * is below zero, and checkInvariants is clean per currency.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ServiceBroker } from "moleculer";
 import { seededRandom, startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { uuidv7 } from "../../lib/ids.ts";
-import { feeFor, ruleFor, type FeeRule } from "../../services/ledger/fees.ts";
+import { feeFor, feeOf, ruleFor, type FeeRule } from "../../services/ledger/fees.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
 
 const SEED = Number(process.env["AFTER_PAYMENT_SEED"] ?? 20261202);
@@ -27,9 +29,13 @@ const staffId = uuidv7();
 
 type Customer = { id: string; tier: number; usd: string; eur: string; topups: { id: string; amount: number }[] };
 type Payment = { id: string; status: string; amount: number; fee?: { amount: number; priceVersion: number } };
+/** A top-up or payout as payments shows it: its price list and the fee charged with its money. */
+type Order = { id: string; status: string; amount: number; failureCode: string | null; priceVersion: number | null; fee: number | null };
+type Priced = { o: Order; type: "topup" | "payout"; c: Customer; quoted: number | null; currentAt: number; declined: boolean };
 
 before(async () => {
-	node = await startNodeOnDatabase({ SERVICES: "ledger,payments,providers,fraud,users,audit,fx", PROVIDER_LATENCY_MS: "0", LOG_LEVEL: "fatal", FX_SPREAD_BPS: "80" });
+	// Providers answer at once (no callbacks): each top-up and payout ends within its request.
+	node = await startNodeOnDatabase({ SERVICES: "ledger,payments,providers,fraud,users,audit,fx", PROVIDER_LATENCY_MS: "0", PROVIDER_WEBHOOK_PROVIDERS: "none", LOG_LEVEL: "fatal", FX_SPREAD_BPS: "80" });
 	broker = node.broker;
 });
 
@@ -48,8 +54,31 @@ describe("after the payment, seeded", () => {
 		const randomRules = (): FeeRule[] => [
 			{ type: "p2p", currency: "USD", fixedMinor: Math.floor(rnd() * 30), bps: Math.floor(rnd() * 200), minMinor: 10, maxMinor: 200 + Math.floor(rnd() * 300) },
 			{ type: "p2p", currency: "USD", tier: 3, fixedMinor: 0, bps: Math.floor(rnd() * 60) },
+			{ type: "topup", currency: "USD", fixedMinor: Math.floor(rnd() * 50), bps: Math.floor(rnd() * 300), minMinor: 20, maxMinor: 500 + Math.floor(rnd() * 1_000) },
+			{ type: "topup", currency: "USD", tier: 2, fixedMinor: 0, bps: Math.floor(rnd() * 100) },
+			{ type: "payout", currency: "USD", fixedMinor: 25 + Math.floor(rnd() * 75), bps: Math.floor(rnd() * 100), maxMinor: 300 + Math.floor(rnd() * 300) },
 		];
 		let current = await setPrices(randomRules());
+		const priced: Priced[] = [];
+		const orderRefusals = new Map<string, number>();
+		/** A top-up or payout among the P2P payments: some quoted first (by type), some payouts declined by the provider. */
+		const order = async (c: Customer, w: number, j: number): Promise<void> => {
+			const type = rnd() < 0.5 ? "topup" as const : "payout" as const;
+			const amount = type === "topup" ? 1_000 + Math.floor(rnd() * 30_000) : 100 + Math.floor(rnd() * 8_000);
+			const declined = type === "payout" && rnd() < 0.2;
+			const currentAt = current;
+			const quoted = rnd() < 0.4 ? (await broker.call<{ priceVersion: number | null }, object>("ledger.prices.quote", { ownerId: c.id, type, amount, currency: "USD" })).priceVersion : null;
+			const common = { idempotencyKey: `${type}-${w}-${j}`, userId: c.id, accountId: c.usd, amount, currency: "USD", ...(quoted ? { priceVersion: quoted } : {}) };
+			try {
+				const o: Order = type === "topup"
+					? await broker.call("payments.topup", { ...common, provider: "card" })
+					: await broker.call("payments.payout", { ...common, provider: "bank", destination: declined ? "GB00BANK-reject" : "GB00BANK12345" });
+				priced.push({ o, type, c, quoted, currentAt, declined });
+			} catch (err) {
+				const code = String((err as { type?: string }).type);
+				orderRefusals.set(code, (orderRefusals.get(code) ?? 0) + 1);
+			}
+		};
 
 		// Customers at tiers 1 to 3, each funded by card top-ups (the disputes' material).
 		const plans = Array.from({ length: CUSTOMERS }, () => [0, 1, 2].map(() => 60_000 + Math.floor(rnd() * 40_000)));
@@ -64,19 +93,27 @@ describe("after the payment, seeded", () => {
 			const eur: { id: string } = await broker.call("ledger.accounts.open", { ownerId: id, currency: "EUR" });
 			const c: Customer = { id, tier, usd: usd.id, eur: eur.id, topups: [] };
 			for (const [k, amount] of amounts.entries()) {
-				const t: { id: string; status: string } = await broker.call("payments.topup", { idempotencyKey: `top-${i}-${k}`, userId: id, accountId: usd.id, amount, currency: "USD", provider: "card" });
+				const t: Order = await broker.call("payments.topup", { idempotencyKey: `top-${i}-${k}`, userId: id, accountId: usd.id, amount, currency: "USD", provider: "card" });
 				assert.equal(t.status, "completed");
 				c.topups.push({ id: t.id, amount });
+				priced.push({ o: t, type: "topup", c, quoted: null, currentAt: current, declined: false });
 			}
 			return c;
 		}));
 
 		// 2,000 payments in waves; some quoted first; the price list changes now and then between waves.
 		const paid: { p: Payment; payer: Customer; payee: Customer; quoted: number | null; currentAt: number }[] = [];
+		const besides: Promise<void>[] = [];
 		const refusals = new Map<string, number>();
 		for (let w = 0; w < PAYMENTS / WAVE; w++) {
-			if (w > 0 && rnd() < 0.1) current = await setPrices(randomRules());
+			if (w > 0 && rnd() < 0.1) {
+				// Top-ups and payouts still in flight are priced by the list before the change.
+				await Promise.all(besides.splice(0));
+				current = await setPrices(randomRules());
+			}
 			const wave = await Promise.all(Array.from({ length: WAVE }, async (_, j) => {
+				// About one in twelve: a top-up or payout beside the P2P payments, not waited for by its wave.
+				if (rnd() < 0.08) besides.push(order(pick(customers), w, j));
 				const payer = pick(customers);
 				let payee = pick(customers);
 				if (payee === payer) payee = customers[(customers.indexOf(payer) + 1) % customers.length] as Customer;
@@ -95,6 +132,7 @@ describe("after the payment, seeded", () => {
 			}));
 			for (const r of wave) if (r) paid.push(r);
 		}
+		await Promise.all(besides);
 		assert.deepEqual([...refusals.keys()].filter(k => k !== "INSUFFICIENT_FUNDS" && k !== "LIMIT_EXCEEDED" && k !== "FRAUD_DECLINED"), []);
 		const completed = paid.filter(x => x.p.status === "completed");
 		assert.ok(completed.length > PAYMENTS * 0.8, `${completed.length} of ${PAYMENTS} completed`);
@@ -108,6 +146,29 @@ describe("after the payment, seeded", () => {
 			assert.equal(BigInt(p.fee?.amount ?? 0), expected, `payment ${p.id}: fee ${p.fee?.amount} by version ${p.fee?.priceVersion}, expected ${expected} by ${version}`);
 			if (expected > 0n) assert.equal(p.fee?.priceVersion, version);
 		}
+		// Top-ups and payouts: each priced by the list in force when quoted (or made), its fee by the customer's tier.
+		assert.deepEqual([...orderRefusals.keys()].filter(k => k !== "INSUFFICIENT_FUNDS" && k !== "LIMIT_EXCEEDED" && k !== "FRAUD_DECLINED"), []);
+		const types = (t: string, status: string) => priced.filter(x => x.type === t && x.o.status === status).length;
+		assert.ok(types("topup", "completed") > 100 && types("payout", "completed") > 30 && types("payout", "failed") > 5, JSON.stringify({ topups: types("topup", "completed"), payouts: types("payout", "completed"), declined: types("payout", "failed") }));
+		for (const { o, type, c, quoted, currentAt, declined } of priced) {
+			const version = quoted ?? currentAt;
+			assert.equal(o.priceVersion, version, `${type} ${o.id}`);
+			if (o.status !== "completed") {
+				// Declined by the provider (or in review): no fee charged; a declined payout's hold, fee included, was released.
+				assert.equal(o.fee, null, `${type} ${o.id} ${o.status}`);
+				if (declined) assert.equal(o.failureCode, "PROVIDER_DECLINED");
+				continue;
+			}
+			const rules = versions.get(version);
+			assert.ok(rules, `version ${version}`);
+			assert.equal(BigInt(o.fee ?? -1), feeOf(rules, type, "USD", c.tier, BigInt(o.amount)), `${type} ${o.id}: fee ${o.fee} by version ${version} at tier ${c.tier}`);
+		}
+		// The revenue accounts of top-ups and payouts hold exactly the fees the payments show.
+		const { rows: [byType] } = await node.sql.query<{ held: string; shown: string }>(
+			`SELECT (SELECT coalesce(sum(posted), 0) FROM ledger.accounts WHERE kind = 'system' AND (code LIKE 'revenue:fees\\_topup\\_%' OR code LIKE 'revenue:fees\\_payout\\_%'))::text AS held,
+				(SELECT coalesce(sum(fee), 0) FROM payments.payments WHERE type IN ('topup', 'payout') AND status = 'completed')::text AS shown`,
+		);
+		assert.ok(byType && BigInt(byType.shown) > 0n && byType.held === byType.shown, `top-up and payout revenue ${byType?.held}, fees shown ${byType?.shown}`);
 
 		// Refunds: full, partial, and four concurrent 40% partials racing (two at most fit).
 		// Each payment's refunds in its own order; payments' refunds side by side.

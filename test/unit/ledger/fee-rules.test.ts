@@ -6,7 +6,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { applyBatch, type AccountState, type BatchState, type HoldState, type Op, type PaymentPricing } from "../../../services/ledger/rules.ts";
+import { applyBatch, type AccountState, type BatchState, type HoldState, type Op, type OpResult, type PaymentPricing } from "../../../services/ledger/rules.ts";
 import { defaultRates } from "../../../services/ledger/reference-rates.ts";
 import type { FeeRule } from "../../../services/ledger/fees.ts";
 
@@ -48,9 +48,9 @@ const payoutHold = (key: string, amount: bigint, over: Partial<Extract<Op, { typ
 	ownerId: "owner-c", limits: { perTransferMinor: 1_000n, perDayMinor: 10_000n }, fee: { type: "payout", priceVersion: 7, ownerId: "owner-c" }, pricing: PRICING, ...over,
 });
 
-function ok(r: { ok: boolean } | undefined): Record<string, unknown> {
+function ok(r: OpResult | undefined): Record<string, unknown> {
 	assert.ok(r?.ok, JSON.stringify(r));
-	return (r as { value: Record<string, unknown> }).value;
+	return r.value;
 }
 
 function codeOf(r: { ok: boolean; error?: { code: string } } | undefined): string {
