@@ -6,6 +6,7 @@
  *   created ──hold the customer's money (towards external:<provider>:<currency>)──▶ processing
  *      └── the ledger refuses the hold (funds, frozen) ──▶ refused (nothing moved)
  *   processing ──provider refund──▶ succeeded: post the hold ──▶ completed (payment.refunded)
+ *                                   (the hold past its time: release it, then debit the account)
  *                                 declined:  void the hold ──▶ compensated (money back, once)
  *                                 unknown (a timeout, a technical failure, "pending"):
  *                                   stays processing; the provider's callback or the resume
@@ -57,8 +58,14 @@ export type RefundOutcome =
 	| { kind: "provider"; result: ProviderResult | null }
 	| { kind: "posted"; transferId: string; ref: string | null }
 	| { kind: "voided" }
-	/** A post or void found the hold no longer pending (or past its time): how it was closed, and what the saga was doing. */
-	| { kind: "hold_closed"; status: "posted" | "voided" | "expired"; intent: "post" | "void"; ref: string | null }
+	/**
+	 * A post or void found the hold no longer pending, or past its time: how the ledger has it
+	 * now (`overdue`: still pending, holding the money, but past its time, so it cannot be
+	 * posted; the ledger's sweep has not released it yet), and what the saga was doing.
+	 */
+	| { kind: "hold_closed"; status: "posted" | "voided" | "expired" | "overdue"; intent: "post" | "void"; ref: string | null }
+	/** This saga released its overdue hold (after the provider's success): the money is the customer's again, to be debited. */
+	| { kind: "released"; ref: string | null }
 	| { kind: "debited"; transferId: string; ref: string | null }
 	| { kind: "debit_refused"; code: string; ref: string | null };
 
@@ -69,6 +76,8 @@ export type RefundCommand =
 	| { kind: "ask_provider" }
 	| { kind: "post"; key: string; holdId: string; ref: string | null }
 	| { kind: "void"; key: string; holdId: string }
+	/** The hold is past its time but still holds the money: release it (its own key) so the debit can take the money back. */
+	| { kind: "release"; key: string; holdId: string; ref: string | null }
 	/** The hold ran out before the provider's success: take the amount from the customer's account now. */
 	| { kind: "debit"; key: string; ref: string | null }
 	/** ... and what the account no longer has from suspense (a receivable; a user's balance never goes below zero). */
@@ -76,7 +85,7 @@ export type RefundCommand =
 
 export type RefundState = Pick<TopupRefundRow, "id" | "status" | "hold_id">;
 
-export const refundKey = (id: string, step: "hold" | "post" | "void" | "debit" | "cover") => `topup-refund:${id}:${step}`;
+export const refundKey = (id: string, step: "hold" | "post" | "void" | "release" | "debit" | "cover") => `topup-refund:${id}:${step}`;
 
 /**
  * One step of the saga: from the refund as stored and the last outcome, the next commands.
@@ -109,14 +118,21 @@ export function refundStep(r: RefundState, o: RefundOutcome): RefundCommand[] {
 		case "hold_closed":
 			// Posted: by this saga's own key (nobody else posts it), so posting again replays and names the transfer.
 			if (o.status === "posted") return [{ kind: "post", key: refundKey(r.id, "post"), holdId, ref: o.ref }];
-			// Voided: by this saga's own void; the money is back with the customer.
-			if (o.status === "voided") return compensate("PROVIDER_DECLINED");
-			// Expired: the money went back to the customer. A refund the provider declined is done;
-			// one it made must still be paid for from the customer's account.
+			// Past its time but still holding the money (the ledger's sweep has not released it): a
+			// debit now would be refused for the very money the hold keeps, and suspense would pay
+			// while the customer keeps it. The provider refunded: release the hold first, then debit.
+			// A decline's void releases an overdue hold itself, so a void never stops here: wait.
+			if (o.status === "overdue") return o.intent === "post" ? [{ kind: "release", key: refundKey(r.id, "release"), holdId, ref: o.ref }] : [];
+			// Voided or expired: the money is back with the customer. A refund the provider declined
+			// is done. One it made (a post is only tried after its success; a voided hold is then this
+			// saga's release, as a provider asked again answers the same) is paid from the account.
 			return o.intent === "void" ? compensate("PROVIDER_DECLINED") : [{ kind: "debit", key: refundKey(r.id, "debit"), ref: o.ref }];
+		case "released":
+			return [{ kind: "debit", key: refundKey(r.id, "debit"), ref: o.ref }];
 		case "debited":
 			return complete(o.transferId, o.ref);
 		case "debit_refused":
+			// Only tried once the hold no longer holds the money: the customer spent it meanwhile.
 			return [{ kind: "cover", key: refundKey(r.id, "cover"), ref: o.ref }];
 		default:
 			return [];
@@ -231,6 +247,14 @@ async function execute(host: RefundHost, r: TopupRefundRow, c: Exclude<RefundCom
 			} catch (err) {
 				return { ...(await closedHold(host, err, c.holdId, "void")), ref: null };
 			}
+		case "release":
+			try {
+				await call(host.broker, ledger.holds.void, { idempotencyKey: c.key, holdId: c.holdId });
+				return { kind: "released", ref: c.ref };
+			} catch (err) {
+				// The ledger's sweep expired it first (or it closed otherwise): follow the hold.
+				return { ...(await closedHold(host, err, c.holdId, "post")), ref: c.ref };
+			}
 		case "debit":
 			try {
 				const t = await call(host.broker, ledger.transfers.create, { idempotencyKey: c.key, fromAccountId: r.account_id, toAccountId: await external(), amount: toSafeNumber(r.amount), currency: r.currency, description });
@@ -250,13 +274,17 @@ async function execute(host: RefundHost, r: TopupRefundRow, c: Exclude<RefundCom
 	}
 }
 
-/** A post or void the ledger refused because the hold is closed or out of time: how it is closed. */
-async function closedHold(host: RefundHost, err: unknown, holdId: string, intent: "post" | "void"): Promise<{ kind: "hold_closed"; status: "posted" | "voided" | "expired"; intent: "post" | "void" }> {
+/**
+ * A post or void the ledger refused because the hold is closed or out of time: how the hold is
+ * now, read from the ledger (a refusal replayed by its key may be older than the hold's state:
+ * HOLD_EXPIRED is answered while the hold is still pending past its time, and again after it
+ * was released).
+ */
+async function closedHold(host: RefundHost, err: unknown, holdId: string, intent: "post" | "void"): Promise<{ kind: "hold_closed"; status: "posted" | "voided" | "expired" | "overdue"; intent: "post" | "void" }> {
 	const code = codeOf(err);
-	if (code === "HOLD_EXPIRED") return { kind: "hold_closed", status: "expired", intent };
-	if (code !== "HOLD_NOT_PENDING") throw err;
+	if (code !== "HOLD_EXPIRED" && code !== "HOLD_NOT_PENDING") throw err;
 	const hold = await call(host.broker, ledger.holds.get, { id: holdId });
-	const status = hold.status === "posted" || hold.status === "voided" ? hold.status : "expired";
+	const status = hold.status === "pending" ? "overdue" : hold.status;
 	return { kind: "hold_closed", status, intent };
 }
 

@@ -1,0 +1,128 @@
+/**
+ * A top-up refund whose hold ran out before the provider's success was posted
+ * (services/payments/topup-refunds.ts), on real PostgreSQL: the provider's answer is lost, the
+ * hold's time passes (its expiry moved into the past, the ledger's own sweep kept away), and
+ * the refund is driven on. The customer's money is taken back, never paid from suspense while
+ * they still have it: a hold past its time that still keeps the money is released under the
+ * refund's own key and the account debited; one the sweep already expired is debited alike;
+ * suspense pays only when the customer spent the money once nothing held it. A release cut
+ * short before its debit is finished by the next drive.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { ServiceBroker } from "moleculer";
+import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
+import { uuidv7 } from "../../lib/ids.ts";
+import type { InvariantReport } from "../../services/ledger/invariants.ts";
+
+let node: NodeOnDatabase;
+let broker: ServiceBroker;
+let shop = "";
+const STAFF = "018f0000-0000-7000-8000-0000000e5af1";
+
+type TopupRefund = { id: string; status: string; holdId: string | null; transferId: string | null };
+
+before(async () => {
+	node = await startNodeOnDatabase({
+		SERVICES: "ledger,payments,providers,fraud,users,audit", LOG_LEVEL: "fatal", PROVIDER_LATENCY_MS: "0", PROVIDER_BREAKER_REQUESTS_MIN: "1000",
+		// Only the test moves time on: the ledger's hold sweep and the payments resume sweep stay away (an hour).
+		LEDGER_HOLD_SWEEP_INTERVAL_MS: "3600000", PAYMENT_RESUME_AFTER_MS: "3600000",
+	});
+	broker = node.broker;
+	shop = ((await broker.call("ledger.accounts.open", { kind: "system", code: "external:expiryshop:USD", currency: "USD" })) as { id: string }).id;
+});
+
+after(() => node?.stop());
+
+/** A customer whose only money is one completed card top-up of `amount`. */
+async function customer(amount: number): Promise<{ accountId: string; topupId: string }> {
+	const userId = uuidv7();
+	await broker.call("users.create", { userId, email: `expiry-${userId}@example.com`, name: "Expiry Customer" });
+	const accountId = ((await broker.call("ledger.accounts.open", { ownerId: userId, currency: "USD" })) as { id: string }).id;
+	const t: { id: string; status: string } = await broker.call("payments.topup", { idempotencyKey: `expiry-top-${userId}`, userId, accountId, amount, currency: "USD", provider: "card" });
+	assert.equal(t.status, "completed");
+	return { accountId, topupId: t.id };
+}
+
+const refund = (topupId: string, amount: number, key: string) =>
+	broker.call<TopupRefund, object>("payments.topupRefunds.create", { idempotencyKey: key, paymentId: topupId, amount, staffId: STAFF, reason: "customer asked" });
+
+/** A refund held and sent to the provider, whose answer was lost (it stays processing); then its hold's time passes. */
+async function overdueRefund(topupId: string, amount: number, key: string): Promise<TopupRefund> {
+	await broker.call("providers.simulate", { provider: "card", failurePercent: 100 });
+	const r = await refund(topupId, amount, key);
+	await broker.call("providers.simulate", { provider: "card", failurePercent: 0 });
+	assert.equal(r.status, "processing");
+	assert.ok(r.holdId);
+	await node.sql.query("UPDATE ledger.holds SET expires_at = now() - interval '1 second' WHERE id = $1", [r.holdId]);
+	return r;
+}
+
+async function balance(accountId: string): Promise<{ posted: number; pending: number }> {
+	const { posted, pending } = ((await broker.call("ledger.accounts.get", { id: accountId })) as { balance: { posted: number; pending: number } }).balance;
+	return { posted, pending };
+}
+
+async function suspense(): Promise<number> {
+	return Number((await node.sql.query<{ posted: string }>("SELECT coalesce(sum(posted), 0)::text AS posted FROM ledger.accounts WHERE code = 'suspense:refunds:USD'")).rows[0]?.posted ?? 0);
+}
+
+const holdStatus = async (holdId: string | null) => (await node.sql.query<{ status: string }>("SELECT status FROM ledger.holds WHERE id = $1", [holdId])).rows[0]?.status;
+
+describe("a top-up refund whose hold ran out before it was posted", () => {
+	it("releases a hold past its time that still keeps the money, then debits the customer: suspense pays nothing", async () => {
+		const c = await customer(4_000);
+		const suspenseBefore = await suspense();
+		const r = await overdueRefund(c.topupId, 4_000, "expiry-overdue");
+		assert.deepEqual(await balance(c.accountId), { posted: 4_000, pending: 4_000 }, "the hold keeps the money past its time");
+		// The retry drives it on: the provider answers its success, the post is refused (HOLD_EXPIRED).
+		const done = await refund(c.topupId, 4_000, "expiry-overdue");
+		assert.equal(done.status, "completed", JSON.stringify(done));
+		assert.equal(await holdStatus(r.holdId), "voided", "released under the refund's key");
+		assert.deepEqual(await balance(c.accountId), { posted: 0, pending: 0 });
+		assert.equal(await suspense(), suspenseBefore, "suspense paid while the customer had the money");
+		// The ledger's sweep later finds nothing to give back: the customer does not keep the refunded money.
+		await broker.call("ledger.expireHolds", {});
+		assert.deepEqual(await balance(c.accountId), { posted: 0, pending: 0 });
+		const keys = (await node.sql.query<{ idempotency_key: string; amount: string }>("SELECT idempotency_key, amount::text FROM ledger.transfers WHERE idempotency_key LIKE $1 ORDER BY idempotency_key", [`topup-refund:${r.id}:%`])).rows;
+		assert.deepEqual(keys.map(k => [k.idempotency_key, Number(k.amount)]), [[`topup-refund:${r.id}:debit`, 4_000]]);
+		assert.equal(done.transferId, (await node.sql.query<{ id: string }>("SELECT id FROM ledger.transfers WHERE idempotency_key = $1", [`topup-refund:${r.id}:debit`])).rows[0]?.id);
+		// Driven again: nothing more moves.
+		assert.equal((await refund(c.topupId, 4_000, "expiry-overdue")).status, "completed");
+		assert.deepEqual(await balance(c.accountId), { posted: 0, pending: 0 });
+	});
+
+	it("debits a customer whose hold the ledger's sweep already expired, and finishes a release cut short before its debit", async () => {
+		const swept = await customer(2_500);
+		const suspenseBefore = await suspense();
+		const r1 = await overdueRefund(swept.topupId, 2_500, "expiry-swept");
+		await broker.call("ledger.expireHolds", {});
+		assert.equal(await holdStatus(r1.holdId), "expired");
+		assert.equal((await refund(swept.topupId, 2_500, "expiry-swept")).status, "completed");
+		assert.deepEqual(await balance(swept.accountId), { posted: 0, pending: 0 });
+
+		// The release went through, then the driver died before the debit: the next drive sees the
+		// hold voided after the provider's success (a post is refused) and debits.
+		const cut = await customer(1_800);
+		const r2 = await overdueRefund(cut.topupId, 1_800, "expiry-cut");
+		await broker.call("ledger.holds.void", { idempotencyKey: `topup-refund:${r2.id}:release`, holdId: r2.holdId });
+		assert.deepEqual(await balance(cut.accountId), { posted: 1_800, pending: 0 });
+		assert.equal((await refund(cut.topupId, 1_800, "expiry-cut")).status, "completed");
+		assert.deepEqual(await balance(cut.accountId), { posted: 0, pending: 0 });
+		assert.equal(await suspense(), suspenseBefore);
+	});
+
+	it("pays from suspense only when the customer spent the money once nothing held it, never taking their balance below zero", async () => {
+		const c = await customer(3_000);
+		const suspenseBefore = await suspense();
+		await overdueRefund(c.topupId, 3_000, "expiry-spent");
+		await broker.call("ledger.expireHolds", {});
+		await broker.call("ledger.transfers.create", { idempotencyKey: `expiry-spend-${c.topupId}`, fromAccountId: c.accountId, toAccountId: shop, amount: 3_000, currency: "USD" });
+		assert.equal((await refund(c.topupId, 3_000, "expiry-spent")).status, "completed");
+		assert.deepEqual(await balance(c.accountId), { posted: 0, pending: 0 });
+		assert.equal(await suspense(), suspenseBefore - 3_000);
+		const report: InvariantReport = await broker.call("ledger.checkInvariants", {});
+		assert.deepEqual(report.violations, []);
+		assert.deepEqual((await node.sql.query("SELECT id FROM ledger.accounts WHERE kind = 'user' AND posted - pending_debits < 0")).rows, []);
+	});
+});
