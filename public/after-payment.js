@@ -291,6 +291,7 @@ async function showDispute(id, { focus = true } = {}) {
 		...fact("Disputed", formatMinor(d.amount, d.currency)),
 		...fact("Held from the account", formatMinor(d.heldAmount, d.currency)),
 		...(d.shortfall > 0 ? fact("Not covered (suspense pays if lost)", formatMinor(d.shortfall, d.currency)) : []),
+		...(d.alreadyRefunded > 0 ? fact("Of it, already refunded (send the refund as evidence)", formatMinor(d.alreadyRefunded, d.currency)) : []),
 		...fact("Provider", `${d.provider} · ${d.providerDisputeId}`),
 		...(d.reason ? fact("Their reason", d.reason) : []),
 		...(d.decidedAt ? fact("Decided", when(d.decidedAt)) : []),

@@ -206,6 +206,7 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 			decidedBy: { type: ["string", "null"], description: "Staff views only: the provider's event that decided it, or staff:<dispute>:<outcome> for an admin's recording (the audit chain names the admin)" },
 			deadline: { type: "string", format: "date-time" },
 			heldAmount: { type: "integer", description: "Set aside from the customer's account" }, shortfall: { type: "integer", description: "What the account could not cover (carried by suspense if lost)" },
+			alreadyRefunded: { type: "integer", description: "Of the amount, what the top-up's refunds had already given back when the dispute opened: not held from the customer, part of the shortfall; contest it with the refund" },
 			evidence: { type: "array", items: { type: "object" } },
 			customer: { type: ["object", "null"], description: "Staff views only: the customer's name and address (null once the profile is gone)", properties: { name: { type: "string" }, email: { type: "string" } } },
 		},

@@ -1,8 +1,10 @@
 /**
  * Disputes (chargebacks) of card top-ups. A provider's signed callback opens one: the
- * disputed amount is held from the customer's account, as much of it as the account has;
- * what it cannot cover is the shortfall, which a suspense account carries if the dispute is
- * lost (a user's balance never goes below zero). Support attaches evidence before the
+ * disputed amount is held from the customer's account, as much of it as the account has and
+ * no more than the top-up's refunds and other disputes leave of it (refunds may have given
+ * part of it back already: that part is flagged, `refunded_overlap`); the rest is the
+ * shortfall, which a suspense account carries if the dispute is lost (a user's balance
+ * never goes below zero). Support attaches evidence before the
  * deadline (audited). The provider's outcome closes it: won, the hold is released; lost,
  * the hold is posted to the provider and the shortfall paid from suspense.
  *
@@ -90,7 +92,8 @@ export function disputeView(d: DisputeRow, staff = false) {
 	return {
 		id: d.id, paymentId: d.payment_id, provider: d.provider, providerDisputeId: d.provider_dispute_id, userId: d.user_id, accountId: d.account_id,
 		amount: toSafeNumber(d.amount), currency: d.currency, reason: d.reason, status: d.status, outcome: d.outcome, deadline: d.deadline.toISOString(),
-		heldAmount: toSafeNumber(d.held_amount), shortfall: toSafeNumber(d.shortfall), createdAt: d.created_at.toISOString(), decidedAt: d.decided_at ? d.decided_at.toISOString() : null,
+		heldAmount: toSafeNumber(d.held_amount), shortfall: toSafeNumber(d.shortfall), alreadyRefunded: toSafeNumber(d.refunded_overlap),
+		createdAt: d.created_at.toISOString(), decidedAt: d.decided_at ? d.decided_at.toISOString() : null,
 		...(staff ? { decidedBy: d.decided_by } : {}),
 	};
 }
@@ -130,12 +133,16 @@ export async function onDisputeCallback(host: DisputeHost, payment: PaymentRow |
 			if (plan === "AMOUNT_ABOVE_PAYMENT") return "invalid_dispute";
 			const made = await insertDispute(host.knex, {
 				id: uuidv7(), paymentId: payment.id, provider: cb.provider, providerDisputeId: cb.disputeId, userId: payment.user_id, accountId: payment.account_id,
-				amount: BigInt(cb.amount), currency: payment.currency, reason: cb.reason ?? "", deadline: cb.deadline instanceof Date ? cb.deadline : new Date(String(cb.deadline)), held: plan.held, shortfall: plan.shortfall,
+				amount: BigInt(cb.amount), currency: payment.currency, reason: cb.reason ?? "", deadline: cb.deadline instanceof Date ? cb.deadline : new Date(String(cb.deadline)), held: plan.held,
 			});
 			// Its disputes not won would add up to more than the top-up.
 			if (!made) return "invalid_dispute";
 			d = made;
 			fresh = true;
+			if (d.refunded_overlap > 0n) {
+				// Refunds gave part of it back already: not held from the customer; suspense pays it if lost. Contest it with the refund.
+				host.logger.warn("dispute overlaps refunds of its top-up; that part is not held from the customer", { disputeId: d.id, paymentId: d.payment_id, provider: d.provider, overlap: String(d.refunded_overlap) });
+			}
 		}
 		if (d.held_amount > 0n && !d.hold_id) {
 			const timeoutMs = Math.min(host.holdTimeoutMsMax, Math.max(60_000, d.deadline.getTime() - Date.now() + 30 * 86_400_000));

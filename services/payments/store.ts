@@ -366,9 +366,15 @@ export interface DisputeRow {
 	outcome: "won" | "lost" | null;
 	/** Who claimed it: `<provider>:<event id>`, or `staff:<dispute>:<outcome>` for an admin's recording (the audit chain names the admin). */
 	decided_by: string | null;
+	/**
+	 * Of the amount, what the top-up's refunds (completed or on their way) had already given
+	 * back when the dispute opened: never held from the customer, part of the shortfall (paid
+	 * from suspense if lost); contest it with the refund as evidence.
+	 */
+	refunded_overlap: bigint;
 }
 
-const DISPUTE_COLUMNS = "id, payment_id, provider, provider_dispute_id, user_id, account_id, amount, currency, reason, status, deadline, hold_id, held_amount, shortfall, created_at, updated_at, decided_at, outcome, decided_by";
+const DISPUTE_COLUMNS = "id, payment_id, provider, provider_dispute_id, user_id, account_id, amount, currency, reason, status, deadline, hold_id, held_amount, shortfall, created_at, updated_at, decided_at, outcome, decided_by, refunded_overlap";
 
 export function disputeById(knex: Knex, id: string): Promise<DisputeRow | undefined> {
 	return queryOne<DisputeRow>(knex, `SELECT ${DISPUTE_COLUMNS} FROM payments.disputes WHERE id = ?`, [id]);
@@ -380,18 +386,34 @@ export function disputeByProviderId(knex: Knex, provider: string, providerDisput
 
 /**
  * A new dispute, or the one a concurrent delivery made first; null when the payment's
- * disputes not won would add up to more than the payment (checked with its row locked, so
- * two disputes of one top-up at once queue up).
+ * disputes not won would add up to more than the payment. Decided with the top-up's row
+ * locked (as a refund is, insertTopupRefund), so disputes and refunds of one top-up at once
+ * queue up. A card network does not ask before it takes money back, so a dispute is recorded
+ * at its amount even when the top-up's refunds (completed or on their way) have given part of
+ * it back already; that part is its `refunded_overlap`: never held from the customer (the
+ * hold is at most `held`, what the account can cover, and at most what refunds and other
+ * disputes leave of the top-up), counted in the shortfall instead. All of it is worked out by
+ * the insert itself, under the lock.
  */
-export async function insertDispute(knex: Knex, d: { id: string; paymentId: string; provider: string; providerDisputeId: string; userId: string; accountId: string; amount: bigint; currency: CurrencyCode; reason: string; deadline: Date; held: bigint; shortfall: bigint }): Promise<DisputeRow | null> {
+export async function insertDispute(knex: Knex, d: { id: string; paymentId: string; provider: string; providerDisputeId: string; userId: string; accountId: string; amount: bigint; currency: CurrencyCode; reason: string; deadline: Date; held: bigint }): Promise<DisputeRow | null> {
 	const inserted = await knex.transaction(async trx => {
 		await trx.raw("SELECT 1 FROM payments.payments WHERE id = ? FOR UPDATE", [d.paymentId]);
 		const res = (await trx.raw(
-			`INSERT INTO payments.disputes (id, payment_id, provider, provider_dispute_id, user_id, account_id, amount, currency, reason, status, deadline, held_amount, shortfall)
-			 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?
-			 WHERE (SELECT coalesce(sum(amount), 0) FROM payments.disputes WHERE payment_id = ? AND status <> 'won') + ?::bigint <= (SELECT amount FROM payments.payments WHERE id = ?)
+			`INSERT INTO payments.disputes (id, payment_id, provider, provider_dispute_id, user_id, account_id, amount, currency, reason, status, deadline, held_amount, shortfall, refunded_overlap)
+			 SELECT n.id, n.payment_id, n.provider, n.provider_dispute_id, n.user_id, n.account_id, n.amount, n.currency, n.reason, 'open', n.deadline,
+			        least(n.held, n.amount - c.overlap), n.amount - least(n.held, n.amount - c.overlap), c.overlap
+			 FROM (SELECT ?::uuid AS id, ?::uuid AS payment_id, ?::text AS provider, ?::text AS provider_dispute_id, ?::uuid AS user_id, ?::uuid AS account_id,
+			              ?::int8 AS amount, ?::text AS currency, ?::text AS reason, ?::timestamptz AS deadline, ?::int8 AS held) n
+			 CROSS JOIN LATERAL (
+				SELECT t.amount AS topup, t.disputed, greatest(0, n.amount - greatest(0, t.amount - t.refunded - t.disputed)) AS overlap
+				FROM (SELECT p.amount,
+				             (SELECT coalesce(sum(r.amount), 0)::int8 FROM payments.topup_refunds r WHERE r.payment_id = p.id AND r.status IN ('created', 'processing', 'completed')) AS refunded,
+				             (SELECT coalesce(sum(x.amount), 0)::int8 FROM payments.disputes x WHERE x.payment_id = p.id AND x.status <> 'won') AS disputed
+				      FROM payments.payments p WHERE p.id = n.payment_id) t
+			 ) c
+			 WHERE c.disputed + n.amount <= c.topup
 			 ON CONFLICT (provider, provider_dispute_id) DO NOTHING RETURNING 1`,
-			[d.id, d.paymentId, d.provider, d.providerDisputeId, d.userId, d.accountId, d.amount.toString(), d.currency, d.reason, d.deadline, d.held.toString(), d.shortfall.toString(), d.paymentId, d.amount.toString(), d.paymentId],
+			[d.id, d.paymentId, d.provider, d.providerDisputeId, d.userId, d.accountId, d.amount.toString(), d.currency, d.reason, d.deadline, d.held.toString()],
 		)) as { rows: unknown[] };
 		return res.rows.length > 0;
 	});

@@ -4,7 +4,10 @@
  * customer's money, the provider refunds, the hold is posted (completed) or released
  * (compensated, once); each refund is idempotent by its key (a refusal too); a seeded run
  * races partial refunds of the same top-ups from both nodes, with declines, lost provider
- * answers and callbacks, and no top-up's refunds ever add up to more than it.
+ * answers and callbacks, and no top-up's refunds ever add up to more than it. Disputes and
+ * refunds of one top-up, either order and racing from both nodes: a dispute is recorded at
+ * its amount but never holds from the customer what refunds already gave back (that part is
+ * flagged and paid from suspense if lost), and a refund counts the disputes not won.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -230,5 +233,63 @@ describe("top-up refunds through the provider", () => {
 		assert.deepEqual([Number(events.rows[0].n), Number(events.rows[0].ids)], [counts.completed, counts.completed]);
 		await assertInvariants();
 		process.stdout.write(`# top-up refunds race: ${rows.length} refunds of ${topups.length} top-ups, ${JSON.stringify(counts)}\n`);
+	});
+
+	it("never holds from a customer what refunds gave back, records the dispute at its amount, and refuses refunds beyond what disputes leave, either order and racing", async () => {
+		for (const provider of ["card", "bank"]) await a.call("providers.simulate", { provider, failurePercent: 0, refundDeclinePercent: 0 });
+		const deadline = new Date(Date.now() + 7 * 86_400_000).toISOString();
+		let n = 0;
+		const dispute = (node: ServiceBroker, paymentId: string, amount: number) => {
+			const id = `tr-dp-${++n}-${uuidv7()}`;
+			return node.call<{ outcome: string }, object>("payments.providerCallback", { provider: "card", eventId: `${id}:open`, paymentId, ref: `ref-${paymentId}`, status: "dispute_opened", sequence: 1, disputeId: id, amount, deadline }).then(r => ({ ...r, id }));
+		};
+		type Row = { amount: string; held_amount: string; shortfall: string; refunded_overlap: string; provider_dispute_id: string };
+		const disputesOf = async (paymentId: string) => (await sql.query<Row>("SELECT amount::text, held_amount::text, shortfall::text, refunded_overlap::text, provider_dispute_id FROM payments.disputes WHERE payment_id = $1 ORDER BY created_at", [paymentId])).rows
+			.map(r => ({ id: r.provider_dispute_id, amount: Number(r.amount), held: Number(r.held_amount), shortfall: Number(r.shortfall), overlap: Number(r.refunded_overlap) }));
+		const c = await customer();
+		// Plenty on the account: only the top-up's own figures may limit what a dispute holds.
+		await topup(c, 50_000, "card");
+
+		// Top-up 100.00, refund 70.00, then a dispute of 50.00: recorded at 50.00, 30.00 held, 20.00 already refunded.
+		const t1 = await topup(c, 10_000, "card");
+		assert.equal((await refund(a, t1.id, 7_000)).status, "completed");
+		const before = await posted(c.accountId);
+		const opened = await dispute(b, t1.id, 5_000);
+		assert.equal(opened.outcome, "dispute_opened");
+		assert.deepEqual((await disputesOf(t1.id)).map(({ id: _id, ...d }) => d), [{ amount: 5_000, held: 3_000, shortfall: 2_000, overlap: 2_000 }]);
+		const view: { alreadyRefunded: number; heldAmount: number } = await a.call("payments.disputes.get", { id: (await sql.query("SELECT id FROM payments.disputes WHERE provider_dispute_id = $1", [opened.id])).rows[0].id });
+		assert.deepEqual([view.alreadyRefunded, view.heldAmount], [2_000, 3_000]);
+		await refusedWith(refund(b, t1.id, 1), "REFUND_EXCEEDS_PAYMENT");
+		// Lost: the customer pays what was held, suspense the part already refunded.
+		const suspenseBefore = Number((await sql.query("SELECT coalesce(sum(posted), 0) AS p FROM ledger.accounts WHERE code = 'suspense:disputes:USD'")).rows[0].p);
+		assert.equal((await a.call<{ outcome: string }, object>("payments.providerCallback", { provider: "card", eventId: `${opened.id}:lost`, paymentId: t1.id, ref: `ref-${t1.id}`, status: "dispute_lost", sequence: 2, disputeId: opened.id })).outcome, "dispute_lost");
+		assert.equal(await posted(c.accountId), before - 3_000);
+		assert.equal(Number((await sql.query("SELECT coalesce(sum(posted), 0) AS p FROM ledger.accounts WHERE code = 'suspense:disputes:USD'")).rows[0].p), suspenseBefore - 2_000);
+
+		// The other order: a dispute of 50.00 first (all of it held), then a refund of 70.00 is refused, one of 50.00 goes through.
+		const t2 = await topup(c, 10_000, "card");
+		assert.equal((await dispute(a, t2.id, 5_000)).outcome, "dispute_opened");
+		assert.deepEqual((await disputesOf(t2.id)).map(({ id: _id, ...d }) => d), [{ amount: 5_000, held: 5_000, shortfall: 0, overlap: 0 }]);
+		await refusedWith(refund(b, t2.id, 7_000), "REFUND_EXCEEDS_PAYMENT");
+		assert.equal((await refund(a, t2.id, 5_000)).status, "completed");
+
+		// Racing from both nodes: refunds of 60.00 and 30.00 and a dispute of 40.00 of each top-up, all at once.
+		const raced = await Promise.all(Array.from({ length: 6 }, () => topup(c, 10_000, "card")));
+		const outcomes = await Promise.all(raced.flatMap((t, i) => [
+			refund(i % 2 === 0 ? a : b, t.id, 6_000).then(r => r.status, (e: { type?: string }) => String(e.type)),
+			refund(i % 2 === 0 ? b : a, t.id, 3_000).then(r => r.status, (e: { type?: string }) => String(e.type)),
+			dispute(i % 2 === 0 ? b : a, t.id, 4_000).then(r => r.outcome),
+		]));
+		assert.deepEqual([...new Set(outcomes)].filter(o => !["completed", "REFUND_EXCEEDS_PAYMENT", "dispute_opened"].includes(o)), []);
+		for (const t of [t1, t2, ...raced]) {
+			const ds = await disputesOf(t.id);
+			const refunds = (await sql.query<{ status: string; amount: string }>("SELECT status, amount::text FROM payments.topup_refunds WHERE payment_id = $1 AND status IN ('created', 'processing', 'completed')", [t.id])).rows;
+			const refunded = refunds.reduce((sum, r) => sum + Number(r.amount), 0);
+			// What the customer can lose of a top-up (its refunds and its disputes' holds) never exceeds it; a dispute's own figures add up.
+			assert.ok(refunded + ds.reduce((sum, d) => sum + d.held, 0) <= t.amount, `top-up ${t.id}: refunded ${refunded}, disputes ${JSON.stringify(ds)}`);
+			assert.ok(refunded + ds.reduce((sum, d) => sum + d.amount - d.overlap, 0) <= t.amount, `top-up ${t.id}: refunded ${refunded}, disputes ${JSON.stringify(ds)}`);
+			for (const d of ds) assert.ok(d.held + d.shortfall === d.amount && d.overlap <= d.shortfall, JSON.stringify(d));
+		}
+		await assertInvariants();
 	});
 });
