@@ -197,6 +197,27 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 			items: { type: "array", items: ref("TopupRefund") },
 		},
 	},
+	MyTopupRefunds: {
+		type: "object", required: ["paymentId", "amount", "currency", "status", "refundedAmount", "pendingAmount", "disputedAmount", "refundableAmount", "items"],
+		description: "A customer's own top-up's refunds: as TopupRefunds, each refund without the staff member's id and reason (internal)",
+		properties: {
+			paymentId: { type: "string", format: "uuid" }, amount: { type: "integer" }, currency: ref("Currency"), status: { type: "string", description: "The top-up's status" },
+			refundedAmount: { type: "integer", description: "Refunds completed" }, pendingAmount: { type: "integer", description: "Refunds on their way through the provider" },
+			disputedAmount: { type: "integer", description: "Disputes not won (not refundable)" }, refundableAmount: { type: "integer", description: "What is left to refund" },
+			items: {
+				type: "array",
+				items: {
+					type: "object", required: ["id", "paymentId", "status", "amount", "currency", "accountId", "provider", "createdAt", "updatedAt"],
+					properties: {
+						id: { type: "string", format: "uuid" }, paymentId: { type: "string", format: "uuid" }, status: { type: "string", enum: ["created", "processing", "completed", "compensated"] },
+						amount: { type: "integer" }, currency: ref("Currency"), accountId: { type: "string", format: "uuid" }, provider: { type: "string" },
+						holdId: { type: ["string", "null"] }, transferId: { type: ["string", "null"] }, providerRef: { type: ["string", "null"] }, failureCode: { type: ["string", "null"] },
+						createdAt: { type: "string", format: "date-time" }, updatedAt: { type: "string", format: "date-time" },
+					},
+				},
+			},
+		},
+	},
 	Dispute: {
 		type: "object", required: ["id", "paymentId", "amount", "currency", "status", "deadline", "heldAmount", "shortfall"],
 		properties: {
@@ -532,7 +553,7 @@ const OPS: Record<ActionName, OpDoc> = {
 		refusals: ["PAYMENT_NOT_FOUND", "REFUND_EXCEEDS_PAYMENT", "ALREADY_REVERSED", "ILLEGAL_TRANSITION", "INSUFFICIENT_FUNDS", "ACCOUNT_FROZEN"],
 	},
 	adminTopupRefunds: { summary: "A top-up's refunds through its provider, and what is left to refund", ok: ["200", ref("TopupRefunds")], roles: ["support", "admin", "auditor"], refusals: ["PAYMENT_NOT_FOUND"] },
-	topupRefunds: { summary: "The refunds of one of your top-ups, and what is left to refund", ok: ["200", ref("TopupRefunds")], refusals: ["PAYMENT_NOT_FOUND"] },
+	topupRefunds: { summary: "The refunds of one of your top-ups, and what is left to refund (without staff ids or reasons)", ok: ["200", ref("MyTopupRefunds")], refusals: ["PAYMENT_NOT_FOUND"] },
 	adminProposeReversal: {
 		summary: "Propose reversing a completed transfer, with a reason (a second staff member approves)", ok: ["201", ref("ReversalRequest")], roles: ["support", "admin"],
 		refusals: ["TRANSFER_NOT_FOUND", "NOT_REVERSIBLE", "ILLEGAL_TRANSITION", "ALREADY_REFUNDED"],

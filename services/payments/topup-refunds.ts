@@ -189,6 +189,16 @@ export function topupRefundView(r: TopupRefundRow) {
 	};
 }
 
+/**
+ * A refund as its customer sees it (GET /topups/:id/refunds): the amount, where it stands,
+ * when, and the provider's reference; not who at the staff made it nor their reason, which
+ * are internal (staff see them, and the audit chain keeps them).
+ */
+export function customerRefundView(r: TopupRefundRow) {
+	const { staffId: _staffId, reason: _reason, ...shown } = topupRefundView(r);
+	return shown;
+}
+
 // ---- running it ---------------------------------------------------------------------------
 
 /** What the saga uses of the payments service. */
@@ -376,7 +386,10 @@ export async function createRefund(host: RefundHost, ctx: Context<CreateParams>)
 	});
 }
 
-/** A top-up's refunds and what is left to refund; with userId, only that customer's top-up (anyone else's answers not found). */
+/**
+ * A top-up's refunds and what is left to refund; with userId, only that customer's top-up
+ * (anyone else's answers not found), each refund as the customer sees it (no staff id or reason).
+ */
 export async function listRefunds(host: RefundHost, paymentId: string, userId: string | null, limit: number) {
 	const topup = await host.paymentRow(paymentId);
 	if (!topup || topup.type !== "topup" || (userId !== null && topup.user_id !== userId)) throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "top-up not found", details: { paymentId } });
@@ -385,6 +398,6 @@ export async function listRefunds(host: RefundHost, paymentId: string, userId: s
 		paymentId, amount: toSafeNumber(topup.amount), currency: topup.currency, status: topup.status,
 		refundedAmount: toSafeNumber(totals.completedMinor), pendingAmount: toSafeNumber(totals.pendingMinor), disputedAmount: toSafeNumber(totals.disputedMinor),
 		refundableAmount: topup.status === "completed" ? toSafeNumber(refundableOf(topup.amount, totals)) : 0,
-		items: items.map(topupRefundView),
+		items: userId === null ? items.map(topupRefundView) : items.map(customerRefundView),
 	};
 }

@@ -25,7 +25,7 @@ let seq = 0;
 
 type Session = { user: { id: string }; accessToken: string };
 type Person = Session & { accountId: string };
-type TopupRefund = { id: string; paymentId: string; status: string; amount: number; reason: string; staffId: string; transferId: string | null };
+type TopupRefund = { id: string; paymentId: string; status: string; amount: number; reason: string; staffId: string; transferId: string | null; createdAt: string; updatedAt: string };
 type Refunds = { refundedAmount: number; refundableAmount: number; pendingAmount: number; items: TopupRefund[] };
 
 function expectError(r: HttpResult, status: number, code: string): void {
@@ -144,9 +144,16 @@ describe("top-up refunds over HTTP", () => {
 		const mine = await http<Refunds>("GET", `/api/v1/topups/${topupId}/refunds`, { token: customer.accessToken });
 		assert.equal(mine.status, 200, JSON.stringify(mine.body));
 		assert.deepEqual([mine.body.refundedAmount, mine.body.refundableAmount, mine.body.items.map(i => i.id)], [1_200, 1_800, [first.body.id]]);
+		// The customer sees amount, status and dates, never who at the staff made it nor their reason.
+		for (const item of mine.body.items) {
+			assert.deepEqual([item.amount, item.status, typeof item.createdAt, typeof item.updatedAt], [1_200, "completed", "string", "string"]);
+			assert.ok(!("staffId" in item) && !("reason" in item), `the customer sees staff fields: ${JSON.stringify(item)}`);
+		}
+		assert.ok(!JSON.stringify(mine.body).includes(support.user.id) && !JSON.stringify(mine.body).includes("customer complaint #7"));
 		const staffView = await http<Refunds>("GET", `/api/v1/admin/topups/${topupId}/refunds`, { token: auditor.accessToken });
 		assert.equal(staffView.status, 200);
-		assert.deepEqual(staffView.body, mine.body);
+		assert.deepEqual(staffView.body.items.map(i => [i.staffId, i.reason]), [[support.user.id, "customer complaint #7"]]);
+		assert.deepEqual({ ...staffView.body, items: staffView.body.items.map(({ staffId: _s, reason: _r, ...rest }) => rest) }, mine.body);
 
 		// Told, and on the statement.
 		await until("the customer's refund notice", async () => {
