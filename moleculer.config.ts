@@ -115,7 +115,7 @@ export function brokerOptions(config: Config, opts: { now?: () => number } = {})
 		},
 		// Redis down or slow is a cache miss, never a stalled or failed call (lib/cacher.ts).
 		cacher: config.redisUrl
-			? new FailOpenRedisCacher({ prefix: `${config.namespace}-cache`, ttl: 30, redis: { ...redisOptions(config.redisUrl), ...FAIL_FAST_REDIS_OPTIONS } })
+			? new FailOpenRedisCacher({ prefix: `${config.namespace}-cache`, ttl: 30, redis: { ...redisOptions(config.redisUrl), ...FAIL_FAST_REDIS_OPTIONS }, integritySecret: config.auth.jwtSecret })
 			: { type: "MemoryLRU", options: { max: 10_000, ttl: 30 } },
 		requestTimeout: config.requestTimeoutMs,
 		maxCallLevel: config.maxCallLevel,

@@ -429,6 +429,25 @@ function urlVar(env: Env, name: string, protocols: string[]): string | null {
 	return raw;
 }
 
+/**
+ * REDIS_URL (issue 16, finding 9). Redis holds the rate-limit and login-throttle counters,
+ * which cannot be signed, besides the sealed cache and fan-out (lib/redis.ts). In a cluster
+ * (TRANSPORTER set) Redis must therefore authenticate its clients: the URL carries a password
+ * (an ACL user and password, or requirepass), unless Redis is on this host's loopback, which
+ * nothing off the host reaches. rediss:// adds TLS.
+ */
+function redisUrlVar(env: Env, clustered: boolean): string | null {
+	const raw = urlVar(env, "REDIS_URL", ["redis:", "rediss:"]);
+	if (raw === null || !clustered) return raw;
+	const url = new URL(raw);
+	const loopback = url.hostname === "localhost" || url.hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(url.hostname);
+	if (!loopback && url.password === "") {
+		throw new ConfigError("REDIS_URL has no password but TRANSPORTER is set: a cluster's Redis must authenticate its clients (redis://user:password@host:6379, or rediss:// for TLS); only a Redis on 127.0.0.1 may go without");
+	}
+	if (url.password !== "") checkedSecret("REDIS_URL's password", decodeURIComponent(url.password), 16);
+	return raw;
+}
+
 /** DATABASE_REPLICA_URL: only beside DATABASE_URL (PGlite has no replica), and not the primary's own address. */
 function replicaUrlVar(env: Env): string | null {
 	const url = urlVar(env, "DATABASE_REPLICA_URL", ["postgres:", "postgresql:"]);
@@ -562,7 +581,7 @@ export function loadConfig(env: Env = process.env): Config {
 		dbReplicaWaitMs: intVar(env, "DB_REPLICA_WAIT_MS", 200, 0, 10_000),
 		transporter,
 		namespace: stringVar(env, "NAMESPACE", "paymesh", /^[\w-]{1,64}$/, "letters, digits, _ or -, at most 64"),
-		redisUrl: urlVar(env, "REDIS_URL", ["redis:", "rediss:"]),
+		redisUrl: redisUrlVar(env, transporter !== null),
 		transit: {
 			natsToken: optionalSecret(env, "NATS_TOKEN", 8),
 			natsUser: env["NATS_USER"] || null,

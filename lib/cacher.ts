@@ -9,20 +9,34 @@
  * and a lookup during an outage fails at once. A clean, several SCANs, is bounded here. Failures are logged at most
  * once per CACHE_WARN_INTERVAL_MS and counted in the `paymesh_cache_failures` metric, by
  * operation.
+ *
+ * Entries are sealed (lib/redis.ts, redisSeal): each value is stored with an HMAC bound to
+ * its key, and an entry that does not verify (planted by someone else with access to Redis,
+ * moved from another key, or written before sealing) is a miss, counted as op "forged".
  */
 import { Cachers, type ServiceBroker } from "moleculer";
 import { withTimeout } from "./timeout.ts";
-import { REDIS_COMMAND_TIMEOUT_MS } from "./redis.ts";
+import { REDIS_COMMAND_TIMEOUT_MS, redisSeal, type RedisSeal } from "./redis.ts";
 
 /** A clean runs several SCAN and DEL commands; together they get a few commands' time. */
 const CACHE_CLEAN_TIMEOUT_MS = REDIS_COMMAND_TIMEOUT_MS * 4;
 const CACHE_WARN_INTERVAL_MS = 10_000;
 export const CACHE_FAILURES_METRIC = "paymesh.cache.failures";
 
+type RedisCacherOptions = ConstructorParameters<typeof Cachers.Redis>[0];
+
 export class FailOpenRedisCacher extends Cachers.Redis {
 	private warnedAtMs = 0;
+	private readonly sealer: RedisSeal;
 	/** Operations that failed and were served as a miss or skipped, since start (tests read it; operators read the metric). */
 	failures = 0;
+
+	/** `integritySecret`: the cluster's shared secret the entries' seal is derived from. */
+	constructor(opts: RedisCacherOptions & { integritySecret: string }) {
+		const { integritySecret, ...rest } = opts;
+		super(rest);
+		this.sealer = redisSeal(integritySecret);
+	}
 
 	override init(broker: ServiceBroker): void {
 		super.init(broker);
@@ -50,17 +64,31 @@ export class FailOpenRedisCacher extends Cachers.Redis {
 	}
 
 	override async get(key: string): Promise<Record<string, unknown> | null> {
+		let stored: unknown;
 		try {
-			return await super.get(key);
+			stored = await super.get(key);
 		} catch (err) {
 			this.failed("get", err);
 			return this.opts.missingResponse as null;
 		}
+		if (stored === null || stored === undefined || stored === this.opts.missingResponse) return this.opts.missingResponse as null;
+		const opened = typeof stored === "string" ? this.sealer.open(`${this.prefix ?? ""}${key}`, Buffer.from(stored, "base64")) : null;
+		if (opened === null) {
+			this.failed("forged", new Error("a cache entry failed its integrity check"));
+			return this.opts.missingResponse as null;
+		}
+		return JSON.parse(opened.toString("utf8")) as Record<string, unknown>;
+	}
+
+	/** Only `get` is sealed; the lock-based lookup that would read around it is not offered. */
+	override getWithTTL(): Promise<never> {
+		return Promise.reject(new Error("FailOpenRedisCacher: cache locks are not supported (entries are sealed)"));
 	}
 
 	override async set(key: string, data: unknown, ttl?: number): Promise<void> {
 		try {
-			await super.set(key, data, ttl);
+			const payload = Buffer.from(JSON.stringify(data) ?? "null", "utf8");
+			await super.set(key, this.sealer.seal(`${this.prefix ?? ""}${key}`, payload).toString("base64"), ttl);
 		} catch (err) {
 			this.failed("set", err);
 		}

@@ -2,6 +2,7 @@
  * One place for how Paymesh talks to Redis, so the cacher and the rate-limit counters
  * connect the same way.
  */
+import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
 
 /**
  * ioredis options from a redis:// or rediss:// URL, with auto-pipelining: the commands of
@@ -47,3 +48,34 @@ export function redisReady(redis: { status: string; once(event: "ready", fn: () 
 	});
 }
 
+
+/**
+ * Integrity of what Paymesh reads back from Redis (issue 16, finding 9). Redis is shared
+ * infrastructure: whoever can write to it could plant a cache entry (a user's tier) or a
+ * Socket.IO fan-out message (someone's balance, or a room join). Every value Paymesh stores
+ * there for another node to trust carries an HMAC-SHA256 under a key every node derives from
+ * the shared JWT_SECRET, bound to its context (the cache key, the channel's namespace); what
+ * does not verify is treated as absent. Counters (lib/ratelimit.ts) cannot be signed: their
+ * protection is Redis's own authentication, which a cluster's REDIS_URL must carry (config).
+ */
+export interface RedisSeal {
+	/** `payload` prefixed with its tag for `context`. */
+	seal(context: string, payload: Buffer): Buffer;
+	/** The payload if its tag for `context` verifies, else null. */
+	open(context: string, sealed: Buffer): Buffer | null;
+}
+
+const REDIS_SEAL_TAG_BYTES = 32;
+
+export function redisSeal(secret: string): RedisSeal {
+	const key = Buffer.from(hkdfSync("sha256", secret, Buffer.alloc(0), "paymesh:redis-integrity:v1", 32));
+	const tag = (context: string, payload: Buffer) => createHmac("sha256", key).update(context).update("\n").update(payload).digest();
+	return {
+		seal: (context, payload) => Buffer.concat([tag(context, payload), payload]),
+		open(context, sealed) {
+			if (sealed.length < REDIS_SEAL_TAG_BYTES) return null;
+			const payload = sealed.subarray(REDIS_SEAL_TAG_BYTES);
+			return timingSafeEqual(sealed.subarray(0, REDIS_SEAL_TAG_BYTES), tag(context, payload)) ? payload : null;
+		},
+	};
+}

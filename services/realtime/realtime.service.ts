@@ -8,12 +8,13 @@
  */
 import type { Context, EventSchemas, ServiceBroker, ServiceSchema, Logger } from "moleculer";
 import { Server } from "socket.io";
-import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import type { Config } from "../../config/index.ts";
 import { verifyAccessToken } from "../auth/tokens.ts";
 import { catchUpRevocations } from "../auth/revocations.ts";
 import { pushesFor, userRoom } from "./feed.ts";
+import { sealedFanout } from "./fanout.ts";
+import { redisSeal } from "../../lib/redis.ts";
 import { defineService } from "../../lib/service.ts";
 import { gatewayServer } from "../../lib/gateway-server.ts";
 import { LIVE_BATCH_EVENT, type LiveBatch } from "../../mixins/event-log.ts";
@@ -33,6 +34,9 @@ interface RealtimeThis {
 
 /** Revoked sessions remembered at most (a flood of logouts cannot grow memory without bound; the oldest go first). */
 const REVOKED_MAX = 100_000;
+
+export const FANOUT_DROPPED_METRIC = "paymesh.realtime.fanout.dropped";
+const FANOUT_WARN_INTERVAL_MS = 10_000;
 
 const FED = ["balance.updated", "transfer.completed", "notification.created", "payment.status_changed", "insight.created"];
 
@@ -68,6 +72,9 @@ export function realtimeService(config: Config): ServiceSchema {
 			},
 		},
 		created(this: RealtimeThis) {
+			if (this.broker.isMetricsEnabled() && !this.broker.metrics.getMetric(FANOUT_DROPPED_METRIC)) {
+				this.broker.metrics.register({ type: "counter", name: FANOUT_DROPPED_METRIC, labelNames: ["reason"], description: "Socket.IO fan-out messages from Redis dropped (bad seal, malformed, stale, replayed)" });
+			}
 			this.io = null;
 			this.redis = [];
 			this.revoked = new Map();
@@ -86,7 +93,21 @@ export function realtimeService(config: Config): ServiceSchema {
 				pub.on("error", (err: Error) => this.logger.warn("socket.io redis (pub) error", { error: err.message }));
 				sub.on("error", (err: Error) => this.logger.warn("socket.io redis (sub) error", { error: err.message }));
 				this.redis = [pub, sub];
-				io.adapter(createAdapter(pub, sub, { key: `${config.namespace}:socket.io` }));
+				// Pushes cross nodes sealed; what Redis hands over unsigned, stale or twice is dropped (fanout.ts).
+				let warnedAtMs = 0;
+				const fanout = sealedFanout(pub, sub, {
+					channel: `${config.namespace}:socket.io`,
+					seal: redisSeal(config.auth.jwtSecret),
+					onDropped: reason => {
+						if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(FANOUT_DROPPED_METRIC, { reason });
+						if (Date.now() - warnedAtMs < FANOUT_WARN_INTERVAL_MS) return;
+						warnedAtMs = Date.now();
+						this.logger.warn("a Socket.IO fan-out message from Redis was dropped", { reason });
+					},
+					onPublishError: err => this.logger.warn("socket.io fan-out publish failed", { error: err.message }),
+				});
+				io.adapter(fanout.adapter);
+				await fanout.ready;
 			}
 			io.use((socket, next) => {
 				const token: unknown = socket.handshake.auth?.["token"];
@@ -116,7 +137,8 @@ export function realtimeService(config: Config): ServiceSchema {
 			const io = this.io;
 			this.io = null;
 			if (io) {
-				io.disconnectSockets(true);
+				// This node's sockets only: the other gateways keep theirs.
+				io.local.disconnectSockets(true);
 				// Closing the Socket.IO server would close the gateway's HTTP server too; the api service does that.
 				io.engine.close();
 			}

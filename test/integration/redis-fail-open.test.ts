@@ -8,6 +8,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { ServiceBroker } from "moleculer";
 import { privateRedis, type PrivateServer } from "../support/private-services.ts";
 import { CACHE_FAILURES_METRIC, FailOpenRedisCacher } from "../../lib/cacher.ts";
@@ -24,7 +25,7 @@ let counters: RedisCounterStore;
 
 before(async () => {
 	redis = await privateRedis();
-	cacher = new FailOpenRedisCacher({ prefix: "t-cache", ttl: 30, redis: { ...redisOptions(redis.url), ...FAIL_FAST_REDIS_OPTIONS } });
+	cacher = new FailOpenRedisCacher({ prefix: "t-cache", ttl: 30, redis: { ...redisOptions(redis.url), ...FAIL_FAST_REDIS_OPTIONS }, integritySecret: randomBytes(32).toString("hex") });
 	broker = new ServiceBroker({ logger: false, cacher, metrics: { enabled: true } });
 	await broker.start();
 	counters = new RedisCounterStore(redis.url, "t:");

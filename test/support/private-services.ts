@@ -154,7 +154,8 @@ export interface PrivateServer {
 }
 export type PrivateNats = PrivateServer;
 
-async function privateServer(name: string, scheme: string, bin: string, args: (port: number, dir: string) => string[], env?: Record<string, string>): Promise<PrivateServer> {
+/** A server from `bin` with `args` on a free port of its own (and a temporary directory). */
+export async function privateServer(name: string, scheme: string, bin: string, args: (port: number, dir: string) => string[], env?: Record<string, string>): Promise<PrivateServer> {
 	const dir = mkdtempSync(join(tmpdir(), `paymesh-${name}-`));
 	const port = await freePort();
 	let proc: ChildProcess | null = null;

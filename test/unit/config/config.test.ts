@@ -19,7 +19,7 @@ describe("config", () => {
 
 	it("reads cluster settings", () => {
 		const c = loadConfig({
-			DATABASE_URL: "postgres://u@db:5432/pay", TRANSPORTER: "nats://nats:4222", REDIS_URL: "redis://r:6379",
+			DATABASE_URL: "postgres://u@db:5432/pay", TRANSPORTER: "nats://nats:4222", REDIS_URL: "redis://:r3dis-Pass-for-config-test-5Kw9@r:6379",
 			SERVICES: "ledger", NODE_ID: "ledger-1", LEDGER_BATCH_SIZE_MAX: "250", JWT_SECRET: "c1-Jwt-Secret-for-config-test-8Hs3Qd", TRANSIT_KEY: "t0-Transit-Key-for-config-test-7Qm2Vz",
 		});
 		assert.equal(c.databaseUrl, "postgres://u@db:5432/pay");
