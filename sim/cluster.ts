@@ -288,6 +288,16 @@ export class SimCluster {
 		}
 	}
 
+	/**
+	 * Every running node tells the others what it runs: what their heartbeats would lead to
+	 * after a partition heals (Moleculer discovers a node whose heartbeat it hears but does not
+	 * know, or whose sequence moved). Without it, a node that restarted behind a partition never
+	 * learned of the others (simulator seed 7352: a worker never found the ledger's event log).
+	 */
+	async announceAll(): Promise<void> {
+		for (const n of this.nodes) if (n.up && n.transporter) await n.transporter.announce();
+	}
+
 	/** The others notice the node is gone, as their heartbeat check would. */
 	noticeGone(id: string): void {
 		for (const other of this.nodes) other.broker?.registry.nodes.disconnected(id, true);

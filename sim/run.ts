@@ -297,6 +297,8 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 				trace.add("net heal");
 				net.heal();
 				for (const id of serverIds) if (!c.node(id).up) net.isolate(id, c.ids);
+				// The next heartbeats across the healed cut make each side discover what it missed.
+				await c.announceAll();
 			}
 			// The relay's and the consumer's poll timers, fired by the seed (their real timers never fire in a run).
 			if (rngNodes.chance(0.1)) polls(rngNodes.pick(serverIds));
@@ -326,6 +328,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 		net.faults = NO_NETWORK_FAULTS;
 		db.conn.policy = null;
 		net.heal();
+		await c.announceAll();
 		for (const id of serverIds) {
 			if (!c.node(id).up) {
 				if (c.node(id).goneAtTick !== null) c.noticeGone(id);

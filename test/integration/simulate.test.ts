@@ -30,6 +30,23 @@ it("replays a seed exactly: the same seed twice gives the same trace and hash, a
 	assert.deepEqual(a.violations, [], a.violations.map(v => v.detail).join("\n"));
 });
 
+/**
+ * Seeds the simulator once failed on, kept as regression cases (docs/simulator.md, "Found by
+ * the simulator"), each at the length it failed at.
+ */
+const REGRESSIONS: { seed: number; what: string }[] = [
+	// A worker restarted and was cut off by a partition at once: it never learned where the
+	// ledger's event log was, and its consumer stayed behind after the faults stopped.
+	{ seed: 7352, what: "a worker restarted behind a partition catches up once it heals" },
+];
+
+for (const r of REGRESSIONS) {
+	it(`regression seed ${r.seed}: ${r.what}`, async () => {
+		const result = await runSeed({ seed: r.seed, db });
+		assert.deepEqual(result.violations, [], result.violations.map(v => `${v.checker}: ${v.detail}`).join("\n"));
+	});
+}
+
 /** Short runs so that 200 seeds fit in CI; `npm run simulate -- --seeds N` runs the full length. */
 const CI_SEEDS = 200;
 const CI_TICKS = 8;
