@@ -201,7 +201,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 				while ([...this.consumer.running.values()].some(Boolean)) await sleep(10);
 				// Hand the lease over at once rather than after it runs out.
 				this.consumer.leaseUntilMs.clear();
-				await this.knex.raw(`UPDATE ${s}.consumer_positions SET lease_until = now() WHERE owner = ?`, [this.consumer.owner]).catch(() => undefined);
+				await this.knex.raw(`UPDATE ${s}.consumer_positions SET lease_until = ? WHERE owner = ?`, [new Date(Date.now()), this.consumer.owner]).catch(() => undefined);
 			},
 
 			/** One read from a source: handles what came, stores the position; the number of events. */
@@ -212,12 +212,15 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 				// while it is held, the position is this node's own and nobody else moves it.
 				let position = this.consumer.position.get(source);
 				if (position === undefined || Date.now() >= (this.consumer.leaseUntilMs.get(source) ?? 0) - leaseMs / 2) {
+					// Leases run on the node's clock (injectable, like hold expiry), not the database's:
+					// one clock decides both the local estimate and the row. Nodes' clocks must agree
+					// to well within leaseMs / 2; an overlap costs a delivery twice, which handlers dedupe.
 					const askedMs = Date.now();
 					const lease = (await this.knex.raw(
-						`INSERT INTO ${s}.consumer_positions AS p (source, owner, lease_until) VALUES (?, ?, now() + (? * interval '1 millisecond'))
+						`INSERT INTO ${s}.consumer_positions AS p (source, owner, lease_until) VALUES (?, ?, ?)
 						 ON CONFLICT (source) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until
-						 WHERE p.owner = EXCLUDED.owner OR p.lease_until < now() RETURNING position`,
-						[source, this.consumer.owner, leaseMs],
+						 WHERE p.owner = EXCLUDED.owner OR p.lease_until < ? RETURNING position`,
+						[source, this.consumer.owner, new Date(askedMs + leaseMs), new Date(askedMs)],
 					)) as { rows: { position: bigint }[] };
 					const held = lease.rows[0];
 					if (!held) {
@@ -254,8 +257,8 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 					// Storing the position renews the lease; no row means another node holds it now.
 					const askedMs = Date.now();
 					const stored = (await this.knex.raw(
-						`UPDATE ${s}.consumer_positions SET position = ?, lease_until = now() + (? * interval '1 millisecond'), updated_at = now() WHERE source = ? AND owner = ? RETURNING 1`,
-						[lastSeq, leaseMs, source, this.consumer.owner],
+						`UPDATE ${s}.consumer_positions SET position = ?, lease_until = ?, updated_at = now() WHERE source = ? AND owner = ? RETURNING 1`,
+						[lastSeq, new Date(askedMs + leaseMs), source, this.consumer.owner],
 					)) as { rows: unknown[] };
 					if (stored.rows.length === 0) {
 						this.consumer.leaseUntilMs.delete(source);
