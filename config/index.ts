@@ -7,6 +7,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { PROVIDERS } from "../services/payments/providers.ts";
 import { parseCidr } from "../lib/client-address.ts";
+import { DOCUMENT_BYTES_LIMIT, type S3StoreConfig } from "../lib/document-store.ts";
 import { CURRENCY_CODES, type CurrencyCode } from "./currencies.ts";
 
 export class ConfigError extends Error {
@@ -197,8 +198,12 @@ export interface Config {
 		deliveryAttemptsMax: number;
 		deliveryRetryDelayMs: number;
 	};
-	/** KYC documents (services/users/kyc.ts): where they are kept, and the largest accepted. */
-	kyc: { storageDir: string; documentBytesMax: number };
+	/**
+	 * KYC documents (services/users/kyc.ts): where they are kept, and the largest accepted.
+	 * KYC_STORAGE=s3 keeps them in an S3-compatible bucket (s3, lib/document-store.ts) instead
+	 * of the directory; null: the directory.
+	 */
+	kyc: { storageDir: string; documentBytesMax: number; s3: S3StoreConfig | null };
 	webhooks: {
 		attemptsMax: number;
 		retryDelayMs: number;
@@ -290,7 +295,7 @@ function distinctSecrets(env: Env, names: readonly string[]): void {
 	}
 }
 
-export const SECRET_VARS = ["JWT_SECRET", "TRANSIT_KEY", "PROVIDER_WEBHOOK_SECRET", "NATS_TOKEN", "NATS_PASSWORD", "AUDIT_KEY", "SECRETS_KEY"] as const;
+export const SECRET_VARS = ["JWT_SECRET", "TRANSIT_KEY", "PROVIDER_WEBHOOK_SECRET", "NATS_TOKEN", "NATS_PASSWORD", "AUDIT_KEY", "SECRETS_KEY", "KYC_S3_SECRET_ACCESS_KEY"] as const;
 
 function secretVar(env: Env, clustered: boolean): { secret: string; generated: boolean } {
 	const raw = env["JWT_SECRET"];
@@ -440,12 +445,68 @@ function redisUrlVar(env: Env, clustered: boolean): string | null {
 	const raw = urlVar(env, "REDIS_URL", ["redis:", "rediss:"]);
 	if (raw === null || !clustered) return raw;
 	const url = new URL(raw);
-	const loopback = url.hostname === "localhost" || url.hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(url.hostname);
-	if (!loopback && url.password === "") {
+	if (!loopbackHost(url.hostname) && url.password === "") {
 		throw new ConfigError("REDIS_URL has no password but TRANSPORTER is set: a cluster's Redis must authenticate its clients (redis://user:password@host:6379, or rediss:// for TLS); only a Redis on 127.0.0.1 may go without");
 	}
 	if (url.password !== "") checkedSecret("REDIS_URL's password", decodeURIComponent(url.password), 16);
 	return raw;
+}
+
+/** A URL's hostname that only this host reaches. */
+function loopbackHost(hostname: string): boolean {
+	return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+const KYC_S3_VARS = ["KYC_S3_ENDPOINT", "KYC_S3_BUCKET", "KYC_S3_REGION", "KYC_S3_ACCESS_KEY_ID", "KYC_S3_SECRET_ACCESS_KEY", "KYC_S3_PATH_STYLE", "KYC_S3_SSE", "KYC_S3_SSE_KMS_KEY_ID", "KYC_S3_TIMEOUT_MS"] as const;
+
+/**
+ * KYC_STORAGE (directory or s3) and, with s3, the bucket: KYC_S3_ENDPOINT (scheme, host and
+ * port only; https unless on this host's loopback, identity documents do not cross a network
+ * in clear), KYC_S3_BUCKET, KYC_S3_REGION, KYC_S3_ACCESS_KEY_ID and KYC_S3_SECRET_ACCESS_KEY
+ * (checked like every secret, never echoed), KYC_S3_PATH_STYLE, KYC_S3_SSE and
+ * KYC_S3_SSE_KMS_KEY_ID, KYC_S3_TIMEOUT_MS. A KYC_S3_* setting without KYC_STORAGE=s3, or
+ * KYC_STORAGE_DIR with it, is refused rather than ignored: documents would not be where the
+ * operator believes.
+ */
+function kycS3Var(env: Env): S3StoreConfig | null {
+	const storage = enumVar(env, "KYC_STORAGE", ["directory", "s3"] as const, "directory");
+	if (storage === "directory") {
+		const stray = KYC_S3_VARS.find(name => env[name] !== undefined && env[name] !== "");
+		if (stray) throw new ConfigError(`${stray} is set but KYC_STORAGE is not s3: expected KYC_STORAGE=s3 to keep documents in the bucket, or no KYC_S3_* settings`);
+		return null;
+	}
+	if (env["KYC_STORAGE_DIR"]) throw new ConfigError("KYC_STORAGE_DIR is set but KYC_STORAGE=s3 keeps documents in the bucket: expected one of the two");
+	const required = (name: string) => {
+		const v = env[name];
+		if (v === undefined || v === "") throw new ConfigError(`${name} is required when KYC_STORAGE=s3`);
+		return v;
+	};
+	const endpointRaw = urlVar(env, "KYC_S3_ENDPOINT", ["https:", "http:"]) ?? required("KYC_S3_ENDPOINT");
+	const endpoint = new URL(endpointRaw);
+	if (endpoint.username || endpoint.password || (endpoint.pathname !== "/" && endpoint.pathname !== "") || endpoint.search || endpoint.hash) {
+		throw new ConfigError("KYC_S3_ENDPOINT is invalid: expected the scheme, host and port only (https://s3.eu-west-1.amazonaws.com), without credentials, path or query");
+	}
+	if (endpoint.protocol === "http:" && !loopbackHost(endpoint.hostname)) throw new ConfigError("KYC_S3_ENDPOINT is http:// on a host other than loopback: identity documents would cross the network in clear; expected https://");
+	const bucket = required("KYC_S3_BUCKET");
+	if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) || bucket.includes("..")) throw new ConfigError(`KYC_S3_BUCKET=${JSON.stringify(bucket)} is invalid: expected an S3 bucket name (3 to 63 lower-case letters, digits, . or -)`);
+	// Not echoed: a secret key given here by mistake would be printed.
+	const accessKeyId = required("KYC_S3_ACCESS_KEY_ID");
+	if (!/^[\w.~+=-]{3,128}$/.test(accessKeyId)) throw new ConfigError("KYC_S3_ACCESS_KEY_ID is invalid: expected an access key id (3 to 128 letters, digits or _ . ~ + = -)");
+	const sse = enumVar(env, "KYC_S3_SSE", ["none", "AES256", "aws:kms"] as const, "none");
+	const kmsKeyId = env["KYC_S3_SSE_KMS_KEY_ID"] || null;
+	if (kmsKeyId !== null && sse !== "aws:kms") throw new ConfigError("KYC_S3_SSE_KMS_KEY_ID is set but KYC_S3_SSE is not aws:kms");
+	if (kmsKeyId !== null && !/^[\w:/.-]{1,2048}$/.test(kmsKeyId)) throw new ConfigError("KYC_S3_SSE_KMS_KEY_ID is invalid: expected a KMS key id, ARN or alias");
+	return {
+		endpoint: endpoint.origin,
+		bucket,
+		region: stringVar(env, "KYC_S3_REGION", "us-east-1", /^[a-z0-9-]{1,32}$/, "a region name such as eu-west-1 (lower-case letters, digits and -)"),
+		accessKeyId,
+		secretAccessKey: checkedSecret("KYC_S3_SECRET_ACCESS_KEY", required("KYC_S3_SECRET_ACCESS_KEY"), 16),
+		pathStyle: boolVar(env, "KYC_S3_PATH_STYLE", false),
+		serverSideEncryption: sse === "none" ? null : sse,
+		kmsKeyId,
+		timeoutMs: intVar(env, "KYC_S3_TIMEOUT_MS", 5_000, 100, 120_000),
+	};
 }
 
 /** DATABASE_REPLICA_URL: only beside DATABASE_URL (PGlite has no replica), and not the primary's own address. */
@@ -679,7 +740,8 @@ export function loadConfig(env: Env = process.env): Config {
 		},
 		kyc: {
 			storageDir: env["KYC_STORAGE_DIR"] || `${env["DATA_DIR"] || "./data"}/documents`,
-			documentBytesMax: intVar(env, "KYC_DOCUMENT_BYTES_MAX", 5 * 1024 * 1024, 1_024, 20 * 1024 * 1024),
+			documentBytesMax: intVar(env, "KYC_DOCUMENT_BYTES_MAX", 5 * 1024 * 1024, 1_024, DOCUMENT_BYTES_LIMIT),
+			s3: kycS3Var(env),
 		},
 		webhooks: {
 			attemptsMax: intVar(env, "WEBHOOK_ATTEMPTS_MAX", 8, 1, 100),

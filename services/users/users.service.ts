@@ -17,7 +17,7 @@ import { defineService } from "../../lib/service.ts";
 import { users, type DocumentView, type Profile } from "../../contracts/users.ts";
 import { createHash } from "node:crypto";
 import { uuidv7 } from "../../lib/ids.ts";
-import { directoryStore, type DocumentStore } from "../../lib/document-store.ts";
+import { documentStoreFor, type DocumentStore } from "../../lib/document-store.ts";
 import { decisionProblem, PENDING_DOCUMENTS_MAX, sniffDocumentType } from "./kyc.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { call } from "../../lib/contract.ts";
@@ -245,7 +245,7 @@ export function usersService(config: Config): ServiceSchema {
 		},
 		created(this: UsersThis) {
 			this.counters = createCounterStore(config.redisUrl, `${config.namespace}:users:`);
-			this.documents = directoryStore(config.kyc.storageDir);
+			this.documents = documentStoreFor(config.kyc);
 		},
 		async stopped(this: UsersThis) {
 			await this.counters.close();
