@@ -12,7 +12,9 @@
  *   amount; support adds evidence but records no outcome; an admin records one won (the
  *   money goes back) and one lost (it goes to the provider).
  * Screenshots at phone and desktop sizes go to test-artifacts/screenshots; at 320 px the
- * page does not scroll sideways.
+ * page does not scroll sideways. axe-core finds no serious or critical WCAG 2.1 A/AA
+ * violation in the detail, the refund's confirmation, the staff lookup and the disputes, on
+ * the phone and the desktop (test/support/axe.ts).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -23,6 +25,7 @@ import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { client, gatewayPort } from "../support/http.ts";
 import { grantRole } from "../support/roles.ts";
 import { until } from "../support/wait.ts";
+import { axeCheck } from "../support/axe.ts";
 import { signatureHeader } from "../../lib/signature.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
 
@@ -135,6 +138,7 @@ describe("dashboard: refunds from a payment's detail, disputes for staff", () =>
 		await annPage.waitForFunction(() => document.querySelector("#detail-title")?.textContent === "Payment of 10.00 USD");
 		assert.equal(await annPage.isHidden("#refund-form"), true);
 		assert.equal(await annPage.textContent("#detail-note"), "Only the person you paid can refund this payment.");
+		assert.deepEqual(await axeCheck(annPage, "a payment's detail for the payer, desktop"), []);
 
 		// Ben on his phone opens it from his history.
 		const benPage = await loggedIn(ben.email, PHONE);
@@ -148,6 +152,7 @@ describe("dashboard: refunds from a payment's detail, disputes for staff", () =>
 		await benPage.click("#refund-form button[type=submit]");
 		await benPage.waitForSelector("#refund-confirm:not([hidden])");
 		assert.equal(await benPage.textContent("#refund-confirm-text"), "Refund 4.00 USD to the person who paid you? 6.00 USD will be left to refund. A refund cannot be undone.");
+		assert.deepEqual(await axeCheck(benPage, "a refund to confirm, phone"), []);
 		await benPage.dblclick("#refund-yes");
 		await says(benPage, "refund", "Refunded 4.00 USD. 6.00 USD is left to refund.");
 		assert.equal((await refundsOf(ben, paymentId)).items.length, 1, "a double click refunds once");
@@ -202,6 +207,7 @@ describe("dashboard: refunds from a payment's detail, disputes for staff", () =>
 		assert.equal(await annPage.locator("#detail-refunds li[data-refund-id]").count(), 2);
 		await annPage.screenshot({ path: `${SHOTS}after-payment-payer-desktop.png`, fullPage: true });
 		await annPage.locator("#payment-detail").screenshot({ path: `${SHOTS}after-payment-detail-desktop.png` });
+		assert.deepEqual(await axeCheck(annPage, "a fully refunded payment with its refunds, desktop"), []);
 
 		await fitsIn320(benPage, ["#payment-detail"]);
 		await benPage.screenshot({ path: `${SHOTS}after-payment-320.png`, fullPage: true });
@@ -230,6 +236,7 @@ describe("dashboard: refunds from a payment's detail, disputes for staff", () =>
 		await sup.click("#refund-form button[type=submit]");
 		assert.equal(await sup.textContent("#refund-confirm-text"), "Refund 2.00 USD to the payer? 3.00 USD will be left to refund. A refund cannot be undone.");
 		await sup.locator("#payment-detail").screenshot({ path: `${SHOTS}after-payment-staff-confirm-desktop.png` });
+		assert.deepEqual(await axeCheck(sup, "staff refund with a reason to confirm, desktop"), []);
 		await sup.click("#refund-yes");
 		await says(sup, "refund", "Refunded 2.00 USD. 3.00 USD is left to refund.");
 		assert.equal((await refundsOf(shop, paymentId)).refundableAmount, 300);
@@ -272,6 +279,7 @@ describe("dashboard: refunds from a payment's detail, disputes for staff", () =>
 		assert.notEqual(await sup.evaluate(() => document.activeElement?.tagName), "BODY");
 		await sup.screenshot({ path: `${SHOTS}after-payment-disputes-phone.png`, fullPage: true });
 		await sup.locator("#disputes").screenshot({ path: `${SHOTS}after-payment-disputes-card-phone.png` });
+		assert.deepEqual(await axeCheck(sup, "a dispute with evidence for support, phone"), []);
 		await fitsIn320(sup, ["#disputes", "#staff"]);
 		await sup.context().close();
 
@@ -284,6 +292,7 @@ describe("dashboard: refunds from a payment's detail, disputes for staff", () =>
 		await adm.fill("#outcome-form [name=reason]", "acquirer portal, case 4411");
 		await adm.click('#outcome-form button[value="won"]');
 		assert.equal(await adm.textContent("#outcome-confirm-text"), "Record that the provider decided for us? The 20.00 USD held goes back to Carla Card.");
+		assert.deepEqual(await axeCheck(adm, "a dispute's outcome to confirm, desktop"), []);
 		await adm.dblclick("#outcome-yes");
 		await says(adm, "dispute", "Recorded: won.");
 		await adm.waitForSelector('#dispute-detail[data-status="won"]');
@@ -304,6 +313,7 @@ describe("dashboard: refunds from a payment's detail, disputes for staff", () =>
 		assert.equal(balance, 4_000);
 		await adm.screenshot({ path: `${SHOTS}after-payment-disputes-desktop.png`, fullPage: true });
 		await adm.locator("#disputes").screenshot({ path: `${SHOTS}after-payment-disputes-card-desktop.png` });
+		assert.deepEqual(await axeCheck(adm, "disputes won and lost, desktop"), []);
 		await adm.context().close();
 
 		const report: InvariantReport = await node.broker.call("ledger.checkInvariants", {});

@@ -5,7 +5,9 @@
  * other session out from the session list (that page is signed out), and resets the
  * password from the signed-out page with the mailed token (the first page is signed out
  * too) before logging in with it. Then an identity document is uploaded and a support user
- * approves it from the review queue. No page error and no Content-Security-Policy violation.
+ * approves it from the review queue. No page error and no Content-Security-Policy violation,
+ * and axe-core finds no serious or critical WCAG 2.1 A/AA violation on each of these screens
+ * (test/support/axe.ts).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -18,6 +20,7 @@ import { totpCodes } from "../support/totp.ts";
 import { client } from "../support/http.ts";
 import { grantRole, verifyEmail } from "../support/roles.ts";
 import { randomBytes } from "node:crypto";
+import { axeCheck } from "../support/axe.ts";
 
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const SHOTS = new URL("../../test-artifacts/screenshots/", import.meta.url).pathname;
@@ -83,6 +86,7 @@ describe("dashboard: verification, password, two-step sign-in and sessions", () 
 		await a.fill("#register-form [name=password]", PASSWORD);
 		await a.click("#register-form button");
 		await a.waitForSelector("#verify-box:not([hidden])");
+		assert.deepEqual(await axeCheck(a, "the address to verify, desktop"), []);
 		const mail = await mailbox.take(EMAIL, /verification code/);
 		const code = /Your code is ([0-9]{6})\./.exec(mail.text)?.[1] ?? "";
 		await a.fill("#verify-form [name=code]", code === "000000" ? "111111" : "000000");
@@ -111,6 +115,7 @@ describe("dashboard: verification, password, two-step sign-in and sessions", () 
 		const secret = ((await a.textContent("#mfa-secret")) ?? "").trim();
 		assert.match(secret, /^[A-Z2-7]{32}$/);
 		assert.match((await a.getAttribute("#mfa-link", "href")) ?? "", /^otpauth:\/\/totp\/.*secret=/);
+		assert.deepEqual(await axeCheck(a, "an authenticator to set up, desktop"), []);
 		const otp = totpCodes(secret);
 		await a.fill("#mfa-verify-form [name=otp]", await otp());
 		await a.click("#mfa-verify-form button");
@@ -124,6 +129,7 @@ describe("dashboard: verification, password, two-step sign-in and sessions", () 
 		await a.click("#sessions-refresh");
 		await a.locator("#sessions li").nth(1).waitFor();
 		assert.equal(await a.locator('#sessions li[data-current="true"] .badge').textContent(), "this device");
+		assert.deepEqual(await axeCheck(a, "two sessions, desktop"), []);
 		await a.click('#sessions li[data-current="false"] button');
 		await message(a, "sessions", /signed out/);
 		await a.locator("#sessions li").nth(1).waitFor({ state: "detached" });
@@ -144,6 +150,7 @@ describe("dashboard: verification, password, two-step sign-in and sessions", () 
 		await c.fill("#reset-form [name=newPassword]", "short");
 		await c.click("#reset-form button");
 		await message(c, "reset", /stronger password/);
+		assert.deepEqual(await axeCheck(c, "a password reset refused, desktop"), []);
 		await c.fill("#reset-form [name=token]", token);
 		await c.fill("#reset-form [name=newPassword]", RESET);
 		await c.click("#reset-form button");
@@ -175,6 +182,7 @@ describe("dashboard: verification, password, two-step sign-in and sessions", () 
 		const item = await kim.waitForSelector('#documents li:has(.status[data-status="pending"])');
 		const id = (await item.getAttribute("data-document-id")) ?? "";
 		assert.match(await item.textContent() ?? "", /Identity card for tier 2/);
+		assert.deepEqual(await axeCheck(kim, "an identity document waiting for review, desktop"), []);
 		// The address verified (out of band here), so the tier can rise.
 		await verifyEmail({ databaseUrl: node.db.url }, "kim@example.com");
 
@@ -188,6 +196,7 @@ describe("dashboard: verification, password, two-step sign-in and sessions", () 
 		await sam.waitForSelector("#staff:not([hidden])");
 		await sam.waitForSelector(`#kyc-queue li[data-document-id="${id}"]`);
 		await sam.screenshot({ path: `${SHOTS}11-kyc-queue.png`, fullPage: true });
+		assert.deepEqual(await axeCheck(sam, "identity documents to review, desktop"), []);
 		await sam.click(`#kyc-queue li[data-document-id="${id}"] button:has-text("Approve")`);
 		await sam.waitForSelector(`#kyc-queue li[data-document-id="${id}"]`, { state: "detached" });
 

@@ -2,6 +2,8 @@
  * Reconciliation breaks in the dashboard's staff area, in Chromium: a support user picks an
  * open break and proposes an explanation, cannot approve it (admin role, four eyes), an
  * admin approves it and it leaves the list; an admin's own proposal waits for another admin.
+ * axe-core finds no serious or critical WCAG 2.1 A/AA violation in the list of breaks, open
+ * and proposed, nor with its toast shown (test/support/axe.ts).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -12,6 +14,7 @@ import { client, gatewayPort } from "../support/http.ts";
 import { grantRole } from "../support/roles.ts";
 import { callDetached } from "../../lib/contract.ts";
 import { recon } from "../../contracts/recon.ts";
+import { axeCheck } from "../support/axe.ts";
 
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const SHOTS = new URL("../../test-artifacts/screenshots/", import.meta.url).pathname;
@@ -80,6 +83,7 @@ describe("dashboard: reconciliation breaks", () => {
 		await sup.click("#break-form button");
 		await sup.waitForSelector(`#breaks li[data-break-id="${first.id}"][data-status="proposed"]`);
 		await sup.screenshot({ path: `${SHOTS}20-recon-proposed.png`, fullPage: true });
+		assert.deepEqual(await axeCheck(sup, "breaks open and proposed, desktop"), []);
 		await sup.click(`#breaks li[data-break-id="${first.id}"] button:has-text("Approve")`);
 		await toastSays(sup, "Approval needs the admin role and someone other than the proposer.");
 
@@ -87,6 +91,7 @@ describe("dashboard: reconciliation breaks", () => {
 		await adm.click(`#breaks li[data-break-id="${first.id}"] button:has-text("Approve")`);
 		await adm.waitForSelector(`#breaks li[data-break-id="${first.id}"]`, { state: "detached" });
 		await toastSays(adm, `Break ${first.id} resolved.`);
+		assert.deepEqual(await axeCheck(adm, "a break resolved, with its toast, desktop"), []);
 
 		// The admin's own proposal: refused to them, approved by the second admin.
 		await adm.click(`#breaks li[data-break-id="${second.id}"] button:has-text("Pick")`);

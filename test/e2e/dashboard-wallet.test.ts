@@ -6,7 +6,8 @@
  * it, and Ann's page shows it paid within 2 s, with focus kept after each action; the
  * search finds the payment under its category. Screenshots at phone and desktop sizes go
  * to test-artifacts/screenshots; at 320 px the wallet's cards fit and the page does not
- * scroll sideways.
+ * scroll sideways. axe-core finds no serious or critical WCAG 2.1 A/AA violation at each
+ * card's main states, on the phone and the desktop (test/support/axe.ts).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -17,6 +18,7 @@ import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
 import { gatewayPort } from "../support/http.ts";
 import { verifyEmail } from "../support/roles.ts";
+import { axeCheck } from "../support/axe.ts";
 
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const SHOTS = new URL("../../test-artifacts/screenshots/", import.meta.url).pathname;
@@ -68,7 +70,7 @@ async function registerIn(p: Page, name: string, email: string): Promise<string>
 	return (await row.getAttribute("data-account-id")) ?? "";
 }
 
-type Doc = { querySelector(sel: string): { textContent: string | null; getBoundingClientRect(): { right: number } } | null; activeElement: { tagName: string } | null; documentElement: { scrollWidth: number; clientWidth: number } };
+type Doc = { querySelector(sel: string): { textContent: string | null; getBoundingClientRect(): { right: number; top: number } } | null; activeElement: { tagName: string } | null; documentElement: { scrollWidth: number; clientWidth: number } };
 declare const document: Doc;
 
 describe("the wallet in the dashboard", () => {
@@ -88,6 +90,7 @@ describe("the wallet in the dashboard", () => {
 		await ann.click("#request-form button");
 		await ann.waitForFunction(() => document.querySelector('.msg[data-for="request"]')?.textContent?.includes("For decimals use a dot: 1.5.") ?? false);
 		assert.equal(await ann.getAttribute("#request-form [name=amount]", "aria-invalid"), "true");
+		assert.deepEqual(await axeCheck(ann, "ask for money with a refused amount, desktop"), []);
 		await ann.fill("#request-form [name=amount]", "12.50");
 		await ann.fill("#request-form [name=note]", "pizza");
 		await ann.click("#request-form button");
@@ -100,6 +103,7 @@ describe("the wallet in the dashboard", () => {
 		assert.ok(Date.now() - shown <= LIVE_UPDATE_MS + 1_000);
 		assert.match((await ben.textContent("#requests-in li")) ?? "", /Ann asks you for 12\.50 USD — “pizza”/);
 		await ben.screenshot({ path: `${SHOTS}wallet-request-phone.png`, fullPage: true });
+		assert.deepEqual(await axeCheck(ben, "a request to pay, phone"), []);
 		await ben.click('#requests-in li[data-status="pending"] button.accept');
 		await ben.waitForSelector('#requests-in li[data-status="paid"]');
 		assert.notEqual(await ben.evaluate(() => document.activeElement?.tagName), "BODY", "focus is not dropped to the page");
@@ -110,6 +114,7 @@ describe("the wallet in the dashboard", () => {
 		assert.ok(Date.now() - t0 <= LIVE_UPDATE_MS);
 		assert.match((await ann.textContent("#requests-out li")) ?? "", /You asked Ben for 12\.50 USD — “pizza”: paid/);
 		await ann.screenshot({ path: `${SHOTS}wallet-request-desktop.png`, fullPage: true });
+		assert.deepEqual(await axeCheck(ann, "a request paid, desktop"), []);
 
 		// Ben finds the payment by a word of its note, under its category, with who was paid.
 		await ben.fill("#find-form [name=q]", "pizz");
@@ -125,6 +130,7 @@ describe("the wallet in the dashboard", () => {
 		assert.match(row, /Eating out/);
 		assert.match(row, /-12\.50 USD/);
 		await ben.screenshot({ path: `${SHOTS}wallet-find-phone.png`, fullPage: true });
+		assert.deepEqual(await axeCheck(ben, "transactions found, phone"), []);
 
 		// A top-up says what happened in words, and the amount is cleared so a second press cannot repeat it.
 		await ann.selectOption("#pay-form [name=kind]", "topup");
@@ -141,9 +147,14 @@ describe("the wallet in the dashboard", () => {
 		assert.match((await ben.textContent('#spending-table tr[data-category="dining"]')) ?? "", /Eating out\s*12\.50 USD/);
 		assert.match((await ben.textContent('.msg[data-for="spending"]')) ?? "", /12\.50 USD out, 1,000\.00 USD in/);
 		assert.equal((await ben.$$("#spending-chart .col")).length, 1);
+		// The tallest bar's label stays inside the chart (it covered the figures above it).
+		const [labelTop, chartTop] = await ben.evaluate(() => ["#spending-chart .col span", "#spending-chart"].map(sel => document.querySelector(sel)?.getBoundingClientRect().top ?? -Infinity));
+		assert.ok((labelTop ?? -Infinity) >= (chartTop ?? Infinity), `the bar's label starts at ${labelTop} px, above the chart at ${chartTop} px`);
 		await ann.click("#spending-form button");
 		await ann.waitForFunction(() => /Nothing spent in|0\.00 USD out/.test(document.querySelector('.msg[data-for="spending"]')?.textContent ?? ""));
 		await ben.screenshot({ path: `${SHOTS}wallet-spending-phone.png`, fullPage: true });
+		assert.deepEqual(await axeCheck(ben, "where the money went, phone"), []);
+		assert.deepEqual(await axeCheck(ann, "a top-up and an empty month, desktop"), []);
 
 		// A standing order for rent from the phone: monthly on the 1st, paused, then cancelled; focus stays on the order.
 		const start = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 10);
@@ -164,6 +175,7 @@ describe("the wallet in the dashboard", () => {
 		await ben.click("#orders-list li button.cancel");
 		await ben.waitForSelector('#orders-list li[data-status="cancelled"]');
 		await ben.screenshot({ path: `${SHOTS}wallet-orders-phone.png`, fullPage: true });
+		assert.deepEqual(await axeCheck(ben, "standing orders, phone"), []);
 
 		// A 320 px screen: the page does not scroll sideways because of the wallet's cards.
 		await ben.setViewportSize({ width: 320, height: 800 });

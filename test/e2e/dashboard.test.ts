@@ -5,7 +5,10 @@
  * shows its message. Then a support user declines a payment in review and the sender's page
  * shows it. Login asks for the one-time code when MFA is on, and the live feed recovers by
  * itself after the server drops the connection, catching up on what it missed.
- * Screenshots of the main screens go to test-artifacts/screenshots (ignored by git).
+ * Screenshots of the main screens go to test-artifacts/screenshots (ignored by git). axe-core
+ * checks each main state (signed out, signed in with accounts and history, the staff review
+ * queue, the one-time code at login) at the size the test uses: no serious or critical
+ * WCAG 2.1 A/AA violation (test/support/axe.ts).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -17,6 +20,7 @@ import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
 import { client, gatewayPort } from "../support/http.ts";
 import { grantRole, verifyEmail } from "../support/roles.ts";
+import { axeCheck } from "../support/axe.ts";
 import * as OTPAuth from "otpauth";
 import type { Server } from "socket.io";
 
@@ -101,6 +105,12 @@ describe("dashboard in Chromium", () => {
 		const a = await page();
 		const b = await page({ width: 390, height: 844 });
 		await a.screenshot({ path: `${SHOTS}01-sign-in.png`, fullPage: true });
+		assert.deepEqual(await axeCheck(a, "signed out, desktop"), []);
+		assert.deepEqual(await axeCheck(b, "signed out, phone"), []);
+		// The check is not vacuous: a button without a name, planted for a moment, is reported.
+		await b.evaluate('document.querySelector("#login-form").append(Object.assign(document.createElement("button"), { id: "planted" }))');
+		assert.deepEqual((await axeCheck(b, "planted")).map(f => [f.rule, f.nodes.map(n => n.target)]), [["button-name", ["#planted"]]]);
+		await b.evaluate('document.querySelector("#planted").remove()');
 		await registerIn(a, "Alice", "alice@example.com");
 		await registerIn(b, "Bob", "bob@example.com");
 		const aliceAccount = await openAccountIn(a);
@@ -135,8 +145,12 @@ describe("dashboard in Chromium", () => {
 		assert.equal(await available(a, aliceAccount), "86.66 USD");
 		// Bob got notified, live.
 		await waitText(b, "#unread", "2");
+		// The count is in the heading's name (an aria-label on the badge's span made it "Notifications unread").
+		assert.equal(await b.getByRole("heading", { name: "Notifications 2 unread", exact: true }).count(), 1);
 		await a.screenshot({ path: `${SHOTS}03-sender-desktop.png`, fullPage: true });
 		await b.screenshot({ path: `${SHOTS}04-notifications-phone.png`, fullPage: true });
+		assert.deepEqual(await axeCheck(a, "signed in with an account, history and a refusal, desktop"), []);
+		assert.deepEqual(await axeCheck(b, "signed in with notifications, phone"), []);
 	});
 
 	it("lets a support user decline a payment in review, and the sender's page shows it", async () => {
@@ -169,6 +183,7 @@ describe("dashboard in Chromium", () => {
 		await staff.waitForSelector("#staff:not([hidden])");
 		await staff.waitForSelector(`#reviews li[data-payment-id="${paymentId}"]`);
 		await staff.screenshot({ path: `${SHOTS}05-support-queue.png`, fullPage: true });
+		assert.deepEqual(await axeCheck(staff, "staff area with a payment in review, desktop"), []);
 		await staff.click(`#reviews li[data-payment-id="${paymentId}"] button:has-text("Decline")`);
 		await staff.waitForSelector(`#reviews li[data-payment-id="${paymentId}"]`, { state: "detached" });
 
@@ -191,6 +206,7 @@ describe("dashboard in Chromium", () => {
 		await p.click("#login-form button");
 		await waitText(p, '.msg[data-for="login"]', "Enter the code from your authenticator app.");
 		assert.equal(await p.isVisible("#login-form [name=otp]"), true);
+		assert.deepEqual(await axeCheck(p, "log in asking for the one-time code, desktop"), []);
 		// The code of the next 30 s step: the current one was spent on the verification, and a
 		// code counts once.
 		await p.fill("#login-form [name=otp]", totp.generate({ timestamp: Date.now() + 30_000 }));
