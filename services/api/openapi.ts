@@ -139,7 +139,7 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 			status: { type: "string" }, amount: { type: "integer" }, currency: ref("Currency"), fromAccountId: { type: "string" }, toAccountId: { type: "string" },
 			description: { type: "string" }, createdAt: { type: "string", format: "date-time" },
 			fee: {
-				type: "object", required: ["amount", "priceVersion"], description: "The fee charged with the payment, by which price list (absent: none)",
+				type: "object", required: ["amount", "priceVersion"], description: "The fee charged with the payment, by which price list (absent: none); a payment sent to review (202) holds it with the amount and is charged it when approved (no transferId until then)",
 				properties: { amount: { type: "integer" }, priceVersion: { type: "integer" }, transferId: { type: "string", format: "uuid" } },
 			},
 		},
@@ -150,10 +150,10 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 			id: { type: "string", format: "uuid" }, type: { type: "string", enum: ["topup", "payout", "p2p"] },
 			status: { type: "string", enum: ["created", "pending_review", "processing", "completed", "failed", "cancelled", "reversed"] },
 			amount: { type: "integer" }, currency: ref("Currency"), accountId: { type: "string" }, provider: { type: "string" }, failureCode: { type: ["string", "null"] },
-			priceVersion: { type: ["integer", "null"], description: "Top-ups and payouts: the price list the payment was priced by when it was made (null: none)" },
+			priceVersion: { type: ["integer", "null"], description: "Top-ups, payouts and P2P payments sent to review: the price list the payment was priced by when it was made (null: none)" },
 			fee: {
 				type: ["integer", "null"],
-				description: "Top-ups and payouts: the fee charged with the money (a top-up's from the amount credited, a payout's on top of it when it is paid out); null until charged and for a payment that failed",
+				description: "Top-ups, payouts and P2P payments sent to review: the fee charged with the money (a top-up's from the amount credited, a payout's or reviewed payment's on top of it when it is paid out or approved); null until charged and for a payment that failed",
 			},
 		},
 	},

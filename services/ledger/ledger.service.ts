@@ -25,7 +25,7 @@ import * as P from "./params.ts";
 import { ledger, type PriceListView, type RefundView } from "../../contracts/ledger.ts";
 import { defineService } from "../../lib/service.ts";
 import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
-import { holdView, paymentView, transferView, type Op, type OpResult, type PaymentPricing } from "./rules.ts";
+import { holdView, paymentView, reviewHoldTerms, transferView, type Op, type OpResult, type PaymentPricing } from "./rules.ts";
 import { feeOf, priceListFor, QUOTE_VALID_MS, quoteTotals, revenueCode, rulesProblem, type FeeRule, type FeeType, type PriceList } from "./fees.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
 import * as store from "./store.ts";
@@ -334,7 +334,10 @@ export function ledgerService(config: Config): ServiceSchema {
 					if (h) {
 						const status = h.status === "pending" ? "pending_review" : h.status === "posted" ? "completed" : "failed";
 						const failureCode = h.status === "expired" ? "HOLD_EXPIRED" : h.status === "voided" ? "HOLD_VOIDED" : null;
-						return { ...paymentView({ ...h, ownerId }, { status, id: h.id, holdId: h.id, transferId: t?.id ?? null, at: h.createdAt, failureCode, updatedAt: h.closedAt ?? h.createdAt }), userId: ownerId };
+						// The payment's amount, without the fee held with it; the fee's price list, and the fee once charged.
+						const { amount, priceVersion, fee } = reviewHoldTerms(h);
+						const view = paymentView({ ...h, amount, ownerId }, { status, id: h.id, holdId: h.id, transferId: t?.id ?? null, at: h.createdAt, failureCode, updatedAt: h.closedAt ?? h.createdAt });
+						return { ...view, priceVersion, fee, userId: ownerId };
 					}
 					if (!t) throw toClientError({ code: "PAYMENT_NOT_FOUND", message: "payment not found" });
 					return { ...paymentView({ ...t, ownerId }, { status: "completed", id: t.id, holdId: null, transferId: t.id, at: t.createdAt }), userId: ownerId };
@@ -348,7 +351,10 @@ export function ledgerService(config: Config): ServiceSchema {
 					const items = [
 						...transfers.map(t => ({ ...paymentView({ ...t, ownerId }, { status: "completed", id: t.id, holdId: null, transferId: t.id, at: t.createdAt }), cursorTimeUs: t.cursorTimeUs })),
 						// Only holds still waiting: a decided review is in payments' view already (support acts through it).
-						...holds.map(h => ({ ...paymentView({ ...h, ownerId }, { status: "pending_review", id: h.id, holdId: h.id, transferId: null, at: h.createdAt }), cursorTimeUs: h.cursorTimeUs })),
+						...holds.map(h => {
+							const { amount, priceVersion } = reviewHoldTerms(h);
+							return { ...paymentView({ ...h, amount, ownerId }, { status: "pending_review", id: h.id, holdId: h.id, transferId: null, at: h.createdAt }), priceVersion, fee: null, cursorTimeUs: h.cursorTimeUs };
+						}),
 					];
 					return { items };
 				},

@@ -48,9 +48,9 @@ export interface HoldState {
 	createdAt: Date;
 	closedAt: Date | null;
 	/**
-	 * A payout's fee inside the hold (migration ledger 013): `amount` is everything held
-	 * (the payout plus its fee); a post moves the rest to the destination and the fee to
-	 * revenue, a void or expiry releases both. Absent: no fee.
+	 * A payout's or a reviewed P2P payment's fee inside the hold (migration ledger 013):
+	 * `amount` is everything held (the payment plus its fee); a post moves the rest to the
+	 * destination and the fee to revenue, a void or expiry releases both. Absent: no fee.
 	 */
 	fee?: HoldFee | null;
 }
@@ -588,8 +588,12 @@ function applyPayment(s: Scratch, op: PaymentOp): OpResult {
 	}
 	s.usage.set(key, s.usedToday(key) + charge);
 	if (scored.decision === "review") {
-		const hold = newHold(s, "review", op, from, to, REVIEW_HOLD_MS, { userId: op.ownerId, risk });
-		return { ok: true, value: paymentView(op, { status: "pending_review", id: hold.id, holdId: hold.id, transferId: null, at: s.ctx.now }) };
+		// The fee is held with the payment, as a payout's is: the post that approves it moves the
+		// fee to revenue in the same commit, a decline, cancel or expiry releases both.
+		const holdFee: HoldFee | null = fee > 0n && revenue && op.pricing ? { amount: fee, accountId: revenue.id, priceVersion: op.pricing.version } : null;
+		const hold = newHold(s, "review", holdFee ? { ...op, amount: op.amount + fee } : op, from, to, REVIEW_HOLD_MS, { userId: op.ownerId, risk }, holdFee);
+		const view = paymentView(op, { status: "pending_review", id: hold.id, holdId: hold.id, transferId: null, at: s.ctx.now });
+		return { ok: true, value: holdFee ? { ...view, fee: { amount: toSafeNumber(fee), priceVersion: holdFee.priceVersion } } : view };
 	}
 	owner.lastMinor = { ...owner.lastMinor, [op.currency]: [op.amount, ...(owner.lastMinor[op.currency] ?? [])].slice(0, HISTORY_MAX) };
 	const pair = counterpartyKey(owner.ownerId, to.id);
@@ -619,6 +623,16 @@ export function paymentView(
 		provider: "ledger", destination: op.toAccountId, description: op.description, holdId: p.holdId, transferId: p.transferId,
 		failureCode: p.failureCode ?? null, createdAt: p.at.toISOString(), updatedAt: (p.updatedAt ?? p.at).toISOString(),
 	};
+}
+
+/**
+ * A P2P payment in review as its hold has it: the payment's amount (the hold less the fee held
+ * with it), the price list of that fee, and the fee charged (once the hold is posted; null
+ * before, when it was released, and when the payment carries no fee).
+ */
+export function reviewHoldTerms(h: Pick<HoldState, "amount" | "status" | "fee">): { amount: bigint; priceVersion: number | null; fee: number | null } {
+	const feeMinor = h.fee?.amount ?? 0n;
+	return { amount: h.amount - feeMinor, priceVersion: h.fee?.priceVersion ?? null, fee: h.fee && h.status === "posted" ? toSafeNumber(feeMinor) : null };
 }
 
 /** Finds a hold that is still pending; posting also requires it not to have expired. */
@@ -655,7 +669,7 @@ function close(s: Scratch, hold: HoldState, status: HoldStatus, postedAmount: bi
 function applyPost(s: Scratch, op: PostOp): OpResult {
 	const hold = pendingHold(s, op.holdId, true);
 	if (!("status" in hold)) return fail(hold);
-	// A payout's hold holds its fee too: the post moves the rest to the destination and the fee to revenue.
+	// A payout's or a reviewed P2P payment's hold holds its fee too: the post moves the rest to the destination and the fee to revenue.
 	const feeMinor = hold.fee?.amount ?? 0n;
 	const held = hold.amount - feeMinor;
 	const amount = op.amount ?? held;
@@ -678,7 +692,7 @@ function applyPost(s: Scratch, op: PostOp): OpResult {
 	if (hold.fee) {
 		const revenue = s.account(hold.fee.accountId);
 		invariant(revenue, `the revenue account of hold ${hold.id} was not loaded`);
-		fee = chargeFee(s, t, from, revenue, hold.fee.amount, hold.fee.priceVersion, "payout ", { userId: from.ownerId });
+		fee = chargeFee(s, t, from, revenue, hold.fee.amount, hold.fee.priceVersion, hold.kind === "review" ? "" : "payout ", { userId: from.ownerId });
 	}
 	s.events.push({ event: "hold.posted", partitionKey: from.id, payload: holdEvent(hold, from, to) });
 	return { ok: true, value: { hold: holdView(hold), transfer: transferView(t), ...(fee ? { fee } : {}) } };

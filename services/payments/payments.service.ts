@@ -147,15 +147,22 @@ function p2pFact(v: Record<string, unknown>, userId: string | null): P2pFact | n
 	return {
 		id, userId: user, status, amount: BigInt(v["amount"]), currency: str("currency") ?? "", accountId: str("accountId") ?? "", destination: str("destination") ?? "",
 		holdId: str("holdId"), transferId: str("transferId"), createdAt: new Date(str("createdAt") ?? Date.now()),
+		priceVersion: typeof v["priceVersion"] === "number" ? v["priceVersion"] : null,
 	};
 }
 
-/** The P2P payment in review a ledger event announces (its hold); null for anything else. */
+/**
+ * The P2P payment in review a ledger event announces (its hold); null for anything else. A
+ * priced payment's hold holds its fee too (`fee`): the payment is the amount without it.
+ */
 function factOfEvent(e: ConsumedEvent): P2pFact | null {
 	const p = e.payload;
 	const userId = typeof p["userId"] === "string" ? p["userId"] : null;
 	if (e.event === "hold.created" && p["kind"] === "review") {
-		return p2pFact({ ...p, status: "pending_review", accountId: p["fromAccountId"], destination: p["toAccountId"], holdId: p["id"], transferId: null }, userId);
+		const fee = typeof p["fee"] === "object" && p["fee"] !== null ? (p["fee"] as Record<string, unknown>) : null;
+		const feeMinor = typeof fee?.["amount"] === "number" ? fee["amount"] : 0;
+		const amount = typeof p["amount"] === "number" ? p["amount"] - feeMinor : p["amount"];
+		return p2pFact({ ...p, amount, status: "pending_review", accountId: p["fromAccountId"], destination: p["toAccountId"], holdId: p["id"], transferId: null, priceVersion: fee?.["priceVersion"] ?? null }, userId);
 	}
 	return null;
 }
@@ -804,7 +811,8 @@ export function paymentsService(config: Config): ServiceSchema {
 						if (code !== "HOLD_EXPIRED" && code !== "HOLD_NOT_PENDING") throw err;
 						return this.move(row.id, "processing", "fail", { failure_code: "HOLD_EXPIRED" });
 					}
-					return this.move(row.id, "processing", "succeed", { transfer_id: posted.transfer.id });
+					// The post moves the payment to the payee and the fee held with it to revenue, in one commit.
+					return this.move(row.id, "processing", "succeed", { transfer_id: posted.transfer.id, ...feeSet(row, posted.fee) });
 				}
 				// Created and in-review payments are the ledger's decision (ledger.payments.p2p); only
 				// an approved review is driven here.

@@ -28,9 +28,9 @@ export interface PaymentRow {
 	transfer_id: string | null;
 	provider_ref: string | null;
 	failure_code: string | null;
-	/** The price list a top-up or payout was priced by when it was opened (null: none; migration payments 011). */
+	/** The price list a top-up or payout was priced by when it was opened, or a reviewed P2P payment's fee held with it (null: none; migration payments 011). */
 	price_version: number | null;
-	/** The fee the ledger charged with its money: a top-up's at its credit, a payout's at its post (null until then, and if it failed). */
+	/** The fee the ledger charged with its money: a top-up's at its credit, a payout's or reviewed P2P payment's at its post (null until then, and if it failed). */
 	fee: bigint | null;
 	/** Kept only while the request runs (not stored): the P2P description the ledger records. */
 	description?: string | null;
@@ -57,7 +57,7 @@ export interface NewOrder {
 	destination: string | null;
 	idempotencyKey: string;
 	requestHash: string;
-	/** A top-up's or payout's price list (services/ledger/fees.ts); null for none and for P2P. */
+	/** A top-up's or payout's price list (services/ledger/fees.ts); null for none and for P2P (a reviewed P2P payment's comes with its hold, upsertP2p). */
 	priceVersion?: number | null;
 }
 
@@ -237,6 +237,8 @@ export interface P2pFact {
 	holdId: string | null;
 	transferId: string | null;
 	createdAt: Date;
+	/** A payment in review that carries a fee: the price list of the fee held with it (null: none). */
+	priceVersion: number | null;
 }
 
 /**
@@ -250,14 +252,15 @@ export async function upsertP2p(knex: Knex, facts: readonly P2pFact[]): Promise<
 	const sorted = [...facts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 	await runStatement(
 		knex,
-		`INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash, hold_id, transfer_id, created_at, updated_at)
-		 SELECT v.id, v.user_id, 'p2p', v.status, v.amount, v.currency, v.account_id, 'ledger', v.destination, 'ledger:' || v.id, '', v.hold_id, v.transfer_id, v.created_at, v.created_at
-		 FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::int8[], ?::text[], ?::uuid[], ?::text[], ?::uuid[], ?::uuid[], ?::timestamptz[])
-		   AS v(id, user_id, status, amount, currency, account_id, destination, hold_id, transfer_id, created_at)
+		`INSERT INTO payments.payments (id, user_id, type, status, amount, currency, account_id, provider, destination, idempotency_key, request_hash, hold_id, transfer_id, price_version, created_at, updated_at)
+		 SELECT v.id, v.user_id, 'p2p', v.status, v.amount, v.currency, v.account_id, 'ledger', v.destination, 'ledger:' || v.id, '', v.hold_id, v.transfer_id, v.price_version, v.created_at, v.created_at
+		 FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::int8[], ?::text[], ?::uuid[], ?::text[], ?::uuid[], ?::uuid[], ?::int4[], ?::timestamptz[])
+		   AS v(id, user_id, status, amount, currency, account_id, destination, hold_id, transfer_id, price_version, created_at)
 		 ON CONFLICT (id) DO NOTHING`,
 		[
 			sorted.map(f => f.id), sorted.map(f => f.userId), sorted.map(f => f.status), sorted.map(f => f.amount.toString()), sorted.map(f => f.currency),
-			sorted.map(f => f.accountId), sorted.map(f => f.destination), sorted.map(f => f.holdId), sorted.map(f => f.transferId), sorted.map(f => f.createdAt.toISOString()),
+			sorted.map(f => f.accountId), sorted.map(f => f.destination), sorted.map(f => f.holdId), sorted.map(f => f.transferId), sorted.map(f => f.priceVersion),
+			sorted.map(f => f.createdAt.toISOString()),
 		],
 	);
 	return runStatement<PaymentRow>(knex, `SELECT ${PAYMENT_COLUMNS.join(", ")} FROM payments.payments WHERE id = ANY(?::uuid[])`, [sorted.map(f => f.id)]);

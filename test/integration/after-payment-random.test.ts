@@ -7,8 +7,9 @@
  * top-ups opened and resolved both ways, and FX conversions. Afterwards: no refund total
  * exceeds its payment, every fee (P2P, top-up, payout) equals the price list in force when
  * it was quoted (or made, without a quote) for the customer's tier, a declined payout kept
- * no fee, the revenue accounts hold exactly the fees and the FX spreads, no customer balance
- * is below zero, and checkInvariants is clean per currency.
+ * no fee, P2P payments sent to review are charged their quoted list's fee when approved and
+ * nothing when declined, the revenue accounts hold exactly the fees and the FX spreads, no
+ * customer balance is below zero, and checkInvariants is clean per currency.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -133,6 +134,43 @@ describe("after the payment, seeded", () => {
 			for (const r of wave) if (r) paid.push(r);
 		}
 		await Promise.all(besides);
+
+		// Payments sent to review, with fees: each payer has paid about ten times in the last minutes
+		// (velocity), so one of more than ten times their usual amounts goes to review. About half
+		// quoted before a price change; support approves two in three (the fee by the quoted list,
+		// charged with the post) and declines the rest (nothing charged).
+		const reviewed: { id: string; payer: Customer; amount: number; version: number; approve: boolean }[] = [];
+		const large = await Promise.all(customers.map(async (payer, k) => {
+			const amount = 50_001 + Math.floor(rnd() * 10_000);
+			const quoted = rnd() < 0.5 ? (await broker.call<{ priceVersion: number | null }, object>("ledger.prices.quote", { ownerId: payer.id, amount, currency: "USD" })).priceVersion : null;
+			return { payer, payee: customers[(k + 1) % customers.length] as Customer, amount, quoted, approve: rnd() < 2 / 3 };
+		}));
+		// The quotes' list replaced before they pay: they are charged by it all the same.
+		current = await setPrices(randomRules());
+		await Promise.all(large.map(async ({ payer, payee, amount, quoted, approve }, k) => {
+			try {
+				const p: Payment = await broker.call("ledger.payments.p2p", {
+					idempotencyKey: `review-${k}`, ownerId: payer.id, fromAccountId: payer.usd, toAccountId: payee.usd, amount, currency: "USD", ...(quoted ? { priceVersion: quoted } : {}),
+				});
+				if (p.status === "completed") paid.push({ p, payer, payee, quoted, currentAt: current });
+				else reviewed.push({ id: p.id, payer, amount, version: quoted ?? current, approve });
+			} catch (err) {
+				const code = String((err as { type?: string }).type);
+				refusals.set(code, (refusals.get(code) ?? 0) + 1);
+			}
+		}));
+		assert.ok(reviewed.filter(r => r.approve).length >= 3 && reviewed.filter(r => !r.approve).length >= 1, `${reviewed.length} payments in review`);
+		const reviewStaff = uuidv7();
+		await Promise.all(reviewed.map(async r => {
+			const o: Order = await broker.call(r.approve ? "payments.review.approve" : "payments.review.decline", { id: r.id, staffId: reviewStaff, reason: "seeded review" });
+			const rules = versions.get(r.version);
+			assert.ok(rules, `version ${r.version}`);
+			const expected = feeFor(ruleFor(rules, "p2p", "USD", r.payer.tier), BigInt(r.amount));
+			assert.equal(o.amount, r.amount);
+			// The price list of the fee held with the payment; the fee charged only when approved.
+			assert.equal(o.priceVersion, expected > 0n ? r.version : null, `reviewed ${r.id}`);
+			assert.deepEqual([o.status, o.fee], r.approve ? ["completed", expected > 0n ? Number(expected) : null] : ["failed", null], `reviewed ${r.id}: expected ${expected} by ${r.version}`);
+		}));
 		assert.deepEqual([...refusals.keys()].filter(k => k !== "INSUFFICIENT_FUNDS" && k !== "LIMIT_EXCEEDED" && k !== "FRAUD_DECLINED"), []);
 		const completed = paid.filter(x => x.p.status === "completed");
 		assert.ok(completed.length > PAYMENTS * 0.8, `${completed.length} of ${PAYMENTS} completed`);

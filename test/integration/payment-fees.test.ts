@@ -185,6 +185,80 @@ describe("fees on top-ups and payouts", () => {
 	});
 });
 
+describe("fees on P2P payments approved after review", () => {
+	/** A tier-3 customer funded from outside (a top-up this large would go to review itself). */
+	async function funded(amount: number): Promise<Customer> {
+		const c = await customer(3);
+		const from = (await broker.call<{ id: string }, object>("ledger.accounts.open", { kind: "system", code: "external:review_fees:USD", currency: "USD" })).id;
+		await broker.call("ledger.transfers.create", { idempotencyKey: `fund-${c.usd}`, fromAccountId: from, toAccountId: c.usd, amount, currency: "USD" });
+		return c;
+	}
+	const p2p = (from: Customer, to: Customer, amount: number, priceVersion?: number) =>
+		broker.call<Payment & { fee?: { amount: number; priceVersion: number } }, object>("ledger.payments.p2p", {
+			idempotencyKey: `p2p-${++seq}`, ownerId: from.id, fromAccountId: from.usd, toAccountId: to.usd, amount, currency: "USD", ...(priceVersion ? { priceVersion } : {}),
+		});
+	/** What the P2P revenue accounts hold in USD, over every shard. */
+	async function p2pRevenue(): Promise<number> {
+		const { rows: [r] } = await node.sql.query<{ s: string }>("SELECT coalesce(sum(posted), 0)::text AS s FROM ledger.accounts WHERE kind = 'system' AND code ~ '^revenue:fees_[0-9]+:USD$'");
+		return Number(r?.s);
+	}
+
+	it("charges exactly the quoted list's fee in the post that approves the payment, and nothing when it is declined", async () => {
+		const quoted = await setPrices([{ type: "p2p", currency: "USD", fixedMinor: 50, bps: 10, maxMinor: 900 }], "p2p fees");
+		const payer = await funded(3_000_000);
+		const payee = await customer(1);
+		// Paid before, so a large payment to them is only large (review), not also a new payee's (decline).
+		const small = await p2p(payer, payee, 1_000);
+		assert.deepEqual([small.status, small.fee?.amount], ["completed", 51]);
+		// Quoted at 50 + 0.1% (650 on 600,000), then a dearer list comes in.
+		const q = await quote(payer, "p2p", 600_000);
+		assert.deepEqual([q.fee, q.priceVersion], [650, quoted]);
+		const current = await setPrices([{ type: "p2p", currency: "USD", fixedMinor: 70, bps: 20, maxMinor: 900 }], "dearer p2p fees");
+		const revenue = await p2pRevenue();
+
+		const held = await p2p(payer, payee, 600_000, quoted);
+		assert.deepEqual([held.status, held.amount, held.fee], ["pending_review", 600_000, { amount: 650, priceVersion: quoted }]);
+		// The fee is held with the amount, not charged yet.
+		assert.deepEqual(await balance(payer.usd), { posted: 3_000_000 - 1_051, pending: 600_650, available: 3_000_000 - 1_051 - 600_650 });
+		const hold: { amount: number; fee: { amount: number; priceVersion: number } } = await broker.call("ledger.holds.get", { id: held.id });
+		assert.deepEqual([hold.amount, hold.fee], [600_650, { amount: 650, priceVersion: quoted }]);
+		const waiting = await broker.call<Payment, object>("payments.get", { id: held.id });
+		assert.deepEqual([waiting.status, waiting.amount, waiting.priceVersion, waiting.fee], ["pending_review", 600_000, quoted, null]);
+		assert.equal(await p2pRevenue(), revenue);
+
+		// Support approves: the payee gets the amount, revenue the quoted list's fee, in the post's commit.
+		const approved = await broker.call<Payment, object>("payments.review.approve", { id: held.id, staffId, reason: "customer confirmed" });
+		assert.deepEqual([approved.status, approved.amount, approved.priceVersion, approved.fee], ["completed", 600_000, quoted, 650]);
+		assert.deepEqual(await balance(payer.usd), { posted: 3_000_000 - 1_051 - 600_650, pending: 0, available: 3_000_000 - 1_051 - 600_650 });
+		assert.equal((await balance(payee.usd)).posted, 601_000);
+		assert.equal(await p2pRevenue(), revenue + 650);
+		const { rows: [fee] } = await node.sql.query(
+			`SELECT f.amount::int AS amount, f.idempotency_key AS key, p.kind AS paid_by, (f.created_at = p.created_at) AS same_commit, a.code
+			 FROM ledger.transfers f JOIN ledger.transfers p ON p.id = f.reverses_transfer_id JOIN ledger.accounts a ON a.id = f.to_account_id
+			 WHERE f.kind = 'fee' AND p.id = $1`,
+			[approved.transferId],
+		);
+		assert.deepEqual([fee.amount, fee.key, fee.paid_by, fee.same_commit], [650, `payment:${held.id}:post fee`, "hold_post", true]);
+		assert.match(fee.code, /^revenue:fees_[0-7]:USD$/);
+		// The payee can refund the payment, not the fee.
+		const refunds: { amount: number; refundableAmount: number } = await broker.call("ledger.payments.refunds", { paymentId: held.id });
+		assert.deepEqual([refunds.amount, refunds.refundableAmount], [600_000, 600_000]);
+
+		// Another, by the current list (none named): declined in review, nothing charged, everything released.
+		const before = await balance(payer.usd);
+		const declinedHold = await p2p(payer, payee, 700_000);
+		assert.deepEqual([declinedHold.status, declinedHold.fee], ["pending_review", { amount: 900, priceVersion: current }]);
+		assert.equal((await balance(payer.usd)).pending, 700_900);
+		const declined = await broker.call<Payment, object>("payments.review.decline", { id: declinedHold.id, staffId, reason: "not confirmed" });
+		assert.deepEqual([declined.status, declined.failureCode, declined.priceVersion, declined.fee], ["failed", "FRAUD_DECLINED", current, null]);
+		assert.deepEqual(await balance(payer.usd), before);
+		assert.equal(await p2pRevenue(), revenue + 650);
+		const voided: { status: string } = await broker.call("ledger.holds.get", { id: declinedHold.id });
+		assert.equal(voided.status, "voided");
+		await assertBalanced();
+	});
+});
+
 /** The bank provider's system account in USD (opening a system account by its code finds the one there is). */
 async function bankAccount(): Promise<string> {
 	return (await broker.call<{ id: string }, object>("ledger.accounts.open", { kind: "system", code: "external:bank:USD", currency: "USD" })).id;

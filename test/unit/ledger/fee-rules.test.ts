@@ -140,3 +140,42 @@ describe("ledger rules: a payout's fee", () => {
 		assert.equal(voided.changes.transfers.length + expired.changes.transfers.length, 0);
 	});
 });
+
+describe("ledger rules: a reviewed P2P payment's fee", () => {
+	// 6,000.00 is large for the fraud rules; the payee is known, so the payment goes to review (50 points).
+	const big = (key: string, amount: bigint): Op => ({
+		type: "payment", key, fromAccountId: "c", toAccountId: "d", amount, currency: "USD", description: "rent", ownerId: "owner-c", pricing: PRICING,
+	});
+	const reviewWorld = () => {
+		const s = state([...world().filter(a => a.id !== "c"), account("c", 2_000_000n), account("d", 0n)], { "owner-c": 3 });
+		s.known.add("owner-c|d");
+		return s;
+	};
+
+	it("holds the fee with the payment and posts it to revenue in the commit that approves the payment", () => {
+		const s = reviewWorld();
+		const made = applyBatch(s, [[big("pay-1", 600_000n)]], ctx());
+		const v = ok(made.results[0]?.[0]);
+		// The payment is the amount; the hold holds the fee (1, price list 7) with it.
+		assert.deepEqual([v["status"], v["amount"], v["fee"]], ["pending_review", 600_000, { amount: 1, priceVersion: 7 }]);
+		assert.deepEqual(made.changes.holdsCreated[0]?.fee, { amount: 1n, accountId: "rev", priceVersion: 7 });
+		assert.deepEqual([made.changes.holdsCreated[0]?.amount, s.accounts.get("c")?.pendingDebits, made.changes.transfers.length], [600_001n, 600_001n, 0]);
+		const posted = applyBatch(s, [[{ type: "post", key: "payment:pay-1:post", holdId: String(v["id"]), amount: null }]], ctx());
+		const [t, f] = posted.changes.transfers;
+		assert.deepEqual([t?.kind, t?.amount, t?.toAccountId, f?.kind, f?.amount, f?.toAccountId, f?.reversesTransferId, f?.idempotencyKey], ["hold_post", 600_000n, "d", "fee", 1n, "rev", t?.id, "payment:pay-1:post fee"]);
+		assert.match(String(f?.description), /^fee for /);
+		assert.deepEqual([s.accounts.get("c")?.posted, s.accounts.get("c")?.pendingDebits, s.accounts.get("d")?.posted, s.accounts.get("rev")?.posted], [2_000_000n - 600_001n, 0n, 600_000n, 1n]);
+	});
+
+	it("releases the fee with the payment when it is declined or its hold expires, and refuses a payer short of the fee", () => {
+		const s = reviewWorld();
+		const { results } = applyBatch(s, [[big("pay-2", 700_000n)], [big("pay-3", 600_000n)], [big("pay-4", 700_000n)]], ctx());
+		// 2,000,000 covers 700,001 + 600,001 but not a further 700,000 with its fee.
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["OK", "OK", "INSUFFICIENT_FUNDS"]);
+		const [a, b] = results.map(r => String(r[0]?.ok ? r[0].value["id"] : ""));
+		const voided = applyBatch(s, [[{ type: "void", key: "payment:pay-2:void", holdId: String(a) }]], ctx());
+		const expired = applyBatch(s, [[{ type: "expire", key: "e", holdId: String(b) }]], ctx(new Date(NOW.getTime() + 25 * 3_600_000)));
+		assert.deepEqual([codeOf(voided.results[0]?.[0]), codeOf(expired.results[0]?.[0])], ["OK", "OK"]);
+		assert.deepEqual([s.accounts.get("c")?.posted, s.accounts.get("c")?.pendingDebits, s.accounts.get("d")?.pendingCredits, s.accounts.get("rev")?.posted], [2_000_000n, 0n, 0n, 0n]);
+	});
+});
