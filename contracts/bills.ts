@@ -1,6 +1,7 @@
 /** The bills service's actions: billers, bills and their payments, saved bills, coupons, and its durable event log. */
 import { action, returns } from "../lib/contract.ts";
 import { paramsSchema } from "../lib/schema.ts";
+import { erasureParams } from "../lib/erasure.ts";
 import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
 import { CURRENCY_CODES } from "../config/currencies.ts";
 import { BILLER_CODES, REFERENCE_PATTERN, type Biller } from "../services/bills/provider.ts";
@@ -106,6 +107,8 @@ export const bills = {
 		disable: action("bills.coupons.disable", couponDisableParams, returns<CouponView>()),
 		list: action("bills.coupons.list", couponListParams, returns<{ items: CouponView[]; nextCursor: string | null }>()),
 	},
+	/** Erasure on request: the customer's saved bills (nicknames) and their reminders deleted, the nicknames gone from the log; bill payments stay. */
+	erase: action("bills.erase", erasureParams, returns<{ erased: number }>()),
 	/** Resumes unfinished payments, sends due reminders, prunes old quotes; run by each node's timer. */
 	sweep: action("bills.sweep", sweepParams, returns<{ resumed: number; reminded: number; pruned: number }>()),
 	events: {

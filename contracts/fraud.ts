@@ -2,6 +2,7 @@
 import { CURRENCY_CODES } from "../config/currencies.ts";
 import { action, event, payload, returns } from "../lib/contract.ts";
 import { paramsSchema } from "../lib/schema.ts";
+import { erasureParams } from "../lib/erasure.ts";
 import { amountRule } from "../services/ledger/params.ts";
 import type { Decision, Scored } from "../services/fraud/rules.ts";
 import { SCORE_BATCH_MAX } from "../services/fraud/store.ts";
@@ -23,6 +24,8 @@ export const fraud = {
 	score: action("fraud.score", scoreParams, returns<Scored>()),
 	/** Several payments at once, decided in the order given (idempotent by payment id). */
 	scoreMany: action("fraud.scoreMany", scoreManyParams, returns<{ items: Scored[] }>()),
+	/** Erasure on request: the counterparties the person's decisions name are forgotten. */
+	erase: action("fraud.erase", erasureParams, returns<{ erased: number }>()),
 };
 
 export const fraudEvents = {

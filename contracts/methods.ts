@@ -6,6 +6,7 @@
  */
 import { action, returns } from "../lib/contract.ts";
 import { paramsSchema } from "../lib/schema.ts";
+import { erasureParams } from "../lib/erasure.ts";
 import type { methodView } from "../services/methods/rules.ts";
 import { METHOD_USES } from "../services/methods/rules.ts";
 
@@ -59,5 +60,7 @@ export const methods = {
 	get: action("methods.get", byIdParams, returns<MethodView>()),
 	/** Soft removal: the row stays (payments made with it name it), it can no longer be used. */
 	remove: action("methods.remove", byIdParams, returns<MethodView>()),
+	/** Erasure on request: the customer's saved methods deleted, tokens and all (removed ones too). */
+	erase: action("methods.erase", erasureParams, returns<{ erased: number }>()),
 	resolve: action("methods.resolve", resolveParams, returns<{ id: string; kind: "card" | "bank_account"; provider: "card" | "bank"; token: string }>()),
 };

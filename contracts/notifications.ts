@@ -2,6 +2,7 @@
 import { action, event, payload, returns } from "../lib/contract.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { SINGLE_ADDRESS } from "../lib/email.ts";
+import { erasureParams } from "../lib/erasure.ts";
 
 export const listParams = paramsSchema({
 	$$strict: true,
@@ -23,7 +24,6 @@ export const mailParams = paramsSchema({
 	title: { type: "string", min: 1, max: 200, pattern: /^[^\r\n]+$/ },
 	body: { type: "string", min: 1, max: MAIL_BODY_CHARS_MAX },
 });
-export const eraseParams = paramsSchema({ $$strict: true, userId: { type: "uuid" } });
 export const deliveriesParams = paramsSchema({ $$strict: true, notificationId: { type: "uuid" } });
 
 export interface NotificationView {
@@ -47,8 +47,8 @@ export const notifications = {
 	 * channel is configured (SMTP_URL).
 	 */
 	mail: action("notifications.mail", mailParams, returns<{ queued: boolean }>()),
-	/** Erasure on request: the user's notifications, their deliveries (addresses) and mails go. */
-	erase: action("notifications.erase", eraseParams, returns<{ erased: number }>()),
+	/** Erasure on request: the user's notifications, their deliveries (addresses) and mails go; other people's notices show the pseudonym for them. */
+	erase: action("notifications.erase", erasureParams, returns<{ erased: number }>()),
 	deliveries: {
 		list: action("notifications.deliveries.list", deliveriesParams, returns<{ items: { channel: string; status: string; attempts: number; lastError: string | null }[] }>()),
 	},

@@ -4,6 +4,7 @@
  */
 import { action, returns } from "../lib/contract.ts";
 import { paramsSchema } from "../lib/schema.ts";
+import { erasureParams } from "../lib/erasure.ts";
 import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
 import { amountRule, currencyRule, keyRule, priceVersionRule } from "../services/ledger/params.ts";
 import { PROVIDERS } from "../services/payments/providers.ts";
@@ -198,6 +199,10 @@ export const payments = {
 		/** A top-up's refunds and what is left to refund of it. */
 		list: action("payments.topupRefunds.list", topupRefundParams.list, returns<TopupRefundsView>()),
 	},
+	/** The customer's top-ups, payouts and top-up refunds still in flight (an erasure waits until there are none). */
+	inFlight: action("payments.inFlight", paramsSchema({ $$strict: true, userId: { type: "uuid" } }), returns<{ count: number }>()),
+	/** Erasure on request: typed destinations forgotten, the person's name and address replaced in staff's texts, the log and dead letters. */
+	erase: action("payments.erase", erasureParams, returns<{ erased: number }>()),
 	/** For reconciliation: the provider's payments of a period (and the ones asked for by id). */
 	settlementView: action("payments.settlementView", settlementViewParams, returns<{ items: SettlementViewItem[]; nextAfterId: string | null }>()),
 	/** For reconciliation: the provider's top-up refunds of a period (and the ones asked for by id). */

@@ -2,6 +2,7 @@
 import type { Readable } from "node:stream";
 import { action, returns } from "../lib/contract.ts";
 import { paramsSchema } from "../lib/schema.ts";
+import { erasureParams } from "../lib/erasure.ts";
 import type { EntryView, MonthSummary } from "./ledger.ts";
 import { CURRENCY_CODES } from "../config/currencies.ts";
 import { CATEGORIES, DIRECTIONS, TRANSACTION_TYPES } from "../services/reports/transactions.ts";
@@ -110,6 +111,8 @@ export const reports = {
 		/** The filtered set as a PDF statement (oldest first): the customer's name, the period, opening and closing balances per account, the lines and totals. */
 		statement: action("reports.transactions.statement", transactionsExportParams, returns<Buffer>()),
 	},
+	/** Erasure on request: others' rows show the pseudonym for the person, the person's own keep no description; their rules and insights go. */
+	erase: action("reports.erase", erasureParams, returns<{ erased: number }>()),
 	/** Spending by category and counterparty for a UTC month, against the months before, with the insights that follow. */
 	insights: action("reports.insights", monthlyInsightsParams, returns<MonthlyInsights>()),
 	/** The reports log: insight.created, read by notifications. */

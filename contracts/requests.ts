@@ -1,6 +1,7 @@
 /** The requests service's actions: payment requests between users, and their durable event log. */
 import { action, returns } from "../lib/contract.ts";
 import { paramsSchema } from "../lib/schema.ts";
+import { erasureParams } from "../lib/erasure.ts";
 import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
 import { CURRENCY_CODES } from "../config/currencies.ts";
 import { EXPIRY_S_MAX, EXPIRY_S_MIN, REQUEST_STATUSES, type requestView } from "../services/requests/rules.ts";
@@ -46,6 +47,8 @@ export const requests = {
 	accept: action("requests.accept", acceptParams, returns<RequestView>()),
 	decline: action("requests.decline", byIdParams, returns<RequestView>()),
 	cancel: action("requests.cancel", byIdParams, returns<RequestView>()),
+	/** Erasure on request: the person's name in every request replaced by the pseudonym, their pending requests cancelled or declined. */
+	erase: action("requests.erase", erasureParams, returns<{ erased: number }>()),
 	/** Expires pending requests past their deadline and resumes payments left half-way; run by each node's timer. */
 	sweep: action("requests.sweep", sweepParams, returns<{ expired: number; resumed: number }>()),
 	events: {

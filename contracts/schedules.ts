@@ -1,6 +1,7 @@
 /** The schedules service's actions: standing orders (scheduled and recurring payments), saved payees, and its durable event log. */
 import { action, returns } from "../lib/contract.ts";
 import { paramsSchema } from "../lib/schema.ts";
+import { erasureParams } from "../lib/erasure.ts";
 import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
 import { CURRENCY_CODES } from "../config/currencies.ts";
 import { FREQUENCIES, type OccurrenceStatus, type ScheduleStatus, type Frequency } from "../services/schedules/rules.ts";
@@ -79,6 +80,8 @@ export const schedules = {
 	pause: action("schedules.pause", byIdParams, returns<ScheduleView>()),
 	resume: action("schedules.resume", byIdParams, returns<ScheduleView>()),
 	cancel: action("schedules.cancel", byIdParams, returns<ScheduleView>()),
+	/** Erasure on request: the person's orders cancelled and blanked, their payees deleted, others' orders and payees naming them pseudonymised. */
+	erase: action("schedules.erase", erasureParams, returns<{ erased: number }>()),
 	/** Writes the occurrences due and pays the ones whose attempt is due; each node's timer runs it. */
 	runDue: action("schedules.runDue", runDueParams, returns<{ materialised: number; attempted: number; paid: number; refused: number }>()),
 	events: {

@@ -1,6 +1,7 @@
 /** The webhooks service's actions: a merchant's endpoints and their signed deliveries. */
 import { action, returns } from "../lib/contract.ts";
 import { paramsSchema } from "../lib/schema.ts";
+import { erasureParams } from "../lib/erasure.ts";
 import { WEBHOOK_EVENTS } from "../services/webhooks/routing.ts";
 
 export const registerParams = paramsSchema({
@@ -45,8 +46,8 @@ export const webhooks = {
 	/** The signing secret is in this answer only. */
 	register: action("webhooks.register", registerParams, returns<EndpointView & { secret: string }>()),
 	list: action("webhooks.list", ownerParams, returns<{ items: EndpointView[] }>()),
-	/** Erasure on request: the owner's endpoints disabled, their URLs and secrets gone, pending deliveries dropped. */
-	erase: action("webhooks.erase", ownerParams, returns<{ erased: number }>()),
+	/** Erasure on request: the owner's endpoints disabled, their URLs and secrets gone, their deliveries deleted. */
+	erase: action("webhooks.erase", erasureParams, returns<{ erased: number }>()),
 	disable: action("webhooks.disable", endpointParams, returns<EndpointView | null>()),
 	deliveries: action("webhooks.deliveries", deliveriesParams, returns<{ items: DeliveryView[]; nextCursor: string | null }>()),
 };

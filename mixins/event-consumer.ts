@@ -120,6 +120,35 @@ export function consumerStatements(schema: string): { up: string[]; down: string
 	};
 }
 
+const DEAD_LETTER_SCHEMA = /^[a-z_]{1,32}$/;
+const REWRITE_PAGE_ROWS = 500;
+
+/**
+ * Erasure on request (lib/erasure.ts): the dead letters of this consumer whose payload
+ * carries one of `refs` go through `rewrite`, and those it changes are written back (a
+ * redelivery then hands on the rewritten event). The number rewritten.
+ */
+export async function rewriteDeadLetters(knex: Knex, schema: string, refs: readonly string[], rewrite: (payload: Record<string, unknown>) => Record<string, unknown> | null): Promise<number> {
+	if (!DEAD_LETTER_SCHEMA.test(schema)) throw new Error(`bad schema name ${schema}`);
+	if (refs.length === 0) return 0;
+	let afterId = "0";
+	let rewritten = 0;
+	for (;;) {
+		const rows = ((await knex.raw(
+			`SELECT id::text AS id, payload FROM ${schema}.dead_letters WHERE id > ?::bigint AND EXISTS (SELECT 1 FROM unnest(?::text[]) r WHERE strpos(payload::text, r) > 0) ORDER BY id LIMIT ?`,
+			[afterId, [...refs], REWRITE_PAGE_ROWS],
+		)) as { rows: { id: string; payload: Record<string, unknown> }[] }).rows;
+		for (const row of rows) {
+			const out = rewrite(row.payload);
+			if (!out) continue;
+			await knex.raw(`UPDATE ${schema}.dead_letters SET payload = ?::json WHERE id = ?::bigint`, [JSON.stringify(out), row.id]);
+			rewritten++;
+		}
+		if (rows.length < REWRITE_PAGE_ROWS) return rewritten;
+		afterId = rows[rows.length - 1]?.id ?? afterId;
+	}
+}
+
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 
 const LAG_METRIC = "paymesh.consumer.lag";

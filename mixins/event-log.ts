@@ -19,7 +19,7 @@
  * account's lock), so per-account order survives into positions.
  */
 import type { Knex } from "knex";
-import { runStatement } from "./db.ts";
+import { queryRows, runStatement } from "./db.ts";
 
 export type Publish = (event: string, payload: Record<string, unknown>) => Promise<void> | void;
 
@@ -191,6 +191,40 @@ export async function outboxLag(knex: Knex, schema: string): Promise<{ unpublish
 	)) as { rows: { n: number; age: number; head: bigint | number }[] };
 	const r = res.rows[0];
 	return { unpublished: r?.n ?? 0, oldestAgeMs: Math.round(r?.age ?? 0), headSeq: Number(r?.head ?? 0) };
+}
+
+/** One event as an outbox row keeps it. */
+export type OutboxEvent = { event: string; partitionKey: string; payload: Record<string, unknown> };
+
+const REWRITE_PAGE_ROWS = 500;
+
+/**
+ * Erasure on request (lib/erasure.ts): the rows of this log whose events carry one of
+ * `refs` (the person's id, their accounts' ids) go through `rewrite`, and those it changes
+ * are written back; positions, ids and order stay, so a consumer that has not read them yet
+ * reads the rewritten events. The whole log is looked through, a page of rows at a time (it
+ * holds OUTBOX_RETENTION_DAYS of events; erasures are rare). The number of rows rewritten.
+ */
+export async function rewriteOutbox(knex: Knex, schema: string, refs: readonly string[], rewrite: (events: OutboxEvent[]) => OutboxEvent[] | null): Promise<number> {
+	const s = checked(schema);
+	if (refs.length === 0) return 0;
+	let afterId = "0";
+	let rewritten = 0;
+	for (;;) {
+		const rows = await queryRows<{ id: string; events: OutboxEvent[] }>(
+			knex,
+			`SELECT id::text AS id, events FROM ${s}.outbox WHERE id > ?::bigint AND EXISTS (SELECT 1 FROM unnest(?::text[]) r WHERE strpos(events::text, r) > 0) ORDER BY id LIMIT ?`,
+			[afterId, [...refs], REWRITE_PAGE_ROWS],
+		);
+		for (const row of rows) {
+			const out = rewrite(row.events);
+			if (!out) continue;
+			await knex.raw(`UPDATE ${s}.outbox SET events = ?::json WHERE id = ?::bigint`, [JSON.stringify(out), row.id]);
+			rewritten++;
+		}
+		if (rows.length < REWRITE_PAGE_ROWS) return rewritten;
+		afterId = rows[rows.length - 1]?.id ?? afterId;
+	}
 }
 
 /** Writes a transaction's events as one outbox row, in the order they happened. */

@@ -13,6 +13,13 @@ import { ledger, type EntryView } from "../../contracts/ledger.ts";
 import { payments } from "../../contracts/payments.ts";
 import { notifications } from "../../contracts/notifications.ts";
 import { webhooks } from "../../contracts/webhooks.ts";
+import { methods } from "../../contracts/methods.ts";
+import { bills } from "../../contracts/bills.ts";
+import { schedules } from "../../contracts/schedules.ts";
+import { requests } from "../../contracts/requests.ts";
+import { fraud } from "../../contracts/fraud.ts";
+import { reports } from "../../contracts/reports.ts";
+import { toClientError } from "../../lib/errors.ts";
 import { SCOPES, type Scope } from "../auth/tokens.ts";
 import type { GatewayMeta } from "./v1.ts";
 import { requireRole } from "./caller.ts";
@@ -152,12 +159,16 @@ export const identityActions = {
 		},
 	},
 	/**
-	 * Erasure on request (docs/identity.md): with the password again (and a code with MFA
-	 * on), every account of the user is closed (each must be empty: ACCOUNT_NOT_EMPTY,
-	 * ACCOUNT_HAS_PENDING otherwise), then webhooks, notifications, the profile and last the
-	 * credentials are pseudonymised or deleted, and every session and client ends. The ledger's
-	 * append-only history and the audit chain are not touched (they stay verifiable), and
-	 * refer to the user by id only. Each step can be done again, so a failed erasure is retried.
+	 * Erasure on request (docs/identity.md, "Your data"): with the password again (and a code
+	 * with MFA on), and only with no top-up, payout or refund in flight (ACCOUNT_HAS_PENDING),
+	 * every account of the user is closed (each must be empty: ACCOUNT_NOT_EMPTY,
+	 * ACCOUNT_HAS_PENDING otherwise) and loses its label. Then each service erases its own
+	 * data about the person (lib/erasure.ts: the same description to each, with the name and
+	 * address the profile has): saved methods, bills, standing orders and payees, requests,
+	 * payments, fraud's counterparties, the transactions read model, webhooks, notifications;
+	 * then the profile and last the credentials, and every session and client ends. The
+	 * ledger's append-only history and the audit chain are not touched (they stay
+	 * verifiable). Each step can be done again, so a failed erasure is retried.
 	 */
 	meErase: {
 		params: identityParams.erase,
@@ -166,11 +177,26 @@ export const identityActions = {
 			if (!id) throw new Error("the route needs a session");
 			const { otp: code, ...rest } = ctx.params;
 			await call(ctx, auth.confirm, code == null ? rest : { ...rest, otp: code });
+			if ((await call(ctx, payments.inFlight, { userId: id })).count > 0) {
+				throw toClientError({ code: "ACCOUNT_HAS_PENDING", message: "a top-up, payout or refund of yours is still in flight; ask again when it is done" });
+			}
 			const accounts = await call(ctx, ledger.accounts.list, { ownerId: id, limit: EXPORT_ACCOUNTS_MAX });
 			// Closing a closed account answers it again.
 			for (const a of accounts.items) await call(ctx, ledger.accounts.close, { id: a.id, ownerId: id });
-			await call(ctx, webhooks.erase, { ownerId: id });
-			await call(ctx, notifications.erase, { userId: id });
+			// A label is the person's words; the rename is the ledger's own (the account's history is not touched).
+			for (const a of accounts.items) if (a.label !== "") await call(ctx, ledger.accounts.rename, { id: a.id, ownerId: id, label: "" });
+			const profile = await call(ctx, users.get, { id });
+			const subject = { userId: id, name: profile.name, email: profile.email, accountIds: accounts.items.map(a => a.id) };
+			await call(ctx, methods.erase, subject);
+			await call(ctx, bills.erase, subject);
+			await call(ctx, schedules.erase, subject);
+			await call(ctx, requests.erase, subject);
+			await call(ctx, payments.erase, subject);
+			await call(ctx, fraud.erase, subject);
+			await call(ctx, reports.erase, subject);
+			await call(ctx, webhooks.erase, subject);
+			// After the services whose events notifications reads, so what they tell others names the pseudonym.
+			await call(ctx, notifications.erase, subject);
 			await call(ctx, users.erase, { id });
 			// Last: until here the password still works, so a failed erasure can be asked for again.
 			await call(ctx, auth.erase, {});

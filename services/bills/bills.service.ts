@@ -36,6 +36,7 @@ import {
 	type BillPayment, type Leg, type PaymentCommand,
 } from "./rules.ts";
 import * as store from "./store.ts";
+import { mentionsOf, scrubEvents } from "../../lib/erasure.ts";
 
 /** How often each node sweeps, and how much one sweep does at most. */
 const SWEEP_INTERVAL_MS = 10_000;
@@ -215,6 +216,21 @@ export function billsService(config: Config): ServiceSchema {
 				async handler(this: BillsThis, ctx: Context<Infer<typeof bills.saved.remove.params>>) {
 					if (!(await store.deleteSaved(this.knex, ctx.params.id, ctx.params.userId))) throw toClientError({ code: "SAVED_BILL_NOT_FOUND", message: "saved bill not found" });
 					return { id: ctx.params.id, removed: true as const };
+				},
+			},
+			/**
+			 * Erasure on request (lib/erasure.ts): the nicknames go from the log's events about the
+			 * customer (and their name and address, where an event carries them), then the saved
+			 * bills and their reminders; asked again, it finds nothing left to do.
+			 */
+			erase: {
+				params: bills.erase.params,
+				async handler(this: BillsThis, ctx: Context<Infer<typeof bills.erase.params>>) {
+					const p = ctx.params;
+					const blank = new Set(await store.savedNicknames(this.knex, p.userId));
+					const mentions = mentionsOf(p);
+					await store.rewriteLog(this.knex, [p.userId, ...p.accountIds], events => scrubEvents(events, new Set([p.userId, ...p.accountIds]), mentions, blank));
+					return { erased: await store.eraseSaved(this.knex, p.userId) };
 				},
 			},
 			"coupons.create": {

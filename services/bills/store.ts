@@ -10,7 +10,7 @@
  */
 import type { Knex } from "knex";
 import { queryOne, queryRows } from "../../mixins/db.ts";
-import { insertOutbox } from "../../mixins/event-log.ts";
+import { insertOutbox, rewriteOutbox, type OutboxEvent } from "../../mixins/event-log.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, type TimeCursor } from "../../lib/cursor.ts";
 import { CURRENCY_EXPONENTS, type CurrencyCode } from "../../config/currencies.ts";
 import { SAVED_PER_CUSTOMER_MAX, type BillEvent, type BillPayment, type Coupon, type CouponKind, type PaymentStatus } from "./rules.ts";
@@ -427,5 +427,28 @@ export async function insertReminder(knex: Knex, savedId: string, dueDate: strin
 		if (!row) return false;
 		await insertOutbox(trx, "bills", [event]);
 		return true;
+	});
+}
+
+// ---- erasure on request ---------------------------------------------------------------------
+
+/** The nicknames the customer gave their saved bills (what an erasure blanks in the log too). */
+export async function savedNicknames(db: Db, userId: string): Promise<string[]> {
+	return (await queryRows<{ nickname: string }>(db, "SELECT DISTINCT nickname FROM bills.saved WHERE user_id = ?::uuid AND nickname <> ''", [userId])).map(r => r.nickname);
+}
+
+/** The log's events that carry one of `refs` rewritten by `rewrite` (mixins/event-log.ts). */
+export function rewriteLog(knex: Knex, refs: readonly string[], rewrite: (events: OutboxEvent[]) => OutboxEvent[] | null): Promise<number> {
+	return rewriteOutbox(knex, "bills", refs, rewrite);
+}
+
+/**
+ * Erasure on request: the customer's saved bills (their nicknames) and the reminders sent
+ * for them go; their bill payments stay as the record of money paid to a biller.
+ */
+export async function eraseSaved(knex: Knex, userId: string): Promise<number> {
+	return knex.transaction(async trx => {
+		await trx.raw("DELETE FROM bills.reminders WHERE user_id = ?::uuid", [userId]);
+		return (await queryRows(trx, "DELETE FROM bills.saved WHERE user_id = ?::uuid RETURNING id", [userId])).length;
 	});
 }

@@ -18,7 +18,7 @@ import { retentionMixin } from "../../mixins/retention.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { DEFAULT_POLICY, scoreInOrder, type Scored } from "./rules.ts";
 import { inTransaction, type SqlRunner } from "../../mixins/db.ts";
-import { HISTORY_MAX, USER_LOCK_TIMEOUT_MS, lockUsers, readHistories, saveDecisions, type ScoreItem } from "./store.ts";
+import { eraseCounterparties, HISTORY_MAX, USER_LOCK_TIMEOUT_MS, lockUsers, readHistories, saveDecisions, type ScoreItem } from "./store.ts";
 import { defineService } from "../../lib/service.ts";
 
 type ScoreParams = Infer<typeof fraud.score.params>;
@@ -55,6 +55,13 @@ export function fraudService(config: Config): ServiceSchema {
 				async handler(this: FraudThis, ctx: Context<ScoreParams>) {
 					const [result] = await this.decide(ctx, [ctx.params]);
 					return result;
+				},
+			},
+			/** Erasure on request (lib/erasure.ts): the counterparties of the person's decisions forgotten (store.ts eraseCounterparties). */
+			erase: {
+				params: fraud.erase.params,
+				async handler(this: FraudThis, ctx: Context<Infer<typeof fraud.erase.params>>) {
+					return { erased: await inTransaction(this.knex, tx => eraseCounterparties(tx, ctx.params.userId)) };
 				},
 			},
 			/** Several payments at once (a payments node batches its screening), decided in the order given. */

@@ -106,3 +106,14 @@ export async function saveDecisions(tx: SqlRunner, items: readonly (ScoreItem & 
 		],
 	);
 }
+
+/**
+ * Erasure on request: the counterparties the person's decisions name (a payout's typed
+ * destination among them) are forgotten, and so are the ones they were known to pay; the
+ * decisions stay with their amounts and scores. The number of rows changed.
+ */
+export async function eraseCounterparties(tx: SqlRunner, userId: string): Promise<number> {
+	const named = (await tx.raw("UPDATE fraud.decisions SET counterparty = NULL WHERE user_id = ?::uuid AND counterparty IS NOT NULL RETURNING payment_id", [userId])) as { rows: unknown[] };
+	const known = (await tx.raw("DELETE FROM fraud.known_counterparties WHERE user_id = ?::uuid RETURNING user_id", [userId])) as { rows: unknown[] };
+	return named.rows.length + known.rows.length;
+}

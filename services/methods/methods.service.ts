@@ -96,6 +96,13 @@ export function methodsService(config: Config): ServiceSchema {
 					return methodView(removed, now);
 				},
 			},
+			/** Erasure on request (lib/erasure.ts): the customer's saved methods are deleted, tokens and all. */
+			erase: {
+				params: methods.erase.params,
+				async handler(this: MethodsThis, ctx: Context<Infer<typeof methods.erase.params>>) {
+					return { erased: await store.eraseMethods(this.knex, ctx.params.userId) };
+				},
+			},
 			resolve: {
 				params: methods.resolve.params,
 				async handler(this: MethodsThis, ctx: Context<Infer<typeof methods.resolve.params>>) {

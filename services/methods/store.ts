@@ -131,3 +131,8 @@ export async function tokensToReseal(db: Db, currentPrefix: string, afterId: str
 export async function resealToken(db: Db, id: string, from: string, to: string): Promise<boolean> {
 	return (await queryRows(db, "UPDATE methods.methods SET token_sealed = ? WHERE id = ?::uuid AND token_sealed = ? RETURNING id", [to, id, from])).length > 0;
 }
+
+/** Erasure on request: every method the customer saved goes, with its token, holder's name and label (removed ones too). */
+export async function eraseMethods(db: Db, userId: string): Promise<number> {
+	return (await queryRows(db, "DELETE FROM methods.methods WHERE user_id = ?::uuid RETURNING id", [userId])).length;
+}

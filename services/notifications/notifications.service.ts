@@ -21,11 +21,15 @@ import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../m
 import { emailChannel, simulatedSmsChannel, SMTP_TIMEOUTS_MS, type Channel } from "./channels.ts";
 import { withTimeout } from "../../lib/timeout.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
-import { BILL_EVENTS, DISPUTE_EVENTS, draftsFor, REQUEST_EVENTS, SCHEDULE_EVENTS, INSIGHT_EVENTS, type Draft } from "./templates.ts";
+import { BILL_EVENTS, DISPUTE_EVENTS, draftsFor, PERSON_NAMING_KINDS, REQUEST_EVENTS, SCHEDULE_EVENTS, INSIGHT_EVENTS, type Draft } from "./templates.ts";
 import { Periodic } from "../../lib/periodic.ts";
+import { mentionsOf, replaceMentions, scrubPayload } from "../../lib/erasure.ts";
+import * as store from "./store.ts";
 import { defineService } from "../../lib/service.ts";
 
 const DELIVERY_BATCH_MAX = 50;
+/** Other people's notices an erasure rewrites per page. */
+const ERASE_PAGE_MAX = 500;
 /** Sends in flight at once per node. */
 const DELIVERY_CONCURRENCY_MAX = 10;
 /**
@@ -141,16 +145,36 @@ export function notificationsService(config: Config): ServiceSchema {
 					return { queued: true };
 				},
 			},
+			/**
+			 * Erasure on request (lib/erasure.ts): the person's notifications, their deliveries and
+			 * the mails for them go (store.ts eraseOwn); other people's notices that name them
+			 * (money received from them, their requests, payments to them, insights) show the
+			 * pseudonym instead of their name and address, and so do the consumer's dead letters
+			 * about them. What those notices quote (a payment's note) stays, as the ledger keeps it.
+			 */
 			erase: {
 				params: notifications.erase.params,
-				async handler(this: NotificationsThis, ctx: Context<{ userId: string }>) {
-					// Read models and queues, not history: they go with the addresses they hold.
-					return this.knex.transaction(async trx => {
-						await trx.raw("DELETE FROM notifications.deliveries WHERE notification_id IN (SELECT id FROM notifications.notifications WHERE user_id = ?)", [ctx.params.userId]);
-						const n = (await trx.raw("DELETE FROM notifications.notifications WHERE user_id = ?", [ctx.params.userId])) as { rowCount?: number };
-						await trx.raw("DELETE FROM notifications.mails WHERE user_id = ?", [ctx.params.userId]);
-						return { erased: n.rowCount ?? 0 };
-					});
+				async handler(this: NotificationsThis, ctx: Context<Infer<typeof notifications.erase.params>>) {
+					const p = ctx.params;
+					const mentions = mentionsOf(p);
+					const refs = [p.userId, ...p.accountIds];
+					await store.rewriteDead(this.knex, refs, payload => scrubPayload(payload, new Set(refs), mentions));
+					let named = 0;
+					if (mentions.length > 0) {
+						for (let after: string | null = null; ;) {
+							const page = await store.naming(this.knex, p.userId, PERSON_NAMING_KINDS, mentions.map(m => m.text), after, ERASE_PAGE_MAX);
+							for (const n of page) {
+								const title = replaceMentions(n.title, mentions);
+								const body = replaceMentions(n.body, mentions);
+								if (title === n.title && body === n.body) continue;
+								await store.rewriteText(this.knex, n.id, title, body);
+								named++;
+							}
+							if (page.length < ERASE_PAGE_MAX) break;
+							after = page[page.length - 1]?.id ?? null;
+						}
+					}
+					return { erased: (await store.eraseOwn(this.knex, p.userId, p.email)) + named };
 				},
 			},
 			"deliveries.list": {

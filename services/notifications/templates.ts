@@ -102,6 +102,12 @@ function refusalWords(code: unknown): string {
 	}
 }
 
+/** The kinds of notice whose words can name another person (a sender, an asker, a payee, a counterparty): what an erasure looks through. */
+export const PERSON_NAMING_KINDS = [
+	"transfer.received", "request.received", "request.paid", "request.in_review", "request.declined", "request.cancelled", "request.expired",
+	"schedule.paid", "schedule.retrying", "schedule.skipped", "insight",
+] as const satisfies readonly Draft["kind"][];
+
 /** The standing-order events notifications reads from the schedules log. */
 export const SCHEDULE_EVENTS = ["schedule.paid", "schedule.in_review", "schedule.retrying", "schedule.skipped"] as const;
 

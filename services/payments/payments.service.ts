@@ -47,7 +47,8 @@ import { compensate, requery } from "./repair.ts";
 import { savedInstrument, withSavedMethod } from "./saved-methods.ts";
 import { decideReversal, listReversals, proposeReversal } from "./reversals.ts";
 import { addEvidence, DISPUTE_CONFLICTS_METRIC, getDispute, listDisputes, onDisputeCallback, resumeDecisions, type DisputeHost } from "./disputes.ts";
-import { refundSettlementRows, settlementRows, topupRefundById } from "./store.ts";
+import { eraseDestinations, inFlightOf, refundSettlementRows, reversalTextsHolding, rewriteDead, rewriteLog, rewriteStaffTexts, settlementRows, STAFF_TEXT_CHARS_MAX, staffTextsAbout, topupRefundById, type StaffText } from "./store.ts";
+import { mentionsOf, replaceMentions, scrubEvents, scrubPayload } from "../../lib/erasure.ts";
 import type { compensateParams, disputeParams, requeryParams, reversalParams, settlementViewParams, topupRefundParams } from "../../contracts/payments.ts";
 import { createRefund, listRefunds, onRefundCallback, resumeRefunds, topupRefundView, TOPUP_REFUNDS_LIST_MAX, type RefundHost } from "./topup-refunds.ts";
 
@@ -439,6 +440,47 @@ export function paymentsService(config: Config): ServiceSchema {
 				},
 			},
 			/** Reconciliation's view of one provider's payments (services/recon). */
+			/** Whether the customer has top-ups, payouts or top-up refunds in flight (an erasure waits for them). */
+			inFlight: {
+				params: payments.inFlight.params,
+				async handler(this: PaymentsThis, ctx: Context<{ userId: string }>) {
+					return { count: await inFlightOf(this.knex, ctx.params.userId) };
+				},
+			},
+			/**
+			 * Erasure on request (lib/erasure.ts): the destinations the person typed go from their
+			 * finished top-ups and payouts; staff's words about them (their disputes' evidence,
+			 * their top-ups' refund reasons, reversal requests of transfers of their money) keep
+			 * what they say, with the person's name, its words and their address replaced by the
+			 * pseudonym; the log's events and the consumer's dead letters that carry the person's
+			 * id or accounts show the pseudonym for their name and address. Amounts, statuses and
+			 * ids stay.
+			 */
+			erase: {
+				params: payments.erase.params,
+				async handler(this: PaymentsThis, ctx: Context<Infer<typeof payments.erase.params>>) {
+					const p = ctx.params;
+					const mentions = mentionsOf(p);
+					// Staff's words about the person's own records: a word of the name names them too.
+					const inStaffTexts = mentionsOf(p, [], { parts: true });
+					const refs = [p.userId, ...p.accountIds];
+					const mine = new Set(p.accountIds);
+					const reversals: StaffText[] = [];
+					for (const t of await reversalTextsHolding(this.knex, inStaffTexts.map(m => m.text))) {
+						// A reversal request is about the person when the ledger says the transfer moved their money.
+						const transfer = await call(ctx, ledger.transfers.get, { id: t.transferId });
+						if (mine.has(transfer.fromAccountId) || mine.has(transfer.toAccountId)) reversals.push(t);
+					}
+					const changed = [...(await staffTextsAbout(this.knex, p.userId)), ...reversals]
+						.map(t => ({ at: t.at, id: t.id, was: t.text, text: replaceMentions(t.text, inStaffTexts, STAFF_TEXT_CHARS_MAX[t.at]) }))
+						.filter(t => t.text !== t.was);
+					let erased = await rewriteStaffTexts(this.knex, changed);
+					erased += await eraseDestinations(this.knex, p.userId);
+					erased += await rewriteLog(this.knex, refs, events => scrubEvents(events, new Set(refs), mentions));
+					erased += await rewriteDead(this.knex, refs, payload => scrubPayload(payload, new Set(refs), mentions));
+					return { erased };
+				},
+			},
 			settlementView: {
 				params: payments.settlementView.params,
 				async handler(this: PaymentsThis, ctx: Context<Infer<typeof settlementViewParams>>) {

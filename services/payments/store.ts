@@ -7,7 +7,8 @@
 import type { Knex } from "knex";
 import { queryOne, queryRows, runStatement } from "../../mixins/db.ts";
 import { toSafeNumber } from "../../lib/money.ts";
-import { insertOutbox } from "../../mixins/event-log.ts";
+import { insertOutbox, rewriteOutbox, type OutboxEvent } from "../../mixins/event-log.ts";
+import { rewriteDeadLetters } from "../../mixins/event-consumer.ts";
 import type { ProviderName } from "./providers.ts";
 import type { CurrencyCode } from "../../config/currencies.ts";
 import type { PaymentEvent, PaymentStatus } from "./state.ts";
@@ -540,11 +541,17 @@ export interface TopupRefundRow {
 	reason: string;
 	idempotency_key: string;
 	request_hash: string;
+	/** The attempt whose keys the account's legs use (its hold ran out; migration payments 013): a non-funds refusal moves it on. */
+	debit_attempt: number;
+	/** What the customer's account paid of the refund, and what suspense paid (set when completed; debited + shortfall = amount). */
+	debited: bigint | null;
+	shortfall: bigint | null;
 	created_at: Date;
 	updated_at: Date;
 }
 
-const TOPUP_REFUND_COLUMNS = "id, payment_id, user_id, account_id, provider, amount, currency, status, hold_id, transfer_id, provider_ref, failure_code, staff_id, reason, idempotency_key, request_hash, created_at, updated_at";
+const TOPUP_REFUND_COLUMNS =
+	"id, payment_id, user_id, account_id, provider, amount, currency, status, hold_id, transfer_id, provider_ref, failure_code, staff_id, reason, idempotency_key, request_hash, debit_attempt, debited, shortfall, created_at, updated_at";
 
 /** What a top-up's refunds and disputes have taken of it, read with its row locked. */
 export interface TopupTotals {
@@ -635,8 +642,8 @@ export async function insertTopupRefund(
 	return null;
 }
 
-/** The columns a refund's status change may fill in; none is ever cleared. */
-export type TopupRefundSet = Partial<Record<"hold_id" | "transfer_id" | "provider_ref" | "failure_code", string>>;
+/** The columns a refund's status change may fill in; none is ever cleared (but a completed refund's failure_code, the refusal it waited on). */
+export type TopupRefundSet = Partial<Record<"hold_id" | "transfer_id" | "provider_ref" | "failure_code" | "debited" | "shortfall", string>>;
 
 /**
  * Moves a refund on, only from the status the saga read (a conditional UPDATE), and writes
@@ -652,9 +659,11 @@ export async function moveTopupRefund(
 		const row = await queryOne<TopupRefundRow>(
 			trx,
 			`UPDATE payments.topup_refunds SET status = ?, updated_at = now(),
-				hold_id = coalesce(?::uuid, hold_id), transfer_id = coalesce(?::uuid, transfer_id), provider_ref = coalesce(?, provider_ref), failure_code = coalesce(?, failure_code)
+				hold_id = coalesce(?::uuid, hold_id), transfer_id = coalesce(?::uuid, transfer_id), provider_ref = coalesce(?, provider_ref),
+				failure_code = CASE WHEN ? = 'completed' THEN NULL ELSE coalesce(?, failure_code) END,
+				debited = coalesce(?::int8, debited), shortfall = coalesce(?::int8, shortfall)
 			 WHERE id = ? AND status = ? RETURNING ${TOPUP_REFUND_COLUMNS}`,
-			[m.to, m.set.hold_id ?? null, m.set.transfer_id ?? null, m.set.provider_ref ?? null, m.set.failure_code ?? null, m.id, m.from],
+			[m.to, m.set.hold_id ?? null, m.set.transfer_id ?? null, m.set.provider_ref ?? null, m.to, m.set.failure_code ?? null, m.set.debited ?? null, m.set.shortfall ?? null, m.id, m.from],
 		);
 		if (!row) return null;
 		const topup = await queryOne<{ amount: bigint }>(trx, "SELECT amount FROM payments.payments WHERE id = ?", [row.payment_id]);
@@ -662,6 +671,21 @@ export async function moveTopupRefund(
 		await insertOutbox(trx, "payments", events);
 		return { row, events: events.length };
 	});
+}
+
+/**
+ * A refund whose debit the customer's account refused for another reason than funds (frozen)
+ * waits: the refusal is kept on it for staff to see (`failure_code`, status still processing)
+ * and, with `bump`, its legs move to the next attempt's keys (a stored refusal answers its key
+ * forever). Conditional on the attempt read, so of two drivers one moves it on; null then.
+ */
+export function holdOffTopupRefund(knex: Knex, m: { id: string; attempt: number; bump: boolean; code: string }): Promise<TopupRefundRow | undefined> {
+	return queryOne<TopupRefundRow>(
+		knex,
+		`UPDATE payments.topup_refunds SET failure_code = ?, debit_attempt = debit_attempt + ?, updated_at = now()
+		 WHERE id = ? AND status = 'processing' AND debit_attempt = ? RETURNING ${TOPUP_REFUND_COLUMNS}`,
+		[m.code, m.bump ? 1 : 0, m.id, m.attempt],
+	);
 }
 
 /** A top-up's refunds, oldest first (at most `limit`; refused requests left out: they are only their key's answer), and what they take of it. */
@@ -712,4 +736,102 @@ export function openTopupRefunds(knex: Knex, olderThanMs: number, limit: number)
 		`SELECT ${TOPUP_REFUND_COLUMNS} FROM payments.topup_refunds WHERE status IN ('created', 'processing') AND updated_at < now() - (? * interval '1 millisecond') ORDER BY updated_at LIMIT ?`,
 		[olderThanMs, limit],
 	);
+}
+
+// ---- erasure on request (lib/erasure.ts) ---------------------------------------------------
+
+/** Where staff's words about a customer are kept, and how long each may be. */
+export const STAFF_TEXT_CHARS_MAX = {
+	"dispute_evidence.note": 2_000,
+	"dispute_evidence.file_name": 200,
+	"topup_refunds.reason": 500,
+	"reversal_requests.reason": 500,
+	"reversal_requests.decision_note": 500,
+} as const;
+export type StaffTextAt = keyof typeof STAFF_TEXT_CHARS_MAX;
+
+/** One of staff's texts about the person: where it is and what it says. */
+export interface StaffText {
+	at: StaffTextAt;
+	id: string;
+	text: string;
+}
+
+/** What staff wrote about the person's own records: the evidence of their disputes and the reasons of their top-ups' refunds. */
+export async function staffTextsAbout(knex: Knex, userId: string): Promise<StaffText[]> {
+	return queryRows<StaffText>(
+		knex,
+		`SELECT 'dispute_evidence.note' AS at, e.id::text AS id, e.note AS text FROM payments.dispute_evidence e JOIN payments.disputes d ON d.id = e.dispute_id WHERE d.user_id = ?::uuid
+		 UNION ALL SELECT 'dispute_evidence.file_name', e.id::text, e.file_name FROM payments.dispute_evidence e JOIN payments.disputes d ON d.id = e.dispute_id WHERE d.user_id = ?::uuid AND e.file_name IS NOT NULL
+		 UNION ALL SELECT 'topup_refunds.reason', id::text, reason FROM payments.topup_refunds WHERE user_id = ?::uuid`,
+		[userId, userId, userId],
+	);
+}
+
+/**
+ * Staff's reversal requests whose reason or decision holds one of `texts` (any case), with
+ * their transfers: the ones that may be about the person (the ledger says whose the
+ * transfer is). Every request is looked through; they are few, and erasures rare.
+ */
+export async function reversalTextsHolding(knex: Knex, texts: readonly string[]): Promise<(StaffText & { transferId: string })[]> {
+	if (texts.length === 0) return [];
+	return queryRows<StaffText & { transferId: string }>(
+		knex,
+		`SELECT x.at, x.id, x.text, x.transfer_id AS "transferId" FROM (
+		   SELECT 'reversal_requests.reason' AS at, id::text AS id, reason AS text, transfer_id::text FROM payments.reversal_requests
+		   UNION ALL SELECT 'reversal_requests.decision_note', id::text, decision_note, transfer_id::text FROM payments.reversal_requests WHERE decision_note IS NOT NULL
+		 ) x WHERE EXISTS (SELECT 1 FROM unnest(?::text[]) t WHERE strpos(lower(x.text), lower(t)) > 0)`,
+		[[...texts]],
+	);
+}
+
+const STAFF_TEXT_UPDATES: Record<StaffTextAt, string> = {
+	"dispute_evidence.note": "UPDATE payments.dispute_evidence SET note = ? WHERE id = ?::uuid",
+	"dispute_evidence.file_name": "UPDATE payments.dispute_evidence SET file_name = ? WHERE id = ?::uuid",
+	"topup_refunds.reason": "UPDATE payments.topup_refunds SET reason = ? WHERE id = ?::uuid",
+	"reversal_requests.reason": "UPDATE payments.reversal_requests SET reason = ? WHERE id = ?::uuid",
+	"reversal_requests.decision_note": "UPDATE payments.reversal_requests SET decision_note = ? WHERE id = ?::uuid",
+};
+
+/** Writes staff's texts back as given (each where it was read). */
+export async function rewriteStaffTexts(knex: Knex, texts: readonly StaffText[]): Promise<number> {
+	if (texts.length === 0) return 0;
+	return knex.transaction(async trx => {
+		for (const t of texts) await trx.raw(STAFF_TEXT_UPDATES[t.at], [t.text, t.id]);
+		return texts.length;
+	});
+}
+
+/**
+ * The destinations the person typed for their top-ups and payouts (a bank account, a
+ * saved method's id) are forgotten once each payment is over; one still in flight keeps its
+ * own until it ends. The number forgotten.
+ */
+export async function eraseDestinations(knex: Knex, userId: string): Promise<number> {
+	return (await queryRows(
+		knex,
+		"UPDATE payments.payments SET destination = NULL WHERE user_id = ?::uuid AND type IN ('topup', 'payout') AND destination IS NOT NULL AND status NOT IN ('created', 'pending_review', 'processing') RETURNING id",
+		[userId],
+	)).length;
+}
+
+/** How many of the person's top-ups, payouts and top-up refunds are still in flight. */
+export async function inFlightOf(knex: Knex, userId: string): Promise<number> {
+	const row = await queryOne<{ n: number }>(
+		knex,
+		`SELECT (SELECT count(*) FROM payments.payments WHERE user_id = ?::uuid AND status IN ('created', 'pending_review', 'processing'))::int
+		      + (SELECT count(*) FROM payments.topup_refunds WHERE user_id = ?::uuid AND status IN ('created', 'processing'))::int AS n`,
+		[userId, userId],
+	);
+	return row?.n ?? 0;
+}
+
+/** The log's events that carry one of `refs` rewritten by `rewrite` (mixins/event-log.ts). */
+export function rewriteLog(knex: Knex, refs: readonly string[], rewrite: (events: OutboxEvent[]) => OutboxEvent[] | null): Promise<number> {
+	return rewriteOutbox(knex, "payments", refs, rewrite);
+}
+
+/** The dead letters of payments' consumer that carry one of `refs` rewritten by `rewrite` (mixins/event-consumer.ts). */
+export function rewriteDead(knex: Knex, refs: readonly string[], rewrite: (payload: Record<string, unknown>) => Record<string, unknown> | null): Promise<number> {
+	return rewriteDeadLetters(knex, "payments", refs, rewrite);
 }

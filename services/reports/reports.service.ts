@@ -30,6 +30,7 @@ import { HISTORY_MONTHS, monthRange, monthlyInsights, unusualPayment } from "./i
 import { EVENTS_READ_MAX, livePublisher, outboxLag, readEvents, Relay } from "../../mixins/event-log.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import * as store from "./store.ts";
+import { ERASED_NAME, mentionsOf, scrubEvents, scrubPayload } from "../../lib/erasure.ts";
 import { statementPdf } from "./statement.ts";
 
 /** The ledger's page size limit: the CSV's pages. */
@@ -80,6 +81,24 @@ export function reportsService(config: Config): ServiceSchema {
 			eventConsumer({ schema: "reports", sources: ["ledger"], events: ["transfer.completed"], attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs, pumpGapMs: config.events.pumpGapMs }),
 		],
 		actions: {
+			/**
+			 * Erasure on request (lib/erasure.ts): the log's insight events and the consumer's
+			 * dead letters about the person show the pseudonym for every name others' rows kept
+			 * for them (the person's own insights blanked), then the rows (store.ts eraseOwner).
+			 */
+			erase: {
+				params: reports.erase.params,
+				async handler(this: ReportsThis, ctx: Context<Infer<typeof reports.erase.params>>) {
+					const p = ctx.params;
+					const read = await store.erasureReading(this.knex, p.userId);
+					const refs = [p.userId, ...p.accountIds, ...read.insightIds];
+					const mentions = mentionsOf(p, read.names);
+					const blank = new Set(read.ownWhys);
+					await store.rewriteLog(this.knex, refs, events => scrubEvents(events, new Set(refs), mentions, blank));
+					await store.rewriteDead(this.knex, refs, payload => scrubPayload(payload, new Set(refs), mentions));
+					return { erased: await store.eraseOwner(this.knex, p.userId, ERASED_NAME) };
+				},
+			},
 			statement: {
 				params: reports.statement.params,
 				async handler(this: ReportsThis, ctx: Context<StatementParams, { $responseType?: string; $responseHeaders?: Record<string, string> }>) {

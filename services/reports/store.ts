@@ -8,7 +8,8 @@ import type { Knex } from "knex";
 import { queryOne, queryRows } from "../../mixins/db.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, type TimeCursor } from "../../lib/cursor.ts";
 import { uuidv7 } from "../../lib/ids.ts";
-import { insertOutbox } from "../../mixins/event-log.ts";
+import { insertOutbox, rewriteOutbox, type OutboxEvent } from "../../mixins/event-log.ts";
+import { rewriteDeadLetters } from "../../mixins/event-consumer.ts";
 import type { Category, Direction, TransactionFilter, TransactionRow, TransactionType } from "./transactions.ts";
 import { searchQueryOf } from "./transactions.ts";
 import type { CategoryMonthSum, CounterpartySum, DirectionSum, LargePayment } from "./insights.ts";
@@ -250,4 +251,66 @@ export async function largestPayments(db: Db, ownerId: string, from: Date, to: D
 		[ownerId, from.toISOString(), to.toISOString(), limit],
 	);
 	return rows.map(r => ({ id: r.id, currency: r.currency, amountMinor: BigInt(r.amount_minor), counterpartyName: r.counterparty_name, description: r.description, category: r.category, createdAt: r.created_at }));
+}
+
+// ---- erasure on request (lib/erasure.ts) ---------------------------------------------------
+
+/** What an erasure changes, read before it does. */
+export interface ErasureReading {
+	/** The names rows show for the person on the other side (as they were called when each was written). */
+	names: string[];
+	/** The insights that name the person (others' about a payment with them) and the person's own. */
+	insightIds: string[];
+	/** What the person's own insights say (blanked in the log). */
+	ownWhys: string[];
+}
+
+export async function erasureReading(db: Db, userId: string): Promise<ErasureReading> {
+	const names = await queryRows<{ name: string }>(db, "SELECT DISTINCT counterparty_name AS name FROM reports.transactions WHERE counterparty_owner_id = ?::uuid", [userId]);
+	const insights = await queryRows<{ id: string; own: boolean; why: string }>(
+		db,
+		`SELECT i.id, i.owner_id = ?::uuid AS own, i.why FROM reports.insights i WHERE i.owner_id = ?::uuid
+		 UNION ALL SELECT i.id, false, i.why FROM reports.insights i JOIN reports.transactions t ON t.id = i.transaction_id WHERE t.counterparty_owner_id = ?::uuid AND i.owner_id <> ?::uuid`,
+		[userId, userId, userId, userId],
+	);
+	return { names: names.map(r => r.name), insightIds: insights.map(r => r.id), ownWhys: insights.filter(r => r.own).map(r => r.why) };
+}
+
+/** The log's events that carry one of `refs` rewritten by `rewrite` (mixins/event-log.ts). */
+export function rewriteLog(knex: Knex, refs: readonly string[], rewrite: (events: OutboxEvent[]) => OutboxEvent[] | null): Promise<number> {
+	return rewriteOutbox(knex, "reports", refs, rewrite);
+}
+
+/** The dead letters of the reports consumer that carry one of `refs` rewritten by `rewrite` (mixins/event-consumer.ts). */
+export function rewriteDead(knex: Knex, refs: readonly string[], rewrite: (payload: Record<string, unknown>) => Record<string, unknown> | null): Promise<number> {
+	return rewriteDeadLetters(knex, "reports", refs, rewrite);
+}
+
+/**
+ * Erasure on request, in one transaction. Every row with the person on the other side
+ * (other customers', and the person's own between their accounts) shows `pseudonym` as the
+ * counterparty (and in the category's reason and the insights that named
+ * them); their descriptions stay, as the ledger keeps them. The person's own rows keep
+ * their amounts, categories and counterparties but no description (the search vector
+ * follows); their category rules and insights are deleted. The number of rows changed.
+ */
+export async function eraseOwner(knex: Knex, userId: string, pseudonym: string): Promise<number> {
+	return knex.transaction(async trx => {
+		const whys = await queryRows(
+			trx,
+			`UPDATE reports.insights i SET why = replace(i.why, t.counterparty_name, ?) FROM reports.transactions t
+			 WHERE t.id = i.transaction_id AND t.counterparty_owner_id = ?::uuid AND i.owner_id <> ?::uuid AND t.counterparty_name NOT IN ('', ?) RETURNING i.id`,
+			[pseudonym, userId, userId, pseudonym],
+		);
+		const others = await queryRows(
+			trx,
+			`UPDATE reports.transactions SET category_reason = replace(category_reason, counterparty_name, ?), counterparty_name = ?
+			 WHERE counterparty_owner_id = ?::uuid AND counterparty_name <> ? RETURNING id`,
+			[pseudonym, pseudonym, userId, pseudonym],
+		);
+		const own = await queryRows(trx, "UPDATE reports.transactions SET description = '' WHERE owner_id = ?::uuid AND description <> '' RETURNING id", [userId]);
+		const rules = await queryRows(trx, "DELETE FROM reports.category_rules WHERE owner_id = ?::uuid RETURNING owner_id", [userId]);
+		const insights = await queryRows(trx, "DELETE FROM reports.insights WHERE owner_id = ?::uuid RETURNING id", [userId]);
+		return whys.length + others.length + own.length + rules.length + insights.length;
+	});
 }

@@ -23,6 +23,7 @@ import { users } from "../../contracts/users.ts";
 import { requests } from "../../contracts/requests.ts";
 import { checkNew, decide, eventOf, EXPIRY_S_DEFAULT, paymentKeyOf, requestView, type Command, type RequestState } from "./rules.ts";
 import * as store from "./store.ts";
+import { ERASED_NAME, mentionsOf, scrubEvents } from "../../lib/erasure.ts";
 
 /** How often each node expires due requests and resumes payments left half-way, and how many per run. */
 const SWEEP_INTERVAL_MS = 5_000;
@@ -46,6 +47,9 @@ type RequestsThis = DbService & {
 function isRefusalCode(code: unknown): code is RefusalCode {
 	return typeof code === "string" && code in REFUSALS;
 }
+
+/** Pending requests an erasure ends per page. */
+const ERASE_PAGE_MAX = 200;
 
 /** A refusal the ledger answered (an expected client error), or null for anything else (which is thrown on). */
 function refusalOf(err: unknown): Refusal | null {
@@ -135,6 +139,39 @@ export function requestsService(config: Config): ServiceSchema {
 				params: requests.cancel.params,
 				async handler(this: RequestsThis, ctx: Context<Infer<typeof requests.cancel.params>>) {
 					return requestView((await this.apply(ctx.params.id, () => ({ type: "cancel", by: ctx.params.userId, now: this.now() }))).state);
+				},
+			},
+			/**
+			 * Erasure on request (lib/erasure.ts): the log's events about the person show the
+			 * pseudonym for every name their requests kept, then the requests do; the person's
+			 * pending requests end as the person would end them (theirs cancelled, the others'
+			 * declined), with events that name the pseudonym, so the other side is told. Notes
+			 * stay: they were said to the other person, who keeps the request. A request being
+			 * paid is left to finish.
+			 */
+			erase: {
+				params: requests.erase.params,
+				async handler(this: RequestsThis, ctx: Context<Infer<typeof requests.erase.params>>) {
+					const p = ctx.params;
+					const refs = [p.userId, ...p.accountIds];
+					const mentions = mentionsOf(p, await store.namesOf(this.knex, p.userId));
+					await store.rewriteLog(this.knex, refs, events => scrubEvents(events, new Set(refs), mentions));
+					let erased = await store.pseudonymise(this.knex, p.userId, ERASED_NAME);
+					for (let after: string | null = null; ;) {
+						const page = await store.pendingOf(this.knex, p.userId, after, ERASE_PAGE_MAX);
+						for (const s of page) {
+							try {
+								await this.apply(s.id, () => ({ type: s.requesterId === p.userId ? "cancel" : "decline", by: p.userId, now: this.now() }));
+								erased++;
+							} catch (err) {
+								// Changed meanwhile (paid, expired): nothing of the person's left to end.
+								if (!refusalOf(err)) throw err;
+							}
+						}
+						if (page.length < ERASE_PAGE_MAX) break;
+						after = page[page.length - 1]?.id ?? null;
+					}
+					return { erased };
 				},
 			},
 			sweep: {

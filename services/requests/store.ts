@@ -6,7 +6,7 @@
  */
 import type { Knex } from "knex";
 import { queryOne, queryRows } from "../../mixins/db.ts";
-import { insertOutbox } from "../../mixins/event-log.ts";
+import { insertOutbox, rewriteOutbox, type OutboxEvent } from "../../mixins/event-log.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, type TimeCursor } from "../../lib/cursor.ts";
 import type { RequestEvent, RequestState, RequestStatus } from "./rules.ts";
 import { CURRENCY_EXPONENTS, type CurrencyCode } from "../../config/currencies.ts";
@@ -152,5 +152,38 @@ export async function duePending(db: Db, now: Date, limit: number): Promise<Requ
 /** Requests left in "accepting" (their node stopped between the claim and the answer) since before `before`. */
 export async function stuckAccepting(db: Db, before: Date, limit: number): Promise<RequestState[]> {
 	const rows = await queryRows<Row>(db, `SELECT ${COLUMNS} FROM requests.requests WHERE status = 'accepting' AND updated_at <= ?::timestamptz ORDER BY updated_at LIMIT ?`, [before.toISOString(), limit]);
+	return rows.map(toState);
+}
+
+// ---- erasure on request ---------------------------------------------------------------------
+
+/** The names the person's requests keep for them (as they were called when each was made). */
+export async function namesOf(db: Db, userId: string): Promise<string[]> {
+	return (await queryRows<{ name: string }>(
+		db, "SELECT requester_name AS name FROM requests.requests WHERE requester_id = ?::uuid UNION SELECT payer_name FROM requests.requests WHERE payer_id = ?::uuid", [userId, userId],
+	)).map(r => r.name);
+}
+
+/** The log's events that carry one of `refs` rewritten by `rewrite` (mixins/event-log.ts). */
+export function rewriteLog(knex: Knex, refs: readonly string[], rewrite: (events: OutboxEvent[]) => OutboxEvent[] | null): Promise<number> {
+	return rewriteOutbox(knex, "requests", refs, rewrite);
+}
+
+/** Every request the person made or was asked shows `pseudonym` for them; the number changed. */
+export async function pseudonymise(knex: Knex, userId: string, pseudonym: string): Promise<number> {
+	return knex.transaction(async trx => {
+		const asked = await queryRows(trx, "UPDATE requests.requests SET requester_name = ? WHERE requester_id = ?::uuid AND requester_name <> ? RETURNING id", [pseudonym, userId, pseudonym]);
+		const askedOf = await queryRows(trx, "UPDATE requests.requests SET payer_name = ? WHERE payer_id = ?::uuid AND payer_name <> ? RETURNING id", [pseudonym, userId, pseudonym]);
+		return asked.length + askedOf.length;
+	});
+}
+
+/** The person's pending requests (made or asked of them) after `afterId`, by id. */
+export async function pendingOf(db: Db, userId: string, afterId: string | null, limit: number): Promise<RequestState[]> {
+	const rows = await queryRows<Row>(
+		db,
+		`SELECT ${COLUMNS} FROM requests.requests WHERE status = 'pending' AND (requester_id = ?::uuid OR payer_id = ?::uuid)${afterId ? " AND id > ?::uuid" : ""} ORDER BY id LIMIT ?`,
+		[userId, userId, ...(afterId ? [afterId] : []), limit],
+	);
 	return rows.map(toState);
 }

@@ -25,6 +25,8 @@ import { users } from "../../contracts/users.ts";
 import { schedules, type PayeeView, type ScheduleView } from "../../contracts/schedules.ts";
 import { afterAttempt, checkTiming, dateOf, dueBy, nextOnOrAfter, occurrenceKeyOf, type Outcome, type Timing } from "./rules.ts";
 import * as store from "./store.ts";
+import { ERASED_NAME, mentionsOf, scrubEvents } from "../../lib/erasure.ts";
+import { erasedAddress } from "../../lib/email.ts";
 
 const RUN_INTERVAL_MS = 5_000;
 const BATCH_MAX = 200;
@@ -182,6 +184,23 @@ export function schedulesService(config: Config): ServiceSchema {
 						const next = nextOnOrAfter(store.timingOf(r), r.next_due !== null && r.next_due > today ? r.next_due : today);
 						return { amountMinor: BigInt(r.amount_minor), description: r.description, timing: store.timingOf(r), status: next === null ? "finished" : "active", nextDue: next };
 					}, "schedule.resumed");
+				},
+			},
+			/**
+			 * Erasure on request (lib/erasure.ts): first the log's events about the person or the
+			 * orders naming them (their own words blanked, their name and the names others gave
+			 * them replaced by the pseudonym), then the rows (store.ts eraseOwner). Asked again,
+			 * it finds nothing left to do.
+			 */
+			erase: {
+				params: schedules.erase.params,
+				async handler(this: SchedulesThis, ctx: Context<Infer<typeof schedules.erase.params>>) {
+					const p = ctx.params;
+					const read = await store.erasureReading(this.knex, p.userId, p.email, p.accountIds);
+					const refs = [p.userId, ...p.accountIds, ...read.othersScheduleIds];
+					const mentions = mentionsOf(p, read.othersNames);
+					await store.rewriteLog(this.knex, refs, events => scrubEvents(events, new Set(refs), mentions, new Set(read.ownTexts)));
+					return { erased: await store.eraseOwner(this.knex, p.userId, p.email, p.accountIds, { name: ERASED_NAME, email: erasedAddress(p.userId) }) };
 				},
 			},
 			cancel: {

@@ -6,7 +6,7 @@
  */
 import type { Knex } from "knex";
 import { queryOne, queryRows } from "../../mixins/db.ts";
-import { insertOutbox } from "../../mixins/event-log.ts";
+import { insertOutbox, rewriteOutbox, type OutboxEvent } from "../../mixins/event-log.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, type TimeCursor } from "../../lib/cursor.ts";
 import type { Frequency, OccurrenceStatus, ScheduleStatus, Timing } from "./rules.ts";
 
@@ -260,4 +260,73 @@ export async function recentOccurrences(db: Db, scheduleId: string, limit: numbe
 		 FROM schedules.occurrences WHERE schedule_id = ?::uuid ORDER BY due_date DESC LIMIT ?`,
 		[scheduleId, limit],
 	);
+}
+
+// ---- erasure on request ---------------------------------------------------------------------
+
+/** What an erasure changes, read before it does: the person's own words, and the others' rows that name them. */
+export interface ErasureReading {
+	/** The payee names and descriptions of the person's own orders and payees (blanked). */
+	ownTexts: string[];
+	/** How other customers' orders and payees name the person (their accounts or address), and those orders' ids. */
+	othersNames: string[];
+	othersScheduleIds: string[];
+}
+
+export async function erasureReading(db: Db, ownerId: string, email: string, accountIds: readonly string[]): Promise<ErasureReading> {
+	const own = await queryRows<{ t: string }>(
+		db,
+		`SELECT payee_name AS t FROM schedules.schedules WHERE owner_id = ?::uuid UNION SELECT description FROM schedules.schedules WHERE owner_id = ?::uuid
+		 UNION SELECT name FROM schedules.payees WHERE owner_id = ?::uuid`,
+		[ownerId, ownerId, ownerId],
+	);
+	const orders = await queryRows<{ id: string; payee_name: string }>(
+		db, "SELECT id, payee_name FROM schedules.schedules WHERE owner_id <> ?::uuid AND to_account_id = ANY(?::uuid[])", [ownerId, [...accountIds]],
+	);
+	const payees = await queryRows<{ name: string }>(
+		db, "SELECT name FROM schedules.payees WHERE owner_id <> ?::uuid AND (lower(email) = lower(?) OR account_id = ANY(?::uuid[]))", [ownerId, email, [...accountIds]],
+	);
+	return {
+		ownTexts: own.map(r => r.t).filter(t => t !== ""),
+		othersNames: [...orders.map(r => r.payee_name), ...payees.map(r => r.name)],
+		othersScheduleIds: orders.map(r => r.id),
+	};
+}
+
+/** The log's events that carry one of `refs` rewritten by `rewrite` (mixins/event-log.ts). */
+export function rewriteLog(knex: Knex, refs: readonly string[], rewrite: (events: OutboxEvent[]) => OutboxEvent[] | null): Promise<number> {
+	return rewriteOutbox(knex, "schedules", refs, rewrite);
+}
+
+/**
+ * Erasure on request, in one transaction: the person's orders still running are cancelled
+ * (their occurrences are then skipped) and every order of theirs keeps no payee name or
+ * description; their payees are deleted; other customers' orders to the person's accounts
+ * and payees for those accounts or the person's address show the pseudonym (`name`, and
+ * `email` for an address). Ids, amounts and dates stay. The number of rows changed.
+ */
+export async function eraseOwner(knex: Knex, ownerId: string, email: string, accountIds: readonly string[], pseudonym: { name: string; email: string }): Promise<number> {
+	return knex.transaction(async trx => {
+		const ids = [...accountIds];
+		const own = await queryRows(
+			trx,
+			`UPDATE schedules.schedules SET status = CASE WHEN status IN ('active', 'paused') THEN 'cancelled' ELSE status END,
+			   next_due = CASE WHEN status IN ('active', 'paused') THEN NULL ELSE next_due END, payee_name = '', description = '', version = version + 1, updated_at = clock_timestamp()
+			 WHERE owner_id = ?::uuid AND (status IN ('active', 'paused') OR payee_name <> '' OR description <> '') RETURNING id`,
+			[ownerId],
+		);
+		const payees = await queryRows(trx, "DELETE FROM schedules.payees WHERE owner_id = ?::uuid RETURNING id", [ownerId]);
+		const orders = await queryRows(
+			trx,
+			"UPDATE schedules.schedules SET payee_name = ?, updated_at = clock_timestamp() WHERE owner_id <> ?::uuid AND to_account_id = ANY(?::uuid[]) AND payee_name <> ? RETURNING id",
+			[pseudonym.name, ownerId, ids, pseudonym.name],
+		);
+		const named = await queryRows(
+			trx,
+			`UPDATE schedules.payees SET name = ?, email = CASE WHEN email IS NULL THEN NULL ELSE ? END
+			 WHERE owner_id <> ?::uuid AND (lower(email) = lower(?) OR account_id = ANY(?::uuid[])) RETURNING id`,
+			[pseudonym.name, pseudonym.email, ownerId, email, ids],
+		);
+		return own.length + payees.length + orders.length + named.length;
+	});
 }

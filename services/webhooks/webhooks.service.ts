@@ -21,6 +21,8 @@ import { inTransaction, queryOne, queryRows } from "../../mixins/db.ts";
 import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../mixins/event-consumer.ts";
 import { deliveryBody, ownersOf, retryDelayMs, WEBHOOK_EVENTS } from "./routing.ts";
 import { Periodic } from "../../lib/periodic.ts";
+import { mentionsOf, scrubPayload } from "../../lib/erasure.ts";
+import * as store from "./store.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
 import { defineService } from "../../lib/service.ts";
 import { isSealed, nodeSecretKeyring, open, seal, type SecretKeyring } from "../../lib/secret-box.ts";
@@ -132,17 +134,23 @@ export function webhooksService(config: Config): ServiceSchema {
 					return { items: rows.map(endpointView) };
 				},
 			},
+			/**
+			 * Erasure on request (lib/erasure.ts): the owner's deliveries go with their attempts,
+			 * their endpoints are disabled with no URL and a new secret, and the consumer's dead
+			 * letters about the owner show the pseudonym for their name and address.
+			 */
 			erase: {
 				params: webhooks.erase.params,
-				async handler(this: WebhooksThis, ctx: Context<{ ownerId: string }>) {
+				async handler(this: WebhooksThis, ctx: Context<Infer<typeof webhooks.erase.params>>) {
+					const p = ctx.params;
+					const refs = [p.userId, ...p.accountIds];
+					const mentions = mentionsOf(p);
+					await store.rewriteDead(this.knex, refs, payload => scrubPayload(payload, new Set(refs), mentions));
 					return inTransaction(this.knex, async tx => {
-						await tx.raw("UPDATE webhooks.deliveries SET status = 'dead', last_error = 'owner erased' WHERE status = 'pending' AND endpoint_id IN (SELECT id FROM webhooks.endpoints WHERE owner_id = ?)", [ctx.params.ownerId]);
-						const rows = (await tx.raw("SELECT id FROM webhooks.endpoints WHERE owner_id = ?", [ctx.params.ownerId])) as { rows: { id: string }[] };
-						for (const r of rows.rows) {
-							// The URL may name the owner; the secret goes too (a new random one, sealed, never shown).
-							await tx.raw("UPDATE webhooks.endpoints SET status = 'disabled', url = 'https://erased.invalid/', secret = ? WHERE id = ?", [seal(this.secretKeys, randomBytes(24).toString("base64url"), secretContext(r.id)), r.id]);
-						}
-						return { erased: rows.rows.length };
+						await store.dropDeliveriesOf(tx, p.userId);
+						const ids = await store.endpointIdsOf(tx, p.userId);
+						for (const id of ids) await store.disableErased(tx, id, seal(this.secretKeys, randomBytes(24).toString("base64url"), secretContext(id)));
+						return { erased: ids.length };
 					});
 				},
 			},

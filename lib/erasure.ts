@@ -1,0 +1,123 @@
+/**
+ * Erasure on request (docs/identity.md, "Your data"): what every service's `erase` action
+ * takes, and the pure rewriting they share. The gateway's erasure flow reads the person once
+ * (id, name and address as the profile has them, their accounts) and hands the same
+ * description to each service, which pseudonymises or deletes its own rows in its store.
+ *
+ * A mention is a piece of text naming the person (their name, their address) and what it
+ * becomes (the pseudonym). Mentions are replaced as whole words, case-insensitively, so a
+ * name inside a longer word is left alone.
+ */
+import { paramsSchema } from "./schema.ts";
+import { erasedAddress } from "./email.ts";
+
+/** The name an erased person is shown by, in their own profile and in other people's records. */
+export const ERASED_NAME = "Erased user";
+
+/** The person to erase, as every service's erase action takes it. */
+export const erasureParams = paramsSchema({
+	$$strict: true,
+	userId: { type: "uuid" },
+	/** The name and address the profile has now (already the pseudonyms when an erasure is asked for again). */
+	name: { type: "string", max: 200 },
+	email: { type: "string", max: 320 },
+	/** The person's ledger accounts (others' records name them by account). */
+	accountIds: { type: "array", items: { type: "uuid" }, max: 200 },
+});
+
+export interface ErasureSubject {
+	userId: string;
+	name: string;
+	email: string;
+	accountIds: string[];
+}
+
+export interface Mention {
+	text: string;
+	replacement: string;
+}
+
+/** Shorter texts are not looked for: a one-letter name would match every such word. */
+const MENTION_CHARS_MIN = 2;
+
+/**
+ * What names the person (the profile's name and address, and any `more` names a service's
+ * rows kept), with the pseudonyms. With `parts`, each word of the name on its own too ("Mr
+ * Erasmus", "gil-erasmus-receipt.txt"): for free text people wrote about the person, where a
+ * word of the name names them; not for text about anyone else, where it may name a namesake.
+ */
+export function mentionsOf(s: Pick<ErasureSubject, "userId" | "name" | "email">, more: readonly string[] = [], opts: { parts?: boolean } = {}): Mention[] {
+	const out: Mention[] = [];
+	const seen = new Set<string>();
+	const add = (text: string, replacement: string) => {
+		const t = text.trim();
+		const key = t.toLowerCase();
+		if (t.length < MENTION_CHARS_MIN || key === replacement.toLowerCase() || seen.has(key)) return;
+		seen.add(key);
+		out.push({ text: t, replacement });
+	};
+	add(s.email, erasedAddress(s.userId));
+	add(s.name, ERASED_NAME);
+	for (const n of more) add(n, ERASED_NAME);
+	if (opts.parts) for (const n of [s.name, ...more]) for (const w of n.match(/[\p{L}\p{N}]+/gu) ?? []) add(w, ERASED_NAME);
+	// The longest first, so a name inside a longer mention is not replaced before it.
+	return out.sort((a, b) => b.text.length - a.text.length);
+}
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
+ * `text` with every whole-word mention replaced, in one pass (a pseudonym is never looked
+ * through again), the longest mention first where several start at one place; cut to
+ * `charsMax` when the pseudonyms made it longer.
+ */
+export function replaceMentions(text: string, mentions: readonly Mention[], charsMax = Number.POSITIVE_INFINITY): string {
+	if (mentions.length === 0) return text;
+	const longestFirst = [...mentions].sort((a, b) => b.text.length - a.text.length);
+	const re = new RegExp(`(?<![\\p{L}\\p{N}])(?:${longestFirst.map(m => `(${escapeRegExp(m.text)})`).join("|")})(?![\\p{L}\\p{N}])`, "giu");
+	const out = text.replace(re, (...args: unknown[]) => {
+		// The groups follow the match: the one that took part names the mention.
+		const at = args.slice(1, 1 + longestFirst.length).findIndex(g => g !== undefined);
+		return longestFirst[at]?.replacement ?? String(args[0]);
+	});
+	return out.length > charsMax ? out.slice(0, charsMax) : out;
+}
+
+/** Whether `value` holds one of `refs` as a whole string anywhere (ids the person's records carry). */
+export function refersTo(value: unknown, refs: ReadonlySet<string>): boolean {
+	if (typeof value === "string") return refs.has(value);
+	if (Array.isArray(value)) return value.some(v => refersTo(v, refs));
+	if (value !== null && typeof value === "object") return Object.values(value).some(v => refersTo(v, refs));
+	return false;
+}
+
+/**
+ * Every string value of `value` (keys are left as they are) with the mentions replaced,
+ * and a value that is exactly one of `blank` (the person's own free text a service blanked
+ * in its rows) emptied.
+ */
+export function scrubValue(value: unknown, mentions: readonly Mention[], blank: ReadonlySet<string> = new Set()): unknown {
+	if (typeof value === "string") return blank.has(value) ? "" : replaceMentions(value, mentions);
+	if (Array.isArray(value)) return value.map(v => scrubValue(v, mentions, blank));
+	if (value !== null && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrubValue(v, mentions, blank)]));
+	return value;
+}
+
+/** One event's payload scrubbed if it refers to the person (by one of `refs`); null when nothing changed. */
+export function scrubPayload(payload: Record<string, unknown>, refs: ReadonlySet<string>, mentions: readonly Mention[], blank: ReadonlySet<string> = new Set()): Record<string, unknown> | null {
+	if (!refersTo(payload, refs)) return null;
+	const out = scrubValue(payload, mentions, blank) as Record<string, unknown>;
+	return JSON.stringify(out) === JSON.stringify(payload) ? null : out;
+}
+
+/** An outbox row's events with each payload that refers to the person scrubbed; null when none changed. */
+export function scrubEvents<E extends { payload: Record<string, unknown> }>(events: readonly E[], refs: ReadonlySet<string>, mentions: readonly Mention[], blank: ReadonlySet<string> = new Set()): E[] | null {
+	let changed = false;
+	const out = events.map(e => {
+		const p = scrubPayload(e.payload, refs, mentions, blank);
+		if (!p) return e;
+		changed = true;
+		return { ...e, payload: p };
+	});
+	return changed ? out : null;
+}
