@@ -38,6 +38,8 @@ const REGRESSIONS: { seed: number; what: string }[] = [
 	// A worker restarted and was cut off by a partition at once: it never learned where the
 	// ledger's event log was, and its consumer stayed behind after the faults stopped.
 	{ seed: 7352, what: "a worker restarted behind a partition catches up once it heals" },
+	// The same, the partition lasting until the calm.
+	{ seed: 9165, what: "a worker restarted behind a partition that lasts until the calm catches up" },
 ];
 
 for (const r of REGRESSIONS) {
