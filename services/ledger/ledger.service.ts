@@ -109,6 +109,7 @@ function transferOp(p: P.TransferParams): Op & { type: "transfer" } {
 		type: "transfer", key: p.idempotencyKey, fromAccountId: p.fromAccountId, toAccountId: p.toAccountId,
 		amount: BigInt(p.amount), currency: p.currency, description: p.description ?? "", ...ownerFields(p),
 		...(p.fee != null ? { fee: { type: p.fee.type, priceVersion: p.fee.priceVersion, ownerId: p.fee.ownerId } } : {}),
+		...("upTo" in p && p.upTo === true ? { upTo: true as const } : {}),
 	};
 }
 
@@ -271,6 +272,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				...ownerRouted("fromAccountId"),
 				params: ledger.transfers.create.params,
 				async handler(this: LedgerThis, ctx: Context<P.TransferParams>) {
+					if (ctx.params.upTo && ctx.params.fee != null) throw toClientError({ code: "VALIDATION_ERROR", message: "a top-up's credit moves its whole amount (upTo is for debits)" });
 					const [r] = await this.submit([await this.pricedOp(transferOp(ctx.params))]);
 					return unwrap(r as OpResult);
 				},

@@ -88,6 +88,8 @@ export const transferParams = paramsSchema({
 	...transferProps,
 	...ownerProps,
 	fee: feeRequestRule("topup"),
+	/** Move what the source has available, at most `amount` (rules.ts amountToMove); the answer's amount is what moved. */
+	upTo: { type: "equal", value: true, strict: true, optional: true },
 });
 /** Most items one `transfers.createMany` call takes. */
 export const TRANSFER_MANY_ITEMS_MAX = 100;

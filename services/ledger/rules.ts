@@ -119,6 +119,12 @@ export interface TransferOp extends OpBase {
 	fee?: FeeRequest | null;
 	/** The price list named by `fee` and where the fee goes; looked up by the node, not part of the request's hash. Null: no fee rule. */
 	pricing?: PaymentPricing | null;
+	/**
+	 * Moves what the source has available, at most `amount` (a user account; a system account
+	 * moves `amount`); nothing available is INSUFFICIENT_FUNDS. The answer's amount is what
+	 * moved, and a replay of the key answers the same. Part of the request.
+	 */
+	upTo?: true;
 }
 /**
  * The fee a top-up's credit or a payout's hold carries: by the price list the payment was
@@ -486,10 +492,25 @@ function chargeFee(s: Scratch, t: TransferRecord, payer: AccountState, revenue: 
 	return { amount: toSafeNumber(amount), priceVersion: version, transferId: f.id };
 }
 
-function applyTransfer(s: Scratch, op: TransferOp): OpResult {
+/**
+ * What a transfer moves: its amount, or with `upTo` what the source has available of it (the
+ * checks that follow refuse a missing or frozen account before they look at funds).
+ */
+function amountToMove(s: Scratch, op: TransferOp): bigint {
+	if (!op.upTo) return op.amount;
+	const from = s.account(op.fromAccountId);
+	if (!from || from.kind === "system") return op.amount;
+	const available = availableOf(from);
+	return available <= 0n ? 0n : available < op.amount ? available : op.amount;
+}
+
+function applyTransfer(s: Scratch, requested: TransferOp): OpResult {
+	const op = requested.upTo ? { ...requested, amount: amountToMove(s, requested) } : requested;
 	const checked = checkOutgoing(s, op);
 	if (!("from" in checked)) return fail(checked);
 	const { from, to, key, charge } = checked;
+	// Nothing available to move up to the amount: as a transfer the account cannot pay.
+	if (op.amount === 0n) return fail(refusal("INSUFFICIENT_FUNDS", "insufficient available balance", { accountId: from.id }));
 	invariant(!op.fee || op.fee.type === "topup", "only a top-up's credit carries a fee");
 	// A top-up's fee is taken from the account it credits, once the credit is in: amount - fee arrives.
 	const fee = requestedFee(s, op, to);

@@ -6,7 +6,8 @@
  *   created ──hold the customer's money (towards external:<provider>:<currency>)──▶ processing
  *      └── the ledger refuses the hold (funds, frozen) ──▶ refused (nothing moved)
  *   processing ──provider refund──▶ succeeded: post the hold ──▶ completed (payment.refunded)
- *                                   (the hold past its time: release it, then debit the account)
+ *                                   (the hold past its time: release it, then debit the account;
+ *                                    what it no longer has is paid from suspense)
  *                                 declined:  void the hold ──▶ compensated (money back, once)
  *                                 unknown (a timeout, a technical failure, "pending"):
  *                                   stays processing; the provider's callback or the resume
@@ -39,7 +40,7 @@ import { providers } from "../../contracts/providers.ts";
 import type { topupRefundParams } from "../../contracts/payments.ts";
 import type { ProviderResult } from "./providers.ts";
 import {
-	insertTopupRefund, moveTopupRefund, openTopupRefunds, topupRefundById, topupRefundsOf,
+	holdOffTopupRefund, insertTopupRefund, moveTopupRefund, openTopupRefunds, topupRefundById, topupRefundsOf,
 	type PaymentRow, type TopupRefundRow, type TopupRefundSet, type TopupRefundStatus, type TopupTotals,
 } from "./store.ts";
 
@@ -66,8 +67,18 @@ export type RefundOutcome =
 	| { kind: "hold_closed"; status: "posted" | "voided" | "expired" | "overdue"; intent: "post" | "void"; ref: string | null }
 	/** This saga released its overdue hold (after the provider's success): the money is the customer's again, to be debited. */
 	| { kind: "released"; ref: string | null }
+	/** The account paid the whole refund to the provider. */
 	| { kind: "debited"; transferId: string; ref: string | null }
-	| { kind: "debit_refused"; code: string; ref: string | null };
+	/**
+	 * The account's debit (`debit`, the whole amount) or its take of what it has (`take`) was
+	 * refused; `stored`: by the ledger, under the attempt's key (false: the account was seen
+	 * frozen or closed before asking, and nothing was asked).
+	 */
+	| { kind: "debit_refused"; leg: "debit" | "take"; code: string; stored: boolean; ref: string | null }
+	/** The account gave what it had of the refund (`amount`, to suspense), for suspense to pay the provider the whole. */
+	| { kind: "taken"; amount: bigint; ref: string | null }
+	/** Suspense paid the provider the whole refund; the account had given `taken` of it. */
+	| { kind: "covered"; transferId: string; taken: bigint; ref: string | null };
 
 /** What the saga does next. Keys are derived from the refund's id, so a repeated command replays. */
 export type RefundCommand =
@@ -78,14 +89,25 @@ export type RefundCommand =
 	| { kind: "void"; key: string; holdId: string }
 	/** The hold is past its time but still holds the money: release it (its own key) so the debit can take the money back. */
 	| { kind: "release"; key: string; holdId: string; ref: string | null }
-	/** The hold ran out before the provider's success: take the amount from the customer's account now. */
-	| { kind: "debit"; key: string; ref: string | null }
-	/** ... and what the account no longer has from suspense (a receivable; a user's balance never goes below zero). */
-	| { kind: "cover"; key: string; ref: string | null };
+	/**
+	 * The hold ran out before the provider's success: take the amount from the customer's
+	 * account now, to the provider. `checkFirst`: a later attempt, after the account refused for
+	 * another reason than funds; its status is read first, so a frozen account is not asked again.
+	 */
+	| { kind: "debit"; key: string; ref: string | null; checkFirst: boolean }
+	/** The account could not pay it all: it gives what it has of the amount (`upTo`), to suspense. */
+	| { kind: "take"; key: string; ref: string | null; checkFirst: boolean }
+	/** ... and suspense pays the provider the whole refund (a receivable for the rest; a user's balance never goes below zero). */
+	| { kind: "cover"; key: string; taken: bigint; ref: string | null }
+	/** The account refused for another reason than funds: the refund waits (the code kept for staff), the next attempt under new keys once the refusal is stored. */
+	| { kind: "hold_off"; attempt: number; bump: boolean; code: string };
 
-export type RefundState = Pick<TopupRefundRow, "id" | "status" | "hold_id">;
+export type RefundState = Pick<TopupRefundRow, "id" | "status" | "hold_id" | "amount" | "debit_attempt">;
 
-export const refundKey = (id: string, step: "hold" | "post" | "void" | "release" | "debit" | "cover") => `topup-refund:${id}:${step}`;
+export const refundKey = (id: string, step: "hold" | "post" | "void" | "release" | "debit" | "take" | "cover") => `topup-refund:${id}:${step}`;
+
+/** The key of an account leg in an attempt: attempt 0 keeps the names refunds used before attempts (`:debit`), later ones are numbered (`:debit-2`). */
+export const attemptKey = (id: string, leg: "debit" | "take", attempt: number) => (attempt === 0 ? refundKey(id, leg) : `${refundKey(id, leg)}-${attempt}`);
 
 /**
  * One step of the saga: from the refund as stored and the last outcome, the next commands.
@@ -101,8 +123,13 @@ export function refundStep(r: RefundState, o: RefundOutcome): RefundCommand[] {
 	}
 	if (r.status !== "processing" || !r.hold_id) return [];
 	const holdId = r.hold_id;
-	const complete = (transferId: string, ref: string | null): RefundCommand[] => [{ kind: "move", from: "processing", to: "completed", set: { transfer_id: transferId, ...(ref ? { provider_ref: ref } : {}) } }];
+	const complete = (transferId: string, ref: string | null, paid: { debited: bigint; shortfall: bigint } | null = null): RefundCommand[] => [{
+		kind: "move", from: "processing", to: "completed",
+		set: { transfer_id: transferId, ...(ref ? { provider_ref: ref } : {}), ...(paid ? { debited: paid.debited.toString(), shortfall: paid.shortfall.toString() } : {}) },
+	}];
 	const compensate = (code: string): RefundCommand[] => [{ kind: "move", from: "processing", to: "compensated", set: { failure_code: code } }];
+	const n = r.debit_attempt;
+	const debit = (ref: string | null): RefundCommand[] => [{ kind: "debit", key: attemptKey(r.id, "debit", n), ref, checkFirst: n > 0 }];
 	switch (o.kind) {
 		case "resume":
 			// The provider's status inquiry: asking again by the refund's id answers the first outcome.
@@ -126,14 +153,26 @@ export function refundStep(r: RefundState, o: RefundOutcome): RefundCommand[] {
 			// Voided or expired: the money is back with the customer. A refund the provider declined
 			// is done. One it made (a post is only tried after its success; a voided hold is then this
 			// saga's release, as a provider asked again answers the same) is paid from the account.
-			return o.intent === "void" ? compensate("PROVIDER_DECLINED") : [{ kind: "debit", key: refundKey(r.id, "debit"), ref: o.ref }];
+			return o.intent === "void" ? compensate("PROVIDER_DECLINED") : debit(o.ref);
 		case "released":
-			return [{ kind: "debit", key: refundKey(r.id, "debit"), ref: o.ref }];
+			return debit(o.ref);
 		case "debited":
-			return complete(o.transferId, o.ref);
+			return complete(o.transferId, o.ref, { debited: r.amount, shortfall: 0n });
 		case "debit_refused":
-			// Only tried once the hold no longer holds the money: the customer spent it meanwhile.
-			return [{ kind: "cover", key: refundKey(r.id, "cover"), ref: o.ref }];
+			// Only tried once the hold no longer holds the money: the customer spent some or all of
+			// it meanwhile. The account gives what it has; suspense pays the provider the whole, so
+			// it carries only the rest.
+			if (o.code === "INSUFFICIENT_FUNDS") {
+				return o.leg === "debit" ? [{ kind: "take", key: attemptKey(r.id, "take", n), ref: o.ref, checkFirst: n > 0 }] : [{ kind: "cover", key: refundKey(r.id, "cover"), taken: 0n, ref: o.ref }];
+			}
+			// Frozen (or closed): the customer may have the money; suspense does not pay for a refusal
+			// that is not about funds. The refund waits, the code shown to staff, and the sweep asks
+			// again (under the next attempt's keys once this refusal is stored under its key).
+			return [{ kind: "hold_off", attempt: n, bump: o.stored, code: o.code }];
+		case "taken":
+			return [{ kind: "cover", key: refundKey(r.id, "cover"), taken: o.amount, ref: o.ref }];
+		case "covered":
+			return complete(o.transferId, o.ref, { debited: o.taken, shortfall: r.amount - o.taken });
 		default:
 			return [];
 	}
@@ -185,6 +224,8 @@ export function topupRefundView(r: TopupRefundRow) {
 	return {
 		id: r.id, paymentId: r.payment_id, status: r.status, amount: toSafeNumber(r.amount), currency: r.currency, accountId: r.account_id, provider: r.provider,
 		holdId: r.hold_id, transferId: r.transfer_id, providerRef: r.provider_ref, failureCode: r.failure_code, reason: r.reason, staffId: r.staff_id,
+		// Its hold ran out first: what the customer's account paid and what suspense paid (null otherwise).
+		debited: r.debited === null ? null : toSafeNumber(r.debited), shortfall: r.shortfall === null ? null : toSafeNumber(r.shortfall),
 		createdAt: r.created_at.toISOString(), updatedAt: r.updated_at.toISOString(),
 	};
 }
@@ -195,7 +236,7 @@ export function topupRefundView(r: TopupRefundRow) {
  * are internal (staff see them, and the audit chain keeps them).
  */
 export function customerRefundView(r: TopupRefundRow) {
-	const { staffId: _staffId, reason: _reason, ...shown } = topupRefundView(r);
+	const { staffId: _staffId, reason: _reason, shortfall: _shortfall, ...shown } = topupRefundView(r);
 	return shown;
 }
 
@@ -219,6 +260,7 @@ const codeOf = (err: unknown): string | null => (err instanceof Errors.Moleculer
 /** Runs one command; the outcome it answered, or null for a status move (the record itself changed). */
 async function execute(host: RefundHost, r: TopupRefundRow, c: Exclude<RefundCommand, { kind: "move" }>): Promise<RefundOutcome> {
 	const external = () => host.systemAccounts(`external:${r.provider}:${r.currency}`, r.currency);
+	const suspense = () => host.systemAccounts(`suspense:refunds:${r.currency}`, r.currency);
 	const description = `refund of top-up ${r.payment_id} via ${r.provider}`;
 	switch (c.kind) {
 		case "hold":
@@ -266,21 +308,40 @@ async function execute(host: RefundHost, r: TopupRefundRow, c: Exclude<RefundCom
 				return { ...(await closedHold(host, err, c.holdId, "post")), ref: c.ref };
 			}
 		case "debit":
+		case "take": {
+			if (c.checkFirst) {
+				// Refused before for another reason than funds: while the account is still frozen (or
+				// closed), asking again would only store another refusal under a new key.
+				const account = await call(host.broker, ledger.accounts.get, { id: r.account_id });
+				if (account.status !== "active") return { kind: "debit_refused", leg: c.kind, code: "ACCOUNT_FROZEN", stored: false, ref: c.ref };
+			}
 			try {
-				const t = await call(host.broker, ledger.transfers.create, { idempotencyKey: c.key, fromAccountId: r.account_id, toAccountId: await external(), amount: toSafeNumber(r.amount), currency: r.currency, description });
-				return { kind: "debited", transferId: t.id, ref: c.ref };
+				if (c.kind === "debit") {
+					const t = await call(host.broker, ledger.transfers.create, { idempotencyKey: c.key, fromAccountId: r.account_id, toAccountId: await external(), amount: toSafeNumber(r.amount), currency: r.currency, description });
+					return { kind: "debited", transferId: t.id, ref: c.ref };
+				}
+				// What the account has of the amount, decided by the ledger in its commit and kept under the key.
+				const t = await call(host.broker, ledger.transfers.create, {
+					idempotencyKey: c.key, fromAccountId: r.account_id, toAccountId: await suspense(), amount: toSafeNumber(r.amount), currency: r.currency, upTo: true,
+					description: `${description} (what the account had; the rest from suspense)`,
+				});
+				return { kind: "taken", amount: BigInt(t.amount), ref: c.ref };
 			} catch (err) {
 				const code = codeOf(err);
 				if (!code) throw err;
-				return { kind: "debit_refused", code, ref: c.ref };
+				return { kind: "debit_refused", leg: c.kind, code, stored: true, ref: c.ref };
 			}
+		}
 		case "cover": {
+			// The whole refund, as refunds before the account's part did: one transfer to the provider, which reconciliation matches.
 			const t = await call(host.broker, ledger.transfers.create, {
-				idempotencyKey: c.key, fromAccountId: await host.systemAccounts(`suspense:refunds:${r.currency}`, r.currency), toAccountId: await external(),
+				idempotencyKey: c.key, fromAccountId: await suspense(), toAccountId: await external(),
 				amount: toSafeNumber(r.amount), currency: r.currency, description: `${description} (the customer's hold ran out first)`,
 			});
-			return { kind: "debited", transferId: t.id, ref: c.ref };
+			return { kind: "covered", transferId: t.id, taken: c.taken, ref: c.ref };
 		}
+		case "hold_off":
+			throw new Error("hold_off is run by driveRefund");
 	}
 }
 
@@ -309,6 +370,12 @@ export async function driveRefund(host: RefundHost, row: TopupRefundRow, outcome
 		const commands = refundStep(r, o);
 		o = null;
 		for (const c of commands) {
+			if (c.kind === "hold_off") {
+				// The refund waits: its refusal shown to staff; the resume sweep drives it again later.
+				const waiting = await holdOffTopupRefund(host.knex, { id: r.id, attempt: c.attempt, bump: c.bump, code: c.code });
+				host.logger.warn("top-up refund waits: the customer's account refused its debit for another reason than funds", { refundId: r.id, paymentId: r.payment_id, code: c.code, attempt: c.attempt });
+				return waiting ?? (await topupRefundById(host.knex, r.id)) ?? r;
+			}
 			if (c.kind === "move") {
 				const moved = await moveTopupRefund(host.knex, { id: r.id, from: c.from, to: c.to, set: c.set }, (m, amount, totals) => (m.status === "completed" ? [refundedEvent(m, amount, totals)] : []));
 				if (!moved) return (await topupRefundById(host.knex, r.id)) ?? r;

@@ -56,6 +56,16 @@ describe("ledger rules: transfers", () => {
 		assert.deepEqual(changes.entries.map(e => e.accountVersion), [1n, 1n]);
 	});
 
+	it("with upTo, moves what the source has available of the amount, and refuses when nothing is (frozen before funds)", () => {
+		const upTo = (key: string, from: string, amount: bigint): Op => ({ type: "transfer", key, fromAccountId: from, toAccountId: "sys", amount, currency: "USD", description: "", upTo: true });
+		const s = state([account("a", 100n, { pendingDebits: 30n }), account("b", 500n), account("c", 0n), account("f", 50n, { status: "frozen" }), account("sys", 0n, { ownerId: null, kind: "system" })]);
+		const { results } = applyBatch(s, [[upTo("k1", "a", 90n)], [upTo("k2", "b", 90n)], [upTo("k3", "c", 90n)], [upTo("k4", "f", 90n)], [upTo("k5", "sys", 90n)]], ctx());
+		assert.deepEqual(results.map(r => codeOf(r[0])), ["OK", "OK", "INSUFFICIENT_FUNDS", "ACCOUNT_FROZEN", "SAME_ACCOUNT"]);
+		// 70 of a's 100 were free (30 held); b had all 90.
+		assert.deepEqual(results.slice(0, 2).map(r => (r[0]?.ok ? r[0].value["amount"] : null)), [70, 90]);
+		assert.deepEqual([s.accounts.get("a")?.posted, s.accounts.get("a")?.pendingDebits, s.accounts.get("b")?.posted, s.accounts.get("sys")?.posted], [30n, 30n, 410n, 160n]);
+	});
+
 	it("allows spending the whole balance and refuses one minor unit more", () => {
 		const s = state([account("a", 100n), account("b", 0n)]);
 		const { results } = applyBatch(s, [[transfer("k1", "a", "b", 101n)], [transfer("k2", "a", "b", 100n)], [transfer("k3", "a", "b", 1n)]], ctx());
