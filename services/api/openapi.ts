@@ -233,6 +233,7 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 			deadline: { type: "string", format: "date-time" },
 			heldAmount: { type: "integer", description: "Set aside from the customer's account" }, shortfall: { type: "integer", description: "What the account could not cover (carried by suspense if lost)" },
 			alreadyRefunded: { type: "integer", description: "Of the amount, what the top-up's refunds had already given back when the dispute opened: not held from the customer, part of the shortfall; contest it with the refund" },
+			recovered: { type: ["integer", "null"], description: "Lost after its hold ran out: what the customer's account gave back of what was held (suspense paid the rest); null otherwise" },
 			evidence: { type: "array", items: { type: "object" } },
 			customer: { type: ["object", "null"], description: "Staff views only: the customer's name and address (null once the profile is gone)", properties: { name: { type: "string" }, email: { type: "string" } } },
 		},

@@ -6,7 +6,9 @@
  * shortfall, which a suspense account carries if the dispute is lost (a user's balance
  * never goes below zero). Support attaches evidence before the
  * deadline (audited). The provider's outcome closes it: won, the hold is released; lost,
- * the hold is posted to the provider and the shortfall paid from suspense.
+ * the hold is posted to the provider and the shortfall paid from suspense. A lost dispute
+ * whose hold ran out first takes back from the account what it has of what was held (the
+ * hold released first if the ledger's sweep has not yet), and suspense pays the rest.
  *
  * An outcome (the provider's callback, or an admin's recording of it) first claims the
  * dispute with one conditional UPDATE (open or evidence_submitted -> deciding, recording the
@@ -16,7 +18,8 @@
  * its own outcome is another, moves nothing for it: the contradiction is logged and counted
  * (DISPUTE_CONFLICTS_METRIC) and an admin is refused. Every step's ledger call is keyed by
  * the provider's dispute id, so money moves once however many drivers there are.
- * The decisions are pure (openPlan, outcomeAction, outcomePlan, evidenceProblem); SQL is in store.ts.
+ * The decisions are pure (openPlan, outcomeAction, outcomePlan, unpostedHoldPlan, recoveryOutcome,
+ * evidenceProblem); SQL is in store.ts.
  */
 import { createHash } from "node:crypto";
 import { Errors, type Context, type ServiceBroker } from "moleculer";
@@ -33,8 +36,8 @@ import { ledger } from "../../contracts/ledger.ts";
 import type { callbackParams, disputeParams } from "../../contracts/payments.ts";
 import type { ProviderName } from "./providers.ts";
 import {
-	claimDispute, decidingDisputes, disputeById, disputeByProviderId, disputeEvidence, disputesOf, finishDispute, insertDispute, insertDisputeEvidence, setDisputeHold, setDisputeStatus,
-	type DisputeRow, type PaymentRow,
+	claimDispute, decidingDisputes, disputeById, disputeByProviderId, disputeEvidence, disputesOf, finishDispute, insertDispute, insertDisputeEvidence, nextDisputeRecovery, setDisputeHold,
+	setDisputeStatus, type DisputeRow, type PaymentRow,
 } from "./store.ts";
 
 export type DisputeStatus = DisputeRow["status"];
@@ -80,6 +83,33 @@ export function outcomePlan(d: Pick<DisputeRow, "hold_id" | "held_amount" | "sho
 	return { voidHold: false, postHold: d.hold_id !== null, shortfall: d.held_amount > 0n && !d.hold_id ? d.amount : d.shortfall };
 }
 
+/**
+ * A lost dispute's hold the ledger would not post (it ran out before the outcome), as the ledger
+ * has it now. Posted: done. Still pending past its time: it keeps the customer's money until
+ * the ledger's sweep, so it is released first (under the dispute's own key). Released either
+ * way (expired by the sweep, or this release, its driver cut short): the customer's account
+ * gives what it has of what was held, and suspense pays the provider the whole amount.
+ */
+export function unpostedHoldPlan(status: "pending" | "posted" | "voided" | "expired"): { release: boolean; recover: boolean } {
+	if (status === "posted") return { release: false, recover: false };
+	return { release: status === "pending", recover: true };
+}
+
+/**
+ * The account's answer to that recovery: what it gave (refused for funds: nothing, and suspense
+ * pays it all). A refusal that is not about funds (frozen, closed) never becomes a suspense
+ * payment: the dispute waits (still deciding) for the resume sweep, under the next attempt's
+ * key once the refusal is stored under this one's (`stored`).
+ */
+export function recoveryOutcome(r: { ok: true; amount: bigint } | { ok: false; code: string; stored: boolean }): { recovered: bigint } | { wait: true; nextAttempt: boolean; code: string } {
+	if (r.ok) return { recovered: r.amount };
+	if (r.code === "INSUFFICIENT_FUNDS") return { recovered: 0n };
+	return { wait: true, nextAttempt: r.stored, code: r.code };
+}
+
+/** The key of the recovery leg: attempt 0 `…:recover`, later ones numbered (`…:recover-2`). */
+export const recoverStep = (attempt: number) => (attempt === 0 ? "recover" : `recover-${attempt}`);
+
 export function evidenceProblem(d: Pick<DisputeRow, "status" | "deadline">, evidenceCount: number, now: Date): "DECIDED" | "DEADLINE_PASSED" | "TOO_MUCH" | null {
 	if (d.status === "deciding" || d.status === "won" || d.status === "lost") return "DECIDED";
 	if (now.getTime() > d.deadline.getTime()) return "DEADLINE_PASSED";
@@ -93,6 +123,8 @@ export function disputeView(d: DisputeRow, staff = false) {
 		id: d.id, paymentId: d.payment_id, provider: d.provider, providerDisputeId: d.provider_dispute_id, userId: d.user_id, accountId: d.account_id,
 		amount: toSafeNumber(d.amount), currency: d.currency, reason: d.reason, status: d.status, outcome: d.outcome, deadline: d.deadline.toISOString(),
 		heldAmount: toSafeNumber(d.held_amount), shortfall: toSafeNumber(d.shortfall), alreadyRefunded: toSafeNumber(d.refunded_overlap),
+		// Lost after its hold ran out: what the account gave back of what was held (suspense paid the rest).
+		recovered: d.recovered === null ? null : toSafeNumber(d.recovered),
 		createdAt: d.created_at.toISOString(), decidedAt: d.decided_at ? d.decided_at.toISOString() : null,
 		...(staff ? { decidedBy: d.decided_by } : {}),
 	};
@@ -110,6 +142,8 @@ export interface DisputeHost {
 type Callback = Infer<typeof callbackParams>;
 const keyOf = (provider: string, disputeId: string, step: string) => `dispute:${provider}:${disputeId}:${step}`;
 const codeOf = (err: unknown) => (typeof (err as { type?: unknown }).type === "string" ? String((err as { type?: unknown }).type) : null);
+/** A ledger refusal's code (a client error): never a timeout, whose request may have moved money. */
+const refusalCodeOf = (err: unknown) => (err instanceof Errors.MoleculerClientError && typeof err.type === "string" ? err.type : null);
 /** Who decided, as the claim records it: an admin's recording comes in as the event `staff:<dispute>:<outcome>` (the audit chain names the admin). */
 const deciderOf = (cb: Callback) => (cb.eventId.startsWith("staff:") ? cb.eventId : `${cb.provider}:${cb.eventId}`);
 
@@ -205,6 +239,7 @@ async function driveOutcome(host: DisputeHost, d: DisputeRow): Promise<DisputeRo
 	if (d.status !== "deciding" || !outcome) return d;
 	const plan = outcomePlan(d, outcome);
 	let shortfall = plan.shortfall;
+	let recovered: bigint | null = null;
 	if (plan.voidHold && d.hold_id) {
 		await call(host.broker, ledger.holds.void, { idempotencyKey: keyOf(d.provider, d.provider_dispute_id, "void"), holdId: d.hold_id }).catch((err: unknown) => {
 			// Already released (it expired): nothing left to release.
@@ -215,10 +250,27 @@ async function driveOutcome(host: DisputeHost, d: DisputeRow): Promise<DisputeRo
 		try {
 			await call(host.broker, ledger.holds.post, { idempotencyKey: keyOf(d.provider, d.provider_dispute_id, "post"), holdId: d.hold_id });
 		} catch (err) {
-			// The hold expired before the outcome: the customer has the money back, so suspense pays it all.
+			// The hold ran out before the outcome. Read it: the refusal replayed by the key may be older than the hold.
 			if (codeOf(err) !== "HOLD_EXPIRED" && codeOf(err) !== "HOLD_NOT_PENDING") throw err;
 			const hold = await call(host.broker, ledger.holds.get, { id: d.hold_id });
-			if (hold.status !== "posted") shortfall = d.amount;
+			const next = unpostedHoldPlan(hold.status);
+			if (next.release) {
+				// Past its time but still keeping the customer's money (the ledger's sweep has not run): release it first.
+				await call(host.broker, ledger.holds.void, { idempotencyKey: keyOf(d.provider, d.provider_dispute_id, "release"), holdId: d.hold_id }).catch((e: unknown) => {
+					// The sweep released it meanwhile.
+					if (codeOf(e) !== "HOLD_NOT_PENDING" && codeOf(e) !== "HOLD_EXPIRED") throw e;
+				});
+			}
+			if (next.recover) {
+				const got = await recoverFromAccount(host, d);
+				if ("wait" in got) {
+					host.logger.warn("lost dispute waits: the customer's account refused for another reason than funds; the resume sweep asks again", { disputeId: d.id, paymentId: d.payment_id, code: got.code });
+					return (await disputeById(host.knex, d.id)) ?? d;
+				}
+				// The account gave what it has of what was held (to suspense); suspense pays the provider the whole amount.
+				recovered = got.recovered;
+				shortfall = d.amount;
+			}
 		}
 	}
 	if (shortfall > 0n) {
@@ -229,12 +281,40 @@ async function driveOutcome(host: DisputeHost, d: DisputeRow): Promise<DisputeRo
 			description: `shortfall of dispute ${d.provider_dispute_id}`,
 		});
 	}
-	const ended = await finishDispute(host.knex, d.id, row => [{ event: `dispute.${outcome}`, partitionKey: row.account_id, payload: disputeView(row) }]);
+	const ended = await finishDispute(host.knex, d.id, row => [{ event: `dispute.${outcome}`, partitionKey: row.account_id, payload: disputeView(row) }], recovered);
 	// Another driver ended it first (and announced it).
 	if (!ended) return (await disputeById(host.knex, d.id)) ?? d;
 	host.kickRelay();
 	host.logger.info(`dispute ${outcome}`, { disputeId: d.id, paymentId: d.payment_id, decidedBy: d.decided_by });
 	return ended;
+}
+
+/**
+ * A lost dispute's hold ran out: the customer's account gives what it has of what was held
+ * (`upTo`, decided by the ledger in its commit, its key replaying it) to suspense. A later
+ * attempt (after a stored refusal that was not about funds) reads the account first and asks
+ * nothing while it is still frozen.
+ */
+async function recoverFromAccount(host: DisputeHost, d: DisputeRow): Promise<ReturnType<typeof recoveryOutcome>> {
+	const attempt = d.recover_attempt;
+	if (attempt > 0) {
+		const account = await call(host.broker, ledger.accounts.get, { id: d.account_id });
+		if (account.status !== "active") return recoveryOutcome({ ok: false, code: "ACCOUNT_FROZEN", stored: false });
+	}
+	try {
+		const t = await call(host.broker, ledger.transfers.create, {
+			idempotencyKey: keyOf(d.provider, d.provider_dispute_id, recoverStep(attempt)), fromAccountId: d.account_id,
+			toAccountId: await host.systemAccounts(`suspense:disputes:${d.currency}`, d.currency), amount: toSafeNumber(d.held_amount), currency: d.currency, upTo: true,
+			description: `dispute ${d.provider_dispute_id} lost after its hold ran out`,
+		});
+		return recoveryOutcome({ ok: true, amount: BigInt(t.amount) });
+	} catch (err) {
+		const code = refusalCodeOf(err);
+		if (!code) throw err;
+		const out = recoveryOutcome({ ok: false, code, stored: true });
+		if ("wait" in out && out.nextAttempt) await nextDisputeRecovery(host.knex, d.id, attempt);
+		return out;
+	}
 }
 
 /** Disputes claimed but not ended (a node died while their money moved): driven on by their recorded outcome on the payments resume sweep. */

@@ -376,9 +376,14 @@ export interface DisputeRow {
 	 * from suspense if lost); contest it with the refund as evidence.
 	 */
 	refunded_overlap: bigint;
+	/** The attempt whose key the account's leg uses when a lost dispute's hold ran out (migration payments 014): a non-funds refusal moves it on. */
+	recover_attempt: number;
+	/** Lost after its hold ran out: what the customer's account gave of what was held (suspense paid the rest); null otherwise. */
+	recovered: bigint | null;
 }
 
-const DISPUTE_COLUMNS = "id, payment_id, provider, provider_dispute_id, user_id, account_id, amount, currency, reason, status, deadline, hold_id, held_amount, shortfall, created_at, updated_at, decided_at, outcome, decided_by, refunded_overlap";
+const DISPUTE_COLUMNS =
+	"id, payment_id, provider, provider_dispute_id, user_id, account_id, amount, currency, reason, status, deadline, hold_id, held_amount, shortfall, created_at, updated_at, decided_at, outcome, decided_by, refunded_overlap, recover_attempt, recovered";
 
 export function disputeById(knex: Knex, id: string): Promise<DisputeRow | undefined> {
 	return queryOne<DisputeRow>(knex, `SELECT ${DISPUTE_COLUMNS} FROM payments.disputes WHERE id = ?`, [id]);
@@ -463,22 +468,38 @@ export async function claimDispute(knex: Knex, id: string, outcome: "won" | "los
 }
 
 /**
- * Ends a claimed dispute with its recorded outcome once its money has moved, and writes the
- * events `eventsOf` gives for it in the same transaction; null when another driver ended it.
+ * Ends a claimed dispute with its recorded outcome once its money has moved (`recovered`: what
+ * the account gave after its hold ran out, null if nothing of the kind), and writes the events
+ * `eventsOf` gives for it in the same transaction; null when another driver ended it.
  */
 export async function finishDispute(
-	knex: Knex, id: string, eventsOf: (row: DisputeRow) => { event: string; partitionKey: string; payload: Record<string, unknown> }[],
+	knex: Knex, id: string, eventsOf: (row: DisputeRow) => { event: string; partitionKey: string; payload: Record<string, unknown> }[], recovered: bigint | null = null,
 ): Promise<DisputeRow | null> {
 	return knex.transaction(async trx => {
 		const row = await queryOne<DisputeRow>(
 			trx,
-			`UPDATE payments.disputes SET status = outcome, decided_at = now(), updated_at = now() WHERE id = ? AND status = 'deciding' RETURNING ${DISPUTE_COLUMNS}`,
-			[id],
+			`UPDATE payments.disputes SET status = outcome, decided_at = now(), updated_at = now(), recovered = coalesce(?::int8, recovered)
+			 WHERE id = ? AND status = 'deciding' RETURNING ${DISPUTE_COLUMNS}`,
+			[recovered === null ? null : recovered.toString(), id],
 		);
 		if (!row) return null;
 		await insertOutbox(trx, "payments", eventsOf(row));
 		return row;
 	});
+}
+
+/**
+ * A lost dispute's account refused its leg for another reason than funds, and the refusal is
+ * stored under the attempt's key: the next attempt gets a key of its own. Conditional on the
+ * attempt read, so of two drivers one moves it on; null then.
+ */
+export async function nextDisputeRecovery(knex: Knex, id: string, attempt: number): Promise<DisputeRow | null> {
+	const row = await queryOne<DisputeRow>(
+		knex,
+		`UPDATE payments.disputes SET recover_attempt = recover_attempt + 1, updated_at = now() WHERE id = ? AND status = 'deciding' AND recover_attempt = ? RETURNING ${DISPUTE_COLUMNS}`,
+		[id, attempt],
+	);
+	return row ?? null;
 }
 
 /** Disputes claimed for longer than `olderThanMs` and not ended (their driver died): the resume sweep drives them on, oldest first. */

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { evidenceProblem, EVIDENCE_PER_DISPUTE_MAX, openPlan, outcomeAction, outcomePlan } from "../../../services/payments/disputes.ts";
+import { evidenceProblem, EVIDENCE_PER_DISPUTE_MAX, openPlan, outcomeAction, outcomePlan, recoverStep, recoveryOutcome, unpostedHoldPlan } from "../../../services/payments/disputes.ts";
 import { seededRandom } from "../../../lib/random.ts";
 
 const topup = { type: "topup" as const, status: "completed" as const, amount: 10_000n };
@@ -23,6 +23,23 @@ describe("dispute rules", () => {
 			assert.equal(plan.held + plan.shortfall, amount);
 			assert.ok(plan.held >= 0n && plan.shortfall >= 0n && plan.held <= (available > 0n ? available : 0n));
 		}
+	});
+
+	it("lost after the hold ran out: releases a hold that still keeps the money, then recovers from the account; a posted hold is done", () => {
+		assert.deepEqual(unpostedHoldPlan("pending"), { release: true, recover: true });
+		assert.deepEqual(unpostedHoldPlan("expired"), { release: false, recover: true });
+		// Voided: this outcome's own release, its driver cut short before the recovery.
+		assert.deepEqual(unpostedHoldPlan("voided"), { release: false, recover: true });
+		assert.deepEqual(unpostedHoldPlan("posted"), { release: false, recover: false });
+	});
+
+	it("takes what the account gave, nothing when it has nothing, and waits on any other refusal, never paying it from suspense", () => {
+		assert.deepEqual(recoveryOutcome({ ok: true, amount: 1_800n }), { recovered: 1_800n });
+		assert.deepEqual(recoveryOutcome({ ok: false, code: "INSUFFICIENT_FUNDS", stored: true }), { recovered: 0n });
+		assert.deepEqual(recoveryOutcome({ ok: false, code: "ACCOUNT_FROZEN", stored: true }), { wait: true, nextAttempt: true, code: "ACCOUNT_FROZEN" });
+		// Seen frozen before asking: nothing stored, the same key is used next time.
+		assert.deepEqual(recoveryOutcome({ ok: false, code: "ACCOUNT_FROZEN", stored: false }), { wait: true, nextAttempt: false, code: "ACCOUNT_FROZEN" });
+		assert.deepEqual([recoverStep(0), recoverStep(2)], ["recover", "recover-2"]);
 	});
 
 	it("moves the recorded outcome's money: won releases the hold; lost posts it and covers the shortfall", () => {
