@@ -522,7 +522,8 @@ async function onBalance(d) {
 
 // ---- accounts ---------------------------------------------------------------------------
 
-async function loadAccounts() {
+/** Reads the accounts again and redraws them (other dashboard modules call it after renaming or closing one). */
+export async function loadAccounts() {
 	const r = await api("GET", "/accounts");
 	if (r.status !== 200) return;
 	state.accounts = new Map(r.data.items.map(a => [a.id, a]));
