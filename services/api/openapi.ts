@@ -217,6 +217,7 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 						amount: { type: "integer" }, currency: ref("Currency"), accountId: { type: "string", format: "uuid" }, provider: { type: "string" },
 						holdId: { type: ["string", "null"] }, transferId: { type: ["string", "null"] }, providerRef: { type: ["string", "null"] }, failureCode: { type: ["string", "null"] },
 						debited: { type: ["integer", "null"], description: "Its hold ran out first: what your account paid of it (null otherwise)" },
+						shortfall: { type: ["integer", "null"], description: "... and what your account no longer had, which we paid (null otherwise)" },
 						createdAt: { type: "string", format: "date-time" }, updatedAt: { type: "string", format: "date-time" },
 					},
 				},

@@ -236,7 +236,7 @@ export function topupRefundView(r: TopupRefundRow) {
  * are internal (staff see them, and the audit chain keeps them).
  */
 export function customerRefundView(r: TopupRefundRow) {
-	const { staffId: _staffId, reason: _reason, shortfall: _shortfall, ...shown } = topupRefundView(r);
+	const { staffId: _staffId, reason: _reason, ...shown } = topupRefundView(r);
 	return shown;
 }
 
