@@ -25,14 +25,14 @@ interface CallContext {
 	params: Record<string, unknown>;
 }
 
-/** The hold-locking read of the ledger's batch (services/ledger/store.ts lockHolds). */
-const HOLD_LOCK_SQL = "SELECT * FROM ledger.holds WHERE id = ANY";
+/** The hold-locking read of the ledger's batch (services/ledger/store.ts lockHolds), whatever columns it names. */
+const HOLD_LOCK_SQL = /^SELECT [^;]* FROM ledger\.holds WHERE id = ANY\([^;]*FOR UPDATE$/;
 
 /** The database-side half of a planted bug: how it edits statements' answers, or null. */
 export function plantedRewrite(bug: PlantedBug | null): ((sql: string, answer: { rows: unknown[] }) => void) | null {
 	if (bug !== "holdReleaseTwice") return null;
 	return (sql, answer) => {
-		if (!sql.startsWith(HOLD_LOCK_SQL)) return;
+		if (!HOLD_LOCK_SQL.test(sql)) return;
 		for (const row of answer.rows) if (typeof row === "object" && row !== null && "status" in row) Object.assign(row, { status: "pending" });
 	};
 }
