@@ -20,6 +20,6 @@ describe("params types", () => {
 		const unknownCurrency: TransferParams = { ...ok, currency: "XXX" };
 		const post: HoldPostParams = { idempotencyKey: "k", holdId: "h" };
 		assert.ok(sameTransfer && samePost && ok && wrong && unknownCurrency && post);
-		assert.deepEqual(Object.keys(transferParams).sort(), ["$$strict", "amount", "currency", "description", "fromAccountId", "idempotencyKey", "limits", "ownerId", "toAccountId"]);
+		assert.deepEqual(Object.keys(transferParams).sort(), ["$$strict", "amount", "currency", "description", "fee", "fromAccountId", "idempotencyKey", "limits", "ownerId", "toAccountId", "upTo"]);
 	});
 });
