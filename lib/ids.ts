@@ -1,4 +1,4 @@
-import { randomFillSync } from "node:crypto";
+import { createHash, randomFillSync } from "node:crypto";
 
 /**
  * UUID version 7 (RFC 9562): a millisecond timestamp, a 12-bit counter, then random bits.
@@ -64,6 +64,11 @@ export function uuidv7(nowMs?: number): string {
 		ms = nowMs;
 		count = (((bytes[6] ?? 0) & 0x0f) << 8) | (bytes[7] ?? 0);
 	}
+	return formatV7(bytes, ms, count);
+}
+
+/** Lays the timestamp, version, counter and variant into 16 bytes and writes them as a UUID. */
+function formatV7(bytes: Buffer, ms: number, count: number): string {
 	const ts = BigInt(ms);
 	for (let i = 0; i < 6; i++) bytes[i] = Number((ts >> BigInt(8 * (5 - i))) & 0xffn);
 	bytes[6] = 0x70 | (count >> 8);
@@ -71,4 +76,17 @@ export function uuidv7(nowMs?: number): string {
 	bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
 	const hex = bytes.toString("hex");
 	return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * A UUID version 7 made from a name instead of randomness: the timestamp is `ms`, the other
+ * 74 bits are SHA-256 of `name`. The same name and time always give the same id, so a row
+ * a consumer writes again (a replayed event) meets its first copy on the primary key and
+ * needs no second unique index; ids still sort by time like every other id here.
+ */
+export function uuidv7Of(ms: number, name: string): string {
+	if (!Number.isSafeInteger(ms) || ms < 0 || ms >= 2 ** 48) throw new RangeError(`uuidv7Of: ms must be a 48-bit integer, got ${ms}`);
+	const bytes = createHash("sha256").update(name).digest().subarray(0, 16);
+	const count = (((bytes[6] ?? 0) & 0x0f) << 8) | (bytes[7] ?? 0);
+	return formatV7(Buffer.from(bytes), ms, count);
 }

@@ -305,18 +305,33 @@ export function reportsService(config: Config): ServiceSchema {
 				return transfers.flatMap(t => rowsOf(t, names, rules));
 			},
 
-			/** Transfers into the day's figures and the transactions read model, each event once (the markers commit with both). */
+			/**
+			 * Transfers into the day's figures and the transactions read model, each event once.
+			 * An event with read-model rows is marked by them: its rows are new only the first
+			 * time (a replay meets them on their primary key), and the day's figures count it
+			 * then. An event without rows (between system accounts) gets a processed_events
+			 * marker instead. Markers, rows and figures commit together.
+			 */
 			async tally(this: ReportsThis, events: ConsumedEvent[]) {
 				const rows = await this.transactionRows(events);
+				const transferOf = (e: ConsumedEvent) => (typeof e.payload["id"] === "string" ? e.payload["id"] : null);
+				const withRows = new Set((rows ?? []).map(r => r.transferId));
 				let newInsights = 0;
 				await this.knex.transaction(async trx => {
-					const fresh = new Set((await queryRows<{ event_id: string }>(
-						trx, "INSERT INTO reports.processed_events (event_id) SELECT unnest(?::text[]) ON CONFLICT DO NOTHING RETURNING event_id", [events.map(e => e.eventId)],
+					const inserted = rows ? await store.insertTransactions(trx, rows) : [];
+					const freshTransfers = new Set(inserted.map(r => r.transfer_id));
+					const unmarked = events.filter(e => !withRows.has(transferOf(e) ?? "")).map(e => e.eventId);
+					const freshMarkers = new Set(unmarked.length === 0 ? [] : (await queryRows<{ event_id: string }>(
+						trx, "INSERT INTO reports.processed_events (event_id) SELECT unnest(?::text[]) ON CONFLICT DO NOTHING RETURNING event_id", [unmarked],
 					)).map(r => r.event_id));
+					const counted = new Set<string>();
 					const sums = new Map<string, { day: string; currency: string; kind: string; count: number; volume: bigint }>();
 					for (const e of events) {
-						if (!fresh.has(e.eventId)) continue;
-						fresh.delete(e.eventId);
+						const transferId = transferOf(e);
+						const fresh = transferId !== null && withRows.has(transferId) ? freshTransfers.has(transferId) : freshMarkers.has(e.eventId);
+						const once = transferId !== null && withRows.has(transferId) ? `t:${transferId}` : `e:${e.eventId}`;
+						if (!fresh || counted.has(once)) continue;
+						counted.add(once);
 						const p = e.payload;
 						const day = typeof p["createdAt"] === "string" ? p["createdAt"].slice(0, 10) : new Date().toISOString().slice(0, 10);
 						const k = `${day}|${String(p["currency"])}|${String(p["kind"] ?? "transfer")}`;
@@ -325,9 +340,8 @@ export function reportsService(config: Config): ServiceSchema {
 						s.volume += BigInt(Number(p["amount"]));
 						sums.set(k, s);
 					}
-					// Rows of events seen before are skipped by their unique (transfer, account) as well.
 					if (rows) {
-						const ids = new Map((await store.insertTransactions(trx, rows)).map(r => [`${r.transfer_id}|${r.account_id}`, r.id]));
+						const ids = new Map(inserted.map(r => [`${r.transfer_id}|${r.account_id}`, r.id]));
 						const out = rows.filter(r => r.direction === "out" && ids.has(`${r.transferId}|${r.accountId}`));
 						// A payment far above the customer's own history is told at once (the monthly sums of the months before), each once.
 						const history = await store.spendBefore(trx, out.map(r => ({ ownerId: r.ownerId, currency: r.currency, at: r.createdAt })), HISTORY_MONTHS);

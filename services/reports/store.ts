@@ -7,7 +7,7 @@
 import type { Knex } from "knex";
 import { queryOne, queryRows } from "../../mixins/db.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, type TimeCursor } from "../../lib/cursor.ts";
-import { uuidv7 } from "../../lib/ids.ts";
+import { uuidv7Of } from "../../lib/ids.ts";
 import { insertOutbox, rewriteOutbox, type OutboxEvent } from "../../mixins/event-log.ts";
 import { rewriteDeadLetters } from "../../mixins/event-consumer.ts";
 import type { Category, Direction, TransactionFilter, TransactionRow, TransactionType } from "./transactions.ts";
@@ -54,6 +54,11 @@ export async function ownerRules(db: Db, ownerIds: readonly string[]): Promise<M
 	return out;
 }
 
+/** A row's id: its transfer's time, then a hash of its transfer and account (migration reports/006), so a replayed side meets its first copy on the primary key. */
+export function transactionIdOf(r: Pick<TransactionRow, "createdAt" | "transferId" | "accountId">): string {
+	return uuidv7Of(r.createdAt.getTime(), `${r.transferId}|${r.accountId}`);
+}
+
 /** Writes the rows in one statement; a side already written (a replayed event) is left as it is. The rows written, with their ids. */
 export async function insertTransactions(db: Db, rows: readonly TransactionRow[]): Promise<{ id: string; transfer_id: string; account_id: string }[]> {
 	if (rows.length === 0) return [];
@@ -64,9 +69,9 @@ export async function insertTransactions(db: Db, rows: readonly TransactionRow[]
 			counterparty_account_id, counterparty_owner_id, counterparty_name, description, created_at)
 		 SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::int8[], ?::text[], ?::text[], ?::text[],
 			?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::timestamptz[])
-		 ON CONFLICT (transfer_id, account_id) DO NOTHING RETURNING id, transfer_id, account_id`,
+		 ON CONFLICT DO NOTHING RETURNING id, transfer_id, account_id`,
 		[
-			col(r => uuidv7(r.createdAt.getTime())), col(r => r.ownerId), col(r => r.accountId), col(r => r.transferId), col(r => r.currency),
+			col(transactionIdOf), col(r => r.ownerId), col(r => r.accountId), col(r => r.transferId), col(r => r.currency),
 			col(r => r.direction), col(r => r.amountMinor.toString()), col(r => r.type), col(r => r.category), col(r => r.categoryReason),
 			col(r => r.counterpartyAccountId), col(r => r.counterpartyOwnerId), col(r => r.counterpartyName), col(r => r.description), col(r => r.createdAt.toISOString()),
 		],

@@ -18,6 +18,7 @@ import { call } from "../../lib/contract.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { reports, type TransactionView } from "../../contracts/reports.ts";
 import { insertTransactions } from "../../services/reports/store.ts";
+import * as namedIds from "../../migrations/reports/006_named_transaction_ids.ts";
 import { CATEGORIES, matches, TRANSACTION_TYPES, type Category, type TransactionFilter, type TransactionRow } from "../../services/reports/transactions.ts";
 import { monthRange } from "../../services/reports/insights.ts";
 import type { ConsumedEvent } from "../../mixins/event-consumer.ts";
@@ -73,10 +74,46 @@ describe("transactions across accounts", () => {
 		const page = await call(broker, ledger.events.read, { afterSeq: 0 });
 		const events: ConsumedEvent[] = page.events.filter(e => e.event === "transfer.completed").map(e => ({ ...e, source: "ledger" as const }));
 		assert.ok(events.length >= 2);
-		// Without the processed-event markers too: the unique (transfer, account) alone keeps each side once.
-		await sql.query("DELETE FROM reports.processed_events");
+		// Transfers with rows are marked by their rows, not by processed-event markers.
+		const ids = events.map(e => e.eventId);
+		assert.equal((await sql.query("SELECT count(*)::int AS n FROM reports.processed_events WHERE event_id = ANY($1)", [ids])).rows[0].n, 0);
+		const volume = async () => (await sql.query("SELECT coalesce(sum(count), 0)::int AS n, coalesce(sum(volume), 0)::text AS v FROM reports.daily_volume")).rows[0];
+		const volumeBefore = await volume();
 		await tally(events);
 		assert.equal((await sql.query("SELECT count(*)::int AS n FROM reports.transactions")).rows[0].n, before);
+		// The day's figures count each transfer once too.
+		assert.deepEqual(await volume(), volumeBefore);
+	});
+
+	it("counts a transfer between system accounts once, by its marker, and keeps rows written before named ids once", async () => {
+		const other = (await call(broker, ledger.accounts.open, { currency: "USD", kind: "system", code: "external:card:USD" })).id;
+		const at = "2026-01-05T10:00:00.000Z";
+		const systemOnly: ConsumedEvent = { source: "ledger", eventId: `ledger:test-sys:${uuidv7()}`, seq: 0, event: "transfer.completed", payload: { id: uuidv7(), kind: "transfer", amount: 700, currency: "USD", fromAccountId: system, toAccountId: other, description: "", createdAt: at, fromOwnerId: null, toOwnerId: null } };
+		const day = async () => (await sql.query("SELECT coalesce(sum(count), 0)::int AS n FROM reports.daily_volume WHERE day = '2026-01-05'")).rows[0].n as number;
+		await tally([systemOnly]);
+		await tally([systemOnly]);
+		assert.equal(await day(), 1);
+		assert.equal((await sql.query("SELECT count(*)::int AS n FROM reports.processed_events WHERE event_id = $1", [systemOnly.eventId])).rows[0].n, 1);
+		// A side written with a random id before migration reports/006 is still found when its event comes again:
+		// the migration is taken back, the side written as before it, and the migration run again.
+		const knex: unknown = Reflect.get(broker.getLocalService("reports"), "knex");
+		assert.ok(knex);
+		await (knex as Knex).transaction(trx => namedIds.down(trx));
+		const transferId = uuidv7(Date.parse(at));
+		const old: ConsumedEvent = { source: "ledger", eventId: `ledger:test-old:${transferId}`, seq: 0, event: "transfer.completed", payload: { id: transferId, kind: "transfer", amount: 300, currency: "USD", fromAccountId: aliceUsd, toAccountId: brunoUsd, description: "old", createdAt: at, fromOwnerId: ALICE, toOwnerId: BRUNO } };
+		await sql.query(
+			`INSERT INTO reports.transactions (id, owner_id, account_id, transfer_id, currency, direction, amount_minor, type, category, category_reason, counterparty_account_id, counterparty_owner_id, counterparty_name, description, created_at)
+			 VALUES ($1, $2, $3, $4, 'USD', 'out', 300, 'payment', 'transfers', 'money sent to a person', $5, $6, 'Bruno Diaz', 'old', $7)`,
+			[uuidv7(Date.parse(at)), ALICE, aliceUsd, transferId, brunoUsd, BRUNO, at],
+		);
+		await (knex as Knex).transaction(trx => namedIds.up(trx));
+		assert.equal((await sql.query("SELECT count(*)::int AS n FROM pg_indexes WHERE indexname = 'transactions_before_named_ids'")).rows[0].n, 1);
+		await tally([old]);
+		const sides = await sql.query("SELECT direction FROM reports.transactions WHERE transfer_id = $1 ORDER BY direction", [transferId]);
+		assert.deepEqual(sides.rows.map(r => r.direction), ["in", "out"]);
+		// The side already there was left as it was, the missing one written, and the event not counted again for it.
+		await tally([old]);
+		assert.equal((await sql.query("SELECT count(*)::int AS n FROM reports.transactions WHERE transfer_id = $1", [transferId])).rows[0].n, 2);
 	});
 
 	it("files the next transaction with a counterparty under the customer's correction", async () => {
