@@ -49,5 +49,7 @@ export const webhooks = {
 	/** Erasure on request: the owner's endpoints disabled, their URLs and secrets gone, their deliveries deleted. */
 	erase: action("webhooks.erase", erasureParams, returns<{ erased: number }>()),
 	disable: action("webhooks.disable", endpointParams, returns<EndpointView | null>()),
+	/** A new signing secret for an active endpoint, in this answer only; deliveries signed from now on use it. */
+	rotate: action("webhooks.rotate", endpointParams, returns<EndpointView & { secret: string }>()),
 	deliveries: action("webhooks.deliveries", deliveriesParams, returns<{ items: DeliveryView[]; nextCursor: string | null }>()),
 };

@@ -163,6 +163,8 @@ export function apiService(config: Config): ServiceSchema {
 			logResponseData: null,
 			logRequest: "debug",
 			logResponse: "debug",
+			// The currency of the tiers' limits, for the profile (GET /me).
+			limitsBaseCurrency: config.limits.baseCurrency,
 			// Accept a well-formed X-Request-Id from the caller, otherwise make one; it is the
 			// context's requestID, so it reaches every call, event and log line.
 			rootCallOptions(options: { requestID?: string; retries?: number }, req: IncomingMessage) {

@@ -113,7 +113,12 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 	MfaSetup: { type: "object", required: ["secret", "otpauthUrl"], properties: { secret: { type: "string" }, otpauthUrl: { type: "string" } } },
 	User: {
 		type: "object", required: ["id", "email", "name", "roles", "kycTier"],
-		properties: { id: { type: "string" }, email: { type: "string" }, name: { type: "string" }, roles: { type: "array", items: { type: "string", enum: [...ROLES] } }, kycTier: { type: "integer" }, preferences: anyObject, emailVerified: { type: "boolean", description: "The address was proven by a mailed code" } },
+		properties: { id: { type: "string" }, email: { type: "string" }, name: { type: "string" }, roles: { type: "array", items: { type: "string", enum: [...ROLES] } }, kycTier: { type: "integer" }, preferences: anyObject, emailVerified: { type: "boolean", description: "The address was proven by a mailed code" },
+			limits: {
+				type: "object", required: ["currency", "perTransferMinor", "perDayMinor"], description: "The tier's limits, in minor units of `currency`: every payment's amount is converted to it, so spending in all currencies shares the one daily limit",
+				properties: { currency: ref("Currency"), perTransferMinor: { type: "integer" }, perDayMinor: { type: "integer" } },
+			},
+		},
 	},
 	Account: {
 		type: "object", required: ["id", "currency", "label", "status", "balance", "version"],
@@ -261,7 +266,9 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 		type: "object", required: ["id", "from", "to", "fromAmount", "toAmount", "rate", "expiresAt"],
 		properties: {
 			id: { type: "string", format: "uuid" }, from: ref("Currency"), to: ref("Currency"), fromAmount: { type: "integer" }, toAmount: { type: "integer" },
-			rate: { type: "string" }, spreadBps: { type: "integer" }, status: { type: "string" }, expiresAt: { type: "string", format: "date-time" },
+			rate: { type: "string", description: "Units of `to` per unit of `from`, after the spread" }, spreadBps: { type: "integer" },
+			spreadAmount: { type: "integer", description: "What the spread takes, in minor units of `to`: the conversion's only fee, included in the rate" },
+			status: { type: "string" }, expiresAt: { type: "string", format: "date-time" },
 		},
 	},
 	Webhook: {
@@ -269,7 +276,7 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 		properties: {
 			id: { type: "string", format: "uuid" }, url: { type: "string" }, events: { type: "array", items: { type: "string", enum: [...WEBHOOK_EVENTS] } },
 			status: { type: "string" }, createdAt: { type: "string", format: "date-time" },
-			secret: { type: "string", description: "The signing secret: only in the answer to the registration" },
+			secret: { type: "string", description: "The signing secret: only in the answer to the registration and to a rotation" },
 		},
 	},
 	WebhookList: { type: "object", required: ["items"], properties: { items: { type: "array", items: ref("Webhook") } } },
@@ -608,6 +615,10 @@ const OPS: Record<ActionName, OpDoc> = {
 	webhookList: { summary: "The caller's webhook endpoints", ok: ["200", ref("WebhookList")] },
 	webhookDeliveries: { summary: "An endpoint's delivery log with every attempt, newest first", ok: ["200", anyObject], refusals: ["WEBHOOK_NOT_FOUND"] },
 	webhookDisable: { summary: "Stop deliveries to an endpoint", ok: ["200", anyObject], refusals: ["WEBHOOK_NOT_FOUND"] },
+	webhookRotate: {
+		summary: "A new signing secret for an endpoint", description: "The answer carries the new secret, shown once; the old one stops signing at once, also for retries of earlier deliveries. A disabled endpoint answers 404.",
+		ok: ["200", ref("Webhook")], refusals: ["WEBHOOK_NOT_FOUND"],
+	},
 	auditList: { summary: "The hash-chained audit log", ok: ["200", anyObject], roles: ["auditor", "admin"] },
 	auditVerify: { summary: "Verify the audit chain", ok: ["200", anyObject], roles: ["auditor", "admin"] },
 	statement: { summary: "An account statement in [from, to): JSON a page at a time (limit, cursor from nextCursor), or CSV streamed whole (format=csv)", ok: ["200", anyObject], csv: true, refusals: ["ACCOUNT_NOT_FOUND", "INVALID_DATE_RANGE"] },

@@ -21,6 +21,10 @@ import { users } from "../../contracts/users.ts";
 import { webhooks } from "../../contracts/webhooks.ts";
 import { amountRule, currencyRule, priceVersionRule } from "../ledger/params.ts";
 import { PROVIDERS } from "../payments/providers.ts";
+import { isTier, limitsFor } from "../users/limits.ts";
+import { toSafeNumber } from "../../lib/money.ts";
+import type { CurrencyCode } from "../../config/currencies.ts";
+import { isCurrencyCode } from "../../lib/amount.ts";
 import { WEBHOOK_EVENTS } from "../webhooks/routing.ts";
 import { identityActions, IDENTITY_ALIASES, IDENTITY_PUBLIC_ALIASES } from "./identity.ts";
 import type { SessionUser } from "../auth/auth.service.ts";
@@ -102,6 +106,26 @@ function transferView(t: Record<string, unknown>): Record<string, unknown> {
 	return {
 		id: t["id"], status: t["status"], amount: t["amount"], currency: t["currency"], fromAccountId: t["fromAccountId"],
 		toAccountId: t["toAccountId"], description: t["description"], kind: t["kind"], createdAt: t["createdAt"],
+	};
+}
+
+/** The currency of the tiers' limits (config `limits.baseCurrency`), from the gateway's settings (api.service.ts). */
+function limitsCurrencyOf(ctx: Ctx<unknown>): CurrencyCode {
+	const settings: object = ctx.service?.settings ?? {};
+	const c = "limitsBaseCurrency" in settings ? settings.limitsBaseCurrency : undefined;
+	if (typeof c !== "string" || !isCurrencyCode(c)) throw new Error("the gateway has no limitsBaseCurrency setting");
+	return c;
+}
+
+/**
+ * The caller as GET and PATCH /me answer: the profile, the token's roles, and the tier's
+ * limits in minor units of the currency every payment's amount is converted to for them.
+ */
+function meView(p: ResultOf<typeof users.get>, u: SessionUser, limitsCurrency: CurrencyCode) {
+	const l = isTier(p.kycTier) ? limitsFor(p.kycTier, limitsCurrency) : { perTransferMinor: 0n, perDayMinor: 0n };
+	return {
+		id: p.id, email: p.email, name: p.name, roles: u.roles, kycTier: p.kycTier, emailVerified: p.emailVerified, preferences: p.preferences,
+		limits: { currency: limitsCurrency, perTransferMinor: toSafeNumber(l.perTransferMinor), perDayMinor: toSafeNumber(l.perDayMinor) },
 	};
 }
 
@@ -221,6 +245,12 @@ export const v1Actions = {
 			return call(ctx, webhooks.disable, { id: ctx.params.id, ownerId: user(ctx).id });
 		},
 	},
+	webhookRotate: {
+		params: v1Params.byId,
+		async handler(ctx: Ctx<V<"byId">>) {
+			return call(ctx, webhooks.rotate, { id: ctx.params.id, ownerId: user(ctx).id });
+		},
+	},
 	auditList: {
 		params: v1Params.audit,
 		async handler(ctx: Ctx<V<"audit">>) {
@@ -301,16 +331,14 @@ export const v1Actions = {
 		params: v1Params.empty,
 		async handler(ctx: Ctx<V<"empty">>) {
 			const u = user(ctx);
-			const p = await call(ctx, users.get, { id: u.id });
-			return { id: p["id"], email: p["email"], name: p["name"], roles: u.roles, kycTier: p["kycTier"], emailVerified: p["emailVerified"], preferences: p["preferences"] };
+			return meView(await call(ctx, users.get, { id: u.id }), u, limitsCurrencyOf(ctx));
 		},
 	},
 	updateMe: {
 		params: v1Params.updateMe,
 		async handler(ctx: Ctx<V<"updateMe">>) {
 			const u = user(ctx);
-			const p = await call(ctx, users.update, { id: u.id, ...ctx.params });
-			return { id: p["id"], email: p["email"], name: p["name"], roles: u.roles, kycTier: p["kycTier"], emailVerified: p["emailVerified"], preferences: p["preferences"] };
+			return meView(await call(ctx, users.update, { id: u.id, ...ctx.params }), u, limitsCurrencyOf(ctx));
 		},
 	},
 	openAccount: {
@@ -566,6 +594,7 @@ export const PRIVATE_ALIASES = {
 	"GET /webhooks": "api.webhookList",
 	"GET /webhooks/:id/deliveries": "api.webhookDeliveries",
 	"POST /webhooks/:id/disable": "api.webhookDisable",
+	"POST /webhooks/:id/rotate": "api.webhookRotate",
 	"GET /audit": "api.auditList",
 	"GET /audit/verify": "api.auditVerify",
 	"GET /reports/statement": "api.statement",

@@ -67,7 +67,7 @@ function fail(code: RefusalCode, message: string, details?: Record<string, unkno
 export function quoteView(q: QuoteRow) {
 	return {
 		id: q.id, from: q.from_currency, to: q.to_currency, fromAmount: toSafeNumber(q.from_amount), toAmount: toSafeNumber(q.to_amount),
-		rate: rateToString(q.rate), spreadBps: q.spread_bps, status: q.status, expiresAt: q.expires_at.toISOString(),
+		rate: rateToString(q.rate), spreadBps: q.spread_bps, spreadAmount: toSafeNumber(q.spread_amount), status: q.status, expiresAt: q.expires_at.toISOString(),
 	};
 }
 

@@ -30,6 +30,8 @@ import { isSealed, nodeSecretKeyring, open, seal, type SecretKeyring } from "../
 const SWEEP_MS = 200;
 /** An endpoint's secret's sealing context: it opens for that endpoint only. */
 const secretContext = (endpointId: string) => `webhooks.endpoint:${endpointId}`;
+/** A signing secret as the owner is given it (at registration and at each rotation). */
+const newSecret = () => `whsec_${randomBytes(24).toString("base64url")}`;
 /** Secrets sealed again per batch at start, and batches at most per start. */
 const RESEAL_BATCH_MAX = 200;
 const RESEAL_BATCHES_MAX = 1_000;
@@ -108,7 +110,7 @@ export function webhooksService(config: Config): ServiceSchema {
 							throw toClientError({ code: "VALIDATION_ERROR", message: "the url must point to a public address" });
 						}
 					}
-					const secret = `whsec_${randomBytes(24).toString("base64url")}`;
+					const secret = newSecret();
 					// Counted and inserted under a lock on the owner, so registrations at the same
 					// moment cannot each see room and together pass the limit.
 					const row = await inTransaction(this.knex, async tx => {
@@ -162,7 +164,24 @@ export function webhooksService(config: Config): ServiceSchema {
 					return row ? endpointView(row) : null;
 				},
 			},
-			/** The delivery log of one endpoint, newest first, with each delivery's attempts. */
+			/**
+			 * A new signing secret for an active endpoint, sealed like the first and shown in this
+			 * answer only. The old one stops at once: every attempt from now on, retries of
+			 * deliveries made before included, is signed with the new one (each attempt reads the
+			 * endpoint's secret when it is sent). A disabled endpoint answers like a missing one.
+			 */
+			rotate: {
+				params: webhooks.rotate.params,
+				async handler(this: WebhooksThis, ctx: Context<EndpointParams>) {
+					const secret = newSecret();
+					const row = await queryOne<EndpointRow>(
+						this.knex, "UPDATE webhooks.endpoints SET secret = ? WHERE id = ? AND owner_id = ? AND status = 'active' RETURNING *",
+						[seal(this.secretKeys, secret, secretContext(ctx.params.id)), ctx.params.id, ctx.params.ownerId],
+					);
+					if (!row) throw toClientError({ code: "WEBHOOK_NOT_FOUND", message: "no active webhook endpoint with that id" });
+					return { ...endpointView(row), secret };
+				},
+			},
 			/** An endpoint's deliveries newest first, a page at a time (keyset cursor, lib/cursor.ts), each with its attempts. */
 			deliveries: {
 				params: webhooks.deliveries.params,
