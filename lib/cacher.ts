@@ -13,6 +13,10 @@
  * Entries are sealed (lib/redis.ts, redisSeal): each value is stored with an HMAC bound to
  * its key, and an entry that does not verify (planted by someone else with access to Redis,
  * moved from another key, or written before sealing) is a miss, counted as op "forged".
+ * The sealed value carries its expiry (the write time plus its TTL, on this node's clock),
+ * so an entry recorded earlier and planted back later without a TTL (a user's old tier,
+ * after staff lowered it) is a miss too, counted as op "expired": Redis's own TTL is not
+ * trusted, as whoever can write to Redis can also drop it.
  */
 import { Cachers, type ServiceBroker } from "moleculer";
 import { withTimeout } from "./timeout.ts";
@@ -25,17 +29,23 @@ export const CACHE_FAILURES_METRIC = "paymesh.cache.failures";
 
 type RedisCacherOptions = ConstructorParameters<typeof Cachers.Redis>[0];
 
+/** An entry stored without a TTL (none given and no default) still expires after this. */
+export const CACHE_ENTRY_LIFETIME_MAX_S = 3_600;
+
 export class FailOpenRedisCacher extends Cachers.Redis {
 	private warnedAtMs = 0;
 	private readonly sealer: RedisSeal;
 	/** Operations that failed and were served as a miss or skipped, since start (tests read it; operators read the metric). */
 	failures = 0;
 
-	/** `integritySecret`: the cluster's shared secret the entries' seal is derived from. */
-	constructor(opts: RedisCacherOptions & { integritySecret: string }) {
-		const { integritySecret, ...rest } = opts;
+	private readonly nowMs: () => number;
+
+	/** `integritySecret`: the cluster's shared secret the entries' seal is derived from; `now`: the clock entries expire by (tests inject one). */
+	constructor(opts: RedisCacherOptions & { integritySecret: string; now?: () => number }) {
+		const { integritySecret, now, ...rest } = opts;
 		super(rest);
 		this.sealer = redisSeal(integritySecret);
+		this.nowMs = now ?? Date.now;
 	}
 
 	override init(broker: ServiceBroker): void {
@@ -77,7 +87,15 @@ export class FailOpenRedisCacher extends Cachers.Redis {
 			this.failed("forged", new Error("a cache entry failed its integrity check"));
 			return this.opts.missingResponse as null;
 		}
-		return JSON.parse(opened.toString("utf8")) as Record<string, unknown>;
+		// The sealed value: the expiry in ms since the epoch, a newline, the JSON.
+		const text = opened.toString("utf8");
+		const cut = text.indexOf("\n");
+		const expiresAtMs = Number(text.slice(0, cut));
+		if (cut < 0 || !Number.isSafeInteger(expiresAtMs) || this.nowMs() >= expiresAtMs) {
+			this.failed("expired", new Error("a sealed cache entry was read after its expiry"));
+			return this.opts.missingResponse as null;
+		}
+		return JSON.parse(text.slice(cut + 1)) as Record<string, unknown>;
 	}
 
 	/** Only `get` is sealed; the lock-based lookup that would read around it is not offered. */
@@ -87,8 +105,10 @@ export class FailOpenRedisCacher extends Cachers.Redis {
 
 	override async set(key: string, data: unknown, ttl?: number): Promise<void> {
 		try {
-			const payload = Buffer.from(JSON.stringify(data) ?? "null", "utf8");
-			await super.set(key, this.sealer.seal(`${this.prefix ?? ""}${key}`, payload).toString("base64"), ttl);
+			const ttlS = ttl ?? this.opts.ttl ?? null;
+			const lifetimeS = ttlS !== null && ttlS > 0 ? Math.min(ttlS, CACHE_ENTRY_LIFETIME_MAX_S) : CACHE_ENTRY_LIFETIME_MAX_S;
+			const payload = Buffer.from(`${this.nowMs() + lifetimeS * 1000}\n${JSON.stringify(data) ?? "null"}`, "utf8");
+			await super.set(key, this.sealer.seal(`${this.prefix ?? ""}${key}`, payload).toString("base64"), ttlS !== null && ttlS > 0 ? ttlS : lifetimeS);
 		} catch (err) {
 			this.failed("set", err);
 		}

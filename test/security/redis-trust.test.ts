@@ -96,14 +96,16 @@ describe("cache entries are sealed", () => {
 	let broker: ServiceBroker;
 	let writer: Redis;
 	let handled = 0;
+	let tier = 1;
+	let cacheNowMs = 1_800_000_000_000;
 
 	before(async () => {
-		const cacher = new FailOpenRedisCacher({ prefix: "trust-cache", ttl: 30, redis: { ...redisOptions(redis.url), ...FAIL_FAST_REDIS_OPTIONS }, integritySecret: secret() });
+		const cacher = new FailOpenRedisCacher({ prefix: "trust-cache", ttl: 30, redis: { ...redisOptions(redis.url), ...FAIL_FAST_REDIS_OPTIONS }, integritySecret: secret(), now: () => cacheNowMs });
 		broker = new ServiceBroker({ logger: false, cacher, metrics: { enabled: true } });
 		// A stand-in for users.get: a cached action whose answer carries the tier.
 		broker.createService({
 			name: "people",
-			actions: { get: { cache: { keys: ["id"], ttl: 30 }, handler: (ctx: { params: { id: string } }) => (handled += 1, { id: ctx.params.id, tier: 1 }) } },
+			actions: { get: { cache: { keys: ["id"], ttl: 30 }, handler: (ctx: { params: { id: string } }) => (handled += 1, { id: ctx.params.id, tier }) } },
 		});
 		await broker.start();
 		writer = new Redis(redis.url);
@@ -146,6 +148,29 @@ describe("cache entries are sealed", () => {
 			// The answer is stored again (sealed) before the next plant goes in.
 			await until(`${what}: the entry stored again`, async () => !(await writer.getBuffer(key))?.equals(Buffer.from(value)));
 		}
+	});
+
+	it("an entry recorded earlier and planted back after its TTL, without one, is a miss: the answer of today, not the old tier", async () => {
+		tier = 3;
+		await broker.call("people.get", { id: "u9" });
+		await until("the tier-3 entry stored", async () => (await writer.keys("trust-cache*u9*")).length === 1);
+		const key = (await writer.keys("trust-cache*u9*"))[0]!;
+		const recorded = (await writer.getBuffer(key))!;
+		// Staff lower the tier; the entry goes (an invalidation, or its TTL), and time passes.
+		tier = 0;
+		await writer.del(key);
+		cacheNowMs += 31_000;
+		// The attacker sets the recorded entry back, with no TTL.
+		await writer.set(key, recorded);
+		assert.equal(await writer.ttl(key), -1);
+		const handledBefore = handled;
+		assert.deepEqual(await broker.call("people.get", { id: "u9" }), { id: "u9", tier: 0 });
+		assert.equal(handled, handledBefore + 1, "the action ran: the replayed entry was not an answer");
+		// Within its lifetime the same entry is an answer, as a cache should be.
+		await until("the tier-0 entry stored", async () => !(await writer.getBuffer(key))?.equals(recorded));
+		const handledStored = handled;
+		assert.deepEqual(await broker.call("people.get", { id: "u9" }), { id: "u9", tier: 0 });
+		assert.equal(handled, handledStored);
 	});
 });
 
