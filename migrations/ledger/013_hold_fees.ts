@@ -16,7 +16,17 @@ const UP = [
 			OR (fee > 0 AND fee < amount AND fee_account_id IS NOT NULL AND price_version IS NOT NULL)
 		)`,
 ];
+/**
+ * Down refuses while a pending hold holds a fee: without its fee columns the code before
+ * would post the whole held amount, fee included, to the payee or the provider instead of
+ * revenue. Post or void those holds (or let them expire) first.
+ */
 const DOWN = [
+	`DO $$ BEGIN
+		IF EXISTS (SELECT 1 FROM ledger.holds WHERE status = 'pending' AND fee > 0) THEN
+			RAISE EXCEPTION 'pending holds hold fees: post, void or let them expire before rolling back (else their fee would go to the payee)';
+		END IF;
+	END $$`,
 	`ALTER TABLE ledger.holds DROP CONSTRAINT holds_fee_check`,
 	`ALTER TABLE ledger.holds DROP COLUMN price_version`,
 	`ALTER TABLE ledger.holds DROP COLUMN fee_account_id`,

@@ -15,7 +15,17 @@ const UP = [
 	`ALTER TABLE payments.topup_refunds ADD COLUMN shortfall bigint CHECK (shortfall >= 0)`,
 	`ALTER TABLE payments.topup_refunds ADD CONSTRAINT topup_refunds_paid_check CHECK ((debited IS NULL) = (shortfall IS NULL) AND (debited IS NULL OR debited + shortfall = amount))`,
 ];
+/**
+ * Down refuses while a refund in flight has asked the account again under a new key
+ * (debit_attempt > 0): the code before would go back to the first key, whose stored refusal
+ * (a frozen account) it would pay from suspense.
+ */
 const DOWN = [
+	`DO $$ BEGIN
+		IF EXISTS (SELECT 1 FROM payments.topup_refunds WHERE status IN ('created', 'processing') AND debit_attempt > 0) THEN
+			RAISE EXCEPTION 'top-up refunds in flight are on a later debit attempt: let them finish (the payments resume sweep) before rolling back';
+		END IF;
+	END $$`,
 	`ALTER TABLE payments.topup_refunds DROP CONSTRAINT topup_refunds_paid_check`,
 	`ALTER TABLE payments.topup_refunds DROP COLUMN shortfall`,
 	`ALTER TABLE payments.topup_refunds DROP COLUMN debited`,

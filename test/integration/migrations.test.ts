@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import knexFactory, { type Knex } from "knex";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { MIGRATIONS, migrateLatest, migrateRollback, migrateUp } from "../../migrations/index.ts";
+import * as ledgerHoldFees from "../../migrations/ledger/013_hold_fees.ts";
 
 let db: TestDatabase;
 let knex: Knex;
@@ -105,5 +106,27 @@ describe("migrations of nodes starting together", () => {
 			await Promise.all(nodes.map(k => k.destroy()));
 			await fresh.drop();
 		}
+	});
+});
+
+describe("migrations that refuse to go down over money in flight", () => {
+	it("ledger 013 (hold fees) refuses while a pending hold holds a fee, and goes down once it is closed", async () => {
+		await migrateLatest(knex, "ledger");
+		const [user, revenue, provider] = ["018f0000-0000-7000-8000-00000000f001", "018f0000-0000-7000-8000-00000000f002", "018f0000-0000-7000-8000-00000000f003"];
+		await knex.raw(
+			`INSERT INTO ledger.accounts (id, code, owner_id, currency, kind, posted, pending_debits) VALUES
+			 (?, NULL, 'owner-f', 'USD', 'user', 1000, 110), (?, 'revenue:fees_payout_test', NULL, 'USD', 'system', 0, 0), (?, 'external:test:USD', NULL, 'USD', 'system', 0, 0)`,
+			[user, revenue, provider],
+		);
+		await knex.raw(
+			`INSERT INTO ledger.holds (id, idempotency_key, from_account_id, to_account_id, amount, currency, status, expires_at, created_at, fee, fee_account_id, price_version)
+			 VALUES ('018f0000-0000-7000-8000-00000000f0a1', 'mig-fee-hold', ?, ?, 110, 'USD', 'pending', now() + interval '1 hour', now(), 10, ?, 1)`,
+			[user, provider, revenue],
+		);
+		await assert.rejects(knex.transaction(trx => ledgerHoldFees.down(trx)), /pending holds hold fees/);
+		assert.equal(((await knex.raw("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = 'ledger' AND table_name = 'holds' AND column_name = 'fee'")) as { rows: { n: number }[] }).rows[0]?.n, 1, "nothing of the down was kept");
+		await knex.raw("UPDATE ledger.holds SET status = 'voided', closed_at = now() WHERE idempotency_key = 'mig-fee-hold'");
+		await knex.transaction(trx => ledgerHoldFees.down(trx));
+		await knex.transaction(trx => ledgerHoldFees.up(trx));
 	});
 });
