@@ -6,8 +6,12 @@
  * Redis is shared infrastructure, so what arrives is not trusted: each message carries an
  * HMAC (lib/redis.ts, redisSeal) under a key derived from the cluster's JWT_SECRET and bound
  * to the channel, a sending time and an id; a message that does not verify, is older than
- * FANOUT_MESSAGE_AGE_MS_MAX (or that far in the future) or was seen already is dropped and
- * counted. Only broadcasts cross nodes: the cross-node requests of @socket.io/redis-adapter
+ * FANOUT_MESSAGE_AGE_MS_MAX (or that far in the future), was sent before this node started
+ * listening (less FANOUT_CLOCK_SKEW_MS: a restarted node has forgotten the ids it saw, so
+ * it accepts nothing it could not have seen), was seen already, or is larger than any push
+ * is dropped before or after its HMAC and counted. The seen ids are bounded: when
+ * FANOUT_SEEN_IDS_MAX ids are all still within the window, further messages are dropped
+ * ("flood") rather than let in unchecked. Only broadcasts cross nodes: the cross-node requests of @socket.io/redis-adapter
  * (remote join, leave, disconnect, fetch), which it accepted as unsigned JSON, are not
  * offered; a node disconnects, joins and fetches its own sockets only.
  */
@@ -17,10 +21,16 @@ import type { RedisSeal } from "../../lib/redis.ts";
 
 /** A message older than this (by the sender's clock, within the allowed skew) is dropped as a replay. */
 export const FANOUT_MESSAGE_AGE_MS_MAX = 30_000;
-/** Ids of messages seen within the window; beyond this many the oldest are forgotten (they are then too old anyway at normal rates). */
-const FANOUT_SEEN_IDS_MAX = 200_000;
-/** A message larger than this is not published (the feed's pushes are small). */
+/** Ids of messages seen within the window, at most; past that, new messages are dropped until old ones leave the window. */
+export const FANOUT_SEEN_IDS_MAX = 200_000;
+/** A message larger than this is not published (the feed's pushes are small), nor opened when one arrives. */
 export const FANOUT_MESSAGE_BYTES_MAX = 64 * 1024;
+/** How far another gateway's clock may be ahead of this one's, for messages sent around this node's start. */
+export const FANOUT_CLOCK_SKEW_MS = 2_000;
+/** The seal's tag before the message (lib/redis.ts). */
+const SEAL_TAG_BYTES = 32;
+
+type DropReason = "seal" | "malformed" | "stale" | "replayed" | "flood";
 
 interface WireMessage {
 	id: string;
@@ -45,7 +55,7 @@ export interface FanoutOptions {
 	seal: RedisSeal;
 	now?: () => number;
 	/** Told of every message dropped, with the reason (never the message). */
-	onDropped?: (reason: "seal" | "malformed" | "stale" | "replayed") => void;
+	onDropped?: (reason: DropReason) => void;
 	onPublishError?: (err: Error) => void;
 }
 
@@ -67,11 +77,14 @@ export function sealedFanout(pub: RedisPub, sub: RedisSub, opts: FanoutOptions):
 	const uid = randomBytes(9).toString("base64url");
 	const adapters = new Map<string, Adapter>();
 	const seen = new Map<string, number>();
-	const drop = (reason: "seal" | "malformed" | "stale" | "replayed") => opts.onDropped?.(reason);
+	const drop = (reason: DropReason) => opts.onDropped?.(reason);
+	const startedAtMs = now();
 
 	const ready = sub.subscribe(opts.channel);
 	sub.on("messageBuffer", (channel, message) => {
 		if (channel.toString() !== opts.channel) return;
+		// No HMAC work for what no gateway would publish.
+		if (message.length > FANOUT_MESSAGE_BYTES_MAX + SEAL_TAG_BYTES) return drop("malformed");
 		const payload = opts.seal.open(opts.channel, message);
 		if (payload === null) return drop("seal");
 		let wire: unknown;
@@ -83,14 +96,15 @@ export function sealedFanout(pub: RedisPub, sub: RedisSub, opts: FanoutOptions):
 		if (!isWire(wire)) return drop("malformed");
 		if (wire.from === uid) return;
 		const t = now();
-		if (Math.abs(t - wire.atMs) > FANOUT_MESSAGE_AGE_MS_MAX) return drop("stale");
+		if (Math.abs(t - wire.atMs) > FANOUT_MESSAGE_AGE_MS_MAX || wire.atMs < startedAtMs - FANOUT_CLOCK_SKEW_MS) return drop("stale");
 		if (seen.has(wire.id)) return drop("replayed");
-		seen.set(wire.id, wire.atMs);
 		// Forget what is too old to be accepted again anyway (Map keeps insertion order).
 		for (const [id, atMs] of seen) {
-			if (seen.size <= FANOUT_SEEN_IDS_MAX && t - atMs <= FANOUT_MESSAGE_AGE_MS_MAX) break;
+			if (t - atMs <= FANOUT_MESSAGE_AGE_MS_MAX) break;
 			seen.delete(id);
 		}
+		if (seen.size >= FANOUT_SEEN_IDS_MAX) return drop("flood");
+		seen.set(wire.id, wire.atMs);
 		const local = adapters.get(wire.nsp);
 		if (!local) return;
 		// The packet goes to this node's sockets only (flags.local: not published again).

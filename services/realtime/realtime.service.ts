@@ -73,7 +73,7 @@ export function realtimeService(config: Config): ServiceSchema {
 		},
 		created(this: RealtimeThis) {
 			if (this.broker.isMetricsEnabled() && !this.broker.metrics.getMetric(FANOUT_DROPPED_METRIC)) {
-				this.broker.metrics.register({ type: "counter", name: FANOUT_DROPPED_METRIC, labelNames: ["reason"], description: "Socket.IO fan-out messages from Redis dropped (bad seal, malformed, stale, replayed)" });
+				this.broker.metrics.register({ type: "counter", name: FANOUT_DROPPED_METRIC, labelNames: ["reason"], description: "Socket.IO fan-out messages from Redis dropped (bad seal, malformed or oversized, stale, replayed, over the seen-ids bound)" });
 			}
 			this.io = null;
 			this.redis = [];

@@ -21,9 +21,10 @@ import { ServiceBroker } from "moleculer";
 import { ConfigError, loadConfig } from "../../config/index.ts";
 import { FailOpenRedisCacher } from "../../lib/cacher.ts";
 import { FAIL_FAST_REDIS_OPTIONS, redisOptions, redisSeal } from "../../lib/redis.ts";
-import { FANOUT_MESSAGE_AGE_MS_MAX, sealedFanout } from "../../services/realtime/fanout.ts";
+import { FANOUT_MESSAGE_AGE_MS_MAX, FANOUT_MESSAGE_BYTES_MAX, sealedFanout } from "../../services/realtime/fanout.ts";
 import { privateRedis, privateServer, type PrivateServer } from "../support/private-services.ts";
 import { until } from "../support/wait.ts";
+import { gatewayKeys } from "../support/gateway-key.ts";
 
 const DEPLOY = new URL("../../deploy/", import.meta.url).pathname;
 const secret = () => randomBytes(36).toString("base64url");
@@ -37,7 +38,7 @@ after(async () => {
 });
 
 describe("a cluster's Redis authenticates its clients", () => {
-	const cluster = { JWT_SECRET: secret(), TRANSPORTER: "nats://nats:4222", TRANSIT_KEY: secret() };
+	const cluster = { JWT_SECRET: secret(), TRANSPORTER: "nats://nats:4222", TRANSIT_KEY: secret(), ...gatewayKeys() };
 
 	it("refuses a cluster's REDIS_URL without a password unless Redis is on loopback", () => {
 		for (const url of ["redis://redis:6379", "redis://paymesh@redis:6379", "rediss://cache.internal:6380/0"]) {
@@ -257,5 +258,33 @@ describe("Socket.IO fan-out is sealed", () => {
 		a.io.to("user:victim").emit("balance.updated", { n: 3 });
 		await until("the third push", () => received.length === 3);
 		assert.deepEqual(received, [{ n: 1 }, { n: 2 }, { n: 3 }]);
+	});
+
+	it("a gateway started after a message was sent drops its replay (it cannot know it saw it), and an oversized message unopened", async () => {
+		// The third push (captured last) was sent at nowMs; a gateway starting 5 s later, within the age window.
+		const recorded = captured[captured.length - 1]!;
+		nowMs += 5_000;
+		const c = await gateway();
+		const late = ioClient(`http://127.0.0.1:${c.port}`, { auth: { room: "user:victim" }, transports: ["websocket"], reconnection: false });
+		const lateReceived: unknown[] = [];
+		late.on("balance.updated", (d: unknown) => lateReceived.push(d));
+		try {
+			await new Promise<void>((resolve, reject) => (late.once("connect", resolve), late.once("connect_error", reject)));
+			await until("the socket in its room on gateway c", async () => (await c.io.local.in("user:victim").fetchSockets()).length === 1);
+			const dropsBefore = dropped.length;
+			await attacker.publish(channel, recorded);
+			// a ignores its own message, b has seen it, c has not seen it but it predates c.
+			await until("the replay dropped by b and c", () => dropped.length === dropsBefore + 2);
+			assert.deepEqual(dropped.slice(dropsBefore).sort(), ["replayed", "stale"]);
+			await attacker.publish(channel, Buffer.alloc(FANOUT_MESSAGE_BYTES_MAX + 64, 0x7b));
+			await until("the oversized message dropped by all three", () => dropped.length === dropsBefore + 5);
+			assert.deepEqual(dropped.slice(dropsBefore + 2), ["malformed", "malformed", "malformed"]);
+			// A real push still reaches the new gateway's socket.
+			c.io.to("user:victim").emit("balance.updated", { n: 4 });
+			await until("the fourth push on b", () => received.length === 4);
+			assert.deepEqual(lateReceived, [{ n: 4 }]);
+		} finally {
+			late.close();
+		}
 	});
 });
