@@ -187,9 +187,10 @@ export function s3Store(s: S3StoreConfig, options: S3StoreOptions = {}): Documen
 			const res = await request("GET", key);
 			if (res.status === 404) {
 				const code = await errorCode(res);
-				// A missing bucket is a misconfiguration, not a missing document.
-				if (code === "NoSuchBucket") throw await refused("GET", key, res, code);
-				return null;
+				// Only S3's own answer for a missing key is a missing document: a missing bucket, or a
+				// 404 without S3's code (a wrong endpoint or path), is a misconfiguration.
+				if (code === "NoSuchKey") return null;
+				throw await refused("GET", key, res, code);
 			}
 			if (!res.ok) throw await refused("GET", key, res);
 			try {

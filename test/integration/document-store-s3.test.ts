@@ -191,6 +191,15 @@ describe("S3-compatible document store", () => {
 		await rejects(wrongBucket.get(randomUUID()), /^S3 GET of document [0-9a-f-]{36} answered 404 NoSuchBucket$/);
 		await rejects(wrongBucket.delete(randomUUID()), /answered 404 NoSuchBucket$/);
 		await rejects(store.get("../etc/passwd"), /a document key must be a UUID/);
+		// A server that is not S3 (a wrong endpoint) answering a bare 404 is an error too, not a missing document.
+		const notS3 = createServer((_req, res) => res.writeHead(404, { "content-type": "text/html" }).end("<h1>Not Found</h1>"));
+		await new Promise<void>(r => notS3.listen(0, "127.0.0.1", r));
+		try {
+			const wrongEndpoint = s3Store({ ...settings, endpoint: `http://127.0.0.1:${(notS3.address() as AddressInfo).port}` });
+			await rejects(wrongEndpoint.get(randomUUID()), /^S3 GET of document [0-9a-f-]{36} answered 404$/);
+		} finally {
+			await new Promise(r => notS3.close(r));
+		}
 	});
 
 	it("a wrong secret: every call is refused (403 SignatureDoesNotMatch) and nothing is stored", async () => {
