@@ -19,6 +19,7 @@ import * as fx003 from "./fx/003_spread_revenue.ts";
 import * as ledger001 from "./ledger/001_init.ts";
 import * as notifications001 from "./notifications/001_init.ts";
 import * as notifications002 from "./notifications/002_mails.ts";
+import * as notifications003 from "./notifications/003_subject_index.ts";
 import * as webhooks001 from "./webhooks/001_init.ts";
 import * as reports001 from "./reports/001_init.ts";
 import * as reports002 from "./reports/002_processed_events_retention.ts";
@@ -57,6 +58,7 @@ import * as recon002 from "./recon/002_refunds.ts";
 import * as requests001 from "./requests/001_init.ts";
 import * as requests002 from "./requests/002_pending_index.ts";
 import * as schedules001 from "./schedules/001_init.ts";
+import * as schedules002 from "./schedules/002_erasure_indexes.ts";
 import * as users001 from "./users/001_init.ts";
 import * as users002 from "./users/002_email_unique.ts";
 import * as users003 from "./users/003_verified_email.ts";
@@ -80,11 +82,11 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	fx: { "001_init": fx001, "002_quote_claims": fx002, "003_spread_revenue": fx003 },
 	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003, "004_known_counterparties": fraud004, "005_daily_totals_retention": fraud005 },
 	audit: { "001_init": audit001, "002_blocks": audit002 },
-	notifications: { "001_init": notifications001, "002_mails": notifications002 },
+	notifications: { "001_init": notifications001, "002_mails": notifications002, "003_subject_index": notifications003 },
 	webhooks: { "001_init": webhooks001, "002_list_indexes": webhooks002 },
 	recon: { "001_init": recon001, "002_refunds": recon002 },
 	requests: { "001_init": requests001, "002_pending_index": requests002 },
-	schedules: { "001_init": schedules001 },
+	schedules: { "001_init": schedules001, "002_erasure_indexes": schedules002 },
 	bills: { "001_init": bills001 },
 	methods: { "001_init": methods001 },
 	reports: { "001_init": reports001, "002_processed_events_retention": reports002, "003_transactions": reports003, "004_insights": reports004, "005_filter_index": reports005, "006_named_transaction_ids": reports006 },
