@@ -94,32 +94,6 @@ interface ConsumerRuntime {
 	stopping: boolean;
 }
 
-/** The statements that give a consumer schema its positions and dead letters. */
-export function consumerStatements(schema: string): { up: string[]; down: string[] } {
-	return {
-		up: [
-			`CREATE TABLE ${schema}.consumer_positions (
-				source text PRIMARY KEY,
-				position bigint NOT NULL DEFAULT 0 CHECK (position >= 0),
-				owner text,
-				lease_until timestamptz NOT NULL DEFAULT now(),
-				updated_at timestamptz NOT NULL DEFAULT now()
-			)`,
-			`CREATE TABLE ${schema}.dead_letters (
-				id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-				source text NOT NULL,
-				event_id text NOT NULL UNIQUE,
-				event text NOT NULL,
-				payload json NOT NULL,
-				error text NOT NULL,
-				attempts int NOT NULL,
-				created_at timestamptz NOT NULL DEFAULT now()
-			)`,
-		],
-		down: [`DROP TABLE ${schema}.dead_letters`, `DROP TABLE ${schema}.consumer_positions`],
-	};
-}
-
 const DEAD_LETTER_SCHEMA = /^[a-z_]{1,32}$/;
 const REWRITE_PAGE_ROWS = 500;
 

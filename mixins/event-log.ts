@@ -46,42 +46,6 @@ function checked(schema: string): string {
 	return schema;
 }
 
-/** The statements that give a schema its outbox (used by each domain's migration). */
-export function outboxStatements(schema: string): { up: string[]; down: string[] } {
-	const s = checked(schema);
-	return {
-		up: [
-			`CREATE SEQUENCE ${s}.outbox_seq`,
-			`CREATE TABLE ${s}.outbox (
-				id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-				events json NOT NULL,
-				event_count int NOT NULL CHECK (event_count > 0),
-				created_at timestamptz NOT NULL DEFAULT now(),
-				published_at timestamptz,
-				seq bigint UNIQUE,
-				live_published boolean NOT NULL DEFAULT false
-			)`,
-			`CREATE INDEX outbox_unpublished_idx ON ${s}.outbox (id) WHERE published_at IS NULL`,
-		],
-		down: [`DROP TABLE ${s}.outbox`, `DROP SEQUENCE ${s}.outbox_seq`],
-	};
-}
-
-/**
- * The log's pruning watermark: positions up to `up_to_seq` were deleted by the retention
- * sweep. One row, so readers learn it in the statement that reads their page.
- */
-export function outboxPrunedStatements(schema: string): { up: string[]; down: string[] } {
-	const s = checked(schema);
-	return {
-		up: [
-			`CREATE TABLE ${s}.outbox_pruned (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), up_to_seq bigint NOT NULL)`,
-			`INSERT INTO ${s}.outbox_pruned (up_to_seq) VALUES (0)`,
-		],
-		down: [`DROP TABLE ${s}.outbox_pruned`],
-	};
-}
-
 /**
  * Deletes the rows among the `batchMax` lowest positions that were published more than
  * `retentionDays` ago, and raises the watermark to the last position deleted, in one

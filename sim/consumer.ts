@@ -10,7 +10,8 @@
  */
 import type { ServiceSchema } from "moleculer";
 import type { Knex } from "knex";
-import { consumerStatements, eventConsumer, type ConsumedEvent, type ConsumerService } from "../mixins/event-consumer.ts";
+import { consumerStatements } from "../migrations/log-tables.ts";
+import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../mixins/event-consumer.ts";
 import type { Violation } from "./checkers.ts";
 import { defineService } from "../lib/service.ts";
 

@@ -1,5 +1,6 @@
 import type { Knex } from "knex";
 import { runStatements } from "../statements.ts";
+import { eventLogStatements } from "../log-tables.ts";
 
 /**
  * Bills and coupons (services/bills). Coupons with their total uses (a CHECK keeps them
@@ -8,9 +9,10 @@ import { runStatements } from "../statements.ts";
  * payments, keyed per customer, at most one holding a bill (a unique partial index on the
  * biller, reference and month over the statuses that hold it); saved bills; reminders sent,
  * one per saved bill and due date (the primary key). The outbox and its pruning watermark
- * are the durable log notifications read (the shape of mixins/event-log.ts, written out here
- * so the migration does not change when that code does).
+ * are the durable log notifications read (the frozen statements of
+ * migrations/log-tables.ts, so the migration does not change when the mixins do).
  */
+const log = eventLogStatements("bills");
 const UP = [
 	`CREATE TABLE bills.coupons (
 			id uuid PRIMARY KEY,
@@ -105,25 +107,11 @@ const UP = [
 			sent_at timestamptz NOT NULL DEFAULT now(),
 			PRIMARY KEY (saved_id, due_date)
 		)`,
-	`CREATE SEQUENCE bills.outbox_seq`,
-	`CREATE TABLE bills.outbox (
-			id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-			events json NOT NULL,
-			event_count int NOT NULL CHECK (event_count > 0),
-			created_at timestamptz NOT NULL DEFAULT now(),
-			published_at timestamptz,
-			seq bigint UNIQUE,
-			live_published boolean NOT NULL DEFAULT false
-		)`,
-	`CREATE INDEX outbox_unpublished_idx ON bills.outbox (id) WHERE published_at IS NULL`,
-	`CREATE TABLE bills.outbox_pruned (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), up_to_seq bigint NOT NULL)`,
-	`INSERT INTO bills.outbox_pruned (up_to_seq) VALUES (0)`,
+	...log.up,
 ];
 
 const DOWN = [
-	`DROP TABLE bills.outbox_pruned`,
-	`DROP TABLE bills.outbox`,
-	`DROP SEQUENCE bills.outbox_seq`,
+	...log.down,
 	`DROP TABLE bills.reminders`,
 	`DROP TABLE bills.saved`,
 	`DROP TABLE bills.payments`,

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { outboxPrunedStatements } from "../../mixins/event-log.ts";
+import { outboxPrunedStatements } from "../log-tables.ts";
 import { runStatements } from "../statements.ts";
 
 /** The ledger log's retention watermark: how far the sweep has pruned (mixins/event-log.ts). */

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { outboxStatements } from "../../mixins/event-log.ts";
+import { outboxStatements } from "../log-tables.ts";
 import { runStatements } from "../statements.ts";
 
 /** The payments outbox: status changes leave through the durable event log, like the ledger's money. */

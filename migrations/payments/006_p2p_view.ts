@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { consumerStatements } from "../../mixins/event-consumer.ts";
+import { consumerStatements } from "../log-tables.ts";
 import { runStatements } from "../statements.ts";
 
 /**

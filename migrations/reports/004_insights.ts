@@ -1,14 +1,16 @@
 import type { Knex } from "knex";
 import { runStatements } from "../statements.ts";
+import { eventLogStatements } from "../log-tables.ts";
 
 /**
  * Live insights (issue 18 item 2): the reports consumer keeps each customer's spending
  * per currency and UTC month (monthly_spend, one row each, summed as the transactions
  * arrive), so judging a new payment against the 3 months before reads 3 rows, not the
  * history. An insight is written once per transaction (unique), with its event in the
- * reports outbox: the durable log notifications reads (the shape of mixins/event-log.ts
- * outboxStatements, written out so this migration never changes).
+ * reports outbox: the durable log notifications reads (the frozen statements of
+ * migrations/log-tables.ts, so this migration never changes).
  */
+const log = eventLogStatements("reports");
 const UP = [
 	`CREATE TABLE reports.monthly_spend (
 			owner_id uuid NOT NULL,
@@ -34,25 +36,11 @@ const UP = [
 			created_at timestamptz NOT NULL DEFAULT now()
 		)`,
 	`CREATE INDEX insights_owner_idx ON reports.insights (owner_id, created_at DESC, id DESC)`,
-	`CREATE SEQUENCE reports.outbox_seq`,
-	`CREATE TABLE reports.outbox (
-			id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-			events json NOT NULL,
-			event_count int NOT NULL CHECK (event_count > 0),
-			created_at timestamptz NOT NULL DEFAULT now(),
-			published_at timestamptz,
-			seq bigint UNIQUE,
-			live_published boolean NOT NULL DEFAULT false
-		)`,
-	`CREATE INDEX outbox_unpublished_idx ON reports.outbox (id) WHERE published_at IS NULL`,
-	`CREATE TABLE reports.outbox_pruned (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), up_to_seq bigint NOT NULL)`,
-	`INSERT INTO reports.outbox_pruned (up_to_seq) VALUES (0)`,
+	...log.up,
 ];
 
 const DOWN = [
-	`DROP TABLE reports.outbox_pruned`,
-	`DROP TABLE reports.outbox`,
-	`DROP SEQUENCE reports.outbox_seq`,
+	...log.down,
 	`DROP TABLE reports.insights`,
 	`DROP TABLE reports.monthly_spend`,
 ];

@@ -1,5 +1,6 @@
 import type { Knex } from "knex";
 import { runStatements } from "../statements.ts";
+import { eventLogStatements } from "../log-tables.ts";
 
 /**
  * Payment requests (services/requests): one row per request, its status changed by
@@ -7,9 +8,10 @@ import { runStatements } from "../statements.ts";
  * finds the first). Indexes: each side's list newest first (the keyset cursor), the
  * pending requests by deadline (the expiry sweep), the ones being paid by last change (the
  * resume sweep). The outbox and its pruning watermark are the durable log notifications
- * read (the same shape as mixins/event-log.ts outboxStatements, written out here so the
- * migration does not change when that code does).
+ * read (the frozen statements of migrations/log-tables.ts, so the migration does not
+ * change when the mixins do).
  */
+const log = eventLogStatements("requests");
 const UP = [
 	`CREATE TABLE requests.requests (
 			id uuid PRIMARY KEY,
@@ -38,25 +40,11 @@ const UP = [
 	`CREATE INDEX requests_payer_idx ON requests.requests (payer_id, created_at DESC, id DESC)`,
 	`CREATE INDEX requests_pending_idx ON requests.requests (expires_at) WHERE status = 'pending'`,
 	`CREATE INDEX requests_accepting_idx ON requests.requests (updated_at) WHERE status = 'accepting'`,
-	`CREATE SEQUENCE requests.outbox_seq`,
-	`CREATE TABLE requests.outbox (
-			id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-			events json NOT NULL,
-			event_count int NOT NULL CHECK (event_count > 0),
-			created_at timestamptz NOT NULL DEFAULT now(),
-			published_at timestamptz,
-			seq bigint UNIQUE,
-			live_published boolean NOT NULL DEFAULT false
-		)`,
-	`CREATE INDEX outbox_unpublished_idx ON requests.outbox (id) WHERE published_at IS NULL`,
-	`CREATE TABLE requests.outbox_pruned (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), up_to_seq bigint NOT NULL)`,
-	`INSERT INTO requests.outbox_pruned (up_to_seq) VALUES (0)`,
+	...log.up,
 ];
 
 const DOWN = [
-	`DROP TABLE requests.outbox_pruned`,
-	`DROP TABLE requests.outbox`,
-	`DROP SEQUENCE requests.outbox_seq`,
+	...log.down,
 	`DROP TABLE requests.requests`,
 ];
 

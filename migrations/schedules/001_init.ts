@@ -1,5 +1,6 @@
 import type { Knex } from "knex";
 import { runStatements } from "../statements.ts";
+import { eventLogStatements } from "../log-tables.ts";
 
 /**
  * Standing orders and saved payees (services/schedules).
@@ -12,8 +13,9 @@ import { runStatements } from "../statements.ts";
  * payment is being sent, and runs out if that node dies.
  * payees: a customer's saved recipients, by account or by e-mail.
  * The outbox and its pruning watermark are the durable log notifications read (the shape
- * of mixins/event-log.ts outboxStatements, written out so the migration never changes).
+ * of migrations/log-tables.ts, frozen, so the migration never changes).
  */
+const log = eventLogStatements("schedules");
 const UP = [
 	`CREATE TABLE schedules.payees (
 			id uuid PRIMARY KEY,
@@ -68,25 +70,11 @@ const UP = [
 			PRIMARY KEY (schedule_id, due_date)
 		)`,
 	`CREATE INDEX occurrences_open_idx ON schedules.occurrences (next_attempt_at) WHERE status IN ('due', 'retrying')`,
-	`CREATE SEQUENCE schedules.outbox_seq`,
-	`CREATE TABLE schedules.outbox (
-			id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-			events json NOT NULL,
-			event_count int NOT NULL CHECK (event_count > 0),
-			created_at timestamptz NOT NULL DEFAULT now(),
-			published_at timestamptz,
-			seq bigint UNIQUE,
-			live_published boolean NOT NULL DEFAULT false
-		)`,
-	`CREATE INDEX outbox_unpublished_idx ON schedules.outbox (id) WHERE published_at IS NULL`,
-	`CREATE TABLE schedules.outbox_pruned (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), up_to_seq bigint NOT NULL)`,
-	`INSERT INTO schedules.outbox_pruned (up_to_seq) VALUES (0)`,
+	...log.up,
 ];
 
 const DOWN = [
-	`DROP TABLE schedules.outbox_pruned`,
-	`DROP TABLE schedules.outbox`,
-	`DROP SEQUENCE schedules.outbox_seq`,
+	...log.down,
 	`DROP TABLE schedules.occurrences`,
 	`DROP TABLE schedules.schedules`,
 	`DROP TABLE schedules.payees`,

@@ -12,7 +12,7 @@ import type { ServiceBroker, ServiceSchema } from "moleculer";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
 import { acquireDb } from "../../mixins/db.ts";
-import { consumerStatements } from "../../mixins/event-consumer.ts";
+import { consumerStatements } from "../../migrations/log-tables.ts";
 import { consumerProbe } from "../support/consumer.ts";
 import type { Config } from "../../config/index.ts";
 

@@ -4,7 +4,8 @@
  */
 import type { ServiceSchema } from "moleculer";
 import { acquireDb, releaseDb } from "../../mixins/db.ts";
-import { consumerStatements, eventConsumer, type ConsumedEvent, type ConsumerOptions, type ConsumerService } from "../../mixins/event-consumer.ts";
+import { consumerStatements } from "../../migrations/log-tables.ts";
+import { eventConsumer, type ConsumedEvent, type ConsumerOptions, type ConsumerService } from "../../mixins/event-consumer.ts";
 import type { Config } from "../../config/index.ts";
 
 export function consumerProbe(opts: {
