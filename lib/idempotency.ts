@@ -25,3 +25,18 @@ function canonical(value: unknown): unknown {
 export function requestHash(kind: string, fields: object): string {
 	return createHash("sha256").update(kind).update("\n").update(JSON.stringify(canonical(fields))).digest("hex");
 }
+
+/**
+ * Refusals that hold only while an account is in a state an operator undoes: a frozen account
+ * is unfrozen. The ledger stores them under their key like any other answer (a replay never
+ * turns a refusal into a success), so a saga whose own ledger step is refused so does not fail
+ * and is not stuck replaying it: it waits while the account is not active, then asks again
+ * under the step's next attempt key (attemptKey), moved on only once the refusal is stored
+ * (docs/ledger.md, Idempotency).
+ */
+export const STATE_REFUSALS: ReadonlySet<string> = new Set(["ACCOUNT_FROZEN"]);
+
+/** A saga step's key in an attempt: attempt 0 keeps the key the step always had, later ones are numbered (`payment:<id>:post-2`). */
+export function attemptKey(key: string, attempt: number): string {
+	return attempt === 0 ? key : `${key}-${attempt}`;
+}

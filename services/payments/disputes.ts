@@ -7,8 +7,11 @@
  * never goes below zero). Support attaches evidence before the
  * deadline (audited). The provider's outcome closes it: won, the hold is released; lost,
  * the hold is posted to the provider and the shortfall paid from suspense. A lost dispute
- * whose hold ran out first takes back from the account what it has of what was held (the
- * hold released first if the ledger's sweep has not yet), and suspense pays the rest.
+ * whose hold ran out first, or that holds nothing because the ledger refused its hold (the
+ * account frozen when it opened), takes back from the account what it has of what was meant to
+ * be held (a hold past its time released first if the ledger's sweep has not yet), and
+ * suspense pays the rest. A frozen account is never paid for by suspense: the dispute waits,
+ * deciding, until it is unfrozen (the account's legs then asked under their next attempt's keys).
  *
  * An outcome (the provider's callback, or an admin's recording of it) first claims the
  * dispute with one conditional UPDATE (open or evidence_submitted -> deciding, recording the
@@ -18,14 +21,15 @@
  * its own outcome is another, moves nothing for it: the contradiction is logged and counted
  * (DISPUTE_CONFLICTS_METRIC) and an admin is refused. Every step's ledger call is keyed by
  * the provider's dispute id, so money moves once however many drivers there are.
- * The decisions are pure (openPlan, outcomeAction, outcomePlan, unpostedHoldPlan, recoveryOutcome,
- * evidenceProblem); SQL is in store.ts.
+ * The decisions are pure (openPlan, holdTimeoutMsOf, outcomeAction, outcomePlan, unpostedHoldPlan,
+ * recoveryOutcome, evidenceProblem); SQL is in store.ts.
  */
 import { createHash } from "node:crypto";
 import { Errors, type Context, type ServiceBroker } from "moleculer";
 import type { Knex } from "knex";
 import { call } from "../../lib/contract.ts";
 import { toClientError } from "../../lib/errors.ts";
+import { attemptKey, STATE_REFUSALS } from "../../lib/idempotency.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import type { Infer } from "../../lib/schema.ts";
@@ -36,8 +40,8 @@ import { ledger } from "../../contracts/ledger.ts";
 import type { callbackParams, disputeParams } from "../../contracts/payments.ts";
 import type { ProviderName } from "./providers.ts";
 import {
-	claimDispute, decidingDisputes, disputeById, disputeByProviderId, disputeEvidence, disputesOf, finishDispute, insertDispute, insertDisputeEvidence, nextDisputeRecovery, setDisputeHold,
-	setDisputeStatus, type DisputeRow, type PaymentRow,
+	attachDisputeHold, claimDispute, decidingDisputes, disputeById, disputeByProviderId, disputeEvidence, disputesOf, finishDispute, insertDispute, insertDisputeEvidence, nextDisputeRecovery,
+	setDisputeHeld, setDisputeStatus, type DisputeRow, type PaymentRow,
 } from "./store.ts";
 
 export type DisputeStatus = DisputeRow["status"];
@@ -53,6 +57,15 @@ export function openPlan(p: Pick<PaymentRow, "type" | "status" | "amount">, disp
 	if (disputedMinor > p.amount) return "AMOUNT_ABOVE_PAYMENT";
 	const held = availableMinor <= 0n ? 0n : availableMinor < disputedMinor ? availableMinor : disputedMinor;
 	return { held, shortfall: disputedMinor - held };
+}
+
+/**
+ * How long the dispute's hold lasts: 30 days past the deadline for the outcome to come, within
+ * the ledger's bound. From the dispute's row alone, so that its outcome's driver replaying the
+ * opening's request (to find a hold the opening made but did not attach) sends the same request.
+ */
+export function holdTimeoutMsOf(d: Pick<DisputeRow, "deadline" | "created_at">, timeoutMsMax: number): number {
+	return Math.min(timeoutMsMax, Math.max(60_000, d.deadline.getTime() - d.created_at.getTime() + 30 * 86_400_000));
 }
 
 export type DisputeOutcome = "won" | "lost";
@@ -74,13 +87,18 @@ export function outcomeAction(d: Pick<DisputeRow, "status" | "outcome">, wanted:
 }
 
 /**
- * The money of a claimed outcome: won releases the hold; lost posts it and pays the shortfall
- * from suspense, all of the amount when the hold was meant but never attached (the opening was
- * cut short). A lost hold that turns out not postable (it expired) makes the whole amount short.
+ * The money of a claimed outcome, once a hold the opening made is found and attached: won
+ * releases the hold; lost posts it and pays the shortfall from suspense. A dispute meant to hold
+ * money that holds none (the ledger refused its hold: the account frozen, or spent since) is
+ * lost like one whose hold ran out (`recover`): the account gives what it has of what was meant
+ * to be held, and suspense pays the provider the whole amount (so only what the account lacks);
+ * a frozen account waits. A lost hold that turns out not postable (it expired) is recovered alike.
  */
-export function outcomePlan(d: Pick<DisputeRow, "hold_id" | "held_amount" | "shortfall" | "amount">, outcome: DisputeOutcome): { voidHold: boolean; postHold: boolean; shortfall: bigint } {
-	if (outcome === "won") return { voidHold: d.hold_id !== null, postHold: false, shortfall: 0n };
-	return { voidHold: false, postHold: d.hold_id !== null, shortfall: d.held_amount > 0n && !d.hold_id ? d.amount : d.shortfall };
+export function outcomePlan(d: Pick<DisputeRow, "hold_id" | "held_amount" | "shortfall" | "amount">, outcome: DisputeOutcome): { voidHold: boolean; postHold: boolean; recover: boolean; shortfall: bigint } {
+	if (outcome === "won") return { voidHold: d.hold_id !== null, postHold: false, recover: false, shortfall: 0n };
+	if (d.hold_id !== null) return { voidHold: false, postHold: true, recover: false, shortfall: d.shortfall };
+	if (d.held_amount > 0n) return { voidHold: false, postHold: false, recover: true, shortfall: d.amount };
+	return { voidHold: false, postHold: false, recover: false, shortfall: d.shortfall };
 }
 
 /**
@@ -99,7 +117,8 @@ export function unpostedHoldPlan(status: "pending" | "posted" | "voided" | "expi
  * The account's answer to that recovery: what it gave (refused for funds: nothing, and suspense
  * pays it all). A refusal that is not about funds (frozen, closed) never becomes a suspense
  * payment: the dispute waits (still deciding) for the resume sweep, under the next attempt's
- * key once the refusal is stored under this one's (`stored`).
+ * key once the refusal is stored under this one's (`stored`). The hold's post answers the same
+ * way to a frozen account.
  */
 export function recoveryOutcome(r: { ok: true; amount: bigint } | { ok: false; code: string; stored: boolean }): { recovered: bigint } | { wait: true; nextAttempt: boolean; code: string } {
 	if (r.ok) return { recovered: r.amount };
@@ -107,8 +126,8 @@ export function recoveryOutcome(r: { ok: true; amount: bigint } | { ok: false; c
 	return { wait: true, nextAttempt: r.stored, code: r.code };
 }
 
-/** The key of the recovery leg: attempt 0 `…:recover`, later ones numbered (`…:recover-2`). */
-export const recoverStep = (attempt: number) => (attempt === 0 ? "recover" : `recover-${attempt}`);
+/** The key of the recovery leg: attempt 0 `…:recover`, later ones numbered (`…:recover-2`); the post's alike (`…:post`, `…:post-2`). */
+export const recoverStep = (attempt: number) => attemptKey("recover", attempt);
 
 export function evidenceProblem(d: Pick<DisputeRow, "status" | "deadline">, evidenceCount: number, now: Date): "DECIDED" | "DEADLINE_PASSED" | "TOO_MUCH" | null {
 	if (d.status === "deciding" || d.status === "won" || d.status === "lost") return "DECIDED";
@@ -178,30 +197,39 @@ export async function onDisputeCallback(host: DisputeHost, payment: PaymentRow |
 				host.logger.warn("dispute overlaps refunds of its top-up; that part is not held from the customer", { disputeId: d.id, paymentId: d.payment_id, provider: d.provider, overlap: String(d.refunded_overlap) });
 			}
 		}
+		// Decided before this delivery of the opening: its outcome's driver finds any hold by the key.
+		if (d.status !== "open" && d.status !== "evidence_submitted") return "already_final";
 		if (d.held_amount > 0n && !d.hold_id) {
-			const timeoutMs = Math.min(host.holdTimeoutMsMax, Math.max(60_000, d.deadline.getTime() - Date.now() + 30 * 86_400_000));
 			try {
-				const hold = await call(host.broker, ledger.holds.create, {
-					idempotencyKey: keyOf(d.provider, d.provider_dispute_id, "hold"), fromAccountId: d.account_id,
-					toAccountId: await host.systemAccounts(`external:${d.provider}:${d.currency}`, d.currency),
-					amount: toSafeNumber(d.held_amount), currency: d.currency, timeoutMs, description: `dispute ${d.provider_dispute_id} of top-up ${d.payment_id}`,
-				});
-				const attached = await setDisputeHold(host.knex, d.id, hold.id, d.held_amount, d.shortfall);
-				if (!attached) {
-					// Decided while the hold was being made: it holds nothing any more (the outcome
-					// covered the amount from suspense), so it is released.
-					await call(host.broker, ledger.holds.void, { idempotencyKey: keyOf(d.provider, d.provider_dispute_id, "void-late"), holdId: hold.id });
-					return "already_final";
+				const hold = await call(host.broker, ledger.holds.create, await holdRequest(host, d));
+				const attached = await attachDisputeHold(host.knex, d.id, hold.id);
+				if (attached) {
+					d = attached;
+					fresh = true;
+				} else {
+					// Decided while the hold was being made (its outcome's driver replays this request,
+					// finds this hold and posts or releases it), or another delivery attached it.
+					const now = await disputeById(host.knex, d.id);
+					if (!now || (now.status !== "open" && now.status !== "evidence_submitted")) return "already_final";
+					d = now;
 				}
-				d = attached;
 			} catch (err) {
-				// Spent since the amount was worked out: nothing is held and the whole amount is short.
-				if (codeOf(err) !== "INSUFFICIENT_FUNDS") throw err;
-				const attached = await setDisputeHold(host.knex, d.id, null, 0n, d.amount);
-				if (!attached) return "already_final";
-				d = attached;
+				const code = refusalCodeOf(err);
+				if (code === "INSUFFICIENT_FUNDS") {
+					// Spent since the amount was worked out: nothing is held and the whole amount is short.
+					const set = await setDisputeHeld(host.knex, d.id, 0n, d.amount);
+					if (!set) return "already_final";
+					d = set;
+					fresh = true;
+				} else if (code !== null && STATE_REFUSALS.has(code)) {
+					// The account is frozen (a disputed card's account often is: fraud). Nothing is held; the
+					// dispute opens without a hold, meant to hold `held_amount`. Lost, it takes that from the
+					// account, waiting while the account is frozen: suspense never pays for a frozen account.
+					host.logger.warn("dispute opened on a frozen account: nothing held; a lost outcome waits for the account", { disputeId: d.id, paymentId: d.payment_id, provider: d.provider, code });
+				} else {
+					throw err;
+				}
 			}
-			fresh = true;
 		}
 		if (fresh) await announce(host, d, "dispute.opened");
 		host.logger.info("dispute opened", { disputeId: d.id, paymentId: d.payment_id, provider: d.provider, held: String(d.held_amount), shortfall: String(d.shortfall) });
@@ -228,18 +256,55 @@ export async function onDisputeCallback(host: DisputeHost, payment: PaymentRow |
 	return next.answer === "applied" ? `dispute_${wanted}` : "already_final";
 }
 
+/** The opening's hold request, from the dispute's row alone: a replay by its outcome's driver is the same request. */
+async function holdRequest(host: DisputeHost, d: DisputeRow) {
+	return {
+		idempotencyKey: keyOf(d.provider, d.provider_dispute_id, "hold"), fromAccountId: d.account_id,
+		toAccountId: await host.systemAccounts(`external:${d.provider}:${d.currency}`, d.currency),
+		amount: toSafeNumber(d.held_amount), currency: d.currency, timeoutMs: holdTimeoutMsOf(d, host.holdTimeoutMsMax), description: `dispute ${d.provider_dispute_id} of top-up ${d.payment_id}`,
+	};
+}
+
+/**
+ * A dispute meant to hold money with no hold on its row: the opening was cut short after the
+ * ledger made the hold, or the ledger refused it (frozen, spent), or the opening never asked.
+ * Its request replayed under its key tells which: a hold (the opening's, or one made now) is
+ * attached and the outcome posts or releases it; a refusal for funds or the account's state
+ * leaves the dispute without a hold (outcomePlan then recovers from the account).
+ */
+async function findHold(host: DisputeHost, d: DisputeRow): Promise<DisputeRow> {
+	try {
+		const hold = await call(host.broker, ledger.holds.create, await holdRequest(host, d));
+		// Not attached: another driver attached this same hold, or ended the dispute (its steps replay by key).
+		return (await attachDisputeHold(host.knex, d.id, hold.id)) ?? { ...d, hold_id: hold.id };
+	} catch (err) {
+		const code = refusalCodeOf(err);
+		if (code === "INSUFFICIENT_FUNDS" || (code !== null && STATE_REFUSALS.has(code))) return d;
+		throw err;
+	}
+}
+
 /**
  * Moves the money of a claimed dispute's recorded outcome, then ends it with that outcome (and
  * its event, in the same transaction). Each ledger call is keyed by the provider's dispute id
  * and the step, so any number of drivers (the claimant, a retry, a later callback, the sweep)
  * move the money once; the dispute as it is then.
  */
-async function driveOutcome(host: DisputeHost, d: DisputeRow): Promise<DisputeRow> {
-	const outcome = d.outcome;
-	if (d.status !== "deciding" || !outcome) return d;
+async function driveOutcome(host: DisputeHost, claimed: DisputeRow): Promise<DisputeRow> {
+	const outcome = claimed.outcome;
+	if (claimed.status !== "deciding" || !outcome) return claimed;
+	const d = claimed.held_amount > 0n && !claimed.hold_id ? await findHold(host, claimed) : claimed;
 	const plan = outcomePlan(d, outcome);
 	let shortfall = plan.shortfall;
 	let recovered: bigint | null = null;
+	let recover = plan.recover;
+	const waits = async (code: string) => {
+		host.logger.warn("lost dispute waits: the customer's account refused for another reason than funds; the resume sweep asks again", { disputeId: d.id, paymentId: d.payment_id, code });
+		return (await disputeById(host.knex, d.id)) ?? d;
+	};
+	// A later attempt of the account's legs (one was refused for the account's state): while the
+	// account is still frozen, asking would only store another refusal under a new key.
+	if ((plan.postHold || recover) && d.recover_attempt > 0 && !(await accountActive(host, d))) return waits("ACCOUNT_FROZEN");
 	if (plan.voidHold && d.hold_id) {
 		await call(host.broker, ledger.holds.void, { idempotencyKey: keyOf(d.provider, d.provider_dispute_id, "void"), holdId: d.hold_id }).catch((err: unknown) => {
 			// Already released (it expired): nothing left to release.
@@ -247,11 +312,18 @@ async function driveOutcome(host: DisputeHost, d: DisputeRow): Promise<DisputeRo
 		});
 	}
 	if (plan.postHold && d.hold_id) {
+		const attempt = d.recover_attempt;
 		try {
-			await call(host.broker, ledger.holds.post, { idempotencyKey: keyOf(d.provider, d.provider_dispute_id, "post"), holdId: d.hold_id });
+			await call(host.broker, ledger.holds.post, { idempotencyKey: keyOf(d.provider, d.provider_dispute_id, attemptKey("post", attempt)), holdId: d.hold_id });
 		} catch (err) {
+			const code = refusalCodeOf(err);
+			if (code !== null && STATE_REFUSALS.has(code)) {
+				// The account is frozen: the hold keeps the money meanwhile; posted under the next attempt's key once unfrozen.
+				await nextDisputeRecovery(host.knex, d.id, attempt);
+				return waits(code);
+			}
 			// The hold ran out before the outcome. Read it: the refusal replayed by the key may be older than the hold.
-			if (codeOf(err) !== "HOLD_EXPIRED" && codeOf(err) !== "HOLD_NOT_PENDING") throw err;
+			if (code !== "HOLD_EXPIRED" && code !== "HOLD_NOT_PENDING") throw err;
 			const hold = await call(host.broker, ledger.holds.get, { id: d.hold_id });
 			const next = unpostedHoldPlan(hold.status);
 			if (next.release) {
@@ -261,17 +333,15 @@ async function driveOutcome(host: DisputeHost, d: DisputeRow): Promise<DisputeRo
 					if (codeOf(e) !== "HOLD_NOT_PENDING" && codeOf(e) !== "HOLD_EXPIRED") throw e;
 				});
 			}
-			if (next.recover) {
-				const got = await recoverFromAccount(host, d);
-				if ("wait" in got) {
-					host.logger.warn("lost dispute waits: the customer's account refused for another reason than funds; the resume sweep asks again", { disputeId: d.id, paymentId: d.payment_id, code: got.code });
-					return (await disputeById(host.knex, d.id)) ?? d;
-				}
-				// The account gave what it has of what was held (to suspense); suspense pays the provider the whole amount.
-				recovered = got.recovered;
-				shortfall = d.amount;
-			}
+			recover = next.recover;
 		}
+	}
+	if (recover) {
+		const got = await recoverFromAccount(host, d);
+		if ("wait" in got) return waits(got.code);
+		// The account gave what it has of what was held (to suspense); suspense pays the provider the whole amount.
+		recovered = got.recovered;
+		shortfall = d.amount;
 	}
 	if (shortfall > 0n) {
 		// Suspense pays the provider what the customer's account could not: a receivable, never the customer's negative balance.
@@ -289,23 +359,25 @@ async function driveOutcome(host: DisputeHost, d: DisputeRow): Promise<DisputeRo
 	return ended;
 }
 
+/** Whether the customer's account is active (not frozen, nor closed). */
+async function accountActive(host: DisputeHost, d: DisputeRow): Promise<boolean> {
+	return (await call(host.broker, ledger.accounts.get, { id: d.account_id })).status === "active";
+}
+
 /**
- * A lost dispute's hold ran out: the customer's account gives what it has of what was held
- * (`upTo`, decided by the ledger in its commit, its key replaying it) to suspense. A later
- * attempt (after a stored refusal that was not about funds) reads the account first and asks
- * nothing while it is still frozen.
+ * A lost dispute's hold ran out, or it never held anything: the customer's account gives what
+ * it has of what was meant to be held (`upTo`, decided by the ledger in its commit, its key
+ * replaying it) to suspense. A later attempt (after a stored refusal that was not about funds)
+ * is only made once the account was seen active (driveOutcome).
  */
 async function recoverFromAccount(host: DisputeHost, d: DisputeRow): Promise<ReturnType<typeof recoveryOutcome>> {
 	const attempt = d.recover_attempt;
-	if (attempt > 0) {
-		const account = await call(host.broker, ledger.accounts.get, { id: d.account_id });
-		if (account.status !== "active") return recoveryOutcome({ ok: false, code: "ACCOUNT_FROZEN", stored: false });
-	}
 	try {
 		const t = await call(host.broker, ledger.transfers.create, {
 			idempotencyKey: keyOf(d.provider, d.provider_dispute_id, recoverStep(attempt)), fromAccountId: d.account_id,
 			toAccountId: await host.systemAccounts(`suspense:disputes:${d.currency}`, d.currency), amount: toSafeNumber(d.held_amount), currency: d.currency, upTo: true,
-			description: `dispute ${d.provider_dispute_id} lost after its hold ran out`,
+			// Part of the request (a replay must match): a dispute's path is fixed by whether it ever had a hold.
+			description: d.hold_id ? `dispute ${d.provider_dispute_id} lost after its hold ran out` : `dispute ${d.provider_dispute_id} lost; nothing was held`,
 		});
 		return recoveryOutcome({ ok: true, amount: BigInt(t.amount) });
 	} catch (err) {

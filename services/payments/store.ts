@@ -376,7 +376,11 @@ export interface DisputeRow {
 	 * from suspense if lost); contest it with the refund as evidence.
 	 */
 	refunded_overlap: bigint;
-	/** The attempt whose key the account's leg uses when a lost dispute's hold ran out (migration payments 014): a non-funds refusal moves it on. */
+	/**
+	 * The attempt whose keys the account's legs of a lost dispute use: the hold's post, and the
+	 * recovery when its hold ran out (migration payments 014). A refusal for the account's state
+	 * (frozen) moves it on once stored, so the legs are asked again under new keys once unfrozen.
+	 */
 	recover_attempt: number;
 	/** Lost after its hold ran out: what the customer's account gave of what was held (suspense paid the rest); null otherwise. */
 	recovered: bigint | null;
@@ -431,13 +435,29 @@ export async function insertDispute(knex: Knex, d: { id: string; paymentId: stri
 	return row ?? null;
 }
 
-/** Attaches the hold to a dispute that has none and is undecided; null when it was decided (or got its hold) meanwhile. */
-export async function setDisputeHold(knex: Knex, id: string, holdId: string | null, held: bigint, shortfall: bigint): Promise<DisputeRow | null> {
+/** An undecided dispute without a hold gets what was held and what is short (the ledger refused its hold for funds: nothing held); null when it was decided (or got its hold) meanwhile. */
+export async function setDisputeHeld(knex: Knex, id: string, held: bigint, shortfall: bigint): Promise<DisputeRow | null> {
 	const row = await queryOne<DisputeRow>(
 		knex,
-		`UPDATE payments.disputes SET hold_id = ?, held_amount = ?, shortfall = ?, updated_at = now()
+		`UPDATE payments.disputes SET held_amount = ?, shortfall = ?, updated_at = now()
 		 WHERE id = ? AND hold_id IS NULL AND status IN ('open', 'evidence_submitted') RETURNING ${DISPUTE_COLUMNS}`,
-		[holdId, held.toString(), shortfall.toString(), id],
+		[held.toString(), shortfall.toString(), id],
+	);
+	return row ?? null;
+}
+
+/**
+ * Attaches the hold the ledger made under the dispute's `:hold` key to a dispute not yet ended
+ * that has none: at its opening, or by its outcome's driver, which replays the opening's request
+ * to find it (the opening cut short after the ledger made it). Both find the same hold by the
+ * key. Null when the dispute ended, or another driver attached it, meanwhile.
+ */
+export async function attachDisputeHold(knex: Knex, id: string, holdId: string): Promise<DisputeRow | null> {
+	const row = await queryOne<DisputeRow>(
+		knex,
+		`UPDATE payments.disputes SET hold_id = ?, updated_at = now()
+		 WHERE id = ? AND hold_id IS NULL AND status IN ('open', 'evidence_submitted', 'deciding') RETURNING ${DISPUTE_COLUMNS}`,
+		[holdId, id],
 	);
 	return row ?? null;
 }

@@ -151,3 +151,101 @@ describe("a lost dispute whose hold ran out before the outcome", () => {
 		await assertBalanced();
 	});
 });
+
+/** A customer whose only money is a card top-up of `amount`. */
+async function toppedUp(amount: number): Promise<Pick<Case, "accountId" | "topupId" | "providerId">> {
+	const userId = uuidv7();
+	await broker.call("users.create", { userId, email: `dnone-${userId}@example.com`, name: "Dispute Customer" });
+	const accountId = ((await broker.call("ledger.accounts.open", { ownerId: userId, currency: "USD" })) as { id: string }).id;
+	const t: { id: string; status: string } = await broker.call("payments.topup", { idempotencyKey: `dnone-top-${userId}`, userId, accountId, amount, currency: "USD", provider: "card" });
+	assert.equal(t.status, "completed");
+	return { accountId, topupId: t.id, providerId: `dp-none-${userId}` };
+}
+
+const opened = (c: Pick<Case, "topupId" | "providerId">, amount: number) => callback(c, "dispute_opened", { amount, deadline: new Date(Date.now() + 7 * 86_400_000).toISOString() });
+const rowOf = async (c: Pick<Case, "providerId">) =>
+	(await node.sql.query<{ id: string; status: string; hold_id: string | null; held_amount: string; recover_attempt: number }>(
+		"SELECT id, status, hold_id, held_amount::text, recover_attempt FROM payments.disputes WHERE provider_dispute_id = $1", [c.providerId],
+	)).rows[0];
+/** The payments resume sweep, as if the dispute had waited past PAYMENT_RESUME_AFTER_MS. */
+async function sweep(disputeId: string): Promise<void> {
+	await node.sql.query("UPDATE payments.disputes SET updated_at = now() - interval '2 hours' WHERE id = $1", [disputeId]);
+	await broker.call("payments.resume", {});
+}
+
+describe("a lost dispute whose hold is not on its row", () => {
+	it("opened on a frozen account: nothing held, lost waits while frozen with nothing paid from suspense, and the account pays once unfrozen", async () => {
+		const c = await toppedUp(5_000);
+		await broker.call("ledger.accounts.freeze", { id: c.accountId });
+		// The ledger refuses the hold (ACCOUNT_FROZEN, stored under the dispute's :hold key): the dispute opens without one.
+		assert.equal((await opened(c, 5_000)).outcome, "dispute_opened");
+		const row = await rowOf(c);
+		assert.ok(row);
+		assert.deepEqual([row.status, row.held_amount, row.hold_id], ["open", "5000", null]);
+		const suspenseBefore = await posted("suspense:disputes:USD");
+		const cardBefore = await posted("external:card:USD");
+		assert.equal((await callback(c, "dispute_lost")).outcome, "dispute_lost");
+		let d = await dispute(row.id);
+		assert.deepEqual([d.status, d.outcome, d.recovered], ["deciding", "lost", null]);
+		assert.equal(await posted("suspense:disputes:USD"), suspenseBefore, "suspense paid for a frozen account");
+		assert.equal(await posted("external:card:USD"), cardBefore);
+		assert.deepEqual(await balance(c.accountId), { posted: 5_000, pending: 0 });
+		// The sweep while still frozen: the account is looked at first, nothing more is asked or stored.
+		await sweep(row.id);
+		assert.deepEqual([(await dispute(row.id)).status, (await rowOf(c))?.recover_attempt], ["deciding", 1]);
+		assert.deepEqual(await transfersOf({ ...c, dispute: d, holdId: "" }), []);
+
+		await broker.call("ledger.accounts.unfreeze", { id: c.accountId });
+		await sweep(row.id);
+		d = await dispute(row.id);
+		assert.deepEqual([d.status, d.recovered], ["lost", 5_000]);
+		assert.deepEqual(await balance(c.accountId), { posted: 0, pending: 0 }, "the customer kept the money the provider took back");
+		assert.equal(await posted("suspense:disputes:USD"), suspenseBefore, "suspense carries nothing: the account paid");
+		assert.equal(await posted("external:card:USD"), cardBefore + 5_000);
+		assert.deepEqual(await transfersOf({ ...c, dispute: d, holdId: "" }), [["recover-1", 5_000, "suspense:disputes:USD"], ["shortfall", 5_000, "external:card:USD"]]);
+		await assertBalanced();
+	});
+
+	it("opening cut short after the ledger made the hold: lost posts that hold (suspense pays nothing), won releases it at once", async () => {
+		for (const end of ["dispute_lost", "dispute_won"] as const) {
+			const c = await toppedUp(5_000);
+			assert.equal((await opened(c, 5_000)).outcome, "dispute_opened");
+			const made = await rowOf(c);
+			assert.ok(made?.hold_id);
+			// What a driver that died between the ledger's hold and attaching it leaves behind.
+			await node.sql.query("UPDATE payments.disputes SET hold_id = NULL WHERE id = $1", [made.id]);
+			const suspenseBefore = await posted("suspense:disputes:USD");
+			const cardBefore = await posted("external:card:USD");
+			assert.equal((await callback(c, end)).outcome, end);
+			const d = await dispute(made.id);
+			assert.equal(d.status, end === "dispute_lost" ? "lost" : "won");
+			assert.equal((await rowOf(c))?.hold_id, made.hold_id, "the opening's hold, found by its key and attached");
+			assert.equal(await holdStatus(made.hold_id), end === "dispute_lost" ? "posted" : "voided");
+			assert.equal(await posted("suspense:disputes:USD"), suspenseBefore);
+			assert.equal(await posted("external:card:USD"), cardBefore + (end === "dispute_lost" ? 5_000 : 0));
+			assert.deepEqual(await balance(c.accountId), end === "dispute_lost" ? { posted: 0, pending: 0 } : { posted: 5_000, pending: 0 });
+		}
+		await assertBalanced();
+	});
+
+	it("frozen after its hold was made: lost keeps the hold while frozen and posts it under the next attempt's key once unfrozen", async () => {
+		const c = await toppedUp(3_000);
+		assert.equal((await opened(c, 3_000)).outcome, "dispute_opened");
+		const row = await rowOf(c);
+		assert.ok(row?.hold_id);
+		await broker.call("ledger.accounts.freeze", { id: c.accountId });
+		const suspenseBefore = await posted("suspense:disputes:USD");
+		// The post is refused ACCOUNT_FROZEN, and the ledger keeps that answer under the :post key.
+		assert.equal((await callback(c, "dispute_lost")).outcome, "dispute_lost");
+		assert.deepEqual([(await dispute(row.id)).status, (await rowOf(c))?.recover_attempt, await holdStatus(row.hold_id)], ["deciding", 1, "pending"]);
+		await broker.call("ledger.accounts.unfreeze", { id: c.accountId });
+		await sweep(row.id);
+		assert.equal((await dispute(row.id)).status, "lost");
+		assert.equal(await holdStatus(row.hold_id), "posted");
+		assert.deepEqual(await balance(c.accountId), { posted: 0, pending: 0 });
+		assert.equal(await posted("suspense:disputes:USD"), suspenseBefore);
+		const { rows: [post] } = await node.sql.query<{ idempotency_key: string }>("SELECT idempotency_key FROM ledger.transfers WHERE hold_id = $1", [row.hold_id]);
+		assert.equal(post?.idempotency_key, `dispute:card:${c.providerId}:post-1`);
+		await assertBalanced();
+	});
+});

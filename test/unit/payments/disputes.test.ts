@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { evidenceProblem, EVIDENCE_PER_DISPUTE_MAX, openPlan, outcomeAction, outcomePlan, recoverStep, recoveryOutcome, unpostedHoldPlan } from "../../../services/payments/disputes.ts";
+import { evidenceProblem, EVIDENCE_PER_DISPUTE_MAX, holdTimeoutMsOf, openPlan, outcomeAction, outcomePlan, recoverStep, recoveryOutcome, unpostedHoldPlan } from "../../../services/payments/disputes.ts";
 import { seededRandom } from "../../../lib/random.ts";
 
 const topup = { type: "topup" as const, status: "completed" as const, amount: 10_000n };
@@ -44,12 +44,22 @@ describe("dispute rules", () => {
 
 	it("moves the recorded outcome's money: won releases the hold; lost posts it and covers the shortfall", () => {
 		const held = { hold_id: "h", held_amount: 100n, shortfall: 0n, amount: 100n };
-		assert.deepEqual(outcomePlan(held, "won"), { voidHold: true, postHold: false, shortfall: 0n });
-		assert.deepEqual(outcomePlan({ ...held, held_amount: 95n, shortfall: 5n }, "lost"), { voidHold: false, postHold: true, shortfall: 5n });
-		// Nothing could be held: suspense pays it all; meant to be held but never attached (the opening cut short): the same.
-		assert.deepEqual(outcomePlan({ hold_id: null, held_amount: 0n, shortfall: 100n, amount: 100n }, "lost"), { voidHold: false, postHold: false, shortfall: 100n });
-		assert.deepEqual(outcomePlan({ hold_id: null, held_amount: 60n, shortfall: 40n, amount: 100n }, "lost"), { voidHold: false, postHold: false, shortfall: 100n });
-		assert.deepEqual(outcomePlan({ hold_id: null, held_amount: 60n, shortfall: 40n, amount: 100n }, "won"), { voidHold: false, postHold: false, shortfall: 0n });
+		assert.deepEqual(outcomePlan(held, "won"), { voidHold: true, postHold: false, recover: false, shortfall: 0n });
+		assert.deepEqual(outcomePlan({ ...held, held_amount: 95n, shortfall: 5n }, "lost"), { voidHold: false, postHold: true, recover: false, shortfall: 5n });
+		// Nothing could be held (spent before the opening): suspense pays it all.
+		assert.deepEqual(outcomePlan({ hold_id: null, held_amount: 0n, shortfall: 100n, amount: 100n }, "lost"), { voidHold: false, postHold: false, recover: false, shortfall: 100n });
+		// Meant to be held, but the ledger refused the hold (the account frozen when it opened): the
+		// account gives what it has of it first (waiting while frozen), suspense pays the whole amount.
+		assert.deepEqual(outcomePlan({ hold_id: null, held_amount: 60n, shortfall: 40n, amount: 100n }, "lost"), { voidHold: false, postHold: false, recover: true, shortfall: 100n });
+		assert.deepEqual(outcomePlan({ hold_id: null, held_amount: 60n, shortfall: 40n, amount: 100n }, "won"), { voidHold: false, postHold: false, recover: false, shortfall: 0n });
+	});
+
+	it("asks for the same hold whenever it asks: the hold's time comes from the dispute's row, within the ledger's bound", () => {
+		const created_at = new Date("2026-12-01T00:00:00Z");
+		const day = 86_400_000;
+		assert.equal(holdTimeoutMsOf({ created_at, deadline: new Date(created_at.getTime() + 7 * day) }, 30 * day), 30 * day);
+		assert.equal(holdTimeoutMsOf({ created_at, deadline: new Date(created_at.getTime() + 7 * day) }, 365 * day), 37 * day);
+		assert.equal(holdTimeoutMsOf({ created_at, deadline: new Date(created_at.getTime() - 40 * day) }, 30 * day), 60_000);
 	});
 
 	it("drives only the recorded outcome: a claim not yet ended is driven on by anyone, another outcome moves nothing", () => {
