@@ -12,7 +12,7 @@ export interface Statements {
 	down: string[];
 }
 
-const SCHEMA = /^[a-z_]{1,32}$/;
+const SCHEMA = /^[a-z_][a-z0-9_]{0,31}$/;
 
 function checked(schema: string): string {
 	if (!SCHEMA.test(schema)) throw new Error(`bad schema name ${schema}`);
