@@ -51,6 +51,7 @@ import { eraseDestinations, inFlightOf, refundSettlementRows, reversalTextsHoldi
 import { mentionsOf, replaceMentions, scrubEvents, scrubPayload } from "../../lib/erasure.ts";
 import type { compensateParams, disputeParams, requeryParams, reversalParams, settlementViewParams, topupRefundParams } from "../../contracts/payments.ts";
 import { createRefund, listRefunds, onRefundCallback, resumeRefunds, topupRefundView, TOPUP_REFUNDS_LIST_MAX, type RefundHost } from "./topup-refunds.ts";
+import { postPaymentHold } from "./hold-posts.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
 const RESUME_BATCH_MAX = 100;
@@ -688,7 +689,9 @@ export function paymentsService(config: Config): ServiceSchema {
 						return this.move(p.id, "processing", "fail", { failure_code: result.code });
 					}
 					// The post moves the amount to the provider's account and the hold's fee to revenue, in one commit.
-					const posted = await call(this.broker, ledger.holds.post, { idempotencyKey: `payment:${p.id}:post`, holdId: p.hold_id });
+					// An account of the hold frozen: the payout waits (processing) for the resume sweep (hold-posts.ts).
+					const posted = await postPaymentHold(this, p);
+					if (posted === "waiting") return p;
 					return this.move(p.id, "processing", "succeed", { transfer_id: posted.transfer.id, provider_ref: result.ref, ...feeSet(p, posted.fee) });
 				}
 				if (!result.ok) return this.move(p.id, "processing", "fail", { failure_code: result.code });
@@ -842,9 +845,9 @@ export function paymentsService(config: Config): ServiceSchema {
 			async runP2p(this: PaymentsThis, row: PaymentRow) {
 				if (row.status === "processing") {
 					if (!row.hold_id) throw new Error(`p2p ${row.id} is processing without a hold`);
-					let posted: ResultOf<typeof ledger.holds.post>;
+					let posted: ResultOf<typeof ledger.holds.post> | "waiting";
 					try {
-						posted = await call(this.broker, ledger.holds.post, { idempotencyKey: `payment:${row.id}:post`, holdId: row.hold_id });
+						posted = await postPaymentHold(this, row);
 					} catch (err) {
 						// Approved after its hold ran out (HOLD_TIMEOUT_MS in review): the ledger has given
 						// the money back to the sender and nothing moved, so the payment fails. Our own
@@ -853,6 +856,8 @@ export function paymentsService(config: Config): ServiceSchema {
 						if (code !== "HOLD_EXPIRED" && code !== "HOLD_NOT_PENDING") throw err;
 						return this.move(row.id, "processing", "fail", { failure_code: "HOLD_EXPIRED" });
 					}
+					// An account of the hold is frozen: approved, it waits (processing) for the resume sweep (hold-posts.ts).
+					if (posted === "waiting") return row;
 					// The post moves the payment to the payee and the fee held with it to revenue, in one commit.
 					return this.move(row.id, "processing", "succeed", { transfer_id: posted.transfer.id, ...feeSet(row, posted.fee) });
 				}

@@ -33,6 +33,8 @@ export interface PaymentRow {
 	price_version: number | null;
 	/** The fee the ledger charged with its money: a top-up's at its credit, a payout's or reviewed P2P payment's at its post (null until then, and if it failed). */
 	fee: bigint | null;
+	/** The attempt whose key its hold's post uses (`payment:<id>:post`, then `…:post-<n>`): a post refused for a frozen account moves it on (migration payments 015). */
+	post_attempt: number;
 	/** Kept only while the request runs (not stored): the P2P description the ledger records. */
 	description?: string | null;
 	created_at: Date;
@@ -44,7 +46,7 @@ export interface PaymentRow {
  * once per connection, and a prepared statement whose result columns come from `*` fails
  * ("cached plan must not change result type") after a migration adds a column.
  */
-const PAYMENT_COLUMNS = ["id", "user_id", "type", "status", "amount", "currency", "account_id", "provider", "destination", "idempotency_key", "request_hash", "hold_id", "transfer_id", "provider_ref", "failure_code", "price_version", "fee", "created_at", "updated_at"] as const satisfies readonly (keyof PaymentRow)[];
+const PAYMENT_COLUMNS = ["id", "user_id", "type", "status", "amount", "currency", "account_id", "provider", "destination", "idempotency_key", "request_hash", "hold_id", "transfer_id", "provider_ref", "failure_code", "price_version", "fee", "post_attempt", "created_at", "updated_at"] as const satisfies readonly (keyof PaymentRow)[];
 const columnsOf = (alias: string) => PAYMENT_COLUMNS.map(c => `${alias}.${c}`).join(", ");
 
 export interface NewOrder {
@@ -105,6 +107,20 @@ export interface Move {
 /** One payment by id, if there is one. */
 export function paymentById(knex: Knex, id: string): Promise<PaymentRow | undefined> {
 	return queryOne<PaymentRow>(knex, "SELECT * FROM payments.payments WHERE id = ?", [id]);
+}
+
+/**
+ * A processing payment's hold post was refused for an account's state (frozen) and the ledger
+ * stored that refusal under the attempt's key: the next attempt gets a key of its own.
+ * Conditional on the attempt read, so of two drivers one moves it on; null then.
+ */
+export async function nextPostAttempt(knex: Knex, id: string, attempt: number): Promise<PaymentRow | null> {
+	const row = await queryOne<PaymentRow>(
+		knex,
+		`UPDATE payments.payments SET post_attempt = post_attempt + 1, updated_at = now() WHERE id = ? AND status = 'processing' AND post_attempt = ? RETURNING ${PAYMENT_COLUMNS.join(", ")}`,
+		[id, attempt],
+	);
+	return row ?? null;
 }
 
 /** Whether a payment was made with this idempotency key (a replay then answers it). */
