@@ -108,7 +108,8 @@ export async function api(method, path, { body, key } = {}) {
 		const res = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
 		if (res.status === 401 && attempt === 0 && state.refresh && !path.startsWith("/auth/") && (await refreshTokens())) continue;
 		const data = res.status === 204 ? null : await res.json().catch(() => null);
-		return { status: res.status, data };
+		// The headers too: the FX card reads the server's clock (Date) to count a quote down.
+		return { status: res.status, data, headers: res.headers };
 	}
 }
 
@@ -221,11 +222,25 @@ async function signedIn(session) {
 	await Promise.all([loadAccounts(), loadPayments(), loadNotifications(), loadSessions(), loadDocuments()]);
 	if (!$("#staff").hidden) await loadStaff();
 	document.dispatchEvent(new CustomEvent("paymesh:signed-in", { detail: { user: state.user, accounts: [...state.accounts.values()] } }));
+	// The login or registration form just went away: focus goes to the page's first heading, not to its body.
+	if (document.activeElement === document.body || $("#signed-out").contains(document.activeElement)) $("#overview-title").focus();
 }
 
 /** The caller's accounts as loaded (other dashboard modules read them). */
 export function accounts() {
 	return [...state.accounts.values()];
+}
+
+/** The signed-in user as GET /me answered (null when signed out). */
+export function currentUser() {
+	return state.user;
+}
+
+/** Takes the answer of PATCH /me (the profile card): the header's name and the verification box follow it. */
+export function userChanged(user) {
+	state.user = { ...state.user, ...user };
+	$("#who").textContent = `${state.user.name} (${state.user.email})`;
+	renderVerified();
 }
 
 /** The current access token, for a download other modules fetch themselves (a CSV). */
@@ -267,6 +282,8 @@ function renderVerified() {
 	const verified = state.user?.emailVerified === true;
 	$("#verify-box").hidden = verified;
 	$("#verified-note").hidden = !verified;
+	// The profile card shows the user too.
+	document.dispatchEvent(new CustomEvent("paymesh:user", { detail: state.user }));
 }
 
 async function verifyEmail(e) {
@@ -547,6 +564,8 @@ function renderAccounts() {
 		if (state.accounts.has(keep)) s.value = keep;
 	}
 	if (!state.history.accountId && state.accounts.size > 0) void showHistory([...state.accounts.keys()][0]);
+	// Every balance or account change, live or read: other cards (the overview, exchange) follow it.
+	document.dispatchEvent(new CustomEvent("paymesh:accounts"));
 }
 
 async function openAccount(e) {

@@ -15,7 +15,34 @@ const STATUS_WORDS = {
 	pending: "waiting for an answer", accepting: "being paid", paid: "paid", in_review: "paid, being checked", declined: "declined", cancelled: "cancelled", expired: "expired",
 };
 const FIND_PAGE = 20;
-const find = { cursor: null, query: "" };
+/**
+ * Orders other than newest first. GET /transactions answers newest first only (its keyset
+ * pages and indexes are by time), so another order is made here over at most
+ * SORTED_ROWS_MAX matches read in pages of SORT_PAGE, and says so when there are more.
+ * Amounts of different currencies do not compare: by amount sorts within each currency.
+ */
+const SORTED_ROWS_MAX = 500;
+const SORT_PAGE = 100;
+const SORTS = {
+	newest: { column: "date", direction: "descending", words: "newest first" },
+	oldest: { column: "date", direction: "ascending", words: "oldest first" },
+	largest: { column: "amount", direction: "descending", words: "largest amount first, per currency" },
+	smallest: { column: "amount", direction: "ascending", words: "smallest amount first, per currency" },
+};
+const find = { cursor: null, query: "", sort: "newest" };
+
+/** Compares two transactions for an order of SORTS (ties: newest first, then by id). */
+export function compareTransactions(sort, a, b) {
+	const newest = b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id);
+	if (sort === "oldest") return -newest;
+	if (sort === "largest" || sort === "smallest") {
+		const byCurrency = a.currency.localeCompare(b.currency);
+		if (byCurrency !== 0) return byCurrency;
+		const byAmount = sort === "largest" ? b.amount - a.amount : a.amount - b.amount;
+		return byAmount || newest;
+	}
+	return newest;
+}
 
 const when = iso => new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 
@@ -42,12 +69,48 @@ function transactionRow(t) {
 		el("td", { class: `num ${t.direction}` }, formatMinor(signed, t.currency)));
 }
 
+/** The sortable headers say how the table is ordered (aria-sort on the one in use). */
+function markSort() {
+	const { column, direction } = SORTS[find.sort];
+	for (const th of document.querySelectorAll("#find-results th[data-sort-by]")) {
+		if (th.dataset.sortBy === column) th.setAttribute("aria-sort", direction);
+		else th.removeAttribute("aria-sort");
+	}
+}
+
+/** Every match up to SORTED_ROWS_MAX, in the chosen order. */
+async function searchSorted() {
+	const rows = [];
+	let cursor = null;
+	do {
+		const q = new URLSearchParams(find.query);
+		q.set("limit", String(SORT_PAGE));
+		if (cursor) q.set("cursor", cursor);
+		const r = await api("GET", `/transactions?${q}`);
+		if (r.status !== 200) return say("find", r.data?.error?.message ?? "The search did not work. Try again.", false);
+		rows.push(...r.data.items);
+		cursor = r.data.nextCursor;
+	} while (cursor && rows.length < SORTED_ROWS_MAX);
+	const shown = rows.slice(0, SORTED_ROWS_MAX).sort((a, b) => compareTransactions(find.sort, a, b));
+	$("#find-results tbody").replaceChildren(...shown.map(transactionRow));
+	find.cursor = null;
+	$("#find-more").hidden = true;
+	const n = shown.length;
+	const words = SORTS[find.sort].words;
+	say("find", n === 0 ? "Nothing matches." : cursor
+		? `The ${n} newest matches, ${words}. Narrow the search to order them all.`
+		: `${n} transaction${n === 1 ? "" : "s"}, ${words}.`, true);
+}
+
 async function search(fresh) {
 	const form = $("#find-form");
 	if (fresh) {
 		find.query = findQuery(form);
 		find.cursor = null;
+		find.sort = form.sort.value in SORTS ? form.sort.value : "newest";
+		markSort();
 	}
+	if (find.sort !== "newest") return searchSorted();
 	const q = new URLSearchParams(find.query);
 	q.set("limit", String(FIND_PAGE));
 	if (!fresh && find.cursor) q.set("cursor", find.cursor);
@@ -59,7 +122,15 @@ async function search(fresh) {
 	find.cursor = r.data.nextCursor;
 	$("#find-more").hidden = !find.cursor;
 	const n = body.children.length;
-	say("find", n === 0 ? "Nothing matches." : `${n}${find.cursor ? "+" : ""} transaction${n === 1 ? "" : "s"}.`, true);
+	say("find", n === 0 ? "Nothing matches." : `${n}${find.cursor ? "+" : ""} transaction${n === 1 ? "" : "s"}, newest first.`, true);
+}
+
+/** A sortable header pressed: its column in the other direction, or in its first one. */
+function sortBy(column) {
+	const form = $("#find-form");
+	const now = SORTS[find.sort];
+	form.sort.value = column === "date" ? (now.column === "date" && now.direction === "descending" ? "oldest" : "newest") : (now.column === "amount" && now.direction === "descending" ? "smallest" : "largest");
+	void search(true);
 }
 
 async function exportCsv() {
@@ -288,6 +359,7 @@ function start() {
 		void search(true);
 	});
 	$("#find-more").addEventListener("click", () => search(false));
+	for (const th of document.querySelectorAll("#find-results th[data-sort-by]")) th.querySelector("button").addEventListener("click", () => sortBy(th.dataset.sortBy));
 	$("#find-export").addEventListener("click", exportCsv);
 	$("#request-form").addEventListener("submit", ask);
 	$("#request-form").account.addEventListener("focus", fillAccounts);
