@@ -6,6 +6,8 @@
  *   created ──hold the customer's money (towards external:<provider>:<currency>)──▶ processing
  *      └── the ledger refuses the hold (funds, frozen) ──▶ refused (nothing moved)
  *   processing ──provider refund──▶ succeeded: post the hold ──▶ completed (payment.refunded)
+ *                                   (the account frozen: waits, the hold keeping the money; the
+ *                                    post asked again under the next attempt's key once active)
  *                                   (the hold past its time: release it, then debit the account;
  *                                    what it no longer has is paid from suspense)
  *                                 declined:  void the hold ──▶ compensated (money back, once)
@@ -29,7 +31,7 @@ import { Errors, type Context, type ServiceBroker } from "moleculer";
 import type { Knex } from "knex";
 import { call } from "../../lib/contract.ts";
 import { refusal, toClientError, type Refusal, type RefusalCode } from "../../lib/errors.ts";
-import { requestHash } from "../../lib/idempotency.ts";
+import { attemptKey as idempotencyAttemptKey, requestHash, STATE_REFUSALS } from "../../lib/idempotency.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import type { Infer } from "../../lib/schema.ts";
@@ -70,11 +72,12 @@ export type RefundOutcome =
 	/** The account paid the whole refund to the provider. */
 	| { kind: "debited"; transferId: string; ref: string | null }
 	/**
-	 * The account's debit (`debit`, the whole amount) or its take of what it has (`take`) was
-	 * refused; `stored`: by the ledger, under the attempt's key (false: the account was seen
-	 * frozen or closed before asking, and nothing was asked).
+	 * A leg of the customer's account was refused: the hold's post (`post`: only ever for the
+	 * account's state, frozen), the account's debit (`debit`, the whole amount) or its take of
+	 * what it has (`take`); `stored`: by the ledger, under the attempt's key (false: the account
+	 * was seen frozen or closed before asking, and nothing was asked).
 	 */
-	| { kind: "debit_refused"; leg: "debit" | "take"; code: string; stored: boolean; ref: string | null }
+	| { kind: "debit_refused"; leg: "post" | "debit" | "take"; code: string; stored: boolean; ref: string | null }
 	/** The account gave what it had of the refund (`amount`, to suspense), for suspense to pay the provider the whole. */
 	| { kind: "taken"; amount: bigint; ref: string | null }
 	/** Suspense paid the provider the whole refund; the account had given `taken` of it. */
@@ -85,7 +88,8 @@ export type RefundCommand =
 	| { kind: "move"; from: TopupRefundStatus; to: TopupRefundStatus; set: TopupRefundSet }
 	| { kind: "hold"; key: string }
 	| { kind: "ask_provider" }
-	| { kind: "post"; key: string; holdId: string; ref: string | null }
+	/** `checkFirst`: a later attempt, after the post was refused for the account's state (frozen): the account is read first. */
+	| { kind: "post"; key: string; holdId: string; ref: string | null; checkFirst: boolean }
 	| { kind: "void"; key: string; holdId: string }
 	/** The hold is past its time but still holds the money: release it (its own key) so the debit can take the money back. */
 	| { kind: "release"; key: string; holdId: string; ref: string | null }
@@ -106,8 +110,8 @@ export type RefundState = Pick<TopupRefundRow, "id" | "status" | "hold_id" | "am
 
 export const refundKey = (id: string, step: "hold" | "post" | "void" | "release" | "debit" | "take" | "cover") => `topup-refund:${id}:${step}`;
 
-/** The key of an account leg in an attempt: attempt 0 keeps the names refunds used before attempts (`:debit`), later ones are numbered (`:debit-2`). */
-export const attemptKey = (id: string, leg: "debit" | "take", attempt: number) => (attempt === 0 ? refundKey(id, leg) : `${refundKey(id, leg)}-${attempt}`);
+/** The key of an account leg in an attempt: attempt 0 keeps the names refunds used before attempts (`:post`, `:debit`), later ones are numbered (`:debit-2`). */
+export const attemptKey = (id: string, leg: "post" | "debit" | "take", attempt: number) => idempotencyAttemptKey(refundKey(id, leg), attempt);
 
 /**
  * One step of the saga: from the refund as stored and the last outcome, the next commands.
@@ -130,21 +134,24 @@ export function refundStep(r: RefundState, o: RefundOutcome): RefundCommand[] {
 	const compensate = (code: string): RefundCommand[] => [{ kind: "move", from: "processing", to: "compensated", set: { failure_code: code } }];
 	const n = r.debit_attempt;
 	const debit = (ref: string | null): RefundCommand[] => [{ kind: "debit", key: attemptKey(r.id, "debit", n), ref, checkFirst: n > 0 }];
+	// The post is refused while the account is frozen (and the ledger keeps that answer under its key): it then waits, and is asked under the next attempt's key.
+	const post = (ref: string | null, checkFirst: boolean): RefundCommand[] => [{ kind: "post", key: attemptKey(r.id, "post", n), holdId, ref, checkFirst }];
 	switch (o.kind) {
 		case "resume":
 			// The provider's status inquiry: asking again by the refund's id answers the first outcome.
 			return [{ kind: "ask_provider" }];
 		case "provider":
 			if (!o.result || (o.result.ok && o.result.pending)) return [];
-			if (o.result.ok) return [{ kind: "post", key: refundKey(r.id, "post"), holdId, ref: o.result.ref }];
+			if (o.result.ok) return post(o.result.ref, n > 0);
 			return [{ kind: "void", key: refundKey(r.id, "void"), holdId }];
 		case "posted":
 			return complete(o.transferId, o.ref);
 		case "voided":
 			return compensate("PROVIDER_DECLINED");
 		case "hold_closed":
-			// Posted: by this saga's own key (nobody else posts it), so posting again replays and names the transfer.
-			if (o.status === "posted") return [{ kind: "post", key: refundKey(r.id, "post"), holdId, ref: o.ref }];
+			// Posted: by this saga's own key of this attempt (nobody else posts it; the attempt moves on only
+			// after a refused post), so posting again replays and names the transfer.
+			if (o.status === "posted") return post(o.ref, false);
 			// Past its time but still holding the money (the ledger's sweep has not released it): a
 			// debit now would be refused for the very money the hold keeps, and suspense would pay
 			// while the customer keeps it. The provider refunded: release the hold first, then debit.
@@ -162,12 +169,13 @@ export function refundStep(r: RefundState, o: RefundOutcome): RefundCommand[] {
 			// Only tried once the hold no longer holds the money: the customer spent some or all of
 			// it meanwhile. The account gives what it has; suspense pays the provider the whole, so
 			// it carries only the rest.
-			if (o.code === "INSUFFICIENT_FUNDS") {
+			if (o.code === "INSUFFICIENT_FUNDS" && o.leg !== "post") {
 				return o.leg === "debit" ? [{ kind: "take", key: attemptKey(r.id, "take", n), ref: o.ref, checkFirst: n > 0 }] : [{ kind: "cover", key: refundKey(r.id, "cover"), taken: 0n, ref: o.ref }];
 			}
 			// Frozen (or closed): the customer may have the money; suspense does not pay for a refusal
 			// that is not about funds. The refund waits, the code shown to staff, and the sweep asks
-			// again (under the next attempt's keys once this refusal is stored under its key).
+			// again (under the next attempt's keys once this refusal is stored under its key). A post
+			// refused so waits alike, its hold keeping the money meanwhile.
 			return [{ kind: "hold_off", attempt: n, bump: o.stored, code: o.code }];
 		case "taken":
 			return [{ kind: "cover", key: refundKey(r.id, "cover"), taken: o.amount, ref: o.ref }];
@@ -262,6 +270,7 @@ async function execute(host: RefundHost, r: TopupRefundRow, c: Exclude<RefundCom
 	const external = () => host.systemAccounts(`external:${r.provider}:${r.currency}`, r.currency);
 	const suspense = () => host.systemAccounts(`suspense:refunds:${r.currency}`, r.currency);
 	const description = `refund of top-up ${r.payment_id} via ${r.provider}`;
+	const accountActive = async () => (await call(host.broker, ledger.accounts.get, { id: r.account_id })).status === "active";
 	switch (c.kind) {
 		case "hold":
 			try {
@@ -286,10 +295,14 @@ async function execute(host: RefundHost, r: TopupRefundRow, c: Exclude<RefundCom
 				return { kind: "provider", result: null };
 			}
 		case "post":
+			// Refused before for the account's state: while it is still frozen, asking again would only store another refusal.
+			if (c.checkFirst && !(await accountActive())) return { kind: "debit_refused", leg: "post", code: "ACCOUNT_FROZEN", stored: false, ref: c.ref };
 			try {
 				const posted = await call(host.broker, ledger.holds.post, { idempotencyKey: c.key, holdId: c.holdId });
 				return { kind: "posted", transferId: posted.transfer.id, ref: c.ref };
 			} catch (err) {
+				const code = codeOf(err);
+				if (code !== null && STATE_REFUSALS.has(code)) return { kind: "debit_refused", leg: "post", code, stored: true, ref: c.ref };
 				return { ...(await closedHold(host, err, c.holdId, "post")), ref: c.ref };
 			}
 		case "void":
@@ -309,12 +322,9 @@ async function execute(host: RefundHost, r: TopupRefundRow, c: Exclude<RefundCom
 			}
 		case "debit":
 		case "take": {
-			if (c.checkFirst) {
-				// Refused before for another reason than funds: while the account is still frozen (or
-				// closed), asking again would only store another refusal under a new key.
-				const account = await call(host.broker, ledger.accounts.get, { id: r.account_id });
-				if (account.status !== "active") return { kind: "debit_refused", leg: c.kind, code: "ACCOUNT_FROZEN", stored: false, ref: c.ref };
-			}
+			// Refused before for another reason than funds: while the account is still frozen (or
+			// closed), asking again would only store another refusal under a new key.
+			if (c.checkFirst && !(await accountActive())) return { kind: "debit_refused", leg: c.kind, code: "ACCOUNT_FROZEN", stored: false, ref: c.ref };
 			try {
 				if (c.kind === "debit") {
 					const t = await call(host.broker, ledger.transfers.create, { idempotencyKey: c.key, fromAccountId: r.account_id, toAccountId: await external(), amount: toSafeNumber(r.amount), currency: r.currency, description });
@@ -373,7 +383,7 @@ export async function driveRefund(host: RefundHost, row: TopupRefundRow, outcome
 			if (c.kind === "hold_off") {
 				// The refund waits: its refusal shown to staff; the resume sweep drives it again later.
 				const waiting = await holdOffTopupRefund(host.knex, { id: r.id, attempt: c.attempt, bump: c.bump, code: c.code });
-				host.logger.warn("top-up refund waits: the customer's account refused its debit for another reason than funds", { refundId: r.id, paymentId: r.payment_id, code: c.code, attempt: c.attempt });
+				host.logger.warn("top-up refund waits: the customer's account refused its post or debit for another reason than funds", { refundId: r.id, paymentId: r.payment_id, code: c.code, attempt: c.attempt });
 				return waiting ?? (await topupRefundById(host.knex, r.id)) ?? r;
 			}
 			if (c.kind === "move") {

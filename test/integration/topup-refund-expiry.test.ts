@@ -9,7 +9,9 @@
  * what the account no longer has (the refund records both parts, each leg moving once under
  * its key, also when a drive is cut short between them). A release cut short before its debit
  * is finished by the next drive. A frozen account's refusal is never paid from suspense: the
- * refund waits, shown to staff, and is paid from the account once it is unfrozen.
+ * refund waits, shown to staff, and is paid from the account once it is unfrozen. A frozen
+ * account's refusal of the hold's post (stored under the post's key) waits alike, the hold
+ * keeping the money, and the hold is posted under the next attempt's key once unfrozen.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -211,3 +213,30 @@ async function cardAccount(): Promise<string> {
 async function suspenseAccount(): Promise<string> {
 	return ((await broker.call("ledger.accounts.open", { kind: "system", code: "suspense:refunds:USD", currency: "USD" })) as { id: string }).id;
 }
+
+describe("a top-up refund whose post is refused for a frozen account", () => {
+	it("waits with its hold keeping the money, and posts it under the next attempt's key once the account is unfrozen", async () => {
+		const c = await customer(1_500);
+		// The provider's answer is lost: the refund is processing, the customer's money held.
+		await broker.call("providers.simulate", { provider: "card", failurePercent: 100 });
+		const r = await refund(c.topupId, 1_500, "post-frozen");
+		await broker.call("providers.simulate", { provider: "card", failurePercent: 0 });
+		assert.equal(r.status, "processing");
+		await broker.call("ledger.accounts.freeze", { id: c.accountId });
+		// Driven again (a retry of the request; the sweep alike): the provider refunds, the post is refused ACCOUNT_FROZEN.
+		const waiting = await refund(c.topupId, 1_500, "post-frozen");
+		assert.deepEqual([waiting.status, waiting.failureCode], ["processing", "ACCOUNT_FROZEN"]);
+		assert.deepEqual(await balance(c.accountId), { posted: 1_500, pending: 1_500 }, "the hold keeps the money while it waits");
+		assert.equal((await refund(c.topupId, 1_500, "post-frozen")).status, "processing");
+		assert.equal(await holdStatus(r.holdId), "pending");
+
+		await broker.call("ledger.accounts.unfreeze", { id: c.accountId });
+		const done = await refund(c.topupId, 1_500, "post-frozen");
+		assert.deepEqual([done.status, done.failureCode, done.debited, done.shortfall], ["completed", null, null, null]);
+		assert.equal(await holdStatus(r.holdId), "posted");
+		assert.deepEqual(await balance(c.accountId), { posted: 0, pending: 0 });
+		assert.deepEqual(await transfersOf(r.id), [["post-1", 1_500, "external:card:USD"]]);
+		const report: InvariantReport = await broker.call("ledger.checkInvariants", {});
+		assert.deepEqual(report.violations, []);
+	});
+});

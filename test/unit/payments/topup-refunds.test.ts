@@ -31,7 +31,7 @@ describe("top-up refund steps", () => {
 	it("posts the hold on the provider's success, releases it on a decline, waits on an unknown answer", () => {
 		const ok: ProviderResult = { ok: true, ref: "card-refund:1" };
 		assert.deepEqual(refundStep(processing, { kind: "resume" }), [{ kind: "ask_provider" }]);
-		assert.deepEqual(refundStep(processing, { kind: "provider", result: ok }), [{ kind: "post", key: refundKey(ID, "post"), holdId: "hold-1", ref: "card-refund:1" }]);
+		assert.deepEqual(refundStep(processing, { kind: "provider", result: ok }), [{ kind: "post", key: refundKey(ID, "post"), holdId: "hold-1", ref: "card-refund:1", checkFirst: false }]);
 		assert.deepEqual(refundStep(processing, { kind: "provider", result: { ok: false, code: "PROVIDER_DECLINED", reason: "closed card" } }), [{ kind: "void", key: refundKey(ID, "void"), holdId: "hold-1" }]);
 		assert.deepEqual(refundStep(processing, { kind: "provider", result: null }), []);
 		assert.deepEqual(refundStep(processing, { kind: "provider", result: { ok: true, ref: "x", pending: true } }), []);
@@ -40,7 +40,7 @@ describe("top-up refund steps", () => {
 	});
 
 	it("follows the hold as the ledger closed it: a post replays, a void is the compensation, an expiry after a success debits the account", () => {
-		assert.deepEqual(refundStep(processing, { kind: "hold_closed", status: "posted", intent: "void", ref: null }), [{ kind: "post", key: refundKey(ID, "post"), holdId: "hold-1", ref: null }]);
+		assert.deepEqual(refundStep(processing, { kind: "hold_closed", status: "posted", intent: "void", ref: null }), [{ kind: "post", key: refundKey(ID, "post"), holdId: "hold-1", ref: null, checkFirst: false }]);
 		assert.deepEqual(refundStep(processing, { kind: "hold_closed", status: "voided", intent: "void", ref: null }), [{ kind: "move", from: "processing", to: "compensated", set: { failure_code: "PROVIDER_DECLINED" } }]);
 		// A post (the provider succeeded) that finds the hold voided: the saga's own release of it; the account pays.
 		assert.deepEqual(refundStep(processing, { kind: "hold_closed", status: "voided", intent: "post", ref: "r" }), [debitCmd("r")]);
@@ -60,7 +60,7 @@ describe("top-up refund steps", () => {
 	});
 
 	it("never turns a refusal that is not about funds into a suspense payment: the refund waits, and asks again under new keys", () => {
-		for (const leg of ["debit", "take"] as const) {
+		for (const leg of ["post", "debit", "take"] as const) {
 			// Stored by the ledger under the attempt's key: the next attempt gets keys of its own.
 			assert.deepEqual(refundStep(processing, { kind: "debit_refused", leg, code: "ACCOUNT_FROZEN", stored: true, ref: "r" }), [{ kind: "hold_off", attempt: 0, bump: true, code: "ACCOUNT_FROZEN" }]);
 			// Seen frozen before asking: nothing stored, the same attempt waits.
@@ -71,6 +71,10 @@ describe("top-up refund steps", () => {
 		assert.deepEqual(refundStep(later, { kind: "released", ref: "r" }), [{ kind: "debit", key: `${refundKey(ID, "debit")}-2`, ref: "r", checkFirst: true }]);
 		assert.deepEqual(refundStep(later, { kind: "debit_refused", leg: "debit", code: "INSUFFICIENT_FUNDS", stored: true, ref: "r" }), [{ kind: "take", key: attemptKey(ID, "take", 2), ref: "r", checkFirst: true }]);
 		assert.deepEqual([attemptKey(ID, "debit", 0), attemptKey(ID, "take", 1)], [refundKey(ID, "debit"), `${refundKey(ID, "take")}-1`]);
+		// The post refused while the account was frozen (stored under :post): the provider's success
+		// is posted under the next attempt's key, the account read first; posted, it replays by that key.
+		assert.deepEqual(refundStep(later, { kind: "provider", result: { ok: true, ref: "r" } }), [{ kind: "post", key: `${refundKey(ID, "post")}-2`, holdId: "hold-1", ref: "r", checkFirst: true }]);
+		assert.deepEqual(refundStep(later, { kind: "hold_closed", status: "posted", intent: "post", ref: "r" }), [{ kind: "post", key: `${refundKey(ID, "post")}-2`, holdId: "hold-1", ref: "r", checkFirst: false }]);
 	});
 
 	it("releases a hold past its time that still keeps the money before debiting, so suspense never pays while the customer has it", () => {
@@ -194,11 +198,14 @@ function run(ledger: ModelLedger, record: ModelRecord, c: RefundCommand, provide
 		case "ask_provider":
 			return { kind: "provider", result: provider() };
 		case "post": {
-			// The first answer is kept by the key, a refusal too (HOLD_EXPIRED while overdue, HOLD_NOT_PENDING once closed).
+			// Seen frozen before asking (a later attempt): nothing is asked, nothing stored.
+			if (c.checkFirst && ledger.frozen) return { kind: "debit_refused", leg: "post", code: "ACCOUNT_FROZEN", stored: false, ref: c.ref };
+			// The first answer is kept by the key, a refusal too (HOLD_EXPIRED while overdue, HOLD_NOT_PENDING once closed, ACCOUNT_FROZEN).
 			const first = ledger.keyed(c.key, () => {
 				const h = ledger.holds.get(c.holdId);
 				assert.ok(h);
 				if (h.status !== "pending" || h.overdue) return closed(c.holdId, "post", c.ref);
+				if (ledger.frozen) return { kind: "debit_refused", leg: "post", code: "ACCOUNT_FROZEN", stored: true, ref: c.ref };
 				h.status = "posted";
 				ledger.pending -= h.amount;
 				ledger.customer -= h.amount;
@@ -206,7 +213,7 @@ function run(ledger: ModelLedger, record: ModelRecord, c: RefundCommand, provide
 				ledger.toExternal += 1;
 				return { kind: "posted", transferId: `post-${record.id}`, ref: c.ref };
 			});
-			return first.kind === "posted" ? first : closed(c.holdId, "post", c.ref);
+			return first.kind === "posted" || first.kind === "debit_refused" ? first : closed(c.holdId, "post", c.ref);
 		}
 		case "void":
 		case "release": {
@@ -295,9 +302,9 @@ describe("top-up refund saga, seeded model", () => {
 				if (rnd() < 0.3) ledger.sweep();
 				// Money nothing holds may be spent (after a sweep or a release), all or part of it.
 				if (rnd() < 0.1) ledger.spend(rnd() < 0.3 ? 1 : rnd());
-				// Support freezes the account now and then (not while a hold is pending: a post would be refused too), and unfreezes it later.
-				const holding = [...ledger.holds.values()].some(h => h.status === "pending");
-				if (!ledger.frozen && !holding && rnd() < 0.1) ledger.frozen = true;
+				// Support freezes the account now and then once the refund's money is held (a post is refused too: the
+				// refund waits, the hold keeping the money), and unfreezes it later.
+				if (!ledger.frozen && record.status === "processing" && rnd() < 0.1) ledger.frozen = true;
 				else if (ledger.frozen && (rnd() < 0.2 || drive > 150)) ledger.frozen = false;
 			}
 			// The sweep runs in the end.
