@@ -213,17 +213,18 @@ async function signedIn(session) {
 	const me = await api("GET", "/me");
 	state.user = me.data;
 	$("#who").textContent = `${state.user.name} (${state.user.email})`;
+	// The login or registration form goes away: focus goes to the page's first heading, not to its body.
+	const lost = document.activeElement === document.body || $("#signed-out").contains(document.activeElement);
 	$("#signed-out").hidden = true;
 	$("#signed-in").hidden = false;
 	$("#logout").hidden = false;
+	if (lost) $("#overview-title").focus();
 	$("#staff").hidden = !state.user.roles.some(r => r === "support" || r === "admin");
 	renderVerified();
 	connectSocket();
 	await Promise.all([loadAccounts(), loadPayments(), loadNotifications(), loadSessions(), loadDocuments()]);
 	if (!$("#staff").hidden) await loadStaff();
 	document.dispatchEvent(new CustomEvent("paymesh:signed-in", { detail: { user: state.user, accounts: [...state.accounts.values()] } }));
-	// The login or registration form just went away: focus goes to the page's first heading, not to its body.
-	if (document.activeElement === document.body || $("#signed-out").contains(document.activeElement)) $("#overview-title").focus();
 }
 
 /** The caller's accounts as loaded (other dashboard modules read them). */

@@ -169,7 +169,11 @@ function tick() {
 function expire(text) {
 	clearInterval(fx.timer);
 	// An exchange may be under way, or its answer was lost: the server decides, not the countdown.
-	if (fx.busy || fx.uncertain) return;
+	if (fx.busy) return;
+	if (fx.uncertain) {
+		$("#fx-countdown").textContent = "The price has run out. Press the button again to learn whether the exchange went through.";
+		return;
+	}
 	fx.expired = true;
 	const confirm = $("#fx-confirm");
 	const hadFocus = document.activeElement === confirm;

@@ -118,7 +118,7 @@ describe("the dashboard's second edition", () => {
 		await p.click("#login-form button[type=submit]");
 		await p.waitForSelector("#signed-in:not([hidden])");
 		await p.waitForSelector('#conn[data-state="live"]');
-		assert.notEqual((await focused()).tag, "BODY", "focus is not dropped to the page after logging in");
+		assert.equal((await focused()).id, "overview-title", "focus goes to the overview after logging in, not to the page body");
 
 		// The totals: each the sum of that currency's accounts as the accounts table shows them.
 		await p.waitForFunction(() => document.querySelector('#totals [data-currency="USD"] .total')?.textContent === "620.00 USD");
