@@ -7,6 +7,7 @@ import * as auth003 from "./auth/003_verified_identity.ts";
 import * as auth004 from "./auth/004_clients.ts";
 import * as auth005 from "./auth/005_revoked_index.ts";
 import * as bills001 from "./bills/001_init.ts";
+import * as bills002 from "./bills/002_return_attempts.ts";
 import * as methods001 from "./methods/001_init.ts";
 import * as fraud001 from "./fraud/001_init.ts";
 import * as fraud002 from "./fraud/002_history_indexes.ts";
@@ -88,7 +89,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	recon: { "001_init": recon001, "002_refunds": recon002 },
 	requests: { "001_init": requests001, "002_pending_index": requests002 },
 	schedules: { "001_init": schedules001, "002_erasure_indexes": schedules002 },
-	bills: { "001_init": bills001 },
+	bills: { "001_init": bills001, "002_return_attempts": bills002 },
 	methods: { "001_init": methods001 },
 	reports: { "001_init": reports001, "002_processed_events_retention": reports002, "003_transactions": reports003, "004_insights": reports004, "005_filter_index": reports005, "006_named_transaction_ids": reports006 },
 };

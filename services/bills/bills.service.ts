@@ -13,7 +13,7 @@ import type { Config } from "../../config/index.ts";
 import type { CurrencyCode } from "../../config/currencies.ts";
 import { toClientError, REFUSALS, type Refusal, type RefusalCode } from "../../lib/errors.ts";
 import { uuidv7 } from "../../lib/ids.ts";
-import { requestHash } from "../../lib/idempotency.ts";
+import { requestHash, STATE_REFUSALS } from "../../lib/idempotency.ts";
 import { Periodic } from "../../lib/periodic.ts";
 import { seededRandom } from "../../lib/random.ts";
 import { decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
@@ -162,7 +162,7 @@ export function billsService(config: Config): ServiceSchema {
 					const payment: BillPayment = {
 						id: uuidv7(now.getTime()), userId: p.userId, quoteId: quote.id, fromAccountId: p.fromAccountId, billerCode: biller.code, billerName: biller.name, reference: quote.reference,
 						period: quote.period, dueDate: quote.dueDate, currency: quote.currency, amountMinor: quote.amountMinor, discountMinor: quote.discountMinor, couponId: quote.couponId, couponCode: quote.couponCode,
-						status: "pending", transferId: null, discountTransferId: null, returnTransferId: null, confirmation: null, failureCode: null, notifyAttempts: 0, createdAt: now, updatedAt: now,
+						status: "pending", transferId: null, discountTransferId: null, returnTransferId: null, confirmation: null, failureCode: null, notifyAttempts: 0, returnAttempt: 0, createdAt: now, updatedAt: now,
 					};
 					const out = await store.insertPayment(this.knex, payment, p.idempotencyKey, hash, now);
 					if (typeof out === "string") throw toClientError(INSERT_REFUSALS[out]);
@@ -403,14 +403,27 @@ export function billsService(config: Config): ServiceSchema {
 				return this.apply(p, command);
 			},
 
-			/** The return chain (the bill back to the customer, the discount back to promotion), keyed by the payment: it moves money once however often it is sent. */
+			/**
+			 * The return chain (the bill back to the customer, the discount back to promotion), keyed by
+			 * the payment: it moves money once however often it is sent. Refused because the customer's
+			 * account (or the biller's) is frozen, the ledger keeps that answer under the keys: the
+			 * payment waits (returning), and once the accounts are active again the chain goes under the
+			 * next attempt's keys (the accounts read first, so a still-frozen one is not asked again).
+			 */
 			async giveBack(this: BillsThis, p: BillPayment) {
 				try {
-					const chain = await call(this.broker, ledger.transfers.createMany, { linked: true, items: returnLegs(p, await this.accountsOf(p)) });
+					const accounts = await this.accountsOf(p);
+					if (p.returnAttempt > 0) {
+						const ids = [p.fromAccountId, accounts.biller, ...(accounts.promotion ? [accounts.promotion] : [])];
+						const states = await Promise.all(ids.map(id => call(this.broker, ledger.accounts.get, { id })));
+						if (states.some(a => a.status !== "active")) return p;
+					}
+					const chain = await call(this.broker, ledger.transfers.createMany, { linked: true, items: returnLegs(p, accounts) });
 					const first = chain.items[0];
 					if (!first?.ok) {
 						const why = chain.items.flatMap(i => (i.ok ? [] : [i.error.code]));
 						this.logger.warn("a bill payment's return was refused by the ledger; the sweep tries again", { paymentId: p.id, codes: why });
+						if (why.some(code => STATE_REFUSALS.has(code))) return (await store.nextReturnAttempt(this.knex, p.id, p.returnAttempt)) ?? p;
 						return p;
 					}
 					return this.apply(p, { type: "returned", returnTransferId: first.transfer.id, now: this.now() });

@@ -20,6 +20,7 @@
  * use back, exactly once (only that transition does).
  */
 import { refusal, type Refusal } from "../../lib/errors.ts";
+import { attemptKey } from "../../lib/idempotency.ts";
 import type { CurrencyCode } from "../../config/currencies.ts";
 
 // ---- coupons --------------------------------------------------------------------------------
@@ -148,6 +149,8 @@ export interface BillPayment {
 	confirmation: string | null;
 	failureCode: string | null;
 	notifyAttempts: number;
+	/** The attempt whose keys the return chain uses: a return refused for the account's state (frozen) moves it on once stored (migration bills 002). */
+	returnAttempt: number;
 	createdAt: Date;
 	updatedAt: Date;
 }
@@ -224,8 +227,12 @@ export function decidePayment(p: BillPayment, c: PaymentCommand): PaymentDecisio
 }
 
 /** The ledger keys of a payment: fixed by its id before any money moves. */
-export function ledgerKeys(p: Pick<BillPayment, "id">) {
-	return { pay: `bill:${p.id}:pay`, discount: `bill:${p.id}:discount`, returnPay: `bill:${p.id}:return`, returnDiscount: `bill:${p.id}:return-discount` };
+/** The payment's ledger keys; the return's are its attempt's (attempt 0: the keys returns always used). */
+export function ledgerKeys(p: Pick<BillPayment, "id" | "returnAttempt">) {
+	return {
+		pay: `bill:${p.id}:pay`, discount: `bill:${p.id}:discount`,
+		returnPay: attemptKey(`bill:${p.id}:return`, p.returnAttempt), returnDiscount: attemptKey(`bill:${p.id}:return-discount`, p.returnAttempt),
+	};
 }
 
 export interface Leg {

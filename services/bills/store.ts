@@ -216,19 +216,20 @@ interface PaymentRow {
 	confirmation: string | null;
 	failure_code: string | null;
 	notify_attempts: number;
+	return_attempt: number;
 	created_at: Date;
 	updated_at: Date;
 }
 
 const PAYMENT_COLUMNS = `id, user_id, idempotency_key, request_hash, quote_id, from_account_id, biller_code, biller_name, reference, period, to_char(due_date, 'YYYY-MM-DD') AS due_date,
-	currency, amount_minor, discount_minor, coupon_id, coupon_code, status, transfer_id, discount_transfer_id, return_transfer_id, confirmation, failure_code, notify_attempts, created_at, updated_at`;
+	currency, amount_minor, discount_minor, coupon_id, coupon_code, status, transfer_id, discount_transfer_id, return_transfer_id, confirmation, failure_code, notify_attempts, return_attempt, created_at, updated_at`;
 
 function toPayment(r: PaymentRow): BillPayment {
 	return {
 		id: r.id, userId: r.user_id, quoteId: r.quote_id, fromAccountId: r.from_account_id, billerCode: r.biller_code, billerName: r.biller_name, reference: r.reference, period: r.period,
 		dueDate: r.due_date, currency: currencyOf(r.currency), amountMinor: big(r.amount_minor), discountMinor: big(r.discount_minor), couponId: r.coupon_id, couponCode: r.coupon_code,
 		status: r.status, transferId: r.transfer_id, discountTransferId: r.discount_transfer_id, returnTransferId: r.return_transfer_id, confirmation: r.confirmation,
-		failureCode: r.failure_code, notifyAttempts: r.notify_attempts, createdAt: r.created_at, updatedAt: r.updated_at,
+		failureCode: r.failure_code, notifyAttempts: r.notify_attempts, returnAttempt: r.return_attempt, createdAt: r.created_at, updatedAt: r.updated_at,
 	};
 }
 
@@ -338,6 +339,20 @@ export async function savePayment(knex: Knex, read: BillPayment, next: BillPayme
 		if (events.length > 0) await insertOutbox(trx, "bills", [...events]);
 		return toPayment(row);
 	});
+}
+
+/**
+ * A returning payment's return chain was refused for the customer account's state (frozen) and
+ * the ledger stored that refusal under the attempt's keys: the next attempt gets keys of its
+ * own. Conditional on the attempt read, so of two drivers one moves it on; null then.
+ */
+export async function nextReturnAttempt(knex: Knex, id: string, attempt: number): Promise<BillPayment | null> {
+	const row = await queryOne<PaymentRow>(
+		knex,
+		`UPDATE bills.payments SET return_attempt = return_attempt + 1, updated_at = now() WHERE id = ?::uuid AND status = 'returning' AND return_attempt = ? RETURNING ${PAYMENT_COLUMNS}`,
+		[id, attempt],
+	);
+	return row ? toPayment(row) : null;
 }
 
 /** A page of the customer's payments, newest first, read with one more row than the limit. */

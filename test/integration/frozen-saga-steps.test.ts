@@ -14,6 +14,7 @@ import type { ServiceBroker } from "moleculer";
 import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
+import type { BillerProvider } from "../../services/bills/provider.ts";
 
 let node: NodeOnDatabase;
 let broker: ServiceBroker;
@@ -128,6 +129,47 @@ describe("a saga step refused for a frozen account", () => {
 		assert.equal(((await broker.call("payments.get", { id: held.id })) as Payment).status, "completed");
 		assert.deepEqual([await balance(payer.accountId), await balance(payee.accountId)], [{ posted: 399_000, pending: 0 }, { posted: 601_000, pending: 0 }]);
 		assert.deepEqual(await postKeys(held.holdId), [`payment:${held.id}:post-1`]);
+		await assertBalanced();
+	});
+
+	it("a bill payment the biller refuses gives the money back to a frozen account once it is unfrozen", async () => {
+		const c = await customer(0);
+		const bank = ((await broker.call("ledger.accounts.open", { kind: "system", code: "external:frozen:USD", currency: "USD" })) as { id: string }).id;
+		await broker.call("ledger.transfers.create", { idempotencyKey: `frozen-bill-fund-${c.userId}`, fromAccountId: bank, toAccountId: c.accountId, amount: 60_000, currency: "USD" });
+		const service = broker.getLocalService("bills");
+		const biller = Reflect.get(service, "provider") as BillerProvider;
+		// The biller refuses the bill (a reference ending in 9999), and support freezes the customer's account just before it answers.
+		const freezing: BillerProvider = {
+			lookup: (code, reference, now) => biller.lookup(code, reference, now),
+			pay: async req => {
+				await freeze(c.accountId);
+				return biller.pay(req);
+			},
+		};
+		Reflect.set(service, "provider", freezing);
+		let p: { id: string; status: string; total: number };
+		try {
+			const q: { id: string } = await broker.call("bills.quote", { userId: c.userId, billerCode: "city_power", reference: "55559999" });
+			p = await broker.call("bills.pay", { userId: c.userId, idempotencyKey: `frozen-bill-${c.userId}`, quoteId: q.id, fromAccountId: c.accountId });
+		} finally {
+			Reflect.set(service, "provider", biller);
+		}
+		// The return to the frozen account is refused (ACCOUNT_FROZEN, kept under bill:<id>:return): the payment waits.
+		const billRow = async () => (await node.sql.query<{ status: string; return_attempt: number }>("SELECT status, return_attempt FROM bills.payments WHERE id = $1", [p.id])).rows[0];
+		assert.equal(p.status, "returning");
+		assert.deepEqual(await billRow(), { status: "returning", return_attempt: 1 });
+		assert.equal((await balance(c.accountId)).posted, 60_000 - p.total);
+		// The bills sweep (its clock a minute on) while still frozen: the accounts are read first, nothing is sent.
+		const sweep = () => broker.call("bills.sweep", { now: new Date(Date.now() + 60_000).toISOString() });
+		await sweep();
+		assert.deepEqual(await billRow(), { status: "returning", return_attempt: 1 });
+
+		await unfreeze(c.accountId);
+		await sweep();
+		assert.deepEqual(await billRow(), { status: "returned", return_attempt: 1 });
+		assert.equal((await balance(c.accountId)).posted, 60_000);
+		const returned = (await node.sql.query<{ k: string }>("SELECT idempotency_key AS k FROM ledger.transfers WHERE idempotency_key LIKE $1", [`bill:${p.id}:return%`])).rows.map(r => r.k);
+		assert.deepEqual(returned, [`bill:${p.id}:return-1`]);
 		await assertBalanced();
 	});
 });

@@ -35,7 +35,7 @@ function payment(over: Partial<BillPayment> = {}): BillPayment {
 	return {
 		id: "018f0000-0000-7000-8000-0000000002f1", userId: USER, quoteId: "018f0000-0000-7000-8000-000000000301", fromAccountId: ACCOUNT, billerCode: "city_power", billerName: "City Power",
 		reference: "12345678", period: "2026-05", dueDate: "2026-05-20", currency: "USD", amountMinor: 10_000n, discountMinor: 1_000n, couponId: "018f0000-0000-7000-8000-0000000002e1",
-		couponCode: "SPRING10", status: "pending", transferId: null, discountTransferId: null, returnTransferId: null, confirmation: null, failureCode: null, notifyAttempts: 0,
+		couponCode: "SPRING10", status: "pending", transferId: null, discountTransferId: null, returnTransferId: null, confirmation: null, failureCode: null, notifyAttempts: 0, returnAttempt: 0,
 		createdAt: T0, updatedAt: T0, ...over,
 	};
 }
