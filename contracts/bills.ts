@@ -47,6 +47,7 @@ export const listParams = paramsSchema({ $$strict: true, userId: uuid, ...page(P
 export const saveParams = paramsSchema({ $$strict: true, userId: uuid, billerCode: billerRule, reference: referenceRule, nickname: nicknameRule });
 export const savedListParams = paramsSchema({ $$strict: true, userId: uuid });
 export const couponCreateParams = paramsSchema({ $$strict: true, ...staff, ...couponFields });
+export const inFlightParams = paramsSchema({ $$strict: true, userId: uuid });
 export const couponDisableParams = paramsSchema({ $$strict: true, ...staff, id: uuid });
 export const couponListParams = paramsSchema({ $$strict: true, ...page(COUPONS_PAGE_MAX) });
 /** `now` (ISO time) runs the sweep as of that time instead of the node's clock: for tests and operators, never over HTTP. */
@@ -108,6 +109,8 @@ export const bills = {
 		list: action("bills.coupons.list", couponListParams, returns<{ items: CouponView[]; nextCursor: string | null }>()),
 	},
 	/** Erasure on request: the customer's saved bills (nicknames) and their reminders deleted, the nicknames gone from the log; bill payments stay. */
+	/** How many of the customer's bill payments are in flight (pending, debited or being returned); an erasure waits for them. */
+	inFlight: action("bills.inFlight", inFlightParams, returns<{ count: number }>()),
 	erase: action("bills.erase", erasureParams, returns<{ erased: number }>()),
 	/** Resumes unfinished payments, sends due reminders, prunes old quotes; run by each node's timer. */
 	sweep: action("bills.sweep", sweepParams, returns<{ resumed: number; reminded: number; pruned: number }>()),

@@ -10,6 +10,13 @@ import type { MonthlyInsights } from "../services/reports/insights.ts";
 import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
 
 /** Entries of a JSON statement page at most (one ledger call a page); CSV streams any range. */
+/** Erasure's lookups of other people's records about a person: their ids after `afterId`, a page at a time. */
+export const ERASURE_PAGE_MAX = 500;
+export const erasurePageParams = paramsSchema({
+	$$strict: true, userId: { type: "uuid" }, afterId: { type: "uuid", optional: true },
+	limit: { type: "number", integer: true, min: 1, max: ERASURE_PAGE_MAX, convert: false, optional: true },
+});
+
 export const STATEMENT_PAGE_MAX = 200;
 export const STATEMENT_PAGE_DEFAULT = 100;
 /** The statement's page options, as the gateway takes them too: `cursor` is the previous page's `nextCursor`. */
@@ -112,6 +119,8 @@ export const reports = {
 		statement: action("reports.transactions.statement", transactionsExportParams, returns<Buffer>()),
 	},
 	/** Erasure on request: others' rows show the pseudonym for the person, the person's own keep no description; their rules and insights go. */
+	/** Erasure on request: the ids of other customers' insights about a payment with the person (their notices name them), by id, a page at a time. */
+	insightsAbout: action("reports.insightsAbout", erasurePageParams, returns<{ ids: string[] }>()),
 	erase: action("reports.erase", erasureParams, returns<{ erased: number }>()),
 	/** Spending by category and counterparty for a UTC month, against the months before, with the insights that follow. */
 	insights: action("reports.insights", monthlyInsightsParams, returns<MonthlyInsights>()),

@@ -38,6 +38,12 @@ export const updateParams = paramsSchema({
 	$$strict: true, ownerId: uuid, id: uuid, amount: { ...amount, optional: true }, description: { type: "string", max: DESCRIPTION_CHARS_MAX, optional: true },
 	endDate: { ...date, optional: true }, noEnd: { type: "boolean", optional: true }, dayOfMonth: { type: "number", integer: true, min: 1, max: 31, convert: false, optional: true },
 });
+/** Erasure: other customers' orders to a person's accounts (their own left out), by id after `afterId`, a page at a time. */
+export const ORDERS_TO_PAGE_MAX = 500;
+export const ordersToParams = paramsSchema({
+	$$strict: true, userId: uuid, accountIds: { type: "array", items: uuid, max: 200 }, afterId: { ...uuid, optional: true },
+	limit: { type: "number", integer: true, min: 1, max: ORDERS_TO_PAGE_MAX, convert: false, optional: true },
+});
 /** `now` (ISO time) runs as of that time instead of the node's clock: for tests and operators, never exposed over HTTP. */
 export const runDueParams = paramsSchema({ $$strict: true, now: { type: "string", max: 40, optional: true } });
 
@@ -80,6 +86,8 @@ export const schedules = {
 	pause: action("schedules.pause", byIdParams, returns<ScheduleView>()),
 	resume: action("schedules.resume", byIdParams, returns<ScheduleView>()),
 	cancel: action("schedules.cancel", byIdParams, returns<ScheduleView>()),
+	/** Erasure on request: the ids of other customers' standing orders paying the person's accounts (their notices name the person). */
+	ordersTo: action("schedules.ordersTo", ordersToParams, returns<{ ids: string[] }>()),
 	/** Erasure on request: the person's orders cancelled and blanked, their payees deleted, others' orders and payees naming them pseudonymised. */
 	erase: action("schedules.erase", erasureParams, returns<{ erased: number }>()),
 	/** Writes the occurrences due and pays the ones whose attempt is due; each node's timer runs it. */

@@ -14,6 +14,12 @@ import { erasedAddress } from "./email.ts";
 /** The name an erased person is shown by, in their own profile and in other people's records. */
 export const ERASED_NAME = "Erased user";
 
+/**
+ * Most account ids one erase call carries: a person with more accounts is handed to each
+ * service once per slice of them (every erase action can run again, finding done what is done).
+ */
+export const ERASURE_ACCOUNTS_PER_CALL_MAX = 200;
+
 /** The person to erase, as every service's erase action takes it. */
 export const erasureParams = paramsSchema({
 	$$strict: true,
@@ -21,14 +27,21 @@ export const erasureParams = paramsSchema({
 	/** The name and address the profile has now (already the pseudonyms when an erasure is asked for again). */
 	name: { type: "string", max: 200 },
 	email: { type: "string", max: 320 },
-	/** The person's ledger accounts (others' records name them by account). */
-	accountIds: { type: "array", items: { type: "uuid" }, max: 200 },
+	/**
+	 * Whether the person verified the address. Only a verified address is theirs alone
+	 * (registration takes an address someone else verified): other people's rows are never
+	 * matched by an unverified one.
+	 */
+	emailVerified: { type: "boolean" },
+	/** The person's ledger accounts (others' records name them by account); all of them, over several calls when they are more. */
+	accountIds: { type: "array", items: { type: "uuid" }, max: ERASURE_ACCOUNTS_PER_CALL_MAX },
 });
 
 export interface ErasureSubject {
 	userId: string;
 	name: string;
 	email: string;
+	emailVerified: boolean;
 	accountIds: string[];
 }
 
@@ -92,14 +105,30 @@ export function refersTo(value: unknown, refs: ReadonlySet<string>): boolean {
 }
 
 /**
- * Every string value of `value` (keys are left as they are) with the mentions replaced,
- * and a value that is exactly one of `blank` (the person's own free text a service blanked
- * in its rows) emptied.
+ * The keys of logged events whose values are words people wrote or were called by: names,
+ * labels, descriptions and notes, addresses. Only these are rewritten; codes, ids,
+ * currencies, statuses, providers' reasons and everything else stay as they are, whatever
+ * the person's name (a person named "USD" leaves `currency: "USD"` alone).
  */
-export function scrubValue(value: unknown, mentions: readonly Mention[], blank: ReadonlySet<string> = new Set()): unknown {
-	if (typeof value === "string") return blank.has(value) ? "" : replaceMentions(value, mentions);
-	if (Array.isArray(value)) return value.map(v => scrubValue(v, mentions, blank));
-	if (value !== null && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrubValue(v, mentions, blank)]));
+export const FREE_TEXT_KEYS: ReadonlySet<string> = new Set([
+	"name", "payeeName", "payerName", "requesterName", "counterpartyName", "holderName",
+	"description", "note", "decisionNote", "nickname", "label", "accountLabel", "why", "fileName",
+	"email", "payerEmail", "toEmail",
+]);
+
+/**
+ * `value` with the mentions replaced in every string held under a free-text key
+ * (FREE_TEXT_KEYS; an array's items count as its key's), and such a string that is exactly
+ * one of `blank` (the person's own free text a service blanked in its rows) emptied. Keys
+ * and every other value are left as they are.
+ */
+export function scrubValue(value: unknown, mentions: readonly Mention[], blank: ReadonlySet<string> = new Set(), key: string | null = null): unknown {
+	if (typeof value === "string") {
+		if (key === null || !FREE_TEXT_KEYS.has(key)) return value;
+		return blank.has(value) ? "" : replaceMentions(value, mentions);
+	}
+	if (Array.isArray(value)) return value.map(v => scrubValue(v, mentions, blank, key));
+	if (value !== null && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrubValue(v, mentions, blank, k)]));
 	return value;
 }
 

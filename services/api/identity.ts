@@ -9,7 +9,7 @@ import { paramsSchema, type Infer } from "../../lib/schema.ts";
 import { call } from "../../lib/contract.ts";
 import { auth } from "../../contracts/auth.ts";
 import { users } from "../../contracts/users.ts";
-import { ledger, type EntryView } from "../../contracts/ledger.ts";
+import { ledger, type AccountView, type EntryView } from "../../contracts/ledger.ts";
 import { payments } from "../../contracts/payments.ts";
 import { notifications } from "../../contracts/notifications.ts";
 import { webhooks } from "../../contracts/webhooks.ts";
@@ -20,6 +20,7 @@ import { requests } from "../../contracts/requests.ts";
 import { fraud } from "../../contracts/fraud.ts";
 import { reports } from "../../contracts/reports.ts";
 import { toClientError } from "../../lib/errors.ts";
+import { ERASURE_ACCOUNTS_PER_CALL_MAX } from "../../lib/erasure.ts";
 import { SCOPES, type Scope } from "../auth/tokens.ts";
 import type { GatewayMeta } from "./v1.ts";
 import { requireRole } from "./caller.ts";
@@ -60,6 +61,10 @@ type V<K extends keyof typeof identityParams> = Infer<(typeof identityParams)[K]
 /** What one export holds at most per list (each list says whether it was cut). */
 const EXPORT_ITEMS_MAX = 10_000;
 const EXPORT_ACCOUNTS_MAX = 200;
+/** Accounts an erasure reads per page (the ledger's page); it goes through all of them. */
+const ERASURE_ACCOUNTS_PAGE = 200;
+/** Accounts an erasure closes (or renames) at once. */
+const ERASURE_CALLS_AT_ONCE = 20;
 /** Exports per user per rate-limit window (RATE_LIMIT_WINDOW_S): each reads a lot. */
 const EXPORTS_PER_WINDOW_MAX = 2;
 
@@ -160,12 +165,13 @@ export const identityActions = {
 	},
 	/**
 	 * Erasure on request (docs/identity.md, "Your data"): with the password again (and a code
-	 * with MFA on), and only with no top-up, payout or refund in flight (ACCOUNT_HAS_PENDING),
-	 * every account of the user is closed (each must be empty: ACCOUNT_NOT_EMPTY,
-	 * ACCOUNT_HAS_PENDING otherwise) and loses its label. Then each service erases its own
-	 * data about the person (lib/erasure.ts: the same description to each, with the name and
-	 * address the profile has): saved methods, bills, standing orders and payees, requests,
-	 * payments, fraud's counterparties, the transactions read model, webhooks, notifications;
+	 * with MFA on), and only with no top-up, payout, refund or bill payment in flight
+	 * (ACCOUNT_HAS_PENDING), every account of the user, however many, is closed (each must be
+	 * empty: ACCOUNT_NOT_EMPTY, ACCOUNT_HAS_PENDING otherwise) and loses its label. Then each
+	 * service erases its own data about the person (lib/erasure.ts: the same description to
+	 * each, with the name and address the profile has, 200 accounts per call): saved methods,
+	 * bills, standing orders and payees, requests, payments, fraud's counterparties, the
+	 * transactions read model, webhooks, notifications (other people's rows found by ids only);
 	 * then the profile and last the credentials, and every session and client ends. The
 	 * ledger's append-only history and the audit chain are not touched (they stay
 	 * verifiable). Each step can be done again, so a failed erasure is retried.
@@ -177,26 +183,43 @@ export const identityActions = {
 			if (!id) throw new Error("the route needs a session");
 			const { otp: code, ...rest } = ctx.params;
 			await call(ctx, auth.confirm, code == null ? rest : { ...rest, otp: code });
-			if ((await call(ctx, payments.inFlight, { userId: id })).count > 0) {
-				throw toClientError({ code: "ACCOUNT_HAS_PENDING", message: "a top-up, payout or refund of yours is still in flight; ask again when it is done" });
+			// Money that may still come back to an account (a provider's or a biller's answer) waits: a closed account refuses it.
+			const [paid, billed] = await Promise.all([call(ctx, payments.inFlight, { userId: id }), call(ctx, bills.inFlight, { userId: id })]);
+			if (paid.count + billed.count > 0) {
+				throw toClientError({ code: "ACCOUNT_HAS_PENDING", message: "a top-up, payout, refund or bill payment of yours is still in flight; ask again when it is done" });
 			}
-			const accounts = await call(ctx, ledger.accounts.list, { ownerId: id, limit: EXPORT_ACCOUNTS_MAX });
-			// Closing a closed account answers it again.
-			for (const a of accounts.items) await call(ctx, ledger.accounts.close, { id: a.id, ownerId: id });
+			// Every account, however many, a page at a time: one left open could still be paid.
+			const accounts: AccountView[] = [];
+			for (let after: string | undefined; ;) {
+				const page = await call(ctx, ledger.accounts.list, { ownerId: id, limit: ERASURE_ACCOUNTS_PAGE, ...(after ? { after } : {}) });
+				accounts.push(...page.items);
+				after = page.items[page.items.length - 1]?.id;
+				if (page.items.length < ERASURE_ACCOUNTS_PAGE || after === undefined) break;
+			}
+			// Closing a closed account answers it again; a few at a time (the ledger batches them).
+			for (let i = 0; i < accounts.length; i += ERASURE_CALLS_AT_ONCE) {
+				await Promise.all(accounts.slice(i, i + ERASURE_CALLS_AT_ONCE).map(a => call(ctx, ledger.accounts.close, { id: a.id, ownerId: id })));
+			}
 			// A label is the person's words; the rename is the ledger's own (the account's history is not touched).
-			for (const a of accounts.items) if (a.label !== "") await call(ctx, ledger.accounts.rename, { id: a.id, ownerId: id, label: "" });
+			const labelled = accounts.filter(a => a.label !== "");
+			for (let i = 0; i < labelled.length; i += ERASURE_CALLS_AT_ONCE) {
+				await Promise.all(labelled.slice(i, i + ERASURE_CALLS_AT_ONCE).map(a => call(ctx, ledger.accounts.rename, { id: a.id, ownerId: id, label: "" })));
+			}
 			const profile = await call(ctx, users.get, { id });
-			const subject = { userId: id, name: profile.name, email: profile.email, accountIds: accounts.items.map(a => a.id) };
-			await call(ctx, methods.erase, subject);
-			await call(ctx, bills.erase, subject);
-			await call(ctx, schedules.erase, subject);
-			await call(ctx, requests.erase, subject);
-			await call(ctx, payments.erase, subject);
-			await call(ctx, fraud.erase, subject);
-			await call(ctx, reports.erase, subject);
-			await call(ctx, webhooks.erase, subject);
+			// Each service hears of every account, a slice per call (each erase can run again: a later slice finds the rest done).
+			const slices: string[][] = [];
+			for (let i = 0; i === 0 || i < accounts.length; i += ERASURE_ACCOUNTS_PER_CALL_MAX) slices.push(accounts.slice(i, i + ERASURE_ACCOUNTS_PER_CALL_MAX).map(a => a.id));
+			const subjects = slices.map(accountIds => ({ userId: id, name: profile.name, email: profile.email, emailVerified: profile.emailVerified, accountIds }));
+			for (const subject of subjects) await call(ctx, methods.erase, subject);
+			for (const subject of subjects) await call(ctx, bills.erase, subject);
+			for (const subject of subjects) await call(ctx, schedules.erase, subject);
+			for (const subject of subjects) await call(ctx, requests.erase, subject);
+			for (const subject of subjects) await call(ctx, payments.erase, subject);
+			for (const subject of subjects) await call(ctx, fraud.erase, subject);
+			for (const subject of subjects) await call(ctx, reports.erase, subject);
+			for (const subject of subjects) await call(ctx, webhooks.erase, subject);
 			// After the services whose events notifications reads, so what they tell others names the pseudonym.
-			await call(ctx, notifications.erase, subject);
+			for (const subject of subjects) await call(ctx, notifications.erase, subject);
 			await call(ctx, users.erase, { id });
 			// Last: until here the password still works, so a failed erasure can be asked for again.
 			await call(ctx, auth.erase, {});

@@ -218,6 +218,13 @@ export function billsService(config: Config): ServiceSchema {
 					return { id: ctx.params.id, removed: true as const };
 				},
 			},
+			/** Whether the customer has bill payments still in flight (an erasure waits for them: a returned payment needs its account open). */
+			inFlight: {
+				params: bills.inFlight.params,
+				async handler(this: BillsThis, ctx: Context<Infer<typeof bills.inFlight.params>>) {
+					return { count: await store.unfinishedCount(this.knex, ctx.params.userId) };
+				},
+			},
 			/**
 			 * Erasure on request (lib/erasure.ts): the nicknames go from the log's events about the
 			 * customer (and their name and address, where an event carries them), then the saved

@@ -458,6 +458,16 @@ export function rewriteLog(knex: Knex, refs: readonly string[], rewrite: (events
 }
 
 /**
+ * How many of the customer's bill payments are unfinished: not yet debited, debited and
+ * waiting for the biller, or being given back (a biller's refusal returns the money to the
+ * account it came from, so an erasure waits for them before it closes the accounts).
+ */
+export async function unfinishedCount(db: Db, userId: string): Promise<number> {
+	const r = await queryOne<{ n: number }>(db, "SELECT count(*)::int AS n FROM bills.payments WHERE user_id = ?::uuid AND status IN ('pending', 'debited', 'returning')", [userId]);
+	return r?.n ?? 0;
+}
+
+/**
  * Erasure on request: the customer's saved bills (their nicknames) and the reminders sent
  * for them go; their bill payments stay as the record of money paid to a biller.
  */

@@ -180,7 +180,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			"accounts.list": {
 				params: ledger.accounts.list.params,
 				async handler(this: LedgerThis, ctx: Context<P.ListAccountsParams>) {
-					const list = await store.listAccounts(this.knex, ctx.params.ownerId, ctx.params.limit ?? 200);
+					const list = await store.listAccounts(this.knex, ctx.params.ownerId, ctx.params.limit ?? 200, ctx.params.after ?? null);
 					const closed = await closedAmong(this.knex, list.filter(a => a.status === "frozen").map(a => a.id));
 					return { items: list.map(a => ownerAccountView(a, closed.has(a.id))) };
 				},

@@ -26,7 +26,8 @@ export const openAccountParams = paramsSchema({
 });
 
 export const getAccountParams = paramsSchema({ $$strict: true, id: idRule, ownerId: { ...ownerRule, optional: true } });
-export const listAccountsParams = paramsSchema({ $$strict: true, ownerId: ownerRule, limit: limitRule });
+/** `after`: the page after that account (oldest first), to go through an owner with more accounts than a page holds. */
+export const listAccountsParams = paramsSchema({ $$strict: true, ownerId: ownerRule, limit: limitRule, after: { ...idRule, optional: true } });
 export const frozenParams = paramsSchema({ $$strict: true, limit: limitRule });
 export const accountIdParams = paramsSchema({ $$strict: true, id: idRule });
 export const renameAccountParams = paramsSchema({ $$strict: true, id: idRule, ownerId: ownerRule, label: { type: "string", max: 200, pattern: /^[^\u0000-\u001f\u007f]*$/ } });

@@ -528,8 +528,16 @@ export async function getAccount(db: Db, id: string): Promise<AccountRecord | nu
 	return found[0] ? toAccount(found[0]) : null;
 }
 
-export async function listAccounts(db: Db, ownerId: string, limit: number): Promise<AccountRecord[]> {
-	const found = await rows<AccountRow>(db, "SELECT * FROM ledger.accounts WHERE owner_id = ? ORDER BY created_at, id LIMIT ?", [ownerId, limit]);
+/** An owner's accounts, oldest first; with `afterId`, those after that one of theirs. */
+export async function listAccounts(db: Db, ownerId: string, limit: number, afterId: string | null = null): Promise<AccountRecord[]> {
+	const found = afterId === null
+		? await rows<AccountRow>(db, "SELECT * FROM ledger.accounts WHERE owner_id = ? ORDER BY created_at, id LIMIT ?", [ownerId, limit])
+		: await rows<AccountRow>(
+			db,
+			`SELECT * FROM ledger.accounts WHERE owner_id = ? AND created_at >= (SELECT created_at FROM ledger.accounts WHERE id = ? AND owner_id = ?)
+			 AND (created_at, id) > (SELECT created_at, id FROM ledger.accounts WHERE id = ? AND owner_id = ?) ORDER BY created_at, id LIMIT ?`,
+			[ownerId, afterId, ownerId, afterId, ownerId, limit],
+		);
 	return found.map(toAccount);
 }
 

@@ -11,9 +11,13 @@ import type { Config } from "../../config/index.ts";
 import { GET_MANY_MAX } from "../users/params.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import type { Infer } from "../../lib/schema.ts";
-import { callDetached, emit } from "../../lib/contract.ts";
+import { call, callDetached, emit } from "../../lib/contract.ts";
 import { notificationEvents, notifications } from "../../contracts/notifications.ts";
 import { users } from "../../contracts/users.ts";
+import { ledger, type EntryView } from "../../contracts/ledger.ts";
+import { REQUESTS_PAGE_MAX, requests } from "../../contracts/requests.ts";
+import { schedules } from "../../contracts/schedules.ts";
+import { reports } from "../../contracts/reports.ts";
 import { toClientError } from "../../lib/errors.ts";
 import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { queryOne, queryRows } from "../../mixins/db.ts";
@@ -23,13 +27,13 @@ import { withTimeout } from "../../lib/timeout.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
 import { BILL_EVENTS, DISPUTE_EVENTS, draftsFor, PERSON_NAMING_KINDS, REQUEST_EVENTS, SCHEDULE_EVENTS, INSIGHT_EVENTS, type Draft } from "./templates.ts";
 import { Periodic } from "../../lib/periodic.ts";
-import { mentionsOf, replaceMentions, scrubPayload } from "../../lib/erasure.ts";
+import { mentionsOf, replaceMentions, scrubPayload, type ErasureSubject, type Mention } from "../../lib/erasure.ts";
 import * as store from "./store.ts";
 import { defineService } from "../../lib/service.ts";
 
 const DELIVERY_BATCH_MAX = 50;
-/** Other people's notices an erasure rewrites per page. */
-const ERASE_PAGE_MAX = 500;
+/** Ids an erasure asks another service for per page (the ledger's history page is the smallest limit, 200). */
+const ERASE_PAGE_MAX = 200;
 /** Sends in flight at once per node. */
 const DELIVERY_CONCURRENCY_MAX = 10;
 /**
@@ -84,6 +88,7 @@ type NotificationsThis = DbService & ConsumerService & {
 	sweepDeliveries(): Promise<number>;
 	attemptDelivery(d: DeliveryRow): Promise<void>;
 	sweepMails(): Promise<number>;
+	eraseNamingNotices(ctx: Context, p: ErasureSubject, mentions: readonly Mention[]): Promise<number>;
 };
 
 export function notificationsService(config: Config): ServiceSchema {
@@ -147,10 +152,12 @@ export function notificationsService(config: Config): ServiceSchema {
 			},
 			/**
 			 * Erasure on request (lib/erasure.ts): the person's notifications, their deliveries and
-			 * the mails for them go (store.ts eraseOwn); other people's notices that name them
-			 * (money received from them, their requests, payments to them, insights) show the
-			 * pseudonym instead of their name and address, and so do the consumer's dead letters
-			 * about them. What those notices quote (a payment's note) stays, as the ledger keeps it.
+			 * the mails for them go (store.ts eraseOwn); other people's notices that name them show
+			 * the pseudonym instead of their name and address, and so do the consumer's dead letters
+			 * about them. Other people's notices are found by what they are about, through ids the
+			 * owning services give for the person (eraseNamingNotices), never by words: a name in
+			 * someone else's notice may be anybody's, or a word of the template. What those notices
+			 * quote (a payment's note) stays, as the ledger keeps it.
 			 */
 			erase: {
 				params: notifications.erase.params,
@@ -159,22 +166,8 @@ export function notificationsService(config: Config): ServiceSchema {
 					const mentions = mentionsOf(p);
 					const refs = [p.userId, ...p.accountIds];
 					await store.rewriteDead(this.knex, refs, payload => scrubPayload(payload, new Set(refs), mentions));
-					let named = 0;
-					if (mentions.length > 0) {
-						for (let after: string | null = null; ;) {
-							const page = await store.naming(this.knex, p.userId, PERSON_NAMING_KINDS, mentions.map(m => m.text), after, ERASE_PAGE_MAX);
-							for (const n of page) {
-								const title = replaceMentions(n.title, mentions);
-								const body = replaceMentions(n.body, mentions);
-								if (title === n.title && body === n.body) continue;
-								await store.rewriteText(this.knex, n.id, title, body);
-								named++;
-							}
-							if (page.length < ERASE_PAGE_MAX) break;
-							after = page[page.length - 1]?.id ?? null;
-						}
-					}
-					return { erased: (await store.eraseOwn(this.knex, p.userId, p.email)) + named };
+					const named = mentions.length > 0 ? await this.eraseNamingNotices(ctx, p, mentions) : 0;
+					return { erased: (await store.eraseOwn(this.knex, p.userId)) + named };
 				},
 			},
 			"deliveries.list": {
@@ -188,6 +181,55 @@ export function notificationsService(config: Config): ServiceSchema {
 			},
 		},
 		methods: {
+			/**
+			 * Other people's notices that name the person, each body with the mentions replaced (a
+			 * notice's title is its template's own words). Found by id, a page of ids at a time from
+			 * each service that knows whom its records are about: the transfers out of the person's
+			 * accounts (the ledger's history: "money received" from them), the requests they made
+			 * or were asked, other customers' standing orders to their accounts, and other
+			 * customers' insights about payments with them. The number rewritten.
+			 */
+			async eraseNamingNotices(this: NotificationsThis, ctx: Context, p: ErasureSubject, mentions: readonly Mention[]): Promise<number> {
+				let named = 0;
+				const rename = async (subjectIds: readonly string[]) => {
+					for (const n of await store.aboutSubjects(this.knex, p.userId, PERSON_NAMING_KINDS, subjectIds)) {
+						const body = replaceMentions(n.body, mentions);
+						if (body === n.body) continue;
+						await store.rewriteBody(this.knex, n.id, body);
+						named++;
+					}
+				};
+				for (const accountId of p.accountIds) {
+					for (let cursor: string | null = null; ;) {
+						const page: { items: EntryView[]; nextCursor: string | null } = await call(ctx, ledger.accounts.history, { accountId, limit: ERASE_PAGE_MAX, ...(cursor ? { cursor } : {}) });
+						await rename(page.items.filter(e => e.amount < 0).map(e => e.transferId));
+						if (page.nextCursor === null || page.items.length === 0) break;
+						cursor = page.nextCursor;
+					}
+				}
+				for (const role of ["incoming", "outgoing"] as const) {
+					for (let cursor: string | null = null; ;) {
+						const page: { items: { id: string }[]; nextCursor: string | null } = await call(ctx, requests.list, { userId: p.userId, role, limit: REQUESTS_PAGE_MAX, ...(cursor ? { cursor } : {}) });
+						await rename(page.items.map(r => r.id));
+						if (page.nextCursor === null || page.items.length === 0) break;
+						cursor = page.nextCursor;
+					}
+				}
+				const byId = async (page: (afterId: string | null) => Promise<{ ids: string[] }>) => {
+					for (let after: string | null = null; ;) {
+						const { ids } = await page(after);
+						await rename(ids);
+						if (ids.length < ERASE_PAGE_MAX) break;
+						after = ids[ids.length - 1] ?? null;
+					}
+				};
+				if (p.accountIds.length > 0) {
+					await byId(after => call(ctx, schedules.ordersTo, { userId: p.userId, accountIds: p.accountIds, limit: ERASE_PAGE_MAX, ...(after ? { afterId: after } : {}) }));
+				}
+				await byId(after => call(ctx, reports.insightsAbout, { userId: p.userId, limit: ERASE_PAGE_MAX, ...(after ? { afterId: after } : {}) }));
+				return named;
+			},
+
 			async handleEvent(this: NotificationsThis, e: ConsumedEvent) {
 				const names = await this.sendersOf([e]);
 				await this.store(draftsFor(e.event, e.payload, names).map(d => ({ eventId: e.eventId, d })));

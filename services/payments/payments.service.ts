@@ -17,7 +17,7 @@ import { requestHash } from "../../lib/idempotency.ts";
 import type { Config } from "../../config/index.ts";
 import { call, type ResultOf } from "../../lib/contract.ts";
 import { callbackParams, getParams, listParams, p2pParams, payments, payoutParams, topupParams, type PaymentRecord } from "../../contracts/payments.ts";
-import { ledger, type PaymentView } from "../../contracts/ledger.ts";
+import { ledger, type EntryView, type PaymentView } from "../../contracts/ledger.ts";
 import { users } from "../../contracts/users.ts";
 import { fraud } from "../../contracts/fraud.ts";
 import { providers } from "../../contracts/providers.ts";
@@ -47,7 +47,7 @@ import { compensate, requery } from "./repair.ts";
 import { savedInstrument, withSavedMethod } from "./saved-methods.ts";
 import { decideReversal, listReversals, proposeReversal } from "./reversals.ts";
 import { addEvidence, DISPUTE_CONFLICTS_METRIC, getDispute, listDisputes, onDisputeCallback, resumeDecisions, type DisputeHost } from "./disputes.ts";
-import { eraseDestinations, inFlightOf, refundSettlementRows, reversalTextsHolding, rewriteDead, rewriteLog, rewriteStaffTexts, settlementRows, STAFF_TEXT_CHARS_MAX, staffTextsAbout, topupRefundById, type StaffText } from "./store.ts";
+import { eraseDestinations, inFlightOf, refundSettlementRows, reversalTextsOf, rewriteDead, rewriteLog, rewriteStaffTexts, settlementRows, STAFF_TEXT_CHARS_MAX, staffTextsAbout, topupRefundById, type StaffText } from "./store.ts";
 import { mentionsOf, replaceMentions, scrubEvents, scrubPayload } from "../../lib/erasure.ts";
 import type { compensateParams, disputeParams, requeryParams, reversalParams, settlementViewParams, topupRefundParams } from "../../contracts/payments.ts";
 import { createRefund, listRefunds, onRefundCallback, resumeRefunds, topupRefundView, TOPUP_REFUNDS_LIST_MAX, type RefundHost } from "./topup-refunds.ts";
@@ -55,6 +55,8 @@ import { postPaymentHold } from "./hold-posts.ts";
 
 const HOLD_TIMEOUT_MS = 24 * 3600 * 1000;
 const RESUME_BATCH_MAX = 100;
+/** Entries of the ledger's history an erasure reads per page (its largest page). */
+const ERASE_HISTORY_PAGE = 200;
 /** Payments the last sweep found in flight past PAYMENT_RESUME_AFTER_MS (at most RESUME_BATCH_MAX), and resumes that failed. */
 export const STALE_METRIC = "paymesh.payments.stale";
 export const RESUME_FAILURES_METRIC = "paymesh.payments.resume_failures";
@@ -465,14 +467,21 @@ export function paymentsService(config: Config): ServiceSchema {
 					// Staff's words about the person's own records: a word of the name names them too.
 					const inStaffTexts = mentionsOf(p, [], { parts: true });
 					const refs = [p.userId, ...p.accountIds];
-					const mine = new Set(p.accountIds);
+					// Reversal requests about the person: those of transfers that moved their money, by
+					// the ids the ledger's history gives for their accounts, a page at a time.
 					const reversals: StaffText[] = [];
-					for (const t of await reversalTextsHolding(this.knex, inStaffTexts.map(m => m.text))) {
-						// A reversal request is about the person when the ledger says the transfer moved their money.
-						const transfer = await call(ctx, ledger.transfers.get, { id: t.transferId });
-						if (mine.has(transfer.fromAccountId) || mine.has(transfer.toAccountId)) reversals.push(t);
+					if (inStaffTexts.length > 0) {
+						for (const accountId of p.accountIds) {
+							for (let cursor: string | null = null; ;) {
+								const page: { items: EntryView[]; nextCursor: string | null } = await call(ctx, ledger.accounts.history, { accountId, limit: ERASE_HISTORY_PAGE, ...(cursor ? { cursor } : {}) });
+								reversals.push(...(await reversalTextsOf(this.knex, page.items.map(e => e.transferId))));
+								if (page.nextCursor === null || page.items.length === 0) break;
+								cursor = page.nextCursor;
+							}
+						}
 					}
-					const changed = [...(await staffTextsAbout(this.knex, p.userId)), ...reversals]
+					// A transfer between two of the person's accounts is in both histories: each text once.
+					const changed = [...new Map([...(await staffTextsAbout(this.knex, p.userId)), ...reversals].map(t => [`${t.at}:${t.id}`, t])).values()]
 						.map(t => ({ at: t.at, id: t.id, was: t.text, text: replaceMentions(t.text, inStaffTexts, STAFF_TEXT_CHARS_MAX[t.at]) }))
 						.filter(t => t.text !== t.was);
 					let erased = await rewriteStaffTexts(this.knex, changed);

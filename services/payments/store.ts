@@ -826,19 +826,16 @@ export async function staffTextsAbout(knex: Knex, userId: string): Promise<Staff
 }
 
 /**
- * Staff's reversal requests whose reason or decision holds one of `texts` (any case), with
- * their transfers: the ones that may be about the person (the ledger says whose the
- * transfer is). Every request is looked through; they are few, and erasures rare.
+ * Staff's words on reversal requests of `transferIds` (the transfers of the person's
+ * accounts, as the ledger lists them): found by transfer through its index, never by words.
  */
-export async function reversalTextsHolding(knex: Knex, texts: readonly string[]): Promise<(StaffText & { transferId: string })[]> {
-	if (texts.length === 0) return [];
-	return queryRows<StaffText & { transferId: string }>(
+export async function reversalTextsOf(knex: Knex, transferIds: readonly string[]): Promise<StaffText[]> {
+	if (transferIds.length === 0) return [];
+	return queryRows<StaffText>(
 		knex,
-		`SELECT x.at, x.id, x.text, x.transfer_id AS "transferId" FROM (
-		   SELECT 'reversal_requests.reason' AS at, id::text AS id, reason AS text, transfer_id::text FROM payments.reversal_requests
-		   UNION ALL SELECT 'reversal_requests.decision_note', id::text, decision_note, transfer_id::text FROM payments.reversal_requests WHERE decision_note IS NOT NULL
-		 ) x WHERE EXISTS (SELECT 1 FROM unnest(?::text[]) t WHERE strpos(lower(x.text), lower(t)) > 0)`,
-		[[...texts]],
+		`SELECT 'reversal_requests.reason' AS at, id::text AS id, reason AS text FROM payments.reversal_requests WHERE transfer_id = ANY(?::uuid[])
+		 UNION ALL SELECT 'reversal_requests.decision_note', id::text, decision_note FROM payments.reversal_requests WHERE transfer_id = ANY(?::uuid[]) AND decision_note IS NOT NULL`,
+		[[...transferIds], [...transferIds]],
 	);
 }
 

@@ -25,7 +25,7 @@ import { formatMinor, toSafeNumber } from "../../lib/money.ts";
 import { CURRENCY_EXPONENTS } from "../../config/currencies.ts";
 import { STATEMENT_PAGE_DEFAULT, TRANSACTIONS_PAGE_DEFAULT, type TransactionView } from "../../contracts/reports.ts";
 import { counterpartyKeyOf, EXPORT_HEADER, exportCells, rowsOf, transferEventOf, type TransactionFilter, type TransactionRow } from "./transactions.ts";
-import { TRANSACTIONS_EXPORT_MAX } from "../../contracts/reports.ts";
+import { ERASURE_PAGE_MAX, TRANSACTIONS_EXPORT_MAX } from "../../contracts/reports.ts";
 import { HISTORY_MONTHS, monthRange, monthlyInsights, unusualPayment } from "./insights.ts";
 import { EVENTS_READ_MAX, livePublisher, outboxLag, readEvents, Relay } from "../../mixins/event-log.ts";
 import { uuidv7 } from "../../lib/ids.ts";
@@ -81,6 +81,14 @@ export function reportsService(config: Config): ServiceSchema {
 			eventConsumer({ schema: "reports", sources: ["ledger"], events: ["transfer.completed"], attemptsMax: config.events.attemptsMax, retryDelayMs: config.events.retryDelayMs, pollIntervalMs: config.events.pollIntervalMs, pumpGapMs: config.events.pumpGapMs }),
 		],
 		actions: {
+			/** Erasure on request: other customers' insights about a payment with the person, for notifications to find its notices about them by id. */
+			insightsAbout: {
+				params: reports.insightsAbout.params,
+				async handler(this: ReportsThis, ctx: Context<Infer<typeof reports.insightsAbout.params>>) {
+					const p = ctx.params;
+					return { ids: await store.insightsAbout(this.knex, p.userId, p.afterId ?? null, p.limit ?? ERASURE_PAGE_MAX) };
+				},
+			},
 			/**
 			 * Erasure on request (lib/erasure.ts): the log's insight events and the consumer's
 			 * dead letters about the person show the pseudonym for every name others' rows kept

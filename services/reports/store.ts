@@ -281,6 +281,20 @@ export async function erasureReading(db: Db, userId: string): Promise<ErasureRea
 	return { names: names.map(r => r.name), insightIds: insights.map(r => r.id), ownWhys: insights.filter(r => r.own).map(r => r.why) };
 }
 
+/**
+ * Other customers' insights about a payment with the person (found through the person as
+ * the transaction's counterparty, never by a name), by id after `afterId`, a page at a time.
+ */
+export async function insightsAbout(db: Db, userId: string, afterId: string | null, limit: number): Promise<string[]> {
+	const rows = await queryRows<{ id: string }>(
+		db,
+		`SELECT i.id FROM reports.transactions t JOIN reports.insights i ON i.transaction_id = t.id
+		 WHERE t.counterparty_owner_id = ?::uuid AND i.owner_id <> ?::uuid${afterId ? " AND i.id > ?::uuid" : ""} ORDER BY i.id LIMIT ?`,
+		[userId, userId, ...(afterId ? [afterId] : []), limit],
+	);
+	return rows.map(r => r.id);
+}
+
 /** The log's events that carry one of `refs` rewritten by `rewrite` (mixins/event-log.ts). */
 export function rewriteLog(knex: Knex, refs: readonly string[], rewrite: (events: OutboxEvent[]) => OutboxEvent[] | null): Promise<number> {
 	return rewriteOutbox(knex, "reports", refs, rewrite);

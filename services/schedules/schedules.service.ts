@@ -22,7 +22,7 @@ import { dbMixin, type DbService } from "../../mixins/db.mixin.ts";
 import { EVENTS_READ_MAX, livePublisher, outboxLag, readEvents, Relay } from "../../mixins/event-log.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { users } from "../../contracts/users.ts";
-import { schedules, type PayeeView, type ScheduleView } from "../../contracts/schedules.ts";
+import { ORDERS_TO_PAGE_MAX, schedules, type PayeeView, type ScheduleView } from "../../contracts/schedules.ts";
 import { afterAttempt, checkTiming, dateOf, dueBy, nextOnOrAfter, occurrenceKeyOf, type Outcome, type Timing } from "./rules.ts";
 import * as store from "./store.ts";
 import { ERASED_NAME, mentionsOf, scrubEvents } from "../../lib/erasure.ts";
@@ -186,6 +186,14 @@ export function schedulesService(config: Config): ServiceSchema {
 					}, "schedule.resumed");
 				},
 			},
+			/** Erasure on request: other customers' orders to the person's accounts, for notifications to find its notices about them by id. */
+			ordersTo: {
+				params: schedules.ordersTo.params,
+				async handler(this: SchedulesThis, ctx: Context<Infer<typeof schedules.ordersTo.params>>) {
+					const p = ctx.params;
+					return { ids: (await store.ordersTo(this.knex, p.userId, p.accountIds, p.afterId ?? null, p.limit ?? ORDERS_TO_PAGE_MAX)).map(r => r.id) };
+				},
+			},
 			/**
 			 * Erasure on request (lib/erasure.ts): first the log's events about the person or the
 			 * orders naming them (their own words blanked, their name and the names others gave
@@ -196,11 +204,13 @@ export function schedulesService(config: Config): ServiceSchema {
 				params: schedules.erase.params,
 				async handler(this: SchedulesThis, ctx: Context<Infer<typeof schedules.erase.params>>) {
 					const p = ctx.params;
-					const read = await store.erasureReading(this.knex, p.userId, p.email, p.accountIds);
+					// Others' payees are matched by address only when the person verified it (lib/erasure.ts).
+					const email = p.emailVerified ? p.email : null;
+					const read = await store.erasureReading(this.knex, p.userId, email, p.accountIds);
 					const refs = [p.userId, ...p.accountIds, ...read.othersScheduleIds];
 					const mentions = mentionsOf(p, read.othersNames);
 					await store.rewriteLog(this.knex, refs, events => scrubEvents(events, new Set(refs), mentions, new Set(read.ownTexts)));
-					return { erased: await store.eraseOwner(this.knex, p.userId, p.email, p.accountIds, { name: ERASED_NAME, email: erasedAddress(p.userId) }) };
+					return { erased: await store.eraseOwner(this.knex, p.userId, email, p.accountIds, { name: ERASED_NAME, email: erasedAddress(p.userId) }) };
 				},
 			},
 			cancel: {

@@ -268,27 +268,66 @@ export async function recentOccurrences(db: Db, scheduleId: string, limit: numbe
 export interface ErasureReading {
 	/** The payee names and descriptions of the person's own orders and payees (blanked). */
 	ownTexts: string[];
-	/** How other customers' orders and payees name the person (their accounts or address), and those orders' ids. */
+	/** How other customers' orders and payees name the person (their accounts or verified address), and those orders' ids. */
 	othersNames: string[];
 	othersScheduleIds: string[];
 }
 
-export async function erasureReading(db: Db, ownerId: string, email: string, accountIds: readonly string[]): Promise<ErasureReading> {
+/** Rows an erasure reads per statement. */
+const ERASURE_PAGE_ROWS = 500;
+
+/**
+ * Other customers' orders to `accountIds` (by the account paid, never by a name), after
+ * `afterId` by id, a page at a time.
+ */
+export async function ordersTo(db: Db, ownerId: string, accountIds: readonly string[], afterId: string | null, limit: number): Promise<{ id: string; payee_name: string }[]> {
+	if (accountIds.length === 0) return [];
+	return queryRows<{ id: string; payee_name: string }>(
+		db,
+		`SELECT id, payee_name FROM schedules.schedules WHERE to_account_id = ANY(?::uuid[]) AND owner_id <> ?::uuid${afterId ? " AND id > ?::uuid" : ""} ORDER BY id LIMIT ?`,
+		[[...accountIds], ownerId, ...(afterId ? [afterId] : []), limit],
+	);
+}
+
+/**
+ * Other customers' payees for the person: by one of their accounts, or by their address
+ * only when they verified it (`email` null otherwise: registration takes an address another
+ * account verified, so an unverified one may be someone else's). After `afterId`, a page.
+ */
+async function payeesNaming(db: Db, ownerId: string, email: string | null, accountIds: readonly string[], afterId: string | null, limit: number): Promise<{ id: string; name: string }[]> {
+	return queryRows<{ id: string; name: string }>(
+		db,
+		`SELECT id, name FROM (
+		   SELECT id, name, owner_id FROM schedules.payees WHERE account_id = ANY(?::uuid[])
+		   UNION SELECT id, name, owner_id FROM schedules.payees WHERE email = lower(?::text)
+		 ) p WHERE owner_id <> ?::uuid${afterId ? " AND id > ?::uuid" : ""} ORDER BY id LIMIT ?`,
+		[[...accountIds], email, ownerId, ...(afterId ? [afterId] : []), limit],
+	);
+}
+
+/** Every page of `page`, by id. */
+async function allPages<T extends { id: string }>(page: (afterId: string | null, limit: number) => Promise<T[]>): Promise<T[]> {
+	const out: T[] = [];
+	for (let after: string | null = null; ;) {
+		const rows = await page(after, ERASURE_PAGE_ROWS);
+		out.push(...rows);
+		if (rows.length < ERASURE_PAGE_ROWS) return out;
+		after = rows[rows.length - 1]?.id ?? null;
+	}
+}
+
+export async function erasureReading(db: Db, ownerId: string, email: string | null, accountIds: readonly string[]): Promise<ErasureReading> {
 	const own = await queryRows<{ t: string }>(
 		db,
 		`SELECT payee_name AS t FROM schedules.schedules WHERE owner_id = ?::uuid UNION SELECT description FROM schedules.schedules WHERE owner_id = ?::uuid
 		 UNION SELECT name FROM schedules.payees WHERE owner_id = ?::uuid`,
 		[ownerId, ownerId, ownerId],
 	);
-	const orders = await queryRows<{ id: string; payee_name: string }>(
-		db, "SELECT id, payee_name FROM schedules.schedules WHERE owner_id <> ?::uuid AND to_account_id = ANY(?::uuid[])", [ownerId, [...accountIds]],
-	);
-	const payees = await queryRows<{ name: string }>(
-		db, "SELECT name FROM schedules.payees WHERE owner_id <> ?::uuid AND (lower(email) = lower(?) OR account_id = ANY(?::uuid[]))", [ownerId, email, [...accountIds]],
-	);
+	const orders = await allPages((after, limit) => ordersTo(db, ownerId, accountIds, after, limit));
+	const payees = await allPages((after, limit) => payeesNaming(db, ownerId, email, accountIds, after, limit));
 	return {
 		ownTexts: own.map(r => r.t).filter(t => t !== ""),
-		othersNames: [...orders.map(r => r.payee_name), ...payees.map(r => r.name)],
+		othersNames: [...new Set([...orders.map(r => r.payee_name), ...payees.map(r => r.name)])],
 		othersScheduleIds: orders.map(r => r.id),
 	};
 }
@@ -302,10 +341,12 @@ export function rewriteLog(knex: Knex, refs: readonly string[], rewrite: (events
  * Erasure on request, in one transaction: the person's orders still running are cancelled
  * (their occurrences are then skipped) and every order of theirs keeps no payee name or
  * description; their payees are deleted; other customers' orders to the person's accounts
- * and payees for those accounts or the person's address show the pseudonym (`name`, and
- * `email` for an address). Ids, amounts and dates stay. The number of rows changed.
+ * and payees for those accounts or the person's verified address (`email`, null when not
+ * verified) show the pseudonym (`name`, and `email` for an address). Others' rows are found
+ * by account and address through their indexes, never by a name. Ids, amounts and dates
+ * stay. The number of rows changed.
  */
-export async function eraseOwner(knex: Knex, ownerId: string, email: string, accountIds: readonly string[], pseudonym: { name: string; email: string }): Promise<number> {
+export async function eraseOwner(knex: Knex, ownerId: string, email: string | null, accountIds: readonly string[], pseudonym: { name: string; email: string }): Promise<number> {
 	return knex.transaction(async trx => {
 		const ids = [...accountIds];
 		const own = await queryRows(
@@ -321,12 +362,16 @@ export async function eraseOwner(knex: Knex, ownerId: string, email: string, acc
 			"UPDATE schedules.schedules SET payee_name = ?, updated_at = clock_timestamp() WHERE owner_id <> ?::uuid AND to_account_id = ANY(?::uuid[]) AND payee_name <> ? RETURNING id",
 			[pseudonym.name, ownerId, ids, pseudonym.name],
 		);
-		const named = await queryRows(
+		const byAccount = await queryRows(
 			trx,
-			`UPDATE schedules.payees SET name = ?, email = CASE WHEN email IS NULL THEN NULL ELSE ? END
-			 WHERE owner_id <> ?::uuid AND (lower(email) = lower(?) OR account_id = ANY(?::uuid[])) RETURNING id`,
-			[pseudonym.name, pseudonym.email, ownerId, email, ids],
+			"UPDATE schedules.payees SET name = ? WHERE account_id = ANY(?::uuid[]) AND owner_id <> ?::uuid AND name <> ? RETURNING id",
+			[pseudonym.name, ids, ownerId, pseudonym.name],
 		);
-		return own.length + payees.length + orders.length + named.length;
+		const byAddress = email === null ? [] : await queryRows(
+			trx,
+			"UPDATE schedules.payees SET name = ?, email = ? WHERE email = lower(?::text) AND owner_id <> ?::uuid RETURNING id",
+			[pseudonym.name, pseudonym.email, email, ownerId],
+		);
+		return own.length + payees.length + orders.length + byAccount.length + byAddress.length;
 	});
 }

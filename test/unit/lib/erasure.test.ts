@@ -49,6 +49,19 @@ describe("scrubbing logged events", () => {
 		]);
 		assert.equal(scrubEvents([theirs], new Set([USER]), mentions), null, "nothing of the person's: the row is left as it is");
 		assert.equal(scrubPayload({ ownerId: USER, amount: 5 }, new Set([USER]), mentions), null, "nothing to change");
-		assert.deepEqual(scrubPayload({ ownerId: USER, items: ["gil@example.com", 7, null] }, new Set([USER]), mentions), { ownerId: USER, items: [erasedAddress(USER), 7, null] });
+		assert.deepEqual(scrubPayload({ ownerId: USER, payee: { email: ["gil@example.com", 7, null] } }, new Set([USER]), mentions), { ownerId: USER, payee: { email: [erasedAddress(USER), 7, null] } });
+	});
+
+	it("rewrites only free text (names, labels, descriptions, notes, addresses), never codes, ids, currencies or statuses", () => {
+		// A person named like a currency or a status (hostile review of erasure, finding 3).
+		const event = { userId: USER, currency: "USD", status: "completed", failureCode: "USD", provider: "card", amount: 100, description: "USD for completed", requester: { id: USER, name: "USD" }, items: ["USD"], reasons: ["completed"] };
+		assert.deepEqual(scrubPayload(event, new Set([USER]), mentionsOf({ userId: USER, name: "USD", email: "x@example.com" })), {
+			...event, description: "Erased user for completed", requester: { id: USER, name: ERASED_NAME },
+		});
+		assert.deepEqual(scrubPayload(event, new Set([USER]), mentionsOf({ userId: USER, name: "completed", email: "x@example.com" })), {
+			...event, description: "USD for Erased user", requester: { id: USER, name: "USD" },
+		});
+		// The person's own texts are blanked only where they are free text too.
+		assert.deepEqual(scrubPayload({ userId: USER, currency: "USD", note: "USD" }, new Set([USER]), [], new Set(["USD"])), { userId: USER, currency: "USD", note: "" });
 	});
 });
