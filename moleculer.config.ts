@@ -6,6 +6,7 @@ import { Errors, MetricReporters, type BrokerOptions, type MetricRegistry, type 
 import { readFileSync } from "node:fs";
 import type { Config } from "./config/index.ts";
 import { transitEncryption } from "./lib/transit-crypto.ts";
+import { callerIdentityMiddleware } from "./lib/caller-identity.ts";
 import { ContextStoreMiddleware } from "./lib/context-store.ts";
 import { FAIL_FAST_REDIS_OPTIONS, redisOptions } from "./lib/redis.ts";
 import { FailOpenRedisCacher } from "./lib/cacher.ts";
@@ -71,6 +72,16 @@ export function transitMiddleware(config: Config, now: () => number = Date.now):
 }
 
 /**
+ * The gateway-signed caller identity (lib/caller-identity.ts): a gateway node signs what it
+ * calls for its users, every node checks its guarded actions. `now`: the clock assertions
+ * are signed and checked by (tests inject one).
+ */
+export function callerIdentity(config: Config, now: () => number = Date.now): never[] {
+	const c = config.callerIdentity;
+	return [callerIdentityMiddleware({ verifyKeys: c.verifyKeys, signingKey: config.services.includes("api") ? c.signingKey : null, required: c.required, now }) as never];
+}
+
+/**
  * Spans carry the request id (ctx.requestID) as their trace id and the caller's span as
  * their parent, so one HTTP request's gateway, payments and ledger spans form one trace
  * across nodes. They go to the exporters TRACING_EXPORTER names and, with
@@ -101,13 +112,13 @@ export function tracingOptions(config: Config): TracerOptions {
 	};
 }
 
-/** `now`: the clock the transit replay window is read by (tests inject one). */
+/** `now`: the clock the transit replay window and caller assertions are read by (tests inject one). */
 export function brokerOptions(config: Config, opts: { now?: () => number } = {}): BrokerOptions {
 	return {
 		namespace: config.namespace,
 		nodeID: config.nodeId ?? undefined,
 		transporter: config.transporter ? { type: "NATS", options: natsOptions(config) } : undefined,
-		middlewares: [ContextStoreMiddleware as never, ...transitMiddleware(config, opts.now)],
+		middlewares: [ContextStoreMiddleware as never, ...transitMiddleware(config, opts.now), ...callerIdentity(config, opts.now)],
 		serializer: "JSONExt",
 		logger: {
 			type: "Console",

@@ -1,4 +1,8 @@
 /**
+ * `npm run admin -- gateway-key` prints a new Ed25519 key pair for the gateway's signed
+ * caller identity (docs/identity.md): GATEWAY_SIGNING_KEY for the gateway nodes only,
+ * GATEWAY_VERIFY_KEYS (the public key) for every node. It touches no database.
+ *
  * `npm run admin -- grant <email> [role]` and `npm run admin -- revoke <email> <role>`:
  * the out-of-band way to give staff roles (admin by default), straight in the auth schema
  * of the database the node uses (DATABASE_URL, or the PGlite files under DATA_DIR; stop an
@@ -15,10 +19,12 @@ import { normalizeEmail } from "../lib/email.ts";
 import { changeRoleByEmail, verifyNewestByEmail } from "../services/auth/store.ts";
 import { markEmailVerified } from "../services/users/store.ts";
 import { ROLES, type Role } from "../services/auth/tokens.ts";
+import { generateGatewayKey } from "../lib/caller-identity.ts";
 
 const USAGE = `usage: npm run admin -- grant <email> [${ROLES.join("|")}]   (default admin)
        npm run admin -- revoke <email> <${ROLES.filter(r => r !== "user").join("|")}>
        npm run admin -- verify <email>   (the address was checked out of band)
+       npm run admin -- gateway-key      (a new key pair for the gateway's signed caller identity)
 `;
 
 function isRole(value: string): value is Role {
@@ -32,6 +38,14 @@ function usage(message?: string): never {
 }
 
 const [command, emailArg, roleArg, ...extra] = process.argv.slice(2);
+if (command === "gateway-key") {
+	if (emailArg !== undefined) usage();
+	const k = generateGatewayKey();
+	// The settings on stdout (for a secret store or an .env file), what goes where on stderr.
+	process.stderr.write(`key id ${k.kid}: GATEWAY_SIGNING_KEY on the gateway nodes only (a secret); the public key in GATEWAY_VERIFY_KEYS on every node, before any gateway signs with it\n`);
+	process.stdout.write(`GATEWAY_SIGNING_KEY=${k.signingKey}\nGATEWAY_VERIFY_KEYS=${k.verifyKey}\n`);
+	process.exit(0);
+}
 if ((command !== "grant" && command !== "revoke" && command !== "verify") || !emailArg || extra.length > 0) usage();
 const email = normalizeEmail(emailArg);
 const config = loadConfig();

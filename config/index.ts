@@ -8,6 +8,7 @@ import { createHmac, randomBytes } from "node:crypto";
 import { PROVIDERS } from "../services/payments/providers.ts";
 import { parseCidr } from "../lib/client-address.ts";
 import { DOCUMENT_BYTES_LIMIT, type S3StoreConfig } from "../lib/document-store.ts";
+import { derivedSigningKey, publicKeyOf, signingKeyProblem, verifyKeyProblem } from "../lib/caller-identity.ts";
 import { CURRENCY_CODES, type CurrencyCode } from "./currencies.ts";
 
 export class ConfigError extends Error {
@@ -94,6 +95,26 @@ export interface Config {
 	 * SECRETS_KEYS_PREVIOUS: retired keys, still opening what was sealed under them.
 	 */
 	secrets: { key: string | null; previousKeys: string[] };
+	/**
+	 * Who the caller of a money or staff action is (lib/caller-identity.ts, docs/identity.md):
+	 * the gateway signs it, every node checks it.
+	 */
+	callerIdentity: {
+		/**
+		 * GATEWAY_SIGNING_KEY, the gateway's Ed25519 private key (a 32-byte seed, base64url):
+		 * kept only on a node that runs the gateway (api), null on every other. Without a
+		 * transporter it is derived from JWT_SECRET when not given.
+		 */
+		signingKey: string | null;
+		/** GATEWAY_VERIFY_KEYS: the gateways' public keys, current first (two during a rotation). */
+		verifyKeys: string[];
+		/**
+		 * Every call of a guarded action must carry the gateway's assertion: always with a
+		 * transporter, or with CALLER_SIGNATURES=required. Otherwise (one process) a call that
+		 * carries one is checked, one that carries none runs (tests call actions directly).
+		 */
+		required: boolean;
+	};
 	/** Health and metrics port of a node without a gateway (null: none). */
 	opsPort: number | null;
 	services: ServiceName[];
@@ -295,7 +316,7 @@ function distinctSecrets(env: Env, names: readonly string[]): void {
 	}
 }
 
-export const SECRET_VARS = ["JWT_SECRET", "TRANSIT_KEY", "PROVIDER_WEBHOOK_SECRET", "NATS_TOKEN", "NATS_PASSWORD", "AUDIT_KEY", "SECRETS_KEY", "KYC_S3_SECRET_ACCESS_KEY"] as const;
+export const SECRET_VARS = ["JWT_SECRET", "TRANSIT_KEY", "PROVIDER_WEBHOOK_SECRET", "NATS_TOKEN", "NATS_PASSWORD", "AUDIT_KEY", "SECRETS_KEY", "KYC_S3_SECRET_ACCESS_KEY", "GATEWAY_SIGNING_KEY"] as const;
 
 function secretVar(env: Env, clustered: boolean): { secret: string; generated: boolean } {
 	const raw = env["JWT_SECRET"];
@@ -362,6 +383,50 @@ function transitKeysVar(env: Env, clustered: boolean): { key: string | null; pre
 		if (other) throw new ConfigError(`TRANSIT_KEYS_PREVIOUS item ${i + 1} has the same value as ${other}: every key needs its own value`);
 	}
 	return { key, previous };
+}
+
+/** Most public keys GATEWAY_VERIFY_KEYS may list (the current one and those being retired). */
+const GATEWAY_VERIFY_KEYS_MAX = 4;
+
+/**
+ * GATEWAY_SIGNING_KEY, GATEWAY_VERIFY_KEYS and CALLER_SIGNATURES (lib/caller-identity.ts).
+ * With a transporter, signatures are required, every node needs the public keys and a
+ * gateway (a node running api) its private key; a node that runs no gateway never keeps the
+ * private key, whatever its environment. Without a transporter the pair is derived from
+ * JWT_SECRET unless given. A gateway's own public key must be among the verify keys, or every
+ * node would refuse what it signs.
+ */
+function callerIdentityVar(env: Env, clustered: boolean, services: readonly ServiceName[], jwtSecret: string): Config["callerIdentity"] {
+	const mode = enumVar(env, "CALLER_SIGNATURES", ["auto", "required"] as const, "auto");
+	const gateway = services.includes("api");
+	const rawSigning = env["GATEWAY_SIGNING_KEY"];
+	let signingKey: string | null = null;
+	if (rawSigning !== undefined && rawSigning !== "") {
+		checkedSecret("GATEWAY_SIGNING_KEY", rawSigning, 43);
+		const problem = signingKeyProblem(rawSigning);
+		if (problem) throw new ConfigError(`GATEWAY_SIGNING_KEY ${problem}`);
+		signingKey = rawSigning;
+	}
+	const verifyKeys = listVar(env, "GATEWAY_VERIFY_KEYS");
+	if (verifyKeys.length > GATEWAY_VERIFY_KEYS_MAX) throw new ConfigError(`GATEWAY_VERIFY_KEYS lists ${verifyKeys.length} keys: expected at most ${GATEWAY_VERIFY_KEYS_MAX} (the current one and those being retired)`);
+	for (const [i, k] of verifyKeys.entries()) {
+		const problem = verifyKeyProblem(k);
+		if (problem) throw new ConfigError(`GATEWAY_VERIFY_KEYS item ${i + 1} ${problem}`);
+		if (verifyKeys.indexOf(k) !== i) throw new ConfigError(`GATEWAY_VERIFY_KEYS item ${i + 1} repeats item ${verifyKeys.indexOf(k) + 1}`);
+		if (k === signingKey) throw new ConfigError(`GATEWAY_VERIFY_KEYS item ${i + 1} is GATEWAY_SIGNING_KEY: expected the public keys only, never the private one`);
+	}
+	if (clustered) {
+		if (verifyKeys.length === 0) throw new ConfigError("GATEWAY_VERIFY_KEYS is required when TRANSPORTER is set: expected the gateways' Ed25519 public keys, comma separated, the same on every node (npm run admin -- gateway-key makes a pair)");
+		if (gateway && signingKey === null) throw new ConfigError("GATEWAY_SIGNING_KEY is required on a node that runs the gateway (api) when TRANSPORTER is set: expected its Ed25519 private key, whose public key is in GATEWAY_VERIFY_KEYS (npm run admin -- gateway-key makes a pair)");
+	} else {
+		signingKey ??= derivedSigningKey(jwtSecret);
+		if (verifyKeys.length === 0) verifyKeys.push(publicKeyOf(signingKey));
+	}
+	if (!gateway) return { signingKey: null, verifyKeys, required: clustered || mode === "required" };
+	if (signingKey !== null && !verifyKeys.includes(publicKeyOf(signingKey))) {
+		throw new ConfigError(`GATEWAY_SIGNING_KEY's public key ${publicKeyOf(signingKey)} is not in GATEWAY_VERIFY_KEYS: every node would refuse what this gateway signs; add it there first`);
+	}
+	return { signingKey, verifyKeys, required: clustered || mode === "required" };
 }
 
 /**
@@ -630,6 +695,7 @@ export function loadConfig(env: Env = process.env): Config {
 	const transporter = urlVar(env, "TRANSPORTER", ["nats:"]);
 	const jwt = secretVar(env, transporter !== null);
 	const transitKeys = transitKeysVar(env, transporter !== null);
+	const services = servicesVar(env);
 	return {
 		port: intVar(env, "PORT", 3000, 0, 65535),
 		host: stringVar(env, "HOST", "0.0.0.0", /^[\w.:-]{1,255}$/, "a host name or IP address"),
@@ -660,8 +726,9 @@ export function loadConfig(env: Env = process.env): Config {
 		tracing: { exporter: enumVar(env, "TRACING_EXPORTER", ["none", "console", "event"] as const, "none"), otlp: otlpVar(env, servicesVar(env)) },
 		audit: auditKeysVar(env),
 		secrets: secretsKeysVar(env),
+		callerIdentity: callerIdentityVar(env, transporter !== null, services, jwt.secret),
 		opsPort: env["OPS_PORT"] ? intVar(env, "OPS_PORT", 9100, 1, 65535) : null,
-		services: servicesVar(env),
+		services,
 		nodeId: env["NODE_ID"] ? stringVar(env, "NODE_ID", "", /^[\w.-]{1,128}$/, "letters, digits, _, . or -") : null,
 		logLevel: enumVar(env, "LOG_LEVEL", LOG_LEVELS, "info"),
 		logFormat: enumVar(env, "LOG_FORMAT", ["short", "json", "full"] as const, "short"),

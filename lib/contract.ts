@@ -8,6 +8,7 @@
  */
 import { Errors, ServiceBroker, type CallingOptions, type Context } from "moleculer";
 import { runningContext } from "./context-store.ts";
+import { assertionMeta, registerGuard, type CallerGuard, type CallerIdentity } from "./caller-identity.ts";
 import type { Infer } from "./schema.ts";
 
 declare const RESULT: unique symbol;
@@ -26,6 +27,12 @@ export interface ActionContract<S extends ParamsSchema = ParamsSchema, R = unkno
 	readonly name: string;
 	/** The schema the action validates with; its type is the params' type. */
 	readonly params: S;
+	/**
+	 * A guarded action (money or staff): every call carries the caller's identity signed by the
+	 * gateway, and the verified caller must be the user or staff member the params name
+	 * (lib/caller-identity.ts).
+	 */
+	readonly caller?: CallerGuard;
 }
 
 /** Marks the answer's type of an action contract: `action("x.y", schema, returns<Answer>())`. */
@@ -33,8 +40,11 @@ export function returns<R>(): Returns<R> {
 	return {};
 }
 
-export function action<const S extends ParamsSchema, R>(name: string, params: S, _result: Returns<R>): ActionContract<S, R> {
-	return { name, params };
+/** `caller`: the action is guarded (see ActionContract.caller); its guard is registered by name for the nodes that run it. */
+export function action<const S extends ParamsSchema, R>(name: string, params: S, _result: Returns<R>, caller?: CallerGuard): ActionContract<S, R> {
+	if (!caller) return { name, params };
+	registerGuard(name, caller);
+	return { name, params, caller };
 }
 
 export type ParamsOf<A> = A extends ActionContract<infer S, unknown> ? Infer<S> : never;
@@ -43,9 +53,19 @@ export type ResultOf<A> = A extends ActionContract<ParamsSchema, infer R> ? R : 
 /** Who calls: an action's context (the call is its child), or the broker (then the running action's context, if any, is the parent). */
 export type Caller = Context | ServiceBroker;
 
-/** Calls the action of a contract: params typed by its schema, the answer by its result type. */
+/**
+ * Calls the action of a contract: params typed by its schema, the answer by its result type.
+ * On a gateway node, a guarded action called for the request's authenticated user
+ * (ctx.meta.user) carries that user's identity, signed for exactly this call.
+ */
 export function call<S extends ParamsSchema, R>(caller: Caller, contract: ActionContract<S, R>, params: Infer<S>, opts: CallingOptions = {}): Promise<R> {
-	if (!(caller instanceof ServiceBroker)) return caller.call<R, Infer<S>>(contract.name, params, opts);
+	if (!(caller instanceof ServiceBroker)) {
+		if (contract.caller) {
+			const signed = assertionMeta(caller.broker, contract.name, (caller.meta as { user?: CallerIdentity | null }).user, params);
+			if (signed) return caller.call<R, Infer<S>>(contract.name, params, { ...opts, meta: { ...opts.meta, ...signed } });
+		}
+		return caller.call<R, Infer<S>>(contract.name, params, opts);
+	}
 	const parent = runningContext();
 	return caller.call<R, Infer<S>>(contract.name, params, parent && !opts.parentCtx ? { ...opts, parentCtx: parent } : opts);
 }

@@ -16,6 +16,7 @@ import { startNode } from "../support/node.ts";
 import { client, gatewayPort, type HttpResult } from "../support/http.ts";
 import { totpCodes } from "../support/totp.ts";
 import { until } from "../support/wait.ts";
+import { gatewayKeys } from "../support/gateway-key.ts";
 import { ConfigError, loadConfig } from "../../config/index.ts";
 import { isSealed, nodeSecretKeyring, open, seal, secretKeyring } from "../../lib/secret-box.ts";
 
@@ -119,7 +120,7 @@ describe("finding 14: secrets at rest", () => {
 	});
 
 	it("a clustered node that stores secrets needs SECRETS_KEY, its own and not a placeholder", () => {
-		const clustered = { TRANSPORTER: "nats://n:4222", JWT_SECRET: randomBytes(30).toString("base64url"), TRANSIT_KEY: randomBytes(30).toString("base64url") };
+		const clustered = { TRANSPORTER: "nats://n:4222", JWT_SECRET: randomBytes(30).toString("base64url"), TRANSIT_KEY: randomBytes(30).toString("base64url"), ...gatewayKeys() };
 		assert.throws(() => nodeSecretKeyring(loadConfig(clustered)), (err: unknown) => err instanceof ConfigError && /SECRETS_KEY is required/.test(err.message));
 		assert.equal(nodeSecretKeyring(loadConfig({ ...clustered, SECRETS_KEY: KEY_1 })).length, 1);
 		assert.throws(() => loadConfig({ ...clustered, SECRETS_KEY: "REPLACE_ME_secrets_key_0123456789abcdef" }), /SECRETS_KEY looks like a placeholder/);

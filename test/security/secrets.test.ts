@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parse, parseAllDocuments } from "yaml";
 import { ConfigError, loadConfig, secretProblem, SECRET_VARS } from "../../config/index.ts";
+import { gatewayKeys } from "../support/gateway-key.ts";
 
 const DEPLOY = new URL("../../deploy/", import.meta.url).pathname;
 const random = () => randomBytes(36).toString("base64url");
@@ -52,7 +53,7 @@ describe("finding 8: placeholder, low-entropy and shared secrets", () => {
 	it("accepts generated keys: base64, base64url and hex", () => {
 		const c = loadConfig({
 			TRANSPORTER: "nats://n:4222", JWT_SECRET: randomBytes(48).toString("base64"), TRANSIT_KEY: randomBytes(32).toString("hex"),
-			PROVIDER_WEBHOOK_SECRET: random(), NATS_TOKEN: randomBytes(16).toString("hex"),
+			PROVIDER_WEBHOOK_SECRET: random(), NATS_TOKEN: randomBytes(16).toString("hex"), ...gatewayKeys(),
 		});
 		assert.equal(c.auth.jwtSecretGenerated, false);
 		for (let i = 0; i < 200; i++) {

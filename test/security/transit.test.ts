@@ -17,7 +17,7 @@ import { randomBytes } from "node:crypto";
 import { connect, type Msg, type NatsConnection } from "nats";
 import { ServiceBroker, type Context } from "moleculer";
 import { NATS_URL } from "../support/db.ts";
-import { startNode, TEST_JWT_SECRET } from "../support/node.ts";
+import { startNode, TEST_JWT_SECRET, TEST_KEYS } from "../support/node.ts";
 import { exited, startChildNode } from "../support/child.ts";
 import { until } from "../support/wait.ts";
 import { loadConfig } from "../../config/index.ts";
@@ -43,7 +43,7 @@ async function node(env: Record<string, string>): Promise<ServiceBroker> {
 
 /** A node of this config whose transit checks read `now` instead of the wall clock. */
 async function nodeWithClock(env: Record<string, string>, now: () => number): Promise<ServiceBroker> {
-	const config = loadConfig({ LOG_LEVEL: "warn", JWT_SECRET: TEST_JWT_SECRET, ...env });
+	const config = loadConfig({ LOG_LEVEL: "warn", ...TEST_KEYS, ...env });
 	const broker = new ServiceBroker(brokerOptions(config, { now }));
 	await broker.start();
 	brokers.push(broker);

@@ -1,7 +1,7 @@
 /** A node in a child process (`bin/start.ts`), for tests that kill it with SIGKILL. */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { ServiceBroker } from "moleculer";
-import { TEST_AUDIT_KEY, TEST_SECRETS_KEY, TEST_TRANSIT_KEY } from "./node.ts";
+import { TEST_AUDIT_KEY, TEST_GATEWAY_SIGNING_KEY, TEST_GATEWAY_VERIFY_KEY, TEST_SECRETS_KEY, TEST_TRANSIT_KEY } from "./node.ts";
 
 /** How a caller may wrap the node's command (test/support/cgroup.ts starts it inside a CPU group). */
 export type CommandWrap = (node: { command: string; args: string[] }) => { command: string; args: string[] };
@@ -10,7 +10,10 @@ export function startChildNode(env: Record<string, string>, wrap: CommandWrap = 
 	const { command, args } = wrap({ command: process.execPath, args: ["bin/start.ts"] });
 	return spawn(command, args, {
 		cwd: new URL("../..", import.meta.url).pathname,
-		env: { PATH: process.env["PATH"] ?? "", TRANSIT_KEY: TEST_TRANSIT_KEY, AUDIT_KEY: TEST_AUDIT_KEY, SECRETS_KEY: TEST_SECRETS_KEY, ...env },
+		env: {
+			PATH: process.env["PATH"] ?? "", TRANSIT_KEY: TEST_TRANSIT_KEY, AUDIT_KEY: TEST_AUDIT_KEY, SECRETS_KEY: TEST_SECRETS_KEY,
+			GATEWAY_SIGNING_KEY: TEST_GATEWAY_SIGNING_KEY, GATEWAY_VERIFY_KEYS: TEST_GATEWAY_VERIFY_KEY, ...env,
+		},
 		stdio: ["ignore", "ignore", "inherit"],
 	});
 }

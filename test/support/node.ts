@@ -14,8 +14,22 @@ export const TEST_AUDIT_KEY = "test-audit-Q8w2Er5Ty7Ui1Op3As6Df9Gh4Jk0Lz";
 /** The key-encryption key of secrets at rest every test node shares (SECRETS_KEY is required on clustered auth and webhooks nodes). */
 export const TEST_SECRETS_KEY = "test-secrets-Z7x4Cv1Bn8Mq3Wp6Rt9Yk2Hs5Jd0";
 
+/**
+ * The test gateways' Ed25519 key pair (GATEWAY_SIGNING_KEY is required on clustered gateway
+ * nodes, GATEWAY_VERIFY_KEYS on every clustered node); test/support/caller.ts signs with it
+ * where a test calls a guarded action as the gateway would.
+ */
+export const TEST_GATEWAY_SIGNING_KEY = "tRdUIverj1JIyyhwk4h8lIiHtvn4CToaQb0tgQpLMz4";
+export const TEST_GATEWAY_VERIFY_KEY = "3E6J_TY6U6Bp-A3wmTP6nKzNuhxIoPl-1RT6N76Fbp4";
+
+/** The keys every test node gets unless the test sets its own. */
+export const TEST_KEYS: Readonly<Record<string, string>> = {
+	JWT_SECRET: TEST_JWT_SECRET, TRANSIT_KEY: TEST_TRANSIT_KEY, AUDIT_KEY: TEST_AUDIT_KEY, SECRETS_KEY: TEST_SECRETS_KEY,
+	GATEWAY_SIGNING_KEY: TEST_GATEWAY_SIGNING_KEY, GATEWAY_VERIFY_KEYS: TEST_GATEWAY_VERIFY_KEY,
+};
+
 export async function startNode(env: Record<string, string>): Promise<{ broker: ServiceBroker; config: Config }> {
-	const config = loadConfig({ LOG_LEVEL: "warn", METRICS_ENABLED: "false", JWT_SECRET: TEST_JWT_SECRET, TRANSIT_KEY: TEST_TRANSIT_KEY, AUDIT_KEY: TEST_AUDIT_KEY, SECRETS_KEY: TEST_SECRETS_KEY, ...env });
+	const config = loadConfig({ LOG_LEVEL: "warn", METRICS_ENABLED: "false", ...TEST_KEYS, ...env });
 	const broker = createNode(config);
 	await broker.start();
 	return { broker, config };

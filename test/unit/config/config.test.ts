@@ -21,6 +21,7 @@ describe("config", () => {
 		const c = loadConfig({
 			DATABASE_URL: "postgres://u@db:5432/pay", TRANSPORTER: "nats://nats:4222", REDIS_URL: "redis://:r3dis-Pass-for-config-test-5Kw9@r:6379",
 			SERVICES: "ledger", NODE_ID: "ledger-1", LEDGER_BATCH_SIZE_MAX: "250", JWT_SECRET: "c1-Jwt-Secret-for-config-test-8Hs3Qd", TRANSIT_KEY: "t0-Transit-Key-for-config-test-7Qm2Vz",
+			GATEWAY_VERIFY_KEYS: "3E6J_TY6U6Bp-A3wmTP6nKzNuhxIoPl-1RT6N76Fbp4",
 		});
 		assert.equal(c.databaseUrl, "postgres://u@db:5432/pay");
 		assert.deepEqual(c.services, ["ledger"]);

@@ -11,6 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { DropLog, NonceCache, Sealer, TransitOpener, commandOfTopic, deriveTransitKey, seal, transitEncryption, type DropReason, type TransitKey } from "../../../lib/transit-crypto.ts";
 import { natsOptions, transitMiddleware } from "../../../moleculer.config.ts";
 import { loadConfig } from "../../../config/index.ts";
+import { gatewayKeys } from "../../support/gateway-key.ts";
 
 const secretA = randomBytes(30).toString("base64url");
 const secretB = randomBytes(30).toString("base64url");
@@ -259,12 +260,12 @@ describe("transit middleware", () => {
 		assert.equal(commandOfTopic("MOL-ns.EVENTB.audit.ledger.posted"), "EVENT");
 		assert.equal(commandOfTopic("MOL.INFO.node-1"), "INFO");
 		assert.deepEqual(transitMiddleware(loadConfig({ TRANSIT_KEY: secretA })), []);
-		assert.equal(transitMiddleware(loadConfig({ TRANSPORTER: "nats://n:4222", JWT_SECRET: secretB, TRANSIT_KEY: secretA })).length, 1);
+		assert.equal(transitMiddleware(loadConfig({ TRANSPORTER: "nats://n:4222", JWT_SECRET: secretB, TRANSIT_KEY: secretA, ...gatewayKeys() })).length, 1);
 	});
 });
 
 describe("transit configuration", () => {
-	const base = { TRANSPORTER: "nats://n:4222", JWT_SECRET: randomBytes(30).toString("base64url") };
+	const base = { TRANSPORTER: "nats://n:4222", JWT_SECRET: randomBytes(30).toString("base64url"), ...gatewayKeys() };
 
 	it("refuses a transporter without TRANSIT_KEY, and bad previous keys", () => {
 		assert.throws(() => loadConfig(base), /TRANSIT_KEY is required when TRANSPORTER is set/);
@@ -291,7 +292,7 @@ describe("transit configuration", () => {
 
 describe("NATS options from the config", () => {
 	it("passes the token, the user and TLS; refuses short secrets", () => {
-		const base = { TRANSPORTER: "nats://n:4222", JWT_SECRET: randomBytes(30).toString("base64url"), TRANSIT_KEY: secretA };
+		const base = { TRANSPORTER: "nats://n:4222", JWT_SECRET: randomBytes(30).toString("base64url"), TRANSIT_KEY: secretA, ...gatewayKeys() };
 		assert.deepEqual(natsOptions(loadConfig({ ...base, NATS_TOKEN: "t0ken-123456-Qz9w" })), { url: "nats://n:4222", maxReconnectAttempts: -1, token: "t0ken-123456-Qz9w" });
 		assert.deepEqual(natsOptions(loadConfig({ ...base, NATS_USER: "pay", NATS_PASSWORD: "secret-pw-1-Vx7k" })), { url: "nats://n:4222", maxReconnectAttempts: -1, user: "pay", pass: "secret-pw-1-Vx7k" });
 		assert.deepEqual(natsOptions(loadConfig({ ...base, NATS_TLS: "true" })), { url: "nats://n:4222", maxReconnectAttempts: -1, tls: {} });

@@ -1,0 +1,436 @@
+/**
+ * Who the caller is: the gateway's signature (docs/identity.md). TRANSIT_KEY makes the bus
+ * trust nodes; it says nothing about the person a call is made for. So a gateway that
+ * authenticated a user (their access token) signs, for each guarded action it calls, an
+ * assertion of who asks for exactly what, and the node that runs the action checks it.
+ *
+ * An assertion is a compact token, `base64url(JSON payload).base64url(Ed25519 signature)`,
+ * the signature over the first part's ASCII. The payload:
+ *
+ *   v     1
+ *   kid   the signing key's id: the first 8 bytes of SHA-256 of its raw public key, hex
+ *   sub   the user id (for a staff action, the staff member's)
+ *   roles the user's roles, as their access token had them
+ *   sid   the session
+ *   act   the full name of the action called (`payments.topup`)
+ *   dig   the hash of the call's params (lib/idempotency.ts: key order does not matter)
+ *   iat   signed at, ms since the epoch, the gateway's clock
+ *   exp   iat + 30 s
+ *
+ * The check: a known key id, the signature, not expired nor from the future (a few seconds
+ * of clock skew allowed), `act` the action being run, `dig` the hash of its params. Then the
+ * action's guard (its contract's `caller` option, lib/contract.ts) binds the verified
+ * caller to the params: the user the action is for (`user`: that param must be `sub`), or the
+ * staff member (`staff`: that param must be `sub`, whose roles must hold one of `roles`).
+ * A batch (`each`) carries one assertion per item.
+ *
+ * Only gateway nodes hold the private key (GATEWAY_SIGNING_KEY); every node holds the public
+ * keys (GATEWAY_VERIFY_KEYS), two during a rotation. A node that holds TRANSIT_KEY but not
+ * the private key can still send packets, but cannot say a user or a staff member asked.
+ * Tokens are never logged: refusals name the action and the reason only.
+ */
+import { createHash, createPrivateKey, createPublicKey, hkdfSync, randomBytes, sign, verify, type KeyObject } from "node:crypto";
+import { Errors, type Context } from "moleculer";
+import { requestHash } from "./idempotency.ts";
+
+export const ASSERTION_VERSION = 1;
+/** How long an assertion is good for: the call it was made for, retries included. */
+export const ASSERTION_TTL_MS = 30_000;
+/** How far apart the gateway's and the checking node's clocks may be. */
+export const CLOCK_SKEW_MS = 5_000;
+/** Longest token accepted (a payload with a few roles is about 400 characters). */
+const TOKEN_CHARS_MAX = 4_096;
+const SEED_BYTES = 32;
+const KID_BYTES = 8;
+/** PKCS#8 DER of an Ed25519 private key, before its 32-byte seed (RFC 8410). */
+const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+const DIGEST_KIND = "paymesh caller v1";
+const HKDF_SALT = "paymesh gateway signing v1";
+/** Roles that make a staff member (auditors only read). */
+export const STAFF_ROLES = ["admin", "support"] as const;
+
+/** Where a call carries its assertion(s) in ctx.meta. */
+export interface CallerMeta {
+	callerAssertion?: string;
+	/** A batch's: one per item, in the items' order. */
+	callerAssertions?: string[];
+}
+
+/** The verified caller. */
+export interface CallerClaims {
+	v: 1;
+	kid: string;
+	sub: string;
+	roles: string[];
+	sid: string;
+	act: string;
+	dig: string;
+	iat: number;
+	exp: number;
+}
+
+/** Who the gateway authenticated: its session user. */
+export interface CallerIdentity {
+	id: string;
+	roles: readonly string[];
+	sid: string;
+}
+
+/**
+ * How an action binds its verified caller to its params (contracts/, `action(…, { caller })`).
+ * `user`: the param naming the user the action is for, or "meta.user" for actions that take
+ * their user from ctx.meta.user (auth's); `staff`: the param naming the staff member, who
+ * must hold one of `roles` (default STAFF_ROLES). With both, a call naming a staff member is
+ * a staff action, any other the user's. `each`: the array param of a batch, each item signed
+ * on its own (then `user` and `staff` name fields of the items).
+ */
+export interface CallerGuard {
+	readonly user?: string;
+	readonly staff?: string;
+	readonly roles?: readonly string[];
+	readonly each?: string;
+}
+
+export const META_USER = "meta.user";
+
+/** The guards most actions take: the user in `userId`, or in `ownerId`; a staff member in `staffId` (admin or support), or an admin. */
+export const BY_USER: CallerGuard = { user: "userId" };
+export const BY_OWNER: CallerGuard = { user: "ownerId" };
+export const BY_STAFF: CallerGuard = { staff: "staffId" };
+export const BY_ADMIN: CallerGuard = { staff: "staffId", roles: ["admin"] };
+
+/** The hash an assertion carries of its call's params. */
+export function paramsDigest(params: object): string {
+	return requestHash(DIGEST_KIND, params);
+}
+
+function unverified(message: string): Errors.MoleculerClientError {
+	return new Errors.MoleculerClientError(message, 401, "CALLER_UNVERIFIED");
+}
+
+function forbidden(message: string): Errors.MoleculerClientError {
+	return new Errors.MoleculerClientError(message, 403, "FORBIDDEN");
+}
+
+/** A raw 32-byte key in base64url (43 characters, no padding), or null. */
+function raw32(b64url: string): Buffer | null {
+	if (!/^[A-Za-z0-9_-]{43}$/.test(b64url)) return null;
+	const b = Buffer.from(b64url, "base64url");
+	return b.length === SEED_BYTES ? b : null;
+}
+
+/** The key id of a raw public key: the first 8 bytes of its SHA-256, hex. */
+export function keyId(rawPublicKey: Buffer): string {
+	return createHash("sha256").update(rawPublicKey).digest().subarray(0, KID_BYTES).toString("hex");
+}
+
+function privateKeyOf(seed: Buffer): KeyObject {
+	return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: "der", type: "pkcs8" });
+}
+
+function rawPublicOf(privateKey: KeyObject): Buffer {
+	const x = createPublicKey(privateKey).export({ format: "jwk" }).x;
+	if (typeof x !== "string") throw new Error("caller identity: no public key");
+	return Buffer.from(x, "base64url");
+}
+
+/** Why a GATEWAY_SIGNING_KEY value cannot be used, or null. */
+export function signingKeyProblem(seed: string): string | null {
+	return raw32(seed) ? null : "is not an Ed25519 private key: expected 32 random bytes in base64url (43 characters; npm run admin -- gateway-key)";
+}
+
+/** Why a GATEWAY_VERIFY_KEYS item cannot be used, or null. */
+export function verifyKeyProblem(publicKey: string): string | null {
+	return raw32(publicKey) ? null : "is not an Ed25519 public key: expected its 32 raw bytes in base64url (43 characters; npm run admin -- gateway-key)";
+}
+
+/** The public key (raw, base64url) of a signing key (its seed, base64url). */
+export function publicKeyOf(seed: string): string {
+	const s = raw32(seed);
+	if (!s) throw new Error("caller identity: the signing key is not 32 bytes of base64url");
+	return rawPublicOf(privateKeyOf(s)).toString("base64url");
+}
+
+/** A new key pair: the private key (seed) for GATEWAY_SIGNING_KEY, the public one for GATEWAY_VERIFY_KEYS. */
+export function generateGatewayKey(): { signingKey: string; verifyKey: string; kid: string } {
+	const seed = randomBytes(SEED_BYTES);
+	const pub = rawPublicOf(privateKeyOf(seed));
+	return { signingKey: seed.toString("base64url"), verifyKey: pub.toString("base64url"), kid: keyId(pub) };
+}
+
+/**
+ * A node without a transporter (one process, tests, embedded PGlite) has no gateway key of
+ * its own: its pair is derived from JWT_SECRET under its own label, never equal to any other
+ * key derived from it.
+ */
+export function derivedSigningKey(jwtSecret: string): string {
+	return Buffer.from(hkdfSync("sha256", jwtSecret, HKDF_SALT, "ed25519 seed", SEED_BYTES)).toString("base64url");
+}
+
+/** Signs assertions with the gateway's private key. */
+export class CallerSigner {
+	readonly kid: string;
+	private readonly key: KeyObject;
+	private readonly now: () => number;
+
+	constructor(seed: string, now: () => number = Date.now) {
+		const s = raw32(seed);
+		if (!s) throw new Error("caller identity: the signing key is not 32 bytes of base64url");
+		this.key = privateKeyOf(s);
+		this.kid = keyId(rawPublicOf(this.key));
+		this.now = now;
+	}
+
+	/** An assertion that `who` asks for action `act` with exactly these params. */
+	sign(who: CallerIdentity, act: string, params: object): string {
+		const iat = this.now();
+		const claims: CallerClaims = { v: ASSERTION_VERSION, kid: this.kid, sub: who.id, roles: [...who.roles], sid: who.sid, act, dig: paramsDigest(params), iat, exp: iat + ASSERTION_TTL_MS };
+		const body = Buffer.from(JSON.stringify(claims)).toString("base64url");
+		return `${body}.${sign(null, Buffer.from(body), this.key).toString("base64url")}`;
+	}
+}
+
+function isStringArray(v: unknown): v is string[] {
+	return Array.isArray(v) && v.every(x => typeof x === "string");
+}
+
+function claimsOf(v: unknown): CallerClaims | null {
+	if (typeof v !== "object" || v === null) return null;
+	const c = v as Record<string, unknown>;
+	if (c["v"] !== ASSERTION_VERSION) return null;
+	const { kid, sub, roles, sid, act, dig, iat, exp } = c;
+	if (typeof kid !== "string" || typeof sub !== "string" || !isStringArray(roles) || typeof sid !== "string" || typeof act !== "string" || typeof dig !== "string") return null;
+	if (typeof iat !== "number" || typeof exp !== "number" || !Number.isSafeInteger(iat) || !Number.isSafeInteger(exp)) return null;
+	return { v: ASSERTION_VERSION, kid, sub, roles, sid, act, dig, iat, exp };
+}
+
+/** Checks assertions against the gateways' public keys (GATEWAY_VERIFY_KEYS). */
+export class CallerVerifier {
+	private readonly keys: Map<string, KeyObject>;
+	private readonly now: () => number;
+	private readonly skewMs: number;
+
+	constructor(publicKeys: readonly string[], opts: { now?: () => number; clockSkewMs?: number } = {}) {
+		this.keys = new Map();
+		for (const pk of publicKeys) {
+			const raw = raw32(pk);
+			if (!raw) throw new Error("caller identity: a verify key is not 32 bytes of base64url");
+			this.keys.set(keyId(raw), createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: pk }, format: "jwk" }));
+		}
+		this.now = opts.now ?? Date.now;
+		this.skewMs = opts.clockSkewMs ?? CLOCK_SKEW_MS;
+	}
+
+	/** The key ids accepted. */
+	get kids(): string[] {
+		return [...this.keys.keys()];
+	}
+
+	/** The claims of an assertion for action `act` with these params; a 401 CALLER_UNVERIFIED otherwise. */
+	verify(token: unknown, act: string, params: object): CallerClaims {
+		if (typeof token !== "string" || token.length > TOKEN_CHARS_MAX) throw unverified(`${act} needs the caller's identity signed by the gateway`);
+		const dot = token.indexOf(".");
+		if (dot <= 0 || dot !== token.lastIndexOf(".")) throw unverified("the caller's assertion is malformed");
+		const body = token.slice(0, dot);
+		let parsed: unknown;
+		try {
+			parsed = JSON.parse(Buffer.from(body, "base64url").toString("utf8"));
+		} catch {
+			throw unverified("the caller's assertion is malformed");
+		}
+		const claims = claimsOf(parsed);
+		if (!claims) throw unverified("the caller's assertion is malformed");
+		const key = this.keys.get(claims.kid);
+		if (!key) throw unverified("the caller's assertion is signed by a key this node does not know");
+		const signature = Buffer.from(token.slice(dot + 1), "base64url");
+		if (signature.length !== 64 || !verify(null, Buffer.from(body), key, signature)) throw unverified("the caller's assertion has a wrong signature");
+		const now = this.now();
+		if (claims.exp - claims.iat > ASSERTION_TTL_MS) throw unverified("the caller's assertion lives longer than allowed");
+		if (now > claims.exp + this.skewMs) throw unverified("the caller's assertion has expired");
+		if (claims.iat > now + this.skewMs) throw unverified("the caller's assertion is from the future");
+		if (claims.act !== act) throw unverified(`the caller's assertion is for another action, not ${act}`);
+		if (claims.dig !== paramsDigest(params)) throw unverified("the call's params are not the ones the caller's assertion was signed for");
+		return claims;
+	}
+}
+
+/** The guards of the contracts' actions, by full name (filled by lib/contract.ts's action()). */
+const guards = new Map<string, CallerGuard>();
+
+export function registerGuard(action: string, guard: CallerGuard): void {
+	guards.set(action, guard);
+}
+
+export function guardOf(action: string): CallerGuard | undefined {
+	return guards.get(action);
+}
+
+/** The signer of the gateway running on a broker, if it runs one. */
+const signers = new WeakMap<object, CallerSigner>();
+
+export function installSigner(broker: object, signer: CallerSigner): void {
+	signers.set(broker, signer);
+}
+
+export function signerOf(broker: object): CallerSigner | undefined {
+	return signers.get(broker);
+}
+
+function fieldOf(o: unknown, name: string): unknown {
+	return typeof o === "object" && o !== null ? (o as Record<string, unknown>)[name] : undefined;
+}
+
+/**
+ * What a gateway attaches to its call of a guarded action for `who`: the assertion (or one
+ * per item of a batch) in ctx.meta. Null when this node signs nothing or the action is not
+ * guarded.
+ */
+export function assertionMeta(broker: object, act: string, who: CallerIdentity | null | undefined, params: object): CallerMeta | null {
+	const guard = guards.get(act);
+	const signer = signers.get(broker);
+	if (!guard || !signer || !who) return null;
+	if (guard.each) {
+		const items = fieldOf(params, guard.each);
+		if (!Array.isArray(items)) return null;
+		return { callerAssertions: items.map(item => signer.sign(who, act, typeof item === "object" && item !== null ? item : {})) };
+	}
+	return { callerAssertion: signer.sign(who, act, params) };
+}
+
+/** The verified caller's bond to the params (the action's guard); a 403 FORBIDDEN otherwise. */
+function bind(guard: CallerGuard, claims: CallerClaims, params: unknown, meta: Record<string, unknown>): void {
+	const staffId = guard.staff ? fieldOf(params, guard.staff) : undefined;
+	if (guard.staff && staffId != null) {
+		if (staffId !== claims.sub) throw forbidden("the staff member named is not the verified caller");
+		const allowed: readonly string[] = guard.roles ?? STAFF_ROLES;
+		if (!claims.roles.some(r => allowed.includes(r))) throw forbidden("the verified caller's roles do not allow this staff action");
+		return;
+	}
+	if (!guard.user) throw forbidden("a staff action needs the verified staff member");
+	const owner = guard.user === META_USER ? fieldOf(meta["user"], "id") : fieldOf(params, guard.user);
+	if (owner !== claims.sub) throw forbidden("the call is not for the verified caller");
+}
+
+/**
+ * Checks a call of a guarded action: its assertion(s) and their bond to the params. With
+ * `required` false (one process without CALLER_SIGNATURES=required) a call carrying no
+ * assertion runs unchecked, one that carries any is checked all the same. Answers the
+ * verified claims (one per item of a batch), or none when unchecked.
+ */
+export function checkCall(verifier: CallerVerifier, guard: CallerGuard, act: string, params: unknown, meta: Record<string, unknown>, required: boolean): CallerClaims[] {
+	if (guard.each) {
+		const items = fieldOf(params, guard.each);
+		const tokens = meta["callerAssertions"];
+		if (tokens === undefined && !required) return [];
+		if (!Array.isArray(items) || !Array.isArray(tokens) || tokens.length !== items.length) throw unverified(`${act} needs the caller's identity signed by the gateway for each item`);
+		return items.map((item, i) => {
+			const claims = verifier.verify(tokens[i], act, typeof item === "object" && item !== null ? item : {});
+			bind(guard, claims, item, meta);
+			return claims;
+		});
+	}
+	const token = meta["callerAssertion"];
+	if (token === undefined && !required) return [];
+	const claims = verifier.verify(token, act, typeof params === "object" && params !== null ? params : {});
+	bind(guard, claims, params, meta);
+	return [claims];
+}
+
+/** Where a checked call keeps its verified caller(s): ctx.locals, which never leaves the node. */
+export const VERIFIED = "callerIdentity";
+
+/** The verified callers of a call: one, or one per item of a batch. */
+export interface Verified {
+	act: string;
+	claims: CallerClaims[];
+}
+
+function verifiedOf(v: unknown): Verified | null {
+	if (typeof v !== "object" || v === null) return null;
+	const act: unknown = Reflect.get(v, "act");
+	const claims: unknown = Reflect.get(v, "claims");
+	return typeof act === "string" && Array.isArray(claims) ? { act, claims: claims.filter((c): c is CallerClaims => claimsOf(c) !== null) } : null;
+}
+
+/** The params are still those the verified claims were signed for (a retry of the same context). */
+function sameParams(guard: CallerGuard, claims: readonly CallerClaims[], params: unknown): boolean {
+	if (claims.length === 0) return false;
+	if (!guard.each) return claims.length === 1 && claims[0]?.dig === paramsDigest(typeof params === "object" && params !== null ? params : {});
+	const items = fieldOf(params, guard.each);
+	return Array.isArray(items) && items.length === claims.length && items.every((item, i) => claims[i]?.dig === paramsDigest(typeof item === "object" && item !== null ? item : {}));
+}
+
+/** How often a node logs refused calls (with the count since the last line): a flood of forged calls cannot flood the log. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+interface BrokerLike {
+	getLogger(name: string): { warn(msg: string, o?: object): void; info(msg: string, o?: object): void };
+}
+
+interface ActionLike {
+	name?: string;
+}
+
+export interface CallerIdentityOptions {
+	/** GATEWAY_VERIFY_KEYS. */
+	verifyKeys: readonly string[];
+	/** GATEWAY_SIGNING_KEY, on a node that runs the gateway; null elsewhere. */
+	signingKey: string | null;
+	/** Every call of a guarded action must carry its assertion (a cluster, or CALLER_SIGNATURES=required). */
+	required: boolean;
+	now?: () => number;
+}
+
+/**
+ * The broker middleware: installs this node's signer (a gateway's), and checks every local
+ * call of a guarded action before its handler runs (after Moleculer's params validation).
+ * Actions without a guard are not wrapped.
+ */
+export function callerIdentityMiddleware(opts: CallerIdentityOptions) {
+	const now = opts.now ?? Date.now;
+	const verifier = new CallerVerifier(opts.verifyKeys, { now });
+	const signer = opts.signingKey ? new CallerSigner(opts.signingKey, now) : null;
+	let logger: ReturnType<BrokerLike["getLogger"]> | null = null;
+	let refused = new Map<string, number>();
+	let lastLogAt = Number.NEGATIVE_INFINITY;
+	const noteRefusal = (act: string, err: Error) => {
+		const key = `${act}: ${err.message}`;
+		refused.set(key, (refused.get(key) ?? 0) + 1);
+		if (now() - lastLogAt < REFUSAL_LOG_INTERVAL_MS) return;
+		lastLogAt = now();
+		logger?.warn("refused call(s) of guarded actions without a valid caller identity", { counts: Object.fromEntries(refused) });
+		refused = new Map();
+	};
+	return {
+		name: "CallerIdentity",
+		created(broker: BrokerLike & object) {
+			logger = broker.getLogger("caller-identity");
+			if (signer) installSigner(broker, signer);
+			logger.info("guarded actions check the gateway-signed caller", { required: opts.required, keys: verifier.kids, signs: signer?.kid ?? null });
+		},
+		localAction(next: (ctx: Context) => Promise<unknown>, action: ActionLike) {
+			const act = action.name;
+			const guard = act ? guardOf(act) : undefined;
+			if (!act || !guard) return next;
+			return function checkCaller(ctx: Context): Promise<unknown> {
+				const meta = ctx.meta as Record<string, unknown>;
+				try {
+					const earlier = verifiedOf(ctx.locals[VERIFIED]);
+					// Moleculer retries a local call with a copy of its context (the same meta and locals).
+					if (!(earlier?.act === act && meta["callerAssertion"] === undefined && meta["callerAssertions"] === undefined && sameParams(guard, earlier.claims, ctx.params))) {
+						const claims = checkCall(verifier, guard, act, ctx.params, meta, opts.required);
+						if (claims.length > 0) ctx.locals[VERIFIED] = { act, claims } satisfies Verified;
+					}
+				} catch (err) {
+					noteRefusal(act, err as Error);
+					return Promise.reject(err);
+				}
+				// Checked: the assertions go no further, neither into this action's own calls and events
+				// nor back in its response's meta (a batch's would double its answer's size).
+				delete meta["callerAssertion"];
+				delete meta["callerAssertions"];
+				return next(ctx);
+			};
+		},
+	};
+}

@@ -1,0 +1,224 @@
+/**
+ * The gateway's signed caller (lib/caller-identity.ts) on an injected clock: what a token
+ * holds, each refusal of verify, the guards' bond between the verified caller and the
+ * params, the batch form, and that a refusal's message never carries the token.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Errors, ServiceBroker, type Context } from "moleculer";
+import {
+	ASSERTION_TTL_MS, callerIdentityMiddleware, CallerSigner, CallerVerifier, CLOCK_SKEW_MS, checkCall, derivedSigningKey, generateGatewayKey, keyId, paramsDigest, publicKeyOf,
+	registerGuard, signingKeyProblem, verifyKeyProblem, VERIFIED, type CallerGuard,
+} from "../../../lib/caller-identity.ts";
+
+const T0 = Date.UTC(2025, 0, 1);
+const ANN = "018f0000-0000-7000-8000-00000000a001";
+const BEN = "018f0000-0000-7000-8000-00000000b002";
+const STAFF = "018f0000-0000-7000-8000-00000000c003";
+
+function pair(at: { t: number }) {
+	const k = generateGatewayKey();
+	return { ...k, signer: new CallerSigner(k.signingKey, () => at.t) };
+}
+
+function refusal(status: number, code: string, message?: RegExp) {
+	return (err: unknown) => err instanceof Errors.MoleculerClientError && err.code === status && err.type === code && (!message || message.test(err.message));
+}
+
+const unverified = (message?: RegExp) => refusal(401, "CALLER_UNVERIFIED", message);
+const forbidden = (message?: RegExp) => refusal(403, "FORBIDDEN", message);
+
+describe("caller assertions", () => {
+	it("carry who, for which action and params, signed by a key named by its id", () => {
+		const at = { t: T0 };
+		const k = pair(at);
+		const token = k.signer.sign({ id: ANN, roles: ["user"], sid: "s1" }, "payments.topup", { amount: 100, userId: ANN });
+		const [body, sig] = token.split(".");
+		assert.equal(Buffer.from(sig ?? "", "base64url").length, 64);
+		const claims: unknown = JSON.parse(Buffer.from(body ?? "", "base64url").toString());
+		assert.deepEqual(claims, {
+			v: 1, kid: keyId(Buffer.from(k.verifyKey, "base64url")), sub: ANN, roles: ["user"], sid: "s1", act: "payments.topup",
+			dig: paramsDigest({ userId: ANN, amount: 100 }), iat: T0, exp: T0 + ASSERTION_TTL_MS,
+		});
+		assert.equal(k.kid.length, 16);
+		const v = new CallerVerifier([k.verifyKey], { now: () => at.t });
+		assert.equal(v.verify(token, "payments.topup", { userId: ANN, amount: 100 }).sub, ANN, "key order of the params does not matter");
+	});
+
+	it("refuse a wrong signature, an unknown key, a changed param, another action, an expired or future token, and malformed ones", () => {
+		const at = { t: T0 };
+		const k = pair(at);
+		const other = pair(at);
+		const v = new CallerVerifier([k.verifyKey], { now: () => at.t });
+		const who = { id: ANN, roles: ["user"], sid: "s1" };
+		const params = { userId: ANN, amount: 100 };
+		const token = k.signer.sign(who, "payments.topup", params);
+		assert.throws(() => v.verify(token, "payments.topup", { ...params, amount: 101 }), unverified(/params are not the ones/));
+		assert.throws(() => v.verify(token, "payments.payout", params), unverified(/another action/));
+		assert.throws(() => v.verify(other.signer.sign(who, "payments.topup", params), "payments.topup", params), unverified(/does not know/));
+		// The payload of one token with the signature of another: the key id is known, the signature wrong.
+		const forged = `${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(token.split(".")[0] ?? "", "base64url").toString()), sub: BEN })).toString("base64url")}.${token.split(".")[1]}`;
+		assert.throws(() => v.verify(forged, "payments.topup", params), unverified(/wrong signature/));
+		at.t = T0 + ASSERTION_TTL_MS + CLOCK_SKEW_MS;
+		assert.equal(v.verify(token, "payments.topup", params).sub, ANN, "within the skew past its expiry");
+		at.t += 1;
+		assert.throws(() => v.verify(token, "payments.topup", params), unverified(/expired/));
+		at.t = T0 - CLOCK_SKEW_MS - 1;
+		assert.throws(() => v.verify(token, "payments.topup", params), unverified(/future/));
+		at.t = T0;
+		for (const bad of [undefined, 42, "", "x", "a.b.c", `${"A".repeat(5_000)}.x`, `${Buffer.from("{}").toString("base64url")}.x`, `${Buffer.from("not json").toString("base64url")}.x`]) {
+			assert.throws(() => v.verify(bad, "payments.topup", params), unverified());
+		}
+	});
+
+	it("accept every key of GATEWAY_VERIFY_KEYS, and no other once one is removed", () => {
+		const at = { t: T0 };
+		const oldKey = pair(at);
+		const newKey = pair(at);
+		const who = { id: ANN, roles: ["user"], sid: "s1" };
+		const both = new CallerVerifier([newKey.verifyKey, oldKey.verifyKey], { now: () => at.t });
+		for (const k of [oldKey, newKey]) assert.equal(both.verify(k.signer.sign(who, "x.y", {}), "x.y", {}).kid, k.kid);
+		const newOnly = new CallerVerifier([newKey.verifyKey], { now: () => at.t });
+		assert.throws(() => newOnly.verify(oldKey.signer.sign(who, "x.y", {}), "x.y", {}), unverified(/does not know/));
+	});
+
+	it("never put the token into a refusal's message", () => {
+		const at = { t: T0 };
+		const k = pair(at);
+		const v = new CallerVerifier([k.verifyKey], { now: () => at.t });
+		const token = k.signer.sign({ id: ANN, roles: ["user"], sid: "s1" }, "payments.topup", { a: 1 });
+		for (const act of ["payments.payout", "payments.topup"]) {
+			try {
+				v.verify(token, act, { a: 2 });
+				assert.fail("refused");
+			} catch (err) {
+				const e = err as Errors.MoleculerClientError;
+				for (const part of token.split(".")) assert.ok(!JSON.stringify({ m: e.message, d: e.data }).includes(part));
+			}
+		}
+	});
+
+	it("keys: generated pairs, the derived pair of a single node, and the checks of their format", () => {
+		const k = generateGatewayKey();
+		assert.equal(publicKeyOf(k.signingKey), k.verifyKey);
+		assert.equal(signingKeyProblem(k.signingKey), null);
+		assert.equal(verifyKeyProblem(k.verifyKey), null);
+		assert.match(signingKeyProblem("short") ?? "", /32 random bytes/);
+		assert.match(verifyKeyProblem(`${k.verifyKey}=`) ?? "", /32 raw bytes/);
+		const secret = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+		assert.equal(derivedSigningKey(secret), derivedSigningKey(secret));
+		assert.notEqual(derivedSigningKey(secret), derivedSigningKey(`${secret}x`));
+		assert.equal(signingKeyProblem(derivedSigningKey(secret)), null);
+	});
+});
+
+describe("guards", () => {
+	const at = { t: T0 };
+	const k = pair(at);
+	const v = new CallerVerifier([k.verifyKey], { now: () => at.t });
+	const ann = { id: ANN, roles: ["user"], sid: "s1" };
+	const staff = { id: STAFF, roles: ["user", "support"], sid: "s2" };
+	const ben = { id: BEN, roles: ["user"], sid: "s3" };
+	const userGuard: CallerGuard = { user: "userId" };
+	const staffGuard: CallerGuard = { staff: "staffId" };
+	const adminGuard: CallerGuard = { staff: "staffId", roles: ["admin"] };
+	const refundGuard: CallerGuard = { user: "ownerId", staff: "staffId" };
+	const meta = (token: string) => ({ callerAssertion: token });
+
+	it("bind a user's action to the user the params name", () => {
+		const p = { userId: ANN, amount: 5 };
+		assert.equal(checkCall(v, userGuard, "payments.topup", p, meta(k.signer.sign(ann, "payments.topup", p)), true)[0]?.sub, ANN);
+		const forBen = { userId: BEN, amount: 5 };
+		assert.throws(() => checkCall(v, userGuard, "payments.topup", forBen, meta(k.signer.sign(ann, "payments.topup", forBen)), true), forbidden(/not for the verified caller/));
+	});
+
+	it("bind a staff action to the staff member named, who must hold a staff role (the guard's, or admin and support)", () => {
+		const p = { id: BEN, tier: 2, staffId: STAFF };
+		assert.equal(checkCall(v, staffGuard, "users.setTier", p, meta(k.signer.sign(staff, "users.setTier", p)), true)[0]?.sub, STAFF);
+		assert.throws(() => checkCall(v, adminGuard, "users.setTier", p, meta(k.signer.sign(staff, "users.setTier", p)), true), forbidden(/roles/));
+		const byAnn = { ...p, staffId: ANN };
+		assert.throws(() => checkCall(v, staffGuard, "users.setTier", byAnn, meta(k.signer.sign(ann, "users.setTier", byAnn)), true), forbidden(/roles/));
+		const forged = { ...p, staffId: BEN };
+		assert.throws(() => checkCall(v, staffGuard, "users.setTier", forged, meta(k.signer.sign(staff, "users.setTier", forged)), true), forbidden(/not the verified caller/));
+		const unnamed = { id: BEN, tier: 2 };
+		assert.throws(() => checkCall(v, staffGuard, "users.setTier", unnamed, meta(k.signer.sign(staff, "users.setTier", unnamed)), true), forbidden(/needs the verified staff member/));
+	});
+
+	it("with a user and a staff field: a named staff member makes a staff action, otherwise the user's", () => {
+		const byPayee = { paymentId: "p", ownerId: ANN, amount: 1 };
+		assert.equal(checkCall(v, refundGuard, "ledger.payments.refund", byPayee, meta(k.signer.sign(ann, "ledger.payments.refund", byPayee)), true)[0]?.sub, ANN);
+		const byStaff = { paymentId: "p", staffId: STAFF, amount: 1 };
+		assert.equal(checkCall(v, refundGuard, "ledger.payments.refund", byStaff, meta(k.signer.sign(staff, "ledger.payments.refund", byStaff)), true)[0]?.sub, STAFF);
+		const annAsStaff = { paymentId: "p", staffId: ANN, amount: 1 };
+		assert.throws(() => checkCall(v, refundGuard, "ledger.payments.refund", annAsStaff, meta(k.signer.sign(ann, "ledger.payments.refund", annAsStaff)), true), forbidden());
+	});
+
+	it("take the user of an action that reads ctx.meta.user from there", () => {
+		const t = k.signer.sign(ann, "auth.erase", {});
+		assert.equal(checkCall(v, { user: "meta.user" }, "auth.erase", {}, { ...meta(t), user: { id: ANN } }, true)[0]?.sub, ANN);
+		assert.throws(() => checkCall(v, { user: "meta.user" }, "auth.erase", {}, { ...meta(t), user: { id: BEN } }, true), forbidden());
+	});
+
+	it("a batch: one assertion per item, each bound to its own item", () => {
+		const guard: CallerGuard = { user: "ownerId", each: "items" };
+		const items = [{ ownerId: ANN, amount: 1 }, { ownerId: BEN, amount: 2 }];
+		const tokens = [k.signer.sign(ann, "ledger.payments.p2pMany", items[0] ?? {}), k.signer.sign(ben, "ledger.payments.p2pMany", items[1] ?? {})];
+		assert.deepEqual(checkCall(v, guard, "ledger.payments.p2pMany", { items }, { callerAssertions: tokens }, true).map(c => c.sub), [ANN, BEN]);
+		assert.throws(() => checkCall(v, guard, "ledger.payments.p2pMany", { items }, { callerAssertions: [tokens[0]] }, true), unverified(/each item/));
+		assert.throws(() => checkCall(v, guard, "ledger.payments.p2pMany", { items }, { callerAssertions: [tokens[1], tokens[0]] }, true), unverified(/params/));
+		assert.throws(() => checkCall(v, guard, "ledger.payments.p2pMany", { items }, {}, true), unverified());
+	});
+
+	it("not required (one process): a call without an assertion runs unchecked, one with an assertion is checked all the same", () => {
+		const p = { userId: BEN, amount: 5 };
+		assert.deepEqual(checkCall(v, userGuard, "payments.topup", p, {}, false), []);
+		assert.throws(() => checkCall(v, userGuard, "payments.topup", p, {}, true), unverified(/needs the caller's identity/));
+		assert.throws(() => checkCall(v, userGuard, "payments.topup", p, meta(k.signer.sign(ann, "payments.topup", p)), false), forbidden());
+		assert.throws(() => checkCall(v, userGuard, "payments.topup", p, meta(k.signer.sign(ben, "payments.payout", p)), false), unverified(/another action/));
+	});
+});
+
+describe("the middleware", () => {
+	it("checks a guarded action before its handler, keeps the assertion from going further, and lets Moleculer retry the same call", async () => {
+		const k = generateGatewayKey();
+		const signer = new CallerSigner(k.signingKey);
+		registerGuard("unitpay.pay", { user: "userId" });
+		const seen: { meta: Record<string, unknown>; verified: unknown }[] = [];
+		let failFirst = true;
+		const broker = new ServiceBroker({
+			logger: false, middlewares: [callerIdentityMiddleware({ verifyKeys: [k.verifyKey], signingKey: null, required: true }) as never],
+			retryPolicy: { enabled: true, retries: 2, delay: 1, check: (err: Error) => Boolean((err as Errors.MoleculerError).retryable) },
+		});
+		broker.createService({
+			name: "unitpay",
+			actions: {
+				pay(ctx: Context<{ userId: string }>) {
+					seen.push({ meta: { ...(ctx.meta as Record<string, unknown>) }, verified: ctx.locals[VERIFIED] });
+					if (failFirst) {
+						failFirst = false;
+						throw new Errors.MoleculerRetryableError("busy", 503, "BUSY");
+					}
+					return { paid: ctx.params.userId };
+				},
+				open(ctx: Context<{ userId: string }>) {
+					return { open: ctx.params.userId };
+				},
+			},
+		});
+		await broker.start();
+		try {
+			const p = { userId: ANN };
+			await assert.rejects(broker.call("unitpay.pay", p), unverified());
+			assert.equal(seen.length, 0, "the handler never ran");
+			assert.deepEqual(await broker.call("unitpay.pay", p, { meta: { callerAssertion: signer.sign({ id: ANN, roles: ["user"], sid: "s" }, "unitpay.pay", p), other: 1 } }), { paid: ANN });
+			assert.equal(seen.length, 2, "the first try failed as busy and was retried");
+			for (const s of seen) {
+				assert.deepEqual(s.meta, { other: 1 }, "the handler sees no assertion");
+				assert.equal((s.verified as { claims: { sub: string }[] }).claims[0]?.sub, ANN);
+			}
+			assert.deepEqual(await broker.call("unitpay.open", p), { open: ANN }, "an action without a guard is not checked");
+		} finally {
+			await broker.stop();
+		}
+	});
+});
