@@ -267,6 +267,9 @@ function signedOut(message) {
 	$("#sessions").replaceChildren();
 	$("#documents").replaceChildren();
 	$("#kyc-queue").replaceChildren();
+	for (const c of state.dailyCharts ?? []) c.destroy();
+	state.dailyCharts = [];
+	$("#chart").replaceChildren();
 	setConn("offline");
 	document.dispatchEvent(new CustomEvent("paymesh:signed-out"));
 	if (message) say("login", message, false);
@@ -764,7 +767,7 @@ async function loadStaff() {
 		)));
 	}
 	if (frozen.status === 200) $("#frozen").replaceChildren(...frozen.data.items.map(a => el("li", {}, el("code", {}, a.id), ` ${a.currency}`)));
-	if (daily.status === 200) renderChart(daily.data.items);
+	if (daily.status === 200) await renderChart(daily.data).catch(() => $("#chart").replaceChildren(el("p", { class: "muted" }, "The chart could not be drawn.")));
 	await Promise.all([loadBreaks(), loadKycQueue()]);
 }
 
@@ -828,14 +831,42 @@ async function freeze(e) {
 	await loadStaff();
 }
 
-/** Bars per day and currency; each currency is scaled on its own (amounts of different currencies do not compare). */
-function renderChart(items) {
-	const max = new Map();
-	for (const i of items) max.set(i.currency, Math.max(max.get(i.currency) ?? 0, i.volume));
-	$("#chart").replaceChildren(...items.map(i => el("div", {
-		class: "col", style: { height: `${Math.max(2, Math.round((i.volume / (max.get(i.currency) || 1)) * 100))}%` },
-		title: `${i.day} ${i.kind}: ${i.count} transfers, ${formatMinor(i.volume, i.currency)}`,
-	}, el("span", {}, `${i.day.slice(5)} ${i.currency}`))));
+/** UTC days of the daily report (YYYY-MM-DD), oldest first, at most this many. */
+const DAILY_DAYS_MAX = 92;
+
+/**
+ * The daily volume per currency (GET /admin/reports/daily, summed over kinds as bigint):
+ * a bar chart each (public/charts.js: uPlot with axes, a summary, the keyboard and a table
+ * of every day's transfers and volume). Each currency is on its own scale: amounts of
+ * different currencies do not compare.
+ */
+async function renderChart(report) {
+	const { dayChart, longDay, money } = await import("/charts.js");
+	const days = [];
+	for (let t = Date.parse(report.from.slice(0, 10)); t < Date.parse(report.to) && days.length < DAILY_DAYS_MAX; t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
+	const byCurrency = new Map();
+	for (const i of report.items) {
+		const at = days.indexOf(i.day);
+		if (at < 0 || !isCurrencyCode(i.currency)) continue;
+		const c = byCurrency.get(i.currency) ?? { volume: days.map(() => 0n), count: days.map(() => 0) };
+		c.volume[at] += BigInt(i.volume);
+		c.count[at] += i.count;
+		byCurrency.set(i.currency, c);
+	}
+	// The day as the calendar shows it, whatever the reader's time zone.
+	const dates = days.map(d => new Date(`${d}T00:00:00`));
+	for (const c of state.dailyCharts ?? []) c.destroy();
+	state.dailyCharts = [...byCurrency].map(([currency, c]) => {
+		const total = c.volume.reduce((a, b) => a + b, 0n);
+		const busiest = c.volume.reduce((best, v, i) => (v > c.volume[best] ? i : best), 0);
+		const transfers = c.count.reduce((a, b) => a + b, 0);
+		return dayChart({
+			key: "daily", currency, days: dates, values: c.volume, counts: c.count, valueName: "Volume", bars: true, caption: `${currency} moved per day`,
+			summary: `${currency} moved per day from ${longDay(dates[0])} to ${longDay(dates.at(-1))}: ${money(total, currency)} in ${transfers} transfer${transfers === 1 ? "" : "s"}, the most on ${longDay(dates[busiest])} (${money(c.volume[busiest], currency)}).`,
+		});
+	});
+	$("#chart").replaceChildren(...(state.dailyCharts.length > 0 ? state.dailyCharts.map(c => c.figure) : [el("p", { class: "muted" }, "No money moved in these days.")]));
+	await Promise.all(state.dailyCharts.map(c => c.draw()));
 }
 
 // ---- start ------------------------------------------------------------------------------

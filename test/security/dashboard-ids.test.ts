@@ -35,7 +35,7 @@ after(async () => {
 
 type Session = { user: { id: string }; accessToken: string };
 /** The browser's globals the page functions below use (this file is not typed for the DOM). */
-type Win = { document: { querySelector(sel: string): { textContent: string | null; hidden?: boolean } | null; querySelectorAll(sel: string): ArrayLike<{ style: { height: string } }> } };
+type Win = { document: { querySelector(sel: string): { textContent: string | null; hidden?: boolean } | null; querySelectorAll(sel: string): ArrayLike<{ querySelectorAll(sel: string): ArrayLike<{ textContent: string | null }> }> } };
 
 describe("finding 14: ids typed into the dashboard never become paths", () => {
 	it("refuses a path in the freeze box (no request leaves the page), freezes by a real id, and breaks no CSP rule", async () => {
@@ -48,7 +48,7 @@ describe("finding 14: ids typed into the dashboard never become paths", () => {
 		});
 		assert.deepEqual([held.status, held.body.status], [201, "pending_review"]);
 		const paymentStatus = async () => (await http<{ status: string }>("GET", `/api/v1/payments/${held.body.id}`, { token: customer.accessToken })).body.status;
-		// Some volume for the staff chart, whose bars are sized through the CSSOM.
+		// Some volume for the staff chart, drawn by uPlot, which styles through the CSSOM only.
 		const sys: { id: string } = await node.broker.call("ledger.accounts.open", { kind: "system", code: "external:test:USD", currency: "USD" });
 		await node.broker.call("ledger.transfers.create", { idempotencyKey: "fund-carol", fromAccountId: sys.id, toAccountId: account.body.id, amount: 1_000, currency: "USD" });
 
@@ -73,7 +73,7 @@ describe("finding 14: ids typed into the dashboard never become paths", () => {
 		await page.click("#login-form button");
 		await page.waitForSelector("#staff:not([hidden])");
 		await page.waitForSelector(`#reviews li[data-payment-id="${held.body.id}"]`);
-		await page.waitForSelector("#chart .col");
+		await page.waitForSelector('#chart figure[data-currency="USD"] .plot canvas');
 
 		// The attack typed into the freeze box: refused in the page, nothing sent, the payment still in review.
 		for (const typed of [`../payments/${held.body.id}/approve#`, `../../payments/${held.body.id}/approve#`, `${account.body.id}/../../payments/${held.body.id}/approve#`]) {
@@ -115,9 +115,10 @@ describe("finding 14: ids typed into the dashboard never become paths", () => {
 		assert.equal((await http<{ status: string }>("GET", `/api/v1/accounts/${account.body.id}`, { token: customer.accessToken })).body.status, "frozen");
 		assert.equal(await paymentStatus(), "pending_review");
 
-		// The chart's bars got their heights under the policy, and nothing was refused.
-		const heights = await page.evaluate(() => Array.from((globalThis as typeof globalThis & Win).document.querySelectorAll("#chart .col"), c => c.style.height));
-		assert.ok(heights.length > 0 && heights.every(h => /^\d+%$/.test(h)), heights.join(","));
+		// The chart was drawn under the policy, today's figures in its table, and nothing was refused.
+		const days = await page.evaluate(() => Array.from((globalThis as typeof globalThis & Win).document.querySelectorAll('#chart figure[data-currency="USD"] tbody tr'), r => Array.from(r.querySelectorAll("td"), c => c.textContent)));
+		assert.ok(days.length >= 30, `${days.length} days in the chart's table`);
+		assert.deepEqual(days.at(-1), ["1", "10.00 USD"], "today: one transfer of 10.00 USD");
 		assert.deepEqual(violations, []);
 		await ctx.close();
 	});
