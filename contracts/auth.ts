@@ -1,5 +1,6 @@
 /** The auth service's actions (params schemas in services/auth/params.ts). */
 import { action, event, payload, returns } from "../lib/contract.ts";
+import { BY_ADMIN, META_USER } from "../lib/caller-identity.ts";
 import * as P from "../services/auth/params.ts";
 import type { SessionUser } from "../services/auth/auth.service.ts";
 import type { Role, Scope } from "../services/auth/tokens.ts";
@@ -68,7 +69,7 @@ export const auth = {
 	/** The caller's password again (and a code with MFA on), counted like logins: before an irreversible step. */
 	confirm: action("auth.confirm", P.confirmParams, returns<{ confirmed: true }>()),
 	/** Erasure on request: the caller's credentials pseudonymised and unusable, every session and client revoked. */
-	erase: action("auth.erase", P.emptyParams, returns<{ erased: true }>()),
+	erase: action("auth.erase", P.emptyParams, returns<{ erased: true }>(), { user: META_USER }),
 	sessions: {
 		list: action("auth.sessions.list", P.emptyParams, returns<{ items: SessionView[] }>()),
 		revoke: action("auth.sessions.revoke", P.sessionParams, returns<{ revoked: true }>()),
@@ -91,7 +92,7 @@ export const auth = {
 		token: action("auth.clients.token", P.clientTokenParams, returns<{ access_token: string; token_type: "Bearer"; expires_in: number; scope: string }>()),
 	},
 	resolveToken: action("auth.resolveToken", P.resolveTokenParams, returns<SessionUser>()),
-	setRoles: action("auth.setRoles", P.setRolesParams, returns<{ userId: string; roles: Role[] }>()),
+	setRoles: action("auth.setRoles", P.setRolesParams, returns<{ userId: string; roles: Role[] }>(), BY_ADMIN),
 };
 
 export const authEvents = {

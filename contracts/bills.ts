@@ -1,5 +1,6 @@
 /** The bills service's actions: billers, bills and their payments, saved bills, coupons, and its durable event log. */
 import { action, returns } from "../lib/contract.ts";
+import { BY_ADMIN, BY_USER } from "../lib/caller-identity.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { erasureParams } from "../lib/erasure.ts";
 import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
@@ -92,7 +93,7 @@ export const bills = {
 	/** The bill with a coupon's discount (if any) for 15 minutes: what the payment of this quote will take. */
 	quote: action("bills.quote", quoteParams, returns<BillQuoteView>()),
 	/** Pays a quote from one of the customer's accounts; idempotent by the customer's key. */
-	pay: action("bills.pay", payParams, returns<BillPaymentView>()),
+	pay: action("bills.pay", payParams, returns<BillPaymentView>(), BY_USER),
 	payments: {
 		get: action("bills.payments.get", byIdParams, returns<BillPaymentView>()),
 		list: action("bills.payments.list", listParams, returns<{ items: BillPaymentView[]; nextCursor: string | null }>()),
@@ -104,14 +105,14 @@ export const bills = {
 	},
 	coupons: {
 		/** Admin, audited. The same code and fields again answer the coupon made first; another coupon with the code is COUPON_CODE_TAKEN. */
-		create: action("bills.coupons.create", couponCreateParams, returns<CouponView & { replay: boolean }>()),
-		disable: action("bills.coupons.disable", couponDisableParams, returns<CouponView>()),
+		create: action("bills.coupons.create", couponCreateParams, returns<CouponView & { replay: boolean }>(), BY_ADMIN),
+		disable: action("bills.coupons.disable", couponDisableParams, returns<CouponView>(), BY_ADMIN),
 		list: action("bills.coupons.list", couponListParams, returns<{ items: CouponView[]; nextCursor: string | null }>()),
 	},
-	/** Erasure on request: the customer's saved bills (nicknames) and their reminders deleted, the nicknames gone from the log; bill payments stay. */
 	/** How many of the customer's bill payments are in flight (pending, debited or being returned); an erasure waits for them. */
 	inFlight: action("bills.inFlight", inFlightParams, returns<{ count: number }>()),
-	erase: action("bills.erase", erasureParams, returns<{ erased: number }>()),
+	/** Erasure on request: the customer's saved bills (nicknames) and their reminders deleted, the nicknames gone from the log; bill payments stay. */
+	erase: action("bills.erase", erasureParams, returns<{ erased: number }>(), BY_USER),
 	/** Resumes unfinished payments, sends due reminders, prunes old quotes; run by each node's timer. */
 	sweep: action("bills.sweep", sweepParams, returns<{ resumed: number; reminded: number; pruned: number }>()),
 	events: {

@@ -1,6 +1,7 @@
 /** The fraud service's actions: a payment scored against the payer's recent history. */
 import { CURRENCY_CODES } from "../config/currencies.ts";
 import { action, event, payload, returns } from "../lib/contract.ts";
+import { BY_USER } from "../lib/caller-identity.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { erasureParams } from "../lib/erasure.ts";
 import { amountRule } from "../services/ledger/params.ts";
@@ -25,7 +26,7 @@ export const fraud = {
 	/** Several payments at once, decided in the order given (idempotent by payment id). */
 	scoreMany: action("fraud.scoreMany", scoreManyParams, returns<{ items: Scored[] }>()),
 	/** Erasure on request: the counterparties the person's decisions name are forgotten. */
-	erase: action("fraud.erase", erasureParams, returns<{ erased: number }>()),
+	erase: action("fraud.erase", erasureParams, returns<{ erased: number }>(), BY_USER),
 };
 
 export const fraudEvents = {

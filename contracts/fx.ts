@@ -1,6 +1,7 @@
 /** The fx service's actions: rates, quotes with an expiry, conversions through the ledger. */
 import { CURRENCY_CODES } from "../config/currencies.ts";
 import { action, returns } from "../lib/contract.ts";
+import { BY_USER } from "../lib/caller-identity.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { amountRule, keyRule } from "../services/ledger/params.ts";
 import type { quoteView } from "../services/fx/fx.service.ts";
@@ -17,5 +18,5 @@ export const fx = {
 	rates: action("fx.rates", ratesParams, returns<{ base: "USD"; updatedAt: string; spreadBps: number; rates: Record<string, string> }>()),
 	quote: action("fx.quote", quoteParams, returns<QuoteView>()),
 	/** One linked ledger chain through the FX pools; the same key replays it. */
-	convert: action("fx.convert", convertParams, returns<{ quote: QuoteView; debit: TransferView | undefined; credit: TransferView | undefined }>()),
+	convert: action("fx.convert", convertParams, returns<{ quote: QuoteView; debit: TransferView | undefined; credit: TransferView | undefined }>(), BY_USER),
 };

@@ -3,6 +3,7 @@
  * (typed by the ledger's own view functions).
  */
 import { action, returns } from "../lib/contract.ts";
+import { BY_ADMIN } from "../lib/caller-identity.ts";
 import type { Refusal } from "../lib/errors.ts";
 import { eventsReadParams } from "../mixins/event-log.ts";
 import { noParams } from "../lib/schema.ts";
@@ -105,10 +106,10 @@ export const ledger = {
 		list: action("ledger.accounts.list", P.listAccountsParams, returns<Items<AccountView>>()),
 		rename: action("ledger.accounts.rename", P.renameAccountParams, returns<AccountView>()),
 		/** At a zero balance with no pending holds; the account stays (frozen, shown as closed) with its history. */
-		close: action("ledger.accounts.close", P.closeAccountParams, returns<AccountView>()),
+		close: action("ledger.accounts.close", P.closeAccountParams, returns<AccountView>(), { user: "ownerId" }),
 		frozen: action("ledger.accounts.frozen", P.frozenParams, returns<Items<AccountView>>()),
-		freeze: action("ledger.accounts.freeze", P.accountStatusParams, returns<AccountView>()),
-		unfreeze: action("ledger.accounts.unfreeze", P.accountStatusParams, returns<AccountView>()),
+		freeze: action("ledger.accounts.freeze", P.accountStatusParams, returns<AccountView>(), BY_ADMIN),
+		unfreeze: action("ledger.accounts.unfreeze", P.accountStatusParams, returns<AccountView>(), BY_ADMIN),
 		/** Entries in [from, to), oldest first, a page at a time. */
 		statement: action("ledger.accounts.statement", P.statementParams, returns<{ account: { id: string; currency: string }; items: EntryView[]; nextAfterVersion: number | null }>()),
 		summary: action("ledger.accounts.summary", P.summaryParams, returns<{ accountId: string; currency: string; months: MonthSummary[] }>()),
@@ -125,12 +126,12 @@ export const ledger = {
 		/** A P2P payment decided and written in one commit by the node that owns the source account. */
 		p2p: action("ledger.payments.p2p", P.paymentParams, returns<PaymentView>()),
 		/** Payments sent together to the node that owns the first item's source account; each item answers on its own. */
-		p2pMany: action("ledger.payments.p2pMany", P.paymentManyParams, returns<Items<{ ok: true; payment: PaymentView } | { ok: false; error: Refusal } | { ok: false; unavailable: { code: string; message: string } }>>()),
+		p2pMany: action("ledger.payments.p2pMany", P.paymentManyParams, returns<Items<{ ok: true; payment: PaymentView } | { ok: false; error: Refusal } | { ok: false; unavailable: { code: string; message: string } }>>(), { user: "ownerId", each: "items" }),
 		get: action("ledger.payments.get", P.paymentGetParams, returns<PaymentView & { userId: string }>()),
 		/** The owner's latest P2P payments as the ledger has them (payments' list reads its own writes through this). */
 		recent: action("ledger.payments.recent", P.recentPaymentsParams, returns<{ items: (PaymentView & { cursorTimeUs: string })[] }>()),
 		/** A refund, whole or part, of an approved P2P payment, by its payee or by staff. */
-		refund: action("ledger.payments.refund", P.refundParams, returns<RefundView>()),
+		refund: action("ledger.payments.refund", P.refundParams, returns<RefundView>(), { user: "ownerId", staff: "staffId" }),
 		/** A payment's refunds (the payer's, the payee's, or anyone's for staff), and what is left to refund. */
 		refunds: action("ledger.payments.refunds", P.refundsParams, returns<{ paymentId: string; amount: number; currency: string; refundedAmount: number; refundableAmount: number; items: TransferView[] }>()),
 	},
@@ -138,7 +139,7 @@ export const ledger = {
 	prices: {
 		list: action("ledger.prices.list", P.emptyParams, returns<{ current: number | null; items: PriceListView[] }>()),
 		/** A new version, in force at once (admin, audited); returns it. */
-		set: action("ledger.prices.set", P.setPricesParams, returns<PriceListView>()),
+		set: action("ledger.prices.set", P.setPricesParams, returns<PriceListView>(), BY_ADMIN),
 		/** What a payment would cost the owner now, and the price list to name when paying. */
 		quote: action("ledger.prices.quote", P.quoteParams, returns<FeeQuote>()),
 	},

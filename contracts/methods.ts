@@ -5,6 +5,7 @@
  * providers' tokenize action's (contracts/providers.ts).
  */
 import { action, returns } from "../lib/contract.ts";
+import { BY_USER } from "../lib/caller-identity.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { erasureParams } from "../lib/erasure.ts";
 import type { methodView } from "../services/methods/rules.ts";
@@ -55,12 +56,12 @@ export type MethodView = ReturnType<typeof methodView>;
 
 export const methods = {
 	/** Tokenizes the card or bank account with its provider and saves the token and hint; the same instrument again answers the saved method (refreshed). */
-	add: action("methods.add", addParams, returns<MethodView & { created: boolean }>()),
+	add: action("methods.add", addParams, returns<MethodView & { created: boolean }>(), BY_USER),
 	list: action("methods.list", listParams, returns<{ items: MethodView[] }>()),
 	get: action("methods.get", byIdParams, returns<MethodView>()),
 	/** Soft removal: the row stays (payments made with it name it), it can no longer be used. */
-	remove: action("methods.remove", byIdParams, returns<MethodView>()),
+	remove: action("methods.remove", byIdParams, returns<MethodView>(), BY_USER),
 	/** Erasure on request: the customer's saved methods deleted, tokens and all (removed ones too). */
-	erase: action("methods.erase", erasureParams, returns<{ erased: number }>()),
+	erase: action("methods.erase", erasureParams, returns<{ erased: number }>(), BY_USER),
 	resolve: action("methods.resolve", resolveParams, returns<{ id: string; kind: "card" | "bank_account"; provider: "card" | "bank"; token: string }>()),
 };

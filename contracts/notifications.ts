@@ -1,5 +1,6 @@
 /** The notifications service's actions: a user's in-app notifications and their deliveries. */
 import { action, event, payload, returns } from "../lib/contract.ts";
+import { BY_USER } from "../lib/caller-identity.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { SINGLE_ADDRESS } from "../lib/email.ts";
 import { erasureParams } from "../lib/erasure.ts";
@@ -48,7 +49,7 @@ export const notifications = {
 	 */
 	mail: action("notifications.mail", mailParams, returns<{ queued: boolean }>()),
 	/** Erasure on request: the user's notifications, their deliveries (addresses) and mails go; other people's notices show the pseudonym for them. */
-	erase: action("notifications.erase", erasureParams, returns<{ erased: number }>()),
+	erase: action("notifications.erase", erasureParams, returns<{ erased: number }>(), BY_USER),
 	deliveries: {
 		list: action("notifications.deliveries.list", deliveriesParams, returns<{ items: { channel: string; status: string; attempts: number; lastError: string | null }[] }>()),
 	},

@@ -3,6 +3,7 @@
  * through the owner's one commit, the view of every payment, the review queue.
  */
 import { action, returns } from "../lib/contract.ts";
+import { BY_STAFF, BY_USER } from "../lib/caller-identity.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { erasureParams } from "../lib/erasure.ts";
 import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
@@ -153,12 +154,12 @@ export interface EvidenceView {
 }
 
 export const payments = {
-	topup: action("payments.topup", topupParams, returns<PaymentRecord>()),
-	payout: action("payments.payout", payoutParams, returns<PaymentRecord>()),
+	topup: action("payments.topup", topupParams, returns<PaymentRecord>(), BY_USER),
+	payout: action("payments.payout", payoutParams, returns<PaymentRecord>(), BY_USER),
 	/** The recipient resolved here, then the ledger's one commit (ledger.payments.p2p). */
-	p2p: action("payments.p2p", p2pParams, returns<LedgerPaymentView>()),
+	p2p: action("payments.p2p", p2pParams, returns<LedgerPaymentView>(), BY_USER),
 	get: action("payments.get", getParams, returns<PaymentRecord>()),
-	cancel: action("payments.cancel", getParams, returns<PaymentRecord>()),
+	cancel: action("payments.cancel", getParams, returns<PaymentRecord>(), BY_USER),
 	/** A provider's callback, its signature checked by the gateway. */
 	providerCallback: action("payments.providerCallback", callbackParams, returns<{ outcome: string }>()),
 	events: {
@@ -170,8 +171,8 @@ export const payments = {
 	stuck: action("payments.stuck", stuckParams, returns<{ items: PaymentRecord[] }>()),
 	review: {
 		list: action("payments.review.list", emptyParams, returns<{ items: (PaymentRecord & { userId: string })[] }>()),
-		approve: action("payments.review.approve", reviewParams, returns<PaymentRecord>()),
-		decline: action("payments.review.decline", reviewParams, returns<PaymentRecord>()),
+		approve: action("payments.review.approve", reviewParams, returns<PaymentRecord>(), BY_STAFF),
+		decline: action("payments.review.decline", reviewParams, returns<PaymentRecord>(), BY_STAFF),
 	},
 	resume: action("payments.resume", emptyParams, returns<{ resumed: number }>()),
 	repair: {
@@ -181,28 +182,28 @@ export const payments = {
 		compensate: action("payments.repair.compensate", compensateParams, returns<PaymentRecord>()),
 	},
 	disputes: {
-		evidence: action("payments.disputes.evidence", disputeParams.evidence, returns<DisputeView & { evidence: EvidenceView[] }>()),
+		evidence: action("payments.disputes.evidence", disputeParams.evidence, returns<DisputeView & { evidence: EvidenceView[] }>(), BY_STAFF),
 		list: action("payments.disputes.list", disputeParams.list, returns<{ items: DisputeView[] }>()),
 		get: action("payments.disputes.get", disputeParams.get, returns<DisputeView & { evidence: EvidenceView[] }>()),
 	},
 	reversals: {
 		/** A staff member asks for a transfer to be reversed, with a reason. */
-		propose: action("payments.reversals.propose", reversalParams.propose, returns<ReversalView>()),
+		propose: action("payments.reversals.propose", reversalParams.propose, returns<ReversalView>(), BY_STAFF),
 		/** A second staff member approves: the ledger reverses the transfer. */
-		approve: action("payments.reversals.approve", reversalParams.decide, returns<ReversalView>()),
-		reject: action("payments.reversals.reject", reversalParams.decide, returns<ReversalView>()),
+		approve: action("payments.reversals.approve", reversalParams.decide, returns<ReversalView>(), BY_STAFF),
+		reject: action("payments.reversals.reject", reversalParams.decide, returns<ReversalView>(), BY_STAFF),
 		list: action("payments.reversals.list", reversalParams.list, returns<{ items: ReversalView[] }>()),
 	},
 	topupRefunds: {
 		/** Staff refund (part of) a completed top-up through its provider: a saga; the refund as far as it got. */
-		create: action("payments.topupRefunds.create", topupRefundParams.create, returns<TopupRefundView>()),
+		create: action("payments.topupRefunds.create", topupRefundParams.create, returns<TopupRefundView>(), BY_STAFF),
 		/** A top-up's refunds and what is left to refund of it. */
 		list: action("payments.topupRefunds.list", topupRefundParams.list, returns<TopupRefundsView>()),
 	},
 	/** The customer's top-ups, payouts and top-up refunds still in flight (an erasure waits until there are none). */
 	inFlight: action("payments.inFlight", paramsSchema({ $$strict: true, userId: { type: "uuid" } }), returns<{ count: number }>()),
 	/** Erasure on request: typed destinations forgotten, the person's name and address replaced in staff's texts, the log and dead letters. */
-	erase: action("payments.erase", erasureParams, returns<{ erased: number }>()),
+	erase: action("payments.erase", erasureParams, returns<{ erased: number }>(), BY_USER),
 	/** For reconciliation: the provider's payments of a period (and the ones asked for by id). */
 	settlementView: action("payments.settlementView", settlementViewParams, returns<{ items: SettlementViewItem[]; nextAfterId: string | null }>()),
 	/** For reconciliation: the provider's top-up refunds of a period (and the ones asked for by id). */

@@ -3,6 +3,7 @@
  * breaks it recorded, and their resolutions with four eyes.
  */
 import { action, returns } from "../lib/contract.ts";
+import { BY_ADMIN, BY_STAFF } from "../lib/caller-identity.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { PROVIDERS } from "../services/payments/providers.ts";
 import { BREAK_TYPES, RESOLUTIONS, type Totals } from "../services/recon/rules.ts";
@@ -69,8 +70,8 @@ export const recon = {
 	run: action("recon.run", runParams, returns<RunView>()),
 	breaks: {
 		list: action("recon.breaks.list", listParams, returns<{ items: BreakView[]; nextAfterId: number | null }>()),
-		propose: action("recon.breaks.propose", proposeParams, returns<BreakView>()),
-		approve: action("recon.breaks.approve", approveParams, returns<BreakView>()),
+		propose: action("recon.breaks.propose", proposeParams, returns<BreakView>(), BY_STAFF),
+		approve: action("recon.breaks.approve", approveParams, returns<BreakView>(), BY_ADMIN),
 	},
 	openBreaks: action("recon.openBreaks", emptyParams, returns<{ open: number }>()),
 };

@@ -1,6 +1,7 @@
 /** The reports service's actions: statements, monthly summaries, admin daily figures. */
 import type { Readable } from "node:stream";
 import { action, returns } from "../lib/contract.ts";
+import { BY_USER } from "../lib/caller-identity.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { erasureParams } from "../lib/erasure.ts";
 import type { EntryView, MonthSummary } from "./ledger.ts";
@@ -121,7 +122,7 @@ export const reports = {
 	/** Erasure on request: others' rows show the pseudonym for the person, the person's own keep no description; their rules and insights go. */
 	/** Erasure on request: the ids of other customers' insights about a payment with the person (their notices name them), by id, a page at a time. */
 	insightsAbout: action("reports.insightsAbout", erasurePageParams, returns<{ ids: string[] }>()),
-	erase: action("reports.erase", erasureParams, returns<{ erased: number }>()),
+	erase: action("reports.erase", erasureParams, returns<{ erased: number }>(), BY_USER),
 	/** Spending by category and counterparty for a UTC month, against the months before, with the insights that follow. */
 	insights: action("reports.insights", monthlyInsightsParams, returns<MonthlyInsights>()),
 	/** The reports log: insight.created, read by notifications. */

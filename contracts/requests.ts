@@ -1,5 +1,6 @@
 /** The requests service's actions: payment requests between users, and their durable event log. */
 import { action, returns } from "../lib/contract.ts";
+import { BY_USER } from "../lib/caller-identity.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { erasureParams } from "../lib/erasure.ts";
 import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
@@ -44,11 +45,11 @@ export const requests = {
 	get: action("requests.get", byIdParams, returns<RequestView>()),
 	list: action("requests.list", listParams, returns<{ items: RequestView[]; nextCursor: string | null }>()),
 	/** Pays the request through the P2P path from the payer's account; idempotent by the request (one payment per attempt). */
-	accept: action("requests.accept", acceptParams, returns<RequestView>()),
+	accept: action("requests.accept", acceptParams, returns<RequestView>(), BY_USER),
 	decline: action("requests.decline", byIdParams, returns<RequestView>()),
 	cancel: action("requests.cancel", byIdParams, returns<RequestView>()),
 	/** Erasure on request: the person's name in every request replaced by the pseudonym, their pending requests cancelled or declined. */
-	erase: action("requests.erase", erasureParams, returns<{ erased: number }>()),
+	erase: action("requests.erase", erasureParams, returns<{ erased: number }>(), BY_USER),
 	/** Expires pending requests past their deadline and resumes payments left half-way; run by each node's timer. */
 	sweep: action("requests.sweep", sweepParams, returns<{ expired: number; resumed: number }>()),
 	events: {

@@ -1,5 +1,6 @@
 /** The schedules service's actions: standing orders (scheduled and recurring payments), saved payees, and its durable event log. */
 import { action, returns } from "../lib/contract.ts";
+import { BY_OWNER, BY_USER } from "../lib/caller-identity.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { erasureParams } from "../lib/erasure.ts";
 import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
@@ -75,21 +76,21 @@ export interface ScheduleView {
 
 export const schedules = {
 	payees: {
-		add: action("schedules.payees.add", payeeAddParams, returns<PayeeView>()),
+		add: action("schedules.payees.add", payeeAddParams, returns<PayeeView>(), BY_OWNER),
 		list: action("schedules.payees.list", payeeListParams, returns<{ items: PayeeView[]; nextCursor: string | null }>()),
-		remove: action("schedules.payees.remove", byIdParams, returns<{ removed: true }>()),
+		remove: action("schedules.payees.remove", byIdParams, returns<{ removed: true }>(), BY_OWNER),
 	},
-	create: action("schedules.create", createParams, returns<ScheduleView>()),
+	create: action("schedules.create", createParams, returns<ScheduleView>(), BY_OWNER),
 	get: action("schedules.get", byIdParams, returns<ScheduleView>()),
 	list: action("schedules.list", listParams, returns<{ items: ScheduleView[]; nextCursor: string | null }>()),
-	update: action("schedules.update", updateParams, returns<ScheduleView>()),
-	pause: action("schedules.pause", byIdParams, returns<ScheduleView>()),
-	resume: action("schedules.resume", byIdParams, returns<ScheduleView>()),
-	cancel: action("schedules.cancel", byIdParams, returns<ScheduleView>()),
+	update: action("schedules.update", updateParams, returns<ScheduleView>(), BY_OWNER),
+	pause: action("schedules.pause", byIdParams, returns<ScheduleView>(), BY_OWNER),
+	resume: action("schedules.resume", byIdParams, returns<ScheduleView>(), BY_OWNER),
+	cancel: action("schedules.cancel", byIdParams, returns<ScheduleView>(), BY_OWNER),
 	/** Erasure on request: the ids of other customers' standing orders paying the person's accounts (their notices name the person). */
 	ordersTo: action("schedules.ordersTo", ordersToParams, returns<{ ids: string[] }>()),
 	/** Erasure on request: the person's orders cancelled and blanked, their payees deleted, others' orders and payees naming them pseudonymised. */
-	erase: action("schedules.erase", erasureParams, returns<{ erased: number }>()),
+	erase: action("schedules.erase", erasureParams, returns<{ erased: number }>(), BY_USER),
 	/** Writes the occurrences due and pays the ones whose attempt is due; each node's timer runs it. */
 	runDue: action("schedules.runDue", runDueParams, returns<{ materialised: number; attempted: number; paid: number; refused: number }>()),
 	events: {

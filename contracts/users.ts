@@ -1,5 +1,6 @@
 /** The users service's actions (params schemas in services/users/params.ts). */
 import { action, returns } from "../lib/contract.ts";
+import { BY_STAFF } from "../lib/caller-identity.ts";
 import * as P from "../services/users/params.ts";
 import { noParams } from "../lib/schema.ts";
 
@@ -37,7 +38,7 @@ export const users = {
 	/** Several profiles at once (at most GET_MANY_MAX ids); ids without a profile are left out. */
 	getMany: action("users.getMany", P.getManyParams, returns<{ items: Profile[] }>()),
 	update: action("users.update", P.updateParams, returns<Profile>()),
-	setTier: action("users.setTier", P.setTierParams, returns<Profile>()),
+	setTier: action("users.setTier", P.setTierParams, returns<Profile>(), BY_STAFF),
 	/** The user who verified this address (an unverified address finds nobody). */
 	findByEmail: action("users.findByEmail", P.findByEmailParams, returns<{ id: string }>()),
 	/** A P2P recipient's account by e-mail, with a per-sender budget of misses (429 past it). */
@@ -50,10 +51,10 @@ export const users = {
 		/** The document's bytes (base64), checked against its SHA-256. */
 		content: action("users.kyc.content", P.documentParams, returns<DocumentView & { content: string }>()),
 		/** Support's decision: approved raises the user's tier to the one asked for (four eyes, audited). */
-		decide: action("users.kyc.decide", P.documentDecisionParams, returns<DocumentView>()),
+		decide: action("users.kyc.decide", P.documentDecisionParams, returns<DocumentView>(), BY_STAFF),
 	},
 	/** Erasure on request: the profile pseudonymised (address, name, preferences), tier 0. */
-	erase: action("users.erase", P.eraseParams, returns<{ erased: true }>()),
+	erase: action("users.erase", P.eraseParams, returns<{ erased: true }>(), { user: "id" }),
 	markEmailVerified: action("users.markEmailVerified", P.markEmailVerifiedParams, returns<{ emailVerified: true }>()),
 	/** The KYC tier (cached). */
 	tier: action("users.tier", P.getParams, returns<{ tier: number }>()),

@@ -1,5 +1,6 @@
 /** The webhooks service's actions: a merchant's endpoints and their signed deliveries. */
 import { action, returns } from "../lib/contract.ts";
+import { BY_USER } from "../lib/caller-identity.ts";
 import { paramsSchema } from "../lib/schema.ts";
 import { erasureParams } from "../lib/erasure.ts";
 import { WEBHOOK_EVENTS } from "../services/webhooks/routing.ts";
@@ -47,7 +48,7 @@ export const webhooks = {
 	register: action("webhooks.register", registerParams, returns<EndpointView & { secret: string }>()),
 	list: action("webhooks.list", ownerParams, returns<{ items: EndpointView[] }>()),
 	/** Erasure on request: the owner's endpoints disabled, their URLs and secrets gone, their deliveries deleted. */
-	erase: action("webhooks.erase", erasureParams, returns<{ erased: number }>()),
+	erase: action("webhooks.erase", erasureParams, returns<{ erased: number }>(), BY_USER),
 	disable: action("webhooks.disable", endpointParams, returns<EndpointView | null>()),
 	/** A new signing secret for an active endpoint, in this answer only; deliveries signed from now on use it. */
 	rotate: action("webhooks.rotate", endpointParams, returns<EndpointView & { secret: string }>()),

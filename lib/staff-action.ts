@@ -5,7 +5,10 @@
  * (no record, no action: with audit unreachable the action fails as unavailable); its
  * outcome, done or refused with the error's type, follows (both carry the request id).
  * Calls without a staff id are the system's own (tests, set-up tools), not staff actions,
- * and run as they are.
+ * and run as they are; but the staff actions are guarded (lib/caller-identity.ts): in a
+ * cluster, or with CALLER_SIGNATURES=required, each needs the gateway's assertion that the
+ * staff member named asked, so a call without a staff id, or with another one, is refused
+ * there before it gets here.
  */
 import type { Context } from "moleculer";
 import { call } from "./contract.ts";
@@ -14,7 +17,7 @@ import { audit } from "../contracts/audit.ts";
 
 /** The params a staff action takes besides its own: spread into its schema. */
 export const staffFields = {
-	/** The staff member the gateway authenticated; absent for the system's own calls. */
+	/** The staff member the gateway authenticated (and signed for); absent only for the system's own calls in one process. */
 	staffId: { type: "uuid", optional: true },
 	/** Why, as the staff member gave it. */
 	reason: { type: "string", max: 500, optional: true },

@@ -10,6 +10,7 @@ import { call, callDetached, type ParamsOf, type ResultOf } from "../../lib/cont
 import { KeyedBatchers, MicroBatcher } from "../../lib/batcher.ts";
 import { toClientError, unavailable } from "../../lib/errors.ts";
 import { routeOf } from "../../lib/routing.ts";
+import { assertionMeta } from "../../lib/caller-identity.ts";
 import { audit } from "../../contracts/audit.ts";
 import { auth } from "../../contracts/auth.ts";
 import { fx } from "../../contracts/fx.ts";
@@ -47,8 +48,11 @@ const PAYMENT_BATCH_WAIT_MS = 1;
 const PAYMENT_QUEUE_LENGTH_MAX = 20_000;
 /** Ledger nodes a gateway keeps a batcher for at most. */
 const PAYMENT_NODES_MAX = 64;
-/** A payment waiting for its batch, with the request it came from (the batch's call continues the first one's trace). */
-type Queued = { ctx: Ctx<unknown>; params: PaymentParams };
+/**
+ * A payment waiting for its batch, with the request it came from (the batch's call continues
+ * the first one's trace) and its payer's assertion (lib/caller-identity.ts), signed for it alone.
+ */
+type Queued = { ctx: Ctx<unknown>; params: PaymentParams; assertion: string | undefined };
 const paymentBatchers = new WeakMap<ServiceBroker, KeyedBatchers<Queued, PaymentOutcome>>();
 
 function batchersOf(broker: ServiceBroker): KeyedBatchers<Queued, PaymentOutcome> {
@@ -62,13 +66,16 @@ function batchersOf(broker: ServiceBroker): KeyedBatchers<Queued, PaymentOutcome
 				queueLengthMax: PAYMENT_QUEUE_LENGTH_MAX, sizeOf: () => 1, overloaded,
 				run: async queued => {
 					const items = queued.map(q => q.params);
+					const assertions = queued.flatMap(q => (q.assertion === undefined ? [] : [q.assertion]));
 					const first = queued[0];
 					// A call of its own, not a child of one request: no caller's meta travels with the
 					// others' payments. It continues the first request's trace: its id, and its span as
 					// the parent (with the tracer on), so the ledger's span hangs under that request's.
 					const span = first?.ctx.span;
 					const trace = span ? { parentSpan: { id: span.id, traceID: span.traceID, sampled: span.sampled } } : first ? { requestID: first.ctx.requestID ?? undefined } : {};
-					const out = await callDetached(broker, ledger.payments.p2pMany, { items }, { nodeID, ...trace });
+					// Each payment carries its own payer's assertion: the ledger checks every item against its own.
+					const signed = assertions.length === items.length ? { meta: { callerAssertions: assertions } } : {};
+					const out = await callDetached(broker, ledger.payments.p2pMany, { items }, { nodeID, ...trace, ...signed });
 					if (out.items.length !== items.length) throw new Error(`ledger.payments.p2pMany answered ${out.items.length} of ${items.length} items`);
 					return out.items;
 				},
@@ -80,15 +87,21 @@ function batchersOf(broker: ServiceBroker): KeyedBatchers<Queued, PaymentOutcome
 }
 
 /**
- * Sends a payment to the ledger node that owns its source account. To a node in another
- * process, the payments of concurrent requests for that node leave together, one call
- * per batch (one round trip over the bus for many requests, and batches the ledger can
- * fill); each keeps its own key and answer. In this process it is a plain local call.
+ * Sends a payment to the ledger node that owns its source account, through the guarded
+ * ledger.payments.p2pMany (the caller's signed identity for each payment). To a node in
+ * another process, the payments of concurrent requests for that node leave together, one
+ * call per batch (one round trip over the bus for many requests, and batches the ledger can
+ * fill); each keeps its own key, assertion and answer. In this process it is a plain local
+ * call of one item.
  */
 async function sendPayment(ctx: Ctx<unknown>, params: PaymentParams): Promise<ResultOf<typeof ledger.payments.p2p>> {
 	const route = routeOf(ctx.broker, ledger.payments.p2pMany.name, { items: [params] });
-	if (!route || route.local) return call(ctx, ledger.payments.p2p, params);
-	const out = await batchersOf(ctx.broker).submit(route.nodeID, { ctx, params });
+	const out = !route || route.local
+		? (await call(ctx, ledger.payments.p2pMany, { items: [params] })).items[0]
+		: await batchersOf(ctx.broker).submit(route.nodeID, {
+			ctx, params, assertion: assertionMeta(ctx.broker, ledger.payments.p2pMany.name, ctx.meta.user, { items: [params] })?.callerAssertions?.[0],
+		});
+	if (!out) throw unavailable("LEDGER_UNAVAILABLE", "no result for the payment");
 	if (out.ok) return out.payment;
 	if ("unavailable" in out) throw unavailable(out.unavailable.code, out.unavailable.message);
 	throw toClientError(out.error);

@@ -34,6 +34,20 @@ export const RECIPIENT_MISS_WINDOW_MS = 3_600_000;
 
 type UsersThis = DbService & { counters: CounterStore; documents: DocumentStore };
 
+/**
+ * Sets a user's tier, in the profile (a tier above 1 needs a verified address) and in the
+ * ledger, which holds P2P payments to it in the owner's own batch. Should the ledger's call
+ * fail the caller retries; setting a tier twice is harmless.
+ */
+async function applyTier(host: UsersThis, ctx: Context, id: string, tier: number): Promise<Profile> {
+	const { row, refused } = await store.setTier(host.knex, id, tier);
+	if (refused) throw toClientError({ code: "EMAIL_NOT_VERIFIED", message: "a tier above 1 needs a verified e-mail address" });
+	if (!row) return notFound();
+	await call(ctx, ledger.owners.setTier, { ownerId: id, tier });
+	await ctx.broker.cacher?.clean("users.tier:**");
+	return profileView(row);
+}
+
 /** Documents a list shows at most (newest first; the review queue oldest first). */
 const DOCUMENTS_LIST_MAX = 100;
 
@@ -97,16 +111,7 @@ export function usersService(config: Config): ServiceSchema {
 				params: users.setTier.params,
 				async handler(this: UsersThis, ctx: Context<P.SetTierParams>) {
 					// A staff member's change is in the audit log before it is made (lib/staff-action.ts).
-					return staffAction(ctx, ctx.params, STAFF_ACTIONS.setTier, ctx.params.id, { tier: ctx.params.tier }, async () => {
-						const { row, refused } = await store.setTier(this.knex, ctx.params.id, ctx.params.tier);
-						if (refused) throw toClientError({ code: "EMAIL_NOT_VERIFIED", message: "a tier above 1 needs a verified e-mail address" });
-						if (!row) return notFound();
-						// The ledger holds P2P payments to the tier in the owner's own batch: it gets the
-						// tier too. Should this call fail the caller retries; setting a tier twice is harmless.
-						await call(ctx, ledger.owners.setTier, { ownerId: ctx.params.id, tier: ctx.params.tier });
-						await ctx.broker.cacher?.clean("users.tier:**");
-						return profileView(row);
-					});
+					return staffAction(ctx, ctx.params, STAFF_ACTIONS.setTier, ctx.params.id, { tier: ctx.params.tier }, () => applyTier(this, ctx, ctx.params.id, ctx.params.tier));
 				},
 			},
 			/** The user who verified this address; an unverified address finds nobody. */
@@ -216,7 +221,8 @@ export function usersService(config: Config): ServiceSchema {
 					// In the audit log with who decided and why, before it is done (lib/staff-action.ts).
 					return staffAction(ctx, p, action, row.user_id, { documentId: row.id, requestedTier: row.requested_tier, sha256: row.sha256 }, async () => {
 						// The tier first (it needs a verified address): a refusal leaves the document pending.
-						if (p.approve) await call(ctx, users.setTier, { id: row.user_id, tier: row.requested_tier });
+						// The service's own change, not the guarded users.setTier (this decision is the staff action).
+						if (p.approve) await applyTier(this, ctx, row.user_id, row.requested_tier);
 						const decided = await store.decideDocument(this.knex, row.id, p.approve ? "approved" : "rejected", p.staffId ?? "00000000-0000-0000-0000-000000000000", p.note ?? null);
 						if (!decided) throw toClientError({ code: "ILLEGAL_TRANSITION", message: "the document was decided meanwhile" });
 						return documentView(decided);

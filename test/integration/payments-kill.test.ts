@@ -15,6 +15,7 @@ import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { seededRandom } from "../support/node.ts";
 import { fundedCustomers, startController, startPaymentsChild } from "../support/payments-child.ts";
+import { signedCall } from "../support/caller.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
 
 const CALLERS = 16;
@@ -61,7 +62,7 @@ describe("payments kill -9 mid-payout", () => {
 				const p = { idempotencyKey: `k-${index}-${n}`, userId: user, accountId: accounts.get(user), amount: 100 + Math.floor(rnd() * 5_000), currency: "USD", provider: "bank", destination: "GB00DEST1" };
 				requests.set(p.idempotencyKey, p);
 				try {
-					await broker.call("payments.payout", p, { retries: 0 });
+					await signedCall(broker, "payments.payout", p, { retries: 0 });
 					acked.add(p.idempotencyKey);
 				} catch {
 					// Unacknowledged: retried with the same key after the restart.
@@ -81,7 +82,7 @@ describe("payments kill -9 mid-payout", () => {
 		await untilNodeGone(broker, "payments-kill");
 		child = startChild();
 		await untilAnswering(broker, "payments.health");
-		for (const k of unacked) await broker.call("payments.payout", requests.get(k), { timeout: 10_000 });
+		for (const k of unacked) await signedCall(broker, "payments.payout", requests.get(k) ?? {}, { timeout: 10_000 });
 
 		const c = new pg.Client({ connectionString: db.url });
 		await c.connect();

@@ -16,6 +16,7 @@ import type { ServiceBroker } from "moleculer";
 import { exited, retried as retriedOn, startChildNode, untilAnswering, untilNodeGone } from "../support/child.ts";
 import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
 import { seededRandom, startNode, TEST_JWT_SECRET } from "../support/node.ts";
+import { signedCall } from "../support/caller.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
 
 const PAYMENTS = 60;
@@ -80,7 +81,7 @@ describe("refunds through a ledger kill -9", () => {
 				const r: Refund = { idempotencyKey: `refund-${index}-${n}`, paymentId: p.id, amount: 1 + Math.floor(rnd() * p.amount * 0.3), ownerId: payee.ownerId };
 				requests.set(r.idempotencyKey, r);
 				try {
-					const t: { id: string } = await broker.call("ledger.payments.refund", r, { retries: 0 });
+					const t: { id: string } = await signedCall(broker, "ledger.payments.refund", r, { retries: 0 });
 					acked.set(r.idempotencyKey, t.id);
 				} catch (err) {
 					// A refusal (the payment is refunded in full) is an answer too; anything else is unknown.
@@ -108,7 +109,7 @@ describe("refunds through a ledger kill -9", () => {
 			// Retried with the same key: the first outcome, once.
 			for (const k of unacked) {
 				const r = requests.get(k) as Refund;
-				await retried(() => broker.call<{ id: string }, Refund>("ledger.payments.refund", r, { timeout: 10_000 }).then(t => t.id, (err: { type?: string }) => {
+				await retried(() => signedCall<{ id: string }>(broker, "ledger.payments.refund", r, { timeout: 10_000 }).then(t => t.id, (err: { type?: string }) => {
 					if (err.type === "REFUND_EXCEEDS_PAYMENT") return "refused";
 					throw err;
 				}));

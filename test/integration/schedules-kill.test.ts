@@ -16,6 +16,7 @@ import pg from "pg";
 import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
 import { seededRandom, startNode, TEST_JWT_SECRET } from "../support/node.ts";
 import { exited, startChildNode, untilNodeGone } from "../support/child.ts";
+import { callSigned } from "../support/caller.ts";
 import { call } from "../../lib/contract.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { users } from "../../contracts/users.ts";
@@ -84,7 +85,7 @@ describe("standing orders across three processes, one killed", () => {
 			const timing: Timing = { frequency, startDate, endDate: "2030-01-31", dayOfMonth: frequency === "monthly" ? 1 + Math.floor(rnd() * 31) : null };
 			const payer = PAYERS[i % PAYERS.length] as string;
 			const amount = 100 + Math.floor(rnd() * 900);
-			creating.push(call(core, schedules.create, {
+			creating.push(callSigned(core, schedules.create, {
 				ownerId: payer, idempotencyKey: `k-${i}`, fromAccountId: acc[payer] as string, toAccountId: acc[RECIPIENT] as string, amount, currency: "USD",
 				frequency, startDate, endDate: "2030-01-31", ...(timing.dayOfMonth ? { dayOfMonth: timing.dayOfMonth } : {}),
 			}).then(o => void timings.push({ id: o.id, timing, amount })));

@@ -16,6 +16,7 @@ import type { Knex } from "knex";
 import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
 import { seededRandom, startNode } from "../support/node.ts";
 import { until } from "../support/wait.ts";
+import { callSigned } from "../support/caller.ts";
 import { call } from "../../lib/contract.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { users } from "../../contracts/users.ts";
@@ -72,14 +73,14 @@ describe("standing orders", () => {
 			const frequency = (["once", "daily", "weekly", "monthly"] as const)[Math.floor(rnd() * 4)] as Frequency;
 			const start = `2030-01-${String(1 + Math.floor(rnd() * 28)).padStart(2, "0")}`;
 			const payer = PAYERS[i % PAYERS.length] as string;
-			orders.push(await call(core, schedules.create, {
+			orders.push(await callSigned(core, schedules.create, {
 				ownerId: payer, idempotencyKey: `order-${i}`, fromAccountId: acc[payer] as string, toAccountId: acc[RECIPIENT] as string,
 				amount: 100 + Math.floor(rnd() * 800), currency: "USD", frequency, startDate: start, endDate: rnd() < 0.5 ? "2030-01-31" : `2030-01-${String(Math.max(Number(start.slice(8)), 1 + Math.floor(rnd() * 31))).padStart(2, "0")}`,
 				...(frequency === "monthly" ? { dayOfMonth: 1 + Math.floor(rnd() * 31) } : {}), description: `order ${i}`,
 			}));
 		}
 		// The same key again answers the same order.
-		assert.equal((await call(core, schedules.create, {
+		assert.equal((await callSigned(core, schedules.create, {
 			ownerId: PAYERS[0] as string, idempotencyKey: "order-0", fromAccountId: acc[PAYERS[0] as string] as string, toAccountId: acc[RECIPIENT] as string,
 			amount: orders[0]?.amount ?? 0, currency: "USD", frequency: orders[0]?.frequency ?? "once", startDate: orders[0]?.startDate ?? "", endDate: orders[0]?.endDate ?? "",
 			...(orders[0]?.dayOfMonth ? { dayOfMonth: orders[0].dayOfMonth } : {}), description: "order 0",
@@ -140,7 +141,7 @@ describe("standing orders", () => {
 	});
 
 	it("tells a payer short of money, retries later with a new attempt, and pays once the money is there", async () => {
-		const o = await call(core, schedules.create, {
+		const o = await callSigned(core, schedules.create, {
 			ownerId: SHORT, idempotencyKey: "rent", fromAccountId: acc[SHORT] as string, toAccountId: acc[RECIPIENT] as string, amount: 5_000, currency: "USD",
 			frequency: "monthly", dayOfMonth: 5, startDate: "2030-03-01", description: "Rent",
 		});
@@ -161,38 +162,38 @@ describe("standing orders", () => {
 			return n.some(x => x.kind === "schedule.retrying" && x.body.startsWith("50.00 USD to Person 3 (due 2030-03-05) could not be paid: there was not enough money in the account. We will try again on"))
 				&& n.some(x => x.kind === "schedule.paid" && x.body === "50.00 USD paid to Person 3 (due 2030-03-05).");
 		});
-		assert.equal((await call(core, schedules.cancel, { ownerId: SHORT, id: o.id })).status, "cancelled");
+		assert.equal((await callSigned(core, schedules.cancel, { ownerId: SHORT, id: o.id })).status, "cancelled");
 	});
 
 	it("pauses, resumes from today, changes later occurrences and cancels; another owner sees none of it", async () => {
 		const payer = PAYERS[0] as string;
-		const o = await call(core, schedules.create, {
+		const o = await callSigned(core, schedules.create, {
 			ownerId: payer, idempotencyKey: "weekly-x", fromAccountId: acc[payer] as string, toAccountId: acc[RECIPIENT] as string, amount: 300, currency: "USD", frequency: "weekly", startDate: "2031-01-06",
 		});
 		await assert.rejects(call(core, schedules.get, { ownerId: RECIPIENT, id: o.id }), (e: { type?: string }) => e.type === "SCHEDULE_NOT_FOUND");
-		await assert.rejects(call(core, schedules.pause, { ownerId: RECIPIENT, id: o.id }), (e: { type?: string }) => e.type === "SCHEDULE_NOT_FOUND");
-		assert.equal((await call(core, schedules.pause, { ownerId: payer, id: o.id })).status, "paused");
+		await assert.rejects(callSigned(core, schedules.pause, { ownerId: RECIPIENT, id: o.id }), (e: { type?: string }) => e.type === "SCHEDULE_NOT_FOUND");
+		assert.equal((await callSigned(core, schedules.pause, { ownerId: payer, id: o.id })).status, "paused");
 		assert.equal((await run(core, new Date(Date.UTC(2031, 0, 7)))).materialised, 0, "a paused order writes nothing");
-		const resumed = await call(core, schedules.resume, { ownerId: payer, id: o.id });
+		const resumed = await callSigned(core, schedules.resume, { ownerId: payer, id: o.id });
 		assert.deepEqual([resumed.status, resumed.nextDue], ["active", "2031-01-06"]);
-		const changed = await call(core, schedules.update, { ownerId: payer, id: o.id, amount: 450, endDate: "2031-01-13" });
+		const changed = await callSigned(core, schedules.update, { ownerId: payer, id: o.id, amount: 450, endDate: "2031-01-13" });
 		assert.deepEqual([changed.amount, changed.endDate], [450, "2031-01-13"]);
 		const ran = await run(core, new Date(Date.UTC(2031, 0, 20)));
 		assert.equal(ran.paid, 2);
 		const done = await call(core, schedules.get, { ownerId: payer, id: o.id });
 		assert.deepEqual([done.status, done.occurrences?.map(x => [x.dueDate, x.amount])], ["finished", [["2031-01-13", 450], ["2031-01-06", 450]]]);
-		await assert.rejects(call(core, schedules.cancel, { ownerId: payer, id: o.id }), (e: { type?: string }) => e.type === "ILLEGAL_TRANSITION");
+		await assert.rejects(callSigned(core, schedules.cancel, { ownerId: payer, id: o.id }), (e: { type?: string }) => e.type === "ILLEGAL_TRANSITION");
 		// At most 100 standing orders (active or paused) per customer; a replay of an earlier one still answers.
 		const open = (await sql.query<{ n: number }>("SELECT count(*)::int AS n FROM schedules.schedules WHERE owner_id = $1 AND status IN ('active', 'paused')", [payer])).rows[0]?.n ?? 0;
 		await sql.query(
 			`INSERT INTO schedules.schedules (id, owner_id, from_account_id, to_account_id, payee_name, amount_minor, currency, frequency, start_date, status, next_due, idempotency_key, request_hash)
 			 SELECT gen_random_uuid(), owner_id, from_account_id, to_account_id, payee_name, amount_minor, currency, 'once', '2040-01-01', 'paused', NULL, 'filler-' || g, 'h'
 			 FROM schedules.schedules, generate_series(1, $2::int) g WHERE id = $1`, [o.id, 100 - open]);
-		await assert.rejects(call(core, schedules.create, { ownerId: payer, idempotencyKey: "one-too-many", fromAccountId: acc[payer] as string, toAccountId: acc[RECIPIENT] as string, amount: 300, currency: "USD", frequency: "once", startDate: "2031-03-01" }), (e: { type?: string }) => e.type === "SCHEDULE_LIMIT_REACHED");
-		assert.equal((await call(core, schedules.create, { ownerId: payer, idempotencyKey: "weekly-x", fromAccountId: acc[payer] as string, toAccountId: acc[RECIPIENT] as string, amount: 300, currency: "USD", frequency: "weekly", startDate: "2031-01-06" })).id, o.id);
+		await assert.rejects(callSigned(core, schedules.create, { ownerId: payer, idempotencyKey: "one-too-many", fromAccountId: acc[payer] as string, toAccountId: acc[RECIPIENT] as string, amount: 300, currency: "USD", frequency: "once", startDate: "2031-03-01" }), (e: { type?: string }) => e.type === "SCHEDULE_LIMIT_REACHED");
+		assert.equal((await callSigned(core, schedules.create, { ownerId: payer, idempotencyKey: "weekly-x", fromAccountId: acc[payer] as string, toAccountId: acc[RECIPIENT] as string, amount: 300, currency: "USD", frequency: "weekly", startDate: "2031-01-06" })).id, o.id);
 		await sql.query("DELETE FROM schedules.schedules WHERE idempotency_key LIKE 'filler-%'");
-		const c = await call(core, schedules.create, { ownerId: payer, idempotencyKey: "to-cancel", fromAccountId: acc[payer] as string, toAccountId: acc[RECIPIENT] as string, amount: 300, currency: "USD", frequency: "daily", startDate: "2031-02-01" });
-		assert.equal((await call(core, schedules.cancel, { ownerId: payer, id: c.id })).status, "cancelled");
+		const c = await callSigned(core, schedules.create, { ownerId: payer, idempotencyKey: "to-cancel", fromAccountId: acc[payer] as string, toAccountId: acc[RECIPIENT] as string, amount: 300, currency: "USD", frequency: "daily", startDate: "2031-02-01" });
+		assert.equal((await callSigned(core, schedules.cancel, { ownerId: payer, id: c.id })).status, "cancelled");
 		assert.equal((await run(core, new Date(Date.UTC(2031, 1, 3)))).materialised, 0);
 	});
 });

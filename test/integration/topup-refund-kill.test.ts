@@ -20,6 +20,7 @@ import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { seededRandom } from "../support/node.ts";
 import { fundedCustomers, PAYMENTS_CHILD_SERVICES, startController, startPaymentsChild } from "../support/payments-child.ts";
 import { until } from "../support/wait.ts";
+import { signedCall } from "../support/caller.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
 
 const CALLERS = 16;
@@ -65,7 +66,7 @@ describe("top-up refunds through a payments kill -9", () => {
 		for (const [userId, accountId] of accounts) {
 			for (let k = 0; k < TOPUPS_PER_USER; k++) {
 				const amount = 5_000 + Math.floor(rnd() * 20_000);
-				const t: { id: string } = await broker.call("payments.topup", { idempotencyKey: `tk-${userId}-${k}`, userId, accountId, amount, currency: "USD", provider: k % 2 === 0 ? "card" : "bank" }, { timeout: 10_000 });
+				const t: { id: string } = await signedCall(broker, "payments.topup", { idempotencyKey: `tk-${userId}-${k}`, userId, accountId, amount, currency: "USD", provider: k % 2 === 0 ? "card" : "bank" }, { timeout: 10_000 });
 				topups.push({ id: t.id, amount, accountId });
 			}
 		}
@@ -83,7 +84,7 @@ describe("top-up refunds through a payments kill -9", () => {
 				const r: Request = { idempotencyKey: `trk-${index}-${n}`, paymentId: t.id, amount: 1 + Math.floor(rnd() * t.amount * 0.3), staffId: STAFF, reason: "customer asked" };
 				requests.set(r.idempotencyKey, r);
 				try {
-					const out: { status: string } = await broker.call("payments.topupRefunds.create", r, { retries: 0, timeout: 5_000 });
+					const out: { status: string } = await signedCall(broker, "payments.topupRefunds.create", r, { retries: 0, timeout: 5_000 });
 					acked.set(r.idempotencyKey, out.status);
 				} catch (err) {
 					// Refused (the top-up is refunded as far as it goes) is an answer too; anything else is unknown.
@@ -110,7 +111,7 @@ describe("top-up refunds through a payments kill -9", () => {
 		await untilAnswering(broker, "audit.health");
 		// The clients retry what got no answer, with the same keys: the first outcome, once.
 		for (const k of unacked) {
-			await retried(() => broker.call<{ status: string }, Request>("payments.topupRefunds.create", requests.get(k) as Request, { timeout: 10_000 }).then(r => r.status, (err: { type?: string }) => {
+			await retried(() => signedCall<{ status: string }>(broker, "payments.topupRefunds.create", requests.get(k) as Request, { timeout: 10_000 }).then(r => r.status, (err: { type?: string }) => {
 				if (err.type === "REFUND_EXCEEDS_PAYMENT") return "refused";
 				throw err;
 			}));

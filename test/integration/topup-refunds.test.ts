@@ -17,6 +17,7 @@ import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
 import { seededRandom, startNode } from "../support/node.ts";
 import { until } from "../support/wait.ts";
+import { signedCall } from "../support/caller.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
 
@@ -38,13 +39,13 @@ async function customer(): Promise<{ userId: string; accountId: string }> {
 }
 
 async function topup(c: { userId: string; accountId: string }, amount: number, provider: "card" | "bank"): Promise<Payment> {
-	const p: Payment = await a.call("payments.topup", { idempotencyKey: `topup-${uuidv7()}`, userId: c.userId, accountId: c.accountId, amount, currency: "USD", provider });
+	const p: Payment = await signedCall(a, "payments.topup", { idempotencyKey: `topup-${uuidv7()}`, userId: c.userId, accountId: c.accountId, amount, currency: "USD", provider });
 	await until(`top-up ${p.id} completed`, async () => ((await a.call("payments.get", { id: p.id })) as Payment).status === "completed");
 	return p;
 }
 
 const refund = (node: ServiceBroker, paymentId: string, amount: number, key = `tr-${uuidv7()}`, staffId = STAFF) =>
-	node.call<TopupRefund, object>("payments.topupRefunds.create", { idempotencyKey: key, paymentId, amount, staffId, reason: "customer asked" }, { retries: 0, timeout: 20_000 });
+	signedCall<TopupRefund>(node, "payments.topupRefunds.create", { idempotencyKey: key, paymentId, amount, staffId, reason: "customer asked" }, { retries: 0, timeout: 20_000 });
 
 async function refusedWith(p: Promise<unknown>, code: string): Promise<void> {
 	await assert.rejects(p, (err: { type?: string }) => {
@@ -150,23 +151,23 @@ describe("top-up refunds through the provider", () => {
 		// A top-up whose ledger credit staff reversed (four eyes) is not refunded through the provider as well.
 		const reversedTopup = await topup(c, 700, "card");
 		const credit: { transferId: string } = await a.call("payments.get", { id: reversedTopup.id });
-		const proposal: { id: string } = await a.call("payments.reversals.propose", { transferId: credit.transferId, staffId: uuidv7(), reason: "charged twice by mistake" });
-		await a.call("payments.reversals.approve", { id: proposal.id, staffId: uuidv7() });
+		const proposal: { id: string } = await signedCall(a, "payments.reversals.propose", { transferId: credit.transferId, staffId: uuidv7(), reason: "charged twice by mistake" });
+		await signedCall(a, "payments.reversals.approve", { id: proposal.id, staffId: uuidv7() });
 		await refusedWith(refund(a, reversedTopup.id, 100), "ALREADY_REVERSED");
 		// ... and a top-up refunded through its provider is not reversed as well: refused at the proposal,
 		// and when the approval races a refund, exactly one of the two goes ahead (both lock the top-up's row).
 		const refundedTopup = await topup(c, 800, "card");
 		const refundedCredit: { transferId: string } = await a.call("payments.get", { id: refundedTopup.id });
 		await refund(a, refundedTopup.id, 100);
-		await refusedWith(a.call("payments.reversals.propose", { transferId: refundedCredit.transferId, staffId: uuidv7(), reason: "charged twice by mistake" }), "ALREADY_REFUNDED");
+		await refusedWith(signedCall(a, "payments.reversals.propose", { transferId: refundedCredit.transferId, staffId: uuidv7(), reason: "charged twice by mistake" }), "ALREADY_REFUNDED");
 		const outcomes: string[] = [];
 		for (let i = 0; i < 6; i++) {
 			const t = await topup(c, 600, "card");
 			const credit: { transferId: string } = await a.call("payments.get", { id: t.id });
-			const proposed: { id: string } = await a.call("payments.reversals.propose", { transferId: credit.transferId, staffId: uuidv7(), reason: "charged twice by mistake" });
+			const proposed: { id: string } = await signedCall(a, "payments.reversals.propose", { transferId: credit.transferId, staffId: uuidv7(), reason: "charged twice by mistake" });
 			// The refund starts a varying moment after the approval, so either may take the top-up's row first (either order must pass).
 			const later = (ms: number) => new Promise(r => setTimeout(r, ms));
-			const [approval, refunded] = await Promise.allSettled([b.call("payments.reversals.approve", { id: proposed.id, staffId: uuidv7() }), later(i * 8).then(() => refund(a, t.id, 200))]);
+			const [approval, refunded] = await Promise.allSettled([signedCall(b, "payments.reversals.approve", { id: proposed.id, staffId: uuidv7() }), later(i * 8).then(() => refund(a, t.id, 200))]);
 			const codes = [approval, refunded].map(r => (r.status === "fulfilled" ? "ok" : String((r.reason as { type?: string }).type)));
 			assert.ok((codes[0] === "ok") !== (codes[1] === "ok"), `both or neither went ahead: ${codes.join(", ")}`);
 			assert.ok(codes.includes("ALREADY_REFUNDED") || codes.includes("ALREADY_REVERSED"), codes.join(", "));
