@@ -6,11 +6,10 @@ import { paramsSchema } from "../lib/schema.ts";
 import { erasureParams } from "../lib/erasure.ts";
 import type { EntryView, MonthSummary } from "./ledger.ts";
 import { CURRENCY_CODES } from "../config/currencies.ts";
-import { CATEGORIES, DIRECTIONS, TRANSACTION_TYPES } from "../services/reports/transactions.ts";
+import { CATEGORIES, DIRECTIONS, TRANSACTION_SORTS, TRANSACTION_TYPES } from "../services/reports/transactions.ts";
 import type { MonthlyInsights } from "../services/reports/insights.ts";
 import { eventsReadParams, type outboxLag, type readEvents } from "../mixins/event-log.ts";
 
-/** Entries of a JSON statement page at most (one ledger call a page); CSV streams any range. */
 /** Erasure's lookups of other people's records about a person: their ids after `afterId`, a page at a time. */
 export const ERASURE_PAGE_MAX = 500;
 export const erasurePageParams = paramsSchema({
@@ -18,6 +17,7 @@ export const erasurePageParams = paramsSchema({
 	limit: { type: "number", integer: true, min: 1, max: ERASURE_PAGE_MAX, convert: false, optional: true },
 });
 
+/** Entries of a JSON statement page at most (one ledger call a page); CSV streams any range. */
 export const STATEMENT_PAGE_MAX = 200;
 export const STATEMENT_PAGE_DEFAULT = 100;
 /** The statement's page options, as the gateway takes them too: `cursor` is the previous page's `nextCursor`. */
@@ -58,12 +58,14 @@ export const transactionFilterRules = {
 	q: { type: "string", max: 100, optional: true },
 	limit: { type: "number", integer: true, min: 1, max: TRANSACTIONS_PAGE_MAX, convert: true, optional: true },
 	cursor: { type: "string", max: 80, optional: true },
+	/** newest first (the default), oldest first, largest or smallest amount first. */
+	sort: { type: "enum", values: TRANSACTION_SORTS, optional: true },
 } as const;
 
 export const transactionsListParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, ...transactionFilterRules });
 /** The export: the list's filters without the page; at most TRANSACTIONS_EXPORT_MAX rows. */
 export const TRANSACTIONS_EXPORT_MAX = 50_000;
-const { limit: _limit, cursor: _cursor, ...exportFilterRules } = transactionFilterRules;
+const { limit: _limit, cursor: _cursor, sort: _sort, ...exportFilterRules } = transactionFilterRules;
 export const transactionsExportParams = paramsSchema({ $$strict: true, ownerId: { type: "uuid" }, ...exportFilterRules });
 /** PDF statements (services/reports/pdf.ts): the export's filters; a set of more than STATEMENT_LINES_MAX lines is refused (STATEMENT_TOO_LARGE), never cut. */
 export const STATEMENT_LINES_MAX = 1_000;

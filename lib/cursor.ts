@@ -37,6 +37,35 @@ export function decodeTimeCursor(cursor: string | null | undefined): TimeCursor 
 	return { timeUs, id: id.toLowerCase() };
 }
 
+/** The keyset condition for the page after a cursor, oldest first (two bindings: time, id). */
+export const AFTER_CURSOR_ASC_SQL = "(created_at, id) > (timestamptz 'epoch' + ?::int8 * interval '1 microsecond', ?::uuid)";
+
+/**
+ * A cursor of a list sorted by amount: amounts of different currencies do not compare, so
+ * such a list goes by currency first, then amount, time and id (the amount in minor units,
+ * decimal digits).
+ */
+export interface AmountCursor extends TimeCursor {
+	currency: string;
+	amountMinor: string;
+}
+
+const CURRENCY = /^[A-Z]{3}$/;
+const AMOUNT = /^[0-9]{1,19}$/;
+const INT8_MAX = 9_223_372_036_854_775_807n;
+
+export function encodeAmountCursor(c: AmountCursor): string {
+	return `${c.currency}_${c.amountMinor}_${c.timeUs}_${c.id}`;
+}
+
+export function decodeAmountCursor(cursor: string | null | undefined): AmountCursor | null {
+	if (!cursor) return null;
+	const [currency, amountMinor, timeUs, id, ...rest] = cursor.split("_");
+	if (rest.length > 0 || !currency || !CURRENCY.test(currency) || !amountMinor || !AMOUNT.test(amountMinor) || BigInt(amountMinor) > INT8_MAX) return null;
+	const time = decodeTimeCursor(`${timeUs ?? ""}_${id ?? ""}`);
+	return time ? { currency, amountMinor, ...time } : null;
+}
+
 /**
  * Cuts a page from rows read with one row more than the limit: the items, and the cursor
  * of the last item when there is a next page.

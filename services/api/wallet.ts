@@ -17,7 +17,7 @@ import { created, idempotencyKey, stripNulls, user, type Ctx } from "./caller.ts
 
 const uuid = { type: "uuid" } as const;
 
-const { limit: _limit, cursor: _cursor, ...exportRules } = transactionFilterRules;
+const { limit: _limit, cursor: _cursor, sort: _sort, ...exportRules } = transactionFilterRules;
 
 export const walletParams = {
 	transactions: paramsSchema({ $$strict: true, ...transactionFilterRules }),

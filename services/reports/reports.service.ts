@@ -20,11 +20,11 @@ import { entryLine, STATEMENT_HEADER, csvLine } from "./csv.ts";
 import { defineService } from "../../lib/service.ts";
 import { users } from "../../contracts/users.ts";
 import { GET_MANY_MAX } from "../users/params.ts";
-import { decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
+import { decodeAmountCursor, decodeTimeCursor, encodeAmountCursor, encodeTimeCursor, pageOf } from "../../lib/cursor.ts";
 import { formatMinor, toSafeNumber } from "../../lib/money.ts";
 import { CURRENCY_EXPONENTS } from "../../config/currencies.ts";
 import { STATEMENT_PAGE_DEFAULT, TRANSACTIONS_PAGE_DEFAULT, type TransactionView } from "../../contracts/reports.ts";
-import { counterpartyKeyOf, EXPORT_HEADER, exportCells, rowsOf, transferEventOf, type TransactionFilter, type TransactionRow } from "./transactions.ts";
+import { counterpartyKeyOf, EXPORT_HEADER, exportCells, rowsOf, sortsByAmount, transferEventOf, type TransactionFilter, type TransactionRow } from "./transactions.ts";
 import { ERASURE_PAGE_MAX, TRANSACTIONS_EXPORT_MAX } from "../../contracts/reports.ts";
 import { HISTORY_MONTHS, monthRange, monthlyInsights, unusualPayment } from "./insights.ts";
 import { EVENTS_READ_MAX, livePublisher, outboxLag, readEvents, Relay } from "../../mixins/event-log.ts";
@@ -149,8 +149,15 @@ export function reportsService(config: Config): ServiceSchema {
 					const p = ctx.params;
 					const filter = this.filterOf(p);
 					const limit = p.limit ?? TRANSACTIONS_PAGE_DEFAULT;
-					const rows = await store.listTransactions(this.knex, filter, decodeTimeCursor(p.cursor), limit);
-					const { page, nextCursor } = pageOf(rows, limit);
+					const sort = p.sort ?? "newest";
+					// A cursor not of this order's shape (or not ours) serves the first page.
+					const after = sortsByAmount(sort) ? decodeAmountCursor(p.cursor) : decodeTimeCursor(p.cursor);
+					const rows = await store.listTransactions(this.knex, filter, sort, after, limit);
+					const page = rows.slice(0, limit);
+					const last = page[page.length - 1];
+					const nextCursor = rows.length <= limit || !last ? null
+						: sortsByAmount(sort) ? encodeAmountCursor({ currency: last.currency, amountMinor: String(last.amount_minor), timeUs: last.cursor_time_us, id: last.id })
+						: encodeTimeCursor({ timeUs: last.cursor_time_us, id: last.id });
 					return { items: page.map(transactionView), nextCursor };
 				},
 			},
@@ -166,7 +173,7 @@ export function reportsService(config: Config): ServiceSchema {
 						yield csvLine(EXPORT_HEADER);
 						let cursor: ReturnType<typeof decodeTimeCursor> = null;
 						for (let written = 0; written < TRANSACTIONS_EXPORT_MAX;) {
-							const rows = await store.listTransactions(knex, filter, cursor, EXPORT_PAGE);
+							const rows = await store.listTransactions(knex, filter, "newest", cursor, EXPORT_PAGE);
 							const { page, nextCursor } = pageOf(rows, EXPORT_PAGE);
 							for (const r of page) {
 								yield csvLine(exportCells({

@@ -45,7 +45,7 @@ const sumNet = (months: readonly { net: number }[]) => months.reduce((s, m) => s
 
 /** The statement of the filtered set as PDF bytes. `now` is the statement's time and the period's end when the filter has no `to`. */
 export async function statementPdf(ctx: Context, knex: Knex, f: TransactionFilter, exponentOf: (c: string) => number, now: Date): Promise<Buffer> {
-	const rows = await store.listTransactions(knex, f, null, STATEMENT_LINES_MAX);
+	const rows = await store.listTransactions(knex, f, "newest", null, STATEMENT_LINES_MAX);
 	if (rows.length > STATEMENT_LINES_MAX) {
 		throw toClientError({ code: "STATEMENT_TOO_LARGE", message: `a statement holds at most ${STATEMENT_LINES_MAX} lines: choose a shorter period or more filters`, details: { linesMax: STATEMENT_LINES_MAX } });
 	}

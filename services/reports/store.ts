@@ -6,12 +6,12 @@
  */
 import type { Knex } from "knex";
 import { queryOne, queryRows } from "../../mixins/db.ts";
-import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, type TimeCursor } from "../../lib/cursor.ts";
+import { AFTER_CURSOR_ASC_SQL, AFTER_CURSOR_SQL, CURSOR_TIME_SQL, type AmountCursor, type TimeCursor } from "../../lib/cursor.ts";
 import { uuidv7Of } from "../../lib/ids.ts";
 import { insertOutbox, rewriteOutbox, type OutboxEvent } from "../../mixins/event-log.ts";
 import { rewriteDeadLetters } from "../../mixins/event-consumer.ts";
-import type { Category, Direction, TransactionFilter, TransactionRow, TransactionType } from "./transactions.ts";
-import { searchQueryOf } from "./transactions.ts";
+import type { Category, Direction, TransactionFilter, TransactionRow, TransactionSort, TransactionType } from "./transactions.ts";
+import { searchQueryOf, sortsByAmount } from "./transactions.ts";
 import type { CategoryMonthSum, CounterpartySum, DirectionSum, LargePayment } from "./insights.ts";
 
 type Db = Knex | Knex.Transaction;
@@ -168,14 +168,30 @@ function where(f: TransactionFilter): { sql: string; bindings: unknown[] } {
 	return { sql: conds.join(" AND "), bindings: b };
 }
 
-/** A page of the filtered rows, newest first, read with one row more than the limit (see lib/cursor.ts pageOf). */
-export async function listTransactions(db: Db, f: TransactionFilter, after: TimeCursor | null, limit: number): Promise<StoredTransaction[]> {
+const AMOUNT_KEY = "(amount_minor, created_at, id)";
+const AMOUNT_AT = "(?::int8, timestamptz 'epoch' + ?::int8 * interval '1 microsecond', ?::uuid)";
+/** Each order of the list, and the keyset condition of the page after a cursor. By amount: currencies in alphabetical order, amounts within each. */
+const ORDERS: Record<TransactionSort, { by: string; after: string }> = {
+	newest: { by: "created_at DESC, id DESC", after: AFTER_CURSOR_SQL },
+	oldest: { by: "created_at, id", after: AFTER_CURSOR_ASC_SQL },
+	largest: { by: "currency, amount_minor DESC, created_at DESC, id DESC", after: `(currency > ? OR (currency = ? AND ${AMOUNT_KEY} < ${AMOUNT_AT}))` },
+	smallest: { by: "currency, amount_minor, created_at, id", after: `(currency > ? OR (currency = ? AND ${AMOUNT_KEY} > ${AMOUNT_AT}))` },
+};
+
+/**
+ * A page of the filtered rows in the order asked for, read with one row more than the limit
+ * (see lib/cursor.ts pageOf); `after` is the last row of the page before (with its amount
+ * when the order is by amount).
+ */
+export async function listTransactions(db: Db, f: TransactionFilter, sort: TransactionSort, after: TimeCursor | AmountCursor | null, limit: number): Promise<StoredTransaction[]> {
 	const w = where(f);
-	const cursor = after ? ` AND ${AFTER_CURSOR_SQL}` : "";
+	const order = ORDERS[sort];
+	const keys = !after ? [] : "amountMinor" in after ? [after.currency, after.currency, after.amountMinor, after.timeUs, after.id] : [after.timeUs, after.id];
+	if (after && keys.length !== (sortsByAmount(sort) ? 5 : 2)) throw new Error(`a ${sort} page needs a cursor of its order`);
 	return queryRows<StoredTransaction>(
 		db,
-		`SELECT ${COLUMNS} FROM reports.transactions WHERE ${w.sql}${cursor} ORDER BY created_at DESC, id DESC LIMIT ?`,
-		[...w.bindings, ...(after ? [after.timeUs, after.id] : []), limit + 1],
+		`SELECT ${COLUMNS} FROM reports.transactions WHERE ${w.sql}${after ? ` AND ${order.after}` : ""} ORDER BY ${order.by} LIMIT ?`,
+		[...w.bindings, ...keys, limit + 1],
 	);
 }
 

@@ -20,6 +20,13 @@ export const TRANSACTION_TYPES = ["payment", "topup", "payout", "fx", "reversal"
 export type TransactionType = (typeof TRANSACTION_TYPES)[number];
 
 export const DIRECTIONS = ["in", "out"] as const;
+/** The orders of the transactions list: by time (newest first, the default) or by amount, ties by time then id. */
+export const TRANSACTION_SORTS = ["newest", "oldest", "largest", "smallest"] as const;
+export type TransactionSort = (typeof TRANSACTION_SORTS)[number];
+/** Sorts that go by amount, whose cursors carry the amount too. */
+export function sortsByAmount(sort: TransactionSort): boolean {
+	return sort === "largest" || sort === "smallest";
+}
 export type Direction = (typeof DIRECTIONS)[number];
 
 /** The fields of a transfer.completed payload the read model uses. */

@@ -19,7 +19,7 @@ import { ledger } from "../../contracts/ledger.ts";
 import { reports, type TransactionView } from "../../contracts/reports.ts";
 import { insertTransactions } from "../../services/reports/store.ts";
 import * as namedIds from "../../migrations/reports/006_named_transaction_ids.ts";
-import { CATEGORIES, matches, TRANSACTION_TYPES, type Category, type TransactionFilter, type TransactionRow } from "../../services/reports/transactions.ts";
+import { CATEGORIES, matches, TRANSACTION_SORTS, TRANSACTION_TYPES, type Category, type TransactionFilter, type TransactionRow, type TransactionSort } from "../../services/reports/transactions.ts";
 import { monthRange } from "../../services/reports/insights.ts";
 import type { ConsumedEvent } from "../../mixins/event-consumer.ts";
 
@@ -215,15 +215,36 @@ describe("filters against brute force (seed 18)", () => {
 			api["q"] = v;
 			model.q = v;
 		}
+		// Reversed amounts are refused (tested below): the draw keeps them in order.
+		if (model.amountMinMinor !== undefined && model.amountMaxMinor !== undefined && model.amountMinMinor > model.amountMaxMinor) {
+			[api["minAmountMinor"], api["maxAmountMinor"]] = [api["maxAmountMinor"], api["minAmountMinor"]];
+			[model.amountMinMinor, model.amountMaxMinor] = [model.amountMaxMinor, model.amountMinMinor];
+		}
 		return { api, model };
 	}
 
-	it("answers every combination of filters with exactly the brute-force rows, newest first, whatever the page size", async () => {
+	/** The brute-force order of each sort: its key, then time, then id, each ascending or descending together. */
+	type Row = TransactionRow & { id: string };
+	function ordered(sort: TransactionSort, list: Row[]): Row[] {
+		const desc = sort === "newest" || sort === "largest";
+		const byAmount = sort === "largest" || sort === "smallest";
+		const cmp = (a: Row, b: Row) =>
+			(byAmount && a.currency !== b.currency ? (desc ? -1 : 1) * (a.currency < b.currency ? -1 : 1) : 0)
+			|| (byAmount && a.amountMinor !== b.amountMinor ? (a.amountMinor < b.amountMinor ? -1 : 1) : 0)
+			|| a.createdAt.getTime() - b.createdAt.getTime()
+			|| (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+		return [...list].sort((a, b) => (desc ? -cmp(a, b) : cmp(a, b)));
+	}
+
+	it("answers every combination of filters and orders with exactly the brute-force rows in the brute-force order, whatever the page size", async () => {
 		let nonEmpty = 0;
+		const sorts = new Set<TransactionSort>();
 		for (let round = 0; round < 60; round++) {
 			const { api, model } = randomFilter();
-			const expected = rows.filter(r => matches(r, model))
-				.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (b.id > a.id ? 1 : -1)).map(r => r.id);
+			const sort: TransactionSort = rnd() < 0.4 ? "newest" : pick(TRANSACTION_SORTS);
+			if (sort !== "newest" || rnd() < 0.5) api["sort"] = sort;
+			sorts.add(sort);
+			const expected = ordered(sort, rows.filter(r => matches(r, model))).map(r => r.id);
 			const limit = pick([1, 7, 50, 100]);
 			const seen: string[] = [];
 			let cursor: string | null = null;
@@ -238,6 +259,16 @@ describe("filters against brute force (seed 18)", () => {
 			if (expected.length > 0) nonEmpty++;
 		}
 		assert.ok(nonEmpty >= 30, `${nonEmpty} of 60 filters found rows`);
+		assert.equal(sorts.size, TRANSACTION_SORTS.length, "every order was tried");
+	});
+
+	it("serves the first page for a cursor of another order's shape, never a wrong page", async () => {
+		const byAmount = await list(OWNER, { sort: "largest", limit: 3 });
+		const byTime = await list(OWNER, { limit: 3 });
+		assert.ok(byAmount.nextCursor && byTime.nextCursor);
+		assert.deepEqual((await list(OWNER, { limit: 3, cursor: byAmount.nextCursor })).items.map(i => i.id), byTime.items.map(i => i.id));
+		assert.deepEqual((await list(OWNER, { sort: "largest", limit: 3, cursor: byTime.nextCursor })).items.map(i => i.id), byAmount.items.map(i => i.id));
+		await assert.rejects(list(OWNER, { sort: "cheapest" }), (e: { type?: string }) => e.type === "VALIDATION_ERROR");
 	});
 
 	it("refuses a page size above 100, a reversed date range and reversed amounts", async () => {

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { decodeTimeCursor, encodeTimeCursor, pageOf } from "../../../lib/cursor.ts";
+import { decodeTimeCursor, encodeTimeCursor, pageOf, decodeAmountCursor, encodeAmountCursor } from "../../../lib/cursor.ts";
 
 const ID = "018f0000-0000-7000-8000-0000000000a1";
 
@@ -27,5 +27,18 @@ describe("time cursors", () => {
 		assert.deepEqual(pageOf(rows, 2), { page: rows.slice(0, 2), nextCursor: "98_id2" });
 		assert.deepEqual(pageOf(rows, 3), { page: rows, nextCursor: null });
 		assert.deepEqual(pageOf([], 5), { page: [], nextCursor: null });
+	});
+});
+
+describe("amount cursors", () => {
+	const id = "018f0000-0000-7000-8000-0000000000aa";
+	it("round-trips an amount, a microsecond time and an id", () => {
+		const c = { currency: "USD", amountMinor: "9223372036854775807", timeUs: "1767225600123456", id };
+		assert.deepEqual(decodeAmountCursor(encodeAmountCursor(c)), c);
+	});
+	it("turns a time cursor, a bad amount or anything else into null (the first page)", () => {
+		for (const bad of [null, undefined, "", `1767225600123456_${id}`, `USD_-1_1_${id}`, `USD_9223372036854775808_1_${id}`, `USD_1.5_1_${id}`, `USD_1_x_${id}`, `USD_1_1_${id}_x`, `USD_12_1_not-a-uuid`, `usd_1_1_${id}`, `US'D_1_1_${id}`, `1_1_${id}`]) {
+			assert.equal(decodeAmountCursor(bad), null, String(bad));
+		}
 	});
 });
