@@ -3,7 +3,8 @@
  * rows in reports.transactions, 50,000 of them one customer's, the rest spread over
  * 19,000 others; then that customer's searches with a seeded random combination of the
  * filters each (date range, amount range, direction, account, currency, counterparty,
- * type, category, free text), one request at a time over HTTP against a one-process node
+ * type, category, free text) and, for a third of them, another order than newest first
+ * (oldest, largest or smallest amount), one request at a time over HTTP against a one-process node
  * on PostgreSQL, a third of them followed by their next page. Reports p50, p99 and the
  * slowest filter combinations, so a plan that misses its index shows by name.
  *
@@ -116,6 +117,12 @@ export async function runTransactionsBench(): Promise<BenchResult[]> {
 				const w = pick(rnd() < 0.5 ? WORDS : [...NAMES, ...SURNAMES]);
 				qs.set("q", rnd() < 0.5 ? w : w.slice(0, 3));
 			});
+			// A third of the searches in another order than newest first (by amount: the whole filtered set sorted).
+			if (rnd() < 1 / 3) {
+				const sort = pick(["oldest", "largest", "smallest"]);
+				qs.set("sort", sort);
+				used.push(`sort:${sort}`);
+			}
 			qs.set("limit", String(pick([20, 50, 100])));
 			return { qs, combo: used.length === 0 ? "none" : used.join("+") };
 		};
