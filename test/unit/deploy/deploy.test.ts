@@ -6,7 +6,8 @@
  * targets a Deployment, and Prometheus scrapes every Paymesh node of the compose file.
  * The bus is closed: NATS requires a password (nats-server accepts nats.conf and refuses it
  * without one) and publishes no port, every node's TRANSPORTER URL carries the password
- * from a secret, and TRANSIT_KEY is a secret of its own.
+ * from a secret, and TRANSIT_KEY is a secret of its own. The gateway's private key
+ * (GATEWAY_SIGNING_KEY) reaches the gateway nodes only; every node gets GATEWAY_VERIFY_KEYS.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -144,6 +145,32 @@ describe("deploy files", () => {
 				if (data[other] !== undefined) assert.notEqual(data["TRANSIT_KEY"], data[other], `TRANSIT_KEY shares its value with ${other}`);
 			}
 		}
+	});
+
+	it("the gateway's private key goes to the gateway nodes only, its public key to every node", () => {
+		const compose = parse(read("docker-compose.yml"), { merge: true }) as Compose;
+		const nodes = Object.entries(compose.services).filter(([, s]) => s.environment?.["ROLE"]);
+		for (const [name, s] of nodes) {
+			const env = s.environment ?? {};
+			assert.match(env["GATEWAY_VERIFY_KEYS"] ?? "", /^\$\{GATEWAY_VERIFY_KEYS:\?[^}]+\}$/, `${name}: GATEWAY_VERIFY_KEYS from the environment, required`);
+			if (env["ROLE"] === "gateway") assert.match(env["GATEWAY_SIGNING_KEY"] ?? "", /^\$\{GATEWAY_SIGNING_KEY:\?[^}]+\}$/, `${name}: GATEWAY_SIGNING_KEY from the environment, required`);
+			else assert.equal(env["GATEWAY_SIGNING_KEY"], undefined, `${name} is no gateway but gets GATEWAY_SIGNING_KEY`);
+		}
+		assert.ok(nodes.filter(([, s]) => s.environment?.["ROLE"] === "gateway").length >= 2);
+
+		const docs = readdirSync(`${DEPLOY}k8s`).filter(f => f.endsWith(".yaml")).flatMap(f => parseAllDocuments(read(`k8s/${f}`)).map(d => d.toJSON() as K8sDoc));
+		for (const d of docs) {
+			// No manifest carries the key itself: the Secret is made out of band (config.yaml).
+			assert.equal(d.data?.["GATEWAY_SIGNING_KEY"] ?? d.stringData?.["GATEWAY_SIGNING_KEY"], undefined, `${d.kind} ${d.metadata.name} ships GATEWAY_SIGNING_KEY`);
+			const env = d.kind === "Deployment" ? (d.spec?.template?.spec?.containers?.[0]?.env ?? []) : [];
+			const signing = env.find(e => e.name === "GATEWAY_SIGNING_KEY");
+			if (d.kind === "Deployment" && d.metadata.name === "paymesh-gateway") assert.deepEqual(signing?.valueFrom?.secretKeyRef, { name: "paymesh-gateway-key", key: "GATEWAY_SIGNING_KEY" });
+			else assert.equal(signing, undefined, `${d.metadata.name} gets GATEWAY_SIGNING_KEY`);
+			assert.equal(JSON.stringify(env).includes("paymesh-gateway-key") && d.metadata.name !== "paymesh-gateway", false, `${d.metadata.name} reads the gateway's key Secret`);
+		}
+		const config = read("k8s/config.yaml");
+		assert.match(config, /--from-literal=GATEWAY_VERIFY_KEYS=/, "paymesh-secrets, which every pod reads, has the public key");
+		assert.match(config, /kubectl create secret generic paymesh-gateway-key --from-literal=GATEWAY_SIGNING_KEY=/);
 	});
 
 	it("promtool accepts the Prometheus config, which scrapes every Paymesh node", () => {
