@@ -16,33 +16,18 @@ const STATUS_WORDS = {
 };
 const FIND_PAGE = 20;
 /**
- * Orders other than newest first. GET /transactions answers newest first only (its keyset
- * pages and indexes are by time), so another order is made here over at most
- * SORTED_ROWS_MAX matches read in pages of SORT_PAGE, and says so when there are more.
- * Amounts of different currencies do not compare: by amount sorts within each currency.
+ * The orders GET /transactions sorts by (its `sort`), each paged by its own cursor. By
+ * amount, currencies come in alphabetical order and amounts within each (amounts of two
+ * currencies do not compare).
  */
-const SORTED_ROWS_MAX = 500;
-const SORT_PAGE = 100;
 const SORTS = {
 	newest: { column: "date", direction: "descending", words: "newest first" },
 	oldest: { column: "date", direction: "ascending", words: "oldest first" },
 	largest: { column: "amount", direction: "descending", words: "largest amount first, per currency" },
 	smallest: { column: "amount", direction: "ascending", words: "smallest amount first, per currency" },
 };
-const find = { cursor: null, query: "", sort: "newest" };
-
-/** Compares two transactions for an order of SORTS (ties: newest first, then by id). */
-export function compareTransactions(sort, a, b) {
-	const newest = b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id);
-	if (sort === "oldest") return -newest;
-	if (sort === "largest" || sort === "smallest") {
-		const byCurrency = a.currency.localeCompare(b.currency);
-		if (byCurrency !== 0) return byCurrency;
-		const byAmount = sort === "largest" ? b.amount - a.amount : a.amount - b.amount;
-		return byAmount || newest;
-	}
-	return newest;
-}
+/** The search shown: its filters, order and next page; `asked` numbers the requests so only the latest one's answer is shown. */
+const find = { cursor: null, query: "", sort: "newest", asked: 0 };
 
 const when = iso => new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 
@@ -78,30 +63,6 @@ function markSort() {
 	}
 }
 
-/** Every match up to SORTED_ROWS_MAX, in the chosen order. */
-async function searchSorted() {
-	const rows = [];
-	let cursor = null;
-	do {
-		const q = new URLSearchParams(find.query);
-		q.set("limit", String(SORT_PAGE));
-		if (cursor) q.set("cursor", cursor);
-		const r = await api("GET", `/transactions?${q}`);
-		if (r.status !== 200) return say("find", r.data?.error?.message ?? "The search did not work. Try again.", false);
-		rows.push(...r.data.items);
-		cursor = r.data.nextCursor;
-	} while (cursor && rows.length < SORTED_ROWS_MAX);
-	const shown = rows.slice(0, SORTED_ROWS_MAX).sort((a, b) => compareTransactions(find.sort, a, b));
-	$("#find-results tbody").replaceChildren(...shown.map(transactionRow));
-	find.cursor = null;
-	$("#find-more").hidden = true;
-	const n = shown.length;
-	const words = SORTS[find.sort].words;
-	say("find", n === 0 ? "Nothing matches." : cursor
-		? `The ${n} newest matches, ${words}. Narrow the search to order them all.`
-		: `${n} transaction${n === 1 ? "" : "s"}, ${words}.`, true);
-}
-
 async function search(fresh) {
 	const form = $("#find-form");
 	if (fresh) {
@@ -109,12 +70,15 @@ async function search(fresh) {
 		find.cursor = null;
 		find.sort = form.sort.value in SORTS ? form.sort.value : "newest";
 		markSort();
-	}
-	if (find.sort !== "newest") return searchSorted();
+	} else if (!find.cursor) return;
+	const asked = ++find.asked;
 	const q = new URLSearchParams(find.query);
+	q.set("sort", find.sort);
 	q.set("limit", String(FIND_PAGE));
-	if (!fresh && find.cursor) q.set("cursor", find.cursor);
+	if (!fresh) q.set("cursor", find.cursor);
 	const r = await api("GET", `/transactions?${q}`);
+	// A search started since (another order or filter) has the table: this answer is not shown.
+	if (asked !== find.asked) return;
 	if (r.status !== 200) return say("find", r.data?.error?.message ?? "The search did not work. Try again.", false);
 	const body = $("#find-results tbody");
 	if (fresh) body.replaceChildren();
@@ -122,7 +86,7 @@ async function search(fresh) {
 	find.cursor = r.data.nextCursor;
 	$("#find-more").hidden = !find.cursor;
 	const n = body.children.length;
-	say("find", n === 0 ? "Nothing matches." : `${n}${find.cursor ? "+" : ""} transaction${n === 1 ? "" : "s"}, newest first.`, true);
+	say("find", n === 0 ? "Nothing matches." : `${n}${find.cursor ? "+" : ""} transaction${n === 1 ? "" : "s"}, ${SORTS[find.sort].words}.`, true);
 }
 
 /** A sortable header pressed: its column in the other direction, or in its first one. */

@@ -10,8 +10,9 @@
  * region at its steps and keeps focus off the page body; the endpoint's deliveries are
  * signed with the secret shown (and after a new secret, with the new one only), it is
  * deleted after a confirmation; the profile shows the name, address, verification, tier and
- * its limits and saves a new name and number; the search's sortable headers order the
- * results (aria-sort). Focus stays on the acting control after each action, axe-core finds
+ * its limits and saves a new name and number; the search's Order control and sortable
+ * headers (aria-sort) ask the server for its order (GET /transactions?sort=) and page it
+ * with its cursor, the shown rows being the server's order over two pages. Focus stays on the acting control after each action, axe-core finds
  * no serious or critical violation at each state, screenshots at 1280x800 and 390x844 go to
  * test-artifacts/screenshots, and at 320 px the page does not scroll sideways.
  */
@@ -19,7 +20,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, Page, Request } from "playwright-core";
 import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
@@ -322,32 +323,87 @@ describe("the dashboard's second edition", () => {
 		assert.deepEqual(await axeCheck(p, "the profile, desktop"), []);
 	});
 
-	it("orders the search by its sortable headers, saying so with aria-sort", async () => {
-		// Six transactions in the read model: three fundings, the exchange's two sides, one more funding.
-		await until("the transactions in the read model", async () => {
-			await p.click("#find-form button[type=submit]");
-			await p.waitForFunction(() => /newest first/.test(document.querySelector('.msg[data-for="find"]')?.textContent ?? ""));
-			return (await p.$$("#find-results tbody tr")).length >= 6;
-		}, 10_000, 100);
+	it("orders the search on the server by its Order control and sortable headers, a page at a time, saying so with aria-sort", async () => {
+		// Eighteen more fundings of Savings, one after another (6.00 to 23.00 USD): with the six
+		// before (three fundings, the exchange's two sides, one more funding) 24 transactions,
+		// more than the page's 20, so each order takes two pages.
+		const extra = Array.from({ length: 18 }, (_, i) => 600 + i * 100);
+		for (const [i, amount] of extra.entries()) await fund(accountIds.savings, "USD", amount, `fund-sort-${i}`);
+		await until("the transactions in the read model", async () => (await request<{ items: unknown[] }>("GET", "/api/v1/transactions?limit=100", { token })).body.items.length === 24, 10_000, 100);
+		const usd = (minorUnits: number) => `${(minorUnits / 100).toFixed(2)} USD`;
+		const byAmount = [...extra.map(usd), "5.00 USD", "-100.00 USD", "120.00 USD", "500.00 USD"].sort((a, b) => Math.abs(minor(a)) - Math.abs(minor(b)));
+		const largest = [quoted.get, "20.00 EUR", ...byAmount.toReversed()];
+		const smallest = ["20.00 EUR", quoted.get, ...byAmount];
+
+		// What the page asks the API for.
+		const asked: URLSearchParams[] = [];
+		const onRequest = (r: Request) => {
+			const url = new URL(r.url());
+			if (url.pathname === "/api/v1/transactions") asked.push(url.searchParams);
+		};
+		p.on("request", onRequest);
+		const lastAsked = () => {
+			const q = asked.at(-1);
+			return { sort: q?.get("sort"), cursor: q?.has("cursor") ?? false };
+		};
+		const shows = (want: string) => p.waitForFunction(w => document.querySelector('.msg[data-for="find"]')?.textContent === w, want);
 		const amounts = () => p.$$eval("#find-results tbody tr", rows => rows.map(r => r.querySelectorAll("td")[4]?.textContent ?? ""));
+		const ids = () => p.$$eval("#find-results tbody tr", rows => rows.map(r => r.getAttribute("data-transaction-id") ?? ""));
 		const sortOf = (col: string) => p.getAttribute(`#find-results th[data-sort-by="${col}"]`, "aria-sort");
+		/** The next page by "More": the list grows to all 24 in the same order, asked with the order and its cursor. */
+		const more = async (sort: string, words: string) => {
+			assert.ok(await p.isVisible("#find-more"), "a next page is offered");
+			await p.click("#find-more");
+			await shows(`24 transactions, ${words}.`);
+			assert.deepEqual(lastAsked(), { sort, cursor: true });
+			assert.ok(await p.isHidden("#find-more"), "no page after the last");
+		};
+
+		await p.click("#find-form button[type=submit]");
+		await shows("20+ transactions, newest first.");
+		assert.deepEqual(lastAsked(), { sort: "newest", cursor: false });
 		assert.equal(await sortOf("date"), "descending");
+
+		// The Amount header: the largest first, currencies in alphabetical order; the first page is the server's first 20.
 		await p.click('#find-results th[data-sort-by="amount"] button');
-		await p.waitForFunction(() => /largest amount first/.test(document.querySelector('.msg[data-for="find"]')?.textContent ?? ""));
+		await shows("20+ transactions, largest amount first, per currency.");
+		assert.deepEqual(lastAsked(), { sort: "largest", cursor: false });
 		assert.deepEqual([await sortOf("amount"), await sortOf("date")], ["descending", null]);
 		assert.equal((await focused()).text, "Amount", "focus stays on the header");
-		const largest = await amounts();
-		const eurGet = `${quoted.get}`;
-		assert.deepEqual(largest, [eurGet, "20.00 EUR", "500.00 USD", "120.00 USD", "-100.00 USD", "5.00 USD"]);
+		assert.deepEqual(await amounts(), largest.slice(0, 20));
+		await more("largest", "largest amount first, per currency");
+		assert.deepEqual(await amounts(), largest);
+
 		await p.click('#find-results th[data-sort-by="amount"] button');
-		await p.waitForFunction(() => /smallest amount first/.test(document.querySelector('.msg[data-for="find"]')?.textContent ?? ""));
-		assert.equal(await sortOf("amount"), "ascending");
-		assert.deepEqual(await amounts(), ["20.00 EUR", eurGet, "5.00 USD", "-100.00 USD", "120.00 USD", "500.00 USD"]);
+		await shows("20+ transactions, smallest amount first, per currency.");
+		assert.deepEqual(lastAsked(), { sort: "smallest", cursor: false });
+		assert.deepEqual([await sortOf("amount"), await sortOf("date")], ["ascending", null]);
 		assert.equal(await p.inputValue("#find-form [name=sort]"), "smallest");
+		assert.deepEqual(await amounts(), smallest.slice(0, 20));
+		await more("smallest", "smallest amount first, per currency");
+		assert.deepEqual(await amounts(), smallest);
+
+		// The When header: the newest first again, the fundings just made at the top.
 		await p.click('#find-results th[data-sort-by="date"] button');
-		await p.waitForFunction(() => /newest first/.test(document.querySelector('.msg[data-for="find"]')?.textContent ?? ""));
+		await shows("20+ transactions, newest first.");
+		assert.deepEqual(lastAsked(), { sort: "newest", cursor: false });
 		assert.deepEqual([await sortOf("date"), await sortOf("amount")], ["descending", null]);
-		assert.equal((await amounts())[0], "5.00 USD", "the newest first again");
+		assert.equal((await focused()).text, "When", "focus stays on the header");
+		assert.deepEqual((await amounts()).slice(0, 19), [...extra.toReversed().map(usd), "5.00 USD"]);
+		await more("newest", "newest first");
+		const newest = await ids();
+		assert.equal(newest.length, 24);
+
+		// The Order control: the oldest first, the very same rows the other way round.
+		await p.selectOption("#find-form [name=sort]", "oldest");
+		await p.click("#find-form button[type=submit]");
+		await shows("20+ transactions, oldest first.");
+		assert.deepEqual(lastAsked(), { sort: "oldest", cursor: false });
+		assert.deepEqual([await sortOf("date"), await sortOf("amount")], ["ascending", null]);
+		assert.deepEqual((await amounts()).slice(0, 3), ["500.00 USD", "120.00 USD", "20.00 EUR"]);
+		await more("oldest", "oldest first");
+		assert.deepEqual(await ids(), newest.toReversed());
+		p.off("request", onRequest);
 		assert.deepEqual(await axeCheck(p, "sorted search, desktop"), []);
 		await p.screenshot({ path: `${SHOTS}second-desktop.png`, fullPage: true });
 	});
