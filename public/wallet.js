@@ -82,9 +82,20 @@ async function search(fresh) {
 	if (r.status !== 200) return say("find", r.data?.error?.message ?? "The search did not work. Try again.", false);
 	const body = $("#find-results tbody");
 	if (fresh) body.replaceChildren();
-	body.append(...r.data.items.map(transactionRow));
+	const added = r.data.items.map(transactionRow);
+	body.append(...added);
 	find.cursor = r.data.nextCursor;
-	$("#find-more").hidden = !find.cursor;
+	const more = $("#find-more");
+	const moreHadFocus = document.activeElement === more;
+	more.hidden = !find.cursor;
+	// The last page hides "More": its focus goes to the first row it brought, not to the page.
+	if (moreHadFocus && more.hidden) {
+		const first = added[0];
+		if (first) {
+			first.tabIndex = -1;
+			first.focus();
+		} else $("#find-title").focus();
+	}
 	const n = body.children.length;
 	say("find", n === 0 ? "Nothing matches." : `${n}${find.cursor ? "+" : ""} transaction${n === 1 ? "" : "s"}, ${SORTS[find.sort].words}.`, true);
 }

@@ -357,6 +357,8 @@ describe("the dashboard's second edition", () => {
 			await shows(`24 transactions, ${words}.`);
 			assert.deepEqual(lastAsked(), { sort, cursor: true });
 			assert.ok(await p.isHidden("#find-more"), "no page after the last");
+			// Focus went to the first row the last page brought (the 21st), not to the page body.
+			assert.equal(await p.$$eval("#find-results tbody tr", rows => rows.findIndex(r => r === r.ownerDocument.activeElement)), 20);
 		};
 
 		await p.click("#find-form button[type=submit]");
