@@ -25,6 +25,7 @@ import pg from "pg";
 import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, NATS_URL, type TestDatabase } from "../test/support/db.ts";
 import { startNode, TEST_JWT_SECRET } from "../test/support/node.ts";
+import { signedCall } from "../test/support/caller.ts";
 import { freePort, untilHttpUp } from "../test/support/http.ts";
 import { exited, startChildNode } from "../test/support/child.ts";
 import { uuidv7 } from "../lib/ids.ts";
@@ -46,6 +47,9 @@ export interface Member {
 	accountId: string;
 }
 
+/** The staff member who raises the bench's users to tier 3. */
+const BENCH_STAFF_ID = "018f0000-0000-7000-8000-0000000be0c1";
+
 /** Users at tier 3, each with a USD account funded from a system account. */
 export async function setUp(broker: ServiceBroker, secret: string, ttlS: number, users = USERS): Promise<Member[]> {
 	const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: "external:bench:USD", currency: "USD" });
@@ -57,7 +61,8 @@ export async function setUp(broker: ServiceBroker, secret: string, ttlS: number,
 			await broker.call("users.create", { userId, email: `bench-${i}@example.com`, name: `Bench ${i}` });
 			// Only a verified address may hold a tier above 1 (as `npm run admin -- verify` would mark it).
 			await broker.call("users.markEmailVerified", { id: userId, email: `bench-${i}@example.com` });
-			await broker.call("users.setTier", { id: userId, tier: 3 });
+			// A staff action: in a cluster signed by the gateway for the staff member (as an admin's PATCH would be), and audited.
+			await signedCall(broker, "users.setTier", { id: userId, tier: 3, staffId: BENCH_STAFF_ID, reason: "bench set-up" });
 		} else await broker.call("ledger.owners.setTier", { ownerId: userId, tier: 3 });
 		const a: { id: string } = await broker.call("ledger.accounts.open", { ownerId: userId, currency: "USD" });
 		await broker.call("ledger.transfers.create", { idempotencyKey: `fund-${a.id}`, fromAccountId: sys.id, toAccountId: a.id, amount: 1_000_000_000, currency: "USD" });
