@@ -121,9 +121,9 @@ export const reports = {
 		/** The filtered set as a PDF statement (oldest first): the customer's name, the period, opening and closing balances per account, the lines and totals. */
 		statement: action("reports.transactions.statement", transactionsExportParams, returns<Buffer>()),
 	},
-	/** Erasure on request: others' rows show the pseudonym for the person, the person's own keep no description; their rules and insights go. */
 	/** Erasure on request: the ids of other customers' insights about a payment with the person (their notices name them), by id, a page at a time. */
 	insightsAbout: action("reports.insightsAbout", erasurePageParams, returns<{ ids: string[] }>()),
+	/** Erasure on request: others' rows show the pseudonym for the person, the person's own keep no description; their rules and insights go. */
 	erase: action("reports.erase", erasureParams, returns<{ erased: number }>(), BY_USER),
 	/** Spending by category and counterparty for a UTC month, against the months before, with the insights that follow. */
 	insights: action("reports.insights", monthlyInsightsParams, returns<MonthlyInsights>()),
