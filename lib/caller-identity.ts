@@ -167,11 +167,22 @@ export function derivedSigningKey(jwtSecret: string): string {
 	return Buffer.from(hkdfSync("sha256", jwtSecret, HKDF_SALT, "ed25519 seed", SEED_BYTES)).toString("base64url");
 }
 
-/** Signs assertions with the gateway's private key. */
+/** Assertions a signer remembers at most for its own node's checks (beyond, those are checked by their signature). */
+const SIGNED_HERE_MAX = 10_000;
+
+/**
+ * Signs assertions with the gateway's private key. For actions this node runs itself it
+ * remembers what it signed until the check here takes it (or it expires): a call that never
+ * left the process needs no signature check, only the same binding checks (CallerVerifier).
+ */
 export class CallerSigner {
 	readonly kid: string;
 	private readonly key: KeyObject;
 	private readonly now: () => number;
+	/** Guarded actions with an endpoint on this node, whose assertions are remembered. */
+	private readonly localActs = new Set<string>();
+	/** Signature -> the body it signed and when it expires, in signing order. */
+	private readonly signedHere = new Map<string, { body: string; exp: number }>();
 
 	constructor(seed: string, now: () => number = Date.now) {
 		const s = raw32(seed);
@@ -186,7 +197,34 @@ export class CallerSigner {
 		const iat = this.now();
 		const claims: CallerClaims = { v: ASSERTION_VERSION, kid: this.kid, sub: who.id, roles: [...who.roles], sid: who.sid, act, dig: paramsDigest(params), iat, exp: iat + ASSERTION_TTL_MS };
 		const body = Buffer.from(JSON.stringify(claims)).toString("base64url");
-		return `${body}.${sign(null, Buffer.from(body), this.key).toString("base64url")}`;
+		const signature = sign(null, Buffer.from(body), this.key).toString("base64url");
+		if (this.localActs.has(act)) this.remember(signature, body, claims.exp);
+		return `${body}.${signature}`;
+	}
+
+	/** This node runs guarded action `act`: what is signed for it is remembered for the check here. */
+	runsLocally(act: string): void {
+		this.localActs.add(act);
+	}
+
+	/** Whether this signer made exactly this token (and it is not expired); each is taken once. */
+	takeSignedHere(token: string): boolean {
+		const dot = token.indexOf(".");
+		const signature = token.slice(dot + 1);
+		const entry = this.signedHere.get(signature);
+		if (!entry || entry.body !== token.slice(0, dot) || entry.exp < this.now()) return false;
+		this.signedHere.delete(signature);
+		return true;
+	}
+
+	private remember(signature: string, body: string, exp: number): void {
+		const now = this.now();
+		// Oldest first: drop the expired ones (calls that went elsewhere or failed before their check).
+		for (const [sig, e] of this.signedHere) {
+			if (e.exp >= now) break;
+			this.signedHere.delete(sig);
+		}
+		if (this.signedHere.size < SIGNED_HERE_MAX) this.signedHere.set(signature, { body, exp });
 	}
 }
 
@@ -209,6 +247,8 @@ export class CallerVerifier {
 	private readonly keys: Map<string, KeyObject>;
 	private readonly now: () => number;
 	private readonly skewMs: number;
+	/** This node's own signer (a gateway's): a token it made here needs no signature check. */
+	private localSigner: CallerSigner | null = null;
 
 	constructor(publicKeys: readonly string[], opts: { now?: () => number; clockSkewMs?: number } = {}) {
 		this.keys = new Map();
@@ -219,6 +259,11 @@ export class CallerVerifier {
 		}
 		this.now = opts.now ?? Date.now;
 		this.skewMs = opts.clockSkewMs ?? CLOCK_SKEW_MS;
+	}
+
+	/** Trusts the tokens `signer` made in this process (it runs on the same node): their binding is still checked. */
+	trustSignedHere(signer: CallerSigner): void {
+		this.localSigner = signer;
 	}
 
 	/** The key ids accepted. */
@@ -242,8 +287,11 @@ export class CallerVerifier {
 		if (!claims) throw unverified("the caller's assertion is malformed");
 		const key = this.keys.get(claims.kid);
 		if (!key) throw unverified("the caller's assertion is signed by a key this node does not know");
-		const signature = Buffer.from(token.slice(dot + 1), "base64url");
-		if (signature.length !== 64 || !verify(null, Buffer.from(body), key, signature)) throw unverified("the caller's assertion has a wrong signature");
+		// A token this node signed itself never crossed the bus: its signature is known good.
+		if (!this.localSigner?.takeSignedHere(token)) {
+			const signature = Buffer.from(token.slice(dot + 1), "base64url");
+			if (signature.length !== 64 || !verify(null, Buffer.from(body), key, signature)) throw unverified("the caller's assertion has a wrong signature");
+		}
 		const now = this.now();
 		if (claims.exp - claims.iat > ASSERTION_TTL_MS) throw unverified("the caller's assertion lives longer than allowed");
 		if (now > claims.exp + this.skewMs) throw unverified("the caller's assertion has expired");
@@ -405,13 +453,17 @@ export function callerIdentityMiddleware(opts: CallerIdentityOptions) {
 		name: "CallerIdentity",
 		created(broker: BrokerLike & object) {
 			logger = broker.getLogger("caller-identity");
-			if (signer) installSigner(broker, signer);
+			if (signer) {
+				installSigner(broker, signer);
+				verifier.trustSignedHere(signer);
+			}
 			logger.info("guarded actions check the gateway-signed caller", { required: opts.required, keys: verifier.kids, signs: signer?.kid ?? null });
 		},
 		localAction(next: (ctx: Context) => Promise<unknown>, action: ActionLike) {
 			const act = action.name;
 			const guard = act ? guardOf(act) : undefined;
 			if (!act || !guard) return next;
+			signer?.runsLocally(act);
 			return function checkCaller(ctx: Context): Promise<unknown> {
 				const meta = ctx.meta as Record<string, unknown>;
 				try {

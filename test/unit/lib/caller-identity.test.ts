@@ -71,6 +71,34 @@ describe("caller assertions", () => {
 		}
 	});
 
+	it("a token this node's signer made for an action run here is taken once without its signature check, and still bound to its action and params", () => {
+		const at = { t: T0 };
+		const k = pair(at);
+		const verifier = new CallerVerifier([k.verifyKey], { now: () => at.t });
+		verifier.trustSignedHere(k.signer);
+		k.signer.runsLocally("payments.topup");
+		const ann = { id: ANN, roles: ["user"], sid: "s1" };
+		const params = { amount: 100, userId: ANN };
+		const token = k.signer.sign(ann, "payments.topup", params);
+		assert.equal(verifier.verify(token, "payments.topup", params).sub, ANN);
+		// Taken once: the same token again is checked by its signature (and passes: it is genuine).
+		assert.equal(verifier.verify(token, "payments.topup", params).sub, ANN);
+		// A remembered token's binding is checked all the same: other params, another action.
+		const fresh = () => k.signer.sign(ann, "payments.topup", params);
+		assert.throws(() => verifier.verify(fresh(), "payments.topup", { amount: 101, userId: ANN }), unverified(/params/));
+		assert.throws(() => verifier.verify(fresh(), "payments.payout", params), unverified(/another action/));
+		// Our signature under another body is no token of ours: the signature check refuses it.
+		const [body, sig] = token.split(".");
+		const other = k.signer.sign(ann, "payments.topup", params);
+		const forgedBody = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(body ?? "", "base64url").toString()), sub: BEN })).toString("base64url");
+		assert.throws(() => verifier.verify(`${forgedBody}.${other.split(".")[1]}`, "payments.topup", { amount: 100, userId: BEN }), unverified(/wrong signature/));
+		assert.ok(sig);
+		// Past its life a remembered token is refused like any other.
+		const late = k.signer.sign(ann, "payments.topup", params);
+		at.t += ASSERTION_TTL_MS + CLOCK_SKEW_MS + 1;
+		assert.throws(() => verifier.verify(late, "payments.topup", params), unverified(/expired/));
+	});
+
 	it("accept every key of GATEWAY_VERIFY_KEYS, and no other once one is removed", () => {
 		const at = { t: T0 };
 		const oldKey = pair(at);
