@@ -42,37 +42,44 @@ export interface ClientView {
 	previousSecretExpiresAt: string | null;
 }
 
+/**
+ * The actions that act on the caller's own session and credentials take their user from
+ * ctx.meta.user: in a cluster that user must come with the gateway's signature (a node on
+ * the bus could otherwise name anyone and, say, mint an API client for them).
+ */
+const BY_SESSION = { user: META_USER } as const;
+
 export const auth = {
 	register: action("auth.register", P.registerParams, returns<{ user: PublicUser } & TokenPair>()),
 	login: action("auth.login", P.loginParams, returns<{ user: PublicUser } & TokenPair>()),
 	refresh: action("auth.refresh", P.refreshParams, returns<TokenPair>()),
 	/** Ends the session of ctx.meta.user. */
-	logout: action("auth.logout", P.emptyParams, returns<{ revoked: true }>()),
+	logout: action("auth.logout", P.emptyParams, returns<{ revoked: true }>(), BY_SESSION),
 	mfa: {
-		setup: action("auth.mfa.setup", P.mfaSetupParams, returns<{ secret: string; otpauthUrl: string }>()),
-		verify: action("auth.mfa.verify", P.otpParams, returns<{ mfaEnabled: true }>()),
+		setup: action("auth.mfa.setup", P.mfaSetupParams, returns<{ secret: string; otpauthUrl: string }>(), BY_SESSION),
+		verify: action("auth.mfa.verify", P.otpParams, returns<{ mfaEnabled: true }>(), BY_SESSION),
 	},
 	email: {
 		/** Mails a new verification code to the caller's address (or, if another account owns it, a notice to the owner). */
-		sendCode: action("auth.email.sendCode", P.emptyParams, returns<{ sent: true }>()),
+		sendCode: action("auth.email.sendCode", P.emptyParams, returns<{ sent: true }>(), BY_SESSION),
 		/** The caller's mailed code: the address is verified from now. */
-		verify: action("auth.email.verify", P.emailCodeParams, returns<{ emailVerified: true }>()),
+		verify: action("auth.email.verify", P.emailCodeParams, returns<{ emailVerified: true }>(), BY_SESSION),
 	},
 	password: {
 		/** Needs the current password (and code with MFA); ends every session and answers a new one. */
-		change: action("auth.password.change", P.passwordChangeParams, returns<TokenPair>()),
+		change: action("auth.password.change", P.passwordChangeParams, returns<TokenPair>(), BY_SESSION),
 		/** Mails a single-use reset token; answers the same whether or not the address has an account. */
 		forgot: action("auth.password.forgot", P.passwordForgotParams, returns<{ sent: true }>()),
 		/** Sets a new password with a mailed token; ends every session. */
 		reset: action("auth.password.reset", P.passwordResetParams, returns<{ reset: true }>()),
 	},
 	/** The caller's password again (and a code with MFA on), counted like logins: before an irreversible step. */
-	confirm: action("auth.confirm", P.confirmParams, returns<{ confirmed: true }>()),
+	confirm: action("auth.confirm", P.confirmParams, returns<{ confirmed: true }>(), BY_SESSION),
 	/** Erasure on request: the caller's credentials pseudonymised and unusable, every session and client revoked. */
 	erase: action("auth.erase", P.emptyParams, returns<{ erased: true }>(), { user: META_USER }),
 	sessions: {
-		list: action("auth.sessions.list", P.emptyParams, returns<{ items: SessionView[] }>()),
-		revoke: action("auth.sessions.revoke", P.sessionParams, returns<{ revoked: true }>()),
+		list: action("auth.sessions.list", P.emptyParams, returns<{ items: SessionView[] }>(), BY_SESSION),
+		revoke: action("auth.sessions.revoke", P.sessionParams, returns<{ revoked: true }>(), BY_SESSION),
 		/**
 		 * Sessions (and clients) revoked recently enough that their access tokens may still be
 		 * alive, each with the time its last token expires: read by a gateway or realtime node
@@ -82,12 +89,12 @@ export const auth = {
 	},
 	clients: {
 		/** A client of the caller's, with its secret: shown this once, stored hashed. */
-		create: action("auth.clients.create", P.clientCreateParams, returns<ClientView & { secret: string }>()),
-		list: action("auth.clients.list", P.emptyParams, returns<{ items: ClientView[] }>()),
+		create: action("auth.clients.create", P.clientCreateParams, returns<ClientView & { secret: string }>(), BY_SESSION),
+		list: action("auth.clients.list", P.emptyParams, returns<{ items: ClientView[] }>(), BY_SESSION),
 		/** A new secret; the previous one works for CLIENT_SECRET_OVERLAP_S more. */
-		rotate: action("auth.clients.rotate", P.clientIdParams, returns<ClientView & { secret: string }>()),
+		rotate: action("auth.clients.rotate", P.clientIdParams, returns<ClientView & { secret: string }>(), BY_SESSION),
 		/** Ends the client: its secrets and live tokens stop working. */
-		revoke: action("auth.clients.revoke", P.clientIdParams, returns<{ revoked: true }>()),
+		revoke: action("auth.clients.revoke", P.clientIdParams, returns<{ revoked: true }>(), BY_SESSION),
 		/** OAuth2 client credentials grant: a short-lived access token limited to the client's (requested) scopes. */
 		token: action("auth.clients.token", P.clientTokenParams, returns<{ access_token: string; token_type: "Bearer"; expires_in: number; scope: string }>()),
 	},

@@ -333,10 +333,31 @@ function fieldOf(o: unknown, name: string): unknown {
  * per item of a batch) in ctx.meta. Null when this node signs nothing or the action is not
  * guarded.
  */
+/**
+ * The users a gateway authenticated itself, from a request's access token (the HTTP
+ * route's authenticate): the only ones it signs for. A gateway's actions are published
+ * (moleculer-web routes to them), so a node on the bus can call one with any ctx.meta.user;
+ * that user arrives as a new object, never one of these, and is neither signed for nor
+ * taken as the caller (services/api/caller.ts).
+ */
+const authenticatedUsers = new WeakSet<object>();
+
+/** Marks the user object the gateway made from a verified access token (the same object travels in its calls' meta). */
+export function markAuthenticated<T extends object>(user: T): T {
+	authenticatedUsers.add(user);
+	return user;
+}
+
+/** Whether `user` is an object this process's gateway authenticated from a request. */
+export function isAuthenticated(user: unknown): boolean {
+	return typeof user === "object" && user !== null && authenticatedUsers.has(user);
+}
+
 export function assertionMeta(broker: object, act: string, who: CallerIdentity | null | undefined, params: object): CallerMeta | null {
 	const guard = guards.get(act);
 	const signer = signers.get(broker);
-	if (!guard || !signer || !who) return null;
+	// Only a user this gateway authenticated from a request: never one a call over the bus named.
+	if (!guard || !signer || !who || !authenticatedUsers.has(who)) return null;
 	if (guard.each) {
 		const items = fieldOf(params, guard.each);
 		if (!Array.isArray(items)) return null;

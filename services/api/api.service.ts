@@ -27,6 +27,7 @@ import { assertParams, callDetached } from "../../lib/contract.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { payments } from "../../contracts/payments.ts";
 import { defineService } from "../../lib/service.ts";
+import { markAuthenticated } from "../../lib/caller-identity.ts";
 import { PRIVATE_ALIASES, PROVIDER_CALLBACK_ROUTE, PUBLIC_ALIASES, v1Actions, type GatewayMeta } from "./v1.ts";
 import { SHARED_MODULE_ALIASES } from "./shared-modules.ts";
 
@@ -274,7 +275,8 @@ export function apiService(config: Config): ServiceSchema {
 					if (!needed || !claims.scopes.includes(needed)) throw new Errors.MoleculerClientError("this token's scopes do not allow this route", 403, "FORBIDDEN");
 				}
 				await this.limit(`user:${claims.sub}`, config.http.rateLimitPerUser);
-				ctx.meta.user = { id: claims.sub, roles: claims.roles, sid: claims.sid, ...(claims.scopes ? { scopes: claims.scopes } : {}) };
+				// Marked: the one user object this gateway signs for (a user named by a call over the bus never is).
+				ctx.meta.user = markAuthenticated({ id: claims.sub, roles: claims.roles, sid: claims.sid, ...(claims.scopes ? { scopes: claims.scopes } : {}) });
 				return ctx.meta.user;
 			},
 

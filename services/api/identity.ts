@@ -23,7 +23,7 @@ import { toClientError } from "../../lib/errors.ts";
 import { ERASURE_ACCOUNTS_PER_CALL_MAX } from "../../lib/erasure.ts";
 import { SCOPES, type Scope } from "../auth/tokens.ts";
 import type { GatewayMeta } from "./v1.ts";
-import { requireRole } from "./caller.ts";
+import { requireRole, user } from "./caller.ts";
 import { DOCUMENT_KINDS, DOCUMENT_TYPES } from "../users/kyc.ts";
 
 type Ctx<P> = Context<P, GatewayMeta>;
@@ -139,8 +139,7 @@ export const identityActions = {
 	meExport: {
 		params: identityParams.empty,
 		async handler(this: { limit(key: string, max: number): Promise<void> }, ctx: Ctx<V<"empty">>) {
-			const id = ctx.meta.user?.id;
-			if (!id) throw new Error("the route needs a session");
+			const id = user(ctx).id;
 			await this.limit(`export:${id}`, EXPORTS_PER_WINDOW_MAX);
 			const [profile, sessions, clients, accountList, hooks] = await Promise.all([
 				call(ctx, users.get, { id }), call(ctx, auth.sessions.list, {}), call(ctx, auth.clients.list, {}),
@@ -179,8 +178,7 @@ export const identityActions = {
 	meErase: {
 		params: identityParams.erase,
 		async handler(ctx: Ctx<V<"erase">>) {
-			const id = ctx.meta.user?.id;
-			if (!id) throw new Error("the route needs a session");
+			const id = user(ctx).id;
 			const { otp: code, ...rest } = ctx.params;
 			await call(ctx, auth.confirm, code == null ? rest : { ...rest, otp: code });
 			// Money that may still come back to an account (a provider's or a biller's answer) waits: a closed account refuses it.
@@ -230,8 +228,7 @@ export const identityActions = {
 	kycUpload: {
 		params: identityParams.kycUpload,
 		async handler(ctx: Ctx<V<"kycUpload">>) {
-			const id = ctx.meta.user?.id;
-			if (!id) throw new Error("the route needs a session");
+			const id = user(ctx).id;
 			const out = await call(ctx, users.kyc.upload, { ...ctx.params, userId: id });
 			ctx.meta.$statusCode = 201;
 			return out;
@@ -240,8 +237,7 @@ export const identityActions = {
 	kycList: {
 		params: identityParams.empty,
 		async handler(ctx: Ctx<V<"empty">>) {
-			const id = ctx.meta.user?.id;
-			if (!id) throw new Error("the route needs a session");
+			const id = user(ctx).id;
 			return call(ctx, users.kyc.list, { userId: id });
 		},
 	},

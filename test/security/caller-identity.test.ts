@@ -8,6 +8,9 @@
  *   captured assertion of someone else's payment, with one whose amount it changed, with an
  *   expired one), and cannot set a tier with a forged staff id or none; an assertion for
  *   freezing an account does not unfreeze it; the money and the tier stay as they were;
+ * - the gateway signs only for the users it authenticated from a request: its own actions
+ *   called over the bus with a forged ctx.meta.user (a transfer, an admin's tier change, an
+ *   API client) answer 401, and auth's session actions refuse an unsigned meta.user;
  * - the real gateway's requests get through: an HTTP transfer (signed per payment, batched
  *   to the ledger node) and staff actions with their audited staff member;
  * - a rotation: with both public keys in GATEWAY_VERIFY_KEYS, old-signed and new-signed
@@ -57,7 +60,7 @@ const accounts = { ann: "", ben: "" };
 const shared = () => ({ DATABASE_URL: db.url, TRANSPORTER: NATS_URL, NAMESPACE: ns, HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4" });
 
 async function startServices(verifyKeys: string): Promise<ServiceBroker> {
-	const { broker } = await startNode({ ...shared(), SERVICES: "ledger,users,audit", NODE_ID: `${ns}-services`, LOG_LEVEL: "error", GATEWAY_SIGNING_KEY: "", GATEWAY_VERIFY_KEYS: verifyKeys });
+	const { broker } = await startNode({ ...shared(), SERVICES: "ledger,users,audit,auth", NODE_ID: `${ns}-services`, LOG_LEVEL: "error", GATEWAY_SIGNING_KEY: "", GATEWAY_VERIFY_KEYS: verifyKeys });
 	return broker;
 }
 
@@ -159,6 +162,29 @@ describe("the gateway-signed caller", () => {
 		// Only the admin's change reached the audit log (requested, done): the refused calls never got that far.
 		const log: { items: { event: string; payload: { actor: string; target: string; details: { outcome: string } } }[] } = await services.call("audit.list", { limit: 500 });
 		assert.deepEqual(log.items.filter(e => e.event === "admin.user.tier.set").map(e => [e.payload.actor, e.payload.target, e.payload.details.outcome]), [[ADMIN, BEN, "requested"], [ADMIN, BEN, "done"]]);
+	});
+
+	it("the gateway signs only for users it authenticated from a request: a gateway action called over the bus with a forged ctx.meta.user is refused (401) and signs nothing", async () => {
+		const before = await posted(accounts.ann);
+		const forgedAnn = { user: { id: ANN, roles: ["user"], sid: "forged" }, idempotencyKey: `forged-${ns}` };
+		// The gateway's transfer action, reached over the bus (its actions are published for moleculer-web).
+		await assert.rejects(
+			rogueNode.call("api.createTransfer", { fromAccountId: accounts.ann, toAccountId: accounts.ben, amount: 7_000, currency: "USD" }, { meta: forgedAnn }),
+			refused(401, "UNAUTHORIZED"),
+		);
+		assert.equal(await posted(accounts.ann), before, "no money moved");
+		// A staff action as a made-up admin: refused, the tier unchanged, nothing audited for that admin.
+		const NOBODY = uuidv7();
+		const tier = await tierOf(BEN);
+		await assert.rejects(rogueNode.call("api.adminSetTier", { id: BEN, tier: 1 }, { meta: { user: { id: NOBODY, roles: ["user", "admin"], sid: "forged" } } }), refused(401, "UNAUTHORIZED"));
+		assert.equal(await tierOf(BEN), tier);
+		const log: { items: { payload: { actor: string } }[] } = await services.call("audit.list", { limit: 500 });
+		assert.ok(!log.items.some(e => e.payload.actor === NOBODY), "no audit record for the forged admin");
+		// An API client for Ann, minted through the gateway or straight from auth: both refused.
+		// (the gateway hands it to auth unsigned, and auth refuses it)
+		await assert.rejects(rogueNode.call("api.clientCreate", { name: "stolen", scopes: ["payments:write"] }, { meta: { user: ann } }), refused(401, "CALLER_UNVERIFIED"));
+		await assert.rejects(rogueNode.call("auth.clients.create", { name: "stolen", scopes: ["payments:write"] }, { meta: { user: ann } }), refused(401, "CALLER_UNVERIFIED"));
+		await assert.rejects(rogueNode.call("auth.sessions.list", {}, { meta: { user: ann } }), refused(401, "CALLER_UNVERIFIED"));
 	});
 
 	it("the gateway's own requests get through: an HTTP transfer signed per payment and batched to the ledger node", async () => {
