@@ -67,7 +67,15 @@ export interface CallerClaims {
 	dig: string;
 	iat: number;
 	exp: number;
+	/** A random id: an action without an idempotency key takes each assertion once (a replay of a freeze after its unfreeze is refused). */
+	jti: string;
 }
+
+/** Random bytes of an assertion's id. */
+const JTI_BYTES = 12;
+const JTI = /^[A-Za-z0-9_-]{16}$/;
+/** Ids of single-use assertions a node remembers at most; past that, such calls are refused until old ones expire. */
+const SPENT_IDS_MAX = 100_000;
 
 /** Who the gateway authenticated: its session user. */
 export interface CallerIdentity {
@@ -195,7 +203,7 @@ export class CallerSigner {
 	/** An assertion that `who` asks for action `act` with exactly these params. */
 	sign(who: CallerIdentity, act: string, params: object): string {
 		const iat = this.now();
-		const claims: CallerClaims = { v: ASSERTION_VERSION, kid: this.kid, sub: who.id, roles: [...who.roles], sid: who.sid, act, dig: paramsDigest(params), iat, exp: iat + ASSERTION_TTL_MS };
+		const claims: CallerClaims = { v: ASSERTION_VERSION, kid: this.kid, sub: who.id, roles: [...who.roles], sid: who.sid, act, dig: paramsDigest(params), iat, exp: iat + ASSERTION_TTL_MS, jti: randomBytes(JTI_BYTES).toString("base64url") };
 		const body = Buffer.from(JSON.stringify(claims)).toString("base64url");
 		const signature = sign(null, Buffer.from(body), this.key).toString("base64url");
 		if (this.localActs.has(act)) this.remember(signature, body, claims.exp);
@@ -236,10 +244,11 @@ function claimsOf(v: unknown): CallerClaims | null {
 	if (typeof v !== "object" || v === null) return null;
 	const c = v as Record<string, unknown>;
 	if (c["v"] !== ASSERTION_VERSION) return null;
-	const { kid, sub, roles, sid, act, dig, iat, exp } = c;
+	const { kid, sub, roles, sid, act, dig, iat, exp, jti } = c;
 	if (typeof kid !== "string" || typeof sub !== "string" || !isStringArray(roles) || typeof sid !== "string" || typeof act !== "string" || typeof dig !== "string") return null;
 	if (typeof iat !== "number" || typeof exp !== "number" || !Number.isSafeInteger(iat) || !Number.isSafeInteger(exp)) return null;
-	return { v: ASSERTION_VERSION, kid, sub, roles, sid, act, dig, iat, exp };
+	if (typeof jti !== "string" || !JTI.test(jti)) return null;
+	return { v: ASSERTION_VERSION, kid, sub, roles, sid, act, dig, iat, exp, jti };
 }
 
 /** Checks assertions against the gateways' public keys (GATEWAY_VERIFY_KEYS). */
@@ -259,6 +268,25 @@ export class CallerVerifier {
 		}
 		this.now = opts.now ?? Date.now;
 		this.skewMs = opts.clockSkewMs ?? CLOCK_SKEW_MS;
+	}
+
+	/** Ids of single-use assertions taken, with when they stop mattering (expiry plus skew), oldest first. */
+	private readonly spent = new Map<string, number>();
+
+	/**
+	 * Takes a single-use assertion (one for an action without an idempotency key): a second
+	 * call with it, within its life, is refused (409 CALLER_REPLAYED). Kept per node: a
+	 * replay sent to another node running the same action is not seen here.
+	 */
+	spend(claims: CallerClaims): void {
+		const now = this.now();
+		for (const [id, until] of this.spent) {
+			if (until >= now) break;
+			this.spent.delete(id);
+		}
+		if (this.spent.has(claims.jti)) throw new Errors.MoleculerClientError("this signed request was used already: ask again", 409, "CALLER_REPLAYED");
+		if (this.spent.size >= SPENT_IDS_MAX) throw new Errors.MoleculerRetryableError("too many signed requests at once: try again shortly", 503, "CALLER_BUSY");
+		this.spent.set(claims.jti, claims.exp + this.skewMs);
 	}
 
 	/** Trusts the tokens `signer` made in this process (it runs on the same node): their binding is still checked. */
@@ -402,6 +430,9 @@ export function checkCall(verifier: CallerVerifier, guard: CallerGuard, act: str
 	if (token === undefined && !required) return [];
 	const claims = verifier.verify(token, act, typeof params === "object" && params !== null ? params : {});
 	bind(guard, claims, params, meta);
+	// An action without an idempotency key (a freeze, a tier, roles) takes each assertion once;
+	// one with a key may see its assertion again (a retry), and its key answers the same.
+	if (fieldOf(params, "idempotencyKey") === undefined) verifier.spend(claims);
 	return [claims];
 }
 

@@ -137,12 +137,17 @@ describe("the gateway-signed caller", () => {
 		assert.equal(await posted(accounts.ann), 100_000);
 		// An admin's freeze, captured and sent to unfreeze (the same params): refused.
 		const freeze = { id: accounts.ben, staffId: ADMIN, reason: "fraud check" };
-		const frozen: { status: string } = await rogueNode.call("ledger.accounts.freeze", freeze, { meta: { callerAssertion: gatewayNew.sign(admin, "ledger.accounts.freeze", freeze) } });
+		const freezeAssertion = gatewayNew.sign(admin, "ledger.accounts.freeze", freeze);
+		const frozen: { status: string } = await rogueNode.call("ledger.accounts.freeze", freeze, { meta: { callerAssertion: freezeAssertion } });
 		assert.equal(frozen.status, "frozen");
 		await assert.rejects(rogueNode.call("ledger.accounts.unfreeze", freeze, { meta: { callerAssertion: gatewayNew.sign(admin, "ledger.accounts.freeze", freeze) } }), refused(401, "CALLER_UNVERIFIED", /another action/));
 		const still: { status: string } = await services.call("ledger.accounts.get", { id: accounts.ben });
 		assert.equal(still.status, "frozen");
 		await rogueNode.call("ledger.accounts.unfreeze", freeze, { meta: { callerAssertion: gatewayNew.sign(admin, "ledger.accounts.unfreeze", freeze) } });
+		// The freeze's assertion, captured and replayed after the unfreeze (within its 30 s): refused, the account stays active.
+		await assert.rejects(rogueNode.call("ledger.accounts.freeze", freeze, { meta: { callerAssertion: freezeAssertion } }), refused(409, "CALLER_REPLAYED"));
+		const active: { status: string } = await services.call("ledger.accounts.get", { id: accounts.ben });
+		assert.equal(active.status, "active");
 	});
 
 	it("no staff action with a forged staff id, or none: the tier stays; the signed staff member's goes through, audited", async () => {

@@ -35,11 +35,14 @@ describe("caller assertions", () => {
 		const token = k.signer.sign({ id: ANN, roles: ["user"], sid: "s1" }, "payments.topup", { amount: 100, userId: ANN });
 		const [body, sig] = token.split(".");
 		assert.equal(Buffer.from(sig ?? "", "base64url").length, 64);
-		const claims: unknown = JSON.parse(Buffer.from(body ?? "", "base64url").toString());
+		const { jti, ...claims } = JSON.parse(Buffer.from(body ?? "", "base64url").toString()) as { jti: unknown };
 		assert.deepEqual(claims, {
 			v: 1, kid: keyId(Buffer.from(k.verifyKey, "base64url")), sub: ANN, roles: ["user"], sid: "s1", act: "payments.topup",
 			dig: paramsDigest({ userId: ANN, amount: 100 }), iat: T0, exp: T0 + ASSERTION_TTL_MS,
 		});
+		// A random id of 12 bytes, another for each assertion.
+		assert.match(String(jti), /^[A-Za-z0-9_-]{16}$/);
+		assert.notEqual(JSON.parse(Buffer.from(k.signer.sign({ id: ANN, roles: ["user"], sid: "s1" }, "payments.topup", { amount: 100, userId: ANN }).split(".")[0] ?? "", "base64url").toString()).jti, jti);
 		assert.equal(k.kid.length, 16);
 		const v = new CallerVerifier([k.verifyKey], { now: () => at.t });
 		assert.equal(v.verify(token, "payments.topup", { userId: ANN, amount: 100 }).sub, ANN, "key order of the params does not matter");
@@ -97,6 +100,30 @@ describe("caller assertions", () => {
 		const late = k.signer.sign(ann, "payments.topup", params);
 		at.t += ASSERTION_TTL_MS + CLOCK_SKEW_MS + 1;
 		assert.throws(() => verifier.verify(late, "payments.topup", params), unverified(/expired/));
+	});
+
+	it("an action without an idempotency key takes each assertion once within its life; one with a key takes it again (a retry)", () => {
+		const at = { t: T0 };
+		const k = pair(at);
+		const v = new CallerVerifier([k.verifyKey], { now: () => at.t });
+		const staff = { id: STAFF, roles: ["user", "admin"], sid: "s3" };
+		const guard: CallerGuard = { staff: "staffId" };
+		const freeze = { accountId: ANN, staffId: STAFF, reason: "fraud" };
+		const meta = () => ({ callerAssertion: token });
+		const token = k.signer.sign(staff, "ledger.accounts.freeze", freeze);
+		assert.equal(checkCall(v, guard, "ledger.accounts.freeze", freeze, meta(), true)[0]?.sub, STAFF);
+		// The same signed freeze again (say, replayed after an unfreeze): refused.
+		assert.throws(() => checkCall(v, guard, "ledger.accounts.freeze", freeze, meta(), true), refusal(409, "CALLER_REPLAYED"));
+		// A new assertion for the same freeze goes through: the staff member asking again.
+		assert.equal(checkCall(v, guard, "ledger.accounts.freeze", freeze, { callerAssertion: k.signer.sign(staff, "ledger.accounts.freeze", freeze) }, true).length, 1);
+		// With an idempotency key the same assertion is taken again: its key answers a retry.
+		const topup = { idempotencyKey: "k1", userId: ANN, amount: 100 };
+		const ann = { id: ANN, roles: ["user"], sid: "s1" };
+		const keyed = k.signer.sign(ann, "payments.topup", topup);
+		for (let i = 0; i < 3; i++) assert.equal(checkCall(v, { user: "userId" }, "payments.topup", topup, { callerAssertion: keyed }, true).length, 1);
+		// Once expired, the spent id is forgotten, and the assertion is refused as expired anyway.
+		at.t += ASSERTION_TTL_MS + CLOCK_SKEW_MS + 1;
+		assert.throws(() => checkCall(v, guard, "ledger.accounts.freeze", freeze, meta(), true), unverified(/expired/));
 	});
 
 	it("accept every key of GATEWAY_VERIFY_KEYS, and no other once one is removed", () => {
