@@ -316,6 +316,20 @@ function distinctSecrets(env: Env, names: readonly string[]): void {
 	}
 }
 
+/**
+ * NATS_PASSWORD. nats-server reads `password: $NATS_PASSWORD` (deploy/nats.conf) as a config
+ * value, not as text: a value that begins like a number ("9e5…", which `openssl rand -hex`
+ * gives now and then) stops the server from starting. So it must begin with a letter (the
+ * deploy files make it as `p` followed by random hex).
+ */
+function natsPasswordVar(env: Env): string | null {
+	const value = optionalSecret(env, "NATS_PASSWORD", 8);
+	if (value !== null && !/^[A-Za-z]/.test(value)) {
+		throw new ConfigError("NATS_PASSWORD must begin with a letter: nats-server reads it as a config value, and one that begins like a number (9e5…) stops it starting (make one with: echo p$(openssl rand -hex 32))");
+	}
+	return value;
+}
+
 export const SECRET_VARS = ["JWT_SECRET", "TRANSIT_KEY", "PROVIDER_WEBHOOK_SECRET", "NATS_TOKEN", "NATS_PASSWORD", "AUDIT_KEY", "SECRETS_KEY", "KYC_S3_SECRET_ACCESS_KEY", "GATEWAY_SIGNING_KEY"] as const;
 
 function secretVar(env: Env, clustered: boolean): { secret: string; generated: boolean } {
@@ -712,7 +726,7 @@ export function loadConfig(env: Env = process.env): Config {
 		transit: {
 			natsToken: optionalSecret(env, "NATS_TOKEN", 8),
 			natsUser: env["NATS_USER"] || null,
-			natsPassword: optionalSecret(env, "NATS_PASSWORD", 8),
+			natsPassword: natsPasswordVar(env),
 			natsTls: boolVar(env, "NATS_TLS", false),
 			natsTlsCaFile: env["NATS_TLS_CA_FILE"] || null,
 			natsTlsCertFile: env["NATS_TLS_CERT_FILE"] || null,

@@ -11,7 +11,8 @@ import { privateNatsFromConfig, type PrivateServer } from "../support/private-se
 import { startNode } from "../support/node.ts";
 
 const CONF = new URL("../../deploy/nats.conf", import.meta.url).pathname;
-const password = randomBytes(32).toString("hex");
+// A letter first: nats-server reads the password as a config value (config/index.ts natsPasswordVar).
+const password = `p${randomBytes(32).toString("hex")}`;
 let nats: PrivateServer;
 const brokers: ServiceBroker[] = [];
 

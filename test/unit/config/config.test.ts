@@ -31,6 +31,9 @@ describe("config", () => {
 		assert.deepEqual(loadConfig({ ROLE: "workers" }).services, ["notifications", "audit", "webhooks", "reports", "recon"]);
 		assert.deepEqual(loadConfig({ ROLE: "gateway", SERVICES: "ledger" }).services, ["ledger"], "SERVICES wins over ROLE");
 		assert.throws(() => loadConfig({ ROLE: "cook" }), /ROLE="cook" is invalid/);
+		// nats-server reads the password as a config value: one that begins like a number (9e5…) stops it starting.
+		assert.throws(() => loadConfig({ NATS_PASSWORD: "9e5a1c7f0b2d4e6a8c9b" }), (err: Error) => err instanceof ConfigError && /NATS_PASSWORD must begin with a letter/.test(err.message));
+		assert.equal(loadConfig({ NATS_PASSWORD: "p9e5a1c7f0b2d4e6a8c9b" }).transit.natsPassword, "p9e5a1c7f0b2d4e6a8c9b");
 	});
 
 	const bad: [Record<string, string>, RegExp][] = [
