@@ -29,6 +29,8 @@ export function startPaymentsChild(o: { databaseUrl: string; namespace: string; 
 
 /** `count` customers (fixed ids from `idBase`), each with a USD account funded from the system account `systemCode`: user id -> account id. */
 export async function fundedCustomers(broker: ServiceBroker, o: { count: number; idBase: number; funding: number; systemCode: string; emailPrefix: string }): Promise<Map<string, string>> {
+	// Every service the set-up calls, not only the one a caller waited on (a CI run found users not yet known).
+	await broker.waitForServices(["users", "ledger"], 30_000);
 	const sys: { id: string } = await broker.call("ledger.accounts.open", { kind: "system", code: o.systemCode, currency: "USD" });
 	const accounts = new Map<string, string>();
 	for (let i = 0; i < o.count; i++) {
