@@ -362,30 +362,39 @@ function fieldOf(o: unknown, name: string): unknown {
  * guarded.
  */
 /**
- * The users a gateway authenticated itself, from a request's access token (the HTTP
- * route's authenticate): the only ones it signs for. A gateway's actions are published
- * (moleculer-web routes to them), so a node on the bus can call one with any ctx.meta.user;
- * that user arrives as a new object, never one of these, and is neither signed for nor
- * taken as the caller (services/api/caller.ts).
+ * Where a gateway keeps the user it authenticated itself from a request's access token:
+ * a symbol-keyed property of the request context's meta. Moleculer copies it into every
+ * child context's meta (Object.assign copies symbol keys) and it never travels (JSON has no
+ * symbols), so nothing that arrives over the bus carries it. ctx.meta.user is not enough:
+ * a gateway's actions are published (moleculer-web routes to them), so a node on the bus
+ * can call one with any ctx.meta.user; and Moleculer merges a remote callee's meta back
+ * into the caller's after each call, replacing ctx.meta.user with a decoded copy, while a
+ * symbol-keyed property stays. Only this user is signed for or taken as the caller
+ * (services/api/caller.ts).
  */
-const authenticatedUsers = new WeakSet<object>();
+const AUTHENTICATED = Symbol("paymesh.authenticatedUser");
 
-/** Marks the user object the gateway made from a verified access token (the same object travels in its calls' meta). */
-export function markAuthenticated<T extends object>(user: T): T {
-	authenticatedUsers.add(user);
+/** Records, in the request context's meta, the user the gateway made from a verified access token; returns the user. */
+export function markAuthenticated<T extends CallerIdentity>(meta: object, user: T): T {
+	// A plain property: Moleculer assigns a local child's meta (which copied it) back onto its parent's.
+	Object.defineProperty(meta, AUTHENTICATED, { value: user, enumerable: true, writable: true, configurable: true });
 	return user;
 }
 
-/** Whether `user` is an object this process's gateway authenticated from a request. */
-export function isAuthenticated(user: unknown): boolean {
-	return typeof user === "object" && user !== null && authenticatedUsers.has(user);
+/** The user this process's gateway authenticated for the request `meta` belongs to, or null (a call that came over the bus). */
+export function authenticatedUser<T extends CallerIdentity = CallerIdentity>(meta: unknown): T | null {
+	if (typeof meta !== "object" || meta === null) return null;
+	const u: unknown = Reflect.get(meta, AUTHENTICATED);
+	return typeof u === "object" && u !== null ? (u as T) : null;
 }
 
-export function assertionMeta(broker: object, act: string, who: CallerIdentity | null | undefined, params: object): CallerMeta | null {
+/** The assertion(s) for a gateway's call of `act` with `params`, for the user it authenticated for the request `meta` belongs to (none for any other). */
+export function assertionMeta(broker: object, act: string, meta: unknown, params: object): CallerMeta | null {
 	const guard = guards.get(act);
 	const signer = signers.get(broker);
 	// Only a user this gateway authenticated from a request: never one a call over the bus named.
-	if (!guard || !signer || !who || !authenticatedUsers.has(who)) return null;
+	const who = authenticatedUser(meta);
+	if (!guard || !signer || !who) return null;
 	if (guard.each) {
 		const items = fieldOf(params, guard.each);
 		if (!Array.isArray(items)) return null;

@@ -61,7 +61,7 @@ export type Caller = Context | ServiceBroker;
 export function call<S extends ParamsSchema, R>(caller: Caller, contract: ActionContract<S, R>, params: Infer<S>, opts: CallingOptions = {}): Promise<R> {
 	if (!(caller instanceof ServiceBroker)) {
 		if (contract.caller) {
-			const signed = assertionMeta(caller.broker, contract.name, (caller.meta as { user?: CallerIdentity | null }).user, params);
+			const signed = assertionMeta(caller.broker, contract.name, caller.meta, params);
 			if (signed) return caller.call<R, Infer<S>>(contract.name, params, { ...opts, meta: { ...opts.meta, ...signed } });
 		}
 		return caller.call<R, Infer<S>>(contract.name, params, opts);

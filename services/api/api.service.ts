@@ -276,7 +276,7 @@ export function apiService(config: Config): ServiceSchema {
 				}
 				await this.limit(`user:${claims.sub}`, config.http.rateLimitPerUser);
 				// Marked: the one user object this gateway signs for (a user named by a call over the bus never is).
-				ctx.meta.user = markAuthenticated({ id: claims.sub, roles: claims.roles, sid: claims.sid, ...(claims.scopes ? { scopes: claims.scopes } : {}) });
+				ctx.meta.user = markAuthenticated(ctx.meta, { id: claims.sub, roles: claims.roles, sid: claims.sid, ...(claims.scopes ? { scopes: claims.scopes } : {}) });
 				return ctx.meta.user;
 			},
 

@@ -8,7 +8,7 @@ import type { Context } from "moleculer";
 import { Errors } from "moleculer";
 import type { SessionUser } from "../auth/auth.service.ts";
 import type { Role } from "../auth/tokens.ts";
-import { isAuthenticated } from "../../lib/caller-identity.ts";
+import { authenticatedUser } from "../../lib/caller-identity.ts";
 
 export interface GatewayMeta {
 	user?: SessionUser | null;
@@ -26,13 +26,14 @@ export type Ctx<P> = Context<P, GatewayMeta>;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
 /**
- * The caller, as this gateway authenticated them from the request's access token. A user
- * object in the meta of a call that came over the bus (any node can call a gateway action
- * and name anyone) is not one the gateway made, and answers 401 like no token.
+ * The caller, as this gateway authenticated them from the request's access token (kept
+ * under a symbol in the meta: lib/caller-identity.ts markAuthenticated). A call that came
+ * over the bus (any node can call a gateway action and put anyone in ctx.meta.user) has
+ * none, and answers 401 like no token.
  */
 export function user(ctx: Ctx<unknown>): SessionUser {
-	const u = ctx.meta.user;
-	if (!u || !isAuthenticated(u)) throw new Errors.MoleculerClientError("a valid access token is required", 401, "UNAUTHORIZED");
+	const u = authenticatedUser<SessionUser>(ctx.meta);
+	if (!u) throw new Errors.MoleculerClientError("a valid access token is required", 401, "UNAUTHORIZED");
 	return u;
 }
 

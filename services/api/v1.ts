@@ -99,7 +99,7 @@ async function sendPayment(ctx: Ctx<unknown>, params: PaymentParams): Promise<Re
 	const out = !route || route.local
 		? (await call(ctx, ledger.payments.p2pMany, { items: [params] })).items[0]
 		: await batchersOf(ctx.broker).submit(route.nodeID, {
-			ctx, params, assertion: assertionMeta(ctx.broker, ledger.payments.p2pMany.name, ctx.meta.user, { items: [params] })?.callerAssertions?.[0],
+			ctx, params, assertion: assertionMeta(ctx.broker, ledger.payments.p2pMany.name, ctx.meta, { items: [params] })?.callerAssertions?.[0],
 		});
 	if (!out) throw unavailable("LEDGER_UNAVAILABLE", "no result for the payment");
 	if (out.ok) return out.payment;

@@ -199,6 +199,13 @@ describe("the gateway-signed caller", () => {
 		assert.equal(r.status, 201, JSON.stringify(r.body));
 		assert.equal(await posted(accounts.ann), 100_000 - 1_234);
 		assert.equal(await posted(accounts.ben), 1_234);
+		// A staff refund reads the payment and its payee on the ledger node first: after those remote calls (whose
+		// answers merge their meta back into the request's) the gateway still signs the refund for the admin.
+		const paymentId = String((r.body as { id?: unknown }).id);
+		const adminToken = signAccessToken({ sub: ADMIN, roles: ["user", "admin"], sid: uuidv7() }, TEST_JWT_SECRET, 600);
+		const refund = await http("POST", `/api/v1/admin/payments/${paymentId}/refunds`, { token: adminToken, headers: { "idempotency-key": `r-${ns}` }, body: { amount: 234, reason: "customer asked, checked by phone" } });
+		assert.equal(refund.status, 201, JSON.stringify(refund.body));
+		assert.equal(await posted(accounts.ben), 1_000);
 	});
 
 	it("a rotation: both keys accepted while both are listed; after a restart without the old key, only the new one", async () => {
