@@ -304,7 +304,11 @@ async function driveOutcome(host: DisputeHost, claimed: DisputeRow): Promise<Dis
 	};
 	// A later attempt of the account's legs (one was refused for the account's state): while the
 	// account is still frozen, asking would only store another refusal under a new key.
-	if ((plan.postHold || recover) && d.recover_attempt > 0 && !(await accountActive(host, d))) return waits("ACCOUNT_FROZEN");
+	// A closed account is frozen for good: it is not waited for (recoverFromAccount takes nothing from it, and suspense pays).
+	if ((plan.postHold || recover) && d.recover_attempt > 0) {
+		const status = await accountStatus(host, d);
+		if (status !== "active" && status !== "closed") return waits("ACCOUNT_FROZEN");
+	}
 	if (plan.voidHold && d.hold_id) {
 		await call(host.broker, ledger.holds.void, { idempotencyKey: keyOf(d.provider, d.provider_dispute_id, "void"), holdId: d.hold_id }).catch((err: unknown) => {
 			// Already released (it expired): nothing left to release.
@@ -359,9 +363,9 @@ async function driveOutcome(host: DisputeHost, claimed: DisputeRow): Promise<Dis
 	return ended;
 }
 
-/** Whether the customer's account is active (not frozen, nor closed). */
-async function accountActive(host: DisputeHost, d: DisputeRow): Promise<boolean> {
-	return (await call(host.broker, ledger.accounts.get, { id: d.account_id })).status === "active";
+/** The customer's account's status: active, frozen, or closed (frozen for good). */
+async function accountStatus(host: DisputeHost, d: DisputeRow): Promise<string> {
+	return (await call(host.broker, ledger.accounts.get, { id: d.account_id })).status;
 }
 
 /**
@@ -383,6 +387,9 @@ async function recoverFromAccount(host: DisputeHost, d: DisputeRow): Promise<Ret
 	} catch (err) {
 		const code = refusalCodeOf(err);
 		if (!code) throw err;
+		// A closed account (its owner closed it, or an erasure did) never becomes active again: it
+		// gives nothing, like an empty one, and suspense pays the provider (waiting would be forever).
+		if (STATE_REFUSALS.has(code) && (await accountStatus(host, d)) === "closed") return recoveryOutcome({ ok: true, amount: 0n });
 		const out = recoveryOutcome({ ok: false, code, stored: true });
 		if ("wait" in out && out.nextAttempt) await nextDisputeRecovery(host.knex, d.id, attempt);
 		return out;

@@ -206,6 +206,28 @@ describe("a lost dispute whose hold is not on its row", () => {
 		await assertBalanced();
 	});
 
+	it("on an account closed since (frozen for good): lost does not wait, the account gives nothing and suspense pays", async () => {
+		const c = await toppedUp(5_000);
+		await broker.call("ledger.accounts.freeze", { id: c.accountId });
+		assert.equal((await opened(c, 5_000)).outcome, "dispute_opened");
+		const row = await rowOf(c);
+		assert.ok(row);
+		assert.deepEqual([row.held_amount, row.hold_id], ["5000", null]);
+		// Unfrozen, the customer spends the money and closes the account before the outcome.
+		await broker.call("ledger.accounts.unfreeze", { id: c.accountId });
+		const { rows: [owner] } = await node.sql.query<{ owner_id: string }>("SELECT owner_id FROM ledger.accounts WHERE id = $1", [c.accountId]);
+		await broker.call("ledger.transfers.create", { idempotencyKey: `dclosed-spend-${c.providerId}`, fromAccountId: c.accountId, toAccountId: shop, amount: 5_000, currency: "USD" });
+		await broker.call("ledger.accounts.close", { id: c.accountId, ownerId: owner?.owner_id });
+		const suspenseBefore = await posted("suspense:disputes:USD");
+		const cardBefore = await posted("external:card:USD");
+		assert.equal((await callback(c, "dispute_lost")).outcome, "dispute_lost");
+		const d = await dispute(row.id);
+		assert.deepEqual([d.status, d.outcome, d.recovered], ["lost", "lost", 0]);
+		assert.equal(await posted("suspense:disputes:USD"), suspenseBefore - 5_000, "suspense paid the provider");
+		assert.equal(await posted("external:card:USD"), cardBefore + 5_000);
+		await assertBalanced();
+	});
+
 	it("opening cut short after the ledger made the hold: lost posts that hold (suspense pays nothing), won releases it at once", async () => {
 		for (const end of ["dispute_lost", "dispute_won"] as const) {
 			const c = await toppedUp(5_000);
