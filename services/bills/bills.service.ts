@@ -423,7 +423,10 @@ export function billsService(config: Config): ServiceSchema {
 					if (p.returnAttempt > 0) {
 						const ids = [p.fromAccountId, accounts.biller, ...(accounts.promotion ? [accounts.promotion] : [])];
 						const states = await Promise.all(ids.map(id => call(this.broker, ledger.accounts.get, { id })));
-						if (states.some(a => a.status !== "active")) return p;
+						if (states.some(a => a.status !== "active")) {
+							await store.waitedReturn(this.knex, p.id);
+							return p;
+						}
 					}
 					const chain = await call(this.broker, ledger.transfers.createMany, { linked: true, items: returnLegs(p, accounts) });
 					const first = chain.items[0];

@@ -355,6 +355,11 @@ export async function nextReturnAttempt(knex: Knex, id: string, attempt: number)
 	return row ? toPayment(row) : null;
 }
 
+/** A returning payment that waits for a frozen account goes to the back of the resume sweep (the 100 least recently changed), so waiting ones never hold the head. */
+export async function waitedReturn(knex: Knex, id: string): Promise<void> {
+	await knex.raw("UPDATE bills.payments SET updated_at = now() WHERE id = ?::uuid AND status = 'returning'", [id]);
+}
+
 /** A page of the customer's payments, newest first, read with one more row than the limit. */
 export async function listPayments(db: Db, userId: string, after: TimeCursor | null, limit: number): Promise<(BillPayment & { cursor_time_us: string })[]> {
 	const rows = await queryRows<PaymentRow & { cursor_time_us: string }>(

@@ -40,7 +40,7 @@ import { ledger } from "../../contracts/ledger.ts";
 import type { callbackParams, disputeParams } from "../../contracts/payments.ts";
 import type { ProviderName } from "./providers.ts";
 import {
-	attachDisputeHold, claimDispute, decidingDisputes, disputeById, disputeByProviderId, disputeEvidence, disputesOf, finishDispute, insertDispute, insertDisputeEvidence, nextDisputeRecovery,
+	waitedDispute, attachDisputeHold, claimDispute, decidingDisputes, disputeById, disputeByProviderId, disputeEvidence, disputesOf, finishDispute, insertDispute, insertDisputeEvidence, nextDisputeRecovery,
 	setDisputeHeld, setDisputeStatus, type DisputeRow, type PaymentRow,
 } from "./store.ts";
 
@@ -300,6 +300,7 @@ async function driveOutcome(host: DisputeHost, claimed: DisputeRow): Promise<Dis
 	let recover = plan.recover;
 	const waits = async (code: string) => {
 		host.logger.warn("lost dispute waits: the customer's account refused for another reason than funds; the resume sweep asks again", { disputeId: d.id, paymentId: d.payment_id, code });
+		await waitedDispute(host.knex, d.id);
 		return (await disputeById(host.knex, d.id)) ?? d;
 	};
 	// A later attempt of the account's legs (one was refused for the account's state): while the

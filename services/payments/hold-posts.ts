@@ -14,7 +14,7 @@ import type { Knex } from "knex";
 import { call, type ResultOf } from "../../lib/contract.ts";
 import { attemptKey, STATE_REFUSALS } from "../../lib/idempotency.ts";
 import { ledger } from "../../contracts/ledger.ts";
-import { nextPostAttempt, type PaymentRow } from "./store.ts";
+import { nextPostAttempt, waitedPayment, type PaymentRow } from "./store.ts";
 
 export interface HoldPostHost {
 	knex: Knex;
@@ -42,7 +42,10 @@ export async function postPaymentHold(host: HoldPostHost, p: Pick<PaymentRow, "i
 		const hold = await call(host.broker, ledger.holds.get, { id: holdId });
 		const accounts = await Promise.all([hold.fromAccountId, hold.toAccountId].map(id => call(host.broker, ledger.accounts.get, { id })));
 		// Still frozen: asking would only store another refusal under a new key.
-		if (accounts.some(a => a.status !== "active") && hold.status === "pending") return "waiting";
+		if (accounts.some(a => a.status !== "active") && hold.status === "pending") {
+			await waitedPayment(host.knex, p.id);
+			return "waiting";
+		}
 	}
 	try {
 		return await call(host.broker, ledger.holds.post, { idempotencyKey: postKey(p.id, attempt), holdId });

@@ -529,6 +529,19 @@ export async function finishDispute(
  * stored under the attempt's key: the next attempt gets a key of its own. Conditional on the
  * attempt read, so of two drivers one moves it on; null then.
  */
+/**
+ * A payment or dispute that waits for a frozen account goes to the back of its resume sweep
+ * (which takes the 100 least recently changed): without this, 100 waiting ones would stay
+ * at the head and no other stale one would be resumed.
+ */
+export async function waitedPayment(knex: Knex, id: string): Promise<void> {
+	await knex.raw("UPDATE payments.payments SET updated_at = now() WHERE id = ? AND status = 'processing'", [id]);
+}
+
+export async function waitedDispute(knex: Knex, id: string): Promise<void> {
+	await knex.raw("UPDATE payments.disputes SET updated_at = now() WHERE id = ? AND status = 'deciding'", [id]);
+}
+
 export async function nextDisputeRecovery(knex: Knex, id: string, attempt: number): Promise<DisputeRow | null> {
 	const row = await queryOne<DisputeRow>(
 		knex,

@@ -93,6 +93,9 @@ describe("a saga step refused for a frozen account", () => {
 		await resume(p.id);
 		assert.deepEqual(await paymentRow(p.id), { status: "processing", post_attempt: 1 });
 		assert.deepEqual(await postKeys(p.holdId), []);
+		// It went to the back of the sweep (the 100 least recently changed): waiting ones never hold its head.
+		const { rows: [age] } = await node.sql.query<{ s: number }>("SELECT extract(epoch FROM now() - updated_at)::float8 AS s FROM payments.payments WHERE id = $1", [p.id]);
+		assert.ok(age && age.s < 60, `updated_at moved to the sweep's time (${age?.s} s ago)`);
 
 		await unfreeze(c.accountId);
 		await resume(p.id);
