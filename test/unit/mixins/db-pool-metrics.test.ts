@@ -53,9 +53,13 @@ describe("database pool metrics", () => {
 		pool.emit("acquireSuccess", 99, {}); // not timed by us (asked before the watch began): ignored
 		const wait = broker.metrics.getMetric(POOL_ACQUIRE_WAIT_METRIC)?.get({ pool: "paymesh" }) as { count: number; sum: number; bucketValues: Record<string, number> } | null;
 		assert.equal(wait?.count, 1);
-		assert.ok((wait?.sum ?? 0) >= 3, `waited ${wait?.sum} ms`);
-		assert.equal(wait?.bucketValues["2"], 0, "a 3 ms wait is not in the 2 ms bucket");
-		assert.equal(wait?.bucketValues["5"], 1);
+		const waitedMs = wait?.sum ?? 0;
+		assert.ok(waitedMs >= 3, `waited ${waitedMs} ms`);
+		// The one wait is in the first bucket at or above it, in none below (how long a busy machine made it is not the point).
+		const bounds = Object.keys(wait?.bucketValues ?? {}).map(Number).filter(Number.isFinite).sort((a, b) => a - b);
+		const first = bounds.find(b => b >= waitedMs);
+		for (const b of bounds.filter(x => x < waitedMs)) assert.equal(wait?.bucketValues[String(b)], 0, `a ${waitedMs} ms wait is not in the ${b} ms bucket`);
+		if (first !== undefined) assert.equal(wait?.bucketValues[String(first)], 1, `a ${waitedMs} ms wait is in the ${first} ms bucket`);
 		assert.equal(value(broker, POOL_ACQUIRE_FAILURES_METRIC, { pool: "paymesh" }), 1);
 
 		// A second service of the node on the same pool shares the watcher.
