@@ -43,14 +43,17 @@ export interface DeliveryView {
 	log: { attempt: number; statusCode: number | null; error: string | null; durationMs: number; at: string }[];
 }
 
+/** Endpoints and their secrets are the owner's: in a cluster the owner must come with the gateway's signature (an endpoint registered or a secret rotated for someone else would receive their events or sign as them). */
+const BY_OWNER = { user: "ownerId" } as const;
+
 export const webhooks = {
 	/** The signing secret is in this answer only. */
-	register: action("webhooks.register", registerParams, returns<EndpointView & { secret: string }>()),
+	register: action("webhooks.register", registerParams, returns<EndpointView & { secret: string }>(), BY_OWNER),
 	list: action("webhooks.list", ownerParams, returns<{ items: EndpointView[] }>()),
 	/** Erasure on request: the owner's endpoints disabled, their URLs and secrets gone, their deliveries deleted. */
 	erase: action("webhooks.erase", erasureParams, returns<{ erased: number }>(), BY_USER),
-	disable: action("webhooks.disable", endpointParams, returns<EndpointView | null>()),
+	disable: action("webhooks.disable", endpointParams, returns<EndpointView | null>(), BY_OWNER),
 	/** A new signing secret for an active endpoint, in this answer only; deliveries signed from now on use it. */
-	rotate: action("webhooks.rotate", endpointParams, returns<EndpointView & { secret: string }>()),
+	rotate: action("webhooks.rotate", endpointParams, returns<EndpointView & { secret: string }>(), BY_OWNER),
 	deliveries: action("webhooks.deliveries", deliveriesParams, returns<{ items: DeliveryView[]; nextCursor: string | null }>()),
 };

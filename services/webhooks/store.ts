@@ -26,6 +26,12 @@ export async function disableErased(tx: SqlRunner, id: string, sealedSecret: str
 	await tx.raw("UPDATE webhooks.endpoints SET status = 'disabled', url = 'https://erased.invalid/', secret = ? WHERE id = ?::uuid", [sealedSecret, id]);
 }
 
+/** An active endpoint of the owner gets a new sealed secret (the old one stops at once); its row, or undefined (none such). */
+export async function rotateSecret<Row>(db: SqlRunner, id: string, ownerId: string, sealedSecret: string): Promise<Row | undefined> {
+	const { rows } = (await db.raw("UPDATE webhooks.endpoints SET secret = ? WHERE id = ?::uuid AND owner_id = ?::uuid AND status = 'active' RETURNING *", [sealedSecret, id, ownerId])) as { rows: Row[] };
+	return rows[0];
+}
+
 /** The dead letters of the webhooks consumer that carry one of `refs` rewritten by `rewrite` (mixins/event-consumer.ts). */
 export function rewriteDead(knex: Knex, refs: readonly string[], rewrite: (payload: Record<string, unknown>) => Record<string, unknown> | null): Promise<number> {
 	return rewriteDeadLetters(knex, "webhooks", refs, rewrite);

@@ -174,10 +174,7 @@ export function webhooksService(config: Config): ServiceSchema {
 				params: webhooks.rotate.params,
 				async handler(this: WebhooksThis, ctx: Context<EndpointParams>) {
 					const secret = newSecret();
-					const row = await queryOne<EndpointRow>(
-						this.knex, "UPDATE webhooks.endpoints SET secret = ? WHERE id = ? AND owner_id = ? AND status = 'active' RETURNING *",
-						[seal(this.secretKeys, secret, secretContext(ctx.params.id)), ctx.params.id, ctx.params.ownerId],
-					);
+					const row = await store.rotateSecret<EndpointRow>(this.knex, ctx.params.id, ctx.params.ownerId, seal(this.secretKeys, secret, secretContext(ctx.params.id)));
 					if (!row) throw toClientError({ code: "WEBHOOK_NOT_FOUND", message: "no active webhook endpoint with that id" });
 					return { ...endpointView(row), secret };
 				},

@@ -14,6 +14,7 @@ import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
 import { until } from "../support/wait.ts";
+import { signedCall } from "../support/caller.ts";
 
 const TRANSFERS = 100;
 let db: TestDatabase;
@@ -80,7 +81,7 @@ describe("durable consumers", () => {
 		await core.call("ledger.transfers.create", { idempotencyKey: "fund", fromAccountId: sys.id, toAccountId: a.id, amount: 1_000_000, currency: "USD" });
 		const addr = receiver?.address();
 		assert.ok(addr && typeof addr === "object");
-		await core.call("webhooks.register", { ownerId: bob, url: `http://127.0.0.1:${addr.port}/hook`, events: ["transfer.completed"] });
+		await signedCall(core, "webhooks.register", { ownerId: bob, url: `http://127.0.0.1:${addr.port}/hook`, events: ["transfer.completed"] });
 		// Let the consumers see the set-up events, then take their node down.
 		await until("set-up audited", async () => Number((await sql<{ n: string }>("SELECT coalesce(sum(event_count), 0) AS n FROM audit.blocks"))[0]?.n) >= 4);
 		await consumers?.stop();
