@@ -10,7 +10,15 @@ import { runStatements } from "../statements.ts";
  * whose keys are the ones they used.
  */
 const UP = [`ALTER TABLE bills.payments ADD COLUMN return_attempt int NOT NULL DEFAULT 0 CHECK (return_attempt >= 0)`];
-const DOWN = [`ALTER TABLE bills.payments DROP COLUMN return_attempt`];
+/** Down refuses while a return is on a later attempt: the code before would send it under the first keys again, whose stored refusal it would keep getting. */
+const DOWN = [
+	`DO $$ BEGIN
+		IF EXISTS (SELECT 1 FROM bills.payments WHERE status = 'returning' AND return_attempt > 0) THEN
+			RAISE EXCEPTION 'bill payments are being returned on a later attempt: let them finish (the bills sweep) before rolling back';
+		END IF;
+	END $$`,
+	`ALTER TABLE bills.payments DROP COLUMN return_attempt`,
+];
 
 export const up = (knex: Knex): Promise<void> => runStatements(knex, UP);
 export const down = (knex: Knex): Promise<void> => runStatements(knex, DOWN);

@@ -9,7 +9,15 @@ import { runStatements } from "../statements.ts";
  * refusal is stored. Payments from before have attempt 0, whose key is the one they used.
  */
 const UP = [`ALTER TABLE payments.payments ADD COLUMN post_attempt int NOT NULL DEFAULT 0 CHECK (post_attempt >= 0)`];
-const DOWN = [`ALTER TABLE payments.payments DROP COLUMN post_attempt`];
+/** Down refuses while a payment in flight is on a later attempt: the code before would ask under the first key again, whose stored refusal it would keep getting. */
+const DOWN = [
+	`DO $$ BEGIN
+		IF EXISTS (SELECT 1 FROM payments.payments WHERE status = 'processing' AND post_attempt > 0) THEN
+			RAISE EXCEPTION 'payments in flight are on a later hold-post attempt: let them finish (the payments resume sweep) before rolling back';
+		END IF;
+	END $$`,
+	`ALTER TABLE payments.payments DROP COLUMN post_attempt`,
+];
 
 export const up = (knex: Knex): Promise<void> => runStatements(knex, UP);
 export const down = (knex: Knex): Promise<void> => runStatements(knex, DOWN);
