@@ -11,3 +11,16 @@ export async function runStatements(knex: Knex, statements: readonly string[]): 
 	await knex.raw("SET LOCAL statement_timeout = 0");
 	for (const sql of statements) await knex.raw(sql);
 }
+
+/**
+ * A down's first statement that refuses to roll back while rows match `condition` (a SQL
+ * boolean, e.g. an EXISTS): a migration whose columns money in flight depends on goes down
+ * only once that money has settled. `message` says what to wait for.
+ */
+export function refuseDownWhile(condition: string, message: string): string {
+	return `DO $$ BEGIN
+		IF ${condition} THEN
+			RAISE EXCEPTION '${message.replace(/'/g, "''")}';
+		END IF;
+	END $$`;
+}

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { runStatements } from "../statements.ts";
+import { refuseDownWhile, runStatements } from "../statements.ts";
 
 /**
  * A bill payment's return (the biller refused it) refused by the ledger because the customer's
@@ -12,11 +12,10 @@ import { runStatements } from "../statements.ts";
 const UP = [`ALTER TABLE bills.payments ADD COLUMN return_attempt int NOT NULL DEFAULT 0 CHECK (return_attempt >= 0)`];
 /** Down refuses while a return is on a later attempt: the code before would send it under the first keys again, whose stored refusal it would keep getting. */
 const DOWN = [
-	`DO $$ BEGIN
-		IF EXISTS (SELECT 1 FROM bills.payments WHERE status = 'returning' AND return_attempt > 0) THEN
-			RAISE EXCEPTION 'bill payments are being returned on a later attempt: let them finish (the bills sweep) before rolling back';
-		END IF;
-	END $$`,
+	refuseDownWhile(
+		"EXISTS (SELECT 1 FROM bills.payments WHERE status = 'returning' AND return_attempt > 0)",
+		"bill payments are being returned on a later attempt: let them finish (the bills sweep) before rolling back",
+	),
 	`ALTER TABLE bills.payments DROP COLUMN return_attempt`,
 ];
 

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { runStatements } from "../statements.ts";
+import { refuseDownWhile, runStatements } from "../statements.ts";
 
 /**
  * Fees on payouts (services/ledger/fees.ts): a payout's hold holds its fee with the amount
@@ -22,11 +22,10 @@ const UP = [
  * revenue. Post or void those holds (or let them expire) first.
  */
 const DOWN = [
-	`DO $$ BEGIN
-		IF EXISTS (SELECT 1 FROM ledger.holds WHERE status = 'pending' AND fee > 0) THEN
-			RAISE EXCEPTION 'pending holds hold fees: post, void or let them expire before rolling back (else their fee would go to the payee)';
-		END IF;
-	END $$`,
+	refuseDownWhile(
+		"EXISTS (SELECT 1 FROM ledger.holds WHERE status = 'pending' AND fee > 0)",
+		"pending holds hold fees: post, void or let them expire before rolling back (else their fee would go to the payee)",
+	),
 	`ALTER TABLE ledger.holds DROP CONSTRAINT holds_fee_check`,
 	`ALTER TABLE ledger.holds DROP COLUMN price_version`,
 	`ALTER TABLE ledger.holds DROP COLUMN fee_account_id`,

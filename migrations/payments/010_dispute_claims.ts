@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { runStatements } from "../statements.ts";
+import { refuseDownWhile, runStatements } from "../statements.ts";
 
 /**
  * A dispute's outcome is claimed before any money moves (services/payments/disputes.ts): one
@@ -18,11 +18,10 @@ const UP = [
 	`ALTER TABLE payments.disputes ADD CONSTRAINT disputes_decision_check CHECK ((outcome IS NULL) = (status IN ('open', 'evidence_submitted')) AND (status NOT IN ('won', 'lost') OR status = outcome))`,
 ];
 const DOWN = [
-	`DO $$ BEGIN
-		IF EXISTS (SELECT 1 FROM payments.disputes WHERE status = 'deciding') THEN
-			RAISE EXCEPTION 'disputes are being decided (status deciding): finish them (the payments resume sweep) before rolling back';
-		END IF;
-	END $$`,
+	refuseDownWhile(
+		"EXISTS (SELECT 1 FROM payments.disputes WHERE status = 'deciding')",
+		"disputes are being decided (status deciding): finish them (the payments resume sweep) before rolling back",
+	),
 	`ALTER TABLE payments.disputes DROP CONSTRAINT disputes_decision_check`,
 	`ALTER TABLE payments.disputes DROP CONSTRAINT disputes_status_check`,
 	`ALTER TABLE payments.disputes ADD CONSTRAINT disputes_status_check CHECK (status IN ('open', 'evidence_submitted', 'won', 'lost'))`,

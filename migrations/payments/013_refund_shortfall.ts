@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { runStatements } from "../statements.ts";
+import { refuseDownWhile, runStatements } from "../statements.ts";
 
 /**
  * Top-up refunds whose hold ran out before the provider's success (services/payments/topup-refunds.ts):
@@ -21,11 +21,10 @@ const UP = [
  * (a frozen account) it would pay from suspense.
  */
 const DOWN = [
-	`DO $$ BEGIN
-		IF EXISTS (SELECT 1 FROM payments.topup_refunds WHERE status IN ('created', 'processing') AND debit_attempt > 0) THEN
-			RAISE EXCEPTION 'top-up refunds in flight are on a later debit attempt: let them finish (the payments resume sweep) before rolling back';
-		END IF;
-	END $$`,
+	refuseDownWhile(
+		"EXISTS (SELECT 1 FROM payments.topup_refunds WHERE status IN ('created', 'processing') AND debit_attempt > 0)",
+		"top-up refunds in flight are on a later debit attempt: let them finish (the payments resume sweep) before rolling back",
+	),
 	`ALTER TABLE payments.topup_refunds DROP CONSTRAINT topup_refunds_paid_check`,
 	`ALTER TABLE payments.topup_refunds DROP COLUMN shortfall`,
 	`ALTER TABLE payments.topup_refunds DROP COLUMN debited`,

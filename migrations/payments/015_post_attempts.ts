@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { runStatements } from "../statements.ts";
+import { refuseDownWhile, runStatements } from "../statements.ts";
 
 /**
  * A payout's or an approved reviewed P2P payment's hold post refused because an account of the
@@ -11,11 +11,10 @@ import { runStatements } from "../statements.ts";
 const UP = [`ALTER TABLE payments.payments ADD COLUMN post_attempt int NOT NULL DEFAULT 0 CHECK (post_attempt >= 0)`];
 /** Down refuses while a payment in flight is on a later attempt: the code before would ask under the first key again, whose stored refusal it would keep getting. */
 const DOWN = [
-	`DO $$ BEGIN
-		IF EXISTS (SELECT 1 FROM payments.payments WHERE status = 'processing' AND post_attempt > 0) THEN
-			RAISE EXCEPTION 'payments in flight are on a later hold-post attempt: let them finish (the payments resume sweep) before rolling back';
-		END IF;
-	END $$`,
+	refuseDownWhile(
+		"EXISTS (SELECT 1 FROM payments.payments WHERE status = 'processing' AND post_attempt > 0)",
+		"payments in flight are on a later hold-post attempt: let them finish (the payments resume sweep) before rolling back",
+	),
 	`ALTER TABLE payments.payments DROP COLUMN post_attempt`,
 ];
 
