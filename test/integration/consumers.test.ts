@@ -146,6 +146,16 @@ describe("durable consumers", () => {
 				await c.end();
 			}
 		};
+		// At least three blocks, whatever pages the catch-up came in: each further transfer audited before the next is made.
+		const blockCount = async () => Number((await sql<{ n: string }>("SELECT count(*) AS n FROM audit.blocks"))[0]?.n);
+		const sys: { id: string } = await core.call("ledger.accounts.open", { kind: "system", code: "external:verify:USD", currency: "USD" });
+		const carol: { id: string } = await core.call("ledger.accounts.open", { ownerId: "018f0000-0000-7000-8000-00000000c003", currency: "USD" });
+		for (let i = 0; (await blockCount()) < 3 && i < 5; i++) {
+			const before = await blockCount();
+			await core.call("ledger.transfers.create", { idempotencyKey: `verify-${i}`, fromAccountId: sys.id, toAccountId: carol.id, amount: 10, currency: "USD" });
+			await until(`block ${before + 1} written`, async () => (await blockCount()) > before);
+		}
+		assert.equal((await verify()).ok, true);
 		const blocks = (await sql<{ seq: string }>("SELECT seq FROM audit.blocks ORDER BY seq")).map(r => Number(r.seq));
 		assert.ok(blocks.length >= 3, `${blocks.length} blocks`);
 		const [first = 0, second = 0, third = 0] = blocks;
