@@ -18,9 +18,9 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { randomUUID } from "node:crypto";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { launchChromium, SHOTS } from "../support/browser.ts";
 import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { client, gatewayPort } from "../support/http.ts";
 import { grantRole } from "../support/roles.ts";
@@ -29,8 +29,6 @@ import { axeCheck } from "../support/axe.ts";
 import { signatureHeader } from "../../lib/signature.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
 
-const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
-const SHOTS = new URL("../../test-artifacts/screenshots/", import.meta.url).pathname;
 const PASSWORD = "Correct-Horse-Battery-9";
 const LIVE_UPDATE_MS = 3_000;
 const PHONE = { width: 390, height: 844 };
@@ -46,11 +44,10 @@ const errors: string[] = [];
 type Person = { id: string; email: string; token: string; accountId: string };
 
 before(async () => {
-	mkdirSync(SHOTS, { recursive: true });
 	node = await startNodeOnDatabase({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", EVENT_POLL_INTERVAL_MS: "100", PROVIDER_LATENCY_MS: "0" });
 	base = `http://127.0.0.1:${gatewayPort(node.broker)}`;
 	http = client(base);
-	browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
+	browser = await launchChromium();
 });
 
 after(async () => {

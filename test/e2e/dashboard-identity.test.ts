@@ -11,8 +11,8 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { launchChromium, SHOTS } from "../support/browser.ts";
 import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { gatewayPort } from "../support/http.ts";
 import { startMailbox, type Mailbox } from "../support/mailbox.ts";
@@ -22,8 +22,6 @@ import { grantRole, verifyEmail } from "../support/roles.ts";
 import { randomBytes } from "node:crypto";
 import { axeCheck } from "../support/axe.ts";
 
-const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
-const SHOTS = new URL("../../test-artifacts/screenshots/", import.meta.url).pathname;
 const EMAIL = "dana@example.com";
 const PASSWORD = "Correct-Horse-Battery-9";
 const CHANGED = "Second-Staple-Orbit-42";
@@ -36,14 +34,10 @@ let base = "";
 const problems: string[] = [];
 
 before(async () => {
-	mkdirSync(SHOTS, { recursive: true });
 	mailbox = await startMailbox();
 	node = await startNodeOnDatabase({ PORT: "0", HOST: "127.0.0.1", SMTP_URL: mailbox.url, NOTIFY_RETRY_DELAY_MS: "50" });
 	base = `http://127.0.0.1:${gatewayPort(node.broker)}`;
-	browser = await chromium.launch({
-		executablePath: CHROMIUM, headless: true,
-		args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-	});
+	browser = await launchChromium();
 });
 
 after(async () => {

@@ -7,8 +7,8 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { launchChromium, SHOTS } from "../support/browser.ts";
 import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { client, gatewayPort } from "../support/http.ts";
 import { grantRole } from "../support/roles.ts";
@@ -16,8 +16,6 @@ import { callDetached } from "../../lib/contract.ts";
 import { recon } from "../../contracts/recon.ts";
 import { axeCheck } from "../support/axe.ts";
 
-const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
-const SHOTS = new URL("../../test-artifacts/screenshots/", import.meta.url).pathname;
 const PASSWORD = "Correct-Horse-Battery-9";
 const DAY = "2026-11-29";
 let node: NodeOnDatabase;
@@ -25,13 +23,9 @@ let browser: Browser;
 let base = "";
 
 before(async () => {
-	mkdirSync(SHOTS, { recursive: true });
 	node = await startNodeOnDatabase({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn" });
 	base = `http://127.0.0.1:${gatewayPort(node.broker)}`;
-	browser = await chromium.launch({
-		executablePath: CHROMIUM, headless: true,
-		args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-	});
+	browser = await launchChromium();
 });
 
 after(async () => {

@@ -11,8 +11,8 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { launchChromium, SHOTS } from "../support/browser.ts";
 import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
@@ -20,8 +20,6 @@ import { gatewayPort } from "../support/http.ts";
 import { verifyEmail } from "../support/roles.ts";
 import { axeCheck } from "../support/axe.ts";
 
-const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
-const SHOTS = new URL("../../test-artifacts/screenshots/", import.meta.url).pathname;
 const PASSWORD = "Correct-Horse-Battery-9";
 const LIVE_UPDATE_MS = 2_000;
 
@@ -31,11 +29,10 @@ let browser: Browser;
 let base = "";
 
 before(async () => {
-	mkdirSync(SHOTS, { recursive: true });
 	db = await createTestDatabase();
 	({ broker } = await startNode({ DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", EVENT_POLL_INTERVAL_MS: "100" }));
 	base = `http://127.0.0.1:${gatewayPort(broker)}`;
-	browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
+	browser = await launchChromium();
 });
 
 after(async () => {

@@ -7,12 +7,12 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { chromium, type Browser, type Page, type Request } from "playwright-core";
+import { type Browser, type Page, type Request } from "playwright-core";
+import { launchChromium } from "../support/browser.ts";
 import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { client, gatewayPort } from "../support/http.ts";
 import { grantRole } from "../support/roles.ts";
 
-const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const PASSWORD = "Correct-Horse-Battery-9";
 
 let node: NodeOnDatabase;
@@ -22,10 +22,7 @@ let base = "";
 before(async () => {
 	node = await startNodeOnDatabase({ PORT: "0", HOST: "127.0.0.1" });
 	base = `http://127.0.0.1:${gatewayPort(node.broker)}`;
-	browser = await chromium.launch({
-		executablePath: CHROMIUM, headless: true,
-		args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-	});
+	browser = await launchChromium();
 });
 
 after(async () => {
