@@ -84,7 +84,7 @@ export function auditService(config: Config): ServiceSchema {
 					}
 					// Unkeyed records of the first schema count only once a keyed block anchors them.
 					if (state.unanchored > 0) return { ok: false, checked: state.events, blocks: state.blocks, seq: state.nextSeq - state.unanchored, problem: "UNKEYED" };
-					const total = await store.totals(this.knex);
+					const total = await store.totals(this.knex, state.nextSeq);
 					if (total.blocks !== state.blocks || total.events !== state.events) return { ok: false, checked: state.events, blocks: state.blocks, seq: null, problem: "COUNT_MISMATCH" };
 					return { ok: true, checked: state.events, blocks: state.blocks };
 				},

@@ -102,7 +102,12 @@ export async function blocksAfter(db: Knex, afterSeq: number, limit: number): Pr
 	return (await queryRows<BlockRow>(db, "SELECT * FROM audit.blocks WHERE seq > ? ORDER BY seq LIMIT ?", [afterSeq, limit])).map(toBlock);
 }
 
-export async function totals(db: Knex): Promise<{ blocks: number; events: number }> {
-	const r = await queryOne<{ blocks: number; events: string | number | null }>(db, "SELECT count(*)::int AS blocks, sum(event_count)::int8 AS events FROM audit.blocks");
+/**
+ * Blocks and events before event number `beforeSeq`: what a walk that ended there should have
+ * seen. Blocks appended while the walk ran start at or after it (appends are serialised by the
+ * chain lock and continue from the tip), so they do not count against the walk.
+ */
+export async function totals(db: Knex, beforeSeq: number): Promise<{ blocks: number; events: number }> {
+	const r = await queryOne<{ blocks: number; events: string | number | null }>(db, "SELECT count(*)::int AS blocks, sum(event_count)::int8 AS events FROM audit.blocks WHERE seq < ?", [beforeSeq]);
 	return { blocks: r?.blocks ?? 0, events: Number(r?.events ?? 0) };
 }
