@@ -20,6 +20,7 @@
  */
 import type { Knex } from "knex";
 import { queryRows, runStatement } from "./db.ts";
+import { unpackJson } from "../lib/packed-json.ts";
 
 export type Publish = (event: string, payload: Record<string, unknown>) => Promise<void> | void;
 
@@ -35,8 +36,35 @@ interface OutboxRow {
 	seq: bigint;
 	/** The writer pushed these events live at commit; the relay only positions them. */
 	live_published?: boolean;
-	/** Null where the relay did not ask for them (rows already pushed live). */
-	events: { event: string; partitionKey: string; payload: Record<string, unknown> }[] | null;
+	/** Null where the relay did not ask for them (rows already pushed live), or where they are packed. */
+	events: OutboxEvent[] | null;
+	/** The same, packed (lib/packed-json.ts), in the outboxes that pack them. */
+	events_packed: Uint8Array | null;
+}
+
+/**
+ * The outboxes whose writers pack their events (lib/packed-json.ts) into `events_packed`
+ * instead of the json column `events`: the ledger's, the busiest by far
+ * (migrations/ledger/014_packed_outbox.ts). Rows written before hold json; a row holds one
+ * form or the other. The other outboxes have no `events_packed` column.
+ */
+const PACKED_OUTBOXES: ReadonlySet<string> = new Set(["ledger"]);
+
+/** The columns that hold a row's events. */
+function eventColumns(schema: string): string {
+	return PACKED_OUTBOXES.has(schema) ? "events, events_packed" : "events, NULL::bytea AS events_packed";
+}
+
+/** The relay's columns of a row's events: none for rows their writer pushed live (alias `o`). */
+function unlessLive(schema: string): string {
+	const packed = PACKED_OUTBOXES.has(schema) ? "CASE WHEN o.live_published THEN NULL ELSE o.events_packed END" : "NULL::bytea";
+	return `CASE WHEN o.live_published THEN NULL ELSE o.events END AS events, ${packed} AS events_packed`;
+}
+
+/** A row's events, whichever form it holds them in; null when it holds none (not asked for). */
+function eventsOf(row: Pick<OutboxRow, "events" | "events_packed">): OutboxEvent[] | null {
+	if (row.events) return row.events;
+	return row.events_packed ? (unpackJson(row.events_packed) as OutboxEvent[]) : null;
 }
 
 const SCHEMA = /^[a-z_]{1,32}$/;
@@ -103,13 +131,14 @@ export async function relayOnce(knex: Knex, schema: string, publish: Publish, ba
 		`WITH l AS (SELECT pg_try_advisory_xact_lock(hashtext('paymesh.${s}.outbox')) AS locked)
 		 UPDATE ${s}.outbox o SET seq = x.seq, published_at = now()
 		 FROM (SELECT id, nextval('${s}.outbox_seq') AS seq FROM (SELECT id FROM ${s}.outbox WHERE published_at IS NULL AND (SELECT locked FROM l) ORDER BY id LIMIT ?) c ORDER BY id) x
-		 WHERE o.id = x.id RETURNING o.id, o.seq, CASE WHEN o.live_published THEN NULL ELSE o.events END AS events, o.live_published`,
+		 WHERE o.id = x.id RETURNING o.id, o.seq, ${unlessLive(s)}, o.live_published`,
 		[batchSizeMax],
 	);
 	const rows = positioned.sort((a, b) => (a.seq < b.seq ? -1 : 1));
 	for (const row of rows) {
-		if (row.live_published || !row.events) continue;
-		for (const [index, e] of row.events.entries()) await publish(e.event, { ...e.payload, eventId: `${s}:${row.id}:${index}` });
+		const events = row.live_published ? null : eventsOf(row);
+		if (!events) continue;
+		for (const [index, e] of events.entries()) await publish(e.event, { ...e.payload, eventId: `${s}:${row.id}:${index}` });
 	}
 	if (rows.length > 0) await publish("eventlog.appended", { source: s, seq: Number(rows[rows.length - 1]?.seq ?? 0) });
 	return rows.length;
@@ -126,10 +155,10 @@ export async function readEvents(knex: Knex, schema: string, afterSeq: number, e
 	// The watermark row always comes back, with the page's rows beside it (none: one row of nulls).
 	const rows = await runStatement<Partial<OutboxRow> & { pruned: bigint | number }>(
 		knex,
-		`SELECT w.up_to_seq AS pruned, r.id, r.seq, r.events FROM ${s}.outbox_pruned w LEFT JOIN LATERAL (
-			SELECT id, seq, events FROM (
-				SELECT id, seq, events, event_count, sum(event_count) OVER (ORDER BY seq) AS running
-				FROM (SELECT id, seq, events, event_count FROM ${s}.outbox WHERE seq > ? ORDER BY seq LIMIT ?) l
+		`SELECT w.up_to_seq AS pruned, r.id, r.seq, r.events, r.events_packed FROM ${s}.outbox_pruned w LEFT JOIN LATERAL (
+			SELECT id, seq, events, events_packed FROM (
+				SELECT id, seq, events, events_packed, event_count, sum(event_count) OVER (ORDER BY seq) AS running
+				FROM (SELECT id, seq, ${eventColumns(s)}, event_count FROM ${s}.outbox WHERE seq > ? ORDER BY seq LIMIT ?) l
 			) p WHERE running - event_count < ?
 		) r ON true ORDER BY r.seq`,
 		[afterSeq, eventsMax, eventsMax],
@@ -137,9 +166,10 @@ export async function readEvents(knex: Knex, schema: string, afterSeq: number, e
 	const events: LogEvent[] = [];
 	let lastSeq = afterSeq;
 	for (const row of rows) {
-		if (row.id == null || row.seq == null || !row.events) continue;
+		const rowEvents = row.id == null || row.seq == null ? null : eventsOf({ events: row.events ?? null, events_packed: row.events_packed ?? null });
+		if (!rowEvents || row.id == null || row.seq == null) continue;
 		const seq = Number(row.seq);
-		for (const [index, e] of row.events.entries()) events.push({ seq, eventId: `${s}:${row.id}:${index}`, event: e.event, payload: e.payload });
+		for (const [index, e] of rowEvents.entries()) events.push({ seq, eventId: `${s}:${row.id}:${index}`, event: e.event, payload: e.payload });
 		lastSeq = seq;
 	}
 	return { events, lastSeq, prunedUpToSeq: Number(rows[0]?.pruned ?? 0) };
@@ -171,6 +201,8 @@ const REWRITE_PAGE_ROWS = 500;
  */
 export async function rewriteOutbox(knex: Knex, schema: string, refs: readonly string[], rewrite: (events: OutboxEvent[]) => OutboxEvent[] | null): Promise<number> {
 	const s = checked(schema);
+	// Packed rows cannot be searched in SQL; the outbox that packs (the ledger's) keeps the money's records and is not rewritten.
+	if (PACKED_OUTBOXES.has(s)) throw new Error(`rewriteOutbox: the ${s} outbox packs its events`);
 	if (refs.length === 0) return 0;
 	let afterId = "0";
 	let rewritten = 0;

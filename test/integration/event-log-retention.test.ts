@@ -14,6 +14,7 @@ import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
 import { until } from "../support/wait.ts";
 import { consumerProbe } from "../support/consumer.ts";
 import { pruneOutbox, sweepOutbox } from "../../mixins/event-log.ts";
+import { unpackJson } from "../../lib/packed-json.ts";
 import type { Config } from "../../config/index.ts";
 
 let node: NodeOnDatabase;
@@ -43,9 +44,11 @@ describe("event log retention", () => {
 		// Holding the relay's lock keeps the row inserted below unpositioned while the sweep runs.
 		await sql.query("SELECT pg_advisory_lock(hashtext('paymesh.ledger.outbox'))");
 		// Everything up to the transfer of 3 is 40 days old; one row stays unpositioned.
-		const { seq: cut } = await one<{ seq: string }>(
-			"SELECT seq::text FROM ledger.outbox o WHERE EXISTS (SELECT 1 FROM json_array_elements(o.events) e WHERE e->>'event' = 'transfer.completed' AND (e->'payload'->>'amount')::int = 3)",
-		);
+		// The ledger packs its events (lib/packed-json.ts).
+		type Event = { event: string; payload: { amount?: number } };
+		const stored = await sql.query<{ seq: string; events_packed: Buffer }>("SELECT seq::text, events_packed FROM ledger.outbox WHERE events_packed IS NOT NULL ORDER BY seq");
+		const cut = stored.rows.find(r => (unpackJson(r.events_packed) as Event[]).some(e => e.event === "transfer.completed" && e.payload.amount === 3))?.seq;
+		assert.ok(cut, "the transfer of 3 is in the log");
 		await sql.query("UPDATE ledger.outbox SET published_at = now() - interval '40 days', created_at = now() - interval '40 days' WHERE seq <= $1", [cut]);
 		await sql.query(`INSERT INTO ledger.outbox (events, event_count, created_at) VALUES ('[{"event":"probe","partitionKey":"x","payload":{}}]', 1, now() - interval '40 days')`);
 		const rowsBefore = (await one<{ n: number }>("SELECT count(*)::int AS n FROM ledger.outbox")).n;

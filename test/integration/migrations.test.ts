@@ -10,6 +10,8 @@ import knexFactory, { type Knex } from "knex";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { MIGRATIONS, migrateLatest, migrateRollback, migrateUp } from "../../migrations/index.ts";
 import * as ledgerHoldFees from "../../migrations/ledger/013_hold_fees.ts";
+import * as ledgerPackedOutbox from "../../migrations/ledger/014_packed_outbox.ts";
+import { packJson } from "../../lib/packed-json.ts";
 
 let db: TestDatabase;
 let knex: Knex;
@@ -128,5 +130,23 @@ describe("migrations that refuse to go down over money in flight", () => {
 		await knex.raw("UPDATE ledger.holds SET status = 'voided', closed_at = now() WHERE idempotency_key = 'mig-fee-hold'");
 		await knex.transaction(trx => ledgerHoldFees.down(trx));
 		await knex.transaction(trx => ledgerHoldFees.up(trx));
+	});
+});
+
+describe("migrations that convert rows", () => {
+	it("ledger 014 (packed outbox): down unpacks every packed row into json, a row holds one form only, and up again leaves json rows readable", async () => {
+		await migrateLatest(knex, "ledger");
+		const batch = (n: number) => Array.from({ length: n }, (_, i) => ({ event: "transfer.completed", partitionKey: `acc-${i}`, payload: { id: `t-${n}-${i}`, amount: i + 1, description: "rent ✓" } }));
+		await knex.raw(`INSERT INTO ledger.outbox (events, event_count) VALUES (?::json, 2)`, [JSON.stringify(batch(2))]);
+		await knex.raw(`INSERT INTO ledger.outbox (events_packed, event_count) VALUES (decode(?, 'hex'), 40)`, [packJson(batch(40)).toString("hex")]);
+		await assert.rejects(knex.raw(`INSERT INTO ledger.outbox (event_count) VALUES (1)`), /outbox_events_one_form/);
+		await assert.rejects(knex.raw(`INSERT INTO ledger.outbox (events, events_packed, event_count) VALUES ('[]', '\\x00', 1)`), /outbox_events_one_form/);
+		await knex.transaction(trx => ledgerPackedOutbox.down(trx));
+		const rows = ((await knex.raw("SELECT events, event_count FROM ledger.outbox ORDER BY id")) as { rows: { events: unknown; event_count: number }[] }).rows;
+		assert.deepEqual(rows.map(r => r.events), [batch(2), batch(40)]);
+		await knex.transaction(trx => ledgerPackedOutbox.up(trx));
+		const after = ((await knex.raw("SELECT events IS NOT NULL AS json, events_packed IS NULL AS unpacked FROM ledger.outbox ORDER BY id")) as { rows: { json: boolean; unpacked: boolean }[] }).rows;
+		assert.deepEqual(after, [{ json: true, unpacked: true }, { json: true, unpacked: true }]);
+		await knex.raw("DELETE FROM ledger.outbox");
 	});
 });

@@ -17,6 +17,7 @@ import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.t
 import { startNode, TEST_JWT_SECRET } from "../support/node.ts";
 import { DEFAULT_POLICY } from "../../services/fraud/rules.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
+import { unpackJson } from "../../lib/packed-json.ts";
 
 const OWNER = "018f0000-0000-7000-8000-00000000a11c";
 const BURST = 8;
@@ -92,9 +93,9 @@ describe("owner state across a kill -9 of the owning node", () => {
 		await c.connect();
 		try {
 			// The decisions as the ledger recorded them, in its events.
-			const { rows } = await c.query<{ e: { event: string; payload: { id: string; risk?: { reasons: string[] } } } }>(
-				"SELECT json_array_elements(events) AS e FROM ledger.outbox ORDER BY id",
-			);
+			type Event = { event: string; payload: { id: string; risk?: { reasons: string[] } } };
+			const stored = await c.query<{ events: Event[] | null; events_packed: Buffer | null }>("SELECT events, events_packed FROM ledger.outbox ORDER BY id");
+			const rows = stored.rows.flatMap(r => (r.events ?? (r.events_packed ? (unpackJson(r.events_packed) as Event[]) : []))).map(e => ({ e }));
 			const reasonsOf = (id: string | undefined) => rows.find(r => r.e.event === "transfer.completed" && r.e.payload.id === id)?.e.payload.risk?.reasons;
 			for (let n = 0; n < BURST + 2; n++) {
 				const reasons = reasonsOf(answered.get(n)?.id);
