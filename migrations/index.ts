@@ -28,6 +28,7 @@ import * as reports003 from "./reports/003_transactions.ts";
 import * as reports004 from "./reports/004_insights.ts";
 import * as reports005 from "./reports/005_filter_index.ts";
 import * as reports006 from "./reports/006_named_transaction_ids.ts";
+import * as reports007 from "./reports/007_search_expression.ts";
 import * as ledger002 from "./ledger/002_event_log.ts";
 import * as ledger003 from "./ledger/003_outbox_retention.ts";
 import * as ledger004 from "./ledger/004_batch_check.ts";
@@ -92,7 +93,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	schedules: { "001_init": schedules001, "002_erasure_indexes": schedules002 },
 	bills: { "001_init": bills001, "002_return_attempts": bills002 },
 	methods: { "001_init": methods001 },
-	reports: { "001_init": reports001, "002_processed_events_retention": reports002, "003_transactions": reports003, "004_insights": reports004, "005_filter_index": reports005, "006_named_transaction_ids": reports006 },
+	reports: { "001_init": reports001, "002_processed_events_retention": reports002, "003_transactions": reports003, "004_insights": reports004, "005_filter_index": reports005, "006_named_transaction_ids": reports006, "007_search_expression": reports007 },
 };
 
 function sourceFor(schema: string): Knex.MigrationSource<string> {

@@ -36,6 +36,13 @@ export interface StoredTransaction {
 	cursor_time_us: string;
 }
 
+/**
+ * The words a free-text filter matches, written exactly as transactions_filters_idx indexes
+ * them (migrations/reports/007_search_expression.ts, which cannot import it): PostgreSQL
+ * uses an expression index only for the same expression, so a change here is a migration.
+ */
+const SEARCH_VECTOR_SQL = "to_tsvector('simple', description || ' ' || counterparty_name)";
+
 const COLUMNS = `id, owner_id, account_id, transfer_id, currency, direction, amount_minor, type, category, category_reason, category_set_by,
 	counterparty_account_id, counterparty_owner_id, counterparty_name, description, created_at, ${CURSOR_TIME_SQL} AS cursor_time_us`;
 
@@ -164,7 +171,7 @@ function where(f: TransactionFilter): { sql: string; bindings: unknown[] } {
 	if (f.type) add("type = ?", f.type);
 	if (f.category) add("category = ?", f.category);
 	const q = f.q ? searchQueryOf(f.q) : null;
-	if (q) add("search @@ to_tsquery('simple', ?)", q);
+	if (q) add(`${SEARCH_VECTOR_SQL} @@ to_tsquery('simple', ?)`, q);
 	return { sql: conds.join(" AND "), bindings: b };
 }
 
@@ -326,7 +333,7 @@ export function rewriteDead(knex: Knex, refs: readonly string[], rewrite: (paylo
  * (other customers', and the person's own between their accounts) shows `pseudonym` as the
  * counterparty (and in the category's reason and the insights that named
  * them); their descriptions stay, as the ledger keeps them. The person's own rows keep
- * their amounts, categories and counterparties but no description (the search vector
+ * their amounts, categories and counterparties but no description (the search index
  * follows); their category rules and insights are deleted. The number of rows changed.
  */
 export async function eraseOwner(knex: Knex, userId: string, pseudonym: string): Promise<number> {

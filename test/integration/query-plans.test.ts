@@ -139,6 +139,43 @@ describe("query plans of the read routes", () => {
 		assert.deepEqual(found, []);
 	});
 
+	it("search the transactions' text through transactions_filters_idx: the list names the words as the index's expression does", async () => {
+		// 2,000 rows, 200 of them this customer's and the rest 40 others', 2 of this one's "rent for May"; analyzed, so the planner knows.
+		const ownerId = "018f0000-0000-7000-8000-0000000000c1";
+		const sql = new pg.Client({ connectionString: db.url });
+		await sql.connect();
+		try {
+			await sql.query(
+				`INSERT INTO reports.transactions (id, owner_id, account_id, transfer_id, currency, direction, amount_minor, type, category, category_reason, counterparty_account_id, counterparty_name, description, created_at)
+				 SELECT gen_random_uuid(), CASE WHEN g % 10 = 0 THEN $1::uuid ELSE ('018f0000-0000-7000-8000-' || lpad(to_hex(g % 50), 12, '0'))::uuid END,
+					gen_random_uuid(), gen_random_uuid(), 'USD', 'out', 100 + g, 'payment', 'other', 'rules', gen_random_uuid(),
+					CASE WHEN g % 2 = 0 THEN 'Bruno Diaz' ELSE 'Chen Costa' END, CASE WHEN g % 1000 = 0 THEN 'rent for May' ELSE 'coffee ' || g END, now() - g * interval '1 hour'
+				 FROM generate_series(1, 2000) g`,
+				[ownerId],
+			);
+			await sql.query("ANALYZE reports.transactions");
+		} finally {
+			await sql.end();
+		}
+		const params = { ownerId, q: "rent may", minAmountMinor: 100, maxAmountMinor: 5_000 };
+		const page: { items: { description: string }[] } = await broker.call("reports.transactions.list", params);
+		assert.deepEqual(page.items.map(t => t.description), ["rent for May", "rent for May"]);
+		const [statement] = await statementsOf("reports.transactions.list", params);
+		assert.ok(statement);
+		// The same statement ran in the test before for another customer: these bindings are the last ones.
+		const q = captured.findLast(c => c.sql === statement) as { bindings: unknown[] };
+		const c = new pg.Client({ connectionString: db.url });
+		await c.connect();
+		try {
+			const plan = (await c.query<{ "QUERY PLAN": string }>(`EXPLAIN ${positional(statement)}`, q.bindings)).rows.map(r => r["QUERY PLAN"]);
+			const scan = plan.findIndex(line => line.includes("Bitmap Index Scan on transactions_filters_idx"));
+			assert.ok(scan >= 0, plan.join("\n"));
+			assert.match(plan[scan + 1] ?? "", /Index Cond: .*owner_id = .* AND \(to_tsvector\('simple'::regconfig, \(\(description \|\| ' '::text\) \|\| counterparty_name\)\) @@ /, plan.join("\n"));
+		} finally {
+			await c.end();
+		}
+	});
+
 	it("stores e-mail addresses in one form; a second profile with the address stays unverified and is never the one found", async () => {
 		const found: { id: string } = await broker.call("users.findByEmail", { email: "PLANS@example.COM" });
 		assert.equal(found.id, "018f0000-0000-7000-8000-0000000000a1");
