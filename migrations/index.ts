@@ -21,6 +21,7 @@ import * as ledger001 from "./ledger/001_init.ts";
 import * as notifications001 from "./notifications/001_init.ts";
 import * as notifications002 from "./notifications/002_mails.ts";
 import * as notifications003 from "./notifications/003_subject_index.ts";
+import * as notifications004 from "./notifications/004_named_ids.ts";
 import * as webhooks001 from "./webhooks/001_init.ts";
 import * as reports001 from "./reports/001_init.ts";
 import * as reports002 from "./reports/002_processed_events_retention.ts";
@@ -86,7 +87,7 @@ export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	fx: { "001_init": fx001, "002_quote_claims": fx002, "003_spread_revenue": fx003 },
 	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003, "004_known_counterparties": fraud004, "005_daily_totals_retention": fraud005 },
 	audit: { "001_init": audit001, "002_blocks": audit002 },
-	notifications: { "001_init": notifications001, "002_mails": notifications002, "003_subject_index": notifications003 },
+	notifications: { "001_init": notifications001, "002_mails": notifications002, "003_subject_index": notifications003, "004_named_ids": notifications004 },
 	webhooks: { "001_init": webhooks001, "002_list_indexes": webhooks002 },
 	recon: { "001_init": recon001, "002_refunds": recon002 },
 	requests: { "001_init": requests001, "002_pending_index": requests002 },

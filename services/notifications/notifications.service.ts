@@ -25,7 +25,7 @@ import { eventConsumer, type ConsumedEvent, type ConsumerService } from "../../m
 import { emailChannel, simulatedSmsChannel, SMTP_TIMEOUTS_MS, type Channel } from "./channels.ts";
 import { withTimeout } from "../../lib/timeout.ts";
 import { AFTER_CURSOR_SQL, CURSOR_TIME_SQL, decodeTimeCursor, pageOf } from "../../lib/cursor.ts";
-import { BILL_EVENTS, DISPUTE_EVENTS, draftsFor, PERSON_NAMING_KINDS, REQUEST_EVENTS, SCHEDULE_EVENTS, INSIGHT_EVENTS, type Draft } from "./templates.ts";
+import { BILL_EVENTS, DISPUTE_EVENTS, draftsFor, eventTimeMs, notificationIdOf, PERSON_NAMING_KINDS, REQUEST_EVENTS, SCHEDULE_EVENTS, INSIGHT_EVENTS, type Draft } from "./templates.ts";
 import { Periodic } from "../../lib/periodic.ts";
 import { mentionsOf, replaceMentions, scrubPayload, type ErasureSubject, type Mention } from "../../lib/erasure.ts";
 import * as store from "./store.ts";
@@ -79,10 +79,23 @@ interface Profile {
 	preferences: { notifyEmail?: boolean; notifySms?: boolean; phone?: string };
 }
 
+/** A notification to store: its draft, its event, and when the event happened (templates.ts eventTimeMs). */
+interface StoreItem {
+	eventId: string;
+	eventAtMs: number;
+	d: Draft;
+}
+
+/** The notifications of one consumed event. */
+const itemsOf = (e: ConsumedEvent, names: ReadonlyMap<string, string>): StoreItem[] => {
+	const eventAtMs = eventTimeMs(e.event, e.payload);
+	return draftsFor(e.event, e.payload, names).map(d => ({ eventId: e.eventId, eventAtMs, d }));
+};
+
 type NotificationsThis = DbService & ConsumerService & {
 	channels: Map<string, Channel>;
 	sweeper: Periodic;
-	store(items: { eventId: string; d: Draft }[]): Promise<void>;
+	store(items: StoreItem[]): Promise<void>;
 	sendersOf(events: ConsumedEvent[]): Promise<Map<string, string>>;
 	profilesOf(userIds: string[]): Promise<Map<string, Profile>>;
 	sweepDeliveries(): Promise<number>;
@@ -232,12 +245,12 @@ export function notificationsService(config: Config): ServiceSchema {
 
 			async handleEvent(this: NotificationsThis, e: ConsumedEvent) {
 				const names = await this.sendersOf([e]);
-				await this.store(draftsFor(e.event, e.payload, names).map(d => ({ eventId: e.eventId, d })));
+				await this.store(itemsOf(e, names));
 			},
 
 			async handleEvents(this: NotificationsThis, events: ConsumedEvent[]) {
 				const names = await this.sendersOf(events);
-				await this.store(events.flatMap(e => draftsFor(e.event, e.payload, names).map(d => ({ eventId: e.eventId, d }))));
+				await this.store(events.flatMap(e => itemsOf(e, names)));
 			},
 
 			/**
@@ -256,21 +269,25 @@ export function notificationsService(config: Config): ServiceSchema {
 
 			/**
 			 * Stores notifications (once per event, user and kind: a replay inserts nothing), queues
-			 * their channels from each user's preferences, and pushes the new ones live.
+			 * their channels from each user's preferences, and pushes the new ones live. A
+			 * notification's id is made from its event, user and kind (notificationIdOf), so the
+			 * event delivered again meets its rows on the primary key; rows written before
+			 * migration notifications/004, with other ids, are met by its partial unique index.
+			 * Only the rows inserted get deliveries and a push.
 			 */
-			async store(this: NotificationsThis, items: { eventId: string; d: Draft }[]) {
+			async store(this: NotificationsThis, items: StoreItem[]) {
 				if (items.length === 0) return;
 				// Profiles first: when the users service cannot answer, nothing is stored and the
 				// page is retried, rather than notifications stored without their e-mail or SMS.
 				const profiles = this.channels.size > 0 ? await this.profilesOf([...new Set(items.map(i => i.d.userId))]) : new Map<string, Profile>();
-				const ids = items.map(() => uuidv7());
+				const ids = items.map(i => notificationIdOf(i.eventId, i.eventAtMs, i.d));
 				// The notifications and their deliveries together: a replay finds both or neither.
 				const rows = await this.knex.transaction(async trx => {
 					const inserted = (await queryRows<NotificationRow>(
 						trx,
 						`INSERT INTO notifications.notifications (id, user_id, event_id, kind, title, body, data)
 						 SELECT id, u, e, k, t, b, d::jsonb FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) AS x(id, u, e, k, t, b, d)
-						 ON CONFLICT (event_id, user_id, kind) DO NOTHING RETURNING *`,
+						 ON CONFLICT DO NOTHING RETURNING *`,
 						[ids, items.map(i => i.d.userId), items.map(i => i.eventId), items.map(i => i.d.kind), items.map(i => i.d.title), items.map(i => i.d.body), items.map(i => JSON.stringify(i.d.data))],
 					)).sort((a, b) => (a.id < b.id ? -1 : 1));
 					const queue: [string, string, string][] = [];

@@ -2,11 +2,14 @@
  * What a money event tells whom (pure): the notification drafts for one event, from
  * templates per kind. Transfers notify the recipient (not top-ups or FX legs, which come
  * from system accounts and are told by their payment); payments notify their user when
- * they complete or fail; P2P completions are already told by their transfer.
+ * they complete or fail; P2P completions are already told by their transfer. Also when an
+ * event happened, as its payload says, which its notifications' ids are made from.
  */
 import { CURRENCY_EXPONENTS } from "../../config/currencies.ts";
 import { formatMinor } from "../../lib/money.ts";
 import { formatAmount, isCurrencyCode } from "../../lib/amount.ts";
+import { uuidv7Of } from "../../lib/ids.ts";
+import { REMIND_DAYS_BEFORE } from "../bills/rules.ts";
 
 export interface Draft {
 	userId: string;
@@ -224,4 +227,60 @@ export function draftsFor(event: string, p: Record<string, unknown>, names: Read
 		}
 	}
 	return [];
+}
+
+const DAY_MS = 86_400_000;
+const MS_END = 2 ** 48;
+const UUID_V7 = /^([0-9a-f]{8})-([0-9a-f]{4})-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+
+/** A time in ms a uuidv7 can carry, or null. */
+const usable = (ms: number): number | null => (Number.isSafeInteger(ms) && ms >= 0 && ms < MS_END ? ms : null);
+
+/** The time an ISO string in the payload says. */
+const isoAt = (p: Record<string, unknown>, key: string): number | null => (typeof p[key] === "string" ? usable(Date.parse(p[key])) : null);
+
+/** The time inside a UUID version 7 in the payload (lib/ids.ts: when the thing it names was made). */
+const v7At = (p: Record<string, unknown>, key: string): number | null => {
+	const m = typeof p[key] === "string" ? UUID_V7.exec(p[key]) : null;
+	return m ? usable(parseInt(`${m[1]}${m[2]}`, 16)) : null;
+};
+
+/** Midnight UTC of a YYYY-MM-DD date in the payload, `daysBefore` days earlier. */
+const dayAt = (p: Record<string, unknown>, key: string, daysBefore = 0): number | null =>
+	(typeof p[key] === "string" && /^\d{4}-\d{2}-\d{2}$/.test(p[key]) ? usable(Date.parse(`${p[key]}T00:00:00Z`) - daysBefore * DAY_MS) : null);
+
+/**
+ * When an event happened, in ms, read from its payload only, so that every delivery of the
+ * event (a page read again after a crash, a dead letter re-sent, which keeps the payload
+ * but not the log row) gives the same time; never the clock. Where the payload carries no
+ * time of the event itself (a payment's status change, a standing order's attempt, a bill
+ * reminder), the nearest time it names that is not after the event: the payment's creation
+ * (the time in its id), the day the occurrence fell due (attempts are made on it or after),
+ * the first day a reminder may be sent. 0 when the payload names none.
+ */
+export function eventTimeMs(event: string, p: Record<string, unknown>): number {
+	const at = (() => {
+		switch (event) {
+			case "transfer.completed": case "payment.refunded": case "dispute.opened": return isoAt(p, "createdAt");
+			case "dispute.won": case "dispute.lost": return isoAt(p, "decidedAt") ?? isoAt(p, "createdAt");
+			case "bill.paid": case "bill.returned": return isoAt(p, "updatedAt");
+			case "bill.reminder": return dayAt(p, "dueDate", REMIND_DAYS_BEFORE);
+			// The insight's id carries the time of the payment it is about (services/reports).
+			case "insight.created": return v7At(p, "id");
+			case "payment.status_changed": return v7At(p, "paymentId");
+		}
+		if (event.startsWith("request.")) return isoAt(p, "updatedAt");
+		if (event.startsWith("schedule.")) return dayAt(p, "dueDate");
+		return null;
+	})();
+	return at ?? 0;
+}
+
+/**
+ * A notification's id: the time of its event, then a hash of the event, the user and the
+ * kind (uuidv7Of in lib/ids.ts). The event delivered again makes the same id, so its
+ * notification meets the first copy on the primary key and is neither stored nor sent twice.
+ */
+export function notificationIdOf(eventId: string, eventAtMs: number, d: Pick<Draft, "userId" | "kind">): string {
+	return uuidv7Of(eventAtMs, `${eventId}|${d.userId}|${d.kind}`);
 }

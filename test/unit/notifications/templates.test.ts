@@ -1,7 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { draftsFor } from "../../../services/notifications/templates.ts";
+import { draftsFor, eventTimeMs, notificationIdOf } from "../../../services/notifications/templates.ts";
 import { formatMinor } from "../../../lib/money.ts";
+import { uuidv7 } from "../../../lib/ids.ts";
 
 const A = "018f0000-0000-7000-8000-00000000000a";
 const B = "018f0000-0000-7000-8000-00000000000b";
@@ -62,6 +63,36 @@ describe("notification templates", () => {
 		assert.equal(draftsFor("payment.status_changed", { ...base, type: "topup", to: "pending_review" })[0]?.body, "Top-up of 25.00 EUR is being checked by our team; we will tell you when it is done.");
 		assert.equal(draftsFor("payment.status_changed", { ...base, type: "p2p", to: "pending_review" })[0]?.kind, "payment.review");
 		assert.deepEqual(draftsFor("payment.status_changed", { ...base, type: "topup", to: "processing" }), []);
+	});
+
+	it("dates each event from its payload only, never the clock: the time the event says, else the nearest time it names before it", () => {
+		const at = "2026-03-04T05:06:07.089Z";
+		const ms = Date.parse(at);
+		assert.equal(eventTimeMs("transfer.completed", { id: "t", createdAt: at, fromOwnerId: A, toOwnerId: B }), ms);
+		assert.equal(eventTimeMs("payment.refunded", { type: "topup", createdAt: at }), ms);
+		assert.equal(eventTimeMs("request.paid", { createdAt: "2026-01-01T00:00:00.000Z", updatedAt: at }), ms, "a request's change, not its making");
+		assert.equal(eventTimeMs("dispute.opened", { createdAt: at, decidedAt: null }), ms);
+		assert.equal(eventTimeMs("dispute.won", { createdAt: "2026-01-01T00:00:00.000Z", decidedAt: at }), ms);
+		assert.equal(eventTimeMs("bill.paid", { createdAt: "2026-01-01T00:00:00.000Z", updatedAt: at }), ms);
+		// No time of the change in the payload: the payment's own (its id's), the due day, the first day a reminder goes.
+		assert.equal(eventTimeMs("payment.status_changed", { paymentId: uuidv7(ms), to: "completed" }), ms);
+		assert.equal(eventTimeMs("insight.created", { id: uuidv7(ms), ownerId: A }), ms);
+		assert.equal(eventTimeMs("schedule.skipped", { dueDate: "2026-03-04", ownerId: A }), Date.parse("2026-03-04T00:00:00Z"));
+		assert.equal(eventTimeMs("bill.reminder", { dueDate: "2026-03-04", userId: A }), Date.parse("2026-03-01T00:00:00Z"));
+		// Nothing usable: 0, the same every time.
+		assert.equal(eventTimeMs("payment.status_changed", { paymentId: "not-a-uuid" }), 0);
+		assert.equal(eventTimeMs("transfer.completed", { createdAt: "yesterday" }), 0);
+	});
+
+	it("makes one id per event, user and kind, which sorts by the event's time", () => {
+		const ms = Date.parse("2026-03-04T05:06:07.089Z");
+		const id = notificationIdOf("ledger:7:0", ms, { userId: A, kind: "transfer.received" });
+		assert.equal(notificationIdOf("ledger:7:0", ms, { userId: A, kind: "transfer.received" }), id);
+		assert.notEqual(notificationIdOf("ledger:7:0", ms, { userId: B, kind: "transfer.received" }), id);
+		assert.notEqual(notificationIdOf("ledger:7:0", ms, { userId: A, kind: "request.expired" }), id);
+		assert.notEqual(notificationIdOf("ledger:8:0", ms, { userId: A, kind: "transfer.received" }), id);
+		assert.equal(id.replace(/-/g, "").slice(0, 12), ms.toString(16).padStart(12, "0"));
+		assert.ok(notificationIdOf("ledger:9:0", ms - 1, { userId: A, kind: "transfer.received" }) < id);
 	});
 
 	it("formats minor units without floats, negative and at the edges", () => {
