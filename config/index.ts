@@ -145,6 +145,12 @@ export interface Config {
 		/** Positioned rows older than this are pruned; a consumer further behind loses events (and is told). */
 		retentionDays: number;
 		pruneIntervalMs: number;
+		/**
+		 * The ledger writes its events packed (lib/packed-json.ts). Off only during a rolling
+		 * upgrade from before migration ledger 014: a ledger node of that version reads only
+		 * json rows and would skip packed ones (docs/operations.md).
+		 */
+		packEvents: boolean;
 	};
 	retention: {
 		/** Per-day counters (spending limits, fraud day totals) older than this many UTC days are deleted; the rules read today's only. */
@@ -768,6 +774,7 @@ export function loadConfig(env: Env = process.env): Config {
 			relayGapMs: intVar(env, "OUTBOX_RELAY_GAP_MS", 20, 0, 1_000),
 			retentionDays: intVar(env, "OUTBOX_RETENTION_DAYS", 30, 1, 3_650),
 			pruneIntervalMs: intVar(env, "OUTBOX_PRUNE_INTERVAL_MS", 600_000, 1_000, 86_400_000),
+			packEvents: boolVar(env, "OUTBOX_PACK_EVENTS", true),
 		},
 		retention: {
 			// At least today and yesterday, so a node whose clock is behind still finds its day.

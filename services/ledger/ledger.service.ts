@@ -632,7 +632,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 
 			async runUnits(this: LedgerThis, units: Unit[]): Promise<OpResult[][]> {
-				const outcome = await runBatch(this.knex, units, () => uuidv7(), this.rt.rates);
+				const outcome = await runBatch(this.knex, units, () => uuidv7(), this.rt.rates, config.outbox.packEvents);
 				if (outcome.eventCount > 0) {
 					// Live first, straight after the commit: the feed does not wait for the relay's
 					// next cycle. The relay positions the row for the durable consumers and does not

@@ -388,8 +388,9 @@ function knownPart(pairs: string[]): Part {
 	};
 }
 
-function outboxPart(events: OutboxEvent[]): Part {
+function outboxPart(events: OutboxEvent[], packed: boolean): Part {
 	// The batch pushes these events live right after its commit (see ledger.service.ts).
+	if (!packed) return { name: "o", sql: "INSERT INTO ledger.outbox (events, event_count, live_published) VALUES (?::json, ?::int, true) RETURNING id", params: [JSON.stringify(events), events.length] };
 	// Packed (lib/packed-json.ts): under half of what the json column takes after TOAST compression. Bytes go as hex text, bound alike by pg and PGlite.
 	return { name: "o", sql: "INSERT INTO ledger.outbox (events_packed, event_count, live_published) VALUES (decode(?, 'hex'), ?::int, true) RETURNING id", params: [packJson(events).toString("hex"), events.length] };
 }
@@ -475,7 +476,7 @@ function writeChecks(changes: BatchChanges, accounts: AccountState[], keys: Stor
  * they ride on their transfer rows (`paymentHashes`: transfer id to request hash).
  */
 export async function writeBatch(
-	trx: Db, changes: BatchChanges, accounts: AccountState[], keys: StoredResult[], now: Date, paymentHashes: ReadonlyMap<string, string> = new Map(),
+	trx: Db, changes: BatchChanges, accounts: AccountState[], keys: StoredResult[], now: Date, paymentHashes: ReadonlyMap<string, string> = new Map(), packEvents = true,
 ): Promise<{ stored: number; outboxId: string | null }> {
 	const parts: Part[] = [];
 	if (changes.transfers.length > 0) parts.push(transfersPart(changes.transfers, now, paymentHashes));
@@ -486,7 +487,7 @@ export async function writeBatch(
 	if (changes.usage.size > 0) parts.push(usagePart(changes.usage, utcDay(now)));
 	if (changes.owners.size > 0) parts.push(ownersPart([...changes.owners.values()]));
 	if (changes.known.size > 0) parts.push(knownPart([...changes.known].sort()));
-	if (changes.events.length > 0) parts.push(outboxPart(changes.events));
+	if (changes.events.length > 0) parts.push(outboxPart(changes.events, packEvents));
 	if (keys.length > 0) parts.push(keysPart(keys));
 	if (parts.length === 0) return { stored: 0, outboxId: null };
 	const counts = parts.filter(p => p.name !== "a").map(p => `'${p.name}', (SELECT count(*) FROM ${p.name})`);

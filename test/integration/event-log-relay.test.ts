@@ -10,7 +10,8 @@ import type { Knex } from "knex";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { migrateLatest } from "../../migrations/index.ts";
 import { acquireDb, releaseDb } from "../../mixins/db.ts";
-import { Relay } from "../../mixins/event-log.ts";
+import { Relay, readEvents, relayOnce } from "../../mixins/event-log.ts";
+import { packJson } from "../../lib/packed-json.ts";
 
 let db: TestDatabase;
 let knex: Knex;
@@ -57,4 +58,23 @@ describe("outbox relay pacing", () => {
 			assert.ok(rounds <= most, `${rounds} rounds in ${tookMs.toFixed(0)} ms, at most ${most} allowed`);
 		});
 	}
+});
+
+describe("a log with rows in both forms (json from before ledger 014 or OUTBOX_PACK_EVENTS=false, packed after)", () => {
+	it("reads and relays every event of both, in position order, with its event id", async () => {
+		const batch = (tag: string, n: number) => Array.from({ length: n }, (_, i) => ({ event: "transfer.completed", partitionKey: `acc-${tag}`, payload: { id: `${tag}-${i}`, amount: i + 1 } }));
+		const json = (events: object[]) => knex.raw(`INSERT INTO ledger.outbox (events, event_count) VALUES (?::json, ?) RETURNING id::text AS id`, [JSON.stringify(events), events.length]);
+		const packed = (events: object[]) => knex.raw(`INSERT INTO ledger.outbox (events_packed, event_count) VALUES (decode(?, 'hex'), ?) RETURNING id::text AS id`, [packJson(events).toString("hex"), events.length]);
+		const ids: string[] = [];
+		for (const [write, events] of [[json, batch("a", 2)], [packed, batch("b", 3)], [json, batch("c", 1)], [packed, batch("d", 2)]] as const) {
+			ids.push(((await write(events)) as { rows: { id: string }[] }).rows[0]?.id ?? "");
+		}
+		const published: string[] = [];
+		while ((await relayOnce(knex, "ledger", (event, payload) => void (event === "transfer.completed" && published.push(`${String(payload["id"])}@${String(payload["eventId"])}`)), 100)) > 0);
+		const expected = [["a", 2, 0], ["b", 3, 1], ["c", 1, 2], ["d", 2, 3]].flatMap(([tag, n, row]) => Array.from({ length: Number(n) }, (_, i) => `${String(tag)}-${i}@ledger:${ids[Number(row)]}:${i}`));
+		assert.deepEqual(published, expected);
+		const read = await readEvents(knex, "ledger", 0, 1_000);
+		assert.deepEqual(read.events.map(e => `${String(e.payload["id"])}@${e.eventId}`), expected);
+		await knex.raw("DELETE FROM ledger.outbox");
+	});
 });

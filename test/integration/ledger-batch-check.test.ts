@@ -101,4 +101,15 @@ describe("ledger batch write checks", () => {
 			/outside the transaction/,
 		);
 	});
+
+	it("writes a batch's events packed, or as json with packing off (OUTBOX_PACK_EVENTS=false, a rolling upgrade), each row in one form", async () => {
+		const only = (id: string): BatchChanges => ({
+			transfers: [], entries: [], holdsCreated: [], holdsClosed: [], touched: new Map(), usage: new Map(), owners: new Map(), known: new Set(),
+			events: [{ event: "account.opened", partitionKey: id, payload: { id } }],
+		});
+		const packed = await inTransaction(knex, tx => writeBatch(tx, only("p-1"), [], [], now));
+		const json = await inTransaction(knex, tx => writeBatch(tx, only("j-1"), [], [], now, new Map(), false));
+		const rows = await queryRows<{ id: string; json: boolean; packed: boolean }>(knex, "SELECT id::text, events IS NOT NULL AS json, events_packed IS NOT NULL AS packed FROM ledger.outbox WHERE id IN (?, ?) ORDER BY id", [packed.outboxId, json.outboxId]);
+		assert.deepEqual(rows, [{ id: packed.outboxId, json: false, packed: true }, { id: json.outboxId, json: true, packed: false }]);
+	});
 });

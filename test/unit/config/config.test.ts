@@ -15,6 +15,8 @@ describe("config", () => {
 		assert.equal(c.payments.webhookSecret.length >= 32 && c.payments.webhookSecret !== c.auth.jwtSecret, true);
 		assert.equal(c.auth.jwtSecretGenerated, true);
 		assert.equal(c.port, 3000);
+		assert.equal(c.outbox.packEvents, true, "the ledger packs its events unless told not to (a rolling upgrade)");
+		assert.equal(loadConfig({ OUTBOX_PACK_EVENTS: "false" }).outbox.packEvents, false);
 	});
 
 	it("reads cluster settings", () => {
