@@ -146,9 +146,9 @@ export interface Config {
 		retentionDays: number;
 		pruneIntervalMs: number;
 		/**
-		 * The ledger writes its events packed (lib/packed-json.ts). Off only during a rolling
-		 * upgrade from before migration ledger 014: a ledger node of that version reads only
-		 * json rows and would skip packed ones (docs/operations.md).
+		 * The ledger writes its events packed (lib/packed-json.ts) while every ledger node in the
+		 * cluster reads packed rows (services/ledger/ledger.service.ts, packsEvents); false keeps
+		 * them json.
 		 */
 		packEvents: boolean;
 	};

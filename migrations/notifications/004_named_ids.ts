@@ -20,13 +20,15 @@ import { runStatements } from "../statements.ts";
  * NOTHING, which both indexes answer.
  */
 const UP = [
-	`ALTER TABLE notifications.notifications DROP CONSTRAINT notifications_event_id_user_id_kind_key`,
+	// The partial index first (its build blocks writes, not reads), then the constraint goes
+	// (a moment's exclusive lock): dropped first, the build would run under that lock.
 	`DO $$ DECLARE newest uuid := (SELECT id FROM notifications.notifications ORDER BY id DESC LIMIT 1); bound text; BEGIN
 		IF newest IS NOT NULL THEN
 			bound := lpad(to_hex(('x' || substr(replace(newest::text, '-', ''), 1, 12))::bit(48)::bigint + 60000), 12, '0') || repeat('0', 20);
 			EXECUTE format('CREATE UNIQUE INDEX notifications_before_named_ids ON notifications.notifications (event_id, user_id, kind) WHERE id < %L::uuid', bound);
 		END IF;
 	END $$`,
+	`ALTER TABLE notifications.notifications DROP CONSTRAINT notifications_event_id_user_id_kind_key`,
 ];
 
 const DOWN = [

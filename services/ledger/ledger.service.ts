@@ -67,6 +67,21 @@ interface LedgerRuntime {
 	revenueShard: number;
 	/** The day's reference rates of the owners' one spending budget (loaded once a day, services/ledger/budget.ts). */
 	rates: BudgetRates;
+	/** Whether batches pack their events (packsEvents); null: to be worked out again (the cluster's services changed). */
+	packing: boolean | null;
+}
+
+/**
+ * Ledger nodes that read packed outbox rows say so in their service's metadata. A node of a
+ * release before ledger/014 does not, and reads only json rows: while one is in the cluster,
+ * serving ledger.events.read, it would hand consumers pages without the packed rows' events.
+ */
+const READS_PACKED_OUTBOX = "readsPackedOutbox";
+
+/** Whether every ledger node the registry knows of, this one included, reads packed rows. */
+function everyLedgerReadsPacked(broker: ServiceBroker): boolean {
+	const ledgers = broker.registry.getServiceList({ skipInternal: true }).filter(s => s.name === "ledger");
+	return ledgers.length > 0 && ledgers.every(s => s.metadata?.[READS_PACKED_OUTBOX] === true);
 }
 
 type LedgerThis = DbService & {
@@ -79,6 +94,7 @@ type LedgerThis = DbService & {
 	sweepHolds(): Promise<number>;
 	setAccountStatus(id: string, status: "active" | "frozen"): Promise<Record<string, unknown>>;
 	runUnits(units: Unit[]): Promise<OpResult[][]>;
+	packsEvents(): boolean;
 	runBatchSafely(units: Unit[]): Promise<OpResult[][]>;
 	loadPrices(): Promise<void>;
 	priceList(named: number | null, quoteChecked: boolean): Promise<PriceList | null | Refusal>;
@@ -147,6 +163,14 @@ export function ledgerService(config: Config): ServiceSchema {
 			retentionMixin([{ table: "ledger.daily_usage", column: "day", kind: "date", keepDays: config.retention.dailyCountersDays }], config.outbox.pruneIntervalMs),
 		],
 		settings: { $noVersionPrefix: true },
+		metadata: { [READS_PACKED_OUTBOX]: true },
+
+		events: {
+			// A node joined or left: whether every ledger node reads packed rows is asked again.
+			"$services.changed"(this: LedgerThis) {
+				this.rt.packing = null;
+			},
+		},
 
 		actions: {
 			"accounts.open": {
@@ -632,7 +656,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 
 			async runUnits(this: LedgerThis, units: Unit[]): Promise<OpResult[][]> {
-				const outcome = await runBatch(this.knex, units, () => uuidv7(), this.rt.rates, config.outbox.packEvents);
+				const outcome = await runBatch(this.knex, units, () => uuidv7(), this.rt.rates, this.packsEvents());
 				if (outcome.eventCount > 0) {
 					// Live first, straight after the commit: the feed does not wait for the relay's
 					// next cycle. The relay positions the row for the durable consumers and does not
@@ -642,6 +666,16 @@ export function ledgerService(config: Config): ServiceSchema {
 					this.kickRelay();
 				}
 				return outcome.results;
+			},
+
+			/**
+			 * Batches pack their events when OUTBOX_PACK_EVENTS allows it and every ledger node
+			 * reads packed rows (a rolling upgrade from before ledger/014 writes json until the
+			 * last older node is gone).
+			 */
+			packsEvents(this: LedgerThis): boolean {
+				this.rt.packing ??= config.outbox.packEvents && everyLedgerReadsPacked(this.broker);
+				return this.rt.packing;
 			},
 
 			/** Releases holds past their timeout. The key makes each expiry happen once, on any node. */
@@ -736,6 +770,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				revenueAccount: systemAccountResolver(this.broker),
 				revenueShard: createHash("sha256").update(this.broker.nodeID).digest().readUInt32BE(0) % REVENUE_SHARDS,
 				rates: new BudgetRates(config.limits.baseCurrency),
+				packing: null,
 			};
 		},
 

@@ -8,7 +8,7 @@ import type { Knex } from "knex";
 import { paymentView, type AccountState, type BatchChanges, type HoldState, type OutboxEvent, type OwnerState, type TransferRecord } from "./rules.ts";
 import { invariant } from "../../lib/errors.ts";
 import type { TimeCursor } from "../../lib/cursor.ts";
-import { packJson } from "../../lib/packed-json.ts";
+import { packJsonText } from "../../lib/packed-json.ts";
 import type { FeeRule, PriceList } from "./fees.ts";
 import type { SqlRunner } from "../../mixins/db.ts";
 
@@ -388,11 +388,14 @@ function knownPart(pairs: string[]): Part {
 	};
 }
 
-function outboxPart(events: OutboxEvent[], packed: boolean): Part {
+function outboxPart(events: OutboxEvent[], packing: boolean): Part {
 	// The batch pushes these events live right after its commit (see ledger.service.ts).
-	if (!packed) return { name: "o", sql: "INSERT INTO ledger.outbox (events, event_count, live_published) VALUES (?::json, ?::int, true) RETURNING id", params: [JSON.stringify(events), events.length] };
-	// Packed (lib/packed-json.ts): under half of what the json column takes after TOAST compression. Bytes go as hex text, bound alike by pg and PGlite.
-	return { name: "o", sql: "INSERT INTO ledger.outbox (events_packed, event_count, live_published) VALUES (decode(?, 'hex'), ?::int, true) RETURNING id", params: [packJson(events).toString("hex"), events.length] };
+	const json = JSON.stringify(events);
+	// Packed (lib/packed-json.ts): under half of what the json column takes after TOAST
+	// compression; a batch too large to pack stays json. Bytes go as hex text, bound alike by pg and PGlite.
+	const packed = packing ? packJsonText(json) : null;
+	if (!packed) return { name: "o", sql: "INSERT INTO ledger.outbox (events, event_count, live_published) VALUES (?::json, ?::int, true) RETURNING id", params: [json, events.length] };
+	return { name: "o", sql: "INSERT INTO ledger.outbox (events_packed, event_count, live_published) VALUES (decode(?, 'hex'), ?::int, true) RETURNING id", params: [packed.toString("hex"), events.length] };
 }
 
 /** Keys sorted, so two batches inserting overlapping keys wait on each other in one order. */

@@ -9,7 +9,6 @@ import { CURRENCY_EXPONENTS } from "../../config/currencies.ts";
 import { formatMinor } from "../../lib/money.ts";
 import { formatAmount, isCurrencyCode } from "../../lib/amount.ts";
 import { uuidv7Of } from "../../lib/ids.ts";
-import { REMIND_DAYS_BEFORE } from "../bills/rules.ts";
 
 export interface Draft {
 	userId: string;
@@ -258,13 +257,21 @@ const dayAt = (p: Record<string, unknown>, key: string, daysBefore = 0): number 
  * (the time in its id), the day the occurrence fell due (attempts are made on it or after),
  * the first day a reminder may be sent. 0 when the payload names none.
  */
+/**
+ * Days before its due date that a bill's first reminder may go (services/bills/rules.ts has
+ * it as REMIND_DAYS_BEFORE). Copied, not imported, on purpose: a notification's id is made
+ * from this time, so if bills changed its reminder days, an old reminder read again would get
+ * another id and be sent twice. This value stays what it was when the ids were first made.
+ */
+const REMINDER_ID_DAYS_BEFORE = 3;
+
 export function eventTimeMs(event: string, p: Record<string, unknown>): number {
 	const at = (() => {
 		switch (event) {
 			case "transfer.completed": case "payment.refunded": case "dispute.opened": return isoAt(p, "createdAt");
 			case "dispute.won": case "dispute.lost": return isoAt(p, "decidedAt") ?? isoAt(p, "createdAt");
 			case "bill.paid": case "bill.returned": return isoAt(p, "updatedAt");
-			case "bill.reminder": return dayAt(p, "dueDate", REMIND_DAYS_BEFORE);
+			case "bill.reminder": return dayAt(p, "dueDate", REMINDER_ID_DAYS_BEFORE);
 			// The insight's id carries the time of the payment it is about (services/reports).
 			case "insight.created": return v7At(p, "id");
 			case "payment.status_changed": return v7At(p, "paymentId");

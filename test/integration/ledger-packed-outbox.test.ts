@@ -1,0 +1,70 @@
+/**
+ * A rolling upgrade past ledger/014, over real NATS and PostgreSQL: a ledger node packs its
+ * events only while every ledger node in the cluster says it reads packed rows. A node of an
+ * earlier release (here a stand-in "ledger" service without that metadata) reads only json
+ * rows; while it is there the new node writes json, and once it has left, packed rows.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import type { ServiceBroker } from "moleculer";
+import pg from "pg";
+import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
+import { startNode } from "../support/node.ts";
+import { until } from "../support/wait.ts";
+
+let db: TestDatabase;
+let sql: pg.Client;
+let ledgerNode: ServiceBroker;
+let oldNode: ServiceBroker;
+let ledgerId: string;
+
+before(async () => {
+	db = await createTestDatabase();
+	const ns = `packed-${randomBytes(3).toString("hex")}`;
+	const common = { DATABASE_URL: db.url, NAMESPACE: ns, TRANSPORTER: NATS_URL, HEARTBEAT_INTERVAL_S: "1", HEARTBEAT_TIMEOUT_S: "4" };
+	ledgerId = `${ns}-ledger`;
+	ledgerNode = (await startNode({ ...common, SERVICES: "ledger", NODE_ID: ledgerId })).broker;
+	oldNode = (await startNode({ ...common, SERVICES: "none", NODE_ID: `${ns}-old` })).broker;
+	sql = new pg.Client({ connectionString: db.url });
+	await sql.connect();
+});
+
+after(async () => {
+	await sql?.end();
+	await oldNode?.stop();
+	await ledgerNode?.stop();
+	await db?.drop();
+});
+
+/** The form the newest outbox row holds its events in. */
+async function newestForm(): Promise<"json" | "packed"> {
+	const { rows } = await sql.query<{ packed: boolean }>("SELECT events_packed IS NOT NULL AS packed FROM ledger.outbox ORDER BY id DESC LIMIT 1");
+	assert.ok(rows[0], "the transfer wrote an outbox row");
+	return rows[0].packed ? "packed" : "json";
+}
+
+const ledgerCount = () => ledgerNode.registry.getServiceList({ skipInternal: true }).filter(s => s.name === "ledger").length;
+
+describe("ledger outbox during a rolling upgrade past ledger/014", () => {
+	it("writes json while a ledger node that reads only json is in the cluster, and packed rows once it has left", async () => {
+		const call = <T>(action: string, params: object) => ledgerNode.call<T, object>(action, params, { nodeID: ledgerId });
+		const sys = await call<{ id: string }>("ledger.accounts.open", { kind: "system", code: "external:packed:USD", currency: "USD" });
+		const to = await call<{ id: string }>("ledger.accounts.open", { ownerId: "018f0000-0000-7000-8000-0000000bac01", currency: "USD" });
+		const transfer = (key: string) => call("ledger.transfers.create", { idempotencyKey: key, fromAccountId: sys.id, toAccountId: to.id, amount: 5, currency: "USD" });
+
+		await transfer("packed-alone");
+		assert.equal(await newestForm(), "packed", "alone, the node packs");
+
+		// A node of the earlier release: a ledger service that does not say it reads packed rows.
+		await oldNode.createService({ name: "ledger", settings: { $noVersionPrefix: true }, actions: { "events.read": () => ({ events: [], lastSeq: 0, prunedUpToSeq: 0 }) } });
+		await until("the old node's ledger is known", async () => ledgerCount() === 2);
+		await transfer("packed-beside-old");
+		assert.equal(await newestForm(), "json", "beside a node that reads only json");
+
+		await oldNode.stop();
+		await until("the old node has left", async () => ledgerCount() === 1);
+		await transfer("packed-after-old");
+		assert.equal(await newestForm(), "packed", "once every ledger node reads packed rows");
+	});
+});
