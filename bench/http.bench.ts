@@ -144,6 +144,8 @@ export async function startTarget(name: string, roles: Record<string, string>, e
 		...tuning, ...(db ? { DATABASE_URL: db.url } : { DATA_DIR: dataDir ?? "" }), TRANSPORTER: NATS_URL, NAMESPACE: ns, JWT_SECRET: TEST_JWT_SECRET,
 		LOG_LEVEL: "warn", METRICS_ENABLED: process.env["BENCH_METRICS"] ?? "true", RATE_LIMIT_PER_USER: "1000000", RATE_LIMIT_PER_IP: "10000000",
 		HEARTBEAT_INTERVAL_S: "5", HEARTBEAT_TIMEOUT_S: "60",
+		// BENCH_CPU_PROF_DIR: each node writes a V8 CPU profile there when it stops (as in the cluster bench).
+		...(process.env["BENCH_CPU_PROF_DIR"] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env["BENCH_CPU_PROF_DIR"]}` } : {}),
 	};
 	const children = new Map<string, ReturnType<typeof startChildNode>>();
 	// Should the bench itself die, its node processes go with it.
