@@ -30,7 +30,7 @@ import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, NATS_URL, REDIS_URL } from "../test/support/db.ts";
 import { startNode, TEST_JWT_SECRET } from "../test/support/node.ts";
 import { freePort, untilHttpUp } from "../test/support/http.ts";
-import { exited, untilAnswering } from "../test/support/child.ts";
+import { exited, startChildNode, untilAnswering } from "../test/support/child.ts";
 import { cgroupSupport, PERIOD_US_DEFAULT, quotaFor, startCappedNode, type CpuGroup, type CpuStat } from "../test/support/cgroup.ts";
 import { routeOf } from "../lib/routing.ts";
 import { load, setUp, type Member } from "./http.bench.ts";
@@ -235,7 +235,16 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		await start("payments", 1, null);
 		for (let i = 1; i <= NODES_MAX; i++) await start("gateway", i, null);
 		await broker.waitForServices(["users", "payments", "fraud", "api"], 60_000);
-		members = await setUp(broker, TEST_JWT_SECRET, 24 * 3_600, USERS);
+		// Set-up's tier changes are staff actions, which audit records: an audit node for the
+		// set-up only (its consumer would take host CPU during the phases otherwise).
+		const auditor = startChildNode({ ...env, SERVICES: "audit", NODE_ID: `${ns}-audit` });
+		try {
+			await broker.waitForServices(["audit"], 60_000);
+			members = await setUp(broker, TEST_JWT_SECRET, 24 * 3_600, USERS);
+		} finally {
+			auditor.kill("SIGTERM");
+			await exited(auditor);
+		}
 		let seed = 1;
 		// Every gateway once, uncapped: none is cold when its turn comes.
 		await load(jobFor("gateway", NODES_MAX, WARMUP_S, seed++));
