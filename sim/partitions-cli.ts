@@ -2,12 +2,13 @@
  * `npm run simulate -- partitions [options]`: the partitioned ledger's model (sim/partitions.ts)
  * for 1 to 16 primaries, then the check against the scale bench: 1, 2 and 3 capped ledger
  * nodes on one primary, beside the figures measured (`--measured 1:N,2:N,3:N`, transfers/s
- * of `npm run bench -- scale`'s ledger tier), each within 15% or not.
+ * of `npm run bench -- scale`'s ledger tier), each within 15% or not; exit 1 when the 1- or
+ * 2-node figure is not.
  *
  * Options: --partitions 1-16 (or a list 1,2,4), --concurrency-per-partition 512,
  * --nodes-per-partition 1, --node-cores 1, --db-cores 2, --seconds 2, --seed 1,
  * costs --node-batch-ms --node-op-ms --db-batch-ms --db-op-ms --hop-ms --db-round-trip-ms
- * (default MEASURED_COSTS), the check's --check-node-cores 0.1 --check-concurrency 192
+ * (default MEASURED_COSTS), the check's --check-node-cores 0.1 --check-concurrency 256 (the scale bench's)
  * --check-db-cores 1, and --json.
  */
 import { parseArgs } from "node:util";
@@ -89,7 +90,7 @@ export async function main(argv: string[]): Promise<number> {
 
 	// The scale bench's ledger tier: 1, 2, 3 capped nodes on one primary, its load's transfers in flight.
 	const checkCores = num("check-node-cores", values["check-node-cores"], 0.1, 0.01, 1);
-	const checkConcurrency = num("check-concurrency", values["check-concurrency"], 192, 1, 100_000);
+	const checkConcurrency = num("check-concurrency", values["check-concurrency"], 256, 1, 100_000);
 	const checkDbCores = num("check-db-cores", values["check-db-cores"], 1, 0.1, 256);
 	const measured = measuredList(values.measured);
 	const check = [1, 2, 3].map(k => {
@@ -115,5 +116,6 @@ export async function main(argv: string[]): Promise<number> {
 				(c.measured === null ? "" : `, measured ${c.measured.toFixed(0)}/s: ${c.offPct !== null && c.offPct >= 0 ? "+" : ""}${(c.offPct ?? 0).toFixed(1)}% ${Math.abs(c.offPct ?? 0) <= 15 ? "(within 15%)" : "(NOT within 15%)"}`));
 		}
 	}
-	return check.some(c => c.offPct !== null && Math.abs(c.offPct) > 15) ? 1 : 0;
+	// What issue 19 asks the model to reproduce: the 1- and 2-node figures; 3 nodes are shown beside them.
+	return check.some(c => c.nodes <= 2 && c.offPct !== null && Math.abs(c.offPct) > 15) ? 1 : 0;
 }
