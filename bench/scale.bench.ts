@@ -130,6 +130,8 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 	};
 	// LEDGER_* and OUTBOX_* settings of the bench's environment go to the ledger nodes (for experiments).
 	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(LEDGER|OUTBOX)_/.test(e[0]) && e[1] !== undefined));
+	// BENCH_CPU_PROF_DIR: each node writes a V8 CPU profile there when it stops (as in the cluster bench).
+	const profiled: Record<string, string> = process.env["BENCH_CPU_PROF_DIR"] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env["BENCH_CPU_PROF_DIR"]}` } : {};
 	const nodes = new Map<string, Node>();
 	const { broker } = await startNode({ ...env, SERVICES: "none", NODE_ID: `${ns}-bench`, REQUEST_TIMEOUT_MS: "30000" });
 
@@ -148,7 +150,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		const label = `${tier}-${index}`;
 		const nodeID = `${ns}-${label}`;
 		const port = tier === "gateway" ? await freePort() : null;
-		const extra: Record<string, string> = { SERVICES: SERVICES[tier], NODE_ID: nodeID, ...(tier === "ledger" ? ledgerEnv : {}), ...(port ? { PORT: String(port), HOST: "127.0.0.1" } : {}) };
+		const extra: Record<string, string> = { SERVICES: SERVICES[tier], NODE_ID: nodeID, ...(tier === "ledger" ? ledgerEnv : {}), ...(port ? { PORT: String(port), HOST: "127.0.0.1" } : {}), ...profiled };
 		const { child, group } = startCappedNode(`${ns}-${label}`, null, { ...env, ...extra }, PERIOD_US);
 		const node: Node = { tier, index, label, nodeID, child, group, base: port ? `http://127.0.0.1:${port}` : null };
 		nodes.set(label, node);
