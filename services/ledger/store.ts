@@ -597,7 +597,15 @@ export async function putReferenceRates(db: Db, base: string, day: string, rates
 		UNION ALL SELECT currency, rate, false FROM ledger.reference_rates WHERE base = ? AND day = ?::date AND currency = ANY(?::text[])`,
 		[base, day, rates.map(r => r.currency), rates.map(r => r.rate.toString()), base, day, rates.map(r => r.currency)],
 	);
-	return { written: found.filter(r => r.fresh).length, rates: new Map(found.map(r => [r.currency, BigInt(r.rate)])) };
+	const stored = new Map(found.map(r => [r.currency, BigInt(r.rate)]));
+	// A rate another writer committed while this statement waited on its row: ON CONFLICT saw it
+	// and wrote nothing, but the statement's read of the table has the snapshot from before.
+	// Read the day again, with a snapshot that has it.
+	if (stored.size < rates.length) {
+		const again = await rows<{ currency: string; rate: bigint }>(db, "SELECT currency, rate FROM ledger.reference_rates WHERE base = ? AND day = ?::date AND currency = ANY(?::text[])", [base, day, rates.map(r => r.currency)]);
+		for (const r of again) stored.set(r.currency, BigInt(r.rate));
+	}
+	return { written: found.filter(r => r.fresh).length, rates: stored };
 }
 
 export async function setOwnerTier(db: Db, ownerId: string, tier: number): Promise<void> {

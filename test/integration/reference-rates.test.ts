@@ -12,7 +12,9 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ServiceBroker } from "moleculer";
 import type { Knex } from "knex";
+import pg from "pg";
 import { startNodeOnDatabase, type NodeOnDatabase } from "../support/node.ts";
+import { until } from "../support/wait.ts";
 import { call } from "../../lib/contract.ts";
 import { ledger } from "../../contracts/ledger.ts";
 import { defaultRates, toBaseMinor } from "../../services/ledger/reference-rates.ts";
@@ -179,5 +181,25 @@ describe("reference rates", () => {
 		assert.deepEqual(await usage(), [{ currency: "EUR", used: "1000" }, { currency: "KWD", used: "500" }, { currency: "USD", used: String(carried) }]);
 		await call(broker, ledger.transfers.create, { idempotencyKey: "carried-2", fromAccountId: kwd.id, toAccountId: other.id, amount: 400, currency: "KWD", ownerId: owner, limits });
 		assert.deepEqual(await usage(), [{ currency: "EUR", used: "1000" }, { currency: "KWD", used: "500" }, { currency: "USD", used: String(carried + toBaseMinor(400n, rate("KWD"))) }]);
+	});
+
+	it("answers the stored rate of a currency another writer committed while the write waited on it (the first write of the day stays)", async () => {
+		const day = dayOf(Date.now());
+		await node.sql.query("DELETE FROM ledger.reference_rates WHERE day = $1::date", [day]);
+		// Another writer (the fx service on another node) has written EUR and not committed yet.
+		const other = new pg.Client({ connectionString: node.db.url });
+		await other.connect();
+		try {
+			await other.query("BEGIN");
+			await other.query("INSERT INTO ledger.reference_rates (base, currency, day, rate) VALUES ('USD', 'EUR', $1::date, 1100000000000)", [day]);
+			const writing = call(broker, ledger.referenceRates.set, { base: "USD", day, rates: [{ currency: "EUR", rate: 1.05e12 }, { currency: "USD", rate: 1e12 }] });
+			// The write waits on the EUR row until the other writer commits.
+			await until("the write waits on the other writer's row", async () => (await node.sql.query("SELECT 1 FROM pg_locks WHERE NOT granted")).rowCount !== 0);
+			await other.query("COMMIT");
+			const out = await writing;
+			assert.deepEqual([out.written, out.rates["EUR"], out.rates["USD"]], [1, 1.1e12, 1e12], "EUR as the other writer stored it, USD as this one");
+		} finally {
+			await other.end();
+		}
 	});
 });
