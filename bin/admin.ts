@@ -12,6 +12,11 @@
  * first (the address's newest registration; for nodes without SMTP). The role reaches
  * their tokens at their next login or refresh. Exit codes: 0 done, 1 no such (verified)
  * user, 64 usage.
+ *
+ * `npm run admin -- outbox-pack on|off`: whether the ledger nodes pack their outbox events
+ * (migrations/ledger/014_packed_outbox.ts). An installation upgraded past ledger/014 turns it
+ * on once no ledger node of an earlier release is left (those read only json rows); every
+ * node follows within seconds.
  */
 import { loadConfig } from "../config/index.ts";
 import { acquireDb, releaseDb } from "../mixins/db.ts";
@@ -20,11 +25,13 @@ import { changeRoleByEmail, verifyNewestByEmail } from "../services/auth/store.t
 import { markEmailVerified } from "../services/users/store.ts";
 import { ROLES, type Role } from "../services/auth/tokens.ts";
 import { generateGatewayKey } from "../lib/caller-identity.ts";
+import { setOutboxPacking } from "../services/ledger/store.ts";
 
 const USAGE = `usage: npm run admin -- grant <email> [${ROLES.join("|")}]   (default admin)
        npm run admin -- revoke <email> <${ROLES.filter(r => r !== "user").join("|")}>
        npm run admin -- verify <email>   (the address was checked out of band)
        npm run admin -- gateway-key      (a new key pair for the gateway's signed caller identity)
+       npm run admin -- outbox-pack on|off   (ledger nodes pack their outbox events; on once no node from before ledger/014 is left)
 `;
 
 function isRole(value: string): value is Role {
@@ -44,6 +51,18 @@ if (command === "gateway-key") {
 	// The settings on stdout (for a secret store or an .env file), what goes where on stderr.
 	process.stderr.write(`key id ${k.kid}: GATEWAY_SIGNING_KEY on the gateway nodes only (a secret); the public key in GATEWAY_VERIFY_KEYS on every node, before any gateway signs with it\n`);
 	process.stdout.write(`GATEWAY_SIGNING_KEY=${k.signingKey}\nGATEWAY_VERIFY_KEYS=${k.verifyKey}\n`);
+	process.exit(0);
+}
+if (command === "outbox-pack") {
+	if ((emailArg !== "on" && emailArg !== "off") || roleArg !== undefined) usage();
+	const config = loadConfig();
+	const { knex } = acquireDb(config);
+	try {
+		const before = await setOutboxPacking(knex, emailArg === "on");
+		process.stdout.write(`ledger outbox packing ${emailArg} (it was ${before ? "on" : "off"}); ledger nodes follow within seconds\n`);
+	} finally {
+		await releaseDb(config);
+	}
 	process.exit(0);
 }
 if ((command !== "grant" && command !== "revoke" && command !== "verify") || !emailArg || extra.length > 0) usage();

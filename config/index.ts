@@ -146,9 +146,9 @@ export interface Config {
 		retentionDays: number;
 		pruneIntervalMs: number;
 		/**
-		 * The ledger writes its events packed (lib/packed-json.ts) while every ledger node in the
-		 * cluster reads packed rows (services/ledger/ledger.service.ts, packsEvents); false keeps
-		 * them json.
+		 * The ledger writes its events packed (lib/packed-json.ts) where the database allows it
+		 * (ledger.outbox_format) and every ledger node in the registry reads packed rows
+		 * (services/ledger/ledger.service.ts, packsEvents); false keeps them json.
 		 */
 		packEvents: boolean;
 	};

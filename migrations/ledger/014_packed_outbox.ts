@@ -10,6 +10,12 @@ import { runStatements } from "../statements.ts";
  * holds one form or the other. Storage EXTERNAL: PostgreSQL does not try to compress the
  * packed bytes again.
  *
+ * Whether ledger nodes pack is the database's to say (`ledger.outbox_format`), because a
+ * ledger node of an earlier release reads only json rows: serving ledger.events.read it would
+ * hand consumers pages without the packed rows' events. A new installation (no account yet)
+ * packs from the start; an upgraded one writes json until an operator, with no node of an
+ * earlier release left, turns packing on (`npm run admin -- outbox-pack on`).
+ *
  * The check is added NOT VALID and not validated: the rows there hold json by construction
  * (`events` was NOT NULL, `events_packed` is new), and validating them would scan up to
  * OUTBOX_RETENTION_DAYS of rows under this migration's exclusive lock, stopping every ledger
@@ -20,6 +26,12 @@ const UP = [
 	`ALTER TABLE ledger.outbox ALTER COLUMN events_packed SET STORAGE EXTERNAL`,
 	`ALTER TABLE ledger.outbox ALTER COLUMN events DROP NOT NULL`,
 	`ALTER TABLE ledger.outbox ADD CONSTRAINT outbox_events_one_form CHECK ((events IS NULL) <> (events_packed IS NULL)) NOT VALID`,
+	`CREATE TABLE ledger.outbox_format (
+			only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+			pack_events boolean NOT NULL,
+			changed_at timestamptz NOT NULL DEFAULT now()
+		)`,
+	`INSERT INTO ledger.outbox_format (pack_events) SELECT NOT EXISTS (SELECT 1 FROM ledger.accounts)`,
 ];
 
 /** Rows unpacked per round of the down. */
@@ -43,6 +55,7 @@ async function down(knex: Knex): Promise<void> {
 		if (rows.length < DOWN_PAGE_ROWS) break;
 	}
 	await runStatements(knex, [
+		`DROP TABLE ledger.outbox_format`,
 		`ALTER TABLE ledger.outbox DROP CONSTRAINT outbox_events_one_form`,
 		`ALTER TABLE ledger.outbox ALTER COLUMN events SET NOT NULL`,
 		`ALTER TABLE ledger.outbox DROP COLUMN events_packed`,

@@ -69,7 +69,13 @@ interface LedgerRuntime {
 	rates: BudgetRates;
 	/** Whether batches pack their events (packsEvents); null: to be worked out again (the cluster's services changed). */
 	packing: boolean | null;
+	/** What ledger.outbox_format says (reread every OUTBOX_FORMAT_REFRESH_MS): false until first read. */
+	packingAllowed: boolean;
+	formatRefresher: Periodic;
 }
+
+/** How often a ledger node rereads whether it may pack its outbox events (ledger.outbox_format). */
+const OUTBOX_FORMAT_REFRESH_MS = 5_000;
 
 /**
  * Ledger nodes that read packed outbox rows say so in their service's metadata. A node of a
@@ -95,6 +101,7 @@ type LedgerThis = DbService & {
 	setAccountStatus(id: string, status: "active" | "frozen"): Promise<Record<string, unknown>>;
 	runUnits(units: Unit[]): Promise<OpResult[][]>;
 	packsEvents(): boolean;
+	loadOutboxFormat(): Promise<void>;
 	runBatchSafely(units: Unit[]): Promise<OpResult[][]>;
 	loadPrices(): Promise<void>;
 	priceList(named: number | null, quoteChecked: boolean): Promise<PriceList | null | Refusal>;
@@ -674,8 +681,16 @@ export function ledgerService(config: Config): ServiceSchema {
 			 * last older node is gone).
 			 */
 			packsEvents(this: LedgerThis): boolean {
-				this.rt.packing ??= config.outbox.packEvents && everyLedgerReadsPacked(this.broker);
+				this.rt.packing ??= config.outbox.packEvents && this.rt.packingAllowed && everyLedgerReadsPacked(this.broker);
 				return this.rt.packing;
+			},
+
+			async loadOutboxFormat(this: LedgerThis): Promise<void> {
+				const allowed = await store.outboxPacking(this.knex);
+				if (allowed !== this.rt.packingAllowed) {
+					this.rt.packingAllowed = allowed;
+					this.rt.packing = null;
+				}
 			},
 
 			/** Releases holds past their timeout. The key makes each expiry happen once, on any node. */
@@ -771,10 +786,14 @@ export function ledgerService(config: Config): ServiceSchema {
 				revenueShard: createHash("sha256").update(this.broker.nodeID).digest().readUInt32BE(0) % REVENUE_SHARDS,
 				rates: new BudgetRates(config.limits.baseCurrency),
 				packing: null,
+				packingAllowed: false,
+				formatRefresher: new Periodic(async () => this.loadOutboxFormat(), OUTBOX_FORMAT_REFRESH_MS, err => this.logger.warn("outbox format not reread; the next round retries", { error: err.message })),
 			};
 		},
 
 		async started(this: LedgerThis) {
+			await this.loadOutboxFormat();
+			this.rt.formatRefresher.start();
 			await this.loadPrices();
 			this.rt.prices.refresher.start();
 			this.rt.holdSweeper.start();
@@ -783,6 +802,7 @@ export function ledgerService(config: Config): ServiceSchema {
 
 		async stopped(this: LedgerThis) {
 			await this.rt.prices.refresher.stop();
+			await this.rt.formatRefresher.stop();
 			await this.rt.holdSweeper.stop();
 			this.rt.stopping = true;
 			await this.rt.batcher.idle();

@@ -190,6 +190,18 @@ export async function refundsOf(db: Db, paymentId: string): Promise<TransferReco
 	return found.map(toTransfer);
 }
 
+/** Whether ledger nodes may pack their outbox events (migrations/ledger/014_packed_outbox.ts). */
+export async function outboxPacking(db: Db): Promise<boolean> {
+	const [row] = await rows<{ pack_events: boolean }>(db, "SELECT pack_events FROM ledger.outbox_format");
+	return row?.pack_events ?? false;
+}
+
+/** Turns packing on or off for every ledger node (each reads it within OUTBOX_FORMAT_REFRESH_MS); whether it was on before. */
+export async function setOutboxPacking(db: Db, on: boolean): Promise<boolean> {
+	const [row] = await rows<{ before: boolean }>(db, "UPDATE ledger.outbox_format f SET pack_events = ?, changed_at = now() FROM (SELECT pack_events AS before FROM ledger.outbox_format) b RETURNING b.before", [on]);
+	return row?.before ?? false;
+}
+
 /**
  * The batch's read in one round trip: the accounts it touches locked (in id order), its
  * owners' spending rows for the day created at zero where missing and locked (in key

@@ -2,15 +2,18 @@
  * A rolling upgrade past ledger/014, over real NATS and PostgreSQL: a ledger node packs its
  * events only while every ledger node in the cluster says it reads packed rows. A node of an
  * earlier release (here a stand-in "ledger" service without that metadata) reads only json
- * rows; while it is there the new node writes json, and once it has left, packed rows.
+ * rows; while it is there the new node writes json, and once it has left, packed rows. And
+ * the database's switch (ledger.outbox_format), on from the start in a new installation and
+ * turned on by an operator after an upgrade.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import type { ServiceBroker } from "moleculer";
 import pg from "pg";
 import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
-import { startNode } from "../support/node.ts";
+import { startNode, TEST_JWT_SECRET } from "../support/node.ts";
 import { until } from "../support/wait.ts";
 
 let db: TestDatabase;
@@ -66,5 +69,21 @@ describe("ledger outbox during a rolling upgrade past ledger/014", () => {
 		await until("the old node has left", async () => ledgerCount() === 1);
 		await transfer("packed-after-old");
 		assert.equal(await newestForm(), "packed", "once every ledger node reads packed rows");
+	});
+
+	it("follows the database's switch (npm run admin -- outbox-pack on|off), which a new installation starts with on", async () => {
+		const call = <T>(action: string, params: object) => ledgerNode.call<T, object>(action, params, { nodeID: ledgerId });
+		const sys = await call<{ id: string }>("ledger.accounts.open", { kind: "system", code: "external:switch:USD", currency: "USD" });
+		const to = await call<{ id: string }>("ledger.accounts.open", { ownerId: "018f0000-0000-7000-8000-0000000bac02", currency: "USD" });
+		let n = 0;
+		const formAfterTransfer = async () => {
+			await call("ledger.transfers.create", { idempotencyKey: `switch-${n++}`, fromAccountId: sys.id, toAccountId: to.id, amount: 5, currency: "USD" });
+			return newestForm();
+		};
+		const admin = (arg: string) => execFileSync(process.execPath, ["bin/admin.ts", "outbox-pack", arg], { cwd: new URL("../..", import.meta.url).pathname, env: { PATH: process.env["PATH"] ?? "", DATABASE_URL: db.url, JWT_SECRET: TEST_JWT_SECRET }, encoding: "utf8" });
+		assert.match(admin("off"), /packing off \(it was on\)/);
+		await until("the node writes json", async () => (await formAfterTransfer()) === "json", 30_000, 500);
+		assert.match(admin("on"), /packing on \(it was off\)/);
+		await until("the node packs again", async () => (await formAfterTransfer()) === "packed", 30_000, 500);
 	});
 });

@@ -145,6 +145,8 @@ describe("migrations that convert rows", () => {
 		const rows = ((await knex.raw("SELECT events, event_count FROM ledger.outbox ORDER BY id")) as { rows: { events: unknown; event_count: number }[] }).rows;
 		assert.deepEqual(rows.map(r => r.events), [batch(2), batch(40)]);
 		await knex.transaction(trx => ledgerPackedOutbox.up(trx));
+		// Up on a ledger that has accounts (an upgrade): nodes write json until an operator turns packing on.
+		assert.deepEqual(((await knex.raw("SELECT pack_events FROM ledger.outbox_format")) as { rows: unknown[] }).rows, [{ pack_events: false }]);
 		const after = ((await knex.raw("SELECT events IS NOT NULL AS json, events_packed IS NULL AS unpacked FROM ledger.outbox ORDER BY id")) as { rows: { json: boolean; unpacked: boolean }[] }).rows;
 		assert.deepEqual(after, [{ json: true, unpacked: true }, { json: true, unpacked: true }]);
 		await knex.raw("DELETE FROM ledger.outbox");
