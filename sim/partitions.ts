@@ -36,12 +36,12 @@ export interface Costs {
  * docs/capacity.md. The ledger node's costs from the full scale bench run (ledger nodes capped
  * at 0.1 core, 256 transfers in flight, on the one-commit path): its CPU per transfer was
  * 0.265 ms with one node (85 ops a batch in this model) and 0.413 ms with three (32 a batch),
- * which a batch cost b and an op cost o give as o + b/85 and o + b/32: b 7.2 ms, o 0.18 ms (a
- * ledger call over NATS now carries the gateway's signed caller, checked per op). PostgreSQL:
+ * which a batch cost b and an op cost o give as o + b/85 and o + b/32: b = 7.6 ms, o = 0.176
+ * ms (a ledger call over NATS now carries the gateway's signed caller, checked per op). PostgreSQL:
  * about 0.2 ms per transfer in that run, 0.8 ms per batch transaction (session 8). The bus and
  * round trips from session 8: a bare message crosses NATS in about 0.4 ms p50.
  */
-export const MEASURED_COSTS: Costs = { nodeBatchMs: 7.2, nodeOpMs: 0.18, dbBatchMs: 0.8, dbOpMs: 0.2, hopMs: 0.8, dbRoundTripMs: 0.2 };
+export const MEASURED_COSTS: Costs = { nodeBatchMs: 7.6, nodeOpMs: 0.176, dbBatchMs: 0.8, dbOpMs: 0.2, hopMs: 0.8, dbRoundTripMs: 0.2 };
 
 export interface ModelConfig {
 	partitions: number;

@@ -249,6 +249,14 @@ const dayAt = (p: Record<string, unknown>, key: string, daysBefore = 0): number 
 	(typeof p[key] === "string" && /^\d{4}-\d{2}-\d{2}$/.test(p[key]) ? usable(Date.parse(`${p[key]}T00:00:00Z`) - daysBefore * DAY_MS) : null);
 
 /**
+ * Days before its due date that a bill's first reminder may go (services/bills/rules.ts has
+ * it as REMIND_DAYS_BEFORE). Copied, not imported, on purpose: a notification's id is made
+ * from this time, so if bills changed its reminder days, an old reminder read again would get
+ * another id and be sent twice. This value stays what it was when the ids were first made.
+ */
+const REMINDER_ID_DAYS_BEFORE = 3;
+
+/**
  * When an event happened, in ms, read from its payload only, so that every delivery of the
  * event (a page read again after a crash, a dead letter re-sent, which keeps the payload
  * but not the log row) gives the same time; never the clock. Where the payload carries no
@@ -257,14 +265,6 @@ const dayAt = (p: Record<string, unknown>, key: string, daysBefore = 0): number 
  * (the time in its id), the day the occurrence fell due (attempts are made on it or after),
  * the first day a reminder may be sent. 0 when the payload names none.
  */
-/**
- * Days before its due date that a bill's first reminder may go (services/bills/rules.ts has
- * it as REMIND_DAYS_BEFORE). Copied, not imported, on purpose: a notification's id is made
- * from this time, so if bills changed its reminder days, an old reminder read again would get
- * another id and be sent twice. This value stays what it was when the ids were first made.
- */
-const REMINDER_ID_DAYS_BEFORE = 3;
-
 export function eventTimeMs(event: string, p: Record<string, unknown>): number {
 	const at = (() => {
 		switch (event) {
