@@ -13,10 +13,15 @@ export async function endpointIdsOf(tx: SqlRunner, ownerId: string): Promise<str
 
 /**
  * The owner's deliveries go, pending or not, with their attempts: their bodies are the
- * owner's events as sent, their errors name the owner's URL. The number deleted.
+ * owner's events as sent, their errors name the owner's URL. The number deleted. Inside a
+ * transaction: the deliveries are locked first, so an attempt being recorded meanwhile (a
+ * delivery in flight) either committed before the lock and is deleted with the others, or
+ * waits and then finds its delivery gone; without the lock it could commit between the two
+ * deletes and make the second break its foreign key.
  */
 export async function dropDeliveriesOf(tx: SqlRunner, ownerId: string): Promise<number> {
 	const mine = "SELECT d.id FROM webhooks.deliveries d JOIN webhooks.endpoints e ON e.id = d.endpoint_id WHERE e.owner_id = ?::uuid";
+	await tx.raw(`SELECT id FROM webhooks.deliveries WHERE id IN (${mine}) ORDER BY id FOR UPDATE`, [ownerId]);
 	await tx.raw(`DELETE FROM webhooks.attempts WHERE delivery_id IN (${mine})`, [ownerId]);
 	return ((await tx.raw(`DELETE FROM webhooks.deliveries WHERE id IN (${mine}) RETURNING id`, [ownerId])) as { rows: unknown[] }).rows.length;
 }
