@@ -72,7 +72,9 @@ describe("AWS Signature Version 4", () => {
 		const headerName = fc.stringMatching(/^x-[a-z0-9-]{1,12}$/).filter(n => n !== "x-amz-date");
 		fc.assert(fc.property(
 			fc.array(unreserved, { minLength: 1, maxLength: 4 }),
-			fc.array(fc.tuple(fc.stringMatching(/^[A-Za-z0-9._~ !$'()*,;:@/+-]{1,10}$/), text), { maxLength: 4 }),
+			// Not `__proto__`: aws4 parses the query into a plain object and loses that name (the
+			// request it signs is another one); ours keeps it, as the case below shows.
+			fc.array(fc.tuple(fc.stringMatching(/^[A-Za-z0-9._~ !$'()*,;:@/+-]{1,10}$/).filter(k => k !== "__proto__"), text), { maxLength: 4 }),
 			fc.uniqueArray(fc.tuple(headerName, text), { selector: ([n]) => n, maxLength: 4 }),
 			fc.uint8Array({ maxLength: 64 }),
 			fc.date({ min: new Date("2001-01-01T00:00:00Z"), max: new Date("2099-12-31T23:59:59Z"), noInvalidDate: true }),
@@ -93,6 +95,13 @@ describe("AWS Signature Version 4", () => {
 				// Without repeated names both readings are the same request.
 				if (firstOnly.length === query.length) assert.equal(ours, ours2);
 			},
-		), { numRuns: 300 });
+		), { numRuns: 300, seed: 20261203 });
+	});
+
+	it("signs a query name that is an object key elsewhere (__proto__) as any other name", () => {
+		const date = "20010101T000000Z";
+		const sign = (query: [string, string][]) => sigV4Signer({ ...SUITE, service: "s3" })({ method: "GET", path: "/a", query, headers: { host: "h", "x-amz-date": date, "x-amz-content-sha256": EMPTY_SHA256 }, payloadHash: EMPTY_SHA256 }, date);
+		assert.notEqual(sign([["__proto__", ""]]), sign([]));
+		assert.notEqual(sign([["__proto__", ""]]), sign([["__proto_", ""]]));
 	});
 });
