@@ -176,8 +176,12 @@ async function loadDeliveries() {
 
 async function openDeliveries(w) {
 	shown = w;
-	$("#webhook-deliveries").hidden = false;
+	// Shown once this endpoint's rows are in, so the panel never opens on another endpoint's
+	// rows, and the focus moves to its title in the same step.
+	$("#webhook-deliveries-table tbody").replaceChildren();
 	await loadDeliveries();
+	if (shown !== w) return;
+	$("#webhook-deliveries").hidden = false;
 	$("#webhook-deliveries-title").focus();
 }
 
