@@ -14,7 +14,7 @@ const PAYMENT_HASH = /^#payment=([0-9a-f-]{36})$/i;
 
 let me = null;
 /** The payment on show: how it was opened, its figures, and the refund being confirmed (with its key). */
-const detail = { ref: null, paymentId: null, currency: null, refundable: 0, canRefund: false, staff: false, pending: null, busy: false, seq: 0 };
+const detail = { ref: null, paymentId: null, currency: null, refundable: 0, canRefund: false, staff: false, pending: null, busy: false, seq: 0, latest: null };
 
 // ---- words -------------------------------------------------------------------------
 
@@ -52,7 +52,7 @@ function person(p, fallback) {
  * payment itself, the post of a reviewed payment, or one of its refunds), or for staff by
  * the payment's id. Reads it again when called with the same one (a live update).
  */
-export async function openPayment(ref, { focus = true } = {}) {
+export function openPayment(ref, { focus = true } = {}) {
 	const fresh = detail.ref?.transferId !== ref.transferId || detail.ref?.paymentId !== ref.paymentId;
 	if (fresh) {
 		detail.pending = null;
@@ -63,10 +63,23 @@ export async function openPayment(ref, { focus = true } = {}) {
 	detail.ref = ref;
 	detail.staff = ref.staff === true;
 	const seq = ++detail.seq;
-	const loaded = await (detail.staff ? loadForStaff(ref.paymentId) : loadForCustomer(ref.transferId)).catch(() => ({ ok: false, message: "Could not reach Paymesh. Try again." }));
-	// A newer opening answered first.
-	if (seq !== detail.seq) return;
+	const reading = (detail.staff ? loadForStaff(ref.paymentId) : loadForCustomer(ref.transferId)).catch(() => ({ ok: false, message: "Could not reach Paymesh. Try again." }));
+	const drawn = draw(ref, seq, reading, focus);
+	detail.latest = drawn;
+	return drawn;
+}
+
+async function draw(ref, seq, reading, focus) {
+	const loaded = await reading;
 	const card = $("#payment-detail");
+	// A newer opening (a live update, another payment) was asked for while this one read: the
+	// caller resolves once that one is drawn, so what it does next (a message, the focus)
+	// follows what is on show, never a drawing about to be replaced.
+	if (seq !== detail.seq) {
+		await detail.latest;
+		if (focus && !card.hidden) $("#detail-title").focus();
+		return;
+	}
 	card.hidden = false;
 	if (!loaded.ok) {
 		$("#detail-facts").replaceChildren();

@@ -218,8 +218,9 @@ async function payBill() {
 		$("#bill-form").coupon.value = "";
 		$("#bill-form").querySelector("button").focus();
 		const off = p.discount > 0 ? ` (${formatMinor(p.discount, p.currency)} off)` : "";
+		// The lists first: what the message announces is then on show with it.
+		await Promise.allSettled([loadPayments(), loadSaved()]);
 		say("bill", p.status === "paid" ? `Paid ${formatMinor(p.total, p.currency)} to ${p.billerName}${off}.` : `${formatMinor(p.total, p.currency)} to ${p.billerName}${off}: ${PAYMENT_STATUS_WORDS[p.status] ?? "being paid"}.`, p.status !== "failed");
-		await Promise.all([loadPayments(), loadSaved()]);
 		return;
 	}
 	const code = r.data?.error?.code;

@@ -117,9 +117,14 @@ describe("the wallet in the dashboard", () => {
 		await ben.fill("#find-form [name=q]", "pizz");
 		for (let i = 0; i < 20; i++) {
 			await ben.click("#find-form button[type=submit]");
-			await ben.waitForFunction(() => (document.querySelector('.msg[data-for="find"]')?.textContent ?? "") !== "");
-			if ((await ben.$$("#find-results tbody tr")).length > 0) break;
-			await ben.waitForTimeout(100);
+			// This search's rows: the table may still hold the sign-in search's, so every row must be
+			// the one found. Until the reports consumer has indexed the payment there are none, and
+			// Ben searches again.
+			const found = await ben.waitForFunction(() => {
+				const rows = [...document.querySelectorAll("#find-results tbody tr")];
+				return rows.length > 0 && rows.every(r => (r.textContent ?? "").includes("pizza"));
+			}, undefined, { timeout: 500 }).then(() => true, () => false);
+			if (found) break;
 		}
 		const row = (await ben.textContent("#find-results tbody tr")) ?? "";
 		assert.match(row, /Ann/);

@@ -130,7 +130,8 @@ describe("dashboard in Chromium", () => {
 		await new Promise(r => setTimeout(r, 500));
 		assert.deepEqual(await transfersTo(bobAccount), [1_234, 100]);
 		assert.equal(await available(b, bobAccount), "13.34 USD");
-		assert.equal(await available(a, aliceAccount), "86.66 USD");
+		// Alice's balance comes in an event of its own: waited for, not read once.
+		await waitText(a, `#accounts tr[data-account-id="${aliceAccount}"] .available`, "86.66 USD", LIVE_UPDATE_MS);
 
 		// A refusal shows its message, and moves nothing.
 		await a.fill("#send-form [name=amount]", "90.00");
