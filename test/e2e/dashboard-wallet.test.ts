@@ -67,7 +67,7 @@ async function registerIn(p: Page, name: string, email: string): Promise<string>
 	return (await row.getAttribute("data-account-id")) ?? "";
 }
 
-type Doc = { querySelector(sel: string): { textContent: string | null; getBoundingClientRect(): { right: number; top: number } } | null; activeElement: { tagName: string } | null; documentElement: { scrollWidth: number; clientWidth: number } };
+type Doc = { querySelector(sel: string): { textContent: string | null; getBoundingClientRect(): { right: number; top: number } } | null; querySelectorAll(sel: string): ArrayLike<{ textContent: string | null }>; activeElement: { tagName: string } | null; documentElement: { scrollWidth: number; clientWidth: number } };
 declare const document: Doc;
 
 describe("the wallet in the dashboard", () => {
@@ -121,7 +121,7 @@ describe("the wallet in the dashboard", () => {
 			// the one found. Until the reports consumer has indexed the payment there are none, and
 			// Ben searches again.
 			const found = await ben.waitForFunction(() => {
-				const rows = [...document.querySelectorAll("#find-results tbody tr")];
+				const rows = Array.from(document.querySelectorAll("#find-results tbody tr"));
 				return rows.length > 0 && rows.every(r => (r.textContent ?? "").includes("pizza"));
 			}, undefined, { timeout: 500 }).then(() => true, () => false);
 			if (found) break;
