@@ -8,6 +8,7 @@ import type { Config } from "./config/index.ts";
 import { transitEncryption } from "./lib/transit-crypto.ts";
 import { callerIdentityMiddleware } from "./lib/caller-identity.ts";
 import { ContextStoreMiddleware } from "./lib/context-store.ts";
+import { CompiledOnceValidator } from "./lib/validator.ts";
 import { FAIL_FAST_REDIS_OPTIONS, redisOptions } from "./lib/redis.ts";
 import { FailOpenRedisCacher } from "./lib/cacher.ts";
 import { OtlpTraceExporter } from "./lib/otlp.ts";
@@ -148,7 +149,7 @@ export function brokerOptions(config: Config, opts: { now?: () => number } = {})
 			check: (err: Error) => (err as Errors.MoleculerError).code >= 500,
 		},
 		bulkhead: { enabled: true, concurrency: config.bulkheadConcurrency, maxQueueSize: config.bulkheadQueueSizeMax },
-		validator: true,
+		validator: new CompiledOnceValidator(),
 		metrics: {
 			enabled: config.metricsEnabled,
 			// An instance is accepted at run time; the typings only list reporter names.

@@ -18,6 +18,7 @@ import type { SimDatabase } from "./database.ts";
 import { plantInLedger, type PlantedBug } from "./planted.ts";
 import { consumerService } from "./consumer.ts";
 import { Periodic } from "../lib/periodic.ts";
+import { CompiledOnceValidator } from "../lib/validator.ts";
 
 /** Not a secret: the simulator signs nothing that leaves the process. */
 const SIM_JWT_SECRET = "paymesh-simulator-not-a-secret-0123456789abcdef";
@@ -54,7 +55,7 @@ function brokerFor(nodeID: string, transporter: SimTransporter, logLevel: string
 		circuitBreaker: { enabled: false },
 		bulkhead: { enabled: false },
 		tracking: { enabled: false },
-		validator: true,
+		validator: new CompiledOnceValidator(),
 		metrics: { enabled: false },
 		tracing: { enabled: false },
 		transit: IMMEDIATE_SERVICE_CHANGES,
