@@ -10,7 +10,7 @@ import { call, callDetached, type ParamsOf, type ResultOf } from "../../lib/cont
 import { KeyedBatchers, MicroBatcher } from "../../lib/batcher.ts";
 import { toClientError, unavailable } from "../../lib/errors.ts";
 import { routeOf } from "../../lib/routing.ts";
-import { assertionMeta } from "../../lib/caller-identity.ts";
+import { authenticatedUser, batchAssertionMeta, takesBatchAssertion, type CallerIdentity } from "../../lib/caller-identity.ts";
 import { audit } from "../../contracts/audit.ts";
 import { auth } from "../../contracts/auth.ts";
 import { fx } from "../../contracts/fx.ts";
@@ -50,9 +50,10 @@ const PAYMENT_QUEUE_LENGTH_MAX = 20_000;
 const PAYMENT_NODES_MAX = 64;
 /**
  * A payment waiting for its batch, with the request it came from (the batch's call continues
- * the first one's trace) and its payer's assertion (lib/caller-identity.ts), signed for it alone.
+ * the first one's trace) and the payer that request authenticated: the batch's assertion
+ * names each item's payer (lib/caller-identity.ts).
  */
-type Queued = { ctx: Ctx<unknown>; params: PaymentParams; assertion: string | undefined };
+type Queued = { ctx: Ctx<unknown>; params: PaymentParams; who: CallerIdentity | null };
 const paymentBatchers = new WeakMap<ServiceBroker, KeyedBatchers<Queued, PaymentOutcome>>();
 
 function batchersOf(broker: ServiceBroker): KeyedBatchers<Queued, PaymentOutcome> {
@@ -66,16 +67,16 @@ function batchersOf(broker: ServiceBroker): KeyedBatchers<Queued, PaymentOutcome
 				queueLengthMax: PAYMENT_QUEUE_LENGTH_MAX, sizeOf: () => 1, overloaded,
 				run: async queued => {
 					const items = queued.map(q => q.params);
-					const assertions = queued.flatMap(q => (q.assertion === undefined ? [] : [q.assertion]));
 					const first = queued[0];
 					// A call of its own, not a child of one request: no caller's meta travels with the
 					// others' payments. It continues the first request's trace: its id, and its span as
 					// the parent (with the tracer on), so the ledger's span hangs under that request's.
 					const span = first?.ctx.span;
 					const trace = span ? { parentSpan: { id: span.id, traceID: span.traceID, sampled: span.sampled } } : first ? { requestID: first.ctx.requestID ?? undefined } : {};
-					// Each payment carries its own payer's assertion: the ledger checks every item against its own.
-					const signed = assertions.length === items.length ? { meta: { callerAssertions: assertions } } : {};
-					const out = await callDetached(broker, ledger.payments.p2pMany, { items }, { nodeID, ...trace, ...signed });
+					// Each payment is bound to its own payer: one signature for the call naming each item's
+					// payer, or one per item for a ledger node of an earlier release.
+					const signed = batchAssertionMeta(broker, ledger.payments.p2pMany.name, queued.map(q => q.who), { items }, takesBatchAssertion(broker, "ledger", nodeID));
+					const out = await callDetached(broker, ledger.payments.p2pMany, { items }, { nodeID, ...trace, ...(signed ? { meta: signed } : {}) });
 					if (out.items.length !== items.length) throw new Error(`ledger.payments.p2pMany answered ${out.items.length} of ${items.length} items`);
 					return out.items;
 				},
@@ -99,7 +100,7 @@ async function sendPayment(ctx: Ctx<unknown>, params: PaymentParams): Promise<Re
 	const out = !route || route.local
 		? (await call(ctx, ledger.payments.p2pMany, { items: [params] })).items[0]
 		: await batchersOf(ctx.broker).submit(route.nodeID, {
-			ctx, params, assertion: assertionMeta(ctx.broker, ledger.payments.p2pMany.name, ctx.meta, { items: [params] })?.callerAssertions?.[0],
+			ctx, params, who: authenticatedUser(ctx.meta),
 		});
 	if (!out) throw unavailable("LEDGER_UNAVAILABLE", "no result for the payment");
 	if (out.ok) return out.payment;

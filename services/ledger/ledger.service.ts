@@ -12,6 +12,7 @@ import { MicroBatcher } from "../../lib/batcher.ts";
 import { Periodic } from "../../lib/periodic.ts";
 import { invariant, InvariantViolation, isDatabaseUnavailable, refusal, toClientError, unavailable, type Refusal } from "../../lib/errors.ts";
 import { decodeTimeCursor } from "../../lib/cursor.ts";
+import { TAKES_BATCH_ASSERTION } from "../../lib/caller-identity.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { toSafeNumber } from "../../lib/money.ts";
 import { retentionMixin } from "../../mixins/retention.ts";
@@ -170,7 +171,8 @@ export function ledgerService(config: Config): ServiceSchema {
 			retentionMixin([{ table: "ledger.daily_usage", column: "day", kind: "date", keepDays: config.retention.dailyCountersDays }], config.outbox.pruneIntervalMs),
 		],
 		settings: { $noVersionPrefix: true },
-		metadata: { [READS_PACKED_OUTBOX]: true },
+		// It reads packed outbox rows, and checks a batch's caller assertion in one (lib/caller-identity.ts).
+		metadata: { [READS_PACKED_OUTBOX]: true, [TAKES_BATCH_ASSERTION]: true },
 
 		events: {
 			// A node joined or left: whether every ledger node reads packed rows is asked again.

@@ -11,8 +11,11 @@
  * - the gateway signs only for the users it authenticated from a request: its own actions
  *   called over the bus with a forged ctx.meta.user (a transfer, an admin's tier change, an
  *   API client) answer 401, and auth's session actions refuse an unsigned meta.user;
- * - the real gateway's requests get through: an HTTP transfer (signed per payment, batched
- *   to the ledger node) and staff actions with their audited staff member;
+ * - a batch's one assertion (one signature naming each item's payer) binds each payment to
+ *   its own payer: captured and put on changed items, or naming the wrong payer, it is refused;
+ * - the real gateway's requests get through: an HTTP transfer (batched to the ledger node,
+ *   which says it takes a batch's one assertion) and staff actions with their audited staff
+ *   member;
  * - a rotation: with both public keys in GATEWAY_VERIFY_KEYS, old-signed and new-signed
  *   calls are accepted; after the node restarts without the old key, old-signed ones are
  *   refused and new-signed ones accepted;
@@ -27,7 +30,7 @@ import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.t
 import { startNode, TEST_JWT_SECRET } from "../support/node.ts";
 import { exited, startChildNode } from "../support/child.ts";
 import { client, gatewayPort } from "../support/http.ts";
-import { CallerSigner, generateGatewayKey, type CallerIdentity } from "../../lib/caller-identity.ts";
+import { CallerSigner, generateGatewayKey, takesBatchAssertion, type CallerIdentity } from "../../lib/caller-identity.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { signAccessToken } from "../../services/auth/tokens.ts";
 
@@ -129,6 +132,31 @@ describe("the gateway-signed caller", () => {
 		assert.equal(await posted(accounts.ben), 0);
 	});
 
+	it("a batch's one assertion binds each payment to its own payer: changed items or the wrong payer are refused, a genuine one pays", async () => {
+		const annPays = payment("batch-ann", 100);
+		// Ben pays Ann back 10 of the 100 in the same batch (its items run in order).
+		const benPays = { ...payment("batch-ben", 10, { owner: BEN, account: () => accounts.ben }), toAccountId: accounts.ann };
+		const items = [annPays, benPays];
+		const token = gatewayNew.signBatch([ann, ben], P2P_MANY, { items });
+		// Read off the bus and put on a bigger amount, or on Ben's payment alone.
+		await assert.rejects(rogueNode.call(P2P_MANY, { items: [{ ...annPays, amount: 90_000 }, benPays] }, { meta: { callerBatchAssertion: token } }), refused(401, "CALLER_UNVERIFIED", /params are not the ones/));
+		await assert.rejects(rogueNode.call(P2P_MANY, { items: [benPays] }, { meta: { callerBatchAssertion: token } }), refused(401, "CALLER_UNVERIFIED", /params are not the ones/));
+		// Ben named as the payer of Ann's payment.
+		await assert.rejects(rogueNode.call(P2P_MANY, { items }, { meta: { callerBatchAssertion: gatewayNew.signBatch([ben, ben], P2P_MANY, { items }) } }), refused(403, "FORBIDDEN", /not for the verified caller/));
+		// Signed with the rogue node's own key.
+		await assert.rejects(rogueNode.call(P2P_MANY, { items }, { meta: { callerBatchAssertion: rogue.signBatch([ann, ben], P2P_MANY, { items }) } }), refused(401, "CALLER_UNVERIFIED", /key this node does not know/));
+		assert.equal(await posted(accounts.ann), 100_000);
+		const out: { items: { ok: boolean }[] } = await rogueNode.call(P2P_MANY, { items }, { meta: { callerBatchAssertion: token } });
+		assert.deepEqual(out.items.map(i => i.ok), [true, true]);
+		assert.equal(await posted(accounts.ann), 100_000 - 100 + 10);
+		// Money back as it was for the tests after (Ben pays Ann 90, signed for Ben).
+		const back = payment("batch-back", 90, { owner: BEN, account: () => accounts.ben });
+		const backTo = { ...back, toAccountId: accounts.ann };
+		const undo: { items: { ok: boolean }[] } = await rogueNode.call(P2P_MANY, { items: [backTo] }, { meta: { callerBatchAssertion: gatewayNew.signBatch([ben], P2P_MANY, { items: [backTo] }) } });
+		assert.deepEqual(undo.items.map(i => i.ok), [true]);
+		assert.deepEqual([await posted(accounts.ann), await posted(accounts.ben)], [100_000, 0]);
+	});
+
 	it("a tampered amount, an expired assertion and one for another action are refused", async () => {
 		const signed = payment("small-1", 100);
 		const tampered = { ...signed, amount: 90_000 };
@@ -192,7 +220,9 @@ describe("the gateway-signed caller", () => {
 		await assert.rejects(rogueNode.call("auth.sessions.list", {}, { meta: { user: ann } }), refused(401, "CALLER_UNVERIFIED"));
 	});
 
-	it("the gateway's own requests get through: an HTTP transfer signed per payment and batched to the ledger node", async () => {
+	it("the gateway's own requests get through: an HTTP transfer batched to the ledger node under one assertion", async () => {
+		// The ledger node says it takes a batch's one assertion: the gateway's batcher signs once per call to it.
+		assert.ok(takesBatchAssertion(gateway, "ledger", services.nodeID));
 		const token = signAccessToken({ sub: ANN, roles: ["user"], sid: uuidv7() }, TEST_JWT_SECRET, 600);
 		const http = client(`http://127.0.0.1:${gatewayPort(gateway)}`);
 		const r = await http("POST", "/api/v1/transfers", { token, headers: { "idempotency-key": `t-${ns}` }, body: { fromAccountId: accounts.ann, toAccountId: accounts.ben, amount: 1_234, currency: "USD" } });

@@ -7,8 +7,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Errors, ServiceBroker, type Context } from "moleculer";
 import {
-	ASSERTION_TTL_MS, callerIdentityMiddleware, CallerSigner, CallerVerifier, CLOCK_SKEW_MS, checkCall, derivedSigningKey, generateGatewayKey, keyId, paramsDigest, publicKeyOf,
-	registerGuard, signingKeyProblem, verifyKeyProblem, VERIFIED, type CallerGuard,
+	ASSERTION_TTL_MS, batchAssertionMeta, callerIdentityMiddleware, CallerSigner, CallerVerifier, CLOCK_SKEW_MS, checkCall, derivedSigningKey, generateGatewayKey, installSigner, keyId,
+	paramsDigest, publicKeyOf, registerGuard, signingKeyProblem, TAKES_BATCH_ASSERTION, takesBatchAssertion, verifyKeyProblem, VERIFIED, type CallerGuard,
 } from "../../../lib/caller-identity.ts";
 
 const T0 = Date.UTC(2025, 0, 1);
@@ -224,6 +224,67 @@ describe("guards", () => {
 		assert.throws(() => checkCall(v, guard, "ledger.payments.p2pMany", { items }, {}, true), unverified());
 	});
 
+	it("a batch in one assertion: one signature over the whole call, each item bound to the caller named for it", () => {
+		const guard: CallerGuard = { user: "ownerId", each: "items" };
+		const act = "ledger.payments.p2pMany";
+		const items = [{ ownerId: ANN, amount: 1 }, { ownerId: BEN, amount: 2 }, { ownerId: ANN, amount: 3 }];
+		const token = k.signer.signBatch([ann, ben, ann], act, { items });
+		const claims = checkCall(v, guard, act, { items }, { callerBatchAssertion: token }, true);
+		assert.deepEqual(claims.map(c => [c.sub, c.sid, c.act]), [[ANN, "s1", act], [BEN, "s3", act], [ANN, "s1", act]]);
+		// Another order, another amount, an item left out: not the params signed.
+		assert.throws(() => checkCall(v, guard, act, { items: [items[1], items[0], items[2]] }, { callerBatchAssertion: token }, true), unverified(/params/));
+		assert.throws(() => checkCall(v, guard, act, { items: [items[0], { ...items[1], amount: 200 }, items[2]] }, { callerBatchAssertion: token }, true), unverified(/params/));
+		assert.throws(() => checkCall(v, guard, act, { items: items.slice(0, 2) }, { callerBatchAssertion: token }, true), unverified(/params/));
+		// Ben named for Ann's item: refused, though the signature is good.
+		assert.throws(() => checkCall(v, guard, act, { items }, { callerBatchAssertion: k.signer.signBatch([ann, ben, ben], act, { items }) }, true), forbidden(/not for the verified caller/));
+		// Fewer callers than items, signed as such.
+		assert.throws(() => checkCall(v, guard, act, { items }, { callerBatchAssertion: k.signer.signBatch([ann, ben], act, { items }) }, true), unverified(/each item/));
+		// Another action's batch, an unknown key's, one expired.
+		assert.throws(() => checkCall(v, guard, act, { items }, { callerBatchAssertion: k.signer.signBatch([ann, ben, ann], "ledger.payments.other", { items }) }, true), unverified(/another action/));
+		assert.throws(() => checkCall(v, guard, act, { items }, { callerBatchAssertion: pair(at).signer.signBatch([ann, ben, ann], act, { items }) }, true), unverified(/key this node does not know/));
+		const late = { t: T0 - ASSERTION_TTL_MS - CLOCK_SKEW_MS - 1 };
+		const old = new CallerSigner(k.signingKey, () => late.t);
+		assert.throws(() => checkCall(v, guard, act, { items }, { callerBatchAssertion: old.signBatch([ann, ben, ann], act, { items }) }, true), unverified(/expired/));
+		// The two forms do not stand in for each other, nor come together.
+		const single = k.signer.sign(ann, act, { items });
+		assert.throws(() => checkCall(v, guard, act, { items }, { callerBatchAssertion: single }, true), unverified(/malformed/));
+		assert.throws(() => v.verify(token, act, { items }), unverified(/malformed/));
+		const perItem = items.map((item, i) => k.signer.sign([ann, ben, ann][i] ?? ann, act, item));
+		assert.throws(() => checkCall(v, guard, act, { items }, { callerBatchAssertion: token, callerAssertions: perItem }, true), unverified(/two forms/));
+		// A tampered payload under the original signature.
+		const [body, sig] = token.split(".");
+		const forged = JSON.parse(Buffer.from(body ?? "", "base64url").toString()) as { callers: { sub: string }[] };
+		forged.callers[1] = { ...forged.callers[0], sub: ANN } as { sub: string };
+		assert.throws(() => checkCall(v, guard, act, { items: [items[0], { ...items[1], ownerId: ANN }, items[2]] }, { callerBatchAssertion: `${Buffer.from(JSON.stringify(forged)).toString("base64url")}.${sig}` }, true), unverified(/wrong signature/));
+		// A batch names 1 to 1,000 callers.
+		assert.throws(() => k.signer.signBatch([], act, { items: [] }), /1 to 1000 callers/);
+	});
+
+	it("a gateway's own batch: one assertion when the node takes the form, one per item otherwise, none without every payer", () => {
+		const act = "ledger.payments.p2pMany";
+		registerGuard(act, { user: "ownerId", each: "items" });
+		const broker = {};
+		installSigner(broker, k.signer);
+		const guard: CallerGuard = { user: "ownerId", each: "items" };
+		const items = [{ ownerId: ANN, amount: 1 }, { ownerId: BEN, amount: 2 }];
+		const one = batchAssertionMeta(broker, act, [ann, ben], { items }, true);
+		assert.ok(one?.callerBatchAssertion && one.callerAssertions === undefined);
+		assert.deepEqual(checkCall(v, guard, act, { items }, { ...one }, true).map(c => c.sub), [ANN, BEN]);
+		const each = batchAssertionMeta(broker, act, [ann, ben], { items }, false);
+		assert.equal(each?.callerAssertions?.length, 2);
+		assert.deepEqual(checkCall(v, guard, act, { items }, { ...each }, true).map(c => c.sub), [ANN, BEN]);
+		assert.equal(batchAssertionMeta(broker, act, [ann, null], { items }, true), null, "a payment whose request authenticated nobody is not signed for");
+		assert.equal(batchAssertionMeta({}, act, [ann, ben], { items }, true), null, "a node without a signer signs nothing");
+		assert.equal(batchAssertionMeta(broker, "payments.topup", [ann], { userId: ANN }, true), null, "not a batch action");
+		// Which form a node takes: its ledger service's metadata says so; a node of an earlier release says nothing.
+		const registry = { registry: { getServiceList: () => [
+			{ name: "ledger", nodeID: "new", metadata: { [TAKES_BATCH_ASSERTION]: true } },
+			{ name: "ledger", nodeID: "old", metadata: {} },
+			{ name: "payments", nodeID: "old", metadata: { [TAKES_BATCH_ASSERTION]: true } },
+		] } };
+		assert.deepEqual(["new", "old", "gone"].map(n => takesBatchAssertion(registry, "ledger", n)), [true, false, false]);
+	});
+
 	it("not required (one process): a call without an assertion runs unchecked, one with an assertion is checked all the same", () => {
 		const p = { userId: BEN, amount: 5 };
 		assert.deepEqual(checkCall(v, userGuard, "payments.topup", p, {}, false), []);
@@ -272,6 +333,41 @@ describe("the middleware", () => {
 				assert.equal((s.verified as { claims: { sub: string }[] }).claims[0]?.sub, ANN);
 			}
 			assert.deepEqual(await broker.call("unitpay.open", p), { open: ANN }, "an action without a guard is not checked");
+		} finally {
+			await broker.stop();
+		}
+	});
+
+	it("lets Moleculer retry a batch checked by its one assertion, and keeps the assertion from the handler", async () => {
+		const k = generateGatewayKey();
+		const signer = new CallerSigner(k.signingKey);
+		registerGuard("unitmany.pay", { user: "ownerId", each: "items" });
+		const seen: { meta: Record<string, unknown>; subs: string[] }[] = [];
+		let failFirst = true;
+		const broker = new ServiceBroker({
+			logger: false, middlewares: [callerIdentityMiddleware({ verifyKeys: [k.verifyKey], signingKey: null, required: true }) as never],
+			retryPolicy: { enabled: true, retries: 2, delay: 1, check: (err: Error) => Boolean((err as Errors.MoleculerError).retryable) },
+		});
+		broker.createService({
+			name: "unitmany",
+			actions: {
+				pay(ctx: Context<{ items: { ownerId: string }[] }>) {
+					seen.push({ meta: { ...(ctx.meta as Record<string, unknown>) }, subs: (ctx.locals[VERIFIED] as { claims: { sub: string }[] }).claims.map(c => c.sub) });
+					if (failFirst) {
+						failFirst = false;
+						throw new Errors.MoleculerRetryableError("busy", 503, "BUSY");
+					}
+					return { paid: ctx.params.items.length };
+				},
+			},
+		});
+		await broker.start();
+		try {
+			const p = { items: [{ ownerId: ANN }, { ownerId: BEN }] };
+			const token = signer.signBatch([{ id: ANN, roles: ["user"], sid: "a" }, { id: BEN, roles: ["user"], sid: "b" }], "unitmany.pay", p);
+			assert.deepEqual(await broker.call("unitmany.pay", p, { meta: { callerBatchAssertion: token } }), { paid: 2 });
+			assert.deepEqual(seen, [{ meta: {}, subs: [ANN, BEN] }, { meta: {}, subs: [ANN, BEN] }], "tried twice, the second time on the first check's claims");
+			await assert.rejects(broker.call("unitmany.pay", { items: [{ ownerId: BEN }, { ownerId: ANN }] }, { meta: { callerBatchAssertion: token } }), unverified(/params/));
 		} finally {
 			await broker.stop();
 		}
