@@ -46,8 +46,8 @@ export const ASSERTION_TTL_MS = 30_000;
 export const CLOCK_SKEW_MS = 5_000;
 /** Longest token accepted (a payload with a few roles is about 400 characters). */
 const TOKEN_CHARS_MAX = 4_096;
-/** Longest batch token accepted: about 150 characters a caller, for BATCH_CALLERS_MAX of them. */
-const BATCH_TOKEN_CHARS_MAX = 262_144;
+/** Longest batch token accepted: about 150 characters a caller, for BATCH_CALLERS_MAX of them (a full batch makes about 15,000). */
+const BATCH_TOKEN_CHARS_MAX = 32_768;
 const SEED_BYTES = 32;
 const KID_BYTES = 8;
 /** PKCS#8 DER of an Ed25519 private key, before its 32-byte seed (RFC 8410). */
@@ -66,8 +66,8 @@ export interface CallerMeta {
 	callerBatchAssertion?: string;
 }
 
-/** Items a batch assertion names at most (ledger.payments.p2pMany takes up to 1,000). */
-const BATCH_CALLERS_MAX = 1_000;
+/** Callers a batch assertion names at most: the items of the largest guarded batch (ledger.payments.p2pMany takes 100). */
+const BATCH_CALLERS_MAX = 100;
 
 /** The verified caller. */
 export interface CallerClaims {
@@ -213,15 +213,18 @@ export class CallerSigner {
 		this.now = now;
 	}
 
-	/** An assertion that `who` asks for action `act` with exactly these params. */
-	sign(who: CallerIdentity, act: string, params: object): string {
-		return this.seal({ ...this.head(act, params), sub: who.id, roles: [...who.roles], sid: who.sid });
+	/**
+	 * An assertion that `who` asks for action `act` with exactly these params. `remote`: the
+	 * call goes to another node for sure, so nothing is remembered for a check here.
+	 */
+	sign(who: CallerIdentity, act: string, params: object, remote = false): string {
+		return this.seal({ ...this.head(act, params), sub: who.id, roles: [...who.roles], sid: who.sid }, remote);
 	}
 
 	/** A batch's assertion: `callers[i]` asks for item i of the call of `act` with exactly these params. */
-	signBatch(callers: readonly CallerIdentity[], act: string, params: object): string {
+	signBatch(callers: readonly CallerIdentity[], act: string, params: object, remote = false): string {
 		if (callers.length === 0 || callers.length > BATCH_CALLERS_MAX) throw new Error(`caller identity: a batch assertion names 1 to ${BATCH_CALLERS_MAX} callers, not ${callers.length}`);
-		return this.seal({ ...this.head(act, params), callers: callers.map(c => ({ sub: c.id, roles: [...c.roles], sid: c.sid })) });
+		return this.seal({ ...this.head(act, params), callers: callers.map(c => ({ sub: c.id, roles: [...c.roles], sid: c.sid })) }, remote);
 	}
 
 	private head(act: string, params: object): Head {
@@ -229,10 +232,10 @@ export class CallerSigner {
 		return { v: ASSERTION_VERSION, kid: this.kid, act, dig: paramsDigest(params), iat, exp: iat + ASSERTION_TTL_MS, jti: randomBytes(JTI_BYTES).toString("base64url") };
 	}
 
-	private seal(claims: Head & ({ sub: string; roles: string[]; sid: string } | { callers: { sub: string; roles: string[]; sid: string }[] })): string {
+	private seal(claims: Head & ({ sub: string; roles: string[]; sid: string } | { callers: { sub: string; roles: string[]; sid: string }[] }), remote: boolean): string {
 		const body = Buffer.from(JSON.stringify(claims)).toString("base64url");
 		const signature = sign(null, Buffer.from(body), this.key).toString("base64url");
-		if (this.localActs.has(claims.act)) this.remember(signature, body, claims.exp);
+		if (!remote && this.localActs.has(claims.act)) this.remember(signature, body, claims.exp);
 		return `${body}.${signature}`;
 	}
 
@@ -478,17 +481,18 @@ export function assertionMeta(broker: object, act: string, meta: unknown, params
 export const TAKES_BATCH_ASSERTION = "takesCallerBatchAssertion";
 
 interface RegistryLike {
-	registry: { getServiceList(opts: { skipInternal: boolean }): { name: string; nodeID?: string; metadata?: Record<string, unknown> }[] };
+	registry: { nodes: { get(nodeID: string): { services?: unknown } | undefined } };
 }
 
-/** Whether `service` on node `nodeID` says it takes batch assertions (a node of an earlier release takes one per item). */
+/** Whether `service` on node `nodeID` says it takes batch assertions (a node of an earlier release takes one per item): read off the node's INFO. */
 export function takesBatchAssertion(broker: RegistryLike, service: string, nodeID: string): boolean {
-	return broker.registry.getServiceList({ skipInternal: true }).some(s => s.name === service && s.nodeID === nodeID && s.metadata?.[TAKES_BATCH_ASSERTION] === true);
+	const services = broker.registry.nodes.get(nodeID)?.services;
+	return Array.isArray(services) && services.some(s => fieldOf(s, "name") === service && fieldOf(fieldOf(s, "metadata"), TAKES_BATCH_ASSERTION) === true);
 }
 
 /**
- * The assertion(s) of a batch a gateway gathered from several requests: `callers[i]` the user
- * the request of item i authenticated (authenticatedUser). One for the whole call when
+ * The assertion(s) of a batch a gateway gathered from several requests for another node:
+ * `callers[i]` the user the request of item i authenticated (authenticatedUser). One for the whole call when
  * `oneForAll` (the node it goes to takes that form), else one per item. Null when this node
  * signs nothing, the action is not a guarded batch, or an item has no authenticated user.
  */
@@ -499,8 +503,9 @@ export function batchAssertionMeta(broker: object, act: string, callers: readonl
 	if (!signer || !Array.isArray(items) || items.length === 0 || items.length !== callers.length) return null;
 	const who = callers.filter((c): c is CallerIdentity => c !== null);
 	if (who.length !== callers.length) return null;
-	if (oneForAll) return { callerBatchAssertion: signer.signBatch(who, act, params) };
-	return { callerAssertions: items.map((item, i) => signer.sign(who[i] as CallerIdentity, act, typeof item === "object" && item !== null ? item : {})) };
+	// A gathered batch goes to another node: nothing is remembered for a check here.
+	if (oneForAll) return { callerBatchAssertion: signer.signBatch(who, act, params, true) };
+	return { callerAssertions: items.map((item, i) => signer.sign(who[i] as CallerIdentity, act, typeof item === "object" && item !== null ? item : {}, true)) };
 }
 
 /** The verified caller's bond to the params (the action's guard); a 403 FORBIDDEN otherwise. */

@@ -11,7 +11,9 @@ function canonical(value: unknown): unknown {
 	if (Array.isArray(value)) return value.map(canonical);
 	if (value instanceof Date) return value.toISOString();
 	if (value !== null && typeof value === "object") {
-		const out: Record<string, unknown> = {};
+		// Without a prototype: a field named __proto__ is a field like any other, hashed, never
+		// the object's prototype (which JSON.stringify would leave out).
+		const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
 		for (const k of Object.keys(value).sort()) {
 			const v = (value as Record<string, unknown>)[k];
 			if (v !== undefined) out[k] = canonical(v);

@@ -10,7 +10,7 @@ import { call, callDetached, type ParamsOf, type ResultOf } from "../../lib/cont
 import { KeyedBatchers, MicroBatcher } from "../../lib/batcher.ts";
 import { toClientError, unavailable } from "../../lib/errors.ts";
 import { routeOf } from "../../lib/routing.ts";
-import { authenticatedUser, batchAssertionMeta, takesBatchAssertion, type CallerIdentity } from "../../lib/caller-identity.ts";
+import { authenticatedUser, batchAssertionMeta, signerOf, takesBatchAssertion, type CallerIdentity } from "../../lib/caller-identity.ts";
 import { audit } from "../../contracts/audit.ts";
 import { auth } from "../../contracts/auth.ts";
 import { fx } from "../../contracts/fx.ts";
@@ -88,6 +88,17 @@ function batchersOf(broker: ServiceBroker): KeyedBatchers<Queued, PaymentOutcome
 }
 
 /**
+ * The payer a gathered payment is signed for: the user this gateway authenticated for the
+ * request. A gateway that signs refuses a payment without one here (401), alone, instead of
+ * sending its batch unsigned, which the ledger would refuse whole.
+ */
+function payerOf(ctx: Ctx<unknown>): CallerIdentity | null {
+	const who = authenticatedUser(ctx.meta);
+	if (!who && signerOf(ctx.broker)) throw new Errors.MoleculerClientError("the payment has no authenticated payer", 401, "UNAUTHORIZED");
+	return who;
+}
+
+/**
  * Sends a payment to the ledger node that owns its source account, through the guarded
  * ledger.payments.p2pMany (the caller's signed identity for each payment). To a node in
  * another process, the payments of concurrent requests for that node leave together, one
@@ -100,7 +111,7 @@ async function sendPayment(ctx: Ctx<unknown>, params: PaymentParams): Promise<Re
 	const out = !route || route.local
 		? (await call(ctx, ledger.payments.p2pMany, { items: [params] })).items[0]
 		: await batchersOf(ctx.broker).submit(route.nodeID, {
-			ctx, params, who: authenticatedUser(ctx.meta),
+			ctx, params, who: payerOf(ctx),
 		});
 	if (!out) throw unavailable("LEDGER_UNAVAILABLE", "no result for the payment");
 	if (out.ok) return out.payment;

@@ -256,8 +256,12 @@ describe("guards", () => {
 		const forged = JSON.parse(Buffer.from(body ?? "", "base64url").toString()) as { callers: { sub: string }[] };
 		forged.callers[1] = { ...forged.callers[0], sub: ANN } as { sub: string };
 		assert.throws(() => checkCall(v, guard, act, { items: [items[0], { ...items[1], ownerId: ANN }, items[2]] }, { callerBatchAssertion: `${Buffer.from(JSON.stringify(forged)).toString("base64url")}.${sig}` }, true), unverified(/wrong signature/));
-		// A batch names 1 to 1,000 callers.
-		assert.throws(() => k.signer.signBatch([], act, { items: [] }), /1 to 1000 callers/);
+		// A batch names 1 to 100 callers (the largest batch), and its token is bounded before it is parsed.
+		assert.throws(() => k.signer.signBatch([], act, { items: [] }), /1 to 100 callers/);
+		assert.throws(() => k.signer.signBatch(Array.from({ length: 101 }, () => ann), act, { items }), /1 to 100 callers/);
+		const full = Array.from({ length: 100 }, (_, i) => ({ ownerId: ANN, amount: i + 1 }));
+		assert.equal(checkCall(v, guard, act, { items: full }, { callerBatchAssertion: k.signer.signBatch(full.map(() => ann), act, { items: full }) }, true).length, 100);
+		assert.throws(() => checkCall(v, guard, act, { items }, { callerBatchAssertion: `${"A".repeat(40_000)}.${sig}` }, true), unverified(/needs the caller's identity/));
 	});
 
 	it("a gateway's own batch: one assertion when the node takes the form, one per item otherwise, none without every payer", () => {
@@ -277,12 +281,19 @@ describe("guards", () => {
 		assert.equal(batchAssertionMeta({}, act, [ann, ben], { items }, true), null, "a node without a signer signs nothing");
 		assert.equal(batchAssertionMeta(broker, "payments.topup", [ann], { userId: ANN }, true), null, "not a batch action");
 		// Which form a node takes: its ledger service's metadata says so; a node of an earlier release says nothing.
-		const registry = { registry: { getServiceList: () => [
-			{ name: "ledger", nodeID: "new", metadata: { [TAKES_BATCH_ASSERTION]: true } },
-			{ name: "ledger", nodeID: "old", metadata: {} },
-			{ name: "payments", nodeID: "old", metadata: { [TAKES_BATCH_ASSERTION]: true } },
-		] } };
+		const nodes = new Map<string, { services: unknown[] }>([
+			["new", { services: [{ name: "ledger", metadata: { [TAKES_BATCH_ASSERTION]: true } }] }],
+			["old", { services: [{ name: "ledger", metadata: {} }, { name: "payments", metadata: { [TAKES_BATCH_ASSERTION]: true } }] }],
+		]);
+		const registry = { registry: { nodes } };
 		assert.deepEqual(["new", "old", "gone"].map(n => takesBatchAssertion(registry, "ledger", n)), [true, false, false]);
+		// A gathered batch goes to another node: its tokens are not kept for a check here.
+		const local = new CallerSigner(k.signingKey);
+		local.runsLocally(act);
+		installSigner(broker, local);
+		const sent = batchAssertionMeta(broker, act, [ann, ben], { items }, true)?.callerBatchAssertion ?? "";
+		assert.equal(local.takeSignedHere(sent), false);
+		assert.equal(local.takeSignedHere(local.signBatch([ann, ben], act, { items })), true, "one signed for a call here is");
 	});
 
 	it("not required (one process): a call without an assertion runs unchecked, one with an assertion is checked all the same", () => {

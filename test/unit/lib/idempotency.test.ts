@@ -19,4 +19,13 @@ describe("requestHash", () => {
 	it("treats bigints as their decimal text and drops undefined fields", () => {
 		assert.equal(requestHash("t", { amount: 5n, d: undefined }), requestHash("t", { amount: "5" }));
 	});
+
+	it("hashes a field named __proto__ (as JSON.parse makes it) like any other", () => {
+		const plain = { ownerId: "a", amount: 1 };
+		const withProto: unknown = JSON.parse('{"ownerId":"a","amount":1,"__proto__":{"amount":2}}');
+		assert.ok(typeof withProto === "object" && withProto !== null);
+		assert.notEqual(requestHash("t", withProto), requestHash("t", plain));
+		assert.notEqual(requestHash("t", { items: [withProto] }), requestHash("t", { items: [plain] }));
+		assert.equal(requestHash("t", withProto), requestHash("t", JSON.parse('{"__proto__":{"amount":2},"amount":1,"ownerId":"a"}') as object), "key order still does not matter");
+	});
 });
