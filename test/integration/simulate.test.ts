@@ -49,8 +49,12 @@ for (const r of REGRESSIONS) {
 	});
 }
 
-/** Short runs so that 200 seeds fit in CI; `npm run simulate -- --seeds N` runs the full length. */
-const CI_SEEDS = 200;
+/**
+ * Short runs so that the seeds fit in CI (140: on this machine the suite came to 15.6 minutes
+ * with 200, past CI's 15); `npm run simulate -- --seeds N` runs the full length, and any
+ * range of seeds by hand.
+ */
+const CI_SEEDS = 140;
 const CI_TICKS = 8;
 
 it(`${CI_SEEDS} seeds under faults break no checker in the real ledger (${CI_TICKS} ticks of faults each)`, async (t: TestContext) => {
