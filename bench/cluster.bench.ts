@@ -51,6 +51,39 @@ export async function pgBackends(url: string, ns: string): Promise<Record<string
 }
 
 /**
+ * Samples, every `everyMs`, how many of the run's PostgreSQL backends wait on a lock (a row
+ * lock another transaction holds) and how many sit idle inside a transaction (holding what
+ * they locked while their node computes); `stop()` gives the means over the samples.
+ */
+export async function sampleLockWaits(url: string, ns: string, everyMs = 200): Promise<{ stop(): Promise<{ waiting: number; idleInTransaction: number; samples: number }> }> {
+	const c = new pg.Client({ connectionString: url });
+	await c.connect();
+	let waiting = 0;
+	let idle = 0;
+	let samples = 0;
+	let stopped = false;
+	const loop = (async () => {
+		while (!stopped) {
+			const r = await c.query<{ w: number; i: number }>(
+				`SELECT count(*) FILTER (WHERE wait_event_type = 'Lock')::int AS w, count(*) FILTER (WHERE state = 'idle in transaction')::int AS i
+				 FROM pg_stat_activity WHERE application_name LIKE $1`, [`paymesh:${ns}-%`]);
+			waiting += r.rows[0]?.w ?? 0;
+			idle += r.rows[0]?.i ?? 0;
+			samples += 1;
+			await new Promise(res => setTimeout(res, everyMs));
+		}
+	})();
+	return {
+		async stop() {
+			stopped = true;
+			await loop;
+			await c.end();
+			return { waiting: samples > 0 ? waiting / samples : 0, idleInTransaction: samples > 0 ? idle / samples : 0, samples };
+		},
+	};
+}
+
+/**
  * Every phase starts right after a checkpoint: the first change to a page after one writes
  * the whole page to the WAL, so without it the first phase (just after CREATE DATABASE's
  * checkpoint) pays more per transfer than the later ones.

@@ -24,6 +24,8 @@ export interface LoadJob {
 	/** post: POST /transfers; p2p: POST /payments/p2p; get: GET /health/live; account: GET /accounts/:id. */
 	mode: "get" | "post" | "p2p" | "account";
 	seed: number;
+	/** With it, a payee is drawn from the members of the payer's group (members[i] is in group payeeGroups[i]). */
+	payeeGroups?: number[];
 }
 
 async function run(job: LoadJob): Promise<void> {
@@ -36,12 +38,28 @@ async function run(job: LoadJob): Promise<void> {
 	const rnd = seededRandom(job.seed);
 	const members = job.members;
 	const pick = () => members[Math.floor(rnd() * members.length)] as Member;
+	const groups = new Map<number, Member[]>();
+	const groupOf = new Map<Member, Member[]>();
+	if (job.payeeGroups) {
+		members.forEach((m, i) => {
+			const g = job.payeeGroups?.[i] ?? 0;
+			const list = groups.get(g) ?? [];
+			list.push(m);
+			groups.set(g, list);
+			groupOf.set(m, list);
+		});
+	}
+	const pickPayee = (from: Member): Member => {
+		const among = groupOf.get(from) ?? members;
+		let to = among[Math.floor(rnd() * among.length)] as Member;
+		if (to === from) to = among[(among.indexOf(from) + 1) % among.length] as Member;
+		return to;
+	};
 	let seq = 0;
 
 	async function post(i: number): Promise<void> {
 		const from = pick();
-		let to = pick();
-		if (to === from) to = members[(members.indexOf(from) + 1) % members.length] as Member;
+		const to = pickPayee(from);
 		const amount = 1 + Math.floor(rnd() * 100);
 		const res = await poolOf(i).request({
 			path: `/api/v1/${job.mode === "p2p" ? "payments/p2p" : "transfers"}`,

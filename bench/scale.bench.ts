@@ -34,7 +34,7 @@ import { exited, startChildNode, untilAnswering } from "../test/support/child.ts
 import { cgroupSupport, PERIOD_US_DEFAULT, quotaFor, startCappedNode, type CpuGroup, type CpuStat } from "../test/support/cgroup.ts";
 import { routeOf } from "../lib/routing.ts";
 import { load, setUp, type Member } from "./http.bench.ts";
-import { checkpoint, pgBackends } from "./cluster.bench.ts";
+import { checkpoint, pgBackends, sampleLockWaits } from "./cluster.bench.ts";
 import { coresBetween, cpuSnapshot } from "./proc-cpu.ts";
 import { meanCi95, type BenchResult, type RunFigures } from "./stats.ts";
 import type { InvariantReport } from "../services/ledger/invariants.ts";
@@ -66,6 +66,9 @@ const JOIN_WARMUP_S = num("BENCH_JOIN_WARMUP_S", 15);
  */
 const CONCURRENCY = Math.round(num("BENCH_CONCURRENCY", 256));
 const USERS = Math.round(num("BENCH_USERS", 1_000));
+/** Who is paid: anyone (the default), or, as a diagnostic, only accounts on the payer's ledger node. */
+const PAYEES = process.env["BENCH_SCALE_PAYEES"] ?? "anyone";
+if (PAYEES !== "anyone" && PAYEES !== "same-node") throw new Error(`BENCH_SCALE_PAYEES=${JSON.stringify(PAYEES)}: expected anyone or same-node`);
 /**
  * Cores per capped node, per tier (BENCH_SCALE_QUOTA for all, BENCH_SCALE_QUOTA_LEDGER...
  * for one). Small enough that three capped nodes and everything uncapped (the other tiers,
@@ -112,6 +115,10 @@ interface Phase {
 	capUse: number;
 	owners: { perNode: Record<string, number>; overlap: number; misrouted: number };
 	invariantsOk: boolean;
+	/** Backends waiting on a lock and idle in a transaction, means over the phase (sampleLockWaits). */
+	locks: { waiting: number; idleInTransaction: number };
+	/** Per ledger node: batches run per second and ops per batch over the phase. */
+	batches: Record<string, { perS: number; itemsMean: number }>;
 }
 
 const x = (v: number) => `${v.toFixed(2)}x`;
@@ -169,6 +176,12 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 	}
 
 	/** Source accounts each ledger node debited since the last reset; those debited on two nodes; those not on their ring node. */
+	async function batchStats(): Promise<Map<string, { batchesRun: number; itemsRun: number }>> {
+		const out = new Map<string, { batchesRun: number; itemsRun: number }>();
+		for (const n of running("ledger")) out.set(n.label, await broker.call("ledger.stats", {}, { nodeID: n.nodeID }));
+		return out;
+	}
+
 	async function owners(reset: boolean): Promise<Phase["owners"]> {
 		const seen = new Map<string, string>();
 		const perNode: Record<string, number> = {};
@@ -204,10 +217,25 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 	let members: Member[] = [];
 	const baseOf = (n: Node) => n.base as string;
 	const gateways = () => running("gateway");
+	/**
+	 * A diagnostic (BENCH_SCALE_PAYEES=same-node): each payment's payee is drawn from the
+	 * accounts the payer's ledger node owns, so no batch locks an account another node's batch
+	 * locks. Not a customer's load: it shows what the row locks of credited accounts cost.
+	 */
+	const payeeGroups = (): number[] | undefined => {
+		if (PAYEES !== "same-node") return undefined;
+		const ids = new Map<string, number>();
+		return members.map(m => {
+			const nodeID = routeOf(broker, PROBE.ledger, { items: [{ fromAccountId: m.accountId }] })?.nodeID ?? "";
+			if (!ids.has(nodeID)) ids.set(nodeID, ids.size);
+			return ids.get(nodeID) ?? 0;
+		});
+	};
 	const jobFor = (tier: Tier, k: number, seconds: number, seed: number) => ({
 		base: baseOf(gateways()[0] as Node),
 		bases: tier === "gateway" ? gateways().slice(0, k).map(baseOf) : [baseOf(gateways()[0] as Node)],
 		members, requests: Number.MAX_SAFE_INTEGER, seconds, concurrency: CONCURRENCY, mode: tier === "payments" ? "p2p" as const : "post" as const, seed,
+		payeeGroups: payeeGroups(),
 	});
 
 	async function phase(tier: Tier, k: number, seed: number): Promise<Phase> {
@@ -217,7 +245,11 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		const cpu0 = cpuSnapshot(pids, await pgBackends(db.url, ns));
 		const g0 = marks();
 		const t0 = performance.now();
+		const stats0 = await batchStats();
+		const sampler = await sampleLockWaits(db.url, ns);
 		const figures = await load(jobFor(tier, k, PHASE_S, seed));
+		const locks = await sampler.stop();
+		const stats1 = await batchStats();
 		const seconds = (performance.now() - t0) / 1000;
 		const cores = coresBetween(cpu0, cpuSnapshot(pids, await pgBackends(db.url, ns)), seconds);
 		const caps = capReport(g0, seconds);
@@ -225,7 +257,12 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		const capUse = inUse.reduce((sum, n) => sum + (n.group.usageS() - (g0.get(n.label)?.usageS ?? 0)) / seconds / (n.group.cores ?? Number.POSITIVE_INFINITY), 0) / inUse.length;
 		const own = await owners(false);
 		const report: InvariantReport = await broker.call("ledger.checkInvariants", {}, { timeout: 300_000 });
-		return { nodes: k, figures, cores, caps, capUse, owners: own, invariantsOk: report.ok };
+		const batches = Object.fromEntries([...stats1].map(([label, b]) => {
+			const a = stats0.get(label) ?? { batchesRun: 0, itemsRun: 0 };
+			const n = b.batchesRun - a.batchesRun;
+			return [label, { perS: Math.round(n / seconds), itemsMean: n > 0 ? Math.round((b.itemsRun - a.itemsRun) / n) : 0 }];
+		}));
+		return { nodes: k, figures, cores, caps, capUse, owners: own, invariantsOk: report.ok, locks, batches };
 	}
 
 	const results: BenchResult[] = [];
@@ -287,6 +324,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 					out(`    cores: ${p.cores}`);
 					out(`    caps: ${p.caps}`);
 					out(`    ownership: ${JSON.stringify(p.owners.perNode)} source accounts, ${p.owners.overlap} debited on two nodes, ${p.owners.misrouted} off their ring node; invariants ${p.invariantsOk ? "OK" : "VIOLATED"}`);
+					out(`    row locks: ${p.locks.waiting.toFixed(2)} backends waiting on a lock, ${p.locks.idleInTransaction.toFixed(2)} idle in a transaction (means); ledger batches: ${Object.entries(p.batches).map(([l, b]) => `${l} ${b.perS}/s of ${b.itemsMean} ops`).join(", ")}`);
 					if (f.errors > 0) failures.push(`${tier} block ${b + 1} ${k} nodes: ${f.errors} errors`);
 					if (p.owners.overlap > 0 || p.owners.misrouted > 0) failures.push(`${tier} block ${b + 1} ${k} nodes: ownership`);
 					if (!p.invariantsOk) failures.push(`${tier} block ${b + 1} ${k} nodes: invariants`);
