@@ -118,7 +118,7 @@ interface Phase {
 	/** Backends waiting on a lock and idle in a transaction, means over the phase (sampleLockWaits). */
 	locks: { waiting: number; idleInTransaction: number };
 	/** Per ledger node: batches run per second and ops per batch over the phase. */
-	batches: Record<string, { perS: number; itemsMean: number }>;
+	batches: Record<string, { perS: number; itemsMean: number; calls: string }>;
 }
 
 const x = (v: number) => `${v.toFixed(2)}x`;
@@ -176,9 +176,20 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 	}
 
 	/** Source accounts each ledger node debited since the last reset; those debited on two nodes; those not on their ring node. */
-	async function batchStats(): Promise<Map<string, { batchesRun: number; itemsRun: number }>> {
-		const out = new Map<string, { batchesRun: number; itemsRun: number }>();
-		for (const n of running("ledger")) out.set(n.label, await broker.call("ledger.stats", {}, { nodeID: n.nodeID }));
+	async function batchStats(): Promise<Map<string, { batchesRun: number; itemsRun: number; calls: Map<string, number> }>> {
+		const out = new Map<string, { batchesRun: number; itemsRun: number; calls: Map<string, number> }>();
+		for (const n of running("ledger")) {
+			const b: { batchesRun: number; itemsRun: number } = await broker.call("ledger.stats", {}, { nodeID: n.nodeID });
+			out.set(n.label, { ...b, calls: await requestsByAction(n.nodeID) });
+		}
+		return out;
+	}
+
+	/** The actions a node has served so far, by name (Moleculer's request counter). */
+	async function requestsByAction(nodeID: string): Promise<Map<string, number>> {
+		const list: { name: string; values: { labels: { action?: string }; value: number }[] }[] = await broker.call("$node.metrics", { includes: "moleculer.request.total" }, { nodeID });
+		const out = new Map<string, number>();
+		for (const m of list) for (const v of m.values) if (v.labels.action) out.set(v.labels.action, (out.get(v.labels.action) ?? 0) + v.value);
 		return out;
 	}
 
@@ -258,9 +269,10 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		const own = await owners(false);
 		const report: InvariantReport = await broker.call("ledger.checkInvariants", {}, { timeout: 300_000 });
 		const batches = Object.fromEntries([...stats1].map(([label, b]) => {
-			const a = stats0.get(label) ?? { batchesRun: 0, itemsRun: 0 };
+			const a = stats0.get(label) ?? { batchesRun: 0, itemsRun: 0, calls: new Map<string, number>() };
 			const n = b.batchesRun - a.batchesRun;
-			return [label, { perS: Math.round(n / seconds), itemsMean: n > 0 ? Math.round((b.itemsRun - a.itemsRun) / n) : 0 }];
+			const calls = [...b.calls].map(([action, c]) => [action, Math.round((c - (a.calls.get(action) ?? 0)) / seconds)] as const).filter(([, perS]) => perS > 0).sort((x, y) => y[1] - x[1]);
+			return [label, { perS: Math.round(n / seconds), itemsMean: n > 0 ? Math.round((b.itemsRun - a.itemsRun) / n) : 0, calls: calls.map(([action, perS]) => `${action} ${perS}/s`).join(", ") }];
 		}));
 		return { nodes: k, figures, cores, caps, capUse, owners: own, invariantsOk: report.ok, locks, batches };
 	}
@@ -331,6 +343,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 					out(`    caps: ${p.caps}`);
 					out(`    ownership: ${JSON.stringify(p.owners.perNode)} source accounts, ${p.owners.overlap} debited on two nodes, ${p.owners.misrouted} off their ring node; invariants ${p.invariantsOk ? "OK" : "VIOLATED"}`);
 					out(`    row locks: ${p.locks.waiting.toFixed(2)} backends waiting on a lock, ${p.locks.idleInTransaction.toFixed(2)} idle in a transaction (means); ledger batches: ${Object.entries(p.batches).map(([l, b]) => `${l} ${b.perS}/s of ${b.itemsMean} ops`).join(", ")}`);
+					out(`    ledger calls served: ${Object.entries(p.batches).map(([l, b]) => `${l}: ${b.calls || "none"}`).join("; ")}`);
 					if (f.errors > 0) failures.push(`${tier} block ${b + 1} ${k} nodes: ${f.errors} errors`);
 					if (p.owners.overlap > 0 || p.owners.misrouted > 0) failures.push(`${tier} block ${b + 1} ${k} nodes: ownership`);
 					if (!p.invariantsOk) failures.push(`${tier} block ${b + 1} ${k} nodes: invariants`);
