@@ -15,6 +15,7 @@ import { join } from "node:path";
 const root = new URL("../..", import.meta.url).pathname;
 const dataDir = mkdtempSync(join(tmpdir(), "paymesh-repl-repair-"));
 const ANSI = /\u001b\[[0-9;]*m/g;
+const PROMPT = "paymesh $";
 
 class Repl {
 	out = "";
@@ -32,13 +33,20 @@ class Repl {
 		this.proc.stderr.on("data", (d: Buffer) => (this.out += d.toString().replace(ANSI, "")));
 	}
 
+	/**
+	 * Sends a command and waits for `until` and then the prompt the REPL prints when the
+	 * command is done: the params it echoes may match too (`--email` echoes `email:`), and a
+	 * result printed after an early return would land in the next command's output.
+	 */
 	async run(command: string, until: RegExp, timeoutMs = 20_000): Promise<string> {
 		const start = this.out.length;
 		this.proc.stdin.write(`${command}\n`);
 		const deadline = Date.now() + timeoutMs;
+		const flags = until.flags.includes("g") ? until.flags : `${until.flags}g`;
 		while (Date.now() < deadline) {
 			const seen = this.out.slice(start);
-			if (until.test(seen)) return seen;
+			const last = [...seen.matchAll(new RegExp(until.source, flags))].at(-1);
+			if (last && seen.includes(PROMPT, last.index + last[0].length)) return seen;
 			await new Promise(r => setTimeout(r, 50));
 		}
 		throw new Error(`no ${until} after '${command}'; output:\n${this.out.slice(start)}`);
@@ -58,8 +66,8 @@ class Repl {
 
 	async ready(): Promise<void> {
 		const deadline = Date.now() + 60_000;
-		while (!this.out.includes("paymesh $") && Date.now() < deadline) await new Promise(r => setTimeout(r, 100));
-		assert.ok(this.out.includes("paymesh $"), `no prompt:\n${this.out}`);
+		while (!this.out.includes(PROMPT) && Date.now() < deadline) await new Promise(r => setTimeout(r, 100));
+		assert.ok(this.out.includes(PROMPT), `no prompt:\n${this.out}`);
 	}
 
 	async close(): Promise<void> {
@@ -119,7 +127,7 @@ describe("REPL repair commands", () => {
 
 	it("re-queries one stuck top-up and compensates another", async () => {
 		const owner = "018f0000-0000-7000-8000-0000000000f1";
-		await repl.run(`call users.create --userId ${owner} --email repl-repair@example.com --name Repl`, /createdAt|email/);
+		await repl.run(`call users.create --userId ${owner} --email repl-repair@example.com --name Repl`, /kycTier/);
 		const wallet = idIn(await repl.run(`call ledger.accounts.open --ownerId ${owner} --currency USD`, /createdAt/));
 		await repl.run("call providers.simulate --provider card --failurePercent 100", /failurePercent/);
 		const first = idIn(await repl.run(`call payments.topup --idempotencyKey rr-top-1 --userId ${owner} --accountId ${wallet} --amount 700 --currency USD --provider card`, /updatedAt/));
