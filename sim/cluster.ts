@@ -19,6 +19,7 @@ import { plantInLedger, type PlantedBug } from "./planted.ts";
 import { consumerService } from "./consumer.ts";
 import { Periodic } from "../lib/periodic.ts";
 import { CompiledOnceValidator } from "../lib/validator.ts";
+import { FastJSONExtSerializer } from "../lib/serializer.ts";
 
 /** Not a secret: the simulator signs nothing that leaves the process. */
 const SIM_JWT_SECRET = "paymesh-simulator-not-a-secret-0123456789abcdef";
@@ -41,7 +42,7 @@ function brokerFor(nodeID: string, transporter: SimTransporter, logLevel: string
 		namespace: "sim",
 		nodeID,
 		transporter,
-		serializer: "JSONExt",
+		serializer: new FastJSONExtSerializer(),
 		middlewares: [ContextStoreMiddleware as never],
 		logger: logLevel === "silent" ? false : { type: "Console", options: { level: logLevel } },
 		requestTimeout: 0,
