@@ -15,6 +15,10 @@ export function gatewayPort(broker: ServiceBroker): number {
 	return addr.port;
 }
 
+function isConnectionReset(cause: unknown): boolean {
+	return typeof cause === "object" && cause !== null && "code" in cause && cause.code === "ECONNRESET";
+}
+
 export function client(base: string) {
 	return async function request<T = Record<string, unknown>>(
 		method: string,
@@ -27,7 +31,15 @@ export function client(base: string) {
 		if (opts.rawBody !== undefined) body = opts.rawBody;
 		else if (opts.body !== undefined) body = JSON.stringify(opts.body);
 		if (body !== undefined && !headers["content-type"]) headers["content-type"] = "application/json";
-		const res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body } : {}) });
+		const send = () => fetch(base + path, { method, headers, ...(body !== undefined ? { body } : {}) });
+		// A connection reset before an answer (a thousand connections at once on a loaded host)
+		// is retried once when the request may be repeated: a read, or a write with its
+		// idempotency key, which is what the key is for. Anything else is the caller's to see.
+		const repeatable = method === "GET" || method === "HEAD" || Object.keys(headers).some(h => h.toLowerCase() === "idempotency-key");
+		const res = await send().catch((err: unknown) => {
+			if (repeatable && err instanceof TypeError && isConnectionReset(err.cause)) return send();
+			throw err;
+		});
 		const text = await res.text();
 		let parsed: unknown = null;
 		try {
