@@ -8,7 +8,7 @@
  * primitives, arrays and plain objects at once and asks the type checks only of other
  * objects. The bytes are the same as Moleculer's for every value (a seeded test compares
  * them), so nodes with either serializer read each other during a rolling deploy.
- * Custom types (`opts.customs`) are not used here; with them it falls back to Moleculer's.
+ * Moleculer's custom types (`opts.customs`) are not supported.
  */
 import { types } from "node:util";
 import { Serializers } from "moleculer";
@@ -22,6 +22,16 @@ const PREFIX_REGEXP = "[[RE]]";
 const PREFIX_ESCAPED_STRING = "[[ES]]";
 /** "[" */
 const BRACKET = 91;
+
+/** Opening brackets in a text at most for the reader's fast path (so its nesting is at most this deep). */
+const FAST_BRACKETS_MAX = 2_000;
+
+function shallow(text: string): boolean {
+	let n = 0;
+	for (let i = text.indexOf("{"); i !== -1 && n <= FAST_BRACKETS_MAX; i = text.indexOf("{", i + 1)) n += 1;
+	for (let i = text.indexOf("["); i !== -1 && n <= FAST_BRACKETS_MAX; i = text.indexOf("[", i + 1)) n += 1;
+	return n <= FAST_BRACKETS_MAX;
+}
 
 export class FastJSONExtSerializer extends Serializers.JSONExt {
 	private readonly write: (this: unknown, key: string, value: unknown) => unknown;
@@ -92,15 +102,15 @@ export class FastJSONExtSerializer extends Serializers.JSONExt {
 	}
 
 	override serialize(obj: unknown): Buffer {
-		if (this.hasCustomTypes) return super.serialize(obj);
 		return Buffer.from(JSON.stringify(obj, this.write));
 	}
 
 	override deserialize(buf: Buffer | string): unknown {
-		if (this.hasCustomTypes) return super.deserialize(buf);
 		const text = typeof buf === "string" ? buf : buf.toString();
 		// Every value the format writes specially is a string starting "[[": without one in
-		// the text there is nothing to revive, and JSON.parse runs without calling back.
-		return (text.includes("[[") ? JSON.parse(text, this.read) : JSON.parse(text)) as unknown;
+		// the text there is nothing to revive, and JSON.parse runs without calling back. Only
+		// for a packet of few arrays and objects: a reviver refuses very deep nesting (a
+		// stack overflow) and so does Moleculer's reader, which this one must not let past.
+		return (text.includes("[[") || !shallow(text) ? JSON.parse(text, this.read) : JSON.parse(text)) as unknown;
 	}
 }

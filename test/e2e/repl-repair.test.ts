@@ -34,19 +34,18 @@ class Repl {
 	}
 
 	/**
-	 * Sends a command and waits for `until` and then the prompt the REPL prints when the
+	 * Sends a command and waits for `until` and for the prompt the REPL prints when the
 	 * command is done: the params it echoes may match too (`--email` echoes `email:`), and a
-	 * result printed after an early return would land in the next command's output.
+	 * result printed after an early return would land in the next command's output. The
+	 * prompt may come before a match: errors go to stderr, a pipe of its own.
 	 */
 	async run(command: string, until: RegExp, timeoutMs = 20_000): Promise<string> {
 		const start = this.out.length;
 		this.proc.stdin.write(`${command}\n`);
 		const deadline = Date.now() + timeoutMs;
-		const flags = until.flags.includes("g") ? until.flags : `${until.flags}g`;
 		while (Date.now() < deadline) {
 			const seen = this.out.slice(start);
-			const last = [...seen.matchAll(new RegExp(until.source, flags))].at(-1);
-			if (last && seen.includes(PROMPT, last.index + last[0].length)) return seen;
+			if (until.test(seen) && seen.includes(PROMPT)) return seen;
 			await new Promise(r => setTimeout(r, 50));
 		}
 		throw new Error(`no ${until} after '${command}'; output:\n${this.out.slice(start)}`);

@@ -79,6 +79,23 @@ describe("FastJSONExtSerializer", () => {
 		assert.ok(prefixed > 1_000 && prefixed < 1_950, `${prefixed} of 2,000 packets held a prefixed value`);
 	});
 
+	it("refuses nesting too deep for Moleculer's reader as that reader does, prefix or not", () => {
+		const ours = new FastJSONExtSerializer();
+		const theirs = new Serializers.JSONExt();
+		for (const depth of [10, 1_000, 200_000]) {
+			const deep = `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
+			const outcome = (read: () => unknown) => {
+				try {
+					read();
+					return "read";
+				} catch (err) {
+					return err instanceof Error ? err.name : "thrown";
+				}
+			};
+			assert.equal(outcome(() => ours.deserialize(deep)), outcome(() => theirs.deserialize(deep)), `depth ${depth}`);
+		}
+	});
+
 	it("reads what Moleculer's JSONExt writes for each prefix", () => {
 		const ours = new FastJSONExtSerializer();
 		const theirs = new Serializers.JSONExt();
