@@ -38,14 +38,15 @@ async function run(job: LoadJob): Promise<void> {
 	const rnd = seededRandom(job.seed);
 	const members = job.members;
 	const pick = () => members[Math.floor(rnd() * members.length)] as Member;
-	const groups = new Map<number, Member[]>();
+	// Each member's group (its list of members), when payees are drawn within groups.
 	const groupOf = new Map<Member, Member[]>();
 	if (job.payeeGroups) {
+		const groups = new Map<number, Member[]>();
 		members.forEach((m, i) => {
 			const g = job.payeeGroups?.[i] ?? 0;
 			const list = groups.get(g) ?? [];
+			if (list.length === 0) groups.set(g, list);
 			list.push(m);
-			groups.set(g, list);
 			groupOf.set(m, list);
 		});
 	}

@@ -175,7 +175,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		if (node.tier !== "gateway") await untilRegistered(node.tier, running(node.tier).length);
 	}
 
-	/** Source accounts each ledger node debited since the last reset; those debited on two nodes; those not on their ring node. */
+	/** Each running ledger node's batch counters and the calls it served so far. */
 	async function batchStats(): Promise<Map<string, { batchesRun: number; itemsRun: number; calls: Map<string, number> }>> {
 		const out = new Map<string, { batchesRun: number; itemsRun: number; calls: Map<string, number> }>();
 		for (const n of running("ledger")) {
@@ -193,6 +193,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		return out;
 	}
 
+	/** Source accounts each ledger node debited since the last reset; those debited on two nodes; those not on their ring node. */
 	async function owners(reset: boolean): Promise<Phase["owners"]> {
 		const seen = new Map<string, string>();
 		const perNode: Record<string, number> = {};
