@@ -8,7 +8,7 @@
  * Options: --partitions 1-16 (or a list 1,2,4), --concurrency-per-partition 512,
  * --nodes-per-partition 1, --node-cores 1, --db-cores 2, --seconds 2, --seed 1,
  * costs --node-batch-ms --node-op-ms --db-batch-ms --db-op-ms --hop-ms --db-round-trip-ms
- * (default MEASURED_COSTS), the check's --check-node-cores 0.1 --check-concurrency 256 (the scale bench's)
+ * --locked-share --node-idle-cores (default MEASURED_COSTS), --no-row-locks (no batch waits: a bound), the check's --check-node-cores 0.1 --check-concurrency 256 (the scale bench's)
  * --check-db-cores 1, and --json.
  */
 import { parseArgs } from "node:util";
@@ -60,10 +60,11 @@ export async function main(argv: string[]): Promise<number> {
 			"db-cores": { type: "string" },
 			seconds: { type: "string" },
 			seed: { type: "string" },
-			"node-batch-ms": { type: "string" }, "node-op-ms": { type: "string" }, "db-batch-ms": { type: "string" },
+			"node-batch-ms": { type: "string" }, "node-op-ms": { type: "string" }, "db-batch-ms": { type: "string" }, "locked-share": { type: "string" }, "node-idle-cores": { type: "string" },
 			"db-op-ms": { type: "string" }, "hop-ms": { type: "string" }, "db-round-trip-ms": { type: "string" },
 			"check-node-cores": { type: "string" }, "check-concurrency": { type: "string" }, "check-db-cores": { type: "string" },
 			measured: { type: "string" },
+			"no-row-locks": { type: "boolean", default: false },
 			json: { type: "boolean", default: false },
 		},
 		strict: true,
@@ -75,6 +76,8 @@ export async function main(argv: string[]): Promise<number> {
 		dbOpMs: num("db-op-ms", values["db-op-ms"], MEASURED_COSTS.dbOpMs, 0, 1_000),
 		hopMs: num("hop-ms", values["hop-ms"], MEASURED_COSTS.hopMs, 0, 1_000),
 		dbRoundTripMs: num("db-round-trip-ms", values["db-round-trip-ms"], MEASURED_COSTS.dbRoundTripMs, 0, 1_000),
+		lockedShare: num("locked-share", values["locked-share"], MEASURED_COSTS.lockedShare, 0, 1),
+		nodeIdleCores: num("node-idle-cores", values["node-idle-cores"], MEASURED_COSTS.nodeIdleCores, 0, 0.99),
 	};
 	const seconds = num("seconds", values.seconds, 2, 0.1, 600);
 	const seed = num("seed", values.seed, 1, 0, 0xffffffff);
@@ -84,6 +87,7 @@ export async function main(argv: string[]): Promise<number> {
 		nodesPerPartition: num("nodes-per-partition", values["nodes-per-partition"], 1, 1, 64),
 		nodeCores: num("node-cores", values["node-cores"], 1, 0.01, 1),
 		dbCores: num("db-cores", values["db-cores"], 2, 0.1, 256),
+		rowLocks: !values["no-row-locks"],
 	};
 	const rows: ModelResult[] = partitionList(values.partitions).map(p => simulate({ ...base, partitions: p, concurrency: perPartition * p }));
 	const one = rows.find(r => r.partitions === 1)?.transfersPerSec ?? null;
@@ -96,7 +100,7 @@ export async function main(argv: string[]): Promise<number> {
 	const check = [1, 2, 3].map(k => {
 		const r = simulate({ ...base, partitions: 1, nodesPerPartition: k, nodeCores: checkCores, dbCores: checkDbCores, concurrency: checkConcurrency });
 		const m = measured.get(k);
-		return { nodes: k, predicted: r.transfersPerSec, measured: m ?? null, offPct: m === undefined ? null : ((r.transfersPerSec - m) / m) * 100, batchMean: r.batchMean };
+		return { nodes: k, predicted: r.transfersPerSec, measured: m ?? null, offPct: m === undefined ? null : ((r.transfersPerSec - m) / m) * 100, batchMean: r.batchMean, lockWaitMean: r.lockWaitMean, nodeBusy: r.nodeBusy };
 	});
 
 	if (values.json) {
@@ -112,7 +116,7 @@ export async function main(argv: string[]): Promise<number> {
 		}
 		out(`\nscale bench check: ledger nodes of ${checkCores} core on one primary of ${checkDbCores} cores, ${checkConcurrency} in flight`);
 		for (const c of check) {
-			out(`  ${c.nodes} node${c.nodes > 1 ? "s" : ""}: predicted ${c.predicted.toFixed(0)}/s (${c.batchMean.toFixed(1)} ops per batch)` +
+			out(`  ${c.nodes} node${c.nodes > 1 ? "s" : ""}: predicted ${c.predicted.toFixed(0)}/s (${c.batchMean.toFixed(1)} ops per batch, ${c.lockWaitMean.toFixed(2)} batches waiting on a row lock, busiest node ${(c.nodeBusy * 100).toFixed(0)}%)` +
 				(c.measured === null ? "" : `, measured ${c.measured.toFixed(0)}/s: ${c.offPct !== null && c.offPct >= 0 ? "+" : ""}${(c.offPct ?? 0).toFixed(1)}% ${Math.abs(c.offPct ?? 0) <= 15 ? "(within 15%)" : "(NOT within 15%)"}`));
 		}
 	}

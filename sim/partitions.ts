@@ -30,6 +30,14 @@ export interface Costs {
 	hopMs: number;
 	/** One statement's round trip between a node and its primary (ms, wall); a batch makes two. */
 	dbRoundTripMs: number;
+	/**
+	 * Share of a batch's node CPU spent after it has locked its accounts' rows (the rules, the
+	 * write's parameters), from a CPU profile of a capped ledger node; the rest (taking the
+	 * calls, building the ops, answering) is spent before the lock or after the commit.
+	 */
+	lockedShare: number;
+	/** Cores an idle ledger node uses all the time (heartbeats, sweeps, the relay's polls, metrics): not left for batches. */
+	nodeIdleCores: number;
 }
 
 /**
@@ -41,7 +49,7 @@ export interface Costs {
  * about 0.2 ms per transfer in that run, 0.8 ms per batch transaction (session 8). The bus and
  * round trips from session 8: a bare message crosses NATS in about 0.4 ms p50.
  */
-export const MEASURED_COSTS: Costs = { nodeBatchMs: 7.6, nodeOpMs: 0.176, dbBatchMs: 0.8, dbOpMs: 0.2, hopMs: 0.8, dbRoundTripMs: 0.2 };
+export const MEASURED_COSTS: Costs = { nodeBatchMs: 7.6, nodeOpMs: 0.176, dbBatchMs: 0.8, dbOpMs: 0.2, hopMs: 0.8, dbRoundTripMs: 0.2, lockedShare: 0.5, nodeIdleCores: 0 };
 
 export interface ModelConfig {
 	partitions: number;
@@ -62,12 +70,19 @@ export interface ModelConfig {
 	seed: number;
 	/** Every transfer within one partition (the accounts re-drawn until they share one): a bound for comparison. */
 	localOnly?: boolean;
+	/**
+	 * A batch locks the rows of every account its ops touch, in id order, and holds them to its
+	 * commit (services/ledger/batch.ts lockForBatch), so a batch touching an account another
+	 * batch holds waits for that one's commit, on its node or another. Off: no batch ever waits
+	 * (a bound for comparison).
+	 */
+	rowLocks: boolean;
 	costs: Costs;
 }
 
 export const MODEL_DEFAULTS: Omit<ModelConfig, "partitions"> = {
 	nodesPerPartition: 1, nodeCores: 1, dbCores: 2, concurrency: 64, batchSizeMax: 1_000, batchConcurrency: 2, batchWaitMs: 1,
-	accounts: 1_000, seconds: 5, warmupSeconds: 1, seed: 1, costs: MEASURED_COSTS,
+	accounts: 1_000, seconds: 5, warmupSeconds: 1, seed: 1, costs: MEASURED_COSTS, rowLocks: true,
 };
 
 export interface ModelResult {
@@ -83,6 +98,8 @@ export interface ModelResult {
 	/** Busy share of the busiest ledger node's CPU, and of the busiest primary's cores. */
 	nodeBusy: number;
 	dbBusy: number;
+	/** Mean batches waiting for another batch's row lock (as pg_stat_activity's lock waits). */
+	lockWaitMean: number;
 }
 
 // ---------------------------------------------------------------- the ring
@@ -180,10 +197,70 @@ class Cpu {
 	}
 }
 
+interface QueuedOp {
+	/** The accounts the op's rows lock. */
+	accounts: readonly string[];
+	done: () => void;
+}
+
+/** Row locks of one primary: the batch holding each account, and the batches waiting, in order. */
+class RowLocks {
+	private held = new Map<string, { holder: number; waiting: (() => void)[] }>();
+	/** Waiting batches, integrated over time (ms), for the mean. */
+	waitingMs = 0;
+	private waitingNow = 0;
+	private since = 0;
+	private tick(now: number): void {
+		this.waitingMs += this.waitingNow * (now - this.since);
+		this.since = now;
+	}
+	/** Takes `ids` (sorted) one by one for `batch`, waiting at each held one as PostgreSQL does; then `then`. */
+	acquire(ev: { now: number }, batch: number, ids: readonly string[], then: () => void, from = 0): void {
+		for (let i = from; i < ids.length; i++) {
+			const id = ids[i] as string;
+			const row = this.held.get(id);
+			if (!row) {
+				this.held.set(id, { holder: batch, waiting: [] });
+				continue;
+			}
+			this.tick(ev.now);
+			this.waitingNow += 1;
+			row.waiting.push(() => {
+				this.tick(ev.now);
+				this.waitingNow -= 1;
+				row.holder = batch;
+				this.acquire(ev, batch, ids, then, i + 1);
+			});
+			return;
+		}
+		then();
+	}
+	/** The commit: each row goes to its first waiter, if any. */
+	release(ids: readonly string[]): void {
+		for (const id of ids) {
+			const row = this.held.get(id);
+			if (!row) continue;
+			const next = row.waiting.shift();
+			if (next) next();
+			else this.held.delete(id);
+		}
+	}
+	meanWaiting(now: number, from: number): number {
+		this.tick(now);
+		return now > from ? this.waitingMs / (now - from) : 0;
+	}
+	/** Starts the mean's window. */
+	reset(now: number): void {
+		this.tick(now);
+		this.waitingMs = 0;
+	}
+}
+
 interface LedgerNode {
 	cpu: Cpu;
 	db: Cpu;
-	queue: (() => void)[];
+	locks: RowLocks;
+	queue: QueuedOp[];
 	inFlight: number;
 	starting: boolean;
 	batches: number;
@@ -194,16 +271,18 @@ export function simulate(cfg: ModelConfig): ModelResult {
 	if (!Number.isInteger(cfg.partitions) || cfg.partitions < 1 || cfg.partitions > 1_024) throw new RangeError(`partitions ${cfg.partitions}`);
 	if (cfg.nodeCores <= 0 || cfg.nodeCores > 1) throw new RangeError(`nodeCores ${cfg.nodeCores}: a node is one thread, 0 < cores <= 1`);
 	const c = cfg.costs;
+	if (c.nodeIdleCores < 0 || c.nodeIdleCores >= cfg.nodeCores) throw new RangeError(`nodeIdleCores ${c.nodeIdleCores}: 0 <= idle < nodeCores ${cfg.nodeCores}`);
 	const ev = new Events();
 	const rnd = seededRandom(cfg.seed);
 	const partitionIds = Array.from({ length: cfg.partitions }, (_, i) => `partition-${i + 1}`);
 	const partitionOf = ring(partitionIds);
 	const dbs = new Map(partitionIds.map(p => [p, new Cpu(cfg.dbCores)]));
+	const rowLocks = new Map(partitionIds.map(p => [p, new RowLocks()]));
 	const nodes = new Map<string, LedgerNode>();
 	const nodeRing = new Map<string, (k: string) => string>();
 	for (const p of partitionIds) {
 		const ids = Array.from({ length: cfg.nodesPerPartition }, (_, i) => `${p}-ledger-${i + 1}`);
-		for (const id of ids) nodes.set(id, { cpu: new Cpu(cfg.nodeCores), db: dbs.get(p) as Cpu, queue: [], inFlight: 0, starting: false, batches: 0, ops: 0 });
+		for (const id of ids) nodes.set(id, { cpu: new Cpu(cfg.nodeCores - c.nodeIdleCores), db: dbs.get(p) as Cpu, locks: rowLocks.get(p) as RowLocks, queue: [], inFlight: 0, starting: false, batches: 0, ops: 0 });
 		nodeRing.set(p, ring(ids));
 	}
 	const accounts = Array.from({ length: cfg.accounts }, (_, i) => {
@@ -212,28 +291,38 @@ export function simulate(cfg: ModelConfig): ModelResult {
 		return { id, partition, node: nodes.get((nodeRing.get(partition) as (k: string) => string)(id)) as LedgerNode };
 	});
 
+	let batchSeq = 0;
 	function startBatch(n: LedgerNode): void {
 		n.starting = false;
 		if (n.queue.length === 0 || n.inFlight >= cfg.batchConcurrency) return;
 		const ops = n.queue.splice(0, cfg.batchSizeMax);
+		const batch = ++batchSeq;
 		n.inFlight += 1;
 		n.batches += 1;
 		n.ops += ops.length;
-		const cpuDone = n.cpu.run(ev.now, c.nodeBatchMs + ops.length * c.nodeOpMs);
-		ev.at(cpuDone + c.dbRoundTripMs, () => {
-			const dbDone = n.db.run(ev.now, c.dbBatchMs + ops.length * c.dbOpMs);
-			ev.at(dbDone + c.dbRoundTripMs, () => {
-				n.inFlight -= 1;
-				for (const done of ops) done();
-				if (n.queue.length > 0) startBatch(n);
+		const cpuMs = c.nodeBatchMs + ops.length * c.nodeOpMs;
+		const locked = cfg.rowLocks ? [...new Set(ops.flatMap(o => o.accounts))].sort() : [];
+		// Before the lock: the calls taken and the ops built; then the lock statement's round trip.
+		const before = n.cpu.run(ev.now, cpuMs * (1 - c.lockedShare));
+		ev.at(before + c.dbRoundTripMs, () => n.locks.acquire(ev, batch, locked, () => {
+			// Under the lock: the rules and the write; its round trip, the primary's work, the commit.
+			const cpuDone = n.cpu.run(ev.now, cpuMs * c.lockedShare);
+			ev.at(cpuDone + c.dbRoundTripMs, () => {
+				const dbDone = n.db.run(ev.now, c.dbBatchMs + ops.length * c.dbOpMs);
+				ev.at(dbDone + c.dbRoundTripMs, () => {
+					n.locks.release(locked);
+					n.inFlight -= 1;
+					for (const o of ops) o.done();
+					if (n.queue.length > 0) startBatch(n);
+				});
 			});
-		});
+		}));
 	}
 
-	/** One keyed op on a node: over the bus, into its next batch, and back. */
-	function op(n: LedgerNode, then: () => void): void {
+	/** One keyed op on a node, locking `accountIds`' rows: over the bus, into its next batch, and back. */
+	function op(n: LedgerNode, accountIds: readonly string[], then: () => void): void {
 		ev.at(ev.now + c.hopMs / 2, () => {
-			n.queue.push(() => ev.at(ev.now + c.hopMs / 2, then));
+			n.queue.push({ accounts: accountIds, done: () => ev.at(ev.now + c.hopMs / 2, then) });
 			if (!n.starting && n.inFlight < cfg.batchConcurrency) {
 				n.starting = true;
 				ev.at(ev.now + cfg.batchWaitMs, () => startBatch(n));
@@ -262,15 +351,18 @@ export function simulate(cfg: ModelConfig): ModelResult {
 			client();
 		};
 		if (a.partition === b.partition) {
-			op(a.node, done(false));
+			op(a.node, [a.id, b.id], done(false));
 		} else {
 			// Two phases: hold on the source, the credit on the recipient's node (from its own
-			// clearing account, so no clearing row is shared between nodes), post on the source.
-			op(a.node, () => op(b.node, () => op(a.node, done(true))));
+			// clearing account, so no clearing row is shared between nodes; a batch's one update of
+			// it is not modelled), post on the source.
+			op(a.node, [a.id], () => op(b.node, [b.id], () => op(a.node, [a.id], done(true))));
 		}
 	}
 
 	for (let i = 0; i < cfg.concurrency; i++) ev.at(i * 0.01, client);
+	ev.run(from);
+	for (const l of rowLocks.values()) l.reset(from);
 	ev.run(to);
 	latencies.sort((x, y) => x - y);
 	const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))] ?? 0;
@@ -284,10 +376,12 @@ export function simulate(cfg: ModelConfig): ModelResult {
 	}
 	let dbBusy = 0;
 	for (const d of dbs.values()) dbBusy = Math.max(dbBusy, d.busyMs / (to * d.servers));
+	let lockWaitMean = 0;
+	for (const l of rowLocks.values()) lockWaitMean += l.meanWaiting(to, from);
 	return {
 		partitions: cfg.partitions, nodesPerPartition: cfg.nodesPerPartition,
 		transfersPerSec: latencies.length / cfg.seconds, p50Ms: pct(50), p99Ms: pct(99),
 		crossShare: latencies.length > 0 ? cross / latencies.length : 0,
-		batchMean: batches > 0 ? opsRun / batches : 0, nodeBusy, dbBusy,
+		batchMean: batches > 0 ? opsRun / batches : 0, nodeBusy, dbBusy, lockWaitMean: lockWaitMean / rowLocks.size,
 	};
 }

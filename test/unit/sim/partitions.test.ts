@@ -2,7 +2,8 @@
  * The partitioned ledger's model (sim/partitions.ts): its ring is Moleculer's Shard ring,
  * a seed replays exactly, the cross-partition share is what uniform accounts give
  * (1 - 1/P), partitions without cross traffic scale nearly linearly, and a cross-partition
- * transfer costs its three ops; the CLI's lists parse and refuse nonsense.
+ * transfer costs its three ops, batches wait on each other's row locks; the CLI's lists parse
+ * and refuse nonsense.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -59,6 +60,25 @@ describe("partitioned ledger model", () => {
 		assert.ok(capped.nodeBusy > 0.8 && capped.dbBusy < 0.5, JSON.stringify(capped));
 		assert.throws(() => simulate(quick({ partitions: 1, nodeCores: 1.5 })), /one thread/);
 		assert.throws(() => simulate(quick({ partitions: 0 })), RangeError);
+	});
+
+	it("makes a batch wait for the rows another batch holds, and only then", () => {
+		const capped = (over: Partial<ModelConfig>) => simulate(quick({ partitions: 1, nodeCores: 0.1, concurrency: 256, ...over }));
+		// One batch at a time on one node: nothing else ever holds a row.
+		assert.equal(capped({ batchConcurrency: 1 }).lockWaitMean, 0);
+		// Three nodes share their payees' rows: batches wait, and fewer transfers get through than without the locks.
+		const locked = capped({ nodesPerPartition: 3 });
+		const free = capped({ nodesPerPartition: 3, rowLocks: false });
+		assert.equal(free.lockWaitMean, 0);
+		assert.ok(locked.lockWaitMean > 0.5, JSON.stringify(locked));
+		assert.ok(locked.transfersPerSec < free.transfersPerSec, `${locked.transfersPerSec} against ${free.transfersPerSec} without locks`);
+		// The more of a batch's CPU falls under its locks, the longer others wait.
+		const longer = simulate(quick({ partitions: 1, nodeCores: 0.1, concurrency: 256, nodesPerPartition: 3, costs: { ...MODEL_DEFAULTS.costs, lockedShare: 0.9 } }));
+		assert.ok(longer.lockWaitMean > locked.lockWaitMean, `${longer.lockWaitMean} at 0.9 against ${locked.lockWaitMean}`);
+		// A node's idle CPU is not left for batches.
+		const idle = simulate(quick({ partitions: 1, nodeCores: 0.1, concurrency: 256, batchConcurrency: 1, costs: { ...MODEL_DEFAULTS.costs, nodeIdleCores: 0.05 } }));
+		assert.ok(idle.transfersPerSec < capped({ batchConcurrency: 1 }).transfersPerSec * 0.6, JSON.stringify(idle));
+		assert.throws(() => simulate(quick({ partitions: 1, nodeCores: 0.1, costs: { ...MODEL_DEFAULTS.costs, nodeIdleCores: 0.1 } })), RangeError);
 	});
 
 	it("parses the CLI's lists", () => {
