@@ -1,6 +1,6 @@
 /**
  * After the payment in the dashboard (issue 17, acceptance 5), in Chromium (playwright-core,
- * /usr/bin/chromium) against the started app on PostgreSQL:
+ * test/support/browser.ts) against the started app on PostgreSQL:
  * - Ben (a phone, 390 px) received 10.00 USD from Ann; from the payment's detail he refunds
  *   4.00 (a double click on the confirmation refunds once), is told in words that 6.01 is
  *   more than is left, then refunds the rest; a refund he had confirmed in a second window

@@ -1,5 +1,5 @@
 /**
- * The dashboard's everyday cards in Chromium (playwright-core, /usr/bin/chromium) against
+ * The dashboard's everyday cards in Chromium (playwright-core, test/support/browser.ts) against
  * the started app on PostgreSQL (public/everyday.js): a customer saves a payee (an unclear
  * "to" refused in words), saves a card (a mistyped number caught before it is sent; the
  * number is never shown back, only its last 4), gets a bill with a discount code, sees what

@@ -1,5 +1,5 @@
 /**
- * The dashboard's everyday wallet in Chromium (playwright-core, /usr/bin/chromium) against
+ * The dashboard's everyday wallet in Chromium (playwright-core, test/support/browser.ts) against
  * the started app on PostgreSQL: Ann (desktop) asks Ben (a phone, 390 px) for money by
  * e-mail; amounts typed as people type them are read by the server's own rules
  * ("1,5" refused with a hint, "12.50" taken); Ben's page shows the request live, he pays

@@ -68,9 +68,9 @@ describe("GitHub Actions workflow", () => {
 		assert.ok(runs.some(r => /\bbash \.ci\/run\b/.test(r)), "runs .ci/run");
 		assert.ok(runs.some(r => /apt-get install[^\n]*\bnats-server\b[^\n]*/.test(r) && r.includes("postgresql") && r.includes("redis-server")), "the private servers' binaries");
 		assert.ok(runs.some(r => r.includes("policy-rc.d")), "installing them starts no server on the services' ports");
-		// .ci/run takes the runner's Chrome through CHROMIUM_PATH instead of installing Debian's chromium.
+		// .ci/run takes the runner's Chrome through CHROMIUM_PATH instead of installing Debian's headless shell.
 		assert.ok(test.env?.["CHROMIUM_PATH"]);
-		assert.match(read(".ci/run"), /apt_need "\$\{CHROMIUM_PATH:-\/usr\/bin\/chromium\}" chromium/);
+		assert.match(read(".ci/run"), /apt_need "\$\{CHROMIUM_PATH:-\/usr\/bin\/chromium-headless-shell\}" chromium-headless-shell/);
 		const image = wf.jobs["image"];
 		assert.ok(image);
 		const imageRuns = image.steps.flatMap(s => (s.run ? [s.run] : [])).join("\n");
