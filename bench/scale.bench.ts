@@ -273,7 +273,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 			const a = stats0.get(label) ?? { batchesRun: 0, itemsRun: 0, calls: new Map<string, number>() };
 			const n = b.batchesRun - a.batchesRun;
 			const calls = [...b.calls].map(([action, c]) => [action, Math.round((c - (a.calls.get(action) ?? 0)) / seconds)] as const).filter(([, perS]) => perS > 0).sort((x, y) => y[1] - x[1]);
-			return [label, { perS: Math.round(n / seconds), itemsMean: n > 0 ? Math.round((b.itemsRun - a.itemsRun) / n) : 0, calls: calls.map(([action, perS]) => `${action} ${perS}/s`).join(", ") }];
+			return [label, { perS: Math.round((n / seconds) * 10) / 10, itemsMean: n > 0 ? Math.round((b.itemsRun - a.itemsRun) / n) : 0, calls: calls.map(([action, perS]) => `${action} ${perS}/s`).join(", ") }];
 		}));
 		return { nodes: k, figures, cores, caps, capUse, owners: own, invariantsOk: report.ok, locks, batches };
 	}

@@ -41,15 +41,18 @@ export interface Costs {
 }
 
 /**
- * docs/capacity.md. The ledger node's costs from the full scale bench run (ledger nodes capped
- * at 0.1 core, 256 transfers in flight, on the one-commit path): its CPU per transfer was
- * 0.265 ms with one node (85 ops a batch in this model) and 0.413 ms with three (32 a batch),
- * which a batch cost b and an op cost o give as o + b/85 and o + b/32: b = 7.6 ms, o = 0.176
- * ms (a ledger call over NATS now carries the gateway's signed caller, checked per op). PostgreSQL:
- * about 0.2 ms per transfer in that run, 0.8 ms per batch transaction (session 8). The bus and
- * round trips from session 8: a bare message crosses NATS in about 0.4 ms p50.
+ * docs/capacity.md. The ledger node's costs from the full scale bench run of session 18
+ * (ledger nodes capped at 0.1 core, 256 transfers in flight, 18 phases): the CPU of the
+ * ledger nodes less what an idle node uses (0.0155 cores, measured alone), per transfer,
+ * against the mean batch size of each phase (86-99 ops with one node, 26-28 with three),
+ * fitted by least squares as o + b/batch: b = 6.63 ms, o = 0.0837 ms. The share of a
+ * batch's CPU spent holding its row locks (the rules and building the write: 24% of a
+ * capped node's profile, 27% with its garbage collection) from the CPU profiles of that
+ * day's run. PostgreSQL: about 0.2 ms per transfer, 0.8 ms per batch transaction
+ * (session 8). The bus and round trips from session 8: a bare message crosses NATS in
+ * about 0.4 ms p50.
  */
-export const MEASURED_COSTS: Costs = { nodeBatchMs: 7.6, nodeOpMs: 0.176, dbBatchMs: 0.8, dbOpMs: 0.2, hopMs: 0.8, dbRoundTripMs: 0.2, lockedShare: 0.5, nodeIdleCores: 0 };
+export const MEASURED_COSTS: Costs = { nodeBatchMs: 6.63, nodeOpMs: 0.0837, dbBatchMs: 0.8, dbOpMs: 0.2, hopMs: 0.8, dbRoundTripMs: 0.2, lockedShare: 0.27, nodeIdleCores: 0.0155 };
 
 export interface ModelConfig {
 	partitions: number;
