@@ -206,9 +206,9 @@ interface QueuedOp {
 	done: () => void;
 }
 
-/** Row locks of one primary: the batch holding each account, and the batches waiting, in order. */
+/** Row locks of one primary: the accounts held, and for each the batches waiting, in order. */
 class RowLocks {
-	private held = new Map<string, { holder: number; waiting: (() => void)[] }>();
+	private held = new Map<string, { waiting: (() => void)[] }>();
 	/** Waiting batches, integrated over time (ms), for the mean. */
 	waitingMs = 0;
 	private waitingNow = 0;
@@ -217,13 +217,13 @@ class RowLocks {
 		this.waitingMs += this.waitingNow * (now - this.since);
 		this.since = now;
 	}
-	/** Takes `ids` (sorted) one by one for `batch`, waiting at each held one as PostgreSQL does; then `then`. */
-	acquire(ev: { now: number }, batch: number, ids: readonly string[], then: () => void, from = 0): void {
+	/** Takes `ids` (sorted) one by one, waiting at each held one as PostgreSQL does; then `then`. */
+	acquire(ev: { now: number }, ids: readonly string[], then: () => void, from = 0): void {
 		for (let i = from; i < ids.length; i++) {
 			const id = ids[i] as string;
 			const row = this.held.get(id);
 			if (!row) {
-				this.held.set(id, { holder: batch, waiting: [] });
+				this.held.set(id, { waiting: [] });
 				continue;
 			}
 			this.tick(ev.now);
@@ -231,8 +231,7 @@ class RowLocks {
 			row.waiting.push(() => {
 				this.tick(ev.now);
 				this.waitingNow -= 1;
-				row.holder = batch;
-				this.acquire(ev, batch, ids, then, i + 1);
+				this.acquire(ev, ids, then, i + 1);
 			});
 			return;
 		}
@@ -294,12 +293,10 @@ export function simulate(cfg: ModelConfig): ModelResult {
 		return { id, partition, node: nodes.get((nodeRing.get(partition) as (k: string) => string)(id)) as LedgerNode };
 	});
 
-	let batchSeq = 0;
 	function startBatch(n: LedgerNode): void {
 		n.starting = false;
 		if (n.queue.length === 0 || n.inFlight >= cfg.batchConcurrency) return;
 		const ops = n.queue.splice(0, cfg.batchSizeMax);
-		const batch = ++batchSeq;
 		n.inFlight += 1;
 		n.batches += 1;
 		n.ops += ops.length;
@@ -307,7 +304,7 @@ export function simulate(cfg: ModelConfig): ModelResult {
 		const locked = cfg.rowLocks ? [...new Set(ops.flatMap(o => o.accounts))].sort() : [];
 		// Before the lock: the calls taken and the ops built; then the lock statement's round trip.
 		const before = n.cpu.run(ev.now, cpuMs * (1 - c.lockedShare));
-		ev.at(before + c.dbRoundTripMs, () => n.locks.acquire(ev, batch, locked, () => {
+		ev.at(before + c.dbRoundTripMs, () => n.locks.acquire(ev, locked, () => {
 			// Under the lock: the rules and the write; its round trip, the primary's work, the commit.
 			const cpuDone = n.cpu.run(ev.now, cpuMs * c.lockedShare);
 			ev.at(cpuDone + c.dbRoundTripMs, () => {
