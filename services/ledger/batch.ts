@@ -4,12 +4,14 @@
  * the ops that ran are inserted last, with their results; if a concurrent transaction
  * committed one of them meanwhile (its insert waits for that transaction), the batch
  * rolls back and runs again, and then replays that key. Money moves once either way.
+ * An account is locked only by the write that changes it, which keeps what other batches
+ * committed to it since this batch's read (store.ts writeBatch).
  */
 import type { Knex } from "knex";
 import { createHash } from "node:crypto";
 import { requestHash as hashOf } from "../../lib/idempotency.ts";
 import { refusal, invariant, InvariantViolation } from "../../lib/errors.ts";
-import { applyBatch, baseAmountOf, referencedIds, type BatchState, type Op, type OpResult } from "./rules.ts";
+import { applyBatch, baseAmountOf, referencedIds, type BatchState, type Op, type OpResult, type OutboxEvent } from "./rules.ts";
 import type { Budget } from "./reference-rates.ts";
 import * as store from "./store.ts";
 import { inTransaction, type SqlRunner } from "../../mixins/db.ts";
@@ -87,10 +89,12 @@ function replay(slot: Slot, stored: store.StoredKey | undefined): OpResult {
 }
 
 /**
- * Locks what the batch's ops touch and reads the keys already used, in as few round trips
- * as possible: holds and transfers first (only when ops name them; their accounts join the
- * set), then accounts, spending rows and keys in one statement. Ops that turn out to be
- * replays are included: locking a little more is cheaper than another round trip.
+ * Reads what the batch's ops touch and the keys already used, in as few round trips as
+ * possible: holds and transfers first, locked (only when ops name them; their accounts join
+ * the set), then the owners' spending and owner rows, locked, and the accounts and keys,
+ * read (store.lockForBatch; the accounts the batch changes are locked by its write). Ops
+ * that turn out to be replays are included: reading a little more is cheaper than another
+ * round trip.
  * `carried`: spending rows created now with the day's spending found in the owner's other
  * rows (carriedUsage), which the batch must write even if it charges nothing more.
  */
@@ -168,6 +172,8 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string, r
 			else if (first.get(s.op.key) === s) fresh[s.unit]?.push(s);
 		}
 		const runnable = fresh.filter(f => f.length > 0);
+		// The accounts as read: the rules replace what they change, and the write moves each by the difference.
+		const read = new Map(state.accounts);
 		const applied = applyBatch(state, runnable.map(f => f.map(s => s.op)), { now, newId, budget });
 		// A spending row created with spending carried into it is written even if nothing more was charged.
 		for (const [key, usedMinor] of carried) if (!applied.changes.usage.has(key)) applied.changes.usage.set(key, usedMinor);
@@ -177,7 +183,7 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string, r
 			const owner = first.get(s.op.key);
 			if (owner && owner !== s && !used.has(s.op.key)) setResult(results, s, sameRequest(s, owner, results));
 		}
-		const touched = [...applied.changes.touched.keys()].map(id => mustGet(state.accounts.get(id)));
+		const touched: store.AccountChange[] = [...applied.changes.touched.keys()].map(id => ({ read: mustGet(read.get(id)), after: mustGet(state.accounts.get(id)) }));
 		const ran = runnable.flat();
 		// An approved payment's key and request hash go on its transfer row (its answer is
 		// rebuilt from that row on a replay); every other op's key and answer on a key row.
@@ -193,14 +199,15 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string, r
 			const transferIds = new Set(applied.changes.transfers.map(t => t.id));
 			invariant([...paymentHashes.keys()].every(id => transferIds.has(id)), "an approved payment's key has no transfer row");
 		}
-		let written: { stored: number; outboxId: string | null };
+		let written: { stored: number; outboxId: string | null; events: OutboxEvent[] };
 		try {
 			written = await store.writeBatch(trx, applied.changes, touched, keys, now, paymentHashes, packEvents);
 		} catch (err) {
 			// Another node committed one of these keys between our key read and our write: its
 			// transfer or hold row collides on the unique key. Run the batch again; it replays.
 			// The statement's own key check raises 40001 for the same reason (store.ts writeChecks),
-			// and P0001 when a count or the entries' sum is wrong.
+			// as does an account that moved on since the read in a way that undoes a decision
+			// (store.StaleRead), and P0001 when a count or the entries' sum is wrong.
 			const e = err as { code?: string; constraint?: string; message?: string };
 			if (e.code === "23505" && typeof e.constraint === "string" && e.constraint.includes("idempotency")) throw new KeyConflict(`idempotency key committed concurrently (${e.constraint})`);
 			if (e.code === "40001") throw new KeyConflict(e.message ?? "idempotency key committed concurrently");
@@ -209,7 +216,7 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string, r
 		}
 		// The statement checked this before it could commit.
 		invariant(written.stored === keys.length, `stored ${written.stored} of ${keys.length} idempotency keys`);
-		return { results, eventCount: applied.changes.events.length, events: applied.changes.events, outboxId: written.outboxId };
+		return { results, eventCount: written.events.length, events: written.events, outboxId: written.outboxId };
 	}, { keyedPlans: true });
 }
 

@@ -922,6 +922,43 @@ export function assertBalanced(changes: Pick<BatchChanges, "transfers" | "entrie
 	}
 }
 
+/**
+ * How far an account had moved, when the batch wrote it, from what the batch read: the
+ * changes other batches committed in between (a credit from another node's batch, mostly).
+ */
+export interface Drift {
+	postedMinor: bigint;
+	pendingDebitsMinor: bigint;
+	pendingCreditsMinor: bigint;
+	versions: bigint;
+}
+
+/**
+ * The batch's events as its write found the accounts: the balance event of an account that
+ * moved on between the batch's read and its write (`drifts`, by account id) carries the
+ * balances and versions the account has now, and the version before this batch's changes;
+ * every other event is as the rules made it. `touched` is each changed account's version as
+ * read, `after` each as the rules left it.
+ */
+export function settleBalanceEvents(
+	events: readonly OutboxEvent[], touched: ReadonlyMap<string, bigint>, after: ReadonlyMap<string, AccountState>, drifts: ReadonlyMap<string, Drift>,
+): OutboxEvent[] {
+	return events.map(e => {
+		if (e.event !== "balance.updated") return e;
+		const id = e.partitionKey;
+		const drift = drifts.get(id);
+		if (!drift) return e;
+		const a = after.get(id);
+		const before = touched.get(id);
+		invariant(a && before !== undefined, `balance event of account ${id}, which the batch did not change`);
+		const now: AccountState = {
+			...a, posted: a.posted + drift.postedMinor, pendingDebits: a.pendingDebits + drift.pendingDebitsMinor,
+			pendingCredits: a.pendingCredits + drift.pendingCreditsMinor, version: a.version + drift.versions,
+		};
+		return { ...e, payload: balanceEvent(now, before + drift.versions) };
+	});
+}
+
 export function balanceView(a: AccountState): { posted: number; pending: number; available: number } {
 	return { posted: toSafeNumber(a.posted), pending: toSafeNumber(a.pendingDebits), available: toSafeNumber(availableOf(a)) };
 }

@@ -1,11 +1,13 @@
 /**
  * The ledger's SQL. Batch writes pass one array per column through unnest(), so a batch
- * of a thousand transfers is a handful of statements whatever its size. Rows are locked
- * in one global order (idempotency keys, holds, transfers, accounts; each sorted) so
- * concurrent batches on several nodes can wait on each other but never deadlock.
+ * of a thousand transfers is a handful of statements whatever its size. A batch locks
+ * rows in one global order: in its read holds, transfers, spending rows and owner rows
+ * (its owners', each sorted), in its write the accounts it changes (sorted), which no read
+ * locks, so concurrent batches on several nodes can wait on each other but never deadlock.
+ * An account's lock is held only from the write to the commit.
  */
 import type { Knex } from "knex";
-import { paymentView, type AccountState, type BatchChanges, type HoldState, type OutboxEvent, type OwnerState, type TransferRecord } from "./rules.ts";
+import { paymentView, settleBalanceEvents, type AccountState, type Drift, type BatchChanges, type HoldState, type OutboxEvent, type OwnerState, type TransferRecord } from "./rules.ts";
 import { invariant } from "../../lib/errors.ts";
 import type { TimeCursor } from "../../lib/cursor.ts";
 import { packJsonText } from "../../lib/packed-json.ts";
@@ -203,11 +205,20 @@ export async function setOutboxPacking(db: Db, on: boolean): Promise<boolean> {
 }
 
 /**
- * The batch's read in one round trip: the accounts it touches locked (in id order), its
- * owners' spending rows for the day created at zero where missing and locked (in key
- * order, after the accounts: the same order in every batch), and the idempotency keys
- * already committed. The spending rows are locked by a no-op update, which also returns
- * the latest committed value, as a plain SELECT ... FOR UPDATE would.
+ * The batch's read, in one round trip: two statements sent together. The first locks its
+ * owners' spending rows for the day (created at zero where missing, in key order) and their
+ * owner rows (in id order); the second, which PostgreSQL runs once the first holds its
+ * locks and so with a snapshot taken after them, reads the accounts the batch touches, the
+ * idempotency keys already committed and the counterparties paid before. The spending and
+ * owner rows are locked by a no-op update, which also returns the latest committed value,
+ * as a plain SELECT ... FOR UPDATE would.
+ *
+ * The accounts are read, not locked: a batch locks only the accounts it changes, in its
+ * write (writeBatch), for as long as that statement and its commit take. A payee's row is
+ * often another node's account, and a lock taken here would be held through this batch's
+ * rules and write preparation, work another node's next batch would wait out. What the
+ * batch decides from an account stays true when the write finds it moved on meanwhile:
+ * the funds and frozen checks are checked again there (writeBatch).
  *
  * A spending row this statement creates comes with the owner's other rows of the same day
  * (`carried`): spending kept in another currency's row, by the code before the one budget
@@ -221,38 +232,47 @@ export async function lockForBatch(
 	const sorted = [...usageKeys].sort();
 	const owners = sorted.map(k => k.slice(0, k.lastIndexOf("|")));
 	const currencies = sorted.map(k => k.slice(k.lastIndexOf("|") + 1));
+	const ownersSorted = [...new Set(ownerIds)].sort();
 	// Only what the rules need: no labels or timestamps to parse for every account of every batch.
 	const pairOwners = pairs.map(p => p.slice(0, p.lastIndexOf("|")));
 	const pairAccounts = pairs.map(p => p.slice(p.lastIndexOf("|") + 1));
-	const found = await rows<BatchAccountRow & { t: "a" | "u" | "f" | "k" | "p" | "o" | "c"; request_hash: string | null; result: unknown }>(
-		trx,
-		`WITH a AS (
-			SELECT id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version
-			FROM ledger.accounts WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE
-		), u AS (
-			INSERT INTO ledger.daily_usage (owner_id, day, currency, used)
-			SELECT o, ?::date, c, 0 FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS v(o, c, n) ORDER BY n
-			ON CONFLICT (owner_id, day, currency) DO UPDATE SET used = ledger.daily_usage.used
-			RETURNING owner_id, currency, used, xmax = 0 AS created
-		), o AS (
-			INSERT INTO ledger.owners (owner_id)
-			SELECT o FROM unnest(?::text[]) AS v(o) ORDER BY o
-			ON CONFLICT (owner_id) DO UPDATE SET tier = ledger.owners.tier
-			RETURNING owner_id, tier, risk
+	type Row = BatchAccountRow & { t: "a" | "u" | "f" | "k" | "p" | "o" | "c"; request_hash: string | null; result: unknown };
+	const locking = sorted.length > 0 || ownersSorted.length > 0
+		? rows<Row>(
+			trx,
+			`WITH u AS (
+				INSERT INTO ledger.daily_usage (owner_id, day, currency, used)
+				SELECT o, ?::date, c, 0 FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS v(o, c, n) ORDER BY n
+				ON CONFLICT (owner_id, day, currency) DO UPDATE SET used = ledger.daily_usage.used
+				RETURNING owner_id, currency, used, xmax = 0 AS created
+			), o AS (
+				INSERT INTO ledger.owners (owner_id)
+				SELECT o FROM unnest(?::text[]) AS v(o) ORDER BY o
+				ON CONFLICT (owner_id) DO UPDATE SET tier = ledger.owners.tier
+				RETURNING owner_id, tier, risk
+			)
+			SELECT 'u' AS t, NULL::text AS id, owner_id, currency, NULL::text AS kind, NULL::text AS status, used AS posted, NULL::int8 AS pending_debits, NULL::int8 AS pending_credits, NULL::int8 AS version, NULL::text AS request_hash, NULL::json AS result FROM u
+			UNION ALL SELECT 'f', u.currency, f.owner_id, f.currency, NULL, NULL, f.used, NULL, NULL, NULL, NULL, NULL
+				FROM u JOIN ledger.daily_usage f ON f.owner_id = u.owner_id AND f.day = ?::date AND f.currency <> u.currency WHERE u.created
+			UNION ALL SELECT 'o', NULL, owner_id, NULL, NULL, NULL, tier::int8, NULL, NULL, NULL, NULL, risk::json FROM o`,
+			[day, owners, currencies, ownersSorted, day],
 		)
-		SELECT 'a' AS t, id::text AS id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version, NULL::text AS request_hash, NULL::json AS result FROM a
-		UNION ALL SELECT 'u', NULL, owner_id, currency, NULL, NULL, used, NULL, NULL, NULL, NULL, NULL FROM u
-		UNION ALL SELECT 'f', u.currency, f.owner_id, f.currency, NULL, NULL, f.used, NULL, NULL, NULL, NULL, NULL
-			FROM u JOIN ledger.daily_usage f ON f.owner_id = u.owner_id AND f.day = ?::date AND f.currency <> u.currency WHERE u.created
+		: Promise.resolve([]);
+	// Sent right behind the first (pipelined): it must not be left unhandled if the first fails.
+	const reading = rows<Row>(
+		trx,
+		`SELECT 'a' AS t, id::text AS id, owner_id, currency, kind, status, posted, pending_debits, pending_credits, version, NULL::text AS request_hash, NULL::json AS result
+			FROM ledger.accounts WHERE id = ANY(?::uuid[])
 		UNION ALL SELECT 'k', key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, request_hash, result FROM ledger.idempotency WHERE key = ANY(?::text[])
 		UNION ALL SELECT 'p', idempotency_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, encode(request_hash, 'hex'),
 			json_build_object('id', id, 'from', from_account_id, 'to', to_account_id, 'amount', amount::text, 'currency', currency, 'description', description, 'at', created_at)
 			FROM ledger.transfers WHERE idempotency_key = ANY(?::text[]) AND request_hash IS NOT NULL
-		UNION ALL SELECT 'o', NULL, owner_id, NULL, NULL, NULL, tier::int8, NULL, NULL, NULL, NULL, risk::json FROM o
 		UNION ALL SELECT 'c', c.account_id::text, c.owner_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 			FROM ledger.counterparties c JOIN unnest(?::text[], ?::uuid[]) AS p(o, a) ON c.owner_id = p.o AND c.account_id = p.a`,
-		[accountIds, day, owners, currencies, [...new Set(ownerIds)].sort(), day, keys, keys, pairOwners, pairAccounts],
+		[accountIds, keys, keys, pairOwners, pairAccounts],
 	);
+	reading.catch(() => undefined);
+	const found = [...await locking, ...await reading];
 	const accounts: AccountState[] = [];
 	const usage = new Map<string, bigint>();
 	const carried: CarriedUsage[] = [];
@@ -325,11 +345,17 @@ function transfersPart(ts: TransferRecord[], now: Date, hashes: ReadonlyMap<stri
 	};
 }
 
+/**
+ * Entries, each with its account's balance and version after it as the statement finds them:
+ * what the rules computed, moved on by whatever other batches committed to the account
+ * between this batch's read and its write (the drift the accounts part returns).
+ */
 function entriesPart(es: BatchChanges["entries"], now: Date): Part {
 	return {
 		name: "e",
 		sql: `INSERT INTO ledger.entries (transfer_id, account_id, counterparty_account_id, amount, balance_after, account_version, created_at)
-		 SELECT t, a, c, amt, b, v, ?::timestamptz FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::int8[], ?::int8[], ?::int8[]) AS x(t, a, c, amt, b, v) RETURNING amount AS amt`,
+		 SELECT x.t, x.a, x.c, x.amt, x.b + d.drift_posted, x.v + d.drift_version, ?::timestamptz
+		 FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::int8[], ?::int8[], ?::int8[]) AS x(t, a, c, amt, b, v) JOIN a d ON d.id = x.a RETURNING amount AS amt`,
 		params: [
 			now, es.map(e => e.transferId), es.map(e => e.accountId), es.map(e => e.counterpartyAccountId),
 			es.map(e => str(e.amount)), es.map(e => str(e.balanceAfter)), es.map(e => str(e.accountVersion)),
@@ -362,14 +388,29 @@ function holdsClosedPart(hs: HoldState[], now: Date): Part {
 	};
 }
 
-function accountsPart(accounts: AccountState[]): Part {
-	return {
-		name: "a",
-		sql: `UPDATE ledger.accounts a SET posted = v.p, pending_debits = v.pd, pending_credits = v.pc, version = v.ver, updated_at = now()
-		 FROM unnest(?::uuid[], ?::int8[], ?::int8[], ?::int8[], ?::int8[]) AS v(id, p, pd, pc, ver)
-		 WHERE a.id = v.id RETURNING a.id, a.posted, a.pending_debits, a.pending_credits, a.version`,
-		params: [accounts.map(a => a.id), accounts.map(a => str(a.posted)), accounts.map(a => str(a.pendingDebits)), accounts.map(a => str(a.pendingCredits)), accounts.map(a => str(a.version))],
-	};
+/**
+ * The accounts the batch changed, locked here and not before (lockForBatch reads them): in
+ * id order, every batch the same (`lk`), then moved by what the batch changed (a relative
+ * update), so a change another batch committed since the read is kept. Each row comes back
+ * with its new balances and status, and with how far it had moved from what the batch read
+ * (`drift_*`: what the rules computed against what the statement found).
+ */
+function accountsPart(accounts: readonly AccountChange[]): Part[] {
+	const d = (f: (c: AccountChange) => bigint) => accounts.map(c => str(f(c)));
+	return [
+		{ name: "lk", sql: "SELECT id FROM ledger.accounts WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE", params: [accounts.map(c => c.after.id)] },
+		{
+			name: "a",
+			sql: `UPDATE ledger.accounts a SET posted = a.posted + v.dp, pending_debits = a.pending_debits + v.dpd, pending_credits = a.pending_credits + v.dpc, version = a.version + v.dv, updated_at = now()
+			 FROM unnest(?::uuid[], ?::int8[], ?::int8[], ?::int8[], ?::int8[], ?::int8[], ?::int8[]) AS v(id, dp, dpd, dpc, dv, p, ver)
+			 WHERE a.id = v.id AND a.id IN (SELECT id FROM lk)
+			 RETURNING a.id, a.status, a.posted, a.pending_debits, a.pending_credits, a.version, a.posted - v.p AS drift_posted, a.version - v.ver AS drift_version`,
+			params: [
+				accounts.map(c => c.after.id), d(c => c.after.posted - c.read.posted), d(c => c.after.pendingDebits - c.read.pendingDebits),
+				d(c => c.after.pendingCredits - c.read.pendingCredits), d(c => c.after.version - c.read.version), d(c => c.after.posted), d(c => c.after.version),
+			],
+		},
+	];
 }
 
 function usagePart(usage: Map<string, bigint>, day: string): Part {
@@ -430,7 +471,32 @@ export interface StoredResult {
 
 interface WriteCounts {
 	counts: Record<string, string>;
-	accounts: { id: string; posted: string; pending_debits: string; pending_credits: string; version: string }[] | null;
+	accounts: WrittenAccount[] | null;
+}
+
+interface WrittenAccount {
+	id: string;
+	status: AccountState["status"];
+	posted: string;
+	pending_debits: string;
+	pending_credits: string;
+	version: string;
+}
+
+/** An account the batch changed: as its read found it, and as the rules left it. */
+export interface AccountChange {
+	read: AccountState;
+	after: AccountState;
+}
+
+/**
+ * The batch decided from a row that moved on before its write in a way that could change a
+ * decision (an account frozen, or the money it spent no longer there): it rolls back and
+ * runs again from a new read, as after a key committed concurrently.
+ */
+export class StaleRead extends Error {
+	override name = "StaleRead";
+	readonly code = "40001";
 }
 
 /** A check the write statement makes before it can commit, and the SQLSTATE it raises when it fails. */
@@ -448,7 +514,7 @@ interface Check {
  * idempotency key new. A key another transaction committed after this batch read the
  * keys raises 40001: the batch rolls back, runs again and replays it.
  */
-function writeChecks(changes: BatchChanges, accounts: AccountState[], keys: StoredResult[], paymentKeys: string[]): Check[] {
+function writeChecks(changes: BatchChanges, accountCount: number, keys: StoredResult[], paymentKeys: string[]): Check[] {
 	const counted = (name: string, n: number, what: string): Check =>
 		({ sql: `(SELECT count(*) FROM ${name}) = ?::int`, params: [n], code: "P0001", message: `ledger invariant: the batch wrote a different number of ${what}` });
 	const checks: Check[] = [];
@@ -459,7 +525,7 @@ function writeChecks(changes: BatchChanges, accounts: AccountState[], keys: Stor
 	}
 	if (changes.holdsCreated.length > 0) checks.push(counted("hn", changes.holdsCreated.length, "new holds"));
 	if (changes.holdsClosed.length > 0) checks.push(counted("hc", changes.holdsClosed.length, "closed holds (one was not pending)"));
-	if (accounts.length > 0) checks.push(counted("a", accounts.length, "account balances"));
+	if (accountCount > 0) checks.push(counted("a", accountCount, "account balances"));
 	if (changes.usage.size > 0) checks.push(counted("u", changes.usage.size, "spending rows"));
 	if (changes.owners.size > 0) checks.push(counted("ow", changes.owners.size, "owner rows"));
 	if (keys.length > 0) checks.push({ ...counted("k", keys.length, "idempotency keys"), code: "40001", message: "ledger batch: an idempotency key was committed concurrently" });
@@ -483,60 +549,104 @@ function writeChecks(changes: BatchChanges, accounts: AccountState[], keys: Stor
 }
 
 /**
- * Writes everything a batch changed in one statement, which checks itself before it can
- * commit (writeChecks), so where the runner can, the COMMIT goes out right behind it. What
- * PostgreSQL reports back is checked again here: the new balances must be exactly what the
- * rules computed. Returns how many keys ledger.idempotency took and the id of the batch's
- * outbox row (null without events). The keys of approved payments are not among `keys`:
- * they ride on their transfer rows (`paymentHashes`: transfer id to request hash).
+ * Writes everything a batch changed, checked by the statement itself before it can commit
+ * (writeChecks). Without account changes that is one statement, with the COMMIT right
+ * behind it where the runner can. With them, the first statement locks the changed
+ * accounts in id order and moves them (accountsPart), returning where each now stands; the
+ * batch's balance events are settled against that (settleBalanceEvents) and the outbox row
+ * goes with the COMMIT in a second statement. The accounts' locks are held only from the
+ * first statement to that commit. What PostgreSQL reports back is checked here: each
+ * account moved by what the rules computed plus whatever had been committed to it since
+ * the read, and no account the batch debited or credited was frozen since, nor lost money
+ * the batch spent (StaleRead: the batch runs again). Returns how many keys
+ * ledger.idempotency took, the id of the batch's outbox row (null without events) and the
+ * events as written. The keys of approved payments are not among `keys`: they ride on
+ * their transfer rows (`paymentHashes`: transfer id to request hash).
  */
 export async function writeBatch(
-	trx: Db, changes: BatchChanges, accounts: AccountState[], keys: StoredResult[], now: Date, paymentHashes: ReadonlyMap<string, string> = new Map(), packEvents = true,
-): Promise<{ stored: number; outboxId: string | null }> {
+	trx: Db, changes: BatchChanges, accounts: readonly AccountChange[], keys: StoredResult[], now: Date, paymentHashes: ReadonlyMap<string, string> = new Map(), packEvents = true,
+): Promise<{ stored: number; outboxId: string | null; events: OutboxEvent[] }> {
 	const parts: Part[] = [];
+	// The accounts first: the statement's first answer (counts) reads them, so their locks come before any other row's.
+	if (accounts.length > 0) parts.push(...accountsPart(accounts));
 	if (changes.transfers.length > 0) parts.push(transfersPart(changes.transfers, now, paymentHashes));
 	if (changes.entries.length > 0) parts.push(entriesPart(changes.entries, now));
 	if (changes.holdsCreated.length > 0) parts.push(holdsCreatedPart(changes.holdsCreated, now));
 	if (changes.holdsClosed.length > 0) parts.push(holdsClosedPart(changes.holdsClosed, now));
-	if (accounts.length > 0) parts.push(accountsPart(accounts));
 	if (changes.usage.size > 0) parts.push(usagePart(changes.usage, utcDay(now)));
 	if (changes.owners.size > 0) parts.push(ownersPart([...changes.owners.values()]));
 	if (changes.known.size > 0) parts.push(knownPart([...changes.known].sort()));
-	if (changes.events.length > 0) parts.push(outboxPart(changes.events, packEvents));
+	// Packed before any lock is taken; packed again only if an account moved meanwhile.
+	const outbox = changes.events.length > 0 ? outboxPart(changes.events, packEvents) : null;
+	const together = accounts.length === 0;
+	if (outbox && together) parts.push(outbox);
 	if (keys.length > 0) parts.push(keysPart(keys));
-	if (parts.length === 0) return { stored: 0, outboxId: null };
-	const counts = parts.filter(p => p.name !== "a").map(p => `'${p.name}', (SELECT count(*) FROM ${p.name})`);
-	if (changes.events.length > 0) counts.push("'oid', (SELECT id::text FROM o)");
+	if (parts.length === 0) return { stored: 0, outboxId: null, events: changes.events };
+	const counts = parts.filter(p => p.name !== "lk").map(p => `'${p.name}', (SELECT count(*) FROM ${p.name})`);
+	if (outbox && together) counts.push("'oid', (SELECT id::text FROM o)");
 	const accountsJson = accounts.length > 0
-		? "(SELECT json_agg(json_build_object('id', id, 'posted', posted::text, 'pending_debits', pending_debits::text, 'pending_credits', pending_credits::text, 'version', version::text)) FROM a)"
+		? "(SELECT json_agg(json_build_object('id', id, 'status', status, 'posted', posted::text, 'pending_debits', pending_debits::text, 'pending_credits', pending_credits::text, 'version', version::text)) FROM a)"
 		: "NULL";
-	const checks = writeChecks(changes, accounts, keys, changes.transfers.filter(t => paymentHashes.has(t.id)).map(t => t.idempotencyKey));
+	const checks = writeChecks(changes, accounts.length, keys, changes.transfers.filter(t => paymentHashes.has(t.id)).map(t => t.idempotencyKey));
 	const checked = checks.map(c => `ledger.batch_check(${c.sql}, ?, ?)`).join(" AND ");
 	const sql = `WITH ${parts.map(p => `${p.name} AS (${p.sql})`).join(",\n")}
 		SELECT json_build_object(${counts.join(", ")}) AS counts, ${accountsJson} AS accounts, ${checked || "true"} AS checked`;
 	const params = [...parts.flatMap(p => p.params), ...checks.flatMap(c => [...c.params, c.code, c.message])];
 	const runner = trx as SqlRunner;
-	const res = runner.commitWith ? await runner.commitWith(sql, params) : await runner.raw(sql, params);
+	let res: { rows: unknown[] };
+	try {
+		res = together && runner.commitWith ? await runner.commitWith(sql, params) : await runner.raw(sql, params);
+	} catch (err) {
+		// An account's floor (accounts_floor): another batch spent its money after this one read it.
+		const e = err as { code?: string; constraint?: string };
+		if (e.code === "23514" && e.constraint === "accounts_floor") throw new StaleRead("an account the batch debited was spent by another batch since its read");
+		throw err;
+	}
 	const [row] = res.rows as WriteCounts[];
 	invariant(row, "batch write returned no row");
 	const count = (name: string) => Number(row.counts[name] ?? 0);
 	invariant(count("t") === changes.transfers.length && count("e") === changes.entries.length, "batch wrote a different number of transfers or entries");
 	invariant(count("hc") === changes.holdsClosed.length, `closed ${count("hc")} of ${changes.holdsClosed.length} holds`);
 	invariant(count("u") === changes.usage.size, `updated ${count("u")} of ${changes.usage.size} spending rows`);
-	checkReadBack(accounts, row.accounts ?? []);
-	return { stored: count("k"), outboxId: changes.events.length > 0 ? String(row.counts["oid"]) : null };
+	const stored = count("k");
+	if (!outbox) return { stored, outboxId: null, events: changes.events };
+	if (together) return { stored, outboxId: String(row.counts["oid"]), events: changes.events };
+	const drifts = driftsOf(accounts, row.accounts ?? []);
+	const events = drifts.size > 0 ? settleBalanceEvents(changes.events, changes.touched, new Map(accounts.map(c => [c.after.id, c.after])), drifts) : changes.events;
+	const last = drifts.size > 0 ? outboxPart(events, packEvents) : outbox;
+	const [written] = (runner.commitWith ? await runner.commitWith(last.sql, last.params) : await runner.raw(last.sql, last.params)).rows as { id: string | number }[];
+	invariant(written, "the batch's outbox row was not written");
+	return { stored, outboxId: String(written.id), events };
 }
 
-function checkReadBack(accounts: AccountState[], back: NonNullable<WriteCounts["accounts"]>): void {
+/**
+ * Each changed account's drift (Drift), for those that moved since the batch's read. What
+ * the statement reports must be what the rules computed plus a change committed in between:
+ * without a new version nothing else may differ. A batch whose decisions that change would
+ * undo runs again (StaleRead): an account frozen meanwhile, or one it debited that has less
+ * to spend than the batch counted on (only its owner's batches spend from it, and those wait
+ * on the owner's rows, so this takes a batch outside ownership, such as during a handover).
+ */
+function driftsOf(accounts: readonly AccountChange[], back: readonly WrittenAccount[]): Map<string, Drift> {
 	invariant(back.length === accounts.length, `updated ${back.length} of ${accounts.length} accounts`);
-	const byId = new Map(accounts.map(a => [a.id, a]));
+	const byId = new Map(accounts.map(c => [c.after.id, c]));
+	const drifts = new Map<string, Drift>();
 	for (const r of back) {
-		const a = byId.get(r.id);
-		invariant(
-			a && str(a.posted) === r.posted && str(a.pendingDebits) === r.pending_debits && str(a.pendingCredits) === r.pending_credits && str(a.version) === r.version,
-			`account ${r.id} read back differs from what the batch wrote`,
-		);
+		const c = byId.get(r.id);
+		invariant(c, `account ${r.id} was written but not changed by the batch`);
+		const drift: Drift = {
+			postedMinor: BigInt(r.posted) - c.after.posted, pendingDebitsMinor: BigInt(r.pending_debits) - c.after.pendingDebits,
+			pendingCreditsMinor: BigInt(r.pending_credits) - c.after.pendingCredits, versions: BigInt(r.version) - c.after.version,
+		};
+		invariant(drift.versions >= 0n, `account ${r.id} is at an older version than the batch read`);
+		const moved = drift.postedMinor !== 0n || drift.pendingDebitsMinor !== 0n || drift.pendingCreditsMinor !== 0n;
+		invariant(drift.versions > 0n || !moved, `account ${r.id} read back differs from what the batch wrote`);
+		if (r.status !== c.read.status) throw new StaleRead(`account ${r.id} changed status since the batch read it`);
+		const spent = c.after.posted - c.after.pendingDebits < c.read.posted - c.read.pendingDebits;
+		if (spent && drift.postedMinor - drift.pendingDebitsMinor < 0n) throw new StaleRead(`account ${r.id} has less to spend than the batch read`);
+		if (drift.versions > 0n) drifts.set(r.id, drift);
 	}
+	return drifts;
 }
 
 // ---- plain reads ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ import type { Knex } from "knex";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { migrateLatest } from "../../migrations/index.ts";
 import { acquireDb, inTransaction, queryRows, releaseDb } from "../../mixins/db.ts";
-import { writeBatch, type StoredResult } from "../../services/ledger/store.ts";
+import { writeBatch, type AccountChange, type StoredResult } from "../../services/ledger/store.ts";
 import type { AccountState, BatchChanges } from "../../services/ledger/rules.ts";
 import { checkInvariants } from "../../services/ledger/invariants.ts";
 
@@ -39,7 +39,7 @@ function account(id: string, posted: bigint, version: bigint): AccountState {
 }
 
 /** A transfer of `amount` from a to b at the given versions; `credit` lets a test break double entry. */
-function transfer(key: string, amount: bigint, version: bigint, credit = amount): { changes: BatchChanges; accounts: AccountState[]; keys: StoredResult[] } {
+function transfer(key: string, amount: bigint, version: bigint, credit = amount): { changes: BatchChanges; accounts: AccountChange[]; keys: StoredResult[] } {
 	const id = randomUUID();
 	const changes: BatchChanges = {
 		transfers: [{ id, idempotencyKey: key, kind: "transfer", fromAccountId: a, toAccountId: b, amount, currency: "USD", description: "", holdId: null, reversesTransferId: null, createdAt: now }],
@@ -49,7 +49,8 @@ function transfer(key: string, amount: bigint, version: bigint, credit = amount)
 		],
 		holdsCreated: [], holdsClosed: [], events: [], touched: new Map(), usage: new Map(), owners: new Map(), known: new Set(),
 	};
-	return { changes, accounts: [account(a, -amount * version, version), account(b, amount * version, version)], keys: [{ key, hash: "h", result: { ok: true } }] };
+	const change = (id: string, signed: bigint): AccountChange => ({ read: account(id, signed * (version - 1n), version - 1n), after: account(id, signed * version, version) });
+	return { changes, accounts: [change(a, -amount), change(b, amount)], keys: [{ key, hash: "h", result: { ok: true } }] };
 }
 
 const counts = async () => (await queryRows<{ t: number; e: number; k: number }>(knex,
@@ -111,5 +112,90 @@ describe("ledger batch write checks", () => {
 		const json = await inTransaction(knex, tx => writeBatch(tx, only("j-1"), [], [], now, new Map(), false));
 		const rows = await queryRows<{ id: string; json: boolean; packed: boolean }>(knex, "SELECT id::text, events IS NOT NULL AS json, events_packed IS NOT NULL AS packed FROM ledger.outbox WHERE id IN (?, ?) ORDER BY id", [packed.outboxId, json.outboxId]);
 		assert.deepEqual(rows, [{ id: packed.outboxId, json: false, packed: true }, { id: json.outboxId, json: true, packed: false }]);
+	});
+});
+
+/**
+ * A batch reads the accounts it touches without locking them and locks only those it changes,
+ * in its write (store.ts lockForBatch, writeBatch). These run a batch's write against an
+ * account another batch changed after the first one read it, as another node's batch
+ * crediting a payee does.
+ */
+describe("ledger batch write after another batch moved an account", () => {
+	const accountRow = async (id: string): Promise<AccountState> => {
+		const [r] = await queryRows<{ owner_id: string | null; kind: "user" | "system"; status: "active" | "frozen"; posted: string; pending_debits: string; pending_credits: string; version: string }>(
+			knex, "SELECT owner_id, kind, status, posted::text, pending_debits::text, pending_credits::text, version::text FROM ledger.accounts WHERE id = ?", [id]);
+		assert.ok(r, `account ${id}`);
+		return { id, ownerId: r.owner_id, currency: "USD", kind: r.kind, status: r.status, posted: BigInt(r.posted), pendingDebits: BigInt(r.pending_debits), pendingCredits: BigInt(r.pending_credits), version: BigInt(r.version) };
+	};
+	let n = 0;
+	const newAccount = async (kind: "user" | "system"): Promise<string> => {
+		const id = randomUUID();
+		n += 1;
+		if (kind === "system") await knex.raw("INSERT INTO ledger.accounts (id, code, currency, kind) VALUES (?, ?, 'USD', 'system')", [id, `drift:${n}`]);
+		else await knex.raw("INSERT INTO ledger.accounts (id, owner_id, currency, kind) VALUES (?, ?, 'USD', 'user')", [id, `owner-${n}`]);
+		return id;
+	};
+	/** One transfer as the rules would write it from `from` and `to` as read: entries, balance events, the changed accounts. */
+	const move = (from: AccountState, to: AccountState, amountMinor: bigint) => {
+		const id = randomUUID();
+		const after = (acc: AccountState, signed: bigint): AccountState => ({ ...acc, posted: acc.posted + signed, version: acc.version + 1n });
+		const f = after(from, -amountMinor);
+		const t = after(to, amountMinor);
+		const changes: BatchChanges = {
+			transfers: [{ id, idempotencyKey: `drift-${id}`, kind: "transfer", fromAccountId: from.id, toAccountId: to.id, amount: amountMinor, currency: "USD", description: "", holdId: null, reversesTransferId: null, createdAt: now }],
+			entries: [
+				{ transferId: id, accountId: from.id, counterpartyAccountId: to.id, amount: -amountMinor, balanceAfter: f.posted, accountVersion: f.version, createdAt: now },
+				{ transferId: id, accountId: to.id, counterpartyAccountId: from.id, amount: amountMinor, balanceAfter: t.posted, accountVersion: t.version, createdAt: now },
+			],
+			holdsCreated: [], holdsClosed: [],
+			events: [f, t].map(a => ({ event: "balance.updated", partitionKey: a.id, payload: { accountId: a.id, posted: Number(a.posted), version: Number(a.version), previousVersion: Number(a.version - 1n) } })),
+			touched: new Map([[from.id, from.version], [to.id, to.version]]), usage: new Map(), owners: new Map(), known: new Set(),
+		};
+		const accounts: AccountChange[] = [{ read: from, after: f }, { read: to, after: t }];
+		return { changes, accounts, keys: [{ key: `drift-${id}`, hash: "h", result: { ok: true } }] };
+	};
+	const write = (m: ReturnType<typeof move>) => inTransaction(knex, tx => writeBatch(tx, m.changes, m.accounts, m.keys, now));
+
+	it("keeps a credit committed between a batch's read and its write: balances, entries and the balance event count it", async () => {
+		const [source, other, payee] = [await newAccount("system"), await newAccount("system"), await newAccount("user")];
+		const late = move(await accountRow(source), await accountRow(payee), 5n);
+		// Another batch credits the payee after the first one read it, and commits first.
+		await write(move(await accountRow(other), await accountRow(payee), 7n));
+		const written = await write(late);
+		const p = await accountRow(payee);
+		assert.equal(p.posted, 12n);
+		assert.equal(p.version, 2n);
+		const entries = await queryRows<{ amount: string; balance_after: string; account_version: string }>(knex,
+			"SELECT amount::text, balance_after::text, account_version::text FROM ledger.entries WHERE account_id = ? ORDER BY account_version", [payee]);
+		assert.deepEqual(entries, [{ amount: "7", balance_after: "7", account_version: "1" }, { amount: "5", balance_after: "12", account_version: "2" }]);
+		const event = written.events.find(e => e.event === "balance.updated" && e.partitionKey === payee);
+		assert.deepEqual(event?.payload, { accountId: payee, ownerId: p.ownerId, currency: "USD", posted: 12, pending: 0, available: 12, version: 2, previousVersion: 1 });
+		// The source did not move: its event is the rules' own.
+		assert.deepEqual(written.events.find(e => e.partitionKey === source), late.changes.events[0]);
+		assert.deepEqual((await checkInvariants(knex)).violations, []);
+	});
+
+	it("runs a batch again (StaleRead, 40001) when money it spent was spent by another batch since its read, below the floor or not", async () => {
+		const [bank, payer, payee] = [await newAccount("system"), await newAccount("user"), await newAccount("user")];
+		await write(move(await accountRow(bank), await accountRow(payer), 20n));
+		const before = await accountRow(payer);
+		for (const [first, second] of [[8n, 5n], [8n, 15n]] as const) {
+			const late = move(before, await accountRow(payee), first);
+			await write(move(await accountRow(payer), await accountRow(bank), second));
+			await assert.rejects(write(late), (err: Error & { code?: string }) => err.name === "StaleRead" && err.code === "40001");
+			// Nothing of the late batch was kept; put the money back for the next round.
+			assert.equal((await accountRow(payee)).posted, 0n);
+			await write(move(await accountRow(bank), await accountRow(payer), second));
+		}
+		assert.deepEqual((await checkInvariants(knex)).violations, []);
+	});
+
+	it("runs a batch again when an account it credits was frozen since its read", async () => {
+		const [bank, payee] = [await newAccount("system"), await newAccount("user")];
+		const late = move(await accountRow(bank), await accountRow(payee), 3n);
+		await knex.raw("UPDATE ledger.accounts SET status = 'frozen' WHERE id = ?", [payee]);
+		await assert.rejects(write(late), (err: Error) => err.name === "StaleRead");
+		assert.equal((await accountRow(payee)).posted, 0n);
 	});
 });
