@@ -624,8 +624,9 @@ export async function writeBatch(
  * the statement reports must be what the rules computed plus a change committed in between:
  * without a new version nothing else may differ. A batch whose decisions that change would
  * undo runs again (StaleRead): an account frozen meanwhile, or one it debited that has less
- * to spend than the batch counted on (only its owner's batches spend from it, and those wait
- * on the owner's rows, so this takes a batch outside ownership, such as during a handover).
+ * to spend than the batch counted on (a customer's account: only its owner's batches spend
+ * from it, and those wait on the owner's rows, so this takes a batch outside ownership, such
+ * as during a handover; a system account has no floor and is spent from by every node).
  */
 function driftsOf(accounts: readonly AccountChange[], back: readonly WrittenAccount[]): Map<string, Drift> {
 	invariant(back.length === accounts.length, `updated ${back.length} of ${accounts.length} accounts`);
@@ -642,7 +643,8 @@ function driftsOf(accounts: readonly AccountChange[], back: readonly WrittenAcco
 		const moved = drift.postedMinor !== 0n || drift.pendingDebitsMinor !== 0n || drift.pendingCreditsMinor !== 0n;
 		invariant(drift.versions > 0n || !moved, `account ${r.id} read back differs from what the batch wrote`);
 		if (r.status !== c.read.status) throw new StaleRead(`account ${r.id} changed status since the batch read it`);
-		const spent = c.after.posted - c.after.pendingDebits < c.read.posted - c.read.pendingDebits;
+		// A system account has no floor (rules.ts): no decision rests on what it has to spend.
+		const spent = c.after.kind !== "system" && c.after.posted - c.after.pendingDebits < c.read.posted - c.read.pendingDebits;
 		if (spent && drift.postedMinor - drift.pendingDebitsMinor < 0n) throw new StaleRead(`account ${r.id} has less to spend than the batch read`);
 		if (drift.versions > 0n) drifts.set(r.id, drift);
 	}

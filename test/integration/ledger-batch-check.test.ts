@@ -191,6 +191,15 @@ describe("ledger batch write after another batch moved an account", () => {
 		assert.deepEqual((await checkInvariants(knex)).violations, []);
 	});
 
+	it("does not run a batch again for a system account spent by another batch meanwhile: it has no floor, and every node spends from it", async () => {
+		const [bank, one, two] = [await newAccount("system"), await newAccount("user"), await newAccount("user")];
+		const late = move(await accountRow(bank), await accountRow(one), 4n);
+		await write(move(await accountRow(bank), await accountRow(two), 6n));
+		await write(late);
+		assert.deepEqual([(await accountRow(bank)).posted, (await accountRow(one)).posted, (await accountRow(two)).posted], [-10n, 4n, 6n]);
+		assert.deepEqual((await checkInvariants(knex)).violations, []);
+	});
+
 	it("runs a batch again when an account it credits was frozen since its read", async () => {
 		const [bank, payee] = [await newAccount("system"), await newAccount("user")];
 		const late = move(await accountRow(bank), await accountRow(payee), 3n);
