@@ -55,30 +55,40 @@ export async function pgBackends(url: string, ns: string): Promise<Record<string
  * lock another transaction holds) and how many sit idle inside a transaction (holding what
  * they locked while their node computes); `stop()` gives the means over the samples.
  */
-export async function sampleLockWaits(url: string, ns: string, everyMs = 200): Promise<{ stop(): Promise<{ waiting: number; idleInTransaction: number; samples: number }> }> {
+export async function sampleLockWaits(url: string, ns: string, everyMs = 200): Promise<{ stop(): Promise<{ waiting: number; waitingRead: number; waitingWrite: number; idleInTransaction: number; samples: number }> }> {
 	const c = new pg.Client({ connectionString: url });
 	await c.connect();
 	let waiting = 0;
+	let waitingRead = 0;
+	let waitingWrite = 0;
 	let idle = 0;
 	let samples = 0;
 	let stopped = false;
 	const loop = (async () => {
 		while (!stopped) {
-			const r = await c.query<{ w: number; i: number }>(
-				`SELECT count(*) FILTER (WHERE wait_event_type = 'Lock')::int AS w, count(*) FILTER (WHERE state = 'idle in transaction')::int AS i
+			// Which of a ledger batch's statements waits: its read (the owners' spending and owner
+			// rows, store.ts lockForBatch) or its write (the accounts it changes, writeBatch).
+			const r = await c.query<{ w: number; wr: number; ww: number; i: number }>(
+				`SELECT count(*) FILTER (WHERE wait_event_type = 'Lock')::int AS w,
+				        count(*) FILTER (WHERE wait_event_type = 'Lock' AND query LIKE 'WITH u AS%')::int AS wr,
+				        count(*) FILTER (WHERE wait_event_type = 'Lock' AND query LIKE 'WITH lk AS%')::int AS ww,
+				        count(*) FILTER (WHERE state = 'idle in transaction')::int AS i
 				 FROM pg_stat_activity WHERE application_name LIKE $1`, [`paymesh:${ns}-%`]);
 			waiting += r.rows[0]?.w ?? 0;
+			waitingRead += r.rows[0]?.wr ?? 0;
+			waitingWrite += r.rows[0]?.ww ?? 0;
 			idle += r.rows[0]?.i ?? 0;
 			samples += 1;
 			await new Promise(res => setTimeout(res, everyMs));
 		}
 	})();
+	const mean = (v: number) => (samples > 0 ? v / samples : 0);
 	return {
 		async stop() {
 			stopped = true;
 			await loop;
 			await c.end();
-			return { waiting: samples > 0 ? waiting / samples : 0, idleInTransaction: samples > 0 ? idle / samples : 0, samples };
+			return { waiting: mean(waiting), waitingRead: mean(waitingRead), waitingWrite: mean(waitingWrite), idleInTransaction: mean(idle), samples };
 		},
 	};
 }

@@ -65,6 +65,15 @@ const JOIN_WARMUP_S = num("BENCH_JOIN_WARMUP_S", 15);
  * at 256 (docs/capacity.md).
  */
 const CONCURRENCY = Math.round(num("BENCH_CONCURRENCY", 256));
+/**
+ * What is in flight with k nodes of the tier under test: `total`, BENCH_CONCURRENCY whatever
+ * the count; or `per-node`, BENCH_CONCURRENCY for each node (k times as many clients, as k
+ * hosts would serve), so each node's batches and latency can stay what one node's are and
+ * the ratio shows capacity at the same latency rather than how far a fixed load spreads.
+ */
+const LOAD = process.env["BENCH_SCALE_LOAD"] ?? "total";
+if (LOAD !== "total" && LOAD !== "per-node") throw new Error(`BENCH_SCALE_LOAD=${JSON.stringify(LOAD)}: expected total or per-node`);
+const inFlight = (k: number): number => (LOAD === "per-node" ? CONCURRENCY * k : CONCURRENCY);
 const USERS = Math.round(num("BENCH_USERS", 1_000));
 /** Who is paid: anyone (the default), or, as a diagnostic, only accounts on the payer's ledger node. */
 const PAYEES = process.env["BENCH_SCALE_PAYEES"] ?? "anyone";
@@ -116,7 +125,7 @@ interface Phase {
 	owners: { perNode: Record<string, number>; overlap: number; misrouted: number };
 	invariantsOk: boolean;
 	/** Backends waiting on a lock and idle in a transaction, means over the phase (sampleLockWaits). */
-	locks: { waiting: number; idleInTransaction: number };
+	locks: { waiting: number; waitingRead: number; waitingWrite: number; idleInTransaction: number };
 	/** Per ledger node: batches run per second and ops per batch over the phase. */
 	batches: Record<string, { perS: number; itemsMean: number; calls: string }>;
 }
@@ -246,7 +255,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 	const jobFor = (tier: Tier, k: number, seconds: number, seed: number) => ({
 		base: baseOf(gateways()[0] as Node),
 		bases: tier === "gateway" ? gateways().slice(0, k).map(baseOf) : [baseOf(gateways()[0] as Node)],
-		members, requests: Number.MAX_SAFE_INTEGER, seconds, concurrency: CONCURRENCY, mode: tier === "payments" ? "p2p" as const : "post" as const, seed,
+		members, requests: Number.MAX_SAFE_INTEGER, seconds, concurrency: inFlight(k), mode: tier === "payments" ? "p2p" as const : "post" as const, seed,
 		payeeGroups: payeeGroups(),
 	});
 
@@ -300,7 +309,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		let seed = 1;
 		// Every gateway once, uncapped: none is cold when its turn comes.
 		await load(jobFor("gateway", NODES_MAX, WARMUP_S, seed++));
-		out(`  scale bench: tiers ${TIERS.join(", ")}; ${BLOCKS} blocks of ${ORDER.join(", ")} nodes; ${PHASE_S} s phases; ${CONCURRENCY} requests in flight; ${USERS} users`);
+		out(`  scale bench: tiers ${TIERS.join(", ")}; ${BLOCKS} blocks of ${ORDER.join(", ")} nodes; ${PHASE_S} s phases; ${LOAD === "per-node" ? `${CONCURRENCY} requests in flight per node of the tier under test` : `${CONCURRENCY} requests in flight`}; ${USERS} users`);
 
 		for (const tier of TIERS) {
 			const quota = quotaOf(tier);
@@ -343,7 +352,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 					out(`    cores: ${p.cores}`);
 					out(`    caps: ${p.caps}`);
 					out(`    ownership: ${JSON.stringify(p.owners.perNode)} source accounts, ${p.owners.overlap} debited on two nodes, ${p.owners.misrouted} off their ring node; invariants ${p.invariantsOk ? "OK" : "VIOLATED"}`);
-					out(`    row locks: ${p.locks.waiting.toFixed(2)} backends waiting on a lock, ${p.locks.idleInTransaction.toFixed(2)} idle in a transaction (means); ledger batches: ${Object.entries(p.batches).map(([l, b]) => `${l} ${b.perS}/s of ${b.itemsMean} ops`).join(", ")}`);
+					out(`    row locks: ${p.locks.waiting.toFixed(2)} backends waiting on a lock (${p.locks.waitingRead.toFixed(2)} in a batch's read, on owners' rows; ${p.locks.waitingWrite.toFixed(2)} in its write, on accounts), ${p.locks.idleInTransaction.toFixed(2)} idle in a transaction (means); ledger batches: ${Object.entries(p.batches).map(([l, b]) => `${l} ${b.perS}/s of ${b.itemsMean} ops`).join(", ")}`);
 					out(`    ledger calls served: ${Object.entries(p.batches).map(([l, b]) => `${l}: ${b.calls || "none"}`).join("; ")}`);
 					if (f.errors > 0) failures.push(`${tier} block ${b + 1} ${k} nodes: ${f.errors} errors`);
 					if (p.owners.overlap > 0 || p.owners.misrouted > 0) failures.push(`${tier} block ${b + 1} ${k} nodes: ownership`);
