@@ -507,14 +507,17 @@ interface Check {
 	message: string;
 }
 
+const checkedSql = (checks: readonly Check[]): string => checks.map(c => `ledger.batch_check(${c.sql}, ?, ?)`).join(" AND ");
+const checkParams = (checks: readonly Check[]): unknown[] => checks.flatMap(c => [...c.params, c.code, c.message]);
+
 /**
- * What the statement itself must find before the batch may commit: every row written
- * once (the accounts and holds are locked, so a different count is a bug), the entries
- * summing to zero (double entry, checked by the database this time), and every
+ * What the write statement itself must find before the batch may commit: every row written
+ * once (the accounts, holds and owners' rows are locked, so a different count is a bug),
+ * the entries summing to zero (double entry, checked by the database this time), and every
  * idempotency key new. A key another transaction committed after this batch read the
  * keys raises 40001: the batch rolls back, runs again and replays it.
  */
-function writeChecks(changes: BatchChanges, accountCount: number, keys: StoredResult[], paymentKeys: string[]): Check[] {
+function writeChecks(changes: BatchChanges, accountCount: number, keys: StoredResult[]): Check[] {
 	const counted = (name: string, n: number, what: string): Check =>
 		({ sql: `(SELECT count(*) FROM ${name}) = ?::int`, params: [n], code: "P0001", message: `ledger invariant: the batch wrote a different number of ${what}` });
 	const checks: Check[] = [];
@@ -529,10 +532,20 @@ function writeChecks(changes: BatchChanges, accountCount: number, keys: StoredRe
 	if (changes.usage.size > 0) checks.push(counted("u", changes.usage.size, "spending rows"));
 	if (changes.owners.size > 0) checks.push(counted("ow", changes.owners.size, "owner rows"));
 	if (keys.length > 0) checks.push({ ...counted("k", keys.length, "idempotency keys"), code: "40001", message: "ledger batch: an idempotency key was committed concurrently" });
-	// Keys live in two places (an approved payment's on its transfer row, every other answer in
-	// ledger.idempotency), and the batch's read of them used the snapshot from before it waited
-	// on its locks: a key another batch committed meanwhile in the other place would not
-	// conflict on insert. This statement's snapshot is newer than those locks, so it sees it.
+	return checks;
+}
+
+/**
+ * Keys live in two places (an approved payment's on its transfer row, every other answer in
+ * ledger.idempotency), and the batch's read of them may predate another batch's commit of the
+ * same key in the other place, which would not conflict on insert. These checks run in a
+ * statement whose snapshot is newer than every lock the batch waited for: the write when it
+ * changes no account, else the statement after it, as its accounts' locks are taken in the
+ * write. (A payment's owner rows, locked in the read, already keep two batches of one
+ * request apart; these catch what runs outside ownership.)
+ */
+function keyChecks(keys: StoredResult[], paymentKeys: string[]): Check[] {
+	const checks: Check[] = [];
 	if (keys.length > 0) {
 		checks.push({
 			sql: "NOT EXISTS (SELECT 1 FROM ledger.transfers WHERE idempotency_key = ANY(?::text[]) AND request_hash IS NOT NULL)", params: [keys.map(k => k.key)],
@@ -587,11 +600,12 @@ export async function writeBatch(
 	const accountsJson = accounts.length > 0
 		? "(SELECT json_agg(json_build_object('id', id, 'status', status, 'posted', posted::text, 'pending_debits', pending_debits::text, 'pending_credits', pending_credits::text, 'version', version::text)) FROM a)"
 		: "NULL";
-	const checks = writeChecks(changes, accounts.length, keys, changes.transfers.filter(t => paymentHashes.has(t.id)).map(t => t.idempotencyKey));
-	const checked = checks.map(c => `ledger.batch_check(${c.sql}, ?, ?)`).join(" AND ");
+	const crossChecks = keyChecks(keys, changes.transfers.filter(t => paymentHashes.has(t.id)).map(t => t.idempotencyKey));
+	const checks = [...writeChecks(changes, accounts.length, keys), ...(together ? crossChecks : [])];
+	const checked = checkedSql(checks);
 	const sql = `WITH ${parts.map(p => `${p.name} AS (${p.sql})`).join(",\n")}
 		SELECT json_build_object(${counts.join(", ")}) AS counts, ${accountsJson} AS accounts, ${checked || "true"} AS checked`;
-	const params = [...parts.flatMap(p => p.params), ...checks.flatMap(c => [...c.params, c.code, c.message])];
+	const params = [...parts.flatMap(p => p.params), ...checkParams(checks)];
 	const runner = trx as SqlRunner;
 	let res: { rows: unknown[] };
 	try {
@@ -614,7 +628,10 @@ export async function writeBatch(
 	const drifts = driftsOf(accounts, row.accounts ?? []);
 	const events = drifts.size > 0 ? settleBalanceEvents(changes.events, changes.touched, new Map(accounts.map(c => [c.after.id, c.after])), drifts) : changes.events;
 	const last = drifts.size > 0 ? outboxPart(events, packEvents) : outbox;
-	const [written] = (runner.commitWith ? await runner.commitWith(last.sql, last.params) : await runner.raw(last.sql, last.params)).rows as { id: string | number }[];
+	const lastSql = `WITH o AS (${last.sql}) SELECT (SELECT id FROM o) AS id, ${checkedSql(crossChecks) || "true"} AS checked`;
+	const lastParams = [...last.params, ...checkParams(crossChecks)];
+	const answer = runner.commitWith ? await runner.commitWith(lastSql, lastParams) : await runner.raw(lastSql, lastParams);
+	const [written] = answer.rows as { id: string | number }[];
 	invariant(written, "the batch's outbox row was not written");
 	return { stored, outboxId: String(written.id), events };
 }
