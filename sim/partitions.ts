@@ -28,12 +28,15 @@ export interface Costs {
 	dbOpMs: number;
 	/** Caller to ledger node and back over the bus (ms, wall). */
 	hopMs: number;
-	/** One statement's round trip between a node and its primary (ms, wall); a batch makes two. */
+	/** One statement's round trip between a node and its primary (ms, wall); a batch makes three (read, write, outbox with the COMMIT). */
 	dbRoundTripMs: number;
 	/**
-	 * Share of a batch's node CPU spent after it has locked its accounts' rows (the rules, the
-	 * write's parameters), from a CPU profile of a capped ledger node; the rest (taking the
-	 * calls, building the ops, answering) is spent before the lock or after the commit.
+	 * Share of a batch's node CPU spent while it holds its accounts' row locks: a batch locks
+	 * the accounts it changes in its write, and between the write's answer and its commit the
+	 * node checks the answer, settles the balance events and sends the outbox row with the
+	 * COMMIT (services/ledger/store.ts writeBatch). From a CPU profile of a capped ledger node;
+	 * the rest (taking the calls, the read, the rules, the write's parameters, answering) is
+	 * spent before the lock or after the commit.
 	 */
 	lockedShare: number;
 	/** Cores an idle ledger node uses all the time (heartbeats, sweeps, the relay's polls, metrics): not left for batches. */
@@ -302,14 +305,15 @@ export function simulate(cfg: ModelConfig): ModelResult {
 		n.ops += ops.length;
 		const cpuMs = c.nodeBatchMs + ops.length * c.nodeOpMs;
 		const locked = cfg.rowLocks ? [...new Set(ops.flatMap(o => o.accounts))].sort() : [];
-		// Before the lock: the calls taken and the ops built; then the lock statement's round trip.
+		// Before the lock: the calls taken, the read's round trip, the rules, the write built; then the write's round trip.
 		const before = n.cpu.run(ev.now, cpuMs * (1 - c.lockedShare));
-		ev.at(before + c.dbRoundTripMs, () => n.locks.acquire(ev, locked, () => {
-			// Under the lock: the rules and the write; its round trip, the primary's work, the commit.
-			const cpuDone = n.cpu.run(ev.now, cpuMs * c.lockedShare);
-			ev.at(cpuDone + c.dbRoundTripMs, () => {
-				const dbDone = n.db.run(ev.now, c.dbBatchMs + ops.length * c.dbOpMs);
-				ev.at(dbDone + c.dbRoundTripMs, () => {
+		ev.at(before + 2 * c.dbRoundTripMs, () => n.locks.acquire(ev, locked, () => {
+			// Under the lock: the primary's work, the write's answer back, the node's check of it
+			// and the outbox row sent with the COMMIT, and the commit's answer.
+			const dbDone = n.db.run(ev.now, c.dbBatchMs + ops.length * c.dbOpMs);
+			ev.at(dbDone + c.dbRoundTripMs, () => {
+				const cpuDone = n.cpu.run(ev.now, cpuMs * c.lockedShare);
+				ev.at(cpuDone + c.dbRoundTripMs, () => {
 					n.locks.release(locked);
 					n.inFlight -= 1;
 					for (const o of ops) o.done();
