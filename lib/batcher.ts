@@ -14,13 +14,6 @@ export interface BatcherOptions<I, O> {
 	sizeOf: (item: I) => number;
 	run: (items: I[]) => Promise<O[]>;
 	overloaded: () => Error;
-	/**
-	 * What an item holds while its batch runs (the ledger: the owners whose rows its batch
-	 * locks). An item whose keys a running batch holds waits for a later batch instead of
-	 * waiting inside the database for that batch's locks, and so does every later item
-	 * sharing a key with one that waits, so items of one key keep their order.
-	 */
-	keysOf?: (item: I) => readonly string[];
 }
 
 const RECENT_MAX = 1_000;
@@ -53,8 +46,6 @@ export class MicroBatcher<I, O> {
 	private inFlight = 0;
 	private timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
 	private idleWaiters: (() => void)[] = [];
-	/** Keys held by running batches (keysOf), with how many of them hold each. */
-	private readonly held = new Map<string, number>();
 	batchesRun = 0;
 	itemsRun = 0;
 	/** Durations of the last RECENT_MAX batches, for the stats actions. */
@@ -103,58 +94,20 @@ export class MicroBatcher<I, O> {
 	private take(): Waiting<I, O>[] {
 		let size = 0;
 		let count = 0;
-		const keysOf = this.opts.keysOf;
-		if (!keysOf) {
-			for (const w of this.queue) {
-				const s = this.opts.sizeOf(w.item);
-				if (count > 0 && size + s > this.opts.batchSizeMax) break;
-				size += s;
-				count += 1;
-			}
-			return this.queue.splice(0, count);
-		}
-		const taken: Waiting<I, O>[] = [];
-		const left: Waiting<I, O>[] = [];
-		// Keys of items left waiting: a later item with one of them waits too.
-		const blocked = new Set<string>();
 		for (const w of this.queue) {
 			const s = this.opts.sizeOf(w.item);
-			const keys = keysOf(w.item);
-			const full = taken.length > 0 && size + s > this.opts.batchSizeMax;
-			if (full || keys.some(k => this.held.has(k) || blocked.has(k))) {
-				for (const k of keys) blocked.add(k);
-				left.push(w);
-				continue;
-			}
+			if (count > 0 && size + s > this.opts.batchSizeMax) break;
 			size += s;
-			taken.push(w);
+			count += 1;
 		}
-		this.queue = left;
-		return taken;
-	}
-
-	private hold(batch: Waiting<I, O>[], by: 1 | -1): void {
-		const keysOf = this.opts.keysOf;
-		if (!keysOf) return;
-		for (const w of batch) {
-			for (const k of keysOf(w.item)) {
-				const n = (this.held.get(k) ?? 0) + by;
-				if (n > 0) this.held.set(k, n);
-				else this.held.delete(k);
-			}
-		}
+		return this.queue.splice(0, count);
 	}
 
 	private async flush(): Promise<void> {
 		this.timer = null;
 		const batch = this.take();
-		// Nothing to take: the queue is empty, or what waits is held by a running batch, whose end flushes again.
-		if (batch.length === 0) {
-			if (this.queue.length === 0 && this.inFlight === 0) this.notifyIdle();
-			return;
-		}
+		if (batch.length === 0) return this.notifyIdle();
 		this.inFlight += 1;
-		this.hold(batch, 1);
 		// Another batch may start filling now if the limit allows.
 		if (this.queue.length > 0) this.schedule(0);
 		const started = performance.now();
@@ -167,7 +120,6 @@ export class MicroBatcher<I, O> {
 		} catch (err) {
 			for (const w of batch) w.reject(err);
 		} finally {
-			this.hold(batch, -1);
 			this.inFlight -= 1;
 			// Items that queued during the run have waited already: flush them at once.
 			if (this.queue.length > 0) this.schedule(0);

@@ -26,7 +26,7 @@ import * as P from "./params.ts";
 import { ledger, type PriceListView, type RefundView } from "../../contracts/ledger.ts";
 import { defineService } from "../../lib/service.ts";
 import { STAFF_ACTIONS, staffAction } from "../../lib/staff-action.ts";
-import { holdView, lockedOwners, paymentView, reviewHoldTerms, transferView, type Op, type OpResult, type PaymentPricing } from "./rules.ts";
+import { holdView, paymentView, reviewHoldTerms, transferView, type Op, type OpResult, type PaymentPricing } from "./rules.ts";
 import { feeOf, priceListFor, QUOTE_VALID_MS, quoteTotals, revenueCode, rulesProblem, type FeeRule, type FeeType, type PriceList } from "./fees.ts";
 import { systemAccountResolver } from "../../mixins/system-accounts.ts";
 import * as store from "./store.ts";
@@ -773,8 +773,6 @@ export function ledgerService(config: Config): ServiceSchema {
 					waitMs: config.ledger.batchWaitMs,
 					queueLengthMax: config.ledger.queueLengthMax,
 					sizeOf: u => u.ops.length,
-					// Two batches of this node that share an owner would wait on each other's owner rows in the database.
-					keysOf: u => lockedOwners(u.ops),
 					run: async units => this.runBatchSafely(units),
 					overloaded: () => unavailable("LEDGER_OVERLOADED", "the ledger queue is full, retry later"),
 				}),

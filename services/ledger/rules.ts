@@ -993,23 +993,6 @@ export function holdView(h: HoldState) {
 	};
 }
 
-/**
- * The owners whose spending and owner rows a batch with these ops locks in its read
- * (referencedIds: usageKeys and ownerIds), held to its commit: a node's batcher keeps two
- * of its batches from sharing one (lib/batcher.ts keysOf).
- */
-export function lockedOwners(ops: readonly Op[]): string[] {
-	const owners = new Set<string>();
-	for (const op of ops) {
-		if (op.type === "payment") owners.add(op.ownerId);
-		else if (op.type === "transfer" || op.type === "hold") {
-			if (op.ownerId && op.limits) owners.add(op.ownerId);
-			if (op.fee) owners.add(op.fee.ownerId);
-		}
-	}
-	return [...owners];
-}
-
 /** The accounts, holds and transfers a list of ops needs loaded (before holds are read); spending rows are in `budgetCurrency`. */
 export function referencedIds(units: Op[][], budgetCurrency: string): { accountIds: Set<string>; holdIds: Set<string>; transferIds: Set<string>; usageKeys: Set<string>; ownerIds: Set<string>; pairs: Set<string> } {
 	const accountIds = new Set<string>();

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { applyBatch, assertBalanced, lockedOwners, referencedIds, settleBalanceEvents, type AccountState, type BatchState, type HoldState, type Op, type TransferRecord } from "../../../services/ledger/rules.ts";
+import { applyBatch, assertBalanced, settleBalanceEvents, type AccountState, type BatchState, type HoldState, type Op, type TransferRecord } from "../../../services/ledger/rules.ts";
 import { InvariantViolation } from "../../../lib/errors.ts";
 import { defaultRates } from "../../../services/ledger/reference-rates.ts";
 
@@ -135,26 +135,6 @@ describe("ledger rules: balance events settled at the write", () => {
 		assert.deepEqual(balance("a"), changes.events.find(e => e.event === "balance.updated" && e.partitionKey === "a")?.payload);
 		assert.deepEqual(settled.filter(e => e.event !== "balance.updated"), changes.events.filter(e => e.event !== "balance.updated"));
 		assert.equal(settled.length, changes.events.length);
-	});
-});
-
-describe("ledger rules: the owners a batch locks", () => {
-	it("names exactly the owners whose spending and owner rows the batch's read locks (referencedIds), for every kind of op", () => {
-		const limits = { perTransferMinor: 100n, perDayMinor: 1_000n };
-		const ops: Op[] = [
-			{ type: "payment", key: "p", fromAccountId: "a", toAccountId: "b", amount: 1n, currency: "USD", description: "", ownerId: "payer" },
-			{ ...transfer("t1", "a", "b", 1n), ownerId: "limited", limits } as Op,
-			{ ...transfer("t2", "a", "b", 1n), ownerId: "unlimited" } as Op,
-			{ ...transfer("t3", "sys", "b", 1n), fee: { type: "topup", priceVersion: 1, ownerId: "topped-up" } } as Op,
-			{ type: "hold", key: "h", fromAccountId: "a", toAccountId: "b", amount: 1n, currency: "USD", description: "", timeoutMs: 1_000, ownerId: "holder", limits } as Op,
-			{ type: "reverse", key: "r", transferId: "t", description: "" } as Op,
-		];
-		for (const subset of [ops, ops.slice(0, 1), ops.slice(2, 3), ops.slice(3), []]) {
-			const refs = referencedIds([subset], "USD");
-			const expected = new Set([...refs.ownerIds, ...[...refs.usageKeys].map(k => k.slice(0, k.lastIndexOf("|")))]);
-			assert.deepEqual(new Set(lockedOwners(subset)), expected);
-		}
-		assert.deepEqual(new Set(lockedOwners(ops)), new Set(["payer", "limited", "topped-up", "holder"]));
 	});
 });
 

@@ -1,7 +1,6 @@
 import { describe, it, mock } from "node:test";
 import assert from "node:assert/strict";
 import { KeyedBatchers, MicroBatcher } from "../../../lib/batcher.ts";
-import { seededRandom } from "../../../lib/random.ts";
 
 function batcher(opts: { batchSizeMax?: number; concurrencyMax?: number; queueLengthMax?: number; fail?: boolean } = {}) {
 	const batches: number[][] = [];
@@ -124,81 +123,4 @@ describe("MicroBatcher", () => {
 		await keyed.idle();
 	});
 
-});
-
-describe("MicroBatcher with keys (keysOf)", () => {
-	it("never runs two batches holding one key at once, keeps each key's items in order, and runs every item (seeded)", async () => {
-		for (let seed = 1; seed <= 20; seed++) {
-			const random = seededRandom(seed);
-			type Item = { n: number; keys: string[] };
-			const running = new Map<string, number>();
-			const order = new Map<string, number[]>();
-			const overlaps: string[] = [];
-			let releases: (() => void)[] = [];
-			const b = new MicroBatcher<Item, number>({
-				batchSizeMax: 1 + Math.floor(random() * 6), concurrencyMax: 1 + Math.floor(random() * 3), waitMs: 0, queueLengthMax: 10_000, sizeOf: () => 1,
-				keysOf: item => item.keys,
-				run: async items => {
-					const keys = new Set(items.flatMap(i => i.keys));
-					for (const k of keys) {
-						if (running.has(k)) overlaps.push(k);
-						running.set(k, (running.get(k) ?? 0) + 1);
-					}
-					for (const i of items) for (const k of i.keys) order.set(k, [...(order.get(k) ?? []), i.n]);
-					await new Promise<void>(r => releases.push(r));
-					for (const k of keys) {
-						const left = (running.get(k) ?? 1) - 1;
-						if (left > 0) running.set(k, left);
-						else running.delete(k);
-					}
-					return items.map(i => i.n);
-				},
-				overloaded: () => new Error("overloaded"),
-			});
-			const submitted: Promise<number>[] = [];
-			for (let n = 0; n < 200; n++) {
-				const keys = [...new Set(Array.from({ length: Math.floor(random() * 3) }, () => `k${Math.floor(random() * 8)}`))];
-				submitted.push(b.submit({ n, keys }));
-				if (random() < 0.3) await new Promise(r => setImmediate(r));
-				// Finish running batches in a random order, now and then.
-				if (random() < 0.3 && releases.length > 0) {
-					const i = Math.floor(random() * releases.length);
-					const [r] = releases.splice(i, 1);
-					r?.();
-				}
-			}
-			while (releases.length > 0 || !b.isIdle) {
-				const current = releases;
-				releases = [];
-				for (const r of current) r();
-				await new Promise(r => setImmediate(r));
-			}
-			assert.deepEqual(await Promise.all(submitted), Array.from({ length: 200 }, (_, n) => n), `seed ${seed}: every item answered`);
-			assert.deepEqual(overlaps, [], `seed ${seed}: no key held by two running batches`);
-			for (const [k, ns] of order) assert.deepEqual(ns, [...ns].sort((x, y) => x - y), `seed ${seed}: items of ${k} in submit order`);
-		}
-	});
-
-	it("lets an item with no held key go beside a running batch while one sharing a key waits for it", async () => {
-		const batches: string[][] = [];
-		let release: () => void = () => undefined;
-		const gate = new Promise<void>(r => (release = r));
-		const b = new MicroBatcher<{ id: string; keys: string[] }, string>({
-			batchSizeMax: 10, concurrencyMax: 2, waitMs: 0, queueLengthMax: 100, sizeOf: () => 1, keysOf: i => i.keys,
-			run: async items => {
-				batches.push(items.map(i => i.id));
-				if (items.some(i => i.id === "a1")) await gate;
-				return items.map(i => i.id);
-			},
-			overloaded: () => new Error("overloaded"),
-		});
-		const a1 = b.submit({ id: "a1", keys: ["alice"] });
-		await new Promise(r => setImmediate(r));
-		const rest = [b.submit({ id: "a2", keys: ["alice"] }), b.submit({ id: "b1", keys: ["bob"] })];
-		await rest[1];
-		assert.deepEqual(batches, [["a1"], ["b1"]]);
-		release();
-		assert.deepEqual(await Promise.all([a1, ...rest]), ["a1", "a2", "b1"]);
-		assert.deepEqual(batches, [["a1"], ["b1"], ["a2"]]);
-	});
 });
