@@ -44,18 +44,19 @@ export interface Costs {
 }
 
 /**
- * docs/capacity.md. The ledger node's costs from the full scale bench run of session 18
- * (ledger nodes capped at 0.1 core, 256 transfers in flight, 18 phases): the CPU of the
- * ledger nodes less what an idle node uses (0.0155 cores, measured alone), per transfer,
- * against the mean batch size of each phase (86-99 ops with one node, 26-28 with three),
- * fitted by least squares as o + b/batch: b = 6.63 ms, o = 0.0837 ms. The share of a
- * batch's CPU spent holding its row locks (the rules and building the write: 24% of a
- * capped node's profile, 27% with its garbage collection) from the CPU profiles of that
- * day's run. PostgreSQL: about 0.2 ms per transfer, 0.8 ms per batch transaction
- * (session 8). The bus and round trips from session 8: a bare message crosses NATS in
- * about 0.4 ms p50.
+ * docs/capacity.md. The ledger node's costs from the full scale bench run of session 19,
+ * after batches lock only the accounts they change, in their write (ledger nodes capped at
+ * 0.1 core, 256 transfers in flight, 18 phases): the CPU of the ledger nodes less what an
+ * idle node uses (0.0155 cores, measured alone), per transfer, against the mean batch size
+ * of each phase (83-86 ops with one node, 18-26 with three), fitted by least squares as
+ * o + b/batch: b = 4.98 ms, o = 0.0624 ms. The share of a batch's CPU spent holding its
+ * accounts' locks (the node's check of the write's answer, the balance events settled and
+ * packed again when an account moved, the outbox row sent with the COMMIT) was not
+ * profiled: 0.1 is an estimate, and the check's predictions move by under 6% between 0.05
+ * and 0.2. PostgreSQL: about 0.2 ms per transfer, 0.8 ms per batch transaction (session
+ * 8). The bus and round trips from session 8: a bare message crosses NATS in about 0.4 ms p50.
  */
-export const MEASURED_COSTS: Costs = { nodeBatchMs: 6.63, nodeOpMs: 0.0837, dbBatchMs: 0.8, dbOpMs: 0.2, hopMs: 0.8, dbRoundTripMs: 0.2, lockedShare: 0.27, nodeIdleCores: 0.0155 };
+export const MEASURED_COSTS: Costs = { nodeBatchMs: 4.98, nodeOpMs: 0.0624, dbBatchMs: 0.8, dbOpMs: 0.2, hopMs: 0.8, dbRoundTripMs: 0.2, lockedShare: 0.1, nodeIdleCores: 0.0155 };
 
 export interface ModelConfig {
 	partitions: number;
