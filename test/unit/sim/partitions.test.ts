@@ -77,8 +77,9 @@ describe("partitioned ledger model", () => {
 		assert.ok(longer.lockWaitMean > locked.lockWaitMean, `${longer.lockWaitMean} at 0.9 against ${locked.lockWaitMean}`);
 		// A node's idle CPU is not left for batches: idling at 0.05 of its 0.1 core leaves 0.05 for
 		// batches instead of 0.0845, and throughput falls by more than a quarter (larger batches make up a little).
-		const idle = simulate(quick({ partitions: 1, nodeCores: 0.1, concurrency: 256, batchConcurrency: 1, costs: { ...MODEL_DEFAULTS.costs, nodeIdleCores: 0.05 } }));
-		assert.ok(idle.transfersPerSec < capped({ batchConcurrency: 1 }).transfersPerSec * 0.75, JSON.stringify(idle));
+		// Two simulated seconds: in half a second 256 in flight at about 500/s make a single round.
+		const idle = simulate(quick({ partitions: 1, nodeCores: 0.1, concurrency: 256, batchConcurrency: 1, seconds: 2, costs: { ...MODEL_DEFAULTS.costs, nodeIdleCores: 0.05 } }));
+		assert.ok(idle.transfersPerSec < capped({ batchConcurrency: 1, seconds: 2 }).transfersPerSec * 0.75, JSON.stringify(idle));
 		assert.throws(() => simulate(quick({ partitions: 1, nodeCores: 0.1, costs: { ...MODEL_DEFAULTS.costs, nodeIdleCores: 0.1 } })), RangeError);
 	});
 
