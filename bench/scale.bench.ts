@@ -55,8 +55,13 @@ const BLOCKS = Math.round(num("BENCH_BLOCKS", 3));
 const PHASE_S = num("BENCH_PHASE_S", 15);
 /** Load before the first phase of a tier and after a node leaves. */
 const WARMUP_S = num("BENCH_WARMUP_S", 5);
-/** Load after a node joins, uncapped, before it is capped and measured: a new process runs slower until its code is compiled. */
-const JOIN_WARMUP_S = num("BENCH_JOIN_WARMUP_S", 15);
+/**
+ * Load after a node joins, uncapped, before it is capped and measured: a new process runs
+ * slower until its code is compiled. With 15 s the first phase after a join ran 2-43% below (eight pairs)
+ * the same node count's second phase of the block, the joined node spending up to 75% more
+ * CPU per transfer on batches of the same size; with 45 s, 4% and 13% (one block; docs/capacity.md).
+ */
+const JOIN_WARMUP_S = num("BENCH_JOIN_WARMUP_S", 45);
 /**
  * Requests in flight. More than the cluster bench's 64: with k ledger nodes each node's batch
  * holds about 1/k of what is in flight, and each node pays its batch's fixed cost k times as
@@ -66,15 +71,24 @@ const JOIN_WARMUP_S = num("BENCH_JOIN_WARMUP_S", 15);
  */
 const CONCURRENCY = Math.round(num("BENCH_CONCURRENCY", 256));
 /**
- * What is in flight with k nodes of the tier under test: `total`, BENCH_CONCURRENCY whatever
- * the count; or `per-node`, BENCH_CONCURRENCY for each node (k times as many clients, as k
- * hosts would serve), so each node's batches and latency can stay what one node's are and
- * the ratio shows capacity at the same latency rather than how far a fixed load spreads.
+ * What is in flight with k nodes of the tier under test: `per-node` (the default),
+ * BENCH_CONCURRENCY for each node (k times as many clients, as k hosts would serve), so each
+ * node's batches and latency can stay what one node's are and the ratio shows capacity at the
+ * same latency; or `total`, BENCH_CONCURRENCY whatever the count, which shows how far a fixed
+ * load spreads: a ledger node's batch holds about a third of what is in flight at it (two
+ * calls at the node, one filling in the gateway), so k nodes under one fixed load run batches
+ * k times smaller and pay a batch's fixed cost k times as often (docs/capacity.md).
  */
-const LOAD = process.env["BENCH_SCALE_LOAD"] ?? "total";
+const LOAD = process.env["BENCH_SCALE_LOAD"] ?? "per-node";
 if (LOAD !== "total" && LOAD !== "per-node") throw new Error(`BENCH_SCALE_LOAD=${JSON.stringify(LOAD)}: expected total or per-node`);
 const inFlight = (k: number): number => (LOAD === "per-node" ? CONCURRENCY * k : CONCURRENCY);
-const USERS = Math.round(num("BENCH_USERS", 1_000));
+/**
+ * Payers and payees. Enough that the Shard ring's shares come out even (1,000 gave three
+ * nodes 31.5%, 33.3% and 35.2% of the accounts, and in a closed loop the node with the most
+ * sets the pace; 5,000 gave 32.3% to 33.9%) and that 256 requests in flight per node are not
+ * mostly two batches of one node paying from the same owner.
+ */
+const USERS = Math.round(num("BENCH_USERS", 5_000));
 /** Who is paid: anyone (the default), or, as a diagnostic, only accounts on the payer's ledger node. */
 const PAYEES = process.env["BENCH_SCALE_PAYEES"] ?? "anyone";
 if (PAYEES !== "anyone" && PAYEES !== "same-node") throw new Error(`BENCH_SCALE_PAYEES=${JSON.stringify(PAYEES)}: expected anyone or same-node`);
