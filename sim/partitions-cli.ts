@@ -9,7 +9,8 @@
  * --nodes-per-partition 1, --node-cores 1, --db-cores 2, --seconds 2, --seed 1,
  * costs --node-batch-ms --node-op-ms --db-batch-ms --db-op-ms --hop-ms --db-round-trip-ms
  * --locked-share --node-idle-cores (default MEASURED_COSTS), --no-row-locks (no batch waits: a bound), the check's --check-node-cores 0.1 --check-concurrency 256
- * --check-load per-node (in flight per node, or total: the scale bench's BENCH_SCALE_LOAD) --check-db-cores 1, and --json.
+ * --check-load per-node (in flight per node, or total: the scale bench's BENCH_SCALE_LOAD) --check-accounts 5000
+ * (its BENCH_USERS) --check-db-cores 1, and --json.
  */
 import { parseArgs } from "node:util";
 import { MEASURED_COSTS, MODEL_DEFAULTS, simulate, type Costs, type ModelResult } from "./partitions.ts";
@@ -62,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
 			seed: { type: "string" },
 			"node-batch-ms": { type: "string" }, "node-op-ms": { type: "string" }, "db-batch-ms": { type: "string" }, "locked-share": { type: "string" }, "node-idle-cores": { type: "string" },
 			"db-op-ms": { type: "string" }, "hop-ms": { type: "string" }, "db-round-trip-ms": { type: "string" },
-			"check-node-cores": { type: "string" }, "check-seconds": { type: "string" }, "check-concurrency": { type: "string" }, "check-db-cores": { type: "string" }, "check-load": { type: "string", default: "per-node" },
+			"check-node-cores": { type: "string" }, "check-seconds": { type: "string" }, "check-concurrency": { type: "string" }, "check-db-cores": { type: "string" }, "check-load": { type: "string", default: "per-node" }, "check-accounts": { type: "string" },
 			measured: { type: "string" },
 			"no-row-locks": { type: "boolean", default: false },
 			json: { type: "boolean", default: false },
@@ -99,18 +100,20 @@ export async function main(argv: string[]): Promise<number> {
 	// As the bench's BENCH_SCALE_LOAD: per node (k nodes, k times the clients) or one total.
 	const checkLoad = values["check-load"];
 	if (checkLoad !== "per-node" && checkLoad !== "total") throw new RangeError(`--check-load must be per-node or total, got ${JSON.stringify(checkLoad)}`);
+	// The scale bench's users (BENCH_USERS), one account each.
+	const checkAccounts = num("check-accounts", values["check-accounts"], 5_000, 2, 10_000_000);
 	const checkInFlight = (k: number): number => (checkLoad === "per-node" ? checkConcurrency * k : checkConcurrency);
 	// Longer than the table's: a closed loop of capped nodes settles slowly, and 2 s left the 1-node figure 5% lower than 10 s.
 	const checkSeconds = num("check-seconds", values["check-seconds"], 10, 0.1, 600);
 	const measured = measuredList(values.measured);
 	const check = [1, 2, 3].map(k => {
-		const r = simulate({ ...base, seconds: checkSeconds, partitions: 1, nodesPerPartition: k, nodeCores: checkCores, dbCores: checkDbCores, concurrency: checkInFlight(k) });
+		const r = simulate({ ...base, seconds: checkSeconds, partitions: 1, nodesPerPartition: k, nodeCores: checkCores, dbCores: checkDbCores, concurrency: checkInFlight(k), accounts: checkAccounts });
 		const m = measured.get(k);
 		return { nodes: k, predicted: r.transfersPerSec, measured: m ?? null, offPct: m === undefined ? null : ((r.transfersPerSec - m) / m) * 100, batchMean: r.batchMean, lockWaitMean: r.lockWaitMean, nodeBusy: r.nodeBusy };
 	});
 
 	if (values.json) {
-		process.stdout.write(`${JSON.stringify({ costs, concurrencyPerPartition: perPartition, partitions: rows, scaleCheck: { nodeCores: checkCores, concurrency: checkConcurrency, load: checkLoad, dbCores: checkDbCores, rows: check } })}\n`);
+		process.stdout.write(`${JSON.stringify({ costs, concurrencyPerPartition: perPartition, partitions: rows, scaleCheck: { nodeCores: checkCores, concurrency: checkConcurrency, load: checkLoad, accounts: checkAccounts, dbCores: checkDbCores, rows: check } })}\n`);
 	} else {
 		const out = (s: string) => process.stdout.write(`${s}\n`);
 		out(`partitioned ledger model: ${perPartition} transfers in flight per partition, ${base.nodesPerPartition} ledger node(s) of ${base.nodeCores} core per partition, ${base.dbCores} cores per primary, accounts drawn uniformly`);
@@ -120,7 +123,7 @@ export async function main(argv: string[]): Promise<number> {
 		for (const r of rows) {
 			out(`| ${r.partitions} | ${r.transfersPerSec.toFixed(0)} | ${one ? `${(r.transfersPerSec / one).toFixed(2)}x` : "-"} | ${(r.crossShare * 100).toFixed(1)}% | ${r.p50Ms.toFixed(1)} | ${(r.nodeBusy * 100).toFixed(0)}% | ${(r.dbBusy * 100).toFixed(0)}% | ${r.batchMean.toFixed(1)} |`);
 		}
-		out(`\nscale bench check: ledger nodes of ${checkCores} core on one primary of ${checkDbCores} cores, ${checkConcurrency} in flight${checkLoad === "per-node" ? " per node" : " in all"}`);
+		out(`\nscale bench check: ledger nodes of ${checkCores} core on one primary of ${checkDbCores} cores, ${checkConcurrency} in flight${checkLoad === "per-node" ? " per node" : " in all"}, ${checkAccounts} accounts`);
 		for (const c of check) {
 			out(`  ${c.nodes} node${c.nodes > 1 ? "s" : ""}: predicted ${c.predicted.toFixed(0)}/s (${c.batchMean.toFixed(1)} ops per batch, ${c.lockWaitMean.toFixed(2)} batches waiting on a row lock, busiest node ${(c.nodeBusy * 100).toFixed(0)}%)` +
 				(c.measured === null ? "" : `, measured ${c.measured.toFixed(0)}/s: ${c.offPct !== null && c.offPct >= 0 ? "+" : ""}${(c.offPct ?? 0).toFixed(1)}% ${Math.abs(c.offPct ?? 0) <= 15 ? "(within 15%)" : "(NOT within 15%)"}`));
