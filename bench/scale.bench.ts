@@ -14,7 +14,8 @@
  *  - gateway: POST /api/v1/transfers spread over the first 1, 2 or 3 gateways (all three
  *    run throughout, the load generator picks how many it uses).
  *
- * Each tier runs `BENCH_BLOCKS` blocks of phases with 1, 2, 3, 3, 2, 1 nodes (a steady
+ * The load grows with the nodes (BENCH_SCALE_LOAD below), so the ratios are capacity at the
+ * same latency. Each tier runs `BENCH_BLOCKS` blocks of phases with 1, 2, 3, 3, 2, 1 nodes (a steady
  * drift cancels out of each block's ratios), each phase `BENCH_PHASE_S` seconds after a
  * CHECKPOINT. After every phase: no error answers, no source account debited on two ledger
  * nodes and every debited account on the node the Shard ring gives it (lib/routing.ts,
@@ -63,11 +64,9 @@ const WARMUP_S = num("BENCH_WARMUP_S", 5);
  */
 const JOIN_WARMUP_S = num("BENCH_JOIN_WARMUP_S", 45);
 /**
- * Requests in flight. More than the cluster bench's 64: with k ledger nodes each node's batch
- * holds about 1/k of what is in flight, and each node pays its batch's fixed cost k times as
- * often. The model (sim/partitions.ts, with the 0.2 ms per transfer the smoke runs suggest)
- * gives 2 and 3 capped ledger nodes 1.6 and 2.1 times one at 64 in flight, 1.9 and 2.8 times
- * at 256 (docs/capacity.md).
+ * Requests in flight per node of the tier under test (or in all, with
+ * BENCH_SCALE_LOAD=total). More than the cluster bench's 64: a capped ledger node's batches
+ * fill to 80-90 ops at 256, where its fixed cost per batch is a small share.
  */
 const CONCURRENCY = Math.round(num("BENCH_CONCURRENCY", 256));
 /**
