@@ -26,14 +26,17 @@ class Repl {
 		this.proc.stderr.on("data", (d: Buffer) => (this.out += d.toString().replace(ANSI, "")));
 	}
 
-	/** Types a command and returns what it printed up to the next prompt that matches `until`. */
+	/**
+	 * Types a command and returns what it printed once that matches `until` and the next
+	 * prompt has come: a command prints line by line, and lines can arrive in separate chunks.
+	 */
 	async run(command: string, until: RegExp, timeoutMs = 20_000): Promise<string> {
 		const start = this.out.length;
 		this.proc.stdin.write(`${command}\n`);
 		const deadline = Date.now() + timeoutMs;
 		while (Date.now() < deadline) {
 			const seen = this.out.slice(start);
-			if (until.test(seen)) return seen;
+			if (until.test(seen) && seen.includes("paymesh $")) return seen;
 			await new Promise(r => setTimeout(r, 50));
 		}
 		throw new Error(`no ${until} after '${command}'; output:\n${this.out.slice(start)}`);
@@ -74,9 +77,10 @@ describe("REPL", () => {
 		await repl.run(`call ledger.transfers.create --idempotencyKey repl-1 --fromAccountId ${sys} --toAccountId ${user} --amount 500 --currency USD`, /createdAt/);
 		await repl.run(`call ledger.transfers.create --idempotencyKey repl-2 --fromAccountId ${user} --toAccountId ${sys} --amount 120 --currency USD`, /createdAt/);
 
-		const balance = await repl.run(`balance ${user}`, /-120 -> 380/);
-		assert.match(balance, new RegExp(`account ${user} USD active v2: posted 380, pending 0, available 380`));
-		assert.match(balance, /\+500 -> 500/);
+		// Newest first, so the older entry's line is the last one printed: wait for it, since
+		// the lines can arrive in separate chunks.
+		const balance = await repl.run(`balance ${user}`, /\+500 -> 500 \([0-9a-f-]{36}\)\n/);
+		assert.match(balance, new RegExp(`account ${user} USD active v2: posted 380, pending 0, available 380\\n  \\S+ -120 -> 380 \\([0-9a-f-]{36}\\)\\n  \\S+ \\+500 -> 500 `));
 
 		const invariants = await repl.run("invariants", /USD: 2 accounts, sum 0/);
 		assert.match(invariants, /invariants: OK \(2 accounts, 2 transfers, 0 pending holds\)/);
@@ -97,7 +101,8 @@ describe("REPL", () => {
 		const wallet = idIn(await repl.run(`call ledger.accounts.open --ownerId ${owner} --currency USD`, /createdAt/));
 		await repl.run("call providers.simulate --provider card --failurePercent 100", /failurePercent/);
 		await repl.run(`call payments.topup --idempotencyKey repl-top --userId ${owner} --accountId ${wallet} --amount 700 --currency USD --provider card`, /updatedAt/);
-		const stuck = await repl.run("stuck 0", /stuck payments \(over 0 s\): \d+/);
+		// The payment's line comes after the count, maybe in a later chunk: wait for it (or a 0).
+		const stuck = await repl.run("stuck 0", /topup processing 700 USD since \S+\n|stuck payments \(over 0 s\): 0\n/);
 		assert.match(stuck, /stuck payments \(over 0 s\): 1/);
 		assert.match(stuck, /topup processing 700 USD/);
 	});
