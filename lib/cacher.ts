@@ -5,8 +5,9 @@
  * with ioredis's offline queue a lookup waited for Redis to come back: payments stalled
  * for as long as Redis was away, and its unhandled `set` rejection could end the process.
  *
- * The client is made with FAIL_FAST_REDIS_OPTIONS (lib/redis.ts): each command is bounded
- * and a lookup during an outage fails at once. A clean, several SCANs, is bounded here. Failures are logged at most
+ * The client is made with FAIL_FAST_REDIS_OPTIONS (lib/redis.ts): a lookup during an
+ * outage fails at once, and each command is bounded here by REDIS_COMMAND_TIMEOUT_MS
+ * (withTimeout, which reads a reply that arrived in time on a busy node before giving up). A clean, several SCANs, is bounded here. Failures are logged at most
  * once per CACHE_WARN_INTERVAL_MS and counted in the `paymesh_cache_failures` metric, by
  * operation.
  *
@@ -76,7 +77,7 @@ export class FailOpenRedisCacher extends Cachers.Redis {
 	override async get(key: string): Promise<Record<string, unknown> | null> {
 		let stored: unknown;
 		try {
-			stored = await super.get(key);
+			stored = await withTimeout(super.get(key), REDIS_COMMAND_TIMEOUT_MS);
 		} catch (err) {
 			this.failed("get", err);
 			return this.opts.missingResponse as null;
@@ -108,7 +109,7 @@ export class FailOpenRedisCacher extends Cachers.Redis {
 			const ttlS = ttl ?? this.opts.ttl ?? null;
 			const lifetimeS = ttlS !== null && ttlS > 0 ? Math.min(ttlS, CACHE_ENTRY_LIFETIME_MAX_S) : CACHE_ENTRY_LIFETIME_MAX_S;
 			const payload = Buffer.from(`${this.nowMs() + lifetimeS * 1000}\n${JSON.stringify(data) ?? "null"}`, "utf8");
-			await super.set(key, this.sealer.seal(`${this.prefix ?? ""}${key}`, payload).toString("base64"), ttlS !== null && ttlS > 0 ? ttlS : lifetimeS);
+			await withTimeout(super.set(key, this.sealer.seal(`${this.prefix ?? ""}${key}`, payload).toString("base64"), ttlS !== null && ttlS > 0 ? ttlS : lifetimeS), REDIS_COMMAND_TIMEOUT_MS);
 		} catch (err) {
 			this.failed("set", err);
 		}
@@ -116,7 +117,7 @@ export class FailOpenRedisCacher extends Cachers.Redis {
 
 	override async del(key: string | string[]): Promise<void> {
 		try {
-			await super.del(key);
+			await withTimeout(super.del(key), REDIS_COMMAND_TIMEOUT_MS);
 		} catch (err) {
 			this.failed("del", err);
 		}

@@ -5,10 +5,12 @@
  *
  * While Redis is away every call fails at once with a retryable COUNTERS_UNAVAILABLE
  * (503), never waiting for Redis to come back: each caller decides what that means. The
- * gateway's rate limits let the request through; login throttling refuses the login.
+ * gateway's rate limits count in this node's memory meanwhile (FallbackCounterStore), so a
+ * limit still holds on each node; login throttling refuses the login.
  */
 import { Redis } from "ioredis";
-import { FAIL_FAST_REDIS_OPTIONS, redisOptions, redisReady } from "./redis.ts";
+import { FAIL_FAST_REDIS_OPTIONS, REDIS_COMMAND_TIMEOUT_MS, redisOptions, redisReady } from "./redis.ts";
+import { withTimeout } from "./timeout.ts";
 import { unavailable } from "./errors.ts";
 
 export interface Hit {
@@ -137,10 +139,60 @@ export class RedisCounterStore implements CounterStore {
 
 	private async answer<T>(p: Promise<T>): Promise<T> {
 		try {
-			return await p;
+			return await withTimeout(p, REDIS_COMMAND_TIMEOUT_MS);
 		} catch (err) {
 			throw Object.assign(unavailable("COUNTERS_UNAVAILABLE", "the rate-limit store is unavailable, retry later"), { cause: err });
 		}
+	}
+}
+
+/**
+ * Counts in `shared` and, while it cannot answer, in this node's memory: a limit still holds
+ * on each node (a client spread over N gateways gets up to N times it until the shared store
+ * is back), instead of none at all. `onFallback` hears each failure of the shared store
+ * (the caller rate-limits its own warnings).
+ */
+export class FallbackCounterStore implements CounterStore {
+	private readonly shared: CounterStore;
+	private readonly local = new MemoryCounterStore();
+	private readonly onFallback: (err: unknown) => void;
+	/** Calls answered from this node's memory since start (tests read it). */
+	fallbacks = 0;
+
+	constructor(shared: CounterStore, onFallback: (err: unknown) => void) {
+		this.shared = shared;
+		this.onFallback = onFallback;
+	}
+
+	hit(key: string, windowMs: number): Promise<Hit> {
+		return this.shared.hit(key, windowMs).catch(err => this.fallBack(err, () => this.local.hit(key, windowMs)));
+	}
+
+	peek(key: string): Promise<Hit | null> {
+		return this.shared.peek(key).catch(err => this.fallBack(err, () => this.local.peek(key)));
+	}
+
+	undo(key: string): Promise<void> {
+		return this.shared.undo(key).catch(err => this.fallBack(err, () => this.local.undo(key)));
+	}
+
+	async reset(key: string): Promise<void> {
+		await this.local.reset(key);
+		await this.shared.reset(key).catch(err => this.fallBack(err, () => Promise.resolve()));
+	}
+
+	ready(timeoutMs: number): Promise<boolean> {
+		return this.shared.ready(timeoutMs);
+	}
+
+	async close(): Promise<void> {
+		await Promise.all([this.shared.close(), this.local.close()]);
+	}
+
+	private fallBack<T>(err: unknown, local: () => Promise<T>): Promise<T> {
+		this.fallbacks += 1;
+		this.onFallback(err);
+		return local();
 	}
 }
 

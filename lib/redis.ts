@@ -22,15 +22,29 @@ export function redisOptions(url: string): Record<string, unknown> {
 	};
 }
 
-/** How long one cache or counter command may take before the caller goes on without Redis. */
+/**
+ * How long one cache or counter command may take before the caller goes on without Redis.
+ * Callers bound each command with withTimeout (lib/timeout.ts), which reads a reply that
+ * arrived in time before it gives up: ioredis's own timer fires before the event loop reads
+ * its socket, so on a node at its CPU cap, 250 ms behind, every command "timed out" with
+ * its reply waiting unread (the scale bench's gateways: their rate limits skipped, and
+ * more CPU per request spent on the failures).
+ */
 export const REDIS_COMMAND_TIMEOUT_MS = 250;
 
 /**
- * ioredis options for clients whose callers have an answer without Redis (the cache, the
- * rate limits): commands are neither queued while disconnected nor retried, and each is
- * bounded, so during an outage a command fails at once instead of waiting for Redis.
+ * ioredis's own bound on a command: a backstop that frees the commands of a Redis that hangs
+ * while connected (callers have stopped waiting after REDIS_COMMAND_TIMEOUT_MS).
  */
-export const FAIL_FAST_REDIS_OPTIONS = { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: REDIS_COMMAND_TIMEOUT_MS } as const;
+export const REDIS_COMMAND_BACKSTOP_MS = 5_000;
+
+/**
+ * ioredis options for clients whose callers have an answer without Redis (the cache, the
+ * rate limits): commands are neither queued while disconnected nor retried, so during an
+ * outage a command fails at once instead of waiting for Redis; each is bounded by its caller
+ * (REDIS_COMMAND_TIMEOUT_MS) and by ioredis (REDIS_COMMAND_BACKSTOP_MS).
+ */
+export const FAIL_FAST_REDIS_OPTIONS = { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: REDIS_COMMAND_BACKSTOP_MS } as const;
 
 /** Resolves true once the client is connected and ready, or false after `timeoutMs`. */
 export function redisReady(redis: { status: string; once(event: "ready", fn: () => void): unknown; off(event: "ready", fn: () => void): unknown }, timeoutMs: number): Promise<boolean> {

@@ -13,7 +13,7 @@ import { createServer, ServerResponse as NodeServerResponse, type IncomingMessag
 import { Errors, type Context, type ServiceBroker, type ServiceSchema, type ServiceSettingSchema, type Logger } from "moleculer";
 import type { Config } from "../../config/index.ts";
 import { GatewayPrometheusReporter } from "../../moleculer.config.ts";
-import { createCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
+import { createCounterStore, FallbackCounterStore, type CounterStore } from "../../lib/ratelimit.ts";
 import { addressGroup, clientAddress, trustedProxies, type TrustedProxies } from "../../lib/client-address.ts";
 import { verifyAccessToken } from "../auth/tokens.ts";
 import { CLIENT_SCOPES_BY_ACTION, KYC_UPLOAD_ALIASES, kycBodyLimitBytes } from "./identity.ts";
@@ -314,17 +314,9 @@ export function apiService(config: Config): ServiceSchema {
 			},
 
 			async limit(this: ApiThis, key: string, max: number): Promise<void> {
-				let hit;
-				try {
-					hit = await this.counters.hit(key, windowMs);
-				} catch (err) {
-					// The limiter's store being down must not take payments down with it.
-					if (Date.now() - this.storeWarnedAtMs >= STORE_WARN_INTERVAL_MS) {
-						this.storeWarnedAtMs = Date.now();
-						this.logger.warn("rate limit store unavailable; requests allowed", { error: (err as Error).message });
-					}
-					return;
-				}
+				// The limiter's store being down must not take payments down with it, nor lift the
+				// limits: this node counts on its own meanwhile (FallbackCounterStore).
+				const hit = await this.counters.hit(key, windowMs);
 				if (hit.count > max) {
 					throw new Errors.MoleculerClientError("too many requests", 429, "RATE_LIMITED", { retryAfterS: Math.max(1, Math.ceil(hit.resetMs / 1000)) });
 				}
@@ -356,7 +348,12 @@ export function apiService(config: Config): ServiceSchema {
 				const now = Date.now();
 				for (const [sid, until] of this.revokedSessions) if (until <= now) this.revokedSessions.delete(sid);
 			}, REVOKED_SWEEP_MS, err => this.logger.warn("revoked-session sweep failed", { error: err.message }));
-			this.counters = createCounterStore(config.redisUrl, `${config.namespace}:rl:`);
+			this.counters = new FallbackCounterStore(createCounterStore(config.redisUrl, `${config.namespace}:rl:`), err => {
+				if (Date.now() - this.storeWarnedAtMs < STORE_WARN_INTERVAL_MS) return;
+				this.storeWarnedAtMs = Date.now();
+				const e = err as Error & { cause?: unknown };
+				this.logger.warn("rate limit store unavailable; counting on this node", { error: e.message, cause: e.cause instanceof Error ? e.cause.message : undefined });
+			});
 			this.redis = config.redisUrl
 				? new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: READY_CHECK_TIMEOUT_MS })
 				: null;
@@ -372,7 +369,7 @@ export function apiService(config: Config): ServiceSchema {
 				this.server.headersTimeout = config.http.keepAliveTimeoutMs + 1_000;
 			}
 			if (this.redis) await this.redis.connect().catch((err: Error) => this.logger.warn("redis not reachable at start", { error: err.message }));
-			if (!(await this.counters.ready(STORE_READY_WAIT_MS))) this.logger.warn("rate limit store not reachable at start; requests allowed until it is");
+			if (!(await this.counters.ready(STORE_READY_WAIT_MS))) this.logger.warn("rate limit store not reachable at start; counting on this node until it is");
 			this.revokedSweeper.start();
 			// Sessions revoked before this gateway joined (it missed their broadcast).
 			void catchUpRevocations(this.broker, this.revokedSessions, this.logger);

@@ -121,7 +121,7 @@ describe("dependencies restarted under load", () => {
 		const pgRecoveryMs = await recovered(a2);
 		await pause(1_000);
 		// Redis crashes and stays away until transfers have gone on without it: a cache lookup
-		// is a miss and the rate limits let requests through, nothing waits for Redis.
+		// is a miss and the rate limits count on each gateway, nothing waits for Redis.
 		await redis.stop();
 		const withoutRedisMs = await recovered(acked.size, ACKED_WITHOUT_REDIS_MIN);
 		await redis.start();

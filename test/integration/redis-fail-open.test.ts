@@ -3,8 +3,9 @@
  * the test kills and restarts: while it is away, a cache lookup is a miss, a store and an
  * invalidation are skipped, and a counter call fails with a retryable 503, each settling
  * while Redis is still down (nothing waits for it to come back); once it is back, both
- * work again by themselves. A login, whose throttling cannot be checked without Redis,
- * is refused with that 503 rather than let through.
+ * work again by themselves. The gateway's limits count on the node meanwhile, so they
+ * still hold. A login, whose throttling cannot be checked without Redis, is refused with
+ * that 503 rather than let through.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -12,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { ServiceBroker } from "moleculer";
 import { privateRedis, type PrivateServer } from "../support/private-services.ts";
 import { CACHE_FAILURES_METRIC, FailOpenRedisCacher } from "../../lib/cacher.ts";
-import { RedisCounterStore } from "../../lib/ratelimit.ts";
+import { FallbackCounterStore, RedisCounterStore } from "../../lib/ratelimit.ts";
 import { FAIL_FAST_REDIS_OPTIONS, redisOptions } from "../../lib/redis.ts";
 import { createTestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
@@ -65,6 +66,39 @@ describe("Redis away", () => {
 		assert.equal((await counters.hit("b", 60_000)).count, 2);
 		await until("the cacher to store again", async () => (await cacher.set("k", { v: 3 }), (await cacher.get("k")) !== undefined));
 		assert.deepEqual(await cacher.get("k"), { v: 3 });
+	});
+
+	it("counts a gateway's limits on the node while Redis is away, and in Redis again once it is back", async () => {
+		const failures: unknown[] = [];
+		const limits = new FallbackCounterStore(new RedisCounterStore(redis.url, "t-gw:"), err => failures.push(err));
+		try {
+			assert.equal(await limits.ready(5_000), true);
+			assert.equal((await limits.hit("user:a", 60_000)).count, 1);
+			assert.equal(limits.fallbacks, 0);
+
+			await redis.stop();
+			// Counted from zero on this node: the limit still holds (a client over N gateways gets N times it).
+			const counts = [];
+			for (let i = 0; i < 3; i++) counts.push((await limits.hit("user:a", 60_000)).count);
+			assert.deepEqual(counts, [1, 2, 3]);
+			assert.equal(limits.fallbacks, 3);
+			assert.ok(failures.every(e => (e as { type?: string }).type === "COUNTERS_UNAVAILABLE"), "each failure reported as the store's");
+			assert.equal((await limits.peek("user:a"))?.count, 3);
+
+			await redis.start();
+			// The restarted Redis is empty, as a crashed cache is; the counts come from it again.
+			await until("the shared counts to answer again", async () => {
+				const fallbacks = limits.fallbacks;
+				await limits.hit("user:b", 60_000);
+				return limits.fallbacks === fallbacks;
+			});
+			const before = limits.fallbacks;
+			assert.equal((await limits.hit("user:c", 60_000)).count, 1);
+			assert.equal((await limits.hit("user:c", 60_000)).count, 2);
+			assert.equal(limits.fallbacks, before);
+		} finally {
+			await limits.close();
+		}
 	});
 
 	it("refuses a login with a retryable 503 while login throttling cannot be checked, and takes it once Redis is back", async () => {
