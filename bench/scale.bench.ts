@@ -38,6 +38,7 @@ import { load, setUp, type Member } from "./http.bench.ts";
 import { checkpoint, pgBackends, sampleLockWaits } from "./cluster.bench.ts";
 import { coresBetween, cpuSnapshot } from "./proc-cpu.ts";
 import { meanCi95, type BenchResult, type RunFigures } from "./stats.ts";
+import { fitCosts, MEASURED_COSTS, MODEL_DEFAULTS, simulate } from "../sim/partitions.ts";
 import type { InvariantReport } from "../services/ledger/invariants.ts";
 
 type Tier = "ledger" | "payments" | "gateway";
@@ -141,9 +142,36 @@ interface Phase {
 	locks: { waiting: number; waitingRead: number; waitingWrite: number; idleInTransaction: number };
 	/** Per ledger node: batches run per second and ops per batch over the phase. */
 	batches: Record<string, { perS: number; itemsMean: number; calls: string }>;
+	/** The ledger nodes together: cores used (their cgroups), and ops per batch over all their batches. */
+	ledger: { cores: number; nodes: number; itemsMean: number };
 }
 
 const x = (v: number) => `${v.toFixed(2)}x`;
+
+/**
+ * Issue 19 item 3 in the same run: the ledger node's costs fitted from this tier's phases
+ * (CPU per transfer of the ledger nodes, less what idle nodes use, against the mean batch
+ * size: o + b / batch, least squares), fed to the model of sim/partitions.ts with this
+ * run's caps, load and users, and its 1-, 2- and 3-node predictions beside what was measured.
+ * Costs from the same run: the machine's speed moves by 20% from day to day.
+ */
+function modelCheck(phases: readonly Phase[], quota: number, figuresOf: (k: number) => { opsPerSec: number }): string {
+	const idle = MEASURED_COSTS.nodeIdleCores;
+	const points = phases.filter(p => p.figures.opsPerSec > 0 && p.ledger.itemsMean > 0).map(p => ({
+		msPerTransfer: ((p.ledger.cores - idle * p.ledger.nodes) * 1000) / p.figures.opsPerSec, batchMean: p.ledger.itemsMean,
+	}));
+	if (points.length < 2) return "  model check: too few phases to fit the costs";
+	const fitted = fitCosts(points);
+	const costs = { ...MEASURED_COSTS, ...fitted };
+	const lines = [`  model check (sim/partitions.ts; issue 19 item 3): ledger node costs fitted from this run's ${points.length} phases, ${fitted.nodeBatchMs.toFixed(2)} ms a batch and ${fitted.nodeOpMs.toFixed(3)} ms an op (batches of ${Math.min(...points.map(p => p.batchMean)).toFixed(0)}-${Math.max(...points.map(p => p.batchMean)).toFixed(0)} ops)`];
+	for (const k of [1, 2, 3]) {
+		const r = simulate({ ...MODEL_DEFAULTS, partitions: 1, nodesPerPartition: k, nodeCores: quota, dbCores: 1, concurrency: inFlight(k), accounts: USERS, seconds: 10, costs });
+		const measured = figuresOf(k).opsPerSec;
+		const off = ((r.transfersPerSec - measured) / measured) * 100;
+		lines.push(`    ${k} node${k > 1 ? "s" : ""}: predicted ${r.transfersPerSec.toFixed(0)}/s (${r.lockWaitMean.toFixed(2)} batches waiting on a row lock), measured ${measured.toFixed(0)}/s: ${off >= 0 ? "+" : ""}${off.toFixed(1)}% ${Math.abs(off) <= 15 ? "(within 15%)" : "(NOT within 15%)"}`);
+	}
+	return lines.join("\n");
+}
 
 export async function runScaleBench(): Promise<BenchResult[]> {
 	const why = cgroupSupport();
@@ -297,7 +325,17 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 			const calls = [...b.calls].map(([action, c]) => [action, Math.round((c - (a.calls.get(action) ?? 0)) / seconds)] as const).filter(([, perS]) => perS > 0).sort((x, y) => y[1] - x[1]);
 			return [label, { perS: Math.round((n / seconds) * 10) / 10, itemsMean: n > 0 ? Math.round((b.itemsRun - a.itemsRun) / n) : 0, calls: calls.map(([action, perS]) => `${action} ${perS}/s`).join(", ") }];
 		}));
-		return { nodes: k, figures, cores, caps, capUse, owners: own, invariantsOk: report.ok, locks, batches };
+		const ledgerNodes = running("ledger");
+		const ledgerCores = ledgerNodes.reduce((sum, n) => sum + (n.group.usageS() - (g0.get(n.label)?.usageS ?? n.group.usageS())) / seconds, 0);
+		let batchesRun = 0;
+		let itemsRun = 0;
+		for (const [label, b] of stats1) {
+			const a = stats0.get(label) ?? { batchesRun: 0, itemsRun: 0 };
+			batchesRun += b.batchesRun - a.batchesRun;
+			itemsRun += b.itemsRun - a.itemsRun;
+		}
+		const ledger = { cores: ledgerCores, nodes: ledgerNodes.length, itemsMean: batchesRun > 0 ? itemsRun / batchesRun : 0 };
+		return { nodes: k, figures, cores, caps, capUse, owners: own, invariantsOk: report.ok, locks, batches, ledger };
 	}
 
 	const results: BenchResult[] = [];
@@ -327,11 +365,13 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		for (const tier of TIERS) {
 			const quota = quotaOf(tier);
 			out(`\n  tier ${tier}: each node capped at ${quota} of a core (${PERIOD_US / 1000} ms period); the other tiers one uncapped node each`);
-			for (const n of running(tier)) n.group.limit(quota);
-			// Warm under the cap what the first phases use: gateways 2 and 3 have seen only the
-			// short uncapped warm-up so far (a cold one used twice the CPU per request of a warm
-			// one in a smoke run), so the gateway tier warms all three as long as a joining node.
+			// The gateways are warmed as a joining node is, uncapped and then capped: they have seen
+			// only the short uncapped warm-up so far, and warmed under their caps alone (V8's compiler
+			// threads sharing the 0.1 core), the block's first phase with one gateway ran at 190-220/s
+			// and its last at 391/s (two runs; docs/capacity.md).
 			if (tier === "gateway") await load(jobFor(tier, NODES_MAX, JOIN_WARMUP_S, seed++));
+			for (const n of running(tier)) n.group.limit(quota);
+			if (tier === "gateway") await load(jobFor(tier, NODES_MAX, WARMUP_S, seed++));
 			// The first node as long as a joining one: capped after a set-up of top-ups, the first phase
 			// of a ledger-tier run still used twice the CPU per batch of the block's last (four runs).
 			else await load(jobFor(tier, 1, JOIN_WARMUP_S, seed++));
@@ -396,6 +436,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 				return { opsPerSec: ps.reduce((s, p) => s + p.figures.opsPerSec, 0) / ps.length, p50Ms: ps.reduce((s, p) => s + p.figures.p50Ms, 0) / ps.length, p99Ms: ps.reduce((s, p) => s + p.figures.p99Ms, 0) / ps.length };
 			};
 			const one = figuresOf(1);
+			if (tier === "ledger") out(modelCheck(phases, quota, figuresOf));
 			for (const [k, r] of [[2, r2], [3, r3]] as const) {
 				const f = figuresOf(k);
 				results.push({

@@ -8,7 +8,7 @@
  * Options: --partitions 1-16 (or a list 1,2,4), --concurrency-per-partition 512,
  * --nodes-per-partition 1, --node-cores 1, --db-cores 2, --seconds 2, --seed 1,
  * costs --node-batch-ms --node-op-ms --db-batch-ms --db-op-ms --hop-ms --db-round-trip-ms
- * --locked-share --node-idle-cores (default MEASURED_COSTS), --no-row-locks (no batch waits: a bound), the check's --check-node-cores 0.1 --check-concurrency 256
+ * --locked-share --answer-share --node-idle-cores (default MEASURED_COSTS), --no-row-locks (no batch waits: a bound), the check's --check-node-cores 0.1 --check-concurrency 256
  * --check-load per-node (in flight per node, or total: the scale bench's BENCH_SCALE_LOAD) --check-accounts 5000
  * (its BENCH_USERS) --check-db-cores 1, and --json.
  */
@@ -61,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
 			"db-cores": { type: "string" },
 			seconds: { type: "string" },
 			seed: { type: "string" },
-			"node-batch-ms": { type: "string" }, "node-op-ms": { type: "string" }, "db-batch-ms": { type: "string" }, "locked-share": { type: "string" }, "node-idle-cores": { type: "string" },
+			"node-batch-ms": { type: "string" }, "node-op-ms": { type: "string" }, "db-batch-ms": { type: "string" }, "locked-share": { type: "string" }, "answer-share": { type: "string" }, "node-idle-cores": { type: "string" },
 			"db-op-ms": { type: "string" }, "hop-ms": { type: "string" }, "db-round-trip-ms": { type: "string" },
 			"check-node-cores": { type: "string" }, "check-seconds": { type: "string" }, "check-concurrency": { type: "string" }, "check-db-cores": { type: "string" }, "check-load": { type: "string", default: "per-node" }, "check-accounts": { type: "string" },
 			measured: { type: "string" },
@@ -78,6 +78,7 @@ export async function main(argv: string[]): Promise<number> {
 		hopMs: num("hop-ms", values["hop-ms"], MEASURED_COSTS.hopMs, 0, 1_000),
 		dbRoundTripMs: num("db-round-trip-ms", values["db-round-trip-ms"], MEASURED_COSTS.dbRoundTripMs, 0, 1_000),
 		lockedShare: num("locked-share", values["locked-share"], MEASURED_COSTS.lockedShare, 0, 1),
+		answerShare: num("answer-share", values["answer-share"], MEASURED_COSTS.answerShare, 0, 1),
 		nodeIdleCores: num("node-idle-cores", values["node-idle-cores"], MEASURED_COSTS.nodeIdleCores, 0, 0.99),
 	};
 	const seconds = num("seconds", values.seconds, 2, 0.1, 600);

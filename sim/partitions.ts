@@ -11,10 +11,14 @@
  * Closed loop: `concurrency` clients each send a transfer between two accounts drawn
  * uniformly, wait for it, send the next. A ledger node takes up to `batchSizeMax` queued ops
  * into a batch (at most `batchConcurrency` batches in flight, `batchWaitMs` to fill an idle
- * one), spends node CPU on it (FCFS at `nodeCores`), then two round trips to its primary and
- * the primary's CPU (FCFS over the primary's cores). The costs are per batch and per op,
- * from this repository's measurements (docs/capacity.md); everything is deterministic from
- * the seed.
+ * one) and runs it as services/ledger/batch.ts does, in three round trips to its primary:
+ * the read, which locks its payers' owner rows (held to the commit); the rules on the
+ * node's CPU; the write, which locks the accounts it changes; the node's check of the
+ * write's answer; the COMMIT, which lets every row go; the calls answered. A node's CPU is
+ * one thread shared by what is ready to run (processor sharing at `nodeCores`: the event
+ * loop's short callbacks interleave), the primary's FCFS over its cores. The costs are per
+ * batch and per op, from this repository's measurements (docs/capacity.md); everything is
+ * deterministic from the seed.
  */
 import { createHash } from "node:crypto";
 import { seededRandom } from "../lib/random.ts";
@@ -39,6 +43,11 @@ export interface Costs {
 	 * spent before the lock or after the commit.
 	 */
 	lockedShare: number;
+	/**
+	 * Share of a batch's node CPU spent after its commit: answering its calls (the results
+	 * serialized, encrypted for the bus and written to NATS). Neither lock is held by then.
+	 */
+	answerShare: number;
 	/** Cores an idle ledger node uses all the time (heartbeats, sweeps, the relay's polls, metrics): not left for batches. */
 	nodeIdleCores: number;
 }
@@ -53,10 +62,32 @@ export interface Costs {
  * accounts' locks (the node's check of the write's answer, the balance events settled and
  * packed again when an account moved, the outbox row sent with the COMMIT) was not
  * profiled: 0.1 is an estimate, and the check's predictions move by under 6% between 0.05
- * and 0.2. PostgreSQL: about 0.2 ms per transfer, 0.8 ms per batch transaction (session
+ * and 0.2. The share after the commit (answering the calls) is an estimate from the same
+ * profile (socket writes to NATS 7% of the node's CPU, encryption for the bus 7% of which
+ * about half is the answers', their serialization): 0.2. PostgreSQL: about 0.2 ms per transfer, 0.8 ms per batch transaction (session
  * 8). The bus and round trips from session 8: a bare message crosses NATS in about 0.4 ms p50.
  */
-export const MEASURED_COSTS: Costs = { nodeBatchMs: 4.98, nodeOpMs: 0.0624, dbBatchMs: 0.8, dbOpMs: 0.2, hopMs: 0.8, dbRoundTripMs: 0.2, lockedShare: 0.1, nodeIdleCores: 0.0155 };
+export const MEASURED_COSTS: Costs = { nodeBatchMs: 4.98, nodeOpMs: 0.0624, dbBatchMs: 0.8, dbOpMs: 0.2, hopMs: 0.8, dbRoundTripMs: 0.2, lockedShare: 0.1, answerShare: 0.2, nodeIdleCores: 0.0155 };
+
+/**
+ * A ledger node's CPU per batch and per op from measured phases (the scale bench's): CPU
+ * per transfer against the mean batch size, fitted by least squares as o + b / batch. When
+ * the batch sizes are too alike to separate the two, or noise turns one negative, all of it
+ * is put on the op.
+ */
+export function fitCosts(points: readonly { msPerTransfer: number; batchMean: number }[]): { nodeBatchMs: number; nodeOpMs: number } {
+	const xs = points.map(p => 1 / p.batchMean);
+	const ys = points.map(p => p.msPerTransfer);
+	const n = points.length;
+	const mx = xs.reduce((a, b) => a + b, 0) / n;
+	const my = ys.reduce((a, b) => a + b, 0) / n;
+	const sxx = xs.reduce((a, v) => a + (v - mx) ** 2, 0);
+	const sxy = xs.reduce((a, v, i) => a + (v - mx) * ((ys[i] as number) - my), 0);
+	const b = sxx > 0 ? sxy / sxx : 0;
+	const o = my - b * mx;
+	if (!(b >= 0 && o >= 0)) return { nodeBatchMs: 0, nodeOpMs: my };
+	return { nodeBatchMs: b, nodeOpMs: o };
+}
 
 export interface ModelConfig {
 	partitions: number;
@@ -78,10 +109,10 @@ export interface ModelConfig {
 	/** Every transfer within one partition (the accounts re-drawn until they share one): a bound for comparison. */
 	localOnly?: boolean;
 	/**
-	 * A batch locks the rows of every account its ops touch, in id order, and holds them to its
-	 * commit (services/ledger/batch.ts lockForBatch), so a batch touching an account another
-	 * batch holds waits for that one's commit, on its node or another. Off: no batch ever waits
-	 * (a bound for comparison).
+	 * A batch's read locks its payers' owner rows and its write the accounts it changes, each
+	 * in order, both held to its commit (services/ledger/store.ts lockForBatch, writeBatch), so
+	 * a batch waits for the commit of one that holds a row it needs, on its node or another.
+	 * Off: no batch ever waits (a bound for comparison).
 	 */
 	rowLocks: boolean;
 	costs: Costs;
@@ -204,8 +235,58 @@ class Cpu {
 	}
 }
 
+/**
+ * A ledger node's one thread under its cap, shared by what is ready to run (processor
+ * sharing): Node's event loop runs many short callbacks (a call's message, a statement's
+ * answer, a batch's rules), so a batch's short step after its write's answer runs beside
+ * another batch's rules rather than after all of them.
+ */
+class SharedCpu {
+	private jobs: { leftMs: number; then: () => void }[] = [];
+	private last = 0;
+	private token = 0;
+	/** Wall time with something to run (ms). */
+	busyMs = 0;
+	private readonly ev: Events;
+	private readonly speed: number;
+	constructor(ev: Events, speed: number) {
+		this.ev = ev;
+		this.speed = speed;
+	}
+	/** Runs `workMs` of CPU beside whatever else is running; then `then`. */
+	run(workMs: number, then: () => void): void {
+		this.advance();
+		this.jobs.push({ leftMs: workMs, then });
+		this.schedule();
+	}
+	private advance(): void {
+		const dt = this.ev.now - this.last;
+		if (this.jobs.length > 0 && dt > 0) {
+			const each = (dt * this.speed) / this.jobs.length;
+			for (const j of this.jobs) j.leftMs -= each;
+			this.busyMs += dt;
+		}
+		this.last = this.ev.now;
+	}
+	private schedule(): void {
+		if (this.jobs.length === 0) return;
+		const least = Math.max(0, Math.min(...this.jobs.map(j => j.leftMs)));
+		const token = ++this.token;
+		this.ev.at(this.ev.now + (least * this.jobs.length) / this.speed, () => {
+			if (token !== this.token) return;
+			this.advance();
+			const done = this.jobs.filter(j => j.leftMs <= 1e-9);
+			this.jobs = this.jobs.filter(j => j.leftMs > 1e-9);
+			this.schedule();
+			for (const j of done) j.then();
+		});
+	}
+}
+
 interface QueuedOp {
-	/** The accounts the op's rows lock. */
+	/** The owners whose rows the batch's read locks: the payer's (an account is its own owner here). */
+	owners: readonly string[];
+	/** The accounts the batch's write locks: those the op changes. */
 	accounts: readonly string[];
 	done: () => void;
 }
@@ -263,7 +344,7 @@ class RowLocks {
 }
 
 interface LedgerNode {
-	cpu: Cpu;
+	cpu: SharedCpu;
 	db: Cpu;
 	locks: RowLocks;
 	queue: QueuedOp[];
@@ -277,6 +358,7 @@ export function simulate(cfg: ModelConfig): ModelResult {
 	if (!Number.isInteger(cfg.partitions) || cfg.partitions < 1 || cfg.partitions > 1_024) throw new RangeError(`partitions ${cfg.partitions}`);
 	if (cfg.nodeCores <= 0 || cfg.nodeCores > 1) throw new RangeError(`nodeCores ${cfg.nodeCores}: a node is one thread, 0 < cores <= 1`);
 	const c = cfg.costs;
+	if (c.lockedShare < 0 || c.answerShare < 0 || c.lockedShare + c.answerShare > 1) throw new RangeError(`lockedShare ${c.lockedShare} and answerShare ${c.answerShare}: shares of one batch's CPU`);
 	if (c.nodeIdleCores < 0 || c.nodeIdleCores >= cfg.nodeCores) throw new RangeError(`nodeIdleCores ${c.nodeIdleCores}: 0 <= idle < nodeCores ${cfg.nodeCores}`);
 	const ev = new Events();
 	const rnd = seededRandom(cfg.seed);
@@ -288,7 +370,7 @@ export function simulate(cfg: ModelConfig): ModelResult {
 	const nodeRing = new Map<string, (k: string) => string>();
 	for (const p of partitionIds) {
 		const ids = Array.from({ length: cfg.nodesPerPartition }, (_, i) => `${p}-ledger-${i + 1}`);
-		for (const id of ids) nodes.set(id, { cpu: new Cpu(cfg.nodeCores - c.nodeIdleCores), db: dbs.get(p) as Cpu, locks: rowLocks.get(p) as RowLocks, queue: [], inFlight: 0, starting: false, batches: 0, ops: 0 });
+		for (const id of ids) nodes.set(id, { cpu: new SharedCpu(ev, cfg.nodeCores - c.nodeIdleCores), db: dbs.get(p) as Cpu, locks: rowLocks.get(p) as RowLocks, queue: [], inFlight: 0, starting: false, batches: 0, ops: 0 });
 		nodeRing.set(p, ring(ids));
 	}
 	const accounts = Array.from({ length: cfg.accounts }, (_, i) => {
@@ -305,29 +387,36 @@ export function simulate(cfg: ModelConfig): ModelResult {
 		n.batches += 1;
 		n.ops += ops.length;
 		const cpuMs = c.nodeBatchMs + ops.length * c.nodeOpMs;
-		const locked = cfg.rowLocks ? [...new Set(ops.flatMap(o => o.accounts))].sort() : [];
-		// Before the lock: the calls taken, the read's round trip, the rules, the write built; then the write's round trip.
-		const before = n.cpu.run(ev.now, cpuMs * (1 - c.lockedShare));
-		ev.at(before + 2 * c.dbRoundTripMs, () => n.locks.acquire(ev, locked, () => {
-			// Under the lock: the primary's work, the write's answer back, the node's check of it
-			// and the outbox row sent with the COMMIT, and the commit's answer.
-			const dbDone = n.db.run(ev.now, c.dbBatchMs + ops.length * c.dbOpMs);
-			ev.at(dbDone + c.dbRoundTripMs, () => {
-				const cpuDone = n.cpu.run(ev.now, cpuMs * c.lockedShare);
-				ev.at(cpuDone + c.dbRoundTripMs, () => {
-					n.locks.release(locked);
-					n.inFlight -= 1;
-					for (const o of ops) o.done();
-					if (n.queue.length > 0) startBatch(n);
-				});
-			});
+		const dbMs = c.dbBatchMs + ops.length * c.dbOpMs;
+		const owners = cfg.rowLocks ? [...new Set(ops.flatMap(o => o.owners))].sort().map(id => `owner:${id}`) : [];
+		const accounts = cfg.rowLocks ? [...new Set(ops.flatMap(o => o.accounts))].sort() : [];
+		// The COMMIT reaches the primary: every row goes; its answer back, the calls are answered.
+		const commit = () => {
+			n.locks.release([...accounts, ...owners]);
+			ev.at(ev.now + c.dbRoundTripMs / 2, () => n.cpu.run(cpuMs * c.answerShare, () => {
+				n.inFlight -= 1;
+				for (const o of ops) o.done();
+				if (n.queue.length > 0) startBatch(n);
+			}));
+		};
+		// The read (services/ledger/store.ts lockForBatch): its owners' rows locked in order, held to the commit.
+		ev.at(ev.now + c.dbRoundTripMs / 2, () => n.locks.acquire(ev, owners, () => {
+			const readDone = n.db.run(ev.now, dbMs / 2);
+			// The rules and the write built, then the write (writeBatch): the changed accounts locked in order.
+			ev.at(readDone + c.dbRoundTripMs / 2, () => n.cpu.run(cpuMs * (1 - c.lockedShare - c.answerShare), () => {
+				ev.at(ev.now + c.dbRoundTripMs / 2, () => n.locks.acquire(ev, accounts, () => {
+					const writeDone = n.db.run(ev.now, dbMs / 2);
+					// The write's answer checked, the outbox row sent with the COMMIT, the commit's answer.
+					ev.at(writeDone + c.dbRoundTripMs / 2, () => n.cpu.run(cpuMs * c.lockedShare, () => ev.at(ev.now + c.dbRoundTripMs / 2, commit)));
+				}));
+			}));
 		}));
 	}
 
 	/** One keyed op on a node, locking `accountIds`' rows: over the bus, into its next batch, and back. */
-	function op(n: LedgerNode, accountIds: readonly string[], then: () => void): void {
+	function op(n: LedgerNode, ownerIds: readonly string[], accountIds: readonly string[], then: () => void): void {
 		ev.at(ev.now + c.hopMs / 2, () => {
-			n.queue.push({ accounts: accountIds, done: () => ev.at(ev.now + c.hopMs / 2, then) });
+			n.queue.push({ owners: ownerIds, accounts: accountIds, done: () => ev.at(ev.now + c.hopMs / 2, then) });
 			if (!n.starting && n.inFlight < cfg.batchConcurrency) {
 				n.starting = true;
 				ev.at(ev.now + cfg.batchWaitMs, () => startBatch(n));
@@ -356,12 +445,12 @@ export function simulate(cfg: ModelConfig): ModelResult {
 			client();
 		};
 		if (a.partition === b.partition) {
-			op(a.node, [a.id, b.id], done(false));
+			op(a.node, [a.id], [a.id, b.id], done(false));
 		} else {
 			// Two phases: hold on the source, the credit on the recipient's node (from its own
 			// clearing account, so no clearing row is shared between nodes; a batch's one update of
 			// it is not modelled), post on the source.
-			op(a.node, [a.id], () => op(b.node, [b.id], () => op(a.node, [a.id], done(true))));
+			op(a.node, [a.id], [a.id], () => op(b.node, [], [b.id], () => op(a.node, [a.id], [a.id], done(true))));
 		}
 	}
 

@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { Strategies } from "moleculer";
-import { MODEL_DEFAULTS, ring, simulate, type ModelConfig } from "../../../sim/partitions.ts";
+import { fitCosts, MODEL_DEFAULTS, ring, simulate, type ModelConfig } from "../../../sim/partitions.ts";
 import { measuredList, partitionList } from "../../../sim/partitions-cli.ts";
 
 /** The Shard strategy's ring methods, which its typings leave out. */
@@ -66,21 +66,36 @@ describe("partitioned ledger model", () => {
 		const capped = (over: Partial<ModelConfig>) => simulate(quick({ partitions: 1, nodeCores: 0.1, concurrency: 256, ...over }));
 		// One batch at a time on one node: nothing else ever holds a row.
 		assert.equal(capped({ batchConcurrency: 1 }).lockWaitMean, 0);
-		// Three nodes share their payees' rows: batches wait, and fewer transfers get through than without the locks.
+		// Three nodes share their payees' rows: batches wait, and while they wait the queue behind
+		// them grows, so batches are larger than without the locks (the node's other batch has the CPU meanwhile).
 		const locked = capped({ nodesPerPartition: 3 });
 		const free = capped({ nodesPerPartition: 3, rowLocks: false });
 		assert.equal(free.lockWaitMean, 0);
 		assert.ok(locked.lockWaitMean > 0.5, JSON.stringify(locked));
-		assert.ok(locked.transfersPerSec < free.transfersPerSec, `${locked.transfersPerSec} against ${free.transfersPerSec} without locks`);
+		assert.ok(locked.batchMean > free.batchMean, `${locked.batchMean} ops per batch against ${free.batchMean} without locks`);
 		// The more of a batch's CPU falls under its locks, the longer others wait.
-		const longer = simulate(quick({ partitions: 1, nodeCores: 0.1, concurrency: 256, nodesPerPartition: 3, costs: { ...MODEL_DEFAULTS.costs, lockedShare: 0.9 } }));
-		assert.ok(longer.lockWaitMean > locked.lockWaitMean, `${longer.lockWaitMean} at 0.9 against ${locked.lockWaitMean}`);
+		const longer = simulate(quick({ partitions: 1, nodeCores: 0.1, concurrency: 256, nodesPerPartition: 3, costs: { ...MODEL_DEFAULTS.costs, lockedShare: 0.8 } }));
+		assert.ok(longer.lockWaitMean > locked.lockWaitMean, `${longer.lockWaitMean} at 0.8 against ${locked.lockWaitMean}`);
+		assert.throws(() => simulate(quick({ partitions: 1, costs: { ...MODEL_DEFAULTS.costs, lockedShare: 0.9, answerShare: 0.2 } })), /shares of one batch's CPU/);
 		// A node's idle CPU is not left for batches: idling at 0.05 of its 0.1 core leaves 0.05 for
 		// batches instead of 0.0845, and throughput falls by more than a quarter (larger batches make up a little).
 		// Two simulated seconds: in half a second 256 in flight at about 500/s make a single round.
 		const idle = simulate(quick({ partitions: 1, nodeCores: 0.1, concurrency: 256, batchConcurrency: 1, seconds: 2, costs: { ...MODEL_DEFAULTS.costs, nodeIdleCores: 0.05 } }));
 		assert.ok(idle.transfersPerSec < capped({ batchConcurrency: 1, seconds: 2 }).transfersPerSec * 0.75, JSON.stringify(idle));
 		assert.throws(() => simulate(quick({ partitions: 1, nodeCores: 0.1, costs: { ...MODEL_DEFAULTS.costs, nodeIdleCores: 0.1 } })), RangeError);
+	});
+
+	it("fits a node's CPU per batch and per op from measured phases, and puts it all on the op when it cannot separate them", () => {
+		const phases = [20, 40, 85, 90].map(batchMean => ({ batchMean, msPerTransfer: 0.12 + 1.6 / batchMean }));
+		const fitted = fitCosts(phases);
+		assert.ok(Math.abs(fitted.nodeBatchMs - 1.6) < 1e-9 && Math.abs(fitted.nodeOpMs - 0.12) < 1e-9, JSON.stringify(fitted));
+		// One batch size: no slope to see; a falling cost per batch: noise, not a cost.
+		const alike = fitCosts([{ batchMean: 80, msPerTransfer: 0.14 }, { batchMean: 80, msPerTransfer: 0.16 }]);
+		assert.equal(alike.nodeBatchMs, 0);
+		assert.ok(Math.abs(alike.nodeOpMs - 0.15) < 1e-12);
+		const noisy = fitCosts([{ batchMean: 50, msPerTransfer: 0.1 }, { batchMean: 90, msPerTransfer: 0.2 }]);
+		assert.equal(noisy.nodeBatchMs, 0);
+		assert.ok(Math.abs(noisy.nodeOpMs - 0.15) < 1e-12);
 	});
 
 	it("parses the CLI's lists", () => {
