@@ -26,19 +26,23 @@
  * nodes to 1 with their 95% intervals over the blocks.
  */
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import type { ServiceBroker } from "moleculer";
 import { createTestDatabase, NATS_URL, REDIS_URL } from "../test/support/db.ts";
 import { startNode, TEST_JWT_SECRET } from "../test/support/node.ts";
 import { freePort, untilHttpUp } from "../test/support/http.ts";
 import { exited, startChildNode, untilAnswering } from "../test/support/child.ts";
-import { cgroupSupport, PERIOD_US_DEFAULT, quotaFor, startCappedNode, type CpuGroup, type CpuStat } from "../test/support/cgroup.ts";
+import { cgroupSupport, PERIOD_US_DEFAULT, quotaFor, spawnInGroup, startCappedNode, type CpuGroup, type CpuStat } from "../test/support/cgroup.ts";
 import { routeOf } from "../lib/routing.ts";
 import { load, setUp, type Member } from "./http.bench.ts";
 import { checkpoint, pgBackends, sampleLockWaits } from "./cluster.bench.ts";
 import { coresBetween, cpuSnapshot } from "./proc-cpu.ts";
 import { meanCi95, type BenchResult, type RunFigures } from "./stats.ts";
 import { fitCosts, MEASURED_COSTS, MODEL_DEFAULTS, simulate } from "../sim/partitions.ts";
+import { unitsDone } from "./speed-probe.ts";
 import type { InvariantReport } from "../services/ledger/invariants.ts";
 
 type Tier = "ledger" | "payments" | "gateway";
@@ -144,6 +148,8 @@ interface Phase {
 	batches: Record<string, { perS: number; itemsMean: number; calls: string }>;
 	/** The ledger nodes together: cores used (their cgroups), and ops per batch over all their batches. */
 	ledger: { cores: number; nodes: number; itemsMean: number };
+	/** Units per second of the speed probe (bench/speed-probe.ts), capped as the tier under test. */
+	probe: number;
 }
 
 const x = (v: number) => `${v.toFixed(2)}x`;
@@ -190,6 +196,19 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 	// BENCH_CPU_PROF_DIR: each node writes a V8 CPU profile there when it stops (as in the cluster bench).
 	const profiled: Record<string, string> = process.env["BENCH_CPU_PROF_DIR"] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env["BENCH_CPU_PROF_DIR"]}` } : {};
 	const nodes = new Map<string, Node>();
+	// The speed probe: a capped process doing fixed work, to tell the host slowing from a node slowing.
+	const probeDir = mkdtempSync(join(tmpdir(), "paymesh-probe-"));
+	const probeFile = join(probeDir, "units");
+	const probe = spawnInGroup(`${ns}-probe`, quotaOf(TIERS[0] ?? "ledger"), process.execPath, [new URL("./speed-probe.ts", import.meta.url).pathname, probeFile], { periodUs: PERIOD_US });
+	let probeSeen = 0;
+	const probeUnits = (): number => {
+		try {
+			probeSeen = Math.max(probeSeen, unitsDone(readFileSync(probeFile, "utf8")));
+		} catch {
+			// Not written yet.
+		}
+		return probeSeen;
+	};
 	const { broker } = await startNode({ ...env, SERVICES: "none", NODE_ID: `${ns}-bench`, REQUEST_TIMEOUT_MS: "30000" });
 
 	const registered = (tier: Exclude<Tier, "gateway">) => broker.registry.getActionEndpoints(PROBE[tier])?.count() ?? 0;
@@ -306,13 +325,16 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		const pids = Object.fromEntries([...nodes].map(([label, n]) => [label, n.child.pid]));
 		const cpu0 = cpuSnapshot(pids, await pgBackends(db.url, ns));
 		const g0 = marks();
+		const units0 = probeUnits();
 		const t0 = performance.now();
 		const stats0 = await batchStats();
 		const sampler = await sampleLockWaits(db.url, ns);
 		const figures = await load(jobFor(tier, k, PHASE_S, seed));
+		const units1 = probeUnits();
 		const locks = await sampler.stop();
 		const stats1 = await batchStats();
 		const seconds = (performance.now() - t0) / 1000;
+		const probeRate = (units1 - units0) / seconds;
 		const cores = coresBetween(cpu0, cpuSnapshot(pids, await pgBackends(db.url, ns)), seconds);
 		const caps = capReport(g0, seconds);
 		const inUse = tier === "gateway" ? running(tier).slice(0, k) : running(tier);
@@ -335,7 +357,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 			itemsRun += b.itemsRun - a.itemsRun;
 		}
 		const ledger = { cores: ledgerCores, nodes: ledgerNodes.length, itemsMean: batchesRun > 0 ? itemsRun / batchesRun : 0 };
-		return { nodes: k, figures, cores, caps, capUse, owners: own, invariantsOk: report.ok, locks, batches, ledger };
+		return { nodes: k, figures, cores, caps, capUse, owners: own, invariantsOk: report.ok, locks, batches, ledger, probe: probeRate };
 	}
 
 	const results: BenchResult[] = [];
@@ -364,7 +386,8 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 
 		for (const tier of TIERS) {
 			const quota = quotaOf(tier);
-			out(`\n  tier ${tier}: each node capped at ${quota} of a core (${PERIOD_US / 1000} ms period); the other tiers one uncapped node each`);
+			out(`\n  tier ${tier}: each node capped at ${quota} of a core (${PERIOD_US / 1000} ms period); the other tiers one uncapped node each; the speed probe capped the same`);
+			probe.group.limit(quota);
 			// The gateways are warmed as a joining node is, uncapped and then capped: they have seen
 			// only the short uncapped warm-up so far, and warmed under their caps alone (V8's compiler
 			// threads sharing the 0.1 core), the block's first phase with one gateway ran at 190-220/s
@@ -405,7 +428,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 					const f = p.figures;
 					out(`  block ${b + 1}, ${k} ${tier} node${k > 1 ? "s" : ""}: ${f.opsPerSec.toFixed(0)}/s p50 ${f.p50Ms.toFixed(1)} ms p99 ${f.p99Ms.toFixed(1)} ms (${f.errors} errors; load generator ${(f.cpuS / PHASE_S).toFixed(2)} cores)`);
 					out(`    cores: ${p.cores}`);
-					out(`    caps: ${p.caps}`);
+					out(`    caps: ${p.caps}; speed probe ${p.probe.toFixed(0)} units/s`);
 					out(`    ownership: ${JSON.stringify(p.owners.perNode)} source accounts, ${p.owners.overlap} debited on two nodes, ${p.owners.misrouted} off their ring node; invariants ${p.invariantsOk ? "OK" : "VIOLATED"}`);
 					out(`    row locks: ${p.locks.waiting.toFixed(2)} backends waiting on a lock (${p.locks.waitingRead.toFixed(2)} in a batch's read, on owners' rows; ${p.locks.waitingWrite.toFixed(2)} in its write, on accounts), ${p.locks.idleInTransaction.toFixed(2)} idle in a transaction (means); ledger batches: ${Object.entries(p.batches).map(([l, b]) => `${l} ${b.perS}/s of ${b.itemsMean} ops`).join(", ")}`);
 					out(`    ledger calls served: ${Object.entries(p.batches).map(([l, b]) => `${l}: ${b.calls || "none"}`).join("; ")}`);
@@ -430,6 +453,13 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 				const ps = phases.filter(p => p.nodes === k);
 				return `${((100 * ps.reduce((sum, p) => sum + p.capUse, 0)) / ps.length).toFixed(0)}%`;
 			};
+			// The same ratios with each phase's throughput divided by the probe's speed in it: what is
+			// left of the host's own slowing and speeding up within a block.
+			const meanNorm = (ps: Phase[] | undefined) => (ps ?? []).reduce((sum, p) => sum + (p.probe > 0 ? p.figures.opsPerSec / p.probe : 0), 0) / Math.max(1, ps?.length ?? 0);
+			const normBlock = blocks.map(bk => ({ one: meanNorm(bk.get(1)), two: meanNorm(bk.get(2)), three: meanNorm(bk.get(3)) }));
+			const probeOf = (k: number) => blocks.flatMap(bk => bk.get(k) ?? []).map(p => p.probe.toFixed(0)).join(", ");
+			out(`  tier ${tier}: speed probe ${probeOf(1)} units/s in the 1-node phases, ${probeOf(2)} in the 2-node, ${probeOf(3)} in the 3-node; ` +
+				`ratios per probe unit: 2 nodes / 1 ${ci(meanCi95(normBlock.map(p => p.two / p.one)))}, 3 nodes / 1 ${ci(meanCi95(normBlock.map(p => p.three / p.one)))}`);
 			out(`  tier ${tier}: its nodes used ${use(1)}, ${use(2)} and ${use(3)} of their caps with 1, 2 and 3 nodes (the tier is the bottleneck while this is near 100%; below it, look at the cores of the uncapped processes and the host)`);
 			const figuresOf = (k: number) => {
 				const ps = phases.filter(p => p.nodes === k);
@@ -449,6 +479,10 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		if (failures.length > 0) throw new Error(`scale bench: ${failures.join("; ")}`);
 		return results;
 	} finally {
+		probe.child.kill("SIGTERM");
+		await exited(probe.child);
+		await probe.group.remove();
+		rmSync(probeDir, { recursive: true, force: true });
 		await broker.stop();
 		for (const n of nodes.values()) n.child.kill("SIGTERM");
 		await Promise.all([...nodes.values()].map(n => exited(n.child)));
