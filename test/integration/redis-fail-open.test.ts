@@ -14,7 +14,7 @@ import { ServiceBroker } from "moleculer";
 import { privateRedis, type PrivateServer } from "../support/private-services.ts";
 import { CACHE_FAILURES_METRIC, FailOpenRedisCacher } from "../../lib/cacher.ts";
 import { FallbackCounterStore, RedisCounterStore } from "../../lib/ratelimit.ts";
-import { FAIL_FAST_REDIS_OPTIONS, redisOptions } from "../../lib/redis.ts";
+import { FAIL_FAST_REDIS_OPTIONS, REDIS_COMMAND_TIMEOUT_MS, redisOptions } from "../../lib/redis.ts";
 import { createTestDatabase } from "../support/db.ts";
 import { startNode } from "../support/node.ts";
 import { until } from "../support/wait.ts";
@@ -66,6 +66,24 @@ describe("Redis away", () => {
 		assert.equal((await counters.hit("b", 60_000)).count, 2);
 		await until("the cacher to store again", async () => (await cacher.set("k", { v: 3 }), (await cacher.get("k")) !== undefined));
 		assert.deepEqual(await cacher.get("k"), { v: 3 });
+	});
+
+	it("gives up on a Redis that hangs while connected after its own bound, not the client's backstop, and goes on once it answers", async () => {
+		assert.equal((await counters.hit("hang", 60_000)).count, 1);
+		await cacher.set("h", { v: 1 });
+		redis.pause();
+		try {
+			await assert.rejects(counters.hit("hang", 60_000), (err: { type?: string; cause?: { message?: string } }) =>
+				err.type === "COUNTERS_UNAVAILABLE" && err.cause?.message === `timed out after ${REDIS_COMMAND_TIMEOUT_MS} ms`);
+			const failures = cacher.failures;
+			assert.equal(await cacher.get("h"), undefined, "a miss");
+			assert.equal(cacher.failures, failures + 1);
+		} finally {
+			redis.resume();
+		}
+		// The command given up on still ran once Redis went on: counted, as a hit that was sent.
+		await until("the counters to answer again", async () => counters.hit("hang", 60_000).then(h => h.count >= 3, () => false));
+		assert.deepEqual(await cacher.get("h"), { v: 1 });
 	});
 
 	it("counts a gateway's limits on the node while Redis is away, and in Redis again once it is back", async () => {

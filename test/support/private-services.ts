@@ -150,6 +150,10 @@ export interface PrivateServer {
 	url: string;
 	stop(): Promise<void>;
 	start(): Promise<void>;
+	/** Stops the process where it is (SIGSTOP): connections stay open and nothing answers, as a hung server. */
+	pause(): void;
+	/** Lets a paused server go on (SIGCONT). */
+	resume(): void;
 	destroy(): Promise<void>;
 }
 export type PrivateNats = PrivateServer;
@@ -185,11 +189,18 @@ export async function privateServer(name: string, scheme: string, bin: string, a
 		p.kill("SIGKILL");
 		await new Promise(r => p.once("exit", r));
 	};
+	const signal = (sig: NodeJS.Signals) => {
+		const p = proc as ChildProcess | null;
+		if (!p || p.exitCode !== null) throw new Error(`private ${name} is not running`);
+		p.kill(sig);
+	};
 	await start();
 	return {
 		url: `${scheme}://127.0.0.1:${port}`,
 		start,
 		stop,
+		pause: () => signal("SIGSTOP"),
+		resume: () => signal("SIGCONT"),
 		async destroy() {
 			await stop();
 			rmSync(dir, { recursive: true, force: true });
