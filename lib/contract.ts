@@ -8,7 +8,7 @@
  */
 import { Errors, ServiceBroker, type CallingOptions, type Context } from "moleculer";
 import { runningContext } from "./context-store.ts";
-import { assertionMeta, registerGuard, type CallerGuard, type CallerIdentity } from "./caller-identity.ts";
+import { intentMeta, registerGuard, type CallerGuard, type CallerIdentity } from "./caller-identity.ts";
 import type { Infer } from "./schema.ts";
 
 declare const RESULT: unique symbol;
@@ -55,14 +55,15 @@ export type Caller = Context | ServiceBroker;
 
 /**
  * Calls the action of a contract: params typed by its schema, the answer by its result type.
- * On a gateway node, a guarded action called for the request's authenticated user
- * (ctx.meta.user) carries that user's identity, signed for exactly this call.
+ * On a gateway node, a guarded action called for the request's authenticated user carries
+ * that user's identity for exactly this call: in this process as an intent, signed where it
+ * goes to another node (lib/caller-identity.ts).
  */
 export function call<S extends ParamsSchema, R>(caller: Caller, contract: ActionContract<S, R>, params: Infer<S>, opts: CallingOptions = {}): Promise<R> {
 	if (!(caller instanceof ServiceBroker)) {
 		if (contract.caller) {
-			const signed = assertionMeta(caller.broker, contract.name, caller.meta, params);
-			if (signed) return caller.call<R, Infer<S>>(contract.name, params, { ...opts, meta: { ...opts.meta, ...signed } });
+			const intent = intentMeta(caller.broker, contract.name, caller.meta, params);
+			if (intent) return caller.call<R, Infer<S>>(contract.name, params, { ...opts, meta: { ...opts.meta, ...intent } });
 		}
 		return caller.call<R, Infer<S>>(contract.name, params, opts);
 	}

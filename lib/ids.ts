@@ -30,19 +30,23 @@ export function useIdSource(source: ((buf: Buffer) => void) | null): void {
 	counter = 0;
 }
 
-/** 16 random bytes, taken from a pool refilled 256 ids at a time (one system call, not one per id). */
-function random16(): Buffer {
-	if (poolOffset >= POOL_BYTES) {
+/**
+ * `n` (at most 16) random bytes, taken from a pool refilled 256 ids' worth at a time (one
+ * system call, not one per id or token).
+ */
+export function randomPoolBytes(n: number): Buffer {
+	if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error(`randomPoolBytes takes 1 to 16 bytes, not ${n}`);
+	if (poolOffset + n > POOL_BYTES) {
 		fill(pool);
 		poolOffset = 0;
 	}
-	const out = Buffer.from(pool.subarray(poolOffset, poolOffset + 16));
-	poolOffset += 16;
+	const out = Buffer.from(pool.subarray(poolOffset, poolOffset + n));
+	poolOffset += n;
 	return out;
 }
 
 export function uuidv7(nowMs?: number): string {
-	const bytes = random16();
+	const bytes = randomPoolBytes(16);
 	let ms: number;
 	let count: number;
 	if (nowMs === undefined) {

@@ -7,9 +7,10 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Errors, ServiceBroker, type Context } from "moleculer";
 import {
-	ASSERTION_TTL_MS, batchAssertionMeta, callerIdentityMiddleware, CallerSigner, CallerVerifier, CLOCK_SKEW_MS, checkCall, derivedSigningKey, generateGatewayKey, installSigner, keyId,
+	ASSERTION_TTL_MS, batchAssertionMeta, callerIdentityMiddleware, intentMeta, markAuthenticated, CallerSigner, CallerVerifier, CLOCK_SKEW_MS, checkCall, derivedSigningKey, generateGatewayKey, installSigner, keyId,
 	paramsDigest, publicKeyOf, registerGuard, signingKeyProblem, TAKES_BATCH_ASSERTION, takesBatchAssertion, verifyKeyProblem, VERIFIED, type CallerGuard,
 } from "../../../lib/caller-identity.ts";
+import { action, call, returns } from "../../../lib/contract.ts";
 
 const T0 = Date.UTC(2025, 0, 1);
 const ANN = "018f0000-0000-7000-8000-00000000a001";
@@ -381,6 +382,79 @@ describe("the middleware", () => {
 			await assert.rejects(broker.call("unitmany.pay", { items: [{ ownerId: BEN }, { ownerId: ANN }] }, { meta: { callerBatchAssertion: token } }), unverified(/params/));
 		} finally {
 			await broker.stop();
+		}
+	});
+});
+
+describe("a gateway's intent", () => {
+	it("stands for the signature of a call in its own process, bound to the action and the params object; a call to another node is signed on its way out", async () => {
+		const k = generateGatewayKey();
+		const ns = `intent-${process.pid}-${Date.now()}`;
+		const localPay = action("unitintent.pay", { $$strict: true, userId: "string" }, returns<{ paid: string; assertion: unknown }>(), { user: "userId" });
+		const remotePay = action("unitremote.pay", { $$strict: true, userId: "string" }, returns<{ paid: string; assertion: unknown }>(), { user: "userId" });
+		const handler = (ctx: Context<{ userId: string }>) => ({
+			paid: (ctx.locals[VERIFIED] as { claims: { sub: string }[] }).claims[0]?.sub ?? "unchecked",
+			assertion: (ctx.meta as Record<string, unknown>)["callerAssertion"] ?? null,
+		});
+		const gateway = new ServiceBroker({
+			nodeID: "gw", namespace: ns, transporter: "Fake", logger: false,
+			retryPolicy: { enabled: true, retries: 2, delay: 1, check: (err: Error) => Boolean((err as Errors.MoleculerError).retryable) },
+			middlewares: [callerIdentityMiddleware({ verifyKeys: [k.verifyKey], signingKey: k.signingKey, required: true }) as never],
+		});
+		const other = new ServiceBroker({
+			nodeID: "other", namespace: ns, transporter: "Fake", logger: false,
+			middlewares: [callerIdentityMiddleware({ verifyKeys: [k.verifyKey], signingKey: null, required: true }) as never],
+		});
+		const flakyPay = action("unitintent.flaky", { $$strict: true, userId: "string" }, returns<{ paid: string; assertion: unknown }>(), { user: "userId" });
+		let tries = 0;
+		gateway.createService({
+			name: "unitintent",
+			actions: {
+				pay: handler,
+				flaky(ctx: Context<{ userId: string }>) {
+					tries += 1;
+					if (tries === 1) throw new Errors.MoleculerRetryableError("busy", 503, "BUSY");
+					return handler(ctx);
+				},
+			},
+		});
+		other.createService({ name: "unitremote", actions: { pay: handler } });
+		const ann = { id: ANN, roles: ["user"], sid: "s" };
+		gateway.createService({
+			name: "gw",
+			actions: {
+				async run(ctx: Context<{ what: string }>) {
+					markAuthenticated(ctx.meta as object, ann);
+					const p = { userId: ANN };
+					switch (ctx.params.what) {
+						case "local": return call(ctx, localPay, p);
+						case "remote": return call(ctx, remotePay, p);
+						case "retried": return call(ctx, flakyPay, p);
+						case "someone else": return call(ctx, localPay, { userId: BEN });
+						// An intent made for one params object does not cover another with the same fields.
+						case "copied params": return ctx.call("unitintent.pay", { ...p }, { meta: { ...intentMeta(gateway, localPay.name, ctx.meta, p) } });
+						// Nor a call of another action with them.
+						case "other action": return ctx.call("unitintent.pay", p, { meta: { ...intentMeta(gateway, remotePay.name, ctx.meta, p) } });
+						default: throw new Error("unknown case");
+					}
+				},
+			},
+		});
+		await Promise.all([gateway.start(), other.start()]);
+		try {
+			await gateway.waitForServices(["unitremote"], 5_000);
+			assert.deepEqual(await gateway.call("gw.run", { what: "local" }), { paid: ANN, assertion: null }, "checked in this process without a token");
+			assert.deepEqual(await gateway.call("gw.run", { what: "remote" }), { paid: ANN, assertion: null }, "the node on the bus verified a signature (it requires one) and dropped it");
+			assert.deepEqual(await gateway.call("gw.run", { what: "retried" }), { paid: ANN, assertion: null }, "Moleculer's retry of a local call keeps its check");
+			assert.equal(tries, 2);
+			await assert.rejects(gateway.call("gw.run", { what: "someone else" }), forbidden(/not for the verified caller/));
+			await assert.rejects(gateway.call("gw.run", { what: "copied params" }), unverified(/needs the caller's identity/));
+			await assert.rejects(gateway.call("gw.run", { what: "other action" }), unverified(/needs the caller's identity/));
+			// Nothing on the bus carries an intent: a node calling the gateway's action directly has none.
+			await assert.rejects(other.call("unitintent.pay", { userId: ANN }), unverified(/needs the caller's identity/));
+			await assert.rejects(gateway.call("unitintent.pay", { userId: ANN }), unverified(/needs the caller's identity/));
+		} finally {
+			await Promise.all([gateway.stop(), other.stop()]);
 		}
 	});
 });
