@@ -25,6 +25,7 @@ import { schedules } from "../contracts/schedules.ts";
 import { bills } from "../contracts/bills.ts";
 import { reports } from "../contracts/reports.ts";
 import { deadLetterRepair } from "./dead-letters.ts";
+import { CoalescingLoop } from "../lib/coalescing-loop.ts";
 
 /**
  * A failure of what the handler depends on (a service not reachable, a timeout, the
@@ -84,8 +85,8 @@ export interface ConsumerService {
 
 interface ConsumerRuntime {
 	owner: string;
-	running: Map<Source, boolean>;
-	again: Map<Source, boolean>;
+	/** Each source's pump, on a loop that coalesces kicks (lib/coalescing-loop.ts). */
+	loops: Map<Source, CoalescingLoop>;
 	headSeq: Map<Source, number>;
 	position: Map<Source, number>;
 	/** Until when (this node's clock) the lease on each source is known to be held. */
@@ -201,7 +202,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 			async stopConsumer(this: ConsumerService) {
 				this.consumer.stopping = true;
 				if (this.consumer.timer) clearInterval(this.consumer.timer);
-				while ([...this.consumer.running.values()].some(Boolean)) await sleep(10);
+				await Promise.all([...this.consumer.loops.values()].map(l => l.stop()));
 				// Hand the lease over at once rather than after it runs out.
 				this.consumer.leaseUntilMs.clear();
 				await this.knex.raw(`UPDATE ${s}.consumer_positions SET lease_until = ? WHERE owner = ?`, [new Date(Date.now()), this.consumer.owner]).catch(() => undefined);
@@ -328,7 +329,7 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 		created(this: ConsumerService) {
 			registerMetrics(this.broker);
 			this.consumer = {
-				owner: `${this.broker.nodeID}:${randomUUID()}`, running: new Map(), again: new Map(), headSeq: new Map(), position: new Map(), leaseUntilMs: new Map(), timer: null, stopping: false,
+				owner: `${this.broker.nodeID}:${randomUUID()}`, loops: new Map(), headSeq: new Map(), position: new Map(), leaseUntilMs: new Map(), timer: null, stopping: false,
 			};
 		},
 	};
@@ -339,38 +340,24 @@ export function eventConsumer(opts: ConsumerOptions): Partial<ServiceSchema> {
 /** The consumer's own methods, which a service using it must not define again. */
 const INTERNAL_METHODS = ["startConsumer", "stopConsumer", "pump", "recordPruned", "deliver"] as const;
 
-/** Runs the pump of a source now; a kick during a run makes it go round once more. */
 /**
- * Pumps a source until it is drained: at once while pages come full (catching up), and
- * otherwise again only when kicked meanwhile (new events were appended), at least
- * `gapMs` after the last pump started, so under load each page gathers several commits'
- * events instead of one read, one transaction and one position write per commit.
+ * Pumps a source now, on its CoalescingLoop: at once again while pages come full (catching
+ * up), and otherwise again only when kicked meanwhile (new events were appended), pumps at
+ * least `gapMs` apart, so under load each page gathers several commits' events instead of
+ * one read, one transaction and one position write per commit.
  */
 function kick(svc: ConsumerService, source: Source, pace: { gapMs: number; fullPage: number }): void {
 	const c = svc.consumer;
 	if (c.stopping || !svc.knex) return;
-	if (c.running.get(source)) {
-		c.again.set(source, true);
-		return;
-	}
-	c.running.set(source, true);
-	void (async () => {
-		try {
-			for (;;) {
-				c.again.set(source, false);
-				const startedMs = performance.now();
-				const n = await svc.pump(source);
-				if (c.stopping) break;
-				if (n >= pace.fullPage) continue;
-				if (!c.again.get(source)) break;
-				const restMs = pace.gapMs - (performance.now() - startedMs);
-				if (restMs > 0) await sleep(restMs);
-			}
-		} catch (err) {
+	let loop = c.loops.get(source);
+	if (!loop) {
+		loop = new CoalescingLoop(
+			async () => (await svc.pump(source)) >= pace.fullPage && !c.stopping,
+			() => pace.gapMs,
 			// The source may be down or restarting: the next poll tries again.
-			svc.logger.debug("event pump failed; the next poll retries", { source, error: (err as Error).message });
-		} finally {
-			c.running.set(source, false);
-		}
-	})();
+			err => svc.logger.debug("event pump failed; the next poll retries", { source, error: err.message }),
+		);
+		c.loops.set(source, loop);
+	}
+	loop.kick();
 }

@@ -18,6 +18,7 @@
  * account get increasing ids in commit order (a batch takes its row id while it holds the
  * account's lock), so per-account order survives into positions.
  */
+import { CoalescingLoop } from "../lib/coalescing-loop.ts";
 import type { Knex } from "knex";
 import { queryRows, runStatement } from "./db.ts";
 import { unpackJson } from "../lib/packed-json.ts";
@@ -265,29 +266,18 @@ export const eventsReadParams = {
 } as const;
 
 /**
- * Runs the relay of one outbox: kicked after each write and by a timer; kicks during a run
- * make it go round once more, so nothing waits for the next poll. Rounds start at least
- * `gapMs` apart, also when the kicks come one by one between rounds: under load, the
- * kicks of many writes share one relay statement instead of each paying for its own
- * (with several nodes, most of those would only find the other node holding the relay
- * lock). A kick too soon after the last round sets one timer for the rest of the gap.
+ * Runs the relay of one outbox on a CoalescingLoop (lib/coalescing-loop.ts): kicked after
+ * each write and by a timer, rounds at least the gap apart, so under load the kicks of many
+ * writes share one relay statement instead of each paying for its own (with several nodes,
+ * most of those would only find the other node holding the relay lock).
  */
 export class Relay {
-	private running = false;
-	private again = false;
-	private stopping = false;
 	private timer: NodeJS.Timeout | null = null;
 	private pruneTimer: NodeJS.Timeout | null = null;
-	private delayed: NodeJS.Timeout | null = null;
-	private lastStartMs = -Infinity;
-	private readonly run: () => Promise<number>;
+	private readonly loop: CoalescingLoop;
 	private readonly prune: () => Promise<number>;
 	private readonly warn: (msg: string, o: object) => void;
 	private readonly retention: { days: number; intervalMs: number };
-
-	private readonly gapMs: number;
-	private readonly peers: () => number;
-	private readonly batchSizeMax: number;
 
 	/**
 	 * `gapMs` is the least time between rounds across the cluster: every node that writes
@@ -296,13 +286,16 @@ export class Relay {
 	 * more relay statements for the same rows.
 	 */
 	constructor(opts: { knex: () => Knex; schema: string; publish: Publish; batchSizeMax: number; gapMs: number; peers?: () => number; retention: { days: number; intervalMs: number }; warn: (msg: string, o: object) => void }) {
-		this.run = () => relayOnce(opts.knex(), opts.schema, opts.publish, opts.batchSizeMax);
+		const peers = opts.peers ?? (() => 1);
+		// A full page may have left rows behind: the next round goes at once.
+		this.loop = new CoalescingLoop(
+			async () => (await relayOnce(opts.knex(), opts.schema, opts.publish, opts.batchSizeMax)) >= opts.batchSizeMax,
+			() => opts.gapMs * Math.max(1, peers()),
+			err => this.warn("outbox relay cycle failed; the next poll retries", { error: err.message }),
+		);
 		this.prune = () => sweepOutbox(opts.knex(), opts.schema, opts.retention.days);
 		this.retention = opts.retention;
 		this.warn = opts.warn;
-		this.gapMs = opts.gapMs;
-		this.peers = opts.peers ?? (() => 1);
-		this.batchSizeMax = opts.batchSizeMax;
 	}
 
 	/** Starts the poll and the retention sweep (every node runs it; the deletes do not collide in effect). */
@@ -317,50 +310,13 @@ export class Relay {
 	}
 
 	kick(): void {
-		if (this.stopping || this.delayed) return;
-		if (this.running) {
-			this.again = true;
-			return;
-		}
-		const restMs = this.lastStartMs + this.gapOfNodeMs() - performance.now();
-		if (restMs > 0) {
-			this.delayed = setTimeout(() => {
-				this.delayed = null;
-				this.kick();
-			}, restMs);
-			return;
-		}
-		this.running = true;
-		void this.loop();
+		this.loop.kick();
 	}
 
-	private async loop(): Promise<void> {
-		try {
-			do {
-				this.again = false;
-				this.lastStartMs = performance.now();
-				// A full page may have left rows behind: go on at once; otherwise wait for a kick.
-				while ((await this.run()) >= this.batchSizeMax && !this.stopping);
-				const restMs = this.gapOfNodeMs() - (performance.now() - this.lastStartMs);
-				if (this.again && restMs > 0) await new Promise(r => setTimeout(r, restMs));
-			} while (this.again && !this.stopping);
-		} catch (err) {
-			this.warn("outbox relay cycle failed; the next poll retries", { error: (err as Error).message });
-		} finally {
-			this.running = false;
-		}
-	}
-
-	/** This node's least time between its rounds. */
-	private gapOfNodeMs(): number {
-		return this.gapMs * Math.max(1, this.peers());
-	}
-
+	/** Stops the poll and the sweep; resolves once the round in progress has ended. */
 	async stop(): Promise<void> {
-		this.stopping = true;
 		if (this.timer) clearInterval(this.timer);
 		if (this.pruneTimer) clearInterval(this.pruneTimer);
-		if (this.delayed) clearTimeout(this.delayed);
-		while (this.running) await new Promise(r => setTimeout(r, 10));
+		await this.loop.stop();
 	}
 }
