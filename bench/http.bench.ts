@@ -133,6 +133,12 @@ const ROLES: Record<string, string> = {
 	workers: "notifications,audit,webhooks,reports",
 };
 
+/** NODE_OPTIONS of the given parts, or nothing when all are empty. */
+function nodeOptions(parts: string[]): { NODE_OPTIONS?: string } {
+	const joined = parts.filter(Boolean).join(" ");
+	return joined ? { NODE_OPTIONS: joined } : {};
+}
+
 /** Node processes on their own database (or PGlite directory), joined by a set-up broker over NATS. */
 export async function startTarget(name: string, roles: Record<string, string>, embedded: boolean): Promise<Target> {
 	const ns = `hbench-${name}-${randomBytes(3).toString("hex")}`;
@@ -144,8 +150,9 @@ export async function startTarget(name: string, roles: Record<string, string>, e
 		...tuning, ...(db ? { DATABASE_URL: db.url } : { DATA_DIR: dataDir ?? "" }), TRANSPORTER: NATS_URL, NAMESPACE: ns, JWT_SECRET: TEST_JWT_SECRET,
 		LOG_LEVEL: "warn", METRICS_ENABLED: process.env["BENCH_METRICS"] ?? "true", RATE_LIMIT_PER_USER: "1000000", RATE_LIMIT_PER_IP: "10000000",
 		HEARTBEAT_INTERVAL_S: "5", HEARTBEAT_TIMEOUT_S: "60",
-		// BENCH_CPU_PROF_DIR: each node writes a V8 CPU profile there when it stops (as in the cluster bench).
-		...(process.env["BENCH_CPU_PROF_DIR"] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env["BENCH_CPU_PROF_DIR"]}` } : {}),
+		// BENCH_CPU_PROF_DIR: each node writes a V8 CPU profile there when it stops (as in the cluster bench);
+		// BENCH_NODE_OPTIONS: further options for each node process (a --require'd probe, say).
+		...nodeOptions([process.env["BENCH_CPU_PROF_DIR"] ? `--cpu-prof --cpu-prof-dir=${process.env["BENCH_CPU_PROF_DIR"]}` : "", process.env["BENCH_NODE_OPTIONS"] ?? ""]),
 	};
 	const children = new Map<string, ReturnType<typeof startChildNode>>();
 	// Should the bench itself die, its node processes go with it.

@@ -189,22 +189,14 @@ export function derivedSigningKey(jwtSecret: string): string {
 	return Buffer.from(hkdfSync("sha256", jwtSecret, HKDF_SALT, "ed25519 seed", SEED_BYTES)).toString("base64url");
 }
 
-/** Assertions a signer remembers at most for its own node's checks (beyond, those are checked by their signature). */
-const SIGNED_HERE_MAX = 10_000;
-
 /**
- * Signs assertions with the gateway's private key. For actions this node runs itself it
- * remembers what it signed until the check here takes it (or it expires): a call that never
- * left the process needs no signature check, only the same binding checks (CallerVerifier).
+ * Signs assertions with the gateway's private key, for calls that leave this process (a call
+ * that stays in it carries an intent instead: see INTENT).
  */
 export class CallerSigner {
 	readonly kid: string;
 	private readonly key: KeyObject;
 	private readonly now: () => number;
-	/** Guarded actions with an endpoint on this node, whose assertions are remembered. */
-	private readonly localActs = new Set<string>();
-	/** Signature -> the body it signed and when it expires, in signing order. */
-	private readonly signedHere = new Map<string, { body: string; exp: number }>();
 
 	constructor(seed: string, now: () => number = Date.now) {
 		const s = raw32(seed);
@@ -214,18 +206,15 @@ export class CallerSigner {
 		this.now = now;
 	}
 
-	/**
-	 * An assertion that `who` asks for action `act` with exactly these params. `remote`: the
-	 * call goes to another node for sure, so nothing is remembered for a check here.
-	 */
-	sign(who: CallerIdentity, act: string, params: object, remote = false): string {
-		return this.seal({ ...this.head(act, params), sub: who.id, roles: [...who.roles], sid: who.sid }, remote);
+	/** An assertion that `who` asks for action `act` with exactly these params. */
+	sign(who: CallerIdentity, act: string, params: object): string {
+		return this.seal({ ...this.head(act, params), sub: who.id, roles: [...who.roles], sid: who.sid });
 	}
 
 	/** A batch's assertion: `callers[i]` asks for item i of the call of `act` with exactly these params. */
-	signBatch(callers: readonly CallerIdentity[], act: string, params: object, remote = false): string {
+	signBatch(callers: readonly CallerIdentity[], act: string, params: object): string {
 		if (callers.length === 0 || callers.length > BATCH_CALLERS_MAX) throw new Error(`caller identity: a batch assertion names 1 to ${BATCH_CALLERS_MAX} callers, not ${callers.length}`);
-		return this.seal({ ...this.head(act, params), callers: callers.map(c => ({ sub: c.id, roles: [...c.roles], sid: c.sid })) }, remote);
+		return this.seal({ ...this.head(act, params), callers: callers.map(c => ({ sub: c.id, roles: [...c.roles], sid: c.sid })) });
 	}
 
 	private head(act: string, params: object): Head {
@@ -233,36 +222,9 @@ export class CallerSigner {
 		return { v: ASSERTION_VERSION, kid: this.kid, act, dig: paramsDigest(params), iat, exp: iat + ASSERTION_TTL_MS, jti: randomPoolBytes(JTI_BYTES).toString("base64url") };
 	}
 
-	private seal(claims: Head & ({ sub: string; roles: string[]; sid: string } | { callers: { sub: string; roles: string[]; sid: string }[] }), remote: boolean): string {
+	private seal(claims: Head & ({ sub: string; roles: string[]; sid: string } | { callers: { sub: string; roles: string[]; sid: string }[] })): string {
 		const body = Buffer.from(JSON.stringify(claims)).toString("base64url");
-		const signature = sign(null, Buffer.from(body), this.key).toString("base64url");
-		if (!remote && this.localActs.has(claims.act)) this.remember(signature, body, claims.exp);
-		return `${body}.${signature}`;
-	}
-
-	/** This node runs guarded action `act`: what is signed for it is remembered for the check here. */
-	runsLocally(act: string): void {
-		this.localActs.add(act);
-	}
-
-	/** Whether this signer made exactly this token (and it is not expired); each is taken once. */
-	takeSignedHere(token: string): boolean {
-		const dot = token.indexOf(".");
-		const signature = token.slice(dot + 1);
-		const entry = this.signedHere.get(signature);
-		if (!entry || entry.body !== token.slice(0, dot) || entry.exp < this.now()) return false;
-		this.signedHere.delete(signature);
-		return true;
-	}
-
-	private remember(signature: string, body: string, exp: number): void {
-		const now = this.now();
-		// Oldest first: drop the expired ones (calls that went elsewhere or failed before their check).
-		for (const [sig, e] of this.signedHere) {
-			if (e.exp >= now) break;
-			this.signedHere.delete(sig);
-		}
-		if (this.signedHere.size < SIGNED_HERE_MAX) this.signedHere.set(signature, { body, exp });
+		return `${body}.${sign(null, Buffer.from(body), this.key).toString("base64url")}`;
 	}
 }
 
@@ -317,8 +279,6 @@ export class CallerVerifier {
 	private readonly keys: Map<string, KeyObject>;
 	private readonly now: () => number;
 	private readonly skewMs: number;
-	/** This node's own signer (a gateway's): a token it made here needs no signature check. */
-	private localSigner: CallerSigner | null = null;
 
 	constructor(publicKeys: readonly string[], opts: { now?: () => number; clockSkewMs?: number } = {}) {
 		this.keys = new Map();
@@ -348,11 +308,6 @@ export class CallerVerifier {
 		if (this.spent.has(claims.jti)) throw new Errors.MoleculerClientError("this signed request was used already: ask again", 409, "CALLER_REPLAYED");
 		if (this.spent.size >= SPENT_IDS_MAX) throw new Errors.MoleculerRetryableError("too many signed requests at once: try again shortly", 503, "CALLER_BUSY");
 		this.spent.set(claims.jti, claims.exp + this.skewMs);
-	}
-
-	/** Trusts the tokens `signer` made in this process (it runs on the same node): their binding is still checked. */
-	trustSignedHere(signer: CallerSigner): void {
-		this.localSigner = signer;
 	}
 
 	/** The key ids accepted. */
@@ -390,11 +345,8 @@ export class CallerVerifier {
 		if (!shaped || !claims) throw unverified("the caller's assertion is malformed");
 		const key = this.keys.get(claims.kid);
 		if (!key) throw unverified("the caller's assertion is signed by a key this node does not know");
-		// A token this node signed itself never crossed the bus: its signature is known good.
-		if (!this.localSigner?.takeSignedHere(token)) {
-			const signature = Buffer.from(token.slice(dot + 1), "base64url");
-			if (signature.length !== 64 || !verify(null, Buffer.from(body), key, signature)) throw unverified("the caller's assertion has a wrong signature");
-		}
+		const signature = Buffer.from(token.slice(dot + 1), "base64url");
+		if (signature.length !== 64 || !verify(null, Buffer.from(body), key, signature)) throw unverified("the caller's assertion has a wrong signature");
 		const now = this.now();
 		if (claims.exp - claims.iat > ASSERTION_TTL_MS) throw unverified("the caller's assertion lives longer than allowed");
 		if (now > claims.exp + this.skewMs) throw unverified("the caller's assertion has expired");
@@ -475,13 +427,14 @@ export function authenticatedUser<T extends CallerIdentity = CallerIdentity>(met
  * payment when every call was signed.
  */
 const INTENT = Symbol("paymesh.callerIntent");
+/** What an intent's claims carry for the hash of the params (none was made; no params hash to this) and for the id (it is never spent). */
+const INTENT_DIGEST = "intent";
+const INTENT_JTI = "intent-no-token-";
 
 interface CallerIntent {
 	readonly act: string;
 	readonly params: object;
 	readonly who: CallerIdentity;
-	/** The assertion made when the call went to another node (reused by a retry of it). */
-	signed?: CallerMeta;
 }
 
 /** The meta of a gateway's call of guarded `act` with `params` for the user it authenticated for the request `meta` belongs to; null for anyone else. */
@@ -510,15 +463,15 @@ function signIntent(signer: CallerSigner, guard: CallerGuard, intent: CallerInte
 	if (guard.each) {
 		const items = fieldOf(intent.params, guard.each);
 		const n = Array.isArray(items) ? items.length : 0;
-		return { callerBatchAssertion: signer.signBatch(Array.from({ length: n }, () => intent.who), intent.act, intent.params, true) };
+		return { callerBatchAssertion: signer.signBatch(Array.from({ length: n }, () => intent.who), intent.act, intent.params) };
 	}
-	return { callerAssertion: signer.sign(intent.who, intent.act, intent.params, true) };
+	return { callerAssertion: signer.sign(intent.who, intent.act, intent.params) };
 }
 
 /** The claims of an intent checked here, one per item of a batch, each bound to the params like a verified assertion's. */
 function intentClaims(guard: CallerGuard, intent: CallerIntent, kid: string, nowMs: number, meta: Record<string, unknown>): CallerClaims[] {
 	const one: CallerClaims = {
-		v: ASSERTION_VERSION, kid, act: intent.act, dig: "", iat: nowMs, exp: nowMs + ASSERTION_TTL_MS, jti: "", sub: intent.who.id, roles: [...intent.who.roles], sid: intent.who.sid,
+		v: ASSERTION_VERSION, kid, act: intent.act, dig: INTENT_DIGEST, iat: nowMs, exp: nowMs + ASSERTION_TTL_MS, jti: INTENT_JTI, sub: intent.who.id, roles: [...intent.who.roles], sid: intent.who.sid,
 	};
 	if (!guard.each) {
 		bind(guard, one, intent.params, meta);
@@ -556,9 +509,8 @@ export function batchAssertionMeta(broker: object, act: string, callers: readonl
 	if (!signer || !Array.isArray(items) || items.length === 0 || items.length !== callers.length) return null;
 	const who = callers.filter((c): c is CallerIdentity => c !== null);
 	if (who.length !== callers.length) return null;
-	// A gathered batch goes to another node: nothing is remembered for a check here.
-	if (oneForAll) return { callerBatchAssertion: signer.signBatch(who, act, params, true) };
-	return { callerAssertions: items.map((item, i) => signer.sign(who[i] as CallerIdentity, act, typeof item === "object" && item !== null ? item : {}, true)) };
+	if (oneForAll) return { callerBatchAssertion: signer.signBatch(who, act, params) };
+	return { callerAssertions: items.map((item, i) => signer.sign(who[i] as CallerIdentity, act, typeof item === "object" && item !== null ? item : {})) };
 }
 
 /** The verified caller's bond to the params (the action's guard); a 403 FORBIDDEN otherwise. */
@@ -627,7 +579,22 @@ function verifiedOf(v: unknown): Verified | null {
 	if (typeof v !== "object" || v === null) return null;
 	const act: unknown = Reflect.get(v, "act");
 	const claims: unknown = Reflect.get(v, "claims");
-	return typeof act === "string" && Array.isArray(claims) ? { act, claims: claims.filter((c): c is CallerClaims => claimsOf(c) !== null), params: Reflect.get(v, "params") } : null;
+	if (typeof act !== "string" || !Array.isArray(claims)) return null;
+	const kept = claims.filter((c): c is CallerClaims => whoOf(c) !== null && headOf(c) !== null);
+	return { act, claims: kept, params: Reflect.get(v, "params") };
+}
+
+/** Binds claims checked before (a retry's) to the call's params as they are now. */
+function rebind(guard: CallerGuard, claims: readonly CallerClaims[], params: unknown, meta: Record<string, unknown>): void {
+	if (!guard.each) {
+		const [one] = claims;
+		if (!one || claims.length !== 1) throw unverified("the call's verified caller was lost");
+		bind(guard, one, params, meta);
+		return;
+	}
+	const items = fieldOf(params, guard.each);
+	if (!Array.isArray(items) || items.length !== claims.length) throw unverified(`${guard.each} changed since the call was checked`);
+	items.forEach((item, i) => bind(guard, claims[i] as CallerClaims, item, meta));
 }
 
 /** The params are still those the verified claims were signed for (a retry of the same context). */
@@ -689,7 +656,6 @@ export function callerIdentityMiddleware(opts: CallerIdentityOptions) {
 			logger = broker.getLogger("caller-identity");
 			if (signer) {
 				installSigner(broker, signer);
-				verifier.trustSignedHere(signer);
 			}
 			logger.info("guarded actions check the gateway-signed caller", { required: opts.required, keys: verifier.kids, signs: signer?.kid ?? null });
 		},
@@ -697,30 +663,35 @@ export function callerIdentityMiddleware(opts: CallerIdentityOptions) {
 			const act = action.name;
 			const guard = act ? guardOf(act) : undefined;
 			if (!act || !guard) return next;
-			signer?.runsLocally(act);
 			return function checkCaller(ctx: Context): Promise<unknown> {
 				const meta = ctx.meta as Record<string, unknown>;
 				try {
 					const intent = signer ? intentOf(meta, act, ctx.params) : null;
 					const earlier = verifiedOf(ctx.locals[VERIFIED]);
+					const carriesNone = meta["callerAssertion"] === undefined && meta["callerAssertions"] === undefined && meta["callerBatchAssertion"] === undefined;
 					if (intent && signer) {
 						// Made by this process's gateway for exactly this call: bound like a verified assertion.
 						ctx.locals[VERIFIED] = { act, claims: intentClaims(guard, intent, signer.kid, now(), meta), params: ctx.params } satisfies Verified;
-					} else if (!(earlier?.act === act && meta["callerAssertion"] === undefined && meta["callerAssertions"] === undefined && meta["callerBatchAssertion"] === undefined && (earlier.params === ctx.params || sameParams(guard, earlier.claims, ctx.params)))) {
-						// Moleculer retries a local call with a copy of its context (the same meta, locals and params).
+					} else if (earlier?.act === act && carriesNone && earlier.params !== undefined && earlier.params === ctx.params) {
+						// Moleculer retries a local call with a copy of its context (the same meta, locals and
+						// params object): an intent's claims are bound again, to the params as they are now.
+						rebind(guard, earlier.claims, ctx.params, meta);
+					} else if (!(earlier?.act === act && carriesNone && sameParams(guard, earlier.claims, ctx.params))) {
 						const claims = checkCall(verifier, guard, act, ctx.params, meta, opts.required);
 						if (claims.length > 0) ctx.locals[VERIFIED] = { act, claims } satisfies Verified;
 					}
 				} catch (err) {
 					noteRefusal(act, err as Error);
 					return Promise.reject(err);
+				} finally {
+					// Checked or refused, the assertions and the intent go no further: neither into this
+					// action's own calls and events, nor back onto the caller's meta with the answer (a
+					// batch's would double its size), where a later call of the request could find them.
+					delete meta["callerAssertion"];
+					delete meta["callerAssertions"];
+					delete meta["callerBatchAssertion"];
+					Reflect.deleteProperty(meta, INTENT);
 				}
-				// Checked: the assertions go no further, neither into this action's own calls and events
-				// nor back in its response's meta (a batch's would double its answer's size).
-				delete meta["callerAssertion"];
-				delete meta["callerAssertions"];
-				delete meta["callerBatchAssertion"];
-				Reflect.deleteProperty(meta, INTENT);
 				return next(ctx);
 			};
 		},
@@ -733,11 +704,14 @@ export function callerIdentityMiddleware(opts: CallerIdentityOptions) {
 				const intent = intentOf(ctx.meta as object, act, ctx.params);
 				if (intent) {
 					try {
-						intent.signed ??= signIntent(signer, guard, intent);
+						Object.assign(ctx.meta as object, signIntent(signer, guard, intent));
 					} catch (err) {
 						return Promise.reject(err);
+					} finally {
+						// Signed: the call's meta now carries the assertion (a retry of this call sends it
+						// again), and the intent is not left for the answer's meta to carry back.
+						Reflect.deleteProperty(ctx.meta as object, INTENT);
 					}
-					Object.assign(ctx.meta as object, intent.signed);
 				}
 				return next(ctx);
 			};
