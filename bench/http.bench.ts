@@ -204,7 +204,7 @@ function cpuPerOp(before: Map<string, number>, after: Map<string, number>, ops: 
 const line = (label: string, f: RunFigures) => `${label}: ${f.opsPerSec.toFixed(0)}/s p50 ${f.p50Ms.toFixed(2)} ms p99 ${f.p99Ms.toFixed(2)} ms (${f.errors} errors)`;
 
 /** The bare ledger action: `ledger.payments.p2p` in-process, the same owners and amounts. */
-export async function bareLedger(): Promise<{ figures: RunFigures; cpuMsPerOp: number }> {
+export async function bareLedger(): Promise<{ figures: RunFigures; cpuMsPerOp: number; postgresCpuMsPerOp: number }> {
 	const db = await createTestDatabase("paymesh_bench_bare");
 	const { broker } = await startNode({ DATABASE_URL: db.url, SERVICES: "ledger", LOG_LEVEL: "warn", METRICS_ENABLED: process.env["BENCH_METRICS"] ?? "true" });
 	try {
@@ -219,12 +219,14 @@ export async function bareLedger(): Promise<{ figures: RunFigures; cpuMsPerOp: n
 		};
 		await measure(WARMUP, CONCURRENCY, op);
 		const cpu0 = process.cpuUsage();
+		const pg0 = cpuSnapshot({}).get("postgres") ?? 0;
 		const figures = await measure(REQUESTS, CONCURRENCY, op);
 		const cpu = process.cpuUsage(cpu0);
+		const pgS = (cpuSnapshot({}).get("postgres") ?? 0) - pg0;
 		if (figures.errors > 0) throw new Error(`${figures.errors} bare ledger errors`);
 		const stats: { batchesRun: number; itemsRun: number; recentBatchMs: { p50: number; p99: number } } = await broker.call("ledger.stats");
 		process.stderr.write(`     ledger batches: ${stats.batchesRun}, ${(stats.itemsRun / Math.max(1, stats.batchesRun)).toFixed(1)} ops each on average; recent batch time p50 ${stats.recentBatchMs.p50} ms, p99 ${stats.recentBatchMs.p99} ms\n`);
-		return { figures, cpuMsPerOp: ((cpu.user + cpu.system) / 1000) / figures.count };
+		return { figures, cpuMsPerOp: ((cpu.user + cpu.system) / 1000) / figures.count, postgresCpuMsPerOp: (pgS * 1000) / figures.count };
 	} finally {
 		await broker.stop();
 		await db.drop();
@@ -256,7 +258,7 @@ export async function runHttpBench(): Promise<BenchResult[]> {
 	const out = (s: string) => process.stderr.write(`${s}\n`);
 	out("  1. bare ledger action (ledger.payments.p2p in-process)");
 	const bare = await bareLedger();
-	out(`     ${line("ledger.payments.p2p", bare.figures)}; CPU ${bare.cpuMsPerOp.toFixed(3)} ms per payment in the node process`);
+	out(`     ${line("ledger.payments.p2p", bare.figures)}; CPU ${bare.cpuMsPerOp.toFixed(3)} ms per payment in the node process, ${bare.postgresCpuMsPerOp.toFixed(3)} ms in PostgreSQL`);
 
 	out("  2. one process on PostgreSQL");
 	const one = await startTarget("one", { node: "all" }, false);

@@ -25,6 +25,23 @@ function cpuSecondsOf(pid: number | string): { comm: string; cpuS: number } | nu
 	}
 }
 
+/**
+ * CPU seconds so far of a process's main thread (its JavaScript, for a Node process; the
+ * rest is V8's and libuv's helper threads: concurrent marking, compilers, the thread pool),
+ * and its resident memory in MB; null when it is gone.
+ */
+export function mainThreadOf(pid: number): { cpuS: number; rssMb: number } | null {
+	const main = cpuSecondsOf(`${pid}/task/${pid}`);
+	if (!main) return null;
+	let rssMb = 0;
+	try {
+		rssMb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+	} catch {
+		return null;
+	}
+	return { cpuS: main.cpuS, rssMb };
+}
+
 /** Busy CPU seconds of the whole host so far (all but idle and iowait, from /proc/stat). */
 function hostBusySeconds(): number | null {
 	try {

@@ -39,7 +39,7 @@ import { cgroupSupport, PERIOD_US_DEFAULT, quotaFor, spawnInGroup, startCappedNo
 import { routeOf } from "../lib/routing.ts";
 import { load, setUp, type Member } from "./http.bench.ts";
 import { checkpoint, pgBackends, sampleLockWaits } from "./cluster.bench.ts";
-import { coresBetween, cpuSnapshot } from "./proc-cpu.ts";
+import { coresBetween, cpuSnapshot, mainThreadOf } from "./proc-cpu.ts";
 import { meanCi95, type BenchResult, type RunFigures } from "./stats.ts";
 import { fitCosts, MEASURED_COSTS, MODEL_DEFAULTS, simulate } from "../sim/partitions.ts";
 import { unitsDone } from "./speed-probe.ts";
@@ -131,6 +131,8 @@ interface Node {
 interface GroupMark {
 	usageS: number;
 	stat: CpuStat;
+	/** The node's main thread's CPU seconds so far (bench/proc-cpu.ts), null when unknown. */
+	mainS: number | null;
 }
 
 interface Phase {
@@ -280,7 +282,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		return { perNode, overlap, misrouted };
 	}
 
-	const marks = (): Map<string, GroupMark> => new Map([...nodes].map(([k, n]) => [k, { usageS: n.group.usageS(), stat: n.group.stat() }]));
+	const marks = (): Map<string, GroupMark> => new Map([...nodes].map(([k, n]) => [k, { usageS: n.group.usageS(), stat: n.group.stat(), mainS: n.child.pid === undefined ? null : (mainThreadOf(n.child.pid)?.cpuS ?? null) }]));
 	/** For each capped node: the share of its cap it used, and of its periods it was throttled in. */
 	function capReport(before: Map<string, GroupMark>, seconds: number): string {
 		const parts: string[] = [];
@@ -290,7 +292,11 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 			const s = n.group.stat();
 			const used = (n.group.usageS() - b.usageS) / seconds;
 			const periods = s.nrPeriods - b.stat.nrPeriods;
-			parts.push(`${label} ${used.toFixed(3)} of ${n.group.cores} cores (${((100 * used) / n.group.cores).toFixed(0)}%), throttled in ${periods > 0 ? ((100 * (s.nrThrottled - b.stat.nrThrottled)) / periods).toFixed(0) : 0}% of periods`);
+			// The main thread's share of what the node used, and its memory: a node whose helper threads (V8's
+			// concurrent marking on a growing heap, say) take more of its cap has less left for its requests.
+			const main = n.child.pid === undefined ? null : mainThreadOf(n.child.pid);
+			const mainShare = main && b.mainS !== null && used > 0 ? `, ${((100 * (main.cpuS - b.mainS)) / seconds / used).toFixed(0)}% of it on the main thread, ${main.rssMb.toFixed(0)} MB resident` : "";
+			parts.push(`${label} ${used.toFixed(3)} of ${n.group.cores} cores (${((100 * used) / n.group.cores).toFixed(0)}%), throttled in ${periods > 0 ? ((100 * (s.nrThrottled - b.stat.nrThrottled)) / periods).toFixed(0) : 0}% of periods${mainShare}`);
 		}
 		return parts.join("; ");
 	}
