@@ -14,7 +14,11 @@ interface Member {
 
 export interface LoadJob {
 	base: string;
-	/** Gateways to spread the requests over, one after another (default: `base` alone). */
+	/**
+	 * Gateways to spread the load over (default: `base` alone): each gets an equal share of
+	 * the callers, each caller keeps to its gateway (as keep-alive clients behind a balancer
+	 * of connections do), so a gateway slower than the others holds back its own share only.
+	 */
 	bases?: string[];
 	members: Member[];
 	requests: number;
@@ -34,7 +38,7 @@ async function run(job: LoadJob): Promise<void> {
 	// one the measured nodes do not get.
 	const bases = job.bases && job.bases.length > 0 ? job.bases : [job.base];
 	const pools = bases.map(b => new Pool(b, { connections: Math.ceil(job.concurrency / bases.length), pipelining: 1, keepAliveTimeout: 30_000 }));
-	const poolOf = (i: number) => pools[i % pools.length] as Pool;
+	const poolOf = (caller: number) => pools[caller % pools.length] as Pool;
 	const rnd = seededRandom(job.seed);
 	const members = job.members;
 	const pick = () => members[Math.floor(rnd() * members.length)] as Member;
@@ -58,11 +62,11 @@ async function run(job: LoadJob): Promise<void> {
 	};
 	let seq = 0;
 
-	async function post(i: number): Promise<void> {
+	async function post(_i: number, caller: number): Promise<void> {
 		const from = pick();
 		const to = pickPayee(from);
 		const amount = 1 + Math.floor(rnd() * 100);
-		const res = await poolOf(i).request({
+		const res = await poolOf(caller).request({
 			path: `/api/v1/${job.mode === "p2p" ? "payments/p2p" : "transfers"}`,
 			method: "POST",
 			headers: { "content-type": "application/json", authorization: `Bearer ${from.token}`, "idempotency-key": `b-${job.seed}-${++seq}` },
@@ -74,9 +78,9 @@ async function run(job: LoadJob): Promise<void> {
 		if (res.statusCode !== 201) throw new Error(`${res.statusCode} ${text.slice(0, 200)}`);
 	}
 
-	async function get(i: number): Promise<void> {
+	async function get(_i: number, caller: number): Promise<void> {
 		const m = job.mode === "account" ? pick() : null;
-		const res = await poolOf(i).request(m ? { path: `/api/v1/accounts/${m.accountId}`, method: "GET", headers: { authorization: `Bearer ${m.token}` } } : { path: "/health/live", method: "GET" });
+		const res = await poolOf(caller).request(m ? { path: `/api/v1/accounts/${m.accountId}`, method: "GET", headers: { authorization: `Bearer ${m.token}` } } : { path: "/health/live", method: "GET" });
 		await res.body.arrayBuffer();
 		if (res.statusCode !== 200) throw new Error(String(res.statusCode));
 	}

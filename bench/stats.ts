@@ -24,28 +24,30 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 /**
- * Runs `total` operations with `concurrency` callers in flight and times each call.
- * Errors are counted, not hidden: a run with errors is reported as such. With `untilMs`
- * (a performance.now() instant) no operation starts after it: a run of a fixed duration.
+ * Runs `total` operations with `concurrency` callers in flight and times each call; `op`
+ * gets the operation's index and its caller's (0 to concurrency - 1, each caller one
+ * operation at a time). Errors are counted, not hidden: a run with errors is reported as
+ * such. With `untilMs` (a performance.now() instant) no operation starts after it: a run of
+ * a fixed duration.
  */
-export async function measure(total: number, concurrency: number, op: (i: number) => Promise<unknown>, untilMs = Number.POSITIVE_INFINITY): Promise<RunFigures> {
+export async function measure(total: number, concurrency: number, op: (i: number, caller: number) => Promise<unknown>, untilMs = Number.POSITIVE_INFINITY): Promise<RunFigures> {
 	const latencies: number[] = [];
 	let next = 0;
 	let errors = 0;
 	const started = performance.now();
-	async function worker(): Promise<void> {
+	async function worker(caller: number): Promise<void> {
 		while (next < total && performance.now() < untilMs) {
 			const i = next++;
 			const t0 = performance.now();
 			try {
-				await op(i);
+				await op(i, caller);
 				latencies.push(performance.now() - t0);
 			} catch {
 				errors += 1;
 			}
 		}
 	}
-	await Promise.all(Array.from({ length: concurrency }, () => worker()));
+	await Promise.all(Array.from({ length: concurrency }, (_, caller) => worker(caller)));
 	const elapsedS = (performance.now() - started) / 1000;
 	latencies.sort((a, b) => a - b);
 	return { opsPerSec: latencies.length / elapsedS, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), count: latencies.length, errors };

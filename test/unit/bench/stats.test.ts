@@ -1,4 +1,4 @@
-/** bench/stats.ts meanCi95: the mean of a few estimates and its 95% interval (Student's t). */
+/** bench/stats.ts: meanCi95 (the mean of a few estimates and its 95% interval, Student's t) and measure (the load loop). */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { meanCi95, measure } from "../../../bench/stats.ts";
@@ -40,5 +40,23 @@ describe("measure", () => {
 		// A deadline a few milliseconds ahead stops an endless run.
 		const timed = await measure(Number.MAX_SAFE_INTEGER, 2, () => new Promise(r => setTimeout(r, 1)), performance.now() + 30);
 		assert.ok(timed.count > 0 && timed.count < 1_000, String(timed.count));
+	});
+
+	it("names each operation's caller: callers 0 to concurrency - 1, each with one operation at a time", async () => {
+		const inFlight = new Map<number, number>();
+		const ranBy = new Map<number, number>();
+		let overlapped = false;
+		const figures = await measure(200, 5, async (_i, caller) => {
+			const n = (inFlight.get(caller) ?? 0) + 1;
+			inFlight.set(caller, n);
+			if (n > 1) overlapped = true;
+			ranBy.set(caller, (ranBy.get(caller) ?? 0) + 1);
+			await new Promise(r => setImmediate(r));
+			inFlight.set(caller, n - 1);
+		});
+		assert.equal(figures.count, 200);
+		assert.equal(overlapped, false);
+		assert.deepEqual([...ranBy.keys()].sort(), [0, 1, 2, 3, 4]);
+		assert.equal([...ranBy.values()].reduce((a, b) => a + b, 0), 200);
 	});
 });
