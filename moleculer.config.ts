@@ -75,10 +75,10 @@ export function transitMiddleware(config: Config, now: () => number = Date.now):
 
 /**
  * The gateway-signed caller identity (lib/caller-identity.ts): a gateway node signs what it
- * calls for its users, every node checks its guarded actions. Where signatures are not
- * required (one process: no bus a call could come over) the gateway does not sign, as a call
- * without an assertion is taken anyway and signing and checking would cost 0.18 ms of CPU a
- * transfer for nothing. `now`: the clock assertions are signed and checked by (tests inject one).
+ * calls for its users on other nodes (in its own process a call carries an intent), every
+ * node checks its guarded actions. Where signatures are not required (one process: no bus a
+ * call could come over) the gateway does not sign, as a call without an assertion is taken
+ * anyway. `now`: the clock assertions are signed and checked by (tests inject one).
  */
 export function callerIdentity(config: Config, now: () => number = Date.now): never[] {
 	const c = config.callerIdentity;

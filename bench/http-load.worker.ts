@@ -15,8 +15,8 @@ interface Member {
 export interface LoadJob {
 	base: string;
 	/**
-	 * Gateways to spread the load over (default: `base` alone): each gets an equal share of
-	 * the callers, each caller keeps to its gateway (as keep-alive clients behind a balancer
+	 * Gateways to spread the load over (default: `base` alone): each gets a share of the
+	 * callers as equal as their number allows (caller i goes to gateway i mod n), each caller keeps to its gateway (as keep-alive clients behind a balancer
 	 * of connections do), so a gateway slower than the others holds back its own share only.
 	 */
 	bases?: string[];

@@ -1,8 +1,10 @@
 /**
  * Who the caller is: the gateway's signature (docs/identity.md). TRANSIT_KEY makes the bus
  * trust nodes; it says nothing about the person a call is made for. So a gateway that
- * authenticated a user (their access token) signs, for each guarded action it calls, an
- * assertion of who asks for exactly what, and the node that runs the action checks it.
+ * authenticated a user (their access token) signs, for each guarded action it calls on
+ * another node, an assertion of who asks for exactly what, and the node that runs the
+ * action checks it; a call that stays in the gateway's process carries an intent instead
+ * (INTENT below).
  *
  * An assertion is a compact token, `base64url(JSON payload).base64url(Ed25519 signature)`,
  * the signature over the first part's ASCII. The payload:
@@ -384,11 +386,6 @@ function fieldOf(o: unknown, name: string): unknown {
 }
 
 /**
- * What a gateway attaches to its call of a guarded action for `who`: the assertion (or one
- * per item of a batch) in ctx.meta. Null when this node signs nothing or the action is not
- * guarded.
- */
-/**
  * Where a gateway keeps the user it authenticated itself from a request's access token:
  * a symbol-keyed property of the request context's meta. Moleculer copies it into every
  * child context's meta (Object.assign copies symbol keys) and it never travels (JSON has no
@@ -423,8 +420,11 @@ export function authenticatedUser<T extends CallerIdentity = CallerIdentity>(met
  * bound to the params by identity, not by a hash. Should the call go to another node after
  * all, the middleware's remoteAction hook signs the same user, action and params before the
  * packet leaves (CallerIdentityMiddleware). A local call so costs no Ed25519 signature, no
- * signature check and no hashes of its params: about 5% of a one-process node's CPU per
- * payment when every call was signed.
+ * signature check and no hashes of its params (a one-process node's main thread spent 0.62
+ * instead of 0.76 ms of CPU per HTTP transfer, docs/identity.md). Intents need the params
+ * object a call was made with to reach its action unchanged: Moleculer's params cloning
+ * (`contextParamsCloning`) would refuse every such call, so the middleware refuses to start
+ * with it.
  */
 const INTENT = Symbol("paymesh.callerIntent");
 /** What an intent's claims carry for the hash of the params (none was made; no params hash to this) and for the id (it is never spent). */
@@ -448,6 +448,17 @@ export function intentMeta(broker: object, act: string, meta: unknown, params: o
 		if (!Array.isArray(items) || items.length === 0) return null;
 	}
 	return { [INTENT]: { act, params, who } };
+}
+
+/**
+ * After a gateway's call of a guarded action: what the call's meta held for its check (the
+ * intent, a signature made on its way out) and Moleculer merged back onto the caller's meta
+ * with the answer, or with a refusal made before the check (the validator, a bulkhead, a
+ * timeout), is removed there, so no later call of the request carries it.
+ */
+export function dropCallerMeta(meta: object): void {
+	Reflect.deleteProperty(meta, INTENT);
+	for (const key of ["callerAssertion", "callerAssertions", "callerBatchAssertion"]) Reflect.deleteProperty(meta, key);
 }
 
 /** The intent in `meta` for exactly this call (this action, this params object), or null. */
@@ -614,6 +625,7 @@ const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 interface BrokerLike {
 	getLogger(name: string): { warn(msg: string, o?: object): void; info(msg: string, o?: object): void };
+	options?: { contextParamsCloning?: boolean };
 }
 
 interface ActionLike {
@@ -654,6 +666,7 @@ export function callerIdentityMiddleware(opts: CallerIdentityOptions) {
 		name: "CallerIdentity",
 		created(broker: BrokerLike & object) {
 			logger = broker.getLogger("caller-identity");
+			if (signer && broker.options?.contextParamsCloning === true) throw new Error("caller identity: a gateway's intents are bound to the params object of each call; contextParamsCloning must stay off");
 			if (signer) {
 				installSigner(broker, signer);
 			}

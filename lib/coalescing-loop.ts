@@ -4,9 +4,10 @@
  * once more when it ends, so nothing waits for the next poll; rounds start at least
  * `gapMs()` apart, also when kicks come one by one between rounds (a kick too soon after
  * the last round's start sets one timer for the rest of the gap), so under load the kicks
- * of many writes share one round instead of each paying for its own. A round that answers
- * `true` (a full page: more is waiting) is followed at once by the next. `stop()` resolves
- * once the round in progress, if any, has ended; no round starts after it is called.
+ * of many writes share one round instead of each paying for its own, and a quiet source
+ * is still served at once. A round that answers `true` (a full page: more is waiting) is
+ * followed at once by the next. `stop()` resolves once the round in progress, if any, has
+ * ended, without waiting out a gap; no round starts after it is called.
  */
 export class CoalescingLoop {
 	private readonly round: () => Promise<boolean>;
@@ -16,7 +17,10 @@ export class CoalescingLoop {
 	private running: Promise<void> | null = null;
 	private again = false;
 	private stopping = false;
+	/** A kick waiting for the gap to end. */
 	private delayed: NodeJS.Timeout | null = null;
+	/** The loop's own wait for the gap to end, which stop() cuts short. */
+	private resting: { timer: NodeJS.Timeout; wake: () => void } | null = null;
 	private lastStartMs = Number.NEGATIVE_INFINITY;
 
 	/** `onError`: a round failed; the loop ends, and the next kick (a poll's, say) starts it again. */
@@ -42,29 +46,59 @@ export class CoalescingLoop {
 				this.delayed = null;
 				this.kick();
 			}, restMs);
+			this.delayed.unref();
 			return;
 		}
-		this.running = this.loop().finally(() => (this.running = null));
+		// Marked running before the first round starts, so a kick from inside it only asks for another.
+		let done = () => {};
+		this.running = new Promise<void>(resolve => (done = resolve));
+		void this.loop().finally(() => {
+			this.running = null;
+			done();
+		});
 	}
 
 	async stop(): Promise<void> {
 		this.stopping = true;
 		if (this.delayed) clearTimeout(this.delayed);
 		this.delayed = null;
+		if (this.resting) {
+			clearTimeout(this.resting.timer);
+			this.resting.wake();
+		}
 		await this.running;
 	}
 
 	private async loop(): Promise<void> {
 		try {
 			do {
-				this.again = false;
-				this.lastStartMs = performance.now();
-				while ((await this.round()) && !this.stopping);
+				// Each round clears the kicks it covers and starts the gap: a chain of full pages
+				// ends with the gap counted from its last round.
+				let full: boolean;
+				do {
+					this.again = false;
+					this.lastStartMs = performance.now();
+					full = await this.round();
+				} while (full && !this.stopping);
 				const restMs = this.gapMs() - (performance.now() - this.lastStartMs);
-				if (this.again && restMs > 0 && !this.stopping) await new Promise(r => setTimeout(r, restMs));
+				if (this.again && restMs > 0 && !this.stopping) await this.rest(restMs);
 			} while (this.again && !this.stopping);
 		} catch (err) {
-			this.onError(err as Error);
+			try {
+				this.onError(err as Error);
+			} catch {
+				// A failing error report must not leave the loop's promise rejected for stop() to throw.
+			}
 		}
+	}
+
+	private rest(ms: number): Promise<void> {
+		return new Promise<void>(resolve => {
+			const wake = () => {
+				this.resting = null;
+				resolve();
+			};
+			this.resting = { timer: setTimeout(wake, ms), wake };
+		});
 	}
 }

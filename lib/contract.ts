@@ -8,7 +8,7 @@
  */
 import { Errors, ServiceBroker, type CallingOptions, type Context } from "moleculer";
 import { runningContext } from "./context-store.ts";
-import { intentMeta, registerGuard, type CallerGuard, type CallerIdentity } from "./caller-identity.ts";
+import { dropCallerMeta, intentMeta, registerGuard, type CallerGuard, type CallerIdentity } from "./caller-identity.ts";
 import type { Infer } from "./schema.ts";
 
 declare const RESULT: unique symbol;
@@ -63,7 +63,7 @@ export function call<S extends ParamsSchema, R>(caller: Caller, contract: Action
 	if (!(caller instanceof ServiceBroker)) {
 		if (contract.caller) {
 			const intent = intentMeta(caller.broker, contract.name, caller.meta, params);
-			if (intent) return caller.call<R, Infer<S>>(contract.name, params, { ...opts, meta: { ...opts.meta, ...intent } });
+			if (intent) return caller.call<R, Infer<S>>(contract.name, params, { ...opts, meta: { ...opts.meta, ...intent } }).finally(() => dropCallerMeta(caller.meta));
 		}
 		return caller.call<R, Infer<S>>(contract.name, params, opts);
 	}

@@ -430,7 +430,7 @@ describe("a gateway's intent", () => {
 			assert.deepEqual(await gateway.call("gw.run", { what: "retried" }), { paid: ANN, assertion: null }, "Moleculer's retry of a local call keeps its check");
 			assert.equal(tries, 2);
 			await assert.rejects(gateway.call("gw.run", { what: "params changed before a retry" }), forbidden(/not for the verified caller/));
-			await assert.rejects(gateway.call("gw.run", { what: "after a remote call" }), unverified());
+			await assert.rejects(gateway.call("gw.run", { what: "after a remote call" }), unverified(/needs the caller's identity/));
 			await assert.rejects(gateway.call("gw.run", { what: "after a refused call" }), unverified(/needs the caller's identity/));
 			await assert.rejects(gateway.call("gw.run", { what: "someone else" }), forbidden(/not for the verified caller/));
 			await assert.rejects(gateway.call("gw.run", { what: "copied params" }), unverified(/needs the caller's identity/));

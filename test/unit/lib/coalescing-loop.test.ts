@@ -21,7 +21,7 @@ function heldRounds() {
 		await until("a round to be running", () => releases.length > 0, 5_000, 1);
 		releases.shift()?.(full);
 	};
-	return { round, release, started: () => started, waiting: () => releases.length };
+	return { round, release, started: () => started };
 }
 
 describe("CoalescingLoop", () => {
@@ -54,7 +54,49 @@ describe("CoalescingLoop", () => {
 		assert.equal(r.started(), 2);
 	});
 
-	it("keeps rounds a gap apart: a kick too soon after a round waits for the gap to end, and a stopped loop drops it", async () => {
+	it("keeps rounds a gap apart: kicks too soon after a round wait for the gap to end, then make one round", async () => {
+		const r = heldRounds();
+		const loop = new CoalescingLoop(r.round, () => 50, err => assert.fail(err));
+		loop.kick();
+		await r.release();
+		await until("the loop to end", () => !loop.isRunning, 5_000, 1);
+		loop.kick();
+		loop.kick();
+		assert.equal(r.started(), 1, "within the gap the kicks wait for its end");
+		await until("the delayed round", () => r.started() === 2, 5_000, 1);
+		await r.release();
+		await until("the loop to end", () => !loop.isRunning, 5_000, 1);
+		assert.equal(r.started(), 2, "two kicks, one round");
+		await loop.stop();
+	});
+
+	it("counts a chain of full rounds as covering the kicks made during it", async () => {
+		const r = heldRounds();
+		const loop = new CoalescingLoop(r.round, () => 0, err => assert.fail(err));
+		loop.kick();
+		loop.kick();
+		await r.release(true);
+		await until("the next round of the chain", () => r.started() === 2, 5_000, 1);
+		await r.release(false);
+		await until("the loop to end", () => !loop.isRunning, 5_000, 1);
+		assert.equal(r.started(), 2, "the round after the full one read what the kick was for: no third");
+	});
+
+	it("stop() cuts the wait for the gap short", async () => {
+		const r = heldRounds();
+		const loop = new CoalescingLoop(r.round, () => 60_000, err => assert.fail(err));
+		loop.kick();
+		loop.kick();
+		// The round ends with a kick pending: the loop now waits out a minute's gap before its next round.
+		await r.release();
+		await new Promise(resolve => setImmediate(resolve));
+		assert.ok(loop.isRunning);
+		const outcome = await Promise.race([loop.stop().then(() => "stopped"), new Promise(resolve => setTimeout(() => resolve("still waiting"), 5_000).unref())]);
+		assert.equal(outcome, "stopped");
+		assert.equal(r.started(), 1, "and the pending round never ran");
+	});
+
+	it("drops a kick waiting for the gap when stopped", async () => {
 		const r = heldRounds();
 		const loop = new CoalescingLoop(r.round, () => 60_000, err => assert.fail(err));
 		loop.kick();
