@@ -469,6 +469,23 @@ function intentOf(meta: object, act: string, params: unknown): CallerIntent | nu
 	return i.act === act && i.params === params ? i : null;
 }
 
+/**
+ * The intent behind a retry: Moleculer retries a call with a copy of its context (the same
+ * meta, locals and params object), and where the first attempt ran in this process its check
+ * took the intent off the meta and left the claims it made from it in the context's locals.
+ * Should the retry go to another node (this node's endpoint taken out by a circuit breaker,
+ * say), those claims, this signer's, for this action and this very params object, are the
+ * intent again, to be signed on the way out. Locals never travel and a later call of the
+ * request has its own, so nothing else can come by one.
+ */
+function retriedIntent(locals: unknown, act: string, params: unknown, kid: string): CallerIntent | null {
+	const earlier = verifiedOf(locals);
+	if (!earlier || earlier.act !== act || earlier.params !== params || typeof params !== "object" || params === null) return null;
+	const [first] = earlier.claims;
+	if (!first || !earlier.claims.every(c => c.dig === INTENT_DIGEST && c.jti === INTENT_JTI && c.kid === kid && c.sub === first.sub && c.sid === first.sid)) return null;
+	return { act, params, who: { id: first.sub, roles: [...first.roles], sid: first.sid } };
+}
+
 /** The assertion of an intent, for a call that leaves this process. */
 function signIntent(signer: CallerSigner, guard: CallerGuard, intent: CallerIntent): CallerMeta {
 	if (guard.each) {
@@ -714,7 +731,7 @@ export function callerIdentityMiddleware(opts: CallerIdentityOptions) {
 			const guard = act ? guardOf(act) : undefined;
 			if (!act || !guard || !signer) return next;
 			return function signCaller(ctx: Context): Promise<unknown> {
-				const intent = intentOf(ctx.meta as object, act, ctx.params);
+				const intent = intentOf(ctx.meta as object, act, ctx.params) ?? retriedIntent(ctx.locals[VERIFIED], act, ctx.params, signer.kid);
 				if (intent) {
 					try {
 						Object.assign(ctx.meta as object, signIntent(signer, guard, intent));

@@ -11,6 +11,7 @@ import {
 	paramsDigest, publicKeyOf, registerGuard, signingKeyProblem, TAKES_BATCH_ASSERTION, takesBatchAssertion, verifyKeyProblem, VERIFIED, type CallerGuard,
 } from "../../../lib/caller-identity.ts";
 import { action, call, returns } from "../../../lib/contract.ts";
+import { until } from "../../support/wait.ts";
 
 const T0 = Date.UTC(2025, 0, 1);
 const ANN = "018f0000-0000-7000-8000-00000000a001";
@@ -372,7 +373,9 @@ describe("a gateway's intent", () => {
 		});
 		const flakyPay = action("unitintent.flaky", { $$strict: true, userId: "string" }, returns<{ paid: string; assertion: unknown }>(), { user: "userId" });
 		const swapPay = action("unitintent.swap", { $$strict: true, userId: "string" }, returns<{ paid: string; assertion: unknown }>(), { user: "userId" });
+		const movedPay = action("unitmoved.pay", { $$strict: true, userId: "string" }, returns<{ paid: string; assertion: unknown; node: string }>(), { user: "userId" });
 		let tries = 0;
+		let movedTries = 0;
 		gateway.createService({
 			name: "unitintent",
 			actions: {
@@ -390,6 +393,19 @@ describe("a gateway's intent", () => {
 			},
 		});
 		other.createService({ name: "unitremote", actions: { pay: handler } });
+		// On both nodes: the first attempt runs here, fails as retryable and takes this node's
+		// endpoint out (as an opened circuit breaker does), so Moleculer's retry goes to the other.
+		gateway.createService({
+			name: "unitmoved",
+			actions: {
+				pay(ctx: Context<{ userId: string }>) {
+					movedTries += 1;
+					for (const ep of gateway.registry.getActionEndpoints("unitmoved.pay").localEndpoints) ep.state = false;
+					throw new Errors.MoleculerRetryableError("busy", 503, "BUSY");
+				},
+			},
+		});
+		other.createService({ name: "unitmoved", actions: { pay: (ctx: Context<{ userId: string }>) => ({ ...handler(ctx), node: "other" }) } });
 		const ann = { id: ANN, roles: ["user"], sid: "s" };
 		gateway.createService({
 			name: "gw",
@@ -402,6 +418,7 @@ describe("a gateway's intent", () => {
 						case "remote": return call(ctx, remotePay, p);
 						case "retried": return call(ctx, flakyPay, p);
 						case "params changed before a retry": return call(ctx, swapPay, p);
+						case "retried on another node": return call(ctx, movedPay, p);
 						// What a call leaves on the request's meta (the answer's meta is merged back) covers no later call.
 						case "after a remote call": {
 							await call(ctx, remotePay, p);
@@ -425,11 +442,17 @@ describe("a gateway's intent", () => {
 		await Promise.all([gateway.start(), other.start()]);
 		try {
 			await gateway.waitForServices(["unitremote"], 5_000);
+			await until("both nodes' unitmoved.pay endpoints", () => gateway.registry.getActionEndpoints("unitmoved.pay").count() === 2);
 			assert.deepEqual(await gateway.call("gw.run", { what: "local" }), { paid: ANN, assertion: null }, "checked in this process without a token");
 			assert.deepEqual(await gateway.call("gw.run", { what: "remote" }), { paid: ANN, assertion: null }, "the node on the bus verified a signature (it requires one) and dropped it");
 			assert.deepEqual(await gateway.call("gw.run", { what: "retried" }), { paid: ANN, assertion: null }, "Moleculer's retry of a local call keeps its check");
 			assert.equal(tries, 2);
 			await assert.rejects(gateway.call("gw.run", { what: "params changed before a retry" }), forbidden(/not for the verified caller/));
+			assert.deepEqual(
+				await gateway.call("gw.run", { what: "retried on another node" }), { paid: ANN, assertion: null, node: "other" },
+				"a local call's retry that goes to another node is signed for the user the first attempt checked",
+			);
+			assert.equal(movedTries, 1);
 			await assert.rejects(gateway.call("gw.run", { what: "after a remote call" }), unverified(/needs the caller's identity/));
 			await assert.rejects(gateway.call("gw.run", { what: "after a refused call" }), unverified(/needs the caller's identity/));
 			await assert.rejects(gateway.call("gw.run", { what: "someone else" }), forbidden(/not for the verified caller/));
