@@ -18,7 +18,7 @@ import { createTestDatabase, NATS_URL, REDIS_URL } from "../test/support/db.ts";
 import { startNode, TEST_JWT_SECRET } from "../test/support/node.ts";
 import { freePort } from "../test/support/http.ts";
 import { exited, startChildNode, untilAnswering } from "../test/support/child.ts";
-import { load, setUp } from "./http.bench.ts";
+import { benchNodeOptions, load, setUp } from "./http.bench.ts";
 import { meanCi95, type BenchResult } from "./stats.ts";
 import type { InvariantReport } from "../services/ledger/invariants.ts";
 import { coresBetween, cpuSnapshot } from "./proc-cpu.ts";
@@ -225,9 +225,8 @@ export async function runClusterBench(): Promise<BenchResult[]> {
 	const children: ChildProcess[] = [];
 	const pids: Record<string, number | undefined> = { bench: process.pid };
 	const child = (extra: Record<string, string> & { NODE_ID: string }) => {
-		// BENCH_CPU_PROF_DIR: each node writes a V8 CPU profile there when it stops.
-		const prof = process.env["BENCH_CPU_PROF_DIR"];
-		const c = startChildNode({ ...env, ...extra, ...(prof ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${prof}` } : {}) });
+		// BENCH_CPU_PROF_DIR, BENCH_NODE_OPTIONS (benchNodeOptions).
+		const c = startChildNode({ ...env, ...extra, ...benchNodeOptions() });
 		children.push(c);
 		pids[extra.NODE_ID.slice(ns.length + 1)] = c.pid;
 		return c;

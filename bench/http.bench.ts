@@ -133,9 +133,14 @@ const ROLES: Record<string, string> = {
 	workers: "notifications,audit,webhooks,reports",
 };
 
-/** NODE_OPTIONS of the given parts, or nothing when all are empty. */
-function nodeOptions(parts: string[]): { NODE_OPTIONS?: string } {
-	const joined = parts.filter(Boolean).join(" ");
+/**
+ * NODE_OPTIONS for the node processes a bench starts, or nothing: BENCH_CPU_PROF_DIR makes
+ * each write a V8 CPU profile there when it stops; BENCH_NODE_OPTIONS adds further options
+ * (a --require'd probe, V8's GC settings).
+ */
+export function benchNodeOptions(): { NODE_OPTIONS?: string } {
+	const profDir = process.env["BENCH_CPU_PROF_DIR"];
+	const joined = [profDir ? `--cpu-prof --cpu-prof-dir=${profDir}` : "", process.env["BENCH_NODE_OPTIONS"] ?? ""].filter(Boolean).join(" ");
 	return joined ? { NODE_OPTIONS: joined } : {};
 }
 
@@ -150,9 +155,7 @@ export async function startTarget(name: string, roles: Record<string, string>, e
 		...tuning, ...(db ? { DATABASE_URL: db.url } : { DATA_DIR: dataDir ?? "" }), TRANSPORTER: NATS_URL, NAMESPACE: ns, JWT_SECRET: TEST_JWT_SECRET,
 		LOG_LEVEL: "warn", METRICS_ENABLED: process.env["BENCH_METRICS"] ?? "true", RATE_LIMIT_PER_USER: "1000000", RATE_LIMIT_PER_IP: "10000000",
 		HEARTBEAT_INTERVAL_S: "5", HEARTBEAT_TIMEOUT_S: "60",
-		// BENCH_CPU_PROF_DIR: each node writes a V8 CPU profile there when it stops (as in the cluster bench);
-		// BENCH_NODE_OPTIONS: further options for each node process (a --require'd probe, say).
-		...nodeOptions([process.env["BENCH_CPU_PROF_DIR"] ? `--cpu-prof --cpu-prof-dir=${process.env["BENCH_CPU_PROF_DIR"]}` : "", process.env["BENCH_NODE_OPTIONS"] ?? ""]),
+		...benchNodeOptions(),
 	};
 	const children = new Map<string, ReturnType<typeof startChildNode>>();
 	// Should the bench itself die, its node processes go with it.

@@ -37,7 +37,7 @@ import { freePort, untilHttpUp } from "../test/support/http.ts";
 import { exited, startChildNode, untilAnswering } from "../test/support/child.ts";
 import { cgroupSupport, PERIOD_US_DEFAULT, quotaFor, spawnInGroup, startCappedNode, type CpuGroup, type CpuStat } from "../test/support/cgroup.ts";
 import { routeOf } from "../lib/routing.ts";
-import { load, setUp, type Member } from "./http.bench.ts";
+import { benchNodeOptions, load, setUp, type Member } from "./http.bench.ts";
 import { checkpoint, pgBackends, sampleLockWaits } from "./cluster.bench.ts";
 import { coresBetween, cpuSnapshot, mainThreadOf } from "./proc-cpu.ts";
 import { meanCi95, type BenchResult, type RunFigures } from "./stats.ts";
@@ -195,8 +195,8 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 	};
 	// LEDGER_* and OUTBOX_* settings of the bench's environment go to the ledger nodes (for experiments).
 	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(LEDGER|OUTBOX)_/.test(e[0]) && e[1] !== undefined));
-	// BENCH_CPU_PROF_DIR: each node writes a V8 CPU profile there when it stops (as in the cluster bench).
-	const profiled: Record<string, string> = process.env["BENCH_CPU_PROF_DIR"] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env["BENCH_CPU_PROF_DIR"]}` } : {};
+	// BENCH_CPU_PROF_DIR, BENCH_NODE_OPTIONS: for every node process (benchNodeOptions).
+	const profiled = benchNodeOptions();
 	const nodes = new Map<string, Node>();
 	// The speed probe: a capped process doing fixed work, to tell the host slowing from a node slowing.
 	const probeDir = mkdtempSync(join(tmpdir(), "paymesh-probe-"));
