@@ -18,7 +18,7 @@ import { createTestDatabase, NATS_URL, REDIS_URL } from "../test/support/db.ts";
 import { startNode, TEST_JWT_SECRET } from "../test/support/node.ts";
 import { freePort } from "../test/support/http.ts";
 import { exited, startChildNode, untilAnswering } from "../test/support/child.ts";
-import { benchNodeOptions, load, setUp } from "./http.bench.ts";
+import { benchNodeArgs, benchNodeOptions, load, setUp } from "./http.bench.ts";
 import { meanCi95, type BenchResult } from "./stats.ts";
 import type { InvariantReport } from "../services/ledger/invariants.ts";
 import { coresBetween, cpuSnapshot } from "./proc-cpu.ts";
@@ -226,7 +226,7 @@ export async function runClusterBench(): Promise<BenchResult[]> {
 	const pids: Record<string, number | undefined> = { bench: process.pid };
 	const child = (extra: Record<string, string> & { NODE_ID: string }) => {
 		// BENCH_CPU_PROF_DIR, BENCH_NODE_OPTIONS (benchNodeOptions).
-		const c = startChildNode({ ...env, ...extra, ...benchNodeOptions() });
+		const c = startChildNode({ ...env, ...extra, ...benchNodeOptions() }, undefined, benchNodeArgs());
 		children.push(c);
 		pids[extra.NODE_ID.slice(ns.length + 1)] = c.pid;
 		return c;

@@ -144,6 +144,11 @@ export function benchNodeOptions(): { NODE_OPTIONS?: string } {
 	return joined ? { NODE_OPTIONS: joined } : {};
 }
 
+/** BENCH_NODE_ARGS: flags for each node process's command line, for V8's flags that NODE_OPTIONS refuses (--single-threaded-gc, say). */
+export function benchNodeArgs(): string[] {
+	return (process.env["BENCH_NODE_ARGS"] ?? "").split(/\s+/).filter(Boolean);
+}
+
 /** Node processes on their own database (or PGlite directory), joined by a set-up broker over NATS. */
 export async function startTarget(name: string, roles: Record<string, string>, embedded: boolean): Promise<Target> {
 	const ns = `hbench-${name}-${randomBytes(3).toString("hex")}`;
@@ -165,7 +170,7 @@ export async function startTarget(name: string, roles: Record<string, string>, e
 	process.once("exit", orphans);
 	// The ledger first where it has a node of its own: the others then find its migrations done.
 	for (const [role, services] of Object.entries(roles).sort(([a], [b]) => (a === "ledger" ? -1 : b === "ledger" ? 1 : 0))) {
-		children.set(role, startChildNode({ ...env, SERVICES: services, NODE_ID: `${ns}-${role}`, PORT: String(port), HOST: "127.0.0.1" }));
+		children.set(role, startChildNode({ ...env, SERVICES: services, NODE_ID: `${ns}-${role}`, PORT: String(port), HOST: "127.0.0.1" }, undefined, benchNodeArgs()));
 	}
 	const { broker } = await startNode({ TRANSPORTER: NATS_URL, NAMESPACE: ns, SERVICES: "none", REQUEST_TIMEOUT_MS: "30000", HEARTBEAT_INTERVAL_S: "5", HEARTBEAT_TIMEOUT_S: "60" });
 	await broker.waitForServices(["ledger", "users", "api", "payments"], 120_000);

@@ -37,7 +37,7 @@ import { freePort, untilHttpUp } from "../test/support/http.ts";
 import { exited, startChildNode, untilAnswering } from "../test/support/child.ts";
 import { cgroupSupport, PERIOD_US_DEFAULT, quotaFor, spawnInGroup, startCappedNode, type CpuGroup, type CpuStat } from "../test/support/cgroup.ts";
 import { routeOf } from "../lib/routing.ts";
-import { benchNodeOptions, load, setUp, type Member } from "./http.bench.ts";
+import { benchNodeArgs, benchNodeOptions, load, setUp, type Member } from "./http.bench.ts";
 import { checkpoint, pgBackends, sampleLockWaits } from "./cluster.bench.ts";
 import { coresBetween, cpuSnapshot, mainThreadOf } from "./proc-cpu.ts";
 import { meanCi95, type BenchResult, type RunFigures } from "./stats.ts";
@@ -195,7 +195,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 	};
 	// LEDGER_* and OUTBOX_* settings of the bench's environment go to the ledger nodes (for experiments).
 	const ledgerEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(LEDGER|OUTBOX)_/.test(e[0]) && e[1] !== undefined));
-	// BENCH_CPU_PROF_DIR, BENCH_NODE_OPTIONS: for every node process (benchNodeOptions).
+	// BENCH_CPU_PROF_DIR, BENCH_NODE_OPTIONS, BENCH_NODE_ARGS: for every node process (benchNodeOptions, benchNodeArgs).
 	const profiled = benchNodeOptions();
 	const nodes = new Map<string, Node>();
 	// The speed probe: a capped process doing fixed work, to tell the host slowing from a node slowing.
@@ -229,7 +229,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		const nodeID = `${ns}-${label}`;
 		const port = tier === "gateway" ? await freePort() : null;
 		const extra: Record<string, string> = { SERVICES: SERVICES[tier], NODE_ID: nodeID, ...(tier === "ledger" ? ledgerEnv : {}), ...(port ? { PORT: String(port), HOST: "127.0.0.1" } : {}), ...profiled };
-		const { child, group } = startCappedNode(`${ns}-${label}`, null, { ...env, ...extra }, PERIOD_US);
+		const { child, group } = startCappedNode(`${ns}-${label}`, null, { ...env, ...extra }, PERIOD_US, benchNodeArgs());
 		const node: Node = { tier, index, label, nodeID, child, group, base: port ? `http://127.0.0.1:${port}` : null };
 		nodes.set(label, node);
 		if (node.base) await untilHttpUp(node.base);

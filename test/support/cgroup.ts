@@ -278,8 +278,8 @@ export function spawnInGroup(label: string, cores: number | null, command: strin
  * capped at `cores` (null: measured only). Callers may start it uncapped and call
  * `group.limit()` once it answers, so its start-up does not take seconds under the cap.
  */
-export function startCappedNode(label: string, cores: number | null, env: Record<string, string>, periodUs = PERIOD_US_DEFAULT): { child: ChildProcess; group: CpuGroup } {
+export function startCappedNode(label: string, cores: number | null, env: Record<string, string>, periodUs = PERIOD_US_DEFAULT, nodeArgs: readonly string[] = []): { child: ChildProcess; group: CpuGroup } {
 	const group = createCpuGroup(label, cores, { periodUs });
-	const child = startChildNode(env, prefix => inGroupsCommand(group.procsFiles, prefix.command, prefix.args));
+	const child = startChildNode(env, prefix => inGroupsCommand(group.procsFiles, prefix.command, prefix.args), nodeArgs);
 	return { child, group };
 }

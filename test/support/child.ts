@@ -6,8 +6,9 @@ import { TEST_AUDIT_KEY, TEST_GATEWAY_SIGNING_KEY, TEST_GATEWAY_VERIFY_KEY, TEST
 /** How a caller may wrap the node's command (test/support/cgroup.ts starts it inside a CPU group). */
 export type CommandWrap = (node: { command: string; args: string[] }) => { command: string; args: string[] };
 
-export function startChildNode(env: Record<string, string>, wrap: CommandWrap = c => c): ChildProcess {
-	const { command, args } = wrap({ command: process.execPath, args: ["bin/start.ts"] });
+/** A node process running bin/start.ts with `env`; `nodeArgs` go before the script (V8 flags that NODE_OPTIONS does not take). */
+export function startChildNode(env: Record<string, string>, wrap: CommandWrap = c => c, nodeArgs: readonly string[] = []): ChildProcess {
+	const { command, args } = wrap({ command: process.execPath, args: [...nodeArgs, "bin/start.ts"] });
 	return spawn(command, args, {
 		cwd: new URL("../..", import.meta.url).pathname,
 		env: {
