@@ -144,9 +144,9 @@ export function benchNodeOptions(): { NODE_OPTIONS?: string } {
 	return joined ? { NODE_OPTIONS: joined } : {};
 }
 
-/** BENCH_NODE_ARGS (else `dflt`): flags for each node process's command line, for V8's flags that NODE_OPTIONS refuses (--single-threaded-gc, say). */
-export function benchNodeArgs(dflt = ""): string[] {
-	return (process.env["BENCH_NODE_ARGS"] ?? dflt).split(/\s+/).filter(Boolean);
+/** BENCH_NODE_ARGS: flags for each node process's command line, for V8's flags that NODE_OPTIONS refuses (--single-threaded-gc, say). */
+export function benchNodeArgs(): string[] {
+	return (process.env["BENCH_NODE_ARGS"] ?? "").split(/\s+/).filter(Boolean);
 }
 
 /** Node processes on their own database (or PGlite directory), joined by a set-up broker over NATS. */

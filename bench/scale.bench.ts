@@ -107,16 +107,6 @@ if (PAYEES !== "anyone" && PAYEES !== "same-node") throw new Error(`BENCH_SCALE_
  * (BENCH_SCALE_PERIOD_US).
  */
 const QUOTA_DEFAULT: Record<Tier, number> = { ledger: 0.1, payments: 0.1, gateway: 0.1 };
-/**
- * Each node stands for a host of its own with a small share of a core, and runs as
- * deploy/k8s runs a node limited to a core or less: V8's collector on the main thread. With
- * its parallel and concurrent collector threads, which share the node's cap, the first
- * ledger node (the one that lives through the whole run) spent 94% of its CPU on its main
- * thread at the start of a run and 56-72% later, and its one-node phases fell from 491 to
- * 206-247/s, so the ratios to one node measured the long-lived node slowing, not scale-out
- * (docs/capacity.md). BENCH_NODE_ARGS="" runs V8's defaults.
- */
-const NODE_ARGS_DEFAULT = "--single-threaded-gc";
 const PERIOD_US = Math.round(num("BENCH_SCALE_PERIOD_US", PERIOD_US_DEFAULT));
 const quotaOf = (t: Tier): number => num(`BENCH_SCALE_QUOTA_${t.toUpperCase()}`, num("BENCH_SCALE_QUOTA", QUOTA_DEFAULT[t]));
 const TIERS: Tier[] = (process.env["BENCH_SCALE_TIERS"] ?? TIERS_ALL.join(",")).split(",").map(s => s.trim()).filter(s => s !== "").map(s => {
@@ -239,7 +229,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		const nodeID = `${ns}-${label}`;
 		const port = tier === "gateway" ? await freePort() : null;
 		const extra: Record<string, string> = { SERVICES: SERVICES[tier], NODE_ID: nodeID, ...(tier === "ledger" ? ledgerEnv : {}), ...(port ? { PORT: String(port), HOST: "127.0.0.1" } : {}), ...profiled };
-		const { child, group } = startCappedNode(`${ns}-${label}`, null, { ...env, ...extra }, PERIOD_US, benchNodeArgs(NODE_ARGS_DEFAULT));
+		const { child, group } = startCappedNode(`${ns}-${label}`, null, { ...env, ...extra }, PERIOD_US, benchNodeArgs());
 		const node: Node = { tier, index, label, nodeID, child, group, base: port ? `http://127.0.0.1:${port}` : null };
 		nodes.set(label, node);
 		if (node.base) await untilHttpUp(node.base);

@@ -4,7 +4,7 @@
  * evaluated with Kubernetes' ingress semantics, let the outside reach only the gateway and
  * NATS, Redis and PostgreSQL only the nodes; every role has a PodDisruptionBudget that
  * never blocks a drain; every node has a startup probe, and requests and limits for CPU
- * and memory; a node limited to a core or less collects garbage on its main thread.
+ * and memory.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -21,7 +21,7 @@ type Selector = { matchLabels?: Labels };
 type Peer = { podSelector?: Selector; namespaceSelector?: Selector };
 type Policy = { metadata: { name: string }; spec: { podSelector: Selector; policyTypes?: string[]; ingress?: { from?: Peer[]; ports?: { port: number; protocol?: string }[] }[] } };
 type Probe = { httpGet?: { path: string; port: string }; initialDelaySeconds?: number; failureThreshold?: number; periodSeconds?: number };
-type Container = { command?: string[]; startupProbe?: Probe; livenessProbe?: Probe; resources?: { requests?: Record<string, string>; limits?: Record<string, string> } };
+type Container = { startupProbe?: Probe; livenessProbe?: Probe; resources?: { requests?: Record<string, string>; limits?: Record<string, string> } };
 type Doc = {
 	apiVersion: string; kind: string; metadata: { name: string; annotations?: Record<string, string> };
 	spec: {
@@ -157,22 +157,5 @@ describe("Kubernetes operations", () => {
 			assert.ok(cpu(r.limits?.["cpu"] ?? "0") >= cpu(r.requests?.["cpu"] ?? "0"));
 			assert.ok(mem(r.limits?.["memory"] ?? "0") >= mem(r.requests?.["memory"] ?? "0"));
 		}
-	});
-
-	it("a node limited to one core or less runs V8's garbage collector on its main thread; a larger one keeps the parallel collector", () => {
-		const cpu = (v: string) => (v.endsWith("m") ? Number(v.slice(0, -1)) / 1000 : Number(v));
-		let small = 0;
-		for (const role of Object.keys(ROLES)) {
-			const c = deployment(`paymesh-${role}`).spec.template?.spec.containers[0] as Container;
-			const limit = cpu(c.resources?.limits?.["cpu"] ?? "0");
-			// The image's own command otherwise (deploy/Dockerfile: node bin/start.ts).
-			const command = c.command ?? ["node", "bin/start.ts"];
-			assert.equal(command.at(-1), "bin/start.ts", `${role}: runs the node`);
-			if (limit <= 1) {
-				small += 1;
-				assert.deepEqual(command, ["node", "--single-threaded-gc", "bin/start.ts"], `${role}: limited to ${limit} cores`);
-			} else assert.ok(!command.includes("--single-threaded-gc"), `${role}: ${limit} cores`);
-		}
-		assert.ok(small > 0, "no role is limited to a core (the check would check nothing)");
 	});
 });
