@@ -478,9 +478,14 @@ function intentOf(meta: object, act: string, params: unknown): CallerIntent | nu
  * intent again, to be signed on the way out. Locals never travel and a later call of the
  * request has its own, so nothing else can come by one.
  */
-function retriedIntent(locals: unknown, act: string, params: unknown, kid: string): CallerIntent | null {
+function retriedIntent(guard: CallerGuard, locals: unknown, act: string, params: unknown, kid: string): CallerIntent | null {
 	const earlier = verifiedOf(locals);
 	if (!earlier || earlier.act !== act || earlier.params !== params || typeof params !== "object" || params === null) return null;
+	// A batch signed again as it was checked: no items added or dropped since (as rebind refuses locally).
+	if (guard.each) {
+		const items = fieldOf(params, guard.each);
+		if (!Array.isArray(items) || items.length !== earlier.claims.length) return null;
+	}
 	const [first] = earlier.claims;
 	if (!first || !earlier.claims.every(c => c.dig === INTENT_DIGEST && c.jti === INTENT_JTI && c.kid === kid && c.sub === first.sub && c.sid === first.sid)) return null;
 	return { act, params, who: { id: first.sub, roles: [...first.roles], sid: first.sid } };
@@ -731,7 +736,7 @@ export function callerIdentityMiddleware(opts: CallerIdentityOptions) {
 			const guard = act ? guardOf(act) : undefined;
 			if (!act || !guard || !signer) return next;
 			return function signCaller(ctx: Context): Promise<unknown> {
-				const intent = intentOf(ctx.meta as object, act, ctx.params) ?? retriedIntent(ctx.locals[VERIFIED], act, ctx.params, signer.kid);
+				const intent = intentOf(ctx.meta as object, act, ctx.params) ?? retriedIntent(guard, ctx.locals[VERIFIED], act, ctx.params, signer.kid);
 				if (intent) {
 					try {
 						Object.assign(ctx.meta as object, signIntent(signer, guard, intent));
