@@ -35,7 +35,7 @@ import { createTestDatabase, NATS_URL, REDIS_URL } from "../test/support/db.ts";
 import { startNode, TEST_JWT_SECRET } from "../test/support/node.ts";
 import { freePort, untilHttpUp } from "../test/support/http.ts";
 import { exited, startChildNode, untilAnswering } from "../test/support/child.ts";
-import { cgroupSupport, PERIOD_US_DEFAULT, quotaFor, spawnInGroup, startCappedNode, type CpuGroup, type CpuStat } from "../test/support/cgroup.ts";
+import { cgroupSupport, PERIOD_US_DEFAULT, quotaFor, sharesFor, SHARES_DEFAULT, spawnInGroup, startCappedNode, type CpuGroup, type CpuStat } from "../test/support/cgroup.ts";
 import { routeOf } from "../lib/routing.ts";
 import { benchNodeArgs, benchNodeOptions, load, setUp, type Member } from "./http.bench.ts";
 import { checkpoint, pgBackends, sampleLockWaits } from "./cluster.bench.ts";
@@ -108,6 +108,15 @@ if (PAYEES !== "anyone" && PAYEES !== "same-node") throw new Error(`BENCH_SCALE_
  */
 const QUOTA_DEFAULT: Record<Tier, number> = { ledger: 0.1, payments: 0.1, gateway: 0.1 };
 const PERIOD_US = Math.round(num("BENCH_SCALE_PERIOD_US", PERIOD_US_DEFAULT));
+/**
+ * The capped groups' CPU weight (BENCH_SCALE_SHARES, cgroup v1 `cpu.shares`). With the
+ * kernel's default (1,024) a whole capped node weighs as one task of the root group, where
+ * PostgreSQL's backends, NATS, Redis, the load generator and the uncapped nodes each weigh
+ * as much: when the host is busy a capped node waits behind them and cannot use its quota,
+ * which a node on a host of its own never does. Weighed 8 times, it runs when it has work,
+ * up to its quota (which the quota alone bounds), and the rest share what is left.
+ */
+const SHARES = Math.round(num("BENCH_SCALE_SHARES", 8 * SHARES_DEFAULT));
 const quotaOf = (t: Tier): number => num(`BENCH_SCALE_QUOTA_${t.toUpperCase()}`, num("BENCH_SCALE_QUOTA", QUOTA_DEFAULT[t]));
 const TIERS: Tier[] = (process.env["BENCH_SCALE_TIERS"] ?? TIERS_ALL.join(",")).split(",").map(s => s.trim()).filter(s => s !== "").map(s => {
 	if (!(TIERS_ALL as readonly string[]).includes(s)) throw new Error(`BENCH_SCALE_TIERS: unknown tier ${JSON.stringify(s)} (expected ${TIERS_ALL.join(", ")})`);
@@ -186,6 +195,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 	if (why) throw new Error(`the scale bench caps each node's CPU with a cgroup: ${why} (run it as root on a host with cgroup v1)`);
 	// A quota the kernel would refuse stops the run before anything starts.
 	for (const t of TIERS) quotaFor(quotaOf(t), PERIOD_US);
+	sharesFor(SHARES);
 	const out = (s: string) => process.stderr.write(`${s}\n`);
 	const db = await createTestDatabase("paymesh_bench_scale");
 	const ns = `sb-${randomBytes(3).toString("hex")}`;
@@ -392,14 +402,14 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 
 		for (const tier of TIERS) {
 			const quota = quotaOf(tier);
-			out(`\n  tier ${tier}: each node capped at ${quota} of a core (${PERIOD_US / 1000} ms period); the other tiers one uncapped node each; the speed probe capped the same`);
-			probe.group.limit(quota);
+			out(`\n  tier ${tier}: each node capped at ${quota} of a core (${PERIOD_US / 1000} ms period, weight ${SHARES}); the other tiers one uncapped node each; the speed probe capped the same`);
+			probe.group.limit(quota, SHARES);
 			// The gateways are warmed as a joining node is, uncapped and then capped: they have seen
 			// only the short uncapped warm-up so far, and warmed under their caps alone (V8's compiler
 			// threads sharing the 0.1 core), the block's first phase with one gateway ran at 190-220/s
 			// and its last at 391/s (two runs; docs/capacity.md).
 			if (tier === "gateway") await load(jobFor(tier, NODES_MAX, JOIN_WARMUP_S, seed++));
-			for (const n of running(tier)) n.group.limit(quota);
+			for (const n of running(tier)) n.group.limit(quota, SHARES);
 			if (tier === "gateway") await load(jobFor(tier, NODES_MAX, WARMUP_S, seed++));
 			// The first node as long as a joining one: capped after a set-up of top-ups, the first phase
 			// of a ledger-tier run still used twice the CPU per batch of the block's last (four runs).
@@ -418,7 +428,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 							// on its own cores; what is measured is a warm node's capacity.
 							const joined = await start(tier, current, null);
 							await load(jobFor(tier, k, JOIN_WARMUP_S, seed++));
-							joined.group.limit(quota);
+							joined.group.limit(quota, SHARES);
 							await load(jobFor(tier, k, WARMUP_S, seed++));
 						}
 						let left = false;

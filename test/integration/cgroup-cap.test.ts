@@ -11,7 +11,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { cgroupSupport, spawnInGroup, CGROUP_ROOT } from "../support/cgroup.ts";
 import { exited } from "../support/child.ts";
 import { until } from "../support/wait.ts";
@@ -52,9 +53,15 @@ describe("CPU groups", { skip: why ?? false }, () => {
 			if (used >= cores * 0.8) {
 				assert.ok(s1.nrThrottled - s0.nrThrottled >= 0.5 * (s1.nrPeriods - s0.nrPeriods), `throttled in ${s1.nrThrottled - s0.nrThrottled} of ${s1.nrPeriods - s0.nrPeriods} periods`);
 			}
-			// Lifting the cap is possible (the scale bench starts nodes uncapped, then caps them).
+			// A capped group can be weighed above the root group's tasks (the scale bench's nodes stand for hosts of their own)...
+			const shares = () => Number(readFileSync(join(group.dirs[0] as string, "cpu.shares"), "utf8").trim());
+			assert.equal(shares(), 1_024);
+			group.limit(cores, 8_192);
+			assert.equal(shares(), 8_192);
+			// ...and lifting the cap is possible (the scale bench starts nodes uncapped, then caps them), back at the default weight.
 			group.limit(null);
 			assert.equal(group.cores, null);
+			assert.equal(shares(), 1_024);
 		} finally {
 			child.kill("SIGKILL");
 			await exited(child);

@@ -30,6 +30,10 @@ const PERIOD_US_MIN = 1_000;
 const PERIOD_US_MAX = 1_000_000;
 const QUOTA_US_MIN = 1_000;
 const LABEL_MAX = 40;
+/** cgroup v1 `cpu.shares`: the kernel's default and bounds. */
+export const SHARES_DEFAULT = 1_024;
+const SHARES_MIN = 2;
+const SHARES_MAX = 262_144;
 
 // ---------------------------------------------------------------- pure parts
 
@@ -42,6 +46,15 @@ export function quotaFor(cores: number, periodUs = PERIOD_US_DEFAULT): { periodU
 	const quotaUs = Math.round(cores * periodUs);
 	if (quotaUs < QUOTA_US_MIN) throw new RangeError(`cgroup quota of ${cores} cores is ${quotaUs} us per ${periodUs} us period; the kernel needs at least ${QUOTA_US_MIN} us: lengthen the period`);
 	return { periodUs, quotaUs };
+}
+
+/**
+ * A group's CPU weight (`cpu.shares`) against its siblings, the tasks of the root group
+ * among them: a checked integer in the kernel's range.
+ */
+export function sharesFor(shares: number): number {
+	if (!Number.isInteger(shares) || shares < SHARES_MIN || shares > SHARES_MAX) throw new RangeError(`cpu.shares ${shares}: expected an integer in ${SHARES_MIN}..${SHARES_MAX}`);
+	return shares;
 }
 
 export interface CpuStat {
@@ -203,8 +216,11 @@ export interface CpuGroup {
 	dirs: string[];
 	/** Cores it may use, null for no cap. */
 	cores: number | null;
-	/** Caps the group at `cores` (null: no cap) from now on. */
-	limit(cores: number | null): void;
+	/**
+	 * Caps the group at `cores` (null: no cap) from now on, with `shares` as its weight when
+	 * the host's CPUs are contended (the default weighs the whole group as one task).
+	 */
+	limit(cores: number | null, shares?: number): void;
 	/** CPU seconds its processes have used so far (cpuacct.usage). */
 	usageS(): number;
 	/** Throttling so far (cpu.stat). */
@@ -230,7 +246,8 @@ export function createCpuGroup(label: string, cores: number | null, opts: { peri
 	const group: CpuGroup = {
 		name, dirs, cores: null,
 		procsFiles: dirs.map(d => join(d, "cgroup.procs")),
-		limit(c: number | null) {
+		limit(c: number | null, shares = SHARES_DEFAULT) {
+			writeFileSync(join(cpuDir, "cpu.shares"), String(sharesFor(shares)));
 			if (c === null) {
 				writeFileSync(join(cpuDir, "cpu.cfs_quota_us"), "-1");
 			} else {

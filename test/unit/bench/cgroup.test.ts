@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { groupName, inGroupsCommand, ownerOf, parseCpuStat, quotaFor, staleGroups, WATCHDOG_SCRIPT } from "../../support/cgroup.ts";
+import { groupName, inGroupsCommand, ownerOf, parseCpuStat, quotaFor, sharesFor, SHARES_DEFAULT, staleGroups, WATCHDOG_SCRIPT } from "../../support/cgroup.ts";
 
 describe("cgroup helper", () => {
 	it("turns a share of cores into a CFS quota over a 10 ms period, and refuses what the kernel would", () => {
@@ -16,6 +16,13 @@ describe("cgroup helper", () => {
 		assert.throws(() => quotaFor(0.05), /at least 1000 us/);
 		for (const bad of [0, -0.5, Number.NaN, Number.POSITIVE_INFINITY]) assert.throws(() => quotaFor(bad), RangeError);
 		for (const period of [999, 1_000_001, 10_000.5]) assert.throws(() => quotaFor(0.5, period), /period/);
+	});
+
+	it("takes a CPU weight in the kernel's range only", () => {
+		assert.equal(sharesFor(SHARES_DEFAULT), 1_024);
+		assert.equal(sharesFor(2), 2);
+		assert.equal(sharesFor(262_144), 262_144);
+		for (const bad of [0, 1, 262_145, 1_024.5, Number.NaN, -1_024]) assert.throws(() => sharesFor(bad), RangeError, String(bad));
 	});
 
 	it("reads cpu.stat, throttled time in microseconds", () => {
