@@ -17,7 +17,8 @@
  * The load grows with the nodes (BENCH_SCALE_LOAD below), so the ratios are capacity at the
  * same latency. Each tier runs `BENCH_BLOCKS` blocks of phases with 1, 2, 3, 3, 2, 1 nodes (a steady
  * drift cancels out of each block's ratios), each phase `BENCH_PHASE_S` seconds after a
- * CHECKPOINT. After every phase: no error answers, no source account debited on two ledger
+ * CHECKPOINT. No error answers in the warm-ups either (a node joining or leaving is load the
+ * nodes must carry). After every phase: no error answers, no source account debited on two ledger
  * nodes and every debited account on the node the Shard ring gives it (lib/routing.ts,
  * asked of this process's registry), and `ledger.checkInvariants` clean. Reported per
  * phase: throughput, p50/p99, the cores of every process (each node, its PostgreSQL
@@ -378,6 +379,14 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 
 	const results: BenchResult[] = [];
 	const failures: string[] = [];
+	/** A warm-up's load: not measured, but an error answer in it (a node that stalled as another joined, say) fails the run as one in a phase does. */
+	async function warmUp(job: ReturnType<typeof jobFor>, what: string): Promise<void> {
+		const f = await load(job);
+		if (f.errors > 0) {
+			out(`  warm-up (${what}): ${f.errors} error answers of ${f.count}`);
+			failures.push(`warm-up (${what}): ${f.errors} errors`);
+		}
+	}
 	try {
 		// The ledger first (its migrations), then payments, then the three gateways; all uncapped until a tier is measured.
 		await start("ledger", 1, null);
@@ -397,7 +406,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 		}
 		let seed = 1;
 		// Every gateway once, uncapped: none is cold when its turn comes.
-		await load(jobFor("gateway", NODES_MAX, WARMUP_S, seed++));
+		await warmUp(jobFor("gateway", NODES_MAX, WARMUP_S, seed++), "every gateway, uncapped");
 		out(`  scale bench: tiers ${TIERS.join(", ")}; ${BLOCKS} blocks of ${ORDER.join(", ")} nodes; ${PHASE_S} s phases; ${LOAD === "per-node" ? `${CONCURRENCY} requests in flight per node of the tier under test` : `${CONCURRENCY} requests in flight`}; ${USERS} users`);
 
 		for (const tier of TIERS) {
@@ -408,12 +417,12 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 			// only the short uncapped warm-up so far, and warmed under their caps alone (V8's compiler
 			// threads sharing the 0.1 core), the block's first phase with one gateway ran at 190-220/s
 			// and its last at 391/s (two runs; docs/capacity.md).
-			if (tier === "gateway") await load(jobFor(tier, NODES_MAX, JOIN_WARMUP_S, seed++));
+			if (tier === "gateway") await warmUp(jobFor(tier, NODES_MAX, JOIN_WARMUP_S, seed++), `${tier}, before its caps`);
 			for (const n of running(tier)) n.group.limit(quota, SHARES);
-			if (tier === "gateway") await load(jobFor(tier, NODES_MAX, WARMUP_S, seed++));
+			if (tier === "gateway") await warmUp(jobFor(tier, NODES_MAX, WARMUP_S, seed++), `${tier}, capped`);
 			// The first node as long as a joining one: capped after a set-up of top-ups, the first phase
 			// of a ledger-tier run still used twice the CPU per batch of the block's last (four runs).
-			else await load(jobFor(tier, 1, JOIN_WARMUP_S, seed++));
+			else await warmUp(jobFor(tier, 1, JOIN_WARMUP_S, seed++), `${tier}, its first node capped`);
 			const blocks: Map<number, Phase[]>[] = [];
 			for (let b = 0; b < BLOCKS; b++) {
 				const byK = new Map<number, Phase[]>();
@@ -427,9 +436,9 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 							// while ledger-1 was warmed uncapped by the set-up. A host of its own would compile
 							// on its own cores; what is measured is a warm node's capacity.
 							const joined = await start(tier, current, null);
-							await load(jobFor(tier, k, JOIN_WARMUP_S, seed++));
+							await warmUp(jobFor(tier, k, JOIN_WARMUP_S, seed++), `${tier} block ${b + 1}, node ${current} joining, uncapped`);
 							joined.group.limit(quota, SHARES);
-							await load(jobFor(tier, k, WARMUP_S, seed++));
+							await warmUp(jobFor(tier, k, WARMUP_S, seed++), `${tier} block ${b + 1}, node ${current} joined, capped`);
 						}
 						let left = false;
 						while (current > k) {
@@ -437,7 +446,7 @@ export async function runScaleBench(): Promise<BenchResult[]> {
 							current -= 1;
 							left = true;
 						}
-						if (left) await load(jobFor(tier, k, WARMUP_S, seed++));
+						if (left) await warmUp(jobFor(tier, k, WARMUP_S, seed++), `${tier} block ${b + 1}, down to ${k} nodes`);
 					}
 					const p = await phase(tier, k, seed++);
 					(byK.get(k) ?? byK.set(k, []).get(k) as Phase[]).push(p);
