@@ -93,6 +93,8 @@ export interface BatchStats {
 	batchesRun: number;
 	itemsRun: number;
 	recentBatchMs: { p50: number; p99: number; max: number };
+	/** How this node's batches write their outbox rows now: packed, and with the drifts kept in the row (one statement with the COMMIT). */
+	outboxFormat: { pack: boolean; drifts: boolean };
 }
 
 export const ownershipParams = { $$strict: true, reset: { type: "boolean", optional: true } } as const;

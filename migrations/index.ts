@@ -43,6 +43,7 @@ import * as ledger011 from "./ledger/011_fees.ts";
 import * as ledger012 from "./ledger/012_reference_rates.ts";
 import * as ledger013 from "./ledger/013_hold_fees.ts";
 import * as ledger014 from "./ledger/014_packed_outbox.ts";
+import * as ledger015 from "./ledger/015_outbox_drifts.ts";
 import * as payments001 from "./payments/001_init.ts";
 import * as payments002 from "./payments/002_provider_callbacks.ts";
 import * as payments003 from "./payments/003_outbox.ts";
@@ -82,7 +83,7 @@ interface Migration {
 export const MIGRATIONS: Record<string, Record<string, Migration>> = {
 	auth: { "001_init": auth001, "002_mfa_pending_family_expiry": auth002, "003_verified_identity": auth003, "004_clients": auth004, "005_revoked_index": auth005 },
 	users: { "001_init": users001, "002_email_unique": users002, "003_verified_email": users003, "004_kyc_documents": users004 },
-	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004, "005_daily_usage_retention": ledger005, "006_frozen_index": ledger006, "007_owner_decisions": ledger007, "008_payment_keys": ledger008, "009_refunds": ledger009, "010_account_closures": ledger010, "011_fees": ledger011, "012_reference_rates": ledger012, "013_hold_fees": ledger013, "014_packed_outbox": ledger014 },
+	ledger: { "001_init": ledger001, "002_event_log": ledger002, "003_outbox_retention": ledger003, "004_batch_check": ledger004, "005_daily_usage_retention": ledger005, "006_frozen_index": ledger006, "007_owner_decisions": ledger007, "008_payment_keys": ledger008, "009_refunds": ledger009, "010_account_closures": ledger010, "011_fees": ledger011, "012_reference_rates": ledger012, "013_hold_fees": ledger013, "014_packed_outbox": ledger014, "015_outbox_drifts": ledger015 },
 	payments: { "001_init": payments001, "002_provider_callbacks": payments002, "003_outbox": payments003, "004_outbox_retention": payments004, "005_list_indexes": payments005, "006_p2p_view": payments006, "007_reversal_requests": payments007, "008_disputes": payments008, "009_topup_refunds": payments009, "010_dispute_claims": payments010, "011_payment_fees": payments011, "012_dispute_refunds": payments012, "013_refund_shortfall": payments013, "014_dispute_recovery": payments014, "015_post_attempts": payments015 },
 	fx: { "001_init": fx001, "002_quote_claims": fx002, "003_spread_revenue": fx003 },
 	fraud: { "001_init": fraud001, "002_history_indexes": fraud002, "003_bounded_history": fraud003, "004_known_counterparties": fraud004, "005_daily_totals_retention": fraud005 },

@@ -151,15 +151,23 @@ export async function relayOnce(knex: Knex, schema: string, publish: Publish, ba
  * retention watermark, read in the same statement: a reader whose position is below it
  * has lost the events in between.
  */
-export async function readEvents(knex: Knex, schema: string, afterSeq: number, eventsMax: number): Promise<{ events: LogEvent[]; lastSeq: number; prunedUpToSeq: number }> {
+/**
+ * `settle`: for an outbox whose rows keep more than their events (the ledger's drifts,
+ * migration ledger/015), the events as the row's readers are to see them, given the row's
+ * `drifts` column.
+ */
+export type SettleRow = (events: OutboxEvent[], drifts: unknown) => OutboxEvent[];
+
+export async function readEvents(knex: Knex, schema: string, afterSeq: number, eventsMax: number, settle?: SettleRow): Promise<{ events: LogEvent[]; lastSeq: number; prunedUpToSeq: number }> {
 	const s = checked(schema);
+	const drifts = settle ? "drifts" : "NULL::json AS drifts";
 	// The watermark row always comes back, with the page's rows beside it (none: one row of nulls).
-	const rows = await runStatement<Partial<OutboxRow> & { pruned: bigint | number }>(
+	const rows = await runStatement<Partial<OutboxRow> & { pruned: bigint | number; drifts?: unknown }>(
 		knex,
-		`SELECT w.up_to_seq AS pruned, r.id, r.seq, r.events, r.events_packed FROM ${s}.outbox_pruned w LEFT JOIN LATERAL (
-			SELECT id, seq, events, events_packed FROM (
-				SELECT id, seq, events, events_packed, event_count, sum(event_count) OVER (ORDER BY seq) AS running
-				FROM (SELECT id, seq, ${eventColumns(s)}, event_count FROM ${s}.outbox WHERE seq > ? ORDER BY seq LIMIT ?) l
+		`SELECT w.up_to_seq AS pruned, r.id, r.seq, r.events, r.events_packed, r.drifts FROM ${s}.outbox_pruned w LEFT JOIN LATERAL (
+			SELECT id, seq, events, events_packed, drifts FROM (
+				SELECT id, seq, events, events_packed, drifts, event_count, sum(event_count) OVER (ORDER BY seq) AS running
+				FROM (SELECT id, seq, ${eventColumns(s)}, ${drifts}, event_count FROM ${s}.outbox WHERE seq > ? ORDER BY seq LIMIT ?) l
 			) p WHERE running - event_count < ?
 		) r ON true ORDER BY r.seq`,
 		[afterSeq, eventsMax, eventsMax],
@@ -167,8 +175,9 @@ export async function readEvents(knex: Knex, schema: string, afterSeq: number, e
 	const events: LogEvent[] = [];
 	let lastSeq = afterSeq;
 	for (const row of rows) {
-		const rowEvents = row.id == null || row.seq == null ? null : eventsOf({ events: row.events ?? null, events_packed: row.events_packed ?? null });
-		if (!rowEvents || row.id == null || row.seq == null) continue;
+		const stored = row.id == null || row.seq == null ? null : eventsOf({ events: row.events ?? null, events_packed: row.events_packed ?? null });
+		if (!stored || row.id == null || row.seq == null) continue;
+		const rowEvents = settle && row.drifts != null ? settle(stored, row.drifts) : stored;
 		const seq = Number(row.seq);
 		for (const [index, e] of rowEvents.entries()) events.push({ seq, eventId: `${s}:${row.id}:${index}`, event: e.event, payload: e.payload });
 		lastSeq = seq;

@@ -155,7 +155,7 @@ export class KeyConflict extends Error {
  * Runs the units in one transaction. `rates` gives the day's reference rates of the owners'
  * one budget (cached by the node; read through this transaction once a day).
  */
-export async function runBatch(knex: Knex, units: Unit[], newId: () => string, rates: BudgetRates, packEvents = true): Promise<BatchOutcome> {
+export async function runBatch(knex: Knex, units: Unit[], newId: () => string, rates: BudgetRates, format: store.OutboxFormat = { pack: true, drifts: true }): Promise<BatchOutcome> {
 	const slots: Slot[] = units.flatMap((u, unit) => u.ops.map((op, index) => ({ unit, index, op, hash: requestHash(op) })));
 	const results: OpResult[][] = units.map(u => new Array<OpResult>(u.ops.length));
 	// Within the batch the first op with a key is the one that may run; later ones replay it.
@@ -201,7 +201,7 @@ export async function runBatch(knex: Knex, units: Unit[], newId: () => string, r
 		}
 		let written: { stored: number; outboxId: string | null; events: OutboxEvent[] };
 		try {
-			written = await store.writeBatch(trx, applied.changes, touched, keys, now, paymentHashes, packEvents);
+			written = await store.writeBatch(trx, applied.changes, touched, keys, now, paymentHashes, format);
 		} catch (err) {
 			// Another node committed one of these keys between our key read and our write: its
 			// transfer or hold row collides on the unique key. Run the batch again; it replays.

@@ -68,8 +68,8 @@ interface LedgerRuntime {
 	revenueShard: number;
 	/** The day's reference rates of the owners' one spending budget (loaded once a day, services/ledger/budget.ts). */
 	rates: BudgetRates;
-	/** Whether batches pack their events (packsEvents); null: to be worked out again (the cluster's services changed). */
-	packing: boolean | null;
+	/** How batches write their outbox rows (outboxFormat); null: to be worked out again (the cluster's services changed). */
+	format: store.OutboxFormat | null;
 	/** What ledger.outbox_format says (reread every OUTBOX_FORMAT_REFRESH_MS): false until first read. */
 	packingAllowed: boolean;
 	formatRefresher: Periodic;
@@ -85,10 +85,18 @@ const OUTBOX_FORMAT_REFRESH_MS = 5_000;
  */
 const READS_PACKED_OUTBOX = "readsPackedOutbox";
 
-/** Whether every ledger node the registry knows of, this one included, reads packed rows. */
-function everyLedgerReadsPacked(broker: ServiceBroker): boolean {
+/**
+ * Ledger nodes that settle a row's balance events with the drifts the row keeps (ledger/015)
+ * say so too. One of an earlier release would hand consumers such a row's balance events
+ * unsettled (balances and versions as the batch read its accounts): while one is in the
+ * cluster, batches write the earlier form (the node settles, then a second statement).
+ */
+const READS_OUTBOX_DRIFTS = "readsOutboxDrifts";
+
+/** Whether every ledger node the registry knows of, this one included, says `flag`. */
+function everyLedgerSays(broker: ServiceBroker, flag: string): boolean {
 	const ledgers = broker.registry.getServiceList({ skipInternal: true }).filter(s => s.name === "ledger");
-	return ledgers.length > 0 && ledgers.every(s => s.metadata?.[READS_PACKED_OUTBOX] === true);
+	return ledgers.length > 0 && ledgers.every(s => s.metadata?.[flag] === true);
 }
 
 type LedgerThis = DbService & {
@@ -101,7 +109,7 @@ type LedgerThis = DbService & {
 	sweepHolds(): Promise<number>;
 	setAccountStatus(id: string, status: "active" | "frozen"): Promise<Record<string, unknown>>;
 	runUnits(units: Unit[]): Promise<OpResult[][]>;
-	packsEvents(): boolean;
+	outboxFormat(): store.OutboxFormat;
 	loadOutboxFormat(): Promise<void>;
 	runBatchSafely(units: Unit[]): Promise<OpResult[][]>;
 	loadPrices(): Promise<void>;
@@ -171,13 +179,13 @@ export function ledgerService(config: Config): ServiceSchema {
 			retentionMixin([{ table: "ledger.daily_usage", column: "day", kind: "date", keepDays: config.retention.dailyCountersDays }], config.outbox.pruneIntervalMs),
 		],
 		settings: { $noVersionPrefix: true },
-		// It reads packed outbox rows, and checks a batch's caller assertion in one (lib/caller-identity.ts).
-		metadata: { [READS_PACKED_OUTBOX]: true, [TAKES_BATCH_ASSERTION]: true },
+		// It reads packed outbox rows and rows that keep drifts, and checks a batch's caller assertion in one (lib/caller-identity.ts).
+		metadata: { [READS_PACKED_OUTBOX]: true, [READS_OUTBOX_DRIFTS]: true, [TAKES_BATCH_ASSERTION]: true },
 
 		events: {
-			// A node joined or left: whether every ledger node reads packed rows is asked again.
+			// A node joined or left: whether every ledger node reads packed rows and drifts is asked again.
 			"$services.changed"(this: LedgerThis) {
-				this.rt.packing = null;
+				this.rt.format = null;
 			},
 		},
 
@@ -623,7 +631,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				params: ledger.stats.params,
 				handler(this: LedgerThis) {
 					const b = this.rt.batcher;
-					return { queueLength: b.queueLength, batchesRun: b.batchesRun, itemsRun: b.itemsRun, recentBatchMs: b.recent.summary() };
+					return { queueLength: b.queueLength, batchesRun: b.batchesRun, itemsRun: b.itemsRun, recentBatchMs: b.recent.summary(), outboxFormat: { ...this.outboxFormat() } };
 				},
 			},
 		},
@@ -665,7 +673,7 @@ export function ledgerService(config: Config): ServiceSchema {
 			},
 
 			async runUnits(this: LedgerThis, units: Unit[]): Promise<OpResult[][]> {
-				const outcome = await runBatch(this.knex, units, () => uuidv7(), this.rt.rates, this.packsEvents());
+				const outcome = await runBatch(this.knex, units, () => uuidv7(), this.rt.rates, this.outboxFormat());
 				if (outcome.eventCount > 0) {
 					// Live first, straight after the commit: the feed does not wait for the relay's
 					// next cycle. The relay positions the row for the durable consumers and does not
@@ -680,18 +688,22 @@ export function ledgerService(config: Config): ServiceSchema {
 			/**
 			 * Batches pack their events when OUTBOX_PACK_EVENTS allows it and every ledger node
 			 * reads packed rows (a rolling upgrade from before ledger/014 writes json until the
-			 * last older node is gone).
+			 * last older node is gone), and keep their drifts in the row, with the COMMIT sent with
+			 * the write, when every ledger node reads drifts.
 			 */
-			packsEvents(this: LedgerThis): boolean {
-				this.rt.packing ??= config.outbox.packEvents && this.rt.packingAllowed && everyLedgerReadsPacked(this.broker);
-				return this.rt.packing;
+			outboxFormat(this: LedgerThis): store.OutboxFormat {
+				this.rt.format ??= {
+					pack: config.outbox.packEvents && this.rt.packingAllowed && everyLedgerSays(this.broker, READS_PACKED_OUTBOX),
+					drifts: everyLedgerSays(this.broker, READS_OUTBOX_DRIFTS),
+				};
+				return this.rt.format;
 			},
 
 			async loadOutboxFormat(this: LedgerThis): Promise<void> {
 				const allowed = await store.outboxPacking(this.knex);
 				if (allowed !== this.rt.packingAllowed) {
 					this.rt.packingAllowed = allowed;
-					this.rt.packing = null;
+					this.rt.format = null;
 				}
 			},
 
@@ -787,7 +799,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				revenueAccount: systemAccountResolver(this.broker),
 				revenueShard: createHash("sha256").update(this.broker.nodeID).digest().readUInt32BE(0) % REVENUE_SHARDS,
 				rates: new BudgetRates(config.limits.baseCurrency),
-				packing: null,
+				format: null,
 				packingAllowed: false,
 				formatRefresher: new Periodic(async () => this.loadOutboxFormat(), OUTBOX_FORMAT_REFRESH_MS, err => this.logger.warn("outbox format not reread; the next round retries", { error: err.message })),
 			};

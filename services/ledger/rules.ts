@@ -935,27 +935,33 @@ export interface Drift {
 
 /**
  * The batch's events as its write found the accounts: the balance event of an account that
- * moved on between the batch's read and its write (`drifts`, by account id) carries the
- * balances and versions the account has now, and the version before this batch's changes;
- * every other event is as the rules made it. `touched` is each changed account's version as
- * read, `after` each as the rules left it.
+ * moved on between the batch's read and its write (`drifts`, by account id) is moved on by
+ * that drift (its balances, its version and the version before this batch's changes);
+ * every other event is as the rules made it. The node settles the events it pushes live
+ * with this, and a reader of the outbox settles a row's events with the drifts the write
+ * statement stored beside them (store.ts writeBatch), so both give the same events.
  */
-export function settleBalanceEvents(
-	events: readonly OutboxEvent[], touched: ReadonlyMap<string, bigint>, after: ReadonlyMap<string, AccountState>, drifts: ReadonlyMap<string, Drift>,
-): OutboxEvent[] {
+export function settleBalanceEvents(events: readonly OutboxEvent[], drifts: ReadonlyMap<string, Drift>): OutboxEvent[] {
+	if (drifts.size === 0) return [...events];
 	return events.map(e => {
 		if (e.event !== "balance.updated") return e;
-		const id = e.partitionKey;
-		const drift = drifts.get(id);
+		const drift = drifts.get(e.partitionKey);
 		if (!drift) return e;
-		const a = after.get(id);
-		const before = touched.get(id);
-		invariant(a && before !== undefined, `balance event of account ${id}, which the batch did not change`);
-		const now: AccountState = {
-			...a, posted: a.posted + drift.postedMinor, pendingDebits: a.pendingDebits + drift.pendingDebitsMinor,
-			pendingCredits: a.pendingCredits + drift.pendingCreditsMinor, version: a.version + drift.versions,
+		const p = e.payload;
+		const minor = (field: string): bigint => {
+			const v = p[field];
+			invariant(typeof v === "number" && Number.isSafeInteger(v), `balance event of account ${e.partitionKey} has no integer ${field}`);
+			return BigInt(v);
 		};
-		return { ...e, payload: balanceEvent(now, before + drift.versions) };
+		const posted = minor("posted") + drift.postedMinor;
+		const pending = minor("pending") + drift.pendingDebitsMinor;
+		return {
+			...e,
+			payload: {
+				...p, posted: toSafeNumber(posted), pending: toSafeNumber(pending), available: toSafeNumber(posted - pending),
+				version: toSafeNumber(minor("version") + drift.versions), previousVersion: toSafeNumber(minor("previousVersion") + drift.versions),
+			},
+		};
 	});
 }
 

@@ -401,16 +401,25 @@ function accountsPart(accounts: readonly AccountChange[]): Part[] {
 		{ name: "lk", sql: "SELECT id FROM ledger.accounts WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE", params: [accounts.map(c => c.after.id)] },
 		{
 			name: "a",
+			// restated: the status changed since the read; short: an account the batch spent from
+			// (a customer's) has less to spend than the batch read (driftsOf says why either matters).
 			sql: `UPDATE ledger.accounts a SET posted = a.posted + v.dp, pending_debits = a.pending_debits + v.dpd, pending_credits = a.pending_credits + v.dpc, version = a.version + v.dv, updated_at = now()
-			 FROM unnest(?::uuid[], ?::int8[], ?::int8[], ?::int8[], ?::int8[], ?::int8[], ?::int8[]) AS v(id, dp, dpd, dpc, dv, p, ver)
+			 FROM unnest(?::uuid[], ?::int8[], ?::int8[], ?::int8[], ?::int8[], ?::int8[], ?::int8[], ?::int8[], ?::int8[], ?::text[], ?::bool[]) AS v(id, dp, dpd, dpc, dv, p, pd, pc, ver, st, sp)
 			 WHERE a.id = v.id AND a.id IN (SELECT id FROM lk)
-			 RETURNING a.id, a.status, a.posted, a.pending_debits, a.pending_credits, a.version, a.posted - v.p AS drift_posted, a.version - v.ver AS drift_version`,
+			 RETURNING a.id, a.status, a.posted, a.pending_debits, a.pending_credits, a.version, a.posted - v.p AS drift_posted, a.pending_debits - v.pd AS drift_pd,
+			   a.pending_credits - v.pc AS drift_pc, a.version - v.ver AS drift_version, a.status::text <> v.st AS restated, v.sp AND (a.posted - v.p) - (a.pending_debits - v.pd) < 0 AS short`,
 			params: [
 				accounts.map(c => c.after.id), d(c => c.after.posted - c.read.posted), d(c => c.after.pendingDebits - c.read.pendingDebits),
-				d(c => c.after.pendingCredits - c.read.pendingCredits), d(c => c.after.version - c.read.version), d(c => c.after.posted), d(c => c.after.version),
+				d(c => c.after.pendingCredits - c.read.pendingCredits), d(c => c.after.version - c.read.version), d(c => c.after.posted),
+				d(c => c.after.pendingDebits), d(c => c.after.pendingCredits), d(c => c.after.version), accounts.map(c => c.read.status), accounts.map(spentFrom),
 			],
 		},
 	];
+}
+
+/** Whether the batch decided on what the account had to spend and spent some (a customer's account; a system account has no floor). */
+function spentFrom(c: AccountChange): boolean {
+	return c.after.kind !== "system" && c.after.posted - c.after.pendingDebits < c.read.posted - c.read.pendingDebits;
 }
 
 function usagePart(usage: Map<string, bigint>, day: string): Part {
@@ -441,14 +450,57 @@ function knownPart(pairs: string[]): Part {
 	};
 }
 
-function outboxPart(events: OutboxEvent[], packing: boolean): Part {
+/**
+ * The batch's outbox row. With `drifts` (the accounts part in the same statement) the row
+ * also keeps how far each account had moved from what the batch read (null when none had),
+ * for its readers to settle the balance events with (outbox.ts); its values come from an
+ * aggregate over the accounts part, so the row takes its id (the per-account order of the
+ * log) only once the accounts are locked.
+ */
+function outboxPart(events: OutboxEvent[], format: OutboxFormat, drifts: boolean): Part {
 	// The batch pushes these events live right after its commit (see ledger.service.ts).
 	const json = JSON.stringify(events);
 	// Packed (lib/packed-json.ts): under half of what the json column takes after TOAST
 	// compression; a batch too large to pack stays json. Bytes go as hex text, bound alike by pg and PGlite.
-	const packed = packing ? packJsonText(json) : null;
-	if (!packed) return { name: "o", sql: "INSERT INTO ledger.outbox (events, event_count, live_published) VALUES (?::json, ?::int, true) RETURNING id", params: [json, events.length] };
-	return { name: "o", sql: "INSERT INTO ledger.outbox (events_packed, event_count, live_published) VALUES (decode(?, 'hex'), ?::int, true) RETURNING id", params: [packed.toString("hex"), events.length] };
+	const packed = format.pack ? packJsonText(json) : null;
+	const [column, value, param] = packed ? ["events_packed", "decode(?, 'hex')", packed.toString("hex")] : ["events", "?::json", json];
+	if (!drifts) return { name: "o", sql: `INSERT INTO ledger.outbox (${column}, event_count, live_published) VALUES (${value}, ?::int, true) RETURNING id`, params: [param, events.length] };
+	return {
+		name: "o",
+		sql: `INSERT INTO ledger.outbox (${column}, event_count, live_published, drifts)
+		 SELECT ${value}, ?::int, true, d FROM (SELECT json_object_agg(id, json_build_array(drift_posted::text, drift_pd::text, drift_pc::text, drift_version::text)) AS d FROM a WHERE drift_version <> 0) x
+		 RETURNING id`,
+		params: [param, events.length],
+	};
+}
+
+/**
+ * How a batch writes its outbox row. `pack`: its events zstd-packed (ledger/014). `drifts`:
+ * the write statement keeps the accounts' drifts in the row (ledger/015) and the row and
+ * the COMMIT go with the write, so no round trip to the node sits inside the accounts'
+ * locks; without it the node settles the events between the write and a second statement,
+ * the form readers of an earlier release know.
+ */
+export interface OutboxFormat {
+	pack: boolean;
+	drifts: boolean;
+}
+
+/** The drifts a row keeps (outboxPart): account id to [posted, pending debits, pending credits, versions], as text. */
+export function driftsFromRow(value: unknown): Map<string, Drift> {
+	const out = new Map<string, Drift>();
+	if (value == null) return out;
+	const parsed: unknown = typeof value === "string" ? JSON.parse(value) : value;
+	invariant(typeof parsed === "object" && parsed !== null && !Array.isArray(parsed), "an outbox row's drifts are not an object");
+	for (const [id, v] of Object.entries(parsed)) {
+		invariant(isDriftText(v), `an outbox row's drift of account ${id} is malformed`);
+		out.set(id, { postedMinor: BigInt(v[0]), pendingDebitsMinor: BigInt(v[1]), pendingCreditsMinor: BigInt(v[2]), versions: BigInt(v[3]) });
+	}
+	return out;
+}
+
+function isDriftText(v: unknown): v is [string, string, string, string] {
+	return Array.isArray(v) && v.length === 4 && v.every(x => typeof x === "string" && /^-?\d{1,19}$/.test(x));
 }
 
 /** Keys sorted, so two batches inserting overlapping keys wait on each other in one order. */
@@ -541,7 +593,7 @@ function writeChecks(changes: BatchChanges, accountCount: number, keys: StoredRe
  * same key in the other place, which would not conflict on insert. These checks run in a
  * statement whose snapshot is newer than every lock the batch waited for: the write when it
  * changes no account, else the statement after it, as its accounts' locks are taken in the
- * write. (A payment's owner rows, locked in the read, already keep two batches of one
+ * write (or, in the one-statement form, inside the write: keyChecksAfterLocks). (A payment's owner rows, locked in the read, already keep two batches of one
  * request apart; these catch what runs outside ownership.)
  */
 function keyChecks(keys: StoredResult[], paymentKeys: string[]): Check[] {
@@ -562,22 +614,53 @@ function keyChecks(keys: StoredResult[], paymentKeys: string[]): Check[] {
 }
 
 /**
+ * The same checks inside the write statement that locks the accounts. A statement's
+ * snapshot is taken before it waits for a lock, so they run in ledger.keys_unclaimed
+ * (ledger/015), a volatile function, whose queries each take a snapshot of their own, and
+ * only once the accounts part has run (the CASE asks for its count first), that is, once
+ * every account lock the batch waited for is held.
+ */
+function keyChecksAfterLocks(keys: StoredResult[], paymentKeys: string[]): Check[] {
+	if (keys.length === 0 && paymentKeys.length === 0) return [];
+	return [{
+		sql: "CASE WHEN (SELECT count(*) FROM a) >= 0 THEN ledger.keys_unclaimed(?::text[], ?::text[]) ELSE false END", params: [keys.map(k => k.key), paymentKeys],
+		code: "40001", message: "ledger batch: an idempotency key was committed concurrently (in the other place)",
+	}];
+}
+
+/** What a StaleRead raised by the statement says (driftChecks), told apart from a key conflict by it. */
+const STALE_READ_MESSAGE = "ledger batch: an account moved since the batch read it in a way that undoes a decision";
+
+/**
+ * driftsOf's checks inside the write statement, for a batch whose outbox row and COMMIT go
+ * with it: every account where the rules and what other batches committed since the read
+ * put it (else P0001), and none whose move undoes a decision of the batch (else StaleRead).
+ */
+function driftChecks(): Check[] {
+	return [
+		{
+			sql: "NOT EXISTS (SELECT 1 FROM a WHERE drift_version < 0 OR (drift_version = 0 AND (drift_posted <> 0 OR drift_pd <> 0 OR drift_pc <> 0)))", params: [],
+			code: "P0001", message: "ledger invariant: an account the batch wrote is at an older version than it read, or moved without a new version",
+		},
+		{ sql: "NOT EXISTS (SELECT 1 FROM a WHERE restated OR short)", params: [], code: "40001", message: STALE_READ_MESSAGE },
+	];
+}
+
+/**
  * Writes everything a batch changed, checked by the statement itself before it can commit
- * (writeChecks). Without account changes that is one statement, with the COMMIT right
- * behind it where the runner can. With them, the first statement locks the changed
- * accounts in id order and moves them (accountsPart), returning where each now stands; the
- * batch's balance events are settled against that (settleBalanceEvents) and the outbox row
- * goes with the COMMIT in a second statement. The accounts' locks are held only from the
- * first statement to that commit. What PostgreSQL reports back is checked here: each
- * account moved by what the rules computed plus whatever had been committed to it since
- * the read, and no account the batch debited or credited was frozen since, nor lost money
- * the batch spent (StaleRead: the batch runs again). Returns how many keys
- * ledger.idempotency took, the id of the batch's outbox row (null without events) and the
- * events as written. The keys of approved payments are not among `keys`: they ride on
- * their transfer rows (`paymentHashes`: transfer id to request hash).
+ * (writeChecks). Without account changes, or with `format.drifts`, that is one statement
+ * with the COMMIT right behind it where the runner can: the accounts part locks the
+ * changed accounts in id order and moves them (accountsPart), the statement checks their
+ * drifts (driftChecks) and the keys (keyChecksAfterLocks), and the outbox row keeps the
+ * drifts for its readers. Without `format.drifts` the first statement returns where each
+ * account now stands, the node settles the batch's balance events against that, and the
+ * outbox row goes with the COMMIT in a second statement. Either way the events returned
+ * (pushed live) are settled (settleBalanceEvents), the accounts' locks are held from the
+ * write to the commit, and what PostgreSQL reports back is checked here (driftsOf).
  */
 export async function writeBatch(
-	trx: Db, changes: BatchChanges, accounts: readonly AccountChange[], keys: StoredResult[], now: Date, paymentHashes: ReadonlyMap<string, string> = new Map(), packEvents = true,
+	trx: Db, changes: BatchChanges, accounts: readonly AccountChange[], keys: StoredResult[], now: Date, paymentHashes: ReadonlyMap<string, string> = new Map(),
+	format: OutboxFormat = { pack: true, drifts: true },
 ): Promise<{ stored: number; outboxId: string | null; events: OutboxEvent[] }> {
 	const parts: Part[] = [];
 	// The accounts first: the statement's first answer (counts) reads them, so their locks come before any other row's.
@@ -589,19 +672,22 @@ export async function writeBatch(
 	if (changes.usage.size > 0) parts.push(usagePart(changes.usage, utcDay(now)));
 	if (changes.owners.size > 0) parts.push(ownersPart([...changes.owners.values()]));
 	if (changes.known.size > 0) parts.push(knownPart([...changes.known].sort()));
-	// Packed before any lock is taken; packed again only if an account moved meanwhile.
-	const outbox = changes.events.length > 0 ? outboxPart(changes.events, packEvents) : null;
-	const together = accounts.length === 0;
+	const locking = accounts.length > 0;
+	const together = !locking || format.drifts;
+	// Packed before any lock is taken; in the two-statement form packed again only if an account moved meanwhile.
+	const outbox = changes.events.length > 0 ? outboxPart(changes.events, format, locking && together) : null;
 	if (outbox && together) parts.push(outbox);
 	if (keys.length > 0) parts.push(keysPart(keys));
 	if (parts.length === 0) return { stored: 0, outboxId: null, events: changes.events };
 	const counts = parts.filter(p => p.name !== "lk").map(p => `'${p.name}', (SELECT count(*) FROM ${p.name})`);
 	if (outbox && together) counts.push("'oid', (SELECT id::text FROM o)");
-	const accountsJson = accounts.length > 0
+	const accountsJson = locking
 		? "(SELECT json_agg(json_build_object('id', id, 'status', status, 'posted', posted::text, 'pending_debits', pending_debits::text, 'pending_credits', pending_credits::text, 'version', version::text)) FROM a)"
 		: "NULL";
-	const crossChecks = keyChecks(keys, changes.transfers.filter(t => paymentHashes.has(t.id)).map(t => t.idempotencyKey));
-	const checks = [...writeChecks(changes, accounts.length, keys), ...(together ? crossChecks : [])];
+	const paymentKeys = changes.transfers.filter(t => paymentHashes.has(t.id)).map(t => t.idempotencyKey);
+	const crossChecks = keyChecks(keys, paymentKeys);
+	const inStatement = !together ? [] : locking ? [...driftChecks(), ...keyChecksAfterLocks(keys, paymentKeys)] : crossChecks;
+	const checks = [...writeChecks(changes, accounts.length, keys), ...inStatement];
 	const checked = checkedSql(checks);
 	const sql = `WITH ${parts.map(p => `${p.name} AS (${p.sql})`).join(",\n")}
 		SELECT json_build_object(${counts.join(", ")}) AS counts, ${accountsJson} AS accounts, ${checked || "true"} AS checked`;
@@ -612,8 +698,9 @@ export async function writeBatch(
 		res = together && runner.commitWith ? await runner.commitWith(sql, params) : await runner.raw(sql, params);
 	} catch (err) {
 		// An account's floor (accounts_floor): another batch spent its money after this one read it.
-		const e = err as { code?: string; constraint?: string };
+		const e = err as { code?: string; constraint?: string; message?: string };
 		if (e.code === "23514" && e.constraint === "accounts_floor") throw new StaleRead("an account the batch debited was spent by another batch since its read");
+		if (e.code === "40001" && e.message === STALE_READ_MESSAGE) throw new StaleRead(STALE_READ_MESSAGE);
 		throw err;
 	}
 	const [row] = res.rows as WriteCounts[];
@@ -623,16 +710,18 @@ export async function writeBatch(
 	invariant(count("hc") === changes.holdsClosed.length, `closed ${count("hc")} of ${changes.holdsClosed.length} holds`);
 	invariant(count("u") === changes.usage.size, `updated ${count("u")} of ${changes.usage.size} spending rows`);
 	const stored = count("k");
-	if (together) return { stored, outboxId: outbox ? String(row.counts["oid"]) : null, events: changes.events };
+	if (!locking) return { stored, outboxId: outbox ? String(row.counts["oid"]) : null, events: changes.events };
+	// The statement checked these before it could commit; in the one-statement form this checks its answer.
 	const drifts = driftsOf(accounts, row.accounts ?? []);
-	const events = drifts.size > 0 ? settleBalanceEvents(changes.events, changes.touched, new Map(accounts.map(c => [c.after.id, c.after])), drifts) : changes.events;
+	const events = settleBalanceEvents(changes.events, drifts);
+	if (together) return { stored, outboxId: outbox ? String(row.counts["oid"]) : null, events };
 	if (!outbox) {
 		// No events to write (the rules give every changed account one, so only a caller of this
 		// function alone gets here): the keys are still checked after the accounts' locks.
 		if (crossChecks.length > 0) await runner.raw(`SELECT ${checkedSql(crossChecks)} AS checked`, checkParams(crossChecks));
 		return { stored, outboxId: null, events };
 	}
-	const last = drifts.size > 0 ? outboxPart(events, packEvents) : outbox;
+	const last = drifts.size > 0 ? outboxPart(events, format, false) : outbox;
 	const lastSql = `WITH o AS (${last.sql}) SELECT (SELECT id FROM o) AS id, ${checkedSql(crossChecks) || "true"} AS checked`;
 	const lastParams = [...last.params, ...checkParams(crossChecks)];
 	const answer = runner.commitWith ? await runner.commitWith(lastSql, lastParams) : await runner.raw(lastSql, lastParams);
@@ -666,8 +755,7 @@ function driftsOf(accounts: readonly AccountChange[], back: readonly WrittenAcco
 		invariant(drift.versions > 0n || !moved, `account ${r.id} read back differs from what the batch wrote`);
 		if (r.status !== c.read.status) throw new StaleRead(`account ${r.id} changed status since the batch read it`);
 		// A system account has no floor (rules.ts): no decision rests on what it has to spend.
-		const spent = c.after.kind !== "system" && c.after.posted - c.after.pendingDebits < c.read.posted - c.read.pendingDebits;
-		if (spent && drift.postedMinor - drift.pendingDebitsMinor < 0n) throw new StaleRead(`account ${r.id} has less to spend than the batch read`);
+		if (spentFrom(c) && drift.postedMinor - drift.pendingDebitsMinor < 0n) throw new StaleRead(`account ${r.id} has less to spend than the batch read`);
 		if (drift.versions > 0n) drifts.set(r.id, drift);
 	}
 	return drifts;

@@ -11,7 +11,10 @@ import type { Knex } from "knex";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { migrateLatest } from "../../migrations/index.ts";
 import { acquireDb, inTransaction, queryRows, releaseDb } from "../../mixins/db.ts";
-import { writeBatch, type AccountChange, type StoredResult } from "../../services/ledger/store.ts";
+import pg from "pg";
+import { writeBatch, type AccountChange, type OutboxFormat, type StoredResult } from "../../services/ledger/store.ts";
+import { readEvents } from "../../services/ledger/outbox.ts";
+import { until } from "../support/wait.ts";
 import type { AccountState, BatchChanges } from "../../services/ledger/rules.ts";
 import { checkInvariants } from "../../services/ledger/invariants.ts";
 
@@ -109,7 +112,7 @@ describe("ledger batch write checks", () => {
 			events: [{ event: "account.opened", partitionKey: id, payload: { id } }],
 		});
 		const packed = await inTransaction(knex, tx => writeBatch(tx, only("p-1"), [], [], now));
-		const json = await inTransaction(knex, tx => writeBatch(tx, only("j-1"), [], [], now, new Map(), false));
+		const json = await inTransaction(knex, tx => writeBatch(tx, only("j-1"), [], [], now, new Map(), { pack: false, drifts: true }));
 		const rows = await queryRows<{ id: string; json: boolean; packed: boolean }>(knex, "SELECT id::text, events IS NOT NULL AS json, events_packed IS NOT NULL AS packed FROM ledger.outbox WHERE id IN (?, ?) ORDER BY id", [packed.outboxId, json.outboxId]);
 		assert.deepEqual(rows, [{ id: packed.outboxId, json: false, packed: true }, { id: json.outboxId, json: true, packed: false }]);
 	});
@@ -121,7 +124,7 @@ describe("ledger batch write checks", () => {
  * account another batch changed after the first one read it, as another node's batch
  * crediting a payee does.
  */
-describe("ledger batch write after another batch moved an account", () => {
+for (const format of [{ pack: true, drifts: true }, { pack: false, drifts: false }] satisfies OutboxFormat[]) describe(`ledger batch write after another batch moved an account (${format.drifts ? "drifts kept in the outbox row, one statement with the COMMIT" : "the earlier form: settled by the node, a second statement"})`, () => {
 	const accountRow = async (id: string): Promise<AccountState> => {
 		const [r] = await queryRows<{ owner_id: string | null; kind: "user" | "system"; status: "active" | "frozen"; posted: string; pending_debits: string; pending_credits: string; version: string }>(
 			knex, "SELECT owner_id, kind, status, posted::text, pending_debits::text, pending_credits::text, version::text FROM ledger.accounts WHERE id = ?", [id]);
@@ -132,7 +135,7 @@ describe("ledger batch write after another batch moved an account", () => {
 	const newAccount = async (kind: "user" | "system"): Promise<string> => {
 		const id = randomUUID();
 		n += 1;
-		if (kind === "system") await knex.raw("INSERT INTO ledger.accounts (id, code, currency, kind) VALUES (?, ?, 'USD', 'system')", [id, `drift:${n}`]);
+		if (kind === "system") await knex.raw("INSERT INTO ledger.accounts (id, code, currency, kind) VALUES (?, ?, 'USD', 'system')", [id, `drift:${id}`]);
 		else await knex.raw("INSERT INTO ledger.accounts (id, owner_id, currency, kind) VALUES (?, ?, 'USD', 'user')", [id, `owner-${n}`]);
 		return id;
 	};
@@ -149,13 +152,16 @@ describe("ledger batch write after another batch moved an account", () => {
 				{ transferId: id, accountId: to.id, counterpartyAccountId: from.id, amount: amountMinor, balanceAfter: t.posted, accountVersion: t.version, createdAt: now },
 			],
 			holdsCreated: [], holdsClosed: [],
-			events: [f, t].map(a => ({ event: "balance.updated", partitionKey: a.id, payload: { accountId: a.id, posted: Number(a.posted), version: Number(a.version), previousVersion: Number(a.version - 1n) } })),
+			events: [f, t].map(a => ({
+				event: "balance.updated", partitionKey: a.id,
+				payload: { accountId: a.id, ownerId: a.ownerId, currency: a.currency, posted: Number(a.posted), pending: Number(a.pendingDebits), available: Number(a.posted - a.pendingDebits), version: Number(a.version), previousVersion: Number(a.version - 1n) },
+			})),
 			touched: new Map([[from.id, from.version], [to.id, to.version]]), usage: new Map(), owners: new Map(), known: new Set(),
 		};
 		const accounts: AccountChange[] = [{ read: from, after: f }, { read: to, after: t }];
 		return { changes, accounts, keys: [{ key: `drift-${id}`, hash: "h", result: { ok: true } }] };
 	};
-	const write = (m: ReturnType<typeof move>) => inTransaction(knex, tx => writeBatch(tx, m.changes, m.accounts, m.keys, now));
+	const write = (m: ReturnType<typeof move>, paymentHashes: ReadonlyMap<string, string> = new Map()) => inTransaction(knex, tx => writeBatch(tx, m.changes, m.accounts, m.keys, now, paymentHashes, format));
 
 	it("keeps a credit committed between a batch's read and its write: balances, entries and the balance event count it", async () => {
 		const [source, other, payee] = [await newAccount("system"), await newAccount("system"), await newAccount("user")];
@@ -173,7 +179,38 @@ describe("ledger batch write after another batch moved an account", () => {
 		assert.deepEqual(event?.payload, { accountId: payee, ownerId: p.ownerId, currency: "USD", posted: 12, pending: 0, available: 12, version: 2, previousVersion: 1 });
 		// The source did not move: its event is the rules' own.
 		assert.deepEqual(written.events.find(e => e.partitionKey === source), late.changes.events[0]);
+		// A consumer reads the row's events as the live feed got them: kept settled by the node, or settled from the row's drifts.
+		const [row] = await queryRows<{ drifts: unknown }>(knex, "SELECT drifts FROM ledger.outbox WHERE id = ?::bigint", [written.outboxId]);
+		assert.deepEqual(row?.drifts ?? null, format.drifts ? { [payee]: ["7", "0", "0", "1"] } : null);
+		await knex.raw("UPDATE ledger.outbox SET seq = id WHERE id = ?::bigint", [written.outboxId]);
+		const read = await readEvents(knex, Number(written.outboxId) - 1, 100);
+		assert.deepEqual(read.events.map(e => e.payload), written.events.map(e => e.payload));
 		assert.deepEqual((await checkInvariants(knex)).violations, []);
+	});
+
+	it("runs a batch again (40001) when a key it writes was committed in the other place while it waited for an account's lock", async () => {
+		const [bank, payee] = [await newAccount("system"), await newAccount("user")];
+		const m = move(await accountRow(bank), await accountRow(payee), 2n);
+		const [transfer] = m.changes.transfers;
+		assert.ok(transfer);
+		// The batch writes the key on its transfer row, as an approved payment's; another
+		// transaction holds the payee's lock and writes the same key as an answer in ledger.idempotency.
+		const other = new pg.Client({ connectionString: db.url, application_name: "other-place" });
+		await other.connect();
+		try {
+			await other.query("BEGIN");
+			await other.query("SELECT id FROM ledger.accounts WHERE id = $1 FOR UPDATE", [payee]);
+			await other.query("INSERT INTO ledger.idempotency (key, request_hash, result) VALUES ($1, 'h', '{}')", [transfer.idempotencyKey]);
+			const late = write({ ...m, keys: [] }, new Map([[transfer.id, "ab".repeat(32)]]));
+			late.catch(() => undefined);
+			await until("the batch to wait for the payee's lock", async () => (await queryRows<{ n: number }>(knex, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"))[0]?.n === 1);
+			await other.query("COMMIT");
+			await assert.rejects(late, (err: { code?: string; message?: string }) => err.code === "40001" && /committed concurrently/.test(err.message ?? ""));
+		} finally {
+			await other.end();
+		}
+		assert.equal((await accountRow(payee)).posted, 0n, "nothing of the batch was kept");
+		assert.deepEqual(await queryRows(knex, "SELECT id FROM ledger.transfers WHERE id = ?", [transfer.id]), []);
 	});
 
 	it("runs a batch again (StaleRead, 40001) when money it spent was spent by another batch since its read, below the floor or not", async () => {

@@ -1,6 +1,7 @@
 /**
- * A rolling upgrade past ledger/014, over real NATS and PostgreSQL: a ledger node packs its
- * events only while every ledger node in the cluster says it reads packed rows. A node of an
+ * A rolling upgrade past ledger/014 and ledger/015, over real NATS and PostgreSQL: a ledger
+ * node packs its events, and keeps its accounts' drifts in the outbox row, only while every
+ * ledger node in the cluster says it reads packed rows and drifts. A node of an
  * earlier release (here a stand-in "ledger" service without that metadata) reads only json
  * rows; while it is there the new node writes json, and once it has left, packed rows. And
  * the database's switch (ledger.outbox_format), on from the start in a new installation and
@@ -15,6 +16,7 @@ import pg from "pg";
 import { createTestDatabase, NATS_URL, type TestDatabase } from "../support/db.ts";
 import { startNode, TEST_JWT_SECRET } from "../support/node.ts";
 import { until } from "../support/wait.ts";
+import type { BatchStats } from "../../contracts/ledger.ts";
 
 let db: TestDatabase;
 let sql: pg.Client;
@@ -64,11 +66,14 @@ describe("ledger outbox during a rolling upgrade past ledger/014", () => {
 		await until("the old node's ledger is known", async () => ledgerCount() === 2);
 		await transfer("packed-beside-old");
 		assert.equal(await newestForm(), "json", "beside a node that reads only json");
+		// Nor does it read the drifts a row keeps (ledger/015): the node settles its events itself and writes the row in a second statement.
+		assert.deepEqual((await call<BatchStats>("ledger.stats", {})).outboxFormat, { pack: false, drifts: false });
 
 		await oldNode.stop();
 		await until("the old node has left", async () => ledgerCount() === 1);
 		await transfer("packed-after-old");
 		assert.equal(await newestForm(), "packed", "once every ledger node reads packed rows");
+		assert.deepEqual((await call<BatchStats>("ledger.stats", {})).outboxFormat, { pack: true, drifts: true });
 	});
 
 	it("follows the database's switch (npm run admin -- outbox-pack on|off), which a new installation starts with on", async () => {

@@ -3,12 +3,15 @@
  * (approved, or held for review and then posted or voided like any hold), holds (created,
  * posted in full or in part, voided, left to expire), reversals and idempotent replays among 50 accounts in
  * two currencies, from 24 concurrent callers. The test keeps its own model of every
- * balance from the results it was given; afterwards the ledger's invariants hold and
- * every balance equals the model's. Set LEDGER_RANDOM_SEED to replay another run.
+ * balance from the results it was given; afterwards the ledger's invariants hold,
+ * every balance equals the model's, and the balance events consumers read from the outbox
+ * follow each account version by version to where it stands. Set LEDGER_RANDOM_SEED to replay another run.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ServiceBroker } from "moleculer";
+import pg from "pg";
+import { until } from "../support/wait.ts";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { seededRandom, startNode } from "../support/node.ts";
 import type { InvariantReport } from "../../services/ledger/invariants.ts";
@@ -217,5 +220,46 @@ describe("randomized ledger replay", () => {
 		}
 		const stats: { batchesRun: number; itemsRun: number } = await broker.call("ledger.stats", {});
 		assert.ok(stats.itemsRun > stats.batchesRun, "concurrent requests were never batched together");
+
+		// The balance events consumers read (ledger.events.read): a batch's outbox row keeps the
+		// drifts of accounts other batches changed since its read (ledger/015), and the reader
+		// settles them. Each account's events chain version to version, each stands where the
+		// entries put the account at that version, and the last where the account stands now.
+		await until("the relay positions every outbox row", async () => (await broker.call<{ unpublished: number }, object>("ledger.outboxLag", {})).unpublished === 0);
+		const events: { accountId: string; posted: number; pending: number; version: number; previousVersion: number }[] = [];
+		for (let afterSeq = 0; ;) {
+			const page = await broker.call<{ events: { event: string; payload: Record<string, unknown> }[]; lastSeq: number }, object>("ledger.events.read", { afterSeq, eventsMax: 1_000 });
+			if (page.events.length === 0) break;
+			for (const e of page.events) {
+				if (e.event !== "balance.updated") continue;
+				const { accountId, posted, pending, version, previousVersion } = e.payload;
+				assert.ok(typeof accountId === "string" && typeof posted === "number" && typeof pending === "number" && typeof version === "number" && typeof previousVersion === "number", `balance event ${JSON.stringify(e.payload)}`);
+				events.push({ accountId, posted, pending, version, previousVersion });
+			}
+			afterSeq = page.lastSeq;
+		}
+		const sql = new pg.Client({ connectionString: db.url });
+		await sql.connect();
+		try {
+			const drifted = await sql.query<{ n: number }>("SELECT count(*)::int AS n FROM ledger.outbox WHERE drifts IS NOT NULL");
+			assert.ok((drifted.rows[0]?.n ?? 0) > 0, "no batch met an account another batch changed since its read: the settlement was not exercised");
+			const entries = await sql.query<{ account_id: string; account_version: string; balance_after: string }>("SELECT account_id::text, account_version::text, balance_after::text FROM ledger.entries");
+			const balanceAt = new Map(entries.rows.map(r => [`${r.account_id}@${r.account_version}`, Number(r.balance_after)]));
+			const byAccount = new Map<string, typeof events>();
+			for (const e of events) byAccount.set(e.accountId, [...(byAccount.get(e.accountId) ?? []), e]);
+			for (const a of [...accounts, usdSystem, eurSystem]) {
+				const chain = (byAccount.get(a.id) ?? []).sort((x, y) => x.version - y.version);
+				chain.forEach((e, i) => {
+					assert.equal(e.previousVersion, i === 0 ? 0 : chain[i - 1]?.version, `account ${a.id}: the event of version ${e.version} does not follow the one before`);
+					const entryBalance = balanceAt.get(`${a.id}@${e.version}`);
+					if (entryBalance !== undefined) assert.equal(e.posted, entryBalance, `account ${a.id} at version ${e.version}: the event says ${e.posted}, its entry ${entryBalance}`);
+				});
+				const now: Account & { version: number } = await broker.call("ledger.accounts.get", { id: a.id });
+				const lastEvent = chain.at(-1);
+				assert.deepEqual(lastEvent && { version: lastEvent.version, posted: lastEvent.posted, pending: lastEvent.pending }, { version: now.version, posted: now.balance.posted, pending: now.balance.pending }, `account ${a.id}'s last event`);
+			}
+		} finally {
+			await sql.end();
+		}
 	});
 });

@@ -11,6 +11,7 @@ import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { MIGRATIONS, migrateLatest, migrateRollback, migrateUp } from "../../migrations/index.ts";
 import * as ledgerHoldFees from "../../migrations/ledger/013_hold_fees.ts";
 import * as ledgerPackedOutbox from "../../migrations/ledger/014_packed_outbox.ts";
+import * as ledgerOutboxDrifts from "../../migrations/ledger/015_outbox_drifts.ts";
 import { packJson } from "../../lib/packed-json.ts";
 
 let db: TestDatabase;
@@ -149,6 +150,24 @@ describe("migrations that convert rows", () => {
 		assert.deepEqual(((await knex.raw("SELECT pack_events FROM ledger.outbox_format")) as { rows: unknown[] }).rows, [{ pack_events: false }]);
 		const after = ((await knex.raw("SELECT events IS NOT NULL AS json, events_packed IS NULL AS unpacked FROM ledger.outbox ORDER BY id")) as { rows: { json: boolean; unpacked: boolean }[] }).rows;
 		assert.deepEqual(after, [{ json: true, unpacked: true }, { json: true, unpacked: true }]);
+		await knex.raw("DELETE FROM ledger.outbox");
+	});
+
+	it("ledger 015 (outbox drifts): down settles the balance events of every row that keeps drifts, as json, and leaves the other rows as they were", async () => {
+		await migrateLatest(knex, "ledger");
+		const balance = (accountId: string, posted: number, version: number) => ({ event: "balance.updated", partitionKey: accountId, payload: { accountId, posted, pending: 2, available: posted - 2, version, previousVersion: version - 1 } });
+		const completed = { event: "transfer.completed", partitionKey: "a", payload: { id: "t-1", amount: 5 } };
+		// A json row and a packed one whose payee ("b") had moved on by a credit of 7 and a hold of 3 (two versions); a row nothing had moved in.
+		const drifted = [completed, balance("a", 95, 4), balance("b", 5, 1)];
+		const drifts = JSON.stringify({ b: ["7", "3", "0", "2"] });
+		await knex.raw(`INSERT INTO ledger.outbox (events, event_count, drifts) VALUES (?::json, 3, ?::json)`, [JSON.stringify(drifted), drifts]);
+		await knex.raw(`INSERT INTO ledger.outbox (events_packed, event_count, drifts) VALUES (decode(?, 'hex'), 3, ?::json)`, [packJson(drifted).toString("hex"), drifts]);
+		await knex.raw(`INSERT INTO ledger.outbox (events, event_count) VALUES (?::json, 1)`, [JSON.stringify([balance("c", 1, 1)])]);
+		await knex.transaction(trx => ledgerOutboxDrifts.down(trx));
+		const settled = [completed, balance("a", 95, 4), { event: "balance.updated", partitionKey: "b", payload: { accountId: "b", posted: 12, pending: 5, available: 7, version: 3, previousVersion: 2 } }];
+		const rows = ((await knex.raw("SELECT events, events_packed IS NULL AS unpacked FROM ledger.outbox ORDER BY id")) as { rows: { events: unknown; unpacked: boolean }[] }).rows;
+		assert.deepEqual(rows, [{ events: settled, unpacked: true }, { events: settled, unpacked: true }, { events: [balance("c", 1, 1)], unpacked: true }]);
+		await knex.transaction(trx => ledgerOutboxDrifts.up(trx));
 		await knex.raw("DELETE FROM ledger.outbox");
 	});
 });
