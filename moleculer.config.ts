@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import type { Config } from "./config/index.ts";
 import { transitEncryption } from "./lib/transit-crypto.ts";
 import { callerIdentityMiddleware } from "./lib/caller-identity.ts";
+import { InFlightMiddleware, LeastRequestsStrategy } from "./lib/balancer.ts";
 import { ContextStoreMiddleware } from "./lib/context-store.ts";
 import { CompiledOnceValidator } from "./lib/validator.ts";
 import { FAIL_FAST_REDIS_OPTIONS, redisOptions } from "./lib/redis.ts";
@@ -123,7 +124,7 @@ export function brokerOptions(config: Config, opts: { now?: () => number } = {})
 		namespace: config.namespace,
 		nodeID: config.nodeId ?? undefined,
 		transporter: config.transporter ? { type: "NATS", options: natsOptions(config) } : undefined,
-		middlewares: [ContextStoreMiddleware as never, ...transitMiddleware(config, opts.now), ...callerIdentity(config, opts.now)],
+		middlewares: [ContextStoreMiddleware as never, InFlightMiddleware as never, ...transitMiddleware(config, opts.now), ...callerIdentity(config, opts.now)],
 		// Moleculer's JSONExt wire format, with less work per value (lib/serializer.ts).
 		serializer: new FastJSONExtSerializer(),
 		logger: {
@@ -140,7 +141,8 @@ export function brokerOptions(config: Config, opts: { now?: () => number } = {})
 		heartbeatTimeout: config.heartbeatTimeoutS,
 		tracking: { enabled: true, shutdownTimeout: config.shutdownTimeoutMs },
 		disableBalancer: false,
-		registry: { strategy: "RoundRobin", preferLocal: true },
+		// Of two nodes, the one with fewer of this node's calls unanswered (lib/balancer.ts); BALANCER=round-robin for Moleculer's own.
+		registry: { strategy: config.balancer === "least-requests" ? LeastRequestsStrategy : "RoundRobin", preferLocal: true },
 		retryPolicy: { enabled: true, retries: 3, delay: 100, maxDelay: 2_000, factor: 2, check: isRetryable },
 		circuitBreaker: {
 			enabled: true,

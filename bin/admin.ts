@@ -17,6 +17,11 @@
  * (migrations/ledger/014_packed_outbox.ts). An installation upgraded past ledger/014 turns it
  * on once no ledger node of an earlier release is left (those read only json rows); every
  * node follows within seconds.
+ *
+ * `npm run admin -- outbox-drifts on|off`: whether ledger batches keep their accounts' drifts
+ * in the outbox row and send it with the write (migrations/ledger/015_outbox_drifts.ts). An
+ * installation upgraded past ledger/015 turns it on once no ledger node of an earlier
+ * release is left (those hand such rows' balance events to consumers unsettled).
  */
 import { loadConfig } from "../config/index.ts";
 import { acquireDb, releaseDb } from "../mixins/db.ts";
@@ -25,13 +30,14 @@ import { changeRoleByEmail, verifyNewestByEmail } from "../services/auth/store.t
 import { markEmailVerified } from "../services/users/store.ts";
 import { ROLES, type Role } from "../services/auth/tokens.ts";
 import { generateGatewayKey } from "../lib/caller-identity.ts";
-import { setOutboxPacking } from "../services/ledger/store.ts";
+import { setOutboxDrifts, setOutboxPacking } from "../services/ledger/store.ts";
 
 const USAGE = `usage: npm run admin -- grant <email> [${ROLES.join("|")}]   (default admin)
        npm run admin -- revoke <email> <${ROLES.filter(r => r !== "user").join("|")}>
        npm run admin -- verify <email>   (the address was checked out of band)
        npm run admin -- gateway-key      (a new key pair for the gateway's signed caller identity)
        npm run admin -- outbox-pack on|off   (ledger nodes pack their outbox events; on once no node from before ledger/014 is left)
+       npm run admin -- outbox-drifts on|off   (ledger batches keep drifts in the outbox row, one statement with the COMMIT; on once no node from before ledger/015 is left)
 `;
 
 function isRole(value: string): value is Role {
@@ -60,6 +66,18 @@ if (command === "outbox-pack") {
 	try {
 		const before = await setOutboxPacking(knex, emailArg === "on");
 		process.stdout.write(`ledger outbox packing ${emailArg} (it was ${before ? "on" : "off"}); ledger nodes follow within seconds\n`);
+	} finally {
+		await releaseDb(config);
+	}
+	process.exit(0);
+}
+if (command === "outbox-drifts") {
+	if ((emailArg !== "on" && emailArg !== "off") || roleArg !== undefined) usage();
+	const config = loadConfig();
+	const { knex } = acquireDb(config);
+	try {
+		const before = await setOutboxDrifts(knex, emailArg === "on");
+		process.stdout.write(`ledger outbox drifts ${emailArg} (it was ${before ? "on" : "off"}); ledger nodes follow within seconds\n`);
 	} finally {
 		await releaseDb(config);
 	}

@@ -127,6 +127,8 @@ export interface Config {
 	maxCallLevel: number;
 	heartbeatIntervalS: number;
 	heartbeatTimeoutS: number;
+	/** How a node balances calls to actions without a strategy of their own (lib/balancer.ts). */
+	balancer: "least-requests" | "round-robin";
 	bulkheadConcurrency: number;
 	bulkheadQueueSizeMax: number;
 	ledger: {
@@ -758,6 +760,7 @@ export function loadConfig(env: Env = process.env): Config {
 		maxCallLevel: intVar(env, "MAX_CALL_LEVEL", 10, 1, 100),
 		heartbeatIntervalS: intVar(env, "HEARTBEAT_INTERVAL_S", 5, 1, 60),
 		heartbeatTimeoutS: intVar(env, "HEARTBEAT_TIMEOUT_S", 30, 2, 600),
+		balancer: enumVar(env, "BALANCER", ["least-requests", "round-robin"] as const, "least-requests"),
 		bulkheadConcurrency: intVar(env, "BULKHEAD_CONCURRENCY", 2_000, 1, 100_000),
 		bulkheadQueueSizeMax: intVar(env, "BULKHEAD_QUEUE_SIZE_MAX", 20_000, 0, 1_000_000),
 		ledger: {

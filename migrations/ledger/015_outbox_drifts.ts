@@ -18,11 +18,18 @@ import { runStatements } from "../statements.ts";
  * takes a snapshot of its own, newer than the account locks the statement waited for; the
  * statement's own snapshot is older.
  *
- * Nodes write this form only when every ledger node reads it (their service metadata), so a
- * rolling upgrade writes the earlier form until the last node of an earlier release is gone.
+ * Nodes write this form only when every ledger node they know of reads it (their service
+ * metadata) and the database says they may (`ledger.outbox_format.keep_drifts`): a node of
+ * an earlier release that dropped out of the registry for a while (a long pause past the
+ * heartbeat timeout) would, once back, hand consumers such rows unsettled. A new
+ * installation (no account yet) keeps drifts from the start; an upgraded one writes the
+ * earlier form until an operator, with no node of an earlier release left, turns it on
+ * (`npm run admin -- outbox-drifts on`).
  */
 const UP = [
 	`ALTER TABLE ledger.outbox ADD COLUMN drifts json`,
+	`ALTER TABLE ledger.outbox_format ADD COLUMN keep_drifts boolean NOT NULL DEFAULT false`,
+	`UPDATE ledger.outbox_format SET keep_drifts = NOT EXISTS (SELECT 1 FROM ledger.accounts)`,
 	`CREATE FUNCTION ledger.keys_unclaimed(keys text[], payment_keys text[]) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
 	BEGIN
 		RETURN NOT EXISTS (SELECT 1 FROM ledger.transfers WHERE idempotency_key = ANY(keys) AND request_hash IS NOT NULL)
@@ -74,6 +81,7 @@ async function down(knex: Knex): Promise<void> {
 	}
 	await runStatements(knex, [
 		`DROP FUNCTION ledger.keys_unclaimed(text[], text[])`,
+		`ALTER TABLE ledger.outbox_format DROP COLUMN keep_drifts`,
 		`ALTER TABLE ledger.outbox DROP COLUMN drifts`,
 	]);
 }

@@ -70,8 +70,8 @@ interface LedgerRuntime {
 	rates: BudgetRates;
 	/** How batches write their outbox rows (outboxFormat); null: to be worked out again (the cluster's services changed). */
 	format: store.OutboxFormat | null;
-	/** What ledger.outbox_format says (reread every OUTBOX_FORMAT_REFRESH_MS): false until first read. */
-	packingAllowed: boolean;
+	/** What ledger.outbox_format allows (reread every OUTBOX_FORMAT_REFRESH_MS): neither until first read. */
+	formatAllowed: store.OutboxFormat;
 	formatRefresher: Periodic;
 }
 
@@ -693,16 +693,16 @@ export function ledgerService(config: Config): ServiceSchema {
 			 */
 			outboxFormat(this: LedgerThis): store.OutboxFormat {
 				this.rt.format ??= {
-					pack: config.outbox.packEvents && this.rt.packingAllowed && everyLedgerSays(this.broker, READS_PACKED_OUTBOX),
-					drifts: everyLedgerSays(this.broker, READS_OUTBOX_DRIFTS),
+					pack: config.outbox.packEvents && this.rt.formatAllowed.pack && everyLedgerSays(this.broker, READS_PACKED_OUTBOX),
+					drifts: this.rt.formatAllowed.drifts && everyLedgerSays(this.broker, READS_OUTBOX_DRIFTS),
 				};
 				return this.rt.format;
 			},
 
 			async loadOutboxFormat(this: LedgerThis): Promise<void> {
-				const allowed = await store.outboxPacking(this.knex);
-				if (allowed !== this.rt.packingAllowed) {
-					this.rt.packingAllowed = allowed;
+				const allowed = await store.outboxFormatAllowed(this.knex);
+				if (allowed.pack !== this.rt.formatAllowed.pack || allowed.drifts !== this.rt.formatAllowed.drifts) {
+					this.rt.formatAllowed = allowed;
 					this.rt.format = null;
 				}
 			},
@@ -800,7 +800,7 @@ export function ledgerService(config: Config): ServiceSchema {
 				revenueShard: createHash("sha256").update(this.broker.nodeID).digest().readUInt32BE(0) % REVENUE_SHARDS,
 				rates: new BudgetRates(config.limits.baseCurrency),
 				format: null,
-				packingAllowed: false,
+				formatAllowed: { pack: false, drifts: false },
 				formatRefresher: new Periodic(async () => this.loadOutboxFormat(), OUTBOX_FORMAT_REFRESH_MS, err => this.logger.warn("outbox format not reread; the next round retries", { error: err.message })),
 			};
 		},

@@ -193,14 +193,20 @@ export async function refundsOf(db: Db, paymentId: string): Promise<TransferReco
 }
 
 /** Whether ledger nodes may pack their outbox events (migrations/ledger/014_packed_outbox.ts). */
-export async function outboxPacking(db: Db): Promise<boolean> {
-	const [row] = await rows<{ pack_events: boolean }>(db, "SELECT pack_events FROM ledger.outbox_format");
-	return row?.pack_events ?? false;
+export async function outboxFormatAllowed(db: Db): Promise<OutboxFormat> {
+	const [row] = await rows<{ pack_events: boolean; keep_drifts: boolean }>(db, "SELECT pack_events, keep_drifts FROM ledger.outbox_format");
+	return { pack: row?.pack_events ?? false, drifts: row?.keep_drifts ?? false };
 }
 
 /** Turns packing on or off for every ledger node (each reads it within OUTBOX_FORMAT_REFRESH_MS); whether it was on before. */
 export async function setOutboxPacking(db: Db, on: boolean): Promise<boolean> {
 	const [row] = await rows<{ before: boolean }>(db, "UPDATE ledger.outbox_format f SET pack_events = ?, changed_at = now() FROM (SELECT pack_events AS before FROM ledger.outbox_format) b RETURNING b.before", [on]);
+	return row?.before ?? false;
+}
+
+/** Lets every ledger node keep its batches' drifts in their outbox rows (ledger/015), or not; whether it was on before. */
+export async function setOutboxDrifts(db: Db, on: boolean): Promise<boolean> {
+	const [row] = await rows<{ before: boolean }>(db, "UPDATE ledger.outbox_format f SET keep_drifts = ?, changed_at = now() FROM (SELECT keep_drifts AS before FROM ledger.outbox_format) b RETURNING b.before", [on]);
 	return row?.before ?? false;
 }
 
@@ -618,7 +624,10 @@ function keyChecks(keys: StoredResult[], paymentKeys: string[]): Check[] {
  * snapshot is taken before it waits for a lock, so they run in ledger.keys_unclaimed
  * (ledger/015), a volatile function, whose queries each take a snapshot of their own, and
  * only once the accounts part has run (the CASE asks for its count first), that is, once
- * every account lock the batch waited for is held.
+ * every account lock the batch waited for is held. (The inserts of transfers and keys may
+ * wait on another transaction's rows too; they have run by then because the counts, which
+ * read them, come before the checks in the select list. The accounts are what matters:
+ * two batches of one key pay from one account.)
  */
 function keyChecksAfterLocks(keys: StoredResult[], paymentKeys: string[]): Check[] {
 	if (keys.length === 0 && paymentKeys.length === 0) return [];
@@ -643,6 +652,11 @@ function driftChecks(): Check[] {
 			code: "P0001", message: "ledger invariant: an account the batch wrote is at an older version than it read, or moved without a new version",
 		},
 		{ sql: "NOT EXISTS (SELECT 1 FROM a WHERE restated OR short)", params: [], code: "40001", message: STALE_READ_MESSAGE },
+		{
+			// A drifted account's event is settled after the commit: its figures must fit in a JSON-safe integer there.
+			sql: `NOT EXISTS (SELECT 1 FROM a WHERE drift_version <> 0 AND greatest(abs(posted), abs(pending_debits), abs(posted - pending_debits), abs(version)) > ${Number.MAX_SAFE_INTEGER})`, params: [],
+			code: "P0001", message: "ledger invariant: a changed account's balance is outside the safe integer range",
+		},
 	];
 }
 

@@ -91,4 +91,15 @@ describe("ledger outbox during a rolling upgrade past ledger/014", () => {
 		assert.match(admin("on"), /packing on \(it was off\)/);
 		await until("the node packs again", async () => (await formAfterTransfer()) === "packed", 30_000, 500);
 	});
+
+	it("keeps drifts in its rows only while the database's switch says so (npm run admin -- outbox-drifts on|off), on from the start in a new installation", async () => {
+		const call = <T>(action: string, params: object) => ledgerNode.call<T, object>(action, params, { nodeID: ledgerId });
+		const drifts = async () => (await call<BatchStats>("ledger.stats", {})).outboxFormat.drifts;
+		assert.equal(await drifts(), true);
+		const admin = (arg: string) => execFileSync(process.execPath, ["bin/admin.ts", "outbox-drifts", arg], { cwd: new URL("../..", import.meta.url).pathname, env: { PATH: process.env["PATH"] ?? "", DATABASE_URL: db.url, JWT_SECRET: TEST_JWT_SECRET }, encoding: "utf8" });
+		assert.match(admin("off"), /drifts off \(it was on\)/);
+		await until("the node writes the earlier form", async () => !(await drifts()), 30_000, 200);
+		assert.match(admin("on"), /drifts on \(it was off\)/);
+		await until("the node keeps drifts again", drifts, 30_000, 200);
+	});
 });

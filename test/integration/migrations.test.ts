@@ -142,10 +142,13 @@ describe("migrations that convert rows", () => {
 		await knex.raw(`INSERT INTO ledger.outbox (events_packed, event_count) VALUES (decode(?, 'hex'), 40)`, [packJson(batch(40)).toString("hex")]);
 		await assert.rejects(knex.raw(`INSERT INTO ledger.outbox (event_count) VALUES (1)`), /outbox_events_one_form/);
 		await assert.rejects(knex.raw(`INSERT INTO ledger.outbox (events, events_packed, event_count) VALUES ('[]', '\\x00', 1)`), /outbox_events_one_form/);
+		// 015 first, as a rollback would go: it adds to what 014 made.
+		await knex.transaction(trx => ledgerOutboxDrifts.down(trx));
 		await knex.transaction(trx => ledgerPackedOutbox.down(trx));
 		const rows = ((await knex.raw("SELECT events, event_count FROM ledger.outbox ORDER BY id")) as { rows: { events: unknown; event_count: number }[] }).rows;
 		assert.deepEqual(rows.map(r => r.events), [batch(2), batch(40)]);
 		await knex.transaction(trx => ledgerPackedOutbox.up(trx));
+		await knex.transaction(trx => ledgerOutboxDrifts.up(trx));
 		// Up on a ledger that has accounts (an upgrade): nodes write json until an operator turns packing on.
 		assert.deepEqual(((await knex.raw("SELECT pack_events FROM ledger.outbox_format")) as { rows: unknown[] }).rows, [{ pack_events: false }]);
 		const after = ((await knex.raw("SELECT events IS NOT NULL AS json, events_packed IS NULL AS unpacked FROM ledger.outbox ORDER BY id")) as { rows: { json: boolean; unpacked: boolean }[] }).rows;
@@ -168,6 +171,8 @@ describe("migrations that convert rows", () => {
 		const rows = ((await knex.raw("SELECT events, events_packed IS NULL AS unpacked FROM ledger.outbox ORDER BY id")) as { rows: { events: unknown; unpacked: boolean }[] }).rows;
 		assert.deepEqual(rows, [{ events: settled, unpacked: true }, { events: settled, unpacked: true }, { events: [balance("c", 1, 1)], unpacked: true }]);
 		await knex.transaction(trx => ledgerOutboxDrifts.up(trx));
+		// Up on a ledger that has accounts (an upgrade): nodes keep no drifts in their rows until an operator says so.
+		assert.deepEqual(((await knex.raw("SELECT keep_drifts FROM ledger.outbox_format")) as { rows: unknown[] }).rows, [{ keep_drifts: false }]);
 		await knex.raw("DELETE FROM ledger.outbox");
 	});
 });
