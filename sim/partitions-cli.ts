@@ -8,7 +8,7 @@
  * Options: --partitions 1-16 (or a list 1,2,4), --concurrency-per-partition 512,
  * --nodes-per-partition 1, --node-cores 1, --db-cores 2, --seconds 2, --seed 1,
  * costs --node-batch-ms --node-op-ms --db-batch-ms --db-op-ms --hop-ms --db-round-trip-ms
- * --locked-share --answer-share --node-idle-cores (default MEASURED_COSTS), --no-row-locks (no batch waits: a bound), the check's --check-node-cores 0.1 --check-concurrency 256
+ * --locked-share --answer-share --node-idle-cores (default MEASURED_COSTS), --no-row-locks (no batch waits: a bound), --two-statement-write (the earlier form of a batch's write), the check's --check-node-cores 0.1 --check-concurrency 256
  * --check-load per-node (in flight per node, or total: the scale bench's BENCH_SCALE_LOAD) --check-accounts 5000
  * (its BENCH_USERS) --check-db-cores 1, and --json.
  */
@@ -66,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
 			"check-node-cores": { type: "string" }, "check-seconds": { type: "string" }, "check-concurrency": { type: "string" }, "check-db-cores": { type: "string" }, "check-load": { type: "string", default: "per-node" }, "check-accounts": { type: "string" },
 			measured: { type: "string" },
 			"no-row-locks": { type: "boolean", default: false },
+			"two-statement-write": { type: "boolean", default: false },
 			json: { type: "boolean", default: false },
 		},
 		strict: true,
@@ -90,6 +91,7 @@ export async function main(argv: string[]): Promise<number> {
 		nodeCores: num("node-cores", values["node-cores"], 1, 0.01, 1),
 		dbCores: num("db-cores", values["db-cores"], 2, 0.1, 256),
 		rowLocks: !values["no-row-locks"],
+		writeWithCommit: !values["two-statement-write"],
 	};
 	const rows: ModelResult[] = partitionList(values.partitions).map(p => simulate({ ...base, partitions: p, concurrency: perPartition * p }));
 	const one = rows.find(r => r.partitions === 1)?.transfersPerSec ?? null;

@@ -11,10 +11,12 @@
  * Closed loop: `concurrency` clients each send a transfer between two accounts drawn
  * uniformly, wait for it, send the next. A ledger node takes up to `batchSizeMax` queued ops
  * into a batch (at most `batchConcurrency` batches in flight, `batchWaitMs` to fill an idle
- * one) and runs it as services/ledger/batch.ts does, in three round trips to its primary:
+ * one) and runs it as services/ledger/batch.ts does, in two round trips to its primary:
  * the read, which locks its payers' owner rows (held to the commit); the rules on the
- * node's CPU; the write, which locks the accounts it changes; the node's check of the
- * write's answer; the COMMIT, which lets every row go; the calls answered. A node's CPU is
+ * node's CPU; the write, which locks the accounts it changes, with the outbox row and the
+ * COMMIT behind it (ledger/015), which lets every row go; the node's check of the write's
+ * answer and the calls answered. (`writeWithCommit: false` models the earlier form, three
+ * round trips with the node's check of the write's answer inside the accounts' locks.) A node's CPU is
  * one thread shared by what is ready to run (processor sharing at `nodeCores`: the event
  * loop's short callbacks interleave), the primary's FCFS over its cores. The costs are per
  * batch and per op, from this repository's measurements (docs/capacity.md); everything is
@@ -32,15 +34,14 @@ export interface Costs {
 	dbOpMs: number;
 	/** Caller to ledger node and back over the bus (ms, wall). */
 	hopMs: number;
-	/** One statement's round trip between a node and its primary (ms, wall); a batch makes three (read, write, outbox with the COMMIT). */
+	/** One statement's round trip between a node and its primary (ms, wall); a batch makes two (read; write with the COMMIT), three in the earlier form. */
 	dbRoundTripMs: number;
 	/**
-	 * Share of a batch's node CPU spent while it holds its accounts' row locks: a batch locks
-	 * the accounts it changes in its write, and between the write's answer and its commit the
-	 * node checks the answer, settles the balance events and sends the outbox row with the
-	 * COMMIT (services/ledger/store.ts writeBatch). From a CPU profile of a capped ledger node;
-	 * the rest (taking the calls, the read, the rules, the write's parameters, answering) is
-	 * spent before the lock or after the commit.
+	 * Share of a batch's node CPU spent checking the write's answer and settling the balance
+	 * events (services/ledger/store.ts writeBatch): after the commit when the write carries it,
+	 * inside the accounts' locks in the earlier form (`writeWithCommit: false`). The rest
+	 * (taking the calls, the read, the rules, the write's parameters) is spent before the
+	 * locks, and answering after the commit.
 	 */
 	lockedShare: number;
 	/**
@@ -115,12 +116,17 @@ export interface ModelConfig {
 	 * Off: no batch ever waits (a bound for comparison).
 	 */
 	rowLocks: boolean;
+	/**
+	 * The write carries the outbox row and the COMMIT (ledger/015, the default): no node CPU
+	 * and no round trip between the accounts' locks and the commit. Off: the earlier form.
+	 */
+	writeWithCommit: boolean;
 	costs: Costs;
 }
 
 export const MODEL_DEFAULTS: Omit<ModelConfig, "partitions"> = {
 	nodesPerPartition: 1, nodeCores: 1, dbCores: 2, concurrency: 64, batchSizeMax: 1_000, batchConcurrency: 2, batchWaitMs: 1,
-	accounts: 1_000, seconds: 5, warmupSeconds: 1, seed: 1, costs: MEASURED_COSTS, rowLocks: true,
+	accounts: 1_000, seconds: 5, warmupSeconds: 1, seed: 1, costs: MEASURED_COSTS, rowLocks: true, writeWithCommit: true,
 };
 
 export interface ModelResult {
@@ -390,10 +396,12 @@ export function simulate(cfg: ModelConfig): ModelResult {
 		const dbMs = c.dbBatchMs + ops.length * c.dbOpMs;
 		const owners = cfg.rowLocks ? [...new Set(ops.flatMap(o => o.owners))].sort().map(id => `owner:${id}`) : [];
 		const accounts = cfg.rowLocks ? [...new Set(ops.flatMap(o => o.accounts))].sort() : [];
-		// The COMMIT reaches the primary: every row goes; its answer back, the calls are answered.
+		// The COMMIT reaches the primary: every row goes; its answer back, the calls are answered
+		// (with the write's answer checked there too when the write carried the COMMIT).
+		const afterCommitMs = cpuMs * (c.answerShare + (cfg.writeWithCommit ? c.lockedShare : 0));
 		const commit = () => {
 			n.locks.release([...accounts, ...owners]);
-			ev.at(ev.now + c.dbRoundTripMs / 2, () => n.cpu.run(cpuMs * c.answerShare, () => {
+			ev.at(ev.now + c.dbRoundTripMs / 2, () => n.cpu.run(afterCommitMs, () => {
 				n.inFlight -= 1;
 				for (const o of ops) o.done();
 				if (n.queue.length > 0) startBatch(n);
@@ -406,8 +414,9 @@ export function simulate(cfg: ModelConfig): ModelResult {
 			ev.at(readDone + c.dbRoundTripMs / 2, () => n.cpu.run(cpuMs * (1 - c.lockedShare - c.answerShare), () => {
 				ev.at(ev.now + c.dbRoundTripMs / 2, () => n.locks.acquire(ev, accounts, () => {
 					const writeDone = n.db.run(ev.now, dbMs / 2);
-					// The write's answer checked, the outbox row sent with the COMMIT, the commit's answer.
-					ev.at(writeDone + c.dbRoundTripMs / 2, () => n.cpu.run(cpuMs * c.lockedShare, () => ev.at(ev.now + c.dbRoundTripMs / 2, commit)));
+					if (cfg.writeWithCommit) ev.at(writeDone, commit);
+					// The earlier form: the write's answer checked, the outbox row sent with the COMMIT, the commit's answer.
+					else ev.at(writeDone + c.dbRoundTripMs / 2, () => n.cpu.run(cpuMs * c.lockedShare, () => ev.at(ev.now + c.dbRoundTripMs / 2, commit)));
 				}));
 			}));
 		}));

@@ -1,14 +1,15 @@
 /** A node in a child process (`bin/start.ts`), for tests that kill it with SIGKILL. */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { ServiceBroker } from "moleculer";
+import { NODE_FLAGS } from "../../bin/node-flags.ts";
 import { TEST_AUDIT_KEY, TEST_GATEWAY_SIGNING_KEY, TEST_GATEWAY_VERIFY_KEY, TEST_SECRETS_KEY, TEST_TRANSIT_KEY } from "./node.ts";
 
 /** How a caller may wrap the node's command (test/support/cgroup.ts starts it inside a CPU group). */
 export type CommandWrap = (node: { command: string; args: string[] }) => { command: string; args: string[] };
 
-/** A node process running bin/start.ts with `env`; `nodeArgs` go before the script (V8 flags that NODE_OPTIONS does not take). */
+/** A node process running bin/start.ts with `env`, started as `npm start` starts one (NODE_FLAGS); `nodeArgs` go before the script (V8 flags that NODE_OPTIONS does not take). */
 export function startChildNode(env: Record<string, string>, wrap: CommandWrap = c => c, nodeArgs: readonly string[] = []): ChildProcess {
-	const { command, args } = wrap({ command: process.execPath, args: [...nodeArgs, "bin/start.ts"] });
+	const { command, args } = wrap({ command: process.execPath, args: [...NODE_FLAGS, ...nodeArgs, "bin/start.ts"] });
 	return spawn(command, args, {
 		cwd: new URL("../..", import.meta.url).pathname,
 		env: {

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
+import { NODE_FLAGS } from "../../../bin/node-flags.ts";
 
 const ROOT = resolve(new URL("../../../", import.meta.url).pathname);
 const read = (p: string) => readFileSync(join(ROOT, p), "utf8");
@@ -112,7 +113,11 @@ describe("Dockerfile", () => {
 		// The gateway serves public/ (services/api/api.service.ts).
 		assert.ok(copied.has("public"));
 		const cmd = runtime.body.filter(i => i.op === "CMD").at(-1);
-		assert.deepEqual(JSON.parse(cmd?.args ?? "null"), ["node", "bin/start.ts"], "exec form: node is PID 1 and gets SIGTERM");
+		assert.deepEqual(JSON.parse(cmd?.args ?? "null"), ["node", ...NODE_FLAGS, "bin/start.ts"], "exec form: node is PID 1 and gets SIGTERM, with the nodes' V8 flags");
+		// npm start and the tests' child nodes start with the same flags.
+		const pkg: unknown = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+		assert.ok(typeof pkg === "object" && pkg !== null && "scripts" in pkg && typeof pkg.scripts === "object" && pkg.scripts !== null && "start" in pkg.scripts);
+		assert.equal(pkg.scripts.start, ["node", ...NODE_FLAGS, "bin/start.ts"].join(" "));
 		const exposed = runtime.body.filter(i => i.op === "EXPOSE").flatMap(i => i.args.split(/\s+/));
 		assert.deepEqual(exposed.sort(), ["3000", "9100"]);
 	});
