@@ -59,25 +59,19 @@ if (command === "gateway-key") {
 	process.stdout.write(`GATEWAY_SIGNING_KEY=${k.signingKey}\nGATEWAY_VERIFY_KEYS=${k.verifyKey}\n`);
 	process.exit(0);
 }
-if (command === "outbox-pack") {
+/** The ledger's outbox switches (ledger.outbox_format): each ledger node rereads them within seconds. */
+const OUTBOX_SWITCHES = new Map<string, { what: string; set: typeof setOutboxPacking }>([
+	["outbox-pack", { what: "packing", set: setOutboxPacking }],
+	["outbox-drifts", { what: "drifts", set: setOutboxDrifts }],
+]);
+const outboxSwitch = command === undefined ? undefined : OUTBOX_SWITCHES.get(command);
+if (outboxSwitch) {
 	if ((emailArg !== "on" && emailArg !== "off") || roleArg !== undefined) usage();
 	const config = loadConfig();
 	const { knex } = acquireDb(config);
 	try {
-		const before = await setOutboxPacking(knex, emailArg === "on");
-		process.stdout.write(`ledger outbox packing ${emailArg} (it was ${before ? "on" : "off"}); ledger nodes follow within seconds\n`);
-	} finally {
-		await releaseDb(config);
-	}
-	process.exit(0);
-}
-if (command === "outbox-drifts") {
-	if ((emailArg !== "on" && emailArg !== "off") || roleArg !== undefined) usage();
-	const config = loadConfig();
-	const { knex } = acquireDb(config);
-	try {
-		const before = await setOutboxDrifts(knex, emailArg === "on");
-		process.stdout.write(`ledger outbox drifts ${emailArg} (it was ${before ? "on" : "off"}); ledger nodes follow within seconds\n`);
+		const before = await outboxSwitch.set(knex, emailArg === "on");
+		process.stdout.write(`ledger outbox ${outboxSwitch.what} ${emailArg} (it was ${before ? "on" : "off"}); ledger nodes follow within seconds\n`);
 	} finally {
 		await releaseDb(config);
 	}
