@@ -146,6 +146,18 @@ export class InvariantViolation extends Error {
 	override name = "InvariantViolation";
 }
 
+/**
+ * A check of what the database answered failed after that statement's COMMIT went with it
+ * (mixins/db.ts commitWith): what it wrote is kept. A bug like any broken invariant, but
+ * not one whose batch rolled back, so neither logged as that nor run again.
+ */
+export class CheckFailedAfterCommit extends InvariantViolation {
+	override name = "CheckFailedAfterCommit";
+	constructor(cause: unknown) {
+		super(`after the commit: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+	}
+}
+
 export function invariant(condition: unknown, message: string): asserts condition {
 	if (!condition) throw new InvariantViolation(message);
 }

@@ -10,7 +10,7 @@ import type { CurrencyCode } from "../../config/currencies.ts";
 import type { Config } from "../../config/index.ts";
 import { MicroBatcher } from "../../lib/batcher.ts";
 import { Periodic } from "../../lib/periodic.ts";
-import { invariant, InvariantViolation, isDatabaseUnavailable, refusal, toClientError, unavailable, type Refusal } from "../../lib/errors.ts";
+import { CheckFailedAfterCommit, invariant, InvariantViolation, isDatabaseUnavailable, refusal, toClientError, unavailable, type Refusal } from "../../lib/errors.ts";
 import { decodeTimeCursor } from "../../lib/cursor.ts";
 import { TAKES_BATCH_ASSERTION } from "../../lib/caller-identity.ts";
 import { uuidv7 } from "../../lib/ids.ts";
@@ -665,7 +665,9 @@ export function ledgerService(config: Config): ServiceSchema {
 						const code = (err as { code?: string }).code;
 						// A deadlock, serialization failure or key conflict rolled everything back: the batch is safe to run again.
 						if ((code === "40P01" || code === "40001" || err instanceof KeyConflict) && attempt < BATCH_ATTEMPTS_MAX) continue;
-						if (err instanceof InvariantViolation) this.logger.fatal("ledger invariant violated; batch rolled back", { error: err.message });
+						// A check of a committed batch's answer (store.ts checkAnswer): it is kept, and its callers' retries with their keys replay it.
+						if (err instanceof CheckFailedAfterCommit) this.logger.fatal("ledger invariant violated; the batch committed", { error: err.message, units: units.length });
+						else if (err instanceof InvariantViolation) this.logger.fatal("ledger invariant violated; batch rolled back", { error: err.message });
 						else this.logger.error("ledger batch failed", { error: (err as Error).message, units: units.length });
 						throw classifyBatchError(err);
 					}

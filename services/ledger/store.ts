@@ -8,7 +8,7 @@
  */
 import type { Knex } from "knex";
 import { paymentView, settleBalanceEvents, type AccountState, type Drift, type BatchChanges, type HoldState, type OutboxEvent, type OwnerState, type TransferRecord } from "./rules.ts";
-import { invariant } from "../../lib/errors.ts";
+import { CheckFailedAfterCommit, invariant, InvariantViolation } from "../../lib/errors.ts";
 import type { TimeCursor } from "../../lib/cursor.ts";
 import { packJsonText } from "../../lib/packed-json.ts";
 import type { FeeRule, PriceList } from "./fees.ts";
@@ -708,8 +708,9 @@ export async function writeBatch(
 	const params = [...parts.flatMap(p => p.params), ...checkParams(checks)];
 	const runner = trx as SqlRunner;
 	let res: { rows: unknown[] };
+	const committing = together && runner.commitWith !== undefined;
 	try {
-		res = together && runner.commitWith ? await runner.commitWith(sql, params) : await runner.raw(sql, params);
+		res = committing && runner.commitWith ? await runner.commitWith(sql, params) : await runner.raw(sql, params);
 	} catch (err) {
 		// An account's floor (accounts_floor): another batch spent its money after this one read it.
 		const e = err as { code?: string; constraint?: string; message?: string };
@@ -717,18 +718,16 @@ export async function writeBatch(
 		if (e.code === "40001" && e.message === STALE_READ_MESSAGE) throw new StaleRead(STALE_READ_MESSAGE);
 		throw err;
 	}
-	const [row] = res.rows as WriteCounts[];
-	invariant(row, "batch write returned no row");
-	const count = (name: string) => Number(row.counts[name] ?? 0);
-	invariant(count("t") === changes.transfers.length && count("e") === changes.entries.length, "batch wrote a different number of transfers or entries");
-	invariant(count("hc") === changes.holdsClosed.length, `closed ${count("hc")} of ${changes.holdsClosed.length} holds`);
-	invariant(count("u") === changes.usage.size, `updated ${count("u")} of ${changes.usage.size} spending rows`);
-	const stored = count("k");
-	if (!locking) return { stored, outboxId: outbox ? String(row.counts["oid"]) : null, events: changes.events };
-	// The statement checked these before it could commit; in the one-statement form this checks its answer.
-	const drifts = driftsOf(accounts, row.accounts ?? []);
-	const events = settleBalanceEvents(changes.events, drifts);
-	if (together) return { stored, outboxId: outbox ? String(row.counts["oid"]) : null, events };
+	// The statement checked all this before it could commit; here its answer is checked. With
+	// the COMMIT gone with it, a failure is one of a committed batch (CheckFailedAfterCommit).
+	let answered: { stored: number; outboxId: string | null; events: OutboxEvent[]; drifts: Map<string, Drift> };
+	try {
+		answered = checkAnswer(res.rows as WriteCounts[], changes, accounts, keys.length, outbox !== null && together);
+	} catch (err) {
+		throw committing ? new CheckFailedAfterCommit(err) : err;
+	}
+	const { stored, events, drifts } = answered;
+	if (!locking || together) return { stored, outboxId: answered.outboxId, events };
 	if (!outbox) {
 		// No events to write (the rules give every changed account one, so only a caller of this
 		// function alone gets here): the keys are still checked after the accounts' locks.
@@ -740,8 +739,33 @@ export async function writeBatch(
 	const lastParams = [...last.params, ...checkParams(crossChecks)];
 	const answer = runner.commitWith ? await runner.commitWith(lastSql, lastParams) : await runner.raw(lastSql, lastParams);
 	const [written] = answer.rows as { id: string | number }[];
-	invariant(written, "the batch's outbox row was not written");
+	if (!written) {
+		const err = new InvariantViolation("the batch's outbox row was not written");
+		throw runner.commitWith ? new CheckFailedAfterCommit(err) : err;
+	}
 	return { stored, outboxId: String(written.id), events };
+}
+
+/**
+ * What the write statement answered, checked against what the batch meant to write: the
+ * counts, every key stored, each changed account's drift (driftsOf), and the balance
+ * events settled with those drifts.
+ */
+function checkAnswer(
+	rows: readonly WriteCounts[], changes: BatchChanges, accounts: readonly AccountChange[], keysCount: number, outboxWritten: boolean,
+): { stored: number; outboxId: string | null; events: OutboxEvent[]; drifts: Map<string, Drift> } {
+	const [row] = rows;
+	invariant(row, "batch write returned no row");
+	const count = (name: string) => Number(row.counts[name] ?? 0);
+	invariant(count("t") === changes.transfers.length && count("e") === changes.entries.length, "batch wrote a different number of transfers or entries");
+	invariant(count("hc") === changes.holdsClosed.length, `closed ${count("hc")} of ${changes.holdsClosed.length} holds`);
+	invariant(count("u") === changes.usage.size, `updated ${count("u")} of ${changes.usage.size} spending rows`);
+	const stored = count("k");
+	invariant(stored === keysCount, `stored ${stored} of ${keysCount} idempotency keys`);
+	const outboxId = outboxWritten ? String(row.counts["oid"]) : null;
+	if (accounts.length === 0) return { stored, outboxId, events: changes.events, drifts: new Map() };
+	const drifts = driftsOf(accounts, row.accounts ?? []);
+	return { stored, outboxId, events: settleBalanceEvents(changes.events, drifts), drifts };
 }
 
 /**

@@ -10,7 +10,8 @@ import { randomUUID } from "node:crypto";
 import type { Knex } from "knex";
 import { createTestDatabase, type TestDatabase } from "../support/db.ts";
 import { migrateLatest } from "../../migrations/index.ts";
-import { acquireDb, inTransaction, queryRows, releaseDb } from "../../mixins/db.ts";
+import { acquireDb, inTransaction, queryRows, releaseDb, type SqlRunner } from "../../mixins/db.ts";
+import { CheckFailedAfterCommit } from "../../lib/errors.ts";
 import pg from "pg";
 import { writeBatch, type AccountChange, type OutboxFormat, type StoredResult } from "../../services/ledger/store.ts";
 import { readEvents } from "../../services/ledger/outbox.ts";
@@ -104,6 +105,35 @@ describe("ledger batch write checks", () => {
 			}),
 			/outside the transaction/,
 		);
+	});
+
+	it("tells a failed check of a committed statement's answer apart from a rollback (CheckFailedAfterCommit), and the batch is kept", async () => {
+		const t = transfer("check-after-commit", 5n, 2n);
+		const before = await counts();
+		await assert.rejects(
+			inTransaction(knex, tx => {
+				const commitWith = tx.commitWith?.bind(tx);
+				assert.ok(commitWith, "a plain PostgreSQL transaction offers commitWith");
+				// The statement commits as it is; its answer then says account a is at an older version than the batch read.
+				const tampering: SqlRunner = {
+					raw: (sql, bindings) => tx.raw(sql, bindings),
+					commitWith: async (sql, bindings) => {
+						const out = await commitWith(sql, bindings);
+						const [row] = out.rows as { accounts: { id: string; version: string }[] }[];
+						const first = row?.accounts.find(x => x.id === a);
+						assert.ok(first, "the statement answers account a");
+						first.version = "0";
+						return out;
+					},
+				};
+				return writeBatch(tampering, t.changes, t.accounts, t.keys, now);
+			}),
+			(err: unknown) => err instanceof CheckFailedAfterCommit && /^after the commit: account .* older version/.test(err.message),
+		);
+		assert.ok(before);
+		assert.deepEqual(await counts(), { t: before.t + 1, e: before.e + 2, k: before.k + 1 }, "what committed stays committed");
+		const [row] = await queryRows<{ version: string }>(knex, "SELECT version::text FROM ledger.accounts WHERE id = ?", [a]);
+		assert.equal(row?.version, "2");
 	});
 
 	it("writes a batch's events packed, or as json with packing off (OUTBOX_PACK_EVENTS=false, a rolling upgrade), each row in one form", async () => {
