@@ -31,7 +31,7 @@ import { exited, startChildNode } from "../test/support/child.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { signAccessToken } from "../services/auth/tokens.ts";
 import type { InvariantReport } from "../services/ledger/invariants.ts";
-import { cpuSnapshot } from "./proc-cpu.ts";
+import { cpuSecondsBetween, cpuSnapshot } from "./proc-cpu.ts";
 import { measure, type BenchResult, type RunFigures } from "./stats.ts";
 import type { LoadJob } from "./http-load.worker.ts";
 
@@ -199,13 +199,14 @@ export async function startTarget(name: string, roles: Record<string, string>, e
 /** CPU milliseconds per transfer of each process between two snapshots. */
 function cpuPerOp(before: Map<string, number>, after: Map<string, number>, ops: number, extra: Record<string, number>): Record<string, string> {
 	const out: Record<string, string> = {};
-	for (const [k, v] of after) {
+	const seconds = cpuSecondsBetween(before, after);
+	for (const [k, v] of seconds) {
 		if (k === "host" || k === "redis") continue;
-		out[k] = (((v - (before.get(k) ?? 0)) * 1000) / ops).toFixed(3);
+		out[k] = ((v * 1000) / ops).toFixed(3);
 	}
 	for (const [k, s] of Object.entries(extra)) out[k] = ((s * 1000) / ops).toFixed(3);
-	const host = after.get("host");
-	if (host !== undefined) out["host (all)"] = (((host - (before.get("host") ?? 0)) * 1000) / ops).toFixed(3);
+	const host = seconds.get("host");
+	if (host !== undefined) out["host (all)"] = ((host * 1000) / ops).toFixed(3);
 	return out;
 }
 
@@ -227,10 +228,10 @@ export async function bareLedger(): Promise<{ figures: RunFigures; cpuMsPerOp: n
 		};
 		await measure(WARMUP, CONCURRENCY, op);
 		const cpu0 = process.cpuUsage();
-		const pg0 = cpuSnapshot({}).get("postgres") ?? 0;
+		const servers0 = cpuSnapshot({});
 		const figures = await measure(REQUESTS, CONCURRENCY, op);
 		const cpu = process.cpuUsage(cpu0);
-		const pgS = (cpuSnapshot({}).get("postgres") ?? 0) - pg0;
+		const pgS = cpuSecondsBetween(servers0, cpuSnapshot({})).get("postgres") ?? 0;
 		if (figures.errors > 0) throw new Error(`${figures.errors} bare ledger errors`);
 		const stats: { batchesRun: number; itemsRun: number; recentBatchMs: { p50: number; p99: number } } = await broker.call("ledger.stats");
 		process.stderr.write(`     ledger batches: ${stats.batchesRun}, ${(stats.itemsRun / Math.max(1, stats.batchesRun)).toFixed(1)} ops each on average; recent batch time p50 ${stats.recentBatchMs.p50} ms, p99 ${stats.recentBatchMs.p99} ms\n`);

@@ -74,28 +74,39 @@ export function cpuSnapshot(nodes: Record<string, number | undefined>, groups: R
 	} catch {
 		return out;
 	}
+	// Per process too: a server's sum over the processes alive at each snapshot drops when a
+	// connection that had used much CPU closes in between (a pool reaping an idle one), and
+	// read as a difference that came out as nothing at all.
 	for (const pid of pids) {
 		const s = cpuSecondsOf(pid);
 		const kind = s ? SERVERS[s.comm] : undefined;
-		if (s && kind) out.set(kind, (out.get(kind) ?? 0) + s.cpuS);
+		if (s && kind) out.set(`${kind}${GROUP_SEP}${pid}`, s.cpuS);
 	}
 	return out;
 }
 
 /**
- * Cores used per process (or group) between two snapshots over `seconds`. A process
- * that ended in between (a closed PostgreSQL connection) is missing from the second
- * snapshot, so a server's or group's figure is a lower bound when connections churn; one
- * that started in between counts in full. The total leaves out the groups, which are
- * already inside their server's figure.
+ * CPU seconds per process, group or server between two snapshots: each process's own
+ * difference, summed by name. A process that ended in between (a closed PostgreSQL
+ * connection) is missing from the second snapshot, so a server's or group's figure is a
+ * lower bound when connections churn; one that started in between counts in full.
  */
-export function coresBetween(before: Map<string, number>, after: Map<string, number>, seconds: number): string {
+export function cpuSecondsBetween(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
 	const byName = new Map<string, number>();
 	for (const [key, a] of after) {
-		if (key === "host") continue;
 		const name = key.split(GROUP_SEP)[0] ?? key;
-		byName.set(name, (byName.get(name) ?? 0) + Math.max(0, a - (before.get(key) ?? 0)) / seconds);
+		byName.set(name, (byName.get(name) ?? 0) + Math.max(0, a - (before.get(key) ?? 0)));
 	}
+	return byName;
+}
+
+/**
+ * Cores used per process, group or server between two snapshots over `seconds`
+ * (cpuSecondsBetween). The total leaves out the groups, which are already inside their
+ * server's figure.
+ */
+export function coresBetween(before: Map<string, number>, after: Map<string, number>, seconds: number): string {
+	const byName = new Map([...cpuSecondsBetween(before, after)].filter(([name]) => name !== "host").map(([name, s]) => [name, s / seconds] as const));
 	const parts: string[] = [];
 	let total = 0;
 	for (const [name, cores] of byName) {
