@@ -8,7 +8,11 @@
  *     /api/v1/transfers from a load generator in a process of its own (JWT, a fresh
  *     Idempotency-Key per request, 1,000 users); then, unloaded, one request at a time,
  *     POST /transfers and GET /accounts/:id; and the bytes stored per transfer, per table,
- *     once every consumer has caught up (audit and notifications included);
+ *     once every consumer has caught up (audit and notifications included); then the parts
+ *     of a transfer's host CPU under the same load: GET /health/live (HTTP alone) and the
+ *     measured transfers sent again (the request path without the commit), which with the
+ *     bare ledger give what any transfer costs before the work after its commit, and what
+ *     the host's cores allow at that cost (hostBudget);
  *  3. roles: the same load against four node processes over NATS (gateway, payments,
  *     ledger, workers), the hops a transfer makes, and the ratio to (2);
  *  4. embedded: the one-process node on PGlite.
@@ -31,7 +35,7 @@ import { exited, startChildNode } from "../test/support/child.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { signAccessToken } from "../services/auth/tokens.ts";
 import type { InvariantReport } from "../services/ledger/invariants.ts";
-import { cpuSecondsBetween, cpuSnapshot } from "./proc-cpu.ts";
+import { cpuSecondsBetween, cpuSnapshot, hostBudget } from "./proc-cpu.ts";
 import { measure, type BenchResult, type RunFigures } from "./stats.ts";
 import type { LoadJob } from "./http-load.worker.ts";
 
@@ -249,13 +253,32 @@ function ownerOf(token: string): string {
 
 /** Warm-up, then the measured load with each process's CPU per transfer. */
 async function loaded(t: Target, members: Member[], seed: number): Promise<{ figures: RunFigures; cpu: Record<string, string> }> {
-	const run = (requests: number, s: number) => load({ base: t.base, members, requests, concurrency: CONCURRENCY, mode: "post", seed: s });
-	await run(WARMUP, seed);
+	await load({ base: t.base, members, requests: WARMUP, concurrency: CONCURRENCY, mode: "post", seed });
+	return measured(t, { base: t.base, members, requests: REQUESTS, concurrency: CONCURRENCY, mode: "post", seed: seed + 1 });
+}
+
+/** One load phase with each process's CPU per request (and the host's). */
+async function measured(t: Target, job: LoadJob): Promise<{ figures: RunFigures; cpu: Record<string, string> }> {
 	const before = cpuSnapshot(t.pids);
-	const figures = await run(REQUESTS, seed + 1);
+	const figures = await load(job);
 	const after = cpuSnapshot(t.pids);
-	if (figures.errors > 0) throw new Error(`${t.name}: ${figures.errors} transfer errors`);
+	if (figures.errors > 0) throw new Error(`${t.name}: ${figures.errors} errors (${job.mode})`);
 	return { figures, cpu: cpuPerOp(before, after, figures.count, { "load generator": figures.cpuS }) };
+}
+
+/**
+ * What a transfer's host CPU is made of, each part measured on the loaded one-process node
+ * (64 in flight): an HTTP request that reaches no service (GET /health/live); the whole
+ * request path of a transfer without its commit or anything after it (the loaded phase's
+ * requests again, same keys and bodies: each is answered from the ledger's idempotency
+ * record, after the HTTP layer, the token, the rate limits, validation and the call);
+ * and, from the loaded phase and the bare ledger, the commit and its consequences.
+ */
+async function floors(t: Target, members: Member[], replaySeed: number): Promise<{ health: { figures: RunFigures; cpu: Record<string, string> }; replay: { figures: RunFigures; cpu: Record<string, string> } }> {
+	const job = { base: t.base, members, requests: REQUESTS, concurrency: CONCURRENCY } as const;
+	const health = await measured(t, { ...job, mode: "get", seed: 0 });
+	const replay = await measured(t, { ...job, mode: "post", seed: replaySeed });
+	return { health, replay };
 }
 
 async function checked(t: Target): Promise<void> {
@@ -275,6 +298,8 @@ export async function runHttpBench(): Promise<BenchResult[]> {
 	let unloadedPost: RunFigures;
 	let unloadedGet: RunFigures;
 	let bytesPerTransfer = 0;
+	let hostMs = { health: 0, replay: 0, post: 0 };
+	let parts: Awaited<ReturnType<typeof floors>>;
 	try {
 		const members = await setUp(one.broker, TEST_JWT_SECRET, TOKEN_TTL_S);
 		const sql = one.sql as pg.Client;
@@ -292,6 +317,10 @@ export async function runHttpBench(): Promise<BenchResult[]> {
 		unloadedPost = await load({ base: one.base, members, requests: UNLOADED, concurrency: 1, mode: "post", seed: 20 });
 		unloadedGet = await load({ base: one.base, members, requests: UNLOADED, concurrency: 1, mode: "account", seed: 21 });
 		out(`     unloaded, one at a time: ${line("POST /api/v1/transfers", unloadedPost)}; ${line("GET /api/v1/accounts/:id", unloadedGet)}`);
+		parts = await floors(one, members, 11);
+		hostMs = { health: Number(parts.health.cpu["host (all)"]), replay: Number(parts.replay.cpu["host (all)"]), post: Number(single.cpu["host (all)"]) };
+		out(`     the parts, loaded: ${line("GET /health/live", parts.health.figures)}, CPU ms per request ${JSON.stringify(parts.health.cpu)}`);
+		out(`     ${line("the same transfers again (each answered from its idempotency record)", parts.replay.figures)}, CPU ms per request ${JSON.stringify(parts.replay.cpu)}`);
 		await checked(one);
 	} finally {
 		await one.stop();
@@ -324,6 +353,7 @@ export async function runHttpBench(): Promise<BenchResult[]> {
 		await emb.stop();
 	}
 	out(`  HTTP one process / bare ledger: ${(single.figures.opsPerSec / bare.figures.opsPerSec).toFixed(2)}; roles / one process: ${(roles.figures.opsPerSec / single.figures.opsPerSec).toFixed(2)}`);
+	out(`  the host's CPU per transfer, one process: ${hostBudget(hostMs, bare, single.figures.opsPerSec)}`);
 
 	const row = (name: string, f: RunFigures, extra: Record<string, unknown> = {}): BenchResult => ({
 		name, opsPerSec: f.opsPerSec, p50Ms: f.p50Ms, p99Ms: f.p99Ms, baselineOpsPerSec: bare.figures.opsPerSec, baselineP50Ms: bare.figures.p50Ms, baselineP99Ms: bare.figures.p99Ms, ...extra,
@@ -333,6 +363,8 @@ export async function runHttpBench(): Promise<BenchResult[]> {
 		row("POST /api/v1/transfers, roles in 4 processes over NATS", roles.figures, { cpuMsPerTransfer: roles.cpu, ofOneProcess: roles.figures.opsPerSec / single.figures.opsPerSec }),
 		row("POST /api/v1/transfers, one process, PGlite", embedded.figures, { cpuMsPerTransfer: embedded.cpu }),
 		row("unloaded POST /api/v1/transfers, one at a time", unloadedPost),
+		row("GET /health/live, one process, 64 in flight", parts.health.figures, { cpuMsPerRequest: parts.health.cpu }),
+		row("POST /api/v1/transfers replayed (idempotency record), one process, 64 in flight", parts.replay.figures, { cpuMsPerRequest: parts.replay.cpu }),
 		row("unloaded GET /api/v1/accounts/:id, one at a time", unloadedGet),
 	];
 }

@@ -4,6 +4,7 @@
  * Redis servers summed over their processes. On a host without /proc it reports nothing.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 
 const TICKS_PER_S = 100;
 const GROUP_SEP = "#";
@@ -117,4 +118,20 @@ export function coresBetween(before: Map<string, number>, after: Map<string, num
 	const host = after.get("host");
 	const hostCores = host === undefined ? "" : `; the host was busy ${(Math.max(0, host - (before.get("host") ?? 0)) / seconds).toFixed(2)} cores`;
 	return `${parts.join(", ")}; ${total.toFixed(2)} cores in these processes${hostCores}`;
+}
+
+/**
+ * The host's CPU per transfer split into the parts the HTTP bench measures, and what that
+ * allows: at c ms of the host's CPU per transfer, n cores do at most n / c transfers a
+ * second however the work is spread over processes and threads.
+ */
+export function hostBudget(hostMs: { health: number; replay: number; post: number }, bare: { cpuMsPerOp: number; postgresCpuMsPerOp: number }, opsPerSec: number, targetPerSec = 2_000, cores = availableParallelism()): string {
+	const bareMs = bare.cpuMsPerOp + bare.postgresCpuMsPerOp;
+	const floorMs = hostMs.replay + bareMs;
+	const ceiling = (ms: number) => (ms > 0 ? Math.floor((cores * 1000) / ms) : 0);
+	return `${hostMs.post.toFixed(3)} ms: HTTP alone ${hostMs.health.toFixed(3)}; the request path without the commit ${hostMs.replay.toFixed(3)}; ` +
+		`the bare ledger's commit ${bareMs.toFixed(3)}; so, with nothing after the commit, at least ${floorMs.toFixed(3)}; ` +
+		`the rest (after the commit, and batches smaller than the bare ledger's) ${(hostMs.post - floorMs).toFixed(3)}. ` +
+		`${cores} cores allow at most ${ceiling(hostMs.post)}/s at ${hostMs.post.toFixed(3)} ms (measured ${opsPerSec.toFixed(0)}/s, ${((opsPerSec * hostMs.post) / 1000).toFixed(2)} cores busy) ` +
+		`and ${ceiling(floorMs)}/s at ${floorMs.toFixed(3)} ms; ${targetPerSec}/s needs at most ${((cores * 1000) / targetPerSec).toFixed(3)} ms`;
 }

@@ -5,7 +5,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { coresBetween, cpuSecondsBetween, cpuSnapshot } from "../../../bench/proc-cpu.ts";
+import { coresBetween, cpuSecondsBetween, cpuSnapshot, hostBudget } from "../../../bench/proc-cpu.ts";
 
 describe("CPU between two snapshots", () => {
 	it("keeps a server's phase when a connection that had used much CPU closed in between", () => {
@@ -36,5 +36,21 @@ describe("CPU between two snapshots", () => {
 		}
 		assert.ok((seen.get("self") ?? 0) > 0, "the process's work shows in its CPU");
 		assert.ok((seen.get("host") ?? 0) > 0, "and in the host's");
+	});
+});
+
+describe("the host's CPU budget per transfer", () => {
+	it("splits a transfer's host CPU into the measured parts and says what the cores allow", () => {
+		const s = hostBudget({ health: 0.2, replay: 0.6, post: 1.6 }, { cpuMsPerOp: 0.25, postgresCpuMsPerOp: 0.15 }, 1_000, 2_000, 2);
+		assert.equal(
+			s,
+			"1.600 ms: HTTP alone 0.200; the request path without the commit 0.600; the bare ledger's commit 0.400; so, with nothing after the commit, at least 1.000; " +
+				"the rest (after the commit, and batches smaller than the bare ledger's) 0.600. 2 cores allow at most 1250/s at 1.600 ms (measured 1000/s, 1.60 cores busy) " +
+				"and 2000/s at 1.000 ms; 2000/s needs at most 1.000 ms",
+		);
+	});
+
+	it("says nothing is allowed of a part it did not measure rather than dividing by zero", () => {
+		assert.match(hostBudget({ health: 0, replay: 0, post: 0 }, { cpuMsPerOp: 0, postgresCpuMsPerOp: 0 }, 0, 2_000, 2), /allow at most 0\/s at 0\.000 ms/);
 	});
 });
