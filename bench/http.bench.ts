@@ -35,7 +35,7 @@ import { exited, startChildNode } from "../test/support/child.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { signAccessToken } from "../services/auth/tokens.ts";
 import type { InvariantReport } from "../services/ledger/invariants.ts";
-import { cpuSecondsBetween, cpuSnapshot, hostBudget } from "./proc-cpu.ts";
+import { cpuSecondsBetween, cpuSnapshot, HOST_STEAL, hostBudget, mainThreadOf } from "./proc-cpu.ts";
 import { measure, type BenchResult, type RunFigures } from "./stats.ts";
 import type { LoadJob } from "./http-load.worker.ts";
 
@@ -205,12 +205,14 @@ function cpuPerOp(before: Map<string, number>, after: Map<string, number>, ops: 
 	const out: Record<string, string> = {};
 	const seconds = cpuSecondsBetween(before, after);
 	for (const [k, v] of seconds) {
-		if (k === "host" || k === "redis") continue;
+		if (k === "host" || k === HOST_STEAL || k === "redis") continue;
 		out[k] = ((v * 1000) / ops).toFixed(3);
 	}
 	for (const [k, s] of Object.entries(extra)) out[k] = ((s * 1000) / ops).toFixed(3);
 	const host = seconds.get("host");
 	if (host !== undefined) out["host (all)"] = ((host * 1000) / ops).toFixed(3);
+	const steal = seconds.get(HOST_STEAL);
+	if (steal !== undefined) out["stolen by the hypervisor"] = ((steal * 1000) / ops).toFixed(3);
 	return out;
 }
 
@@ -257,13 +259,32 @@ async function loaded(t: Target, members: Member[], seed: number): Promise<{ fig
 	return measured(t, { base: t.base, members, requests: REQUESTS, concurrency: CONCURRENCY, mode: "post", seed: seed + 1 });
 }
 
-/** One load phase with each process's CPU per request (and the host's). */
+/** One load phase with each process's CPU per request, its main thread's, and the host's. */
 async function measured(t: Target, job: LoadJob): Promise<{ figures: RunFigures; cpu: Record<string, string> }> {
+	const mainThreads = () => new Map(Object.entries(t.pids).map(([role, pid]) => [role, pid === undefined ? null : mainThreadOf(pid)?.cpuS ?? null]));
+	const main0 = mainThreads();
 	const before = cpuSnapshot(t.pids);
 	const figures = await load(job);
 	const after = cpuSnapshot(t.pids);
+	const main1 = mainThreads();
 	if (figures.errors > 0) throw new Error(`${t.name}: ${figures.errors} errors (${job.mode})`);
-	return { figures, cpu: cpuPerOp(before, after, figures.count, { "load generator": figures.cpuS }) };
+	const mains: Record<string, number> = {};
+	for (const [role, s1] of main1) {
+		const s0 = main0.get(role);
+		if (s1 !== null && s0 !== null && s0 !== undefined) mains[`${role} main thread`] = s1 - s0;
+	}
+	return { figures, cpu: cpuPerOp(before, after, figures.count, { ...mains, "load generator": figures.cpuS }) };
+}
+
+/** A figure of cpuPerOp's as a number (0 where it was not measured: no /proc). */
+const msOf = (cpu: Record<string, string>, key: string): number => {
+	const v = Number(cpu[key]);
+	return Number.isFinite(v) ? v : 0;
+};
+
+/** The ledger's batches so far on the target: how many, and how many operations in them. */
+async function ledgerBatches(t: Target): Promise<{ batchesRun: number; itemsRun: number }> {
+	return t.broker.call("ledger.stats");
 }
 
 /**
@@ -298,14 +319,18 @@ export async function runHttpBench(): Promise<BenchResult[]> {
 	let unloadedPost: RunFigures;
 	let unloadedGet: RunFigures;
 	let bytesPerTransfer = 0;
-	let hostMs = { health: 0, replay: 0, post: 0 };
+	let hostMs = { health: 0, replay: 0, replayPostgres: 0, replayLoadGenerator: 0, post: 0, postLoadGenerator: 0 };
+	let batchSize = 0;
 	let parts: Awaited<ReturnType<typeof floors>>;
 	try {
 		const members = await setUp(one.broker, TEST_JWT_SECRET, TOKEN_TTL_S);
 		const sql = one.sql as pg.Client;
 		await untilConsumed(sql);
 		const bytes0 = await tableBytes(sql);
+		const batches0 = await ledgerBatches(one);
 		single = await loaded(one, members, 10);
+		const batches1 = await ledgerBatches(one);
+		batchSize = (batches1.itemsRun - batches0.itemsRun) / Math.max(1, batches1.batchesRun - batches0.batchesRun);
 		await untilConsumed(sql);
 		const bytes1 = await tableBytes(sql);
 		const transfers = REQUESTS + WARMUP;
@@ -313,12 +338,16 @@ export async function runHttpBench(): Promise<BenchResult[]> {
 		bytesPerTransfer = perTable.reduce((s, [, v]) => s + v, 0);
 		out(`     ${line("POST /api/v1/transfers, 64 in flight", single.figures)}`);
 		out(`     CPU ms per transfer: ${JSON.stringify(single.cpu)}`);
+		out(`     ledger batches, warm-up and measured: ${batchSize.toFixed(1)} ops each on average`);
 		out(`     bytes stored per transfer: ${bytesPerTransfer.toFixed(0)} in all; ${perTable.map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")}`);
 		unloadedPost = await load({ base: one.base, members, requests: UNLOADED, concurrency: 1, mode: "post", seed: 20 });
 		unloadedGet = await load({ base: one.base, members, requests: UNLOADED, concurrency: 1, mode: "account", seed: 21 });
 		out(`     unloaded, one at a time: ${line("POST /api/v1/transfers", unloadedPost)}; ${line("GET /api/v1/accounts/:id", unloadedGet)}`);
 		parts = await floors(one, members, 11);
-		hostMs = { health: Number(parts.health.cpu["host (all)"]), replay: Number(parts.replay.cpu["host (all)"]), post: Number(single.cpu["host (all)"]) };
+		hostMs = {
+			health: msOf(parts.health.cpu, "host (all)"), replay: msOf(parts.replay.cpu, "host (all)"), replayPostgres: msOf(parts.replay.cpu, "postgres"),
+			replayLoadGenerator: msOf(parts.replay.cpu, "load generator"), post: msOf(single.cpu, "host (all)"), postLoadGenerator: msOf(single.cpu, "load generator"),
+		};
 		out(`     the parts, loaded: ${line("GET /health/live", parts.health.figures)}, CPU ms per request ${JSON.stringify(parts.health.cpu)}`);
 		out(`     ${line("the same transfers again (each answered from its idempotency record)", parts.replay.figures)}, CPU ms per request ${JSON.stringify(parts.replay.cpu)}`);
 		await checked(one);
@@ -353,7 +382,7 @@ export async function runHttpBench(): Promise<BenchResult[]> {
 		await emb.stop();
 	}
 	out(`  HTTP one process / bare ledger: ${(single.figures.opsPerSec / bare.figures.opsPerSec).toFixed(2)}; roles / one process: ${(roles.figures.opsPerSec / single.figures.opsPerSec).toFixed(2)}`);
-	out(`  the host's CPU per transfer, one process: ${hostBudget(hostMs, bare, single.figures.opsPerSec)}`);
+	out(`  the host's CPU per transfer, one process: ${hostBudget(hostMs, bare, single.figures.opsPerSec, batchSize)}`);
 
 	const row = (name: string, f: RunFigures, extra: Record<string, unknown> = {}): BenchResult => ({
 		name, opsPerSec: f.opsPerSec, p50Ms: f.p50Ms, p99Ms: f.p99Ms, baselineOpsPerSec: bare.figures.opsPerSec, baselineP50Ms: bare.figures.p50Ms, baselineP99Ms: bare.figures.p99Ms, ...extra,

@@ -9,6 +9,8 @@ import { availableParallelism } from "node:os";
 const TICKS_PER_S = 100;
 const GROUP_SEP = "#";
 const SERVERS: Record<string, string> = { postgres: "postgres", "nats-server": "nats", "redis-server": "redis" };
+/** A snapshot's key for the host's stolen CPU seconds (beside "host", its busy ones). */
+export const HOST_STEAL = "host steal";
 
 /** utime + stime of one process in seconds, or null when it is gone. */
 function cpuSecondsOf(pid: number | string): { comm: string; cpuS: number } | null {
@@ -43,12 +45,21 @@ export function mainThreadOf(pid: number): { cpuS: number; rssMb: number } | nul
 	return { cpuS: main.cpuS, rssMb };
 }
 
-/** Busy CPU seconds of the whole host so far (all but idle and iowait, from /proc/stat). */
-function hostBusySeconds(): number | null {
+/**
+ * CPU seconds so far of the whole host from /proc/stat: busy (user, nice, system, irq and
+ * softirq; guest time is already inside user and nice) and stolen (a virtual machine's
+ * vCPUs waiting while the hypervisor ran something else: not this host's work, so not busy).
+ */
+export function hostSeconds(stat: string): { busyS: number; stealS: number } | null {
+	const cpu = stat.split("\n")[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+	if (cpu.length < 8 || cpu.some(n => !Number.isFinite(n))) return null;
+	const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu;
+	return { busyS: (user + nice + system + irq + softirq) / TICKS_PER_S, stealS: steal / TICKS_PER_S };
+}
+
+function hostNow(): { busyS: number; stealS: number } | null {
 	try {
-		const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
-		const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
-		return (cpu.reduce((a, b) => a + b, 0) - idle) / TICKS_PER_S;
+		return hostSeconds(readFileSync("/proc/stat", "utf8"));
 	} catch {
 		return null;
 	}
@@ -67,8 +78,11 @@ export function cpuSnapshot(nodes: Record<string, number | undefined>, groups: R
 		const s = pid === undefined ? null : cpuSecondsOf(pid);
 		if (s) out.set(name, s.cpuS);
 	}
-	const host = hostBusySeconds();
-	if (host !== null) out.set("host", host);
+	const host = hostNow();
+	if (host !== null) {
+		out.set("host", host.busyS);
+		out.set(HOST_STEAL, host.stealS);
+	}
 	let pids: string[] = [];
 	try {
 		pids = readdirSync("/proc").filter(d => /^\d+$/.test(d));
@@ -107,7 +121,7 @@ export function cpuSecondsBetween(before: Map<string, number>, after: Map<string
  * server's figure.
  */
 export function coresBetween(before: Map<string, number>, after: Map<string, number>, seconds: number): string {
-	const byName = new Map([...cpuSecondsBetween(before, after)].filter(([name]) => name !== "host").map(([name, s]) => [name, s / seconds] as const));
+	const byName = new Map([...cpuSecondsBetween(before, after)].filter(([name]) => name !== "host" && name !== HOST_STEAL).map(([name, s]) => [name, s / seconds] as const));
 	const parts: string[] = [];
 	let total = 0;
 	for (const [name, cores] of byName) {
@@ -116,22 +130,43 @@ export function coresBetween(before: Map<string, number>, after: Map<string, num
 		parts.push(`${name} ${cores.toFixed(2)}`);
 	}
 	const host = after.get("host");
-	const hostCores = host === undefined ? "" : `; the host was busy ${(Math.max(0, host - (before.get("host") ?? 0)) / seconds).toFixed(2)} cores`;
+	const steal = after.get(HOST_STEAL);
+	const stolen = steal === undefined ? "" : ` (${(Math.max(0, steal - (before.get(HOST_STEAL) ?? 0)) / seconds).toFixed(2)} more stolen by the hypervisor)`;
+	const hostCores = host === undefined ? "" : `; the host was busy ${(Math.max(0, host - (before.get("host") ?? 0)) / seconds).toFixed(2)} cores${stolen}`;
 	return `${parts.join(", ")}; ${total.toFixed(2)} cores in these processes${hostCores}`;
 }
 
+/** The http bench's measured parts of a transfer's host CPU, ms per request (see hostBudget). */
+export interface HostParts {
+	/** GET /health/live: the HTTP layer alone. */
+	health: number;
+	/** The transfers sent again: the request path up to the ledger's batch, which reads the key and answers. */
+	replay: number;
+	/** Of `replay`, PostgreSQL's: the batch's read, which the bare ledger's commit also does. */
+	replayPostgres: number;
+	replayLoadGenerator: number;
+	/** A transfer, measured. */
+	post: number;
+	postLoadGenerator: number;
+}
+
 /**
- * The host's CPU per transfer split into the parts the HTTP bench measures, and what that
- * allows: at c ms of the host's CPU per transfer, n cores do at most n / c transfers a
- * second however the work is spread over processes and threads.
+ * A transfer's host CPU split into the parts the HTTP bench measures, and what that allows:
+ * at c ms of the host's CPU per transfer, n cores do at most n / c transfers a second
+ * however the work is spread over processes and threads. The floor is what a transfer
+ * costs with nothing after its commit: the request path, less its PostgreSQL read (which
+ * the bare commit includes), plus the bare ledger's commit, whose batches are larger than
+ * the HTTP path's (so the floor, if anything, is low).
  */
-export function hostBudget(hostMs: { health: number; replay: number; post: number }, bare: { cpuMsPerOp: number; postgresCpuMsPerOp: number }, opsPerSec: number, targetPerSec = 2_000, cores = availableParallelism()): string {
+export function hostBudget(parts: HostParts, bare: { cpuMsPerOp: number; postgresCpuMsPerOp: number }, opsPerSec: number, batchSize: number, targetPerSec = 2_000, cores = availableParallelism()): string {
 	const bareMs = bare.cpuMsPerOp + bare.postgresCpuMsPerOp;
-	const floorMs = hostMs.replay + bareMs;
+	const floorMs = parts.replay - parts.replayPostgres + bareMs;
 	const ceiling = (ms: number) => (ms > 0 ? Math.floor((cores * 1000) / ms) : 0);
-	return `${hostMs.post.toFixed(3)} ms: HTTP alone ${hostMs.health.toFixed(3)}; the request path without the commit ${hostMs.replay.toFixed(3)}; ` +
-		`the bare ledger's commit ${bareMs.toFixed(3)}; so, with nothing after the commit, at least ${floorMs.toFixed(3)}; ` +
-		`the rest (after the commit, and batches smaller than the bare ledger's) ${(hostMs.post - floorMs).toFixed(3)}. ` +
-		`${cores} cores allow at most ${ceiling(hostMs.post)}/s at ${hostMs.post.toFixed(3)} ms (measured ${opsPerSec.toFixed(0)}/s, ${((opsPerSec * hostMs.post) / 1000).toFixed(2)} cores busy) ` +
-		`and ${ceiling(floorMs)}/s at ${floorMs.toFixed(3)} ms; ${targetPerSec}/s needs at most ${((cores * 1000) / targetPerSec).toFixed(3)} ms`;
+	const f = (ms: number) => ms.toFixed(3);
+	return `${f(parts.post)} ms (the load generator ${f(parts.postLoadGenerator)} of it): HTTP alone ${f(parts.health)}; ` +
+		`the request path up to the ledger's batch ${f(parts.replay)} (PostgreSQL ${f(parts.replayPostgres)} of it, the batch's read); the bare ledger's commit ${f(bareMs)}; ` +
+		`so, with nothing after the commit, at least ${f(floorMs)} (${f(floorMs - parts.replayLoadGenerator)} without the load generator); ` +
+		`the rest (the work after the commit, and batches of ${batchSize.toFixed(1)} operations) ${f(parts.post - floorMs)}. ` +
+		`${cores} cores allow at most ${ceiling(parts.post)}/s at the measured cost (${ceiling(parts.post - parts.postLoadGenerator)}/s without the load generator); ` +
+		`measured ${opsPerSec.toFixed(0)}/s, ${((opsPerSec * parts.post) / 1000).toFixed(2)} cores busy; ${targetPerSec}/s needs at most ${f((cores * 1000) / targetPerSec)} ms`;
 }

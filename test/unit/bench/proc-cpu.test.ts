@@ -5,7 +5,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { coresBetween, cpuSecondsBetween, cpuSnapshot, hostBudget } from "../../../bench/proc-cpu.ts";
+import { coresBetween, cpuSecondsBetween, cpuSnapshot, hostBudget, hostSeconds } from "../../../bench/proc-cpu.ts";
 
 describe("CPU between two snapshots", () => {
 	it("keeps a server's phase when a connection that had used much CPU closed in between", () => {
@@ -40,17 +40,34 @@ describe("CPU between two snapshots", () => {
 });
 
 describe("the host's CPU budget per transfer", () => {
-	it("splits a transfer's host CPU into the measured parts and says what the cores allow", () => {
-		const s = hostBudget({ health: 0.2, replay: 0.6, post: 1.6 }, { cpuMsPerOp: 0.25, postgresCpuMsPerOp: 0.15 }, 1_000, 2_000, 2);
+	const parts = { health: 0.2, replay: 0.6, replayPostgres: 0.1, replayLoadGenerator: 0.1, post: 1.6, postLoadGenerator: 0.1 };
+
+	it("splits a transfer's host CPU into the measured parts, counting the batch's read once, and says what the cores allow", () => {
+		const s = hostBudget(parts, { cpuMsPerOp: 0.25, postgresCpuMsPerOp: 0.15 }, 1_000, 16, 2_000, 2);
 		assert.equal(
 			s,
-			"1.600 ms: HTTP alone 0.200; the request path without the commit 0.600; the bare ledger's commit 0.400; so, with nothing after the commit, at least 1.000; " +
-				"the rest (after the commit, and batches smaller than the bare ledger's) 0.600. 2 cores allow at most 1250/s at 1.600 ms (measured 1000/s, 1.60 cores busy) " +
-				"and 2000/s at 1.000 ms; 2000/s needs at most 1.000 ms",
+			"1.600 ms (the load generator 0.100 of it): HTTP alone 0.200; the request path up to the ledger's batch 0.600 (PostgreSQL 0.100 of it, the batch's read); " +
+				"the bare ledger's commit 0.400; so, with nothing after the commit, at least 0.900 (0.800 without the load generator); " +
+				"the rest (the work after the commit, and batches of 16.0 operations) 0.700. 2 cores allow at most 1250/s at the measured cost (1333/s without the load generator); " +
+				"measured 1000/s, 1.60 cores busy; 2000/s needs at most 1.000 ms",
 		);
 	});
 
 	it("says nothing is allowed of a part it did not measure rather than dividing by zero", () => {
-		assert.match(hostBudget({ health: 0, replay: 0, post: 0 }, { cpuMsPerOp: 0, postgresCpuMsPerOp: 0 }, 0, 2_000, 2), /allow at most 0\/s at 0\.000 ms/);
+		const none = { health: 0, replay: 0, replayPostgres: 0, replayLoadGenerator: 0, post: 0, postLoadGenerator: 0 };
+		assert.match(hostBudget(none, { cpuMsPerOp: 0, postgresCpuMsPerOp: 0 }, 0, 0, 2_000, 2), /allow at most 0\/s at the measured cost \(0\/s without/);
+	});
+});
+
+describe("the host's busy and stolen CPU", () => {
+	it("counts user, nice, system, irq and softirq as busy, steal apart, and guest time once (inside user)", () => {
+		// user nice system idle iowait irq softirq steal guest guest_nice
+		const s = hostSeconds("cpu  1000 100 300 5000 200 10 40 250 70 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n");
+		assert.deepEqual(s, { busyS: 14.5, stealS: 2.5 });
+	});
+
+	it("answers null for a line it cannot read", () => {
+		assert.equal(hostSeconds("cpu  1 2 3\n"), null);
+		assert.equal(hostSeconds(""), null);
 	});
 });
