@@ -10,9 +10,9 @@
  *     POST /transfers and GET /accounts/:id; and the bytes stored per transfer, per table,
  *     once every consumer has caught up (audit and notifications included); then the parts
  *     of a transfer's host CPU under the same load: GET /health/live (HTTP alone) and the
- *     measured transfers sent again (the request path without the commit), which with the
- *     bare ledger give what any transfer costs before the work after its commit, and what
- *     the host's cores allow at that cost (hostBudget);
+ *     measured transfers sent again (the request path up to the ledger's batch, which reads
+ *     the key and answers), which with the bare ledger give what any transfer costs before
+ *     the work after its commit, and what the host's cores allow at that cost (hostBudget);
  *  3. roles: the same load against four node processes over NATS (gateway, payments,
  *     ledger, workers), the hops a transfer makes, and the ratio to (2);
  *  4. embedded: the one-process node on PGlite.
@@ -35,7 +35,7 @@ import { exited, startChildNode } from "../test/support/child.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { signAccessToken } from "../services/auth/tokens.ts";
 import type { InvariantReport } from "../services/ledger/invariants.ts";
-import { cpuSecondsBetween, cpuSnapshot, HOST_STEAL, hostBudget, mainThreadOf } from "./proc-cpu.ts";
+import { cpuSecondsBetween, cpuSnapshot, HOST_STEAL, hostBudget, mainThreadOf, type HostParts } from "./proc-cpu.ts";
 import { measure, type BenchResult, type RunFigures } from "./stats.ts";
 import type { LoadJob } from "./http-load.worker.ts";
 
@@ -253,14 +253,20 @@ function ownerOf(token: string): string {
 	return payload.sub;
 }
 
+/** A load phase's figures and each process's CPU per request (cpuPerOp). */
+interface Measured {
+	figures: RunFigures;
+	cpu: Record<string, string>;
+}
+
 /** Warm-up, then the measured load with each process's CPU per transfer. */
-async function loaded(t: Target, members: Member[], seed: number): Promise<{ figures: RunFigures; cpu: Record<string, string> }> {
+async function loaded(t: Target, members: Member[], seed: number): Promise<Measured> {
 	await load({ base: t.base, members, requests: WARMUP, concurrency: CONCURRENCY, mode: "post", seed });
 	return measured(t, { base: t.base, members, requests: REQUESTS, concurrency: CONCURRENCY, mode: "post", seed: seed + 1 });
 }
 
 /** One load phase with each process's CPU per request, its main thread's, and the host's. */
-async function measured(t: Target, job: LoadJob): Promise<{ figures: RunFigures; cpu: Record<string, string> }> {
+async function measured(t: Target, job: LoadJob): Promise<Measured> {
 	const mainThreads = () => new Map(Object.entries(t.pids).map(([role, pid]) => [role, pid === undefined ? null : mainThreadOf(pid)?.cpuS ?? null]));
 	const main0 = mainThreads();
 	const before = cpuSnapshot(t.pids);
@@ -289,13 +295,13 @@ async function ledgerBatches(t: Target): Promise<{ batchesRun: number; itemsRun:
 
 /**
  * What a transfer's host CPU is made of, each part measured on the loaded one-process node
- * (64 in flight): an HTTP request that reaches no service (GET /health/live); the whole
- * request path of a transfer without its commit or anything after it (the loaded phase's
- * requests again, same keys and bodies: each is answered from the ledger's idempotency
- * record, after the HTTP layer, the token, the rate limits, validation and the call);
- * and, from the loaded phase and the bare ledger, the commit and its consequences.
+ * (64 in flight): an HTTP request that reaches no service (GET /health/live); a transfer's
+ * request path up to the ledger's batch (the loaded phase's requests again, same keys and
+ * bodies: each is answered from the ledger's idempotency record, after the HTTP layer, the
+ * token, the rate limits, validation, the call and the batch's read); and, from the loaded
+ * phase and the bare ledger, the commit and its consequences.
  */
-async function floors(t: Target, members: Member[], replaySeed: number): Promise<{ health: { figures: RunFigures; cpu: Record<string, string> }; replay: { figures: RunFigures; cpu: Record<string, string> } }> {
+async function floors(t: Target, members: Member[], replaySeed: number): Promise<{ health: Measured; replay: Measured }> {
 	const job = { base: t.base, members, requests: REQUESTS, concurrency: CONCURRENCY } as const;
 	const health = await measured(t, { ...job, mode: "get", seed: 0 });
 	const replay = await measured(t, { ...job, mode: "post", seed: replaySeed });
@@ -315,11 +321,11 @@ export async function runHttpBench(): Promise<BenchResult[]> {
 
 	out("  2. one process on PostgreSQL");
 	const one = await startTarget("one", { node: "all" }, false);
-	let single: { figures: RunFigures; cpu: Record<string, string> };
+	let single: Measured;
 	let unloadedPost: RunFigures;
 	let unloadedGet: RunFigures;
 	let bytesPerTransfer = 0;
-	let hostMs = { health: 0, replay: 0, replayPostgres: 0, replayLoadGenerator: 0, post: 0, postLoadGenerator: 0 };
+	let hostMs: HostParts = { health: 0, replay: 0, replayPostgres: 0, replayLoadGenerator: 0, post: 0, postLoadGenerator: 0 };
 	let batchSize = 0;
 	let parts: Awaited<ReturnType<typeof floors>>;
 	try {
@@ -358,7 +364,7 @@ export async function runHttpBench(): Promise<BenchResult[]> {
 	out("  3. roles in four processes over NATS (gateway, payments, ledger, workers)");
 	out("     a transfer's hops: load generator -> gateway (HTTP) -> ledger node owning the source account (NATS, one commit) -> gateway -> client");
 	const split = await startTarget("roles", ROLES, false);
-	let roles: { figures: RunFigures; cpu: Record<string, string> };
+	let roles: Measured;
 	try {
 		const members = await setUp(split.broker, TEST_JWT_SECRET, TOKEN_TTL_S);
 		roles = await loaded(split, members, 30);
@@ -371,7 +377,7 @@ export async function runHttpBench(): Promise<BenchResult[]> {
 
 	out("  4. one process on PGlite (embedded)");
 	const emb = await startTarget("embedded", { node: "all" }, true);
-	let embedded: { figures: RunFigures; cpu: Record<string, string> };
+	let embedded: Measured;
 	try {
 		const members = await setUp(emb.broker, TEST_JWT_SECRET, TOKEN_TTL_S, Math.min(USERS, 200));
 		embedded = await loaded(emb, members, 40);
